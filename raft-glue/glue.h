@@ -1,0 +1,215 @@
+/* kyufu raft-glue: replicates ledger commands through Raft into storage/.
+ *
+ * The only module that includes raft.h (its internal headers fsm.h and
+ * proposer.h do; this public header does not, so node/ never sees raft).
+ *
+ * A struct kyufu_glue owns one raft instance with libraft's raft_uv I/O and
+ * TCP transport on the caller's libuv loop, the FSM adapter over a
+ * struct kyufu_storage (borrowed: it must outlive the glue), and the group
+ * committer that packs many proposed commands into one Raft entry.
+ *
+ * Async rules (libuv's): a call that takes a callback and returns nonzero
+ * never calls the callback; otherwise the callback fires exactly once, on
+ * the loop thread, and never from inside the call that started it.
+ * Requests are caller-allocated and must stay valid until their callback.
+ */
+#ifndef KYUFU_GLUE_H
+#define KYUFU_GLUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "kyufu/v1/ledger.pb-c.h"
+#include "storage.h"
+
+#define KYUFU_GLUE_ERRORS(X)                                                 \
+    X(OK, 0, "ok")                                                           \
+    X(NOMEM, -1, "out of memory")                                            \
+    X(NOTLEADER, -2, "this node is not the leader")                          \
+    X(LEADERSHIPLOST, -3, "leadership lost before the command committed")    \
+    X(SHUTDOWN, -4, "the node is shutting down")                             \
+    X(TOOBIG, -5, "command too large")                                       \
+    X(BUSY, -6, "too many commands in flight")                               \
+    X(INVALID, -7, "invalid argument")                                       \
+    X(IO, -8, "raft I/O error")                                              \
+    X(STORAGE, -9, "storage error")                                          \
+    X(CONFIG, -10, "bad raft configuration")                                 \
+    X(NOTFOUND, -11, "no such node")                                         \
+    X(TIMEOUT, -12, "timed out")
+
+enum kyufu_glue_error {
+#define KYUFU_GLUE__ENUM(name, value, text) KYUFU_GLUE_E##name = value,
+    KYUFU_GLUE_ERRORS(KYUFU_GLUE__ENUM)
+#undef KYUFU_GLUE__ENUM
+};
+
+const char *kyufu_glue_strerror(int rv);
+
+struct kyufu_glue; /* Opaque. */
+
+struct kyufu_glue_peer
+{
+    uint64_t id;          /* Raft server id, > 0 */
+    const char *address;  /* "host:port" of its Raft transport. Borrowed. */
+};
+
+struct kyufu_glue_config
+{
+    uint64_t id;               /* This node's Raft id. */
+    const char *address;       /* This node's Raft "host:port". Borrowed. */
+    const char *raft_dir;      /* raft_uv data directory. Borrowed. */
+    /* 0 in any field below means the default of raft-glue/limits.h; a value
+     * outside the bounds there makes kyufu_glue_init fail with CONFIG. */
+    unsigned election_timeout_ms;
+    unsigned heartbeat_timeout_ms;
+    unsigned snapshot_threshold_entries;
+    unsigned snapshot_trailing_entries;
+    unsigned max_inflight_entries;
+    unsigned group_commit_commands_max;
+    bool pre_vote_disabled;    /* pre-vote is on unless this is set */
+};
+
+/* Called when this node's role or the known leader changes. */
+typedef void (*kyufu_glue_state_cb)(struct kyufu_glue *g, void *arg);
+
+/* Create the glue on `loop`.  Nothing starts until kyufu_glue_start. */
+int kyufu_glue_init(uv_loop_t *loop,
+                    const struct kyufu_glue_config *config,
+                    struct kyufu_storage *storage,
+                    struct kyufu_glue **out,
+                    char *errmsg,
+                    size_t errmsg_len);
+
+/* Write the initial configuration (all voters) into a pristine raft_dir.
+ * Call once per node of a new cluster, before start.  Returns CONFIG when
+ * the directory already holds a cluster. */
+int kyufu_glue_bootstrap(struct kyufu_glue *g,
+                         const struct kyufu_glue_peer *peers,
+                         size_t n_peers,
+                         char *errmsg,
+                         size_t errmsg_len);
+
+/* Load the log, restore state and join the cluster.  Fails with STORAGE when
+ * the store has applied entries the Raft log no longer holds (see
+ * docs/raft.md, "auto-recovery"). */
+int kyufu_glue_start(struct kyufu_glue *g,
+                     kyufu_glue_state_cb state_cb,
+                     void *state_arg,
+                     char *errmsg,
+                     size_t errmsg_len);
+
+/* ---------------------------------------------------------------- propose */
+
+struct kyufu_glue_propose;
+/* status is 0 or a KYUFU_GLUE_E* code.  On 0, `result` is the command's
+ * result (which may itself be a ledger rejection) and the callback owns it
+ * (free with kyufu__v1__command_result__free_unpacked).  On error it is
+ * NULL and the command may or may not have been applied: retry with the same
+ * idempotency key to learn which. */
+typedef void (*kyufu_glue_propose_cb)(struct kyufu_glue_propose *req,
+                                      int status,
+                                      Kyufu__V1__CommandResult *result);
+struct kyufu_glue_propose
+{
+    void *data;                 /* For the caller. */
+    /* Private below. */
+    void *queue[2];
+    uint8_t *encoded;
+    size_t encoded_len;
+    kyufu_glue_propose_cb cb;
+};
+
+/* Propose one command (its header fully filled, including the leader-stamped
+ * time) on the leader.  The command is encoded before this returns; the
+ * caller keeps ownership of `cmd`. Returns NOTLEADER on a follower. */
+int kyufu_glue_propose(struct kyufu_glue *g,
+                       struct kyufu_glue_propose *req,
+                       const Kyufu__V1__Command *cmd,
+                       kyufu_glue_propose_cb cb);
+
+/* ---------------------------------------------------------- linearizable */
+
+struct kyufu_glue_barrier;
+typedef void (*kyufu_glue_barrier_cb)(struct kyufu_glue_barrier *req,
+                                      int status);
+struct kyufu_glue_barrier
+{
+    void *data;
+    void *impl; /* Private. */
+    kyufu_glue_barrier_cb cb;
+};
+
+/* On the leader: fire cb once every entry committed before this call is
+ * applied locally, and leadership was confirmed by a quorum after the call
+ * (a Raft barrier entry), so a read done in the callback is linearizable. */
+int kyufu_glue_barrier(struct kyufu_glue *g,
+                       struct kyufu_glue_barrier *req,
+                       kyufu_glue_barrier_cb cb);
+
+/* -------------------------------------------------------------- cluster */
+
+struct kyufu_glue_status
+{
+    uint64_t id;
+    const char *role;        /* "leader" | "follower" | "candidate" | ... */
+    uint64_t term;
+    uint64_t commit_index;
+    uint64_t applied_index;
+    uint64_t last_log_index;
+    uint64_t leader_id;      /* 0 when unknown */
+    char leader_address[128];
+};
+
+void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out);
+bool kyufu_glue_is_leader(struct kyufu_glue *g);
+
+struct kyufu_glue_transfer;
+typedef void (*kyufu_glue_transfer_cb)(struct kyufu_glue_transfer *req,
+                                       int status);
+struct kyufu_glue_transfer
+{
+    void *data;
+    void *impl; /* Private. */
+    kyufu_glue_transfer_cb cb;
+};
+
+/* Hand leadership to `target_id` (0: the most up-to-date voter).  The
+ * callback fires with 0 once another node is seen as leader, after retrying
+ * the Raft transfer up to KYUFU_TRANSFER_ATTEMPTS_MAX times; TIMEOUT when it
+ * never happened. */
+int kyufu_glue_transfer(struct kyufu_glue *g,
+                        struct kyufu_glue_transfer *req,
+                        uint64_t target_id,
+                        kyufu_glue_transfer_cb cb);
+
+struct kyufu_glue_change;
+typedef void (*kyufu_glue_change_cb)(struct kyufu_glue_change *req,
+                                     int status);
+struct kyufu_glue_change
+{
+    void *data;
+    void *impl; /* Private. */
+    kyufu_glue_change_cb cb;
+};
+
+/* Add a node as a voter (added as spare, caught up, then promoted) or remove
+ * it.  Leader only. */
+int kyufu_glue_add(struct kyufu_glue *g,
+                   struct kyufu_glue_change *req,
+                   const struct kyufu_glue_peer *peer,
+                   kyufu_glue_change_cb cb);
+int kyufu_glue_remove(struct kyufu_glue *g,
+                      struct kyufu_glue_change *req,
+                      uint64_t id,
+                      kyufu_glue_change_cb cb);
+
+/* Stop: pending proposals fail with SHUTDOWN, raft and raft_uv close; cb
+ * fires when every handle is closed and the glue is freed.  The storage is
+ * not closed (the caller owns it). */
+void kyufu_glue_close(struct kyufu_glue *g,
+                      void (*cb)(void *arg),
+                      void *arg);
+
+#endif /* KYUFU_GLUE_H */

@@ -1,0 +1,284 @@
+/* kyufu storage: the benefit ledger state machine on LMDB.
+ *
+ * The only module that includes lmdb.h.  It applies commands to one LMDB
+ * write transaction and answers queries from short read transactions.  It
+ * does no I/O besides LMDB's own: no sockets, no clocks, no randomness, no
+ * environment.  Every time it needs comes from the command header, stamped by
+ * the Raft leader.
+ *
+ * Threads: a struct kyufu_storage is used from one thread (the node's loop
+ * thread), except a snapshot cursor, which may be handed to one other thread
+ * (the environment is opened with MDB_NOTLS for that).
+ *
+ * Errors: functions return 0 or a negative KYUFU_STORAGE_E* code and, when
+ * given an errmsg buffer, write a one-line detail into it.  A command that is
+ * rejected by the ledger rules is NOT an error: apply returns 0 and the
+ * command's CommandResult carries the rejection code.  Errors are reserved
+ * for the store itself (full map, I/O failure, corruption); the fatal ones
+ * (kyufu_storage_is_fatal) mean the node must stop: a failed LMDB commit is
+ * never retried.
+ */
+#ifndef KYUFU_STORAGE_H
+#define KYUFU_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kyufu/v1/ledger.pb-c.h"
+
+#define KYUFU_STORAGE_ERRORS(X)                                              \
+    X(OK, 0, "ok")                                                           \
+    X(NOMEM, -1, "out of memory")                                            \
+    X(IO, -2, "I/O error in the store")                                      \
+    X(CORRUPT, -3, "store or snapshot is corrupt")                           \
+    X(SCHEMA, -4, "store has an unsupported schema version")                 \
+    X(MAP_FULL, -5, "store map is full and cannot grow")                     \
+    X(LOCKED, -6, "store is in use by another process")                      \
+    X(INVALID, -7, "invalid argument")                                       \
+    X(NOTFOUND, -8, "not found")                                             \
+    X(STALE, -9, "entry index is not after the applied index")
+
+enum kyufu_storage_error {
+#define KYUFU_STORAGE__ENUM(name, value, text) KYUFU_STORAGE_E##name = value,
+    KYUFU_STORAGE_ERRORS(KYUFU_STORAGE__ENUM)
+#undef KYUFU_STORAGE__ENUM
+};
+
+/* Static string for an error code; never NULL. */
+const char *kyufu_storage_strerror(int rv);
+
+/* True when the node must stop after this error (I/O, corruption, a failed
+ * commit, a map that is full and cannot grow).  A node never answers a full
+ * store by rejecting the entry: how full LMDB is differs between replicas
+ * (page layout depends on history), so a rejection there would make them
+ * diverge.  Instead apply grows the map (see below) and, when it cannot,
+ * the node stops with the state intact and the operator raises the limit. */
+bool kyufu_storage_is_fatal(int rv);
+
+struct kyufu_storage; /* Opaque. */
+
+struct kyufu_storage_options
+{
+    const char *path;          /* Directory; created if missing. Borrowed. */
+    size_t map_size_bytes;     /* Initial map size; 0 means the default. */
+    size_t map_size_bytes_max; /* Growth ceiling; 0 means the default. */
+    bool no_sync;              /* MDB_NOSYNC: tests and simulation only. */
+};
+
+/* Open (creating if new) the store at options->path.  Stamps the schema
+ * version in a new store and checks it in an existing one.  On success *out
+ * owns the environment until kyufu_storage_close. */
+int kyufu_storage_open(const struct kyufu_storage_options *options,
+                       struct kyufu_storage **out,
+                       char *errmsg,
+                       size_t errmsg_len);
+
+void kyufu_storage_close(struct kyufu_storage *s);
+
+/* Index and term of the last applied Raft entry (0, 0 for a new store). */
+void kyufu_storage_applied(struct kyufu_storage *s,
+                           uint64_t *index,
+                           uint64_t *term);
+
+/* ------------------------------------------------------------------ apply */
+
+/* Results of one applied batch, one per command, in command order.  Owned by
+ * the caller after apply returns; free with kyufu_storage_results_free. */
+struct kyufu_storage_results
+{
+    size_t n;
+    Kyufu__V1__CommandResult **items;
+};
+
+/* Apply the commands of one Raft entry, at (index, term), in one LMDB write
+ * transaction that also records the applied index and term, the audit
+ * records and the client-session results.  Preconditions: index is greater
+ * than the applied index (else KYUFU_STORAGE_ESTALE and nothing changes).
+ *
+ * A command that breaks a ledger rule is rejected (its result carries the
+ * code) and changes nothing but its audit record and session entry.  A
+ * command whose idempotency key was already applied gets a copy of the first
+ * result and changes nothing at all.
+ *
+ * After the transaction commits, the six SPEC invariants are checked on every
+ * record the batch touched; a violation aborts the process (a bug, never an
+ * input).  On a fatal error the transaction is aborted and the node must
+ * stop.
+ *
+ * A full map (MDB_MAP_FULL) aborts the transaction; when no snapshot is
+ * outstanding the map grows (doubling, up to map_size_bytes_max) and the
+ * batch is applied again from the start in a new transaction (nothing had
+ * been committed, so this is not a retried durable write); otherwise MAP_FULL
+ * is returned.  Apply also grows the map ahead of need, when more than three
+ * quarters is used and no snapshot is outstanding. */
+int kyufu_storage_apply(struct kyufu_storage *s,
+                        uint64_t index,
+                        uint64_t term,
+                        const Kyufu__V1__CommandBatch *batch,
+                        struct kyufu_storage_results *results,
+                        char *errmsg,
+                        size_t errmsg_len);
+
+/* Decode a CommandBatch from protobuf bytes and apply it.  Malformed bytes
+ * are not an error of the store: every node sees the same bytes, so the
+ * entry is applied as an empty batch (the applied index still advances) and
+ * results->n is 0.  This is the entry point for the fuzzer. */
+int kyufu_storage_apply_bytes(struct kyufu_storage *s,
+                              uint64_t index,
+                              uint64_t term,
+                              const uint8_t *buf,
+                              size_t len,
+                              struct kyufu_storage_results *results,
+                              char *errmsg,
+                              size_t errmsg_len);
+
+void kyufu_storage_results_free(struct kyufu_storage_results *results);
+
+/* Record that the entry at (index, term) carried no command (a barrier, a
+ * configuration change): advances the applied index alone. */
+int kyufu_storage_apply_noop(struct kyufu_storage *s,
+                             uint64_t index,
+                             uint64_t term,
+                             char *errmsg,
+                             size_t errmsg_len);
+
+/* ---------------------------------------------------------------- queries
+ *
+ * Each query runs in its own short read transaction.  Records come back as
+ * protobuf-c messages owned by the caller: free with the matching
+ * kyufu__v1__*__free_unpacked(record, NULL).  Return 0, NOTFOUND, or an
+ * error. */
+
+int kyufu_storage_get_program(struct kyufu_storage *s,
+                              const char *code,
+                              Kyufu__V1__Program **out);
+int kyufu_storage_get_household(struct kyufu_storage *s,
+                                const char *household_no,
+                                Kyufu__V1__Household **out);
+int kyufu_storage_get_application(struct kyufu_storage *s,
+                                  uint64_t id,
+                                  Kyufu__V1__Application **out);
+int kyufu_storage_get_batch(struct kyufu_storage *s,
+                            uint64_t id,
+                            Kyufu__V1__PaymentBatch **out);
+int kyufu_storage_get_staff(struct kyufu_storage *s,
+                            const char *staff_id,
+                            Kyufu__V1__StaffAccount **out);
+
+/* A page of a list.  `after` is the key of the last item of the previous
+ * page (empty or NULL for the first page); `next` is set to the key to pass
+ * for the following page, empty when there is none.  Items are in key order.
+ * page_size is clamped to [1, KYUFU_LIST_PAGE_SIZE_MAX]. */
+struct kyufu_storage_page
+{
+    size_t n;
+    void **items;    /* Kyufu__V1__<Record> *, by list kind */
+    char next[128];  /* NUL-terminated continuation key */
+};
+
+struct kyufu_storage_app_filter
+{
+    const char *program_code;  /* NULL or "" for any */
+    const char *household_no;  /* NULL or "" for any */
+    Kyufu__V1__ApplicationStatus status; /* 0 for any */
+};
+
+int kyufu_storage_list_programs(struct kyufu_storage *s,
+                                const char *after,
+                                size_t page_size,
+                                struct kyufu_storage_page *page);
+int kyufu_storage_list_households(struct kyufu_storage *s,
+                                  const char *after,
+                                  size_t page_size,
+                                  struct kyufu_storage_page *page);
+int kyufu_storage_list_applications(
+    struct kyufu_storage *s,
+    const struct kyufu_storage_app_filter *filter,
+    const char *after,
+    size_t page_size,
+    struct kyufu_storage_page *page);
+int kyufu_storage_list_batches(struct kyufu_storage *s,
+                               const char *after,
+                               size_t page_size,
+                               struct kyufu_storage_page *page);
+int kyufu_storage_list_staff(struct kyufu_storage *s,
+                             const char *after,
+                             size_t page_size,
+                             struct kyufu_storage_page *page);
+/* Audit records with seq > after_seq (as decimal string in `after`). */
+int kyufu_storage_list_audit(struct kyufu_storage *s,
+                             const char *after,
+                             size_t page_size,
+                             struct kyufu_storage_page *page);
+
+/* Free the items of a page filled by one of the list functions above. */
+void kyufu_storage_page_free(struct kyufu_storage_page *page);
+
+/* ------------------------------------------------------ audit and digest */
+
+/* Walk the whole audit chain and check every link and hash.  Returns 0 when
+ * it verifies, CORRUPT (with the first bad seq in errmsg) when it does not.
+ * *count receives the number of records checked. */
+int kyufu_storage_audit_verify(struct kyufu_storage *s,
+                               uint64_t *count,
+                               char *errmsg,
+                               size_t errmsg_len);
+
+/* SHA-256 over a canonical walk of the whole replicated state (every
+ * database, key and value in order, the applied index and term included), so
+ * that two replicas at the same applied index compare equal iff their state
+ * is identical. */
+int kyufu_storage_digest(struct kyufu_storage *s,
+                         uint8_t digest[32],
+                         uint64_t *applied_index);
+
+/* Walk every program, application and batch and check the six SPEC
+ * invariants that can be checked from state alone (1-5; 6 is the caller's).
+ * Returns 0, or CORRUPT with the violation in errmsg.  Used by tests and
+ * chaos checkers; apply checks the records it touches itself. */
+int kyufu_storage_check_invariants(struct kyufu_storage *s,
+                                   char *errmsg,
+                                   size_t errmsg_len);
+
+/* -------------------------------------------------------------- snapshots
+ *
+ * A snapshot is a consistent view of the whole state at an applied index,
+ * serialized to a self-checking byte stream (docs/formats.md).  Taking it
+ * does not block apply: begin opens a read transaction (cheap, on the loop
+ * thread); write may run on another thread; end releases it.
+ */
+
+struct kyufu_storage_snapshot; /* Opaque. */
+
+int kyufu_storage_snapshot_begin(struct kyufu_storage *s,
+                                 struct kyufu_storage_snapshot **out);
+
+/* Index and term the snapshot captures. */
+void kyufu_storage_snapshot_applied(const struct kyufu_storage_snapshot *snap,
+                                    uint64_t *index,
+                                    uint64_t *term);
+
+/* Serialize the snapshot as a sequence of chunks, each at most
+ * KYUFU_SNAPSHOT_CHUNK_BYTES_MAX, handed to `emit` in order.  `emit` takes
+ * ownership of `chunk` (allocated with `alloc`, or malloc when alloc is NULL)
+ * and returns 0 to go on or nonzero to stop (returned as-is). */
+typedef int (*kyufu_storage_emit_fn)(void *arg, void *chunk, size_t len);
+int kyufu_storage_snapshot_write(struct kyufu_storage_snapshot *snap,
+                                 void *(*alloc)(size_t),
+                                 kyufu_storage_emit_fn emit,
+                                 void *arg);
+
+void kyufu_storage_snapshot_end(struct kyufu_storage_snapshot *snap);
+
+/* Replace the whole state with the snapshot in buf (a concatenation of the
+ * chunks above), in one write transaction.  The stream is checked (magic,
+ * schema version, lengths, SHA-256 trailer) before anything is replaced; a
+ * bad stream returns CORRUPT and leaves the state unchanged. */
+int kyufu_storage_restore(struct kyufu_storage *s,
+                          const uint8_t *buf,
+                          size_t len,
+                          char *errmsg,
+                          size_t errmsg_len);
+
+#endif /* KYUFU_STORAGE_H */
