@@ -1,0 +1,437 @@
+/* kyufu api: the gRPC wire protocol over HTTP/2 (nghttp2) and TLS (OpenSSL).
+ *
+ * The only module that includes nghttp2.h.  It has four layers; the node and
+ * the client library use the last three, tests use all four:
+ *
+ *   1. kyufu_grpc_server_conn: a sans-I/O gRPC server connection.  Bytes go
+ *      in (plaintext that came out of TLS), bytes come out (plaintext to hand
+ *      to TLS); complete unary calls are handed to a handler, which answers
+ *      now or later with kyufu_grpc_call_respond.  No sockets, no clock
+ *      (time is passed in), so tests drive it from memory.
+ *   2. kyufu_grpc_health: the standard grpc.health.v1.Health service, served
+ *      by the connection itself from a table the node sets.
+ *   3. kyufu_api_server: a libuv TCP + TLS listener feeding layer 1.
+ *   4. kyufu_grpc_client: an async gRPC client on a libuv loop (TLS, HTTP/2,
+ *      calls multiplexed on one connection, deadlines).
+ *
+ * Threads: every object here belongs to one thread (the loop's).
+ *
+ * Errors: functions return 0 or a negative KYUFU_API_E* code; those taking
+ * an errmsg buffer write a one-line detail into it.  gRPC outcomes of calls
+ * are not errors of this module: they are enum kyufu_grpc_status values.
+ *
+ * The wire format and the TLS policy are documented in docs/api.md.
+ */
+#ifndef KYUFU_API_GRPC_H
+#define KYUFU_API_GRPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#define KYUFU_API_ERRORS(X)                                                  \
+    X(OK, 0, "ok")                                                           \
+    X(NOMEM, -1, "out of memory")                                            \
+    X(INVALID, -2, "invalid argument")                                       \
+    X(PROTO, -3, "HTTP/2 protocol error from the peer")                      \
+    X(TLS, -4, "TLS configuration or handshake error")                       \
+    X(IO, -5, "socket error")                                                \
+    X(CLOSED, -6, "connection or server is closing")                         \
+    X(LIMIT, -7, "a configured limit was reached")
+
+enum kyufu_api_error {
+#define KYUFU_API__ENUM(name, value, text) KYUFU_API_E##name = value,
+    KYUFU_API_ERRORS(KYUFU_API__ENUM)
+#undef KYUFU_API__ENUM
+};
+
+/* Static string for an error code; never NULL. */
+const char *kyufu_api_strerror(int rv);
+
+/* The canonical gRPC status codes (grpc/grpc doc/statuscodes.md). */
+#define KYUFU_GRPC_STATUSES(X)                                               \
+    X(OK, 0)                                                                 \
+    X(CANCELLED, 1)                                                          \
+    X(UNKNOWN, 2)                                                            \
+    X(INVALID_ARGUMENT, 3)                                                   \
+    X(DEADLINE_EXCEEDED, 4)                                                  \
+    X(NOT_FOUND, 5)                                                          \
+    X(ALREADY_EXISTS, 6)                                                     \
+    X(PERMISSION_DENIED, 7)                                                  \
+    X(RESOURCE_EXHAUSTED, 8)                                                 \
+    X(FAILED_PRECONDITION, 9)                                                \
+    X(ABORTED, 10)                                                           \
+    X(OUT_OF_RANGE, 11)                                                      \
+    X(UNIMPLEMENTED, 12)                                                     \
+    X(INTERNAL, 13)                                                          \
+    X(UNAVAILABLE, 14)                                                       \
+    X(DATA_LOSS, 15)                                                         \
+    X(UNAUTHENTICATED, 16)
+
+enum kyufu_grpc_status {
+#define KYUFU_GRPC__STATUS_ENUM(name, value) KYUFU_GRPC_##name = value,
+    KYUFU_GRPC_STATUSES(KYUFU_GRPC__STATUS_ENUM)
+#undef KYUFU_GRPC__STATUS_ENUM
+};
+
+/* "OK", "CANCELLED", ... ; "UNKNOWN_STATUS" for values outside 0..16. */
+const char *kyufu_grpc_status_name(int status);
+
+/* One metadata entry (a custom HTTP/2 header).  Names are lower case ASCII;
+ * values of "-bin" headers are left base64-encoded as on the wire. */
+struct kyufu_grpc_metadata
+{
+    const char *name;
+    const char *value;
+};
+
+/* Parse a grpc-timeout header value ("1S", "250m", "100000u", ...: 1 to 8
+ * digits and a unit H M S m u n).  On success *timeout_ms is the timeout in
+ * milliseconds, rounded UP (a 1n timeout is 1 ms, never 0) and capped at
+ * KYUFU_GRPC_TIMEOUT_MS_MAX.  Returns 0 or KYUFU_API_EINVALID. */
+int kyufu_grpc_timeout_parse(const char *value, size_t len, uint64_t *timeout_ms);
+
+/* Format a timeout in milliseconds as a grpc-timeout value into buf (at least
+ * 16 bytes); picks the finest unit that fits 8 digits. */
+void kyufu_grpc_timeout_format(uint64_t timeout_ms, char *buf, size_t len);
+
+/* ------------------------------------------------------------------------
+ * 1. Server connection (sans-I/O)
+ * --------------------------------------------------------------------- */
+
+struct kyufu_grpc_server_conn; /* Opaque. */
+struct kyufu_grpc_health;      /* Opaque, see section 2. */
+
+/* One unary call handed to a handler.  Fields are read-only for the
+ * handler, except user_data and on_cancel, which are the handler's.
+ *
+ * Lifetime (the rule every handler must follow):
+ *  - The call is valid from the handler invocation until the handler calls
+ *    kyufu_grpc_call_respond(call, ...) exactly once.  Respond releases it:
+ *    after respond returns, the handler must not touch the call again.
+ *  - Every call handed to a handler MUST eventually be responded to, even
+ *    when it was cancelled; otherwise it leaks.
+ *  - If the client resets the stream, the deadline passes, or the
+ *    connection is freed before respond, the call is cancelled: on_cancel
+ *    (if the handler set it) is called once, synchronously, from inside
+ *    kyufu_grpc_server_conn_recv / _advance / _free, and `cancelled` becomes
+ *    true.  The call stays valid after on_cancel; the later respond sends
+ *    nothing and just frees it.  on_cancel must not call respond itself
+ *    (respond later, e.g. when the operation it started completes).
+ *  - The call does not keep the connection alive: a call may outlive its
+ *    connection (it is detached and cancelled when the connection is freed).
+ */
+struct kyufu_grpc_call
+{
+    /* Borrowed from the call, valid until respond. */
+    const char *method;          /* "/kyufu.v1.Ledger/CreateProgram" */
+    const uint8_t *request;      /* the one request message (may be NULL if 0 bytes) */
+    size_t request_len;
+    bool has_deadline;           /* the client sent grpc-timeout */
+    uint64_t timeout_ms;         /* its value (0 if none) */
+    uint64_t deadline_ms;        /* now_ms at arrival + timeout_ms (UINT64_MAX if none) */
+    const char *peer_address;    /* "127.0.0.1:53412" or "" (from conn_new) */
+    const char *peer_identity;   /* verified client cert subject, "" if none */
+    const char *authority;       /* :authority, "" if absent */
+    const char *request_id;      /* x-request-id metadata, "" if absent */
+    const struct kyufu_grpc_metadata *metadata; /* custom headers */
+    size_t n_metadata;
+    bool cancelled;              /* set before on_cancel is called */
+
+    /* The handler's. */
+    void *user_data;
+    void (*on_cancel)(struct kyufu_grpc_call *call);
+
+    void *internal;              /* Private. */
+};
+
+/* A method handler: invoked once per complete call, from inside
+ * kyufu_grpc_server_conn_recv.  It may respond before returning or later. */
+typedef void (*kyufu_grpc_handler_fn)(void *data, struct kyufu_grpc_call *call);
+
+/* One entry of a method table: full path -> handler.  A path not in the
+ * table (and not a health method) is answered UNIMPLEMENTED by the
+ * connection without reaching any handler. */
+struct kyufu_grpc_method
+{
+    const char *path;            /* "/kyufu.v1.Ledger/CreateProgram" */
+    kyufu_grpc_handler_fn handler;
+    void *data;                  /* passed to handler */
+};
+
+struct kyufu_grpc_server_config
+{
+    const struct kyufu_grpc_method *methods; /* borrowed; must outlive conns */
+    size_t n_methods;
+    /* Health table served at /grpc.health.v1.Health/{Check,Watch}; NULL
+     * means those paths are UNIMPLEMENTED.  Borrowed; must outlive conns. */
+    struct kyufu_grpc_health *health;
+    /* 0 means the KYUFU_GRPC_* default from api/grpc_limits.h; larger values than
+     * the defaults are refused (EINVALID). */
+    uint32_t message_bytes_max;
+    uint32_t concurrent_streams_max;
+    /* Called when a respond from OUTSIDE kyufu_grpc_server_conn_recv (an
+     * async answer) has queued output: the I/O layer should drain
+     * kyufu_grpc_server_conn_pending_output soon.  Never called from inside
+     * recv (the caller drains after recv anyway) and never from
+     * conn_free.  May be NULL for callers that drain after every call. */
+    void (*on_output)(struct kyufu_grpc_server_conn *conn, void *data);
+    void *data;
+};
+
+/* Create a connection for one accepted client.  peer_address and
+ * peer_identity are copied (either may be NULL); now_ms is the caller's
+ * monotonic clock (e.g. uv_now).  Queues our SETTINGS frame.  The config is
+ * copied; the method table and health object it points to are borrowed. */
+int kyufu_grpc_server_conn_new(const struct kyufu_grpc_server_config *config,
+                               const char *peer_address,
+                               const char *peer_identity,
+                               uint64_t now_ms,
+                               struct kyufu_grpc_server_conn **out);
+
+/* Feed bytes received from the client.  May invoke handlers and on_cancel
+ * callbacks.  Returns 0, or KYUFU_API_EPROTO when the bytes are not HTTP/2
+ * (e.g. an HTTP/1.1 request, garbage) or break the protocol: the connection
+ * is then finished; the caller drains the output (which may hold a GOAWAY)
+ * and closes.  A stream-level error (bad headers, oversized message...)
+ * only ends that stream; recv still returns 0. */
+int kyufu_grpc_server_conn_recv(struct kyufu_grpc_server_conn *conn,
+                                const uint8_t *data,
+                                size_t len);
+
+/* Next chunk of bytes to send; returns its length (0 when nothing is
+ * pending) and sets *data to a buffer owned by the connection, valid until
+ * the next call on this connection.  Call in a loop until it returns 0. */
+size_t kyufu_grpc_server_conn_pending_output(struct kyufu_grpc_server_conn *conn,
+                                             const uint8_t **data);
+
+/* Move the connection's clock to now_ms (monotonic, never backwards).
+ * Calls whose deadline is <= now_ms are answered DEADLINE_EXCEEDED and
+ * cancelled (on_cancel). */
+void kyufu_grpc_server_conn_advance(struct kyufu_grpc_server_conn *conn,
+                                    uint64_t now_ms);
+
+/* Earliest deadline of a call in flight, UINT64_MAX if none: when to call
+ * advance next. */
+uint64_t kyufu_grpc_server_conn_next_deadline(const struct kyufu_grpc_server_conn *conn);
+
+/* Graceful shutdown: GOAWAY naming the last stream accepted; calls in
+ * flight complete, new streams are refused.  Drain output afterwards. */
+void kyufu_grpc_server_conn_shutdown(struct kyufu_grpc_server_conn *conn);
+
+/* True when the connection has nothing more to do: the peer or we ended the
+ * session and all output has been drained.  The caller then closes. */
+bool kyufu_grpc_server_conn_finished(const struct kyufu_grpc_server_conn *conn);
+
+/* Number of open streams (requests received or being answered). */
+size_t kyufu_grpc_server_conn_streams(const struct kyufu_grpc_server_conn *conn);
+
+/* Free the connection.  Calls not yet responded to are cancelled (on_cancel
+ * fires) and detached: their later respond frees them.  No output. */
+void kyufu_grpc_server_conn_free(struct kyufu_grpc_server_conn *conn);
+
+/* Answer a call.  status is a kyufu_grpc_status; message is a human-readable
+ * text (may be NULL), sent percent-encoded as grpc-message and cut at
+ * KYUFU_GRPC_STATUS_MESSAGE_BYTES_MAX.  With status OK, the response bytes
+ * (len may be 0) are sent as one message; with any other status they are
+ * ignored and a Trailers-Only response is sent.  The bytes are copied.
+ * Always consumes the call (see the lifetime rule above); on a cancelled or
+ * detached call it sends nothing.  A response larger than
+ * KYUFU_GRPC_MESSAGE_BYTES_MAX is replaced by RESOURCE_EXHAUSTED. */
+void kyufu_grpc_call_respond(struct kyufu_grpc_call *call,
+                             int status,
+                             const char *message,
+                             const uint8_t *response,
+                             size_t response_len);
+
+/* ------------------------------------------------------------------------
+ * 2. Health service (grpc.health.v1)
+ * --------------------------------------------------------------------- */
+
+/* Values of grpc.health.v1.HealthCheckResponse.ServingStatus. */
+enum kyufu_grpc_health_status {
+    KYUFU_GRPC_HEALTH_UNKNOWN = 0,
+    KYUFU_GRPC_HEALTH_SERVING = 1,
+    KYUFU_GRPC_HEALTH_NOT_SERVING = 2,
+};
+
+/* A table service name -> status.  The empty name "" is the whole server;
+ * it starts NOT_SERVING until the node sets it.  Check on a name never set
+ * answers NOT_FOUND (as the gRPC health spec says); a request that does not
+ * parse answers INVALID_ARGUMENT.  Watch is answered with one message (the
+ * current status) and OK: a single-response Watch, documented in
+ * docs/api.md. */
+int kyufu_grpc_health_new(struct kyufu_grpc_health **out);
+void kyufu_grpc_health_free(struct kyufu_grpc_health *health);
+/* Set (or add) a service's status.  Returns KYUFU_API_EINVALID for a name
+ * longer than KYUFU_GRPC_HEALTH_SERVICE_BYTES_MAX, ELIMIT when the table is
+ * full. */
+int kyufu_grpc_health_set(struct kyufu_grpc_health *health,
+                          const char *service,
+                          enum kyufu_grpc_health_status status);
+enum kyufu_grpc_health_status kyufu_grpc_health_get(const struct kyufu_grpc_health *health,
+                                                    const char *service);
+
+/* ------------------------------------------------------------------------
+ * 3. TLS policy
+ * --------------------------------------------------------------------- */
+
+/* The CRYPTREC-derived TLS policy every context of this module enforces.
+ * Static strings in OpenSSL syntax; tests compare them and the negotiated
+ * parameters against it. */
+struct kyufu_tls_policy
+{
+    int min_version;             /* TLS1_2_VERSION */
+    int max_version;             /* TLS1_3_VERSION */
+    const char *tls13_ciphersuites; /* "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384" */
+    const char *tls12_cipher_list;  /* ECDHE-{ECDSA,RSA}-AES{128,256}-GCM-SHA{256,384} */
+    const char *groups;          /* "P-256:P-384" */
+    const char *alpn;            /* "h2" */
+};
+const struct kyufu_tls_policy *kyufu_tls_policy(void);
+
+/* ------------------------------------------------------------------------
+ * 4. libuv server
+ * --------------------------------------------------------------------- */
+
+struct kyufu_api_server; /* Opaque. */
+
+struct kyufu_api_server_config
+{
+    const char *host;            /* listen address, numeric ("127.0.0.1", "::") */
+    uint16_t port;               /* 0: pick a free port (see kyufu_api_server_port) */
+    const char *cert_file;       /* PEM server certificate chain */
+    const char *key_file;        /* PEM private key */
+    const char *ca_file;         /* PEM CA for client certs; NULL: no client auth */
+    bool require_client_cert;    /* mutual TLS: refuse clients without a cert
+                                    from ca_file (needs ca_file) */
+    const struct kyufu_grpc_method *methods; /* borrowed; outlives the server */
+    size_t n_methods;
+    /* 0 means the default from api/grpc_limits.h. */
+    uint32_t connections_max;
+    uint64_t handshake_timeout_ms;
+    uint64_t idle_timeout_ms;
+    uint32_t message_bytes_max;
+};
+
+/* Bind, listen and start accepting.  All files are read now; a bad
+ * certificate, key or CA is an error here (ETLS with errmsg), never at the
+ * first connection.  On error nothing is left open and *out is untouched.
+ * The server owns a health table (see kyufu_api_server_set_health). */
+int kyufu_api_server_start(uv_loop_t *loop,
+                           const struct kyufu_api_server_config *config,
+                           struct kyufu_api_server **out,
+                           char *errmsg,
+                           size_t errmsg_len);
+
+/* The bound port (useful with port 0). */
+uint16_t kyufu_api_server_port(const struct kyufu_api_server *server);
+
+/* Set the health status served for a service name ("" = whole server). */
+int kyufu_api_server_set_health(struct kyufu_api_server *server,
+                                const char *service,
+                                enum kyufu_grpc_health_status status);
+
+/* Open connections now. */
+size_t kyufu_api_server_connections(const struct kyufu_api_server *server);
+
+/* Stop listening, cancel calls in flight (their handlers get on_cancel and
+ * must still respond), close every connection and handle; close_cb fires
+ * after the last handle is closed, from the loop, never synchronously.
+ * The server's memory is freed after close_cb returns. */
+typedef void (*kyufu_api_server_close_cb)(struct kyufu_api_server *server, void *data);
+void kyufu_api_server_close(struct kyufu_api_server *server,
+                            kyufu_api_server_close_cb close_cb,
+                            void *data);
+
+/* ------------------------------------------------------------------------
+ * 5. Client
+ * --------------------------------------------------------------------- */
+
+/* One connection to one endpoint, on one libuv loop.  It connects lazily on
+ * the first call and again on the first call after a failure; calls made
+ * while connecting wait for the handshake.  All calls multiplex on one
+ * HTTP/2 connection.  Failure of the connection (refused, TLS failure,
+ * reset, GOAWAY for streams not processed, connect timeout) fails every
+ * pending call with UNAVAILABLE and a message saying why. */
+struct kyufu_grpc_client; /* Opaque. */
+
+struct kyufu_grpc_client_config
+{
+    const char *host;            /* numeric address or name (resolved with getaddrinfo) */
+    uint16_t port;
+    const char *ca_file;         /* PEM CA the server cert must chain to (required) */
+    const char *cert_file;       /* PEM client cert for mutual TLS, or NULL */
+    const char *key_file;        /* its key, or NULL */
+    /* Name the server certificate must match (SAN DNS or IP) and SNI;
+     * NULL means host. */
+    const char *server_name;
+    uint64_t connect_timeout_ms; /* 0: KYUFU_GRPC_CLIENT_CONNECT_TIMEOUT_MS_DEFAULT */
+    uint32_t message_bytes_max;  /* largest response accepted; 0: default */
+};
+
+/* Create a client.  Reads the certificate files now (errors: ETLS with
+ * errmsg).  Does not connect yet.  All strings are copied. */
+int kyufu_grpc_client_new(uv_loop_t *loop,
+                          const struct kyufu_grpc_client_config *config,
+                          struct kyufu_grpc_client **out,
+                          char *errmsg,
+                          size_t errmsg_len);
+
+struct kyufu_grpc_client_req;
+
+/* Completion of a call, called exactly once per successful
+ * kyufu_grpc_client_call, always from the loop (never synchronously inside
+ * kyufu_grpc_client_call).  status is a kyufu_grpc_status; message is the
+ * server's decoded grpc-message or a local reason, never NULL; response and
+ * response_len are the response message (status OK only; NULL/0
+ * otherwise).  All three are borrowed for the duration of the callback.
+ * The req may be reused or freed inside the callback. */
+typedef void (*kyufu_grpc_client_cb)(struct kyufu_grpc_client_req *req,
+                                     int status,
+                                     const char *message,
+                                     const uint8_t *response,
+                                     size_t response_len);
+
+/* A caller-allocated request: set data, leave the rest to the library.  It
+ * must stay valid until its callback runs. */
+struct kyufu_grpc_client_req
+{
+    void *data;                  /* the caller's */
+    void *internal;              /* Private. */
+};
+
+/* Start a unary call.  method is the full path ("/kyufu.v1.Ledger/GetProgram");
+ * request bytes and metadata are copied.  timeout_ms 0 means no deadline;
+ * otherwise grpc-timeout is sent and, if the answer has not come in time,
+ * the stream is reset (RST_STREAM CANCEL) and cb gets DEADLINE_EXCEEDED.
+ * Returns 0 (cb will be called) or an error (EINVALID, ENOMEM, ECLOSED
+ * after kyufu_grpc_client_close; cb will NOT be called). */
+int kyufu_grpc_client_call(struct kyufu_grpc_client *client,
+                           struct kyufu_grpc_client_req *req,
+                           const char *method,
+                           const uint8_t *request,
+                           size_t request_len,
+                           uint64_t timeout_ms,
+                           const struct kyufu_grpc_metadata *metadata,
+                           size_t n_metadata,
+                           kyufu_grpc_client_cb cb);
+
+/* Cancel a pending call: its callback fires from the loop with CANCELLED
+ * (the stream is reset).  No effect if it already completed. */
+void kyufu_grpc_client_cancel(struct kyufu_grpc_client_req *req);
+
+/* Calls pending (sent or waiting for the connection). */
+size_t kyufu_grpc_client_pending(const struct kyufu_grpc_client *client);
+
+/* Close: pending calls complete with CANCELLED ("client closed"), the
+ * connection is closed; close_cb fires from the loop after every handle is
+ * closed and every callback has run.  Memory is freed after close_cb. */
+typedef void (*kyufu_grpc_client_close_cb)(struct kyufu_grpc_client *client, void *data);
+void kyufu_grpc_client_close(struct kyufu_grpc_client *client,
+                             kyufu_grpc_client_close_cb close_cb,
+                             void *data);
+
+#endif /* KYUFU_API_GRPC_H */

@@ -1,0 +1,115 @@
+/* kyufu api limits (named grpc_limits.h, not limits.h: api/ is on every
+ * module's include path through proto_dep, and a "limits.h" there would
+ * shadow the C library's <limits.h>).  Every bound the gRPC transport enforces, in one place,
+ * units last in the name, each with the reason for its value.  Relations
+ * between them are checked at compile time at the bottom. */
+#ifndef KYUFU_API_GRPC_LIMITS_H
+#define KYUFU_API_GRPC_LIMITS_H
+
+#include <stdint.h>
+
+/* One gRPC message (request or response payload, without the 5-byte
+ * prefix).  4 MiB is gRPC's own default receive limit, so stock clients
+ * already live within it; a ledger command is a few KiB. */
+#define KYUFU_GRPC_MESSAGE_BYTES_MAX ((uint32_t)4 << 20)
+
+/* SETTINGS_MAX_CONCURRENT_STREAMS we advertise: calls in flight on one
+ * connection.  100 is the RFC 9113 recommended minimum and grpc's default;
+ * more in flight only queues behind the Raft log. */
+#define KYUFU_GRPC_CONCURRENT_STREAMS_MAX 100u
+
+/* SETTINGS_MAX_HEADER_LIST_SIZE we advertise and enforce: gRPC requests carry
+ * a handful of short headers; 16 KiB is grpc's default and bounds HPACK
+ * memory per stream. */
+#define KYUFU_GRPC_HEADER_LIST_BYTES_MAX (16u << 10)
+
+/* Largest HEADERS block nghttp2 will send for us (our responses are tiny). */
+#define KYUFU_GRPC_SEND_HEADER_BLOCK_BYTES_MAX (16u << 10)
+
+/* HPACK dynamic table for headers we send (SETTINGS_HEADER_TABLE_SIZE
+ * default); a bound on encoder memory. */
+#define KYUFU_GRPC_DEFLATE_TABLE_BYTES_MAX 4096u
+
+/* Initial per-stream flow-control window we advertise.  A whole maximum-size
+ * message fits, so one unary call never stalls on WINDOW_UPDATEs. */
+#define KYUFU_GRPC_STREAM_WINDOW_BYTES ((uint32_t)5 << 20)
+
+/* Connection-level window: a few large calls at once. */
+#define KYUFU_GRPC_CONNECTION_WINDOW_BYTES ((uint32_t)20 << 20)
+
+/* SETTINGS_MAX_FRAME_SIZE stays at the RFC default (16 KiB); not a setting we
+ * change.  Outbound control-frame queue bound (PING/SETTINGS ACK flood,
+ * CVE-2019-9512/9515 class). */
+#define KYUFU_GRPC_OUTBOUND_ACK_MAX 1000u
+
+/* SETTINGS frames accepted in one batch (CVE-2019-9515 class). */
+#define KYUFU_GRPC_SETTINGS_ENTRIES_MAX 32u
+
+/* CONTINUATION frames per header block (CVE-2024-27316 class). */
+#define KYUFU_GRPC_CONTINUATIONS_MAX 8u
+
+/* Streams a client may reset per second before the connection is dropped
+ * (burst, rate): the "rapid reset" attack (CVE-2023-44487). */
+#define KYUFU_GRPC_STREAM_RESET_BURST 1000u
+#define KYUFU_GRPC_STREAM_RESET_PER_SECOND 33u
+
+/* Longest grpc-timeout we honour: the wire allows 8 digits of hours; a ledger
+ * call that cannot finish in a day is a bug, and the cap keeps deadline
+ * arithmetic far from overflow. */
+#define KYUFU_GRPC_TIMEOUT_MS_MAX ((uint64_t)24 * 3600 * 1000)
+
+/* Metadata entries (custom headers) copied into a call for the handler. */
+#define KYUFU_GRPC_METADATA_ENTRIES_MAX 32u
+
+/* grpc-message we send, after percent-encoding; longer texts are cut. */
+#define KYUFU_GRPC_STATUS_MESSAGE_BYTES_MAX 1024u
+
+/* Health service names (grpc.health.v1): short service names only. */
+#define KYUFU_GRPC_HEALTH_SERVICE_BYTES_MAX 128u
+#define KYUFU_GRPC_HEALTH_SERVICES_MAX 16u
+
+/* ---- libuv server ---- */
+
+/* Open TLS connections per server: front ends keep a few long-lived HTTP/2
+ * connections each; beyond this a new connection is accepted and closed at
+ * once (so the listen backlog does not fill with dead peers). */
+#define KYUFU_API_CONNECTIONS_MAX_DEFAULT 256u
+
+/* A TLS handshake must finish in this time, or the connection is closed:
+ * bounds the cost of slowloris-style peers. */
+#define KYUFU_API_HANDSHAKE_TIMEOUT_MS_DEFAULT 10000u
+
+/* A connection with no stream open and no bytes received for this long is
+ * closed with GOAWAY; clients reconnect on demand. */
+#define KYUFU_API_IDLE_TIMEOUT_MS_DEFAULT 300000u
+
+/* listen(2) backlog. */
+#define KYUFU_API_LISTEN_BACKLOG 128
+
+/* Encrypted bytes read from the socket per read callback. */
+#define KYUFU_API_READ_BUFFER_BYTES (64u << 10)
+
+/* Bytes queued for the socket on one connection beyond which the server
+ * stops reading from that connection until the queue drains: backpressure
+ * against a client that never reads its responses. */
+#define KYUFU_API_WRITE_QUEUE_BYTES_MAX ((uint32_t)32 << 20)
+
+/* ---- client ---- */
+
+/* Connecting plus TLS handshake: beyond this all pending calls fail with
+ * UNAVAILABLE. */
+#define KYUFU_GRPC_CLIENT_CONNECT_TIMEOUT_MS_DEFAULT 5000u
+
+/* ---- relations ---- */
+_Static_assert(KYUFU_GRPC_STREAM_WINDOW_BYTES >= KYUFU_GRPC_MESSAGE_BYTES_MAX + 5,
+               "a maximum message must fit in one stream window");
+_Static_assert(KYUFU_GRPC_CONNECTION_WINDOW_BYTES >= KYUFU_GRPC_STREAM_WINDOW_BYTES,
+               "connection window must hold a stream window");
+_Static_assert(KYUFU_GRPC_STREAM_WINDOW_BYTES <= 0x7fffffffu,
+               "HTTP/2 window is 31 bits");
+_Static_assert(KYUFU_API_WRITE_QUEUE_BYTES_MAX > KYUFU_GRPC_MESSAGE_BYTES_MAX,
+               "one response must fit in the write queue");
+_Static_assert(KYUFU_GRPC_TIMEOUT_MS_MAX < (UINT64_MAX >> 2),
+               "deadline arithmetic must not overflow");
+
+#endif /* KYUFU_API_GRPC_LIMITS_H */
