@@ -1,0 +1,630 @@
+/* Config parsing and validation: see config.h.
+ *
+ * libinih does the INI syntax; we feed it through our own line reader so we
+ * know the line of every key (Debian's inih is built without
+ * INI_HANDLER_LINENO), can refuse lines longer than inih's buffer (it would
+ * split them silently) and can check section names even for empty sections.
+ * Values are checked as they arrive; rules that span keys are checked once
+ * the whole file is read. */
+#include "config.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *kyufu_config_strerror(int rv)
+{
+    switch (rv) {
+#define KYUFU_CONFIG__STR(name, value, text)                                 \
+    case value:                                                              \
+        return text;
+        KYUFU_CONFIG_ERRORS(KYUFU_CONFIG__STR)
+#undef KYUFU_CONFIG__STR
+    }
+    return "unknown config error";
+}
+
+/* Keys of the fixed sections.  `seen` holds the line a key was set on, so
+ * duplicates and missing required keys can be named. */
+enum key_id {
+    K_NODE_ID,
+    K_NODE_DATA_DIR,
+    K_NODE_RAFT_ADDRESS,
+    K_NODE_API_ADDRESS,
+    K_TLS_CA,
+    K_TLS_CERT,
+    K_TLS_KEY,
+    K_RAFT_ELECTION,
+    K_RAFT_HEARTBEAT,
+    K_RAFT_SNAPSHOT_THRESHOLD,
+    K_RAFT_SNAPSHOT_TRAILING,
+    K_LOG_LEVEL,
+    K_COUNT
+};
+
+struct key_spec
+{
+    const char *section;
+    const char *key;
+    bool required;
+};
+
+static const struct key_spec keys[K_COUNT] = {
+    [K_NODE_ID] = {"node", "id", true},
+    [K_NODE_DATA_DIR] = {"node", "data_dir", true},
+    [K_NODE_RAFT_ADDRESS] = {"node", "raft_address", true},
+    [K_NODE_API_ADDRESS] = {"node", "api_address", true},
+    [K_TLS_CA] = {"tls", "ca", true},
+    [K_TLS_CERT] = {"tls", "cert", true},
+    [K_TLS_KEY] = {"tls", "key", true},
+    [K_RAFT_ELECTION] = {"raft", "election_timeout_ms", false},
+    [K_RAFT_HEARTBEAT] = {"raft", "heartbeat_timeout_ms", false},
+    [K_RAFT_SNAPSHOT_THRESHOLD] = {"raft", "snapshot_threshold", false},
+    [K_RAFT_SNAPSHOT_TRAILING] = {"raft", "snapshot_trailing", false},
+    [K_LOG_LEVEL] = {"log", "level", false},
+};
+
+static const char *const sections[] = {"node", "cluster", "tls", "raft",
+                                       "log"};
+
+struct parse
+{
+    FILE *file;
+    unsigned line;
+    struct kyufu_config *c;
+    unsigned seen[K_COUNT];                          /* line, 0: unset */
+    unsigned peer_line[KYUFU_NODE_CLUSTER_SIZE_MAX]; /* line of peers[i] */
+};
+
+static void problem(struct kyufu_config *c,
+                    unsigned line,
+                    const char *section,
+                    const char *key,
+                    const char *fmt,
+                    ...) __attribute__((format(printf, 5, 6)));
+
+static void problem(struct kyufu_config *c,
+                    unsigned line,
+                    const char *section,
+                    const char *key,
+                    const char *fmt,
+                    ...)
+{
+    c->n_problems_all++;
+    if (c->n_problems >= KYUFU_CONFIG_PROBLEMS_MAX) {
+        return;
+    }
+    struct kyufu_config_problem *p = &c->problems[c->n_problems++];
+    p->line = line;
+    snprintf(p->section, sizeof p->section, "%s", section);
+    snprintf(p->key, sizeof p->key, "%s", key);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->message, sizeof p->message, fmt, ap);
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------ value rules */
+
+/* Decimal digits only, no sign, no leading junk; [min, max]. */
+static bool parse_uint(const char *s, uint64_t min, uint64_t max,
+                       uint64_t *out)
+{
+    if (*s == '\0') {
+        return false;
+    }
+    for (const char *p = s; *p != '\0'; p++) {
+        if (!isdigit((unsigned char)*p)) {
+            return false;
+        }
+    }
+    errno = 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* "host:port": host is an IPv4 literal or a DNS name ([A-Za-z0-9.-]);
+ * port 1..65535.  Writes why not into why. */
+static bool check_address(const char *s, char *why, size_t why_len)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > KYUFU_NODE_ADDRESS_BYTES_MAX) {
+        snprintf(why, why_len, "expected host:port of at most %u bytes",
+                 KYUFU_NODE_ADDRESS_BYTES_MAX);
+        return false;
+    }
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || colon == s) {
+        snprintf(why, why_len, "expected host:port, got '%s'", s);
+        return false;
+    }
+    for (const char *p = s; p < colon; p++) {
+        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-') {
+            snprintf(why, why_len,
+                     "host of '%s' must be an IPv4 address or a DNS name", s);
+            return false;
+        }
+    }
+    uint64_t port;
+    if (!parse_uint(colon + 1, 1, 65535, &port)) {
+        snprintf(why, why_len, "port of '%s' must be 1..65535", s);
+        return false;
+    }
+    return true;
+}
+
+static bool copy_value(struct parse *ps, const char *section,
+                       const char *key, char *dst, size_t dst_len,
+                       const char *value)
+{
+    size_t n = strlen(value);
+    if (n + 1 > dst_len) {
+        problem(ps->c, ps->line, section, key,
+                "value is %zu bytes, at most %zu allowed", n, dst_len - 1);
+        return false;
+    }
+    memcpy(dst, value, n + 1);
+    return true;
+}
+
+/* An absolute path to a readable regular file. */
+static void check_file(struct parse *ps, enum key_id k, const char *value,
+                       char *dst, size_t dst_len)
+{
+    const char *section = keys[k].section, *key = keys[k].key;
+    if (!copy_value(ps, section, key, dst, dst_len, value)) {
+        return;
+    }
+    if (value[0] != '/') {
+        problem(ps->c, ps->line, section, key,
+                "'%s' must be an absolute path", value);
+        return;
+    }
+    struct stat st;
+    if (stat(value, &st) != 0) {
+        problem(ps->c, ps->line, section, key, "'%s': %s", value,
+                strerror(errno));
+        return;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        problem(ps->c, ps->line, section, key, "'%s' is not a regular file",
+                value);
+        return;
+    }
+    if (access(value, R_OK) != 0) {
+        problem(ps->c, ps->line, section, key, "'%s' is not readable: %s",
+                value, strerror(errno));
+    }
+}
+
+static void set_key(struct parse *ps, enum key_id k, const char *value)
+{
+    struct kyufu_config *c = ps->c;
+    const char *section = keys[k].section, *key = keys[k].key;
+    char why[256];
+    uint64_t v;
+
+    switch (k) {
+    case K_NODE_ID:
+        if (!parse_uint(value, 1, KYUFU_NODE_ID_MAX, &v)) {
+            problem(c, ps->line, section, key,
+                    "'%s' is not a node id (1..%u)", value,
+                    KYUFU_NODE_ID_MAX);
+            return;
+        }
+        c->id = v;
+        return;
+    case K_NODE_DATA_DIR:
+        if (!copy_value(ps, section, key, c->data_dir, sizeof c->data_dir,
+                        value)) {
+            return;
+        }
+        if (value[0] != '/') {
+            problem(c, ps->line, section, key,
+                    "'%s' must be an absolute path", value);
+        }
+        return;
+    case K_NODE_RAFT_ADDRESS:
+    case K_NODE_API_ADDRESS:
+        if (!check_address(value, why, sizeof why)) {
+            problem(c, ps->line, section, key, "%s", why);
+            return;
+        }
+        if (k == K_NODE_RAFT_ADDRESS) {
+            copy_value(ps, section, key, c->raft_address,
+                       sizeof c->raft_address, value);
+        } else {
+            copy_value(ps, section, key, c->api_address,
+                       sizeof c->api_address, value);
+        }
+        return;
+    case K_TLS_CA:
+        check_file(ps, k, value, c->tls_ca, sizeof c->tls_ca);
+        return;
+    case K_TLS_CERT:
+        check_file(ps, k, value, c->tls_cert, sizeof c->tls_cert);
+        return;
+    case K_TLS_KEY:
+        check_file(ps, k, value, c->tls_key, sizeof c->tls_key);
+        return;
+    case K_RAFT_ELECTION:
+        if (!parse_uint(value, KYUFU_NODE_ELECTION_TIMEOUT_MS_MIN,
+                        KYUFU_NODE_ELECTION_TIMEOUT_MS_MAX, &v)) {
+            problem(c, ps->line, section, key,
+                    "'%s' is not a number of milliseconds in %u..%u", value,
+                    KYUFU_NODE_ELECTION_TIMEOUT_MS_MIN,
+                    KYUFU_NODE_ELECTION_TIMEOUT_MS_MAX);
+            return;
+        }
+        c->election_timeout_ms = (unsigned)v;
+        return;
+    case K_RAFT_HEARTBEAT:
+        if (!parse_uint(value, KYUFU_NODE_HEARTBEAT_TIMEOUT_MS_MIN,
+                        KYUFU_NODE_ELECTION_TIMEOUT_MS_MAX / 3u, &v)) {
+            problem(c, ps->line, section, key,
+                    "'%s' is not a number of milliseconds in %u..%u", value,
+                    KYUFU_NODE_HEARTBEAT_TIMEOUT_MS_MIN,
+                    KYUFU_NODE_ELECTION_TIMEOUT_MS_MAX / 3u);
+            return;
+        }
+        c->heartbeat_timeout_ms = (unsigned)v;
+        return;
+    case K_RAFT_SNAPSHOT_THRESHOLD:
+        if (!parse_uint(value, 1, KYUFU_NODE_SNAPSHOT_THRESHOLD_ENTRIES_MAX,
+                        &v)) {
+            problem(c, ps->line, section, key,
+                    "'%s' is not a number of entries in 1..%u", value,
+                    KYUFU_NODE_SNAPSHOT_THRESHOLD_ENTRIES_MAX);
+            return;
+        }
+        c->snapshot_threshold = (unsigned)v;
+        return;
+    case K_RAFT_SNAPSHOT_TRAILING:
+        if (!parse_uint(value, 1, KYUFU_NODE_SNAPSHOT_TRAILING_ENTRIES_MAX,
+                        &v)) {
+            problem(c, ps->line, section, key,
+                    "'%s' is not a number of entries in 1..%u", value,
+                    KYUFU_NODE_SNAPSHOT_TRAILING_ENTRIES_MAX);
+            return;
+        }
+        c->snapshot_trailing = (unsigned)v;
+        return;
+    case K_LOG_LEVEL: {
+        int level = kyufu_log_level_parse(value);
+        if (level < 0) {
+            problem(c, ps->line, section, key,
+                    "'%s' is not one of debug, info, warn, error", value);
+            return;
+        }
+        c->log_level = (enum kyufu_log_level)level;
+        return;
+    }
+    case K_COUNT:
+    default:
+        assert(false);
+    }
+}
+
+/* [cluster] <id> = <raft host:port> <api host:port> */
+static void set_peer(struct parse *ps, const char *name, const char *value)
+{
+    struct kyufu_config *c = ps->c;
+    uint64_t id;
+    char why[256];
+    if (!parse_uint(name, 1, KYUFU_NODE_ID_MAX, &id)) {
+        problem(c, ps->line, "cluster", name,
+                "'%s' is not a node id (1..%u): entries are "
+                "'<id> = <raft host:port> <api host:port>'",
+                name, KYUFU_NODE_ID_MAX);
+        return;
+    }
+    for (size_t i = 0; i < c->n_peers; i++) {
+        if (c->peers[i].id == id) {
+            problem(c, ps->line, "cluster", name,
+                    "node %s is already listed on line %u", name,
+                    ps->peer_line[i]);
+            return;
+        }
+    }
+    if (c->n_peers == KYUFU_NODE_CLUSTER_SIZE_MAX) {
+        problem(c, ps->line, "cluster", name,
+                "more than %u nodes in the cluster",
+                KYUFU_NODE_CLUSTER_SIZE_MAX);
+        return;
+    }
+    char raft[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
+    char api[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
+    char extra[2];
+    /* Widths follow KYUFU_NODE_ADDRESS_BYTES_MAX (127). */
+    _Static_assert(KYUFU_NODE_ADDRESS_BYTES_MAX == 127, "scanf widths");
+    if (sscanf(value, "%127s %127s %1s", raft, api, extra) != 2) {
+        problem(c, ps->line, "cluster", name,
+                "expected '<raft host:port> <api host:port>', got '%s'",
+                value);
+        return;
+    }
+    bool ok = true;
+    if (!check_address(raft, why, sizeof why)) {
+        problem(c, ps->line, "cluster", name, "raft address: %s", why);
+        ok = false;
+    }
+    if (!check_address(api, why, sizeof why)) {
+        problem(c, ps->line, "cluster", name, "api address: %s", why);
+        ok = false;
+    }
+    if (!ok) {
+        return;
+    }
+    struct kyufu_config_peer *p = &c->peers[c->n_peers];
+    p->id = id;
+    snprintf(p->raft_address, sizeof p->raft_address, "%s", raft);
+    snprintf(p->api_address, sizeof p->api_address, "%s", api);
+    ps->peer_line[c->n_peers] = ps->line;
+    c->n_peers++;
+}
+
+static int on_key(void *user, const char *section, const char *name,
+                  const char *value)
+{
+    struct parse *ps = user;
+    if (strcmp(section, "cluster") == 0) {
+        set_peer(ps, name, value);
+        return 1;
+    }
+    for (int k = 0; k < K_COUNT; k++) {
+        if (strcmp(keys[k].section, section) != 0 ||
+            strcmp(keys[k].key, name) != 0) {
+            continue;
+        }
+        if (ps->seen[k] != 0) {
+            problem(ps->c, ps->line, section, name,
+                    "set again (first set on line %u)", ps->seen[k]);
+            return 1;
+        }
+        ps->seen[k] = ps->line;
+        set_key(ps, (enum key_id)k, value);
+        return 1;
+    }
+    if (section[0] == '\0') {
+        problem(ps->c, ps->line, "", name,
+                "key '%s' outside any section", name);
+    } else {
+        /* Unknown sections were reported by the reader already. */
+        bool known = false;
+        for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
+            known = known || strcmp(sections[i], section) == 0;
+        }
+        if (known) {
+            problem(ps->c, ps->line, section, name,
+                    "unknown key '%s' in [%s]", name, section);
+        }
+    }
+    return 1; /* Keep going: every problem is reported. */
+}
+
+/* Our line reader for inih: counts lines, refuses over-long ones and checks
+ * section headers (inih reports a section only through its keys). */
+static char *read_line(char *str, int num, void *stream)
+{
+    struct parse *ps = stream;
+    if (fgets(str, num, ps->file) == NULL) {
+        return NULL;
+    }
+    ps->line++;
+    size_t n = strlen(str);
+    if (n > 0 && str[n - 1] != '\n' && !feof(ps->file)) {
+        problem(ps->c, ps->line, "", "",
+                "line is longer than %d bytes", num - 2);
+        int ch;
+        while ((ch = fgetc(ps->file)) != EOF && ch != '\n') {
+        }
+        str[0] = '\0'; /* inih sees a blank line */
+        return str;
+    }
+    const char *p = str;
+    if (ps->line == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0) {
+        p += 3;
+    }
+    while (*p == ' ' || *p == '\t') {
+        p++;
+    }
+    if (*p == '[') {
+        const char *end = strchr(p, ']');
+        if (end != NULL) {
+            char name[32];
+            size_t len = (size_t)(end - p - 1);
+            bool known = false;
+            if (len < sizeof name) {
+                memcpy(name, p + 1, len);
+                name[len] = '\0';
+                for (size_t i = 0; i < sizeof sections / sizeof sections[0];
+                     i++) {
+                    known = known || strcmp(sections[i], name) == 0;
+                }
+            }
+            if (!known) {
+                problem(ps->c, ps->line, "", "",
+                        "unknown section [%.*s] (known: node, cluster, tls, "
+                        "raft, log)",
+                        (int)(len < 64 ? len : 64), p + 1);
+            }
+        }
+    }
+    return str;
+}
+
+/* Rules that span keys, checked once the whole file is read. */
+static void check_whole(struct parse *ps)
+{
+    struct kyufu_config *c = ps->c;
+    for (int k = 0; k < K_COUNT; k++) {
+        if (keys[k].required && ps->seen[k] == 0) {
+            problem(c, 0, keys[k].section, keys[k].key,
+                    "required key '%s' is missing from [%s]", keys[k].key,
+                    keys[k].section);
+        }
+    }
+    if (c->n_peers == 0) {
+        problem(c, 0, "cluster", "",
+                "[cluster] lists no node ('<id> = <raft host:port> "
+                "<api host:port>')");
+    }
+    if (c->heartbeat_timeout_ms * 3u > c->election_timeout_ms) {
+        problem(c, ps->seen[K_RAFT_HEARTBEAT], "raft",
+                "heartbeat_timeout_ms",
+                "%u ms is more than a third of election_timeout_ms (%u ms)",
+                c->heartbeat_timeout_ms, c->election_timeout_ms);
+    }
+    for (size_t i = 0; i < c->n_peers; i++) {
+        for (size_t j = 0; j < c->n_peers; j++) {
+            const struct kyufu_config_peer *a = &c->peers[i], *b = &c->peers[j];
+            char key[24], key_b[24];
+            snprintf(key, sizeof key, "%llu", (unsigned long long)a->id);
+            snprintf(key_b, sizeof key_b, "%llu", (unsigned long long)b->id);
+            if (i < j && strcmp(a->raft_address, b->raft_address) == 0) {
+                problem(c, ps->peer_line[j], "cluster", key_b,
+                        "raft address %s is also node %llu's",
+                        b->raft_address, (unsigned long long)a->id);
+            }
+            if (i < j && strcmp(a->api_address, b->api_address) == 0) {
+                problem(c, ps->peer_line[j], "cluster", key_b,
+                        "api address %s is also node %llu's", b->api_address,
+                        (unsigned long long)a->id);
+            }
+            if (strcmp(a->raft_address, b->api_address) == 0) {
+                problem(c, ps->peer_line[i], "cluster", key,
+                        "raft address %s is node %llu's api address",
+                        a->raft_address, (unsigned long long)b->id);
+            }
+        }
+    }
+    if (ps->seen[K_NODE_ID] != 0 && c->id != 0) {
+        const struct kyufu_config_peer *self = kyufu_config_peer(c, c->id);
+        if (self == NULL) {
+            if (c->n_peers > 0) {
+                problem(c, ps->seen[K_NODE_ID], "node", "id",
+                        "node %llu is not listed in [cluster]",
+                        (unsigned long long)c->id);
+            }
+        } else {
+            if (c->raft_address[0] != '\0' &&
+                strcmp(self->raft_address, c->raft_address) != 0) {
+                problem(c, ps->seen[K_NODE_RAFT_ADDRESS], "node",
+                        "raft_address",
+                        "%s differs from [cluster] %llu's raft address %s",
+                        c->raft_address, (unsigned long long)c->id,
+                        self->raft_address);
+            }
+            if (c->api_address[0] != '\0' &&
+                strcmp(self->api_address, c->api_address) != 0) {
+                problem(c, ps->seen[K_NODE_API_ADDRESS], "node",
+                        "api_address",
+                        "%s differs from [cluster] %llu's api address %s",
+                        c->api_address, (unsigned long long)c->id,
+                        self->api_address);
+            }
+        }
+    }
+    /* The data directory may be missing (created at start) but its parent
+     * must exist, and if it exists it must be a directory. */
+    if (c->data_dir[0] == '/') {
+        struct stat st;
+        if (stat(c->data_dir, &st) == 0) {
+            if (!S_ISDIR(st.st_mode)) {
+                problem(c, ps->seen[K_NODE_DATA_DIR], "node", "data_dir",
+                        "'%s' is not a directory", c->data_dir);
+            }
+        } else {
+            char parent[sizeof c->data_dir];
+            snprintf(parent, sizeof parent, "%s", c->data_dir);
+            char *slash = strrchr(parent, '/');
+            if (slash == parent) {
+                slash[1] = '\0';
+            } else {
+                *slash = '\0';
+            }
+            if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode)) {
+                problem(c, ps->seen[K_NODE_DATA_DIR], "node", "data_dir",
+                        "'%s' does not exist and neither does its parent",
+                        c->data_dir);
+            }
+        }
+    }
+}
+
+int kyufu_config_load(const char *path, struct kyufu_config *out)
+{
+    assert(path != NULL);
+    assert(out != NULL);
+    memset(out, 0, sizeof *out);
+    out->election_timeout_ms = KYUFU_NODE_ELECTION_TIMEOUT_MS_DEFAULT;
+    out->heartbeat_timeout_ms = KYUFU_NODE_HEARTBEAT_TIMEOUT_MS_DEFAULT;
+    out->log_level = KYUFU_LOG_INFO;
+    snprintf(out->path, sizeof out->path, "%s", path);
+
+    struct parse ps;
+    memset(&ps, 0, sizeof ps);
+    ps.c = out;
+    ps.file = fopen(path, "r");
+    if (ps.file == NULL) {
+        problem(out, 0, "", "", "cannot open: %s", strerror(errno));
+        return KYUFU_CONFIG_EIO;
+    }
+    int rv = ini_parse_stream(read_line, &ps, on_key, &ps);
+    bool read_error = ferror(ps.file) != 0;
+    fclose(ps.file);
+    if (read_error) {
+        problem(out, 0, "", "", "read error");
+        return KYUFU_CONFIG_EIO;
+    }
+    if (rv > 0) {
+        /* Our handler never fails, so this is inih's own syntax error. */
+        problem(out, (unsigned)rv, "", "",
+                "syntax error: expected '[section]', 'key = value' or a "
+                "comment");
+    } else if (rv != 0) {
+        problem(out, 0, "", "", "inih failed (%d)", rv);
+    }
+    check_whole(&ps);
+    if (out->n_problems_all > 0) {
+        return KYUFU_CONFIG_EINVALID;
+    }
+    assert(out->id != 0 && out->n_peers > 0);
+    assert(kyufu_config_peer(out, out->id) != NULL);
+    return 0;
+}
+
+const struct kyufu_config_peer *kyufu_config_peer(const struct kyufu_config *c,
+                                                  uint64_t id)
+{
+    for (size_t i = 0; i < c->n_peers; i++) {
+        if (c->peers[i].id == id) {
+            return &c->peers[i];
+        }
+    }
+    return NULL;
+}
+
+const struct kyufu_config_peer *kyufu_config_peer_by_api(
+    const struct kyufu_config *c, const char *address)
+{
+    for (size_t i = 0; i < c->n_peers; i++) {
+        if (strcmp(c->peers[i].api_address, address) == 0) {
+            return &c->peers[i];
+        }
+    }
+    return NULL;
+}

@@ -1,0 +1,101 @@
+/* kyufud configuration: the INI file written by `kyufuctl cluster init`,
+ * parsed with libinih and validated in full before the node touches
+ * anything.
+ *
+ *   [node]     id, data_dir, raft_address, api_address      (all required)
+ *   [cluster]  <id> = <raft host:port> <api host:port>       (one per voter)
+ *   [tls]      ca, cert, key                                 (all required)
+ *   [raft]     election_timeout_ms, heartbeat_timeout_ms,
+ *              snapshot_threshold, snapshot_trailing         (optional)
+ *   [log]      level = debug | info | warn | error           (optional)
+ *
+ * Every problem found is reported, not just the first: unknown sections and
+ * keys, duplicate keys, values that do not parse or are out of the bounds of
+ * node/limits.h, missing required keys, files that cannot be read, and
+ * cross-key rules (this node must be in [cluster] with the same addresses,
+ * addresses are unique, heartbeat at most a third of the election timeout).
+ * Each error names the file, the line (0 when the key is missing), the
+ * section and the key. */
+#ifndef KYUFU_NODE_CONFIG_H
+#define KYUFU_NODE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "limits.h"
+#include "log.h"
+
+#define KYUFU_CONFIG_ERRORS(X)                                               \
+    X(OK, 0, "ok")                                                           \
+    X(IO, -1, "cannot read the config file")                                 \
+    X(INVALID, -2, "the config file has errors")
+
+enum kyufu_config_error {
+#define KYUFU_CONFIG__ENUM(name, value, text) KYUFU_CONFIG_E##name = value,
+    KYUFU_CONFIG_ERRORS(KYUFU_CONFIG__ENUM)
+#undef KYUFU_CONFIG__ENUM
+};
+
+const char *kyufu_config_strerror(int rv);
+
+/* Errors kept per load; more are counted but not described. */
+#define KYUFU_CONFIG_PROBLEMS_MAX 16u
+
+struct kyufu_config_problem
+{
+    unsigned line;      /* 1-based; 0 when no line applies (missing key) */
+    char section[16];   /* "" when not tied to a section */
+    char key[32];       /* "" when not tied to a key */
+    char message[320];
+};
+
+struct kyufu_config_peer
+{
+    uint64_t id;
+    char raft_address[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
+    char api_address[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
+};
+
+struct kyufu_config
+{
+    char path[KYUFU_NODE_PATH_BYTES_MAX + 1]; /* the file it came from */
+
+    uint64_t id;
+    char data_dir[KYUFU_NODE_PATH_BYTES_MAX + 1];
+    char raft_address[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
+    char api_address[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
+
+    struct kyufu_config_peer peers[KYUFU_NODE_CLUSTER_SIZE_MAX];
+    size_t n_peers; /* in file order */
+
+    char tls_ca[KYUFU_NODE_PATH_BYTES_MAX + 1];
+    char tls_cert[KYUFU_NODE_PATH_BYTES_MAX + 1];
+    char tls_key[KYUFU_NODE_PATH_BYTES_MAX + 1];
+
+    unsigned election_timeout_ms;
+    unsigned heartbeat_timeout_ms;
+    unsigned snapshot_threshold; /* entries; 0: raft-glue's default */
+    unsigned snapshot_trailing;  /* entries; 0: raft-glue's default */
+
+    enum kyufu_log_level log_level;
+
+    /* Filled when load returns INVALID. */
+    struct kyufu_config_problem problems[KYUFU_CONFIG_PROBLEMS_MAX];
+    size_t n_problems;      /* described, <= KYUFU_CONFIG_PROBLEMS_MAX */
+    size_t n_problems_all;  /* found */
+};
+
+/* Parse and validate `path` into *out (caller-allocated; filled even on
+ * error, with the problems).  Returns 0, IO (problems[0] says why) or
+ * INVALID. */
+int kyufu_config_load(const char *path, struct kyufu_config *out);
+
+/* The peer with this id, or NULL. */
+const struct kyufu_config_peer *kyufu_config_peer(const struct kyufu_config *c,
+                                                  uint64_t id);
+
+/* The peer whose API address is `address`, or NULL. */
+const struct kyufu_config_peer *kyufu_config_peer_by_api(
+    const struct kyufu_config *c, const char *address);
+
+#endif /* KYUFU_NODE_CONFIG_H */
