@@ -1,0 +1,717 @@
+/* libkyufu: calls, leader following and retries.
+ *
+ * Happy path: kyufu_client_call_async encodes the request once (adding the
+ * RequestHeader and its idempotency key to a write that lacks them), sends
+ * the bytes to the last known leader through the transport, decodes the
+ * response and fires the callback.
+ *
+ * Failure modes, per attempt (see kyufu.h for the policy):
+ *   - UNAVAILABLE naming another endpoint as leader (kyufu-leader): go there
+ *     at once (a second redirect in a row waits a backoff, so two nodes with
+ *     stale hints cannot make us spin);
+ *   - UNAVAILABLE without a usable hint, DEADLINE_EXCEEDED from the server,
+ *     connection failure, attempt timeout: next endpoint after a backoff;
+ *   - any other status (OK or a ledger rejection): final.
+ * The same encoded bytes are re-sent on every attempt, so a write keeps its
+ * key.  The overall deadline bounds everything: each attempt gets at most
+ * the time left, and no backoff is started that would end past it.  A call
+ * pinned to one endpoint (opts->endpoint >= 0) is never retried.
+ *
+ * Every call owns one uv_timer_t (backoff and deferred completion); the call
+ * is freed in the timer's close callback, after the user callback ran. */
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kyufu.h"
+#include "session.h"
+#include "transport.h"
+
+struct call;
+
+struct kyufu_client
+{
+    uv_loop_t *loop;
+    uv_loop_t private_loop;
+    bool owns_loop;
+    char *endpoints[KYUFU_CLIENT_ENDPOINTS_MAX];
+    unsigned n_endpoints;
+    char *actor;
+    char *terminal;
+    uint32_t deadline_ms;
+    uint32_t attempt_ms;
+    uint32_t backoff_ms_initial;
+    uint32_t backoff_ms_max;
+    struct client__session session;
+    struct client__transport *transport;
+    unsigned leader;         /* endpoint index of the last known leader */
+    struct call *calls;      /* in flight or waiting, doubly linked */
+    unsigned timers_open;    /* call timers not yet closed */
+    bool closing;
+    bool transport_closed;
+    kyufu_client_close_cb close_cb;
+    void *close_arg;
+};
+
+enum timer_action { T_ATTEMPT, T_FAIL };
+
+struct call
+{
+    struct kyufu_client *c;
+    struct kyufu_client_req *req;
+    kyufu_client_call_cb cb;
+    const struct kyufu_client_method *m;
+    uint8_t *body;
+    size_t body_len;
+    uint64_t deadline_at;    /* loop time, ms */
+    int fixed;               /* -1, or the only endpoint allowed */
+    unsigned endpoint;       /* of the current / next attempt */
+    bool last_redirect;      /* the attempt in flight followed a hint */
+    uint32_t backoff_ms;
+    bool in_flight;          /* a transport call is outstanding */
+    enum timer_action action;
+    int fail_err;            /* for T_FAIL */
+    int last_err;            /* EUNAVAILABLE or EDEADLINE so far */
+    uv_timer_t timer;
+    struct client__tcall tc;
+    struct call *prev;
+    struct call *next;
+};
+
+static void maybe_closed(struct kyufu_client *c);
+
+/* ------------------------------------------------------------ create */
+
+static int dup_str(char **dst, const char *src)
+{
+    *dst = NULL;
+    if (src == NULL || src[0] == '\0') {
+        return 0;
+    }
+    *dst = strdup(src);
+    return *dst == NULL ? KYUFU_CLIENT_ENOMEM : 0;
+}
+
+static void free_fields(struct kyufu_client *c)
+{
+    for (unsigned i = 0; i < c->n_endpoints; i++) {
+        free(c->endpoints[i]);
+    }
+    free(c->actor);
+    free(c->terminal);
+    client__session_close(&c->session);
+}
+
+int client__create_with(const struct kyufu_client_config *cfg,
+                        uv_loop_t *loop,
+                        client__transport_factory factory,
+                        void *factory_arg,
+                        struct kyufu_client **out,
+                        char *errmsg,
+                        size_t errmsg_len)
+{
+    assert(cfg != NULL && factory != NULL && out != NULL);
+    int rv = kyufu_client_config_validate(cfg, errmsg, errmsg_len);
+    if (rv != 0) {
+        goto err;
+    }
+    struct kyufu_client *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        rv = KYUFU_CLIENT_ENOMEM;
+        goto err;
+    }
+    for (unsigned i = 0; i < cfg->n_endpoints; i++) {
+        rv = dup_str(&c->endpoints[i], cfg->endpoints[i]);
+        if (rv != 0) {
+            goto err_fields;
+        }
+        c->n_endpoints++;
+    }
+    rv = dup_str(&c->actor, cfg->actor);
+    if (rv == 0) {
+        rv = dup_str(&c->terminal, cfg->terminal);
+    }
+    if (rv != 0) {
+        goto err_fields;
+    }
+    c->deadline_ms = cfg->deadline_ms;
+    c->attempt_ms = cfg->attempt_ms;
+    c->backoff_ms_initial = cfg->backoff_ms_initial;
+    c->backoff_ms_max = cfg->backoff_ms_max;
+    rv = client__session_open(&c->session, cfg->client_id, cfg->session_file,
+                              errmsg, errmsg_len);
+    if (rv != 0) {
+        goto err_fields;
+    }
+    if (loop == NULL) {
+        if (uv_loop_init(&c->private_loop) != 0) {
+            rv = client__errf(errmsg, errmsg_len, KYUFU_CLIENT_ENOMEM,
+                              "uv_loop_init failed");
+            goto err_fields;
+        }
+        c->owns_loop = true;
+        loop = &c->private_loop;
+    }
+    c->loop = loop;
+    rv = factory(factory_arg, loop, cfg, &c->transport, errmsg, errmsg_len);
+    if (rv != 0) {
+        goto err_loop;
+    }
+    *out = c;
+    return 0;
+
+err_loop:
+    if (c->owns_loop) {
+        uv_run(&c->private_loop, UV_RUN_DEFAULT); /* a factory's closes */
+        int lrv = uv_loop_close(&c->private_loop);
+        assert(lrv == 0);
+        (void)lrv;
+    }
+err_fields:
+    free_fields(c);
+    free(c);
+err:
+    assert(rv != 0);
+    return rv;
+}
+
+int kyufu_client_create(const struct kyufu_client_config *cfg,
+                        uv_loop_t *loop,
+                        struct kyufu_client **out,
+                        char *errmsg,
+                        size_t errmsg_len)
+{
+    return client__create_with(cfg, loop, client__transport_grpc_create, NULL,
+                               out, errmsg, errmsg_len);
+}
+
+const char *kyufu_client_id(const struct kyufu_client *c)
+{
+    return c->session.id;
+}
+
+int kyufu_client_key_next(struct kyufu_client *c, Kyufu__V1__IdempotencyKey *key)
+{
+    uint64_t seq;
+    int rv = client__session_next(&c->session, &seq, NULL, 0);
+    if (rv != 0) {
+        return rv;
+    }
+    kyufu__v1__idempotency_key__init(key);
+    key->client_id = c->session.id;
+    key->sequence = seq;
+    assert(key->sequence > 0);
+    return 0;
+}
+
+int kyufu_client_header_init(struct kyufu_client *c,
+                             Kyufu__V1__RequestHeader *hdr,
+                             Kyufu__V1__IdempotencyKey *key,
+                             const char *actor)
+{
+    kyufu__v1__request_header__init(hdr);
+    int rv = kyufu_client_key_next(c, key);
+    if (rv != 0) {
+        return rv;
+    }
+    if (actor != NULL && actor[0] != '\0') {
+        hdr->actor = (char *)actor;
+    } else if (c->actor != NULL) {
+        hdr->actor = c->actor;
+    }
+    if (c->terminal != NULL) {
+        hdr->terminal = c->terminal;
+    }
+    hdr->key = key;
+    return 0;
+}
+
+void kyufu_client_response_free(ProtobufCMessage *response)
+{
+    if (response != NULL) {
+        protobuf_c_message_free_unpacked(response, NULL);
+    }
+}
+
+/* ------------------------------------------------------------ encode */
+
+static bool str_empty(const char *s)
+{
+    return s == NULL || s[0] == '\0';
+}
+
+/* Encode request; a write lacking its header, key or actor gets them in a
+ * shallow copy (the caller's message is never touched). */
+static int encode(struct kyufu_client *c,
+                  const struct kyufu_client_method *m,
+                  const ProtobufCMessage *request,
+                  uint8_t **body,
+                  size_t *body_len)
+{
+    const ProtobufCMessage *msg = request;
+    void *copy = NULL;
+    Kyufu__V1__RequestHeader hdr;
+    Kyufu__V1__IdempotencyKey key;
+    if (m->kind == KYUFU_CLIENT_WRITE) {
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field_by_name(m->input, "header");
+        assert(f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE);
+        Kyufu__V1__RequestHeader *const *slot =
+            (void *)((const char *)request + f->offset);
+        const Kyufu__V1__RequestHeader *given = *slot;
+        if (given == NULL || given->key == NULL ||
+            str_empty(given->key->client_id) || given->key->sequence == 0 ||
+            (str_empty(given->actor) && c->actor != NULL) ||
+            (str_empty(given->terminal) && c->terminal != NULL)) {
+            if (given != NULL) {
+                hdr = *given;
+            } else {
+                kyufu__v1__request_header__init(&hdr);
+            }
+            if (hdr.key == NULL || str_empty(hdr.key->client_id) ||
+                hdr.key->sequence == 0) {
+                int rv = kyufu_client_key_next(c, &key);
+                if (rv != 0) {
+                    return rv;
+                }
+                hdr.key = &key;
+            }
+            if (str_empty(hdr.actor) && c->actor != NULL) {
+                hdr.actor = c->actor;
+            }
+            if (str_empty(hdr.terminal) && c->terminal != NULL) {
+                hdr.terminal = c->terminal;
+            }
+            copy = malloc(m->input->sizeof_message);
+            if (copy == NULL) {
+                return KYUFU_CLIENT_ENOMEM;
+            }
+            memcpy(copy, request, m->input->sizeof_message);
+            *(Kyufu__V1__RequestHeader **)(void *)((char *)copy + f->offset) = &hdr;
+            msg = copy;
+        }
+    }
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(n > 0 ? n : 1);
+    if (buf == NULL) {
+        free(copy);
+        return KYUFU_CLIENT_ENOMEM;
+    }
+    size_t packed = protobuf_c_message_pack(msg, buf);
+    assert(packed == n);
+    (void)packed;
+    free(copy);
+    *body = buf;
+    *body_len = n;
+    return 0;
+}
+
+/* ------------------------------------------------------------ calls */
+
+static void link_call(struct kyufu_client *c, struct call *call)
+{
+    call->prev = NULL;
+    call->next = c->calls;
+    if (c->calls != NULL) {
+        c->calls->prev = call;
+    }
+    c->calls = call;
+}
+
+static void unlink_call(struct kyufu_client *c, struct call *call)
+{
+    if (call->prev != NULL) {
+        call->prev->next = call->next;
+    } else {
+        assert(c->calls == call);
+        c->calls = call->next;
+    }
+    if (call->next != NULL) {
+        call->next->prev = call->prev;
+    }
+    call->prev = call->next = NULL;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct call *call = h->data;
+    struct kyufu_client *c = call->c;
+    free(call);
+    assert(c->timers_open > 0);
+    c->timers_open--;
+    maybe_closed(c);
+}
+
+static void finish(struct call *call, int rv)
+{
+    struct kyufu_client *c = call->c;
+    assert(!call->in_flight);
+    uv_timer_stop(&call->timer);
+    unlink_call(c, call);
+    free(call->body);
+    call->body = NULL;
+    struct kyufu_client_req *req = call->req;
+    req->impl_ = NULL;
+    uv_close((uv_handle_t *)&call->timer, on_timer_closed);
+    call->cb(req, rv); /* may start new calls or close the client */
+}
+
+static void result_set(struct kyufu_client_result *r, int status,
+                       const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void result_set(struct kyufu_client_result *r, int status,
+                       const char *fmt, ...)
+{
+    r->grpc_status = status;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->message, sizeof r->message, fmt, ap);
+    va_end(ap);
+}
+
+static void on_attempt(struct client__tcall *tc, int err);
+
+static uint64_t time_left(const struct call *call)
+{
+    uint64_t now = uv_now(call->c->loop);
+    return now >= call->deadline_at ? 0 : call->deadline_at - now;
+}
+
+static void on_timer(uv_timer_t *t);
+
+static void attempt(struct call *call)
+{
+    struct kyufu_client *c = call->c;
+    assert(!call->in_flight);
+    uint64_t left = time_left(call);
+    if (left == 0) {
+        call->action = T_FAIL;
+        call->fail_err = call->last_err != 0 ? call->last_err
+                                             : KYUFU_CLIENT_EDEADLINE;
+        uv_timer_start(&call->timer, on_timer, 0, 0);
+        return;
+    }
+    uint32_t timeout = c->attempt_ms;
+    if (left < timeout) {
+        timeout = (uint32_t)left;
+    }
+    call->req->result.attempts++;
+    memset(&call->tc, 0, sizeof call->tc);
+    call->tc.data = call;
+    call->in_flight = true;
+    int rv = c->transport->call(c->transport, call->endpoint, call->m->path,
+                                call->body, call->body_len, timeout, &call->tc,
+                                on_attempt);
+    if (rv != 0) {
+        /* Counts as a failed attempt; handled from the loop, never from
+         * inside kyufu_client_call_async. */
+        call->in_flight = false;
+        result_set(&call->req->result, KYUFU_GRPC_UNAVAILABLE,
+                   "%s: cannot start a call: %s", c->endpoints[call->endpoint],
+                   kyufu_client_strerror(rv));
+        call->last_err = KYUFU_CLIENT_EUNAVAILABLE;
+        call->action = T_FAIL;
+        call->fail_err = 0; /* 0: retryable failure, see on_timer */
+        uv_timer_start(&call->timer, on_timer, 0, 0);
+    }
+}
+
+/* A retryable failure of the attempt on call->endpoint: pick the next
+ * endpoint and wait, or give up. `hint` is the endpoint named as leader, or
+ * -1. */
+static void retry(struct call *call, int hint)
+{
+    struct kyufu_client *c = call->c;
+    if (call->fixed >= 0 ||
+        call->req->result.attempts >= KYUFU_CLIENT_ATTEMPTS_MAX) {
+        finish(call, call->last_err);
+        return;
+    }
+    uint32_t delay;
+    if (hint >= 0 && (unsigned)hint != call->endpoint && !call->last_redirect) {
+        call->endpoint = (unsigned)hint;
+        call->last_redirect = true;
+        delay = 0;
+    } else {
+        call->endpoint = hint >= 0 && (unsigned)hint != call->endpoint
+                             ? (unsigned)hint
+                             : (call->endpoint + 1) % c->n_endpoints;
+        call->last_redirect = false;
+        delay = call->backoff_ms;
+        call->backoff_ms = call->backoff_ms * 2 > c->backoff_ms_max
+                               ? c->backoff_ms_max
+                               : call->backoff_ms * 2;
+        if (call->backoff_ms == 0 && c->backoff_ms_max > 0) {
+            call->backoff_ms = 1;
+        }
+    }
+    c->leader = call->endpoint; /* the best guess for the next call too */
+    if (time_left(call) <= delay) {
+        finish(call, call->last_err);
+        return;
+    }
+    call->action = T_ATTEMPT;
+    uv_timer_start(&call->timer, on_timer, delay, 0);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct call *call = t->data;
+    if (call->c->closing) {
+        finish(call, KYUFU_CLIENT_ECANCELED);
+        return;
+    }
+    if (call->action == T_ATTEMPT) {
+        attempt(call);
+    } else if (call->fail_err != 0) {
+        finish(call, call->fail_err);
+    } else {
+        retry(call, -1);
+    }
+}
+
+static int endpoint_index(const struct kyufu_client *c, const char *ep)
+{
+    for (unsigned i = 0; i < c->n_endpoints; i++) {
+        if (strcmp(c->endpoints[i], ep) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static void on_attempt(struct client__tcall *tc, int err)
+{
+    struct call *call = tc->data;
+    struct kyufu_client *c = call->c;
+    struct kyufu_client_result *r = &call->req->result;
+    assert(call->in_flight);
+    call->in_flight = false;
+    uint8_t *body = tc->body;
+    size_t body_len = tc->body_len;
+    tc->body = NULL;
+    const char *ep = c->endpoints[call->endpoint];
+
+    if (c->closing || err == KYUFU_CLIENT_ECANCELED) {
+        free(body);
+        finish(call, KYUFU_CLIENT_ECANCELED);
+        return;
+    }
+    r->endpoint = (int)call->endpoint;
+    if (err != 0) {
+        free(body);
+        if (err == KYUFU_CLIENT_EDEADLINE) {
+            call->last_err = KYUFU_CLIENT_EDEADLINE;
+            result_set(r, KYUFU_GRPC_DEADLINE_EXCEEDED,
+                       "%s: no answer within the attempt timeout", ep);
+        } else {
+            call->last_err = KYUFU_CLIENT_EUNAVAILABLE;
+            result_set(r, KYUFU_GRPC_UNAVAILABLE, "%s: %s", ep,
+                       tc->message[0] != '\0' ? tc->message
+                                              : "connection failed");
+        }
+        retry(call, -1);
+        return;
+    }
+    int hint = tc->leader[0] != '\0' ? endpoint_index(c, tc->leader) : -1;
+    if (tc->grpc_status == KYUFU_GRPC_UNAVAILABLE ||
+        tc->grpc_status == KYUFU_GRPC_DEADLINE_EXCEEDED) {
+        free(body);
+        call->last_err = tc->grpc_status == KYUFU_GRPC_UNAVAILABLE
+                             ? KYUFU_CLIENT_EUNAVAILABLE
+                             : KYUFU_CLIENT_EDEADLINE;
+        result_set(r, tc->grpc_status, "%s: %s", ep, tc->message);
+        retry(call, hint);
+        return;
+    }
+    /* Final answer. */
+    if (call->fixed < 0) {
+        c->leader = hint >= 0 ? (unsigned)hint : call->endpoint;
+    }
+    result_set(r, tc->grpc_status, "%s", tc->message);
+    if (tc->grpc_status == KYUFU_GRPC_OK) {
+        if (body_len > KYUFU_CLIENT_MESSAGE_BYTES_MAX) {
+            free(body);
+            result_set(r, KYUFU_GRPC_INTERNAL, "%s: response too large", ep);
+            finish(call, KYUFU_CLIENT_EPROTOCOL);
+            return;
+        }
+        r->response = protobuf_c_message_unpack(call->m->output, NULL, body_len,
+                                                body != NULL ? body
+                                                             : (const uint8_t *)"");
+        if (r->response == NULL) {
+            free(body);
+            result_set(r, KYUFU_GRPC_INTERNAL, "%s: undecodable %s", ep,
+                       call->m->output->name);
+            finish(call, KYUFU_CLIENT_EPROTOCOL);
+            return;
+        }
+    }
+    free(body);
+    finish(call, 0);
+}
+
+int kyufu_client_call_async(struct kyufu_client *c,
+                            struct kyufu_client_req *req,
+                            const char *method,
+                            const ProtobufCMessage *request,
+                            const ProtobufCMessageDescriptor *response_desc,
+                            const struct kyufu_client_call_opts *opts,
+                            kyufu_client_call_cb cb)
+{
+    assert(c != NULL && req != NULL && cb != NULL);
+    if (c->closing) {
+        return KYUFU_CLIENT_ECANCELED;
+    }
+    const struct kyufu_client_method *m = kyufu_client_method_find(method);
+    if (m == NULL) {
+        return KYUFU_CLIENT_EUNKNOWN_METHOD;
+    }
+    if (request == NULL || request->descriptor != m->input ||
+        (response_desc != NULL && response_desc != m->output)) {
+        return KYUFU_CLIENT_EINVALID;
+    }
+    if (opts != NULL && opts->endpoint >= (int)c->n_endpoints) {
+        return KYUFU_CLIENT_EINVALID;
+    }
+    struct call *call = calloc(1, sizeof *call);
+    if (call == NULL) {
+        return KYUFU_CLIENT_ENOMEM;
+    }
+    int rv = encode(c, m, request, &call->body, &call->body_len);
+    if (rv != 0) {
+        free(call);
+        return rv;
+    }
+    memset(&req->result, 0, sizeof req->result);
+    req->result.endpoint = -1;
+    req->impl_ = call;
+    call->c = c;
+    call->req = req;
+    call->cb = cb;
+    call->m = m;
+    uint32_t deadline = opts != NULL && opts->deadline_ms > 0 ? opts->deadline_ms
+                                                              : c->deadline_ms;
+    uv_update_time(c->loop);
+    call->deadline_at = uv_now(c->loop) + deadline;
+    call->fixed = opts != NULL && opts->endpoint >= 0 ? opts->endpoint : -1;
+    call->endpoint = call->fixed >= 0 ? (unsigned)call->fixed : c->leader;
+    call->backoff_ms = c->backoff_ms_initial;
+    int trv = uv_timer_init(c->loop, &call->timer);
+    assert(trv == 0);
+    (void)trv;
+    call->timer.data = call;
+    c->timers_open++;
+    link_call(c, call);
+    attempt(call);
+    return 0;
+}
+
+/* ------------------------------------------------------------ close */
+
+static void maybe_closed(struct kyufu_client *c)
+{
+    if (!c->closing || !c->transport_closed || c->calls != NULL ||
+        c->timers_open > 0 || c->close_cb == NULL) {
+        return;
+    }
+    kyufu_client_close_cb cb = c->close_cb;
+    c->close_cb = NULL;
+    cb(c, c->close_arg);
+    if (!c->owns_loop) {
+        free_fields(c);
+        free(c);
+    }
+}
+
+static void on_transport_closed(struct client__transport *t, void *arg)
+{
+    struct kyufu_client *c = arg;
+    (void)t;
+    c->transport = NULL;
+    c->transport_closed = true;
+    maybe_closed(c);
+}
+
+void kyufu_client_close(struct kyufu_client *c,
+                        kyufu_client_close_cb close_cb,
+                        void *arg)
+{
+    assert(c != NULL && !c->closing && close_cb != NULL);
+    c->closing = true;
+    c->close_cb = close_cb;
+    c->close_arg = arg;
+    /* Calls waiting on their timer complete from it with ECANCELED; calls in
+     * flight complete when the transport cancels them. */
+    for (struct call *call = c->calls; call != NULL; call = call->next) {
+        if (!call->in_flight) {
+            uv_timer_start(&call->timer, on_timer, 0, 0);
+        }
+    }
+    c->transport->close(c->transport, on_transport_closed, c);
+}
+
+/* ------------------------------------------------------------ sync */
+
+struct sync_state
+{
+    bool done;
+    int rv;
+};
+
+static void on_sync_done(struct kyufu_client_req *req, int status)
+{
+    struct sync_state *st = req->data;
+    st->done = true;
+    st->rv = status;
+}
+
+int kyufu_client_call(struct kyufu_client *c,
+                      const char *method,
+                      const ProtobufCMessage *request,
+                      const ProtobufCMessageDescriptor *response_desc,
+                      const struct kyufu_client_call_opts *opts,
+                      struct kyufu_client_result *result)
+{
+    assert(c != NULL && c->owns_loop && result != NULL);
+    struct sync_state st = { false, 0 };
+    struct kyufu_client_req req = { .data = &st };
+    memset(result, 0, sizeof *result);
+    result->endpoint = -1;
+    int rv = kyufu_client_call_async(c, &req, method, request, response_desc,
+                                     opts, on_sync_done);
+    if (rv != 0) {
+        return rv;
+    }
+    while (!st.done) {
+        uv_run(c->loop, UV_RUN_ONCE);
+    }
+    *result = req.result;
+    return st.rv;
+}
+
+static void on_sync_closed(struct kyufu_client *c, void *arg)
+{
+    (void)c;
+    *(bool *)arg = true;
+}
+
+void kyufu_client_destroy(struct kyufu_client *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    assert(c->owns_loop);
+    bool closed = false;
+    kyufu_client_close(c, on_sync_closed, &closed);
+    while (!closed) {
+        uv_run(c->loop, UV_RUN_ONCE);
+    }
+    uv_run(c->loop, UV_RUN_NOWAIT);
+    int rv = uv_loop_close(&c->private_loop);
+    assert(rv == 0); /* every handle of the client and transport closed */
+    (void)rv;
+    free_fields(c);
+    free(c);
+}

@@ -1,0 +1,274 @@
+/* libkyufu: the C client of a kyufu cluster.
+ *
+ * A client holds the list of the cluster's API endpoints (host:port), a TLS
+ * configuration and a client session (client id + sequence).  It sends each
+ * call to the node it last knew as the leader and follows the cluster when
+ * leadership moves:
+ *
+ *   - a node that cannot serve the call answers UNAVAILABLE, with the trailer
+ *     metadata `kyufu-leader: host:port` (the leader's API address) when it
+ *     knows one; the client goes there at once;
+ *   - UNAVAILABLE without a hint, a connection failure, or an attempt that
+ *     outlives its per-attempt timeout (or DEADLINE_EXCEEDED from the server)
+ *     moves the call to the next endpoint after a backoff (doubling, capped);
+ *   - every attempt of one write carries the SAME idempotency key: the bytes
+ *     are encoded once and re-sent, so a write the first node applied before
+ *     its answer was lost is not applied twice (the server returns the first
+ *     result).  The sequence grows by one per new write, never per retry;
+ *   - all of it within the call's overall deadline.
+ *
+ * Reads are linearizable unless the request's ReadOptions.stale is set, in
+ * which case the node that receives the call answers from its own state.
+ *
+ * Two ways to call:
+ *   - asynchronous, on the caller's libuv loop (kyufu_client_create with a
+ *     loop, kyufu_client_call_async, kyufu_client_close);
+ *   - synchronous, on a private loop the client owns (kyufu_client_create
+ *     with loop == NULL, kyufu_client_call, kyufu_client_destroy): for
+ *     kyufuctl, tests and batch jobs.
+ *
+ * Threads: a client is used from one thread.
+ *
+ * Errors: functions return 0 or a negative KYUFU_CLIENT_E* code and, when
+ * given an errmsg buffer, write a one-line detail into it.  A call that
+ * reached a server and got a final answer returns 0 whatever the gRPC status
+ * (OK or a ledger rejection such as FAILED_PRECONDITION): the status is in
+ * the result.  KYUFU_CLIENT_EUNAVAILABLE and KYUFU_CLIENT_EDEADLINE mean the
+ * call ran out of time or nodes; a write in that state MAY have been applied
+ * (retrying it with the same key is safe, see kyufu_client_key_next).
+ */
+#ifndef KYUFU_CLIENT_H
+#define KYUFU_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+#include <uv.h>
+
+#include "client_limits.h"
+#include "grpc.h"
+#include "kyufu/v1/service.pb-c.h"
+
+#define KYUFU_CLIENT_ERRORS(X)                                               \
+    X(OK, 0, "ok")                                                           \
+    X(NOMEM, -1, "out of memory")                                            \
+    X(INVALID, -2, "invalid argument")                                       \
+    X(CONFIG, -3, "bad client configuration")                                \
+    X(TLS, -4, "TLS setup failed")                                           \
+    X(UNAVAILABLE, -5, "no node could serve the call before the deadline")   \
+    X(DEADLINE, -6, "deadline exceeded")                                     \
+    X(PROTOCOL, -7, "malformed or oversized response")                       \
+    X(CANCELED, -8, "client closed before the call completed")               \
+    X(IO, -9, "file I/O failed")                                             \
+    X(UNKNOWN_METHOD, -10, "no such method")
+
+enum kyufu_client_error {
+#define KYUFU_CLIENT__ENUM(name, value, text) KYUFU_CLIENT_E##name = value,
+    KYUFU_CLIENT_ERRORS(KYUFU_CLIENT__ENUM)
+#undef KYUFU_CLIENT__ENUM
+};
+
+/* Static string for an error code; never NULL. */
+const char *kyufu_client_strerror(int rv);
+
+/* gRPC status codes: enum kyufu_grpc_status and kyufu_grpc_status_name()
+ * from api/grpc.h (KYUFU_GRPC_OK, KYUFU_GRPC_UNAVAILABLE, ...). */
+
+/* The trailer metadata key a node sets on UNAVAILABLE to name the leader's
+ * API address ("host:port"), agreed with node/. */
+#define KYUFU_LEADER_METADATA "kyufu-leader"
+
+/* ------------------------------------------------------------ config */
+
+/* Everything a client needs.  All strings are owned by the config (malloc'd)
+ * and released by kyufu_client_config_free; the client copies what it keeps,
+ * so a config may be freed right after kyufu_client_create. */
+struct kyufu_client_config
+{
+    char *endpoints[KYUFU_CLIENT_ENDPOINTS_MAX]; /* host:port of each API */
+    unsigned n_endpoints;     /* 1..KYUFU_CLIENT_ENDPOINTS_MAX */
+    char *ca_file;            /* PEM CA that signed the nodes' certificates */
+    char *cert_file;          /* optional client certificate (mutual TLS) */
+    char *key_file;           /* its private key; both or neither */
+    char *actor;              /* default RequestHeader.actor; may be NULL */
+    char *terminal;           /* default RequestHeader.terminal; may be NULL */
+    char *client_id;          /* NULL: random per client object */
+    char *session_file;       /* NULL: no persistence (see below) */
+    uint32_t deadline_ms;     /* overall deadline of one call, retries incl. */
+    uint32_t attempt_ms;      /* one attempt against one node */
+    uint32_t backoff_ms_initial;
+    uint32_t backoff_ms_max;
+};
+
+/* Defaults: no endpoints, no TLS files, deadlines and backoff from
+ * client_limits.h. */
+void kyufu_client_config_init(struct kyufu_client_config *cfg);
+
+/* Parse an INI file (docs/kyufuctl.md "Client configuration") into cfg,
+ * which must have been initialised.  An unknown section or key, a duplicate
+ * key, or a bad value is an error naming the key and the line:
+ * returns KYUFU_CLIENT_ECONFIG (or EIO if the file cannot be read). */
+int kyufu_client_config_load(struct kyufu_client_config *cfg,
+                             const char *path,
+                             char *errmsg,
+                             size_t errmsg_len);
+
+/* Same, from a string (tests). */
+int kyufu_client_config_parse(struct kyufu_client_config *cfg,
+                              const char *text,
+                              char *errmsg,
+                              size_t errmsg_len);
+
+/* Check the relations between fields (endpoints present and well-formed,
+ * cert and key together, deadlines in range). */
+int kyufu_client_config_validate(const struct kyufu_client_config *cfg,
+                                 char *errmsg,
+                                 size_t errmsg_len);
+
+void kyufu_client_config_free(struct kyufu_client_config *cfg);
+
+/* ------------------------------------------------------------ client */
+
+struct kyufu_client; /* Opaque. */
+
+/* Create a client.  loop != NULL: asynchronous use on that loop; the client
+ * adds handles to it and must be closed with kyufu_client_close before the
+ * loop is closed.  loop == NULL: synchronous use on a private loop; release
+ * with kyufu_client_destroy.  No connection is made before the first call.
+ *
+ * Session: the client id is cfg->client_id, else the id stored in
+ * cfg->session_file, else a new random id ("c-" + 32 hex digits from
+ * RAND_bytes).  With a session file, the id and the next unused sequence are
+ * persisted (written, fsynced, renamed) before a sequence is handed out, in
+ * blocks of KYUFU_CLIENT_SEQUENCE_BLOCK, so a restarted process never reuses
+ * a key.  Without one, each client object is a new session. */
+int kyufu_client_create(const struct kyufu_client_config *cfg,
+                        uv_loop_t *loop,
+                        struct kyufu_client **out,
+                        char *errmsg,
+                        size_t errmsg_len);
+
+/* The session's client id (owned by the client). */
+const char *kyufu_client_id(const struct kyufu_client *c);
+
+/* Hand out the next idempotency key of this session: key->client_id points
+ * into the client (valid while the client lives), key->sequence is the next
+ * number.  Call it once per NEW write and reuse the key for every retry of
+ * that write, including retries the caller makes after EUNAVAILABLE. */
+int kyufu_client_key_next(struct kyufu_client *c,
+                          Kyufu__V1__IdempotencyKey *key);
+
+/* Fill a RequestHeader: actor (the given one, else the config's), terminal
+ * (the config's) and a new key from kyufu_client_key_next.  hdr and key are
+ * caller-owned; hdr->key is set to key.  Strings are borrowed from the
+ * client and the arguments. */
+int kyufu_client_header_init(struct kyufu_client *c,
+                             Kyufu__V1__RequestHeader *hdr,
+                             Kyufu__V1__IdempotencyKey *key,
+                             const char *actor);
+
+/* Options of one call; NULL means all defaults. */
+struct kyufu_client_call_opts
+{
+    uint32_t deadline_ms; /* 0: the config's */
+    int endpoint;         /* -1: follow the leader; i >= 0: only endpoint i,
+                             no retry elsewhere, no redirect (cluster status) */
+};
+
+/* The outcome of a call that reached a server (return value 0). */
+struct kyufu_client_result
+{
+    int grpc_status;                  /* enum kyufu_grpc_status */
+    char message[KYUFU_CLIENT_ERRMSG_BYTES]; /* grpc-message or detail */
+    ProtobufCMessage *response;       /* set iff grpc_status == OK; owned by
+                                         the caller: kyufu_client_response_free */
+    unsigned attempts;                /* attempts made (>= 1) */
+    int endpoint;                     /* index of the node that answered */
+};
+
+void kyufu_client_response_free(ProtobufCMessage *response);
+
+/* ---- synchronous (client created with loop == NULL) */
+
+/* Call `method` ("CreateProgram", or the full path
+ * "/kyufu.v1.Ledger/CreateProgram", "/kyufu.v1.Cluster/Status") with
+ * `request`, whose descriptor must be the method's input type.
+ * response_desc, when not NULL, must be the method's output type (a check
+ * against mistakes).
+ *
+ * Writes: if request->header is NULL, the client adds one as by
+ * kyufu_client_header_init (actor from the config); if the header has no
+ * key, a new key is added.  The request itself is never modified.
+ *
+ * Returns 0 with *result filled when a server gave a final answer;
+ * EUNAVAILABLE/EDEADLINE (result->grpc_status and message hold the last
+ * answer seen, if any); EINVAL, EUNKNOWN_METHOD, ENOMEM, EPROTOCOL, ETLS. */
+int kyufu_client_call(struct kyufu_client *c,
+                      const char *method,
+                      const ProtobufCMessage *request,
+                      const ProtobufCMessageDescriptor *response_desc,
+                      const struct kyufu_client_call_opts *opts,
+                      struct kyufu_client_result *result);
+
+/* Release a synchronous client (closes its private loop). */
+void kyufu_client_destroy(struct kyufu_client *c);
+
+/* ---- asynchronous (client created with a loop) */
+
+struct kyufu_client_req;
+typedef void (*kyufu_client_call_cb)(struct kyufu_client_req *req, int status);
+
+/* Caller-allocated; must stay valid until the callback has run. */
+struct kyufu_client_req
+{
+    void *data;                        /* user data, untouched */
+    struct kyufu_client_result result; /* filled before the callback */
+    /* private */
+    void *impl_;
+};
+
+/* Start a call; same contract as kyufu_client_call.  On 0 the callback
+ * fires exactly once, later, from the loop (never from inside this
+ * function), with status as kyufu_client_call would return it, or
+ * ECANCELED if the client is closed first.  On an error return the
+ * callback never fires.  The request is encoded before this returns, so it
+ * may be freed at once. */
+int kyufu_client_call_async(struct kyufu_client *c,
+                            struct kyufu_client_req *req,
+                            const char *method,
+                            const ProtobufCMessage *request,
+                            const ProtobufCMessageDescriptor *response_desc,
+                            const struct kyufu_client_call_opts *opts,
+                            kyufu_client_call_cb cb);
+
+/* Close an asynchronous client: calls in flight complete with ECANCELED,
+ * then the client's handles are closed and close_cb fires from the loop;
+ * the client's memory is freed right after close_cb returns. */
+typedef void (*kyufu_client_close_cb)(struct kyufu_client *c, void *arg);
+void kyufu_client_close(struct kyufu_client *c,
+                        kyufu_client_close_cb close_cb,
+                        void *arg);
+
+/* ---- the method table */
+
+enum kyufu_client_method_kind {
+    KYUFU_CLIENT_READ = 1,    /* Ledger reads: idempotent, no key */
+    KYUFU_CLIENT_WRITE = 2,   /* Ledger writes: RequestHeader with a key */
+    KYUFU_CLIENT_ADMIN = 3,   /* Cluster service: node-local operations */
+};
+
+struct kyufu_client_method
+{
+    const char *name;   /* "CreateProgram" */
+    const char *path;   /* "/kyufu.v1.Ledger/CreateProgram" */
+    enum kyufu_client_method_kind kind;
+    const ProtobufCMessageDescriptor *input;
+    const ProtobufCMessageDescriptor *output;
+};
+
+/* Look a method up by short name or full path; NULL if unknown. */
+const struct kyufu_client_method *kyufu_client_method_find(const char *name);
+
+#endif

@@ -1,0 +1,356 @@
+/* libkyufu's leader following and retries, on a scripted transport: the
+ * properties users rely on are that a write is re-sent byte for byte (same
+ * idempotency key) on every attempt, that the sequence grows once per new
+ * write and never per retry, that a named leader is tried next and
+ * remembered, that a ledger rejection is final, that a call pinned to one
+ * endpoint is never moved, that sessions persisted in a file never reuse a
+ * key, and that closing cancels calls in flight and leaves the loop clean. */
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "fake_transport.h"
+#include "kyufu.h"
+
+static const char *const EPS[] = { "10.0.0.1:8001", "10.0.0.2:8002",
+                                   "10.0.0.3:8003" };
+
+static void config(struct kyufu_client_config *cfg)
+{
+    kyufu_client_config_init(cfg);
+    for (unsigned i = 0; i < 3; i++) {
+        cfg->endpoints[i] = strdup(EPS[i]);
+    }
+    cfg->n_endpoints = 3;
+    cfg->ca_file = strdup("/nonexistent/ca.pem"); /* never read by the fake */
+    cfg->actor = strdup("clerk1");
+    cfg->terminal = strdup("T-7");
+    cfg->deadline_ms = 600000; /* never reached: no test depends on time */
+    cfg->backoff_ms_initial = 0;
+    cfg->backoff_ms_max = 0;
+}
+
+static struct kyufu_client *open_client(struct fake *f,
+                                        struct kyufu_client_config *cfg)
+{
+    struct kyufu_client *c = NULL;
+    char err[256] = "";
+    int rv = client__create_with(cfg, NULL, fake_factory, f, &c, err, sizeof err);
+    if (rv != 0) {
+        fprintf(stderr, "create: %s\n", err);
+    }
+    CHECK(rv == 0 && c != NULL);
+    return c;
+}
+
+static Kyufu__V1__SubmitApplicationRequest *decode_submit(const struct fake_log *l)
+{
+    return kyufu__v1__submit_application_request__unpack(NULL, l->len, l->body);
+}
+
+static void submit(struct kyufu_client *c, struct kyufu_client_result *res, int want_rv)
+{
+    Kyufu__V1__SubmitApplicationRequest req = KYUFU__V1__SUBMIT_APPLICATION_REQUEST__INIT;
+    Kyufu__V1__SubmitApplication cmd = KYUFU__V1__SUBMIT_APPLICATION__INIT;
+    cmd.program_code = "P2026";
+    cmd.household_no = "H-1";
+    req.command = &cmd;
+    int rv = kyufu_client_call(c, "SubmitApplication", &req.base,
+                               &kyufu__v1__write_response__descriptor, NULL, res);
+    CHECK_EQ_INT(rv, want_rv);
+    CHECK(req.header == NULL); /* the caller's message is untouched */
+}
+
+static void test_redirect_and_key_reuse(void)
+{
+    struct fake f = { 0 };
+    struct kyufu_client_config cfg;
+    config(&cfg);
+    struct kyufu_client *c = open_client(&f, &cfg);
+    kyufu_client_config_free(&cfg);
+
+    Kyufu__V1__WriteResponse ok = KYUFU__V1__WRITE_RESPONSE__INIT;
+    Kyufu__V1__CommandResult cr = KYUFU__V1__COMMAND_RESULT__INIT;
+    cr.object = "application/1";
+    cr.raft_index = 42;
+    ok.result = &cr;
+
+    /* Node 1 is not the leader and says node 3 is; node 3 answers. */
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_UNAVAILABLE,
+                                       .leader = EPS[2], .message = "not leader" });
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_OK, .response = &ok.base });
+    struct kyufu_client_result res;
+    submit(c, &res, 0);
+    CHECK_EQ_INT(res.grpc_status, KYUFU_GRPC_OK);
+    CHECK_EQ_INT(res.attempts, 2);
+    CHECK_EQ_INT(res.endpoint, 2);
+    CHECK_EQ_INT(f.n_log, 2);
+    CHECK_EQ_INT(f.log[0].endpoint, 0);
+    CHECK_EQ_INT(f.log[1].endpoint, 2);
+    CHECK(strcmp(f.log[0].path, "/kyufu.v1.Ledger/SubmitApplication") == 0);
+    CHECK(f.log[0].len == f.log[1].len &&
+          memcmp(f.log[0].body, f.log[1].body, f.log[0].len) == 0);
+    Kyufu__V1__SubmitApplicationRequest *sent = decode_submit(&f.log[0]);
+    CHECK(sent != NULL && sent->header != NULL && sent->header->key != NULL);
+    CHECK(strcmp(sent->header->key->client_id, kyufu_client_id(c)) == 0);
+    CHECK(strncmp(kyufu_client_id(c), "c-", 2) == 0 && strlen(kyufu_client_id(c)) == 34);
+    CHECK_EQ_INT(sent->header->key->sequence, 1);
+    CHECK(strcmp(sent->header->actor, "clerk1") == 0);
+    CHECK(strcmp(sent->header->terminal, "T-7") == 0);
+    kyufu__v1__submit_application_request__free_unpacked(sent, NULL);
+    Kyufu__V1__WriteResponse *got = (Kyufu__V1__WriteResponse *)res.response;
+    CHECK(got != NULL && got->result != NULL && got->result->raft_index == 42);
+    kyufu_client_response_free(res.response);
+
+    /* The next write goes straight to the learned leader with sequence 2;
+     * it fails on the connection, then times out on node 1, then node 2
+     * answers: three attempts, one key. */
+    fake_reset_log(&f);
+    fake_push(&f, (struct fake_reply){ .err = KYUFU_CLIENT_EUNAVAILABLE });
+    fake_push(&f, (struct fake_reply){ .err = KYUFU_CLIENT_EDEADLINE });
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_OK, .response = &ok.base });
+    submit(c, &res, 0);
+    CHECK_EQ_INT(res.attempts, 3);
+    CHECK_EQ_INT(f.n_log, 3);
+    CHECK_EQ_INT(f.log[0].endpoint, 2);
+    CHECK_EQ_INT(f.log[1].endpoint, 0);
+    CHECK_EQ_INT(f.log[2].endpoint, 1);
+    for (unsigned i = 1; i < 3; i++) {
+        CHECK(f.log[i].len == f.log[0].len &&
+              memcmp(f.log[i].body, f.log[0].body, f.log[0].len) == 0);
+    }
+    sent = decode_submit(&f.log[2]);
+    CHECK_EQ_INT(sent->header->key->sequence, 2);
+    kyufu__v1__submit_application_request__free_unpacked(sent, NULL);
+    kyufu_client_response_free(res.response);
+
+    /* A ledger rejection is final: one attempt, status passed through. */
+    fake_reset_log(&f);
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_FAILED_PRECONDITION,
+                                       .message = "program is closed" });
+    submit(c, &res, 0);
+    CHECK_EQ_INT(res.grpc_status, KYUFU_GRPC_FAILED_PRECONDITION);
+    CHECK_EQ_INT(res.attempts, 1);
+    CHECK(res.response == NULL);
+    CHECK(strcmp(res.message, "program is closed") == 0);
+    CHECK_EQ_INT(f.log[0].endpoint, 1); /* node 2 answered last time */
+
+    /* A caller-supplied key is kept as is (a retry across processes). */
+    fake_reset_log(&f);
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_OK, .response = &ok.base });
+    Kyufu__V1__ApproveApplicationRequest ap = KYUFU__V1__APPROVE_APPLICATION_REQUEST__INIT;
+    Kyufu__V1__ApproveApplication apc = KYUFU__V1__APPROVE_APPLICATION__INIT;
+    Kyufu__V1__RequestHeader hdr;
+    Kyufu__V1__IdempotencyKey key;
+    CHECK(kyufu_client_header_init(c, &hdr, &key, "approver9") == 0);
+    CHECK_EQ_INT(key.sequence, 4);
+    key.client_id = "c-old";
+    key.sequence = 77;
+    ap.header = &hdr;
+    apc.id = 1;
+    ap.command = &apc;
+    CHECK(kyufu_client_call(c, "/kyufu.v1.Ledger/ApproveApplication", &ap.base,
+                            NULL, NULL, &res) == 0);
+    Kyufu__V1__ApproveApplicationRequest *sa =
+        kyufu__v1__approve_application_request__unpack(NULL, f.log[0].len, f.log[0].body);
+    CHECK(strcmp(sa->header->key->client_id, "c-old") == 0);
+    CHECK_EQ_INT(sa->header->key->sequence, 77);
+    CHECK(strcmp(sa->header->actor, "approver9") == 0);
+    kyufu__v1__approve_application_request__free_unpacked(sa, NULL);
+    kyufu_client_response_free(res.response);
+
+    /* Wrong request type, unknown method: refused up front. */
+    Kyufu__V1__GetProgramRequest gp = KYUFU__V1__GET_PROGRAM_REQUEST__INIT;
+    CHECK_EQ_INT(kyufu_client_call(c, "ApproveApplication", &gp.base, NULL, NULL, &res),
+                 KYUFU_CLIENT_EINVALID);
+    CHECK_EQ_INT(kyufu_client_call(c, "NoSuchMethod", &gp.base, NULL, NULL, &res),
+                 KYUFU_CLIENT_EUNKNOWN_METHOD);
+    CHECK_EQ_INT(f.n_log, 1); /* neither reached the transport */
+    kyufu_client_destroy(c);
+    fake_reset_log(&f);
+}
+
+/* Unavailable everywhere: the call rotates through the endpoints and gives
+ * up with EUNAVAILABLE after the attempt cap, the last status in result. */
+static void test_all_unavailable(void)
+{
+    struct fake f = { 0 };
+    struct kyufu_client_config cfg;
+    config(&cfg);
+    struct kyufu_client *c = open_client(&f, &cfg);
+    kyufu_client_config_free(&cfg);
+    struct kyufu_client_result res;
+    submit(c, &res, KYUFU_CLIENT_EUNAVAILABLE); /* script empty: all fail */
+    CHECK_EQ_INT(res.attempts, KYUFU_CLIENT_ATTEMPTS_MAX);
+    CHECK_EQ_INT(res.grpc_status, KYUFU_GRPC_UNAVAILABLE);
+    for (unsigned i = 0; i < f.n_log; i++) {
+        CHECK_EQ_INT(f.log[i].endpoint, i % 3);
+        CHECK(memcmp(f.log[i].body, f.log[0].body, f.log[0].len) == 0);
+    }
+    kyufu_client_destroy(c);
+    fake_reset_log(&f);
+}
+
+/* Stale hints must not make two nodes bounce a call without backoff
+ * forever: a second redirect in a row is not followed blindly, and reads
+ * (no key) are retried too. */
+static void test_redirect_pinned_and_reads(void)
+{
+    struct fake f = { 0 };
+    struct kyufu_client_config cfg;
+    config(&cfg);
+    struct kyufu_client *c = open_client(&f, &cfg);
+    kyufu_client_config_free(&cfg);
+    Kyufu__V1__Program prog = KYUFU__V1__PROGRAM__INIT;
+    prog.code = "P2026";
+    prog.budget = 1000;
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_UNAVAILABLE, .leader = EPS[1] });
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_UNAVAILABLE, .leader = EPS[0] });
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_OK, .response = &prog.base });
+    Kyufu__V1__GetProgramRequest gp = KYUFU__V1__GET_PROGRAM_REQUEST__INIT;
+    gp.code = "P2026";
+    struct kyufu_client_result res;
+    CHECK(kyufu_client_call(c, "GetProgram", &gp.base, &kyufu__v1__program__descriptor,
+                            NULL, &res) == 0);
+    CHECK_EQ_INT(res.attempts, 3);
+    CHECK_EQ_INT(f.log[0].endpoint, 0);
+    CHECK_EQ_INT(f.log[1].endpoint, 1);
+    CHECK_EQ_INT(f.log[2].endpoint, 0); /* hint taken, but after a backoff */
+    Kyufu__V1__Program *p = (Kyufu__V1__Program *)res.response;
+    CHECK(p != NULL && strcmp(p->code, "P2026") == 0 && p->budget == 1000);
+    kyufu_client_response_free(res.response);
+
+    /* Pinned to endpoint 2: never moved, never retried. */
+    fake_reset_log(&f);
+    fake_push(&f, (struct fake_reply){ .err = KYUFU_CLIENT_EUNAVAILABLE });
+    Kyufu__V1__StatusRequest st = KYUFU__V1__STATUS_REQUEST__INIT;
+    struct kyufu_client_call_opts opts = { .endpoint = 2 };
+    CHECK_EQ_INT(kyufu_client_call(c, "Status", &st.base, NULL, &opts, &res),
+                 KYUFU_CLIENT_EUNAVAILABLE);
+    CHECK_EQ_INT(f.n_log, 1);
+    CHECK_EQ_INT(f.log[0].endpoint, 2);
+    CHECK(strcmp(f.log[0].path, "/kyufu.v1.Cluster/Status") == 0);
+    opts.endpoint = 3;
+    CHECK_EQ_INT(kyufu_client_call(c, "Status", &st.base, NULL, &opts, &res),
+                 KYUFU_CLIENT_EINVALID);
+    kyufu_client_destroy(c);
+    fake_reset_log(&f);
+}
+
+/* A session file carries the client id and the sequence across client
+ * objects (processes): keys are never reused. */
+static void test_session_file(const char *dir)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/session", dir);
+    uint64_t last = 0;
+    char id[80] = "";
+    for (int round = 0; round < 3; round++) {
+        struct fake f = { 0 };
+        struct kyufu_client_config cfg;
+        config(&cfg);
+        cfg.session_file = strdup(path);
+        struct kyufu_client *c = open_client(&f, &cfg);
+        kyufu_client_config_free(&cfg);
+        if (round == 0) {
+            snprintf(id, sizeof id, "%s", kyufu_client_id(c));
+        } else {
+            CHECK(strcmp(id, kyufu_client_id(c)) == 0);
+        }
+        for (int i = 0; i < 5; i++) {
+            Kyufu__V1__IdempotencyKey key;
+            CHECK(kyufu_client_key_next(c, &key) == 0);
+            CHECK(key.sequence > last);
+            last = key.sequence;
+        }
+        kyufu_client_destroy(c);
+    }
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+
+    /* A fixed id that disagrees with the file is refused. */
+    struct fake f = { 0 };
+    struct kyufu_client_config cfg;
+    config(&cfg);
+    cfg.session_file = strdup(path);
+    cfg.client_id = strdup("someone-else");
+    struct kyufu_client *c = NULL;
+    char err[256];
+    CHECK_EQ_INT(client__create_with(&cfg, NULL, fake_factory, &f, &c, err, sizeof err),
+                 KYUFU_CLIENT_ECONFIG);
+    CHECK(strstr(err, "someone-else") != NULL);
+    /* A fixed id without a session file is refused too. */
+    free(cfg.session_file);
+    cfg.session_file = NULL;
+    CHECK_EQ_INT(client__create_with(&cfg, NULL, fake_factory, &f, &c, err, sizeof err),
+                 KYUFU_CLIENT_ECONFIG);
+    kyufu_client_config_free(&cfg);
+}
+
+/* Asynchronous use on the caller's loop; closing cancels calls in flight
+ * and the loop closes cleanly. */
+struct async_state
+{
+    int done;
+    int last_rv;
+    bool closed;
+};
+
+static void on_call(struct kyufu_client_req *req, int status)
+{
+    struct async_state *st = req->data;
+    st->done++;
+    st->last_rv = status;
+}
+
+static void on_close(struct kyufu_client *c, void *arg)
+{
+    (void)c;
+    ((struct async_state *)arg)->closed = true;
+}
+
+static void test_async_close(void)
+{
+    uv_loop_t loop;
+    CHECK(uv_loop_init(&loop) == 0);
+    struct fake f = { 0 };
+    struct kyufu_client_config cfg;
+    config(&cfg);
+    struct kyufu_client *c = NULL;
+    CHECK(client__create_with(&cfg, &loop, fake_factory, &f, &c, NULL, 0) == 0);
+    kyufu_client_config_free(&cfg);
+    struct async_state st = { 0 };
+    struct kyufu_client_req reqs[4];
+    Kyufu__V1__GetStaffRequest gs = KYUFU__V1__GET_STAFF_REQUEST__INIT;
+    for (int i = 0; i < 4; i++) {
+        reqs[i].data = &st;
+        CHECK(kyufu_client_call_async(c, &reqs[i], "GetStaff", &gs.base, NULL,
+                                      NULL, on_call) == 0);
+    }
+    CHECK_EQ_INT(st.done, 0); /* never from inside call_async */
+    kyufu_client_close(c, on_close, &st);
+    CHECK(!st.closed);
+    CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);
+    CHECK_EQ_INT(st.done, 4);
+    CHECK_EQ_INT(st.last_rv, KYUFU_CLIENT_ECANCELED);
+    CHECK(st.closed);
+    CHECK(uv_loop_close(&loop) == 0);
+    fake_reset_log(&f);
+}
+
+int main(void)
+{
+    char dir[] = "/tmp/kyufu-client-retry-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    test_redirect_and_key_reuse();
+    test_all_unavailable();
+    test_redirect_pinned_and_reads();
+    test_session_file(dir);
+    test_async_close();
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+    printf("ok\n");
+    return 0;
+}
