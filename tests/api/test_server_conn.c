@@ -1,0 +1,474 @@
+/* The sans-I/O gRPC server connection, driven by an in-memory nghttp2
+ * client: what a stock gRPC client relies on (framing, status trailers,
+ * Trailers-Only errors), limits, deadlines and cancellation. */
+#include <string.h>
+
+#include "grpc/health/v1/health.pb-c.h"
+#include "grpc.h"
+#include "grpc_limits.h"
+#include "h2_client.h"
+
+/* ---- handlers ---- */
+
+struct app
+{
+    int calls;
+    int cancels;
+    struct kyufu_grpc_call *held; /* async handler keeps the call here */
+    char last_request_id[64];
+    char last_md[64];
+    char last_identity[64];
+    bool last_has_deadline;
+    uint64_t last_deadline_ms;
+    int outputs;
+};
+
+static void on_cancel(struct kyufu_grpc_call *call)
+{
+    struct app *a = call->user_data;
+    CHECK(call->cancelled);
+    a->cancels++;
+}
+
+/* Echo the request reversed, synchronously. */
+static void echo(void *data, struct kyufu_grpc_call *call)
+{
+    struct app *a = data;
+    a->calls++;
+    snprintf(a->last_request_id, sizeof a->last_request_id, "%s", call->request_id);
+    snprintf(a->last_identity, sizeof a->last_identity, "%s", call->peer_identity);
+    a->last_md[0] = '\0';
+    for (size_t i = 0; i < call->n_metadata; i++) {
+        if (strcmp(call->metadata[i].name, "x-kyufu-actor") == 0) {
+            snprintf(a->last_md, sizeof a->last_md, "%s", call->metadata[i].value);
+        }
+    }
+    uint8_t out[256];
+    CHECK(call->request_len <= sizeof out);
+    for (size_t i = 0; i < call->request_len; i++) {
+        out[i] = call->request[call->request_len - 1 - i];
+    }
+    kyufu_grpc_call_respond(call, KYUFU_GRPC_OK, NULL, out, call->request_len);
+}
+
+/* Keep the call for a later answer. */
+static void hold(void *data, struct kyufu_grpc_call *call)
+{
+    struct app *a = data;
+    a->calls++;
+    a->last_has_deadline = call->has_deadline;
+    a->last_deadline_ms = call->deadline_ms;
+    call->user_data = a;
+    call->on_cancel = on_cancel;
+    CHECK(a->held == NULL);
+    a->held = call;
+}
+
+static void fail(void *data, struct kyufu_grpc_call *call)
+{
+    (void)data;
+    kyufu_grpc_call_respond(call, KYUFU_GRPC_FAILED_PRECONDITION, "caf\xc3\xa9 100% done\n", NULL, 0);
+}
+
+static void on_output(struct kyufu_grpc_server_conn *conn, void *data)
+{
+    (void)conn;
+    ((struct app *)data)->outputs++;
+}
+
+static struct app app;
+static const struct kyufu_grpc_method methods[] = {
+    {"/kyufu.v1.Ledger/Echo", echo, &app},
+    {"/kyufu.v1.Ledger/Hold", hold, &app},
+    {"/kyufu.v1.Ledger/Fail", fail, &app},
+};
+
+static struct kyufu_grpc_health *health;
+
+static struct kyufu_grpc_server_conn *server(uint64_t now_ms)
+{
+    struct kyufu_grpc_server_config cfg = {
+        .methods = methods,
+        .n_methods = 3,
+        .health = health,
+        .on_output = on_output,
+        .data = &app,
+    };
+    struct kyufu_grpc_server_conn *conn;
+    CHECK(kyufu_grpc_server_conn_new(&cfg, "127.0.0.1:5000", "CN=terminal-7", now_ms, &conn) == 0);
+    memset(&app, 0, sizeof app);
+    return conn;
+}
+
+/* ---- tests ---- */
+
+static void test_round_trip(void)
+{
+    struct kyufu_grpc_server_conn *conn = server(0);
+    struct t_client c;
+    t_client_init(&c, conn);
+    uint8_t body[64];
+    size_t n = t_frame(body, 0, "abc", 3);
+    const char *extra[] = {"x-request-id", "req-42", "x-kyufu-actor", "clerk1", NULL};
+    struct t_stream *s = t_request(&c, "/kyufu.v1.Ledger/Echo", body, n, true, extra);
+    t_pump(&c);
+    CHECK(app.calls == 1);
+    CHECK(strcmp(app.last_request_id, "req-42") == 0);
+    CHECK(strcmp(app.last_md, "clerk1") == 0);
+    CHECK(strcmp(app.last_identity, "CN=terminal-7") == 0);
+    CHECK(s->closed && s->close_error == 0);
+    CHECK(s->http_status == 200);
+    CHECK(strcmp(s->content_type, "application/grpc") == 0);
+    CHECK(s->grpc_status == 0 && !s->status_in_headers); /* in trailers */
+    CHECK(s->headers_frames == 2);
+    CHECK(s->data_len == 8);
+    CHECK(memcmp(s->data, "\0\0\0\0\3cba", 8) == 0);
+    /* An empty request and an empty response are still one framed message. */
+    n = t_frame(body, 0, NULL, 0);
+    s = t_request(&c, "/kyufu.v1.Ledger/Echo", body, n, true, NULL);
+    t_pump(&c);
+    CHECK(s->grpc_status == 0 && s->data_len == 5);
+    CHECK(kyufu_grpc_server_conn_streams(conn) == 0);
+    CHECK(app.outputs == 0); /* synchronous answers need no wake-up */
+    t_client_free(&c);
+    kyufu_grpc_server_conn_free(conn);
+}
+
+static void test_timeout_parse(void)
+{
+    uint64_t ms;
+    struct { const char *v; uint64_t ms; } ok[] = {
+        {"1H", 3600000}, {"2M", 120000}, {"3S", 3000}, {"250m", 250},
+        {"1500u", 2}, {"1000u", 1}, {"1u", 1}, {"1n", 1}, {"1000001n", 2},
+        {"0m", 0}, {"86400000m", 86400000}, {"99999999m", KYUFU_GRPC_TIMEOUT_MS_MAX}, {"99999999H", KYUFU_GRPC_TIMEOUT_MS_MAX},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        CHECK(kyufu_grpc_timeout_parse(ok[i].v, strlen(ok[i].v), &ms) == 0);
+        if (ms != ok[i].ms) {
+            fprintf(stderr, "%s -> %llu\n", ok[i].v, (unsigned long long)ms);
+        }
+        CHECK(ms == ok[i].ms);
+    }
+    const char *bad[] = {"", "S", "1", "123456789S", "1s", "1x", "-1S", "1 S", "1.5S"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(kyufu_grpc_timeout_parse(bad[i], strlen(bad[i]), &ms) == KYUFU_API_EINVALID);
+    }
+    char buf[16];
+    kyufu_grpc_timeout_format(1500, buf, sizeof buf);
+    CHECK(strcmp(buf, "1500m") == 0);
+    kyufu_grpc_timeout_format(100000000, buf, sizeof buf); /* > 8 digits of ms */
+    CHECK(strcmp(buf, "100000S") == 0);
+}
+
+static void test_deadline(void)
+{
+    struct kyufu_grpc_server_conn *conn = server(1000);
+    struct t_client c;
+    t_client_init(&c, conn);
+    uint8_t body[16];
+    size_t n = t_frame(body, 0, "x", 1);
+    const char *extra[] = {"grpc-timeout", "2S", NULL};
+    struct t_stream *s = t_request(&c, "/kyufu.v1.Ledger/Hold", body, n, true, extra);
+    t_pump(&c);
+    CHECK(app.calls == 1 && app.held != NULL);
+    CHECK(app.last_has_deadline && app.last_deadline_ms == 3000);
+    CHECK(kyufu_grpc_server_conn_next_deadline(conn) == 3000);
+    kyufu_grpc_server_conn_advance(conn, 2999);
+    t_pump(&c);
+    CHECK(!s->closed && app.cancels == 0);
+    kyufu_grpc_server_conn_advance(conn, 3000);
+    t_pump(&c);
+    CHECK(app.cancels == 1 && app.held->cancelled);
+    CHECK(s->closed && s->grpc_status == KYUFU_GRPC_DEADLINE_EXCEEDED && s->status_in_headers);
+    /* The late answer is a no-op that frees the call (ASan checks it). */
+    kyufu_grpc_call_respond(app.held, KYUFU_GRPC_OK, NULL, (const uint8_t *)"late", 4);
+    app.held = NULL;
+    t_pump(&c);
+    CHECK(kyufu_grpc_server_conn_next_deadline(conn) == UINT64_MAX);
+    /* A malformed grpc-timeout is refused before the handler. */
+    const char *bad[] = {"grpc-timeout", "10seconds", NULL};
+    s = t_request(&c, "/kyufu.v1.Ledger/Hold", body, n, true, bad);
+    t_pump(&c);
+    CHECK(s->grpc_status == KYUFU_GRPC_INVALID_ARGUMENT && app.calls == 1);
+    t_client_free(&c);
+    kyufu_grpc_server_conn_free(conn);
+}
+
+static void test_async_and_cancel(void)
+{
+    struct kyufu_grpc_server_conn *conn = server(0);
+    struct t_client c;
+    t_client_init(&c, conn);
+    uint8_t body[16];
+    size_t n = t_frame(body, 0, "x", 1);
+    /* Answered later: on_output tells the I/O layer to drain. */
+    struct t_stream *s = t_request(&c, "/kyufu.v1.Ledger/Hold", body, n, true, NULL);
+    t_pump(&c);
+    CHECK(app.held != NULL && !s->closed);
+    CHECK(!app.last_has_deadline && app.last_deadline_ms == UINT64_MAX);
+    kyufu_grpc_call_respond(app.held, KYUFU_GRPC_OK, NULL, (const uint8_t *)"ok", 2);
+    app.held = NULL;
+    CHECK(app.outputs == 1);
+    t_pump(&c);
+    CHECK(s->closed && s->grpc_status == 0 && s->data_len == 7);
+    /* Client resets the stream before the answer: cancel, then no-op. */
+    s = t_request(&c, "/kyufu.v1.Ledger/Hold", body, n, true, NULL);
+    t_pump(&c);
+    CHECK(app.held != NULL);
+    CHECK(nghttp2_submit_rst_stream(c.session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL) == 0);
+    t_pump(&c);
+    CHECK(app.cancels == 1);
+    kyufu_grpc_call_respond(app.held, KYUFU_GRPC_OK, NULL, NULL, 0);
+    app.held = NULL;
+    /* Connection freed with a call outstanding: cancel, detach, no-op. */
+    s = t_request(&c, "/kyufu.v1.Ledger/Hold", body, n, true, NULL);
+    t_pump(&c);
+    CHECK(app.held != NULL);
+    t_client_free(&c);
+    int outputs = app.outputs;
+    kyufu_grpc_server_conn_free(conn);
+    CHECK(app.cancels == 2);
+    kyufu_grpc_call_respond(app.held, KYUFU_GRPC_OK, NULL, NULL, 0);
+    CHECK(app.outputs == outputs);
+    app.held = NULL;
+}
+
+static void test_oversized(void)
+{
+    struct kyufu_grpc_server_conn *conn = server(0);
+    struct t_client c;
+    t_client_init(&c, conn);
+    /* Only the prefix announces the size: refused before any body arrives,
+     * and the request is cut short with RST_STREAM(NO_ERROR). */
+    uint8_t big[5];
+    t_frame(big, 0, NULL, KYUFU_GRPC_MESSAGE_BYTES_MAX + 1);
+    struct t_stream *s = t_request(&c, "/kyufu.v1.Ledger/Echo", big, 5, false, NULL);
+    /* Another call in flight on the same connection. */
+    uint8_t body[16];
+    size_t n = t_frame(body, 0, "hi", 2);
+    struct t_stream *s2 = t_request(&c, "/kyufu.v1.Ledger/Echo", body, n, true, NULL);
+    t_pump(&c);
+    CHECK(s->closed && s->grpc_status == KYUFU_GRPC_RESOURCE_EXHAUSTED && s->status_in_headers);
+    CHECK(strstr(s->grpc_message, "exceeds") != NULL);
+    CHECK(s2->closed && s2->grpc_status == 0 && s2->data_len == 7);
+    CHECK(app.calls == 1);
+    /* And the connection keeps serving afterwards. */
+    struct t_stream *s3 = t_request(&c, "/kyufu.v1.Ledger/Echo", body, n, true, NULL);
+    t_pump(&c);
+    CHECK(s3->grpc_status == 0 && app.calls == 2);
+    CHECK(c.server_recv_rv == 0);
+    t_client_free(&c);
+    kyufu_grpc_server_conn_free(conn);
+}
+
+static void test_framing_errors(void)
+{
+    struct kyufu_grpc_server_conn *conn = server(0);
+    struct t_client c;
+    t_client_init(&c, conn);
+    uint8_t body[64];
+    /* Truncated: prefix says 10 bytes, 3 arrive, then END_STREAM. */
+    t_frame(body, 0, "abcdefghij", 10);
+    struct t_stream *s1 = t_request(&c, "/kyufu.v1.Ledger/Echo", body, 8, true, NULL);
+    /* Truncated inside the prefix. */
+    struct t_stream *s2 = t_request(&c, "/kyufu.v1.Ledger/Echo", body, 3, true, NULL);
+    /* No message at all. */
+    struct t_stream *s3 = t_request(&c, "/kyufu.v1.Ledger/Echo", NULL, 0, true, NULL);
+    /* Compressed flag without any accepted encoding. */
+    uint8_t zbody[16];
+    size_t zn = t_frame(zbody, 1, "zz", 2);
+    struct t_stream *s4 = t_request(&c, "/kyufu.v1.Ledger/Echo", zbody, zn, true, NULL);
+    /* Two messages on a unary call. */
+    uint8_t two[32];
+    size_t tn = t_frame(two, 0, "a", 1);
+    tn += t_frame(two + tn, 0, "b", 1);
+    struct t_stream *s5 = t_request(&c, "/kyufu.v1.Ledger/Echo", two, tn, true, NULL);
+    t_pump(&c);
+    CHECK(s1->grpc_status == KYUFU_GRPC_INTERNAL && strstr(s1->grpc_message, "incomplete"));
+    CHECK(s2->grpc_status == KYUFU_GRPC_INTERNAL && strstr(s2->grpc_message, "incomplete"));
+    CHECK(s3->grpc_status == KYUFU_GRPC_INTERNAL);
+    CHECK(s4->grpc_status == KYUFU_GRPC_UNIMPLEMENTED && strstr(s4->grpc_message, "compress"));
+    CHECK(s5->grpc_status == KYUFU_GRPC_INTERNAL && strstr(s5->grpc_message, "more than one"));
+    CHECK(app.calls == 0);
+    CHECK(s1->closed && s2->closed && s3->closed && s4->closed && s5->closed);
+    t_client_free(&c);
+    kyufu_grpc_server_conn_free(conn);
+}
+
+static void test_header_errors(void)
+{
+    struct kyufu_grpc_server_conn *conn = server(0);
+    struct t_client c;
+    t_client_init(&c, conn);
+    uint8_t body[16];
+    size_t n = t_frame(body, 0, "x", 1);
+    struct t_stream *unknown = t_request(&c, "/kyufu.v1.Ledger/Nope", body, n, true, NULL);
+    const char *gzip[] = {"grpc-encoding", "gzip", NULL};
+    struct t_stream *enc = t_request(&c, "/kyufu.v1.Ledger/Echo", body, n, true, gzip);
+    const char *json[] = {"!content-type", "application/json", NULL};
+    struct t_stream *ct = t_request(&c, "/kyufu.v1.Ledger/Echo", body, n, true, json);
+    const char *plus[] = {"!content-type", "application/grpc+proto", NULL};
+    struct t_stream *ok = t_request(&c, "/kyufu.v1.Ledger/Echo", body, n, true, plus);
+    const char *get[] = {"!method", "GET", NULL};
+    struct t_stream *g = t_request(&c, "/kyufu.v1.Ledger/Echo", NULL, 0, true, get);
+    const char *note[] = {"!te", "", NULL};
+    struct t_stream *te = t_request(&c, "/kyufu.v1.Ledger/Echo", body, n, true, note);
+    t_pump(&c);
+    CHECK(unknown->grpc_status == KYUFU_GRPC_UNIMPLEMENTED && unknown->status_in_headers);
+    CHECK(strstr(unknown->grpc_message, "/kyufu.v1.Ledger/Nope") != NULL);
+    CHECK(enc->grpc_status == KYUFU_GRPC_UNIMPLEMENTED);
+    CHECK(ct->http_status == 415);
+    CHECK(ok->grpc_status == 0);
+    CHECK(g->http_status == 405);
+    CHECK(te->grpc_status == KYUFU_GRPC_INVALID_ARGUMENT);
+    CHECK(app.calls == 1);
+    /* Error text is percent-encoded on the wire (UTF-8 bytes, '%', '\n'). */
+    struct t_stream *f = t_request(&c, "/kyufu.v1.Ledger/Fail", body, n, true, NULL);
+    t_pump(&c);
+    CHECK(f->grpc_status == KYUFU_GRPC_FAILED_PRECONDITION && f->status_in_headers);
+    CHECK(strcmp(f->grpc_message, "caf%C3%A9 100%25 done%0A") == 0);
+    CHECK(f->data_len == 0);
+    t_client_free(&c);
+    kyufu_grpc_server_conn_free(conn);
+}
+
+static void drain_and_check_finished(struct kyufu_grpc_server_conn *conn)
+{
+    const uint8_t *p;
+    size_t total = 0, n;
+    while ((n = kyufu_grpc_server_conn_pending_output(conn, &p)) > 0) {
+        total += n;
+    }
+    CHECK(total > 0); /* at least our SETTINGS and a GOAWAY */
+    CHECK(kyufu_grpc_server_conn_finished(conn));
+}
+
+static void test_not_http2(void)
+{
+    static const char http1[] = "GET / HTTP/1.1\r\nHost: kyufu\r\n\r\n";
+    struct kyufu_grpc_server_conn *conn = server(0);
+    CHECK(kyufu_grpc_server_conn_recv(conn, (const uint8_t *)http1, sizeof http1 - 1) ==
+          KYUFU_API_EPROTO);
+    drain_and_check_finished(conn);
+    /* Further bytes are refused, never parsed. */
+    CHECK(kyufu_grpc_server_conn_recv(conn, (const uint8_t *)"x", 1) == KYUFU_API_EPROTO);
+    kyufu_grpc_server_conn_free(conn);
+
+    /* Seeded garbage after a valid preface: a protocol error, no crash. */
+    uint32_t seed = 12345;
+    for (int round = 0; round < 50; round++) {
+        conn = server(0);
+        static const char preface[] = NGHTTP2_CLIENT_MAGIC;
+        int rv = kyufu_grpc_server_conn_recv(conn, (const uint8_t *)preface, sizeof preface - 1);
+        CHECK(rv == 0);
+        uint8_t junk[256];
+        for (size_t i = 0; i < sizeof junk; i++) {
+            seed = seed * 1103515245u + 12345u;
+            junk[i] = (uint8_t)(seed >> 16);
+        }
+        rv = kyufu_grpc_server_conn_recv(conn, junk, sizeof junk);
+        const uint8_t *p;
+        while (kyufu_grpc_server_conn_pending_output(conn, &p) > 0) {
+        }
+        /* Either recv reports the violation, or nghttp2 has ended the
+         * session itself (GOAWAY queued): either way the I/O layer closes. */
+        CHECK(rv == KYUFU_API_EPROTO || rv == 0);
+        CHECK(kyufu_grpc_server_conn_finished(conn));
+        kyufu_grpc_server_conn_free(conn);
+    }
+}
+
+static void health_call(struct t_client *c, const char *path, const char *service,
+                        int want_status, int want_serving)
+{
+    Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    req.service = (char *)service;
+    uint8_t msg[256], body[300];
+    size_t len = grpc__health__v1__health_check_request__pack(&req, msg);
+    size_t n = t_frame(body, 0, msg, (uint32_t)len);
+    struct t_stream *s = t_request(c, path, body, n, true, NULL);
+    t_pump(c);
+    CHECK(s->closed && s->grpc_status == want_status);
+    if (want_status == 0) {
+        CHECK(s->data_len >= 5);
+        Grpc__Health__V1__HealthCheckResponse *r =
+            grpc__health__v1__health_check_response__unpack(NULL, s->data_len - 5, s->data + 5);
+        CHECK(r != NULL);
+        CHECK((int)r->status == want_serving);
+        grpc__health__v1__health_check_response__free_unpacked(r, NULL);
+    }
+}
+
+static void test_health(void)
+{
+    struct kyufu_grpc_server_conn *conn = server(0);
+    struct t_client c;
+    t_client_init(&c, conn);
+    health_call(&c, "/grpc.health.v1.Health/Check", "", 0, KYUFU_GRPC_HEALTH_NOT_SERVING);
+    CHECK(kyufu_grpc_health_set(health, "", KYUFU_GRPC_HEALTH_SERVING) == 0);
+    CHECK(kyufu_grpc_health_set(health, "kyufu.v1.Ledger", KYUFU_GRPC_HEALTH_NOT_SERVING) == 0);
+    health_call(&c, "/grpc.health.v1.Health/Check", "", 0, KYUFU_GRPC_HEALTH_SERVING);
+    health_call(&c, "/grpc.health.v1.Health/Check", "kyufu.v1.Ledger", 0,
+                KYUFU_GRPC_HEALTH_NOT_SERVING);
+    health_call(&c, "/grpc.health.v1.Health/Check", "nope", KYUFU_GRPC_NOT_FOUND, 0);
+    health_call(&c, "/grpc.health.v1.Health/Watch", "", 0, KYUFU_GRPC_HEALTH_SERVING);
+    health_call(&c, "/grpc.health.v1.Health/Watch", "nope", 0, 3 /* SERVICE_UNKNOWN */);
+    /* Bytes that are not a HealthCheckRequest. */
+    uint8_t body[16];
+    size_t n = t_frame(body, 0, "\xff\xff\xff", 3);
+    struct t_stream *s = t_request(&c, "/grpc.health.v1.Health/Check", body, n, true, NULL);
+    t_pump(&c);
+    CHECK(s->grpc_status == KYUFU_GRPC_INVALID_ARGUMENT);
+    t_client_free(&c);
+    kyufu_grpc_server_conn_free(conn);
+}
+
+static void test_config_limits(void)
+{
+    struct kyufu_grpc_server_config cfg = {.message_bytes_max = KYUFU_GRPC_MESSAGE_BYTES_MAX + 1};
+    struct kyufu_grpc_server_conn *conn = NULL;
+    CHECK(kyufu_grpc_server_conn_new(&cfg, NULL, NULL, 0, &conn) == KYUFU_API_EINVALID);
+    CHECK(conn == NULL);
+    /* A smaller limit is honoured, and an over-limit response is refused. */
+    cfg.message_bytes_max = 4;
+    cfg.methods = methods;
+    cfg.n_methods = 3;
+    CHECK(kyufu_grpc_server_conn_new(&cfg, NULL, NULL, 0, &conn) == 0);
+    struct t_client c;
+    t_client_init(&c, conn);
+    uint8_t body[32];
+    size_t n = t_frame(body, 0, "abcde", 5);
+    struct t_stream *s = t_request(&c, "/kyufu.v1.Ledger/Echo", body, n, true, NULL);
+    n = t_frame(body + 10, 0, "abcd", 4);
+    struct t_stream *s2 = t_request(&c, "/kyufu.v1.Ledger/Echo", body + 10, n, true, NULL);
+    t_pump(&c);
+    CHECK(s->grpc_status == KYUFU_GRPC_RESOURCE_EXHAUSTED);
+    CHECK(s2->grpc_status == KYUFU_GRPC_OK);
+    /* Health methods are UNIMPLEMENTED without a health table. */
+    n = t_frame(body, 0, NULL, 0);
+    s = t_request(&c, "/grpc.health.v1.Health/Check", body, n, true, NULL);
+    t_pump(&c);
+    CHECK(s->grpc_status == KYUFU_GRPC_UNIMPLEMENTED);
+    t_client_free(&c);
+    kyufu_grpc_server_conn_free(conn);
+    CHECK(strcmp(kyufu_grpc_status_name(KYUFU_GRPC_UNAUTHENTICATED), "UNAUTHENTICATED") == 0);
+    CHECK(strcmp(kyufu_api_strerror(KYUFU_API_EPROTO), "HTTP/2 protocol error from the peer") == 0);
+}
+
+int main(void)
+{
+    CHECK(kyufu_grpc_health_new(&health) == 0);
+    test_round_trip();
+    test_timeout_parse();
+    test_deadline();
+    test_async_and_cancel();
+    test_oversized();
+    test_framing_errors();
+    test_header_errors();
+    test_not_http2();
+    test_health();
+    test_config_limits();
+    kyufu_grpc_health_free(health);
+    printf("ok\n");
+    return 0;
+}
