@@ -60,8 +60,9 @@ struct kyufu_glue_config
     uint64_t id;               /* This node's Raft id. */
     const char *address;       /* This node's Raft "host:port". Borrowed. */
     const char *raft_dir;      /* raft_uv data directory. Borrowed. */
-    /* 0 in any field below means the default of raft-glue/limits.h; a value
-     * outside the bounds there makes kyufu_glue_init fail with CONFIG. */
+    /* 0 in any field below means the default of raft-glue/glue_limits.h;
+     * a value outside the bounds there makes kyufu_glue_init fail with
+     * CONFIG naming the field. */
     unsigned election_timeout_ms;
     unsigned heartbeat_timeout_ms;
     unsigned snapshot_threshold_entries;
@@ -164,6 +165,13 @@ struct kyufu_glue_status
 
 void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out);
 bool kyufu_glue_is_leader(struct kyufu_glue *g);
+
+/* 0 while healthy; otherwise the error (STORAGE: a fatal storage error or
+ * a store ahead of the log; IO: a failed raft_uv disk write) that made the
+ * glue stop applying and proposing, with the detail in errmsg.  The state
+ * callback fires once when this becomes nonzero: the node must then close
+ * the glue and exit (a durable write is never retried). */
+int kyufu_glue_fatal(struct kyufu_glue *g, char *errmsg, size_t errmsg_len);
 
 struct kyufu_glue_transfer;
 typedef void (*kyufu_glue_transfer_cb)(struct kyufu_glue_transfer *req,

@@ -1,0 +1,319 @@
+/* raft_fsm adapter over storage/.  Contract in fsm.h; design and the
+ * rejected alternatives in docs/raft.md.
+ *
+ * Happy path: raft commits an entry → apply decodes the framing → storage
+ * applies the CommandBatch in one LMDB transaction at (index, term) → the
+ * results go to the proposer hook.  Failure modes: a malformed frame (not
+ * written by kyufu) is recorded as a no-op at that index on every node
+ * alike; a fatal storage error poisons the FSM and stops applying; a
+ * non-fatal one (NOMEM) fails the apply so raft tries again at its next
+ * commit update (nothing was committed, so this is no retried write). */
+#include "fsm.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "frame.h"
+
+static void poison(struct kyufu_fsm *f, int rv, const char *what)
+{
+    assert(rv != 0);
+    if (f->fatal_rv != 0) {
+        return;
+    }
+    f->fatal_rv = rv;
+    /* errmsg may already hold storage's detail: prefix what failed. */
+    char detail[128];
+    memcpy(detail, f->errmsg, sizeof detail - 1);
+    detail[sizeof detail - 1] = '\0';
+    snprintf(f->errmsg, sizeof f->errmsg, "%.16s: %.64s: %s", what,
+             kyufu_storage_strerror(rv), detail);
+    if (f->hooks.fatal != NULL) {
+        f->hooks.fatal(f->hooks.arg, rv, f->errmsg);
+    }
+}
+
+/* Map a storage error to what raft gets back. */
+static int storage_to_raft(int rv)
+{
+    return rv == KYUFU_STORAGE_ENOMEM ? RAFT_NOMEM : RAFT_IOERR;
+}
+
+static int fsm_apply(struct raft_fsm *fsm,
+                     const struct raft_buffer *buf,
+                     void **result)
+{
+    struct kyufu_fsm *f = fsm->data;
+    struct kyufu_storage_results results = {0, NULL};
+    uint64_t index;
+    uint64_t applied_index;
+    uint64_t applied_term;
+    uint64_t term;
+    const uint8_t *payload;
+    size_t len;
+    int rv;
+
+    assert(f != NULL && f->raft != NULL);
+    *result = NULL; /* Always: see fsm.h on 0.22.1 leaking results. */
+    if (f->fatal_rv != 0) {
+        return RAFT_IOERR;
+    }
+
+    index = raft_last_applied(f->raft) + 1;
+    kyufu_storage_applied(f->storage, &applied_index, &applied_term);
+    if (index <= applied_index) {
+        /* Replayed after a restart: LMDB already holds it. */
+        f->n_skipped++;
+        return 0;
+    }
+
+    f->errmsg[0] = '\0';
+    if (!glue__frame_read(buf->base, buf->len, &term, &payload, &len)) {
+        /* Not written by kyufu: every node sees the same bytes, so each
+         * records the same no-op and state stays identical. */
+        f->n_bad_frames++;
+        rv = kyufu_storage_apply_noop(f->storage, index, applied_term,
+                                      f->errmsg, sizeof f->errmsg);
+        if (rv != 0) {
+            goto err;
+        }
+        return 0;
+    }
+    /* Terms never decrease along a log. */
+    assert(term >= applied_term);
+
+    rv = kyufu_storage_apply_bytes(f->storage, index, term, payload, len,
+                                   &results, f->errmsg, sizeof f->errmsg);
+    if (rv != 0) {
+        goto err;
+    }
+    f->n_applied++;
+
+    /* Postcondition: storage recorded this entry. */
+    kyufu_storage_applied(f->storage, &applied_index, &applied_term);
+    assert(applied_index == index);
+
+    if (f->hooks.applied != NULL) {
+        f->hooks.applied(f->hooks.arg, index, term, &results);
+    } else {
+        kyufu_storage_results_free(&results);
+    }
+    return 0;
+
+err:
+    if (rv != KYUFU_STORAGE_ENOMEM || kyufu_storage_is_fatal(rv)) {
+        poison(f, rv, "apply");
+    }
+    assert(rv != 0);
+    return storage_to_raft(rv);
+}
+
+/* emit callback of kyufu_storage_snapshot_write: append a chunk. */
+struct chunks
+{
+    struct raft_buffer *bufs;
+    unsigned n;
+};
+
+static int emit_chunk(void *arg, void *chunk, size_t len)
+{
+    struct chunks *c = arg;
+    struct raft_buffer *bufs;
+    bufs = raft_realloc(c->bufs, (c->n + 1) * sizeof *bufs);
+    if (bufs == NULL) {
+        raft_free(chunk);
+        return KYUFU_STORAGE_ENOMEM;
+    }
+    c->bufs = bufs;
+    c->bufs[c->n].base = chunk;
+    c->bufs[c->n].len = len;
+    c->n++;
+    return 0;
+}
+
+static void free_bufs(struct raft_buffer *bufs, unsigned n, unsigned from)
+{
+    for (unsigned i = from; i < n; i++) {
+        raft_free(bufs[i].base);
+    }
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm,
+                        struct raft_buffer *bufs[],
+                        unsigned *n_bufs)
+{
+    struct kyufu_fsm *f = fsm->data;
+    struct glue_snapshot_header h;
+    struct chunks c = {NULL, 0};
+    void *header;
+    int rv;
+
+    assert(f->snap == NULL);
+    if (f->fatal_rv != 0) {
+        return RAFT_IOERR;
+    }
+
+    rv = kyufu_storage_snapshot_begin(f->storage, &f->snap);
+    if (rv != 0) {
+        goto err;
+    }
+    h.raft_index = raft_last_applied(f->raft);
+    kyufu_storage_snapshot_applied(f->snap, &h.storage_index, &h.storage_term);
+    assert(h.storage_index <= h.raft_index);
+
+    header = raft_malloc(GLUE_SNAPSHOT_HEADER_BYTES);
+    if (header == NULL) {
+        rv = KYUFU_STORAGE_ENOMEM;
+        goto err_after_begin;
+    }
+    glue__snapshot_header_write(header, &h);
+    rv = emit_chunk(&c, header, GLUE_SNAPSHOT_HEADER_BYTES);
+    if (rv != 0) {
+        goto err_after_begin;
+    }
+
+    if (f->mode == KYUFU_FSM_SNAPSHOT_DEFERRED) {
+        /* Serialized later, off the loop thread (snapshot_io.c). */
+        f->deferred_header = header;
+    } else {
+        rv = kyufu_storage_snapshot_write(f->snap, raft_malloc, emit_chunk,
+                                          &c);
+        if (rv != 0) {
+            goto err_after_chunks;
+        }
+        kyufu_storage_snapshot_end(f->snap);
+        f->snap = NULL;
+    }
+
+    f->n_snapshots++;
+    *bufs = c.bufs;
+    *n_bufs = c.n;
+    return 0;
+
+err_after_chunks:
+    free_bufs(c.bufs, c.n, 0);
+    raft_free(c.bufs);
+err_after_begin:
+    kyufu_storage_snapshot_end(f->snap);
+    f->snap = NULL;
+err:
+    assert(rv != 0);
+    if (kyufu_storage_is_fatal(rv)) {
+        poison(f, rv, "snapshot");
+    }
+    return storage_to_raft(rv);
+}
+
+/* Since fsm version 2 raft never frees snapshot buffers itself. Called once
+ * after every successful fsm->snapshot, written to disk or not. */
+static int fsm_snapshot_finalize(struct raft_fsm *fsm,
+                                 struct raft_buffer *bufs[],
+                                 unsigned *n_bufs)
+{
+    struct kyufu_fsm *f = fsm->data;
+    if (*bufs != NULL) {
+        free_bufs(*bufs, *n_bufs, 0);
+        raft_free(*bufs);
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    f->deferred_header = NULL;
+    if (f->snap != NULL) {
+        kyufu_storage_snapshot_end(f->snap);
+        f->snap = NULL;
+    }
+    return 0;
+}
+
+/* On success the FSM owns buf->base (libraft frees it only on failure). */
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    struct kyufu_fsm *f = fsm->data;
+    struct glue_snapshot_header h;
+    uint64_t applied_index;
+    uint64_t applied_term;
+    int rv;
+
+    if (f->fatal_rv != 0) {
+        return RAFT_IOERR;
+    }
+    if (!glue__snapshot_header_read(buf->base, buf->len, &h)) {
+        snprintf(f->errmsg, sizeof f->errmsg, "bad snapshot header");
+        poison(f, KYUFU_STORAGE_ECORRUPT, "restore");
+        return RAFT_CORRUPT;
+    }
+
+    kyufu_storage_applied(f->storage, &applied_index, &applied_term);
+    if (h.storage_index <= applied_index) {
+        /* The local store already holds everything the snapshot does (it
+         * only ever applied committed entries), and maybe more: restoring
+         * would move it back in time.  Keep it. */
+        f->n_restores_skipped++;
+        raft_free(buf->base);
+        return 0;
+    }
+
+    f->errmsg[0] = '\0';
+    rv = kyufu_storage_restore(f->storage,
+                               (const uint8_t *)buf->base +
+                                   GLUE_SNAPSHOT_HEADER_BYTES,
+                               buf->len - GLUE_SNAPSHOT_HEADER_BYTES,
+                               f->errmsg, sizeof f->errmsg);
+    if (rv != 0) {
+        poison(f, rv, "restore");
+        return rv == KYUFU_STORAGE_ECORRUPT ? RAFT_CORRUPT
+                                            : storage_to_raft(rv);
+    }
+    /* Postcondition: the store is exactly at the snapshot's point. */
+    kyufu_storage_applied(f->storage, &applied_index, &applied_term);
+    assert(applied_index == h.storage_index);
+    f->n_restores++;
+    raft_free(buf->base);
+    return 0;
+}
+
+void kyufu_fsm_init(struct raft_fsm *fsm,
+                    struct kyufu_fsm *state,
+                    struct kyufu_storage *storage,
+                    enum kyufu_fsm_snapshot_mode mode,
+                    const struct kyufu_fsm_hooks *hooks)
+{
+    assert(fsm != NULL && state != NULL && storage != NULL);
+    assert(mode == KYUFU_FSM_SNAPSHOT_INLINE ||
+           mode == KYUFU_FSM_SNAPSHOT_DEFERRED);
+    memset(state, 0, sizeof *state);
+    state->storage = storage;
+    state->mode = mode;
+    if (hooks != NULL) {
+        state->hooks = *hooks;
+    }
+    memset(fsm, 0, sizeof *fsm);
+    fsm->version = 3;
+    fsm->data = state;
+    fsm->apply = fsm_apply;
+    fsm->snapshot = fsm_snapshot;
+    fsm->restore = fsm_restore;
+    fsm->snapshot_finalize = fsm_snapshot_finalize;
+    fsm->snapshot_async = NULL; /* Also synchronous in 0.22.1 legacy mode. */
+}
+
+bool glue__fsm_is_deferred(struct kyufu_fsm *state, const void *buf)
+{
+    return state->mode == KYUFU_FSM_SNAPSHOT_DEFERRED &&
+           state->deferred_header != NULL && buf == state->deferred_header;
+}
+
+int glue__fsm_deferred_write(struct kyufu_fsm *state,
+                             struct raft_buffer **bufs,
+                             unsigned *n_bufs)
+{
+    struct chunks c = {*bufs, *n_bufs};
+    int rv;
+    assert(state->snap != NULL);
+    rv = kyufu_storage_snapshot_write(state->snap, raft_malloc, emit_chunk,
+                                      &c);
+    *bufs = c.bufs;
+    *n_bufs = c.n;
+    return rv;
+}

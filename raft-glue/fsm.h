@@ -1,0 +1,89 @@
+/* The raft_fsm adapter over a struct kyufu_storage (internal: includes
+ * raft.h; used by glue.c and by the simulation in tests/sim).
+ *
+ * apply: decodes the entry framing (frame.h), applies the CommandBatch at
+ * index raft_last_applied()+1 with the framed term, and hands the results
+ * to the `applied` hook (the proposer), which owns them from then on.  The
+ * FSM always returns a NULL result to raft: libraft 0.22.1 leaks a result
+ * when no local request waits for the index (a follower, or a leader that
+ * lost leadership), so results never travel through raft.
+ *
+ * Entries at or below storage's applied index are skipped: after a restart
+ * raft replays its log, and LMDB already holds those entries (the applied
+ * index is written in the same transaction as their effects).
+ *
+ * A fatal storage error poisons the FSM: that apply and every later call
+ * fail (raft stops advancing last_applied), and the `fatal` hook fires once
+ * so the owner stops the node.  Nothing is retried.
+ *
+ * Snapshots: in INLINE mode fsm->snapshot serializes the whole store
+ * synchronously (the simulation); in DEFERRED mode it only opens a storage
+ * snapshot (a read transaction) and returns the 40-byte header; the
+ * snapshot_io.c wrapper around raft_uv's snapshot_put serializes on a work
+ * thread (glue__fsm_deferred_*).  snapshot_finalize frees the buffers and
+ * ends the storage snapshot. */
+#ifndef KYUFU_GLUE_FSM_H
+#define KYUFU_GLUE_FSM_H
+
+#include <raft.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "storage.h"
+
+struct kyufu_fsm_hooks
+{
+    void *arg;
+    /* Called from apply for every applied command entry, with ownership of
+     * *results (the hook must take or free them). */
+    void (*applied)(void *arg, uint64_t index, uint64_t term,
+                    struct kyufu_storage_results *results);
+    /* Called once when the FSM is poisoned by a fatal storage error. */
+    void (*fatal)(void *arg, int storage_rv, const char *errmsg);
+};
+
+enum kyufu_fsm_snapshot_mode {
+    KYUFU_FSM_SNAPSHOT_INLINE = 1,
+    KYUFU_FSM_SNAPSHOT_DEFERRED = 2,
+};
+
+struct kyufu_fsm
+{
+    struct kyufu_storage *storage; /* Borrowed. */
+    struct raft *raft;             /* Set by the owner after raft_init. */
+    struct kyufu_fsm_hooks hooks;
+    enum kyufu_fsm_snapshot_mode mode;
+    int fatal_rv;                  /* 0, or the storage error that stopped us */
+    char errmsg[256];
+    /* Outstanding snapshot (between snapshot and snapshot_finalize). */
+    struct kyufu_storage_snapshot *snap;
+    void *deferred_header;         /* The buffer handed to raft (DEFERRED). */
+    /* Counters, for tests and status. */
+    uint64_t n_applied;
+    uint64_t n_skipped;
+    uint64_t n_bad_frames;
+    uint64_t n_snapshots;
+    uint64_t n_restores;
+    uint64_t n_restores_skipped;
+};
+
+/* Fill *fsm (version 3) so that fsm->data is `state`.  `state->raft` must be
+ * set before the raft instance starts. */
+void kyufu_fsm_init(struct raft_fsm *fsm,
+                    struct kyufu_fsm *state,
+                    struct kyufu_storage *storage,
+                    enum kyufu_fsm_snapshot_mode mode,
+                    const struct kyufu_fsm_hooks *hooks);
+
+/* DEFERRED mode: true when `buf` is the header buffer of the outstanding
+ * deferred snapshot (raft_uv's snapshot_put is then taking it). */
+bool glue__fsm_is_deferred(struct kyufu_fsm *state, const void *buf);
+
+/* DEFERRED mode, on a work thread: serialize the outstanding storage
+ * snapshot into raft_malloc'ed chunks appended to *bufs (reallocated with
+ * raft_realloc).  Returns 0 or a storage error. */
+int glue__fsm_deferred_write(struct kyufu_fsm *state,
+                             struct raft_buffer **bufs,
+                             unsigned *n_bufs);
+
+#endif /* KYUFU_GLUE_FSM_H */

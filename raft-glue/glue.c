@@ -1,0 +1,912 @@
+/* kyufu raft-glue on raft_uv: contract in glue.h, design in docs/raft.md.
+ *
+ * Happy path: init (check the config, raft_uv + NODELAY transport + deferred
+ * snapshot wrapper, raft_init, every option set explicitly) → bootstrap once
+ * → start (raft_start, refuse when storage applied entries the log lost) →
+ * propose through the group committer → close.
+ *
+ * A poll timer (KYUFU_STATE_POLL_MS) watches raft's role and leader to fire
+ * the state callback and drives leadership transfers.  Failure modes: a
+ * fatal storage error or a failed raft_uv write (reported through the
+ * raft_uv tracer, since 0.22.1 would otherwise retry it forever) makes the
+ * glue fatal: proposals fail with STORAGE/IO and the state callback fires so
+ * the node stops; nothing is retried. */
+#include "glue.h"
+
+#include <assert.h>
+#include <limits.h>
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsm.h"
+#include "glue_limits.h"
+#include "proposer.h"
+#include "snapshot_io.h"
+#include "transport.h"
+
+struct kyufu_glue
+{
+    uv_loop_t *loop;
+    struct raft raft;
+    struct glue_snapshot_io sio; /* holds the raft_io */
+    struct glue_transport transport;
+    struct raft_tracer uv_tracer;
+    struct raft_fsm fsm;
+    struct kyufu_fsm fsm_state;
+    struct kyufu_proposer proposer;
+    struct kyufu_storage *storage;
+    struct kyufu_glue_config config; /* strings below are our copies */
+    char *address;
+    char *raft_dir;
+    uv_timer_t poll;
+    kyufu_glue_state_cb state_cb;
+    void *state_arg;
+    int last_state;
+    raft_id last_leader;
+    bool raft_inited;
+    bool started;
+    bool closing;
+    bool raft_closed;
+    int fatal;              /* 0 or a KYUFU_GLUE_E* code */
+    bool fatal_reported;
+    char fatal_msg[256];
+    /* One leadership transfer at a time. */
+    struct kyufu_glue_transfer *transfer;
+    struct raft_transfer transfer_raft;
+    bool transfer_raft_pending;
+    unsigned transfer_attempts;
+    uint64_t transfer_target;
+    uint64_t transfer_deadline;
+    /* One membership change at a time. */
+    struct kyufu_glue_change *change;
+    struct raft_change change_raft;
+    uint64_t change_id;
+    unsigned change_attempts;
+    void (*close_cb)(void *arg);
+    void *close_arg;
+};
+
+const char *kyufu_glue_strerror(int rv)
+{
+    switch (rv) {
+#define KYUFU_GLUE__STR(name, value, text) \
+    case value:                            \
+        return text;
+        KYUFU_GLUE_ERRORS(KYUFU_GLUE__STR)
+#undef KYUFU_GLUE__STR
+        default:
+            return "unknown raft-glue error";
+    }
+}
+
+static void errf(char *errmsg, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void errf(char *errmsg, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    if (errmsg == NULL || len == 0) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(errmsg, len, fmt, ap);
+    va_end(ap);
+}
+
+static int raft_to_glue(int rv)
+{
+    switch (rv) {
+        case 0:
+            return 0;
+        case RAFT_NOMEM:
+            return KYUFU_GLUE_ENOMEM;
+        case RAFT_NOTLEADER:
+            return KYUFU_GLUE_ENOTLEADER;
+        case RAFT_LEADERSHIPLOST:
+            return KYUFU_GLUE_ELEADERSHIPLOST;
+        case RAFT_SHUTDOWN:
+        case RAFT_CANCELED:
+            return KYUFU_GLUE_ESHUTDOWN;
+        case RAFT_TOOBIG:
+            return KYUFU_GLUE_ETOOBIG;
+        case RAFT_BUSY:
+        case RAFT_CANTCHANGE:
+            return KYUFU_GLUE_EBUSY;
+        case RAFT_BADID:
+        case RAFT_NOTFOUND:
+            return KYUFU_GLUE_ENOTFOUND;
+        case RAFT_DUPLICATEID:
+        case RAFT_DUPLICATEADDRESS:
+        case RAFT_BADROLE:
+        case RAFT_INVALID:
+            return KYUFU_GLUE_EINVALID;
+        case RAFT_CANTBOOTSTRAP:
+            return KYUFU_GLUE_ECONFIG;
+        default:
+            return KYUFU_GLUE_EIO;
+    }
+}
+
+/* -------------------------------------------------------------- fatal */
+
+static void set_fatal(struct kyufu_glue *g, int rv, const char *msg)
+{
+    if (g->fatal != 0) {
+        return;
+    }
+    g->fatal = rv;
+    snprintf(g->fatal_msg, sizeof g->fatal_msg, "%s", msg);
+    kyufu_proposer__fatal(&g->proposer, rv);
+}
+
+static void fsm_applied(void *arg,
+                        uint64_t index,
+                        uint64_t term,
+                        struct kyufu_storage_results *results)
+{
+    struct kyufu_glue *g = arg;
+    kyufu_proposer__applied(&g->proposer, index, term, results);
+}
+
+static void fsm_fatal(void *arg, int storage_rv, const char *errmsg)
+{
+    struct kyufu_glue *g = arg;
+    (void)storage_rv;
+    set_fatal(g, KYUFU_GLUE_ESTORAGE, errmsg);
+}
+
+/* raft_uv tracer: only watches for the failed-write retries of 0.22.1
+ * (uv_append.c "retry failed write", uv_prepare.c "retry creating segment",
+ * uv_snapshot.c "retry snapshot write"): kyufu never retries a durable
+ * write, so the first one makes the glue fatal.  Everything else is
+ * dropped. */
+static void uv_tracer_emit(struct raft_tracer *t, int type, const void *info)
+{
+    const struct raft_tracer_info *i = info;
+    struct kyufu_glue *g = t->impl;
+    if (type != RAFT_TRACER_DIAGNOSTIC || i == NULL ||
+        i->diagnostic.message == NULL) {
+        return;
+    }
+    if (strncmp(i->diagnostic.message, "retry ", 6) == 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "raft_uv disk write failed: %s",
+                 i->diagnostic.message);
+        set_fatal(g, KYUFU_GLUE_EIO, msg);
+    }
+}
+
+int kyufu_glue_fatal(struct kyufu_glue *g, char *errmsg, size_t errmsg_len)
+{
+    if (g->fatal != 0) {
+        errf(errmsg, errmsg_len, "%s", g->fatal_msg);
+    }
+    return g->fatal;
+}
+
+/* --------------------------------------------------------------- config */
+
+static int check_range(unsigned *v,
+                       unsigned def,
+                       unsigned min,
+                       unsigned max,
+                       const char *name,
+                       char *errmsg,
+                       size_t errmsg_len)
+{
+    if (*v == 0) {
+        *v = def;
+    }
+    if (*v < min || *v > max) {
+        errf(errmsg, errmsg_len, "config: %s = %u is outside [%u, %u]", name,
+             *v, min, max);
+        return KYUFU_GLUE_ECONFIG;
+    }
+    return 0;
+}
+
+static int check_config(struct kyufu_glue_config *c,
+                        char *errmsg,
+                        size_t errmsg_len)
+{
+    int rv;
+    if (c->id == 0) {
+        errf(errmsg, errmsg_len, "config: id must be > 0");
+        return KYUFU_GLUE_ECONFIG;
+    }
+    if (c->address == NULL || c->address[0] == '\0') {
+        errf(errmsg, errmsg_len, "config: address is required");
+        return KYUFU_GLUE_ECONFIG;
+    }
+    if (c->raft_dir == NULL || c->raft_dir[0] == '\0') {
+        errf(errmsg, errmsg_len, "config: raft_dir is required");
+        return KYUFU_GLUE_ECONFIG;
+    }
+#define CHECK(field, NAME)                                                  \
+    rv = check_range(&c->field, KYUFU_##NAME##_DEFAULT, KYUFU_##NAME##_MIN, \
+                     KYUFU_##NAME##_MAX, #field, errmsg, errmsg_len);       \
+    if (rv != 0) {                                                          \
+        return rv;                                                          \
+    }
+    CHECK(election_timeout_ms, ELECTION_TIMEOUT_MS)
+    CHECK(heartbeat_timeout_ms, HEARTBEAT_TIMEOUT_MS)
+    CHECK(snapshot_threshold_entries, SNAPSHOT_THRESHOLD_ENTRIES)
+    CHECK(snapshot_trailing_entries, SNAPSHOT_TRAILING_ENTRIES)
+    CHECK(max_inflight_entries, MAX_INFLIGHT_ENTRIES)
+    CHECK(group_commit_commands_max, GROUP_COMMIT_COMMANDS_MAX)
+#undef CHECK
+    if (c->heartbeat_timeout_ms * 2 > c->election_timeout_ms) {
+        errf(errmsg, errmsg_len,
+             "config: heartbeat_timeout_ms = %u must be at most half of "
+             "election_timeout_ms = %u",
+             c->heartbeat_timeout_ms, c->election_timeout_ms);
+        return KYUFU_GLUE_ECONFIG;
+    }
+    return 0;
+}
+
+/* Every raft and raft_uv option, explicitly (docs/raft.md lists why).
+ * raft_uv's block size is left to its probe of the file system. */
+static int set_uv_options(struct kyufu_glue *g, char *errmsg,
+                          size_t errmsg_len)
+{
+    int rv;
+    raft_uv_set_tracer(&g->sio.io, &g->uv_tracer);
+    raft_uv_set_segment_size(&g->sio.io, KYUFU_SEGMENT_SIZE_BYTES);
+    raft_uv_set_disk_retry(&g->sio.io, KYUFU_DISK_RETRY_MS);
+    raft_uv_set_connect_retry_delay(&g->sio.io, KYUFU_CONNECT_RETRY_DELAY_MS);
+    raft_uv_set_auto_recovery(&g->sio.io, false);
+    rv = raft_uv_set_snapshot_compression(&g->sio.io, false);
+    if (rv != 0) {
+        errf(errmsg, errmsg_len, "raft_uv snapshot compression: %s",
+             raft_strerror(rv));
+        return KYUFU_GLUE_ECONFIG;
+    }
+    return 0;
+}
+
+static void set_options(struct kyufu_glue *g)
+{
+    struct raft *r = &g->raft;
+    const struct kyufu_glue_config *c = &g->config;
+
+    r->tracer = NULL; /* 0.22.1 formats every trace otherwise: ~15% CPU */
+    raft_set_election_timeout(r, c->election_timeout_ms);
+    raft_set_heartbeat_timeout(r, c->heartbeat_timeout_ms);
+    raft_set_install_snapshot_timeout(r, KYUFU_INSTALL_SNAPSHOT_TIMEOUT_MS);
+    raft_set_pre_vote(r, !c->pre_vote_disabled);
+    raft_set_max_catch_up_rounds(r, KYUFU_MAX_CATCH_UP_ROUNDS);
+    raft_set_max_catch_up_round_duration(r,
+                                         KYUFU_MAX_CATCH_UP_ROUND_DURATION_MS);
+    raft_set_max_inflight_entries(r, c->max_inflight_entries);
+    raft_set_capacity_threshold(r, 0); /* see limits.h, segment size */
+    raft_set_snapshot_threshold(r, c->snapshot_threshold_entries);
+    raft_set_snapshot_trailing(r, c->snapshot_trailing_entries);
+}
+
+int kyufu_glue_init(uv_loop_t *loop,
+                    const struct kyufu_glue_config *config,
+                    struct kyufu_storage *storage,
+                    struct kyufu_glue **out,
+                    char *errmsg,
+                    size_t errmsg_len)
+{
+    struct kyufu_glue *g;
+    struct kyufu_proposer_limits limits;
+    struct kyufu_fsm_hooks hooks;
+    int rv;
+
+    assert(out != NULL);
+    *out = NULL;
+    if (loop == NULL || config == NULL || storage == NULL) {
+        errf(errmsg, errmsg_len, "init: loop, config and storage required");
+        return KYUFU_GLUE_EINVALID;
+    }
+    g = calloc(1, sizeof *g);
+    if (g == NULL) {
+        rv = KYUFU_GLUE_ENOMEM;
+        goto err;
+    }
+    g->loop = loop;
+    g->storage = storage;
+    g->config = *config;
+    rv = check_config(&g->config, errmsg, errmsg_len);
+    if (rv != 0) {
+        goto err_after_alloc;
+    }
+    g->address = strdup(config->address);
+    g->raft_dir = strdup(config->raft_dir);
+    if (g->address == NULL || g->raft_dir == NULL) {
+        rv = KYUFU_GLUE_ENOMEM;
+        goto err_after_strings;
+    }
+    g->config.address = g->address;
+    g->config.raft_dir = g->raft_dir;
+
+    rv = glue__transport_init(&g->transport, loop);
+    if (rv != 0) {
+        errf(errmsg, errmsg_len, "raft_uv_tcp_init: %s", raft_strerror(rv));
+        rv = raft_to_glue(rv);
+        goto err_after_strings;
+    }
+    g->sio.io.version = 2; /* 0.22.1 needs the struct versions set */
+    rv = raft_uv_init(&g->sio.io, loop, g->raft_dir, &g->transport.t);
+    if (rv != 0) {
+        errf(errmsg, errmsg_len, "raft_uv_init %s: %s", g->raft_dir,
+             g->sio.io.errmsg);
+        rv = raft_to_glue(rv);
+        goto err_after_transport;
+    }
+
+    hooks.arg = g;
+    hooks.applied = fsm_applied;
+    hooks.fatal = fsm_fatal;
+    kyufu_fsm_init(&g->fsm, &g->fsm_state, storage,
+                   KYUFU_FSM_SNAPSHOT_DEFERRED, &hooks);
+    glue__snapshot_io_wrap(&g->sio, &g->fsm_state, loop);
+    rv = set_uv_options(g, errmsg, errmsg_len);
+    if (rv != 0) {
+        goto err_after_io;
+    }
+
+    g->uv_tracer.impl = g;
+    g->uv_tracer.version = 2;
+    g->uv_tracer.emit = uv_tracer_emit;
+
+    rv = raft_init(&g->raft, &g->sio.io, &g->fsm, g->config.id, g->address);
+    if (rv != 0) {
+        errf(errmsg, errmsg_len, "raft_init: %s", raft_errmsg(&g->raft));
+        rv = raft_to_glue(rv);
+        goto err_after_io;
+    }
+    g->raft_inited = true;
+    g->fsm_state.raft = &g->raft;
+
+    kyufu_proposer__default_limits(&limits);
+    limits.commands_per_entry_max = g->config.group_commit_commands_max;
+    kyufu_proposer__init(&g->proposer, &g->raft, &limits);
+
+    set_options(g);
+    rv = uv_timer_init(loop, &g->poll);
+    assert(rv == 0);
+    g->poll.data = g;
+    g->last_state = -1;
+    *out = g;
+    return 0;
+
+err_after_io:
+    raft_uv_close(&g->sio.io);
+err_after_transport:
+    glue__transport_close(&g->transport);
+err_after_strings:
+    free(g->address);
+    free(g->raft_dir);
+err_after_alloc:
+    free(g);
+err:
+    assert(rv != 0);
+    return rv;
+}
+
+/* ------------------------------------------------------------ bootstrap */
+
+int kyufu_glue_bootstrap(struct kyufu_glue *g,
+                         const struct kyufu_glue_peer *peers,
+                         size_t n_peers,
+                         char *errmsg,
+                         size_t errmsg_len)
+{
+    struct raft_configuration conf;
+    int rv;
+
+    if (g->started || n_peers == 0 || peers == NULL) {
+        errf(errmsg, errmsg_len, "bootstrap: needs peers, before start");
+        return KYUFU_GLUE_EINVALID;
+    }
+    raft_configuration_init(&conf);
+    for (size_t i = 0; i < n_peers; i++) {
+        rv = raft_configuration_add(&conf, peers[i].id, peers[i].address,
+                                    RAFT_VOTER);
+        if (rv != 0) {
+            errf(errmsg, errmsg_len, "bootstrap: peer %llu (%s): %s",
+                 (unsigned long long)peers[i].id, peers[i].address,
+                 raft_strerror(rv));
+            raft_configuration_close(&conf);
+            return rv == RAFT_NOMEM ? KYUFU_GLUE_ENOMEM : KYUFU_GLUE_ECONFIG;
+        }
+    }
+    rv = raft_bootstrap(&g->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv != 0) {
+        errf(errmsg, errmsg_len, "bootstrap %s: %s", g->raft_dir,
+             rv == RAFT_CANTBOOTSTRAP ? "the directory already holds a cluster"
+                                      : raft_errmsg(&g->raft));
+        return rv == RAFT_CANTBOOTSTRAP ? KYUFU_GLUE_ECONFIG
+                                        : raft_to_glue(rv);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- state */
+
+static void transfer_poll(struct kyufu_glue *g);
+
+static void poll_cb(uv_timer_t *t)
+{
+    struct kyufu_glue *g = t->data;
+    raft_id leader;
+    const char *address;
+    int state;
+
+    if (g->closing) {
+        return;
+    }
+    state = (int)raft_state(&g->raft);
+    raft_leader(&g->raft, &leader, &address);
+    if (g->transfer != NULL) {
+        transfer_poll(g);
+    }
+    if ((state != g->last_state || leader != g->last_leader) &&
+        g->state_cb != NULL) {
+        g->last_state = state;
+        g->last_leader = leader;
+        g->state_cb(g, g->state_arg);
+    } else {
+        g->last_state = state;
+        g->last_leader = leader;
+    }
+    if (g->fatal != 0 && !g->fatal_reported && g->state_cb != NULL) {
+        g->fatal_reported = true; /* kyufu_glue_fatal says why */
+        g->state_cb(g, g->state_arg);
+    }
+}
+
+int kyufu_glue_start(struct kyufu_glue *g,
+                     kyufu_glue_state_cb state_cb,
+                     void *state_arg,
+                     char *errmsg,
+                     size_t errmsg_len)
+{
+    uint64_t applied_index;
+    uint64_t applied_term;
+    raft_index last;
+    int rv;
+
+    if (g->started || g->closing) {
+        errf(errmsg, errmsg_len, "start: already started or closing");
+        return KYUFU_GLUE_EINVALID;
+    }
+    g->state_cb = state_cb;
+    g->state_arg = state_arg;
+    rv = raft_start(&g->raft);
+    if (rv != 0) {
+        errf(errmsg, errmsg_len, "raft start %s: %s", g->raft_dir,
+             raft_errmsg(&g->raft));
+        return rv == RAFT_CORRUPT ? KYUFU_GLUE_EIO : raft_to_glue(rv);
+    }
+    g->started = true;
+
+    /* The store must never be ahead of the log: that means the log lost
+     * entries this node applied (docs/raft.md, "auto-recovery"). */
+    kyufu_storage_applied(g->storage, &applied_index, &applied_term);
+    last = raft_last_index(&g->raft);
+    if (applied_index > last) {
+        errf(errmsg, errmsg_len,
+             "start %s: the store applied up to index %llu but the Raft log "
+             "ends at %llu: the log lost entries; refusing to run "
+             "(docs/raft.md, auto-recovery)",
+             g->raft_dir, (unsigned long long)applied_index,
+             (unsigned long long)last);
+        set_fatal(g, KYUFU_GLUE_ESTORAGE, "log lost applied entries");
+        return KYUFU_GLUE_ESTORAGE;
+    }
+    if (g->fatal != 0) {
+        errf(errmsg, errmsg_len, "start: %s", g->fatal_msg);
+        return g->fatal;
+    }
+    rv = uv_timer_start(&g->poll, poll_cb, KYUFU_STATE_POLL_MS,
+                        KYUFU_STATE_POLL_MS);
+    assert(rv == 0);
+    return 0;
+}
+
+bool kyufu_glue_is_leader(struct kyufu_glue *g)
+{
+    return g->started && !g->closing && raft_state(&g->raft) == RAFT_LEADER;
+}
+
+void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out)
+{
+    raft_id leader = 0;
+    const char *address = NULL;
+    memset(out, 0, sizeof *out);
+    out->id = g->config.id;
+    if (g->fatal != 0) {
+        out->role = "fatal";
+    } else if (!g->started) {
+        out->role = "stopped";
+    } else {
+        out->role = raft_state_name((int)raft_state(&g->raft));
+    }
+    out->term = raft_current_term(&g->raft);
+    out->commit_index = raft_commit_index(&g->raft);
+    out->applied_index = raft_last_applied(&g->raft);
+    out->last_log_index = raft_last_index(&g->raft);
+    if (g->started) {
+        raft_leader(&g->raft, &leader, &address);
+    }
+    out->leader_id = leader;
+    if (address != NULL) {
+        snprintf(out->leader_address, sizeof out->leader_address, "%s",
+                 address);
+    }
+}
+
+/* -------------------------------------------------------------- propose */
+
+int kyufu_glue_propose(struct kyufu_glue *g,
+                       struct kyufu_glue_propose *req,
+                       const Kyufu__V1__Command *cmd,
+                       kyufu_glue_propose_cb cb)
+{
+    if (g->closing) {
+        return KYUFU_GLUE_ESHUTDOWN;
+    }
+    if (!g->started) {
+        return KYUFU_GLUE_ENOTLEADER;
+    }
+    return kyufu_proposer__submit(&g->proposer, req, cmd, cb);
+}
+
+/* -------------------------------------------------------------- barrier */
+
+struct glue_barrier
+{
+    struct raft_barrier raft;
+    struct kyufu_glue_barrier *req;
+    struct kyufu_glue *g;
+};
+
+static void barrier_cb(struct raft_barrier *rb, int status)
+{
+    struct glue_barrier *b = rb->data;
+    struct kyufu_glue_barrier *req = b->req;
+    int rv = b->g->closing ? (status == 0 ? 0 : KYUFU_GLUE_ESHUTDOWN)
+                           : raft_to_glue(status);
+    if (rv == KYUFU_GLUE_ENOTLEADER) {
+        rv = KYUFU_GLUE_ELEADERSHIPLOST;
+    }
+    free(b);
+    req->impl = NULL;
+    req->cb(req, rv);
+}
+
+int kyufu_glue_barrier(struct kyufu_glue *g,
+                       struct kyufu_glue_barrier *req,
+                       kyufu_glue_barrier_cb cb)
+{
+    struct glue_barrier *b;
+    int rv;
+    if (g->closing) {
+        return KYUFU_GLUE_ESHUTDOWN;
+    }
+    if (g->fatal != 0) {
+        return g->fatal;
+    }
+    if (!kyufu_glue_is_leader(g)) {
+        return KYUFU_GLUE_ENOTLEADER;
+    }
+    b = calloc(1, sizeof *b);
+    if (b == NULL) {
+        return KYUFU_GLUE_ENOMEM;
+    }
+    b->req = req;
+    b->g = g;
+    b->raft.data = b;
+    req->cb = cb;
+    req->impl = b;
+    rv = raft_barrier(&g->raft, &b->raft, barrier_cb);
+    if (rv != 0) {
+        free(b);
+        req->impl = NULL;
+        return raft_to_glue(rv);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- transfer */
+
+static void transfer_done(struct kyufu_glue *g, int status)
+{
+    struct kyufu_glue_transfer *req = g->transfer;
+    assert(req != NULL);
+    g->transfer = NULL;
+    req->impl = NULL;
+    req->cb(req, status);
+}
+
+static void transfer_raft_cb(struct raft_transfer *t)
+{
+    struct kyufu_glue *g = t->data;
+    g->transfer_raft_pending = false;
+    /* The poll timer decides: another leader seen, retry, or time out. */
+}
+
+static int transfer_attempt(struct kyufu_glue *g)
+{
+    int rv;
+    memset(&g->transfer_raft, 0, sizeof g->transfer_raft);
+    g->transfer_raft.data = g;
+    rv = raft_transfer(&g->raft, &g->transfer_raft,
+                       (raft_id)g->transfer_target, transfer_raft_cb);
+    if (rv != 0) {
+        return raft_to_glue(rv);
+    }
+    g->transfer_raft_pending = true;
+    g->transfer_attempts++;
+    return 0;
+}
+
+static void transfer_poll(struct kyufu_glue *g)
+{
+    raft_id leader;
+    const char *address;
+    int rv;
+
+    raft_leader(&g->raft, &leader, &address);
+    if (leader != 0 && leader != g->config.id) {
+        if (!g->transfer_raft_pending) {
+            transfer_done(g, 0);
+        }
+        return;
+    }
+    if (g->transfer_raft_pending) {
+        return;
+    }
+    if (raft_state(&g->raft) == RAFT_LEADER) {
+        if (g->transfer_attempts >= KYUFU_TRANSFER_ATTEMPTS_MAX) {
+            transfer_done(g, KYUFU_GLUE_ETIMEOUT);
+            return;
+        }
+        rv = transfer_attempt(g);
+        if (rv != 0) {
+            transfer_done(g, rv);
+        }
+        return;
+    }
+    /* Deposed, no leader known yet: wait for the election, bounded. */
+    if (uv_now(g->loop) > g->transfer_deadline) {
+        transfer_done(g, KYUFU_GLUE_ETIMEOUT);
+    }
+}
+
+int kyufu_glue_transfer(struct kyufu_glue *g,
+                        struct kyufu_glue_transfer *req,
+                        uint64_t target_id,
+                        kyufu_glue_transfer_cb cb)
+{
+    int rv;
+    if (g->closing) {
+        return KYUFU_GLUE_ESHUTDOWN;
+    }
+    if (!kyufu_glue_is_leader(g)) {
+        return KYUFU_GLUE_ENOTLEADER;
+    }
+    if (g->transfer != NULL) {
+        return KYUFU_GLUE_EBUSY;
+    }
+    if (target_id == g->config.id) {
+        return KYUFU_GLUE_EINVALID;
+    }
+    g->transfer_target = target_id;
+    g->transfer_attempts = 0;
+    g->transfer_deadline =
+        uv_now(g->loop) + (uint64_t)(KYUFU_TRANSFER_ATTEMPTS_MAX + 1) * 2 *
+                              g->config.election_timeout_ms;
+    rv = transfer_attempt(g);
+    if (rv != 0) {
+        return rv;
+    }
+    req->cb = cb;
+    req->impl = g;
+    g->transfer = req;
+    return 0;
+}
+
+/* --------------------------------------------------------------- change */
+
+static void change_done(struct kyufu_glue *g, int status)
+{
+    struct kyufu_glue_change *req = g->change;
+    assert(req != NULL);
+    g->change = NULL;
+    req->impl = NULL;
+    req->cb(req, status);
+}
+
+static void assign_cb(struct raft_change *c, int status);
+
+static int assign_voter(struct kyufu_glue *g)
+{
+    memset(&g->change_raft, 0, sizeof g->change_raft);
+    g->change_raft.data = g;
+    g->change_attempts++;
+    return raft_assign(&g->raft, &g->change_raft, (raft_id)g->change_id,
+                       RAFT_VOTER, assign_cb);
+}
+
+static void assign_cb(struct raft_change *c, int status)
+{
+    struct kyufu_glue *g = c->data;
+    int rv;
+    /* NOCONNECTION: the spare did not catch up in the allowed rounds. */
+    if (status == RAFT_NOCONNECTION && !g->closing &&
+        g->change_attempts < KYUFU_CHANGE_ATTEMPTS_MAX) {
+        rv = assign_voter(g);
+        if (rv == 0) {
+            return;
+        }
+        status = rv;
+    }
+    change_done(g, g->closing && status != 0 ? KYUFU_GLUE_ESHUTDOWN
+                                             : raft_to_glue(status));
+}
+
+static void add_cb(struct raft_change *c, int status)
+{
+    struct kyufu_glue *g = c->data;
+    int rv;
+    if (status != 0 || g->closing) {
+        change_done(g, g->closing ? KYUFU_GLUE_ESHUTDOWN
+                                  : raft_to_glue(status));
+        return;
+    }
+    /* Added as spare: raft_assign(VOTER) catches it up, then promotes. */
+    rv = assign_voter(g);
+    if (rv != 0) {
+        change_done(g, raft_to_glue(rv));
+    }
+}
+
+static void remove_cb(struct raft_change *c, int status)
+{
+    struct kyufu_glue *g = c->data;
+    change_done(g, g->closing && status != 0 ? KYUFU_GLUE_ESHUTDOWN
+                                             : raft_to_glue(status));
+}
+
+int kyufu_glue_add(struct kyufu_glue *g,
+                   struct kyufu_glue_change *req,
+                   const struct kyufu_glue_peer *peer,
+                   kyufu_glue_change_cb cb)
+{
+    int rv;
+    if (g->closing) {
+        return KYUFU_GLUE_ESHUTDOWN;
+    }
+    if (!kyufu_glue_is_leader(g)) {
+        return KYUFU_GLUE_ENOTLEADER;
+    }
+    if (g->change != NULL) {
+        return KYUFU_GLUE_EBUSY;
+    }
+    if (peer == NULL || peer->id == 0 || peer->address == NULL) {
+        return KYUFU_GLUE_EINVALID;
+    }
+    memset(&g->change_raft, 0, sizeof g->change_raft);
+    g->change_raft.data = g;
+    g->change_id = peer->id;
+    g->change_attempts = 0;
+    rv = raft_add(&g->raft, &g->change_raft, peer->id, peer->address, add_cb);
+    if (rv != 0) {
+        return raft_to_glue(rv);
+    }
+    req->cb = cb;
+    req->impl = g;
+    g->change = req;
+    return 0;
+}
+
+int kyufu_glue_remove(struct kyufu_glue *g,
+                      struct kyufu_glue_change *req,
+                      uint64_t id,
+                      kyufu_glue_change_cb cb)
+{
+    int rv;
+    if (g->closing) {
+        return KYUFU_GLUE_ESHUTDOWN;
+    }
+    if (!kyufu_glue_is_leader(g)) {
+        return KYUFU_GLUE_ENOTLEADER;
+    }
+    if (g->change != NULL) {
+        return KYUFU_GLUE_EBUSY;
+    }
+    memset(&g->change_raft, 0, sizeof g->change_raft);
+    g->change_raft.data = g;
+    g->change_id = id;
+    rv = raft_remove(&g->raft, &g->change_raft, (raft_id)id, remove_cb);
+    if (rv != 0) {
+        return raft_to_glue(rv);
+    }
+    req->cb = cb;
+    req->impl = g;
+    g->change = req;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- close */
+
+static void poll_close_cb(uv_handle_t *h)
+{
+    struct kyufu_glue *g = h->data;
+    void (*cb)(void *) = g->close_cb;
+    void *arg = g->close_arg;
+    free(g->address);
+    free(g->raft_dir);
+    free(g);
+    if (cb != NULL) {
+        cb(arg);
+    }
+}
+
+static void on_raft_closed(struct raft *r)
+{
+    struct kyufu_glue *g = (struct kyufu_glue *)(void *)((char *)r -
+                                                         offsetof(
+                                                             struct kyufu_glue,
+                                                             raft));
+    g->raft_closed = true;
+    /* raft_uv closed the transport; now free both. */
+    raft_uv_close(&g->sio.io);
+    glue__transport_close(&g->transport);
+    if (g->transfer != NULL) {
+        transfer_done(g, KYUFU_GLUE_ESHUTDOWN);
+    }
+    uv_close((uv_handle_t *)&g->poll, poll_close_cb);
+}
+
+static void close_raft(struct kyufu_glue *g)
+{
+    assert(g->sio.n_work == 0);
+    raft_close(&g->raft, on_raft_closed);
+}
+
+static void drained_cb(struct glue_snapshot_io *s)
+{
+    struct kyufu_glue *g = (struct kyufu_glue *)(void *)((char *)s -
+                                                         offsetof(
+                                                             struct kyufu_glue,
+                                                             sio));
+    s->drained = NULL;
+    close_raft(g);
+}
+
+/* Runs from the poll timer, never inside kyufu_glue_close itself. */
+static void close_step_cb(uv_timer_t *t)
+{
+    struct kyufu_glue *g = t->data;
+    kyufu_proposer__close(&g->proposer, KYUFU_GLUE_ESHUTDOWN);
+    g->sio.closing = true;
+    if (g->sio.n_work > 0) {
+        g->sio.drained = drained_cb; /* a snapshot is serializing */
+        return;
+    }
+    close_raft(g);
+}
+
+void kyufu_glue_close(struct kyufu_glue *g, void (*cb)(void *arg), void *arg)
+{
+    int rv;
+    assert(!g->closing);
+    g->closing = true;
+    g->close_cb = cb;
+    g->close_arg = arg;
+    uv_timer_stop(&g->poll);
+    rv = uv_timer_start(&g->poll, close_step_cb, 0, 0);
+    assert(rv == 0);
+    (void)rv;
+}

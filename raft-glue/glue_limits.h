@@ -1,0 +1,99 @@
+/* kyufu raft-glue limits: every Raft option kyufu sets, with its default and
+ * bounds, units last in the name, each with the reason for its value.
+ * kyufu_glue_init checks a configured value against the bounds and fails
+ * with CONFIG naming the field.  Relations are checked at compile time at
+ * the bottom.  docs/raft.md explains each option. */
+#ifndef KYUFU_GLUE_LIMITS_H
+#define KYUFU_GLUE_LIMITS_H
+
+#include <stddef.h>
+
+/* Election: 300 ms measured 490 ms median failover on loopback with pre-vote
+ * (FACTS.md); below 100 ms a GC-free C process still risks spurious
+ * elections on a loaded 2-vCPU VM; above 10 s failover breaks any RTO. */
+#define KYUFU_ELECTION_TIMEOUT_MS_DEFAULT 300u
+#define KYUFU_ELECTION_TIMEOUT_MS_MIN 100u
+#define KYUFU_ELECTION_TIMEOUT_MS_MAX 10000u
+
+/* Heartbeat: a tenth of the election timeout (Raft thesis 9.3); it is also
+ * raft_uv's tick, so it bounds how late the first entry after an election
+ * can wait (FACTS.md). */
+#define KYUFU_HEARTBEAT_TIMEOUT_MS_DEFAULT 30u
+#define KYUFU_HEARTBEAT_TIMEOUT_MS_MIN 10u
+/* Must stay below the election timeout; checked at init against it. */
+#define KYUFU_HEARTBEAT_TIMEOUT_MS_MAX 2000u
+
+/* Snapshot every 8192 entries: with group commit one entry carries many
+ * commands, and a snapshot serializes the whole store, so they stay rare. */
+#define KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_DEFAULT 8192u
+#define KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MIN 4u
+#define KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX 1048576u
+
+/* Entries kept after a snapshot so a follower a little behind catches up
+ * from the log instead of receiving a whole snapshot. */
+#define KYUFU_SNAPSHOT_TRAILING_ENTRIES_DEFAULT 2048u
+#define KYUFU_SNAPSHOT_TRAILING_ENTRIES_MIN 2u
+#define KYUFU_SNAPSHOT_TRAILING_ENTRIES_MAX 1048576u
+
+/* Unacknowledged entries per follower: 0.22.1's default 32 caps pipelined
+ * throughput at 8-10k/s with 50-230 ms p99; >= 1024 matched 0.15.0. */
+#define KYUFU_MAX_INFLIGHT_ENTRIES_DEFAULT 1024u
+#define KYUFU_MAX_INFLIGHT_ENTRIES_MIN 1u
+#define KYUFU_MAX_INFLIGHT_ENTRIES_MAX 65536u
+
+/* Group commit: commands packed into one entry.  Many commands per entry is
+ * where throughput comes from (one fsync, one LMDB txn for all). */
+#define KYUFU_GROUP_COMMIT_COMMANDS_MAX_DEFAULT 256u
+#define KYUFU_GROUP_COMMIT_COMMANDS_MAX_MIN 1u
+#define KYUFU_GROUP_COMMIT_COMMANDS_MAX_MAX 4096u
+/* Entries of ours in flight before commands queue up: enough to keep disk
+ * and network busy at once, few enough that each entry batches well. */
+#define KYUFU_GROUP_COMMIT_ENTRIES_INFLIGHT_MAX 8u
+/* One entry's payload: 32 KiB entries already reach 45-65 MB/s; 1 MiB keeps
+ * one apply (one LMDB txn) short on the loop thread. */
+#define KYUFU_ENTRY_BYTES_MAX ((size_t)1 << 20)
+/* One encoded command; no valid ledger command approaches this (the largest
+ * is a payment batch of 1000 ids, ~10 KiB). */
+#define KYUFU_COMMAND_BYTES_MAX ((size_t)64 << 10)
+/* Commands waiting for an entry slot before propose answers BUSY: about one
+ * second of peak load; beyond that the client should back off. */
+#define KYUFU_PROPOSE_QUEUE_COMMANDS_MAX 16384u
+
+/* InstallSnapshot RPC retry: a 1-2 GiB snapshot over a LAN takes seconds. */
+#define KYUFU_INSTALL_SNAPSHOT_TIMEOUT_MS 60000u
+/* Catch-up of a new spare before promotion (raft_add → raft_assign). */
+#define KYUFU_MAX_CATCH_UP_ROUNDS 20u
+#define KYUFU_MAX_CATCH_UP_ROUND_DURATION_MS 10000u
+
+/* raft_uv segments: 8 MiB stays well below the 32 MiB capacity wrap
+ * (FACTS.md) so the capacity threshold can stay at its default 0 check. */
+#define KYUFU_SEGMENT_SIZE_BYTES ((size_t)8 << 20)
+/* Disk retry: 0.22.1 retries a failed write forever every disk_retry ms;
+ * kyufu never retries a durable write, so the delay is set to its maximum
+ * and the raft_uv tracer reports the failure so the node stops. */
+#define KYUFU_DISK_RETRY_MS 0xffffffffu
+/* Reconnect to a peer: fast enough for a sub-second failover. */
+#define KYUFU_CONNECT_RETRY_DELAY_MS 100u
+
+/* Leadership transfer: attempts before TIMEOUT; each waits up to an election
+ * timeout (raft_transfer's own bound). */
+#define KYUFU_TRANSFER_ATTEMPTS_MAX 5u
+/* Adding a voter: catch-up attempts of raft_assign before giving up. */
+#define KYUFU_CHANGE_ATTEMPTS_MAX 3u
+/* How often the glue polls raft's role and leader to fire the state cb. */
+#define KYUFU_STATE_POLL_MS 10u
+
+_Static_assert(KYUFU_HEARTBEAT_TIMEOUT_MS_DEFAULT * 5 <=
+                   KYUFU_ELECTION_TIMEOUT_MS_DEFAULT,
+               "several heartbeats fit in an election timeout");
+_Static_assert(KYUFU_SNAPSHOT_TRAILING_ENTRIES_DEFAULT <
+                   KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_DEFAULT,
+               "a snapshot must compact something");
+_Static_assert(KYUFU_COMMAND_BYTES_MAX * 4 <= KYUFU_ENTRY_BYTES_MAX,
+               "several commands fit one entry");
+_Static_assert(KYUFU_SEGMENT_SIZE_BYTES < ((size_t)32 << 20),
+               "segments below 32 MiB (0.22.1 capacity wrap)");
+_Static_assert(KYUFU_SEGMENT_SIZE_BYTES >= 2 * KYUFU_ENTRY_BYTES_MAX,
+               "an entry fits a segment with room");
+
+#endif /* KYUFU_GLUE_LIMITS_H */

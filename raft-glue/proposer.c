@@ -1,0 +1,446 @@
+/* Group commit: see proposer.h for the contract.
+ *
+ * An entry's payload is a protobuf CommandBatch built by concatenating, for
+ * each queued command, the field-1 tag, its length varint and its encoding
+ * (exactly what protobuf-c would pack for `repeated Command commands = 1`),
+ * so commands are encoded once, at submit, and never re-packed.
+ *
+ * Failure modes: raft_apply refusing (not leader, transfer in progress, no
+ * space) fails the requests of that entry; raft failing an entry after
+ * accepting it fails them unless the FSM already applied the entry here. */
+#include "proposer.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+#include "glue_limits.h"
+
+struct glue_pentry
+{
+    struct raft_apply apply; /* apply.data == this */
+    struct kyufu_proposer *p;
+    struct glue_pentry *next;
+    struct glue_pentry *prev;
+    uint64_t index;
+    uint64_t term;
+    unsigned n;
+    struct kyufu_glue_propose **reqs;
+    bool applied; /* results below came from the local FSM */
+    struct kyufu_storage_results results;
+};
+
+void kyufu_proposer__default_limits(struct kyufu_proposer_limits *l)
+{
+    l->entries_inflight_max = KYUFU_GROUP_COMMIT_ENTRIES_INFLIGHT_MAX;
+    l->commands_per_entry_max = KYUFU_GROUP_COMMIT_COMMANDS_MAX_DEFAULT;
+    l->entry_bytes_max = KYUFU_ENTRY_BYTES_MAX;
+    l->command_bytes_max = KYUFU_COMMAND_BYTES_MAX;
+    l->queue_commands_max = KYUFU_PROPOSE_QUEUE_COMMANDS_MAX;
+}
+
+void kyufu_proposer__init(struct kyufu_proposer *p,
+                          struct raft *raft,
+                          const struct kyufu_proposer_limits *limits)
+{
+    assert(limits->entries_inflight_max >= 1);
+    assert(limits->commands_per_entry_max >= 1);
+    assert(limits->command_bytes_max + 16 <= limits->entry_bytes_max);
+    memset(p, 0, sizeof *p);
+    p->raft = raft;
+    p->limits = *limits;
+}
+
+/* ------------------------------------------------------------------ queue */
+
+static void queue_push(struct kyufu_proposer *p, struct kyufu_glue_propose *r)
+{
+    r->queue[0] = NULL;
+    if (p->tail == NULL) {
+        p->head = r;
+    } else {
+        p->tail->queue[0] = r;
+    }
+    p->tail = r;
+    p->n_queued++;
+}
+
+static struct kyufu_glue_propose *queue_pop(struct kyufu_proposer *p)
+{
+    struct kyufu_glue_propose *r = p->head;
+    if (r == NULL) {
+        return NULL;
+    }
+    p->head = r->queue[0];
+    if (p->head == NULL) {
+        p->tail = NULL;
+    }
+    r->queue[0] = NULL;
+    assert(p->n_queued > 0);
+    p->n_queued--;
+    return r;
+}
+
+static size_t varint_size(size_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static size_t put_varint(uint8_t *out, size_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        out[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    out[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Bytes a command adds to a CommandBatch. */
+static size_t batch_item_size(const struct kyufu_glue_propose *r)
+{
+    return 1 + varint_size(r->encoded_len) + r->encoded_len;
+}
+
+static void complete(struct kyufu_glue_propose *r,
+                     int status,
+                     Kyufu__V1__CommandResult *result)
+{
+    kyufu_glue_propose_cb cb = r->cb;
+    assert((status == 0) == (result != NULL));
+    free(r->encoded);
+    r->encoded = NULL;
+    r->encoded_len = 0;
+    r->cb = NULL;
+    cb(r, status, result);
+}
+
+static void fail_queue(struct kyufu_proposer *p, int status)
+{
+    struct kyufu_glue_propose *r;
+    while ((r = queue_pop(p)) != NULL) {
+        complete(r, status, NULL);
+    }
+}
+
+/* ------------------------------------------------------------- in flight */
+
+static void inflight_add(struct kyufu_proposer *p, struct glue_pentry *e)
+{
+    e->prev = NULL;
+    e->next = p->inflight;
+    if (p->inflight != NULL) {
+        p->inflight->prev = e;
+    }
+    p->inflight = e;
+    p->n_inflight++;
+}
+
+static void inflight_del(struct kyufu_proposer *p, struct glue_pentry *e)
+{
+    if (e->prev != NULL) {
+        e->prev->next = e->next;
+    } else {
+        p->inflight = e->next;
+    }
+    if (e->next != NULL) {
+        e->next->prev = e->prev;
+    }
+    assert(p->n_inflight > 0);
+    p->n_inflight--;
+}
+
+static void pentry_free(struct glue_pentry *e)
+{
+    if (e->applied) {
+        kyufu_storage_results_free(&e->results);
+    }
+    free(e->reqs);
+    free(e);
+}
+
+static int raft_to_glue(struct kyufu_proposer *p, int rv)
+{
+    if (p->closing) {
+        return KYUFU_GLUE_ESHUTDOWN;
+    }
+    switch (rv) {
+        case RAFT_NOTLEADER:
+        case RAFT_LEADERSHIPLOST:
+            return KYUFU_GLUE_ELEADERSHIPLOST;
+        case RAFT_NOMEM:
+            return KYUFU_GLUE_ENOMEM;
+        case RAFT_SHUTDOWN:
+        case RAFT_CANCELED:
+            return KYUFU_GLUE_ESHUTDOWN;
+        case RAFT_TOOBIG:
+            return KYUFU_GLUE_ETOOBIG;
+        default:
+            return KYUFU_GLUE_EIO;
+    }
+}
+
+static void flush(struct kyufu_proposer *p);
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+    struct glue_pentry *e = req->data;
+    struct kyufu_proposer *p = e->p;
+
+    assert(result == NULL); /* The FSM never returns results via raft. */
+    (void)result;
+    inflight_del(p, e);
+
+    if (e->applied && e->results.n == e->n) {
+        /* Applied here, so committed, whatever raft says about the request
+         * (it reports LEADERSHIPLOST when leadership changed in between). */
+        for (unsigned i = 0; i < e->n; i++) {
+            Kyufu__V1__CommandResult *res = e->results.items[i];
+            e->results.items[i] = NULL;
+            assert(res != NULL);
+            complete(e->reqs[i], 0, res);
+        }
+    } else {
+        int rv;
+        if (e->applied) {
+            /* Storage decoded fewer commands than we packed: a bug on one
+             * side of the CommandBatch encoding. */
+            rv = KYUFU_GLUE_ESTORAGE;
+        } else if (status == 0) {
+            /* Committed but not applied here: the FSM is stopped. */
+            rv = p->fatal_status != 0 ? p->fatal_status : KYUFU_GLUE_ESTORAGE;
+        } else {
+            rv = raft_to_glue(p, status);
+        }
+        for (unsigned i = 0; i < e->n; i++) {
+            complete(e->reqs[i], rv, NULL);
+        }
+    }
+    pentry_free(e);
+    flush(p);
+}
+
+/* Take up to the limits from the queue into one entry and raft_apply it.
+ * Returns 0, or a raft error after which the taken requests are back at the
+ * head of the queue in order. */
+static int flush_one(struct kyufu_proposer *p)
+{
+    struct glue_pentry *e;
+    struct kyufu_glue_propose *r;
+    struct raft_buffer buf;
+    size_t payload_len = 0;
+    unsigned n = 0;
+    uint8_t *out;
+    size_t off;
+    raft_term term;
+    int rv;
+
+    for (r = p->head; r != NULL && n < p->limits.commands_per_entry_max;
+         r = r->queue[0]) {
+        size_t item = batch_item_size(r);
+        if (n > 0 && payload_len + item > p->limits.entry_bytes_max) {
+            break;
+        }
+        payload_len += item;
+        n++;
+    }
+    assert(n > 0);
+
+    e = calloc(1, sizeof *e);
+    if (e == NULL) {
+        return RAFT_NOMEM;
+    }
+    e->reqs = calloc(n, sizeof *e->reqs);
+    if (e->reqs == NULL) {
+        free(e);
+        return RAFT_NOMEM;
+    }
+    buf.len = glue__frame_size(payload_len);
+    buf.base = raft_malloc(buf.len);
+    if (buf.base == NULL) {
+        free(e->reqs);
+        free(e);
+        return RAFT_NOMEM;
+    }
+
+    /* Payload first (after the header), header last once the term is known:
+     * the leader's current term is the term raft gives the entry. */
+    out = (uint8_t *)buf.base + GLUE_FRAME_HEADER_BYTES;
+    off = 0;
+    r = p->head;
+    for (unsigned i = 0; i < n; i++, r = r->queue[0]) {
+        e->reqs[i] = r;
+        out[off++] = 0x0a; /* field 1, length-delimited */
+        off += put_varint(out + off, r->encoded_len);
+        memcpy(out + off, r->encoded, r->encoded_len);
+        off += r->encoded_len;
+    }
+    assert(off == payload_len);
+    term = raft_current_term(p->raft);
+    glue__frame_finish(buf.base, term, payload_len);
+
+    e->p = p;
+    e->n = n;
+    e->term = term;
+    e->apply.data = e;
+    rv = raft_apply(p->raft, &e->apply, &buf, 1, apply_cb);
+    if (rv != 0) {
+        /* Refused before the entry was handed to the log (NOTLEADER during
+         * a transfer or after losing leadership, NOSPACE): raft did not take
+         * the buffer.  Any other error may come after raft freed it (0.22.1
+         * frees a failed append): leak rather than free twice. */
+        if (rv == RAFT_NOTLEADER || rv == RAFT_NOSPACE) {
+            raft_free(buf.base);
+        }
+        free(e->reqs);
+        free(e);
+        return rv;
+    }
+    /* Accepted: the requests leave the queue. */
+    for (unsigned i = 0; i < n; i++) {
+        struct kyufu_glue_propose *q = queue_pop(p);
+        assert(q == e->reqs[i]);
+        (void)q;
+    }
+    e->index = e->apply.index;
+    assert(e->index > 0);
+    inflight_add(p, e);
+    p->n_entries++;
+    p->n_commands += n;
+    return 0;
+}
+
+static void flush(struct kyufu_proposer *p)
+{
+    if (p->flushing) {
+        return; /* The outer flush loop picks up what was queued. */
+    }
+    p->flushing = true;
+    while (p->head != NULL &&
+           p->n_inflight < p->limits.entries_inflight_max) {
+        int rv;
+        if (p->closing || p->fatal_status != 0) {
+            fail_queue(p, p->closing ? KYUFU_GLUE_ESHUTDOWN : p->fatal_status);
+            break;
+        }
+        rv = flush_one(p);
+        if (rv != 0) {
+            /* These were accepted while we led: leadership is gone. */
+            fail_queue(p, raft_to_glue(p, rv));
+            break;
+        }
+    }
+    p->flushing = false;
+}
+
+/* ------------------------------------------------------------- interface */
+
+int kyufu_proposer__submit(struct kyufu_proposer *p,
+                           struct kyufu_glue_propose *req,
+                           const Kyufu__V1__Command *cmd,
+                           kyufu_glue_propose_cb cb)
+{
+    size_t len;
+    int rv;
+
+    if (req == NULL || cmd == NULL || cb == NULL) {
+        return KYUFU_GLUE_EINVALID;
+    }
+    if (p->closing) {
+        return KYUFU_GLUE_ESHUTDOWN;
+    }
+    if (p->fatal_status != 0) {
+        return p->fatal_status;
+    }
+    if (raft_state(p->raft) != RAFT_LEADER ||
+        raft_transferee(p->raft) != 0) {
+        return KYUFU_GLUE_ENOTLEADER;
+    }
+    if (p->n_queued >= p->limits.queue_commands_max) {
+        return KYUFU_GLUE_EBUSY;
+    }
+    len = kyufu__v1__command__get_packed_size(cmd);
+    if (len > p->limits.command_bytes_max) {
+        return KYUFU_GLUE_ETOOBIG;
+    }
+    req->encoded = malloc(len > 0 ? len : 1);
+    if (req->encoded == NULL) {
+        return KYUFU_GLUE_ENOMEM;
+    }
+    req->encoded_len = kyufu__v1__command__pack(cmd, req->encoded);
+    assert(req->encoded_len == len);
+    req->cb = cb;
+    queue_push(p, req);
+
+    if (p->flushing || p->n_inflight >= p->limits.entries_inflight_max) {
+        return 0; /* Goes out with the next flush. */
+    }
+    /* The queue holds only this request here (every earlier one went out
+     * when a slot was last free), so a failure concerns it alone and is
+     * returned, never called back. */
+    assert(p->head == req && p->n_queued == 1);
+    p->flushing = true;
+    rv = flush_one(p);
+    p->flushing = false;
+    if (rv != 0) {
+        struct kyufu_glue_propose *q = queue_pop(p);
+        assert(q == req);
+        (void)q;
+        free(req->encoded);
+        req->encoded = NULL;
+        req->cb = NULL;
+        return rv == RAFT_NOTLEADER ? KYUFU_GLUE_ENOTLEADER
+                                    : raft_to_glue(p, rv);
+    }
+    return 0;
+}
+
+void kyufu_proposer__applied(void *arg,
+                             uint64_t index,
+                             uint64_t term,
+                             struct kyufu_storage_results *results)
+{
+    struct kyufu_proposer *p = arg;
+    struct glue_pentry *e;
+    for (e = p->inflight; e != NULL; e = e->next) {
+        if (e->index == index) {
+            break;
+        }
+    }
+    /* Same index and term means the same entry (Log Matching); another term
+     * means a new leader overwrote ours, whose requests fail through raft. */
+    if (e == NULL || e->term != term || e->applied) {
+        kyufu_storage_results_free(results);
+        return;
+    }
+    e->results = *results;
+    results->n = 0;
+    results->items = NULL;
+    e->applied = true;
+}
+
+void kyufu_proposer__close(struct kyufu_proposer *p, int status)
+{
+    p->closing = true;
+    if (!p->flushing) {
+        fail_queue(p, status);
+    }
+}
+
+void kyufu_proposer__fatal(struct kyufu_proposer *p, int status)
+{
+    assert(status != 0);
+    if (p->fatal_status == 0) {
+        p->fatal_status = status;
+    }
+    if (!p->flushing) {
+        fail_queue(p, status);
+    }
+}
