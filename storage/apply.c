@@ -1,0 +1,706 @@
+/* The apply pipeline: one Raft entry → one LMDB write transaction.
+ *
+ * Happy path: begin the write txn; for each command, check the header (step
+ * 1 of docs/ledger-rules.md), look up its idempotency key (step 2), prune a
+ * few expired sessions, open a nested txn, check the body, actor and role
+ * (steps 3-5), run the command's handler (steps 6-7), commit the nested txn
+ * on OK or abort it on a rejection, then append the audit record and the
+ * session entry in the outer txn; finally record the applied index and term
+ * and commit.  After the commit, the records the batch touched are checked
+ * against the invariants (invariants.c); a violation aborts the process.
+ *
+ * Failure modes: a rejection is a result, not an error.  A store error from
+ * a handler (MAP_FULL, I/O, corruption) abandons the whole batch: the outer
+ * txn is aborted so nothing of the entry is visible.  MAP_FULL then grows
+ * the map and applies the entry again from the start (nothing was committed,
+ * so this is not a retried durable write); any other error is returned, and
+ * a failed commit is fatal (kyufu_storage_is_fatal).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define ROLE(r) (1u << KYUFU__V1__ROLE__ROLE_##r)
+#define CASE(x) KYUFU__V1__COMMAND__BODY_##x
+
+struct command_def
+{
+    Kyufu__V1__Command__BodyCase body;
+    const char *name;
+    uint32_t roles; /* any one of these */
+    kyufu_storage__handler handler;
+};
+
+static const struct command_def commands[] = {
+    {CASE(CREATE_PROGRAM), "CreateProgram", ROLE(APPROVER),
+     kyufu_storage__create_program},
+    {CASE(OPEN_PROGRAM), "OpenProgram", ROLE(APPROVER),
+     kyufu_storage__open_program},
+    {CASE(CLOSE_PROGRAM), "CloseProgram", ROLE(APPROVER),
+     kyufu_storage__close_program},
+    {CASE(ADJUST_BUDGET), "AdjustBudget", ROLE(APPROVER),
+     kyufu_storage__adjust_budget},
+    {CASE(REGISTER_HOUSEHOLD), "RegisterHousehold", ROLE(CLERK),
+     kyufu_storage__register_household},
+    {CASE(UPDATE_HOUSEHOLD), "UpdateHousehold", ROLE(CLERK),
+     kyufu_storage__update_household},
+    {CASE(SUBMIT_APPLICATION), "SubmitApplication", ROLE(CLERK),
+     kyufu_storage__submit_application},
+    {CASE(APPROVE_APPLICATION), "ApproveApplication", ROLE(APPROVER),
+     kyufu_storage__approve_application},
+    {CASE(REJECT_APPLICATION), "RejectApplication", ROLE(APPROVER),
+     kyufu_storage__reject_application},
+    {CASE(CANCEL_APPLICATION), "CancelApplication", ROLE(CLERK) | ROLE(APPROVER),
+     kyufu_storage__cancel_application},
+    {CASE(CREATE_PAYMENT_BATCH), "CreatePaymentBatch", ROLE(CLERK),
+     kyufu_storage__create_payment_batch},
+    {CASE(CONFIRM_PAYMENT_BATCH), "ConfirmPaymentBatch", ROLE(APPROVER),
+     kyufu_storage__confirm_payment_batch},
+    {CASE(RETURN_PAYMENT), "ReturnPayment", ROLE(CLERK),
+     kyufu_storage__return_payment},
+    {CASE(CREATE_STAFF), "CreateStaff", ROLE(ID_ADMIN),
+     kyufu_storage__create_staff},
+    {CASE(SET_STAFF_ROLES), "SetStaffRoles", ROLE(ID_ADMIN),
+     kyufu_storage__set_staff_roles},
+    {CASE(SET_STAFF_STATUS), "SetStaffStatus", ROLE(ID_ADMIN),
+     kyufu_storage__set_staff_status},
+};
+
+static const struct command_def *find_command(const Kyufu__V1__Command *cmd)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (commands[i].body == cmd->body_case) {
+            /* protobuf-c sets the case only with the member; be defensive
+             * about a hand-built command with a NULL body. */
+            return cmd->create_program != NULL ? &commands[i] : NULL;
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ result helpers */
+
+int kyufu_storage__reject(struct kyufu_storage__cmd *c,
+                          Kyufu__V1__Code code,
+                          const char *fmt,
+                          ...)
+{
+    va_list ap;
+    KYUFU_ASSERT(code != KYUFU__V1__CODE__OK);
+    c->code = code;
+    va_start(ap, fmt);
+    vsnprintf(c->message, sizeof c->message, fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
+void kyufu_storage__set_object(struct kyufu_storage__cmd *c,
+                               const char *fmt,
+                               ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->object, sizeof c->object, fmt, ap);
+    va_end(ap);
+}
+
+int kyufu_storage__set_record(struct kyufu_storage__cmd *c,
+                              int field,
+                              const ProtobufCMessage *m)
+{
+    KYUFU_ASSERT(field >= 10 && field <= 14);
+    KYUFU_ASSERT(c->record == NULL);
+    c->record_field = field;
+    return kyufu_storage__pack(m, &c->record, &c->record_len);
+}
+
+static int grow_array(void **items, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap) {
+        return 0;
+    }
+    size_t next = *cap == 0 ? 16 : *cap * 2;
+    void *p = realloc(*items, next * size);
+    if (p == NULL) {
+        return KYUFU_STORAGE_ENOMEM;
+    }
+    *items = p;
+    *cap = next;
+    return 0;
+}
+
+int kyufu_storage__touch_program(struct kyufu_storage__cmd *c, const char *code)
+{
+    struct kyufu_storage__touched *t = c->touched;
+    int rv = grow_array((void **)&t->programs, &t->cap_programs,
+                        t->n_programs, sizeof *t->programs);
+    if (rv != 0) {
+        return rv;
+    }
+    t->programs[t->n_programs] = strdup(code);
+    if (t->programs[t->n_programs] == NULL) {
+        return KYUFU_STORAGE_ENOMEM;
+    }
+    t->n_programs++;
+    return 0;
+}
+
+int kyufu_storage__touch_app(struct kyufu_storage__cmd *c, uint64_t id)
+{
+    struct kyufu_storage__touched *t = c->touched;
+    int rv = grow_array((void **)&t->apps, &t->cap_apps, t->n_apps,
+                        sizeof *t->apps);
+    if (rv == 0) {
+        t->apps[t->n_apps++] = id;
+    }
+    return rv;
+}
+
+int kyufu_storage__touch_batch(struct kyufu_storage__cmd *c, uint64_t id)
+{
+    struct kyufu_storage__touched *t = c->touched;
+    int rv = grow_array((void **)&t->batches, &t->cap_batches, t->n_batches,
+                        sizeof *t->batches);
+    if (rv == 0) {
+        t->batches[t->n_batches++] = id;
+    }
+    return rv;
+}
+
+static void touched_free(struct kyufu_storage__touched *t)
+{
+    for (size_t i = 0; i < t->n_programs; i++) {
+        free(t->programs[i]);
+    }
+    free(t->programs);
+    free(t->apps);
+    free(t->batches);
+    memset(t, 0, sizeof *t);
+}
+
+/* ------------------------------------------------------------ steps 1-5 */
+
+/* Step 1.  Returns NULL when the header is usable, else the reason. */
+static const char *check_header(const Kyufu__V1__Command *cmd)
+{
+    const Kyufu__V1__CommandHeader *h = cmd->header;
+    if (h == NULL) {
+        return "missing header";
+    }
+    if (!kyufu_storage__valid_staff_id(h->actor)) {
+        return "actor must be 1..64 bytes of [a-z0-9._-]";
+    }
+    if (!kyufu_storage__valid_text(h->terminal, 0, KYUFU_TERMINAL_BYTES_MAX)) {
+        return "terminal must be 0..64 bytes of text";
+    }
+    if (h->key == NULL ||
+        !kyufu_storage__valid_printable(h->key->client_id, 1,
+                                        KYUFU_CLIENT_ID_BYTES_MAX) ||
+        h->key->sequence == 0) {
+        return "idempotency key must have a client_id and a sequence > 0";
+    }
+    if (h->time_ms <= 0) {
+        return "time_ms must be > 0";
+    }
+    return NULL;
+}
+
+/* A copy of a field of an unusable header fit for the audit trail:
+ * printable ASCII, other bytes as '?', truncated. */
+static void sanitize(const char *in, char *out, size_t cap)
+{
+    size_t n = 0;
+    if (in != NULL) {
+        for (; in[n] != '\0' && n + 1 < cap; n++) {
+            out[n] = in[n] >= 0x20 && in[n] <= 0x7e ? in[n] : '?';
+        }
+    }
+    out[n] = '\0';
+}
+
+/* The object a command names, known before any check (empty when the body
+ * does not name a valid key; records created with a new id get theirs when
+ * the handler creates them). */
+static void name_object(struct kyufu_storage__cmd *c)
+{
+    const Kyufu__V1__Command *m = c->cmd;
+    const char *code = NULL;
+    const char *kind = NULL;
+    uint64_t id = 0;
+    switch (m->body_case) {
+    case CASE(CREATE_PROGRAM):
+        code = m->create_program->code, kind = "program";
+        break;
+    case CASE(OPEN_PROGRAM):
+        code = m->open_program->code, kind = "program";
+        break;
+    case CASE(CLOSE_PROGRAM):
+        code = m->close_program->code, kind = "program";
+        break;
+    case CASE(ADJUST_BUDGET):
+        code = m->adjust_budget->code, kind = "program";
+        break;
+    case CASE(REGISTER_HOUSEHOLD):
+    case CASE(UPDATE_HOUSEHOLD): {
+        const Kyufu__V1__Household *h =
+            m->body_case == CASE(REGISTER_HOUSEHOLD)
+                ? m->register_household->household
+                : m->update_household->household;
+        if (h != NULL && kyufu_storage__valid_household_no(h->household_no)) {
+            kyufu_storage__set_object(c, "household/%s", h->household_no);
+        }
+        return;
+    }
+    case CASE(APPROVE_APPLICATION):
+        id = m->approve_application->id, kind = "application";
+        break;
+    case CASE(REJECT_APPLICATION):
+        id = m->reject_application->id, kind = "application";
+        break;
+    case CASE(CANCEL_APPLICATION):
+        id = m->cancel_application->id, kind = "application";
+        break;
+    case CASE(RETURN_PAYMENT):
+        id = m->return_payment->application_id, kind = "application";
+        break;
+    case CASE(CONFIRM_PAYMENT_BATCH):
+        id = m->confirm_payment_batch->id, kind = "batch";
+        break;
+    case CASE(CREATE_STAFF):
+    case CASE(SET_STAFF_ROLES):
+    case CASE(SET_STAFF_STATUS): {
+        const char *sid = m->body_case == CASE(CREATE_STAFF)
+                              ? m->create_staff->staff_id
+                          : m->body_case == CASE(SET_STAFF_ROLES)
+                              ? m->set_staff_roles->staff_id
+                              : m->set_staff_status->staff_id;
+        if (kyufu_storage__valid_staff_id(sid)) {
+            kyufu_storage__set_object(c, "staff/%s", sid);
+        }
+        return;
+    }
+    default:
+        return;
+    }
+    if (code != NULL && kyufu_storage__valid_program_code(code)) {
+        kyufu_storage__set_object(c, "%s/%s", kind, code);
+    } else if (code == NULL && id > 0) {
+        kyufu_storage__set_object(c, "%s/%llu", kind, (unsigned long long)id);
+    }
+}
+
+/* Steps 4 and 5 (and the bootstrap rule).  0 with c->code set. */
+static int check_actor(struct kyufu_storage__cmd *c,
+                       const struct command_def *def)
+{
+    Kyufu__V1__StaffAccount *actor = NULL;
+    MDB_stat st;
+    int mrv = mdb_stat(c->txn, c->s->dbi[KYUFU_DB_STAFF], &st);
+    if (mrv != 0) {
+        return kyufu_storage__mdb_error(mrv);
+    }
+    if (st.ms_entries == 0) {
+        const Kyufu__V1__CreateStaff *cs = c->cmd->create_staff;
+        if (def->body == CASE(CREATE_STAFF) && cs->staff_id != NULL &&
+            strcmp(cs->staff_id, c->actor) == 0 &&
+            cs->roles == ROLE(ID_ADMIN)) {
+            return 0; /* bootstrap: the first ID administrator */
+        }
+        return kyufu_storage__reject(c, KYUFU__V1__CODE__PERMISSION_DENIED,
+                                     "no staff account exists yet");
+    }
+    int rv = kyufu_storage__get_staff(c->s, c->txn, c->actor, &actor);
+    if (rv == KYUFU_STORAGE_ENOTFOUND) {
+        return kyufu_storage__reject(c, KYUFU__V1__CODE__PERMISSION_DENIED,
+                                     "unknown actor %s", c->actor);
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    if (actor->status != KYUFU__V1__STAFF_STATUS__STAFF_ACTIVE) {
+        rv = kyufu_storage__reject(c, KYUFU__V1__CODE__PERMISSION_DENIED,
+                                   "actor %s is not active", c->actor);
+    } else if ((actor->roles & def->roles) == 0) {
+        rv = kyufu_storage__reject(c, KYUFU__V1__CODE__PERMISSION_DENIED,
+                                   "actor %s lacks the role for %s", c->actor,
+                                   def->name);
+    }
+    kyufu__v1__staff_account__free_unpacked(actor, NULL);
+    return rv;
+}
+
+/* ------------------------------------------------------------ one command */
+
+static size_t put_varint(uint8_t *out, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        out[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    out[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Encode the result: its scalar fields, then the record (already packed) as
+ * the length-delimited oneof field; concatenated encodings merge. */
+static int encode_result(const struct kyufu_storage__cmd *c,
+                         uint64_t audit_seq,
+                         uint8_t **out,
+                         size_t *len)
+{
+    Kyufu__V1__CommandResult r = KYUFU__V1__COMMAND_RESULT__INIT;
+    r.code = c->code;
+    r.message = (char *)c->message;
+    r.object = (char *)c->object;
+    r.raft_index = c->index;
+    r.audit_seq = audit_seq;
+    size_t head = protobuf_c_message_get_packed_size(&r.base);
+    uint8_t *buf = malloc(head + 11 + c->record_len);
+    if (buf == NULL) {
+        return KYUFU_STORAGE_ENOMEM;
+    }
+    protobuf_c_message_pack(&r.base, buf);
+    size_t n = head;
+    if (c->record != NULL) {
+        buf[n++] = (uint8_t)((c->record_field << 3) | 2);
+        n += put_varint(buf + n, c->record_len);
+        memcpy(buf + n, c->record, c->record_len);
+        n += c->record_len;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static int unpack_result(const uint8_t *buf,
+                         size_t len,
+                         Kyufu__V1__CommandResult **out)
+{
+    *out = kyufu__v1__command_result__unpack(NULL, len, buf);
+    return *out == NULL ? KYUFU_STORAGE_ENOMEM : 0;
+}
+
+static int apply_command(struct kyufu_storage *s,
+                         MDB_txn *txn,
+                         uint64_t index,
+                         const Kyufu__V1__Command *cmd,
+                         struct kyufu_storage__touched *touched,
+                         Kyufu__V1__CommandResult **result)
+{
+    struct kyufu_storage__cmd c = {0};
+    struct kyufu_storage__audit_in audit = {0};
+    const struct command_def *def = find_command(cmd);
+    const char *bad_header = check_header(cmd);
+    char actor[KYUFU_ACTOR_BYTES_MAX + 1];
+    char terminal[KYUFU_TERMINAL_BYTES_MAX + 1];
+    char client[KYUFU_CLIENT_ID_BYTES_MAX + 1];
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    uint64_t seq = 0;
+    MDB_val first;
+    const Kyufu__V1__CommandHeader *h = NULL;
+    int rv;
+
+    c.s = s;
+    c.index = index;
+    c.cmd = cmd;
+    c.touched = touched;
+    c.code = KYUFU__V1__CODE__OK;
+    audit.raft_index = index;
+    audit.command = def != NULL ? def->name : "Unknown";
+
+    if (bad_header != NULL) {
+        /* Step 1: audited with whatever the header had; no session entry
+         * (there is no usable key to keep it under). */
+        h = cmd->header;
+        sanitize(h != NULL ? h->actor : NULL, actor, sizeof actor);
+        sanitize(h != NULL ? h->terminal : NULL, terminal, sizeof terminal);
+        sanitize(h != NULL && h->key != NULL ? h->key->client_id : NULL,
+                 client, sizeof client);
+        audit.time_ms = h != NULL ? h->time_ms : 0;
+        audit.actor = actor;
+        audit.terminal = terminal;
+        audit.client_id = client;
+        audit.client_seq = h != NULL && h->key != NULL ? h->key->sequence : 0;
+        kyufu_storage__reject(&c, KYUFU__V1__CODE__INVALID_ARGUMENT, "%s",
+                              bad_header);
+        goto audit;
+    }
+
+    h = cmd->header;
+    c.actor = h->actor;
+    c.now_ms = h->time_ms;
+    audit.time_ms = h->time_ms;
+    audit.actor = h->actor;
+    audit.terminal = h->terminal;
+    audit.client_id = h->key->client_id;
+    audit.client_seq = h->key->sequence;
+
+    /* Step 2: a duplicate gets the first result and writes nothing. */
+    rv = kyufu_storage__session_get(s, txn, h->key->client_id,
+                                    h->key->sequence, h->time_ms, &first);
+    if (rv == 0) {
+        return unpack_result(first.mv_data, first.mv_size, result);
+    }
+    if (rv != KYUFU_STORAGE_ENOTFOUND) {
+        return rv;
+    }
+    rv = kyufu_storage__session_prune(s, txn, h->time_ms);
+    if (rv != 0) {
+        return rv;
+    }
+
+    int mrv = mdb_txn_begin(s->env, txn, 0, &c.txn);
+    if (mrv != 0) {
+        return kyufu_storage__mdb_error(mrv);
+    }
+    if (def == NULL) { /* step 3 */
+        kyufu_storage__reject(&c, KYUFU__V1__CODE__INVALID_ARGUMENT,
+                              "unknown command");
+        rv = 0;
+    } else {
+        name_object(&c);
+        rv = check_actor(&c, def); /* steps 4, 5 */
+        if (rv == 0 && c.code == KYUFU__V1__CODE__OK) {
+            rv = def->handler(&c); /* steps 6, 7 */
+        }
+    }
+    if (rv != 0) {
+        mdb_txn_abort(c.txn);
+        goto err;
+    }
+    if (c.code == KYUFU__V1__CODE__OK) {
+        KYUFU_ASSERT(c.message[0] == '\0');
+        mrv = mdb_txn_commit(c.txn);
+        if (mrv != 0) {
+            rv = kyufu_storage__mdb_error(mrv);
+            goto err;
+        }
+    } else {
+        /* A rejected command changes nothing but audit and session. */
+        mdb_txn_abort(c.txn);
+        free(c.record);
+        c.record = NULL;
+        c.record_field = 0;
+    }
+
+audit:
+    audit.object = c.object;
+    audit.outcome = c.code;
+    audit.message = c.message;
+    rv = kyufu_storage__audit_append(s, txn, &audit, &seq);
+    if (rv != 0) {
+        goto err;
+    }
+    rv = encode_result(&c, seq, &bytes, &len);
+    if (rv != 0) {
+        goto err;
+    }
+    if (bad_header == NULL) {
+        rv = kyufu_storage__session_put(s, txn, h->key->client_id,
+                                        h->key->sequence, h->time_ms, bytes,
+                                        len);
+        if (rv != 0) {
+            goto err_after_encode;
+        }
+    }
+    rv = unpack_result(bytes, len, result);
+    if (rv != 0) {
+        goto err_after_encode;
+    }
+    free(bytes);
+    free(c.record);
+    return 0;
+
+err_after_encode:
+    free(bytes);
+err:
+    free(c.record);
+    KYUFU_ASSERT(rv != 0);
+    return rv;
+}
+
+/* ------------------------------------------------------------ the batch */
+
+static void results_clear(struct kyufu_storage_results *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        kyufu__v1__command_result__free_unpacked(r->items[i], NULL);
+    }
+    free(r->items);
+    r->items = NULL;
+    r->n = 0;
+}
+
+void kyufu_storage_results_free(struct kyufu_storage_results *results)
+{
+    if (results != NULL) {
+        results_clear(results);
+    }
+}
+
+/* One attempt at the whole entry.  On any error nothing is committed. */
+static int apply_once(struct kyufu_storage *s,
+                      uint64_t index,
+                      uint64_t term,
+                      const Kyufu__V1__CommandBatch *batch,
+                      struct kyufu_storage_results *results,
+                      struct kyufu_storage__touched *touched,
+                      uint64_t *audit_before,
+                      char *errmsg,
+                      size_t errmsg_len)
+{
+    MDB_txn *txn;
+    size_t n = batch != NULL ? batch->n_commands : 0;
+    int rv;
+    int mrv = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (mrv != 0) {
+        rv = kyufu_storage__mdb_error(mrv);
+        kyufu_storage__errmsg(errmsg, errmsg_len, "begin: %s",
+                              mdb_strerror(mrv));
+        goto err;
+    }
+    rv = kyufu_storage__meta_get_u64(s, txn, KYUFU_META_AUDIT_SEQ,
+                                     audit_before);
+    if (rv != 0) {
+        goto err_after_begin;
+    }
+    if (n > 0) {
+        results->items = calloc(n, sizeof *results->items);
+        if (results->items == NULL) {
+            rv = KYUFU_STORAGE_ENOMEM;
+            goto err_after_begin;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        rv = apply_command(s, txn, index, batch->commands[i], touched,
+                           &results->items[i]);
+        if (rv != 0) {
+            kyufu_storage__errmsg(errmsg, errmsg_len, "command %zu: %s", i,
+                                  kyufu_storage_strerror(rv));
+            goto err_after_begin;
+        }
+        results->n = i + 1;
+    }
+    rv = kyufu_storage__meta_put_u64(s, txn, KYUFU_META_APPLIED_INDEX, index);
+    if (rv == 0) {
+        rv = kyufu_storage__meta_put_u64(s, txn, KYUFU_META_APPLIED_TERM,
+                                         term);
+    }
+    if (rv != 0) {
+        goto err_after_begin;
+    }
+    mrv = mdb_txn_commit(txn);
+    if (mrv != 0) {
+        rv = kyufu_storage__mdb_error(mrv);
+        kyufu_storage__errmsg(errmsg, errmsg_len, "commit: %s",
+                              mdb_strerror(mrv));
+        /* A failed commit other than a full map is fatal, never retried. */
+        if (rv != KYUFU_STORAGE_EMAP_FULL) {
+            rv = KYUFU_STORAGE_EIO;
+        }
+        goto err;
+    }
+    return 0;
+
+err_after_begin:
+    mdb_txn_abort(txn);
+err:
+    KYUFU_ASSERT(rv != 0);
+    return rv;
+}
+
+int kyufu_storage_apply(struct kyufu_storage *s,
+                        uint64_t index,
+                        uint64_t term,
+                        const Kyufu__V1__CommandBatch *batch,
+                        struct kyufu_storage_results *results,
+                        char *errmsg,
+                        size_t errmsg_len)
+{
+    struct kyufu_storage__touched touched = {0};
+    struct kyufu_storage_results local = {0};
+    uint64_t audit_before = 0;
+    int rv;
+
+    KYUFU_ASSERT(s != NULL);
+    if (results == NULL) {
+        results = &local;
+    }
+    results->n = 0;
+    results->items = NULL;
+    if (index == 0 || index <= s->applied_index) {
+        kyufu_storage__errmsg(errmsg, errmsg_len,
+                              "entry %llu is not after applied %llu",
+                              (unsigned long long)index,
+                              (unsigned long long)s->applied_index);
+        return KYUFU_STORAGE_ESTALE;
+    }
+    for (;;) {
+        rv = kyufu_storage__grow_if_needed(s);
+        if (rv != 0) {
+            break;
+        }
+        rv = apply_once(s, index, term, batch, results, &touched,
+                        &audit_before, errmsg, errmsg_len);
+        if (rv != KYUFU_STORAGE_EMAP_FULL) {
+            break;
+        }
+        results_clear(results);
+        touched_free(&touched);
+        rv = kyufu_storage__grow(s);
+        if (rv != 0) {
+            kyufu_storage__errmsg(errmsg, errmsg_len,
+                                  "map full at %zu bytes (ceiling %zu)",
+                                  s->map_size_bytes, s->map_size_bytes_max);
+            break;
+        }
+    }
+    if (rv == 0) {
+        s->applied_index = index;
+        s->applied_term = term;
+        kyufu_storage__check_touched(s, &touched, audit_before);
+    } else {
+        results_clear(results);
+    }
+    touched_free(&touched);
+    if (results == &local) {
+        results_clear(&local);
+    }
+    return rv;
+}
+
+int kyufu_storage_apply_bytes(struct kyufu_storage *s,
+                              uint64_t index,
+                              uint64_t term,
+                              const uint8_t *buf,
+                              size_t len,
+                              struct kyufu_storage_results *results,
+                              char *errmsg,
+                              size_t errmsg_len)
+{
+    Kyufu__V1__CommandBatch *batch =
+        kyufu__v1__command_batch__unpack(NULL, len, buf);
+    /* Malformed bytes: every node sees the same, so apply an empty batch. */
+    int rv = kyufu_storage_apply(s, index, term, batch, results, errmsg,
+                                 errmsg_len);
+    if (batch != NULL) {
+        kyufu__v1__command_batch__free_unpacked(batch, NULL);
+    }
+    return rv;
+}
+
+int kyufu_storage_apply_noop(struct kyufu_storage *s,
+                             uint64_t index,
+                             uint64_t term,
+                             char *errmsg,
+                             size_t errmsg_len)
+{
+    struct kyufu_storage_results r = {0};
+    int rv = kyufu_storage_apply(s, index, term, NULL, &r, errmsg, errmsg_len);
+    KYUFU_ASSERT(r.n == 0);
+    return rv;
+}

@@ -1,0 +1,307 @@
+/* kyufu storage internals shared between the files of storage/.  Nothing here
+ * is visible outside the library (-fvisibility=hidden; names are
+ * kyufu_storage__x).  See docs/storage.md for the databases and key formats.
+ */
+#ifndef KYUFU_STORAGE_INTERNAL_H
+#define KYUFU_STORAGE_INTERNAL_H
+
+#include <lmdb.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "limits.h"
+#include "storage.h"
+
+/* Safety checks that stay on in release builds (not compiled out by NDEBUG):
+ * a failed one is a bug in this library, never an input, and continuing
+ * would replicate a broken ledger. */
+#define KYUFU_ASSERT(cond)                                                   \
+    ((cond) ? (void)0 : kyufu_storage__panic(__FILE__, __LINE__, "%s", #cond))
+
+_Noreturn void kyufu_storage__panic(const char *file,
+                                    int line,
+                                    const char *fmt,
+                                    ...) __attribute__((format(printf, 3, 4)));
+
+/* Named databases, in the fixed order of the digest and the snapshot stream.
+ * The numbers are part of the snapshot format: never renumber, only append. */
+enum kyufu_storage__db {
+    KYUFU_DB_META = 0,
+    KYUFU_DB_PROGRAMS = 1,
+    KYUFU_DB_HOUSEHOLDS = 2,
+    KYUFU_DB_APPLICATIONS = 3,
+    KYUFU_DB_APP_LIVE = 4,
+    KYUFU_DB_APP_INDEX = 5,
+    KYUFU_DB_BATCHES = 6,
+    KYUFU_DB_STAFF = 7,
+    KYUFU_DB_SESSIONS = 8,
+    KYUFU_DB_SESSION_EXPIRY = 9,
+    KYUFU_DB_AUDIT = 10,
+    KYUFU_DB_COUNT = 11,
+};
+_Static_assert(KYUFU_DB_COUNT <= KYUFU_MAX_DBS, "maxdbs covers every db");
+
+extern const char *const kyufu_storage__db_names[KYUFU_DB_COUNT];
+
+/* Meta keys (values are 8-byte big-endian unsigned unless noted). */
+#define KYUFU_META_SCHEMA "schema_version"
+#define KYUFU_META_APPLIED_INDEX "applied_index"
+#define KYUFU_META_APPLIED_TERM "applied_term"
+#define KYUFU_META_NEXT_APP_ID "next_application_id"
+#define KYUFU_META_NEXT_BATCH_ID "next_batch_id"
+#define KYUFU_META_AUDIT_SEQ "audit_seq"
+#define KYUFU_META_AUDIT_HASH "audit_hash" /* 32 bytes */
+
+/* Application index kinds (first key byte of KYUFU_DB_APP_INDEX). */
+#define KYUFU_IDX_PROGRAM 'p'        /* 'p' code 0 id */
+#define KYUFU_IDX_HOUSEHOLD 'h'      /* 'h' no 0 id */
+#define KYUFU_IDX_STATUS 's'         /* 's' status id */
+#define KYUFU_IDX_PROGRAM_STATUS 'q' /* 'q' code 0 status id */
+
+struct kyufu_storage
+{
+    MDB_env *env;
+    MDB_dbi dbi[KYUFU_DB_COUNT];
+    size_t map_size_bytes;     /* current map size */
+    size_t map_size_bytes_max; /* growth ceiling */
+    unsigned snapshots;        /* outstanding snapshot read txns */
+    uint64_t applied_index;    /* cache of meta, updated after commit */
+    uint64_t applied_term;
+    unsigned grow_count;       /* times the map grew (tests observe it) */
+    size_t snapshot_chunk_bytes; /* KYUFU_SNAPSHOT_CHUNK_BYTES_MAX; tests
+                                  * lower it to see many chunks */
+};
+
+/* Calls fn for every (db, key, value) of the replicated state in the fixed
+ * order of the digest and the snapshot stream (db number, then key). */
+typedef int (*kyufu_storage__walk_fn)(void *arg, unsigned db,
+                                      const MDB_val *k, const MDB_val *v);
+int kyufu_storage__walk(struct kyufu_storage *s, MDB_txn *txn,
+                        kyufu_storage__walk_fn fn, void *arg);
+
+/* ------------------------------------------------------------ byte helpers */
+void kyufu_storage__put_u64(uint8_t out[8], uint64_t v);
+uint64_t kyufu_storage__get_u64(const uint8_t in[8]);
+void kyufu_storage__put_u32(uint8_t out[4], uint32_t v);
+uint32_t kyufu_storage__get_u32(const uint8_t in[4]);
+
+/* Map an LMDB return code to a storage error. */
+int kyufu_storage__mdb_error(int mrv);
+void kyufu_storage__errmsg(char *errmsg, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------ meta */
+int kyufu_storage__meta_get_u64(struct kyufu_storage *s,
+                                MDB_txn *txn,
+                                const char *key,
+                                uint64_t *out); /* absent reads as 0 */
+int kyufu_storage__meta_put_u64(struct kyufu_storage *s,
+                                MDB_txn *txn,
+                                const char *key,
+                                uint64_t v);
+
+/* ------------------------------------------------------------ records
+ * Typed get/put of the records.  get returns 0, NOTFOUND, or CORRUPT (a
+ * value that does not decode, or fails its record check); *out is owned by
+ * the caller (free_unpacked).  put checks the record before writing it and
+ * returns 0 or an LMDB-mapped error (MAP_FULL among them). */
+int kyufu_storage__get_program(struct kyufu_storage *s, MDB_txn *txn,
+                               const char *code, Kyufu__V1__Program **out);
+int kyufu_storage__put_program(struct kyufu_storage *s, MDB_txn *txn,
+                               const Kyufu__V1__Program *p);
+int kyufu_storage__get_household(struct kyufu_storage *s, MDB_txn *txn,
+                                 const char *no, Kyufu__V1__Household **out);
+int kyufu_storage__put_household(struct kyufu_storage *s, MDB_txn *txn,
+                                 const Kyufu__V1__Household *h);
+int kyufu_storage__get_application(struct kyufu_storage *s, MDB_txn *txn,
+                                   uint64_t id, Kyufu__V1__Application **out);
+/* Writes the application and keeps every index in step (live index, list
+ * indexes); old is the record as it was (NULL when new).  Checks the status
+ * transition against the table and invariant 2 (one live app per pair). */
+int kyufu_storage__put_application(struct kyufu_storage *s, MDB_txn *txn,
+                                   const Kyufu__V1__Application *old,
+                                   const Kyufu__V1__Application *app);
+int kyufu_storage__get_batch(struct kyufu_storage *s, MDB_txn *txn,
+                             uint64_t id, Kyufu__V1__PaymentBatch **out);
+int kyufu_storage__put_batch(struct kyufu_storage *s, MDB_txn *txn,
+                             const Kyufu__V1__PaymentBatch *b);
+int kyufu_storage__get_staff(struct kyufu_storage *s, MDB_txn *txn,
+                             const char *id, Kyufu__V1__StaffAccount **out);
+int kyufu_storage__put_staff(struct kyufu_storage *s, MDB_txn *txn,
+                             const Kyufu__V1__StaffAccount *a);
+/* Live application id for (program, household), 0 when none. */
+int kyufu_storage__get_live(struct kyufu_storage *s, MDB_txn *txn,
+                            const char *program, const char *household,
+                            uint64_t *id);
+size_t kyufu_storage__live_key(uint8_t *key, size_t cap, const char *program,
+                               const char *household);
+
+/* The one seam through which household records (personal data) are encoded
+ * and decoded.  Encryption at rest plugs in here (docs/storage.md). */
+int kyufu_storage__household_encode(const Kyufu__V1__Household *h,
+                                    uint8_t **out, size_t *len);
+int kyufu_storage__household_decode(const uint8_t *buf, size_t len,
+                                    Kyufu__V1__Household **out);
+
+/* Pack any message into a malloc'ed buffer. */
+int kyufu_storage__pack(const ProtobufCMessage *m, uint8_t **out, size_t *len);
+
+/* ------------------------------------------------------------ record checks
+ * Invariants of one record, checked right before a write and right after a
+ * read.  Return NULL when it holds, else a static description. */
+const char *kyufu_storage__check_program(const Kyufu__V1__Program *p);
+const char *kyufu_storage__check_application(const Kyufu__V1__Application *a);
+const char *kyufu_storage__check_batch(const Kyufu__V1__PaymentBatch *b);
+const char *kyufu_storage__check_staff(const Kyufu__V1__StaffAccount *a);
+
+/* ------------------------------------------------------------ transitions */
+bool kyufu_storage__app_transition_ok(Kyufu__V1__ApplicationStatus from,
+                                      Kyufu__V1__ApplicationStatus to);
+bool kyufu_storage__program_transition_ok(Kyufu__V1__ProgramStatus from,
+                                          Kyufu__V1__ProgramStatus to);
+bool kyufu_storage__batch_transition_ok(Kyufu__V1__BatchStatus from,
+                                        Kyufu__V1__BatchStatus to);
+bool kyufu_storage__staff_transition_ok(Kyufu__V1__StaffStatus from,
+                                        Kyufu__V1__StaffStatus to);
+bool kyufu_storage__app_is_live(Kyufu__V1__ApplicationStatus st);
+
+/* ------------------------------------------------------------ validation */
+bool kyufu_storage__valid_program_code(const char *s);
+bool kyufu_storage__valid_household_no(const char *s);
+bool kyufu_storage__valid_staff_id(const char *s);
+bool kyufu_storage__valid_text(const char *s, size_t min, size_t max);
+bool kyufu_storage__valid_printable(const char *s, size_t min, size_t max);
+bool kyufu_storage__valid_date(int32_t yyyymmdd);
+bool kyufu_storage__valid_roles(uint32_t roles);
+const char *kyufu_storage__check_household_fields(const Kyufu__V1__Household *h);
+bool kyufu_storage__add_ok(int64_t a, int64_t b, int64_t *out);
+
+/* ------------------------------------------------------------ apply */
+
+/* What one batch touched; apply checks the invariants on these after commit. */
+struct kyufu_storage__touched
+{
+    char **programs;
+    size_t n_programs, cap_programs;
+    uint64_t *apps;
+    size_t n_apps, cap_apps;
+    uint64_t *batches;
+    size_t n_batches, cap_batches;
+};
+
+/* The state of one command while it is applied. */
+struct kyufu_storage__cmd
+{
+    struct kyufu_storage *s;
+    MDB_txn *txn; /* the command's nested txn */
+    uint64_t index;
+    const Kyufu__V1__Command *cmd;
+    const char *actor;
+    int64_t now_ms;
+    struct kyufu_storage__touched *touched;
+
+    /* The result being built. */
+    Kyufu__V1__Code code;
+    char message[KYUFU_MESSAGE_BYTES_MAX];
+    char object[KYUFU_OBJECT_BYTES_MAX];
+    int record_field; /* CommandResult field number 10..14, 0 for none */
+    uint8_t *record;  /* packed record (malloc), set on OK */
+    size_t record_len;
+};
+
+/* Reject the command with `code` and a one-line message; returns 0 so a
+ * handler can `return kyufu_storage__reject(...)`. */
+int kyufu_storage__reject(struct kyufu_storage__cmd *c,
+                          Kyufu__V1__Code code,
+                          const char *fmt,
+                          ...) __attribute__((format(printf, 3, 4)));
+void kyufu_storage__set_object(struct kyufu_storage__cmd *c,
+                               const char *fmt,
+                               ...) __attribute__((format(printf, 2, 3)));
+/* Record the result's record (the message as it stands after the command). */
+int kyufu_storage__set_record(struct kyufu_storage__cmd *c,
+                              int field,
+                              const ProtobufCMessage *m);
+
+int kyufu_storage__touch_program(struct kyufu_storage__cmd *c, const char *code);
+int kyufu_storage__touch_app(struct kyufu_storage__cmd *c, uint64_t id);
+int kyufu_storage__touch_batch(struct kyufu_storage__cmd *c, uint64_t id);
+
+/* Command handlers: return 0 with c->code set (OK or the rejection) or a
+ * negative storage error (the batch is then abandoned).  Steps 1-5 of the
+ * rules (header, duplicate, body, actor, role) are done by the caller. */
+typedef int (*kyufu_storage__handler)(struct kyufu_storage__cmd *c);
+int kyufu_storage__create_program(struct kyufu_storage__cmd *c);
+int kyufu_storage__open_program(struct kyufu_storage__cmd *c);
+int kyufu_storage__close_program(struct kyufu_storage__cmd *c);
+int kyufu_storage__adjust_budget(struct kyufu_storage__cmd *c);
+int kyufu_storage__register_household(struct kyufu_storage__cmd *c);
+int kyufu_storage__update_household(struct kyufu_storage__cmd *c);
+int kyufu_storage__submit_application(struct kyufu_storage__cmd *c);
+int kyufu_storage__approve_application(struct kyufu_storage__cmd *c);
+int kyufu_storage__reject_application(struct kyufu_storage__cmd *c);
+int kyufu_storage__cancel_application(struct kyufu_storage__cmd *c);
+int kyufu_storage__create_payment_batch(struct kyufu_storage__cmd *c);
+int kyufu_storage__confirm_payment_batch(struct kyufu_storage__cmd *c);
+int kyufu_storage__return_payment(struct kyufu_storage__cmd *c);
+int kyufu_storage__create_staff(struct kyufu_storage__cmd *c);
+int kyufu_storage__set_staff_roles(struct kyufu_storage__cmd *c);
+int kyufu_storage__set_staff_status(struct kyufu_storage__cmd *c);
+
+/* ------------------------------------------------------------ audit */
+struct kyufu_storage__audit_in
+{
+    uint64_t raft_index;
+    int64_t time_ms;
+    const char *actor;
+    const char *terminal;
+    const char *command;
+    const char *object;
+    Kyufu__V1__Code outcome;
+    const char *message;
+    const char *client_id;
+    uint64_t client_seq;
+};
+int kyufu_storage__audit_append(struct kyufu_storage *s,
+                                MDB_txn *txn,
+                                const struct kyufu_storage__audit_in *in,
+                                uint64_t *seq);
+/* Check records (from, to] link and hash correctly; to is the head. */
+int kyufu_storage__audit_verify_range(struct kyufu_storage *s,
+                                      MDB_txn *txn,
+                                      uint64_t after,
+                                      uint64_t *count,
+                                      char *errmsg,
+                                      size_t errmsg_len);
+
+/* ------------------------------------------------------------ sessions */
+/* Looks up (client_id, seq): 0 with *result (the packed first
+ * CommandResult, valid until the txn writes again) or NOTFOUND.  An entry
+ * older than the retention (judged by now_ms) reads as NOTFOUND even before
+ * it is pruned, so the outcome does not depend on pruning progress. */
+int kyufu_storage__session_get(struct kyufu_storage *s, MDB_txn *txn,
+                               const char *client_id, uint64_t seq,
+                               int64_t now_ms, MDB_val *result);
+int kyufu_storage__session_put(struct kyufu_storage *s, MDB_txn *txn,
+                               const char *client_id, uint64_t seq,
+                               int64_t time_ms,
+                               const uint8_t *result, size_t len);
+/* Remove at most KYUFU_SESSION_PRUNE_PER_COMMAND_MAX entries whose time is
+ * at or before now_ms - KYUFU_SESSION_RETENTION_MS. */
+int kyufu_storage__session_prune(struct kyufu_storage *s, MDB_txn *txn,
+                                 int64_t now_ms);
+
+/* ------------------------------------------------------------ env */
+/* Grow the map (doubling, capped); MAP_FULL at the ceiling or when a
+ * snapshot is outstanding.  No txn of this process may be open. */
+int kyufu_storage__grow(struct kyufu_storage *s);
+/* Grow ahead of need when more than 3/4 of the map is used. */
+int kyufu_storage__grow_if_needed(struct kyufu_storage *s);
+/* Invariant checks on the records a committed batch touched. */
+void kyufu_storage__check_touched(struct kyufu_storage *s,
+                                  const struct kyufu_storage__touched *t,
+                                  uint64_t audit_seq_before);
+
+#endif /* KYUFU_STORAGE_INTERNAL_H */

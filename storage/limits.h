@@ -1,0 +1,86 @@
+/* kyufu storage limits.  Every bound the state machine enforces, in one
+ * place, units last in the name, each with the reason for its value.
+ * Relations between them are checked at compile time at the bottom. */
+/* This folder is on the include path of every consumer of storage_dep (-I),
+ * so this file is also found for `#include <limits.h>`: pass the system
+ * header through first, outside our guard, so INT_MAX and friends stay
+ * visible wherever this file shadows it. */
+#include_next <limits.h>
+
+#ifndef KYUFU_STORAGE_LIMITS_H
+#define KYUFU_STORAGE_LIMITS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bumped on any change to a key or value layout (docs/storage.md); a store
+ * or snapshot with another version is refused, never guessed at. */
+#define KYUFU_STORAGE_SCHEMA_VERSION 1u
+
+/* Initial LMDB map: virtual address space only, so it can be large and growth
+ * (which needs every read txn of this process closed) stays rare. */
+#define KYUFU_MAP_SIZE_BYTES_DEFAULT ((size_t)1 << 30)
+/* Ceiling of growth: far above a city's ledger (1M households ~ 1-2 GiB). */
+#define KYUFU_MAP_SIZE_BYTES_MAX_DEFAULT ((size_t)64 << 30)
+/* Named databases we open, plus headroom for a schema upgrade. */
+#define KYUFU_MAX_DBS 16u
+/* Readers: the loop thread, one snapshot writer, tests; headroom. */
+#define KYUFU_MAX_READERS 64u
+
+/* One page of a list: bounds the memory and time of one read txn. */
+#define KYUFU_LIST_PAGE_SIZE_MAX 1000u
+/* Snapshot chunk: large enough to amortise a callback, small enough to be one
+ * buffer the raft side copies without pressure. */
+#define KYUFU_SNAPSHOT_CHUNK_BYTES_MAX ((size_t)4 << 20)
+/* One snapshot key or value; LMDB's own key limit is 511 bytes and no record
+ * we store approaches 1 MiB, so anything larger is corruption. */
+#define KYUFU_SNAPSHOT_KEY_BYTES_MAX 511u
+#define KYUFU_SNAPSHOT_VALUE_BYTES_MAX ((uint32_t)1 << 20)
+
+/* How long the first result of an idempotency key is kept: a client retries
+ * for minutes at most, a day covers any failover and operator pause. */
+#ifndef KYUFU_SESSION_RETENTION_MS
+#define KYUFU_SESSION_RETENTION_MS ((int64_t)24 * 60 * 60 * 1000)
+#endif
+/* Expired sessions removed per command: bounds apply time; at one command
+ * per ms this still outpaces the arrival rate 8 to 1. */
+#define KYUFU_SESSION_PRUNE_PER_COMMAND_MAX 8u
+
+/* Header fields (docs/ledger-rules.md, step 1). */
+#define KYUFU_ACTOR_BYTES_MAX 64u
+#define KYUFU_TERMINAL_BYTES_MAX 64u
+#define KYUFU_CLIENT_ID_BYTES_MAX 64u
+
+/* Keys and text (docs/ledger-rules.md, field rules). */
+#define KYUFU_PROGRAM_CODE_BYTES_MAX 32u
+#define KYUFU_HOUSEHOLD_NO_BYTES_MAX 32u
+#define KYUFU_STAFF_ID_BYTES_MAX 64u
+#define KYUFU_NAME_BYTES_MAX 200u
+#define KYUFU_ADDRESS_BYTES_MAX 400u
+#define KYUFU_REASON_BYTES_MAX 400u
+#define KYUFU_MEMBER_NAMES_MAX 32u
+#define KYUFU_BATCH_APPLICATIONS_MAX 1000u
+
+/* Money, in yen. */
+#define KYUFU_UNIT_AMOUNT_YEN_MAX ((int64_t)10000000000)     /* 10^10 */
+#define KYUFU_BUDGET_YEN_MAX ((int64_t)10000000000000)       /* 10^13 */
+#define KYUFU_AMOUNT_UNIT_MULTIPLE_MAX 10
+
+#define KYUFU_FISCAL_YEAR_MIN 2000
+#define KYUFU_FISCAL_YEAR_MAX 2100
+
+/* Object strings ("application/18446744073709551615") and messages. */
+#define KYUFU_OBJECT_BYTES_MAX 96u
+#define KYUFU_MESSAGE_BYTES_MAX 160u
+
+_Static_assert(KYUFU_MAP_SIZE_BYTES_DEFAULT <= KYUFU_MAP_SIZE_BYTES_MAX_DEFAULT,
+               "initial map must not exceed its ceiling");
+_Static_assert(KYUFU_SNAPSHOT_VALUE_BYTES_MAX < KYUFU_SNAPSHOT_CHUNK_BYTES_MAX,
+               "a record fits in one chunk");
+_Static_assert(KYUFU_OBJECT_BYTES_MAX > 8 + KYUFU_STAFF_ID_BYTES_MAX,
+               "object string holds staff/<id>");
+_Static_assert(KYUFU_PROGRAM_CODE_BYTES_MAX + KYUFU_HOUSEHOLD_NO_BYTES_MAX +
+                       16 <= 511,
+               "index keys fit LMDB's key limit");
+
+#endif /* KYUFU_STORAGE_LIMITS_H */

@@ -1,0 +1,155 @@
+/* Client sessions: the first result of each idempotency key.
+ *
+ *   sessions        client_id 0x00 seq (u64 BE)             → time_ms (u64 BE) || CommandResult
+ *   session_expiry  time_ms (u64 BE) client_id 0x00 seq      → ""
+ *
+ * The expiry index is ordered by the command's stamped time, so pruning
+ * reads from its start and stops at the first entry still retained; at most
+ * KYUFU_SESSION_PRUNE_PER_COMMAND_MAX go per command, so apply time stays
+ * bounded however many expire at once.  Everything is judged by stamped
+ * times: all replicas prune the same entries at the same index.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define SESSION_KEY_MAX (KYUFU_CLIENT_ID_BYTES_MAX + 1 + 8)
+#define EXPIRY_KEY_MAX (8 + SESSION_KEY_MAX)
+
+static size_t session_key(uint8_t *key, const char *client_id, uint64_t seq)
+{
+    size_t n = strlen(client_id);
+    KYUFU_ASSERT(n >= 1 && n <= KYUFU_CLIENT_ID_BYTES_MAX);
+    memcpy(key, client_id, n);
+    key[n] = 0;
+    kyufu_storage__put_u64(key + n + 1, seq);
+    return n + 9;
+}
+
+static bool expired(uint64_t time_ms, int64_t now_ms)
+{
+    /* time_ms + retention <= now, without overflow: times are > 0. */
+    return now_ms > 0 && (int64_t)time_ms <= now_ms - KYUFU_SESSION_RETENTION_MS;
+}
+
+int kyufu_storage__session_get(struct kyufu_storage *s,
+                               MDB_txn *txn,
+                               const char *client_id,
+                               uint64_t seq,
+                               int64_t now_ms,
+                               MDB_val *result)
+{
+    uint8_t key[SESSION_KEY_MAX];
+    MDB_val k = {session_key(key, client_id, seq), key};
+    MDB_val v;
+    int mrv = mdb_get(txn, s->dbi[KYUFU_DB_SESSIONS], &k, &v);
+    if (mrv != 0) {
+        return kyufu_storage__mdb_error(mrv);
+    }
+    if (v.mv_size < 8) {
+        return KYUFU_STORAGE_ECORRUPT;
+    }
+    if (expired(kyufu_storage__get_u64(v.mv_data), now_ms)) {
+        return KYUFU_STORAGE_ENOTFOUND;
+    }
+    result->mv_data = (uint8_t *)v.mv_data + 8;
+    result->mv_size = v.mv_size - 8;
+    return 0;
+}
+
+static size_t expiry_key(uint8_t *key, uint64_t time_ms,
+                         const uint8_t *skey, size_t slen)
+{
+    kyufu_storage__put_u64(key, time_ms);
+    memcpy(key + 8, skey, slen);
+    return 8 + slen;
+}
+
+int kyufu_storage__session_put(struct kyufu_storage *s,
+                               MDB_txn *txn,
+                               const char *client_id,
+                               uint64_t seq,
+                               int64_t time_ms,
+                               const uint8_t *result,
+                               size_t len)
+{
+    uint8_t key[SESSION_KEY_MAX];
+    uint8_t ekey[EXPIRY_KEY_MAX];
+    size_t klen = session_key(key, client_id, seq);
+    MDB_val k = {klen, key};
+    MDB_val old;
+    MDB_val v;
+    int mrv;
+    KYUFU_ASSERT(time_ms > 0);
+
+    /* An expired entry not yet pruned is replaced: drop its expiry key so
+     * pruning never removes the new entry early. */
+    mrv = mdb_get(txn, s->dbi[KYUFU_DB_SESSIONS], &k, &old);
+    if (mrv == 0) {
+        KYUFU_ASSERT(old.mv_size >= 8);
+        MDB_val ek = {expiry_key(ekey, kyufu_storage__get_u64(old.mv_data),
+                                 key, klen),
+                      ekey};
+        mrv = mdb_del(txn, s->dbi[KYUFU_DB_SESSION_EXPIRY], &ek, NULL);
+        if (mrv != 0 && mrv != MDB_NOTFOUND) {
+            return kyufu_storage__mdb_error(mrv);
+        }
+    } else if (mrv != MDB_NOTFOUND) {
+        return kyufu_storage__mdb_error(mrv);
+    }
+
+    v.mv_size = 8 + len;
+    mrv = mdb_put(txn, s->dbi[KYUFU_DB_SESSIONS], &k, &v, MDB_RESERVE);
+    if (mrv != 0) {
+        return kyufu_storage__mdb_error(mrv);
+    }
+    kyufu_storage__put_u64(v.mv_data, (uint64_t)time_ms);
+    memcpy((uint8_t *)v.mv_data + 8, result, len);
+
+    MDB_val ek = {expiry_key(ekey, (uint64_t)time_ms, key, klen), ekey};
+    MDB_val empty = {0, (void *)""};
+    return kyufu_storage__mdb_error(
+        mdb_put(txn, s->dbi[KYUFU_DB_SESSION_EXPIRY], &ek, &empty, 0));
+}
+
+int kyufu_storage__session_prune(struct kyufu_storage *s,
+                                 MDB_txn *txn,
+                                 int64_t now_ms)
+{
+    MDB_cursor *cur;
+    MDB_val k;
+    MDB_val v;
+    int rv = 0;
+    int mrv = mdb_cursor_open(txn, s->dbi[KYUFU_DB_SESSION_EXPIRY], &cur);
+    if (mrv != 0) {
+        return kyufu_storage__mdb_error(mrv);
+    }
+    for (unsigned i = 0; i < KYUFU_SESSION_PRUNE_PER_COMMAND_MAX; i++) {
+        mrv = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        if (mrv == MDB_NOTFOUND) {
+            break;
+        }
+        if (mrv != 0 || k.mv_size < 8 + 2 + 8) {
+            rv = mrv != 0 ? kyufu_storage__mdb_error(mrv)
+                          : KYUFU_STORAGE_ECORRUPT;
+            break;
+        }
+        if (!expired(kyufu_storage__get_u64(k.mv_data), now_ms)) {
+            break;
+        }
+        MDB_val sk = {k.mv_size - 8, (uint8_t *)k.mv_data + 8};
+        mrv = mdb_del(txn, s->dbi[KYUFU_DB_SESSIONS], &sk, NULL);
+        if (mrv != 0 && mrv != MDB_NOTFOUND) {
+            rv = kyufu_storage__mdb_error(mrv);
+            break;
+        }
+        mrv = mdb_cursor_del(cur, 0);
+        if (mrv != 0) {
+            rv = kyufu_storage__mdb_error(mrv);
+            break;
+        }
+    }
+    mdb_cursor_close(cur);
+    return rv;
+}
