@@ -1,64 +1,336 @@
-/* kyufud lifecycle: see node.h. */
+/* kyufud lifecycle: start, state changes, stop.  See node.h for the order
+ * of both sequences.
+ *
+ * Failure modes: a step of start that fails stops the node with exit status
+ * 1 after undoing the steps before it (the same close path as a normal
+ * stop, so there is one way down).  A fatal storage or raft error while
+ * running (kyufu_node__check_fatal, a raft role of "unavailable") stops the
+ * node with status 1 and no hand-over: its state may be suspect, and the
+ * other nodes elect a leader on their own. */
 #include "node.h"
 
 #include <assert.h>
 #include <signal.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
+#include <sys/stat.h>
 
 #include "limits.h"
 #include "lock.h"
 #include "log.h"
 
-struct node
-{
-    uv_loop_t loop;
-    const struct kyufu_config *config;
-    int lock_fd;
-    uv_signal_t sigterm;
-    uv_signal_t sigint;
-    uv_timer_t stop_timer;
-    bool stopping;
-    int exit_code;
-};
-
-static void on_close_noop(uv_handle_t *h)
+static void close_noop(uv_handle_t *h)
 {
     (void)h;
 }
 
-static void stop(struct node *n, int exit_code)
+/* Last step: the store, then our own handles. */
+static void finish(struct kyufu_node *n)
 {
-    if (n->stopping) {
+    assert(n->stage == KYUFU_NODE_CLOSING);
+    assert(n->api == NULL && n->glue == NULL);
+    if (n->storage != NULL) {
+        kyufu_storage_close(n->storage);
+        n->storage = NULL;
+    }
+    n->stage = KYUFU_NODE_CLOSED;
+    uv_close((uv_handle_t *)&n->sigterm, close_noop);
+    uv_close((uv_handle_t *)&n->sigint, close_noop);
+    uv_close((uv_handle_t *)&n->stop_timer, close_noop);
+}
+
+static void on_glue_closed(void *arg)
+{
+    struct kyufu_node *n = arg;
+    n->glue = NULL;
+    kyufu_log0(KYUFU_LOG_INFO, "raft closed");
+    finish(n);
+}
+
+static void close_glue(struct kyufu_node *n)
+{
+    if (n->glue == NULL) {
+        finish(n);
         return;
     }
-    n->stopping = true;
-    n->exit_code = exit_code;
-    uv_close((uv_handle_t *)&n->sigterm, on_close_noop);
-    uv_close((uv_handle_t *)&n->sigint, on_close_noop);
-    uv_close((uv_handle_t *)&n->stop_timer, on_close_noop);
+    kyufu_glue_close(n->glue, on_glue_closed, n);
+}
+
+static void on_forward_closed(struct kyufu_node *n)
+{
+    close_glue(n);
+}
+
+static void on_api_closed(struct kyufu_api_server *server, void *data)
+{
+    struct kyufu_node *n = data;
+    (void)server;
+    n->api = NULL;
+    kyufu_log0(KYUFU_LOG_INFO, "api server closed");
+    kyufu_node__forward_close(n, on_forward_closed);
+}
+
+/* Close the API server, then the forwarding clients, then the glue. */
+static void close_all(struct kyufu_node *n)
+{
+    assert(n->stage == KYUFU_NODE_TRANSFERRING ||
+           n->stage == KYUFU_NODE_STARTING || n->stage == KYUFU_NODE_RUNNING);
+    n->stage = KYUFU_NODE_CLOSING;
+    /* The rest of the stop gets its own bound. */
+    uv_timer_stop(&n->stop_timer);
+    if (n->api != NULL) {
+        kyufu_api_server_close(n->api, on_api_closed, n);
+        return;
+    }
+    kyufu_node__forward_close(n, on_forward_closed);
+}
+
+static void on_stop_transfer(struct kyufu_glue_transfer *req, int status)
+{
+    struct kyufu_node *n = req->data;
+    n->stop_transfer_pending = false;
+    if (status == 0) {
+        const char *api = "";
+        uint64_t leader = kyufu_node__leader(n, &api);
+        kyufu_log(KYUFU_LOG_INFO, "leadership handed over",
+                  KYUFU_LOG_U("new_leader", leader),
+                  KYUFU_LOG_S("new_leader_api", api));
+    } else {
+        kyufu_log(KYUFU_LOG_WARN, "leadership hand-over failed; stopping "
+                  "anyway (the others will elect a leader)",
+                  KYUFU_LOG_S("error", kyufu_glue_strerror(status)));
+    }
+    if (n->stage == KYUFU_NODE_TRANSFERRING) {
+        close_all(n);
+    }
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+    struct kyufu_node *n = t->data;
+    if (n->stage == KYUFU_NODE_TRANSFERRING) {
+        kyufu_log(KYUFU_LOG_WARN, "leadership hand-over timed out",
+                  KYUFU_LOG_U("ms", KYUFU_NODE_STOP_TRANSFER_MS_MAX));
+        /* The glue completes the pending transfer (SHUTDOWN) on close. */
+        close_all(n);
+    }
+}
+
+void kyufu_node__stop(struct kyufu_node *n, int exit_code, const char *why)
+{
+    if (exit_code != 0 && n->exit_code == 0) {
+        n->exit_code = exit_code;
+    }
+    if (n->stage >= KYUFU_NODE_TRANSFERRING) {
+        if (n->stage == KYUFU_NODE_TRANSFERRING) {
+            /* A second request (signal or error): no more waiting. */
+            kyufu_log0(KYUFU_LOG_WARN, "stop requested again: skipping the "
+                       "hand-over");
+            close_all(n);
+        }
+        return;
+    }
+    kyufu_log(exit_code == 0 ? KYUFU_LOG_INFO : KYUFU_LOG_ERROR, "stopping",
+              KYUFU_LOG_S("reason", why), KYUFU_LOG_I("exit_code", exit_code));
+    if (n->api != NULL) {
+        kyufu_api_server_set_health(n->api, "", KYUFU_GRPC_HEALTH_NOT_SERVING);
+    }
+    if (exit_code == 0 && n->stage == KYUFU_NODE_RUNNING && n->glue != NULL &&
+        kyufu_glue_is_leader(n->glue)) {
+        n->stop_transfer.data = n;
+        int rv = kyufu_glue_transfer(n->glue, &n->stop_transfer, 0,
+                                     on_stop_transfer);
+        if (rv == 0) {
+            n->stage = KYUFU_NODE_TRANSFERRING;
+            n->stop_transfer_pending = true;
+            kyufu_log0(KYUFU_LOG_INFO, "handing leadership over");
+            uv_timer_start(&n->stop_timer, on_stop_timer,
+                           KYUFU_NODE_STOP_TRANSFER_MS_MAX, 0);
+            return;
+        }
+        kyufu_log(KYUFU_LOG_WARN, "cannot start the leadership hand-over",
+                  KYUFU_LOG_S("error", kyufu_glue_strerror(rv)));
+    }
+    close_all(n);
+}
+
+void kyufu_node__check_fatal(struct kyufu_node *n, int glue_status)
+{
+    if (glue_status == KYUFU_GLUE_EIO || glue_status == KYUFU_GLUE_ESTORAGE) {
+        kyufu_log(KYUFU_LOG_ERROR, "fatal raft or storage error",
+                  KYUFU_LOG_S("error", kyufu_glue_strerror(glue_status)));
+        kyufu_node__stop(n, 1, "fatal raft or storage error");
+    }
+}
+
+uint64_t kyufu_node__leader(struct kyufu_node *n, const char **api_address)
+{
+    *api_address = "";
+    if (n->glue == NULL) {
+        return 0;
+    }
+    struct kyufu_glue_status st;
+    kyufu_glue_status(n->glue, &st);
+    if (st.leader_id != 0) {
+        const struct kyufu_config_peer *p =
+            kyufu_config_peer(n->config, st.leader_id);
+        if (p != NULL) {
+            *api_address = p->api_address;
+        }
+    }
+    return st.leader_id;
+}
+
+static void on_state(struct kyufu_glue *g, void *arg)
+{
+    struct kyufu_node *n = arg;
+    struct kyufu_glue_status st;
+    kyufu_glue_status(g, &st);
+    if (st.leader_id != n->leader_id) {
+        n->leader_id = st.leader_id;
+        kyufu_log(KYUFU_LOG_INFO, "leader changed",
+                  KYUFU_LOG_U("leader", st.leader_id),
+                  KYUFU_LOG_S("role", st.role), KYUFU_LOG_U("term", st.term));
+    } else {
+        kyufu_log(KYUFU_LOG_DEBUG, "raft state", KYUFU_LOG_S("role", st.role),
+                  KYUFU_LOG_U("term", st.term));
+    }
+    if (n->api != NULL && n->stage == KYUFU_NODE_RUNNING) {
+        enum kyufu_grpc_health_status h = st.leader_id != 0
+                                              ? KYUFU_GRPC_HEALTH_SERVING
+                                              : KYUFU_GRPC_HEALTH_NOT_SERVING;
+        kyufu_api_server_set_health(n->api, "", h);
+        kyufu_api_server_set_health(n->api, "kyufu.v1.Ledger", h);
+    }
+    if (st.role != NULL && strcmp(st.role, "unavailable") == 0) {
+        kyufu_node__stop(n, 1, "raft became unavailable (I/O error)");
+    }
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
-    struct node *n = h->data;
-    kyufu_log(KYUFU_LOG_INFO, "stopping", KYUFU_LOG_S("signal",
-              signum == SIGTERM ? "SIGTERM" : "SIGINT"));
-    stop(n, 0);
+    struct kyufu_node *n = h->data;
+    kyufu_node__stop(n, 0, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* "host:port" -> host, port (validated by config.c already). */
+static void split_address(const char *address, char *host, size_t host_len,
+                          uint16_t *port)
+{
+    const char *colon = strrchr(address, ':');
+    assert(colon != NULL);
+    size_t n = (size_t)(colon - address);
+    assert(n < host_len);
+    memcpy(host, address, n);
+    host[n] = '\0';
+    *port = (uint16_t)strtoul(colon + 1, NULL, 10);
+}
+
+/* True when raft_dir holds nothing yet (missing or empty). */
+static bool pristine(const char *dir)
+{
+    uv_fs_t req;
+    uv_dirent_t ent;
+    int rv = uv_fs_scandir(NULL, &req, dir, 0, NULL);
+    if (rv < 0) {
+        uv_fs_req_cleanup(&req);
+        return rv == UV_ENOENT;
+    }
+    bool empty = uv_fs_scandir_next(&req, &ent) == UV_EOF;
+    uv_fs_req_cleanup(&req);
+    return empty;
+}
+
+static int start_raft(struct kyufu_node *n, char *errmsg, size_t errmsg_len)
+{
+    const struct kyufu_config *c = n->config;
+    char raft_dir[KYUFU_NODE_PATH_BYTES_MAX + 16];
+    snprintf(raft_dir, sizeof raft_dir, "%s/raft", c->data_dir);
+    bool fresh = pristine(raft_dir);
+    if (mkdir(raft_dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(errmsg, errmsg_len, "cannot create %.400s: %s", raft_dir,
+                 strerror(errno));
+        return -1;
+    }
+    struct kyufu_glue_config gc;
+    memset(&gc, 0, sizeof gc);
+    gc.id = c->id;
+    gc.address = c->raft_address;
+    gc.raft_dir = raft_dir;
+    gc.election_timeout_ms = c->election_timeout_ms;
+    gc.heartbeat_timeout_ms = c->heartbeat_timeout_ms;
+    gc.snapshot_threshold_entries = c->snapshot_threshold;
+    gc.snapshot_trailing_entries = c->snapshot_trailing;
+    int rv = kyufu_glue_init(&n->loop, &gc, n->storage, &n->glue, errmsg,
+                             errmsg_len);
+    if (rv != 0) {
+        n->glue = NULL;
+        return rv;
+    }
+    if (fresh) {
+        /* Every node of a new cluster bootstraps the same configuration
+         * from the same [cluster] section: the canonical raft way. */
+        struct kyufu_glue_peer peers[KYUFU_NODE_CLUSTER_SIZE_MAX];
+        for (size_t i = 0; i < c->n_peers; i++) {
+            peers[i].id = c->peers[i].id;
+            peers[i].address = c->peers[i].raft_address;
+        }
+        rv = kyufu_glue_bootstrap(n->glue, peers, c->n_peers, errmsg,
+                                  errmsg_len);
+        if (rv != 0) {
+            return rv;
+        }
+        kyufu_log(KYUFU_LOG_INFO, "bootstrapped a new cluster",
+                  KYUFU_LOG_U("voters", c->n_peers));
+    }
+    return kyufu_glue_start(n->glue, on_state, n, errmsg, errmsg_len);
+}
+
+static int start_api(struct kyufu_node *n, char *errmsg, size_t errmsg_len)
+{
+    const struct kyufu_config *c = n->config;
+    char host[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
+    uint16_t port;
+    split_address(c->api_address, host, sizeof host, &port);
+    if (kyufu_node__methods(n) != 0) {
+        snprintf(errmsg, errmsg_len, "out of memory");
+        return -1;
+    }
+    struct kyufu_api_server_config sc;
+    memset(&sc, 0, sizeof sc);
+    sc.host = host;
+    sc.port = port;
+    sc.cert_file = c->tls_cert;
+    sc.key_file = c->tls_key;
+    sc.ca_file = c->tls_ca;
+    /* Mutual TLS: clients and peers present a certificate from our CA. */
+    sc.require_client_cert = true;
+    sc.methods = n->methods;
+    sc.n_methods = n->n_methods;
+    int rv = kyufu_api_server_start(&n->loop, &sc, &n->api, errmsg,
+                                    errmsg_len);
+    if (rv != 0) {
+        n->api = NULL;
+        return rv;
+    }
+    kyufu_api_server_set_health(n->api, "", KYUFU_GRPC_HEALTH_NOT_SERVING);
+    kyufu_api_server_set_health(n->api, "kyufu.v1.Ledger",
+                                KYUFU_GRPC_HEALTH_NOT_SERVING);
+    return 0;
 }
 
 int kyufu_node_run(const struct kyufu_config *config)
 {
-    static struct node node;
-    struct node *n = &node;
-    char errmsg[512];
+    static struct kyufu_node node;
+    struct kyufu_node *n = &node;
+    char errmsg[512] = "";
+    char path[KYUFU_NODE_PATH_BYTES_MAX + 16];
     int rv;
 
     memset(n, 0, sizeof *n);
     n->config = config;
+    n->stage = KYUFU_NODE_STARTING;
     /* A peer killed with SIGKILL must not kill us with SIGPIPE on the next
      * write to its socket (FACTS.md): errors come back as EPIPE instead. */
     signal(SIGPIPE, SIG_IGN);
@@ -67,8 +339,7 @@ int kyufu_node_run(const struct kyufu_config *config)
     if (n->lock_fd < 0) {
         kyufu_log(KYUFU_LOG_ERROR, "cannot lock the data directory",
                   KYUFU_LOG_S("error", errmsg));
-        rv = 1;
-        goto err;
+        return 1;
     }
     rv = uv_loop_init(&n->loop);
     assert(rv == 0);
@@ -81,12 +352,58 @@ int kyufu_node_run(const struct kyufu_config *config)
     uv_signal_start(&n->sigterm, on_signal, SIGTERM);
     uv_signal_start(&n->sigint, on_signal, SIGINT);
 
+    snprintf(path, sizeof path, "%s/ledger", config->data_dir);
+    struct kyufu_storage_options so;
+    memset(&so, 0, sizeof so);
+    so.path = path;
+    rv = kyufu_storage_open(&so, &n->storage, errmsg, sizeof errmsg);
+    if (rv != 0) {
+        n->storage = NULL;
+        kyufu_log(KYUFU_LOG_ERROR, "cannot open the store",
+                  KYUFU_LOG_S("path", path),
+                  KYUFU_LOG_S("error", kyufu_storage_strerror(rv)),
+                  KYUFU_LOG_S("detail", errmsg));
+        kyufu_node__stop(n, 1, "store");
+        goto run;
+    }
+    uint64_t applied, term;
+    kyufu_storage_applied(n->storage, &applied, &term);
+    kyufu_log(KYUFU_LOG_INFO, "store opened", KYUFU_LOG_S("path", path),
+              KYUFU_LOG_U("applied_index", applied),
+              KYUFU_LOG_U("applied_term", term));
+
+    rv = start_raft(n, errmsg, sizeof errmsg);
+    if (rv != 0) {
+        kyufu_log(KYUFU_LOG_ERROR, "cannot start raft",
+                  KYUFU_LOG_S("error", kyufu_glue_strerror(rv)),
+                  KYUFU_LOG_S("detail", errmsg));
+        kyufu_node__stop(n, 1, "raft");
+        goto run;
+    }
+    rv = start_api(n, errmsg, sizeof errmsg);
+    if (rv != 0) {
+        kyufu_log(KYUFU_LOG_ERROR, "cannot start the API server",
+                  KYUFU_LOG_S("address", config->api_address),
+                  KYUFU_LOG_S("error", kyufu_api_strerror(rv)),
+                  KYUFU_LOG_S("detail", errmsg));
+        kyufu_node__stop(n, 1, "api server");
+        goto run;
+    }
+    n->stage = KYUFU_NODE_RUNNING;
     kyufu_log(KYUFU_LOG_INFO, "node started", KYUFU_LOG_U("id", config->id),
-              KYUFU_LOG_S("data_dir", config->data_dir));
+              KYUFU_LOG_S("raft_address", config->raft_address),
+              KYUFU_LOG_S("api_address", config->api_address),
+              KYUFU_LOG_U("election_timeout_ms", config->election_timeout_ms));
+    on_state(n->glue, n); /* health and leader as they stand now */
+
+run:
     uv_run(&n->loop, UV_RUN_DEFAULT);
+    assert(n->stage == KYUFU_NODE_CLOSED);
+    kyufu_node__methods_free(n);
     rv = uv_loop_close(&n->loop);
     if (rv != 0) {
-        kyufu_log(KYUFU_LOG_ERROR, "loop did not close cleanly",
+        kyufu_log(KYUFU_LOG_ERROR, "loop did not close cleanly: a handle "
+                  "was left open",
                   KYUFU_LOG_S("error", uv_strerror(rv)));
         n->exit_code = 1;
     }
@@ -94,8 +411,4 @@ int kyufu_node_run(const struct kyufu_config *config)
     kyufu_log(KYUFU_LOG_INFO, "node stopped",
               KYUFU_LOG_I("exit_code", n->exit_code));
     return n->exit_code;
-
-err:
-    assert(rv != 0);
-    return rv;
 }

@@ -1,25 +1,151 @@
 /* kyufud internals shared by the files of node/ (not a library: the daemon
  * is the only user).
  *
- * A struct kyufu_node owns the libuv loop's handles, the data-directory
- * lock, the store, the raft glue, the API server and the forwarding clients.
+ * A struct kyufu_node owns the loop's handles, the data-directory lock, the
+ * store, the raft glue, the API server and the forwarding clients.
  * Everything runs on the loop thread.
  *
  * Lifecycle (node.c):
- *   start:  lock DATA/LOCK -> open DATA/ledger -> glue init (DATA/raft),
- *           bootstrap when pristine -> glue start -> API server listening.
- *   stop (SIGTERM/SIGINT, or a fatal error):
- *           leader? transfer leadership (bounded) -> close API server ->
- *           close forwarding clients -> close glue -> close store -> unlock;
- *           the loop then has no handle left and uv_loop_close returns 0.
+ *   start: lock DATA/LOCK -> open DATA/ledger -> glue init on DATA/raft,
+ *          bootstrap from [cluster] when DATA/raft is pristine -> glue start
+ *          -> API server listening.
+ *   stop (SIGTERM/SIGINT, or a fatal storage/raft error):
+ *          leader and a clean stop? hand leadership over (bounded by
+ *          KYUFU_NODE_STOP_TRANSFER_MS_MAX) -> close the API server -> close
+ *          the forwarding clients -> close the glue (proposals in flight fail
+ *          with SHUTDOWN and their calls are answered) -> close the store ->
+ *          close signals and timers; the loop then holds no handle and
+ *          uv_loop_close returns 0 -> unlock.
+ *
+ * Calls (service_*.c, forward.c): each call the API server hands us gets a
+ * struct kyufu_node_call; it lives until the call is answered and every
+ * request it started (proposal, barrier, forward) has called back.
  */
 #ifndef KYUFU_NODE_NODE_H
 #define KYUFU_NODE_NODE_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <protobuf-c/protobuf-c.h>
+#include <uv.h>
+
 #include "config.h"
+#include "glue.h"
+#include "grpc.h"
+#include "storage.h"
+
+enum kyufu_node_stage {
+    KYUFU_NODE_STARTING = 0,
+    KYUFU_NODE_RUNNING,
+    KYUFU_NODE_TRANSFERRING, /* stopping: handing leadership over */
+    KYUFU_NODE_CLOSING,      /* stopping: closing server, clients, glue */
+    KYUFU_NODE_CLOSED,
+};
+
+struct kyufu_node
+{
+    uv_loop_t loop;
+    const struct kyufu_config *config;
+    int lock_fd;
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    uv_timer_t stop_timer; /* bounds the hand-over, then the whole stop */
+
+    struct kyufu_storage *storage;
+    struct kyufu_glue *glue;
+    struct kyufu_api_server *api;
+    /* Lazily created client to each peer's API (index as config->peers). */
+    struct kyufu_grpc_client *forward[KYUFU_NODE_CLUSTER_SIZE_MAX];
+    size_t forward_closing;
+    void (*forward_done)(struct kyufu_node *n);
+
+    /* Method table handed to the API server (lives as long as the node). */
+    struct kyufu_grpc_method *methods;
+    size_t n_methods;
+
+    enum kyufu_node_stage stage;
+    int exit_code;
+    bool api_closed;
+    bool glue_closed;
+    struct kyufu_glue_transfer stop_transfer;
+    bool stop_transfer_pending;
+
+    uint64_t leader_id; /* last seen, for logs and health */
+    size_t calls_inflight;
+};
+
+/* One call in progress. */
+struct kyufu_node_call
+{
+    struct kyufu_node *node;
+    struct kyufu_grpc_call *call; /* NULL once answered */
+    const struct kyufu_node_method *method;
+    void *request;                /* unpacked request, or NULL */
+    union {
+        struct kyufu_glue_propose propose;
+        struct kyufu_glue_barrier barrier;
+        struct kyufu_glue_transfer transfer;
+        struct kyufu_grpc_client_req forward;
+    } req;
+};
 
 /* Run the node described by `config` on a fresh loop until it stops.
  * Returns the process exit status (0 clean stop, 1 failure). */
 int kyufu_node_run(const struct kyufu_config *config);
+
+/* Begin the stop sequence (idempotent); exit_code 0 for a requested stop,
+ * 1 for a fatal error (then no hand-over is attempted). */
+void kyufu_node__stop(struct kyufu_node *n, int exit_code, const char *why);
+
+/* Build the method table (service.c). Returns 0 or -1 (out of memory). */
+int kyufu_node__methods(struct kyufu_node *n);
+void kyufu_node__methods_free(struct kyufu_node *n);
+
+/* ---------------------------------------------------------- call helpers
+ * (call.c) */
+
+/* Allocate the context of a call; NULL when the node is at
+ * KYUFU_NODE_CALLS_INFLIGHT_MAX (the call was then answered
+ * RESOURCE_EXHAUSTED) or stopping (answered UNAVAILABLE). */
+struct kyufu_node_call *kyufu_node__call_new(struct kyufu_node *n,
+                                            struct kyufu_grpc_call *call);
+/* Answer the call (status, message, response bytes) and free the context. */
+void kyufu_node__call_done(struct kyufu_node_call *c,
+                           int status,
+                           const char *message,
+                           const uint8_t *response,
+                           size_t len);
+/* Pack `msg` (a protobuf-c message) as the OK response and finish. */
+void kyufu_node__call_done_msg(struct kyufu_node_call *c,
+                               const ProtobufCMessage *msg);
+/* UNAVAILABLE, naming the leader's API address in the message when known
+ * (the kyufu-leader trailer once the API layer can send trailers). */
+void kyufu_node__call_unavailable(struct kyufu_node_call *c, const char *why);
+
+/* Milliseconds left before the caller's deadline (default when none);
+ * 0 when it has passed. */
+uint64_t kyufu_node__call_remaining_ms(const struct kyufu_node_call *c);
+
+/* The leader's API address ("" when unknown) and id (0 when unknown). */
+uint64_t kyufu_node__leader(struct kyufu_node *n, const char **api_address);
+
+/* Fatal glue/storage error codes stop the node. */
+void kyufu_node__check_fatal(struct kyufu_node *n, int glue_status);
+
+/* ------------------------------------------------------ forward.c */
+
+/* True when the call came from another node's forwarding (it is never
+ * forwarded again, which rules out forwarding loops). */
+bool kyufu_node__call_was_forwarded(const struct kyufu_node_call *c);
+
+/* Send the call's original request bytes to the leader and relay its
+ * answer.  Answers UNAVAILABLE itself when there is no leader. */
+void kyufu_node__forward(struct kyufu_node_call *c);
+
+/* Close every forwarding client; `done` runs once all are closed (maybe
+ * immediately when there are none). */
+void kyufu_node__forward_close(struct kyufu_node *n,
+                               void (*done)(struct kyufu_node *n));
 
 #endif /* KYUFU_NODE_NODE_H */

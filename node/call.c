@@ -1,0 +1,100 @@
+/* Call contexts and the ways a call is answered (see node.h). */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "limits.h"
+#include "log.h"
+#include "node.h"
+
+struct kyufu_node_call *kyufu_node__call_new(struct kyufu_node *n,
+                                            struct kyufu_grpc_call *call)
+{
+    if (n->stage != KYUFU_NODE_RUNNING) {
+        /* Stopping: the client should go to another node now. */
+        const char *api = "";
+        kyufu_node__leader(n, &api);
+        char msg[256];
+        snprintf(msg, sizeof msg, "node is stopping%s%s",
+                 api[0] != '\0' ? "; leader at " : "", api);
+        kyufu_grpc_call_respond(call, KYUFU_GRPC_UNAVAILABLE, msg, NULL, 0);
+        return NULL;
+    }
+    if (n->calls_inflight >= KYUFU_NODE_CALLS_INFLIGHT_MAX) {
+        kyufu_grpc_call_respond(call, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                                "too many calls in progress on this node",
+                                NULL, 0);
+        return NULL;
+    }
+    struct kyufu_node_call *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        kyufu_grpc_call_respond(call, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                                "out of memory", NULL, 0);
+        return NULL;
+    }
+    c->node = n;
+    c->call = call;
+    n->calls_inflight++;
+    return c;
+}
+
+void kyufu_node__call_done(struct kyufu_node_call *c,
+                           int status,
+                           const char *message,
+                           const uint8_t *response,
+                           size_t len)
+{
+    assert(c->call != NULL);
+    kyufu_grpc_call_respond(c->call, status, message, response, len);
+    c->call = NULL;
+    if (c->request != NULL) {
+        protobuf_c_message_free_unpacked(c->request, NULL);
+    }
+    assert(c->node->calls_inflight > 0);
+    c->node->calls_inflight--;
+    free(c);
+}
+
+void kyufu_node__call_done_msg(struct kyufu_node_call *c,
+                               const ProtobufCMessage *msg)
+{
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(len > 0 ? len : 1);
+    if (buf == NULL) {
+        kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                              "out of memory", NULL, 0);
+        return;
+    }
+    size_t packed = protobuf_c_message_pack(msg, buf);
+    assert(packed == len);
+    kyufu_node__call_done(c, KYUFU_GRPC_OK, NULL, buf, len);
+    free(buf);
+}
+
+void kyufu_node__call_unavailable(struct kyufu_node_call *c, const char *why)
+{
+    const char *api = "";
+    uint64_t leader = kyufu_node__leader(c->node, &api);
+    char msg[384];
+    if (leader != 0 && api[0] != '\0') {
+        snprintf(msg, sizeof msg, "%s; leader is node %llu at %s", why,
+                 (unsigned long long)leader, api);
+    } else {
+        snprintf(msg, sizeof msg, "%s; no leader known yet, retry", why);
+    }
+    kyufu_node__call_done(c, KYUFU_GRPC_UNAVAILABLE, msg, NULL, 0);
+}
+
+uint64_t kyufu_node__call_remaining_ms(const struct kyufu_node_call *c)
+{
+    assert(c->call != NULL);
+    if (!c->call->has_deadline) {
+        return KYUFU_NODE_FORWARD_TIMEOUT_MS_DEFAULT;
+    }
+    uint64_t now = uv_now(&c->node->loop);
+    if (c->call->deadline_ms <= now) {
+        return 0;
+    }
+    return c->call->deadline_ms - now;
+}

@@ -1,0 +1,161 @@
+/* Forwarding: a follower sends a call it cannot serve (a write, a
+ * linearizable read, a transfer) to the leader and relays the answer.
+ *
+ * Happy path: leader id from the glue -> its API address from [cluster] ->
+ * the (lazily created, then kept) client connection to it -> the ORIGINAL
+ * request bytes, same method, the caller's remaining deadline, and the
+ * metadata `kyufu-forwarded-by: <our id>` -> the leader's status, message
+ * and response bytes relayed as they are.
+ *
+ * Failure modes: no leader known -> UNAVAILABLE at once (the client retries
+ * with the same idempotency key).  A call that already was forwarded is
+ * never forwarded again (the sender's view of the leader was stale, or
+ * ours is): UNAVAILABLE, so two nodes with crossed views cannot bounce a
+ * call between them.  The caller's deadline already passed ->
+ * DEADLINE_EXCEEDED.  Connection failures come back from the client as
+ * UNAVAILABLE and are relayed.  The connection authenticates with this
+ * node's own certificate (mutual TLS). */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "service.h"
+
+#define FORWARDED_BY "kyufu-forwarded-by"
+
+bool kyufu_node__call_was_forwarded(const struct kyufu_node_call *c)
+{
+    for (size_t i = 0; i < c->call->n_metadata; i++) {
+        if (strcmp(c->call->metadata[i].name, FORWARDED_BY) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void on_forwarded(struct kyufu_grpc_client_req *req,
+                         int status,
+                         const char *message,
+                         const uint8_t *response,
+                         size_t response_len)
+{
+    struct kyufu_node_call *c = req->data;
+    kyufu_log(KYUFU_LOG_DEBUG, "forwarded call answered",
+              KYUFU_LOG_S("method", c->method->path),
+              KYUFU_LOG_S("status", kyufu_grpc_status_name(status)));
+    kyufu_node__call_done(c, status, message, response, response_len);
+}
+
+/* The client to peer i, created on first use. */
+static struct kyufu_grpc_client *client_for(struct kyufu_node *n, size_t i,
+                                            char *errmsg, size_t errmsg_len)
+{
+    if (n->forward[i] != NULL) {
+        return n->forward[i];
+    }
+    const struct kyufu_config_peer *p = &n->config->peers[i];
+    char host[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
+    const char *colon = strrchr(p->api_address, ':');
+    assert(colon != NULL);
+    size_t len = (size_t)(colon - p->api_address);
+    memcpy(host, p->api_address, len);
+    host[len] = '\0';
+
+    struct kyufu_grpc_client_config cc;
+    memset(&cc, 0, sizeof cc);
+    cc.host = host;
+    cc.port = (uint16_t)strtoul(colon + 1, NULL, 10);
+    cc.ca_file = n->config->tls_ca;
+    cc.cert_file = n->config->tls_cert;
+    cc.key_file = n->config->tls_key;
+    int rv = kyufu_grpc_client_new(&n->loop, &cc, &n->forward[i], errmsg,
+                                   errmsg_len);
+    if (rv != 0) {
+        n->forward[i] = NULL;
+        return NULL;
+    }
+    return n->forward[i];
+}
+
+void kyufu_node__forward(struct kyufu_node_call *c)
+{
+    struct kyufu_node *n = c->node;
+    if (kyufu_node__call_was_forwarded(c)) {
+        kyufu_node__call_unavailable(c, "not the leader (call was already "
+                                        "forwarded once)");
+        return;
+    }
+    const char *api = "";
+    uint64_t leader = kyufu_node__leader(n, &api);
+    if (leader == 0 || leader == n->config->id) {
+        kyufu_node__call_unavailable(c, "not the leader");
+        return;
+    }
+    size_t i = 0;
+    while (i < n->config->n_peers && n->config->peers[i].id != leader) {
+        i++;
+    }
+    if (i == n->config->n_peers) {
+        kyufu_node__call_unavailable(c, "leader is not in [cluster]");
+        return;
+    }
+    uint64_t timeout_ms = kyufu_node__call_remaining_ms(c);
+    if (timeout_ms == 0) {
+        kyufu_node__call_done(c, KYUFU_GRPC_DEADLINE_EXCEEDED,
+                              "deadline passed before forwarding", NULL, 0);
+        return;
+    }
+    char errmsg[256] = "";
+    struct kyufu_grpc_client *client = client_for(n, i, errmsg, sizeof errmsg);
+    if (client == NULL) {
+        kyufu_log(KYUFU_LOG_ERROR, "cannot create a forwarding client",
+                  KYUFU_LOG_S("leader_api", api), KYUFU_LOG_S("error", errmsg));
+        kyufu_node__call_unavailable(c, "cannot reach the leader");
+        return;
+    }
+    char id[24];
+    snprintf(id, sizeof id, "%llu", (unsigned long long)n->config->id);
+    const struct kyufu_grpc_metadata md[] = {{FORWARDED_BY, id}};
+    c->req.forward.data = c;
+    int rv = kyufu_grpc_client_call(client, &c->req.forward, c->call->method,
+                                    c->call->request, c->call->request_len,
+                                    timeout_ms, md, 1, on_forwarded);
+    if (rv != 0) {
+        kyufu_node__call_unavailable(c, kyufu_api_strerror(rv));
+    }
+}
+
+static void on_client_closed(struct kyufu_grpc_client *client, void *data)
+{
+    struct kyufu_node *n = data;
+    (void)client;
+    assert(n->forward_closing > 0);
+    if (--n->forward_closing == 0) {
+        n->forward_done(n);
+    }
+}
+
+void kyufu_node__forward_close(struct kyufu_node *n,
+                               void (*done)(struct kyufu_node *n))
+{
+    n->forward_done = done;
+    n->forward_closing = 0;
+    for (size_t i = 0; i < KYUFU_NODE_CLUSTER_SIZE_MAX; i++) {
+        if (n->forward[i] != NULL) {
+            n->forward_closing++;
+        }
+    }
+    if (n->forward_closing == 0) {
+        done(n);
+        return;
+    }
+    for (size_t i = 0; i < KYUFU_NODE_CLUSTER_SIZE_MAX; i++) {
+        if (n->forward[i] != NULL) {
+            struct kyufu_grpc_client *client = n->forward[i];
+            n->forward[i] = NULL;
+            kyufu_grpc_client_close(client, on_client_closed, n);
+        }
+    }
+}

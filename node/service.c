@@ -1,0 +1,140 @@
+/* The method table and the common entry point of every call: unpack the
+ * request (invalid protobuf -> INVALID_ARGUMENT) and hand it to its kind. */
+#include "service.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kyufu/v1/service.pb-c.h"
+#include "log.h"
+
+#define LEDGER "/kyufu.v1.Ledger/"
+#define W(name, desc, body)                                                  \
+    {LEDGER name, KYUFU_NODE_WRITE, &kyufu__v1__##desc##__descriptor, body,  \
+     NULL}
+#define R(name, desc, fn)                                                    \
+    {LEDGER name, KYUFU_NODE_READ, &kyufu__v1__##desc##__descriptor, NULL,   \
+     kyufu_node__##fn}
+
+static const struct kyufu_node_method table[] = {
+    W("CreateProgram", create_program_request, "create_program"),
+    W("OpenProgram", open_program_request, "open_program"),
+    W("CloseProgram", close_program_request, "close_program"),
+    W("AdjustBudget", adjust_budget_request, "adjust_budget"),
+    W("RegisterHousehold", register_household_request, "register_household"),
+    W("UpdateHousehold", update_household_request, "update_household"),
+    W("SubmitApplication", submit_application_request, "submit_application"),
+    W("ApproveApplication", approve_application_request,
+      "approve_application"),
+    W("RejectApplication", reject_application_request, "reject_application"),
+    W("CancelApplication", cancel_application_request, "cancel_application"),
+    W("CreatePaymentBatch", create_payment_batch_request,
+      "create_payment_batch"),
+    W("ConfirmPaymentBatch", confirm_payment_batch_request,
+      "confirm_payment_batch"),
+    W("ReturnPayment", return_payment_request, "return_payment"),
+    W("CreateStaff", create_staff_request, "create_staff"),
+    W("SetStaffRoles", set_staff_roles_request, "set_staff_roles"),
+    W("SetStaffStatus", set_staff_status_request, "set_staff_status"),
+    R("GetProgram", get_program_request, get_program),
+    R("GetHousehold", get_household_request, get_household),
+    R("GetApplication", get_application_request, get_application),
+    R("GetPaymentBatch", get_payment_batch_request, get_batch),
+    R("GetStaff", get_staff_request, get_staff),
+    R("ListPrograms", list_request, list_programs),
+    R("ListHouseholds", list_request, list_households),
+    R("ListApplications", list_applications_request, list_applications),
+    R("ListPaymentBatches", list_request, list_batches),
+    R("ListStaff", list_request, list_staff),
+    R("ListAudit", list_request, list_audit),
+    R("VerifyAudit", verify_audit_request, verify_audit),
+    {"/kyufu.v1.Cluster/Status", KYUFU_NODE_STATUS,
+     &kyufu__v1__status_request__descriptor, NULL, NULL},
+    {"/kyufu.v1.Cluster/TransferLeadership", KYUFU_NODE_TRANSFER,
+     &kyufu__v1__transfer_leadership_request__descriptor, NULL, NULL},
+};
+#undef W
+#undef R
+#undef LEDGER
+
+enum { N_METHODS = sizeof table / sizeof table[0] };
+
+/* What a row of the API server's table carries: the node and the method. */
+struct bound
+{
+    struct kyufu_node *node;
+    const struct kyufu_node_method *method;
+};
+
+static void handle(void *data, struct kyufu_grpc_call *call)
+{
+    const struct bound *b = data;
+    struct kyufu_node *n = b->node;
+    const struct kyufu_node_method *m = b->method;
+
+    struct kyufu_node_call *c = kyufu_node__call_new(n, call);
+    if (c == NULL) {
+        return; /* answered */
+    }
+    c->method = m;
+    c->request = protobuf_c_message_unpack(m->request, NULL,
+                                           call->request_len,
+                                           call->request_len > 0
+                                               ? call->request
+                                               : (const uint8_t *)"");
+    if (c->request == NULL) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "request is not a valid %s",
+                 m->request->name);
+        kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT, msg, NULL, 0);
+        return;
+    }
+    switch (m->kind) {
+    case KYUFU_NODE_WRITE:
+        kyufu_node__write(c);
+        return;
+    case KYUFU_NODE_READ:
+        kyufu_node__read(c);
+        return;
+    case KYUFU_NODE_STATUS:
+        kyufu_node__status(c);
+        return;
+    case KYUFU_NODE_TRANSFER:
+        kyufu_node__transfer(c);
+        return;
+    }
+    assert(false);
+}
+
+int kyufu_node__methods(struct kyufu_node *n)
+{
+    assert(n->methods == NULL);
+    /* One block: the API server's rows, then what each row points to. */
+    n->methods = calloc(N_METHODS, sizeof *n->methods + sizeof(struct bound));
+    if (n->methods == NULL) {
+        return -1;
+    }
+    struct bound *bound = (struct bound *)(n->methods + N_METHODS);
+    for (size_t i = 0; i < N_METHODS; i++) {
+        bound[i].node = n;
+        bound[i].method = &table[i];
+        n->methods[i].path = table[i].path;
+        n->methods[i].handler = handle;
+        n->methods[i].data = &bound[i];
+        /* Every WRITE body must name a field of Command. */
+        assert(table[i].kind != KYUFU_NODE_WRITE ||
+               protobuf_c_message_descriptor_get_field_by_name(
+                   &kyufu__v1__command__descriptor, table[i].body) != NULL);
+    }
+    n->n_methods = N_METHODS;
+    return 0;
+}
+
+void kyufu_node__methods_free(struct kyufu_node *n)
+{
+    free(n->methods);
+    n->methods = NULL;
+    n->n_methods = 0;
+}

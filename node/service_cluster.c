@@ -1,0 +1,108 @@
+/* kyufu.v1.Cluster: Status answers for this node (never forwarded: an
+ * operator asks each node in turn); TransferLeadership runs on the leader
+ * (a follower forwards it). */
+#include <assert.h>
+#include <string.h>
+
+#include "kyufu/v1/service.pb-c.h"
+#include "log.h"
+#include "service.h"
+
+void kyufu_node__status(struct kyufu_node_call *c)
+{
+    struct kyufu_node *n = c->node;
+    const Kyufu__V1__StatusRequest *r = c->request;
+    struct kyufu_glue_status st;
+    kyufu_glue_status(n->glue, &st);
+
+    Kyufu__V1__NodeStatus resp = KYUFU__V1__NODE_STATUS__INIT;
+    resp.id = n->config->id;
+    resp.role = (char *)(st.role != NULL ? st.role : "unavailable");
+    resp.term = st.term;
+    resp.commit_index = st.commit_index;
+    resp.applied_index = st.applied_index;
+    resp.last_log_index = st.last_log_index;
+    resp.leader_id = st.leader_id;
+    const char *api = "";
+    if (st.leader_id != 0) {
+        const struct kyufu_config_peer *p =
+            kyufu_config_peer(n->config, st.leader_id);
+        api = p != NULL ? p->api_address : "";
+    }
+    resp.leader_api_address = (char *)api;
+    uint8_t digest[32];
+    if (r->with_digest) {
+        uint64_t at = 0;
+        int rv = kyufu_storage_digest(n->storage, digest, &at);
+        if (rv != 0) {
+            kyufu_node__call_done(c, KYUFU_GRPC_INTERNAL,
+                                  kyufu_storage_strerror(rv), NULL, 0);
+            return;
+        }
+        /* The digest is of the state at `at`, read in one transaction: the
+         * applied index reported must be that one, not the glue's. */
+        resp.applied_index = at;
+        resp.state_digest.data = digest;
+        resp.state_digest.len = sizeof digest;
+    }
+    kyufu_node__call_done_msg(c, &resp.base);
+}
+
+static void on_transferred(struct kyufu_glue_transfer *req, int status)
+{
+    struct kyufu_node_call *c = req->data;
+    struct kyufu_node *n = c->node;
+    if (status == KYUFU_GLUE_ETIMEOUT) {
+        kyufu_node__call_done(c, KYUFU_GRPC_DEADLINE_EXCEEDED,
+                              "no other node took leadership in time", NULL,
+                              0);
+        return;
+    }
+    if (status != 0) {
+        kyufu_node__call_unavailable(c, kyufu_glue_strerror(status));
+        kyufu_node__check_fatal(n, status);
+        return;
+    }
+    const char *api = "";
+    Kyufu__V1__TransferLeadershipResponse resp =
+        KYUFU__V1__TRANSFER_LEADERSHIP_RESPONSE__INIT;
+    resp.new_leader_id = kyufu_node__leader(n, &api);
+    kyufu_log(KYUFU_LOG_INFO, "leadership transferred on request",
+              KYUFU_LOG_U("new_leader", resp.new_leader_id));
+    kyufu_node__call_done_msg(c, &resp.base);
+}
+
+void kyufu_node__transfer(struct kyufu_node_call *c)
+{
+    struct kyufu_node *n = c->node;
+    const Kyufu__V1__TransferLeadershipRequest *r = c->request;
+    if (!kyufu_glue_is_leader(n->glue)) {
+        kyufu_node__forward(c);
+        return;
+    }
+    if (r->target_id != 0 && kyufu_config_peer(n->config, r->target_id) ==
+                                 NULL) {
+        kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT,
+                              "target_id is not a node of the cluster", NULL,
+                              0);
+        return;
+    }
+    if (r->target_id == n->config->id) {
+        Kyufu__V1__TransferLeadershipResponse resp =
+            KYUFU__V1__TRANSFER_LEADERSHIP_RESPONSE__INIT;
+        resp.new_leader_id = n->config->id; /* already there */
+        kyufu_node__call_done_msg(c, &resp.base);
+        return;
+    }
+    c->req.transfer.data = c;
+    int rv = kyufu_glue_transfer(n->glue, &c->req.transfer, r->target_id,
+                                 on_transferred);
+    if (rv == KYUFU_GLUE_ENOTLEADER) {
+        kyufu_node__forward(c);
+        return;
+    }
+    if (rv != 0) {
+        kyufu_node__call_done(c, KYUFU_GRPC_FAILED_PRECONDITION,
+                              kyufu_glue_strerror(rv), NULL, 0);
+    }
+}

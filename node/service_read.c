@@ -1,0 +1,227 @@
+/* Reads.  Linearizable by default: on the leader, after a Raft barrier
+ * (every entry committed before the call is applied here, and leadership
+ * was confirmed by a quorum after it); a follower forwards the call to the
+ * leader.  ReadOptions.stale = true serves this node's state at once.
+ *
+ * Queries run in the storage's own short read transactions; records come
+ * back owned by us and are freed after packing.  Pagination tokens are the
+ * storage's continuation keys, passed through unchanged. */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kyufu/v1/service.pb-c.h"
+#include "log.h"
+#include "service.h"
+
+/* ListRequest.page_size: 0 means 100, the storage clamps to [1, max]. */
+enum { PAGE_SIZE_DEFAULT = 100 };
+
+static bool wants_stale(const ProtobufCMessage *request)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(request->descriptor,
+                                                        "read");
+    if (f == NULL) {
+        return false;
+    }
+    const Kyufu__V1__ReadOptions *ro =
+        *(Kyufu__V1__ReadOptions *const *)((const char *)request + f->offset);
+    return ro != NULL && ro->stale;
+}
+
+static void on_barrier(struct kyufu_glue_barrier *req, int status)
+{
+    struct kyufu_node_call *c = req->data;
+    if (status != 0) {
+        struct kyufu_node *n = c->node;
+        kyufu_node__call_unavailable(c, kyufu_glue_strerror(status));
+        kyufu_node__check_fatal(n, status);
+        return;
+    }
+    c->method->read(c);
+}
+
+void kyufu_node__read(struct kyufu_node_call *c)
+{
+    struct kyufu_node *n = c->node;
+    if (wants_stale(c->request)) {
+        c->method->read(c);
+        return;
+    }
+    if (!kyufu_glue_is_leader(n->glue)) {
+        kyufu_node__forward(c);
+        return;
+    }
+    c->req.barrier.data = c;
+    int rv = kyufu_glue_barrier(n->glue, &c->req.barrier, on_barrier);
+    if (rv == KYUFU_GLUE_ENOTLEADER) {
+        kyufu_node__forward(c);
+        return;
+    }
+    if (rv != 0) {
+        kyufu_node__call_unavailable(c, kyufu_glue_strerror(rv));
+        kyufu_node__check_fatal(n, rv);
+    }
+}
+
+/* A storage query's outcome as a gRPC answer (OK is handled by callers). */
+static void done_error(struct kyufu_node_call *c, int rv, const char *what)
+{
+    if (rv == KYUFU_STORAGE_ENOTFOUND) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s not found", what);
+        kyufu_node__call_done(c, KYUFU_GRPC_NOT_FOUND, msg, NULL, 0);
+        return;
+    }
+    if (rv == KYUFU_STORAGE_EINVALID) {
+        kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT,
+                              kyufu_storage_strerror(rv), NULL, 0);
+        return;
+    }
+    struct kyufu_node *n = c->node;
+    kyufu_log(KYUFU_LOG_ERROR, "storage query failed",
+              KYUFU_LOG_S("method", c->method->path),
+              KYUFU_LOG_S("error", kyufu_storage_strerror(rv)));
+    kyufu_node__call_done(c, KYUFU_GRPC_INTERNAL, kyufu_storage_strerror(rv),
+                          NULL, 0);
+    if (kyufu_storage_is_fatal(rv)) {
+        kyufu_node__stop(n, 1, "fatal storage error in a query");
+    }
+}
+
+/* ------------------------------------------------------------------ gets */
+
+#define GET(fn, Req, Rec, rec, call_expr, what)                              \
+    void kyufu_node__##fn(struct kyufu_node_call *c)                         \
+    {                                                                        \
+        const Req *r = c->request;                                           \
+        Rec *rec = NULL;                                                     \
+        int rv = (call_expr);                                                \
+        if (rv != 0) {                                                       \
+            done_error(c, rv, (what));                                       \
+            return;                                                          \
+        }                                                                    \
+        kyufu_node__call_done_msg(c, &rec->base);                            \
+        protobuf_c_message_free_unpacked(&rec->base, NULL);                  \
+    }
+
+GET(get_program, Kyufu__V1__GetProgramRequest, Kyufu__V1__Program, p,
+    kyufu_storage_get_program(c->node->storage, r->code, &p), "program")
+GET(get_household, Kyufu__V1__GetHouseholdRequest, Kyufu__V1__Household, h,
+    kyufu_storage_get_household(c->node->storage, r->household_no, &h),
+    "household")
+GET(get_application, Kyufu__V1__GetApplicationRequest,
+    Kyufu__V1__Application, a,
+    kyufu_storage_get_application(c->node->storage, r->id, &a),
+    "application")
+GET(get_batch, Kyufu__V1__GetPaymentBatchRequest, Kyufu__V1__PaymentBatch, b,
+    kyufu_storage_get_batch(c->node->storage, r->id, &b), "payment batch")
+GET(get_staff, Kyufu__V1__GetStaffRequest, Kyufu__V1__StaffAccount, s,
+    kyufu_storage_get_staff(c->node->storage, r->staff_id, &s),
+    "staff account")
+#undef GET
+
+/* ----------------------------------------------------------------- lists */
+
+static size_t page_size(uint32_t requested)
+{
+    return requested == 0 ? PAGE_SIZE_DEFAULT : requested;
+}
+
+/* Pack a list response: `items` go into the repeated field named `field` of
+ * `resp`, the continuation into next_page_token.  The page keeps ownership
+ * of the items (freed with it). */
+static void done_page(struct kyufu_node_call *c,
+                      ProtobufCMessage *resp,
+                      const char *field,
+                      struct kyufu_storage_page *page)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(resp->descriptor,
+                                                        field);
+    const ProtobufCFieldDescriptor *next =
+        protobuf_c_message_descriptor_get_field_by_name(resp->descriptor,
+                                                        "next_page_token");
+    assert(f != NULL && f->label == PROTOBUF_C_LABEL_REPEATED);
+    assert(next != NULL && next->type == PROTOBUF_C_TYPE_STRING);
+    *(size_t *)((char *)resp + f->quantifier_offset) = page->n;
+    *(void ***)((char *)resp + f->offset) = page->items;
+    *(char **)((char *)resp + next->offset) = page->next;
+    kyufu_node__call_done_msg(c, resp);
+    kyufu_storage_page_free(page);
+}
+
+#define LIST(fn, Resp, RESP_INIT, field, query)                              \
+    void kyufu_node__##fn(struct kyufu_node_call *c)                         \
+    {                                                                        \
+        const Kyufu__V1__ListRequest *r = c->request;                        \
+        struct kyufu_storage_page page;                                      \
+        memset(&page, 0, sizeof page);                                       \
+        int rv = query(c->node->storage, r->page_token,                      \
+                       page_size(r->page_size), &page);                      \
+        if (rv != 0) {                                                       \
+            done_error(c, rv, "page");                                       \
+            return;                                                          \
+        }                                                                    \
+        Resp resp = RESP_INIT;                                               \
+        done_page(c, &resp.base, field, &page);                              \
+    }
+
+LIST(list_programs, Kyufu__V1__ListProgramsResponse,
+     KYUFU__V1__LIST_PROGRAMS_RESPONSE__INIT, "programs",
+     kyufu_storage_list_programs)
+LIST(list_households, Kyufu__V1__ListHouseholdsResponse,
+     KYUFU__V1__LIST_HOUSEHOLDS_RESPONSE__INIT, "households",
+     kyufu_storage_list_households)
+LIST(list_batches, Kyufu__V1__ListPaymentBatchesResponse,
+     KYUFU__V1__LIST_PAYMENT_BATCHES_RESPONSE__INIT, "batches",
+     kyufu_storage_list_batches)
+LIST(list_staff, Kyufu__V1__ListStaffResponse,
+     KYUFU__V1__LIST_STAFF_RESPONSE__INIT, "staff",
+     kyufu_storage_list_staff)
+LIST(list_audit, Kyufu__V1__ListAuditResponse,
+     KYUFU__V1__LIST_AUDIT_RESPONSE__INIT, "records",
+     kyufu_storage_list_audit)
+#undef LIST
+
+void kyufu_node__list_applications(struct kyufu_node_call *c)
+{
+    const Kyufu__V1__ListApplicationsRequest *r = c->request;
+    struct kyufu_storage_app_filter filter = {
+        .program_code = r->program_code,
+        .household_no = r->household_no,
+        .status = r->status,
+    };
+    struct kyufu_storage_page page;
+    memset(&page, 0, sizeof page);
+    int rv = kyufu_storage_list_applications(
+        c->node->storage, &filter, r->page_token, page_size(r->page_size),
+        &page);
+    if (rv != 0) {
+        done_error(c, rv, "page");
+        return;
+    }
+    Kyufu__V1__ListApplicationsResponse resp =
+        KYUFU__V1__LIST_APPLICATIONS_RESPONSE__INIT;
+    done_page(c, &resp.base, "applications", &page);
+}
+
+void kyufu_node__verify_audit(struct kyufu_node_call *c)
+{
+    char errmsg[256] = "";
+    uint64_t count = 0;
+    int rv = kyufu_storage_audit_verify(c->node->storage, &count, errmsg,
+                                        sizeof errmsg);
+    if (rv != 0 && rv != KYUFU_STORAGE_ECORRUPT) {
+        done_error(c, rv, "audit chain");
+        return;
+    }
+    Kyufu__V1__VerifyAuditResponse resp =
+        KYUFU__V1__VERIFY_AUDIT_RESPONSE__INIT;
+    resp.ok = rv == 0;
+    resp.records = count;
+    resp.message = errmsg;
+    kyufu_node__call_done_msg(c, &resp.base);
+}

@@ -1,0 +1,123 @@
+/* Writes: a request becomes one Command proposed through Raft.
+ *
+ * Happy path (leader): unpack (service.c) -> Command{header from the
+ * request's RequestHeader, time_ms from this leader's clock, body = the
+ * request's command} -> kyufu_glue_propose -> the CommandResult -> gRPC
+ * status with the same number (ledger Code shares gRPC's numbering); OK
+ * carries WriteResponse{result}.
+ *
+ * Failure modes: a follower forwards the original bytes (forward.c); a
+ * request without its command body is INVALID_ARGUMENT before Raft (there
+ * is nothing to audit); a missing RequestHeader is proposed with an empty
+ * header so apply rejects and audits it like any other bad header.
+ * Proposal errors: NOTLEADER/LEADERSHIPLOST/SHUTDOWN/BUSY -> UNAVAILABLE
+ * (retry with the same idempotency key is safe: apply deduplicates); TOOBIG
+ * -> RESOURCE_EXHAUSTED; IO/STORAGE -> UNAVAILABLE and the node stops. */
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "kyufu/v1/service.pb-c.h"
+#include "log.h"
+#include "service.h"
+
+/* The leader's clock, stamped into the command (apply never reads one). */
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A field of an unpacked request by name, through its descriptor, so one
+ * function serves every XxxRequest {header = 1; command = 2}. */
+static void *field_ptr(const ProtobufCMessage *msg, const char *name)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(msg->descriptor,
+                                                        name);
+    assert(f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE);
+    return *(void **)((char *)msg + f->offset);
+}
+
+static void on_proposed(struct kyufu_glue_propose *req,
+                        int status,
+                        Kyufu__V1__CommandResult *result)
+{
+    struct kyufu_node_call *c = req->data;
+    if (status != 0) {
+        assert(result == NULL);
+        kyufu_log(KYUFU_LOG_DEBUG, "proposal failed",
+                  KYUFU_LOG_S("method", c->method->path),
+                  KYUFU_LOG_S("error", kyufu_glue_strerror(status)));
+        struct kyufu_node *n = c->node;
+        if (status == KYUFU_GLUE_ETOOBIG) {
+            kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                                  kyufu_glue_strerror(status), NULL, 0);
+        } else {
+            kyufu_node__call_unavailable(c, kyufu_glue_strerror(status));
+        }
+        kyufu_node__check_fatal(n, status);
+        return;
+    }
+    assert(result != NULL);
+    if (result->code == KYUFU__V1__CODE__OK) {
+        Kyufu__V1__WriteResponse resp = KYUFU__V1__WRITE_RESPONSE__INIT;
+        resp.result = result;
+        kyufu_node__call_done_msg(c, &resp.base);
+    } else {
+        kyufu_node__call_done(c, (int)result->code, result->message, NULL, 0);
+    }
+    kyufu__v1__command_result__free_unpacked(result, NULL);
+}
+
+void kyufu_node__write(struct kyufu_node_call *c)
+{
+    struct kyufu_node *n = c->node;
+    if (!kyufu_glue_is_leader(n->glue)) {
+        kyufu_node__forward(c);
+        return;
+    }
+    const ProtobufCMessage *request = c->request;
+    Kyufu__V1__RequestHeader *rh = field_ptr(request, "header");
+    void *body = field_ptr(request, "command");
+    if (body == NULL) {
+        kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT,
+                              "request has no command", NULL, 0);
+        return;
+    }
+
+    Kyufu__V1__CommandHeader header = KYUFU__V1__COMMAND_HEADER__INIT;
+    if (rh != NULL) {
+        header.actor = rh->actor;
+        header.terminal = rh->terminal;
+        header.key = rh->key;
+    }
+    header.time_ms = now_ms();
+
+    Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;
+    cmd.header = &header;
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(
+            &kyufu__v1__command__descriptor, c->method->body);
+    assert(f != NULL && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0);
+    *(void **)((char *)&cmd + f->offset) = body;
+    *(uint32_t *)((char *)&cmd + f->quantifier_offset) = f->id;
+
+    c->req.propose.data = c;
+    int rv = kyufu_glue_propose(n->glue, &c->req.propose, &cmd, on_proposed);
+    if (rv == KYUFU_GLUE_ENOTLEADER) {
+        kyufu_node__forward(c); /* lost leadership just now */
+        return;
+    }
+    if (rv == KYUFU_GLUE_ETOOBIG) {
+        kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                              "command too large", NULL, 0);
+        return;
+    }
+    if (rv != 0) {
+        kyufu_node__call_unavailable(c, kyufu_glue_strerror(rv));
+        kyufu_node__check_fatal(n, rv);
+    }
+}
