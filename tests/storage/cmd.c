@@ -1,0 +1,846 @@
+/* Test helper for the ledger state machine (see cmd.h for the contract). */
+#include "cmd.h"
+
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------- runner */
+
+char t_dir[128];
+static int fx_count; /* stores opened in this case, names their subdir */
+
+void t_fail(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s:%d: FAILED: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+    /* _exit: the failure is the report; leak checks would only add noise. */
+    _exit(1);
+}
+
+void t_check_eq(const char *file, int line, const char *ea, const char *eb,
+                long long a, long long b)
+{
+    if (a != b) {
+        t_fail(file, line, "%s == %s (%lld != %lld)", ea, eb, a, b);
+    }
+}
+
+void t_check_str(const char *file, int line, const char *ea, const char *a,
+                 const char *b)
+{
+    if (a == NULL || b == NULL || strcmp(a, b) != 0) {
+        t_fail(file, line, "%s is \"%s\", want \"%s\"", ea, a ? a : "(null)",
+               b ? b : "(null)");
+    }
+}
+
+void t_check_code(const char *file, int line,
+                  const Kyufu__V1__CommandResult *res, Kyufu__V1__Code want)
+{
+    if (res == NULL) {
+        t_fail(file, line, "no result");
+    }
+    if (res->code != want) {
+        t_fail(file, line, "code %d (\"%s\" on %s), want %d", (int)res->code,
+               res->message, res->object, (int)want);
+    }
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag,
+                  struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void rm_rf(const char *dir)
+{
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int t_main(int argc, char **argv, const struct t_case *cases, size_t n)
+{
+    const char *filter = argc > 1 ? argv[1] : NULL;
+    int failed = 0;
+    int ran = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (filter != NULL && strstr(cases[i].name, filter) == NULL) {
+            continue;
+        }
+        snprintf(t_dir, sizeof t_dir, "/tmp/kyufu-test-XXXXXX");
+        if (mkdtemp(t_dir) == NULL) {
+            perror("mkdtemp");
+            return 1;
+        }
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("fork");
+            return 1;
+        }
+        if (pid == 0) {
+            fx_count = 0;
+            cases[i].fn();
+            exit(0); /* exit, not _exit: LeakSanitizer runs at exit */
+        }
+        int status = 0;
+        while (waitpid(pid, &status, 0) < 0) {
+        }
+        rm_rf(t_dir);
+        ran++;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+            printf("ok   %s\n", cases[i].name);
+        } else {
+            failed++;
+            if (WIFSIGNALED(status)) {
+                printf("FAIL %s (signal %d)\n", cases[i].name,
+                       WTERMSIG(status));
+            } else {
+                printf("FAIL %s (exit %d)\n", cases[i].name,
+                       WEXITSTATUS(status));
+            }
+        }
+        fflush(stdout);
+    }
+    printf("%d run, %d failed\n", ran, failed);
+    if (ran == 0) {
+        printf("no case matches \"%s\"\n", filter ? filter : "");
+        return 1;
+    }
+    return failed ? 1 : 0;
+}
+
+/* -------------------------------------------------------------- fixture */
+
+static void fx_open_dir(struct fx *f)
+{
+    struct kyufu_storage_options o = {
+        .path = f->dir,
+        .map_size_bytes = (size_t)64 << 20,
+        .map_size_bytes_max = (size_t)1 << 30,
+        .no_sync = !f->sync,
+    };
+    char err[256] = "";
+    int rv = kyufu_storage_open(&o, &f->s, err, sizeof err);
+    if (rv != 0) {
+        t_fail(__FILE__, __LINE__, "open %s: %s: %s", f->dir,
+               kyufu_storage_strerror(rv), err);
+    }
+}
+
+void fx_open(struct fx *f)
+{
+    memset(f, 0, sizeof *f);
+    CHECK(t_dir[0] != '\0');
+    snprintf(f->dir, sizeof f->dir, "%s/s%d", t_dir, fx_count++);
+    f->term = 1;
+    f->now_ms = FX_T0_MS;
+    snprintf(f->client_id, sizeof f->client_id, "test-client");
+    fx_open_dir(f);
+    uint64_t index = 99, term = 99;
+    kyufu_storage_applied(f->s, &index, &term);
+    CHECK_EQ(index, 0);
+    CHECK_EQ(term, 0);
+}
+
+void fx_reopen(struct fx *f)
+{
+    if (f->s != NULL) {
+        kyufu_storage_close(f->s);
+        f->s = NULL;
+    }
+    fx_open_dir(f);
+}
+
+void fx_close(struct fx *f)
+{
+    if (f->s != NULL) {
+        kyufu_storage_close(f->s);
+        f->s = NULL;
+    }
+}
+
+void fx_world(struct fx *f)
+{
+    fx_do(f, c_create_staff(f, "admin", "admin", R_ADMIN));
+    fx_do(f, c_create_staff(f, "admin", "admin2", R_ADMIN));
+    fx_do(f, c_create_staff(f, "admin", "clerk", R_CLERK));
+    fx_do(f, c_create_staff(f, "admin", "clerk2", R_CLERK));
+    fx_do(f, c_create_staff(f, "admin", "appr", R_APPROVER));
+    fx_do(f, c_create_staff(f, "admin", "appr2", R_APPROVER));
+    fx_do(f, c_create_staff(f, "admin", "both", R_CLERK | R_APPROVER));
+    fx_do(f, c_create_staff(f, "admin", "aud", R_AUDITOR));
+    fx_do(f, c_create_program(f, "appr", "P1", 100000));
+    fx_do(f, c_open_program(f, "appr", "P1"));
+    fx_do(f, c_register_household(f, "clerk", "H-1"));
+    fx_do(f, c_register_household(f, "clerk", "H-2"));
+    fx_do(f, c_register_household(f, "clerk", "H-3"));
+    fx_do(f, c_register_household(f, "clerk", "H-4"));
+}
+
+/* ------------------------------------------------------------ builders */
+
+static void *xcalloc(size_t size)
+{
+    void *p = calloc(1, size);
+    CHECK(p != NULL);
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    char *p = strdup(s);
+    CHECK(p != NULL);
+    return p;
+}
+
+void c_str(char **field, const char *value)
+{
+    if (*field != NULL && *field != protobuf_c_empty_string) {
+        free(*field);
+    }
+    *field = xstrdup(value);
+}
+
+Kyufu__V1__Command *c_new(struct fx *f, const char *actor)
+{
+    Kyufu__V1__Command *c = xcalloc(sizeof *c);
+    kyufu__v1__command__init(c);
+    c->header = xcalloc(sizeof *c->header);
+    kyufu__v1__command_header__init(c->header);
+    c_str(&c->header->actor, actor);
+    c_str(&c->header->terminal, "term-1");
+    c->header->time_ms = f->now_ms;
+    f->now_ms += 1000;
+    c->header->key = xcalloc(sizeof *c->header->key);
+    kyufu__v1__idempotency_key__init(c->header->key);
+    c_str(&c->header->key->client_id, f->client_id);
+    c->header->key->sequence = ++f->seq;
+    return c;
+}
+
+/* Allocate and init a body message of type T into c's oneof. */
+#define BODY(c, field, T, init, CASE)                                        \
+    do {                                                                     \
+        (c)->body_case = KYUFU__V1__COMMAND__BODY_##CASE;                    \
+        (c)->field = xcalloc(sizeof(T));                                     \
+        init((c)->field);                                                    \
+    } while (0)
+
+Kyufu__V1__Command *c_create_program(struct fx *f, const char *actor,
+                                     const char *code, int64_t budget)
+{
+    Kyufu__V1__Command *c = c_new(f, actor);
+    BODY(c, create_program, Kyufu__V1__CreateProgram,
+         kyufu__v1__create_program__init, CREATE_PROGRAM);
+    Kyufu__V1__CreateProgram *b = c->create_program;
+    c_str(&b->code, code);
+    c_str(&b->name, "子育て世帯臨時給付金");
+    b->fiscal_year = 2026;
+    b->unit_amount = 10000;
+    b->budget = budget;
+    b->window_start_ms = 1;
+    b->window_end_ms = (int64_t)4000000000000;
+    return c;
+}
+
+Kyufu__V1__Command *c_open_program(struct fx *f, const char *actor,
+                                   const char *code)
+{
+    Kyufu__V1__Command *c = c_new(f, actor);
+    BODY(c, open_program, Kyufu__V1__OpenProgram,
+         kyufu__v1__open_program__init, OPEN_PROGRAM);
+    c_str(&c->open_program->code, code);
+    return c;
+}
+
+Kyufu__V1__Command *c_close_program(struct fx *f, const char *actor,
+                                    const char *code)
+{
+    Kyufu__V1__Command *c = c_new(f, actor);
+    BODY(c, close_program, Kyufu__V1__CloseProgram,
+         kyufu__v1__close_program__init, CLOSE_PROGRAM);
+    c_str(&c->close_program->code, code);
+    return c;
+}
+
+Kyufu__V1__Command *c_adjust_budget(struct fx *f, const char *actor,
+                                    const char *code, int64_t delta,
+                                    const char *reason)
+{
+    Kyufu__V1__Command *c = c_new(f, actor);
+    BODY(c, adjust_budget, Kyufu__V1__AdjustBudget,
+         kyufu__v1__adjust_budget__init, ADJUST_BUDGET);
+    c_str(&c->adjust_budget->code, code);
+    c->adjust_budget->delta = delta;
+    c_str(&c->adjust_budget->reason, reason);
+    return c;
+}
+
+static Kyufu__V1__Household *new_household(const char *no)
+{
+    Kyufu__V1__Household *h = xcalloc(sizeof *h);
+    kyufu__v1__household__init(h);
+    c_str(&h->household_no, no);
+    c_str(&h->head_name, "山田 太郎");
+    h->n_member_names = 2;
+    h->member_names = xcalloc(2 * sizeof(char *));
+    h->member_names[0] = xstrdup("山田 花子");
+    h->member_names[1] = xstrdup("山田 一郎");
+    c_str(&h->address, "東京都千代田区千代田1-1");
+    h->bank = xcalloc(sizeof *h->bank);
+    kyufu__v1__bank_account__init(h->bank);
+    c_str(&h->bank->bank_code, "0001");
+    c_str(&h->bank->branch_code, "123");
+    c_str(&h->bank->account_type, "ordinary");
+    c_str(&h->bank->account_no, "1234567");
+    c_str(&h->bank->holder_kana, "ヤマダ タロウ");
+    return h;
+}
+
+Kyufu__V1__Command *c_register_household(struct fx *f, const char *actor,
+                                         const char *no)
+{
+    Kyufu__V1__Command *c = c_new(f, actor);
+    BODY(c, register_household, Kyufu__V1__RegisterHousehold,
+         kyufu__v1__register_household__init, REGISTER_HOUSEHOLD);
+    c->register_household->household = new_household(no);
+    return c;
+}
+
+Kyufu__V1__Command *c_update_household(struct fx *f, const char *actor,
+                                       const char *no)
+{
+    Kyufu__V1__Command *c = c_new(f, actor);
+    BODY(c, update_household, Kyufu__V1__UpdateHousehold,
+         kyufu__v1__update_household__init, UPDATE_HOUSEHOLD);
+    c->update_household->household = new_household(no);
+    return c;
+}
+
+Kyufu__V1__Command *c_submit(struct fx *f, const char *actor,
+                             const char *program, const char *household,
+                             int64_t amount)
+{
+    Kyufu__V1__Command *c = c_new(f, actor);
+    BODY(c, submit_application, Kyufu__V1__SubmitApplication,
+         kyufu__v1__submit_application__init, SUBMIT_APPLICATION);
+    c_str(&c->submit_application->program_code, program);
+    c_str(&c->submit_application->household_no, household);
+    c->submit_application->channel = KYUFU__V1__CHANNEL__CHANNEL_COUNTER;
+    c->submit_application->amount = amount;
+    return c;
+}
+
+Kyufu__V1__Command *c_approve(struct fx *f, const char *actor, uint64_t id)
+{
+    Kyufu__V1__Command *c = c_new(f, actor);
+    BODY(c, approve_application, Kyufu__V1__ApproveApplication,
+         kyufu__v1__approve_application__init, APPROVE_APPLICATION);
+    c->approve_application->id = id;
+    return c;
+}
+
+Kyufu__V1__Command *c_reject(struct fx *f, const char *actor, uint64_t id,
+                             const char *reason)
+{
+    Kyufu__V1__Command *c = c_new(f, actor);
+    BODY(c, reject_application, Kyufu__V1__RejectApplication,
+         kyufu__v1__reject_application__init, REJECT_APPLICATION);
+    c->reject_application->id = id;
+    c_str(&c->reject_application->reason, reason);
+    return c;
+}
+
+Kyufu__V1__Command *c_cancel(struct fx *f, const char *actor, uint64_t id,
+                             const char *reason)
+{
+    Kyufu__V1__Command *c = c_new(f, actor);
+    BODY(c, cancel_application, Kyufu__V1__CancelApplication,
+         kyufu__v1__cancel_application__init, CANCEL_APPLICATION);
+    c->cancel_application->id = id;
+    c_str(&c->cancel_application->reason, reason);
+    return c;
+}
+
+Kyufu__V1__Command *c_create_batch(struct fx *f, const char *actor,
+                                   const char *program, int32_t date,
+                                   const uint64_t *ids, size_t n)
+{
+    Kyufu__V1__Command *c = c_new(f, actor);
+    BODY(c, create_payment_batch, Kyufu__V1__CreatePaymentBatch,
+         kyufu__v1__create_payment_batch__init, CREATE_PAYMENT_BATCH);
+    Kyufu__V1__CreatePaymentBatch *b = c->create_payment_batch;
+    c_str(&b->program_code, program);
+    b->transfer_date = date;
+    if (n > 0) {
+        b->application_ids = xcalloc(n * sizeof(uint64_t));
+        memcpy(b->application_ids, ids, n * sizeof(uint64_t));
+    }
+    b->n_application_ids = n;
+    return c;
+}
+
+Kyufu__V1__Command *c_confirm(struct fx *f, const char *actor, uint64_t id)
+{
+    Kyufu__V1__Command *c = c_new(f, actor);
+    BODY(c, confirm_payment_batch, Kyufu__V1__ConfirmPaymentBatch,
+         kyufu__v1__confirm_payment_batch__init, CONFIRM_PAYMENT_BATCH);
+    c->confirm_payment_batch->id = id;
+    return c;
+}
+
+Kyufu__V1__Command *c_return(struct fx *f, const char *actor, uint64_t app,
+                             const char *reason)
+{
+    Kyufu__V1__Command *c = c_new(f, actor);
+    BODY(c, return_payment, Kyufu__V1__ReturnPayment,
+         kyufu__v1__return_payment__init, RETURN_PAYMENT);
+    c->return_payment->application_id = app;
+    c_str(&c->return_payment->reason, reason);
+    return c;
+}
+
+Kyufu__V1__Command *c_create_staff(struct fx *f, const char *actor,
+                                   const char *id, uint32_t roles)
+{
+    Kyufu__V1__Command *c = c_new(f, actor);
+    BODY(c, create_staff, Kyufu__V1__CreateStaff,
+         kyufu__v1__create_staff__init, CREATE_STAFF);
+    c_str(&c->create_staff->staff_id, id);
+    c_str(&c->create_staff->display_name, "職員 一");
+    c->create_staff->roles = roles;
+    return c;
+}
+
+Kyufu__V1__Command *c_set_roles(struct fx *f, const char *actor,
+                                const char *id, uint32_t roles)
+{
+    Kyufu__V1__Command *c = c_new(f, actor);
+    BODY(c, set_staff_roles, Kyufu__V1__SetStaffRoles,
+         kyufu__v1__set_staff_roles__init, SET_STAFF_ROLES);
+    c_str(&c->set_staff_roles->staff_id, id);
+    c->set_staff_roles->roles = roles;
+    return c;
+}
+
+Kyufu__V1__Command *c_set_status(struct fx *f, const char *actor,
+                                 const char *id, Kyufu__V1__StaffStatus st)
+{
+    Kyufu__V1__Command *c = c_new(f, actor);
+    BODY(c, set_staff_status, Kyufu__V1__SetStaffStatus,
+         kyufu__v1__set_staff_status__init, SET_STAFF_STATUS);
+    c_str(&c->set_staff_status->staff_id, id);
+    c->set_staff_status->status = st;
+    return c;
+}
+
+const char *c_name(const Kyufu__V1__Command *c)
+{
+    if (c->body_case == KYUFU__V1__COMMAND__BODY__NOT_SET ||
+        c->create_program == NULL) {
+        return "Unknown";
+    }
+    /* Every member of the oneof is a message: its descriptor names it. */
+    const ProtobufCMessage *m = (const ProtobufCMessage *)c->create_program;
+    return m->descriptor->short_name;
+}
+
+/* ------------------------------------------------------------ applying */
+
+static Kyufu__V1__CommandResult *copy_result(const Kyufu__V1__CommandResult *r)
+{
+    size_t n = kyufu__v1__command_result__get_packed_size(r);
+    uint8_t *buf = xcalloc(n + 1);
+    kyufu__v1__command_result__pack(r, buf);
+    Kyufu__V1__CommandResult *copy =
+        kyufu__v1__command_result__unpack(NULL, n, buf);
+    free(buf);
+    CHECK(copy != NULL);
+    return copy;
+}
+
+void fx_apply_batch(struct fx *f, Kyufu__V1__Command **cmds, size_t n,
+                    Kyufu__V1__CommandResult **out)
+{
+    Kyufu__V1__CommandBatch batch = KYUFU__V1__COMMAND_BATCH__INIT;
+    batch.n_commands = n;
+    batch.commands = cmds;
+    struct kyufu_storage_results res = {0};
+    char err[256] = "";
+    f->index++;
+    int rv = kyufu_storage_apply(f->s, f->index, f->term, &batch, &res, err,
+                                 sizeof err);
+    if (rv != 0) {
+        t_fail(__FILE__, __LINE__, "apply at %" PRIu64 ": %s: %s", f->index,
+               kyufu_storage_strerror(rv), err);
+    }
+    CHECK_EQ(res.n, n);
+    for (size_t i = 0; i < n; i++) {
+        CHECK(res.items[i] != NULL);
+        out[i] = copy_result(res.items[i]);
+    }
+    kyufu_storage_results_free(&res);
+    uint64_t index = 0, term = 0;
+    kyufu_storage_applied(f->s, &index, &term);
+    CHECK_EQ(index, f->index);
+    CHECK_EQ(term, f->term);
+}
+
+Kyufu__V1__CommandResult *fx_apply(struct fx *f, const Kyufu__V1__Command *c)
+{
+    Kyufu__V1__CommandResult *r = NULL;
+    Kyufu__V1__Command *one = (Kyufu__V1__Command *)c;
+    fx_apply_batch(f, &one, 1, &r);
+    return r;
+}
+
+void fx_free(Kyufu__V1__CommandResult *r)
+{
+    if (r != NULL) {
+        kyufu__v1__command_result__free_unpacked(r, NULL);
+    }
+}
+
+static const char *hdr_str(const Kyufu__V1__Command *c, int which)
+{
+    const Kyufu__V1__CommandHeader *h = c->header;
+    if (h == NULL) {
+        return "";
+    }
+    switch (which) {
+    case 0:
+        return h->actor ? h->actor : "";
+    case 1:
+        return h->terminal ? h->terminal : "";
+    default:
+        return h->key && h->key->client_id ? h->key->client_id : "";
+    }
+}
+
+/* The audit record for a command just applied as its own entry. */
+static void check_audit(const char *file, int line, struct fx *f,
+                        const Kyufu__V1__Command *c,
+                        const Kyufu__V1__CommandResult *r,
+                        uint64_t count_before)
+{
+    uint64_t count = fx_audit_count(f);
+    if (count != count_before + 1) {
+        t_fail(file, line, "audit count %" PRIu64 ", want %" PRIu64, count,
+               count_before + 1);
+    }
+    if (r->audit_seq != count) {
+        t_fail(file, line, "result audit_seq %" PRIu64 ", want %" PRIu64,
+               r->audit_seq, count);
+    }
+    Kyufu__V1__AuditRecord *a = fx_audit(f, count);
+    t_check_eq(file, line, "audit.seq", "count", (long long)a->seq,
+               (long long)count);
+    t_check_eq(file, line, "audit.raft_index", "index",
+               (long long)a->raft_index, (long long)f->index);
+    t_check_eq(file, line, "audit.time_ms", "header.time_ms",
+               (long long)a->time_ms,
+               (long long)(c->header ? c->header->time_ms : 0));
+    t_check_str(file, line, "audit.actor", a->actor, hdr_str(c, 0));
+    t_check_str(file, line, "audit.terminal", a->terminal, hdr_str(c, 1));
+    t_check_str(file, line, "audit.client_id", a->client_id, hdr_str(c, 2));
+    t_check_eq(file, line, "audit.client_seq", "key.sequence",
+               (long long)a->client_seq,
+               (long long)(c->header && c->header->key
+                               ? c->header->key->sequence
+                               : 0));
+    t_check_str(file, line, "audit.command", a->command, c_name(c));
+    t_check_str(file, line, "audit.object", a->object, r->object);
+    t_check_eq(file, line, "audit.outcome", "result.code",
+               (long long)a->outcome, (long long)r->code);
+    t_check_str(file, line, "audit.message", a->message, r->message);
+    t_check_eq(file, line, "audit.prev_hash.len", "32",
+               (long long)a->prev_hash.len, 32);
+    t_check_eq(file, line, "audit.hash.len", "32", (long long)a->hash.len,
+               32);
+    kyufu__v1__audit_record__free_unpacked(a, NULL);
+}
+
+Kyufu__V1__CommandResult *fx_ok_at(const char *file, int line, struct fx *f,
+                                   Kyufu__V1__Command *c)
+{
+    uint64_t before = fx_audit_count(f);
+    Kyufu__V1__CommandResult *r = fx_apply(f, c);
+    t_check_code(file, line, r, KYUFU__V1__CODE__OK);
+    t_check_str(file, line, "result.message", r->message, "");
+    t_check_eq(file, line, "result.raft_index", "index",
+               (long long)r->raft_index, (long long)f->index);
+    if (r->record_case == KYUFU__V1__COMMAND_RESULT__RECORD__NOT_SET) {
+        t_fail(file, line, "OK result without a record");
+    }
+    if (r->object == NULL || r->object[0] == '\0') {
+        t_fail(file, line, "OK result without an object");
+    }
+    check_audit(file, line, f, c, r, before);
+    kyufu__v1__command__free_unpacked(c, NULL);
+    fx_invariants(f);
+    return r;
+}
+
+void fx_reject_at(const char *file, int line, struct fx *f,
+                  Kyufu__V1__Command *c, Kyufu__V1__Code code)
+{
+    struct blob before, after;
+    fx_state(f, &before);
+    uint64_t count = fx_audit_count(f);
+    Kyufu__V1__CommandResult *r = fx_apply(f, c);
+    t_check_code(file, line, r, code);
+    if (r->message == NULL || r->message[0] == '\0') {
+        t_fail(file, line, "rejection without a message");
+    }
+    t_check_eq(file, line, "result.raft_index", "index",
+               (long long)r->raft_index, (long long)f->index);
+    if (r->record_case != KYUFU__V1__COMMAND_RESULT__RECORD__NOT_SET) {
+        t_fail(file, line, "rejection carries a record");
+    }
+    fx_state(f, &after);
+    if (!blob_eq(&before, &after)) {
+        t_fail(file, line, "rejected command (%s) changed the state",
+               r->message);
+    }
+    blob_free(&before);
+    blob_free(&after);
+    check_audit(file, line, f, c, r, count);
+    fx_free(r);
+    kyufu__v1__command__free_unpacked(c, NULL);
+    fx_invariants(f);
+}
+
+/* ---------------------------------------------------------- observing */
+
+static void blob_put(struct blob *b, const void *p, size_t n)
+{
+    uint8_t *q = realloc(b->p, b->n + n + 8);
+    CHECK(q != NULL);
+    b->p = q;
+    uint64_t len = n;
+    memcpy(b->p + b->n, &len, 8);
+    if (n > 0) {
+        memcpy(b->p + b->n + 8, p, n);
+    }
+    b->n += n + 8;
+}
+
+typedef int (*list_fn)(struct kyufu_storage *, const char *, size_t,
+                       struct kyufu_storage_page *);
+
+static int list_apps(struct kyufu_storage *s, const char *after, size_t n,
+                     struct kyufu_storage_page *page)
+{
+    struct kyufu_storage_app_filter any = {0};
+    return kyufu_storage_list_applications(s, &any, after, n, page);
+}
+
+static void put_list(struct fx *f, struct blob *b, list_fn fn, int tag)
+{
+    char after[128] = "";
+    blob_put(b, &tag, sizeof tag);
+    for (;;) {
+        struct kyufu_storage_page page = {0};
+        int rv = fn(f->s, after, 1000, &page);
+        if (rv != 0) {
+            t_fail(__FILE__, __LINE__, "list %d: %s", tag,
+                   kyufu_storage_strerror(rv));
+        }
+        for (size_t i = 0; i < page.n; i++) {
+            const ProtobufCMessage *m = page.items[i];
+            size_t n = protobuf_c_message_get_packed_size(m);
+            uint8_t *buf = xcalloc(n + 1);
+            protobuf_c_message_pack(m, buf);
+            blob_put(b, buf, n);
+            free(buf);
+        }
+        bool more = page.next[0] != '\0';
+        snprintf(after, sizeof after, "%s", page.next);
+        kyufu_storage_page_free(&page);
+        if (!more) {
+            break;
+        }
+    }
+}
+
+void fx_state(struct fx *f, struct blob *b)
+{
+    b->p = NULL;
+    b->n = 0;
+    put_list(f, b, kyufu_storage_list_programs, 1);
+    put_list(f, b, kyufu_storage_list_households, 2);
+    put_list(f, b, list_apps, 3);
+    put_list(f, b, kyufu_storage_list_batches, 4);
+    put_list(f, b, kyufu_storage_list_staff, 5);
+}
+
+void blob_free(struct blob *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->n = 0;
+}
+
+bool blob_eq(const struct blob *a, const struct blob *b)
+{
+    return a->n == b->n && (a->n == 0 || memcmp(a->p, b->p, a->n) == 0);
+}
+
+uint64_t fx_audit_count(struct fx *f)
+{
+    uint64_t count = 0;
+    char err[256] = "";
+    int rv = kyufu_storage_audit_verify(f->s, &count, err, sizeof err);
+    if (rv != 0) {
+        t_fail(__FILE__, __LINE__, "audit chain: %s: %s",
+               kyufu_storage_strerror(rv), err);
+    }
+    return count;
+}
+
+Kyufu__V1__AuditRecord *fx_audit(struct fx *f, uint64_t seq)
+{
+    char after[32];
+    snprintf(after, sizeof after, "%" PRIu64, seq - 1);
+    struct kyufu_storage_page page = {0};
+    CHECK_EQ(kyufu_storage_list_audit(f->s, seq > 1 ? after : "", 1, &page),
+             0);
+    CHECK_EQ(page.n, 1);
+    Kyufu__V1__AuditRecord *a = page.items[0];
+    page.items[0] = NULL;
+    page.n = 0;
+    kyufu_storage_page_free(&page);
+    CHECK_EQ(a->seq, seq);
+    return a;
+}
+
+void fx_digest(struct fx *f, uint8_t d[32])
+{
+    uint64_t index = 0;
+    CHECK_EQ(kyufu_storage_digest(f->s, d, &index), 0);
+    CHECK_EQ(index, f->index);
+}
+
+void fx_invariants(struct fx *f)
+{
+    char err[256] = "";
+    int rv = kyufu_storage_check_invariants(f->s, err, sizeof err);
+    if (rv != 0) {
+        t_fail(__FILE__, __LINE__, "invariants: %s: %s",
+               kyufu_storage_strerror(rv), err);
+    }
+}
+
+Kyufu__V1__Program *fx_program(struct fx *f, const char *code)
+{
+    Kyufu__V1__Program *p = NULL;
+    CHECK_EQ(kyufu_storage_get_program(f->s, code, &p), 0);
+    CHECK(p != NULL);
+    return p;
+}
+
+Kyufu__V1__Application *fx_app(struct fx *f, uint64_t id)
+{
+    Kyufu__V1__Application *a = NULL;
+    CHECK_EQ(kyufu_storage_get_application(f->s, id, &a), 0);
+    CHECK(a != NULL);
+    return a;
+}
+
+Kyufu__V1__PaymentBatch *fx_batch(struct fx *f, uint64_t id)
+{
+    Kyufu__V1__PaymentBatch *b = NULL;
+    CHECK_EQ(kyufu_storage_get_batch(f->s, id, &b), 0);
+    CHECK(b != NULL);
+    return b;
+}
+
+Kyufu__V1__Household *fx_household(struct fx *f, const char *no)
+{
+    Kyufu__V1__Household *h = NULL;
+    CHECK_EQ(kyufu_storage_get_household(f->s, no, &h), 0);
+    CHECK(h != NULL);
+    return h;
+}
+
+Kyufu__V1__StaffAccount *fx_staff(struct fx *f, const char *id)
+{
+    Kyufu__V1__StaffAccount *a = NULL;
+    CHECK_EQ(kyufu_storage_get_staff(f->s, id, &a), 0);
+    CHECK(a != NULL);
+    return a;
+}
+
+void fx_balances_at(const char *file, int line, struct fx *f,
+                    const char *code, int64_t budget, int64_t available,
+                    int64_t reserved, int64_t paid)
+{
+    Kyufu__V1__Program *p = fx_program(f, code);
+    t_check_eq(file, line, "budget", "want", p->budget, budget);
+    t_check_eq(file, line, "available", "want", p->available, available);
+    t_check_eq(file, line, "reserved", "want", p->reserved, reserved);
+    t_check_eq(file, line, "paid", "want", p->paid, paid);
+    t_check_eq(file, line, "budget", "available + reserved + paid",
+               p->budget, p->available + p->reserved + p->paid);
+    kyufu__v1__program__free_unpacked(p, NULL);
+}
+
+uint64_t fx_submitted(struct fx *f, const char *program, const char *hh)
+{
+    Kyufu__V1__CommandResult *r = fx_ok(f, c_submit(f, "clerk", program, hh, 0));
+    CHECK_EQ(r->record_case, KYUFU__V1__COMMAND_RESULT__RECORD_APPLICATION);
+    uint64_t id = r->application->id;
+    fx_free(r);
+    return id;
+}
+
+uint64_t fx_approved(struct fx *f, const char *program, const char *hh)
+{
+    uint64_t id = fx_submitted(f, program, hh);
+    fx_do(f, c_approve(f, "appr", id));
+    return id;
+}
+
+uint64_t fx_batch_of(struct fx *f, const char *program, const uint64_t *ids,
+                     size_t n)
+{
+    Kyufu__V1__CommandResult *r =
+        fx_ok(f, c_create_batch(f, "clerk", program, 20260415, ids, n));
+    CHECK_EQ(r->record_case, KYUFU__V1__COMMAND_RESULT__RECORD_BATCH);
+    uint64_t id = r->batch->id;
+    fx_free(r);
+    return id;
+}
+
+uint64_t fx_paid(struct fx *f, const char *program, const char *hh)
+{
+    uint64_t id = fx_approved(f, program, hh);
+    uint64_t b = fx_batch_of(f, program, &id, 1);
+    fx_do(f, c_confirm(f, "appr2", b));
+    return id;
+}
+
+const char *rep(char ch, size_t n)
+{
+    static char bufs[4][1024];
+    static unsigned next;
+    char *b = bufs[next++ % 4];
+    CHECK(n < sizeof bufs[0]);
+    memset(b, ch, n);
+    b[n] = '\0';
+    return b;
+}

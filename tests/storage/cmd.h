@@ -1,0 +1,217 @@
+/* Test helper for the ledger state machine: a tiny test runner, a store
+ * fixture, builders for Command protobufs and the assertions every command
+ * test makes (an accepted command's result and audit record; a rejected
+ * command's code and the proof that it changed nothing but its audit record).
+ *
+ * Written from storage/storage.h and docs/ledger-rules.md only; it never
+ * looks inside storage/.
+ *
+ * Runner contract: t_main runs each case in a forked child, so a case that
+ * fails a CHECK, aborts (storage's own invariant assertions) or crashes is
+ * reported and the next case still runs.  The parent makes one mkdtemp
+ * directory under /tmp per case (t_dir) before the fork and removes it after
+ * the child ends, whatever the child did.  A CHECK that fails prints the
+ * expression and ends the child with exit status 1: it never returns. */
+#ifndef KYUFU_TEST_CMD_H
+#define KYUFU_TEST_CMD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kyufu/v1/ledger.pb-c.h"
+#include "storage.h"
+
+/* ------------------------------------------------------------- runner */
+
+struct t_case
+{
+    const char *name;
+    void (*fn)(void);
+};
+#define T_CASE(fn) {#fn, fn}
+
+/* Run every case whose name contains argv[1] (all when absent).  Returns
+ * the process exit status: 0 all passed, 1 some failed. */
+int t_main(int argc, char **argv, const struct t_case *cases, size_t n);
+
+/* The current case's private directory (valid in the child). */
+extern char t_dir[];
+
+_Noreturn void t_fail(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define CHECK(cond)                                                          \
+    ((cond) ? (void)0 : t_fail(__FILE__, __LINE__, "CHECK(%s)", #cond))
+#define CHECK_EQ(a, b)                                                       \
+    t_check_eq(__FILE__, __LINE__, #a, #b, (long long)(a), (long long)(b))
+#define CHECK_STR(a, b) t_check_str(__FILE__, __LINE__, #a, (a), (b))
+/* Result code, with the result's message in the failure text. */
+#define CHECK_CODE(res, want) t_check_code(__FILE__, __LINE__, (res), (want))
+
+void t_check_eq(const char *file, int line, const char *ea, const char *eb,
+                long long a, long long b);
+void t_check_str(const char *file, int line, const char *ea, const char *a,
+                 const char *b);
+void t_check_code(const char *file, int line,
+                  const Kyufu__V1__CommandResult *res, Kyufu__V1__Code want);
+
+/* -------------------------------------------------------------- fixture */
+
+struct fx
+{
+    char dir[128];
+    struct kyufu_storage *s;
+    uint64_t index;     /* last Raft index handed to apply */
+    uint64_t term;
+    uint64_t seq;       /* last idempotency sequence handed out */
+    int64_t now_ms;     /* time stamped into the next built command */
+    char client_id[32];
+    bool sync;          /* open without no_sync (set, then fx_reopen) */
+};
+
+/* 2026-04-01T00:00:00Z: the default "now" of a fixture. */
+#define FX_T0_MS ((int64_t)1775001600000)
+
+/* Open a new empty store in a fresh subdirectory of t_dir (no_sync). */
+void fx_open(struct fx *f);
+/* Close (when open) and open f->dir again (a restart). */
+void fx_reopen(struct fx *f);
+/* Close the store; the directory goes with t_dir. */
+void fx_close(struct fx *f);
+
+/* Role masks (1 << Role). */
+#define R_ADMIN (1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN)
+#define R_CLERK (1u << KYUFU__V1__ROLE__ROLE_CLERK)
+#define R_APPROVER (1u << KYUFU__V1__ROLE__ROLE_APPROVER)
+#define R_AUDITOR (1u << KYUFU__V1__ROLE__ROLE_AUDITOR)
+#define R_OPERATOR (1u << KYUFU__V1__ROLE__ROLE_OPERATOR)
+
+/* The standard world, built through commands that must all succeed:
+ *   staff admin (ID_ADMIN, bootstrap), admin2 (ID_ADMIN), clerk, clerk2
+ *   (CLERK), appr, appr2 (APPROVER), both (CLERK|APPROVER), aud (AUDITOR);
+ *   program P1 OPEN, unit 10,000 yen, budget 100,000, window [1, 4e12);
+ *   households H-1 .. H-4. */
+void fx_world(struct fx *f);
+
+/* ------------------------------------------------------------ builders
+ *
+ * Each returns a heap Command (free with kyufu__v1__command__free_unpacked
+ * (c, NULL); every string and submessage is malloc'ed so that works) with a
+ * header: actor, terminal "term-1", time f->now_ms, key (f->client_id,
+ * ++f->seq).  Building advances f->now_ms by 1000.  Tests change fields
+ * afterwards; c_str replaces a string field. */
+void c_str(char **field, const char *value);
+Kyufu__V1__Command *c_new(struct fx *f, const char *actor);
+
+Kyufu__V1__Command *c_create_program(struct fx *f, const char *actor,
+                                     const char *code, int64_t budget);
+Kyufu__V1__Command *c_open_program(struct fx *f, const char *actor,
+                                   const char *code);
+Kyufu__V1__Command *c_close_program(struct fx *f, const char *actor,
+                                    const char *code);
+Kyufu__V1__Command *c_adjust_budget(struct fx *f, const char *actor,
+                                    const char *code, int64_t delta,
+                                    const char *reason);
+/* A valid household no with two members and a bank account. */
+Kyufu__V1__Command *c_register_household(struct fx *f, const char *actor,
+                                         const char *no);
+Kyufu__V1__Command *c_update_household(struct fx *f, const char *actor,
+                                       const char *no);
+Kyufu__V1__Command *c_submit(struct fx *f, const char *actor,
+                             const char *program, const char *household,
+                             int64_t amount);
+Kyufu__V1__Command *c_approve(struct fx *f, const char *actor, uint64_t id);
+Kyufu__V1__Command *c_reject(struct fx *f, const char *actor, uint64_t id,
+                             const char *reason);
+Kyufu__V1__Command *c_cancel(struct fx *f, const char *actor, uint64_t id,
+                             const char *reason);
+Kyufu__V1__Command *c_create_batch(struct fx *f, const char *actor,
+                                   const char *program, int32_t date,
+                                   const uint64_t *ids, size_t n);
+Kyufu__V1__Command *c_confirm(struct fx *f, const char *actor, uint64_t id);
+Kyufu__V1__Command *c_return(struct fx *f, const char *actor, uint64_t app,
+                             const char *reason);
+Kyufu__V1__Command *c_create_staff(struct fx *f, const char *actor,
+                                   const char *id, uint32_t roles);
+Kyufu__V1__Command *c_set_roles(struct fx *f, const char *actor,
+                                const char *id, uint32_t roles);
+Kyufu__V1__Command *c_set_status(struct fx *f, const char *actor,
+                                 const char *id, Kyufu__V1__StaffStatus st);
+
+/* The audit command name the docs expect for c ("Unknown" without body). */
+const char *c_name(const Kyufu__V1__Command *c);
+
+/* ------------------------------------------------------------ applying */
+
+/* Apply `n` commands as one Raft entry at ++f->index (term f->term).  The
+ * results are deep copies owned by the caller (free with fx_free).  Checks
+ * that apply returned 0 and one result per command. */
+void fx_apply_batch(struct fx *f, Kyufu__V1__Command **cmds, size_t n,
+                    Kyufu__V1__CommandResult **out);
+/* One command as its own entry; c stays the caller's. */
+Kyufu__V1__CommandResult *fx_apply(struct fx *f, const Kyufu__V1__Command *c);
+void fx_free(Kyufu__V1__CommandResult *r);
+
+/* Apply c (and free it), require OK, and check the result (empty message,
+ * raft_index, audit_seq, a record set) and its audit record; returns the
+ * result. */
+Kyufu__V1__CommandResult *fx_ok_at(const char *file, int line, struct fx *f,
+                                   Kyufu__V1__Command *c);
+#define fx_ok(f, c) fx_ok_at(__FILE__, __LINE__, (f), (c))
+/* As fx_ok, freeing the result. */
+#define fx_do(f, c) fx_free(fx_ok((f), (c)))
+
+/* Apply c (and free it), require `code`, and check that it changed nothing
+ * but its one audit record: every record of every list is byte-identical,
+ * the audit chain grew by one record with the right fields and verifies,
+ * and kyufu_storage_check_invariants passes. */
+void fx_reject_at(const char *file, int line, struct fx *f,
+                  Kyufu__V1__Command *c, Kyufu__V1__Code code);
+#define fx_reject(f, c, code) fx_reject_at(__FILE__, __LINE__, (f), (c), (code))
+
+/* ---------------------------------------------------------- observing */
+
+/* All replicated records but the audit trail, packed into one buffer in
+ * list order (programs, households, applications, batches, staff). */
+struct blob
+{
+    uint8_t *p;
+    size_t n;
+};
+void fx_state(struct fx *f, struct blob *b);
+void blob_free(struct blob *b);
+bool blob_eq(const struct blob *a, const struct blob *b);
+
+/* Number of audit records; checks the chain verifies. */
+uint64_t fx_audit_count(struct fx *f);
+/* The audit record with that seq (owned by the caller). */
+Kyufu__V1__AuditRecord *fx_audit(struct fx *f, uint64_t seq);
+void fx_digest(struct fx *f, uint8_t d[32]);
+void fx_invariants(struct fx *f);
+
+Kyufu__V1__Program *fx_program(struct fx *f, const char *code);
+Kyufu__V1__Application *fx_app(struct fx *f, uint64_t id);
+Kyufu__V1__PaymentBatch *fx_batch(struct fx *f, uint64_t id);
+Kyufu__V1__Household *fx_household(struct fx *f, const char *no);
+Kyufu__V1__StaffAccount *fx_staff(struct fx *f, const char *id);
+
+/* Program balances, and budget = available + reserved + paid. */
+#define fx_balances(f, code, b, a, r, p)                                     \
+    fx_balances_at(__FILE__, __LINE__, (f), (code), (b), (a), (r), (p))
+void fx_balances_at(const char *file, int line, struct fx *f,
+                    const char *code, int64_t budget, int64_t available,
+                    int64_t reserved, int64_t paid);
+
+/* Shortcuts through the standard world; each must succeed. */
+uint64_t fx_submitted(struct fx *f, const char *program, const char *hh);
+uint64_t fx_approved(struct fx *f, const char *program, const char *hh);
+uint64_t fx_batch_of(struct fx *f, const char *program, const uint64_t *ids,
+                     size_t n);
+/* Approved, batched by clerk, confirmed by appr2: the application is PAID. */
+uint64_t fx_paid(struct fx *f, const char *program, const char *hh);
+
+/* A string of n copies of ch (static buffer, n <= 1023). */
+const char *rep(char ch, size_t n);
+
+#endif /* KYUFU_TEST_CMD_H */

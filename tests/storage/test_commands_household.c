@@ -1,0 +1,294 @@
+/* RegisterHousehold, UpdateHousehold (docs/ledger-rules.md). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+
+#define INVALID KYUFU__V1__CODE__INVALID_ARGUMENT
+#define NOTFOUND KYUFU__V1__CODE__NOT_FOUND
+#define EXISTS KYUFU__V1__CODE__ALREADY_EXISTS
+
+static bool same_household(const Kyufu__V1__Household *a,
+                           const Kyufu__V1__Household *b)
+{
+    size_t na = kyufu__v1__household__get_packed_size(a);
+    size_t nb = kyufu__v1__household__get_packed_size(b);
+    if (na != nb) {
+        return false;
+    }
+    uint8_t *pa = malloc(na + 1), *pb = malloc(nb + 1);
+    CHECK(pa != NULL && pb != NULL);
+    kyufu__v1__household__pack(a, pa);
+    kyufu__v1__household__pack(b, pb);
+    bool eq = memcmp(pa, pb, na) == 0;
+    free(pa);
+    free(pb);
+    return eq;
+}
+
+static void set_members(Kyufu__V1__Household *h, size_t n, const char *name)
+{
+    for (size_t i = 0; i < h->n_member_names; i++) {
+        free(h->member_names[i]);
+    }
+    free(h->member_names);
+    h->member_names = calloc(n + 1, sizeof(char *));
+    CHECK(h->member_names != NULL);
+    for (size_t i = 0; i < n; i++) {
+        h->member_names[i] = strdup(name);
+        CHECK(h->member_names[i] != NULL);
+    }
+    h->n_member_names = n;
+}
+
+static void register_ok(void)
+{
+    struct fx f;
+    fx_open(&f);
+    fx_world(&f);
+    Kyufu__V1__Command *c = c_register_household(&f, "clerk", "H-0099-a");
+    Kyufu__V1__Household *in = c->register_household->household;
+    /* Client-supplied bookkeeping fields are not trusted. */
+    in->registered_ms = 5;
+    in->updated_ms = 6;
+    in->version = 77;
+    int64_t t = c->header->time_ms;
+    Kyufu__V1__CommandResult *r = fx_ok(&f, c);
+    CHECK_STR(r->object, "household/H-0099-a");
+    CHECK_EQ(r->record_case, KYUFU__V1__COMMAND_RESULT__RECORD_HOUSEHOLD);
+    const Kyufu__V1__Household *h = r->household;
+    CHECK_STR(h->household_no, "H-0099-a");
+    CHECK_STR(h->head_name, "山田 太郎");
+    CHECK_EQ(h->n_member_names, 2);
+    CHECK_STR(h->member_names[0], "山田 花子");
+    CHECK_STR(h->member_names[1], "山田 一郎");
+    CHECK_STR(h->address, "東京都千代田区千代田1-1");
+    CHECK(h->bank != NULL);
+    CHECK_STR(h->bank->bank_code, "0001");
+    CHECK_STR(h->bank->branch_code, "123");
+    CHECK_STR(h->bank->account_type, "ordinary");
+    CHECK_STR(h->bank->account_no, "1234567");
+    CHECK_STR(h->bank->holder_kana, "ヤマダ タロウ");
+    CHECK_EQ(h->registered_ms, t);
+    CHECK_EQ(h->updated_ms, t);
+    CHECK_EQ(h->version, 1);
+    Kyufu__V1__Household *stored = fx_household(&f, "H-0099-a");
+    CHECK(same_household(h, stored));
+    kyufu__v1__household__free_unpacked(stored, NULL);
+    fx_free(r);
+    fx_close(&f);
+}
+
+static void register_limits_accepted(void)
+{
+    struct fx f;
+    fx_open(&f);
+    fx_world(&f);
+    Kyufu__V1__Command *c = c_register_household(&f, "clerk", rep('9', 32));
+    Kyufu__V1__Household *h = c->register_household->household;
+    c_str(&h->head_name, rep('h', 200));
+    c_str(&h->address, rep('a', 400));
+    set_members(h, 32, rep('m', 200));
+    c_str(&h->bank->account_type, "savings");
+    c_str(&h->bank->holder_kana, rep('k', 200));
+    fx_do(&f, c);
+    c = c_register_household(&f, "clerk", "h-lower-1");
+    set_members(c->register_household->household, 0, "");
+    c_str(&c->register_household->household->bank->account_type, "current");
+    fx_do(&f, c);
+    fx_close(&f);
+}
+
+static void register_exists(void)
+{
+    struct fx f;
+    fx_open(&f);
+    fx_world(&f);
+    fx_reject(&f, c_register_household(&f, "clerk", "H-1"), EXISTS);
+    fx_close(&f);
+}
+
+/* One bad field at a time, on RegisterHousehold and on UpdateHousehold. */
+enum field
+{
+    F_NO,
+    F_HEAD,
+    F_ADDRESS,
+    F_MEMBER,
+    F_BANK_CODE,
+    F_BRANCH,
+    F_TYPE,
+    F_ACCOUNT,
+    F_KANA,
+};
+
+static const struct
+{
+    enum field field;
+    const char *value;
+} bad_fields[] = {
+    {F_NO, ""},          {F_NO, "H_1"},        {F_NO, "H 1"},
+    {F_NO, "H-1é"},      {F_NO, "H.1"},        {F_HEAD, ""},
+    {F_HEAD, "a\nb"},    {F_HEAD, "\x7f"},     {F_HEAD, "\xff"},
+    {F_ADDRESS, ""},     {F_ADDRESS, "a\rb"},  {F_MEMBER, ""},
+    {F_MEMBER, "x\x1f"}, {F_BANK_CODE, "001"}, {F_BANK_CODE, "00001"},
+    {F_BANK_CODE, "000a"}, {F_BANK_CODE, "０００１"}, {F_BANK_CODE, ""},
+    {F_BRANCH, "12"},    {F_BRANCH, "1234"},   {F_BRANCH, "1-2"},
+    {F_TYPE, ""},        {F_TYPE, "Ordinary"}, {F_TYPE, "checking"},
+    {F_TYPE, "ordinary "}, {F_ACCOUNT, "123456"}, {F_ACCOUNT, "12345678"},
+    {F_ACCOUNT, "123456a"}, {F_ACCOUNT, "-123456"}, {F_KANA, ""},
+    {F_KANA, "\x01"},
+};
+
+static void set_field(Kyufu__V1__Household *h, enum field fd, const char *v)
+{
+    switch (fd) {
+    case F_NO:
+        c_str(&h->household_no, v);
+        break;
+    case F_HEAD:
+        c_str(&h->head_name, v);
+        break;
+    case F_ADDRESS:
+        c_str(&h->address, v);
+        break;
+    case F_MEMBER:
+        c_str(&h->member_names[1], v);
+        break;
+    case F_BANK_CODE:
+        c_str(&h->bank->bank_code, v);
+        break;
+    case F_BRANCH:
+        c_str(&h->bank->branch_code, v);
+        break;
+    case F_TYPE:
+        c_str(&h->bank->account_type, v);
+        break;
+    case F_ACCOUNT:
+        c_str(&h->bank->account_no, v);
+        break;
+    case F_KANA:
+        c_str(&h->bank->holder_kana, v);
+        break;
+    }
+}
+
+static void register_bad_fields(void)
+{
+    struct fx f;
+    fx_open(&f);
+    fx_world(&f);
+    for (size_t i = 0; i < sizeof bad_fields / sizeof bad_fields[0]; i++) {
+        Kyufu__V1__Command *c = c_register_household(&f, "clerk", "H-9");
+        set_field(c->register_household->household, bad_fields[i].field,
+                  bad_fields[i].value);
+        fx_reject(&f, c, INVALID);
+    }
+    /* Oversized, list too long, bank account or household missing. */
+    Kyufu__V1__Command *c = c_register_household(&f, "clerk", rep('9', 33));
+    fx_reject(&f, c, INVALID);
+    c = c_register_household(&f, "clerk", "H-9");
+    c_str(&c->register_household->household->head_name, rep('h', 201));
+    fx_reject(&f, c, INVALID);
+    c = c_register_household(&f, "clerk", "H-9");
+    c_str(&c->register_household->household->address, rep('a', 401));
+    fx_reject(&f, c, INVALID);
+    c = c_register_household(&f, "clerk", "H-9");
+    c_str(&c->register_household->household->bank->holder_kana,
+          rep('k', 201));
+    fx_reject(&f, c, INVALID);
+    c = c_register_household(&f, "clerk", "H-9");
+    set_members(c->register_household->household, 1, rep('m', 201));
+    fx_reject(&f, c, INVALID);
+    c = c_register_household(&f, "clerk", "H-9");
+    set_members(c->register_household->household, 33, "山田");
+    fx_reject(&f, c, INVALID);
+    c = c_register_household(&f, "clerk", "H-9");
+    kyufu__v1__bank_account__free_unpacked(c->register_household->household->bank,
+                                          NULL);
+    c->register_household->household->bank = NULL;
+    fx_reject(&f, c, INVALID);
+    c = c_register_household(&f, "clerk", "H-9");
+    kyufu__v1__household__free_unpacked(c->register_household->household,
+                                        NULL);
+    c->register_household->household = NULL;
+    fx_reject(&f, c, INVALID);
+    fx_close(&f);
+}
+
+static void update_ok(void)
+{
+    struct fx f;
+    fx_open(&f);
+    fx_world(&f);
+    Kyufu__V1__Household *orig = fx_household(&f, "H-1");
+    Kyufu__V1__Command *c = c_update_household(&f, "clerk2", "H-1");
+    Kyufu__V1__Household *in = c->update_household->household;
+    c_str(&in->head_name, "佐藤 次郎");
+    c_str(&in->address, "大阪府大阪市北区1-1");
+    set_members(in, 1, "佐藤 三郎");
+    c_str(&in->bank->account_no, "7654321");
+    in->registered_ms = 1;
+    in->version = 99;
+    int64_t t = c->header->time_ms;
+    Kyufu__V1__CommandResult *r = fx_ok(&f, c);
+    CHECK_STR(r->object, "household/H-1");
+    CHECK_EQ(r->record_case, KYUFU__V1__COMMAND_RESULT__RECORD_HOUSEHOLD);
+    const Kyufu__V1__Household *h = r->household;
+    CHECK_STR(h->head_name, "佐藤 次郎");
+    CHECK_STR(h->address, "大阪府大阪市北区1-1");
+    CHECK_EQ(h->n_member_names, 1);
+    CHECK_STR(h->member_names[0], "佐藤 三郎");
+    CHECK_STR(h->bank->account_no, "7654321");
+    CHECK_EQ(h->registered_ms, orig->registered_ms);
+    CHECK_EQ(h->updated_ms, t);
+    CHECK_EQ(h->version, 2);
+    Kyufu__V1__Household *stored = fx_household(&f, "H-1");
+    CHECK(same_household(h, stored));
+    kyufu__v1__household__free_unpacked(stored, NULL);
+    fx_free(r);
+    r = fx_ok(&f, c_update_household(&f, "clerk", "H-1"));
+    CHECK_EQ(r->household->version, 3);
+    CHECK_EQ(r->household->registered_ms, orig->registered_ms);
+    fx_free(r);
+    kyufu__v1__household__free_unpacked(orig, NULL);
+    fx_close(&f);
+}
+
+static void update_unknown_and_bad(void)
+{
+    struct fx f;
+    fx_open(&f);
+    fx_world(&f);
+    fx_reject(&f, c_update_household(&f, "clerk", "H-404"), NOTFOUND);
+    for (size_t i = 0; i < sizeof bad_fields / sizeof bad_fields[0]; i++) {
+        Kyufu__V1__Command *c = c_update_household(&f, "clerk", "H-1");
+        set_field(c->update_household->household, bad_fields[i].field,
+                  bad_fields[i].value);
+        fx_reject(&f, c, INVALID);
+    }
+    Kyufu__V1__Command *c = c_update_household(&f, "clerk", "H-1");
+    kyufu__v1__bank_account__free_unpacked(c->update_household->household->bank,
+                                          NULL);
+    c->update_household->household->bank = NULL;
+    fx_reject(&f, c, INVALID);
+    c = c_update_household(&f, "clerk", "H-1");
+    kyufu__v1__household__free_unpacked(c->update_household->household, NULL);
+    c->update_household->household = NULL;
+    fx_reject(&f, c, INVALID);
+    fx_close(&f);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct t_case cases[] = {
+        T_CASE(register_ok),
+        T_CASE(register_limits_accepted),
+        T_CASE(register_exists),
+        T_CASE(register_bad_fields),
+        T_CASE(update_ok),
+        T_CASE(update_unknown_and_bad),
+    };
+    return t_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
+}
