@@ -1,0 +1,538 @@
+/* The libuv gRPC server: TCP listener, TLS over memory BIOs, the sans-I/O
+ * HTTP/2 core (server_conn.c).
+ *
+ * Happy path: accept -> TCP_NODELAY -> TLS handshake (timer: handshake
+ * timeout) -> ALPN h2 checked -> a kyufu_grpc_server_conn is created with
+ * the peer address and the verified client certificate subject -> every
+ * read is decrypted and fed to it -> its output is encrypted and written.
+ * One timer per connection is armed to the earliest of: handshake timeout,
+ * idle timeout, the earliest call deadline.
+ *
+ * Failure modes: a connection over connections_max is accepted and closed
+ * at once; a handshake failure or timeout closes it (the TLS alert, if any,
+ * is flushed first); an HTTP/2 error drains the GOAWAY and closes; a peer
+ * that does not read its responses stops being read from once
+ * KYUFU_API_WRITE_QUEUE_BYTES_MAX are queued; an idle connection gets a
+ * GOAWAY and is closed.  Closing: uv_shutdown (so queued bytes leave) then
+ * uv_close of the socket and the timer; the connection's memory is freed in
+ * the last close callback.  kyufu_api_server_close closes the listener and
+ * every connection; its callback runs after the last handle closed.
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "grpc.h"
+#include "grpc_limits.h"
+#include "tls.h"
+
+struct conn
+{
+    struct kyufu_api_server *server;
+    struct conn *prev, *next;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_shutdown_t shutdown_req;
+    struct api__tls tls;
+    struct kyufu_grpc_server_conn *grpc;
+    char peer[64];
+    uint64_t handshake_deadline_ms;
+    uint64_t last_activity_ms;
+    size_t write_queue_bytes;
+    bool reading_stopped;
+    bool closing;
+    bool idle_goaway;
+    int handles_open;
+};
+
+struct write_req
+{
+    uv_write_t req;
+    struct conn *conn;
+    size_t len;
+    uint8_t data[];
+};
+
+struct kyufu_api_server
+{
+    uv_loop_t *loop;
+    uv_tcp_t *listener; /* own allocation: freed in its close callback */
+    SSL_CTX *ctx;
+    struct kyufu_grpc_health *health;
+    struct kyufu_grpc_server_config grpc_config;
+    struct conn *conns;
+    size_t n_conns;
+    uint32_t connections_max;
+    uint64_t handshake_timeout_ms;
+    uint64_t idle_timeout_ms;
+    uint16_t port;
+    bool closing;
+    bool listener_open;
+    kyufu_api_server_close_cb close_cb;
+    void *close_data;
+};
+
+static void conn_close(struct conn *c);
+static void conn_flush(struct conn *c);
+
+static void maybe_server_closed(struct kyufu_api_server *s)
+{
+    if (!s->closing || s->listener_open || s->n_conns > 0) {
+        return;
+    }
+    /* Every handle is closed: report, then free. */
+    if (s->close_cb != NULL) {
+        s->close_cb(s, s->close_data);
+    }
+    SSL_CTX_free(s->ctx);
+    kyufu_grpc_health_free(s->health);
+    free(s);
+}
+
+static void conn_handle_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    assert(c->handles_open > 0);
+    if (--c->handles_open > 0) {
+        return;
+    }
+    struct kyufu_api_server *s = c->server;
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        s->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    s->n_conns--;
+    api__tls_close(&c->tls);
+    free(c);
+    maybe_server_closed(s);
+}
+
+static void conn_close_handles(struct conn *c)
+{
+    uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    conn_close_handles(req->data);
+}
+
+/* Close: free the gRPC session (cancelling calls), flush what TLS still has
+ * (an alert, close_notify), shut the socket down after queued writes, then
+ * close the handles. */
+static void conn_close(struct conn *c)
+{
+    if (c->closing) {
+        return;
+    }
+    c->closing = true;
+    conn_flush(c); /* a GOAWAY the session queued leaves first */
+    if (c->grpc != NULL) {
+        kyufu_grpc_server_conn_free(c->grpc);
+        c->grpc = NULL;
+    }
+    api__tls_shutdown(&c->tls);
+    conn_flush(c);
+    uv_timer_stop(&c->timer);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        conn_close_handles(c);
+    }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    static char storage[KYUFU_API_READ_BUFFER_BYTES]; /* one loop thread; consumed at once */
+    *buf = uv_buf_init(storage, sizeof storage);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct write_req *w = (struct write_req *)req;
+    struct conn *c = w->conn;
+    assert(c->write_queue_bytes >= w->len);
+    c->write_queue_bytes -= w->len;
+    free(w);
+    if (status != 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->reading_stopped && !c->closing &&
+        c->write_queue_bytes < KYUFU_API_WRITE_QUEUE_BYTES_MAX / 2) {
+        c->reading_stopped = false;
+        uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
+    }
+}
+
+/* Move everything pending out: HTTP/2 output into TLS, TLS ciphertext onto
+ * the socket. */
+static void conn_flush(struct conn *c)
+{
+    if (c->grpc != NULL) {
+        const uint8_t *p;
+        size_t n;
+        while ((n = kyufu_grpc_server_conn_pending_output(c->grpc, &p)) > 0) {
+            if (api__tls_write(&c->tls, p, n) != 0) {
+                break;
+            }
+        }
+    }
+    size_t pending;
+    while ((pending = api__tls_pending(&c->tls)) > 0) {
+        struct write_req *w = malloc(sizeof *w + pending);
+        if (w == NULL) {
+            break;
+        }
+        w->conn = c;
+        w->len = api__tls_take(&c->tls, w->data, pending);
+        uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+        if (uv_is_closing((uv_handle_t *)&c->tcp) ||
+            uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+            free(w);
+            break;
+        }
+        c->write_queue_bytes += w->len;
+    }
+    if (!c->closing && c->write_queue_bytes > KYUFU_API_WRITE_QUEUE_BYTES_MAX &&
+        !c->reading_stopped) {
+        c->reading_stopped = true;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+}
+
+static void conn_arm_timer(struct conn *c);
+
+/* After any event: flush, close if the HTTP/2 session is over, re-arm. */
+static void conn_settle(struct conn *c)
+{
+    if (c->closing) {
+        return;
+    }
+    conn_flush(c);
+    if (c->grpc != NULL && kyufu_grpc_server_conn_finished(c->grpc)) {
+        conn_close(c);
+        return;
+    }
+    conn_arm_timer(c);
+}
+
+static void on_conn_output(struct kyufu_grpc_server_conn *grpc, void *data)
+{
+    struct conn *c = data;
+    assert(c->grpc == grpc);
+    conn_settle(c);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    uint64_t now = uv_now(c->server->loop);
+    if (c->grpc == NULL) {
+        if (now >= c->handshake_deadline_ms) {
+            conn_close(c); /* handshake timeout */
+        } else {
+            conn_arm_timer(c);
+        }
+        return;
+    }
+    kyufu_grpc_server_conn_advance(c->grpc, now);
+    if (!c->idle_goaway && kyufu_grpc_server_conn_streams(c->grpc) == 0 &&
+        now >= c->last_activity_ms + c->server->idle_timeout_ms) {
+        c->idle_goaway = true;
+        kyufu_grpc_server_conn_shutdown(c->grpc);
+        conn_flush(c);
+        conn_close(c);
+        return;
+    }
+    conn_settle(c);
+}
+
+static void conn_arm_timer(struct conn *c)
+{
+    uint64_t now = uv_now(c->server->loop);
+    uint64_t at;
+    if (c->grpc == NULL) {
+        at = c->handshake_deadline_ms;
+    } else {
+        at = c->last_activity_ms + c->server->idle_timeout_ms;
+        uint64_t d = kyufu_grpc_server_conn_next_deadline(c->grpc);
+        if (d < at) {
+            at = d;
+        }
+    }
+    uv_timer_start(&c->timer, on_timer, at > now ? at - now : 0, 0);
+}
+
+static int conn_start_grpc(struct conn *c)
+{
+    char identity[512];
+    api__tls_peer_identity(&c->tls, identity, sizeof identity);
+    struct kyufu_grpc_server_config cfg = c->server->grpc_config;
+    cfg.on_output = on_conn_output;
+    cfg.data = c;
+    return kyufu_grpc_server_conn_new(&cfg, c->peer, identity, uv_now(c->server->loop),
+                                      &c->grpc);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = stream->data;
+    if (nread == 0 || c->closing) {
+        return;
+    }
+    if (nread < 0) {
+        conn_close(c); /* EOF or reset: calls in flight are cancelled */
+        return;
+    }
+    c->last_activity_ms = uv_now(c->server->loop);
+    if (api__tls_feed(&c->tls, (const uint8_t *)buf->base, (size_t)nread) != 0) {
+        conn_close(c);
+        return;
+    }
+    if (c->grpc == NULL) {
+        int r = api__tls_handshake(&c->tls);
+        if (r < 0) {
+            conn_close(c); /* the alert is flushed by conn_close */
+            return;
+        }
+        if (r == 0) {
+            conn_flush(c);
+            return;
+        }
+        if (conn_start_grpc(c) != 0) {
+            conn_close(c);
+            return;
+        }
+    }
+    uint8_t plain[16384];
+    for (;;) {
+        int n = api__tls_read(&c->tls, plain, sizeof plain);
+        if (n == 0) {
+            break;
+        }
+        if (n < 0) {
+            conn_close(c);
+            return;
+        }
+        if (kyufu_grpc_server_conn_recv(c->grpc, plain, (size_t)n) != 0) {
+            conn_flush(c); /* the GOAWAY */
+            conn_close(c);
+            return;
+        }
+    }
+    conn_settle(c);
+}
+
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct kyufu_api_server *s = listener->data;
+    if (status != 0 || s->closing) {
+        return;
+    }
+    if (s->n_conns >= s->connections_max) {
+        /* Accept and close: the peer learns at once, the backlog drains. */
+        uv_tcp_t *t = malloc(sizeof *t);
+        if (t == NULL || uv_tcp_init(s->loop, t) != 0) {
+            free(t);
+            return;
+        }
+        (void)uv_accept(listener, (uv_stream_t *)t);
+        uv_close((uv_handle_t *)t, free_handle);
+        return;
+    }
+    struct conn *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        return;
+    }
+    c->server = s;
+    if (uv_tcp_init(s->loop, &c->tcp) != 0) {
+        free(c);
+        return;
+    }
+    c->tcp.data = c;
+    c->handles_open = 1;
+    uv_timer_init(s->loop, &c->timer); /* cannot fail for a valid loop */
+    c->timer.data = c;
+    c->handles_open = 2;
+    c->next = s->conns;
+    if (s->conns != NULL) {
+        s->conns->prev = c;
+    }
+    s->conns = c;
+    s->n_conns++;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
+        api__tls_init(&c->tls, s->ctx, true, NULL) != 0) {
+        c->closing = true;
+        conn_close_handles(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1); /* gRPC frames are small and latency-bound */
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
+    snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
+    uint64_t now = uv_now(s->loop);
+    c->handshake_deadline_ms = now + s->handshake_timeout_ms;
+    c->last_activity_ms = now;
+    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, on_read);
+    conn_arm_timer(c);
+}
+
+int kyufu_api_server_start(uv_loop_t *loop,
+                           const struct kyufu_api_server_config *config,
+                           struct kyufu_api_server **out,
+                           char *errmsg,
+                           size_t errmsg_len)
+{
+    int rv;
+    struct sockaddr_storage addr;
+    assert(loop != NULL && config != NULL && out != NULL);
+    if (config->host == NULL ||
+        (uv_ip4_addr(config->host, config->port, (struct sockaddr_in *)&addr) != 0 &&
+         uv_ip6_addr(config->host, config->port, (struct sockaddr_in6 *)&addr) != 0) ||
+        config->message_bytes_max > KYUFU_GRPC_MESSAGE_BYTES_MAX) {
+        snprintf(errmsg, errmsg_len, "listen address must be a numeric IP, message limit <= %u",
+                 KYUFU_GRPC_MESSAGE_BYTES_MAX);
+        rv = KYUFU_API_EINVALID;
+        goto err;
+    }
+    struct kyufu_api_server *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        rv = KYUFU_API_ENOMEM;
+        goto err;
+    }
+    s->loop = loop;
+    s->connections_max = config->connections_max ? config->connections_max
+                                                 : KYUFU_API_CONNECTIONS_MAX_DEFAULT;
+    s->handshake_timeout_ms = config->handshake_timeout_ms
+                                  ? config->handshake_timeout_ms
+                                  : KYUFU_API_HANDSHAKE_TIMEOUT_MS_DEFAULT;
+    s->idle_timeout_ms = config->idle_timeout_ms ? config->idle_timeout_ms
+                                                 : KYUFU_API_IDLE_TIMEOUT_MS_DEFAULT;
+    rv = api__tls_server_ctx_new(config->cert_file, config->key_file, config->ca_file,
+                                 config->require_client_cert, &s->ctx, errmsg, errmsg_len);
+    if (rv != 0) {
+        goto err_after_alloc;
+    }
+    rv = kyufu_grpc_health_new(&s->health);
+    if (rv != 0) {
+        goto err_after_ctx;
+    }
+    s->grpc_config.methods = config->methods;
+    s->grpc_config.n_methods = config->n_methods;
+    s->grpc_config.health = s->health;
+    s->grpc_config.message_bytes_max = config->message_bytes_max;
+    s->listener = malloc(sizeof *s->listener);
+    if (s->listener == NULL) {
+        rv = KYUFU_API_ENOMEM;
+        goto err_after_health;
+    }
+    if (uv_tcp_init(loop, s->listener) != 0) {
+        free(s->listener);
+        rv = KYUFU_API_EIO;
+        goto err_after_health;
+    }
+    s->listener->data = s;
+    s->listener_open = true;
+    int r = uv_tcp_bind(s->listener, (const struct sockaddr *)&addr, 0);
+    if (r == 0) {
+        r = uv_listen((uv_stream_t *)s->listener, KYUFU_API_LISTEN_BACKLOG, on_connection);
+    }
+    if (r != 0) {
+        snprintf(errmsg, errmsg_len, "cannot listen on %s:%u: %s", config->host,
+                 (unsigned)config->port, uv_strerror(r));
+        rv = KYUFU_API_EIO;
+        goto err_after_listener;
+    }
+    struct sockaddr_storage bound;
+    int blen = sizeof bound;
+    uv_tcp_getsockname(s->listener, (struct sockaddr *)&bound, &blen);
+    s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                : ((struct sockaddr_in *)&bound)->sin_port);
+    *out = s;
+    return 0;
+
+err_after_listener:
+    /* The handle's memory goes in its close callback, on the next loop
+     * turn; nothing else refers to it. */
+    uv_close((uv_handle_t *)s->listener, free_handle);
+err_after_health:
+    kyufu_grpc_health_free(s->health);
+err_after_ctx:
+    SSL_CTX_free(s->ctx);
+err_after_alloc:
+    free(s);
+err:
+    assert(rv != 0);
+    return rv;
+}
+
+uint16_t kyufu_api_server_port(const struct kyufu_api_server *server)
+{
+    return server->port;
+}
+
+int kyufu_api_server_set_health(struct kyufu_api_server *server,
+                                const char *service,
+                                enum kyufu_grpc_health_status status)
+{
+    return kyufu_grpc_health_set(server->health, service, status);
+}
+
+size_t kyufu_api_server_connections(const struct kyufu_api_server *server)
+{
+    return server->n_conns;
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    struct kyufu_api_server *s = h->data;
+    free(h);
+    s->listener = NULL;
+    s->listener_open = false;
+    maybe_server_closed(s);
+}
+
+void kyufu_api_server_close(struct kyufu_api_server *server,
+                            kyufu_api_server_close_cb close_cb,
+                            void *data)
+{
+    assert(server != NULL && !server->closing);
+    server->closing = true;
+    server->close_cb = close_cb;
+    server->close_data = data;
+    uv_close((uv_handle_t *)server->listener, listener_closed);
+    for (struct conn *c = server->conns; c != NULL; c = c->next) {
+        if (c->grpc != NULL) {
+            kyufu_grpc_server_conn_shutdown(c->grpc);
+        }
+        conn_close(c);
+    }
+}

@@ -1,0 +1,395 @@
+/* OpenSSL 3 contexts under kyufu's CRYPTREC policy, and TLS sessions over
+ * memory BIOs.
+ *
+ * Policy (docs/api.md explains each choice against the CRYPTREC
+ * e-Government Recommended Ciphers List): TLS 1.2 and 1.3 only; TLS 1.3
+ * suites AES-128-GCM and AES-256-GCM; TLS 1.2 suites ECDHE with ECDSA or
+ * RSA authentication and AES-GCM; key exchange groups P-256 and P-384;
+ * signature schemes ECDSA / RSA-PSS / RSA PKCS#1 with SHA-2; no
+ * compression, no renegotiation, no session tickets or resumption (so no
+ * 0-RTT); ALPN "h2" required on both sides.  Everything is set explicitly:
+ * no OpenSSL or distribution default is relied on (STYLE.md 12).
+ *
+ * Failure modes: a handshake that breaks the policy fails inside OpenSSL
+ * (no shared cipher / group / version: the peer gets an alert); a peer
+ * without ALPN h2 is refused by the ALPN callback (server) or after the
+ * handshake (both sides); certificate verification failures are reported
+ * with OpenSSL's verify string in t->error.
+ */
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "grpc.h"
+#include "tls.h"
+
+#define TLS13_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"
+#define TLS12_CIPHERS                                                       \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"            \
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
+#define GROUPS "P-256:P-384"
+#define SIGALGS                                                             \
+    "ECDSA+SHA256:ECDSA+SHA384:ECDSA+SHA512:"                               \
+    "rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:rsa_pss_rsae_sha512:"          \
+    "rsa_pss_pss_sha256:rsa_pss_pss_sha384:rsa_pss_pss_sha512:"             \
+    "RSA+SHA256:RSA+SHA384:RSA+SHA512"
+/* Chains are root -> (intermediate) -> leaf in a city's own PKI. */
+#define VERIFY_DEPTH_MAX 4
+
+static const struct kyufu_tls_policy policy = {
+    .min_version = TLS1_2_VERSION,
+    .max_version = TLS1_3_VERSION,
+    .tls13_ciphersuites = TLS13_SUITES,
+    .tls12_cipher_list = TLS12_CIPHERS,
+    .groups = GROUPS,
+    .alpn = "h2",
+};
+
+static const unsigned char alpn_h2[] = {2, 'h', '2'};
+
+const struct kyufu_tls_policy *kyufu_tls_policy(void)
+{
+    return &policy;
+}
+
+/* errmsg = what + OpenSSL's first queued error; clears the queue. */
+static int ssl_fail(char *errmsg, size_t len, const char *what, const char *arg)
+{
+    unsigned long e = ERR_get_error();
+    char detail[256] = "";
+    if (e != 0) {
+        ERR_error_string_n(e, detail, sizeof detail);
+    }
+    if (errmsg != NULL && len > 0) {
+        snprintf(errmsg, len, "%s%s%s%s%s", what, arg != NULL ? " " : "",
+                 arg != NULL ? arg : "", e != 0 ? ": " : "", detail);
+    }
+    ERR_clear_error();
+    return KYUFU_API_ETLS;
+}
+
+int api__tls_policy_apply(SSL_CTX *ctx, char *errmsg, size_t errmsg_len)
+{
+    if (SSL_CTX_set_min_proto_version(ctx, policy.min_version) != 1 ||
+        SSL_CTX_set_max_proto_version(ctx, policy.max_version) != 1) {
+        return ssl_fail(errmsg, errmsg_len, "cannot set TLS versions", NULL);
+    }
+    if (SSL_CTX_set_ciphersuites(ctx, TLS13_SUITES) != 1 ||
+        SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1) {
+        return ssl_fail(errmsg, errmsg_len, "cannot set cipher suites", NULL);
+    }
+    if (SSL_CTX_set1_groups_list(ctx, GROUPS) != 1) {
+        return ssl_fail(errmsg, errmsg_len, "cannot set groups", NULL);
+    }
+    if (SSL_CTX_set1_sigalgs_list(ctx, SIGALGS) != 1 ||
+        SSL_CTX_set1_client_sigalgs_list(ctx, SIGALGS) != 1) {
+        return ssl_fail(errmsg, errmsg_len, "cannot set signature algorithms", NULL);
+    }
+    SSL_CTX_set_security_level(ctx, 2); /* >= 112-bit keys: RSA >= 2048 */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_NO_TICKET | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                 SSL_OP_NO_ANTI_REPLAY);
+    SSL_CTX_clear_options(ctx, SSL_OP_LEGACY_SERVER_CONNECT |
+                                   SSL_OP_ALLOW_UNSAFE_LEGACY_RENEGOTIATION);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_max_early_data(ctx, 0);
+    SSL_CTX_set_verify_depth(ctx, VERIFY_DEPTH_MAX);
+    return 0;
+}
+
+static int alpn_select(SSL *ssl,
+                       const unsigned char **out,
+                       unsigned char *outlen,
+                       const unsigned char *in,
+                       unsigned int inlen,
+                       void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    unsigned char *sel;
+    if (SSL_select_next_proto(&sel, outlen, alpn_h2, sizeof alpn_h2, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED) {
+        return SSL_TLSEXT_ERR_ALERT_FATAL; /* no_application_protocol */
+    }
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int load_identity(SSL_CTX *ctx, const char *cert_file, const char *key_file,
+                         char *errmsg, size_t errmsg_len)
+{
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+        return ssl_fail(errmsg, errmsg_len, "cannot load certificate", cert_file);
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+        return ssl_fail(errmsg, errmsg_len, "cannot load key", key_file);
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        return ssl_fail(errmsg, errmsg_len, "key does not match certificate", key_file);
+    }
+    return 0;
+}
+
+int api__tls_server_ctx_new(const char *cert_file,
+                            const char *key_file,
+                            const char *ca_file,
+                            bool require_client_cert,
+                            SSL_CTX **out,
+                            char *errmsg,
+                            size_t errmsg_len)
+{
+    int rv;
+    if (cert_file == NULL || key_file == NULL || (require_client_cert && ca_file == NULL)) {
+        snprintf(errmsg, errmsg_len, "server needs cert and key%s",
+                 require_client_cert ? ", and a CA for client certificates" : "");
+        return KYUFU_API_EINVALID;
+    }
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        rv = ssl_fail(errmsg, errmsg_len, "SSL_CTX_new", NULL);
+        goto err;
+    }
+    if ((rv = api__tls_policy_apply(ctx, errmsg, errmsg_len)) != 0 ||
+        (rv = load_identity(ctx, cert_file, key_file, errmsg, errmsg_len)) != 0) {
+        goto err_after_ctx;
+    }
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    if (ca_file != NULL) {
+        if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+            rv = ssl_fail(errmsg, errmsg_len, "cannot load CA", ca_file);
+            goto err_after_ctx;
+        }
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca_file);
+        if (names == NULL) {
+            rv = ssl_fail(errmsg, errmsg_len, "no CA names in", ca_file);
+            goto err_after_ctx;
+        }
+        SSL_CTX_set_client_CA_list(ctx, names);
+        SSL_CTX_set_verify(ctx,
+                           SSL_VERIFY_PEER |
+                               (require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+                           NULL);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+    *out = ctx;
+    return 0;
+
+err_after_ctx:
+    SSL_CTX_free(ctx);
+err:
+    assert(rv != 0);
+    return rv;
+}
+
+int api__tls_client_ctx_new(const char *ca_file,
+                            const char *cert_file,
+                            const char *key_file,
+                            SSL_CTX **out,
+                            char *errmsg,
+                            size_t errmsg_len)
+{
+    int rv;
+    if (ca_file == NULL || (cert_file == NULL) != (key_file == NULL)) {
+        snprintf(errmsg, errmsg_len, "client needs a CA file, and cert with key or neither");
+        return KYUFU_API_EINVALID;
+    }
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL) {
+        rv = ssl_fail(errmsg, errmsg_len, "SSL_CTX_new", NULL);
+        goto err;
+    }
+    if ((rv = api__tls_policy_apply(ctx, errmsg, errmsg_len)) != 0) {
+        goto err_after_ctx;
+    }
+    if (cert_file != NULL &&
+        (rv = load_identity(ctx, cert_file, key_file, errmsg, errmsg_len)) != 0) {
+        goto err_after_ctx;
+    }
+    if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+        rv = ssl_fail(errmsg, errmsg_len, "cannot load CA", ca_file);
+        goto err_after_ctx;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof alpn_h2) != 0) {
+        rv = ssl_fail(errmsg, errmsg_len, "cannot set ALPN", NULL);
+        goto err_after_ctx;
+    }
+    *out = ctx;
+    return 0;
+
+err_after_ctx:
+    SSL_CTX_free(ctx);
+err:
+    assert(rv != 0);
+    return rv;
+}
+
+int api__tls_init(struct api__tls *t, SSL_CTX *ctx, bool server, const char *server_name)
+{
+    memset(t, 0, sizeof *t);
+    t->ssl = SSL_new(ctx);
+    t->in = BIO_new(BIO_s_mem());
+    t->out = BIO_new(BIO_s_mem());
+    if (t->ssl == NULL || t->in == NULL || t->out == NULL) {
+        goto err;
+    }
+    /* Reading an empty memory BIO is "retry", not EOF. */
+    BIO_set_mem_eof_return(t->in, -1);
+    BIO_set_mem_eof_return(t->out, -1);
+    SSL_set_bio(t->ssl, t->in, t->out); /* the SSL owns both BIOs now */
+    if (server) {
+        SSL_set_accept_state(t->ssl);
+    } else {
+        assert(server_name != NULL);
+        ASN1_OCTET_STRING *ip = a2i_IPADDRESS(server_name);
+        if (ip != NULL) {
+            ASN1_OCTET_STRING_free(ip);
+            if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), server_name) != 1) {
+                goto err_after_set;
+            }
+        } else if (SSL_set1_host(t->ssl, server_name) != 1 ||
+                   SSL_set_tlsext_host_name(t->ssl, server_name) != 1) {
+            goto err_after_set;
+        }
+        SSL_set_connect_state(t->ssl);
+    }
+    return 0;
+
+err_after_set:
+    SSL_free(t->ssl);
+    memset(t, 0, sizeof *t);
+    ERR_clear_error();
+    return KYUFU_API_ENOMEM;
+err:
+    SSL_free(t->ssl);
+    BIO_free(t->in);
+    BIO_free(t->out);
+    memset(t, 0, sizeof *t);
+    return KYUFU_API_ENOMEM;
+}
+
+void api__tls_close(struct api__tls *t)
+{
+    SSL_free(t->ssl); /* frees the BIOs */
+    t->ssl = NULL;
+}
+
+int api__tls_feed(struct api__tls *t, const uint8_t *data, size_t len)
+{
+    assert(len <= INT32_MAX);
+    int n = BIO_write(t->in, data, (int)len);
+    return n == (int)len ? 0 : KYUFU_API_ENOMEM;
+}
+
+static void set_error(struct api__tls *t, const char *what)
+{
+    unsigned long e = ERR_peek_error();
+    char detail[160] = "";
+    if (e != 0) {
+        ERR_error_string_n(e, detail, sizeof detail);
+    }
+    long v = SSL_get_verify_result(t->ssl);
+    if (v != X509_V_OK) {
+        snprintf(t->error, sizeof t->error, "%s: certificate verify failed: %s", what,
+                 X509_verify_cert_error_string(v));
+    } else {
+        snprintf(t->error, sizeof t->error, "%s%s%s", what, e != 0 ? ": " : "", detail);
+    }
+    ERR_clear_error();
+}
+
+int api__tls_handshake(struct api__tls *t)
+{
+    if (t->handshake_done) {
+        return 1;
+    }
+    int r = SSL_do_handshake(t->ssl);
+    if (r != 1) {
+        int e = SSL_get_error(t->ssl, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+            return 0;
+        }
+        set_error(t, "TLS handshake failed");
+        return KYUFU_API_ETLS;
+    }
+    const unsigned char *proto = NULL;
+    unsigned int len = 0;
+    SSL_get0_alpn_selected(t->ssl, &proto, &len);
+    if (len != 2 || memcmp(proto, "h2", 2) != 0) {
+        snprintf(t->error, sizeof t->error, "TLS peer did not negotiate ALPN h2");
+        return KYUFU_API_ETLS;
+    }
+    t->handshake_done = true;
+    return 1;
+}
+
+int api__tls_read(struct api__tls *t, uint8_t *buf, size_t cap)
+{
+    assert(t->handshake_done);
+    size_t n = 0;
+    int r = SSL_read_ex(t->ssl, buf, cap, &n);
+    if (r == 1) {
+        assert(n > 0);
+        return (int)n;
+    }
+    int e = SSL_get_error(t->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        return 0;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN) {
+        return KYUFU_API_ECLOSED;
+    }
+    set_error(t, "TLS read failed");
+    return KYUFU_API_ETLS;
+}
+
+int api__tls_write(struct api__tls *t, const uint8_t *data, size_t len)
+{
+    assert(t->handshake_done);
+    size_t n = 0;
+    if (len == 0) {
+        return 0;
+    }
+    if (SSL_write_ex(t->ssl, data, len, &n) != 1 || n != len) {
+        set_error(t, "TLS write failed");
+        return KYUFU_API_ETLS;
+    }
+    return 0;
+}
+
+void api__tls_shutdown(struct api__tls *t)
+{
+    if (t->handshake_done) {
+        (void)SSL_shutdown(t->ssl);
+        ERR_clear_error();
+    }
+}
+
+size_t api__tls_pending(const struct api__tls *t)
+{
+    return BIO_ctrl_pending(t->out);
+}
+
+size_t api__tls_take(struct api__tls *t, uint8_t *buf, size_t cap)
+{
+    size_t n = 0;
+    if (cap > 0 && BIO_read_ex(t->out, buf, cap, &n) != 1) {
+        n = 0;
+    }
+    return n;
+}
+
+void api__tls_peer_identity(struct api__tls *t, char *buf, size_t len)
+{
+    assert(len > 0);
+    buf[0] = '\0';
+    X509 *cert = SSL_get0_peer_certificate(t->ssl);
+    if (cert != NULL && SSL_get_verify_result(t->ssl) == X509_V_OK) {
+        X509_NAME_oneline(X509_get_subject_name(cert), buf, (int)len);
+    }
+}

@@ -1,0 +1,68 @@
+/* api internals: OpenSSL contexts under the CRYPTREC policy, and a TLS
+ * session over memory BIOs (so sockets stay in server.c / client.c and the
+ * TLS engine knows nothing of libuv).  Not part of the public contract. */
+#ifndef KYUFU_API_TLS_H
+#define KYUFU_API_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+/* Contexts.  Every file is read here: a bad certificate, key or CA is an
+ * error now (KYUFU_API_ETLS with errmsg).  The caller frees with
+ * SSL_CTX_free. */
+int api__tls_server_ctx_new(const char *cert_file,
+                            const char *key_file,
+                            const char *ca_file,
+                            bool require_client_cert,
+                            SSL_CTX **out,
+                            char *errmsg,
+                            size_t errmsg_len);
+int api__tls_client_ctx_new(const char *ca_file,
+                            const char *cert_file,
+                            const char *key_file,
+                            SSL_CTX **out,
+                            char *errmsg,
+                            size_t errmsg_len);
+
+/* Apply the policy of kyufu_tls_policy() to a context (exposed so tests can
+ * build a context like ours and then weaken one knob). */
+int api__tls_policy_apply(SSL_CTX *ctx, char *errmsg, size_t errmsg_len);
+
+/* One TLS session whose network side is a pair of memory BIOs. */
+struct api__tls
+{
+    SSL *ssl;
+    BIO *in;  /* ciphertext from the network, written by us, read by SSL */
+    BIO *out; /* ciphertext to the network, written by SSL, read by us */
+    bool handshake_done;
+    char error[256];
+};
+
+/* server_name: client side only, the name the certificate must match (DNS
+ * or IP SAN) and the SNI sent (not for IP literals). */
+int api__tls_init(struct api__tls *t, SSL_CTX *ctx, bool server, const char *server_name);
+void api__tls_close(struct api__tls *t);
+
+/* Ciphertext from the socket. */
+int api__tls_feed(struct api__tls *t, const uint8_t *data, size_t len);
+/* Advance the handshake: 1 done (and ALPN is h2), 0 needs more bytes, <0
+ * failed (t->error says why). */
+int api__tls_handshake(struct api__tls *t);
+/* Decrypted bytes: >0 count, 0 none yet, KYUFU_API_ECLOSED on close_notify,
+ * KYUFU_API_ETLS on a TLS error. */
+int api__tls_read(struct api__tls *t, uint8_t *buf, size_t cap);
+/* Encrypt plaintext (whole buffer; memory BIOs never block). */
+int api__tls_write(struct api__tls *t, const uint8_t *data, size_t len);
+/* Queue a close_notify. */
+void api__tls_shutdown(struct api__tls *t);
+/* Bytes waiting to go out (ciphertext). */
+size_t api__tls_pending(const struct api__tls *t);
+/* Move up to cap bytes of ciphertext to buf; returns the count. */
+size_t api__tls_take(struct api__tls *t, uint8_t *buf, size_t cap);
+/* Subject of the verified peer certificate ("" if none) into buf. */
+void api__tls_peer_identity(struct api__tls *t, char *buf, size_t len);
+
+#endif /* KYUFU_API_TLS_H */
