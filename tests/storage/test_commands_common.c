@@ -90,6 +90,10 @@ static void header_terminal(void)
     c = c_register_household(&f, "clerk", "H-10");
     c_str(&c->header->terminal, rep('t', KYUFU_TERMINAL_BYTES_MAX));
     fx_do(&f, c);
+    /* Any bytes up to the limit; the audit keeps them as sent. */
+    c = c_register_household(&f, "clerk", "H-11");
+    c_str(&c->header->terminal, "窓口端末-03");
+    fx_do(&f, c);
     fx_close(&f);
 }
 
