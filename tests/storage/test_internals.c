@@ -1,0 +1,813 @@
+/* Internals of storage/: persistence, schema check, applied index in the
+ * same txn, STALE, digest and snapshot round trips, corrupt snapshots, map
+ * growth up to MAP_FULL, session pruning, the lock, malformed entries.
+ *
+ * The per-command ledger rules are tested in test_commands*.c; this file
+ * looks inside (internal.h) where the public API cannot show an effect. */
+#define _XOPEN_SOURCE 700
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static char root[64];
+static int n_dirs;
+
+#define CHECK(cond)                                                          \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, \
+                    #cond);                                                  \
+            exit(1);                                                         \
+        }                                                                    \
+    } while (0)
+#define CHECK_RV(expr, want)                                                 \
+    do {                                                                     \
+        int rv_ = (expr);                                                    \
+        if (rv_ != (want)) {                                                 \
+            fprintf(stderr, "%s:%d: %s = %d (%s), want %d\n", __FILE__,      \
+                    __LINE__, #expr, rv_, kyufu_storage_strerror(rv_),       \
+                    (want));                                                 \
+            exit(1);                                                         \
+        }                                                                    \
+    } while (0)
+
+#define T0 ((int64_t)1775001600000) /* 2026-04-01T00:00:00Z */
+
+/* ------------------------------------------------------------ fixture */
+
+struct fx
+{
+    char dir[128];
+    struct kyufu_storage *s;
+    uint64_t index;
+    uint64_t seq;
+    int64_t now;
+    struct kyufu_storage_options o;
+};
+
+static void fx_open_opts(struct fx *f, size_t map, size_t max)
+{
+    char err[256] = "";
+    memset(f, 0, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "%s/s%d", root, n_dirs++);
+    f->o.path = f->dir;
+    f->o.no_sync = true;
+    f->o.map_size_bytes = map;
+    f->o.map_size_bytes_max = max;
+    f->now = T0;
+    int rv = kyufu_storage_open(&f->o, &f->s, err, sizeof err);
+    if (rv != 0) {
+        fprintf(stderr, "open: %s\n", err);
+    }
+    CHECK(rv == 0);
+}
+
+static void fx_open(struct fx *f)
+{
+    fx_open_opts(f, 0, 0);
+}
+
+static void fx_reopen(struct fx *f)
+{
+    char err[256] = "";
+    kyufu_storage_close(f->s);
+    f->s = NULL;
+    CHECK_RV(kyufu_storage_open(&f->o, &f->s, err, sizeof err), 0);
+}
+
+/* A command with a header; body set by the caller.  All fields are
+ * borrowed string literals or static storage; free with cmd_free. */
+static Kyufu__V1__Command *cmd_new(struct fx *f, const char *actor)
+{
+    Kyufu__V1__Command *c = calloc(1, sizeof *c);
+    Kyufu__V1__CommandHeader *h = calloc(1, sizeof *h);
+    Kyufu__V1__IdempotencyKey *k = calloc(1, sizeof *k);
+    CHECK(c && h && k);
+    kyufu__v1__command__init(c);
+    kyufu__v1__command_header__init(h);
+    kyufu__v1__idempotency_key__init(k);
+    h->actor = (char *)actor;
+    h->terminal = (char *)"t1";
+    h->time_ms = f->now;
+    f->now += 1000;
+    k->client_id = (char *)"test-client";
+    k->sequence = ++f->seq;
+    h->key = k;
+    c->header = h;
+    return c;
+}
+
+static void cmd_free(Kyufu__V1__Command *c)
+{
+    free(c->header->key);
+    free(c->header);
+    free(c->create_program); /* any member of the body union */
+    free(c);
+}
+
+static Kyufu__V1__Command *c_staff(struct fx *f, const char *actor,
+                                   const char *id, uint32_t roles)
+{
+    Kyufu__V1__Command *c = cmd_new(f, actor);
+    Kyufu__V1__CreateStaff *b = calloc(1, sizeof *b);
+    kyufu__v1__create_staff__init(b);
+    b->staff_id = (char *)id;
+    b->display_name = (char *)"Staff";
+    b->roles = roles;
+    c->body_case = KYUFU__V1__COMMAND__BODY_CREATE_STAFF;
+    c->create_staff = b;
+    return c;
+}
+
+static Kyufu__V1__BankAccount bank = {
+    PROTOBUF_C_MESSAGE_INIT(&kyufu__v1__bank_account__descriptor),
+    (char *)"0001", (char *)"123", (char *)"ordinary", (char *)"1234567",
+    (char *)"ヤマダ タロウ"};
+
+static Kyufu__V1__Command *c_household(struct fx *f, const char *actor,
+                                       const char *no, const char *address)
+{
+    Kyufu__V1__Command *c = cmd_new(f, actor);
+    Kyufu__V1__RegisterHousehold *b = calloc(1, sizeof *b);
+    Kyufu__V1__Household *h = calloc(1, sizeof *h);
+    kyufu__v1__register_household__init(b);
+    kyufu__v1__household__init(h);
+    h->household_no = (char *)no;
+    h->head_name = (char *)"山田 太郎";
+    h->address = (char *)address;
+    h->bank = &bank;
+    b->household = h;
+    c->body_case = KYUFU__V1__COMMAND__BODY_REGISTER_HOUSEHOLD;
+    c->register_household = b;
+    return c;
+}
+
+static void c_household_free(Kyufu__V1__Command *c)
+{
+    free(c->register_household->household);
+    cmd_free(c);
+}
+
+static Kyufu__V1__Command *c_program(struct fx *f, const char *actor,
+                                     const char *code)
+{
+    Kyufu__V1__Command *c = cmd_new(f, actor);
+    Kyufu__V1__CreateProgram *b = calloc(1, sizeof *b);
+    kyufu__v1__create_program__init(b);
+    b->code = (char *)code;
+    b->name = (char *)"Program";
+    b->fiscal_year = 2026;
+    b->unit_amount = 10000;
+    b->budget = 100000;
+    b->window_start_ms = 1;
+    b->window_end_ms = (int64_t)4e12;
+    c->body_case = KYUFU__V1__COMMAND__BODY_CREATE_PROGRAM;
+    c->create_program = b;
+    return c;
+}
+
+static Kyufu__V1__Command *c_by_code(struct fx *f, const char *actor,
+                                     Kyufu__V1__Command__BodyCase bc,
+                                     const char *code)
+{
+    Kyufu__V1__Command *c = cmd_new(f, actor);
+    Kyufu__V1__OpenProgram *b = calloc(1, sizeof *b);
+    kyufu__v1__open_program__init(b);
+    if (bc == KYUFU__V1__COMMAND__BODY_CLOSE_PROGRAM) {
+        b->base.descriptor = &kyufu__v1__close_program__descriptor;
+    }
+    b->code = (char *)code;
+    c->body_case = bc;
+    c->open_program = b;
+    return c;
+}
+
+static Kyufu__V1__Command *c_submit(struct fx *f, const char *actor,
+                                    const char *program, const char *hh)
+{
+    Kyufu__V1__Command *c = cmd_new(f, actor);
+    Kyufu__V1__SubmitApplication *b = calloc(1, sizeof *b);
+    kyufu__v1__submit_application__init(b);
+    b->program_code = (char *)program;
+    b->household_no = (char *)hh;
+    b->channel = KYUFU__V1__CHANNEL__CHANNEL_COUNTER;
+    c->body_case = KYUFU__V1__COMMAND__BODY_SUBMIT_APPLICATION;
+    c->submit_application = b;
+    return c;
+}
+
+static Kyufu__V1__Command *c_approve(struct fx *f, const char *actor,
+                                     uint64_t id)
+{
+    Kyufu__V1__Command *c = cmd_new(f, actor);
+    Kyufu__V1__ApproveApplication *b = calloc(1, sizeof *b);
+    kyufu__v1__approve_application__init(b);
+    b->id = id;
+    c->body_case = KYUFU__V1__COMMAND__BODY_APPROVE_APPLICATION;
+    c->approve_application = b;
+    return c;
+}
+
+static uint64_t batch_ids[4];
+
+static Kyufu__V1__Command *c_batch(struct fx *f, const char *actor,
+                                   const char *program, size_t n)
+{
+    Kyufu__V1__Command *c = cmd_new(f, actor);
+    Kyufu__V1__CreatePaymentBatch *b = calloc(1, sizeof *b);
+    kyufu__v1__create_payment_batch__init(b);
+    b->program_code = (char *)program;
+    b->transfer_date = 20260415;
+    b->n_application_ids = n;
+    b->application_ids = batch_ids;
+    c->body_case = KYUFU__V1__COMMAND__BODY_CREATE_PAYMENT_BATCH;
+    c->create_payment_batch = b;
+    return c;
+}
+
+static Kyufu__V1__Command *c_confirm(struct fx *f, const char *actor,
+                                     uint64_t id)
+{
+    Kyufu__V1__Command *c = cmd_new(f, actor);
+    Kyufu__V1__ConfirmPaymentBatch *b = calloc(1, sizeof *b);
+    kyufu__v1__confirm_payment_batch__init(b);
+    b->id = id;
+    c->body_case = KYUFU__V1__COMMAND__BODY_CONFIRM_PAYMENT_BATCH;
+    c->confirm_payment_batch = b;
+    return c;
+}
+
+/* Apply commands as one entry; returns apply's rv; results freed unless
+ * out is given (then the caller frees). */
+static int apply_n(struct fx *f, Kyufu__V1__Command **cmds, size_t n,
+                   struct kyufu_storage_results *out)
+{
+    Kyufu__V1__CommandBatch batch = KYUFU__V1__COMMAND_BATCH__INIT;
+    struct kyufu_storage_results r = {0};
+    char err[256] = "";
+    batch.n_commands = n;
+    batch.commands = cmds;
+    int rv = kyufu_storage_apply(f->s, f->index + 1, 1, &batch, &r, err,
+                                 sizeof err);
+    if (rv == 0) {
+        f->index++;
+        CHECK(r.n == n);
+    } else {
+        CHECK(r.n == 0);
+    }
+    if (out != NULL) {
+        *out = r;
+    } else {
+        kyufu_storage_results_free(&r);
+    }
+    return rv;
+}
+
+/* Apply one command (and free it); require `code`; return the audit seq. */
+static uint64_t apply1(struct fx *f, Kyufu__V1__Command *c,
+                       Kyufu__V1__Code code)
+{
+    struct kyufu_storage_results r;
+    CHECK_RV(apply_n(f, &c, 1, &r), 0);
+    if (r.items[0]->code != code) {
+        fprintf(stderr, "result %d (%s), want %d\n", r.items[0]->code,
+                r.items[0]->message, code);
+    }
+    CHECK(r.items[0]->code == code);
+    uint64_t seq = r.items[0]->audit_seq;
+    kyufu_storage_results_free(&r);
+    if (c->body_case == KYUFU__V1__COMMAND__BODY_REGISTER_HOUSEHOLD) {
+        c_household_free(c);
+    } else {
+        cmd_free(c);
+    }
+    return seq;
+}
+
+#define OK KYUFU__V1__CODE__OK
+
+/* Staff root (admin), clerk, appr, appr2; program P1 open; households H-1..n;
+ * application 1 of H-1 approved, batched and paid. */
+static void world(struct fx *f, int households)
+{
+    char no[16];
+    apply1(f, c_staff(f, "root", "root", 1u << 1), OK);
+    apply1(f, c_staff(f, "root", "clerk", 1u << 2), OK);
+    apply1(f, c_staff(f, "root", "appr", 1u << 3), OK);
+    apply1(f, c_staff(f, "root", "appr2", 1u << 3), OK);
+    apply1(f, c_program(f, "appr", "P1"), OK);
+    apply1(f, c_by_code(f, "appr", KYUFU__V1__COMMAND__BODY_OPEN_PROGRAM, "P1"),
+           OK);
+    for (int i = 1; i <= households; i++) {
+        snprintf(no, sizeof no, "H-%d", i);
+        apply1(f, c_household(f, "clerk", no, "Tokyo"), OK);
+    }
+    apply1(f, c_submit(f, "clerk", "P1", "H-1"), OK);
+    apply1(f, c_approve(f, "appr", 1), OK);
+    batch_ids[0] = 1;
+    apply1(f, c_batch(f, "clerk", "P1", 1), OK);
+    apply1(f, c_confirm(f, "appr", 1), OK);
+    if (households >= 2) {
+        apply1(f, c_submit(f, "clerk", "P1", "H-2"), OK);
+    }
+}
+
+static void digest(struct fx *f, uint8_t d[32])
+{
+    uint64_t idx;
+    CHECK_RV(kyufu_storage_digest(f->s, d, &idx), 0);
+    CHECK(idx == f->index);
+}
+
+static void invariants(struct fx *f)
+{
+    char err[256] = "";
+    int rv = kyufu_storage_check_invariants(f->s, err, sizeof err);
+    if (rv != 0) {
+        fprintf(stderr, "invariants: %s\n", err);
+    }
+    CHECK(rv == 0);
+}
+
+/* Snapshot into one buffer. */
+struct sink
+{
+    uint8_t *buf;
+    size_t len;
+    size_t chunks;
+    size_t max_chunk;
+};
+
+static int sink_emit(void *arg, void *chunk, size_t len)
+{
+    struct sink *k = arg;
+    uint8_t *p = realloc(k->buf, k->len + len);
+    CHECK(p != NULL);
+    memcpy(p + k->len, chunk, len);
+    k->buf = p;
+    k->len += len;
+    k->chunks++;
+    k->max_chunk = len > k->max_chunk ? len : k->max_chunk;
+    free(chunk);
+    return 0;
+}
+
+static void snapshot(struct fx *f, struct sink *k)
+{
+    struct kyufu_storage_snapshot *snap;
+    uint64_t idx;
+    uint64_t term;
+    memset(k, 0, sizeof *k);
+    CHECK_RV(kyufu_storage_snapshot_begin(f->s, &snap), 0);
+    kyufu_storage_snapshot_applied(snap, &idx, &term);
+    CHECK(idx == f->index && term == 1);
+    CHECK_RV(kyufu_storage_snapshot_write(snap, NULL, sink_emit, k), 0);
+    kyufu_storage_snapshot_end(snap);
+}
+
+/* ------------------------------------------------------------ cases */
+
+static void test_persistence(void)
+{
+    struct fx f;
+    Kyufu__V1__StaffAccount *a = NULL;
+    uint64_t idx;
+    uint64_t term;
+    fx_open(&f);
+    kyufu_storage_applied(f.s, &idx, &term);
+    CHECK(idx == 0 && term == 0);
+    apply1(&f, c_staff(&f, "root", "root", 1u << 1), OK);
+    fx_reopen(&f);
+    kyufu_storage_applied(f.s, &idx, &term);
+    CHECK(idx == 1 && term == 1);
+    CHECK_RV(kyufu_storage_get_staff(f.s, "root", &a), 0);
+    CHECK(a->status == KYUFU__V1__STAFF_STATUS__STAFF_ACTIVE);
+    kyufu__v1__staff_account__free_unpacked(a, NULL);
+    kyufu_storage_close(f.s);
+}
+
+static void test_schema_mismatch(void)
+{
+    struct fx f;
+    MDB_txn *txn;
+    char err[256] = "";
+    fx_open(&f);
+    CHECK(mdb_txn_begin(f.s->env, NULL, 0, &txn) == 0);
+    CHECK_RV(kyufu_storage__meta_put_u64(f.s, txn, KYUFU_META_SCHEMA, 99), 0);
+    CHECK(mdb_txn_commit(txn) == 0);
+    kyufu_storage_close(f.s);
+    f.s = NULL;
+    CHECK_RV(kyufu_storage_open(&f.o, &f.s, err, sizeof err),
+             KYUFU_STORAGE_ESCHEMA);
+    CHECK(f.s == NULL && strstr(err, "99") != NULL);
+}
+
+static void test_locked(void)
+{
+    struct fx f;
+    struct kyufu_storage *other = NULL;
+    fx_open(&f);
+    CHECK_RV(kyufu_storage_open(&f.o, &other, NULL, 0), KYUFU_STORAGE_ELOCKED);
+    kyufu_storage_close(f.s);
+    CHECK_RV(kyufu_storage_open(&f.o, &other, NULL, 0), 0);
+    kyufu_storage_close(other);
+}
+
+/* The applied index and the effects commit together; an old index is STALE
+ * and changes nothing. */
+static void test_applied_and_stale(void)
+{
+    struct fx f;
+    uint8_t d1[32];
+    uint8_t d2[32];
+    uint64_t idx;
+    uint64_t term;
+    char err[128];
+    fx_open(&f);
+    world(&f, 2);
+    CHECK_RV(kyufu_storage_apply_noop(f.s, f.index + 5, 7, err, sizeof err), 0);
+    f.index += 5;
+    fx_reopen(&f);
+    kyufu_storage_applied(f.s, &idx, &term);
+    CHECK(idx == f.index && term == 7);
+    digest(&f, d1);
+    Kyufu__V1__Command *c = c_staff(&f, "root", "late", 1u << 2);
+    Kyufu__V1__CommandBatch b = KYUFU__V1__COMMAND_BATCH__INIT;
+    b.n_commands = 1;
+    b.commands = &c;
+    CHECK_RV(kyufu_storage_apply(f.s, f.index, 7, &b, NULL, err, sizeof err),
+             KYUFU_STORAGE_ESTALE);
+    CHECK_RV(kyufu_storage_apply(f.s, 1, 1, &b, NULL, err, sizeof err),
+             KYUFU_STORAGE_ESTALE);
+    CHECK_RV(kyufu_storage_apply_noop(f.s, f.index, 7, err, sizeof err),
+             KYUFU_STORAGE_ESTALE);
+    cmd_free(c);
+    digest(&f, d2);
+    CHECK(memcmp(d1, d2, 32) == 0);
+    invariants(&f);
+    kyufu_storage_close(f.s);
+}
+
+/* Malformed entry bytes: applied as an empty batch, index advances. */
+static void test_malformed_bytes(void)
+{
+    struct fx f;
+    struct kyufu_storage_results r = {0};
+    const uint8_t junk[] = {0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01};
+    uint64_t idx;
+    fx_open(&f);
+    CHECK_RV(kyufu_storage_apply_bytes(f.s, 3, 1, junk, sizeof junk, &r, NULL,
+                                       0),
+             0);
+    CHECK(r.n == 0);
+    kyufu_storage_applied(f.s, &idx, NULL);
+    CHECK(idx == 3);
+    kyufu_storage_close(f.s);
+}
+
+/* Snapshot → restore: equal digests and records, many small chunks, each
+ * within the limit; the restored store then applies like the source. */
+static void test_snapshot_roundtrip(void)
+{
+    struct fx a;
+    struct fx b;
+    struct sink k;
+    uint8_t da[32];
+    uint8_t db[32];
+    char err[256] = "";
+    fx_open(&a);
+    world(&a, 12);
+    a.s->snapshot_chunk_bytes = 256;
+    snapshot(&a, &k);
+    CHECK(k.chunks > 4 && k.max_chunk <= 256);
+
+    fx_open(&b);
+    apply1(&b, c_staff(&b, "other", "other", 1u << 1), OK); /* replaced */
+    int rv = kyufu_storage_restore(b.s, k.buf, k.len, err, sizeof err);
+    if (rv != 0) {
+        fprintf(stderr, "restore: %s\n", err);
+    }
+    CHECK(rv == 0);
+    b.index = a.index;
+    digest(&a, da);
+    digest(&b, db);
+    CHECK(memcmp(da, db, 32) == 0);
+    invariants(&b);
+    Kyufu__V1__StaffAccount *st = NULL;
+    CHECK_RV(kyufu_storage_get_staff(b.s, "other", &st),
+             KYUFU_STORAGE_ENOTFOUND);
+    uint64_t idx;
+    kyufu_storage_applied(b.s, &idx, NULL);
+    CHECK(idx == a.index);
+
+    /* Same next entry on both: still equal (the restored one reached this
+     * state by another history). */
+    b.seq = a.seq;
+    b.now = a.now;
+    apply1(&a, c_submit(&a, "clerk", "P1", "H-3"), OK);
+    apply1(&b, c_submit(&b, "clerk", "P1", "H-3"), OK);
+    digest(&a, da);
+    digest(&b, db);
+    CHECK(memcmp(da, db, 32) == 0);
+
+    /* And survives a restart. */
+    fx_reopen(&b);
+    digest(&b, db);
+    CHECK(memcmp(da, db, 32) == 0);
+    free(k.buf);
+    kyufu_storage_close(a.s);
+    kyufu_storage_close(b.s);
+}
+
+/* Any flipped byte or truncation is refused and the target is unchanged. */
+static void test_corrupt_snapshot(void)
+{
+    struct fx a;
+    struct fx b;
+    struct sink k;
+    uint8_t before[32];
+    uint8_t after[32];
+    char err[256];
+    fx_open(&a);
+    world(&a, 3);
+    snapshot(&a, &k);
+    fx_open(&b);
+    apply1(&b, c_staff(&b, "other", "other", 1u << 1), OK);
+    digest(&b, before);
+    size_t spots[] = {0, 9, 13, 20, 40, k.len / 2, k.len - 40, k.len - 1};
+    for (size_t i = 0; i < sizeof spots / sizeof spots[0]; i++) {
+        k.buf[spots[i]] ^= 0x01;
+        CHECK_RV(kyufu_storage_restore(b.s, k.buf, k.len, err, sizeof err),
+                 KYUFU_STORAGE_ECORRUPT);
+        k.buf[spots[i]] ^= 0x01;
+    }
+    size_t cuts[] = {0, 1, 31, 32, 100, k.len - 33, k.len - 32, k.len - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        CHECK_RV(kyufu_storage_restore(b.s, k.buf, cuts[i], err, sizeof err),
+                 KYUFU_STORAGE_ECORRUPT);
+    }
+    digest(&b, after);
+    CHECK(memcmp(before, after, 32) == 0);
+    uint64_t idx;
+    kyufu_storage_applied(b.s, &idx, NULL);
+    CHECK(idx == b.index);
+    /* The intact stream still restores. */
+    CHECK_RV(kyufu_storage_restore(b.s, k.buf, k.len, err, sizeof err), 0);
+    free(k.buf);
+    kyufu_storage_close(a.s);
+    kyufu_storage_close(b.s);
+}
+
+/* A tiny map grows (doubling) until the ceiling, then apply returns the
+ * fatal MAP_FULL with nothing of that entry applied. */
+static void test_map_growth(void)
+{
+    struct fx f;
+    char no[16];
+    char addr[401];
+    int rv = 0;
+    uint64_t last_ok = 0;
+    memset(addr, 'a', 400);
+    addr[400] = '\0';
+    fx_open_opts(&f, 64 * 1024, 1024 * 1024);
+    size_t initial = f.s->map_size_bytes;
+    apply1(&f, c_staff(&f, "root", "root", 1u << 1), OK);
+    apply1(&f, c_staff(&f, "root", "clerk", 1u << 2), OK);
+    for (int i = 0; i < 100000 && rv == 0; i++) {
+        Kyufu__V1__Command *cmds[8];
+        for (int j = 0; j < 8; j++) {
+            snprintf(no, sizeof no, "H-%d", i * 8 + j);
+            cmds[j] = c_household(&f, "clerk", no, addr);
+        }
+        rv = apply_n(&f, cmds, 8, NULL);
+        for (int j = 0; j < 8; j++) {
+            c_household_free(cmds[j]);
+        }
+        if (rv == 0) {
+            last_ok = f.index;
+        }
+    }
+    CHECK_RV(rv, KYUFU_STORAGE_EMAP_FULL);
+    CHECK(kyufu_storage_is_fatal(rv));
+    CHECK(f.s->grow_count >= 2);
+    CHECK(f.s->map_size_bytes > initial);
+    CHECK(f.s->map_size_bytes == f.s->map_size_bytes_max);
+    uint64_t idx;
+    kyufu_storage_applied(f.s, &idx, NULL);
+    CHECK(idx == last_ok);
+    invariants(&f);
+    fx_reopen(&f);
+    kyufu_storage_applied(f.s, &idx, NULL);
+    CHECK(idx == last_ok);
+    invariants(&f);
+    kyufu_storage_close(f.s);
+}
+
+static size_t entries(struct fx *f, enum kyufu_storage__db db)
+{
+    MDB_txn *txn;
+    MDB_stat st;
+    CHECK(mdb_txn_begin(f->s->env, NULL, MDB_RDONLY, &txn) == 0);
+    CHECK(mdb_stat(txn, f->s->dbi[db], &st) == 0);
+    mdb_txn_abort(txn);
+    return st.ms_entries;
+}
+
+/* Duplicates get the first result and write nothing; after the retention a
+ * retry is new; expired sessions go at most 8 per command. */
+static void test_sessions(void)
+{
+    struct fx f;
+    struct kyufu_storage_results r1;
+    struct kyufu_storage_results r2;
+    fx_open(&f);
+    apply1(&f, c_staff(&f, "root", "root", 1u << 1), OK);
+    Kyufu__V1__Command *c = c_staff(&f, "root", "clerk", 1u << 2);
+    CHECK_RV(apply_n(&f, &c, 1, &r1), 0);
+    size_t audit = entries(&f, KYUFU_DB_AUDIT);
+    c->header->time_ms += 60000; /* a retry a minute later */
+    CHECK_RV(apply_n(&f, &c, 1, &r2), 0);
+    CHECK(r2.items[0]->code == OK);
+    CHECK(r2.items[0]->audit_seq == r1.items[0]->audit_seq);
+    CHECK(r2.items[0]->raft_index == r1.items[0]->raft_index);
+    CHECK(r2.items[0]->record_case == KYUFU__V1__COMMAND_RESULT__RECORD_STAFF);
+    CHECK(entries(&f, KYUFU_DB_AUDIT) == audit);
+    kyufu_storage_results_free(&r2);
+    /* After the retention the same key is a new command: now a duplicate
+     * account, so ALREADY_EXISTS, with its own audit record. */
+    c->header->time_ms = T0 + 1000 + KYUFU_SESSION_RETENTION_MS;
+    CHECK_RV(apply_n(&f, &c, 1, &r2), 0);
+    CHECK(r2.items[0]->code == KYUFU__V1__CODE__ALREADY_EXISTS);
+    CHECK(r2.items[0]->audit_seq > r1.items[0]->audit_seq);
+    kyufu_storage_results_free(&r1);
+    kyufu_storage_results_free(&r2);
+    cmd_free(c);
+
+    /* 40 sessions at one time, then commands after their retention. */
+    for (int i = 0; i < 40; i++) {
+        apply1(&f, c_staff(&f, "root", "root", 1u << 1),
+               KYUFU__V1__CODE__ALREADY_EXISTS);
+    }
+    size_t n = entries(&f, KYUFU_DB_SESSIONS);
+    CHECK(n == entries(&f, KYUFU_DB_SESSION_EXPIRY));
+    f.now += KYUFU_SESSION_RETENTION_MS + 60000;
+    apply1(&f, c_staff(&f, "root", "x1", 1u << 2), OK);
+    size_t m = entries(&f, KYUFU_DB_SESSIONS);
+    CHECK(m == n + 1 - KYUFU_SESSION_PRUNE_PER_COMMAND_MAX);
+    CHECK(m == entries(&f, KYUFU_DB_SESSION_EXPIRY));
+    for (int i = 0; i < 10; i++) {
+        apply1(&f, c_staff(&f, "root", "root", 1u << 1),
+               KYUFU__V1__CODE__ALREADY_EXISTS);
+    }
+    /* Everything older than the retention is gone; the 11 new remain, and
+     * the clerk key re-applied after its retention (a new entry, newer). */
+    CHECK(entries(&f, KYUFU_DB_SESSIONS) == 12);
+    CHECK(entries(&f, KYUFU_DB_SESSION_EXPIRY) == 12);
+    invariants(&f);
+    kyufu_storage_close(f.s);
+}
+
+/* Filtered lists page through the indexes in id order. */
+static void test_list_pages(void)
+{
+    struct fx f;
+    struct kyufu_storage_page p;
+    struct kyufu_storage_app_filter flt = {0};
+    char no[16];
+    fx_open(&f);
+    world(&f, 2);
+    for (int i = 3; i <= 7; i++) {
+        snprintf(no, sizeof no, "H-%d", i);
+        apply1(&f, c_household(&f, "clerk", no, "Osaka"), OK);
+        apply1(&f, c_submit(&f, "clerk", "P1", no), OK);
+    }
+    /* apps: 1 PAID, 2..7 RECEIVED */
+    flt.program_code = "P1";
+    flt.status = KYUFU__V1__APPLICATION_STATUS__APP_RECEIVED;
+    CHECK_RV(kyufu_storage_list_applications(f.s, &flt, NULL, 4, &p), 0);
+    CHECK(p.n == 4 && strcmp(p.next, "5") == 0);
+    CHECK(((Kyufu__V1__Application *)p.items[0])->id == 2);
+    kyufu_storage_page_free(&p);
+    CHECK_RV(kyufu_storage_list_applications(f.s, &flt, "5", 4, &p), 0);
+    CHECK(p.n == 2 && p.next[0] == '\0');
+    CHECK(((Kyufu__V1__Application *)p.items[1])->id == 7);
+    kyufu_storage_page_free(&p);
+    flt.status = KYUFU__V1__APPLICATION_STATUS__APP_PAID;
+    CHECK_RV(kyufu_storage_list_applications(f.s, &flt, NULL, 10, &p), 0);
+    CHECK(p.n == 1 && ((Kyufu__V1__Application *)p.items[0])->id == 1);
+    kyufu_storage_page_free(&p);
+    flt.program_code = NULL;
+    flt.status = 0;
+    flt.household_no = "H-4";
+    CHECK_RV(kyufu_storage_list_applications(f.s, &flt, NULL, 10, &p), 0);
+    CHECK(p.n == 1 && ((Kyufu__V1__Application *)p.items[0])->id == 4);
+    kyufu_storage_page_free(&p);
+    CHECK_RV(kyufu_storage_list_households(f.s, "H-3", 2, &p), 0);
+    CHECK(p.n == 2 && strcmp(p.next, "H-5") == 0);
+    kyufu_storage_page_free(&p);
+    CHECK_RV(kyufu_storage_list_audit(f.s, NULL, 1000000, &p), 0);
+    CHECK(p.n == f.seq && p.next[0] == '\0');
+    kyufu_storage_page_free(&p);
+    CHECK_RV(kyufu_storage_list_audit(f.s, "x", 1, &p), KYUFU_STORAGE_EINVALID);
+    invariants(&f);
+    uint64_t count = 0;
+    CHECK_RV(kyufu_storage_audit_verify(f.s, &count, NULL, 0), 0);
+    CHECK(count == f.seq);
+    kyufu_storage_close(f.s);
+}
+
+/* A tampered audit record is found by verify and by the invariant walk. */
+static void test_audit_tamper(void)
+{
+    struct fx f;
+    MDB_txn *txn;
+    MDB_val k;
+    MDB_val v;
+    uint8_t key[8];
+    char err[256] = "";
+    fx_open(&f);
+    world(&f, 1);
+    CHECK(mdb_txn_begin(f.s->env, NULL, 0, &txn) == 0);
+    kyufu_storage__put_u64(key, 3);
+    k.mv_size = 8;
+    k.mv_data = key;
+    CHECK(mdb_get(txn, f.s->dbi[KYUFU_DB_AUDIT], &k, &v) == 0);
+    Kyufu__V1__AuditRecord *r =
+        kyufu__v1__audit_record__unpack(NULL, v.mv_size, v.mv_data);
+    CHECK(r != NULL);
+    Kyufu__V1__AuditRecord t = *r;
+    t.actor = (char *)"mallory";
+    uint8_t *buf;
+    size_t len;
+    CHECK_RV(kyufu_storage__pack(&t.base, &buf, &len), 0);
+    v.mv_size = len;
+    v.mv_data = buf;
+    CHECK(mdb_put(txn, f.s->dbi[KYUFU_DB_AUDIT], &k, &v, 0) == 0);
+    CHECK(mdb_txn_commit(txn) == 0);
+    free(buf);
+    kyufu__v1__audit_record__free_unpacked(r, NULL);
+    CHECK_RV(kyufu_storage_audit_verify(f.s, NULL, err, sizeof err),
+             KYUFU_STORAGE_ECORRUPT);
+    CHECK(strstr(err, "seq 3") != NULL);
+    CHECK_RV(kyufu_storage_check_invariants(f.s, err, sizeof err),
+             KYUFU_STORAGE_ECORRUPT);
+    kyufu_storage_close(f.s);
+}
+
+/* ------------------------------------------------------------ runner */
+
+static int rm(const char *path, const struct stat *sb, int flag,
+              struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void cleanup(void)
+{
+    nftw(root, rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+struct test
+{
+    const char *name;
+    void (*fn)(void);
+};
+
+int main(int argc, char **argv)
+{
+    static const struct test tests[] = {
+        {"persistence", test_persistence},
+        {"schema_mismatch", test_schema_mismatch},
+        {"locked", test_locked},
+        {"applied_and_stale", test_applied_and_stale},
+        {"malformed_bytes", test_malformed_bytes},
+        {"snapshot_roundtrip", test_snapshot_roundtrip},
+        {"corrupt_snapshot", test_corrupt_snapshot},
+        {"map_growth", test_map_growth},
+        {"sessions", test_sessions},
+        {"list_pages", test_list_pages},
+        {"audit_tamper", test_audit_tamper},
+    };
+    snprintf(root, sizeof root, "/tmp/kyufu-storage-XXXXXX");
+    if (mkdtemp(root) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    atexit(cleanup); /* also after a failed CHECK (exit(1)) */
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        if (argc > 1 && strstr(tests[i].name, argv[1]) == NULL) {
+            continue;
+        }
+        fprintf(stderr, "--- %s\n", tests[i].name);
+        tests[i].fn();
+    }
+    fprintf(stderr, "all passed\n");
+    return 0;
+}
