@@ -212,6 +212,10 @@ static const char *check_header(const Kyufu__V1__Command *cmd)
 static void sanitize(const char *in, char *out, size_t cap)
 {
     size_t n = 0;
+    if (kyufu_storage__valid_text(in, 1, cap - 1)) {
+        memcpy(out, in, strlen(in) + 1); /* valid text is kept verbatim */
+        return;
+    }
     if (in != NULL) {
         for (; in[n] != '\0' && n + 1 < cap; n++) {
             out[n] = in[n] >= 0x20 && in[n] <= 0x7e ? in[n] : '?';
