@@ -170,6 +170,12 @@ int kyufu_storage_get_staff(struct kyufu_storage *s,
  * page (empty or NULL for the first page); `next` is set to the key to pass
  * for the following page, empty when there is none.  Items are in key order.
  * page_size is clamped to [1, KYUFU_LIST_PAGE_SIZE_MAX]. */
+/* Keys for `after`/`next`: the code, household_no or staff_id; the decimal
+ * id for applications (whatever the filter: filtered lists also page in id
+ * order) and batches; the decimal seq for audit records.  A malformed
+ * decimal `after` is INVALID.  KYUFU_LIST_PAGE_SIZE_MAX is in
+ * storage/limits.h: include "limits.h" after this header (docs/storage.md
+ * explains that file name). */
 struct kyufu_storage_page
 {
     size_t n;
@@ -244,7 +250,8 @@ int kyufu_storage_check_invariants(struct kyufu_storage *s,
 /* -------------------------------------------------------------- snapshots
  *
  * A snapshot is a consistent view of the whole state at an applied index,
- * serialized to a self-checking byte stream (docs/formats.md).  Taking it
+ * serialized to a self-checking byte stream (docs/formats.md; the stream
+ * itself is specified in docs/snapshot-format.md).  Taking it
  * does not block apply: begin opens a read transaction (cheap, on the loop
  * thread); write may run on another thread; end releases it.
  */
