@@ -187,6 +187,17 @@ int kyufu_client_create(const struct kyufu_client_config *cfg,
                                out, errmsg, errmsg_len);
 }
 
+unsigned kyufu_client_endpoint_count(const struct kyufu_client *c)
+{
+    return c->n_endpoints;
+}
+
+const char *kyufu_client_endpoint(const struct kyufu_client *c, unsigned i)
+{
+    assert(i < c->n_endpoints);
+    return c->endpoints[i];
+}
+
 const char *kyufu_client_id(const struct kyufu_client *c)
 {
     return c->session.id;

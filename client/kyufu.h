@@ -150,6 +150,10 @@ int kyufu_client_create(const struct kyufu_client_config *cfg,
                         char *errmsg,
                         size_t errmsg_len);
 
+/* The configured endpoints, in order (owned by the client). */
+unsigned kyufu_client_endpoint_count(const struct kyufu_client *c);
+const char *kyufu_client_endpoint(const struct kyufu_client *c, unsigned i);
+
 /* The session's client id (owned by the client). */
 const char *kyufu_client_id(const struct kyufu_client *c);
 

@@ -1,0 +1,562 @@
+/* kyufuctl cluster init: a new cluster's PKI and config files.
+ *
+ * What it makes (all paths absolute in the configs, so nodes may be started
+ * from anywhere):
+ *   DIR/ca.pem, DIR/ca.key            the cluster CA (EC P-256, self-signed)
+ *   DIR/nodeN/node.pem, node.key      node N: SAN = its host, EKU serverAuth
+ *                                     + clientAuth (nodes dial each other)
+ *   DIR/nodeN/kyufud.conf             the node's config (docs/kyufuctl.md)
+ *   DIR/nodeN/data/                   empty data folder, 0700
+ *   DIR/kyufuctl.pem, kyufuctl.key    client certificate (EKU clientAuth)
+ *   DIR/kyufuctl.conf                 the client config
+ * Private keys are 0600 from their creation (open(2) with the mode, never
+ * chmod after writing).  Signatures are ECDSA with SHA-256 (CRYPTREC).
+ *
+ * Safety: a non-empty DIR is refused unless --force; even with --force a
+ * node data folder that holds anything is refused, because new certificates
+ * and member lists over an existing Raft log would be a different cluster
+ * wearing the old one's data. */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "ctl.h"
+
+static int errf(char *errmsg, size_t len, int rv, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int errf(char *errmsg, size_t len, int rv, const char *fmt, ...)
+{
+    if (errmsg != NULL && len > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errmsg, len, fmt, ap);
+        va_end(ap);
+    }
+    return rv;
+}
+
+static int ssl_err(char *errmsg, size_t len, const char *what)
+{
+    char detail[256];
+    ERR_error_string_n(ERR_get_error(), detail, sizeof detail);
+    ERR_clear_error();
+    return errf(errmsg, len, KYUFU_CTL_EXIT_LOCAL, "%s: %s", what, detail);
+}
+
+/* ------------------------------------------------------------ files */
+
+/* Write a whole file with the given mode, replacing any old one. */
+static int write_file(const char *path, mode_t mode, const char *data,
+                      size_t len, char *errmsg, size_t errmsg_len)
+{
+    unlink(path); /* a new inode gets `mode` from open(2) */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0) {
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "%s: %s", path,
+                    strerror(errno));
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            int e = errno;
+            close(fd);
+            return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "%s: %s",
+                        path, strerror(e));
+        }
+        off += (size_t)n;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "%s: %s", path,
+                    strerror(errno));
+    }
+    return 0;
+}
+
+/* PEM of a key or certificate through a memory BIO, then write_file. */
+static int write_pem(const char *path, mode_t mode, EVP_PKEY *key, X509 *cert,
+                     char *errmsg, size_t errmsg_len)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    if (b == NULL) {
+        return ssl_err(errmsg, errmsg_len, "BIO_new");
+    }
+    int ok = key != NULL ? PEM_write_bio_PrivateKey(b, key, NULL, NULL, 0, NULL, NULL)
+                         : PEM_write_bio_X509(b, cert);
+    if (ok != 1) {
+        BIO_free(b);
+        return ssl_err(errmsg, errmsg_len, path);
+    }
+    char *data;
+    long len = BIO_get_mem_data(b, &data);
+    int rv = write_file(path, mode, data, (size_t)len, errmsg, errmsg_len);
+    /* Scrub the key's PEM from memory before releasing it. */
+    OPENSSL_cleanse(data, (size_t)len);
+    BIO_free(b);
+    return rv;
+}
+
+static int make_dir(const char *path, char *errmsg, size_t errmsg_len)
+{
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "mkdir %s: %s",
+                    path, strerror(errno));
+    }
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_USAGE,
+                    "%s exists and is not a folder", path);
+    }
+    return 0;
+}
+
+/* 1: has entries other than . and ..; 0: empty or missing; -1: error. */
+static int dir_nonempty(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d == NULL) {
+        return errno == ENOENT ? 0 : -1;
+    }
+    int found = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            found = 1;
+            break;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+/* ------------------------------------------------------------ PKI */
+
+static EVP_PKEY *new_key(void)
+{
+    /* NIST P-256: CRYPTREC-listed, and the curve the TLS policy allows. */
+    return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+}
+
+static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
+{
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+    if (ext == NULL) {
+        return -1;
+    }
+    int ok = X509_add_ext(cert, ext, -1);
+    X509_EXTENSION_free(ext);
+    return ok == 1 ? 0 : -1;
+}
+
+struct cert_spec
+{
+    const char *cn;
+    unsigned days;
+    bool ca;
+    const char *eku;    /* NULL for the CA */
+    const char *san;    /* "IP:1.2.3.4" / "DNS:name" or NULL */
+};
+
+/* Issue a certificate for `key`, signed by issuer_key (self-signed when
+ * issuer is NULL). */
+static X509 *issue(const struct cert_spec *s, EVP_PKEY *key, X509 *issuer,
+                   EVP_PKEY *issuer_key)
+{
+    X509 *x = X509_new();
+    BIGNUM *bn = BN_new();
+    if (x == NULL || bn == NULL) {
+        goto err;
+    }
+    /* 159-bit random serial: unique and positive (RFC 5280 4.1.2.2). */
+    if (X509_set_version(x, X509_VERSION_3) != 1 || !BN_rand(bn, 159, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) ||
+        BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL) {
+        goto err;
+    }
+    /* An hour of clock skew between the machine that made the certificates
+     * and the nodes must not make them "not yet valid". */
+    if (X509_gmtime_adj(X509_getm_notBefore(x), -3600) == NULL ||
+        X509_time_adj_ex(X509_getm_notAfter(x), (int)s->days, 0, NULL) == NULL) {
+        goto err;
+    }
+    X509_NAME *name = X509_get_subject_name(x);
+    if (X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
+                                   (const unsigned char *)"kyufu", -1, -1, 0) != 1 ||
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                   (const unsigned char *)s->cn, -1, -1, 0) != 1) {
+        goto err;
+    }
+    X509 *signer = issuer != NULL ? issuer : x;
+    if (X509_set_issuer_name(x, X509_get_subject_name(signer)) != 1 ||
+        X509_set_pubkey(x, key) != 1) {
+        goto err;
+    }
+    if (s->ca) {
+        if (add_ext(x, signer, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") ||
+            add_ext(x, signer, NID_key_usage, "critical,keyCertSign,cRLSign")) {
+            goto err;
+        }
+    } else {
+        if (add_ext(x, signer, NID_basic_constraints, "critical,CA:FALSE") ||
+            add_ext(x, signer, NID_key_usage, "critical,digitalSignature") ||
+            add_ext(x, signer, NID_ext_key_usage, s->eku)) {
+            goto err;
+        }
+        if (s->san != NULL && add_ext(x, signer, NID_subject_alt_name, s->san)) {
+            goto err;
+        }
+    }
+    if (add_ext(x, signer, NID_subject_key_identifier, "hash") ||
+        add_ext(x, signer, NID_authority_key_identifier, "keyid:always")) {
+        goto err;
+    }
+    if (X509_sign(x, issuer_key, EVP_sha256()) == 0) {
+        goto err;
+    }
+    BN_free(bn);
+    return x;
+
+err:
+    BN_free(bn);
+    X509_free(x);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ options */
+
+static bool host_ok(const char *h)
+{
+    size_t n = strlen(h);
+    if (n == 0 || n > 253) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = h[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '-' || c == ':')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool host_is_v6(const char *h)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET6, h, buf) == 1;
+}
+
+static bool host_is_ip(const char *h)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, h, buf) == 1 || host_is_v6(h);
+}
+
+static void addr(char *out, size_t len, const char *host, unsigned port)
+{
+    if (host_is_v6(host)) {
+        snprintf(out, len, "[%s]:%u", host, port);
+    } else {
+        snprintf(out, len, "%s:%u", host, port);
+    }
+}
+
+/* ------------------------------------------------------------ init */
+
+struct member
+{
+    const char *host;
+    char raft[300];
+    char api[300];
+};
+
+static int node_conf(const char *dir, unsigned id, const struct member *m,
+                     unsigned n, char *errmsg, size_t errmsg_len)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL) {
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
+    }
+    fprintf(f,
+            "# kyufud configuration, written by kyufuctl cluster init.\n"
+            "[node]\n"
+            "id = %u\n"
+            "data_dir = %s/node%u/data\n"
+            "raft_address = %s\n"
+            "api_address = %s\n"
+            "[cluster]\n"
+            "# one line per member: id = raft_address api_address\n",
+            id, dir, id, m[id - 1].raft, m[id - 1].api);
+    for (unsigned i = 0; i < n; i++) {
+        fprintf(f, "%u = %s %s\n", i + 1, m[i].raft, m[i].api);
+    }
+    fprintf(f,
+            "[tls]\n"
+            "ca = %s/ca.pem\n"
+            "cert = %s/node%u/node.pem\n"
+            "key = %s/node%u/node.key\n"
+            "[raft]\n"
+            "election_timeout_ms = 1000\n"
+            "heartbeat_timeout_ms = 100\n"
+            "[log]\n"
+            "level = info\n",
+            dir, dir, id, dir, id);
+    if (fclose(f) != 0) {
+        free(text);
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
+    }
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/node%u/kyufud.conf", dir, id);
+    int rv = write_file(path, 0644, text, len, errmsg, errmsg_len);
+    free(text);
+    return rv;
+}
+
+static int client_conf(const char *dir, const struct member *m, unsigned n,
+                       char *errmsg, size_t errmsg_len)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL) {
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
+    }
+    fprintf(f, "# kyufuctl configuration, written by kyufuctl cluster init.\n"
+               "[client]\nendpoints = ");
+    for (unsigned i = 0; i < n; i++) {
+        fprintf(f, "%s%s", i > 0 ? "," : "", m[i].api);
+    }
+    fprintf(f,
+            "\nca = %s/ca.pem\n"
+            "cert = %s/kyufuctl.pem\n"
+            "key = %s/kyufuctl.key\n"
+            "actor = \n"
+            "deadline_ms = %u\n",
+            dir, dir, dir, KYUFU_CLIENT_DEADLINE_MS_DEFAULT);
+    if (fclose(f) != 0) {
+        free(text);
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
+    }
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/kyufuctl.conf", dir);
+    int rv = write_file(path, 0644, text, len, errmsg, errmsg_len);
+    free(text);
+    return rv;
+}
+
+static int check_opts(const struct kyufu_ctl_init_opts *o, char *errmsg,
+                      size_t errmsg_len)
+{
+    const int u = KYUFU_CTL_EXIT_USAGE;
+    if (o->dir == NULL || o->dir[0] == '\0') {
+        return errf(errmsg, errmsg_len, u, "--dir is required");
+    }
+    if (o->nodes < 1 || o->nodes > KYUFU_CTL_INIT_NODES_MAX) {
+        return errf(errmsg, errmsg_len, u, "--nodes must be 1..%u",
+                    KYUFU_CTL_INIT_NODES_MAX);
+    }
+    if (o->n_hosts > 1 && o->n_hosts != o->nodes) {
+        return errf(errmsg, errmsg_len, u,
+                    "%u hosts for %u nodes: give one host or one per node",
+                    o->n_hosts, o->nodes);
+    }
+    for (unsigned i = 0; i < o->n_hosts; i++) {
+        if (!host_ok(o->hosts[i])) {
+            return errf(errmsg, errmsg_len, u,
+                        "host '%s' is not an IP address or DNS name",
+                        o->hosts[i]);
+        }
+    }
+    if (o->raft_port_base == 0 || o->api_port_base == 0 ||
+        (unsigned)o->raft_port_base + o->nodes - 1 > 65535 ||
+        (unsigned)o->api_port_base + o->nodes - 1 > 65535) {
+        return errf(errmsg, errmsg_len, u, "port bases must leave %u ports "
+                    "below 65536", o->nodes);
+    }
+    unsigned r0 = o->raft_port_base, r1 = r0 + o->nodes - 1;
+    unsigned a0 = o->api_port_base, a1 = a0 + o->nodes - 1;
+    if (!(r1 < a0 || a1 < r0)) {
+        return errf(errmsg, errmsg_len, u,
+                    "raft ports %u-%u and API ports %u-%u overlap", r0, r1,
+                    a0, a1);
+    }
+    return 0;
+}
+
+static void note(FILE *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(FILE *log, const char *fmt, ...)
+{
+    if (log != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vfprintf(log, fmt, ap);
+        va_end(ap);
+        fputc('\n', log);
+    }
+}
+
+int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
+                   char *errmsg, size_t errmsg_len)
+{
+    int rv = check_opts(o, errmsg, errmsg_len);
+    if (rv != 0) {
+        return rv;
+    }
+    int ne = dir_nonempty(o->dir);
+    if (ne < 0) {
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "%s: %s", o->dir,
+                    strerror(errno));
+    }
+    if (ne > 0 && !o->force) {
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_USAGE,
+                    "%s is not empty; refusing to overwrite (use --force to "
+                    "replace certificates and configs)", o->dir);
+    }
+    rv = make_dir(o->dir, errmsg, errmsg_len);
+    if (rv != 0) {
+        return rv;
+    }
+    char dir[PATH_MAX];
+    if (realpath(o->dir, dir) == NULL) {
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "%s: %s", o->dir,
+                    strerror(errno));
+    }
+    char path[PATH_MAX + 128];
+    for (unsigned i = 1; i <= o->nodes; i++) {
+        snprintf(path, sizeof path, "%s/node%u/data", dir, i);
+        if (dir_nonempty(path) != 0) {
+            return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_USAGE,
+                        "%s holds node data; a new cluster must start from "
+                        "empty data folders (move it away first)", path);
+        }
+    }
+
+    struct member m[KYUFU_CTL_INIT_NODES_MAX];
+    for (unsigned i = 0; i < o->nodes; i++) {
+        m[i].host = o->n_hosts == 0 ? "127.0.0.1"
+                    : o->n_hosts == 1 ? o->hosts[0]
+                                      : o->hosts[i];
+        addr(m[i].raft, sizeof m[i].raft, m[i].host, o->raft_port_base + i);
+        addr(m[i].api, sizeof m[i].api, m[i].host, o->api_port_base + i);
+    }
+
+    EVP_PKEY *ca_key = new_key();
+    if (ca_key == NULL) {
+        return ssl_err(errmsg, errmsg_len, "CA key");
+    }
+    struct cert_spec ca_spec = { .cn = "kyufu cluster CA",
+                                 .days = KYUFU_CTL_CA_VALID_DAYS, .ca = true };
+    X509 *ca = issue(&ca_spec, ca_key, NULL, ca_key);
+    if (ca == NULL) {
+        rv = ssl_err(errmsg, errmsg_len, "CA certificate");
+        goto out_ca_key;
+    }
+    snprintf(path, sizeof path, "%s/ca.key", dir);
+    rv = write_pem(path, 0600, ca_key, NULL, errmsg, errmsg_len);
+    if (rv != 0) {
+        goto out_ca;
+    }
+    note(log, "wrote %s", path);
+    snprintf(path, sizeof path, "%s/ca.pem", dir);
+    rv = write_pem(path, 0644, NULL, ca, errmsg, errmsg_len);
+    if (rv != 0) {
+        goto out_ca;
+    }
+    note(log, "wrote %s", path);
+
+    /* Node i and, as i == nodes, the client. */
+    for (unsigned i = 0; i <= o->nodes; i++) {
+        bool client = i == o->nodes;
+        char cn[64], san[300], base[PATH_MAX + 32];
+        if (client) {
+            snprintf(cn, sizeof cn, "kyufuctl");
+            snprintf(base, sizeof base, "%s/kyufuctl", dir);
+        } else {
+            snprintf(cn, sizeof cn, "kyufu node %u", i + 1);
+            snprintf(san, sizeof san, "%s:%s", host_is_ip(m[i].host) ? "IP" : "DNS",
+                     m[i].host);
+            snprintf(base, sizeof base, "%s/node%u", dir, i + 1);
+            rv = make_dir(base, errmsg, errmsg_len);
+            if (rv == 0) {
+                snprintf(path, sizeof path, "%s/data", base);
+                rv = make_dir(path, errmsg, errmsg_len);
+            }
+            if (rv != 0) {
+                goto out_ca;
+            }
+            snprintf(base + strlen(base), sizeof base - strlen(base), "/node");
+        }
+        struct cert_spec spec = {
+            .cn = cn,
+            .days = KYUFU_CTL_LEAF_VALID_DAYS,
+            .eku = client ? "clientAuth" : "serverAuth,clientAuth",
+            .san = client ? NULL : san,
+        };
+        EVP_PKEY *key = new_key();
+        if (key == NULL) {
+            rv = ssl_err(errmsg, errmsg_len, "key");
+            goto out_ca;
+        }
+        X509 *cert = issue(&spec, key, ca, ca_key);
+        if (cert == NULL) {
+            rv = ssl_err(errmsg, errmsg_len, cn);
+            EVP_PKEY_free(key);
+            goto out_ca;
+        }
+        snprintf(path, sizeof path, "%s.key", base);
+        rv = write_pem(path, 0600, key, NULL, errmsg, errmsg_len);
+        if (rv == 0) {
+            note(log, "wrote %s", path);
+            snprintf(path, sizeof path, "%s.pem", base);
+            rv = write_pem(path, 0644, NULL, cert, errmsg, errmsg_len);
+        }
+        if (rv == 0) {
+            note(log, "wrote %s", path);
+        }
+        X509_free(cert);
+        EVP_PKEY_free(key);
+        if (rv != 0) {
+            goto out_ca;
+        }
+        if (!client) {
+            rv = node_conf(dir, i + 1, m, o->nodes, errmsg, errmsg_len);
+            if (rv != 0) {
+                goto out_ca;
+            }
+            note(log, "wrote %s/node%u/kyufud.conf", dir, i + 1);
+        }
+    }
+    rv = client_conf(dir, m, o->nodes, errmsg, errmsg_len);
+    if (rv == 0) {
+        note(log, "wrote %s/kyufuctl.conf", dir);
+    }
+
+out_ca:
+    X509_free(ca);
+out_ca_key:
+    EVP_PKEY_free(ca_key);
+    return rv;
+}

@@ -1,0 +1,723 @@
+/* kyufuctl ledger commands.
+ *
+ * Each command names an RPC; its options are DERIVED from the request's
+ * protobuf descriptor: every field of the request (and of the messages it
+ * holds: command, household, bank) becomes --field-name, so a field added
+ * to service.proto shows up here with no code.  Left out: the header (built
+ * by libkyufu from --as / the config), read options (--stale), paging
+ * (list follows every page), and record fields the server stamps
+ * (registered_ms, updated_ms, version).
+ *
+ * Values: integers in range, enums by name ("counter" or "CHANNEL_COUNTER"),
+ * roles as a list ("clerk,approver"), repeated fields as a comma list or a
+ * repeated option, *_ms times as milliseconds or YYYY-MM-DD (00:00 Japan
+ * time, UTC+9, the office's calendar), transfer_date as YYYYMMDD or
+ * YYYY-MM-DD.  Anything else is a usage error (exit 2) naming the option. */
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "ctl.h"
+#include "kyufu.h"
+
+/* ------------------------------------------------------------ table */
+
+static const char *const cols_programs[] = { "code", "name", "fiscal_year", "status", "budget",
+                                             "available", "reserved", "paid", NULL };
+static const char *const cols_households[] = { "household_no", "head_name", "address",
+                                               "version", NULL };
+static const char *const cols_applications[] = { "id", "program_code", "household_no",
+                                                 "channel", "amount", "status",
+                                                 "submitted_by", "decided_by", "batch_id",
+                                                 NULL };
+static const char *const cols_batches[] = { "id", "program_code", "transfer_date", "status",
+                                            "total_amount", "created_by", "confirmed_by",
+                                            NULL };
+static const char *const cols_staff[] = { "staff_id", "display_name", "roles", "status", NULL };
+static const char *const cols_audit[] = { "seq", "time_ms", "actor", "terminal", "command",
+                                          "object", "outcome", "message", NULL };
+
+struct ledger_cmd
+{
+    const char *noun;
+    const char *verb;
+    const char *method;
+    const char *required; /* comma-separated option names */
+    const char *const *columns; /* list commands */
+};
+
+static const struct ledger_cmd cmds[] = {
+    { "program", "create", "CreateProgram", "code,name,fiscal-year,unit-amount,budget", NULL },
+    { "program", "open", "OpenProgram", "code", NULL },
+    { "program", "close", "CloseProgram", "code", NULL },
+    { "program", "adjust-budget", "AdjustBudget", "code,delta,reason", NULL },
+    { "program", "get", "GetProgram", "code", NULL },
+    { "program", "list", "ListPrograms", "", cols_programs },
+    { "household", "register", "RegisterHousehold", "household-no,head-name,address", NULL },
+    { "household", "update", "UpdateHousehold", "household-no", NULL },
+    { "household", "get", "GetHousehold", "household-no", NULL },
+    { "household", "list", "ListHouseholds", "", cols_households },
+    { "application", "submit", "SubmitApplication", "program-code,household-no,channel", NULL },
+    { "application", "approve", "ApproveApplication", "id", NULL },
+    { "application", "reject", "RejectApplication", "id,reason", NULL },
+    { "application", "cancel", "CancelApplication", "id,reason", NULL },
+    { "application", "get", "GetApplication", "id", NULL },
+    { "application", "list", "ListApplications", "", cols_applications },
+    { "batch", "create", "CreatePaymentBatch", "program-code,transfer-date,application-ids", NULL },
+    { "batch", "confirm", "ConfirmPaymentBatch", "id", NULL },
+    { "batch", "get", "GetPaymentBatch", "id", NULL },
+    { "batch", "list", "ListPaymentBatches", "", cols_batches },
+    { "payment", "return", "ReturnPayment", "application-id,reason", NULL },
+    { "staff", "create", "CreateStaff", "staff-id,display-name,roles", NULL },
+    { "staff", "set-roles", "SetStaffRoles", "staff-id,roles", NULL },
+    { "staff", "set-status", "SetStaffStatus", "staff-id,status", NULL },
+    { "staff", "get", "GetStaff", "staff-id", NULL },
+    { "staff", "list", "ListStaff", "", cols_staff },
+    { "audit", "list", "ListAudit", "", cols_audit },
+    { "audit", "verify", "VerifyAudit", "", NULL },
+};
+#define N_CMDS (sizeof cmds / sizeof cmds[0])
+
+/* ------------------------------------------------------------ flags */
+
+#define FLAGS_MAX 40u
+#define DEPTH_MAX 4u
+
+struct flag
+{
+    char name[64]; /* option name: field name with '-' for '_' */
+    const ProtobufCFieldDescriptor *path[DEPTH_MAX];
+    unsigned depth;
+    bool seen;
+};
+
+struct flags
+{
+    struct flag f[FLAGS_MAX];
+    unsigned n;
+};
+
+static bool skipped(const char *name)
+{
+    static const char *const skip[] = { "header", "read", "page_size", "page_token",
+                                        "registered_ms", "updated_ms", "version" };
+    for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++) {
+        if (strcmp(skip[i], name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void walk(struct flags *fl, const ProtobufCMessageDescriptor *d,
+                 const ProtobufCFieldDescriptor **path, unsigned depth)
+{
+    assert(depth < DEPTH_MAX);
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (skipped(f->name)) {
+            continue;
+        }
+        path[depth] = f;
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE && f->label != PROTOBUF_C_LABEL_REPEATED) {
+            walk(fl, f->descriptor, path, depth + 1);
+            continue;
+        }
+        assert(fl->n < FLAGS_MAX);
+        struct flag *x = &fl->f[fl->n++];
+        snprintf(x->name, sizeof x->name, "%s", f->name);
+        for (char *p = x->name; *p != '\0'; p++) {
+            if (*p == '_') {
+                *p = '-';
+            }
+        }
+        memcpy(x->path, path, (depth + 1) * sizeof path[0]);
+        x->depth = depth + 1;
+    }
+}
+
+static void flags_of(struct flags *fl, const ProtobufCMessageDescriptor *d)
+{
+    const ProtobufCFieldDescriptor *path[DEPTH_MAX];
+    memset(fl, 0, sizeof *fl);
+    walk(fl, d, path, 0);
+}
+
+/* ------------------------------------------------------------ arena */
+
+/* Everything a built request points to is allocated here and released at
+ * once; strings from argv are borrowed. */
+struct arena
+{
+    void *p[256];
+    size_t n;
+};
+
+static void *arena_alloc(struct arena *a, size_t size)
+{
+    if (a->n == sizeof a->p / sizeof a->p[0]) {
+        return NULL;
+    }
+    void *m = calloc(1, size > 0 ? size : 1);
+    if (m != NULL) {
+        a->p[a->n++] = m;
+    }
+    return m;
+}
+
+static void arena_free(struct arena *a)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        free(a->p[i]);
+    }
+    a->n = 0;
+}
+
+static ProtobufCMessage *new_msg(struct arena *a, const ProtobufCMessageDescriptor *d)
+{
+    ProtobufCMessage *m = arena_alloc(a, d->sizeof_message);
+    if (m != NULL) {
+        protobuf_c_message_init(d, m);
+    }
+    return m;
+}
+
+/* ------------------------------------------------------------ values */
+
+static int parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (s[0] == '\0' || *end != '\0' || errno != 0 || v < lo || v > hi) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_u64(const char *s, uint64_t hi, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (s[0] < '0' || s[0] > '9') {
+        return -1;
+    }
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end != '\0' || errno != 0 || v > hi) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* YYYY-MM-DD as 00:00 at UTC+9, in ms since the epoch. */
+static int parse_date_ms(const char *s, int64_t *out)
+{
+    int y, mo, d;
+    char tail;
+    if (sscanf(s, "%4d-%2d-%2d%c", &y, &mo, &d, &tail) != 3 || y < 1970 || y > 9999 ||
+        mo < 1 || mo > 12 || d < 1 || d > 31) {
+        return -1;
+    }
+    struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d };
+    time_t t = timegm(&tm);
+    if (tm.tm_mday != d) { /* 2026-02-30 normalised away */
+        return -1;
+    }
+    *out = ((int64_t)t - 9 * 3600) * 1000;
+    return 0;
+}
+
+static int parse_roles(const char *s, uint32_t *out)
+{
+    const ProtobufCEnumDescriptor *e = &kyufu__v1__role__descriptor;
+    uint32_t mask = 0;
+    char buf[256];
+    if (strlen(s) >= sizeof buf) {
+        return -1;
+    }
+    snprintf(buf, sizeof buf, "%s", s);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+        bool found = false;
+        for (unsigned i = 0; i < e->n_values; i++) {
+            const char *n = e->values[i].name;
+            if (e->values[i].value > 0 &&
+                (strcasecmp(n, t) == 0 || strcasecmp(n + 5, t) == 0 ||
+                 (strcasecmp(t, "id-admin") == 0 && e->values[i].value == KYUFU__V1__ROLE__ROLE_ID_ADMIN))) {
+                mask |= 1u << e->values[i].value;
+                found = true;
+            }
+        }
+        if (!found) {
+            return -1;
+        }
+    }
+    *out = mask;
+    return 0;
+}
+
+static int parse_enum(const ProtobufCEnumDescriptor *e, const char *s, int *out)
+{
+    size_t sl = strlen(s);
+    for (unsigned i = 0; i < e->n_values; i++) {
+        const char *n = e->values[i].name;
+        size_t nl = strlen(n);
+        if (strcasecmp(n, s) == 0 ||
+            (nl > sl && n[nl - sl - 1] == '_' && strcasecmp(n + nl - sl, s) == 0)) {
+            *out = e->values[i].value;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void enum_choices(const ProtobufCEnumDescriptor *e, char *buf, size_t len)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < e->n_values && n < len; i++) {
+        if (e->values[i].value == 0) {
+            continue; /* *_UNSPECIFIED */
+        }
+        const char *name = e->values[i].name;
+        const char *u = strchr(name, '_');
+        n += (size_t)snprintf(buf + n, len - n, "%s%s", n > 0 ? ", " : "",
+                              u != NULL ? u + 1 : name);
+    }
+}
+
+/* Parse one element for field f into *dst (sized for f's C type). */
+static int parse_value(struct ctl__run *r, const struct flag *x,
+                       const ProtobufCMessage *owner, const char *s, void *dst)
+{
+    const ProtobufCFieldDescriptor *f = x->path[x->depth - 1];
+    int64_t i;
+    uint64_t u;
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+        if (strcmp(f->name, "transfer_date") == 0 && strlen(s) == 10 && s[4] == '-' &&
+            s[7] == '-') {
+            char d[9] = { s[0], s[1], s[2], s[3], s[5], s[6], s[8], s[9], 0 };
+            if (parse_i64(d, 19700101, 99991231, &i) == 0) {
+                *(int32_t *)dst = (int32_t)i;
+                return 0;
+            }
+        } else if (parse_i64(s, INT32_MIN, INT32_MAX, &i) == 0) {
+            *(int32_t *)dst = (int32_t)i;
+            return 0;
+        }
+        break;
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        if (strcmp(f->name, "roles") == 0 &&
+            owner->descriptor != &kyufu__v1__list_request__descriptor) {
+            uint32_t mask;
+            if (parse_roles(s, &mask) == 0) {
+                *(uint32_t *)dst = mask;
+                return 0;
+            }
+            return ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
+                             "--%s: '%s' is not a list of roles (id_admin, clerk, "
+                             "approver, auditor, operator)", x->name, s);
+        }
+        if (parse_u64(s, UINT32_MAX, &u) == 0) {
+            *(uint32_t *)dst = (uint32_t)u;
+            return 0;
+        }
+        break;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64: {
+        size_t nl = strlen(f->name);
+        if (nl > 3 && strcmp(f->name + nl - 3, "_ms") == 0 && parse_date_ms(s, &i) == 0) {
+            *(int64_t *)dst = i;
+            return 0;
+        }
+        if (parse_i64(s, INT64_MIN, INT64_MAX, &i) == 0) {
+            *(int64_t *)dst = i;
+            return 0;
+        }
+        break;
+    }
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        if (parse_u64(s, UINT64_MAX, &u) == 0) {
+            *(uint64_t *)dst = u;
+            return 0;
+        }
+        break;
+    case PROTOBUF_C_TYPE_BOOL:
+        if (strcmp(s, "true") == 0 || strcmp(s, "false") == 0) {
+            *(protobuf_c_boolean *)dst = s[0] == 't';
+            return 0;
+        }
+        break;
+    case PROTOBUF_C_TYPE_ENUM: {
+        int v;
+        if (parse_enum(f->descriptor, s, &v) == 0) {
+            *(int *)dst = v;
+            return 0;
+        }
+        char choices[256];
+        enum_choices(f->descriptor, choices, sizeof choices);
+        return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "--%s: '%s' is not one of: %s",
+                         x->name, s, choices);
+    }
+    case PROTOBUF_C_TYPE_STRING:
+        *(const char **)dst = s;
+        return 0;
+    default:
+        break;
+    }
+    return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "--%s: '%s' is not a valid %s", x->name, s,
+                     f->type == PROTOBUF_C_TYPE_BOOL ? "boolean (true/false)"
+                     : strstr(f->name, "_ms") != NULL ? "time (ms or YYYY-MM-DD)"
+                                                      : "integer in range");
+}
+
+static size_t c_size(const ProtobufCFieldDescriptor *f)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        return 8;
+    case PROTOBUF_C_TYPE_STRING:
+        return sizeof(char *);
+    case PROTOBUF_C_TYPE_BOOL:
+        return sizeof(protobuf_c_boolean);
+    case PROTOBUF_C_TYPE_ENUM:
+        return sizeof(int);
+    default:
+        return 4;
+    }
+}
+
+/* Set flag x of the request root to s (appending for repeated fields, each
+ * comma-separated element in turn). */
+static int set_flag(struct ctl__run *r, struct arena *a, ProtobufCMessage *root,
+                    struct flag *x, const char *s)
+{
+    ProtobufCMessage *m = root;
+    for (unsigned k = 0; k + 1 < x->depth; k++) {
+        const ProtobufCFieldDescriptor *f = x->path[k];
+        ProtobufCMessage **slot = (void *)((char *)m + f->offset);
+        if (*slot == NULL) {
+            *slot = new_msg(a, f->descriptor);
+            if (*slot == NULL) {
+                return ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "out of memory");
+            }
+        }
+        m = *slot;
+    }
+    const ProtobufCFieldDescriptor *f = x->path[x->depth - 1];
+    void *field = (char *)m + f->offset;
+    if (f->label != PROTOBUF_C_LABEL_REPEATED) {
+        if (x->seen) {
+            return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "--%s given twice", x->name);
+        }
+        x->seen = true;
+        return parse_value(r, x, m, s, field);
+    }
+    x->seen = true;
+    size_t *count = (void *)((char *)m + f->quantifier_offset);
+    char *copy = arena_alloc(a, strlen(s) + 1);
+    if (copy == NULL) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "out of memory");
+    }
+    strcpy(copy, s);
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
+        size_t sz = c_size(f);
+        char *arr = arena_alloc(a, (*count + 1) * sz);
+        if (arr == NULL) {
+            return ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "out of memory");
+        }
+        char **old = field;
+        if (*count > 0) {
+            memcpy(arr, *old, *count * sz);
+        }
+        int rv = parse_value(r, x, m, t, arr + *count * sz);
+        if (rv != 0) {
+            return rv;
+        }
+        *old = arr;
+        (*count)++;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ output */
+
+static void print_write(struct ctl__run *r, const Kyufu__V1__WriteResponse *w)
+{
+    const Kyufu__V1__CommandResult *res = w->result;
+    if (res == NULL) {
+        fprintf(r->out, "ok\n");
+        return;
+    }
+    fprintf(r->out, "ok: %s (raft index %llu, audit seq %llu)\n", res->object,
+            (unsigned long long)res->raft_index, (unsigned long long)res->audit_seq);
+    const ProtobufCMessageDescriptor *d = res->base.descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)(const void *)((const char *)res + f->quantifier_offset) == f->id) {
+            const ProtobufCMessage *rec = *(ProtobufCMessage *const *)(const void *)((const char *)res + f->offset);
+            if (rec != NULL) {
+                kyufu_ctl_print_record(r->out, rec, 2);
+            }
+        }
+    }
+}
+
+static int emit_json(struct ctl__run *r, json_t *doc)
+{
+    if (doc == NULL) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "out of memory (JSON)");
+    }
+    json_dumpf(doc, r->out, JSON_INDENT(2));
+    fputc('\n', r->out);
+    json_decref(doc);
+    return 0;
+}
+
+/* ------------------------------------------------------------ run */
+
+static int run_list(struct ctl__run *r, struct kyufu_client *c,
+                    const struct ledger_cmd *cmd, const struct kyufu_client_method *m,
+                    ProtobufCMessage *req, const struct kyufu_client_call_opts *opts)
+{
+    const ProtobufCFieldDescriptor *fsize =
+        protobuf_c_message_descriptor_get_field_by_name(m->input, "page_size");
+    const ProtobufCFieldDescriptor *ftoken =
+        protobuf_c_message_descriptor_get_field_by_name(m->input, "page_token");
+    const ProtobufCFieldDescriptor *fnext =
+        protobuf_c_message_descriptor_get_field_by_name(m->output, "next_page_token");
+    const ProtobufCFieldDescriptor *frec = NULL;
+    for (unsigned i = 0; i < m->output->n_fields; i++) {
+        if (m->output->fields[i].label == PROTOBUF_C_LABEL_REPEATED) {
+            frec = &m->output->fields[i];
+        }
+    }
+    assert(fsize != NULL && ftoken != NULL && fnext != NULL && frec != NULL);
+    *(uint32_t *)(void *)((char *)req + fsize->offset) = 1000;
+    ProtobufCMessage *pages[KYUFU_CTL_LIST_RECORDS_MAX / 1000 + 1];
+    size_t n_pages = 0, n_rec = 0;
+    char *token = NULL;
+    int rv = 0;
+    for (;;) {
+        *(const char **)(void *)((char *)req + ftoken->offset) = token != NULL ? token : "";
+        struct kyufu_client_result res;
+        int crv = kyufu_client_call(c, m->name, req, m->output, opts, &res);
+        rv = ctl__call_exit(r, crv, &res);
+        if (rv != 0) {
+            break;
+        }
+        pages[n_pages++] = res.response;
+        n_rec += *(size_t *)(void *)((char *)res.response + frec->quantifier_offset);
+        const char *next = *(char **)(void *)((char *)res.response + fnext->offset);
+        free(token);
+        token = NULL;
+        if (next == NULL || next[0] == '\0') {
+            break;
+        }
+        if (n_pages == sizeof pages / sizeof pages[0] || n_rec >= KYUFU_CTL_LIST_RECORDS_MAX) {
+            fprintf(r->err, "kyufuctl: stopped after %zu records (limit)\n", n_rec);
+            break;
+        }
+        token = strdup(next);
+        if (token == NULL) {
+            rv = ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "out of memory");
+            break;
+        }
+    }
+    free(token);
+    if (rv == 0) {
+        const ProtobufCMessage **all = calloc(n_rec + 1, sizeof *all);
+        size_t k = 0;
+        for (size_t p = 0; p < n_pages && all != NULL; p++) {
+            size_t n = *(size_t *)(void *)((char *)pages[p] + frec->quantifier_offset);
+            ProtobufCMessage **recs = *(ProtobufCMessage ***)(void *)((char *)pages[p] + frec->offset);
+            for (size_t i = 0; i < n; i++) {
+                all[k++] = recs[i];
+            }
+        }
+        if (all == NULL) {
+            rv = ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "out of memory");
+        } else if (r->json) {
+            json_t *arr = json_array();
+            for (size_t i = 0; i < k && arr != NULL; i++) {
+                json_array_append_new(arr, kyufu_ctl_to_json(all[i]));
+            }
+            rv = emit_json(r, arr != NULL ? json_pack("{s:o}", frec->name, arr) : NULL);
+        } else {
+            kyufu_ctl_print_table(r->out, all, k, cmd->columns);
+        }
+        free(all);
+    }
+    for (size_t p = 0; p < n_pages; p++) {
+        kyufu_client_response_free(pages[p]);
+    }
+    return rv;
+}
+
+static void command_usage(FILE *out, const struct ledger_cmd *cmd)
+{
+    const struct kyufu_client_method *m = kyufu_client_method_find(cmd->method);
+    assert(m != NULL);
+    struct flags fl;
+    flags_of(&fl, m->input);
+    fprintf(out, "  %s %s", cmd->noun, cmd->verb);
+    for (unsigned i = 0; i < fl.n; i++) {
+        const char *req = strstr(cmd->required, fl.f[i].name);
+        size_t nl = strlen(fl.f[i].name);
+        bool is_req = req != NULL && (req[nl] == ',' || req[nl] == '\0') &&
+                      (req == cmd->required || req[-1] == ',');
+        fprintf(out, is_req ? " --%s V" : " [--%s V]", fl.f[i].name);
+    }
+    fputc('\n', out);
+}
+
+void ctl__ledger_usage(FILE *out)
+{
+    for (size_t i = 0; i < N_CMDS; i++) {
+        command_usage(out, &cmds[i]);
+    }
+}
+
+int ctl__ledger(struct ctl__run *r, const char *noun, const char *verb, int argc,
+                char **argv)
+{
+    const struct ledger_cmd *cmd = NULL;
+    for (size_t i = 0; i < N_CMDS; i++) {
+        if (strcmp(cmds[i].noun, noun) == 0 && strcmp(cmds[i].verb, verb) == 0) {
+            cmd = &cmds[i];
+        }
+    }
+    if (cmd == NULL) {
+        return -1;
+    }
+    const struct kyufu_client_method *m = kyufu_client_method_find(cmd->method);
+    assert(m != NULL);
+    struct flags fl;
+    flags_of(&fl, m->input);
+    struct option opts[CTL__COMMON_OPTS_N + FLAGS_MAX + 2];
+    memcpy(opts, ctl__common_opts, sizeof ctl__common_opts);
+    unsigned no = CTL__COMMON_OPTS_N;
+    for (unsigned i = 0; i < fl.n; i++) {
+        opts[no++] = (struct option){ fl.f[i].name, required_argument, NULL, 0x200 + (int)i };
+    }
+    opts[no++] = (struct option){ "help", no_argument, NULL, 'h' };
+    opts[no] = (struct option){ 0 };
+
+    struct arena a = { .n = 0 };
+    ProtobufCMessage *req = new_msg(&a, m->input);
+    int rv = req == NULL ? ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "out of memory") : 0;
+    optind = 0;
+    opterr = 0;
+    int c;
+    while (rv == 0 && (c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        if (c == 'h') {
+            command_usage(r->out, cmd);
+            arena_free(&a);
+            return 0;
+        }
+        if (c == '?' || c == ':') {
+            rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
+                           "%s %s: unknown option or missing value in '%s'", noun, verb,
+                           argv[optind - 1]);
+        } else if (c >= 0x200) {
+            rv = set_flag(r, &a, req, &fl.f[c - 0x200], optarg);
+        } else {
+            rv = ctl__common_opt(r, c, optarg);
+        }
+    }
+    if (rv == 0 && optind < argc) {
+        rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "%s %s: unexpected argument '%s'", noun, verb,
+                       argv[optind]);
+    }
+    for (unsigned i = 0; rv == 0 && i < fl.n; i++) {
+        const char *p = strstr(cmd->required, fl.f[i].name);
+        size_t nl = strlen(fl.f[i].name);
+        if (p != NULL && (p[nl] == ',' || p[nl] == '\0') &&
+            (p == cmd->required || p[-1] == ',') && !fl.f[i].seen) {
+            rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "%s %s: --%s is required", noun, verb,
+                           fl.f[i].name);
+        }
+    }
+    struct kyufu_client *client = NULL;
+    if (rv == 0) {
+        rv = ctl__client(r, &client);
+    }
+    if (rv == 0 && m->kind == KYUFU_CLIENT_WRITE && (r->actor == NULL || r->actor[0] == '\0')) {
+        rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
+                       "no actor: use --as STAFF_ID or 'actor =' in the client config");
+    }
+    if (rv == 0 && r->stale) {
+        const ProtobufCFieldDescriptor *fr =
+            protobuf_c_message_descriptor_get_field_by_name(m->input, "read");
+        if (fr == NULL) {
+            rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "--stale applies to reads only");
+        } else {
+            Kyufu__V1__ReadOptions *ro = (void *)new_msg(&a, &kyufu__v1__read_options__descriptor);
+            if (ro == NULL) {
+                rv = ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "out of memory");
+            } else {
+                ro->stale = 1;
+                *(Kyufu__V1__ReadOptions **)(void *)((char *)req + fr->offset) = ro;
+            }
+        }
+    }
+    if (rv != 0) {
+        arena_free(&a);
+        return rv;
+    }
+    struct kyufu_client_call_opts copts = { .deadline_ms = r->deadline_ms, .endpoint = -1 };
+    if (cmd->columns != NULL) {
+        rv = run_list(r, client, cmd, m, req, &copts);
+        arena_free(&a);
+        return rv;
+    }
+    struct kyufu_client_result res;
+    int crv = kyufu_client_call(client, m->name, req, m->output, &copts, &res);
+    arena_free(&a);
+    rv = ctl__call_exit(r, crv, &res);
+    if (rv == KYUFU_CTL_EXIT_UNAVAILABLE && m->kind == KYUFU_CLIENT_WRITE) {
+        fprintf(r->err, "kyufuctl: the write may or may not have been applied; "
+                        "check with a get before repeating it\n");
+    }
+    if (rv != 0) {
+        kyufu_client_response_free(res.response);
+        return rv;
+    }
+    if (r->json) {
+        rv = emit_json(r, kyufu_ctl_to_json(res.response));
+    } else if (m->output == &kyufu__v1__write_response__descriptor) {
+        print_write(r, (const Kyufu__V1__WriteResponse *)res.response);
+    } else if (m->output == &kyufu__v1__verify_audit_response__descriptor) {
+        const Kyufu__V1__VerifyAuditResponse *v = (const void *)res.response;
+        fprintf(r->out, "audit chain %s: %llu records%s%s\n", v->ok ? "ok" : "BROKEN",
+                (unsigned long long)v->records, v->message[0] != '\0' ? ": " : "",
+                v->message);
+    } else {
+        kyufu_ctl_print_record(r->out, res.response, 0);
+    }
+    if (rv == 0 && m->output == &kyufu__v1__verify_audit_response__descriptor &&
+        !((const Kyufu__V1__VerifyAuditResponse *)(const void *)res.response)->ok) {
+        fprintf(r->err, "kyufuctl: the audit chain does not verify\n");
+        rv = KYUFU_CTL_EXIT_CHECK;
+    }
+    kyufu_client_response_free(res.response);
+    return rv;
+}

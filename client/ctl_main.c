@@ -1,0 +1,224 @@
+/* kyufuctl: the operator's and clerk's command line.
+ *
+ *   kyufuctl [common options] <noun> <verb> [options]
+ *
+ * Common options may also follow the command.  Every outcome maps to one
+ * documented exit code (ctl.h, docs/kyufuctl.md); with --json, stdout holds
+ * exactly one JSON document, also on failure ({"error": {...}}). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "kyufu.h"
+
+enum { OPT_CONFIG = 0x100, OPT_JSON, OPT_AS, OPT_DEADLINE, OPT_STALE, OPT_HELP };
+
+const struct option ctl__common_opts[CTL__COMMON_OPTS_N] = {
+    { "config", required_argument, NULL, OPT_CONFIG },
+    { "json", no_argument, NULL, OPT_JSON },
+    { "as", required_argument, NULL, OPT_AS },
+    { "deadline-ms", required_argument, NULL, OPT_DEADLINE },
+    { "stale", no_argument, NULL, OPT_STALE },
+};
+
+int ctl__fail(struct ctl__run *r, int code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(r->err, "kyufuctl: %s\n", msg);
+    if (r->json) {
+        json_t *doc = json_pack("{s:{s:i,s:s}}", "error", "exit_code", code,
+                                "message", msg);
+        if (doc != NULL) {
+            json_dumpf(doc, r->out, JSON_INDENT(2));
+            fputc('\n', r->out);
+            json_decref(doc);
+        }
+    }
+    return code;
+}
+
+int ctl__common_opt(struct ctl__run *r, int opt, const char *arg)
+{
+    switch (opt) {
+    case OPT_CONFIG:
+        r->config_path = arg;
+        return 0;
+    case OPT_JSON:
+        r->json = true;
+        return 0;
+    case OPT_AS:
+        if (arg[0] == '\0' || strlen(arg) > KYUFU_CLIENT_ACTOR_BYTES_MAX) {
+            return ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
+                             "--as: a staff id of 1..%u bytes",
+                             KYUFU_CLIENT_ACTOR_BYTES_MAX);
+        }
+        r->actor = arg;
+        return 0;
+    case OPT_DEADLINE: {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(arg, &end, 10);
+        if (arg[0] < '0' || arg[0] > '9' || *end != '\0' || errno != 0 ||
+            v == 0 || v > KYUFU_CLIENT_DEADLINE_MS_MAX) {
+            return ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
+                             "--deadline-ms: an integer in [1, %u]",
+                             KYUFU_CLIENT_DEADLINE_MS_MAX);
+        }
+        r->deadline_ms = (uint32_t)v;
+        return 0;
+    }
+    case OPT_STALE:
+        r->stale = true;
+        return 0;
+    default:
+        return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "unknown option");
+    }
+}
+
+int ctl__client(struct ctl__run *r, struct kyufu_client **out)
+{
+    if (r->client != NULL) {
+        *out = r->client;
+        return 0;
+    }
+    const char *path = r->config_path;
+    if (path == NULL) {
+        path = getenv("KYUFUCTL_CONFIG");
+    }
+    if (path == NULL) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
+                         "no client configuration: use --config FILE or set "
+                         "KYUFUCTL_CONFIG");
+    }
+    struct kyufu_client_config cfg;
+    kyufu_client_config_init(&cfg);
+    char err[512];
+    int rv = kyufu_client_config_load(&cfg, path, err, sizeof err);
+    if (rv == 0) {
+        rv = kyufu_client_config_validate(&cfg, err, sizeof err);
+    }
+    if (rv == 0 && r->actor != NULL) {
+        free(cfg.actor);
+        cfg.actor = strdup(r->actor);
+        if (cfg.actor == NULL) {
+            rv = KYUFU_CLIENT_ENOMEM;
+        }
+    }
+    if (rv != 0) {
+        kyufu_client_config_free(&cfg);
+        return ctl__fail(r, rv == KYUFU_CLIENT_EIO || rv == KYUFU_CLIENT_ECONFIG
+                                ? KYUFU_CTL_EXIT_USAGE
+                                : KYUFU_CTL_EXIT_LOCAL,
+                         "%s", err);
+    }
+    if (r->actor == NULL && cfg.actor != NULL) {
+        /* Keep the config's actor visible for the "no actor" check. */
+        snprintf(r->actor_buf, sizeof r->actor_buf, "%s", cfg.actor);
+        r->actor = r->actor_buf;
+    }
+    rv = kyufu_client_create(&cfg, NULL, &r->client, err, sizeof err);
+    kyufu_client_config_free(&cfg);
+    if (rv != 0) {
+        return ctl__fail(r, rv == KYUFU_CLIENT_ECONFIG ? KYUFU_CTL_EXIT_USAGE
+                                                       : KYUFU_CTL_EXIT_LOCAL,
+                         "%s", err);
+    }
+    *out = r->client;
+    return 0;
+}
+
+int ctl__call_exit(struct ctl__run *r, int rv, const struct kyufu_client_result *res)
+{
+    if (rv == 0 && res->grpc_status == KYUFU_GRPC_OK) {
+        return 0;
+    }
+    if (rv == 0) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_REJECTED, "%s: %s",
+                         kyufu_grpc_status_name(res->grpc_status), res->message);
+    }
+    if (rv == KYUFU_CLIENT_EUNAVAILABLE || rv == KYUFU_CLIENT_EDEADLINE) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_UNAVAILABLE,
+                         "%s after %u attempt(s): %s %s",
+                         kyufu_client_strerror(rv), res->attempts,
+                         kyufu_grpc_status_name(res->grpc_status), res->message);
+    }
+    return ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "%s%s%s", kyufu_client_strerror(rv),
+                     res->message[0] != '\0' ? ": " : "", res->message);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: kyufuctl [--config FILE] [--json] [--as STAFF_ID] "
+            "[--deadline-ms N] [--stale] <noun> <verb> [options]\n"
+            "\n"
+            "common options (before or after the command):\n"
+            "  --config FILE     client configuration (default: $KYUFUCTL_CONFIG)\n"
+            "  --json            print one JSON document instead of text\n"
+            "  --as STAFF_ID     the staff account the command acts for\n"
+            "  --deadline-ms N   overall deadline of each call, retries included\n"
+            "  --stale           reads: answer from the node reached, no leader round trip\n"
+            "\ncommands:\n");
+    ctl__ledger_usage(out);
+    ctl__cluster_usage(out);
+    fprintf(out, "\nexit codes:\n");
+#define KYUFU_CTL__USAGE(name, value, text) fprintf(out, "  %d  %s\n", value, text);
+    KYUFU_CTL_EXITS(KYUFU_CTL__USAGE)
+#undef KYUFU_CTL__USAGE
+}
+
+int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
+{
+    struct ctl__run r = { .out = out, .err = err };
+    struct option opts[CTL__COMMON_OPTS_N + 2];
+    memcpy(opts, ctl__common_opts, sizeof ctl__common_opts);
+    opts[CTL__COMMON_OPTS_N] = (struct option){ "help", no_argument, NULL, OPT_HELP };
+    opts[CTL__COMMON_OPTS_N + 1] = (struct option){ 0 };
+    optind = 0; /* full re-initialisation of getopt (tests call us twice) */
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        if (c == OPT_HELP) {
+            usage(out);
+            return 0;
+        }
+        if (c == '?' || c == ':') {
+            return ctl__fail(&r, KYUFU_CTL_EXIT_USAGE, "unknown or incomplete option '%s' "
+                             "(see kyufuctl --help)", argv[optind - 1]);
+        }
+        int rv = ctl__common_opt(&r, c, optarg);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    if (argc - optind < 2) {
+        usage(err);
+        return ctl__fail(&r, KYUFU_CTL_EXIT_USAGE, "missing command");
+    }
+    const char *noun = argv[optind];
+    const char *verb = argv[optind + 1];
+    /* The command's own argv: argv[0] = "noun verb", then its options. */
+    int cargc = argc - optind - 1;
+    char **cargv = argv + optind + 1;
+    int rv;
+    if (strcmp(noun, "cluster") == 0) {
+        rv = ctl__cluster(&r, verb, cargc, cargv);
+    } else {
+        rv = ctl__ledger(&r, noun, verb, cargc, cargv);
+    }
+    if (rv < 0) {
+        rv = ctl__fail(&r, KYUFU_CTL_EXIT_USAGE, "unknown command '%s %s' (see "
+                       "kyufuctl --help)", noun, verb);
+    }
+    if (r.client != NULL) {
+        kyufu_client_destroy(r.client);
+    }
+    fflush(out);
+    return rv;
+}
