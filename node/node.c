@@ -137,7 +137,7 @@ void kyufu_node__stop(struct kyufu_node *n, int exit_code, const char *why)
         kyufu_api_server_set_health(n->api, "", KYUFU_GRPC_HEALTH_NOT_SERVING);
     }
     if (exit_code == 0 && n->stage == KYUFU_NODE_RUNNING && n->glue != NULL &&
-        kyufu_glue_is_leader(n->glue)) {
+        n->config->n_peers > 1 && kyufu_glue_is_leader(n->glue)) {
         n->stop_transfer.data = n;
         int rv = kyufu_glue_transfer(n->glue, &n->stop_transfer, 0,
                                      on_stop_transfer);

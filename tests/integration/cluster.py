@@ -1,0 +1,359 @@
+"""A three-node kyufud cluster in a temporary folder, for integration tests.
+
+Each test makes its own Cluster: free loopback ports, a fresh CA with node
+and client certificates (ECDSA P-256, made with the openssl command line),
+one kyufud.conf per node, and Python gRPC stubs generated from api/*.proto
+with Debian's grpc_tools.  Processes are tracked by PID and killed in
+close(), which tests call from `finally` (and atexit as a last resort), so
+a failing test leaves nothing running.  Everything is written under the
+cluster's own mkdtemp folder.
+
+Run with Debian's /usr/bin/python3 (python3-grpcio, python3-grpc-tools).
+"""
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+SKIP = 77
+
+
+def skip(why):
+    print("SKIP:", why)
+    sys.exit(SKIP)
+
+
+try:
+    import grpc
+    from grpc_tools import protoc
+except ImportError as e:  # pragma: no cover
+    skip("python3-grpcio / python3-grpc-tools missing: %s" % e)
+
+SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def free_ports(n):
+    """n distinct free TCP ports on 127.0.0.1 (bound then released)."""
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def run(cmd, **kw):
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE, **kw)
+
+
+def make_ca(d, name):
+    key, crt = os.path.join(d, name + ".key"), os.path.join(d, name + ".pem")
+    run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout",
+         "-out", key])
+    run(["openssl", "req", "-x509", "-new", "-key", key, "-sha256", "-days",
+         "30", "-subj", "/CN=" + name, "-out", crt])
+    return key, crt
+
+
+def make_cert(d, name, ca_key, ca_crt, cn):
+    key, crt = os.path.join(d, name + ".key"), os.path.join(d, name + ".pem")
+    csr, ext = os.path.join(d, name + ".csr"), os.path.join(d, name + ".ext")
+    run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout",
+         "-out", key])
+    os.chmod(key, 0o600)
+    run(["openssl", "req", "-new", "-key", key, "-subj", "/CN=" + cn,
+         "-out", csr])
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                "extendedKeyUsage=serverAuth,clientAuth\n"
+                "keyUsage=digitalSignature\n")
+    run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey",
+         ca_key, "-CAcreateserial", "-days", "30", "-sha256", "-extfile",
+         ext, "-out", crt])
+    return key, crt
+
+
+# Nodes come and go in these tests: reconnect quickly instead of grpc's
+# default backoff (1 s growing to 120 s).
+CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 50),
+                   ("grpc.min_reconnect_backoff_ms", 50),
+                   ("grpc.max_reconnect_backoff_ms", 300)]
+
+_stubs = {}
+
+
+def stubs(d):
+    """Generate and import the kyufu and health stubs into d (once)."""
+    if _stubs:
+        return _stubs
+    out = os.path.join(d, "stubs")
+    hout = os.path.join(d, "health_stubs")  # never on sys.path: 'grpc/...'
+    os.makedirs(out)
+    os.makedirs(hout)
+    api = os.path.join(SRC, "api")
+    inc = os.path.join(os.path.dirname(protoc.__file__), "_proto")
+    for o, protos in ((out, ["kyufu/v1/ledger.proto",
+                             "kyufu/v1/service.proto"]),
+                      (hout, ["grpc/health/v1/health.proto"])):
+        rc = protoc.main(["protoc", "-I" + api, "-I" + inc,
+                          "--python_out=" + o, "--grpc_python_out=" + o]
+                         + [os.path.join(api, p) for p in protos])
+        if rc != 0:
+            raise RuntimeError("protoc failed")
+    for sub in ["kyufu", "kyufu/v1"]:
+        open(os.path.join(out, sub, "__init__.py"), "a").close()
+    sys.path.insert(0, out)
+    # The health stubs live in package 'grpc.health.v1', which would clash
+    # with grpcio's own 'grpc': load them by path under other names.
+    import importlib.util
+
+    def load(name, path):
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+        return mod
+    hdir = os.path.join(hout, "grpc", "health", "v1")
+    src = open(os.path.join(hdir, "health_pb2_grpc.py")).read()
+    src = src.replace("from grpc.health.v1 import health_pb2 as",
+                      "import kyufu_health_pb2 as")
+    with open(os.path.join(hdir, "health_pb2_grpc.py"), "w") as f:
+        f.write(src)
+    _stubs["health_pb2"] = load("kyufu_health_pb2",
+                                os.path.join(hdir, "health_pb2.py"))
+    _stubs["health_pb2_grpc"] = load("kyufu_health_pb2_grpc",
+                                     os.path.join(hdir, "health_pb2_grpc.py"))
+    from kyufu.v1 import ledger_pb2, service_pb2, service_pb2_grpc
+    _stubs.update(ledger_pb2=ledger_pb2, service_pb2=service_pb2,
+                  service_pb2_grpc=service_pb2_grpc)
+    return _stubs
+
+
+class Cluster:
+    def __init__(self, kyufud, n=3, election_ms=1000, heartbeat_ms=100,
+                 snapshot_threshold=None, snapshot_trailing=None):
+        self.kyufud = kyufud
+        self.n = n
+        self.election_ms = election_ms
+        self.dir = tempfile.mkdtemp(prefix="kyufu-it-", dir="/tmp")
+        self.procs = {}
+        atexit.register(self.close)
+        self.s = stubs(self.dir)
+        ports = free_ports(2 * n)
+        self.raft = {i: "127.0.0.1:%d" % ports[2 * (i - 1)]
+                     for i in range(1, n + 1)}
+        self.api = {i: "127.0.0.1:%d" % ports[2 * (i - 1) + 1]
+                    for i in range(1, n + 1)}
+        pki = os.path.join(self.dir, "pki")
+        os.makedirs(pki)
+        ca_key, self.ca = make_ca(pki, "ca")
+        self.client_key, self.client_cert = make_cert(
+            pki, "client", ca_key, self.ca, "kyufu-test-client")
+        other_key, other_ca = make_ca(pki, "other-ca")
+        self.other_key, self.other_cert = make_cert(
+            pki, "other-client", other_key, other_ca, "intruder")
+        cluster = "".join("%d = %s %s\n" % (i, self.raft[i], self.api[i])
+                          for i in range(1, n + 1))
+        raft_extra = ""
+        if snapshot_threshold:
+            raft_extra += "snapshot_threshold = %d\n" % snapshot_threshold
+        if snapshot_trailing:
+            raft_extra += "snapshot_trailing = %d\n" % snapshot_trailing
+        self.conf = {}
+        for i in range(1, n + 1):
+            nd = os.path.join(self.dir, "node%d" % i)
+            os.makedirs(nd)
+            key, crt = make_cert(nd, "node", ca_key, self.ca,
+                                 "kyufu-node-%d" % i)
+            conf = os.path.join(nd, "kyufud.conf")
+            with open(conf, "w") as f:
+                f.write("[node]\nid = %d\ndata_dir = %s\n"
+                        "raft_address = %s\napi_address = %s\n"
+                        "[cluster]\n%s"
+                        "[tls]\nca = %s\ncert = %s\nkey = %s\n"
+                        "[raft]\nelection_timeout_ms = %d\n"
+                        "heartbeat_timeout_ms = %d\n%s"
+                        "[log]\nlevel = info\n"
+                        % (i, os.path.join(nd, "data"), self.raft[i],
+                           self.api[i], cluster, self.ca, crt, key,
+                           election_ms, heartbeat_ms, raft_extra))
+            self.conf[i] = conf
+        self.channels = {}
+
+    # ------------------------------------------------------- processes
+    def log_path(self, i):
+        return os.path.join(self.dir, "node%d" % i, "kyufud.log")
+
+    def start(self, i):
+        assert i not in self.procs or self.procs[i].poll() is not None
+        log = open(self.log_path(i), "a")
+        self.procs[i] = subprocess.Popen([self.kyufud, "--config",
+                                          self.conf[i]],
+                                         stdout=log, stderr=log)
+        log.close()
+
+    def start_all(self):
+        for i in range(1, self.n + 1):
+            self.start(i)
+
+    def alive(self, i):
+        return i in self.procs and self.procs[i].poll() is None
+
+    def kill(self, i, sig=signal.SIGKILL):
+        self.procs[i].send_signal(sig)
+
+    def wait_exit(self, i, timeout):
+        return self.procs[i].wait(timeout=timeout)
+
+    def close(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for ch in self.channels.values():
+            ch.close()
+        self.channels = {}
+        if os.environ.get("KYUFU_KEEP_TMP"):
+            print("kept", self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def logs(self):
+        out = []
+        for i in range(1, self.n + 1):
+            try:
+                with open(self.log_path(i)) as f:
+                    out.append("--- node %d\n%s" % (i, f.read()[-6000:]))
+            except OSError:
+                pass
+        return "\n".join(out)
+
+    # ----------------------------------------------------------- calls
+    def creds(self, cert=None, key=None):
+        cert = cert or self.client_cert
+        key = key or self.client_key
+        return grpc.ssl_channel_credentials(
+            root_certificates=open(self.ca, "rb").read(),
+            private_key=open(key, "rb").read(),
+            certificate_chain=open(cert, "rb").read())
+
+    def channel(self, i):
+        if i not in self.channels:
+            self.channels[i] = grpc.secure_channel(
+                self.api[i], self.creds(), options=CHANNEL_OPTIONS)
+        return self.channels[i]
+
+    def reset_channel(self, i):
+        ch = self.channels.pop(i, None)
+        if ch is not None:
+            ch.close()
+
+    def ledger(self, i):
+        return self.s["service_pb2_grpc"].LedgerStub(self.channel(i))
+
+    def cluster(self, i):
+        return self.s["service_pb2_grpc"].ClusterStub(self.channel(i))
+
+    def health(self, i):
+        return self.s["health_pb2_grpc"].HealthStub(self.channel(i))
+
+    def status(self, i, digest=False, timeout=2.0):
+        try:
+            return self.cluster(i).Status(
+                self.s["service_pb2"].StatusRequest(with_digest=digest),
+                timeout=timeout)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.UNAVAILABLE:
+                # grpcio 1.51 can stay stuck on a subchannel that failed to
+                # connect ("tcp handshaker shutdown"): start afresh.
+                self.reset_channel(i)
+            return None
+
+    def wait_leader(self, timeout, exclude=()):
+        """The leader id once every live node (not in exclude) names the
+        same leader, which is itself live; raises on timeout."""
+        end = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < end:
+            live = [i for i in range(1, self.n + 1)
+                    if self.alive(i) and i not in exclude]
+            sts = [self.status(i, timeout=1.0) for i in live]
+            last = sts
+            ids = {s.leader_id for s in sts if s is not None}
+            if (None not in sts and len(ids) == 1 and 0 not in ids
+                    and ids.pop() in live):
+                return sts[0].leader_id
+            time.sleep(0.05)
+        raise AssertionError("no leader within %.1fs: %s\n%s"
+                             % (timeout, last, self.logs()))
+
+    def wait_converged(self, timeout, nodes=None):
+        """Every node at the same applied index with the same digest."""
+        nodes = nodes or list(range(1, self.n + 1))
+        end = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < end:
+            sts = [self.status(i, digest=True) for i in nodes]
+            last = sts
+            if None not in sts:
+                if (len({s.applied_index for s in sts}) == 1 and
+                        len({s.state_digest for s in sts}) == 1):
+                    return sts[0]
+            time.sleep(0.1)
+        raise AssertionError("nodes did not converge: %s" % (last,))
+
+
+class Writer:
+    """Writes with idempotency keys, retried across nodes with the SAME key
+    until acknowledged (what libkyufu does), so a test can check that every
+    acknowledged write is applied exactly once."""
+
+    def __init__(self, cluster, actor, client_id):
+        self.c = cluster
+        self.actor = actor
+        self.client_id = client_id
+        self.seq = 0
+        self.node = 1
+
+    def header(self, seq):
+        s = self.c.s["service_pb2"]
+        led = self.c.s["ledger_pb2"]
+        return s.RequestHeader(actor=self.actor, terminal="it",
+                               key=led.IdempotencyKey(
+                                   client_id=self.client_id, sequence=seq))
+
+    def call(self, method, command, deadline_s=30.0, attempt_s=2.0):
+        """Returns (grpc code, response); retries UNAVAILABLE /
+        DEADLINE_EXCEEDED on other nodes until deadline_s."""
+        self.seq += 1
+        seq = self.seq
+        req_type = getattr(self.c.s["service_pb2"], method + "Request")
+        req = req_type(header=self.header(seq), command=command)
+        end = time.monotonic() + deadline_s
+        while True:
+            node = self.node
+            try:
+                resp = getattr(self.c.ledger(node), method)(
+                    req, timeout=attempt_s)
+                return grpc.StatusCode.OK, resp
+            except grpc.RpcError as e:
+                code = e.code()
+                if code == grpc.StatusCode.UNAVAILABLE:
+                    self.c.reset_channel(node)  # see Cluster.status
+                if code not in (grpc.StatusCode.UNAVAILABLE,
+                                grpc.StatusCode.DEADLINE_EXCEEDED,
+                                grpc.StatusCode.CANCELLED):
+                    return code, e.details()
+            if time.monotonic() > end:
+                return code, "gave up"
+            self.node = node % self.c.n + 1
+            time.sleep(0.02)

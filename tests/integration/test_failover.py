@@ -1,0 +1,131 @@
+"""kill -9 of the leader during a stream of writes.
+
+  - a new leader serves writes within the election bound
+    (2 x election_timeout_ms + 2 s for the pre-vote and vote rounds and the
+    client noticing, measured from the kill to the first acknowledged write);
+  - every acknowledged write is applied exactly once (its idempotency key
+    appears once in the audit chain; the program's budget moved by exactly
+    the number of applied writes);
+  - the killed node, restarted, catches up: same applied index and state
+    digest on all three nodes;
+  - a follower left far behind (many snapshots taken meanwhile, low
+    snapshot_threshold) catches up through a snapshot install.
+
+usage: test_failover.py KYUFUD"""
+import signal
+import sys
+import time
+
+import grpc
+
+import cluster as C
+import workload as W
+
+ELECTION_MS = 1000
+BOUND_S = 2 * ELECTION_MS / 1000 + 2.0
+
+
+def audit_keys(c, node, client_id):
+    """{sequence: count} of the audit records of client_id, and their
+    outcomes."""
+    S = c.s["service_pb2"]
+    counts, ok, token = {}, set(), ""
+    while True:
+        page = c.ledger(node).ListAudit(
+            S.ListRequest(page_size=1000, page_token=token), timeout=10)
+        for r in page.records:
+            if r.client_id == client_id:
+                counts[r.client_seq] = counts.get(r.client_seq, 0) + 1
+                if r.outcome == 0:
+                    ok.add(r.client_seq)
+        token = page.next_page_token
+        if not token:
+            return counts, ok
+
+
+def main():
+    c = C.Cluster(sys.argv[1], election_ms=ELECTION_MS,
+                  snapshot_threshold=64, snapshot_trailing=16)
+    try:
+        c.start_all()
+        leader = c.wait_leader(15)
+        L, S = c.s["ledger_pb2"], c.s["service_pb2"]
+        led = W.Ledger(c)
+        led.setup(budget=1000)
+        budget0 = c.ledger(leader).GetProgram(
+            S.GetProgramRequest(code="P2026"), timeout=5).budget
+
+        w = C.Writer(c, "approver1", "failover-stream")
+        acked = []
+        kill_at = first_after = None
+        killed = leader
+        for k in range(300):
+            code, resp = w.call("AdjustBudget", L.AdjustBudget(
+                code="P2026", delta=1, reason="tick"))
+            assert code == grpc.StatusCode.OK, (k, code, resp)
+            acked.append(w.seq)
+            if kill_at is not None and first_after is None:
+                first_after = time.monotonic()
+            if k == 100:
+                c.kill(killed, signal.SIGKILL)
+                c.wait_exit(killed, 5)
+                kill_at = time.monotonic()
+        took = first_after - kill_at
+        print("kill -9 of leader %d -> first acknowledged write: %.3f s"
+              % (killed, took))
+        assert took <= BOUND_S, "failover took %.3fs > %.1fs" % (took,
+                                                                 BOUND_S)
+        new_leader = c.wait_leader(10, exclude=(killed,))
+        assert new_leader != killed
+
+        counts, ok = audit_keys(c, new_leader, "failover-stream")
+        for seq in acked:
+            assert counts.get(seq) == 1, "write %d applied %s times" % (
+                seq, counts.get(seq))
+        budget = c.ledger(new_leader).GetProgram(
+            S.GetProgramRequest(code="P2026"), timeout=5).budget
+        assert budget == budget0 + len(ok), (budget, budget0, len(ok))
+        assert len(ok) == len(acked), (len(ok), len(acked))
+
+        # The killed node restarts and catches up.
+        c.start(killed)
+        c.wait_leader(15)
+        st = c.wait_converged(30)
+        print("restarted node %d caught up at index %d" % (killed,
+                                                           st.applied_index))
+
+        # Far behind: stop a follower, write a lot (the leader snapshots
+        # every 64 entries and keeps 16), restart: a snapshot install.
+        leader = c.wait_leader(10)
+        lagger = 1 if leader != 1 else 2
+        c.kill(lagger, signal.SIGKILL)
+        c.wait_exit(lagger, 5)
+        before = c.status(leader).applied_index
+        w2 = C.Writer(c, "approver1", "failover-bulk")
+        w2.node = leader
+        for k in range(400):
+            W.must(w2.call("AdjustBudget", L.AdjustBudget(
+                code="P2026", delta=1, reason="bulk")), "bulk %d" % k)
+        after = c.status(leader).applied_index
+        # Far more entries than snapshot_threshold + snapshot_trailing.
+        assert after - before > 4 * 64, (before, after)
+        c.start(lagger)
+        st = c.wait_converged(60)
+        print("node %d, %d entries behind, caught up at index %d"
+              % (lagger, after - before, st.applied_index))
+        budget = c.ledger(leader).GetProgram(
+            S.GetProgramRequest(code="P2026"), timeout=5).budget
+        assert budget == budget0 + len(ok) + 400, budget
+        v = c.ledger(lagger).VerifyAudit(S.VerifyAuditRequest(
+            read=S.ReadOptions(stale=True)), timeout=10)
+        assert v.ok, v
+        print("failover: ok")
+    except Exception:
+        print(c.logs())
+        raise
+    finally:
+        c.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Ledger setup shared by the integration tests: an ID administrator (the
+bootstrap account), a clerk, an approver and an open program, written with
+idempotency keys through cluster.Writer."""
+import grpc
+
+ROLE_ID_ADMIN, ROLE_CLERK, ROLE_APPROVER = 1 << 1, 1 << 2, 1 << 3
+WINDOW_END_MS = 4102444800000  # 2100-01-01
+
+
+def must(result, what):
+    code, resp = result
+    assert code == grpc.StatusCode.OK, "%s: %s %s" % (what, code, resp)
+    return resp
+
+
+class Ledger:
+    def __init__(self, cluster, client_id="it"):
+        self.c = cluster
+        self.L = cluster.s["ledger_pb2"]
+        self.admin = cluster_writer(cluster, "admin", client_id + "-admin")
+        self.clerk = cluster_writer(cluster, "clerk1", client_id + "-clerk")
+        self.approver = cluster_writer(cluster, "approver1",
+                                       client_id + "-approver")
+
+    def setup(self, program="P2026", budget=10 ** 12, unit=50000):
+        L = self.L
+        must(self.admin.call("CreateStaff", L.CreateStaff(
+            staff_id="admin", display_name="ID admin", roles=ROLE_ID_ADMIN)),
+            "bootstrap admin")
+        must(self.admin.call("CreateStaff", L.CreateStaff(
+            staff_id="clerk1", display_name="Clerk", roles=ROLE_CLERK)),
+            "clerk")
+        must(self.admin.call("CreateStaff", L.CreateStaff(
+            staff_id="approver1", display_name="Approver",
+            roles=ROLE_APPROVER)), "approver")
+        must(self.approver.call("CreateProgram", L.CreateProgram(
+            code=program, name="Winter support", fiscal_year=2026,
+            unit_amount=unit, budget=budget, window_start_ms=1,
+            window_end_ms=WINDOW_END_MS)), "program")
+        must(self.approver.call("OpenProgram", L.OpenProgram(code=program)),
+             "open program")
+
+    def household(self, no):
+        L = self.L
+        return L.Household(
+            household_no=no, head_name="Yamada Taro",
+            member_names=["Yamada Hanako"], address="1-2-3 Chuo, Kyufu City",
+            bank=L.BankAccount(bank_code="0001", branch_code="001",
+                               account_type="ordinary", account_no="1234567",
+                               holder_kana="ヤマダ タロウ"))
+
+
+def cluster_writer(cluster, actor, client_id):
+    from cluster import Writer
+    return Writer(cluster, actor, client_id)
