@@ -16,6 +16,11 @@
  *
  * Threads: every object here belongs to one thread (the loop's).
  *
+ * Signals: the process must ignore SIGPIPE (signal(SIGPIPE, SIG_IGN)) before
+ * starting a server or client: libuv writes with write(2), and a peer that
+ * resets mid-write would otherwise kill the process.  A library does not
+ * change signal dispositions behind the program's back, so the node does it.
+ *
  * Errors: functions return 0 or a negative KYUFU_API_E* code; those taking
  * an errmsg buffer write a one-line detail into it.  gRPC outcomes of calls
  * are not errors of this module: they are enum kyufu_grpc_status values.

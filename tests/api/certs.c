@@ -1,0 +1,122 @@
+#include "certs.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+static EVP_PKEY *key_new(void)
+{
+    return EVP_EC_gen("P-256");
+}
+
+static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
+{
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+    if (ext == NULL) {
+        return -1;
+    }
+    int ok = X509_add_ext(cert, ext, -1);
+    X509_EXTENSION_free(ext);
+    return ok == 1 ? 0 : -1;
+}
+
+/* issuer NULL: self-signed CA. */
+static X509 *cert_new(const char *cn, long serial, EVP_PKEY *key, X509 *issuer,
+                      EVP_PKEY *issuer_key, const char *san, int is_server)
+{
+    X509 *c = X509_new();
+    if (c == NULL) {
+        return NULL;
+    }
+    X509_set_version(c, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(c), serial);
+    ASN1_TIME_set_string(X509_getm_notBefore(c), "20200101000000Z");
+    ASN1_TIME_set_string(X509_getm_notAfter(c), "20991231000000Z");
+    X509_set_pubkey(c, key);
+    X509_NAME *name = X509_get_subject_name(c);
+    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"kyufu test", -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(c, issuer != NULL ? X509_get_subject_name(issuer) : name);
+    X509 *iss = issuer != NULL ? issuer : c;
+    int bad = 0;
+    if (issuer == NULL) {
+        bad |= add_ext(c, iss, NID_basic_constraints, "critical,CA:TRUE");
+        bad |= add_ext(c, iss, NID_key_usage, "critical,keyCertSign,cRLSign");
+        bad |= add_ext(c, iss, NID_subject_key_identifier, "hash");
+    } else {
+        bad |= add_ext(c, iss, NID_basic_constraints, "critical,CA:FALSE");
+        bad |= add_ext(c, iss, NID_key_usage, "critical,digitalSignature");
+        bad |= add_ext(c, iss, NID_ext_key_usage, is_server ? "serverAuth" : "clientAuth");
+        bad |= add_ext(c, iss, NID_authority_key_identifier, "keyid");
+        if (san != NULL) {
+            bad |= add_ext(c, iss, NID_subject_alt_name, san);
+        }
+    }
+    if (bad || X509_sign(c, issuer_key != NULL ? issuer_key : key, EVP_sha256()) == 0) {
+        X509_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int write_pem(const char *dir, const char *file, X509 *cert, EVP_PKEY *key)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        return -1;
+    }
+    int ok = cert != NULL ? PEM_write_X509(f, cert)
+                          : PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+    return fclose(f) == 0 && ok == 1 ? 0 : -1;
+}
+
+int t_certs_make(const char *dir)
+{
+    EVP_PKEY *ca_key = key_new(), *srv_key = key_new(), *cli_key = key_new();
+    EVP_PKEY *oca_key = key_new(), *ocli_key = key_new();
+    X509 *ca = NULL, *srv = NULL, *cli = NULL, *oca = NULL, *ocli = NULL;
+    int rv = -1;
+    if (!ca_key || !srv_key || !cli_key || !oca_key || !ocli_key) {
+        goto out;
+    }
+    ca = cert_new("kyufu test CA", 1, ca_key, NULL, NULL, NULL, 0);
+    oca = cert_new("unrelated CA", 1, oca_key, NULL, NULL, NULL, 0);
+    if (!ca || !oca) {
+        goto out;
+    }
+    srv = cert_new("kyufu-node", 2, srv_key, ca, ca_key, "IP:127.0.0.1,DNS:localhost", 1);
+    cli = cert_new("kyufu-client", 3, cli_key, ca, ca_key, NULL, 0);
+    ocli = cert_new("kyufu-client", 2, ocli_key, oca, oca_key, NULL, 0);
+    if (!srv || !cli || !ocli) {
+        goto out;
+    }
+    if (write_pem(dir, "ca.pem", ca, NULL) || write_pem(dir, "server.pem", srv, NULL) ||
+        write_pem(dir, "server.key", NULL, srv_key) || write_pem(dir, "client.pem", cli, NULL) ||
+        write_pem(dir, "client.key", NULL, cli_key) || write_pem(dir, "other-ca.pem", oca, NULL) ||
+        write_pem(dir, "other-client.pem", ocli, NULL) ||
+        write_pem(dir, "other-client.key", NULL, ocli_key)) {
+        goto out;
+    }
+    rv = 0;
+out:
+    X509_free(ca);
+    X509_free(srv);
+    X509_free(cli);
+    X509_free(oca);
+    X509_free(ocli);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(srv_key);
+    EVP_PKEY_free(cli_key);
+    EVP_PKEY_free(oca_key);
+    EVP_PKEY_free(ocli_key);
+    return rv;
+}

@@ -1,0 +1,558 @@
+/* The libuv server and client over real loopback TLS: the CRYPTREC policy
+ * is enforced at the handshake (weak or foreign clients are refused),
+ * mutual TLS, ALPN h2, and real gRPC calls between kyufu's client and
+ * server, deadlines, failures, and clean shutdown (the loop closes). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "certs.h"
+#include "grpc.h"
+#include "h2_client.h" /* CHECK */
+#include "tls.h"
+
+static char dir[64];
+static char path_buf[8][256];
+static const char *P(int slot, const char *file)
+{
+    snprintf(path_buf[slot], sizeof path_buf[slot], "%s/%s", dir, file);
+    return path_buf[slot];
+}
+
+static uv_loop_t loop;
+static struct kyufu_api_server *server;
+
+/* ---- server handlers ---- */
+
+static struct kyufu_grpc_call *held;
+static int cancels;
+static char last_identity[256];
+static char last_actor[64];
+
+static void echo(void *data, struct kyufu_grpc_call *call)
+{
+    (void)data;
+    snprintf(last_identity, sizeof last_identity, "%s", call->peer_identity);
+    for (size_t i = 0; i < call->n_metadata; i++) {
+        if (strcmp(call->metadata[i].name, "x-kyufu-actor") == 0) {
+            snprintf(last_actor, sizeof last_actor, "%s", call->metadata[i].value);
+        }
+    }
+    kyufu_grpc_call_respond(call, KYUFU_GRPC_OK, NULL, call->request, call->request_len);
+}
+
+static void on_cancel(struct kyufu_grpc_call *call)
+{
+    (void)call;
+    cancels++;
+}
+
+static void hold(void *data, struct kyufu_grpc_call *call)
+{
+    (void)data;
+    CHECK(held == NULL);
+    held = call;
+    call->on_cancel = on_cancel;
+}
+
+static const struct kyufu_grpc_method methods[] = {
+    {"/kyufu.v1.Ledger/Echo", echo, NULL},
+    {"/kyufu.v1.Ledger/Hold", hold, NULL},
+};
+
+static void start_server(bool mtls)
+{
+    struct kyufu_api_server_config cfg = {
+        .host = "127.0.0.1",
+        .port = 0,
+        .cert_file = P(0, "server.pem"),
+        .key_file = P(1, "server.key"),
+        .ca_file = P(2, "ca.pem"),
+        .require_client_cert = mtls,
+        .methods = methods,
+        .n_methods = 2,
+        .handshake_timeout_ms = 2000,
+    };
+    char err[256] = "";
+    int rv = kyufu_api_server_start(&loop, &cfg, &server, err, sizeof err);
+    if (rv != 0) {
+        fprintf(stderr, "server: %s\n", err);
+    }
+    CHECK(rv == 0);
+    CHECK(kyufu_api_server_port(server) != 0);
+}
+
+static bool server_closed;
+static void on_server_closed(struct kyufu_api_server *s, void *data)
+{
+    (void)s;
+    (void)data;
+    server_closed = true;
+}
+
+static void stop_server(void)
+{
+    server_closed = false;
+    kyufu_api_server_close(server, on_server_closed, NULL);
+    while (!server_closed) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    server = NULL;
+}
+
+/* ---- a raw OpenSSL client in a thread (blocking sockets), so each policy
+ * knob can be weakened on its own ---- */
+
+struct raw
+{
+    int min_version, max_version;
+    const char *ciphers;     /* TLS 1.2 list, NULL: ours */
+    const char *suites;      /* TLS 1.3 suites, NULL: ours */
+    const char *groups;      /* NULL: ours */
+    const unsigned char *alpn; /* wire format, NULL: none */
+    unsigned alpn_len;
+    const char *cert, *key;  /* client identity, NULL: none */
+    /* out */
+    bool handshake_ok;
+    bool accepted;           /* the server spoke HTTP/2 after the handshake */
+    char cipher[64];
+    uv_async_t async;
+    bool done;
+};
+
+static void *raw_thread(void *arg)
+{
+    struct raw *r = arg;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    CHECK(ctx != NULL);
+    SSL_CTX_set_security_level(ctx, 0); /* let the client offer weak things */
+    SSL_CTX_set_min_proto_version(ctx, r->min_version);
+    SSL_CTX_set_max_proto_version(ctx, r->max_version);
+    CHECK(SSL_CTX_set_cipher_list(ctx, r->ciphers ? r->ciphers
+                                                  : kyufu_tls_policy()->tls12_cipher_list) == 1);
+    CHECK(SSL_CTX_set_ciphersuites(ctx, r->suites ? r->suites
+                                                  : kyufu_tls_policy()->tls13_ciphersuites) == 1);
+    CHECK(SSL_CTX_set1_groups_list(ctx, r->groups ? r->groups : kyufu_tls_policy()->groups) == 1);
+    CHECK(SSL_CTX_load_verify_locations(ctx, P(3, "ca.pem"), NULL) == 1);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (r->alpn != NULL) {
+        CHECK(SSL_CTX_set_alpn_protos(ctx, r->alpn, r->alpn_len) == 0);
+    }
+    if (r->cert != NULL) {
+        CHECK(SSL_CTX_use_certificate_file(ctx, r->cert, SSL_FILETYPE_PEM) == 1);
+        CHECK(SSL_CTX_use_PrivateKey_file(ctx, r->key, SSL_FILETYPE_PEM) == 1);
+    }
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(kyufu_api_server_port(server))};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    r->handshake_ok = SSL_connect(ssl) == 1;
+    if (r->handshake_ok) {
+        snprintf(r->cipher, sizeof r->cipher, "%s", SSL_get_cipher_name(ssl));
+        /* TLS 1.3: the server checks our certificate after our handshake
+         * ends; acceptance shows as its HTTP/2 SETTINGS frame arriving. */
+        static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\4\0\0\0\0\0";
+        SSL_write(ssl, preface, sizeof preface - 1);
+        uint8_t buf[64];
+        int n = SSL_read(ssl, buf, sizeof buf);
+        r->accepted = n >= 9 && buf[3] == 4; /* a SETTINGS frame */
+    }
+    SSL_free(ssl);
+    close(fd);
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    uv_async_send(&r->async);
+    return NULL;
+}
+
+static void raw_done(uv_async_t *a)
+{
+    ((struct raw *)a->data)->done = true;
+}
+
+static const unsigned char ALPN_H2[] = {2, 'h', '2'};
+static const unsigned char ALPN_H1[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+
+static struct raw raw_default(void)
+{
+    struct raw r = {
+        .min_version = TLS1_2_VERSION,
+        .max_version = TLS1_3_VERSION,
+        .alpn = ALPN_H2,
+        .alpn_len = sizeof ALPN_H2,
+        .cert = path_buf[4],
+        .key = path_buf[5],
+    };
+    return r;
+}
+
+static void raw_run(struct raw *r)
+{
+    P(4, "client.pem");
+    P(5, "client.key");
+    CHECK(uv_async_init(&loop, &r->async, raw_done) == 0);
+    r->async.data = r;
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, raw_thread, r) == 0);
+    while (!r->done) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    pthread_join(th, NULL);
+    uv_close((uv_handle_t *)&r->async, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+}
+
+static void test_policy(void)
+{
+    const struct kyufu_tls_policy *p = kyufu_tls_policy();
+    CHECK(p->min_version == TLS1_2_VERSION && p->max_version == TLS1_3_VERSION);
+    CHECK(strcmp(p->tls13_ciphersuites, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384") == 0);
+    CHECK(strcmp(p->groups, "P-256:P-384") == 0);
+    CHECK(strcmp(p->alpn, "h2") == 0);
+    /* The contexts we build enable exactly these suites, nothing else. */
+    SSL_CTX *ctx;
+    char err[256];
+    CHECK(api__tls_server_ctx_new(P(0, "server.pem"), P(1, "server.key"), P(2, "ca.pem"), true,
+                                  &ctx, err, sizeof err) == 0);
+    CHECK(SSL_CTX_get_min_proto_version(ctx) == TLS1_2_VERSION);
+    CHECK(SSL_CTX_get_max_proto_version(ctx) == TLS1_3_VERSION);
+    STACK_OF(SSL_CIPHER) *list = SSL_CTX_get_ciphers(ctx);
+    static const char *const allowed[] = {
+        "TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384"};
+    CHECK(sk_SSL_CIPHER_num(list) == 6);
+    for (int i = 0; i < sk_SSL_CIPHER_num(list); i++) {
+        const char *name = SSL_CIPHER_get_name(sk_SSL_CIPHER_value(list, i));
+        bool ok = false;
+        for (size_t j = 0; j < 6; j++) {
+            ok |= strcmp(name, allowed[j]) == 0;
+        }
+        CHECK(ok);
+    }
+    CHECK((SSL_CTX_get_options(ctx) & SSL_OP_NO_COMPRESSION) != 0);
+    CHECK((SSL_CTX_get_options(ctx) & SSL_OP_NO_RENEGOTIATION) != 0);
+    CHECK(SSL_CTX_get_verify_mode(ctx) == (SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT));
+    SSL_CTX_free(ctx);
+    /* Bad files are refused at start, with a reason. */
+    CHECK(api__tls_server_ctx_new(P(0, "missing.pem"), P(1, "server.key"), NULL, false, &ctx,
+                                  err, sizeof err) == KYUFU_API_ETLS);
+    CHECK(strstr(err, "missing.pem") != NULL);
+    CHECK(api__tls_server_ctx_new(P(0, "server.pem"), P(1, "client.key"), NULL, false, &ctx,
+                                  err, sizeof err) == KYUFU_API_ETLS);
+}
+
+static void test_handshake_policy(void)
+{
+    start_server(true);
+    struct raw r;
+
+    r = raw_default();
+    raw_run(&r);
+    CHECK(r.handshake_ok && r.accepted);
+    CHECK(strcmp(r.cipher, "TLS_AES_128_GCM_SHA256") == 0 ||
+          strcmp(r.cipher, "TLS_AES_256_GCM_SHA384") == 0);
+
+    /* TLS 1.2 with a listed suite is fine. */
+    r = raw_default();
+    r.max_version = TLS1_2_VERSION;
+    r.ciphers = "ECDHE-ECDSA-AES256-GCM-SHA384";
+    raw_run(&r);
+    CHECK(r.handshake_ok && r.accepted);
+    CHECK(strcmp(r.cipher, "ECDHE-ECDSA-AES256-GCM-SHA384") == 0);
+
+    /* TLS 1.2 offering only ChaCha20-Poly1305 (not on the CRYPTREC list). */
+    r = raw_default();
+    r.max_version = TLS1_2_VERSION;
+    r.ciphers = "ECDHE-ECDSA-CHACHA20-POLY1305";
+    raw_run(&r);
+    CHECK(!r.handshake_ok);
+
+    /* TLS 1.2 offering only AES-CBC suites. */
+    r = raw_default();
+    r.max_version = TLS1_2_VERSION;
+    r.ciphers = "ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES256-SHA";
+    raw_run(&r);
+    CHECK(!r.handshake_ok);
+
+    /* TLS 1.3 offering only ChaCha20-Poly1305. */
+    r = raw_default();
+    r.min_version = TLS1_3_VERSION;
+    r.suites = "TLS_CHACHA20_POLY1305_SHA256";
+    raw_run(&r);
+    CHECK(!r.handshake_ok);
+
+    /* TLS 1.1 (and anything below 1.2). */
+    r = raw_default();
+    r.min_version = TLS1_1_VERSION;
+    r.max_version = TLS1_1_VERSION;
+    r.ciphers = "ALL:@SECLEVEL=0";
+    raw_run(&r);
+    CHECK(!r.handshake_ok);
+
+    /* Only X25519 for key exchange (not a NIST curve). */
+    r = raw_default();
+    r.groups = "X25519";
+    raw_run(&r);
+    CHECK(!r.handshake_ok);
+
+    /* ALPN without h2, and no ALPN at all. */
+    r = raw_default();
+    r.alpn = ALPN_H1;
+    r.alpn_len = sizeof ALPN_H1;
+    raw_run(&r);
+    CHECK(!r.handshake_ok);
+    r = raw_default();
+    r.alpn = NULL;
+    raw_run(&r);
+    CHECK(!r.accepted);
+
+    /* Mutual TLS: a certificate from another CA, and none at all. */
+    r = raw_default();
+    r.cert = P(6, "other-client.pem");
+    r.key = P(7, "other-client.key");
+    raw_run(&r);
+    CHECK(!r.accepted);
+    r = raw_default();
+    r.cert = NULL;
+    r.key = NULL;
+    raw_run(&r);
+    CHECK(!r.accepted);
+
+    stop_server();
+}
+
+/* ---- kyufu client <-> kyufu server ---- */
+
+struct result
+{
+    struct kyufu_grpc_client_req req;
+    bool done;
+    int status;
+    char message[512];
+    uint8_t data[256];
+    size_t len;
+};
+
+static void on_result(struct kyufu_grpc_client_req *req, int status, const char *message,
+                      const uint8_t *response, size_t len)
+{
+    struct result *r = req->data;
+    CHECK(!r->done);
+    r->done = true;
+    r->status = status;
+    snprintf(r->message, sizeof r->message, "%s", message);
+    CHECK(len <= sizeof r->data);
+    if (len > 0) {
+        memcpy(r->data, response, len);
+    }
+    r->len = len;
+}
+
+static void wait_for(struct result *r, size_t n)
+{
+    for (;;) {
+        bool all = true;
+        for (size_t i = 0; i < n; i++) {
+            all &= r[i].done;
+        }
+        if (all) {
+            return;
+        }
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+}
+
+static struct kyufu_grpc_client *client_new(const char *ca, const char *cert, const char *key,
+                                            uint16_t port)
+{
+    struct kyufu_grpc_client_config cfg = {
+        .host = "127.0.0.1",
+        .port = port,
+        .ca_file = ca,
+        .cert_file = cert,
+        .key_file = key,
+        .connect_timeout_ms = 3000,
+    };
+    struct kyufu_grpc_client *c;
+    char err[256];
+    CHECK(kyufu_grpc_client_new(&loop, &cfg, &c, err, sizeof err) == 0);
+    return c;
+}
+
+static bool client_closed;
+static void on_client_closed(struct kyufu_grpc_client *c, void *data)
+{
+    (void)c;
+    (void)data;
+    client_closed = true;
+}
+
+static void close_client(struct kyufu_grpc_client *c)
+{
+    client_closed = false;
+    kyufu_grpc_client_close(c, on_client_closed, NULL);
+    while (!client_closed) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+}
+
+static int call(struct kyufu_grpc_client *c, struct result *r, const char *method,
+                const char *body, uint64_t timeout_ms)
+{
+    memset(r, 0, sizeof *r);
+    r->req.data = r;
+    struct kyufu_grpc_metadata md[] = {{"x-kyufu-actor", "approver-3"}};
+    return kyufu_grpc_client_call(c, &r->req, method, (const uint8_t *)body, strlen(body),
+                                  timeout_ms, md, 1, on_result);
+}
+
+static void test_client_server(void)
+{
+    start_server(true);
+    uint16_t port = kyufu_api_server_port(server);
+    CHECK(kyufu_api_server_set_health(server, "", KYUFU_GRPC_HEALTH_SERVING) == 0);
+    struct kyufu_grpc_client *c =
+        client_new(P(2, "ca.pem"), P(4, "client.pem"), P(5, "client.key"), port);
+
+    /* Several calls multiplexed on one connection. */
+    struct result r[5];
+    for (int i = 0; i < 5; i++) {
+        char body[16];
+        snprintf(body, sizeof body, "hello %d", i);
+        CHECK(call(c, &r[i], "/kyufu.v1.Ledger/Echo", body, 5000) == 0);
+        CHECK(!r[i].done); /* never synchronous */
+    }
+    wait_for(r, 5);
+    for (int i = 0; i < 5; i++) {
+        char body[16];
+        snprintf(body, sizeof body, "hello %d", i);
+        CHECK(r[i].status == KYUFU_GRPC_OK);
+        CHECK(r[i].len == strlen(body) && memcmp(r[i].data, body, r[i].len) == 0);
+    }
+    CHECK(kyufu_api_server_connections(server) == 1);
+    CHECK(strstr(last_identity, "CN=kyufu-client") != NULL);
+    CHECK(strcmp(last_actor, "approver-3") == 0);
+
+    /* Unknown method, health check. */
+    CHECK(call(c, &r[0], "/kyufu.v1.Ledger/Nope", "", 0) == 0);
+    wait_for(r, 1);
+    CHECK(r[0].status == KYUFU_GRPC_UNIMPLEMENTED && strstr(r[0].message, "Nope") != NULL);
+    CHECK(call(c, &r[0], "/grpc.health.v1.Health/Check", "", 0) == 0);
+    wait_for(r, 1);
+    CHECK(r[0].status == KYUFU_GRPC_OK && r[0].len == 2 && r[0].data[0] == 0x08 &&
+          r[0].data[1] == KYUFU_GRPC_HEALTH_SERVING);
+
+    /* Deadline: the client gives up and resets; the server side cancels. */
+    CHECK(call(c, &r[0], "/kyufu.v1.Ledger/Hold", "x", 100) == 0);
+    wait_for(r, 1);
+    CHECK(r[0].status == KYUFU_GRPC_DEADLINE_EXCEEDED);
+    while (cancels == 0) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    CHECK(held != NULL && held->cancelled);
+    kyufu_grpc_call_respond(held, KYUFU_GRPC_OK, NULL, NULL, 0);
+    held = NULL;
+
+    /* Caller cancel. */
+    CHECK(call(c, &r[0], "/kyufu.v1.Ledger/Hold", "x", 0) == 0);
+    while (held == NULL) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    kyufu_grpc_client_cancel(&r[0].req);
+    CHECK(!r[0].done);
+    wait_for(r, 1);
+    CHECK(r[0].status == KYUFU_GRPC_CANCELLED);
+    while (cancels == 1) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    kyufu_grpc_call_respond(held, KYUFU_GRPC_OK, NULL, NULL, 0);
+    held = NULL;
+
+    /* The server goes away with a call in flight: UNAVAILABLE; the handler
+     * is cancelled and its late answer is harmless. */
+    CHECK(call(c, &r[0], "/kyufu.v1.Ledger/Hold", "x", 0) == 0);
+    while (held == NULL) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    stop_server();
+    wait_for(r, 1);
+    CHECK(r[0].status == KYUFU_GRPC_UNAVAILABLE);
+    CHECK(cancels == 3);
+    kyufu_grpc_call_respond(held, KYUFU_GRPC_OK, NULL, NULL, 0);
+    held = NULL;
+
+    /* Nothing listens now: connection refused -> UNAVAILABLE. */
+    CHECK(call(c, &r[0], "/kyufu.v1.Ledger/Echo", "x", 0) == 0);
+    wait_for(r, 1);
+    CHECK(r[0].status == KYUFU_GRPC_UNAVAILABLE);
+
+    /* A new server on a new port; the client reconnects on its next call
+     * after a failure (here: a new client for the new port). */
+    close_client(c);
+    start_server(true);
+    port = kyufu_api_server_port(server);
+
+    /* A client that does not trust the server's CA. */
+    c = client_new(P(3, "other-ca.pem"), P(4, "client.pem"), P(5, "client.key"), port);
+    CHECK(call(c, &r[0], "/kyufu.v1.Ledger/Echo", "x", 0) == 0);
+    wait_for(r, 1);
+    CHECK(r[0].status == KYUFU_GRPC_UNAVAILABLE);
+    CHECK(strstr(r[0].message, "verify") != NULL);
+    close_client(c);
+
+    /* A client without a certificate against mutual TLS. */
+    c = client_new(P(2, "ca.pem"), NULL, NULL, port);
+    CHECK(call(c, &r[0], "/kyufu.v1.Ledger/Echo", "x", 0) == 0);
+    wait_for(r, 1);
+    CHECK(r[0].status == KYUFU_GRPC_UNAVAILABLE);
+    close_client(c);
+
+    /* Close with calls pending: CANCELLED, from the loop. */
+    c = client_new(P(2, "ca.pem"), P(4, "client.pem"), P(5, "client.key"), port);
+    CHECK(call(c, &r[0], "/kyufu.v1.Ledger/Echo", "x", 0) == 0);
+    close_client(c);
+    CHECK(r[0].done && r[0].status == KYUFU_GRPC_CANCELLED);
+    CHECK(kyufu_grpc_client_call(c = client_new(P(2, "ca.pem"), NULL, NULL, port), &r[1].req,
+                                 "bad-path", NULL, 0, 0, NULL, 0, on_result) == KYUFU_API_EINVALID);
+    close_client(c);
+    stop_server();
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN); /* as the node does: peers that vanish mid-write */
+    snprintf(dir, sizeof dir, "/tmp/kyufu-api-tls-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    CHECK(t_certs_make(dir) == 0);
+    CHECK(uv_loop_init(&loop) == 0);
+
+    test_policy();
+    test_handshake_policy();
+    test_client_server();
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(uv_loop_close(&loop) == 0); /* every handle was closed */
+    const char *files[] = {"ca.pem", "server.pem", "server.key", "client.pem", "client.key",
+                           "other-ca.pem", "other-client.pem", "other-client.key"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        unlink(P(0, files[i]));
+    }
+    rmdir(dir);
+    printf("ok\n");
+    return 0;
+}
