@@ -1,0 +1,244 @@
+/* kyufuctl cluster init: what operators rely on — the certificates chain to
+ * the generated CA (verified with OpenSSL, time checks off so the test does
+ * not read the clock), carry the right SANs and key usages, private keys are
+ * 0600 and match their certificates, the config files are exactly in the
+ * agreed format and parse, and existing content is never overwritten by
+ * accident. */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "check.h"
+#include "ctl.h"
+#include "kyufu.h"
+
+static X509 *load_cert(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    CHECK(x != NULL);
+    return x;
+}
+
+static EVP_PKEY *load_key(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    CHECK(k != NULL);
+    return k;
+}
+
+static void check_mode(const char *path, unsigned mode)
+{
+    struct stat sb;
+    CHECK(stat(path, &sb) == 0);
+    if ((sb.st_mode & 0777) != mode) {
+        fprintf(stderr, "%s: mode %o, want %o\n", path, sb.st_mode & 0777, mode);
+        exit(1);
+    }
+}
+
+static bool verifies(X509 *ca, X509 *leaf, int purpose)
+{
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_add_cert(store, ca);
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    X509_STORE_CTX_init(ctx, store, leaf, NULL);
+    X509_VERIFY_PARAM *p = X509_STORE_CTX_get0_param(ctx);
+    X509_VERIFY_PARAM_set_flags(p, X509_V_FLAG_NO_CHECK_TIME | X509_V_FLAG_X509_STRICT);
+    X509_VERIFY_PARAM_set_purpose(p, purpose);
+    int ok = X509_verify_cert(ctx);
+    if (ok != 1) {
+        fprintf(stderr, "verify: %s\n",
+                X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+    }
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    return ok == 1;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    static char buf[8192];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static void check_cluster(const char *dir, const char *const *hosts, bool ip, bool v6)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/ca.pem", dir);
+    X509 *ca = load_cert(path);
+    snprintf(path, sizeof path, "%s/ca.key", dir);
+    check_mode(path, 0600);
+    EVP_PKEY *cak = load_key(path);
+    CHECK(X509_check_private_key(ca, cak) == 1);
+    CHECK(X509_check_ca(ca) >= 1);
+    CHECK(X509_get_signature_nid(ca) == NID_ecdsa_with_SHA256);
+    EVP_PKEY_free(cak);
+    for (unsigned i = 1; i <= 3; i++) {
+        snprintf(path, sizeof path, "%s/node%u/node.pem", dir, i);
+        X509 *x = load_cert(path);
+        CHECK(verifies(ca, x, X509_PURPOSE_SSL_SERVER));
+        CHECK(verifies(ca, x, X509_PURPOSE_SSL_CLIENT)); /* nodes dial each other */
+        CHECK(X509_get_signature_nid(x) == NID_ecdsa_with_SHA256);
+        EVP_PKEY *pub = X509_get0_pubkey(x);
+        char group[64];
+        size_t gl;
+        CHECK(EVP_PKEY_get_utf8_string_param(pub, "group", group, sizeof group, &gl) == 1);
+        CHECK(strcmp(group, "prime256v1") == 0);
+        const char *h = hosts[i - 1];
+        if (ip) {
+            CHECK(X509_check_ip_asc(x, h, 0) == 1);
+        } else {
+            CHECK(X509_check_host(x, h, 0, 0, NULL) == 1);
+        }
+        /* Not valid for another node's name. */
+        if (strcmp(hosts[i % 3], h) != 0) {
+            CHECK(ip ? X509_check_ip_asc(x, hosts[i % 3], 0) != 1
+                     : X509_check_host(x, hosts[i % 3], 0, 0, NULL) != 1);
+        }
+        snprintf(path, sizeof path, "%s/node%u/node.key", dir, i);
+        check_mode(path, 0600);
+        EVP_PKEY *k = load_key(path);
+        CHECK(X509_check_private_key(x, k) == 1);
+        EVP_PKEY_free(k);
+        X509_free(x);
+        snprintf(path, sizeof path, "%s/node%u/data", dir, i);
+        check_mode(path, 0700);
+        /* The node config, exactly as agreed with node/. */
+        char want[4096], raft[3][80], api[3][80];
+        for (unsigned j = 0; j < 3; j++) {
+            snprintf(raft[j], sizeof raft[j], v6 ? "[%s]:%u" : "%s:%u", hosts[j], 7001 + j);
+            snprintf(api[j], sizeof api[j], v6 ? "[%s]:%u" : "%s:%u", hosts[j], 8001 + j);
+        }
+        snprintf(want, sizeof want,
+                 "# kyufud configuration, written by kyufuctl cluster init.\n"
+                 "[node]\nid = %u\ndata_dir = %s/node%u/data\nraft_address = %s\n"
+                 "api_address = %s\n[cluster]\n"
+                 "# one line per member: id = raft_address api_address\n"
+                 "1 = %s %s\n2 = %s %s\n3 = %s %s\n"
+                 "[tls]\nca = %s/ca.pem\ncert = %s/node%u/node.pem\nkey = %s/node%u/node.key\n"
+                 "[raft]\nelection_timeout_ms = 1000\nheartbeat_timeout_ms = 100\n"
+                 "[log]\nlevel = info\n",
+                 i, dir, i, raft[i - 1], api[i - 1], raft[0], api[0], raft[1], api[1],
+                 raft[2], api[2], dir, dir, i, dir, i);
+        snprintf(path, sizeof path, "%s/node%u/kyufud.conf", dir, i);
+        char *got = slurp(path);
+        if (strcmp(got, want) != 0) {
+            fprintf(stderr, "node config differs:\n--- got\n%s--- want\n%s", got, want);
+            exit(1);
+        }
+    }
+    snprintf(path, sizeof path, "%s/kyufuctl.pem", dir);
+    X509 *cl = load_cert(path);
+    CHECK(verifies(ca, cl, X509_PURPOSE_SSL_CLIENT));
+    CHECK(!verifies(ca, cl, X509_PURPOSE_SSL_SERVER)); /* clientAuth only */
+    X509_free(cl);
+    snprintf(path, sizeof path, "%s/kyufuctl.key", dir);
+    check_mode(path, 0600);
+    X509_free(ca);
+
+    /* The client config parses and names every node's API. */
+    struct kyufu_client_config cfg;
+    kyufu_client_config_init(&cfg);
+    char err[256];
+    snprintf(path, sizeof path, "%s/kyufuctl.conf", dir);
+    CHECK(kyufu_client_config_load(&cfg, path, err, sizeof err) == 0);
+    CHECK(kyufu_client_config_validate(&cfg, err, sizeof err) == 0);
+    CHECK_EQ_INT(cfg.n_endpoints, 3);
+    for (unsigned j = 0; j < 3; j++) {
+        char api[80];
+        snprintf(api, sizeof api, v6 ? "[%s]:%u" : "%s:%u", hosts[j], 8001 + j);
+        CHECK(strcmp(cfg.endpoints[j], api) == 0);
+    }
+    CHECK(cfg.actor == NULL && cfg.deadline_ms == 5000);
+    CHECK(cfg.cert_file != NULL && cfg.key_file != NULL && cfg.ca_file != NULL);
+    kyufu_client_config_free(&cfg);
+}
+
+int main(void)
+{
+    char tmp[] = "/tmp/kyufu-ctl-init-XXXXXX";
+    CHECK(mkdtemp(tmp) != NULL);
+    char dir[512], err[512];
+    snprintf(dir, sizeof dir, "%s/c1", tmp);
+
+    /* Defaults: three nodes on 127.0.0.1. */
+    struct kyufu_ctl_init_opts o = { .dir = dir, .nodes = 3, .raft_port_base = 7001,
+                                     .api_port_base = 8001 };
+    CHECK_EQ_INT(kyufu_ctl_init(&o, NULL, err, sizeof err), 0);
+    static const char *const local[] = { "127.0.0.1", "127.0.0.1", "127.0.0.1" };
+    check_cluster(dir, local, true, false);
+
+    /* Existing content: refused; --force replaces; node data: always refused. */
+    CHECK_EQ_INT(kyufu_ctl_init(&o, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err, "not empty") != NULL);
+    o.force = true;
+    CHECK_EQ_INT(kyufu_ctl_init(&o, NULL, err, sizeof err), 0);
+    check_cluster(dir, local, true, false);
+    char path[700];
+    snprintf(path, sizeof path, "%s/node2/data/raft.log", dir);
+    int fd = open(path, O_WRONLY | O_CREAT, 0600);
+    CHECK(fd >= 0);
+    close(fd);
+    CHECK_EQ_INT(kyufu_ctl_init(&o, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err, "node2/data") != NULL);
+
+    /* One DNS name per node. */
+    snprintf(dir, sizeof dir, "%s/c2", tmp);
+    static const char *const names[] = { "kyufu-a.city.example", "kyufu-b.city.example",
+                                         "kyufu-c.city.example" };
+    struct kyufu_ctl_init_opts o2 = { .dir = dir, .nodes = 3, .hosts = { names[0], names[1], names[2] },
+                                      .n_hosts = 3, .raft_port_base = 7001, .api_port_base = 8001 };
+    CHECK_EQ_INT(kyufu_ctl_init(&o2, NULL, err, sizeof err), 0);
+    check_cluster(dir, names, false, false);
+
+    /* IPv6 addresses get brackets in host:port and an IP SAN. */
+    snprintf(dir, sizeof dir, "%s/c3", tmp);
+    static const char *const v6[] = { "::1", "::1", "::1" };
+    struct kyufu_ctl_init_opts o3 = { .dir = dir, .nodes = 3, .hosts = { "::1" }, .n_hosts = 1,
+                                      .raft_port_base = 7001, .api_port_base = 8001 };
+    CHECK_EQ_INT(kyufu_ctl_init(&o3, NULL, err, sizeof err), 0);
+    check_cluster(dir, v6, true, true);
+
+    /* Bad options are usage errors and write nothing. */
+    snprintf(dir, sizeof dir, "%s/c4", tmp);
+    struct kyufu_ctl_init_opts bad = o3;
+    bad.dir = dir;
+    bad.hosts[1] = "x";
+    bad.n_hosts = 2; /* two hosts for three nodes */
+    CHECK_EQ_INT(kyufu_ctl_init(&bad, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+    bad.n_hosts = 1;
+    bad.hosts[0] = "bad host!";
+    CHECK_EQ_INT(kyufu_ctl_init(&bad, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+    bad.hosts[0] = "127.0.0.1";
+    bad.api_port_base = 7002; /* overlaps 7001-7003 */
+    CHECK_EQ_INT(kyufu_ctl_init(&bad, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err, "overlap") != NULL);
+    bad.api_port_base = 65534; /* 65534..65536 */
+    CHECK_EQ_INT(kyufu_ctl_init(&bad, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+    bad.api_port_base = 8001;
+    bad.nodes = 0;
+    CHECK_EQ_INT(kyufu_ctl_init(&bad, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+    CHECK(access(dir, F_OK) != 0);
+
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    CHECK(system(cmd) == 0);
+    printf("ok\n");
+    return 0;
+}
