@@ -16,17 +16,32 @@ fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 mkdir -p "$tmp/n1"
-: >"$tmp/ca.pem"; : >"$tmp/n1/node.pem"; : >"$tmp/n1/node.key"
+# A real CA and node certificate, so the node of the lock test below runs
+# (and holds its lock) until we stop it.
+openssl ecparam -name prime256v1 -genkey -noout -out "$tmp/ca.key" 2>/dev/null
+openssl req -x509 -new -key "$tmp/ca.key" -sha256 -days 2 -subj /CN=ca \
+    -out "$tmp/ca.pem" 2>/dev/null
+openssl ecparam -name prime256v1 -genkey -noout -out "$tmp/n1/node.key" 2>/dev/null
+openssl req -new -key "$tmp/n1/node.key" -subj /CN=n1 -out "$tmp/n1.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >"$tmp/ext"
+openssl x509 -req -in "$tmp/n1.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" \
+    -CAcreateserial -days 2 -extfile "$tmp/ext" -out "$tmp/n1/node.pem" 2>/dev/null \
+    || { echo "openssl failed"; exit 1; }
+read -r raft_port api_port < <(/usr/bin/python3 -c '
+import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*[x.getsockname()[1] for x in s])')
 good() {
 cat <<EOF
 [node]
 id = 1
 data_dir = $tmp/n1/data
-raft_address = 127.0.0.1:7001
-api_address = 127.0.0.1:8001
+raft_address = 127.0.0.1:$raft_port
+api_address = 127.0.0.1:$api_port
 [cluster]
 # id = raft_address api_address
-1 = 127.0.0.1:7001 127.0.0.1:8001
+1 = 127.0.0.1:$raft_port 127.0.0.1:$api_port
 2 = 127.0.0.1:7002 127.0.0.1:8002
 3 = 127.0.0.1:7003 127.0.0.1:8003
 [tls]
@@ -61,15 +76,15 @@ expect_bad unknown_key   's/^level = info/level = info\ncolour = red/' ':22: [lo
 expect_bad unknown_sect  's/^\[log\]/[logging]/' ':20:' "unknown section [logging]"
 expect_bad bad_id        's/^id = 1/id = one/' ':2: [node] id:' "'one'"
 expect_bad zero_id       's/^id = 1/id = 0/' ':2: [node] id:'
-expect_bad bad_port      's/^api_address = 127.0.0.1:8001/api_address = 127.0.0.1:99999/' ':5: [node] api_address:' "1..65535"
+expect_bad bad_port      "s/^api_address = .*/api_address = 127.0.0.1:99999/" ':5: [node] api_address:' "1..65535"
 expect_bad missing_key   '/^data_dir/d' '[node] data_dir:' "required key 'data_dir' is missing"
 expect_bad missing_file  "s#^ca = .*#ca = $tmp/nope.pem#" ':12: [tls] ca:' "nope.pem" "No such file"
 expect_bad relative      's#^key = .*#key = node.key#' ':14: [tls] key:' "absolute"
 expect_bad election_low  's/^election_timeout_ms = 1000/election_timeout_ms = 20/' ':16: [raft] election_timeout_ms:'
 expect_bad heartbeat     's/^heartbeat_timeout_ms = 100/heartbeat_timeout_ms = 600/' ':17: [raft] heartbeat_timeout_ms:' "third"
 expect_bad dup_key       's/^id = 1/id = 1\nid = 2/' ':3: [node] id:' "first set on line 2"
-expect_bad not_member    's/^1 = 127.0.0.1:7001 127.0.0.1:8001/4 = 127.0.0.1:7004 127.0.0.1:8004/' '[node] id:' "not listed in [cluster]"
-expect_bad addr_differs  's/^raft_address = 127.0.0.1:7001/raft_address = 127.0.0.1:7009/' ':4: [node] raft_address:' "differs"
+expect_bad not_member    's/^1 = .*/4 = 127.0.0.1:7004 127.0.0.1:8004/' '[node] id:' "not listed in [cluster]"
+expect_bad addr_differs  's/^raft_address = .*/raft_address = 127.0.0.1:7009/' ':4: [node] raft_address:' "differs"
 expect_bad dup_peer      's/^3 = 127.0.0.1:7003 127.0.0.1:8003/2 = 127.0.0.1:7003 127.0.0.1:8003/' ':10: [cluster] 2:' "already listed on line 9"
 expect_bad dup_addr      's/^3 = 127.0.0.1:7003/3 = 127.0.0.1:7002/' ':10: [cluster] 3:' "raft address 127.0.0.1:7002"
 expect_bad peer_syntax   's/^2 = 127.0.0.1:7002 127.0.0.1:8002/2 = 127.0.0.1:7002/' ':9: [cluster] 2:' "expected"
@@ -95,6 +110,10 @@ for _ in $(seq 50); do [ -s "$tmp/n1/data/LOCK" ] && break; sleep 0.1; done
 out=$("$kyufud" --config "$tmp/good.ini" 2>&1); rc=$?
 [ $rc -eq 1 ] || fail "second kyufud on a locked data dir: exit $rc, want 1 ($out)"
 grep -qF "in use by another kyufud (pid $first)" <<<"$out" || fail "lock message: $out"
+
+kill -TERM "$first"; wait "$first"; rc=$?
+[ $rc -eq 0 ] || fail "first kyufud: exit $rc after SIGTERM, want 0: $(tail -5 "$tmp/first.log")"
+grep -q '"msg":"node stopped","exit_code":0' "$tmp/first.log" || fail "no clean stop line: $(tail -5 "$tmp/first.log")"
 
 [ $fails -eq 0 ] && echo "config tests: ok"
 exit $((fails > 0))
