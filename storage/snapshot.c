@@ -216,7 +216,17 @@ int kyufu_storage_snapshot_write(struct kyufu_storage_snapshot *snap,
         rv = flush(&w);
     }
 out:
-    free(w.chunk); /* only when stopped early: emit owns flushed chunks */
+    if (w.chunk != NULL) {
+        /* Stopped early with a chunk not yet emitted.  We cannot free what
+         * a foreign allocator made: hand it to emit, whose owner frees it;
+         * the caller discards the stream since rv != 0. */
+        KYUFU_ASSERT(rv != 0);
+        if (alloc == NULL) {
+            free(w.chunk);
+        } else {
+            emit(arg, w.chunk, w.used);
+        }
+    }
     EVP_MD_CTX_free(w.sha);
     return rv;
 }

@@ -74,6 +74,8 @@ int kyufu_storage_open(const struct kyufu_storage_options *options,
                        char *errmsg,
                        size_t errmsg_len);
 
+/* Every snapshot must have ended (kyufu_storage_snapshot_end) before close;
+ * an outstanding one aborts the process (its read txn would dangle). */
 void kyufu_storage_close(struct kyufu_storage *s);
 
 /* Index and term of the last applied Raft entry (0, 0 for a new store). */
@@ -271,6 +273,9 @@ void kyufu_storage_snapshot_applied(const struct kyufu_storage_snapshot *snap,
  * ownership of `chunk` (allocated with `alloc`, or malloc when alloc is NULL)
  * and returns 0 to go on or nonzero to stop (returned as-is). */
 typedef int (*kyufu_storage_emit_fn)(void *arg, void *chunk, size_t len);
+/* On an error return (emit's nonzero included) the stream is incomplete and
+ * must be discarded; a chunk not yet emitted is freed with free() when alloc
+ * is NULL, else passed to emit so that its owner frees it. */
 int kyufu_storage_snapshot_write(struct kyufu_storage_snapshot *snap,
                                  void *(*alloc)(size_t),
                                  kyufu_storage_emit_fn emit,
