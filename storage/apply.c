@@ -180,6 +180,18 @@ static void touched_free(struct kyufu_storage__touched *t)
     memset(t, 0, sizeof *t);
 }
 
+/* Back to the counts of `mark` (taken before a command). */
+static void touched_truncate(struct kyufu_storage__touched *t,
+                             const struct kyufu_storage__touched *mark)
+{
+    for (size_t i = mark->n_programs; i < t->n_programs; i++) {
+        free(t->programs[i]);
+    }
+    t->n_programs = mark->n_programs;
+    t->n_apps = mark->n_apps;
+    t->n_batches = mark->n_batches;
+}
+
 /* ------------------------------------------------------------ steps 1-5 */
 
 /* Step 1.  Returns NULL when the header is usable, else the reason. */
@@ -406,6 +418,7 @@ static int apply_command(struct kyufu_storage *s,
     uint64_t seq = 0;
     MDB_val first;
     const Kyufu__V1__CommandHeader *h = NULL;
+    struct kyufu_storage__touched mark;
     int rv;
 
     c.s = s;
@@ -457,6 +470,7 @@ static int apply_command(struct kyufu_storage *s,
         return rv;
     }
 
+    mark = *touched;
     int mrv = mdb_txn_begin(s->env, txn, 0, &c.txn);
     if (mrv != 0) {
         return kyufu_storage__mdb_error(mrv);
@@ -484,8 +498,10 @@ static int apply_command(struct kyufu_storage *s,
             goto err;
         }
     } else {
-        /* A rejected command changes nothing but audit and session. */
+        /* A rejected command changes nothing but audit and session; forget
+         * what it touched, as those writes are gone with its txn. */
         mdb_txn_abort(c.txn);
+        touched_truncate(touched, &mark);
         free(c.record);
         c.record = NULL;
         c.record_field = 0;
