@@ -533,6 +533,103 @@ static void test_client_server(void)
     stop_server();
 }
 
+/* ---- handshake timeout, connection limit, idle timeout ---- */
+
+struct rawtcp
+{
+    uv_tcp_t tcp;
+    uv_connect_t connect;
+    bool eof;
+    int order; /* 1 + how many closed before this one */
+};
+static int eof_order;
+
+static void raw_alloc(uv_handle_t *h, size_t s, uv_buf_t *b)
+{
+    (void)h;
+    (void)s;
+    static char buf[4096];
+    *b = uv_buf_init(buf, sizeof buf);
+}
+
+static void raw_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    (void)b;
+    struct rawtcp *r = st->data;
+    if (n < 0) {
+        r->eof = true;
+        r->order = ++eof_order;
+        uv_read_stop(st);
+    }
+}
+
+static void raw_connected(uv_connect_t *req, int status)
+{
+    CHECK(status == 0);
+    CHECK(uv_read_start(req->handle, raw_alloc, raw_read) == 0);
+}
+
+static void raw_tcp_open(struct rawtcp *r, uint16_t port)
+{
+    memset(r, 0, sizeof *r);
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", port, &sa);
+    CHECK(uv_tcp_init(&loop, &r->tcp) == 0);
+    r->tcp.data = r;
+    CHECK(uv_tcp_connect(&r->connect, &r->tcp, (struct sockaddr *)&sa, raw_connected) == 0);
+}
+
+static void test_server_limits(void)
+{
+    struct kyufu_api_server_config cfg = {
+        .host = "127.0.0.1",
+        .cert_file = P(0, "server.pem"),
+        .key_file = P(1, "server.key"),
+        .methods = methods,
+        .n_methods = 2,
+        .connections_max = 1,
+        .handshake_timeout_ms = 200,
+        .idle_timeout_ms = 300,
+    };
+    char err[256];
+    CHECK(kyufu_api_server_start(&loop, &cfg, &server, err, sizeof err) == 0);
+    uint16_t port = kyufu_api_server_port(server);
+    /* A peer that never starts TLS holds the only slot until the handshake
+     * timeout; a second peer meanwhile is closed at once. */
+    struct rawtcp a, b;
+    raw_tcp_open(&a, port);
+    while (kyufu_api_server_connections(server) == 0) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    raw_tcp_open(&b, port);
+    while (!a.eof || !b.eof) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    CHECK(b.order == 1 && a.order == 2);
+    uv_close((uv_handle_t *)&a.tcp, NULL);
+    uv_close((uv_handle_t *)&b.tcp, NULL);
+    while (kyufu_api_server_connections(server) > 0) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+
+    /* Idle: the server sends GOAWAY and closes; the client's next call
+     * opens a new connection and succeeds. */
+    struct kyufu_grpc_client *c = client_new(P(2, "ca.pem"), NULL, NULL, port);
+    struct result r;
+    CHECK(call(c, &r, "/kyufu.v1.Ledger/Echo", "one", 0) == 0);
+    wait_for(&r, 1);
+    CHECK(r.status == KYUFU_GRPC_OK);
+    CHECK(kyufu_api_server_connections(server) == 1);
+    while (kyufu_api_server_connections(server) > 0) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    CHECK(call(c, &r, "/kyufu.v1.Ledger/Echo", "two", 0) == 0);
+    wait_for(&r, 1);
+    CHECK(r.status == KYUFU_GRPC_OK && r.len == 3 && memcmp(r.data, "two", 3) == 0);
+    close_client(c);
+    stop_server();
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as the node does: peers that vanish mid-write */
@@ -544,6 +641,7 @@ int main(void)
     test_policy();
     test_handshake_policy();
     test_client_server();
+    test_server_limits();
 
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(&loop) == 0); /* every handle was closed */
