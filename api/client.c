@@ -598,7 +598,9 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)h;
     (void)suggested;
-    static char storage[KYUFU_API_READ_BUFFER_BYTES]; /* one loop thread; consumed at once */
+    /* Consumed synchronously by the read callback, so one buffer per thread
+     * (each loop runs on one thread) is enough. */
+    static _Thread_local char storage[KYUFU_API_READ_BUFFER_BYTES];
     *buf = uv_buf_init(storage, sizeof storage);
 }
 
