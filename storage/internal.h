@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "limits.h"
+#include "storage_limits.h"
 #include "storage.h"
 
 /* Safety checks that stay on in release builds (not compiled out by NDEBUG):

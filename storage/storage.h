@@ -176,7 +176,7 @@ int kyufu_storage_get_staff(struct kyufu_storage *s,
  * id for applications (whatever the filter: filtered lists also page in id
  * order) and batches; the decimal seq for audit records.  A malformed
  * decimal `after` is INVALID.  KYUFU_LIST_PAGE_SIZE_MAX is in
- * storage/limits.h: include "limits.h" after this header (docs/storage.md
+ * storage/storage_limits.h: include "storage_limits.h" after this header (docs/storage.md
  * explains that file name). */
 struct kyufu_storage_page
 {

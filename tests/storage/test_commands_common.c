@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../storage/limits.h"
+#include "../../storage/storage_limits.h"
 #include "cmd.h"
 
 #define OK KYUFU__V1__CODE__OK

@@ -1,12 +1,6 @@
 /* kyufu storage limits.  Every bound the state machine enforces, in one
  * place, units last in the name, each with the reason for its value.
  * Relations between them are checked at compile time at the bottom. */
-/* This folder is on the include path of every consumer of storage_dep (-I),
- * so this file is also found for `#include <limits.h>`: pass the system
- * header through first, outside our guard, so INT_MAX and friends stay
- * visible wherever this file shadows it. */
-#include_next <limits.h>
-
 #ifndef KYUFU_STORAGE_LIMITS_H
 #define KYUFU_STORAGE_LIMITS_H
 
