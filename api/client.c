@@ -89,6 +89,8 @@ struct cconn
     bool tls_open;
     nghttp2_session *session;
     uint64_t connect_deadline_ms;
+    uint64_t last_rx_ms; /* last bytes from the server (keepalive) */
+    bool ping_sent;
     bool goaway;
     size_t streams;
 };
@@ -108,6 +110,7 @@ struct kyufu_grpc_client
     char authority[300];
     uint16_t port;
     uint64_t connect_timeout_ms;
+    uint64_t keepalive_ms;
     uint32_t message_bytes_max;
     SSL_CTX *ctx;
     struct cconn *current; /* the connection new calls go to, or NULL */
@@ -252,7 +255,11 @@ static void submit(struct cconn *conn, struct ccall *call)
         return;
     }
     call->stream_id = id;
-    conn->streams++;
+    if (conn->streams++ == 0) {
+        /* The keepalive clock starts when there is something to wait for. */
+        conn->last_rx_ms = uv_now(client->loop);
+        conn->ping_sent = false;
+    }
 }
 
 /* ---- nghttp2 client callbacks ---- */
@@ -614,6 +621,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_fail(conn, nread == UV_EOF ? "closed by the server" : uv_strerror((int)nread));
         return;
     }
+    conn->last_rx_ms = uv_now(conn->client->loop);
+    conn->ping_sent = false;
     if (api__tls_feed(&conn->tls, (const uint8_t *)buf->base, (size_t)nread) != 0) {
         conn_fail(conn, "out of memory");
         return;
@@ -634,7 +643,6 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         }
         conn->state = C_READY;
         submit_waiting(conn->client, conn);
-        arm_timer(conn->client);
     }
     uint8_t plain[16384];
     for (;;) {
@@ -652,7 +660,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             return;
         }
     }
+    struct kyufu_grpc_client *client = conn->client;
     conn_flush(conn);
+    arm_timer(client);
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -778,6 +788,15 @@ static void on_timer(uv_timer_t *t)
         next = conn->next;
         if (conn->state < C_READY && now >= conn->connect_deadline_ms) {
             conn_fail(conn, "connect timeout");
+        } else if (conn->state == C_READY && conn->streams > 0) {
+            if (now >= conn->last_rx_ms + 2 * client->keepalive_ms) {
+                conn_fail(conn, "no answer from the server (keepalive timeout)");
+            } else if (now >= conn->last_rx_ms + client->keepalive_ms &&
+                       !conn->ping_sent) {
+                conn->ping_sent = true;
+                nghttp2_submit_ping(conn->session, NGHTTP2_FLAG_NONE, NULL);
+                conn_flush(conn);
+            }
         }
     }
     arm_timer(client);
@@ -794,6 +813,13 @@ static void arm_timer(struct kyufu_grpc_client *client)
     for (struct cconn *conn = client->conns; conn != NULL; conn = conn->next) {
         if (conn->state < C_READY && conn->connect_deadline_ms < at) {
             at = conn->connect_deadline_ms;
+        }
+        if (conn->state == C_READY && conn->streams > 0) {
+            uint64_t k = conn->last_rx_ms + (conn->ping_sent ? 2 * client->keepalive_ms
+                                                             : client->keepalive_ms);
+            if (k < at) {
+                at = k;
+            }
         }
     }
     if (at == UINT64_MAX) {
@@ -816,7 +842,7 @@ int kyufu_grpc_client_new(uv_loop_t *loop,
     assert(loop != NULL && config != NULL && out != NULL);
     if (config->host == NULL || config->port == 0 ||
         config->message_bytes_max > KYUFU_GRPC_MESSAGE_BYTES_MAX ||
-        strlen(config->host) > 255) {
+        config->keepalive_ms > KYUFU_GRPC_TIMEOUT_MS_MAX || strlen(config->host) > 255) {
         snprintf(errmsg, errmsg_len, "client needs host and port; message limit <= %u",
                  KYUFU_GRPC_MESSAGE_BYTES_MAX);
         rv = KYUFU_API_EINVALID;
@@ -841,6 +867,7 @@ int kyufu_grpc_client_new(uv_loop_t *loop,
     c->connect_timeout_ms = config->connect_timeout_ms
                                 ? config->connect_timeout_ms
                                 : KYUFU_GRPC_CLIENT_CONNECT_TIMEOUT_MS_DEFAULT;
+    c->keepalive_ms = config->keepalive_ms ? config->keepalive_ms : KYUFU_GRPC_CLIENT_KEEPALIVE_MS;
     c->message_bytes_max = config->message_bytes_max ? config->message_bytes_max
                                                      : KYUFU_GRPC_MESSAGE_BYTES_MAX;
     rv = api__tls_client_ctx_new(config->ca_file, config->cert_file, config->key_file, &c->ctx,

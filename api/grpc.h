@@ -375,6 +375,10 @@ struct kyufu_grpc_client_config
     const char *server_name;
     uint64_t connect_timeout_ms; /* 0: KYUFU_GRPC_CLIENT_CONNECT_TIMEOUT_MS_DEFAULT */
     uint32_t message_bytes_max;  /* largest response accepted; 0: default */
+    /* With calls in flight and nothing received for keepalive_ms, send a
+     * PING; with nothing received for twice that, fail the connection
+     * (UNAVAILABLE).  0: KYUFU_GRPC_CLIENT_KEEPALIVE_MS. */
+    uint64_t keepalive_ms;
 };
 
 /* Create a client.  Reads the certificate files now (errors: ETLS with

@@ -100,7 +100,17 @@
  * UNAVAILABLE. */
 #define KYUFU_GRPC_CLIENT_CONNECT_TIMEOUT_MS_DEFAULT 5000u
 
+/* While calls are in flight and nothing has arrived from the server for this
+ * long, the client sends an HTTP/2 PING: a silently partitioned server
+ * (no RST, no FIN) is otherwise only noticed by call deadlines. */
+#define KYUFU_GRPC_CLIENT_KEEPALIVE_MS 10000u
+
+/* ... and if still nothing has arrived after twice as long, the connection
+ * is declared dead and its calls fail with UNAVAILABLE (retryable). */
+
 /* ---- relations ---- */
+_Static_assert(KYUFU_GRPC_CLIENT_KEEPALIVE_MS * 2 < KYUFU_GRPC_TIMEOUT_MS_MAX,
+               "keepalive arithmetic stays in range");
 _Static_assert(KYUFU_GRPC_STREAM_WINDOW_BYTES >= KYUFU_GRPC_MESSAGE_BYTES_MAX + 5,
                "a maximum message must fit in one stream window");
 _Static_assert(KYUFU_GRPC_CONNECTION_WINDOW_BYTES >= KYUFU_GRPC_STREAM_WINDOW_BYTES,

@@ -630,6 +630,75 @@ static void test_server_limits(void)
     stop_server();
 }
 
+/* ---- a server that completes TLS and HTTP/2 setup, then goes silent
+ * (a partitioned leader that sends neither RST nor FIN) ---- */
+
+struct silent
+{
+    int listen_fd;
+    uint16_t port;
+};
+
+static void *silent_thread(void *arg)
+{
+    struct silent *sv = arg;
+    SSL_CTX *ctx;
+    char err[256];
+    CHECK(api__tls_server_ctx_new(P(0, "server.pem"), P(1, "server.key"), NULL, false, &ctx, err,
+                                  sizeof err) == 0);
+    int fd = accept(sv->listen_fd, NULL, NULL);
+    CHECK(fd >= 0);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_accept(ssl) == 1) {
+        static const uint8_t settings[9] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
+        SSL_write(ssl, settings, sizeof settings);
+        uint8_t buf[4096];
+        while (SSL_read(ssl, buf, sizeof buf) > 0) {
+            /* discard: never answer, not even PING */
+        }
+    }
+    SSL_free(ssl);
+    close(fd);
+    SSL_CTX_free(ctx);
+    ERR_clear_error();
+    return NULL;
+}
+
+static void test_client_keepalive(void)
+{
+    struct silent sv;
+    sv.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(sv.listen_fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    CHECK(bind(sv.listen_fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    CHECK(listen(sv.listen_fd, 1) == 0);
+    socklen_t len = sizeof sa;
+    CHECK(getsockname(sv.listen_fd, (struct sockaddr *)&sa, &len) == 0);
+    sv.port = ntohs(sa.sin_port);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, silent_thread, &sv) == 0);
+
+    struct kyufu_grpc_client_config cfg = {
+        .host = "127.0.0.1",
+        .port = sv.port,
+        .ca_file = P(2, "ca.pem"),
+        .keepalive_ms = 100,
+    };
+    struct kyufu_grpc_client *c;
+    char err[256];
+    CHECK(kyufu_grpc_client_new(&loop, &cfg, &c, err, sizeof err) == 0);
+    struct result r;
+    CHECK(call(c, &r, "/kyufu.v1.Ledger/Echo", "x", 0) == 0); /* no deadline */
+    wait_for(&r, 1);
+    CHECK(r.status == KYUFU_GRPC_UNAVAILABLE);
+    CHECK(strstr(r.message, "keepalive") != NULL);
+    close_client(c); /* closes the socket: the silent thread's read ends */
+    pthread_join(th, NULL);
+    close(sv.listen_fd);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN); /* as the node does: peers that vanish mid-write */
@@ -642,6 +711,7 @@ int main(void)
     test_handshake_policy();
     test_client_server();
     test_server_limits();
+    test_client_keepalive();
 
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(&loop) == 0); /* every handle was closed */
