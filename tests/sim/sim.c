@@ -1,0 +1,591 @@
+/* kyufu deterministic simulation: the real FSM adapter, group committer and
+ * LMDB state machine on libraft's in-memory fixture cluster (virtual time),
+ * with kills, partitions, latencies, I/O faults, leadership transfers and
+ * snapshots/installs, all driven by one seeded PRNG.  A failing seed prints
+ * the command that replays it exactly.
+ *
+ *   kyufu-sim                      200 seeds from 1 (the default suite)
+ *   kyufu-sim --seed S             one seed, verbose
+ *   kyufu-sim --seeds N --from S   N seeds from S (long mode)
+ *   kyufu-sim --steps K            workload steps per seed
+ *   kyufu-sim --io-faults          also inject fixture I/O faults (crashes
+ *                                  inside libraft 0.22.1's fixture)
+ *
+ * Checks: after every fixture step, kyufu_storage_check_invariants on every
+ * server whose applied index moved; at the end (everything healed and
+ * converged) the same digest at the same applied index on every server, and
+ * every acknowledged command applied exactly once everywhere with the
+ * acknowledged result (workload.c). */
+#include <assert.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <raft.h>
+#include <raft/fixture.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsm.h"
+#include "proposer.h"
+#include "workload.h"
+
+#define N_SERVERS 3
+#define BASE_TIME_MS ((int64_t)1767225600000) /* 2026-01-01, virtual */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SIM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SIM_ASAN 1
+#endif
+#endif
+#ifndef SIM_ASAN
+#define SIM_ASAN 0
+#endif
+
+struct sim;
+
+struct sim_propose
+{
+    struct kyufu_glue_propose req;
+    struct sim *sim;
+    size_t cmd;
+};
+
+struct sim
+{
+    uint64_t seed;
+    bool verbose;
+    struct sim_rng rng;
+    struct raft_fixture f;
+    char dir[64];
+    struct kyufu_storage *storage[N_SERVERS];
+    struct raft_fsm fsm[N_SERVERS];
+    struct kyufu_fsm fsm_state[N_SERVERS];
+    struct kyufu_proposer prop[N_SERVERS];
+    uint64_t last_checked[N_SERVERS];
+    struct workload wl;
+    unsigned n_pending; /* propose callbacks outstanding */
+    struct raft_transfer transfer;
+    bool transfer_pending;
+    unsigned failures;
+    /* Fault counters, for the summary. */
+    unsigned n_kills, n_disconnects, n_io_faults, n_transfers, n_latency;
+};
+
+static void failf(struct sim *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+#include <stdarg.h>
+static void failf(struct sim *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "sim: seed %" PRIu64 ": FAIL: ", s->seed);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    s->failures++;
+}
+
+static void fsm_fatal(void *arg, int rv, const char *errmsg)
+{
+    struct sim *s = arg;
+    failf(s, "fatal storage error %s: %s", kyufu_storage_strerror(rv), errmsg);
+}
+
+static bool sim_io_faults; /* --io-faults */
+
+struct applied_arg
+{
+    struct sim *s;
+    unsigned i;
+};
+static struct applied_arg applied_args[N_SERVERS];
+
+static void on_applied(void *arg, uint64_t index, uint64_t term,
+                       struct kyufu_storage_results *results)
+{
+    struct applied_arg *a = arg;
+    kyufu_proposer__applied(&a->s->prop[a->i], index, term, results);
+}
+
+static void on_fatal(void *arg, int rv, const char *errmsg)
+{
+    struct applied_arg *a = arg;
+    fsm_fatal(a->s, rv, errmsg);
+}
+
+static int64_t now_ms(struct sim *s)
+{
+    return BASE_TIME_MS + (int64_t)raft_fixture_time(&s->f);
+}
+
+static void propose_cb(struct kyufu_glue_propose *req, int status,
+                       Kyufu__V1__CommandResult *result)
+{
+    struct sim_propose *p = req->data;
+    struct sim *s = p->sim;
+    assert(s->n_pending > 0);
+    s->n_pending--;
+    wl_on_result(&s->wl, p->cmd, status, result);
+    free(p);
+}
+
+static int leader_of(struct sim *s)
+{
+    for (unsigned i = 0; i < N_SERVERS; i++) {
+        if (raft_fixture_alive(&s->f, i) &&
+            raft_state(raft_fixture_get(&s->f, i)) == RAFT_LEADER) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static void propose_some(struct sim *s)
+{
+    int l = leader_of(s);
+    unsigned n = sim_rng_range(&s->rng, 1, 6);
+    if (l < 0) {
+        return;
+    }
+    for (unsigned k = 0; k < n; k++) {
+        size_t i = wl_next(&s->wl, now_ms(s));
+        Kyufu__V1__Command *cmd;
+        struct sim_propose *p;
+        int rv;
+
+        if (i == SIZE_MAX) {
+            break;
+        }
+        cmd = kyufu__v1__command__unpack(NULL, s->wl.cmds[i].len,
+                                         s->wl.cmds[i].bytes);
+        assert(cmd != NULL);
+        p = calloc(1, sizeof *p);
+        assert(p != NULL);
+        p->sim = s;
+        p->cmd = i;
+        p->req.data = p;
+        rv = kyufu_proposer__submit(&s->prop[l], &p->req, cmd, propose_cb);
+        kyufu__v1__command__free_unpacked(cmd, NULL);
+        if (rv != 0) {
+            free(p);
+            /* EIO: a fixture I/O fault failed raft_apply's append (the real
+             * glue then stops the node). */
+            if (rv != KYUFU_GLUE_ENOTLEADER && rv != KYUFU_GLUE_EBUSY &&
+                rv != KYUFU_GLUE_EIO) {
+                failf(s, "submit on %d: %s", l, kyufu_glue_strerror(rv));
+            }
+            break;
+        }
+        s->wl.cmds[i].n_inflight++;
+        s->n_pending++;
+    }
+}
+
+static void check_all(struct sim *s)
+{
+    for (unsigned i = 0; i < N_SERVERS; i++) {
+        uint64_t index, term;
+        char errmsg[256];
+        int rv;
+        kyufu_storage_applied(s->storage[i], &index, &term);
+        if (index == s->last_checked[i]) {
+            continue;
+        }
+        if (index < s->last_checked[i]) {
+            failf(s, "server %u: applied index went back %" PRIu64
+                     " -> %" PRIu64,
+                  i, s->last_checked[i], index);
+        }
+        s->last_checked[i] = index;
+        errmsg[0] = '\0';
+        rv = kyufu_storage_check_invariants(s->storage[i], errmsg,
+                                            sizeof errmsg);
+        if (rv != 0) {
+            failf(s, "server %u at index %" PRIu64 ": invariants: %s", i,
+                  index, errmsg);
+        }
+    }
+}
+
+static void step(struct sim *s, unsigned n)
+{
+    for (unsigned k = 0; k < n && s->failures == 0; k++) {
+        raft_fixture_step(&s->f);
+        check_all(s);
+    }
+}
+
+static void transfer_cb(struct raft_transfer *t)
+{
+    struct sim *s = t->data;
+    s->transfer_pending = false;
+}
+
+static void fault(struct sim *s)
+{
+    unsigned i = sim_rng_range(&s->rng, 0, N_SERVERS - 1);
+    unsigned j = (i + sim_rng_range(&s->rng, 1, N_SERVERS - 1)) % N_SERVERS;
+    unsigned n_alive = 0;
+    for (unsigned k = 0; k < N_SERVERS; k++) {
+        n_alive += raft_fixture_alive(&s->f, k) ? 1 : 0;
+    }
+    switch (sim_rng_range(&s->rng, 0, 6)) {
+        case 0: /* kill or revive */
+            if (raft_fixture_alive(&s->f, i)) {
+                if (n_alive == N_SERVERS || sim_rng_chance(&s->rng, 20)) {
+                    raft_fixture_kill(&s->f, i);
+                    s->n_kills++;
+                }
+            } else {
+                raft_fixture_revive(&s->f, i);
+            }
+            break;
+        case 1: /* partition a pair, or heal it */
+            if (sim_rng_chance(&s->rng, 50)) {
+                raft_fixture_disconnect(&s->f, i, j);
+                raft_fixture_disconnect(&s->f, j, i);
+                s->n_disconnects++;
+            } else {
+                raft_fixture_reconnect(&s->f, i, j);
+                raft_fixture_reconnect(&s->f, j, i);
+            }
+            break;
+        case 2:
+            raft_fixture_set_network_latency(&s->f, i,
+                                             sim_rng_range(&s->rng, 1, 120));
+            s->n_latency++;
+            break;
+        case 3:
+            raft_fixture_set_disk_latency(&s->f, i,
+                                          sim_rng_range(&s->rng, 1, 60));
+            s->n_latency++;
+            break;
+        case 4: /* one failed I/O request a few requests from now */
+            /* Off by default: libraft 0.22.1's fixture double-frees one of
+             * its own requests after an injected fault (docs/raft.md). */
+            if (!sim_io_faults) {
+                break;
+            }
+            raft_fixture_io_fault(&s->f, i, (int)sim_rng_range(&s->rng, 0, 8),
+                                  1);
+            s->n_io_faults++;
+            break;
+        case 5: { /* planned leadership transfer */
+            int l = leader_of(s);
+            if (l >= 0 && !s->transfer_pending) {
+                struct raft *r = raft_fixture_get(&s->f, (unsigned)l);
+                memset(&s->transfer, 0, sizeof s->transfer);
+                s->transfer.data = s;
+                if (raft_transfer(r, &s->transfer, 0, transfer_cb) == 0) {
+                    s->transfer_pending = true;
+                    s->n_transfers++;
+                }
+            }
+            break;
+        }
+        default: /* one-way loss for a while */
+            if (raft_fixture_saturated(&s->f, i, j)) {
+                raft_fixture_desaturate(&s->f, i, j);
+            } else {
+                raft_fixture_saturate(&s->f, i, j);
+            }
+            break;
+    }
+}
+
+static void heal(struct sim *s)
+{
+    for (unsigned i = 0; i < N_SERVERS; i++) {
+        if (!raft_fixture_alive(&s->f, i)) {
+            raft_fixture_revive(&s->f, i);
+        }
+        raft_fixture_set_network_latency(&s->f, i, 15);
+        raft_fixture_set_disk_latency(&s->f, i, 10);
+        raft_fixture_io_fault(&s->f, i, -1, 0);
+        for (unsigned j = 0; j < N_SERVERS; j++) {
+            if (i != j) {
+                raft_fixture_reconnect(&s->f, i, j);
+                raft_fixture_desaturate(&s->f, i, j);
+            }
+        }
+    }
+}
+
+static bool all_applied(struct raft_fixture *f, void *arg)
+{
+    struct sim *s = arg;
+    int l = leader_of(s);
+    raft_index target;
+    if (l < 0 || s->transfer_pending) {
+        return false;
+    }
+    target = raft_last_index(raft_fixture_get(f, (unsigned)l));
+    if (raft_commit_index(raft_fixture_get(f, (unsigned)l)) < target) {
+        return false;
+    }
+    /* One leader that everybody follows in its term (a deposed leader of
+     * an older term may still believe it leads right after healing). */
+    for (unsigned i = 0; i < N_SERVERS; i++) {
+        struct raft *r = raft_fixture_get(f, i);
+        if (raft_current_term(r) !=
+                raft_current_term(raft_fixture_get(f, (unsigned)l)) ||
+            (i != (unsigned)l && raft_state(r) != RAFT_FOLLOWER) ||
+            raft_last_applied(r) < target) {
+            return false;
+        }
+    }
+    return s->n_pending == 0;
+}
+
+static void converge(struct sim *s)
+{
+    uint8_t d0[32];
+    uint64_t a0 = 0;
+
+    heal(s);
+    if (!raft_fixture_step_until(&s->f, all_applied, s, 120000)) {
+        failf(s, "no convergence within 120 s of virtual time after healing "
+                 "(pending proposals %u, leader %d, transfer pending %d)",
+              s->n_pending, leader_of(s), (int)s->transfer_pending);
+        for (unsigned i = 0; i < N_SERVERS; i++) {
+            struct raft *r = raft_fixture_get(&s->f, i);
+            fprintf(stderr,
+                    "sim: server %u: %s term %llu commit %llu applied %llu "
+                    "last %llu\n",
+                    i, raft_state_name((int)raft_state(r)),
+                    (unsigned long long)raft_current_term(r),
+                    (unsigned long long)raft_commit_index(r),
+                    (unsigned long long)raft_last_applied(r),
+                    (unsigned long long)raft_last_index(r));
+        }
+        return;
+    }
+    check_all(s);
+    if (s->verbose) {
+        for (unsigned i = 0; i < N_SERVERS; i++) {
+            uint64_t ai, at;
+            struct raft *r = raft_fixture_get(&s->f, i);
+            kyufu_storage_applied(s->storage[i], &ai, &at);
+            fprintf(stderr,
+                    "sim: server %u: %s term %llu, raft applied %llu, last "
+                    "%llu; store applied %" PRIu64 "; fsm applied %" PRIu64
+                    ", skipped %" PRIu64 ", bad frames %" PRIu64 "\n",
+                    i, raft_state_name((int)raft_state(r)),
+                    (unsigned long long)raft_current_term(r),
+                    (unsigned long long)raft_last_applied(r),
+                    (unsigned long long)raft_last_index(r), ai,
+                    s->fsm_state[i].n_applied, s->fsm_state[i].n_skipped,
+                    s->fsm_state[i].n_bad_frames);
+        }
+    }
+    for (unsigned i = 0; i < N_SERVERS; i++) {
+        uint8_t d[32];
+        uint64_t a;
+        int rv = kyufu_storage_digest(s->storage[i], d, &a);
+        if (rv != 0) {
+            failf(s, "server %u: digest: %s", i, kyufu_storage_strerror(rv));
+            continue;
+        }
+        if (i == 0) {
+            memcpy(d0, d, sizeof d0);
+            a0 = a;
+        } else if (a != a0 || memcmp(d, d0, sizeof d) != 0) {
+            failf(s, "server %u diverged: applied %" PRIu64
+                     " vs server 0 at %" PRIu64 ", digests %s",
+                  i, a, a0, memcmp(d, d0, sizeof d) == 0 ? "equal" : "differ");
+        }
+    }
+    for (unsigned i = 0; i < N_SERVERS; i++) {
+        s->failures += wl_check_replica(&s->wl, s->storage[i], i);
+    }
+    s->failures += s->wl.n_failures;
+    s->wl.n_failures = 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+                    struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Our own mkdtemp directory only; no fork (slow under ASan). */
+static int rm_rf(const char *path)
+{
+    assert(strncmp(path, "/tmp/kyufu-sim-", 15) == 0);
+    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int run_seed(uint64_t seed, unsigned steps, bool verbose)
+{
+    struct sim *s = calloc(1, sizeof *s);
+    struct raft_configuration conf;
+    char errmsg[256];
+    int rv;
+
+    assert(s != NULL);
+    s->seed = seed;
+    s->verbose = verbose;
+    sim_rng_seed(&s->rng, seed);
+    wl_init(&s->wl, &s->rng);
+    snprintf(s->dir, sizeof s->dir, "/tmp/kyufu-sim-XXXXXX");
+    if (mkdtemp(s->dir) == NULL) {
+        perror("mkdtemp");
+        abort();
+    }
+
+    rv = raft_fixture_init(&s->f);
+    assert(rv == 0);
+    for (unsigned i = 0; i < N_SERVERS; i++) {
+        struct kyufu_storage_options o;
+        struct kyufu_fsm_hooks hooks;
+        struct kyufu_proposer_limits lim;
+        char path[96];
+        struct raft *r;
+
+        snprintf(path, sizeof path, "%s/s%u", s->dir, i);
+        memset(&o, 0, sizeof o);
+        o.path = path;
+        o.map_size_bytes = (size_t)64 << 20;
+        o.no_sync = true;
+        rv = kyufu_storage_open(&o, &s->storage[i], errmsg, sizeof errmsg);
+        if (rv != 0) {
+            fprintf(stderr, "sim: storage open %s: %s\n", path, errmsg);
+            abort();
+        }
+        applied_args[i].s = s;
+        applied_args[i].i = i;
+        hooks.arg = &applied_args[i];
+        hooks.applied = on_applied;
+        hooks.fatal = on_fatal;
+        kyufu_fsm_init(&s->fsm[i], &s->fsm_state[i], s->storage[i],
+                       KYUFU_FSM_SNAPSHOT_INLINE, &hooks);
+        rv = raft_fixture_grow(&s->f, &s->fsm[i]);
+        assert(rv == 0);
+        r = raft_fixture_get(&s->f, i);
+        r->tracer = NULL;
+        s->fsm_state[i].raft = r;
+        raft_seed(r, (unsigned)(seed * 7 + i));
+        raft_set_pre_vote(r, true);
+        /* Low thresholds so snapshots and installs happen in every run. */
+        {
+            unsigned th = sim_rng_range(&s->rng, 6, 48);
+            raft_set_snapshot_threshold(r, th);
+            raft_set_snapshot_trailing(r, sim_rng_range(&s->rng, 1, th / 2));
+        }
+        raft_set_max_inflight_entries(r, sim_rng_range(&s->rng, 1, 64));
+
+        kyufu_proposer__default_limits(&lim);
+        lim.entries_inflight_max = sim_rng_range(&s->rng, 1, 4);
+        lim.commands_per_entry_max = sim_rng_range(&s->rng, 1, 16);
+        lim.queue_commands_max = 64;
+        kyufu_proposer__init(&s->prop[i], r, &lim);
+    }
+    rv = raft_fixture_configuration(&s->f, N_SERVERS, &conf);
+    assert(rv == 0);
+    rv = raft_fixture_bootstrap(&s->f, &conf);
+    assert(rv == 0);
+    raft_configuration_close(&conf);
+    rv = raft_fixture_start(&s->f);
+    assert(rv == 0);
+
+    for (unsigned k = 0; k < steps && s->failures == 0; k++) {
+        if (sim_rng_chance(&s->rng, 60)) {
+            propose_some(s);
+        }
+        if (sim_rng_chance(&s->rng, 6)) {
+            fault(s);
+        }
+        step(s, sim_rng_range(&s->rng, 1, 8));
+    }
+    if (s->failures == 0) {
+        converge(s);
+    }
+
+    if (verbose || s->failures > 0) {
+        uint64_t snaps = 0, restores = 0, skipped = 0;
+        for (unsigned i = 0; i < N_SERVERS; i++) {
+            snaps += s->fsm_state[i].n_snapshots;
+            restores += s->fsm_state[i].n_restores;
+            skipped += s->fsm_state[i].n_restores_skipped;
+        }
+        fprintf(stderr,
+                "sim: seed %" PRIu64 ": %zu commands, %" PRIu64
+                " acked (%" PRIu64 " rejected by the ledger), %" PRIu64
+                " errors, %" PRIu64 " retries; %" PRIu64 " snapshots, %" PRIu64
+                " restores (%" PRIu64 " skipped); kills %u, partitions %u, "
+                "io faults %u, transfers %u, latency changes %u; virtual "
+                "time %llu ms\n",
+                seed, s->wl.n_cmds, s->wl.n_acked, s->wl.n_rejected,
+                s->wl.n_errors, s->wl.n_retries, snaps, restores, skipped,
+                s->n_kills, s->n_disconnects, s->n_io_faults, s->n_transfers,
+                s->n_latency, (unsigned long long)raft_fixture_time(&s->f));
+    }
+
+    /* Teardown: fail what is queued, close raft (its callbacks fire). */
+    for (unsigned i = 0; i < N_SERVERS; i++) {
+        kyufu_proposer__close(&s->prop[i], KYUFU_GLUE_ESHUTDOWN);
+    }
+    raft_fixture_close(&s->f);
+    for (unsigned i = 0; i < N_SERVERS; i++) {
+        kyufu_storage_close(s->storage[i]);
+    }
+    rv = s->failures == 0 ? 0 : 1;
+    if (s->n_pending != 0 && rv == 0) {
+        fprintf(stderr, "sim: seed %" PRIu64 ": %u proposals never answered\n",
+                seed, s->n_pending);
+        rv = 1;
+    }
+    wl_close(&s->wl);
+    rm_rf(s->dir);
+    free(s);
+    return rv;
+}
+
+int main(int argc, char **argv)
+{
+    uint64_t from = 1;
+    uint64_t n = 200;
+    unsigned steps = SIM_ASAN ? 120 : 400;
+    bool single = false;
+    unsigned failed = 0;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
+            from = strtoull(argv[++i], NULL, 10);
+            n = 1;
+            single = true;
+        } else if (strcmp(argv[i], "--seeds") == 0 && i + 1 < argc) {
+            n = strtoull(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--from") == 0 && i + 1 < argc) {
+            from = strtoull(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--io-faults") == 0) {
+            sim_io_faults = true;
+        } else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) {
+            steps = (unsigned)strtoul(argv[++i], NULL, 10);
+        } else {
+            fprintf(stderr,
+                    "usage: %s [--seed S | --seeds N --from S] [--steps K] "
+                    "[--io-faults]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    for (uint64_t seed = from; seed < from + n; seed++) {
+        if (run_seed(seed, steps, single) != 0) {
+            failed++;
+            fprintf(stderr,
+                    "sim: seed %" PRIu64 " FAILED; replay with: %s --seed %" PRIu64
+                    " --steps %u\n",
+                    seed, argv[0], seed, steps);
+        }
+    }
+    printf("sim: %" PRIu64 " seeds from %" PRIu64 ", %u steps each: %u failed\n",
+           n, from, steps, failed);
+    return failed == 0 ? 0 : 1;
+}
