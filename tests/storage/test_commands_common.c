@@ -698,6 +698,45 @@ static void stale_index(void)
     fx_close(&f);
 }
 
+/* docs "Order of checks": the first failing step decides the code. */
+static void order_of_checks(void)
+{
+    struct fx f;
+    fx_open(&f);
+    fx_world(&f);
+    /* 4 before 6: an unknown actor with bad fields is denied. */
+    fx_reject(&f, c_create_program(&f, "ghost", "bad code", -1), DENIED);
+    /* 5 before 6: a clerk's bad CreateProgram is denied, not invalid. */
+    fx_reject(&f, c_create_program(&f, "clerk", "bad code", -1), DENIED);
+    /* 6 before 7: bad fields on an unknown program are invalid. */
+    fx_reject(&f, c_adjust_budget(&f, "appr", "NOPE", 0, "補正"), INVALID);
+    fx_reject(&f, c_submit(&f, "clerk", "NOPE", "H-1", -5), INVALID);
+
+    /* 2 before 3..7: a used key returns its first result, whatever the
+     * command now says. */
+    Kyufu__V1__Command *c = c_adjust_budget(&f, "appr", "P1", 100, "補正");
+    Kyufu__V1__CommandResult *r1 = fx_apply(&f, c);
+    CHECK_CODE(r1, OK);
+    uint64_t count = fx_audit_count(&f);
+    Kyufu__V1__Command *other = c_new(&f, "ghost"); /* no body, no actor */
+    other->header->key->sequence = c->header->key->sequence;
+    Kyufu__V1__CommandResult *r2 = fx_apply(&f, other);
+    CHECK(same_result(r1, r2));
+    CHECK_EQ(fx_audit_count(&f), count);
+    /* 1 before 2: a used key with a broken header is not a duplicate. */
+    other->header->time_ms = 0;
+    Kyufu__V1__CommandResult *r3 = fx_apply(&f, other);
+    CHECK_CODE(r3, INVALID);
+    CHECK_EQ(fx_audit_count(&f), count + 1);
+    fx_balances(&f, "P1", 100100, 100100, 0, 0);
+    fx_free(r1);
+    fx_free(r2);
+    fx_free(r3);
+    free_cmd(c);
+    free_cmd(other);
+    fx_close(&f);
+}
+
 int main(int argc, char **argv)
 {
     static const struct t_case cases[] = {
@@ -722,6 +761,7 @@ int main(int argc, char **argv)
         T_CASE(malformed_bytes),
         T_CASE(empty_entry),
         T_CASE(stale_index),
+        T_CASE(order_of_checks),
     };
     return t_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
