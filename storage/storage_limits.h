@@ -11,9 +11,14 @@
  * or snapshot with another version is refused, never guessed at. */
 #define KYUFU_STORAGE_SCHEMA_VERSION 1u
 
-/* Initial LMDB map: virtual address space only, so it can be large and growth
- * (which needs every read txn of this process closed) stays rare. */
-#define KYUFU_MAP_SIZE_BYTES_DEFAULT ((size_t)1 << 30)
+/* Initial LMDB map: the whole ceiling.  The map is virtual address space
+ * only (the file grows page by page as LMDB writes), so a large map costs
+ * nothing, while growing it needs every read txn of the process closed, and a
+ * snapshot holds one for as long as it takes to serialize the state (tens of
+ * seconds for a city): measured with chaos/bench/scale.c, a store that had to
+ * grow during a snapshot of 1M households hit MAP_FULL and stopped the node.
+ * Growth remains for operators who configure a smaller initial map. */
+#define KYUFU_MAP_SIZE_BYTES_DEFAULT ((size_t)64 << 30)
 /* Ceiling of growth: far above a city's ledger (1M households ~ 1-2 GiB). */
 #define KYUFU_MAP_SIZE_BYTES_MAX_DEFAULT ((size_t)64 << 30)
 /* Named databases we open, plus headroom for a schema upgrade. */

@@ -16,6 +16,7 @@
  * figures: docs/scale.md.
  *
  *   kyufu-bench-scale --dir DIR [--households N] [--batch B] [--sync]
+ *                     [--map-mib M]   (initial LMDB map; it grows from there)
  */
 #include <errno.h>
 #include <getopt.h>
@@ -389,6 +390,7 @@ int main(int argc, char **argv)
         {"households", required_argument, NULL, 'n'},
         {"batch", required_argument, NULL, 'b'},
         {"sync", no_argument, NULL, 's'},
+        {"map-mib", required_argument, NULL, 'm'},
         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL;
@@ -415,6 +417,7 @@ int main(int argc, char **argv)
             case 'n': households = strtoul(optarg, NULL, 10); break;
             case 'b': b.batch = strtoul(optarg, NULL, 10); break;
             case 's': sync = true; break;
+            case 'm': o.map_size_bytes = strtoul(optarg, NULL, 10) << 20; break;
             default:
                 fprintf(stderr, "usage: %s --dir DIR [--households N] "
                                 "[--batch B] [--sync]\n", argv[0]);
