@@ -203,8 +203,17 @@ static void on_state(struct kyufu_glue *g, void *arg)
         kyufu_api_server_set_health(n->api, "", h);
         kyufu_api_server_set_health(n->api, "kyufu.v1.Ledger", h);
     }
-    if (st.role != NULL && strcmp(st.role, "unavailable") == 0) {
-        kyufu_node__stop(n, 1, "raft became unavailable (I/O error)");
+    char detail[256] = "";
+    int fatal = kyufu_glue_fatal(g, detail, sizeof detail);
+    if (fatal != 0) {
+        /* A durable write failed or the store is ahead of the log: never
+         * retried; stop with the state as it is on disk. */
+        kyufu_log(KYUFU_LOG_ERROR, "fatal raft or storage error",
+                  KYUFU_LOG_S("error", kyufu_glue_strerror(fatal)),
+                  KYUFU_LOG_S("detail", detail));
+        kyufu_node__stop(n, 1, "fatal raft or storage error");
+    } else if (st.role != NULL && strcmp(st.role, "unavailable") == 0) {
+        kyufu_node__stop(n, 1, "raft became unavailable");
     }
 }
 

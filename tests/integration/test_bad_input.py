@@ -179,6 +179,7 @@ def main():
         after = c.wait_converged(10)
         assert after.state_digest == before.state_digest, (before, after)
         assert after.applied_index == before.applied_index
+        c.stop_clean()
         print("bad input: ok")
     except Exception:
         print(c.logs())

@@ -105,6 +105,7 @@ def main():
         v = c.ledger(follower).VerifyAudit(S.VerifyAuditRequest(), timeout=5)
         assert v.ok and v.records > 0, v
         c.wait_converged(10)
+        c.stop_clean()
         print("basic: ok")
     except Exception:
         print(c.logs())

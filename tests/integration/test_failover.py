@@ -120,6 +120,7 @@ def main():
         v = c.ledger(lagger).VerifyAudit(S.VerifyAuditRequest(
             read=S.ReadOptions(stale=True)), timeout=10)
         assert v.ok, v
+        c.stop_clean()
         print("failover: ok")
     except Exception:
         print(c.logs())

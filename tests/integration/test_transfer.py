@@ -50,6 +50,7 @@ def main():
             S.TransferLeadershipRequest(target_id=target), timeout=15)
         assert r.new_leader_id == target, r
         assert c.wait_leader(10) == target
+        c.stop_clean()
         print("transfer: ok")
     except Exception:
         print(c.logs())
