@@ -1,0 +1,874 @@
+/* kyufu-bench-load: load a running cluster through its API and measure it.
+ *
+ * Happy path: read a kyufuctl.conf, create one asynchronous libkyufu client
+ * per 64 calls in flight (HTTP/2 allows 100 streams per connection, and a
+ * front end keeps a few connections), all on one libuv loop; bootstrap the
+ * staff (ID admin -> clerk + approver) and one open program if missing; then
+ * for each K of --inflight run N households with K calls in flight.  Each
+ * household is a chain of writes — RegisterHousehold, SubmitApplication,
+ * ApproveApplication (the last two optional) — and each write has its own
+ * idempotency key (kyufu_client_header_init).  Per K: commands/s, latency
+ * p50/p99/max of every write (first send to final answer, retries
+ * included), the number of distinct Raft entries that carried our commands
+ * (CommandResult.raft_index; commands/entries = group-commit factor), and
+ * the leader's applied-index advance.  The first K is the baseline: every
+ * other K reports its throughput and p50 as ratios to it.  JSON on stdout.
+ *
+ * --probe FILE: one call in flight (RegisterHousehold), forever or for
+ * --duration-s, one line per write into FILE: "unix_ms latency_us status
+ * raft_index".  Stops cleanly on SIGINT/SIGTERM.  The install drill runs it
+ * beside the load to see commit latency before and during a snapshot
+ * install.
+ *
+ * Failure modes: a write that ends EUNAVAILABLE/EDEADLINE is re-sent with
+ * the SAME key (up to retries_max times; the ledger answers a repeat with
+ * the first result), and counted under "retries"; a non-OK gRPC status ends
+ * that household's chain and is counted by status name; any other client
+ * error is counted under "errors".  The run exits 1 if any write was not
+ * answered OK.  Setup failures exit 2 with a message.
+ *
+ * This is a benchmark, run by hand (docs/bench-load.md): it reads the wall
+ * clock and is not in any test suite. */
+#include <assert.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <uv.h>
+
+#include "kyufu.h"
+
+/* Calls in flight on one client (one HTTP/2 connection to the leader):
+ * below the server's 100 concurrent streams, so none waits in nghttp2's
+ * queue where its attempt timer would already run. */
+#define LOAD_CALLS_PER_CLIENT_MAX 64u
+/* Largest K: 16 connections of 64. */
+#define LOAD_INFLIGHT_MAX 1024u
+#define LOAD_INFLIGHT_STEPS_MAX 16u
+#define LOAD_CLIENTS_MAX (LOAD_INFLIGHT_MAX / LOAD_CALLS_PER_CLIENT_MAX)
+/* Re-sends of one write after EUNAVAILABLE/EDEADLINE (same key). */
+#define LOAD_RETRIES_MAX 20u
+/* Overall deadline of one attempt series: at K=1024 a write may queue
+ * behind 1,023 others and a group commit or two. */
+#define LOAD_DEADLINE_MS_DEFAULT 30000u
+#define LOAD_PROGRESS_MS 10000u
+#define LOAD_HOUSEHOLD_NO_BYTES 33u
+/* Every write's answer is one of the gRPC codes 0..16. */
+#define LOAD_GRPC_CODES 17u
+
+_Static_assert(LOAD_CLIENTS_MAX * LOAD_CALLS_PER_CLIENT_MAX >= LOAD_INFLIGHT_MAX,
+               "clients must cover the largest K");
+
+enum step { STEP_REGISTER = 0, STEP_SUBMIT = 1, STEP_APPROVE = 2 };
+static const char *const step_method[] = {"RegisterHousehold", "SubmitApplication",
+                                          "ApproveApplication"};
+
+struct opts
+{
+    const char *config;
+    uint64_t households;  /* per K */
+    unsigned ks[LOAD_INFLIGHT_STEPS_MAX];
+    unsigned n_ks;
+    bool submit;
+    bool approve;
+    const char *program;
+    char prefix[16];
+    const char *admin;
+    const char *clerk;
+    const char *approver;
+    uint32_t deadline_ms;
+    const char *probe_file;
+    double duration_s;    /* probe: 0 = until a signal */
+    bool progress;
+    bool no_setup;
+};
+
+struct bench;
+
+struct slot
+{
+    struct bench *b;
+    struct kyufu_client *client;
+    struct kyufu_client_req req;
+    Kyufu__V1__IdempotencyKey key;
+    Kyufu__V1__RequestHeader hdr;
+    uint64_t household;  /* index in this phase */
+    uint64_t app_id;
+    enum step step;
+    uint64_t t0_ns;      /* first send of the current write */
+    unsigned tries;
+    bool busy;
+};
+
+/* What one phase (one K) measured. */
+struct phase
+{
+    unsigned k;
+    unsigned clients;
+    uint64_t households;
+    uint64_t next_household;
+    uint64_t chains_done;
+    uint64_t writes;          /* answered, any status */
+    uint64_t ok;
+    uint64_t by_status[LOAD_GRPC_CODES];
+    uint64_t retries;
+    uint64_t errors;          /* client errors after all retries */
+    uint32_t *lat_us;         /* one per answered write */
+    uint64_t *raft_index;     /* one per OK write */
+    uint64_t cap;
+    uint64_t t_start_ns;
+    uint64_t t_end_ns;
+    uint64_t applied_before;
+    uint64_t applied_after;
+    uint64_t base;            /* first household number of the phase */
+};
+
+struct bench
+{
+    struct opts o;
+    uv_loop_t loop;
+    struct kyufu_client *clients[LOAD_CLIENTS_MAX];
+    unsigned n_clients;
+    unsigned n_closed;
+    struct slot slots[LOAD_INFLIGHT_MAX];
+    struct phase *ph;
+    unsigned in_flight;
+    bool stop;                /* probe: a signal or the duration ended it */
+    FILE *probe;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t progress;
+    uint64_t progress_last_writes;
+    uint64_t progress_last_ns;
+};
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("kyufu-bench-load: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(2);
+}
+
+/* ------------------------------------------------------------ sync helper */
+
+struct wait
+{
+    bool done;
+    int status;
+};
+
+static void wait_cb(struct kyufu_client_req *req, int status)
+{
+    struct wait *w = req->data;
+    w->done = true;
+    w->status = status;
+}
+
+/* One call, run to its end on the shared loop (setup and status only). */
+static int call_wait(struct bench *b, struct kyufu_client *c, const char *method,
+                     const ProtobufCMessage *request,
+                     const ProtobufCMessageDescriptor *response_desc, int endpoint,
+                     struct kyufu_client_result *result)
+{
+    struct wait w = {0};
+    struct kyufu_client_req req = {.data = &w};
+    struct kyufu_client_call_opts co = {.deadline_ms = b->o.deadline_ms,
+                                        .endpoint = endpoint};
+    int rv = kyufu_client_call_async(c, &req, method, request, response_desc, &co,
+                                     wait_cb);
+    if (rv != 0) {
+        return rv;
+    }
+    while (!w.done) {
+        uv_run(&b->loop, UV_RUN_ONCE);
+    }
+    *result = req.result;
+    return w.status;
+}
+
+/* A setup write; ALREADY_EXISTS counts as done (a second run). */
+static void setup_write(struct bench *b, const char *method, ProtobufCMessage *request,
+                        Kyufu__V1__RequestHeader **hdr_field, const char *actor)
+{
+    Kyufu__V1__RequestHeader hdr = KYUFU__V1__REQUEST_HEADER__INIT;
+    Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
+    if (kyufu_client_header_init(b->clients[0], &hdr, &key, actor) != 0) {
+        die("%s: cannot make a request header", method);
+    }
+    *hdr_field = &hdr;
+    struct kyufu_client_result res;
+    int rv = call_wait(b, b->clients[0], method, request,
+                       &kyufu__v1__write_response__descriptor, -1, &res);
+    *hdr_field = NULL;
+    if (rv != 0) {
+        die("%s: %s (%s)", method, kyufu_client_strerror(rv), res.message);
+    }
+    kyufu_client_response_free(res.response);
+    if (res.grpc_status != KYUFU_GRPC_OK && res.grpc_status != KYUFU_GRPC_ALREADY_EXISTS) {
+        die("%s as %s: %s: %s", method, actor, kyufu_grpc_status_name(res.grpc_status),
+            res.message);
+    }
+}
+
+static void setup(struct bench *b)
+{
+    struct { const char *id; const char *name; uint32_t roles; const char *actor; } staff[] = {
+        {b->o.admin, "bench ID admin", 1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN, b->o.admin},
+        {b->o.clerk, "bench clerk", 1u << KYUFU__V1__ROLE__ROLE_CLERK, b->o.admin},
+        {b->o.approver, "bench approver", 1u << KYUFU__V1__ROLE__ROLE_APPROVER, b->o.admin},
+    };
+    for (size_t i = 0; i < sizeof staff / sizeof staff[0]; i++) {
+        Kyufu__V1__CreateStaffRequest r = KYUFU__V1__CREATE_STAFF_REQUEST__INIT;
+        Kyufu__V1__CreateStaff cmd = KYUFU__V1__CREATE_STAFF__INIT;
+        cmd.staff_id = (char *)staff[i].id;
+        cmd.display_name = (char *)staff[i].name;
+        cmd.roles = staff[i].roles;
+        r.command = &cmd;
+        setup_write(b, "CreateStaff", &r.base, &r.header, staff[i].actor);
+    }
+    Kyufu__V1__CreateProgramRequest cr = KYUFU__V1__CREATE_PROGRAM_REQUEST__INIT;
+    Kyufu__V1__CreateProgram cp = KYUFU__V1__CREATE_PROGRAM__INIT;
+    cp.code = (char *)b->o.program;
+    cp.name = "kyufu-bench-load";
+    cp.fiscal_year = 2026;
+    cp.unit_amount = 1000;
+    cp.budget = 10000000000000; /* 10^13 yen: 10^10 approvals */
+    cp.window_start_ms = 946684800000;  /* 2000-01-01 */
+    cp.window_end_ms = 4102444800000;   /* 2100-01-01 */
+    cr.command = &cp;
+    setup_write(b, "CreateProgram", &cr.base, &cr.header, b->o.approver);
+    Kyufu__V1__OpenProgramRequest orq = KYUFU__V1__OPEN_PROGRAM_REQUEST__INIT;
+    Kyufu__V1__OpenProgram op = KYUFU__V1__OPEN_PROGRAM__INIT;
+    op.code = (char *)b->o.program;
+    orq.command = &op;
+    /* A second run finds it OPEN: FAILED_PRECONDITION is fine too. */
+    Kyufu__V1__RequestHeader hdr = KYUFU__V1__REQUEST_HEADER__INIT;
+    Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
+    kyufu_client_header_init(b->clients[0], &hdr, &key, b->o.approver);
+    orq.header = &hdr;
+    struct kyufu_client_result res;
+    int rv = call_wait(b, b->clients[0], "OpenProgram", &orq.base,
+                       &kyufu__v1__write_response__descriptor, -1, &res);
+    if (rv != 0) {
+        die("OpenProgram: %s", kyufu_client_strerror(rv));
+    }
+    kyufu_client_response_free(res.response);
+    if (res.grpc_status != KYUFU_GRPC_OK &&
+        res.grpc_status != KYUFU_GRPC_FAILED_PRECONDITION) {
+        die("OpenProgram: %s: %s", kyufu_grpc_status_name(res.grpc_status), res.message);
+    }
+}
+
+/* The leader's applied index (0 if no node names itself leader). */
+static uint64_t leader_applied(struct bench *b)
+{
+    unsigned n = kyufu_client_endpoint_count(b->clients[0]);
+    for (unsigned i = 0; i < n; i++) {
+        Kyufu__V1__StatusRequest sr = KYUFU__V1__STATUS_REQUEST__INIT;
+        struct kyufu_client_result res;
+        int rv = call_wait(b, b->clients[0], "/kyufu.v1.Cluster/Status", &sr.base,
+                           &kyufu__v1__node_status__descriptor, (int)i, &res);
+        if (rv != 0 || res.grpc_status != KYUFU_GRPC_OK) {
+            kyufu_client_response_free(res.response);
+            continue;
+        }
+        Kyufu__V1__NodeStatus *st = (Kyufu__V1__NodeStatus *)res.response;
+        uint64_t applied = st->applied_index;
+        bool leader = strcmp(st->role, "leader") == 0;
+        kyufu_client_response_free(res.response);
+        if (leader) {
+            return applied;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ the load */
+
+static uint64_t now_ns(void)
+{
+    return uv_hrtime();
+}
+
+static int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void write_cb(struct kyufu_client_req *req, int status);
+
+static void household_no(const struct bench *b, uint64_t n, char out[LOAD_HOUSEHOLD_NO_BYTES])
+{
+    int len = snprintf(out, LOAD_HOUSEHOLD_NO_BYTES, "%s-%" PRIu64, b->o.prefix, n);
+    if (len < 0 || len >= (int)LOAD_HOUSEHOLD_NO_BYTES) {
+        die("household number too long (prefix %s)", b->o.prefix);
+    }
+}
+
+/* Send the slot's current write; on a retry the same key goes again. */
+static void send_write(struct slot *s)
+{
+    struct bench *b = s->b;
+    char no[LOAD_HOUSEHOLD_NO_BYTES];
+    char name[64], addr[96], acct[8], kana[48];
+    uint64_t n = b->ph->base + s->household;
+    household_no(b, n, no);
+    struct kyufu_client_call_opts co = {.deadline_ms = b->o.deadline_ms, .endpoint = -1};
+    int rv;
+    if (s->tries == 0) {
+        const char *actor = s->step == STEP_APPROVE ? b->o.approver : b->o.clerk;
+        rv = kyufu_client_header_init(s->client, &s->hdr, &s->key, actor);
+        if (rv != 0) {
+            die("header: %s", kyufu_client_strerror(rv));
+        }
+        s->t0_ns = now_ns();
+    }
+    switch (s->step) {
+    case STEP_REGISTER: {
+        Kyufu__V1__RegisterHouseholdRequest r = KYUFU__V1__REGISTER_HOUSEHOLD_REQUEST__INIT;
+        Kyufu__V1__RegisterHousehold cmd = KYUFU__V1__REGISTER_HOUSEHOLD__INIT;
+        Kyufu__V1__Household h = KYUFU__V1__HOUSEHOLD__INIT;
+        Kyufu__V1__BankAccount bank = KYUFU__V1__BANK_ACCOUNT__INIT;
+        snprintf(name, sizeof name, "Household %" PRIu64, n);
+        snprintf(addr, sizeof addr, "%" PRIu64 " Chuo 1-chome, Kyufu City", n);
+        snprintf(acct, sizeof acct, "%07" PRIu64, n % 10000000);
+        snprintf(kana, sizeof kana, "KYUFU %" PRIu64, n);
+        h.household_no = no;
+        h.head_name = name;
+        h.address = addr;
+        bank.bank_code = "0001";
+        bank.branch_code = "001";
+        bank.account_type = "ordinary";
+        bank.account_no = acct;
+        bank.holder_kana = kana;
+        h.bank = &bank;
+        cmd.household = &h;
+        r.header = &s->hdr;
+        r.command = &cmd;
+        rv = kyufu_client_call_async(s->client, &s->req, step_method[s->step], &r.base,
+                                     &kyufu__v1__write_response__descriptor, &co, write_cb);
+        break;
+    }
+    case STEP_SUBMIT: {
+        Kyufu__V1__SubmitApplicationRequest r = KYUFU__V1__SUBMIT_APPLICATION_REQUEST__INIT;
+        Kyufu__V1__SubmitApplication cmd = KYUFU__V1__SUBMIT_APPLICATION__INIT;
+        cmd.program_code = (char *)b->o.program;
+        cmd.household_no = no;
+        cmd.channel = KYUFU__V1__CHANNEL__CHANNEL_COUNTER;
+        r.header = &s->hdr;
+        r.command = &cmd;
+        rv = kyufu_client_call_async(s->client, &s->req, step_method[s->step], &r.base,
+                                     &kyufu__v1__write_response__descriptor, &co, write_cb);
+        break;
+    }
+    case STEP_APPROVE: {
+        Kyufu__V1__ApproveApplicationRequest r = KYUFU__V1__APPROVE_APPLICATION_REQUEST__INIT;
+        Kyufu__V1__ApproveApplication cmd = KYUFU__V1__APPROVE_APPLICATION__INIT;
+        cmd.id = s->app_id;
+        r.header = &s->hdr;
+        r.command = &cmd;
+        rv = kyufu_client_call_async(s->client, &s->req, step_method[s->step], &r.base,
+                                     &kyufu__v1__write_response__descriptor, &co, write_cb);
+        break;
+    }
+    default:
+        abort();
+    }
+    if (rv != 0) {
+        die("%s: call_async: %s", step_method[s->step], kyufu_client_strerror(rv));
+    }
+    s->busy = true;
+    b->in_flight++;
+}
+
+/* Start the next household's chain on a free slot, if any is left. */
+static void next_chain(struct slot *s)
+{
+    struct bench *b = s->b;
+    struct phase *ph = b->ph;
+    if (b->stop || (ph->households != 0 && ph->next_household >= ph->households)) {
+        return;
+    }
+    s->household = ph->next_household++;
+    s->step = STEP_REGISTER;
+    s->tries = 0;
+    s->app_id = 0;
+    send_write(s);
+}
+
+static void record(struct phase *ph, uint32_t lat_us)
+{
+    if (ph->writes == ph->cap) {
+        uint64_t cap = ph->cap ? ph->cap * 2 : 1u << 16;
+        uint32_t *l = realloc(ph->lat_us, cap * sizeof *l);
+        uint64_t *r = realloc(ph->raft_index, cap * sizeof *r);
+        if (l == NULL || r == NULL) {
+            die("out of memory for samples");
+        }
+        ph->lat_us = l;
+        ph->raft_index = r;
+        ph->cap = cap;
+    }
+    ph->lat_us[ph->writes++] = lat_us;
+}
+
+static void write_cb(struct kyufu_client_req *req, int status)
+{
+    struct slot *s = req->data;
+    struct bench *b = s->b;
+    struct phase *ph = b->ph;
+    struct kyufu_client_result *res = &req->result;
+    s->busy = false;
+    b->in_flight--;
+    if (status == KYUFU_CLIENT_ECANCELED) {
+        return;
+    }
+    if ((status == KYUFU_CLIENT_EUNAVAILABLE || status == KYUFU_CLIENT_EDEADLINE) &&
+        s->tries < LOAD_RETRIES_MAX && !b->stop) {
+        /* Same key again: the ledger answers a repeat with its first result. */
+        s->tries++;
+        ph->retries++;
+        send_write(s);
+        return;
+    }
+    uint64_t lat_ns = now_ns() - s->t0_ns;
+    uint32_t lat_us = lat_ns / 1000 > UINT32_MAX ? UINT32_MAX : (uint32_t)(lat_ns / 1000);
+    if (status != 0) {
+        ph->errors++;
+        fprintf(stderr, "kyufu-bench-load: %s: %s (%s)\n", step_method[s->step],
+                kyufu_client_strerror(status), res->message);
+        if (b->probe != NULL) {
+            fprintf(b->probe, "%" PRId64 " %" PRIu32 " %d 0\n", unix_ms(), lat_us, status);
+        }
+        next_chain(s);
+        return;
+    }
+    record(ph, lat_us);
+    unsigned code = (unsigned)res->grpc_status < LOAD_GRPC_CODES ? (unsigned)res->grpc_status
+                                                                 : LOAD_GRPC_CODES - 1;
+    ph->by_status[code]++;
+    uint64_t raft_index = 0;
+    bool more = false;
+    if (res->grpc_status == KYUFU_GRPC_OK) {
+        Kyufu__V1__WriteResponse *w = (Kyufu__V1__WriteResponse *)res->response;
+        if (w->result != NULL) {
+            raft_index = w->result->raft_index;
+            if (s->step == STEP_SUBMIT &&
+                w->result->record_case == KYUFU__V1__COMMAND_RESULT__RECORD_APPLICATION) {
+                s->app_id = w->result->application->id;
+            }
+        }
+        ph->raft_index[ph->ok++] = raft_index;
+        more = (s->step == STEP_REGISTER && b->o.submit) ||
+               (s->step == STEP_SUBMIT && b->o.approve && s->app_id != 0);
+    } else if (ph->by_status[code] <= 3) {
+        fprintf(stderr, "kyufu-bench-load: %s: %s: %s\n", step_method[s->step],
+                kyufu_grpc_status_name(res->grpc_status), res->message);
+    }
+    if (b->probe != NULL) {
+        fprintf(b->probe, "%" PRId64 " %" PRIu32 " %d %" PRIu64 "\n", unix_ms(), lat_us,
+                res->grpc_status, raft_index);
+    }
+    kyufu_client_response_free(res->response);
+    res->response = NULL;
+    if (more) {
+        s->step++;
+        s->tries = 0;
+        send_write(s);
+        return;
+    }
+    ph->chains_done++;
+    next_chain(s);
+}
+
+static void progress_cb(uv_timer_t *t)
+{
+    struct bench *b = t->data;
+    uint64_t now = now_ns();
+    double dt = (double)(now - b->progress_last_ns) / 1e9;
+    fprintf(stderr, "kyufu-bench-load: K=%u %" PRIu64 "/%" PRIu64 " households, %" PRIu64
+            " writes, %.0f writes/s\n",
+            b->ph->k, b->ph->chains_done, b->ph->households, b->ph->writes,
+            (double)(b->ph->writes - b->progress_last_writes) / dt);
+    b->progress_last_writes = b->ph->writes;
+    b->progress_last_ns = now;
+}
+
+static void signal_cb(uv_signal_t *h, int signum)
+{
+    struct bench *b = h->data;
+    (void)signum;
+    b->stop = true;
+}
+
+static void run_phase(struct bench *b, struct phase *ph)
+{
+    assert(ph->k >= 1 && ph->k <= LOAD_INFLIGHT_MAX);
+    b->ph = ph;
+    ph->clients = (ph->k + LOAD_CALLS_PER_CLIENT_MAX - 1) / LOAD_CALLS_PER_CLIENT_MAX;
+    assert(ph->clients <= b->n_clients);
+    ph->applied_before = leader_applied(b);
+    ph->t_start_ns = now_ns();
+    b->progress_last_ns = ph->t_start_ns;
+    b->progress_last_writes = 0;
+    if (b->o.progress) {
+        uv_timer_start(&b->progress, progress_cb, LOAD_PROGRESS_MS, LOAD_PROGRESS_MS);
+    }
+    for (unsigned i = 0; i < ph->k; i++) {
+        struct slot *s = &b->slots[i];
+        *s = (struct slot){.b = b, .client = b->clients[i % ph->clients]};
+        s->req.data = s;
+        next_chain(s);
+    }
+    double deadline_ns = b->o.duration_s > 0 ? b->o.duration_s * 1e9 : 0;
+    while (b->in_flight > 0) {
+        uv_run(&b->loop, UV_RUN_ONCE);
+        if (deadline_ns > 0 && (double)(now_ns() - ph->t_start_ns) >= deadline_ns) {
+            b->stop = true;
+        }
+    }
+    ph->t_end_ns = now_ns();
+    uv_timer_stop(&b->progress);
+    ph->applied_after = leader_applied(b);
+}
+
+/* ------------------------------------------------------------ report */
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of a sorted array, in ms. */
+static double pct_ms(const uint32_t *v, uint64_t n, unsigned p)
+{
+    if (n == 0) {
+        return 0;
+    }
+    uint64_t rank = (n * p + 99) / 100;
+    return (double)v[rank == 0 ? 0 : rank - 1] / 1000.0;
+}
+
+struct summary
+{
+    double secs, per_s, p50, p99, max;
+    uint64_t entries;
+};
+
+static struct summary summarize(struct phase *ph)
+{
+    struct summary s = {0};
+    s.secs = (double)(ph->t_end_ns - ph->t_start_ns) / 1e9;
+    s.per_s = s.secs > 0 ? (double)ph->writes / s.secs : 0;
+    qsort(ph->lat_us, ph->writes, sizeof ph->lat_us[0], cmp_u32);
+    s.p50 = pct_ms(ph->lat_us, ph->writes, 50);
+    s.p99 = pct_ms(ph->lat_us, ph->writes, 99);
+    s.max = ph->writes ? (double)ph->lat_us[ph->writes - 1] / 1000.0 : 0;
+    qsort(ph->raft_index, ph->ok, sizeof ph->raft_index[0], cmp_u64);
+    for (uint64_t i = 0; i < ph->ok; i++) {
+        if (ph->raft_index[i] != 0 && (i == 0 || ph->raft_index[i] != ph->raft_index[i - 1])) {
+            s.entries++;
+        }
+    }
+    return s;
+}
+
+static void report(struct bench *b, struct phase *phs, unsigned n)
+{
+    struct summary base = {0};
+    printf("{\n  \"config\": \"%s\", \"prefix\": \"%s\", \"program\": \"%s\",\n"
+           "  \"households_per_k\": %" PRIu64 ", \"submit\": %s, \"approve\": %s,\n"
+           "  \"calls_per_connection_max\": %u,\n  \"runs\": [\n",
+           b->o.config, b->o.prefix, b->o.program, b->o.households,
+           b->o.submit ? "true" : "false", b->o.approve ? "true" : "false",
+           LOAD_CALLS_PER_CLIENT_MAX);
+    for (unsigned i = 0; i < n; i++) {
+        struct phase *ph = &phs[i];
+        struct summary s = summarize(ph);
+        if (i == 0) {
+            base = s;
+        }
+        uint64_t applied = ph->applied_after > ph->applied_before
+                               ? ph->applied_after - ph->applied_before : 0;
+        printf("    {\"k\": %u, \"connections\": %u, \"households\": %" PRIu64
+               ", \"writes\": %" PRIu64 ", \"ok\": %" PRIu64 ", \"retries\": %" PRIu64
+               ", \"errors\": %" PRIu64 ",\n",
+               ph->k, ph->clients, ph->chains_done, ph->writes, ph->ok, ph->retries,
+               ph->errors);
+        printf("     \"rejected\": {");
+        bool first = true;
+        for (unsigned c = 1; c < LOAD_GRPC_CODES; c++) {
+            if (ph->by_status[c] != 0) {
+                printf("%s\"%s\": %" PRIu64, first ? "" : ", ", kyufu_grpc_status_name((int)c),
+                       ph->by_status[c]);
+                first = false;
+            }
+        }
+        printf("},\n     \"seconds\": %.3f, \"commands_per_s\": %.1f,"
+               " \"latency_ms\": {\"p50\": %.3f, \"p99\": %.3f, \"max\": %.3f},\n",
+               s.secs, s.per_s, s.p50, s.p99, s.max);
+        printf("     \"raft_entries_carrying_ours\": %" PRIu64
+               ", \"group_commit_factor\": %.2f,\n"
+               "     \"leader_applied_delta\": %" PRIu64 ", \"commands_per_applied_index\": %.2f,\n",
+               s.entries, s.entries ? (double)ph->ok / (double)s.entries : 0, applied,
+               applied ? (double)ph->writes / (double)applied : 0);
+        printf("     \"vs_baseline\": {\"k\": %u, \"throughput\": %.2f, \"p50\": %.2f,"
+               " \"p99\": %.2f}}%s\n",
+               phs[0].k, base.per_s > 0 ? s.per_s / base.per_s : 0,
+               base.p50 > 0 ? s.p50 / base.p50 : 0, base.p99 > 0 ? s.p99 / base.p99 : 0,
+               i + 1 < n ? "," : "");
+    }
+    printf("  ]\n}\n");
+}
+
+/* ------------------------------------------------------------ main */
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: kyufu-bench-load --config KYUFUCTL_CONF [--households N]\n"
+            "         [--inflight 1,16,64,256] [--no-submit] [--approve]\n"
+            "         [--program CODE] [--prefix P] [--admin ID] [--clerk ID] [--approver ID]\n"
+            "         [--deadline-ms MS] [--progress] [--no-setup]\n"
+            "       kyufu-bench-load --config C --probe FILE [--duration-s S] [--prefix P]\n");
+}
+
+static uint64_t parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || v < lo || v > hi) {
+        die("--%s: '%s' is not an integer in [%" PRIu64 ", %" PRIu64 "]", opt, s, lo, hi);
+    }
+    return v;
+}
+
+static void parse_ks(struct opts *o, const char *s)
+{
+    char buf[256];
+    if (strlen(s) >= sizeof buf) {
+        die("--inflight: too long");
+    }
+    strcpy(buf, s);
+    o->n_ks = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (o->n_ks == LOAD_INFLIGHT_STEPS_MAX) {
+            die("--inflight: at most %u values", LOAD_INFLIGHT_STEPS_MAX);
+        }
+        o->ks[o->n_ks++] = (unsigned)parse_u64("inflight", tok, 1, LOAD_INFLIGHT_MAX);
+    }
+    if (o->n_ks == 0) {
+        die("--inflight: empty");
+    }
+}
+
+static void parse_args(struct opts *o, int argc, char **argv)
+{
+    enum { O_CONFIG = 0x100, O_HH, O_INFLIGHT, O_NOSUBMIT, O_APPROVE, O_PROGRAM, O_PREFIX,
+           O_ADMIN, O_CLERK, O_APPROVER, O_DEADLINE, O_PROBE, O_DURATION, O_PROGRESS,
+           O_NOSETUP, O_HELP };
+    static const struct option lo[] = {
+        {"config", required_argument, NULL, O_CONFIG},
+        {"households", required_argument, NULL, O_HH},
+        {"inflight", required_argument, NULL, O_INFLIGHT},
+        {"no-submit", no_argument, NULL, O_NOSUBMIT},
+        {"approve", no_argument, NULL, O_APPROVE},
+        {"program", required_argument, NULL, O_PROGRAM},
+        {"prefix", required_argument, NULL, O_PREFIX},
+        {"admin", required_argument, NULL, O_ADMIN},
+        {"clerk", required_argument, NULL, O_CLERK},
+        {"approver", required_argument, NULL, O_APPROVER},
+        {"deadline-ms", required_argument, NULL, O_DEADLINE},
+        {"probe", required_argument, NULL, O_PROBE},
+        {"duration-s", required_argument, NULL, O_DURATION},
+        {"progress", no_argument, NULL, O_PROGRESS},
+        {"no-setup", no_argument, NULL, O_NOSETUP},
+        {"help", no_argument, NULL, O_HELP},
+        {0},
+    };
+    *o = (struct opts){.households = 2000, .submit = true, .program = "BENCH",
+                       .admin = "admin", .clerk = "bench-clerk",
+                       .approver = "bench-approver",
+                       .deadline_ms = LOAD_DEADLINE_MS_DEFAULT};
+    parse_ks(o, "1,16,64,256");
+    /* Default prefix: new per run (seconds since the epoch in hex), so a
+     * second run against the same cluster registers new households. */
+    snprintf(o->prefix, sizeof o->prefix, "L%" PRIx64, (uint64_t)time(NULL));
+    int c;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (c) {
+        case O_CONFIG: o->config = optarg; break;
+        case O_HH: o->households = parse_u64("households", optarg, 1, 100000000); break;
+        case O_INFLIGHT: parse_ks(o, optarg); break;
+        case O_NOSUBMIT: o->submit = false; break;
+        case O_APPROVE: o->approve = true; break;
+        case O_PROGRAM: o->program = optarg; break;
+        case O_PREFIX:
+            if (strlen(optarg) == 0 || strlen(optarg) >= 12 ||
+                strspn(optarg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                               "0123456789") != strlen(optarg)) {
+                die("--prefix: 1..11 letters or digits");
+            }
+            strcpy(o->prefix, optarg);
+            break;
+        case O_ADMIN: o->admin = optarg; break;
+        case O_CLERK: o->clerk = optarg; break;
+        case O_APPROVER: o->approver = optarg; break;
+        case O_DEADLINE:
+            o->deadline_ms = (uint32_t)parse_u64("deadline-ms", optarg, 100,
+                                                 KYUFU_CLIENT_DEADLINE_MS_MAX);
+            break;
+        case O_PROBE: o->probe_file = optarg; break;
+        case O_DURATION: {
+            char *end;
+            o->duration_s = strtod(optarg, &end);
+            if (*end != '\0' || !(o->duration_s > 0)) {
+                die("--duration-s: a positive number");
+            }
+            break;
+        }
+        case O_PROGRESS: o->progress = true; break;
+        case O_NOSETUP: o->no_setup = true; break;
+        case O_HELP: usage(stdout); exit(0);
+        default: usage(stderr); exit(2);
+        }
+    }
+    if (optind < argc || o->config == NULL) {
+        usage(stderr);
+        exit(2);
+    }
+    if (o->approve && !o->submit) {
+        die("--approve needs the submit step");
+    }
+}
+
+static void close_cb(struct kyufu_client *c, void *arg)
+{
+    struct bench *b = arg;
+    (void)c;
+    b->n_closed++;
+}
+
+static void walk_cb(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "kyufu-bench-load: handle left open: %s\n", uv_handle_type_name(h->type));
+}
+
+int main(int argc, char **argv)
+{
+    static struct bench bench;
+    struct bench *b = &bench;
+    char err[256];
+    parse_args(&b->o, argc, argv);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct kyufu_client_config cfg;
+    kyufu_client_config_init(&cfg);
+    if (kyufu_client_config_load(&cfg, b->o.config, err, sizeof err) != 0 ||
+        kyufu_client_config_validate(&cfg, err, sizeof err) != 0) {
+        die("%s", err);
+    }
+    if (uv_loop_init(&b->loop) != 0) {
+        die("uv_loop_init failed");
+    }
+    unsigned kmax = 1;
+    for (unsigned i = 0; i < b->o.n_ks; i++) {
+        kmax = b->o.ks[i] > kmax ? b->o.ks[i] : kmax;
+    }
+    if (b->o.probe_file != NULL) {
+        kmax = 1;
+    }
+    b->n_clients = (kmax + LOAD_CALLS_PER_CLIENT_MAX - 1) / LOAD_CALLS_PER_CLIENT_MAX;
+    for (unsigned i = 0; i < b->n_clients; i++) {
+        if (kyufu_client_create(&cfg, &b->loop, &b->clients[i], err, sizeof err) != 0) {
+            die("client: %s", err);
+        }
+    }
+    kyufu_client_config_free(&cfg);
+    uv_signal_init(&b->loop, &b->sigint);
+    uv_signal_init(&b->loop, &b->sigterm);
+    b->sigint.data = b->sigterm.data = b;
+    uv_signal_start(&b->sigint, signal_cb, SIGINT);
+    uv_signal_start(&b->sigterm, signal_cb, SIGTERM);
+    uv_timer_init(&b->loop, &b->progress);
+    b->progress.data = b;
+
+    if (!b->o.no_setup) {
+        setup(b);
+    }
+    int rc = 0;
+    if (b->o.probe_file != NULL) {
+        b->probe = fopen(b->o.probe_file, "w");
+        if (b->probe == NULL) {
+            die("%s: %s", b->o.probe_file, strerror(errno));
+        }
+        setvbuf(b->probe, NULL, _IOLBF, 0);
+        b->o.submit = false;
+        b->o.approve = false;
+        struct phase ph = {.k = 1, .households = 0 /* until stopped */};
+        run_phase(b, &ph);
+        fclose(b->probe);
+        b->probe = NULL;
+        report(b, &ph, 1);
+        rc = ph.errors != 0 || ph.ok != ph.writes;
+        free(ph.lat_us);
+        free(ph.raft_index);
+    } else {
+        struct phase phs[LOAD_INFLIGHT_STEPS_MAX];
+        memset(phs, 0, sizeof phs);
+        for (unsigned i = 0; i < b->o.n_ks && !b->stop; i++) {
+            phs[i].k = b->o.ks[i];
+            phs[i].households = b->o.households;
+            phs[i].base = (uint64_t)i * b->o.households;
+            run_phase(b, &phs[i]);
+            fprintf(stderr, "kyufu-bench-load: K=%u done: %" PRIu64 " writes in %.1f s\n",
+                    phs[i].k, phs[i].writes,
+                    (double)(phs[i].t_end_ns - phs[i].t_start_ns) / 1e9);
+            if (phs[i].errors != 0 || phs[i].ok != phs[i].writes) {
+                rc = 1;
+            }
+        }
+        report(b, phs, b->o.n_ks);
+        for (unsigned i = 0; i < b->o.n_ks; i++) {
+            free(phs[i].lat_us);
+            free(phs[i].raft_index);
+        }
+    }
+
+    uv_close((uv_handle_t *)&b->sigint, NULL);
+    uv_close((uv_handle_t *)&b->sigterm, NULL);
+    uv_close((uv_handle_t *)&b->progress, NULL);
+    for (unsigned i = 0; i < b->n_clients; i++) {
+        kyufu_client_close(b->clients[i], close_cb, b);
+    }
+    uv_run(&b->loop, UV_RUN_DEFAULT);
+    assert(b->n_closed == b->n_clients);
+    if (uv_loop_close(&b->loop) != 0) {
+        uv_walk(&b->loop, walk_cb, NULL);
+        die("the loop did not close cleanly");
+    }
+    return rc;
+}
