@@ -11,7 +11,8 @@
  * p50/p99/max of every write (first send to final answer, retries
  * included), the number of distinct Raft entries that carried our commands
  * (CommandResult.raft_index; commands/entries = group-commit factor), and
- * the leader's applied-index advance.  The first K is the baseline: every
+ * the leader's applied-index advance, and how many writes libkyufu had to
+ * send more than once (result.attempts > 1) before its final answer.  The first K is the baseline: every
  * other K reports its throughput and p50 as ratios to it.  JSON on stdout.
  *
  * --probe FILE: one call in flight (RegisterHousehold), forever or for
@@ -45,9 +46,10 @@
 
 #include "kyufu.h"
 
-/* Calls in flight on one client (one HTTP/2 connection to the leader):
- * below the server's 100 concurrent streams, so none waits in nghttp2's
- * queue where its attempt timer would already run. */
+/* Calls in flight on one client (one HTTP/2 connection to the leader), by
+ * default: below the server's 100 concurrent streams, so none waits in
+ * nghttp2's queue where its attempt timer would already run.
+ * --per-connection lowers it (to compare one connection with several). */
 #define LOAD_CALLS_PER_CLIENT_MAX 64u
 /* Largest K: 16 connections of 64. */
 #define LOAD_INFLIGHT_MAX 1024u
@@ -88,6 +90,7 @@ struct opts
     double duration_s;    /* probe: 0 = until a signal */
     bool progress;
     bool no_setup;
+    unsigned per_conn;    /* calls in flight per connection */
 };
 
 struct bench;
@@ -119,6 +122,7 @@ struct phase
     uint64_t ok;
     uint64_t by_status[LOAD_GRPC_CODES];
     uint64_t retries;
+    uint64_t retried_inside;  /* answered after > 1 attempt (libkyufu's own retries) */
     uint64_t errors;          /* client errors after all retries */
     uint32_t *lat_us;         /* one per answered write */
     uint64_t *raft_index;     /* one per OK write */
@@ -457,6 +461,9 @@ static void write_cb(struct kyufu_client_req *req, int status)
         return;
     }
     record(ph, lat_us);
+    if (res->attempts > 1) {
+        ph->retried_inside++;
+    }
     unsigned code = (unsigned)res->grpc_status < LOAD_GRPC_CODES ? (unsigned)res->grpc_status
                                                                  : LOAD_GRPC_CODES - 1;
     ph->by_status[code]++;
@@ -518,7 +525,7 @@ static void run_phase(struct bench *b, struct phase *ph)
 {
     assert(ph->k >= 1 && ph->k <= LOAD_INFLIGHT_MAX);
     b->ph = ph;
-    ph->clients = (ph->k + LOAD_CALLS_PER_CLIENT_MAX - 1) / LOAD_CALLS_PER_CLIENT_MAX;
+    ph->clients = (ph->k + b->o.per_conn - 1) / b->o.per_conn;
     assert(ph->clients <= b->n_clients);
     ph->applied_before = leader_applied(b);
     ph->t_start_ns = now_ns();
@@ -601,7 +608,7 @@ static void report(struct bench *b, struct phase *phs, unsigned n)
            "  \"calls_per_connection_max\": %u,\n  \"runs\": [\n",
            b->o.config, b->o.prefix, b->o.program, b->o.households,
            b->o.submit ? "true" : "false", b->o.approve ? "true" : "false",
-           LOAD_CALLS_PER_CLIENT_MAX);
+           b->o.per_conn);
     for (unsigned i = 0; i < n; i++) {
         struct phase *ph = &phs[i];
         struct summary s = summarize(ph);
@@ -612,9 +619,9 @@ static void report(struct bench *b, struct phase *phs, unsigned n)
                                ? ph->applied_after - ph->applied_before : 0;
         printf("    {\"k\": %u, \"connections\": %u, \"households\": %" PRIu64
                ", \"writes\": %" PRIu64 ", \"ok\": %" PRIu64 ", \"retries\": %" PRIu64
-               ", \"errors\": %" PRIu64 ",\n",
+               ", \"errors\": %" PRIu64 ", \"answered_after_retry_in_client\": %" PRIu64 ",\n",
                ph->k, ph->clients, ph->chains_done, ph->writes, ph->ok, ph->retries,
-               ph->errors);
+               ph->errors, ph->retried_inside);
         printf("     \"rejected\": {");
         bool first = true;
         for (unsigned c = 1; c < LOAD_GRPC_CODES; c++) {
@@ -649,7 +656,7 @@ static void usage(FILE *out)
             "usage: kyufu-bench-load --config KYUFUCTL_CONF [--households N]\n"
             "         [--inflight 1,16,64,256] [--no-submit] [--approve]\n"
             "         [--program CODE] [--prefix P] [--admin ID] [--clerk ID] [--approver ID]\n"
-            "         [--deadline-ms MS] [--progress] [--no-setup]\n"
+            "         [--deadline-ms MS] [--progress] [--no-setup] [--per-connection N]\n"
             "       kyufu-bench-load --config C --probe FILE [--duration-s S] [--prefix P]\n");
 }
 
@@ -688,7 +695,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
 {
     enum { O_CONFIG = 0x100, O_HH, O_INFLIGHT, O_NOSUBMIT, O_APPROVE, O_PROGRAM, O_PREFIX,
            O_ADMIN, O_CLERK, O_APPROVER, O_DEADLINE, O_PROBE, O_DURATION, O_PROGRESS,
-           O_NOSETUP, O_HELP };
+           O_NOSETUP, O_PERCONN, O_HELP };
     static const struct option lo[] = {
         {"config", required_argument, NULL, O_CONFIG},
         {"households", required_argument, NULL, O_HH},
@@ -705,13 +712,15 @@ static void parse_args(struct opts *o, int argc, char **argv)
         {"duration-s", required_argument, NULL, O_DURATION},
         {"progress", no_argument, NULL, O_PROGRESS},
         {"no-setup", no_argument, NULL, O_NOSETUP},
+        {"per-connection", required_argument, NULL, O_PERCONN},
         {"help", no_argument, NULL, O_HELP},
         {0},
     };
     *o = (struct opts){.households = 2000, .submit = true, .program = "BENCH",
                        .admin = "admin", .clerk = "bench-clerk",
                        .approver = "bench-approver",
-                       .deadline_ms = LOAD_DEADLINE_MS_DEFAULT};
+                       .deadline_ms = LOAD_DEADLINE_MS_DEFAULT,
+                       .per_conn = LOAD_CALLS_PER_CLIENT_MAX};
     parse_ks(o, "1,16,64,256");
     /* Default prefix: new per run (seconds since the epoch in hex), so a
      * second run against the same cluster registers new households. */
@@ -751,6 +760,10 @@ static void parse_args(struct opts *o, int argc, char **argv)
         }
         case O_PROGRESS: o->progress = true; break;
         case O_NOSETUP: o->no_setup = true; break;
+        case O_PERCONN:
+            o->per_conn = (unsigned)parse_u64("per-connection", optarg, 1,
+                                              LOAD_CALLS_PER_CLIENT_MAX);
+            break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); exit(2);
         }
@@ -801,7 +814,11 @@ int main(int argc, char **argv)
     if (b->o.probe_file != NULL) {
         kmax = 1;
     }
-    b->n_clients = (kmax + LOAD_CALLS_PER_CLIENT_MAX - 1) / LOAD_CALLS_PER_CLIENT_MAX;
+    b->n_clients = (kmax + b->o.per_conn - 1) / b->o.per_conn;
+    if (b->n_clients > LOAD_CLIENTS_MAX) {
+        die("K=%u at %u per connection needs more than %u connections", kmax, b->o.per_conn,
+            LOAD_CLIENTS_MAX);
+    }
     for (unsigned i = 0; i < b->n_clients; i++) {
         if (kyufu_client_create(&cfg, &b->loop, &b->clients[i], err, sizeof err) != 0) {
             die("client: %s", err);
