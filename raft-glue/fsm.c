@@ -57,7 +57,10 @@ static int fsm_apply(struct raft_fsm *fsm,
     assert(f != NULL && f->raft != NULL);
     *result = NULL; /* Always: see fsm.h on 0.22.1 leaking results. */
     if (f->fatal_rv != 0) {
-        return RAFT_IOERR;
+        /* Poisoned: the node is stopping.  Record nothing and report
+         * success (see fsm.h: apply never fails towards raft). */
+        f->n_dropped++;
+        return 0;
     }
 
     index = raft_last_applied(f->raft) + 1;
@@ -102,11 +105,13 @@ static int fsm_apply(struct raft_fsm *fsm,
     return 0;
 
 err:
-    if (rv != KYUFU_STORAGE_ENOMEM || kyufu_storage_is_fatal(rv)) {
-        poison(f, rv, "apply");
-    }
+    /* Every failure poisons, NOMEM included: returning an error to raft
+     * is not an option (fsm.h), and skipping the entry while staying alive
+     * would lose it. */
     assert(rv != 0);
-    return storage_to_raft(rv);
+    poison(f, rv, "apply");
+    f->n_dropped++;
+    return 0;
 }
 
 /* emit callback of kyufu_storage_snapshot_write: append a chunk. */

@@ -12,9 +12,16 @@
  * raft replays its log, and LMDB already holds those entries (the applied
  * index is written in the same transaction as their effects).
  *
- * A fatal storage error poisons the FSM: that apply and every later call
- * fail (raft stops advancing last_applied), and the `fatal` hook fires once
- * so the owner stops the node.  Nothing is retried.
+ * Any storage error during apply poisons the FSM: the `fatal` hook fires
+ * once so the owner stops the node, and that entry and every later one are
+ * dropped (storage records nothing more; nothing is retried).  apply still
+ * returns 0 to raft, always: in 0.22.1 an apply error returned while raft
+ * handles a received AppendEntries makes recvCb free the message's entry
+ * batch a second time (legacy.c legacyHandleUpdateEntries already freed it)
+ * — a double free instead of a clean stop (docs/raft.md).  raft's
+ * last_applied then runs ahead of the store, which is harmless: the node
+ * is stopping, snapshot and restore refuse once poisoned, and a restart
+ * replays from storage's applied index.
  *
  * Snapshots: in INLINE mode fsm->snapshot serializes the whole store
  * synchronously (the simulation); in DEFERRED mode it only opens a storage
@@ -65,6 +72,7 @@ struct kyufu_fsm
     uint64_t n_snapshots;
     uint64_t n_restores;
     uint64_t n_restores_skipped;
+    uint64_t n_dropped;            /* entries not recorded once poisoned */
 };
 
 /* Fill *fsm (version 3) so that fsm->data is `state`.  `state->raft` must be

@@ -24,6 +24,7 @@
 
 #include "fsm.h"
 #include "glue_limits.h"
+#include "io_guard.h"
 #include "proposer.h"
 #include "snapshot_io.h"
 #include "transport.h"
@@ -35,6 +36,7 @@ struct kyufu_glue
     struct glue_snapshot_io sio; /* holds the raft_io */
     struct glue_transport transport;
     struct raft_tracer uv_tracer;
+    struct glue_io_guard guard; /* wraps sio.io's durable writes */
     struct raft_fsm fsm;
     struct kyufu_fsm fsm_state;
     struct kyufu_proposer proposer;
@@ -132,6 +134,9 @@ static int raft_to_glue(int rv)
 
 /* -------------------------------------------------------------- fatal */
 
+/* Record the first fatal error.  May run inside a raft call or callback:
+ * the proposer refuses new commands at once, but its queue is failed (user
+ * callbacks) only from the poll timer, outside raft. */
 static void set_fatal(struct kyufu_glue *g, int rv, const char *msg)
 {
     if (g->fatal != 0) {
@@ -139,7 +144,65 @@ static void set_fatal(struct kyufu_glue *g, int rv, const char *msg)
     }
     g->fatal = rv;
     snprintf(g->fatal_msg, sizeof g->fatal_msg, "%s", msg);
-    kyufu_proposer__fatal(&g->proposer, rv);
+    if (g->proposer.fatal_status == 0) {
+        g->proposer.fatal_status = rv;
+    }
+}
+
+static void proposer_fatal(void *arg, int status, const char *msg)
+{
+    set_fatal(arg, status, msg);
+}
+
+static void guard_failed(struct glue_io_guard *gd, const char *call, int rv)
+{
+    struct kyufu_glue *g = gd->data;
+    char msg[200];
+    snprintf(msg, sizeof msg, "raft_uv %.16s failed: %.40s (%d): %.100s",
+             call, raft_strerror(rv), rv, g->sio.io.errmsg);
+    set_fatal(g, KYUFU_GLUE_EIO, msg);
+}
+
+/* Errors with which a raft client call refuses up front, before it changes
+ * any state (0.22.1 client.c ClientSubmit, legacy.c raft_assign and the
+ * configuration checks of raft_add/raft_remove).  Any other error (IOERR,
+ * NOMEM, ...) can come after the raft core appended the entry to its
+ * in-memory log while the disk append, a send or an apply failed: raft's
+ * memory and disk may disagree, and raft_assign may still hold our request.
+ * Such a failure is fatal: the node stops and restarts from disk. */
+static bool raft_refused_cleanly(int rv)
+{
+    switch (rv) {
+        case RAFT_NOTLEADER:
+        case RAFT_NOSPACE:
+        case RAFT_CANTCHANGE:
+        case RAFT_BADID:
+        case RAFT_NOTFOUND:
+        case RAFT_DUPLICATEID:
+        case RAFT_DUPLICATEADDRESS:
+        case RAFT_BADROLE:
+        case RAFT_INVALID:
+            return true;
+        default:
+            return false;
+    }
+}
+
+/* Map a failed raft client call, making the glue fatal unless it was
+ * refused cleanly. */
+static int raft_call_failed(struct kyufu_glue *g, const char *call, int rv)
+{
+    char msg[200];
+    assert(rv != 0);
+    if (raft_refused_cleanly(rv)) {
+        return raft_to_glue(rv);
+    }
+    snprintf(msg, sizeof msg,
+             "%s failed: %s (%d): raft's in-memory log may differ from its "
+             "disk log",
+             call, raft_strerror(rv), rv);
+    set_fatal(g, KYUFU_GLUE_EIO, msg);
+    return KYUFU_GLUE_EIO;
 }
 
 static void fsm_applied(void *arg,
@@ -364,10 +427,13 @@ int kyufu_glue_init(uv_loop_t *loop,
     }
     g->raft_inited = true;
     g->fsm_state.raft = &g->raft;
+    glue__io_guard_wrap(&g->guard, &g->raft, guard_failed, g);
 
     kyufu_proposer__default_limits(&limits);
     limits.commands_per_entry_max = g->config.group_commit_commands_max;
     kyufu_proposer__init(&g->proposer, &g->raft, &limits);
+    g->proposer.fatal_hook = proposer_fatal;
+    g->proposer.fatal_arg = g;
 
     set_options(g);
     rv = uv_timer_init(loop, &g->poll);
@@ -458,9 +524,12 @@ static void poll_cb(uv_timer_t *t)
         g->last_state = state;
         g->last_leader = leader;
     }
-    if (g->fatal != 0 && !g->fatal_reported && g->state_cb != NULL) {
+    if (g->fatal != 0 && !g->fatal_reported) {
         g->fatal_reported = true; /* kyufu_glue_fatal says why */
-        g->state_cb(g, g->state_arg);
+        kyufu_proposer__fatal(&g->proposer, g->fatal); /* fail the queue */
+        if (g->state_cb != NULL) {
+            g->state_cb(g, g->state_arg);
+        }
     }
 }
 
@@ -610,9 +679,11 @@ int kyufu_glue_barrier(struct kyufu_glue *g,
     req->impl = b;
     rv = raft_barrier(&g->raft, &b->raft, barrier_cb);
     if (rv != 0) {
+        /* Past NOTLEADER, 0.22.1's raft_barrier frees its entry buffer a
+         * second time (docs/raft.md, "Raft call failures"): fatal. */
         free(b);
         req->impl = NULL;
-        return raft_to_glue(rv);
+        return raft_call_failed(g, "raft_barrier", rv);
     }
     return 0;
 }
@@ -643,6 +714,9 @@ static int transfer_attempt(struct kyufu_glue *g)
     rv = raft_transfer(&g->raft, &g->transfer_raft,
                        (raft_id)g->transfer_target, transfer_raft_cb);
     if (rv != 0) {
+        /* Recoverable: a transfer writes nothing durable.  After a failed
+         * TimeoutNow send the core may keep the transferee (proposals get
+         * NOTLEADER) until its own transfer timeout clears it. */
         return raft_to_glue(rv);
     }
     g->transfer_raft_pending = true;
@@ -729,13 +803,17 @@ static void change_done(struct kyufu_glue *g, int status)
 
 static void assign_cb(struct raft_change *c, int status);
 
+/* Returns 0 or a KYUFU_GLUE_E* code (fatal unless refused cleanly: past
+ * its checks raft_assign keeps our request even when it fails). */
 static int assign_voter(struct kyufu_glue *g)
 {
+    int rv;
     memset(&g->change_raft, 0, sizeof g->change_raft);
     g->change_raft.data = g;
     g->change_attempts++;
-    return raft_assign(&g->raft, &g->change_raft, (raft_id)g->change_id,
-                       RAFT_VOTER, assign_cb);
+    rv = raft_assign(&g->raft, &g->change_raft, (raft_id)g->change_id,
+                     RAFT_VOTER, assign_cb);
+    return rv == 0 ? 0 : raft_call_failed(g, "raft_assign", rv);
 }
 
 static void assign_cb(struct raft_change *c, int status)
@@ -749,7 +827,8 @@ static void assign_cb(struct raft_change *c, int status)
         if (rv == 0) {
             return;
         }
-        status = rv;
+        change_done(g, rv);
+        return;
     }
     change_done(g, g->closing && status != 0 ? KYUFU_GLUE_ESHUTDOWN
                                              : raft_to_glue(status));
@@ -767,7 +846,7 @@ static void add_cb(struct raft_change *c, int status)
     /* Added as spare: raft_assign(VOTER) catches it up, then promotes. */
     rv = assign_voter(g);
     if (rv != 0) {
-        change_done(g, raft_to_glue(rv));
+        change_done(g, rv);
     }
 }
 
@@ -802,7 +881,7 @@ int kyufu_glue_add(struct kyufu_glue *g,
     g->change_attempts = 0;
     rv = raft_add(&g->raft, &g->change_raft, peer->id, peer->address, add_cb);
     if (rv != 0) {
-        return raft_to_glue(rv);
+        return raft_call_failed(g, "raft_add", rv);
     }
     req->cb = cb;
     req->impl = g;
@@ -830,7 +909,7 @@ int kyufu_glue_remove(struct kyufu_glue *g,
     g->change_id = id;
     rv = raft_remove(&g->raft, &g->change_raft, (raft_id)id, remove_cb);
     if (rv != 0) {
-        return raft_to_glue(rv);
+        return raft_call_failed(g, "raft_remove", rv);
     }
     req->cb = cb;
     req->impl = g;

@@ -6,11 +6,14 @@
  * so commands are encoded once, at submit, and never re-packed.
  *
  * Failure modes: raft_apply refusing (not leader, transfer in progress, no
- * space) fails the requests of that entry; raft failing an entry after
- * accepting it fails them unless the FSM already applied the entry here. */
+ * space) fails the requests of that entry; raft_apply failing in any other
+ * way makes the proposer fatal (IO, fatal_hook) since raft's in-memory and
+ * disk logs may then disagree; raft failing an entry after accepting it
+ * fails them unless the FSM already applied the entry here. */
 #include "proposer.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,6 +192,24 @@ static int raft_to_glue(struct kyufu_proposer *p, int rv)
 
 static void flush(struct kyufu_proposer *p);
 
+/* raft_apply failed past its up-front checks: fatal (see flush_one). */
+static void apply_failed(struct kyufu_proposer *p, int rv)
+{
+    char msg[160];
+    assert(rv != 0 && rv != RAFT_NOTLEADER && rv != RAFT_NOSPACE);
+    if (p->fatal_status != 0) {
+        return;
+    }
+    p->fatal_status = KYUFU_GLUE_EIO;
+    snprintf(msg, sizeof msg,
+             "raft_apply failed: %s (%d): raft's in-memory log may differ "
+             "from its disk log",
+             raft_strerror(rv), rv);
+    if (p->fatal_hook != NULL) {
+        p->fatal_hook(p->fatal_arg, KYUFU_GLUE_EIO, msg);
+    }
+}
+
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
     struct glue_pentry *e = req->data;
@@ -292,12 +313,18 @@ static int flush_one(struct kyufu_proposer *p)
     e->apply.data = e;
     rv = raft_apply(p->raft, &e->apply, &buf, 1, apply_cb);
     if (rv != 0) {
-        /* Refused before the entry was handed to the log (NOTLEADER during
-         * a transfer or after losing leadership, NOSPACE): raft did not take
-         * the buffer.  Any other error may come after raft freed it (0.22.1
-         * frees a failed append): leak rather than free twice. */
+        /* NOTLEADER (during a transfer or after losing leadership) and
+         * NOSPACE are client.c's up-front checks: nothing changed and raft
+         * did not take the buffer.  Any other error came after the raft
+         * core appended the entry to its in-memory log (legacy.c
+         * legacyHandleUpdateEntries: the disk append, a send, or an apply
+         * failed), after raft freed the buffer and without queueing our
+         * request: raft's memory and disk may now disagree, so the node
+         * must stop (fatal), and we must not free the buffer. */
         if (rv == RAFT_NOTLEADER || rv == RAFT_NOSPACE) {
             raft_free(buf.base);
+        } else {
+            apply_failed(p, rv);
         }
         free(e->reqs);
         free(e);
@@ -332,8 +359,10 @@ static void flush(struct kyufu_proposer *p)
         }
         rv = flush_one(p);
         if (rv != 0) {
-            /* These were accepted while we led: leadership is gone. */
-            fail_queue(p, raft_to_glue(p, rv));
+            /* These were accepted while we led: leadership is gone, or
+             * raft_apply failed and the proposer is now fatal. */
+            fail_queue(p, p->fatal_status != 0 ? p->fatal_status
+                                               : raft_to_glue(p, rv));
             break;
         }
     }
@@ -396,6 +425,9 @@ int kyufu_proposer__submit(struct kyufu_proposer *p,
         free(req->encoded);
         req->encoded = NULL;
         req->cb = NULL;
+        if (p->fatal_status != 0) {
+            return p->fatal_status;
+        }
         return rv == RAFT_NOTLEADER ? KYUFU_GLUE_ENOTLEADER
                                     : raft_to_glue(p, rv);
     }

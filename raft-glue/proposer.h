@@ -52,6 +52,13 @@ struct kyufu_proposer
     bool flushing;
     bool closing;
     int fatal_status; /* nonzero: refuse everything (node stopping) */
+    /* Called once when raft_apply failed in a way that may leave raft's
+     * in-memory log and its disk log disagreeing (docs/raft.md, "Raft call
+     * failures"); the proposer is fatal (EIO) from then on and the owner
+     * must stop the node.  May be NULL.  Called from inside submit or a
+     * raft callback: it must not call back into the proposer or raft. */
+    void (*fatal_hook)(void *arg, int status, const char *msg);
+    void *fatal_arg;
     /* Counters. */
     uint64_t n_entries;
     uint64_t n_commands;
@@ -65,7 +72,8 @@ void kyufu_proposer__init(struct kyufu_proposer *p,
 void kyufu_proposer__default_limits(struct kyufu_proposer_limits *l);
 
 /* Queue one command.  Returns 0 (cb fires later) or NOTLEADER, TOOBIG, BUSY,
- * SHUTDOWN, NOMEM, INVALID, STORAGE (cb never fires). */
+ * SHUTDOWN, NOMEM, INVALID, STORAGE, IO (cb never fires).  IO: raft_apply
+ * failed past its up-front checks; the proposer is now fatal. */
 int kyufu_proposer__submit(struct kyufu_proposer *p,
                            struct kyufu_glue_propose *req,
                            const Kyufu__V1__Command *cmd,

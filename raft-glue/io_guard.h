@@ -1,0 +1,50 @@
+/* Durable-write guard around a raft_io (internal: includes raft.h; used by
+ * glue.c on raft_uv and by the simulation on raft's fixture).
+ *
+ * libraft 0.22.1 drops the error of a raft_io call made while it handles a
+ * tick or a received message (legacy.c tickCb/recvCb: `assert(rv == 0)`,
+ * compiled out in Debian's build): a failed set_term, set_vote, append or
+ * truncate is then ignored and the raft core carries on with a term, vote
+ * or entries its disk does not hold (a vote not persisted can be cast twice
+ * after a restart).  The guard wraps those four methods and reports the
+ * first synchronous failure through `failed`, so the owner stops the node;
+ * the error is still returned to raft unchanged.  (Asynchronous append
+ * failures: raft_uv retries them and the glue's raft_uv tracer catches the
+ * retry; see docs/raft.md, "Disk write failures".)
+ *
+ * Lookup: raft_init sets io->data to the struct raft; the guard sets
+ * raft->data to itself, so a wrapper finds its guard from the io alone. */
+#ifndef KYUFU_GLUE_IO_GUARD_H
+#define KYUFU_GLUE_IO_GUARD_H
+
+#include <raft.h>
+
+struct glue_io_guard;
+typedef void (*glue_io_guard_failed_cb)(struct glue_io_guard *g,
+                                        const char *call,
+                                        int rv);
+
+struct glue_io_guard
+{
+    int (*set_term)(struct raft_io *io, raft_term term);
+    int (*set_vote)(struct raft_io *io, raft_id server_id);
+    int (*append)(struct raft_io *io,
+                  struct raft_io_append *req,
+                  const struct raft_entry entries[],
+                  unsigned n,
+                  raft_io_append_cb cb);
+    int (*truncate)(struct raft_io *io, raft_index index);
+    glue_io_guard_failed_cb failed;
+    void *data;              /* For the owner. */
+    unsigned long n_failed;  /* Failed calls seen (the first is reported). */
+};
+
+/* Call after raft_init(r, io, ...): wraps r->io's methods and takes
+ * r->data.  `failed` fires once, on the first failure, on the loop thread,
+ * from inside the raft call that failed: it must not call into raft. */
+void glue__io_guard_wrap(struct glue_io_guard *g,
+                         struct raft *r,
+                         glue_io_guard_failed_cb failed,
+                         void *data);
+
+#endif /* KYUFU_GLUE_IO_GUARD_H */
