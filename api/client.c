@@ -8,7 +8,8 @@
  * stream (HEADERS :method POST, :scheme https, :path, :authority,
  * content-type application/grpc, te trailers, grpc-timeout, metadata; one
  * DATA message with END_STREAM); the response's HEADERS, DATA and trailers
- * are parsed; at stream close the call completes.
+ * are parsed (custom metadata kept for the callback: req->headers and
+ * req->trailers); at stream close the call completes.
  *
  * Completions are queued and delivered from a zero-delay timer, so a
  * callback never runs inside kyufu_grpc_client_call, _cancel or _close.
@@ -68,6 +69,12 @@ struct ccall
     uint32_t msg_len;
     uint32_t msg_got;
     unsigned n_msgs;
+    /* Custom metadata received: [0] initial headers, [1] trailers; names
+     * and values malloc'd.  md_bytes counts what was kept (RFC 9113
+     * accounting) against KYUFU_GRPC_HEADER_LIST_BYTES_MAX. */
+    struct kyufu_grpc_metadata *md[2];
+    size_t n_md[2];
+    size_t md_bytes;
     int bad_status; /* a framing problem found while reading, 0 if none */
     const char *bad_message;
     /* Completion. */
@@ -134,17 +141,58 @@ static void maybe_closed(struct kyufu_grpc_client *client);
 
 /* ---- calls ---- */
 
+static void md_free(struct kyufu_grpc_metadata *md, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free((char *)md[i].name);
+        free((char *)md[i].value);
+    }
+    free(md);
+}
+
 static void call_free(struct ccall *call)
 {
     free(call->method);
     free(call->body);
     free(call->msg);
-    for (size_t i = 0; i < call->n_metadata; i++) {
-        free((char *)call->metadata[i].name);
-        free((char *)call->metadata[i].value);
-    }
-    free(call->metadata);
+    md_free(call->metadata, call->n_metadata);
+    md_free(call->md[0], call->n_md[0]);
+    md_free(call->md[1], call->n_md[1]);
     free(call);
+}
+
+/* Keep one received metadata entry (which: 0 headers, 1 trailers).  Beyond
+ * the entry or byte bounds, or out of memory, it is dropped: metadata is
+ * advice (a leader hint), never worth failing an answer for. */
+static void md_keep(struct ccall *call, int which, const uint8_t *name, size_t namelen,
+                    const uint8_t *value, size_t valuelen)
+{
+    size_t cost = namelen + valuelen + 32;
+    if (call->n_md[which] >= KYUFU_GRPC_METADATA_ENTRIES_MAX ||
+        call->md_bytes + cost > KYUFU_GRPC_HEADER_LIST_BYTES_MAX) {
+        return;
+    }
+    struct kyufu_grpc_metadata *md =
+        realloc(call->md[which], (call->n_md[which] + 1) * sizeof *md);
+    if (md == NULL) {
+        return;
+    }
+    call->md[which] = md;
+    char *n = malloc(namelen + 1);
+    char *v = malloc(valuelen + 1);
+    if (n == NULL || v == NULL) {
+        free(n);
+        free(v);
+        return;
+    }
+    memcpy(n, name, namelen);
+    n[namelen] = '\0';
+    memcpy(v, value, valuelen);
+    v[valuelen] = '\0';
+    md[call->n_md[which]].name = n;
+    md[call->n_md[which]].value = v;
+    call->n_md[which]++;
+    call->md_bytes += cost;
 }
 
 static void on_defer(uv_timer_t *t)
@@ -157,8 +205,13 @@ static void on_defer(uv_timer_t *t)
             client->done_tail = NULL;
         }
         bool ok = call->final_status == KYUFU_GRPC_OK;
-        call->req->internal = NULL;
-        call->cb(call->req, call->final_status, call->final_message, ok ? call->msg : NULL,
+        struct kyufu_grpc_client_req *req = call->req;
+        req->internal = NULL;
+        req->headers = call->md[0];
+        req->n_headers = call->n_md[0];
+        req->trailers = call->md[1];
+        req->n_trailers = call->n_md[1];
+        call->cb(req, call->final_status, call->final_message, ok ? call->msg : NULL,
                  ok ? call->msg_len : 0);
         call_free(call);
     }
@@ -280,6 +333,14 @@ static int on_header(nghttp2_session *session,
     }
     struct ccall *call = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
     if (call == NULL) {
+        return 0;
+    }
+    if (!api__metadata_name_reserved((const char *)name, namelen)) {
+        /* Trailers, or a Trailers-Only response (its one HEADERS frame ends
+         * the stream): gRPC reports both as trailing metadata. */
+        bool trailer = frame->headers.cat == NGHTTP2_HCAT_HEADERS ||
+                       (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+        md_keep(call, trailer ? 1 : 0, name, namelen, value, valuelen);
         return 0;
     }
     if (namelen == 7 && memcmp(name, ":status", 7) == 0) {

@@ -92,6 +92,24 @@ struct kyufu_grpc_metadata
     const char *value;
 };
 
+/* Check metadata we are about to send as trailers (kyufu_grpc_call_respond_md):
+ *   - names: 1 or more of [0-9a-z_.-] (gRPC's Header-Name, lower case);
+ *     not reserved: pseudo-headers, "grpc-*", te, content-type,
+ *     content-length, user-agent, host, accept-encoding, content-encoding
+ *     and the HTTP/2 connection fields (connection, keep-alive, ...);
+ *   - values: printable ASCII 0x20..0x7E, not empty, no leading or trailing
+ *     space; a name ending in "-bin" takes base64 characters only;
+ *   - at most KYUFU_GRPC_TRAILER_ENTRIES_MAX entries and
+ *     KYUFU_GRPC_TRAILER_BYTES_MAX bytes (name + value + 32 each).
+ * Returns 0, KYUFU_API_EINVALID (a bad or reserved name, a bad value, NULL)
+ * or KYUFU_API_ELIMIT (too many or too large).  n == 0 is valid. */
+int kyufu_grpc_metadata_check(const struct kyufu_grpc_metadata *md, size_t n);
+
+/* The value of the first entry named `name` (exact, lower case), or NULL. */
+const char *kyufu_grpc_metadata_find(const struct kyufu_grpc_metadata *md,
+                                     size_t n,
+                                     const char *name);
+
 /* Parse a grpc-timeout header value ("1S", "250m", "100000u", ...: 1 to 8
  * digits and a unit H M S m u n).  On success *timeout_ms is the timeout in
  * milliseconds, rounded UP (a 1n timeout is 1 ms, never 0) and capped at
@@ -114,7 +132,8 @@ struct kyufu_grpc_health;      /* Opaque, see section 2. */
  *
  * Lifetime (the rule every handler must follow):
  *  - The call is valid from the handler invocation until the handler calls
- *    kyufu_grpc_call_respond(call, ...) exactly once.  Respond releases it:
+ *    kyufu_grpc_call_respond(call, ...) (or _respond_md) exactly once.
+ *    Respond releases it:
  *    after respond returns, the handler must not touch the call again.
  *  - Every call handed to a handler MUST eventually be responded to, even
  *    when it was cancelled; otherwise it leaks.
@@ -197,7 +216,9 @@ int kyufu_grpc_server_conn_new(const struct kyufu_grpc_server_config *config,
                                struct kyufu_grpc_server_conn **out);
 
 /* Feed bytes received from the client.  May invoke handlers and on_cancel
- * callbacks.  Returns 0, or KYUFU_API_EPROTO when the bytes are not HTTP/2
+ * callbacks.  A call's deadline is the connection's clock + grpc-timeout, so
+ * the caller moves the clock to now (kyufu_grpc_server_conn_advance) before
+ * every recv; the clock never moves by itself.  Returns 0, or KYUFU_API_EPROTO when the bytes are not HTTP/2
  * (e.g. an HTTP/1.1 request, garbage) or break the protocol: the connection
  * is then finished; the caller drains the output (which may hold a GOAWAY)
  * and closes.  A stream-level error (bad headers, oversized message...)
@@ -250,6 +271,24 @@ void kyufu_grpc_call_respond(struct kyufu_grpc_call *call,
                              const char *message,
                              const uint8_t *response,
                              size_t response_len);
+
+/* Same, with trailer metadata: the entries (copied) are sent in the
+ * response's trailers, after grpc-status and grpc-message, whatever the
+ * status (with a non-OK status they go in the one HEADERS frame of the
+ * Trailers-Only response, which gRPC clients report as trailing metadata).
+ * The entries are validated first (kyufu_grpc_metadata_check); if they fail,
+ * the call is STILL answered with status, message and response, but without
+ * any trailer, and the check's error is returned, so a handler's mistake
+ * never loses an answer.  Returns 0 otherwise (also on a cancelled call, and
+ * when the response was replaced by RESOURCE_EXHAUSTED: the trailers go with
+ * that answer).  kyufu_grpc_call_respond is this with no trailers. */
+int kyufu_grpc_call_respond_md(struct kyufu_grpc_call *call,
+                               int status,
+                               const char *message,
+                               const uint8_t *response,
+                               size_t response_len,
+                               const struct kyufu_grpc_metadata *trailers,
+                               size_t n_trailers);
 
 /* ------------------------------------------------------------------------
  * 2. Health service (grpc.health.v1)
@@ -397,6 +436,7 @@ struct kyufu_grpc_client_req;
  * server's decoded grpc-message or a local reason, never NULL; response and
  * response_len are the response message (status OK only; NULL/0
  * otherwise).  All three are borrowed for the duration of the callback.
+ * The response's metadata is in req->headers and req->trailers (below).
  * The req may be reused or freed inside the callback. */
 typedef void (*kyufu_grpc_client_cb)(struct kyufu_grpc_client_req *req,
                                      int status,
@@ -409,6 +449,18 @@ typedef void (*kyufu_grpc_client_cb)(struct kyufu_grpc_client_req *req,
 struct kyufu_grpc_client_req
 {
     void *data;                  /* the caller's */
+    /* Set by the library right before the callback, borrowed from the call
+     * and valid only during the callback: the custom metadata the server
+     * sent in the response's headers and in its trailers (of a Trailers-Only
+     * response every entry counts as a trailer, as in gRPC).  Pseudo-headers,
+     * grpc-* and the other reserved names of kyufu_grpc_metadata_check are
+     * left out; at most KYUFU_GRPC_METADATA_ENTRIES_MAX of each are kept and
+     * values are not validated (the server may be anyone).  Empty (NULL, 0)
+     * when the call failed locally (no answer, deadline, cancel). */
+    const struct kyufu_grpc_metadata *headers;
+    size_t n_headers;
+    const struct kyufu_grpc_metadata *trailers;
+    size_t n_trailers;
     void *internal;              /* Private. */
 };
 

@@ -58,11 +58,28 @@
  * arithmetic far from overflow. */
 #define KYUFU_GRPC_TIMEOUT_MS_MAX ((uint64_t)24 * 3600 * 1000)
 
-/* Metadata entries (custom headers) copied into a call for the handler. */
+/* Metadata entries (custom headers) copied into a call for the handler,
+ * and, in the client, kept of a response's headers and of its trailers
+ * (each); further entries are dropped. */
 #define KYUFU_GRPC_METADATA_ENTRIES_MAX 32u
 
 /* grpc-message we send, after percent-encoding; longer texts are cut. */
 #define KYUFU_GRPC_STATUS_MESSAGE_BYTES_MAX 1024u
+
+/* Custom trailer metadata a handler attaches to one response
+ * (kyufu_grpc_call_respond_md).  kyufu sends one entry (kyufu-leader); a few
+ * more leave room without letting a response's HEADERS grow. */
+#define KYUFU_GRPC_TRAILER_ENTRIES_MAX 8u
+
+/* Their total size, counted as RFC 9113 §6.5.2 does (name + value + 32 per
+ * entry).  With grpc-status and grpc-message the trailers stay far below
+ * grpc-core's default 8 KiB metadata limit, so a stock client never drops
+ * them. */
+#define KYUFU_GRPC_TRAILER_BYTES_MAX 2048u
+
+/* The size grpc-core accepts by default for one metadata block
+ * (GRPC_ARG_MAX_METADATA_SIZE); our trailers must fit a stock client. */
+#define KYUFU_GRPC_PEER_METADATA_BYTES_ASSUMED 8192u
 
 /* Health service names (grpc.health.v1): short service names only. */
 #define KYUFU_GRPC_HEALTH_SERVICE_BYTES_MAX 128u
@@ -119,6 +136,13 @@ _Static_assert(KYUFU_GRPC_STREAM_WINDOW_BYTES <= 0x7fffffffu,
                "HTTP/2 window is 31 bits");
 _Static_assert(KYUFU_API_WRITE_QUEUE_BYTES_MAX > KYUFU_GRPC_MESSAGE_BYTES_MAX,
                "one response must fit in the write queue");
+_Static_assert(KYUFU_GRPC_TRAILER_BYTES_MAX + KYUFU_GRPC_STATUS_MESSAGE_BYTES_MAX + 256u <=
+                   KYUFU_GRPC_PEER_METADATA_BYTES_ASSUMED,
+               "trailers, grpc-status and grpc-message fit a stock client's limit");
+_Static_assert(KYUFU_GRPC_PEER_METADATA_BYTES_ASSUMED <= KYUFU_GRPC_SEND_HEADER_BLOCK_BYTES_MAX,
+               "nghttp2 must be allowed to send what the peer accepts");
+_Static_assert(KYUFU_GRPC_TRAILER_ENTRIES_MAX <= KYUFU_GRPC_METADATA_ENTRIES_MAX,
+               "our own client keeps every trailer we may send");
 _Static_assert(KYUFU_GRPC_TIMEOUT_MS_MAX < (UINT64_MAX >> 2),
                "deadline arithmetic must not overflow");
 

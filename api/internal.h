@@ -19,6 +19,11 @@ void api__prefix_encode(uint8_t prefix[5], bool compressed, uint32_t len);
 uint32_t api__prefix_length(const uint8_t prefix[5]);
 int api__http_to_grpc_status(int http_status);
 
+/* True for names custom metadata may not use: pseudo-headers, HTTP/2
+ * connection fields, gRPC's own fields and the "grpc-" prefix.  The client
+ * leaves these out of what it hands to callbacks. */
+bool api__metadata_name_reserved(const char *name, size_t len);
+
 /* health.c: answer a health call (Check or Watch) from the table. */
 void api__health_serve(struct kyufu_grpc_health *health, struct kyufu_grpc_call *call);
 

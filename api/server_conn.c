@@ -8,7 +8,7 @@
  * messages; at END_STREAM the one message is handed to the method's handler
  * as a struct kyufu_grpc_call; the handler's respond queues HEADERS (:status
  * 200, content-type), one DATA message and the trailers (grpc-status,
- * grpc-message).
+ * grpc-message, then the handler's trailer metadata, checked and copied).
  *
  * Failure modes, each answered on its stream only (Trailers-Only response;
  * if the request is still arriving, followed by RST_STREAM(NO_ERROR) so the
@@ -96,6 +96,10 @@ struct stream
     size_t out_off;
     int status;
     char grpc_message[KYUFU_GRPC_STATUS_MESSAGE_BYTES_MAX];
+    /* The handler's trailer metadata: one allocation holding the array and
+     * its strings (NULL when none). */
+    struct kyufu_grpc_metadata *trailers;
+    size_t n_trailers;
 };
 
 struct kyufu_grpc_server_conn
@@ -184,6 +188,7 @@ static void stream_free(struct stream *s)
     metadata_free(s->metadata, s->n_metadata);
     free(s->msg);
     free(s->out);
+    free(s->trailers);
     free(s);
 }
 
@@ -194,6 +199,19 @@ static void stream_free(struct stream *s)
         (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v),         \
             NGHTTP2_NV_FLAG_NONE                                          \
     }
+
+/* Append the handler's trailer metadata to nva[0..n); returns the new n.
+ * nghttp2 copies the fields when the frame is submitted. */
+static size_t add_trailers(const struct stream *s, nghttp2_nv *nva, size_t n)
+{
+    assert(s->n_trailers <= KYUFU_GRPC_TRAILER_ENTRIES_MAX);
+    for (size_t i = 0; i < s->n_trailers; i++) {
+        nva[n++] = (nghttp2_nv){(uint8_t *)s->trailers[i].name, (uint8_t *)s->trailers[i].value,
+                                strlen(s->trailers[i].name), strlen(s->trailers[i].value),
+                                NGHTTP2_NV_FLAG_NONE};
+    }
+    return n;
+}
 
 static ssize_t body_read(nghttp2_session *session,
                          int32_t stream_id,
@@ -215,8 +233,10 @@ static ssize_t body_read(nghttp2_session *session,
     if (s->out_off == s->out_len) {
         char st[12];
         snprintf(st, sizeof st, "%d", s->status);
-        nghttp2_nv trailers[2] = {NV("grpc-status", st), NV("grpc-message", s->grpc_message)};
+        nghttp2_nv trailers[2 + KYUFU_GRPC_TRAILER_ENTRIES_MAX] = {
+            NV("grpc-status", st), NV("grpc-message", s->grpc_message)};
         size_t nt = s->grpc_message[0] != '\0' ? 2 : 1;
+        nt = add_trailers(s, trailers, nt);
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
         if (nghttp2_submit_trailer(session, stream_id, trailers, nt) == 0) {
             *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -266,10 +286,12 @@ static void stream_answer(struct stream *s,
             return;
         }
     }
-    nghttp2_nv nva[] = {NV(":status", hs), NV("content-type", API__CONTENT_TYPE),
-                        NV("grpc-accept-encoding", "identity"), NV("grpc-status", st),
-                        NV("grpc-message", s->grpc_message)};
+    nghttp2_nv nva[5 + KYUFU_GRPC_TRAILER_ENTRIES_MAX] = {
+        NV(":status", hs), NV("content-type", API__CONTENT_TYPE),
+        NV("grpc-accept-encoding", "identity"), NV("grpc-status", st),
+        NV("grpc-message", s->grpc_message)};
     size_t n = s->grpc_message[0] != '\0' ? 5 : 4;
+    n = add_trailers(s, nva, n); /* Trailers-Only: one HEADERS frame */
     if (nghttp2_submit_response(conn->session, s->id, nva, n, NULL) != 0) {
         nghttp2_submit_rst_stream(conn->session, NGHTTP2_FLAG_NONE, s->id,
                                   NGHTTP2_INTERNAL_ERROR);
@@ -283,25 +305,76 @@ static void stream_fail(struct stream *s, int status, const char *message)
     }
 }
 
+/* Copy checked trailers into one allocation owned by the stream.  Returns
+ * false when out of memory (the answer then goes without them). */
+static bool trailers_copy(struct stream *s, const struct kyufu_grpc_metadata *md, size_t n)
+{
+    assert(s->trailers == NULL && n <= KYUFU_GRPC_TRAILER_ENTRIES_MAX);
+    if (n == 0) {
+        return true;
+    }
+    size_t bytes = n * sizeof *md;
+    for (size_t i = 0; i < n; i++) {
+        bytes += strlen(md[i].name) + 1 + strlen(md[i].value) + 1;
+    }
+    struct kyufu_grpc_metadata *copy = malloc(bytes);
+    if (copy == NULL) {
+        return false;
+    }
+    char *p = (char *)(copy + n);
+    for (size_t i = 0; i < n; i++) {
+        size_t nl = strlen(md[i].name) + 1, vl = strlen(md[i].value) + 1;
+        copy[i].name = memcpy(p, md[i].name, nl);
+        p += nl;
+        copy[i].value = memcpy(p, md[i].value, vl);
+        p += vl;
+    }
+    assert(p == (char *)copy + bytes);
+    s->trailers = copy;
+    s->n_trailers = n;
+    return true;
+}
+
 void kyufu_grpc_call_respond(struct kyufu_grpc_call *pub,
                              int status,
                              const char *message,
                              const uint8_t *response,
                              size_t response_len)
 {
+    int rv = kyufu_grpc_call_respond_md(pub, status, message, response, response_len, NULL, 0);
+    assert(rv == 0);
+    (void)rv;
+}
+
+int kyufu_grpc_call_respond_md(struct kyufu_grpc_call *pub,
+                               int status,
+                               const char *message,
+                               const uint8_t *response,
+                               size_t response_len,
+                               const struct kyufu_grpc_metadata *trailers,
+                               size_t n_trailers)
+{
     assert(pub != NULL);
     struct call *c = pub->internal;
     assert(c != NULL && &c->pub == pub);
+    int rv = kyufu_grpc_metadata_check(trailers, n_trailers);
+    if (rv != 0) {
+        n_trailers = 0; /* answer anyway, without them (see grpc.h) */
+    }
     struct stream *s = c->stream;
     if (s == NULL) {
         /* Cancelled or detached: nothing to send, just release. */
         call_free(c);
-        return;
+        return rv;
     }
     assert(s->call == c && !s->answered);
     struct kyufu_grpc_server_conn *conn = s->conn;
     s->call = NULL;
     c->stream = NULL;
+    if (!trailers_copy(s, trailers, n_trailers)) {
+        /* Out of memory for a hint: the answer itself matters more. */
+        assert(s->trailers == NULL && s->n_trailers == 0);
+    }
     if (status < 0 || status > KYUFU_GRPC_UNAUTHENTICATED) {
         status = KYUFU_GRPC_UNKNOWN;
     }
@@ -315,6 +388,7 @@ void kyufu_grpc_call_respond(struct kyufu_grpc_call *pub,
     if (!conn->in_recv && conn->config.on_output != NULL) {
         conn->config.on_output(conn, conn->config.data);
     }
+    return rv;
 }
 
 /* ---- dispatch ---- */

@@ -171,3 +171,101 @@ int api__http_to_grpc_status(int http_status)
     default: return KYUFU_GRPC_UNKNOWN;
     }
 }
+
+/* ---- metadata ---- */
+
+/* Names no custom metadata may take, on either side: HTTP/2 pseudo-headers
+ * and connection-specific fields (RFC 9113 §8.2.2), the fields gRPC itself
+ * defines, and the whole "grpc-" prefix (reserved by PROTOCOL-HTTP2.md). */
+bool api__metadata_name_reserved(const char *name, size_t len)
+{
+    static const char *const reserved[] = {
+        "te",         "content-type",      "content-length", "user-agent",
+        "connection", "keep-alive",        "proxy-connection", "transfer-encoding",
+        "upgrade",    "host",              "accept-encoding",  "content-encoding",
+    };
+    if (len == 0 || name[0] == ':' || (len >= 5 && memcmp(name, "grpc-", 5) == 0)) {
+        return true;
+    }
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+        if (strlen(reserved[i]) == len && memcmp(reserved[i], name, len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Header-Name of PROTOCOL-HTTP2.md: 1*( %x30-39 / %x61-7A / "_" / "-" / "." ). */
+static bool name_ok(const char *name, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '_' || c == '-' ||
+              c == '.')) {
+            return false;
+        }
+    }
+    return len > 0;
+}
+
+/* ASCII-Value: 1*( %x20-%x7E ), without leading or trailing space (RFC 9113
+ * §8.2.1 forbids them); a "-bin" value is base64 as on the wire. */
+static bool value_ok(const char *value, size_t len, bool binary)
+{
+    if (len == 0 || value[0] == ' ' || value[len - 1] == ' ') {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = value[i];
+        if (binary ? !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                       (c >= '0' && c <= '9') || c == '+' || c == '/' || c == '=')
+                   : (c < 0x20 || c > 0x7e)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int kyufu_grpc_metadata_check(const struct kyufu_grpc_metadata *md, size_t n)
+{
+    if (n == 0) {
+        return 0;
+    }
+    if (md == NULL) {
+        return KYUFU_API_EINVALID;
+    }
+    if (n > KYUFU_GRPC_TRAILER_ENTRIES_MAX) {
+        return KYUFU_API_ELIMIT;
+    }
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (md[i].name == NULL || md[i].value == NULL) {
+            return KYUFU_API_EINVALID;
+        }
+        size_t nl = strnlen(md[i].name, KYUFU_GRPC_TRAILER_BYTES_MAX + 1);
+        size_t vl = strnlen(md[i].value, KYUFU_GRPC_TRAILER_BYTES_MAX + 1);
+        bytes += nl + vl + 32; /* RFC 9113 §6.5.2 accounting */
+        if (bytes > KYUFU_GRPC_TRAILER_BYTES_MAX) {
+            return KYUFU_API_ELIMIT;
+        }
+        bool binary = nl > 4 && memcmp(md[i].name + nl - 4, "-bin", 4) == 0;
+        if (!name_ok(md[i].name, nl) || api__metadata_name_reserved(md[i].name, nl) ||
+            !value_ok(md[i].value, vl, binary)) {
+            return KYUFU_API_EINVALID;
+        }
+    }
+    return 0;
+}
+
+const char *kyufu_grpc_metadata_find(const struct kyufu_grpc_metadata *md,
+                                     size_t n,
+                                     const char *name)
+{
+    assert(name != NULL);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(md[i].name, name) == 0) {
+            return md[i].value;
+        }
+    }
+    return NULL;
+}

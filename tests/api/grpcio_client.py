@@ -41,6 +41,21 @@ for fn, code, text in [(fail, grpc.StatusCode.FAILED_PRECONDITION, "café 100% d
         expect(e.code() == code, f"code {e.code()}")
         if text is not None:
             expect(e.details() == text, f"details {e.details()!r}")
+# Trailer metadata, as a stock client reads it: call.trailing_metadata()
+# after an OK answer, e.trailing_metadata() on an error (Trailers-Only).
+hint = ch.unary_unary("/kyufu.v1.Ledger/Hint")
+r, call = hint.with_call(b"ok", timeout=10)
+expect(r == b"ok", f"hint returned {r!r}")
+md = dict(call.trailing_metadata() or ())
+expect(md.get("kyufu-leader") == "127.0.0.1:8003", f"OK trailers {call.trailing_metadata()!r}")
+try:
+    hint(b"no", timeout=10)
+    expect(False, "hint 'no' should fail")
+except grpc.RpcError as e:
+    expect(e.code() == grpc.StatusCode.UNAVAILABLE, f"hint code {e.code()}")
+    md = dict(e.trailing_metadata() or ())
+    expect(md.get("kyufu-leader") == "127.0.0.1:8003",
+           f"error trailers {e.trailing_metadata()!r}")
 r = health(b"", timeout=10)
 expect(r == b"\x08\x01", f"health {r!r}")
 try:

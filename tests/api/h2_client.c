@@ -42,6 +42,13 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         snprintf(s->grpc_message, sizeof s->grpc_message, "%s", v);
     } else if (namelen == 12 && memcmp(name, "content-type", 12) == 0) {
         snprintf(s->content_type, sizeof s->content_type, "%.63s", v);
+    } else if (!(namelen >= 5 && memcmp(name, "grpc-", 5) == 0) &&
+               s->n_md < (int)(sizeof s->md / sizeof s->md[0])) {
+        snprintf(s->md[s->n_md].name, sizeof s->md[s->n_md].name, "%.*s", (int)namelen,
+                 (const char *)name);
+        snprintf(s->md[s->n_md].value, sizeof s->md[s->n_md].value, "%.255s", v);
+        s->md[s->n_md].frame = s->headers_frames;
+        s->n_md++;
     }
     return 0;
 }

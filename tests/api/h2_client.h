@@ -36,6 +36,15 @@ struct t_stream
     bool closed;
     uint32_t close_error;
     int headers_frames;
+    /* Other fields (not :status, content-type, grpc-*), in arrival order,
+     * with the HEADERS frame they came in (0: the first). */
+    struct
+    {
+        char name[64];
+        char value[256];
+        int frame;
+    } md[8];
+    int n_md;
 };
 
 struct t_client

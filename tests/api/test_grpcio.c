@@ -1,7 +1,7 @@
 /* A stock gRPC client (Debian's python3-grpcio, grpcio_client.py) against
  * kyufu's libuv server over mutual TLS: the wire format is exactly gRPC
- * (framing, Trailers-Only errors, percent-encoded grpc-message, health,
- * limits, deadlines).  Skipped (77) when /usr/bin/python3 has no grpc. */
+ * (framing, Trailers-Only errors, percent-encoded grpc-message, trailer
+ * metadata, health, limits, deadlines).  Skipped (77) when /usr/bin/python3 has no grpc. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +28,17 @@ static void fail(void *data, struct kyufu_grpc_call *call)
                             NULL, 0);
 }
 
+/* Trailer metadata with an OK answer (body "ok") and with an error. */
+static void hint(void *data, struct kyufu_grpc_call *call)
+{
+    (void)data;
+    static const struct kyufu_grpc_metadata md[] = {{"kyufu-leader", "127.0.0.1:8003"}};
+    bool ok = call->request_len == 2 && memcmp(call->request, "ok", 2) == 0;
+    CHECK(kyufu_grpc_call_respond_md(call, ok ? KYUFU_GRPC_OK : KYUFU_GRPC_UNAVAILABLE,
+                                     ok ? NULL : "not the leader", call->request,
+                                     call->request_len, md, 1) == 0);
+}
+
 static void hold(void *data, struct kyufu_grpc_call *call)
 {
     (void)data;
@@ -39,6 +50,7 @@ static const struct kyufu_grpc_method methods[] = {
     {"/kyufu.v1.Ledger/Echo", echo, NULL},
     {"/kyufu.v1.Ledger/Fail", fail, NULL},
     {"/kyufu.v1.Ledger/Hold", hold, NULL},
+    {"/kyufu.v1.Ledger/Hint", hint, NULL},
 };
 
 static int64_t exit_status = -1;
@@ -79,7 +91,7 @@ int main(void)
         .ca_file = ca,
         .require_client_cert = true,
         .methods = methods,
-        .n_methods = 3,
+        .n_methods = sizeof methods / sizeof methods[0],
     };
     struct kyufu_api_server *server;
     char err[256];

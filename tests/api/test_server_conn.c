@@ -70,6 +70,20 @@ static void fail(void *data, struct kyufu_grpc_call *call)
     kyufu_grpc_call_respond(call, KYUFU_GRPC_FAILED_PRECONDITION, "caf\xc3\xa9 100% done\n", NULL, 0);
 }
 
+/* Answer with the status and trailers the test chose (hint_*). */
+static int hint_status;
+static const struct kyufu_grpc_metadata *hint_md;
+static size_t hint_n;
+static int hint_rv;
+static void hint(void *data, struct kyufu_grpc_call *call)
+{
+    struct app *a = data;
+    a->calls++;
+    hint_rv = kyufu_grpc_call_respond_md(call, hint_status,
+                                         hint_status == KYUFU_GRPC_OK ? NULL : "not the leader",
+                                         (const uint8_t *)"ok", 2, hint_md, hint_n);
+}
+
 static void on_output(struct kyufu_grpc_server_conn *conn, void *data)
 {
     (void)conn;
@@ -81,6 +95,7 @@ static const struct kyufu_grpc_method methods[] = {
     {"/kyufu.v1.Ledger/Echo", echo, &app},
     {"/kyufu.v1.Ledger/Hold", hold, &app},
     {"/kyufu.v1.Ledger/Fail", fail, &app},
+    {"/kyufu.v1.Ledger/Hint", hint, &app},
 };
 
 static struct kyufu_grpc_health *health;
@@ -89,7 +104,7 @@ static struct kyufu_grpc_server_conn *server(uint64_t now_ms)
 {
     struct kyufu_grpc_server_config cfg = {
         .methods = methods,
-        .n_methods = 3,
+        .n_methods = sizeof methods / sizeof methods[0],
         .health = health,
         .on_output = on_output,
         .data = &app,
@@ -455,10 +470,145 @@ static void test_config_limits(void)
     CHECK(strcmp(kyufu_api_strerror(KYUFU_API_EPROTO), "HTTP/2 protocol error from the peer") == 0);
 }
 
+/* The entry named `name` of a stream's received fields, or NULL. */
+static const char *md_of(const struct t_stream *s, const char *name, int *frame)
+{
+    for (int i = 0; i < s->n_md; i++) {
+        if (strcmp(s->md[i].name, name) == 0) {
+            *frame = s->md[i].frame;
+            return s->md[i].value;
+        }
+    }
+    return NULL;
+}
+
+static void test_metadata_check(void)
+{
+    typedef struct kyufu_grpc_metadata M;
+    const M ok[] = {{"kyufu-leader", "127.0.0.1:8003"}, {"x_a.b-9", "a b"},
+                    {"trace-bin", "AAEC/+8="}};
+    CHECK(kyufu_grpc_metadata_check(ok, 3) == 0);
+    CHECK(kyufu_grpc_metadata_check(NULL, 0) == 0);
+    CHECK(kyufu_grpc_metadata_check(NULL, 1) == KYUFU_API_EINVALID);
+    const M bad[] = {
+        {"Kyufu-Leader", "x"},   /* upper case */
+        {"kyufu leader", "x"},   /* not a token */
+        {"", "x"},               /* empty name */
+        {"grpc-status", "0"},    /* gRPC's own */
+        {"grpc-x", "1"},         /* the reserved prefix */
+        {":status", "200"},      /* pseudo-header */
+        {"te", "trailers"},
+        {"content-type", "text/plain"},
+        {"connection", "close"},
+        {"user-agent", "x"},
+        {"kyufu-leader", ""},    /* empty value */
+        {"kyufu-leader", " x"},  /* leading space */
+        {"kyufu-leader", "x "},  /* trailing space */
+        {"kyufu-leader", "a\nb"},/* control character */
+        {"kyufu-leader", "caf\xc3\xa9"}, /* not ASCII */
+        {"trace-bin", "a b"},    /* not base64 */
+        {NULL, "x"},
+        {"kyufu-leader", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        M two[2] = {ok[0], bad[i]};
+        if (kyufu_grpc_metadata_check(two, 2) != KYUFU_API_EINVALID) {
+            fprintf(stderr, "accepted bad metadata #%zu\n", i);
+            CHECK(false);
+        }
+    }
+    M many[KYUFU_GRPC_TRAILER_ENTRIES_MAX + 1];
+    for (size_t i = 0; i < sizeof many / sizeof many[0]; i++) {
+        many[i] = ok[0];
+    }
+    CHECK(kyufu_grpc_metadata_check(many, KYUFU_GRPC_TRAILER_ENTRIES_MAX) == 0);
+    CHECK(kyufu_grpc_metadata_check(many, KYUFU_GRPC_TRAILER_ENTRIES_MAX + 1) == KYUFU_API_ELIMIT);
+    static char big[KYUFU_GRPC_TRAILER_BYTES_MAX];
+    memset(big, 'v', sizeof big - 1);
+    const M large[] = {{"kyufu-leader", big}};
+    CHECK(kyufu_grpc_metadata_check(large, 1) == KYUFU_API_ELIMIT);
+    CHECK(strcmp(kyufu_grpc_metadata_find(ok, 3, "x_a.b-9"), "a b") == 0);
+    CHECK(kyufu_grpc_metadata_find(ok, 3, "kyufu") == NULL);
+    CHECK(kyufu_grpc_metadata_find(NULL, 0, "kyufu-leader") == NULL);
+}
+
+static void test_trailers(void)
+{
+    struct kyufu_grpc_server_conn *conn = server(0);
+    struct t_client c;
+    t_client_init(&c, conn);
+    uint8_t body[16];
+    size_t n = t_frame(body, 0, "x", 1);
+    const struct kyufu_grpc_metadata md[] = {{"kyufu-leader", "127.0.0.1:8003"},
+                                             {"kyufu-node", "2"}};
+    int frame = -1;
+
+    /* OK: the message, then grpc-status and our entries in the trailers. */
+    hint_status = KYUFU_GRPC_OK;
+    hint_md = md;
+    hint_n = 2;
+    struct t_stream *s = t_request(&c, "/kyufu.v1.Ledger/Hint", body, n, true, NULL);
+    t_pump(&c);
+    CHECK(hint_rv == 0);
+    CHECK(s->grpc_status == 0 && !s->status_in_headers && s->headers_frames == 2);
+    CHECK(s->data_len == 7 && memcmp(s->data + 5, "ok", 2) == 0);
+    CHECK(strcmp(md_of(s, "kyufu-leader", &frame), "127.0.0.1:8003") == 0 && frame == 1);
+    CHECK(strcmp(md_of(s, "kyufu-node", &frame), "2") == 0 && frame == 1);
+
+    /* An error: Trailers-Only, the entries in the one HEADERS frame. */
+    hint_status = KYUFU_GRPC_UNAVAILABLE;
+    hint_n = 1;
+    s = t_request(&c, "/kyufu.v1.Ledger/Hint", body, n, true, NULL);
+    t_pump(&c);
+    CHECK(hint_rv == 0);
+    CHECK(s->grpc_status == KYUFU_GRPC_UNAVAILABLE && s->status_in_headers);
+    CHECK(s->headers_frames == 1 && s->data_len == 0);
+    CHECK(strcmp(md_of(s, "kyufu-leader", &frame), "127.0.0.1:8003") == 0 && frame == 0);
+    CHECK(md_of(s, "kyufu-node", &frame) == NULL);
+
+    /* Invalid trailers: the answer still goes out, without any of them. */
+    const struct kyufu_grpc_metadata bad[] = {{"kyufu-leader", "127.0.0.1:8003"},
+                                              {"grpc-status", "0"}};
+    hint_status = KYUFU_GRPC_OK;
+    hint_md = bad;
+    hint_n = 2;
+    s = t_request(&c, "/kyufu.v1.Ledger/Hint", body, n, true, NULL);
+    t_pump(&c);
+    CHECK(hint_rv == KYUFU_API_EINVALID);
+    CHECK(s->grpc_status == 0 && s->data_len == 7 && s->n_md == 0);
+
+    /* An async answer with trailers; and a cancelled call's respond_md
+     * frees it and sends nothing. */
+    s = t_request(&c, "/kyufu.v1.Ledger/Hold", body, n, true, NULL);
+    t_pump(&c);
+    CHECK(app.held != NULL);
+    CHECK(kyufu_grpc_call_respond_md(app.held, KYUFU_GRPC_NOT_FOUND, "no such thing", NULL, 0,
+                                     md, 1) == 0);
+    app.held = NULL;
+    CHECK(app.outputs == 1);
+    t_pump(&c);
+    CHECK(s->grpc_status == KYUFU_GRPC_NOT_FOUND && s->status_in_headers);
+    CHECK(strcmp(md_of(s, "kyufu-leader", &frame), "127.0.0.1:8003") == 0 && frame == 0);
+    s = t_request(&c, "/kyufu.v1.Ledger/Hold", body, n, true, NULL);
+    t_pump(&c);
+    CHECK(app.held != NULL);
+    struct kyufu_grpc_call *held = app.held;
+    app.held = NULL;
+    CHECK(nghttp2_submit_rst_stream(c.session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL) == 0);
+    t_pump(&c);
+    CHECK(held->cancelled);
+    CHECK(kyufu_grpc_call_respond_md(held, KYUFU_GRPC_OK, NULL, NULL, 0, md, 2) == 0);
+    CHECK(kyufu_grpc_server_conn_streams(conn) == 0);
+    t_client_free(&c);
+    kyufu_grpc_server_conn_free(conn);
+}
+
 int main(void)
 {
     CHECK(kyufu_grpc_health_new(&health) == 0);
     test_round_trip();
+    test_metadata_check();
+    test_trailers();
     test_timeout_parse();
     test_deadline();
     test_async_and_cancel();
