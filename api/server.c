@@ -318,6 +318,12 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             return;
         }
     }
+    /* The connection's clock moves only when we move it: bring it to now
+     * before a request arrives, or a call's deadline (arrival + grpc-timeout)
+     * would be counted from the last timer event, possibly seconds ago, and
+     * calls on a long-lived connection would fail DEADLINE_EXCEEDED at once
+     * (the failover flake of scripts/run, docs/api.md "Deadlines"). */
+    kyufu_grpc_server_conn_advance(c->grpc, uv_now(c->server->loop));
     uint8_t plain[16384];
     for (;;) {
         int n = api__tls_read(&c->tls, plain, sizeof plain);

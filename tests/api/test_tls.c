@@ -64,9 +64,23 @@ static void hold(void *data, struct kyufu_grpc_call *call)
     call->on_cancel = on_cancel;
 }
 
+/* Answer with trailer metadata: OK with the body "ok", UNAVAILABLE
+ * (Trailers-Only) otherwise. */
+static void hint(void *data, struct kyufu_grpc_call *call)
+{
+    (void)data;
+    static const struct kyufu_grpc_metadata md[] = {{"kyufu-leader", "127.0.0.1:8003"},
+                                                    {"kyufu-node", "2"}};
+    bool ok = call->request_len == 2 && memcmp(call->request, "ok", 2) == 0;
+    CHECK(kyufu_grpc_call_respond_md(call, ok ? KYUFU_GRPC_OK : KYUFU_GRPC_UNAVAILABLE,
+                                     ok ? NULL : "not the leader", call->request,
+                                     call->request_len, md, 2) == 0);
+}
+
 static const struct kyufu_grpc_method methods[] = {
     {"/kyufu.v1.Ledger/Echo", echo, NULL},
     {"/kyufu.v1.Ledger/Hold", hold, NULL},
+    {"/kyufu.v1.Ledger/Hint", hint, NULL},
 };
 
 static void start_server(bool mtls)
@@ -79,7 +93,7 @@ static void start_server(bool mtls)
         .ca_file = P(2, "ca.pem"),
         .require_client_cert = mtls,
         .methods = methods,
-        .n_methods = 2,
+        .n_methods = sizeof methods / sizeof methods[0],
         .handshake_timeout_ms = 2000,
     };
     char err[256] = "";
@@ -346,6 +360,9 @@ struct result
     char message[512];
     uint8_t data[256];
     size_t len;
+    char leader[64];  /* the kyufu-leader trailer, "" if none */
+    size_t n_headers; /* custom metadata received */
+    size_t n_trailers;
 };
 
 static void on_result(struct kyufu_grpc_client_req *req, int status, const char *message,
@@ -361,6 +378,14 @@ static void on_result(struct kyufu_grpc_client_req *req, int status, const char 
         memcpy(r->data, response, len);
     }
     r->len = len;
+    const char *leader = kyufu_grpc_metadata_find(req->trailers, req->n_trailers, "kyufu-leader");
+    snprintf(r->leader, sizeof r->leader, "%s", leader != NULL ? leader : "");
+    r->n_headers = req->n_headers;
+    r->n_trailers = req->n_trailers;
+    for (size_t i = 0; i < req->n_trailers; i++) {
+        /* Reserved names never reach the caller. */
+        CHECK(strncmp(req->trailers[i].name, "grpc-", 5) != 0);
+    }
 }
 
 static void wait_for(struct result *r, size_t n)
@@ -411,6 +436,26 @@ static void close_client(struct kyufu_grpc_client *c)
     }
 }
 
+static void on_idle_timer(uv_timer_t *t)
+{
+    *(bool *)t->data = true;
+}
+
+/* Let the loop run for ms (the server and the client both live on it). */
+static void idle(uint64_t ms)
+{
+    uv_timer_t t;
+    bool fired = false;
+    CHECK(uv_timer_init(&loop, &t) == 0);
+    t.data = &fired;
+    CHECK(uv_timer_start(&t, on_idle_timer, ms, 0) == 0);
+    while (!fired) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+}
+
 static int call(struct kyufu_grpc_client *c, struct result *r, const char *method,
                 const char *body, uint64_t timeout_ms)
 {
@@ -448,6 +493,39 @@ static void test_client_server(void)
     CHECK(strstr(last_identity, "CN=kyufu-client") != NULL);
     CHECK(strcmp(last_actor, "approver-3") == 0);
 
+    /* Trailer metadata reaches the client's callback, with an OK answer
+     * (real trailers) and with an error (Trailers-Only). */
+    CHECK(call(c, &r[0], "/kyufu.v1.Ledger/Hint", "ok", 5000) == 0);
+    CHECK(call(c, &r[1], "/kyufu.v1.Ledger/Hint", "no", 5000) == 0);
+    wait_for(r, 2);
+    CHECK(r[0].status == KYUFU_GRPC_OK && r[0].len == 2);
+    CHECK(strcmp(r[0].leader, "127.0.0.1:8003") == 0 && r[0].n_trailers == 2);
+    CHECK(r[0].n_headers == 0);
+    CHECK(r[1].status == KYUFU_GRPC_UNAVAILABLE && strcmp(r[1].message, "not the leader") == 0);
+    CHECK(strcmp(r[1].leader, "127.0.0.1:8003") == 0 && r[1].n_trailers == 2);
+    /* A call without trailers gets none. */
+    CHECK(call(c, &r[0], "/kyufu.v1.Ledger/Echo", "x", 5000) == 0);
+    wait_for(r, 1);
+    CHECK(r[0].status == KYUFU_GRPC_OK && r[0].leader[0] == '\0' && r[0].n_trailers == 0);
+
+    /* A call on a connection that sat idle for longer than the call's
+     * timeout: its deadline counts from its arrival, not from the last time
+     * the connection's clock moved (the failover flake: every call on a
+     * long-lived connection failed DEADLINE_EXCEEDED at once). */
+    idle(700);
+    CHECK(call(c, &r[0], "/kyufu.v1.Ledger/Hold", "x", 500) == 0);
+    while (held == NULL) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    CHECK(held->has_deadline && held->timeout_ms == 500);
+    CHECK(held->deadline_ms > uv_now(&loop) + 250);
+    idle(50);
+    CHECK(!held->cancelled && !r[0].done);
+    kyufu_grpc_call_respond(held, KYUFU_GRPC_OK, NULL, NULL, 0);
+    held = NULL;
+    wait_for(r, 1);
+    CHECK(r[0].status == KYUFU_GRPC_OK);
+
     /* Unknown method, health check. */
     CHECK(call(c, &r[0], "/kyufu.v1.Ledger/Nope", "", 0) == 0);
     wait_for(r, 1);
@@ -461,6 +539,7 @@ static void test_client_server(void)
     CHECK(call(c, &r[0], "/kyufu.v1.Ledger/Hold", "x", 100) == 0);
     wait_for(r, 1);
     CHECK(r[0].status == KYUFU_GRPC_DEADLINE_EXCEEDED);
+    CHECK(r[0].n_trailers == 0 && r[0].n_headers == 0); /* a local outcome */
     while (cancels == 0) {
         uv_run(&loop, UV_RUN_ONCE);
     }
