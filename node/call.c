@@ -1,4 +1,11 @@
-/* Call contexts and the ways a call is answered (see node.h). */
+/* Call contexts and the ways a call is answered (see node.h).
+ *
+ * The leader hint: every answer goes out with the trailer
+ * `kyufu-leader: host:port` (the api_address of the leader in [cluster])
+ * when a leader is known, so libkyufu sends its next calls straight there;
+ * a forwarded answer carries the leader's own hint through.  No leader
+ * known: no trailer (the client then tries the next node).  A stopping
+ * node never names itself. */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,29 +15,74 @@
 #include "log.h"
 #include "node.h"
 
+#define LEADER_MD "kyufu-leader" /* = KYUFU_LEADER_METADATA of client/kyufu.h */
+
+/* The api_address to name in the trailer: `given` if not NULL, else this
+ * node's view of the leader; "" when none (or when it would be this node
+ * while it stops). */
+static const char *hint_for(struct kyufu_node *n, const char *given)
+{
+    if (given != NULL) {
+        return given;
+    }
+    const char *api = "";
+    uint64_t leader = kyufu_node__leader(n, &api);
+    if (leader == n->config->id && n->stage != KYUFU_NODE_RUNNING) {
+        return "";
+    }
+    return api;
+}
+
+static void respond(struct kyufu_node *n,
+                    struct kyufu_grpc_call *call,
+                    int status,
+                    const char *message,
+                    const uint8_t *response,
+                    size_t len,
+                    const char *leader_api)
+{
+    const char *hint = hint_for(n, leader_api);
+    const struct kyufu_grpc_metadata md[] = {{LEADER_MD, hint}};
+    int rv = kyufu_grpc_call_respond_md(call, status, message, response, len,
+                                        md, hint[0] != '\0' ? 1 : 0);
+    if (rv != 0) {
+        /* Answered anyway, without the hint; config.c validated our own
+         * addresses, so this is a relayed hint the check refused. */
+        kyufu_log(KYUFU_LOG_WARN, "leader hint not sent",
+                  KYUFU_LOG_S("hint", hint),
+                  KYUFU_LOG_S("error", kyufu_api_strerror(rv)));
+    }
+}
+
+void kyufu_node__respond(struct kyufu_node *n,
+                         struct kyufu_grpc_call *call,
+                         int status,
+                         const char *message)
+{
+    respond(n, call, status, message, NULL, 0, NULL);
+}
+
 struct kyufu_node_call *kyufu_node__call_new(struct kyufu_node *n,
                                             struct kyufu_grpc_call *call)
 {
     if (n->stage != KYUFU_NODE_RUNNING) {
         /* Stopping: the client should go to another node now. */
-        const char *api = "";
-        kyufu_node__leader(n, &api);
+        const char *api = hint_for(n, NULL);
         char msg[256];
         snprintf(msg, sizeof msg, "node is stopping%s%s",
                  api[0] != '\0' ? "; leader at " : "", api);
-        kyufu_grpc_call_respond(call, KYUFU_GRPC_UNAVAILABLE, msg, NULL, 0);
+        kyufu_node__respond(n, call, KYUFU_GRPC_UNAVAILABLE, msg);
         return NULL;
     }
     if (n->calls_inflight >= KYUFU_NODE_CALLS_INFLIGHT_MAX) {
-        kyufu_grpc_call_respond(call, KYUFU_GRPC_RESOURCE_EXHAUSTED,
-                                "too many calls in progress on this node",
-                                NULL, 0);
+        kyufu_node__respond(n, call, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                            "too many calls in progress on this node");
         return NULL;
     }
     struct kyufu_node_call *c = calloc(1, sizeof *c);
     if (c == NULL) {
-        kyufu_grpc_call_respond(call, KYUFU_GRPC_RESOURCE_EXHAUSTED,
-                                "out of memory", NULL, 0);
+        kyufu_node__respond(n, call, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                            "out of memory");
         return NULL;
     }
     c->node = n;
@@ -45,8 +97,18 @@ void kyufu_node__call_done(struct kyufu_node_call *c,
                            const uint8_t *response,
                            size_t len)
 {
+    kyufu_node__call_done_hint(c, status, message, response, len, NULL);
+}
+
+void kyufu_node__call_done_hint(struct kyufu_node_call *c,
+                                int status,
+                                const char *message,
+                                const uint8_t *response,
+                                size_t len,
+                                const char *leader_api)
+{
     assert(c->call != NULL);
-    kyufu_grpc_call_respond(c->call, status, message, response, len);
+    respond(c->node, c->call, status, message, response, len, leader_api);
     c->call = NULL;
     if (c->request != NULL) {
         protobuf_c_message_free_unpacked(c->request, NULL);

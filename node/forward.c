@@ -5,7 +5,9 @@
  * the (lazily created, then kept) client connection to it -> the ORIGINAL
  * request bytes, same method, the caller's remaining deadline, and the
  * metadata `kyufu-forwarded-by: <our id>` -> the leader's status, message
- * and response bytes relayed as they are.
+ * and response bytes relayed as they are, with the leader's kyufu-leader
+ * trailer (or, if it sent none, our own view: call.c).  Each forward
+ * counts in NodeStatus.forwarded_calls.
  *
  * Failure modes: no leader known -> UNAVAILABLE at once (the client retries
  * with the same idempotency key).  A call that already was forwarded is
@@ -42,10 +44,22 @@ static void on_forwarded(struct kyufu_grpc_client_req *req,
                          size_t response_len)
 {
     struct kyufu_node_call *c = req->data;
+    /* Borrowed from req for this callback; call_done copies it. */
+    const char *hint = kyufu_grpc_metadata_find(req->trailers, req->n_trailers,
+                                                "kyufu-leader");
+    if (hint == NULL && (status == KYUFU_GRPC_UNAVAILABLE ||
+                         status == KYUFU_GRPC_DEADLINE_EXCEEDED)) {
+        /* No word from the leader (unreachable, or it lost leadership and
+         * knows no other): our view would send the client to the node that
+         * just failed us, so name none and let it try the next. */
+        hint = "";
+    }
     kyufu_log(KYUFU_LOG_DEBUG, "forwarded call answered",
               KYUFU_LOG_S("method", c->method->path),
-              KYUFU_LOG_S("status", kyufu_grpc_status_name(status)));
-    kyufu_node__call_done(c, status, message, response, response_len);
+              KYUFU_LOG_S("status", kyufu_grpc_status_name(status)),
+              KYUFU_LOG_S("leader_hint", hint != NULL ? hint : ""));
+    kyufu_node__call_done_hint(c, status, message, response, response_len,
+                               hint);
 }
 
 /* The client to peer i, created on first use. */
@@ -124,7 +138,12 @@ void kyufu_node__forward(struct kyufu_node_call *c)
                                     timeout_ms, md, 1, on_forwarded);
     if (rv != 0) {
         kyufu_node__call_unavailable(c, kyufu_api_strerror(rv));
+        return;
     }
+    n->forwarded_calls++;
+    kyufu_log(KYUFU_LOG_DEBUG, "forwarded",
+              KYUFU_LOG_S("method", c->method->path),
+              KYUFU_LOG_U("leader", leader));
 }
 
 static void on_client_closed(struct kyufu_grpc_client *client, void *data)

@@ -73,6 +73,8 @@ struct kyufu_node
 
     uint64_t leader_id; /* last seen, for logs and health */
     size_t calls_inflight;
+    uint64_t forwarded_calls; /* calls sent on to the leader since start
+                                 (NodeStatus.forwarded_calls) */
 };
 
 /* One call in progress. */
@@ -110,17 +112,34 @@ void kyufu_node__methods_free(struct kyufu_node *n);
  * RESOURCE_EXHAUSTED) or stopping (answered UNAVAILABLE). */
 struct kyufu_node_call *kyufu_node__call_new(struct kyufu_node *n,
                                             struct kyufu_grpc_call *call);
-/* Answer the call (status, message, response bytes) and free the context. */
+/* Answer the call (status, message, response bytes) and free the context.
+ * Every answer carries the trailer `kyufu-leader: <leader's api_address>`
+ * when this node knows a leader (docs/api.md "Leader hint"). */
 void kyufu_node__call_done(struct kyufu_node_call *c,
                            int status,
                            const char *message,
                            const uint8_t *response,
                            size_t len);
+/* Same, naming `leader_api` in the trailer instead of this node's view (a
+ * forwarded answer relays the leader's own hint); NULL: our view; "": no
+ * trailer. */
+void kyufu_node__call_done_hint(struct kyufu_node_call *c,
+                                int status,
+                                const char *message,
+                                const uint8_t *response,
+                                size_t len,
+                                const char *leader_api);
+/* Answer a call that has no context (kyufu_node__call_new refused it),
+ * with the same trailer. */
+void kyufu_node__respond(struct kyufu_node *n,
+                         struct kyufu_grpc_call *call,
+                         int status,
+                         const char *message);
 /* Pack `msg` (a protobuf-c message) as the OK response and finish. */
 void kyufu_node__call_done_msg(struct kyufu_node_call *c,
                                const ProtobufCMessage *msg);
-/* UNAVAILABLE, naming the leader's API address in the message when known
- * (the kyufu-leader trailer once the API layer can send trailers). */
+/* UNAVAILABLE, naming the leader's API address in the message and in the
+ * kyufu-leader trailer when known; without a leader, no trailer. */
 void kyufu_node__call_unavailable(struct kyufu_node_call *c, const char *why);
 
 /* Milliseconds left before the caller's deadline (default when none);

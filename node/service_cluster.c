@@ -30,6 +30,7 @@ void kyufu_node__status(struct kyufu_node_call *c)
         api = p != NULL ? p->api_address : "";
     }
     resp.leader_api_address = (char *)api;
+    resp.forwarded_calls = n->forwarded_calls;
     uint8_t digest[32];
     if (r->with_digest) {
         uint64_t at = 0;
