@@ -8,9 +8,11 @@
  * treats the same as a connection failure; DEADLINE_EXCEEDED from the
  * local timer likewise.  CANCELLED while we are closing is ECANCELED.
  *
- * The kyufu-leader hint: api/'s client callback does not expose trailer
- * metadata yet, so tc->leader stays empty and the client rotates through
- * the endpoints (a follower forwards writes anyway). */
+ * The kyufu-leader hint: the trailer of that name (every node answer
+ * carries it when the node knows a leader, OK or error) is copied into
+ * tc->leader; client.c matches it against the configured endpoints.  A
+ * value too long for the buffer is dropped, never cut (a cut address could
+ * name another endpoint). */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +46,9 @@ static void on_done(struct kyufu_grpc_client_req *greq, int status,
     struct tgrpc_req *r = greq->data;
     struct client__tcall *tc = r->tc;
     struct tgrpc *t = r->t;
+    /* Borrowed from the api call (valid during this callback), not from r. */
+    const char *leader = kyufu_grpc_metadata_find(greq->trailers, greq->n_trailers,
+                                                  KYUFU_LEADER_METADATA);
     free(r);
     tc->impl_ = NULL;
     if (t->closing && status == KYUFU_GRPC_CANCELLED) {
@@ -53,6 +58,9 @@ static void on_done(struct kyufu_grpc_client_req *greq, int status,
     tc->grpc_status = status;
     snprintf(tc->message, sizeof tc->message, "%s", message != NULL ? message : "");
     tc->leader[0] = '\0';
+    if (leader != NULL && strlen(leader) < sizeof tc->leader) {
+        memcpy(tc->leader, leader, strlen(leader) + 1);
+    }
     tc->body = NULL;
     tc->body_len = 0;
     if (status == KYUFU_GRPC_OK && response_len > 0) {
