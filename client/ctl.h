@@ -98,6 +98,10 @@ struct ctl__run
     const char *actor;        /* --as, else the config's (actor_buf) */
     char actor_buf[KYUFU_CLIENT_ACTOR_BYTES_MAX + 1];
     uint32_t deadline_ms;     /* --deadline-ms, 0: the config's */
+    /* --idempotency-key CLIENT_ID:SEQUENCE for a write (a script repeating
+     * a write whose outcome is unknown); key_seq 0: none given. */
+    char key_id[KYUFU_CLIENT_ID_BYTES_MAX + 1];
+    uint64_t key_seq;
     struct kyufu_client *client; /* opened on demand by ctl__client */
 };
 
@@ -127,7 +131,7 @@ int ctl__cluster(struct ctl__run *r, const char *verb, int argc, char **argv);
 void ctl__cluster_usage(FILE *out);
 
 /* Common options every command accepts (after the command too). */
-#define CTL__COMMON_OPTS_N 5
+#define CTL__COMMON_OPTS_N 6
 extern const struct option ctl__common_opts[CTL__COMMON_OPTS_N];
 /* Apply a common option (getopt_long's return value >= 0x100); returns 0,
  * or an exit code. */

@@ -679,6 +679,24 @@ int ctl__ledger(struct ctl__run *r, const char *noun, const char *verb, int argc
             }
         }
     }
+    if (rv == 0 && r->key_seq != 0 && m->kind != KYUFU_CLIENT_WRITE) {
+        rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "--idempotency-key applies to writes only");
+    }
+    /* An explicit key: libkyufu keeps a header that has one (and fills in
+     * the actor and terminal), so every attempt and every rerun of this
+     * command with the same key is one write. */
+    Kyufu__V1__RequestHeader hdr = KYUFU__V1__REQUEST_HEADER__INIT;
+    Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
+    if (rv == 0 && r->key_seq != 0) {
+        const ProtobufCFieldDescriptor *fh =
+            protobuf_c_message_descriptor_get_field_by_name(m->input, "header");
+        assert(fh != NULL && fh->type == PROTOBUF_C_TYPE_MESSAGE);
+        key.client_id = r->key_id;
+        key.sequence = r->key_seq;
+        hdr.key = &key;
+        hdr.actor = (char *)r->actor;
+        *(Kyufu__V1__RequestHeader **)(void *)((char *)req + fh->offset) = &hdr;
+    }
     if (rv != 0) {
         arena_free(&a);
         return rv;

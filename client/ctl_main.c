@@ -13,7 +13,7 @@
 #include "ctl.h"
 #include "kyufu.h"
 
-enum { OPT_CONFIG = 0x100, OPT_JSON, OPT_AS, OPT_DEADLINE, OPT_STALE, OPT_HELP };
+enum { OPT_CONFIG = 0x100, OPT_JSON, OPT_AS, OPT_DEADLINE, OPT_STALE, OPT_KEY, OPT_HELP };
 
 const struct option ctl__common_opts[CTL__COMMON_OPTS_N] = {
     { "config", required_argument, NULL, OPT_CONFIG },
@@ -21,6 +21,7 @@ const struct option ctl__common_opts[CTL__COMMON_OPTS_N] = {
     { "as", required_argument, NULL, OPT_AS },
     { "deadline-ms", required_argument, NULL, OPT_DEADLINE },
     { "stale", no_argument, NULL, OPT_STALE },
+    { "idempotency-key", required_argument, NULL, OPT_KEY },
 };
 
 int ctl__fail(struct ctl__run *r, int code, const char *fmt, ...)
@@ -76,6 +77,29 @@ int ctl__common_opt(struct ctl__run *r, int opt, const char *arg)
     case OPT_STALE:
         r->stale = true;
         return 0;
+    case OPT_KEY: {
+        /* CLIENT_ID:SEQUENCE; the id as the server takes it (printable,
+         * 1..64 bytes), the sequence a positive integer. */
+        const char *colon = strrchr(arg, ':');
+        size_t idlen = colon != NULL ? (size_t)(colon - arg) : 0;
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = colon != NULL ? strtoull(colon + 1, &end, 10) : 0;
+        bool ok = idlen > 0 && idlen <= KYUFU_CLIENT_ID_BYTES_MAX && colon[1] >= '1' &&
+                  colon[1] <= '9' && *end == '\0' && errno == 0 && v > 0;
+        for (size_t i = 0; ok && i < idlen; i++) {
+            ok = arg[i] > 0x20 && arg[i] < 0x7f;
+        }
+        if (!ok) {
+            return ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
+                             "--idempotency-key: CLIENT_ID:SEQUENCE (id of 1..%u printable "
+                             "bytes, sequence >= 1)", KYUFU_CLIENT_ID_BYTES_MAX);
+        }
+        memcpy(r->key_id, arg, idlen);
+        r->key_id[idlen] = '\0';
+        r->key_seq = v;
+        return 0;
+    }
     default:
         return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "unknown option");
     }
@@ -164,6 +188,8 @@ static void usage(FILE *out)
             "  --as STAFF_ID     the staff account the command acts for\n"
             "  --deadline-ms N   overall deadline of each call, retries included\n"
             "  --stale           reads: answer from the node reached, no leader round trip\n"
+            "  --idempotency-key ID:SEQ  writes: use this key (repeat a write whose outcome\n"
+            "                    is unknown with the SAME key: it is applied at most once)\n"
             "\ncommands:\n");
     ctl__ledger_usage(out);
     ctl__cluster_usage(out);

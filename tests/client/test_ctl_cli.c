@@ -192,6 +192,21 @@ static void test_cli(const char *dir)
                      "--as", "ap1", NULL),
                  KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err_buf, "--stale applies to reads only") != NULL);
+    /* --idempotency-key: CLIENT_ID:SEQUENCE, writes only. */
+    static const char *const bad_keys[] = {"abc", ":5", "abc:", "abc:0", "abc:-1", "abc:1x",
+                                           "a b:1", "abc:01",
+                                           "0123456789012345678901234567890123456789"
+                                           "012345678901234567890123456:1"};
+    for (size_t i = 0; i < sizeof bad_keys / sizeof bad_keys[0]; i++) {
+        CHECK_EQ_INT(run("--config", conf, "--as", "ap1", "--idempotency-key", bad_keys[i],
+                         "application", "approve", "--id", "1", NULL),
+                     KYUFU_CTL_EXIT_USAGE);
+        CHECK(strstr(err_buf, "--idempotency-key: CLIENT_ID:SEQUENCE") != NULL);
+    }
+    CHECK_EQ_INT(run("--config", conf, "--idempotency-key", "run:1", "application", "get",
+                     "--id", "1", NULL),
+                 KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err_buf, "--idempotency-key applies to writes only") != NULL);
 
     /* Config problems: exit 2 naming the key and line; missing config. */
     write_text(bad, "[client]\nendpoints = 127.0.0.1:8001\nca = x\ndeadline = 5\n");

@@ -10,9 +10,11 @@ three kyufud.
     to the leader (answered by the leader's endpoint in one attempt, no
     node forwards anything more);
   - after kill -9 of the leader the same client finds the new leader and
-    again sends its calls straight there.
+    again sends its calls straight there;
+  - kyufuctl --idempotency-key: the same write run twice (a script
+    repeating a write whose outcome it does not know) is applied once.
 
-usage: test_leader_hint.py KYUFUD KYUFU-LEADER-PROBE"""
+usage: test_leader_hint.py KYUFUD KYUFU-LEADER-PROBE KYUFUCTL"""
 import json
 import os
 import signal
@@ -52,7 +54,7 @@ class Probe:
 
 
 def main():
-    kyufud, probe_exe = sys.argv[1], sys.argv[2]
+    kyufud, probe_exe, kyufuctl = sys.argv[1], sys.argv[2], sys.argv[3]
     c = C.Cluster(kyufud)
     probe = None
     try:
@@ -131,6 +133,19 @@ def main():
               % (leader, new))
         probe.close()
         probe = None
+
+        # The same write twice with one key: applied once, both runs OK.
+        budget = c.ledger(new).GetProgram(S.GetProgramRequest(code="P2026"),
+                                          timeout=10).budget
+        for _ in range(2):
+            subprocess.run([kyufuctl, "--config", conf, "--deadline-ms",
+                            "20000", "--idempotency-key", "it-rerun:7",
+                            "program", "adjust-budget", "--code", "P2026",
+                            "--delta", "5", "--reason", "rerun"],
+                           check=True, stdout=subprocess.DEVNULL)
+        after = c.ledger(new).GetProgram(S.GetProgramRequest(code="P2026"),
+                                         timeout=10).budget
+        assert after == budget + 5, (budget, after)
         c.stop_clean()
     except BaseException:
         print(c.logs())
