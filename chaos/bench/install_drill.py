@@ -1,0 +1,471 @@
+#!/usr/bin/python3
+"""Snapshot install to a lagging node, at city size (docs/scale.md).
+
+Happy path:
+  1. `kyufuctl cluster init` in a new mkdtemp folder on free loopback ports,
+     `[raft] snapshot_threshold` / `snapshot_trailing` added to each node's
+     config, three kyufud started (PIDs recorded, logs in the folder);
+  2. staff and program bootstrapped (kyufu-bench-load, 1 household), then
+     one follower stopped with SIGTERM: its log ends there;
+  3. --households households loaded through the leader with
+     kyufu-bench-load (K calls in flight), optionally applications too;
+  4. wait until the leader holds a snapshot whose index is past the stopped
+     follower's last log index (raft_uv names snapshot files
+     snapshot-TERM-INDEX-MS), so the follower can only catch up by an
+     InstallSnapshot;
+  5. start the probe (kyufu-bench-load --probe: one write in flight) for
+     --before-s seconds, then restart the follower and poll every node's
+     Cluster.Status and /proc/PID/status (VmHWM, VmRSS, RssAnon) every
+     --poll-ms until the follower's applied index has reached the leader's
+     applied index at the restart, and then equals the leader's;
+  6. stop the probe, wait for all three nodes at one applied index, compare
+     their state digests (kyufuctl cluster status --digest);
+  7. write result.json and print it; stop every kyufud by its PID.
+
+Failure modes are the point: if the follower does not catch up within
+--install-timeout-s, or a node dies, the drill says so, keeps the folder
+(logs, configs, data) and exits 1; it never retries.  Ctrl-C stops every
+process it started (by PID) and keeps the folder.
+
+Run with Debian's /usr/bin/python3.  Not part of any test suite: it reads
+the wall clock, needs minutes and gigabytes.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def log(*a):
+    print("[%s]" % time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
+
+
+def free_base(n):
+    """A port base p with p..p+n-1 and p+100..p+100+n-1 free on 127.0.0.1."""
+    for _ in range(200):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        base = s.getsockname()[1]
+        s.close()
+        if base + 100 + n >= 65535:
+            continue
+        socks, ok = [], True
+        for p in list(range(base, base + n)) + list(range(base + 100, base + 100 + n)):
+            t = socket.socket()
+            try:
+                t.bind(("127.0.0.1", p))
+                socks.append(t)
+            except OSError:
+                ok = False
+                break
+        for t in socks:
+            t.close()
+        if ok:
+            return base
+    raise RuntimeError("no free port range")
+
+
+def proc_status(pid):
+    """VmHWM, VmRSS, RssAnon in KiB (None if the process is gone)."""
+    out = {}
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmHWM", "VmRSS", "RssAnon"):
+                    out[k] = int(v.split()[0])
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return out
+
+
+def dir_bytes(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.path.getsize(os.path.join(root, f))
+            except FileNotFoundError:
+                pass
+    return total
+
+
+def snapshots(raft_dir):
+    """[(index, name, bytes)] of the complete snapshots in a raft_uv dir."""
+    out = []
+    try:
+        names = os.listdir(raft_dir)
+    except FileNotFoundError:
+        return out
+    for n in names:
+        if n.startswith("snapshot-") and not n.endswith(".meta"):
+            if n + ".meta" not in names:
+                continue  # being written
+            parts = n.split("-")
+            try:
+                idx = int(parts[2])
+                size = os.path.getsize(os.path.join(raft_dir, n))
+            except (IndexError, ValueError, FileNotFoundError):
+                continue
+            out.append((idx, n, size))
+    return sorted(out)
+
+
+def last_log_index(raft_dir):
+    """Highest index in the closed segments' names (FIRST-LAST) of a stopped
+    node; open segments hold entries too, so status is asked first."""
+    best = 0
+    for n in os.listdir(raft_dir):
+        parts = n.split("-")
+        if len(parts) == 2 and all(p.isdigit() for p in parts):
+            best = max(best, int(parts[1]))
+    return best
+
+
+def pct(v, p):
+    if not v:
+        return None
+    v = sorted(v)
+    rank = max(1, (len(v) * p + 99) // 100)
+    return v[rank - 1]
+
+
+class Drill:
+    def __init__(self, a):
+        self.a = a
+        self.build = os.path.abspath(a.build)
+        self.kyufud = os.path.join(self.build, "node", "kyufud")
+        self.ctl_bin = os.path.join(self.build, "client", "kyufuctl")
+        self.load = os.path.join(self.build, "chaos", "bench", "kyufu-bench-load")
+        for b in (self.kyufud, self.ctl_bin, self.load):
+            if not os.access(b, os.X_OK):
+                sys.exit("missing %s: build first (ninja -C %s)" % (b, a.build))
+        self.dir = tempfile.mkdtemp(prefix="kyufu-drill-", dir=a.tmp)
+        self.cdir = os.path.join(self.dir, "cluster")
+        self.conf = os.path.join(self.cdir, "kyufuctl.conf")
+        self.procs = {}     # node id -> Popen
+        self.others = []    # other Popen (loaders, probe)
+        self.result = {"dir": self.dir, "households": a.households,
+                       "applications": a.applications,
+                       "snapshot_threshold": a.snapshot_threshold,
+                       "snapshot_trailing": a.snapshot_trailing,
+                       "inflight": a.inflight}
+
+    # ------------------------------------------------------ processes
+    def init(self):
+        base = free_base(3)
+        subprocess.run([self.ctl_bin, "cluster", "init", "--dir", self.cdir,
+                        "--nodes", "3", "--raft-port-base", str(base),
+                        "--api-port-base", str(base + 100)],
+                       check=True, stdout=subprocess.DEVNULL)
+        for i in (1, 2, 3):
+            p = os.path.join(self.cdir, "node%d" % i, "kyufud.conf")
+            text = open(p).read()
+            extra = "[raft]\nsnapshot_threshold = %d\nsnapshot_trailing = %d\n" % (
+                self.a.snapshot_threshold, self.a.snapshot_trailing)
+            assert "[raft]\n" in text
+            text = text.replace("[raft]\n", extra, 1)
+            with open(p, "w") as f:
+                f.write(text)
+        log("cluster in", self.cdir, "ports", base, base + 100)
+
+    def start(self, i):
+        assert i not in self.procs or self.procs[i].poll() is not None
+        logf = open(os.path.join(self.cdir, "node%d" % i, "kyufud.log"), "a")
+        self.procs[i] = subprocess.Popen(
+            [self.kyufud, "--config",
+             os.path.join(self.cdir, "node%d" % i, "kyufud.conf")],
+            stdout=logf, stderr=subprocess.STDOUT)
+        logf.close()
+        log("node %d started, pid %d" % (i, self.procs[i].pid))
+
+    def stop(self, i, timeout=60):
+        p = self.procs.get(i)
+        if p is None or p.poll() is not None:
+            return None
+        p.send_signal(signal.SIGTERM)
+        try:
+            return p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log("node %d (pid %d) still running %d s after SIGTERM: SIGKILL"
+                % (i, p.pid, timeout))
+            p.kill()
+            return p.wait()
+
+    def stop_all(self):
+        for p in self.others:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        codes = {}
+        for i in list(self.procs):
+            codes[i] = self.stop(i)
+        return codes
+
+    def ctl_json(self, *args):
+        r = subprocess.run([self.ctl_bin, "--config", self.conf, "--json"]
+                           + list(args), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+        try:
+            return json.loads(r.stdout)
+        except ValueError:
+            return None
+
+    def status(self, digest=False):
+        d = self.ctl_json("cluster", "status", *(["--digest"] if digest else []))
+        if d is None:
+            return {}
+        return {n["id"]: n for n in d.get("nodes", []) if n.get("reachable")}
+
+    def leader(self, timeout=30):
+        t = time.time() + timeout
+        while time.time() < t:
+            st = self.status()
+            ls = [i for i, n in st.items() if n.get("role") == "leader"]
+            if len(ls) == 1:
+                return ls[0]
+            time.sleep(0.2)
+        raise RuntimeError("no leader after %d s" % timeout)
+
+    def check_alive(self):
+        for i, p in self.procs.items():
+            rc = p.poll()
+            if rc is not None and i != getattr(self, "stopped", None):
+                raise RuntimeError("node %d exited with %s (see %s)" % (
+                    i, rc, os.path.join(self.cdir, "node%d" % i, "kyufud.log")))
+
+    def bench(self, args, out_name):
+        out = os.path.join(self.dir, out_name)
+        cmd = [self.load, "--config", self.conf] + args
+        log("run", " ".join(cmd))
+        with open(out, "w") as fo, open(out + ".err", "w") as fe:
+            p = subprocess.Popen(cmd, stdout=fo, stderr=fe)
+            self.others.append(p)
+            while p.poll() is None:
+                time.sleep(1)
+                self.check_alive()
+        with open(out) as f:
+            text = f.read()
+        try:
+            return p.returncode, json.loads(text)
+        except ValueError:
+            return p.returncode, None
+
+    # ------------------------------------------------------ the drill
+    def run(self):
+        a = self.a
+        self.init()
+        for i in (1, 2, 3):
+            self.start(i)
+        leader = self.leader()
+        rc, _ = self.bench(["--households", "1", "--inflight", "1",
+                            "--prefix", "S"], "setup.json")
+        if rc != 0:
+            raise RuntimeError("setup load failed (setup.json.err)")
+        follower = [i for i in (1, 2, 3) if i != leader][0]
+        st = self.status()
+        self.result["follower_last_index_at_stop"] = st[follower]["last_log_index"]
+        self.stopped = follower
+        self.stop(follower)
+        log("leader %d; follower %d stopped at log index %d" % (
+            leader, follower, self.result["follower_last_index_at_stop"]))
+        self.result.update(leader=leader, follower=follower)
+
+        # ---- load
+        t0 = time.time()
+        args = ["--households", str(a.households), "--inflight", str(a.inflight),
+                "--prefix", "D", "--no-setup", "--progress"]
+        if not a.applications:
+            args.append("--no-submit")
+        rc, load = self.bench(args, "load.json")
+        if load is None:
+            raise RuntimeError("load failed: see %s" % os.path.join(self.dir, "load.json.err"))
+        run = load["runs"][0]
+        self.result["load"] = {k: run[k] for k in (
+            "writes", "ok", "retries", "errors", "rejected", "seconds",
+            "commands_per_s", "latency_ms", "group_commit_factor")}
+        self.result["load"]["exit_code"] = rc
+        log("loaded in %.0f s: %s" % (time.time() - t0, self.result["load"]))
+
+        # ---- the leader must hold a snapshot past the follower's log
+        lraft = os.path.join(self.cdir, "node%d" % leader, "data", "raft")
+        t = time.time()
+        while True:
+            snaps = snapshots(lraft)
+            if snaps and snaps[-1][0] > self.result["follower_last_index_at_stop"]:
+                break
+            if time.time() - t > a.snapshot_wait_s:
+                raise RuntimeError("leader took no snapshot past index %d in %d s"
+                                   % (self.result["follower_last_index_at_stop"],
+                                      a.snapshot_wait_s))
+            time.sleep(1)
+        st = self.status()
+        self.result["leader_snapshot"] = {"index": snaps[-1][0], "file": snaps[-1][1],
+                                          "bytes": snaps[-1][2]}
+        self.result["leader_before_install"] = {
+            "applied_index": st[leader]["applied_index"],
+            "ledger_bytes": dir_bytes(os.path.join(self.cdir, "node%d" % leader, "data", "ledger")),
+            "raft_dir_bytes": dir_bytes(lraft),
+            "proc": proc_status(self.procs[leader].pid)}
+        log("leader snapshot", self.result["leader_snapshot"])
+
+        # ---- probe, restart, watch
+        probe_file = os.path.join(self.dir, "probe.txt")
+        probe_out = open(os.path.join(self.dir, "probe.json"), "w")
+        probe_err = open(os.path.join(self.dir, "probe.json.err"), "w")
+        probe = subprocess.Popen([self.load, "--config", self.conf, "--probe", probe_file,
+                                  "--prefix", "P", "--no-setup"],
+                                 stdout=probe_out, stderr=probe_err)
+        self.others.append(probe)
+        time.sleep(a.before_s)
+        lpid = self.procs[leader].pid
+        t_restart = time.time()
+        restart_target = self.status()[leader]["applied_index"]
+        self.start(follower)
+        fpid = self.procs[follower].pid
+        peak = {"leader": {"RssAnon": 0, "VmRSS": 0}, "follower": {"RssAnon": 0, "VmRSS": 0}}
+        samples = []
+        t_reach = t_match = None
+        while True:
+            now = time.time()
+            self.check_alive()
+            for role, pid in (("leader", lpid), ("follower", fpid)):
+                ps = proc_status(pid)
+                if ps:
+                    for k in ("RssAnon", "VmRSS"):
+                        peak[role][k] = max(peak[role][k], ps[k])
+                    peak[role]["VmHWM"] = ps["VmHWM"]
+            st = self.status()
+            fa = st.get(follower, {}).get("applied_index")
+            la = st.get(leader, {}).get("applied_index")
+            samples.append({"t": round(now - t_restart, 2), "follower_applied": fa,
+                            "leader_applied": la,
+                            "follower_rss_anon_kib": peak["follower"]["RssAnon"]})
+            if fa is not None and t_reach is None and fa >= restart_target:
+                t_reach = now - t_restart
+                log("follower reached the leader's restart index %d after %.1f s"
+                    % (restart_target, t_reach))
+            if fa is not None and la is not None and fa >= la and t_reach is not None:
+                t_match = now - t_restart
+                log("follower matched the leader (%d) after %.1f s" % (la, t_match))
+                break
+            if now - t_restart > a.install_timeout_s:
+                self.result["install_timeout"] = True
+                log("follower not caught up after %d s: applied %s, leader %s"
+                    % (a.install_timeout_s, fa, la))
+                break
+            time.sleep(a.poll_ms / 1000.0)
+        t_end_install = time.time()
+        time.sleep(a.after_s)
+        probe.send_signal(signal.SIGTERM)
+        probe.wait(30)
+        probe_out.close()
+        probe_err.close()
+        self.result["install"] = {
+            "restart_target_index": restart_target,
+            "seconds_to_restart_index": t_reach, "seconds_to_match": t_match,
+            "peak_kib": peak,
+            "follower_snapshot": [
+                {"index": s[0], "bytes": s[2]} for s in
+                snapshots(os.path.join(self.cdir, "node%d" % follower, "data", "raft"))],
+            "follower_ledger_bytes": dir_bytes(os.path.join(
+                self.cdir, "node%d" % follower, "data", "ledger")),
+        }
+        with open(os.path.join(self.dir, "samples.json"), "w") as f:
+            json.dump(samples, f)
+
+        # ---- probe latency before / during / after
+        rows = []
+        with open(probe_file) as f:
+            for line in f:
+                p = line.split()
+                if len(p) == 4:
+                    rows.append((int(p[0]) / 1000.0, int(p[1]) / 1000.0, int(p[2])))
+        def window(lo, hi):
+            v = [r[1] for r in rows if lo <= r[0] < hi]
+            bad = sum(1 for r in rows if lo <= r[0] < hi and r[2] != 0)
+            return {"writes": len(v), "not_ok": bad, "p50_ms": pct(v, 50),
+                    "p99_ms": pct(v, 99), "max_ms": max(v) if v else None}
+        self.result["probe"] = {
+            "before": window(t_restart - a.before_s, t_restart),
+            "during": window(t_restart, t_end_install),
+            "after": window(t_end_install, t_end_install + a.after_s)}
+        log("probe", self.result["probe"])
+
+        # ---- converge and compare digests
+        t = time.time()
+        digests = None
+        while time.time() - t < a.converge_s:
+            st = self.status(digest=True)
+            if len(st) == 3 and len({(n["applied_index"], n.get("state_digest"))
+                                     for n in st.values()}) == 1:
+                digests = {i: (n["applied_index"], n.get("state_digest"))
+                           for i, n in st.items()}
+                break
+            time.sleep(0.5)
+        self.result["digests_equal"] = digests is not None
+        self.result["final"] = digests or {i: (n.get("applied_index"), n.get("state_digest"))
+                                           for i, n in self.status(digest=True).items()}
+        for i in (1, 2, 3):
+            self.result.setdefault("vmhwm_kib_end", {})[i] = (
+                proc_status(self.procs[i].pid) or {}).get("VmHWM")
+        return self.result["digests_equal"] and t_match is not None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default=os.path.join(SRC, "build"),
+                    help="meson build dir with kyufud, kyufuctl, kyufu-bench-load")
+    ap.add_argument("--households", type=int, default=1000000)
+    ap.add_argument("--applications", action="store_true",
+                    help="also submit one application per household")
+    ap.add_argument("--inflight", type=int, default=256)
+    ap.add_argument("--snapshot-threshold", type=int, default=4096)
+    ap.add_argument("--snapshot-trailing", type=int, default=1024)
+    ap.add_argument("--snapshot-wait-s", type=int, default=600)
+    ap.add_argument("--before-s", type=float, default=10)
+    ap.add_argument("--after-s", type=float, default=5)
+    ap.add_argument("--poll-ms", type=int, default=200)
+    ap.add_argument("--install-timeout-s", type=int, default=900)
+    ap.add_argument("--converge-s", type=int, default=120)
+    ap.add_argument("--tmp", default="/tmp")
+    ap.add_argument("--keep", action="store_true", help="keep the folder on success")
+    a = ap.parse_args()
+    d = Drill(a)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_signal)
+    ok = False
+    try:
+        ok = d.run()
+    except (RuntimeError, KeyboardInterrupt) as e:
+        d.result["failure"] = str(e) or type(e).__name__
+        log("FAILED:", d.result["failure"])
+    finally:
+        d.result["exit_codes"] = d.stop_all()
+        with open(os.path.join(d.dir, "result.json"), "w") as f:
+            json.dump(d.result, f, indent=1)
+        print(json.dumps(d.result, indent=1))
+    if ok and not a.keep:
+        shutil.rmtree(d.dir)
+        log("ok; folder removed (--keep keeps it)")
+    else:
+        log("folder kept:", d.dir)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
