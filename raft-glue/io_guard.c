@@ -24,16 +24,23 @@ static int check(struct glue_io_guard *g, const char *call, int rv)
     return rv;
 }
 
+static int injected(struct glue_io_guard *g, const char *call)
+{
+    return g->inject != NULL ? g->inject(g, call) : 0;
+}
+
 static int set_term(struct raft_io *io, raft_term term)
 {
     struct glue_io_guard *g = of(io);
-    return check(g, "set_term", g->set_term(io, term));
+    int rv = injected(g, "set_term");
+    return check(g, "set_term", rv != 0 ? rv : g->set_term(io, term));
 }
 
 static int set_vote(struct raft_io *io, raft_id server_id)
 {
     struct glue_io_guard *g = of(io);
-    return check(g, "set_vote", g->set_vote(io, server_id));
+    int rv = injected(g, "set_vote");
+    return check(g, "set_vote", rv != 0 ? rv : g->set_vote(io, server_id));
 }
 
 static int append(struct raft_io *io,
@@ -43,13 +50,16 @@ static int append(struct raft_io *io,
                   raft_io_append_cb cb)
 {
     struct glue_io_guard *g = of(io);
-    return check(g, "append", g->append(io, req, entries, n, cb));
+    int rv = injected(g, "append");
+    return check(g, "append",
+                 rv != 0 ? rv : g->append(io, req, entries, n, cb));
 }
 
 static int truncate_(struct raft_io *io, raft_index index)
 {
     struct glue_io_guard *g = of(io);
-    return check(g, "truncate", g->truncate(io, index));
+    int rv = injected(g, "truncate");
+    return check(g, "truncate", rv != 0 ? rv : g->truncate(io, index));
 }
 
 void glue__io_guard_wrap(struct glue_io_guard *g,
@@ -65,6 +75,7 @@ void glue__io_guard_wrap(struct glue_io_guard *g,
     g->append = io->append;
     g->truncate = io->truncate;
     g->failed = failed;
+    g->inject = NULL;
     g->data = data;
     g->n_failed = 0;
     io->set_term = set_term;

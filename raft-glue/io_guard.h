@@ -35,6 +35,10 @@ struct glue_io_guard
                   raft_io_append_cb cb);
     int (*truncate)(struct raft_io *io, raft_index index);
     glue_io_guard_failed_cb failed;
+    /* Tests only (NULL in the glue): called before each wrapped call with
+     * its name; a nonzero return fails the call with that error without
+     * calling the real method, as a failed write would. */
+    int (*inject)(struct glue_io_guard *g, const char *call);
     void *data;              /* For the owner. */
     unsigned long n_failed;  /* Failed calls seen (the first is reported). */
 };
