@@ -21,10 +21,19 @@ def main():
         leader = c.wait_leader(15)
         S, L, H = c.s["service_pb2"], c.s["ledger_pb2"], c.s["health_pb2"]
 
-        # Health: SERVING on every node once a leader is known.
+        # Health: SERVING on every node once a leader is known.  The node
+        # updates health from raft-glue's state callback, which polls raft
+        # every KYUFU_STATE_POLL_MS (10 ms), so it may trail the Status that
+        # wait_leader saw by a poll or two (more on a loaded ASan run).
         for i in range(1, 4):
-            r = c.health(i).Check(H.HealthCheckRequest(service=""),
-                                  timeout=5)
+            end = time.monotonic() + 5
+            while True:
+                r = c.health(i).Check(H.HealthCheckRequest(service=""),
+                                      timeout=5)
+                if (r.status == H.HealthCheckResponse.SERVING
+                        or time.monotonic() > end):
+                    break
+                time.sleep(0.02)
             assert r.status == H.HealthCheckResponse.SERVING, (i, r)
 
         led = W.Ledger(c)
