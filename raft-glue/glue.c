@@ -608,6 +608,10 @@ void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out)
         raft_leader(&g->raft, &leader, &address);
     }
     out->leader_id = leader;
+    out->snapshots_taken = g->fsm_state.n_snapshots;
+    out->snapshots_restored = g->fsm_state.n_restores;
+    out->snapshots_in_flight = g->sio.n_inflight;
+    out->snapshots_serializing = g->sio.n_work;
     if (address != NULL) {
         snprintf(out->leader_address, sizeof out->leader_address, "%s",
                  address);

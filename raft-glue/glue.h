@@ -161,6 +161,14 @@ struct kyufu_glue_status
     uint64_t last_log_index;
     uint64_t leader_id;      /* 0 when unknown */
     char leader_address[128];
+    /* Snapshots (docs/raft.md, "Snapshots"): taken here since start,
+     * restored into storage (at start or installed from the leader), taken
+     * but not yet written (serializing or being put), and of those the ones
+     * serializing on a work thread right now. */
+    uint64_t snapshots_taken;
+    uint64_t snapshots_restored;
+    unsigned snapshots_in_flight;
+    unsigned snapshots_serializing;
 };
 
 void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out);

@@ -62,6 +62,31 @@ static int truncate_(struct raft_io *io, raft_index index)
     return check(g, "truncate", rv != 0 ? rv : g->truncate(io, index));
 }
 
+/* Drop a duplicate InstallSnapshot (io_guard.h); reads the raft core's
+ * `snapshot.installing` flag (public struct, 0.22.1 layout). */
+static void recv(struct raft_io *io, struct raft_message *m)
+{
+    struct glue_io_guard *g = of(io);
+    struct raft *r = io->data;
+    if (m->type == RAFT_INSTALL_SNAPSHOT && r->snapshot.installing) {
+        g->n_install_dropped++;
+        raft_configuration_close(&m->install_snapshot.conf);
+        raft_free(m->install_snapshot.data.base);
+        return;
+    }
+    g->recv(io, m);
+}
+
+static int start(struct raft_io *io,
+                 unsigned msecs,
+                 raft_io_tick_cb tick,
+                 raft_io_recv_cb recv_cb)
+{
+    struct glue_io_guard *g = of(io);
+    g->recv = recv_cb;
+    return g->start(io, msecs, tick, recv);
+}
+
 void glue__io_guard_wrap(struct glue_io_guard *g,
                          struct raft *r,
                          glue_io_guard_failed_cb failed,
@@ -74,6 +99,9 @@ void glue__io_guard_wrap(struct glue_io_guard *g,
     g->set_vote = io->set_vote;
     g->append = io->append;
     g->truncate = io->truncate;
+    g->start = io->start;
+    g->recv = NULL;
+    g->n_install_dropped = 0;
     g->failed = failed;
     g->inject = NULL;
     g->data = data;
@@ -82,5 +110,6 @@ void glue__io_guard_wrap(struct glue_io_guard *g,
     io->set_vote = set_vote;
     io->append = append;
     io->truncate = truncate_;
+    io->start = start;
     r->data = g;
 }

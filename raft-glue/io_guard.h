@@ -12,6 +12,13 @@
  * failures: raft_uv retries them and the glue's raft_uv tracer catches the
  * retry; see docs/raft.md, "Disk write failures".)
  *
+ * It also drops an InstallSnapshot received while one is being installed,
+ * freeing its data and configuration.  0.22.1 means to ignore it (recv.c
+ * expects RAFT_BUSY) but replicationInstallSnapshot returns 0 with `async`
+ * set (replication.c 946-950), so nobody frees the message: a leak of a
+ * whole snapshot per duplicate, and a leader re-sends one whenever a
+ * heartbeat rejection aborts its snapshot mode during a slow install.
+ *
  * Lookup: raft_init sets io->data to the struct raft; the guard sets
  * raft->data to itself, so a wrapper finds its guard from the io alone. */
 #ifndef KYUFU_GLUE_IO_GUARD_H
@@ -34,6 +41,12 @@ struct glue_io_guard
                   unsigned n,
                   raft_io_append_cb cb);
     int (*truncate)(struct raft_io *io, raft_index index);
+    int (*start)(struct raft_io *io,
+                 unsigned msecs,
+                 raft_io_tick_cb tick,
+                 raft_io_recv_cb recv);
+    raft_io_recv_cb recv;    /* raft's, set when raft starts the io */
+    unsigned long n_install_dropped;
     glue_io_guard_failed_cb failed;
     /* Tests only (NULL in the glue): called before each wrapped call with
      * its name; a nonzero return fails the call with that error without

@@ -47,6 +47,8 @@ static void finish(struct deferred_put *d, int status)
 {
     struct raft_io_snapshot_put *orig = d->orig;
     raft_io_snapshot_put_cb cb = d->orig_cb;
+    assert(d->s->n_inflight > 0);
+    d->s->n_inflight--;
     deferred_free(d);
     cb(orig, status);
 }
@@ -139,6 +141,7 @@ static int put_wrap(struct raft_io *io,
         return RAFT_IOERR;
     }
     s->n_work++;
+    s->n_inflight++;
     s->n_deferred++;
     return 0;
 }
@@ -153,6 +156,7 @@ void glue__snapshot_io_wrap(struct glue_snapshot_io *s,
     s->fsm = fsm;
     s->loop = loop;
     s->n_work = 0;
+    s->n_inflight = 0;
     s->closing = false;
     s->drained = NULL;
 }

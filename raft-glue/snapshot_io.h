@@ -35,6 +35,7 @@ struct glue_snapshot_io
     struct kyufu_fsm *fsm;
     uv_loop_t *loop;
     unsigned n_work;     /* serializations on a work thread */
+    unsigned n_inflight; /* deferred puts whose raft callback is pending */
     bool closing;        /* fail deferred puts instead of writing them */
     void (*drained)(struct glue_snapshot_io *s); /* n_work reached 0 */
     unsigned long n_deferred;

@@ -1,6 +1,8 @@
 /* raft-glue on real raft_uv: three glues on one libuv loop on 127.0.0.1,
  * bootstrap, propose through the leader, transfer leadership, add and
- * remove a node, close cleanly (uv_loop_close returns 0).  Then the
+ * remove a node, close cleanly (uv_loop_close returns 0).  Deferred
+ * snapshots: taken while proposals continue, restored after a restart,
+ * installed on a node left behind, close during a serialization.  Then the
  * lost-entries rule: a single node whose log lost its segments refuses to
  * start and its store is untouched (docs/raft.md, auto-recovery). */
 #include <arpa/inet.h>
@@ -83,6 +85,11 @@ static struct kyufu_storage *st[N];
 static char addr[N][32];
 static char dir[N][96];
 
+/* Config knobs for open_node (0: the glue's default). */
+static unsigned cfg_snapshot_threshold;
+static unsigned cfg_snapshot_trailing;
+static unsigned cfg_group_commit_max;
+
 static void state_cb(struct kyufu_glue *gl, void *arg)
 {
     (void)gl;
@@ -109,6 +116,9 @@ static void open_node(unsigned i, bool bootstrap, unsigned n_peers)
     c.address = addr[i];
     c.raft_dir = dir[i];
     c.election_timeout_ms = 300;
+    c.snapshot_threshold_entries = cfg_snapshot_threshold;
+    c.snapshot_trailing_entries = cfg_snapshot_trailing;
+    c.group_commit_commands_max = cfg_group_commit_max;
     int rv = kyufu_glue_init(&loop, &c, st[i], &g[i], err, sizeof err);
     if (rv != 0) {
         fprintf(stderr, "init: %s\n", err);
@@ -154,16 +164,17 @@ static bool prop_done(void *arg)
     return prop_status != 1;
 }
 
-static void propose_staff(int l, const char *id, uint64_t seq)
+/* Propose "create staff <id>" (by "admin") with key t/<seq>. */
+static int submit_staff(int l, struct kyufu_glue_propose *req, const char *id,
+                        uint64_t seq, kyufu_glue_propose_cb cb)
 {
     Kyufu__V1__Command c = KYUFU__V1__COMMAND__INIT;
     Kyufu__V1__CommandHeader h = KYUFU__V1__COMMAND_HEADER__INIT;
     Kyufu__V1__IdempotencyKey k = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
     Kyufu__V1__CreateStaff cs = KYUFU__V1__CREATE_STAFF__INIT;
-    static struct kyufu_glue_propose req;
     k.client_id = "t";
     k.sequence = seq;
-    h.actor = (char *)id;
+    h.actor = "admin";
     h.time_ms = 1767225600000;
     h.key = &k;
     c.header = &h;
@@ -172,8 +183,14 @@ static void propose_staff(int l, const char *id, uint64_t seq)
     cs.roles = 1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN;
     c.body_case = KYUFU__V1__COMMAND__BODY_CREATE_STAFF;
     c.create_staff = &cs;
+    return kyufu_glue_propose(g[l], req, &c, cb);
+}
+
+static void propose_staff(int l, const char *id, uint64_t seq)
+{
+    static struct kyufu_glue_propose req;
     prop_status = 1;
-    CHECK(kyufu_glue_propose(g[l], &req, &c, prop_cb) == 0);
+    CHECK(submit_staff(l, &req, id, seq, prop_cb) == 0);
     CHECK(run_until(prop_done, NULL, 10000));
 }
 
@@ -387,6 +404,269 @@ static void test_corrupt_segment(void)
     close_all();
 }
 
+
+/* ------------------------------------------------------------ snapshots */
+
+/* A pipeline of proposals through whichever node leads. */
+#define PIPE 16
+static struct kyufu_glue_propose pipe_req[PIPE];
+static bool pipe_busy[PIPE];
+static unsigned pipe_inflight;
+static uint64_t next_seq = 100;
+static unsigned n_acked, n_acked_during_snapshot, n_failed;
+static unsigned n_acked_during_serialization;
+
+static void pipe_cb(struct kyufu_glue_propose *req, int status,
+                    Kyufu__V1__CommandResult *result)
+{
+    int l = leader();
+    size_t i = (size_t)(req - pipe_req);
+    pipe_busy[i] = false;
+    pipe_inflight--;
+    if (status != 0) {
+        n_failed++; /* leadership changes are allowed; counted */
+        return;
+    }
+    CHECK(result->code == KYUFU__V1__CODE__OK);
+    kyufu__v1__command_result__free_unpacked(result, NULL);
+    n_acked++;
+    if (l >= 0) {
+        struct kyufu_glue_status st_l;
+        kyufu_glue_status(g[l], &st_l);
+        if (st_l.snapshots_in_flight > 0) {
+            n_acked_during_snapshot++; /* the loop was not blocked */
+        }
+        if (st_l.snapshots_serializing > 0) {
+            n_acked_during_serialization++;
+        }
+    }
+}
+
+static void pipe_fill(void)
+{
+    int l = leader();
+    if (l < 0) {
+        return;
+    }
+    for (unsigned i = 0; i < PIPE; i++) {
+        char id[32];
+        int rv;
+        if (pipe_busy[i]) {
+            continue;
+        }
+        snprintf(id, sizeof id, "s%llu", (unsigned long long)next_seq);
+        rv = submit_staff(l, &pipe_req[i], id, next_seq, pipe_cb);
+        if (rv != 0) {
+            CHECK(rv == KYUFU_GLUE_ENOTLEADER || rv == KYUFU_GLUE_EBUSY);
+            return;
+        }
+        next_seq++;
+        pipe_busy[i] = true;
+        pipe_inflight++;
+    }
+}
+
+struct pump
+{
+    unsigned target;                 /* acknowledged proposals to reach */
+    bool (*extra)(void *arg);        /* stop early when true (may be NULL) */
+};
+static bool pump_done(void *arg)
+{
+    struct pump *p = arg;
+    if (p->extra != NULL && p->extra(NULL)) {
+        return true;
+    }
+    if (n_acked >= p->target) {
+        return pipe_inflight == 0;
+    }
+    pipe_fill();
+    return false;
+}
+
+/* Keep PIPE proposals in flight until `more` more are acknowledged. */
+static void pump(unsigned more, bool (*extra)(void *))
+{
+    struct pump p = {n_acked + more, extra};
+    CHECK(run_until(pump_done, &p, 60000));
+}
+
+static unsigned count_snapshot_files(const char *d)
+{
+    DIR *dd = opendir(d);
+    struct dirent *e;
+    unsigned n = 0;
+    CHECK(dd != NULL);
+    while ((e = readdir(dd)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "snapshot-", 9) == 0 &&
+            (len < 5 || strcmp(e->d_name + len - 5, ".meta") != 0)) {
+            n++;
+        }
+    }
+    closedir(dd);
+    return n;
+}
+
+static void close_one(unsigned i)
+{
+    unsigned want = 1;
+    n_closed = 0;
+    kyufu_glue_close(g[i], closed_cb, NULL);
+    g[i] = NULL;
+    CHECK(run_until(all_closed, &want, 10000));
+    kyufu_storage_close(st[i]);
+    st[i] = NULL;
+}
+
+static void reopen(unsigned i)
+{
+    char err[256];
+    open_node(i, false, 0);
+    CHECK(kyufu_glue_start(g[i], state_cb, NULL, err, sizeof err) == 0);
+}
+
+/* Node i has applied everything the leader has, with the same digest. */
+static unsigned caught_up_node;
+static bool caught_up(void *arg)
+{
+    int l = leader();
+    uint64_t a_l, a_i, t;
+    (void)arg;
+    if (l < 0 || (unsigned)l == caught_up_node || g[caught_up_node] == NULL) {
+        return false;
+    }
+    kyufu_storage_applied(st[l], &a_l, &t);
+    kyufu_storage_applied(st[caught_up_node], &a_i, &t);
+    return a_i == a_l && pipe_inflight == 0;
+}
+static void check_same_digest(unsigned i)
+{
+    uint8_t d_l[32], d_i[32];
+    uint64_t a_l, a_i;
+    int l = leader();
+    CHECK(l >= 0);
+    CHECK(kyufu_storage_digest(st[l], d_l, &a_l) == 0);
+    CHECK(kyufu_storage_digest(st[i], d_i, &a_i) == 0);
+    CHECK(a_l == a_i && a_l > 0);
+    CHECK(memcmp(d_l, d_i, sizeof d_l) == 0);
+}
+
+static bool any_serializing(void *arg)
+{
+    (void)arg;
+    for (unsigned i = 0; i < N; i++) {
+        struct kyufu_glue_status s_i;
+        if (g[i] == NULL) {
+            continue;
+        }
+        kyufu_glue_status(g[i], &s_i);
+        if (s_i.snapshots_serializing > 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Deferred snapshots on raft_uv (docs/raft.md, "Snapshots"): taken while
+ * proposals continue, restored after a restart, installed on a node that
+ * fell behind the leader's compacted log, and a close that waits for a
+ * serialization in flight. */
+static void test_snapshots(void)
+{
+    struct kyufu_glue_status s0;
+    char err[256];
+    int l;
+    unsigned follower, behind;
+    uint64_t restored_before;
+
+    memset(g, 0, sizeof g);
+    snprintf(tmp + strlen(tmp), sizeof tmp - strlen(tmp), "/snap");
+    CHECK(mkdir(tmp, 0700) == 0);
+    /* One command per entry, a snapshot every 16 entries keeping 8: many
+     * snapshots in a short test (the bounds allow it: limits.h). */
+    cfg_snapshot_threshold = 16;
+    cfg_snapshot_trailing = 8;
+    cfg_group_commit_max = 1;
+    for (unsigned i = 0; i < 3; i++) {
+        snprintf(addr[i], sizeof addr[i], "127.0.0.1:%u", free_port());
+    }
+    for (unsigned i = 0; i < 3; i++) {
+        open_node(i, true, 3);
+        CHECK(kyufu_glue_start(g[i], state_cb, NULL, err, sizeof err) == 0);
+    }
+    CHECK(run_until(has_leader, NULL, 10000));
+    l = leader();
+    propose_staff(l, "admin", 1);
+    CHECK(prop_status == 0);
+    kyufu__v1__command_result__free_unpacked(prop_result, NULL);
+
+    /* Several snapshots while proposals keep being acknowledged. */
+    pump(300, NULL);
+    l = leader();
+    CHECK(l >= 0);
+    kyufu_glue_status(g[l], &s0);
+    fprintf(stderr,
+            "snapshots: leader took %llu; %u acked, %u of them while a "
+            "snapshot was in flight (%u while serializing); %u failed\n",
+            (unsigned long long)s0.snapshots_taken, n_acked,
+            n_acked_during_snapshot, n_acked_during_serialization, n_failed);
+    CHECK(s0.snapshots_taken >= 3);
+    CHECK(n_acked_during_snapshot > 0);
+    CHECK(n_acked_during_serialization > 0);
+    for (unsigned i = 0; i < 3; i++) {
+        CHECK(count_snapshot_files(dir[i]) >= 1);
+    }
+
+    /* Restart a follower with an empty store: it restores from its own
+     * snapshot, replays its log, and matches the leader. */
+    follower = ((unsigned)l + 1) % 3;
+    close_one(follower);
+    {
+        char sdir[128];
+        snprintf(sdir, sizeof sdir, "%s/store%u", tmp, follower);
+        CHECK(nftw(sdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0);
+    }
+    reopen(follower);
+    kyufu_glue_status(g[follower], &s0);
+    CHECK(s0.snapshots_restored == 1); /* at start, from its own snapshot */
+    caught_up_node = follower;
+    CHECK(run_until(caught_up, NULL, 20000));
+    check_same_digest(follower);
+
+    /* Stop a follower, move far past a snapshot, restart it: the leader's
+     * log no longer holds its next entry, so it gets InstallSnapshot. */
+    l = leader();
+    CHECK(l >= 0);
+    behind = ((unsigned)l + 2) % 3;
+    close_one(behind);
+    pump(200, NULL);
+    reopen(behind);
+    kyufu_glue_status(g[behind], &s0);
+    restored_before = s0.snapshots_restored; /* 0: its store is newer */
+    caught_up_node = behind;
+    CHECK(run_until(caught_up, NULL, 30000));
+    kyufu_glue_status(g[behind], &s0);
+    fprintf(stderr, "install: node %u restored %llu snapshot(s) after "
+            "restart (%llu at start); applied %llu\n", behind,
+            (unsigned long long)s0.snapshots_restored,
+            (unsigned long long)restored_before,
+            (unsigned long long)s0.applied_index);
+    CHECK(s0.snapshots_restored > restored_before);
+    check_same_digest(behind);
+
+    /* Close while a node serializes a snapshot on a work thread:
+     * close waits for it (no leak, uv_loop_close == 0 in main). */
+    pump(3000, any_serializing);
+    CHECK(any_serializing(NULL));
+    close_all();
+    pipe_inflight = 0;
+    memset(pipe_busy, 0, sizeof pipe_busy);
+    cfg_snapshot_threshold = 0;
+    cfg_snapshot_trailing = 0;
+    cfg_group_commit_max = 0;
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof tmp, "/tmp/kyufu-glue-uv-XXXXXX");
@@ -396,6 +676,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     CHECK(uv_loop_init(&loop) == 0);
     test_cluster();
+    test_snapshots();
     test_lost_entries();
     test_corrupt_segment();
     uv_run(&loop, UV_RUN_DEFAULT);
