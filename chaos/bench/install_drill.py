@@ -347,6 +347,17 @@ class Drill:
                     for k in ("RssAnon", "VmRSS"):
                         peak[role][k] = max(peak[role][k], ps[k])
                     peak[role]["VmHWM"] = ps["VmHWM"]
+            # The machine is shared: a node growing without bound (seen at
+            # 1M households, docs/scale.md) is stopped before the kernel's
+            # OOM killer picks someone else's process.
+            for i, p in self.procs.items():
+                ps = proc_status(p.pid)
+                if ps and ps["RssAnon"] > a.rss_limit_mib * 1024:
+                    self.result["install"] = {"peak_kib": peak, "samples_tail": samples[-5:]}
+                    raise RuntimeError("memory guard: node %d RssAnon %d MiB > %d MiB, "
+                                       "%.1f s after the restart" % (
+                                           i, ps["RssAnon"] // 1024, a.rss_limit_mib,
+                                           now - t_restart))
             st = self.status()
             fa = st.get(follower, {}).get("applied_index")
             la = st.get(leader, {}).get("applied_index")
@@ -440,6 +451,8 @@ def main():
     ap.add_argument("--poll-ms", type=int, default=200)
     ap.add_argument("--install-timeout-s", type=int, default=900)
     ap.add_argument("--converge-s", type=int, default=120)
+    ap.add_argument("--rss-limit-mib", type=int, default=8192,
+                    help="stop the drill when a node's RssAnon passes this")
     ap.add_argument("--tmp", default="/tmp")
     ap.add_argument("--keep", action="store_true", help="keep the folder on success")
     a = ap.parse_args()
@@ -456,6 +469,8 @@ def main():
         log("FAILED:", d.result["failure"])
     finally:
         d.result["exit_codes"] = d.stop_all()
+        d.result["logs"] = {i: os.path.join(d.cdir, "node%d" % i, "kyufud.log")
+                            for i in (1, 2, 3)}
         with open(os.path.join(d.dir, "result.json"), "w") as f:
             json.dump(d.result, f, indent=1)
         print(json.dumps(d.result, indent=1))
