@@ -759,7 +759,7 @@ int main(int argc, char **argv)
 {
     uint64_t from = 1;
     uint64_t n = 200;
-    unsigned steps = SIM_ASAN ? 80 : 400;
+    unsigned steps = SIM_ASAN ? 60 : 400;
     bool single = false;
     unsigned failed = 0;
 
