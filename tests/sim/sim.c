@@ -9,6 +9,8 @@
  *   kyufu-sim --seeds N --from S   N seeds from S (long mode)
  *   kyufu-sim --steps K            workload steps per seed
  *   kyufu-sim --no-io-faults       no I/O faults (same seeds, other runs)
+ *   kyufu-sim --failover [--seed S] only the failover-latency scenario
+ *                                  (also run on 20 seeds by default)
  *   kyufu-sim --io-faults-anywhere also arm raft_fixture_io_fault on any
  *                                  call at any time (reproduces libraft
  *                                  0.22.1's recvCb double free; see
@@ -112,6 +114,8 @@ struct sim
     /* Fault counters, for the summary. */
     unsigned n_kills, n_disconnects, n_io_faults, n_transfers, n_latency;
     unsigned n_fatal;
+    int failover_old; /* failover scenario: the leader killed, or -1 */
+    int failover_new; /* the leader whose proposals are awaited */
 };
 
 static void failf(struct sim *s, const char *fmt, ...)
@@ -612,7 +616,162 @@ static int rm_rf(const char *path)
     return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static int run_seed(uint64_t seed, unsigned steps, bool verbose)
+/* ------------------------------------------------------------ failover */
+
+/* Virtual-time bound from a new leader's election to the acknowledgement
+ * of a command proposed on it: one heartbeat (0.22.1 may hold the first
+ * entry after an election until the next one: FACTS.md), a round trip and
+ * a disk write on each side, with room to spare.  The fixture's raft
+ * defaults: heartbeat 100 ms; the scenario sets 5 ms network and 20 ms
+ * disk latency. */
+#define FAILOVER_ACK_MS_MAX 400u
+static unsigned long failover_max_ms; /* worst seen, for the summary */
+
+static bool leader_other_than(struct raft_fixture *f, void *arg)
+{
+    struct sim *s = arg;
+    int l = leader_of(s);
+    (void)f;
+    return l >= 0 && l != s->failover_old;
+}
+
+static bool drained_on(struct raft_fixture *f, void *arg)
+{
+    struct sim *s = arg;
+    (void)f;
+    return s->pending_on[s->failover_new] == 0;
+}
+
+static bool is_leader_target(struct raft_fixture *f, void *arg)
+{
+    struct sim *s = arg;
+    (void)f;
+    return leader_of(s) == s->failover_new && !s->transfer_pending;
+}
+
+/* Propose on the current leader right away and check the commands are
+ * acknowledged within FAILOVER_ACK_MS_MAX of virtual time. */
+static void failover_propose(struct sim *s, raft_time elected, const char *what)
+{
+    unsigned long ms;
+    uint64_t acked = s->wl.n_acked;
+    int l = leader_of(s);
+    if (l < 0) {
+        failf(s, "%s: no leader", what);
+        return;
+    }
+    /* A new leader's proposer starts clean: nothing of an older term is
+     * queued or counted in flight. */
+    if (s->prop[l].n_queued != 0 || s->prop[l].n_inflight != 0) {
+        failf(s, "%s: new leader %d holds %u queued and %u in-flight entries",
+              what, l, s->prop[l].n_queued, s->prop[l].n_inflight);
+    }
+    s->failover_new = l;
+    for (unsigned k = 0; k < 50 && s->pending_on[l] == 0; k++) {
+        propose_some(s); /* the workload may hold back (setup order) */
+        if (s->pending_on[l] == 0) {
+            raft_fixture_step(&s->f);
+        }
+    }
+    if (s->pending_on[l] == 0 || leader_of(s) != l) {
+        failf(s, "%s: could not propose on the new leader %d", what, l);
+        return;
+    }
+    if (!raft_fixture_step_until(&s->f, drained_on, s, 5000)) {
+        failf(s, "%s: proposals on the new leader never answered", what);
+        return;
+    }
+    ms = (unsigned long)(raft_fixture_time(&s->f) - elected);
+    if (ms > failover_max_ms) {
+        failover_max_ms = ms;
+    }
+    if (s->wl.n_acked == acked) {
+        failf(s, "%s: nothing acknowledged on the new leader", what);
+    } else if (ms > FAILOVER_ACK_MS_MAX) {
+        failf(s, "%s: first commands on the new leader acknowledged %lu ms "
+                 "after its election (bound %u ms)",
+              what, ms, FAILOVER_ACK_MS_MAX);
+    }
+    if (s->verbose) {
+        fprintf(stderr, "sim: %s: acknowledged %lu ms after the election\n",
+                what, ms);
+    }
+}
+
+/* Elect a new leader while commands are queued and in flight on the old
+ * one (killed), propose on the new leader at once; then revive the old
+ * leader, hand leadership back to it and do the same (its proposer must
+ * have been drained when it lost leadership). */
+static void failover_scenario(struct sim *s)
+{
+    raft_time t;
+    int old;
+    struct raft *r;
+    for (unsigned i = 0; i < N_SERVERS; i++) {
+        raft_fixture_set_network_latency(&s->f, i, 5);
+        raft_fixture_set_disk_latency(&s->f, i, 20);
+    }
+    s->failover_old = -1;
+    if (!raft_fixture_step_until(&s->f, leader_other_than, s, 10000)) {
+        failf(s, "failover: no first leader");
+        return;
+    }
+    /* Past the workload's ordered setup, so that the commands lost with
+     * the old leader do not hold the workload back. */
+    for (unsigned k = 0; k < 400 && s->failures == 0 &&
+                         (k < 20 || !wl_setup_finished(&s->wl));
+         k++) {
+        propose_some(s);
+        step(s, 5);
+    }
+    old = leader_of(s);
+    if (old < 0) {
+        return; /* lost leadership by itself; the seed checks converge */
+    }
+    for (unsigned k = 0; k < 6; k++) {
+        propose_some(s); /* queued and in flight on the old leader */
+    }
+    step(s, 1);
+    raft_fixture_kill(&s->f, (unsigned)old);
+    s->failover_old = old;
+    if (!raft_fixture_step_until(&s->f, leader_other_than, s, 10000)) {
+        failf(s, "failover: no new leader after killing %d", old);
+        return;
+    }
+    t = raft_fixture_time(&s->f);
+    failover_propose(s, t, "failover after kill");
+    if (s->failures != 0) {
+        return;
+    }
+
+    /* The old leader comes back as a follower: its entries of the old
+     * term were answered (applied or failed) and its counters are 0. */
+    raft_fixture_revive(&s->f, (unsigned)old);
+    s->failover_new = old;
+    step(s, 200);
+    if (s->prop[old].n_inflight != 0 || s->prop[old].n_queued != 0) {
+        failf(s, "failover: deposed leader %d still counts %u in flight, "
+                 "%u queued",
+              old, s->prop[old].n_inflight, s->prop[old].n_queued);
+        return;
+    }
+    r = raft_fixture_get(&s->f, (unsigned)leader_of(s));
+    memset(&s->transfer, 0, sizeof s->transfer);
+    s->transfer.data = s;
+    if (raft_transfer(r, &s->transfer,
+                      raft_fixture_get(&s->f, (unsigned)old)->id,
+                      transfer_cb) == 0) {
+        s->transfer_pending = true;
+        if (raft_fixture_step_until(&s->f, is_leader_target, s, 10000)) {
+            failover_propose(s, raft_fixture_time(&s->f),
+                             "failover back to the old leader");
+        }
+    }
+    s->failover_old = -1;
+}
+
+static int run_seed(uint64_t seed, unsigned steps, bool verbose,
+                    bool failover)
 {
     struct sim *s = calloc(1, sizeof *s);
     struct raft_configuration conf;
@@ -696,7 +855,7 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose)
     rv = raft_fixture_start(&s->f);
     assert(rv == 0);
 
-    for (unsigned k = 0; k < steps && s->failures == 0; k++) {
+    for (unsigned k = 0; !failover && k < steps && s->failures == 0; k++) {
         if (sim_rng_chance(&s->rng, 60)) {
             propose_some(s);
         }
@@ -704,6 +863,9 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose)
             fault(s);
         }
         step(s, sim_rng_range(&s->rng, 1, 8));
+    }
+    if (failover) {
+        failover_scenario(s);
     }
     if (s->failures == 0) {
         converge(s);
@@ -761,6 +923,9 @@ int main(int argc, char **argv)
     uint64_t n = 200;
     unsigned steps = SIM_ASAN ? 60 : 400;
     bool single = false;
+    bool failover_only = false;
+    uint64_t n_failover = 20;
+    unsigned failover_failed = 0;
     unsigned failed = 0;
 
     for (int i = 1; i < argc; i++) {
@@ -774,6 +939,8 @@ int main(int argc, char **argv)
             from = strtoull(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--io-faults-anywhere") == 0) {
             sim_io_faults_anywhere = true;
+        } else if (strcmp(argv[i], "--failover") == 0) {
+            failover_only = true;
         } else if (strcmp(argv[i], "--no-io-faults") == 0) {
             sim_io_faults_off = true;
         } else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) {
@@ -781,19 +948,36 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: %s [--seed S | --seeds N --from S] [--steps K] "
-                    "[--io-faults-anywhere | --no-io-faults]\n",
+                    "[--io-faults-anywhere | --no-io-faults] [--failover]\n",
                     argv[0]);
             return 2;
         }
     }
-    for (uint64_t seed = from; seed < from + n; seed++) {
-        if (run_seed(seed, steps, single) != 0) {
+    for (uint64_t seed = from; !failover_only && seed < from + n; seed++) {
+        if (run_seed(seed, steps, single, false) != 0) {
             failed++;
             fprintf(stderr,
                     "sim: seed %" PRIu64 " FAILED; replay with: %s --seed %" PRIu64
                     " --steps %u\n",
                     seed, argv[0], seed, steps);
         }
+    }
+    /* The failover scenario: by default on 20 seeds after the others. */
+    if (failover_only || !single) {
+        uint64_t nf = failover_only ? n : n_failover;
+        for (uint64_t seed = from; seed < from + nf; seed++) {
+            if (run_seed(seed, steps, single, true) != 0) {
+                failover_failed++;
+                fprintf(stderr,
+                        "sim: failover seed %" PRIu64 " FAILED; replay with: "
+                        "%s --failover --seed %" PRIu64 "\n",
+                        seed, argv[0], seed);
+            }
+        }
+        printf("sim: failover scenario on %" PRIu64 " seeds: %u failed; "
+               "worst election-to-acknowledgement %lu ms (bound %u ms)\n",
+               nf, failover_failed, failover_max_ms, FAILOVER_ACK_MS_MAX);
+        failed += failover_failed;
     }
     printf("sim: %" PRIu64 " seeds from %" PRIu64 ", %u steps each: %u failed "
            "(%lu I/O faults injected, %lu servers stopped by one, %lu "

@@ -325,6 +325,11 @@ static size_t new_cmd(struct workload *w, int64_t now_ms)
     }
 }
 
+bool wl_setup_finished(const struct workload *w)
+{
+    return w->setup_done >= SETUP_STEPS;
+}
+
 size_t wl_next(struct workload *w, int64_t now_ms)
 {
     if (w->setup_done < SETUP_STEPS) {

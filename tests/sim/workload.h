@@ -72,6 +72,9 @@ struct workload
 void wl_init(struct workload *w, struct sim_rng *rng);
 void wl_close(struct workload *w);
 
+/* True once the bootstrap commands (staff, programs) are all applied. */
+bool wl_setup_finished(const struct workload *w);
+
 /* Index of the next command to propose at leader-stamped time now_ms: a new
  * one, a setup step, or a retry of an earlier one (same key, same bytes);
  * SIZE_MAX when the next setup step still waits for its answer. */
