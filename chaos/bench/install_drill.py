@@ -87,6 +87,24 @@ def proc_status(pid):
     return out
 
 
+def proc_io(pid):
+    """rchar, wchar of /proc/PID/io in bytes (None if gone).  rchar counts
+    every read(): on a leader it is dominated by raft_uv reading the whole
+    snapshot file once per InstallSnapshot it sends, so its growth over the
+    install divided by the snapshot size estimates how many copies the
+    leader loaded (docs/scale.md)."""
+    out = {}
+    try:
+        with open("/proc/%d/io" % pid) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("rchar", "wchar"):
+                    out[k] = int(v)
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return out
+
+
 def dir_bytes(path):
     total = 0
     for root, _, files in os.walk(path):
@@ -157,7 +175,8 @@ class Drill:
                        "applications": a.applications,
                        "snapshot_threshold": a.snapshot_threshold,
                        "snapshot_trailing": a.snapshot_trailing,
-                       "inflight": a.inflight}
+                       "inflight": a.inflight,
+                       "election_ms": a.election_ms, "heartbeat_ms": a.heartbeat_ms}
 
     # ------------------------------------------------------ processes
     def init(self):
@@ -173,6 +192,16 @@ class Drill:
                 self.a.snapshot_threshold, self.a.snapshot_trailing)
             assert "[raft]\n" in text
             text = text.replace("[raft]\n", extra, 1)
+            # Timer overrides replace cluster init's lines (1000 / 100 ms).
+            for key, val in (("election_timeout_ms", self.a.election_ms),
+                             ("heartbeat_timeout_ms", self.a.heartbeat_ms)):
+                if val is None:
+                    continue
+                lines = text.split("\n")
+                hit = [n for n, l in enumerate(lines) if l.startswith(key + " ")]
+                assert len(hit) == 1, key
+                lines[hit[0]] = "%s = %d" % (key, val)
+                text = "\n".join(lines)
             with open(p, "w") as f:
                 f.write(text)
         log("cluster in", self.cdir, "ports", base, base + 100)
@@ -263,6 +292,21 @@ class Drill:
         except ValueError:
             return p.returncode, None
 
+    def io_report(self, io0, ios, t_restart):
+        """Bytes each node read / wrote since the restart, and the same in
+        snapshot sizes (a leader's rchar grows by one snapshot per
+        InstallSnapshot it loads; a receiver's by one per copy it reads)."""
+        snap = self.result.get("leader_snapshot", {}).get("bytes") or 1
+        rep = {}
+        for i in io0:
+            a, b = io0.get(i), ios.get(i)
+            if not a or not b:
+                continue
+            rep[i] = {"rchar": b["rchar"] - a["rchar"], "wchar": b["wchar"] - a["wchar"],
+                      "rchar_snapshots": round((b["rchar"] - a["rchar"]) / snap, 2),
+                      "wchar_snapshots": round((b["wchar"] - a["wchar"]) / snap, 2)}
+        self.result["io_since_restart"] = rep
+
     # ------------------------------------------------------ the drill
     def run(self):
         a = self.a
@@ -336,7 +380,11 @@ class Drill:
         self.start(follower)
         fpid = self.procs[follower].pid
         peak = {"leader": {"RssAnon": 0, "VmRSS": 0}, "follower": {"RssAnon": 0, "VmRSS": 0}}
+        io0 = {i: proc_io(p.pid) for i, p in self.procs.items()}
+        leaders_seen = []   # (seconds after restart, node id or None)
+        la_prev = None
         samples = []
+        self.samples = samples
         t_reach = t_match = None
         while True:
             now = time.time()
@@ -359,19 +407,34 @@ class Drill:
                                            i, ps["RssAnon"] // 1024, a.rss_limit_mib,
                                            now - t_restart))
             st = self.status()
+            ls = [i for i, n in st.items() if n.get("role") == "leader"]
+            cur = ls[0] if len(ls) == 1 else None
+            if not leaders_seen or leaders_seen[-1][1] != cur:
+                leaders_seen.append((round(now - t_restart, 1), cur))
             fa = st.get(follower, {}).get("applied_index")
             la = st.get(leader, {}).get("applied_index")
+            ios = {i: proc_io(p.pid) for i, p in self.procs.items()}
             samples.append({"t": round(now - t_restart, 2), "follower_applied": fa,
-                            "leader_applied": la,
-                            "follower_rss_anon_kib": peak["follower"]["RssAnon"]})
+                            "leader_applied": la, "leader": cur,
+                            "follower_rss_anon_kib": peak["follower"]["RssAnon"],
+                            "io": ios})
+            self.io_report(io0, ios, t_restart)
+            self.result["leaders_seen"] = leaders_seen
             if fa is not None and t_reach is None and fa >= restart_target:
                 t_reach = now - t_restart
                 log("follower reached the leader's restart index %d after %.1f s"
                     % (restart_target, t_reach))
-            if fa is not None and la is not None and fa >= la and t_reach is not None:
+            # Matched: the follower has applied what the leader had applied
+            # one poll earlier.  The probe keeps writing and one status call
+            # reads the nodes one after another, so "fa >= la" in the same
+            # poll can stay false for minutes on a fully caught-up node.
+            if (fa is not None and la_prev is not None and fa >= la_prev
+                    and t_reach is not None):
                 t_match = now - t_restart
-                log("follower matched the leader (%d) after %.1f s" % (la, t_match))
+                log("follower matched the leader (%d) after %.1f s" % (la_prev, t_match))
                 break
+            if la is not None:
+                la_prev = la
             if now - t_restart > a.install_timeout_s:
                 self.result["install_timeout"] = True
                 log("follower not caught up after %d s: applied %s, leader %s"
@@ -453,6 +516,10 @@ def main():
     ap.add_argument("--converge-s", type=int, default=120)
     ap.add_argument("--rss-limit-mib", type=int, default=8192,
                     help="stop the drill when a node's RssAnon passes this")
+    ap.add_argument("--election-ms", type=int, default=None,
+                    help="[raft] election_timeout_ms (cluster init writes 1000)")
+    ap.add_argument("--heartbeat-ms", type=int, default=None,
+                    help="[raft] heartbeat_timeout_ms (cluster init writes 100)")
     ap.add_argument("--tmp", default="/tmp")
     ap.add_argument("--keep", action="store_true", help="keep the folder on success")
     a = ap.parse_args()
@@ -473,6 +540,9 @@ def main():
                             for i in (1, 2, 3)}
         with open(os.path.join(d.dir, "result.json"), "w") as f:
             json.dump(d.result, f, indent=1)
+        if getattr(d, "samples", None) is not None:
+            with open(os.path.join(d.dir, "samples.json"), "w") as f:
+                json.dump(d.samples, f)
         print(json.dumps(d.result, indent=1))
     if ok and not a.keep:
         shutil.rmtree(d.dir)
