@@ -59,8 +59,13 @@
  * second of peak load; beyond that the client should back off. */
 #define KYUFU_PROPOSE_QUEUE_COMMANDS_MAX 16384u
 
-/* InstallSnapshot RPC retry: a 1-2 GiB snapshot over a LAN takes seconds. */
-#define KYUFU_INSTALL_SNAPSHOT_TIMEOUT_MS 60000u
+/* InstallSnapshot RPC retry: 0.22.1 sends a whole fresh copy each time it
+ * fires, queued behind the copies still on the one TCP stream to the peer,
+ * while a lagging follower at city size needs minutes to receive, persist
+ * and restore one copy (595 MB took ~50 s, docs/scale.md).  A lost copy is
+ * re-sent anyway as soon as the restarted peer rejects a heartbeat at the
+ * snapshot index, so this is only a backstop: 10 minutes. */
+#define KYUFU_INSTALL_SNAPSHOT_TIMEOUT_MS 600000u
 /* Catch-up of a new spare before promotion (raft_add → raft_assign). */
 #define KYUFU_MAX_CATCH_UP_ROUNDS 20u
 #define KYUFU_MAX_CATCH_UP_ROUND_DURATION_MS 10000u
