@@ -269,9 +269,13 @@ class Drill:
         raise RuntimeError("no leader after %d s" % timeout)
 
     def check_alive(self):
+        # The stopped follower counts again once restarted: a restart that
+        # fails (seen once: "cannot start raft", raft I/O error) must end
+        # the drill at once instead of waiting --install-timeout-s.
         for i, p in self.procs.items():
             rc = p.poll()
-            if rc is not None and i != getattr(self, "stopped", None):
+            if rc is not None and (i != getattr(self, "stopped", None)
+                                   or getattr(self, "restarted", False)):
                 raise RuntimeError("node %d exited with %s (see %s)" % (
                     i, rc, os.path.join(self.cdir, "node%d" % i, "kyufud.log")))
 
@@ -378,6 +382,7 @@ class Drill:
         t_restart = time.time()
         restart_target = self.status()[leader]["applied_index"]
         self.start(follower)
+        self.restarted = True
         fpid = self.procs[follower].pid
         peak = {"leader": {"RssAnon": 0, "VmRSS": 0}, "follower": {"RssAnon": 0, "VmRSS": 0}}
         io0 = {i: proc_io(p.pid) for i, p in self.procs.items()}
