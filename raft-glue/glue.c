@@ -552,8 +552,9 @@ int kyufu_glue_start(struct kyufu_glue *g,
     g->state_arg = state_arg;
     rv = raft_start(&g->raft);
     if (rv != 0) {
-        errf(errmsg, errmsg_len, "raft start %s: %s", g->raft_dir,
-             raft_errmsg(&g->raft));
+        /* raft_errmsg is often empty here: name the code too. */
+        errf(errmsg, errmsg_len, "raft start %s: %s (%s)", g->raft_dir,
+             raft_strerror(rv), raft_errmsg(&g->raft));
         return rv == RAFT_CORRUPT ? KYUFU_GLUE_EIO : raft_to_glue(rv);
     }
     g->started = true;
