@@ -42,19 +42,38 @@ static int rm_entry(const char *p, const struct stat *st, int f,
     return remove(p);
 }
 
+/* A free loopback port below the kernel's ephemeral range (32768 and up
+ * here): a node stopped and restarted by a test must find its port free
+ * again, and a port in that range may meanwhile serve as the source port of
+ * a peer's outgoing connection.  Scanned from a PID-derived offset so that
+ * parallel tests rarely probe the same ports. */
 static unsigned free_port(void)
 {
+    enum { LOW = 20000, SPAN = 12000 };
+    static unsigned next;
     struct sockaddr_in a;
-    socklen_t len = sizeof a;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    return ntohs(a.sin_port);
+    unsigned i;
+    if (next == 0) {
+        next = LOW + ((unsigned)getpid() * 37u) % SPAN;
+    }
+    for (i = 0; i < SPAN; i++) {
+        unsigned p = next;
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        int ok;
+        next = LOW + (next + 1 - LOW) % SPAN;
+        CHECK(fd >= 0);
+        memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons((uint16_t)p);
+        ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        close(fd);
+        if (ok) {
+            return p;
+        }
+    }
+    CHECK(!"no free loopback port below the ephemeral range");
+    return 0;
 }
 
 /* Run the loop until *flag or the deadline timer fires. */
