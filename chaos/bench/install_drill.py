@@ -22,6 +22,17 @@ Happy path:
      their state digests (kyufuctl cluster status --digest);
   7. write result.json and print it; stop every kyufud by its PID.
 
+--save DIR (after step 4): both running nodes are stopped with SIGTERM and
+waited for, the cluster folder is copied to DIR (cp -a --reflink=auto; DIR
+must not exist, it appears only once complete) with a saved.json manifest,
+then the two healthy nodes are started again and the drill goes on as with
+--from.  --from DIR skips steps 1-4: DIR is copied into a new mkdtemp
+folder (DIR itself is never modified), the two healthy nodes are started on
+the saved ports (Raft addresses live in the log and snapshot, so the same
+ports must be free), and once a leader holds the snapshot past the stopped
+follower's last index, steps 5-7 run.  One 1M load thus serves many
+install runs.
+
 Failure modes are the point: if the follower does not catch up within
 --install-timeout-s, or a node dies, the drill says so, keeps the folder
 (logs, configs, data) and exits 1; it never retries.  Ctrl-C stops every
@@ -33,6 +44,7 @@ the wall clock, needs minutes and gigabytes.
 import argparse
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -48,29 +60,67 @@ def log(*a):
     print("[%s]" % time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
 
 
-def free_base(n):
-    """A port base p with p..p+n-1 and p+100..p+100+n-1 free on 127.0.0.1."""
-    for _ in range(200):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        base = s.getsockname()[1]
+def ephemeral_low():
+    """First port of the kernel's ephemeral range (source ports of outgoing
+    connections)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def port_free(p, reuse=False):
+    """Whether 127.0.0.1:p can be bound.  reuse=True sets SO_REUSEADDR as
+    libuv does for a listener, so a port held only by TIME_WAIT connections
+    of a node that just stopped counts as free."""
+    s = socket.socket()
+    try:
+        if reuse:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
         s.close()
-        if base + 100 + n >= 65535:
-            continue
-        socks, ok = [], True
-        for p in list(range(base, base + n)) + list(range(base + 100, base + 100 + n)):
-            t = socket.socket()
-            try:
-                t.bind(("127.0.0.1", p))
-                socks.append(t)
-            except OSError:
-                ok = False
-                break
-        for t in socks:
-            t.close()
-        if ok:
+
+
+def free_base(n):
+    """A port base p with p..p+n-1 and p+100..p+100+n-1 free on 127.0.0.1,
+    all below the kernel's ephemeral range: a node's port must not be one
+    the kernel may hand a peer as the source port of a reconnect while the
+    node is stopped, or the node cannot listen on it when restarted
+    (suspected cause of a "cannot start raft" restart failure).  Bases are
+    random so that parallel drills and tests rarely collide; each port is
+    checked free by binding it (tests/integration/cluster.py does the
+    same)."""
+    low, high = 20000, ephemeral_low() - 200
+    if high <= low:
+        raise RuntimeError("ephemeral range starts at %d: no room below it"
+                           % ephemeral_low())
+    for _ in range(500):
+        base = random.randrange(low, high)
+        ports = list(range(base, base + n)) + list(range(base + 100, base + 100 + n))
+        if all(port_free(p) for p in ports):
             return base
-    raise RuntimeError("no free port range")
+    raise RuntimeError("no free port range below the ephemeral range")
+
+
+def source_commit():
+    """(HEAD commit, work tree dirty) of the source tree, or (None, None).
+    It names the source, not necessarily what --build was built from."""
+    try:
+        head = subprocess.run(["git", "-C", SRC, "rev-parse", "HEAD"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True, timeout=20).stdout.strip() or None
+        dirty = subprocess.run(["git", "-C", SRC, "status", "--porcelain",
+                                "--untracked-files=no"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True, timeout=20).stdout.strip() != ""
+        return head, dirty
+    except (OSError, subprocess.SubprocessError):
+        return None, None
 
 
 def proc_status(pid):
@@ -171,14 +221,63 @@ class Drill:
         self.conf = os.path.join(self.cdir, "kyufuctl.conf")
         self.procs = {}     # node id -> Popen
         self.others = []    # other Popen (loaders, probe)
+        self.stopped = None     # the lagging follower's id
+        self.restarted = False
+        # Loading options mean nothing with --from: restore() fills these
+        # from saved.json; "conf" holds the [raft] options actually used.
         self.result = {"dir": self.dir, "households": a.households,
                        "applications": a.applications,
                        "snapshot_threshold": a.snapshot_threshold,
                        "snapshot_trailing": a.snapshot_trailing,
                        "inflight": a.inflight,
                        "election_ms": a.election_ms, "heartbeat_ms": a.heartbeat_ms}
+        if a.from_dir:
+            for k in ("snapshot_threshold", "snapshot_trailing"):
+                del self.result[k]
 
     # ------------------------------------------------------ processes
+    def set_timers(self, text):
+        """text of a kyufud.conf with --election-ms / --heartbeat-ms (if
+        given) replacing its timer lines (cluster init writes 1000 / 100)."""
+        for key, val in (("election_timeout_ms", self.a.election_ms),
+                         ("heartbeat_timeout_ms", self.a.heartbeat_ms)):
+            if val is None:
+                continue
+            lines = text.split("\n")
+            hit = [n for n, l in enumerate(lines) if l.startswith(key + " ")]
+            assert len(hit) == 1, key
+            lines[hit[0]] = "%s = %d" % (key, val)
+            text = "\n".join(lines)
+        return text
+
+    def node_conf(self, i):
+        return os.path.join(self.cdir, "node%d" % i, "kyufud.conf")
+
+    def conf_options(self):
+        """The [raft] options node 1's config ended up with (all three
+        nodes get the same)."""
+        out = {}
+        with open(self.node_conf(1)) as f:
+            for line in f:
+                k, _, v = line.partition("=")
+                k = k.strip()
+                if k in ("snapshot_threshold", "snapshot_trailing",
+                         "election_timeout_ms", "heartbeat_timeout_ms"):
+                    out[k] = int(v)
+        return out
+
+    def ports(self):
+        """{node id: {"raft": port, "api": port}} from the node configs."""
+        out = {}
+        for i in (1, 2, 3):
+            with open(self.node_conf(i)) as f:
+                for line in f:
+                    k, _, v = line.partition("=")
+                    k = k.strip()
+                    if k in ("raft_address", "api_address"):
+                        out.setdefault(i, {})[k.split("_")[0]] = int(v.strip().rsplit(":", 1)[1])
+        return out
+
     def init(self):
         base = free_base(3)
         subprocess.run([self.ctl_bin, "cluster", "init", "--dir", self.cdir,
@@ -186,22 +285,12 @@ class Drill:
                         "--api-port-base", str(base + 100)],
                        check=True, stdout=subprocess.DEVNULL)
         for i in (1, 2, 3):
-            p = os.path.join(self.cdir, "node%d" % i, "kyufud.conf")
+            p = self.node_conf(i)
             text = open(p).read()
             extra = "[raft]\nsnapshot_threshold = %d\nsnapshot_trailing = %d\n" % (
                 self.a.snapshot_threshold, self.a.snapshot_trailing)
             assert "[raft]\n" in text
-            text = text.replace("[raft]\n", extra, 1)
-            # Timer overrides replace cluster init's lines (1000 / 100 ms).
-            for key, val in (("election_timeout_ms", self.a.election_ms),
-                             ("heartbeat_timeout_ms", self.a.heartbeat_ms)):
-                if val is None:
-                    continue
-                lines = text.split("\n")
-                hit = [n for n, l in enumerate(lines) if l.startswith(key + " ")]
-                assert len(hit) == 1, key
-                lines[hit[0]] = "%s = %d" % (key, val)
-                text = "\n".join(lines)
+            text = self.set_timers(text.replace("[raft]\n", extra, 1))
             with open(p, "w") as f:
                 f.write(text)
         log("cluster in", self.cdir, "ports", base, base + 100)
@@ -274,8 +363,7 @@ class Drill:
         # the drill at once instead of waiting --install-timeout-s.
         for i, p in self.procs.items():
             rc = p.poll()
-            if rc is not None and (i != getattr(self, "stopped", None)
-                                   or getattr(self, "restarted", False)):
+            if rc is not None and (i != self.stopped or self.restarted):
                 raise RuntimeError("node %d exited with %s (see %s)" % (
                     i, rc, os.path.join(self.cdir, "node%d" % i, "kyufud.log")))
 
@@ -312,7 +400,8 @@ class Drill:
         self.result["io_since_restart"] = rep
 
     # ------------------------------------------------------ the drill
-    def run(self):
+    def load_phase(self):
+        """Steps 1-3: a new cluster, one follower stopped, N households."""
         a = self.a
         self.init()
         for i in (1, 2, 3):
@@ -329,7 +418,7 @@ class Drill:
         self.stop(follower)
         log("leader %d; follower %d stopped at log index %d" % (
             leader, follower, self.result["follower_last_index_at_stop"]))
-        self.result.update(leader=leader, follower=follower)
+        self.result.update(leader_at_load=leader, follower=follower)
 
         # ---- load
         t0 = time.time()
@@ -345,20 +434,151 @@ class Drill:
             "writes", "ok", "retries", "errors", "rejected", "seconds",
             "commands_per_s", "latency_ms", "group_commit_factor")}
         self.result["load"]["exit_code"] = rc
+        self.result["load"]["wall_seconds"] = round(time.time() - t0, 1)
         log("loaded in %.0f s: %s" % (time.time() - t0, self.result["load"]))
 
-        # ---- the leader must hold a snapshot past the follower's log
-        lraft = os.path.join(self.cdir, "node%d" % leader, "data", "raft")
+    def wait_snapshot(self, timeout):
+        """Step 4: (leader, its snapshots) once a single leader holds a
+        complete snapshot past the stopped follower's last log index, so
+        the follower can only catch up by an InstallSnapshot."""
+        past = self.result["follower_last_index_at_stop"]
         t = time.time()
         while True:
-            snaps = snapshots(lraft)
-            if snaps and snaps[-1][0] > self.result["follower_last_index_at_stop"]:
-                break
-            if time.time() - t > a.snapshot_wait_s:
-                raise RuntimeError("leader took no snapshot past index %d in %d s"
-                                   % (self.result["follower_last_index_at_stop"],
-                                      a.snapshot_wait_s))
+            self.check_alive()
+            st = self.status()
+            ls = [i for i, n in st.items() if n.get("role") == "leader"]
+            if len(ls) == 1:
+                snaps = snapshots(os.path.join(self.cdir, "node%d" % ls[0], "data", "raft"))
+                if snaps and snaps[-1][0] > past:
+                    return ls[0], snaps
+            if time.time() - t > timeout:
+                # Group commit packs ~16 writes into one entry: a small load
+                # may not reach --snapshot-threshold entries at all.
+                raise RuntimeError(
+                    "no leader holding a snapshot past index %d after %d s (last log "
+                    "indexes %s; snapshot_threshold %s)" % (
+                        past, timeout, {i: n.get("last_log_index") for i, n in st.items()},
+                        self.conf_options().get("snapshot_threshold")))
             time.sleep(1)
+
+    def relocate(self, old):
+        """Point the copied configs' absolute paths (data_dir, TLS files)
+        from the folder they were written for to self.cdir."""
+        for p in [os.path.join(self.cdir, "kyufuctl.conf")] + [
+                self.node_conf(i) for i in (1, 2, 3)]:
+            text = open(p).read()
+            assert old + "/" in text, (p, old)
+            with open(p, "w") as f:
+                f.write(text.replace(old + "/", self.cdir + "/"))
+
+    def start_healthy(self):
+        for i in (1, 2, 3):
+            if i != self.stopped:
+                self.start(i)
+
+    def save(self, leader, snaps):
+        """--save: stop both running nodes (SIGTERM, wait), copy the cluster
+        folder to a.save with saved.json, start them again.  The copy is
+        made under DIR.partial and renamed to DIR once complete, so DIR
+        exists only as a whole."""
+        a = self.a
+        dest = os.path.abspath(a.save)
+        part = dest + ".partial"
+        if os.path.exists(dest) or os.path.exists(part):
+            raise RuntimeError("--save: %s or %s exists already" % (dest, part))
+        st = self.status()
+        head, dirty = source_commit()
+        man = {
+            "format": 1,
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "cluster_dir": dest,
+            "households": a.households, "applications": a.applications,
+            "inflight": a.inflight,
+            "ports": self.ports(),
+            "follower": self.stopped,
+            "follower_last_index_at_stop": self.result["follower_last_index_at_stop"],
+            "leader_at_save": leader,
+            "leader_applied_index_at_save": st.get(leader, {}).get("applied_index"),
+            "leader_snapshot": {"index": snaps[-1][0], "file": snaps[-1][1],
+                                "bytes": snaps[-1][2]},
+            "config": self.conf_options(),
+            "load": self.result.get("load"),
+            "build": self.build,
+            "kyufud_mtime": time.strftime("%Y-%m-%dT%H:%M:%S%z",
+                                          time.localtime(os.path.getmtime(self.kyufud))),
+            "source_commit": head, "source_dirty": dirty,
+            "drilled_from": self.cdir,
+        }
+        codes = {}
+        for i in sorted(self.procs):
+            if i != self.stopped:
+                codes[i] = self.stop(i, timeout=300)
+        man["node_exit_codes_at_save"] = codes
+        if any(c != 0 for c in codes.values()):
+            log("WARNING: nodes exited with %s on SIGTERM; saving anyway "
+                "(the data is what a crash would leave)" % codes)
+        t0 = time.time()
+        subprocess.run(["cp", "-a", "--reflink=auto", self.cdir, part], check=True)
+        for p in [os.path.join(part, "kyufuctl.conf")] + [
+                os.path.join(part, "node%d" % i, "kyufud.conf") for i in (1, 2, 3)]:
+            text = open(p).read()
+            with open(p, "w") as f:
+                f.write(text.replace(self.cdir + "/", dest + "/"))
+        man["bytes"] = dir_bytes(part)
+        with open(os.path.join(part, "saved.json"), "w") as f:
+            json.dump(man, f, indent=1)
+        os.rename(part, dest)
+        self.result["saved"] = {"dir": dest, "bytes": man["bytes"],
+                                "copy_seconds": round(time.time() - t0, 1),
+                                "node_exit_codes": codes}
+        log("saved %s (%.1f GB) in %.0f s" % (dest, man["bytes"] / 1e9, time.time() - t0))
+        self.start_healthy()
+
+    def restore(self):
+        """--from: copy the saved folder, check its ports, start the two
+        healthy nodes."""
+        a = self.a
+        src = os.path.abspath(a.from_dir)
+        with open(os.path.join(src, "saved.json")) as f:
+            man = json.load(f)
+        ports = sorted(p for n in man["ports"].values() for p in n.values())
+        busy = [p for p in ports if not port_free(p, reuse=True)]
+        if busy:
+            raise RuntimeError(
+                "saved ports %s are in use on 127.0.0.1 (%s needs %s: the raft "
+                "addresses are in its log and snapshot, so they cannot change); "
+                "stop whatever holds them" % (busy, src, ports))
+        t0 = time.time()
+        subprocess.run(["cp", "-a", "--reflink=auto", src, self.cdir], check=True)
+        self.relocate(man["cluster_dir"])
+        for i in (1, 2, 3):
+            p = self.node_conf(i)
+            text = open(p).read()
+            with open(p, "w") as f:
+                f.write(self.set_timers(text))
+        log("copied %s to %s in %.0f s; ports %s" % (src, self.cdir, time.time() - t0, ports))
+        self.stopped = int(man["follower"])
+        self.result.update(
+            {"from": src, "households": man["households"],
+             "applications": man["applications"], "inflight": None,
+             "follower": self.stopped, "leader_at_save": man["leader_at_save"],
+             "follower_last_index_at_stop": man["follower_last_index_at_stop"],
+             "saved_load": man.get("load"), "saved_source_commit": man.get("source_commit")})
+        self.start_healthy()
+
+    def run(self):
+        a = self.a
+        if a.from_dir:
+            self.restore()
+        else:
+            self.load_phase()
+        leader, snaps = self.wait_snapshot(a.snapshot_wait_s)
+        if a.save:
+            self.save(leader, snaps)
+            leader, snaps = self.wait_snapshot(a.snapshot_wait_s)
+        follower = self.stopped
+        self.result.update(conf=self.conf_options(), leader=leader)
+        lraft = os.path.join(self.cdir, "node%d" % leader, "data", "raft")
         st = self.status()
         self.result["leader_snapshot"] = {"index": snaps[-1][0], "file": snaps[-1][1],
                                           "bytes": snaps[-1][2]}
@@ -507,13 +727,25 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(SRC, "build"),
                     help="meson build dir with kyufud, kyufuctl, kyufu-bench-load")
+    ap.add_argument("--save", metavar="DIR", default=None,
+                    help="after step 4, stop the two running nodes, copy the cluster "
+                    "folder to DIR (must not exist) with saved.json, then go on as "
+                    "--from does")
+    ap.add_argument("--from", dest="from_dir", metavar="DIR", default=None,
+                    help="skip cluster init and the load: run the install (steps 5-7) "
+                    "on a copy of a --save folder (DIR is not modified); needs the "
+                    "saved ports free; --households, --applications, --inflight, "
+                    "--snapshot-threshold and --snapshot-trailing are ignored, "
+                    "--election-ms / --heartbeat-ms still apply")
     ap.add_argument("--households", type=int, default=1000000)
     ap.add_argument("--applications", action="store_true",
                     help="also submit one application per household")
     ap.add_argument("--inflight", type=int, default=256)
     ap.add_argument("--snapshot-threshold", type=int, default=4096)
     ap.add_argument("--snapshot-trailing", type=int, default=1024)
-    ap.add_argument("--snapshot-wait-s", type=int, default=600)
+    ap.add_argument("--snapshot-wait-s", type=int, default=600,
+                    help="wait for a leader holding a snapshot past the follower's "
+                    "index (after the load, and after starting saved nodes)")
     ap.add_argument("--before-s", type=float, default=10)
     ap.add_argument("--after-s", type=float, default=5)
     ap.add_argument("--poll-ms", type=int, default=200)
@@ -528,6 +760,16 @@ def main():
     ap.add_argument("--tmp", default="/tmp")
     ap.add_argument("--keep", action="store_true", help="keep the folder on success")
     a = ap.parse_args()
+    if a.save and a.from_dir:
+        ap.error("--save and --from exclude each other")
+    if a.save:
+        dest = os.path.abspath(a.save)
+        if os.path.exists(dest) or os.path.exists(dest + ".partial"):
+            ap.error("--save %s: it (or %s.partial) exists already" % (dest, dest))
+        if not os.path.isdir(os.path.dirname(dest)):
+            ap.error("--save %s: no folder %s" % (dest, os.path.dirname(dest)))
+    if a.from_dir and not os.path.isfile(os.path.join(a.from_dir, "saved.json")):
+        ap.error("--from %s: no saved.json there (made by --save)" % a.from_dir)
     d = Drill(a)
 
     def on_signal(signum, frame):
