@@ -217,6 +217,19 @@ static void on_state(struct kyufu_glue *g, void *arg)
     }
 }
 
+/* Snapshot copies sent to a lagging peer: operators must see an install
+ * start, end or stall (docs/operations.md). */
+static void on_glue_event(void *arg, const struct kyufu_glue_event *e)
+{
+    (void)arg;
+    bool bad = strcmp(e->what, "snapshot send failed") == 0;
+    kyufu_log(bad ? KYUFU_LOG_WARN : KYUFU_LOG_INFO, e->what,
+              KYUFU_LOG_U("peer", e->peer), KYUFU_LOG_U("index", e->index),
+              KYUFU_LOG_U("term", e->term), KYUFU_LOG_U("bytes", e->bytes),
+              KYUFU_LOG_U("ms", e->ms),
+              KYUFU_LOG_S("reason", e->reason != NULL ? e->reason : ""));
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct kyufu_node *n = h->data;
@@ -277,6 +290,7 @@ static int start_raft(struct kyufu_node *n, char *errmsg, size_t errmsg_len)
         n->glue = NULL;
         return rv;
     }
+    kyufu_glue_set_event_cb(n->glue, on_glue_event, n);
     if (fresh) {
         /* Every node of a new cluster bootstraps the same configuration
          * from the same [cluster] section: the canonical raft way. */

@@ -70,6 +70,8 @@ struct kyufu_glue
     unsigned change_attempts;
     void (*close_cb)(void *arg);
     void *close_arg;
+    kyufu_glue_event_cb event_cb;
+    void *event_arg;
 };
 
 const char *kyufu_glue_strerror(int rv)
@@ -242,6 +244,52 @@ static void uv_tracer_emit(struct raft_tracer *t, int type, const void *info)
     }
 }
 
+/* --------------------------------------------------------------- events */
+
+static void snapshot_send_event(struct glue_snapshot_send *ss,
+                                const struct glue_snapshot_send_event *e)
+{
+    struct kyufu_glue *g = ss->event_arg;
+    struct kyufu_glue_event out;
+    static const char *const what[] = {
+        [GLUE_SNAPSHOT_SEND_STARTED] = "snapshot send started",
+        [GLUE_SNAPSHOT_SEND_WRITTEN] = "snapshot sent",
+        [GLUE_SNAPSHOT_SEND_INSTALLED] = "snapshot installed by peer",
+        [GLUE_SNAPSHOT_SEND_FAILED] = "snapshot send failed",
+        [GLUE_SNAPSHOT_SEND_REOPENED] = "snapshot send reopened",
+    };
+    if (g->event_cb == NULL) {
+        return;
+    }
+    memset(&out, 0, sizeof out);
+    out.what = what[e->kind];
+    out.peer = e->peer;
+    out.index = e->index;
+    out.term = e->term;
+    out.bytes = e->bytes;
+    out.ms = e->ms;
+    out.reason = e->reason;
+    g->event_cb(g->event_arg, &out);
+}
+
+void kyufu_glue_set_event_cb(struct kyufu_glue *g,
+                             kyufu_glue_event_cb cb,
+                             void *arg)
+{
+    g->event_cb = cb;
+    g->event_arg = arg;
+}
+
+/* A raft stream to or from a peer was (re)established: a snapshot copy
+ * written to it before may have been lost with the old one. */
+static void transport_connected(struct glue_transport *gt, raft_id id)
+{
+    struct kyufu_glue *g = gt->data;
+    if (g->raft_inited) {
+        glue__snapshot_send_connected(&g->guard.snapshot_send, id);
+    }
+}
+
 int kyufu_glue_fatal(struct kyufu_glue *g, char *errmsg, size_t errmsg_len)
 {
     if (g->fatal != 0) {
@@ -390,6 +438,8 @@ int kyufu_glue_init(uv_loop_t *loop,
     g->config.raft_dir = g->raft_dir;
 
     rv = glue__transport_init(&g->transport, loop);
+    g->transport.connected = transport_connected;
+    g->transport.data = g;
     if (rv != 0) {
         errf(errmsg, errmsg_len, "raft_uv_tcp_init: %s", raft_strerror(rv));
         rv = raft_to_glue(rv);
@@ -428,6 +478,11 @@ int kyufu_glue_init(uv_loop_t *loop,
     g->raft_inited = true;
     g->fsm_state.raft = &g->raft;
     glue__io_guard_wrap(&g->guard, &g->raft, guard_failed, g);
+    g->guard.snapshot_send.settle_ms = KYUFU_SNAPSHOT_SEND_SETTLE_MS;
+    g->guard.snapshot_send.settle_ms_per_mib =
+        KYUFU_SNAPSHOT_SEND_SETTLE_MS_PER_MIB;
+    g->guard.snapshot_send.event = snapshot_send_event;
+    g->guard.snapshot_send.event_arg = g;
 
     kyufu_proposer__default_limits(&limits);
     limits.commands_per_entry_max = g->config.group_commit_commands_max;
@@ -613,6 +668,8 @@ void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out)
     out->snapshots_restored = g->fsm_state.n_restores;
     out->snapshots_in_flight = g->sio.n_inflight;
     out->snapshots_serializing = g->sio.n_work;
+    out->snapshot_copies_sent = g->guard.snapshot_send.n_started;
+    out->snapshot_copies_refused = g->guard.snapshot_send.n_dropped;
     if (address != NULL) {
         snprintf(out->leader_address, sizeof out->leader_address, "%s",
                  address);

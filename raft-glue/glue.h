@@ -75,6 +75,28 @@ struct kyufu_glue_config
 /* Called when this node's role or the known leader changes. */
 typedef void (*kyufu_glue_state_cb)(struct kyufu_glue *g, void *arg);
 
+/* Something an operator should see in the log, that is not a state change:
+ * today the life of a snapshot copy sent to a lagging peer (docs/raft.md,
+ * "Snapshot installs").  Strings are static. */
+struct kyufu_glue_event
+{
+    const char *what;   /* "snapshot send started" | "snapshot sent" |
+                           "snapshot installed by peer" |
+                           "snapshot send failed" | "snapshot send reopened" */
+    uint64_t peer;      /* the peer's Raft id */
+    uint64_t index;     /* the snapshot's index (0: not loaded yet) */
+    uint64_t term;
+    uint64_t bytes;
+    uint64_t ms;        /* since the copy's load started */
+    const char *reason; /* failed / reopened: why; else NULL */
+};
+typedef void (*kyufu_glue_event_cb)(void *arg, const struct kyufu_glue_event *e);
+
+/* Set (or clear with NULL) the event callback; called on the loop thread. */
+void kyufu_glue_set_event_cb(struct kyufu_glue *g,
+                             kyufu_glue_event_cb cb,
+                             void *arg);
+
 /* Create the glue on `loop`.  Nothing starts until kyufu_glue_start. */
 int kyufu_glue_init(uv_loop_t *loop,
                     const struct kyufu_glue_config *config,
@@ -169,6 +191,10 @@ struct kyufu_glue_status
     uint64_t snapshots_restored;
     unsigned snapshots_in_flight;
     unsigned snapshots_serializing;
+    /* Leader side of InstallSnapshot (one copy per peer at a time): copies
+     * loaded and sent, and re-sends raft asked for while one was out. */
+    uint64_t snapshot_copies_sent;
+    uint64_t snapshot_copies_refused;
 };
 
 void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out);

@@ -66,6 +66,13 @@
  * re-sent anyway as soon as the restarted peer rejects a heartbeat at the
  * snapshot index, so this is only a backstop: 10 minutes. */
 #define KYUFU_INSTALL_SNAPSHOT_TIMEOUT_MS 600000u
+/* InstallSnapshot gate (snapshot_send.h: one copy per peer at a time): a
+ * copy written to the stream counts as being received, persisted and
+ * restored by the peer for 60 s plus 100 ms per MiB (595 MB took ~50 s
+ * here, docs/scale.md) before another may be sent.  Only a copy lost
+ * without a reconnect or a term change waits that long. */
+#define KYUFU_SNAPSHOT_SEND_SETTLE_MS 60000u
+#define KYUFU_SNAPSHOT_SEND_SETTLE_MS_PER_MIB 100u
 /* Catch-up of a new spare before promotion (raft_add → raft_assign). */
 #define KYUFU_MAX_CATCH_UP_ROUNDS 20u
 #define KYUFU_MAX_CATCH_UP_ROUND_DURATION_MS 10000u

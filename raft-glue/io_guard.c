@@ -5,6 +5,8 @@
 
 #include <assert.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 static struct glue_io_guard *of(struct raft_io *io)
 {
@@ -13,12 +15,31 @@ static struct glue_io_guard *of(struct raft_io *io)
     return r->data;
 }
 
+/* Whether raft is handling a received AppendEntries that carries entries:
+ * 0.22.1 frees its entry batch twice if any call fails then (io_guard.h). */
+static bool receiving_entries(const struct glue_io_guard *g)
+{
+    return g->receiving != NULL &&
+           g->receiving->type == RAFT_APPEND_ENTRIES &&
+           g->receiving->append_entries.n_entries > 0;
+}
+
 static int check(struct glue_io_guard *g, const char *call, int rv)
 {
     if (rv != 0) {
         g->n_failed++;
         if (g->n_failed == 1) {
             g->failed(g, call, rv);
+        }
+        if (receiving_entries(g)) {
+            /* Returning the error would corrupt the heap (double free in
+             * recvCb); the node stops on this failure anyway. */
+            fprintf(stderr,
+                    "kyufu raft-glue: %s failed (%s) while receiving "
+                    "entries; libraft 0.22.1 would free them twice: "
+                    "aborting\n",
+                    call, raft_strerror(rv));
+            abort();
         }
     }
     return rv;
@@ -63,7 +84,8 @@ static int truncate_(struct raft_io *io, raft_index index)
 }
 
 /* Drop a duplicate InstallSnapshot (io_guard.h); reads the raft core's
- * `snapshot.installing` flag (public struct, 0.22.1 layout). */
+ * `snapshot.installing` flag (public struct, 0.22.1 layout).  The snapshot
+ * send gate sees every other message first. */
 static void recv(struct raft_io *io, struct raft_message *m)
 {
     struct glue_io_guard *g = of(io);
@@ -74,7 +96,90 @@ static void recv(struct raft_io *io, struct raft_message *m)
         raft_free(m->install_snapshot.data.base);
         return;
     }
+    glue__snapshot_send_recv(&g->snapshot_send, m);
+    glue__append_anchor_recv(&g->anchor, m);
+    assert(g->receiving == NULL);
+    g->receiving = m;
     g->recv(io, m);
+    g->receiving = NULL;
+}
+
+static int load(struct raft_io *io,
+                raft_term *term,
+                raft_id *voted_for,
+                struct raft_snapshot **snapshot,
+                raft_index *start_index,
+                struct raft_entry *entries[],
+                size_t *n_entries)
+{
+    struct glue_io_guard *g = of(io);
+    int rv = g->load(io, term, voted_for, snapshot, start_index, entries,
+                     n_entries);
+    if (rv == 0 && *snapshot != NULL) {
+        glue__append_anchor_snapshot(&g->anchor, (*snapshot)->index,
+                                     (*snapshot)->term);
+    }
+    return rv;
+}
+
+struct guard_put
+{
+    struct raft_io_snapshot_put req; /* ours, handed to the real put */
+    struct raft_io_snapshot_put *orig;
+    struct glue_io_guard *g;
+    raft_index index;
+    raft_term term;
+};
+
+static void put_cb(struct raft_io_snapshot_put *req, int status)
+{
+    struct guard_put *p = req->data;
+    struct raft_io_snapshot_put *orig = p->orig;
+    if (status == 0) {
+        glue__append_anchor_snapshot(&p->g->anchor, p->index, p->term);
+    }
+    free(p);
+    orig->cb(orig, status);
+}
+
+static int snapshot_put(struct raft_io *io,
+                        unsigned trailing,
+                        struct raft_io_snapshot_put *req,
+                        const struct raft_snapshot *snapshot,
+                        raft_io_snapshot_put_cb cb)
+{
+    struct glue_io_guard *g = of(io);
+    struct guard_put *p = malloc(sizeof *p);
+    int rv;
+    if (p == NULL) {
+        return RAFT_NOMEM;
+    }
+    p->req.data = p;
+    p->orig = req;
+    p->g = g;
+    p->index = snapshot->index;
+    p->term = snapshot->term;
+    req->cb = cb;
+    rv = g->snapshot_put(io, trailing, &p->req, snapshot, put_cb);
+    if (rv != 0) {
+        free(p);
+    }
+    return rv;
+}
+
+static int snapshot_get(struct raft_io *io,
+                        struct raft_io_snapshot_get *req,
+                        raft_io_snapshot_get_cb cb)
+{
+    return glue__snapshot_send_get(&of(io)->snapshot_send, req, cb);
+}
+
+static int send_message(struct raft_io *io,
+                        struct raft_io_send *req,
+                        const struct raft_message *message,
+                        raft_io_send_cb cb)
+{
+    return glue__snapshot_send_send(&of(io)->snapshot_send, req, message, cb);
 }
 
 static int start(struct raft_io *io,
@@ -100,7 +205,12 @@ void glue__io_guard_wrap(struct glue_io_guard *g,
     g->append = io->append;
     g->truncate = io->truncate;
     g->start = io->start;
+    g->load = io->load;
+    g->snapshot_put = io->snapshot_put;
     g->recv = NULL;
+    g->receiving = NULL;
+    glue__snapshot_send_init(&g->snapshot_send, io);
+    glue__append_anchor_init(&g->anchor);
     g->n_install_dropped = 0;
     g->failed = failed;
     g->inject = NULL;
@@ -111,5 +221,9 @@ void glue__io_guard_wrap(struct glue_io_guard *g,
     io->append = append;
     io->truncate = truncate_;
     io->start = start;
+    io->load = load;
+    io->snapshot_put = snapshot_put;
+    io->snapshot_get = snapshot_get;
+    io->send = send_message;
     r->data = g;
 }

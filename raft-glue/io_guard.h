@@ -8,7 +8,11 @@
  * or entries its disk does not hold (a vote not persisted can be cast twice
  * after a restart).  The guard wraps those four methods and reports the
  * first synchronous failure through `failed`, so the owner stops the node;
- * the error is still returned to raft unchanged.  (Asynchronous append
+ * the error is still returned to raft unchanged, except while raft handles
+ * a received AppendEntries that carries entries: any failure then makes
+ * 0.22.1 free the entry batch twice (recvCb, legacy.c 1655; docs/raft.md,
+ * "I/O faults"), so the guard aborts the process instead, after reporting
+ * it: a crash stop, as for any failed durable write.  (Asynchronous append
  * failures: raft_uv retries them and the glue's raft_uv tracer catches the
  * retry; see docs/raft.md, "Disk write failures".)
  *
@@ -19,12 +23,21 @@
  * whole snapshot per duplicate, and a leader re-sends one whenever a
  * heartbeat rejection aborts its snapshot mode during a slow install.
  *
+ * And it hosts the leader's snapshot send gate (snapshot_send.h: one
+ * InstallSnapshot per peer at a time) and the follower's AppendEntries
+ * anchor (append_anchor.h: never below its own snapshot), which need the
+ * same lookup, the received messages, and the snapshots loaded and put.
+ *
  * Lookup: raft_init sets io->data to the struct raft; the guard sets
  * raft->data to itself, so a wrapper finds its guard from the io alone. */
 #ifndef KYUFU_GLUE_IO_GUARD_H
 #define KYUFU_GLUE_IO_GUARD_H
 
 #include <raft.h>
+#include <stdbool.h>
+
+#include "append_anchor.h"
+#include "snapshot_send.h"
 
 struct glue_io_guard;
 typedef void (*glue_io_guard_failed_cb)(struct glue_io_guard *g,
@@ -45,7 +58,22 @@ struct glue_io_guard
                  unsigned msecs,
                  raft_io_tick_cb tick,
                  raft_io_recv_cb recv);
+    int (*load)(struct raft_io *io,
+                raft_term *term,
+                raft_id *voted_for,
+                struct raft_snapshot **snapshot,
+                raft_index *start_index,
+                struct raft_entry *entries[],
+                size_t *n_entries);
+    int (*snapshot_put)(struct raft_io *io,
+                        unsigned trailing,
+                        struct raft_io_snapshot_put *req,
+                        const struct raft_snapshot *snapshot,
+                        raft_io_snapshot_put_cb cb);
     raft_io_recv_cb recv;    /* raft's, set when raft starts the io */
+    const struct raft_message *receiving; /* during raft's recv, else NULL */
+    struct glue_snapshot_send snapshot_send;
+    struct glue_append_anchor anchor;
     unsigned long n_install_dropped;
     glue_io_guard_failed_cb failed;
     /* Tests only (NULL in the glue): called before each wrapped call with

@@ -17,6 +17,7 @@ struct nodelay_connect
     struct raft_uv_connect req; /* Ours, handed to the real connect. */
     struct raft_uv_connect *orig;
     struct glue_transport *gt;
+    raft_id id;
 };
 
 static struct glue_transport *of(struct raft_uv_transport *t)
@@ -43,6 +44,9 @@ static void accept_cb(struct raft_uv_transport *t,
 {
     struct glue_transport *gt = of(t);
     nodelay(gt, stream);
+    if (gt->connected != NULL) {
+        gt->connected(gt, id);
+    }
     gt->accept_cb(t, id, address, stream);
 }
 
@@ -59,10 +63,15 @@ static void connect_cb(struct raft_uv_connect *req,
 {
     struct nodelay_connect *c = req->data;
     struct raft_uv_connect *orig = c->orig;
+    struct glue_transport *gt = c->gt;
+    raft_id id = c->id;
     if (status == 0 && stream != NULL) {
-        nodelay(c->gt, stream);
+        nodelay(gt, stream);
     }
     free(c);
+    if (status == 0 && stream != NULL && gt->connected != NULL) {
+        gt->connected(gt, id);
+    }
     orig->cb(orig, stream, status);
 }
 
@@ -82,6 +91,7 @@ static int connect_wrap(struct raft_uv_transport *t,
     }
     c->orig = req;
     c->gt = gt;
+    c->id = id;
     c->req.data = c;
     req->cb = cb;
     rv = gt->connect(t, &c->req, id, address, connect_cb);

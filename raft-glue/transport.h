@@ -5,7 +5,8 @@
  * (~40 ms tails, FACTS.md).  We wrap the transport's listen (accept
  * callback) and connect (connect callback) to set it on each stream before
  * raft_uv sees the stream.  A failure to set it is counted, not fatal: the
- * stream still works, only slower. */
+ * stream still works, only slower.  Each new stream is also reported to
+ * the owner (the snapshot send gate reopens on a reconnect). */
 #ifndef KYUFU_GLUE_TRANSPORT_H
 #define KYUFU_GLUE_TRANSPORT_H
 
@@ -23,6 +24,9 @@ struct glue_transport
                    const char *address,
                    raft_uv_connect_cb cb);
     raft_uv_accept_cb accept_cb;
+    /* Optional: a stream to (connect) or from (accept) peer `id` is up. */
+    void (*connected)(struct glue_transport *gt, raft_id id);
+    void *data;
     unsigned long n_nodelay;        /* streams set */
     unsigned long n_nodelay_failed; /* uv_tcp_nodelay errors */
 };

@@ -11,6 +11,11 @@
  *   kyufu-sim --no-io-faults       no I/O faults (same seeds, other runs)
  *   kyufu-sim --failover [--seed S] only the failover-latency scenario
  *                                  (also run on 20 seeds by default)
+ *   kyufu-sim --install [--seed S]  only the snapshot-install scenario
+ *                                  (also run on 10 seeds by default, 2
+ *                                  under ASan)
+ *   kyufu-sim --no-snapshot-gate   send every InstallSnapshot raft asks for
+ *                                  (0.22.1's re-sends; snapshot_send.h)
  *   kyufu-sim --io-faults-anywhere also arm raft_fixture_io_fault on any
  *                                  call at any time (reproduces libraft
  *                                  0.22.1's recvCb double free; see
@@ -38,12 +43,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fsm.h"
-#include "io_guard.h"
-#include "proposer.h"
-#include "workload.h"
+#include <stdarg.h>
 
-#define N_SERVERS 3
+#include "sim.h"
+
 #define BASE_TIME_MS ((int64_t)1767225600000) /* 2026-01-01, virtual */
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -74,54 +77,41 @@ __lsan_default_suppressions(void)
 }
 #endif
 
-struct sim;
-
-struct sim_propose
+/* libraft 0.22.1's fixture truncates as if its log always started at index
+ * 1 (fixture.c ioMethodTruncate: `n = index - 1`), but after an install
+ * its log starts after the snapshot (`start_index`), so a follower that
+ * truncates a conflicting suffix after an install reads past the entries
+ * array and later frees garbage (heap overflow, then a double free: long
+ * runs crashed on it).  The simulation hands the fixture the index it
+ * means.  Reads the head of the fixture's private `struct io` (0.22.1
+ * layout; the back pointer is checked on every call). */
+struct fixture_io_0221
 {
-    struct kyufu_glue_propose req;
-    struct sim *sim;
-    size_t cmd;
-    unsigned server;
+    struct raft_io *io;
+    unsigned index;
+    raft_time *time;
+    raft_time next_tick;
+    raft_term term;
+    raft_id voted_for;
+    struct raft_snapshot *snapshot;
+    struct raft_entry *entries;
+    size_t n;
+    raft_index start_index; /* index of the snapshot installed last, or 0 */
 };
 
-struct sim
-{
-    uint64_t seed;
-    bool verbose;
-    struct sim_rng rng;
-    struct raft_fixture f;
-    char dir[64];
-    struct kyufu_storage *storage[N_SERVERS];
-    struct raft_fsm fsm[N_SERVERS];
-    struct kyufu_fsm fsm_state[N_SERVERS];
-    struct kyufu_proposer prop[N_SERVERS];
-    struct glue_io_guard guard[N_SERVERS];
-    uint64_t last_checked[N_SERVERS];
-    unsigned pending_on[N_SERVERS]; /* propose callbacks outstanding */
-    bool fatal[N_SERVERS];   /* an I/O fault made it fatal */
-    bool stopped[N_SERVERS]; /* fatal, killed for good */
-    unsigned n_stopped;
-    /* Armed I/O faults (at most one of each). */
-    int apply_fault_server;  /* -1, or fail a call in its next submits */
-    unsigned apply_fault_countdown;
-    int meta_fault_server;   /* -1, or fail its next set_term/set_vote */
-    unsigned meta_fault_countdown;
-    struct workload wl;
-    unsigned n_pending; /* propose callbacks outstanding */
-    struct raft_transfer transfer;
-    bool transfer_pending;
-    unsigned failures;
-    /* Fault counters, for the summary. */
-    unsigned n_kills, n_disconnects, n_io_faults, n_transfers, n_latency;
-    unsigned n_fatal;
-    int failover_old; /* failover scenario: the leader killed, or -1 */
-    int failover_new; /* the leader whose proposals are awaited */
-};
+static int (*fixture_truncate)(struct raft_io *io, raft_index index);
 
-static void failf(struct sim *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-#include <stdarg.h>
-static void failf(struct sim *s, const char *fmt, ...)
+static int sim_truncate(struct raft_io *raft_io, raft_index index)
+{
+    struct fixture_io_0221 *io = raft_io->impl;
+    assert(io->io == raft_io);
+    if (io->start_index > 0 && index <= io->start_index + io->n) {
+        index = index > io->start_index + 1 ? index - io->start_index : 1;
+    }
+    return fixture_truncate(raft_io, index);
+}
+
+void sim_failf(struct sim *s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -135,11 +125,12 @@ static void failf(struct sim *s, const char *fmt, ...)
 static void fsm_fatal(void *arg, int rv, const char *errmsg)
 {
     struct sim *s = arg;
-    failf(s, "fatal storage error %s: %s", kyufu_storage_strerror(rv), errmsg);
+    sim_failf(s, "fatal storage error %s: %s", kyufu_storage_strerror(rv), errmsg);
 }
 
 static bool sim_io_faults_anywhere; /* --io-faults-anywhere */
 static bool sim_io_faults_off;      /* --no-io-faults */
+static bool sim_no_snapshot_gate;   /* --no-snapshot-gate */
 /* Totals over all seeds, for the summary line. */
 static unsigned long total_io_faults, total_stopped, total_snapshots;
 
@@ -197,14 +188,19 @@ static void on_guard_failed(struct glue_io_guard *g, const char *call, int rv)
 }
 
 /* io_guard injection: fail the armed server's set_term/set_vote on a
- * countdown (0.22.1 returns before touching entries or messages when they
- * fail, so this path is memory-safe; docs/raft.md, "I/O faults"). */
+ * countdown, except while it handles a received AppendEntries with entries
+ * (0.22.1 then frees the batch twice and io_guard aborts the process;
+ * docs/raft.md, "I/O faults"). */
 static int on_guard_inject(struct glue_io_guard *g, const char *call)
 {
     struct applied_arg *a = g->data;
     struct sim *s = a->s;
     if (s->meta_fault_server != (int)a->i ||
         (strcmp(call, "set_term") != 0 && strcmp(call, "set_vote") != 0)) {
+        return 0;
+    }
+    if (g->receiving != NULL && g->receiving->type == RAFT_APPEND_ENTRIES &&
+        g->receiving->append_entries.n_entries > 0) {
         return 0;
     }
     if (s->meta_fault_countdown > 0) {
@@ -244,7 +240,7 @@ static void propose_cb(struct kyufu_glue_propose *req, int status,
     free(p);
 }
 
-static int leader_of(struct sim *s)
+int sim_leader_of(struct sim *s)
 {
     for (unsigned i = 0; i < N_SERVERS; i++) {
         if (raft_fixture_alive(&s->f, i) &&
@@ -255,9 +251,9 @@ static int leader_of(struct sim *s)
     return -1;
 }
 
-static void propose_some(struct sim *s)
+void sim_propose_some(struct sim *s)
 {
-    int l = leader_of(s);
+    int l = sim_leader_of(s);
     unsigned n = sim_rng_range(&s->rng, 1, 6);
     bool armed = false;
     if (l < 0) {
@@ -298,7 +294,7 @@ static void propose_some(struct sim *s)
              * glue then stops the node). */
             if (rv != KYUFU_GLUE_ENOTLEADER && rv != KYUFU_GLUE_EBUSY &&
                 rv != KYUFU_GLUE_EIO) {
-                failf(s, "submit on %d: %s", l, kyufu_glue_strerror(rv));
+                sim_failf(s, "submit on %d: %s", l, kyufu_glue_strerror(rv));
             }
             break;
         }
@@ -326,7 +322,7 @@ static void check_all(struct sim *s)
             continue;
         }
         if (index < s->last_checked[i]) {
-            failf(s, "server %u: applied index went back %" PRIu64
+            sim_failf(s, "server %u: applied index went back %" PRIu64
                      " -> %" PRIu64,
                   i, s->last_checked[i], index);
         }
@@ -335,13 +331,13 @@ static void check_all(struct sim *s)
         rv = kyufu_storage_check_invariants(s->storage[i], errmsg,
                                             sizeof errmsg);
         if (rv != 0) {
-            failf(s, "server %u at index %" PRIu64 ": invariants: %s", i,
+            sim_failf(s, "server %u at index %" PRIu64 ": invariants: %s", i,
                   index, errmsg);
         }
     }
 }
 
-static void step(struct sim *s, unsigned n)
+void sim_step(struct sim *s, unsigned n)
 {
     for (unsigned k = 0; k < n && s->failures == 0; k++) {
         raft_fixture_step(&s->f);
@@ -350,10 +346,31 @@ static void step(struct sim *s, unsigned n)
     }
 }
 
-static void transfer_cb(struct raft_transfer *t)
+void sim_transfer_cb(struct raft_transfer *t)
 {
     struct sim *s = t->data;
     s->transfer_pending = false;
+}
+
+/* The fixture has no streams: a revive or a healed link stands for raft_uv
+ * reconnecting, which reopens the snapshot send gate as the glue's
+ * transport hook does. */
+static void reconnected(struct sim *s, unsigned i, unsigned j)
+{
+    raft_id id_i = raft_fixture_get(&s->f, i)->id;
+    raft_id id_j = raft_fixture_get(&s->f, j)->id;
+    glue__snapshot_send_connected(&s->guard[i].snapshot_send, id_j);
+    glue__snapshot_send_connected(&s->guard[j].snapshot_send, id_i);
+}
+
+void sim_revive(struct sim *s, unsigned i)
+{
+    raft_fixture_revive(&s->f, i);
+    for (unsigned j = 0; j < N_SERVERS; j++) {
+        if (j != i) {
+            reconnected(s, i, j);
+        }
+    }
 }
 
 static void fault(struct sim *s)
@@ -375,7 +392,7 @@ static void fault(struct sim *s)
                     s->n_kills++;
                 }
             } else {
-                raft_fixture_revive(&s->f, i);
+                sim_revive(s, i);
             }
             break;
         case 1: /* partition a pair, or heal it */
@@ -386,6 +403,7 @@ static void fault(struct sim *s)
             } else {
                 raft_fixture_reconnect(&s->f, i, j);
                 raft_fixture_reconnect(&s->f, j, i);
+                reconnected(s, i, j);
             }
             break;
         case 2:
@@ -412,7 +430,7 @@ static void fault(struct sim *s)
                 break;
             }
             if (sim_rng_chance(&s->rng, 50)) {
-                int l = leader_of(s);
+                int l = sim_leader_of(s);
                 if (l >= 0) {
                     s->apply_fault_server = l;
                     s->apply_fault_countdown = sim_rng_range(&s->rng, 0, 5);
@@ -423,12 +441,12 @@ static void fault(struct sim *s)
             }
             break;
         case 5: { /* planned leadership transfer */
-            int l = leader_of(s);
+            int l = sim_leader_of(s);
             if (l >= 0 && !s->transfer_pending) {
                 struct raft *r = raft_fixture_get(&s->f, (unsigned)l);
                 memset(&s->transfer, 0, sizeof s->transfer);
                 s->transfer.data = s;
-                if (raft_transfer(r, &s->transfer, 0, transfer_cb) == 0) {
+                if (raft_transfer(r, &s->transfer, 0, sim_transfer_cb) == 0) {
                     s->transfer_pending = true;
                     s->n_transfers++;
                 }
@@ -451,7 +469,7 @@ static void heal(struct sim *s)
     s->meta_fault_server = -1;
     for (unsigned i = 0; i < N_SERVERS; i++) {
         if (!raft_fixture_alive(&s->f, i) && !s->stopped[i]) {
-            raft_fixture_revive(&s->f, i);
+            sim_revive(s, i);
         }
         raft_fixture_set_network_latency(&s->f, i, 15);
         raft_fixture_set_disk_latency(&s->f, i, 10);
@@ -460,6 +478,7 @@ static void heal(struct sim *s)
             if (i != j) {
                 raft_fixture_reconnect(&s->f, i, j);
                 raft_fixture_desaturate(&s->f, i, j);
+                reconnected(s, i, j);
             }
         }
     }
@@ -468,7 +487,7 @@ static void heal(struct sim *s)
 static bool all_applied(struct raft_fixture *f, void *arg)
 {
     struct sim *s = arg;
-    int l = leader_of(s);
+    int l = sim_leader_of(s);
     raft_index target;
     if (l < 0 || s->transfer_pending) {
         return false;
@@ -500,7 +519,7 @@ static bool all_applied(struct raft_fixture *f, void *arg)
     return true;
 }
 
-static void converge(struct sim *s)
+void sim_converge(struct sim *s)
 {
     uint8_t d0[32];
     uint64_t a0 = 0;
@@ -516,15 +535,15 @@ static void converge(struct sim *s)
         done = raft_fixture_step_until(&s->f, all_applied, s, 10000);
         if (!done) {
             for (unsigned k = 0; k < 8; k++) {
-                propose_some(s);
-                step(s, 20);
+                sim_propose_some(s);
+                sim_step(s, 20);
             }
         }
     }
     if (!done) {
-        failf(s, "no convergence within 120 s of virtual time after healing "
+        sim_failf(s, "no convergence within 120 s of virtual time after healing "
                  "(pending proposals %u, leader %d, transfer pending %d)",
-              s->n_pending, leader_of(s), (int)s->transfer_pending);
+              s->n_pending, sim_leader_of(s), (int)s->transfer_pending);
         for (unsigned i = 0; i < N_SERVERS; i++) {
             struct raft *r = raft_fixture_get(&s->f, i);
             fprintf(stderr,
@@ -567,7 +586,7 @@ static void converge(struct sim *s)
             }
             rv = kyufu_storage_digest(s->storage[i], d, &a);
             if (rv != 0) {
-                failf(s, "server %u: digest: %s", i,
+                sim_failf(s, "server %u: digest: %s", i,
                       kyufu_storage_strerror(rv));
                 continue;
             }
@@ -576,7 +595,7 @@ static void converge(struct sim *s)
                 a0 = a;
                 first = (int)i;
             } else if (a != a0 || memcmp(d, d0, sizeof d) != 0) {
-                failf(s, "server %u diverged: applied %" PRIu64
+                sim_failf(s, "server %u diverged: applied %" PRIu64
                          " vs server %d at %" PRIu64 ", digests %s",
                       i, a, first, a0,
                       memcmp(d, d0, sizeof d) == 0 ? "equal" : "differ");
@@ -588,7 +607,7 @@ static void converge(struct sim *s)
             uint64_t a, t;
             kyufu_storage_applied(s->storage[i], &a, &t);
             if (a > a0) {
-                failf(s, "stopped server %u applied %" PRIu64
+                sim_failf(s, "stopped server %u applied %" PRIu64
                          " > the cluster's %" PRIu64,
                       i, a, a0);
             }
@@ -616,162 +635,10 @@ static int rm_rf(const char *path)
     return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* ------------------------------------------------------------ failover */
-
-/* Virtual-time bound from a new leader's election to the acknowledgement
- * of a command proposed on it: one heartbeat (0.22.1 may hold the first
- * entry after an election until the next one: FACTS.md), a round trip and
- * a disk write on each side, with room to spare.  The fixture's raft
- * defaults: heartbeat 100 ms; the scenario sets 5 ms network and 20 ms
- * disk latency. */
-#define FAILOVER_ACK_MS_MAX 400u
-static unsigned long failover_max_ms; /* worst seen, for the summary */
-
-static bool leader_other_than(struct raft_fixture *f, void *arg)
-{
-    struct sim *s = arg;
-    int l = leader_of(s);
-    (void)f;
-    return l >= 0 && l != s->failover_old;
-}
-
-static bool drained_on(struct raft_fixture *f, void *arg)
-{
-    struct sim *s = arg;
-    (void)f;
-    return s->pending_on[s->failover_new] == 0;
-}
-
-static bool is_leader_target(struct raft_fixture *f, void *arg)
-{
-    struct sim *s = arg;
-    (void)f;
-    return leader_of(s) == s->failover_new && !s->transfer_pending;
-}
-
-/* Propose on the current leader right away and check the commands are
- * acknowledged within FAILOVER_ACK_MS_MAX of virtual time. */
-static void failover_propose(struct sim *s, raft_time elected, const char *what)
-{
-    unsigned long ms;
-    uint64_t acked = s->wl.n_acked;
-    int l = leader_of(s);
-    if (l < 0) {
-        failf(s, "%s: no leader", what);
-        return;
-    }
-    /* A new leader's proposer starts clean: nothing of an older term is
-     * queued or counted in flight. */
-    if (s->prop[l].n_queued != 0 || s->prop[l].n_inflight != 0) {
-        failf(s, "%s: new leader %d holds %u queued and %u in-flight entries",
-              what, l, s->prop[l].n_queued, s->prop[l].n_inflight);
-    }
-    s->failover_new = l;
-    for (unsigned k = 0; k < 50 && s->pending_on[l] == 0; k++) {
-        propose_some(s); /* the workload may hold back (setup order) */
-        if (s->pending_on[l] == 0) {
-            raft_fixture_step(&s->f);
-        }
-    }
-    if (s->pending_on[l] == 0 || leader_of(s) != l) {
-        failf(s, "%s: could not propose on the new leader %d", what, l);
-        return;
-    }
-    if (!raft_fixture_step_until(&s->f, drained_on, s, 5000)) {
-        failf(s, "%s: proposals on the new leader never answered", what);
-        return;
-    }
-    ms = (unsigned long)(raft_fixture_time(&s->f) - elected);
-    if (ms > failover_max_ms) {
-        failover_max_ms = ms;
-    }
-    if (s->wl.n_acked == acked) {
-        failf(s, "%s: nothing acknowledged on the new leader", what);
-    } else if (ms > FAILOVER_ACK_MS_MAX) {
-        failf(s, "%s: first commands on the new leader acknowledged %lu ms "
-                 "after its election (bound %u ms)",
-              what, ms, FAILOVER_ACK_MS_MAX);
-    }
-    if (s->verbose) {
-        fprintf(stderr, "sim: %s: acknowledged %lu ms after the election\n",
-                what, ms);
-    }
-}
-
-/* Elect a new leader while commands are queued and in flight on the old
- * one (killed), propose on the new leader at once; then revive the old
- * leader, hand leadership back to it and do the same (its proposer must
- * have been drained when it lost leadership). */
-static void failover_scenario(struct sim *s)
-{
-    raft_time t;
-    int old;
-    struct raft *r;
-    for (unsigned i = 0; i < N_SERVERS; i++) {
-        raft_fixture_set_network_latency(&s->f, i, 5);
-        raft_fixture_set_disk_latency(&s->f, i, 20);
-    }
-    s->failover_old = -1;
-    if (!raft_fixture_step_until(&s->f, leader_other_than, s, 10000)) {
-        failf(s, "failover: no first leader");
-        return;
-    }
-    /* Past the workload's ordered setup, so that the commands lost with
-     * the old leader do not hold the workload back. */
-    for (unsigned k = 0; k < 400 && s->failures == 0 &&
-                         (k < 20 || !wl_setup_finished(&s->wl));
-         k++) {
-        propose_some(s);
-        step(s, 5);
-    }
-    old = leader_of(s);
-    if (old < 0) {
-        return; /* lost leadership by itself; the seed checks converge */
-    }
-    for (unsigned k = 0; k < 6; k++) {
-        propose_some(s); /* queued and in flight on the old leader */
-    }
-    step(s, 1);
-    raft_fixture_kill(&s->f, (unsigned)old);
-    s->failover_old = old;
-    if (!raft_fixture_step_until(&s->f, leader_other_than, s, 10000)) {
-        failf(s, "failover: no new leader after killing %d", old);
-        return;
-    }
-    t = raft_fixture_time(&s->f);
-    failover_propose(s, t, "failover after kill");
-    if (s->failures != 0) {
-        return;
-    }
-
-    /* The old leader comes back as a follower: its entries of the old
-     * term were answered (applied or failed) and its counters are 0. */
-    raft_fixture_revive(&s->f, (unsigned)old);
-    s->failover_new = old;
-    step(s, 200);
-    if (s->prop[old].n_inflight != 0 || s->prop[old].n_queued != 0) {
-        failf(s, "failover: deposed leader %d still counts %u in flight, "
-                 "%u queued",
-              old, s->prop[old].n_inflight, s->prop[old].n_queued);
-        return;
-    }
-    r = raft_fixture_get(&s->f, (unsigned)leader_of(s));
-    memset(&s->transfer, 0, sizeof s->transfer);
-    s->transfer.data = s;
-    if (raft_transfer(r, &s->transfer,
-                      raft_fixture_get(&s->f, (unsigned)old)->id,
-                      transfer_cb) == 0) {
-        s->transfer_pending = true;
-        if (raft_fixture_step_until(&s->f, is_leader_target, s, 10000)) {
-            failover_propose(s, raft_fixture_time(&s->f),
-                             "failover back to the old leader");
-        }
-    }
-    s->failover_old = -1;
-}
+enum scenario { RANDOM, FAILOVER, INSTALL };
 
 static int run_seed(uint64_t seed, unsigned steps, bool verbose,
-                    bool failover)
+                    enum scenario scenario)
 {
     struct sim *s = calloc(1, sizeof *s);
     struct raft_configuration conf;
@@ -791,6 +658,7 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
 
     s->apply_fault_server = -1;
     s->meta_fault_server = -1;
+    s->install_to = -1;
     rv = raft_fixture_init(&s->f);
     assert(rv == 0);
     for (unsigned i = 0; i < N_SERVERS; i++) {
@@ -824,8 +692,17 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
             r->tracer = NULL; /* the fixture traces every event otherwise */
         }
         s->fsm_state[i].raft = r;
+        fixture_truncate = r->io->truncate;
+        r->io->truncate = sim_truncate;
+        sim_install_setup(s, i);
         glue__io_guard_wrap(&s->guard[i], r, on_guard_failed, &applied_args[i]);
         s->guard[i].inject = on_guard_inject;
+        /* A copy lost silently (partition, saturation) is re-sent after
+         * this much virtual time. */
+        s->guard[i].snapshot_send.settle_ms = sim_rng_range(&s->rng, 200, 3000);
+        if (sim_no_snapshot_gate) {
+            s->guard[i].snapshot_send.enabled = false;
+        }
         raft_seed(r, (unsigned)(seed * 7 + i));
         raft_set_pre_vote(r, true);
         /* Low thresholds so snapshots and installs happen in every run. */
@@ -855,20 +732,23 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
     rv = raft_fixture_start(&s->f);
     assert(rv == 0);
 
-    for (unsigned k = 0; !failover && k < steps && s->failures == 0; k++) {
+    for (unsigned k = 0; scenario == RANDOM && k < steps && s->failures == 0;
+         k++) {
         if (sim_rng_chance(&s->rng, 60)) {
-            propose_some(s);
+            sim_propose_some(s);
         }
         if (sim_rng_chance(&s->rng, 6)) {
             fault(s);
         }
-        step(s, sim_rng_range(&s->rng, 1, 8));
+        sim_step(s, sim_rng_range(&s->rng, 1, 8));
     }
-    if (failover) {
-        failover_scenario(s);
+    if (scenario == FAILOVER) {
+        sim_failover_scenario(s);
+    } else if (scenario == INSTALL) {
+        sim_install_scenario(s);
     }
     if (s->failures == 0) {
-        converge(s);
+        sim_converge(s);
     }
 
     if (verbose || s->failures > 0) {
@@ -923,9 +803,9 @@ int main(int argc, char **argv)
     uint64_t n = 200;
     unsigned steps = SIM_ASAN ? 60 : 400;
     bool single = false;
-    bool failover_only = false;
+    enum scenario only = RANDOM; /* RANDOM: all, else that one alone */
     uint64_t n_failover = 20;
-    unsigned failover_failed = 0;
+    uint64_t n_install = SIM_ASAN ? 2 : 10; /* ~15 s CPU each under ASan */
     unsigned failed = 0;
 
     for (int i = 1; i < argc; i++) {
@@ -940,21 +820,26 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--io-faults-anywhere") == 0) {
             sim_io_faults_anywhere = true;
         } else if (strcmp(argv[i], "--failover") == 0) {
-            failover_only = true;
+            only = FAILOVER;
+        } else if (strcmp(argv[i], "--install") == 0) {
+            only = INSTALL;
         } else if (strcmp(argv[i], "--no-io-faults") == 0) {
             sim_io_faults_off = true;
+        } else if (strcmp(argv[i], "--no-snapshot-gate") == 0) {
+            sim_no_snapshot_gate = true;
         } else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) {
             steps = (unsigned)strtoul(argv[++i], NULL, 10);
         } else {
             fprintf(stderr,
                     "usage: %s [--seed S | --seeds N --from S] [--steps K] "
-                    "[--io-faults-anywhere | --no-io-faults] [--failover]\n",
+                    "[--io-faults-anywhere | --no-io-faults] "
+                    "[--failover | --install] [--no-snapshot-gate]\n",
                     argv[0]);
             return 2;
         }
     }
-    for (uint64_t seed = from; !failover_only && seed < from + n; seed++) {
-        if (run_seed(seed, steps, single, false) != 0) {
+    for (uint64_t seed = from; only == RANDOM && seed < from + n; seed++) {
+        if (run_seed(seed, steps, single, RANDOM) != 0) {
             failed++;
             fprintf(stderr,
                     "sim: seed %" PRIu64 " FAILED; replay with: %s --seed %" PRIu64
@@ -962,22 +847,33 @@ int main(int argc, char **argv)
                     seed, argv[0], seed, steps);
         }
     }
-    /* The failover scenario: by default on 20 seeds after the others. */
-    if (failover_only || !single) {
-        uint64_t nf = failover_only ? n : n_failover;
-        for (uint64_t seed = from; seed < from + nf; seed++) {
-            if (run_seed(seed, steps, single, true) != 0) {
-                failover_failed++;
+    /* The scenarios: by default on their own seeds after the others. */
+    for (enum scenario sc = FAILOVER; sc <= INSTALL; sc++) {
+        uint64_t ns = sc == FAILOVER ? n_failover : n_install;
+        unsigned sc_failed = 0;
+        if (only != sc && (only != RANDOM || single)) {
+            continue;
+        }
+        if (only == sc) {
+            ns = n;
+        }
+        for (uint64_t seed = from; seed < from + ns; seed++) {
+            if (run_seed(seed, steps, single, sc) != 0) {
+                sc_failed++;
                 fprintf(stderr,
-                        "sim: failover seed %" PRIu64 " FAILED; replay with: "
-                        "%s --failover --seed %" PRIu64 "\n",
-                        seed, argv[0], seed);
+                        "sim: %s seed %" PRIu64 " FAILED; replay with: "
+                        "%s %s --seed %" PRIu64 "\n",
+                        sc == FAILOVER ? "failover" : "install", seed,
+                        argv[0], sc == FAILOVER ? "--failover" : "--install",
+                        seed);
             }
         }
-        printf("sim: failover scenario on %" PRIu64 " seeds: %u failed; "
-               "worst election-to-acknowledgement %lu ms (bound %u ms)\n",
-               nf, failover_failed, failover_max_ms, FAILOVER_ACK_MS_MAX);
-        failed += failover_failed;
+        if (sc == FAILOVER) {
+            sim_failover_report(ns, sc_failed);
+        } else {
+            sim_install_report(ns, sc_failed);
+        }
+        failed += sc_failed;
     }
     printf("sim: %" PRIu64 " seeds from %" PRIu64 ", %u steps each: %u failed "
            "(%lu I/O faults injected, %lu servers stopped by one, %lu "

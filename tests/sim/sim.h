@@ -1,0 +1,100 @@
+/* kyufu deterministic simulation: shared state and helpers of sim.c for
+ * the scenarios in their own files (failover.c, install.c). */
+#ifndef KYUFU_TESTS_SIM_H
+#define KYUFU_TESTS_SIM_H
+
+#include <raft.h>
+#include <raft/fixture.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fsm.h"
+#include "io_guard.h"
+#include "proposer.h"
+#include "workload.h"
+
+#define N_SERVERS 3
+
+struct sim;
+
+struct sim_install_copy
+{
+    uint64_t index;
+    uint64_t term;
+    unsigned count;
+};
+
+struct sim_propose
+{
+    struct kyufu_glue_propose req;
+    struct sim *sim;
+    size_t cmd;
+    unsigned server;
+};
+
+struct sim
+{
+    uint64_t seed;
+    bool verbose;
+    struct sim_rng rng;
+    struct raft_fixture f;
+    char dir[64];
+    struct kyufu_storage *storage[N_SERVERS];
+    struct raft_fsm fsm[N_SERVERS];
+    struct kyufu_fsm fsm_state[N_SERVERS];
+    struct kyufu_proposer prop[N_SERVERS];
+    struct glue_io_guard guard[N_SERVERS];
+    uint64_t last_checked[N_SERVERS];
+    unsigned pending_on[N_SERVERS]; /* propose callbacks outstanding */
+    bool fatal[N_SERVERS];   /* an I/O fault made it fatal */
+    bool stopped[N_SERVERS]; /* fatal, killed for good */
+    unsigned n_stopped;
+    /* Armed I/O faults (at most one of each). */
+    int apply_fault_server;  /* -1, or fail a call in its next submits */
+    unsigned apply_fault_countdown;
+    int meta_fault_server;   /* -1, or fail its next set_term/set_vote */
+    unsigned meta_fault_countdown;
+    struct workload wl;
+    unsigned n_pending; /* propose callbacks outstanding */
+    struct raft_transfer transfer;
+    bool transfer_pending;
+    unsigned failures;
+    /* Fault counters, for the summary. */
+    unsigned n_kills, n_disconnects, n_io_faults, n_transfers, n_latency;
+    unsigned n_fatal;
+    int failover_old; /* failover scenario: the leader killed, or -1 */
+    int failover_new; /* the leader whose proposals are awaited */
+    /* install scenario: InstallSnapshots sent (by raft's io, after the
+     * gate) to server install_to (or -1), by (index, term). */
+    int install_to;
+    struct sim_install_copy copies[64]; /* one per (index, term) */
+    unsigned n_copy_keys;
+    unsigned n_copies;
+};
+
+void sim_failf(struct sim *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The live leader's fixture index, or -1. */
+int sim_leader_of(struct sim *s);
+/* Submit a few workload commands on the leader, if any. */
+void sim_propose_some(struct sim *s);
+/* n fixture steps, checking invariants after each. */
+void sim_step(struct sim *s, unsigned n);
+/* Revive server i (and tell the gates its streams are back). */
+void sim_revive(struct sim *s, unsigned i);
+void sim_transfer_cb(struct raft_transfer *t);
+/* Heal everything, wait for one applied index everywhere, compare digests
+ * and the exactly-once record. */
+void sim_converge(struct sim *s);
+
+/* failover.c: a leader killed with commands in flight, then handed back. */
+void sim_failover_scenario(struct sim *s);
+void sim_failover_report(uint64_t n_seeds, unsigned failed);
+
+/* install.c: a follower behind a compacted log installs one snapshot copy
+ * per (index, term) from its leader. */
+void sim_install_setup(struct sim *s, unsigned i);
+void sim_install_scenario(struct sim *s);
+void sim_install_report(uint64_t n_seeds, unsigned failed);
+
+#endif /* KYUFU_TESTS_SIM_H */
