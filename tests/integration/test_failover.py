@@ -10,9 +10,13 @@
   - the killed node, restarted, catches up: same applied index and state
     digest on all three nodes;
   - a follower left far behind (many snapshots taken meanwhile, low
-    snapshot_threshold) catches up through a snapshot install.
+    snapshot_threshold) catches up through a snapshot install, and the
+    leader sent it one copy per snapshot (raft-glue's gate; libraft 0.22.1
+    alone re-sends a copy per heartbeat rejection), logged from start to
+    "installed by peer".
 
 usage: test_failover.py KYUFUD"""
+import json
 import signal
 import sys
 import time
@@ -42,6 +46,26 @@ def audit_keys(c, node, client_id):
         token = page.next_page_token
         if not token:
             return counts, ok
+
+
+def snapshot_sends(c, node, peer):
+    """{(index, term): copies started} and whether an install by peer was
+    logged, from node's JSON log."""
+    sends, installed = {}, False
+    with open(c.log_path(node)) as f:
+        for line in f:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if e.get("peer") != peer:
+                continue
+            if e.get("msg") == "snapshot send started":
+                k = (e["index"], e["term"])
+                sends[k] = sends.get(k, 0) + 1
+            elif e.get("msg") == "snapshot installed by peer":
+                installed = True
+    return sends, installed
 
 
 def main():
@@ -114,6 +138,12 @@ def main():
         st = c.wait_converged(60)
         print("node %d, %d entries behind, caught up at index %d"
               % (lagger, after - before, st.applied_index))
+        sends, installed = snapshot_sends(c, leader, lagger)
+        print("snapshot copies sent to node %d: %s" % (lagger, sends))
+        assert sends, "node %d caught up without a snapshot" % lagger
+        assert all(n == 1 for n in sends.values()), sends
+        assert installed, "no 'snapshot installed by peer' logged"
+        assert c.wait_leader(10) == leader, "leader changed: logs incomplete"
         budget = c.ledger(leader).GetProgram(
             S.GetProgramRequest(code="P2026"), timeout=5).budget
         assert budget == budget0 + len(ok) + 400, budget
