@@ -235,11 +235,40 @@ int kyufu_storage__reject_application(struct kyufu_storage__cmd *c)
     return decide(c, b->id, false, b->reason);
 }
 
+/* Move an application's amount back to its program's available money,
+ * from reserved (an approved application) or paid (a returned payment), and
+ * store the application as `a`, in the command's nested txn. */
+static int release_amount(struct kyufu_storage__cmd *c,
+                          const Kyufu__V1__Application *old,
+                          bool from_paid,
+                          Kyufu__V1__Application *a)
+{
+    Kyufu__V1__Program *p;
+    int rv = program_of(c, old, &p);
+    if (rv != 0) {
+        return rv;
+    }
+    Kyufu__V1__Program np = *p;
+    if (from_paid) {
+        KYUFU_ASSERT(np.paid >= old->amount);
+        np.paid -= old->amount;
+    } else {
+        KYUFU_ASSERT(np.reserved >= old->amount);
+        np.reserved -= old->amount;
+    }
+    np.available += old->amount;
+    rv = put_program(c, &np);
+    if (rv == 0) {
+        rv = store(c, old, a);
+    }
+    kyufu__v1__program__free_unpacked(p, NULL);
+    return rv;
+}
+
 int kyufu_storage__cancel_application(struct kyufu_storage__cmd *c)
 {
     const Kyufu__V1__CancelApplication *b = c->cmd->cancel_application;
     Kyufu__V1__Application *old;
-    Kyufu__V1__Program *p = NULL;
     int rv;
     if (b->id == 0) {
         return REJECT(c, INVALID, "id must be > 0");
@@ -261,23 +290,10 @@ int kyufu_storage__cancel_application(struct kyufu_storage__cmd *c)
                     (unsigned long long)b->id,
                     (unsigned long long)old->batch_id);
     } else if (old->status == AS(APPROVED)) {
-        rv = program_of(c, old, &p);
-        if (rv == 0) {
-            Kyufu__V1__Program np = *p;
-            KYUFU_ASSERT(np.reserved >= old->amount);
-            np.reserved -= old->amount;
-            np.available += old->amount;
-            rv = put_program(c, &np);
-        }
-        if (rv == 0) {
-            rv = store(c, old, &a);
-        }
+        rv = release_amount(c, old, false, &a);
     } else {
         rv = REJECT(c, PRECONDITION, "application %llu cannot be cancelled",
                     (unsigned long long)b->id);
-    }
-    if (p != NULL) {
-        kyufu__v1__program__free_unpacked(p, NULL);
     }
     kyufu__v1__application__free_unpacked(old, NULL);
     return rv;
@@ -287,7 +303,6 @@ int kyufu_storage__return_payment(struct kyufu_storage__cmd *c)
 {
     const Kyufu__V1__ReturnPayment *b = c->cmd->return_payment;
     Kyufu__V1__Application *old;
-    Kyufu__V1__Program *p = NULL;
     int rv;
     if (b->application_id == 0) {
         return REJECT(c, INVALID, "application_id must be > 0");
@@ -302,26 +317,11 @@ int kyufu_storage__return_payment(struct kyufu_storage__cmd *c)
     if (old->status != AS(PAID)) {
         rv = REJECT(c, PRECONDITION, "application %llu is not paid",
                     (unsigned long long)b->application_id);
-        goto out;
-    }
-    rv = program_of(c, old, &p);
-    if (rv != 0) {
-        goto out;
-    }
-    Kyufu__V1__Program np = *p;
-    KYUFU_ASSERT(np.paid >= old->amount);
-    np.paid -= old->amount;
-    np.available += old->amount;
-    Kyufu__V1__Application a = *old;
-    a.status = AS(RETURNED);
-    a.reason = b->reason;
-    rv = put_program(c, &np);
-    if (rv == 0) {
-        rv = store(c, old, &a);
-    }
-out:
-    if (p != NULL) {
-        kyufu__v1__program__free_unpacked(p, NULL);
+    } else {
+        Kyufu__V1__Application a = *old;
+        a.status = AS(RETURNED);
+        a.reason = b->reason;
+        rv = release_amount(c, old, true, &a);
     }
     kyufu__v1__application__free_unpacked(old, NULL);
     return rv;
