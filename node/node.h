@@ -75,6 +75,8 @@ struct kyufu_node
     size_t calls_inflight;
     uint64_t forwarded_calls; /* calls sent on to the leader since start
                                  (NodeStatus.forwarded_calls) */
+    unsigned offloaded;  /* whole-store reads on work threads (offload.h) */
+    bool finish_waiting; /* the store's close waits for them */
 };
 
 /* One call in progress. */
@@ -148,6 +150,10 @@ uint64_t kyufu_node__call_remaining_ms(const struct kyufu_node_call *c);
 
 /* The leader's API address ("" when unknown) and id (0 when unknown). */
 uint64_t kyufu_node__leader(struct kyufu_node *n, const char **api_address);
+
+/* The last step of a stop: close the store (once no whole-store read runs
+ * on a work thread) and the node's own handles. */
+void kyufu_node__finish(struct kyufu_node *n);
 
 /* Fatal glue/storage error codes stop the node. */
 void kyufu_node__check_fatal(struct kyufu_node *n, int glue_status);

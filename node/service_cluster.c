@@ -2,16 +2,20 @@
  * operator asks each node in turn); TransferLeadership runs on the leader
  * (a follower forwards it). */
 #include <assert.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kyufu/v1/service.pb-c.h"
 #include "log.h"
+#include "offload.h"
 #include "service.h"
 
-void kyufu_node__status(struct kyufu_node_call *c)
+/* The status fields every answer carries; `digest` NULL for none. */
+static void status_answer(struct kyufu_node_call *c,
+                          const uint8_t *digest,
+                          uint64_t digest_at)
 {
     struct kyufu_node *n = c->node;
-    const Kyufu__V1__StatusRequest *r = c->request;
     struct kyufu_glue_status st;
     kyufu_glue_status(n->glue, &st);
 
@@ -31,22 +35,66 @@ void kyufu_node__status(struct kyufu_node_call *c)
     }
     resp.leader_api_address = (char *)api;
     resp.forwarded_calls = n->forwarded_calls;
-    uint8_t digest[32];
-    if (r->with_digest) {
-        uint64_t at = 0;
-        int rv = kyufu_storage_digest(n->storage, digest, &at);
-        if (rv != 0) {
-            kyufu_node__call_done(c, KYUFU_GRPC_INTERNAL,
-                                  kyufu_storage_strerror(rv), NULL, 0);
-            return;
-        }
-        /* The digest is of the state at `at`, read in one transaction: the
-         * applied index reported must be that one, not the glue's. */
-        resp.applied_index = at;
-        resp.state_digest.data = digest;
-        resp.state_digest.len = sizeof digest;
+    if (digest != NULL) {
+        /* The digest is of the state at `digest_at`, read in one
+         * transaction: the applied index reported must be that one, not
+         * the glue's. */
+        resp.applied_index = digest_at;
+        resp.state_digest.data = (uint8_t *)digest;
+        resp.state_digest.len = 32;
     }
     kyufu_node__call_done_msg(c, &resp.base);
+}
+
+struct status_digest
+{
+    struct kyufu_node_offload o;
+    uint8_t digest[32];
+    uint64_t at;
+    int rv;
+};
+
+static void digest_run(struct kyufu_node_offload *o)
+{
+    struct status_digest *d = (struct status_digest *)o;
+    d->rv = kyufu_storage_snapshot_digest(o->snap, d->digest, &d->at);
+}
+
+static void digest_done(struct kyufu_node_offload *o)
+{
+    struct status_digest *d = (struct status_digest *)o;
+    if (d->rv != 0) {
+        kyufu_node__call_done(o->call, KYUFU_GRPC_INTERNAL,
+                              kyufu_storage_strerror(d->rv), NULL, 0);
+    } else {
+        status_answer(o->call, d->digest, d->at);
+    }
+    free(d);
+}
+
+void kyufu_node__status(struct kyufu_node_call *c)
+{
+    const Kyufu__V1__StatusRequest *r = c->request;
+    struct status_digest *d;
+    if (!r->with_digest) {
+        status_answer(c, NULL, 0);
+        return;
+    }
+    /* A walk of the whole store: off the loop thread (offload.h). */
+    d = calloc(1, sizeof *d);
+    if (d == NULL) {
+        kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                              "out of memory", NULL, 0);
+        return;
+    }
+    int rv = kyufu_node__offload(&d->o, c, digest_run, digest_done);
+    if (rv != 0) {
+        free(d);
+        kyufu_node__call_done(c, KYUFU_GRPC_INTERNAL,
+                              rv < 0 ? kyufu_storage_strerror(rv)
+                                     : "cannot queue the digest",
+                              NULL, 0);
+    }
 }
 
 static void on_transferred(struct kyufu_glue_transfer *req, int status)

@@ -13,6 +13,7 @@
 
 #include "kyufu/v1/service.pb-c.h"
 #include "log.h"
+#include "offload.h"
 #include "service.h"
 
 /* ListRequest.page_size: 0 means 100, the storage clamps to [1, max]. */
@@ -208,20 +209,54 @@ void kyufu_node__list_applications(struct kyufu_node_call *c)
     done_page(c, &resp.base, "applications", &page);
 }
 
+struct verify_audit
+{
+    struct kyufu_node_offload o;
+    char errmsg[256];
+    uint64_t count;
+    int rv;
+};
+
+static void verify_run(struct kyufu_node_offload *o)
+{
+    struct verify_audit *v = (struct verify_audit *)o;
+    v->rv = kyufu_storage_snapshot_audit_verify(o->snap, &v->count,
+                                                v->errmsg, sizeof v->errmsg);
+}
+
+static void verify_done(struct kyufu_node_offload *o)
+{
+    struct verify_audit *v = (struct verify_audit *)o;
+    if (v->rv != 0 && v->rv != KYUFU_STORAGE_ECORRUPT) {
+        done_error(o->call, v->rv, "audit chain");
+    } else {
+        Kyufu__V1__VerifyAuditResponse resp =
+            KYUFU__V1__VERIFY_AUDIT_RESPONSE__INIT;
+        resp.ok = v->rv == 0;
+        resp.records = v->count;
+        resp.message = v->errmsg;
+        kyufu_node__call_done_msg(o->call, &resp.base);
+    }
+    free(v);
+}
+
+/* A walk of the whole chain: off the loop thread (offload.h). */
 void kyufu_node__verify_audit(struct kyufu_node_call *c)
 {
-    char errmsg[256] = "";
-    uint64_t count = 0;
-    int rv = kyufu_storage_audit_verify(c->node->storage, &count, errmsg,
-                                        sizeof errmsg);
-    if (rv != 0 && rv != KYUFU_STORAGE_ECORRUPT) {
-        done_error(c, rv, "audit chain");
+    struct verify_audit *v = calloc(1, sizeof *v);
+    if (v == NULL) {
+        kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                              "out of memory", NULL, 0);
         return;
     }
-    Kyufu__V1__VerifyAuditResponse resp =
-        KYUFU__V1__VERIFY_AUDIT_RESPONSE__INIT;
-    resp.ok = rv == 0;
-    resp.records = count;
-    resp.message = errmsg;
-    kyufu_node__call_done_msg(c, &resp.base);
+    int rv = kyufu_node__offload(&v->o, c, verify_run, verify_done);
+    if (rv != 0) {
+        free(v);
+        if (rv < 0) {
+            done_error(c, rv, "audit chain");
+        } else {
+            kyufu_node__call_done(c, KYUFU_GRPC_INTERNAL,
+                                  "cannot queue the audit check", NULL, 0);
+        }
+    }
 }

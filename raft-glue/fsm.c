@@ -158,6 +158,22 @@ static int fsm_snapshot(struct raft_fsm *fsm,
     if (f->fatal_rv != 0) {
         return RAFT_IOERR;
     }
+    /* After a restart raft replays entries the store already applied (their
+     * applies are skipped), and 0.22.1 asks for a snapshot whenever its
+     * commit index has moved `threshold` past its last one, also while it
+     * is still below the store's applied index (a snapshot cancelled by a
+     * stop, commits arriving in pieces).  A snapshot now would be labelled
+     * with an index older than its content.  Refuse: legacy drops the
+     * attempt (nothing changes) and asks again after a later apply, once
+     * raft has caught up with the store. */
+    {
+        uint64_t store_index, store_term;
+        kyufu_storage_applied(f->storage, &store_index, &store_term);
+        if (store_index > raft_last_applied(f->raft)) {
+            f->n_snapshots_refused++;
+            return RAFT_BUSY;
+        }
+    }
 
     rv = kyufu_storage_snapshot_begin(f->storage, &f->snap);
     if (rv != 0) {

@@ -70,6 +70,7 @@ struct kyufu_fsm
     uint64_t n_skipped;
     uint64_t n_bad_frames;
     uint64_t n_snapshots;
+    uint64_t n_snapshots_refused;  /* asked while the store was ahead */
     uint64_t n_restores;
     uint64_t n_restores_skipped;
     uint64_t n_dropped;            /* entries not recorded once poisoned */

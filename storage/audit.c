@@ -245,3 +245,14 @@ int kyufu_storage_audit_verify(struct kyufu_storage *s,
     mdb_txn_abort(txn);
     return rv;
 }
+
+int kyufu_storage_snapshot_audit_verify(struct kyufu_storage_snapshot *snap,
+                                        uint64_t *count,
+                                        char *errmsg,
+                                        size_t errmsg_len)
+{
+    struct kyufu_storage *s;
+    MDB_txn *txn = kyufu_storage__snapshot_txn(snap, &s);
+    return kyufu_storage__audit_verify_range(s, txn, 0, count, errmsg,
+                                             errmsg_len);
+}

@@ -54,11 +54,12 @@ static int hash_record(void *arg, unsigned db, const MDB_val *k,
     return ok == 1 ? 0 : KYUFU_STORAGE_ENOMEM;
 }
 
-int kyufu_storage_digest(struct kyufu_storage *s,
-                         uint8_t digest[32],
-                         uint64_t *applied_index)
+/* The digest of the state `txn` sees. */
+static int digest_in(struct kyufu_storage *s,
+                     MDB_txn *txn,
+                     uint8_t digest[32],
+                     uint64_t *applied_index)
 {
-    MDB_txn *txn;
     unsigned len = 0;
     uint64_t index = 0;
     int rv;
@@ -67,16 +68,10 @@ int kyufu_storage_digest(struct kyufu_storage *s,
         rv = KYUFU_STORAGE_ENOMEM;
         goto err;
     }
-    int mrv = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
-    if (mrv != 0) {
-        rv = kyufu_storage__mdb_error(mrv);
-        goto err;
-    }
     rv = kyufu_storage__meta_get_u64(s, txn, KYUFU_META_APPLIED_INDEX, &index);
     if (rv == 0) {
         rv = kyufu_storage__walk(s, txn, hash_record, ctx);
     }
-    mdb_txn_abort(txn);
     if (rv != 0) {
         goto err;
     }
@@ -94,4 +89,27 @@ err:
     EVP_MD_CTX_free(ctx);
     KYUFU_ASSERT(rv != 0);
     return rv;
+}
+
+int kyufu_storage_digest(struct kyufu_storage *s,
+                         uint8_t digest[32],
+                         uint64_t *applied_index)
+{
+    MDB_txn *txn;
+    int mrv = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (mrv != 0) {
+        return kyufu_storage__mdb_error(mrv);
+    }
+    int rv = digest_in(s, txn, digest, applied_index);
+    mdb_txn_abort(txn);
+    return rv;
+}
+
+int kyufu_storage_snapshot_digest(struct kyufu_storage_snapshot *snap,
+                                  uint8_t digest[32],
+                                  uint64_t *applied_index)
+{
+    struct kyufu_storage *s;
+    MDB_txn *txn = kyufu_storage__snapshot_txn(snap, &s);
+    return digest_in(s, txn, digest, applied_index);
 }

@@ -78,6 +78,11 @@ struct kyufu_storage
  * order of the digest and the snapshot stream (db number, then key). */
 typedef int (*kyufu_storage__walk_fn)(void *arg, unsigned db,
                                       const MDB_val *k, const MDB_val *v);
+/* The read transaction of a snapshot (snapshot.c), for whole-store reads
+ * that may run on another thread. */
+MDB_txn *kyufu_storage__snapshot_txn(struct kyufu_storage_snapshot *snap,
+                                    struct kyufu_storage **s);
+
 int kyufu_storage__walk(struct kyufu_storage *s, MDB_txn *txn,
                         kyufu_storage__walk_fn fn, void *arg);
 

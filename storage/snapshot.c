@@ -71,6 +71,14 @@ err_after_alloc:
     return rv;
 }
 
+MDB_txn *kyufu_storage__snapshot_txn(struct kyufu_storage_snapshot *snap,
+                                    struct kyufu_storage **s)
+{
+    KYUFU_ASSERT(snap != NULL && snap->txn != NULL);
+    *s = snap->s;
+    return snap->txn;
+}
+
 void kyufu_storage_snapshot_applied(const struct kyufu_storage_snapshot *snap,
                                     uint64_t *index,
                                     uint64_t *term)

@@ -263,6 +263,18 @@ struct kyufu_storage_snapshot; /* Opaque. */
 int kyufu_storage_snapshot_begin(struct kyufu_storage *s,
                                  struct kyufu_storage_snapshot **out);
 
+/* The state digest and the audit chain check of the snapshot's view (as
+ * kyufu_storage_digest / _audit_verify).  Like snapshot_write they may run
+ * on another thread while the loop applies; the snapshot's begin and end
+ * stay on the loop thread (the map cannot grow while one is open). */
+int kyufu_storage_snapshot_digest(struct kyufu_storage_snapshot *snap,
+                                  uint8_t digest[32],
+                                  uint64_t *applied_index);
+int kyufu_storage_snapshot_audit_verify(struct kyufu_storage_snapshot *snap,
+                                        uint64_t *count,
+                                        char *errmsg,
+                                        size_t errmsg_len);
+
 /* Index and term the snapshot captures. */
 void kyufu_storage_snapshot_applied(const struct kyufu_storage_snapshot *snap,
                                     uint64_t *index,

@@ -758,6 +758,42 @@ static void test_audit_tamper(void)
     kyufu_storage_close(f.s);
 }
 
+/* The digest and audit check of a snapshot see the state at its begin,
+ * whatever is applied afterwards (the node runs them on a work thread while
+ * the loop applies), and equal the store's own at that point. */
+static void test_snapshot_reads(void)
+{
+    struct fx f;
+    struct kyufu_storage_snapshot *snap;
+    uint8_t d_then[32];
+    uint8_t d_snap[32];
+    uint8_t d_now[32];
+    uint64_t at = 0;
+    uint64_t n_then = 0;
+    uint64_t n_snap = 0;
+    uint64_t n_now = 0;
+    char err[256] = "";
+    fx_open(&f);
+    world(&f, 3);
+    digest(&f, d_then);
+    CHECK_RV(kyufu_storage_audit_verify(f.s, &n_then, err, sizeof err), 0);
+    CHECK_RV(kyufu_storage_snapshot_begin(f.s, &snap), 0);
+    uint64_t then = f.index;
+    apply1(&f, c_submit(&f, "clerk", "P1", "H-3"), OK);
+    digest(&f, d_now);
+    CHECK(memcmp(d_then, d_now, 32) != 0);
+    CHECK_RV(kyufu_storage_snapshot_digest(snap, d_snap, &at), 0);
+    CHECK(at == then);
+    CHECK(memcmp(d_snap, d_then, 32) == 0);
+    CHECK_RV(kyufu_storage_snapshot_audit_verify(snap, &n_snap, err,
+                                                 sizeof err),
+             0);
+    CHECK_RV(kyufu_storage_audit_verify(f.s, &n_now, err, sizeof err), 0);
+    CHECK(n_snap == n_then && n_now == n_then + 1);
+    kyufu_storage_snapshot_end(snap);
+    kyufu_storage_close(f.s);
+}
+
 /* ------------------------------------------------------------ runner */
 
 static int rm(const char *path, const struct stat *sb, int flag,
@@ -794,6 +830,7 @@ int main(int argc, char **argv)
         {"sessions", test_sessions},
         {"list_pages", test_list_pages},
         {"audit_tamper", test_audit_tamper},
+        {"snapshot_reads", test_snapshot_reads},
     };
     snprintf(root, sizeof root, "/tmp/kyufu-storage-XXXXXX");
     if (mkdtemp(root) == NULL) {

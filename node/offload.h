@@ -1,0 +1,49 @@
+/* Whole-store reads off the loop thread (node-internal).
+ *
+ * The state digest (Cluster.Status with_digest) and the audit chain check
+ * (Ledger.VerifyAudit) walk every record: seconds at a million households,
+ * longer than an election timeout.  On the loop thread they stopped Raft
+ * and cost a leader its leadership in the 1M install drill
+ * (docs/scale.md).  They run on a libuv work thread instead, in their own
+ * LMDB read transaction (the store is opened MDB_NOTLS), while the loop
+ * keeps applying and serving; the call is answered from the after-work
+ * callback.  The read is a storage snapshot: begun and ended on the loop
+ * thread (storage counts it, so the map does not grow under it), read on
+ * the work thread.  The store is closed only after the last one finished
+ * (node.c finish waits on `offloaded`). */
+#ifndef KYUFU_NODE_OFFLOAD_H
+#define KYUFU_NODE_OFFLOAD_H
+
+#include <uv.h>
+
+#include "node.h"
+#include "storage.h"
+
+struct kyufu_node_offload;
+/* run: on the work thread, reads o->snap only; done: on the loop thread
+ * (o->snap already ended), answers o->call and frees o (its owner's
+ * struct). */
+typedef void (*kyufu_node_offload_fn)(struct kyufu_node_offload *o);
+
+struct kyufu_node_offload
+{
+    uv_work_t work;
+    struct kyufu_node_call *call;
+    struct kyufu_storage_snapshot *snap;
+    kyufu_node_offload_fn run;
+    kyufu_node_offload_fn done;
+};
+
+/* libuv refused the work (kyufu_node__offload's only positive result). */
+#define KYUFU_NODE_OFFLOAD_EQUEUE 1
+
+/* Queue o (embedded in a struct of the caller's, which `done` frees).
+ * Returns 0, a KYUFU_STORAGE_E* error (negative: the snapshot could not
+ * begin) or KYUFU_NODE_OFFLOAD_EQUEUE: then nothing was queued and the
+ * caller answers the call itself. */
+int kyufu_node__offload(struct kyufu_node_offload *o,
+                        struct kyufu_node_call *call,
+                        kyufu_node_offload_fn run,
+                        kyufu_node_offload_fn done);
+
+#endif /* KYUFU_NODE_OFFLOAD_H */
