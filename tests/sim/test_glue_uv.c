@@ -687,22 +687,16 @@ static void test_snapshots(void)
     pipe_inflight = 0;
     memset(pipe_busy, 0, sizeof pipe_busy);
 
-    /* Restart everybody: the snapshot cancelled by the close is due again
-     * while raft replays entries the store already applied (raft's applied
-     * index below the store's).  The glue must not take a snapshot labelled
-     * older than its content (it aborted here once: fsm.c's
-     * storage_index <= raft_index); the cluster serves and converges. */
+    /* Restart everybody after the cancelled snapshot: each node replays
+     * entries its store already applied and the cluster serves and
+     * converges.  (A snapshot asked for in the middle of such a replay is
+     * refused: test-fsm checks that directly; here commits arrive in one
+     * step, so it is not reached.) */
     for (unsigned i = 0; i < 3; i++) {
         reopen(i);
     }
     CHECK(run_until(has_leader, NULL, 10000));
     pump(100, NULL);
-    for (unsigned i = 0; i < 3; i++) {
-        uint64_t before = 0;
-        kyufu_glue_status(g[i], &s0);
-        before = s0.snapshots_taken;
-        (void)before;
-    }
     l = leader();
     CHECK(l >= 0);
     for (unsigned k = 1; k <= 2; k++) {
