@@ -337,8 +337,14 @@ void glue__snapshot_send_recv(struct glue_snapshot_send *ss,
     if (!ss->enabled || m->type != RAFT_APPEND_ENTRIES_RESULT) {
         return;
     }
+    /* Only a success counts: a follower holds the snapshot's index in
+     * memory as soon as it starts persisting it (0.22.1 TrailRestore) and
+     * reports it in rejections, but it reports success at that index only
+     * once the snapshot is persisted and restored (last_log_index is
+     * capped at last_stored; replicationPersistSnapshotDone). */
     p = peer_find(ss, m->server_id);
     if (p != NULL && p->phase == GLUE_SNAPSHOT_SEND_SENT &&
+        m->append_entries_result.rejected == 0 &&
         m->append_entries_result.last_log_index >= p->index) {
         p->phase = GLUE_SNAPSHOT_SEND_IDLE;
         ss->n_installed++;

@@ -20,7 +20,10 @@
  * is refused at once (legacy frees it; raft is not told and keeps sending
  * heartbeats anchored at the snapshot index, as for any snapshot in flight).
  * The gate opens again when
- *   - the peer reports a last log index >= the copy's index (installed);
+ *   - the peer answers an AppendEntries with success at or past the copy's
+ *     index (it persisted and restored it; a rejection does not count: the
+ *     follower reports the index in rejections as soon as it starts
+ *     persisting);
  *   - the send fails (the copy was lost with the connection);
  *   - the stream to or from the peer is re-established after the copy was
  *     written (the peer may have restarted and lost it);
@@ -65,7 +68,7 @@ enum glue_snapshot_send_phase {
 enum glue_snapshot_send_event_kind {
     GLUE_SNAPSHOT_SEND_STARTED,   /* loaded, handed to the stream */
     GLUE_SNAPSHOT_SEND_WRITTEN,   /* the stream took the last byte */
-    GLUE_SNAPSHOT_SEND_INSTALLED, /* the peer reports the index */
+    GLUE_SNAPSHOT_SEND_INSTALLED, /* the peer answers success at the index */
     GLUE_SNAPSHOT_SEND_FAILED,    /* load or send failed: gate open */
     GLUE_SNAPSHOT_SEND_REOPENED,  /* reconnect, term change or settle time */
 };
