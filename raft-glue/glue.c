@@ -482,6 +482,8 @@ int kyufu_glue_init(uv_loop_t *loop,
     g->guard.snapshot_send.settle_ms_per_mib =
         KYUFU_SNAPSHOT_SEND_SETTLE_MS_PER_MIB;
     g->guard.snapshot_send.event = snapshot_send_event;
+    g->guard.snapshot_send.trailing_base = g->config.snapshot_trailing_entries;
+    g->guard.snapshot_send.trailing_set = g->config.snapshot_trailing_entries;
     g->guard.snapshot_send.event_arg = g;
 
     kyufu_proposer__default_limits(&limits);
@@ -670,6 +672,7 @@ void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out)
     out->snapshots_serializing = g->sio.n_work;
     out->snapshot_copies_sent = g->guard.snapshot_send.n_started;
     out->snapshot_copies_refused = g->guard.snapshot_send.n_dropped;
+    out->snapshot_trailing_entries = g->guard.snapshot_send.trailing_set;
     if (address != NULL) {
         snprintf(out->leader_address, sizeof out->leader_address, "%s",
                  address);

@@ -195,6 +195,9 @@ struct kyufu_glue_status
      * loaded and sent, and re-sends raft asked for while one was out. */
     uint64_t snapshot_copies_sent;
     uint64_t snapshot_copies_refused;
+    /* Log entries kept after a snapshot right now: the configured trailing,
+     * or more while a peer catches up after an install (docs/raft.md). */
+    uint64_t snapshot_trailing_entries;
 };
 
 void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out);

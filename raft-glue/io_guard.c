@@ -211,6 +211,7 @@ void glue__io_guard_wrap(struct glue_io_guard *g,
     g->receiving = NULL;
     glue__snapshot_send_init(&g->snapshot_send, io);
     glue__append_anchor_init(&g->anchor);
+    g->snapshot_send.own_snapshot = &g->anchor.index;
     g->n_install_dropped = 0;
     g->failed = failed;
     g->inject = NULL;

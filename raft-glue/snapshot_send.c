@@ -13,6 +13,7 @@
 #include "snapshot_send.h"
 
 #include <assert.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,6 +234,49 @@ static void loaded_cb(struct raft_io_snapshot_get *req,
     }
 }
 
+/* Trailing hold (snapshot_send.h): keep every entry after the position of
+ * the peers still catching up. */
+static void update_trailing(struct glue_snapshot_send *ss)
+{
+    struct raft *r = ss->io->data;
+    bool leader = raft_state(r) == RAFT_LEADER;
+    raft_index last = raft_last_index(r);
+    raft_index from = 0;
+    bool any = false;
+    unsigned long want;
+
+    if (ss->trailing_base == 0) {
+        return;
+    }
+    for (unsigned i = 0; i < GLUE_SNAPSHOT_SEND_PEERS; i++) {
+        struct glue_snapshot_send_peer *p = &ss->peers[i];
+        if (p->id == 0 || !p->catching_up) {
+            continue;
+        }
+        if (!leader) {
+            p->catching_up = false;
+            continue;
+        }
+        if (!any || p->hold_from < from) {
+            from = p->hold_from;
+        }
+        any = true;
+    }
+    want = ss->trailing_base;
+    if (any && last > from) {
+        raft_index need = last - from + ss->trailing_base;
+        want = need > UINT32_MAX ? UINT32_MAX : (unsigned long)need;
+    }
+    if (want != ss->trailing_set) {
+        if (want > ss->trailing_set && want > ss->trailing_base &&
+            ss->trailing_set == ss->trailing_base) {
+            ss->n_trailing_raised++;
+        }
+        ss->trailing_set = (unsigned)want;
+        raft_set_snapshot_trailing(r, (unsigned)want);
+    }
+}
+
 int glue__snapshot_send_get(struct glue_snapshot_send *ss,
                             struct raft_io_snapshot_get *req,
                             raft_io_snapshot_get_cb cb)
@@ -318,6 +362,10 @@ int glue__snapshot_send_send(struct glue_snapshot_send *ss,
         p->index = 0;
         p->bytes = 0;
         p->started = now(ss);
+        if (!p->catching_up && ss->own_snapshot != NULL) {
+            p->catching_up = true;
+            p->hold_from = *ss->own_snapshot;
+        }
     }
     rv = ss->snapshot_get(ss->io, &x->get, loaded_cb);
     if (rv != 0) {
@@ -327,14 +375,20 @@ int glue__snapshot_send_send(struct glue_snapshot_send *ss,
         free(x);
         return rv;
     }
+    update_trailing(ss);
     return 0;
 }
 
 void glue__snapshot_send_recv(struct glue_snapshot_send *ss,
                               const struct raft_message *m)
 {
+    const struct raft_append_entries_result *res = &m->append_entries_result;
     struct glue_snapshot_send_peer *p;
     if (!ss->enabled || m->type != RAFT_APPEND_ENTRIES_RESULT) {
+        return;
+    }
+    p = peer_find(ss, m->server_id);
+    if (p == NULL || res->rejected != 0) {
         return;
     }
     /* Only a success counts: a follower holds the snapshot's index in
@@ -342,13 +396,21 @@ void glue__snapshot_send_recv(struct glue_snapshot_send *ss,
      * reports it in rejections, but it reports success at that index only
      * once the snapshot is persisted and restored (last_log_index is
      * capped at last_stored; replicationPersistSnapshotDone). */
-    p = peer_find(ss, m->server_id);
-    if (p != NULL && p->phase == GLUE_SNAPSHOT_SEND_SENT &&
-        m->append_entries_result.rejected == 0 &&
-        m->append_entries_result.last_log_index >= p->index) {
+    if (p->phase == GLUE_SNAPSHOT_SEND_SENT &&
+        res->last_log_index >= p->index) {
         p->phase = GLUE_SNAPSHOT_SEND_IDLE;
         ss->n_installed++;
         emit(ss, p, GLUE_SNAPSHOT_SEND_INSTALLED, 0, NULL);
+    }
+    if (p->catching_up) {
+        if (res->last_log_index > p->hold_from) {
+            p->hold_from = res->last_log_index;
+        }
+        if (p->phase == GLUE_SNAPSHOT_SEND_IDLE && ss->own_snapshot != NULL &&
+            res->last_log_index >= *ss->own_snapshot) {
+            p->catching_up = false; /* past our snapshot: trailing suffices */
+        }
+        update_trailing(ss);
     }
 }
 

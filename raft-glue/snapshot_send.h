@@ -34,6 +34,18 @@
  * So at most one copy per peer is loaded or on the wire, whatever makes raft
  * re-send.
  *
+ * Trailing hold: a follower that installed snapshot S then needs the log
+ * from S + 1; if the leader took snapshots meanwhile and kept only
+ * `snapshot_trailing` entries, those are gone and it needs another whole
+ * install, and under steady writes it never catches up (1M households with
+ * applications: 1.2 GB copies, ~20 s an install, a new snapshot every
+ * ~8 s).  So from the moment a copy to P is loaded until P answers success
+ * at or past this node's newest snapshot, the leader keeps every entry
+ * after P's position: raft's trailing is raised to (last index - P's
+ * position + the configured trailing), updated on every reply, and put back
+ * when no peer catches up or leadership is lost.  Memory: the entries
+ * written during one install and catch-up, in raft's in-memory log. 
+ *
  * How, without touching raft's private state: snapshot_get does not load;
  * it hands legacy a tiny placeholder snapshot synchronously (0.22.1's
  * legacyLoadSnapshotCb then calls send at once, and legacyLoadSnapshot does
@@ -94,6 +106,8 @@ struct glue_snapshot_send_peer
     size_t bytes;
     raft_time started; /* load started */
     raft_time written; /* SENT since */
+    bool catching_up;     /* trailing hold: from LOADING to caught up */
+    raft_index hold_from; /* P holds the log up to here */
 };
 
 struct glue_snapshot_send
@@ -109,6 +123,11 @@ struct glue_snapshot_send
     bool enabled;        /* false: both methods pass straight through */
     unsigned settle_ms;  /* see above; set by the owner after init */
     unsigned settle_ms_per_mib;
+    /* Trailing hold (0: off): the configured trailing, the value set in
+     * raft now, and this node's newest snapshot index (the owner's). */
+    unsigned trailing_base;
+    unsigned trailing_set;
+    const raft_index *own_snapshot;
     struct glue_snapshot_send_peer peers[GLUE_SNAPSHOT_SEND_PEERS];
     void (*event)(struct glue_snapshot_send *ss,
                   const struct glue_snapshot_send_event *e);
@@ -122,6 +141,7 @@ struct glue_snapshot_send
     unsigned long n_failed;
     unsigned long n_reopened;
     unsigned long n_ungated;   /* table full: sent without a gate */
+    unsigned long n_trailing_raised; /* the hold raised raft's trailing */
 };
 
 /* Keep io's real snapshot_get and send (the owner installs wrappers that

@@ -352,7 +352,11 @@ class Drill:
             return None
 
     def status(self, digest=False):
-        d = self.ctl_json("cluster", "status", *(["--digest"] if digest else []))
+        # A digest walks the whole store (several seconds per node at 1M
+        # households with applications, three nodes on two cores): give it
+        # a minute instead of kyufuctl's default deadline.
+        d = self.ctl_json(*(["--deadline-ms", "60000", "cluster", "status",
+                             "--digest"] if digest else ["cluster", "status"]))
         if d is None:
             return {}
         return {n["id"]: n for n in d.get("nodes", []) if n.get("reachable")}

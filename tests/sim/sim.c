@@ -16,6 +16,8 @@
  *                                  under ASan)
  *   kyufu-sim --no-snapshot-gate   send every InstallSnapshot raft asks for
  *                                  (0.22.1's re-sends; snapshot_send.h)
+ *   kyufu-sim --no-trailing-hold   leader compacts as configured during an
+ *                                  install (snapshot_send.h)
  *   kyufu-sim --io-faults-anywhere also arm raft_fixture_io_fault on any
  *                                  call at any time (reproduces libraft
  *                                  0.22.1's recvCb double free; see
@@ -131,6 +133,7 @@ static void fsm_fatal(void *arg, int rv, const char *errmsg)
 static bool sim_io_faults_anywhere; /* --io-faults-anywhere */
 static bool sim_io_faults_off;      /* --no-io-faults */
 static bool sim_no_snapshot_gate;   /* --no-snapshot-gate */
+bool sim_no_trailing_hold;          /* --no-trailing-hold */
 /* Totals over all seeds, for the summary line. */
 static unsigned long total_io_faults, total_stopped, total_snapshots;
 
@@ -712,7 +715,12 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
             /* Trailing >= th/2: with a tiny trailing a follower can compact
              * entries the leader still probes from, and 0.22.1 then rejects
              * every probe forever (docs/raft.md, failure modes). */
-            raft_set_snapshot_trailing(r, sim_rng_range(&s->rng, th / 2, th));
+            unsigned tr = sim_rng_range(&s->rng, th / 2, th);
+            raft_set_snapshot_trailing(r, tr);
+            if (!sim_no_trailing_hold) {
+                s->guard[i].snapshot_send.trailing_base = tr;
+                s->guard[i].snapshot_send.trailing_set = tr;
+            }
         }
         raft_set_max_inflight_entries(r, sim_rng_range(&s->rng, 1, 64));
 
@@ -827,13 +835,16 @@ int main(int argc, char **argv)
             sim_io_faults_off = true;
         } else if (strcmp(argv[i], "--no-snapshot-gate") == 0) {
             sim_no_snapshot_gate = true;
+        } else if (strcmp(argv[i], "--no-trailing-hold") == 0) {
+            sim_no_trailing_hold = true;
         } else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) {
             steps = (unsigned)strtoul(argv[++i], NULL, 10);
         } else {
             fprintf(stderr,
                     "usage: %s [--seed S | --seeds N --from S] [--steps K] "
                     "[--io-faults-anywhere | --no-io-faults] "
-                    "[--failover | --install] [--no-snapshot-gate]\n",
+                    "[--failover | --install] [--no-snapshot-gate] "
+                    "[--no-trailing-hold]\n",
                     argv[0]);
             return 2;
         }

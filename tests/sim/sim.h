@@ -87,6 +87,9 @@ void sim_transfer_cb(struct raft_transfer *t);
  * and the exactly-once record. */
 void sim_converge(struct sim *s);
 
+/* --no-trailing-hold (sim.c): raft-glue's trailing hold off. */
+extern bool sim_no_trailing_hold;
+
 /* failover.c: a leader killed with commands in flight, then handed back. */
 void sim_failover_scenario(struct sim *s);
 void sim_failover_report(uint64_t n_seeds, unsigned failed);
