@@ -15,7 +15,8 @@
  * The same encoded bytes are re-sent on every attempt, so a write keeps its
  * key.  The overall deadline bounds everything: each attempt gets at most
  * the time left, and no backoff is started that would end past it.  A call
- * pinned to one endpoint (opts->endpoint >= 0) is never retried.
+ * pinned to one endpoint (opts->endpoint >= 0) is never retried: its one
+ * attempt gets the whole deadline.
  *
  * Every call owns one uv_timer_t (backoff and deferred completion); the call
  * is freed in the timer's close callback, after the user callback ran. */
@@ -403,7 +404,10 @@ static void attempt(struct call *call)
         uv_timer_start(&call->timer, on_timer, 0, 0);
         return;
     }
-    uint32_t timeout = c->attempt_ms;
+    /* A call pinned to one endpoint is never retried, so its one attempt
+     * gets the whole deadline (a Status with a digest of a 1M-household
+     * store takes longer than an attempt). */
+    uint32_t timeout = call->fixed >= 0 ? UINT32_MAX : c->attempt_ms;
     if (left < timeout) {
         timeout = (uint32_t)left;
     }

@@ -35,6 +35,9 @@ static void status_answer(struct kyufu_node_call *c,
     }
     resp.leader_api_address = (char *)api;
     resp.forwarded_calls = n->forwarded_calls;
+    resp.snapshot_copies_sent = st.snapshot_copies_sent;
+    resp.snapshot_copies_refused = st.snapshot_copies_refused;
+    resp.snapshot_trailing_entries = st.snapshot_trailing_entries;
     if (digest != NULL) {
         /* The digest is of the state at `digest_at`, read in one
          * transaction: the applied index reported must be that one, not
