@@ -53,6 +53,13 @@
  * without a caller deadline is bounded the same way. */
 #define KYUFU_NODE_CALL_TIMEOUT_MS_DEFAULT 10000u
 
+/* Loop stall detector (stall.c): a timer every 100 ms; a tick this late
+ * means the loop thread did nothing else for that long (Raft's heartbeats
+ * and contact checks included: a leader steps down after an election
+ * timeout, 1,000 ms by default, without them), so it is logged. */
+#define KYUFU_NODE_STALL_TICK_MS 100u
+#define KYUFU_NODE_STALL_WARN_MS 300u
+
 /* One log line: longer messages are cut (marked with "..."). */
 #define KYUFU_NODE_LOG_LINE_BYTES_MAX 4096u
 

@@ -19,6 +19,7 @@
 #include "limits.h"
 #include "lock.h"
 #include "log.h"
+#include "stall.h"
 
 static void close_noop(uv_handle_t *h)
 {
@@ -45,6 +46,7 @@ void kyufu_node__finish(struct kyufu_node *n)
     uv_close((uv_handle_t *)&n->sigterm, close_noop);
     uv_close((uv_handle_t *)&n->sigint, close_noop);
     uv_close((uv_handle_t *)&n->stop_timer, close_noop);
+    uv_close((uv_handle_t *)&n->stall_timer, close_noop);
 }
 
 static void on_glue_closed(void *arg)
@@ -376,6 +378,8 @@ int kyufu_node_run(const struct kyufu_config *config)
     uv_signal_init(&n->loop, &n->sigterm);
     uv_signal_init(&n->loop, &n->sigint);
     uv_timer_init(&n->loop, &n->stop_timer);
+    uv_timer_init(&n->loop, &n->stall_timer);
+    kyufu_node__stall_start(n);
     n->sigterm.data = n;
     n->sigint.data = n;
     n->stop_timer.data = n;

@@ -76,6 +76,9 @@ struct kyufu_node
     uint64_t forwarded_calls; /* calls sent on to the leader since start
                                  (NodeStatus.forwarded_calls) */
     unsigned offloaded;  /* whole-store reads on work threads (offload.h) */
+    uv_timer_t stall_timer; /* loop stall detector (stall.h) */
+    uint64_t stall_last_ns;
+    uint64_t stalls;
     bool finish_waiting; /* the store's close waits for them */
 };
 

@@ -13,6 +13,7 @@
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
+#include <uv.h>
 
 #include "frame.h"
 
@@ -86,8 +87,18 @@ static int fsm_apply(struct raft_fsm *fsm,
     /* Terms never decrease along a log. */
     assert(term >= applied_term);
 
-    rv = kyufu_storage_apply_bytes(f->storage, index, term, payload, len,
-                                   &results, f->errmsg, sizeof f->errmsg);
+    {
+        /* Timed for the node's stall log: this LMDB transaction (and its
+         * fsync) runs on the loop thread. */
+        uint64_t t0 = uv_hrtime();
+        rv = kyufu_storage_apply_bytes(f->storage, index, term, payload, len,
+                                       &results, f->errmsg,
+                                       sizeof f->errmsg);
+        uint64_t dt = uv_hrtime() - t0;
+        if (dt > f->apply_ns_max) {
+            f->apply_ns_max = dt;
+        }
+    }
     if (rv != 0) {
         goto err;
     }

@@ -74,6 +74,7 @@ struct kyufu_fsm
     uint64_t n_restores;
     uint64_t n_restores_skipped;
     uint64_t n_dropped;            /* entries not recorded once poisoned */
+    uint64_t apply_ns_max;         /* slowest storage apply since taken */
 };
 
 /* Fill *fsm (version 3) so that fsm->data is `state`.  `state->raft` must be

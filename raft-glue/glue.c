@@ -679,6 +679,13 @@ void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out)
     }
 }
 
+uint64_t kyufu_glue_take_apply_max_ms(struct kyufu_glue *g)
+{
+    uint64_t ms = g->fsm_state.apply_ns_max / 1000000u;
+    g->fsm_state.apply_ns_max = 0;
+    return ms;
+}
+
 /* -------------------------------------------------------------- propose */
 
 int kyufu_glue_propose(struct kyufu_glue *g,

@@ -201,6 +201,10 @@ struct kyufu_glue_status
 };
 
 void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out);
+
+/* The slowest apply of a committed entry (one LMDB transaction, run on the
+ * loop thread) since the previous call, in milliseconds; resets it. */
+uint64_t kyufu_glue_take_apply_max_ms(struct kyufu_glue *g);
 bool kyufu_glue_is_leader(struct kyufu_glue *g);
 
 /* 0 while healthy; otherwise the error (STORAGE: a fatal storage error or
