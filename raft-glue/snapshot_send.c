@@ -71,7 +71,8 @@ static struct glue_snapshot_send_peer *peer_find(struct glue_snapshot_send *ss,
     return NULL;
 }
 
-/* The peer's slot, taking a free one or an idle one of another peer. */
+/* The peer's slot, taking a free one or that of another peer with nothing
+ * in progress (no copy out, no trailing hold). */
 static struct glue_snapshot_send_peer *peer_slot(struct glue_snapshot_send *ss,
                                                  raft_id id)
 {
@@ -80,7 +81,8 @@ static struct glue_snapshot_send_peer *peer_slot(struct glue_snapshot_send *ss,
         return p;
     }
     for (unsigned i = 0; i < GLUE_SNAPSHOT_SEND_PEERS; i++) {
-        if (ss->peers[i].phase == GLUE_SNAPSHOT_SEND_IDLE) {
+        if (ss->peers[i].phase == GLUE_SNAPSHOT_SEND_IDLE &&
+            !ss->peers[i].catching_up) {
             p = &ss->peers[i];
             memset(p, 0, sizeof *p);
             p->id = id;
@@ -100,20 +102,26 @@ static void reopen(struct glue_snapshot_send *ss,
     emit(ss, p, GLUE_SNAPSHOT_SEND_REOPENED, 0, reason);
 }
 
+/* How long a peer may go without visible progress (its copy installed,
+ * its log advancing) before it is no longer waited for. */
+static raft_time settle_ms(const struct glue_snapshot_send *ss,
+                           const struct glue_snapshot_send_peer *p)
+{
+    return (raft_time)ss->settle_ms +
+           (raft_time)ss->settle_ms_per_mib * (raft_time)(p->bytes >> 20);
+}
+
 /* A written copy that can no longer be counted on. */
 static void reopen_if_stale(struct glue_snapshot_send *ss,
                             struct glue_snapshot_send_peer *p,
                             raft_term term)
 {
-    raft_time settle;
     if (p->phase != GLUE_SNAPSHOT_SEND_SENT) {
         return;
     }
-    settle = (raft_time)ss->settle_ms +
-             (raft_time)ss->settle_ms_per_mib * (raft_time)(p->bytes >> 20);
     if (p->term != term) {
         reopen(ss, p, "new term");
-    } else if (now(ss) - p->written >= settle) {
+    } else if (now(ss) - p->written >= settle_ms(ss, p)) {
         reopen(ss, p, "no install reported within the settle time");
     }
 }
@@ -235,15 +243,19 @@ static void loaded_cb(struct raft_io_snapshot_get *req,
 }
 
 /* Trailing hold (snapshot_send.h): keep every entry after the position of
- * the peers still catching up. */
+ * the peers still catching up.  A peer stops counting once it is past this
+ * node's snapshot, when this node is no longer leader, or when it showed no
+ * progress for its settle time (a peer that died mid-install must not make
+ * the leader keep its whole log forever). */
 static void update_trailing(struct glue_snapshot_send *ss)
 {
     struct raft *r = ss->io->data;
     bool leader = raft_state(r) == RAFT_LEADER;
     raft_index last = raft_last_index(r);
+    raft_time t = now(ss);
     raft_index from = 0;
     bool any = false;
-    unsigned long want;
+    unsigned want;
 
     if (ss->trailing_base == 0) {
         return;
@@ -253,8 +265,9 @@ static void update_trailing(struct glue_snapshot_send *ss)
         if (p->id == 0 || !p->catching_up) {
             continue;
         }
-        if (!leader) {
+        if (!leader || t - p->hold_progress >= settle_ms(ss, p)) {
             p->catching_up = false;
+            ss->n_holds_released_early += leader ? 1 : 0;
             continue;
         }
         if (!any || p->hold_from < from) {
@@ -265,15 +278,14 @@ static void update_trailing(struct glue_snapshot_send *ss)
     want = ss->trailing_base;
     if (any && last > from) {
         raft_index need = last - from + ss->trailing_base;
-        want = need > UINT32_MAX ? UINT32_MAX : (unsigned long)need;
+        want = need > UINT32_MAX ? UINT32_MAX : (unsigned)need;
     }
     if (want != ss->trailing_set) {
-        if (want > ss->trailing_set && want > ss->trailing_base &&
-            ss->trailing_set == ss->trailing_base) {
+        if (ss->trailing_set == ss->trailing_base) {
             ss->n_trailing_raised++;
         }
-        ss->trailing_set = (unsigned)want;
-        raft_set_snapshot_trailing(r, (unsigned)want);
+        ss->trailing_set = want;
+        raft_set_snapshot_trailing(r, want);
     }
 }
 
@@ -366,6 +378,7 @@ int glue__snapshot_send_send(struct glue_snapshot_send *ss,
             p->catching_up = true;
             p->hold_from = *ss->own_snapshot;
         }
+        p->hold_progress = p->started;
     }
     rv = ss->snapshot_get(ss->io, &x->get, loaded_cb);
     if (rv != 0) {
@@ -384,7 +397,15 @@ void glue__snapshot_send_recv(struct glue_snapshot_send *ss,
 {
     const struct raft_append_entries_result *res = &m->append_entries_result;
     struct glue_snapshot_send_peer *p;
-    if (!ss->enabled || m->type != RAFT_APPEND_ENTRIES_RESULT) {
+    if (!ss->enabled) {
+        return;
+    }
+    if (ss->trailing_set != ss->trailing_base) {
+        /* A raised hold is re-checked on every message, so a node that
+         * lost leadership (it gets no more results) puts it back. */
+        update_trailing(ss);
+    }
+    if (m->type != RAFT_APPEND_ENTRIES_RESULT) {
         return;
     }
     p = peer_find(ss, m->server_id);
@@ -405,6 +426,7 @@ void glue__snapshot_send_recv(struct glue_snapshot_send *ss,
     if (p->catching_up) {
         if (res->last_log_index > p->hold_from) {
             p->hold_from = res->last_log_index;
+            p->hold_progress = now(ss);
         }
         if (p->phase == GLUE_SNAPSHOT_SEND_IDLE && ss->own_snapshot != NULL &&
             res->last_log_index >= *ss->own_snapshot) {

@@ -43,8 +43,10 @@
  * at or past this node's newest snapshot, the leader keeps every entry
  * after P's position: raft's trailing is raised to (last index - P's
  * position + the configured trailing), updated on every reply, and put back
- * when no peer catches up or leadership is lost.  Memory: the entries
- * written during one install and catch-up, in raft's in-memory log. 
+ * when no peer catches up or leadership is lost (checked on every message
+ * while raised).  A peer that shows no progress for its settle time (see
+ * above) is no longer held for.  Memory: the entries written during one
+ * install and catch-up, in raft's in-memory log.
  *
  * How, without touching raft's private state: snapshot_get does not load;
  * it hands legacy a tiny placeholder snapshot synchronously (0.22.1's
@@ -108,6 +110,7 @@ struct glue_snapshot_send_peer
     raft_time written; /* SENT since */
     bool catching_up;     /* trailing hold: from LOADING to caught up */
     raft_index hold_from; /* P holds the log up to here */
+    raft_time hold_progress; /* hold_from last advanced (or the load began) */
 };
 
 struct glue_snapshot_send
@@ -142,6 +145,7 @@ struct glue_snapshot_send
     unsigned long n_reopened;
     unsigned long n_ungated;   /* table full: sent without a gate */
     unsigned long n_trailing_raised; /* the hold raised raft's trailing */
+    unsigned long n_holds_released_early; /* a peer without progress */
 };
 
 /* Keep io's real snapshot_get and send (the owner installs wrappers that
