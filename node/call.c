@@ -14,6 +14,7 @@
 #include "limits.h"
 #include "log.h"
 #include "node.h"
+#include "service.h"
 
 #define LEADER_MD "kyufu-leader" /* = KYUFU_LEADER_METADATA of client/kyufu.h */
 
@@ -159,4 +160,30 @@ uint64_t kyufu_node__call_remaining_ms(const struct kyufu_node_call *c)
         return 0;
     }
     return c->call->deadline_ms - now;
+}
+
+void kyufu_node__call_storage_error(struct kyufu_node_call *c,
+                                    int rv,
+                                    const char *what)
+{
+    if (rv == KYUFU_STORAGE_ENOTFOUND) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s not found", what);
+        kyufu_node__call_done(c, KYUFU_GRPC_NOT_FOUND, msg, NULL, 0);
+        return;
+    }
+    if (rv == KYUFU_STORAGE_EINVALID) {
+        kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT,
+                              kyufu_storage_strerror(rv), NULL, 0);
+        return;
+    }
+    struct kyufu_node *n = c->node;
+    kyufu_log(KYUFU_LOG_ERROR, "storage query failed",
+              KYUFU_LOG_S("method", c->method->path),
+              KYUFU_LOG_S("error", kyufu_storage_strerror(rv)));
+    kyufu_node__call_done(c, KYUFU_GRPC_INTERNAL, kyufu_storage_strerror(rv),
+                          NULL, 0);
+    if (kyufu_storage_is_fatal(rv)) {
+        kyufu_node__stop(n, 1, "fatal storage error in a query");
+    }
 }

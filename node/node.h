@@ -147,6 +147,13 @@ void kyufu_node__call_done_msg(struct kyufu_node_call *c,
  * kyufu-leader trailer when known; without a leader, no trailer. */
 void kyufu_node__call_unavailable(struct kyufu_node_call *c, const char *why);
 
+/* Answer a failed storage call: NOTFOUND → NOT_FOUND ("<what> not
+ * found"), INVALID → INVALID_ARGUMENT, anything else INTERNAL, logged; a
+ * fatal storage error also stops the node. */
+void kyufu_node__call_storage_error(struct kyufu_node_call *c,
+                                    int rv,
+                                    const char *what);
+
 /* Milliseconds left before the caller's deadline (default when none);
  * 0 when it has passed. */
 uint64_t kyufu_node__call_remaining_ms(const struct kyufu_node_call *c);

@@ -20,11 +20,11 @@
 #include "storage.h"
 
 struct kyufu_node_offload;
-/* run: on the work thread, reads o->snap only; done: on the loop thread
- * (o->snap already ended), answers o->call and frees o (its owner's
- * struct). */
+/* run: on the work thread, reads o->snap only.  done: on the loop thread
+ * (o->snap already ended), answers o->call; offload.c frees o after it. */
 typedef void (*kyufu_node_offload_fn)(struct kyufu_node_offload *o);
 
+/* The first member of the caller's struct. */
 struct kyufu_node_offload
 {
     uv_work_t work;
@@ -34,16 +34,16 @@ struct kyufu_node_offload
     kyufu_node_offload_fn done;
 };
 
-/* libuv refused the work (kyufu_node__offload's only positive result). */
-#define KYUFU_NODE_OFFLOAD_EQUEUE 1
-
-/* Queue o (embedded in a struct of the caller's, which `done` frees).
- * Returns 0, a KYUFU_STORAGE_E* error (negative: the snapshot could not
- * begin) or KYUFU_NODE_OFFLOAD_EQUEUE: then nothing was queued and the
- * caller answers the call itself. */
-int kyufu_node__offload(struct kyufu_node_offload *o,
-                        struct kyufu_node_call *call,
-                        kyufu_node_offload_fn run,
-                        kyufu_node_offload_fn done);
+/* Allocate `size` zeroed bytes (the caller's struct, which starts with a
+ * struct kyufu_node_offload), begin a storage snapshot and queue `run`;
+ * `done` answers the call.  When any of that fails, the call is answered
+ * here instead (out of memory: RESOURCE_EXHAUSTED; a storage error: as
+ * kyufu_node__call_storage_error with `what`; libuv refusing the work:
+ * INTERNAL) and nothing is queued. */
+void kyufu_node__offload(struct kyufu_node_call *call,
+                         size_t size,
+                         kyufu_node_offload_fn run,
+                         kyufu_node_offload_fn done,
+                         const char *what);
 
 #endif /* KYUFU_NODE_OFFLOAD_H */

@@ -2,7 +2,6 @@
  * operator asks each node in turn); TransferLeadership runs on the leader
  * (a follower forwards it). */
 #include <assert.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "kyufu/v1/service.pb-c.h"
@@ -51,7 +50,7 @@ static void status_answer(struct kyufu_node_call *c,
 
 struct status_digest
 {
-    struct kyufu_node_offload o;
+    struct kyufu_node_offload o; /* first: offload.c allocates and frees */
     uint8_t digest[32];
     uint64_t at;
     int rv;
@@ -67,37 +66,22 @@ static void digest_done(struct kyufu_node_offload *o)
 {
     struct status_digest *d = (struct status_digest *)o;
     if (d->rv != 0) {
-        kyufu_node__call_done(o->call, KYUFU_GRPC_INTERNAL,
-                              kyufu_storage_strerror(d->rv), NULL, 0);
-    } else {
-        status_answer(o->call, d->digest, d->at);
+        kyufu_node__call_storage_error(o->call, d->rv, "state digest");
+        return;
     }
-    free(d);
+    status_answer(o->call, d->digest, d->at);
 }
 
 void kyufu_node__status(struct kyufu_node_call *c)
 {
     const Kyufu__V1__StatusRequest *r = c->request;
-    struct status_digest *d;
     if (!r->with_digest) {
         status_answer(c, NULL, 0);
         return;
     }
     /* A walk of the whole store: off the loop thread (offload.h). */
-    d = calloc(1, sizeof *d);
-    if (d == NULL) {
-        kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
-                              "out of memory", NULL, 0);
-        return;
-    }
-    int rv = kyufu_node__offload(&d->o, c, digest_run, digest_done);
-    if (rv != 0) {
-        free(d);
-        kyufu_node__call_done(c, KYUFU_GRPC_INTERNAL,
-                              rv < 0 ? kyufu_storage_strerror(rv)
-                                     : "cannot queue the digest",
-                              NULL, 0);
-    }
+    kyufu_node__offload(c, sizeof(struct status_digest), digest_run,
+                        digest_done, "state digest");
 }
 
 static void on_transferred(struct kyufu_glue_transfer *req, int status)

@@ -67,31 +67,6 @@ void kyufu_node__read(struct kyufu_node_call *c)
     }
 }
 
-/* A storage query's outcome as a gRPC answer (OK is handled by callers). */
-static void done_error(struct kyufu_node_call *c, int rv, const char *what)
-{
-    if (rv == KYUFU_STORAGE_ENOTFOUND) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "%s not found", what);
-        kyufu_node__call_done(c, KYUFU_GRPC_NOT_FOUND, msg, NULL, 0);
-        return;
-    }
-    if (rv == KYUFU_STORAGE_EINVALID) {
-        kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT,
-                              kyufu_storage_strerror(rv), NULL, 0);
-        return;
-    }
-    struct kyufu_node *n = c->node;
-    kyufu_log(KYUFU_LOG_ERROR, "storage query failed",
-              KYUFU_LOG_S("method", c->method->path),
-              KYUFU_LOG_S("error", kyufu_storage_strerror(rv)));
-    kyufu_node__call_done(c, KYUFU_GRPC_INTERNAL, kyufu_storage_strerror(rv),
-                          NULL, 0);
-    if (kyufu_storage_is_fatal(rv)) {
-        kyufu_node__stop(n, 1, "fatal storage error in a query");
-    }
-}
-
 /* ------------------------------------------------------------------ gets */
 
 #define GET(fn, Req, Rec, rec, call_expr, what)                              \
@@ -101,7 +76,7 @@ static void done_error(struct kyufu_node_call *c, int rv, const char *what)
         Rec *rec = NULL;                                                     \
         int rv = (call_expr);                                                \
         if (rv != 0) {                                                       \
-            done_error(c, rv, (what));                                       \
+            kyufu_node__call_storage_error(c, rv, (what));                                       \
             return;                                                          \
         }                                                                    \
         kyufu_node__call_done_msg(c, &rec->base);                            \
@@ -163,7 +138,7 @@ static void done_page(struct kyufu_node_call *c,
         int rv = query(c->node->storage, r->page_token,                      \
                        page_size(r->page_size), &page);                      \
         if (rv != 0) {                                                       \
-            done_error(c, rv, "page");                                       \
+            kyufu_node__call_storage_error(c, rv, "page");                                       \
             return;                                                          \
         }                                                                    \
         Resp resp = RESP_INIT;                                               \
@@ -201,7 +176,7 @@ void kyufu_node__list_applications(struct kyufu_node_call *c)
         c->node->storage, &filter, r->page_token, page_size(r->page_size),
         &page);
     if (rv != 0) {
-        done_error(c, rv, "page");
+        kyufu_node__call_storage_error(c, rv, "page");
         return;
     }
     Kyufu__V1__ListApplicationsResponse resp =
@@ -211,7 +186,7 @@ void kyufu_node__list_applications(struct kyufu_node_call *c)
 
 struct verify_audit
 {
-    struct kyufu_node_offload o;
+    struct kyufu_node_offload o; /* first: offload.c allocates and frees */
     char errmsg[256];
     uint64_t count;
     int rv;
@@ -228,35 +203,20 @@ static void verify_done(struct kyufu_node_offload *o)
 {
     struct verify_audit *v = (struct verify_audit *)o;
     if (v->rv != 0 && v->rv != KYUFU_STORAGE_ECORRUPT) {
-        done_error(o->call, v->rv, "audit chain");
-    } else {
-        Kyufu__V1__VerifyAuditResponse resp =
-            KYUFU__V1__VERIFY_AUDIT_RESPONSE__INIT;
-        resp.ok = v->rv == 0;
-        resp.records = v->count;
-        resp.message = v->errmsg;
-        kyufu_node__call_done_msg(o->call, &resp.base);
+        kyufu_node__call_storage_error(o->call, v->rv, "audit chain");
+        return;
     }
-    free(v);
+    Kyufu__V1__VerifyAuditResponse resp =
+        KYUFU__V1__VERIFY_AUDIT_RESPONSE__INIT;
+    resp.ok = v->rv == 0;
+    resp.records = v->count;
+    resp.message = v->errmsg;
+    kyufu_node__call_done_msg(o->call, &resp.base);
 }
 
 /* A walk of the whole chain: off the loop thread (offload.h). */
 void kyufu_node__verify_audit(struct kyufu_node_call *c)
 {
-    struct verify_audit *v = calloc(1, sizeof *v);
-    if (v == NULL) {
-        kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
-                              "out of memory", NULL, 0);
-        return;
-    }
-    int rv = kyufu_node__offload(&v->o, c, verify_run, verify_done);
-    if (rv != 0) {
-        free(v);
-        if (rv < 0) {
-            done_error(c, rv, "audit chain");
-        } else {
-            kyufu_node__call_done(c, KYUFU_GRPC_INTERNAL,
-                                  "cannot queue the audit check", NULL, 0);
-        }
-    }
+    kyufu_node__offload(c, sizeof(struct verify_audit), verify_run,
+                        verify_done, "audit chain");
 }
