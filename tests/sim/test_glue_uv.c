@@ -261,14 +261,13 @@ static void close_all(void)
     }
 }
 
-static void test_cluster(void)
+/* Fresh ports for every node slot, bootstrap and start nodes 0-2, wait for
+ * a leader and create the admin staff account through it; returns the
+ * leader. */
+static int start_three(void)
 {
-    struct kyufu_glue_transfer tr;
-    struct kyufu_glue_change ch;
-    struct kyufu_glue_peer peer;
     char err[256];
-    int l, l2;
-
+    int l;
     for (unsigned i = 0; i < N; i++) {
         snprintf(addr[i], sizeof addr[i], "127.0.0.1:%u", free_port());
     }
@@ -282,6 +281,18 @@ static void test_cluster(void)
     CHECK(prop_status == 0 && prop_result != NULL);
     CHECK(prop_result->code == KYUFU__V1__CODE__OK);
     kyufu__v1__command_result__free_unpacked(prop_result, NULL);
+    return l;
+}
+
+static void test_cluster(void)
+{
+    struct kyufu_glue_transfer tr;
+    struct kyufu_glue_change ch;
+    struct kyufu_glue_peer peer;
+    char err[256];
+    int l, l2;
+
+    l = start_three();
 
     /* Transfer: another node leads afterwards. */
     op_status = 1;
@@ -594,7 +605,6 @@ static bool any_serializing(void *arg)
 static void test_snapshots(void)
 {
     struct kyufu_glue_status s0;
-    char err[256];
     int l;
     unsigned follower, behind;
     uint64_t restored_before;
@@ -607,18 +617,7 @@ static void test_snapshots(void)
     cfg_snapshot_threshold = 16;
     cfg_snapshot_trailing = 8;
     cfg_group_commit_max = 1;
-    for (unsigned i = 0; i < 3; i++) {
-        snprintf(addr[i], sizeof addr[i], "127.0.0.1:%u", free_port());
-    }
-    for (unsigned i = 0; i < 3; i++) {
-        open_node(i, true, 3);
-        CHECK(kyufu_glue_start(g[i], state_cb, NULL, err, sizeof err) == 0);
-    }
-    CHECK(run_until(has_leader, NULL, 10000));
-    l = leader();
-    propose_staff(l, "admin", 1);
-    CHECK(prop_status == 0);
-    kyufu__v1__command_result__free_unpacked(prop_result, NULL);
+    l = start_three();
 
     /* Several snapshots while proposals keep being acknowledged. */
     pump(300, NULL);
