@@ -13,6 +13,11 @@
  * already live within it; a ledger command is a few KiB. */
 #define KYUFU_GRPC_MESSAGE_BYTES_MAX ((uint32_t)4 << 20)
 
+/* Nesting of protobuf messages in a request that the unknown-field check
+ * walks (pb_strict.c).  kyufu's schema nests 3 deep; 16 leaves room for
+ * growth and bounds the walk's recursion for hostile input. */
+#define KYUFU_PB_NESTING_DEPTH_MAX 16u
+
 /* SETTINGS_MAX_CONCURRENT_STREAMS we advertise: calls in flight on one
  * connection.  100 is the RFC 9113 recommended minimum and grpc's default;
  * more in flight only queues behind the Raft log. */
