@@ -58,6 +58,12 @@
 #define KYUFU_GRPC_STREAM_RESET_BURST 1000u
 #define KYUFU_GRPC_STREAM_RESET_PER_SECOND 33u
 
+/* A request's HEADERS to its END_STREAM, whether or not the caller sent
+ * grpc-timeout: a stream that never finishes its request (slowloris) is
+ * answered DEADLINE_EXCEEDED and reset after this.  A 4 MiB message takes
+ * under 4 s even at 10 Mbit/s; 30 s leaves a slow link room. */
+#define KYUFU_GRPC_REQUEST_RECEIVE_MS_MAX 30000u
+
 /* Longest grpc-timeout we honour: the wire allows 8 digits of hours; a ledger
  * call that cannot finish in a day is a bug, and the cap keeps deadline
  * arithmetic far from overflow. */
