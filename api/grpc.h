@@ -270,6 +270,10 @@ size_t kyufu_grpc_server_conn_streams(const struct kyufu_grpc_server_conn *conn)
 
 /* Free the connection.  Calls not yet responded to are cancelled (on_cancel
  * fires) and detached: their later respond frees them.  No output. */
+/* Request bytes received and held, not yet credited back to the peer's flow
+ * control window (at most KYUFU_GRPC_CONNECTION_WINDOW_BYTES). */
+size_t kyufu_grpc_server_conn_buffered(const struct kyufu_grpc_server_conn *conn);
+
 void kyufu_grpc_server_conn_free(struct kyufu_grpc_server_conn *conn);
 
 /* Answer a call.  status is a kyufu_grpc_status; message is a human-readable

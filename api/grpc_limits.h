@@ -39,7 +39,15 @@
  * message fits, so one unary call never stalls on WINDOW_UPDATEs. */
 #define KYUFU_GRPC_STREAM_WINDOW_BYTES ((uint32_t)5 << 20)
 
-/* Connection-level window: a few large calls at once. */
+/* A request message's buffer grows from this size by doubling as its bytes
+ * arrive (never allocated from the 5-byte prefix alone, which a peer can
+ * send for 100 streams at no cost). */
+#define KYUFU_GRPC_RECEIVE_CHUNK_BYTES (16u << 10)
+
+/* Connection-level window: a few large calls at once.  The server credits
+ * a stream's bytes back only when it has answered or closed it
+ * (server_conn.c credit()), so this is also the most request bytes one
+ * connection can make the server hold. */
 #define KYUFU_GRPC_CONNECTION_WINDOW_BYTES ((uint32_t)20 << 20)
 
 /* SETTINGS_MAX_FRAME_SIZE stays at the RFC default (16 KiB); not a setting we

@@ -89,6 +89,8 @@ struct stream
     uint8_t *msg;
     uint32_t msg_len;
     uint32_t msg_got;
+    uint32_t msg_cap;  /* grown as bytes arrive, never from the prefix */
+    size_t unconsumed; /* DATA bytes held, not yet credited back */
     unsigned n_msgs;
     bool request_done; /* END_STREAM received */
     /* Handling. */
@@ -118,6 +120,7 @@ struct kyufu_grpc_server_conn
     bool broken; /* the peer broke the protocol: read nothing more */
     struct stream *streams;
     size_t n_streams;
+    size_t buffered; /* sum of the streams' unconsumed bytes */
 };
 
 static char *dupn(const uint8_t *s, size_t n)
@@ -168,6 +171,26 @@ static void call_cancel(struct stream *s)
     if (c->pub.on_cancel != NULL) {
         c->pub.on_cancel(&c->pub);
     }
+}
+
+/* Flow control is driven by what the server has finished with, not by
+ * arrival (nghttp2's automatic WINDOW_UPDATE is off): a stream's request
+ * bytes are credited back when it is answered or closed, so the bytes one
+ * connection can make the server hold are bounded by the connection
+ * window (KYUFU_GRPC_CONNECTION_WINDOW_BYTES), whatever the number of
+ * streams.  Data the server discards is credited at once. */
+static void credit(struct stream *s)
+{
+    struct kyufu_grpc_server_conn *conn = s->conn;
+    if (s->unconsumed == 0) {
+        return;
+    }
+    assert(conn->buffered >= s->unconsumed);
+    conn->buffered -= s->unconsumed;
+    if (nghttp2_session_consume(conn->session, s->id, s->unconsumed) != 0) {
+        conn->failed = true; /* only NOMEM: nothing more can be sent */
+    }
+    s->unconsumed = 0;
 }
 
 static void stream_free(struct stream *s)
@@ -263,6 +286,7 @@ static void stream_answer(struct stream *s,
     assert(!s->answered);
     s->answered = true;
     s->status = status;
+    credit(s);
     api__percent_encode(message, s->grpc_message, sizeof s->grpc_message);
 
     char hs[8], st[12];
@@ -644,8 +668,14 @@ static int on_data_chunk(nghttp2_session *session,
     struct kyufu_grpc_server_conn *conn = user_data;
     struct stream *s = nghttp2_session_get_stream_user_data(session, stream_id);
     if (s == NULL || s->answered || s->call != NULL) {
-        return 0; /* discarded; flow control is still credited by nghttp2 */
+        /* Discarded: credit it back now (credit()). */
+        if (nghttp2_session_consume(session, stream_id, len) != 0) {
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+        return 0;
     }
+    s->unconsumed += len;
+    conn->buffered += len;
     while (len > 0 && !s->answered) {
         if (s->prefix_got < 5) {
             if (s->prefix_got == 0 && s->n_msgs == 1) {
@@ -678,15 +708,39 @@ static int on_data_chunk(nghttp2_session *session,
                 return 0;
             }
             s->msg_got = 0;
-            s->msg = malloc(s->msg_len > 0 ? s->msg_len : 1);
-            if (s->msg == NULL) {
-                stream_fail(s, KYUFU_GRPC_RESOURCE_EXHAUSTED, "server out of memory");
-                return 0;
+            s->msg_cap = 0;
+            if (s->msg_len == 0) {
+                s->msg = malloc(1);
+                if (s->msg == NULL) {
+                    stream_fail(s, KYUFU_GRPC_RESOURCE_EXHAUSTED, "server out of memory");
+                    return 0;
+                }
             }
         }
         size_t n = s->msg_len - s->msg_got;
         if (n > len) {
             n = len;
+        }
+        if (s->msg_got + n > s->msg_cap) {
+            /* Grow by doubling, to what has arrived at least, to the
+             * announced length at most: a prefix alone reserves nothing. */
+            size_t cap = (size_t)s->msg_cap * 2;
+            if (cap < KYUFU_GRPC_RECEIVE_CHUNK_BYTES) {
+                cap = KYUFU_GRPC_RECEIVE_CHUNK_BYTES;
+            }
+            if (cap < s->msg_got + n) {
+                cap = s->msg_got + n;
+            }
+            if (cap > s->msg_len) {
+                cap = s->msg_len;
+            }
+            uint8_t *grown = realloc(s->msg, cap);
+            if (grown == NULL) {
+                stream_fail(s, KYUFU_GRPC_RESOURCE_EXHAUSTED, "server out of memory");
+                return 0;
+            }
+            s->msg = grown;
+            s->msg_cap = (uint32_t)cap;
         }
         memcpy(s->msg + s->msg_got, data, n);
         s->msg_got += (uint32_t)n;
@@ -748,6 +802,7 @@ static int on_stream_close(nghttp2_session *session,
     struct stream *s = nghttp2_session_get_stream_user_data(session, stream_id);
     if (s != NULL) {
         nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+        credit(s);
         stream_free(s);
     }
     return 0;
@@ -774,7 +829,7 @@ static int session_new(struct kyufu_grpc_server_conn *conn)
         goto err_after_cbs;
     }
     /* Every option set explicitly (STYLE.md 12), values in grpc_limits.h. */
-    nghttp2_option_set_no_auto_window_update(opt, 0);
+    nghttp2_option_set_no_auto_window_update(opt, 1); /* credit() */
     nghttp2_option_set_no_http_messaging(opt, 0); /* keep nghttp2's RFC checks */
     nghttp2_option_set_no_recv_client_magic(opt, 0);
     nghttp2_option_set_max_reserved_remote_streams(opt, 0); /* no push */
@@ -973,6 +1028,11 @@ bool kyufu_grpc_server_conn_finished(const struct kyufu_grpc_server_conn *conn)
     }
     nghttp2_session *session = conn->session;
     return nghttp2_session_want_read(session) == 0 && nghttp2_session_want_write(session) == 0;
+}
+
+size_t kyufu_grpc_server_conn_buffered(const struct kyufu_grpc_server_conn *conn)
+{
+    return conn->buffered;
 }
 
 size_t kyufu_grpc_server_conn_streams(const struct kyufu_grpc_server_conn *conn)

@@ -1,6 +1,7 @@
 /* The sans-I/O gRPC server connection, driven by an in-memory nghttp2
  * client: what a stock gRPC client relies on (framing, status trailers,
  * Trailers-Only errors), limits, deadlines and cancellation. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "grpc/health/v1/health.pb-c.h"
@@ -251,6 +252,57 @@ static void test_receive_deadline(void)
     CHECK(app.calls == 1 && c.server_recv_rv == 0);
     CHECK(kyufu_grpc_server_conn_next_deadline(conn) == UINT64_MAX);
     CHECK(kyufu_grpc_server_conn_streams(conn) == 0);
+    t_client_free(&c);
+    kyufu_grpc_server_conn_free(conn);
+}
+
+/* Flow control follows what the server has finished with: request bytes
+ * held for unfinished streams never exceed the connection window, however
+ * many streams send, and are credited back when a stream is answered, so
+ * a connection keeps working across far more bytes than its window. */
+static void test_flow_control(void)
+{
+    struct kyufu_grpc_server_conn *conn = server(0);
+    struct t_client c;
+    t_client_init(&c, conn);
+    const uint32_t big = 4u << 20; /* the message limit */
+    uint8_t *body = calloc(1, (size_t)big + 5);
+    CHECK(body != NULL);
+    if (body == NULL) {
+        return;
+    }
+    /* Six whole 4 MiB messages without END_STREAM: 24 MiB asked for. */
+    size_t n = t_frame(body, 0, body + 5, big);
+    struct t_stream *st[6];
+    for (int i = 0; i < 6; i++) {
+        st[i] = t_request(&c, "/kyufu.v1.Ledger/Echo", body, n, false, NULL);
+    }
+    t_pump(&c);
+    size_t held = kyufu_grpc_server_conn_buffered(conn);
+    CHECK(held <= KYUFU_GRPC_CONNECTION_WINDOW_BYTES);
+    CHECK(held + big > KYUFU_GRPC_CONNECTION_WINDOW_BYTES); /* window used */
+    CHECK(app.calls == 0);
+    /* The receive deadline answers them: everything is credited back and
+     * what the client still had to send is discarded as it arrives. */
+    kyufu_grpc_server_conn_advance(conn, KYUFU_GRPC_REQUEST_RECEIVE_MS_MAX);
+    t_pump(&c);
+    for (int i = 0; i < 6; i++) {
+        CHECK(st[i]->closed && st[i]->grpc_status == KYUFU_GRPC_DEADLINE_EXCEEDED);
+    }
+    CHECK(kyufu_grpc_server_conn_buffered(conn) == 0);
+    t_client_free(&c);
+    kyufu_grpc_server_conn_free(conn);
+    /* On a new connection, 7 answered 4 MiB calls in a row: 28 MiB through
+     * a 20 MiB window. */
+    conn = server(0);
+    t_client_init(&c, conn);
+    for (int i = 0; i < 7; i++) {
+        struct t_stream *f = t_request(&c, "/kyufu.v1.Ledger/Fail", body, n, true, NULL);
+        t_pump(&c);
+        CHECK(f->closed && f->grpc_status == KYUFU_GRPC_FAILED_PRECONDITION);
+    }
+    CHECK(kyufu_grpc_server_conn_buffered(conn) == 0 && c.server_recv_rv == 0);
+    free(body);
     t_client_free(&c);
     kyufu_grpc_server_conn_free(conn);
 }
@@ -658,6 +710,7 @@ int main(void)
     test_timeout_parse();
     test_deadline();
     test_receive_deadline();
+    test_flow_control();
     test_async_and_cancel();
     test_oversized();
     test_framing_errors();
