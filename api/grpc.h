@@ -34,8 +34,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <netinet/in.h>
 #include <protobuf-c/protobuf-c.h>
 #include <uv.h>
+
+#include "grpc_limits.h"
 
 #define KYUFU_API_ERRORS(X)                                                  \
     X(OK, 0, "ok")                                                           \
@@ -358,6 +361,56 @@ const struct kyufu_tls_policy *kyufu_tls_policy(void);
  * 4. libuv server
  * --------------------------------------------------------------------- */
 
+/* Address allow-list (allow.c): up to KYUFU_ALLOW_NETS_MAX networks.
+ * Addresses are kept as IPv6, IPv4 ones mapped (::ffff:a.b.c.d). */
+struct kyufu_allow_net
+{
+    uint8_t addr[16];
+    uint8_t bits; /* prefix length over the 128-bit form */
+};
+struct kyufu_allow
+{
+    struct kyufu_allow_net nets[KYUFU_ALLOW_NETS_MAX];
+    size_t n; /* 0: no list, everyone allowed */
+};
+
+/* Parse "NET, NET ..." (commas and/or blanks), each NET an IPv4 or IPv6
+ * address with an optional /BITS.  Returns 0, or KYUFU_API_EINVALID with
+ * the offending item in errmsg (out untouched). */
+int kyufu_allow_parse(const char *text,
+                      struct kyufu_allow *out,
+                      char *errmsg,
+                      size_t errlen);
+
+/* Whether an AF_INET/AF_INET6 address is in the list (true for a NULL or
+ * empty list). */
+bool kyufu_allow_match(const struct kyufu_allow *allow,
+                       const struct sockaddr *addr);
+
+/* Why the server turned a connection away, for the owner's log. */
+#define KYUFU_API_REFUSALS(X)                                                \
+    X(CONNECTIONS, "too many connections")                                  \
+    X(PER_ADDRESS, "too many connections from this address")                \
+    X(NOT_ALLOWED, "address not in the allow-list")                         \
+    X(HANDSHAKE, "TLS handshake failed")                                     \
+    X(HANDSHAKE_TIMEOUT, "TLS handshake not finished in time")
+
+enum kyufu_api_refusal_kind {
+#define KYUFU_API__REFUSAL_ENUM(name, text) KYUFU_API_REFUSED_##name,
+    KYUFU_API_REFUSALS(KYUFU_API__REFUSAL_ENUM)
+#undef KYUFU_API__REFUSAL_ENUM
+};
+const char *kyufu_api_refusal_name(enum kyufu_api_refusal_kind kind);
+
+struct kyufu_api_refusal
+{
+    enum kyufu_api_refusal_kind kind;
+    const char *peer;    /* "ip:port" */
+    const char *subject; /* certificate subject the peer presented, verified
+                            or not ("" if none) */
+    const char *detail;  /* OpenSSL's reason etc. ("" if none) */
+};
+
 struct kyufu_api_server; /* Opaque. */
 
 struct kyufu_api_server_config
@@ -376,6 +429,14 @@ struct kyufu_api_server_config
     uint64_t handshake_timeout_ms;
     uint64_t idle_timeout_ms;
     uint32_t message_bytes_max;
+    uint32_t connections_per_address_max;
+    /* Borrowed, outlives the server; NULL or empty: every address. */
+    const struct kyufu_allow *allow;
+    /* Called on the loop thread for each connection turned away (strings
+     * valid during the call); NULL: nothing reported.  The owner rate-limits
+     * what it logs. */
+    void (*on_refusal)(void *data, const struct kyufu_api_refusal *refusal);
+    void *refusal_data;
 };
 
 /* Bind, listen and start accepting.  All files are read now; a bad
@@ -390,6 +451,15 @@ int kyufu_api_server_start(uv_loop_t *loop,
 
 /* The bound port (useful with port 0). */
 uint16_t kyufu_api_server_port(const struct kyufu_api_server *server);
+
+/* Certificate rotation: read the config's cert, key and CA files again and
+ * use them for every connection accepted from now on; connections open now
+ * keep the identity they were made with.  On error (ETLS with errmsg) the
+ * server keeps its current files, so a half-copied rotation never takes a
+ * node off the network. */
+int kyufu_api_server_reload_tls(struct kyufu_api_server *server,
+                                char *errmsg,
+                                size_t errmsg_len);
 
 /* Set the health status served for a service name ("" = whole server). */
 int kyufu_api_server_set_health(struct kyufu_api_server *server,

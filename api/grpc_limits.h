@@ -111,6 +111,16 @@
  * once (so the listen backlog does not fill with dead peers). */
 #define KYUFU_API_CONNECTIONS_MAX_DEFAULT 256u
 
+/* Open connections from one source address (handshakes included): one
+ * misbehaving host must not take every slot.  A counter terminal keeps one
+ * or two connections, an online back end a few per process; 32 leaves room
+ * for a back end behind one NAT address, and operators can raise it. */
+#define KYUFU_API_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT 32u
+
+/* Networks in one allow-list (api/allow.c): a city's segments fit in a few;
+ * the list is scanned per connection. */
+#define KYUFU_ALLOW_NETS_MAX 64u
+
 /* A TLS handshake must finish in this time, or the connection is closed:
  * bounds the cost of slowloris-style peers. */
 #define KYUFU_API_HANDSHAKE_TIMEOUT_MS_DEFAULT 10000u
@@ -164,5 +174,9 @@ _Static_assert(KYUFU_GRPC_TRAILER_ENTRIES_MAX <= KYUFU_GRPC_METADATA_ENTRIES_MAX
                "our own client keeps every trailer we may send");
 _Static_assert(KYUFU_GRPC_TIMEOUT_MS_MAX < (UINT64_MAX >> 2),
                "deadline arithmetic must not overflow");
+
+_Static_assert(KYUFU_API_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT <=
+                   KYUFU_API_CONNECTIONS_MAX_DEFAULT,
+               "one address may not need more than every slot");
 
 #endif /* KYUFU_API_GRPC_LIMITS_H */

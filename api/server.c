@@ -8,9 +8,12 @@
  * One timer per connection is armed to the earliest of: handshake timeout,
  * idle timeout, the earliest call deadline.
  *
- * Failure modes: a connection over connections_max is accepted and closed
- * at once; a handshake failure or timeout closes it (the TLS alert, if any,
- * is flushed first); an HTTP/2 error drains the GOAWAY and closes; a peer
+ * Failure modes: a connection over connections_max, over
+ * connections_per_address_max from its source address, or from an address
+ * outside the allow-list is accepted and closed at once; a handshake
+ * failure or timeout closes it (the TLS alert, if any, is flushed first);
+ * each of these is reported to the owner's on_refusal with the peer, the
+ * certificate subject it presented and OpenSSL's reason; an HTTP/2 error drains the GOAWAY and closes; a peer
  * that does not read its responses stops being read from once
  * KYUFU_API_WRITE_QUEUE_BYTES_MAX are queued; an idle connection gets a
  * GOAWAY and is closed.  Closing: uv_shutdown (so queued bytes leave) then
@@ -37,6 +40,7 @@ struct conn
     struct api__tls tls;
     struct kyufu_grpc_server_conn *grpc;
     char peer[64];
+    char ip[INET6_ADDRSTRLEN]; /* the peer's address, for the per-address cap */
     uint64_t handshake_deadline_ms;
     uint64_t last_activity_ms;
     size_t write_queue_bytes;
@@ -64,6 +68,14 @@ struct kyufu_api_server
     struct conn *conns;
     size_t n_conns;
     uint32_t connections_max;
+    uint32_t connections_per_address_max;
+    const struct kyufu_allow *allow;
+    void (*on_refusal)(void *data, const struct kyufu_api_refusal *refusal);
+    void *refusal_data;
+    /* Files read again by kyufu_api_server_reload_tls (one allocation). */
+    char *cert_file, *key_file, *ca_file;
+    bool require_client_cert;
+    unsigned long n_refused[KYUFU_API_REFUSED_HANDSHAKE_TIMEOUT + 1];
     uint64_t handshake_timeout_ms;
     uint64_t idle_timeout_ms;
     uint16_t port;
@@ -76,6 +88,26 @@ struct kyufu_api_server
 static void conn_close(struct conn *c);
 static void conn_flush(struct conn *c);
 
+static void refuse(struct kyufu_api_server *s, enum kyufu_api_refusal_kind kind,
+                   const char *peer, const char *subject, const char *detail)
+{
+    s->n_refused[kind]++;
+    if (s->on_refusal != NULL) {
+        struct kyufu_api_refusal r = {kind, peer, subject, detail};
+        s->on_refusal(s->refusal_data, &r);
+    }
+}
+
+/* A failed or timed-out handshake: who it was (the certificate it showed,
+ * verified or not) and OpenSSL's reason. */
+static void refuse_handshake(struct conn *c, enum kyufu_api_refusal_kind kind)
+{
+    char subject[256];
+    api__tls_peer_subject(&c->tls, subject, sizeof subject);
+    refuse(c->server, kind, c->peer, subject,
+           kind == KYUFU_API_REFUSED_HANDSHAKE ? c->tls.error : "");
+}
+
 static void maybe_server_closed(struct kyufu_api_server *s)
 {
     if (!s->closing || s->listener_open || s->n_conns > 0) {
@@ -87,6 +119,7 @@ static void maybe_server_closed(struct kyufu_api_server *s)
     }
     SSL_CTX_free(s->ctx);
     kyufu_grpc_health_free(s->health);
+    free(s->cert_file);
     free(s);
 }
 
@@ -243,6 +276,7 @@ static void on_timer(uv_timer_t *t)
     uint64_t now = uv_now(c->server->loop);
     if (c->grpc == NULL) {
         if (now >= c->handshake_deadline_ms) {
+            refuse_handshake(c, KYUFU_API_REFUSED_HANDSHAKE_TIMEOUT);
             conn_close(c); /* handshake timeout */
         } else {
             conn_arm_timer(c);
@@ -306,6 +340,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (c->grpc == NULL) {
         int r = api__tls_handshake(&c->tls);
         if (r < 0) {
+            refuse_handshake(c, KYUFU_API_REFUSED_HANDSHAKE);
             conn_close(c); /* the alert is flushed by conn_close */
             return;
         }
@@ -348,25 +383,65 @@ static void free_handle(uv_handle_t *h)
     free(h);
 }
 
+/* "ip:port" of a connected socket into peer (and the ip alone into ip);
+ * the address itself into ss (AF_UNSPEC when unknown). */
+static void peer_name(uv_tcp_t *tcp, struct sockaddr_storage *ss, char *ip,
+                      size_t iplen, char *peer, size_t peerlen)
+{
+    int len = sizeof *ss;
+    int port = 0;
+    snprintf(ip, iplen, "?");
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)ss, &len) == 0) {
+        if (ss->ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)ss, ip, iplen);
+            port = ntohs(((struct sockaddr_in6 *)ss)->sin6_port);
+        } else {
+            uv_ip4_name((struct sockaddr_in *)ss, ip, iplen);
+            port = ntohs(((struct sockaddr_in *)ss)->sin_port);
+        }
+    } else {
+        ss->ss_family = AF_UNSPEC;
+    }
+    snprintf(peer, peerlen, "%s:%d", ip, port);
+}
+
+/* Over the total: accept and close at once (the peer learns at once, the
+ * backlog drains) and report who it was. */
+static void accept_and_close(uv_stream_t *listener)
+{
+    struct kyufu_api_server *s = listener->data;
+    uv_tcp_t *t = malloc(sizeof *t);
+    if (t == NULL || uv_tcp_init(s->loop, t) != 0) {
+        free(t);
+        return;
+    }
+    if (uv_accept(listener, (uv_stream_t *)t) == 0) {
+        struct sockaddr_storage ss;
+        char ip[INET6_ADDRSTRLEN], peer[64];
+        peer_name(t, &ss, ip, sizeof ip, peer, sizeof peer);
+        refuse(s, KYUFU_API_REFUSED_CONNECTIONS, peer, "", "");
+    }
+    uv_close((uv_handle_t *)t, free_handle);
+}
+
+static size_t conns_from(const struct kyufu_api_server *s, const char *ip)
+{
+    size_t n = 0;
+    for (const struct conn *c = s->conns; c != NULL; c = c->next) {
+        n += !c->closing && strcmp(c->ip, ip) == 0;
+    }
+    return n;
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     struct kyufu_api_server *s = listener->data;
     if (status != 0 || s->closing) {
         return;
     }
-    if (s->n_conns >= s->connections_max) {
-        /* Accept and close: the peer learns at once, the backlog drains. */
-        uv_tcp_t *t = malloc(sizeof *t);
-        if (t == NULL || uv_tcp_init(s->loop, t) != 0) {
-            free(t);
-            return;
-        }
-        (void)uv_accept(listener, (uv_stream_t *)t);
-        uv_close((uv_handle_t *)t, free_handle);
-        return;
-    }
-    struct conn *c = calloc(1, sizeof *c);
+    struct conn *c = s->n_conns < s->connections_max ? calloc(1, sizeof *c) : NULL;
     if (c == NULL) {
+        accept_and_close(listener);
         return;
     }
     c->server = s;
@@ -385,27 +460,31 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     s->conns = c;
     s->n_conns++;
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0 ||
-        api__tls_init(&c->tls, s->ctx, true, NULL) != 0) {
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        c->closing = true;
+        conn_close_handles(c);
+        return;
+    }
+    struct sockaddr_storage ss;
+    peer_name(&c->tcp, &ss, c->ip, sizeof c->ip, c->peer, sizeof c->peer);
+    enum kyufu_api_refusal_kind why;
+    bool refused = true;
+    if (!kyufu_allow_match(s->allow, (struct sockaddr *)&ss)) {
+        why = KYUFU_API_REFUSED_NOT_ALLOWED;
+    } else if (conns_from(s, c->ip) > s->connections_per_address_max) {
+        why = KYUFU_API_REFUSED_PER_ADDRESS; /* counting this one */
+    } else {
+        refused = false;
+    }
+    if (refused || api__tls_init(&c->tls, s->ctx, true, NULL) != 0) {
+        if (refused) {
+            refuse(s, why, c->peer, "", "");
+        }
         c->closing = true;
         conn_close_handles(c);
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1); /* gRPC frames are small and latency-bound */
-    struct sockaddr_storage ss;
-    int len = sizeof ss;
-    char ip[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        }
-    }
-    snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
     uint64_t now = uv_now(s->loop);
     c->handshake_deadline_ms = now + s->handshake_timeout_ms;
     c->last_activity_ms = now;
@@ -444,6 +523,28 @@ int kyufu_api_server_start(uv_loop_t *loop,
                                   : KYUFU_API_HANDSHAKE_TIMEOUT_MS_DEFAULT;
     s->idle_timeout_ms = config->idle_timeout_ms ? config->idle_timeout_ms
                                                  : KYUFU_API_IDLE_TIMEOUT_MS_DEFAULT;
+    s->connections_per_address_max = config->connections_per_address_max
+                                         ? config->connections_per_address_max
+                                         : KYUFU_API_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT;
+    s->allow = config->allow;
+    s->on_refusal = config->on_refusal;
+    s->refusal_data = config->refusal_data;
+    s->require_client_cert = config->require_client_cert;
+    {
+        /* One allocation for the three paths ("" for a missing CA). */
+        const char *cf = config->cert_file != NULL ? config->cert_file : "";
+        const char *kf = config->key_file != NULL ? config->key_file : "";
+        const char *af = config->ca_file != NULL ? config->ca_file : "";
+        size_t lc = strlen(cf) + 1, lk = strlen(kf) + 1, la = strlen(af) + 1;
+        s->cert_file = malloc(lc + lk + la);
+        if (s->cert_file == NULL) {
+            rv = KYUFU_API_ENOMEM;
+            goto err_after_alloc;
+        }
+        s->key_file = (char *)memcpy(s->cert_file, cf, lc) + lc;
+        s->ca_file = (char *)memcpy(s->key_file, kf, lk) + lk;
+        memcpy(s->ca_file, af, la);
+    }
     rv = api__tls_server_ctx_new(config->cert_file, config->key_file, config->ca_file,
                                  config->require_client_cert, &s->ctx, errmsg, errmsg_len);
     if (rv != 0) {
@@ -496,6 +597,7 @@ err_after_health:
 err_after_ctx:
     SSL_CTX_free(s->ctx);
 err_after_alloc:
+    free(s->cert_file);
     free(s);
 err:
     assert(rv != 0);
@@ -512,6 +614,36 @@ int kyufu_api_server_set_health(struct kyufu_api_server *server,
                                 enum kyufu_grpc_health_status status)
 {
     return kyufu_grpc_health_set(server->health, service, status);
+}
+
+int kyufu_api_server_reload_tls(struct kyufu_api_server *server,
+                                char *errmsg,
+                                size_t errmsg_len)
+{
+    SSL_CTX *ctx;
+    int rv = api__tls_server_ctx_new(server->cert_file, server->key_file,
+                                     server->ca_file[0] != '\0' ? server->ca_file : NULL,
+                                     server->require_client_cert, &ctx, errmsg,
+                                     errmsg_len);
+    if (rv != 0) {
+        return rv;
+    }
+    /* Open sessions hold their own reference to the old context. */
+    SSL_CTX_free(server->ctx);
+    server->ctx = ctx;
+    return 0;
+}
+
+const char *kyufu_api_refusal_name(enum kyufu_api_refusal_kind kind)
+{
+    switch (kind) {
+#define KYUFU_API__REFUSAL_STR(name, text) \
+    case KYUFU_API_REFUSED_##name:          \
+        return text;
+        KYUFU_API_REFUSALS(KYUFU_API__REFUSAL_STR)
+#undef KYUFU_API__REFUSAL_STR
+    }
+    return "refused";
 }
 
 size_t kyufu_api_server_connections(const struct kyufu_api_server *server)

@@ -134,6 +134,23 @@ static int load_identity(SSL_CTX *ctx, const char *cert_file, const char *key_fi
     return 0;
 }
 
+/* Server side: remember the subject of a client certificate that fails
+ * verification, which OpenSSL does not keep as the session's peer, so the
+ * refusal can be logged with who it was (api__tls_peer_subject). */
+static int verify_cb(int ok, X509_STORE_CTX *store)
+{
+    if (!ok) {
+        SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+        struct api__tls *t = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+        X509 *cert = X509_STORE_CTX_get0_cert(store);
+        if (t != NULL && cert != NULL && t->presented[0] == '\0') {
+            X509_NAME_oneline(X509_get_subject_name(cert), t->presented,
+                              (int)sizeof t->presented);
+        }
+    }
+    return ok;
+}
+
 int api__tls_server_ctx_new(const char *cert_file,
                             const char *key_file,
                             const char *ca_file,
@@ -172,7 +189,7 @@ int api__tls_server_ctx_new(const char *cert_file,
         SSL_CTX_set_verify(ctx,
                            SSL_VERIFY_PEER |
                                (require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
-                           NULL);
+                           verify_cb);
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     }
@@ -242,6 +259,7 @@ int api__tls_init(struct api__tls *t, SSL_CTX *ctx, bool server, const char *ser
     BIO_set_mem_eof_return(t->in, -1);
     BIO_set_mem_eof_return(t->out, -1);
     SSL_set_bio(t->ssl, t->in, t->out); /* the SSL owns both BIOs now */
+    SSL_set_app_data(t->ssl, t);         /* for verify_cb; t does not move */
     if (server) {
         SSL_set_accept_state(t->ssl);
     } else {
@@ -391,5 +409,17 @@ void api__tls_peer_identity(struct api__tls *t, char *buf, size_t len)
     X509 *cert = SSL_get0_peer_certificate(t->ssl);
     if (cert != NULL && SSL_get_verify_result(t->ssl) == X509_V_OK) {
         X509_NAME_oneline(X509_get_subject_name(cert), buf, (int)len);
+    }
+}
+
+void api__tls_peer_subject(struct api__tls *t, char *buf, size_t len)
+{
+    assert(len > 0);
+    buf[0] = '\0';
+    X509 *cert = t->ssl != NULL ? SSL_get0_peer_certificate(t->ssl) : NULL;
+    if (cert != NULL) {
+        X509_NAME_oneline(X509_get_subject_name(cert), buf, (int)len);
+    } else {
+        snprintf(buf, len, "%s", t->presented);
     }
 }

@@ -39,6 +39,8 @@ struct api__tls
     BIO *out; /* ciphertext to the network, written by SSL, read by us */
     bool handshake_done;
     char error[256];
+    char presented[256]; /* subject of a peer certificate that failed
+                            verification (server side), else "" */
 };
 
 /* server_name: client side only, the name the certificate must match (DNS
@@ -64,5 +66,8 @@ size_t api__tls_pending(const struct api__tls *t);
 size_t api__tls_take(struct api__tls *t, uint8_t *buf, size_t cap);
 /* Subject of the verified peer certificate ("" if none) into buf. */
 void api__tls_peer_identity(struct api__tls *t, char *buf, size_t len);
+/* Subject of whatever certificate the peer presented, verified or not ("" if
+ * none), for the log of a refused handshake. */
+void api__tls_peer_subject(struct api__tls *t, char *buf, size_t len);
 
 #endif /* KYUFU_API_TLS_H */

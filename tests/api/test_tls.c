@@ -709,6 +709,149 @@ static void test_server_limits(void)
     stop_server();
 }
 
+/* ---- refusals: per-address cap, allow-list, failed and stalled
+ * handshakes, each reported with the peer; certificate reload ---- */
+
+static struct
+{
+    int n[KYUFU_API_REFUSED_HANDSHAKE_TIMEOUT + 1];
+    char peer[64];
+    char subject[256];
+    char detail[256];
+} refusals;
+
+static void on_refusal(void *data, const struct kyufu_api_refusal *r)
+{
+    (void)data;
+    refusals.n[r->kind]++;
+    snprintf(refusals.peer, sizeof refusals.peer, "%s", r->peer);
+    snprintf(refusals.subject, sizeof refusals.subject, "%s", r->subject);
+    snprintf(refusals.detail, sizeof refusals.detail, "%s", r->detail);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    char buf[8192];
+    FILE *in = fopen(from, "rb");
+    FILE *out = fopen(to, "wb");
+    CHECK(in != NULL && out != NULL);
+    size_t n;
+    while (in != NULL && out != NULL && (n = fread(buf, 1, sizeof buf, in)) > 0) {
+        CHECK(fwrite(buf, 1, n, out) == n);
+    }
+    if (in != NULL) {
+        fclose(in);
+    }
+    if (out != NULL) {
+        fclose(out);
+    }
+}
+
+static void test_server_refusals(void)
+{
+    struct kyufu_allow allow;
+    char err[256];
+    memset(&refusals, 0, sizeof refusals);
+    struct kyufu_api_server_config cfg = {
+        .host = "127.0.0.1",
+        .cert_file = P(0, "server.pem"),
+        .key_file = P(1, "server.key"),
+        .ca_file = P(2, "ca.pem"),
+        .require_client_cert = true,
+        .methods = methods,
+        .n_methods = 2,
+        .connections_per_address_max = 2,
+        .handshake_timeout_ms = 300,
+        .on_refusal = on_refusal,
+    };
+    CHECK(kyufu_api_server_start(&loop, &cfg, &server, err, sizeof err) == 0);
+    uint16_t port = kyufu_api_server_port(server);
+    /* Two silent peers from 127.0.0.1 hold its two slots; a third is
+     * refused at once, the two time out in their handshake. */
+    struct rawtcp a, b, d;
+    raw_tcp_open(&a, port);
+    raw_tcp_open(&b, port);
+    while (kyufu_api_server_connections(server) < 2) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    raw_tcp_open(&d, port);
+    while (!d.eof) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    CHECK(refusals.n[KYUFU_API_REFUSED_PER_ADDRESS] == 1);
+    CHECK(strncmp(refusals.peer, "127.0.0.1:", 10) == 0);
+    CHECK(!a.eof && !b.eof);
+    while (!a.eof || !b.eof) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    CHECK(refusals.n[KYUFU_API_REFUSED_HANDSHAKE_TIMEOUT] == 2);
+    uv_close((uv_handle_t *)&a.tcp, NULL);
+    uv_close((uv_handle_t *)&b.tcp, NULL);
+    uv_close((uv_handle_t *)&d.tcp, NULL);
+    while (kyufu_api_server_connections(server) > 0) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+
+    /* A client certificate from another CA: refused, with the subject it
+     * presented and OpenSSL's reason. */
+    struct kyufu_grpc_client *c =
+        client_new(P(2, "ca.pem"), P(3, "other-client.pem"), P(4, "other-client.key"), port);
+    struct result r;
+    CHECK(call(c, &r, "/kyufu.v1.Ledger/Echo", "x", 0) == 0);
+    wait_for(&r, 1);
+    CHECK(r.status != KYUFU_GRPC_OK);
+    close_client(c);
+    CHECK(refusals.n[KYUFU_API_REFUSED_HANDSHAKE] == 1);
+    CHECK(strlen(refusals.subject) > 0 && strlen(refusals.detail) > 0);
+    stop_server();
+
+    /* Allow-list without loopback: refused before any TLS. */
+    CHECK(kyufu_allow_parse("10.0.0.0/8, 192.168.1.7 ::1/128", &allow, err, sizeof err) == 0);
+    CHECK(allow.n == 3);
+    cfg.allow = &allow;
+    CHECK(kyufu_api_server_start(&loop, &cfg, &server, err, sizeof err) == 0);
+    port = kyufu_api_server_port(server);
+    raw_tcp_open(&d, port);
+    while (!d.eof) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    CHECK(refusals.n[KYUFU_API_REFUSED_NOT_ALLOWED] == 1);
+    uv_close((uv_handle_t *)&d.tcp, NULL);
+    stop_server();
+
+    /* Rotation: the server reads its files again on reload.  A broken CA
+     * file is refused and the old context stays; a new CA takes effect for
+     * new connections (the other CA's client is then accepted, ours not). */
+    copy_file(P(6, "ca.pem"), P(5, "rot-ca.pem"));
+    cfg.allow = NULL;
+    cfg.ca_file = P(5, "rot-ca.pem");
+    CHECK(kyufu_api_server_start(&loop, &cfg, &server, err, sizeof err) == 0);
+    port = kyufu_api_server_port(server);
+    FILE *f = fopen(P(5, "rot-ca.pem"), "w");
+    CHECK(f != NULL && fputs("not a certificate\n", f) >= 0);
+    fclose(f);
+    CHECK(kyufu_api_server_reload_tls(server, err, sizeof err) == KYUFU_API_ETLS);
+    c = client_new(P(2, "ca.pem"), P(3, "client.pem"), P(4, "client.key"), port);
+    CHECK(call(c, &r, "/kyufu.v1.Ledger/Echo", "still", 0) == 0);
+    wait_for(&r, 1);
+    CHECK(r.status == KYUFU_GRPC_OK);
+    close_client(c);
+    copy_file(P(6, "other-ca.pem"), P(5, "rot-ca.pem"));
+    CHECK(kyufu_api_server_reload_tls(server, err, sizeof err) == 0);
+    c = client_new(P(2, "ca.pem"), P(3, "other-client.pem"), P(4, "other-client.key"), port);
+    CHECK(call(c, &r, "/kyufu.v1.Ledger/Echo", "new", 0) == 0);
+    wait_for(&r, 1);
+    CHECK(r.status == KYUFU_GRPC_OK);
+    close_client(c);
+    c = client_new(P(2, "ca.pem"), P(3, "client.pem"), P(4, "client.key"), port);
+    CHECK(call(c, &r, "/kyufu.v1.Ledger/Echo", "old", 0) == 0);
+    wait_for(&r, 1);
+    CHECK(r.status != KYUFU_GRPC_OK);
+    close_client(c);
+    stop_server();
+    unlink(P(5, "rot-ca.pem"));
+}
+
 /* ---- a server that completes TLS and HTTP/2 setup, then goes silent
  * (a partitioned leader that sends neither RST nor FIN) ---- */
 
@@ -790,6 +933,7 @@ int main(void)
     test_handshake_policy();
     test_client_server();
     test_server_limits();
+    test_server_refusals();
     test_client_keepalive();
 
     uv_run(&loop, UV_RUN_DEFAULT);
