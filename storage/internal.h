@@ -274,6 +274,15 @@ int kyufu_storage__audit_append(struct kyufu_storage *s,
                                 const struct kyufu_storage__audit_in *in,
                                 uint64_t *seq);
 /* Check records (from, to] link and hash correctly; to is the head. */
+/* The whole-state check of kyufu_storage_check_invariants (invariants 1-5
+ * and the audit chain) over `txn`, read-only or write: restore runs it on
+ * its own write transaction before committing a peer's snapshot.  Returns
+ * 0, or CORRUPT with the violation in errmsg. */
+int kyufu_storage__check_state(struct kyufu_storage *s,
+                               MDB_txn *txn,
+                               char *errmsg,
+                               size_t errmsg_len);
+
 int kyufu_storage__audit_verify_range(struct kyufu_storage *s,
                                       MDB_txn *txn,
                                       uint64_t after,

@@ -89,6 +89,16 @@ void kyufu_storage__check_touched(struct kyufu_storage *s,
     mdb_txn_abort(txn);
 }
 
+static int walk(struct kyufu_storage *s, MDB_txn *txn, char *errmsg, size_t len);
+
+int kyufu_storage__check_state(struct kyufu_storage *s,
+                               MDB_txn *txn,
+                               char *errmsg,
+                               size_t errmsg_len)
+{
+    return walk(s, txn, errmsg, errmsg_len);
+}
+
 /* Per-program sums gathered from the applications. */
 struct sums
 {

@@ -377,7 +377,12 @@ static int parse(const uint8_t *buf, size_t len, struct parsed *p,
 #undef BAD
 }
 
-static int replace_all(struct kyufu_storage *s, const struct parsed *p)
+/* Replace every database with the parsed records in one write transaction,
+ * then check the resulting state (invariants 1-5, the audit chain) inside
+ * that same transaction: a stream that is well formed but describes a
+ * broken ledger is refused (CORRUPT, errmsg) and the store stays as it was. */
+static int replace_all(struct kyufu_storage *s, const struct parsed *p,
+                       char *errmsg, size_t errmsg_len)
 {
     MDB_txn *txn;
     int rv = 0;
@@ -402,6 +407,14 @@ static int replace_all(struct kyufu_storage *s, const struct parsed *p)
         mdb_txn_abort(txn);
         return rv;
     }
+    char why[200];
+    rv = kyufu_storage__check_state(s, txn, why, sizeof why);
+    if (rv != 0) {
+        mdb_txn_abort(txn);
+        kyufu_storage__errmsg(errmsg, errmsg_len,
+                              "snapshot describes a broken ledger: %s", why);
+        return KYUFU_STORAGE_ECORRUPT;
+    }
     mrv = mdb_txn_commit(txn);
     if (mrv != 0) {
         rv = kyufu_storage__mdb_error(mrv);
@@ -422,7 +435,7 @@ int kyufu_storage_restore(struct kyufu_storage *s,
         return rv;
     }
     for (;;) {
-        rv = replace_all(s, &p);
+        rv = replace_all(s, &p, errmsg, errmsg_len);
         if (rv != KYUFU_STORAGE_EMAP_FULL) {
             break;
         }
@@ -432,6 +445,9 @@ int kyufu_storage_restore(struct kyufu_storage *s,
                                   "map full restoring %zu bytes", len);
             return rv;
         }
+    }
+    if (rv == KYUFU_STORAGE_ECORRUPT) {
+        return rv; /* errmsg says which check */
     }
     if (rv != 0) {
         kyufu_storage__errmsg(errmsg, errmsg_len, "restore: %s",

@@ -1,5 +1,8 @@
-/* The fuzz harness shared by the libFuzzer target (fuzz_apply.c, clang) and
- * the corpus replay test (replay.c, any compiler).
+/* The fuzz harness interface: every target (meson.build lists them) is one
+ * harness file defining the four functions below, linked either with the
+ * libFuzzer entry (fuzz_main.c, clang) or with the corpus replay test
+ * (replay.c, any compiler).  What follows describes the apply target
+ * (harness.c); each other harness_<target>.c opens with its own.
  *
  * One store, opened once (no_sync) in a mkdtemp directory under $TMPDIR (or
  * /tmp) with a standard world (staff of every role, programs, households).

@@ -1,6 +1,7 @@
-/* libFuzzer target: every input goes through the shared harness (harness.h)
- * into kyufu_storage_apply_bytes, then the invariants are checked; a
- * violation aborts, which libFuzzer reports as a crash with the input. */
+/* libFuzzer entry for every target: each input goes through the target's
+ * harness (harness.h; meson.build pairs this file with one harness per
+ * fuzz_<target> binary); a finding aborts, which libFuzzer reports as a
+ * crash with the input. */
 #include <stdlib.h>
 
 #include "harness.h"
