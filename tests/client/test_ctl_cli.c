@@ -207,6 +207,16 @@ static void test_cli(const char *dir)
                      "--id", "1", NULL),
                  KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err_buf, "--idempotency-key applies to writes only") != NULL);
+    /* write settle: the key is the write's, so it is required; an actor too. */
+    CHECK_EQ_INT(run("--config", conf, "--as", "ap1", "write", "settle", NULL),
+                 KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err_buf, "--idempotency-key CLIENT_ID:SEQUENCE (the write's key) is "
+                          "required") != NULL);
+    CHECK_EQ_INT(run("--config", conf, "--idempotency-key", "fe-1:17", "write", "settle", NULL),
+                 KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err_buf, "no actor") != NULL);
+    CHECK_EQ_INT(run("--help", NULL), 0);
+    CHECK(strstr(out_buf, "write settle") != NULL);
 
     /* Config problems: exit 2 naming the key and line; missing config. */
     write_text(bad, "[client]\nendpoints = 127.0.0.1:8001\nca = x\ndeadline = 5\n");
