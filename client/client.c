@@ -255,7 +255,8 @@ static bool str_empty(const char *s)
 }
 
 /* Encode request; a write lacking its header, key or actor gets them in a
- * shallow copy (the caller's message is never touched). */
+ * shallow copy (the caller's message is never touched).  A SettleWrite must
+ * name its key (a new one would settle nothing): EINVALID without one. */
 static int encode(struct kyufu_client *c,
                   const struct kyufu_client_method *m,
                   const ProtobufCMessage *request,
@@ -266,13 +267,18 @@ static int encode(struct kyufu_client *c,
     void *copy = NULL;
     Kyufu__V1__RequestHeader hdr;
     Kyufu__V1__IdempotencyKey key;
-    if (m->kind == KYUFU_CLIENT_WRITE) {
+    if (m->kind == KYUFU_CLIENT_WRITE || m->kind == KYUFU_CLIENT_SETTLE) {
         const ProtobufCFieldDescriptor *f =
             protobuf_c_message_descriptor_get_field_by_name(m->input, "header");
         assert(f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE);
         Kyufu__V1__RequestHeader *const *slot =
             (void *)((const char *)request + f->offset);
         const Kyufu__V1__RequestHeader *given = *slot;
+        if (m->kind == KYUFU_CLIENT_SETTLE &&
+            (given == NULL || given->key == NULL ||
+             str_empty(given->key->client_id) || given->key->sequence == 0)) {
+            return KYUFU_CLIENT_EINVALID;
+        }
         if (given == NULL || given->key == NULL ||
             str_empty(given->key->client_id) || given->key->sequence == 0 ||
             (str_empty(given->actor) && c->actor != NULL) ||
@@ -729,4 +735,24 @@ void kyufu_client_destroy(struct kyufu_client *c)
     (void)rv;
     free_fields(c);
     free(c);
+}
+
+int kyufu_client_settle_write(struct kyufu_client *c,
+                              const Kyufu__V1__IdempotencyKey *key,
+                              const char *actor,
+                              const struct kyufu_client_call_opts *opts,
+                              struct kyufu_client_result *result)
+{
+    Kyufu__V1__SettleWriteRequest req = KYUFU__V1__SETTLE_WRITE_REQUEST__INIT;
+    Kyufu__V1__RequestHeader hdr = KYUFU__V1__REQUEST_HEADER__INIT;
+    assert(c != NULL && result != NULL);
+    if (key == NULL || str_empty(key->client_id) || key->sequence == 0) {
+        return KYUFU_CLIENT_EINVALID;
+    }
+    hdr.key = (Kyufu__V1__IdempotencyKey *)key;
+    hdr.actor = (char *)actor; /* NULL or empty: encode uses the config's */
+    req.header = &hdr;
+    return kyufu_client_call(c, "SettleWrite", &req.base,
+                             &kyufu__v1__settle_write_response__descriptor,
+                             opts, result);
 }

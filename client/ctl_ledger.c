@@ -79,6 +79,8 @@ static const struct ledger_cmd cmds[] = {
     { "staff", "list", "ListStaff", "", cols_staff },
     { "audit", "list", "ListAudit", "", cols_audit },
     { "audit", "verify", "VerifyAudit", "", NULL },
+    /* The key comes from --idempotency-key (required, checked below). */
+    { "write", "settle", "SettleWrite", "", NULL },
 };
 #define N_CMDS (sizeof cmds / sizeof cmds[0])
 
@@ -481,6 +483,47 @@ static void print_write(struct ctl__run *r, const Kyufu__V1__WriteResponse *w)
     }
 }
 
+/* WRITE_EXPIRED is no answer a script can act on alone: exit CHECK. */
+static int settle_exit(const Kyufu__V1__SettleWriteResponse *s)
+{
+    return s->outcome == KYUFU__V1__WRITE_OUTCOME__WRITE_EXPIRED ? KYUFU_CTL_EXIT_CHECK : 0;
+}
+
+static int print_settle(struct ctl__run *r, const Kyufu__V1__SettleWriteResponse *s)
+{
+    const Kyufu__V1__CommandResult *res = s->result;
+    unsigned long long idx = res != NULL ? (unsigned long long)res->raft_index : 0;
+    switch (s->outcome) {
+    case KYUFU__V1__WRITE_OUTCOME__WRITE_APPLIED:
+        fprintf(r->out, "applied: ");
+        if (res != NULL && res->code != KYUFU__V1__CODE__OK) {
+            fprintf(r->out, "rejected %s: %s (raft index %llu, audit seq %llu)\n",
+                    kyufu_grpc_status_name((int)res->code), res->message, idx,
+                    (unsigned long long)res->audit_seq);
+            break;
+        }
+        {
+            Kyufu__V1__WriteResponse w = KYUFU__V1__WRITE_RESPONSE__INIT;
+            w.result = (Kyufu__V1__CommandResult *)res;
+            print_write(r, &w);
+        }
+        break;
+    case KYUFU__V1__WRITE_OUTCOME__WRITE_NOT_APPLIED:
+        fprintf(r->out, "not applied: the write never was and never will be "
+                        "(key fenced at raft index %llu); send it again with a new key\n",
+                idx);
+        break;
+    default:
+        fprintf(r->out, "expired: the key is older than the cluster's session window; "
+                        "the cluster cannot tell whether it was applied (key fenced at "
+                        "raft index %llu); check the records\n",
+                idx);
+        fprintf(r->err, "kyufuctl: outcome unknown to the cluster\n");
+        break;
+    }
+    return settle_exit(s);
+}
+
 static int emit_json(struct ctl__run *r, json_t *doc)
 {
     if (doc == NULL) {
@@ -660,7 +703,8 @@ int ctl__ledger(struct ctl__run *r, const char *noun, const char *verb, int argc
     if (rv == 0) {
         rv = ctl__client(r, &client);
     }
-    if (rv == 0 && m->kind == KYUFU_CLIENT_WRITE && (r->actor == NULL || r->actor[0] == '\0')) {
+    bool keyed = m->kind == KYUFU_CLIENT_WRITE || m->kind == KYUFU_CLIENT_SETTLE;
+    if (rv == 0 && keyed && (r->actor == NULL || r->actor[0] == '\0')) {
         rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
                        "no actor: use --as STAFF_ID or 'actor =' in the client config");
     }
@@ -679,14 +723,30 @@ int ctl__ledger(struct ctl__run *r, const char *noun, const char *verb, int argc
             }
         }
     }
-    if (rv == 0 && r->key_seq != 0 && m->kind != KYUFU_CLIENT_WRITE) {
+    if (rv == 0 && r->key_seq != 0 && !keyed) {
         rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "--idempotency-key applies to writes only");
+    }
+    if (rv == 0 && r->key_seq == 0 && m->kind == KYUFU_CLIENT_SETTLE) {
+        rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
+                       "%s %s: --idempotency-key CLIENT_ID:SEQUENCE (the write's key) is "
+                       "required", noun, verb);
     }
     /* An explicit key: libkyufu keeps a header that has one (and fills in
      * the actor and terminal), so every attempt and every rerun of this
      * command with the same key is one write. */
     Kyufu__V1__RequestHeader hdr = KYUFU__V1__REQUEST_HEADER__INIT;
     Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
+    if (rv == 0 && r->key_seq == 0 && m->kind == KYUFU_CLIENT_WRITE) {
+        /* Take the key here, not in libkyufu, so that a write whose outcome
+         * stays unknown can name it (below) for a later settle. */
+        Kyufu__V1__IdempotencyKey next = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
+        if (kyufu_client_key_next(client, &next) != 0) {
+            rv = ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "cannot take an idempotency key");
+        } else {
+            snprintf(r->key_id, sizeof r->key_id, "%s", next.client_id);
+            r->key_seq = next.sequence;
+        }
+    }
     if (rv == 0 && r->key_seq != 0) {
         const ProtobufCFieldDescriptor *fh =
             protobuf_c_message_descriptor_get_field_by_name(m->input, "header");
@@ -712,8 +772,11 @@ int ctl__ledger(struct ctl__run *r, const char *noun, const char *verb, int argc
     arena_free(&a);
     rv = ctl__call_exit(r, crv, &res);
     if (rv == KYUFU_CTL_EXIT_UNAVAILABLE && m->kind == KYUFU_CLIENT_WRITE) {
-        fprintf(r->err, "kyufuctl: the write may or may not have been applied; "
-                        "check with a get before repeating it\n");
+        fprintf(r->err,
+                "kyufuctl: the write may or may not have been applied; learn which with\n"
+                "  kyufuctl write settle --idempotency-key %s:%llu\n"
+                "or repeat it with that same --idempotency-key\n",
+                r->key_id, (unsigned long long)r->key_seq);
     }
     if (rv != 0) {
         kyufu_client_response_free(res.response);
@@ -721,8 +784,13 @@ int ctl__ledger(struct ctl__run *r, const char *noun, const char *verb, int argc
     }
     if (r->json) {
         rv = emit_json(r, kyufu_ctl_to_json(res.response));
+        if (rv == 0 && m->output == &kyufu__v1__settle_write_response__descriptor) {
+            rv = settle_exit((const Kyufu__V1__SettleWriteResponse *)res.response);
+        }
     } else if (m->output == &kyufu__v1__write_response__descriptor) {
         print_write(r, (const Kyufu__V1__WriteResponse *)res.response);
+    } else if (m->output == &kyufu__v1__settle_write_response__descriptor) {
+        rv = print_settle(r, (const Kyufu__V1__SettleWriteResponse *)res.response);
     } else if (m->output == &kyufu__v1__verify_audit_response__descriptor) {
         const Kyufu__V1__VerifyAuditResponse *v = (const void *)res.response;
         fprintf(r->out, "audit chain %s: %llu records%s%s\n", v->ok ? "ok" : "BROKEN",

@@ -189,7 +189,8 @@ static void usage(FILE *out)
             "  --deadline-ms N   overall deadline of each call, retries included\n"
             "  --stale           reads: answer from the node reached, no leader round trip\n"
             "  --idempotency-key ID:SEQ  writes: use this key (repeat a write whose outcome\n"
-            "                    is unknown with the SAME key: it is applied at most once)\n"
+            "                    is unknown with the SAME key: it is applied at most once);\n"
+            "                    write settle: the key whose outcome to settle\n"
             "\ncommands:\n");
     ctl__ledger_usage(out);
     ctl__cluster_usage(out);

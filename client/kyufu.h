@@ -35,7 +35,8 @@
  * (OK or a ledger rejection such as FAILED_PRECONDITION): the status is in
  * the result.  KYUFU_CLIENT_EUNAVAILABLE and KYUFU_CLIENT_EDEADLINE mean the
  * call ran out of time or nodes; a write in that state MAY have been applied
- * (retrying it with the same key is safe, see kyufu_client_key_next).
+ * (retrying it with the same key is safe, see kyufu_client_key_next; or
+ * settle its fate for good with kyufu_client_settle_write).
  */
 #ifndef KYUFU_CLIENT_H
 #define KYUFU_CLIENT_H
@@ -216,6 +217,26 @@ int kyufu_client_call(struct kyufu_client *c,
                       const struct kyufu_client_call_opts *opts,
                       struct kyufu_client_result *result);
 
+/* Settle the fate of a write whose outcome is unknown (it ended in
+ * EUNAVAILABLE/EDEADLINE, or the process that sent it crashed): calls
+ * Ledger.SettleWrite for `key` (the write's own key: same client id, same
+ * sequence) acting as `actor` (NULL: the config's).  On 0 with grpc_status
+ * OK, result->response is a Kyufu__V1__SettleWriteResponse:
+ *   WRITE_APPLIED      the write was applied; result is its first result
+ *                      (its code may be a ledger rejection);
+ *   WRITE_NOT_APPLIED  it never was, and now never will be: the key is
+ *                      fenced, a late copy of the write is refused (ABORTED);
+ *   WRITE_EXPIRED      the key is older than the cluster's session window
+ *                      (24 h): the cluster cannot tell; check the records.
+ * Settling is idempotent: on EUNAVAILABLE/EDEADLINE call it again with the
+ * same key.  EINVALID when key is NULL, has no client id or sequence 0.
+ * Docs: docs/api.md "Settling an unknown outcome". */
+int kyufu_client_settle_write(struct kyufu_client *c,
+                              const Kyufu__V1__IdempotencyKey *key,
+                              const char *actor,
+                              const struct kyufu_client_call_opts *opts,
+                              struct kyufu_client_result *result);
+
 /* Release a synchronous client (closes its private loop). */
 void kyufu_client_destroy(struct kyufu_client *c);
 
@@ -261,6 +282,8 @@ enum kyufu_client_method_kind {
     KYUFU_CLIENT_READ = 1,    /* Ledger reads: idempotent, no key */
     KYUFU_CLIENT_WRITE = 2,   /* Ledger writes: RequestHeader with a key */
     KYUFU_CLIENT_ADMIN = 3,   /* Cluster service: node-local operations */
+    KYUFU_CLIENT_SETTLE = 4,  /* SettleWrite: a write whose RequestHeader
+                                 names an existing key (never a new one) */
 };
 
 struct kyufu_client_method

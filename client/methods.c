@@ -1,8 +1,9 @@
 /* libkyufu: the method table, derived from the generated service
  * descriptors so that it can never drift from service.proto.  A Ledger
  * method whose input has a `header` field is a write (it carries an
- * idempotency key); the other Ledger methods are reads; Cluster methods are
- * node-local administration. */
+ * idempotency key), except SettleWrite, whose key names the write to settle;
+ * the other Ledger methods are reads; Cluster methods are node-local
+ * administration. */
 #include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -33,6 +34,8 @@ static void add_service(const ProtobufCServiceDescriptor *svc, bool ledger)
         e->output = m->output;
         if (!ledger) {
             e->kind = KYUFU_CLIENT_ADMIN;
+        } else if (m->output == &kyufu__v1__settle_write_response__descriptor) {
+            e->kind = KYUFU_CLIENT_SETTLE;
         } else if (protobuf_c_message_descriptor_get_field_by_name(
                        m->input, "header") != NULL) {
             e->kind = KYUFU_CLIENT_WRITE;

@@ -38,6 +38,8 @@ static const struct kyufu_node_method table[] = {
     W("CreateStaff", create_staff_request, "create_staff"),
     W("SetStaffRoles", set_staff_roles_request, "set_staff_roles"),
     W("SetStaffStatus", set_staff_status_request, "set_staff_status"),
+    {LEDGER "SettleWrite", KYUFU_NODE_SETTLE,
+     &kyufu__v1__settle_write_request__descriptor, "settle_write", NULL},
     R("GetProgram", get_program_request, get_program),
     R("GetHousehold", get_household_request, get_household),
     R("GetApplication", get_application_request, get_application),
@@ -113,6 +115,9 @@ static void handle(void *data, struct kyufu_grpc_call *call)
     case KYUFU_NODE_TRANSFER:
         kyufu_node__transfer(c);
         return;
+    case KYUFU_NODE_SETTLE:
+        kyufu_node__settle(c);
+        return;
     }
     assert(false);
 }
@@ -132,8 +137,9 @@ int kyufu_node__methods(struct kyufu_node *n)
         n->methods[i].path = table[i].path;
         n->methods[i].handler = handle;
         n->methods[i].data = &bound[i];
-        /* Every WRITE body must name a field of Command. */
-        assert(table[i].kind != KYUFU_NODE_WRITE ||
+        /* Every WRITE (and SETTLE) body must name a field of Command. */
+        assert((table[i].kind != KYUFU_NODE_WRITE &&
+                table[i].kind != KYUFU_NODE_SETTLE) ||
                protobuf_c_message_descriptor_get_field_by_name(
                    &kyufu__v1__command__descriptor, table[i].body) != NULL);
     }

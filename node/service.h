@@ -10,11 +10,16 @@
  *             forward) or ReadOptions.stale (here, now) -> storage query.
  *   STATUS    this node's status, never forwarded.
  *   TRANSFER  on the leader (forwarded otherwise).
+ *   SETTLE    SettleWrite: a WRITE whose key must be given (checked before
+ *             Raft) and whose answer is SettleWriteResponse whatever the
+ *             key's first result was (service_settle.c).
  */
 #ifndef KYUFU_NODE_SERVICE_H
 #define KYUFU_NODE_SERVICE_H
 
 #include <protobuf-c/protobuf-c.h>
+
+#include "kyufu/v1/service.pb-c.h"
 
 #include "node.h"
 
@@ -23,6 +28,7 @@ enum kyufu_node_method_kind {
     KYUFU_NODE_READ,
     KYUFU_NODE_STATUS,
     KYUFU_NODE_TRANSFER,
+    KYUFU_NODE_SETTLE,
 };
 
 struct kyufu_node_method
@@ -40,6 +46,21 @@ void kyufu_node__write(struct kyufu_node_call *c);
 void kyufu_node__read(struct kyufu_node_call *c);
 void kyufu_node__status(struct kyufu_node_call *c);
 void kyufu_node__transfer(struct kyufu_node_call *c);
+void kyufu_node__settle(struct kyufu_node_call *c);
+
+/* On the leader: propose a Command made of the request's header (actor,
+ * terminal, key; NULL for none: apply rejects and audits it), this leader's
+ * time, and `body` as the Command oneof member named `body_field`.  `cb`
+ * fires as for kyufu_glue_propose.  Answers the call itself when the
+ * proposal cannot start (forwards it if leadership was just lost). */
+void kyufu_node__propose(struct kyufu_node_call *c,
+                         const Kyufu__V1__RequestHeader *rh,
+                         const char *body_field,
+                         void *body,
+                         kyufu_glue_propose_cb cb);
+/* Answer a call whose proposal failed (status != 0): RESOURCE_EXHAUSTED for
+ * TOOBIG, else UNAVAILABLE; a fatal status stops the node. */
+void kyufu_node__proposal_failed(struct kyufu_node_call *c, int status);
 
 /* Read queries (service_read.c), run after the barrier or at once. */
 void kyufu_node__get_program(struct kyufu_node_call *c);

@@ -41,6 +41,22 @@ static void *field_ptr(const ProtobufCMessage *msg, const char *name)
     return *(void **)((char *)msg + f->offset);
 }
 
+void kyufu_node__proposal_failed(struct kyufu_node_call *c, int status)
+{
+    struct kyufu_node *n = c->node;
+    assert(status != 0);
+    kyufu_log(KYUFU_LOG_DEBUG, "proposal failed",
+              KYUFU_LOG_S("method", c->method->path),
+              KYUFU_LOG_S("error", kyufu_glue_strerror(status)));
+    if (status == KYUFU_GLUE_ETOOBIG) {
+        kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                              kyufu_glue_strerror(status), NULL, 0);
+    } else {
+        kyufu_node__call_unavailable(c, kyufu_glue_strerror(status));
+    }
+    kyufu_node__check_fatal(n, status);
+}
+
 static void on_proposed(struct kyufu_glue_propose *req,
                         int status,
                         Kyufu__V1__CommandResult *result)
@@ -48,17 +64,7 @@ static void on_proposed(struct kyufu_glue_propose *req,
     struct kyufu_node_call *c = req->data;
     if (status != 0) {
         assert(result == NULL);
-        kyufu_log(KYUFU_LOG_DEBUG, "proposal failed",
-                  KYUFU_LOG_S("method", c->method->path),
-                  KYUFU_LOG_S("error", kyufu_glue_strerror(status)));
-        struct kyufu_node *n = c->node;
-        if (status == KYUFU_GLUE_ETOOBIG) {
-            kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
-                                  kyufu_glue_strerror(status), NULL, 0);
-        } else {
-            kyufu_node__call_unavailable(c, kyufu_glue_strerror(status));
-        }
-        kyufu_node__check_fatal(n, status);
+        kyufu_node__proposal_failed(c, status);
         return;
     }
     assert(result != NULL);
@@ -70,6 +76,48 @@ static void on_proposed(struct kyufu_glue_propose *req,
         kyufu_node__call_done(c, (int)result->code, result->message, NULL, 0);
     }
     kyufu__v1__command_result__free_unpacked(result, NULL);
+}
+
+void kyufu_node__propose(struct kyufu_node_call *c,
+                         const Kyufu__V1__RequestHeader *rh,
+                         const char *body_field,
+                         void *body,
+                         kyufu_glue_propose_cb cb)
+{
+    struct kyufu_node *n = c->node;
+    assert(body != NULL);
+    Kyufu__V1__CommandHeader header = KYUFU__V1__COMMAND_HEADER__INIT;
+    if (rh != NULL) {
+        header.actor = rh->actor;
+        header.terminal = rh->terminal;
+        header.key = rh->key;
+    }
+    header.time_ms = now_ms();
+
+    Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;
+    cmd.header = &header;
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(
+            &kyufu__v1__command__descriptor, body_field);
+    assert(f != NULL && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0);
+    *(void **)((char *)&cmd + f->offset) = body;
+    *(uint32_t *)((char *)&cmd + f->quantifier_offset) = f->id;
+
+    c->req.propose.data = c;
+    int rv = kyufu_glue_propose(n->glue, &c->req.propose, &cmd, cb);
+    if (rv == KYUFU_GLUE_ENOTLEADER) {
+        kyufu_node__forward(c); /* lost leadership just now */
+        return;
+    }
+    if (rv == KYUFU_GLUE_ETOOBIG) {
+        kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                              "command too large", NULL, 0);
+        return;
+    }
+    if (rv != 0) {
+        kyufu_node__call_unavailable(c, kyufu_glue_strerror(rv));
+        kyufu_node__check_fatal(n, rv);
+    }
 }
 
 void kyufu_node__write(struct kyufu_node_call *c)
@@ -87,37 +135,5 @@ void kyufu_node__write(struct kyufu_node_call *c)
                               "request has no command", NULL, 0);
         return;
     }
-
-    Kyufu__V1__CommandHeader header = KYUFU__V1__COMMAND_HEADER__INIT;
-    if (rh != NULL) {
-        header.actor = rh->actor;
-        header.terminal = rh->terminal;
-        header.key = rh->key;
-    }
-    header.time_ms = now_ms();
-
-    Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;
-    cmd.header = &header;
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field_by_name(
-            &kyufu__v1__command__descriptor, c->method->body);
-    assert(f != NULL && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0);
-    *(void **)((char *)&cmd + f->offset) = body;
-    *(uint32_t *)((char *)&cmd + f->quantifier_offset) = f->id;
-
-    c->req.propose.data = c;
-    int rv = kyufu_glue_propose(n->glue, &c->req.propose, &cmd, on_proposed);
-    if (rv == KYUFU_GLUE_ENOTLEADER) {
-        kyufu_node__forward(c); /* lost leadership just now */
-        return;
-    }
-    if (rv == KYUFU_GLUE_ETOOBIG) {
-        kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
-                              "command too large", NULL, 0);
-        return;
-    }
-    if (rv != 0) {
-        kyufu_node__call_unavailable(c, kyufu_glue_strerror(rv));
-        kyufu_node__check_fatal(n, rv);
-    }
+    kyufu_node__propose(c, rh, c->method->body, body, on_proposed);
 }

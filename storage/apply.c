@@ -66,6 +66,10 @@ static const struct command_def commands[] = {
      kyufu_storage__set_staff_roles},
     {CASE(SET_STAFF_STATUS), "SetStaffStatus", ROLE(ID_ADMIN),
      kyufu_storage__set_staff_status},
+    /* Anyone who writes may settle a key of their own (apply_settle.c). */
+    {CASE(SETTLE_WRITE), "SettleWrite",
+     ROLE(ID_ADMIN) | ROLE(CLERK) | ROLE(APPROVER),
+     kyufu_storage__settle_write},
 };
 
 static const struct command_def *find_command(const Kyufu__V1__Command *cmd)
@@ -373,6 +377,7 @@ static int encode_result(const struct kyufu_storage__cmd *c,
     r.object = (char *)c->object;
     r.raft_index = c->index;
     r.audit_seq = audit_seq;
+    r.outcome = c->outcome;
     size_t head = protobuf_c_message_get_packed_size(&r.base);
     uint8_t *buf = malloc(head + 11 + c->record_len);
     if (buf == NULL) {
@@ -460,7 +465,14 @@ static int apply_command(struct kyufu_storage *s,
     rv = kyufu_storage__session_get(s, txn, h->key->client_id,
                                     h->key->sequence, h->time_ms, &first);
     if (rv == 0) {
-        return unpack_result(first.mv_data, first.mv_size, result);
+        rv = unpack_result(first.mv_data, first.mv_size, result);
+        if (rv == 0 && def != NULL && def->body == CASE(SETTLE_WRITE) &&
+            (*result)->outcome == 0) {
+            /* Settling a key that was applied: its first result, marked
+             * (in the answer only; the stored entry is unchanged). */
+            (*result)->outcome = KYUFU__V1__WRITE_OUTCOME__WRITE_APPLIED;
+        }
+        return rv;
     }
     if (rv != KYUFU_STORAGE_ENOTFOUND) {
         return rv;
@@ -508,6 +520,9 @@ static int apply_command(struct kyufu_storage *s,
     }
 
 audit:
+    KYUFU_ASSERT(c.outcome == 0 ||
+                 (def != NULL && def->body == CASE(SETTLE_WRITE) &&
+                  c.code == KYUFU__V1__CODE__ABORTED));
     audit.object = c.object;
     audit.outcome = c.code;
     audit.message = c.message;
@@ -519,7 +534,11 @@ audit:
     if (rv != 0) {
         goto err;
     }
-    if (bad_header == NULL) {
+    /* A SettleWrite stores its fence; one rejected before its handler
+     * (actor, role) stores nothing, so it settles nothing. */
+    if (bad_header == NULL &&
+        (def == NULL || def->body != CASE(SETTLE_WRITE) ||
+         c.outcome != KYUFU__V1__WRITE_OUTCOME__WRITE_OUTCOME_UNSPECIFIED)) {
         rv = kyufu_storage__session_put(s, txn, h->key->client_id,
                                         h->key->sequence, h->time_ms, bytes,
                                         len);

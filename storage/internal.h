@@ -39,7 +39,8 @@ enum kyufu_storage__db {
     KYUFU_DB_SESSIONS = 8,
     KYUFU_DB_SESSION_EXPIRY = 9,
     KYUFU_DB_AUDIT = 10,
-    KYUFU_DB_COUNT = 11,
+    KYUFU_DB_SESSION_FLOOR = 11, /* schema 2 */
+    KYUFU_DB_COUNT = 12,
 };
 _Static_assert(KYUFU_DB_COUNT <= KYUFU_MAX_DBS, "maxdbs covers every db");
 
@@ -212,6 +213,7 @@ struct kyufu_storage__cmd
     char message[KYUFU_MESSAGE_BYTES_MAX];
     char object[KYUFU_OBJECT_BYTES_MAX];
     int record_field; /* CommandResult field number 10..14, 0 for none */
+    Kyufu__V1__WriteOutcome outcome; /* SettleWrite's fence, else unset */
     uint8_t *record;  /* packed record (malloc), set on OK */
     size_t record_len;
 };
@@ -254,6 +256,7 @@ int kyufu_storage__return_payment(struct kyufu_storage__cmd *c);
 int kyufu_storage__create_staff(struct kyufu_storage__cmd *c);
 int kyufu_storage__set_staff_roles(struct kyufu_storage__cmd *c);
 int kyufu_storage__set_staff_status(struct kyufu_storage__cmd *c);
+int kyufu_storage__settle_write(struct kyufu_storage__cmd *c);
 
 /* ------------------------------------------------------------ audit */
 struct kyufu_storage__audit_in
@@ -303,9 +306,23 @@ int kyufu_storage__session_put(struct kyufu_storage *s, MDB_txn *txn,
                                int64_t time_ms,
                                const uint8_t *result, size_t len);
 /* Remove at most KYUFU_SESSION_PRUNE_PER_COMMAND_MAX entries whose time is
- * at or before now_ms - KYUFU_SESSION_RETENTION_MS. */
+ * at or before now_ms - KYUFU_SESSION_RETENTION_MS, raising the client's
+ * floor (the highest sequence of it ever pruned) to each one removed. */
 int kyufu_storage__session_prune(struct kyufu_storage *s, MDB_txn *txn,
                                  int64_t now_ms);
+/* What the table knows of a key that session_get reads as absent:
+ * NEVER: no entry and above the client's floor, so never applied (an
+ * applied key keeps its entry until pruned, and pruning raises the floor);
+ * EXPIRED: an entry past retention not yet pruned, or at/below the floor
+ * (maybe applied, maybe not: the table cannot tell). */
+enum kyufu_storage__key_state {
+    KYUFU_KEY_NEVER = 1,
+    KYUFU_KEY_EXPIRED = 2,
+};
+int kyufu_storage__session_absent_state(struct kyufu_storage *s,
+                                        MDB_txn *txn,
+                                        const char *client_id, uint64_t seq,
+                                        enum kyufu_storage__key_state *state);
 
 /* ------------------------------------------------------------ env */
 /* Grow the map (doubling, capped); MAP_FULL at the ceiling or when a

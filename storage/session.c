@@ -2,6 +2,14 @@
  *
  *   sessions        client_id 0x00 seq (u64 BE)             → time_ms (u64 BE) || CommandResult
  *   session_expiry  time_ms (u64 BE) client_id 0x00 seq      → ""
+ *   session_floor   client_id                               → highest seq pruned (u64 BE)
+ *
+ * The floor is what lets SettleWrite tell "never applied" from "applied and
+ * forgotten": a key with no entry and a sequence above its client's floor
+ * was never applied, because an applied key keeps its entry until pruning
+ * removes it, and pruning raises the floor first.  Floors are never removed:
+ * one row per client id that ever had an entry pruned, far smaller than the
+ * audit trail those entries also left.
  *
  * The expiry index is ordered by the command's stamped time, so pruning
  * reads from its start and stops at the first entry still retained; at most
@@ -113,6 +121,82 @@ int kyufu_storage__session_put(struct kyufu_storage *s,
         mdb_put(txn, s->dbi[KYUFU_DB_SESSION_EXPIRY], &ek, &empty, 0));
 }
 
+static int floor_get(struct kyufu_storage *s, MDB_txn *txn,
+                     const void *client_id, size_t len, uint64_t *floor)
+{
+    MDB_val k = {len, (void *)client_id};
+    MDB_val v;
+    KYUFU_ASSERT(len >= 1 && len <= KYUFU_CLIENT_ID_BYTES_MAX);
+    int mrv = mdb_get(txn, s->dbi[KYUFU_DB_SESSION_FLOOR], &k, &v);
+    if (mrv == MDB_NOTFOUND) {
+        *floor = 0;
+        return 0;
+    }
+    if (mrv != 0) {
+        return kyufu_storage__mdb_error(mrv);
+    }
+    if (v.mv_size != 8) {
+        return KYUFU_STORAGE_ECORRUPT;
+    }
+    *floor = kyufu_storage__get_u64(v.mv_data);
+    KYUFU_ASSERT(*floor > 0); /* written only for a pruned key, seq > 0 */
+    return 0;
+}
+
+/* Raise the floor of the client of session key sk to its seq. */
+static int floor_raise(struct kyufu_storage *s, MDB_txn *txn,
+                       const uint8_t *sk, size_t slen)
+{
+    uint64_t floor;
+    uint8_t val[8];
+    if (slen < 1 + 1 + 8 || sk[slen - 9] != 0) {
+        return KYUFU_STORAGE_ECORRUPT;
+    }
+    size_t idlen = slen - 9;
+    uint64_t seq = kyufu_storage__get_u64(sk + slen - 8);
+    if (idlen > KYUFU_CLIENT_ID_BYTES_MAX || seq == 0) {
+        return KYUFU_STORAGE_ECORRUPT;
+    }
+    int rv = floor_get(s, txn, sk, idlen, &floor);
+    if (rv != 0 || seq <= floor) {
+        return rv;
+    }
+    kyufu_storage__put_u64(val, seq);
+    MDB_val k = {idlen, (void *)sk};
+    MDB_val v = {8, val};
+    return kyufu_storage__mdb_error(
+        mdb_put(txn, s->dbi[KYUFU_DB_SESSION_FLOOR], &k, &v, 0));
+}
+
+int kyufu_storage__session_absent_state(struct kyufu_storage *s,
+                                        MDB_txn *txn,
+                                        const char *client_id,
+                                        uint64_t seq,
+                                        enum kyufu_storage__key_state *state)
+{
+    uint8_t key[SESSION_KEY_MAX];
+    MDB_val k = {session_key(key, client_id, seq), key};
+    MDB_val v;
+    uint64_t floor;
+    KYUFU_ASSERT(seq > 0);
+    int mrv = mdb_get(txn, s->dbi[KYUFU_DB_SESSIONS], &k, &v);
+    if (mrv == 0) {
+        /* Present but read as absent: past retention, not yet pruned. */
+        KYUFU_ASSERT(v.mv_size >= 8);
+        *state = KYUFU_KEY_EXPIRED;
+        return 0;
+    }
+    if (mrv != MDB_NOTFOUND) {
+        return kyufu_storage__mdb_error(mrv);
+    }
+    int rv = floor_get(s, txn, client_id, strlen(client_id), &floor);
+    if (rv != 0) {
+        return rv;
+    }
+    *state = seq <= floor ? KYUFU_KEY_EXPIRED : KYUFU_KEY_NEVER;
+    return 0;
+}
+
 int kyufu_storage__session_prune(struct kyufu_storage *s,
                                  MDB_txn *txn,
                                  int64_t now_ms)
@@ -138,7 +222,18 @@ int kyufu_storage__session_prune(struct kyufu_storage *s,
         if (!expired(kyufu_storage__get_u64(k.mv_data), now_ms)) {
             break;
         }
-        MDB_val sk = {k.mv_size - 8, (uint8_t *)k.mv_data + 8};
+        if (k.mv_size - 8 > SESSION_KEY_MAX) {
+            rv = KYUFU_STORAGE_ECORRUPT;
+            break;
+        }
+        /* A copy: the writes below may move the cursor's page. */
+        uint8_t skey[SESSION_KEY_MAX];
+        memcpy(skey, (uint8_t *)k.mv_data + 8, k.mv_size - 8);
+        MDB_val sk = {k.mv_size - 8, skey};
+        rv = floor_raise(s, txn, skey, sk.mv_size);
+        if (rv != 0) {
+            break;
+        }
         mrv = mdb_del(txn, s->dbi[KYUFU_DB_SESSIONS], &sk, NULL);
         if (mrv != 0 && mrv != MDB_NOTFOUND) {
             rv = kyufu_storage__mdb_error(mrv);

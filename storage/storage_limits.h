@@ -8,8 +8,10 @@
 #include <stdint.h>
 
 /* Bumped on any change to a key or value layout (docs/storage.md); a store
- * or snapshot with another version is refused, never guessed at. */
-#define KYUFU_STORAGE_SCHEMA_VERSION 1u
+ * or snapshot with another version is refused, never guessed at.
+ * 2: session_floor (SettleWrite must know which keys were pruned; a store
+ * written by 1 pruned sessions without recording it). */
+#define KYUFU_STORAGE_SCHEMA_VERSION 2u
 
 /* Initial LMDB map: the whole ceiling.  The map is virtual address space
  * only (the file grows page by page as LMDB writes), so a large map costs

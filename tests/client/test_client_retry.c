@@ -339,6 +339,68 @@ static void test_async_close(void)
     fake_reset_log(&f);
 }
 
+/* Settling: the request names the write's own key, never a new one; the
+ * session's sequence does not move; retries re-send the same bytes; no key
+ * is EINVALID before anything is sent. */
+static void test_settle(void)
+{
+    struct fake f = { 0 };
+    struct kyufu_client_config cfg;
+    config(&cfg);
+    struct kyufu_client *c = open_client(&f, &cfg);
+    kyufu_client_config_free(&cfg);
+
+    Kyufu__V1__SettleWriteResponse ok = KYUFU__V1__SETTLE_WRITE_RESPONSE__INIT;
+    Kyufu__V1__CommandResult cr = KYUFU__V1__COMMAND_RESULT__INIT;
+    cr.code = KYUFU__V1__CODE__ABORTED;
+    cr.raft_index = 77;
+    ok.outcome = KYUFU__V1__WRITE_OUTCOME__WRITE_NOT_APPLIED;
+    ok.result = &cr;
+    fake_push(&f, (struct fake_reply){ .err = KYUFU_CLIENT_EUNAVAILABLE });
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_OK, .response = &ok.base });
+    Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
+    key.client_id = "fe-1";
+    key.sequence = 17;
+    struct kyufu_client_result res;
+    CHECK_EQ_INT(kyufu_client_settle_write(c, &key, NULL, NULL, &res), 0);
+    CHECK_EQ_INT(res.grpc_status, KYUFU_GRPC_OK);
+    CHECK_EQ_INT(res.attempts, 2);
+    CHECK_EQ_INT(f.n_log, 2);
+    CHECK(strcmp(f.log[0].path, "/kyufu.v1.Ledger/SettleWrite") == 0);
+    CHECK(f.log[0].len == f.log[1].len &&
+          memcmp(f.log[0].body, f.log[1].body, f.log[0].len) == 0);
+    Kyufu__V1__SettleWriteRequest *sent =
+        kyufu__v1__settle_write_request__unpack(NULL, f.log[0].len, f.log[0].body);
+    CHECK(sent != NULL && sent->header != NULL && sent->header->key != NULL);
+    CHECK(strcmp(sent->header->key->client_id, "fe-1") == 0);
+    CHECK_EQ_INT(sent->header->key->sequence, 17);
+    CHECK(strcmp(sent->header->actor, "clerk1") == 0); /* the config's */
+    kyufu__v1__settle_write_request__free_unpacked(sent, NULL);
+    Kyufu__V1__SettleWriteResponse *got = (Kyufu__V1__SettleWriteResponse *)res.response;
+    CHECK(got != NULL && got->outcome == KYUFU__V1__WRITE_OUTCOME__WRITE_NOT_APPLIED);
+    CHECK(got->result != NULL && got->result->raft_index == 77);
+    kyufu_client_response_free(res.response);
+
+    /* No key, no call: neither through the helper nor the generic call. */
+    fake_reset_log(&f);
+    Kyufu__V1__IdempotencyKey none = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
+    none.client_id = "fe-1";
+    CHECK_EQ_INT(kyufu_client_settle_write(c, &none, NULL, NULL, &res),
+                 KYUFU_CLIENT_EINVALID);
+    CHECK_EQ_INT(kyufu_client_settle_write(c, NULL, NULL, NULL, &res),
+                 KYUFU_CLIENT_EINVALID);
+    Kyufu__V1__SettleWriteRequest bare = KYUFU__V1__SETTLE_WRITE_REQUEST__INIT;
+    CHECK_EQ_INT(kyufu_client_call(c, "SettleWrite", &bare.base, NULL, NULL, &res),
+                 KYUFU_CLIENT_EINVALID);
+    CHECK_EQ_INT(f.n_log, 0);
+
+    /* The session's own sequence was not used by any of it. */
+    Kyufu__V1__IdempotencyKey next = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
+    CHECK_EQ_INT(kyufu_client_key_next(c, &next), 0);
+    CHECK_EQ_INT(next.sequence, 1);
+    kyufu_client_destroy(c);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/kyufu-client-retry-XXXXXX";
@@ -348,6 +410,7 @@ int main(void)
     test_redirect_pinned_and_reads();
     test_session_file(dir);
     test_async_close();
+    test_settle();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0);

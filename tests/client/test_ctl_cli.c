@@ -207,6 +207,34 @@ static void test_cli(const char *dir)
                      "--id", "1", NULL),
                  KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err_buf, "--idempotency-key applies to writes only") != NULL);
+    /* write settle: the key is the write's, so it is required; an actor too. */
+    CHECK_EQ_INT(run("--config", conf, "--as", "ap1", "write", "settle", NULL),
+                 KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err_buf, "--idempotency-key CLIENT_ID:SEQUENCE (the write's key) is "
+                          "required") != NULL);
+    CHECK_EQ_INT(run("--config", conf, "--idempotency-key", "fe-1:17", "write", "settle", NULL),
+                 KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err_buf, "no actor") != NULL);
+    CHECK_EQ_INT(run("--help", NULL), 0);
+    CHECK(strstr(out_buf, "write settle") != NULL);
+    /* A write whose outcome stays unknown (nothing listens on port 1) names
+     * its key and the settle command, with the key it was sent with. */
+    char down[600];
+    snprintf(down, sizeof down, "%s/down.conf", dir);
+    char text[1200];
+    snprintf(text, sizeof text,
+             "[client]\nendpoints = 127.0.0.1:1\nca = %s/ca.pem\n"
+             "backoff_ms_initial = 10\nbackoff_ms_max = 10\n", cdir);
+    write_text(down, text);
+    CHECK_EQ_INT(run("--config", down, "--as", "ap1", "--deadline-ms", "200", "application",
+                     "approve", "--id", "1", NULL),
+                 KYUFU_CTL_EXIT_UNAVAILABLE);
+    CHECK(strstr(err_buf, "kyufuctl write settle --idempotency-key c-") != NULL);
+    CHECK_EQ_INT(run("--config", down, "--as", "ap1", "--deadline-ms", "200",
+                     "--idempotency-key", "fe-9:41", "application", "approve", "--id", "1",
+                     NULL),
+                 KYUFU_CTL_EXIT_UNAVAILABLE);
+    CHECK(strstr(err_buf, "kyufuctl write settle --idempotency-key fe-9:41") != NULL);
 
     /* Config problems: exit 2 naming the key and line; missing config. */
     write_text(bad, "[client]\nendpoints = 127.0.0.1:8001\nca = x\ndeadline = 5\n");

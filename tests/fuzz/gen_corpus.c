@@ -121,6 +121,12 @@ static void structured_seeds(void)
                FZ_SUBMIT, 0, 2, 0, FZ_SUBMIT, 0, 3, 0, FZ_APPROVE, 0,
                FZ_APPROVE, 1, FZ_APPROVE, 2, FZ_APPROVE, 3, FZ_CREATE_BATCH,
                3, 0, 1, 2, 3, FZ_CONFIRM, 0);
+    /* Settle a fresh key (applied: answered), then the next key before the
+     * command that takes it (fenced: that command is ABORTED), then a key
+     * after a day (EXPIRED). */
+    STRUCTURED("settle", FZ_REGISTER, 4, FZ_SETTLE, 0, FZ_SETTLE, 1,
+               FZ_FLUSH, FZ_REGISTER, 3, FZ_SETTLE, 0, FZ_FLUSH,
+               FZ_TIME_JUMP, 30, FZ_SETTLE, 2);
     /* Every opcode alone, twice, with different argument bytes. */
     for (uint8_t op = 0; op < FZ_OP_COUNT; op++) {
         char name[32];

@@ -103,6 +103,13 @@ static size_t apply_entry(const uint8_t *buf, size_t len)
             finding("result", "raft_index is not an applied entry");
         }
         g.codes[(unsigned)r->code < 17u ? (unsigned)r->code : 16u]++;
+        /* ABORTED is a settled key's fence and nothing else; an outcome is
+         * set only on a fence or on a settle's APPLIED answer. */
+        if ((r->code == KYUFU__V1__CODE__ABORTED) !=
+            (r->outcome == KYUFU__V1__WRITE_OUTCOME__WRITE_NOT_APPLIED ||
+             r->outcome == KYUFU__V1__WRITE_OUTCOME__WRITE_EXPIRED)) {
+            finding("result", "ABORTED without a fence, or a fence without it");
+        }
         if (r->code != KYUFU__V1__CODE__OK) {
             continue;
         }
@@ -345,6 +352,17 @@ static void op(struct run *r, struct fx *f, uint8_t code)
     case FZ_UNKNOWN:
         push(r, c_new(f, actor(r, "clerk")));
         break;
+    case FZ_SETTLE: {
+        /* A recent key (applied, pending in this entry, or settled) or one
+         * of the next few the following commands will take (fenced). */
+        uint8_t b = next(r);
+        uint64_t back = (b >> 1) % 4u;
+        uint64_t seq = (b & 1u) != 0     ? f->seq + 1 + back
+                       : f->seq > back ? f->seq - back
+                                         : 1;
+        push(r, c_settle(f, actor(r, "clerk"), seq));
+        break;
+    }
     case FZ_OP_COUNT:
         break;
     }
@@ -410,6 +428,7 @@ void fz_report(FILE *fp)
         [0] = "OK", [3] = "INVALID_ARGUMENT", [5] = "NOT_FOUND",
         [6] = "ALREADY_EXISTS", [7] = "PERMISSION_DENIED",
         [8] = "RESOURCE_EXHAUSTED", [9] = "FAILED_PRECONDITION",
+        [10] = "ABORTED",
         [13] = "INTERNAL", [16] = "other"};
     fprintf(fp, "results by code:");
     for (unsigned i = 0; i < 17; i++) {

@@ -60,6 +60,7 @@ enum fz_op
     FZ_FLUSH,          /* end the entry */
     FZ_TIME_JUMP,      /* hours */
     FZ_UNKNOWN,        /* a command without a body */
+    FZ_SETTLE,         /* even: a recent key (seq - n); odd: an unused one */
     FZ_OP_COUNT
 };
 

@@ -240,6 +240,16 @@ Kyufu__V1__Command *c_new(struct fx *f, const char *actor)
         init((c)->field);                                                    \
     } while (0)
 
+Kyufu__V1__Command *c_settle(struct fx *f, const char *actor, uint64_t seq)
+{
+    Kyufu__V1__Command *c = c_new(f, actor);
+    f->seq--; /* c_new took one; a settle names an existing key */
+    c->header->key->sequence = seq;
+    BODY(c, settle_write, Kyufu__V1__SettleWrite,
+         kyufu__v1__settle_write__init, SETTLE_WRITE);
+    return c;
+}
+
 Kyufu__V1__Command *c_create_program(struct fx *f, const char *actor,
                                      const char *code, int64_t budget)
 {

@@ -139,6 +139,10 @@ Kyufu__V1__Command *c_set_roles(struct fx *f, const char *actor,
 Kyufu__V1__Command *c_set_status(struct fx *f, const char *actor,
                                  const char *id, Kyufu__V1__StaffStatus st);
 
+/* SettleWrite of this fixture's key (f->client_id, seq); unlike the other
+ * builders it takes no new sequence (it asks about an existing one). */
+Kyufu__V1__Command *c_settle(struct fx *f, const char *actor, uint64_t seq);
+
 /* The audit command name the docs expect for c ("Unknown" without body). */
 const char *c_name(const Kyufu__V1__Command *c);
 

@@ -671,6 +671,61 @@ static void test_sessions(void)
     kyufu_storage_close(f.s);
 }
 
+/* Pruning raises the client's floor (the highest sequence it pruned); the
+ * floor is replicated state: in the digest and in a snapshot. */
+static void test_session_floor(void)
+{
+    struct fx f;
+    struct fx g;
+    struct sink k;
+    uint8_t d0[32];
+    uint8_t d1[32];
+    char err[256] = "";
+    fx_open(&f);
+    apply1(&f, c_staff(&f, "root", "root", 1u << 1), OK);
+    for (int i = 0; i < 5; i++) {
+        apply1(&f, c_staff(&f, "root", "root", 1u << 1),
+               KYUFU__V1__CODE__ALREADY_EXISTS);
+    }
+    uint64_t last = f.seq;
+    CHECK(entries(&f, KYUFU_DB_SESSION_FLOOR) == 0);
+    f.now += KYUFU_SESSION_RETENTION_MS + 60000;
+    apply1(&f, c_staff(&f, "root", "x1", 1u << 2), OK);
+    CHECK(entries(&f, KYUFU_DB_SESSIONS) == 1);
+    CHECK(entries(&f, KYUFU_DB_SESSION_FLOOR) == 1);
+
+    MDB_txn *txn;
+    MDB_val key = {strlen("test-client"), (void *)"test-client"};
+    MDB_val val;
+    CHECK(mdb_txn_begin(f.s->env, NULL, MDB_RDONLY, &txn) == 0);
+    CHECK(mdb_get(txn, f.s->dbi[KYUFU_DB_SESSION_FLOOR], &key, &val) == 0);
+    CHECK(val.mv_size == 8 && kyufu_storage__get_u64(val.mv_data) == last);
+    mdb_txn_abort(txn);
+
+    digest(&f, d0);
+    snapshot(&f, &k);
+    fx_open(&g);
+    CHECK_RV(kyufu_storage_restore(g.s, k.buf, k.len, err, sizeof err), 0);
+    g.index = f.index;
+    CHECK(entries(&g, KYUFU_DB_SESSION_FLOOR) == 1);
+    digest(&g, d1);
+    CHECK(memcmp(d0, d1, 32) == 0);
+
+    /* A floor that differs is a different state. */
+    uint8_t v8[8];
+    kyufu_storage__put_u64(v8, last + 1);
+    val.mv_size = 8;
+    val.mv_data = v8;
+    CHECK(mdb_txn_begin(g.s->env, NULL, 0, &txn) == 0);
+    CHECK(mdb_put(txn, g.s->dbi[KYUFU_DB_SESSION_FLOOR], &key, &val, 0) == 0);
+    CHECK(mdb_txn_commit(txn) == 0);
+    digest(&g, d1);
+    CHECK(memcmp(d0, d1, 32) != 0);
+    free(k.buf);
+    kyufu_storage_close(f.s);
+    kyufu_storage_close(g.s);
+}
+
 /* Filtered lists page through the indexes in id order. */
 static void test_list_pages(void)
 {
@@ -828,6 +883,7 @@ int main(int argc, char **argv)
         {"corrupt_snapshot", test_corrupt_snapshot},
         {"map_growth", test_map_growth},
         {"sessions", test_sessions},
+        {"session_floor", test_session_floor},
         {"list_pages", test_list_pages},
         {"audit_tamper", test_audit_tamper},
         {"snapshot_reads", test_snapshot_reads},
