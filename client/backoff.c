@@ -26,6 +26,9 @@ uint32_t client__backoff_next(struct client__backoff *b, uint64_t *rng)
     assert(b->initial_ms <= b->max_ms);
     uint64_t lo = b->initial_ms;
     uint64_t prev = b->last_ms > lo ? b->last_ms : lo;
+    if (prev == 0) {
+        prev = 1; /* initial 0 still grows, unless max is 0 too */
+    }
     uint64_t hi = 3 * prev;
     if (hi > b->max_ms) {
         hi = b->max_ms;

@@ -10,8 +10,8 @@
  * so waits grow about geometrically while no leader is known, never fall
  * below `initial`, never exceed `max`, and many clients that failed at the
  * same instant (a leader's death) spread their retries instead of arriving
- * together.  With initial == 0 the waits are 0 until max (which may also be
- * 0: tests that must not sleep).
+ * together.  With initial == 0 the waits start at 0..3 ms and grow the same
+ * way; with max == 0 they are all 0 (tests that must not sleep).
  *
  * Pure: no clock, no I/O.  The randomness comes from a caller-held
  * splitmix64 state (client__rand_next), seeded once per client
