@@ -11,9 +11,12 @@
  *     of redirects (the attempts since the last wait) has already been
  *     there: then wait a backoff first, so nodes with crossed, stale views
  *     cannot make us spin;
+ *   - connection failure or attempt timeout (the node is down or hung: it
+ *     says nothing about the election): the next endpoint at once, unless
+ *     it was tried since the last wait;
  *   - UNAVAILABLE without a usable hint (no leader known: an election in
- *     progress), DEADLINE_EXCEEDED from the server, connection failure,
- *     attempt timeout: the next endpoint in turn, after a backoff with
+ *     progress), DEADLINE_EXCEEDED from the server, or every node failed
+ *     since the last wait: the next endpoint in turn, after a backoff with
  *     decorrelated jitter (backoff.h: 10..30 ms first, capped at 250 ms by
  *     default), so retries are spread over the nodes and over time;
  *   - any other status (OK or a ledger rejection): final.
@@ -452,8 +455,9 @@ static void attempt(struct call *call)
 
 /* A retryable failure of the attempt on call->endpoint: pick the next
  * endpoint and wait, or give up. `hint` is the endpoint named as leader, or
- * -1. */
-static void retry(struct call *call, int hint)
+ * -1; `reached` is false when the node could not be reached or did not
+ * answer in time (no word about the leader from it). */
+static void retry(struct call *call, int hint, bool reached)
 {
     struct kyufu_client *c = call->c;
     if (call->fixed >= 0 ||
@@ -466,17 +470,23 @@ static void retry(struct call *call, int hint)
     call->chain |= UINT32_C(1) << tried;
     bool named_other = hint >= 0 && (unsigned)hint != tried;
     uint32_t delay;
+    unsigned next = (tried + 1) % c->n_endpoints;
     if (named_other && (call->chain & (UINT32_C(1) << hint)) == 0) {
         /* A leader exists and we know where: waiting would only add to the
          * failover the caller sees. */
         call->endpoint = (unsigned)hint;
         delay = 0;
+    } else if (!reached && hint < 0 && (call->chain & (UINT32_C(1) << next)) == 0) {
+        /* A dead node (the killed leader) tells nothing about the
+         * election: ask the next one now; the wait comes once every node
+         * has failed since the last one. */
+        call->endpoint = next;
+        delay = 0;
     } else {
         /* No leader known (election), the node that failed us named
          * itself, or the redirects went round in a circle: the hinted node
          * or the next one in turn, after a jittered wait. */
-        call->endpoint = named_other ? (unsigned)hint
-                                     : (tried + 1) % c->n_endpoints;
+        call->endpoint = named_other ? (unsigned)hint : next;
         delay = client__backoff_next(&call->backoff, &c->rng);
         call->chain = 0;
     }
@@ -506,7 +516,7 @@ static void on_timer(uv_timer_t *t)
     } else if (call->fail_err != 0) {
         finish(call, call->fail_err);
     } else {
-        retry(call, -1);
+        retry(call, -1, false); /* the transport could not start the call */
     }
 }
 
@@ -550,7 +560,7 @@ static void on_attempt(struct client__tcall *tc, int err)
                        tc->message[0] != '\0' ? tc->message
                                               : "connection failed");
         }
-        retry(call, -1);
+        retry(call, -1, false);
         return;
     }
     int hint = tc->leader[0] != '\0' ? endpoint_index(c, tc->leader) : -1;
@@ -564,7 +574,7 @@ static void on_attempt(struct client__tcall *tc, int err)
                              ? KYUFU_CLIENT_EUNAVAILABLE
                              : KYUFU_CLIENT_EDEADLINE;
         result_set(r, tc->grpc_status, "%s: %s", ep, tc->message);
-        retry(call, hint);
+        retry(call, hint, true);
         return;
     }
     /* Final answer. */

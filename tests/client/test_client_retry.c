@@ -418,13 +418,17 @@ static void test_election_waits_and_hint(void)
         CHECK_EQ_INT(res.endpoint, 2);
         CHECK_EQ_INT(t.n, 8);
         uint32_t sum = 0;
-        /* Seven failures without a hint: next node in turn, after a wait. */
-        for (unsigned i = 0; i < 7; i++) {
+        /* The dead node refused: the next one at once.  Then six answers
+         * "no leader": the next node in turn, after a wait each. */
+        CHECK_EQ_INT(f.log[0].endpoint, 0);
+        CHECK_EQ_INT(t.endpoint[0], 1);
+        CHECK_EQ_INT(t.wait_ms[0], 0);
+        for (unsigned i = 1; i < 7; i++) {
             CHECK_EQ_INT(f.log[i].endpoint, i % 3);
             CHECK_EQ_INT(t.endpoint[i], (i + 1) % 3);
             CHECK(t.wait_ms[i] >= KYUFU_CLIENT_BACKOFF_MS_INITIAL_DEFAULT);
             CHECK(t.wait_ms[i] <= KYUFU_CLIENT_BACKOFF_MS_MAX_DEFAULT);
-            CHECK(i > 0 || t.wait_ms[0] <= 3 * KYUFU_CLIENT_BACKOFF_MS_INITIAL_DEFAULT);
+            CHECK(i > 1 || t.wait_ms[1] <= 3 * KYUFU_CLIENT_BACKOFF_MS_INITIAL_DEFAULT);
             sum += t.wait_ms[i];
         }
         /* Attempt 8 (on node 2 = index 1) names node 3: straight there. */
@@ -443,7 +447,7 @@ static void test_election_waits_and_hint(void)
         } else if (round == 1) {
             CHECK(t.n == first_n && memcmp(first, t.wait_ms, t.n * sizeof first[0]) == 0);
         } else {
-            CHECK(memcmp(first, t.wait_ms, 7 * sizeof first[0]) != 0);
+            CHECK(memcmp(first + 1, t.wait_ms + 1, 6 * sizeof first[0]) != 0);
         }
         kyufu_client_response_free(res.response);
         /* The next call goes straight to the leader it learnt. */
@@ -526,10 +530,11 @@ static void test_hint_at_once(void)
     fake_reset_log(&f);
 }
 
-/* The overall deadline is authoritative: with no node able to serve, a
- * 300 ms call gives up with its waits summing below 300 ms, each attempt
- * given at most the time left after the waits before it, and no wait
- * scheduled past the deadline. */
+/* The overall deadline is authoritative: with no node reachable, a 300 ms
+ * call gives up with its waits summing below 300 ms, each attempt given at
+ * most the time left after the waits before it, and no wait scheduled past
+ * the deadline.  Unreachable nodes are tried back to back, one wait per
+ * round of the three. */
 static void test_deadline(void)
 {
     const uint32_t deadline = 300;
@@ -552,6 +557,14 @@ static void test_deadline(void)
             }
         }
         CHECK_EQ_INT(before, res.waited_ms);
+        for (unsigned i = 0; i < t.n; i++) {
+            CHECK_EQ_INT(t.endpoint[i], (i + 1) % 3);
+            if (i % 3 == 2) {
+                CHECK(t.wait_ms[i] >= KYUFU_CLIENT_BACKOFF_MS_INITIAL_DEFAULT);
+            } else {
+                CHECK_EQ_INT(t.wait_ms[i], 0);
+            }
+        }
         kyufu_client_destroy(c);
         fake_reset_log(&f);
     }
