@@ -79,6 +79,7 @@ struct ccall
     const char *bad_message;
     /* Completion. */
     int final_status;
+    bool answered; /* final_status is the server's grpc-status */
     char final_message[KYUFU_GRPC_STATUS_MESSAGE_BYTES_MAX + 64];
 };
 
@@ -211,6 +212,7 @@ static void on_defer(uv_timer_t *t)
         req->n_headers = call->n_md[0];
         req->trailers = call->md[1];
         req->n_trailers = call->n_md[1];
+        req->answered = call->answered;
         call->cb(req, call->final_status, call->final_message, ok ? call->msg : NULL,
                  ok ? call->msg_len : 0);
         call_free(call);
@@ -448,6 +450,7 @@ static int on_stream_close(nghttp2_session *session,
                      call->n_msgs == 0 ? "OK response without a message"
                                        : "incomplete response message");
         } else {
+            call->answered = true;
             complete(call, call->grpc_status, call->grpc_message);
         }
     } else if (error_code == NGHTTP2_REFUSED_STREAM) {

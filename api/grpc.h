@@ -549,6 +549,12 @@ struct kyufu_grpc_client_req
     size_t n_headers;
     const struct kyufu_grpc_metadata *trailers;
     size_t n_trailers;
+    /* Set like the metadata: true when status is the server's own
+     * grpc-status; false when the call failed on this side (resolve,
+     * connect, TLS, broken connection, stream refused or reset, deadline,
+     * cancel).  Lets a caller tell "this node is down" from "this node
+     * answered UNAVAILABLE". */
+    bool answered;
     void *internal;              /* Private. */
 };
 

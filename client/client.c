@@ -6,12 +6,22 @@
  * response and fires the callback.
  *
  * Failure modes, per attempt (see kyufu.h for the policy):
- *   - UNAVAILABLE naming another endpoint as leader (kyufu-leader): go there
- *     at once (a second redirect in a row waits a backoff, so two nodes with
- *     stale hints cannot make us spin);
- *   - UNAVAILABLE without a usable hint, DEADLINE_EXCEEDED from the server,
- *     connection failure, attempt timeout: next endpoint after a backoff;
+ *   - UNAVAILABLE or DEADLINE_EXCEEDED naming another endpoint as leader
+ *     (kyufu-leader): go there at once, without waiting, unless this chain
+ *     of redirects (the attempts since the last wait) has already been
+ *     there: then wait a backoff first, so nodes with crossed, stale views
+ *     cannot make us spin;
+ *   - connection failure or attempt timeout (the node is down or hung: it
+ *     says nothing about the election): the next endpoint at once, unless
+ *     it was tried since the last wait;
+ *   - UNAVAILABLE without a usable hint (no leader known: an election in
+ *     progress), DEADLINE_EXCEEDED from the server, or every node failed
+ *     since the last wait: the next endpoint in turn, after a backoff with
+ *     decorrelated jitter (backoff.h: 10..30 ms first, capped at 250 ms by
+ *     default), so retries are spread over the nodes and over time;
  *   - any other status (OK or a ledger rejection): final.
+ * Every answer that names a leader, final or not, pinned call or not,
+ * makes that endpoint the client's leader for its next calls.
  * The same encoded bytes are re-sent on every attempt, so a write keeps its
  * key.  The overall deadline bounds everything: each attempt gets at most
  * the time left, and no backoff is started that would end past it.  A call
@@ -26,6 +36,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/rand.h>
+
+#include "backoff.h"
 #include "kyufu.h"
 #include "session.h"
 #include "transport.h"
@@ -48,6 +61,9 @@ struct kyufu_client
     struct client__session session;
     struct client__transport *transport;
     unsigned leader;         /* endpoint index of the last known leader */
+    uint64_t rng;            /* jitter source of every call's backoff */
+    client__retry_trace_cb trace; /* tests: each retry decision */
+    void *trace_arg;
     struct call *calls;      /* in flight or waiting, doubly linked */
     unsigned timers_open;    /* call timers not yet closed */
     bool closing;
@@ -69,8 +85,8 @@ struct call
     uint64_t deadline_at;    /* loop time, ms */
     int fixed;               /* -1, or the only endpoint allowed */
     unsigned endpoint;       /* of the current / next attempt */
-    bool last_redirect;      /* the attempt in flight followed a hint */
-    uint32_t backoff_ms;
+    uint32_t chain;          /* endpoints tried since the last wait (bits) */
+    struct client__backoff backoff;
     bool in_flight;          /* a transport call is outstanding */
     enum timer_action action;
     int fail_err;            /* for T_FAIL */
@@ -141,6 +157,11 @@ int client__create_with(const struct kyufu_client_config *cfg,
     c->attempt_ms = cfg->attempt_ms;
     c->backoff_ms_initial = cfg->backoff_ms_initial;
     c->backoff_ms_max = cfg->backoff_ms_max;
+    /* Jitter only has to differ between clients, not be secret; if the
+     * CSPRNG fails, the monotonic clock still differs between processes. */
+    if (RAND_bytes((unsigned char *)&c->rng, sizeof c->rng) != 1) {
+        c->rng = uv_hrtime();
+    }
     rv = client__session_open(&c->session, cfg->client_id, cfg->session_file,
                               errmsg, errmsg_len);
     if (rv != 0) {
@@ -440,8 +461,9 @@ static void attempt(struct call *call)
 
 /* A retryable failure of the attempt on call->endpoint: pick the next
  * endpoint and wait, or give up. `hint` is the endpoint named as leader, or
- * -1. */
-static void retry(struct call *call, int hint)
+ * -1; `reached` is false when the node could not be reached or did not
+ * answer in time (no word about the leader from it). */
+static void retry(struct call *call, int hint, bool reached)
 {
     struct kyufu_client *c = call->c;
     if (call->fixed >= 0 ||
@@ -449,28 +471,40 @@ static void retry(struct call *call, int hint)
         finish(call, call->last_err);
         return;
     }
+    unsigned tried = call->endpoint;
+    assert(tried < c->n_endpoints && c->n_endpoints <= 32);
+    call->chain |= UINT32_C(1) << tried;
+    bool named_other = hint >= 0 && (unsigned)hint != tried;
     uint32_t delay;
-    if (hint >= 0 && (unsigned)hint != call->endpoint && !call->last_redirect) {
+    unsigned next = (tried + 1) % c->n_endpoints;
+    if (named_other && (call->chain & (UINT32_C(1) << hint)) == 0) {
+        /* A leader exists and we know where: waiting would only add to the
+         * failover the caller sees. */
         call->endpoint = (unsigned)hint;
-        call->last_redirect = true;
+        delay = 0;
+    } else if (!reached && hint < 0 && (call->chain & (UINT32_C(1) << next)) == 0) {
+        /* A dead node (the killed leader) tells nothing about the
+         * election: ask the next one now; the wait comes once every node
+         * has failed since the last one. */
+        call->endpoint = next;
         delay = 0;
     } else {
-        call->endpoint = hint >= 0 && (unsigned)hint != call->endpoint
-                             ? (unsigned)hint
-                             : (call->endpoint + 1) % c->n_endpoints;
-        call->last_redirect = false;
-        delay = call->backoff_ms;
-        call->backoff_ms = call->backoff_ms * 2 > c->backoff_ms_max
-                               ? c->backoff_ms_max
-                               : call->backoff_ms * 2;
-        if (call->backoff_ms == 0 && c->backoff_ms_max > 0) {
-            call->backoff_ms = 1;
-        }
+        /* No leader known (election), the node that failed us named
+         * itself, or the redirects went round in a circle: the hinted node
+         * or the next one in turn, after a jittered wait. */
+        call->endpoint = named_other ? (unsigned)hint : next;
+        delay = client__backoff_next(&call->backoff, &c->rng);
+        call->chain = 0;
     }
     c->leader = call->endpoint; /* the best guess for the next call too */
     if (time_left(call) <= delay) {
+        /* The wait would end at or past the deadline: the deadline wins. */
         finish(call, call->last_err);
         return;
+    }
+    call->req->result.waited_ms += delay;
+    if (c->trace != NULL) {
+        c->trace(c->trace_arg, call->endpoint, delay);
     }
     call->action = T_ATTEMPT;
     uv_timer_start(&call->timer, on_timer, delay, 0);
@@ -488,7 +522,7 @@ static void on_timer(uv_timer_t *t)
     } else if (call->fail_err != 0) {
         finish(call, call->fail_err);
     } else {
-        retry(call, -1);
+        retry(call, -1, false); /* the transport could not start the call */
     }
 }
 
@@ -532,10 +566,13 @@ static void on_attempt(struct client__tcall *tc, int err)
                        tc->message[0] != '\0' ? tc->message
                                               : "connection failed");
         }
-        retry(call, -1);
+        retry(call, -1, false);
         return;
     }
     int hint = tc->leader[0] != '\0' ? endpoint_index(c, tc->leader) : -1;
+    if (hint >= 0) {
+        c->leader = (unsigned)hint; /* from any answer, pinned calls too */
+    }
     if (tc->grpc_status == KYUFU_GRPC_UNAVAILABLE ||
         tc->grpc_status == KYUFU_GRPC_DEADLINE_EXCEEDED) {
         free(body);
@@ -543,12 +580,12 @@ static void on_attempt(struct client__tcall *tc, int err)
                              ? KYUFU_CLIENT_EUNAVAILABLE
                              : KYUFU_CLIENT_EDEADLINE;
         result_set(r, tc->grpc_status, "%s: %s", ep, tc->message);
-        retry(call, hint);
+        retry(call, hint, true);
         return;
     }
     /* Final answer. */
-    if (call->fixed < 0) {
-        c->leader = hint >= 0 ? (unsigned)hint : call->endpoint;
+    if (call->fixed < 0 && hint < 0) {
+        c->leader = call->endpoint; /* it served the call */
     }
     result_set(r, tc->grpc_status, "%s", tc->message);
     if (tc->grpc_status == KYUFU_GRPC_OK) {
@@ -618,7 +655,8 @@ int kyufu_client_call_async(struct kyufu_client *c,
     call->deadline_at = uv_now(c->loop) + deadline;
     call->fixed = opts != NULL && opts->endpoint >= 0 ? opts->endpoint : -1;
     call->endpoint = call->fixed >= 0 ? (unsigned)call->fixed : c->leader;
-    call->backoff_ms = c->backoff_ms_initial;
+    client__backoff_init(&call->backoff, c->backoff_ms_initial,
+                         c->backoff_ms_max);
     int trv = uv_timer_init(c->loop, &call->timer);
     assert(trv == 0);
     (void)trv;
@@ -710,6 +748,75 @@ int kyufu_client_call(struct kyufu_client *c,
     }
     *result = req.result;
     return st.rv;
+}
+
+struct each_slot
+{
+    unsigned *pending;
+    int *rv;
+    struct kyufu_client_result *result;
+};
+
+static void on_each_done(struct kyufu_client_req *req, int status)
+{
+    struct each_slot *slot = req->data;
+    *slot->rv = status;
+    *slot->result = req->result;
+    assert(*slot->pending > 0);
+    (*slot->pending)--;
+}
+
+int kyufu_client_call_each(struct kyufu_client *c,
+                           const char *method,
+                           const ProtobufCMessage *request,
+                           const ProtobufCMessageDescriptor *response_desc,
+                           uint32_t deadline_ms,
+                           int *rvs,
+                           struct kyufu_client_result *results)
+{
+    assert(c != NULL && c->owns_loop && rvs != NULL && results != NULL);
+    const struct kyufu_client_method *m = kyufu_client_method_find(method);
+    if (m == NULL) {
+        return KYUFU_CLIENT_EUNKNOWN_METHOD;
+    }
+    if (m->kind == KYUFU_CLIENT_WRITE || request == NULL ||
+        request->descriptor != m->input ||
+        (response_desc != NULL && response_desc != m->output)) {
+        return KYUFU_CLIENT_EINVALID; /* a write: one leader, one key */
+    }
+    if (c->closing) {
+        return KYUFU_CLIENT_ECANCELED;
+    }
+    struct kyufu_client_req reqs[KYUFU_CLIENT_ENDPOINTS_MAX];
+    struct each_slot slots[KYUFU_CLIENT_ENDPOINTS_MAX];
+    unsigned pending = 0;
+    for (unsigned i = 0; i < c->n_endpoints; i++) {
+        memset(&results[i], 0, sizeof results[i]);
+        results[i].endpoint = -1;
+        slots[i] = (struct each_slot){ &pending, &rvs[i], &results[i] };
+        reqs[i] = (struct kyufu_client_req){ .data = &slots[i] };
+        struct kyufu_client_call_opts opts = { .deadline_ms = deadline_ms,
+                                               .endpoint = (int)i };
+        rvs[i] = kyufu_client_call_async(c, &reqs[i], method, request,
+                                         response_desc, &opts, on_each_done);
+        if (rvs[i] == 0) { /* else ENOMEM: that endpoint's answer */
+            pending++;
+        }
+    }
+    while (pending > 0) {
+        uv_run(c->loop, UV_RUN_ONCE);
+    }
+    return 0;
+}
+
+void client__testing(struct kyufu_client *c,
+                     uint64_t seed,
+                     client__retry_trace_cb trace,
+                     void *arg)
+{
+    c->rng = seed;
+    c->trace = trace;
+    c->trace_arg = arg;
 }
 
 static void on_sync_closed(struct kyufu_client *c, void *arg)

@@ -26,14 +26,28 @@
  * fsync stall (~200 ms seen), short enough that a hung node leaves time to
  * try the others inside the default deadline. */
 #define KYUFU_CLIENT_ATTEMPT_MS_DEFAULT 2000u
-/* First retry backoff after a failed attempt; doubles up to the max.  A
- * redirect to a named leader is retried at once, without backoff. */
-#define KYUFU_CLIENT_BACKOFF_MS_INITIAL_DEFAULT 50u
-/* Backoff cap: about one heartbeat-and-a-half of an election in progress. */
-#define KYUFU_CLIENT_BACKOFF_MS_MAX_DEFAULT 1000u
-/* Attempts of one call: a guard against a loop, not the real bound (the
- * deadline is); 3 nodes x a few rounds of an election. */
-#define KYUFU_CLIENT_ATTEMPTS_MAX 64u
+/* Retry backoff while no leader is known (an election in progress, or a
+ * follower that cannot reach the dead leader): decorrelated jitter
+ * (client/backoff.h), each wait uniform in [initial, 3 x previous], capped.
+ * A redirect to a named leader is not delayed at all (client.c).
+ *
+ * Initial 10 ms: an election ends at an unknown instant, and a client can
+ * only see it on its next attempt, so the first waits are short; 10 ms is
+ * still ten loopback round trips, so a client does not spin.  The first
+ * waits are 10..30 ms. */
+#define KYUFU_CLIENT_BACKOFF_MS_INITIAL_DEFAULT 10u
+/* Cap 250 ms: what a client adds to an election is up to one wait (the
+ * election ends during a wait; docs/failover.md: with a 1000 ms cap, doubling
+ * from 50 ms, the first acknowledged write came up to 1.9 s after the new
+ * leader was elected).  At the cap a waiting client sends 4-12 attempts a
+ * second (waits uniform in [10, 250] ms), each a cheap UNAVAILABLE: a few
+ * hundred such clients stay far below one node's call rate. */
+#define KYUFU_CLIENT_BACKOFF_MS_MAX_DEFAULT 250u
+/* Attempts of one call: a guard against a loop (backoff_ms_max = 0), not the
+ * real bound (the deadline is).  Waits at the cap average ~130 ms, so 256
+ * attempts last about half a minute: longer than any election, so a call
+ * with a long deadline is not cut short while the cluster elects. */
+#define KYUFU_CLIENT_ATTEMPTS_MAX 256u
 
 /* The persisted session file reserves sequence numbers in blocks, so a write
  * costs one fsync per block, not per call; a crash skips the rest of the
@@ -45,6 +59,13 @@
 #define KYUFU_CLIENT_MESSAGE_BYTES_MAX (4u << 20)
 /* Error detail returned to the caller (gRPC grpc-message, truncated). */
 #define KYUFU_CLIENT_ERRMSG_BYTES 256u
+
+/* kyufuctl cluster status: how long each node is given to answer when the
+ * probes run in parallel (without --digest).  A live node answers Status
+ * from memory in a few ms even under load (~200 ms fsync stalls seen); a
+ * stopped or partitioned node never does, and the operator waits for the
+ * slowest probe, so 1 s.  --node-timeout-ms overrides it. */
+#define KYUFU_CTL_STATUS_NODE_MS_DEFAULT 1000u
 
 /* kyufuctl: records one `list` follows through pages before it stops (a
  * city's ledger list is bounded by the operator's patience and memory). */
@@ -61,6 +82,12 @@ _Static_assert(KYUFU_CLIENT_ATTEMPT_MS_DEFAULT <= KYUFU_CLIENT_DEADLINE_MS_DEFAU
                "one attempt fits in the default deadline");
 _Static_assert(KYUFU_CLIENT_BACKOFF_MS_INITIAL_DEFAULT <= KYUFU_CLIENT_BACKOFF_MS_MAX_DEFAULT,
                "backoff starts below its cap");
+_Static_assert(KYUFU_CLIENT_BACKOFF_MS_MAX_DEFAULT <= KYUFU_CLIENT_ATTEMPT_MS_DEFAULT / 4,
+               "a backoff wait is small next to an attempt");
+_Static_assert(KYUFU_CLIENT_BACKOFF_MS_MAX_DEFAULT < KYUFU_CLIENT_DEADLINE_MS_DEFAULT / 10,
+               "the default deadline holds many retries");
+_Static_assert(KYUFU_CLIENT_ENDPOINTS_MAX <= 32,
+               "client.c keeps the endpoints of a redirect chain in a uint32_t");
 _Static_assert(KYUFU_CLIENT_ID_RANDOM_BYTES * 2 + 8 <= KYUFU_CLIENT_ID_BYTES_MAX,
                "a generated client id (prefix + hex) fits the server's limit");
 

@@ -1,5 +1,6 @@
 /* kyufuctl cluster commands: init (local files), status (every node asked
- * directly), transfer-leadership (sent to the leader). */
+ * directly, all at once, each with a short timeout), transfer-leadership
+ * (sent to the leader). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,14 +9,14 @@
 #include "kyufu.h"
 
 enum { OPT_DIR = 0x300, OPT_NODES, OPT_HOST, OPT_HOSTS, OPT_RAFT_BASE, OPT_API_BASE,
-       OPT_FORCE, OPT_TO, OPT_DIGEST, OPT_HELP };
+       OPT_FORCE, OPT_TO, OPT_DIGEST, OPT_NODE_TIMEOUT, OPT_HELP };
 
 void ctl__cluster_usage(FILE *out)
 {
     fprintf(out,
             "  cluster init --dir DIR [--nodes N] [--host H ... | --hosts H1,H2,...]\n"
             "               [--raft-port-base P] [--api-port-base P] [--force]\n"
-            "  cluster status [--digest]\n"
+            "  cluster status [--digest] [--node-timeout-ms N]\n"
             "  cluster transfer-leadership [--to NODE_ID]\n");
 }
 
@@ -157,13 +158,24 @@ static int cmd_init(struct ctl__run *r, int argc, char **argv)
 
 /* ------------------------------------------------------------ status */
 
+struct status_opts
+{
+    bool digest;
+    uint32_t node_timeout_ms; /* 0: not given */
+};
+
 static int status_opt(struct ctl__run *r, int c, const char *arg, void *p)
 {
-    (void)r;
-    (void)arg;
+    struct status_opts *o = p;
+    unsigned long v;
     if (c == OPT_DIGEST) {
-        *(bool *)p = true;
+        o->digest = true;
         return 0;
+    }
+    if (c == OPT_NODE_TIMEOUT) {
+        int rv = parse_uint(r, "node-timeout-ms", arg, 1, KYUFU_CLIENT_DEADLINE_MS_MAX, &v);
+        o->node_timeout_ms = (uint32_t)v;
+        return rv;
     }
     return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "unknown option");
 }
@@ -176,13 +188,53 @@ static void hex(const ProtobufCBinaryData *b, char *out, size_t len)
     }
 }
 
+/* How long each node gets: --node-timeout-ms; else, with --digest (a full
+ * state hash takes seconds on a large store), the call deadline; else
+ * KYUFU_CTL_STATUS_NODE_MS_DEFAULT, or --deadline-ms if that is shorter.
+ * 0 means the config's deadline_ms. */
+static uint32_t node_timeout(const struct ctl__run *r, const struct status_opts *o)
+{
+    if (o->node_timeout_ms != 0) {
+        return o->node_timeout_ms;
+    }
+    if (o->digest) {
+        return r->deadline_ms;
+    }
+    if (r->deadline_ms != 0 && r->deadline_ms < KYUFU_CTL_STATUS_NODE_MS_DEFAULT) {
+        return r->deadline_ms;
+    }
+    return KYUFU_CTL_STATUS_NODE_MS_DEFAULT;
+}
+
+/* Why a node did not answer, for people. */
+static void unreachable_reason(int crv, const struct kyufu_client_result *res,
+                               uint32_t timeout_ms, char *out, size_t len)
+{
+    if (crv == KYUFU_CLIENT_EDEADLINE) {
+        if (timeout_ms != 0) {
+            snprintf(out, len, "unreachable: no answer within %u ms", timeout_ms);
+        } else {
+            snprintf(out, len, "unreachable: no answer within the deadline");
+        }
+    } else if (crv == 0) { /* answered, but not OK (e.g. stopping) */
+        snprintf(out, len, "unreachable: %s: %s",
+                 kyufu_grpc_status_name(res->grpc_status), res->message);
+    } else {
+        snprintf(out, len, "unreachable: %s", res->message[0] != '\0'
+                                                  ? res->message
+                                                  : kyufu_client_strerror(crv));
+    }
+}
+
 static int cmd_status(struct ctl__run *r, int argc, char **argv)
 {
     static const struct option extra[] = {
         { "digest", no_argument, NULL, OPT_DIGEST },
+        { "node-timeout-ms", required_argument, NULL, OPT_NODE_TIMEOUT },
     };
-    bool digest = false;
-    int rv = getopts(r, argc, argv, extra, 1, status_opt, &digest, "status");
+    struct status_opts so = { 0 };
+    int rv = getopts(r, argc, argv, extra, sizeof extra / sizeof extra[0], status_opt,
+                     &so, "status");
     if (rv != 0) {
         return rv < 0 ? 0 : rv;
     }
@@ -193,23 +245,35 @@ static int cmd_status(struct ctl__run *r, int argc, char **argv)
     }
     unsigned n_ep = kyufu_client_endpoint_count(c);
     Kyufu__V1__StatusRequest req = KYUFU__V1__STATUS_REQUEST__INIT;
-    req.with_digest = digest;
+    req.with_digest = so.digest;
+    /* Every node at once: the command takes the slowest answer or one
+     * timeout, not the sum of them (a stopped node used to cost the whole
+     * deadline, and each further one as much again). */
+    uint32_t timeout_ms = node_timeout(r, &so);
+    int crvs[KYUFU_CLIENT_ENDPOINTS_MAX];
+    struct kyufu_client_result results[KYUFU_CLIENT_ENDPOINTS_MAX];
+    rv = kyufu_client_call_each(c, "Status", &req.base, &kyufu__v1__node_status__descriptor,
+                                timeout_ms, crvs, results);
+    if (rv != 0) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "cluster status: %s",
+                         kyufu_client_strerror(rv));
+    }
     json_t *nodes = json_array();
+    json_t *unreachable = json_array();
     unsigned reachable = 0, leaders = 0;
     uint64_t leader_id = 0;
     bool leader_disagree = false;
     if (!r->json) {
         fprintf(r->out, "%-22s %-9s %-10s %6s %8s %8s %6s%s\n", "ENDPOINT", "REACHABLE",
-                "ROLE", "ID", "TERM", "APPLIED", "LEADER", digest ? "  DIGEST" : "");
+                "ROLE", "ID", "TERM", "APPLIED", "LEADER", so.digest ? "  DIGEST" : "");
     }
     for (unsigned i = 0; i < n_ep; i++) {
-        struct kyufu_client_call_opts opts = { .deadline_ms = r->deadline_ms,
-                                               .endpoint = (int)i };
-        struct kyufu_client_result res;
-        int crv = kyufu_client_call(c, "Status", &req.base, NULL, &opts, &res);
+        int crv = crvs[i];
+        struct kyufu_client_result *res = &results[i];
+        const char *ep = kyufu_client_endpoint(c, i);
         const Kyufu__V1__NodeStatus *st = NULL;
-        if (crv == 0 && res.grpc_status == KYUFU_GRPC_OK) {
-            st = (const Kyufu__V1__NodeStatus *)res.response;
+        if (crv == 0 && res->grpc_status == KYUFU_GRPC_OK) {
+            st = (const Kyufu__V1__NodeStatus *)res->response;
             reachable++;
             if (strcmp(st->role, "leader") == 0) {
                 leaders++;
@@ -221,6 +285,11 @@ static int cmd_status(struct ctl__run *r, int argc, char **argv)
                 leader_id = st->leader_id;
             }
         }
+        char why[KYUFU_CLIENT_ERRMSG_BYTES + 64] = "";
+        if (st == NULL) {
+            unreachable_reason(crv, res, timeout_ms, why, sizeof why);
+            json_array_append_new(unreachable, json_string(ep));
+        }
         char dg[80];
         if (st != NULL) {
             hex(&st->state_digest, dg, sizeof dg);
@@ -228,28 +297,32 @@ static int cmd_status(struct ctl__run *r, int argc, char **argv)
         if (r->json) {
             json_t *o = st != NULL ? kyufu_ctl_to_json(&st->base) : json_object();
             if (o != NULL) {
-                json_object_set_new(o, "endpoint", json_string(kyufu_client_endpoint(c, i)));
+                json_object_set_new(o, "endpoint", json_string(ep));
                 json_object_set_new(o, "reachable", json_boolean(st != NULL));
                 if (st == NULL) {
-                    json_object_set_new(o, "error", json_string(res.message));
+                    json_object_set_new(o, "error", json_string(res->message));
+                    json_object_set_new(o, "reason", json_string(why));
+                    json_object_set_new(o, "timed_out",
+                                        json_boolean(crv == KYUFU_CLIENT_EDEADLINE));
                 }
                 json_array_append_new(nodes, o);
             }
         } else if (st != NULL) {
-            fprintf(r->out, "%-22s %-9s %-10s %6llu %8llu %8llu %6llu%s%s\n", kyufu_client_endpoint(c, i),
+            fprintf(r->out, "%-22s %-9s %-10s %6llu %8llu %8llu %6llu%s%s\n", ep,
                     "yes", st->role, (unsigned long long)st->id, (unsigned long long)st->term,
                     (unsigned long long)st->applied_index, (unsigned long long)st->leader_id,
-                    digest ? "  " : "", digest ? dg : "");
+                    so.digest ? "  " : "", so.digest ? dg : "");
         } else {
-            fprintf(r->out, "%-22s %-9s %s\n", kyufu_client_endpoint(c, i), "no", res.message);
+            fprintf(r->out, "%-22s %-9s %s\n", ep, "no", why);
         }
-        kyufu_client_response_free(res.response);
+        kyufu_client_response_free(res->response);
     }
     bool healthy = reachable == n_ep && leaders == 1 && !leader_disagree;
     if (r->json) {
-        json_t *doc = json_pack("{s:o,s:i,s:I,s:b}", "nodes", nodes, "reachable",
+        json_t *doc = json_pack("{s:o,s:i,s:I,s:b,s:O,s:I}", "nodes", nodes, "reachable",
                                 (int)reachable, "leader_id", (json_int_t)leader_id,
-                                "healthy", healthy);
+                                "healthy", healthy, "unreachable", unreachable,
+                                "node_timeout_ms", (json_int_t)timeout_ms);
         if (doc != NULL) {
             json_dumpf(doc, r->out, JSON_INDENT(2));
             fputc('\n', r->out);
@@ -258,6 +331,14 @@ static int cmd_status(struct ctl__run *r, int argc, char **argv)
     } else {
         json_decref(nodes);
     }
+    if (reachable < n_ep) {
+        fprintf(r->err, "kyufuctl: unreachable:");
+        for (size_t i = 0; i < json_array_size(unreachable); i++) {
+            fprintf(r->err, " %s", json_string_value(json_array_get(unreachable, i)));
+        }
+        fputc('\n', r->err);
+    }
+    json_decref(unreachable);
     if (reachable == 0) {
         fprintf(r->err, "kyufuctl: no node reachable\n");
         return KYUFU_CTL_EXIT_UNAVAILABLE;

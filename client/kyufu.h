@@ -5,12 +5,18 @@
  * call to the node it last knew as the leader and follows the cluster when
  * leadership moves:
  *
- *   - a node that cannot serve the call answers UNAVAILABLE, with the trailer
- *     metadata `kyufu-leader: host:port` (the leader's API address) when it
- *     knows one; the client goes there at once;
- *   - UNAVAILABLE without a hint, a connection failure, or an attempt that
- *     outlives its per-attempt timeout (or DEADLINE_EXCEEDED from the server)
- *     moves the call to the next endpoint after a backoff (doubling, capped);
+ *   - every node answer carries the trailer metadata `kyufu-leader:
+ *     host:port` (the leader's API address) when the node knows a leader;
+ *     the client sends its next calls there, and a call that failed with
+ *     UNAVAILABLE on a node naming another goes there at once, with no
+ *     wait (unless its redirects went round in a circle);
+ *   - UNAVAILABLE without a hint (no leader known: an election), a
+ *     connection failure, or an attempt that outlives its per-attempt
+ *     timeout (or DEADLINE_EXCEEDED from the server) moves the call to the
+ *     next endpoint after a short jittered backoff (decorrelated jitter
+ *     between backoff_ms_initial and backoff_ms_max, 10..250 ms by
+ *     default), so a client sees a new leader within about one wait of its
+ *     election and many clients do not retry in step;
  *   - every attempt of one write carries the SAME idempotency key: the bytes
  *     are encoded once and re-sent, so a write the first node applied before
  *     its answer was lost is not applied twice (the server returns the first
@@ -99,8 +105,8 @@ struct kyufu_client_config
     char *session_file;       /* NULL: no persistence (see below) */
     uint32_t deadline_ms;     /* overall deadline of one call, retries incl. */
     uint32_t attempt_ms;      /* one attempt against one node */
-    uint32_t backoff_ms_initial;
-    uint32_t backoff_ms_max;
+    uint32_t backoff_ms_initial; /* smallest retry wait, <= backoff_ms_max */
+    uint32_t backoff_ms_max;     /* largest retry wait */
 };
 
 /* Defaults: no endpoints, no TLS files, deadlines and backoff from
@@ -191,6 +197,8 @@ struct kyufu_client_result
                                          the caller: kyufu_client_response_free */
     unsigned attempts;                /* attempts made (>= 1) */
     int endpoint;                     /* index of the node that answered */
+    uint32_t waited_ms;               /* backoff waits between attempts, as
+                                         scheduled (0: only redirects) */
 };
 
 void kyufu_client_response_free(ProtobufCMessage *response);
@@ -236,6 +244,23 @@ int kyufu_client_settle_write(struct kyufu_client *c,
                               const char *actor,
                               const struct kyufu_client_call_opts *opts,
                               struct kyufu_client_result *result);
+
+/* Call `method`, a read or a Cluster method (never a write: EINVALID), on
+ * every endpoint at once, each call pinned to its endpoint (no retry, no
+ * redirect) with its own deadline_ms (0: the config's), and wait for all:
+ * rvs[i] and results[i] (arrays of kyufu_client_endpoint_count entries)
+ * are what kyufu_client_call with opts {deadline_ms, i} would have given,
+ * so the whole takes about the slowest answer or deadline_ms, not their
+ * sum (kyufuctl cluster status).  Hints in the answers teach the client
+ * the leader.  Returns 0, or EINVALID / EUNKNOWN_METHOD / ECANCELED before
+ * any call was made. */
+int kyufu_client_call_each(struct kyufu_client *c,
+                           const char *method,
+                           const ProtobufCMessage *request,
+                           const ProtobufCMessageDescriptor *response_desc,
+                           uint32_t deadline_ms,
+                           int *rvs,
+                           struct kyufu_client_result *results);
 
 /* Release a synchronous client (closes its private loop). */
 void kyufu_client_destroy(struct kyufu_client *c);

@@ -97,6 +97,18 @@ int client__create_with(const struct kyufu_client_config *cfg,
                         char *errmsg,
                         size_t errmsg_len);
 
+/* Tests: replace the client's jitter seed (RAND_bytes at create) with
+ * `seed`, so the backoff waits replay exactly, and observe every retry
+ * decision: trace(arg, endpoint of the next attempt, wait before it in ms,
+ * 0 = at once) fires as the wait is scheduled.  trace may be NULL. */
+struct kyufu_client;
+typedef void (*client__retry_trace_cb)(void *arg, unsigned endpoint,
+                                       uint32_t wait_ms);
+void client__testing(struct kyufu_client *c,
+                     uint64_t seed,
+                     client__retry_trace_cb trace,
+                     void *arg);
+
 /* Fill errmsg (if any) printf-style; returns rv for `return errf(...)`. */
 int client__errf(char *errmsg, size_t errmsg_len, int rv, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -3,10 +3,12 @@
  * next call after a failure).
  *
  * Mapping to the client__transport contract: a gRPC status from the server
- * is err == 0; UNAVAILABLE produced locally by the connection (refused,
- * TLS failure, reset) is also reported as a status, which the retry logic
- * treats the same as a connection failure; DEADLINE_EXCEEDED from the
- * local timer likewise.  CANCELLED while we are closing is ECANCELED.
+ * is err == 0; a call that failed on our side (req->answered false) with
+ * UNAVAILABLE (refused, TLS failure, broken connection, stream refused) is
+ * err == EUNAVAILABLE, with DEADLINE_EXCEEDED (the attempt's timer) err ==
+ * EDEADLINE, so the retry logic can tell a node that is down from a node
+ * that answered "no leader".  CANCELLED while we are closing is ECANCELED;
+ * any other local status is passed on as a status.
  *
  * The kyufu-leader hint: the trailer of that name (every node answer
  * carries it when the node knows a leader, OK or error) is copied into
@@ -49,10 +51,20 @@ static void on_done(struct kyufu_grpc_client_req *greq, int status,
     /* Borrowed from the api call (valid during this callback), not from r. */
     const char *leader = kyufu_grpc_metadata_find(greq->trailers, greq->n_trailers,
                                                   KYUFU_LEADER_METADATA);
+    bool answered = greq->answered; /* greq is inside r */
     free(r);
     tc->impl_ = NULL;
     if (t->closing && status == KYUFU_GRPC_CANCELLED) {
         tc->cb_(tc, KYUFU_CLIENT_ECANCELED);
+        return;
+    }
+    if (!answered && (status == KYUFU_GRPC_UNAVAILABLE ||
+                      status == KYUFU_GRPC_DEADLINE_EXCEEDED)) {
+        snprintf(tc->message, sizeof tc->message, "%s",
+                 message != NULL ? message : "");
+        tc->leader[0] = '\0';
+        tc->cb_(tc, status == KYUFU_GRPC_UNAVAILABLE ? KYUFU_CLIENT_EUNAVAILABLE
+                                                    : KYUFU_CLIENT_EDEADLINE);
         return;
     }
     tc->grpc_status = status;

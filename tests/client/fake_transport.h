@@ -7,7 +7,7 @@
 
 #include "transport.h"
 
-#define FAKE_MAX 128
+#define FAKE_MAX 300
 
 struct fake_reply
 {

@@ -4,7 +4,14 @@
  * write and never per retry, that a named leader is tried next and
  * remembered, that a ledger rejection is final, that a call pinned to one
  * endpoint is never moved, that sessions persisted in a file never reuse a
- * key, and that closing cancels calls in flight and leaves the loop clean. */
+ * key, and that closing cancels calls in flight and leaves the loop clean;
+ * and for failover: that a leader named by any node is tried at once (no
+ * wait), that waits while no leader is known are jittered within
+ * [backoff_ms_initial, backoff_ms_max] and rotate over the nodes, that a
+ * seed replays them, that the overall deadline bounds the waits and every
+ * attempt, and that kyufu_client_call_each asks every node at once.
+ * Waits are observed as the client schedules them (client__testing), never
+ * by reading a clock. */
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -193,7 +200,7 @@ static void test_all_unavailable(void)
 }
 
 /* Stale hints must not make two nodes bounce a call without backoff
- * forever: a second redirect in a row is not followed blindly, and reads
+ * forever: a redirect back to a node of the same chain waits, and reads
  * (no key) are retried too. */
 static void test_redirect_pinned_and_reads(void)
 {
@@ -401,6 +408,283 @@ static void test_settle(void)
     kyufu_client_destroy(c);
 }
 
+/* ---- failover: waits, hints, deadline (jitter seeded) */
+
+struct trace
+{
+    unsigned n;
+    unsigned endpoint[FAKE_MAX];
+    uint32_t wait_ms[FAKE_MAX];
+};
+
+static void on_trace(void *arg, unsigned endpoint, uint32_t wait_ms)
+{
+    struct trace *t = arg;
+    CHECK(t->n < FAKE_MAX);
+    t->endpoint[t->n] = endpoint;
+    t->wait_ms[t->n] = wait_ms;
+    t->n++;
+}
+
+/* A client with the default backoff (10..250 ms), a seeded jitter source
+ * and a trace of its retry decisions. */
+static struct kyufu_client *open_traced(struct fake *f, struct trace *t,
+                                        uint64_t seed, uint32_t deadline_ms)
+{
+    struct kyufu_client_config cfg;
+    config(&cfg);
+    cfg.backoff_ms_initial = KYUFU_CLIENT_BACKOFF_MS_INITIAL_DEFAULT;
+    cfg.backoff_ms_max = KYUFU_CLIENT_BACKOFF_MS_MAX_DEFAULT;
+    cfg.deadline_ms = deadline_ms;
+    struct kyufu_client *c = open_client(f, &cfg);
+    kyufu_client_config_free(&cfg);
+    memset(t, 0, sizeof *t);
+    client__testing(c, seed, on_trace, t);
+    return c;
+}
+
+/* The leader's death as a client sees it: its node refuses, the others
+ * know no leader yet (election), then one names the new leader.  Waits
+ * while no leader is known are jittered in [10, 250] ms and rotate over
+ * the nodes; the named leader is tried at once; the same seed replays the
+ * same waits; another seed does not. */
+static void election_script(struct fake *f, const Kyufu__V1__WriteResponse *ok)
+{
+    fake_push(f, (struct fake_reply){ .err = KYUFU_CLIENT_EUNAVAILABLE,
+                                      .message = "connection refused" });
+    for (int i = 0; i < 6; i++) {
+        fake_push(f, (struct fake_reply){ .status = KYUFU_GRPC_UNAVAILABLE,
+                                          .message = "no leader known yet" });
+    }
+    fake_push(f, (struct fake_reply){ .status = KYUFU_GRPC_UNAVAILABLE,
+                                      .leader = EPS[2],
+                                      .message = "not the leader" });
+    fake_push(f, (struct fake_reply){ .status = KYUFU_GRPC_OK, .response = &ok->base });
+}
+
+static void test_election_waits_and_hint(void)
+{
+    Kyufu__V1__WriteResponse ok = KYUFU__V1__WRITE_RESPONSE__INIT;
+    uint32_t first[FAKE_MAX];
+    unsigned first_n = 0;
+    for (int round = 0; round < 3; round++) {
+        struct fake f = { 0 };
+        struct trace t;
+        /* rounds 0 and 1: same seed; round 2: another */
+        struct kyufu_client *c = open_traced(&f, &t, round < 2 ? 1234 : 999, 600000);
+        election_script(&f, &ok);
+        struct kyufu_client_result res;
+        submit(c, &res, 0);
+        CHECK_EQ_INT(res.grpc_status, KYUFU_GRPC_OK);
+        CHECK_EQ_INT(res.attempts, 9);
+        CHECK_EQ_INT(res.endpoint, 2);
+        CHECK_EQ_INT(t.n, 8);
+        uint32_t sum = 0;
+        /* The dead node refused: the next one at once.  Then six answers
+         * "no leader": the next node in turn, after a wait each. */
+        CHECK_EQ_INT(f.log[0].endpoint, 0);
+        CHECK_EQ_INT(t.endpoint[0], 1);
+        CHECK_EQ_INT(t.wait_ms[0], 0);
+        for (unsigned i = 1; i < 7; i++) {
+            CHECK_EQ_INT(f.log[i].endpoint, i % 3);
+            CHECK_EQ_INT(t.endpoint[i], (i + 1) % 3);
+            CHECK(t.wait_ms[i] >= KYUFU_CLIENT_BACKOFF_MS_INITIAL_DEFAULT);
+            CHECK(t.wait_ms[i] <= KYUFU_CLIENT_BACKOFF_MS_MAX_DEFAULT);
+            CHECK(i > 1 || t.wait_ms[1] <= 3 * KYUFU_CLIENT_BACKOFF_MS_INITIAL_DEFAULT);
+            sum += t.wait_ms[i];
+        }
+        /* Attempt 8 (on node 2 = index 1) names node 3: straight there. */
+        CHECK_EQ_INT(f.log[7].endpoint, 1);
+        CHECK_EQ_INT(t.endpoint[7], 2);
+        CHECK_EQ_INT(t.wait_ms[7], 0);
+        CHECK_EQ_INT(f.log[8].endpoint, 2);
+        CHECK_EQ_INT(res.waited_ms, sum);
+        for (unsigned i = 1; i < f.n_log; i++) { /* one key throughout */
+            CHECK(f.log[i].len == f.log[0].len &&
+                  memcmp(f.log[i].body, f.log[0].body, f.log[0].len) == 0);
+        }
+        if (round == 0) {
+            memcpy(first, t.wait_ms, sizeof first);
+            first_n = t.n;
+        } else if (round == 1) {
+            CHECK(t.n == first_n && memcmp(first, t.wait_ms, t.n * sizeof first[0]) == 0);
+        } else {
+            CHECK(memcmp(first + 1, t.wait_ms + 1, 6 * sizeof first[0]) != 0);
+        }
+        kyufu_client_response_free(res.response);
+        /* The next call goes straight to the leader it learnt. */
+        fake_reset_log(&f);
+        fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_OK, .response = &ok.base });
+        submit(c, &res, 0);
+        CHECK_EQ_INT(res.attempts, 1);
+        CHECK_EQ_INT(f.log[0].endpoint, 2);
+        CHECK_EQ_INT(res.waited_ms, 0);
+        kyufu_client_response_free(res.response);
+        kyufu_client_destroy(c);
+        fake_reset_log(&f);
+    }
+}
+
+/* A hint is followed at once whatever the failure that carries it
+ * (UNAVAILABLE or DEADLINE_EXCEEDED from the server), also as the first
+ * answer of a call; only a redirect back into the same chain waits. */
+static void test_hint_at_once(void)
+{
+    Kyufu__V1__WriteResponse ok = KYUFU__V1__WRITE_RESPONSE__INIT;
+    struct fake f = { 0 };
+    struct trace t;
+    struct kyufu_client *c = open_traced(&f, &t, 7, 600000);
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_DEADLINE_EXCEEDED,
+                                       .leader = EPS[1] });
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_UNAVAILABLE,
+                                       .leader = EPS[2] });
+    /* node 3 names node 1: the chain 1 -> 2 -> 3 has been there: wait */
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_UNAVAILABLE,
+                                       .leader = EPS[0] });
+    /* node 1 names node 2: a new chain after the wait: at once */
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_UNAVAILABLE,
+                                       .leader = EPS[1] });
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_OK, .response = &ok.base });
+    struct kyufu_client_result res;
+    submit(c, &res, 0);
+    CHECK_EQ_INT(res.attempts, 5);
+    CHECK_EQ_INT(t.n, 4);
+    const unsigned want_ep[] = { 1, 2, 0, 1 };
+    for (unsigned i = 0; i < 4; i++) {
+        CHECK_EQ_INT(t.endpoint[i], want_ep[i]);
+        CHECK_EQ_INT(f.log[i + 1].endpoint, want_ep[i]);
+    }
+    CHECK_EQ_INT(t.wait_ms[0], 0);
+    CHECK_EQ_INT(t.wait_ms[1], 0);
+    CHECK(t.wait_ms[2] >= KYUFU_CLIENT_BACKOFF_MS_INITIAL_DEFAULT);
+    CHECK_EQ_INT(t.wait_ms[3], 0);
+    CHECK_EQ_INT(res.waited_ms, t.wait_ms[2]);
+    kyufu_client_response_free(res.response);
+
+    /* A node naming itself while failing is not followed back to itself:
+     * the next node in turn, after a wait. */
+    fake_reset_log(&f);
+    memset(&t, 0, sizeof t);
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_UNAVAILABLE,
+                                       .leader = EPS[1] });
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_OK, .response = &ok.base });
+    submit(c, &res, 0);
+    CHECK_EQ_INT(f.log[0].endpoint, 1);
+    CHECK_EQ_INT(f.log[1].endpoint, 2);
+    CHECK(t.n == 1 && t.wait_ms[0] >= KYUFU_CLIENT_BACKOFF_MS_INITIAL_DEFAULT);
+    kyufu_client_response_free(res.response);
+
+    /* A pinned call's answer teaches the leader too (cluster status). */
+    fake_reset_log(&f);
+    Kyufu__V1__NodeStatus ns = KYUFU__V1__NODE_STATUS__INIT;
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_OK, .leader = EPS[0],
+                                       .response = &ns.base });
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_OK, .response = &ok.base });
+    Kyufu__V1__StatusRequest st = KYUFU__V1__STATUS_REQUEST__INIT;
+    struct kyufu_client_call_opts opts = { .endpoint = 1 };
+    CHECK(kyufu_client_call(c, "Status", &st.base, NULL, &opts, &res) == 0);
+    kyufu_client_response_free(res.response);
+    submit(c, &res, 0);
+    CHECK_EQ_INT(f.log[1].endpoint, 0);
+    CHECK_EQ_INT(res.attempts, 1);
+    kyufu_client_response_free(res.response);
+    kyufu_client_destroy(c);
+    fake_reset_log(&f);
+}
+
+/* The overall deadline is authoritative: with no node reachable, a 300 ms
+ * call gives up with its waits summing below 300 ms, each attempt given at
+ * most the time left after the waits before it, and no wait scheduled past
+ * the deadline.  Unreachable nodes are tried back to back, one wait per
+ * round of the three. */
+static void test_deadline(void)
+{
+    const uint32_t deadline = 300;
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        struct fake f = { 0 };
+        struct trace t;
+        struct kyufu_client *c = open_traced(&f, &t, seed, deadline);
+        struct kyufu_client_result res;
+        submit(c, &res, KYUFU_CLIENT_EUNAVAILABLE); /* script empty */
+        CHECK(res.attempts >= 2 && res.attempts < KYUFU_CLIENT_ATTEMPTS_MAX);
+        CHECK_EQ_INT(f.n_log, res.attempts);
+        CHECK_EQ_INT(t.n, res.attempts - 1);
+        CHECK(res.waited_ms < deadline);
+        uint32_t before = 0;
+        for (unsigned i = 0; i < f.n_log; i++) {
+            CHECK(f.log[i].timeout_ms >= 1);
+            CHECK(f.log[i].timeout_ms <= deadline - before);
+            if (i < t.n) {
+                before += t.wait_ms[i];
+            }
+        }
+        CHECK_EQ_INT(before, res.waited_ms);
+        for (unsigned i = 0; i < t.n; i++) {
+            CHECK_EQ_INT(t.endpoint[i], (i + 1) % 3);
+            if (i % 3 == 2) {
+                CHECK(t.wait_ms[i] >= KYUFU_CLIENT_BACKOFF_MS_INITIAL_DEFAULT);
+            } else {
+                CHECK_EQ_INT(t.wait_ms[i], 0);
+            }
+        }
+        kyufu_client_destroy(c);
+        fake_reset_log(&f);
+    }
+}
+
+/* kyufu_client_call_each: one pinned attempt per node, all started before
+ * any answer, each with the given deadline; a failed node is reported for
+ * its own index; a write is refused. */
+static void test_call_each(void)
+{
+    struct fake f = { 0 };
+    struct trace t;
+    struct kyufu_client *c = open_traced(&f, &t, 5, 600000);
+    Kyufu__V1__NodeStatus n1 = KYUFU__V1__NODE_STATUS__INIT;
+    Kyufu__V1__NodeStatus n3 = KYUFU__V1__NODE_STATUS__INIT;
+    n1.id = 1;
+    n3.id = 3;
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_OK, .response = &n1.base });
+    fake_push(&f, (struct fake_reply){ .err = KYUFU_CLIENT_EDEADLINE });
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_OK, .leader = EPS[2],
+                                       .response = &n3.base });
+    Kyufu__V1__StatusRequest st = KYUFU__V1__STATUS_REQUEST__INIT;
+    int rvs[3];
+    struct kyufu_client_result res[3];
+    CHECK(kyufu_client_call_each(c, "Status", &st.base,
+                                 &kyufu__v1__node_status__descriptor, 700, rvs,
+                                 res) == 0);
+    CHECK_EQ_INT(f.n_log, 3);
+    for (unsigned i = 0; i < 3; i++) {
+        CHECK_EQ_INT(f.log[i].endpoint, i);
+        CHECK(f.log[i].timeout_ms <= 700);
+        CHECK_EQ_INT(res[i].attempts, 1);
+    }
+    CHECK(rvs[0] == 0 && res[0].grpc_status == KYUFU_GRPC_OK &&
+          ((Kyufu__V1__NodeStatus *)res[0].response)->id == 1);
+    CHECK_EQ_INT(rvs[1], KYUFU_CLIENT_EDEADLINE);
+    CHECK(res[1].response == NULL);
+    CHECK(rvs[2] == 0 && ((Kyufu__V1__NodeStatus *)res[2].response)->id == 3);
+    CHECK_EQ_INT(t.n, 0); /* never retried */
+    kyufu_client_response_free(res[0].response);
+    kyufu_client_response_free(res[2].response);
+    /* The hint of node 3 made it the leader for the next call. */
+    Kyufu__V1__WriteResponse ok = KYUFU__V1__WRITE_RESPONSE__INIT;
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_OK, .response = &ok.base });
+    struct kyufu_client_result wr;
+    submit(c, &wr, 0);
+    CHECK_EQ_INT(f.log[3].endpoint, 2);
+    kyufu_client_response_free(wr.response);
+    /* Writes are never fanned out. */
+    Kyufu__V1__AdjustBudgetRequest ab = KYUFU__V1__ADJUST_BUDGET_REQUEST__INIT;
+    CHECK_EQ_INT(kyufu_client_call_each(c, "AdjustBudget", &ab.base, NULL, 0,
+                                        rvs, res),
+                 KYUFU_CLIENT_EINVALID);
+    CHECK_EQ_INT(f.n_log, 4);
+    kyufu_client_destroy(c);
+    fake_reset_log(&f);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/kyufu-client-retry-XXXXXX";
@@ -411,6 +695,10 @@ int main(void)
     test_session_file(dir);
     test_async_close();
     test_settle();
+    test_election_waits_and_hint();
+    test_hint_at_once();
+    test_deadline();
+    test_call_each();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0);
