@@ -121,7 +121,13 @@ void fz_one(const uint8_t *data, size_t size)
         finding("snapshot_write after restore", err);
     }
     if (out.len != n || memcmp(out.buf, buf, n) != 0) {
-        finding("restore then snapshot does not give the same bytes", "");
+        size_t at = 0;
+        while (at < n && at < out.len && out.buf[at] == buf[at]) {
+            at++;
+        }
+        snprintf(err, sizeof err, "%zu bytes in, %zu out, first difference at %zu", n,
+                 out.len, at);
+        finding("restore then snapshot does not give the same bytes", err);
     }
     free(out.buf);
     free(buf);
