@@ -132,6 +132,7 @@ struct parse
     struct kyufu_config *c;
     unsigned seen[K_COUNT];                          /* line, 0: unset */
     unsigned peer_line[KYUFU_NODE_CLUSTER_SIZE_MAX]; /* line of peers[i] */
+    bool raft_bad; /* a [raft] value was refused: rules between them moot */
 };
 
 static void problem(struct kyufu_config *c,
@@ -320,6 +321,7 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
             problem(c, ps->line, section, key,
                     "'%s' is not a number of %s in %u..%u", value,
                     keys[k].unit, b->min, b->max);
+            ps->raft_bad = true;
             return;
         }
         *raft_value(c, k) = (unsigned)v;
@@ -506,13 +508,17 @@ static char *read_line(char *str, int num, void *stream)
 }
 
 /* The rules between [raft] keys are raft-glue's, checked by the function
- * kyufu_glue_init applies to them.  Each value is in its bounds already
- * (set_key keeps the default otherwise), so only a relation can fail here;
+ * kyufu_glue_init applies to them.  Each value is in its bounds (after a
+ * refused one these rules are moot and skipped), so only a relation can
+ * fail here;
  * it is reported at the line of the key at fault, or of the key it was
  * compared with when the one at fault was left at its default. */
 static void check_raft(struct parse *ps)
 {
     struct kyufu_config *c = ps->c;
+    if (ps->raft_bad) {
+        return; /* the user's value is not the one we hold */
+    }
     struct kyufu_glue_config gc;
     memset(&gc, 0, sizeof gc);
     gc.election_timeout_ms = c->election_timeout_ms;
