@@ -89,6 +89,12 @@ static const struct key_spec keys[K_COUNT] = {
 };
 #undef NOT_RAFT
 
+/* A raft address from [cluster] comes back as the leader's in raft-glue's
+ * status (the leader hint of forwarded calls): it must fit there whole. */
+_Static_assert(KYUFU_NODE_ADDRESS_BYTES_MAX <
+                   sizeof(((struct kyufu_glue_status *)0)->leader_address),
+               "a configured address fits the glue's leader_address");
+
 /* [log] level when the key is absent. */
 #define LOG_LEVEL_DEFAULT KYUFU_LOG_INFO
 

@@ -18,7 +18,8 @@
  * practice a config line, key included, is bounded by libinih's INI_MAX_LINE,
  * 200 bytes in Debian's build; config.c refuses longer lines by name.) */
 #define KYUFU_NODE_PATH_BYTES_MAX 512u
-/* "host:port" strings; the glue's status carries 128 bytes. */
+/* "host:port" strings; the glue's status carries 128 bytes (asserted in
+ * config.c). */
 #define KYUFU_NODE_ADDRESS_BYTES_MAX 127u
 
 /* The [raft] options (election and heartbeat timeouts, snapshot threshold
