@@ -116,7 +116,8 @@ static unsigned *raft_value(struct kyufu_config *c, enum key_id k)
     }
 }
 
-/* The key that sets raft-glue option o. */
+/* The key that sets raft-glue option o; K_COUNT for an option no key
+ * sets. */
 static enum key_id key_of_option(enum kyufu_glue_option o)
 {
     for (int k = 0; k < K_COUNT; k++) {
@@ -124,7 +125,6 @@ static enum key_id key_of_option(enum kyufu_glue_option o)
             return (enum key_id)k;
         }
     }
-    assert(false);
     return K_COUNT;
 }
 
@@ -527,18 +527,21 @@ static void check_raft(struct parse *ps)
     }
     struct kyufu_glue_config gc;
     memset(&gc, 0, sizeof gc);
-    gc.election_timeout_ms = c->election_timeout_ms;
-    gc.heartbeat_timeout_ms = c->heartbeat_timeout_ms;
-    gc.snapshot_threshold_entries = c->snapshot_threshold;
-    gc.snapshot_trailing_entries = c->snapshot_trailing;
+    kyufu_config_raft_options(c, &gc);
     enum kyufu_glue_option bad, other;
     char why[200];
     if (kyufu_glue_check_options(&gc, &bad, &other, why, sizeof why) == 0) {
         return;
     }
     enum key_id k = key_of_option(bad);
-    if (ps->seen[k] == 0 && other != KYUFU_GLUE_OPTION_COUNT) {
-        enum key_id k_other = key_of_option(other);
+    if (k == K_COUNT) { /* an option no key sets: cannot happen */
+        problem(c, 0, "raft", "", "%s", why);
+        return;
+    }
+    enum key_id k_other = other == KYUFU_GLUE_OPTION_COUNT
+                              ? K_COUNT
+                              : key_of_option(other);
+    if (ps->seen[k] == 0 && k_other != K_COUNT) {
         problem(c, ps->seen[k_other], "raft", keys[k_other].key,
                 "%s (%s is at its default)", why, keys[k].key);
         return;
@@ -706,6 +709,15 @@ const struct kyufu_config_peer *kyufu_config_peer_by_api(
         }
     }
     return NULL;
+}
+
+void kyufu_config_raft_options(const struct kyufu_config *c,
+                               struct kyufu_glue_config *gc)
+{
+    gc->election_timeout_ms = c->election_timeout_ms;
+    gc->heartbeat_timeout_ms = c->heartbeat_timeout_ms;
+    gc->snapshot_threshold_entries = c->snapshot_threshold;
+    gc->snapshot_trailing_entries = c->snapshot_trailing;
 }
 
 void kyufu_config_print_defaults(FILE *to)

@@ -100,6 +100,13 @@ struct kyufu_config
  * INVALID. */
 int kyufu_config_load(const char *path, struct kyufu_config *out);
 
+struct kyufu_glue_config;
+/* Copy the [raft] values into raft-glue's config (the fields the config
+ * file sets; the others are left as they are): what the node starts raft
+ * with, and what load checked with kyufu_glue_check_options. */
+void kyufu_config_raft_options(const struct kyufu_config *c,
+                               struct kyufu_glue_config *gc);
+
 /* Write every optional key with its default and bounds to `to`, as an INI
  * file a config can start from: "key = default ; min..max unit" lines under
  * their section headers (`kyufud --print-defaults`; docs/operations.md's
