@@ -37,6 +37,7 @@
 #include <openssl/x509v3.h>
 
 #include "ctl.h"
+#include "glue_limits.h"
 
 static int errf(char *errmsg, size_t len, int rv, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -319,11 +320,12 @@ static int node_conf(const char *dir, unsigned id, const struct member *m,
             "cert = %s/node%u/node.pem\n"
             "key = %s/node%u/node.key\n"
             "[raft]\n"
-            "election_timeout_ms = 1000\n"
-            "heartbeat_timeout_ms = 100\n"
+            "election_timeout_ms = %u\n"
+            "heartbeat_timeout_ms = %u\n"
             "[log]\n"
             "level = info\n",
-            dir, dir, id, dir, id);
+            dir, dir, id, dir, id, KYUFU_ELECTION_TIMEOUT_MS_DEFAULT,
+            KYUFU_HEARTBEAT_TIMEOUT_MS_DEFAULT);
     if (fclose(f) != 0) {
         free(text);
         return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");

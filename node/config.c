@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "glue.h"
+
 const char *kyufu_config_strerror(int rv)
 {
     switch (rv) {
@@ -55,22 +57,76 @@ struct key_spec
     const char *section;
     const char *key;
     bool required;
+    /* [raft] keys: the raft-glue option the key sets, whose default and
+     * bounds are raft-glue's (glue_limits.h); KYUFU_GLUE_OPTION_COUNT for
+     * the others. */
+    enum kyufu_glue_option option;
+    const char *unit; /* [raft] keys: what the number counts */
 };
 
+#define NOT_RAFT KYUFU_GLUE_OPTION_COUNT, NULL
 static const struct key_spec keys[K_COUNT] = {
-    [K_NODE_ID] = {"node", "id", true},
-    [K_NODE_DATA_DIR] = {"node", "data_dir", true},
-    [K_NODE_RAFT_ADDRESS] = {"node", "raft_address", true},
-    [K_NODE_API_ADDRESS] = {"node", "api_address", true},
-    [K_TLS_CA] = {"tls", "ca", true},
-    [K_TLS_CERT] = {"tls", "cert", true},
-    [K_TLS_KEY] = {"tls", "key", true},
-    [K_RAFT_ELECTION] = {"raft", "election_timeout_ms", false},
-    [K_RAFT_HEARTBEAT] = {"raft", "heartbeat_timeout_ms", false},
-    [K_RAFT_SNAPSHOT_THRESHOLD] = {"raft", "snapshot_threshold", false},
-    [K_RAFT_SNAPSHOT_TRAILING] = {"raft", "snapshot_trailing", false},
-    [K_LOG_LEVEL] = {"log", "level", false},
+    [K_NODE_ID] = {"node", "id", true, NOT_RAFT},
+    [K_NODE_DATA_DIR] = {"node", "data_dir", true, NOT_RAFT},
+    [K_NODE_RAFT_ADDRESS] = {"node", "raft_address", true, NOT_RAFT},
+    [K_NODE_API_ADDRESS] = {"node", "api_address", true, NOT_RAFT},
+    [K_TLS_CA] = {"tls", "ca", true, NOT_RAFT},
+    [K_TLS_CERT] = {"tls", "cert", true, NOT_RAFT},
+    [K_TLS_KEY] = {"tls", "key", true, NOT_RAFT},
+    [K_RAFT_ELECTION] = {"raft", "election_timeout_ms", false,
+                         KYUFU_GLUE_OPTION_ELECTION_TIMEOUT_MS,
+                         "milliseconds"},
+    [K_RAFT_HEARTBEAT] = {"raft", "heartbeat_timeout_ms", false,
+                          KYUFU_GLUE_OPTION_HEARTBEAT_TIMEOUT_MS,
+                          "milliseconds"},
+    [K_RAFT_SNAPSHOT_THRESHOLD] = {"raft", "snapshot_threshold", false,
+                                   KYUFU_GLUE_OPTION_SNAPSHOT_THRESHOLD_ENTRIES,
+                                   "entries"},
+    [K_RAFT_SNAPSHOT_TRAILING] = {"raft", "snapshot_trailing", false,
+                                  KYUFU_GLUE_OPTION_SNAPSHOT_TRAILING_ENTRIES,
+                                  "entries"},
+    [K_LOG_LEVEL] = {"log", "level", false, NOT_RAFT},
 };
+#undef NOT_RAFT
+
+/* A raft address from [cluster] comes back as the leader's in raft-glue's
+ * status (the leader hint of forwarded calls): it must fit there whole. */
+_Static_assert(KYUFU_NODE_ADDRESS_BYTES_MAX <
+                   sizeof(((struct kyufu_glue_status *)0)->leader_address),
+               "a configured address fits the glue's leader_address");
+
+/* [log] level when the key is absent. */
+#define LOG_LEVEL_DEFAULT KYUFU_LOG_INFO
+
+/* Where a [raft] key's value lives in struct kyufu_config. */
+static unsigned *raft_value(struct kyufu_config *c, enum key_id k)
+{
+    switch (k) {
+    case K_RAFT_ELECTION:
+        return &c->election_timeout_ms;
+    case K_RAFT_HEARTBEAT:
+        return &c->heartbeat_timeout_ms;
+    case K_RAFT_SNAPSHOT_THRESHOLD:
+        return &c->snapshot_threshold;
+    case K_RAFT_SNAPSHOT_TRAILING:
+        return &c->snapshot_trailing;
+    default:
+        assert(false);
+        return NULL;
+    }
+}
+
+/* The key that sets raft-glue option o; K_COUNT for an option no key
+ * sets. */
+static enum key_id key_of_option(enum kyufu_glue_option o)
+{
+    for (int k = 0; k < K_COUNT; k++) {
+        if (keys[k].unit != NULL && keys[k].option == o) {
+            return (enum key_id)k;
+        }
+    }
+    return K_COUNT;
+}
 
 static const char *const sections[] = {"node", "cluster", "tls", "raft",
                                        "log"};
@@ -82,6 +138,7 @@ struct parse
     struct kyufu_config *c;
     unsigned seen[K_COUNT];                          /* line, 0: unset */
     unsigned peer_line[KYUFU_NODE_CLUSTER_SIZE_MAX]; /* line of peers[i] */
+    bool raft_bad; /* a [raft] value was refused: rules between them moot */
 };
 
 static void problem(struct kyufu_config *c,
@@ -261,47 +318,21 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
         check_file(ps, k, value, c->tls_key, sizeof c->tls_key);
         return;
     case K_RAFT_ELECTION:
-        if (!parse_uint(value, KYUFU_NODE_ELECTION_TIMEOUT_MS_MIN,
-                        KYUFU_NODE_ELECTION_TIMEOUT_MS_MAX, &v)) {
-            problem(c, ps->line, section, key,
-                    "'%s' is not a number of milliseconds in %u..%u", value,
-                    KYUFU_NODE_ELECTION_TIMEOUT_MS_MIN,
-                    KYUFU_NODE_ELECTION_TIMEOUT_MS_MAX);
-            return;
-        }
-        c->election_timeout_ms = (unsigned)v;
-        return;
     case K_RAFT_HEARTBEAT:
-        if (!parse_uint(value, KYUFU_NODE_HEARTBEAT_TIMEOUT_MS_MIN,
-                        KYUFU_NODE_ELECTION_TIMEOUT_MS_MAX / 3u, &v)) {
-            problem(c, ps->line, section, key,
-                    "'%s' is not a number of milliseconds in %u..%u", value,
-                    KYUFU_NODE_HEARTBEAT_TIMEOUT_MS_MIN,
-                    KYUFU_NODE_ELECTION_TIMEOUT_MS_MAX / 3u);
-            return;
-        }
-        c->heartbeat_timeout_ms = (unsigned)v;
-        return;
     case K_RAFT_SNAPSHOT_THRESHOLD:
-        if (!parse_uint(value, 1, KYUFU_NODE_SNAPSHOT_THRESHOLD_ENTRIES_MAX,
-                        &v)) {
+    case K_RAFT_SNAPSHOT_TRAILING: {
+        const struct kyufu_glue_option_bounds *b =
+            kyufu_glue_option_bounds(keys[k].option);
+        if (!parse_uint(value, b->min, b->max, &v)) {
             problem(c, ps->line, section, key,
-                    "'%s' is not a number of entries in 1..%u", value,
-                    KYUFU_NODE_SNAPSHOT_THRESHOLD_ENTRIES_MAX);
+                    "'%s' is not a number of %s in %u..%u", value,
+                    keys[k].unit, b->min, b->max);
+            ps->raft_bad = true;
             return;
         }
-        c->snapshot_threshold = (unsigned)v;
+        *raft_value(c, k) = (unsigned)v;
         return;
-    case K_RAFT_SNAPSHOT_TRAILING:
-        if (!parse_uint(value, 1, KYUFU_NODE_SNAPSHOT_TRAILING_ENTRIES_MAX,
-                        &v)) {
-            problem(c, ps->line, section, key,
-                    "'%s' is not a number of entries in 1..%u", value,
-                    KYUFU_NODE_SNAPSHOT_TRAILING_ENTRIES_MAX);
-            return;
-        }
-        c->snapshot_trailing = (unsigned)v;
-        return;
+    }
     case K_LOG_LEVEL: {
         int level = kyufu_log_level_parse(value);
         if (level < 0) {
@@ -415,8 +446,23 @@ static int on_key(void *user, const char *section, const char *name,
     return 1; /* Keep going: every problem is reported. */
 }
 
-/* Our line reader for inih: counts lines, refuses over-long ones and checks
- * section headers (inih reports a section only through its keys). */
+/* Cut an inline comment: from a ';' or '#' that follows a blank.  inih's
+ * own inline comments depend on how it was built (Debian's: ';' only), so
+ * we do it here, for both characters, before inih sees the line. */
+static void cut_inline_comment(char *str)
+{
+    for (size_t i = 0; str[i] != '\0'; i++) {
+        if (i > 0 && (str[i] == '#' || str[i] == ';') &&
+            (str[i - 1] == ' ' || str[i - 1] == '\t')) {
+            str[i] = '\0';
+            return;
+        }
+    }
+}
+
+/* Our line reader for inih: counts lines, refuses over-long ones, cuts
+ * inline comments and checks section headers (inih reports a section only
+ * through its keys). */
 static char *read_line(char *str, int num, void *stream)
 {
     struct parse *ps = stream;
@@ -463,7 +509,44 @@ static char *read_line(char *str, int num, void *stream)
             }
         }
     }
+    cut_inline_comment(str);
     return str;
+}
+
+/* The rules between [raft] keys are raft-glue's, checked by the function
+ * kyufu_glue_init applies to them.  Each value is in its bounds (after a
+ * refused one these rules are moot and skipped), so only a relation can
+ * fail here;
+ * it is reported at the line of the key at fault, or of the key it was
+ * compared with when the one at fault was left at its default. */
+static void check_raft(struct parse *ps)
+{
+    struct kyufu_config *c = ps->c;
+    if (ps->raft_bad) {
+        return; /* the user's value is not the one we hold */
+    }
+    struct kyufu_glue_config gc;
+    memset(&gc, 0, sizeof gc);
+    kyufu_config_raft_options(c, &gc);
+    enum kyufu_glue_option bad, other;
+    char why[200];
+    if (kyufu_glue_check_options(&gc, &bad, &other, why, sizeof why) == 0) {
+        return;
+    }
+    enum key_id k = key_of_option(bad);
+    if (k == K_COUNT) { /* an option no key sets: cannot happen */
+        problem(c, 0, "raft", "", "%s", why);
+        return;
+    }
+    enum key_id k_other = other == KYUFU_GLUE_OPTION_COUNT
+                              ? K_COUNT
+                              : key_of_option(other);
+    if (ps->seen[k] == 0 && k_other != K_COUNT) {
+        problem(c, ps->seen[k_other], "raft", keys[k_other].key,
+                "%s (%s is at its default)", why, keys[k].key);
+        return;
+    }
+    problem(c, ps->seen[k], "raft", keys[k].key, "%s", why);
 }
 
 /* Rules that span keys, checked once the whole file is read. */
@@ -482,12 +565,7 @@ static void check_whole(struct parse *ps)
                 "[cluster] lists no node ('<id> = <raft host:port> "
                 "<api host:port>')");
     }
-    if (c->heartbeat_timeout_ms * 3u > c->election_timeout_ms) {
-        problem(c, ps->seen[K_RAFT_HEARTBEAT], "raft",
-                "heartbeat_timeout_ms",
-                "%u ms is more than a third of election_timeout_ms (%u ms)",
-                c->heartbeat_timeout_ms, c->election_timeout_ms);
-    }
+    check_raft(ps);
     for (size_t i = 0; i < c->n_peers; i++) {
         for (size_t j = 0; j < c->n_peers; j++) {
             const struct kyufu_config_peer *a = &c->peers[i], *b = &c->peers[j];
@@ -570,9 +648,13 @@ int kyufu_config_load(const char *path, struct kyufu_config *out)
     assert(path != NULL);
     assert(out != NULL);
     memset(out, 0, sizeof *out);
-    out->election_timeout_ms = KYUFU_NODE_ELECTION_TIMEOUT_MS_DEFAULT;
-    out->heartbeat_timeout_ms = KYUFU_NODE_HEARTBEAT_TIMEOUT_MS_DEFAULT;
-    out->log_level = KYUFU_LOG_INFO;
+    for (int k = 0; k < K_COUNT; k++) {
+        if (keys[k].unit != NULL) {
+            *raft_value(out, (enum key_id)k) =
+                kyufu_glue_option_bounds(keys[k].option)->def;
+        }
+    }
+    out->log_level = LOG_LEVEL_DEFAULT;
     snprintf(out->path, sizeof out->path, "%s", path);
 
     struct parse ps;
@@ -627,4 +709,36 @@ const struct kyufu_config_peer *kyufu_config_peer_by_api(
         }
     }
     return NULL;
+}
+
+void kyufu_config_raft_options(const struct kyufu_config *c,
+                               struct kyufu_glue_config *gc)
+{
+    gc->election_timeout_ms = c->election_timeout_ms;
+    gc->heartbeat_timeout_ms = c->heartbeat_timeout_ms;
+    gc->snapshot_threshold_entries = c->snapshot_threshold;
+    gc->snapshot_trailing_entries = c->snapshot_trailing;
+}
+
+void kyufu_config_print_defaults(FILE *to)
+{
+    const char *section = "";
+    for (int k = 0; k < K_COUNT; k++) {
+        if (keys[k].unit == NULL && k != K_LOG_LEVEL) {
+            continue; /* required keys have no default */
+        }
+        if (strcmp(section, keys[k].section) != 0) {
+            section = keys[k].section;
+            fprintf(to, "[%s]\n", section);
+        }
+        if (k == K_LOG_LEVEL) {
+            fprintf(to, "%s = %s ; debug | info | warn | error\n",
+                    keys[k].key, kyufu_log_level_name(LOG_LEVEL_DEFAULT));
+            continue;
+        }
+        const struct kyufu_glue_option_bounds *b =
+            kyufu_glue_option_bounds(keys[k].option);
+        fprintf(to, "%s = %u ; %u..%u %s\n", keys[k].key, b->def, b->min,
+                b->max, keys[k].unit);
+    }
 }

@@ -9,18 +9,27 @@
  *              snapshot_threshold, snapshot_trailing         (optional)
  *   [log]      level = debug | info | warn | error           (optional)
  *
+ * Comments: a line whose first non-blank character is ';' or '#', and the
+ * rest of a line from a ';' or '#' that follows a blank (so a value cannot
+ * contain " #" or " ;").
+ *
  * Every problem found is reported, not just the first: unknown sections and
- * keys, duplicate keys, values that do not parse or are out of the bounds of
- * node/limits.h, missing required keys, files that cannot be read, and
- * cross-key rules (this node must be in [cluster] with the same addresses,
- * addresses are unique, heartbeat at most a third of the election timeout).
- * Each error names the file, the line (0 when the key is missing), the
- * section and the key. */
+ * keys, duplicate keys, values that do not parse or are out of bounds,
+ * missing required keys, files that cannot be read, and cross-key rules
+ * (this node must be in [cluster] with the same addresses, addresses are
+ * unique).  The bounds of [node] values are node/limits.h's; the defaults,
+ * bounds and rules of [raft] values are raft-glue's (glue_limits.h,
+ * kyufu_glue_check_options: heartbeat at most a third of the election
+ * timeout, trailing below threshold), the very checks kyufu_glue_init
+ * applies, so a file this accepts is one the node starts with.  Each error
+ * names the file, the line (0 when the key is missing), the section and the
+ * key. */
 #ifndef KYUFU_NODE_CONFIG_H
 #define KYUFU_NODE_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "limits.h"
 #include "log.h"
@@ -72,10 +81,11 @@ struct kyufu_config
     char tls_cert[KYUFU_NODE_PATH_BYTES_MAX + 1];
     char tls_key[KYUFU_NODE_PATH_BYTES_MAX + 1];
 
+    /* [raft]: the value set, or raft-glue's default (glue_limits.h). */
     unsigned election_timeout_ms;
     unsigned heartbeat_timeout_ms;
-    unsigned snapshot_threshold; /* entries; 0: raft-glue's default */
-    unsigned snapshot_trailing;  /* entries; 0: raft-glue's default */
+    unsigned snapshot_threshold; /* entries */
+    unsigned snapshot_trailing;  /* entries */
 
     enum kyufu_log_level log_level;
 
@@ -89,6 +99,19 @@ struct kyufu_config
  * error, with the problems).  Returns 0, IO (problems[0] says why) or
  * INVALID. */
 int kyufu_config_load(const char *path, struct kyufu_config *out);
+
+struct kyufu_glue_config;
+/* Copy the [raft] values into raft-glue's config (the fields the config
+ * file sets; the others are left as they are): what the node starts raft
+ * with, and what load checked with kyufu_glue_check_options. */
+void kyufu_config_raft_options(const struct kyufu_config *c,
+                               struct kyufu_glue_config *gc);
+
+/* Write every optional key with its default and bounds to `to`, as an INI
+ * file a config can start from: "key = default ; min..max unit" lines under
+ * their section headers (`kyufud --print-defaults`; docs/operations.md's
+ * table is checked against it). */
+void kyufu_config_print_defaults(FILE *to);
 
 /* The peer with this id, or NULL. */
 const struct kyufu_config_peer *kyufu_config_peer(const struct kyufu_config *c,

@@ -18,23 +18,14 @@
  * practice a config line, key included, is bounded by libinih's INI_MAX_LINE,
  * 200 bytes in Debian's build; config.c refuses longer lines by name.) */
 #define KYUFU_NODE_PATH_BYTES_MAX 512u
-/* "host:port" strings; the glue's status carries 128 bytes. */
+/* "host:port" strings; the glue's status carries 128 bytes (asserted in
+ * config.c). */
 #define KYUFU_NODE_ADDRESS_BYTES_MAX 127u
 
-/* Election timeout bounds: below 100 ms a loaded 2-core machine has spurious
- * elections; above 60 s failover would break any RTO worth promising. */
-#define KYUFU_NODE_ELECTION_TIMEOUT_MS_MIN 100u
-#define KYUFU_NODE_ELECTION_TIMEOUT_MS_MAX 60000u
-#define KYUFU_NODE_ELECTION_TIMEOUT_MS_DEFAULT 1000u
-/* Heartbeat: at least 10 ms (timer granularity under load); must be well
- * below the election timeout (checked at load: at most a third of it). */
-#define KYUFU_NODE_HEARTBEAT_TIMEOUT_MS_MIN 10u
-#define KYUFU_NODE_HEARTBEAT_TIMEOUT_MS_DEFAULT 100u
-/* Snapshot threshold (entries between snapshots): 0 means raft-glue's
- * default; tests set it low to exercise snapshot installs; the upper bound
- * keeps the log replay of a restart bounded. */
-#define KYUFU_NODE_SNAPSHOT_THRESHOLD_ENTRIES_MAX 10000000u
-#define KYUFU_NODE_SNAPSHOT_TRAILING_ENTRIES_MAX 10000000u
+/* The [raft] options (election and heartbeat timeouts, snapshot threshold
+ * and trailing) are raft-glue's: their defaults, bounds and rules live in
+ * raft-glue/glue_limits.h and config.c checks them with
+ * kyufu_glue_check_options, the function kyufu_glue_init applies. */
 
 /* A clean stop as leader hands leadership over first, for at most this long;
  * after it the node stops anyway (the others elect a leader on their own). */
@@ -64,12 +55,6 @@
 #define KYUFU_NODE_LOG_LINE_BYTES_MAX 4096u
 
 /* ------------------------------------------------------------- relations */
-_Static_assert(KYUFU_NODE_HEARTBEAT_TIMEOUT_MS_MIN * 3u <=
-                   KYUFU_NODE_ELECTION_TIMEOUT_MS_MIN,
-               "the smallest election timeout must admit a heartbeat");
-_Static_assert(KYUFU_NODE_ELECTION_TIMEOUT_MS_DEFAULT >=
-                   3u * KYUFU_NODE_HEARTBEAT_TIMEOUT_MS_DEFAULT,
-               "defaults must satisfy the heartbeat rule");
 _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX < KYUFU_NODE_STOP_MS_MAX,
                "the hand-over must fit inside the whole stop");
 

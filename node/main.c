@@ -2,6 +2,7 @@
  *
  *   kyufud --config FILE          run the node until SIGTERM/SIGINT
  *   kyufud --check-config FILE    validate FILE and exit
+ *   kyufud --print-defaults       the optional keys: defaults and bounds
  *
  * Exit status: 0 after a clean stop (or a valid config), 1 when the node
  * failed at run time (a fatal storage or raft error, a port in use, a
@@ -19,6 +20,7 @@ static void usage(FILE *to)
     fprintf(to,
             "usage: kyufud --config FILE\n"
             "       kyufud --check-config FILE\n"
+            "       kyufud --print-defaults\n"
             "Runs one kyufu node in the foreground (logs: JSON lines on "
             "stderr).\n");
 }
@@ -67,6 +69,10 @@ int main(int argc, char **argv)
                       strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
         return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--print-defaults") == 0) {
+        kyufu_config_print_defaults(stdout);
+        return fflush(stdout) == 0 ? 0 : 1;
     }
     if (argc != 3 || (strcmp(argv[1], "--config") != 0 &&
                       strcmp(argv[1], "--check-config") != 0)) {

@@ -289,10 +289,7 @@ static int start_raft(struct kyufu_node *n, char *errmsg, size_t errmsg_len)
     gc.id = c->id;
     gc.address = c->raft_address;
     gc.raft_dir = raft_dir;
-    gc.election_timeout_ms = c->election_timeout_ms;
-    gc.heartbeat_timeout_ms = c->heartbeat_timeout_ms;
-    gc.snapshot_threshold_entries = c->snapshot_threshold;
-    gc.snapshot_trailing_entries = c->snapshot_trailing;
+    kyufu_config_raft_options(c, &gc);
     int rv = kyufu_glue_init(&n->loop, &gc, n->storage, &n->glue, errmsg,
                              errmsg_len);
     if (rv != 0) {

@@ -300,30 +300,10 @@ int kyufu_glue_fatal(struct kyufu_glue *g, char *errmsg, size_t errmsg_len)
 
 /* --------------------------------------------------------------- config */
 
-static int check_range(unsigned *v,
-                       unsigned def,
-                       unsigned min,
-                       unsigned max,
-                       const char *name,
-                       char *errmsg,
-                       size_t errmsg_len)
-{
-    if (*v == 0) {
-        *v = def;
-    }
-    if (*v < min || *v > max) {
-        errf(errmsg, errmsg_len, "config: %s = %u is outside [%u, %u]", name,
-             *v, min, max);
-        return KYUFU_GLUE_ECONFIG;
-    }
-    return 0;
-}
-
 static int check_config(struct kyufu_glue_config *c,
                         char *errmsg,
                         size_t errmsg_len)
 {
-    int rv;
     if (c->id == 0) {
         errf(errmsg, errmsg_len, "config: id must be > 0");
         return KYUFU_GLUE_ECONFIG;
@@ -336,24 +316,11 @@ static int check_config(struct kyufu_glue_config *c,
         errf(errmsg, errmsg_len, "config: raft_dir is required");
         return KYUFU_GLUE_ECONFIG;
     }
-#define CHECK(field, NAME)                                                  \
-    rv = check_range(&c->field, KYUFU_##NAME##_DEFAULT, KYUFU_##NAME##_MIN, \
-                     KYUFU_##NAME##_MAX, #field, errmsg, errmsg_len);       \
-    if (rv != 0) {                                                          \
-        return rv;                                                          \
-    }
-    CHECK(election_timeout_ms, ELECTION_TIMEOUT_MS)
-    CHECK(heartbeat_timeout_ms, HEARTBEAT_TIMEOUT_MS)
-    CHECK(snapshot_threshold_entries, SNAPSHOT_THRESHOLD_ENTRIES)
-    CHECK(snapshot_trailing_entries, SNAPSHOT_TRAILING_ENTRIES)
-    CHECK(max_inflight_entries, MAX_INFLIGHT_ENTRIES)
-    CHECK(group_commit_commands_max, GROUP_COMMIT_COMMANDS_MAX)
-#undef CHECK
-    if (c->heartbeat_timeout_ms * 2 > c->election_timeout_ms) {
-        errf(errmsg, errmsg_len,
-             "config: heartbeat_timeout_ms = %u must be at most half of "
-             "election_timeout_ms = %u",
-             c->heartbeat_timeout_ms, c->election_timeout_ms);
+    char why[200];
+    enum kyufu_glue_option bad;
+    if (kyufu_glue_check_options(c, &bad, NULL, why, sizeof why) != 0) {
+        errf(errmsg, errmsg_len, "config: %s: %s",
+             kyufu_glue_option_bounds(bad)->field, why);
         return KYUFU_GLUE_ECONFIG;
     }
     return 0;

@@ -61,8 +61,9 @@ struct kyufu_glue_config
     const char *address;       /* This node's Raft "host:port". Borrowed. */
     const char *raft_dir;      /* raft_uv data directory. Borrowed. */
     /* 0 in any field below means the default of raft-glue/glue_limits.h;
-     * a value outside the bounds there makes kyufu_glue_init fail with
-     * CONFIG naming the field. */
+     * a value outside the bounds there, or breaking a relation of
+     * kyufu_glue_check_options, makes kyufu_glue_init fail with CONFIG
+     * naming the field. */
     unsigned election_timeout_ms;
     unsigned heartbeat_timeout_ms;
     unsigned snapshot_threshold_entries;
@@ -71,6 +72,62 @@ struct kyufu_glue_config
     unsigned group_commit_commands_max;
     bool pre_vote_disabled;    /* pre-vote is on unless this is set */
 };
+
+/* ---------------------------------------------------------------- options
+ *
+ * The tunable fields of struct kyufu_glue_config, their defaults and bounds
+ * (the constants of glue_limits.h), and the rules between them.  kyufu_glue_init
+ * applies exactly these checks, and kyufud's config validation calls the
+ * same functions, so a config file that `kyufud --check-config` accepts is
+ * one that kyufu_glue_init accepts.  No I/O, no raft: callable anywhere. */
+#define KYUFU_GLUE_OPTIONS(X)                                                \
+    X(ELECTION_TIMEOUT_MS, election_timeout_ms)                              \
+    X(HEARTBEAT_TIMEOUT_MS, heartbeat_timeout_ms)                            \
+    X(SNAPSHOT_THRESHOLD_ENTRIES, snapshot_threshold_entries)                \
+    X(SNAPSHOT_TRAILING_ENTRIES, snapshot_trailing_entries)                  \
+    X(MAX_INFLIGHT_ENTRIES, max_inflight_entries)                            \
+    X(GROUP_COMMIT_COMMANDS_MAX, group_commit_commands_max)
+
+enum kyufu_glue_option {
+#define KYUFU_GLUE__OPTION_ENUM(NAME, field) KYUFU_GLUE_OPTION_##NAME,
+    KYUFU_GLUE_OPTIONS(KYUFU_GLUE__OPTION_ENUM)
+#undef KYUFU_GLUE__OPTION_ENUM
+    KYUFU_GLUE_OPTION_COUNT
+};
+
+struct kyufu_glue_option_bounds
+{
+    const char *field; /* the field's name in struct kyufu_glue_config */
+    unsigned def;      /* used when the field is 0 */
+    unsigned min;      /* inclusive */
+    unsigned max;      /* inclusive */
+};
+
+/* The default and bounds of option `o` (< KYUFU_GLUE_OPTION_COUNT); a
+ * pointer to static data. */
+const struct kyufu_glue_option_bounds *kyufu_glue_option_bounds(
+    enum kyufu_glue_option o);
+
+/* Check the tunable fields of *c, in place: a 0 field is set to its
+ * default, then every field must lie in its bounds and the relations must
+ * hold:
+ *   heartbeat_timeout_ms * 3 <= election_timeout_ms   (several heartbeats
+ *       reach a follower before it starts an election);
+ *   snapshot_trailing_entries < snapshot_threshold_entries   (a snapshot
+ *       lets go of some log: libraft keeps the whole log since the last
+ *       snapshot in memory).
+ * Returns 0, or CONFIG with errmsg saying why without naming the field
+ * (callers name it in their own terms: the field, a config key); then
+ * *bad (if not NULL) is the
+ * option at fault (for a relation the second one above: heartbeat,
+ * trailing) and *other (if not NULL) the option it was compared with, or
+ * KYUFU_GLUE_OPTION_COUNT for a bound.  id, address and raft_dir are not
+ * looked at. */
+int kyufu_glue_check_options(struct kyufu_glue_config *c,
+                             enum kyufu_glue_option *bad,
+                             enum kyufu_glue_option *other,
+                             char *errmsg,
+                             size_t errmsg_len);
 
 /* Called when this node's role or the known leader changes. */
 typedef void (*kyufu_glue_state_cb)(struct kyufu_glue *g, void *arg);

@@ -1,39 +1,47 @@
 /* kyufu raft-glue limits: every Raft option kyufu sets, with its default and
  * bounds, units last in the name, each with the reason for its value.
- * kyufu_glue_init checks a configured value against the bounds and fails
- * with CONFIG naming the field.  Relations are checked at compile time at
- * the bottom.  docs/raft.md explains each option. */
+ * The one source of these values: kyufu_glue_check_options (glue.h,
+ * options.c) checks a configured value against them for kyufu_glue_init and
+ * for kyufud's config validation alike, and `kyufud --print-defaults` prints
+ * them (docs/operations.md lists them, checked by
+ * tests/integration/config_test.sh).  Relations are checked at compile time
+ * at the bottom.  docs/raft.md explains each option.  No raft.h here. */
 #ifndef KYUFU_GLUE_LIMITS_H
 #define KYUFU_GLUE_LIMITS_H
 
 #include <stddef.h>
 
-/* Election: 300 ms measured 490 ms median failover on loopback with pre-vote
- * (FACTS.md); below 100 ms a GC-free C process still risks spurious
- * elections on a loaded 2-vCPU VM; above 10 s failover breaks any RTO. */
-#define KYUFU_ELECTION_TIMEOUT_MS_DEFAULT 300u
+/* Election: 1000 ms is kyufud's default: failover median ~2 s on loopback
+ * with pre-vote (docs/failover.md); 300 ms fails over in ~0.6 s but risks
+ * spurious elections on a loaded 2-vCPU VM, below 100 ms they are likely;
+ * above 10 s failover breaks any RTO. */
+#define KYUFU_ELECTION_TIMEOUT_MS_DEFAULT 1000u
 #define KYUFU_ELECTION_TIMEOUT_MS_MIN 100u
 #define KYUFU_ELECTION_TIMEOUT_MS_MAX 10000u
 
 /* Heartbeat: a tenth of the election timeout (Raft thesis 9.3); it is also
  * raft_uv's tick, so it bounds how late the first entry after an election
- * can wait (FACTS.md). */
-#define KYUFU_HEARTBEAT_TIMEOUT_MS_DEFAULT 30u
+ * can wait (docs/raft.md).  At least 10 ms (timer granularity under load);
+ * at most a third of the election timeout, checked with the other options
+ * by kyufu_glue_check_options (glue.h). */
+#define KYUFU_HEARTBEAT_TIMEOUT_MS_DEFAULT 100u
 #define KYUFU_HEARTBEAT_TIMEOUT_MS_MIN 10u
-/* Must stay below the election timeout; checked at init against it. */
 #define KYUFU_HEARTBEAT_TIMEOUT_MS_MAX 2000u
 
 /* Snapshot every 8192 entries: with group commit one entry carries many
- * commands, and a snapshot serializes the whole store, so they stay rare. */
+ * commands, and a snapshot serializes the whole store, so they stay rare.
+ * At least 4 so tests can exercise installs; at most 1 Mi entries (about
+ * 1 Mi x 256 commands replayed at a restart, and all of them in memory). */
 #define KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_DEFAULT 8192u
 #define KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MIN 4u
 #define KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX 1048576u
 
 /* Entries kept after a snapshot so a follower a little behind catches up
- * from the log instead of receiving a whole snapshot. */
+ * from the log instead of receiving a whole snapshot.  Below the threshold
+ * (checked with the other options), hence a maximum below its maximum. */
 #define KYUFU_SNAPSHOT_TRAILING_ENTRIES_DEFAULT 2048u
 #define KYUFU_SNAPSHOT_TRAILING_ENTRIES_MIN 2u
-#define KYUFU_SNAPSHOT_TRAILING_ENTRIES_MAX 1048576u
+#define KYUFU_SNAPSHOT_TRAILING_ENTRIES_MAX 524288u
 
 /* Unacknowledged entries per follower: 0.22.1's default 32 caps pipelined
  * throughput at 8-10k/s with 50-230 ms p99; >= 1024 matched 0.15.0. */
@@ -95,12 +103,28 @@
 /* How often the glue polls raft's role and leader to fire the state cb. */
 #define KYUFU_STATE_POLL_MS 10u
 
-_Static_assert(KYUFU_HEARTBEAT_TIMEOUT_MS_DEFAULT * 5 <=
+/* The rules of kyufu_glue_check_options hold for the defaults, and for
+ * every option at its minimum and every option at its maximum at once, so
+ * each bound is reachable (tests/integration/config_test.sh starts a node
+ * with each). */
+_Static_assert(KYUFU_HEARTBEAT_TIMEOUT_MS_DEFAULT * 3 <=
                    KYUFU_ELECTION_TIMEOUT_MS_DEFAULT,
-               "several heartbeats fit in an election timeout");
+               "default heartbeat at most a third of the election timeout");
+_Static_assert(KYUFU_HEARTBEAT_TIMEOUT_MS_MIN * 3 <=
+                   KYUFU_ELECTION_TIMEOUT_MS_MIN,
+               "minimum heartbeat at most a third of the minimum election");
+_Static_assert(KYUFU_HEARTBEAT_TIMEOUT_MS_MAX * 3 <=
+                   KYUFU_ELECTION_TIMEOUT_MS_MAX,
+               "maximum heartbeat at most a third of the maximum election");
 _Static_assert(KYUFU_SNAPSHOT_TRAILING_ENTRIES_DEFAULT <
                    KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_DEFAULT,
                "a snapshot must compact something");
+_Static_assert(KYUFU_SNAPSHOT_TRAILING_ENTRIES_MIN <
+                   KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MIN,
+               "minimum trailing below the minimum threshold");
+_Static_assert(KYUFU_SNAPSHOT_TRAILING_ENTRIES_MAX <
+                   KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX,
+               "maximum trailing below the maximum threshold");
 _Static_assert(KYUFU_COMMAND_BYTES_MAX * 4 <= KYUFU_ENTRY_BYTES_MAX,
                "several commands fit one entry");
 _Static_assert(KYUFU_SEGMENT_SIZE_BYTES < ((size_t)32 << 20),

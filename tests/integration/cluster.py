@@ -14,7 +14,6 @@ import atexit
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,49 +33,9 @@ try:
 except ImportError as e:  # pragma: no cover
     skip("python3-grpcio / python3-grpc-tools missing: %s" % e)
 
+from ports import free_ports  # noqa: E402
+
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-
-
-def _ephemeral_low():
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-_next_port = None
-
-
-def free_ports(n):
-    """n distinct free TCP ports on 127.0.0.1, below the kernel's ephemeral
-    range.  A node's port must not be one the kernel may hand out as the
-    source port of an outgoing connection: while a test has a node down, a
-    peer's reconnect could take that port and the node could not listen on
-    it again when restarted.  Ports are scanned from an offset derived from
-    the PID so that parallel tests rarely probe the same ones; each is
-    checked free by binding it."""
-    global _next_port
-    low = 20000
-    high = min(_ephemeral_low(), 65536)
-    span = high - low
-    if _next_port is None:
-        _next_port = low + (os.getpid() * 37) % span
-    ports = []
-    for _ in range(span):
-        p = _next_port
-        _next_port = low + (_next_port + 1 - low) % span
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        finally:
-            s.close()
-        ports.append(p)
-        if len(ports) == n:
-            return ports
-    raise RuntimeError("no free loopback ports below the ephemeral range")
 
 
 def run(cmd, **kw):

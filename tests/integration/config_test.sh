@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # kyufud --check-config / --config: what an operator relies on when a config
 # file is wrong: exit status 2 and an error naming the line and the key;
-# a good file passes; a second kyufud on the same data directory is refused.
+# a good file passes; a file at the bounds of every [raft] key passes and
+# the node starts with it; the documented defaults, bounds and sample config
+# are the binary's; a second kyufud on the same data directory is refused.
 #   usage: config_test.sh KYUFUD
 set -u
 kyufud=$1
+here=$(cd "$(dirname "$0")" && pwd)
+docs=$here/../../docs
 tmp=$(mktemp -d /tmp/kyufu-config-test.XXXXXX)
 pids=()
 cleanup() {
@@ -27,11 +31,10 @@ printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >
 openssl x509 -req -in "$tmp/n1.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" \
     -CAcreateserial -days 2 -extfile "$tmp/ext" -out "$tmp/n1/node.pem" 2>/dev/null \
     || { echo "openssl failed"; exit 1; }
-read -r raft_port api_port < <(/usr/bin/python3 -c '
-import socket
-s = [socket.socket() for _ in range(2)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(*[x.getsockname()[1] for x in s])')
+# Loopback ports below the ephemeral range (ports.py, as cluster.py): two
+# for the three-node file below, two for the single-node starts.
+read -r raft_port api_port s_raft s_api < <(/usr/bin/python3 "$here/ports.py" 4)
+[ -n "${s_api:-}" ] || { echo "no free ports"; exit 1; }
 good() {
 cat <<EOF
 [node]
@@ -91,6 +94,162 @@ expect_bad peer_syntax   's/^2 = 127.0.0.1:7002 127.0.0.1:8002/2 = 127.0.0.1:700
 expect_bad syntax        's/^\[raft\]/[raft]\nthis is not ini/' ':16:' "syntax error"
 expect_bad log_level     's/^level = info/level = loud/' ':21: [log] level:' "'loud'"
 expect_bad long_line     "s#^key = .*#key = /$(printf 'x%.0s' $(seq 300))#" ':14:' "longer than"
+
+# ------------------------------------------------ [raft] bounds and rules
+# The defaults and bounds the binary applies (the one source,
+# raft-glue/glue_limits.h), as "key = default ; min..max unit".
+defaults=$("$kyufud" --print-defaults); rc=$?
+[ $rc -eq 0 ] || fail "--print-defaults: exit $rc"
+declare -A def min max unit
+while IFS= read -r line; do
+    if [[ $line =~ ^([a-z_]+)\ =\ ([0-9]+)\ \;\ ([0-9]+)\.\.([0-9]+)\ ([a-z]+)$ ]]; then
+        k=${BASH_REMATCH[1]}
+        def[$k]=${BASH_REMATCH[2]} min[$k]=${BASH_REMATCH[3]}
+        max[$k]=${BASH_REMATCH[4]} unit[$k]=${BASH_REMATCH[5]}
+    fi
+done <<<"$defaults"
+raft_keys="election_timeout_ms heartbeat_timeout_ms snapshot_threshold snapshot_trailing"
+for k in $raft_keys; do
+    [ -n "${def[$k]:-}" ] || fail "--print-defaults lacks $k: $defaults"
+done
+[ ${#def[@]} -eq 4 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 4: $defaults"
+
+# single NAME ELECTION HEARTBEAT THRESHOLD TRAILING: a one-node cluster
+# (it elects itself), [raft] on lines 13-16.
+single() {
+cat <<EOF
+[node]
+id = 1
+data_dir = $tmp/$1/data
+raft_address = 127.0.0.1:$s_raft
+api_address = 127.0.0.1:$s_api
+[cluster]
+1 = 127.0.0.1:$s_raft 127.0.0.1:$s_api
+[tls]
+ca = $tmp/ca.pem
+cert = $tmp/n1/node.pem
+key = $tmp/n1/node.key
+[raft]
+election_timeout_ms = $2
+heartbeat_timeout_ms = $3
+snapshot_threshold = $4
+snapshot_trailing = $5
+[log]
+level = info
+EOF
+}
+declare -A line_of=([election_timeout_ms]=13 [heartbeat_timeout_ms]=14
+         [snapshot_threshold]=15 [snapshot_trailing]=16)
+
+# accept_and_start NAME E H TH TR: --check-config accepts the file, and
+# kyufud started with it comes up (raft-glue took every option: "node
+# started" follows kyufu_glue_init and kyufu_glue_start), becomes leader of
+# its one-node cluster, and stops cleanly on SIGTERM.
+accept_and_start() {
+    local name=$1; shift
+    mkdir -p "$tmp/$name"
+    single "$name" "$@" >"$tmp/$name.ini"
+    out=$("$kyufud" --check-config "$tmp/$name.ini" 2>&1); rc=$?
+    [ $rc -eq 0 ] || { fail "$name ($*): --check-config refused (rc $rc): $out"; return; }
+    "$kyufud" --config "$tmp/$name.ini" 2>"$tmp/$name.log" &
+    local pid=$!; pids+=("$pid")
+    for _ in $(seq 150); do
+        grep -q '"msg":"leader changed".*"leader":1,"role":"leader"' "$tmp/$name.log" && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    grep -q '"msg":"node started"' "$tmp/$name.log" \
+        || fail "$name ($*): accepted by --check-config but did not start: $(tail -3 "$tmp/$name.log")"
+    grep -q '"msg":"leader changed".*"leader":1,"role":"leader"' "$tmp/$name.log" \
+        || fail "$name ($*): no leader: $(tail -3 "$tmp/$name.log")"
+    kill -TERM "$pid" 2>/dev/null; wait "$pid"; rc=$?
+    [ $rc -eq 0 ] || fail "$name ($*): exit $rc after SIGTERM: $(tail -3 "$tmp/$name.log")"
+}
+e=election_timeout_ms h=heartbeat_timeout_ms th=snapshot_threshold tr=snapshot_trailing
+# Every key at its minimum at once, and at its maximum at once (the rules
+# hold for both: glue_limits.h asserts it at compile time).
+accept_and_start all_min "${min[$e]}" "${min[$h]}" "${min[$th]}" "${min[$tr]}"
+accept_and_start all_max "${max[$e]}" "${max[$h]}" "${max[$th]}" "${max[$tr]}"
+# The rules at their edge: heartbeat exactly a third, trailing one below.
+accept_and_start rule_edge 300 100 5 4
+# The defaults, written out.
+accept_and_start defaults "${def[$e]}" "${def[$h]}" "${def[$th]}" "${def[$tr]}"
+
+# refuse NAME E H TH TR KEY WANT...: exit 2, one error, naming KEY and its line.
+refuse() {
+    local name=$1 key=$6 n; shift
+    mkdir -p "$tmp/$name"
+    single "$name" "$1" "$2" "$3" "$4" >"$tmp/$name.ini"; shift 5
+    out=$("$kyufud" --check-config "$tmp/$name.ini" 2>&1); rc=$?
+    [ $rc -eq 2 ] || fail "$name: exit $rc, want 2 ($out)"
+    grep -qF -- ":${line_of[$key]}: [raft] $key:" <<<"$out" \
+        || fail "$name: no error at line ${line_of[$key]} naming $key: $out"
+    n=$(grep -c ':[0-9]*: \[' <<<"$out")
+    [ "$n" -eq 1 ] || fail "$name: $n errors, want 1: $out"
+    for want in "$@"; do
+        grep -qF -- "$want" <<<"$out" || fail "$name: output lacks '$want': $out"
+    done
+}
+lo=("${min[$e]}" "${min[$h]}" "${min[$th]}" "${min[$tr]}")
+hi=("${max[$e]}" "${max[$h]}" "${max[$th]}" "${max[$tr]}")
+i=0
+for k in $raft_keys; do
+    v=("${lo[@]}"); v[$i]=$((min[$k] - 1))
+    refuse "under_$k" "${v[@]}" "$k" "'${v[$i]}' is not a number of ${unit[$k]} in ${min[$k]}..${max[$k]}"
+    v=("${hi[@]}"); v[$i]=$((max[$k] + 1))
+    refuse "over_$k" "${v[@]}" "$k" "'${v[$i]}' is not a number of ${unit[$k]} in ${min[$k]}..${max[$k]}"
+    i=$((i + 1))
+done
+refuse rule_heartbeat 300 101 5 4 "$h" "101 ms is more than a third of the election timeout (300 ms)"
+refuse rule_trailing  300 100 5 5 "$tr" "5 entries kept after a snapshot is not below the snapshot threshold (5 entries)"
+# A rule broken by a key left at its default is reported at the key set.
+single rule_default 1000 100 1000 2 | sed '/^snapshot_trailing/d' >"$tmp/rule_default.ini"
+out=$("$kyufud" --check-config "$tmp/rule_default.ini" 2>&1); rc=$?
+[ $rc -eq 2 ] || fail "rule_default: exit $rc, want 2 ($out)"
+grep -qF ":15: [raft] snapshot_threshold: ${def[$tr]} entries kept after a snapshot is not below the snapshot threshold (1000 entries) (snapshot_trailing is at its default)" <<<"$out" \
+    || fail "rule_default: $out"
+
+# Inline comments, '#' as well as ';', whatever libinih was built with.
+mkdir -p "$tmp/inline" "$tmp/rule_default"
+single inline 300 100 64 16 \
+    | sed -e 's/^election_timeout_ms = 300/election_timeout_ms = 300   # three heartbeats/' \
+          -e 's/^snapshot_threshold = 64/snapshot_threshold = 64 ; entries/' >"$tmp/inline.ini"
+out=$("$kyufud" --check-config "$tmp/inline.ini" 2>&1); rc=$?
+[ $rc -eq 0 ] || fail "inline comments refused: $out"
+# ... and really cut: the value before the comment is the one checked.
+sed -e 's/^heartbeat_timeout_ms = 100/heartbeat_timeout_ms = 101 # one too many/' \
+    "$tmp/inline.ini" >"$tmp/inline_bad.ini"
+out=$("$kyufud" --check-config "$tmp/inline_bad.ini" 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -qF ":14: [raft] heartbeat_timeout_ms: 101 ms" <<<"$out" \
+    || fail "inline comment not cut before the value: $out"
+
+# ------------------------------------------------------------------- docs
+# docs/operations.md's table of optional keys is --print-defaults.
+table=$(grep -E '^\| `[a-z_]+` \| ' "$docs/operations.md" \
+        | sed -E 's/^\| `([a-z_]+)` \| ([^ ]+) \| ([^|]*[^ |]) \|.*/\1 = \2 ; \3/')
+printed=$(grep -v '^\[' <<<"$defaults" | sed -e 's/debug | info | warn | error/debug, info, warn, error/')
+[ "$table" = "$printed" ] \
+    || fail "docs/operations.md's table differs from --print-defaults:"$'\n'"$table"$'\n'"---"$'\n'"$printed"
+# docs/raft.md's options table states the same [raft] values.
+for want in "| election timeout | ${def[$e]} ms (${min[$e]}..${max[$e]})" \
+            "| heartbeat timeout | ${def[$h]} ms (${min[$h]}..${max[$h]}), ≤ election/3" \
+            "| snapshot threshold / trailing | ${def[$th]} (${min[$th]}..${max[$th]}) / ${def[$tr]} (${min[$tr]}..${max[$tr]}) entries"; do
+    grep -qF -- "$want" "$docs/raft.md" || fail "docs/raft.md lacks '$want'"
+done
+# The sample config of docs/operations.md passes --check-config (its
+# certificate paths and data directory moved into $tmp), and its documented
+# error for a heartbeat of 600 ms is the one kyufud prints.
+cp "$tmp/n1/node.pem" "$tmp/n1/node.key" "$tmp/"
+awk '/^```ini$/ { on = 1; next } on && /^```$/ { exit } on' "$docs/operations.md" \
+    | sed -e "s#/etc/kyufu/#$tmp/#" -e "s#/var/lib/kyufu#$tmp/sample-data#" >"$tmp/kyufud.conf"
+grep -q '^election_timeout_ms' "$tmp/kyufud.conf" || fail "no sample config in docs/operations.md"
+out=$("$kyufud" --check-config "$tmp/kyufud.conf" 2>&1); rc=$?
+[ $rc -eq 0 ] || fail "docs/operations.md's sample config refused: $out"
+sed -i -e 's/^heartbeat_timeout_ms = 100 /heartbeat_timeout_ms = 600 /' "$tmp/kyufud.conf"
+want=$(grep -F 'kyufud: /etc/kyufu/kyufud.conf:' "$docs/operations.md" | sed -e "s#/etc/kyufu/#$tmp/#")
+out=$("$kyufud" --check-config "$tmp/kyufud.conf" 2>&1); rc=$?
+[ $rc -eq 2 ] && [ -n "$want" ] && grep -qxF -- "$want" <<<"$out" \
+    || fail "docs/operations.md's example error ('$want') is not kyufud's: $out"
 
 out=$("$kyufud" --check-config "$tmp/missing.ini" 2>&1); rc=$?
 [ $rc -eq 2 ] || fail "missing config file: exit $rc, want 2"

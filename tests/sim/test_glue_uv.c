@@ -135,6 +135,7 @@ static void open_node(unsigned i, bool bootstrap, unsigned n_peers)
     c.address = addr[i];
     c.raft_dir = dir[i];
     c.election_timeout_ms = 300;
+    c.heartbeat_timeout_ms = 30; /* the 300 ms election of these tests */
     c.snapshot_threshold_entries = cfg_snapshot_threshold;
     c.snapshot_trailing_entries = cfg_snapshot_trailing;
     c.group_commit_commands_max = cfg_group_commit_max;
