@@ -472,7 +472,10 @@ size_t kyufu_api_server_connections(const struct kyufu_api_server *server);
 /* Stop listening, cancel calls in flight (their handlers get on_cancel and
  * must still respond), close every connection and handle; close_cb fires
  * after the last handle is closed, from the loop, never synchronously.
- * The server's memory is freed after close_cb returns. */
+ * The server's memory is freed after close_cb returns.  Not from inside a
+ * method handler or anything it calls synchronously: a handler runs inside
+ * its connection's receive, whose session this would free (it asserts);
+ * defer the close to a callback of its own (node.c does). */
 typedef void (*kyufu_api_server_close_cb)(struct kyufu_api_server *server, void *data);
 void kyufu_api_server_close(struct kyufu_api_server *server,
                             kyufu_api_server_close_cb close_cb,

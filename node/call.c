@@ -28,7 +28,8 @@ static const char *hint_for(struct kyufu_node *n, const char *given)
     }
     const char *api = "";
     uint64_t leader = kyufu_node__leader(n, &api);
-    if (leader == n->config->id && n->stage != KYUFU_NODE_RUNNING) {
+    if (leader == n->config->id &&
+        (n->stage != KYUFU_NODE_RUNNING || n->stop_requested)) {
         return "";
     }
     return api;
@@ -66,7 +67,7 @@ void kyufu_node__respond(struct kyufu_node *n,
 struct kyufu_node_call *kyufu_node__call_new(struct kyufu_node *n,
                                             struct kyufu_grpc_call *call)
 {
-    if (n->stage != KYUFU_NODE_RUNNING) {
+    if (n->stage != KYUFU_NODE_RUNNING || n->stop_requested) {
         /* Stopping: the client should go to another node now. */
         const char *api = hint_for(n, NULL);
         char msg[256];
@@ -178,6 +179,14 @@ void kyufu_node__call_storage_error(struct kyufu_node_call *c,
         return;
     }
     struct kyufu_node *n = c->node;
+    if (rv == KYUFU_STORAGE_EREADERS_FULL) {
+        /* Load, not damage (storage.h): the caller retries later. */
+        kyufu_log(KYUFU_LOG_WARN, "store busy: LMDB reader table full",
+                  KYUFU_LOG_S("method", c->method->path));
+        kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                              kyufu_storage_strerror(rv), NULL, 0);
+        return;
+    }
     kyufu_log(KYUFU_LOG_ERROR, "storage query failed",
               KYUFU_LOG_S("method", c->method->path),
               KYUFU_LOG_S("error", kyufu_storage_strerror(rv)));

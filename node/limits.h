@@ -7,6 +7,8 @@
 #ifndef KYUFU_NODE_LIMITS_H
 #define KYUFU_NODE_LIMITS_H
 
+#include "storage_limits.h" /* KYUFU_MAX_READERS, for the relations */
+
 /* A cluster is three voters; up to seven allows a five-node deployment and
  * a spare while a member is replaced, and no more is ever sensible for Raft. */
 #define KYUFU_NODE_CLUSTER_SIZE_MAX 7u
@@ -44,6 +46,26 @@
  * without a caller deadline is bounded the same way. */
 #define KYUFU_NODE_CALL_TIMEOUT_MS_DEFAULT 10000u
 
+/* Whole-store reads (the state digest of Cluster.Status with_digest,
+ * Ledger.VerifyAudit) running at once on work threads (offload.h).  Each
+ * walks every record (seconds at a million households) holding an LMDB
+ * reader slot and a thread of libuv's pool: 4 threads (kyufud leaves
+ * UV_THREADPOOL_SIZE alone), shared with raft_uv's segment files and
+ * raft-glue's snapshot serialisation, which must not wait behind them for
+ * seconds.  Two leave half the pool free and still let an operator's
+ * digest and an auditor's check run side by side; a call above the limit is
+ * answered RESOURCE_EXHAUSTED at once (never queued: a queue would hold
+ * memory and, before, a reader slot per waiting call). */
+#define KYUFU_NODE_OFFLOAD_MAX 2u
+/* libuv's default pool size, which kyufud does not change. */
+#define KYUFU_NODE_WORK_THREADS 4u
+/* LMDB read transactions the node can hold at once: the loop thread's
+ * reserved one (queries, apply's checks), raft-glue's one snapshot (fsm.c
+ * takes one at a time), the offloaded reads.  LMDB's reader table must
+ * hold them all: a full table is only answered RESOURCE_EXHAUSTED now
+ * (docs/reader-limit.md), but should never happen. */
+#define KYUFU_NODE_STORE_READERS_MAX (1u + 1u + KYUFU_NODE_OFFLOAD_MAX)
+
 /* Loop stall detector (stall.c): a timer every 100 ms; a tick this late
  * means the loop thread did nothing else for that long (Raft's heartbeats
  * and contact checks included: a leader steps down after an election
@@ -57,5 +79,10 @@
 /* ------------------------------------------------------------- relations */
 _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX < KYUFU_NODE_STOP_MS_MAX,
                "the hand-over must fit inside the whole stop");
+_Static_assert(KYUFU_NODE_OFFLOAD_MAX >= 1u &&
+                   KYUFU_NODE_OFFLOAD_MAX < KYUFU_NODE_WORK_THREADS,
+               "whole-store reads must leave raft a work thread");
+_Static_assert(KYUFU_NODE_STORE_READERS_MAX <= KYUFU_MAX_READERS,
+               "LMDB's reader table must hold every read the node can open");
 
 #endif /* KYUFU_NODE_LIMITS_H */

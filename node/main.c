@@ -6,7 +6,8 @@
  *
  * Exit status: 0 after a clean stop (or a valid config), 1 when the node
  * failed at run time (a fatal storage or raft error, a port in use, a
- * locked data directory), 2 for a usage or configuration error. */
+ * locked data directory), 2 for a usage or configuration error; never a
+ * signal of its own making (docs/operations.md "Exit status"). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>

@@ -6,7 +6,15 @@
  * stop, so there is one way down).  A fatal storage or raft error while
  * running (kyufu_node__check_fatal, a raft role of "unavailable") stops the
  * node with status 1 and no hand-over: its state may be suspect, and the
- * other nodes elect a leader on their own. */
+ * other nodes elect a leader on their own.
+ *
+ * Every stop is requested (kyufu_node__stop) and then run from stop_defer's
+ * callback.  The requests come from inside other callbacks: a call's
+ * handler runs inside its connection's receive (closing the API server
+ * there freed the session under nghttp2 and aborted on the server's
+ * in_recv assertion), a fatal error inside raft's callbacks, a digest's
+ * work completion.  At a zero timer's callback no other callback is on the
+ * stack, so every close below is legal. */
 #include "node.h"
 
 #include <assert.h>
@@ -46,6 +54,7 @@ void kyufu_node__finish(struct kyufu_node *n)
     uv_close((uv_handle_t *)&n->sigterm, close_noop);
     uv_close((uv_handle_t *)&n->sigint, close_noop);
     uv_close((uv_handle_t *)&n->stop_timer, close_noop);
+    uv_close((uv_handle_t *)&n->stop_defer, close_noop);
     uv_close((uv_handle_t *)&n->stall_timer, close_noop);
 }
 
@@ -95,6 +104,8 @@ static void close_all(struct kyufu_node *n)
     kyufu_node__forward_close(n, on_forward_closed);
 }
 
+static void on_stop_defer(uv_timer_t *t);
+
 static void on_stop_transfer(struct kyufu_glue_transfer *req, int status)
 {
     struct kyufu_node *n = req->data;
@@ -111,7 +122,8 @@ static void on_stop_transfer(struct kyufu_glue_transfer *req, int status)
                   KYUFU_LOG_S("error", kyufu_glue_strerror(status)));
     }
     if (n->stage == KYUFU_NODE_TRANSFERRING) {
-        close_all(n);
+        /* Inside raft's callback: the rest runs from stop_defer. */
+        uv_timer_start(&n->stop_defer, on_stop_defer, 0, 0);
     }
 }
 
@@ -126,26 +138,14 @@ static void on_stop_timer(uv_timer_t *t)
     }
 }
 
-void kyufu_node__stop(struct kyufu_node *n, int exit_code, const char *why)
+/* The stop itself, from stop_defer's callback (RUNNING or STARTING). */
+static void stop_begin(struct kyufu_node *n)
 {
-    if (exit_code != 0 && n->exit_code == 0) {
-        n->exit_code = exit_code;
-    }
-    if (n->stage >= KYUFU_NODE_TRANSFERRING) {
-        if (n->stage == KYUFU_NODE_TRANSFERRING) {
-            /* A second request (signal or error): no more waiting. */
-            kyufu_log0(KYUFU_LOG_WARN, "stop requested again: skipping the "
-                       "hand-over");
-            close_all(n);
-        }
-        return;
-    }
-    kyufu_log(exit_code == 0 ? KYUFU_LOG_INFO : KYUFU_LOG_ERROR, "stopping",
-              KYUFU_LOG_S("reason", why), KYUFU_LOG_I("exit_code", exit_code));
     if (n->api != NULL) {
         kyufu_api_server_set_health(n->api, "", KYUFU_GRPC_HEALTH_NOT_SERVING);
     }
-    if (exit_code == 0 && n->stage == KYUFU_NODE_RUNNING && n->glue != NULL &&
+    if (n->exit_code == 0 && !n->stop_hurry &&
+        n->stage == KYUFU_NODE_RUNNING && n->glue != NULL &&
         n->config->n_peers > 1 && kyufu_glue_is_leader(n->glue)) {
         n->stop_transfer.data = n;
         int rv = kyufu_glue_transfer(n->glue, &n->stop_transfer, 0,
@@ -162,6 +162,63 @@ void kyufu_node__stop(struct kyufu_node *n, int exit_code, const char *why)
                   KYUFU_LOG_S("error", kyufu_glue_strerror(rv)));
     }
     close_all(n);
+}
+
+static void on_stop_defer(uv_timer_t *t)
+{
+    struct kyufu_node *n = t->data;
+    assert(n->stop_requested);
+    switch (n->stage) {
+    case KYUFU_NODE_STARTING:
+    case KYUFU_NODE_RUNNING:
+        stop_begin(n);
+        break;
+    case KYUFU_NODE_TRANSFERRING:
+        if (!n->stop_transfer_pending) {
+            close_all(n); /* the hand-over ended (on_stop_transfer) */
+        } else if (n->stop_hurry) {
+            kyufu_log0(KYUFU_LOG_WARN, "stop requested again: skipping the "
+                       "hand-over");
+            close_all(n);
+        }
+        break;
+    case KYUFU_NODE_CLOSING:
+    case KYUFU_NODE_CLOSED:
+        break;
+    }
+}
+
+void kyufu_node__stop(struct kyufu_node *n, int exit_code, const char *why)
+{
+    assert(exit_code == 0 || exit_code == 1);
+    assert(why != NULL);
+    if (exit_code > n->exit_code) {
+        if (n->stop_requested) {
+            kyufu_log(KYUFU_LOG_ERROR, "failure while stopping: the exit "
+                      "status will be 1",
+                      KYUFU_LOG_S("reason", why),
+                      KYUFU_LOG_S("stop_reason", n->stop_reason));
+        }
+        n->exit_code = exit_code;
+    }
+    if (!n->stop_requested) {
+        n->stop_requested = true;
+        n->stop_reason = why;
+        kyufu_log(exit_code == 0 ? KYUFU_LOG_INFO : KYUFU_LOG_ERROR,
+                  "stopping", KYUFU_LOG_S("reason", why),
+                  KYUFU_LOG_I("exit_code", exit_code));
+        assert(n->stage < KYUFU_NODE_CLOSING);
+        uv_timer_start(&n->stop_defer, on_stop_defer, 0, 0);
+        return;
+    }
+    if (n->stage <= KYUFU_NODE_TRANSFERRING && !n->stop_hurry) {
+        /* A second signal, or an error during the hand-over: the hand-over
+         * is cut short (by the deferred callback). */
+        n->stop_hurry = true;
+        if (n->stage == KYUFU_NODE_TRANSFERRING) {
+            uv_timer_start(&n->stop_defer, on_stop_defer, 0, 0);
+        }
+    }
 }
 
 void kyufu_node__check_fatal(struct kyufu_node *n, int glue_status)
@@ -375,6 +432,8 @@ int kyufu_node_run(const struct kyufu_config *config)
     uv_signal_init(&n->loop, &n->sigterm);
     uv_signal_init(&n->loop, &n->sigint);
     uv_timer_init(&n->loop, &n->stop_timer);
+    uv_timer_init(&n->loop, &n->stop_defer);
+    n->stop_defer.data = n;
     uv_timer_init(&n->loop, &n->stall_timer);
     kyufu_node__stall_start(n);
     n->sigterm.data = n;

@@ -9,7 +9,9 @@
  *   start: lock DATA/LOCK -> open DATA/ledger -> glue init on DATA/raft,
  *          bootstrap from [cluster] when DATA/raft is pristine -> glue start
  *          -> API server listening.
- *   stop (SIGTERM/SIGINT, or a fatal storage/raft error):
+ *   stop (SIGTERM/SIGINT, or a fatal storage/raft error), requested by
+ *          kyufu_node__stop from any callback and run from the node's own
+ *          zero timer (stop_defer), never inside the requester's callback:
  *          leader and a clean stop? hand leadership over (bounded by
  *          KYUFU_NODE_STOP_TRANSFER_MS_MAX) -> close the API server -> close
  *          the forwarding clients -> close the glue (proposals in flight fail
@@ -50,7 +52,14 @@ struct kyufu_node
     int lock_fd;
     uv_signal_t sigterm;
     uv_signal_t sigint;
-    uv_timer_t stop_timer; /* bounds the hand-over, then the whole stop */
+    uv_timer_t stop_timer; /* bounds the hand-over */
+    /* A stop is requested from anywhere (kyufu_node__stop) but runs from
+     * this zero timer's own callback: never inside the callback that asked
+     * (a connection's receive, raft, a work completion). */
+    uv_timer_t stop_defer;
+    bool stop_requested;     /* set once, by the first request */
+    bool stop_hurry;         /* a later request: skip the hand-over */
+    const char *stop_reason; /* the first request's (static string) */
 
     struct kyufu_storage *storage;
     struct kyufu_glue *glue;
@@ -101,8 +110,16 @@ struct kyufu_node_call
  * Returns the process exit status (0 clean stop, 1 failure). */
 int kyufu_node_run(const struct kyufu_config *config);
 
-/* Begin the stop sequence (idempotent); exit_code 0 for a requested stop,
- * 1 for a fatal error (then no hand-over is attempted). */
+/* Request the stop; safe from any loop callback, and idempotent.
+ * exit_code 0 for a requested stop (a signal), 1 for a failure (a fatal
+ * storage or raft error, a failed start: then no hand-over is attempted);
+ * `why` is a static string.  The first request wins: it sets the reason,
+ * logs the one "stopping" line and arms stop_defer; the stop sequence
+ * itself starts from that timer's callback, once the caller's callback
+ * has returned.  A later request only raises the exit status (a failure
+ * during a clean stop still exits 1) and, during the hand-over, ends the
+ * hand-over early (also deferred).  New calls are refused (UNAVAILABLE)
+ * from the first request on. */
 void kyufu_node__stop(struct kyufu_node *n, int exit_code, const char *why);
 
 /* Build the method table (service.c). Returns 0 or -1 (out of memory). */
@@ -148,8 +165,10 @@ void kyufu_node__call_done_msg(struct kyufu_node_call *c,
 void kyufu_node__call_unavailable(struct kyufu_node_call *c, const char *why);
 
 /* Answer a failed storage call: NOTFOUND → NOT_FOUND ("<what> not
- * found"), INVALID → INVALID_ARGUMENT, anything else INTERNAL, logged; a
- * fatal storage error also stops the node. */
+ * found"), INVALID → INVALID_ARGUMENT, READERS_FULL → RESOURCE_EXHAUSTED
+ * (logged as a warning, never a stop), anything else INTERNAL, logged; a
+ * fatal storage error also requests the node's stop (deferred: see
+ * kyufu_node__stop). */
 void kyufu_node__call_storage_error(struct kyufu_node_call *c,
                                     int rv,
                                     const char *what);

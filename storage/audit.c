@@ -236,13 +236,13 @@ int kyufu_storage_audit_verify(struct kyufu_storage *s,
                                size_t errmsg_len)
 {
     MDB_txn *txn;
-    int mrv = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
-    if (mrv != 0) {
-        return kyufu_storage__mdb_error(mrv);
+    int rv0 = kyufu_storage__read_begin(s, &txn);
+    if (rv0 != 0) {
+        return rv0;
     }
     int rv = kyufu_storage__audit_verify_range(s, txn, 0, count, errmsg,
                                                errmsg_len);
-    mdb_txn_abort(txn);
+    kyufu_storage__read_end(s, txn);
     return rv;
 }
 

@@ -96,12 +96,12 @@ int kyufu_storage_digest(struct kyufu_storage *s,
                          uint64_t *applied_index)
 {
     MDB_txn *txn;
-    int mrv = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
-    if (mrv != 0) {
-        return kyufu_storage__mdb_error(mrv);
+    int rv0 = kyufu_storage__read_begin(s, &txn);
+    if (rv0 != 0) {
+        return rv0;
     }
     int rv = digest_in(s, txn, digest, applied_index);
-    mdb_txn_abort(txn);
+    kyufu_storage__read_end(s, txn);
     return rv;
 }
 

@@ -133,6 +133,10 @@ int kyufu_storage__mdb_error(int mrv)
         return KYUFU_STORAGE_ECORRUPT;
     case ENOMEM:
         return KYUFU_STORAGE_ENOMEM;
+    case MDB_READERS_FULL:
+        /* Load, not damage (storage.h): every slot is held by an open read
+         * txn of this process; one frees when that read ends. */
+        return KYUFU_STORAGE_EREADERS_FULL;
     case MDB_BAD_VALSIZE:
     case EINVAL:
         return KYUFU_STORAGE_EINVALID;
@@ -296,6 +300,10 @@ int kyufu_storage_open(const struct kyufu_storage_options *options,
         s->map_size_bytes_max = s->map_size_bytes;
     }
     s->snapshot_chunk_bytes = KYUFU_SNAPSHOT_CHUNK_BYTES_MAX;
+    if (pthread_mutex_init(&s->snap_lock, NULL) != 0) {
+        rv = KYUFU_STORAGE_ENOMEM;
+        goto err_after_alloc;
+    }
 
     snprintf(lock_path, sizeof lock_path, "%s/kyufu.lock", options->path);
     h->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -303,7 +311,7 @@ int kyufu_storage_open(const struct kyufu_storage_options *options,
         kyufu_storage__errmsg(errmsg, errmsg_len, "open %s: %s", lock_path,
                               strerror(errno));
         rv = KYUFU_STORAGE_EIO;
-        goto err_after_alloc;
+        goto err_after_mutex;
     }
     if (flock(h->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         kyufu_storage__errmsg(errmsg, errmsg_len, "%s is in use", lock_path);
@@ -356,6 +364,17 @@ int kyufu_storage_open(const struct kyufu_storage_options *options,
     if (rv != 0) {
         goto err_after_env;
     }
+    /* The loop thread's reserved reader slot (kyufu_storage__read_begin):
+     * taken now, while the table is empty, and kept by the reset txn
+     * (MDB_NOTLS ties a slot to its txn object). */
+    mrv = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->loop_txn);
+    if (mrv != 0) {
+        rv = kyufu_storage__mdb_error(mrv);
+        kyufu_storage__errmsg(errmsg, errmsg_len, "reserve a reader: %s",
+                              mdb_strerror(mrv));
+        goto err_after_env;
+    }
+    mdb_txn_reset(s->loop_txn);
     *out = s;
     return 0;
 
@@ -363,6 +382,8 @@ err_after_env:
     mdb_env_close(s->env);
 err_after_lock_open:
     close(h->lock_fd);
+err_after_mutex:
+    pthread_mutex_destroy(&s->snap_lock);
 err_after_alloc:
     free(h);
 err:
@@ -376,9 +397,14 @@ void kyufu_storage_close(struct kyufu_storage *s)
     if (s == NULL) {
         return;
     }
+    pthread_mutex_lock(&s->snap_lock);
     KYUFU_ASSERT(s->snapshots == 0);
+    pthread_mutex_unlock(&s->snap_lock);
+    KYUFU_ASSERT(!s->loop_txn_busy);
     h = (struct lock_holder *)(void *)s;
+    mdb_txn_abort(s->loop_txn);
     mdb_env_close(s->env);
+    pthread_mutex_destroy(&s->snap_lock);
     close(h->lock_fd);
     free(h);
 }
@@ -396,7 +422,35 @@ void kyufu_storage_applied(struct kyufu_storage *s,
     }
 }
 
-int kyufu_storage__grow(struct kyufu_storage *s)
+int kyufu_storage__read_begin(struct kyufu_storage *s, MDB_txn **txn)
+{
+    if (s->loop_txn_busy) {
+        return kyufu_storage__mdb_error(
+            mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn));
+    }
+    /* Renew cannot find the table full: the txn kept its slot. */
+    int mrv = mdb_txn_renew(s->loop_txn);
+    if (mrv != 0) {
+        return kyufu_storage__mdb_error(mrv);
+    }
+    s->loop_txn_busy = true;
+    *txn = s->loop_txn;
+    return 0;
+}
+
+void kyufu_storage__read_end(struct kyufu_storage *s, MDB_txn *txn)
+{
+    if (txn != s->loop_txn) {
+        mdb_txn_abort(txn);
+        return;
+    }
+    KYUFU_ASSERT(s->loop_txn_busy);
+    mdb_txn_reset(txn);
+    s->loop_txn_busy = false;
+}
+
+/* With snap_lock held. */
+static int grow_locked(struct kyufu_storage *s)
 {
     size_t next;
     int mrv;
@@ -420,19 +474,31 @@ int kyufu_storage__grow(struct kyufu_storage *s)
     return 0;
 }
 
+int kyufu_storage__grow(struct kyufu_storage *s)
+{
+    pthread_mutex_lock(&s->snap_lock);
+    int rv = grow_locked(s);
+    pthread_mutex_unlock(&s->snap_lock);
+    return rv;
+}
+
 int kyufu_storage__grow_if_needed(struct kyufu_storage *s)
 {
     MDB_envinfo info;
     MDB_stat st;
     size_t used;
+    int rv = 0;
+    pthread_mutex_lock(&s->snap_lock);
     if (s->snapshots > 0 || s->map_size_bytes >= s->map_size_bytes_max) {
-        return 0;
+        goto out;
     }
     mdb_env_info(s->env, &info);
     mdb_env_stat(s->env, &st);
     used = (info.me_last_pgno + 1) * (size_t)st.ms_psize;
     if (used / 3 > s->map_size_bytes / 4) {
-        return kyufu_storage__grow(s);
+        rv = grow_locked(s);
     }
-    return 0;
+out:
+    pthread_mutex_unlock(&s->snap_lock);
+    return rv;
 }

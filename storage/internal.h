@@ -6,6 +6,7 @@
 #define KYUFU_STORAGE_INTERNAL_H
 
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -67,7 +68,14 @@ struct kyufu_storage
     MDB_dbi dbi[KYUFU_DB_COUNT];
     size_t map_size_bytes;     /* current map size */
     size_t map_size_bytes_max; /* growth ceiling */
+    /* Snapshots may begin and end on any thread (storage.h): `snapshots`
+     * and mdb_env_set_mapsize (legal only with no txn open in the process)
+     * are used under snap_lock, so a snapshot never begins while the map
+     * grows. */
+    pthread_mutex_t snap_lock;
     unsigned snapshots;        /* outstanding snapshot read txns */
+    MDB_txn *loop_txn;         /* reserved reader slot (read_begin) */
+    bool loop_txn_busy;
     uint64_t applied_index;    /* cache of meta, updated after commit */
     uint64_t applied_term;
     unsigned grow_count;       /* times the map grew (tests observe it) */
@@ -325,6 +333,15 @@ int kyufu_storage__session_absent_state(struct kyufu_storage *s,
                                         enum kyufu_storage__key_state *state);
 
 /* ------------------------------------------------------------ env */
+/* A short read txn for the loop thread (queries, checks, the store's own
+ * digest and audit walk).  It takes the store's reserved reader slot
+ * (s->loop_txn, kept reset between uses: a reset txn pins no page and does
+ * not count as open for map growth), so a reader table filled by snapshots
+ * never fails the loop thread's reads, the post-commit checks of apply
+ * included.  Nested use falls back to a txn of its own, which can then get
+ * READERS_FULL.  End with kyufu_storage__read_end. */
+int kyufu_storage__read_begin(struct kyufu_storage *s, MDB_txn **txn);
+void kyufu_storage__read_end(struct kyufu_storage *s, MDB_txn *txn);
 /* Grow the map (doubling, capped); MAP_FULL at the ceiling or when a
  * snapshot is outstanding.  No txn of this process may be open. */
 int kyufu_storage__grow(struct kyufu_storage *s);

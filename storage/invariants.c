@@ -57,8 +57,9 @@ void kyufu_storage__check_touched(struct kyufu_storage *s,
 {
     MDB_txn *txn;
     char msg[200];
-    int mrv = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
-    KYUFU_ASSERT(mrv == 0);
+    /* The reserved slot: a reader table full of snapshots cannot fail it. */
+    int rv = kyufu_storage__read_begin(s, &txn);
+    KYUFU_ASSERT(rv == 0);
     for (size_t i = 0; i < t->n_programs; i++) {
         Kyufu__V1__Program *p = NULL;
         /* get_program checks the budget identity on read-back. */
@@ -86,7 +87,7 @@ void kyufu_storage__check_touched(struct kyufu_storage *s,
                                           sizeof msg) != 0) {
         kyufu_storage__panic(__FILE__, __LINE__, "audit chain: %s", msg);
     }
-    mdb_txn_abort(txn);
+    kyufu_storage__read_end(s, txn);
 }
 
 static int walk(struct kyufu_storage *s, MDB_txn *txn, char *errmsg, size_t len);
@@ -291,11 +292,11 @@ int kyufu_storage_check_invariants(struct kyufu_storage *s,
                                    size_t errmsg_len)
 {
     MDB_txn *txn;
-    int mrv = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
-    if (mrv != 0) {
-        return kyufu_storage__mdb_error(mrv);
+    int rv0 = kyufu_storage__read_begin(s, &txn);
+    if (rv0 != 0) {
+        return rv0;
     }
     int rv = walk(s, txn, errmsg, errmsg_len);
-    mdb_txn_abort(txn);
+    kyufu_storage__read_end(s, txn);
     return rv;
 }

@@ -17,8 +17,7 @@
 
 static int begin_read(struct kyufu_storage *s, MDB_txn **txn)
 {
-    return kyufu_storage__mdb_error(
-        mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn));
+    return kyufu_storage__read_begin(s, txn);
 }
 
 #define GET_BY(fn, ...)                                                      \
@@ -29,7 +28,7 @@ static int begin_read(struct kyufu_storage *s, MDB_txn **txn)
             return rv;                                                       \
         }                                                                    \
         rv = fn(s, txn, __VA_ARGS__);                                        \
-        mdb_txn_abort(txn);                                                  \
+        kyufu_storage__read_end(s, txn);                                     \
         return rv;                                                           \
     } while (0)
 
@@ -251,13 +250,13 @@ static int list_db(struct kyufu_storage *s,
         goto err_after_cursor;
     }
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
+    kyufu_storage__read_end(s, txn);
     return 0;
 
 err_after_cursor:
     mdb_cursor_close(cur);
 err_after_txn:
-    mdb_txn_abort(txn);
+    kyufu_storage__read_end(s, txn);
 err_after_init:
     kyufu_storage_page_free(page);
     KYUFU_ASSERT(rv != 0);
@@ -439,13 +438,13 @@ int kyufu_storage_list_applications(
         goto err_after_cursor;
     }
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
+    kyufu_storage__read_end(s, txn);
     return 0;
 
 err_after_cursor:
     mdb_cursor_close(cur);
 err_after_txn:
-    mdb_txn_abort(txn);
+    kyufu_storage__read_end(s, txn);
 err_after_init:
     kyufu_storage_page_free(page);
     KYUFU_ASSERT(rv != 0);

@@ -44,10 +44,13 @@ int kyufu_storage_snapshot_begin(struct kyufu_storage *s,
     if (snap == NULL) {
         return KYUFU_STORAGE_ENOMEM;
     }
+    /* Held until the snapshot is counted: the map must not grow between
+     * the txn's begin and the count that forbids growth (storage.h). */
+    pthread_mutex_lock(&s->snap_lock);
     int mrv = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &snap->txn);
     if (mrv != 0) {
         rv = kyufu_storage__mdb_error(mrv);
-        goto err_after_alloc;
+        goto err_after_lock;
     }
     rv = kyufu_storage__meta_get_u64(s, snap->txn, KYUFU_META_APPLIED_INDEX,
                                      &snap->index);
@@ -60,12 +63,14 @@ int kyufu_storage_snapshot_begin(struct kyufu_storage *s,
     }
     snap->s = s;
     s->snapshots++;
+    pthread_mutex_unlock(&s->snap_lock);
     *out = snap;
     return 0;
 
 err_after_txn:
     mdb_txn_abort(snap->txn);
-err_after_alloc:
+err_after_lock:
+    pthread_mutex_unlock(&s->snap_lock);
     free(snap);
     KYUFU_ASSERT(rv != 0);
     return rv;
@@ -96,9 +101,12 @@ void kyufu_storage_snapshot_end(struct kyufu_storage_snapshot *snap)
     if (snap == NULL) {
         return;
     }
-    KYUFU_ASSERT(snap->s->snapshots > 0);
-    snap->s->snapshots--;
+    struct kyufu_storage *s = snap->s;
+    pthread_mutex_lock(&s->snap_lock);
+    KYUFU_ASSERT(s->snapshots > 0);
     mdb_txn_abort(snap->txn);
+    s->snapshots--;
+    pthread_mutex_unlock(&s->snap_lock);
     free(snap);
 }
 

@@ -7,8 +7,10 @@
  * the Raft leader.
  *
  * Threads: a struct kyufu_storage is used from one thread (the node's loop
- * thread), except a snapshot cursor, which may be handed to one other thread
- * (the environment is opened with MDB_NOTLS for that).
+ * thread), except snapshots: kyufu_storage_snapshot_begin/_end may be called
+ * from any thread, and a snapshot is read by one thread at a time (the
+ * environment is opened with MDB_NOTLS for that; begin and end are
+ * serialised with the map growth of apply by a mutex inside the store).
  *
  * Errors: functions return 0 or a negative KYUFU_STORAGE_E* code and, when
  * given an errmsg buffer, write a one-line detail into it.  A command that is
@@ -16,7 +18,9 @@
  * command's CommandResult carries the rejection code.  Errors are reserved
  * for the store itself (full map, I/O failure, corruption); the fatal ones
  * (kyufu_storage_is_fatal) mean the node must stop: a failed LMDB commit is
- * never retried.
+ * never retried.  READERS_FULL (LMDB's reader table, KYUFU_MAX_READERS
+ * slots, is taken) is load, not damage: never fatal, the read may be tried
+ * again once another one ended (the node answers RESOURCE_EXHAUSTED).
  */
 #ifndef KYUFU_STORAGE_H
 #define KYUFU_STORAGE_H
@@ -37,7 +41,9 @@
     X(LOCKED, -6, "store is in use by another process")                      \
     X(INVALID, -7, "invalid argument")                                       \
     X(NOTFOUND, -8, "not found")                                             \
-    X(STALE, -9, "entry index is not after the applied index")
+    X(STALE, -9, "entry index is not after the applied index")            \
+    X(READERS_FULL, -10, "too many concurrent reads of the store (LMDB "     \
+                         "reader table full); retry later")
 
 enum kyufu_storage_error {
 #define KYUFU_STORAGE__ENUM(name, value, text) KYUFU_STORAGE_E##name = value,
@@ -49,8 +55,8 @@ enum kyufu_storage_error {
 const char *kyufu_storage_strerror(int rv);
 
 /* True when the node must stop after this error (I/O, corruption, a failed
- * commit, a map that is full and cannot grow).  A node never answers a full
- * store by rejecting the entry: how full LMDB is differs between replicas
+ * commit, a map that is full and cannot grow; never READERS_FULL, never a
+ * query's NOTFOUND or INVALID).  A node never answers a full store by rejecting the entry: how full LMDB is differs between replicas
  * (page layout depends on history), so a rejection there would make them
  * diverge.  Instead apply grows the map (see below) and, when it cannot,
  * the node stops with the state intact and the operator raises the limit. */
@@ -254,8 +260,12 @@ int kyufu_storage_check_invariants(struct kyufu_storage *s,
  * A snapshot is a consistent view of the whole state at an applied index,
  * serialized to a self-checking byte stream (docs/formats.md; the stream
  * itself is specified in docs/snapshot-format.md).  Taking it
- * does not block apply: begin opens a read transaction (cheap, on the loop
- * thread); write may run on another thread; end releases it.
+ * does not block apply: begin opens a read transaction (cheap); write may
+ * run on another thread; end releases it.  Begin and end may run on any
+ * thread (a mutex orders them against map growth); an open snapshot holds
+ * one of the KYUFU_MAX_READERS reader slots and keeps the map from growing,
+ * so keep it open only while it is read.  Begin returns READERS_FULL when
+ * every slot is taken (non-fatal), or another error.
  */
 
 struct kyufu_storage_snapshot; /* Opaque. */
@@ -265,8 +275,8 @@ int kyufu_storage_snapshot_begin(struct kyufu_storage *s,
 
 /* The state digest and the audit chain check of the snapshot's view (as
  * kyufu_storage_digest / _audit_verify).  Like snapshot_write they may run
- * on another thread while the loop applies; the snapshot's begin and end
- * stay on the loop thread (the map cannot grow while one is open). */
+ * on another thread while the loop applies (the map cannot grow while a
+ * snapshot is open). */
 int kyufu_storage_snapshot_digest(struct kyufu_storage_snapshot *snap,
                                   uint8_t digest[32],
                                   uint64_t *applied_index);

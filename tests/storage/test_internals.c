@@ -6,6 +6,7 @@
  * looks inside (internal.h) where the public API cannot show an effect. */
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -849,6 +850,104 @@ static void test_snapshot_reads(void)
     kyufu_storage_close(f.s);
 }
 
+/* LMDB's reader table full is load, not damage: snapshot begin returns
+ * READERS_FULL, which is not fatal, while the loop thread's reads (queries
+ * and apply's post-commit checks) keep their reserved slot and work; a
+ * snapshot begins again once one ended.  LMDB rounds the table up to its
+ * lock file's page, so it holds at least KYUFU_MAX_READERS slots. */
+#define READERS_TRY_MAX 1024u
+static void test_readers_full(void)
+{
+    struct fx f;
+    struct kyufu_storage_snapshot **snaps;
+    struct kyufu_storage_snapshot *extra = NULL;
+    Kyufu__V1__StaffAccount *staff = NULL;
+    size_t n = 0;
+    int rv = 0;
+    snaps = calloc(READERS_TRY_MAX, sizeof *snaps);
+    CHECK(snaps != NULL);
+    fx_open(&f);
+    apply1(&f, c_staff(&f, "root", "root", 1u << 1), OK);
+    while (n < READERS_TRY_MAX) {
+        rv = kyufu_storage_snapshot_begin(f.s, &snaps[n]);
+        if (rv != 0) {
+            break;
+        }
+        n++;
+    }
+    CHECK_RV(rv, KYUFU_STORAGE_EREADERS_FULL);
+    CHECK(!kyufu_storage_is_fatal(rv));
+    /* One slot is the loop thread's own. */
+    CHECK(n >= KYUFU_MAX_READERS - 1);
+    CHECK_RV(kyufu_storage_get_staff(f.s, "root", &staff), 0);
+    kyufu__v1__staff_account__free_unpacked(staff, NULL);
+    /* Applies (their read-back checks included) go on. */
+    apply1(&f, c_staff(&f, "root", "clerk", 1u << 2), OK);
+    char err[256] = "";
+    CHECK_RV(kyufu_storage_check_invariants(f.s, err, sizeof err), 0);
+    CHECK_RV(kyufu_storage_snapshot_begin(f.s, &extra),
+             KYUFU_STORAGE_EREADERS_FULL);
+    kyufu_storage_snapshot_end(snaps[--n]);
+    CHECK_RV(kyufu_storage_snapshot_begin(f.s, &extra), 0);
+    kyufu_storage_snapshot_end(extra);
+    CHECK_RV(kyufu_storage_get_staff(f.s, "clerk", &staff), 0);
+    kyufu__v1__staff_account__free_unpacked(staff, NULL);
+    while (n > 0) {
+        kyufu_storage_snapshot_end(snaps[--n]);
+    }
+    free(snaps);
+    kyufu_storage_close(f.s);
+}
+
+/* Snapshots begin, are read and end on another thread (the node's work
+ * threads) while this one applies; the snapshot sees its own point. */
+struct snap_thread
+{
+    struct kyufu_storage *s;
+    int rv;
+    uint64_t at;
+    uint8_t digest[32];
+};
+
+static void *snap_thread_main(void *arg)
+{
+    struct snap_thread *t = arg;
+    struct kyufu_storage_snapshot *snap;
+    for (int i = 0; i < 200; i++) {
+        t->rv = kyufu_storage_snapshot_begin(t->s, &snap);
+        if (t->rv != 0) {
+            return NULL;
+        }
+        t->rv = kyufu_storage_snapshot_digest(snap, t->digest, &t->at);
+        kyufu_storage_snapshot_end(snap);
+        if (t->rv != 0) {
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static void test_snapshot_other_thread(void)
+{
+    struct fx f;
+    struct snap_thread t;
+    pthread_t th;
+    char no[16];
+    fx_open(&f);
+    world(&f, 2);
+    memset(&t, 0, sizeof t);
+    t.s = f.s;
+    CHECK(pthread_create(&th, NULL, snap_thread_main, &t) == 0);
+    for (int i = 0; i < 200; i++) {
+        snprintf(no, sizeof no, "T-%d", i);
+        apply1(&f, c_household(&f, "clerk", no, "addr"), OK);
+    }
+    CHECK(pthread_join(th, NULL) == 0);
+    CHECK_RV(t.rv, 0);
+    CHECK(t.at > 0 && t.at <= f.index);
+    kyufu_storage_close(f.s);
+}
+
 /* ------------------------------------------------------------ runner */
 
 static int rm(const char *path, const struct stat *sb, int flag,
@@ -887,6 +986,8 @@ int main(int argc, char **argv)
         {"list_pages", test_list_pages},
         {"audit_tamper", test_audit_tamper},
         {"snapshot_reads", test_snapshot_reads},
+        {"readers_full", test_readers_full},
+        {"snapshot_other_thread", test_snapshot_other_thread},
     };
     snprintf(root, sizeof root, "/tmp/kyufu-storage-XXXXXX");
     if (mkdtemp(root) == NULL) {
