@@ -111,6 +111,12 @@
  * once (so the listen backlog does not fill with dead peers). */
 #define KYUFU_API_CONNECTIONS_MAX_DEFAULT 256u
 
+/* The most an operator may set connections_max to ([api] in kyufud.conf):
+ * each connection can hold its 20 MiB flow-control window of request bytes,
+ * so 4096 of them bound the worst case near the node's memory budget only
+ * together with per-address limits; beyond that, a front-end proxy. */
+#define KYUFU_API_CONNECTIONS_LIMIT_MAX 4096u
+
 /* Open connections from one source address (handshakes included): one
  * misbehaving host must not take every slot.  A counter terminal keeps one
  * or two connections, an online back end a few per process; 32 leaves room

@@ -49,6 +49,9 @@ enum key_id {
     K_RAFT_SNAPSHOT_THRESHOLD,
     K_RAFT_SNAPSHOT_TRAILING,
     K_LOG_LEVEL,
+    K_API_CONNECTIONS,
+    K_API_PER_ADDRESS,
+    K_API_ALLOW,
     K_COUNT
 };
 
@@ -61,7 +64,7 @@ struct key_spec
      * bounds are raft-glue's (glue_limits.h); KYUFU_GLUE_OPTION_COUNT for
      * the others. */
     enum kyufu_glue_option option;
-    const char *unit; /* [raft] keys: what the number counts */
+    const char *unit; /* numeric keys with a default: what they count */
 };
 
 #define NOT_RAFT KYUFU_GLUE_OPTION_COUNT, NULL
@@ -86,6 +89,11 @@ static const struct key_spec keys[K_COUNT] = {
                                   KYUFU_GLUE_OPTION_SNAPSHOT_TRAILING_ENTRIES,
                                   "entries"},
     [K_LOG_LEVEL] = {"log", "level", false, NOT_RAFT},
+    [K_API_CONNECTIONS] = {"api", "connections_max", false,
+                           KYUFU_GLUE_OPTION_COUNT, "connections"},
+    [K_API_PER_ADDRESS] = {"api", "connections_per_address_max", false,
+                           KYUFU_GLUE_OPTION_COUNT, "connections"},
+    [K_API_ALLOW] = {"api", "allow", false, NOT_RAFT},
 };
 #undef NOT_RAFT
 
@@ -98,7 +106,30 @@ _Static_assert(KYUFU_NODE_ADDRESS_BYTES_MAX <
 /* [log] level when the key is absent. */
 #define LOG_LEVEL_DEFAULT KYUFU_LOG_INFO
 
-/* Where a [raft] key's value lives in struct kyufu_config. */
+static bool is_raft(enum key_id k)
+{
+    return keys[k].option != KYUFU_GLUE_OPTION_COUNT;
+}
+
+/* Default and bounds of a numeric key: raft-glue's for [raft] keys
+ * (glue_limits.h), the API server's for [api] ones (api/grpc_limits.h). */
+static struct kyufu_glue_option_bounds bounds_of(enum key_id k)
+{
+    if (is_raft(k)) {
+        return *kyufu_glue_option_bounds(keys[k].option);
+    }
+    assert(k == K_API_CONNECTIONS || k == K_API_PER_ADDRESS);
+    struct kyufu_glue_option_bounds b = {
+        .def = k == K_API_CONNECTIONS
+                   ? KYUFU_API_CONNECTIONS_MAX_DEFAULT
+                   : KYUFU_API_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT,
+        .min = 1,
+        .max = KYUFU_API_CONNECTIONS_LIMIT_MAX,
+    };
+    return b;
+}
+
+/* Where a [raft] or [api] number lives in struct kyufu_config. */
 static unsigned *raft_value(struct kyufu_config *c, enum key_id k)
 {
     switch (k) {
@@ -110,6 +141,10 @@ static unsigned *raft_value(struct kyufu_config *c, enum key_id k)
         return &c->snapshot_threshold;
     case K_RAFT_SNAPSHOT_TRAILING:
         return &c->snapshot_trailing;
+    case K_API_CONNECTIONS:
+        return &c->api_connections_max;
+    case K_API_PER_ADDRESS:
+        return &c->api_connections_per_address_max;
     default:
         assert(false);
         return NULL;
@@ -121,7 +156,7 @@ static unsigned *raft_value(struct kyufu_config *c, enum key_id k)
 static enum key_id key_of_option(enum kyufu_glue_option o)
 {
     for (int k = 0; k < K_COUNT; k++) {
-        if (keys[k].unit != NULL && keys[k].option == o) {
+        if (is_raft((enum key_id)k) && keys[k].option == o) {
             return (enum key_id)k;
         }
     }
@@ -129,7 +164,7 @@ static enum key_id key_of_option(enum kyufu_glue_option o)
 }
 
 static const char *const sections[] = {"node", "cluster", "tls", "raft",
-                                       "log"};
+                                       "log",  "api"};
 
 struct parse
 {
@@ -333,6 +368,23 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
         *raft_value(c, k) = (unsigned)v;
         return;
     }
+    case K_API_CONNECTIONS:
+    case K_API_PER_ADDRESS: {
+        struct kyufu_glue_option_bounds b = bounds_of(k);
+        if (!parse_uint(value, b.min, b.max, &v)) {
+            problem(c, ps->line, section, key,
+                    "'%s' is not a number of %s in %u..%u", value,
+                    keys[k].unit, b.min, b.max);
+            return;
+        }
+        *raft_value(c, k) = (unsigned)v;
+        return;
+    }
+    case K_API_ALLOW:
+        if (kyufu_allow_parse(value, &c->api_allow, why, sizeof why) != 0) {
+            problem(c, ps->line, section, key, "%s", why);
+        }
+        return;
     case K_LOG_LEVEL: {
         int level = kyufu_log_level_parse(value);
         if (level < 0) {
@@ -566,6 +618,14 @@ static void check_whole(struct parse *ps)
                 "<api host:port>')");
     }
     check_raft(ps);
+    if (c->api_connections_per_address_max > c->api_connections_max) {
+        enum key_id k = ps->seen[K_API_PER_ADDRESS] != 0 ? K_API_PER_ADDRESS
+                                                          : K_API_CONNECTIONS;
+        problem(c, ps->seen[k], "api", keys[k].key,
+                "connections_per_address_max (%u) exceeds connections_max "
+                "(%u)",
+                c->api_connections_per_address_max, c->api_connections_max);
+    }
     for (size_t i = 0; i < c->n_peers; i++) {
         for (size_t j = 0; j < c->n_peers; j++) {
             const struct kyufu_config_peer *a = &c->peers[i], *b = &c->peers[j];
@@ -650,8 +710,7 @@ int kyufu_config_load(const char *path, struct kyufu_config *out)
     memset(out, 0, sizeof *out);
     for (int k = 0; k < K_COUNT; k++) {
         if (keys[k].unit != NULL) {
-            *raft_value(out, (enum key_id)k) =
-                kyufu_glue_option_bounds(keys[k].option)->def;
+            *raft_value(out, (enum key_id)k) = bounds_of((enum key_id)k).def;
         }
     }
     out->log_level = LOG_LEVEL_DEFAULT;
@@ -736,9 +795,8 @@ void kyufu_config_print_defaults(FILE *to)
                     keys[k].key, kyufu_log_level_name(LOG_LEVEL_DEFAULT));
             continue;
         }
-        const struct kyufu_glue_option_bounds *b =
-            kyufu_glue_option_bounds(keys[k].option);
-        fprintf(to, "%s = %u ; %u..%u %s\n", keys[k].key, b->def, b->min,
-                b->max, keys[k].unit);
+        struct kyufu_glue_option_bounds b = bounds_of((enum key_id)k);
+        fprintf(to, "%s = %u ; %u..%u %s\n", keys[k].key, b.def, b.min,
+                b.max, keys[k].unit);
     }
 }

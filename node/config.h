@@ -8,6 +8,8 @@
  *   [raft]     election_timeout_ms, heartbeat_timeout_ms,
  *              snapshot_threshold, snapshot_trailing         (optional)
  *   [log]      level = debug | info | warn | error           (optional)
+ *   [api]      connections_max, connections_per_address_max,
+ *              allow = NET[/BITS], ...  (API clients' networks) (optional)
  *
  * Comments: a line whose first non-blank character is ';' or '#', and the
  * rest of a line from a ';' or '#' that follows a blank (so a value cannot
@@ -31,6 +33,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "grpc.h"
 #include "limits.h"
 #include "log.h"
 
@@ -80,6 +83,12 @@ struct kyufu_config
     char tls_ca[KYUFU_NODE_PATH_BYTES_MAX + 1];
     char tls_cert[KYUFU_NODE_PATH_BYTES_MAX + 1];
     char tls_key[KYUFU_NODE_PATH_BYTES_MAX + 1];
+
+    /* [api]: bounds of the API server (api/grpc_limits.h); an empty allow
+     * list (n == 0) lets every address in. */
+    unsigned api_connections_max;
+    unsigned api_connections_per_address_max;
+    struct kyufu_allow api_allow;
 
     /* [raft]: the value set, or raft-glue's default (glue_limits.h). */
     unsigned election_timeout_ms;

@@ -85,4 +85,11 @@ _Static_assert(KYUFU_NODE_OFFLOAD_MAX >= 1u &&
 _Static_assert(KYUFU_NODE_STORE_READERS_MAX <= KYUFU_MAX_READERS,
                "LMDB's reader table must hold every read the node can open");
 
+/* Refused connections logged per kind (refusal.c): a burst of lines per
+ * window, then a count.  10 per 10 s shows an operator every new source
+ * of trouble while a flood of thousands per second costs one line per
+ * window. */
+#define KYUFU_NODE_REFUSAL_LOG_BURST 10u
+#define KYUFU_NODE_REFUSAL_LOG_WINDOW_MS 10000u
+
 #endif /* KYUFU_NODE_LIMITS_H */

@@ -53,6 +53,7 @@ void kyufu_node__finish(struct kyufu_node *n)
     n->stage = KYUFU_NODE_CLOSED;
     uv_close((uv_handle_t *)&n->sigterm, close_noop);
     uv_close((uv_handle_t *)&n->sigint, close_noop);
+    uv_close((uv_handle_t *)&n->sighup, close_noop);
     uv_close((uv_handle_t *)&n->stop_timer, close_noop);
     uv_close((uv_handle_t *)&n->stop_defer, close_noop);
     uv_close((uv_handle_t *)&n->stall_timer, close_noop);
@@ -302,6 +303,27 @@ static void on_signal(uv_signal_t *h, int signum)
     kyufu_node__stop(n, 0, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+/* SIGHUP: read the TLS files again (certificate, key, CA bundle) for every
+ * connection accepted from now on; a file that does not load keeps the
+ * current ones (docs/operations.md, "Certificate rotation"). */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    struct kyufu_node *n = h->data;
+    char errmsg[256] = "";
+    (void)signum;
+    if (n->api == NULL) {
+        return;
+    }
+    if (kyufu_api_server_reload_tls(n->api, errmsg, sizeof errmsg) != 0) {
+        kyufu_log(KYUFU_LOG_ERROR, "TLS files not reloaded, keeping the current ones",
+                  KYUFU_LOG_S("error", errmsg));
+        return;
+    }
+    kyufu_log(KYUFU_LOG_INFO, "TLS files reloaded",
+              KYUFU_LOG_S("cert", n->config->tls_cert),
+              KYUFU_LOG_S("ca", n->config->tls_ca));
+}
+
 /* "host:port" -> host, port (validated by config.c already). */
 static void split_address(const char *address, char *host, size_t host_len,
                           uint16_t *port)
@@ -394,6 +416,12 @@ static int start_api(struct kyufu_node *n, char *errmsg, size_t errmsg_len)
     sc.require_client_cert = true;
     sc.methods = n->methods;
     sc.n_methods = n->n_methods;
+    sc.connections_max = c->api_connections_max;
+    sc.connections_per_address_max = c->api_connections_per_address_max;
+    sc.allow = c->api_allow.n > 0 ? &c->api_allow : NULL;
+    n->refusals.loop = &n->loop;
+    sc.on_refusal = kyufu_node__refusal;
+    sc.refusal_data = &n->refusals;
     int rv = kyufu_api_server_start(&n->loop, &sc, &n->api, errmsg,
                                     errmsg_len);
     if (rv != 0) {
@@ -431,6 +459,7 @@ int kyufu_node_run(const struct kyufu_config *config)
     assert(rv == 0);
     uv_signal_init(&n->loop, &n->sigterm);
     uv_signal_init(&n->loop, &n->sigint);
+    uv_signal_init(&n->loop, &n->sighup);
     uv_timer_init(&n->loop, &n->stop_timer);
     uv_timer_init(&n->loop, &n->stop_defer);
     n->stop_defer.data = n;
@@ -438,9 +467,11 @@ int kyufu_node_run(const struct kyufu_config *config)
     kyufu_node__stall_start(n);
     n->sigterm.data = n;
     n->sigint.data = n;
+    n->sighup.data = n;
     n->stop_timer.data = n;
     uv_signal_start(&n->sigterm, on_signal, SIGTERM);
     uv_signal_start(&n->sigint, on_signal, SIGINT);
+    uv_signal_start(&n->sighup, on_sighup, SIGHUP);
 
     snprintf(path, sizeof path, "%s/ledger", config->data_dir);
     struct kyufu_storage_options so;

@@ -35,6 +35,7 @@
 #include "config.h"
 #include "glue.h"
 #include "grpc.h"
+#include "refusal.h"
 #include "storage.h"
 
 enum kyufu_node_stage {
@@ -52,6 +53,8 @@ struct kyufu_node
     int lock_fd;
     uv_signal_t sigterm;
     uv_signal_t sigint;
+    uv_signal_t sighup; /* reload TLS files (certificate rotation) */
+    struct kyufu_node_refusals refusals;
     uv_timer_t stop_timer; /* bounds the hand-over */
     /* A stop is requested from anywhere (kyufu_node__stop) but runs from
      * this zero timer's own callback: never inside the callback that asked

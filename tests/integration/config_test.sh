@@ -112,7 +112,11 @@ raft_keys="election_timeout_ms heartbeat_timeout_ms snapshot_threshold snapshot_
 for k in $raft_keys; do
     [ -n "${def[$k]:-}" ] || fail "--print-defaults lacks $k: $defaults"
 done
-[ ${#def[@]} -eq 4 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 4: $defaults"
+api_keys="connections_max connections_per_address_max"
+for k in $api_keys; do
+    [ -n "${def[$k]:-}" ] || fail "--print-defaults lacks $k: $defaults"
+done
+[ ${#def[@]} -eq 6 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 6: $defaults"
 
 # single NAME ELECTION HEARTBEAT THRESHOLD TRAILING: a one-node cluster
 # (it elects itself), [raft] on lines 13-16.
@@ -136,6 +140,7 @@ snapshot_threshold = $4
 snapshot_trailing = $5
 [log]
 level = info
+${api_extra:-}
 EOF
 }
 declare -A line_of=([election_timeout_ms]=13 [heartbeat_timeout_ms]=14
@@ -222,6 +227,30 @@ sed -e 's/^heartbeat_timeout_ms = 100/heartbeat_timeout_ms = 101 # one too many/
 out=$("$kyufud" --check-config "$tmp/inline_bad.ini" 2>&1); rc=$?
 [ $rc -eq 2 ] && grep -qF ":14: [raft] heartbeat_timeout_ms: 101 ms" <<<"$out" \
     || fail "inline comment not cut before the value: $out"
+
+# [api]: limits at their bounds start (the API server takes them), one
+# beyond is refused naming key and line; allow-lists parse or are refused.
+api_extra=$'[api]\nconnections_max = 1\nconnections_per_address_max = 1\nallow = 127.0.0.1/32, ::1'
+accept_and_start api_min 1000 100 64 16
+api_extra=$'[api]\nconnections_max = '"${max[connections_max]}"$'\nconnections_per_address_max = '"${max[connections_per_address_max]}"
+accept_and_start api_max 1000 100 64 16
+api_refuse() {
+    local name=$1 line=$2 key=$3 want=$4
+    single "$name" 1000 100 64 16 >"$tmp/$name.ini"
+    out=$("$kyufud" --check-config "$tmp/$name.ini" 2>&1); rc=$?
+    [ $rc -eq 2 ] || fail "$name: exit $rc, want 2 ($out)"
+    grep -qF -- ":$line: [api] $key: $want" <<<"$out" || fail "$name: $out"
+}
+mkdir -p "$tmp/api_zero" "$tmp/api_over" "$tmp/api_rule" "$tmp/api_allow"
+api_extra=$'[api]\nconnections_max = 0'
+api_refuse api_zero 20 connections_max "'0' is not a number of connections in 1..${max[connections_max]}"
+api_extra=$'[api]\nconnections_max = '"$((max[connections_max] + 1))"
+api_refuse api_over 20 connections_max "'$((max[connections_max] + 1))' is not a number of connections in 1..${max[connections_max]}"
+api_extra=$'[api]\nconnections_max = 8\nconnections_per_address_max = 9'
+api_refuse api_rule 21 connections_per_address_max "connections_per_address_max (9) exceeds connections_max (8)"
+api_extra=$'[api]\nallow = 10.0.0.0/8, 10.1.0.0/33'
+api_refuse api_allow 20 allow 'bad network "10.1.0.0/33"'
+api_extra=
 
 # ------------------------------------------------------------------- docs
 # docs/operations.md's table of optional keys is --print-defaults.
