@@ -69,6 +69,9 @@ class Watch:
         self.killed = set()    # killed by the test, not restarted yet
         self.paused = set()
         self.errors = []       # from the writer threads
+        self.resumed = {}      # node: time.monotonic() of its last resume
+        self.t0 = time.monotonic()
+        self.kills = self.pauses = 0
 
     def check(self):
         for i in range(1, self.c.n + 1):
@@ -78,10 +81,15 @@ class Watch:
             if rc is not None:
                 with open(self.c.log_path(i)) as f:
                     tail = f.read()[-LOG_TAIL:]
+                now = time.monotonic()
+                when = (" while paused" if i in self.paused else
+                        " %.1f s after its resume" % (now - self.resumed[i])
+                        if i in self.resumed else "")
                 raise AssertionError(
-                    "node %d exited on its own (%s)%s; its log ends:\n%s"
+                    "node %d exited on its own (%s)%s, %.1f s into the "
+                    "chaos (%d leader kills, %d pauses); its log ends:\n%s"
                     % (i, "signal %d" % -rc if rc < 0 else "status %d" % rc,
-                       " while paused" if i in self.paused else "", tail))
+                       when, now - self.t0, self.kills, self.pauses, tail))
         if self.errors:
             raise AssertionError("writer failed: %s" % self.errors[0])
 
@@ -100,6 +108,7 @@ class Watch:
     def kill(self, i):
         self.c.kill(i, signal.SIGKILL)
         self.killed.add(i)
+        self.kills += 1
         self.c.wait_exit(i, 10)
 
     def restart(self, i):
@@ -109,10 +118,12 @@ class Watch:
     def pause(self, i):
         self.c.kill(i, signal.SIGSTOP)
         self.paused.add(i)
+        self.pauses += 1
 
     def resume(self, i):
         self.c.kill(i, signal.SIGCONT)
         self.paused.discard(i)
+        self.resumed[i] = time.monotonic()
 
 
 class Stream(threading.Thread):
@@ -168,14 +179,13 @@ class Stream(threading.Thread):
 
 
 def chaos(c, watch, seconds):
-    """Kill/restart the leader and pause/resume followers for `seconds`;
-    returns (leader kills, pauses)."""
-    end = time.monotonic() + seconds
-    kills = pauses = 0
+    """Kill/restart the leader and pause/resume followers for `seconds`
+    (counted in watch)."""
+    watch.t0 = time.monotonic()
+    end = watch.t0 + seconds
     while time.monotonic() < end:
         victim = watch.leader()
         watch.kill(victim)
-        kills += 1
         watch.sleep(RESTART_S)
         watch.restart(victim)
         for p in range(PAUSES_PER_CYCLE):
@@ -184,11 +194,9 @@ def chaos(c, watch, seconds):
             f = victim if victim in others and p % 2 == 0 else \
                 [i for i in others if i != victim][0]
             watch.pause(f)
-            pauses += 1
             watch.sleep(PAUSE_S)
             watch.resume(f)
             watch.sleep(RESUME_S)
-    return kills, pauses
 
 
 def listed_households(c, node):
@@ -261,9 +269,8 @@ def main():
         streams = [Stream(c, led, n, stop, watch) for n in range(WRITERS)]
         for s in streams:
             s.start()
-        t0 = time.monotonic()
-        kills, pauses = chaos(c, watch, seconds)
-        took = time.monotonic() - t0
+        chaos(c, watch, seconds)
+        took = time.monotonic() - watch.t0
         stop.set()
         for s in streams:
             s.join(WRITE_DEADLINE_S + 10)
@@ -275,7 +282,7 @@ def main():
         print("%.0f s of chaos: %d leader kills, %d follower pauses; "
               "%d households and %d adjustments acknowledged, each "
               "applied once; snapshot copies sent %s"
-              % (took, kills, pauses, households, adjusts,
+              % (took, watch.kills, watch.pauses, households, adjusts,
                  [s.snapshot_copies_sent if s else None for s in sts]))
         c.stop_clean()
         print("stall snapshot: ok")
