@@ -7,6 +7,7 @@
  * Values are checked as they arrive; rules that span keys are checked once
  * the whole file is read. */
 #include "config.h"
+#include "glue_limits.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -283,21 +284,23 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
         c->heartbeat_timeout_ms = (unsigned)v;
         return;
     case K_RAFT_SNAPSHOT_THRESHOLD:
-        if (!parse_uint(value, 1, KYUFU_NODE_SNAPSHOT_THRESHOLD_ENTRIES_MAX,
-                        &v)) {
+        if (!parse_uint(value, KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MIN,
+                        KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX, &v)) {
             problem(c, ps->line, section, key,
-                    "'%s' is not a number of entries in 1..%u", value,
-                    KYUFU_NODE_SNAPSHOT_THRESHOLD_ENTRIES_MAX);
+                    "'%s' is not a number of entries in %u..%u", value,
+                    KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MIN,
+                    KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX);
             return;
         }
         c->snapshot_threshold = (unsigned)v;
         return;
     case K_RAFT_SNAPSHOT_TRAILING:
-        if (!parse_uint(value, 1, KYUFU_NODE_SNAPSHOT_TRAILING_ENTRIES_MAX,
-                        &v)) {
+        if (!parse_uint(value, KYUFU_SNAPSHOT_TRAILING_ENTRIES_MIN,
+                        KYUFU_SNAPSHOT_TRAILING_ENTRIES_MAX, &v)) {
             problem(c, ps->line, section, key,
-                    "'%s' is not a number of entries in 1..%u", value,
-                    KYUFU_NODE_SNAPSHOT_TRAILING_ENTRIES_MAX);
+                    "'%s' is not a number of entries in %u..%u", value,
+                    KYUFU_SNAPSHOT_TRAILING_ENTRIES_MIN,
+                    KYUFU_SNAPSHOT_TRAILING_ENTRIES_MAX);
             return;
         }
         c->snapshot_trailing = (unsigned)v;

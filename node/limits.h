@@ -30,11 +30,11 @@
  * below the election timeout (checked at load: at most a third of it). */
 #define KYUFU_NODE_HEARTBEAT_TIMEOUT_MS_MIN 10u
 #define KYUFU_NODE_HEARTBEAT_TIMEOUT_MS_DEFAULT 100u
-/* Snapshot threshold (entries between snapshots): 0 means raft-glue's
- * default; tests set it low to exercise snapshot installs; the upper bound
- * keeps the log replay of a restart bounded. */
-#define KYUFU_NODE_SNAPSHOT_THRESHOLD_ENTRIES_MAX 10000000u
-#define KYUFU_NODE_SNAPSHOT_TRAILING_ENTRIES_MAX 10000000u
+/* Snapshot threshold and trailing (entries): absent means raft-glue's
+ * default; their bounds are raft-glue's own (glue_limits.h
+ * KYUFU_SNAPSHOT_{THRESHOLD,TRAILING}_ENTRIES_{MIN,MAX}, used by config.c),
+ * so --check-config refuses exactly what kyufu_glue_init would refuse at
+ * start. */
 
 /* A clean stop as leader hands leadership over first, for at most this long;
  * after it the node stops anyway (the others elect a leader on their own). */
