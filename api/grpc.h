@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <protobuf-c/protobuf-c.h>
 #include <uv.h>
 
 #define KYUFU_API_ERRORS(X)                                                  \
@@ -54,6 +55,19 @@ enum kyufu_api_error {
 
 /* Static string for an error code; never NULL. */
 const char *kyufu_api_strerror(int rv);
+
+/* Unknown protobuf fields (pb_strict.c).  Returns 0 when every field in
+ * `buf` (the wire bytes of a `descriptor` message, `len` bytes) and in every
+ * nested message is one the schema declares, within
+ * KYUFU_PB_NESTING_DEPTH_MAX levels; else KYUFU_API_EINVALID with a
+ * one-line reason ("unknown field 99 in kyufu.v1.X", or a malformed
+ * encoding) in errmsg.  Run before protobuf_c_message_unpack, which keeps
+ * unknown fields at a large memory cost; allocates nothing. */
+int kyufu_pb_check_known(const ProtobufCMessageDescriptor *descriptor,
+                         const uint8_t *buf,
+                         size_t len,
+                         char *errmsg,
+                         size_t errlen);
 
 /* The canonical gRPC status codes (grpc/grpc doc/statuscodes.md). */
 #define KYUFU_GRPC_STATUSES(X)                                               \

@@ -13,6 +13,11 @@
  * already live within it; a ledger command is a few KiB. */
 #define KYUFU_GRPC_MESSAGE_BYTES_MAX ((uint32_t)4 << 20)
 
+/* Nesting of protobuf messages in a request that the unknown-field check
+ * walks (pb_strict.c).  kyufu's schema nests 3 deep; 16 leaves room for
+ * growth and bounds the walk's recursion for hostile input. */
+#define KYUFU_PB_NESTING_DEPTH_MAX 16u
+
 /* SETTINGS_MAX_CONCURRENT_STREAMS we advertise: calls in flight on one
  * connection.  100 is the RFC 9113 recommended minimum and grpc's default;
  * more in flight only queues behind the Raft log. */
@@ -52,6 +57,12 @@
  * (burst, rate): the "rapid reset" attack (CVE-2023-44487). */
 #define KYUFU_GRPC_STREAM_RESET_BURST 1000u
 #define KYUFU_GRPC_STREAM_RESET_PER_SECOND 33u
+
+/* A request's HEADERS to its END_STREAM, whether or not the caller sent
+ * grpc-timeout: a stream that never finishes its request (slowloris) is
+ * answered DEADLINE_EXCEEDED and reset after this.  A 4 MiB message takes
+ * under 4 s even at 10 Mbit/s; 30 s leaves a slow link room. */
+#define KYUFU_GRPC_REQUEST_RECEIVE_MS_MAX 30000u
 
 /* Longest grpc-timeout we honour: the wire allows 8 digits of hours; a ledger
  * call that cannot finish in a day is a bug, and the cap keeps deadline

@@ -88,6 +88,14 @@ void api__health_serve(struct kyufu_grpc_health *health, struct kyufu_grpc_call 
 {
     assert(health != NULL && call != NULL);
     bool watch = strcmp(call->method, API__HEALTH_WATCH) == 0;
+    char why[160];
+    if (kyufu_pb_check_known(&grpc__health__v1__health_check_request__descriptor,
+                             call->request, call->request_len, why,
+                             sizeof why) != 0) {
+        kyufu_grpc_call_respond(call, KYUFU_GRPC_INVALID_ARGUMENT, why, NULL,
+                                0);
+        return;
+    }
     Grpc__Health__V1__HealthCheckRequest *req =
         grpc__health__v1__health_check_request__unpack(NULL, call->request_len, call->request);
     if (req == NULL) {

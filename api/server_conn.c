@@ -24,6 +24,9 @@
  *   - a second message -> INTERNAL; no message or a truncated one at
  *     END_STREAM -> INTERNAL ("incomplete message", as grpc does);
  *   - deadline passed before respond -> DEADLINE_EXCEEDED, call cancelled;
+ *   - request not complete (END_STREAM) within
+ *     KYUFU_GRPC_REQUEST_RECEIVE_MS_MAX, grpc-timeout or not ->
+ *     DEADLINE_EXCEEDED and RST_STREAM(NO_ERROR) (slowloris);
  *   - header list over the limit -> RST_STREAM (nghttp2 callback failure).
  * Connection-level failures (not HTTP/2 at all, protocol violations,
  * floods) make recv return EPROTO after nghttp2 queued a GOAWAY.
@@ -71,7 +74,8 @@ struct stream
     bool bad_timeout;
     bool has_timeout;
     uint64_t timeout_ms;
-    uint64_t deadline_ms;
+    uint64_t deadline_ms;         /* the caller's grpc-timeout, or none */
+    uint64_t receive_deadline_ms; /* the whole request by then */
     const struct kyufu_grpc_method *method; /* NULL for health or unknown */
     bool health;
     char *path;
@@ -528,6 +532,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     s->conn = conn;
     s->id = frame->hd.stream_id;
     s->deadline_ms = UINT64_MAX;
+    s->receive_deadline_ms = conn->now_ms + KYUFU_GRPC_REQUEST_RECEIVE_MS_MAX;
     s->next = conn->streams;
     if (conn->streams != NULL) {
         conn->streams->prev = s;
@@ -900,6 +905,17 @@ size_t kyufu_grpc_server_conn_pending_output(struct kyufu_grpc_server_conn *conn
     return (size_t)n;
 }
 
+/* When the stream is due: its caller's deadline, and until END_STREAM
+ * arrives, the receive deadline, which holds whether or not the caller sent
+ * grpc-timeout (a stream that never ends its request is a slowloris). */
+static uint64_t stream_due_ms(const struct stream *s)
+{
+    if (s->request_done || s->receive_deadline_ms > s->deadline_ms) {
+        return s->deadline_ms;
+    }
+    return s->receive_deadline_ms;
+}
+
 void kyufu_grpc_server_conn_advance(struct kyufu_grpc_server_conn *conn, uint64_t now_ms)
 {
     assert(conn != NULL && !conn->in_recv);
@@ -907,7 +923,18 @@ void kyufu_grpc_server_conn_advance(struct kyufu_grpc_server_conn *conn, uint64_
         conn->now_ms = now_ms;
     }
     for (struct stream *s = conn->streams; s != NULL; s = s->next) {
-        if (s->answered || s->deadline_ms > conn->now_ms) {
+        if (s->answered || stream_due_ms(s) > conn->now_ms) {
+            continue;
+        }
+        if (!s->request_done && s->receive_deadline_ms <= conn->now_ms &&
+            s->receive_deadline_ms <= s->deadline_ms) {
+            /* Not yet dispatched: no call to cancel.  The answer is
+             * followed by RST_STREAM(NO_ERROR) (on_frame_send). */
+            assert(s->call == NULL);
+            char msg[96];
+            snprintf(msg, sizeof msg, "request not received within %u ms",
+                     (unsigned)KYUFU_GRPC_REQUEST_RECEIVE_MS_MAX);
+            stream_answer(s, 200, KYUFU_GRPC_DEADLINE_EXCEEDED, msg, NULL, 0);
             continue;
         }
         /* Answer first (the call is still attached), then cancel it. */
@@ -925,8 +952,8 @@ uint64_t kyufu_grpc_server_conn_next_deadline(const struct kyufu_grpc_server_con
 {
     uint64_t next = UINT64_MAX;
     for (const struct stream *s = conn->streams; s != NULL; s = s->next) {
-        if (!s->answered && s->deadline_ms < next) {
-            next = s->deadline_ms;
+        if (!s->answered && stream_due_ms(s) < next) {
+            next = stream_due_ms(s);
         }
     }
     return next;

@@ -79,6 +79,15 @@ static void handle(void *data, struct kyufu_grpc_call *call)
         return; /* answered */
     }
     c->method = m;
+    {
+        char msg[160];
+        if (kyufu_pb_check_known(m->request, call->request,
+                                 call->request_len, msg, sizeof msg) != 0) {
+            kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT, msg, NULL,
+                                  0);
+            return;
+        }
+    }
     c->request = protobuf_c_message_unpack(m->request, NULL,
                                            call->request_len,
                                            call->request_len > 0

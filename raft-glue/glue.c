@@ -1011,6 +1011,7 @@ static void on_raft_closed(struct raft *r)
                                                              struct kyufu_glue,
                                                              raft));
     g->raft_closed = true;
+    glue__io_guard_close(&g->guard);
     /* raft_uv closed the transport; now free both. */
     raft_uv_close(&g->sio.io);
     glue__transport_close(&g->transport);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static struct glue_io_guard *of(struct raft_io *io)
 {
@@ -83,25 +84,113 @@ static int truncate_(struct raft_io *io, raft_index index)
     return check(g, "truncate", rv != 0 ? rv : g->truncate(io, index));
 }
 
-/* Drop a duplicate InstallSnapshot (io_guard.h); reads the raft core's
- * `snapshot.installing` flag (public struct, 0.22.1 layout).  The snapshot
- * send gate sees every other message first. */
-static void recv(struct raft_io *io, struct raft_message *m)
+static void free_install(struct raft_message *m)
 {
-    struct glue_io_guard *g = of(io);
-    struct raft *r = io->data;
-    if (m->type == RAFT_INSTALL_SNAPSHOT && r->snapshot.installing) {
+    assert(m->type == RAFT_INSTALL_SNAPSHOT);
+    raft_configuration_close(&m->install_snapshot.conf);
+    raft_free(m->install_snapshot.data.base);
+}
+
+static void forget_held(struct glue_io_guard *g)
+{
+    assert(g->holding);
+    g->holding = false;
+    free(g->held_address);
+    g->held_address = NULL;
+}
+
+/* Keep an InstallSnapshot that arrived during a local snapshot's put
+ * (io_guard.h).  Takes the message's data and configuration; on failure
+ * to copy the address the message is dropped as a lost one would be (the
+ * leader's gate reopens on its settle time). */
+static void hold(struct glue_io_guard *g, const struct raft_message *m)
+{
+    char *address = strdup(m->server_address != NULL ? m->server_address
+                                                     : "");
+    if (address == NULL) {
+        struct raft_message copy = *m;
         g->n_install_dropped++;
-        raft_configuration_close(&m->install_snapshot.conf);
-        raft_free(m->install_snapshot.data.base);
+        free_install(&copy);
         return;
     }
+    if (g->holding) {
+        /* A newer copy supersedes the held one: same or later sender. */
+        g->n_install_replaced++;
+        free_install(&g->held);
+        forget_held(g);
+    }
+    g->held = *m;
+    g->held_address = address;
+    g->held.server_address = address;
+    g->holding = true;
+    g->n_install_held++;
+}
+
+static void deliver(struct glue_io_guard *g, struct raft_io *io,
+                    struct raft_message *m)
+{
     glue__snapshot_send_recv(&g->snapshot_send, m);
     glue__append_anchor_recv(&g->anchor, m);
     assert(g->receiving == NULL);
     g->receiving = m;
     g->recv(io, m);
     g->receiving = NULL;
+}
+
+/* Hand raft the held InstallSnapshot once no local snapshot is being put.
+ * Runs at the top of a received message or a tick: entry points where
+ * raft expects to be called, never from inside its own callbacks. */
+static void release_held(struct glue_io_guard *g, struct raft_io *io)
+{
+    struct raft *r = io->data;
+    struct raft_message m;
+    char *address;
+    if (!g->holding || r->legacy.snapshot_taking) {
+        return;
+    }
+    /* raft copies what it keeps of the address before recv returns. */
+    m = g->held;
+    address = g->held_address;
+    g->held_address = NULL;
+    g->holding = false;
+    if (r->snapshot.installing) {
+        g->n_install_dropped++;
+        free_install(&m);
+    } else {
+        deliver(g, io, &m);
+    }
+    free(address);
+}
+
+/* Hold an InstallSnapshot that arrives during a local snapshot, drop a
+ * duplicate one during an install (io_guard.h); reads the raft core's
+ * `legacy.snapshot_taking` and `snapshot.installing` flags (public
+ * struct, 0.22.1 layout).  The snapshot send gate sees every other
+ * message first. */
+static void recv(struct raft_io *io, struct raft_message *m)
+{
+    struct glue_io_guard *g = of(io);
+    struct raft *r = io->data;
+    release_held(g, io);
+    if (m->type == RAFT_INSTALL_SNAPSHOT) {
+        if (r->snapshot.installing) {
+            g->n_install_dropped++;
+            free_install(m);
+            return;
+        }
+        if (r->legacy.snapshot_taking && g->hold_install) {
+            hold(g, m);
+            return;
+        }
+    }
+    deliver(g, io, m);
+}
+
+static void tick(struct raft_io *io)
+{
+    struct glue_io_guard *g = of(io);
+    release_held(g, io);
+    g->tick(io);
 }
 
 static int load(struct raft_io *io,
@@ -184,11 +273,12 @@ static int send_message(struct raft_io *io,
 
 static int start(struct raft_io *io,
                  unsigned msecs,
-                 raft_io_tick_cb tick,
+                 raft_io_tick_cb tick_cb,
                  raft_io_recv_cb recv_cb)
 {
     struct glue_io_guard *g = of(io);
     g->recv = recv_cb;
+    g->tick = tick_cb;
     return g->start(io, msecs, tick, recv);
 }
 
@@ -208,11 +298,17 @@ void glue__io_guard_wrap(struct glue_io_guard *g,
     g->load = io->load;
     g->snapshot_put = io->snapshot_put;
     g->recv = NULL;
+    g->tick = NULL;
     g->receiving = NULL;
     glue__snapshot_send_init(&g->snapshot_send, io);
     glue__append_anchor_init(&g->anchor);
     g->snapshot_send.own_snapshot = &g->anchor.index;
     g->n_install_dropped = 0;
+    g->holding = false;
+    g->held_address = NULL;
+    g->hold_install = true;
+    g->n_install_held = 0;
+    g->n_install_replaced = 0;
     g->failed = failed;
     g->inject = NULL;
     g->data = data;
@@ -227,4 +323,12 @@ void glue__io_guard_wrap(struct glue_io_guard *g,
     io->snapshot_get = snapshot_get;
     io->send = send_message;
     r->data = g;
+}
+
+void glue__io_guard_close(struct glue_io_guard *g)
+{
+    if (g->holding) {
+        free_install(&g->held);
+        forget_held(g);
+    }
 }

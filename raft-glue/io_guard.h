@@ -23,6 +23,17 @@
  * whole snapshot per duplicate, and a leader re-sends one whenever a
  * heartbeat rejection aborts its snapshot mode during a slow install.
  *
+ * It holds an InstallSnapshot received while the node takes a snapshot of
+ * its own, and hands it to raft only once that snapshot's put has
+ * completed (at the next received message or tick).  0.22.1 would park it
+ * in `legacy.snapshot_pending` and, when the local put completes,
+ * dereference NULL: takeSnapshotCb() (legacy.c 528-533) clears the field
+ * before reading it and passes NULL to legacyPersistSnapshotStart(), a
+ * segfault at offset 0x48 (docs/raft.md, "Install during a local
+ * snapshot").  Holding the message is a delay the network could have
+ * caused: raft sees an ordinary late message.  One message is held at a
+ * time; a newer one replaces it (the older is freed and counted).
+ *
  * And it hosts the leader's snapshot send gate (snapshot_send.h: one
  * InstallSnapshot per peer at a time) and the follower's AppendEntries
  * anchor (append_anchor.h: never below its own snapshot), which need the
@@ -71,10 +82,20 @@ struct glue_io_guard
                         const struct raft_snapshot *snapshot,
                         raft_io_snapshot_put_cb cb);
     raft_io_recv_cb recv;    /* raft's, set when raft starts the io */
+    raft_io_tick_cb tick;    /* raft's, likewise */
     const struct raft_message *receiving; /* during raft's recv, else NULL */
     struct glue_snapshot_send snapshot_send;
     struct glue_append_anchor anchor;
     unsigned long n_install_dropped;
+    /* InstallSnapshot held during a local snapshot (see above): the
+     * message by value (it owns its data and configuration) and a copy of
+     * the sender's address, which raft_uv may free before delivery. */
+    bool holding;
+    struct raft_message held;
+    char *held_address;
+    bool hold_install;           /* the workaround; tests may clear it */
+    unsigned long n_install_held;     /* messages held */
+    unsigned long n_install_replaced; /* held ones replaced by newer */
     glue_io_guard_failed_cb failed;
     /* Tests only (NULL in the glue): called before each wrapped call with
      * its name; a nonzero return fails the call with that error without
@@ -91,5 +112,9 @@ void glue__io_guard_wrap(struct glue_io_guard *g,
                          struct raft *r,
                          glue_io_guard_failed_cb failed,
                          void *data);
+
+/* Call after raft has closed (its close callback ran), before freeing g:
+ * frees a still-held InstallSnapshot. */
+void glue__io_guard_close(struct glue_io_guard *g);
 
 #endif /* KYUFU_GLUE_IO_GUARD_H */

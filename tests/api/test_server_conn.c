@@ -209,6 +209,52 @@ static void test_deadline(void)
     kyufu_grpc_server_conn_free(conn);
 }
 
+/* A stream that never ends its request (slowloris) is answered
+ * DEADLINE_EXCEEDED and reset after KYUFU_GRPC_REQUEST_RECEIVE_MS_MAX,
+ * with or without grpc-timeout; a shorter grpc-timeout comes first; the
+ * connection keeps serving a well-behaved call meanwhile. */
+static void test_receive_deadline(void)
+{
+    struct kyufu_grpc_server_conn *conn = server(1000);
+    struct t_client c;
+    t_client_init(&c, conn);
+    uint8_t part[5];
+    t_frame(part, 0, NULL, 100); /* announces 100 bytes, sends none */
+    const char *long_timeout[] = {"grpc-timeout", "60S", NULL};
+    const char *short_timeout[] = {"grpc-timeout", "2S", NULL};
+    struct t_stream *plain = t_request(&c, "/kyufu.v1.Ledger/Echo", part, 5, false, NULL);
+    struct t_stream *lng = t_request(&c, "/kyufu.v1.Ledger/Echo", part, 5, false, long_timeout);
+    struct t_stream *shrt = t_request(&c, "/kyufu.v1.Ledger/Echo", part, 5, false, short_timeout);
+    t_pump(&c);
+    CHECK(kyufu_grpc_server_conn_next_deadline(conn) == 3000);
+    kyufu_grpc_server_conn_advance(conn, 3000);
+    t_pump(&c);
+    CHECK(shrt->closed && shrt->grpc_status == KYUFU_GRPC_DEADLINE_EXCEEDED);
+    CHECK(!plain->closed && !lng->closed);
+    const uint32_t due = 1000 + KYUFU_GRPC_REQUEST_RECEIVE_MS_MAX;
+    CHECK(kyufu_grpc_server_conn_next_deadline(conn) == due);
+    kyufu_grpc_server_conn_advance(conn, due - 1);
+    t_pump(&c);
+    CHECK(!plain->closed && !lng->closed);
+    /* Meanwhile a complete call is served at once. */
+    uint8_t body[16];
+    size_t n = t_frame(body, 0, "hi", 2);
+    struct t_stream *ok = t_request(&c, "/kyufu.v1.Ledger/Echo", body, n, true, NULL);
+    t_pump(&c);
+    CHECK(ok->closed && ok->grpc_status == 0 && app.calls == 1);
+    kyufu_grpc_server_conn_advance(conn, due);
+    t_pump(&c);
+    CHECK(plain->closed && plain->grpc_status == KYUFU_GRPC_DEADLINE_EXCEEDED &&
+          plain->status_in_headers);
+    CHECK(strstr(plain->grpc_message, "not received") != NULL);
+    CHECK(lng->closed && lng->grpc_status == KYUFU_GRPC_DEADLINE_EXCEEDED);
+    CHECK(app.calls == 1 && c.server_recv_rv == 0);
+    CHECK(kyufu_grpc_server_conn_next_deadline(conn) == UINT64_MAX);
+    CHECK(kyufu_grpc_server_conn_streams(conn) == 0);
+    t_client_free(&c);
+    kyufu_grpc_server_conn_free(conn);
+}
+
 static void test_async_and_cancel(void)
 {
     struct kyufu_grpc_server_conn *conn = server(0);
@@ -611,6 +657,7 @@ int main(void)
     test_trailers();
     test_timeout_parse();
     test_deadline();
+    test_receive_deadline();
     test_async_and_cancel();
     test_oversized();
     test_framing_errors();

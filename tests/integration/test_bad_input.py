@@ -146,6 +146,23 @@ def main():
                                 grpc.StatusCode.NOT_FOUND), e
         still_serving("invalid protobuf")
 
+        # 6b. Unknown fields are refused before unpacking (docs/api.md):
+        #     field 99 at the top level, and field 99 inside the nested
+        #     ReadOptions (field 2), each after a valid known field.
+        get = c.channel(node).unary_unary("/kyufu.v1.Ledger/GetProgram")
+        for body, where in ((b"\x0a\x05P2026" + b"\x98\x06\x01",
+                             "kyufu.v1.GetProgramRequest"),
+                            (b"\x0a\x05P2026" + b"\x12\x03\x98\x06\x01",
+                             "kyufu.v1.ReadOptions")):
+            try:
+                get(body, timeout=5)
+                raise AssertionError("unknown field accepted: %r" % body)
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
+                assert "unknown field 99 in " + where in e.details(), \
+                    e.details()
+        still_serving("unknown fields")
+
         # 8. Non-CRYPTREC TLS: ChaCha20-Poly1305 only (1.2 and 1.3), TLS 1.1.
         for args in (["-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"
                       ":ECDHE-RSA-CHACHA20-POLY1305"],

@@ -811,6 +811,7 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
     }
     raft_fixture_close(&s->f);
     for (unsigned i = 0; i < N_SERVERS; i++) {
+        glue__io_guard_close(&s->guard[i]);
         kyufu_storage_close(s->storage[i]);
     }
     rv = s->failures == 0 ? 0 : 1;
