@@ -328,11 +328,13 @@ class Cluster:
                 self.reset_channel(i)
             return None
 
-    def wait_leader(self, timeout, exclude=(), poll=None):
+    def wait_leader(self, timeout, exclude=(), poll=None, majority=False):
         """The leader id once every live node (not in exclude) names the
-        same leader, which is itself live; raises on timeout.  poll, if
-        given, is called on every round (a test's own checks, which may
-        raise)."""
+        same leader, which is itself live; raises on timeout.  majority:
+        a majority of the cluster naming the same live leader is enough
+        (the others may be slow to answer, e.g. a loaded ASan build).
+        poll, if given, is called on every round (a test's own checks,
+        which may raise)."""
         end = time.monotonic() + timeout
         last = None
         while time.monotonic() < end:
@@ -342,10 +344,14 @@ class Cluster:
                     if self.alive(i) and i not in exclude]
             sts = [self.status(i, timeout=1.0) for i in live]
             last = sts
-            ids = {s.leader_id for s in sts if s is not None}
-            if (None not in sts and len(ids) == 1 and 0 not in ids
-                    and ids.pop() in live):
-                return sts[0].leader_id
+            named = [s.leader_id for s in sts if s is not None]
+            if majority:
+                for lid in set(named) - {0}:
+                    if lid in live and 2 * named.count(lid) > self.n:
+                        return lid
+            elif (None not in sts and len(set(named)) == 1
+                  and named[0] != 0 and named[0] in live):
+                return named[0]
             time.sleep(0.05)
         raise AssertionError("no leader within %.1fs: %s\n%s"
                              % (timeout, last, self.logs()))

@@ -104,7 +104,8 @@ class Watch:
             time.sleep(min(left, 0.05))
 
     def leader(self):
-        return self.c.wait_leader(30, exclude=self.paused, poll=self.check)
+        return self.c.wait_leader(60, exclude=self.paused, poll=self.check,
+                                  majority=True)
 
     def kill(self, i):
         self.c.kill(i, signal.SIGKILL)
