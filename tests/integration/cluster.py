@@ -287,20 +287,30 @@ class Cluster:
                 self.reset_channel(i)
             return None
 
-    def wait_leader(self, timeout, exclude=()):
+    def wait_leader(self, timeout, exclude=(), poll=None, majority=False):
         """The leader id once every live node (not in exclude) names the
-        same leader, which is itself live; raises on timeout."""
+        same leader, which is itself live; raises on timeout.  majority:
+        a majority of the cluster naming the same live leader is enough
+        (the others may be slow to answer, e.g. a loaded ASan build).
+        poll, if given, is called on every round (a test's own checks,
+        which may raise)."""
         end = time.monotonic() + timeout
         last = None
         while time.monotonic() < end:
+            if poll is not None:
+                poll()
             live = [i for i in range(1, self.n + 1)
                     if self.alive(i) and i not in exclude]
             sts = [self.status(i, timeout=1.0) for i in live]
             last = sts
-            ids = {s.leader_id for s in sts if s is not None}
-            if (None not in sts and len(ids) == 1 and 0 not in ids
-                    and ids.pop() in live):
-                return sts[0].leader_id
+            named = [s.leader_id for s in sts if s is not None]
+            if majority:
+                for lid in set(named) - {0}:
+                    if lid in live and 2 * named.count(lid) > self.n:
+                        return lid
+            elif (None not in sts and len(set(named)) == 1
+                  and named[0] != 0 and named[0] in live):
+                return named[0]
             time.sleep(0.05)
         raise AssertionError("no leader within %.1fs: %s\n%s"
                              % (timeout, last, self.logs()))
@@ -324,14 +334,41 @@ class Cluster:
 class Writer:
     """Writes with idempotency keys, retried across nodes with the SAME key
     until acknowledged (what libkyufu does), so a test can check that every
-    acknowledged write is applied exactly once."""
+    acknowledged write is applied exactly once.
 
-    def __init__(self, cluster, actor, client_id):
+    own_channels: the writer opens its own channels (closed by close())
+    instead of sharing the cluster's, so that writers in several threads
+    are independent clients: one resetting its channel to a node does not
+    cancel the others' calls on it."""
+
+    def __init__(self, cluster, actor, client_id, own_channels=False):
         self.c = cluster
         self.actor = actor
         self.client_id = client_id
         self.seq = 0
         self.node = 1
+        self.channels = {} if own_channels else None
+        self._creds = cluster.creds() if own_channels else None
+
+    def ledger(self, node):
+        if self.channels is None:
+            return self.c.ledger(node)
+        if node not in self.channels:
+            self.channels[node] = grpc.secure_channel(
+                self.c.api[node], self._creds, options=CHANNEL_OPTIONS)
+        return self.c.s["service_pb2_grpc"].LedgerStub(self.channels[node])
+
+    def reset_channel(self, node):
+        if self.channels is None:
+            self.c.reset_channel(node)
+            return
+        ch = self.channels.pop(node, None)
+        if ch is not None:
+            ch.close()
+
+    def close(self):
+        for node in list(self.channels or ()):
+            self.reset_channel(node)
 
     def header(self, seq):
         s = self.c.s["service_pb2"]
@@ -351,13 +388,13 @@ class Writer:
         while True:
             node = self.node
             try:
-                resp = getattr(self.c.ledger(node), method)(
+                resp = getattr(self.ledger(node), method)(
                     req, timeout=attempt_s)
                 return grpc.StatusCode.OK, resp
             except grpc.RpcError as e:
                 code = e.code()
                 if code == grpc.StatusCode.UNAVAILABLE:
-                    self.c.reset_channel(node)  # see Cluster.status
+                    self.reset_channel(node)  # see Cluster.status
                 if code not in (grpc.StatusCode.UNAVAILABLE,
                                 grpc.StatusCode.DEADLINE_EXCEEDED,
                                 grpc.StatusCode.CANCELLED):

@@ -84,6 +84,9 @@ expect_bad missing_key   '/^data_dir/d' '[node] data_dir:' "required key 'data_d
 expect_bad missing_file  "s#^ca = .*#ca = $tmp/nope.pem#" ':12: [tls] ca:' "nope.pem" "No such file"
 expect_bad relative      's#^key = .*#key = node.key#' ':14: [tls] key:' "absolute"
 expect_bad election_low  's/^election_timeout_ms = 1000/election_timeout_ms = 20/' ':16: [raft] election_timeout_ms:'
+expect_bad snap_low      's/^snapshot_threshold = 64/snapshot_threshold = 3/' ':18: [raft] snapshot_threshold:' "4..1048576"
+expect_bad snap_high     's/^snapshot_threshold = 64/snapshot_threshold = 1048577/' ':18: [raft] snapshot_threshold:'
+expect_bad trail_low     's/^snapshot_trailing = 16/snapshot_trailing = 1/' ':19: [raft] snapshot_trailing:' "2..524288"
 expect_bad heartbeat     's/^heartbeat_timeout_ms = 100/heartbeat_timeout_ms = 600/' ':17: [raft] heartbeat_timeout_ms:' "third"
 expect_bad dup_key       's/^id = 1/id = 1\nid = 2/' ':3: [node] id:' "first set on line 2"
 expect_bad not_member    's/^1 = .*/4 = 127.0.0.1:7004 127.0.0.1:8004/' '[node] id:' "not listed in [cluster]"

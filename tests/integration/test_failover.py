@@ -30,24 +30,6 @@ ELECTION_MS = 1000
 BOUND_S = 2 * ELECTION_MS / 1000 + 3.0
 
 
-def audit_keys(c, node, client_id):
-    """{sequence: count} of the audit records of client_id, and their
-    outcomes."""
-    S = c.s["service_pb2"]
-    counts, ok, token = {}, set(), ""
-    while True:
-        page = c.ledger(node).ListAudit(
-            S.ListRequest(page_size=1000, page_token=token), timeout=10)
-        for r in page.records:
-            if r.client_id == client_id:
-                counts[r.client_seq] = counts.get(r.client_seq, 0) + 1
-                if r.outcome == 0:
-                    ok.add(r.client_seq)
-        token = page.next_page_token
-        if not token:
-            return counts, ok
-
-
 def snapshot_sends(c, node, peer):
     """{(index, term): copies started} and whether an install by peer was
     logged, from node's JSON log."""
@@ -103,7 +85,7 @@ def main():
         new_leader = c.wait_leader(10, exclude=(killed,))
         assert new_leader != killed
 
-        counts, ok = audit_keys(c, new_leader, "failover-stream")
+        counts, ok = W.audit_keys(c, new_leader, "failover-stream")
         for seq in acked:
             assert counts.get(seq) == 1, "write %d applied %s times" % (
                 seq, counts.get(seq))

@@ -50,6 +50,32 @@ class Ledger:
                                holder_kana="ヤマダ タロウ"))
 
 
+def audit_by_client(c, node, client_ids):
+    """{client_id: ({sequence: count}, {sequences with outcome OK})} of the
+    audit records of the given clients, read from node (linearizable)."""
+    S = c.s["service_pb2"]
+    out = {cid: ({}, set()) for cid in client_ids}
+    token = ""
+    while True:
+        page = c.ledger(node).ListAudit(
+            S.ListRequest(page_size=1000, page_token=token), timeout=10)
+        for r in page.records:
+            if r.client_id in out:
+                counts, ok = out[r.client_id]
+                counts[r.client_seq] = counts.get(r.client_seq, 0) + 1
+                if r.outcome == 0:
+                    ok.add(r.client_seq)
+        token = page.next_page_token
+        if not token:
+            return out
+
+
+def audit_keys(c, node, client_id):
+    """{sequence: count} of the audit records of client_id, and the
+    sequences whose outcome was OK."""
+    return audit_by_client(c, node, [client_id])[client_id]
+
+
 def cluster_writer(cluster, actor, client_id):
     from cluster import Writer
     return Writer(cluster, actor, client_id)
