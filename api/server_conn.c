@@ -721,6 +721,10 @@ static int on_data_chunk(nghttp2_session *session,
         if (n > len) {
             n = len;
         }
+        if (n == 0 && s->msg_len > 0) {
+            break; /* the prefix ended this chunk: nothing to copy yet
+                      (and s->msg may still be NULL; found by fuzz_h2) */
+        }
         if (s->msg_got + n > s->msg_cap) {
             /* Grow by doubling, to what has arrived at least, to the
              * announced length at most: a prefix alone reserves nothing. */
