@@ -33,7 +33,9 @@ not an error); 2 when a mutation's original text is not found exactly once
 (the list is out of date).
 """
 import argparse
+import json
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -77,6 +79,28 @@ def sync_tree(scratch):
                     continue
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         shutil.copy2(src, dst)
+
+
+def suite_targets(build):
+    """Per folder, the ninja targets its suites need: their test binaries
+    (so a mutation relinks only those, not the daemon and tools)."""
+    tests = json.loads(subprocess.run(
+        ["meson", "introspect", "--tests", build], capture_output=True,
+        check=True).stdout)
+    out = {}
+    for folder, cmds in FOLDER_SUITES.items():
+        suites = {c[c.index("--suite") + 1] for c in cmds if "--suite" in c}
+        t = set()
+        for test in tests:
+            if suites & {x.split(":")[-1] for x in test["suite"]}:
+                exe = test["cmd"][0]
+                if exe.startswith(build + "/"):
+                    t.add(os.path.relpath(exe, build))
+        for c in cmds:
+            if c[0].startswith("{b}/"):
+                t.add(c[0][len("{b}/"):])
+        out[folder] = sorted(t)
+    return out
 
 
 def run(cmd, cwd, timeout):
@@ -129,6 +153,12 @@ def main():
                 print(out[-3000:])
                 sys.exit("baseline %s failed: %s" % (folder, " ".join(c)))
 
+    targets = suite_targets(build)
+    # A SIGTERM still runs the `finally` that restores the mutated file.
+    def on_term(signum, frame):
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGTERM, on_term)
+
     rows = []
     bad_list = False
     for (path, orig, mut, desc) in MUTATIONS:
@@ -149,8 +179,8 @@ def main():
         try:
             with open(target, "w") as f:
                 f.write(text.replace(orig, mut))
-            rc, out = run(["ninja", "-C", build, "-j", args.jobs], scratch,
-                          1800)
+            rc, out = run(["ninja", "-C", build, "-j", args.jobs] +
+                          targets[folder], scratch, 1800)
             if rc != 0:
                 result = "nocompile"
             else:

@@ -716,6 +716,41 @@ static void test_limits_at_edges(void)
     CHECK(app.last_n_md == KYUFU_GRPC_METADATA_ENTRIES_MAX);
     CHECK(strcmp(app.last_md, names[KYUFU_GRPC_METADATA_ENTRIES_MAX - 1]) == 0);
 
+    /* Trailer metadata: exactly KYUFU_GRPC_TRAILER_BYTES_MAX (name +
+     * value + 32) is accepted, one byte more is ELIMIT. */
+    static char tv[KYUFU_GRPC_TRAILER_BYTES_MAX];
+    size_t vlen = KYUFU_GRPC_TRAILER_BYTES_MAX - strlen("kyufu-leader") - 32;
+    memset(tv, 'v', vlen);
+    tv[vlen] = '\0';
+    const struct kyufu_grpc_metadata tmd[] = {{"kyufu-leader", tv}};
+    CHECK(kyufu_grpc_metadata_check(tmd, 1) == 0);
+    tv[vlen] = 'v';
+    tv[vlen + 1] = '\0';
+    CHECK(kyufu_grpc_metadata_check(tmd, 1) == KYUFU_API_ELIMIT);
+
+    /* Health service names: 128 bytes accepted, 129 refused; at most 16
+     * services (the table already holds some: fill it up). */
+    static char svc[KYUFU_GRPC_HEALTH_SERVICE_BYTES_MAX + 2];
+    memset(svc, 'h', KYUFU_GRPC_HEALTH_SERVICE_BYTES_MAX + 1);
+    svc[KYUFU_GRPC_HEALTH_SERVICE_BYTES_MAX + 1] = '\0';
+    CHECK(kyufu_grpc_health_set(health, svc, KYUFU_GRPC_HEALTH_SERVING) ==
+          KYUFU_API_EINVALID);
+    svc[KYUFU_GRPC_HEALTH_SERVICE_BYTES_MAX] = '\0';
+    CHECK(kyufu_grpc_health_set(health, svc, KYUFU_GRPC_HEALTH_SERVING) == 0);
+
+    /* Server config: the maxima themselves are accepted, one over is not. */
+    struct kyufu_grpc_server_config cfg = {
+        .message_bytes_max = KYUFU_GRPC_MESSAGE_BYTES_MAX,
+        .concurrent_streams_max = KYUFU_GRPC_CONCURRENT_STREAMS_MAX,
+    };
+    struct kyufu_grpc_server_conn *other = NULL;
+    CHECK(kyufu_grpc_server_conn_new(&cfg, NULL, NULL, 0, &other) == 0);
+    kyufu_grpc_server_conn_free(other);
+    other = NULL;
+    cfg.concurrent_streams_max = KYUFU_GRPC_CONCURRENT_STREAMS_MAX + 1;
+    CHECK(kyufu_grpc_server_conn_new(&cfg, NULL, NULL, 0, &other) == KYUFU_API_EINVALID);
+    CHECK(other == NULL);
+
     /* The connection still serves. */
     s = t_request(&c, path, body, n, true, NULL);
     t_pump(&c);
