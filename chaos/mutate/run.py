@@ -24,7 +24,7 @@ git is restored with `git checkout` (so an interrupted run leaves nothing
 behind after a rerun or a checkout).  Do not edit sources meanwhile.
 
 Usage:
-  chaos/mutate/run.py [--only SUBSTRING] [--scratch DIR | --in-place
+  chaos/mutate/run.py [--only SUBSTRING]... [--scratch DIR | --in-place
                       [--build DIR]] [--jobs N] [--out FILE.tsv]
 
 Prints one line per mutation and a summary per folder; --out writes the
@@ -114,7 +114,9 @@ def run(cmd, cwd, timeout):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default="")
+    ap.add_argument("--only", action="append", default=[],
+                    help="run the mutations whose file or description "
+                         "contains this (repeatable: any of them)")
     ap.add_argument("--scratch",
                     default="/tmp/kyufu-mutate-" + os.environ.get("USER", "u"))
     ap.add_argument("--in-place", action="store_true")
@@ -162,7 +164,7 @@ def main():
     rows = []
     bad_list = False
     for (path, orig, mut, desc) in MUTATIONS:
-        if args.only and args.only not in path + " " + desc:
+        if args.only and not any(o in path + " " + desc for o in args.only):
             continue
         folder = path.split("/")[0]
         target = os.path.join(scratch, path)

@@ -695,6 +695,26 @@ static void test_restore_damaged(void)
         }
         CHECK(rst.n_restores == 0);
     }
+    /* A poisoned FSM refuses even an intact copy: nothing replaced. */
+    {
+        struct raft_fsm pf;
+        struct kyufu_fsm pst;
+        struct raft_buffer buf;
+        kyufu_fsm_init(&pf, &pst, dst, KYUFU_FSM_SNAPSHOT_INLINE, NULL);
+        memcpy(copy, snap, size);
+        copy[0] ^= 1;
+        buf.len = size;
+        buf.base = raft_malloc(size);
+        CHECK(buf.base != NULL);
+        memcpy(buf.base, copy, size);
+        CHECK(pf.restore(&pf, &buf) != 0 && pst.fatal_rv != 0);
+        memcpy(buf.base, snap, size); /* raft would free it; reuse it */
+        CHECK(pf.restore(&pf, &buf) != 0);
+        raft_free(buf.base);
+        CHECK(pst.n_restores == 0);
+        digest_of(dst, d, &idx);
+        CHECK(idx == i0 && memcmp(d, d0, 32) == 0);
+    }
     /* The intact copy restores: dst equals src. */
     struct kyufu_fsm rst;
     CHECK(restore_copy(dst, snap, size, &rst) == 0);
@@ -702,6 +722,12 @@ static void test_restore_damaged(void)
     digest_of(dst, d, &idx);
     digest_of(src, ds, &is);
     CHECK(idx == 3 && is == 3 && memcmp(d, ds, 32) == 0);
+    /* Again: the store already holds the snapshot's point: skipped, not
+     * replaced a second time. */
+    CHECK(restore_copy(dst, snap, size, &rst) == 0);
+    CHECK(rst.n_restores == 0 && rst.n_restores_skipped == 1);
+    digest_of(dst, d, &idx);
+    CHECK(idx == 3 && memcmp(d, ds, 32) == 0);
 
     free(copy);
     free(snap);

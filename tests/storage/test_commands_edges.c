@@ -366,6 +366,51 @@ static void program_code_and_name_lengths(void)
     fx_close(&f);
 }
 
+/* Text fields are UTF-8 without control characters: each boundary of the
+ * encoding (shortest form, surrogates, U+10FFFF, 0x1f/0x20, 0x7e/0x7f) on
+ * both sides, through a program name. */
+static void text_encoding_edges(void)
+{
+    struct fx f;
+    fx_open(&f);
+    fx_world(&f);
+    static const char *const ok[] = {
+        " ", "~", "\xc2\x80",          /* U+0080, the first 2-byte */
+        "\xdf\xbf",                      /* U+07FF, the last 2-byte */
+        "\xe0\xa0\x80",                  /* U+0800, the first 3-byte */
+        "\xed\x9f\xbf", "\xee\x80\x80",   /* U+D7FF, U+E000 */
+        "\xef\xbf\xbf",                  /* U+FFFF */
+        "\xf0\x90\x80\x80",              /* U+10000, the first 4-byte */
+        "\xf4\x8f\xbf\xbf",              /* U+10FFFF, the last */
+    };
+    static const char *const bad[] = {
+        "\x1f", "\x7f", "a\tb",
+        "\xc1\xbf",                      /* overlong U+007F */
+        "\xe0\x9f\xbf",                  /* overlong U+07FF */
+        "\xf0\x8f\xbf\xbf",              /* overlong U+FFFF */
+        "\xed\xa0\x80", "\xed\xbf\xbf",   /* U+D800, U+DFFF */
+        "\xf4\x90\x80\x80",              /* U+110000 */
+        "\xf5\x80\x80\x80", "\xff",
+        "\xe3\x81",                      /* truncated */
+        "\x80",                          /* lone continuation */
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        char code[16];
+        snprintf(code, sizeof code, "OK%zu", i);
+        Kyufu__V1__Command *c = c_create_program(&f, "appr", code, 0);
+        c_str(&c->create_program->name, ok[i]);
+        fx_do(&f, c);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char code[16];
+        snprintf(code, sizeof code, "BAD%zu", i);
+        Kyufu__V1__Command *c = c_create_program(&f, "appr", code, 0);
+        c_str(&c->create_program->name, bad[i]);
+        fx_reject(&f, c, INVALID);
+    }
+    fx_close(&f);
+}
+
 static void household_lengths(void)
 {
     struct fx f;
@@ -712,6 +757,7 @@ int main(int argc, char **argv)
         T_CASE(create_program_number_edges),
         T_CASE(application_window_edges),
         T_CASE(program_code_and_name_lengths),
+        T_CASE(text_encoding_edges),
         T_CASE(household_lengths),
         T_CASE(reason_lengths),
         T_CASE(staff_and_header_lengths),
