@@ -47,6 +47,13 @@ void kyufu_node__finish(struct kyufu_node *n)
     }
     n->finish_waiting = false;
     if (n->storage != NULL) {
+        /* What the next start's "store opened" must show again: nothing
+         * left to redo (docs/power.md, "clean stop"). */
+        uint64_t applied, term;
+        kyufu_storage_applied(n->storage, &applied, &term);
+        kyufu_log(KYUFU_LOG_INFO, "store closed",
+                  KYUFU_LOG_U("applied_index", applied),
+                  KYUFU_LOG_U("applied_term", term));
         kyufu_storage_close(n->storage);
         n->storage = NULL;
     }
