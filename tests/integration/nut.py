@@ -1,6 +1,7 @@
 """Network UPS Tools for a test: Debian's upsd and dummy-ups driver (package
 nut-server), run from /lib/nut/ in a temporary folder, one dummy UPS per
-name, switched live with upsrw (an admin user in upsd.users).
+name (mode dummy-once: the .dev file is read once, so a value set later
+stays), switched live with upsrw (an admin user in upsd.users).
 
 Debian's /sbin/upsd is a wrapper that refuses MODE=none, so the binaries
 under /lib/nut/ run directly, with NUT_CONFPATH / NUT_STATEPATH /
@@ -41,7 +42,7 @@ class Nut:
     def __init__(self, port, upses):
         """upses: {name: initial ups.status}."""
         self.port = port
-        self.upses = dict(upses)
+        self.upses = dict(upses)  # the last status set, per UPS
         self.dir = tempfile.mkdtemp(prefix="kyufu-nut-", dir="/tmp")
         os.chmod(self.dir, 0o711)
         self.state = os.path.join(self.dir, "state")
@@ -58,22 +59,23 @@ class Nut:
                           "  actions = SET FSD\n  instcmds = ALL\n",
             "ups.conf": "".join(
                 "[%s]\n  driver = dummy-ups\n  port = %s.dev\n"
+                "  mode = dummy-once\n"
                 "  desc = \"kyufu test UPS\"\n" % (n, n) for n in upses),
         }
-        for n, st in upses.items():
-            files[n + ".dev"] = ("ups.status: %s\nbattery.charge: 100\n"
-                                 "battery.runtime: 1800\n" % st)
         for name, text in files.items():
-            path = os.path.join(self.dir, name)
-            with open(path, "w") as f:
-                f.write(text)
-            if self.root:
-                os.chown(path, 0, grp.getgrnam("nut").gr_gid)
-            os.chmod(path, 0o640)
+            self._write(name, text)
         self.env = dict(os.environ, NUT_CONFPATH=self.dir,
                         NUT_STATEPATH=self.state, NUT_ALTPIDPATH=self.state)
         self.drivers = {}
         self.upsd = None
+
+    def _write(self, name, text):
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        if self.root:
+            os.chown(path, 0, grp.getgrnam("nut").gr_gid)
+        os.chmod(path, 0o640)
 
     def _spawn(self, args, log):
         out = open(os.path.join(self.dir, log), "a")
@@ -84,6 +86,10 @@ class Nut:
             out.close()
 
     def start(self):
+        """Drivers (each starting from its UPS's last status), then upsd."""
+        for n, st in self.upses.items():
+            self._write(n + ".dev", "ups.status: %s\nbattery.charge: 100\n"
+                        "battery.runtime: 1800\n" % st)
         for n in self.upses:
             self.drivers[n] = self._spawn([DRIVER, "-a", n, "-F"],
                                           "driver-%s.log" % n)
@@ -111,6 +117,12 @@ class Nut:
         self.upsd.wait(10)
         self.upsd = None
 
+    def restart(self):
+        """Drivers and upsd anew (dummy-ups 2.8.0 can die on a select() of
+        a closed fd once upsd went away, so its drivers restart too)."""
+        self.stop_all()
+        self.start()
+
     def name(self, ups):
         return "%s@127.0.0.1:%d" % (ups, self.port)
 
@@ -126,6 +138,11 @@ class Nut:
                         "-p", "kyufu-test", self.name(ups)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                        env=self.env)
+        self.upses[ups] = status
+        # The driver applies it within its poll; upsd then serves it.
+        end = time.monotonic() + 5
+        while self.status(ups) != status and time.monotonic() < end:
+            time.sleep(0.01)
         assert self.status(ups) == status, (ups, self.status(ups), status)
 
     def logs(self):
@@ -137,6 +154,10 @@ class Nut:
         return "\n".join(out)
 
     def close(self):
+        self.stop_all()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def stop_all(self):
         procs = list(self.drivers.values())
         if self.upsd is not None:
             procs.append(self.upsd)
@@ -151,4 +172,3 @@ class Nut:
                 p.wait()
         self.drivers = {}
         self.upsd = None
-        shutil.rmtree(self.dir, ignore_errors=True)
