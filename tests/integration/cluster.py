@@ -128,7 +128,10 @@ def stubs(d):
 
 class Cluster:
     def __init__(self, kyufud, n=3, election_ms=1000, heartbeat_ms=100,
-                 snapshot_threshold=None, snapshot_trailing=None):
+                 snapshot_threshold=None, snapshot_trailing=None,
+                 extra_conf=None):
+        """extra_conf: {node: text} appended to that node's kyufud.conf
+        (e.g. a [power] section)."""
         self.kyufud = kyufud
         self.n = n
         self.election_ms = election_ms
@@ -174,6 +177,7 @@ class Cluster:
                         % (i, os.path.join(nd, "data"), self.raft[i],
                            self.api[i], cluster, self.ca, crt, key,
                            election_ms, heartbeat_ms, raft_extra))
+                f.write((extra_conf or {}).get(i, ""))
             self.conf[i] = conf
         self.channels = {}
 
