@@ -132,6 +132,13 @@ _Static_assert(KYUFU_NODE_STORE_READERS_MAX <= KYUFU_MAX_READERS,
  * systemd's RestartPreventExitStatus keeps it down (docs/power.md). */
 #define KYUFU_NODE_EXIT_POWER 3
 
+/* kyufud's exit status when it stops on data it refuses: an entry or a
+ * snapshot the state machine will not apply, or a damaged store
+ * (KYUFU_GLUE_ECORRUPT).  A restart would meet the same data and stop again,
+ * so systemd must not restart it (RestartPreventExitStatus): an operator
+ * replaces the node's data (docs/operations.md, "Exit status"). */
+#define KYUFU_NODE_EXIT_REFUSED_DATA 4
+
 _Static_assert(KYUFU_NODE_POWER_BACKOFF_MS_MIN < KYUFU_NODE_POWER_BACKOFF_MS_MAX,
                "backoff grows");
 _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX + KYUFU_NODE_STOP_DRAIN_MS_MAX <

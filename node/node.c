@@ -244,13 +244,15 @@ static void on_stop_defer(uv_timer_t *t)
 
 void kyufu_node__stop(struct kyufu_node *n, int exit_code, const char *why)
 {
-    assert(exit_code == 0 || exit_code == 1);
+    assert(exit_code == 0 || exit_code == 1 ||
+           exit_code == KYUFU_NODE_EXIT_REFUSED_DATA);
     assert(why != NULL);
     if (exit_code > n->exit_code) {
         if (n->stop_requested) {
             kyufu_log(KYUFU_LOG_ERROR, "failure while stopping: the exit "
-                      "status will be 1",
+                      "status changes",
                       KYUFU_LOG_S("reason", why),
+                      KYUFU_LOG_I("exit_code", exit_code),
                       KYUFU_LOG_S("stop_reason", n->stop_reason));
         }
         n->exit_code = exit_code;
@@ -281,6 +283,11 @@ void kyufu_node__check_fatal(struct kyufu_node *n, int glue_status)
         kyufu_log(KYUFU_LOG_ERROR, "fatal raft or storage error",
                   KYUFU_LOG_S("error", kyufu_glue_strerror(glue_status)));
         kyufu_node__stop(n, 1, "fatal raft or storage error");
+    } else if (glue_status == KYUFU_GLUE_ECORRUPT) {
+        kyufu_log(KYUFU_LOG_ERROR, "fatal raft or storage error",
+                  KYUFU_LOG_S("error", kyufu_glue_strerror(glue_status)));
+        kyufu_node__stop(n, KYUFU_NODE_EXIT_REFUSED_DATA,
+                         "refused data in the raft log, a snapshot or the store");
     }
 }
 
@@ -334,7 +341,12 @@ static void on_state(struct kyufu_glue *g, void *arg)
         kyufu_log(KYUFU_LOG_ERROR, "fatal raft or storage error",
                   KYUFU_LOG_S("error", kyufu_glue_strerror(fatal)),
                   KYUFU_LOG_S("detail", detail));
-        kyufu_node__stop(n, 1, "fatal raft or storage error");
+        if (fatal == KYUFU_GLUE_ECORRUPT) {
+            kyufu_node__stop(n, KYUFU_NODE_EXIT_REFUSED_DATA,
+                             "refused data in the raft log, a snapshot or the store");
+        } else {
+            kyufu_node__stop(n, 1, "fatal raft or storage error");
+        }
     } else if (st.role != NULL && strcmp(st.role, "unavailable") == 0) {
         kyufu_node__stop(n, 1, "raft became unavailable");
     }

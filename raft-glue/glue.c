@@ -219,8 +219,13 @@ static void fsm_applied(void *arg,
 static void fsm_fatal(void *arg, int storage_rv, const char *errmsg)
 {
     struct kyufu_glue *g = arg;
-    (void)storage_rv;
-    set_fatal(g, KYUFU_GLUE_ESTORAGE, errmsg);
+    /* CORRUPT: an entry or snapshot the FSM refuses (a frame term below the
+     * applied term, a snapshot describing a broken ledger) or a damaged
+     * store; a restart would meet the same data, so the node says so
+     * (kyufud exits 4 and is not restarted in a loop). */
+    set_fatal(g, storage_rv == KYUFU_STORAGE_ECORRUPT ? KYUFU_GLUE_ECORRUPT
+                                                      : KYUFU_GLUE_ESTORAGE,
+              errmsg);
 }
 
 /* raft_uv tracer: only watches for the failed-write retries of 0.22.1

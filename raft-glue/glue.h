@@ -37,7 +37,8 @@
     X(STORAGE, -9, "storage error")                                          \
     X(CONFIG, -10, "bad raft configuration")                                 \
     X(NOTFOUND, -11, "no such node")                                         \
-    X(TIMEOUT, -12, "timed out")
+    X(TIMEOUT, -12, "timed out")                                             \
+    X(CORRUPT, -13, "the raft log or a snapshot holds data this node refuses")
 
 enum kyufu_glue_error {
 #define KYUFU_GLUE__ENUM(name, value, text) KYUFU_GLUE_E##name = value,
