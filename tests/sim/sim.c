@@ -14,6 +14,12 @@
  *   kyufu-sim --install [--seed S]  only the snapshot-install scenario
  *                                  (also run on 10 seeds by default, 2
  *                                  under ASan)
+ *   kyufu-sim --stall-install [--seed S] only the stall-install scenario
+ *                                  (issue 15; also run on 20 seeds by
+ *                                  default, 4 under ASan)
+ *   kyufu-sim --no-install-hold    io_guard hands raft an InstallSnapshot
+ *                                  that arrives during a local snapshot
+ *                                  (libraft 0.22.1 then segfaults)
  *   kyufu-sim --no-snapshot-gate   send every InstallSnapshot raft asks for
  *                                  (0.22.1's re-sends; snapshot_send.h)
  *   kyufu-sim --no-trailing-hold   leader compacts as configured during an
@@ -134,6 +140,7 @@ static bool sim_io_faults_anywhere; /* --io-faults-anywhere */
 static bool sim_io_faults_off;      /* --no-io-faults */
 static bool sim_no_snapshot_gate;   /* --no-snapshot-gate */
 bool sim_no_trailing_hold;          /* --no-trailing-hold */
+bool sim_no_install_hold;           /* --no-install-hold */
 /* Totals over all seeds, for the summary line. */
 static unsigned long total_io_faults, total_stopped, total_snapshots;
 
@@ -471,6 +478,9 @@ static void heal(struct sim *s)
     s->apply_fault_server = -1;
     s->meta_fault_server = -1;
     for (unsigned i = 0; i < N_SERVERS; i++) {
+        if (s->stall[i].on) {
+            sim_stall_end(s, i);
+        }
         if (!raft_fixture_alive(&s->f, i) && !s->stopped[i]) {
             sim_revive(s, i);
         }
@@ -658,7 +668,9 @@ static int rm_rf(const char *path)
     return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-enum scenario { RANDOM, FAILOVER, INSTALL };
+enum scenario { RANDOM, FAILOVER, INSTALL, STALL_INSTALL };
+static const char *const scenario_flag[] = {"", "--failover", "--install",
+                                            "--stall-install"};
 
 static int run_seed(uint64_t seed, unsigned steps, bool verbose,
                     enum scenario scenario)
@@ -718,7 +730,9 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
         fixture_truncate = r->io->truncate;
         r->io->truncate = sim_truncate;
         sim_install_setup(s, i);
+        sim_stall_setup(s, i);
         glue__io_guard_wrap(&s->guard[i], r, on_guard_failed, &applied_args[i]);
+        s->guard[i].hold_install = !sim_no_install_hold;
         s->guard[i].inject = on_guard_inject;
         /* A copy lost silently (partition, saturation) is re-sent after
          * this much virtual time. */
@@ -774,6 +788,8 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
         sim_failover_scenario(s);
     } else if (scenario == INSTALL) {
         sim_install_scenario(s);
+    } else if (scenario == STALL_INSTALL) {
+        sim_stall_install_scenario(s);
     }
     if (s->failures == 0) {
         sim_converge(s);
@@ -805,7 +821,13 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
     for (unsigned i = 0; i < N_SERVERS; i++) {
         total_snapshots += s->fsm_state[i].n_snapshots;
     }
-    /* Teardown: fail what is queued, close raft (its callbacks fire). */
+    /* Teardown: a stalled server resumes (what waited is handed to raft),
+     * fail what is queued, close raft (its callbacks fire). */
+    for (unsigned i = 0; i < N_SERVERS; i++) {
+        if (s->stall[i].on) {
+            sim_stall_end(s, i);
+        }
+    }
     for (unsigned i = 0; i < N_SERVERS; i++) {
         kyufu_proposer__close(&s->prop[i], KYUFU_GLUE_ESHUTDOWN);
     }
@@ -835,8 +857,12 @@ int main(int argc, char **argv)
     enum scenario only = RANDOM; /* RANDOM: all, else that one alone */
     uint64_t n_failover = 20;
     uint64_t n_install = SIM_ASAN ? 2 : 10; /* ~15 s CPU each under ASan */
+    uint64_t n_stall_install = SIM_ASAN ? 4 : 20;
     unsigned failed = 0;
 
+    if (!SIM_ASAN) {
+        sim_crash_reporter_install();
+    }
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
             from = strtoull(argv[++i], NULL, 10);
@@ -852,6 +878,10 @@ int main(int argc, char **argv)
             only = FAILOVER;
         } else if (strcmp(argv[i], "--install") == 0) {
             only = INSTALL;
+        } else if (strcmp(argv[i], "--stall-install") == 0) {
+            only = STALL_INSTALL;
+        } else if (strcmp(argv[i], "--no-install-hold") == 0) {
+            sim_no_install_hold = true;
         } else if (strcmp(argv[i], "--no-io-faults") == 0) {
             sim_io_faults_off = true;
         } else if (strcmp(argv[i], "--no-snapshot-gate") == 0) {
@@ -864,8 +894,9 @@ int main(int argc, char **argv)
             fprintf(stderr,
                     "usage: %s [--seed S | --seeds N --from S] [--steps K] "
                     "[--io-faults-anywhere | --no-io-faults] "
-                    "[--failover | --install] [--no-snapshot-gate] "
-                    "[--no-trailing-hold]\n",
+                    "[--failover | --install | --stall-install] "
+                    "[--no-snapshot-gate] [--no-trailing-hold] "
+                    "[--no-install-hold]\n",
                     argv[0]);
             return 2;
         }
@@ -880,8 +911,10 @@ int main(int argc, char **argv)
         }
     }
     /* The scenarios: by default on their own seeds after the others. */
-    for (enum scenario sc = FAILOVER; sc <= INSTALL; sc++) {
-        uint64_t ns = sc == FAILOVER ? n_failover : n_install;
+    for (enum scenario sc = FAILOVER; sc <= STALL_INSTALL; sc++) {
+        uint64_t ns = sc == FAILOVER  ? n_failover
+                      : sc == INSTALL ? n_install
+                                      : n_stall_install;
         unsigned sc_failed = 0;
         if (only != sc && (only != RANDOM || single)) {
             continue;
@@ -895,15 +928,16 @@ int main(int argc, char **argv)
                 fprintf(stderr,
                         "sim: %s seed %" PRIu64 " FAILED; replay with: "
                         "%s %s --seed %" PRIu64 "\n",
-                        sc == FAILOVER ? "failover" : "install", seed,
-                        argv[0], sc == FAILOVER ? "--failover" : "--install",
-                        seed);
+                        scenario_flag[sc] + 2, seed, argv[0],
+                        scenario_flag[sc], seed);
             }
         }
         if (sc == FAILOVER) {
             sim_failover_report(ns, sc_failed);
-        } else {
+        } else if (sc == INSTALL) {
             sim_install_report(ns, sc_failed);
+        } else if (!sim_stall_install_report(ns, sc_failed)) {
+            sc_failed++;
         }
         failed += sc_failed;
     }

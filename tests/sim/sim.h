@@ -24,6 +24,44 @@ struct sim_install_copy
     unsigned count;
 };
 
+/* stall.c: one server's stall layer (see there). */
+struct sim_stall_event;
+struct sim_stall
+{
+    struct raft_io *io;
+    bool on;
+    raft_time since; /* virtual time the stall began */
+    /* The fixture's methods, below the layer. */
+    int (*start)(struct raft_io *io,
+                 unsigned msecs,
+                 raft_io_tick_cb tick,
+                 raft_io_recv_cb recv);
+    int (*append)(struct raft_io *io,
+                  struct raft_io_append *req,
+                  const struct raft_entry entries[],
+                  unsigned n,
+                  raft_io_append_cb cb);
+    int (*snapshot_put)(struct raft_io *io,
+                        unsigned trailing,
+                        struct raft_io_snapshot_put *req,
+                        const struct raft_snapshot *snapshot,
+                        raft_io_snapshot_put_cb cb);
+    int (*snapshot_get)(struct raft_io *io,
+                        struct raft_io_snapshot_get *req,
+                        raft_io_snapshot_get_cb cb);
+    int (*send)(struct raft_io *io,
+                struct raft_io_send *req,
+                const struct raft_message *message,
+                raft_io_send_cb cb);
+    raft_io_tick_cb tick; /* the layer above's (io_guard's) */
+    raft_io_recv_cb recv;
+    struct sim_stall_event *head, *tail; /* deferred, oldest first */
+    bool tick_queued;
+    unsigned long n_stalls;
+    unsigned long n_deferred;        /* events deferred */
+    unsigned long n_installs_queued; /* InstallSnapshots among them */
+};
+
 struct sim_propose
 {
     struct kyufu_glue_propose req;
@@ -44,6 +82,7 @@ struct sim
     struct kyufu_fsm fsm_state[N_SERVERS];
     struct kyufu_proposer prop[N_SERVERS];
     struct glue_io_guard guard[N_SERVERS];
+    struct sim_stall stall[N_SERVERS];
     uint64_t last_checked[N_SERVERS];
     unsigned pending_on[N_SERVERS]; /* propose callbacks outstanding */
     bool fatal[N_SERVERS];   /* an I/O fault made it fatal */
@@ -87,8 +126,18 @@ void sim_transfer_cb(struct raft_transfer *t);
  * and the exactly-once record. */
 void sim_converge(struct sim *s);
 
+/* stall.c: wrap server i's fixture io (before io_guard wraps it). */
+void sim_stall_setup(struct sim *s, unsigned i);
+/* Server i stops processing: ticks, received messages and I/O
+ * completions wait, in order. */
+void sim_stall_begin(struct sim *s, unsigned i);
+/* It resumes: everything that waited is handed to raft now, in order. */
+void sim_stall_end(struct sim *s, unsigned i);
+
 /* --no-trailing-hold (sim.c): raft-glue's trailing hold off. */
 extern bool sim_no_trailing_hold;
+/* --no-install-hold (sim.c): io_guard's install hold off (issue 15). */
+extern bool sim_no_install_hold;
 
 /* failover.c: a leader killed with commands in flight, then handed back. */
 void sim_failover_scenario(struct sim *s);
@@ -99,5 +148,16 @@ void sim_failover_report(uint64_t n_seeds, unsigned failed);
 void sim_install_setup(struct sim *s, unsigned i);
 void sim_install_scenario(struct sim *s);
 void sim_install_report(uint64_t n_seeds, unsigned failed);
+
+/* crash.c: on SIGSEGV/SIGBUS print the faulting address and instruction
+ * (object+offset) before dying of it (not under ASan, which reports it). */
+void sim_crash_reporter_install(void);
+
+/* stall_install.c: a follower stalls while the leader compacts past it;
+ * resuming, it starts a snapshot of its own right before the leader's
+ * InstallSnapshot arrives.  The report returns false if no seed reached
+ * that interleaving. */
+void sim_stall_install_scenario(struct sim *s);
+bool sim_stall_install_report(uint64_t n_seeds, unsigned failed);
 
 #endif /* KYUFU_TESTS_SIM_H */
