@@ -1,6 +1,6 @@
 /* kyufu deterministic simulation: the real FSM adapter, group committer and
  * LMDB state machine on libraft's in-memory fixture cluster (virtual time),
- * with kills, partitions, latencies, I/O faults, leadership transfers and
+ * with kills, stalls, partitions, latencies, I/O faults, leadership transfers and
  * snapshots/installs, all driven by one seeded PRNG.  A failing seed prints
  * the command that replays it exactly.
  *
@@ -9,6 +9,8 @@
  *   kyufu-sim --seeds N --from S   N seeds from S (long mode)
  *   kyufu-sim --steps K            workload steps per seed
  *   kyufu-sim --no-io-faults       no I/O faults (same seeds, other runs)
+ *   kyufu-sim --no-stalls          no stall faults (stall.c; the model as
+ *                                  it was before them, same runs)
  *   kyufu-sim --failover [--seed S] only the failover-latency scenario
  *                                  (also run on 20 seeds by default)
  *   kyufu-sim --install [--seed S]  only the snapshot-install scenario
@@ -142,7 +144,11 @@ static bool sim_no_snapshot_gate;   /* --no-snapshot-gate */
 bool sim_no_trailing_hold;          /* --no-trailing-hold */
 bool sim_no_install_hold;           /* --no-install-hold */
 /* Totals over all seeds, for the summary line. */
+static bool sim_no_stalls;          /* --no-stalls */
 static unsigned long total_io_faults, total_stopped, total_snapshots;
+/* Snapshot interleavings reached (io_guard's counters, stall.c's). */
+static unsigned long total_stalls, total_held, total_replaced,
+    total_install_dropped, total_reordered;
 
 struct applied_arg
 {
@@ -684,6 +690,7 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
     s->seed = seed;
     s->verbose = verbose;
     sim_rng_seed(&s->rng, seed);
+    sim_rng_seed(&s->stall_rng, seed ^ UINT64_C(0x5157a11));
     wl_init(&s->wl, &s->rng);
     snprintf(s->dir, sizeof s->dir, "/tmp/kyufu-sim-XXXXXX");
     if (mkdtemp(s->dir) == NULL) {
@@ -782,6 +789,9 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
         if (sim_rng_chance(&s->rng, 6)) {
             fault(s);
         }
+        if (!sim_no_stalls && sim_rng_chance(&s->stall_rng, 3)) {
+            sim_stall_fault(s);
+        }
         sim_step(s, sim_rng_range(&s->rng, 1, 8));
     }
     if (scenario == FAILOVER) {
@@ -820,6 +830,14 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
     total_stopped += s->n_stopped;
     for (unsigned i = 0; i < N_SERVERS; i++) {
         total_snapshots += s->fsm_state[i].n_snapshots;
+        total_reordered += s->stall[i].n_appends_reordered;
+        if (scenario != RANDOM) {
+            continue; /* the scenarios report their own */
+        }
+        total_stalls += s->stall[i].n_stalls;
+        total_held += s->guard[i].n_install_held;
+        total_replaced += s->guard[i].n_install_replaced;
+        total_install_dropped += s->guard[i].n_install_dropped;
     }
     /* Teardown: a stalled server resumes (what waited is handed to raft),
      * fail what is queued, close raft (its callbacks fire). */
@@ -882,6 +900,8 @@ int main(int argc, char **argv)
             only = STALL_INSTALL;
         } else if (strcmp(argv[i], "--no-install-hold") == 0) {
             sim_no_install_hold = true;
+        } else if (strcmp(argv[i], "--no-stalls") == 0) {
+            sim_no_stalls = true;
         } else if (strcmp(argv[i], "--no-io-faults") == 0) {
             sim_io_faults_off = true;
         } else if (strcmp(argv[i], "--no-snapshot-gate") == 0) {
@@ -893,7 +913,7 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: %s [--seed S | --seeds N --from S] [--steps K] "
-                    "[--io-faults-anywhere | --no-io-faults] "
+                    "[--io-faults-anywhere | --no-io-faults] [--no-stalls] "
                     "[--failover | --install | --stall-install] "
                     "[--no-snapshot-gate] [--no-trailing-hold] "
                     "[--no-install-hold]\n",
@@ -943,8 +963,11 @@ int main(int argc, char **argv)
     }
     printf("sim: %" PRIu64 " seeds from %" PRIu64 ", %u steps each: %u failed "
            "(%lu I/O faults injected, %lu servers stopped by one, %lu "
-           "snapshots)\n",
+           "snapshots, %lu appends put back in order; random model: %lu "
+           "stalls, InstallSnapshots held during a local snapshot %lu "
+           "(%lu replaced by a newer), dropped during an install %lu)\n",
            n, from, steps, failed, total_io_faults, total_stopped,
-           total_snapshots);
+           total_snapshots, total_reordered, total_stalls, total_held,
+           total_replaced, total_install_dropped);
     return failed == 0 ? 0 : 1;
 }

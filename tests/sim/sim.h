@@ -26,6 +26,7 @@ struct sim_install_copy
 
 /* stall.c: one server's stall layer (see there). */
 struct sim_stall_event;
+struct stall_req;
 struct sim_stall
 {
     struct raft_io *io;
@@ -57,6 +58,8 @@ struct sim_stall
     raft_io_recv_cb recv;
     struct sim_stall_event *head, *tail; /* deferred, oldest first */
     bool tick_queued;
+    struct stall_req *appends, *appends_tail; /* in flight, oldest first */
+    unsigned long n_appends_reordered; /* completed before an older one */
     unsigned long n_stalls;
     unsigned long n_deferred;        /* events deferred */
     unsigned long n_installs_queued; /* InstallSnapshots among them */
@@ -75,6 +78,7 @@ struct sim
     uint64_t seed;
     bool verbose;
     struct sim_rng rng;
+    struct sim_rng stall_rng; /* the stall fault's own stream (stall.c) */
     struct raft_fixture f;
     char dir[64];
     struct kyufu_storage *storage[N_SERVERS];
@@ -133,6 +137,10 @@ void sim_stall_setup(struct sim *s, unsigned i);
 void sim_stall_begin(struct sim *s, unsigned i);
 /* It resumes: everything that waited is handed to raft now, in order. */
 void sim_stall_end(struct sim *s, unsigned i);
+
+/* The random model's stall fault: resume the stalled server, or stall
+ * one (at most one at a time). */
+void sim_stall_fault(struct sim *s);
 
 /* --no-trailing-hold (sim.c): raft-glue's trailing hold off. */
 extern bool sim_no_trailing_hold;

@@ -15,7 +15,8 @@
  * snapshot").
  *
  * How: a layer between the fixture's raft_io and everything above it
- * (raft-glue's io_guard, then raft).  It wraps start (to see raft's tick
+ * (raft-glue's io_guard, then raft); it also keeps appends completing in
+ * the order they were submitted, as raft_uv does (see appends_complete).  It wraps start (to see raft's tick
  * and recv callbacks) and the asynchronous methods append, snapshot_put,
  * snapshot_get and send (its own request for each, so it sees the
  * completion).  While the server is stalled a tick, a received message (by
@@ -23,6 +24,7 @@
  * sim_stall_end hands them to the layer above in order.  Nothing about
  * raft's state is read or written here. */
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +62,9 @@ struct stall_req
     struct sim_stall *st;
     struct raft_io *io;
     void *orig;
+    struct stall_req *next; /* appends: the next submitted */
+    bool done;              /* appends: completed, waiting for older ones */
+    int status;
     union {
         raft_io_append_cb append;
         raft_io_snapshot_put_cb put;
@@ -145,22 +150,46 @@ static struct stall_req *wrap(struct sim_stall *st, struct raft_io *io,
     return w;
 }
 
+/* Complete the oldest appends that are done, in the order they were
+ * submitted.  raft_uv completes appends in order and 0.22.1 relies on it
+ * (stepPersistedEntries asserts `index > last_stored`, compiled out in
+ * Debian's build: an older completion after a newer one moves last_stored
+ * back and the follower then waits forever for an append that already
+ * completed); the fixture completes each after its own disk latency, so a
+ * latency lowered between two appends would reorder them. */
+static void appends_complete(struct sim_stall *st)
+{
+    while (st->appends != NULL && st->appends->done) {
+        struct stall_req *w = st->appends;
+        struct raft_io_append *orig = w->orig;
+        raft_io_append_cb cb = w->cb.append;
+        struct raft_io *io = w->io;
+        int status = w->status;
+        st->appends = w->next;
+        if (st->appends == NULL) {
+            st->appends_tail = NULL;
+        }
+        free(w);
+        if (st->on) {
+            struct sim_stall_event *e = push(st, STALL_APPEND, io);
+            e->req = orig;
+            e->cb.append = cb;
+            e->status = status;
+        } else if (cb != NULL) {
+            cb(orig, status);
+        }
+    }
+}
+
 static void append_cb(struct raft_io_append *req, int status)
 {
     struct stall_req *w = req->data;
-    struct sim_stall *st = w->st;
-    struct raft_io_append *orig = w->orig;
-    raft_io_append_cb cb = w->cb.append;
-    struct raft_io *io = w->io;
-    free(w);
-    if (st->on) {
-        struct sim_stall_event *e = push(st, STALL_APPEND, io);
-        e->req = orig;
-        e->cb.append = cb;
-        e->status = status;
-    } else if (cb != NULL) {
-        cb(orig, status);
+    w->done = true;
+    w->status = status;
+    if (w != w->st->appends) {
+        w->st->n_appends_reordered++;
     }
+    appends_complete(w->st);
 }
 
 static int append(struct raft_io *io,
@@ -178,8 +207,15 @@ static int append(struct raft_io *io,
     rv = st->append(io, &w->req.append, entries, n, append_cb);
     if (rv != 0) {
         free(w);
+        return rv;
     }
-    return rv;
+    if (st->appends_tail != NULL) {
+        st->appends_tail->next = w;
+    } else {
+        st->appends = w;
+    }
+    st->appends_tail = w;
+    return 0;
 }
 
 static void put_cb(struct raft_io_snapshot_put *req, int status)
@@ -319,6 +355,10 @@ void sim_stall_begin(struct sim *s, unsigned i)
     st->on = true;
     st->since = raft_fixture_time(&s->f);
     st->n_stalls++;
+    if (s->verbose) {
+        fprintf(stderr, "sim: server %u stalls at %llu ms\n", i,
+                (unsigned long long)st->since);
+    }
 }
 
 void sim_stall_end(struct sim *s, unsigned i)
@@ -327,6 +367,15 @@ void sim_stall_end(struct sim *s, unsigned i)
     assert(st->on);
     st->on = false;
     st->tick_queued = false;
+    if (s->verbose) {
+        unsigned n = 0;
+        for (const struct sim_stall_event *e = st->head; e != NULL;
+             e = e->next) {
+            n++;
+        }
+        fprintf(stderr, "sim: server %u resumes at %llu ms: %u events\n", i,
+                (unsigned long long)raft_fixture_time(&s->f), n);
+    }
     /* The burst: what waited, in order (nothing new is queued meanwhile). */
     while (st->head != NULL) {
         struct sim_stall_event *e = st->head;
@@ -361,5 +410,29 @@ void sim_stall_end(struct sim *s, unsigned i)
                 break;
         }
         free(e);
+    }
+}
+
+/* The random model's stall fault (sim.c), on its own PRNG stream so that
+ * --no-stalls replays the model without it exactly: at most one server
+ * stalled at a time (a quorum keeps running); a stalled one resumes, and
+ * the writes of its burst take 1-2,000 ms (a disk that was stalled too:
+ * its own snapshot's put is then in flight while messages arrive), later
+ * writes 1-60 ms. */
+void sim_stall_fault(struct sim *s)
+{
+    unsigned i = sim_rng_range(&s->stall_rng, 0, N_SERVERS - 1);
+    unsigned burst_ms = sim_rng_range(&s->stall_rng, 1, 2000);
+    unsigned after_ms = sim_rng_range(&s->stall_rng, 1, 60);
+    for (unsigned k = 0; k < N_SERVERS; k++) {
+        if (s->stall[k].on) {
+            raft_fixture_set_disk_latency(&s->f, k, burst_ms);
+            sim_stall_end(s, k);
+            raft_fixture_set_disk_latency(&s->f, k, after_ms);
+            return;
+        }
+    }
+    if (!s->stopped[i]) {
+        sim_stall_begin(s, i);
     }
 }
