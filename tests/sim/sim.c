@@ -359,6 +359,7 @@ void sim_step(struct sim *s, unsigned n)
         raft_fixture_step(&s->f);
         stop_fatal(s);
         check_all(s);
+        sim_stall_step(s);
     }
 }
 
@@ -484,6 +485,7 @@ static void heal(struct sim *s)
     s->apply_fault_server = -1;
     s->meta_fault_server = -1;
     for (unsigned i = 0; i < N_SERVERS; i++) {
+        s->stall[i].armed = false;
         if (s->stall[i].on) {
             sim_stall_end(s, i);
         }
@@ -532,6 +534,19 @@ static bool all_applied(struct raft_fixture *f, void *arg)
     }
     for (unsigned i = 0; i < N_SERVERS; i++) {
         if (!s->stopped[i] && s->pending_on[i] != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Every server stored its whole log. */
+static bool all_stored(struct raft_fixture *f, void *arg)
+{
+    struct sim *s = arg;
+    for (unsigned i = 0; i < N_SERVERS; i++) {
+        struct raft *r = raft_fixture_get(f, i);
+        if (!s->stopped[i] && r->last_stored < raft_last_index(r)) {
             return false;
         }
     }
@@ -636,14 +651,22 @@ void sim_converge(struct sim *s)
     }
     s->failures += s->wl.n_failures;
     s->wl.n_failures = 0;
-    /* Converged, nobody behind: after a few heartbeats (the replies that
-     * carry the followers' last index may still be in flight) no leader
-     * may still keep extra log for a peer's catch-up, and no deposed one
-     * either (snapshot_send.h).  A server stopped for good mid-install is
-     * released only after its settle time, so the check needs every
-     * server up. */
+    /* Converged, nobody behind: once every server has stored what it
+     * applied (a follower reports success only up to its last stored
+     * entry, and an append started on a slow disk before healing, up to
+     * 2,000 ms in the stall bursts, may still be in flight) and after a
+     * few heartbeats (the replies that carry the followers' last index may
+     * still be in flight) no leader may still keep extra log for a peer's
+     * catch-up, and no deposed one either (snapshot_send.h).  A server
+     * stopped for good mid-install is released only after its settle
+     * time, so the check needs every server up. */
     if (s->n_stopped == 0) {
-        raft_time until = raft_fixture_time(&s->f) + 500;
+        raft_time until;
+        if (!raft_fixture_step_until(&s->f, all_stored, s, 5000)) {
+            sim_failf(s, "a server did not store its log within 5 s of "
+                         "convergence");
+        }
+        until = raft_fixture_time(&s->f) + 500;
         while (raft_fixture_time(&s->f) < until && s->failures == 0) {
             sim_step(s, 1);
         }

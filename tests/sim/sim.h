@@ -31,6 +31,7 @@ struct sim_stall
 {
     struct raft_io *io;
     bool on;
+    bool armed;      /* random model: stall when about to snapshot */
     raft_time since; /* virtual time the stall began */
     /* The fixture's methods, below the layer. */
     int (*start)(struct raft_io *io,
@@ -138,9 +139,15 @@ void sim_stall_begin(struct sim *s, unsigned i);
 /* It resumes: everything that waited is handed to raft now, in order. */
 void sim_stall_end(struct sim *s, unsigned i);
 
+/* Server i is a follower holding entries whose commit, once it learns
+ * it, crosses its snapshot threshold. */
+bool sim_stall_at_threshold(struct sim *s, unsigned i);
 /* The random model's stall fault: resume the stalled server, or stall
- * one (at most one at a time). */
+ * one now or when it is about to cross its snapshot threshold (at most
+ * one at a time). */
 void sim_stall_fault(struct sim *s);
+/* After each fixture step: begin an armed stall whose moment came. */
+void sim_stall_step(struct sim *s);
 
 /* --no-trailing-hold (sim.c): raft-glue's trailing hold off. */
 extern bool sim_no_trailing_hold;

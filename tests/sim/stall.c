@@ -352,6 +352,7 @@ void sim_stall_begin(struct sim *s, unsigned i)
 {
     struct sim_stall *st = &s->stall[i];
     assert(!st->on);
+    st->armed = false;
     st->on = true;
     st->since = raft_fixture_time(&s->f);
     st->n_stalls++;
@@ -413,17 +414,31 @@ void sim_stall_end(struct sim *s, unsigned i)
     }
 }
 
+bool sim_stall_at_threshold(struct sim *s, unsigned i)
+{
+    struct raft *r = raft_fixture_get(&s->f, i);
+    raft_index snap = s->guard[i].anchor.index;
+    unsigned th = r->legacy.snapshot_threshold;
+    return raft_state(r) == RAFT_FOLLOWER && !r->legacy.snapshot_taking &&
+           raft_commit_index(r) < snap + th &&
+           raft_last_index(r) >= snap + th;
+}
+
 /* The random model's stall fault (sim.c), on its own PRNG stream so that
  * --no-stalls replays the model without it exactly: at most one server
- * stalled at a time (a quorum keeps running); a stalled one resumes, and
- * the writes of its burst take 1-2,000 ms (a disk that was stalled too:
- * its own snapshot's put is then in flight while messages arrive), later
- * writes 1-60 ms. */
+ * stalled (or armed) at a time, so a quorum keeps running.  A stall
+ * begins now, or (half the time) is armed to begin at the first step at
+ * which that server is a follower about to cross its snapshot threshold
+ * (sim_stall_step; issue 15's trigger).  A stalled server resumes at the
+ * next stall fault; the writes of its burst take 1-2,000 ms (a disk that
+ * stalled too: its own snapshot's put is then in flight while messages
+ * arrive), later writes 1-60 ms. */
 void sim_stall_fault(struct sim *s)
 {
     unsigned i = sim_rng_range(&s->stall_rng, 0, N_SERVERS - 1);
     unsigned burst_ms = sim_rng_range(&s->stall_rng, 1, 2000);
     unsigned after_ms = sim_rng_range(&s->stall_rng, 1, 60);
+    bool armed = sim_rng_chance(&s->stall_rng, 50);
     for (unsigned k = 0; k < N_SERVERS; k++) {
         if (s->stall[k].on) {
             raft_fixture_set_disk_latency(&s->f, k, burst_ms);
@@ -431,8 +446,26 @@ void sim_stall_fault(struct sim *s)
             raft_fixture_set_disk_latency(&s->f, k, after_ms);
             return;
         }
+        if (s->stall[k].armed) {
+            return; /* not reached yet: let it */
+        }
     }
-    if (!s->stopped[i]) {
+    if (s->stopped[i]) {
+        return;
+    }
+    if (armed) {
+        s->stall[i].armed = true;
+    } else {
         sim_stall_begin(s, i);
+    }
+}
+
+void sim_stall_step(struct sim *s)
+{
+    for (unsigned i = 0; i < N_SERVERS; i++) {
+        if (s->stall[i].armed && sim_stall_at_threshold(s, i)) {
+            s->stall[i].armed = false;
+            sim_stall_begin(s, i);
+        }
     }
 }

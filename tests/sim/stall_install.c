@@ -80,18 +80,6 @@ static void run_for(struct sim *s, unsigned to, raft_time ms, bool *parked)
     }
 }
 
-/* The follower holds entries whose commit, once it learns it, crosses its
- * snapshot threshold: the moment to stall it. */
-static bool at_threshold(struct sim *s, unsigned to)
-{
-    struct raft *r = raft_fixture_get(&s->f, to);
-    raft_index snap = s->guard[to].anchor.index;
-    unsigned th = r->legacy.snapshot_threshold;
-    return raft_state(r) == RAFT_FOLLOWER && !r->legacy.snapshot_taking &&
-           raft_commit_index(r) < snap + th &&
-           raft_last_index(r) >= snap + th;
-}
-
 void sim_stall_install_scenario(struct sim *s)
 {
     struct raft *fr;
@@ -115,14 +103,14 @@ void sim_stall_install_scenario(struct sim *s)
     fr = raft_fixture_get(&s->f, to);
     /* Write until the follower is about to cross its threshold. */
     for (raft_time t0 = raft_fixture_time(&s->f);
-         !at_threshold(s, to) && s->failures == 0 &&
+         !sim_stall_at_threshold(s, to) && s->failures == 0 &&
          raft_fixture_time(&s->f) < t0 + STALL_SETUP_MS;) {
         sim_propose_some(s);
-        for (unsigned k = 0; k < 4 && !at_threshold(s, to); k++) {
+        for (unsigned k = 0; k < 4 && !sim_stall_at_threshold(s, to); k++) {
             sim_step(s, 1);
         }
     }
-    if (!at_threshold(s, to) || sim_leader_of(s) != l) {
+    if (!sim_stall_at_threshold(s, to) || sim_leader_of(s) != l) {
         sim_failf(s, "stall-install: follower %u never about to cross its "
                      "snapshot threshold under leader %d",
                   to, l);
