@@ -15,14 +15,15 @@
  * snapshot").
  *
  * How: a layer between the fixture's raft_io and everything above it
- * (raft-glue's io_guard, then raft); it also keeps appends completing in
- * the order they were submitted, as raft_uv does (see appends_complete).  It wraps start (to see raft's tick
+ * (raft-glue's io_guard, then raft).  It wraps start (to see raft's tick
  * and recv callbacks) and the asynchronous methods append, snapshot_put,
  * snapshot_get and send (its own request for each, so it sees the
  * completion).  While the server is stalled a tick, a received message (by
  * value: it owns its entries or snapshot data) or a completion is queued;
- * sim_stall_end hands them to the layer above in order.  Nothing about
- * raft's state is read or written here. */
+ * sim_stall_end hands them to the layer above in order.  The layer also
+ * completes appends in the order they were submitted, as raft_uv does
+ * (appends_complete).  It reads raft's state only to choose when an armed
+ * stall of the random model begins (sim_stall_at_threshold). */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
