@@ -148,7 +148,8 @@ static bool sim_no_stalls;          /* --no-stalls */
 static unsigned long total_io_faults, total_stopped, total_snapshots;
 /* Snapshot interleavings reached (io_guard's counters, stall.c's). */
 static unsigned long total_stalls, total_held, total_replaced,
-    total_install_dropped, total_reordered;
+    total_install_dropped, total_reordered, total_stalls_leader,
+    total_stalls_taking, total_stalls_installing;
 
 struct applied_arg
 {
@@ -485,7 +486,7 @@ static void heal(struct sim *s)
     s->apply_fault_server = -1;
     s->meta_fault_server = -1;
     for (unsigned i = 0; i < N_SERVERS; i++) {
-        s->stall[i].armed = false;
+        s->stall[i].armed = SIM_STALL_NOW;
         if (s->stall[i].on) {
             sim_stall_end(s, i);
         }
@@ -858,6 +859,9 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
             continue; /* the scenarios report their own */
         }
         total_stalls += s->stall[i].n_stalls;
+        total_stalls_leader += s->stall[i].n_stalls_leader;
+        total_stalls_taking += s->stall[i].n_stalls_taking;
+        total_stalls_installing += s->stall[i].n_stalls_installing;
         total_held += s->guard[i].n_install_held;
         total_replaced += s->guard[i].n_install_replaced;
         total_install_dropped += s->guard[i].n_install_dropped;
@@ -987,10 +991,13 @@ int main(int argc, char **argv)
     printf("sim: %" PRIu64 " seeds from %" PRIu64 ", %u steps each: %u failed "
            "(%lu I/O faults injected, %lu servers stopped by one, %lu "
            "snapshots, %lu appends put back in order; random model: %lu "
-           "stalls, InstallSnapshots held during a local snapshot %lu "
-           "(%lu replaced by a newer), dropped during an install %lu)\n",
+           "stalls (%lu of a leader, %lu during its own snapshot's put, "
+           "%lu during an install's), InstallSnapshots held during a local "
+           "snapshot %lu (%lu replaced by a newer), dropped during an "
+           "install %lu)\n",
            n, from, steps, failed, total_io_faults, total_stopped,
-           total_snapshots, total_reordered, total_stalls, total_held,
-           total_replaced, total_install_dropped);
+           total_snapshots, total_reordered, total_stalls,
+           total_stalls_leader, total_stalls_taking, total_stalls_installing,
+           total_held, total_replaced, total_install_dropped);
     return failed == 0 ? 0 : 1;
 }

@@ -27,11 +27,18 @@ struct sim_install_copy
 /* stall.c: one server's stall layer (see there). */
 struct sim_stall_event;
 struct stall_req;
+/* When an armed stall of the random model begins (NOW: not armed). */
+enum sim_stall_when {
+    SIM_STALL_NOW = 0,
+    SIM_STALL_AT_THRESHOLD, /* a follower about to cross its threshold */
+    SIM_STALL_TAKING,       /* its own snapshot's put in flight */
+    SIM_STALL_INSTALLING,   /* an install's put in flight */
+};
 struct sim_stall
 {
     struct raft_io *io;
     bool on;
-    bool armed;      /* random model: stall when about to snapshot */
+    enum sim_stall_when armed; /* random model: stall at that moment */
     raft_time since; /* virtual time the stall began */
     /* The fixture's methods, below the layer. */
     int (*start)(struct raft_io *io,
@@ -62,6 +69,9 @@ struct sim_stall
     struct stall_req *appends, *appends_tail; /* in flight, oldest first */
     unsigned long n_appends_reordered; /* completed before an older one */
     unsigned long n_stalls;
+    unsigned long n_stalls_leader;     /* ...of a leader */
+    unsigned long n_stalls_taking;     /* ...while its own snapshot's put */
+    unsigned long n_stalls_installing; /* ...while an install's put */
     unsigned long n_deferred;        /* events deferred */
     unsigned long n_installs_queued; /* InstallSnapshots among them */
 };
@@ -143,8 +153,7 @@ void sim_stall_end(struct sim *s, unsigned i);
  * it, crosses its snapshot threshold. */
 bool sim_stall_at_threshold(struct sim *s, unsigned i);
 /* The random model's stall fault: resume the stalled server, or stall
- * one now or when it is about to cross its snapshot threshold (at most
- * one at a time). */
+ * one now or at a moment of its snapshots (at most one at a time). */
 void sim_stall_fault(struct sim *s);
 /* After each fixture step: begin an armed stall whose moment came. */
 void sim_stall_step(struct sim *s);

@@ -23,7 +23,8 @@
  * sim_stall_end hands them to the layer above in order.  The layer also
  * completes appends in the order they were submitted, as raft_uv does
  * (appends_complete).  It reads raft's state only to choose when an armed
- * stall of the random model begins (sim_stall_at_threshold). */
+ * stall of the random model begins (sim_stall_at_threshold) and to count
+ * what a stall interrupted. */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -353,10 +354,15 @@ void sim_stall_begin(struct sim *s, unsigned i)
 {
     struct sim_stall *st = &s->stall[i];
     assert(!st->on);
-    st->armed = false;
+    struct raft *r = raft_fixture_get(&s->f, i);
+    st->armed = SIM_STALL_NOW;
     st->on = true;
     st->since = raft_fixture_time(&s->f);
     st->n_stalls++;
+    /* What the model reaches (the summary line). */
+    st->n_stalls_leader += raft_state(r) == RAFT_LEADER ? 1 : 0;
+    st->n_stalls_taking += r->legacy.snapshot_taking ? 1 : 0;
+    st->n_stalls_installing += r->snapshot.installing ? 1 : 0;
     if (s->verbose) {
         fprintf(stderr, "sim: server %u stalls at %llu ms\n", i,
                 (unsigned long long)st->since);
@@ -425,21 +431,42 @@ bool sim_stall_at_threshold(struct sim *s, unsigned i)
            raft_last_index(r) >= snap + th;
 }
 
+/* Whether server i is at the moment an armed stall waits for. */
+static bool moment(struct sim *s, unsigned i, enum sim_stall_when when)
+{
+    struct raft *r = raft_fixture_get(&s->f, i);
+    switch (when) {
+        case SIM_STALL_AT_THRESHOLD:
+            return sim_stall_at_threshold(s, i);
+        case SIM_STALL_TAKING:
+            return r->legacy.snapshot_taking;
+        case SIM_STALL_INSTALLING:
+            return r->snapshot.installing;
+        case SIM_STALL_NOW:
+            break;
+    }
+    return true;
+}
+
 /* The random model's stall fault (sim.c), on its own PRNG stream so that
  * --no-stalls replays the model without it exactly: at most one server
  * stalled (or armed) at a time, so a quorum keeps running.  A stall
- * begins now, or (half the time) is armed to begin at the first step at
+ * begins now (half the time), or is armed to begin at the first step at
  * which that server is a follower about to cross its snapshot threshold
- * (sim_stall_step; issue 15's trigger).  A stalled server resumes at the
- * next stall fault; the writes of its burst take 1-2,000 ms (a disk that
+ * (issue 15's trigger), is putting a snapshot of its own, or is putting
+ * an install (sim_stall_step).  A stalled server resumes at the next
+ * stall fault; the writes of its burst take 1-2,000 ms (a disk that
  * stalled too: its own snapshot's put is then in flight while messages
  * arrive), later writes 1-60 ms. */
 void sim_stall_fault(struct sim *s)
 {
+    static const enum sim_stall_when armed[] = {
+        SIM_STALL_NOW,     SIM_STALL_NOW,         SIM_STALL_NOW,
+        SIM_STALL_AT_THRESHOLD, SIM_STALL_TAKING, SIM_STALL_INSTALLING};
     unsigned i = sim_rng_range(&s->stall_rng, 0, N_SERVERS - 1);
     unsigned burst_ms = sim_rng_range(&s->stall_rng, 1, 2000);
     unsigned after_ms = sim_rng_range(&s->stall_rng, 1, 60);
-    bool armed = sim_rng_chance(&s->stall_rng, 50);
+    enum sim_stall_when when = armed[sim_rng_range(&s->stall_rng, 0, 5)];
     for (unsigned k = 0; k < N_SERVERS; k++) {
         if (s->stall[k].on) {
             raft_fixture_set_disk_latency(&s->f, k, burst_ms);
@@ -447,15 +474,15 @@ void sim_stall_fault(struct sim *s)
             raft_fixture_set_disk_latency(&s->f, k, after_ms);
             return;
         }
-        if (s->stall[k].armed) {
+        if (s->stall[k].armed != SIM_STALL_NOW) {
             return; /* not reached yet: let it */
         }
     }
     if (s->stopped[i]) {
         return;
     }
-    if (armed) {
-        s->stall[i].armed = true;
+    if (when != SIM_STALL_NOW) {
+        s->stall[i].armed = when;
     } else {
         sim_stall_begin(s, i);
     }
@@ -464,8 +491,8 @@ void sim_stall_fault(struct sim *s)
 void sim_stall_step(struct sim *s)
 {
     for (unsigned i = 0; i < N_SERVERS; i++) {
-        if (s->stall[i].armed && sim_stall_at_threshold(s, i)) {
-            s->stall[i].armed = false;
+        if (s->stall[i].armed != SIM_STALL_NOW &&
+            moment(s, i, s->stall[i].armed)) {
             sim_stall_begin(s, i);
         }
     }
