@@ -268,6 +268,12 @@ int sim_leader_of(struct sim *s)
     return -1;
 }
 
+bool sim_has_leader(struct raft_fixture *f, void *arg)
+{
+    (void)f;
+    return sim_leader_of(arg) >= 0;
+}
+
 void sim_propose_some(struct sim *s)
 {
     int l = sim_leader_of(s);

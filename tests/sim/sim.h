@@ -130,6 +130,8 @@ void sim_failf(struct sim *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* The live leader's fixture index, or -1. */
 int sim_leader_of(struct sim *s);
+/* raft_fixture_step_until predicate (arg: the sim): a live leader. */
+bool sim_has_leader(struct raft_fixture *f, void *arg);
 /* Submit a few workload commands on the leader, if any. */
 void sim_propose_some(struct sim *s);
 /* n fixture steps, checking invariants after each. */

@@ -38,12 +38,6 @@
 
 static unsigned long total_held, total_parked, total_reached, total_queued;
 
-static bool has_leader(struct raft_fixture *f, void *arg)
-{
-    (void)f;
-    return sim_leader_of(arg) >= 0;
-}
-
 /* Raft parked an InstallSnapshot in legacy.snapshot_pending (the hold is
  * off): say so now, the process dies when the local put completes. */
 static void check_parked(struct sim *s, unsigned to, bool *parked)
@@ -94,7 +88,7 @@ void sim_stall_install_scenario(struct sim *s)
         raft_fixture_set_network_latency(&s->f, i, STALL_NETWORK_MS);
         raft_fixture_set_disk_latency(&s->f, i, STALL_DISK_MS);
     }
-    if (!raft_fixture_step_until(&s->f, has_leader, s, 20000)) {
+    if (!raft_fixture_step_until(&s->f, sim_has_leader, s, 20000)) {
         sim_failf(s, "stall-install: no leader");
         return;
     }
