@@ -1,7 +1,7 @@
 /* kyufu deterministic simulation: the real FSM adapter, group committer and
  * LMDB state machine on libraft's in-memory fixture cluster (virtual time),
- * with kills, stalls, partitions, latencies, I/O faults, leadership transfers and
- * snapshots/installs, all driven by one seeded PRNG.  A failing seed prints
+ * with kills, stalls, partitions, latencies, I/O faults, leadership
+ * transfers and snapshots/installs, all driven by one seeded PRNG.  A failing seed prints
  * the command that replays it exactly.
  *
  *   kyufu-sim                      200 seeds from 1 (the default suite)
@@ -9,8 +9,9 @@
  *   kyufu-sim --seeds N --from S   N seeds from S (long mode)
  *   kyufu-sim --steps K            workload steps per seed
  *   kyufu-sim --no-io-faults       no I/O faults (same seeds, other runs)
- *   kyufu-sim --no-stalls          no stall faults (stall.c; the model as
- *                                  it was before them, same runs)
+ *   kyufu-sim --no-stalls          no stall faults (stall.c; they draw
+ *                                  from their own stream, so the other
+ *                                  faults draw the same numbers)
  *   kyufu-sim --failover [--seed S] only the failover-latency scenario
  *                                  (also run on 20 seeds by default)
  *   kyufu-sim --install [--seed S]  only the snapshot-install scenario

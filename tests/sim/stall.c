@@ -449,7 +449,7 @@ static bool moment(struct sim *s, unsigned i, enum sim_stall_when when)
 }
 
 /* The random model's stall fault (sim.c), on its own PRNG stream so that
- * --no-stalls replays the model without it exactly: at most one server
+ * with --no-stalls the other faults draw the same numbers: at most one server
  * stalled (or armed) at a time, so a quorum keeps running.  A stall
  * begins now (half the time), or is armed to begin at the first step at
  * which that server is a follower about to cross its snapshot threshold
