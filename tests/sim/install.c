@@ -75,12 +75,6 @@ void sim_install_setup(struct sim *s, unsigned i)
     r->io->send = counting_send;
 }
 
-static bool has_leader(struct raft_fixture *f, void *arg)
-{
-    (void)f;
-    return sim_leader_of(arg) >= 0;
-}
-
 /* The follower applied what the leader had committed at its return (the
  * leader keeps committing; full convergence is checked after the scenario
  * by sim_converge). */
@@ -102,7 +96,7 @@ void sim_install_scenario(struct sim *s)
         /* Longer than the install takes: no copy counts as lost here. */
         s->guard[i].snapshot_send.settle_ms = 10 * INSTALL_CATCH_UP_MS;
     }
-    if (!raft_fixture_step_until(&s->f, has_leader, s, 20000)) {
+    if (!raft_fixture_step_until(&s->f, sim_has_leader, s, 20000)) {
         sim_failf(s, "install: no leader");
         return;
     }

@@ -1,7 +1,7 @@
 /* kyufu deterministic simulation: the real FSM adapter, group committer and
  * LMDB state machine on libraft's in-memory fixture cluster (virtual time),
- * with kills, partitions, latencies, I/O faults, leadership transfers and
- * snapshots/installs, all driven by one seeded PRNG.  A failing seed prints
+ * with kills, stalls, partitions, latencies, I/O faults, leadership
+ * transfers and snapshots/installs, all driven by one seeded PRNG.  A failing seed prints
  * the command that replays it exactly.
  *
  *   kyufu-sim                      200 seeds from 1 (the default suite)
@@ -9,11 +9,20 @@
  *   kyufu-sim --seeds N --from S   N seeds from S (long mode)
  *   kyufu-sim --steps K            workload steps per seed
  *   kyufu-sim --no-io-faults       no I/O faults (same seeds, other runs)
+ *   kyufu-sim --no-stalls          no stall faults (stall.c; they draw
+ *                                  from their own stream, so the other
+ *                                  faults draw the same numbers)
  *   kyufu-sim --failover [--seed S] only the failover-latency scenario
  *                                  (also run on 20 seeds by default)
  *   kyufu-sim --install [--seed S]  only the snapshot-install scenario
  *                                  (also run on 10 seeds by default, 2
  *                                  under ASan)
+ *   kyufu-sim --stall-install [--seed S] only the stall-install scenario
+ *                                  (issue 15; also run on 20 seeds by
+ *                                  default, 2 under ASan)
+ *   kyufu-sim --no-install-hold    io_guard hands raft an InstallSnapshot
+ *                                  that arrives during a local snapshot
+ *                                  (libraft 0.22.1 then segfaults)
  *   kyufu-sim --no-snapshot-gate   send every InstallSnapshot raft asks for
  *                                  (0.22.1's re-sends; snapshot_send.h)
  *   kyufu-sim --no-trailing-hold   leader compacts as configured during an
@@ -134,8 +143,14 @@ static bool sim_io_faults_anywhere; /* --io-faults-anywhere */
 static bool sim_io_faults_off;      /* --no-io-faults */
 static bool sim_no_snapshot_gate;   /* --no-snapshot-gate */
 bool sim_no_trailing_hold;          /* --no-trailing-hold */
+bool sim_no_install_hold;           /* --no-install-hold */
 /* Totals over all seeds, for the summary line. */
+static bool sim_no_stalls;          /* --no-stalls */
 static unsigned long total_io_faults, total_stopped, total_snapshots;
+/* Snapshot interleavings reached (io_guard's counters, stall.c's). */
+static unsigned long total_stalls, total_held, total_replaced,
+    total_install_dropped, total_reordered, total_stalls_leader,
+    total_stalls_taking, total_stalls_installing;
 
 struct applied_arg
 {
@@ -254,6 +269,12 @@ int sim_leader_of(struct sim *s)
     return -1;
 }
 
+bool sim_has_leader(struct raft_fixture *f, void *arg)
+{
+    (void)f;
+    return sim_leader_of(arg) >= 0;
+}
+
 void sim_propose_some(struct sim *s)
 {
     int l = sim_leader_of(s);
@@ -346,6 +367,7 @@ void sim_step(struct sim *s, unsigned n)
         raft_fixture_step(&s->f);
         stop_fatal(s);
         check_all(s);
+        sim_stall_step(s);
     }
 }
 
@@ -471,6 +493,10 @@ static void heal(struct sim *s)
     s->apply_fault_server = -1;
     s->meta_fault_server = -1;
     for (unsigned i = 0; i < N_SERVERS; i++) {
+        s->stall[i].armed = SIM_STALL_NOW;
+        if (s->stall[i].on) {
+            sim_stall_end(s, i);
+        }
         if (!raft_fixture_alive(&s->f, i) && !s->stopped[i]) {
             sim_revive(s, i);
         }
@@ -522,6 +548,19 @@ static bool all_applied(struct raft_fixture *f, void *arg)
     return true;
 }
 
+/* Every server stored its whole log. */
+static bool all_stored(struct raft_fixture *f, void *arg)
+{
+    struct sim *s = arg;
+    for (unsigned i = 0; i < N_SERVERS; i++) {
+        struct raft *r = raft_fixture_get(f, i);
+        if (!s->stopped[i] && r->last_stored < raft_last_index(r)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 void sim_converge(struct sim *s)
 {
     uint8_t d0[32];
@@ -537,6 +576,17 @@ void sim_converge(struct sim *s)
          round++) {
         done = raft_fixture_step_until(&s->f, all_applied, s, 10000);
         if (!done) {
+            /* raft draws a new election timeout in [T, 2T) at every timer
+             * reset; the fixture pins each server's to 1,000 + 100 * its
+             * index, so two servers can stay in phase for ever: a real
+             * candidate whose log is behind times out together with the
+             * up-to-date follower, whose pre-vote it defeats every round
+             * by bumping its term (seed 1199 after stalls were added,
+             * 120 s without a leader).  Draw them again, from the seed. */
+            for (unsigned i = 0; i < N_SERVERS; i++) {
+                raft_fixture_set_randomized_election_timeout(
+                    &s->f, i, sim_rng_range(&s->rng, 1000, 1999));
+            }
             for (unsigned k = 0; k < 8; k++) {
                 sim_propose_some(s);
                 sim_step(s, 20);
@@ -620,14 +670,22 @@ void sim_converge(struct sim *s)
     }
     s->failures += s->wl.n_failures;
     s->wl.n_failures = 0;
-    /* Converged, nobody behind: after a few heartbeats (the replies that
-     * carry the followers' last index may still be in flight) no leader
-     * may still keep extra log for a peer's catch-up, and no deposed one
-     * either (snapshot_send.h).  A server stopped for good mid-install is
-     * released only after its settle time, so the check needs every
-     * server up. */
+    /* Converged, nobody behind: once every server has stored what it
+     * applied (a follower reports success only up to its last stored
+     * entry, and an append started on a slow disk before healing, up to
+     * 2,000 ms in the stall bursts, may still be in flight) and after a
+     * few heartbeats (the replies that carry the followers' last index may
+     * still be in flight) no leader may still keep extra log for a peer's
+     * catch-up, and no deposed one either (snapshot_send.h).  A server
+     * stopped for good mid-install is released only after its settle
+     * time, so the check needs every server up. */
     if (s->n_stopped == 0) {
-        raft_time until = raft_fixture_time(&s->f) + 500;
+        raft_time until;
+        if (!raft_fixture_step_until(&s->f, all_stored, s, 5000)) {
+            sim_failf(s, "a server did not store its log within 5 s of "
+                         "convergence");
+        }
+        until = raft_fixture_time(&s->f) + 500;
         while (raft_fixture_time(&s->f) < until && s->failures == 0) {
             sim_step(s, 1);
         }
@@ -658,7 +716,9 @@ static int rm_rf(const char *path)
     return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-enum scenario { RANDOM, FAILOVER, INSTALL };
+enum scenario { RANDOM, FAILOVER, INSTALL, STALL_INSTALL };
+static const char *const scenario_flag[] = {"", "--failover", "--install",
+                                            "--stall-install"};
 
 static int run_seed(uint64_t seed, unsigned steps, bool verbose,
                     enum scenario scenario)
@@ -672,6 +732,7 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
     s->seed = seed;
     s->verbose = verbose;
     sim_rng_seed(&s->rng, seed);
+    sim_rng_seed(&s->stall_rng, seed ^ UINT64_C(0x5157a11));
     wl_init(&s->wl, &s->rng);
     snprintf(s->dir, sizeof s->dir, "/tmp/kyufu-sim-XXXXXX");
     if (mkdtemp(s->dir) == NULL) {
@@ -718,7 +779,9 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
         fixture_truncate = r->io->truncate;
         r->io->truncate = sim_truncate;
         sim_install_setup(s, i);
+        sim_stall_setup(s, i);
         glue__io_guard_wrap(&s->guard[i], r, on_guard_failed, &applied_args[i]);
+        s->guard[i].hold_install = !sim_no_install_hold;
         s->guard[i].inject = on_guard_inject;
         /* A copy lost silently (partition, saturation) is re-sent after
          * this much virtual time. */
@@ -768,12 +831,17 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
         if (sim_rng_chance(&s->rng, 6)) {
             fault(s);
         }
+        if (!sim_no_stalls && sim_rng_chance(&s->stall_rng, 3)) {
+            sim_stall_fault(s);
+        }
         sim_step(s, sim_rng_range(&s->rng, 1, 8));
     }
     if (scenario == FAILOVER) {
         sim_failover_scenario(s);
     } else if (scenario == INSTALL) {
         sim_install_scenario(s);
+    } else if (scenario == STALL_INSTALL) {
+        sim_stall_install_scenario(s);
     }
     if (s->failures == 0) {
         sim_converge(s);
@@ -804,8 +872,25 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
     total_stopped += s->n_stopped;
     for (unsigned i = 0; i < N_SERVERS; i++) {
         total_snapshots += s->fsm_state[i].n_snapshots;
+        total_reordered += s->stall[i].n_appends_reordered;
+        if (scenario != RANDOM) {
+            continue; /* the scenarios report their own */
+        }
+        total_stalls += s->stall[i].n_stalls;
+        total_stalls_leader += s->stall[i].n_stalls_leader;
+        total_stalls_taking += s->stall[i].n_stalls_taking;
+        total_stalls_installing += s->stall[i].n_stalls_installing;
+        total_held += s->guard[i].n_install_held;
+        total_replaced += s->guard[i].n_install_replaced;
+        total_install_dropped += s->guard[i].n_install_dropped;
     }
-    /* Teardown: fail what is queued, close raft (its callbacks fire). */
+    /* Teardown: a stalled server resumes (what waited is handed to raft),
+     * fail what is queued, close raft (its callbacks fire). */
+    for (unsigned i = 0; i < N_SERVERS; i++) {
+        if (s->stall[i].on) {
+            sim_stall_end(s, i);
+        }
+    }
     for (unsigned i = 0; i < N_SERVERS; i++) {
         kyufu_proposer__close(&s->prop[i], KYUFU_GLUE_ESHUTDOWN);
     }
@@ -835,8 +920,12 @@ int main(int argc, char **argv)
     enum scenario only = RANDOM; /* RANDOM: all, else that one alone */
     uint64_t n_failover = 20;
     uint64_t n_install = SIM_ASAN ? 2 : 10; /* ~15 s CPU each under ASan */
+    uint64_t n_stall_install = SIM_ASAN ? 2 : 20; /* ~35 s CPU each under ASan */
     unsigned failed = 0;
 
+    if (!SIM_ASAN) {
+        sim_crash_reporter_install();
+    }
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
             from = strtoull(argv[++i], NULL, 10);
@@ -852,6 +941,12 @@ int main(int argc, char **argv)
             only = FAILOVER;
         } else if (strcmp(argv[i], "--install") == 0) {
             only = INSTALL;
+        } else if (strcmp(argv[i], "--stall-install") == 0) {
+            only = STALL_INSTALL;
+        } else if (strcmp(argv[i], "--no-install-hold") == 0) {
+            sim_no_install_hold = true;
+        } else if (strcmp(argv[i], "--no-stalls") == 0) {
+            sim_no_stalls = true;
         } else if (strcmp(argv[i], "--no-io-faults") == 0) {
             sim_io_faults_off = true;
         } else if (strcmp(argv[i], "--no-snapshot-gate") == 0) {
@@ -863,9 +958,10 @@ int main(int argc, char **argv)
         } else {
             fprintf(stderr,
                     "usage: %s [--seed S | --seeds N --from S] [--steps K] "
-                    "[--io-faults-anywhere | --no-io-faults] "
-                    "[--failover | --install] [--no-snapshot-gate] "
-                    "[--no-trailing-hold]\n",
+                    "[--io-faults-anywhere | --no-io-faults] [--no-stalls] "
+                    "[--failover | --install | --stall-install] "
+                    "[--no-snapshot-gate] [--no-trailing-hold] "
+                    "[--no-install-hold]\n",
                     argv[0]);
             return 2;
         }
@@ -880,8 +976,10 @@ int main(int argc, char **argv)
         }
     }
     /* The scenarios: by default on their own seeds after the others. */
-    for (enum scenario sc = FAILOVER; sc <= INSTALL; sc++) {
-        uint64_t ns = sc == FAILOVER ? n_failover : n_install;
+    for (enum scenario sc = FAILOVER; sc <= STALL_INSTALL; sc++) {
+        uint64_t ns = sc == FAILOVER  ? n_failover
+                      : sc == INSTALL ? n_install
+                                      : n_stall_install;
         unsigned sc_failed = 0;
         if (only != sc && (only != RANDOM || single)) {
             continue;
@@ -895,22 +993,29 @@ int main(int argc, char **argv)
                 fprintf(stderr,
                         "sim: %s seed %" PRIu64 " FAILED; replay with: "
                         "%s %s --seed %" PRIu64 "\n",
-                        sc == FAILOVER ? "failover" : "install", seed,
-                        argv[0], sc == FAILOVER ? "--failover" : "--install",
-                        seed);
+                        scenario_flag[sc] + 2, seed, argv[0],
+                        scenario_flag[sc], seed);
             }
         }
         if (sc == FAILOVER) {
             sim_failover_report(ns, sc_failed);
-        } else {
+        } else if (sc == INSTALL) {
             sim_install_report(ns, sc_failed);
+        } else if (!sim_stall_install_report(ns, sc_failed)) {
+            sc_failed++;
         }
         failed += sc_failed;
     }
     printf("sim: %" PRIu64 " seeds from %" PRIu64 ", %u steps each: %u failed "
            "(%lu I/O faults injected, %lu servers stopped by one, %lu "
-           "snapshots)\n",
+           "snapshots, %lu appends put back in order; random model: %lu "
+           "stalls (%lu of a leader, %lu during its own snapshot's put, "
+           "%lu during an install's), InstallSnapshots held during a local "
+           "snapshot %lu (%lu replaced by a newer), dropped during an "
+           "install %lu)\n",
            n, from, steps, failed, total_io_faults, total_stopped,
-           total_snapshots);
+           total_snapshots, total_reordered, total_stalls,
+           total_stalls_leader, total_stalls_taking, total_stalls_installing,
+           total_held, total_replaced, total_install_dropped);
     return failed == 0 ? 0 : 1;
 }
