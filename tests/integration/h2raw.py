@@ -97,6 +97,9 @@ class Conn:
     def flush(self):
         data = self.h2.data_to_send()
         if data:
+            # pump() leaves a short read timeout; a write waits longer for
+            # a server that reads slowly (a loaded machine).
+            self.sock.settimeout(30.0)
             self.sock.sendall(data)
 
     def close(self):
