@@ -721,6 +721,9 @@ static int on_data_chunk(nghttp2_session *session,
         if (n > len) {
             n = len;
         }
+        if (n == 0 && s->msg_got < s->msg_len) {
+            break; /* the prefix alone so far: s->msg may still be NULL */
+        }
         if (s->msg_got + n > s->msg_cap) {
             /* Grow by doubling, to what has arrived at least, to the
              * announced length at most: a prefix alone reserves nothing. */
