@@ -63,6 +63,11 @@ RECEIVE_S = 30.0     # KYUFU_GRPC_REQUEST_RECEIVE_MS_MAX
 HANDSHAKE_S = 10.0   # KYUFU_API_HANDSHAKE_TIMEOUT_MS_DEFAULT
 WINDOW = 20 << 20    # KYUFU_GRPC_CONNECTION_WINDOW_BYTES
 RSS_GROWTH_MAX = 60 << 20
+# Under AddressSanitizer freed blocks stay resident in its quarantine (the
+# buffers' doublings, every refused connection's TLS state), and blocks
+# carry redzones: measured +80 MiB there against +25..27 MiB plain.  Still
+# below what holding the 100 MiB attempted would take.
+RSS_GROWTH_MAX_ASAN = 160 << 20
 LOG_BURST = 10       # KYUFU_NODE_REFUSAL_LOG_BURST per reason per 10 s
 # Late-deadline slack: a loaded 2-core machine running an ASan build.
 LATE_S = 8.0
@@ -120,6 +125,11 @@ def check_nodes(c, what, stopped_on_purpose=()):
             if r.get("msg") == "stopping":
                 assert i in stopped_on_purpose and r.get("reason") == \
                     "SIGTERM", "node %d stopping after %s: %s" % (i, what, r)
+
+
+def under_asan(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
 
 
 def rss_bytes(pid):
@@ -738,8 +748,9 @@ def main():
         print("node RSS: baseline %.1f MiB, peak %.1f MiB (+%.1f MiB)"
               % (baseline / 2**20, peak / 2**20, (peak - baseline) / 2**20))
         print("tls scan:", scan)
-        assert peak - baseline < RSS_GROWTH_MAX, \
-            "node RSS grew by %.1f MiB" % ((peak - baseline) / 2**20)
+        bound = RSS_GROWTH_MAX_ASAN if under_asan(pid) else RSS_GROWTH_MAX
+        assert peak - baseline < bound, "node RSS grew by %.1f MiB (bound " \
+            "%d MiB)" % ((peak - baseline) / 2**20, bound >> 20)
 
         # The good client: every call answered in time, during every case.
         assert not good.failures, good.failures[:5]
