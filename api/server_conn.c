@@ -721,8 +721,9 @@ static int on_data_chunk(nghttp2_session *session,
         if (n > len) {
             n = len;
         }
-        if (n == 0 && s->msg_got < s->msg_len) {
-            break; /* the prefix alone so far: s->msg may still be NULL */
+        if (n == 0 && s->msg_len > 0) {
+            break; /* the prefix ended this chunk: nothing to copy yet
+                      (and s->msg may still be NULL; found by fuzz_h2) */
         }
         if (s->msg_got + n > s->msg_cap) {
             /* Grow by doubling, to what has arrived at least, to the
