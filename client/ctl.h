@@ -130,6 +130,11 @@ void ctl__ledger_usage(FILE *out);
 int ctl__cluster(struct ctl__run *r, const char *verb, int argc, char **argv);
 void ctl__cluster_usage(FILE *out);
 
+/* Node commands (ctl_node.c), same convention: about one node, sent to it
+ * alone. */
+int ctl__node(struct ctl__run *r, const char *verb, int argc, char **argv);
+void ctl__node_usage(FILE *out);
+
 /* Common options every command accepts (after the command too). */
 #define CTL__COMMON_OPTS_N 6
 extern const struct option ctl__common_opts[CTL__COMMON_OPTS_N];

@@ -194,6 +194,7 @@ static void usage(FILE *out)
             "\ncommands:\n");
     ctl__ledger_usage(out);
     ctl__cluster_usage(out);
+    ctl__node_usage(out);
     fprintf(out, "\nexit codes:\n");
 #define KYUFU_CTL__USAGE(name, value, text) fprintf(out, "  %d  %s\n", value, text);
     KYUFU_CTL_EXITS(KYUFU_CTL__USAGE)
@@ -236,6 +237,8 @@ int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
     int rv;
     if (strcmp(noun, "cluster") == 0) {
         rv = ctl__cluster(&r, verb, cargc, cargv);
+    } else if (strcmp(noun, "node") == 0) {
+        rv = ctl__node(&r, verb, cargc, cargv);
     } else {
         rv = ctl__ledger(&r, noun, verb, cargc, cargv);
     }

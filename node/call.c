@@ -71,7 +71,8 @@ struct kyufu_node_call *kyufu_node__call_new(struct kyufu_node *n,
         /* Stopping: the client should go to another node now. */
         const char *api = hint_for(n, NULL);
         char msg[256];
-        snprintf(msg, sizeof msg, "node is stopping%s%s",
+        snprintf(msg, sizeof msg, "node is stopping (%s)%s%s",
+                 n->stop_reason != NULL ? n->stop_reason : "starting",
                  api[0] != '\0' ? "; leader at " : "", api);
         kyufu_node__respond(n, call, KYUFU_GRPC_UNAVAILABLE, msg);
         return NULL;

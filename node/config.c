@@ -52,6 +52,10 @@ enum key_id {
     K_API_CONNECTIONS,
     K_API_PER_ADDRESS,
     K_API_ALLOW,
+    K_POWER_UPS,
+    K_POWER_DOMAIN,
+    K_POWER_POLL,
+    K_POWER_COMMAND,
     K_COUNT
 };
 
@@ -94,6 +98,11 @@ static const struct key_spec keys[K_COUNT] = {
     [K_API_PER_ADDRESS] = {"api", "connections_per_address_max", false,
                            KYUFU_GLUE_OPTION_COUNT, "connections"},
     [K_API_ALLOW] = {"api", "allow", false, NOT_RAFT},
+    [K_POWER_UPS] = {"power", "ups", false, NOT_RAFT},
+    [K_POWER_DOMAIN] = {"power", "domain", false, NOT_RAFT},
+    [K_POWER_POLL] = {"power", "poll_ms", false, KYUFU_GLUE_OPTION_COUNT,
+                      "milliseconds"},
+    [K_POWER_COMMAND] = {"power", "shutdown_command", false, NOT_RAFT},
 };
 #undef NOT_RAFT
 
@@ -112,11 +121,20 @@ static bool is_raft(enum key_id k)
 }
 
 /* Default and bounds of a numeric key: raft-glue's for [raft] keys
- * (glue_limits.h), the API server's for [api] ones (api/grpc_limits.h). */
+ * (glue_limits.h), the API server's for [api] ones (api/grpc_limits.h),
+ * node/limits.h's for [power] poll_ms. */
 static struct kyufu_glue_option_bounds bounds_of(enum key_id k)
 {
     if (is_raft(k)) {
         return *kyufu_glue_option_bounds(keys[k].option);
+    }
+    if (k == K_POWER_POLL) {
+        struct kyufu_glue_option_bounds p = {
+            .def = KYUFU_NODE_POWER_POLL_MS_DEFAULT,
+            .min = KYUFU_NODE_POWER_POLL_MS_MIN,
+            .max = KYUFU_NODE_POWER_POLL_MS_MAX,
+        };
+        return p;
     }
     assert(k == K_API_CONNECTIONS || k == K_API_PER_ADDRESS);
     struct kyufu_glue_option_bounds b = {
@@ -145,6 +163,8 @@ static unsigned *raft_value(struct kyufu_config *c, enum key_id k)
         return &c->api_connections_max;
     case K_API_PER_ADDRESS:
         return &c->api_connections_per_address_max;
+    case K_POWER_POLL:
+        return &c->power_poll_ms;
     default:
         assert(false);
         return NULL;
@@ -164,7 +184,7 @@ static enum key_id key_of_option(enum kyufu_glue_option o)
 }
 
 static const char *const sections[] = {"node", "cluster", "tls", "raft",
-                                       "log",  "api"};
+                                       "log",  "api",     "power"};
 
 struct parse
 {
@@ -254,6 +274,54 @@ static bool check_address(const char *s, char *why, size_t why_len)
     if (!parse_uint(colon + 1, 1, 65535, &port)) {
         snprintf(why, why_len, "port of '%s' must be 1..65535", s);
         return false;
+    }
+    return true;
+}
+
+/* 1..KYUFU_NODE_POWER_NAME_BYTES_MAX bytes of [A-Za-z0-9_.-] and the
+ * characters of `also`. */
+static bool check_name(const char *s, const char *also, char *why,
+                       size_t why_len)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > KYUFU_NODE_POWER_NAME_BYTES_MAX) {
+        snprintf(why, why_len, "expected 1..%u bytes",
+                 KYUFU_NODE_POWER_NAME_BYTES_MAX);
+        return false;
+    }
+    for (const char *p = s; *p != '\0'; p++) {
+        if (!isalnum((unsigned char)*p) && strchr("_.-", *p) == NULL &&
+            strchr(also, *p) == NULL) {
+            snprintf(why, why_len,
+                     "'%s': only letters, digits and _.-%s allowed", s, also);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* NAME@HOST[:PORT], as NUT names a UPS (upsc, upsmon's MONITOR). */
+static bool check_ups(const char *s, char *why, size_t why_len)
+{
+    const char *at = strchr(s, '@');
+    if (!check_name(s, "@:", why, why_len)) {
+        return false;
+    }
+    if (at == NULL || at == s || at[1] == '\0' || strchr(at + 1, '@')) {
+        snprintf(why, why_len, "expected NAME@HOST[:PORT], got '%s'", s);
+        return false;
+    }
+    if (memchr(s, ':', (size_t)(at - s)) != NULL) {
+        snprintf(why, why_len, "UPS name of '%s' has a ':'", s);
+        return false;
+    }
+    const char *colon = strchr(at, ':');
+    if (colon != NULL) {
+        uint64_t port;
+        if (colon == at + 1 || !parse_uint(colon + 1, 1, 65535, &port)) {
+            snprintf(why, why_len, "port of '%s' must be 1..65535", s);
+            return false;
+        }
     }
     return true;
 }
@@ -368,8 +436,36 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
         *raft_value(c, k) = (unsigned)v;
         return;
     }
+    case K_POWER_UPS:
+        if (!check_ups(value, why, sizeof why)) {
+            problem(c, ps->line, section, key, "%s", why);
+            return;
+        }
+        copy_value(ps, section, key, c->power_ups, sizeof c->power_ups,
+                   value);
+        return;
+    case K_POWER_DOMAIN:
+        if (!check_name(value, "@:", why, sizeof why)) {
+            problem(c, ps->line, section, key, "%s", why);
+            return;
+        }
+        copy_value(ps, section, key, c->power_domain,
+                   sizeof c->power_domain, value);
+        return;
+    case K_POWER_COMMAND:
+        if (value[0] != '/') {
+            problem(c, ps->line, section, key,
+                    "'%s' must start with an absolute path (it runs with "
+                    "/bin/sh -c)",
+                    value);
+            return;
+        }
+        copy_value(ps, section, key, c->power_shutdown_command,
+                   sizeof c->power_shutdown_command, value);
+        return;
     case K_API_CONNECTIONS:
-    case K_API_PER_ADDRESS: {
+    case K_API_PER_ADDRESS:
+    case K_POWER_POLL: {
         struct kyufu_glue_option_bounds b = bounds_of(k);
         if (!parse_uint(value, b.min, b.max, &v)) {
             problem(c, ps->line, section, key,
@@ -556,7 +652,7 @@ static char *read_line(char *str, int num, void *stream)
             if (!known) {
                 problem(ps->c, ps->line, "", "",
                         "unknown section [%.*s] (known: node, cluster, tls, "
-                        "raft, log)",
+                        "raft, log, api, power)",
                         (int)(len < 64 ? len : 64), p + 1);
             }
         }
@@ -618,6 +714,14 @@ static void check_whole(struct parse *ps)
                 "<api host:port>')");
     }
     check_raft(ps);
+    if (c->power_ups[0] != '\0' && c->power_domain[0] == '\0') {
+        /* NAME@HOST: one UPS, one domain, whatever port names it. */
+        const char *colon = strchr(strchr(c->power_ups, '@'), ':');
+        size_t len = colon != NULL ? (size_t)(colon - c->power_ups)
+                                   : strlen(c->power_ups);
+        snprintf(c->power_domain, sizeof c->power_domain, "%.*s", (int)len,
+                 c->power_ups);
+    }
     if (c->api_connections_per_address_max > c->api_connections_max) {
         enum key_id k = ps->seen[K_API_PER_ADDRESS] != 0 ? K_API_PER_ADDRESS
                                                           : K_API_CONNECTIONS;

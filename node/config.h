@@ -10,6 +10,8 @@
  *   [log]      level = debug | info | warn | error           (optional)
  *   [api]      connections_max, connections_per_address_max,
  *              allow = NET[/BITS], ...  (API clients' networks) (optional)
+ *   [power]    ups = NAME@HOST[:PORT] (the UPS as NUT names it), domain,
+ *              poll_ms, shutdown_command        (optional; docs/power.md)
  *
  * Comments: a line whose first non-blank character is ';' or '#', and the
  * rest of a line from a ';' or '#' that follows a blank (so a value cannot
@@ -97,6 +99,13 @@ struct kyufu_config
     unsigned snapshot_trailing;  /* entries */
 
     enum kyufu_log_level log_level;
+
+    /* [power] (docs/power.md): "" when not set.  domain defaults to ups's
+     * NAME@HOST (nodes on one UPS share a domain). */
+    char power_ups[KYUFU_NODE_POWER_NAME_BYTES_MAX + 1];
+    char power_domain[KYUFU_NODE_POWER_NAME_BYTES_MAX + 1];
+    unsigned power_poll_ms;
+    char power_shutdown_command[KYUFU_NODE_POWER_COMMAND_BYTES_MAX + 1];
 
     /* Filled when load returns INVALID. */
     struct kyufu_config_problem problems[KYUFU_CONFIG_PROBLEMS_MAX];

@@ -63,8 +63,10 @@ static void on_forwarded(struct kyufu_grpc_client_req *req,
 }
 
 /* The client to peer i, created on first use. */
-static struct kyufu_grpc_client *client_for(struct kyufu_node *n, size_t i,
-                                            char *errmsg, size_t errmsg_len)
+struct kyufu_grpc_client *kyufu_node__peer_client(struct kyufu_node *n,
+                                                  size_t i,
+                                                  char *errmsg,
+                                                  size_t errmsg_len)
 {
     if (n->forward[i] != NULL) {
         return n->forward[i];
@@ -122,7 +124,7 @@ void kyufu_node__forward(struct kyufu_node_call *c)
         return;
     }
     char errmsg[256] = "";
-    struct kyufu_grpc_client *client = client_for(n, i, errmsg, sizeof errmsg);
+    struct kyufu_grpc_client *client = kyufu_node__peer_client(n, i, errmsg, sizeof errmsg);
     if (client == NULL) {
         kyufu_log(KYUFU_LOG_ERROR, "cannot create a forwarding client",
                   KYUFU_LOG_S("leader_api", api), KYUFU_LOG_S("error", errmsg));

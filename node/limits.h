@@ -92,4 +92,50 @@ _Static_assert(KYUFU_NODE_STORE_READERS_MAX <= KYUFU_MAX_READERS,
 #define KYUFU_NODE_REFUSAL_LOG_BURST 10u
 #define KYUFU_NODE_REFUSAL_LOG_WINDOW_MS 10000u
 
+/* ------------------------------------------------------------ power
+ * (power.c, power_nut.c; docs/power.md) */
+
+/* ups.status is read every poll_ms ([power] poll_ms): the default notices
+ * OL->OB within half a second, 10x upsmon's own 5 s POLLFREQ, for one
+ * small request per poll on a loopback or server-room link.  Below 100 ms
+ * is load on upsd for nothing (drivers update every 2 s by default). */
+#define KYUFU_NODE_POWER_POLL_MS_DEFAULT 500u
+#define KYUFU_NODE_POWER_POLL_MS_MIN 100u
+#define KYUFU_NODE_POWER_POLL_MS_MAX 10000u
+/* Reconnecting to upsd: first wait, doubled per failure up to the max (a
+ * restarted upsd is seen again within 5 s, a dead one costs 1 try per 5 s). */
+#define KYUFU_NODE_POWER_BACKOFF_MS_MIN 250u
+#define KYUFU_NODE_POWER_BACKOFF_MS_MAX 5000u
+/* One connect attempt to upsd; reads are bounded by libupsclient's own
+ * 5 s network timeout. */
+#define KYUFU_NODE_POWER_CONNECT_MS 2000u
+/* Lost contact with upsd is an error line at most this often (an alert
+ * an operator sees, not a flood). */
+#define KYUFU_NODE_POWER_ALERT_MS 60000u
+/* A leader on battery asks its peers' power (Cluster.Status) with this
+ * deadline per peer, and, when no peer on mains is found, asks again this
+ * often while it stays on battery. */
+#define KYUFU_NODE_POWER_SURVEY_MS 500u
+#define KYUFU_NODE_POWER_RESURVEY_MS 2000u
+/* A clean stop waits at most this long for the calls in flight once the
+ * hand-over is done (commits acknowledged to their clients rather than cut
+ * by the close): a commit takes milliseconds, so 1 s is ample and still
+ * small against a UPS's minutes. */
+#define KYUFU_NODE_STOP_DRAIN_MS_MAX 1000u
+#define KYUFU_NODE_STOP_DRAIN_TICK_MS 10u
+/* [power] ups and domain values. */
+#define KYUFU_NODE_POWER_NAME_BYTES_MAX 127u
+/* [power] shutdown_command, run with /bin/sh -c. */
+#define KYUFU_NODE_POWER_COMMAND_BYTES_MAX 180u
+
+/* kyufud's exit status after a clean stop ordered by the UPS (LB, FSD):
+ * systemd's RestartPreventExitStatus keeps it down (docs/power.md). */
+#define KYUFU_NODE_EXIT_POWER 3
+
+_Static_assert(KYUFU_NODE_POWER_BACKOFF_MS_MIN < KYUFU_NODE_POWER_BACKOFF_MS_MAX,
+               "backoff grows");
+_Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX + KYUFU_NODE_STOP_DRAIN_MS_MAX <
+                   KYUFU_NODE_STOP_MS_MAX,
+               "hand-over and drain fit inside the whole stop");
+
 #endif /* KYUFU_NODE_LIMITS_H */

@@ -6,8 +6,10 @@
  *
  * Exit status: 0 after a clean stop (or a valid config), 1 when the node
  * failed at run time (a fatal storage or raft error, a port in use, a
- * locked data directory), 2 for a usage or configuration error; never a
- * signal of its own making (docs/operations.md "Exit status"). */
+ * locked data directory), 2 for a usage or configuration error, 3 after a
+ * clean stop ordered by the UPS (low battery, forced shutdown: after
+ * [power] shutdown_command, if set, has run); never a signal of its own
+ * making (docs/operations.md "Exit status", docs/power.md). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -99,5 +101,9 @@ int main(int argc, char **argv)
         return 2;
     }
     kyufu_log_set_level(config.log_level);
-    return kyufu_node_run(&config);
+    rv = kyufu_node_run(&config);
+    if (rv == KYUFU_NODE_EXIT_POWER) {
+        (void)kyufu_node__power_command(&config);
+    }
+    return rv;
 }

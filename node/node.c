@@ -47,6 +47,13 @@ void kyufu_node__finish(struct kyufu_node *n)
     }
     n->finish_waiting = false;
     if (n->storage != NULL) {
+        /* What the next start's "store opened" must show again: nothing
+         * left to redo (docs/power.md, "clean stop"). */
+        uint64_t applied, term;
+        kyufu_storage_applied(n->storage, &applied, &term);
+        kyufu_log(KYUFU_LOG_INFO, "store closed",
+                  KYUFU_LOG_U("applied_index", applied),
+                  KYUFU_LOG_U("applied_term", term));
         kyufu_storage_close(n->storage);
         n->storage = NULL;
     }
@@ -57,6 +64,7 @@ void kyufu_node__finish(struct kyufu_node *n)
     uv_close((uv_handle_t *)&n->stop_timer, close_noop);
     uv_close((uv_handle_t *)&n->stop_defer, close_noop);
     uv_close((uv_handle_t *)&n->stall_timer, close_noop);
+    kyufu_node__power_close(n);
 }
 
 static void on_glue_closed(void *arg)
@@ -107,6 +115,33 @@ static void close_all(struct kyufu_node *n)
 
 static void on_stop_defer(uv_timer_t *t);
 
+/* After the hand-over (or none): a clean stop lets the calls in flight
+ * finish, for at most KYUFU_NODE_STOP_DRAIN_MS_MAX (new calls are refused
+ * already), then closes.  Polled from stop_defer every
+ * KYUFU_NODE_STOP_DRAIN_TICK_MS. */
+static void drain_then_close(struct kyufu_node *n)
+{
+    assert(n->stage == KYUFU_NODE_TRANSFERRING);
+    if (n->exit_code == 0 && !n->stop_hurry && n->calls_inflight > 0 &&
+        uv_now(&n->loop) < n->stop_drain_until) {
+        uv_timer_start(&n->stop_defer, on_stop_defer,
+                       KYUFU_NODE_STOP_DRAIN_TICK_MS, 0);
+        return;
+    }
+    if (n->calls_inflight > 0) {
+        kyufu_log(KYUFU_LOG_WARN, "closing with calls in flight",
+                  KYUFU_LOG_U("calls", n->calls_inflight));
+    }
+    close_all(n);
+}
+
+static void drain_begin(struct kyufu_node *n)
+{
+    n->stage = KYUFU_NODE_TRANSFERRING;
+    n->stop_drain_until = uv_now(&n->loop) + KYUFU_NODE_STOP_DRAIN_MS_MAX;
+    drain_then_close(n);
+}
+
 static void on_stop_transfer(struct kyufu_glue_transfer *req, int status)
 {
     struct kyufu_node *n = req->data;
@@ -144,12 +179,21 @@ static void stop_begin(struct kyufu_node *n)
 {
     if (n->api != NULL) {
         kyufu_api_server_set_health(n->api, "", KYUFU_GRPC_HEALTH_NOT_SERVING);
+        kyufu_api_server_set_health(n->api, "kyufu.v1.Ledger",
+                                    KYUFU_GRPC_HEALTH_NOT_SERVING);
     }
-    if (n->exit_code == 0 && !n->stop_hurry &&
-        n->stage == KYUFU_NODE_RUNNING && n->glue != NULL &&
-        n->config->n_peers > 1 && kyufu_glue_is_leader(n->glue)) {
+    bool clean = n->exit_code == 0 && !n->stop_hurry &&
+                 n->stage == KYUFU_NODE_RUNNING && n->glue != NULL;
+    /* On battery, to a peer on mains; none known: no hand-over (power.h). */
+    uint64_t target = kyufu_node__power_stop_target(n);
+    if (clean && target == UINT64_MAX && kyufu_glue_is_leader(n->glue)) {
+        kyufu_log0(KYUFU_LOG_INFO, "no node on mains to hand leadership to: "
+                   "stopping as leader");
+    }
+    if (clean && target != UINT64_MAX && n->config->n_peers > 1 &&
+        kyufu_glue_is_leader(n->glue) && !n->power.transfer_pending) {
         n->stop_transfer.data = n;
-        int rv = kyufu_glue_transfer(n->glue, &n->stop_transfer, 0,
+        int rv = kyufu_glue_transfer(n->glue, &n->stop_transfer, target,
                                      on_stop_transfer);
         if (rv == 0) {
             n->stage = KYUFU_NODE_TRANSFERRING;
@@ -161,6 +205,10 @@ static void stop_begin(struct kyufu_node *n)
         }
         kyufu_log(KYUFU_LOG_WARN, "cannot start the leadership hand-over",
                   KYUFU_LOG_S("error", kyufu_glue_strerror(rv)));
+    }
+    if (clean) {
+        drain_begin(n);
+        return;
     }
     close_all(n);
 }
@@ -176,7 +224,12 @@ static void on_stop_defer(uv_timer_t *t)
         break;
     case KYUFU_NODE_TRANSFERRING:
         if (!n->stop_transfer_pending) {
-            close_all(n); /* the hand-over ended (on_stop_transfer) */
+            /* the hand-over ended (on_stop_transfer), or there was none */
+            if (n->stop_drain_until == 0) {
+                drain_begin(n);
+            } else {
+                drain_then_close(n);
+            }
         } else if (n->stop_hurry) {
             kyufu_log0(KYUFU_LOG_WARN, "stop requested again: skipping the "
                        "hand-over");
@@ -262,6 +315,9 @@ static void on_state(struct kyufu_glue *g, void *arg)
     } else {
         kyufu_log(KYUFU_LOG_DEBUG, "raft state", KYUFU_LOG_S("role", st.role),
                   KYUFU_LOG_U("term", st.term));
+    }
+    if (n->stage == KYUFU_NODE_RUNNING) {
+        kyufu_node__power_on_state(n);
     }
     if (n->api != NULL && n->stage == KYUFU_NODE_RUNNING) {
         enum kyufu_grpc_health_status h = st.leader_id != 0
@@ -465,6 +521,8 @@ int kyufu_node_run(const struct kyufu_config *config)
     n->stop_defer.data = n;
     uv_timer_init(&n->loop, &n->stall_timer);
     kyufu_node__stall_start(n);
+    uv_timer_init(&n->loop, &n->power.resurvey);
+    n->power.resurvey.data = n;
     n->sigterm.data = n;
     n->sigint.data = n;
     n->sighup.data = n;
@@ -510,6 +568,13 @@ int kyufu_node_run(const struct kyufu_config *config)
         kyufu_node__stop(n, 1, "api server");
         goto run;
     }
+    rv = kyufu_node__power_start(n, errmsg, sizeof errmsg);
+    if (rv != 0) {
+        kyufu_log(KYUFU_LOG_ERROR, "cannot start the UPS watch",
+                  KYUFU_LOG_S("error", errmsg));
+        kyufu_node__stop(n, 1, "power");
+        goto run;
+    }
     n->stage = KYUFU_NODE_RUNNING;
     kyufu_log(KYUFU_LOG_INFO, "node started", KYUFU_LOG_U("id", config->id),
               KYUFU_LOG_S("raft_address", config->raft_address),
@@ -529,7 +594,10 @@ run:
         n->exit_code = 1;
     }
     kyufu_node_unlock(n->lock_fd);
-    kyufu_log(KYUFU_LOG_INFO, "node stopped",
-              KYUFU_LOG_I("exit_code", n->exit_code));
-    return n->exit_code;
+    int status = n->exit_code;
+    if (status == 0 && n->power.stop_ordered) {
+        status = KYUFU_NODE_EXIT_POWER; /* a clean stop, for power */
+    }
+    kyufu_log(KYUFU_LOG_INFO, "node stopped", KYUFU_LOG_I("exit_code", status));
+    return status;
 }

@@ -35,8 +35,38 @@
 #include "config.h"
 #include "glue.h"
 #include "grpc.h"
+#include "power.h"
 #include "refusal.h"
 #include "storage.h"
+
+/* What a leader on battery learned of a peer (power.c's survey). */
+struct kyufu_node_power_peer
+{
+    struct kyufu_node *node;
+    struct kyufu_grpc_client_req req;
+    bool answered;                /* the last survey got its Status */
+    enum kyufu_power_state state;
+    char domain[KYUFU_NODE_POWER_NAME_BYTES_MAX + 1];
+    uint64_t applied;
+};
+
+/* Power state and policy (power.c). */
+struct kyufu_node_power
+{
+    enum kyufu_power_state state;
+    bool contact_lost;            /* upsd cannot be reached right now */
+    bool stop_ordered;            /* the stop was the UPS's: exit status 3 */
+    struct kyufu_power_watch *watch; /* NULL without [power] ups */
+    uv_timer_t resurvey;          /* a leader on battery asks again */
+    unsigned survey_pending;      /* Status calls out */
+    bool surveyed;                /* a survey has completed */
+    bool transfer_pending;
+    struct kyufu_glue_transfer transfer;
+    struct kyufu_node_power_peer peers[KYUFU_NODE_CLUSTER_SIZE_MAX];
+    bool alerted;
+    uint64_t alert_last_ms;       /* uv_now of the last lost-contact line */
+    uint64_t alerts_suppressed;
+};
 
 enum kyufu_node_stage {
     KYUFU_NODE_STARTING = 0,
@@ -92,6 +122,8 @@ struct kyufu_node
     uint64_t stall_last_ns;
     uint64_t stalls;
     bool finish_waiting; /* the store's close waits for them */
+    uint64_t stop_drain_until; /* uv_now bound of the drain (node.c) */
+    struct kyufu_node_power power;
 };
 
 /* One call in progress. */
@@ -110,7 +142,8 @@ struct kyufu_node_call
 };
 
 /* Run the node described by `config` on a fresh loop until it stops.
- * Returns the process exit status (0 clean stop, 1 failure). */
+ * Returns the process exit status (0 clean stop, 1 failure,
+ * KYUFU_NODE_EXIT_POWER a clean stop ordered by the UPS). */
 int kyufu_node_run(const struct kyufu_config *config);
 
 /* Request the stop; safe from any loop callback, and idempotent.
@@ -190,6 +223,11 @@ void kyufu_node__finish(struct kyufu_node *n);
 /* Fatal glue/storage error codes stop the node. */
 void kyufu_node__check_fatal(struct kyufu_node *n, int glue_status);
 
+/* After kyufu_node_run returned KYUFU_NODE_EXIT_POWER: run [power]
+ * shutdown_command (if any) with /bin/sh -c and wait for it (power.c).
+ * 0 when there is none or it exited 0. */
+int kyufu_node__power_command(const struct kyufu_config *c);
+
 /* ------------------------------------------------------ forward.c */
 
 /* True when the call came from another node's forwarding (it is never
@@ -199,6 +237,13 @@ bool kyufu_node__call_was_forwarded(const struct kyufu_node_call *c);
 /* Send the call's original request bytes to the leader and relay its
  * answer.  Answers UNAVAILABLE itself when there is no leader. */
 void kyufu_node__forward(struct kyufu_node_call *c);
+
+/* The (lazily created, then kept) client to peer i's API (index as
+ * config->peers); NULL with errmsg when it cannot be created. */
+struct kyufu_grpc_client *kyufu_node__peer_client(struct kyufu_node *n,
+                                                  size_t i,
+                                                  char *errmsg,
+                                                  size_t errmsg_len);
 
 /* Close every forwarding client; `done` runs once all are closed (maybe
  * immediately when there are none). */

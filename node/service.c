@@ -56,6 +56,8 @@ static const struct kyufu_node_method table[] = {
      &kyufu__v1__status_request__descriptor, NULL, NULL},
     {"/kyufu.v1.Cluster/TransferLeadership", KYUFU_NODE_TRANSFER,
      &kyufu__v1__transfer_leadership_request__descriptor, NULL, NULL},
+    {"/kyufu.v1.Cluster/PowerEvent", KYUFU_NODE_POWER_EVENT,
+     &kyufu__v1__power_event_request__descriptor, NULL, NULL},
 };
 #undef W
 #undef R
@@ -114,6 +116,9 @@ static void handle(void *data, struct kyufu_grpc_call *call)
         return;
     case KYUFU_NODE_TRANSFER:
         kyufu_node__transfer(c);
+        return;
+    case KYUFU_NODE_POWER_EVENT:
+        kyufu_node__power_event_call(c);
         return;
     case KYUFU_NODE_SETTLE:
         kyufu_node__settle(c);

@@ -28,6 +28,7 @@ enum kyufu_node_method_kind {
     KYUFU_NODE_READ,
     KYUFU_NODE_STATUS,
     KYUFU_NODE_TRANSFER,
+    KYUFU_NODE_POWER_EVENT,
     KYUFU_NODE_SETTLE,
 };
 
@@ -46,6 +47,7 @@ void kyufu_node__write(struct kyufu_node_call *c);
 void kyufu_node__read(struct kyufu_node_call *c);
 void kyufu_node__status(struct kyufu_node_call *c);
 void kyufu_node__transfer(struct kyufu_node_call *c);
+void kyufu_node__power_event_call(struct kyufu_node_call *c);
 void kyufu_node__settle(struct kyufu_node_call *c);
 
 /* On the leader: propose a Command made of the request's header (actor,

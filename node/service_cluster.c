@@ -1,6 +1,7 @@
 /* kyufu.v1.Cluster: Status answers for this node (never forwarded: an
  * operator asks each node in turn); TransferLeadership runs on the leader
- * (a follower forwards it). */
+ * (a follower forwards it); PowerEvent is for this node (upsmon's
+ * NOTIFYCMD on its host: docs/power.md). */
 #include <assert.h>
 #include <string.h>
 
@@ -37,6 +38,9 @@ static void status_answer(struct kyufu_node_call *c,
     resp.snapshot_copies_sent = st.snapshot_copies_sent;
     resp.snapshot_copies_refused = st.snapshot_copies_refused;
     resp.snapshot_trailing_entries = st.snapshot_trailing_entries;
+    resp.power = (char *)kyufu_power_state_name(n->power.state);
+    resp.power_domain = (char *)n->config->power_domain;
+    resp.ups_contact_lost = n->power.contact_lost;
     if (digest != NULL) {
         /* The digest is of the state at `digest_at`, read in one
          * transaction: the applied index reported must be that one, not
@@ -141,4 +145,29 @@ void kyufu_node__transfer(struct kyufu_node_call *c)
         kyufu_node__call_done(c, KYUFU_GRPC_FAILED_PRECONDITION,
                               kyufu_glue_strerror(rv), NULL, 0);
     }
+}
+
+void kyufu_node__power_event_call(struct kyufu_node_call *c)
+{
+    struct kyufu_node *n = c->node;
+    const Kyufu__V1__PowerEventRequest *r = c->request;
+    enum kyufu_power_state st = KYUFU_POWER_NONE;
+    enum kyufu_power_event_kind kind = kyufu_power_parse(r->event, &st);
+    if (kind == KYUFU_POWER_EVENT_BAD) {
+        kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT,
+                              "event is neither a upsmon NOTIFYTYPE (ONLINE, "
+                              "ONBATT, LOWBATT, FSD, SHUTDOWN, COMMOK, "
+                              "COMMBAD, NOCOMM) nor an ups.status with OL, OB "
+                              "or FSD",
+                              NULL, 0);
+        return;
+    }
+    /* Answer first: a low battery stops the node (deferred: the answer
+     * goes out before the API server closes). */
+    Kyufu__V1__PowerEventResponse resp = KYUFU__V1__POWER_EVENT_RESPONSE__INIT;
+    enum kyufu_power_state after =
+        kind == KYUFU_POWER_EVENT_STATE ? st : n->power.state;
+    resp.power = (char *)kyufu_power_state_name(after);
+    kyufu_node__call_done_msg(c, &resp.base);
+    kyufu_node__power_event(n, kind, st, "power-event", r->event);
 }

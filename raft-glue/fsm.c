@@ -84,8 +84,18 @@ static int fsm_apply(struct raft_fsm *fsm,
         }
         return 0;
     }
-    /* Terms never decrease along a log. */
-    assert(term >= applied_term);
+    /* Terms never decrease along a log, so a lower one is a frame kyufu's
+     * leaders did not write (or a bug): applying it would record a term
+     * going backwards, skipping it would let replicas disagree on what the
+     * entry was.  Stop the node and leave the store as it is. */
+    if (term < applied_term) {
+        snprintf(f->errmsg, sizeof f->errmsg,
+                 "entry %llu has term %llu below the applied term %llu",
+                 (unsigned long long)index, (unsigned long long)term,
+                 (unsigned long long)applied_term);
+        rv = KYUFU_STORAGE_ECORRUPT;
+        goto err;
+    }
 
     {
         /* Timed for the node's stall log: this LMDB transaction (and its

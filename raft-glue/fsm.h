@@ -12,6 +12,13 @@
  * raft replays its log, and LMDB already holds those entries (the applied
  * index is written in the same transaction as their effects).
  *
+ * An entry whose framing is not kyufu's (frame.h: magic, version, length,
+ * zero padding, term > 0) is recorded as a no-op at its index on every
+ * replica alike (n_bad_frames).  A well-framed entry whose term is below the
+ * store's applied term (terms never decrease along a log) poisons the FSM
+ * as below, with CORRUPT and an errmsg naming the index and both terms;
+ * the store is left untouched.
+ *
  * Any storage error during apply poisons the FSM: the `fatal` hook fires
  * once so the owner stops the node, and that entry and every later one are
  * dropped (storage records nothing more; nothing is retried).  apply still

@@ -180,7 +180,7 @@ struct t_stream *t_request(struct t_client *c, const char *path, const uint8_t *
                            size_t body_len, bool end, const char *const *extra)
 {
     const char *method = "POST", *ctype = "application/grpc", *te = "trailers";
-    nghttp2_nv nva[32];
+    nghttp2_nv nva[48];
     size_t n = 0;
     for (size_t i = 0; extra != NULL && extra[i] != NULL; i += 2) {
         if (strcmp(extra[i], "!method") == 0) {
@@ -202,6 +202,7 @@ struct t_stream *t_request(struct t_client *c, const char *path, const uint8_t *
         nva[n++] = (nghttp2_nv)MKNV("te", te);
     }
     for (size_t i = 0; extra != NULL && extra[i] != NULL; i += 2) {
+        CHECK(n < sizeof nva / sizeof nva[0]);
         if (extra[i][0] != '!') {
             nva[n++] = (nghttp2_nv)MKNV(extra[i], extra[i + 1]);
         }

@@ -22,6 +22,8 @@ struct app
     bool last_has_deadline;
     uint64_t last_deadline_ms;
     int outputs;
+    size_t last_len;
+    size_t last_n_md;
 };
 
 static void on_cancel(struct kyufu_grpc_call *call)
@@ -85,6 +87,21 @@ static void hint(void *data, struct kyufu_grpc_call *call)
                                          (const uint8_t *)"ok", 2, hint_md, hint_n);
 }
 
+/* Record the request's size and metadata; answer with an empty message. */
+static void size_handler(void *data, struct kyufu_grpc_call *call)
+{
+    struct app *a = data;
+    a->calls++;
+    a->last_len = call->request_len;
+    a->last_n_md = call->n_metadata;
+    a->last_md[0] = '\0';
+    if (call->n_metadata > 0) {
+        snprintf(a->last_md, sizeof a->last_md, "%s",
+                 call->metadata[call->n_metadata - 1].name);
+    }
+    kyufu_grpc_call_respond(call, KYUFU_GRPC_OK, NULL, NULL, 0);
+}
+
 static void on_output(struct kyufu_grpc_server_conn *conn, void *data)
 {
     (void)conn;
@@ -97,6 +114,7 @@ static const struct kyufu_grpc_method methods[] = {
     {"/kyufu.v1.Ledger/Hold", hold, &app},
     {"/kyufu.v1.Ledger/Fail", fail, &app},
     {"/kyufu.v1.Ledger/Hint", hint, &app},
+    {"/kyufu.v1.Ledger/Size", size_handler, &app},
 };
 
 static struct kyufu_grpc_health *health;
@@ -728,6 +746,145 @@ static void test_trailers(void)
     kyufu_grpc_server_conn_free(conn);
 }
 
+/* The transport's limits at their edges, through the bytes a client
+ * sends: exactly at the limit works, one over is refused. */
+static size_t field_cost(const char *name, const char *value)
+{
+    return strlen(name) + strlen(value) + 32; /* RFC 9113 6.5.2 */
+}
+
+static void test_limits_at_edges(void)
+{
+    struct kyufu_grpc_server_conn *conn = server(0);
+    struct t_client c;
+    t_client_init(&c, conn);
+    const char *path = "/kyufu.v1.Ledger/Size";
+
+    /* A message of exactly KYUFU_GRPC_MESSAGE_BYTES_MAX bytes, all of it
+     * sent, is accepted; one byte more (also all sent) is refused. */
+    const size_t max = KYUFU_GRPC_MESSAGE_BYTES_MAX;
+    uint8_t *big = malloc(max + 6);
+    CHECK(big != NULL);
+    memset(big, 'm', max + 6);
+    t_frame(big, 0, NULL, (uint32_t)max);
+    struct t_stream *s = t_request(&c, path, big, max + 5, true, NULL);
+    t_pump(&c);
+    CHECK(s->closed && s->grpc_status == KYUFU_GRPC_OK);
+    CHECK(app.calls == 1 && app.last_len == max);
+    t_frame(big, 0, NULL, (uint32_t)max + 1);
+    s = t_request(&c, path, big, max + 6, true, NULL);
+    t_pump(&c);
+    CHECK(s->closed && s->grpc_status == KYUFU_GRPC_RESOURCE_EXHAUSTED);
+    CHECK(app.calls == 1);
+    free(big);
+
+    /* grpc-timeout: the cap exactly, and one over it (capped, not
+     * refused). */
+    uint64_t ms;
+    char v[32];
+    snprintf(v, sizeof v, "%llum", (unsigned long long)KYUFU_GRPC_TIMEOUT_MS_MAX);
+    CHECK(kyufu_grpc_timeout_parse(v, strlen(v), &ms) == 0 &&
+          ms == KYUFU_GRPC_TIMEOUT_MS_MAX);
+    snprintf(v, sizeof v, "%llum",
+             (unsigned long long)KYUFU_GRPC_TIMEOUT_MS_MAX + 1);
+    CHECK(kyufu_grpc_timeout_parse(v, strlen(v), &ms) == 0 &&
+          ms == KYUFU_GRPC_TIMEOUT_MS_MAX);
+    snprintf(v, sizeof v, "%llum",
+             (unsigned long long)KYUFU_GRPC_TIMEOUT_MS_MAX - 1);
+    CHECK(kyufu_grpc_timeout_parse(v, strlen(v), &ms) == 0 &&
+          ms == KYUFU_GRPC_TIMEOUT_MS_MAX - 1);
+
+    /* Header list: the fields t_request sends plus one x-pad whose value
+     * makes the total exactly KYUFU_GRPC_HEADER_LIST_BYTES_MAX; then one
+     * byte more. */
+    size_t used = field_cost(":method", "POST") + field_cost(":scheme", "https") +
+                  field_cost(":path", path) + field_cost(":authority", "kyufu.test") +
+                  field_cost("content-type", "application/grpc") +
+                  field_cost("te", "trailers") + field_cost("x-pad", "");
+    static char pad[KYUFU_GRPC_HEADER_LIST_BYTES_MAX + 2];
+    CHECK(used < KYUFU_GRPC_HEADER_LIST_BYTES_MAX);
+    memset(pad, 'p', KYUFU_GRPC_HEADER_LIST_BYTES_MAX - used);
+    pad[KYUFU_GRPC_HEADER_LIST_BYTES_MAX - used] = '\0';
+    uint8_t body[16];
+    size_t n = t_frame(body, 0, "x", 1);
+    const char *at[] = {"x-pad", pad, NULL};
+    s = t_request(&c, path, body, n, true, at);
+    t_pump(&c);
+    CHECK(s->closed && s->grpc_status == KYUFU_GRPC_OK && app.calls == 2);
+    CHECK(app.last_n_md == 1 && strcmp(app.last_md, "x-pad") == 0);
+    pad[KYUFU_GRPC_HEADER_LIST_BYTES_MAX - used] = 'p';
+    pad[KYUFU_GRPC_HEADER_LIST_BYTES_MAX - used + 1] = '\0';
+    s = t_request(&c, path, body, n, true, at);
+    t_pump(&c);
+    CHECK(s->closed && s->grpc_status != KYUFU_GRPC_OK && app.calls == 2);
+
+    /* Metadata entries: exactly KYUFU_GRPC_METADATA_ENTRIES_MAX are all
+     * handed to the handler; one more is dropped (the last one). */
+    static char names[KYUFU_GRPC_METADATA_ENTRIES_MAX + 1][16];
+    const char *md[2 * (KYUFU_GRPC_METADATA_ENTRIES_MAX + 1) + 1];
+    for (size_t k = 0; k <= KYUFU_GRPC_METADATA_ENTRIES_MAX; k++) {
+        snprintf(names[k], sizeof names[k], "x-m-%02zu", k);
+        md[2 * k] = names[k];
+        md[2 * k + 1] = "v";
+    }
+    md[2 * KYUFU_GRPC_METADATA_ENTRIES_MAX] = NULL;
+    s = t_request(&c, path, body, n, true, md);
+    t_pump(&c);
+    CHECK(s->grpc_status == KYUFU_GRPC_OK && app.calls == 3);
+    CHECK(app.last_n_md == KYUFU_GRPC_METADATA_ENTRIES_MAX);
+    CHECK(strcmp(app.last_md, names[KYUFU_GRPC_METADATA_ENTRIES_MAX - 1]) == 0);
+    md[2 * KYUFU_GRPC_METADATA_ENTRIES_MAX] = names[KYUFU_GRPC_METADATA_ENTRIES_MAX];
+    md[2 * KYUFU_GRPC_METADATA_ENTRIES_MAX + 2] = NULL;
+    s = t_request(&c, path, body, n, true, md);
+    t_pump(&c);
+    CHECK(s->grpc_status == KYUFU_GRPC_OK && app.calls == 4);
+    CHECK(app.last_n_md == KYUFU_GRPC_METADATA_ENTRIES_MAX);
+    CHECK(strcmp(app.last_md, names[KYUFU_GRPC_METADATA_ENTRIES_MAX - 1]) == 0);
+
+    /* Trailer metadata: exactly KYUFU_GRPC_TRAILER_BYTES_MAX (name +
+     * value + 32) is accepted, one byte more is ELIMIT. */
+    static char tv[KYUFU_GRPC_TRAILER_BYTES_MAX];
+    size_t vlen = KYUFU_GRPC_TRAILER_BYTES_MAX - strlen("kyufu-leader") - 32;
+    memset(tv, 'v', vlen);
+    tv[vlen] = '\0';
+    const struct kyufu_grpc_metadata tmd[] = {{"kyufu-leader", tv}};
+    CHECK(kyufu_grpc_metadata_check(tmd, 1) == 0);
+    tv[vlen] = 'v';
+    tv[vlen + 1] = '\0';
+    CHECK(kyufu_grpc_metadata_check(tmd, 1) == KYUFU_API_ELIMIT);
+
+    /* Health service names: 128 bytes accepted, 129 refused; at most 16
+     * services (the table already holds some: fill it up). */
+    static char svc[KYUFU_GRPC_HEALTH_SERVICE_BYTES_MAX + 2];
+    memset(svc, 'h', KYUFU_GRPC_HEALTH_SERVICE_BYTES_MAX + 1);
+    svc[KYUFU_GRPC_HEALTH_SERVICE_BYTES_MAX + 1] = '\0';
+    CHECK(kyufu_grpc_health_set(health, svc, KYUFU_GRPC_HEALTH_SERVING) ==
+          KYUFU_API_EINVALID);
+    svc[KYUFU_GRPC_HEALTH_SERVICE_BYTES_MAX] = '\0';
+    CHECK(kyufu_grpc_health_set(health, svc, KYUFU_GRPC_HEALTH_SERVING) == 0);
+
+    /* Server config: the maxima themselves are accepted, one over is not. */
+    struct kyufu_grpc_server_config cfg = {
+        .message_bytes_max = KYUFU_GRPC_MESSAGE_BYTES_MAX,
+        .concurrent_streams_max = KYUFU_GRPC_CONCURRENT_STREAMS_MAX,
+    };
+    struct kyufu_grpc_server_conn *other = NULL;
+    CHECK(kyufu_grpc_server_conn_new(&cfg, NULL, NULL, 0, &other) == 0);
+    kyufu_grpc_server_conn_free(other);
+    other = NULL;
+    cfg.concurrent_streams_max = KYUFU_GRPC_CONCURRENT_STREAMS_MAX + 1;
+    CHECK(kyufu_grpc_server_conn_new(&cfg, NULL, NULL, 0, &other) == KYUFU_API_EINVALID);
+    CHECK(other == NULL);
+
+    /* The connection still serves. */
+    s = t_request(&c, path, body, n, true, NULL);
+    t_pump(&c);
+    CHECK(s->grpc_status == KYUFU_GRPC_OK && app.calls == 5 && app.last_len == 1);
+    CHECK(c.server_recv_rv == 0);
+    t_client_free(&c);
+    kyufu_grpc_server_conn_free(conn);
+}
+
 int main(void)
 {
     CHECK(kyufu_grpc_health_new(&health) == 0);
@@ -746,6 +903,7 @@ int main(void)
     test_not_http2();
     test_health();
     test_config_limits();
+    test_limits_at_edges();
     kyufu_grpc_health_free(health);
     printf("ok\n");
     return 0;

@@ -129,9 +129,9 @@ def stubs(d):
 class Cluster:
     def __init__(self, kyufud, n=3, election_ms=1000, heartbeat_ms=100,
                  snapshot_threshold=None, snapshot_trailing=None,
-                 api_conf=None):
-        """api_conf: {node id: "key = value\n..."}, that node's [api]
-        section (write_conf(i) rewrites a node's file after a change)."""
+                 extra_conf=None):
+        """extra_conf: {node: text} appended to that node's kyufud.conf
+        (e.g. a [power] section)."""
         self.kyufud = kyufud
         self.n = n
         self.election_ms = election_ms
@@ -146,8 +146,8 @@ class Cluster:
                     for i in range(1, n + 1)}
         pki = os.path.join(self.dir, "pki")
         os.makedirs(pki)
-        self.ca_key, self.ca = make_ca(pki, "ca")
-        ca_key = self.ca_key
+        ca_key, self.ca = make_ca(pki, "ca")
+        self.ca_key = ca_key  # to issue more certificates (rotation tests)
         self.client_key, self.client_cert = make_cert(
             pki, "client", ca_key, self.ca, "kyufu-test-client")
         other_key, other_ca = make_ca(pki, "other-ca")
@@ -161,32 +161,26 @@ class Cluster:
         if snapshot_trailing:
             raft_extra += "snapshot_trailing = %d\n" % snapshot_trailing
         self.conf = {}
-        self.api_conf = dict(api_conf or {})
-        self._conf_base = {}
         for i in range(1, n + 1):
             nd = os.path.join(self.dir, "node%d" % i)
             os.makedirs(nd)
             key, crt = make_cert(nd, "node", ca_key, self.ca,
                                  "kyufu-node-%d" % i)
-            self.conf[i] = os.path.join(nd, "kyufud.conf")
-            self._conf_base[i] = ("[node]\nid = %d\ndata_dir = %s\n"
-                                  "raft_address = %s\napi_address = %s\n"
-                                  "[cluster]\n%s"
-                                  "[tls]\nca = %s\ncert = %s\nkey = %s\n"
-                                  "[raft]\nelection_timeout_ms = %d\n"
-                                  "heartbeat_timeout_ms = %d\n%s"
-                                  "[log]\nlevel = info\n"
-                                  % (i, os.path.join(nd, "data"), self.raft[i],
-                                     self.api[i], cluster, self.ca, crt, key,
-                                     election_ms, heartbeat_ms, raft_extra))
-            self.write_conf(i)
+            conf = os.path.join(nd, "kyufud.conf")
+            with open(conf, "w") as f:
+                f.write("[node]\nid = %d\ndata_dir = %s\n"
+                        "raft_address = %s\napi_address = %s\n"
+                        "[cluster]\n%s"
+                        "[tls]\nca = %s\ncert = %s\nkey = %s\n"
+                        "[raft]\nelection_timeout_ms = %d\n"
+                        "heartbeat_timeout_ms = %d\n%s"
+                        "[log]\nlevel = info\n"
+                        % (i, os.path.join(nd, "data"), self.raft[i],
+                           self.api[i], cluster, self.ca, crt, key,
+                           election_ms, heartbeat_ms, raft_extra))
+                f.write((extra_conf or {}).get(i, ""))
+            self.conf[i] = conf
         self.channels = {}
-
-    def write_conf(self, i):
-        """Write node i's kyufud.conf (read when the node starts)."""
-        api = self.api_conf.get(i)
-        with open(self.conf[i], "w") as f:
-            f.write(self._conf_base[i] + ("[api]\n" + api if api else ""))
 
     # ------------------------------------------------------- processes
     def log_path(self, i):

@@ -119,7 +119,8 @@ api_keys="connections_max connections_per_address_max"
 for k in $api_keys; do
     [ -n "${def[$k]:-}" ] || fail "--print-defaults lacks $k: $defaults"
 done
-[ ${#def[@]} -eq 6 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 6: $defaults"
+[ -n "${def[poll_ms]:-}" ] || fail "--print-defaults lacks poll_ms: $defaults"
+[ ${#def[@]} -eq 7 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 7: $defaults"
 
 # single NAME ELECTION HEARTBEAT THRESHOLD TRAILING: a one-node cluster
 # (it elects itself), [raft] on lines 13-16.
@@ -253,6 +254,38 @@ api_extra=$'[api]\nconnections_max = 8\nconnections_per_address_max = 9'
 api_refuse api_rule 21 connections_per_address_max "connections_per_address_max (9) exceeds connections_max (8)"
 api_extra=$'[api]\nallow = 10.0.0.0/8, 10.1.0.0/33'
 api_refuse api_allow 20 allow 'bad network "10.1.0.0/33"'
+api_extra=
+
+# [power]: a UPS nobody serves starts (lost contact is an alert, never a
+# stop: docs/power.md), poll_ms at its bounds; bad values named by line.
+api_extra=$'[power]\nups = ups1@127.0.0.1:1\ndomain = room-a\npoll_ms = '"${min[poll_ms]}"$'\nshutdown_command = /bin/true'
+accept_and_start power_min 1000 100 64 16
+grep -qF '"msg":"power: lost contact with the UPS' "$tmp/power_min.log" \
+    || fail "power_min: no lost-contact alert: $(tail -5 "$tmp/power_min.log")"
+api_extra=$'[power]\nups = ups1@localhost\npoll_ms = '"${max[poll_ms]}"
+accept_and_start power_max 1000 100 64 16
+power_refuse() {
+    local name=$1 line=$2 key=$3 want=$4
+    mkdir -p "$tmp/$name"
+    single "$name" 1000 100 64 16 >"$tmp/$name.ini"
+    out=$("$kyufud" --check-config "$tmp/$name.ini" 2>&1); rc=$?
+    [ $rc -eq 2 ] || fail "$name: exit $rc, want 2 ($out)"
+    grep -qF -- ":$line: [power] $key: $want" <<<"$out" || fail "$name: $out"
+}
+api_extra=$'[power]\nups = ups1'
+power_refuse power_no_host 20 ups "expected NAME@HOST[:PORT], got 'ups1'"
+api_extra=$'[power]\nups = ups1@127.0.0.1:65536'
+power_refuse power_port 20 ups "port of 'ups1@127.0.0.1:65536' must be 1..65535"
+api_extra=$'[power]\nups = ups 1@h'
+power_refuse power_name 20 ups "'ups 1@h': only letters, digits and _.-@: allowed"
+api_extra=$'[power]\npoll_ms = '"$((min[poll_ms] - 1))"
+power_refuse power_poll_low 20 poll_ms "'$((min[poll_ms] - 1))' is not a number of milliseconds in ${min[poll_ms]}..${max[poll_ms]}"
+api_extra=$'[power]\npoll_ms = '"$((max[poll_ms] + 1))"
+power_refuse power_poll_high 20 poll_ms "'$((max[poll_ms] + 1))' is not a number of milliseconds in ${min[poll_ms]}..${max[poll_ms]}"
+api_extra=$'[power]\nshutdown_command = poweroff'
+power_refuse power_cmd 20 shutdown_command "'poweroff' must start with an absolute path"
+api_extra=$'[power]\ndomain = room a'
+power_refuse power_domain 20 domain "'room a': only letters"
 api_extra=
 
 # ------------------------------------------------------------------- docs

@@ -58,6 +58,7 @@ except ImportError as e:  # pragma: no cover
     C.skip("python3-h2 missing: %s" % e)
 
 PER_ADDRESS_MAX = 16
+API_CONF = "[api]\nconnections_per_address_max = %d\n" % PER_ADDRESS_MAX
 GOOD_DEADLINE_S = 2.0
 RECEIVE_S = 30.0     # KYUFU_GRPC_REQUEST_RECEIVE_MS_MAX
 HANDSHAKE_S = 10.0   # KYUFU_API_HANDSHAKE_TIMEOUT_MS_DEFAULT
@@ -632,9 +633,11 @@ def case_allow(c, node):
     """6. [api] allow = 127.0.0.2/32 on a restarted follower."""
     c.kill(node, signal.SIGTERM)
     assert c.wait_exit(node, 30) == 0
-    c.api_conf[node] = "connections_per_address_max = %d\nallow = %s/32\n" \
-        % (PER_ADDRESS_MAX, ALLOWED_ADDR)
-    c.write_conf(node)
+    with open(c.conf[node]) as f:
+        conf = f.read()
+    assert conf.endswith(API_CONF), conf  # [api] is the last section
+    with open(c.conf[node], "a") as f:
+        f.write("allow = %s/32\n" % ALLOWED_ADDR)
     c.start(node)
     # From 127.0.0.2: served (the node may take a moment to listen).
     end, st = time.monotonic() + 20, None
@@ -679,8 +682,7 @@ def case_allow(c, node):
 
 # ---------------------------------------------------------------- main
 def main():
-    api = "connections_per_address_max = %d\n" % PER_ADDRESS_MAX
-    c = C.Cluster(sys.argv[1], api_conf={i: api for i in (1, 2, 3)})
+    c = C.Cluster(sys.argv[1], extra_conf={i: API_CONF for i in (1, 2, 3)})
     good = rss = None
     try:
         c.start_all()

@@ -31,8 +31,10 @@ BOUND_S = 2 * ELECTION_MS / 1000 + 3.0
 
 
 def snapshot_sends(c, node, peer):
-    """{(index, term): copies started} and whether an install by peer was
-    logged, from node's JSON log."""
+    """{(index, term): copies started and not reported failed} and whether
+    an install by peer was logged, from node's JSON log.  A copy whose send
+    failed (the peer went down under it: the gate reopens then, by design)
+    is not a duplicate."""
     sends, installed = {}, False
     with open(c.log_path(node)) as f:
         for line in f:
@@ -45,6 +47,9 @@ def snapshot_sends(c, node, peer):
             if e.get("msg") == "snapshot send started":
                 k = (e["index"], e["term"])
                 sends[k] = sends.get(k, 0) + 1
+            elif e.get("msg") == "snapshot send failed":
+                k = (e["index"], e["term"])
+                sends[k] = sends.get(k, 0) - 1
             elif e.get("msg") == "snapshot installed by peer":
                 installed = True
     return sends, installed
@@ -122,8 +127,9 @@ def main():
               % (lagger, after - before, st.applied_index))
         sends, installed = snapshot_sends(c, leader, lagger)
         print("snapshot copies sent to node %d: %s" % (lagger, sends))
-        assert sends, "node %d caught up without a snapshot" % lagger
-        assert all(n == 1 for n in sends.values()), sends
+        assert any(n == 1 for n in sends.values()), \
+            "node %d caught up without a snapshot: %s" % (lagger, sends)
+        assert all(n in (0, 1) for n in sends.values()), sends
         assert installed, "no 'snapshot installed by peer' logged"
         assert c.wait_leader(10) == leader, "leader changed: logs incomplete"
         budget = c.ledger(leader).GetProgram(

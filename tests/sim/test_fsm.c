@@ -1,20 +1,43 @@
-/* raft-glue's FSM adapter alone (internal API), on a raft instance of
- * libraft's fixture that is never started:
+/* raft-glue's entry framing and FSM adapter (internal API):
  *
- *  - a snapshot asked for while raft's applied index is below the store's
- *    (a restart replaying entries the store already holds) is refused with
- *    RAFT_BUSY and changes nothing; it aborted the node before (the 1M
- *    install drill: store at 57,430, snapshot due at 57,380);
- *  - with raft caught up (here: nothing applied on either side) a snapshot
- *    is taken and finalized. */
+ *  - frame_decoder: glue__frame_read / glue__snapshot_header_read on
+ *    kyufu's own frames of every payload length 0..40 (accepted, round
+ *    trip) and on foreign and damaged ones: wrong magic, wrong version,
+ *    truncated header, length past the end or short of it, nonzero
+ *    padding, odd sizes, term 0, every single-bit flip of the header and
+ *    seeded random bytes (all refused);
+ *  - foreign_frames: three replicas on libraft's fixture cluster; foreign
+ *    and damaged entries proposed through raft (among them a valid
+ *    CommandBatch behind a wrong magic or version) are each recorded as a
+ *    no-op at their index on every replica (n_bad_frames counted, applied
+ *    index advanced alike, digest equal to a reference store that applied
+ *    a no-op there), and a good entry after them still applies;
+ *  - term_below_applied: a well-framed entry whose term is below the
+ *    applied term poisons every replica (fatal hook once, CORRUPT, errmsg
+ *    naming the index and both terms), the store untouched; it used to
+ *    be an assert;
+ *  - restore_damaged: a snapshot with a damaged header or body is refused
+ *    before anything is replaced (digest unchanged), the intact copy
+ *    restores;
+ *  - snapshot_behind: a snapshot asked for while raft's applied index is
+ *    below the store's (a restart replaying entries the store already
+ *    holds) is refused with RAFT_BUSY and changes nothing; it aborted the
+ *    node before (the 1M install drill: store at 57,430, snapshot due at
+ *    57,380); with raft caught up a snapshot is taken and finalized.
+ *
+ * Deterministic: the fixture runs on virtual time, random bytes come from
+ * a fixed seed.  One temporary directory under /tmp, removed at the end. */
 #include <ftw.h>
+#include <inttypes.h>
 #include <raft.h>
 #include <raft/fixture.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "frame.h"
 #include "fsm.h"
+#include "kyufu/v1/ledger.pb-c.h"
 #include "storage.h"
 
 #define CHECK(x)                                                          \
@@ -26,6 +49,10 @@
         }                                                                 \
     } while (0)
 
+#define N 3
+
+static char dir[64];
+
 static int rm_entry(const char *p, const struct stat *st, int f,
                     struct FTW *w)
 {
@@ -35,13 +62,687 @@ static int rm_entry(const char *p, const struct stat *st, int f,
     return remove(p);
 }
 
-int main(void)
+static struct kyufu_storage *open_store(const char *name)
 {
-    char dir[64];
+    char path[128];
     char err[256] = "";
     struct kyufu_storage_options o;
     struct kyufu_storage *s;
-    struct kyufu_fsm_hooks hooks;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    memset(&o, 0, sizeof o);
+    o.path = path;
+    o.map_size_bytes = (size_t)64 << 20;
+    o.no_sync = true;
+    if (kyufu_storage_open(&o, &s, err, sizeof err) != 0) {
+        fprintf(stderr, "open %s: %s\n", path, err);
+        exit(1);
+    }
+    return s;
+}
+
+static void digest_of(struct kyufu_storage *s, uint8_t d[32], uint64_t *idx)
+{
+    CHECK(kyufu_storage_digest(s, d, idx) == 0);
+}
+
+/* xorshift64*, fixed seed: the "random bytes" are the same every run. */
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint64_t next_rand(void)
+{
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return rng * 0x2545f4914f6cdd1dull;
+}
+
+/* A CommandBatch of one CreateStaff by `actor` (the bootstrap when actor ==
+ * id and the store has no staff).  Returns a malloc'ed buffer. */
+static uint8_t *staff_batch(const char *actor, const char *id,
+                            uint64_t seq, size_t *len)
+{
+    Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
+    Kyufu__V1__CommandHeader h = KYUFU__V1__COMMAND_HEADER__INIT;
+    Kyufu__V1__CreateStaff cs = KYUFU__V1__CREATE_STAFF__INIT;
+    Kyufu__V1__Command c = KYUFU__V1__COMMAND__INIT;
+    Kyufu__V1__Command *cp = &c;
+    Kyufu__V1__CommandBatch b = KYUFU__V1__COMMAND_BATCH__INIT;
+    key.client_id = "test-fsm";
+    key.sequence = seq;
+    h.actor = (char *)actor;
+    h.terminal = "t";
+    h.time_ms = 1775001600000 + (int64_t)seq;
+    h.key = &key;
+    cs.staff_id = (char *)id;
+    cs.display_name = (char *)id;
+    cs.roles = 1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN;
+    c.header = &h;
+    c.body_case = KYUFU__V1__COMMAND__BODY_CREATE_STAFF;
+    c.create_staff = &cs;
+    b.n_commands = 1;
+    b.commands = &cp;
+    *len = kyufu__v1__command_batch__get_packed_size(&b);
+    uint8_t *p = malloc(*len);
+    CHECK(p != NULL);
+    kyufu__v1__command_batch__pack(&b, p);
+    return p;
+}
+
+/* ------------------------------------------------------ frame decoder */
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (unsigned i = 0; i < 8; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static bool reads(const uint8_t *buf, size_t size)
+{
+    uint64_t term = 0;
+    const uint8_t *payload = NULL;
+    size_t len = 0;
+    return glue__frame_read(buf, size, &term, &payload, &len);
+}
+
+static void test_frame_decoder(void)
+{
+    uint8_t payload[64];
+    uint8_t frame[128];
+    for (size_t i = 0; i < sizeof payload; i++) {
+        payload[i] = (uint8_t)(i * 37 + 1);
+    }
+    /* kyufu's own frames, every length 0..40: accepted, round trip, size
+     * the next multiple of 8, and every other size refused. */
+    for (size_t len = 0; len <= 40; len++) {
+        size_t size = glue__frame_size(len);
+        CHECK(size % 8 == 0 && size >= GLUE_FRAME_HEADER_BYTES + len &&
+              size < GLUE_FRAME_HEADER_BYTES + len + 8);
+        glue__frame_write(frame, 7, payload, len);
+        uint64_t term;
+        const uint8_t *p;
+        size_t n;
+        CHECK(glue__frame_read(frame, size, &term, &p, &n));
+        CHECK(term == 7 && n == len && p == frame + GLUE_FRAME_HEADER_BYTES);
+        CHECK(memcmp(p, payload, len) == 0);
+        for (size_t other = 0; other <= size + 8; other++) {
+            if (other != size) {
+                CHECK(!reads(frame, other)); /* truncated, odd, too long */
+            }
+        }
+        /* Nonzero padding, any byte of it. */
+        for (size_t k = GLUE_FRAME_HEADER_BYTES + len; k < size; k++) {
+            frame[k] = 1;
+            CHECK(!reads(frame, size));
+            frame[k] = 0;
+        }
+        /* Every single-bit flip of magic and version is refused; of the
+         * term none is (7 has three bits set: no single flip makes it 0).
+         * A flipped length is refused unless it stays inside the same
+         * padded size over zero bytes (the length field is what says
+         * where the payload ends): never past the end. */
+        for (size_t bit = 0; bit < 8 * GLUE_FRAME_HEADER_BYTES; bit++) {
+            frame[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+            uint64_t t2;
+            const uint8_t *p2;
+            size_t n2;
+            bool ok = glue__frame_read(frame, size, &t2, &p2, &n2);
+            if (bit / 8 < 8) {
+                CHECK(!ok);
+            } else if (bit / 8 < 16) {
+                CHECK(ok && t2 != 7 && n2 == len);
+            } else if (ok) {
+                CHECK(n2 != len && glue__frame_size(n2) == size);
+                for (size_t k = len; k < n2; k++) {
+                    CHECK(p2[k] == 0);
+                }
+            }
+            frame[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        }
+        CHECK(reads(frame, size));
+    }
+    /* Length one past the end, and far past it (no overflow). */
+    glue__frame_write(frame, 1, payload, 8);
+    put64(frame + 16, 9);
+    CHECK(!reads(frame, 32));
+    put64(frame + 16, UINT64_MAX);
+    CHECK(!reads(frame, 32));
+    put64(frame + 16, UINT64_MAX - GLUE_FRAME_HEADER_BYTES + 1);
+    CHECK(!reads(frame, 32));
+    /* Length so short that the padding would be 8 bytes or more. */
+    put64(frame + 16, 0);
+    memset(frame + GLUE_FRAME_HEADER_BYTES, 0, 8);
+    CHECK(!reads(frame, 32));
+    /* Term 0 (no leader proposes in term 0). */
+    glue__frame_write(frame, 1, payload, 8);
+    put64(frame + 8, 0);
+    CHECK(!reads(frame, 32));
+    put64(frame + 8, UINT64_MAX);
+    CHECK(reads(frame, 32));
+    /* An empty buffer. */
+    CHECK(!reads(frame, 0));
+    /* Seeded random bytes, every multiple-of-8 size: never accepted, and
+     * with kyufu's magic and version in front still refused unless the
+     * length and padding happen to be right (checked, not assumed). */
+    for (unsigned round = 0; round < 2000; round++) {
+        size_t size = 8 * (1 + next_rand() % 15);
+        for (size_t k = 0; k < size; k++) {
+            frame[k] = (uint8_t)next_rand();
+        }
+        if (get32(frame) != GLUE_FRAME_MAGIC) {
+            CHECK(!reads(frame, size));
+        }
+    }
+
+    /* Snapshot header. */
+    uint8_t sh[GLUE_SNAPSHOT_HEADER_BYTES];
+    struct glue_snapshot_header h = {10, 8, 3}, out;
+    glue__snapshot_header_write(sh, &h);
+    CHECK(glue__snapshot_header_read(sh, sizeof sh, &out));
+    CHECK(out.raft_index == 10 && out.storage_index == 8 &&
+          out.storage_term == 3);
+    CHECK(!glue__snapshot_header_read(sh, sizeof sh - 1, &out));
+    for (size_t bit = 0; bit < 8 * 8; bit++) { /* magic and version */
+        sh[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        CHECK(!glue__snapshot_header_read(sh, sizeof sh, &out));
+        sh[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    }
+    sh[39] = 1; /* reserved */
+    CHECK(!glue__snapshot_header_read(sh, sizeof sh, &out));
+    sh[39] = 0;
+    h.storage_index = 11; /* storage ahead of raft: impossible */
+    glue__snapshot_header_write(sh, &h);
+    CHECK(!glue__snapshot_header_read(sh, sizeof sh, &out));
+    h.storage_index = 10; /* equal: fine */
+    glue__snapshot_header_write(sh, &h);
+    CHECK(glue__snapshot_header_read(sh, sizeof sh, &out));
+    /* A snapshot header is not an entry frame and vice versa. */
+    CHECK(!reads(sh, sizeof sh));
+    glue__frame_write(frame, 1, payload, 16);
+    CHECK(!glue__snapshot_header_read(frame, 40, &out));
+    printf("fsm: frame_decoder ok\n");
+}
+
+/* ------------------------------------------ three replicas, raft fixture */
+
+struct cluster
+{
+    struct raft_fixture f;
+    struct kyufu_storage *s[N];
+    struct raft_fsm fsm[N];
+    struct kyufu_fsm st[N];
+    unsigned fatal_calls[N];
+    char fatal_msg[N][256];
+    /* Reference store: what every replica must equal. */
+    struct kyufu_storage *ref;
+    uint64_t seq;
+};
+
+static struct cluster cl;
+
+static void on_fatal(void *arg, int rv, const char *msg)
+{
+    unsigned i = (unsigned)(uintptr_t)arg;
+    CHECK(rv != 0);
+    cl.fatal_calls[i]++;
+    snprintf(cl.fatal_msg[i], sizeof cl.fatal_msg[i], "%s", msg);
+}
+
+static void cluster_start(void)
+{
+    struct raft_configuration conf;
+    CHECK(raft_fixture_init(&cl.f) == 0);
+    for (unsigned i = 0; i < N; i++) {
+        char name[16];
+        struct kyufu_fsm_hooks hooks = {(void *)(uintptr_t)i, NULL, on_fatal};
+        snprintf(name, sizeof name, "r%u", i);
+        cl.s[i] = open_store(name);
+        kyufu_fsm_init(&cl.fsm[i], &cl.st[i], cl.s[i],
+                       KYUFU_FSM_SNAPSHOT_INLINE, &hooks);
+        CHECK(raft_fixture_grow(&cl.f, &cl.fsm[i]) == 0);
+        struct raft *r = raft_fixture_get(&cl.f, i);
+        r->tracer = NULL;
+        cl.st[i].raft = r;
+    }
+    cl.ref = open_store("ref");
+    CHECK(raft_fixture_configuration(&cl.f, N, &conf) == 0);
+    CHECK(raft_fixture_bootstrap(&cl.f, &conf) == 0);
+    raft_configuration_close(&conf);
+    CHECK(raft_fixture_start(&cl.f) == 0);
+    raft_fixture_elect(&cl.f, 0);
+}
+
+static void cluster_stop(void)
+{
+    raft_fixture_close(&cl.f);
+    for (unsigned i = 0; i < N; i++) {
+        kyufu_storage_close(cl.s[i]);
+    }
+    kyufu_storage_close(cl.ref);
+}
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+    (void)result;
+    CHECK(status == 0);
+    free(req);
+}
+
+/* Propose `size` raw bytes through the leader and step until every replica
+ * applied it.  Returns the entry's raft index. */
+static raft_index propose_raw(const void *bytes, size_t size)
+{
+    struct raft *leader = raft_fixture_get(&cl.f, 0);
+    CHECK(raft_state(leader) == RAFT_LEADER);
+    struct raft_apply *req = calloc(1, sizeof *req);
+    struct raft_buffer buf;
+    CHECK(req != NULL);
+    buf.len = size;
+    buf.base = raft_malloc(size > 0 ? size : 1);
+    CHECK(buf.base != NULL);
+    if (size > 0) {
+        memcpy(buf.base, bytes, size);
+    }
+    CHECK(raft_apply(leader, req, &buf, 1, apply_cb) == 0);
+    raft_index index = raft_last_index(leader);
+    CHECK(raft_fixture_step_until_applied(&cl.f, N, index, 10000));
+    return index;
+}
+
+/* Every replica at the same applied index with the reference's digest. */
+static void check_replicas(uint64_t want_index)
+{
+    uint8_t d0[32], d[32];
+    uint64_t i0, idx;
+    digest_of(cl.ref, d0, &i0);
+    CHECK(i0 == want_index);
+    for (unsigned i = 0; i < N; i++) {
+        digest_of(cl.s[i], d, &idx);
+        if (idx != want_index || memcmp(d, d0, 32) != 0) {
+            fprintf(stderr, "replica %u at %" PRIu64 " (want %" PRIu64
+                            "), digest %s\n",
+                    i, idx, want_index,
+                    memcmp(d, d0, 32) == 0 ? "equal" : "differs");
+            exit(1);
+        }
+    }
+}
+
+/* The reference applies what a good entry carries. */
+static void ref_apply(raft_index index, uint64_t term, const uint8_t *p,
+                      size_t len)
+{
+    struct kyufu_storage_results res;
+    char err[256] = "";
+    CHECK(kyufu_storage_apply_bytes(cl.ref, index, term, p, len, &res, err,
+                                    sizeof err) == 0);
+    for (size_t i = 0; i < res.n; i++) {
+        CHECK(res.items[i]->code == KYUFU__V1__CODE__OK);
+    }
+    kyufu_storage_results_free(&res);
+}
+
+static void ref_noop(raft_index index)
+{
+    uint64_t ai, at;
+    char err[256] = "";
+    kyufu_storage_applied(cl.ref, &ai, &at);
+    CHECK(kyufu_storage_apply_noop(cl.ref, index, at, err, sizeof err) == 0);
+}
+
+/* Propose a good frame of a CreateStaff at `term` on every replica and the
+ * reference. */
+static void good_entry(const char *actor, const char *id, uint64_t term)
+{
+    size_t len;
+    uint8_t *p = staff_batch(actor, id, ++cl.seq, &len);
+    size_t size = glue__frame_size(len);
+    uint8_t *frame = calloc(1, size);
+    CHECK(frame != NULL);
+    glue__frame_write(frame, term, p, len);
+    uint64_t bad[N];
+    for (unsigned i = 0; i < N; i++) {
+        bad[i] = cl.st[i].n_bad_frames;
+    }
+    raft_index index = propose_raw(frame, size);
+    ref_apply(index, term, p, len);
+    check_replicas(index);
+    for (unsigned i = 0; i < N; i++) {
+        CHECK(cl.st[i].n_bad_frames == bad[i]);
+        CHECK(cl.st[i].fatal_rv == 0);
+    }
+    free(frame);
+    free(p);
+}
+
+/* Propose bytes that are not a kyufu frame: a no-op everywhere. */
+static unsigned n_bad_entries;
+
+static void bad_entry(const char *what, const uint8_t *bytes, size_t size)
+{
+    n_bad_entries++;
+    uint64_t bad[N], applied[N];
+    for (unsigned i = 0; i < N; i++) {
+        bad[i] = cl.st[i].n_bad_frames;
+        applied[i] = cl.st[i].n_applied;
+    }
+    raft_index index = propose_raw(bytes, size);
+    ref_noop(index);
+    for (unsigned i = 0; i < N; i++) {
+        if (cl.st[i].n_bad_frames != bad[i] + 1) {
+            fprintf(stderr, "%s: replica %u n_bad_frames %" PRIu64
+                            " (was %" PRIu64 ")\n",
+                    what, i, cl.st[i].n_bad_frames, bad[i]);
+            exit(1);
+        }
+        CHECK(cl.st[i].n_applied == applied[i]);
+        CHECK(cl.st[i].fatal_rv == 0 && cl.fatal_calls[i] == 0);
+    }
+    check_replicas(index);
+}
+
+static void test_foreign_frames(void)
+{
+    cluster_start();
+    uint64_t term = raft_current_term(raft_fixture_get(&cl.f, 0));
+    good_entry("admin", "admin", term); /* bootstrap */
+
+    /* A valid CommandBatch, framed as kyufu would but for one field. */
+    size_t len;
+    uint8_t *p = staff_batch("admin", "intruder", ++cl.seq, &len);
+    size_t size = glue__frame_size(len);
+    uint8_t *frame = calloc(1, size + 16);
+    CHECK(frame != NULL);
+
+    glue__frame_write(frame, term, p, len);
+    frame[0] ^= 0x20; /* "kYFE" */
+    bad_entry("wrong magic", frame, size);
+
+    glue__frame_write(frame, term, p, len);
+    frame[4] = 2; /* version 2 */
+    bad_entry("wrong version", frame, size);
+
+    glue__frame_write(frame, term, p, len);
+    bad_entry("truncated header", frame, GLUE_FRAME_HEADER_BYTES - 8);
+
+    glue__frame_write(frame, term, p, len);
+    put64(frame + 16, (uint64_t)len + 8); /* length past the end */
+    bad_entry("length past end", frame, size);
+
+    if (size > GLUE_FRAME_HEADER_BYTES + len) {
+        glue__frame_write(frame, term, p, len);
+        frame[size - 1] = 0xff; /* nonzero padding */
+        bad_entry("nonzero padding", frame, size);
+    }
+
+    glue__frame_write(frame, term, p, len);
+    put64(frame + 8, 0); /* term 0 */
+    bad_entry("term 0", frame, size);
+
+    /* The raw CommandBatch without any frame (an older kyufu). */
+    uint8_t raw[512];
+    CHECK(len <= sizeof raw);
+    memset(raw, 0, sizeof raw);
+    memcpy(raw, p, len);
+    bad_entry("unframed batch", raw, (len + 7) & ~(size_t)7);
+
+    /* Odd sizes (the fixture, unlike raft_uv, takes them). */
+    glue__frame_write(frame, term, p, len);
+    bad_entry("odd size +1", frame, size + 1);
+    bad_entry("odd size -1", frame, size - 1);
+    bad_entry("one byte", frame, 1);
+
+    /* Seeded random bytes. */
+    for (unsigned round = 0; round < 8; round++) {
+        uint8_t rnd[64];
+        size_t n = 8 + 8 * (next_rand() % 7);
+        for (size_t k = 0; k < n; k++) {
+            rnd[k] = (uint8_t)next_rand();
+        }
+        CHECK(get32(rnd) != GLUE_FRAME_MAGIC);
+        bad_entry("random bytes", rnd, n);
+    }
+
+    /* After all of it a good entry still applies everywhere, and the
+     * intruder never got in. */
+    good_entry("admin", "second", term);
+    for (unsigned i = 0; i < N; i++) {
+        Kyufu__V1__StaffAccount *a = NULL;
+        CHECK(kyufu_storage_get_staff(cl.s[i], "intruder", &a) ==
+              KYUFU_STORAGE_ENOTFOUND);
+        CHECK(kyufu_storage_get_staff(cl.s[i], "second", &a) == 0);
+        kyufu__v1__staff_account__free_unpacked(a, NULL);
+        CHECK(cl.st[i].n_bad_frames == n_bad_entries);
+    }
+    free(frame);
+    free(p);
+    printf("fsm: foreign_frames ok\n");
+}
+
+/* Runs on the cluster of test_foreign_frames. */
+static void test_term_below_applied(void)
+{
+    uint64_t term = raft_current_term(raft_fixture_get(&cl.f, 0));
+    /* A frame may carry any term >= the applied one: jump ahead. */
+    good_entry("admin", "ahead", term + 5);
+    uint8_t before[N][32], d[32];
+    uint64_t idx_before[N], idx;
+    for (unsigned i = 0; i < N; i++) {
+        digest_of(cl.s[i], before[i], &idx_before[i]);
+    }
+    size_t len;
+    uint8_t *p = staff_batch("admin", "behind", ++cl.seq, &len);
+    size_t size = glue__frame_size(len);
+    uint8_t *frame = calloc(1, size);
+    CHECK(frame != NULL);
+    glue__frame_write(frame, term + 4, p, len);
+    raft_index index = propose_raw(frame, size);
+    char want[128];
+    snprintf(want, sizeof want,
+             "entry %" PRIu64 " has term %" PRIu64
+             " below the applied term %" PRIu64,
+             (uint64_t)index, term + 4, term + 5);
+    for (unsigned i = 0; i < N; i++) {
+        CHECK(cl.st[i].fatal_rv == KYUFU_STORAGE_ECORRUPT);
+        CHECK(cl.fatal_calls[i] == 1);
+        if (strstr(cl.fatal_msg[i], want) == NULL) {
+            fprintf(stderr, "replica %u: \"%s\" lacks \"%s\"\n", i,
+                    cl.fatal_msg[i], want);
+            exit(1);
+        }
+        CHECK(strcmp(cl.st[i].errmsg, cl.fatal_msg[i]) == 0);
+        digest_of(cl.s[i], d, &idx);
+        CHECK(idx == idx_before[i] && memcmp(d, before[i], 32) == 0);
+        CHECK(cl.st[i].n_dropped == 1);
+    }
+    /* Poisoned: a later good entry is dropped, not applied. */
+    glue__frame_write(frame, term + 6, p, len);
+    propose_raw(frame, size);
+    for (unsigned i = 0; i < N; i++) {
+        digest_of(cl.s[i], d, &idx);
+        CHECK(idx == idx_before[i] && memcmp(d, before[i], 32) == 0);
+        CHECK(cl.st[i].n_dropped == 2 && cl.fatal_calls[i] == 1);
+    }
+    free(frame);
+    free(p);
+    printf("fsm: term_below_applied ok\n");
+}
+
+/* ----------------------------------------------------- restore damaged */
+
+/* Restore `bytes` into a fresh FSM over `target`; returns raft's code. */
+static int restore_copy(struct kyufu_storage *target, const uint8_t *bytes,
+                        size_t size, struct kyufu_fsm *st)
+{
+    struct raft_fsm fsm;
+    struct raft_buffer buf;
+    kyufu_fsm_init(&fsm, st, target, KYUFU_FSM_SNAPSHOT_INLINE, NULL);
+    buf.len = size;
+    buf.base = raft_malloc(size > 0 ? size : 1);
+    CHECK(buf.base != NULL);
+    memcpy(buf.base, bytes, size);
+    int rv = fsm.restore(&fsm, &buf);
+    if (rv != 0) {
+        raft_free(buf.base); /* raft frees it on failure */
+    }
+    return rv;
+}
+
+static void test_restore_damaged(void)
+{
+    /* A snapshot of replica 0 of the (poisoned) cluster is refused; take
+     * one from a fresh single fixture server over a copy of the state. */
+    struct raft_fixture f;
+    struct raft_fsm fsm;
+    struct kyufu_fsm st;
+    struct raft_buffer *bufs = NULL;
+    unsigned n_bufs = 0;
+    struct kyufu_storage *src = open_store("snap-src");
+    struct kyufu_storage *dst = open_store("snap-dst");
+    char err[256] = "";
+    /* Source: bootstrap and two more staff at indexes 1..3. */
+    for (uint64_t i = 1; i <= 3; i++) {
+        size_t len;
+        uint8_t *p = staff_batch("admin", i == 1 ? "admin" : i == 2 ? "x" : "y",
+                                 100 + i, &len);
+        struct kyufu_storage_results res;
+        CHECK(kyufu_storage_apply_bytes(src, i, 2, p, len, &res, err,
+                                        sizeof err) == 0);
+        kyufu_storage_results_free(&res);
+        free(p);
+    }
+    kyufu_fsm_init(&fsm, &st, src, KYUFU_FSM_SNAPSHOT_INLINE, NULL);
+    CHECK(raft_fixture_init(&f) == 0);
+    CHECK(raft_fixture_grow(&f, &fsm) == 0);
+    st.raft = raft_fixture_get(&f, 0);
+    st.raft->last_applied = 3; /* what raft sets after applying 1..3 */
+    CHECK(fsm.snapshot(&fsm, &bufs, &n_bufs) == 0);
+    size_t size = 0;
+    for (unsigned i = 0; i < n_bufs; i++) {
+        size += bufs[i].len;
+    }
+    uint8_t *snap = malloc(size);
+    CHECK(snap != NULL);
+    size = 0;
+    for (unsigned i = 0; i < n_bufs; i++) {
+        memcpy(snap + size, bufs[i].base, bufs[i].len);
+        size += bufs[i].len;
+    }
+    CHECK(fsm.snapshot_finalize(&fsm, &bufs, &n_bufs) == 0);
+    CHECK(size > GLUE_SNAPSHOT_HEADER_BYTES + 8);
+
+    /* Target: bootstrap only, at index 1. */
+    {
+        size_t len;
+        uint8_t *p = staff_batch("admin", "admin", 1, &len);
+        struct kyufu_storage_results res;
+        CHECK(kyufu_storage_apply_bytes(dst, 1, 1, p, len, &res, err,
+                                        sizeof err) == 0);
+        kyufu_storage_results_free(&res);
+        free(p);
+    }
+    uint8_t d0[32], d[32], ds[32];
+    uint64_t i0, idx, is;
+    digest_of(dst, d0, &i0);
+
+    uint8_t *copy = malloc(size);
+    CHECK(copy != NULL);
+    struct
+    {
+        const char *what;
+        size_t at;    /* byte to change, or SIZE_MAX */
+        uint8_t xor;
+        size_t len;   /* bytes handed over */
+    } cases[] = {
+        {"header magic", 0, 0x01, size},
+        {"header version", 4, 0x02, size},
+        {"header raft index below storage index", 8, 0x03, size},
+        {"header reserved", 39, 0x01, size},
+        {"truncated header", SIZE_MAX, 0, GLUE_SNAPSHOT_HEADER_BYTES - 1},
+        {"header only", SIZE_MAX, 0, GLUE_SNAPSHOT_HEADER_BYTES},
+        {"body first byte", GLUE_SNAPSHOT_HEADER_BYTES, 0x01, size},
+        {"body middle", GLUE_SNAPSHOT_HEADER_BYTES +
+                            (size - GLUE_SNAPSHOT_HEADER_BYTES) / 2,
+         0x40, size},
+        {"body last byte", size - 1, 0x01, size},
+        {"body truncated", SIZE_MAX, 0, size - 1},
+        {"body one byte longer", SIZE_MAX, 0, size + 1},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        struct kyufu_fsm rst;
+        uint8_t *b = realloc(copy, size + 1);
+        CHECK(b != NULL);
+        copy = b;
+        memcpy(copy, snap, size);
+        copy[size] = 0;
+        if (cases[k].at != SIZE_MAX) {
+            copy[cases[k].at] ^= cases[k].xor;
+        }
+        int rv = restore_copy(dst, copy, cases[k].len, &rst);
+        digest_of(dst, d, &idx);
+        if (rv == 0 || rst.fatal_rv == 0 || idx != i0 ||
+            memcmp(d, d0, 32) != 0) {
+            fprintf(stderr, "restore %s: rv %d fatal %d index %" PRIu64
+                            " digest %s\n",
+                    cases[k].what, rv, rst.fatal_rv, idx,
+                    memcmp(d, d0, 32) == 0 ? "unchanged" : "CHANGED");
+            exit(1);
+        }
+        CHECK(rst.n_restores == 0);
+    }
+    /* A poisoned FSM refuses even an intact copy: nothing replaced. */
+    {
+        struct raft_fsm pf;
+        struct kyufu_fsm pst;
+        struct raft_buffer buf;
+        kyufu_fsm_init(&pf, &pst, dst, KYUFU_FSM_SNAPSHOT_INLINE, NULL);
+        memcpy(copy, snap, size);
+        copy[0] ^= 1;
+        buf.len = size;
+        buf.base = raft_malloc(size);
+        CHECK(buf.base != NULL);
+        memcpy(buf.base, copy, size);
+        CHECK(pf.restore(&pf, &buf) != 0 && pst.fatal_rv != 0);
+        memcpy(buf.base, snap, size); /* raft would free it; reuse it */
+        CHECK(pf.restore(&pf, &buf) != 0);
+        raft_free(buf.base);
+        CHECK(pst.n_restores == 0);
+        digest_of(dst, d, &idx);
+        CHECK(idx == i0 && memcmp(d, d0, 32) == 0);
+    }
+    /* The intact copy restores: dst equals src. */
+    struct kyufu_fsm rst;
+    CHECK(restore_copy(dst, snap, size, &rst) == 0);
+    CHECK(rst.n_restores == 1 && rst.fatal_rv == 0);
+    digest_of(dst, d, &idx);
+    digest_of(src, ds, &is);
+    CHECK(idx == 3 && is == 3 && memcmp(d, ds, 32) == 0);
+    /* Again: the store already holds the snapshot's point: skipped, not
+     * replaced a second time. */
+    CHECK(restore_copy(dst, snap, size, &rst) == 0);
+    CHECK(rst.n_restores == 0 && rst.n_restores_skipped == 1);
+    digest_of(dst, d, &idx);
+    CHECK(idx == 3 && memcmp(d, ds, 32) == 0);
+
+    free(copy);
+    free(snap);
+    raft_fixture_close(&f);
+    kyufu_storage_close(src);
+    kyufu_storage_close(dst);
+    printf("fsm: restore_damaged ok\n");
+}
+
+/* -------------------------------------------------- snapshot behind */
+
+static void test_snapshot_behind(void)
+{
+    char err[256] = "";
+    struct kyufu_storage *s = open_store("behind");
     struct raft_fixture f;
     struct raft_fsm fsm;
     struct kyufu_fsm state;
@@ -49,14 +750,7 @@ int main(void)
     unsigned n_bufs = 0;
     uint64_t index, term;
 
-    snprintf(dir, sizeof dir, "/tmp/kyufu-fsm-XXXXXX");
-    CHECK(mkdtemp(dir) != NULL);
-    memset(&o, 0, sizeof o);
-    o.path = dir;
-    o.no_sync = true;
-    CHECK(kyufu_storage_open(&o, &s, err, sizeof err) == 0);
-    memset(&hooks, 0, sizeof hooks);
-    kyufu_fsm_init(&fsm, &state, s, KYUFU_FSM_SNAPSHOT_INLINE, &hooks);
+    kyufu_fsm_init(&fsm, &state, s, KYUFU_FSM_SNAPSHOT_INLINE, NULL);
     CHECK(raft_fixture_init(&f) == 0);
     CHECK(raft_fixture_grow(&f, &fsm) == 0);
     state.raft = raft_fixture_get(&f, 0);
@@ -80,6 +774,19 @@ int main(void)
 
     raft_fixture_close(&f);
     kyufu_storage_close(s);
+    printf("fsm: snapshot_behind ok\n");
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/kyufu-fsm-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    test_frame_decoder();
+    test_foreign_frames();
+    test_term_below_applied();
+    cluster_stop();
+    test_restore_damaged();
+    test_snapshot_behind();
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     printf("fsm: ok\n");
     return 0;
