@@ -426,6 +426,33 @@ static void test_framing_errors(void)
     kyufu_grpc_server_conn_free(conn);
 }
 
+/* A message's 5-byte prefix alone in one DATA frame, its bytes in later
+ * ones (grpc clients may write the prefix separately): nothing to store
+ * yet, so no buffer, and no memcpy to NULL (found by fuzz_h2 and, through
+ * a real kyufud under UBSan, by test_api_abuse.py's partial bodies). */
+static void test_prefix_alone(void)
+{
+    struct kyufu_grpc_server_conn *conn = server(0);
+    struct t_client c;
+    t_client_init(&c, conn);
+    uint8_t body[16];
+    t_frame(body, 0, "abc", 3);
+    struct t_stream *s = t_request(&c, "/kyufu.v1.Ledger/Echo", body, 5, false, NULL);
+    t_pump(&c);
+    CHECK(app.calls == 0 && !s->closed);
+    CHECK(kyufu_grpc_server_conn_buffered(conn) == 5);
+    t_send_more(&c, s, body + 5, 1, false);
+    t_pump(&c);
+    t_send_more(&c, s, body + 6, 2, true);
+    t_pump(&c);
+    CHECK(app.calls == 1);
+    CHECK(s->closed && s->grpc_status == 0);
+    CHECK(s->data_len == 8 && memcmp(s->data, "\0\0\0\0\3cba", 8) == 0);
+    CHECK(kyufu_grpc_server_conn_buffered(conn) == 0);
+    t_client_free(&c);
+    kyufu_grpc_server_conn_free(conn);
+}
+
 static void test_header_errors(void)
 {
     struct kyufu_grpc_server_conn *conn = server(0);
@@ -871,6 +898,7 @@ int main(void)
     test_async_and_cancel();
     test_oversized();
     test_framing_errors();
+    test_prefix_alone();
     test_header_errors();
     test_not_http2();
     test_health();

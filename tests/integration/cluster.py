@@ -147,6 +147,7 @@ class Cluster:
         pki = os.path.join(self.dir, "pki")
         os.makedirs(pki)
         ca_key, self.ca = make_ca(pki, "ca")
+        self.ca_key = ca_key  # to issue more certificates (rotation tests)
         self.client_key, self.client_cert = make_cert(
             pki, "client", ca_key, self.ca, "kyufu-test-client")
         other_key, other_ca = make_ca(pki, "other-ca")
