@@ -445,7 +445,8 @@ int kyufu_api_server_start(uv_loop_t *loop,
     s->idle_timeout_ms = config->idle_timeout_ms ? config->idle_timeout_ms
                                                  : KYUFU_API_IDLE_TIMEOUT_MS_DEFAULT;
     rv = api__tls_server_ctx_new(config->cert_file, config->key_file, config->ca_file,
-                                 config->require_client_cert, &s->ctx, errmsg, errmsg_len);
+                                 config->require_client_cert, api__tls_alpn_h2, &s->ctx, errmsg,
+                                 errmsg_len);
     if (rv != 0) {
         goto err_after_alloc;
     }

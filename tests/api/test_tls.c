@@ -241,7 +241,7 @@ static void test_policy(void)
     SSL_CTX *ctx;
     char err[256];
     CHECK(api__tls_server_ctx_new(P(0, "server.pem"), P(1, "server.key"), P(2, "ca.pem"), true,
-                                  &ctx, err, sizeof err) == 0);
+                                  api__tls_alpn_h2, &ctx, err, sizeof err) == 0);
     CHECK(SSL_CTX_get_min_proto_version(ctx) == TLS1_2_VERSION);
     CHECK(SSL_CTX_get_max_proto_version(ctx) == TLS1_3_VERSION);
     STACK_OF(SSL_CIPHER) *list = SSL_CTX_get_ciphers(ctx);
@@ -263,11 +263,11 @@ static void test_policy(void)
     CHECK(SSL_CTX_get_verify_mode(ctx) == (SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT));
     SSL_CTX_free(ctx);
     /* Bad files are refused at start, with a reason. */
-    CHECK(api__tls_server_ctx_new(P(0, "missing.pem"), P(1, "server.key"), NULL, false, &ctx,
-                                  err, sizeof err) == KYUFU_API_ETLS);
+    CHECK(api__tls_server_ctx_new(P(0, "missing.pem"), P(1, "server.key"), NULL, false,
+                                  api__tls_alpn_h2, &ctx, err, sizeof err) == KYUFU_API_ETLS);
     CHECK(strstr(err, "missing.pem") != NULL);
-    CHECK(api__tls_server_ctx_new(P(0, "server.pem"), P(1, "client.key"), NULL, false, &ctx,
-                                  err, sizeof err) == KYUFU_API_ETLS);
+    CHECK(api__tls_server_ctx_new(P(0, "server.pem"), P(1, "client.key"), NULL, false,
+                                  api__tls_alpn_h2, &ctx, err, sizeof err) == KYUFU_API_ETLS);
 }
 
 static void test_handshake_policy(void)
@@ -723,8 +723,8 @@ static void *silent_thread(void *arg)
     struct silent *sv = arg;
     SSL_CTX *ctx;
     char err[256];
-    CHECK(api__tls_server_ctx_new(P(0, "server.pem"), P(1, "server.key"), NULL, false, &ctx, err,
-                                  sizeof err) == 0);
+    CHECK(api__tls_server_ctx_new(P(0, "server.pem"), P(1, "server.key"), NULL, false,
+                                  api__tls_alpn_h2, &ctx, err, sizeof err) == 0);
     int fd = accept(sv->listen_fd, NULL, NULL);
     CHECK(fd >= 0);
     SSL *ssl = SSL_new(ctx);

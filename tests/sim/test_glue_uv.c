@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "certs.h"
 #include "glue.h"
 
 #define CHECK(c)                                                          \
@@ -32,6 +33,7 @@
 
 static uv_loop_t loop;
 static char tmp[64];
+static char pki[96]; /* node-ca.pem, nodeI.pem / nodeI.key (certs.h) */
 
 static int rm_entry(const char *p, const struct stat *st, int f,
                     struct FTW *w)
@@ -134,6 +136,13 @@ static void open_node(unsigned i, bool bootstrap, unsigned n_peers)
     c.id = i + 1;
     c.address = addr[i];
     c.raft_dir = dir[i];
+    char cert[96], key[96], ca[96];
+    snprintf(cert, sizeof cert, "%.80s/node%u.pem", pki, i + 1);
+    snprintf(key, sizeof key, "%.80s/node%u.key", pki, i + 1);
+    snprintf(ca, sizeof ca, "%.80s/node-ca.pem", pki);
+    c.tls_cert_file = cert;
+    c.tls_key_file = key;
+    c.tls_ca_file = ca;
     c.election_timeout_ms = 300;
     c.snapshot_threshold_entries = cfg_snapshot_threshold;
     c.snapshot_trailing_entries = cfg_snapshot_trailing;
@@ -718,6 +727,9 @@ int main(void)
     char root[64];
     snprintf(root, sizeof root, "%s", tmp);
     signal(SIGPIPE, SIG_IGN);
+    snprintf(pki, sizeof pki, "%s/pki", root);
+    CHECK(mkdir(pki, 0700) == 0);
+    CHECK(t_certs_make_nodes(pki, N) == 0);
     CHECK(uv_loop_init(&loop) == 0);
     test_cluster();
     test_snapshots();
