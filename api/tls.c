@@ -450,13 +450,12 @@ static int parse_node_id(const unsigned char *s, int len, uint64_t *out)
     return 0;
 }
 
-int api__tls_peer_node_id(struct api__tls *t, uint64_t *id)
+int api__tls_cert_node_id(const X509 *cert, uint64_t *id)
 {
     static const char prefix[] = KYUFU_TLS_NODE_URI_PREFIX;
     const int prefix_len = (int)sizeof prefix - 1;
-    X509 *cert = SSL_get0_peer_certificate(t->ssl);
     int found = 0;
-    if (cert == NULL || SSL_get_verify_result(t->ssl) != X509_V_OK) {
+    if (cert == NULL) {
         return -1;
     }
     GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
@@ -478,4 +477,13 @@ int api__tls_peer_node_id(struct api__tls *t, uint64_t *id)
     GENERAL_NAMES_free(names);
     ERR_clear_error();
     return found == 1 ? 0 : -1;
+}
+
+int api__tls_peer_node_id(struct api__tls *t, uint64_t *id)
+{
+    X509 *cert = SSL_get0_peer_certificate(t->ssl);
+    if (cert == NULL || SSL_get_verify_result(t->ssl) != X509_V_OK) {
+        return -1;
+    }
+    return api__tls_cert_node_id(cert, id);
 }

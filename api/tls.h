@@ -82,5 +82,7 @@ void api__tls_peer_subject(struct api__tls *t, char *buf, size_t len);
  * leading zero); -1 otherwise (no certificate, not verified, no node URI,
  * two of them, or a malformed one). */
 int api__tls_peer_node_id(struct api__tls *t, uint64_t *id);
+/* The same for any certificate (e.g. our own, checked at start). */
+int api__tls_cert_node_id(const X509 *cert, uint64_t *id);
 
 #endif /* KYUFU_API_TLS_H */

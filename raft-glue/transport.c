@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grpc.h"
 #include "peer_link.h"
 #include "tls.h"
 
@@ -31,8 +32,18 @@ static struct glue_transport *of(struct raft_uv_transport *t)
 static int tr_init(struct raft_uv_transport *t, raft_id id, const char *address)
 {
     struct glue_transport *gt = of(t);
+    uint64_t cert_id = 0;
     assert(id > 0);
     assert(address != NULL);
+    /* Peers would refuse us: say so at start, not in their logs. */
+    if (api__tls_cert_node_id(SSL_CTX_get0_certificate(gt->server_ctx), &cert_id) != 0 ||
+        cert_id != id) {
+        snprintf(t->errmsg, sizeof t->errmsg,
+                 "the TLS certificate does not name this node: it needs the SAN URI "
+                 KYUFU_TLS_NODE_URI_PREFIX "%llu (it names %llu; 0: none)",
+                 (unsigned long long)id, (unsigned long long)cert_id);
+        return RAFT_INVALID;
+    }
     /* The preamble carries it, padded, within KYUFU_PEER_ADDRESS_BYTES_MAX. */
     if (strlen(address) + 8 > sizeof gt->address) {
         snprintf(t->errmsg, sizeof t->errmsg, "address too long: %.100s", address);
