@@ -81,6 +81,7 @@ struct peer_link
     size_t address_len;
     size_t address_n;
     char remote[80];
+    char subject[256]; /* leaf the peer presented, seen while verifying */
 };
 
 struct wbuf
@@ -169,11 +170,38 @@ static void link_close(struct peer_link *l, int status)
     }
 }
 
+/* OpenSSL drops a certificate that fails verification: note its subject
+ * on the way, for the refusal's log line.  Decides nothing. */
+static int verify_cb(int ok, X509_STORE_CTX *ctx)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(ctx, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct peer_link *l = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+    X509 *leaf = X509_STORE_CTX_get0_cert(ctx);
+    if (l != NULL && leaf != NULL && l->subject[0] == '\0') {
+        X509_NAME_oneline(X509_get_subject_name(leaf), l->subject, sizeof l->subject);
+    }
+    return ok;
+}
+
+static int tls_start(struct peer_link *l, SSL_CTX *ctx, bool server)
+{
+    if (api__tls_init(&l->tls, ctx, server, NULL) != 0) {
+        return -1;
+    }
+    l->tls_init = true;
+    SSL_set_app_data(l->tls.ssl, l);
+    SSL_set_verify(l->tls.ssl, SSL_get_verify_mode(l->tls.ssl), verify_cb);
+    return 0;
+}
+
 static void refuse(struct peer_link *l, raft_id claimed, const char *reason)
 {
     char subject[256] = "";
     if (l->tls_init) {
         api__tls_peer_subject(&l->tls, subject, sizeof subject);
+    }
+    if (subject[0] == '\0') {
+        memcpy(subject, l->subject, sizeof subject);
     }
     struct glue_peer_refusal r = {
         .remote = l->remote,
@@ -702,11 +730,10 @@ static void connect_cb(uv_connect_t *req, int status)
     }
     nodelay(l);
     set_remote(l);
-    if (api__tls_init(&l->tls, l->gt->client_ctx, false, NULL) != 0) {
+    if (tls_start(l, l->gt->client_ctx, false) != 0) {
         link_close(l, RAFT_NOCONNECTION);
         return;
     }
-    l->tls_init = true;
     l->state = L_HANDSHAKE;
     read_tcp(l, true);
     advance(l); /* the ClientHello */
@@ -803,11 +830,10 @@ void glue__link_accept(struct glue_transport *gt)
     l->pending = true;
     gt->n_pending_in++;
     nodelay(l);
-    if (api__tls_init(&l->tls, gt->server_ctx, true, NULL) != 0) {
+    if (tls_start(l, gt->server_ctx, true) != 0) {
         link_close(l, 0);
         return;
     }
-    l->tls_init = true;
     start_deadline(l, KYUFU_PEER_HANDSHAKE_TIMEOUT_MS);
     read_tcp(l, true);
 }
