@@ -697,6 +697,9 @@ void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out)
     out->snapshot_copies_sent = g->guard.snapshot_send.n_started;
     out->snapshot_copies_refused = g->guard.snapshot_send.n_dropped;
     out->snapshot_trailing_entries = g->guard.snapshot_send.trailing_set;
+    out->peer_streams_opened = g->transport.n_opened;
+    out->peer_connections_refused = g->transport.n_refused;
+    out->peer_handshakes_pending = g->transport.n_pending_in;
     if (address != NULL) {
         snprintf(out->leader_address, sizeof out->leader_address, "%s",
                  address);

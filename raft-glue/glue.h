@@ -214,6 +214,12 @@ struct kyufu_glue_status
     /* Log entries kept after a snapshot right now: the configured trailing,
      * or more while a peer catches up after an install (docs/raft.md). */
     uint64_t snapshot_trailing_entries;
+    /* Raft transport (docs/peer-tls.md): streams handed to raft since start
+     * (both directions), connections refused or given up during their
+     * handshake, and inbound connections not yet authenticated now. */
+    uint64_t peer_streams_opened;
+    uint64_t peer_connections_refused;
+    unsigned peer_handshakes_pending;
 };
 
 void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out);
