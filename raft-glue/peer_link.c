@@ -44,6 +44,17 @@ enum link_state {
     L_CLOSING,    /* handles closing; freed when the last one is */
 };
 
+/* Checked transitions: outbound RESOLVING → CONNECTING → HANDSHAKE → OPEN,
+ * inbound HANDSHAKE → PREAMBLE → OPEN; OPEN → DRAINING; any → CLOSING. */
+static const bool transitions[L_CLOSING + 1][L_CLOSING + 1] = {
+    [L_RESOLVING] = {[L_CONNECTING] = true, [L_CLOSING] = true},
+    [L_CONNECTING] = {[L_HANDSHAKE] = true, [L_CLOSING] = true},
+    [L_HANDSHAKE] = {[L_PREAMBLE] = true, [L_OPEN] = true, [L_CLOSING] = true},
+    [L_PREAMBLE] = {[L_OPEN] = true, [L_CLOSING] = true},
+    [L_OPEN] = {[L_DRAINING] = true, [L_CLOSING] = true},
+    [L_DRAINING] = {[L_CLOSING] = true},
+};
+
 /* raft_uv_tcp's handshake (src/uv_tcp_connect.c): protocol, server id and
  * the address's padded length as little-endian uint64, then the address,
  * NUL-terminated and zero-padded to a multiple of 8. */
@@ -96,6 +107,17 @@ static void pipe_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void read_pipe(struct peer_link *l, bool on);
 
 /* ------------------------------------------------------------ lifetime */
+
+static void set_state(struct peer_link *l, enum link_state next)
+{
+    assert(transitions[l->state][next]);
+    /* Only the accepting side reads a preamble; only it counts pending. */
+    assert(next != L_PREAMBLE || l->inbound);
+    assert(!l->pending || l->inbound);
+    /* Raft holds its end exactly from OPEN on. */
+    assert(next != L_OPEN || (l->req == NULL && l->pipe_init && l->tls_init));
+    l->state = next;
+}
 
 static void maybe_free(struct peer_link *l)
 {
@@ -156,7 +178,7 @@ static void link_close(struct peer_link *l, int status)
         l->gt->n_pending_in--;
         l->pending = false;
     }
-    l->state = L_CLOSING;
+    set_state(l, L_CLOSING);
     l->status = status != 0 ? status : RAFT_NOCONNECTION;
     if (l->resolving) {
         (void)uv_cancel((uv_req_t *)&l->gai); /* its callback still runs */
@@ -223,6 +245,7 @@ static struct peer_link *link_new(struct glue_transport *gt, bool inbound)
     }
     l->gt = gt;
     l->inbound = inbound;
+    l->state = inbound ? L_HANDSHAKE : L_RESOLVING;
     l->status = RAFT_NOCONNECTION;
     l->gai.data = l;
     l->connect.data = l;
@@ -447,7 +470,9 @@ static int open_raft_stream(struct peer_link *l, uv_stream_t **out)
 static void open_link(struct peer_link *l)
 {
     struct glue_transport *gt = l->gt;
+    struct raft_uv_connect *req = l->req;
     uv_stream_t *rs;
+    assert(l->inbound == (req == NULL));
     if (open_raft_stream(l, &rs) != 0) {
         link_close(l, RAFT_NOCONNECTION);
         return;
@@ -457,7 +482,8 @@ static void open_link(struct peer_link *l)
         gt->n_pending_in--;
         l->pending = false;
     }
-    l->state = L_OPEN;
+    l->req = NULL; /* outbound: its callback fires below */
+    set_state(l, L_OPEN);
     uv_timer_stop(&l->timer);
     gt->n_opened++;
     if (gt->connected != NULL) {
@@ -469,8 +495,6 @@ static void open_link(struct peer_link *l)
         free(l->address);
         l->address = NULL;
     } else {
-        struct raft_uv_connect *req = l->req;
-        l->req = NULL;
         req->cb(req, rs, 0);
     }
 }
@@ -494,6 +518,7 @@ static void put_le64(uint8_t *p, uint64_t v)
 /* Outbound, after the handshake: our preamble through TLS. */
 static int write_preamble(struct peer_link *l)
 {
+    assert(!l->inbound && l->gt->id > 0);
     uint8_t buf[PREAMBLE_BYTES + KYUFU_PEER_ADDRESS_BYTES_MAX];
     size_t alen = strlen(l->gt->address) + 1;
     size_t padded = (alen + 7) & ~(size_t)7;
@@ -515,6 +540,8 @@ static size_t feed_preamble(struct peer_link *l, const char *p, size_t len)
 {
     size_t used = 0;
     char why[160];
+    assert(l->state == L_PREAMBLE && l->inbound && l->id > 0);
+    assert(l->preamble_n <= PREAMBLE_BYTES && l->address_n <= l->address_len);
     if (l->preamble_n < PREAMBLE_BYTES) {
         size_t n = PREAMBLE_BYTES - l->preamble_n;
         n = n < len ? n : len;
@@ -573,13 +600,14 @@ static int authenticate(struct peer_link *l)
 {
     uint64_t cert_id;
     char why[160];
+    assert(l->state == L_HANDSHAKE && l->tls.handshake_done);
     if (api__tls_peer_node_id(&l->tls, &cert_id) != 0) {
         refuse(l, l->inbound ? 0 : l->id, "certificate names no node id");
         return -1;
     }
     if (l->inbound) {
         l->id = cert_id;
-        l->state = L_PREAMBLE;
+        set_state(l, L_PREAMBLE);
         return 0;
     }
     if (cert_id != l->id) {
@@ -685,7 +713,7 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
 /* Raft closed its end: say close_notify, send what is queued, shut down. */
 static void drain(struct peer_link *l)
 {
-    l->state = L_DRAINING;
+    set_state(l, L_DRAINING);
     read_pipe(l, false);
     api__tls_shutdown(&l->tls);
     if (flush_tls(l) != 0 ||
@@ -734,7 +762,7 @@ static void connect_cb(uv_connect_t *req, int status)
         link_close(l, RAFT_NOCONNECTION);
         return;
     }
-    l->state = L_HANDSHAKE;
+    set_state(l, L_HANDSHAKE);
     read_tcp(l, true);
     advance(l); /* the ClientHello */
 }
@@ -757,7 +785,7 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     l->tcp_init = true;
     l->n_handles++;
     l->tcp.data = l;
-    l->state = L_CONNECTING;
+    set_state(l, L_CONNECTING);
     rv = uv_tcp_connect(&l->connect, &l->tcp, res->ai_addr, connect_cb);
     uv_freeaddrinfo(res);
     if (rv != 0) {
@@ -817,7 +845,6 @@ void glue__link_accept(struct glue_transport *gt)
     l->tcp_init = true;
     l->n_handles++;
     l->tcp.data = l;
-    l->state = L_HANDSHAKE;
     if (uv_accept((uv_stream_t *)&gt->listener, (uv_stream_t *)&l->tcp) != 0) {
         link_close(l, 0);
         return;
