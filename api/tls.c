@@ -7,13 +7,16 @@
  * RSA authentication and AES-GCM; key exchange groups P-256 and P-384;
  * signature schemes ECDSA / RSA-PSS / RSA PKCS#1 with SHA-2; no
  * compression, no renegotiation, no session tickets or resumption (so no
- * 0-RTT); ALPN "h2" required on both sides.  Everything is set explicitly:
- * no OpenSSL or distribution default is relied on (STYLE.md 12).
+ * 0-RTT); one ALPN protocol per context, required on both sides ("h2" for
+ * the API, "kyufu-raft/1" for Raft peers, docs/peer-tls.md).  Everything is
+ * set explicitly: no OpenSSL or distribution default is relied on (STYLE.md
+ * 12).  Built as its own library (kyufu_tls, OpenSSL only) so raft-glue
+ * shares this one policy.
  *
  * Failure modes: a handshake that breaks the policy fails inside OpenSSL
  * (no shared cipher / group / version: the peer gets an alert); a peer
- * without ALPN h2 is refused by the ALPN callback (server) or after the
- * handshake (both sides); certificate verification failures are reported
+ * without the context's ALPN protocol is refused by the ALPN callback
+ * (server) or after the handshake (both sides); certificate verification failures are reported
  * with OpenSSL's verify string in t->error.
  */
 #include <assert.h>
