@@ -934,7 +934,8 @@ int kyufu_grpc_client_new(uv_loop_t *loop,
     c->keepalive_ms = config->keepalive_ms ? config->keepalive_ms : KYUFU_GRPC_CLIENT_KEEPALIVE_MS;
     c->message_bytes_max = config->message_bytes_max ? config->message_bytes_max
                                                      : KYUFU_GRPC_MESSAGE_BYTES_MAX;
-    rv = api__tls_client_ctx_new(config->ca_file, config->cert_file, config->key_file, &c->ctx,
+    rv = api__tls_client_ctx_new(config->ca_file, config->cert_file, config->key_file,
+                                 api__tls_alpn_h2, &c->ctx,
                                  errmsg, errmsg_len);
     if (rv != 0) {
         goto err_after_alloc;

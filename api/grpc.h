@@ -357,6 +357,12 @@ struct kyufu_tls_policy
 };
 const struct kyufu_tls_policy *kyufu_tls_policy(void);
 
+/* A node certificate names its Raft node id N as the subject alternative
+ * name URI KYUFU_TLS_NODE_URI_PREFIX "N" (decimal, exactly one such URI):
+ * the Raft port accepts only such certificates, and only for the id they
+ * name (docs/peer-tls.md).  kyufuctl cluster init writes it. */
+#define KYUFU_TLS_NODE_URI_PREFIX "urn:kyufu:node:"
+
 /* ------------------------------------------------------------------------
  * 4. libuv server
  * --------------------------------------------------------------------- */

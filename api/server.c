@@ -546,7 +546,8 @@ int kyufu_api_server_start(uv_loop_t *loop,
         memcpy(s->ca_file, af, la);
     }
     rv = api__tls_server_ctx_new(config->cert_file, config->key_file, config->ca_file,
-                                 config->require_client_cert, &s->ctx, errmsg, errmsg_len);
+                                 config->require_client_cert, api__tls_alpn_h2, &s->ctx, errmsg,
+                                 errmsg_len);
     if (rv != 0) {
         goto err_after_alloc;
     }
@@ -623,7 +624,7 @@ int kyufu_api_server_reload_tls(struct kyufu_api_server *server,
     SSL_CTX *ctx;
     int rv = api__tls_server_ctx_new(server->cert_file, server->key_file,
                                      server->ca_file[0] != '\0' ? server->ca_file : NULL,
-                                     server->require_client_cert, &ctx, errmsg,
+                                     server->require_client_cert, api__tls_alpn_h2, &ctx, errmsg,
                                      errmsg_len);
     if (rv != 0) {
         return rv;

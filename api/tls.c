@@ -7,13 +7,16 @@
  * RSA authentication and AES-GCM; key exchange groups P-256 and P-384;
  * signature schemes ECDSA / RSA-PSS / RSA PKCS#1 with SHA-2; no
  * compression, no renegotiation, no session tickets or resumption (so no
- * 0-RTT); ALPN "h2" required on both sides.  Everything is set explicitly:
- * no OpenSSL or distribution default is relied on (STYLE.md 12).
+ * 0-RTT); one ALPN protocol per context, required on both sides ("h2" for
+ * the API, "kyufu-raft/1" for Raft peers, docs/peer-tls.md).  Everything is
+ * set explicitly: no OpenSSL or distribution default is relied on (STYLE.md
+ * 12).  Built as its own library (kyufu_tls, OpenSSL only) so raft-glue
+ * shares this one policy.
  *
  * Failure modes: a handshake that breaks the policy fails inside OpenSSL
  * (no shared cipher / group / version: the peer gets an alert); a peer
- * without ALPN h2 is refused by the ALPN callback (server) or after the
- * handshake (both sides); certificate verification failures are reported
+ * without the context's ALPN protocol is refused by the ALPN callback
+ * (server) or after the handshake (both sides); certificate verification failures are reported
  * with OpenSSL's verify string in t->error.
  */
 #include <assert.h>
@@ -48,7 +51,22 @@ static const struct kyufu_tls_policy policy = {
     .alpn = "h2",
 };
 
-static const unsigned char alpn_h2[] = {2, 'h', '2'};
+const unsigned char api__tls_alpn_h2[] = {2, 'h', '2'};
+const unsigned char api__tls_alpn_raft[] = {12, 'k', 'y', 'u', 'f', 'u', '-',
+                                            'r', 'a', 'f', 't', '/', '1'};
+
+/* The context's one ALPN protocol (wire format, static) is its app data. */
+static const unsigned char *ctx_alpn(const SSL_CTX *ctx)
+{
+    const unsigned char *alpn = SSL_CTX_get_app_data(ctx);
+    assert(alpn != NULL);
+    return alpn;
+}
+
+static bool alpn_known(const unsigned char *alpn)
+{
+    return alpn == api__tls_alpn_h2 || alpn == api__tls_alpn_raft;
+}
 
 const struct kyufu_tls_policy *kyufu_tls_policy(void)
 {
@@ -109,9 +127,9 @@ static int alpn_select(SSL *ssl,
                        void *arg)
 {
     (void)ssl;
-    (void)arg;
+    const unsigned char *alpn = arg;
     unsigned char *sel;
-    if (SSL_select_next_proto(&sel, outlen, alpn_h2, sizeof alpn_h2, in, inlen) !=
+    if (SSL_select_next_proto(&sel, outlen, alpn, (unsigned)alpn[0] + 1, in, inlen) !=
         OPENSSL_NPN_NEGOTIATED) {
         return SSL_TLSEXT_ERR_ALERT_FATAL; /* no_application_protocol */
     }
@@ -134,9 +152,9 @@ static int load_identity(SSL_CTX *ctx, const char *cert_file, const char *key_fi
     return 0;
 }
 
-/* Server side: remember the subject of a client certificate that fails
- * verification, which OpenSSL does not keep as the session's peer, so the
- * refusal can be logged with who it was (api__tls_peer_subject). */
+/* Remember the subject of a peer certificate that fails verification,
+ * which OpenSSL does not keep as the session's peer, so the refusal can be
+ * logged with who it was (api__tls_peer_subject).  Decides nothing. */
 static int verify_cb(int ok, X509_STORE_CTX *store)
 {
     if (!ok) {
@@ -155,11 +173,13 @@ int api__tls_server_ctx_new(const char *cert_file,
                             const char *key_file,
                             const char *ca_file,
                             bool require_client_cert,
+                            const unsigned char *alpn,
                             SSL_CTX **out,
                             char *errmsg,
                             size_t errmsg_len)
 {
     int rv;
+    assert(alpn_known(alpn));
     if (cert_file == NULL || key_file == NULL || (require_client_cert && ca_file == NULL)) {
         snprintf(errmsg, errmsg_len, "server needs cert and key%s",
                  require_client_cert ? ", and a CA for client certificates" : "");
@@ -174,7 +194,8 @@ int api__tls_server_ctx_new(const char *cert_file,
         (rv = load_identity(ctx, cert_file, key_file, errmsg, errmsg_len)) != 0) {
         goto err_after_ctx;
     }
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    SSL_CTX_set_app_data(ctx, (void *)alpn);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, (void *)alpn);
     if (ca_file != NULL) {
         if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
             rv = ssl_fail(errmsg, errmsg_len, "cannot load CA", ca_file);
@@ -206,11 +227,13 @@ err:
 int api__tls_client_ctx_new(const char *ca_file,
                             const char *cert_file,
                             const char *key_file,
+                            const unsigned char *alpn,
                             SSL_CTX **out,
                             char *errmsg,
                             size_t errmsg_len)
 {
     int rv;
+    assert(alpn_known(alpn));
     if (ca_file == NULL || (cert_file == NULL) != (key_file == NULL)) {
         snprintf(errmsg, errmsg_len, "client needs a CA file, and cert with key or neither");
         return KYUFU_API_EINVALID;
@@ -231,8 +254,9 @@ int api__tls_client_ctx_new(const char *ca_file,
         rv = ssl_fail(errmsg, errmsg_len, "cannot load CA", ca_file);
         goto err_after_ctx;
     }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    if (SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof alpn_h2) != 0) {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
+    SSL_CTX_set_app_data(ctx, (void *)alpn);
+    if (SSL_CTX_set_alpn_protos(ctx, alpn, (unsigned)alpn[0] + 1) != 0) {
         rv = ssl_fail(errmsg, errmsg_len, "cannot set ALPN", NULL);
         goto err_after_ctx;
     }
@@ -263,9 +287,11 @@ int api__tls_init(struct api__tls *t, SSL_CTX *ctx, bool server, const char *ser
     if (server) {
         SSL_set_accept_state(t->ssl);
     } else {
-        assert(server_name != NULL);
-        ASN1_OCTET_STRING *ip = a2i_IPADDRESS(server_name);
-        if (ip != NULL) {
+        ASN1_OCTET_STRING *ip =
+            server_name != NULL ? a2i_IPADDRESS(server_name) : NULL;
+        if (server_name == NULL) {
+            /* The caller checks the peer's identity itself. */
+        } else if (ip != NULL) {
             ASN1_OCTET_STRING_free(ip);
             if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), server_name) != 1) {
                 goto err_after_set;
@@ -337,9 +363,11 @@ int api__tls_handshake(struct api__tls *t)
     }
     const unsigned char *proto = NULL;
     unsigned int len = 0;
+    const unsigned char *want = ctx_alpn(SSL_get_SSL_CTX(t->ssl));
     SSL_get0_alpn_selected(t->ssl, &proto, &len);
-    if (len != 2 || memcmp(proto, "h2", 2) != 0) {
-        snprintf(t->error, sizeof t->error, "TLS peer did not negotiate ALPN h2");
+    if (len != want[0] || memcmp(proto, want + 1, len) != 0) {
+        snprintf(t->error, sizeof t->error, "TLS peer did not negotiate ALPN %.*s",
+                 (int)want[0], (const char *)want + 1);
         return KYUFU_API_ETLS;
     }
     t->handshake_done = true;
@@ -422,4 +450,63 @@ void api__tls_peer_subject(struct api__tls *t, char *buf, size_t len)
     } else {
         snprintf(buf, len, "%s", t->presented);
     }
+}
+
+/* "N" after the prefix: decimal, 1..UINT64_MAX, no sign, no leading zero. */
+static int parse_node_id(const unsigned char *s, int len, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (len < 1 || len > 20 || s[0] == '0') {
+        return -1;
+    }
+    for (int i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) {
+            return -1;
+        }
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+int api__tls_cert_node_id(const X509 *cert, uint64_t *id)
+{
+    static const char prefix[] = KYUFU_TLS_NODE_URI_PREFIX;
+    const int prefix_len = (int)sizeof prefix - 1;
+    int found = 0;
+    if (cert == NULL) {
+        return -1;
+    }
+    GENERAL_NAMES *names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names); i++) {
+        const GENERAL_NAME *n = sk_GENERAL_NAME_value(names, i);
+        if (n->type != GEN_URI) {
+            continue;
+        }
+        const unsigned char *s = ASN1_STRING_get0_data(n->d.uniformResourceIdentifier);
+        int len = ASN1_STRING_length(n->d.uniformResourceIdentifier);
+        if (len < prefix_len || memcmp(s, prefix, (size_t)prefix_len) != 0) {
+            continue;
+        }
+        found++;
+        if (parse_node_id(s + prefix_len, len - prefix_len, id) != 0) {
+            found = 2; /* a malformed node URI is as bad as two */
+        }
+    }
+    GENERAL_NAMES_free(names);
+    ERR_clear_error();
+    return found == 1 ? 0 : -1;
+}
+
+int api__tls_peer_node_id(struct api__tls *t, uint64_t *id)
+{
+    X509 *cert = SSL_get0_peer_certificate(t->ssl);
+    if (cert == NULL || SSL_get_verify_result(t->ssl) != X509_V_OK) {
+        return -1;
+    }
+    return api__tls_cert_node_id(cert, id);
 }

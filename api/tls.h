@@ -10,19 +10,28 @@
 
 #include <openssl/ssl.h>
 
+/* ALPN protocol of a context (wire format: length byte, then the name):
+ * the API speaks "h2", Raft peers "kyufu-raft/1" (docs/peer-tls.md).  A
+ * context offers (client) or accepts (server) exactly its one protocol and
+ * api__tls_handshake fails unless it was negotiated. */
+extern const unsigned char api__tls_alpn_h2[];
+extern const unsigned char api__tls_alpn_raft[];
+
 /* Contexts.  Every file is read here: a bad certificate, key or CA is an
- * error now (KYUFU_API_ETLS with errmsg).  The caller frees with
- * SSL_CTX_free. */
+ * error now (KYUFU_API_ETLS with errmsg).  alpn is one of the two arrays
+ * above.  The caller frees with SSL_CTX_free. */
 int api__tls_server_ctx_new(const char *cert_file,
                             const char *key_file,
                             const char *ca_file,
                             bool require_client_cert,
+                            const unsigned char *alpn,
                             SSL_CTX **out,
                             char *errmsg,
                             size_t errmsg_len);
 int api__tls_client_ctx_new(const char *ca_file,
                             const char *cert_file,
                             const char *key_file,
+                            const unsigned char *alpn,
                             SSL_CTX **out,
                             char *errmsg,
                             size_t errmsg_len);
@@ -44,7 +53,8 @@ struct api__tls
 };
 
 /* server_name: client side only, the name the certificate must match (DNS
- * or IP SAN) and the SNI sent (not for IP literals). */
+ * or IP SAN) and the SNI sent (not for IP literals); NULL: no name check
+ * (the caller checks the identity itself, as raft-glue checks node ids). */
 int api__tls_init(struct api__tls *t, SSL_CTX *ctx, bool server, const char *server_name);
 void api__tls_close(struct api__tls *t);
 
@@ -67,7 +77,14 @@ size_t api__tls_take(struct api__tls *t, uint8_t *buf, size_t cap);
 /* Subject of the verified peer certificate ("" if none) into buf. */
 void api__tls_peer_identity(struct api__tls *t, char *buf, size_t len);
 /* Subject of whatever certificate the peer presented, verified or not ("" if
- * none), for the log of a refused handshake. */
+ * none): for logging a refused peer, never for a decision. */
 void api__tls_peer_subject(struct api__tls *t, char *buf, size_t len);
+/* The Raft node id a verified peer certificate names: 0 and *id when it has
+ * exactly one SAN URI KYUFU_TLS_NODE_URI_PREFIX "N" (N decimal > 0, no
+ * leading zero); -1 otherwise (no certificate, not verified, no node URI,
+ * two of them, or a malformed one). */
+int api__tls_peer_node_id(struct api__tls *t, uint64_t *id);
+/* The same for any certificate (e.g. our own, checked at start). */
+int api__tls_cert_node_id(const X509 *cert, uint64_t *id);
 
 #endif /* KYUFU_API_TLS_H */

@@ -3,8 +3,11 @@
  * What it makes (all paths absolute in the configs, so nodes may be started
  * from anywhere):
  *   DIR/ca.pem, DIR/ca.key            the cluster CA (EC P-256, self-signed)
- *   DIR/nodeN/node.pem, node.key      node N: SAN = its host, EKU serverAuth
- *                                     + clientAuth (nodes dial each other)
+ *   DIR/nodeN/node.pem, node.key      node N: SAN = its host and the URI
+ *                                     urn:kyufu:node:N (its Raft id, checked
+ *                                     on the Raft port: docs/peer-tls.md),
+ *                                     EKU serverAuth + clientAuth (nodes dial
+ *                                     each other)
  *   DIR/nodeN/kyufud.conf             the node's config (docs/kyufuctl.md)
  *   DIR/nodeN/data/                   empty data folder, 0700
  *   DIR/kyufuctl.pem, kyufuctl.key    client certificate (EKU clientAuth)
@@ -38,6 +41,7 @@
 
 #include "ctl.h"
 #include "glue_limits.h"
+#include "grpc.h" /* KYUFU_TLS_NODE_URI_PREFIX */
 
 static int errf(char *errmsg, size_t len, int rv, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -177,7 +181,7 @@ struct cert_spec
     unsigned days;
     bool ca;
     const char *eku;    /* NULL for the CA */
-    const char *san;    /* "IP:1.2.3.4" / "DNS:name" or NULL */
+    const char *san;    /* "IP:1.2.3.4" / "DNS:name" [",URI:..."] or NULL */
 };
 
 /* Issue a certificate for `key`, signed by issuer_key (self-signed when
@@ -492,14 +496,15 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
     /* Node i and, as i == nodes, the client. */
     for (unsigned i = 0; i <= o->nodes; i++) {
         bool client = i == o->nodes;
-        char cn[64], san[300], base[PATH_MAX + 32];
+        char cn[64], san[340], base[PATH_MAX + 32];
         if (client) {
             snprintf(cn, sizeof cn, "kyufuctl");
             snprintf(base, sizeof base, "%s/kyufuctl", dir);
         } else {
             snprintf(cn, sizeof cn, "kyufu node %u", i + 1);
-            snprintf(san, sizeof san, "%s:%s", host_is_ip(m[i].host) ? "IP" : "DNS",
-                     m[i].host);
+            snprintf(san, sizeof san, "%s:%s,URI:%s%u",
+                     host_is_ip(m[i].host) ? "IP" : "DNS", m[i].host,
+                     KYUFU_TLS_NODE_URI_PREFIX, i + 1);
             snprintf(base, sizeof base, "%s/node%u", dir, i + 1);
             rv = make_dir(base, errmsg, errmsg_len);
             if (rv == 0) {

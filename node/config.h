@@ -4,7 +4,8 @@
  *
  *   [node]     id, data_dir, raft_address, api_address      (all required)
  *   [cluster]  <id> = <raft host:port> <api host:port>       (one per voter)
- *   [tls]      ca, cert, key                                 (all required)
+ *   [tls]      ca, cert, key  (all required; API and Raft: the cert must
+ *              name [node] id as SAN URI urn:kyufu:node:ID, docs/peer-tls.md)
  *   [raft]     election_timeout_ms, heartbeat_timeout_ms,
  *              snapshot_threshold, snapshot_trailing         (optional)
  *   [log]      level = debug | info | warn | error           (optional)

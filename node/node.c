@@ -353,10 +353,21 @@ static void on_state(struct kyufu_glue *g, void *arg)
 }
 
 /* Snapshot copies sent to a lagging peer: operators must see an install
- * start, end or stall (docs/operations.md). */
+ * start, end or stall (docs/operations.md); a refused Raft connection
+ * (docs/peer-tls.md) names the address and certificate that tried. */
 static void on_glue_event(void *arg, const struct kyufu_glue_event *e)
 {
     (void)arg;
+    if (e->remote != NULL) {
+        kyufu_log(KYUFU_LOG_WARN, e->what,
+                  KYUFU_LOG_S("remote", e->remote),
+                  KYUFU_LOG_S("direction", e->inbound ? "inbound" : "outbound"),
+                  KYUFU_LOG_S("subject", e->subject != NULL ? e->subject : ""),
+                  KYUFU_LOG_U("peer", e->peer),
+                  KYUFU_LOG_S("reason", e->reason != NULL ? e->reason : ""),
+                  KYUFU_LOG_U("suppressed", e->suppressed));
+        return;
+    }
     bool bad = strcmp(e->what, "snapshot send failed") == 0;
     kyufu_log(bad ? KYUFU_LOG_WARN : KYUFU_LOG_INFO, e->what,
               KYUFU_LOG_U("peer", e->peer), KYUFU_LOG_U("index", e->index),
@@ -436,6 +447,10 @@ static int start_raft(struct kyufu_node *n, char *errmsg, size_t errmsg_len)
     gc.id = c->id;
     gc.address = c->raft_address;
     gc.raft_dir = raft_dir;
+    /* The API's certificate: it names this node's id for Raft too. */
+    gc.tls_cert_file = c->tls_cert;
+    gc.tls_key_file = c->tls_key;
+    gc.tls_ca_file = c->tls_ca;
     kyufu_config_raft_options(c, &gc);
     int rv = kyufu_glue_init(&n->loop, &gc, n->storage, &n->glue, errmsg,
                              errmsg_len);

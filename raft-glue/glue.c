@@ -1,6 +1,6 @@
 /* kyufu raft-glue on raft_uv: contract in glue.h, design in docs/raft.md.
  *
- * Happy path: init (check the config, raft_uv + NODELAY transport + deferred
+ * Happy path: init (check the config, raft_uv + mutual-TLS transport + deferred
  * snapshot wrapper, raft_init, every option set explicitly) → bootstrap once
  * → start (raft_start, refuse when storage applied entries the log lost) →
  * propose through the group committer → close.
@@ -295,6 +295,26 @@ static void transport_connected(struct glue_transport *gt, raft_id id)
     }
 }
 
+/* A Raft connection refused during its handshake (already rate-limited). */
+static void transport_refused(struct glue_transport *gt,
+                              const struct glue_peer_refusal *r)
+{
+    struct kyufu_glue *g = gt->data;
+    struct kyufu_glue_event e;
+    if (g->event_cb == NULL) {
+        return;
+    }
+    memset(&e, 0, sizeof e);
+    e.what = "raft peer refused";
+    e.peer = r->claimed_id;
+    e.reason = r->reason;
+    e.remote = r->remote;
+    e.subject = r->subject;
+    e.inbound = r->inbound;
+    e.suppressed = r->suppressed;
+    g->event_cb(g->event_arg, &e);
+}
+
 int kyufu_glue_fatal(struct kyufu_glue *g, char *errmsg, size_t errmsg_len)
 {
     if (g->fatal != 0) {
@@ -380,6 +400,7 @@ int kyufu_glue_init(uv_loop_t *loop,
     struct kyufu_glue *g;
     struct kyufu_proposer_limits limits;
     struct kyufu_fsm_hooks hooks;
+    char tls_err[256] = "";
     int rv;
 
     assert(out != NULL);
@@ -409,12 +430,15 @@ int kyufu_glue_init(uv_loop_t *loop,
     g->config.address = g->address;
     g->config.raft_dir = g->raft_dir;
 
-    rv = glue__transport_init(&g->transport, loop);
+    rv = glue__transport_init(&g->transport, loop, config->tls_cert_file,
+                              config->tls_key_file, config->tls_ca_file, tls_err,
+                              sizeof tls_err);
     g->transport.connected = transport_connected;
+    g->transport.refused = transport_refused;
     g->transport.data = g;
     if (rv != 0) {
-        errf(errmsg, errmsg_len, "raft_uv_tcp_init: %s", raft_strerror(rv));
-        rv = raft_to_glue(rv);
+        errf(errmsg, errmsg_len, "raft TLS: %s", tls_err);
+        rv = KYUFU_GLUE_ECONFIG;
         goto err_after_strings;
     }
     g->sio.io.version = 2; /* 0.22.1 needs the struct versions set */
@@ -645,6 +669,9 @@ void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out)
     out->snapshot_copies_sent = g->guard.snapshot_send.n_started;
     out->snapshot_copies_refused = g->guard.snapshot_send.n_dropped;
     out->snapshot_trailing_entries = g->guard.snapshot_send.trailing_set;
+    out->peer_streams_opened = g->transport.n_opened;
+    out->peer_connections_refused = g->transport.n_refused;
+    out->peer_handshakes_pending = g->transport.n_pending_in;
     if (address != NULL) {
         snprintf(out->leader_address, sizeof out->leader_address, "%s",
                  address);

@@ -4,7 +4,7 @@
  * proposer.h do; this public header does not, so node/ never sees raft).
  *
  * A struct kyufu_glue owns one raft instance with libraft's raft_uv I/O and
- * TCP transport on the caller's libuv loop, the FSM adapter over a
+ * a mutual-TLS transport (docs/peer-tls.md) on the caller's libuv loop, the FSM adapter over a
  * struct kyufu_storage (borrowed: it must outlive the glue), and the group
  * committer that packs many proposed commands into one Raft entry.
  *
@@ -61,6 +61,13 @@ struct kyufu_glue_config
     uint64_t id;               /* This node's Raft id. */
     const char *address;       /* This node's Raft "host:port". Borrowed. */
     const char *raft_dir;      /* raft_uv data directory. Borrowed. */
+    /* Raft peers speak TLS only (docs/peer-tls.md): this node's certificate
+     * (it must name `id` as SAN URI urn:kyufu:node:ID), its key and the
+     * cluster CA, PEM files read during kyufu_glue_init (CONFIG when one is
+     * missing or bad).  Borrowed for the call. */
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_ca_file;
     /* 0 in any field below means the default of raft-glue/glue_limits.h;
      * a value outside the bounds there, or breaking a relation of
      * kyufu_glue_check_options, makes kyufu_glue_init fail with CONFIG
@@ -134,19 +141,28 @@ int kyufu_glue_check_options(struct kyufu_glue_config *c,
 typedef void (*kyufu_glue_state_cb)(struct kyufu_glue *g, void *arg);
 
 /* Something an operator should see in the log, that is not a state change:
- * today the life of a snapshot copy sent to a lagging peer (docs/raft.md,
- * "Snapshot installs").  Strings are static. */
+ * the life of a snapshot copy sent to a lagging peer (docs/raft.md,
+ * "Snapshot installs"), and Raft connections refused during their TLS or
+ * raft handshake (docs/peer-tls.md; at most KYUFU_PEER_REFUSED_LOG_PER_WINDOW
+ * per window).  Strings are borrowed for the call. */
 struct kyufu_glue_event
 {
     const char *what;   /* "snapshot send started" | "snapshot sent" |
                            "snapshot installed by peer" |
-                           "snapshot send failed" | "snapshot send reopened" */
-    uint64_t peer;      /* the peer's Raft id */
+                           "snapshot send failed" | "snapshot send reopened" |
+                           "raft peer refused" */
+    uint64_t peer;      /* the peer's Raft id (refused: claimed or
+                           expected, 0 when unknown) */
     uint64_t index;     /* the snapshot's index (0: not loaded yet) */
     uint64_t term;
     uint64_t bytes;
     uint64_t ms;        /* since the copy's load started */
-    const char *reason; /* failed / reopened: why; else NULL */
+    const char *reason; /* failed / reopened / refused: why; else NULL */
+    /* refused only (else NULL / 0): */
+    const char *remote;  /* "ip:port" of the TCP peer */
+    const char *subject; /* certificate subject it presented ("" if none) */
+    bool inbound;        /* it connected to us */
+    uint64_t suppressed; /* refusals not reported since the previous one */
 };
 typedef void (*kyufu_glue_event_cb)(void *arg, const struct kyufu_glue_event *e);
 
@@ -256,6 +272,12 @@ struct kyufu_glue_status
     /* Log entries kept after a snapshot right now: the configured trailing,
      * or more while a peer catches up after an install (docs/raft.md). */
     uint64_t snapshot_trailing_entries;
+    /* Raft transport (docs/peer-tls.md): streams handed to raft since start
+     * (both directions), connections refused or given up during their
+     * handshake, and inbound connections not yet authenticated now. */
+    uint64_t peer_streams_opened;
+    uint64_t peer_connections_refused;
+    unsigned peer_handshakes_pending;
 };
 
 void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out);

@@ -103,6 +103,36 @@
 /* How often the glue polls raft's role and leader to fire the state cb. */
 #define KYUFU_STATE_POLL_MS 10u
 
+/* Raft over mutual TLS (docs/peer-tls.md). */
+/* TCP connect + TLS handshake + raft's preamble must finish in this time or
+ * the connection is closed: a loopback handshake takes a few ms and one
+ * across a WAN a few round trips; 5 s leaves room for a loaded VM while a
+ * silent or trickling unauthenticated connection loses its slot quickly. */
+#define KYUFU_PEER_HANDSHAKE_TIMEOUT_MS 5000u
+/* Inbound connections not yet authenticated, at once: a cluster has a few
+ * peers, each reconnecting one stream at a time every
+ * KYUFU_CONNECT_RETRY_DELAY_MS; 32 covers a 7-node cluster reconnecting at
+ * once while bounding what an unauthenticated host holds (~50 KiB of
+ * OpenSSL state each) and the handshakes it makes us compute. */
+#define KYUFU_PEER_HANDSHAKES_PENDING_MAX 32u
+/* Kernel accept queue of the Raft port (raft_uv_tcp used 1). */
+#define KYUFU_PEER_LISTEN_BACKLOG 64
+/* raft's preamble address ("host:port", NUL, zero padding to 8 bytes): a
+ * DNS name is at most 253 bytes; raft_uv_tcp allocated any length. */
+#define KYUFU_PEER_ADDRESS_BYTES_MAX 272u
+/* After raft closes its end, its last bytes and close_notify may take this
+ * long to leave before the TCP connection is cut. */
+#define KYUFU_PEER_DRAIN_TIMEOUT_MS 5000u
+/* Bytes a bridge queues toward one side before it stops reading the other:
+ * a few maximal entries in flight, while a 600 MB snapshot copy never sits
+ * in memory twice. */
+#define KYUFU_PEER_WRITE_QUEUE_BYTES_MAX ((size_t)4 << 20)
+/* Refused Raft connections logged: 10 per 10 s show an attack or a
+ * misconfigured peer (address, certificate subject, reason); the rest are
+ * counted into the next line, so a flood cannot fill the disk. */
+#define KYUFU_PEER_REFUSED_LOG_WINDOW_MS 10000u
+#define KYUFU_PEER_REFUSED_LOG_PER_WINDOW 10u
+
 /* The rules of kyufu_glue_check_options hold for the defaults, and for
  * every option at its minimum and every option at its maximum at once, so
  * each bound is reachable (tests/integration/config_test.sh starts a node
@@ -131,5 +161,10 @@ _Static_assert(KYUFU_SEGMENT_SIZE_BYTES < ((size_t)32 << 20),
                "segments below 32 MiB (0.22.1 capacity wrap)");
 _Static_assert(KYUFU_SEGMENT_SIZE_BYTES >= 2 * KYUFU_ENTRY_BYTES_MAX,
                "an entry fits a segment with room");
+
+_Static_assert(KYUFU_PEER_ADDRESS_BYTES_MAX % 8 == 0,
+               "raft pads the preamble address to 8 bytes");
+_Static_assert(KYUFU_PEER_WRITE_QUEUE_BYTES_MAX >= 2 * KYUFU_ENTRY_BYTES_MAX,
+               "a bridge queues at least two whole entries");
 
 #endif /* KYUFU_GLUE_LIMITS_H */

@@ -1,124 +1,227 @@
-/* TCP_NODELAY wrapper around raft_uv_tcp: see transport.h.
+/* raft_uv transport over mutual TLS: contract in transport.h, design in
+ * docs/peer-tls.md; each connection is a peer_link (peer_link.c).
  *
- * Happy path: raft_uv calls connect → we pass our own request to the real
- * connect → its callback sets NODELAY and calls raft_uv's callback with the
- * stream.  Accepts likewise.  Failure modes: the real connect refusing
- * (returned as-is, no callback, our request freed); the connection failing
- * or being cancelled by close (status passed through, request freed). */
+ * Happy path: init reads the certificate, key and CA into a server and a
+ * client context (api/tls.c's policy, ALPN kyufu-raft/1) → raft_uv calls
+ * init (our id and address), listen (bind, accept into peer links) and
+ * connect (one outbound peer link per request) → close stops the listener
+ * and closes every link; raft_uv's close callback fires once the last
+ * handle is closed.
+ *
+ * Failure modes: a bad file at init (RAFT_INVALID, nothing allocated);
+ * a listen address that does not resolve or bind (RAFT_IOERR); refused
+ * connections reported through gt->refused at most
+ * KYUFU_PEER_REFUSED_LOG_PER_WINDOW per window, the rest counted. */
 #include "transport.h"
 
 #include <assert.h>
-#include <stddef.h>
+#include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct nodelay_connect
-{
-    struct raft_uv_connect req; /* Ours, handed to the real connect. */
-    struct raft_uv_connect *orig;
-    struct glue_transport *gt;
-    raft_id id;
-};
+#include "grpc.h"
+#include "peer_link.h"
+#include "tls.h"
 
 static struct glue_transport *of(struct raft_uv_transport *t)
 {
-    return (struct glue_transport *)(void *)((char *)t -
-                                            offsetof(struct glue_transport, t));
+    return t->impl;
 }
 
-static void nodelay(struct glue_transport *gt, struct uv_stream_s *stream)
-{
-    /* raft_uv_tcp only hands out TCP streams. */
-    assert(stream->type == UV_TCP);
-    if (uv_tcp_nodelay((uv_tcp_t *)stream, 1) == 0) {
-        gt->n_nodelay++;
-    } else {
-        gt->n_nodelay_failed++;
-    }
-}
-
-static void accept_cb(struct raft_uv_transport *t,
-                      raft_id id,
-                      const char *address,
-                      struct uv_stream_s *stream)
+static int tr_init(struct raft_uv_transport *t, raft_id id, const char *address)
 {
     struct glue_transport *gt = of(t);
-    nodelay(gt, stream);
-    if (gt->connected != NULL) {
-        gt->connected(gt, id);
+    uint64_t cert_id = 0;
+    assert(id > 0);
+    assert(address != NULL);
+    /* Peers would refuse us: say so at start, not in their logs. */
+    if (api__tls_cert_node_id(SSL_CTX_get0_certificate(gt->server_ctx), &cert_id) != 0 ||
+        cert_id != id) {
+        snprintf(t->errmsg, sizeof t->errmsg,
+                 "the TLS certificate does not name this node: it needs the SAN URI "
+                 KYUFU_TLS_NODE_URI_PREFIX "%llu (it names %llu; 0: none)",
+                 (unsigned long long)id, (unsigned long long)cert_id);
+        return RAFT_INVALID;
     }
-    gt->accept_cb(t, id, address, stream);
+    /* The preamble carries it, padded, within KYUFU_PEER_ADDRESS_BYTES_MAX. */
+    if (strlen(address) + 8 > sizeof gt->address) {
+        snprintf(t->errmsg, sizeof t->errmsg, "address too long: %.100s", address);
+        return RAFT_INVALID;
+    }
+    gt->id = id;
+    snprintf(gt->address, sizeof gt->address, "%s", address);
+    return 0;
 }
 
-static int listen_wrap(struct raft_uv_transport *t, raft_uv_accept_cb cb)
+static void maybe_closed(struct glue_transport *gt)
+{
+    if (!gt->closing || gt->listener_open || gt->n_links > 0 || gt->close_cb == NULL) {
+        return;
+    }
+    raft_uv_transport_close_cb cb = gt->close_cb;
+    gt->close_cb = NULL;
+    cb(&gt->t);
+}
+
+static void listener_close_cb(uv_handle_t *h)
+{
+    struct glue_transport *gt = h->data;
+    gt->listener_open = false;
+    maybe_closed(gt);
+}
+
+static void listen_cb(uv_stream_t *s, int status)
+{
+    struct glue_transport *gt = s->data;
+    if (status < 0 || gt->closing) {
+        return;
+    }
+    glue__link_accept(gt);
+}
+
+static int tr_listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
 {
     struct glue_transport *gt = of(t);
-    gt->accept_cb = cb;
-    return gt->listen(t, accept_cb);
-}
-
-static void connect_cb(struct raft_uv_connect *req,
-                       struct uv_stream_s *stream,
-                       int status)
-{
-    struct nodelay_connect *c = req->data;
-    struct raft_uv_connect *orig = c->orig;
-    struct glue_transport *gt = c->gt;
-    raft_id id = c->id;
-    if (status == 0 && stream != NULL) {
-        nodelay(gt, stream);
-    }
-    free(c);
-    if (status == 0 && stream != NULL && gt->connected != NULL) {
-        gt->connected(gt, id);
-    }
-    orig->cb(orig, stream, status);
-}
-
-static int connect_wrap(struct raft_uv_transport *t,
-                        struct raft_uv_connect *req,
-                        raft_id id,
-                        const char *address,
-                        raft_uv_connect_cb cb)
-{
-    struct glue_transport *gt = of(t);
-    struct nodelay_connect *c;
+    char host[KYUFU_PEER_ADDRESS_BYTES_MAX];
+    const char *colon = strrchr(gt->address, ':');
+    struct addrinfo hints, *res = NULL;
     int rv;
 
-    c = calloc(1, sizeof *c);
-    if (c == NULL) {
-        return RAFT_NOMEM;
+    assert(!gt->listener_open);
+    if (colon == NULL || colon == gt->address) {
+        snprintf(t->errmsg, sizeof t->errmsg, "bad address %.200s", gt->address);
+        return RAFT_INVALID;
     }
-    c->orig = req;
-    c->gt = gt;
-    c->id = id;
-    c->req.data = c;
-    req->cb = cb;
-    rv = gt->connect(t, &c->req, id, address, connect_cb);
+    memcpy(host, gt->address, (size_t)(colon - gt->address));
+    host[colon - gt->address] = '\0';
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_INET; /* as raft_uv_tcp */
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    rv = getaddrinfo(host, colon + 1, &hints, &res);
+    if (rv != 0 || res == NULL) {
+        snprintf(t->errmsg, sizeof t->errmsg, "resolve %.200s: %s", gt->address,
+                 gai_strerror(rv));
+        return RAFT_IOERR;
+    }
+    gt->accept_cb = cb;
+    rv = uv_tcp_init(gt->loop, &gt->listener);
+    assert(rv == 0);
+    gt->listener.data = gt;
+    gt->listener_open = true;
+    rv = uv_tcp_bind(&gt->listener, res->ai_addr, 0);
+    if (rv == 0) {
+        rv = uv_listen((uv_stream_t *)&gt->listener, KYUFU_PEER_LISTEN_BACKLOG, listen_cb);
+    }
+    freeaddrinfo(res);
     if (rv != 0) {
-        free(c);
-        return rv;
+        snprintf(t->errmsg, sizeof t->errmsg, "listen on %.200s: %s", gt->address,
+                 uv_strerror(rv));
+        uv_close((uv_handle_t *)&gt->listener, listener_close_cb);
+        return RAFT_IOERR;
     }
     return 0;
 }
 
-int glue__transport_init(struct glue_transport *gt, uv_loop_t *loop)
+static int tr_connect(struct raft_uv_transport *t,
+                      struct raft_uv_connect *req,
+                      raft_id id,
+                      const char *address,
+                      raft_uv_connect_cb cb)
+{
+    struct glue_transport *gt = of(t);
+    assert(!gt->closing);
+    req->cb = cb;
+    return glue__link_connect(gt, req, id, address);
+}
+
+static void tr_close(struct raft_uv_transport *t, raft_uv_transport_close_cb cb)
+{
+    struct glue_transport *gt = of(t);
+    assert(!gt->closing);
+    gt->closing = true;
+    gt->close_cb = cb;
+    if (gt->listener_open && !uv_is_closing((uv_handle_t *)&gt->listener)) {
+        uv_close((uv_handle_t *)&gt->listener, listener_close_cb);
+    }
+    glue__link_close_all(gt);
+    maybe_closed(gt);
+}
+
+void glue__transport_link_freed(struct glue_transport *gt)
+{
+    maybe_closed(gt);
+}
+
+void glue__transport_refused(struct glue_transport *gt, struct glue_peer_refusal *r)
+{
+    uint64_t now = uv_now(gt->loop);
+    if (now - gt->refused_window_start_ms >= KYUFU_PEER_REFUSED_LOG_WINDOW_MS) {
+        gt->refused_window_start_ms = now;
+        gt->refused_in_window = 0;
+    }
+    if (gt->refused_in_window >= KYUFU_PEER_REFUSED_LOG_PER_WINDOW) {
+        gt->refused_suppressed++;
+        return;
+    }
+    gt->refused_in_window++;
+    r->suppressed = gt->refused_suppressed;
+    gt->refused_suppressed = 0;
+    if (gt->refused != NULL) {
+        gt->refused(gt, r);
+    }
+}
+
+int glue__transport_init(struct glue_transport *gt,
+                         uv_loop_t *loop,
+                         const char *cert_file,
+                         const char *key_file,
+                         const char *ca_file,
+                         char *errmsg,
+                         size_t errmsg_len)
 {
     int rv;
     memset(gt, 0, sizeof *gt);
-    gt->t.version = 1; /* 0.22.1 refuses an unset version (FACTS.md). */
-    rv = raft_uv_tcp_init(&gt->t, loop);
-    if (rv != 0) {
-        return rv;
+    gt->loop = loop;
+    gt->t.version = 1; /* 0.22.1 refuses an unset version */
+    gt->t.impl = gt;
+    gt->t.init = tr_init;
+    gt->t.listen = tr_listen;
+    gt->t.connect = tr_connect;
+    gt->t.close = tr_close;
+    if (cert_file == NULL || key_file == NULL || ca_file == NULL) {
+        snprintf(errmsg, errmsg_len,
+                 "raft peers need a node certificate, its key and the cluster CA");
+        rv = RAFT_INVALID;
+        goto err;
     }
-    gt->listen = gt->t.listen;
-    gt->connect = gt->t.connect;
-    gt->t.listen = listen_wrap;
-    gt->t.connect = connect_wrap;
+    if (api__tls_server_ctx_new(cert_file, key_file, ca_file, true, api__tls_alpn_raft,
+                                &gt->server_ctx, errmsg, errmsg_len) != 0) {
+        rv = RAFT_INVALID;
+        goto err;
+    }
+    if (api__tls_client_ctx_new(ca_file, cert_file, key_file, api__tls_alpn_raft,
+                                &gt->client_ctx, errmsg, errmsg_len) != 0) {
+        rv = RAFT_INVALID;
+        goto err_after_server;
+    }
     return 0;
+
+err_after_server:
+    SSL_CTX_free(gt->server_ctx);
+    gt->server_ctx = NULL;
+err:
+    assert(rv != 0);
+    return rv;
 }
 
 void glue__transport_close(struct glue_transport *gt)
 {
-    raft_uv_tcp_close(&gt->t);
+    assert(gt->n_links == 0);
+    assert(!gt->listener_open);
+    SSL_CTX_free(gt->server_ctx);
+    SSL_CTX_free(gt->client_ctx);
+    gt->server_ctx = NULL;
+    gt->client_ctx = NULL;
 }

@@ -29,7 +29,7 @@ static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 
 /* issuer NULL: self-signed CA. */
 static X509 *cert_new(const char *cn, long serial, EVP_PKEY *key, X509 *issuer,
-                      EVP_PKEY *issuer_key, const char *san, int is_server)
+                      EVP_PKEY *issuer_key, const char *san, const char *eku)
 {
     X509 *c = X509_new();
     if (c == NULL) {
@@ -53,7 +53,7 @@ static X509 *cert_new(const char *cn, long serial, EVP_PKEY *key, X509 *issuer,
     } else {
         bad |= add_ext(c, iss, NID_basic_constraints, "critical,CA:FALSE");
         bad |= add_ext(c, iss, NID_key_usage, "critical,digitalSignature");
-        bad |= add_ext(c, iss, NID_ext_key_usage, is_server ? "serverAuth" : "clientAuth");
+        bad |= add_ext(c, iss, NID_ext_key_usage, eku);
         bad |= add_ext(c, iss, NID_authority_key_identifier, "keyid");
         if (san != NULL) {
             bad |= add_ext(c, iss, NID_subject_alt_name, san);
@@ -88,14 +88,15 @@ int t_certs_make(const char *dir)
     if (!ca_key || !srv_key || !cli_key || !oca_key || !ocli_key) {
         goto out;
     }
-    ca = cert_new("kyufu test CA", 1, ca_key, NULL, NULL, NULL, 0);
-    oca = cert_new("unrelated CA", 1, oca_key, NULL, NULL, NULL, 0);
+    ca = cert_new("kyufu test CA", 1, ca_key, NULL, NULL, NULL, NULL);
+    oca = cert_new("unrelated CA", 1, oca_key, NULL, NULL, NULL, NULL);
     if (!ca || !oca) {
         goto out;
     }
-    srv = cert_new("kyufu-node", 2, srv_key, ca, ca_key, "IP:127.0.0.1,DNS:localhost", 1);
-    cli = cert_new("kyufu-client", 3, cli_key, ca, ca_key, NULL, 0);
-    ocli = cert_new("kyufu-client", 2, ocli_key, oca, oca_key, NULL, 0);
+    srv = cert_new("kyufu-node", 2, srv_key, ca, ca_key, "IP:127.0.0.1,DNS:localhost",
+                   "serverAuth");
+    cli = cert_new("kyufu-client", 3, cli_key, ca, ca_key, NULL, "clientAuth");
+    ocli = cert_new("kyufu-client", 2, ocli_key, oca, oca_key, NULL, "clientAuth");
     if (!srv || !cli || !ocli) {
         goto out;
     }
@@ -118,5 +119,43 @@ out:
     EVP_PKEY_free(cli_key);
     EVP_PKEY_free(oca_key);
     EVP_PKEY_free(ocli_key);
+    return rv;
+}
+
+int t_certs_make_nodes(const char *dir, unsigned n)
+{
+    EVP_PKEY *ca_key = key_new();
+    X509 *ca = NULL;
+    int rv = -1;
+    if (ca_key == NULL) {
+        goto out;
+    }
+    ca = cert_new("kyufu node CA", 1, ca_key, NULL, NULL, NULL, NULL);
+    if (ca == NULL || write_pem(dir, "node-ca.pem", ca, NULL) != 0) {
+        goto out;
+    }
+    for (unsigned i = 1; i <= n; i++) {
+        char cn[32], san[96], file[32];
+        snprintf(cn, sizeof cn, "kyufu node %u", i);
+        snprintf(san, sizeof san, "IP:127.0.0.1,URI:urn:kyufu:node:%u", i);
+        EVP_PKEY *key = key_new();
+        X509 *c = key != NULL ? cert_new(cn, 10 + (long)i, key, ca, ca_key, san,
+                                         "serverAuth,clientAuth")
+                              : NULL;
+        int bad = c == NULL;
+        snprintf(file, sizeof file, "node%u.pem", i);
+        bad = bad || write_pem(dir, file, c, NULL) != 0;
+        snprintf(file, sizeof file, "node%u.key", i);
+        bad = bad || write_pem(dir, file, NULL, key) != 0;
+        X509_free(c);
+        EVP_PKEY_free(key);
+        if (bad) {
+            goto out;
+        }
+    }
+    rv = 0;
+out:
+    X509_free(ca);
+    EVP_PKEY_free(ca_key);
     return rv;
 }

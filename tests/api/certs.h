@@ -9,4 +9,9 @@
  * Returns 0 or -1. */
 int t_certs_make(const char *dir);
 
+/* Writes into dir: node-ca.pem (a CA of its own) and node1..nodeN .pem/.key:
+ * Raft node certificates (SAN IP 127.0.0.1 and URI urn:kyufu:node:I, EKU
+ * serverAuth + clientAuth).  Returns 0 or -1. */
+int t_certs_make_nodes(const char *dir, unsigned n);
+
 #endif

@@ -14,6 +14,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "certs.h"
 #include "grpc.h"
@@ -230,6 +231,51 @@ static void raw_run(struct raw *r)
     uv_run(&loop, UV_RUN_NOWAIT);
 }
 
+/* The Raft node id a certificate names (docs/peer-tls.md): exactly one SAN
+ * URI urn:kyufu:node:N, N decimal > 0 without leading zeros. */
+static int node_id_of(const char *san, uint64_t *id)
+{
+    X509 *x = X509_new();
+    X509V3_CTX v3;
+    CHECK(x != NULL);
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
+    CHECK(ext != NULL);
+    CHECK(X509_add_ext(x, ext, -1) == 1);
+    X509_EXTENSION_free(ext);
+    int rv = api__tls_cert_node_id(x, id);
+    X509_free(x);
+    return rv;
+}
+
+static void test_node_id(void)
+{
+    uint64_t id = 0;
+    CHECK(node_id_of("IP:127.0.0.1,URI:urn:kyufu:node:3", &id) == 0 && id == 3);
+    CHECK(node_id_of("URI:urn:kyufu:node:18446744073709551615", &id) == 0 &&
+          id == UINT64_MAX);
+    static const char *const bad[] = {
+        "DNS:localhost",                                  /* no URI */
+        "URI:urn:kyufu:node:0",                           /* 0 is no id */
+        "URI:urn:kyufu:node:03",                          /* leading zero */
+        "URI:urn:kyufu:node:",                            /* empty */
+        "URI:urn:kyufu:node:3x",                          /* trailing junk */
+        "URI:urn:kyufu:node:-3",                          /* sign */
+        "URI:urn:kyufu:node:18446744073709551616",        /* overflow */
+        "URI:urn:kyufu:node:3,URI:urn:kyufu:node:4",      /* two ids */
+        "URI:urn:kyufu:node:3,URI:urn:kyufu:node:3",      /* two, even equal */
+        "URI:urn:kyufu:nodes:3",                          /* other prefix */
+        "URI:URN:KYUFU:NODE:3",                           /* case matters */
+        "DNS:urn:kyufu:node:3",                           /* not a URI */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        id = 0;
+        CHECK(node_id_of(bad[i], &id) == -1);
+    }
+    CHECK(api__tls_cert_node_id(NULL, &id) == -1);
+}
+
 static void test_policy(void)
 {
     const struct kyufu_tls_policy *p = kyufu_tls_policy();
@@ -241,7 +287,7 @@ static void test_policy(void)
     SSL_CTX *ctx;
     char err[256];
     CHECK(api__tls_server_ctx_new(P(0, "server.pem"), P(1, "server.key"), P(2, "ca.pem"), true,
-                                  &ctx, err, sizeof err) == 0);
+                                  api__tls_alpn_h2, &ctx, err, sizeof err) == 0);
     CHECK(SSL_CTX_get_min_proto_version(ctx) == TLS1_2_VERSION);
     CHECK(SSL_CTX_get_max_proto_version(ctx) == TLS1_3_VERSION);
     STACK_OF(SSL_CIPHER) *list = SSL_CTX_get_ciphers(ctx);
@@ -263,11 +309,11 @@ static void test_policy(void)
     CHECK(SSL_CTX_get_verify_mode(ctx) == (SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT));
     SSL_CTX_free(ctx);
     /* Bad files are refused at start, with a reason. */
-    CHECK(api__tls_server_ctx_new(P(0, "missing.pem"), P(1, "server.key"), NULL, false, &ctx,
-                                  err, sizeof err) == KYUFU_API_ETLS);
+    CHECK(api__tls_server_ctx_new(P(0, "missing.pem"), P(1, "server.key"), NULL, false,
+                                  api__tls_alpn_h2, &ctx, err, sizeof err) == KYUFU_API_ETLS);
     CHECK(strstr(err, "missing.pem") != NULL);
-    CHECK(api__tls_server_ctx_new(P(0, "server.pem"), P(1, "client.key"), NULL, false, &ctx,
-                                  err, sizeof err) == KYUFU_API_ETLS);
+    CHECK(api__tls_server_ctx_new(P(0, "server.pem"), P(1, "client.key"), NULL, false,
+                                  api__tls_alpn_h2, &ctx, err, sizeof err) == KYUFU_API_ETLS);
 }
 
 static void test_handshake_policy(void)
@@ -866,8 +912,8 @@ static void *silent_thread(void *arg)
     struct silent *sv = arg;
     SSL_CTX *ctx;
     char err[256];
-    CHECK(api__tls_server_ctx_new(P(0, "server.pem"), P(1, "server.key"), NULL, false, &ctx, err,
-                                  sizeof err) == 0);
+    CHECK(api__tls_server_ctx_new(P(0, "server.pem"), P(1, "server.key"), NULL, false,
+                                  api__tls_alpn_h2, &ctx, err, sizeof err) == 0);
     int fd = accept(sv->listen_fd, NULL, NULL);
     CHECK(fd >= 0);
     SSL *ssl = SSL_new(ctx);
@@ -929,6 +975,7 @@ int main(void)
     CHECK(t_certs_make(dir) == 0);
     CHECK(uv_loop_init(&loop) == 0);
 
+    test_node_id();
     test_policy();
     test_handshake_policy();
     test_client_server();

@@ -37,6 +37,23 @@ static EVP_PKEY *load_key(const char *path)
     return k;
 }
 
+/* The URI SANs of x joined by ' ' into out (docs/peer-tls.md: a node
+ * certificate names its Raft id as urn:kyufu:node:N). */
+static void uris(X509 *x, char *out, size_t len)
+{
+    GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    out[0] = '\0';
+    for (int i = 0; names != NULL && i < sk_GENERAL_NAME_num(names); i++) {
+        const GENERAL_NAME *n = sk_GENERAL_NAME_value(names, i);
+        if (n->type == GEN_URI) {
+            snprintf(out + strlen(out), len - strlen(out), "%s%.*s", out[0] ? " " : "",
+                     ASN1_STRING_length(n->d.uniformResourceIdentifier),
+                     (const char *)ASN1_STRING_get0_data(n->d.uniformResourceIdentifier));
+        }
+    }
+    GENERAL_NAMES_free(names);
+}
+
 static void check_mode(const char *path, unsigned mode)
 {
     struct stat sb;
@@ -100,6 +117,10 @@ static void check_cluster(const char *dir, const char *const *hosts, bool ip, bo
         size_t gl;
         CHECK(EVP_PKEY_get_utf8_string_param(pub, "group", group, sizeof group, &gl) == 1);
         CHECK(strcmp(group, "prime256v1") == 0);
+        char uri[128], want_uri[64];
+        uris(x, uri, sizeof uri);
+        snprintf(want_uri, sizeof want_uri, "urn:kyufu:node:%u", i);
+        CHECK(strcmp(uri, want_uri) == 0); /* exactly one, its own id */
         const char *h = hosts[i - 1];
         if (ip) {
             CHECK(X509_check_ip_asc(x, h, 0) == 1);
@@ -147,6 +168,9 @@ static void check_cluster(const char *dir, const char *const *hosts, bool ip, bo
     X509 *cl = load_cert(path);
     CHECK(verifies(ca, cl, X509_PURPOSE_SSL_CLIENT));
     CHECK(!verifies(ca, cl, X509_PURPOSE_SSL_SERVER)); /* clientAuth only */
+    char cl_uri[128];
+    uris(cl, cl_uri, sizeof cl_uri);
+    CHECK(cl_uri[0] == '\0'); /* names no node: refused on the Raft port */
     X509_free(cl);
     snprintf(path, sizeof path, "%s/kyufuctl.key", dir);
     check_mode(path, 0600);

@@ -52,7 +52,9 @@ def make_ca(d, name):
     return key, crt
 
 
-def make_cert(d, name, ca_key, ca_crt, cn):
+def make_cert(d, name, ca_key, ca_crt, cn, node_id=None):
+    """A leaf certificate; node_id adds the Raft identity URI SAN
+    urn:kyufu:node:N that the Raft port requires (docs/peer-tls.md)."""
     key, crt = os.path.join(d, name + ".key"), os.path.join(d, name + ".pem")
     csr, ext = os.path.join(d, name + ".csr"), os.path.join(d, name + ".ext")
     run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout",
@@ -61,7 +63,8 @@ def make_cert(d, name, ca_key, ca_crt, cn):
     run(["openssl", "req", "-new", "-key", key, "-subj", "/CN=" + cn,
          "-out", csr])
     with open(ext, "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        uri = ",URI:urn:kyufu:node:%d" % node_id if node_id else ""
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost%s\n" % uri +
                 "extendedKeyUsage=serverAuth,clientAuth\n"
                 "keyUsage=digitalSignature\n")
     run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey",
@@ -150,7 +153,9 @@ class Cluster:
         self.ca_key = ca_key  # to issue more certificates (rotation tests)
         self.client_key, self.client_cert = make_cert(
             pki, "client", ca_key, self.ca, "kyufu-test-client")
+        self.ca_key = ca_key
         other_key, other_ca = make_ca(pki, "other-ca")
+        self.other_ca_key, self.other_ca = other_key, other_ca
         self.other_key, self.other_cert = make_cert(
             pki, "other-client", other_key, other_ca, "intruder")
         cluster = "".join("%d = %s %s\n" % (i, self.raft[i], self.api[i])
@@ -165,7 +170,7 @@ class Cluster:
             nd = os.path.join(self.dir, "node%d" % i)
             os.makedirs(nd)
             key, crt = make_cert(nd, "node", ca_key, self.ca,
-                                 "kyufu-node-%d" % i)
+                                 "kyufu-node-%d" % i, node_id=i)
             conf = os.path.join(nd, "kyufud.conf")
             with open(conf, "w") as f:
                 f.write("[node]\nid = %d\ndata_dir = %s\n"

@@ -27,7 +27,7 @@ openssl req -x509 -new -key "$tmp/ca.key" -sha256 -days 2 -subj /CN=ca \
     -out "$tmp/ca.pem" 2>/dev/null
 openssl ecparam -name prime256v1 -genkey -noout -out "$tmp/n1/node.key" 2>/dev/null
 openssl req -new -key "$tmp/n1/node.key" -subj /CN=n1 -out "$tmp/n1.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >"$tmp/ext"
+printf 'subjectAltName=IP:127.0.0.1,URI:urn:kyufu:node:1\nextendedKeyUsage=serverAuth,clientAuth\n' >"$tmp/ext"
 openssl x509 -req -in "$tmp/n1.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" \
     -CAcreateserial -days 2 -extfile "$tmp/ext" -out "$tmp/n1/node.pem" 2>/dev/null \
     || { echo "openssl failed"; exit 1; }
@@ -338,6 +338,21 @@ grep -qF "in use by another kyufud (pid $first)" <<<"$out" || fail "lock message
 kill -TERM "$first"; wait "$first"; rc=$?
 [ $rc -eq 0 ] || fail "first kyufud: exit $rc after SIGTERM, want 0: $(tail -5 "$tmp/first.log")"
 grep -q '"msg":"node stopped","exit_code":0' "$tmp/first.log" || fail "no clean stop line: $(tail -5 "$tmp/first.log")"
+
+# Raft speaks mutual TLS only and peers check the node id in the
+# certificate (docs/peer-tls.md): a certificate that names no node id, or
+# another node's, stops kyufud at start with the reason.
+printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >"$tmp/ext0"
+printf 'subjectAltName=IP:127.0.0.1,URI:urn:kyufu:node:2\nextendedKeyUsage=serverAuth,clientAuth\n' >"$tmp/ext2"
+for c in 0 2; do
+    openssl x509 -req -in "$tmp/n1.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" \
+        -CAcreateserial -days 2 -extfile "$tmp/ext$c" -out "$tmp/n1/id$c.pem" 2>/dev/null \
+        || { echo "openssl failed"; exit 1; }
+    good | sed "s|^cert = .*|cert = $tmp/n1/id$c.pem|" >"$tmp/id$c.ini"
+    out=$("$kyufud" --config "$tmp/id$c.ini" 2>&1); rc=$?
+    [ $rc -eq 1 ] || fail "certificate naming node $c: exit $rc, want 1 ($out)"
+    grep -qF "does not name this node" <<<"$out" || fail "certificate naming node $c: $out"
+done
 
 [ $fails -eq 0 ] && echo "config tests: ok"
 exit $((fails > 0))

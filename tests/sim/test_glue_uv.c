@@ -19,7 +19,9 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "certs.h"
 #include "glue.h"
+#include "glue_limits.h"
 
 #define CHECK(c)                                                          \
     do {                                                                  \
@@ -32,6 +34,7 @@
 
 static uv_loop_t loop;
 static char tmp[64];
+static char pki[96]; /* node-ca.pem, nodeI.pem / nodeI.key (certs.h) */
 
 static int rm_entry(const char *p, const struct stat *st, int f,
                     struct FTW *w)
@@ -134,6 +137,13 @@ static void open_node(unsigned i, bool bootstrap, unsigned n_peers)
     c.id = i + 1;
     c.address = addr[i];
     c.raft_dir = dir[i];
+    char cert[96], key[96], ca[96];
+    snprintf(cert, sizeof cert, "%.80s/node%u.pem", pki, i + 1);
+    snprintf(key, sizeof key, "%.80s/node%u.key", pki, i + 1);
+    snprintf(ca, sizeof ca, "%.80s/node-ca.pem", pki);
+    c.tls_cert_file = cert;
+    c.tls_key_file = key;
+    c.tls_ca_file = ca;
     c.election_timeout_ms = 300;
     c.heartbeat_timeout_ms = 30; /* the 300 ms election of these tests */
     c.snapshot_threshold_entries = cfg_snapshot_threshold;
@@ -283,6 +293,110 @@ static int start_three(void)
     CHECK(prop_result->code == KYUFU__V1__CODE__OK);
     kyufu__v1__command_result__free_unpacked(prop_result, NULL);
     return l;
+}
+
+/* ------------------------------------------------------------ peer TLS */
+
+static unsigned n_refused_events;
+static uint64_t refused_suppressed;
+static bool saw_pending_limit;
+static bool saw_deadline;
+static void peer_event(void *arg, const struct kyufu_glue_event *e)
+{
+    (void)arg;
+    if (strcmp(e->what, "raft peer refused") != 0) {
+        return;
+    }
+    CHECK(e->remote != NULL && strncmp(e->remote, "127.0.0.1:", 10) == 0);
+    CHECK(e->inbound);
+    n_refused_events++;
+    refused_suppressed += e->suppressed;
+    saw_pending_limit |= strcmp(e->reason, "too many pending handshakes") == 0;
+    saw_deadline |= strcmp(e->reason, "handshake deadline passed") == 0;
+}
+
+static unsigned peer_target;
+static bool streams_up(void *arg)
+{
+    struct kyufu_glue_status s;
+    (void)arg;
+    kyufu_glue_status(g[peer_target], &s);
+    return s.peer_streams_opened >= 2;
+}
+
+static bool pending_full(void *arg)
+{
+    struct kyufu_glue_status s;
+    (void)arg;
+    kyufu_glue_status(g[peer_target], &s);
+    return s.peer_handshakes_pending == KYUFU_PEER_HANDSHAKES_PENDING_MAX &&
+           s.peer_connections_refused >= 8;
+}
+
+static bool pending_drained(void *arg)
+{
+    struct kyufu_glue_status s;
+    (void)arg;
+    kyufu_glue_status(g[peer_target], &s);
+    return s.peer_handshakes_pending == 0 &&
+           s.peer_connections_refused >= KYUFU_PEER_HANDSHAKES_PENDING_MAX + 8;
+}
+
+/* Unauthenticated connections that never speak: at most
+ * KYUFU_PEER_HANDSHAKES_PENDING_MAX are held, the rest closed at once; the
+ * held ones are closed at the handshake deadline; refusals reach the
+ * event callback at most KYUFU_PEER_REFUSED_LOG_PER_WINDOW per window with
+ * the rest counted; and the cluster keeps committing meanwhile. */
+static void test_peer_limits(void)
+{
+    enum { EXTRA = 8, TOTAL = KYUFU_PEER_HANDSHAKES_PENDING_MAX + EXTRA };
+    int fds[TOTAL];
+    struct kyufu_glue_status s;
+    struct sockaddr_in a;
+    snprintf(tmp + strlen(tmp), sizeof tmp - strlen(tmp), "/peer");
+    CHECK(mkdir(tmp, 0700) == 0);
+    int l = start_three();
+    peer_target = (unsigned)(l + 1) % 3;
+    kyufu_glue_set_event_cb(g[peer_target], peer_event, NULL);
+    /* Its stream from the leader and its stream to it, through TLS. */
+    CHECK(run_until(streams_up, NULL, 10000));
+    unsigned port = (unsigned)atoi(strrchr(addr[peer_target], ':') + 1);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((uint16_t)port);
+    for (int i = 0; i < TOTAL; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        CHECK(fds[i] >= 0);
+        CHECK(connect(fds[i], (struct sockaddr *)&a, sizeof a) == 0);
+    }
+    if (!run_until(pending_full, NULL, 10000)) {
+        kyufu_glue_status(g[peer_target], &s);
+        fprintf(stderr, "pending %u refused %llu\n", s.peer_handshakes_pending,
+                (unsigned long long)s.peer_connections_refused);
+        CHECK(!"pending handshakes never reached the bound");
+    }
+    CHECK(saw_pending_limit);
+    /* Raft still commits through the node being flooded. */
+    propose_staff(l, "peer-limits", 2);
+    CHECK(prop_status == 0 && prop_result != NULL);
+    CHECK(prop_result->code == KYUFU__V1__CODE__OK);
+    kyufu__v1__command_result__free_unpacked(prop_result, NULL);
+    CHECK(run_until(pending_drained, NULL, KYUFU_PEER_HANDSHAKE_TIMEOUT_MS + 10000));
+    CHECK(saw_deadline);
+    CHECK(n_refused_events <= KYUFU_PEER_REFUSED_LOG_PER_WINDOW * 2);
+    kyufu_glue_status(g[peer_target], &s);
+    CHECK(s.peer_connections_refused == TOTAL);
+    /* Every refusal was either reported or counted as suppressed (the
+     * suppressed ones of the last window are reported with the next). */
+    CHECK(n_refused_events + refused_suppressed <= TOTAL);
+    CHECK(n_refused_events >= KYUFU_PEER_REFUSED_LOG_PER_WINDOW);
+    for (int i = 0; i < TOTAL; i++) {
+        char b;
+        CHECK(read(fds[i], &b, 1) <= 0); /* closed by the node */
+        close(fds[i]);
+    }
+    close_all();
 }
 
 static void test_cluster(void)
@@ -719,8 +833,12 @@ int main(void)
     char root[64];
     snprintf(root, sizeof root, "%s", tmp);
     signal(SIGPIPE, SIG_IGN);
+    snprintf(pki, sizeof pki, "%s/pki", root);
+    CHECK(mkdir(pki, 0700) == 0);
+    CHECK(t_certs_make_nodes(pki, N) == 0);
     CHECK(uv_loop_init(&loop) == 0);
     test_cluster();
+    test_peer_limits();
     test_snapshots();
     test_lost_entries();
     test_corrupt_segment();
