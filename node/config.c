@@ -56,6 +56,7 @@ enum key_id {
     K_POWER_DOMAIN,
     K_POWER_POLL,
     K_POWER_COMMAND,
+    K_RAFT_ALLOW,
     K_COUNT
 };
 
@@ -98,6 +99,7 @@ static const struct key_spec keys[K_COUNT] = {
     [K_API_PER_ADDRESS] = {"api", "connections_per_address_max", false,
                            KYUFU_GLUE_OPTION_COUNT, "connections"},
     [K_API_ALLOW] = {"api", "allow", false, NOT_RAFT},
+    [K_RAFT_ALLOW] = {"raft", "allow", false, NOT_RAFT},
     [K_POWER_UPS] = {"power", "ups", false, NOT_RAFT},
     [K_POWER_DOMAIN] = {"power", "domain", false, NOT_RAFT},
     [K_POWER_POLL] = {"power", "poll_ms", false, KYUFU_GLUE_OPTION_COUNT,
@@ -477,7 +479,9 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
         return;
     }
     case K_API_ALLOW:
-        if (kyufu_allow_parse(value, &c->api_allow, why, sizeof why) != 0) {
+    case K_RAFT_ALLOW:
+        if (kyufu_allow_parse(value, k == K_API_ALLOW ? &c->api_allow : &c->raft_allow,
+                              why, sizeof why) != 0) {
             problem(c, ps->line, section, key, "%s", why);
         }
         return;

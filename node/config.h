@@ -7,7 +7,8 @@
  *   [tls]      ca, cert, key  (all required; API and Raft: the cert must
  *              name [node] id as SAN URI urn:kyufu:node:ID, docs/peer-tls.md)
  *   [raft]     election_timeout_ms, heartbeat_timeout_ms,
- *              snapshot_threshold, snapshot_trailing         (optional)
+ *              snapshot_threshold, snapshot_trailing,
+ *              allow = NET[/BITS], ...  (peers' networks)    (optional)
  *   [log]      level = debug | info | warn | error           (optional)
  *   [api]      connections_max, connections_per_address_max,
  *              allow = NET[/BITS], ...  (API clients' networks) (optional)
@@ -92,6 +93,9 @@ struct kyufu_config
     unsigned api_connections_max;
     unsigned api_connections_per_address_max;
     struct kyufu_allow api_allow;
+    /* [raft] allow: the networks Raft peers may connect from (every peer's
+     * address must be in it); empty: any address. */
+    struct kyufu_allow raft_allow;
 
     /* [raft]: the value set, or raft-glue's default (glue_limits.h). */
     unsigned election_timeout_ms;

@@ -62,12 +62,41 @@ static void on_forwarded(struct kyufu_grpc_client_req *req,
                                hint);
 }
 
+static void on_stale_closed(struct kyufu_grpc_client *client, void *data)
+{
+    (void)client;
+    (void)data;
+}
+
+/* Close peer i's client if it predates the last TLS reload and has no call
+ * in flight (a new one is made on the next use). */
+static void drop_if_stale(struct kyufu_node *n, size_t i)
+{
+    struct kyufu_grpc_client *client = n->forward[i];
+    if (client == NULL || !n->forward_stale[i] ||
+        kyufu_grpc_client_pending(client) > 0) {
+        return;
+    }
+    n->forward[i] = NULL;
+    n->forward_stale[i] = false;
+    kyufu_grpc_client_close(client, on_stale_closed, NULL);
+}
+
+void kyufu_node__forward_rotate(struct kyufu_node *n)
+{
+    for (size_t i = 0; i < KYUFU_NODE_CLUSTER_SIZE_MAX; i++) {
+        n->forward_stale[i] = n->forward[i] != NULL;
+        drop_if_stale(n, i);
+    }
+}
+
 /* The client to peer i, created on first use. */
 struct kyufu_grpc_client *kyufu_node__peer_client(struct kyufu_node *n,
                                                   size_t i,
                                                   char *errmsg,
                                                   size_t errmsg_len)
 {
+    drop_if_stale(n, i);
     if (n->forward[i] != NULL) {
         return n->forward[i];
     }

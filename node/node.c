@@ -382,6 +382,12 @@ static void on_signal(uv_signal_t *h, int signum)
     kyufu_node__stop(n, 0, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+/* [raft] allow: the glue asks before a peer's TLS handshake. */
+static bool peer_allowed(void *arg, const struct sockaddr *addr)
+{
+    return kyufu_allow_match(arg, addr);
+}
+
 /* SIGHUP: read the TLS files again (certificate, key, CA bundle) for every
  * connection accepted from now on; a file that does not load keeps the
  * current ones (docs/operations.md, "Certificate rotation"). */
@@ -390,14 +396,18 @@ static void on_sighup(uv_signal_t *h, int signum)
     struct kyufu_node *n = h->data;
     char errmsg[256] = "";
     (void)signum;
-    if (n->api == NULL) {
+    if (n->api == NULL || n->glue == NULL || n->stop_requested) {
         return;
     }
-    if (kyufu_api_server_reload_tls(n->api, errmsg, sizeof errmsg) != 0) {
+    /* Raft first: a certificate that no longer names this node is refused
+     * there, and then neither port changes. */
+    if (kyufu_glue_reload_tls(n->glue, errmsg, sizeof errmsg) != 0 ||
+        kyufu_api_server_reload_tls(n->api, errmsg, sizeof errmsg) != 0) {
         kyufu_log(KYUFU_LOG_ERROR, "TLS files not reloaded, keeping the current ones",
                   KYUFU_LOG_S("error", errmsg));
         return;
     }
+    kyufu_node__forward_rotate(n);
     kyufu_log(KYUFU_LOG_INFO, "TLS files reloaded",
               KYUFU_LOG_S("cert", n->config->tls_cert),
               KYUFU_LOG_S("ca", n->config->tls_ca));
@@ -451,6 +461,10 @@ static int start_raft(struct kyufu_node *n, char *errmsg, size_t errmsg_len)
     gc.tls_cert_file = c->tls_cert;
     gc.tls_key_file = c->tls_key;
     gc.tls_ca_file = c->tls_ca;
+    if (c->raft_allow.n > 0) {
+        gc.peer_allowed = peer_allowed;
+        gc.peer_allowed_arg = (void *)&c->raft_allow;
+    }
     kyufu_config_raft_options(c, &gc);
     int rv = kyufu_glue_init(&n->loop, &gc, n->storage, &n->glue, errmsg,
                              errmsg_len);

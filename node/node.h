@@ -100,6 +100,8 @@ struct kyufu_node
     /* Lazily created client to each peer's API (index as config->peers). */
     struct kyufu_grpc_client *forward[KYUFU_NODE_CLUSTER_SIZE_MAX];
     size_t forward_closing;
+    /* Made before the last TLS reload: replaced once idle (forward.c). */
+    bool forward_stale[KYUFU_NODE_CLUSTER_SIZE_MAX];
     void (*forward_done)(struct kyufu_node *n);
 
     /* Method table handed to the API server (lives as long as the node). */
@@ -244,6 +246,12 @@ struct kyufu_grpc_client *kyufu_node__peer_client(struct kyufu_node *n,
                                                   size_t i,
                                                   char *errmsg,
                                                   size_t errmsg_len);
+
+/* Certificate rotation (SIGHUP): every forwarding client is replaced by one
+ * made from the current files, at once when it has no call in flight, else
+ * at its first use after its calls have finished (calls in flight are never
+ * cut short). */
+void kyufu_node__forward_rotate(struct kyufu_node *n);
 
 /* Close every forwarding client; `done` runs once all are closed (maybe
  * immediately when there are none). */

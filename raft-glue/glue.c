@@ -315,6 +315,13 @@ static void transport_refused(struct glue_transport *gt,
     g->event_cb(g->event_arg, &e);
 }
 
+int kyufu_glue_reload_tls(struct kyufu_glue *g, char *errmsg, size_t errmsg_len)
+{
+    return glue__transport_reload_tls(&g->transport, errmsg, errmsg_len) == 0
+               ? 0
+               : KYUFU_GLUE_ECONFIG;
+}
+
 int kyufu_glue_fatal(struct kyufu_glue *g, char *errmsg, size_t errmsg_len)
 {
     if (g->fatal != 0) {
@@ -435,6 +442,8 @@ int kyufu_glue_init(uv_loop_t *loop,
                               sizeof tls_err);
     g->transport.connected = transport_connected;
     g->transport.refused = transport_refused;
+    g->transport.allowed = config->peer_allowed;
+    g->transport.allowed_arg = config->peer_allowed_arg;
     g->transport.data = g;
     if (rv != 0) {
         errf(errmsg, errmsg_len, "raft TLS: %s", tls_err);

@@ -68,6 +68,11 @@ struct kyufu_glue_config
     const char *tls_cert_file;
     const char *tls_key_file;
     const char *tls_ca_file;
+    /* Optional ([raft] allow): whether a peer connecting from this address
+     * may start a TLS handshake; NULL lets every address in.  Called on the
+     * loop thread; `peer_allowed_arg` must outlive the glue. */
+    bool (*peer_allowed)(void *arg, const struct sockaddr *addr);
+    void *peer_allowed_arg;
     /* 0 in any field below means the default of raft-glue/glue_limits.h;
      * a value outside the bounds there, or breaking a relation of
      * kyufu_glue_check_options, makes kyufu_glue_init fail with CONFIG
@@ -293,6 +298,13 @@ bool kyufu_glue_is_leader(struct kyufu_glue *g);
  * callback fires once when this becomes nonzero: the node must then close
  * the glue and exit (a durable write is never retried). */
 int kyufu_glue_fatal(struct kyufu_glue *g, char *errmsg, size_t errmsg_len);
+
+/* Certificate rotation for the Raft port: read tls_cert_file, tls_key_file
+ * and tls_ca_file again for every peer connection made or accepted from now
+ * on (open ones keep theirs).  The new certificate must still name this
+ * node's id.  0, or CONFIG with errmsg, the current files staying in force
+ * (a half-copied rotation never cuts the node off its peers). */
+int kyufu_glue_reload_tls(struct kyufu_glue *g, char *errmsg, size_t errmsg_len);
 
 struct kyufu_glue_transfer;
 typedef void (*kyufu_glue_transfer_cb)(struct kyufu_glue_transfer *req,

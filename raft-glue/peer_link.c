@@ -832,6 +832,15 @@ void glue__link_accept(struct glue_transport *gt)
         return;
     }
     set_remote(l);
+    if (gt->allowed != NULL) {
+        struct sockaddr_storage ss;
+        int len = sizeof ss;
+        if (uv_tcp_getpeername(&l->tcp, (struct sockaddr *)&ss, &len) != 0 ||
+            !gt->allowed(gt->allowed_arg, (const struct sockaddr *)&ss)) {
+            refuse(l, 0, "address not in the allow-list");
+            return;
+        }
+    }
     if (gt->n_pending_in >= KYUFU_PEER_HANDSHAKES_PENDING_MAX) {
         refuse(l, 0, "too many pending handshakes");
         return;

@@ -196,10 +196,20 @@ int glue__transport_init(struct glue_transport *gt,
         rv = RAFT_INVALID;
         goto err;
     }
+    size_t lc = strlen(cert_file) + 1, lk = strlen(key_file) + 1, la = strlen(ca_file) + 1;
+    gt->cert_file = malloc(lc + lk + la);
+    if (gt->cert_file == NULL) {
+        snprintf(errmsg, errmsg_len, "out of memory");
+        rv = RAFT_NOMEM;
+        goto err;
+    }
+    gt->key_file = (char *)memcpy(gt->cert_file, cert_file, lc) + lc;
+    gt->ca_file = (char *)memcpy(gt->key_file, key_file, lk) + lk;
+    memcpy(gt->ca_file, ca_file, la);
     if (api__tls_server_ctx_new(cert_file, key_file, ca_file, true, api__tls_alpn_raft,
                                 &gt->server_ctx, errmsg, errmsg_len) != 0) {
         rv = RAFT_INVALID;
-        goto err;
+        goto err_after_files;
     }
     if (api__tls_client_ctx_new(ca_file, cert_file, key_file, api__tls_alpn_raft,
                                 &gt->client_ctx, errmsg, errmsg_len) != 0) {
@@ -211,9 +221,46 @@ int glue__transport_init(struct glue_transport *gt,
 err_after_server:
     SSL_CTX_free(gt->server_ctx);
     gt->server_ctx = NULL;
+err_after_files:
+    free(gt->cert_file);
+    gt->cert_file = NULL;
 err:
     assert(rv != 0);
     return rv;
+}
+
+int glue__transport_reload_tls(struct glue_transport *gt,
+                               char *errmsg,
+                               size_t errmsg_len)
+{
+    SSL_CTX *server = NULL, *client = NULL;
+    uint64_t cert_id = 0;
+    if (api__tls_server_ctx_new(gt->cert_file, gt->key_file, gt->ca_file, true,
+                                api__tls_alpn_raft, &server, errmsg, errmsg_len) != 0) {
+        return RAFT_INVALID;
+    }
+    if (api__tls_client_ctx_new(gt->ca_file, gt->cert_file, gt->key_file,
+                                api__tls_alpn_raft, &client, errmsg, errmsg_len) != 0) {
+        SSL_CTX_free(server);
+        return RAFT_INVALID;
+    }
+    /* Peers would refuse a certificate that names another node. */
+    if (gt->id != 0 &&
+        (api__tls_cert_node_id(SSL_CTX_get0_certificate(server), &cert_id) != 0 ||
+         cert_id != gt->id)) {
+        snprintf(errmsg, errmsg_len,
+                 "the new certificate does not name this node (it names %llu; 0: none)",
+                 (unsigned long long)cert_id);
+        SSL_CTX_free(server);
+        SSL_CTX_free(client);
+        return RAFT_INVALID;
+    }
+    /* Links hold their own reference to the contexts they were made with. */
+    SSL_CTX_free(gt->server_ctx);
+    SSL_CTX_free(gt->client_ctx);
+    gt->server_ctx = server;
+    gt->client_ctx = client;
+    return 0;
 }
 
 void glue__transport_close(struct glue_transport *gt)
@@ -224,4 +271,6 @@ void glue__transport_close(struct glue_transport *gt)
     SSL_CTX_free(gt->client_ctx);
     gt->server_ctx = NULL;
     gt->client_ctx = NULL;
+    free(gt->cert_file);
+    gt->cert_file = NULL;
 }

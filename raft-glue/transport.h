@@ -52,6 +52,9 @@ struct glue_transport
     uv_loop_t *loop;
     SSL_CTX *server_ctx;        /* owned */
     SSL_CTX *client_ctx;        /* owned */
+    /* The PEM files, read again by glue__transport_reload_tls (one
+     * allocation: cert, key and CA paths, each NUL-terminated). */
+    char *cert_file, *key_file, *ca_file;
     raft_id id;                 /* ours, from raft_uv's init */
     char address[KYUFU_PEER_ADDRESS_BYTES_MAX];
     uv_tcp_t listener;
@@ -67,6 +70,11 @@ struct glue_transport
     /* Optional: a refused connection, at most KYUFU_PEER_REFUSED_LOG_PER_WINDOW
      * per KYUFU_PEER_REFUSED_LOG_WINDOW_MS; the rest are counted. */
     void (*refused)(struct glue_transport *gt, const struct glue_peer_refusal *r);
+    /* Optional: whether an inbound connection from this address may start
+     * a handshake (the [raft] allow-list); NULL lets every address in.  A
+     * refused one is closed before TLS and reported through `refused`. */
+    bool (*allowed)(void *arg, const struct sockaddr *addr);
+    void *allowed_arg;
     void *data;
     /* Rate limit of `refused`, on loop time. */
     uint64_t refused_window_start_ms;
@@ -93,6 +101,14 @@ int glue__transport_init(struct glue_transport *gt,
                          const char *ca_file,
                          char *errmsg,
                          size_t errmsg_len);
+
+/* Certificate rotation: read the PEM files again and use them for every
+ * connection made or accepted from now on (open ones keep theirs).  The new
+ * certificate must still name this node's id.  0, or RAFT_INVALID with
+ * errmsg, the current files staying in force. */
+int glue__transport_reload_tls(struct glue_transport *gt,
+                               char *errmsg,
+                               size_t errmsg_len);
 
 /* Free the contexts, after raft_uv has closed the transport (or when it was
  * never handed to raft_uv). */

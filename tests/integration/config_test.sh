@@ -254,6 +254,12 @@ api_extra=$'[api]\nconnections_max = 8\nconnections_per_address_max = 9'
 api_refuse api_rule 21 connections_per_address_max "connections_per_address_max (9) exceeds connections_max (8)"
 api_extra=$'[api]\nallow = 10.0.0.0/8, 10.1.0.0/33'
 api_refuse api_allow 20 allow 'bad network "10.1.0.0/33"'
+mkdir -p "$tmp/raft_allow"
+api_extra=$'[raft]\nallow = 127.0.0.1/32, 300.1.2.3'
+single raft_allow 1000 100 64 16 >"$tmp/raft_allow.ini"
+out=$("$kyufud" --check-config "$tmp/raft_allow.ini" 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -qF ':20: [raft] allow: bad network "300.1.2.3"' <<<"$out" \
+    || fail "raft_allow: $out"
 api_extra=
 
 # [power]: a UPS nobody serves starts (lost contact is an alert, never a
