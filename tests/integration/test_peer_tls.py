@@ -16,6 +16,8 @@
 
 usage: test_peer_tls.py KYUFUD"""
 import os
+import re
+import shutil
 import socket
 import ssl
 import struct
@@ -204,6 +206,36 @@ def main():
             s.sendall(preamble(2, c.raft[2]))
             assert not closed_by_peer(s, timeout=1.5), "node 2 refused"
             s.close()
+
+        # 5b. What TLS the Raft port accepts, seen from outside with a node
+        # certificate: only TLS 1.2/1.3, AES-GCM, P-256/P-384 (sslscan, a
+        # Debian package; openssl probes when it is missing).
+        for args in (["-tls1_3", "-groups", "X25519"],
+                     ["-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"],
+                     ["-tls1_3", "-ciphersuites",
+                      "TLS_CHACHA20_POLY1305_SHA256"]):
+            rc, out = s_client(["-connect", c.raft[target], "-CAfile", c.ca,
+                                "-cert", n2_cert, "-key", n2_key,
+                                "-alpn", ALPN] + args)
+            assert not re.search(r"^New, TLSv", out, re.M), (args, out)
+        if shutil.which("sslscan"):
+            r = subprocess.run(
+                ["sslscan", "--no-colour", "--no-heartbleed", "--no-fallback",
+                 "--no-renegotiation", "--no-compression",
+                 "--certs=" + n2_cert, "--pk=" + n2_key, c.raft[target]],
+                capture_output=True, text=True, timeout=120)
+            out = r.stdout
+            accepted = re.findall(r"^(?:Preferred|Accepted)\s+(TLSv[\d.]+)"
+                                  r"\s+\d+ bits\s+(\S+)", out, re.M)
+            assert accepted, "sslscan saw no accepted cipher:\n" + out
+            for proto, cipher in accepted:
+                assert proto in ("TLSv1.2", "TLSv1.3") and "GCM" in cipher, \
+                    (proto, cipher, out)
+            groups = re.findall(r"^TLSv[\d.]+\s+\d+ bits\s+(\S+)", out,
+                                re.M)
+            assert groups and set(groups) <= {"secp256r1", "secp384r1"}, out
+            print("raft port sslscan: %s; groups %s"
+                  % (sorted(set(accepted)), sorted(set(groups))))
 
         # 6. The cluster still works: a write through a follower, all
         # three converge, clean stops.
