@@ -3,6 +3,7 @@
  * (a follower forwards it); PowerEvent is for this node (upsmon's
  * NOTIFYCMD on its host: docs/power.md). */
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "kyufu/v1/service.pb-c.h"
@@ -163,11 +164,14 @@ void kyufu_node__power_event_call(struct kyufu_node_call *c)
         return;
     }
     /* Answer first: a low battery stops the node (deferred: the answer
-     * goes out before the API server closes). */
+     * goes out before the API server closes).  call_done frees the request,
+     * so the event text is copied for the log first. */
+    char event[64];
+    snprintf(event, sizeof event, "%s", r->event);
     Kyufu__V1__PowerEventResponse resp = KYUFU__V1__POWER_EVENT_RESPONSE__INIT;
     enum kyufu_power_state after =
         kind == KYUFU_POWER_EVENT_STATE ? st : n->power.state;
     resp.power = (char *)kyufu_power_state_name(after);
     kyufu_node__call_done_msg(c, &resp.base);
-    kyufu_node__power_event(n, kind, st, "power-event", r->event);
+    kyufu_node__power_event(n, kind, st, "power-event", event);
 }

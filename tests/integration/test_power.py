@@ -19,6 +19,7 @@ upsd and dummy-ups from Debian's nut-server, switched live with upsrw.
 usage: test_power.py KYUFUD"""
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -281,11 +282,72 @@ def scenario_one_ups(kyufud):
         nut.close()
 
 
+def scenario_upsmon(kyufud, kyufuctl):
+    """Beside a site's own upsmon: no [power] ups, the events come through
+    `kyufuctl node power-event` as NOTIFYCMD runs it (NOTIFYTYPE in the
+    environment, or as an argument).  ONBATT on the leader hands leadership
+    to a peer; ONLINE is recorded; an unknown event is refused (INVALID_ARGUMENT)
+    and changes nothing."""
+    c = C.Cluster(kyufud, election_ms=1000, heartbeat_ms=100)
+    try:
+        c.start_all()
+        leader = c.wait_leader(20)
+        conf = os.path.join(c.dir, "client.conf")
+        with open(conf, "w") as fh:
+            fh.write("[client]\nendpoints = %s\nca = %s\ncert = %s\n"
+                     "key = %s\nactor = admin\ndeadline_ms = 10000\n"
+                     % (",".join(c.api[i] for i in (1, 2, 3)), c.ca,
+                        c.client_cert, c.client_key))
+
+        def ctl(*args, env=None):
+            e = dict(os.environ)
+            e.update(env or {})
+            return subprocess.run([kyufuctl, "--config", conf] + list(args),
+                                  capture_output=True, text=True, env=e,
+                                  timeout=30)
+
+        r = ctl("node", "power-event", "--endpoint", c.api[leader], "BOGUS")
+        assert r.returncode != 0 and "INVALID_ARGUMENT" in r.stderr, \
+            (r.returncode, r.stdout, r.stderr)
+        assert c.status(leader).power in ("", "none"), c.status(leader)
+        assert c.wait_leader(5) == leader
+        # As upsmon's NOTIFYCMD: the event in NOTIFYTYPE.
+        r = ctl("node", "power-event", "--endpoint", c.api[leader],
+                env={"NOTIFYTYPE": "ONBATT"})
+        assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+        end, new = time.monotonic() + 5, None
+        while time.monotonic() < end:
+            s = c.status(leader, timeout=1.0)
+            if s is not None and s.leader_id not in (0, leader):
+                new = s.leader_id
+                break
+            time.sleep(0.02)
+        assert new is not None, "leadership did not move:\n" + c.logs()
+        assert c.status(leader).power == "on_battery"
+        assert msgs(c, leader, "power: on battery")
+        r = ctl("node", "power-event", "--endpoint", c.api[leader], "ONLINE")
+        assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+        assert wait_log(c, leader, "power: on line", 5), c.logs()
+        assert c.status(leader).power == "online"
+        print("kyufuctl node power-event: ONBATT on leader %d moved "
+              "leadership to %d; ONLINE recorded; BOGUS refused" % (leader,
+                                                                    new))
+        c.stop_clean()
+    except Exception:
+        print(c.logs())
+        raise
+    finally:
+        c.close()
+
+
 def main():
+    kyufud = sys.argv[1]
+    kyufuctl = sys.argv[2] if len(sys.argv) > 2 else None
+    if kyufuctl is not None:
+        scenario_upsmon(kyufud, kyufuctl)
     why = N.available()
     if why:
         C.skip(why)
-    kyufud = sys.argv[1]
     gap = float(os.environ.get("KYUFU_POWER_GAP_MS", "100"))
     scenario_domains(kyufud, gap)
     scenario_one_ups(kyufud)
