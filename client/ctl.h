@@ -110,6 +110,11 @@ struct ctl__run
 int ctl__fail(struct ctl__run *r, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Print a JSON document (taking the reference) on out, indented, with a
+ * newline; a NULL doc (out of memory building it) is reported as a local
+ * failure.  Returns 0 or that exit code. */
+int ctl__emit_json(struct ctl__run *r, json_t *doc);
+
 /* Open the client from the config on first use; returns an exit code. */
 int ctl__client(struct ctl__run *r, struct kyufu_client **out);
 

@@ -146,12 +146,8 @@ static int cmd_init(struct ctl__run *r, int argc, char **argv)
         return ctl__fail(r, rv, "cluster init: %s", err);
     }
     if (r->json) {
-        json_t *doc = json_pack("{s:s,s:i}", "dir", o.dir, "nodes", (int)o.nodes);
-        if (doc != NULL) {
-            json_dumpf(doc, r->out, JSON_INDENT(2));
-            fputc('\n', r->out);
-            json_decref(doc);
-        }
+        return ctl__emit_json(r, json_pack("{s:s,s:i}", "dir", o.dir, "nodes",
+                                           (int)o.nodes));
     }
     return 0;
 }
@@ -319,14 +315,14 @@ static int cmd_status(struct ctl__run *r, int argc, char **argv)
     }
     bool healthy = reachable == n_ep && leaders == 1 && !leader_disagree;
     if (r->json) {
-        json_t *doc = json_pack("{s:o,s:i,s:I,s:b,s:O,s:I}", "nodes", nodes, "reachable",
-                                (int)reachable, "leader_id", (json_int_t)leader_id,
-                                "healthy", healthy, "unreachable", unreachable,
-                                "node_timeout_ms", (json_int_t)timeout_ms);
-        if (doc != NULL) {
-            json_dumpf(doc, r->out, JSON_INDENT(2));
-            fputc('\n', r->out);
-            json_decref(doc);
+        int jrv = ctl__emit_json(
+            r, json_pack("{s:o,s:i,s:I,s:b,s:O,s:I}", "nodes", nodes, "reachable",
+                         (int)reachable, "leader_id", (json_int_t)leader_id,
+                         "healthy", healthy, "unreachable", unreachable,
+                         "node_timeout_ms", (json_int_t)timeout_ms));
+        if (jrv != 0) {
+            json_decref(unreachable);
+            return jrv;
         }
     } else {
         json_decref(nodes);
@@ -389,12 +385,7 @@ static int cmd_transfer(struct ctl__run *r, int argc, char **argv)
     if (rv == 0) {
         const Kyufu__V1__TransferLeadershipResponse *t = (const void *)res.response;
         if (r->json) {
-            json_t *doc = kyufu_ctl_to_json(res.response);
-            if (doc != NULL) {
-                json_dumpf(doc, r->out, JSON_INDENT(2));
-                fputc('\n', r->out);
-                json_decref(doc);
-            }
+            rv = ctl__emit_json(r, kyufu_ctl_to_json(res.response));
         } else {
             fprintf(r->out, "leadership transferred to node %llu\n",
                     (unsigned long long)t->new_leader_id);

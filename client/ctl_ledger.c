@@ -524,17 +524,6 @@ static int print_settle(struct ctl__run *r, const Kyufu__V1__SettleWriteResponse
     return settle_exit(s);
 }
 
-static int emit_json(struct ctl__run *r, json_t *doc)
-{
-    if (doc == NULL) {
-        return ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "out of memory (JSON)");
-    }
-    json_dumpf(doc, r->out, JSON_INDENT(2));
-    fputc('\n', r->out);
-    json_decref(doc);
-    return 0;
-}
-
 /* ------------------------------------------------------------ run */
 
 static int run_list(struct ctl__run *r, struct kyufu_client *c,
@@ -603,7 +592,7 @@ static int run_list(struct ctl__run *r, struct kyufu_client *c,
             for (size_t i = 0; i < k && arr != NULL; i++) {
                 json_array_append_new(arr, kyufu_ctl_to_json(all[i]));
             }
-            rv = emit_json(r, arr != NULL ? json_pack("{s:o}", frec->name, arr) : NULL);
+            rv = ctl__emit_json(r, arr != NULL ? json_pack("{s:o}", frec->name, arr) : NULL);
         } else {
             kyufu_ctl_print_table(r->out, all, k, cmd->columns);
         }
@@ -783,7 +772,7 @@ int ctl__ledger(struct ctl__run *r, const char *noun, const char *verb, int argc
         return rv;
     }
     if (r->json) {
-        rv = emit_json(r, kyufu_ctl_to_json(res.response));
+        rv = ctl__emit_json(r, kyufu_ctl_to_json(res.response));
         if (rv == 0 && m->output == &kyufu__v1__settle_write_response__descriptor) {
             rv = settle_exit((const Kyufu__V1__SettleWriteResponse *)res.response);
         }

@@ -44,6 +44,17 @@ int ctl__fail(struct ctl__run *r, int code, const char *fmt, ...)
     return code;
 }
 
+int ctl__emit_json(struct ctl__run *r, json_t *doc)
+{
+    if (doc == NULL) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "out of memory (JSON)");
+    }
+    json_dumpf(doc, r->out, JSON_INDENT(2));
+    fputc('\n', r->out);
+    json_decref(doc);
+    return 0;
+}
+
 int ctl__common_opt(struct ctl__run *r, int opt, const char *arg)
 {
     switch (opt) {

@@ -91,12 +91,7 @@ static int cmd_power_event(struct ctl__run *r, int argc, char **argv)
     if (rv == 0) {
         const Kyufu__V1__PowerEventResponse *p = (const void *)res.response;
         if (r->json) {
-            json_t *doc = kyufu_ctl_to_json(res.response);
-            if (doc != NULL) {
-                json_dumpf(doc, r->out, JSON_INDENT(2));
-                fputc('\n', r->out);
-                json_decref(doc);
-            }
+            rv = ctl__emit_json(r, kyufu_ctl_to_json(res.response));
         } else {
             fprintf(r->out, "%s: power %s\n", kyufu_client_endpoint(client, (unsigned)index),
                     p->power);
