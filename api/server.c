@@ -40,7 +40,8 @@ struct conn
     struct api__tls tls;
     struct kyufu_grpc_server_conn *grpc;
     char peer[64];
-    char ip[INET6_ADDRSTRLEN]; /* the peer's address, for the per-address cap */
+    char ip[INET6_ADDRSTRLEN]; /* the peer's address, for the log */
+    uint8_t source[16]; /* the cap's key: IPv4 mapped, IPv6 cut to its /64 */
     uint64_t handshake_deadline_ms;
     uint64_t last_activity_ms;
     size_t write_queue_bytes;
@@ -424,11 +425,28 @@ static void accept_and_close(uv_stream_t *listener)
     uv_close((uv_handle_t *)t, free_handle);
 }
 
-static size_t conns_from(const struct kyufu_api_server *s, const char *ip)
+/* The per-address cap's key of an address: an IPv4 address whole (as
+ * IPv4-mapped IPv6, so a dual-stack listener counts it the same), an IPv6
+ * address by its /64, the smallest block one host or site is given: one
+ * host with a /64 cannot take every slot by rotating its addresses. */
+static void source_key(const struct sockaddr_storage *ss, uint8_t key[16])
+{
+    memset(key, 0, 16);
+    if (ss->ss_family == AF_INET) {
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    } else if (ss->ss_family == AF_INET6) {
+        const uint8_t *a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        memcpy(key, a, memcmp(a, mapped, 12) == 0 ? 16 : 8);
+    }
+}
+
+static size_t conns_from(const struct kyufu_api_server *s, const uint8_t key[16])
 {
     size_t n = 0;
     for (const struct conn *c = s->conns; c != NULL; c = c->next) {
-        n += !c->closing && strcmp(c->ip, ip) == 0;
+        n += !c->closing && memcmp(c->source, key, 16) == 0;
     }
     return n;
 }
@@ -467,11 +485,12 @@ static void on_connection(uv_stream_t *listener, int status)
     }
     struct sockaddr_storage ss;
     peer_name(&c->tcp, &ss, c->ip, sizeof c->ip, c->peer, sizeof c->peer);
+    source_key(&ss, c->source);
     enum kyufu_api_refusal_kind why;
     bool refused = true;
     if (!kyufu_allow_match(s->allow, (struct sockaddr *)&ss)) {
         why = KYUFU_API_REFUSED_NOT_ALLOWED;
-    } else if (conns_from(s, c->ip) > s->connections_per_address_max) {
+    } else if (conns_from(s, c->source) > s->connections_per_address_max) {
         why = KYUFU_API_REFUSED_PER_ADDRESS; /* counting this one */
     } else {
         refused = false;

@@ -6,10 +6,13 @@
  *
  * Exit status: 0 after a clean stop (or a valid config), 1 when the node
  * failed at run time (a fatal storage or raft error, a port in use, a
- * locked data directory), 2 for a usage or configuration error, 3 after a
+ * locked data directory), 2 for a usage or configuration error (also a
+ * TLS certificate that does not name this node, found at start), 3 after a
  * clean stop ordered by the UPS (low battery, forced shutdown: after
- * [power] shutdown_command, if set, has run); never a signal of its own
- * making (docs/operations.md "Exit status", docs/power.md). */
+ * [power] shutdown_command, if set, has run), 4 after a stop on data it
+ * refuses (an entry or snapshot the state machine will not apply, a
+ * damaged store); never a signal of its own making (docs/operations.md
+ * "Exit status", docs/power.md). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>

@@ -244,7 +244,7 @@ static void on_stop_defer(uv_timer_t *t)
 
 void kyufu_node__stop(struct kyufu_node *n, int exit_code, const char *why)
 {
-    assert(exit_code == 0 || exit_code == 1 ||
+    assert(exit_code == 0 || exit_code == 1 || exit_code == 2 ||
            exit_code == KYUFU_NODE_EXIT_REFUSED_DATA);
     assert(why != NULL);
     if (exit_code > n->exit_code) {
@@ -583,7 +583,11 @@ int kyufu_node_run(const struct kyufu_config *config)
                   KYUFU_LOG_S("path", path),
                   KYUFU_LOG_S("error", kyufu_storage_strerror(rv)),
                   KYUFU_LOG_S("detail", errmsg));
-        kyufu_node__stop(n, 1, "store");
+        /* A damaged store would be refused again at every restart. */
+        kyufu_node__stop(n, rv == KYUFU_STORAGE_ECORRUPT
+                                ? KYUFU_NODE_EXIT_REFUSED_DATA
+                                : 1,
+                         "store");
         goto run;
     }
     uint64_t applied, term;
@@ -597,7 +601,13 @@ int kyufu_node_run(const struct kyufu_config *config)
         kyufu_log(KYUFU_LOG_ERROR, "cannot start raft",
                   KYUFU_LOG_S("error", kyufu_glue_strerror(rv)),
                   KYUFU_LOG_S("detail", errmsg));
-        kyufu_node__stop(n, 1, "raft");
+        /* CONFIG or INVALID at start (e.g. a certificate that does not
+         * name this node): a restart would fail the same way, as for a bad
+         * config file, so exit 2 (not restarted). */
+        kyufu_node__stop(n, rv == KYUFU_GLUE_ECONFIG || rv == KYUFU_GLUE_EINVALID ? 2
+                            : rv == KYUFU_GLUE_ECORRUPT ? KYUFU_NODE_EXIT_REFUSED_DATA
+                                                        : 1,
+                         "raft");
         goto run;
     }
     rv = start_api(n, errmsg, sizeof errmsg);

@@ -816,11 +816,25 @@ int glue__link_connect(struct glue_transport *gt,
 
 /* ------------------------------------------------------------- inbound */
 
+static void free_tcp(uv_handle_t *h)
+{
+    free(h);
+}
+
 void glue__link_accept(struct glue_transport *gt)
 {
     struct peer_link *l = link_new(gt, true);
     if (l == NULL) {
-        return; /* libuv keeps the connection queued until the next one */
+        /* Out of memory: accept and close at once, or libuv would stop
+         * polling the listener until this connection is taken. */
+        uv_tcp_t *t = malloc(sizeof *t);
+        if (t != NULL && uv_tcp_init(gt->loop, t) == 0) {
+            (void)uv_accept((uv_stream_t *)&gt->listener, (uv_stream_t *)t);
+            uv_close((uv_handle_t *)t, free_tcp);
+        } else {
+            free(t);
+        }
+        return;
     }
     int rv = uv_tcp_init(gt->loop, &l->tcp);
     assert(rv == 0);
@@ -842,8 +856,19 @@ void glue__link_accept(struct glue_transport *gt)
         }
     }
     if (gt->n_pending_in >= KYUFU_PEER_HANDSHAKES_PENDING_MAX) {
-        refuse(l, 0, "too many pending handshakes");
-        return;
+        /* Evict the oldest pending handshake, not the newest: silent
+         * connections that keep every slot cannot lock a real peer out,
+         * since its handshake completes in milliseconds while a flood
+         * would have to open KYUFU_PEER_HANDSHAKES_PENDING_MAX new ones in
+         * that time (links are prepended: the last pending is the oldest). */
+        struct peer_link *oldest = NULL;
+        for (struct peer_link *p = gt->links; p != NULL; p = p->next) {
+            if (p->pending && p != l) {
+                oldest = p;
+            }
+        }
+        assert(oldest != NULL);
+        refuse(oldest, 0, "too many pending handshakes (oldest evicted)");
     }
     l->pending = true;
     gt->n_pending_in++;

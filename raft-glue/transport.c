@@ -244,10 +244,15 @@ int glue__transport_reload_tls(struct glue_transport *gt,
         SSL_CTX_free(server);
         return RAFT_INVALID;
     }
-    /* Peers would refuse a certificate that names another node. */
+    /* Peers would refuse a certificate that names another node.  Both
+     * contexts read the files: check both (a file replaced between the two
+     * reads must not slip through). */
+    uint64_t client_id = 0;
     if (gt->id != 0 &&
         (api__tls_cert_node_id(SSL_CTX_get0_certificate(server), &cert_id) != 0 ||
-         cert_id != gt->id)) {
+         cert_id != gt->id ||
+         api__tls_cert_node_id(SSL_CTX_get0_certificate(client), &client_id) != 0 ||
+         client_id != gt->id)) {
         snprintf(errmsg, errmsg_len,
                  "the new certificate does not name this node (it names %llu; 0: none)",
                  (unsigned long long)cert_id);

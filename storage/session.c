@@ -139,7 +139,11 @@ static int floor_get(struct kyufu_storage *s, MDB_txn *txn,
         return KYUFU_STORAGE_ECORRUPT;
     }
     *floor = kyufu_storage__get_u64(v.mv_data);
-    KYUFU_ASSERT(*floor > 0); /* written only for a pruned key, seq > 0 */
+    if (*floor == 0) {
+        /* Written only for a pruned key (seq > 0): a 0 came from outside
+         * (a snapshot, a damaged store), never from apply. */
+        return KYUFU_STORAGE_ECORRUPT;
+    }
     return 0;
 }
 

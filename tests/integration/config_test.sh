@@ -356,7 +356,7 @@ for c in 0 2; do
         || { echo "openssl failed"; exit 1; }
     good | sed "s|^cert = .*|cert = $tmp/n1/id$c.pem|" >"$tmp/id$c.ini"
     out=$("$kyufud" --config "$tmp/id$c.ini" 2>&1); rc=$?
-    [ $rc -eq 1 ] || fail "certificate naming node $c: exit $rc, want 1 ($out)"
+    [ $rc -eq 2 ] || fail "certificate naming node $c: exit $rc, want 2 ($out)"
     grep -qF "does not name this node" <<<"$out" || fail "certificate naming node $c: $out"
 done
 

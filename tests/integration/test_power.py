@@ -306,6 +306,23 @@ def scenario_upsmon(kyufud, kyufuctl):
                                   capture_output=True, text=True, env=e,
                                   timeout=30)
 
+        # Only from this host: a terminal elsewhere (here 127.0.0.5, as
+        # 127.0.0.1 is the nodes' own API host) is refused.
+        try:
+            import h2raw as H
+        except ImportError:
+            H = None
+        if H is not None:
+            conn = H.Conn(c, "127.0.0.5", c.api[leader])
+            try:
+                ev = c.s["service_pb2"].PowerEventRequest(event="FSD")
+                got = conn.call("/kyufu.v1.Cluster/PowerEvent",
+                                ev.SerializeToString())
+            finally:
+                conn.close()
+            assert got.status() == 7, (got.status(), got.message())
+            assert c.status(leader).power in ("", "none"), c.status(leader)
+            assert msgs(c, leader, "power event refused: not from this host")
         r = ctl("node", "power-event", "--endpoint", c.api[leader], "BOGUS")
         assert r.returncode != 0 and "INVALID_ARGUMENT" in r.stderr, \
             (r.returncode, r.stdout, r.stderr)

@@ -311,7 +311,7 @@ static void peer_event(void *arg, const struct kyufu_glue_event *e)
     CHECK(e->inbound);
     n_refused_events++;
     refused_suppressed += e->suppressed;
-    saw_pending_limit |= strcmp(e->reason, "too many pending handshakes") == 0;
+    saw_pending_limit |= strcmp(e->reason, "too many pending handshakes (oldest evicted)") == 0;
     saw_deadline |= strcmp(e->reason, "handshake deadline passed") == 0;
 }
 
@@ -343,7 +343,7 @@ static bool pending_drained(void *arg)
 }
 
 /* Unauthenticated connections that never speak: at most
- * KYUFU_PEER_HANDSHAKES_PENDING_MAX are held, the rest closed at once; the
+ * KYUFU_PEER_HANDSHAKES_PENDING_MAX are held, the oldest closed as newer ones come; the
  * held ones are closed at the handshake deadline; refusals reach the
  * event callback at most KYUFU_PEER_REFUSED_LOG_PER_WINDOW per window with
  * the rest counted; and the cluster keeps committing meanwhile. */
