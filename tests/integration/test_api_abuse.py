@@ -542,7 +542,7 @@ def case_rotation(c, node):
     old = serial_of(cert)
     assert peer_serial(c, node) == old
     new_key, new_cert = C.make_cert(nd, "node-next", c.ca_key, c.ca,
-                                    "kyufu-node-%d" % node)
+                                    "kyufu-node-%d" % node, node_id=node)
     new = serial_of(new_cert)
     assert new != old
     keep = os.path.join(nd, "node-next-copy.pem")
