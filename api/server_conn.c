@@ -835,7 +835,8 @@ static int session_new(struct kyufu_grpc_server_conn *conn)
     if (nghttp2_option_new(&opt) != 0) {
         goto err_after_cbs;
     }
-    /* Every option set explicitly (STYLE.md 12), values in grpc_limits.h. */
+    /* Every option set explicitly (docs/measured.md, "Conventions"),
+     * values in grpc_limits.h. */
     nghttp2_option_set_no_auto_window_update(opt, 1); /* credit() */
     nghttp2_option_set_no_http_messaging(opt, 0); /* keep nghttp2's RFC checks */
     nghttp2_option_set_no_recv_client_magic(opt, 0);

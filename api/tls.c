@@ -9,8 +9,8 @@
  * compression, no renegotiation, no session tickets or resumption (so no
  * 0-RTT); one ALPN protocol per context, required on both sides ("h2" for
  * the API, "kyufu-raft/1" for Raft peers, docs/peer-tls.md).  Everything is
- * set explicitly: no OpenSSL or distribution default is relied on (STYLE.md
- * 12).  Built as its own library (kyufu_tls, OpenSSL only) so raft-glue
+ * set explicitly: no OpenSSL or distribution default is relied on
+ * (docs/measured.md, "Conventions").  Built as its own library (kyufu_tls, OpenSSL only) so raft-glue
  * shares this one policy.
  *
  * Failure modes: a handshake that breaks the policy fails inside OpenSSL

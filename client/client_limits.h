@@ -18,7 +18,7 @@
 #define KYUFU_CLIENT_TERMINAL_BYTES_MAX 64u
 
 /* Default overall deadline of one call, retries included: covers one
- * election (about 2 s with a 1000 ms election timeout, FACTS.md) twice. */
+ * election (about 2 s with a 1000 ms election timeout, docs/measured.md) twice. */
 #define KYUFU_CLIENT_DEADLINE_MS_DEFAULT 5000u
 /* No call may wait longer than this: an operator's command returns. */
 #define KYUFU_CLIENT_DEADLINE_MS_MAX 600000u

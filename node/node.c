@@ -543,7 +543,7 @@ int kyufu_node_run(const struct kyufu_config *config)
     n->config = config;
     n->stage = KYUFU_NODE_STARTING;
     /* A peer killed with SIGKILL must not kill us with SIGPIPE on the next
-     * write to its socket (FACTS.md): errors come back as EPIPE instead. */
+     * write to its socket (docs/measured.md): errors come back as EPIPE instead. */
     signal(SIGPIPE, SIG_IGN);
 
     n->lock_fd = kyufu_node_lock(config->data_dir, errmsg, sizeof errmsg);

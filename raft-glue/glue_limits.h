@@ -86,7 +86,7 @@
 #define KYUFU_MAX_CATCH_UP_ROUND_DURATION_MS 10000u
 
 /* raft_uv segments: 8 MiB stays well below the 32 MiB capacity wrap
- * (FACTS.md) so the capacity threshold can stay at its default 0 check. */
+ * (docs/measured.md) so the capacity threshold can stay at its default 0 check. */
 #define KYUFU_SEGMENT_SIZE_BYTES ((size_t)8 << 20)
 /* Disk retry: 0.22.1 retries a failed write forever every disk_retry ms;
  * kyufu never retries a durable write, so the delay is set to its maximum

@@ -1,5 +1,5 @@
-/* Allocation failure at every point of a server connection's life (STYLE.md
- * 14, after nghttp2's tests/failmalloc_test.c): for n = 1, 2, ... the n-th
+/* Allocation failure at every point of a server connection's life (docs/measured.md,
+ * "Conventions", after nghttp2's tests/failmalloc_test.c): for n = 1, 2, ... the n-th
  * allocation made by the server side fails; the run must not crash, every
  * stream must end (answered or reset) or the connection must end, and once
  * the connection is freed nothing allocated by it is left.  malloc is

@@ -10,7 +10,7 @@
 
 /* Virtual-time bound from a new leader's election to the acknowledgement
  * of a command proposed on it: one heartbeat (0.22.1 may hold the first
- * entry after an election until the next one: FACTS.md), a round trip and
+ * entry after an election until the next one: docs/measured.md), a round trip and
  * a disk write on each side, with room to spare.  The fixture's raft
  * defaults: heartbeat 100 ms; the scenario sets 5 ms network and 20 ms
  * disk latency. */
