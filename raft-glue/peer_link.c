@@ -367,28 +367,27 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof l->gt->read_buf;
 }
 
-static void read_tcp(struct peer_link *l, bool on)
+/* Start or stop reading one side of the bridge; *reading tracks it. */
+static void set_reading(uv_stream_t *stream, bool *reading, bool on, uv_read_cb cb)
 {
-    if (on && !l->tcp_reading) {
-        int rv = uv_read_start((uv_stream_t *)&l->tcp, alloc_cb, tcp_read_cb);
+    if (on && !*reading) {
+        int rv = uv_read_start(stream, alloc_cb, cb);
         assert(rv == 0);
         (void)rv;
-    } else if (!on && l->tcp_reading) {
-        uv_read_stop((uv_stream_t *)&l->tcp);
+    } else if (!on && *reading) {
+        uv_read_stop(stream);
     }
-    l->tcp_reading = on;
+    *reading = on;
+}
+
+static void read_tcp(struct peer_link *l, bool on)
+{
+    set_reading((uv_stream_t *)&l->tcp, &l->tcp_reading, on, tcp_read_cb);
 }
 
 static void read_pipe(struct peer_link *l, bool on)
 {
-    if (on && !l->pipe_reading) {
-        int rv = uv_read_start((uv_stream_t *)&l->pipe, alloc_cb, pipe_read_cb);
-        assert(rv == 0);
-        (void)rv;
-    } else if (!on && l->pipe_reading) {
-        uv_read_stop((uv_stream_t *)&l->pipe);
-    }
-    l->pipe_reading = on;
+    set_reading((uv_stream_t *)&l->pipe, &l->pipe_reading, on, pipe_read_cb);
 }
 
 static void pipe_write_cb(uv_write_t *req, int status)
