@@ -48,6 +48,7 @@ struct conn
     bool reading_stopped;
     bool closing;
     bool idle_goaway;
+    bool refused_at_accept; /* closing since accept: holds no slot */
     int handles_open;
 };
 
@@ -68,6 +69,11 @@ struct kyufu_api_server
     struct kyufu_grpc_server_config grpc_config;
     struct conn *conns;
     size_t n_conns;
+    /* Of n_conns, those refused at accept whose handles are still closing
+     * (freed in this loop iteration's close phase).  They hold no slot: a
+     * burst refused per address must not spill into "too many
+     * connections" for everyone else while its closes are pending. */
+    size_t n_dropping;
     uint32_t connections_max;
     uint32_t connections_per_address_max;
     const struct kyufu_allow *allow;
@@ -141,6 +147,9 @@ static void conn_handle_closed(uv_handle_t *h)
         c->next->prev = c->prev;
     }
     s->n_conns--;
+    if (c->refused_at_accept) {
+        s->n_dropping--;
+    }
     api__tls_close(&c->tls);
     free(c);
     maybe_server_closed(s);
@@ -457,7 +466,10 @@ static void on_connection(uv_stream_t *listener, int status)
     if (status != 0 || s->closing) {
         return;
     }
-    struct conn *c = s->n_conns < s->connections_max ? calloc(1, sizeof *c) : NULL;
+    assert(s->n_dropping <= s->n_conns);
+    struct conn *c = s->n_conns - s->n_dropping < s->connections_max
+                         ? calloc(1, sizeof *c)
+                         : NULL;
     if (c == NULL) {
         accept_and_close(listener);
         return;
@@ -479,6 +491,8 @@ static void on_connection(uv_stream_t *listener, int status)
     s->conns = c;
     s->n_conns++;
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        c->refused_at_accept = true;
+        s->n_dropping++;
         c->closing = true;
         conn_close_handles(c);
         return;
@@ -499,6 +513,8 @@ static void on_connection(uv_stream_t *listener, int status)
         if (refused) {
             refuse(s, why, c->peer, "", "");
         }
+        c->refused_at_accept = true;
+        s->n_dropping++;
         c->closing = true;
         conn_close_handles(c);
         return;

@@ -838,6 +838,43 @@ static void test_server_refusals(void)
         uv_run(&loop, UV_RUN_ONCE);
     }
 
+    /* A burst from one address that arrives in one loop turn: every
+     * connection over the per-address cap is refused as such, and the
+     * refused ones, closing in the same turn, take no slot of the total
+     * (they must not turn into "too many connections" for everyone). */
+    stop_server();
+    cfg.connections_max = 4;
+    CHECK(kyufu_api_server_start(&loop, &cfg, &server, err, sizeof err) == 0);
+    port = kyufu_api_server_port(server);
+    memset(&refusals, 0, sizeof refusals);
+    enum { BURST = 12 };
+    int burst[BURST];
+    struct sockaddr_in sa;
+    uv_ip4_addr("127.0.0.1", port, &sa);
+    for (int i = 0; i < BURST; i++) {
+        /* Blocking connects complete in the kernel's backlog before the
+         * server's loop runs once. */
+        burst[i] = socket(AF_INET, SOCK_STREAM, 0);
+        CHECK(burst[i] >= 0);
+        CHECK(connect(burst[i], (struct sockaddr *)&sa, sizeof sa) == 0);
+    }
+    while (refusals.n[KYUFU_API_REFUSED_PER_ADDRESS] +
+               refusals.n[KYUFU_API_REFUSED_CONNECTIONS] < BURST - 2) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    CHECK(refusals.n[KYUFU_API_REFUSED_PER_ADDRESS] == BURST - 2);
+    CHECK(refusals.n[KYUFU_API_REFUSED_CONNECTIONS] == 0);
+    for (int i = 0; i < BURST; i++) {
+        close(burst[i]);
+    }
+    while (kyufu_api_server_connections(server) > 0) {
+        uv_run(&loop, UV_RUN_ONCE);
+    }
+    stop_server();
+    cfg.connections_max = 0;
+    CHECK(kyufu_api_server_start(&loop, &cfg, &server, err, sizeof err) == 0);
+    port = kyufu_api_server_port(server);
+
     /* A client certificate from another CA: refused, with the subject it
      * presented and OpenSSL's reason. */
     struct kyufu_grpc_client *c =
