@@ -263,12 +263,46 @@ static int snapshot_get(struct raft_io *io,
     return glue__snapshot_send_get(&of(io)->snapshot_send, req, cb);
 }
 
+/* Whether `message` is raft's answer to the AppendEntries it is receiving
+ * from an older term.  libraft 0.22.1 recvAppendEntries rejects such a
+ * request ("local term is higher -> reject") by jumping to its reply before
+ * it sets the result's last_log_index: stack garbage goes on the wire (and,
+ * on the fixture, into the simulation, which then differs from run to run
+ * with the address layout; valgrind on kyufu-sim found it).  The receiver
+ * reads the field: as a success (rejected 0) it would take it as the
+ * follower's match index, as a rejection as the hint where to resend. */
+static bool answers_older_term(struct raft *r,
+                               const struct glue_io_guard *g,
+                               const struct raft_message *message)
+{
+    const struct raft_message *in = g->receiving;
+    return in != NULL && in->type == RAFT_APPEND_ENTRIES &&
+           message->type == RAFT_APPEND_ENTRIES_RESULT &&
+           message->server_id == in->server_id &&
+           in->append_entries.term < r->current_term;
+}
+
 static int send_message(struct raft_io *io,
                         struct raft_io_send *req,
                         const struct raft_message *message,
                         raft_io_send_cb cb)
 {
-    return glue__snapshot_send_send(&of(io)->snapshot_send, req, message, cb);
+    struct glue_io_guard *g = of(io);
+    struct raft *r = io->data;
+    if (answers_older_term(r, g, message)) {
+        /* The value raft sets for its other rejections: our last index,
+         * below the rejected one; 0 (no match) for a "success" that was
+         * only an unset rejection of index 0.  Both transports copy the
+         * message before send returns, so a copy on the stack will do. */
+        struct raft_message m = *message;
+        raft_index rejected = m.append_entries_result.rejected;
+        raft_index last = raft_last_index(r);
+        m.append_entries_result.last_log_index =
+            rejected == 0 ? 0 : (last < rejected ? last : rejected - 1);
+        g->n_stale_answers_set++;
+        return glue__snapshot_send_send(&g->snapshot_send, req, &m, cb);
+    }
+    return glue__snapshot_send_send(&g->snapshot_send, req, message, cb);
 }
 
 static int start(struct raft_io *io,

@@ -87,6 +87,10 @@ struct glue_io_guard
     struct glue_snapshot_send snapshot_send;
     struct glue_append_anchor anchor;
     unsigned long n_install_dropped;
+    /* Answers to an AppendEntries from an older term whose last_log_index
+     * the guard set (libraft 0.22.1 leaves it uninitialised: see
+     * send_message in io_guard.c). */
+    unsigned long n_stale_answers_set;
     /* InstallSnapshot held during a local snapshot (see above): the
      * message by value (it owns its data and configuration) and a copy of
      * the sender's address, which raft_uv may free before delivery. */

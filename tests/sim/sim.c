@@ -149,7 +149,8 @@ static bool sim_no_stalls;          /* --no-stalls */
 static unsigned long total_io_faults, total_stopped, total_snapshots;
 /* Snapshot interleavings reached (io_guard's counters, stall.c's). */
 static unsigned long total_stalls, total_held, total_replaced,
-    total_install_dropped, total_reordered, total_stalls_leader,
+    total_install_dropped, total_stale_answers, total_reordered,
+    total_stalls_leader,
     total_stalls_taking, total_stalls_installing;
 
 struct applied_arg
@@ -883,6 +884,7 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
         total_held += s->guard[i].n_install_held;
         total_replaced += s->guard[i].n_install_replaced;
         total_install_dropped += s->guard[i].n_install_dropped;
+        total_stale_answers += s->guard[i].n_stale_answers_set;
     }
     /* Teardown: a stalled server resumes (what waited is handed to raft),
      * fail what is queued, close raft (its callbacks fire). */
@@ -1012,10 +1014,12 @@ int main(int argc, char **argv)
            "stalls (%lu of a leader, %lu during its own snapshot's put, "
            "%lu during an install's), InstallSnapshots held during a local "
            "snapshot %lu (%lu replaced by a newer), dropped during an "
-           "install %lu)\n",
+           "install %lu; answers to an older term's AppendEntries whose "
+           "last_log_index was set %lu)\n",
            n, from, steps, failed, total_io_faults, total_stopped,
            total_snapshots, total_reordered, total_stalls,
            total_stalls_leader, total_stalls_taking, total_stalls_installing,
-           total_held, total_replaced, total_install_dropped);
+           total_held, total_replaced, total_install_dropped,
+           total_stale_answers);
     return failed == 0 ? 0 : 1;
 }
