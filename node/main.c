@@ -71,6 +71,7 @@ static void report(const struct kyufu_config *c, int rv, bool as_log)
 
 int main(int argc, char **argv)
 {
+    kyufu_log_detect_journal();
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
                       strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
