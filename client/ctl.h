@@ -95,6 +95,9 @@ size_t kyufu_ctl_text_width(const char *s);
  * Returns buf (cut short, still valid UTF-8, if len is too small). */
 const char *kyufu_ctl_text_fit(const char *s, size_t width, char *buf, size_t len);
 
+/* Drop an incomplete UTF-8 sequence at the end of s (left by a cut). */
+void ctl__utf8_trim(char *s);
+
 /* Yen with thousands separators: 1234567 -> "\u00a51,234,567", -5 -> "-\u00a55". */
 const char *kyufu_ctl_yen(int64_t v, char *buf, size_t len);
 

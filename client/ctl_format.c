@@ -131,6 +131,24 @@ size_t kyufu_ctl_text_width(const char *s)
     return w;
 }
 
+void ctl__utf8_trim(char *s)
+{
+    size_t n = strlen(s);
+    /* Back over at most 3 continuation bytes to the last lead byte. */
+    size_t i = n;
+    while (i > 0 && n - i < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
+        i--;
+    }
+    if (i == 0 || ((unsigned char)s[i - 1] & 0x80) == 0) {
+        return; /* ASCII at the end (or only continuation bytes: not ours) */
+    }
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (n - (i - 1) < need) {
+        s[i - 1] = '\0';
+    }
+}
+
 /* Append bytes to buf (room for the terminator kept); false when full. */
 static bool append(char *buf, size_t len, size_t *used, const void *src, size_t n)
 {

@@ -206,9 +206,22 @@ json_t *kyufu_ctl_to_json(const ProtobufCMessage *msg)
     return o;
 }
 
+static const char *field_text(const ProtobufCMessage *msg,
+                              const ProtobufCFieldDescriptor *f, char *buf, size_t len);
+
 const char *kyufu_ctl_field_text(const ProtobufCMessage *msg,
                                  const ProtobufCFieldDescriptor *f,
                                  char *buf, size_t len)
+{
+    field_text(msg, f, buf, len);
+    /* A value longer than buf was cut by snprintf, maybe inside a
+     * character: drop the partial one. */
+    ctl__utf8_trim(buf);
+    return buf;
+}
+
+static const char *field_text(const ProtobufCMessage *msg,
+                              const ProtobufCFieldDescriptor *f, char *buf, size_t len)
 {
     buf[0] = '\0';
     if (!field_present(msg, f)) {

@@ -69,6 +69,18 @@ static void test_yen(void)
 {
     char buf[64];
     CHECK_STR(kyufu_ctl_yen(0, buf, sizeof buf), "¥0");
+    /* A value cut by a short buffer never ends inside a character. */
+    Kyufu__V1__Household h = KYUFU__V1__HOUSEHOLD__INIT;
+    h.head_name = "山田太郎";
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(&kyufu__v1__household__descriptor,
+                                                        "head_name");
+    for (size_t len = 1; len <= 13; len++) {
+        char small[16];
+        kyufu_ctl_field_text(&h.base, f, small, len);
+        CHECK_EQ_INT(strlen(small) % 3, 0);
+        CHECK(strncmp(small, "山田太郎", strlen(small)) == 0);
+    }
     CHECK_STR(kyufu_ctl_yen(999, buf, sizeof buf), "¥999");
     CHECK_STR(kyufu_ctl_yen(1000, buf, sizeof buf), "¥1,000");
     CHECK_STR(kyufu_ctl_yen(1234567, buf, sizeof buf), "¥1,234,567");
