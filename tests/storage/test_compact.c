@@ -169,7 +169,7 @@ static void compact_stale_copy(void)
  * pages as it goes), and churn while a snapshot is read (as when the
  * leader sends one to a lagging node under write load: the snapshot's read
  * transaction pins every page it can see, so nothing freed meanwhile can be
- * reused and the file grows).  The default map (64 MiB) cannot grow while
+ * reused and the file grows).  The fixture's map (64 MiB) cannot grow while
  * a snapshot is out, which bounds the second history. */
 static void measure_one(unsigned rounds, bool pinned)
 {
