@@ -356,6 +356,14 @@ int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
     if (rv < 0) {
         rv = ctl__fail(&r, KYUFU_CTL_EXIT_USAGE, "unknown command '%s %s' (see "
                        "kyufuctl --help)", noun, verb);
+    } else if (rv == 0 && cargv == help_argv &&
+               (strcmp(noun, "cluster") == 0 || strcmp(noun, "node") == 0)) {
+        /* Ledger commands print their role themselves (ctl_ledger.c). */
+        fprintf(out, "\nrole needed: %s\n",
+                strcmp(verb, "init") == 0
+                    ? "none (local: writes files in --dir, contacts no node)"
+                    : "none checked: the Cluster service answers any client whose "
+                      "certificate the cluster trusts (the operator's)");
     }
     if (r.client != NULL) {
         kyufu_client_destroy(r.client);

@@ -308,6 +308,9 @@ static void test_cli(const char *dir)
     CHECK_EQ_INT(run("help", "staff", "create", NULL), 0);
     CHECK(strstr(out_buf, "role needed: id_admin") != NULL);
     CHECK(strstr(out_buf, "id_admin, clerk, approver, auditor, operator") != NULL);
+    CHECK_EQ_INT(run("help", "cluster", "status", NULL), 0);
+    CHECK(strstr(out_buf, "cluster status") != NULL && strstr(out_buf, "role needed: ") != NULL);
+    CHECK_EQ_INT(run("help", "no", "such", NULL), KYUFU_CTL_EXIT_USAGE);
     CHECK_EQ_INT(run("help", "program", "create", NULL), 0);
     CHECK(strstr(out_buf, "role needed: approver") != NULL);
     CHECK(strstr(out_buf, "YYYY-MM-DD") != NULL);
