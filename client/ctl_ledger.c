@@ -5,21 +5,22 @@
  * holds: command, household, bank) becomes --field-name, so a field added
  * to service.proto shows up here with no code.  Left out: the header (built
  * by libkyufu from --as / the config), read options (--stale), paging
- * (list follows every page), and record fields the server stamps
- * (registered_ms, updated_ms, version).
+ * (list follows pages up to --limit, from --page-token), and record fields
+ * the server stamps (registered_ms, updated_ms, version).
  *
  * Values: integers in range, enums by name ("counter" or "CHANNEL_COUNTER"),
  * roles as a list ("clerk,approver"), repeated fields as a comma list or a
- * repeated option, *_ms times as milliseconds or YYYY-MM-DD (00:00 Japan
- * time, UTC+9, the office's calendar), transfer_date as YYYYMMDD or
- * YYYY-MM-DD.  Anything else is a usage error (exit 2) naming the option. */
+ * repeated option, *_ms times as milliseconds or YYYY-MM-DD (00:00 in the
+ * office's zone: --tz, the config's time_zone, else Asia/Tokyo),
+ * transfer_date as YYYYMMDD or YYYY-MM-DD.  Anything else is a usage error
+ * (exit 2) naming the option.  Values are parsed after every option was
+ * read and the config loaded, since the zone may come last. */
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "ctl.h"
 #include "kyufu.h"
