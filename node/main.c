@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "lock.h"
@@ -83,12 +84,18 @@ static void report(const struct kyufu_config *c, int rv, bool as_log)
 static int compact(const struct kyufu_config *c)
 {
     char errmsg[512];
+    char path[4096];
+    snprintf(path, sizeof path, "%s/ledger/data.mdb", c->data_dir);
+    if (access(path, F_OK) != 0) {
+        /* Checked before the lock, which would create the data folder. */
+        fprintf(stderr, "kyufud: --compact: no store at %s\n", path);
+        return 1;
+    }
     int lock = kyufu_node_lock(c->data_dir, errmsg, sizeof errmsg);
     if (lock < 0) {
         fprintf(stderr, "kyufud: --compact: %s (stop the node first)\n", errmsg);
         return 1;
     }
-    char path[4096];
     snprintf(path, sizeof path, "%s/ledger", c->data_dir);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -60,6 +60,17 @@ def main():
                            capture_output=True)
         assert p.returncode == 2, p
 
+        # A config naming a data folder with no store: refused, and the
+        # folder is not created.
+        empty = os.path.join(c.dir, "nostore")
+        conf = os.path.join(c.dir, "nostore.conf")
+        with open(c.conf[other]) as src, open(conf, "w") as dst:
+            dst.write(re.sub(r"(?m)^data_dir = .*$", "data_dir = " + empty,
+                             src.read()))
+        rc, out, err = compact(kyufud, conf)
+        assert rc == 1 and "no store at" in err, (rc, out, err)
+        assert not os.path.exists(empty)
+
         # The follower, stopped cleanly, compacted.
         c.kill(f, C.signal.SIGTERM)
         assert c.wait_exit(f, 30) == 0
