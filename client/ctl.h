@@ -14,6 +14,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "client_limits.h"
+#include "transport.h"
 
 /* kyufuctl's exit statuses (docs/kyufuctl.md "Exit codes"). */
 #define KYUFU_CTL_EXITS(X)                                                   \
@@ -182,6 +183,10 @@ int ctl__emit_json(struct ctl__run *r, json_t *doc);
  * it repeats the write safely (applied at most once).  Left "" when it does
  * not fit. */
 void ctl__repeat_command(struct ctl__run *r);
+
+/* Tests: kyufuctl's client gets its transport from this factory (NULL:
+ * gRPC, the default), e.g. tests/client/fake_transport.c. */
+void ctl__set_transport(client__transport_factory factory, void *arg);
 
 /* Open the client from the config on first use; returns an exit code. */
 int ctl__client(struct ctl__run *r, struct kyufu_client **out);

@@ -134,6 +134,15 @@ int ctl__common_opt(struct ctl__run *r, int opt, const char *arg)
     }
 }
 
+static client__transport_factory test_factory;
+static void *test_factory_arg;
+
+void ctl__set_transport(client__transport_factory factory, void *arg)
+{
+    test_factory = factory;
+    test_factory_arg = arg;
+}
+
 int ctl__client(struct ctl__run *r, struct kyufu_client **out)
 {
     if (r->client != NULL) {
@@ -180,7 +189,10 @@ int ctl__client(struct ctl__run *r, struct kyufu_client **out)
         snprintf(r->actor_buf, sizeof r->actor_buf, "%s", cfg.actor);
         r->actor = r->actor_buf;
     }
-    rv = kyufu_client_create(&cfg, NULL, &r->client, err, sizeof err);
+    rv = test_factory != NULL
+             ? client__create_with(&cfg, NULL, test_factory, test_factory_arg, &r->client, err,
+                                   sizeof err)
+             : kyufu_client_create(&cfg, NULL, &r->client, err, sizeof err);
     kyufu_client_config_free(&cfg);
     if (rv != 0) {
         return ctl__fail(r, rv == KYUFU_CLIENT_ECONFIG ? KYUFU_CTL_EXIT_USAGE
