@@ -67,7 +67,7 @@ static void compact_keeps_state(void)
     struct fx f;
     fx_open(&f);
     fx_world(&f);
-    churn(&f, 300);
+    churn(&f, 120);
     uint8_t before[32];
     fx_digest(&f, before);
     uint64_t index, term;
