@@ -70,6 +70,23 @@
 /* kyufuctl: records one `list` follows through pages before it stops (a
  * city's ledger list is bounded by the operator's patience and memory). */
 #define KYUFU_CTL_LIST_RECORDS_MAX 100000u
+/* kyufuctl list: records asked for per page (the server caps it too); a
+ * page of 1000 records is well under the gRPC message limit. */
+#define KYUFU_CTL_LIST_PAGE_RECORDS 1000u
+/* kyufuctl list --page-token: longer than any token the server makes. */
+#define KYUFU_CTL_PAGE_TOKEN_BYTES_MAX 1024u
+/* kyufuctl: the office's time zone unless --tz or `time_zone =` says
+ * otherwise (the ledger serves a Japanese city). */
+#define KYUFU_CTL_TZ_DEFAULT "Asia/Tokyo"
+/* A zone name (tzdata's longest is 32: America/Argentina/ComodRivadavia). */
+#define KYUFU_CTL_TZ_BYTES_MAX 64u
+#define KYUFU_CLIENT_TIME_ZONE_BYTES_MAX KYUFU_CTL_TZ_BYTES_MAX
+/* The repeat command kyufuctl prints for a write of unknown outcome (its
+ * whole command line, quoted); a longer one is not printed, the key is. */
+#define KYUFU_CTL_REPEAT_BYTES_MAX 8192u
+/* kyufuctl table: widest column in display columns (a longer cell is cut
+ * with an ellipsis; `get` and --json show it whole). */
+#define KYUFU_CTL_COLUMN_WIDTH_MAX 40u
 /* kyufuctl cluster init: nodes of a new cluster. */
 #define KYUFU_CTL_INIT_NODES_MAX 9u
 /* Validity of the generated CA (replaced only with a new cluster). */

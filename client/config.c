@@ -117,6 +117,7 @@ void kyufu_client_config_free(struct kyufu_client_config *cfg)
     free(cfg->terminal);
     free(cfg->client_id);
     free(cfg->session_file);
+    free(cfg->time_zone);
     kyufu_client_config_init(cfg);
 }
 
@@ -142,6 +143,8 @@ static const struct key_spec keys[] = {
     KEY("actor", K_STRING, actor, 0, KYUFU_CLIENT_ACTOR_BYTES_MAX),
     KEY("terminal", K_STRING, terminal, 0, KYUFU_CLIENT_TERMINAL_BYTES_MAX),
     KEY("client_id", K_STRING, client_id, 0, KYUFU_CLIENT_ID_BYTES_MAX),
+    /* kyufuctl's display zone; kyufuctl checks the name (ctl_format.c). */
+    KEY("time_zone", K_STRING, time_zone, 0, KYUFU_CLIENT_TIME_ZONE_BYTES_MAX),
     KEY("deadline_ms", K_MS, deadline_ms, 1, KYUFU_CLIENT_DEADLINE_MS_MAX),
     KEY("attempt_ms", K_MS, attempt_ms, 1, KYUFU_CLIENT_DEADLINE_MS_MAX),
     KEY("backoff_ms_initial", K_MS, backoff_ms_initial, 0, KYUFU_CLIENT_DEADLINE_MS_MAX),

@@ -14,6 +14,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "client_limits.h"
+#include "transport.h"
 
 /* kyufuctl's exit statuses (docs/kyufuctl.md "Exit codes"). */
 #define KYUFU_CTL_EXITS(X)                                                   \
@@ -79,6 +80,62 @@ const char *kyufu_ctl_field_text(const ProtobufCMessage *msg,
                                  char *buf,
                                  size_t len);
 
+/* ------------------------------------------------------------ human formatting
+ * (ctl_format.c).  Human output only: --json keeps proto names, epoch ms
+ * and plain integers (docs/kyufuctl.md "JSON stability"). */
+
+/* Display columns of UTF-8 text on a terminal: East Asian Wide and
+ * Fullwidth characters count 2, combining marks 0, anything else 1 (a byte
+ * that is not valid UTF-8 counts 1 and is shown as '?'). */
+size_t kyufu_ctl_text_width(const char *s);
+
+/* s fitted to exactly `width` columns into buf: padded with spaces, or cut
+ * at a character boundary with an ellipsis (U+2026) in the last column
+ * when it is wider (a wide character that would straddle the edge is left
+ * out, the gap padded).  Control characters and invalid bytes become '?'.
+ * Returns buf (cut short, still valid UTF-8, if len is too small). */
+const char *kyufu_ctl_text_fit(const char *s, size_t width, char *buf, size_t len);
+
+/* Drop an incomplete UTF-8 sequence at the end of s (left by a cut). */
+void ctl__utf8_trim(char *s);
+
+/* Yen with thousands separators: 1234567 -> "\u00a51,234,567", -5 -> "-\u00a55". */
+const char *kyufu_ctl_yen(int64_t v, char *buf, size_t len);
+
+/* Use time zone `zone` (a tzdata name such as "Asia/Tokyo" or "UTC") for
+ * times from now on (sets TZ for the process).  Returns 0, or -1 with
+ * errmsg for a malformed name or one with no zone file (glibc would fall
+ * back to UTC without a word). */
+int kyufu_ctl_tz_set(const char *zone, char *errmsg, size_t errmsg_len);
+/* The zone in use ("" until a time was formatted or a zone set). */
+const char *kyufu_ctl_tz(void);
+/* Forget the chosen zone: the next time formatted uses the default. */
+void kyufu_ctl_tz_reset(void);
+
+/* ms since the epoch as ISO 8601 in the zone in use, with its offset:
+ * "2026-12-05T09:30:00+09:00" (seconds; the default zone
+ * KYUFU_CTL_TZ_DEFAULT if none was set). */
+const char *kyufu_ctl_time(int64_t ms, char *buf, size_t len);
+
+/* "YYYY-MM-DD" as 00:00 of that day in the zone in use, in ms since the
+ * epoch; -1 for anything else (including 2026-02-30). */
+int kyufu_ctl_date_ms(const char *s, int64_t *out);
+
+/* A clerk's name for an enum value name ("APP_APPROVED" -> "approved",
+ * any *_UNSPECIFIED -> "-"); NULL when the table has none. */
+const char *kyufu_ctl_state_label(const char *enum_value_name);
+
+/* How a field of a ledger message is shown to people. */
+enum kyufu_ctl_kind {
+    KYUFU_CTL_KIND_PLAIN,
+    KYUFU_CTL_KIND_TIME,  /* int64 *_ms: kyufu_ctl_time */
+    KYUFU_CTL_KIND_YEN,   /* int64 amounts: kyufu_ctl_yen */
+    KYUFU_CTL_KIND_DATE,  /* int32 YYYYMMDD: YYYY-MM-DD */
+    KYUFU_CTL_KIND_STATE, /* enums: kyufu_ctl_state_label */
+};
+enum kyufu_ctl_kind kyufu_ctl_field_kind(const ProtobufCMessageDescriptor *d,
+                                         const ProtobufCFieldDescriptor *f);
+
 /* kyufuctl's main, callable from tests (argv as for main).  Output goes to
  * out/err. */
 int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err);
@@ -102,6 +159,12 @@ struct ctl__run
      * a write whose outcome is unknown); key_seq 0: none given. */
     char key_id[KYUFU_CLIENT_ID_BYTES_MAX + 1];
     uint64_t key_seq;
+    bool tz_given;            /* --tz: the config's time_zone does not apply */
+    int argc;                 /* the whole command line (to print a repeat) */
+    char **argv;
+    /* A write whose outcome is unknown: the command that repeats it with
+     * its key (shell-quoted), added to the JSON error; "" otherwise. */
+    char repeat[KYUFU_CTL_REPEAT_BYTES_MAX];
     struct kyufu_client *client; /* opened on demand by ctl__client */
 };
 
@@ -114,6 +177,16 @@ int ctl__fail(struct ctl__run *r, int code, const char *fmt, ...)
  * newline; a NULL doc (out of memory building it) is reported as a local
  * failure.  Returns 0 or that exit code. */
 int ctl__emit_json(struct ctl__run *r, json_t *doc);
+
+/* Fill r->repeat with the command line of this run with the key of the
+ * write (r->key_id:r->key_seq) as --idempotency-key, shell-quoted: running
+ * it repeats the write safely (applied at most once).  Left "" when it does
+ * not fit. */
+void ctl__repeat_command(struct ctl__run *r);
+
+/* Tests: kyufuctl's client gets its transport from this factory (NULL:
+ * gRPC, the default), e.g. tests/client/fake_transport.c. */
+void ctl__set_transport(client__transport_factory factory, void *arg);
 
 /* Open the client from the config on first use; returns an exit code. */
 int ctl__client(struct ctl__run *r, struct kyufu_client **out);
@@ -141,7 +214,7 @@ int ctl__node(struct ctl__run *r, const char *verb, int argc, char **argv);
 void ctl__node_usage(FILE *out);
 
 /* Common options every command accepts (after the command too). */
-#define CTL__COMMON_OPTS_N 6
+#define CTL__COMMON_OPTS_N 7
 extern const struct option ctl__common_opts[CTL__COMMON_OPTS_N];
 /* Apply a common option (getopt_long's return value >= 0x100); returns 0,
  * or an exit code. */

@@ -5,21 +5,22 @@
  * holds: command, household, bank) becomes --field-name, so a field added
  * to service.proto shows up here with no code.  Left out: the header (built
  * by libkyufu from --as / the config), read options (--stale), paging
- * (list follows every page), and record fields the server stamps
- * (registered_ms, updated_ms, version).
+ * (list follows pages up to --limit, from --page-token), and record fields
+ * the server stamps (registered_ms, updated_ms, version).
  *
  * Values: integers in range, enums by name ("counter" or "CHANNEL_COUNTER"),
  * roles as a list ("clerk,approver"), repeated fields as a comma list or a
- * repeated option, *_ms times as milliseconds or YYYY-MM-DD (00:00 Japan
- * time, UTC+9, the office's calendar), transfer_date as YYYYMMDD or
- * YYYY-MM-DD.  Anything else is a usage error (exit 2) naming the option. */
+ * repeated option, *_ms times as milliseconds or YYYY-MM-DD (00:00 in the
+ * office's zone: --tz, the config's time_zone, else Asia/Tokyo),
+ * transfer_date as YYYYMMDD or YYYY-MM-DD.  Anything else is a usage error
+ * (exit 2) naming the option.  Values are parsed after every option was
+ * read and the config loaded, since the zone may come last. */
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "ctl.h"
 #include "kyufu.h"
@@ -48,39 +49,47 @@ struct ledger_cmd
     const char *method;
     const char *required; /* comma-separated option names */
     const char *const *columns; /* list commands */
+    const char *role;     /* who may run it (storage/apply.c command_def) */
 };
 
+#define R_APPROVER "approver"
+#define R_CLERK "clerk"
+#define R_ADMIN "id_admin"
+#define R_READ "none checked: any client whose certificate the cluster trusts"
+#define R_SETTLE "id_admin, clerk or approver (the key's own writer)"
+
+
 static const struct ledger_cmd cmds[] = {
-    { "program", "create", "CreateProgram", "code,name,fiscal-year,unit-amount,budget", NULL },
-    { "program", "open", "OpenProgram", "code", NULL },
-    { "program", "close", "CloseProgram", "code", NULL },
-    { "program", "adjust-budget", "AdjustBudget", "code,delta,reason", NULL },
-    { "program", "get", "GetProgram", "code", NULL },
-    { "program", "list", "ListPrograms", "", cols_programs },
-    { "household", "register", "RegisterHousehold", "household-no,head-name,address", NULL },
-    { "household", "update", "UpdateHousehold", "household-no", NULL },
-    { "household", "get", "GetHousehold", "household-no", NULL },
-    { "household", "list", "ListHouseholds", "", cols_households },
-    { "application", "submit", "SubmitApplication", "program-code,household-no,channel", NULL },
-    { "application", "approve", "ApproveApplication", "id", NULL },
-    { "application", "reject", "RejectApplication", "id,reason", NULL },
-    { "application", "cancel", "CancelApplication", "id,reason", NULL },
-    { "application", "get", "GetApplication", "id", NULL },
-    { "application", "list", "ListApplications", "", cols_applications },
-    { "batch", "create", "CreatePaymentBatch", "program-code,transfer-date,application-ids", NULL },
-    { "batch", "confirm", "ConfirmPaymentBatch", "id", NULL },
-    { "batch", "get", "GetPaymentBatch", "id", NULL },
-    { "batch", "list", "ListPaymentBatches", "", cols_batches },
-    { "payment", "return", "ReturnPayment", "application-id,reason", NULL },
-    { "staff", "create", "CreateStaff", "staff-id,display-name,roles", NULL },
-    { "staff", "set-roles", "SetStaffRoles", "staff-id,roles", NULL },
-    { "staff", "set-status", "SetStaffStatus", "staff-id,status", NULL },
-    { "staff", "get", "GetStaff", "staff-id", NULL },
-    { "staff", "list", "ListStaff", "", cols_staff },
-    { "audit", "list", "ListAudit", "", cols_audit },
-    { "audit", "verify", "VerifyAudit", "", NULL },
+    { "program", "create", "CreateProgram", "code,name,fiscal-year,unit-amount,budget", NULL, R_APPROVER },
+    { "program", "open", "OpenProgram", "code", NULL, R_APPROVER },
+    { "program", "close", "CloseProgram", "code", NULL, R_APPROVER },
+    { "program", "adjust-budget", "AdjustBudget", "code,delta,reason", NULL, R_APPROVER },
+    { "program", "get", "GetProgram", "code", NULL, R_READ },
+    { "program", "list", "ListPrograms", "", cols_programs, R_READ },
+    { "household", "register", "RegisterHousehold", "household-no,head-name,address", NULL, R_CLERK },
+    { "household", "update", "UpdateHousehold", "household-no", NULL, R_CLERK },
+    { "household", "get", "GetHousehold", "household-no", NULL, R_READ },
+    { "household", "list", "ListHouseholds", "", cols_households, R_READ },
+    { "application", "submit", "SubmitApplication", "program-code,household-no,channel", NULL, R_CLERK },
+    { "application", "approve", "ApproveApplication", "id", NULL, R_APPROVER },
+    { "application", "reject", "RejectApplication", "id,reason", NULL, R_APPROVER },
+    { "application", "cancel", "CancelApplication", "id,reason", NULL, "clerk or approver" },
+    { "application", "get", "GetApplication", "id", NULL, R_READ },
+    { "application", "list", "ListApplications", "", cols_applications, R_READ },
+    { "batch", "create", "CreatePaymentBatch", "program-code,transfer-date,application-ids", NULL, R_CLERK },
+    { "batch", "confirm", "ConfirmPaymentBatch", "id", NULL, R_APPROVER },
+    { "batch", "get", "GetPaymentBatch", "id", NULL, R_READ },
+    { "batch", "list", "ListPaymentBatches", "", cols_batches, R_READ },
+    { "payment", "return", "ReturnPayment", "application-id,reason", NULL, R_CLERK },
+    { "staff", "create", "CreateStaff", "staff-id,display-name,roles", NULL, R_ADMIN },
+    { "staff", "set-roles", "SetStaffRoles", "staff-id,roles", NULL, R_ADMIN },
+    { "staff", "set-status", "SetStaffStatus", "staff-id,status", NULL, R_ADMIN },
+    { "staff", "get", "GetStaff", "staff-id", NULL, R_READ },
+    { "staff", "list", "ListStaff", "", cols_staff, R_READ },
+    { "audit", "list", "ListAudit", "", cols_audit, R_READ },
+    { "audit", "verify", "VerifyAudit", "", NULL, R_READ },
     /* The key comes from --idempotency-key (required, checked below). */
-    { "write", "settle", "SettleWrite", "", NULL },
+    { "write", "settle", "SettleWrite", "", NULL, R_SETTLE },
 };
 #define N_CMDS (sizeof cmds / sizeof cmds[0])
 
@@ -148,6 +157,10 @@ static void flags_of(struct flags *fl, const ProtobufCMessageDescriptor *d)
     memset(fl, 0, sizeof *fl);
     walk(fl, d, path, 0);
 }
+
+enum { OPT_LIMIT = 0x300, OPT_PAGE_TOKEN };
+/* Ledger options on one command line (repeated ones included). */
+#define PENDING_MAX 64u
 
 /* ------------------------------------------------------------ arena */
 
@@ -217,24 +230,6 @@ static int parse_u64(const char *s, uint64_t hi, uint64_t *out)
     return 0;
 }
 
-/* YYYY-MM-DD as 00:00 at UTC+9, in ms since the epoch. */
-static int parse_date_ms(const char *s, int64_t *out)
-{
-    int y, mo, d;
-    char tail;
-    if (sscanf(s, "%4d-%2d-%2d%c", &y, &mo, &d, &tail) != 3 || y < 1970 || y > 9999 ||
-        mo < 1 || mo > 12 || d < 1 || d > 31) {
-        return -1;
-    }
-    struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d };
-    time_t t = timegm(&tm);
-    if (tm.tm_mday != d) { /* 2026-02-30 normalised away */
-        return -1;
-    }
-    *out = ((int64_t)t - 9 * 3600) * 1000;
-    return 0;
-}
-
 static int parse_roles(const char *s, uint32_t *out)
 {
     const ProtobufCEnumDescriptor *e = &kyufu__v1__role__descriptor;
@@ -289,8 +284,15 @@ static void enum_choices(const ProtobufCEnumDescriptor *e, char *buf, size_t len
         }
         const char *name = e->values[i].name;
         const char *u = strchr(name, '_');
-        n += (size_t)snprintf(buf + n, len - n, "%s%s", n > 0 ? ", " : "",
-                              u != NULL ? u + 1 : name);
+        const char *v = u != NULL ? u + 1 : name;
+        if (n > 0 && n + 2 < len) {
+            buf[n++] = ',';
+            buf[n++] = ' ';
+        }
+        for (; *v != '\0' && n + 1 < len; v++) {
+            buf[n++] = (char)(*v >= 'A' && *v <= 'Z' ? *v - 'A' + 'a' : *v);
+        }
+        buf[n] = '\0';
     }
 }
 
@@ -339,7 +341,7 @@ static int parse_value(struct ctl__run *r, const struct flag *x,
     case PROTOBUF_C_TYPE_SINT64:
     case PROTOBUF_C_TYPE_SFIXED64: {
         size_t nl = strlen(f->name);
-        if (nl > 3 && strcmp(f->name + nl - 3, "_ms") == 0 && parse_date_ms(s, &i) == 0) {
+        if (nl > 3 && strcmp(f->name + nl - 3, "_ms") == 0 && kyufu_ctl_date_ms(s, &i) == 0) {
             *(int64_t *)dst = i;
             return 0;
         }
@@ -526,9 +528,24 @@ static int print_settle(struct ctl__run *r, const Kyufu__V1__SettleWriteResponse
 
 /* ------------------------------------------------------------ run */
 
+/* Paging of a list command: at most `limit` records, from page_token
+ * (NULL: the first). */
+struct list_opts
+{
+    size_t limit;
+    const char *page_token;
+};
+
+/* Follow pages until the list ends or `limit` records are in; each page
+ * asks for no more than are still wanted, so when the list stops early the
+ * server's next_page_token continues exactly after the last record shown.
+ * --json: {"<records>": [...], "truncated": bool, "next_page_token": "..."}
+ * (the token "" when not truncated); text: the table, and on stderr how to
+ * continue. */
 static int run_list(struct ctl__run *r, struct kyufu_client *c,
                     const struct ledger_cmd *cmd, const struct kyufu_client_method *m,
-                    ProtobufCMessage *req, const struct kyufu_client_call_opts *opts)
+                    ProtobufCMessage *req, const struct kyufu_client_call_opts *opts,
+                    const struct list_opts *lo)
 {
     const ProtobufCFieldDescriptor *fsize =
         protobuf_c_message_descriptor_get_field_by_name(m->input, "page_size");
@@ -543,12 +560,22 @@ static int run_list(struct ctl__run *r, struct kyufu_client *c,
         }
     }
     assert(fsize != NULL && ftoken != NULL && fnext != NULL && frec != NULL);
-    *(uint32_t *)(void *)((char *)req + fsize->offset) = 1000;
-    ProtobufCMessage *pages[KYUFU_CTL_LIST_RECORDS_MAX / 1000 + 1];
+    assert(lo->limit >= 1 && lo->limit <= KYUFU_CTL_LIST_RECORDS_MAX);
+    /* A page holds at least one record, so this many pages always reach
+     * the limit. */
+    enum { PAGES_MAX = 2 * (KYUFU_CTL_LIST_RECORDS_MAX / KYUFU_CTL_LIST_PAGE_RECORDS) + 2 };
+    ProtobufCMessage *pages[PAGES_MAX];
     size_t n_pages = 0, n_rec = 0;
     char *token = NULL;
+    if (lo->page_token != NULL && (token = strdup(lo->page_token)) == NULL) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "out of memory");
+    }
+    bool truncated = false;
     int rv = 0;
     for (;;) {
+        size_t want = lo->limit - n_rec;
+        *(uint32_t *)(void *)((char *)req + fsize->offset) =
+            (uint32_t)(want < KYUFU_CTL_LIST_PAGE_RECORDS ? want : KYUFU_CTL_LIST_PAGE_RECORDS);
         *(const char **)(void *)((char *)req + ftoken->offset) = token != NULL ? token : "";
         struct kyufu_client_result res;
         int crv = kyufu_client_call(c, m->name, req, m->output, opts, &res);
@@ -556,16 +583,21 @@ static int run_list(struct ctl__run *r, struct kyufu_client *c,
         if (rv != 0) {
             break;
         }
+        size_t got = *(size_t *)(void *)((char *)res.response + frec->quantifier_offset);
+        if (got > want) {
+            /* The server sent more than asked: the token would skip the
+             * extra records, so this answer cannot be paged honestly. */
+            kyufu_client_response_free(res.response);
+            rv = ctl__fail(r, KYUFU_CTL_EXIT_LOCAL,
+                           "the server sent %zu records for a page of %zu", got, want);
+            break;
+        }
         pages[n_pages++] = res.response;
-        n_rec += *(size_t *)(void *)((char *)res.response + frec->quantifier_offset);
+        n_rec += got;
         const char *next = *(char **)(void *)((char *)res.response + fnext->offset);
         free(token);
         token = NULL;
         if (next == NULL || next[0] == '\0') {
-            break;
-        }
-        if (n_pages == sizeof pages / sizeof pages[0] || n_rec >= KYUFU_CTL_LIST_RECORDS_MAX) {
-            fprintf(r->err, "kyufuctl: stopped after %zu records (limit)\n", n_rec);
             break;
         }
         token = strdup(next);
@@ -573,8 +605,11 @@ static int run_list(struct ctl__run *r, struct kyufu_client *c,
             rv = ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "out of memory");
             break;
         }
+        if (n_rec >= lo->limit || n_pages == PAGES_MAX || got == 0) {
+            truncated = true;
+            break;
+        }
     }
-    free(token);
     if (rv == 0) {
         const ProtobufCMessage **all = calloc(n_rec + 1, sizeof *all);
         size_t k = 0;
@@ -592,16 +627,34 @@ static int run_list(struct ctl__run *r, struct kyufu_client *c,
             for (size_t i = 0; i < k && arr != NULL; i++) {
                 json_array_append_new(arr, kyufu_ctl_to_json(all[i]));
             }
-            rv = ctl__emit_json(r, arr != NULL ? json_pack("{s:o}", frec->name, arr) : NULL);
+            rv = ctl__emit_json(r, arr != NULL ? json_pack("{s:o,s:b,s:s}", frec->name, arr,
+                                                           "truncated", truncated,
+                                                           "next_page_token",
+                                                           truncated ? token : "")
+                                               : NULL);
         } else {
             kyufu_ctl_print_table(r->out, all, k, cmd->columns);
+            if (truncated) {
+                fprintf(r->err,
+                        "kyufuctl: more records: stopped after %zu (--limit %zu); continue "
+                        "with --page-token %s\n",
+                        n_rec, lo->limit, token);
+            }
         }
         free(all);
     }
+    free(token);
     for (size_t p = 0; p < n_pages; p++) {
         kyufu_client_response_free(pages[p]);
     }
     return rv;
+}
+
+static bool is_required(const struct ledger_cmd *cmd, const char *name)
+{
+    const char *p = strstr(cmd->required, name);
+    size_t nl = strlen(name);
+    return p != NULL && (p[nl] == ',' || p[nl] == '\0') && (p == cmd->required || p[-1] == ',');
 }
 
 static void command_usage(FILE *out, const struct ledger_cmd *cmd)
@@ -612,13 +665,78 @@ static void command_usage(FILE *out, const struct ledger_cmd *cmd)
     flags_of(&fl, m->input);
     fprintf(out, "  %s %s", cmd->noun, cmd->verb);
     for (unsigned i = 0; i < fl.n; i++) {
-        const char *req = strstr(cmd->required, fl.f[i].name);
-        size_t nl = strlen(fl.f[i].name);
-        bool is_req = req != NULL && (req[nl] == ',' || req[nl] == '\0') &&
-                      (req == cmd->required || req[-1] == ',');
-        fprintf(out, is_req ? " --%s V" : " [--%s V]", fl.f[i].name);
+        fprintf(out, is_required(cmd, fl.f[i].name) ? " --%s V" : " [--%s V]", fl.f[i].name);
+    }
+    if (cmd->columns != NULL) {
+        fprintf(out, " [--limit N] [--page-token T]");
     }
     fputc('\n', out);
+}
+
+/* What a value of field f looks like, for help. */
+static void value_help(const ProtobufCFieldDescriptor *f, char *buf, size_t len)
+{
+    size_t nl = strlen(f->name);
+    if (f->type == PROTOBUF_C_TYPE_ENUM) {
+        char choices[256];
+        enum_choices(f->descriptor, choices, sizeof choices);
+        snprintf(buf, len, "one of: %s (case-insensitive)", choices);
+    } else if (f->type == PROTOBUF_C_TYPE_UINT32 && strcmp(f->name, "roles") == 0) {
+        snprintf(buf, len, "comma list of: id_admin, clerk, approver, auditor, operator");
+    } else if (strcmp(f->name, "transfer_date") == 0) {
+        snprintf(buf, len, "date: YYYYMMDD or YYYY-MM-DD");
+    } else if (nl > 3 && strcmp(f->name + nl - 3, "_ms") == 0) {
+        snprintf(buf, len, "time: ms since the epoch, or YYYY-MM-DD (00:00 in the --tz zone)");
+    } else if (f->type == PROTOBUF_C_TYPE_STRING) {
+        snprintf(buf, len, "text");
+    } else if (f->type == PROTOBUF_C_TYPE_BOOL) {
+        snprintf(buf, len, "true or false");
+    } else if (f->type == PROTOBUF_C_TYPE_INT64 || f->type == PROTOBUF_C_TYPE_INT32 ||
+               f->type == PROTOBUF_C_TYPE_SINT64 || f->type == PROTOBUF_C_TYPE_SINT32) {
+        snprintf(buf, len, "integer%s", strstr(f->name, "amount") != NULL ||
+                                               strcmp(f->name, "budget") == 0 ||
+                                               strcmp(f->name, "delta") == 0
+                                           ? " (yen)" : "");
+    } else {
+        snprintf(buf, len, "integer >= 0");
+    }
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+        size_t n = strlen(buf);
+        snprintf(buf + n, len - n, "; several as a comma list or a repeated option");
+    }
+}
+
+/* kyufuctl NOUN VERB --help / kyufuctl help NOUN VERB. */
+static void command_help(FILE *out, const struct ledger_cmd *cmd)
+{
+    const struct kyufu_client_method *m = kyufu_client_method_find(cmd->method);
+    assert(m != NULL);
+    struct flags fl;
+    flags_of(&fl, m->input);
+    fprintf(out, "usage: kyufuctl [common options]");
+    command_usage(out, cmd);
+    fprintf(out, "\nRPC: Ledger.%s (%s)\nrole needed: %s\n\noptions:\n", cmd->method,
+            m->kind == KYUFU_CLIENT_WRITE ? "a write: --as or the config's actor acts"
+            : m->kind == KYUFU_CLIENT_SETTLE ? "settles a write: --idempotency-key required"
+                                              : "a read",
+            cmd->role);
+    for (unsigned i = 0; i < fl.n; i++) {
+        char v[512];
+        value_help(fl.f[i].path[fl.f[i].depth - 1], v, sizeof v);
+        fprintf(out, "  --%-22s %s%s\n", fl.f[i].name, v,
+                is_required(cmd, fl.f[i].name) ? " (required)" : "");
+    }
+    if (cmd->columns != NULL) {
+        fprintf(out,
+                "  --%-22s at most N records (1..%u, default %u); --json says \"truncated\"\n"
+                "  %-24s and gives next_page_token when more remain\n"
+                "  --%-22s continue a list from a next_page_token\n",
+                "limit N", KYUFU_CTL_LIST_RECORDS_MAX, KYUFU_CTL_LIST_RECORDS_MAX, "",
+                "page-token T");
+    }
+    fprintf(out, "\nShown in the --tz zone (default %s), yen as ¥1,234, states by name;\n"
+                 "--json keeps proto names, epoch ms and plain integers.\n",
+            KYUFU_CTL_TZ_DEFAULT);
 }
 
 void ctl__ledger_usage(FILE *out)
@@ -644,15 +762,28 @@ int ctl__ledger(struct ctl__run *r, const char *noun, const char *verb, int argc
     assert(m != NULL);
     struct flags fl;
     flags_of(&fl, m->input);
-    struct option opts[CTL__COMMON_OPTS_N + FLAGS_MAX + 2];
+    struct option opts[CTL__COMMON_OPTS_N + FLAGS_MAX + 4];
     memcpy(opts, ctl__common_opts, sizeof ctl__common_opts);
     unsigned no = CTL__COMMON_OPTS_N;
     for (unsigned i = 0; i < fl.n; i++) {
         opts[no++] = (struct option){ fl.f[i].name, required_argument, NULL, 0x200 + (int)i };
     }
+    if (cmd->columns != NULL) {
+        opts[no++] = (struct option){ "limit", required_argument, NULL, OPT_LIMIT };
+        opts[no++] = (struct option){ "page-token", required_argument, NULL, OPT_PAGE_TOKEN };
+    }
     opts[no++] = (struct option){ "help", no_argument, NULL, 'h' };
     opts[no] = (struct option){ 0 };
 
+    /* Values are parsed once every option is known: --tz (anywhere on the
+     * line) and the config's time_zone decide what a YYYY-MM-DD means. */
+    struct
+    {
+        unsigned flag;
+        const char *value;
+    } pending[PENDING_MAX];
+    unsigned n_pending = 0;
+    struct list_opts lo = { .limit = KYUFU_CTL_LIST_RECORDS_MAX, .page_token = NULL };
     struct arena a = { .n = 0 };
     ProtobufCMessage *req = new_msg(&a, m->input);
     int rv = req == NULL ? ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "out of memory") : 0;
@@ -661,7 +792,7 @@ int ctl__ledger(struct ctl__run *r, const char *noun, const char *verb, int argc
     int c;
     while (rv == 0 && (c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
         if (c == 'h') {
-            command_usage(r->out, cmd);
+            command_help(r->out, cmd);
             arena_free(&a);
             return 0;
         }
@@ -669,8 +800,28 @@ int ctl__ledger(struct ctl__run *r, const char *noun, const char *verb, int argc
             rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
                            "%s %s: unknown option or missing value in '%s'", noun, verb,
                            argv[optind - 1]);
+        } else if (c == OPT_LIMIT) {
+            uint64_t v;
+            if (parse_u64(optarg, KYUFU_CTL_LIST_RECORDS_MAX, &v) != 0 || v == 0) {
+                rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "--limit: an integer in [1, %u]",
+                               KYUFU_CTL_LIST_RECORDS_MAX);
+            }
+            lo.limit = (size_t)v;
+        } else if (c == OPT_PAGE_TOKEN) {
+            if (optarg[0] == '\0' || strlen(optarg) > KYUFU_CTL_PAGE_TOKEN_BYTES_MAX) {
+                rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
+                               "--page-token: a next_page_token of 1..%u bytes",
+                               KYUFU_CTL_PAGE_TOKEN_BYTES_MAX);
+            }
+            lo.page_token = optarg;
         } else if (c >= 0x200) {
-            rv = set_flag(r, &a, req, &fl.f[c - 0x200], optarg);
+            if (n_pending == PENDING_MAX) {
+                rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "%s %s: more than %u options", noun,
+                               verb, PENDING_MAX);
+            } else {
+                pending[n_pending].flag = (unsigned)(c - 0x200);
+                pending[n_pending++].value = optarg;
+            }
         } else {
             rv = ctl__common_opt(r, c, optarg);
         }
@@ -679,11 +830,11 @@ int ctl__ledger(struct ctl__run *r, const char *noun, const char *verb, int argc
         rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "%s %s: unexpected argument '%s'", noun, verb,
                        argv[optind]);
     }
+    for (unsigned i = 0; rv == 0 && i < n_pending; i++) {
+        fl.f[pending[i].flag].seen = true;
+    }
     for (unsigned i = 0; rv == 0 && i < fl.n; i++) {
-        const char *p = strstr(cmd->required, fl.f[i].name);
-        size_t nl = strlen(fl.f[i].name);
-        if (p != NULL && (p[nl] == ',' || p[nl] == '\0') &&
-            (p == cmd->required || p[-1] == ',') && !fl.f[i].seen) {
+        if (is_required(cmd, fl.f[i].name) && !fl.f[i].seen) {
             rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "%s %s: --%s is required", noun, verb,
                            fl.f[i].name);
         }
@@ -691,6 +842,12 @@ int ctl__ledger(struct ctl__run *r, const char *noun, const char *verb, int argc
     struct kyufu_client *client = NULL;
     if (rv == 0) {
         rv = ctl__client(r, &client);
+    }
+    for (unsigned i = 0; i < fl.n; i++) {
+        fl.f[i].seen = false;
+    }
+    for (unsigned i = 0; rv == 0 && i < n_pending; i++) {
+        rv = set_flag(r, &a, req, &fl.f[pending[i].flag], pending[i].value);
     }
     bool keyed = m->kind == KYUFU_CLIENT_WRITE || m->kind == KYUFU_CLIENT_SETTLE;
     if (rv == 0 && keyed && (r->actor == NULL || r->actor[0] == '\0')) {
@@ -752,20 +909,30 @@ int ctl__ledger(struct ctl__run *r, const char *noun, const char *verb, int argc
     }
     struct kyufu_client_call_opts copts = { .deadline_ms = r->deadline_ms, .endpoint = -1 };
     if (cmd->columns != NULL) {
-        rv = run_list(r, client, cmd, m, req, &copts);
+        rv = run_list(r, client, cmd, m, req, &copts, &lo);
         arena_free(&a);
         return rv;
     }
     struct kyufu_client_result res;
     int crv = kyufu_client_call(client, m->name, req, m->output, &copts, &res);
     arena_free(&a);
+    bool unknown = m->kind == KYUFU_CLIENT_WRITE &&
+                   (crv == KYUFU_CLIENT_EUNAVAILABLE || crv == KYUFU_CLIENT_EDEADLINE);
+    if (unknown) {
+        ctl__repeat_command(r); /* also into the --json error document */
+    }
     rv = ctl__call_exit(r, crv, &res);
-    if (rv == KYUFU_CTL_EXIT_UNAVAILABLE && m->kind == KYUFU_CLIENT_WRITE) {
+    if (unknown) {
         fprintf(r->err,
-                "kyufuctl: the write may or may not have been applied; learn which with\n"
+                "kyufuctl: the write may or may not have been applied; its idempotency key "
+                "is %s:%llu\n"
+                "learn which with\n"
                 "  kyufuctl write settle --idempotency-key %s:%llu\n"
-                "or repeat it with that same --idempotency-key\n",
-                r->key_id, (unsigned long long)r->key_seq);
+                "or repeat it safely (applied at most once) with\n"
+                "  %s\n",
+                r->key_id, (unsigned long long)r->key_seq, r->key_id,
+                (unsigned long long)r->key_seq,
+                r->repeat[0] != '\0' ? r->repeat : "(command too long: add the key above)");
     }
     if (rv != 0) {
         kyufu_client_response_free(res.response);

@@ -13,7 +13,7 @@
 #include "ctl.h"
 #include "kyufu.h"
 
-enum { OPT_CONFIG = 0x100, OPT_JSON, OPT_AS, OPT_DEADLINE, OPT_STALE, OPT_KEY, OPT_HELP };
+enum { OPT_CONFIG = 0x100, OPT_JSON, OPT_AS, OPT_DEADLINE, OPT_STALE, OPT_KEY, OPT_TZ, OPT_HELP };
 
 const struct option ctl__common_opts[CTL__COMMON_OPTS_N] = {
     { "config", required_argument, NULL, OPT_CONFIG },
@@ -22,6 +22,7 @@ const struct option ctl__common_opts[CTL__COMMON_OPTS_N] = {
     { "deadline-ms", required_argument, NULL, OPT_DEADLINE },
     { "stale", no_argument, NULL, OPT_STALE },
     { "idempotency-key", required_argument, NULL, OPT_KEY },
+    { "tz", required_argument, NULL, OPT_TZ },
 };
 
 int ctl__fail(struct ctl__run *r, int code, const char *fmt, ...)
@@ -35,6 +36,15 @@ int ctl__fail(struct ctl__run *r, int code, const char *fmt, ...)
     if (r->json) {
         json_t *doc = json_pack("{s:{s:i,s:s}}", "error", "exit_code", code,
                                 "message", msg);
+        json_t *e = doc != NULL ? json_object_get(doc, "error") : NULL;
+        if (e != NULL && r->repeat[0] != '\0') {
+            /* A write whose outcome is unknown: its key and how to repeat
+             * it safely (docs/kyufuctl.md "JSON stability"). */
+            char key[KYUFU_CLIENT_ID_BYTES_MAX + 24];
+            snprintf(key, sizeof key, "%s:%llu", r->key_id, (unsigned long long)r->key_seq);
+            json_object_set_new(e, "idempotency_key", json_string(key));
+            json_object_set_new(e, "repeat_command", json_string(r->repeat));
+        }
         if (doc != NULL) {
             json_dumpf(doc, r->out, JSON_INDENT(2));
             fputc('\n', r->out);
@@ -88,6 +98,14 @@ int ctl__common_opt(struct ctl__run *r, int opt, const char *arg)
     case OPT_STALE:
         r->stale = true;
         return 0;
+    case OPT_TZ: {
+        char err[256];
+        if (kyufu_ctl_tz_set(arg, err, sizeof err) != 0) {
+            return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "--tz: %s", err);
+        }
+        r->tz_given = true;
+        return 0;
+    }
     case OPT_KEY: {
         /* CLIENT_ID:SEQUENCE; the id as the server takes it (printable,
          * 1..64 bytes), the sequence a positive integer. */
@@ -114,6 +132,15 @@ int ctl__common_opt(struct ctl__run *r, int opt, const char *arg)
     default:
         return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "unknown option");
     }
+}
+
+static client__transport_factory test_factory;
+static void *test_factory_arg;
+
+void ctl__set_transport(client__transport_factory factory, void *arg)
+{
+    test_factory = factory;
+    test_factory_arg = arg;
 }
 
 int ctl__client(struct ctl__run *r, struct kyufu_client **out)
@@ -152,12 +179,20 @@ int ctl__client(struct ctl__run *r, struct kyufu_client **out)
                                 : KYUFU_CTL_EXIT_LOCAL,
                          "%s", err);
     }
+    if (!r->tz_given && cfg.time_zone != NULL &&
+        kyufu_ctl_tz_set(cfg.time_zone, err, sizeof err) != 0) {
+        kyufu_client_config_free(&cfg);
+        return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "%s: key 'time_zone': %s", path, err);
+    }
     if (r->actor == NULL && cfg.actor != NULL) {
         /* Keep the config's actor visible for the "no actor" check. */
         snprintf(r->actor_buf, sizeof r->actor_buf, "%s", cfg.actor);
         r->actor = r->actor_buf;
     }
-    rv = kyufu_client_create(&cfg, NULL, &r->client, err, sizeof err);
+    rv = test_factory != NULL
+             ? client__create_with(&cfg, NULL, test_factory, test_factory_arg, &r->client, err,
+                                   sizeof err)
+             : kyufu_client_create(&cfg, NULL, &r->client, err, sizeof err);
     kyufu_client_config_free(&cfg);
     if (rv != 0) {
         return ctl__fail(r, rv == KYUFU_CLIENT_ECONFIG ? KYUFU_CTL_EXIT_USAGE
@@ -187,6 +222,63 @@ int ctl__call_exit(struct ctl__run *r, int rv, const struct kyufu_client_result 
                      res->message[0] != '\0' ? ": " : "", res->message);
 }
 
+/* Append arg to buf shell-quoted ('...' unless it is plainly safe). */
+static bool put_arg(char *buf, size_t len, size_t *n, const char *arg)
+{
+    bool plain = arg[0] != '\0';
+    for (const char *p = arg; *p != '\0' && plain; p++) {
+        plain = strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                       "_@%+=:,./-", *p) != NULL;
+    }
+    size_t need = 1;
+    for (const char *p = arg; *p != '\0'; p++) {
+        need += *p == '\'' ? 4 : 1;
+    }
+    if (*n + need + 3 >= len) {
+        return false;
+    }
+    buf[(*n)++] = ' ';
+    if (plain) {
+        *n += (size_t)snprintf(buf + *n, len - *n, "%s", arg);
+        return true;
+    }
+    buf[(*n)++] = '\'';
+    for (const char *p = arg; *p != '\0'; p++) {
+        if (*p == '\'') {
+            memcpy(buf + *n, "'\\''", 4); /* close, escaped quote, reopen */
+            *n += 4;
+        } else {
+            buf[(*n)++] = *p;
+        }
+    }
+    buf[(*n)++] = '\'';
+    buf[*n] = '\0';
+    return true;
+}
+
+void ctl__repeat_command(struct ctl__run *r)
+{
+    char key[KYUFU_CLIENT_ID_BYTES_MAX + 24];
+    snprintf(key, sizeof key, "%s:%llu", r->key_id, (unsigned long long)r->key_seq);
+    size_t n = (size_t)snprintf(r->repeat, sizeof r->repeat, "kyufuctl");
+    bool ok = put_arg(r->repeat, sizeof r->repeat, &n, "--idempotency-key") &&
+              put_arg(r->repeat, sizeof r->repeat, &n, key);
+    for (int i = 1; ok && i < r->argc; i++) {
+        const char *a = r->argv[i];
+        if (strcmp(a, "--idempotency-key") == 0) {
+            i++; /* and its value: the key is the one above */
+            continue;
+        }
+        if (strncmp(a, "--idempotency-key=", 18) == 0) {
+            continue;
+        }
+        ok = put_arg(r->repeat, sizeof r->repeat, &n, a);
+    }
+    if (!ok) {
+        r->repeat[0] = '\0';
+    }
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -199,10 +291,12 @@ static void usage(FILE *out)
             "  --as STAFF_ID     the staff account the command acts for\n"
             "  --deadline-ms N   overall deadline of each call, retries included\n"
             "  --stale           reads: answer from the node reached, no leader round trip\n"
+            "  --tz ZONE         show and read times in ZONE (default: the config's\n"
+            "                    time_zone, else " KYUFU_CTL_TZ_DEFAULT ")\n"
             "  --idempotency-key ID:SEQ  writes: use this key (repeat a write whose outcome\n"
             "                    is unknown with the SAME key: it is applied at most once);\n"
             "                    write settle: the key whose outcome to settle\n"
-            "\ncommands:\n");
+            "\ncommands (kyufuctl help NOUN VERB: one command's options, values and role):\n");
     ctl__ledger_usage(out);
     ctl__cluster_usage(out);
     ctl__node_usage(out);
@@ -215,6 +309,7 @@ static void usage(FILE *out)
 int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
 {
     struct ctl__run r = { .out = out, .err = err };
+    kyufu_ctl_tz_reset(); /* each run starts from the default zone */
     struct option opts[CTL__COMMON_OPTS_N + 2];
     memcpy(opts, ctl__common_opts, sizeof ctl__common_opts);
     opts[CTL__COMMON_OPTS_N] = (struct option){ "help", no_argument, NULL, OPT_HELP };
@@ -245,6 +340,23 @@ int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
     /* The command's own argv: argv[0] = "noun verb", then its options. */
     int cargc = argc - optind - 1;
     char **cargv = argv + optind + 1;
+    /* kyufuctl help NOUN VERB: the same as NOUN VERB --help. */
+    char *help_argv[3];
+    if (strcmp(noun, "help") == 0) {
+        if (argc - optind < 3) {
+            usage(out);
+            return 0;
+        }
+        noun = argv[optind + 1];
+        verb = argv[optind + 2];
+        help_argv[0] = argv[optind + 2];
+        help_argv[1] = (char *)"--help";
+        help_argv[2] = NULL;
+        cargc = 2;
+        cargv = help_argv;
+    }
+    r.argc = argc;
+    r.argv = argv;
     int rv;
     if (strcmp(noun, "cluster") == 0) {
         rv = ctl__cluster(&r, verb, cargc, cargv);
@@ -256,6 +368,14 @@ int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
     if (rv < 0) {
         rv = ctl__fail(&r, KYUFU_CTL_EXIT_USAGE, "unknown command '%s %s' (see "
                        "kyufuctl --help)", noun, verb);
+    } else if (rv == 0 && cargv == help_argv &&
+               (strcmp(noun, "cluster") == 0 || strcmp(noun, "node") == 0)) {
+        /* Ledger commands print their role themselves (ctl_ledger.c). */
+        fprintf(out, "\nrole needed: %s\n",
+                strcmp(verb, "init") == 0
+                    ? "none (local: writes files in --dir, contacts no node)"
+                    : "none checked: the Cluster service answers any client whose "
+                      "certificate the cluster trusts (the operator's)");
     }
     if (r.client != NULL) {
         kyufu_client_destroy(r.client);

@@ -206,9 +206,22 @@ json_t *kyufu_ctl_to_json(const ProtobufCMessage *msg)
     return o;
 }
 
+static const char *field_text(const ProtobufCMessage *msg,
+                              const ProtobufCFieldDescriptor *f, char *buf, size_t len);
+
 const char *kyufu_ctl_field_text(const ProtobufCMessage *msg,
                                  const ProtobufCFieldDescriptor *f,
                                  char *buf, size_t len)
+{
+    field_text(msg, f, buf, len);
+    /* A value longer than buf was cut by snprintf, maybe inside a
+     * character: drop the partial one. */
+    ctl__utf8_trim(buf);
+    return buf;
+}
+
+static const char *field_text(const ProtobufCMessage *msg,
+                              const ProtobufCFieldDescriptor *f, char *buf, size_t len)
 {
     buf[0] = '\0';
     if (!field_present(msg, f)) {
@@ -218,10 +231,33 @@ const char *kyufu_ctl_field_text(const ProtobufCMessage *msg,
         roles_text(*(const uint32_t *)field_ptr(msg, f), buf, len);
         return buf;
     }
-    if (f->type == PROTOBUF_C_TYPE_ENUM && f->label != PROTOBUF_C_LABEL_REPEATED) {
-        const char *name = enum_name(f, *(const int *)field_ptr(msg, f));
-        snprintf(buf, len, "%s", name != NULL ? name : "?");
-        return buf;
+    if (f->label != PROTOBUF_C_LABEL_REPEATED) {
+        const void *p = field_ptr(msg, f);
+        switch (kyufu_ctl_field_kind(msg->descriptor, f)) {
+        case KYUFU_CTL_KIND_TIME:
+            /* 0 is "not yet" (decided_ms of an undecided application). */
+            return *(const int64_t *)p == 0 ? buf : kyufu_ctl_time(*(const int64_t *)p, buf, len);
+        case KYUFU_CTL_KIND_YEN:
+            return kyufu_ctl_yen(*(const int64_t *)p, buf, len);
+        case KYUFU_CTL_KIND_DATE: {
+            int32_t d = *(const int32_t *)p;
+            if (d >= 10000101 && d <= 99991231) {
+                snprintf(buf, len, "%04d-%02d-%02d", (int)(d / 10000), (int)(d / 100 % 100),
+                         (int)(d % 100));
+            } else if (d != 0) {
+                snprintf(buf, len, "%d", (int)d);
+            }
+            return buf;
+        }
+        case KYUFU_CTL_KIND_STATE: {
+            const char *name = enum_name(f, *(const int *)p);
+            const char *label = name != NULL ? kyufu_ctl_state_label(name) : NULL;
+            snprintf(buf, len, "%s", label != NULL ? label : name != NULL ? name : "?");
+            return buf;
+        }
+        case KYUFU_CTL_KIND_PLAIN:
+            break;
+        }
     }
     json_t *j;
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
@@ -277,33 +313,51 @@ void kyufu_ctl_print_record(FILE *out, const ProtobufCMessage *msg, int indent)
     }
 }
 
+/* One cell fitted to its column; the last one unpadded, then the newline. */
+static void print_cell(FILE *out, const char *text, size_t width, bool last, char *cell,
+                       size_t len)
+{
+    if (last) {
+        size_t w = kyufu_ctl_text_width(text);
+        fprintf(out, "%s\n", kyufu_ctl_text_fit(text, w < width ? w : width, cell, len));
+    } else {
+        fprintf(out, "%s  ", kyufu_ctl_text_fit(text, width, cell, len));
+    }
+}
+
 void kyufu_ctl_print_table(FILE *out, const ProtobufCMessage *const *records,
                            size_t n, const char *const *columns)
 {
+    enum { COLS_MAX = 32 };
     size_t ncol = 0;
     while (columns[ncol] != NULL) {
         ncol++;
     }
-    size_t width[32] = { 0 };
-    assert(ncol <= 32);
+    assert(ncol <= COLS_MAX);
+    /* Widths in display columns (a kanji counts two), capped. */
+    size_t width[COLS_MAX] = { 0 };
     for (size_t c = 0; c < ncol; c++) {
-        width[c] = strlen(columns[c]);
+        width[c] = kyufu_ctl_text_width(columns[c]);
     }
-    char buf[512];
+    char buf[1024];
     for (size_t r = 0; r < n; r++) {
         for (size_t c = 0; c < ncol; c++) {
             const ProtobufCFieldDescriptor *f =
                 protobuf_c_message_descriptor_get_field_by_name(records[r]->descriptor,
                                                                 columns[c]);
             size_t w = f == NULL ? 0
-                                 : strlen(kyufu_ctl_field_text(records[r], f, buf, sizeof buf));
+                                 : kyufu_ctl_text_width(
+                                       kyufu_ctl_field_text(records[r], f, buf, sizeof buf));
             if (w > width[c]) {
-                width[c] = w > 60 ? 60 : w;
+                width[c] = w > KYUFU_CTL_COLUMN_WIDTH_MAX ? KYUFU_CTL_COLUMN_WIDTH_MAX : w;
             }
         }
     }
+    /* A cell is at most COLUMN_WIDTH_MAX columns of up-to-4-byte
+     * characters plus padding. */
+    char cell[KYUFU_CTL_COLUMN_WIDTH_MAX * 4 + 8];
     for (size_t c = 0; c < ncol; c++) {
-        fprintf(out, "%-*s%s", (int)width[c], columns[c], c + 1 < ncol ? "  " : "\n");
+        print_cell(out, columns[c], width[c], c + 1 == ncol, cell, sizeof cell);
     }
     for (size_t r = 0; r < n; r++) {
         for (size_t c = 0; c < ncol; c++) {
@@ -311,8 +365,7 @@ void kyufu_ctl_print_table(FILE *out, const ProtobufCMessage *const *records,
                 protobuf_c_message_descriptor_get_field_by_name(records[r]->descriptor,
                                                                 columns[c]);
             const char *t = f == NULL ? "" : kyufu_ctl_field_text(records[r], f, buf, sizeof buf);
-            fprintf(out, "%-*.*s%s", (int)width[c], (int)width[c], t,
-                    c + 1 < ncol ? "  " : "\n");
+            print_cell(out, t, width[c], c + 1 == ncol, cell, sizeof cell);
         }
     }
 }

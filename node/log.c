@@ -6,7 +6,9 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,6 +16,52 @@
 
 static enum kyufu_log_level min_level = KYUFU_LOG_INFO;
 static int out_fd = STDERR_FILENO;
+/* Lines start with "<N>" (sd-daemon(3) priority) when out_fd is the
+ * journal's stream: see kyufu_log_detect_journal. */
+static bool to_journal = false;
+
+/* syslog(3) priorities of the levels: LOG_DEBUG, LOG_INFO, LOG_WARNING,
+ * LOG_ERR (journalctl -p err shows the error lines). */
+static int priority(enum kyufu_log_level level)
+{
+    switch (level) {
+    case KYUFU_LOG_DEBUG:
+        return 7;
+    case KYUFU_LOG_INFO:
+        return 6;
+    case KYUFU_LOG_WARN:
+        return 4;
+    case KYUFU_LOG_ERROR:
+        return 3;
+    }
+    return 6;
+}
+
+bool kyufu_log_detect_journal(void)
+{
+    /* systemd.exec(5): JOURNAL_STREAM is "DEVICE:INODE" of the stream
+     * stdout/stderr were connected to; it is inherited by children whose
+     * stderr may go elsewhere, so it counts only if out_fd is that stream. */
+    to_journal = false;
+    const char *env = getenv("JOURNAL_STREAM");
+    struct stat st;
+    if (env == NULL || fstat(out_fd, &st) != 0) {
+        return false;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long dev = strtoull(env, &end, 10);
+    if (end == env || *end != ':' || errno != 0) {
+        return false;
+    }
+    const char *ino_text = end + 1;
+    unsigned long long ino = strtoull(ino_text, &end, 10);
+    if (end == ino_text || *end != '\0' || errno != 0) {
+        return false;
+    }
+    to_journal = (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+    return to_journal;
+}
 
 const char *kyufu_log_level_name(int level)
 {
@@ -147,6 +195,11 @@ void kyufu_log_write(enum kyufu_log_level level,
     struct line l = {.len = 0, .cut = false};
     char num[32];
 
+    if (to_journal) {
+        /* journald takes the prefix as the priority and strips it. */
+        snprintf(num, sizeof num, "<%d>", priority(level));
+        puts_raw(&l, num);
+    }
     puts_raw(&l, "{\"time\":");
     put_time(&l);
     puts_raw(&l, ",\"level\":");

@@ -6,11 +6,13 @@
  * Fields are typed key/value pairs; strings are JSON-escaped here, so a
  * message or value may hold anything.  A line is written with one write(2)
  * so lines of the node never interleave; a line longer than
- * KYUFU_NODE_LOG_LINE_BYTES_MAX is cut.  Lines below the configured level are
+ * KYUFU_NODE_LOG_LINE_BYTES_MAX is cut.  Under systemd's journal each line
+ * starts with its priority ("<3>{...}": kyufu_log_detect_journal).  Lines below the configured level are
  * dropped before they are formatted.  Used from the loop thread only. */
 #ifndef KYUFU_NODE_LOG_H
 #define KYUFU_NODE_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,8 +62,18 @@ int kyufu_log_level_parse(const char *text);
 
 /* Lines below `level` are dropped from now on. */
 void kyufu_log_set_level(enum kyufu_log_level level);
-/* Write lines to fd instead of stderr (tests). */
+/* Write lines to fd instead of stderr (tests); call
+ * kyufu_log_detect_journal again after. */
 void kyufu_log_set_fd(int fd);
+
+/* When the log fd is the journal's stream (the environment's
+ * JOURNAL_STREAM, "DEVICE:INODE", names the fd's device and inode: kyufud
+ * started by systemd with StandardError=journal), start every line with its
+ * sd-daemon priority "<3>" error, "<4>" warn, "<6>" info, "<7>" debug, so
+ * journalctl -p err finds the errors (journald strips the prefix).
+ * Otherwise, or when JOURNAL_STREAM is malformed, lines are plain JSON.
+ * Returns whether the prefix is on.  Called once at start by main. */
+bool kyufu_log_detect_journal(void);
 
 /* Write one line; `fields` has n entries. */
 void kyufu_log_write(enum kyufu_log_level level,

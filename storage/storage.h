@@ -255,6 +255,29 @@ int kyufu_storage_check_invariants(struct kyufu_storage *s,
                                    char *errmsg,
                                    size_t errmsg_len);
 
+/* ------------------------------------------------------------ compaction */
+
+struct kyufu_storage_compact_result
+{
+    uint64_t bytes_before;  /* data.mdb before */
+    uint64_t bytes_after;   /* data.mdb after */
+    uint64_t applied_index; /* the store's, unchanged */
+    uint8_t digest[32];     /* the state digest, equal before and after */
+};
+
+/* Compact the store at `path` offline (compact.c): copy it without free
+ * pages (mdb_env_copy2 with MDB_CP_COMPACT) into path/compact.tmp, check
+ * that the copy's state digest equals the store's, rename it over
+ * path/data.mdb, and check the digest once more.  The store must not be
+ * open anywhere (LOCKED otherwise: stop the node first).  On any failure
+ * before the rename the store is left as it was (CORRUPT when the digests
+ * differ).  Needs free disk space for one compacted copy.  No store at
+ * path: INVALID (never creates one). */
+int kyufu_storage_compact(const char *path,
+                          struct kyufu_storage_compact_result *res,
+                          char *errmsg,
+                          size_t errmsg_len);
+
 /* -------------------------------------------------------------- snapshots
  *
  * A snapshot is a consistent view of the whole state at an applied index,

@@ -296,7 +296,9 @@ api_extra=
 
 # ------------------------------------------------------------------- docs
 # docs/operations.md's table of optional keys is --print-defaults.
-table=$(grep -E '^\| `[a-z_]+` \| ' "$docs/operations.md" \
+# (rows of its "Configuration" section only: other tables have such rows)
+table=$(awk '/^## /{on=($0=="## Configuration")} on' "$docs/operations.md" \
+        | grep -E '^\| `[a-z_]+` \| ' \
         | sed -E 's/^\| `([a-z_]+)` \| ([^ ]+) \| ([^|]*[^ |]) \|.*/\1 = \2 ; \3/')
 printed=$(grep -v '^\[' <<<"$defaults" | sed -e 's/debug | info | warn | error/debug, info, warn, error/')
 [ "$table" = "$printed" ] \
