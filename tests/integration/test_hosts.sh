@@ -59,6 +59,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap "exit 1" TERM INT HUP
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 die() {
