@@ -16,8 +16,9 @@
 # `cp -r SRC` into that host's home folder: the hosts share a file system),
 # host (run on each host, as root, in its home folder), start (systemctl:
 # no systemd here, so the test runs what the installed unit runs instead:
-# ExecStartPre= and ExecStart= as User=, with its UMask=, LimitCORE= and
-# NoNewPrivileges=).  Then: a leader is elected, the guide's last block
+# ExecStartPre= and ExecStart= as User=, with its UMask=, LimitCORE=,
+# NoNewPrivileges=, an empty capability bounding set, and ProtectSystem=,
+# PrivateTmp=, ProtectHome= played by the mount namespace).  Then: a leader is elected, the guide's last block
 # (cluster status, a write) succeeds, every node applies the write, and
 # each kyufud runs as the kyufu user with its data in /var/lib/kyufu.
 #
@@ -116,7 +117,7 @@ run_admin() {
     ip netns exec "$adm" bash -euo pipefail -c 'cd "$1" && . "$2"' admin "$tmp/admin" "$1"
 }
 run_admin "${blocks[0]}" >"$tmp/admin.log" 2>&1 || { cat "$tmp/admin.log"; die "step 1 (admin) failed"; }
-echo "ok: step 1: staged install and cluster files"
+echo "ok: step 1: staged install and cluster files (${SECONDS}s)"
 
 # ------------------------------------------------------------ 2. copy
 for i in 1 2 3; do mkdir -p "$tmp/h$i/root"; done
@@ -129,7 +130,7 @@ while read -r cmd flag from to; do
     [ "$n" != 0 ] || die "copy step: host '$host' is not one of ${addrs[*]}"
     cp -r "$tmp/admin/$from" "$tmp/h$n/root/$dst" || die "copy step: $from to host $n"
 done <"${blocks[1]}"
-echo "ok: step 2: copied"
+echo "ok: step 2: copied (${SECONDS}s)"
 
 # ------------------------------------------------------------ 3, 4. hosts
 # In the host's namespaces: overlays, the guide's block as written, then
@@ -161,17 +162,46 @@ while read -r pre; do
     *) as_user $pre ;;
     esac
 done <<<"$(val ExecStartPre)"
+# The file-system sandbox of the unit, as far as a mount namespace can play it:
+# ProtectSystem=strict (every mount read-only but /proc, /sys, /dev, then
+# the StateDirectory= writable), PrivateTmp= (empty /tmp, /var/tmp),
+# ProtectHome= (/home, /root, /run/user empty and closed).
+exec 3>"$h/kyufud.log" 4>"$h/pid"
+if [ "$(val ProtectSystem)" = strict ]; then
+    awk '\''{ print $5 }'\'' /proc/self/mountinfo | sort -u | while read -r mp; do
+        case $mp in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue ;; esac
+        mount -o remount,bind,ro "$mp" 2>/dev/null || true
+    done
+    touch /etc/kyufu/.probe 2>/dev/null && { echo "ProtectSystem emulation: /etc writable"; exit 1; }
+    state=/var/lib/$(val StateDirectory)
+    mount --bind "$state" "$state"
+    mount -o remount,bind,rw "$state"
+fi
+if [ "$(val PrivateTmp)" = yes ]; then
+    mount -t tmpfs -o mode=1777 tmpfs /tmp
+    mount -t tmpfs -o mode=1777 tmpfs /var/tmp
+fi
+if [ "$(val ProtectHome)" = yes ]; then
+    for d in /home /root /run/user; do
+        [ -d "$d" ] && mount -t tmpfs -o mode=000 tmpfs "$d"
+    done
+fi
 start=$(val ExecStart)
-setsid setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs -- $start \
-    >"$h/kyufud.log" 2>&1 </dev/null &
-echo $! >"$h/pid"
+setsid setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs \
+    --bounding-set=-all --inh-caps=-all -- $start >&3 2>&1 </dev/null &
+echo $! >&4
 '
-for i in 1 2 3; do
+setups=()
+for i in 1 2 3; do # the three hosts at once, as an operator with three terminals
     ns=${hosts_ns[$((i - 1))]}
     ip netns exec "$ns" unshare -m --propagation private bash -c "$host_script" host \
-        "$tmp/h$i" "${blocks[2]}" >"$tmp/h$i/setup.log" 2>&1 || die "steps 3-4 failed on host $i"
+        "$tmp/h$i" "${blocks[2]}" >"$tmp/h$i/setup.log" 2>&1 &
+    setups+=($!)
 done
-echo "ok: steps 3-4 on three hosts: kyufud pids $(cat "$tmp"/h*/pid | tr '\n' ' ')"
+bad_hosts=""
+for i in 1 2 3; do wait "${setups[$((i - 1))]}" || bad_hosts+=" $i"; done
+[ -z "$bad_hosts" ] || die "steps 3-4 failed on host(s)$bad_hosts"
+echo "ok: steps 3-4 on three hosts (${SECONDS}s): kyufud pids $(cat "$tmp"/h*/pid | tr '\n' ' ')"
 
 # ------------------------------------------------------------ 5. check
 ctl() { ip netns exec "$adm" "$build/client/kyufuctl" --config "$tmp/admin/cluster/kyufuctl.conf" "$@"; }
@@ -186,7 +216,7 @@ print(roles[0] if len(roles) == 1 else 0)')
     sleep 0.2
 done
 [ "$leader" != 0 ] || die "no leader after 30 s"
-echo "ok: node $leader is the leader"
+echo "ok: node $leader is the leader (${SECONDS}s)"
 run_admin "${blocks[4]}" >"$tmp/check.log" 2>&1 || { cat "$tmp/check.log"; die "step 5 (status, first write) failed"; }
 cat "$tmp/check.log"
 converged=0
@@ -209,6 +239,10 @@ for i in 1 2 3; do
     key=$(stat -c '%U %a' "/proc/$pid/root/etc/kyufu/node.key")
     [ "$key" = "root 640" ] || fail "host $i: /etc/kyufu/node.key is '$key', want 'root 640'"
     [ ! -e "$tmp/h$i/root/kyufu-node" ] || fail "host $i: the copied node folder is still there"
+    # The sandbox it ran in (the last mount on each path is the one seen).
+    mnt() { awk -v p="$1" '$5 == p { o = $6 } END { print substr(o, 1, 2) }' "/proc/$pid/mountinfo"; }
+    [ "$(mnt /etc)" = ro ] && [ "$(mnt /usr/local)" = ro ] && [ "$(mnt /var/lib/kyufu)" = rw ] \
+        || fail "host $i: not sandboxed: /etc $(mnt /etc), /usr/local $(mnt /usr/local), /var/lib/kyufu $(mnt /var/lib/kyufu)"
 done
 [ "$fails" = 0 ] || die "$fails failure(s)"
-echo "ok: a leader, the first write on all three nodes, each kyufud as kyufu"
+echo "ok: a leader, the first write on all three nodes, each kyufud as kyufu (${SECONDS}s)"
