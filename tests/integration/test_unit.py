@@ -162,7 +162,8 @@ if get(unit, "Service", "Type") != ["notify"]:
 print("ok: restart policy against docs/operations.md: prevented %s" % sorted(prevent))
 
 # ------------------------------------------------------------ 4. run
-watchdog_sec = int(get(unit, "Service", "WatchdogSec")[0])
+if not get(unit, "Service", "WatchdogSec"):
+    fail("no WatchdogSec=: the pings below would go nowhere")
 tmp = tempfile.mkdtemp(prefix="kyufu-unit-")
 proc = None
 try:
@@ -256,8 +257,6 @@ try:
         fail("exit %d after SIGTERM" % rc)
     else:
         print("ok: STOPPING=1, exit 0")
-    if watchdog_sec * 1000 < 10 * 100:
-        fail("WatchdogSec=%d leaves no room for a 100 ms stall warning" % watchdog_sec)
 
     if os.path.exists(trace):
         # The allowed set: @system-service minus the ~ groups, expanded.
