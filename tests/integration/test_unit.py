@@ -172,6 +172,11 @@ try:
                     "--raft-port-base", str(raft_port), "--api-port-base",
                     str(api_port)], check=True, capture_output=True, timeout=60)
     conf = tmp + "/c/node1/kyufud.conf"
+    # Snapshots every few entries, so the traced run takes some.
+    with open(conf) as f:
+        text = f.read()
+    with open(conf, "w") as f:
+        f.write(text.replace("[raft]\n", "[raft]\nsnapshot_threshold = 4\nsnapshot_trailing = 2\n"))
     ctl_conf = tmp + "/c/kyufuctl.conf"
     notify_path = tmp + "/notify"
     nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -239,11 +244,15 @@ try:
         fail("%d WATCHDOG=1 in 1 s with WATCHDOG_USEC=400000 (want >= 3)" % len(pings))
     else:
         print("ok: %d WATCHDOG=1 in 1 s" % len(pings))
-    r = subprocess.run([KYUFUCTL, "--config", ctl_conf, "--as", "admin", "staff", "create",
-                        "--staff-id", "admin", "--display-name", "Admin", "--roles",
-                        "id_admin"], capture_output=True, text=True, timeout=60)
-    if r.returncode != 0:
-        fail("write refused: %s %s" % (r.stdout, r.stderr))
+    for k in range(10):  # writes enough for two snapshots
+        who = "admin" if k == 0 else "clerk%d" % k
+        r = subprocess.run([KYUFUCTL, "--config", ctl_conf, "--as", "admin", "staff",
+                            "create", "--staff-id", who, "--display-name", who, "--roles",
+                            "id_admin" if k == 0 else "clerk"],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 0:
+            fail("write %d refused: %s %s" % (k, r.stdout, r.stderr))
+            break
     pid = kyufud_pid()
     os.kill(pid, signal.SIGHUP)  # certificate reload: its system calls too
     time.sleep(0.3)
