@@ -20,7 +20,10 @@
  *               WATCHDOG_PID, if set, names this process).
  *
  * A failed send is ignored: readiness is a courtesy to the service
- * manager, never a reason for the node to stop. */
+ * manager, never a reason for the node to stop.  sd_notify's send blocks
+ * while the manager's socket queue is full (net.unix.max_dgram_qlen): the
+ * loop thread then waits for systemd, which reads it as its main loop
+ * turns; a test that stands in for systemd must read it as steadily. */
 #ifndef KYUFU_NODE_NOTIFY_H
 #define KYUFU_NODE_NOTIFY_H
 

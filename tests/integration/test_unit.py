@@ -32,6 +32,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import ports
@@ -166,6 +167,7 @@ if not get(unit, "Service", "WatchdogSec"):
     fail("no WatchdogSec=: the pings below would go nowhere")
 tmp = tempfile.mkdtemp(prefix="kyufu-unit-")
 proc = None
+done = threading.Event()
 try:
     raft_port, api_port = ports.free_ports(2)
     subprocess.run([KYUFUCTL, "cluster", "init", "--dir", tmp + "/c", "--nodes", "1",
@@ -213,40 +215,68 @@ try:
             time.sleep(0.05)
         raise RuntimeError("kyufud did not start under strace")
 
+    # Read the notify socket all the time, as systemd does: sd_notify
+    # blocks once a datagram socket's queue is full (net.unix.max_dgram_qlen).
     msgs = []
+    cond = threading.Condition()
 
-    def recv_until(pred, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            nsock.settimeout(max(0.01, deadline - time.monotonic()))
+    def reader():
+        nsock.settimeout(0.1)
+        while not done.is_set():
             try:
                 m = nsock.recv(4096).decode()
             except socket.timeout:
-                break
-            msgs.append((time.monotonic(), m))
-            if pred(m):
-                return m
-        return None
+                continue
+            if "READY=1" in m:  # the API port must accept at this moment
+                try:
+                    socket.create_connection(("127.0.0.1", api_port), timeout=2).close()
+                    ready_connect.append("ok")
+                except OSError as e:
+                    ready_connect.append(str(e))
+            with cond:
+                msgs.append((time.monotonic(), m))
+                cond.notify_all()
+    ready_connect = []
+    reader_thread = threading.Thread(target=reader, daemon=True)
+    reader_thread.start()
 
-    ready = recv_until(lambda m: "READY=1" in m, 30)
+    def recv_until(pred, timeout):
+        """The first message from now on that pred accepts, or None."""
+        deadline = time.monotonic() + timeout
+        with cond:
+            seen = len(msgs)
+            while True:
+                for _, m in msgs[seen:]:
+                    if pred(m):
+                        return m
+                seen = len(msgs)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                cond.wait(left)
+
+    ready = None
+    with cond:  # READY=1 may have come before we look
+        ready = next((m for _, m in msgs if "READY=1" in m), None)
+    ready = ready or recv_until(lambda m: "READY=1" in m, 30)
     if ready is None:
         fail("no READY=1 within 30 s: %s" % msgs)
+    elif ready_connect != ["ok"]:
+        fail("READY=1 sent but the API port did not accept: %s" % ready_connect)
     else:
-        try:
-            socket.create_connection(("127.0.0.1", api_port), timeout=2).close()
-            print("ok: READY=1 (%r) when the API port accepts" % ready)
-        except OSError as e:
-            fail("READY=1 sent but the API port refuses: %s" % e)
+        print("ok: READY=1 (%r) when the API port accepts" % ready)
     t0 = time.monotonic()
     recv_until(lambda m: False, 1.0)
-    pings = [m for t, m in msgs if t >= t0 and m == "WATCHDOG=1"]
+    with cond:
+        pings = [m for t, m in msgs if t >= t0 and m == "WATCHDOG=1"]
     if len(pings) < 3:
         fail("%d WATCHDOG=1 in 1 s with WATCHDOG_USEC=400000 (want >= 3)" % len(pings))
     else:
         print("ok: %d WATCHDOG=1 in 1 s" % len(pings))
     for k in range(10):  # writes enough for two snapshots
         who = "admin" if k == 0 else "clerk%d" % k
-        r = subprocess.run([KYUFUCTL, "--config", ctl_conf, "--as", "admin", "staff",
+        r = subprocess.run([KYUFUCTL, "--config", ctl_conf, "--deadline-ms", "30000",
+                            "--as", "admin", "staff",
                             "create", "--staff-id", who, "--display-name", who, "--roles",
                             "id_admin" if k == 0 else "clerk"],
                            capture_output=True, text=True, timeout=60)
@@ -258,6 +288,8 @@ try:
     time.sleep(0.3)
     os.kill(pid, signal.SIGTERM)
     stopping = recv_until(lambda m: "STOPPING=1" in m, 10)
+    with cond:  # or it came before we looked
+        stopping = stopping or next((m for _, m in msgs if "STOPPING=1" in m), None)
     if stopping is None:
         fail("no STOPPING=1 after SIGTERM")
     rc = proc.wait(timeout=30)
@@ -316,6 +348,7 @@ try:
         else:
             print("ok: socket families %s" % sorted(families))
 finally:
+    done.set()
     if proc is not None:
         proc.kill()
         proc.wait()
