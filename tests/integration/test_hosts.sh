@@ -6,7 +6,7 @@
 # Hosts: three network namespaces, 10.77.0.1..3/24, and an admin machine,
 # 10.77.0.100, holding the bridge that joins them: a private network that
 # exists only inside namespaces this test creates and deletes.  Each host
-# also gets its own /etc, /var/lib and /usr/local: overlays (upper layers
+# also gets its own /etc, /var and /usr/local: overlays (upper layers
 # in the test's folder) in a private mount namespace, so `useradd`,
 # `install` and `cp` to /usr/local run as written, and nothing reaches the
 # machine's own files.
@@ -138,7 +138,7 @@ echo "ok: step 2: copied (${SECONDS}s)"
 host_script='
 set -euo pipefail
 h=$1 block=$2
-for d in /etc /var/lib /usr/local; do
+for d in /etc /var /usr/local; do
     k=$(echo "$d" | tr / _)
     mkdir -p "$h/up$k" "$h/work$k"
     mount -t overlay overlay -o "lowerdir=$d,upperdir=$h/up$k,workdir=$h/work$k" "$d"
