@@ -278,7 +278,7 @@ static bool host_path_ok(const char *p)
 {
     size_t n = strlen(p);
     if (n < 2 || n > KYUFU_CTL_INIT_HOST_PATH_BYTES_MAX || p[0] != '/' ||
-        strstr(p, "//") != NULL || strstr(p, "/../") != NULL ||
+        p[n - 1] == '/' || strstr(p, "//") != NULL || strstr(p, "/../") != NULL ||
         (n >= 3 && strcmp(p + n - 3, "/..") == 0)) {
         return false;
     }
@@ -461,7 +461,7 @@ static int check_opts(const struct kyufu_ctl_init_opts *o, char *errmsg,
         }
         if (p != NULL && !host_path_ok(p)) {
             return errf(errmsg, errmsg_len, u,
-                        "%s '%s': give an absolute path of at most %u bytes "
+                        "%s '%s': give an absolute path (no trailing '/') of at most %u bytes "
                         "of letters, digits, '.', '_', '-' and '/'",
                         host_paths[i][0], p, KYUFU_CTL_INIT_HOST_PATH_BYTES_MAX);
         }

@@ -299,7 +299,7 @@ int main(void)
     /* Hostile host paths and shapes: usage errors that write nothing. */
     static const char *const bad_paths[] = {
         "etc/kyufu", "/etc/kyu fu", "/etc/kyufu#x", "/etc/kyufu;x", "/etc/../root",
-        "/etc/..", "//etc", "/", "/etc/$HOME", "/etc/ky\nfu",
+        "/etc/..", "//etc", "/", "/etc/kyufu/", "/etc/$HOME", "/etc/ky\nfu",
         "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
     for (size_t b = 0; b < sizeof bad_paths / sizeof bad_paths[0]; b++) {
