@@ -22,8 +22,9 @@
 # (cluster status, a write) succeeds, every node applies the write, and
 # each kyufud runs as the kyufu user with its data in /var/lib/kyufu.
 #
-# Skipped (exit 77) without root, `ip netns` or overlayfs.  Processes are
-# stopped by PID and the namespaces deleted on every exit.
+# Skipped (exit 77) without root, `ip netns` or overlayfs.  On every exit
+# (TERM included) the processes in the test's namespaces (`ip netns pids`)
+# are stopped by PID and the namespaces deleted.
 #   usage: test_hosts.sh BUILD_ROOT SOURCE_ROOT
 set -u
 build=$(cd "$1" && pwd)
@@ -43,10 +44,15 @@ adm=kyu-adm-$sfx
 hosts_ns=(kyu-h1-$sfx kyu-h2-$sfx kyu-h3-$sfx)
 addrs=(10.77.0.1 10.77.0.2 10.77.0.3)
 made_ns=()
+setups=()
 cleanup() {
-    local pids=() i pid ns
-    for i in 1 2 3; do
-        [ -f "$tmp/h$i/pid" ] && pids+=("$(cat "$tmp/h$i/pid")")
+    local pids=() pid= ns
+    # Host setups still running first (then no kyufud can start after this).
+    for pid in "${setups[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+    for pid in "${setups[@]}"; do wait "$pid" 2>/dev/null; done
+    # Every process in our namespaces, by PID (the kyufud of each host).
+    for ns in "${made_ns[@]}"; do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do pids+=("$pid"); done
     done
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
     # A clean stop of the last leader waits up to 5 s for a hand-over no
@@ -193,7 +199,6 @@ setsid setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs \
     --bounding-set=-all --inh-caps=-all -- $start >&3 2>&1 </dev/null &
 echo $! >&4
 '
-setups=()
 for i in 1 2 3; do # the three hosts at once, as an operator with three terminals
     ns=${hosts_ns[$((i - 1))]}
     ip netns exec "$ns" unshare -m --propagation private bash -c "$host_script" host \
@@ -202,6 +207,7 @@ for i in 1 2 3; do # the three hosts at once, as an operator with three terminal
 done
 bad_hosts=""
 for i in 1 2 3; do wait "${setups[$((i - 1))]}" || bad_hosts+=" $i"; done
+setups=()
 [ -z "$bad_hosts" ] || die "steps 3-4 failed on host(s)$bad_hosts"
 echo "ok: steps 3-4 on three hosts (${SECONDS}s): kyufud pids $(cat "$tmp"/h*/pid | tr '\n' ' ')"
 
