@@ -89,6 +89,10 @@
 #define KYUFU_CTL_COLUMN_WIDTH_MAX 40u
 /* kyufuctl cluster init: nodes of a new cluster. */
 #define KYUFU_CTL_INIT_NODES_MAX 9u
+/* kyufuctl cluster init --etc-dir / --state-dir: a path as it will be on
+ * the host; with "key = " and "/node.key" it stays well inside kyufud's
+ * 198-byte config lines (node/config.c). */
+#define KYUFU_CTL_INIT_HOST_PATH_BYTES_MAX 128u
 /* Validity of the generated CA (replaced only with a new cluster). */
 #define KYUFU_CTL_CA_VALID_DAYS 3650u
 /* Validity of node and client certificates: CA/Browser-Forum-style 825

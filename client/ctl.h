@@ -33,15 +33,32 @@ enum kyufu_ctl_exit {
 
 /* ------------------------------------------------------------ init */
 
+/* Where a node's files go on its host unless --etc-dir / --state-dir say
+ * otherwise: the unit's ConfigurationDirectory= and StateDirectory=
+ * (node/systemd/kyufud.service). */
+#define KYUFU_CTL_INIT_ETC_DIR "/etc/kyufu"
+#define KYUFU_CTL_INIT_STATE_DIR "/var/lib/kyufu"
+
 struct kyufu_ctl_init_opts
 {
     const char *dir;                 /* created if missing */
     unsigned nodes;                  /* 1..KYUFU_CTL_INIT_NODES_MAX */
     const char *hosts[KYUFU_CTL_INIT_NODES_MAX]; /* 1 (shared) or `nodes` */
     unsigned n_hosts;                /* 0: 127.0.0.1 */
-    uint16_t raft_port_base;         /* node i (1-based) gets base + i - 1 */
+    /* Node i (1-based) gets base + the number of nodes before it on the
+     * same host: base + i - 1 when all share one host, base on every host
+     * when each has its own. */
+    uint16_t raft_port_base;
     uint16_t api_port_base;
     bool force;                      /* overwrite config and certificates */
+    /* false: a local cluster, every path in the configs under `dir` and an
+     * empty DIR/nodeN/data.  true: folders to copy to real hosts, one per
+     * node (`n_hosts` == `nodes`): DIR/nodeN holds kyufud.conf, ca.pem,
+     * node.pem, node.key, and the config names them as they will be on the
+     * host, under `etc_dir`, with `state_dir` as data_dir. */
+    bool on_hosts;
+    const char *etc_dir;             /* on_hosts; NULL: /etc/kyufu */
+    const char *state_dir;           /* on_hosts; NULL: /var/lib/kyufu */
 };
 
 /* Create the CA, node and client certificates and keys, every node's

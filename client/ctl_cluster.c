@@ -9,13 +9,18 @@
 #include "kyufu.h"
 
 enum { OPT_DIR = 0x300, OPT_NODES, OPT_HOST, OPT_HOSTS, OPT_RAFT_BASE, OPT_API_BASE,
-       OPT_FORCE, OPT_TO, OPT_DIGEST, OPT_NODE_TIMEOUT, OPT_HELP };
+       OPT_FORCE, OPT_ETC_DIR, OPT_STATE_DIR, OPT_TO, OPT_DIGEST, OPT_NODE_TIMEOUT, OPT_HELP };
 
 void ctl__cluster_usage(FILE *out)
 {
     fprintf(out,
-            "  cluster init --dir DIR [--nodes N] [--host H ... | --hosts H1,H2,...]\n"
+            "  cluster init --dir DIR [--nodes N] [--host H ...]\n"
             "               [--raft-port-base P] [--api-port-base P] [--force]\n"
+            "      a local cluster: every file under DIR, node i on port base + i - 1\n"
+            "  cluster init --dir DIR --hosts H1,H2,... [--etc-dir /etc/kyufu]\n"
+            "               [--state-dir /var/lib/kyufu] [--raft-port-base P]\n"
+            "               [--api-port-base P] [--force]\n"
+            "      real hosts: DIR/nodeN to copy to host N, the same ports on every host\n"
             "  cluster status [--digest] [--node-timeout-ms N]\n"
             "  cluster transfer-leadership [--to NODE_ID]\n");
 }
@@ -86,6 +91,9 @@ static int init_opt(struct ctl__run *r, int c, const char *arg, void *p)
         o->nodes = (unsigned)v;
         return rv;
     case OPT_HOST:
+        if (o->on_hosts) {
+            return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "give --host or --hosts, not both");
+        }
         if (o->n_hosts == KYUFU_CTL_INIT_NODES_MAX) {
             return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "too many hosts");
         }
@@ -95,10 +103,20 @@ static int init_opt(struct ctl__run *r, int c, const char *arg, void *p)
         /* Split in place into a copy that lives as long as the run: argv
          * strings are the process's. */
         char *s = (char *)arg;
-        for (char *save = NULL, *t = strtok_r(s, ",", &save); t != NULL;
-             t = strtok_r(NULL, ",", &save)) {
+        if (o->n_hosts > 0) {
+            return ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
+                             o->on_hosts ? "--hosts given twice"
+                                         : "give --host or --hosts, not both");
+        }
+        o->on_hosts = true;
+        for (char *t; (t = strsep(&s, ",")) != NULL;) {
+            if (t[0] == '\0') {
+                return ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
+                                 "--hosts: an empty host name (two commas, or one at an end)");
+            }
             if (o->n_hosts == KYUFU_CTL_INIT_NODES_MAX) {
-                return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "too many hosts");
+                return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "--hosts: more than %u hosts",
+                                 KYUFU_CTL_INIT_NODES_MAX);
             }
             o->hosts[o->n_hosts++] = t;
         }
@@ -115,6 +133,12 @@ static int init_opt(struct ctl__run *r, int c, const char *arg, void *p)
     case OPT_FORCE:
         o->force = true;
         return 0;
+    case OPT_ETC_DIR:
+        o->etc_dir = arg;
+        return 0;
+    case OPT_STATE_DIR:
+        o->state_dir = arg;
+        return 0;
     }
     return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "unknown option");
 }
@@ -129,13 +153,18 @@ static int cmd_init(struct ctl__run *r, int argc, char **argv)
         { "raft-port-base", required_argument, NULL, OPT_RAFT_BASE },
         { "api-port-base", required_argument, NULL, OPT_API_BASE },
         { "force", no_argument, NULL, OPT_FORCE },
+        { "etc-dir", required_argument, NULL, OPT_ETC_DIR },
+        { "state-dir", required_argument, NULL, OPT_STATE_DIR },
     };
-    struct kyufu_ctl_init_opts o = { .nodes = 3, .raft_port_base = 7001,
+    struct kyufu_ctl_init_opts o = { .nodes = 0, .raft_port_base = 7001,
                                      .api_port_base = 8001 };
     int rv = getopts(r, argc, argv, extra, sizeof extra / sizeof extra[0], init_opt, &o,
                      "init");
     if (rv != 0) {
         return rv < 0 ? 0 : rv;
+    }
+    if (o.nodes == 0) { /* --nodes not given: one per host, or three */
+        o.nodes = o.on_hosts ? o.n_hosts : 3;
     }
     if (o.dir == NULL) {
         return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "cluster init: --dir is required");

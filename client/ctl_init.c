@@ -1,7 +1,7 @@
 /* kyufuctl cluster init: a new cluster's PKI and config files.
  *
- * What it makes (all paths absolute in the configs, so nodes may be started
- * from anywhere):
+ * What it makes for a local cluster (all paths absolute in the configs, so
+ * nodes may be started from anywhere):
  *   DIR/ca.pem, DIR/ca.key            the cluster CA (EC P-256, self-signed)
  *   DIR/nodeN/node.pem, node.key      node N: SAN = its host and the URI
  *                                     urn:kyufu:node:N (its Raft id, checked
@@ -12,6 +12,11 @@
  *   DIR/nodeN/data/                   empty data folder, 0700
  *   DIR/kyufuctl.pem, kyufuctl.key    client certificate (EKU clientAuth)
  *   DIR/kyufuctl.conf                 the client config
+ * For real hosts (opts->on_hosts), DIR/nodeN is the folder to copy to host
+ * N instead: kyufud.conf, ca.pem, node.pem, node.key, no data folder, and
+ * the config names the files as the operator installs them there
+ * (ETC/ca.pem ..., data_dir = STATE; docs/operations.md "Three hosts from
+ * empty").  Every node listens on the same two ports on its own host.
  * Private keys are 0600 from their creation (open(2) with the mode, never
  * chmod after writing).  Signatures are ECDSA with SHA-256 (CRYPTREC).
  *
@@ -28,6 +33,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -266,6 +272,27 @@ static bool host_ok(const char *h)
     return true;
 }
 
+/* A path for a host's config: absolute, and nothing the config parser
+ * would read differently (blanks, '#', ';') or a shell would expand. */
+static bool host_path_ok(const char *p)
+{
+    size_t n = strlen(p);
+    if (n < 2 || n > KYUFU_CTL_INIT_HOST_PATH_BYTES_MAX || p[0] != '/' ||
+        p[n - 1] == '/' || strstr(p, "//") != NULL || strstr(p, "/../") != NULL ||
+        (n >= 3 && strcmp(p + n - 3, "/..") == 0)) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' ||
+              c == '/')) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool host_is_v6(const char *h)
 {
     unsigned char buf[16];
@@ -296,9 +323,39 @@ struct member
     char api[300];
 };
 
-static int node_conf(const char *dir, unsigned id, const struct member *m,
-                     unsigned n, char *errmsg, size_t errmsg_len)
+/* Where node `id`'s files are named in its config. */
+struct node_paths
 {
+    char data[PATH_MAX + 32];
+    char ca[PATH_MAX + 32];
+    char cert[PATH_MAX + 32];
+    char key[PATH_MAX + 32];
+};
+
+static void paths_for(const struct kyufu_ctl_init_opts *o, const char *dir,
+                      unsigned id, struct node_paths *p)
+{
+    if (o->on_hosts) {
+        const char *etc = o->etc_dir != NULL ? o->etc_dir : KYUFU_CTL_INIT_ETC_DIR;
+        snprintf(p->data, sizeof p->data, "%s",
+                 o->state_dir != NULL ? o->state_dir : KYUFU_CTL_INIT_STATE_DIR);
+        snprintf(p->ca, sizeof p->ca, "%s/ca.pem", etc);
+        snprintf(p->cert, sizeof p->cert, "%s/node.pem", etc);
+        snprintf(p->key, sizeof p->key, "%s/node.key", etc);
+        return;
+    }
+    snprintf(p->data, sizeof p->data, "%s/node%u/data", dir, id);
+    snprintf(p->ca, sizeof p->ca, "%s/ca.pem", dir);
+    snprintf(p->cert, sizeof p->cert, "%s/node%u/node.pem", dir, id);
+    snprintf(p->key, sizeof p->key, "%s/node%u/node.key", dir, id);
+}
+
+static int node_conf(const struct kyufu_ctl_init_opts *o, const char *dir,
+                     unsigned id, const struct member *m, unsigned n,
+                     char *errmsg, size_t errmsg_len)
+{
+    static struct node_paths p; /* large; kyufuctl is single-threaded */
+    paths_for(o, dir, id, &p);
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
@@ -309,26 +366,26 @@ static int node_conf(const char *dir, unsigned id, const struct member *m,
             "# kyufud configuration, written by kyufuctl cluster init.\n"
             "[node]\n"
             "id = %u\n"
-            "data_dir = %s/node%u/data\n"
+            "data_dir = %s\n"
             "raft_address = %s\n"
             "api_address = %s\n"
             "[cluster]\n"
             "# one line per member: id = raft_address api_address\n",
-            id, dir, id, m[id - 1].raft, m[id - 1].api);
+            id, p.data, m[id - 1].raft, m[id - 1].api);
     for (unsigned i = 0; i < n; i++) {
         fprintf(f, "%u = %s %s\n", i + 1, m[i].raft, m[i].api);
     }
     fprintf(f,
             "[tls]\n"
-            "ca = %s/ca.pem\n"
-            "cert = %s/node%u/node.pem\n"
-            "key = %s/node%u/node.key\n"
+            "ca = %s\n"
+            "cert = %s\n"
+            "key = %s\n"
             "[raft]\n"
             "election_timeout_ms = %u\n"
             "heartbeat_timeout_ms = %u\n"
             "[log]\n"
             "level = info\n",
-            dir, dir, id, dir, id, KYUFU_ELECTION_TIMEOUT_MS_DEFAULT,
+            p.ca, p.cert, p.key, KYUFU_ELECTION_TIMEOUT_MS_DEFAULT,
             KYUFU_HEARTBEAT_TIMEOUT_MS_DEFAULT);
     if (fclose(f) != 0) {
         free(text);
@@ -388,6 +445,26 @@ static int check_opts(const struct kyufu_ctl_init_opts *o, char *errmsg,
         return errf(errmsg, errmsg_len, u,
                     "%u hosts for %u nodes: give one host or one per node",
                     o->n_hosts, o->nodes);
+    }
+    if (o->on_hosts && o->n_hosts != o->nodes) {
+        return errf(errmsg, errmsg_len, u,
+                    "--hosts: %u hosts for %u nodes: give one host per node",
+                    o->n_hosts, o->nodes);
+    }
+    const char *host_paths[2][2] = { { "--etc-dir", o->etc_dir },
+                                     { "--state-dir", o->state_dir } };
+    for (unsigned i = 0; i < 2; i++) {
+        const char *p = host_paths[i][1];
+        if (p != NULL && !o->on_hosts) {
+            return errf(errmsg, errmsg_len, u, "%s applies to --hosts only",
+                        host_paths[i][0]);
+        }
+        if (p != NULL && !host_path_ok(p)) {
+            return errf(errmsg, errmsg_len, u,
+                        "%s '%s': give an absolute path (no trailing '/') of at most %u bytes "
+                        "of letters, digits, '.', '_', '-' and '/'",
+                        host_paths[i][0], p, KYUFU_CTL_INIT_HOST_PATH_BYTES_MAX);
+        }
     }
     for (unsigned i = 0; i < o->n_hosts; i++) {
         if (!host_ok(o->hosts[i])) {
@@ -451,7 +528,7 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
                     strerror(errno));
     }
     char path[PATH_MAX + 128];
-    for (unsigned i = 1; i <= o->nodes; i++) {
+    for (unsigned i = 1; i <= o->nodes && !o->on_hosts; i++) {
         snprintf(path, sizeof path, "%s/node%u/data", dir, i);
         if (dir_nonempty(path) != 0) {
             return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_USAGE,
@@ -465,8 +542,12 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
         m[i].host = o->n_hosts == 0 ? "127.0.0.1"
                     : o->n_hosts == 1 ? o->hosts[0]
                                       : o->hosts[i];
-        addr(m[i].raft, sizeof m[i].raft, m[i].host, o->raft_port_base + i);
-        addr(m[i].api, sizeof m[i].api, m[i].host, o->api_port_base + i);
+        unsigned before = 0; /* nodes before this one on the same host */
+        for (unsigned j = 0; j < i; j++) {
+            before += strcasecmp(m[j].host, m[i].host) == 0;
+        }
+        addr(m[i].raft, sizeof m[i].raft, m[i].host, o->raft_port_base + before);
+        addr(m[i].api, sizeof m[i].api, m[i].host, o->api_port_base + before);
     }
 
     EVP_PKEY *ca_key = new_key();
@@ -507,7 +588,14 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
                      KYUFU_TLS_NODE_URI_PREFIX, i + 1);
             snprintf(base, sizeof base, "%s/node%u", dir, i + 1);
             rv = make_dir(base, errmsg, errmsg_len);
-            if (rv == 0) {
+            if (rv == 0 && o->on_hosts) {
+                /* The CA certificate travels with the node's folder. */
+                snprintf(path, sizeof path, "%s/ca.pem", base);
+                rv = write_pem(path, 0644, NULL, ca, errmsg, errmsg_len);
+                if (rv == 0) {
+                    note(log, "wrote %s", path);
+                }
+            } else if (rv == 0) {
                 snprintf(path, sizeof path, "%s/data", base);
                 rv = make_dir(path, errmsg, errmsg_len);
             }
@@ -549,7 +637,7 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
             goto out_ca;
         }
         if (!client) {
-            rv = node_conf(dir, i + 1, m, o->nodes, errmsg, errmsg_len);
+            rv = node_conf(o, dir, i + 1, m, o->nodes, errmsg, errmsg_len);
             if (rv != 0) {
                 goto out_ca;
             }

@@ -73,6 +73,11 @@
 #define KYUFU_NODE_STALL_TICK_MS 100u
 #define KYUFU_NODE_STALL_WARN_MS 300u
 
+/* systemd watchdog (notify.c): pings every half of WatchdogSec=, never
+ * more often than this (a WatchdogSec= below 200 ms would only load the
+ * loop; the unit sets 30 s). */
+#define KYUFU_NODE_WATCHDOG_PING_MS_MIN 100u
+
 /* One log line: longer messages are cut (marked with "..."). */
 #define KYUFU_NODE_LOG_LINE_BYTES_MAX 4096u
 

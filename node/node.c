@@ -27,6 +27,7 @@
 #include "limits.h"
 #include "lock.h"
 #include "log.h"
+#include "notify.h"
 #include "stall.h"
 
 static void close_noop(uv_handle_t *h)
@@ -64,6 +65,7 @@ void kyufu_node__finish(struct kyufu_node *n)
     uv_close((uv_handle_t *)&n->stop_timer, close_noop);
     uv_close((uv_handle_t *)&n->stop_defer, close_noop);
     uv_close((uv_handle_t *)&n->stall_timer, close_noop);
+    kyufu_node__notify_close(n);
     kyufu_node__power_close(n);
 }
 
@@ -263,6 +265,7 @@ void kyufu_node__stop(struct kyufu_node *n, int exit_code, const char *why)
         kyufu_log(exit_code == 0 ? KYUFU_LOG_INFO : KYUFU_LOG_ERROR,
                   "stopping", KYUFU_LOG_S("reason", why),
                   KYUFU_LOG_I("exit_code", exit_code));
+        kyufu_node__notify_stopping(n);
         assert(n->stage < KYUFU_NODE_CLOSING);
         uv_timer_start(&n->stop_defer, on_stop_defer, 0, 0);
         return;
@@ -562,6 +565,7 @@ int kyufu_node_run(const struct kyufu_config *config)
     n->stop_defer.data = n;
     uv_timer_init(&n->loop, &n->stall_timer);
     kyufu_node__stall_start(n);
+    kyufu_node__notify_init(n);
     uv_timer_init(&n->loop, &n->power.resurvey);
     n->power.resurvey.data = n;
     n->sigterm.data = n;
@@ -632,6 +636,7 @@ int kyufu_node_run(const struct kyufu_config *config)
               KYUFU_LOG_S("api_address", config->api_address),
               KYUFU_LOG_U("election_timeout_ms", config->election_timeout_ms));
     on_state(n->glue, n); /* health and leader as they stand now */
+    kyufu_node__notify_ready(n);
 
 run:
     uv_run(&n->loop, UV_RUN_DEFAULT);

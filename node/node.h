@@ -122,6 +122,7 @@ struct kyufu_node
     unsigned offloaded;  /* whole-store reads on work threads (offload.h) */
     uv_timer_t stall_timer; /* loop stall detector (stall.h) */
     uint64_t stall_last_ns;
+    uv_timer_t watchdog_timer; /* systemd WATCHDOG=1 pings (notify.h) */
     uint64_t stalls;
     bool finish_waiting; /* the store's close waits for them */
     uint64_t stop_drain_until; /* uv_now bound of the drain (node.c) */

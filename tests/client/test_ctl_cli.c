@@ -145,6 +145,35 @@ static void test_cli(const char *dir)
     CHECK(strstr(json_string_value(json_object_get(json_object_get(doc, "error"), "message")),
                  "not empty") != NULL);
     json_decref(doc);
+    /* --hosts: one node per host (no --nodes needed), each item a host. */
+    char hdir[600];
+    snprintf(hdir, sizeof hdir, "%s-hosts", cdir);
+    CHECK_EQ_INT(run("cluster", "init", "--dir", hdir, "--hosts", "kyufu-a.example,,kyufu-c.example",
+                     NULL), KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err_buf, "empty host") != NULL);
+    CHECK_EQ_INT(run("cluster", "init", "--dir", hdir, "--hosts", "a.example,b.example", "--host",
+                     "c.example", NULL), KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err_buf, "not both") != NULL);
+    CHECK_EQ_INT(run("cluster", "init", "--dir", hdir, "--host", "a.example", "--state-dir",
+                     "/var/lib/kyufu", NULL), KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err_buf, "--hosts only") != NULL);
+    CHECK(access(hdir, F_OK) != 0);
+    CHECK_EQ_INT(run("--json", "cluster", "init", "--dir", hdir, "--hosts", "a.example,b.example",
+                     "--etc-dir", "/opt/kyufu/etc", NULL), 0);
+    doc = parse_out();
+    CHECK(json_integer_value(json_object_get(doc, "nodes")) == 2);
+    json_decref(doc);
+    char hconf[700];
+    snprintf(hconf, sizeof hconf, "%s/node2/kyufud.conf", hdir);
+    FILE *hf = fopen(hconf, "r");
+    CHECK(hf != NULL);
+    char htext[2048];
+    size_t hn = fread(htext, 1, sizeof htext - 1, hf);
+    htext[hn] = '\0';
+    fclose(hf);
+    CHECK(strstr(htext, "\nraft_address = b.example:7001\napi_address = b.example:8001\n") != NULL);
+    CHECK(strstr(htext, "\ncert = /opt/kyufu/etc/node.pem\n") != NULL);
+    CHECK(strstr(htext, "\ndata_dir = /var/lib/kyufu\n") != NULL);
     CHECK_EQ_INT(run("cluster", "init", NULL), KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err_buf, "--dir is required") != NULL);
     CHECK_EQ_INT(run("cluster", "init", "--dir", cdir, "--nodes", "many", NULL),

@@ -4,6 +4,7 @@
  * 0600 and match their certificates, the config files are exactly in the
  * agreed format and parse, and existing content is never overwritten by
  * accident. */
+#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -94,7 +95,16 @@ static char *slurp(const char *path)
     return buf;
 }
 
-static void check_cluster(const char *dir, const char *const *hosts, bool ip, bool v6)
+/* Where the configs of a cluster made for real hosts point (NULL: a local
+ * cluster, everything under its folder). */
+struct host_paths
+{
+    const char *etc;
+    const char *state;
+};
+
+static void check_cluster_at(const char *dir, const char *const *hosts, bool ip, bool v6,
+                             const struct host_paths *hp)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/ca.pem", dir);
@@ -139,24 +149,54 @@ static void check_cluster(const char *dir, const char *const *hosts, bool ip, bo
         EVP_PKEY_free(k);
         X509_free(x);
         snprintf(path, sizeof path, "%s/node%u/data", dir, i);
-        check_mode(path, 0700);
-        /* The node config, exactly as agreed with node/. */
+        struct stat sb;
+        if (hp == NULL) {
+            check_mode(path, 0700);
+        } else {
+            /* No data folder to copy; the CA certificate travels along. */
+            CHECK(stat(path, &sb) != 0 && errno == ENOENT);
+            char ca_copy[1024], ca_main[1024];
+            snprintf(path, sizeof path, "%s/node%u/ca.pem", dir, i);
+            check_mode(path, 0644);
+            snprintf(ca_copy, sizeof ca_copy, "%s", slurp(path));
+            snprintf(path, sizeof path, "%s/ca.pem", dir);
+            snprintf(ca_main, sizeof ca_main, "%s", slurp(path));
+            CHECK(strcmp(ca_copy, ca_main) == 0);
+        }
+        /* The node config, exactly as agreed with node/.  Node j's ports:
+         * the base plus the nodes before it on the same host. */
         char want[4096], raft[3][80], api[3][80];
         for (unsigned j = 0; j < 3; j++) {
-            snprintf(raft[j], sizeof raft[j], v6 ? "[%s]:%u" : "%s:%u", hosts[j], 7001 + j);
-            snprintf(api[j], sizeof api[j], v6 ? "[%s]:%u" : "%s:%u", hosts[j], 8001 + j);
+            unsigned before = 0;
+            for (unsigned e = 0; e < j; e++) {
+                before += strcmp(hosts[e], hosts[j]) == 0;
+            }
+            snprintf(raft[j], sizeof raft[j], v6 ? "[%s]:%u" : "%s:%u", hosts[j], 7001 + before);
+            snprintf(api[j], sizeof api[j], v6 ? "[%s]:%u" : "%s:%u", hosts[j], 8001 + before);
+        }
+        char data[600], ca_p[600], cert_p[600], key_p[600];
+        if (hp == NULL) {
+            snprintf(data, sizeof data, "%s/node%u/data", dir, i);
+            snprintf(ca_p, sizeof ca_p, "%s/ca.pem", dir);
+            snprintf(cert_p, sizeof cert_p, "%s/node%u/node.pem", dir, i);
+            snprintf(key_p, sizeof key_p, "%s/node%u/node.key", dir, i);
+        } else {
+            snprintf(data, sizeof data, "%s", hp->state);
+            snprintf(ca_p, sizeof ca_p, "%s/ca.pem", hp->etc);
+            snprintf(cert_p, sizeof cert_p, "%s/node.pem", hp->etc);
+            snprintf(key_p, sizeof key_p, "%s/node.key", hp->etc);
         }
         snprintf(want, sizeof want,
                  "# kyufud configuration, written by kyufuctl cluster init.\n"
-                 "[node]\nid = %u\ndata_dir = %s/node%u/data\nraft_address = %s\n"
+                 "[node]\nid = %u\ndata_dir = %s\nraft_address = %s\n"
                  "api_address = %s\n[cluster]\n"
                  "# one line per member: id = raft_address api_address\n"
                  "1 = %s %s\n2 = %s %s\n3 = %s %s\n"
-                 "[tls]\nca = %s/ca.pem\ncert = %s/node%u/node.pem\nkey = %s/node%u/node.key\n"
+                 "[tls]\nca = %s\ncert = %s\nkey = %s\n"
                  "[raft]\nelection_timeout_ms = 1000\nheartbeat_timeout_ms = 100\n"
                  "[log]\nlevel = info\n",
-                 i, dir, i, raft[i - 1], api[i - 1], raft[0], api[0], raft[1], api[1],
-                 raft[2], api[2], dir, dir, i, dir, i);
+                 i, data, raft[i - 1], api[i - 1], raft[0], api[0], raft[1], api[1],
+                 raft[2], api[2], ca_p, cert_p, key_p);
         snprintf(path, sizeof path, "%s/node%u/kyufud.conf", dir, i);
         char *got = slurp(path);
         if (strcmp(got, want) != 0) {
@@ -185,13 +225,22 @@ static void check_cluster(const char *dir, const char *const *hosts, bool ip, bo
     CHECK(kyufu_client_config_validate(&cfg, err, sizeof err) == 0);
     CHECK_EQ_INT(cfg.n_endpoints, 3);
     for (unsigned j = 0; j < 3; j++) {
+        unsigned before = 0;
+        for (unsigned k = 0; k < j; k++) {
+            before += strcmp(hosts[k], hosts[j]) == 0;
+        }
         char api[80];
-        snprintf(api, sizeof api, v6 ? "[%s]:%u" : "%s:%u", hosts[j], 8001 + j);
+        snprintf(api, sizeof api, v6 ? "[%s]:%u" : "%s:%u", hosts[j], 8001 + before);
         CHECK(strcmp(cfg.endpoints[j], api) == 0);
     }
     CHECK(cfg.actor == NULL && cfg.deadline_ms == 5000);
     CHECK(cfg.cert_file != NULL && cfg.key_file != NULL && cfg.ca_file != NULL);
     kyufu_client_config_free(&cfg);
+}
+
+static void check_cluster(const char *dir, const char *const *hosts, bool ip, bool v6)
+{
+    check_cluster_at(dir, hosts, ip, v6, NULL);
 }
 
 int main(void)
@@ -230,6 +279,55 @@ int main(void)
                                       .n_hosts = 3, .raft_port_base = 7001, .api_port_base = 8001 };
     CHECK_EQ_INT(kyufu_ctl_init(&o2, NULL, err, sizeof err), 0);
     check_cluster(dir, names, false, false);
+
+    /* For real hosts: one folder per host, the same two ports on every
+     * host, paths as they will be there (defaults, then given). */
+    snprintf(dir, sizeof dir, "%s/h1", tmp);
+    struct kyufu_ctl_init_opts oh = o2;
+    oh.dir = dir;
+    oh.on_hosts = true;
+    CHECK_EQ_INT(kyufu_ctl_init(&oh, NULL, err, sizeof err), 0);
+    struct host_paths hp_default = { "/etc/kyufu", "/var/lib/kyufu" };
+    check_cluster_at(dir, names, false, false, &hp_default);
+    snprintf(dir, sizeof dir, "%s/h2", tmp);
+    oh.dir = dir;
+    oh.etc_dir = "/srv/kyufu-etc";
+    oh.state_dir = "/srv/kyufu/state.d";
+    CHECK_EQ_INT(kyufu_ctl_init(&oh, NULL, err, sizeof err), 0);
+    struct host_paths hp_given = { "/srv/kyufu-etc", "/srv/kyufu/state.d" };
+    check_cluster_at(dir, names, false, false, &hp_given);
+    /* Hostile host paths and shapes: usage errors that write nothing. */
+    static const char *const bad_paths[] = {
+        "etc/kyufu", "/etc/kyu fu", "/etc/kyufu#x", "/etc/kyufu;x", "/etc/../root",
+        "/etc/..", "//etc", "/", "/etc/kyufu/", "/etc/$HOME", "/etc/ky\nfu",
+        "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" };
+    for (size_t b = 0; b < sizeof bad_paths / sizeof bad_paths[0]; b++) {
+        snprintf(dir, sizeof dir, "%s/hbad", tmp);
+        struct kyufu_ctl_init_opts ob = oh;
+        ob.dir = dir;
+        ob.etc_dir = b % 2 == 0 ? bad_paths[b] : NULL;
+        ob.state_dir = b % 2 == 1 ? bad_paths[b] : NULL;
+        CHECK_EQ_INT(kyufu_ctl_init(&ob, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+        CHECK(strstr(err, "absolute path") != NULL);
+        struct stat sb;
+        CHECK(stat(dir, &sb) != 0 && errno == ENOENT);
+    }
+    {
+        struct kyufu_ctl_init_opts ob = oh;
+        snprintf(dir, sizeof dir, "%s/hbad", tmp);
+        ob.dir = dir;
+        ob.n_hosts = 1; /* one host for three nodes: not for real hosts */
+        CHECK_EQ_INT(kyufu_ctl_init(&ob, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+        CHECK(strstr(err, "one host per node") != NULL);
+        ob = o2;
+        ob.dir = dir;
+        ob.etc_dir = "/etc/kyufu"; /* a local cluster has no host paths */
+        CHECK_EQ_INT(kyufu_ctl_init(&ob, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+        CHECK(strstr(err, "--hosts only") != NULL);
+        struct stat sb;
+        CHECK(stat(dir, &sb) != 0 && errno == ENOENT);
+    }
 
     /* IPv6 addresses get brackets in host:port and an IP SAN. */
     snprintf(dir, sizeof dir, "%s/c3", tmp);

@@ -324,6 +324,25 @@ out=$("$kyufud" --check-config "$tmp/kyufud.conf" 2>&1); rc=$?
 [ $rc -eq 2 ] && [ -n "$want" ] && grep -qxF -- "$want" <<<"$out" \
     || fail "docs/operations.md's example error ('$want') is not kyufud's: $out"
 
+# Every config sample in docs/*.md (whole configs, and fragments put into
+# operations.md's) passes --check-config: doc_configs.py.
+mkdir -p "$tmp/doc-samples"
+samples=$(/usr/bin/python3 "$here/doc_configs.py" "$docs" "$tmp/doc-samples" "$tmp" \
+          "$tmp/ca.pem" "$tmp/n1/node.pem" "$tmp/n1/node.key") \
+    || fail "doc_configs.py failed: $samples"
+[ "$(wc -l <<<"$samples")" -ge 3 ] || fail "fewer than 3 config samples found in docs/: $samples"
+while read -r file where; do
+    [ -n "$file" ] || continue
+    out=$("$kyufud" --check-config "$file" 2>&1); rc=$?
+    [ $rc -eq 0 ] || fail "docs/$where: the config sample is refused: $out"
+done <<<"$samples"
+
+# A '#' or ';' with no blank before it is part of the value, not a comment.
+good | sed -e 's/^level = info/level = info#debug/' >"$tmp/hash_value.ini"
+out=$("$kyufud" --check-config "$tmp/hash_value.ini" 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -qF "'info#debug'" <<<"$out" \
+    || fail "a '#' inside a value was not kept in it (exit $rc): $out"
+
 out=$("$kyufud" --check-config "$tmp/missing.ini" 2>&1); rc=$?
 [ $rc -eq 2 ] || fail "missing config file: exit $rc, want 2"
 grep -qF "cannot open" <<<"$out" || fail "missing config file: '$out'"
