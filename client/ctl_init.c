@@ -12,6 +12,8 @@
  *   DIR/nodeN/data/                   empty data folder, 0700
  *   DIR/kyufuctl.pem, kyufuctl.key    client certificate (EKU clientAuth)
  *   DIR/kyufuctl.conf                 the client config
+ *   DIR/slo.conf                      the SLO file (docs/sla.md), named by
+ *                                     every kyufud.conf and kyufuctl.conf
  * Private keys are 0600 from their creation (open(2) with the mode, never
  * chmod after writing).  Signatures are ECDSA with SHA-256 (CRYPTREC).
  *
@@ -40,6 +42,7 @@
 #include <openssl/x509v3.h>
 
 #include "ctl.h"
+#include "slo.h"
 #include "glue_limits.h"
 #include "grpc.h" /* KYUFU_TLS_NODE_URI_PREFIX */
 
@@ -330,12 +333,34 @@ static int node_conf(const char *dir, unsigned id, const struct member *m,
             "level = info\n",
             dir, dir, id, dir, id, KYUFU_ELECTION_TIMEOUT_MS_DEFAULT,
             KYUFU_HEARTBEAT_TIMEOUT_MS_DEFAULT);
+    fprintf(f, "[sla]\nslo_file = %s/slo.conf\n", dir);
     if (fclose(f) != 0) {
         free(text);
         return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
     }
     char path[PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/node%u/kyufud.conf", dir, id);
+    int rv = write_file(path, 0644, text, len, errmsg, errmsg_len);
+    free(text);
+    return rv;
+}
+
+/* The default SLO file (node/slo.h), before the configs that name it. */
+static int slo_conf(const char *dir, char *errmsg, size_t errmsg_len)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL) {
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
+    }
+    kyufu_slo_write_default(f);
+    if (fclose(f) != 0) {
+        free(text);
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
+    }
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/slo.conf", dir);
     int rv = write_file(path, 0644, text, len, errmsg, errmsg_len);
     free(text);
     return rv;
@@ -360,8 +385,9 @@ static int client_conf(const char *dir, const struct member *m, unsigned n,
             "cert = %s/kyufuctl.pem\n"
             "key = %s/kyufuctl.key\n"
             "actor = \n"
-            "deadline_ms = %u\n",
-            dir, dir, dir, KYUFU_CLIENT_DEADLINE_MS_DEFAULT);
+            "deadline_ms = %u\n"
+            "slo_file = %s/slo.conf\n",
+            dir, dir, dir, KYUFU_CLIENT_DEADLINE_MS_DEFAULT, dir);
     if (fclose(f) != 0) {
         free(text);
         return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
@@ -469,6 +495,11 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
         addr(m[i].api, sizeof m[i].api, m[i].host, o->api_port_base + i);
     }
 
+    rv = slo_conf(dir, errmsg, errmsg_len);
+    if (rv != 0) {
+        return rv;
+    }
+    note(log, "wrote %s/slo.conf", dir);
     EVP_PKEY *ca_key = new_key();
     if (ca_key == NULL) {
         return ssl_err(errmsg, errmsg_len, "CA key");

@@ -1,0 +1,1 @@
+/* placeholder */ typedef int ctl_sla_placeholder;

@@ -1,0 +1,1 @@
+typedef int ctl_sla_report_placeholder;
