@@ -670,6 +670,29 @@ uint64_t kyufu_slo_maintenance_ms(const struct kyufu_slo *s, int64_t from_ms,
     return total;
 }
 
+int kyufu_slo_month_range(const char *yyyy_mm, int64_t *from_ms,
+                          int64_t *to_ms)
+{
+    if (yyyy_mm == NULL || strlen(yyyy_mm) != 7 || yyyy_mm[4] != '-') {
+        return -1;
+    }
+    for (int i = 0; i < 7; i++) {
+        if (i != 4 && (yyyy_mm[i] < '0' || yyyy_mm[i] > '9')) {
+            return -1;
+        }
+    }
+    unsigned y = (unsigned)atoi(yyyy_mm);
+    unsigned m = (unsigned)atoi(yyyy_mm + 5);
+    if (y < 2000 || y > 2999 || m < 1 || m > 12) {
+        return -1;
+    }
+    *from_ms = days_from_civil(y, m, 1) * 86400000;
+    *to_ms = (m == 12 ? days_from_civil(y + 1, 1, 1)
+                      : days_from_civil(y, m + 1, 1)) *
+             86400000;
+    return 0;
+}
+
 void kyufu_slo_window_text(const struct kyufu_slo_window *w, char *buf,
                            size_t len)
 {

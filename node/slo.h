@@ -145,6 +145,11 @@ uint64_t kyufu_slo_budget_ms(const struct kyufu_slo *s, int64_t from_ms,
 uint64_t kyufu_slo_maintenance_ms(const struct kyufu_slo *s, int64_t from_ms,
                                   int64_t to_ms);
 
+/* [from, to) of the calendar month "YYYY-MM" (UTC, years 2000..2999) in
+ * unix ms.  0, or -1 when the text is not such a month. */
+int kyufu_slo_month_range(const char *yyyy_mm, int64_t *from_ms,
+                          int64_t *to_ms);
+
 /* The window as its file text ("weekly sun 02:00 120"). */
 void kyufu_slo_window_text(const struct kyufu_slo_window *w, char *buf,
                            size_t len);
