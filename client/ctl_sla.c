@@ -131,7 +131,17 @@ static int getopts(struct ctl__run *r, int argc, char **argv, const char *verb,
     optind = 0;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    for (;;) {
+        c = getopt_long(argc, argv, "+", opts, NULL);
+        if (c == -1) {
+            /* One positional argument (an incident id) may come before or
+             * after the options. */
+            if (positional != NULL && *positional == NULL && optind < argc) {
+                *positional = argv[optind++];
+                continue;
+            }
+            break;
+        }
         if (c == OPT_HELP) {
             ctl__sla_usage(r->out);
             return -1;
@@ -145,9 +155,6 @@ static int getopts(struct ctl__run *r, int argc, char **argv, const char *verb,
         if (rv != 0) {
             return rv;
         }
-    }
-    if (positional != NULL && optind < argc) {
-        *positional = argv[optind++];
     }
     if (optind < argc) {
         return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "sla %s: unexpected argument '%s'", verb,

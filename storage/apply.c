@@ -387,14 +387,15 @@ static int encode_result(const struct kyufu_storage__cmd *c,
     r.audit_seq = audit_seq;
     r.outcome = c->outcome;
     size_t head = protobuf_c_message_get_packed_size(&r.base);
-    uint8_t *buf = malloc(head + 11 + c->record_len);
+    /* tag (2 bytes for field 90) + length (at most 10) */
+    uint8_t *buf = malloc(head + 12 + c->record_len);
     if (buf == NULL) {
         return KYUFU_STORAGE_ENOMEM;
     }
     protobuf_c_message_pack(&r.base, buf);
     size_t n = head;
     if (c->record != NULL) {
-        buf[n++] = (uint8_t)((c->record_field << 3) | 2);
+        n += put_varint(buf + n, ((uint64_t)c->record_field << 3) | 2);
         n += put_varint(buf + n, c->record_len);
         memcpy(buf + n, c->record, c->record_len);
         n += c->record_len;
