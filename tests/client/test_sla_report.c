@@ -338,6 +338,22 @@ static void test_show(const char *dir)
     unlink(path);
 }
 
+/* sla check speaks the plugin protocol even when it cannot ask: UNKNOWN (3)
+ * and one "SLA UNKNOWN - ..." line. */
+static void test_check_unknown(void)
+{
+    CHECK_EQ_INT(run("sla", "check", NULL), 3);
+    CHECK(strncmp(out_buf, "SLA UNKNOWN - ", 14) == 0);
+    CHECK(strchr(out_buf, '\n') == out_buf + strlen(out_buf) - 1);
+    CHECK_EQ_INT(run("sla", "check", "--node-timeout-ms", "0", NULL), 3);
+    CHECK(strncmp(out_buf, "SLA UNKNOWN - bad usage", 23) == 0);
+    CHECK_EQ_INT(run("sla", "incident", "close", "x", "--cause", "c", "--fix", "f", NULL),
+                 KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err_buf, "ID must be a positive integer") != NULL);
+    CHECK_EQ_INT(run("sla", "incident", "reopen", NULL), KYUFU_CTL_EXIT_USAGE);
+    CHECK_EQ_INT(run("sla", "bogus", NULL), KYUFU_CTL_EXIT_USAGE);
+}
+
 int main(int argc, char **argv)
 {
     CHECK(argc >= 2);
@@ -350,6 +366,7 @@ int main(int argc, char **argv)
     test_input(doc, dir);
     test_hostile(doc, dir);
     test_show(dir);
+    test_check_unknown();
     if (argc >= 3) {
         /* Regenerate the checked-in fixture (the render test's input). */
         json_object_set_new(doc, "generated_ms", json_integer(DEC1 + 31 * DAY + 5));
