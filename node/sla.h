@@ -35,7 +35,8 @@ struct kyufu_node_sla_active
 {
     struct kyufu_sla_alert alert;
     int64_t since_ms;        /* wall clock when raised */
-    uint64_t incident_id;    /* 0 until the leader's proposal came back */
+    uint64_t incident_id;    /* 0 until the leader's proposal came back;
+                                UINT64_MAX: refused, not tried again */
     bool proposing;
     bool seen;               /* scratch of one tick */
 };

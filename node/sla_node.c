@@ -107,6 +107,11 @@ static void on_opened(struct kyufu_glue_propose *req, int status,
         kyufu_log(KYUFU_LOG_ERROR, "SLA incident refused",
                   KYUFU_LOG_S("alert", kyufu_sla_kind_name(p->kind)),
                   KYUFU_LOG_S("message", result->message));
+        if (a != NULL) {
+            /* A refusal is final (the same command would be refused
+             * again): not proposed again while this alert lasts. */
+            a->incident_id = UINT64_MAX;
+        }
     } else {
         if (a != NULL) {
             a->incident_id = result->incident->id;
@@ -165,6 +170,19 @@ static void propose_incident(struct kyufu_node *n,
 
 /* ------------------------------------------------------------ the tick */
 
+/* The availability rules' inputs: this month's write-unavailability (less
+ * planned maintenance, kyufu_slo_maintenance_ms), the last hour's, and the
+ * last failover's term, age and RTO, from the availability ledger in the
+ * replicated state (node/availability.h, docs/sla.md "Availability
+ * ledger").  This branch has no ledger, so have_ledger stays false and the
+ * budget, burn-rate and RTO rules are skipped rather than guessed; the
+ * merge with the ledger fills these fields here. */
+static void ledger_inputs(struct kyufu_node *n, struct kyufu_sla_inputs *in)
+{
+    (void)n;
+    in->have_ledger = false;
+}
+
 static void gather(struct kyufu_node *n, struct kyufu_sla_inputs *in)
 {
     const struct kyufu_config *c = n->config;
@@ -197,9 +215,9 @@ static void gather(struct kyufu_node *n, struct kyufu_sla_inputs *in)
         p->silent_ms = p->self ? 0 : now - pr->last_ms;
         p->applied_index = pr->applied;
     }
-    /* The availability ledger and backups are not known to this node yet
-     * (docs/sla.md): their rules are skipped (have_ledger, have_backup
-     * false). */
+    ledger_inputs(n, in);
+    /* Backups do not exist yet: have_backup stays false, its rule is
+     * skipped (docs/sla.md). */
 }
 
 static void raise_alert(struct kyufu_node *n, const struct kyufu_sla_alert *a)
