@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "ctl.h"
+#include "slo.h"
 #include "kyufu.h"
 
 static X509 *load_cert(const char *path)
@@ -154,9 +155,10 @@ static void check_cluster(const char *dir, const char *const *hosts, bool ip, bo
                  "1 = %s %s\n2 = %s %s\n3 = %s %s\n"
                  "[tls]\nca = %s/ca.pem\ncert = %s/node%u/node.pem\nkey = %s/node%u/node.key\n"
                  "[raft]\nelection_timeout_ms = 1000\nheartbeat_timeout_ms = 100\n"
-                 "[log]\nlevel = info\n",
+                 "[log]\nlevel = info\n"
+                 "[sla]\nslo_file = %s/slo.conf\n",
                  i, dir, i, raft[i - 1], api[i - 1], raft[0], api[0], raft[1], api[1],
-                 raft[2], api[2], dir, dir, i, dir, i);
+                 raft[2], api[2], dir, dir, i, dir, i, dir);
         snprintf(path, sizeof path, "%s/node%u/kyufud.conf", dir, i);
         char *got = slurp(path);
         if (strcmp(got, want) != 0) {
@@ -191,7 +193,15 @@ static void check_cluster(const char *dir, const char *const *hosts, bool ip, bo
     }
     CHECK(cfg.actor == NULL && cfg.deadline_ms == 5000);
     CHECK(cfg.cert_file != NULL && cfg.key_file != NULL && cfg.ca_file != NULL);
+    /* The SLO file both configs name: the default, valid. */
+    snprintf(path, sizeof path, "%s/slo.conf", dir);
+    CHECK(cfg.slo_file != NULL && strcmp(cfg.slo_file, path) == 0);
     kyufu_client_config_free(&cfg);
+    struct kyufu_slo *slo = malloc(sizeof *slo);
+    CHECK(slo != NULL && kyufu_slo_load(path, slo) == 0);
+    CHECK_EQ_INT(slo->target_ppm, 999000);
+    CHECK_EQ_INT(slo->rpo_ack_ms, 0);
+    free(slo);
 }
 
 int main(void)
