@@ -214,6 +214,7 @@ struct parse
     unsigned seen[K_COUNT];                          /* line, 0: unset */
     unsigned peer_line[KYUFU_NODE_CLUSTER_SIZE_MAX]; /* line of peers[i] */
     bool raft_bad; /* a [raft] value was refused: rules between them moot */
+    bool slo_bad;  /* [sla] slo_file was refused: its content is not read */
 };
 
 static void problem(struct kyufu_config *c,
@@ -523,9 +524,12 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
         copy_value(ps, section, key, c->power_shutdown_command,
                    sizeof c->power_shutdown_command, value);
         return;
-    case K_SLA_SLO_FILE:
+    case K_SLA_SLO_FILE: {
+        size_t before = c->n_problems_all;
         check_file(ps, k, value, c->sla_slo_file, sizeof c->sla_slo_file);
+        ps->slo_bad = c->n_problems_all != before;
         return;
+    }
     case K_SLA_ALERT_COMMAND:
         set_alert_command(ps, value);
         return;
@@ -771,8 +775,7 @@ static void check_raft(struct parse *ps)
 static void check_slo(struct parse *ps)
 {
     struct kyufu_config *c = ps->c;
-    if (c->sla_slo_file[0] != '/' || ps->seen[K_SLA_SLO_FILE] == 0 ||
-        c->n_problems_all > 0) {
+    if (ps->seen[K_SLA_SLO_FILE] == 0 || ps->slo_bad) {
         return; /* absent, or already refused by check_file */
     }
     int rv = kyufu_slo_load(c->sla_slo_file, &c->slo);

@@ -8,8 +8,8 @@
     hook command ran with the alert in its environment (never on a command
     line); exactly one incident is open for it, however many ticks pass;
   - the follower continued: the alert clears (log line, hook "cleared"),
-    `sla check` is back to 0; stopped again while the incident is open: still
-    one incident (one breach, one record);
+    `sla check` is back to 0 (the state machine's idempotence across
+    repeated breaches is tests/storage/test_commands_incident.c's);
   - an operator (ROLE_OPERATOR) closes it with a cause and a fix; closing
     again is refused (exit 1), a non-operator is refused, a close without
     --fix is a usage error (exit 2);
@@ -163,7 +163,7 @@ def main():
         found = wait_for(lambda: [x for x in incidents()
                                   if x["subject"] == subject], 5, poll=0.1)
         assert found and len(found) == 1, found
-        time.sleep(1.0)  # four more ticks with the alert active
+        time.sleep(0.75)  # three more ticks with the alert active
         mine = [x for x in incidents() if x["subject"] == subject]
         assert len(mine) == 1, mine
         inc = mine[0]
@@ -178,15 +178,6 @@ def main():
                         5, poll=0.2)
         assert wait_for(lambda: [r for r in hook_runs(out_dir)
                                  if r.get("KYUFU_ALERT_STATE") == "cleared"], 5)
-
-        # The same breach again while its incident is open: no second one.
-        c.kill(victim, signal.SIGSTOP)
-        assert wait_for(lambda: ctl(kyufuctl, conf, "sla", "check")[0] == 1,
-                        5, poll=0.1)
-        time.sleep(0.6)
-        mine = [x for x in incidents() if x["subject"] == subject]
-        assert len(mine) == 1, mine
-        c.kill(victim, signal.SIGCONT)
 
         # Closing: usage, permission, the operator, then once only.
         iid = str(inc["id"])
