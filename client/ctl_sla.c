@@ -455,25 +455,41 @@ static int cmd_report(struct ctl__run *r, int argc, char **argv)
     struct kyufu_client_result res;
     int crv = kyufu_client_call(c, "GetAvailability", &req.base,
                                 &kyufu__v1__availability_report__descriptor, &opts, &res);
-    rv = ctl__call_exit(r, crv, &res);
-    if (rv != 0) {
-        free(slo);
-        return rv;
+    Kyufu__V1__AvailabilityReport none = KYUFU__V1__AVAILABILITY_REPORT__INIT;
+    const Kyufu__V1__AvailabilityReport *rep = NULL;
+    if (crv == 0 && res.grpc_status == KYUFU_GRPC_UNIMPLEMENTED) {
+        /* A cluster without the availability ledger: the report still
+         * shows the SLO, the incidents and says it has no figures
+         * (availability null), never invented ones. */
+        fprintf(r->err, "kyufuctl: the cluster serves no availability ledger "
+                        "(GetAvailability: UNIMPLEMENTED): no availability figures\n");
+        none.from_ms = from;
+        none.to_ms = to;
+        rep = &none;
+    } else {
+        rv = ctl__call_exit(r, crv, &res);
+        if (rv != 0) {
+            free(slo);
+            return rv;
+        }
+        rep = (const Kyufu__V1__AvailabilityReport *)res.response;
     }
     Kyufu__V1__Incident **items;
     ProtobufCMessage **pages;
     size_t n_items, n_pages;
     rv = list_incidents(r, c, false, &items, &n_items, &pages, &n_pages);
     if (rv != 0) {
-        kyufu_client_response_free(res.response);
+        if (rep != &none) {
+            kyufu_client_response_free(res.response);
+        }
         free(slo);
         return rv;
     }
-    json_t *doc = ctl__sla_report_build(
-        month, (const Kyufu__V1__AvailabilityReport *)res.response, items, n_items, slo,
-        wall_ms());
+    json_t *doc = ctl__sla_report_build(month, rep, items, n_items, slo, wall_ms());
     free_pages(pages, n_pages, items);
-    kyufu_client_response_free(res.response);
+    if (rep != &none) {
+        kyufu_client_response_free(res.response);
+    }
     free(slo);
     if (doc == NULL) {
         return ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "out of memory (report)");
