@@ -466,10 +466,11 @@ static void check_whole(struct parse *ps)
     }
 }
 
-int kyufu_slo_parse(const char *text, size_t len, struct kyufu_slo *out)
+/* Parse into *out, whose path is set (load) or "" (parse). */
+static int parse_text(const char *text, size_t len, struct kyufu_slo *out)
 {
     char path[sizeof out->path];
-    memcpy(path, out->path, sizeof path); /* load sets it before */
+    snprintf(path, sizeof path, "%s", out->path);
     memset(out, 0, sizeof *out);
     memcpy(out->path, path, sizeof path);
     out->burn_rate_max = KYUFU_SLO_BURN_RATE_MAX_DEFAULT;
@@ -511,6 +512,12 @@ int kyufu_slo_parse(const char *text, size_t len, struct kyufu_slo *out)
     return out->n_problems_all == 0 ? 0 : KYUFU_SLO_EINVALID;
 }
 
+int kyufu_slo_parse(const char *text, size_t len, struct kyufu_slo *out)
+{
+    out->path[0] = '\0';
+    return parse_text(text, len, out);
+}
+
 int kyufu_slo_load(const char *path, struct kyufu_slo *out)
 {
     memset(out, 0, sizeof *out);
@@ -534,7 +541,7 @@ int kyufu_slo_load(const char *path, struct kyufu_slo *out)
         problem(out, 0, "", "", "read error");
         return KYUFU_SLO_EIO;
     }
-    int rv = kyufu_slo_parse(buf, n, out);
+    int rv = parse_text(buf, n, out);
     free(buf);
     return rv;
 }
