@@ -7,7 +7,8 @@
     exits 1 (WARNING: a majority is still heard) with the plugin line; the
     hook command ran with the alert in its environment (never on a command
     line); exactly one incident is open for it, however many ticks pass;
-  - the follower continued: the alert clears (log line, hook "cleared"),
+  - the follower continued: the alert clears (log line, hook "cleared"; that
+    run hangs and is killed at alert_command_timeout_ms, logged),
     `sla check` is back to 0 (the state machine's idempotence across
     repeated breaches is tests/storage/test_commands_incident.c's);
   - an operator (ROLE_OPERATOR) closes it with a cause and a fix; closing
@@ -90,10 +91,14 @@ def main():
         # The alert arrives in the environment; the program's own argument
         # is fixed in the config.  One file per run.
         with open(hook, "w") as f:
-            f.write("#!/bin/sh\nenv | grep '^KYUFU_' > \"$1/run.$$.$(date +%s%N)\"\n")
+            # A run for a cleared alert hangs: kyufud must kill it after
+            # alert_command_timeout_ms.
+            f.write("#!/bin/sh\nenv | grep '^KYUFU_' > \"$1/run.$$.$(date +%s%N)\"\n"
+                    "[ \"$KYUFU_ALERT_STATE\" = cleared ] && exec sleep 30\n"
+                    "exit 0\n")
         os.chmod(hook, stat.S_IRWXU)
         extra = ("[sla]\nslo_file = %s\nalert_command = %s %s\n"
-                 "alert_command_timeout_ms = 2000\n" % (slo, hook, out_dir))
+                 "alert_command_timeout_ms = 1000\n" % (slo, hook, out_dir))
         c = C.Cluster(kyufud, extra_conf={1: extra, 2: extra, 3: extra})
         c.start_all()
         leader = c.wait_leader(15)
@@ -215,6 +220,10 @@ def main():
             print("sla report: no availability ledger on this cluster")
         with open(html) as f:
             assert "node SIGSTOPped by the integration test" in f.read()
+
+        # The hung run for the cleared alert was killed at its timeout.
+        assert wait_for(lambda: log_has(c, leader, "SLA alert command killed"),
+                        5), c.logs()
 
         c.stop_clean()
         print("sla alerts and incidents: ok")
