@@ -227,6 +227,30 @@ static void write_text(const char *path, const char *text)
     fclose(f);
 }
 
+/* No ledger (an empty AvailabilityReport): no figure is invented. */
+static void test_no_ledger(void)
+{
+    Kyufu__V1__AvailabilityReport rep = KYUFU__V1__AVAILABILITY_REPORT__INIT;
+    rep.from_ms = DEC1;
+    rep.to_ms = DEC1 + 31 * DAY;
+    json_t *doc = ctl__sla_report_build("2026-12", &rep, NULL, 0, &slo, DEC1);
+    CHECK(doc != NULL);
+    char why[256];
+    CHECK_EQ_INT(ctl__sla_report_check(doc, why, sizeof why), 0);
+    CHECK(json_is_null(json_object_get(doc, "availability")));
+    CHECK(json_is_null(json_object_get(doc, "met")));
+    CHECK_EQ_INT(json_array_size(json_object_get(doc, "failovers")), 0);
+    char *html = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&html, &len);
+    ctl__sla_report_html(doc, f);
+    fclose(f);
+    CHECK(strstr(html, "no ledger data for this month") != NULL);
+    CHECK(strstr(html, "target met") == NULL);
+    free(html);
+    json_decref(doc);
+}
+
 /* A saved document renders the same as the live one. */
 static void test_input(json_t *doc, const char *dir)
 {
@@ -363,6 +387,7 @@ int main(int argc, char **argv)
     json_t *doc = build_fixture();
     test_document(doc);
     test_html(doc);
+    test_no_ledger();
     test_input(doc, dir);
     test_hostile(doc, dir);
     test_show(dir);
