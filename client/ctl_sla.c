@@ -529,7 +529,13 @@ static int cmd_check(struct ctl__run *r, int argc, char **argv)
         return rv < 0 ? 0 : check_line(r, CHECK_UNKNOWN, "bad usage", NULL, "");
     }
     struct kyufu_client *c;
-    if (ctl__client(r, &c) != 0) {
+    /* The reason goes to stderr only: stdout holds the one plugin line (or
+     * the one --json document). */
+    bool json = r->json;
+    r->json = false;
+    rv = ctl__client(r, &c);
+    r->json = json;
+    if (rv != 0) {
         return check_line(r, CHECK_UNKNOWN, "no usable client configuration", NULL, "");
     }
     unsigned n_ep = kyufu_client_endpoint_count(c);

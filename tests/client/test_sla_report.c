@@ -369,6 +369,11 @@ static void test_check_unknown(void)
     CHECK_EQ_INT(run("sla", "check", NULL), 3);
     CHECK(strncmp(out_buf, "SLA UNKNOWN - ", 14) == 0);
     CHECK(strchr(out_buf, '\n') == out_buf + strlen(out_buf) - 1);
+    CHECK_EQ_INT(run("--json", "sla", "check", NULL), 3);
+    json_t *doc = json_loads(out_buf, 0, NULL); /* exactly one document */
+    CHECK(doc != NULL);
+    CHECK(strcmp(json_string_value(json_object_get(doc, "state")), "UNKNOWN") == 0);
+    json_decref(doc);
     CHECK_EQ_INT(run("sla", "check", "--node-timeout-ms", "0", NULL), 3);
     CHECK(strncmp(out_buf, "SLA UNKNOWN - bad usage", 23) == 0);
     CHECK_EQ_INT(run("sla", "incident", "close", "x", "--cause", "c", "--fix", "f", NULL),
