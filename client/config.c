@@ -118,6 +118,7 @@ void kyufu_client_config_free(struct kyufu_client_config *cfg)
     free(cfg->client_id);
     free(cfg->session_file);
     free(cfg->time_zone);
+    free(cfg->slo_file);
     kyufu_client_config_init(cfg);
 }
 
@@ -140,6 +141,7 @@ static const struct key_spec keys[] = {
     KEY("cert", K_PATH, cert_file, 0, PATH_MAX),
     KEY("key", K_PATH, key_file, 0, PATH_MAX),
     KEY("session_file", K_PATH, session_file, 0, PATH_MAX),
+    KEY("slo_file", K_PATH, slo_file, 0, PATH_MAX),
     KEY("actor", K_STRING, actor, 0, KYUFU_CLIENT_ACTOR_BYTES_MAX),
     KEY("terminal", K_STRING, terminal, 0, KYUFU_CLIENT_TERMINAL_BYTES_MAX),
     KEY("client_id", K_STRING, client_id, 0, KYUFU_CLIENT_ID_BYTES_MAX),

@@ -230,6 +230,32 @@ void ctl__cluster_usage(FILE *out);
 int ctl__node(struct ctl__run *r, const char *verb, int argc, char **argv);
 void ctl__node_usage(FILE *out);
 
+/* SLA commands (ctl_sla.c): sla show|report|check, sla incident
+ * list|close; same convention. */
+int ctl__sla(struct ctl__run *r, const char *verb, int argc, char **argv);
+void ctl__sla_usage(FILE *out);
+
+/* The SLA report document (ctl_sla_report.c, docs/sla.md "Report"). */
+struct kyufu_slo;
+struct Kyufu__V1__AvailabilityReport;
+struct Kyufu__V1__Incident;
+/* Build it from the cluster's answer, its incidents and the SLO; NULL on
+ * out of memory.  `month` is "YYYY-MM". */
+json_t *ctl__sla_report_build(const char *month,
+                              const struct Kyufu__V1__AvailabilityReport *rep,
+                              struct Kyufu__V1__Incident *const *incidents,
+                              size_t n_incidents,
+                              const struct kyufu_slo *slo,
+                              int64_t generated_ms);
+/* Check a document read back (--input) field by field: 0, or -1 with why. */
+int ctl__sla_report_check(json_t *doc, char *why, size_t why_len);
+/* Render a checked document as a text summary, or as the self-contained
+ * HTML page. */
+void ctl__sla_report_text(json_t *doc, FILE *out);
+void ctl__sla_report_html(json_t *doc, FILE *out);
+/* "crash", "planned", ... for a FailoverCause value. */
+const char *ctl__sla_cause_name(int cause);
+
 /* Common options every command accepts (after the command too). */
 #define CTL__COMMON_OPTS_N 7
 extern const struct option ctl__common_opts[CTL__COMMON_OPTS_N];

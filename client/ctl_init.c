@@ -17,6 +17,8 @@
  * the config names the files as the operator installs them there
  * (ETC/ca.pem ..., data_dir = STATE; docs/operations.md "Three hosts from
  * empty").  Every node listens on the same two ports on its own host.
+ *   DIR/slo.conf                      the SLO file (docs/sla.md), named by
+ *                                     every kyufud.conf and kyufuctl.conf
  * Private keys are 0600 from their creation (open(2) with the mode, never
  * chmod after writing).  Signatures are ECDSA with SHA-256 (CRYPTREC).
  *
@@ -46,6 +48,7 @@
 #include <openssl/x509v3.h>
 
 #include "ctl.h"
+#include "slo.h"
 #include "glue_limits.h"
 #include "grpc.h" /* KYUFU_TLS_NODE_URI_PREFIX */
 
@@ -330,6 +333,7 @@ struct node_paths
     char ca[PATH_MAX + 32];
     char cert[PATH_MAX + 32];
     char key[PATH_MAX + 32];
+    char slo[PATH_MAX + 32];
 };
 
 static void paths_for(const struct kyufu_ctl_init_opts *o, const char *dir,
@@ -342,12 +346,14 @@ static void paths_for(const struct kyufu_ctl_init_opts *o, const char *dir,
         snprintf(p->ca, sizeof p->ca, "%s/ca.pem", etc);
         snprintf(p->cert, sizeof p->cert, "%s/node.pem", etc);
         snprintf(p->key, sizeof p->key, "%s/node.key", etc);
+        snprintf(p->slo, sizeof p->slo, "%s/slo.conf", etc);
         return;
     }
     snprintf(p->data, sizeof p->data, "%s/node%u/data", dir, id);
     snprintf(p->ca, sizeof p->ca, "%s/ca.pem", dir);
     snprintf(p->cert, sizeof p->cert, "%s/node%u/node.pem", dir, id);
     snprintf(p->key, sizeof p->key, "%s/node%u/node.key", dir, id);
+    snprintf(p->slo, sizeof p->slo, "%s/slo.conf", dir);
 }
 
 static int node_conf(const struct kyufu_ctl_init_opts *o, const char *dir,
@@ -387,12 +393,34 @@ static int node_conf(const struct kyufu_ctl_init_opts *o, const char *dir,
             "level = info\n",
             p.ca, p.cert, p.key, KYUFU_ELECTION_TIMEOUT_MS_DEFAULT,
             KYUFU_HEARTBEAT_TIMEOUT_MS_DEFAULT);
+    fprintf(f, "[sla]\nslo_file = %s\n", p.slo);
     if (fclose(f) != 0) {
         free(text);
         return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
     }
     char path[PATH_MAX + 64];
     snprintf(path, sizeof path, "%s/node%u/kyufud.conf", dir, id);
+    int rv = write_file(path, 0644, text, len, errmsg, errmsg_len);
+    free(text);
+    return rv;
+}
+
+/* The default SLO file (node/slo.h), before the configs that name it. */
+static int slo_conf(const char *dir, char *errmsg, size_t errmsg_len)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL) {
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
+    }
+    kyufu_slo_write_default(f);
+    if (fclose(f) != 0) {
+        free(text);
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
+    }
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/slo.conf", dir);
     int rv = write_file(path, 0644, text, len, errmsg, errmsg_len);
     free(text);
     return rv;
@@ -417,8 +445,9 @@ static int client_conf(const char *dir, const struct member *m, unsigned n,
             "cert = %s/kyufuctl.pem\n"
             "key = %s/kyufuctl.key\n"
             "actor = \n"
-            "deadline_ms = %u\n",
-            dir, dir, dir, KYUFU_CLIENT_DEADLINE_MS_DEFAULT);
+            "deadline_ms = %u\n"
+            "slo_file = %s/slo.conf\n",
+            dir, dir, dir, KYUFU_CLIENT_DEADLINE_MS_DEFAULT, dir);
     if (fclose(f) != 0) {
         free(text);
         return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
@@ -550,6 +579,11 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
         addr(m[i].api, sizeof m[i].api, m[i].host, o->api_port_base + before);
     }
 
+    rv = slo_conf(dir, errmsg, errmsg_len);
+    if (rv != 0) {
+        return rv;
+    }
+    note(log, "wrote %s/slo.conf", dir);
     EVP_PKEY *ca_key = new_key();
     if (ca_key == NULL) {
         return ssl_err(errmsg, errmsg_len, "CA key");
@@ -589,11 +623,16 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
             snprintf(base, sizeof base, "%s/node%u", dir, i + 1);
             rv = make_dir(base, errmsg, errmsg_len);
             if (rv == 0 && o->on_hosts) {
-                /* The CA certificate travels with the node's folder. */
+                /* The CA certificate and the SLO file travel with the
+                 * node's folder. */
                 snprintf(path, sizeof path, "%s/ca.pem", base);
                 rv = write_pem(path, 0644, NULL, ca, errmsg, errmsg_len);
                 if (rv == 0) {
                     note(log, "wrote %s", path);
+                    rv = slo_conf(base, errmsg, errmsg_len);
+                }
+                if (rv == 0) {
+                    note(log, "wrote %s/slo.conf", base);
                 }
             } else if (rv == 0) {
                 snprintf(path, sizeof path, "%s/data", base);

@@ -300,6 +300,7 @@ static void usage(FILE *out)
     ctl__ledger_usage(out);
     ctl__cluster_usage(out);
     ctl__node_usage(out);
+    ctl__sla_usage(out);
     fprintf(out, "\nexit codes:\n");
 #define KYUFU_CTL__USAGE(name, value, text) fprintf(out, "  %d  %s\n", value, text);
     KYUFU_CTL_EXITS(KYUFU_CTL__USAGE)
@@ -362,6 +363,8 @@ int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
         rv = ctl__cluster(&r, verb, cargc, cargv);
     } else if (strcmp(noun, "node") == 0) {
         rv = ctl__node(&r, verb, cargc, cargv);
+    } else if (strcmp(noun, "sla") == 0) {
+        rv = ctl__sla(&r, verb, cargc, cargv);
     } else {
         rv = ctl__ledger(&r, noun, verb, cargc, cargv);
     }

@@ -104,6 +104,7 @@ struct kyufu_client_config
     char *client_id;          /* NULL: random per client object */
     char *session_file;       /* NULL: no persistence (see below) */
     char *time_zone;          /* kyufuctl's display zone ("Asia/Tokyo"); NULL: its default */
+    char *slo_file;           /* the SLO file (docs/sla.md); kyufuctl sla */
     uint32_t deadline_ms;     /* overall deadline of one call, retries incl. */
     uint32_t attempt_ms;      /* one attempt against one node */
     uint32_t backoff_ms_initial; /* smallest retry wait, <= backoff_ms_max */

@@ -7,6 +7,7 @@
  * Values are checked as they arrive; rules that span keys are checked once
  * the whole file is read. */
 #include "config.h"
+#include "slo.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -57,6 +58,9 @@ enum key_id {
     K_POWER_POLL,
     K_POWER_COMMAND,
     K_RAFT_ALLOW,
+    K_SLA_SLO_FILE,
+    K_SLA_ALERT_COMMAND,
+    K_SLA_ALERT_TIMEOUT,
     K_COUNT
 };
 
@@ -105,6 +109,10 @@ static const struct key_spec keys[K_COUNT] = {
     [K_POWER_POLL] = {"power", "poll_ms", false, KYUFU_GLUE_OPTION_COUNT,
                       "milliseconds"},
     [K_POWER_COMMAND] = {"power", "shutdown_command", false, NOT_RAFT},
+    [K_SLA_SLO_FILE] = {"sla", "slo_file", false, NOT_RAFT},
+    [K_SLA_ALERT_COMMAND] = {"sla", "alert_command", false, NOT_RAFT},
+    [K_SLA_ALERT_TIMEOUT] = {"sla", "alert_command_timeout_ms", false,
+                             KYUFU_GLUE_OPTION_COUNT, "milliseconds"},
 };
 #undef NOT_RAFT
 
@@ -138,6 +146,14 @@ static struct kyufu_glue_option_bounds bounds_of(enum key_id k)
         };
         return p;
     }
+    if (k == K_SLA_ALERT_TIMEOUT) {
+        struct kyufu_glue_option_bounds t = {
+            .def = KYUFU_NODE_SLA_HOOK_MS_DEFAULT,
+            .min = KYUFU_NODE_SLA_HOOK_MS_MIN,
+            .max = KYUFU_NODE_SLA_HOOK_MS_MAX,
+        };
+        return t;
+    }
     assert(k == K_API_CONNECTIONS || k == K_API_PER_ADDRESS);
     struct kyufu_glue_option_bounds b = {
         .def = k == K_API_CONNECTIONS
@@ -167,6 +183,8 @@ static unsigned *raft_value(struct kyufu_config *c, enum key_id k)
         return &c->api_connections_per_address_max;
     case K_POWER_POLL:
         return &c->power_poll_ms;
+    case K_SLA_ALERT_TIMEOUT:
+        return &c->sla_alert_timeout_ms;
     default:
         assert(false);
         return NULL;
@@ -186,7 +204,7 @@ static enum key_id key_of_option(enum kyufu_glue_option o)
 }
 
 static const char *const sections[] = {"node", "cluster", "tls", "raft",
-                                       "log",  "api",     "power"};
+                                       "log",  "api",     "power", "sla"};
 
 struct parse
 {
@@ -196,6 +214,7 @@ struct parse
     unsigned seen[K_COUNT];                          /* line, 0: unset */
     unsigned peer_line[KYUFU_NODE_CLUSTER_SIZE_MAX]; /* line of peers[i] */
     bool raft_bad; /* a [raft] value was refused: rules between them moot */
+    bool slo_bad;  /* [sla] slo_file was refused: its content is not read */
 };
 
 static void problem(struct kyufu_config *c,
@@ -372,6 +391,46 @@ static void check_file(struct parse *ps, enum key_id k, const char *value,
     }
 }
 
+/* [sla] alert_command: PROGRAM [ARG ...] split at blanks (no shell, no
+ * quoting: the alert's fields reach it in its environment, never in a
+ * command line); PROGRAM an absolute path to an executable file. */
+static void set_alert_command(struct parse *ps, const char *value)
+{
+    struct kyufu_config *c = ps->c;
+    char copy[KYUFU_NODE_SLA_COMMAND_BYTES_MAX + 1];
+    if (!copy_value(ps, "sla", "alert_command", copy, sizeof copy, value)) {
+        return;
+    }
+    size_t n = 0;
+    bool ok = true;
+    for (char *save = NULL, *t = strtok_r(copy, " \t", &save); t != NULL;
+         t = strtok_r(NULL, " \t", &save)) {
+        if (n == KYUFU_NODE_SLA_COMMAND_ARGS_MAX) {
+            problem(c, ps->line, "sla", "alert_command",
+                    "more than %u words", KYUFU_NODE_SLA_COMMAND_ARGS_MAX);
+            return;
+        }
+        c->sla_alert_argv[n++] = t - copy; /* offsets into the copy */
+    }
+    if (n == 0 || copy[0] != '/') {
+        problem(c, ps->line, "sla", "alert_command",
+                "'%s' must start with an absolute path to a program (run "
+                "without a shell)", value);
+        return;
+    }
+    struct stat st;
+    if (stat(copy, &st) != 0 || !S_ISREG(st.st_mode) ||
+        access(copy, X_OK) != 0) {
+        problem(c, ps->line, "sla", "alert_command",
+                "'%s' is not an executable file", copy);
+        ok = false;
+    }
+    if (ok) {
+        memcpy(c->sla_alert_command, copy, sizeof copy);
+        c->sla_alert_argc = n;
+    }
+}
+
 static void set_key(struct parse *ps, enum key_id k, const char *value)
 {
     struct kyufu_config *c = ps->c;
@@ -465,8 +524,18 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
         copy_value(ps, section, key, c->power_shutdown_command,
                    sizeof c->power_shutdown_command, value);
         return;
+    case K_SLA_SLO_FILE: {
+        size_t before = c->n_problems_all;
+        check_file(ps, k, value, c->sla_slo_file, sizeof c->sla_slo_file);
+        ps->slo_bad = c->n_problems_all != before;
+        return;
+    }
+    case K_SLA_ALERT_COMMAND:
+        set_alert_command(ps, value);
+        return;
     case K_API_CONNECTIONS:
     case K_API_PER_ADDRESS:
+    case K_SLA_ALERT_TIMEOUT:
     case K_POWER_POLL: {
         struct kyufu_glue_option_bounds b = bounds_of(k);
         if (!parse_uint(value, b.min, b.max, &v)) {
@@ -656,7 +725,7 @@ static char *read_line(char *str, int num, void *stream)
             if (!known) {
                 problem(ps->c, ps->line, "", "",
                         "unknown section [%.*s] (known: node, cluster, tls, "
-                        "raft, log, api, power)",
+                        "raft, log, api, power, sla)",
                         (int)(len < 64 ? len : 64), p + 1);
             }
         }
@@ -701,6 +770,29 @@ static void check_raft(struct parse *ps)
     problem(c, ps->seen[k], "raft", keys[k].key, "%s", why);
 }
 
+/* [sla] slo_file: the SLO file is validated with the config, its problems
+ * reported under the key with their own file and line. */
+static void check_slo(struct parse *ps)
+{
+    struct kyufu_config *c = ps->c;
+    if (ps->seen[K_SLA_SLO_FILE] == 0 || ps->slo_bad) {
+        return; /* absent, or already refused by check_file */
+    }
+    int rv = kyufu_slo_load(c->sla_slo_file, &c->slo);
+    if (rv == 0) {
+        c->has_slo = true;
+        return;
+    }
+    for (size_t i = 0; i < c->slo.n_problems; i++) {
+        const struct kyufu_slo_problem *p = &c->slo.problems[i];
+        problem(c, ps->seen[K_SLA_SLO_FILE], "sla", "slo_file",
+                "%.80s:%u: %s%s%s%s%s%s", c->sla_slo_file, p->line,
+                p->section[0] != '\0' ? "[" : "", p->section,
+                p->section[0] != '\0' ? "] " : "", p->key,
+                p->key[0] != '\0' ? ": " : "", p->message);
+    }
+}
+
 /* Rules that span keys, checked once the whole file is read. */
 static void check_whole(struct parse *ps)
 {
@@ -718,6 +810,7 @@ static void check_whole(struct parse *ps)
                 "<api host:port>')");
     }
     check_raft(ps);
+    check_slo(ps);
     if (c->power_ups[0] != '\0' && c->power_domain[0] == '\0') {
         /* NAME@HOST: one UPS, one domain, whatever port names it. */
         const char *colon = strchr(strchr(c->power_ups, '@'), ':');

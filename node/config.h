@@ -14,6 +14,9 @@
  *              allow = NET[/BITS], ...  (API clients' networks) (optional)
  *   [power]    ups = NAME@HOST[:PORT] (the UPS as NUT names it), domain,
  *              poll_ms, shutdown_command        (optional; docs/power.md)
+ *   [sla]      slo_file (the SLO file, node/slo.h, validated here too),
+ *              alert_command = /PROGRAM [ARG ...] (run without a shell),
+ *              alert_command_timeout_ms        (optional; docs/sla.md)
  *
  * Comments: a line whose first non-blank character is ';' or '#', and the
  * rest of a line from a ';' or '#' that follows a blank (so a value cannot
@@ -33,6 +36,7 @@
 #ifndef KYUFU_NODE_CONFIG_H
 #define KYUFU_NODE_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,6 +44,7 @@
 #include "grpc.h"
 #include "limits.h"
 #include "log.h"
+#include "slo.h"
 
 #define KYUFU_CONFIG_ERRORS(X)                                               \
     X(OK, 0, "ok")                                                           \
@@ -111,6 +116,18 @@ struct kyufu_config
     char power_domain[KYUFU_NODE_POWER_NAME_BYTES_MAX + 1];
     unsigned power_poll_ms;
     char power_shutdown_command[KYUFU_NODE_POWER_COMMAND_BYTES_MAX + 1];
+
+    /* [sla] (docs/sla.md): slo_file "" when not set (no evaluator); the
+     * SLO it holds, loaded and validated with the config (has_slo).  The
+     * alert command as words: sla_alert_argv[i] is the offset of word i in
+     * sla_alert_command (words NUL-terminated); argc 0 when none. */
+    char sla_slo_file[KYUFU_NODE_PATH_BYTES_MAX + 1];
+    bool has_slo;
+    struct kyufu_slo slo;
+    char sla_alert_command[KYUFU_NODE_SLA_COMMAND_BYTES_MAX + 1];
+    size_t sla_alert_argv[KYUFU_NODE_SLA_COMMAND_ARGS_MAX];
+    size_t sla_alert_argc;
+    unsigned sla_alert_timeout_ms;
 
     /* Filled when load returns INVALID. */
     struct kyufu_config_problem problems[KYUFU_CONFIG_PROBLEMS_MAX];

@@ -133,6 +133,27 @@ _Static_assert(KYUFU_NODE_STORE_READERS_MAX <= KYUFU_MAX_READERS,
 /* [power] shutdown_command, run with /bin/sh -c. */
 #define KYUFU_NODE_POWER_COMMAND_BYTES_MAX 180u
 
+/* [sla] alert_command (docs/sla.md): the program and its fixed arguments,
+ * split at blanks and run without a shell. */
+#define KYUFU_NODE_SLA_COMMAND_BYTES_MAX 255u
+#define KYUFU_NODE_SLA_COMMAND_ARGS_MAX 8u
+/* How long the alert command may run before it is killed (SIGKILL): a hook
+ * that pages someone returns in well under a second; one that hangs must
+ * not pile up.  At most one runs at a time (alerts meanwhile are queued,
+ * KYUFU_NODE_SLA_HOOK_QUEUE_MAX, then dropped and counted). */
+#define KYUFU_NODE_SLA_HOOK_MS_DEFAULT 5000u
+#define KYUFU_NODE_SLA_HOOK_MS_MIN 100u
+#define KYUFU_NODE_SLA_HOOK_MS_MAX 60000u
+#define KYUFU_NODE_SLA_HOOK_QUEUE_MAX 32u
+/* The SLA evaluator runs this often: an alert is raised within one second
+ * of its cause being visible, so well below 1 s. */
+#define KYUFU_NODE_SLA_TICK_MS 250u
+/* The leader asks each peer's Status with this deadline: a peer that does
+ * not answer in time is not heard from (it adds to its silence). */
+#define KYUFU_NODE_SLA_PROBE_MS 400u
+/* Incidents the leader is still proposing at once (one per breach). */
+#define KYUFU_NODE_SLA_PROPOSALS_MAX 8u
+
 /* kyufud's exit status after a clean stop ordered by the UPS (LB, FSD):
  * systemd's RestartPreventExitStatus keeps it down (docs/power.md). */
 #define KYUFU_NODE_EXIT_POWER 3

@@ -37,6 +37,7 @@
 #include "grpc.h"
 #include "power.h"
 #include "refusal.h"
+#include "sla.h"
 #include "storage.h"
 
 /* What a leader on battery learned of a peer (power.c's survey). */
@@ -127,6 +128,7 @@ struct kyufu_node
     bool finish_waiting; /* the store's close waits for them */
     uint64_t stop_drain_until; /* uv_now bound of the drain (node.c) */
     struct kyufu_node_power power;
+    struct kyufu_node_sla sla; /* SLA evaluator and alert hook (sla.h) */
 };
 
 /* One call in progress. */

@@ -58,6 +58,12 @@ static const struct kyufu_node_method table[] = {
      &kyufu__v1__transfer_leadership_request__descriptor, NULL, NULL},
     {"/kyufu.v1.Cluster/PowerEvent", KYUFU_NODE_POWER_EVENT,
      &kyufu__v1__power_event_request__descriptor, NULL, NULL},
+    /* SLA incidents (docs/sla.md): a read and an operator's write. */
+    {"/kyufu.v1.Cluster/ListIncidents", KYUFU_NODE_READ,
+     &kyufu__v1__list_incidents_request__descriptor, NULL,
+     kyufu_node__list_incidents},
+    {"/kyufu.v1.Cluster/CloseIncident", KYUFU_NODE_WRITE,
+     &kyufu__v1__close_incident_request__descriptor, "close_incident", NULL},
 };
 #undef W
 #undef R

@@ -77,5 +77,7 @@ void kyufu_node__list_batches(struct kyufu_node_call *c);
 void kyufu_node__list_staff(struct kyufu_node_call *c);
 void kyufu_node__list_audit(struct kyufu_node_call *c);
 void kyufu_node__verify_audit(struct kyufu_node_call *c);
+/* SLA incidents, oldest first; open_only filters the page (sla_node.c). */
+void kyufu_node__list_incidents(struct kyufu_node_call *c);
 
 #endif /* KYUFU_NODE_SERVICE_H */

@@ -42,6 +42,27 @@ static void status_answer(struct kyufu_node_call *c,
     resp.power = (char *)kyufu_power_state_name(n->power.state);
     resp.power_domain = (char *)n->config->power_domain;
     resp.ups_contact_lost = n->power.contact_lost;
+    /* SLA alerts active now (sla.h). */
+    size_t n_active = 0;
+    const struct kyufu_node_sla_active *active =
+        kyufu_node__sla_active(n, &n_active);
+    Kyufu__V1__SlaAlert alerts[KYUFU_SLA_ALERTS_MAX];
+    Kyufu__V1__SlaAlert *alert_ptrs[KYUFU_SLA_ALERTS_MAX];
+    for (size_t i = 0; i < n_active; i++) {
+        const struct kyufu_sla_alert *a = &active[i].alert;
+        kyufu__v1__sla_alert__init(&alerts[i]);
+        alerts[i].alert = (char *)kyufu_sla_kind_name(a->kind);
+        alerts[i].subject = (char *)a->subject;
+        alerts[i].severity = (char *)kyufu_sla_severity_name(a->severity);
+        alerts[i].summary = (char *)a->summary;
+        alerts[i].since_ms = active[i].since_ms;
+        alerts[i].value = a->value;
+        alerts[i].threshold = a->threshold;
+        alert_ptrs[i] = &alerts[i];
+    }
+    resp.n_sla_alerts = n_active;
+    resp.sla_alerts = alert_ptrs;
+    resp.sla_evaluated = n->sla.enabled;
     if (digest != NULL) {
         /* The digest is of the state at `digest_at`, read in one
          * transaction: the applied index reported must be that one, not

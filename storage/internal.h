@@ -41,7 +41,9 @@ enum kyufu_storage__db {
     KYUFU_DB_SESSION_EXPIRY = 9,
     KYUFU_DB_AUDIT = 10,
     KYUFU_DB_SESSION_FLOOR = 11, /* schema 2 */
-    KYUFU_DB_COUNT = 12,
+    KYUFU_DB_INCIDENTS = 12,     /* SLA incidents (apply_incident.c); an
+                                    empty db in older stores: no schema bump */
+    KYUFU_DB_COUNT = 13,
 };
 _Static_assert(KYUFU_DB_COUNT <= KYUFU_MAX_DBS, "maxdbs covers every db");
 
@@ -55,6 +57,7 @@ extern const char *const kyufu_storage__db_names[KYUFU_DB_COUNT];
 #define KYUFU_META_NEXT_BATCH_ID "next_batch_id"
 #define KYUFU_META_AUDIT_SEQ "audit_seq"
 #define KYUFU_META_AUDIT_HASH "audit_hash" /* 32 bytes */
+#define KYUFU_META_NEXT_INCIDENT_ID "next_incident_id"
 
 /* Application index kinds (first key byte of KYUFU_DB_APP_INDEX). */
 #define KYUFU_IDX_PROGRAM 'p'        /* 'p' code 0 id */
@@ -220,7 +223,7 @@ struct kyufu_storage__cmd
     Kyufu__V1__Code code;
     char message[KYUFU_MESSAGE_BYTES_MAX];
     char object[KYUFU_OBJECT_BYTES_MAX];
-    int record_field; /* CommandResult field number 10..14, 0 for none */
+    int record_field; /* CommandResult field number 10..14 or 90, 0 for none */
     Kyufu__V1__WriteOutcome outcome; /* SettleWrite's fence, else unset */
     uint8_t *record;  /* packed record (malloc), set on OK */
     size_t record_len;
@@ -265,6 +268,8 @@ int kyufu_storage__create_staff(struct kyufu_storage__cmd *c);
 int kyufu_storage__set_staff_roles(struct kyufu_storage__cmd *c);
 int kyufu_storage__set_staff_status(struct kyufu_storage__cmd *c);
 int kyufu_storage__settle_write(struct kyufu_storage__cmd *c);
+int kyufu_storage__open_incident(struct kyufu_storage__cmd *c);
+int kyufu_storage__close_incident(struct kyufu_storage__cmd *c);
 
 /* ------------------------------------------------------------ audit */
 struct kyufu_storage__audit_in

@@ -143,6 +143,11 @@ static ProtobufCMessage *dec_batch(const MDB_val *v)
     return (ProtobufCMessage *)kyufu__v1__payment_batch__unpack(
         NULL, v->mv_size, v->mv_data);
 }
+static ProtobufCMessage *dec_incident(const MDB_val *v)
+{
+    return (ProtobufCMessage *)kyufu__v1__incident__unpack(NULL, v->mv_size,
+                                                           v->mv_data);
+}
 static ProtobufCMessage *dec_staff(const MDB_val *v)
 {
     return (ProtobufCMessage *)kyufu__v1__staff_account__unpack(
@@ -288,6 +293,15 @@ int kyufu_storage_list_batches(struct kyufu_storage *s,
 {
     return list_db(s, KYUFU_DB_BATCHES, true, dec_batch, after, page_size,
                    page);
+}
+
+int kyufu_storage_list_incidents(struct kyufu_storage *s,
+                                 const char *after,
+                                 size_t page_size,
+                                 struct kyufu_storage_page *page)
+{
+    return list_db(s, KYUFU_DB_INCIDENTS, true, dec_incident, after,
+                   page_size, page);
 }
 
 int kyufu_storage_list_staff(struct kyufu_storage *s,

@@ -220,6 +220,12 @@ int kyufu_storage_list_staff(struct kyufu_storage *s,
                              const char *after,
                              size_t page_size,
                              struct kyufu_storage_page *page);
+/* SLA incidents (apply_incident.c) with id > after (decimal), oldest
+ * first. */
+int kyufu_storage_list_incidents(struct kyufu_storage *s,
+                                 const char *after,
+                                 size_t page_size,
+                                 struct kyufu_storage_page *page);
 /* Audit records with seq > after_seq (as decimal string in `after`). */
 int kyufu_storage_list_audit(struct kyufu_storage *s,
                              const char *after,

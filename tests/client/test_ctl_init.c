@@ -16,6 +16,7 @@
 
 #include "check.h"
 #include "ctl.h"
+#include "slo.h"
 #include "kyufu.h"
 
 static X509 *load_cert(const char *path)
@@ -174,17 +175,19 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
             snprintf(raft[j], sizeof raft[j], v6 ? "[%s]:%u" : "%s:%u", hosts[j], 7001 + before);
             snprintf(api[j], sizeof api[j], v6 ? "[%s]:%u" : "%s:%u", hosts[j], 8001 + before);
         }
-        char data[600], ca_p[600], cert_p[600], key_p[600];
+        char data[600], ca_p[600], cert_p[600], key_p[600], slo_p[600];
         if (hp == NULL) {
             snprintf(data, sizeof data, "%s/node%u/data", dir, i);
             snprintf(ca_p, sizeof ca_p, "%s/ca.pem", dir);
             snprintf(cert_p, sizeof cert_p, "%s/node%u/node.pem", dir, i);
             snprintf(key_p, sizeof key_p, "%s/node%u/node.key", dir, i);
+            snprintf(slo_p, sizeof slo_p, "%s/slo.conf", dir);
         } else {
             snprintf(data, sizeof data, "%s", hp->state);
             snprintf(ca_p, sizeof ca_p, "%s/ca.pem", hp->etc);
             snprintf(cert_p, sizeof cert_p, "%s/node.pem", hp->etc);
             snprintf(key_p, sizeof key_p, "%s/node.key", hp->etc);
+            snprintf(slo_p, sizeof slo_p, "%s/slo.conf", hp->etc);
         }
         snprintf(want, sizeof want,
                  "# kyufud configuration, written by kyufuctl cluster init.\n"
@@ -194,9 +197,10 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
                  "1 = %s %s\n2 = %s %s\n3 = %s %s\n"
                  "[tls]\nca = %s\ncert = %s\nkey = %s\n"
                  "[raft]\nelection_timeout_ms = 1000\nheartbeat_timeout_ms = 100\n"
-                 "[log]\nlevel = info\n",
+                 "[log]\nlevel = info\n"
+                 "[sla]\nslo_file = %s\n",
                  i, data, raft[i - 1], api[i - 1], raft[0], api[0], raft[1], api[1],
-                 raft[2], api[2], ca_p, cert_p, key_p);
+                 raft[2], api[2], ca_p, cert_p, key_p, slo_p);
         snprintf(path, sizeof path, "%s/node%u/kyufud.conf", dir, i);
         char *got = slurp(path);
         if (strcmp(got, want) != 0) {
@@ -235,7 +239,15 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
     }
     CHECK(cfg.actor == NULL && cfg.deadline_ms == 5000);
     CHECK(cfg.cert_file != NULL && cfg.key_file != NULL && cfg.ca_file != NULL);
+    /* The SLO file both configs name: the default, valid. */
+    snprintf(path, sizeof path, "%s/slo.conf", dir);
+    CHECK(cfg.slo_file != NULL && strcmp(cfg.slo_file, path) == 0);
     kyufu_client_config_free(&cfg);
+    struct kyufu_slo *slo = malloc(sizeof *slo);
+    CHECK(slo != NULL && kyufu_slo_load(path, slo) == 0);
+    CHECK_EQ_INT(slo->target_ppm, 999000);
+    CHECK_EQ_INT(slo->rpo_ack_ms, 0);
+    free(slo);
 }
 
 static void check_cluster(const char *dir, const char *const *hosts, bool ip, bool v6)

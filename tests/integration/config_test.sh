@@ -92,6 +92,15 @@ expect_bad dup_key       's/^id = 1/id = 1\nid = 2/' ':3: [node] id:' "first set
 expect_bad not_member    's/^1 = .*/4 = 127.0.0.1:7004 127.0.0.1:8004/' '[node] id:' "not listed in [cluster]"
 expect_bad addr_differs  's/^raft_address = .*/raft_address = 127.0.0.1:7009/' ':4: [node] raft_address:' "differs"
 expect_bad dup_peer      's/^3 = 127.0.0.1:7003 127.0.0.1:8003/2 = 127.0.0.1:7003 127.0.0.1:8003/' ':10: [cluster] 2:' "already listed on line 9"
+# [sla]: the SLO file is validated with the config; its problems name the
+# config key and the SLO file's own line, section and key.
+printf '[availability]\ntarget_percent = 99.9\n[rto]\ntarget_ms = 5000\n' >"$tmp/slo-good.conf"
+printf '[availability]\ntarget_percent = 101\n[rto]\n' >"$tmp/slo-bad.conf"
+expect_bad slo_bad       "s#^level = info#level = info\n[sla]\nslo_file = $tmp/slo-bad.conf#" ':23: [sla] slo_file:' "slo-bad.conf:2: [availability] target_percent:" "required key 'target_ms'"
+expect_bad alert_shell   "s#^level = info#level = info\n[sla]\nalert_command = page-ops --now#" ':23: [sla] alert_command:' "absolute path"
+good | sed -e "s#^level = info#level = info\n[sla]\nslo_file = $tmp/slo-good.conf\nalert_command = /bin/true --x#" >"$tmp/sla-good.ini"
+out=$("$kyufud" --check-config "$tmp/sla-good.ini" 2>&1); rc=$?
+[ $rc -eq 0 ] || fail "good [sla] refused (rc $rc): $out"
 expect_bad dup_addr      's/^3 = 127.0.0.1:7003/3 = 127.0.0.1:7002/' ':10: [cluster] 3:' "raft address 127.0.0.1:7002"
 expect_bad peer_syntax   's/^2 = 127.0.0.1:7002 127.0.0.1:8002/2 = 127.0.0.1:7002/' ':9: [cluster] 2:' "expected"
 expect_bad syntax        's/^\[raft\]/[raft]\nthis is not ini/' ':16:' "syntax error"
@@ -120,7 +129,8 @@ for k in $api_keys; do
     [ -n "${def[$k]:-}" ] || fail "--print-defaults lacks $k: $defaults"
 done
 [ -n "${def[poll_ms]:-}" ] || fail "--print-defaults lacks poll_ms: $defaults"
-[ ${#def[@]} -eq 7 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 7: $defaults"
+[ -n "${def[alert_command_timeout_ms]:-}" ] || fail "--print-defaults lacks alert_command_timeout_ms: $defaults"
+[ ${#def[@]} -eq 8 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 8: $defaults"
 
 # single NAME ELECTION HEARTBEAT THRESHOLD TRAILING: a one-node cluster
 # (it elects itself), [raft] on lines 13-16.

@@ -1,0 +1,239 @@
+"""SLA alerts and incidents on a real three-node cluster (docs/sla.md
+"Alerts and incidents").
+
+  - healthy: `kyufuctl sla check` exits 0 with "SLA OK - ... | perfdata";
+  - a follower SIGSTOPped: the leader logs "SLA alert raised"
+    (node_unreachable, node/N) within ALERT_BOUND_S of the stop; `sla check`
+    exits 1 (WARNING: a majority is still heard) with the plugin line; the
+    hook command ran with the alert in its environment (never on a command
+    line); exactly one incident is open for it, however many ticks pass;
+  - the follower continued: the alert clears (log line, hook "cleared"; that
+    run hangs and is killed at alert_command_timeout_ms, logged),
+    `sla check` is back to 0 (the state machine's idempotence across
+    repeated breaches is tests/storage/test_commands_incident.c's);
+  - an operator (ROLE_OPERATOR) closes it with a cause and a fix; closing
+    again is refused (exit 1), a non-operator is refused, a close without
+    --fix is a usage error (exit 2);
+  - `sla report` (JSON and HTML) lists the incident with its cause and
+    fix; without the availability ledger it has no availability figures.
+
+usage: test_sla.py KYUFUD KYUFUCTL"""
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import cluster as C
+from workload import ROLE_ID_ADMIN, cluster_writer, must
+
+ROLE_OPERATOR = 1 << 5
+# The node contact bound of the test's SLO: probes go every 250 ms, so a
+# peer that answers is never silent much past 250 ms, but a loaded 2-core
+# machine (sanitizer builds, other suites) stalls a loop for a few hundred.
+CONTACT_MS = 700
+# The alert comes within one second of the bound being crossed: the stop,
+# plus the bound, plus at most one tick (250 ms) and slack.
+ALERT_BOUND_S = CONTACT_MS / 1000.0 + 0.75
+
+
+def ctl(kyufuctl, conf, *args, timeout=30):
+    p = subprocess.run([kyufuctl, "--config", conf] + list(args),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def wait_for(pred, timeout, poll=0.01):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(poll)
+    return None
+
+
+def log_has(c, i, *needles):
+    with open(c.log_path(i)) as f:
+        for line in f:
+            if all(n in line for n in needles):
+                return line
+    return None
+
+
+def hook_runs(out_dir):
+    runs = []
+    for name in sorted(os.listdir(out_dir)):
+        with open(os.path.join(out_dir, name)) as f:
+            env = dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
+        runs.append(env)
+    return runs
+
+
+def main():
+    kyufud, kyufuctl = sys.argv[1], sys.argv[2]
+    tmp = None
+    c = None
+    try:
+        import tempfile
+        tmp = tempfile.mkdtemp(prefix="kyufu-sla-", dir="/tmp")
+        slo = os.path.join(tmp, "slo.conf")
+        with open(slo, "w") as f:
+            f.write("[availability]\ntarget_percent = 99.9\n[rto]\n"
+                    "target_ms = 5000\n[alerts]\nfollower_contact_ms = %d\n"
+                    % CONTACT_MS)
+        out_dir = os.path.join(tmp, "hook-out")
+        os.makedirs(out_dir)
+        hook = os.path.join(tmp, "hook.sh")
+        # The alert arrives in the environment; the program's own argument
+        # is fixed in the config.  One file per run.
+        with open(hook, "w") as f:
+            # A run for a cleared alert hangs: kyufud must kill it after
+            # alert_command_timeout_ms.
+            f.write("#!/bin/sh\nenv | grep '^KYUFU_' > \"$1/run.$$.$(date +%s%N)\"\n"
+                    "[ \"$KYUFU_ALERT_STATE\" = cleared ] && exec sleep 30\n"
+                    "exit 0\n")
+        os.chmod(hook, stat.S_IRWXU)
+        extra = ("[sla]\nslo_file = %s\nalert_command = %s %s\n"
+                 "alert_command_timeout_ms = 1000\n" % (slo, hook, out_dir))
+        c = C.Cluster(kyufud, extra_conf={1: extra, 2: extra, 3: extra})
+        c.start_all()
+        leader = c.wait_leader(15)
+        conf = os.path.join(c.dir, "client.conf")
+        with open(conf, "w") as fh:
+            fh.write("[client]\nendpoints = %s\nca = %s\ncert = %s\nkey = %s\n"
+                     "slo_file = %s\n"
+                     % (",".join(c.api[i] for i in (1, 2, 3)), c.ca,
+                        c.client_cert, c.client_key, slo))
+        L = c.s["ledger_pb2"]
+        admin = cluster_writer(c, "root", "sla-it-admin")
+        must(admin.call("CreateStaff", L.CreateStaff(
+            staff_id="root", display_name="ID admin", roles=ROLE_ID_ADMIN)),
+            "bootstrap admin")
+        must(admin.call("CreateStaff", L.CreateStaff(
+            staff_id="ops1", display_name="Operator", roles=ROLE_OPERATOR)),
+            "operator")
+
+        # Healthy: OK (the startup "no leader yet" window has passed).
+        ok = wait_for(lambda: ctl(kyufuctl, conf, "sla", "check")[0] == 0, 5,
+                      poll=0.2)
+        rc, out, err = ctl(kyufuctl, conf, "sla", "check")
+        assert ok and rc == 0, (rc, out, err)
+        assert out.startswith("SLA OK - ") and " | alerts=0 " in out, out
+        assert out.count("\n") == 1, out
+
+        victim = [i for i in (1, 2, 3) if i != leader][0]
+        subject = "node/%d" % victim
+        t0 = time.monotonic()
+        c.kill(victim, signal.SIGSTOP)
+        line = wait_for(lambda: log_has(c, leader, "SLA alert raised",
+                                        "node_unreachable", subject), 10)
+        took = time.monotonic() - t0
+        print("alert after %.0f ms: %s" % (took * 1000, line and line.strip()))
+        assert line, c.logs()
+        assert took < ALERT_BOUND_S, "alert after %.2f s" % took
+        assert '"level":"warn"' in line or "warn" in line, line
+
+        rc, out, err = ctl(kyufuctl, conf, "sla", "check")
+        print("sla check:", rc, out.strip())
+        assert rc == 1, (rc, out, err)
+        assert out.startswith("SLA WARNING - ") and subject.replace("/", " ") in \
+            out.replace("/", " ") and "|" in out, out
+        rc, out, err = ctl(kyufuctl, conf, "--json", "sla", "check")
+        doc = json.loads(out)
+        assert rc == 1 and doc["state"] == "WARNING", (rc, doc)
+        assert any(a["alert"] == "node_unreachable" and a["subject"] == subject
+                   for a in doc["alerts"]), doc
+
+        # The hook: alert fields in the environment.
+        runs = wait_for(lambda: [r for r in hook_runs(out_dir)
+                                 if r.get("KYUFU_ALERT_SUBJECT") == subject], 5)
+        assert runs, hook_runs(out_dir)
+        r0 = runs[0]
+        assert r0["KYUFU_ALERT"] == "node_unreachable", r0
+        assert r0["KYUFU_ALERT_STATE"] == "raised", r0
+        assert r0["KYUFU_ALERT_SEVERITY"] == "warning", r0
+        assert r0["KYUFU_NODE_ID"] == str(leader), r0
+        assert "not heard from" in r0["KYUFU_ALERT_SUMMARY"], r0
+
+        def incidents():
+            rc, out, err = ctl(kyufuctl, conf, "--json", "sla", "incident",
+                               "list")
+            assert rc == 0, (rc, out, err)
+            return json.loads(out)["incidents"]
+
+        found = wait_for(lambda: [x for x in incidents()
+                                  if x["subject"] == subject], 5, poll=0.1)
+        assert found and len(found) == 1, found
+        time.sleep(0.75)  # three more ticks with the alert active
+        mine = [x for x in incidents() if x["subject"] == subject]
+        assert len(mine) == 1, mine
+        inc = mine[0]
+        assert inc["alert"] == "node_unreachable" and \
+            inc["state"] == "INCIDENT_OPEN" and inc["severity"] == "warning", inc
+        print("incident", inc["id"], "open")
+
+        c.kill(victim, signal.SIGCONT)
+        assert wait_for(lambda: log_has(c, leader, "SLA alert cleared",
+                                        subject), 5), c.logs()
+        assert wait_for(lambda: ctl(kyufuctl, conf, "sla", "check")[0] == 0,
+                        5, poll=0.2)
+        assert wait_for(lambda: [r for r in hook_runs(out_dir)
+                                 if r.get("KYUFU_ALERT_STATE") == "cleared"], 5)
+
+        # Closing: usage, permission, the operator, then once only.
+        iid = str(inc["id"])
+        rc, out, err = ctl(kyufuctl, conf, "sla", "incident", "close", iid,
+                           "--cause", "stopped by the test")
+        assert rc == 2 and "--fix" in err, (rc, err)
+        rc, out, err = ctl(kyufuctl, conf, "--as", "root", "sla", "incident",
+                           "close", iid, "--cause", "c", "--fix", "f")
+        assert rc == 1 and "PERMISSION_DENIED" in err, (rc, err)
+        rc, out, err = ctl(kyufuctl, conf, "--as", "ops1", "--json", "sla",
+                           "incident", "close", iid, "--cause",
+                           "node SIGSTOPped by the integration test",
+                           "--fix", "SIGCONT")
+        assert rc == 0, (rc, out, err)
+        closed = [x for x in incidents() if x["id"] == inc["id"]][0]
+        assert closed["state"] == "INCIDENT_CLOSED", closed
+        assert closed["cause"] == "node SIGSTOPped by the integration test"
+        assert closed["fix"] == "SIGCONT" and closed["closed_by"] == "ops1"
+        rc, out, err = ctl(kyufuctl, conf, "--as", "ops1", "sla", "incident",
+                           "close", iid, "--cause", "c", "--fix", "f")
+        assert rc == 1 and "already closed" in err, (rc, err)
+
+        # The report lists the incidents; without the availability ledger
+        # (GetAvailability UNIMPLEMENTED) it says it has no figures.
+        html = os.path.join(tmp, "report.html")
+        rc, out, err = ctl(kyufuctl, conf, "--json", "sla", "report", "--html",
+                           html)
+        assert rc == 0, (rc, out, err)
+        doc = json.loads(out)
+        got = [x for x in doc["incidents"] if x["id"] == inc["id"]]
+        assert got and got[0]["state"] == "closed" and \
+            got[0]["fix"] == "SIGCONT", doc["incidents"]
+        if "UNIMPLEMENTED" in err:
+            assert doc["availability"] is None and doc["failovers"] == [], doc
+            print("sla report: no availability ledger on this cluster")
+        with open(html) as f:
+            assert "node SIGSTOPped by the integration test" in f.read()
+
+        # The hung run for the cleared alert was killed at its timeout.
+        assert wait_for(lambda: log_has(c, leader, "SLA alert command killed"),
+                        5), c.logs()
+
+        c.stop_clean()
+        print("sla alerts and incidents: ok")
+    finally:
+        if c is not None:
+            c.close()
+        if tmp is not None:
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
