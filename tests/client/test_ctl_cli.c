@@ -281,7 +281,9 @@ static void test_json(void)
 
     Kyufu__V1__StaffAccount st = KYUFU__V1__STAFF_ACCOUNT__INIT;
     st.staff_id = "ap1";
-    st.roles = (1u << KYUFU__V1__ROLE__ROLE_CLERK) | (1u << KYUFU__V1__ROLE__ROLE_APPROVER);
+    Kyufu__V1__Role st_roles[] = { KYUFU__V1__ROLE__ROLE_CLERK, KYUFU__V1__ROLE__ROLE_APPROVER };
+    st.roles = st_roles;
+    st.n_roles = 2;
     j = kyufu_ctl_to_json(&st.base);
     json_t *roles = json_object_get(j, "roles");
     CHECK(json_array_size(roles) == 2);
