@@ -170,6 +170,17 @@ static void test_cli(const char *dir)
                      "--display-name", "X", "--roles", "clerk,king", NULL),
                  KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err_buf, "--roles") != NULL);
+    CHECK_EQ_INT(run("--config", conf, "--as", "a", "staff", "create", "--staff-id", "x",
+                     "--display-name", "X", "--roles-mask", "4", NULL),
+                 KYUFU_CTL_EXIT_USAGE); /* the stored form is no option */
+    CHECK_EQ_INT(run("--config", conf, "--as", "c1", "household", "update", "--household-no",
+                     "H1", "--address", "x", NULL),
+                 KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err_buf, "--update-mask is required") != NULL);
+    CHECK_EQ_INT(run("--config", conf, "--as", "c1", "household", "update", "--household-no",
+                     "H1", "--update-mask", "address", "--address", "x", NULL),
+                 KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err_buf, "--expected-version is required") != NULL);
     CHECK_EQ_INT(run("--config", conf, "application", "approve", "--id", "-1", NULL),
                  KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err_buf, "--id") != NULL);
