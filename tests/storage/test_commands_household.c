@@ -285,12 +285,14 @@ static void update_mask_only(void)
     /* One field of the bank account: the others stay. */
     c = c_update_household(&f, "clerk", "H-1", 2);
     u = c->update_household_fields;
-    static const char *const acct[] = {"bank.account_no"};
-    c_mask(u, 1, acct);
+    static const char *const acct[] = {"bank.account_no", "bank.holder_kana"};
+    c_mask(u, 2, acct);
     c_str(&u->household->bank->account_no, "2222222");
+    c_str(&u->household->bank->holder_kana, "ｻﾄｳ ｼﾞﾛｳ");
     c_str(&u->household->bank->bank_code, "9999");
     r = fx_ok(&f, c);
     CHECK_STR(r->household->bank->account_no, "2222222");
+    CHECK_STR(r->household->bank->holder_kana, "ｻﾄｳ ｼﾞﾛｳ");
     CHECK_STR(r->household->bank->bank_code, orig->bank->bank_code);
     CHECK_STR(r->household->address, "京都府京都市1");
     fx_free(r);
@@ -298,7 +300,7 @@ static void update_mask_only(void)
     /* A masked field of a request without a bank account: empty, refused. */
     c = c_update_household(&f, "clerk", "H-1", 3);
     u = c->update_household_fields;
-    c_mask(u, 1, acct);
+    c_mask(u, 1, acct);  /* bank.account_no */
     kyufu__v1__bank_account__free_unpacked(u->household->bank, NULL);
     u->household->bank = NULL;
     fx_reject(&f, c, INVALID);
