@@ -30,6 +30,13 @@ static bool field_present(const ProtobufCMessage *msg,
     return true;
 }
 
+/* The stored form of a staff account's roles: never set in an answer (the
+ * node sends `roles`, a list), so never shown. */
+static bool hidden(const ProtobufCFieldDescriptor *f)
+{
+    return strcmp(f->name, "roles_mask") == 0;
+}
+
 static const char *enum_name(const ProtobufCFieldDescriptor *f, int v)
 {
     const ProtobufCEnumValue *ev =
@@ -147,6 +154,9 @@ json_t *kyufu_ctl_to_json(const ProtobufCMessage *msg)
     const ProtobufCMessageDescriptor *d = msg->descriptor;
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (hidden(f)) {
+            continue;
+        }
         if (!field_present(msg, f)) {
             if (f->label == PROTOBUF_C_LABEL_REPEATED) {
                 json_object_set_new(o, f->name, json_array());
@@ -226,6 +236,9 @@ void kyufu_ctl_print_record(FILE *out, const ProtobufCMessage *msg, int indent)
     const ProtobufCMessageDescriptor *d = msg->descriptor;
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (hidden(f)) {
+            continue;
+        }
         if (f->type == PROTOBUF_C_TYPE_MESSAGE && f->label != PROTOBUF_C_LABEL_REPEATED) {
             const ProtobufCMessage *sub = *(ProtobufCMessage *const *)field_ptr(msg, f);
             if (sub != NULL && field_present(msg, f)) {

@@ -300,6 +300,7 @@ static void test_json(void)
     CHECK(json_array_size(roles) == 2);
     CHECK(strcmp(json_string_value(json_array_get(roles, 0)), "clerk") == 0);
     CHECK(strcmp(json_string_value(json_array_get(roles, 1)), "approver") == 0);
+    CHECK(json_object_get(j, "roles_mask") == NULL); /* the stored form */
     json_decref(j);
 
     Kyufu__V1__PaymentBatch b = KYUFU__V1__PAYMENT_BATCH__INIT;
