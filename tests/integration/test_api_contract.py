@@ -14,9 +14,15 @@ stubs are generated from api/kyufu/v1/*.proto alone (cluster.stubs):
     grant exactly those (read back as a list, checked by what the account
     may do); ROLE_CLERK (2) never means bit 1 (ID administrator);
   - an unknown role value, ROLE_UNSPECIFIED, an empty or repeated list, and
-    the old bit mask (roles_mask) are INVALID_ARGUMENT and create nothing.
+    the old bit mask (roles_mask) are INVALID_ARGUMENT and create nothing;
+  - kyufuctl: `staff create --roles clerk,auditor` grants those two, and
+    `household update --update-mask address --expected-version N` changes
+    the address only; a stale version exits 1 naming the current one.
 
-usage: test_api_contract.py KYUFUD"""
+usage: test_api_contract.py KYUFUD [KYUFUCTL]"""
+import json
+import os
+import subprocess
 import sys
 import threading
 
@@ -191,6 +197,47 @@ def roles(c, L, led):
     assert list(get_staff(c, "c2").roles) == [L.ROLE_APPROVER]
 
 
+def kyufuctl(c, exe):
+    conf = os.path.join(c.dir, "client.conf")
+    with open(conf, "w") as fh:
+        fh.write("[client]\nendpoints = %s\nca = %s\ncert = %s\n"
+                 "key = %s\ndeadline_ms = 30000\n"
+                 % (",".join(c.api[i] for i in (1, 2, 3)), c.ca,
+                    c.client_cert, c.client_key))
+
+    def ctl(*args):
+        p = subprocess.run([exe, "--config", conf] + list(args),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=60)
+        return p.returncode, p.stdout, p.stderr
+
+    rc, out, err = ctl("--as", "admin", "staff", "create", "--staff-id",
+                       "k1", "--display-name", "K", "--roles",
+                       "clerk,auditor")
+    assert rc == 0, (rc, out, err)
+    rc, out, err = ctl("--json", "staff", "get", "--staff-id", "k1")
+    doc = json.loads(out)
+    assert rc == 0 and doc["roles"] == ["clerk", "auditor"], (rc, doc)
+    assert "roles_mask" not in doc, doc
+    rc, out, err = ctl("--json", "household", "get", "--household-no", "H-1")
+    before = json.loads(out)
+    v = before["version"]
+    rc, out, err = ctl("--as", "k1", "household", "update", "--household-no",
+                       "H-1", "--update-mask", "address", "--address",
+                       "1-1 Kita, Kyufu City", "--expected-version", str(v))
+    assert rc == 0, (rc, out, err)
+    rc, out, err = ctl("--json", "household", "get", "--household-no", "H-1")
+    after = json.loads(out)
+    assert after["address"] == "1-1 Kita, Kyufu City", after
+    assert after["version"] == v + 1, after
+    for k in ("head_name", "member_names", "bank", "registered_ms"):
+        assert after[k] == before[k], (k, before, after)
+    rc, out, err = ctl("--as", "k1", "household", "update", "--household-no",
+                       "H-1", "--update-mask", "address", "--address", "x",
+                       "--expected-version", str(v))
+    assert rc == 1 and "version %d" % (v + 1) in err, (rc, out, err)
+
+
 def main():
     c = C.Cluster(sys.argv[1])
     try:
@@ -201,6 +248,8 @@ def main():
         led.setup()
         households(c, L, led)
         roles(c, L, led)
+        if len(sys.argv) > 2:
+            kyufuctl(c, sys.argv[2])
         c.wait_converged(15)
         print("ok")
     finally:
