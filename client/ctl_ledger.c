@@ -5,8 +5,9 @@
  * holds: command, household, bank) becomes --field-name, so a field added
  * to service.proto shows up here with no code.  Left out: the header (built
  * by libkyufu from --as / the config), read options (--stale), paging
- * (list follows every page), and record fields the server stamps
- * (registered_ms, updated_ms, version).
+ * (list follows every page), record fields the server stamps
+ * (registered_ms, updated_ms, version), and roles_mask (the stored form of
+ * roles, refused from clients: --roles takes the list).
  *
  * Values: integers in range, enums by name ("counter" or "CHANNEL_COUNTER"),
  * roles as a list ("clerk,approver": the request's repeated Role), repeated fields as a comma list or a
