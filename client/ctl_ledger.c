@@ -5,16 +5,17 @@
  * holds: command, household, bank) becomes --field-name, so a field added
  * to service.proto shows up here with no code.  Left out: the header (built
  * by libkyufu from --as / the config), read options (--stale), paging
- * (list follows pages up to --limit, from --page-token), and record fields
- * the server stamps (registered_ms, updated_ms, version).
+ * (list follows pages up to --limit, from --page-token), record fields the
+ * server stamps (registered_ms, updated_ms, version), and roles_mask (the
+ * stored form of roles, refused from clients: --roles takes the list).
  *
  * Values: integers in range, enums by name ("counter" or "CHANNEL_COUNTER"),
- * roles as a list ("clerk,approver"), repeated fields as a comma list or a
- * repeated option, *_ms times as milliseconds or YYYY-MM-DD (00:00 in the
- * office's zone: --tz, the config's time_zone, else Asia/Tokyo),
- * transfer_date as YYYYMMDD or YYYY-MM-DD.  Anything else is a usage error
- * (exit 2) naming the option.  Values are parsed after every option was
- * read and the config loaded, since the zone may come last. */
+ * roles as a list ("clerk,approver": the request's repeated Role), repeated
+ * fields as a comma list or a repeated option, *_ms times as milliseconds or
+ * YYYY-MM-DD (00:00 in the office's zone: --tz, the config's time_zone, else
+ * Asia/Tokyo), transfer_date as YYYYMMDD or YYYY-MM-DD.  Anything else is a
+ * usage error (exit 2) naming the option.  Values are parsed after every
+ * option was read and the config loaded, since the zone may come last. */
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
@@ -67,7 +68,8 @@ static const struct ledger_cmd cmds[] = {
     { "program", "get", "GetProgram", "code", NULL, R_READ },
     { "program", "list", "ListPrograms", "", cols_programs, R_READ },
     { "household", "register", "RegisterHousehold", "household-no,head-name,address", NULL, R_CLERK },
-    { "household", "update", "UpdateHousehold", "household-no", NULL, R_CLERK },
+    { "household", "update", "UpdateHousehold", "household-no,update-mask,expected-version",
+      NULL, R_CLERK },
     { "household", "get", "GetHousehold", "household-no", NULL, R_READ },
     { "household", "list", "ListHouseholds", "", cols_households, R_READ },
     { "application", "submit", "SubmitApplication", "program-code,household-no,channel", NULL, R_CLERK },
@@ -115,7 +117,8 @@ struct flags
 static bool skipped(const char *name)
 {
     static const char *const skip[] = { "header", "read", "page_size", "page_token",
-                                        "registered_ms", "updated_ms", "version" };
+                                        "registered_ms", "updated_ms", "version",
+                                        "roles_mask" /* the stored form: --roles */ };
     for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++) {
         if (strcmp(skip[i], name) == 0) {
             return true;
@@ -230,35 +233,6 @@ static int parse_u64(const char *s, uint64_t hi, uint64_t *out)
     return 0;
 }
 
-static int parse_roles(const char *s, uint32_t *out)
-{
-    const ProtobufCEnumDescriptor *e = &kyufu__v1__role__descriptor;
-    uint32_t mask = 0;
-    char buf[256];
-    if (strlen(s) >= sizeof buf) {
-        return -1;
-    }
-    snprintf(buf, sizeof buf, "%s", s);
-    char *save = NULL;
-    for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save)) {
-        bool found = false;
-        for (unsigned i = 0; i < e->n_values; i++) {
-            const char *n = e->values[i].name;
-            if (e->values[i].value > 0 &&
-                (strcasecmp(n, t) == 0 || strcasecmp(n + 5, t) == 0 ||
-                 (strcasecmp(t, "id-admin") == 0 && e->values[i].value == KYUFU__V1__ROLE__ROLE_ID_ADMIN))) {
-                mask |= 1u << e->values[i].value;
-                found = true;
-            }
-        }
-        if (!found) {
-            return -1;
-        }
-    }
-    *out = mask;
-    return 0;
-}
-
 static int parse_enum(const ProtobufCEnumDescriptor *e, const char *s, int *out)
 {
     size_t sl = strlen(s);
@@ -298,7 +272,7 @@ static void enum_choices(const ProtobufCEnumDescriptor *e, char *buf, size_t len
 
 /* Parse one element for field f into *dst (sized for f's C type). */
 static int parse_value(struct ctl__run *r, const struct flag *x,
-                       const ProtobufCMessage *owner, const char *s, void *dst)
+                       const char *s, void *dst)
 {
     const ProtobufCFieldDescriptor *f = x->path[x->depth - 1];
     int64_t i;
@@ -321,17 +295,6 @@ static int parse_value(struct ctl__run *r, const struct flag *x,
         break;
     case PROTOBUF_C_TYPE_UINT32:
     case PROTOBUF_C_TYPE_FIXED32:
-        if (strcmp(f->name, "roles") == 0 &&
-            owner->descriptor != &kyufu__v1__list_request__descriptor) {
-            uint32_t mask;
-            if (parse_roles(s, &mask) == 0) {
-                *(uint32_t *)dst = mask;
-                return 0;
-            }
-            return ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
-                             "--%s: '%s' is not a list of roles (id_admin, clerk, "
-                             "approver, auditor, operator)", x->name, s);
-        }
         if (parse_u64(s, UINT32_MAX, &u) == 0) {
             *(uint32_t *)dst = (uint32_t)u;
             return 0;
@@ -431,7 +394,7 @@ static int set_flag(struct ctl__run *r, struct arena *a, ProtobufCMessage *root,
             return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "--%s given twice", x->name);
         }
         x->seen = true;
-        return parse_value(r, x, m, s, field);
+        return parse_value(r, x, s, field);
     }
     x->seen = true;
     size_t *count = (void *)((char *)m + f->quantifier_offset);
@@ -451,7 +414,7 @@ static int set_flag(struct ctl__run *r, struct arena *a, ProtobufCMessage *root,
         if (*count > 0) {
             memcpy(arr, *old, *count * sz);
         }
-        int rv = parse_value(r, x, m, t, arr + *count * sz);
+        int rv = parse_value(r, x, t, arr + *count * sz);
         if (rv != 0) {
             return rv;
         }

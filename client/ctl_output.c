@@ -30,33 +30,11 @@ static bool field_present(const ProtobufCMessage *msg,
     return true;
 }
 
-static bool is_roles(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
+/* The stored form of a staff account's roles: never set in an answer (the
+ * node sends `roles`, a list), so never shown. */
+static bool hidden(const ProtobufCFieldDescriptor *f)
 {
-    return f->type == PROTOBUF_C_TYPE_UINT32 && strcmp(f->name, "roles") == 0 &&
-           (msg->descriptor == &kyufu__v1__staff_account__descriptor ||
-            msg->descriptor == &kyufu__v1__create_staff__descriptor ||
-            msg->descriptor == &kyufu__v1__set_staff_roles__descriptor);
-}
-
-/* Role bit mask as "clerk,approver". */
-static void roles_text(uint32_t mask, char *buf, size_t len)
-{
-    const ProtobufCEnumDescriptor *e = &kyufu__v1__role__descriptor;
-    size_t n = 0;
-    buf[0] = '\0';
-    for (unsigned i = 0; i < e->n_values; i++) {
-        int v = e->values[i].value;
-        if (v > 0 && v < 32 && (mask & (1u << v))) {
-            const char *name = e->values[i].name; /* "ROLE_CLERK" */
-            const char *shortname = strncmp(name, "ROLE_", 5) == 0 ? name + 5 : name;
-            int w = snprintf(buf + n, len - n, "%s", n > 0 ? "," : "");
-            n += (size_t)w < len - n ? (size_t)w : 0;
-            for (const char *p = shortname; *p != '\0' && n + 1 < len; p++) {
-                buf[n++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
-            }
-            buf[n] = '\0';
-        }
-    }
+    return strcmp(f->name, "roles_mask") == 0;
 }
 
 static const char *enum_name(const ProtobufCFieldDescriptor *f, int v)
@@ -67,8 +45,7 @@ static const char *enum_name(const ProtobufCFieldDescriptor *f, int v)
 }
 
 /* One scalar element (index into a repeated field, or the single value). */
-static json_t *scalar_json(const ProtobufCMessage *msg,
-                           const ProtobufCFieldDescriptor *f, const void *p)
+static json_t *scalar_json(const ProtobufCFieldDescriptor *f, const void *p)
 {
     switch (f->type) {
     case PROTOBUF_C_TYPE_INT32:
@@ -77,17 +54,6 @@ static json_t *scalar_json(const ProtobufCMessage *msg,
         return json_integer(*(const int32_t *)p);
     case PROTOBUF_C_TYPE_UINT32:
     case PROTOBUF_C_TYPE_FIXED32:
-        if (is_roles(msg, f)) {
-            char buf[128];
-            roles_text(*(const uint32_t *)p, buf, sizeof buf);
-            json_t *a = json_array();
-            char *save = NULL;
-            for (char *t = strtok_r(buf, ",", &save); t != NULL && a != NULL;
-                 t = strtok_r(NULL, ",", &save)) {
-                json_array_append_new(a, json_string(t));
-            }
-            return a;
-        }
         return json_integer(*(const uint32_t *)p);
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
@@ -112,6 +78,17 @@ static json_t *scalar_json(const ProtobufCMessage *msg,
     case PROTOBUF_C_TYPE_ENUM: {
         int v = *(const int *)p;
         const char *name = enum_name(f, v);
+        if (name != NULL && f->descriptor == &kyufu__v1__role__descriptor &&
+            v > 0 && strncmp(name, "ROLE_", 5) == 0) {
+            /* Roles as kyufuctl takes them: "clerk", "id_admin". */
+            char low[32];
+            size_t k = 0;
+            for (const char *q = name + 5; *q != '\0' && k + 1 < sizeof low; q++) {
+                low[k++] = (char)(*q >= 'A' && *q <= 'Z' ? *q - 'A' + 'a' : *q);
+            }
+            low[k] = '\0';
+            return json_string(low);
+        }
         return name != NULL ? json_string(name) : json_integer(v);
     }
     case PROTOBUF_C_TYPE_STRING: {
@@ -177,6 +154,9 @@ json_t *kyufu_ctl_to_json(const ProtobufCMessage *msg)
     const ProtobufCMessageDescriptor *d = msg->descriptor;
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (hidden(f)) {
+            continue;
+        }
         if (!field_present(msg, f)) {
             if (f->label == PROTOBUF_C_LABEL_REPEATED) {
                 json_object_set_new(o, f->name, json_array());
@@ -189,14 +169,14 @@ json_t *kyufu_ctl_to_json(const ProtobufCMessage *msg)
             const char *arr = *(const char *const *)field_ptr(msg, f);
             v = json_array();
             for (size_t k = 0; k < n && v != NULL; k++) {
-                json_array_append_new(v, scalar_json(msg, f, arr + k * elem_size(f)));
+                json_array_append_new(v, scalar_json(f, arr + k * elem_size(f)));
             }
         } else {
             if (f->type == PROTOBUF_C_TYPE_MESSAGE &&
                 *(ProtobufCMessage *const *)field_ptr(msg, f) == NULL) {
                 continue;
             }
-            v = scalar_json(msg, f, field_ptr(msg, f));
+            v = scalar_json(f, field_ptr(msg, f));
         }
         if (v == NULL || json_object_set_new(o, f->name, v) != 0) {
             json_decref(o);
@@ -225,10 +205,6 @@ static const char *field_text(const ProtobufCMessage *msg,
 {
     buf[0] = '\0';
     if (!field_present(msg, f)) {
-        return buf;
-    }
-    if (is_roles(msg, f)) {
-        roles_text(*(const uint32_t *)field_ptr(msg, f), buf, len);
         return buf;
     }
     if (f->label != PROTOBUF_C_LABEL_REPEATED) {
@@ -265,7 +241,7 @@ static const char *field_text(const ProtobufCMessage *msg,
         const char *arr = *(const char *const *)field_ptr(msg, f);
         size_t used = 0;
         for (size_t k = 0; k < n && used + 1 < len; k++) {
-            json_t *e = scalar_json(msg, f, arr + k * elem_size(f));
+            json_t *e = scalar_json(f, arr + k * elem_size(f));
             char *s = e == NULL ? NULL
                       : json_is_string(e) ? strdup(json_string_value(e))
                                           : json_dumps(e, JSON_ENCODE_ANY | JSON_COMPACT);
@@ -276,7 +252,7 @@ static const char *field_text(const ProtobufCMessage *msg,
         }
         return buf;
     }
-    j = scalar_json(msg, f, field_ptr(msg, f));
+    j = scalar_json(f, field_ptr(msg, f));
     if (j == NULL) {
         return buf;
     }
@@ -296,6 +272,9 @@ void kyufu_ctl_print_record(FILE *out, const ProtobufCMessage *msg, int indent)
     const ProtobufCMessageDescriptor *d = msg->descriptor;
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (hidden(f)) {
+            continue;
+        }
         if (f->type == PROTOBUF_C_TYPE_MESSAGE && f->label != PROTOBUF_C_LABEL_REPEATED) {
             const ProtobufCMessage *sub = *(ProtobufCMessage *const *)field_ptr(msg, f);
             if (sub != NULL && field_present(msg, f)) {

@@ -64,6 +64,19 @@ void kyufu_node__propose(struct kyufu_node_call *c,
  * TOOBIG, else UNAVAILABLE; a fatal status stops the node. */
 void kyufu_node__proposal_failed(struct kyufu_node_call *c, int status);
 
+/* Roles at the API boundary (service_roles.c).  roles_in: for the bodies
+ * "create_staff" and "set_staff_roles" (others pass), check the request's
+ * role list and replace it by roles_mask in place; -1 with `why` (a
+ * message for INVALID_ARGUMENT) if the list or a client-set mask is
+ * refused.  roles_out: fill a record's role list from its mask and clear
+ * the mask (the record must have been unpacked with the default allocator);
+ * -1 when out of memory.  NULL passes. */
+int kyufu_node__roles_in(const char *body_field,
+                         void *body,
+                         char *why,
+                         size_t len);
+int kyufu_node__roles_out(Kyufu__V1__StaffAccount *a);
+
 /* Read queries (service_read.c), run after the barrier or at once. */
 void kyufu_node__get_program(struct kyufu_node_call *c);
 void kyufu_node__get_household(struct kyufu_node_call *c);

@@ -69,34 +69,40 @@ void kyufu_node__read(struct kyufu_node_call *c)
 
 /* ------------------------------------------------------------------ gets */
 
-#define GET(fn, Req, Rec, rec, call_expr, what)                              \
+/* `fix`: 0, or the answer-side conversion of the record (roles). */
+#define GET(fn, Req, Rec, rec, call_expr, what, fix)                         \
     void kyufu_node__##fn(struct kyufu_node_call *c)                         \
     {                                                                        \
         const Req *r = c->request;                                           \
         Rec *rec = NULL;                                                     \
         int rv = (call_expr);                                                \
         if (rv != 0) {                                                       \
-            kyufu_node__call_storage_error(c, rv, (what));                                       \
+            kyufu_node__call_storage_error(c, rv, (what));                   \
             return;                                                          \
         }                                                                    \
-        kyufu_node__call_done_msg(c, &rec->base);                            \
+        if ((fix) != 0) {                                                    \
+            kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,          \
+                                  "out of memory", NULL, 0);                 \
+        } else {                                                             \
+            kyufu_node__call_done_msg(c, &rec->base);                        \
+        }                                                                    \
         protobuf_c_message_free_unpacked(&rec->base, NULL);                  \
     }
 
 GET(get_program, Kyufu__V1__GetProgramRequest, Kyufu__V1__Program, p,
-    kyufu_storage_get_program(c->node->storage, r->code, &p), "program")
+    kyufu_storage_get_program(c->node->storage, r->code, &p), "program", 0)
 GET(get_household, Kyufu__V1__GetHouseholdRequest, Kyufu__V1__Household, h,
     kyufu_storage_get_household(c->node->storage, r->household_no, &h),
-    "household")
+    "household", 0)
 GET(get_application, Kyufu__V1__GetApplicationRequest,
     Kyufu__V1__Application, a,
     kyufu_storage_get_application(c->node->storage, r->id, &a),
-    "application")
+    "application", 0)
 GET(get_batch, Kyufu__V1__GetPaymentBatchRequest, Kyufu__V1__PaymentBatch, b,
-    kyufu_storage_get_batch(c->node->storage, r->id, &b), "payment batch")
+    kyufu_storage_get_batch(c->node->storage, r->id, &b), "payment batch", 0)
 GET(get_staff, Kyufu__V1__GetStaffRequest, Kyufu__V1__StaffAccount, s,
     kyufu_storage_get_staff(c->node->storage, r->staff_id, &s),
-    "staff account")
+    "staff account", kyufu_node__roles_out(s))
 #undef GET
 
 /* ----------------------------------------------------------------- lists */
@@ -154,13 +160,33 @@ LIST(list_households, Kyufu__V1__ListHouseholdsResponse,
 LIST(list_batches, Kyufu__V1__ListPaymentBatchesResponse,
      KYUFU__V1__LIST_PAYMENT_BATCHES_RESPONSE__INIT, "batches",
      kyufu_storage_list_batches)
-LIST(list_staff, Kyufu__V1__ListStaffResponse,
-     KYUFU__V1__LIST_STAFF_RESPONSE__INIT, "staff",
-     kyufu_storage_list_staff)
 LIST(list_audit, Kyufu__V1__ListAuditResponse,
      KYUFU__V1__LIST_AUDIT_RESPONSE__INIT, "records",
      kyufu_storage_list_audit)
 #undef LIST
+
+void kyufu_node__list_staff(struct kyufu_node_call *c)
+{
+    const Kyufu__V1__ListRequest *r = c->request;
+    struct kyufu_storage_page page;
+    memset(&page, 0, sizeof page);
+    int rv = kyufu_storage_list_staff(c->node->storage, r->page_token,
+                                      page_size(r->page_size), &page);
+    if (rv != 0) {
+        kyufu_node__call_storage_error(c, rv, "page");
+        return;
+    }
+    for (size_t i = 0; i < page.n; i++) {
+        if (kyufu_node__roles_out(page.items[i]) != 0) {
+            kyufu_storage_page_free(&page);
+            kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                                  "out of memory", NULL, 0);
+            return;
+        }
+    }
+    Kyufu__V1__ListStaffResponse resp = KYUFU__V1__LIST_STAFF_RESPONSE__INIT;
+    done_page(c, &resp.base, "staff", &page);
+}
 
 void kyufu_node__list_applications(struct kyufu_node_call *c)
 {

@@ -36,6 +36,9 @@ static void on_settled(struct kyufu_glue_propose *req,
         /* The settle itself was refused (header, actor, role). */
         assert(result->code != KYUFU__V1__CODE__OK);
         kyufu_node__call_done(c, (int)result->code, result->message, NULL, 0);
+    } else if (kyufu_node__roles_out(result->staff) != 0) {
+        kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                              "out of memory", NULL, 0);
     } else {
         Kyufu__V1__SettleWriteResponse resp =
             KYUFU__V1__SETTLE_WRITE_RESPONSE__INIT;

@@ -7,8 +7,8 @@
  * carries WriteResponse{result}.
  *
  * Failure modes: a follower forwards the original bytes (forward.c); a
- * request without its command body is INVALID_ARGUMENT before Raft (there
- * is nothing to audit); a missing RequestHeader is proposed with an empty
+ * request without its command body, or with a refused role list
+ * (service_roles.c), is INVALID_ARGUMENT before Raft (nothing is written); a missing RequestHeader is proposed with an empty
  * header so apply rejects and audits it like any other bad header.
  * Proposal errors: NOTLEADER/LEADERSHIPLOST/SHUTDOWN/BUSY -> UNAVAILABLE
  * (retry with the same idempotency key is safe: apply deduplicates); TOOBIG
@@ -68,7 +68,12 @@ static void on_proposed(struct kyufu_glue_propose *req,
         return;
     }
     assert(result != NULL);
-    if (result->code == KYUFU__V1__CODE__OK) {
+    if (result->code == KYUFU__V1__CODE__OK &&
+        kyufu_node__roles_out(result->staff) != 0) {
+        /* Applied: the client learns it by retrying with the same key. */
+        kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                              "out of memory", NULL, 0);
+    } else if (result->code == KYUFU__V1__CODE__OK) {
         Kyufu__V1__WriteResponse resp = KYUFU__V1__WRITE_RESPONSE__INIT;
         resp.result = result;
         kyufu_node__call_done_msg(c, &resp.base);
@@ -133,6 +138,11 @@ void kyufu_node__write(struct kyufu_node_call *c)
     if (body == NULL) {
         kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT,
                               "request has no command", NULL, 0);
+        return;
+    }
+    char why[192];
+    if (kyufu_node__roles_in(c->method->body, body, why, sizeof why) != 0) {
+        kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT, why, NULL, 0);
         return;
     }
     kyufu_node__propose(c, rh, c->method->body, body, on_proposed);

@@ -35,8 +35,8 @@ int kyufu_storage__create_staff(struct kyufu_storage__cmd *c)
     if (!kyufu_storage__valid_text(b->display_name, 1, KYUFU_NAME_BYTES_MAX)) {
         return REJECT(c, INVALID, "display_name must be 1..200 bytes of text");
     }
-    if (!kyufu_storage__valid_roles(b->roles)) {
-        return REJECT(c, INVALID, "invalid role set 0x%x", b->roles);
+    if (!kyufu_storage__valid_roles(b->roles_mask)) {
+        return REJECT(c, INVALID, "invalid role set 0x%x", b->roles_mask);
     }
     int rv = kyufu_storage__get_staff(c->s, c->txn, b->staff_id, &old);
     if (rv == 0) {
@@ -50,7 +50,7 @@ int kyufu_storage__create_staff(struct kyufu_storage__cmd *c)
     Kyufu__V1__StaffAccount a = KYUFU__V1__STAFF_ACCOUNT__INIT;
     a.staff_id = b->staff_id;
     a.display_name = b->display_name;
-    a.roles = b->roles;
+    a.roles_mask = b->roles_mask;
     a.status = SS(ACTIVE);
     a.created_ms = c->now_ms;
     a.created_by = (char *)c->actor;
@@ -91,15 +91,15 @@ int kyufu_storage__set_staff_roles(struct kyufu_storage__cmd *c)
     if (!kyufu_storage__valid_staff_id(b->staff_id)) {
         return REJECT(c, INVALID, "staff_id must be 1..64 of [a-z0-9._-]");
     }
-    if (!kyufu_storage__valid_roles(b->roles)) {
-        return REJECT(c, INVALID, "invalid role set 0x%x", b->roles);
+    if (!kyufu_storage__valid_roles(b->roles_mask)) {
+        return REJECT(c, INVALID, "invalid role set 0x%x", b->roles_mask);
     }
     int rv = load_other(c, b->staff_id, &old);
     if (rv != 0 || old == NULL) {
         return rv;
     }
     Kyufu__V1__StaffAccount a = *old;
-    a.roles = b->roles;
+    a.roles_mask = b->roles_mask;
     a.updated_ms = c->now_ms;
     rv = store(c, old, &a);
     kyufu__v1__staff_account__free_unpacked(old, NULL);

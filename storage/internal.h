@@ -257,6 +257,7 @@ int kyufu_storage__close_program(struct kyufu_storage__cmd *c);
 int kyufu_storage__adjust_budget(struct kyufu_storage__cmd *c);
 int kyufu_storage__register_household(struct kyufu_storage__cmd *c);
 int kyufu_storage__update_household(struct kyufu_storage__cmd *c);
+int kyufu_storage__update_household_fields(struct kyufu_storage__cmd *c);
 int kyufu_storage__submit_application(struct kyufu_storage__cmd *c);
 int kyufu_storage__approve_application(struct kyufu_storage__cmd *c);
 int kyufu_storage__reject_application(struct kyufu_storage__cmd *c);

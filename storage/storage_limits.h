@@ -61,6 +61,9 @@
 #define KYUFU_REASON_BYTES_MAX 400u
 #define KYUFU_MEMBER_NAMES_MAX 32u
 #define KYUFU_BATCH_APPLICATIONS_MAX 1000u
+/* UpdateHousehold.update_mask: each updatable path at most once, so no valid
+ * mask is longer than the path table (apply_household.c). */
+#define KYUFU_UPDATE_MASK_PATHS_MAX 9u
 
 /* Money, in yen. */
 #define KYUFU_UNIT_AMOUNT_YEN_MAX ((int64_t)10000000000)     /* 10^10 */

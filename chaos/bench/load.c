@@ -227,17 +227,18 @@ static void setup_write(struct bench *b, const char *method, ProtobufCMessage *r
 
 static void setup(struct bench *b)
 {
-    struct { const char *id; const char *name; uint32_t roles; const char *actor; } staff[] = {
-        {b->o.admin, "bench ID admin", 1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN, b->o.admin},
-        {b->o.clerk, "bench clerk", 1u << KYUFU__V1__ROLE__ROLE_CLERK, b->o.admin},
-        {b->o.approver, "bench approver", 1u << KYUFU__V1__ROLE__ROLE_APPROVER, b->o.admin},
+    struct { const char *id; const char *name; Kyufu__V1__Role role; const char *actor; } staff[] = {
+        {b->o.admin, "bench ID admin", KYUFU__V1__ROLE__ROLE_ID_ADMIN, b->o.admin},
+        {b->o.clerk, "bench clerk", KYUFU__V1__ROLE__ROLE_CLERK, b->o.admin},
+        {b->o.approver, "bench approver", KYUFU__V1__ROLE__ROLE_APPROVER, b->o.admin},
     };
     for (size_t i = 0; i < sizeof staff / sizeof staff[0]; i++) {
         Kyufu__V1__CreateStaffRequest r = KYUFU__V1__CREATE_STAFF_REQUEST__INIT;
         Kyufu__V1__CreateStaff cmd = KYUFU__V1__CREATE_STAFF__INIT;
         cmd.staff_id = (char *)staff[i].id;
         cmd.display_name = (char *)staff[i].name;
-        cmd.roles = staff[i].roles;
+        cmd.n_roles = 1; /* the API takes a list of Role values */
+        cmd.roles = &staff[i].role;
         r.command = &cmd;
         setup_write(b, "CreateStaff", &r.base, &r.header, staff[i].actor);
     }

@@ -167,7 +167,7 @@ static void setup_staff_and_program(struct bench *b, int64_t budget)
         kyufu__v1__create_staff__init(&sl[0].staff);
         sl[0].staff.staff_id = (char *)staff[i].id;
         sl[0].staff.display_name = (char *)staff[i].id;
-        sl[0].staff.roles = staff[i].roles;
+        sl[0].staff.roles_mask = staff[i].roles;
         sl[0].cmd.body_case = KYUFU__V1__COMMAND__BODY_CREATE_STAFF;
         sl[0].cmd.create_staff = &sl[0].staff;
         apply_slots(b, sl, 1);

@@ -133,6 +133,15 @@ MUTATIONS = [
     (VA, "if (s == NULL || strlen(s) != n) {",
      "if (s == NULL || strlen(s) > n) {",
      "bank digits: too short accepted"),
+    # ---- storage: household update contract (issue 14 item 4)
+    ("storage/apply_household.c",
+     "if (old->version != u->expected_version) {", "if (0) {",
+     "household update: stale expected version accepted"),
+    ("storage/apply_household.c", "while (k < N_PATHS && (p == NULL",
+     "while (k + 1 < N_PATHS && (p == NULL",
+     "household update: last mask path unknown"),
+    ("storage/apply_household.c", "        if ((*set & (1u << k)) != 0) {",
+     "        if (0) {", "household update: repeated mask path accepted"),
     # ---- storage: header, sessions, pages
     ("storage/apply.c", "if (h->time_ms <= 0) {", "if (h->time_ms < 0) {",
      "header: time_ms 0 accepted"),

@@ -199,6 +199,17 @@ static void test_cli(const char *dir)
                      "--display-name", "X", "--roles", "clerk,king", NULL),
                  KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err_buf, "--roles") != NULL);
+    CHECK_EQ_INT(run("--config", conf, "--as", "a", "staff", "create", "--staff-id", "x",
+                     "--display-name", "X", "--roles-mask", "4", NULL),
+                 KYUFU_CTL_EXIT_USAGE); /* the stored form is no option */
+    CHECK_EQ_INT(run("--config", conf, "--as", "c1", "household", "update", "--household-no",
+                     "H1", "--address", "x", NULL),
+                 KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err_buf, "--update-mask is required") != NULL);
+    CHECK_EQ_INT(run("--config", conf, "--as", "c1", "household", "update", "--household-no",
+                     "H1", "--update-mask", "address", "--address", "x", NULL),
+                 KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err_buf, "--expected-version is required") != NULL);
     CHECK_EQ_INT(run("--config", conf, "application", "approve", "--id", "-1", NULL),
                  KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err_buf, "--id") != NULL);
@@ -389,12 +400,15 @@ static void test_json(void)
 
     Kyufu__V1__StaffAccount st = KYUFU__V1__STAFF_ACCOUNT__INIT;
     st.staff_id = "ap1";
-    st.roles = (1u << KYUFU__V1__ROLE__ROLE_CLERK) | (1u << KYUFU__V1__ROLE__ROLE_APPROVER);
+    Kyufu__V1__Role st_roles[] = { KYUFU__V1__ROLE__ROLE_CLERK, KYUFU__V1__ROLE__ROLE_APPROVER };
+    st.roles = st_roles;
+    st.n_roles = 2;
     j = kyufu_ctl_to_json(&st.base);
     json_t *roles = json_object_get(j, "roles");
     CHECK(json_array_size(roles) == 2);
     CHECK(strcmp(json_string_value(json_array_get(roles, 0)), "clerk") == 0);
     CHECK(strcmp(json_string_value(json_array_get(roles, 1)), "approver") == 0);
+    CHECK(json_object_get(j, "roles_mask") == NULL); /* the stored form */
     json_decref(j);
 
     Kyufu__V1__PaymentBatch b = KYUFU__V1__PAYMENT_BATCH__INIT;

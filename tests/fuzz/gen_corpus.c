@@ -86,7 +86,8 @@ static void structured_seeds(void)
                0x80, FZ_ADJUST_BUDGET, 2, 0x81, FZ_ADJUST_BUDGET, 0, 0,
                FZ_ADJUST_BUDGET, 3, 5);
     STRUCTURED("households", FZ_REGISTER, 0, FZ_REGISTER, 4, FZ_REGISTER, 5,
-               FZ_UPDATE, 0, FZ_UPDATE, 4, FZ_UPDATE, 5);
+               FZ_UPDATE, 0, 1, FZ_UPDATE, 4, 1, FZ_UPDATE, 4, 1,
+               FZ_UPDATE, 5, 0);
     STRUCTURED("staff", FZ_CREATE_STAFF, 8, 4, FZ_CREATE_STAFF, 9, 4,
                FZ_CREATE_STAFF, 8, 6, FZ_SET_ROLES, 8, 8, FZ_SET_ROLES, 0, 2,
                FZ_SET_STATUS, 8, 2, FZ_SET_STATUS, 8, 1, FZ_SET_STATUS, 8, 3,
@@ -116,8 +117,8 @@ static void structured_seeds(void)
     STRUCTURED("channels-amounts", FZ_SUBMIT, 0, 0, 1, FZ_SUBMIT, 0, 1, 255,
                FZ_SUBMIT, 0, 2, 3, FZ_SUBMIT, 3, 5, 8);
     STRUCTURED("long-entry", FZ_REGISTER, 0, FZ_REGISTER, 1, FZ_REGISTER, 2,
-               FZ_REGISTER, 3, FZ_UPDATE, 0, FZ_UPDATE, 1, FZ_UPDATE, 2,
-               FZ_UPDATE, 3, FZ_SUBMIT, 0, 0, 0, FZ_SUBMIT, 0, 1, 0,
+               FZ_REGISTER, 3, FZ_UPDATE, 0, 1, FZ_UPDATE, 1, 1, FZ_UPDATE, 2,
+               1, FZ_UPDATE, 3, 1, FZ_SUBMIT, 0, 0, 0, FZ_SUBMIT, 0, 1, 0,
                FZ_SUBMIT, 0, 2, 0, FZ_SUBMIT, 0, 3, 0, FZ_APPROVE, 0,
                FZ_APPROVE, 1, FZ_APPROVE, 2, FZ_APPROVE, 3, FZ_CREATE_BATCH,
                3, 0, 1, 2, 3, FZ_CONFIRM, 0);
@@ -169,8 +170,8 @@ static void raw_seeds(void)
     raw("raw-staff", a, 3);
     a[0] = c_new(&f, "clerk");
     raw("raw-unknown", a, 1);
-    a[0] = c_update_household(&f, "clerk", "H-1");
-    a[1] = c_update_household(&f, "clerk", "H-1");
+    a[0] = c_update_household(&f, "clerk", "H-1", 1);
+    a[1] = c_update_household(&f, "clerk", "H-1", 1);
     a[1]->header->key->sequence = a[0]->header->key->sequence;
     raw("raw-duplicate", a, 2);
     raw("raw-empty-batch", a, 0);

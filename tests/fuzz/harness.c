@@ -267,7 +267,8 @@ static void op(struct run *r, struct fx *f, uint8_t code)
         break;
     case FZ_UPDATE:
         push(r, c_update_household(f, actor(r, "clerk"),
-                                   PICK(households, next(r))));
+                                   PICK(households, next(r)),
+                                   next(r) & 3u)); /* 0: refused; stale */
         break;
     case FZ_SUBMIT: {
         const char *p = PICK(codes, next(r));

@@ -43,7 +43,7 @@ enum fz_op
     FZ_CLOSE_PROGRAM,  /* code */
     FZ_ADJUST_BUDGET,  /* code, signed delta/10^3 (0x80: INT64_MIN) */
     FZ_REGISTER,       /* household */
-    FZ_UPDATE,         /* household */
+    FZ_UPDATE,         /* household, expected version (0..3) */
     FZ_SUBMIT,         /* code, household, amount/10^2 (0: unit) */
     FZ_APPROVE,        /* app ref (last id - n) */
     FZ_REJECT,         /* app ref */

@@ -11,7 +11,7 @@
     run hangs and is killed at alert_command_timeout_ms, logged),
     `sla check` is back to 0 (the state machine's idempotence across
     repeated breaches is tests/storage/test_commands_incident.c's);
-  - an operator (ROLE_OPERATOR) closes it with a cause and a fix; closing
+  - an operator (L.ROLE_OPERATOR) closes it with a cause and a fix; closing
     again is refused (exit 1), a non-operator is refused, a close without
     --fix is a usage error (exit 2);
   - `sla report` (JSON and HTML) lists the incident with its cause and
@@ -27,9 +27,8 @@ import sys
 import time
 
 import cluster as C
-from workload import ROLE_ID_ADMIN, cluster_writer, must
+from workload import cluster_writer, must
 
-ROLE_OPERATOR = 1 << 5
 # The node contact bound of the test's SLO: probes go every 250 ms, so a
 # peer that answers is never silent much past 250 ms, but a loaded 2-core
 # machine (sanitizer builds, other suites) stalls a loop for a few hundred.
@@ -111,10 +110,10 @@ def main():
         L = c.s["ledger_pb2"]
         admin = cluster_writer(c, "root", "sla-it-admin")
         must(admin.call("CreateStaff", L.CreateStaff(
-            staff_id="root", display_name="ID admin", roles=ROLE_ID_ADMIN)),
+            staff_id="root", display_name="ID admin", roles=[L.ROLE_ID_ADMIN])),
             "bootstrap admin")
         must(admin.call("CreateStaff", L.CreateStaff(
-            staff_id="ops1", display_name="Operator", roles=ROLE_OPERATOR)),
+            staff_id="ops1", display_name="Operator", roles=[L.ROLE_OPERATOR])),
             "operator")
 
         # Healthy: OK (the startup "no leader yet" window has passed).

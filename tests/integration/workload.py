@@ -3,7 +3,6 @@ bootstrap account), a clerk, an approver and an open program, written with
 idempotency keys through cluster.Writer."""
 import grpc
 
-ROLE_ID_ADMIN, ROLE_CLERK, ROLE_APPROVER = 1 << 1, 1 << 2, 1 << 3
 WINDOW_END_MS = 4102444800000  # 2100-01-01
 
 
@@ -25,14 +24,15 @@ class Ledger:
     def setup(self, program="P2026", budget=10 ** 12, unit=50000):
         L = self.L
         must(self.admin.call("CreateStaff", L.CreateStaff(
-            staff_id="admin", display_name="ID admin", roles=ROLE_ID_ADMIN)),
+            staff_id="admin", display_name="ID admin",
+            roles=[L.ROLE_ID_ADMIN])),
             "bootstrap admin")
         must(self.admin.call("CreateStaff", L.CreateStaff(
-            staff_id="clerk1", display_name="Clerk", roles=ROLE_CLERK)),
+            staff_id="clerk1", display_name="Clerk", roles=[L.ROLE_CLERK])),
             "clerk")
         must(self.admin.call("CreateStaff", L.CreateStaff(
             staff_id="approver1", display_name="Approver",
-            roles=ROLE_APPROVER)), "approver")
+            roles=[L.ROLE_APPROVER])), "approver")
         must(self.approver.call("CreateProgram", L.CreateProgram(
             code=program, name="Winter support", fiscal_year=2026,
             unit_amount=unit, budget=budget, window_start_ms=1,

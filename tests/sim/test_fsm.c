@@ -114,7 +114,7 @@ static uint8_t *staff_batch(const char *actor, const char *id,
     h.key = &key;
     cs.staff_id = (char *)id;
     cs.display_name = (char *)id;
-    cs.roles = 1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN;
+    cs.roles_mask = 1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN;
     c.header = &h;
     c.body_case = KYUFU__V1__COMMAND__BODY_CREATE_STAFF;
     c.create_staff = &cs;

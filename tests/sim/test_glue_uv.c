@@ -210,7 +210,7 @@ static int submit_staff(int l, struct kyufu_glue_propose *req, const char *id,
     c.header = &h;
     cs.staff_id = (char *)id;
     cs.display_name = (char *)id;
-    cs.roles = 1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN;
+    cs.roles_mask = 1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN;
     c.body_case = KYUFU__V1__COMMAND__BODY_CREATE_STAFF;
     c.create_staff = &cs;
     return kyufu_glue_propose(g[l], req, &c, cb);

@@ -95,7 +95,7 @@ static void build(struct cmd *m, const char *id, uint64_t seq)
     m->h.key = &m->key;
     m->cs.staff_id = (char *)id;
     m->cs.display_name = "d";
-    m->cs.roles = strcmp(id, "admin") == 0
+    m->cs.roles_mask = strcmp(id, "admin") == 0
                       ? 1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN
                       : 1u << KYUFU__V1__ROLE__ROLE_CLERK;
     m->c.header = &m->h;

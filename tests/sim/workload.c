@@ -143,7 +143,7 @@ static size_t setup_cmd(struct workload *w, int step, int64_t now_ms)
     if (step < 5) {
         cs.staff_id = (char *)staff[step];
         cs.display_name = (char *)staff[step];
-        cs.roles = roles[step];
+        cs.roles_mask = roles[step];
         c.body_case = KYUFU__V1__COMMAND__BODY_CREATE_STAFF;
         c.create_staff = &cs;
         return add_cmd(w, &c, "admin", now_ms, step);

@@ -332,7 +332,37 @@ Kyufu__V1__Command *c_register_household(struct fx *f, const char *actor,
 }
 
 Kyufu__V1__Command *c_update_household(struct fx *f, const char *actor,
-                                       const char *no)
+                                       const char *no, uint64_t expected)
+{
+    static const char *const all[] = {"head_name", "member_names", "address",
+                                      "bank"};
+    Kyufu__V1__Command *c = c_new(f, actor);
+    BODY(c, update_household_fields, Kyufu__V1__UpdateHousehold,
+         kyufu__v1__update_household__init, UPDATE_HOUSEHOLD_FIELDS);
+    Kyufu__V1__UpdateHousehold *u = c->update_household_fields;
+    u->household = new_household(no);
+    u->expected_version = expected;
+    c_mask(u, sizeof all / sizeof all[0], all);
+    return c;
+}
+
+void c_mask(Kyufu__V1__UpdateHousehold *u, size_t n, const char *const *paths)
+{
+    for (size_t i = 0; i < u->n_update_mask; i++) {
+        free(u->update_mask[i]);
+    }
+    free(u->update_mask);
+    u->update_mask = calloc(n + 1, sizeof(char *));
+    CHECK(u->update_mask != NULL);
+    for (size_t i = 0; i < n; i++) {
+        u->update_mask[i] = strdup(paths[i]);
+        CHECK(u->update_mask[i] != NULL);
+    }
+    u->n_update_mask = n;
+}
+
+Kyufu__V1__Command *c_update_household_legacy(struct fx *f, const char *actor,
+                                              const char *no)
 {
     Kyufu__V1__Command *c = c_new(f, actor);
     BODY(c, update_household, Kyufu__V1__UpdateHousehold,
@@ -432,7 +462,7 @@ Kyufu__V1__Command *c_create_staff(struct fx *f, const char *actor,
          kyufu__v1__create_staff__init, CREATE_STAFF);
     c_str(&c->create_staff->staff_id, id);
     c_str(&c->create_staff->display_name, "職員 一");
-    c->create_staff->roles = roles;
+    c->create_staff->roles_mask = roles;
     return c;
 }
 
@@ -443,7 +473,7 @@ Kyufu__V1__Command *c_set_roles(struct fx *f, const char *actor,
     BODY(c, set_staff_roles, Kyufu__V1__SetStaffRoles,
          kyufu__v1__set_staff_roles__init, SET_STAFF_ROLES);
     c_str(&c->set_staff_roles->staff_id, id);
-    c->set_staff_roles->roles = roles;
+    c->set_staff_roles->roles_mask = roles;
     return c;
 }
 

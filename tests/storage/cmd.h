@@ -116,8 +116,17 @@ Kyufu__V1__Command *c_adjust_budget(struct fx *f, const char *actor,
 /* A valid household no with two members and a bank account. */
 Kyufu__V1__Command *c_register_household(struct fx *f, const char *actor,
                                          const char *no);
+/* UpdateHousehold as this version proposes it (update_household_fields):
+ * the household of c_register_household, every top-level path in the mask
+ * (head_name, member_names, address, bank), the given expected version. */
 Kyufu__V1__Command *c_update_household(struct fx *f, const char *actor,
-                                       const char *no);
+                                       const char *no, uint64_t expected);
+/* Replace u's update mask by the n paths given (copied). */
+void c_mask(Kyufu__V1__UpdateHousehold *u, size_t n, const char *const *paths);
+/* The legacy body (update_household: whole record, no mask, no version),
+ * as an entry from an older version carries it. */
+Kyufu__V1__Command *c_update_household_legacy(struct fx *f, const char *actor,
+                                              const char *no);
 Kyufu__V1__Command *c_submit(struct fx *f, const char *actor,
                              const char *program, const char *household,
                              int64_t amount);

@@ -238,7 +238,7 @@ static Kyufu__V1__Command *build(struct fx *f, int kind, const char *actor,
     case K_REGISTER_HOUSEHOLD:
         return c_register_household(f, actor, "H-9");
     case K_UPDATE_HOUSEHOLD:
-        return c_update_household(f, actor, "H-1");
+        return c_update_household(f, actor, "H-1", 1);
     case K_SUBMIT:
         return c_submit(f, actor, "P1", "H-4", 0);
     case K_APPROVE:
@@ -360,7 +360,7 @@ static void bootstrap(void)
     CHECK_EQ(r->record_case, KYUFU__V1__COMMAND_RESULT__RECORD_STAFF);
     CHECK_STR(r->object, "staff/root");
     CHECK_STR(r->staff->staff_id, "root");
-    CHECK_EQ(r->staff->roles, R_ADMIN);
+    CHECK_EQ(r->staff->roles_mask, R_ADMIN);
     CHECK_EQ(r->staff->status, KYUFU__V1__STAFF_STATUS__STAFF_ACTIVE);
     fx_free(r);
     /* Bootstrap happens once: a second self-made account is an unknown

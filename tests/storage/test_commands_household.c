@@ -1,9 +1,11 @@
-/* RegisterHousehold, UpdateHousehold (docs/ledger-rules.md). */
+/* RegisterHousehold, UpdateHousehold: the masked, versioned body and the
+ * legacy one (docs/ledger-rules.md, docs/api.md). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
+#include "storage_limits.h"
 
 #define INVALID KYUFU__V1__CODE__INVALID_ARGUMENT
 #define NOTFOUND KYUFU__V1__CODE__NOT_FOUND
@@ -223,8 +225,9 @@ static void update_ok(void)
     fx_open(&f);
     fx_world(&f);
     Kyufu__V1__Household *orig = fx_household(&f, "H-1");
-    Kyufu__V1__Command *c = c_update_household(&f, "clerk2", "H-1");
-    Kyufu__V1__Household *in = c->update_household->household;
+    CHECK_EQ(orig->version, 1);
+    Kyufu__V1__Command *c = c_update_household(&f, "clerk2", "H-1", 1);
+    Kyufu__V1__Household *in = c->update_household_fields->household;
     c_str(&in->head_name, "佐藤 次郎");
     c_str(&in->address, "大阪府大阪市北区1-1");
     set_members(in, 1, "佐藤 三郎");
@@ -248,11 +251,140 @@ static void update_ok(void)
     CHECK(same_household(h, stored));
     kyufu__v1__household__free_unpacked(stored, NULL);
     fx_free(r);
-    r = fx_ok(&f, c_update_household(&f, "clerk", "H-1"));
+    r = fx_ok(&f, c_update_household(&f, "clerk", "H-1", 2));
     CHECK_EQ(r->household->version, 3);
     CHECK_EQ(r->household->registered_ms, orig->registered_ms);
     fx_free(r);
     kyufu__v1__household__free_unpacked(orig, NULL);
+    fx_close(&f);
+}
+
+/* Only the masked fields change, whatever else the request carries. */
+static void update_mask_only(void)
+{
+    struct fx f;
+    fx_open(&f);
+    fx_world(&f);
+    Kyufu__V1__Household *orig = fx_household(&f, "H-1");
+    Kyufu__V1__Command *c = c_update_household(&f, "clerk", "H-1", 1);
+    Kyufu__V1__UpdateHousehold *u = c->update_household_fields;
+    static const char *const addr[] = {"address"};
+    c_mask(u, 1, addr);
+    c_str(&u->household->address, "京都府京都市1");
+    c_str(&u->household->head_name, "別人");
+    c_str(&u->household->bank->account_no, "1111111");
+    set_members(u->household, 0, "");
+    Kyufu__V1__CommandResult *r = fx_ok(&f, c);
+    CHECK_STR(r->household->address, "京都府京都市1");
+    CHECK_STR(r->household->head_name, orig->head_name);
+    CHECK_STR(r->household->bank->account_no, orig->bank->account_no);
+    CHECK_EQ(r->household->n_member_names, orig->n_member_names);
+    CHECK_EQ(r->household->version, 2);
+    fx_free(r);
+
+    /* One field of the bank account: the others stay. */
+    c = c_update_household(&f, "clerk", "H-1", 2);
+    u = c->update_household_fields;
+    static const char *const acct[] = {"bank.account_no", "bank.holder_kana"};
+    c_mask(u, 2, acct);
+    c_str(&u->household->bank->account_no, "2222222");
+    c_str(&u->household->bank->holder_kana, "ｻﾄｳ ｼﾞﾛｳ");
+    c_str(&u->household->bank->bank_code, "9999");
+    r = fx_ok(&f, c);
+    CHECK_STR(r->household->bank->account_no, "2222222");
+    CHECK_STR(r->household->bank->holder_kana, "ｻﾄｳ ｼﾞﾛｳ");
+    CHECK_STR(r->household->bank->bank_code, orig->bank->bank_code);
+    CHECK_STR(r->household->address, "京都府京都市1");
+    fx_free(r);
+
+    /* A masked field of a request without a bank account: empty, refused. */
+    c = c_update_household(&f, "clerk", "H-1", 3);
+    u = c->update_household_fields;
+    c_mask(u, 1, acct);  /* bank.account_no */
+    kyufu__v1__bank_account__free_unpacked(u->household->bank, NULL);
+    u->household->bank = NULL;
+    fx_reject(&f, c, INVALID);
+    kyufu__v1__household__free_unpacked(orig, NULL);
+    fx_close(&f);
+}
+
+/* A stale expected version is FAILED_PRECONDITION naming the current one,
+ * and changes nothing. */
+static void update_stale_version(void)
+{
+    struct fx f;
+    fx_open(&f);
+    fx_world(&f);
+    fx_do(&f, c_update_household(&f, "clerk", "H-1", 1));
+    Kyufu__V1__Household *before = fx_household(&f, "H-1");
+    CHECK_EQ(before->version, 2);
+    static const uint64_t stale[] = {1, 3, 1000, UINT64_MAX};
+    for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++) {
+        Kyufu__V1__Command *c = c_update_household(&f, "clerk", "H-1",
+                                                   stale[i]);
+        c_str(&c->update_household_fields->household->address, "変更");
+        Kyufu__V1__CommandResult *r = fx_apply(&f, c);
+        CHECK_EQ(r->code, KYUFU__V1__CODE__FAILED_PRECONDITION);
+        CHECK(strstr(r->message, "at version 2") != NULL);
+        fx_free(r);
+        kyufu__v1__command__free_unpacked(c, NULL);
+        Kyufu__V1__Household *after = fx_household(&f, "H-1");
+        CHECK(same_household(before, after));
+        kyufu__v1__household__free_unpacked(after, NULL);
+    }
+    /* Two updates read at the same version: the first wins, the second is
+     * refused (the lost update the version exists to prevent). */
+    Kyufu__V1__Command *a = c_update_household(&f, "clerk", "H-1", 2);
+    Kyufu__V1__Command *b = c_update_household(&f, "clerk2", "H-1", 2);
+    c_str(&a->update_household_fields->household->address, "A");
+    c_str(&b->update_household_fields->household->address, "B");
+    fx_do(&f, a);
+    fx_reject(&f, b, KYUFU__V1__CODE__FAILED_PRECONDITION);
+    Kyufu__V1__Household *after = fx_household(&f, "H-1");
+    CHECK_STR(after->address, "A");
+    CHECK_EQ(after->version, 3);
+    kyufu__v1__household__free_unpacked(after, NULL);
+    kyufu__v1__household__free_unpacked(before, NULL);
+    fx_close(&f);
+}
+
+static void update_bad_mask(void)
+{
+    static const char *const bad[][3] = {
+        {"household_no", NULL, NULL},  {"version", NULL, NULL},
+        {"registered_ms", NULL, NULL}, {"updated_ms", NULL, NULL},
+        {"", NULL, NULL},              {"Address", NULL, NULL},
+        {"address ", NULL, NULL},      {"bank.", NULL, NULL},
+        {"bank.nope", NULL, NULL},     {"address", "address", NULL},
+        {"bank", "bank.account_no", NULL},
+        {"head_name", "address", "\xff"},
+    };
+    struct fx f;
+    fx_open(&f);
+    fx_world(&f);
+    Kyufu__V1__Household *before = fx_household(&f, "H-1");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        Kyufu__V1__Command *c = c_update_household(&f, "clerk", "H-1", 1);
+        size_t n = bad[i][2] != NULL ? 3 : bad[i][1] != NULL ? 2 : 1;
+        c_mask(c->update_household_fields, n, bad[i]);
+        fx_reject(&f, c, INVALID);
+    }
+    /* Empty mask; too many paths; no expected version. */
+    Kyufu__V1__Command *c = c_update_household(&f, "clerk", "H-1", 1);
+    c_mask(c->update_household_fields, 0, NULL);
+    fx_reject(&f, c, INVALID);
+    const char *many[KYUFU_UPDATE_MASK_PATHS_MAX + 1];
+    for (size_t i = 0; i < KYUFU_UPDATE_MASK_PATHS_MAX + 1; i++) {
+        many[i] = "address";
+    }
+    c = c_update_household(&f, "clerk", "H-1", 1);
+    c_mask(c->update_household_fields, KYUFU_UPDATE_MASK_PATHS_MAX + 1, many);
+    fx_reject(&f, c, INVALID);
+    fx_reject(&f, c_update_household(&f, "clerk", "H-1", 0), INVALID);
+    Kyufu__V1__Household *after = fx_household(&f, "H-1");
+    CHECK(same_household(before, after));
+    kyufu__v1__household__free_unpacked(after, NULL);
+    kyufu__v1__household__free_unpacked(before, NULL);
     fx_close(&f);
 }
 
@@ -261,22 +393,41 @@ static void update_unknown_and_bad(void)
     struct fx f;
     fx_open(&f);
     fx_world(&f);
-    fx_reject(&f, c_update_household(&f, "clerk", "H-404"), NOTFOUND);
+    fx_reject(&f, c_update_household(&f, "clerk", "H-404", 1), NOTFOUND);
     for (size_t i = 0; i < sizeof bad_fields / sizeof bad_fields[0]; i++) {
-        Kyufu__V1__Command *c = c_update_household(&f, "clerk", "H-1");
-        set_field(c->update_household->household, bad_fields[i].field,
+        Kyufu__V1__Command *c = c_update_household(&f, "clerk", "H-1", 1);
+        set_field(c->update_household_fields->household, bad_fields[i].field,
                   bad_fields[i].value);
         fx_reject(&f, c, INVALID);
     }
-    Kyufu__V1__Command *c = c_update_household(&f, "clerk", "H-1");
-    kyufu__v1__bank_account__free_unpacked(c->update_household->household->bank,
-                                          NULL);
-    c->update_household->household->bank = NULL;
+    Kyufu__V1__Command *c = c_update_household(&f, "clerk", "H-1", 1);
+    kyufu__v1__bank_account__free_unpacked(
+        c->update_household_fields->household->bank, NULL);
+    c->update_household_fields->household->bank = NULL;
     fx_reject(&f, c, INVALID);
-    c = c_update_household(&f, "clerk", "H-1");
-    kyufu__v1__household__free_unpacked(c->update_household->household, NULL);
-    c->update_household->household = NULL;
+    c = c_update_household(&f, "clerk", "H-1", 1);
+    kyufu__v1__household__free_unpacked(c->update_household_fields->household,
+                                        NULL);
+    c->update_household_fields->household = NULL;
     fx_reject(&f, c, INVALID);
+    fx_close(&f);
+}
+
+/* An entry from an older version (whole record, no mask, no version check)
+ * applies as it always did, so replicas of any version agree on it. */
+static void update_legacy_entry(void)
+{
+    struct fx f;
+    fx_open(&f);
+    fx_world(&f);
+    Kyufu__V1__Command *c = c_update_household_legacy(&f, "clerk", "H-1");
+    Kyufu__V1__Household *in = c->update_household->household;
+    c_str(&in->address, "旧形式");
+    Kyufu__V1__CommandResult *r = fx_ok(&f, c);
+    CHECK_STR(r->household->address, "旧形式");
+    CHECK_EQ(r->household->version, 2);
+    fx_free(r);
+    fx_reject(&f, c_update_household_legacy(&f, "clerk", "H-404"), NOTFOUND);
     fx_close(&f);
 }
 
@@ -288,7 +439,11 @@ int main(int argc, char **argv)
         T_CASE(register_exists),
         T_CASE(register_bad_fields),
         T_CASE(update_ok),
+        T_CASE(update_mask_only),
+        T_CASE(update_stale_version),
+        T_CASE(update_bad_mask),
         T_CASE(update_unknown_and_bad),
+        T_CASE(update_legacy_entry),
     };
     return t_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

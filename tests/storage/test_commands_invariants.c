@@ -363,7 +363,7 @@ static void invariant_4_no_self_privilege_change(void)
                                KYUFU__V1__STAFF_STATUS__STAFF_ACTIVE),
               DENIED);
     Kyufu__V1__StaffAccount *s = fx_staff(&f, "admin");
-    CHECK_EQ(s->roles, R_ADMIN);
+    CHECK_EQ(s->roles_mask, R_ADMIN);
     CHECK_EQ(s->status, KYUFU__V1__STAFF_STATUS__STAFF_SUSPENDED);
     kyufu__v1__staff_account__free_unpacked(s, NULL);
     /* Nor can a clerk or approver grant themselves anything. */

@@ -43,13 +43,13 @@ static void create_staff_ok(void)
     CHECK_EQ(r->record_case, KYUFU__V1__COMMAND_RESULT__RECORD_STAFF);
     CHECK_STR(r->staff->staff_id, "hanako.sato-2");
     CHECK_STR(r->staff->display_name, "職員 一");
-    CHECK_EQ(r->staff->roles, R_CLERK | R_AUDITOR);
+    CHECK_EQ(r->staff->roles_mask, R_CLERK | R_AUDITOR);
     CHECK_EQ(r->staff->status, ACTIVE);
     CHECK_EQ(r->staff->created_ms, t);
     CHECK_STR(r->staff->created_by, "admin");
     fx_free(r);
     Kyufu__V1__StaffAccount *s = fx_staff(&f, "hanako.sato-2");
-    CHECK_EQ(s->roles, R_CLERK | R_AUDITOR);
+    CHECK_EQ(s->roles_mask, R_CLERK | R_AUDITOR);
     CHECK_EQ(s->status, ACTIVE);
     kyufu__v1__staff_account__free_unpacked(s, NULL);
     /* Allowed sets and sizes at their limits. */
@@ -98,11 +98,11 @@ static void set_roles_ok(void)
     Kyufu__V1__CommandResult *r = fx_ok(&f, c);
     CHECK_STR(r->object, "staff/clerk2");
     CHECK_EQ(r->record_case, KYUFU__V1__COMMAND_RESULT__RECORD_STAFF);
-    CHECK_EQ(r->staff->roles, R_APPROVER);
+    CHECK_EQ(r->staff->roles_mask, R_APPROVER);
     CHECK_EQ(r->staff->updated_ms, t);
     fx_free(r);
     Kyufu__V1__StaffAccount *s = fx_staff(&f, "clerk2");
-    CHECK_EQ(s->roles, R_APPROVER);
+    CHECK_EQ(s->roles_mask, R_APPROVER);
     kyufu__v1__staff_account__free_unpacked(s, NULL);
     /* The new roles are in force: clerk2 lost CLERK, gained APPROVER. */
     fx_reject(&f, c_register_household(&f, "clerk2", "H-9"), DENIED);
@@ -143,7 +143,7 @@ static void set_status_ok(void)
     CHECK_EQ(r->record_case, KYUFU__V1__COMMAND_RESULT__RECORD_STAFF);
     CHECK_EQ(r->staff->status, SUSPENDED);
     CHECK_EQ(r->staff->updated_ms, t);
-    CHECK_EQ(r->staff->roles, R_CLERK);
+    CHECK_EQ(r->staff->roles_mask, R_CLERK);
     fx_free(r);
     Kyufu__V1__StaffAccount *s = fx_staff(&f, "clerk");
     CHECK_EQ(s->status, SUSPENDED);

@@ -118,7 +118,7 @@ static Kyufu__V1__Command *c_staff(struct fx *f, const char *actor,
     kyufu__v1__create_staff__init(b);
     b->staff_id = (char *)id;
     b->display_name = (char *)"Staff";
-    b->roles = roles;
+    b->roles_mask = roles;
     c->body_case = KYUFU__V1__COMMAND__BODY_CREATE_STAFF;
     c->create_staff = b;
     return c;
