@@ -126,9 +126,32 @@ static void hold(struct glue_io_guard *g, const struct raft_message *m)
     g->n_install_held++;
 }
 
+/* A message from m->server_id now: its peer's last contact. */
+static void note_contact(struct glue_io_guard *g, struct raft_io *io,
+                         const struct raft_message *m)
+{
+    size_t oldest = 0;
+    uint64_t now = io->time(io);
+    for (size_t i = 0; i < KYUFU_GLUE_CONTACTS_MAX; i++) {
+        if (g->contact[i].id == m->server_id) {
+            g->contact[i].ms = now;
+            return;
+        }
+        /* A free slot first, else the least recently heard. */
+        if (g->contact[oldest].id != 0 &&
+            (g->contact[i].id == 0 ||
+             g->contact[i].ms < g->contact[oldest].ms)) {
+            oldest = i;
+        }
+    }
+    g->contact[oldest].id = m->server_id;
+    g->contact[oldest].ms = now;
+}
+
 static void deliver(struct glue_io_guard *g, struct raft_io *io,
                     struct raft_message *m)
 {
+    note_contact(g, io, m);
     glue__snapshot_send_recv(&g->snapshot_send, m);
     glue__append_anchor_recv(&g->anchor, m);
     assert(g->receiving == NULL);

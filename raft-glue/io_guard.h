@@ -48,6 +48,7 @@
 #include <stdbool.h>
 
 #include "append_anchor.h"
+#include "glue_limits.h"
 #include "snapshot_send.h"
 
 struct glue_io_guard;
@@ -102,6 +103,14 @@ struct glue_io_guard
      * calling the real method, as a failed write would. */
     int (*inject)(struct glue_io_guard *g, const char *call);
     void *data;              /* For the owner. */
+    /* The last message received from each peer (raft's io->time, ms), for
+     * the node's replication metrics: one slot per sender id, the oldest
+     * reused when a new id comes (membership changes). */
+    struct
+    {
+        uint64_t id; /* 0: free */
+        uint64_t ms;
+    } contact[KYUFU_GLUE_CONTACTS_MAX];
     unsigned long n_failed;  /* Failed calls seen (the first is reported). */
 };
 
