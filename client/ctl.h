@@ -40,6 +40,9 @@ struct kyufu_ctl_init_opts
     unsigned n_hosts;                /* 0: 127.0.0.1 */
     uint16_t raft_port_base;         /* node i (1-based) gets base + i - 1 */
     uint16_t api_port_base;
+    /* metrics_listen = 127.0.0.1:(base + i - 1) in node i's config
+     * (loopback: docs/metrics.md); 0: no metrics listener. */
+    uint16_t metrics_port_base;
     bool force;                      /* overwrite config and certificates */
 };
 

@@ -9,7 +9,7 @@
 #include "kyufu.h"
 
 enum { OPT_DIR = 0x300, OPT_NODES, OPT_HOST, OPT_HOSTS, OPT_RAFT_BASE, OPT_API_BASE,
-       OPT_FORCE, OPT_TO, OPT_DIGEST, OPT_NODE_TIMEOUT, OPT_HELP };
+       OPT_METRICS_BASE, OPT_FORCE, OPT_TO, OPT_DIGEST, OPT_NODE_TIMEOUT, OPT_HELP };
 
 void ctl__cluster_usage(FILE *out)
 {
@@ -112,6 +112,10 @@ static int init_opt(struct ctl__run *r, int c, const char *arg, void *p)
         rv = parse_uint(r, "api-port-base", arg, 1, 65535, &v);
         o->api_port_base = (uint16_t)v;
         return rv;
+    case OPT_METRICS_BASE:
+        rv = parse_uint(r, "metrics-port-base", arg, 0, 65535, &v);
+        o->metrics_port_base = (uint16_t)v;
+        return rv;
     case OPT_FORCE:
         o->force = true;
         return 0;
@@ -128,10 +132,12 @@ static int cmd_init(struct ctl__run *r, int argc, char **argv)
         { "hosts", required_argument, NULL, OPT_HOSTS },
         { "raft-port-base", required_argument, NULL, OPT_RAFT_BASE },
         { "api-port-base", required_argument, NULL, OPT_API_BASE },
+        { "metrics-port-base", required_argument, NULL, OPT_METRICS_BASE },
         { "force", no_argument, NULL, OPT_FORCE },
     };
     struct kyufu_ctl_init_opts o = { .nodes = 3, .raft_port_base = 7001,
-                                     .api_port_base = 8001 };
+                                     .api_port_base = 8001,
+                                     .metrics_port_base = 9101 };
     int rv = getopts(r, argc, argv, extra, sizeof extra / sizeof extra[0], init_opt, &o,
                      "init");
     if (rv != 0) {

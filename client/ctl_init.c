@@ -297,7 +297,8 @@ struct member
 };
 
 static int node_conf(const char *dir, unsigned id, const struct member *m,
-                     unsigned n, char *errmsg, size_t errmsg_len)
+                     unsigned n, unsigned metrics_port, char *errmsg,
+                     size_t errmsg_len)
 {
     char *text = NULL;
     size_t len = 0;
@@ -311,10 +312,14 @@ static int node_conf(const char *dir, unsigned id, const struct member *m,
             "id = %u\n"
             "data_dir = %s/node%u/data\n"
             "raft_address = %s\n"
-            "api_address = %s\n"
-            "[cluster]\n"
-            "# one line per member: id = raft_address api_address\n",
+            "api_address = %s\n",
             id, dir, id, m[id - 1].raft, m[id - 1].api);
+    if (metrics_port != 0) {
+        /* Loopback: a remote scraper needs metrics_tls (docs/metrics.md). */
+        fprintf(f, "metrics_listen = 127.0.0.1:%u\n", metrics_port);
+    }
+    fprintf(f, "[cluster]\n"
+               "# one line per member: id = raft_address api_address\n");
     for (unsigned i = 0; i < n; i++) {
         fprintf(f, "%u = %s %s\n", i + 1, m[i].raft, m[i].api);
     }
@@ -408,6 +413,14 @@ static int check_opts(const struct kyufu_ctl_init_opts *o, char *errmsg,
         return errf(errmsg, errmsg_len, u,
                     "raft ports %u-%u and API ports %u-%u overlap", r0, r1,
                     a0, a1);
+    }
+    unsigned m0 = o->metrics_port_base, m1 = m0 + o->nodes - 1;
+    if (m0 != 0 && (m1 > 65535 || !(m1 < r0 || r1 < m0) ||
+                    !(m1 < a0 || a1 < m0))) {
+        return errf(errmsg, errmsg_len, u,
+                    "metrics ports %u-%u must be below 65536 and overlap "
+                    "neither raft ports %u-%u nor API ports %u-%u",
+                    m0, m1, r0, r1, a0, a1);
     }
     return 0;
 }
@@ -549,7 +562,11 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
             goto out_ca;
         }
         if (!client) {
-            rv = node_conf(dir, i + 1, m, o->nodes, errmsg, errmsg_len);
+            rv = node_conf(dir, i + 1, m, o->nodes,
+                           o->metrics_port_base != 0
+                               ? o->metrics_port_base + i
+                               : 0,
+                           errmsg, errmsg_len);
             if (rv != 0) {
                 goto out_ca;
             }

@@ -287,10 +287,6 @@ static void raft_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
                          KYUFU_METRICS_GAUGE,
                          "On the leader: entries of its log a follower has "
                          "not yet acknowledged");
-    kyufu_metrics_family(b, "kyufu_raft_follower_last_contact_seconds",
-                         KYUFU_METRICS_GAUGE,
-                         "On the leader: seconds since the last message "
-                         "from a follower");
     for (size_t i = 0; i < nf; i++) {
         char id[24];
         snprintf(id, sizeof id, "%llu", (unsigned long long)f[i].id);
@@ -299,6 +295,14 @@ static void raft_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
                                st.last_log_index > f[i].match_index
                                    ? st.last_log_index - f[i].match_index
                                    : 0);
+    }
+    kyufu_metrics_family(b, "kyufu_raft_follower_last_contact_seconds",
+                         KYUFU_METRICS_GAUGE,
+                         "On the leader: seconds since the last message "
+                         "from a follower");
+    for (size_t i = 0; i < nf; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "%llu", (unsigned long long)f[i].id);
         if (f[i].contacted) {
             kyufu_metrics_sample(b, "kyufu_raft_follower_last_contact_seconds",
                                  L1("follower", id), 1,
