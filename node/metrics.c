@@ -211,7 +211,8 @@ static void series(struct kyufu_metrics_buf *b,
 }
 
 /* A value as Go's strconv.ParseFloat reads it: integers exactly, others
- * with 17 significant digits (round-trips a double). */
+ * with the fewest significant digits (15 to 17) that read back as the
+ * same double ("0.009", not "0.0089999999999999993"). */
 static void value(struct kyufu_metrics_buf *b, double v)
 {
     if (isnan(v)) {
@@ -221,7 +222,14 @@ static void value(struct kyufu_metrics_buf *b, double v)
     } else if (v == floor(v) && fabs(v) < 9007199254740992.0) {
         printf_(b, " %" PRId64 "\n", (int64_t)v);
     } else {
-        printf_(b, " %.17g\n", v);
+        char tmp[40];
+        for (int digits = 15; digits <= 17; digits++) {
+            snprintf(tmp, sizeof tmp, "%.*g", digits, v);
+            if (strtod(tmp, NULL) == v) {
+                break;
+            }
+        }
+        printf_(b, " %s\n", tmp);
     }
 }
 

@@ -262,30 +262,32 @@ static const char *header(const char *headers, const char *name, size_t *len)
     return NULL;
 }
 
-static void serve(struct conn *c)
+/* Render and answer; times the whole of it (from the request's arrival:
+ * t0) as the loop time of a scrape. */
+static void serve(struct conn *c, uint64_t t0)
 {
     struct kyufu_metrics_http *h = c->h;
     struct kyufu_metrics_buf b;
     kyufu_metrics_buf_init(&b);
-    uint64_t t0 = uv_hrtime();
     int rv = h->render(h->render_data, &b);
-    h->stats.render_ns_last = uv_hrtime() - t0;
     if (rv != 0 || kyufu_metrics_buf_failed(&b)) {
         kyufu_metrics_buf_free(&b);
         answer(c, "500 Internal Server Error", "", "", 0);
         return;
     }
-    h->stats.scrapes++;
     h->stats.body_bytes_last = b.len;
     answer(c, "200 OK",
            "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n",
            b.data, b.len);
     kyufu_metrics_buf_free(&b);
+    h->stats.scrapes++;
+    h->stats.serve_ns_last = uv_hrtime() - t0;
 }
 
 /* A complete request line and headers are in c->req (NUL-terminated). */
 static void handle(struct conn *c)
 {
+    uint64_t t0 = uv_hrtime();
     char *line_end = strstr(c->req, "\r\n");
     assert(line_end != NULL);
     *line_end = '\0';
@@ -323,7 +325,7 @@ static void handle(struct conn *c)
                "");
         return;
     }
-    serve(c);
+    serve(c, t0);
 }
 
 /* Plaintext of the request: append, answer once the headers are whole. */

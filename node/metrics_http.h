@@ -66,7 +66,8 @@ struct kyufu_metrics_http_stats
 {
     uint64_t scrapes;        /* 200 answers */
     uint64_t refused[KYUFU_METRICS_HTTP_REFUSED_COUNT];
-    uint64_t render_ns_last; /* loop time of the last render */
+    uint64_t serve_ns_last;  /* loop time of the last 200: parse, render,
+                                encrypt (TLS), queue */
     uint64_t body_bytes_last;
 };
 

@@ -45,6 +45,12 @@ void kyufu_node__metrics_applied(void *arg, uint64_t index, uint64_t term,
     m->apply_last_term = term;
 }
 
+void kyufu_node__metrics_appended(void *arg, uint64_t append_ns)
+{
+    struct kyufu_node *n = arg;
+    kyufu_metrics_histogram_observe_ns(&n->metrics.append_seconds, append_ns);
+}
+
 void kyufu_node__metrics_init(struct kyufu_node *n)
 {
     struct kyufu_node_metrics *m = &n->metrics;
@@ -57,6 +63,9 @@ void kyufu_node__metrics_init(struct kyufu_node *n)
                                  kyufu_metrics_buckets_latency,
                                  kyufu_metrics_buckets_latency_n);
     kyufu_metrics_histogram_init(&m->apply_seconds,
+                                 kyufu_metrics_buckets_latency,
+                                 kyufu_metrics_buckets_latency_n);
+    kyufu_metrics_histogram_init(&m->append_seconds,
                                  kyufu_metrics_buckets_latency,
                                  kyufu_metrics_buckets_latency_n);
 }
@@ -114,11 +123,17 @@ void kyufu_node__metrics_state(struct kyufu_node *n,
         }
         m->failovers[cause]++;
         if (!m->rto_pending) {
-            /* From the last entry this node applied under the old leader
-             * (or from now, if it applied none since it started). */
+            /* From the old leader's last sign of life here: the last entry
+             * this node applied, or the last message the old leader sent
+             * it, whichever came later (now, if neither is known). */
+            uint64_t now = uv_now(&n->loop), age = 0, from = m->apply_last_ms;
+            if (m->leader != n->config->id && n->glue != NULL &&
+                kyufu_glue_last_contact(n->glue, m->leader, &age) &&
+                now - age > from) {
+                from = now - age;
+            }
             m->rto_pending = true;
-            m->rto_from_ms = m->apply_last_ms != 0 ? m->apply_last_ms
-                                                   : uv_now(&n->loop);
+            m->rto_from_ms = from != 0 ? from : now;
         }
         m->rto_term = st->term;
     }
@@ -355,6 +370,12 @@ static void latency_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
                          "commit and fsync included, on the loop thread");
     kyufu_metrics_histogram_write(b, "kyufu_storage_commit_seconds", NULL, 0,
                                   &m->apply_seconds);
+    kyufu_metrics_family(b, "kyufu_raft_append_seconds",
+                         KYUFU_METRICS_HISTOGRAM,
+                         "One durable append of entries to this node's Raft "
+                         "log: write and fsync, on libuv's thread pool");
+    kyufu_metrics_histogram_write(b, "kyufu_raft_append_seconds", NULL, 0,
+                                  &m->append_seconds);
 
     size_t nm = kyufu_node__methods_count();
     kyufu_metrics_family(b, "kyufu_rpc_requests_total", KYUFU_METRICS_COUNTER,
@@ -458,12 +479,12 @@ static void node_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
                              "Scrapes answered before this one");
         kyufu_metrics_sample_u(b, "kyufu_metrics_scrapes_total", NULL, 0,
                                hs.scrapes);
-        kyufu_metrics_family(b, "kyufu_metrics_render_seconds",
+        kyufu_metrics_family(b, "kyufu_metrics_scrape_loop_seconds",
                              KYUFU_METRICS_GAUGE,
-                             "Loop time the previous scrape's exposition "
-                             "took to make");
-        kyufu_metrics_sample(b, "kyufu_metrics_render_seconds", NULL, 0,
-                             (double)hs.render_ns_last / 1e9);
+                             "Loop time the previous scrape took: parse, "
+                             "render, encrypt (TLS) and queue the answer");
+        kyufu_metrics_sample(b, "kyufu_metrics_scrape_loop_seconds", NULL, 0,
+                             (double)hs.serve_ns_last / 1e9);
         kyufu_metrics_family(b, "kyufu_metrics_body_bytes",
                              KYUFU_METRICS_GAUGE,
                              "Size of the previous scrape's exposition");

@@ -486,6 +486,7 @@ static int start_raft(struct kyufu_node *n, char *errmsg, size_t errmsg_len)
     }
     kyufu_glue_set_event_cb(n->glue, on_glue_event, n);
     kyufu_glue_set_apply_cb(n->glue, kyufu_node__metrics_applied, n);
+    kyufu_glue_set_append_cb(n->glue, kyufu_node__metrics_appended, n);
     if (fresh) {
         /* Every node of a new cluster bootstraps the same configuration
          * from the same [cluster] section: the canonical raft way. */

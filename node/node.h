@@ -98,6 +98,7 @@ struct kyufu_node_metrics
     struct kyufu_metrics_histogram rpc_seconds[KYUFU_NODE_METRICS_METHODS_MAX];
     struct kyufu_metrics_histogram commit_seconds; /* propose -> applied */
     struct kyufu_metrics_histogram apply_seconds;  /* LMDB txn + fsync */
+    struct kyufu_metrics_histogram append_seconds; /* raft log write+fsync */
     /* Leader changes seen. */
     uint64_t leader;      /* last leader seen (0: none yet) */
     uint64_t leader_term; /* the term it was seen in */
@@ -293,6 +294,8 @@ void kyufu_node__metrics_init(struct kyufu_node *n);
 /* The glue's apply callback (kyufu_glue_set_apply_cb, arg: the node). */
 void kyufu_node__metrics_applied(void *arg, uint64_t index, uint64_t term,
                                  uint64_t apply_ns);
+/* The glue's append callback (kyufu_glue_set_append_cb, arg: the node). */
+void kyufu_node__metrics_appended(void *arg, uint64_t append_ns);
 /* Start the listener of [node] metrics_listen (nothing when unset). */
 int kyufu_node__metrics_start(struct kyufu_node *n, char *errmsg,
                               size_t errmsg_len);

@@ -74,6 +74,8 @@ struct kyufu_glue
     void *event_arg;
     kyufu_glue_apply_cb apply_cb;
     void *apply_arg;
+    kyufu_glue_append_cb append_cb;
+    void *append_arg;
 };
 
 const char *kyufu_glue_strerror(int rv)
@@ -700,6 +702,37 @@ void kyufu_glue_set_apply_cb(struct kyufu_glue *g,
     g->apply_arg = arg;
 }
 
+static void guard_appended(struct glue_io_guard *guard, uint64_t ns)
+{
+    struct kyufu_glue *g = guard->data;
+    if (g->append_cb != NULL) {
+        g->append_cb(g->append_arg, ns);
+    }
+}
+
+void kyufu_glue_set_append_cb(struct kyufu_glue *g,
+                              kyufu_glue_append_cb cb,
+                              void *arg)
+{
+    g->append_cb = cb;
+    g->append_arg = arg;
+    g->guard.appended = cb != NULL ? guard_appended : NULL;
+}
+
+bool kyufu_glue_last_contact(struct kyufu_glue *g, uint64_t id,
+                             uint64_t *age_ms)
+{
+    uint64_t now = g->sio.io.time(&g->sio.io);
+    for (size_t k = 0; k < KYUFU_GLUE_CONTACTS_MAX; k++) {
+        if (id != 0 && g->guard.contact[k].id == id) {
+            uint64_t at = g->guard.contact[k].ms;
+            *age_ms = now >= at ? now - at : 0;
+            return true;
+        }
+    }
+    return false;
+}
+
 size_t kyufu_glue_followers(struct kyufu_glue *g,
                             struct kyufu_glue_follower *out,
                             size_t max)
@@ -708,7 +741,6 @@ size_t kyufu_glue_followers(struct kyufu_glue *g,
         return 0;
     }
     const struct raft_configuration *c = &g->raft.configuration;
-    uint64_t now = g->sio.io.time(&g->sio.io);
     size_t n = 0;
     for (unsigned i = 0; i < c->n && n < max; i++) {
         const struct raft_server *s = &c->servers[i];
@@ -723,14 +755,7 @@ size_t kyufu_glue_followers(struct kyufu_glue *g,
         memset(f, 0, sizeof *f);
         f->id = s->id;
         f->match_index = match;
-        for (size_t k = 0; k < KYUFU_GLUE_CONTACTS_MAX; k++) {
-            if (g->guard.contact[k].id == s->id) {
-                f->contacted = true;
-                f->contact_age_ms = now >= g->guard.contact[k].ms
-                                        ? now - g->guard.contact[k].ms
-                                        : 0;
-            }
-        }
+        f->contacted = kyufu_glue_last_contact(g, s->id, &f->contact_age_ms);
     }
     return n;
 }

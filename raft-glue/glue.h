@@ -304,6 +304,13 @@ void kyufu_glue_set_apply_cb(struct kyufu_glue *g,
                              kyufu_glue_apply_cb cb,
                              void *arg);
 
+/* Every durable append of entries to this node's Raft log (raft_uv's write
+ * and fsync) that succeeded, with its duration; NULL clears it. */
+typedef void (*kyufu_glue_append_cb)(void *arg, uint64_t append_ns);
+void kyufu_glue_set_append_cb(struct kyufu_glue *g,
+                              kyufu_glue_append_cb cb,
+                              void *arg);
+
 /* Replication of one other voter, seen by the leader. */
 struct kyufu_glue_follower
 {
@@ -312,6 +319,11 @@ struct kyufu_glue_follower
     bool contacted;           /* a message came from it since start */
     uint64_t contact_age_ms;  /* since its last message (if contacted) */
 };
+/* Milliseconds since the last message from peer `id` (any role) into
+ * *age_ms; false when none came since start. */
+bool kyufu_glue_last_contact(struct kyufu_glue *g, uint64_t id,
+                             uint64_t *age_ms);
+
 /* On the leader, the other voters of the current configuration, up to
  * `max`; returns how many were written (0 on a follower). */
 size_t kyufu_glue_followers(struct kyufu_glue *g,

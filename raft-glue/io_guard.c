@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static struct glue_io_guard *of(struct raft_io *io)
 {
@@ -65,6 +66,38 @@ static int set_vote(struct raft_io *io, raft_id server_id)
     return check(g, "set_vote", rv != 0 ? rv : g->set_vote(io, server_id));
 }
 
+/* Monotonic nanoseconds (uv_hrtime's clock; uv.h's recv() would clash
+ * with ours below). */
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A timed append (for the node's metrics): the request raft_uv sees, and
+ * raft's own, answered from ours with raft's callback. */
+struct timed_append
+{
+    struct raft_io_append inner;
+    struct raft_io_append *outer;
+    raft_io_append_cb cb;
+    struct glue_io_guard *g;
+    uint64_t t0;
+};
+
+static void timed_append_done(struct raft_io_append *inner, int status)
+{
+    struct timed_append *t = inner->data;
+    struct raft_io_append *outer = t->outer;
+    raft_io_append_cb cb = t->cb;
+    if (status == 0 && t->g->appended != NULL) {
+        t->g->appended(t->g, now_ns() - t->t0);
+    }
+    free(t);
+    cb(outer, status);
+}
+
 static int append(struct raft_io *io,
                   struct raft_io_append *req,
                   const struct raft_entry entries[],
@@ -73,8 +106,27 @@ static int append(struct raft_io *io,
 {
     struct glue_io_guard *g = of(io);
     int rv = injected(g, "append");
-    return check(g, "append",
-                 rv != 0 ? rv : g->append(io, req, entries, n, cb));
+    if (rv != 0) {
+        return check(g, "append", rv);
+    }
+    /* Timed when someone listens and memory allows; never a reason to
+     * fail the append. */
+    struct timed_append *t =
+        g->appended != NULL ? malloc(sizeof *t) : NULL;
+    if (t == NULL) {
+        return check(g, "append", g->append(io, req, entries, n, cb));
+    }
+    t->inner.data = t;
+    t->outer = req;
+    t->cb = cb;
+    t->g = g;
+    t->t0 = now_ns();
+    req->cb = cb; /* as raft_uv would set it */
+    rv = g->append(io, &t->inner, entries, n, timed_append_done);
+    if (rv != 0) {
+        free(t);
+    }
+    return check(g, "append", rv);
 }
 
 static int truncate_(struct raft_io *io, raft_index index)
@@ -334,6 +386,8 @@ void glue__io_guard_wrap(struct glue_io_guard *g,
     g->n_install_replaced = 0;
     g->failed = failed;
     g->inject = NULL;
+    g->appended = NULL;
+    memset(g->contact, 0, sizeof g->contact);
     g->data = data;
     g->n_failed = 0;
     io->set_term = set_term;

@@ -248,6 +248,10 @@ def main():
         prom.wait("kyufu_commit_latency_seconds_count", lambda r: sum(
             r.values()) >= 1, 10, "commit latency recorded on the leader")
 
+        # The first election is no failover.
+        before = prom.query("kyufu_failovers_total")
+        assert before and sum(before.values()) == 0, before
+
         # Kill the leader: the new one counts a failover, and its RTO view
         # shows once it has applied a write under its term.
         c.kill(leader)
@@ -259,13 +263,18 @@ def main():
         prom.wait('kyufu_failovers_total{instance="%s"}' % inst[new],
                   lambda r: sum(r.values()) >= 1, 10,
                   "the new leader's failover counter")
-        prom.wait('kyufu_failover_last_rto_seconds{instance="%s"}'
-                  % inst[new], lambda r: len(r) == 1, 10,
-                  "the new leader's view of the RTO")
+        rto = prom.wait('kyufu_failover_last_rto_seconds{instance="%s"}'
+                        % inst[new], lambda r: len(r) == 1, 10,
+                        "the new leader's view of the RTO")
+        rto = list(rto.values())[0]
+        # From the dead leader's last heartbeat here to the write above:
+        # at least an election timeout, and well under the 15 s waited.
+        assert 0.5 < rto < 15, rto
         prom.wait('up{instance="%s"}' % inst[leader],
                   lambda r: list(r.values()) == [0], 10,
                   "the killed node down")
-        print("prometheus: 3 targets up, failover counted on node %d" % new)
+        print("prometheus: 3 targets up, failover counted on node %d, "
+              "its RTO view %.3f s" % (new, rto))
         prom.close()
         prom = None
         c.stop_clean()

@@ -365,6 +365,7 @@ static void test_page(void)
     CHECK(strcmp(label(&pg.s[f->first + 1], "method"),
                  "odd \"x\" \\ y\nz") == 0);
     CHECK(strstr(buf.data, " 18446744073709551615\n") != NULL);
+    CHECK(strstr(buf.data, "{k=\"a\"} 0.1\n") != NULL); /* shortest */
     f = family(&pg, "kyufu_test_ratio");
     CHECK(pg.s[f->first].value == 0.1);
     CHECK(pg.s[f->first + 1].value == -2.5e-9);
