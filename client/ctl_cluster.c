@@ -15,7 +15,8 @@ void ctl__cluster_usage(FILE *out)
 {
     fprintf(out,
             "  cluster init --dir DIR [--nodes N] [--host H ... | --hosts H1,H2,...]\n"
-            "               [--raft-port-base P] [--api-port-base P] [--force]\n"
+            "               [--raft-port-base P] [--api-port-base P]\n"
+            "               [--metrics-port-base P (0: none)] [--force]\n"
             "  cluster status [--digest] [--node-timeout-ms N]\n"
             "  cluster transfer-leadership [--to NODE_ID]\n");
 }
