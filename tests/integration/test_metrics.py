@@ -32,14 +32,17 @@ def get(port, path="/metrics", raw=None, timeout=3.0):
                   ("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
         data = b""
         while True:
-            chunk = s.recv(65536)
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
             if not chunk:
                 break
             data += chunk
     finally:
         s.close()
-    if not data:
-        return None, b""
+    if not data.startswith(b"HTTP/1.1 "):
+        return None, data  # closed without an HTTP answer
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split(b" ")[1]), body
 
@@ -120,7 +123,7 @@ def hostile(port):
     print("hostile HTTP: refused and counted")
 
 
-def tls_checks(c, port):
+def tls_scrape(c, port):
     ctx = ssl.create_default_context(cafile=c.ca)
     ctx.load_cert_chain(c.client_cert, c.client_key)
     with socket.create_connection(("127.0.0.1", port), timeout=3) as raw:
@@ -133,7 +136,11 @@ def tls_checks(c, port):
                     break
                 data += chunk
     assert data.startswith(b"HTTP/1.1 200 "), data[:100]
-    parse(data.partition(b"\r\n\r\n")[2].decode())
+    return parse(data.partition(b"\r\n\r\n")[2].decode())
+
+
+def tls_checks(c, port):
+    tls_scrape(c, port)
     # Without a client certificate: refused in the handshake.
     bare = ssl.create_default_context(cafile=c.ca)
     try:
@@ -144,6 +151,12 @@ def tls_checks(c, port):
         assert got == b"", got
     except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
         pass
+    # Plain HTTP to the TLS port: the handshake fails, nothing is served.
+    code, body = get(port)
+    assert code is None, (code, body[:100])
+    fam = tls_scrape(c, port)
+    assert value(fam, "kyufu_connections_refused_total", port="metrics",
+                 reason="tls") >= 2, fam["kyufu_connections_refused_total"]
     print("TLS metrics: client certificate required")
 
 
