@@ -722,6 +722,7 @@ void kyufu_glue_set_append_cb(struct kyufu_glue *g,
 bool kyufu_glue_last_contact(struct kyufu_glue *g, uint64_t id,
                              uint64_t *age_ms)
 {
+    assert(g != NULL && age_ms != NULL);
     uint64_t now = g->sio.io.time(&g->sio.io);
     for (size_t k = 0; k < KYUFU_GLUE_CONTACTS_MAX; k++) {
         if (id != 0 && g->guard.contact[k].id == id) {
@@ -737,6 +738,7 @@ size_t kyufu_glue_followers(struct kyufu_glue *g,
                             struct kyufu_glue_follower *out,
                             size_t max)
 {
+    assert(out != NULL || max == 0);
     if (!kyufu_glue_is_leader(g)) {
         return 0;
     }
@@ -757,6 +759,7 @@ size_t kyufu_glue_followers(struct kyufu_glue *g,
         f->match_index = match;
         f->contacted = kyufu_glue_last_contact(g, s->id, &f->contact_age_ms);
     }
+    assert(n <= max);
     return n;
 }
 
