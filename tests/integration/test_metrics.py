@@ -5,6 +5,7 @@ the new leader's failover counter has gone up.  Node 3 serves its metrics
 over TLS with a client certificate required (Prometheus presents one).
 
 usage: test_metrics.py KYUFUD"""
+import atexit
 import json
 import os
 import shutil
@@ -188,6 +189,7 @@ class Prometheus:
              "--web.listen-address=127.0.0.1:%d" % self.port,
              "--log.level=warn"],
             stdout=self.log, stderr=self.log)
+        atexit.register(self.close)  # by PID, whatever happens
 
     def query(self, q):
         url = "http://127.0.0.1:%d/api/v1/query?%s" % (
@@ -213,6 +215,8 @@ class Prometheus:
             what, q, last, open(self.log.name).read()[-3000:]))
 
     def close(self):
+        if self.log.closed:
+            return
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
