@@ -9,9 +9,10 @@ per-method families are as full as they get in use; then each node is
 scraped SCRAPES times, one after another.  Every answer carries
 kyufu_metrics_scrape_loop_seconds, the loop time the PREVIOUS scrape took
 (parse, render, TLS encryption, queueing the answer: uv_hrtime around it,
-inside kyufud), so scrape k reads scrape k-1's cost.  Printed: body bytes,
-and the median, p90, p99 and max of the loop time, per node; with
---leader-load, the same while a writer keeps the leader busy.
+inside kyufud), so scrape k reads scrape k-1's cost; kyufu_metrics_scrape_cpu_seconds is
+the same span in the loop thread's CPU time (what the scrape cost, without
+the time other processes held the CPU).  Printed per node: body bytes, and
+the median, p90, p99 and max of both.
 
 usage: chaos/metrics_cost.py KYUFUD [SCRAPES]
 """
@@ -48,20 +49,26 @@ def fetch(port, ctx=None):
     return body
 
 
+def gauge(fam, name):
+    return fam[name]["samples"][name][0][1]
+
+
+def stats(xs):
+    xs = sorted(xs[1:])  # the first reports a scrape before ours
+    q = statistics.quantiles(xs, n=100)
+    return "median %.0f us, p90 %.0f us, p99 %.0f us, max %.0f us" % (
+        statistics.median(xs) * 1e6, q[89] * 1e6, q[98] * 1e6, xs[-1] * 1e6)
+
+
 def measure(port, n, ctx=None):
-    loop_s, sizes = [], []
+    wall, cpu, sizes = [], [], []
     for _ in range(n):
         body = fetch(port, ctx)
         fam = parse(body.decode())
         sizes.append(len(body))
-        v = fam["kyufu_metrics_scrape_loop_seconds"]["samples"][
-            "kyufu_metrics_scrape_loop_seconds"][0][1]
-        loop_s.append(v)
-    loop_s = sorted(loop_s[1:])  # the first reports a scrape before ours
-    q = statistics.quantiles(loop_s, n=100)
-    return {"bytes": max(sizes), "median_us": statistics.median(loop_s) * 1e6,
-            "p90_us": q[89] * 1e6, "p99_us": q[98] * 1e6,
-            "max_us": loop_s[-1] * 1e6}
+        wall.append(gauge(fam, "kyufu_metrics_scrape_loop_seconds"))
+        cpu.append(gauge(fam, "kyufu_metrics_scrape_cpu_seconds"))
+    return max(sizes), stats(cpu), stats(wall)
 
 
 def main():
@@ -74,7 +81,7 @@ def main():
     c = C.Cluster(kyufud, extra_conf=extra)
     try:
         c.start_all()
-        c.wait_leader(15)
+        leader = c.wait_leader(15)
         led = W.Ledger(c)
         led.setup()
         S, L = c.s["service_pb2"], c.s["ledger_pb2"]
@@ -96,12 +103,13 @@ def main():
                 pass
         ctx = ssl.create_default_context(cafile=c.ca)
         for node, tls in ((1, None), (2, ctx)):
-            r = measure(mports[node - 1], scrapes, tls)
-            print("node %d (%s): %d bytes; loop per scrape median %.0f us, "
-                  "p90 %.0f us, p99 %.0f us, max %.0f us (%d scrapes)"
-                  % (node, "TLS" if tls else "plain", r["bytes"],
-                     r["median_us"], r["p90_us"], r["p99_us"], r["max_us"],
-                     scrapes))
+            size, cpu, wall = measure(mports[node - 1], scrapes, tls)
+            print("node %d (%s, %s), %d scrapes: %d bytes\n"
+                  "  loop thread CPU per scrape: %s\n"
+                  "  loop wall time per scrape:  %s"
+                  % (node, "TLS" if tls else "plain",
+                     "leader" if node == leader else "follower", scrapes,
+                     size, cpu, wall))
         c.stop_clean()
     finally:
         c.close()

@@ -67,7 +67,9 @@ struct kyufu_metrics_http_stats
     uint64_t scrapes;        /* 200 answers */
     uint64_t refused[KYUFU_METRICS_HTTP_REFUSED_COUNT];
     uint64_t serve_ns_last;  /* loop time of the last 200: parse, render,
-                                encrypt (TLS), queue */
+                                encrypt (TLS), queue (wall clock) */
+    uint64_t serve_cpu_ns_last; /* the same in the loop thread's CPU time
+                                   (what it cost, preemption left out) */
     uint64_t body_bytes_last;
 };
 

@@ -485,6 +485,11 @@ static void node_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
                              "render, encrypt (TLS) and queue the answer");
         kyufu_metrics_sample(b, "kyufu_metrics_scrape_loop_seconds", NULL, 0,
                              (double)hs.serve_ns_last / 1e9);
+        kyufu_metrics_family(b, "kyufu_metrics_scrape_cpu_seconds",
+                             KYUFU_METRICS_GAUGE,
+                             "The same in the loop thread's CPU time");
+        kyufu_metrics_sample(b, "kyufu_metrics_scrape_cpu_seconds", NULL, 0,
+                             (double)hs.serve_cpu_ns_last / 1e9);
         kyufu_metrics_family(b, "kyufu_metrics_body_bytes",
                              KYUFU_METRICS_GAUGE,
                              "Size of the previous scrape's exposition");
