@@ -576,6 +576,27 @@ void kyufu_metrics_http_stats(const struct kyufu_metrics_http *h,
     *out = h->stats;
 }
 
+int kyufu_metrics_http_reload_tls(struct kyufu_metrics_http *h,
+                                  const struct kyufu_metrics_http_config *config,
+                                  char *errmsg,
+                                  size_t errmsg_len)
+{
+    if (h->ctx == NULL || config->cert_file == NULL) {
+        return 0;
+    }
+    SSL_CTX *ctx = NULL;
+    if (api__tls_server_ctx_new(config->cert_file, config->key_file,
+                                config->ca_file, config->require_client_cert,
+                                api__tls_alpn_http1, &ctx, errmsg,
+                                errmsg_len) != 0) {
+        return -1;
+    }
+    /* Sessions of open connections hold their own reference (SSL_new). */
+    SSL_CTX_free(h->ctx);
+    h->ctx = ctx;
+    return 0;
+}
+
 static void listener_closed(uv_handle_t *handle)
 {
     struct kyufu_metrics_http *h = handle->data;

@@ -84,6 +84,13 @@ int kyufu_metrics_http_start(uv_loop_t *loop,
 uint16_t kyufu_metrics_http_port(const struct kyufu_metrics_http *h);
 void kyufu_metrics_http_stats(const struct kyufu_metrics_http *h,
                               struct kyufu_metrics_http_stats *out);
+/* Certificate rotation (SIGHUP): read the TLS files again for every
+ * connection accepted from now on (open ones keep theirs).  0, or -1 with
+ * errmsg and the current files kept; 0 and nothing done without TLS. */
+int kyufu_metrics_http_reload_tls(struct kyufu_metrics_http *h,
+                                  const struct kyufu_metrics_http_config *config,
+                                  char *errmsg,
+                                  size_t errmsg_len);
 /* Close the listener and every connection; `cb` runs (from a close
  * callback) once every handle is closed and h is freed. */
 void kyufu_metrics_http_close(struct kyufu_metrics_http *h,

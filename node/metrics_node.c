@@ -158,6 +158,47 @@ static int metrics_address(const char *address, char *host, size_t host_len,
     return 0;
 }
 
+/* The listener's config from the node's ([node] metrics_*, [tls]); host
+ * is the caller's buffer. */
+static int http_config(struct kyufu_node *n, struct kyufu_metrics_http_config *hc,
+                       char *host, size_t host_len, char *errmsg,
+                       size_t errmsg_len)
+{
+    const struct kyufu_config *c = n->config;
+    memset(hc, 0, sizeof *hc);
+    if (metrics_address(c->metrics_listen, host, host_len, &hc->port) != 0) {
+        snprintf(errmsg, errmsg_len, "bad metrics_listen '%s'",
+                 c->metrics_listen);
+        return -1;
+    }
+    hc->host = host;
+    if (c->metrics_tls) {
+        /* The node's own certificate, the one its API presents. */
+        hc->cert_file = c->tls_cert;
+        hc->key_file = c->tls_key;
+        hc->ca_file = c->tls_ca;
+        hc->require_client_cert = c->metrics_tls_client_cert;
+    }
+    hc->render = kyufu_node__metrics_render;
+    hc->render_data = n;
+    return 0;
+}
+
+int kyufu_node__metrics_reload_tls(struct kyufu_node *n, char *errmsg,
+                                   size_t errmsg_len)
+{
+    char host[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
+    struct kyufu_metrics_http_config hc;
+    if (n->metrics.http == NULL) {
+        return 0;
+    }
+    if (http_config(n, &hc, host, sizeof host, errmsg, errmsg_len) != 0) {
+        return -1;
+    }
+    return kyufu_metrics_http_reload_tls(n->metrics.http, &hc, errmsg,
+                                         errmsg_len);
+}
+
 int kyufu_node__metrics_start(struct kyufu_node *n, char *errmsg,
                               size_t errmsg_len)
 {
@@ -167,23 +208,9 @@ int kyufu_node__metrics_start(struct kyufu_node *n, char *errmsg,
     }
     char host[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
     struct kyufu_metrics_http_config hc;
-    memset(&hc, 0, sizeof hc);
-    if (metrics_address(c->metrics_listen, host, sizeof host, &hc.port) !=
-        0) {
-        snprintf(errmsg, errmsg_len, "bad metrics_listen '%s'",
-                 c->metrics_listen);
+    if (http_config(n, &hc, host, sizeof host, errmsg, errmsg_len) != 0) {
         return -1;
     }
-    hc.host = host;
-    if (c->metrics_tls) {
-        /* The node's own certificate, the one its API presents. */
-        hc.cert_file = c->tls_cert;
-        hc.key_file = c->tls_key;
-        hc.ca_file = c->tls_ca;
-        hc.require_client_cert = c->metrics_tls_client_cert;
-    }
-    hc.render = kyufu_node__metrics_render;
-    hc.render_data = n;
     if (kyufu_metrics_http_start(&n->loop, &hc, &n->metrics.http, errmsg,
                                  errmsg_len) != 0) {
         n->metrics.http = NULL;

@@ -420,6 +420,13 @@ static void on_sighup(uv_signal_t *h, int signum)
         return;
     }
     kyufu_node__forward_rotate(n);
+    if (kyufu_node__metrics_reload_tls(n, errmsg, sizeof errmsg) != 0) {
+        /* Raft and the API took the new files already: only the metrics
+         * port keeps its current ones (its scraper sees the old cert). */
+        kyufu_log(KYUFU_LOG_ERROR, "TLS files not reloaded for the metrics "
+                  "port, keeping its current ones",
+                  KYUFU_LOG_S("error", errmsg));
+    }
     kyufu_log(KYUFU_LOG_INFO, "TLS files reloaded",
               KYUFU_LOG_S("cert", n->config->tls_cert),
               KYUFU_LOG_S("ca", n->config->tls_ca));

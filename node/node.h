@@ -299,6 +299,10 @@ void kyufu_node__metrics_appended(void *arg, uint64_t append_ns);
 /* Start the listener of [node] metrics_listen (nothing when unset). */
 int kyufu_node__metrics_start(struct kyufu_node *n, char *errmsg,
                               size_t errmsg_len);
+/* SIGHUP: the TLS files again for the metrics port (nothing without
+ * metrics_tls); 0, or -1 with errmsg and the current files kept. */
+int kyufu_node__metrics_reload_tls(struct kyufu_node *n, char *errmsg,
+                                   size_t errmsg_len);
 /* Close it; `done` runs once closed (maybe at once). */
 void kyufu_node__metrics_close(struct kyufu_node *n,
                                void (*done)(struct kyufu_node *n));

@@ -140,6 +140,37 @@ def tls_scrape(c, port):
     return parse(data.partition(b"\r\n\r\n")[2].decode())
 
 
+def served_cn(c, port):
+    ctx = ssl.create_default_context(cafile=c.ca)
+    ctx.load_cert_chain(c.client_cert, c.client_key)
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            subject = dict(x[0] for x in s.getpeercert()["subject"])
+    return subject["commonName"]
+
+
+def rotate(c, i, port):
+    """A new certificate renamed into place and SIGHUP: the metrics port
+    serves it to the next connection (docs/metrics.md)."""
+    assert served_cn(c, port) == "kyufu-node-%d" % i
+    d = os.path.join(c.dir, "rotated")
+    os.makedirs(d)
+    key, crt = C.make_cert(d, "node", c.ca_key, c.ca,
+                           "kyufu-node-%d-2" % i, node_id=i)
+    nd = os.path.dirname(c.conf[i])
+    for src, name in ((key, "node.key"), (crt, "node.pem")):
+        shutil.copyfile(src, os.path.join(nd, name + ".new"))
+        os.rename(os.path.join(nd, name + ".new"), os.path.join(nd, name))
+    os.kill(c.procs[i].pid, signal.SIGHUP)
+    end = time.monotonic() + 10
+    while '"msg":"TLS files reloaded"' not in open(c.log_path(i)).read():
+        assert time.monotonic() < end, "no reload:\n" + c.logs()
+        time.sleep(0.05)
+    assert served_cn(c, port) == "kyufu-node-%d-2" % i
+    tls_scrape(c, port)
+    print("TLS metrics: certificate rotated on SIGHUP")
+
+
 def tls_checks(c, port):
     tls_scrape(c, port)
     # Without a client certificate: refused in the handshake.
@@ -248,6 +279,7 @@ def main():
         fam = scrape(mports[0] if leader != 1 else mports[1])
         assert value(fam, "kyufu_raft_role", role="follower") == 1
         tls_checks(c, mports[2])
+        rotate(c, 3, mports[2])
         hostile(mports[0])
 
         # Prometheus sees all three nodes up, and the raft series.
