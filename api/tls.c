@@ -8,7 +8,8 @@
  * signature schemes ECDSA / RSA-PSS / RSA PKCS#1 with SHA-2; no
  * compression, no renegotiation, no session tickets or resumption (so no
  * 0-RTT); one ALPN protocol per context, required on both sides ("h2" for
- * the API, "kyufu-raft/1" for Raft peers, docs/peer-tls.md).  Everything is
+ * the API, "kyufu-raft/1" for Raft peers, docs/peer-tls.md; "http/1.1" for
+ * the metrics port, where a client offering none is taken to speak it).  Everything is
  * set explicitly: no OpenSSL or distribution default is relied on
  * (docs/measured.md, "Conventions").  Built as its own library (kyufu_tls, OpenSSL only) so raft-glue
  * shares this one policy.
@@ -54,6 +55,8 @@ static const struct kyufu_tls_policy policy = {
 const unsigned char api__tls_alpn_h2[] = {2, 'h', '2'};
 const unsigned char api__tls_alpn_raft[] = {12, 'k', 'y', 'u', 'f', 'u', '-',
                                             'r', 'a', 'f', 't', '/', '1'};
+const unsigned char api__tls_alpn_http1[] = {8, 'h', 't', 't', 'p', '/',
+                                             '1', '.', '1'};
 
 /* The context's one ALPN protocol (wire format, static) is its app data. */
 static const unsigned char *ctx_alpn(const SSL_CTX *ctx)
@@ -65,7 +68,8 @@ static const unsigned char *ctx_alpn(const SSL_CTX *ctx)
 
 static bool alpn_known(const unsigned char *alpn)
 {
-    return alpn == api__tls_alpn_h2 || alpn == api__tls_alpn_raft;
+    return alpn == api__tls_alpn_h2 || alpn == api__tls_alpn_raft ||
+           alpn == api__tls_alpn_http1;
 }
 
 const struct kyufu_tls_policy *kyufu_tls_policy(void)
@@ -365,7 +369,10 @@ int api__tls_handshake(struct api__tls *t)
     unsigned int len = 0;
     const unsigned char *want = ctx_alpn(SSL_get_SSL_CTX(t->ssl));
     SSL_get0_alpn_selected(t->ssl, &proto, &len);
-    if (len != want[0] || memcmp(proto, want + 1, len) != 0) {
+    /* HTTP/1.1 clients (Prometheus among them) may offer no ALPN at all:
+     * HTTP/1.1 is then what they speak (RFC 7301 leaves it optional). */
+    bool http1_implied = want == api__tls_alpn_http1 && len == 0;
+    if (!http1_implied && (len != want[0] || memcmp(proto, want + 1, len) != 0)) {
         snprintf(t->error, sizeof t->error, "TLS peer did not negotiate ALPN %.*s",
                  (int)want[0], (const char *)want + 1);
         return KYUFU_API_ETLS;

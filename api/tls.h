@@ -16,6 +16,9 @@
  * api__tls_handshake fails unless it was negotiated. */
 extern const unsigned char api__tls_alpn_h2[];
 extern const unsigned char api__tls_alpn_raft[];
+/* "http/1.1": the metrics port (node/metrics_http.c); a client that offers
+ * no ALPN is accepted on it too. */
+extern const unsigned char api__tls_alpn_http1[];
 
 /* Contexts.  Every file is read here: a bad certificate, key or CA is an
  * error now (KYUFU_API_ETLS with errmsg).  alpn is one of the two arrays

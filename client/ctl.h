@@ -50,6 +50,9 @@ struct kyufu_ctl_init_opts
      * when each has its own. */
     uint16_t raft_port_base;
     uint16_t api_port_base;
+    /* metrics_listen = 127.0.0.1:(base + i - 1) in node i's config
+     * (loopback: docs/metrics.md); 0: no metrics listener. */
+    uint16_t metrics_port_base;
     bool force;                      /* overwrite config and certificates */
     /* false: a local cluster, every path in the configs under `dir` and an
      * empty DIR/nodeN/data.  true: folders to copy to real hosts, one per

@@ -9,17 +9,19 @@
 #include "kyufu.h"
 
 enum { OPT_DIR = 0x300, OPT_NODES, OPT_HOST, OPT_HOSTS, OPT_RAFT_BASE, OPT_API_BASE,
-       OPT_FORCE, OPT_ETC_DIR, OPT_STATE_DIR, OPT_TO, OPT_DIGEST, OPT_NODE_TIMEOUT, OPT_HELP };
+       OPT_METRICS_BASE, OPT_FORCE, OPT_ETC_DIR, OPT_STATE_DIR, OPT_TO, OPT_DIGEST,
+       OPT_NODE_TIMEOUT, OPT_HELP };
 
 void ctl__cluster_usage(FILE *out)
 {
     fprintf(out,
             "  cluster init --dir DIR [--nodes N] [--host H ...]\n"
-            "               [--raft-port-base P] [--api-port-base P] [--force]\n"
+            "               [--raft-port-base P] [--api-port-base P]\n"
+            "               [--metrics-port-base P (0: none)] [--force]\n"
             "      a local cluster: every file under DIR, node i on port base + i - 1\n"
             "  cluster init --dir DIR --hosts H1,H2,... [--etc-dir /etc/kyufu]\n"
             "               [--state-dir /var/lib/kyufu] [--raft-port-base P]\n"
-            "               [--api-port-base P] [--force]\n"
+            "               [--api-port-base P] [--metrics-port-base P] [--force]\n"
             "      real hosts: DIR/nodeN to copy to host N, the same ports on every host\n"
             "  cluster status [--digest] [--node-timeout-ms N]\n"
             "  cluster transfer-leadership [--to NODE_ID]\n");
@@ -130,6 +132,10 @@ static int init_opt(struct ctl__run *r, int c, const char *arg, void *p)
         rv = parse_uint(r, "api-port-base", arg, 1, 65535, &v);
         o->api_port_base = (uint16_t)v;
         return rv;
+    case OPT_METRICS_BASE:
+        rv = parse_uint(r, "metrics-port-base", arg, 0, 65535, &v);
+        o->metrics_port_base = (uint16_t)v;
+        return rv;
     case OPT_FORCE:
         o->force = true;
         return 0;
@@ -152,12 +158,14 @@ static int cmd_init(struct ctl__run *r, int argc, char **argv)
         { "hosts", required_argument, NULL, OPT_HOSTS },
         { "raft-port-base", required_argument, NULL, OPT_RAFT_BASE },
         { "api-port-base", required_argument, NULL, OPT_API_BASE },
+        { "metrics-port-base", required_argument, NULL, OPT_METRICS_BASE },
         { "force", no_argument, NULL, OPT_FORCE },
         { "etc-dir", required_argument, NULL, OPT_ETC_DIR },
         { "state-dir", required_argument, NULL, OPT_STATE_DIR },
     };
     struct kyufu_ctl_init_opts o = { .nodes = 0, .raft_port_base = 7001,
-                                     .api_port_base = 8001 };
+                                     .api_port_base = 8001,
+                                     .metrics_port_base = 9101 };
     int rv = getopts(r, argc, argv, extra, sizeof extra / sizeof extra[0], init_opt, &o,
                      "init");
     if (rv != 0) {

@@ -374,10 +374,18 @@ static int node_conf(const struct kyufu_ctl_init_opts *o, const char *dir,
             "id = %u\n"
             "data_dir = %s\n"
             "raft_address = %s\n"
-            "api_address = %s\n"
-            "[cluster]\n"
-            "# one line per member: id = raft_address api_address\n",
+            "api_address = %s\n",
             id, p.data, m[id - 1].raft, m[id - 1].api);
+    /* Loopback: a remote scraper needs metrics_tls (docs/metrics.md).  On
+     * real hosts the same port everywhere, like the others. */
+    unsigned metrics_port = o->metrics_port_base == 0 ? 0
+                            : o->on_hosts             ? o->metrics_port_base
+                                                      : o->metrics_port_base + id - 1;
+    if (metrics_port != 0) {
+        fprintf(f, "metrics_listen = 127.0.0.1:%u\n", metrics_port);
+    }
+    fprintf(f, "[cluster]\n"
+               "# one line per member: id = raft_address api_address\n");
     for (unsigned i = 0; i < n; i++) {
         fprintf(f, "%u = %s %s\n", i + 1, m[i].raft, m[i].api);
     }
@@ -514,6 +522,14 @@ static int check_opts(const struct kyufu_ctl_init_opts *o, char *errmsg,
         return errf(errmsg, errmsg_len, u,
                     "raft ports %u-%u and API ports %u-%u overlap", r0, r1,
                     a0, a1);
+    }
+    unsigned m0 = o->metrics_port_base, m1 = m0 + o->nodes - 1;
+    if (m0 != 0 && (m1 > 65535 || !(m1 < r0 || r1 < m0) ||
+                    !(m1 < a0 || a1 < m0))) {
+        return errf(errmsg, errmsg_len, u,
+                    "metrics ports %u-%u must be below 65536 and overlap "
+                    "neither raft ports %u-%u nor API ports %u-%u",
+                    m0, m1, r0, r1, a0, a1);
     }
     return 0;
 }

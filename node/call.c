@@ -61,6 +61,7 @@ void kyufu_node__respond(struct kyufu_node *n,
                          int status,
                          const char *message)
 {
+    kyufu_node__metrics_rpc(n, call->method, -1, status, 0);
     respond(n, call, status, message, NULL, 0, NULL);
 }
 
@@ -90,6 +91,8 @@ struct kyufu_node_call *kyufu_node__call_new(struct kyufu_node *n,
     }
     c->node = n;
     c->call = call;
+    c->method_index = -1;
+    c->started_ns = uv_hrtime();
     n->calls_inflight++;
     return c;
 }
@@ -111,6 +114,8 @@ void kyufu_node__call_done_hint(struct kyufu_node_call *c,
                                 const char *leader_api)
 {
     assert(c->call != NULL);
+    kyufu_node__metrics_rpc(c->node, c->call->method, c->method_index, status,
+                            c->started_ns);
     respond(c->node, c->call, status, message, response, len, leader_api);
     c->call = NULL;
     if (c->request != NULL) {

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "slo.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
@@ -61,6 +62,9 @@ enum key_id {
     K_SLA_SLO_FILE,
     K_SLA_ALERT_COMMAND,
     K_SLA_ALERT_TIMEOUT,
+    K_METRICS_LISTEN,
+    K_METRICS_TLS,
+    K_METRICS_CLIENT_CERT,
     K_COUNT
 };
 
@@ -113,6 +117,10 @@ static const struct key_spec keys[K_COUNT] = {
     [K_SLA_ALERT_COMMAND] = {"sla", "alert_command", false, NOT_RAFT},
     [K_SLA_ALERT_TIMEOUT] = {"sla", "alert_command_timeout_ms", false,
                              KYUFU_GLUE_OPTION_COUNT, "milliseconds"},
+    [K_METRICS_LISTEN] = {"node", "metrics_listen", false, NOT_RAFT},
+    [K_METRICS_TLS] = {"node", "metrics_tls", false, NOT_RAFT},
+    [K_METRICS_CLIENT_CERT] = {"node", "metrics_tls_client_cert", false,
+                               NOT_RAFT},
 };
 #undef NOT_RAFT
 
@@ -554,6 +562,42 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
             problem(c, ps->line, section, key, "%s", why);
         }
         return;
+    case K_METRICS_LISTEN: {
+        /* Numeric: the listener binds it as it is (no name lookup). */
+        char host[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
+        unsigned char ip[16];
+        const char *colon = strrchr(value, ':');
+        if (!check_address(value, why, sizeof why)) {
+            problem(c, ps->line, section, key, "%s", why);
+            return;
+        }
+        snprintf(host, sizeof host, "%.*s", (int)(colon - value), value);
+        if (inet_pton(AF_INET, host, ip) != 1) {
+            problem(c, ps->line, section, key,
+                    "'%s': the host must be a numeric IPv4 address "
+                    "(127.0.0.1 to scrape from this machine only)",
+                    value);
+            return;
+        }
+        copy_value(ps, section, key, c->metrics_listen,
+                   sizeof c->metrics_listen, value);
+        return;
+    }
+    case K_METRICS_TLS:
+    case K_METRICS_CLIENT_CERT: {
+        bool on = strcmp(value, "true") == 0;
+        if (!on && strcmp(value, "false") != 0) {
+            problem(c, ps->line, section, key,
+                    "'%s' is not true or false", value);
+            return;
+        }
+        if (k == K_METRICS_TLS) {
+            c->metrics_tls = on;
+        } else {
+            c->metrics_tls_client_cert = on;
+        }
+        return;
+    }
     case K_LOG_LEVEL: {
         int level = kyufu_log_level_parse(value);
         if (level < 0) {
@@ -818,6 +862,27 @@ static void check_whole(struct parse *ps)
                                    : strlen(c->power_ups);
         snprintf(c->power_domain, sizeof c->power_domain, "%.*s", (int)len,
                  c->power_ups);
+    }
+    if (c->metrics_tls && c->metrics_listen[0] == '\0') {
+        problem(c, ps->seen[K_METRICS_TLS], "node", "metrics_tls",
+                "metrics_tls is set but metrics_listen is not");
+    }
+    if (c->metrics_tls_client_cert && !c->metrics_tls) {
+        problem(c, ps->seen[K_METRICS_CLIENT_CERT], "node",
+                "metrics_tls_client_cert",
+                "metrics_tls_client_cert needs metrics_tls = true");
+    }
+    if (c->metrics_listen[0] != '\0') {
+        for (size_t i = 0; i < c->n_peers; i++) {
+            if (strcmp(c->metrics_listen, c->peers[i].raft_address) == 0 ||
+                strcmp(c->metrics_listen, c->peers[i].api_address) == 0) {
+                problem(c, ps->seen[K_METRICS_LISTEN], "node",
+                        "metrics_listen",
+                        "%s is also node %llu's raft or api address",
+                        c->metrics_listen,
+                        (unsigned long long)c->peers[i].id);
+            }
+        }
     }
     if (c->api_connections_per_address_max > c->api_connections_max) {
         enum key_id k = ps->seen[K_API_PER_ADDRESS] != 0 ? K_API_PER_ADDRESS

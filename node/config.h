@@ -3,6 +3,9 @@
  * anything.
  *
  *   [node]     id, data_dir, raft_address, api_address      (all required)
+ *              metrics_listen = IP:PORT, metrics_tls = true|false,
+ *              metrics_tls_client_cert = true|false (optional;
+ *              docs/metrics.md)
  *   [cluster]  <id> = <raft host:port> <api host:port>       (one per voter)
  *   [tls]      ca, cert, key  (all required; API and Raft: the cert must
  *              name [node] id as SAN URI urn:kyufu:node:ID, docs/peer-tls.md)
@@ -85,6 +88,13 @@ struct kyufu_config
     char data_dir[KYUFU_NODE_PATH_BYTES_MAX + 1];
     char raft_address[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
     char api_address[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
+
+    /* [node] metrics_listen ("" when off, else a numeric IP:port), and
+     * TLS on it with the node's certificate (client_cert: a client
+     * certificate from [tls] ca is required). */
+    char metrics_listen[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
+    bool metrics_tls;
+    bool metrics_tls_client_cert;
 
     struct kyufu_config_peer peers[KYUFU_NODE_CLUSTER_SIZE_MAX];
     size_t n_peers; /* in file order */

@@ -81,6 +81,26 @@
 /* One log line: longer messages are cut (marked with "..."). */
 #define KYUFU_NODE_LOG_LINE_BYTES_MAX 4096u
 
+/* ----------------------------------------------------------- metrics
+ * (metrics_http.c, metrics_node.c; docs/metrics.md) */
+
+/* A scrape request: Prometheus sends ~250 bytes of request line and
+ * headers; 4 KiB leaves room for proxies' headers and refuses anything
+ * else with 431 (a request body is refused outright: GET has none). */
+#define KYUFU_NODE_METRICS_REQUEST_BYTES_MAX 4096u
+/* The whole request (and, with TLS, the handshake) must arrive within
+ * this: a scraper sends it at once; a slow-headers client is cut off. */
+#define KYUFU_NODE_METRICS_HEADER_MS 2000u
+/* Whole life of a connection, answer included: bounds a client that
+ * never reads its answer (Prometheus' default scrape timeout is 10 s). */
+#define KYUFU_NODE_METRICS_CONNECTION_MS 10000u
+/* Connections at once: one Prometheus (or two, in HA) scrapes one at a
+ * time; more are refused at accept (closed at once, counted). */
+#define KYUFU_NODE_METRICS_CONNECTIONS_MAX 8u
+/* Methods of the node's table the metrics count calls of (service.c's
+ * table must fit: asserted there).  Other methods are not counted. */
+#define KYUFU_NODE_METRICS_METHODS_MAX 64u
+
 /* ------------------------------------------------------------- relations */
 _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX < KYUFU_NODE_STOP_MS_MAX,
                "the hand-over must fit inside the whole stop");

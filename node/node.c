@@ -101,7 +101,10 @@ static void on_api_closed(struct kyufu_api_server *server, void *data)
     kyufu_node__forward_close(n, on_forward_closed);
 }
 
-/* Close the API server, then the forwarding clients, then the glue. */
+static void close_api(struct kyufu_node *n);
+
+/* Close the metrics listener, the API server, then the forwarding clients,
+ * then the glue. */
 static void close_all(struct kyufu_node *n)
 {
     assert(n->stage == KYUFU_NODE_TRANSFERRING ||
@@ -109,6 +112,11 @@ static void close_all(struct kyufu_node *n)
     n->stage = KYUFU_NODE_CLOSING;
     /* The rest of the stop gets its own bound. */
     uv_timer_stop(&n->stop_timer);
+    kyufu_node__metrics_close(n, close_api);
+}
+
+static void close_api(struct kyufu_node *n)
+{
     if (n->api != NULL) {
         kyufu_api_server_close(n->api, on_api_closed, n);
         return;
@@ -199,6 +207,9 @@ static void stop_begin(struct kyufu_node *n)
         int rv = kyufu_glue_transfer(n->glue, &n->stop_transfer, target,
                                      on_stop_transfer);
         if (rv == 0) {
+            kyufu_node__metrics_transfer(n, n->power.stop_ordered
+                                                ? KYUFU_NODE_CAUSE_POWER
+                                                : KYUFU_NODE_CAUSE_PLANNED);
             n->stage = KYUFU_NODE_TRANSFERRING;
             n->stop_transfer_pending = true;
             kyufu_log0(KYUFU_LOG_INFO, "handing leadership over");
@@ -318,6 +329,7 @@ static void on_state(struct kyufu_glue *g, void *arg)
     struct kyufu_node *n = arg;
     struct kyufu_glue_status st;
     kyufu_glue_status(g, &st);
+    kyufu_node__metrics_state(n, &st);
     if (st.leader_id != n->leader_id) {
         n->leader_id = st.leader_id;
         kyufu_log(KYUFU_LOG_INFO, "leader changed",
@@ -412,6 +424,13 @@ static void on_sighup(uv_signal_t *h, int signum)
         return;
     }
     kyufu_node__forward_rotate(n);
+    if (kyufu_node__metrics_reload_tls(n, errmsg, sizeof errmsg) != 0) {
+        /* Raft and the API took the new files already: only the metrics
+         * port keeps its current ones (its scraper sees the old cert). */
+        kyufu_log(KYUFU_LOG_ERROR, "TLS files not reloaded for the metrics "
+                  "port, keeping its current ones",
+                  KYUFU_LOG_S("error", errmsg));
+    }
     kyufu_log(KYUFU_LOG_INFO, "TLS files reloaded",
               KYUFU_LOG_S("cert", n->config->tls_cert),
               KYUFU_LOG_S("ca", n->config->tls_ca));
@@ -477,6 +496,8 @@ static int start_raft(struct kyufu_node *n, char *errmsg, size_t errmsg_len)
         return rv;
     }
     kyufu_glue_set_event_cb(n->glue, on_glue_event, n);
+    kyufu_glue_set_apply_cb(n->glue, kyufu_node__metrics_applied, n);
+    kyufu_glue_set_append_cb(n->glue, kyufu_node__metrics_appended, n);
     if (fresh) {
         /* Every node of a new cluster bootstraps the same configuration
          * from the same [cluster] section: the canonical raft way. */
@@ -546,6 +567,7 @@ int kyufu_node_run(const struct kyufu_config *config)
     memset(n, 0, sizeof *n);
     n->config = config;
     n->stage = KYUFU_NODE_STARTING;
+    kyufu_node__metrics_init(n);
     /* A peer killed with SIGKILL must not kill us with SIGPIPE on the next
      * write to its socket (docs/measured.md): errors come back as EPIPE instead. */
     signal(SIGPIPE, SIG_IGN);
@@ -622,6 +644,14 @@ int kyufu_node_run(const struct kyufu_config *config)
                   KYUFU_LOG_S("error", kyufu_api_strerror(rv)),
                   KYUFU_LOG_S("detail", errmsg));
         kyufu_node__stop(n, 1, "api server");
+        goto run;
+    }
+    rv = kyufu_node__metrics_start(n, errmsg, sizeof errmsg);
+    if (rv != 0) {
+        kyufu_log(KYUFU_LOG_ERROR, "cannot start the metrics listener",
+                  KYUFU_LOG_S("address", config->metrics_listen),
+                  KYUFU_LOG_S("detail", errmsg));
+        kyufu_node__stop(n, 1, "metrics listener");
         goto run;
     }
     rv = kyufu_node__power_start(n, errmsg, sizeof errmsg);

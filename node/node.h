@@ -35,6 +35,7 @@
 #include "config.h"
 #include "glue.h"
 #include "grpc.h"
+#include "metrics.h"
 #include "power.h"
 #include "refusal.h"
 #include "sla.h"
@@ -67,6 +68,54 @@ struct kyufu_node_power
     bool alerted;
     uint64_t alert_last_ms;       /* uv_now of the last lost-contact line */
     uint64_t alerts_suppressed;
+};
+
+/* Why this node saw a leader change, where it knows (docs/metrics.md);
+ * the names follow FailoverCause of the availability ledger (docs/sla.md).
+ * Only the node that handed leadership over knows a planned or power
+ * transfer; every other change is UNKNOWN in this node's metrics. */
+#define KYUFU_NODE_FAILOVER_CAUSES(X)                                        \
+    X(UNKNOWN, "unknown")                                                    \
+    X(PLANNED, "planned")                                                    \
+    X(POWER, "power")
+enum kyufu_node_failover_cause {
+#define KYUFU_NODE__CAUSE_ENUM(name, text) KYUFU_NODE_CAUSE_##name,
+    KYUFU_NODE_FAILOVER_CAUSES(KYUFU_NODE__CAUSE_ENUM)
+#undef KYUFU_NODE__CAUSE_ENUM
+    KYUFU_NODE_CAUSE_COUNT
+};
+
+/* gRPC status codes 0..16 (OK .. UNAUTHENTICATED). */
+#define KYUFU_NODE_GRPC_STATUS_COUNT 17u
+
+/* What the node counts and times for /metrics (metrics_node.c).  Loop
+ * thread only. */
+struct kyufu_node_metrics
+{
+    struct kyufu_metrics_http *http; /* NULL without metrics_listen */
+    void (*close_done)(struct kyufu_node *n);
+    /* Calls by method (index in service.c's table) and gRPC status. */
+    uint64_t rpc[KYUFU_NODE_METRICS_METHODS_MAX][KYUFU_NODE_GRPC_STATUS_COUNT];
+    struct kyufu_metrics_histogram rpc_seconds[KYUFU_NODE_METRICS_METHODS_MAX];
+    struct kyufu_metrics_histogram commit_seconds; /* propose -> applied */
+    struct kyufu_metrics_histogram apply_seconds;  /* LMDB txn + fsync */
+    struct kyufu_metrics_histogram append_seconds; /* raft log write+fsync */
+    /* Leader changes seen. */
+    uint64_t leader;      /* last leader seen (0: none yet) */
+    uint64_t leader_term; /* the term it was seen in */
+    uint64_t failovers[KYUFU_NODE_CAUSE_COUNT];
+    enum kyufu_node_failover_cause transfer_cause;
+    uint64_t transfer_until_ms; /* uv_now bound of a hand-over from here */
+    /* RTO as this node sees it: last apply under the old term -> first
+     * apply under a newer one, once a leader change was seen. */
+    uint64_t apply_last_ms;   /* uv_now of the last applied entry */
+    uint64_t apply_last_term;
+    bool rto_pending;         /* a change seen, no apply in the new term */
+    uint64_t rto_from_ms;
+    uint64_t rto_term;        /* the term it was seen in */
+    bool rto_known;
+    uint64_t rto_last_ms;
+    uint64_t rto_seen_count;
 };
 
 enum kyufu_node_stage {
@@ -129,6 +178,7 @@ struct kyufu_node
     uint64_t stop_drain_until; /* uv_now bound of the drain (node.c) */
     struct kyufu_node_power power;
     struct kyufu_node_sla sla; /* SLA evaluator and alert hook (sla.h) */
+    struct kyufu_node_metrics metrics;
 };
 
 /* One call in progress. */
@@ -137,6 +187,10 @@ struct kyufu_node_call
     struct kyufu_node *node;
     struct kyufu_grpc_call *call; /* NULL once answered */
     const struct kyufu_node_method *method;
+    int method_index;             /* in service.c's table; -1 before */
+    uint64_t started_ns;          /* uv_hrtime at arrival (metrics) */
+    uint64_t proposed_ns;         /* uv_hrtime of the proposal (metrics) */
+    kyufu_glue_propose_cb proposed_cb; /* the caller's, wrapped */
     void *request;                /* unpacked request, or NULL */
     union {
         struct kyufu_glue_propose propose;
@@ -232,6 +286,51 @@ void kyufu_node__check_fatal(struct kyufu_node *n, int glue_status);
  * shutdown_command (if any) with /bin/sh -c and wait for it (power.c).
  * 0 when there is none or it exited 0. */
 int kyufu_node__power_command(const struct kyufu_config *c);
+
+/* ---------------------------------------------------- metrics_node.c
+ * docs/metrics.md.  Every function runs on the loop thread and is cheap:
+ * counters and a histogram bucket; the exposition is made only when
+ * scraped. */
+
+/* Histograms ready (before anything can be counted). */
+void kyufu_node__metrics_init(struct kyufu_node *n);
+/* The glue's apply callback (kyufu_glue_set_apply_cb, arg: the node). */
+void kyufu_node__metrics_applied(void *arg, uint64_t index, uint64_t term,
+                                 uint64_t apply_ns);
+/* The glue's append callback (kyufu_glue_set_append_cb, arg: the node). */
+void kyufu_node__metrics_appended(void *arg, uint64_t append_ns);
+/* Start the listener of [node] metrics_listen (nothing when unset). */
+int kyufu_node__metrics_start(struct kyufu_node *n, char *errmsg,
+                              size_t errmsg_len);
+/* SIGHUP: the TLS files again for the metrics port (nothing without
+ * metrics_tls); 0, or -1 with errmsg and the current files kept. */
+int kyufu_node__metrics_reload_tls(struct kyufu_node *n, char *errmsg,
+                                   size_t errmsg_len);
+/* Close it; `done` runs once closed (maybe at once). */
+void kyufu_node__metrics_close(struct kyufu_node *n,
+                               void (*done)(struct kyufu_node *n));
+/* A call answered with `status`: method `path` (its index in service.c's
+ * table when known, else -1), arrived at `started_ns` (0: now). */
+void kyufu_node__metrics_rpc(struct kyufu_node *n, const char *path,
+                             int method_index, int status,
+                             uint64_t started_ns);
+/* A proposal of this leader applied, proposed at `proposed_ns`. */
+void kyufu_node__metrics_committed(struct kyufu_node *n,
+                                   uint64_t proposed_ns);
+/* Raft's view changed (node.c's on_state). */
+void kyufu_node__metrics_state(struct kyufu_node *n,
+                               const struct kyufu_glue_status *st);
+/* This node starts handing leadership over, for `cause`. */
+void kyufu_node__metrics_transfer(struct kyufu_node *n,
+                                  enum kyufu_node_failover_cause cause);
+/* Render the whole exposition (the listener's render callback). */
+int kyufu_node__metrics_render(void *node, struct kyufu_metrics_buf *b);
+
+/* service.c's table, for the metrics: rows, and row i's path; the index of
+ * `path` (-1 when not in the table). */
+size_t kyufu_node__methods_count(void);
+const char *kyufu_node__method_path(size_t i);
+int kyufu_node__method_index(const char *path);
 
 /* ------------------------------------------------------ forward.c */
 

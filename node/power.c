@@ -214,6 +214,7 @@ static void survey_done(struct kyufu_node *n)
                        KYUFU_NODE_POWER_RESURVEY_MS, 0);
         return;
     }
+    kyufu_node__metrics_transfer(n, KYUFU_NODE_CAUSE_POWER);
     n->power.transfer_pending = true;
     kyufu_log(KYUFU_LOG_INFO, "power: on battery, handing leadership over",
               KYUFU_LOG_U("to", target));

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "kyufu/v1/service.pb-c.h"
+#include "limits.h"
 #include "log.h"
 
 #define LEDGER "/kyufu.v1.Ledger/"
@@ -71,6 +72,29 @@ static const struct kyufu_node_method table[] = {
 #undef LEDGER
 
 enum { N_METHODS = sizeof table / sizeof table[0] };
+_Static_assert(N_METHODS <= KYUFU_NODE_METRICS_METHODS_MAX,
+               "the metrics count every method of the table");
+
+size_t kyufu_node__methods_count(void)
+{
+    return N_METHODS;
+}
+
+const char *kyufu_node__method_path(size_t i)
+{
+    assert(i < N_METHODS);
+    return table[i].path;
+}
+
+int kyufu_node__method_index(const char *path)
+{
+    for (size_t i = 0; i < N_METHODS; i++) {
+        if (strcmp(table[i].path, path) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
 
 /* What a row of the API server's table carries: the node and the method. */
 struct bound
@@ -90,6 +114,7 @@ static void handle(void *data, struct kyufu_grpc_call *call)
         return; /* answered */
     }
     c->method = m;
+    c->method_index = (int)(m - table);
     {
         char msg[160];
         if (kyufu_pb_check_known(m->request, call->request,

@@ -159,6 +159,9 @@ void kyufu_node__transfer(struct kyufu_node_call *c)
     c->req.transfer.data = c;
     int rv = kyufu_glue_transfer(n->glue, &c->req.transfer, r->target_id,
                                  on_transferred);
+    if (rv == 0) {
+        kyufu_node__metrics_transfer(n, KYUFU_NODE_CAUSE_PLANNED);
+    }
     if (rv == KYUFU_GLUE_ENOTLEADER) {
         kyufu_node__forward(c);
         return;

@@ -83,6 +83,19 @@ static void on_proposed(struct kyufu_glue_propose *req,
     kyufu__v1__command_result__free_unpacked(result, NULL);
 }
 
+/* The caller's callback, after the commit latency is recorded (only a
+ * proposal applied on this leader has one). */
+static void on_proposed_timed(struct kyufu_glue_propose *req,
+                              int status,
+                              Kyufu__V1__CommandResult *result)
+{
+    struct kyufu_node_call *c = req->data;
+    if (status == 0) {
+        kyufu_node__metrics_committed(c->node, c->proposed_ns);
+    }
+    c->proposed_cb(req, status, result);
+}
+
 void kyufu_node__propose(struct kyufu_node_call *c,
                          const Kyufu__V1__RequestHeader *rh,
                          const char *body_field,
@@ -109,7 +122,10 @@ void kyufu_node__propose(struct kyufu_node_call *c,
     *(uint32_t *)((char *)&cmd + f->quantifier_offset) = f->id;
 
     c->req.propose.data = c;
-    int rv = kyufu_glue_propose(n->glue, &c->req.propose, &cmd, cb);
+    c->proposed_cb = cb;
+    c->proposed_ns = uv_hrtime();
+    int rv = kyufu_glue_propose(n->glue, &c->req.propose, &cmd,
+                                on_proposed_timed);
     if (rv == KYUFU_GLUE_ENOTLEADER) {
         kyufu_node__forward(c); /* lost leadership just now */
         return;

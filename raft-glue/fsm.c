@@ -105,6 +105,7 @@ static int fsm_apply(struct raft_fsm *fsm,
                                        &results, f->errmsg,
                                        sizeof f->errmsg);
         uint64_t dt = uv_hrtime() - t0;
+        f->apply_ns_last = dt;
         if (dt > f->apply_ns_max) {
             f->apply_ns_max = dt;
         }

@@ -82,6 +82,7 @@ struct kyufu_fsm
     uint64_t n_restores_skipped;
     uint64_t n_dropped;            /* entries not recorded once poisoned */
     uint64_t apply_ns_max;         /* slowest storage apply since taken */
+    uint64_t apply_ns_last;        /* the last storage apply (for metrics) */
 };
 
 /* Fill *fsm (version 3) so that fsm->data is `state`.  `state->raft` must be

@@ -72,6 +72,10 @@ struct kyufu_glue
     void *close_arg;
     kyufu_glue_event_cb event_cb;
     void *event_arg;
+    kyufu_glue_apply_cb apply_cb;
+    void *apply_arg;
+    kyufu_glue_append_cb append_cb;
+    void *append_arg;
 };
 
 const char *kyufu_glue_strerror(int rv)
@@ -213,6 +217,9 @@ static void fsm_applied(void *arg,
                         struct kyufu_storage_results *results)
 {
     struct kyufu_glue *g = arg;
+    if (g->apply_cb != NULL) {
+        g->apply_cb(g->apply_arg, index, term, g->fsm_state.apply_ns_last);
+    }
     kyufu_proposer__applied(&g->proposer, index, term, results);
 }
 
@@ -685,6 +692,75 @@ void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out)
         snprintf(out->leader_address, sizeof out->leader_address, "%s",
                  address);
     }
+}
+
+void kyufu_glue_set_apply_cb(struct kyufu_glue *g,
+                             kyufu_glue_apply_cb cb,
+                             void *arg)
+{
+    g->apply_cb = cb;
+    g->apply_arg = arg;
+}
+
+static void guard_appended(struct glue_io_guard *guard, uint64_t ns)
+{
+    struct kyufu_glue *g = guard->data;
+    if (g->append_cb != NULL) {
+        g->append_cb(g->append_arg, ns);
+    }
+}
+
+void kyufu_glue_set_append_cb(struct kyufu_glue *g,
+                              kyufu_glue_append_cb cb,
+                              void *arg)
+{
+    g->append_cb = cb;
+    g->append_arg = arg;
+    g->guard.appended = cb != NULL ? guard_appended : NULL;
+}
+
+bool kyufu_glue_last_contact(struct kyufu_glue *g, uint64_t id,
+                             uint64_t *age_ms)
+{
+    assert(g != NULL && age_ms != NULL);
+    uint64_t now = g->sio.io.time(&g->sio.io);
+    for (size_t k = 0; k < KYUFU_GLUE_CONTACTS_MAX; k++) {
+        if (id != 0 && g->guard.contact[k].id == id) {
+            uint64_t at = g->guard.contact[k].ms;
+            *age_ms = now >= at ? now - at : 0;
+            return true;
+        }
+    }
+    return false;
+}
+
+size_t kyufu_glue_followers(struct kyufu_glue *g,
+                            struct kyufu_glue_follower *out,
+                            size_t max)
+{
+    assert(out != NULL || max == 0);
+    if (!kyufu_glue_is_leader(g)) {
+        return 0;
+    }
+    const struct raft_configuration *c = &g->raft.configuration;
+    size_t n = 0;
+    for (unsigned i = 0; i < c->n && n < max; i++) {
+        const struct raft_server *s = &c->servers[i];
+        if (s->id == g->config.id || s->role != RAFT_VOTER) {
+            continue;
+        }
+        raft_index match = 0;
+        if (raft_match_index(&g->raft, s->id, &match) != 0) {
+            continue;
+        }
+        struct kyufu_glue_follower *f = &out[n++];
+        memset(f, 0, sizeof *f);
+        f->id = s->id;
+        f->match_index = match;
+        f->contacted = kyufu_glue_last_contact(g, s->id, &f->contact_age_ms);
+    }
+    assert(n <= max);
+    return n;
 }
 
 uint64_t kyufu_glue_take_apply_max_ms(struct kyufu_glue *g)

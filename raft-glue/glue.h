@@ -292,6 +292,44 @@ void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out);
 uint64_t kyufu_glue_take_apply_max_ms(struct kyufu_glue *g);
 bool kyufu_glue_is_leader(struct kyufu_glue *g);
 
+/* Every applied command entry, after its LMDB transaction committed and
+ * before its proposer (if here) is answered: the entry, and how long the
+ * storage apply took (one LMDB write transaction with its fsync, on the
+ * loop thread).  For the node's metrics; NULL clears it. */
+typedef void (*kyufu_glue_apply_cb)(void *arg,
+                                    uint64_t index,
+                                    uint64_t term,
+                                    uint64_t apply_ns);
+void kyufu_glue_set_apply_cb(struct kyufu_glue *g,
+                             kyufu_glue_apply_cb cb,
+                             void *arg);
+
+/* Every durable append of entries to this node's Raft log (raft_uv's write
+ * and fsync) that succeeded, with its duration; NULL clears it. */
+typedef void (*kyufu_glue_append_cb)(void *arg, uint64_t append_ns);
+void kyufu_glue_set_append_cb(struct kyufu_glue *g,
+                              kyufu_glue_append_cb cb,
+                              void *arg);
+
+/* Replication of one other voter, seen by the leader. */
+struct kyufu_glue_follower
+{
+    uint64_t id;
+    uint64_t match_index;     /* highest entry known replicated there */
+    bool contacted;           /* a message came from it since start */
+    uint64_t contact_age_ms;  /* since its last message (if contacted) */
+};
+/* Milliseconds since the last message from peer `id` (any role) into
+ * *age_ms; false when none came since start. */
+bool kyufu_glue_last_contact(struct kyufu_glue *g, uint64_t id,
+                             uint64_t *age_ms);
+
+/* On the leader, the other voters of the current configuration, up to
+ * `max`; returns how many were written (0 on a follower). */
+size_t kyufu_glue_followers(struct kyufu_glue *g,
+                            struct kyufu_glue_follower *out,
+                            size_t max);
+
 /* 0 while healthy; otherwise the error (STORAGE: a fatal storage error or
  * a store ahead of the log; IO: a failed raft_uv disk write) that made the
  * glue stop applying and proposing, with the detail in errmsg.  The state

@@ -100,6 +100,9 @@
 #define KYUFU_TRANSFER_ATTEMPTS_MAX 5u
 /* Adding a voter: catch-up attempts of raft_assign before giving up. */
 #define KYUFU_CHANGE_ATTEMPTS_MAX 3u
+/* Peers whose last message time the glue keeps (kyufu_glue_followers):
+ * node/limits.h's cluster size (7) and a replacement joining, twice over. */
+#define KYUFU_GLUE_CONTACTS_MAX 16u
 /* How often the glue polls raft's role and leader to fire the state cb. */
 #define KYUFU_STATE_POLL_MS 10u
 

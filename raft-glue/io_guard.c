@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static struct glue_io_guard *of(struct raft_io *io)
 {
@@ -65,6 +66,38 @@ static int set_vote(struct raft_io *io, raft_id server_id)
     return check(g, "set_vote", rv != 0 ? rv : g->set_vote(io, server_id));
 }
 
+/* Monotonic nanoseconds (uv_hrtime's clock; uv.h's recv() would clash
+ * with ours below). */
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A timed append (for the node's metrics): the request raft_uv sees, and
+ * raft's own, answered from ours with raft's callback. */
+struct timed_append
+{
+    struct raft_io_append inner;
+    struct raft_io_append *outer;
+    raft_io_append_cb cb;
+    struct glue_io_guard *g;
+    uint64_t t0;
+};
+
+static void timed_append_done(struct raft_io_append *inner, int status)
+{
+    struct timed_append *t = inner->data;
+    struct raft_io_append *outer = t->outer;
+    raft_io_append_cb cb = t->cb;
+    if (status == 0 && t->g->appended != NULL) {
+        t->g->appended(t->g, now_ns() - t->t0);
+    }
+    free(t);
+    cb(outer, status);
+}
+
 static int append(struct raft_io *io,
                   struct raft_io_append *req,
                   const struct raft_entry entries[],
@@ -73,8 +106,27 @@ static int append(struct raft_io *io,
 {
     struct glue_io_guard *g = of(io);
     int rv = injected(g, "append");
-    return check(g, "append",
-                 rv != 0 ? rv : g->append(io, req, entries, n, cb));
+    if (rv != 0) {
+        return check(g, "append", rv);
+    }
+    /* Timed when someone listens and memory allows; never a reason to
+     * fail the append. */
+    struct timed_append *t =
+        g->appended != NULL ? malloc(sizeof *t) : NULL;
+    if (t == NULL) {
+        return check(g, "append", g->append(io, req, entries, n, cb));
+    }
+    t->inner.data = t;
+    t->outer = req;
+    t->cb = cb;
+    t->g = g;
+    t->t0 = now_ns();
+    req->cb = cb; /* as raft_uv would set it */
+    rv = g->append(io, &t->inner, entries, n, timed_append_done);
+    if (rv != 0) {
+        free(t);
+    }
+    return check(g, "append", rv);
 }
 
 static int truncate_(struct raft_io *io, raft_index index)
@@ -126,9 +178,32 @@ static void hold(struct glue_io_guard *g, const struct raft_message *m)
     g->n_install_held++;
 }
 
+/* A message from m->server_id now: its peer's last contact. */
+static void note_contact(struct glue_io_guard *g, struct raft_io *io,
+                         const struct raft_message *m)
+{
+    size_t oldest = 0;
+    uint64_t now = io->time(io);
+    for (size_t i = 0; i < KYUFU_GLUE_CONTACTS_MAX; i++) {
+        if (g->contact[i].id == m->server_id) {
+            g->contact[i].ms = now;
+            return;
+        }
+        /* A free slot first, else the least recently heard. */
+        if (g->contact[oldest].id != 0 &&
+            (g->contact[i].id == 0 ||
+             g->contact[i].ms < g->contact[oldest].ms)) {
+            oldest = i;
+        }
+    }
+    g->contact[oldest].id = m->server_id;
+    g->contact[oldest].ms = now;
+}
+
 static void deliver(struct glue_io_guard *g, struct raft_io *io,
                     struct raft_message *m)
 {
+    note_contact(g, io, m);
     glue__snapshot_send_recv(&g->snapshot_send, m);
     glue__append_anchor_recv(&g->anchor, m);
     assert(g->receiving == NULL);
@@ -345,6 +420,8 @@ void glue__io_guard_wrap(struct glue_io_guard *g,
     g->n_install_replaced = 0;
     g->failed = failed;
     g->inject = NULL;
+    g->appended = NULL;
+    memset(g->contact, 0, sizeof g->contact);
     g->data = data;
     g->n_failed = 0;
     io->set_term = set_term;

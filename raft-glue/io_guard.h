@@ -39,6 +39,10 @@
  * anchor (append_anchor.h: never below its own snapshot), which need the
  * same lookup, the received messages, and the snapshots loaded and put.
  *
+ * It times the appends that succeed, for the node's metrics (`appended`):
+ * each request raft_uv sees is then the guard's, answered back to raft's
+ * own with raft's callback.
+ *
  * Lookup: raft_init sets io->data to the struct raft; the guard sets
  * raft->data to itself, so a wrapper finds its guard from the io alone. */
 #ifndef KYUFU_GLUE_IO_GUARD_H
@@ -48,6 +52,7 @@
 #include <stdbool.h>
 
 #include "append_anchor.h"
+#include "glue_limits.h"
 #include "snapshot_send.h"
 
 struct glue_io_guard;
@@ -105,7 +110,18 @@ struct glue_io_guard
      * its name; a nonzero return fails the call with that error without
      * calling the real method, as a failed write would. */
     int (*inject)(struct glue_io_guard *g, const char *call);
+    /* Set by the owner (NULL: appends are not timed): a durable append
+     * of entries to the log (write and fsync) succeeded after `ns`. */
+    void (*appended)(struct glue_io_guard *g, uint64_t ns);
     void *data;              /* For the owner. */
+    /* The last message received from each peer (raft's io->time, ms), for
+     * the node's replication metrics: one slot per sender id, the oldest
+     * reused when a new id comes (membership changes). */
+    struct
+    {
+        uint64_t id; /* 0: free */
+        uint64_t ms;
+    } contact[KYUFU_GLUE_CONTACTS_MAX];
     unsigned long n_failed;  /* Failed calls seen (the first is reported). */
 };
 

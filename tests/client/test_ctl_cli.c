@@ -181,6 +181,11 @@ static void test_cli(const char *dir)
     CHECK(strstr(err_buf, "--nodes") != NULL);
     CHECK_EQ_INT(run("cluster", "init", "--dir", cdir, "--raft-port-base", "70000", NULL),
                  KYUFU_CTL_EXIT_USAGE);
+    CHECK_EQ_INT(run("cluster", "init", "--dir", cdir, "--metrics-port-base", "9x", NULL),
+                 KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err_buf, "--metrics-port-base") != NULL);
+    CHECK_EQ_INT(run("cluster", "init", "--dir", cdir, "--metrics-port-base", "70000", NULL),
+                 KYUFU_CTL_EXIT_USAGE);
 
     /* Options derived from the request: required ones, types, enums, roles. */
     CHECK_EQ_INT(run("--config", conf, "--as", "c1", "program", "create", "--code", "P1", NULL),

@@ -349,6 +349,23 @@ int main(void)
     CHECK_EQ_INT(kyufu_ctl_init(&o3, NULL, err, sizeof err), 0);
     check_cluster(dir, v6, true, true);
 
+    /* A metrics port per node, on loopback, in [node] (docs/metrics.md). */
+    snprintf(dir, sizeof dir, "%s/c5", tmp);
+    struct kyufu_ctl_init_opts o5 = o2;
+    o5.dir = dir;
+    o5.metrics_port_base = 9101;
+    CHECK_EQ_INT(kyufu_ctl_init(&o5, NULL, err, sizeof err), 0);
+    for (unsigned i = 1; i <= 3; i++) {
+        char want[128];
+        snprintf(path, sizeof path, "%s/node%u/kyufud.conf", dir, i);
+        snprintf(want, sizeof want,
+                 "api_address = kyufu-%c.city.example:%u\n"
+                 "metrics_listen = 127.0.0.1:%u\n[cluster]\n",
+                 'a' + (int)i - 1, 8001u, 9100 + i);
+        char *got = slurp(path);
+        CHECK(strstr(got, want) != NULL);
+    }
+
     /* Bad options are usage errors and write nothing. */
     snprintf(dir, sizeof dir, "%s/c4", tmp);
     struct kyufu_ctl_init_opts bad = o3;
@@ -366,6 +383,12 @@ int main(void)
     bad.api_port_base = 65534; /* 65534..65536 */
     CHECK_EQ_INT(kyufu_ctl_init(&bad, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
     bad.api_port_base = 8001;
+    bad.metrics_port_base = 8002; /* overlaps the API ports */
+    CHECK_EQ_INT(kyufu_ctl_init(&bad, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err, "metrics ports") != NULL);
+    bad.metrics_port_base = 65534;
+    CHECK_EQ_INT(kyufu_ctl_init(&bad, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+    bad.metrics_port_base = 0;
     bad.nodes = 0;
     CHECK_EQ_INT(kyufu_ctl_init(&bad, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
     CHECK(access(dir, F_OK) != 0);

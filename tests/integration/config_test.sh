@@ -105,6 +105,14 @@ expect_bad dup_addr      's/^3 = 127.0.0.1:7003/3 = 127.0.0.1:7002/' ':10: [clus
 expect_bad peer_syntax   's/^2 = 127.0.0.1:7002 127.0.0.1:8002/2 = 127.0.0.1:7002/' ':9: [cluster] 2:' "expected"
 expect_bad syntax        's/^\[raft\]/[raft]\nthis is not ini/' ':16:' "syntax error"
 expect_bad log_level     's/^level = info/level = loud/' ':21: [log] level:' "'loud'"
+# [node] metrics_* (docs/metrics.md): a numeric IPv4 address, booleans
+# spelled out, TLS only with a listener, no port shared with raft or api.
+expect_bad metrics_port  's/^api_address = \(.*\)/api_address = \1\nmetrics_listen = 127.0.0.1:0/' ':6: [node] metrics_listen:' "1..65535"
+expect_bad metrics_name  's/^api_address = \(.*\)/api_address = \1\nmetrics_listen = localhost:9101/' ':6: [node] metrics_listen:' "numeric IPv4"
+expect_bad metrics_clash 's/^api_address = \(127.0.0.1:[0-9]*\)/api_address = \1\nmetrics_listen = \1/' ':6: [node] metrics_listen:' "raft or api address"
+expect_bad metrics_bool  's/^api_address = \(.*\)/api_address = \1\nmetrics_listen = 127.0.0.1:9101\nmetrics_tls = yes/' ':7: [node] metrics_tls:' "'yes' is not true or false"
+expect_bad metrics_notls 's/^api_address = \(.*\)/api_address = \1\nmetrics_tls = true/' ':6: [node] metrics_tls:' "metrics_listen is not"
+expect_bad metrics_cc    's/^api_address = \(.*\)/api_address = \1\nmetrics_listen = 127.0.0.1:9101\nmetrics_tls_client_cert = true/' ':7: [node] metrics_tls_client_cert:' "needs metrics_tls"
 expect_bad long_line     "s#^key = .*#key = /$(printf 'x%.0s' $(seq 300))#" ':14:' "longer than"
 
 # ------------------------------------------------ [raft] bounds and rules

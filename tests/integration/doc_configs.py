@@ -3,11 +3,13 @@ by config_test.sh so that no sample in the guides can be one kyufud
 refuses.
 
 A sample is a fenced block with a [node], [cluster], [tls], [raft], [log],
-[api] or [power] section header.  A whole config (it has [node]) is written
-as it is, with the values of data_dir, ca, cert and key replaced by files
-that exist here (the guides name the hosts' paths).  A fragment (a section
-or two, e.g. docs/power.md's [power]) is written into the first whole
-sample of docs/operations.md in place of the sections it sets.
+[api], [power] or [sla] section header.  A whole config (it has [node] and
+[cluster]) is written as it is, with the values of data_dir, ca, cert and
+key replaced by files that exist here (the guides name the hosts' paths).
+A fragment (a key or two, e.g. docs/power.md's [power], docs/metrics.md's
+[node] metrics keys) is laid over the first whole sample of
+docs/operations.md: each key it sets replaces that key of the same
+section, or is added to it.
 
   usage: doc_configs.py DOCS_DIR OUT_DIR DATA_PARENT CA CERT KEY
 Prints one line per sample: "<written file> <doc>:<line>"."""
@@ -17,7 +19,7 @@ import re
 import sys
 
 docs, out, data_parent, ca, cert, key = sys.argv[1:7]
-SECTION = re.compile(r"^\[(node|cluster|tls|raft|log|api|power)\]", re.M)
+SECTION = re.compile(r"^\[(node|cluster|tls|raft|log|api|power|sla)\]", re.M)
 FENCE = re.compile(r"^( *)```[a-z]*\n(.*?)^\1```", re.M | re.S)
 REPLACE = {"data_dir": None, "ca": ca, "cert": cert, "key": key}
 
@@ -44,7 +46,8 @@ def samples():
             if not SECTION.search(body):
                 continue
             where = "%s:%d" % (os.path.basename(path), text[:m.start()].count("\n") + 1)
-            whole = re.search(r"^\[node\]", body, re.M) is not None
+            whole = (re.search(r"^\[node\]", body, re.M) is not None and
+                     re.search(r"^\[cluster\]", body, re.M) is not None)
             if whole and base is None and path.endswith("operations.md"):
                 base = body
             yield where, whole, body
@@ -64,12 +67,34 @@ def localize(body, n):
     return "\n".join(lines) + "\n"
 
 
+def key_of(line):
+    m = re.match(r"^\s*([A-Za-z0-9_]+)\s*=", line)
+    return m.group(1) if m else None
+
+
+def overlay(base, fragment):
+    """base with each key of fragment's sections set (replaced or added)."""
+    want = {}
+    for name, ls in sections(fragment):
+        if name:
+            want.setdefault(name, []).extend(l for l in ls[1:] if key_of(l))
+    out = []
+    for name, ls in sections(base):
+        own = {key_of(l): l for l in want.pop(name, [])}
+        for l in ls:
+            k = key_of(l)
+            out.append(own.pop(k) if k in own else l)
+        out.extend(own.values())
+    for name, ls in want.items():
+        out.append("[%s]" % name)
+        out.extend(ls)
+    return "\n".join(out) + "\n"
+
+
 found = list(samples())
 for n, (where, whole, body) in enumerate(found, 1):
     if not whole:
-        own = {name for name, _ in sections(body) if name}
-        merged = [l for name, ls in sections(samples.base) if name not in own for l in ls]
-        body = "\n".join(merged) + "\n" + body
+        body = overlay(samples.base, body)
     dest = os.path.join(out, "doc-sample-%d.conf" % n)
     with open(dest, "w") as f:
         f.write(localize(body, n))

@@ -1,0 +1,575 @@
+/* What kyufud exposes on /metrics, and the hooks that count it (node.h,
+ * "metrics_node.c"; every metric is described in docs/metrics.md).
+ *
+ * Counting is a few additions on the loop thread at each event (a call
+ * answered, a proposal applied, an entry applied, a state change);
+ * everything else (raft's indexes, followers, power, refusals) is read
+ * when scraped.  Labels carry only fixed names: methods of the node's
+ * table, gRPC status names, roles, causes, node ids and refusal reasons:
+ * never a request's content, an address or a certificate subject.
+ *
+ * Reserved for the SLA work (docs/sla.md), each a function below that
+ * writes nothing until its source exists (no value is made up):
+ * availability this month, SLO compliance, open alerts, the newest good
+ * backup's age. */
+#include <assert.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "limits.h"
+#include "log.h"
+#include "metrics_http.h"
+#include "node.h"
+
+/* ------------------------------------------------------------ counting */
+
+void kyufu_node__metrics_applied(void *arg, uint64_t index, uint64_t term,
+                                 uint64_t apply_ns)
+{
+    struct kyufu_node *n = arg;
+    struct kyufu_node_metrics *m = &n->metrics;
+    (void)index;
+    kyufu_metrics_histogram_observe_ns(&m->apply_seconds, apply_ns);
+    uint64_t now = uv_now(&n->loop);
+    if (m->rto_pending && term >= m->rto_term &&
+        term > m->apply_last_term) {
+        /* The first entry applied under the new leader's term. */
+        m->rto_pending = false;
+        m->rto_known = true;
+        m->rto_last_ms = now - m->rto_from_ms;
+        m->rto_seen_count++;
+    }
+    m->apply_last_ms = now;
+    m->apply_last_term = term;
+}
+
+void kyufu_node__metrics_appended(void *arg, uint64_t append_ns)
+{
+    struct kyufu_node *n = arg;
+    kyufu_metrics_histogram_observe_ns(&n->metrics.append_seconds, append_ns);
+}
+
+void kyufu_node__metrics_init(struct kyufu_node *n)
+{
+    struct kyufu_node_metrics *m = &n->metrics;
+    for (size_t i = 0; i < KYUFU_NODE_METRICS_METHODS_MAX; i++) {
+        kyufu_metrics_histogram_init(&m->rpc_seconds[i],
+                                     kyufu_metrics_buckets_latency,
+                                     kyufu_metrics_buckets_latency_n);
+    }
+    kyufu_metrics_histogram_init(&m->commit_seconds,
+                                 kyufu_metrics_buckets_latency,
+                                 kyufu_metrics_buckets_latency_n);
+    kyufu_metrics_histogram_init(&m->apply_seconds,
+                                 kyufu_metrics_buckets_latency,
+                                 kyufu_metrics_buckets_latency_n);
+    kyufu_metrics_histogram_init(&m->append_seconds,
+                                 kyufu_metrics_buckets_latency,
+                                 kyufu_metrics_buckets_latency_n);
+}
+
+void kyufu_node__metrics_rpc(struct kyufu_node *n, const char *path,
+                             int method_index, int status,
+                             uint64_t started_ns)
+{
+    struct kyufu_node_metrics *m = &n->metrics;
+    if (method_index < 0) {
+        method_index = kyufu_node__method_index(path);
+    }
+    if (method_index < 0 || status < 0 ||
+        status >= (int)KYUFU_NODE_GRPC_STATUS_COUNT) {
+        return; /* not one of ours (the API server answers those) */
+    }
+    assert((size_t)method_index < KYUFU_NODE_METRICS_METHODS_MAX);
+    m->rpc[method_index][status]++;
+    uint64_t now = uv_hrtime();
+    kyufu_metrics_histogram_observe_ns(
+        &m->rpc_seconds[method_index],
+        started_ns != 0 && now > started_ns ? now - started_ns : 0);
+}
+
+void kyufu_node__metrics_committed(struct kyufu_node *n, uint64_t proposed_ns)
+{
+    uint64_t now = uv_hrtime();
+    kyufu_metrics_histogram_observe_ns(
+        &n->metrics.commit_seconds, now > proposed_ns ? now - proposed_ns : 0);
+}
+
+void kyufu_node__metrics_transfer(struct kyufu_node *n,
+                                  enum kyufu_node_failover_cause cause)
+{
+    /* A change seen within two election timeouts of the hand-over is the
+     * hand-over's (raft_transfer itself gives up after one). */
+    n->metrics.transfer_cause = cause;
+    n->metrics.transfer_until_ms =
+        uv_now(&n->loop) + 2u * (uint64_t)n->config->election_timeout_ms;
+}
+
+void kyufu_node__metrics_state(struct kyufu_node *n,
+                               const struct kyufu_glue_status *st)
+{
+    struct kyufu_node_metrics *m = &n->metrics;
+    if (st->leader_id == 0) {
+        return;
+    }
+    bool changed = m->leader != 0 && (st->leader_id != m->leader ||
+                                      st->term > m->leader_term);
+    if (changed) {
+        enum kyufu_node_failover_cause cause = KYUFU_NODE_CAUSE_UNKNOWN;
+        if (uv_now(&n->loop) <= m->transfer_until_ms) {
+            cause = m->transfer_cause;
+        }
+        m->failovers[cause]++;
+        if (!m->rto_pending) {
+            /* From the old leader's last sign of life here: the last entry
+             * this node applied, or the last message the old leader sent
+             * it, whichever came later (now, if neither is known). */
+            uint64_t now = uv_now(&n->loop), age = 0, from = m->apply_last_ms;
+            if (m->leader != n->config->id && n->glue != NULL &&
+                kyufu_glue_last_contact(n->glue, m->leader, &age) &&
+                now - age > from) {
+                from = now - age;
+            }
+            m->rto_pending = true;
+            m->rto_from_ms = from != 0 ? from : now;
+        }
+        m->rto_term = st->term;
+    }
+    if (m->leader == 0 || changed) {
+        m->leader = st->leader_id;
+        m->leader_term = st->term;
+    }
+}
+
+/* ------------------------------------------------------------ listener */
+
+static int metrics_address(const char *address, char *host, size_t host_len,
+                           uint16_t *port)
+{
+    const char *colon = strrchr(address, ':');
+    if (colon == NULL || (size_t)(colon - address) >= host_len) {
+        return -1;
+    }
+    memcpy(host, address, (size_t)(colon - address));
+    host[colon - address] = '\0';
+    *port = (uint16_t)strtoul(colon + 1, NULL, 10);
+    return 0;
+}
+
+/* The listener's config from the node's ([node] metrics_*, [tls]); host
+ * is the caller's buffer. */
+static int http_config(struct kyufu_node *n, struct kyufu_metrics_http_config *hc,
+                       char *host, size_t host_len, char *errmsg,
+                       size_t errmsg_len)
+{
+    const struct kyufu_config *c = n->config;
+    memset(hc, 0, sizeof *hc);
+    if (metrics_address(c->metrics_listen, host, host_len, &hc->port) != 0) {
+        snprintf(errmsg, errmsg_len, "bad metrics_listen '%s'",
+                 c->metrics_listen);
+        return -1;
+    }
+    hc->host = host;
+    if (c->metrics_tls) {
+        /* The node's own certificate, the one its API presents. */
+        hc->cert_file = c->tls_cert;
+        hc->key_file = c->tls_key;
+        hc->ca_file = c->tls_ca;
+        hc->require_client_cert = c->metrics_tls_client_cert;
+    }
+    hc->render = kyufu_node__metrics_render;
+    hc->render_data = n;
+    return 0;
+}
+
+int kyufu_node__metrics_reload_tls(struct kyufu_node *n, char *errmsg,
+                                   size_t errmsg_len)
+{
+    char host[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
+    struct kyufu_metrics_http_config hc;
+    if (n->metrics.http == NULL) {
+        return 0;
+    }
+    if (http_config(n, &hc, host, sizeof host, errmsg, errmsg_len) != 0) {
+        return -1;
+    }
+    return kyufu_metrics_http_reload_tls(n->metrics.http, &hc, errmsg,
+                                         errmsg_len);
+}
+
+int kyufu_node__metrics_start(struct kyufu_node *n, char *errmsg,
+                              size_t errmsg_len)
+{
+    const struct kyufu_config *c = n->config;
+    if (c->metrics_listen[0] == '\0') {
+        return 0;
+    }
+    char host[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
+    struct kyufu_metrics_http_config hc;
+    if (http_config(n, &hc, host, sizeof host, errmsg, errmsg_len) != 0) {
+        return -1;
+    }
+    if (kyufu_metrics_http_start(&n->loop, &hc, &n->metrics.http, errmsg,
+                                 errmsg_len) != 0) {
+        n->metrics.http = NULL;
+        return -1;
+    }
+    kyufu_log(KYUFU_LOG_INFO, "metrics listening",
+              KYUFU_LOG_S("address", c->metrics_listen),
+              KYUFU_LOG_S("tls", c->metrics_tls
+                                     ? (c->metrics_tls_client_cert
+                                            ? "client-cert"
+                                            : "on")
+                                     : "off"));
+    return 0;
+}
+
+static void on_http_closed(void *data)
+{
+    struct kyufu_node *n = data;
+    n->metrics.http = NULL;
+    n->metrics.close_done(n);
+}
+
+void kyufu_node__metrics_close(struct kyufu_node *n,
+                               void (*done)(struct kyufu_node *n))
+{
+    if (n->metrics.http == NULL) {
+        done(n);
+        return;
+    }
+    n->metrics.close_done = done;
+    kyufu_metrics_http_close(n->metrics.http, on_http_closed, n);
+}
+
+/* ------------------------------------------------------------ exposition */
+
+#define L1(a, b) ((const struct kyufu_metrics_label[]){{a, b}})
+#define L2(a, b, c, d) ((const struct kyufu_metrics_label[]){{a, b}, {c, d}})
+
+static const char *const roles[] = {"leader",      "follower", "candidate",
+                                    "unavailable", "stopped",  "fatal"};
+
+static const char *const causes[] = {
+#define KYUFU_NODE__CAUSE_STR(name, text) text,
+    KYUFU_NODE_FAILOVER_CAUSES(KYUFU_NODE__CAUSE_STR)
+#undef KYUFU_NODE__CAUSE_STR
+};
+
+/* The API server's refusal kinds as label values ("per_address"). */
+static const char *const api_refusals[] = {
+#define KYUFU_NODE__REFUSAL_STR(name, text) #name,
+    KYUFU_API_REFUSALS(KYUFU_NODE__REFUSAL_STR)
+#undef KYUFU_NODE__REFUSAL_STR
+};
+_Static_assert(sizeof api_refusals / sizeof api_refusals[0] ==
+                   KYUFU_API_REFUSED_HANDSHAKE_TIMEOUT + 1,
+               "one name per refusal kind");
+
+static void lower(char *out, size_t len, const char *in)
+{
+    size_t i = 0;
+    for (; in[i] != '\0' && i + 1 < len; i++) {
+        out[i] = (char)tolower((unsigned char)in[i]);
+    }
+    out[i] = '\0';
+}
+
+/* "/kyufu.v1.Ledger/CreateProgram" -> "Ledger/CreateProgram". */
+static const char *method_label(const char *path)
+{
+    static const char prefix[] = "/kyufu.v1.";
+    if (strncmp(path, prefix, sizeof prefix - 1) == 0) {
+        return path + sizeof prefix - 1;
+    }
+    return path;
+}
+
+static void raft_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
+{
+    struct kyufu_glue_status st;
+    memset(&st, 0, sizeof st);
+    st.role = "stopped";
+    if (n->glue != NULL) {
+        kyufu_glue_status(n->glue, &st);
+    }
+    kyufu_metrics_family(b, "kyufu_raft_role", KYUFU_METRICS_GAUGE,
+                         "1 for this node's current Raft role, 0 for the "
+                         "others");
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) {
+        kyufu_metrics_sample_u(b, "kyufu_raft_role", L1("role", roles[i]), 1,
+                               strcmp(st.role, roles[i]) == 0 ? 1 : 0);
+    }
+    kyufu_metrics_family(b, "kyufu_raft_term", KYUFU_METRICS_GAUGE,
+                         "Current Raft term");
+    kyufu_metrics_sample_u(b, "kyufu_raft_term", NULL, 0, st.term);
+    kyufu_metrics_family(b, "kyufu_raft_leader_id", KYUFU_METRICS_GAUGE,
+                         "Raft id of the leader this node knows (0: none)");
+    kyufu_metrics_sample_u(b, "kyufu_raft_leader_id", NULL, 0, st.leader_id);
+    kyufu_metrics_family(b, "kyufu_raft_commit_index", KYUFU_METRICS_GAUGE,
+                         "Highest log index known committed");
+    kyufu_metrics_sample_u(b, "kyufu_raft_commit_index", NULL, 0,
+                           st.commit_index);
+    kyufu_metrics_family(b, "kyufu_raft_applied_index", KYUFU_METRICS_GAUGE,
+                         "Highest log index applied to the ledger");
+    kyufu_metrics_sample_u(b, "kyufu_raft_applied_index", NULL, 0,
+                           st.applied_index);
+    kyufu_metrics_family(b, "kyufu_raft_last_log_index", KYUFU_METRICS_GAUGE,
+                         "Highest index in this node's Raft log");
+    kyufu_metrics_sample_u(b, "kyufu_raft_last_log_index", NULL, 0,
+                           st.last_log_index);
+
+    struct kyufu_glue_follower f[KYUFU_NODE_CLUSTER_SIZE_MAX];
+    size_t nf = n->glue != NULL
+                    ? kyufu_glue_followers(n->glue, f, KYUFU_NODE_CLUSTER_SIZE_MAX)
+                    : 0;
+    kyufu_metrics_family(b, "kyufu_raft_follower_lag_entries",
+                         KYUFU_METRICS_GAUGE,
+                         "On the leader: entries of its log a follower has "
+                         "not yet acknowledged");
+    for (size_t i = 0; i < nf; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "%llu", (unsigned long long)f[i].id);
+        kyufu_metrics_sample_u(b, "kyufu_raft_follower_lag_entries",
+                               L1("follower", id), 1,
+                               st.last_log_index > f[i].match_index
+                                   ? st.last_log_index - f[i].match_index
+                                   : 0);
+    }
+    kyufu_metrics_family(b, "kyufu_raft_follower_last_contact_seconds",
+                         KYUFU_METRICS_GAUGE,
+                         "On the leader: seconds since the last message "
+                         "from a follower");
+    for (size_t i = 0; i < nf; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "%llu", (unsigned long long)f[i].id);
+        if (f[i].contacted) {
+            kyufu_metrics_sample(b, "kyufu_raft_follower_last_contact_seconds",
+                                 L1("follower", id), 1,
+                                 (double)f[i].contact_age_ms / 1000.0);
+        }
+    }
+    kyufu_metrics_family(b, "kyufu_snapshot_copies_sent_total",
+                         KYUFU_METRICS_COUNTER,
+                         "Snapshot copies this leader started sending to a "
+                         "lagging follower");
+    kyufu_metrics_sample_u(b, "kyufu_snapshot_copies_sent_total", NULL, 0,
+                           st.snapshot_copies_sent);
+    kyufu_metrics_family(b, "kyufu_snapshot_copies_refused_total",
+                         KYUFU_METRICS_COUNTER,
+                         "Snapshot re-sends refused while a copy was out");
+    kyufu_metrics_sample_u(b, "kyufu_snapshot_copies_refused_total", NULL, 0,
+                           st.snapshot_copies_refused);
+    kyufu_metrics_family(b, "kyufu_snapshots_taken_total",
+                         KYUFU_METRICS_COUNTER,
+                         "Snapshots of the ledger taken by this node");
+    kyufu_metrics_sample_u(b, "kyufu_snapshots_taken_total", NULL, 0,
+                           st.snapshots_taken);
+    kyufu_metrics_family(b, "kyufu_snapshots_restored_total",
+                         KYUFU_METRICS_COUNTER,
+                         "Snapshots restored into the ledger (at start or "
+                         "installed from the leader)");
+    kyufu_metrics_sample_u(b, "kyufu_snapshots_restored_total", NULL, 0,
+                           st.snapshots_restored);
+
+    kyufu_metrics_family(b, "kyufu_raft_peer_refused_total",
+                         KYUFU_METRICS_COUNTER,
+                         "Raft peer connections refused or given up during "
+                         "their TLS handshake");
+    kyufu_metrics_sample_u(b, "kyufu_raft_peer_refused_total", NULL, 0,
+                           st.peer_connections_refused);
+}
+
+static void latency_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
+{
+    struct kyufu_node_metrics *m = &n->metrics;
+    kyufu_metrics_family(b, "kyufu_commit_latency_seconds",
+                         KYUFU_METRICS_HISTOGRAM,
+                         "On the leader: a write's proposal to its "
+                         "application to the ledger");
+    kyufu_metrics_histogram_write(b, "kyufu_commit_latency_seconds", NULL, 0,
+                                  &m->commit_seconds);
+    kyufu_metrics_family(b, "kyufu_storage_commit_seconds",
+                         KYUFU_METRICS_HISTOGRAM,
+                         "One applied entry's LMDB write transaction, "
+                         "commit and fsync included, on the loop thread");
+    kyufu_metrics_histogram_write(b, "kyufu_storage_commit_seconds", NULL, 0,
+                                  &m->apply_seconds);
+    kyufu_metrics_family(b, "kyufu_raft_append_seconds",
+                         KYUFU_METRICS_HISTOGRAM,
+                         "One durable append of entries to this node's Raft "
+                         "log: write and fsync, on libuv's thread pool");
+    kyufu_metrics_histogram_write(b, "kyufu_raft_append_seconds", NULL, 0,
+                                  &m->append_seconds);
+
+    size_t nm = kyufu_node__methods_count();
+    kyufu_metrics_family(b, "kyufu_rpc_requests_total", KYUFU_METRICS_COUNTER,
+                         "Calls answered by this node, by method and gRPC "
+                         "status (forwarded calls count on both nodes)");
+    for (size_t i = 0; i < nm; i++) {
+        const char *method = method_label(kyufu_node__method_path(i));
+        for (int s = 0; s < (int)KYUFU_NODE_GRPC_STATUS_COUNT; s++) {
+            if (m->rpc[i][s] > 0) {
+                kyufu_metrics_sample_u(
+                    b, "kyufu_rpc_requests_total",
+                    L2("method", method, "code", kyufu_grpc_status_name(s)),
+                    2, m->rpc[i][s]);
+            }
+        }
+    }
+    kyufu_metrics_family(b, "kyufu_rpc_duration_seconds",
+                         KYUFU_METRICS_HISTOGRAM,
+                         "Arrival to answer of a call, by method");
+    for (size_t i = 0; i < nm; i++) {
+        if (m->rpc_seconds[i].count > 0) {
+            kyufu_metrics_histogram_write(
+                b, "kyufu_rpc_duration_seconds",
+                L1("method", method_label(kyufu_node__method_path(i))), 1,
+                &m->rpc_seconds[i]);
+        }
+    }
+}
+
+static void failover_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
+{
+    struct kyufu_node_metrics *m = &n->metrics;
+    kyufu_metrics_family(b, "kyufu_failovers_total", KYUFU_METRICS_COUNTER,
+                         "Leader changes this node has seen since it "
+                         "started, by cause where this node knows it");
+    for (size_t i = 0; i < KYUFU_NODE_CAUSE_COUNT; i++) {
+        kyufu_metrics_sample_u(b, "kyufu_failovers_total",
+                               L1("cause", causes[i]), 1, m->failovers[i]);
+    }
+    if (m->rto_known) {
+        kyufu_metrics_family(
+            b, "kyufu_failover_last_rto_seconds", KYUFU_METRICS_GAUGE,
+            "This node's view of the last failover's RTO: its last entry "
+            "applied under the old leader to its first under the new one "
+            "(the availability ledger's figure replaces it once it exists)");
+        kyufu_metrics_sample(b, "kyufu_failover_last_rto_seconds", NULL, 0,
+                             (double)m->rto_last_ms / 1000.0);
+    }
+}
+
+static void node_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
+{
+    kyufu_metrics_family(b, "kyufu_node_id", KYUFU_METRICS_GAUGE,
+                         "This node's Raft id");
+    kyufu_metrics_sample_u(b, "kyufu_node_id", NULL, 0, n->config->id);
+    kyufu_metrics_family(b, "kyufu_power_state", KYUFU_METRICS_GAUGE,
+                         "1 for the power state the UPS reports (none: no "
+                         "UPS configured or nothing known), 0 for the others");
+    for (int s = KYUFU_POWER_NONE; s <= KYUFU_POWER_LOW_BATTERY; s++) {
+        kyufu_metrics_sample_u(
+            b, "kyufu_power_state",
+            L1("state", kyufu_power_state_name((enum kyufu_power_state)s)), 1,
+            n->power.state == (enum kyufu_power_state)s ? 1 : 0);
+    }
+    kyufu_metrics_family(b, "kyufu_calls_inflight", KYUFU_METRICS_GAUGE,
+                         "Calls being handled by this node now");
+    kyufu_metrics_sample_u(b, "kyufu_calls_inflight", NULL, 0,
+                           n->calls_inflight);
+    kyufu_metrics_family(b, "kyufu_forwarded_calls_total",
+                         KYUFU_METRICS_COUNTER,
+                         "Calls this follower sent on to the leader");
+    kyufu_metrics_sample_u(b, "kyufu_forwarded_calls_total", NULL, 0,
+                           n->forwarded_calls);
+    kyufu_metrics_family(b, "kyufu_loop_stalls_total", KYUFU_METRICS_COUNTER,
+                         "Times the event loop was late by 300 ms or more");
+    kyufu_metrics_sample_u(b, "kyufu_loop_stalls_total", NULL, 0, n->stalls);
+
+    kyufu_metrics_family(b, "kyufu_connections_refused_total",
+                         KYUFU_METRICS_COUNTER,
+                         "Connections turned away, by port and reason");
+    char reason[32];
+    for (size_t k = 0; k < sizeof api_refusals / sizeof api_refusals[0]; k++) {
+        lower(reason, sizeof reason, api_refusals[k]);
+        kyufu_metrics_sample_u(b, "kyufu_connections_refused_total",
+                               L2("port", "api", "reason", reason), 2,
+                               n->refusals.kind[k].total);
+    }
+    if (n->metrics.http != NULL) {
+        struct kyufu_metrics_http_stats hs;
+        kyufu_metrics_http_stats(n->metrics.http, &hs);
+        for (int r = 0; r < KYUFU_METRICS_HTTP_REFUSED_COUNT; r++) {
+            kyufu_metrics_sample_u(
+                b, "kyufu_connections_refused_total",
+                L2("port", "metrics", "reason",
+                   kyufu_metrics_http_refusal_name(
+                       (enum kyufu_metrics_http_refusal)r)),
+                2, hs.refused[r]);
+        }
+        kyufu_metrics_family(b, "kyufu_metrics_scrapes_total",
+                             KYUFU_METRICS_COUNTER,
+                             "Scrapes answered before this one");
+        kyufu_metrics_sample_u(b, "kyufu_metrics_scrapes_total", NULL, 0,
+                               hs.scrapes);
+        kyufu_metrics_family(b, "kyufu_metrics_scrape_loop_seconds",
+                             KYUFU_METRICS_GAUGE,
+                             "Loop time the previous scrape took: parse, "
+                             "render, encrypt (TLS) and queue the answer");
+        kyufu_metrics_sample(b, "kyufu_metrics_scrape_loop_seconds", NULL, 0,
+                             (double)hs.serve_ns_last / 1e9);
+        kyufu_metrics_family(b, "kyufu_metrics_scrape_cpu_seconds",
+                             KYUFU_METRICS_GAUGE,
+                             "The same in the loop thread's CPU time");
+        kyufu_metrics_sample(b, "kyufu_metrics_scrape_cpu_seconds", NULL, 0,
+                             (double)hs.serve_cpu_ns_last / 1e9);
+        kyufu_metrics_family(b, "kyufu_metrics_body_bytes",
+                             KYUFU_METRICS_GAUGE,
+                             "Size of the previous scrape's exposition");
+        kyufu_metrics_sample_u(b, "kyufu_metrics_body_bytes", NULL, 0,
+                               hs.body_bytes_last);
+    }
+}
+
+/* ---------------------------------------------- hooks for the SLA work
+ * Each writes its families once its source exists (docs/metrics.md,
+ * "Reserved"); until then nothing, never a made-up value. */
+
+/* kyufu_availability_ratio{month="YYYY-MM"} from the availability ledger
+ * (node/availability.c, GetAvailability's figures for this month). */
+static void availability_metrics(struct kyufu_node *n,
+                                 struct kyufu_metrics_buf *b)
+{
+    (void)n;
+    (void)b;
+}
+
+/* kyufu_slo_target_ratio, kyufu_slo_compliant{objective=...} from the SLO
+ * file (node/slo.c). */
+static void slo_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
+{
+    (void)n;
+    (void)b;
+}
+
+/* kyufu_alerts_open{alert=...} from the evaluator (node/sla_eval.c). */
+static void alert_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
+{
+    (void)n;
+    (void)b;
+}
+
+/* kyufu_backup_newest_good_age_seconds, once backups exist. */
+static void backup_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
+{
+    (void)n;
+    (void)b;
+}
+
+int kyufu_node__metrics_render(void *node, struct kyufu_metrics_buf *b)
+{
+    struct kyufu_node *n = node;
+    node_metrics(n, b);
+    raft_metrics(n, b);
+    latency_metrics(n, b);
+    failover_metrics(n, b);
+    availability_metrics(n, b);
+    slo_metrics(n, b);
+    alert_metrics(n, b);
+    backup_metrics(n, b);
+    return kyufu_metrics_buf_failed(b) ? -1 : 0;
+}
