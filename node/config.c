@@ -57,6 +57,7 @@ enum key_id {
     K_POWER_POLL,
     K_POWER_COMMAND,
     K_RAFT_ALLOW,
+    K_NODE_JOIN,
     K_COUNT
 };
 
@@ -105,6 +106,7 @@ static const struct key_spec keys[K_COUNT] = {
     [K_POWER_POLL] = {"power", "poll_ms", false, KYUFU_GLUE_OPTION_COUNT,
                       "milliseconds"},
     [K_POWER_COMMAND] = {"power", "shutdown_command", false, NOT_RAFT},
+    [K_NODE_JOIN] = {"node", "join", false, NOT_RAFT},
 };
 #undef NOT_RAFT
 
@@ -397,6 +399,18 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
         if (value[0] != '/') {
             problem(c, ps->line, section, key,
                     "'%s' must be an absolute path", value);
+        }
+        return;
+    case K_NODE_JOIN:
+        /* Membership (docs/operations.md "Replacing a node"): a node that
+         * joins a running cluster must never bootstrap one of its own. */
+        if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0) {
+            c->join = true;
+        } else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0) {
+            c->join = false;
+        } else {
+            problem(c, ps->line, section, key,
+                    "'%s' is not yes, no, true or false", value);
         }
         return;
     case K_NODE_RAFT_ADDRESS:

@@ -3,6 +3,8 @@
  * anything.
  *
  *   [node]     id, data_dir, raft_address, api_address      (all required)
+ *              join = yes | no   (optional, no: docs/operations.md
+ *              "Replacing a node")
  *   [cluster]  <id> = <raft host:port> <api host:port>       (one per voter)
  *   [tls]      ca, cert, key  (all required; API and Raft: the cert must
  *              name [node] id as SAN URI urn:kyufu:node:ID, docs/peer-tls.md)
@@ -80,6 +82,10 @@ struct kyufu_config
     char data_dir[KYUFU_NODE_PATH_BYTES_MAX + 1];
     char raft_address[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
     char api_address[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
+    /* [node] join = yes: this node joins a running cluster (kyufuctl node
+     * new, cluster add-node): with an empty data folder it waits for the
+     * leader instead of bootstrapping [cluster] as a new cluster. */
+    bool join;
 
     struct kyufu_config_peer peers[KYUFU_NODE_CLUSTER_SIZE_MAX];
     size_t n_peers; /* in file order */
