@@ -123,6 +123,30 @@ def refusals(c, kyufuctl, conf, leader):
                        os.path.join(c.dir, "never"))
     assert rc == 2 and "already a member" in err, (rc, out, err)
     assert not os.path.exists(os.path.join(c.dir, "never", "node.pem"))
+    pki = os.path.join(c.dir, "pki")
+    never = os.path.join(c.dir, "never")
+    for args, want in (
+            (["--id", "0", "--raft", "127.0.0.1:1", "--api", "127.0.0.1:2"],
+             "--id"),
+            (["--id", "9", "--raft", "nonsense", "--api", "127.0.0.1:2"],
+             "HOST:PORT"),
+            (["--id", "9", "--raft", "127.0.0.1:70000", "--api",
+              "127.0.0.1:2"], "1..65535"),
+            (["--id", "9", "--raft", "127.0.0.1:1", "--api", "127.0.0.1:1"],
+             "different"),
+            (["--id", "9", "--raft", c.raft[1], "--api", "127.0.0.1:2"],
+             "node 1's"),
+            (["--id", "9", "--raft", "127.0.0.1:1"], "required")):
+        rc, out, err = ctl(kyufuctl, conf, "node", "new", "--pki", pki,
+                           "--out", never, *args)
+        assert rc == 2 and want in err, (args, rc, out, err)
+    rc, out, err = ctl(kyufuctl, conf, "node", "new", "--id", "9", "--raft",
+                       "127.0.0.1:1", "--api", "127.0.0.1:2", "--pki",
+                       os.path.join(c.dir, "node1"), "--out", never)
+    assert rc == 2 and "ca.pem" in err, (rc, out, err)
+    assert not os.path.exists(os.path.join(never, "node.pem"))
+    rc, out, err = ctl(kyufuctl, conf, "cluster", "add-node", "--id", "9")
+    assert rc == 2 and "required" in err, (rc, out, err)
     rc, out, err = ctl(kyufuctl, conf, "cluster", "replace-node", "--old",
                        "3", "--new", "3")
     assert rc == 2, (rc, out, err)
