@@ -85,6 +85,10 @@
  * promotion: libraft's catch-up round and a configuration entry, a few
  * election timeouts. */
 #define KYUFU_CTL_PROMOTE_MS 30000u
+/* remove-node, and the hand-over inside replace-node, unless --deadline-ms:
+ * one configuration entry or a leadership transfer (a few election
+ * timeouts), with room for a loaded machine; sent as one attempt. */
+#define KYUFU_CTL_MEMBER_CHANGE_MS 60000u
 
 _Static_assert(KYUFU_CLIENT_ATTEMPT_MS_DEFAULT <= KYUFU_CLIENT_DEADLINE_MS_DEFAULT,
                "one attempt fits in the default deadline");

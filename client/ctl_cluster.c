@@ -492,6 +492,11 @@ static uint32_t join_deadline(const struct ctl__run *r, const struct member_opts
     return ms > KYUFU_CLIENT_DEADLINE_MS_MAX ? KYUFU_CLIENT_DEADLINE_MS_MAX : (uint32_t)ms;
 }
 
+static uint32_t change_deadline(const struct ctl__run *r)
+{
+    return r->deadline_ms != 0 ? r->deadline_ms : KYUFU_CTL_MEMBER_CHANGE_MS;
+}
+
 int ctl__leader_status(struct ctl__run *r, Kyufu__V1__NodeStatus **out)
 {
     struct kyufu_client *c;
@@ -562,7 +567,11 @@ static int member_call(struct ctl__run *r, const char *method, const ProtobufCMe
     if (rv != 0) {
         return rv;
     }
-    struct kyufu_client_call_opts opts = { .deadline_ms = deadline_ms, .endpoint = -1 };
+    /* One attempt may last the whole deadline: the leader answers a change
+     * once it is made, and a change sent again while it runs is refused
+     * (one at a time). */
+    struct kyufu_client_call_opts opts = { .deadline_ms = deadline_ms, .endpoint = -1,
+                                           .attempt_ms = deadline_ms };
     struct kyufu_client_result res;
     int crv = kyufu_client_call(c, method, req, NULL, &opts, &res);
     rv = ctl__call_exit(r, crv, &res);
@@ -591,7 +600,7 @@ static int remove_node(struct ctl__run *r, uint64_t id, json_t **members)
 {
     Kyufu__V1__RemoveNodeRequest req = KYUFU__V1__REMOVE_NODE_REQUEST__INIT;
     req.id = id;
-    return member_call(r, "RemoveNode", &req.base, r->deadline_ms, members);
+    return member_call(r, "RemoveNode", &req.base, change_deadline(r), members);
 }
 
 static int member_done(struct ctl__run *r, const char *what, uint64_t id, json_t *members)
@@ -729,7 +738,7 @@ static int cmd_replace_node(struct ctl__run *r, int argc, char **argv)
             Kyufu__V1__TransferLeadershipRequest t =
                 KYUFU__V1__TRANSFER_LEADERSHIP_REQUEST__INIT;
             t.target_id = o.new_id;
-            rv = member_call(r, "TransferLeadership", &t.base, r->deadline_ms, NULL);
+            rv = member_call(r, "TransferLeadership", &t.base, change_deadline(r), NULL);
             if (rv != 0) {
                 goto out;
             }
