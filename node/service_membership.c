@@ -103,6 +103,14 @@ static void change_failed(struct kyufu_node_call *c, int status, uint64_t id,
                                       : KYUFU_GRPC_NOT_FOUND,
                               msg, NULL, 0);
         return;
+    case KYUFU_GLUE_EUNREACHABLE:
+        snprintf(msg, sizeof msg,
+                 "removing node %llu would leave voters of which too few "
+                 "answer to commit anything (the cluster would stop): bring "
+                 "the others back first, or remove a node that is down",
+                 (unsigned long long)id);
+        kyufu_node__call_done(c, KYUFU_GRPC_FAILED_PRECONDITION, msg, NULL, 0);
+        return;
     case KYUFU_GLUE_EBUSY:
         kyufu_node__call_done(c, KYUFU_GRPC_FAILED_PRECONDITION,
                               "another membership change is running; try "

@@ -71,7 +71,10 @@ struct kyufu_glue
     uint64_t change_id;
     unsigned change_attempts;
     int change_step;          /* enum change_step */
-    uint64_t change_deadline; /* uv_now bound of a join's catch-up */
+    uint64_t change_deadline; /* uv_now bound of a join's catch-up, or of
+                                 a removal's probe */
+    struct raft_barrier change_barrier; /* a removal's probe */
+    uint64_t change_probe_index;        /* the probe entry's index */
     void (*close_cb)(void *arg);
     void *close_arg;
     kyufu_glue_event_cb event_cb;
@@ -890,6 +893,8 @@ enum change_step {
     CHANGE_STANDBY,  /* raft_assign(RAFT_STANDBY) out */
     CHANGE_CATCH_UP, /* the poll timer watches the match index */
     CHANGE_PROMOTE,  /* raft_assign(RAFT_VOTER) out (libraft's round) */
+    CHANGE_PROBE,    /* removal: raft_barrier out (who acknowledges it) */
+    CHANGE_PROBED,   /* removal: the poll timer counts who has the barrier */
     CHANGE_REMOVE    /* raft_remove out */
 };
 
@@ -1069,10 +1074,16 @@ static void change_cb(struct raft_change *c, int status)
 /* From the poll timer: a standby being caught up is promoted once within
  * KYUFU_JOIN_LAG_ENTRIES_MAX of the last index; past the deadline the join
  * gives up and it stays a standby. */
+static void probe_poll(struct kyufu_glue *g);
+
 static void change_poll(struct kyufu_glue *g)
 {
     raft_index match = 0;
     int rv;
+    if (g->change_step == CHANGE_PROBED && !g->change_raft_pending) {
+        probe_poll(g);
+        return;
+    }
     if (g->change_step != CHANGE_CATCH_UP || g->change_raft_pending) {
         return;
     }
@@ -1184,6 +1195,71 @@ int kyufu_glue_add(struct kyufu_glue *g,
     return 0;
 }
 
+/* A removal must leave voters that can commit: the voters that remain
+ * (this leader among them) and have acknowledged the probe barrier must be
+ * a majority of the remaining voters.  On an idle cluster a dead voter's
+ * match index equals the last index, so the probe appends an entry first
+ * and counts who has it; a live but slow voter gets until the deadline. */
+static void probe_poll(struct kyufu_glue *g)
+{
+    const struct raft_configuration *c = &g->raft.configuration;
+    unsigned remaining = 0, answering = 0;
+    int rv;
+    assert(g->change_step == CHANGE_PROBED);
+    if (raft_state(&g->raft) != RAFT_LEADER) {
+        change_done(g, KYUFU_GLUE_ELEADERSHIPLOST);
+        return;
+    }
+    for (unsigned i = 0; i < c->n; i++) {
+        const struct raft_server *sv = &c->servers[i];
+        raft_index match = 0;
+        if (sv->role != RAFT_VOTER || sv->id == g->change_id) {
+            continue;
+        }
+        remaining++;
+        if (sv->id == g->config.id) {
+            answering++;
+        } else if (raft_match_index(&g->raft, sv->id, &match) == 0 &&
+                   match >= g->change_probe_index) {
+            answering++;
+        }
+    }
+    assert(remaining >= KYUFU_VOTERS_MIN && answering >= 1);
+    if (2 * answering > remaining) {
+        rv = change_submit(g, CHANGE_REMOVE);
+        if (rv != 0) {
+            change_done(g, rv);
+        }
+        return;
+    }
+    if (uv_now(g->loop) >= g->change_deadline) {
+        change_done(g, KYUFU_GLUE_EUNREACHABLE);
+    }
+}
+
+static void probe_cb(struct raft_barrier *b, int status)
+{
+    struct kyufu_glue *g = b->data;
+    assert(g->change != NULL && g->change_raft_pending &&
+           g->change_step == CHANGE_PROBE);
+    g->change_raft_pending = false;
+    if (g->closing) {
+        change_done(g, KYUFU_GLUE_ESHUTDOWN);
+        return;
+    }
+    if (status != 0) {
+        int rv = raft_to_glue(status);
+        change_done(g, rv == KYUFU_GLUE_ENOTLEADER ? KYUFU_GLUE_ELEADERSHIPLOST
+                                                  : rv);
+        return;
+    }
+    /* Committed: a quorum of the current voters has it.  The index is at
+     * most the last one now; the members that have it are answering. */
+    g->change_step = CHANGE_PROBED;
+    g->change_deadline = uv_now(g->loop) + g->config.election_timeout_ms;
+    probe_poll(g);
+}
+
 int kyufu_glue_remove(struct kyufu_glue *g,
                       struct kyufu_glue_change *req,
                       uint64_t id,
@@ -1206,9 +1282,22 @@ int kyufu_glue_remove(struct kyufu_glue *g,
     }
     g->change_id = id;
     g->change_attempts = 0;
-    rv = change_submit(g, CHANGE_REMOVE);
-    if (rv != 0) {
-        return rv;
+    if (sv->role == RAFT_VOTER) {
+        memset(&g->change_barrier, 0, sizeof g->change_barrier);
+        g->change_barrier.data = g;
+        g->change_step = CHANGE_PROBE;
+        /* The probe's entry is the next one appended. */
+        g->change_probe_index = raft_last_index(&g->raft) + 1;
+        rv = raft_barrier(&g->raft, &g->change_barrier, probe_cb);
+        if (rv != 0) {
+            return raft_call_failed(g, "raft_barrier", rv);
+        }
+        g->change_raft_pending = true;
+    } else {
+        rv = change_submit(g, CHANGE_REMOVE); /* a standby or spare */
+        if (rv != 0) {
+            return rv;
+        }
     }
     req->cb = cb;
     req->impl = g;

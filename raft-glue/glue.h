@@ -41,7 +41,8 @@
     X(CORRUPT, -13, "the raft log or a snapshot holds data this node refuses") \
     X(EXISTS, -14, "already a member")                                       \
     X(QUORUM, -15, "the change would leave too few voters")                  \
-    X(NOTCAUGHTUP, -16, "the new node did not catch up in time")
+    X(NOTCAUGHTUP, -16, "the new node did not catch up in time")             \
+    X(UNREACHABLE, -17, "too few of the remaining voters answer")
 
 enum kyufu_glue_error {
 #define KYUFU_GLUE__ENUM(name, value, text) KYUFU_GLUE_E##name = value,
@@ -373,7 +374,13 @@ int kyufu_glue_add(struct kyufu_glue *g,
                    kyufu_glue_change_cb cb);
 /* Remove a member.  Refused up front: NOTFOUND (not a member), INVALID
  * (this node, the leader: transfer leadership first), QUORUM (a voter when
- * fewer than KYUFU_VOTERS_MIN voters would remain), NOTLEADER, BUSY. */
+ * fewer than KYUFU_VOTERS_MIN voters would remain), NOTLEADER, BUSY.
+ * Removing a voter first commits a barrier and counts the remaining voters
+ * that have it (waiting up to an election timeout for slow ones): unless
+ * they are a majority of the voters that remain, the callback fires with
+ * UNREACHABLE and nothing is removed (the new configuration could never
+ * commit: the cluster would stop).  Callback: 0 once the configuration
+ * without it is committed; UNREACHABLE; LEADERSHIPLOST; SHUTDOWN. */
 int kyufu_glue_remove(struct kyufu_glue *g,
                       struct kyufu_glue_change *req,
                       uint64_t id,

@@ -21,7 +21,9 @@
      DEADLINE_EXCEEDED and 5 is a standby, not a voter.  Then a voting
      follower is killed too: the remaining two of the three voters still
      commit writes, which they could not if 5 had been counted (two of four).
-     remove-node then removes the standby.
+     Removing the other live voter is refused (FAILED_PRECONDITION: the two
+     voters left, one of them down, could never commit) and changes
+     nothing; remove-node then removes the standby.
 
 usage: test_membership.py KYUFUD KYUFUCTL"""
 import json
@@ -294,6 +296,18 @@ def main():
         must(w.call("RegisterHousehold", led.L.RegisterHousehold(
             household=led.household("Q000001")), deadline_s=15.0),
             "a write with 2 of 3 voters")
+        # Removing the other live voter would leave {leader, victim}: one
+        # of two answering, no quorum ever again.  Refused; nothing changes.
+        third = [i for i in (1, 2, 4) if i not in (leader, victim)][0]
+        d = expect(grpc.StatusCode.FAILED_PRECONDITION,
+                   c.cluster(leader).RemoveNode,
+                   S.RemoveNodeRequest(id=third), timeout=15)
+        assert "too few" in d, d
+        assert sorted(i for i, v in members(c, leader).items()
+                      if v[0] == "voter") == [1, 2, 4]
+        must(w.call("RegisterHousehold", led.L.RegisterHousehold(
+            household=led.household("Q000002")), deadline_s=15.0),
+            "a write after the refused removal")
         rc, out, err = ctl(kyufuctl, conf, "--json", "cluster",
                            "remove-node", "--id", "5")
         assert rc == 0, (rc, out, err)
