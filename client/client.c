@@ -84,6 +84,7 @@ struct call
     size_t body_len;
     uint64_t deadline_at;    /* loop time, ms */
     int fixed;               /* -1, or the only endpoint allowed */
+    uint32_t attempt_ms;     /* 0: the client's */
     unsigned endpoint;       /* of the current / next attempt */
     uint32_t chain;          /* endpoints tried since the last wait (bits) */
     struct client__backoff backoff;
@@ -434,7 +435,9 @@ static void attempt(struct call *call)
     /* A call pinned to one endpoint is never retried, so its one attempt
      * gets the whole deadline (a Status with a digest of a 1M-household
      * store takes longer than an attempt). */
-    uint32_t timeout = call->fixed >= 0 ? UINT32_MAX : c->attempt_ms;
+    uint32_t timeout = call->fixed >= 0        ? UINT32_MAX
+                       : call->attempt_ms != 0 ? call->attempt_ms
+                                               : c->attempt_ms;
     if (left < timeout) {
         timeout = (uint32_t)left;
     }
@@ -654,6 +657,7 @@ int kyufu_client_call_async(struct kyufu_client *c,
     uv_update_time(c->loop);
     call->deadline_at = uv_now(c->loop) + deadline;
     call->fixed = opts != NULL && opts->endpoint >= 0 ? opts->endpoint : -1;
+    call->attempt_ms = opts != NULL ? opts->attempt_ms : 0;
     call->endpoint = call->fixed >= 0 ? (unsigned)call->fixed : c->leader;
     client__backoff_init(&call->backoff, c->backoff_ms_initial,
                          c->backoff_ms_max);

@@ -98,6 +98,18 @@
 /* Validity of node and client certificates: CA/Browser-Forum-style 825
  * days, so rotation is a yearly routine rather than a forgotten event. */
 #define KYUFU_CTL_LEAF_VALID_DAYS 825u
+/* kyufuctl node new --id: kyufud's own bound (node/limits.h
+ * KYUFU_NODE_ID_MAX). */
+#define KYUFU_CTL_NODE_ID_MAX 1000000u
+/* cluster add-node / replace-node: how long the call waits beyond the
+ * catch-up bound (raft-glue/glue_limits.h KYUFU_JOIN_CATCH_UP_MS_*) for the
+ * promotion: libraft's catch-up round and a configuration entry, a few
+ * election timeouts. */
+#define KYUFU_CTL_PROMOTE_MS 30000u
+/* remove-node, and the hand-over inside replace-node, unless --deadline-ms:
+ * one configuration entry or a leadership transfer (a few election
+ * timeouts), with room for a loaded machine; sent as one attempt. */
+#define KYUFU_CTL_MEMBER_CHANGE_MS 60000u
 
 _Static_assert(KYUFU_CLIENT_ATTEMPT_MS_DEFAULT <= KYUFU_CLIENT_DEADLINE_MS_DEFAULT,
                "one attempt fits in the default deadline");

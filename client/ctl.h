@@ -75,6 +75,39 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *opts,
                    char *errmsg,
                    size_t errmsg_len);
 
+/* ------------------------------------------------------------ node new */
+
+struct kyufu_ctl_member
+{
+    uint64_t id;
+    const char *raft; /* host:port */
+    const char *api;  /* host:port */
+};
+
+struct kyufu_ctl_node_new_opts
+{
+    const char *pki_dir; /* holds ca.pem and ca.key (cluster init's DIR) */
+    const char *out;     /* created if missing; its data/ must be empty */
+    uint64_t id;         /* 1..KYUFU_CTL_NODE_ID_MAX, not a member's */
+    const char *raft;    /* host:port, IPv4 or DNS name */
+    const char *api;
+    const struct kyufu_ctl_member *members; /* the cluster now (for
+                                               [cluster]); borrowed */
+    size_t n_members;
+};
+
+/* Issue node `id`'s certificate (SAN: its hosts and urn:kyufu:node:ID) from
+ * the CA in pki_dir and write OUT/{node.pem,node.key,ca.pem,kyufud.conf}
+ * and an empty OUT/data, the config with [node] join = yes
+ * (docs/operations.md "Replacing a node").  Returns a KYUFU_CTL_EXIT_*
+ * value: USAGE for bad options, an id or address already a member's, a CA
+ * that cannot be read or whose key does not match, data in OUT/data;
+ * LOCAL for I/O and crypto failures. */
+int kyufu_ctl_node_new(const struct kyufu_ctl_node_new_opts *opts,
+                       FILE *log,
+                       char *errmsg,
+                       size_t errmsg_len);
+
 /* ------------------------------------------------------------ output */
 
 /* A protobuf message as a JSON object (proto field names; enums as their
@@ -227,6 +260,14 @@ void ctl__ledger_usage(FILE *out);
 /* Cluster commands (ctl_cluster.c), same convention. */
 int ctl__cluster(struct ctl__run *r, const char *verb, int argc, char **argv);
 void ctl__cluster_usage(FILE *out);
+
+/* Membership helpers (ctl_cluster.c): the Status of the leader (else of a
+ * member that knows one: its configuration is the replicated one), to free
+ * with kyufu_client_response_free; an exit code.  And a members list (the
+ * JSON of NodeStatus.members) as a table. */
+struct Kyufu__V1__NodeStatus;
+int ctl__leader_status(struct ctl__run *r, struct Kyufu__V1__NodeStatus **out);
+void ctl__print_members(struct ctl__run *r, json_t *members);
 
 /* Node commands (ctl_node.c), same convention: about one node, sent to it
  * alone. */

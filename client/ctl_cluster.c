@@ -1,16 +1,20 @@
 /* kyufuctl cluster commands: init (local files), status (every node asked
  * directly, all at once, each with a short timeout), transfer-leadership
- * (sent to the leader). */
+ * (sent to the leader), and membership: add-node, remove-node,
+ * replace-node (sent to the leader; docs/operations.md "Replacing a
+ * node"). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
+#include "glue_limits.h"
 #include "kyufu.h"
 
 enum { OPT_DIR = 0x300, OPT_NODES, OPT_HOST, OPT_HOSTS, OPT_RAFT_BASE, OPT_API_BASE,
        OPT_METRICS_BASE, OPT_FORCE, OPT_ETC_DIR, OPT_STATE_DIR, OPT_TO, OPT_DIGEST,
-       OPT_NODE_TIMEOUT, OPT_HELP };
+       OPT_NODE_TIMEOUT, OPT_ID, OPT_RAFT, OPT_API, OPT_CATCH_UP, OPT_OLD, OPT_NEW,
+       OPT_HELP };
 
 void ctl__cluster_usage(FILE *out)
 {
@@ -24,7 +28,12 @@ void ctl__cluster_usage(FILE *out)
             "               [--api-port-base P] [--metrics-port-base P] [--force]\n"
             "      real hosts: DIR/nodeN to copy to host N, the same ports on every host\n"
             "  cluster status [--digest] [--node-timeout-ms N]\n"
-            "  cluster transfer-leadership [--to NODE_ID]\n");
+            "  cluster transfer-leadership [--to NODE_ID]\n"
+            "  cluster add-node --id N --raft HOST:PORT --api HOST:PORT\n"
+            "               [--catch-up-timeout-ms MS]   (joins as a standby, then a voter)\n"
+            "  cluster remove-node --id N\n"
+            "  cluster replace-node --old N --new M [--raft HOST:PORT --api HOST:PORT]\n"
+            "               [--catch-up-timeout-ms MS]   (add M, then remove N; re-run to resume)\n");
 }
 
 static int parse_uint(struct ctl__run *r, const char *opt, const char *s,
@@ -293,12 +302,14 @@ static int cmd_status(struct ctl__run *r, int argc, char **argv)
     }
     json_t *nodes = json_array();
     json_t *unreachable = json_array();
+    json_t *leader_members = NULL;
     unsigned reachable = 0, leaders = 0;
     uint64_t leader_id = 0;
     bool leader_disagree = false;
     if (!r->json) {
-        fprintf(r->out, "%-22s %-9s %-10s %6s %8s %8s %6s%s\n", "ENDPOINT", "REACHABLE",
-                "ROLE", "ID", "TERM", "APPLIED", "LEADER", so.digest ? "  DIGEST" : "");
+        fprintf(r->out, "%-22s %-9s %-10s %-8s %6s %8s %8s %6s%s\n", "ENDPOINT",
+                "REACHABLE", "ROLE", "MEMBER", "ID", "TERM", "APPLIED", "LEADER",
+                so.digest ? "  DIGEST" : "");
     }
     for (unsigned i = 0; i < n_ep; i++) {
         int crv = crvs[i];
@@ -341,14 +352,25 @@ static int cmd_status(struct ctl__run *r, int argc, char **argv)
                 json_array_append_new(nodes, o);
             }
         } else if (st != NULL) {
-            fprintf(r->out, "%-22s %-9s %-10s %6llu %8llu %8llu %6llu%s%s\n", ep,
-                    "yes", st->role, (unsigned long long)st->id, (unsigned long long)st->term,
+            fprintf(r->out, "%-22s %-9s %-10s %-8s %6llu %8llu %8llu %6llu%s%s\n", ep,
+                    "yes", st->role, st->member_role[0] != '\0' ? st->member_role : "none",
+                    (unsigned long long)st->id, (unsigned long long)st->term,
                     (unsigned long long)st->applied_index, (unsigned long long)st->leader_id,
                     so.digest ? "  " : "", so.digest ? dg : "");
         } else {
             fprintf(r->out, "%-22s %-9s %s\n", ep, "no", why);
         }
+        if (st != NULL && strcmp(st->role, "leader") == 0 && !r->json &&
+            leader_members == NULL) {
+            leader_members = kyufu_ctl_to_json(&st->base);
+        }
         kyufu_client_response_free(res->response);
+    }
+    if (leader_members != NULL) {
+        /* The configuration as the leader knows it (authoritative). */
+        fprintf(r->out, "members (as the leader knows them):\n");
+        ctl__print_members(r, json_object_get(leader_members, "members"));
+        json_decref(leader_members);
     }
     bool healthy = reachable == n_ep && leaders == 1 && !leader_disagree;
     if (r->json) {
@@ -432,6 +454,373 @@ static int cmd_transfer(struct ctl__run *r, int argc, char **argv)
     return rv;
 }
 
+/* ------------------------------------------------------------ membership */
+
+struct member_opts
+{
+    uint64_t id, old_id, new_id;
+    const char *raft, *api;
+    uint32_t catch_up_ms; /* 0: the server's default */
+};
+
+static int member_opt(struct ctl__run *r, int c, const char *arg, void *p)
+{
+    struct member_opts *o = p;
+    unsigned long v;
+    int rv;
+    switch (c) {
+    case OPT_ID:
+    case OPT_OLD:
+    case OPT_NEW:
+        rv = parse_uint(r, c == OPT_ID ? "id" : c == OPT_OLD ? "old" : "new", arg, 1,
+                        KYUFU_CTL_NODE_ID_MAX, &v);
+        *(c == OPT_ID ? &o->id : c == OPT_OLD ? &o->old_id : &o->new_id) = v;
+        return rv;
+    case OPT_RAFT:
+        o->raft = arg;
+        return 0;
+    case OPT_API:
+        o->api = arg;
+        return 0;
+    case OPT_CATCH_UP:
+        rv = parse_uint(r, "catch-up-timeout-ms", arg, KYUFU_JOIN_CATCH_UP_MS_MIN,
+                        KYUFU_JOIN_CATCH_UP_MS_MAX, &v);
+        o->catch_up_ms = (uint32_t)v;
+        return rv;
+    }
+    return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "unknown option");
+}
+
+static const struct option member_extra[] = {
+    { "id", required_argument, NULL, OPT_ID },
+    { "raft", required_argument, NULL, OPT_RAFT },
+    { "api", required_argument, NULL, OPT_API },
+    { "catch-up-timeout-ms", required_argument, NULL, OPT_CATCH_UP },
+    { "old", required_argument, NULL, OPT_OLD },
+    { "new", required_argument, NULL, OPT_NEW },
+};
+
+void ctl__print_members(struct ctl__run *r, json_t *members)
+{
+    size_t i;
+    json_t *m;
+    fprintf(r->out, "%6s %-8s %-22s %-22s %10s\n", "ID", "MEMBER", "RAFT", "API", "MATCH");
+    json_array_foreach(members, i, m) {
+        json_t *match = json_object_get(m, "match_index");
+        fprintf(r->out, "%6lld %-8s %-22s %-22s %10lld\n",
+                (long long)json_integer_value(json_object_get(m, "id")),
+                json_string_value(json_object_get(m, "role")),
+                json_string_value(json_object_get(m, "raft_address")),
+                json_string_value(json_object_get(m, "api_address")),
+                match != NULL ? (long long)json_integer_value(match) : 0LL);
+    }
+}
+
+/* A join waits for the catch-up: its bound plus room for the promotion,
+ * unless --deadline-ms says otherwise. */
+static uint32_t join_deadline(const struct ctl__run *r, const struct member_opts *o)
+{
+    if (r->deadline_ms != 0) {
+        return r->deadline_ms;
+    }
+    uint64_t ms = (uint64_t)(o->catch_up_ms != 0 ? o->catch_up_ms
+                                                 : KYUFU_JOIN_CATCH_UP_MS_DEFAULT) +
+                  KYUFU_CTL_PROMOTE_MS;
+    return ms > KYUFU_CLIENT_DEADLINE_MS_MAX ? KYUFU_CLIENT_DEADLINE_MS_MAX : (uint32_t)ms;
+}
+
+static uint32_t change_deadline(const struct ctl__run *r)
+{
+    return r->deadline_ms != 0 ? r->deadline_ms : KYUFU_CTL_MEMBER_CHANGE_MS;
+}
+
+int ctl__leader_status(struct ctl__run *r, Kyufu__V1__NodeStatus **out)
+{
+    struct kyufu_client *c;
+    *out = NULL;
+    int rv = ctl__client(r, &c);
+    if (rv != 0) {
+        return rv;
+    }
+    unsigned n_ep = kyufu_client_endpoint_count(c);
+    Kyufu__V1__StatusRequest req = KYUFU__V1__STATUS_REQUEST__INIT;
+    int crvs[KYUFU_CLIENT_ENDPOINTS_MAX];
+    struct kyufu_client_result results[KYUFU_CLIENT_ENDPOINTS_MAX];
+    uint32_t ms = r->deadline_ms != 0 && r->deadline_ms < KYUFU_CTL_STATUS_NODE_MS_DEFAULT
+                      ? r->deadline_ms
+                      : KYUFU_CTL_STATUS_NODE_MS_DEFAULT;
+    rv = kyufu_client_call_each(c, "Status", &req.base, &kyufu__v1__node_status__descriptor,
+                                ms, crvs, results);
+    if (rv != 0) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "status: %s", kyufu_client_strerror(rv));
+    }
+    /* The leader's view; else a member's that knows a leader (the
+     * configuration it holds is the one the leader replicated). */
+    int best = -1;
+    for (unsigned i = 0; i < n_ep; i++) {
+        const Kyufu__V1__NodeStatus *st = (const void *)results[i].response;
+        if (crvs[i] != 0 || results[i].grpc_status != KYUFU_GRPC_OK) {
+            continue;
+        }
+        if (strcmp(st->role, "leader") == 0) {
+            best = (int)i;
+            break;
+        }
+        if (best < 0 && st->leader_id != 0 && st->member_role[0] != '\0') {
+            best = (int)i;
+        }
+    }
+    for (unsigned i = 0; i < n_ep; i++) {
+        if ((int)i == best) {
+            *out = (Kyufu__V1__NodeStatus *)results[i].response;
+        } else {
+            kyufu_client_response_free(results[i].response);
+        }
+    }
+    if (best < 0) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_UNAVAILABLE,
+                         "no node of the config that knows a leader answered");
+    }
+    return 0;
+}
+
+static const Kyufu__V1__Member *find_member(const Kyufu__V1__NodeStatus *st, uint64_t id)
+{
+    for (size_t i = 0; i < st->n_members; i++) {
+        if (st->members[i]->id == id) {
+            return st->members[i];
+        }
+    }
+    return NULL;
+}
+
+/* One membership call to the leader; *members gets the answer's list as
+ * JSON (a new reference) when not NULL. */
+static int member_call(struct ctl__run *r, const char *method, const ProtobufCMessage *req,
+                       uint32_t deadline_ms, json_t **members)
+{
+    struct kyufu_client *c;
+    int rv = ctl__client(r, &c);
+    if (rv != 0) {
+        return rv;
+    }
+    /* One attempt may last the whole deadline: the leader answers a change
+     * once it is made, and a change sent again while it runs is refused
+     * (one at a time). */
+    struct kyufu_client_call_opts opts = { .deadline_ms = deadline_ms, .endpoint = -1,
+                                           .attempt_ms = deadline_ms };
+    struct kyufu_client_result res;
+    int crv = kyufu_client_call(c, method, req, NULL, &opts, &res);
+    rv = ctl__call_exit(r, crv, &res);
+    if (rv == 0 && members != NULL) {
+        json_t *doc = kyufu_ctl_to_json(res.response);
+        json_t *list = doc != NULL ? json_object_get(doc, "members") : NULL;
+        *members = list != NULL ? json_incref(list) : json_array();
+        json_decref(doc);
+    }
+    kyufu_client_response_free(res.response);
+    return rv;
+}
+
+static int add_node(struct ctl__run *r, const struct member_opts *o, uint64_t id,
+                    const char *raft, const char *api, json_t **members)
+{
+    Kyufu__V1__AddNodeRequest req = KYUFU__V1__ADD_NODE_REQUEST__INIT;
+    req.id = id;
+    req.raft_address = (char *)raft;
+    req.api_address = (char *)api;
+    req.catch_up_timeout_ms = o->catch_up_ms;
+    return member_call(r, "AddNode", &req.base, join_deadline(r, o), members);
+}
+
+static int remove_node(struct ctl__run *r, uint64_t id, json_t **members)
+{
+    Kyufu__V1__RemoveNodeRequest req = KYUFU__V1__REMOVE_NODE_REQUEST__INIT;
+    req.id = id;
+    return member_call(r, "RemoveNode", &req.base, change_deadline(r), members);
+}
+
+static int member_done(struct ctl__run *r, const char *what, uint64_t id, json_t *members)
+{
+    if (r->json) {
+        return ctl__emit_json(r, json_pack("{s:s,s:I,s:o}", "done", what, "node",
+                                           (json_int_t)id, "members", members));
+    }
+    ctl__print_members(r, members);
+    json_decref(members);
+    return 0;
+}
+
+static int cmd_add_node(struct ctl__run *r, int argc, char **argv)
+{
+    struct member_opts o = { 0 };
+    int rv = getopts(r, argc, argv, member_extra, 4, member_opt, &o, "add-node");
+    if (rv != 0) {
+        return rv < 0 ? 0 : rv;
+    }
+    if (o.id == 0 || o.raft == NULL || o.api == NULL) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
+                         "cluster add-node: --id, --raft and --api are required");
+    }
+    if (!r->json) {
+        fprintf(r->out, "adding node %llu as a standby; it becomes a voter once it has "
+                        "caught up...\n", (unsigned long long)o.id);
+        fflush(r->out);
+    }
+    json_t *members = NULL;
+    rv = add_node(r, &o, o.id, o.raft, o.api, &members);
+    if (rv != 0) {
+        return rv;
+    }
+    if (!r->json) {
+        fprintf(r->out, "node %llu is a voter\n", (unsigned long long)o.id);
+    }
+    return member_done(r, "add-node", o.id, members);
+}
+
+static int cmd_remove_node(struct ctl__run *r, int argc, char **argv)
+{
+    struct member_opts o = { 0 };
+    int rv = getopts(r, argc, argv, member_extra, 1, member_opt, &o, "remove-node");
+    if (rv != 0) {
+        return rv < 0 ? 0 : rv;
+    }
+    if (o.id == 0) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "cluster remove-node: --id is required");
+    }
+    json_t *members = NULL;
+    rv = remove_node(r, o.id, &members);
+    if (rv != 0) {
+        return rv;
+    }
+    if (!r->json) {
+        fprintf(r->out, "node %llu removed; stop its kyufud (it no longer receives the "
+                        "log)\n", (unsigned long long)o.id);
+    }
+    return member_done(r, "remove-node", o.id, members);
+}
+
+/* add NEW (standby -> caught up -> voter) -> if OLD leads, hand leadership
+ * to NEW -> remove OLD.  Each step is skipped when the leader's view shows it
+ * done, so a run that failed half-way is resumed by running it again. */
+static int cmd_replace_node(struct ctl__run *r, int argc, char **argv)
+{
+    struct member_opts o = { 0 };
+    int rv = getopts(r, argc, argv, member_extra + 1, 5, member_opt, &o, "replace-node");
+    if (rv != 0) {
+        return rv < 0 ? 0 : rv;
+    }
+    if (o.old_id == 0 || o.new_id == 0 || o.old_id == o.new_id) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
+                         "cluster replace-node: --old and --new name two different nodes");
+    }
+    if ((o.raft == NULL) != (o.api == NULL)) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
+                         "cluster replace-node: give both --raft and --api, or neither");
+    }
+    Kyufu__V1__NodeStatus *st;
+    rv = ctl__leader_status(r, &st);
+    if (rv != 0) {
+        return rv;
+    }
+    const Kyufu__V1__Member *om = find_member(st, o.old_id);
+    const Kyufu__V1__Member *nm = find_member(st, o.new_id);
+    bool old_present = om != NULL;
+    bool new_voter = nm != NULL && strcmp(nm->role, "voter") == 0;
+    uint64_t leader = st->leader_id;
+    char raft[300] = "", api[300] = "";
+    if (o.raft != NULL) {
+        snprintf(raft, sizeof raft, "%s", o.raft);
+        snprintf(api, sizeof api, "%s", o.api);
+    } else if (nm != NULL) {
+        snprintf(raft, sizeof raft, "%s", nm->raft_address); /* resuming */
+        snprintf(api, sizeof api, "%s", nm->api_address);
+    }
+    kyufu_client_response_free(&st->base);
+    if (!old_present && nm == NULL) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_REJECTED,
+                         "cluster replace-node: neither node %llu nor node %llu is a member",
+                         (unsigned long long)o.old_id, (unsigned long long)o.new_id);
+    }
+    if (!new_voter && raft[0] == '\0') {
+        return ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
+                         "cluster replace-node: node %llu is not a member yet: --raft and "
+                         "--api (as given to kyufuctl node new) are required",
+                         (unsigned long long)o.new_id);
+    }
+    json_t *steps = json_array();
+    json_t *members = NULL;
+    if (!new_voter) {
+        if (!r->json) {
+            fprintf(r->out, "adding node %llu as a standby; it becomes a voter once it has "
+                            "caught up...\n", (unsigned long long)o.new_id);
+            fflush(r->out);
+        }
+        rv = add_node(r, &o, o.new_id, raft, api, &members);
+        if (rv != 0) {
+            goto out;
+        }
+        json_array_append_new(steps, json_string("add-node"));
+        if (!r->json) {
+            fprintf(r->out, "node %llu is a voter\n", (unsigned long long)o.new_id);
+        }
+    }
+    if (old_present) {
+        if (leader == o.old_id) {
+            if (!r->json) {
+                fprintf(r->out, "node %llu leads: handing leadership to node %llu...\n",
+                        (unsigned long long)o.old_id, (unsigned long long)o.new_id);
+                fflush(r->out);
+            }
+            Kyufu__V1__TransferLeadershipRequest t =
+                KYUFU__V1__TRANSFER_LEADERSHIP_REQUEST__INIT;
+            t.target_id = o.new_id;
+            rv = member_call(r, "TransferLeadership", &t.base, change_deadline(r), NULL);
+            if (rv != 0) {
+                goto out;
+            }
+            json_array_append_new(steps, json_string("transfer-leadership"));
+        }
+        if (!r->json) {
+            fprintf(r->out, "removing node %llu...\n", (unsigned long long)o.old_id);
+            fflush(r->out);
+        }
+        json_decref(members);
+        members = NULL;
+        rv = remove_node(r, o.old_id, &members);
+        if (rv != 0) {
+            goto out;
+        }
+        json_array_append_new(steps, json_string("remove-node"));
+    }
+    if (members == NULL) {
+        Kyufu__V1__NodeStatus *after;
+        rv = ctl__leader_status(r, &after);
+        if (rv != 0) {
+            goto out;
+        }
+        json_t *doc = kyufu_ctl_to_json(&after->base);
+        json_t *list = doc != NULL ? json_object_get(doc, "members") : NULL;
+        members = list != NULL ? json_incref(list) : json_array();
+        json_decref(doc);
+        kyufu_client_response_free(&after->base);
+    }
+    if (r->json) {
+        rv = ctl__emit_json(r, json_pack("{s:I,s:I,s:O,s:O}", "old", (json_int_t)o.old_id,
+                                         "new", (json_int_t)o.new_id, "steps", steps,
+                                         "members", members));
+    } else {
+        fprintf(r->out, "%s\n", json_array_size(steps) == 0
+                                    ? "nothing to do: the replacement was already done"
+                                    : "replaced; stop the old node's kyufud if it still runs");
+        ctl__print_members(r, members);
+    }
+out:
+    json_decref(members);
+    json_decref(steps);
+    return rv;
+}
+
 int ctl__cluster(struct ctl__run *r, const char *verb, int argc, char **argv)
 {
     if (strcmp(verb, "init") == 0) {
@@ -442,6 +831,15 @@ int ctl__cluster(struct ctl__run *r, const char *verb, int argc, char **argv)
     }
     if (strcmp(verb, "transfer-leadership") == 0) {
         return cmd_transfer(r, argc, argv);
+    }
+    if (strcmp(verb, "add-node") == 0) {
+        return cmd_add_node(r, argc, argv);
+    }
+    if (strcmp(verb, "remove-node") == 0) {
+        return cmd_remove_node(r, argc, argv);
+    }
+    if (strcmp(verb, "replace-node") == 0) {
+        return cmd_replace_node(r, argc, argv);
     }
     return -1;
 }

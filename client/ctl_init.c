@@ -710,3 +710,233 @@ out_ca_key:
     EVP_PKEY_free(ca_key);
     return rv;
 }
+
+/* ------------------------------------------------------------ node new
+ *
+ * kyufuctl node new: one more node's certificate, from the CA that
+ * `cluster init` made, and its kyufud.conf with [node] join = yes (it waits
+ * for `cluster add-node` instead of bootstrapping a cluster of its own).
+ * OUT gets node.pem, node.key (0600), a copy of ca.pem, kyufud.conf and an
+ * empty data/ (0700): the folder to move to the new host as a whole. */
+
+/* "host:port" -> host (IPv4 or DNS name, as raft-glue dials). */
+static bool split_host(const char *a, char *host, size_t len)
+{
+    const char *colon = strrchr(a, ':');
+    if (colon == NULL || colon == a || (size_t)(colon - a) >= len) {
+        return false;
+    }
+    memcpy(host, a, (size_t)(colon - a));
+    host[colon - a] = '\0';
+    return host_ok(host) && strchr(host, ':') == NULL;
+}
+
+static int read_ca(const char *pki, X509 **ca, EVP_PKEY **ca_key,
+                   char *errmsg, size_t errmsg_len)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/ca.pem", pki);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_USAGE, "%s: %s", path,
+                    strerror(errno));
+    }
+    *ca = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    if (*ca == NULL) {
+        return ssl_err(errmsg, errmsg_len, path);
+    }
+    snprintf(path, sizeof path, "%s/ca.key", pki);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        X509_free(*ca);
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_USAGE,
+                    "%s: %s (node new needs the cluster CA's key)", path,
+                    strerror(errno));
+    }
+    *ca_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    if (*ca_key == NULL) {
+        X509_free(*ca);
+        return ssl_err(errmsg, errmsg_len, path);
+    }
+    if (X509_check_private_key(*ca, *ca_key) != 1) {
+        X509_free(*ca);
+        EVP_PKEY_free(*ca_key);
+        ERR_clear_error();
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_USAGE,
+                    "%s/ca.key is not the key of %s/ca.pem", pki, pki);
+    }
+    return 0;
+}
+
+static int join_conf(const char *out, const struct kyufu_ctl_node_new_opts *o,
+                     char *errmsg, size_t errmsg_len)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL) {
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
+    }
+    fprintf(f,
+            "# kyufud configuration, written by kyufuctl node new: a node that\n"
+            "# joins a running cluster (kyufuctl cluster add-node or\n"
+            "# replace-node); it never bootstraps a cluster of its own.\n"
+            "[node]\n"
+            "id = %llu\n"
+            "data_dir = %s/data\n"
+            "raft_address = %s\n"
+            "api_address = %s\n"
+            "join = yes\n"
+            "[cluster]\n"
+            "# the members when it was written, and this node\n",
+            (unsigned long long)o->id, out, o->raft, o->api);
+    for (size_t i = 0; i < o->n_members; i++) {
+        fprintf(f, "%llu = %s %s\n", (unsigned long long)o->members[i].id,
+                o->members[i].raft, o->members[i].api);
+    }
+    fprintf(f,
+            "%llu = %s %s\n"
+            "[tls]\n"
+            "ca = %s/ca.pem\n"
+            "cert = %s/node.pem\n"
+            "key = %s/node.key\n"
+            "[raft]\n"
+            "election_timeout_ms = %u\n"
+            "heartbeat_timeout_ms = %u\n"
+            "[log]\n"
+            "level = info\n",
+            (unsigned long long)o->id, o->raft, o->api, out, out, out,
+            KYUFU_ELECTION_TIMEOUT_MS_DEFAULT,
+            KYUFU_HEARTBEAT_TIMEOUT_MS_DEFAULT);
+    if (fclose(f) != 0) {
+        free(text);
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
+    }
+    char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/kyufud.conf", out);
+    int rv = write_file(path, 0644, text, len, errmsg, errmsg_len);
+    free(text);
+    return rv;
+}
+
+int kyufu_ctl_node_new(const struct kyufu_ctl_node_new_opts *o, FILE *log,
+                       char *errmsg, size_t errmsg_len)
+{
+    const int u = KYUFU_CTL_EXIT_USAGE;
+    char raft_host[256], api_host[256];
+    if (o->id == 0 || o->id > KYUFU_CTL_NODE_ID_MAX) {
+        return errf(errmsg, errmsg_len, u, "--id must be 1..%u",
+                    KYUFU_CTL_NODE_ID_MAX);
+    }
+    if (o->raft == NULL || o->api == NULL || !split_host(o->raft, raft_host, sizeof raft_host) ||
+        !split_host(o->api, api_host, sizeof api_host) || strcmp(o->raft, o->api) == 0) {
+        return errf(errmsg, errmsg_len, u,
+                    "--raft and --api must be two different HOST:PORT (an IPv4 "
+                    "address or a DNS name)");
+    }
+    for (const char *const *a = (const char *const[]){ o->raft, o->api, NULL }; *a; a++) {
+        const char *port = strrchr(*a, ':') + 1;
+        char *end;
+        unsigned long v = strtoul(port, &end, 10);
+        if (port[0] < '0' || port[0] > '9' || *end != '\0' || v < 1 || v > 65535) {
+            return errf(errmsg, errmsg_len, u, "'%s': the port must be 1..65535", *a);
+        }
+    }
+    for (size_t i = 0; i < o->n_members; i++) {
+        const struct kyufu_ctl_member *m = &o->members[i];
+        if (m->id == o->id) {
+            return errf(errmsg, errmsg_len, u,
+                        "node %llu is already a member of the cluster (pick "
+                        "another id, or remove-node it first)",
+                        (unsigned long long)o->id);
+        }
+        if (strcmp(m->raft, o->raft) == 0 || strcmp(m->api, o->api) == 0 ||
+            strcmp(m->raft, o->api) == 0 || strcmp(m->api, o->raft) == 0) {
+            return errf(errmsg, errmsg_len, u, "an address of node %llu is "
+                        "node %llu's", (unsigned long long)o->id,
+                        (unsigned long long)m->id);
+        }
+    }
+    int rv = make_dir(o->out, errmsg, errmsg_len);
+    if (rv != 0) {
+        return rv;
+    }
+    char out[PATH_MAX], path[PATH_MAX + 64];
+    if (realpath(o->out, out) == NULL) {
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "%s: %s", o->out,
+                    strerror(errno));
+    }
+    snprintf(path, sizeof path, "%s/data", out);
+    if (dir_nonempty(path) != 0) {
+        return errf(errmsg, errmsg_len, u,
+                    "%s holds node data; a joining node starts from an empty "
+                    "data folder (move it away first)", path);
+    }
+    X509 *ca = NULL;
+    EVP_PKEY *ca_key = NULL;
+    rv = read_ca(o->pki_dir, &ca, &ca_key, errmsg, errmsg_len);
+    if (rv != 0) {
+        return rv;
+    }
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL;
+    char cn[64], san[700];
+    snprintf(cn, sizeof cn, "kyufu node %llu", (unsigned long long)o->id);
+    int n = snprintf(san, sizeof san, "%s:%s", host_is_ip(raft_host) ? "IP" : "DNS",
+                     raft_host);
+    if (strcmp(api_host, raft_host) != 0) {
+        n += snprintf(san + n, sizeof san - (size_t)n, ",%s:%s",
+                      host_is_ip(api_host) ? "IP" : "DNS", api_host);
+    }
+    snprintf(san + n, sizeof san - (size_t)n, ",URI:%s%llu", KYUFU_TLS_NODE_URI_PREFIX,
+             (unsigned long long)o->id);
+    struct cert_spec spec = { .cn = cn, .days = KYUFU_CTL_LEAF_VALID_DAYS,
+                              .eku = "serverAuth,clientAuth", .san = san };
+    key = new_key();
+    if (key == NULL) {
+        rv = ssl_err(errmsg, errmsg_len, "key");
+        goto out_ca;
+    }
+    cert = issue(&spec, key, ca, ca_key);
+    if (cert == NULL) {
+        rv = ssl_err(errmsg, errmsg_len, cn);
+        goto out_key;
+    }
+    snprintf(path, sizeof path, "%s/data", out);
+    rv = make_dir(path, errmsg, errmsg_len);
+    if (rv != 0) {
+        goto out_cert;
+    }
+    snprintf(path, sizeof path, "%s/node.key", out);
+    rv = write_pem(path, 0600, key, NULL, errmsg, errmsg_len);
+    if (rv != 0) {
+        goto out_cert;
+    }
+    note(log, "wrote %s", path);
+    snprintf(path, sizeof path, "%s/node.pem", out);
+    rv = write_pem(path, 0644, NULL, cert, errmsg, errmsg_len);
+    if (rv != 0) {
+        goto out_cert;
+    }
+    note(log, "wrote %s", path);
+    snprintf(path, sizeof path, "%s/ca.pem", out);
+    rv = write_pem(path, 0644, NULL, ca, errmsg, errmsg_len);
+    if (rv != 0) {
+        goto out_cert;
+    }
+    note(log, "wrote %s", path);
+    rv = join_conf(out, o, errmsg, errmsg_len);
+    if (rv == 0) {
+        note(log, "wrote %s/kyufud.conf", out);
+    }
+out_cert:
+    X509_free(cert);
+out_key:
+    EVP_PKEY_free(key);
+out_ca:
+    X509_free(ca);
+    EVP_PKEY_free(ca_key);
+    return rv;
+}

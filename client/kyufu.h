@@ -188,6 +188,10 @@ struct kyufu_client_call_opts
     uint32_t deadline_ms; /* 0: the config's */
     int endpoint;         /* -1: follow the leader; i >= 0: only endpoint i,
                              no retry elsewhere, no redirect (cluster status) */
+    uint32_t attempt_ms;  /* 0: the config's; longer for a call the server
+                             answers only when its work is done (AddNode
+                             waits for the new node to catch up): a shorter
+                             attempt would give up and send it again */
 };
 
 /* The outcome of a call that reached a server (return value 0). */

@@ -65,6 +65,7 @@ enum key_id {
     K_METRICS_LISTEN,
     K_METRICS_TLS,
     K_METRICS_CLIENT_CERT,
+    K_NODE_JOIN,
     K_COUNT
 };
 
@@ -121,6 +122,7 @@ static const struct key_spec keys[K_COUNT] = {
     [K_METRICS_TLS] = {"node", "metrics_tls", false, NOT_RAFT},
     [K_METRICS_CLIENT_CERT] = {"node", "metrics_tls_client_cert", false,
                                NOT_RAFT},
+    [K_NODE_JOIN] = {"node", "join", false, NOT_RAFT},
 };
 #undef NOT_RAFT
 
@@ -464,6 +466,18 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
         if (value[0] != '/') {
             problem(c, ps->line, section, key,
                     "'%s' must be an absolute path", value);
+        }
+        return;
+    case K_NODE_JOIN:
+        /* Membership (docs/operations.md "Replacing a node"): a node that
+         * joins a running cluster must never bootstrap one of its own. */
+        if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0) {
+            c->join = true;
+        } else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0) {
+            c->join = false;
+        } else {
+            problem(c, ps->line, section, key,
+                    "'%s' is not yes, no, true or false", value);
         }
         return;
     case K_NODE_RAFT_ADDRESS:

@@ -6,6 +6,8 @@
  *              metrics_listen = IP:PORT, metrics_tls = true|false,
  *              metrics_tls_client_cert = true|false (optional;
  *              docs/metrics.md)
+ *              join = yes | no   (optional, no: docs/operations.md
+ *              "Replacing a node")
  *   [cluster]  <id> = <raft host:port> <api host:port>       (one per voter)
  *   [tls]      ca, cert, key  (all required; API and Raft: the cert must
  *              name [node] id as SAN URI urn:kyufu:node:ID, docs/peer-tls.md)
@@ -88,6 +90,10 @@ struct kyufu_config
     char data_dir[KYUFU_NODE_PATH_BYTES_MAX + 1];
     char raft_address[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
     char api_address[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
+    /* [node] join = yes: this node joins a running cluster (kyufuctl node
+     * new, cluster add-node): with an empty data folder it waits for the
+     * leader instead of bootstrapping [cluster] as a new cluster. */
+    bool join;
 
     /* [node] metrics_listen ("" when off, else a numeric IP:port), and
      * TLS on it with the node's certificate (client_cert: a client

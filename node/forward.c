@@ -84,7 +84,7 @@ static void drop_if_stale(struct kyufu_node *n, size_t i)
 
 void kyufu_node__forward_rotate(struct kyufu_node *n)
 {
-    for (size_t i = 0; i < KYUFU_NODE_CLUSTER_SIZE_MAX; i++) {
+    for (size_t i = 0; i < KYUFU_NODE_PEER_SLOTS; i++) {
         n->forward_stale[i] = n->forward[i] != NULL;
         drop_if_stale(n, i);
     }
@@ -100,12 +100,19 @@ struct kyufu_grpc_client *kyufu_node__peer_client(struct kyufu_node *n,
     if (n->forward[i] != NULL) {
         return n->forward[i];
     }
-    const struct kyufu_config_peer *p = &n->config->peers[i];
+    assert(i < KYUFU_NODE_PEER_SLOTS);
+    const char *api = i < KYUFU_NODE_CLUSTER_SIZE_MAX
+                          ? n->config->peers[i].api_address
+                          : n->learned[i - KYUFU_NODE_CLUSTER_SIZE_MAX]
+                                .api_address;
     char host[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
-    const char *colon = strrchr(p->api_address, ':');
-    assert(colon != NULL);
-    size_t len = (size_t)(colon - p->api_address);
-    memcpy(host, p->api_address, len);
+    const char *colon = strrchr(api, ':');
+    if (colon == NULL || (size_t)(colon - api) >= sizeof host) {
+        snprintf(errmsg, errmsg_len, "bad API address '%s'", api);
+        return NULL;
+    }
+    size_t len = (size_t)(colon - api);
+    memcpy(host, api, len);
     host[len] = '\0';
 
     struct kyufu_grpc_client_config cc;
@@ -138,14 +145,13 @@ void kyufu_node__forward(struct kyufu_node_call *c)
         kyufu_node__call_unavailable(c, "not the leader");
         return;
     }
-    size_t i = 0;
-    while (i < n->config->n_peers && n->config->peers[i].id != leader) {
-        i++;
-    }
-    if (i == n->config->n_peers) {
-        kyufu_node__call_unavailable(c, "leader is not in [cluster]");
+    int slot = kyufu_node__peer_slot(n, leader, &api);
+    if (slot < 0) {
+        kyufu_node__call_unavailable(c, "the leader's API address is not "
+                                        "known here");
         return;
     }
+    size_t i = (size_t)slot;
     uint64_t timeout_ms = kyufu_node__call_remaining_ms(c);
     if (timeout_ms == 0) {
         kyufu_node__call_done(c, KYUFU_GRPC_DEADLINE_EXCEEDED,
@@ -192,7 +198,7 @@ void kyufu_node__forward_close(struct kyufu_node *n,
 {
     n->forward_done = done;
     n->forward_closing = 0;
-    for (size_t i = 0; i < KYUFU_NODE_CLUSTER_SIZE_MAX; i++) {
+    for (size_t i = 0; i < KYUFU_NODE_PEER_SLOTS; i++) {
         if (n->forward[i] != NULL) {
             n->forward_closing++;
         }
@@ -201,11 +207,70 @@ void kyufu_node__forward_close(struct kyufu_node *n,
         done(n);
         return;
     }
-    for (size_t i = 0; i < KYUFU_NODE_CLUSTER_SIZE_MAX; i++) {
+    for (size_t i = 0; i < KYUFU_NODE_PEER_SLOTS; i++) {
         if (n->forward[i] != NULL) {
             struct kyufu_grpc_client *client = n->forward[i];
             n->forward[i] = NULL;
             kyufu_grpc_client_close(client, on_client_closed, n);
         }
     }
+}
+
+int kyufu_node__peer_slot(struct kyufu_node *n, uint64_t id,
+                          const char **api_address)
+{
+    *api_address = "";
+    for (size_t i = 0; i < n->config->n_peers; i++) {
+        if (n->config->peers[i].id == id) {
+            *api_address = n->config->peers[i].api_address;
+            return (int)i;
+        }
+    }
+    if (n->glue == NULL || id == 0) {
+        return -1;
+    }
+    /* A member added after this node's config was written: its API address
+     * is recorded in the Raft configuration (docs/raft.md "Membership"). */
+    struct kyufu_glue_member m[KYUFU_NODE_CLUSTER_SIZE_MAX];
+    size_t nm = kyufu_glue_members(n->glue, m, KYUFU_NODE_CLUSTER_SIZE_MAX);
+    const char *api = NULL;
+    for (size_t j = 0; j < nm && j < KYUFU_NODE_CLUSTER_SIZE_MAX; j++) {
+        if (m[j].id == id && m[j].api_address[0] != '\0' &&
+            strlen(m[j].api_address) <= KYUFU_NODE_ADDRESS_BYTES_MAX) {
+            api = m[j].api_address;
+        }
+    }
+    if (api == NULL) {
+        return -1;
+    }
+    size_t free_k = KYUFU_NODE_CLUSTER_SIZE_MAX;
+    for (size_t k = 0; k < KYUFU_NODE_CLUSTER_SIZE_MAX; k++) {
+        if (n->learned[k].id == id) {
+            size_t slot = KYUFU_NODE_CLUSTER_SIZE_MAX + k;
+            if (strcmp(n->learned[k].api_address, api) != 0) {
+                /* Re-added elsewhere: a new client once the old is idle. */
+                if (n->forward[slot] != NULL &&
+                    kyufu_grpc_client_pending(n->forward[slot]) > 0) {
+                    return -1;
+                }
+                n->forward_stale[slot] = n->forward[slot] != NULL;
+                drop_if_stale(n, slot);
+                snprintf(n->learned[k].api_address,
+                         sizeof n->learned[k].api_address, "%s", api);
+            }
+            *api_address = n->learned[k].api_address;
+            return (int)slot;
+        }
+        if (n->learned[k].id == 0 && free_k == KYUFU_NODE_CLUSTER_SIZE_MAX) {
+            free_k = k;
+        }
+    }
+    if (free_k == KYUFU_NODE_CLUSTER_SIZE_MAX) {
+        return -1;
+    }
+    n->learned[free_k].id = id;
+    snprintf(n->learned[free_k].api_address,
+             sizeof n->learned[free_k].api_address, "%s", api);
+    *api_address = n->learned[free_k].api_address;
+    return (int)(KYUFU_NODE_CLUSTER_SIZE_MAX + free_k);
 }

@@ -12,6 +12,9 @@
 /* A cluster is three voters; up to seven allows a five-node deployment and
  * a spare while a member is replaced, and no more is ever sensible for Raft. */
 #define KYUFU_NODE_CLUSTER_SIZE_MAX 7u
+/* Forwarding clients a node may hold: one per [cluster] member, one per
+ * member added later (whose API address the Raft configuration records). */
+#define KYUFU_NODE_PEER_SLOTS (2u * KYUFU_NODE_CLUSTER_SIZE_MAX)
 
 /* Raft ids are small positive numbers an operator types into a config file. */
 #define KYUFU_NODE_ID_MAX 1000000u

@@ -315,11 +315,7 @@ uint64_t kyufu_node__leader(struct kyufu_node *n, const char **api_address)
     struct kyufu_glue_status st;
     kyufu_glue_status(n->glue, &st);
     if (st.leader_id != 0) {
-        const struct kyufu_config_peer *p =
-            kyufu_config_peer(n->config, st.leader_id);
-        if (p != NULL) {
-            *api_address = p->api_address;
-        }
+        (void)kyufu_node__peer_slot(n, st.leader_id, api_address);
     }
     return st.leader_id;
 }
@@ -498,7 +494,12 @@ static int start_raft(struct kyufu_node *n, char *errmsg, size_t errmsg_len)
     kyufu_glue_set_event_cb(n->glue, on_glue_event, n);
     kyufu_glue_set_apply_cb(n->glue, kyufu_node__metrics_applied, n);
     kyufu_glue_set_append_cb(n->glue, kyufu_node__metrics_appended, n);
-    if (fresh) {
+    if (fresh && c->join) {
+        /* Joining a running cluster (kyufuctl cluster add-node): no
+         * configuration of our own; the leader sends its log. */
+        kyufu_log(KYUFU_LOG_INFO, "waiting to be added to the cluster",
+                  KYUFU_LOG_U("id", c->id));
+    } else if (fresh) {
         /* Every node of a new cluster bootstraps the same configuration
          * from the same [cluster] section: the canonical raft way. */
         struct kyufu_glue_peer peers[KYUFU_NODE_CLUSTER_SIZE_MAX];

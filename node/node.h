@@ -147,11 +147,18 @@ struct kyufu_node
     struct kyufu_storage *storage;
     struct kyufu_glue *glue;
     struct kyufu_api_server *api;
-    /* Lazily created client to each peer's API (index as config->peers). */
-    struct kyufu_grpc_client *forward[KYUFU_NODE_CLUSTER_SIZE_MAX];
+    /* Lazily created client to each peer's API: slots below
+     * KYUFU_NODE_CLUSTER_SIZE_MAX as config->peers, the others for members
+     * added later (learned[], whose API address the Raft configuration
+     * records: docs/raft.md "Membership"). */
+    struct kyufu_grpc_client *forward[KYUFU_NODE_PEER_SLOTS];
     size_t forward_closing;
     /* Made before the last TLS reload: replaced once idle (forward.c). */
-    bool forward_stale[KYUFU_NODE_CLUSTER_SIZE_MAX];
+    bool forward_stale[KYUFU_NODE_PEER_SLOTS];
+    struct {
+        uint64_t id; /* 0: free */
+        char api_address[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
+    } learned[KYUFU_NODE_CLUSTER_SIZE_MAX];
     void (*forward_done)(struct kyufu_node *n);
 
     /* Method table handed to the API server (lives as long as the node). */
@@ -196,6 +203,7 @@ struct kyufu_node_call
         struct kyufu_glue_propose propose;
         struct kyufu_glue_barrier barrier;
         struct kyufu_glue_transfer transfer;
+        struct kyufu_glue_change change;
         struct kyufu_grpc_client_req forward;
     } req;
 };
@@ -272,6 +280,11 @@ void kyufu_node__call_storage_error(struct kyufu_node_call *c,
  * 0 when it has passed. */
 uint64_t kyufu_node__call_remaining_ms(const struct kyufu_node_call *c);
 
+/* The peer slot of member `id` (see forward[]) and its API address, from
+ * [cluster] or else the Raft configuration; -1 when unknown. */
+int kyufu_node__peer_slot(struct kyufu_node *n, uint64_t id,
+                          const char **api_address);
+
 /* The leader's API address ("" when unknown) and id (0 when unknown). */
 uint64_t kyufu_node__leader(struct kyufu_node *n, const char **api_address);
 
@@ -342,8 +355,9 @@ bool kyufu_node__call_was_forwarded(const struct kyufu_node_call *c);
  * answer.  Answers UNAVAILABLE itself when there is no leader. */
 void kyufu_node__forward(struct kyufu_node_call *c);
 
-/* The (lazily created, then kept) client to peer i's API (index as
- * config->peers); NULL with errmsg when it cannot be created. */
+/* The (lazily created, then kept) client to peer slot i's API (below
+ * KYUFU_NODE_CLUSTER_SIZE_MAX: index as config->peers; above: learned[]);
+ * NULL with errmsg when it cannot be created. */
 struct kyufu_grpc_client *kyufu_node__peer_client(struct kyufu_node *n,
                                                   size_t i,
                                                   char *errmsg,

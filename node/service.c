@@ -66,6 +66,11 @@ static const struct kyufu_node_method table[] = {
      kyufu_node__list_incidents},
     {"/kyufu.v1.Cluster/CloseIncident", KYUFU_NODE_WRITE,
      &kyufu__v1__close_incident_request__descriptor, "close_incident", NULL},
+    /* Membership (service_membership.c). */
+    {"/kyufu.v1.Cluster/AddNode", KYUFU_NODE_ADD_NODE,
+     &kyufu__v1__add_node_request__descriptor, NULL, NULL},
+    {"/kyufu.v1.Cluster/RemoveNode", KYUFU_NODE_REMOVE_NODE,
+     &kyufu__v1__remove_node_request__descriptor, NULL, NULL},
 };
 #undef W
 #undef R
@@ -154,6 +159,12 @@ static void handle(void *data, struct kyufu_grpc_call *call)
         return;
     case KYUFU_NODE_SETTLE:
         kyufu_node__settle(c);
+        return;
+    case KYUFU_NODE_ADD_NODE:
+        kyufu_node__add_node(c);
+        return;
+    case KYUFU_NODE_REMOVE_NODE:
+        kyufu_node__remove_node(c);
         return;
     }
     assert(false);

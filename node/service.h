@@ -30,6 +30,8 @@ enum kyufu_node_method_kind {
     KYUFU_NODE_TRANSFER,
     KYUFU_NODE_POWER_EVENT,
     KYUFU_NODE_SETTLE,
+    KYUFU_NODE_ADD_NODE,    /* membership (service_membership.c) */
+    KYUFU_NODE_REMOVE_NODE,
 };
 
 struct kyufu_node_method
@@ -49,6 +51,26 @@ void kyufu_node__status(struct kyufu_node_call *c);
 void kyufu_node__transfer(struct kyufu_node_call *c);
 void kyufu_node__power_event_call(struct kyufu_node_call *c);
 void kyufu_node__settle(struct kyufu_node_call *c);
+
+/* Membership (service_membership.c, docs/operations.md "Replacing a
+ * node"). */
+void kyufu_node__add_node(struct kyufu_node_call *c);
+void kyufu_node__remove_node(struct kyufu_node_call *c);
+
+/* The Raft configuration as this node knows it, as NodeStatus.members:
+ * storage for the answer, filled by kyufu_node__members (pointers into
+ * itself: valid while it lives). */
+struct kyufu_node_members
+{
+    struct kyufu_glue_member g[KYUFU_NODE_CLUSTER_SIZE_MAX];
+    Kyufu__V1__Member m[KYUFU_NODE_CLUSTER_SIZE_MAX];
+    Kyufu__V1__Member *p[KYUFU_NODE_CLUSTER_SIZE_MAX];
+    size_t n;
+    const char *own_role; /* this node's role, "" when not a member */
+};
+void kyufu_node__members(struct kyufu_node *n, struct kyufu_node_members *out);
+/* Whether `id` is a voter in the Raft configuration this node knows. */
+bool kyufu_node__is_voter(struct kyufu_node *n, uint64_t id);
 
 /* On the leader: propose a Command made of the request's header (actor,
  * terminal, key; NULL for none: apply rejects and audits it), this leader's

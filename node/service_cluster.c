@@ -30,11 +30,14 @@ static void status_answer(struct kyufu_node_call *c,
     resp.leader_id = st.leader_id;
     const char *api = "";
     if (st.leader_id != 0) {
-        const struct kyufu_config_peer *p =
-            kyufu_config_peer(n->config, st.leader_id);
-        api = p != NULL ? p->api_address : "";
+        (void)kyufu_node__peer_slot(n, st.leader_id, &api);
     }
     resp.leader_api_address = (char *)api;
+    struct kyufu_node_members members;
+    kyufu_node__members(n, &members);
+    resp.n_members = members.n;
+    resp.members = members.p;
+    resp.member_role = (char *)members.own_role;
     resp.forwarded_calls = n->forwarded_calls;
     resp.snapshot_copies_sent = st.snapshot_copies_sent;
     resp.snapshot_copies_refused = st.snapshot_copies_refused;
@@ -142,10 +145,9 @@ void kyufu_node__transfer(struct kyufu_node_call *c)
         kyufu_node__forward(c);
         return;
     }
-    if (r->target_id != 0 && kyufu_config_peer(n->config, r->target_id) ==
-                                 NULL) {
+    if (r->target_id != 0 && !kyufu_node__is_voter(n, r->target_id)) {
         kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT,
-                              "target_id is not a node of the cluster", NULL,
+                              "target_id is not a voter of the cluster", NULL,
                               0);
         return;
     }

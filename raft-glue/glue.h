@@ -38,7 +38,11 @@
     X(CONFIG, -10, "bad raft configuration")                                 \
     X(NOTFOUND, -11, "no such node")                                         \
     X(TIMEOUT, -12, "timed out")                                             \
-    X(CORRUPT, -13, "the raft log or a snapshot holds data this node refuses")
+    X(CORRUPT, -13, "the raft log or a snapshot holds data this node refuses") \
+    X(EXISTS, -14, "already a member")                                       \
+    X(QUORUM, -15, "the change would leave too few voters")                  \
+    X(NOTCAUGHTUP, -16, "the new node did not catch up in time")             \
+    X(UNREACHABLE, -17, "too few of the remaining voters answer")
 
 enum kyufu_glue_error {
 #define KYUFU_GLUE__ENUM(name, value, text) KYUFU_GLUE_E##name = value,
@@ -50,10 +54,18 @@ const char *kyufu_glue_strerror(int rv);
 
 struct kyufu_glue; /* Opaque. */
 
+/* A member's address as kyufu_glue_members copies it ("host:port"). */
+#define KYUFU_GLUE_MEMBER_ADDRESS_BYTES 264
+
 struct kyufu_glue_peer
 {
     uint64_t id;          /* Raft server id, > 0 */
     const char *address;  /* "host:port" of its Raft transport. Borrowed. */
+    /* kyufu_glue_add only: "host:port" of its gRPC API, or NULL.  Recorded
+     * in the Raft configuration with the address (docs/raft.md,
+     * "Membership"), so every member learns where a node added later
+     * serves its API. */
+    const char *api_address;
 };
 
 struct kyufu_glue_config
@@ -373,16 +385,70 @@ struct kyufu_glue_change
     kyufu_glue_change_cb cb;
 };
 
-/* Add a node as a voter (added as spare, caught up, then promoted) or remove
- * it.  Leader only. */
+/* ------------------------------------------------------------ membership
+ * (docs/operations.md "Replacing a node").  One change at a time, leader
+ * only; a second one while one runs is BUSY.  Every refusal returned by the
+ * call itself changes nothing. */
+
+/* Add a node as a voter without ever counting it in the quorum before it
+ * has the log: raft_add (RAFT_SPARE) -> raft_assign(RAFT_STANDBY) (it now
+ * receives the log but does not vote) -> wait, polling its match index,
+ * until it is within KYUFU_JOIN_LAG_ENTRIES_MAX entries of the leader's
+ * last index -> raft_assign(RAFT_VOTER) (libraft's own catch-up round, then
+ * the promotion).  When it does not catch up within `catch_up_ms` (0:
+ * KYUFU_JOIN_CATCH_UP_MS_DEFAULT) the callback fires with NOTCAUGHTUP and
+ * the node stays a standby (not in the quorum): call again to resume, or
+ * remove it.
+ *   Refused up front: INVALID (id 0, a malformed address), EXISTS (the id
+ *   is already a voter, or a member with another address, or another
+ *   member has this Raft address), NOTLEADER, BUSY.
+ *   A standby or spare with the same id and address is resumed, not
+ *   refused: re-running a failed join is safe.
+ * Callback: 0 once it is a voter; NOTCAUGHTUP; LEADERSHIPLOST; SHUTDOWN. */
 int kyufu_glue_add(struct kyufu_glue *g,
                    struct kyufu_glue_change *req,
                    const struct kyufu_glue_peer *peer,
+                   unsigned catch_up_ms,
                    kyufu_glue_change_cb cb);
+/* Remove a member.  Refused up front: NOTFOUND (not a member), INVALID
+ * (this node, the leader: transfer leadership first), QUORUM (a voter when
+ * fewer than KYUFU_VOTERS_MIN voters would remain), NOTLEADER, BUSY.
+ * Removing a voter first commits a barrier and counts the remaining voters
+ * that have it (waiting up to an election timeout for slow ones): unless
+ * they are a majority of the voters that remain, the callback fires with
+ * UNREACHABLE and nothing is removed (the new configuration could never
+ * commit: the cluster would stop).  Callback: 0 once the configuration
+ * without it is committed; UNREACHABLE; LEADERSHIPLOST; SHUTDOWN. */
 int kyufu_glue_remove(struct kyufu_glue *g,
                       struct kyufu_glue_change *req,
                       uint64_t id,
                       kyufu_glue_change_cb cb);
+
+enum kyufu_glue_role {
+    KYUFU_GLUE_ROLE_VOTER = 0,   /* replicates and votes */
+    KYUFU_GLUE_ROLE_STANDBY = 1, /* replicates, does not vote (a learner) */
+    KYUFU_GLUE_ROLE_SPARE = 2    /* neither */
+};
+const char *kyufu_glue_role_name(enum kyufu_glue_role role);
+
+struct kyufu_glue_member
+{
+    uint64_t id;
+    enum kyufu_glue_role role;
+    char raft_address[KYUFU_GLUE_MEMBER_ADDRESS_BYTES];
+    char api_address[KYUFU_GLUE_MEMBER_ADDRESS_BYTES]; /* "" unrecorded */
+    uint64_t match_index; /* on the leader; else 0 */
+};
+
+/* The Raft configuration as this node knows it (the latest, committed or
+ * not), at most `max` members into out; returns how many there are. */
+size_t kyufu_glue_members(struct kyufu_glue *g,
+                          struct kyufu_glue_member *out,
+                          size_t max);
+
+/* Whether "host:port" is an address kyufu_glue_add accepts (host: an IPv4
+ * address, a [bracketed] IPv6 one or a DNS name; port 1..65535). */
+bool kyufu_glue_address_ok(const char *address);
 
 /* Stop: pending proposals fail with SHUTDOWN, raft and raft_uv close; cb
  * fires when every handle is closed and the glue is freed.  The storage is

@@ -103,6 +103,22 @@
 /* Peers whose last message time the glue keeps (kyufu_glue_followers):
  * node/limits.h's cluster size (7) and a replacement joining, twice over. */
 #define KYUFU_GLUE_CONTACTS_MAX 16u
+/* Membership (kyufu_glue_add): a standby is promoted once its match index
+ * is within this many entries of the leader's last index.  Under a steady
+ * load the leader appends a few group-committed entries per heartbeat; 64
+ * is a few heartbeats of them, so libraft's own catch-up round that
+ * follows (which must finish within an election timeout) is short. */
+#define KYUFU_JOIN_LAG_ENTRIES_MAX 64u
+/* How long a standby may take to catch up before the join gives up (it
+ * stays a standby): a city-size snapshot install took ~50 s here
+ * (docs/scale.md); 10 minutes as for the InstallSnapshot timeout. */
+#define KYUFU_JOIN_CATCH_UP_MS_DEFAULT 600000u
+#define KYUFU_JOIN_CATCH_UP_MS_MIN 100u
+#define KYUFU_JOIN_CATCH_UP_MS_MAX 3600000u
+/* RemoveNode never leaves fewer voters than this: with one voter left the
+ * cluster could neither survive a loss nor add a node while that one is
+ * down; shrinking further is starting a new cluster. */
+#define KYUFU_VOTERS_MIN 2u
 /* How often the glue polls raft's role and leader to fire the state cb. */
 #define KYUFU_STATE_POLL_MS 10u
 

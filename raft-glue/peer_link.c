@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "grpc.h"
+#include "member_address.h"
 #include "tls.h"
 
 enum link_state {
@@ -780,27 +781,36 @@ int glue__link_connect(struct glue_transport *gt,
                        const char *address)
 {
     char host[KYUFU_PEER_ADDRESS_BYTES_MAX];
-    const char *colon = strrchr(address, ':');
+    char port[8];
+    /* Only the Raft part of a recorded "RAFT API" address is dialled
+     * (member_address.h). */
+    size_t rlen = glue__address_raft_len(address);
+    const char *colon = memrchr(address, ':', rlen);
     size_t hlen = colon != NULL ? (size_t)(colon - address) : 0;
+    size_t plen = colon != NULL ? rlen - hlen - 1 : 0;
     struct addrinfo hints;
-    if (colon == NULL || hlen == 0 || hlen >= sizeof host || colon[1] == '\0') {
+    if (colon == NULL || hlen == 0 || hlen >= sizeof host || plen == 0 ||
+        plen >= sizeof port) {
         snprintf(gt->t.errmsg, sizeof gt->t.errmsg, "bad peer address %.200s",
                  address);
         return RAFT_NOCONNECTION;
     }
     memcpy(host, address, hlen);
     host[hlen] = '\0';
+    memcpy(port, colon + 1, plen);
+    port[plen] = '\0';
     struct peer_link *l = link_new(gt, false);
     if (l == NULL) {
         return RAFT_NOMEM;
     }
     l->id = id;
     l->req = req;
-    snprintf(l->remote, sizeof l->remote, "%.79s", address);
+    snprintf(l->remote, sizeof l->remote, "%.*s", (int)(rlen < 79 ? rlen : 79),
+             address);
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_INET; /* as raft_uv_tcp */
     hints.ai_socktype = SOCK_STREAM;
-    int rv = uv_getaddrinfo(gt->loop, &l->gai, gai_cb, host, colon + 1, &hints);
+    int rv = uv_getaddrinfo(gt->loop, &l->gai, gai_cb, host, port, &hints);
     if (rv != 0) {
         l->req = NULL; /* no callback: the error is returned */
         link_close(l, 0);

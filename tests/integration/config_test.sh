@@ -88,6 +88,11 @@ expect_bad snap_low      's/^snapshot_threshold = 64/snapshot_threshold = 3/' ':
 expect_bad snap_high     's/^snapshot_threshold = 64/snapshot_threshold = 1048577/' ':18: [raft] snapshot_threshold:'
 expect_bad trail_low     's/^snapshot_trailing = 16/snapshot_trailing = 1/' ':19: [raft] snapshot_trailing:' "2..524288"
 expect_bad heartbeat     's/^heartbeat_timeout_ms = 100/heartbeat_timeout_ms = 600/' ':17: [raft] heartbeat_timeout_ms:' "third"
+# [node] join (a node to add with kyufuctl cluster add-node): yes/no only.
+expect_bad join_bad      's/^api_address = .*/&\njoin = maybe/' ':6: [node] join:' "'maybe' is not yes, no, true or false"
+good | sed 's/^api_address = .*/&\njoin = yes/' >"$tmp/join_yes.ini"
+out=$("$kyufud" --check-config "$tmp/join_yes.ini" 2>&1); rc=$?
+[ $rc -eq 0 ] || fail "join = yes refused (rc $rc): $out"
 expect_bad dup_key       's/^id = 1/id = 1\nid = 2/' ':3: [node] id:' "first set on line 2"
 expect_bad not_member    's/^1 = .*/4 = 127.0.0.1:7004 127.0.0.1:8004/' '[node] id:' "not listed in [cluster]"
 expect_bad addr_differs  's/^raft_address = .*/raft_address = 127.0.0.1:7009/' ':4: [node] raft_address:' "differs"

@@ -422,16 +422,45 @@ static void test_cluster(void)
     open_node(3, false, 0);
     CHECK(kyufu_glue_start(g[3], state_cb, NULL, err, sizeof err) == 0);
     peer.id = 4;
+    peer.address = "127.0.0.1:no-port";
+    peer.api_address = "127.0.0.1:9";
+    CHECK(kyufu_glue_add(g[l2], &ch, &peer, 0, change_cb) ==
+          KYUFU_GLUE_EINVALID); /* a malformed address changes nothing */
+    peer.address = addr[0];
+    CHECK(kyufu_glue_add(g[l2], &ch, &peer, 0, change_cb) ==
+          KYUFU_GLUE_EEXISTS); /* node 1 dials there */
     peer.address = addr[3];
+    peer.id = 1;
+    CHECK(kyufu_glue_add(g[l2], &ch, &peer, 0, change_cb) ==
+          KYUFU_GLUE_EEXISTS); /* a voter already */
+    peer.id = 4;
+    CHECK(kyufu_glue_members(g[l2], NULL, 0) == 3);
     op_status = 1;
-    CHECK(kyufu_glue_add(g[l2], &ch, &peer, change_cb) == 0);
+    CHECK(kyufu_glue_add(g[l2], &ch, &peer, 0, change_cb) == 0);
+    CHECK(kyufu_glue_add(g[l2], &ch, &peer, 0, change_cb) ==
+          KYUFU_GLUE_EBUSY); /* one change at a time */
     CHECK(run_until(op_done, NULL, 20000));
     CHECK(op_status == 0);
+    {
+        /* Node 4 is a voter, and its API address is recorded. */
+        struct kyufu_glue_member m[8];
+        size_t n = kyufu_glue_members(g[l2], m, 8);
+        CHECK(n == 4);
+        CHECK(m[3].id == 4 && m[3].role == KYUFU_GLUE_ROLE_VOTER);
+        CHECK(strcmp(m[3].raft_address, addr[3]) == 0);
+        CHECK(strcmp(m[3].api_address, "127.0.0.1:9") == 0);
+        CHECK(m[0].api_address[0] == '\0');
+    }
     op_status = 1;
     CHECK(run_until(has_leader, NULL, 10000));
+    CHECK(kyufu_glue_remove(g[leader()], &ch, 99, change_cb) ==
+          KYUFU_GLUE_ENOTFOUND);
+    CHECK(kyufu_glue_remove(g[leader()], &ch, (uint64_t)leader() + 1,
+                            change_cb) == KYUFU_GLUE_EINVALID);
     CHECK(kyufu_glue_remove(g[leader()], &ch, 4, change_cb) == 0);
     CHECK(run_until(op_done, NULL, 20000));
     CHECK(op_status == 0);
+    CHECK(kyufu_glue_members(g[leader()], NULL, 0) == 3);
 
     close_all();
 }
