@@ -339,7 +339,16 @@ static int compact_kind(struct kyufu_storage *s,
            ((const uint8_t *)k.mv_data)[0] == first) {
         int64_t t;
         if (kind == 'w') {
-            t = (int64_t)kyufu_storage__get_u64((const uint8_t *)k.mv_data + 1);
+            /* Windows never overlap: end order is key (start) order. */
+            Kyufu__V1__UnavailabilityWindow *w =
+                kyufu__v1__unavailability_window__unpack(NULL, v.mv_size,
+                                                         v.mv_data);
+            if (w == NULL) {
+                mdb_cursor_close(cur);
+                return KYUFU_STORAGE_ECORRUPT;
+            }
+            t = w->end_ms;
+            kyufu__v1__unavailability_window__free_unpacked(w, NULL);
         } else {
             Kyufu__V1__Failover *f =
                 kyufu__v1__failover__unpack(NULL, v.mv_size, v.mv_data);

@@ -5,10 +5,10 @@
  * here), packed once and unpacked again, so the caller gets one message it
  * frees with free_unpacked whatever it holds.
  *
- * unavailable_ms: the windows kept in detail, clipped to the range, plus,
- * for days whose detail was compacted away (before detail_floor_ms), the
- * day summaries' unavailable time of the days the range touches (whole
- * days: their detail is gone). */
+ * unavailable_ms: for days whose detail was compacted away (ending by
+ * detail_floor_ms), the day summaries' unavailable time of the days the
+ * range touches (whole days: their detail is gone); after them, the
+ * windows kept in detail, clipped to the range. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,6 +139,7 @@ int kyufu_storage_availability(struct kyufu_storage *s,
                                size_t errmsg_len)
 {
     struct items failovers = {0}, windows = {0}, days = {0};
+    int64_t summarized_until = from_ms; /* windows count from here on */
     Kyufu__V1__AvailabilityState *st = NULL;
     Kyufu__V1__AvailabilityReport r = KYUFU__V1__AVAILABILITY_REPORT__INIT;
     MDB_txn *txn = NULL;
@@ -193,7 +194,9 @@ int kyufu_storage_availability(struct kyufu_storage *s,
         }
         if (rv == 0) {
             if ((day + 1) * DAY_MS <= st->detail_floor_ms) {
-                r.unavailable_ms += d->unavailable_ms; /* compacted day */
+                /* A compacted day: its summary counts, windows do not. */
+                r.unavailable_ms += d->unavailable_ms;
+                summarized_until = (day + 1) * DAY_MS;
             }
             rv = items_push(&days, &d->base);
             if (rv != 0) {
@@ -217,9 +220,12 @@ int kyufu_storage_availability(struct kyufu_storage *s,
     for (size_t i = 0; i < windows.n; i++) {
         const Kyufu__V1__UnavailabilityWindow *w =
             (const Kyufu__V1__UnavailabilityWindow *)windows.v[i];
-        int64_t wa = w->start_ms > from_ms ? w->start_ms : from_ms;
+        int64_t wa = w->start_ms > summarized_until ? w->start_ms
+                                                    : summarized_until;
         int64_t wb = w->end_ms < to_ms ? w->end_ms : to_ms;
-        r.unavailable_ms += (uint64_t)(wb - wa);
+        if (wb > wa) {
+            r.unavailable_ms += (uint64_t)(wb - wa);
+        }
     }
     r.failovers = (Kyufu__V1__Failover **)failovers.v;
     r.n_failovers = failovers.n;
