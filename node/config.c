@@ -57,6 +57,8 @@ enum key_id {
     K_POWER_POLL,
     K_POWER_COMMAND,
     K_RAFT_ALLOW,
+    K_SLA_HEARTBEAT, /* SLA: availability ledger (slacore) */
+    K_SLA_ALLOW_DRILLS,
     K_COUNT
 };
 
@@ -105,6 +107,9 @@ static const struct key_spec keys[K_COUNT] = {
     [K_POWER_POLL] = {"power", "poll_ms", false, KYUFU_GLUE_OPTION_COUNT,
                       "milliseconds"},
     [K_POWER_COMMAND] = {"power", "shutdown_command", false, NOT_RAFT},
+    [K_SLA_HEARTBEAT] = {"sla", "heartbeat_ms", false, KYUFU_GLUE_OPTION_COUNT,
+                         "milliseconds"},
+    [K_SLA_ALLOW_DRILLS] = {"sla", "allow_drills", false, NOT_RAFT},
 };
 #undef NOT_RAFT
 
@@ -129,6 +134,15 @@ static struct kyufu_glue_option_bounds bounds_of(enum key_id k)
 {
     if (is_raft(k)) {
         return *kyufu_glue_option_bounds(keys[k].option);
+    }
+    if (k == K_SLA_HEARTBEAT) {
+        /* The bounds apply enforces on a heartbeat (storage_limits.h). */
+        struct kyufu_glue_option_bounds h = {
+            .def = KYUFU_NODE_SLA_HEARTBEAT_MS_DEFAULT,
+            .min = KYUFU_AVAIL_INTERVAL_MS_MIN,
+            .max = KYUFU_AVAIL_INTERVAL_MS_MAX,
+        };
+        return h;
     }
     if (k == K_POWER_POLL) {
         struct kyufu_glue_option_bounds p = {
@@ -167,6 +181,8 @@ static unsigned *raft_value(struct kyufu_config *c, enum key_id k)
         return &c->api_connections_per_address_max;
     case K_POWER_POLL:
         return &c->power_poll_ms;
+    case K_SLA_HEARTBEAT:
+        return &c->sla_heartbeat_ms;
     default:
         assert(false);
         return NULL;
@@ -186,7 +202,7 @@ static enum key_id key_of_option(enum kyufu_glue_option o)
 }
 
 static const char *const sections[] = {"node", "cluster", "tls", "raft",
-                                       "log",  "api",     "power"};
+                                       "log",  "api",     "power", "sla"};
 
 struct parse
 {
@@ -465,8 +481,19 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
         copy_value(ps, section, key, c->power_shutdown_command,
                    sizeof c->power_shutdown_command, value);
         return;
+    case K_SLA_ALLOW_DRILLS:
+        if (strcmp(value, "true") == 0) {
+            c->sla_allow_drills = true;
+        } else if (strcmp(value, "false") == 0) {
+            c->sla_allow_drills = false;
+        } else {
+            problem(c, ps->line, section, key,
+                    "'%s' is neither true nor false", value);
+        }
+        return;
     case K_API_CONNECTIONS:
     case K_API_PER_ADDRESS:
+    case K_SLA_HEARTBEAT:
     case K_POWER_POLL: {
         struct kyufu_glue_option_bounds b = bounds_of(k);
         if (!parse_uint(value, b.min, b.max, &v)) {

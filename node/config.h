@@ -14,6 +14,8 @@
  *              allow = NET[/BITS], ...  (API clients' networks) (optional)
  *   [power]    ups = NAME@HOST[:PORT] (the UPS as NUT names it), domain,
  *              poll_ms, shutdown_command        (optional; docs/power.md)
+ *   [sla]      heartbeat_ms, allow_drills = true|false
+ *                                               (optional; docs/sla.md)
  *
  * Comments: a line whose first non-blank character is ';' or '#', and the
  * rest of a line from a ';' or '#' that follows a blank (so a value cannot
@@ -111,6 +113,11 @@ struct kyufu_config
     char power_domain[KYUFU_NODE_POWER_NAME_BYTES_MAX + 1];
     unsigned power_poll_ms;
     char power_shutdown_command[KYUFU_NODE_POWER_COMMAND_BYTES_MAX + 1];
+
+    /* [sla] (docs/sla.md): the leader's availability heartbeat, and whether
+     * this node honours Cluster.Drill (off unless set to true). */
+    unsigned sla_heartbeat_ms;
+    bool sla_allow_drills;
 
     /* Filled when load returns INVALID. */
     struct kyufu_config_problem problems[KYUFU_CONFIG_PROBLEMS_MAX];

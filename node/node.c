@@ -65,6 +65,7 @@ void kyufu_node__finish(struct kyufu_node *n)
     uv_close((uv_handle_t *)&n->stop_defer, close_noop);
     uv_close((uv_handle_t *)&n->stall_timer, close_noop);
     kyufu_node__power_close(n);
+    kyufu_node__avail_close(n);
 }
 
 static void on_glue_closed(void *arg)
@@ -193,6 +194,11 @@ static void stop_begin(struct kyufu_node *n)
     if (clean && target != UINT64_MAX && n->config->n_peers > 1 &&
         kyufu_glue_is_leader(n->glue) && !n->power.transfer_pending) {
         n->stop_transfer.data = n;
+        /* The availability ledger records why leadership moves. */
+        kyufu_node__avail_intent(n, n->power.stop_ordered
+                                        ? KYUFU__V1__FAILOVER_CAUSE__CAUSE_POWER
+                                        : KYUFU__V1__FAILOVER_CAUSE__CAUSE_PLANNED,
+                                 "", NULL, NULL);
         int rv = kyufu_glue_transfer(n->glue, &n->stop_transfer, target,
                                      on_stop_transfer);
         if (rv == 0) {
@@ -325,6 +331,7 @@ static void on_state(struct kyufu_glue *g, void *arg)
     }
     if (n->stage == KYUFU_NODE_RUNNING) {
         kyufu_node__power_on_state(n);
+        kyufu_node__avail_on_state(n);
     }
     if (n->api != NULL && n->stage == KYUFU_NODE_RUNNING) {
         enum kyufu_grpc_health_status h = st.leader_id != 0
@@ -562,6 +569,7 @@ int kyufu_node_run(const struct kyufu_config *config)
     n->stop_defer.data = n;
     uv_timer_init(&n->loop, &n->stall_timer);
     kyufu_node__stall_start(n);
+    kyufu_node__avail_start(n);
     uv_timer_init(&n->loop, &n->power.resurvey);
     n->power.resurvey.data = n;
     n->sigterm.data = n;

@@ -32,6 +32,7 @@
 #include <protobuf-c/protobuf-c.h>
 #include <uv.h>
 
+#include "availability.h"
 #include "config.h"
 #include "glue.h"
 #include "grpc.h"
@@ -126,6 +127,7 @@ struct kyufu_node
     bool finish_waiting; /* the store's close waits for them */
     uint64_t stop_drain_until; /* uv_now bound of the drain (node.c) */
     struct kyufu_node_power power;
+    struct kyufu_node_avail avail; /* availability ledger (availability.c) */
 };
 
 /* One call in progress. */

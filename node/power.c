@@ -205,6 +205,8 @@ static void survey_done(struct kyufu_node *n)
         return;
     }
     n->power.transfer.data = n;
+    kyufu_node__avail_intent(n, KYUFU__V1__FAILOVER_CAUSE__CAUSE_POWER, "",
+                             NULL, NULL);
     int rv = kyufu_glue_transfer(n->glue, &n->power.transfer, target,
                                  on_power_transfer);
     if (rv != 0) {

@@ -58,6 +58,12 @@ static const struct kyufu_node_method table[] = {
      &kyufu__v1__transfer_leadership_request__descriptor, NULL, NULL},
     {"/kyufu.v1.Cluster/PowerEvent", KYUFU_NODE_POWER_EVENT,
      &kyufu__v1__power_event_request__descriptor, NULL, NULL},
+    /* SLA: availability ledger and drills (slacore). */
+    W("DrillProbe", drill_probe_request, "drill_probe"),
+    {"/kyufu.v1.Cluster/GetAvailability", KYUFU_NODE_GET_AVAILABILITY,
+     &kyufu__v1__get_availability_request__descriptor, NULL, NULL},
+    {"/kyufu.v1.Cluster/Drill", KYUFU_NODE_DRILL,
+     &kyufu__v1__drill_request__descriptor, NULL, NULL},
 };
 #undef W
 #undef R
@@ -122,6 +128,12 @@ static void handle(void *data, struct kyufu_grpc_call *call)
         return;
     case KYUFU_NODE_SETTLE:
         kyufu_node__settle(c);
+        return;
+    case KYUFU_NODE_GET_AVAILABILITY:
+        kyufu_node__get_availability(c);
+        return;
+    case KYUFU_NODE_DRILL:
+        kyufu_node__drill(c);
         return;
     }
     assert(false);

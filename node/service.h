@@ -30,6 +30,8 @@ enum kyufu_node_method_kind {
     KYUFU_NODE_TRANSFER,
     KYUFU_NODE_POWER_EVENT,
     KYUFU_NODE_SETTLE,
+    KYUFU_NODE_GET_AVAILABILITY, /* this node's store (availability.c) */
+    KYUFU_NODE_DRILL,            /* on the leader, if allowed (availability.c) */
 };
 
 struct kyufu_node_method

@@ -80,6 +80,11 @@ bool kyufu_storage__valid_drill_id(const char *s, size_t min)
     return true;
 }
 
+bool kyufu_storage_valid_drill_id(const char *s)
+{
+    return kyufu_storage__valid_drill_id(s, 1);
+}
+
 static int get_msg(struct kyufu_storage *s,
                    MDB_txn *txn,
                    const void *key,

@@ -247,6 +247,8 @@ int kyufu_storage_availability(struct kyufu_storage *s,
                                char *errmsg,
                                size_t errmsg_len);
 void kyufu_storage_availability_free(Kyufu__V1__AvailabilityReport *r);
+/* Whether s names a drill as apply accepts it: 1..64 bytes [A-Za-z0-9._-]. */
+bool kyufu_storage_valid_drill_id(const char *s);
 
 /* ------------------------------------------------------ audit and digest */
 
