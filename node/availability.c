@@ -91,14 +91,12 @@ static void on_leader_change(struct kyufu_glue_propose *req, int status,
     n->avail.lc_pending = false;
     if (status == 0) {
         /* Committed (or refused as of an ended term): done either way. */
-        struct kyufu_glue_status st;
-        kyufu_glue_status(n->glue, &st);
         if (r->code == KYUFU__V1__CODE__OK) {
             kyufu_log(KYUFU_LOG_INFO, "leader change recorded",
                       KYUFU_LOG_S("object", r->object),
                       KYUFU_LOG_U("old_leader", n->avail.old_leader));
         }
-        n->avail.lc_term_done = st.term;
+        n->avail.lc_term_done = n->avail.lc_term;
     }
     result_free(r);
     kyufu_node__check_fatal(n, status);
@@ -143,8 +141,10 @@ static void propose_leader_change(struct kyufu_node *n)
     Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;
     cmd.body_case = KYUFU__V1__COMMAND__BODY_LEADER_CHANGE;
     cmd.leader_change = &lc;
-    if ((n->avail.lc.data = n, propose_own(n, &n->avail.lc, &cmd, on_leader_change)) == 0) {
+    n->avail.lc.data = n;
+    if (propose_own(n, &n->avail.lc, &cmd, on_leader_change) == 0) {
         n->avail.lc_pending = true;
+        n->avail.lc_term = st.term;
     }
 }
 
@@ -164,7 +164,8 @@ static void on_tick(uv_timer_t *t)
     Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;
     cmd.body_case = KYUFU__V1__COMMAND__BODY_AVAILABILITY_HEARTBEAT;
     cmd.availability_heartbeat = &hb;
-    if ((n->avail.hb.data = n, propose_own(n, &n->avail.hb, &cmd, on_heartbeat)) == 0) {
+    n->avail.hb.data = n;
+    if (propose_own(n, &n->avail.hb, &cmd, on_heartbeat) == 0) {
         n->avail.hb_pending = true;
     }
 }

@@ -31,6 +31,7 @@ struct kyufu_node_avail
     uint64_t known_leader;        /* last leader seen (not 0) */
     uint64_t old_leader;          /* the leader before we took over */
     uint64_t lc_term_done;        /* term whose LeaderChange committed */
+    uint64_t lc_term;             /* term of the one in flight */
     bool hb_pending;
     struct kyufu_glue_propose hb;
     bool lc_pending;
