@@ -40,6 +40,8 @@ struct kyufu_node_avail
     struct kyufu_glue_propose intent;
     kyufu_node_intent_cb intent_cb;
     void *intent_arg;
+    int intent_status;
+    uv_timer_t intent_timer;      /* runs intent_cb outside raft's callback */
     uv_timer_t crash_timer;       /* a crash drill's SIGKILL */
     bool crash_timer_init;
 };

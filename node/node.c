@@ -175,6 +175,24 @@ static void on_stop_timer(uv_timer_t *t)
     }
 }
 
+/* The hand-over's intent committed (or failed): now the transfer, unless
+ * the stop moved on meanwhile (hurried, timed out, closing). */
+static void on_stop_intent(struct kyufu_node *n, int status, void *arg)
+{
+    (void)status;
+    (void)arg;
+    if (n->stage != KYUFU_NODE_TRANSFERRING || !n->stop_transfer_pending ||
+        n->stop_hurry || n->glue == NULL) {
+        return;
+    }
+    int rv = kyufu_glue_transfer(n->glue, &n->stop_transfer, n->stop_target,
+                                 on_stop_transfer);
+    if (rv != 0) {
+        /* As a failed hand-over: on_stop_transfer logs and moves on. */
+        on_stop_transfer(&n->stop_transfer, rv);
+    }
+}
+
 /* The stop itself, from stop_defer's callback (RUNNING or STARTING). */
 static void stop_begin(struct kyufu_node *n)
 {
@@ -194,13 +212,17 @@ static void stop_begin(struct kyufu_node *n)
     if (clean && target != UINT64_MAX && n->config->n_peers > 1 &&
         kyufu_glue_is_leader(n->glue) && !n->power.transfer_pending) {
         n->stop_transfer.data = n;
-        /* The availability ledger records why leadership moves. */
-        kyufu_node__avail_intent(n, n->power.stop_ordered
-                                        ? KYUFU__V1__FAILOVER_CAUSE__CAUSE_POWER
-                                        : KYUFU__V1__FAILOVER_CAUSE__CAUSE_PLANNED,
-                                 "", NULL, NULL);
-        int rv = kyufu_glue_transfer(n->glue, &n->stop_transfer, target,
+        n->stop_target = target;
+        /* The availability ledger records why leadership moves: the intent
+         * commits first, then the transfer starts (on_stop_intent). */
+        int rv = kyufu_node__avail_intent(
+            n, n->power.stop_ordered ? KYUFU__V1__FAILOVER_CAUSE__CAUSE_POWER
+                                     : KYUFU__V1__FAILOVER_CAUSE__CAUSE_PLANNED,
+            "", on_stop_intent, NULL);
+        if (rv != 0) {
+            rv = kyufu_glue_transfer(n->glue, &n->stop_transfer, target,
                                      on_stop_transfer);
+        }
         if (rv == 0) {
             n->stage = KYUFU_NODE_TRANSFERRING;
             n->stop_transfer_pending = true;
