@@ -202,7 +202,12 @@ static int day_add(struct kyufu_storage *s,
         d.max_rto_ms = rto_ms;
     }
     d.heartbeats += heartbeats;
-    KYUFU_ASSERT(d.unavailable_ms <= (uint64_t)DAY_MS);
+    if (d.unavailable_ms > (uint64_t)DAY_MS) {
+        /* Only windows that overlap can sum past a day, and only leaders'
+         * clocks that went back make them overlap: an input, not a bug, so
+         * clamp rather than stop every replica. */
+        d.unavailable_ms = (uint64_t)DAY_MS;
+    }
     return put_msg(s, txn, key, sizeof key, &d.base);
 }
 
