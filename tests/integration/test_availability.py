@@ -4,6 +4,7 @@ three-node cluster:
   - SIGKILL of the leader: every node's Cluster.GetAvailability lists that
     failover with cause CRASH, the old and new leader, and an rto_ms
     between 1 ms and 10 s; the window it opened is there too;
+  - SIGSTOP of the leader (alive, silent): cause PARTITION;
   - Cluster.TransferLeadership: the failover's cause is PLANNED;
   - kyufuctl drill failover --mode planned|crash --rounds 2 --json: two
     rounds each with rto_ms, lost = [], and the ledger lists each round
@@ -95,6 +96,22 @@ def main():
         f2, _ = wait_failover(c, leader, t0,
                               lambda f: f.old_leader_id == leader, "restarted")
         assert f2 == f, (f2, f)  # replicated: the restarted node agrees
+
+        # 1b. A leader that goes silent without dying (SIGSTOP): nothing
+        # closes its connections, so the new leader says PARTITION.
+        cur = c.wait_leader(10)
+        t3 = now_ms()
+        c.kill(cur, signal.SIGSTOP)
+        try:
+            new = c.wait_leader(15, exclude=(cur,), majority=True)
+            f, _ = wait_failover(c, new, t3,
+                                 lambda f: f.old_leader_id == cur, "SIGSTOP")
+        finally:
+            c.kill(cur, signal.SIGCONT)
+        assert f.cause == S.CAUSE_PARTITION, f
+        print("SIGSTOP of leader %d: node %d leads, ledger rto %d ms "
+              "(partition)" % (cur, new, f.rto_ms))
+        c.wait_converged(30)
 
         # 2. A planned transfer.
         cur = c.wait_leader(10)
