@@ -243,6 +243,10 @@ void ctl__set_transport(client__transport_factory factory, void *arg);
 
 /* Open the client from the config on first use; returns an exit code. */
 int ctl__client(struct ctl__run *r, struct kyufu_client **out);
+/* A new client from the same config on `loop` (asynchronous use; the
+ * caller closes it), or a synchronous one kept in r (loop NULL). */
+#include <uv.h>
+int ctl__client_on(struct ctl__run *r, uv_loop_t *loop, struct kyufu_client **out);
 
 /* Map a finished call (kyufu_client_call's return and result) to an exit
  * code, printing the error; 0 when the call succeeded with OK. */
@@ -299,6 +303,9 @@ void ctl__sla_report_text(json_t *doc, FILE *out);
 void ctl__sla_report_html(json_t *doc, FILE *out);
 /* "crash", "planned", ... for a FailoverCause value. */
 const char *ctl__sla_cause_name(int cause);
+/* Drills (ctl_drill.c), same convention. */
+int ctl__drill(struct ctl__run *r, const char *verb, int argc, char **argv);
+void ctl__drill_usage(FILE *out);
 
 /* Common options every command accepts (after the command too). */
 #define CTL__COMMON_OPTS_N 7

@@ -149,6 +149,11 @@ int ctl__client(struct ctl__run *r, struct kyufu_client **out)
         *out = r->client;
         return 0;
     }
+    return ctl__client_on(r, NULL, out);
+}
+
+int ctl__client_on(struct ctl__run *r, uv_loop_t *loop, struct kyufu_client **out)
+{
     const char *path = r->config_path;
     if (path == NULL) {
         path = getenv("KYUFUCTL_CONFIG");
@@ -189,17 +194,21 @@ int ctl__client(struct ctl__run *r, struct kyufu_client **out)
         snprintf(r->actor_buf, sizeof r->actor_buf, "%s", cfg.actor);
         r->actor = r->actor_buf;
     }
+    struct kyufu_client *client = NULL;
     rv = test_factory != NULL
-             ? client__create_with(&cfg, NULL, test_factory, test_factory_arg, &r->client, err,
+             ? client__create_with(&cfg, loop, test_factory, test_factory_arg, &client, err,
                                    sizeof err)
-             : kyufu_client_create(&cfg, NULL, &r->client, err, sizeof err);
+             : kyufu_client_create(&cfg, loop, &client, err, sizeof err);
     kyufu_client_config_free(&cfg);
     if (rv != 0) {
         return ctl__fail(r, rv == KYUFU_CLIENT_ECONFIG ? KYUFU_CTL_EXIT_USAGE
                                                        : KYUFU_CTL_EXIT_LOCAL,
                          "%s", err);
     }
-    *out = r->client;
+    if (loop == NULL) {
+        r->client = client;
+    }
+    *out = client;
     return 0;
 }
 
@@ -301,6 +310,7 @@ static void usage(FILE *out)
     ctl__cluster_usage(out);
     ctl__node_usage(out);
     ctl__sla_usage(out);
+    ctl__drill_usage(out);
     fprintf(out, "\nexit codes:\n");
 #define KYUFU_CTL__USAGE(name, value, text) fprintf(out, "  %d  %s\n", value, text);
     KYUFU_CTL_EXITS(KYUFU_CTL__USAGE)
@@ -365,6 +375,8 @@ int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
         rv = ctl__node(&r, verb, cargc, cargv);
     } else if (strcmp(noun, "sla") == 0) {
         rv = ctl__sla(&r, verb, cargc, cargv);
+    } else if (strcmp(noun, "drill") == 0) {
+        rv = ctl__drill(&r, verb, cargc, cargv);
     } else {
         rv = ctl__ledger(&r, noun, verb, cargc, cargv);
     }

@@ -66,6 +66,8 @@ enum key_id {
     K_METRICS_TLS,
     K_METRICS_CLIENT_CERT,
     K_NODE_JOIN,
+    K_SLA_HEARTBEAT, /* SLA: availability ledger (slacore) */
+    K_SLA_ALLOW_DRILLS,
     K_COUNT
 };
 
@@ -123,6 +125,9 @@ static const struct key_spec keys[K_COUNT] = {
     [K_METRICS_CLIENT_CERT] = {"node", "metrics_tls_client_cert", false,
                                NOT_RAFT},
     [K_NODE_JOIN] = {"node", "join", false, NOT_RAFT},
+    [K_SLA_HEARTBEAT] = {"sla", "heartbeat_ms", false, KYUFU_GLUE_OPTION_COUNT,
+                         "milliseconds"},
+    [K_SLA_ALLOW_DRILLS] = {"sla", "allow_drills", false, NOT_RAFT},
 };
 #undef NOT_RAFT
 
@@ -147,6 +152,15 @@ static struct kyufu_glue_option_bounds bounds_of(enum key_id k)
 {
     if (is_raft(k)) {
         return *kyufu_glue_option_bounds(keys[k].option);
+    }
+    if (k == K_SLA_HEARTBEAT) {
+        /* The bounds apply enforces on a heartbeat (storage_limits.h). */
+        struct kyufu_glue_option_bounds h = {
+            .def = KYUFU_NODE_SLA_HEARTBEAT_MS_DEFAULT,
+            .min = KYUFU_AVAIL_INTERVAL_MS_MIN,
+            .max = KYUFU_AVAIL_INTERVAL_MS_MAX,
+        };
+        return h;
     }
     if (k == K_POWER_POLL) {
         struct kyufu_glue_option_bounds p = {
@@ -195,6 +209,8 @@ static unsigned *raft_value(struct kyufu_config *c, enum key_id k)
         return &c->power_poll_ms;
     case K_SLA_ALERT_TIMEOUT:
         return &c->sla_alert_timeout_ms;
+    case K_SLA_HEARTBEAT:
+        return &c->sla_heartbeat_ms;
     default:
         assert(false);
         return NULL;
@@ -555,9 +571,20 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
     case K_SLA_ALERT_COMMAND:
         set_alert_command(ps, value);
         return;
+    case K_SLA_ALLOW_DRILLS:
+        if (strcmp(value, "true") == 0) {
+            c->sla_allow_drills = true;
+        } else if (strcmp(value, "false") == 0) {
+            c->sla_allow_drills = false;
+        } else {
+            problem(c, ps->line, section, key,
+                    "'%s' is neither true nor false", value);
+        }
+        return;
     case K_API_CONNECTIONS:
     case K_API_PER_ADDRESS:
     case K_SLA_ALERT_TIMEOUT:
+    case K_SLA_HEARTBEAT:
     case K_POWER_POLL: {
         struct kyufu_glue_option_bounds b = bounds_of(k);
         if (!parse_uint(value, b.min, b.max, &v)) {

@@ -22,6 +22,8 @@
  *   [sla]      slo_file (the SLO file, node/slo.h, validated here too),
  *              alert_command = /PROGRAM [ARG ...] (run without a shell),
  *              alert_command_timeout_ms        (optional; docs/sla.md)
+ *   [sla]      heartbeat_ms, allow_drills = true|false
+ *                                               (optional; docs/sla.md)
  *
  * Comments: a line whose first non-blank character is ';' or '#', and the
  * rest of a line from a ';' or '#' that follows a blank (so a value cannot
@@ -144,6 +146,10 @@ struct kyufu_config
     size_t sla_alert_argv[KYUFU_NODE_SLA_COMMAND_ARGS_MAX];
     size_t sla_alert_argc;
     unsigned sla_alert_timeout_ms;
+    /* [sla] (docs/sla.md): the leader's availability heartbeat, and whether
+     * this node honours Cluster.Drill (off unless set to true). */
+    unsigned sla_heartbeat_ms;
+    bool sla_allow_drills;
 
     /* Filled when load returns INVALID. */
     struct kyufu_config_problem problems[KYUFU_CONFIG_PROBLEMS_MAX];

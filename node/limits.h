@@ -194,4 +194,17 @@ _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX + KYUFU_NODE_STOP_DRAIN_MS_MAX <
                    KYUFU_NODE_STOP_MS_MAX,
                "hand-over and drain fit inside the whole stop");
 
+/* [sla] heartbeat_ms default: measured in docs/sla.md ("Heartbeat cost"),
+ * one small entry a second costs well under 1% of a core and bounds the
+ * error of a window to a second when no client writes. */
+#define KYUFU_NODE_SLA_HEARTBEAT_MS_DEFAULT 1000u
+
+/* A new leader calls the old one crashed when its Raft connection to it
+ * ended (EOF, reset, refused) within this many election timeouts before
+ * (the election follows the loss by about one timeout; docs/sla.md). */
+#define KYUFU_NODE_CRASH_EVIDENCE_ELECTIONS 5u
+/* A crash drill answers its caller, then dies this much later: long enough
+ * for the answer to leave over loopback or a LAN, short against an RTO. */
+#define KYUFU_NODE_DRILL_CRASH_DELAY_MS 50u
+
 #endif /* KYUFU_NODE_LIMITS_H */

@@ -68,6 +68,7 @@ void kyufu_node__finish(struct kyufu_node *n)
     kyufu_node__notify_close(n);
     kyufu_node__power_close(n);
     kyufu_node__sla_close(n);
+    kyufu_node__avail_close(n);
 }
 
 static void on_glue_closed(void *arg)
@@ -185,6 +186,24 @@ static void on_stop_timer(uv_timer_t *t)
     }
 }
 
+/* The hand-over's intent committed (or failed): now the transfer, unless
+ * the stop moved on meanwhile (hurried, timed out, closing). */
+static void on_stop_intent(struct kyufu_node *n, int status, void *arg)
+{
+    (void)status;
+    (void)arg;
+    if (n->stage != KYUFU_NODE_TRANSFERRING || !n->stop_transfer_pending ||
+        n->stop_hurry || n->glue == NULL) {
+        return;
+    }
+    int rv = kyufu_glue_transfer(n->glue, &n->stop_transfer, n->stop_target,
+                                 on_stop_transfer);
+    if (rv != 0) {
+        /* As a failed hand-over: on_stop_transfer logs and moves on. */
+        on_stop_transfer(&n->stop_transfer, rv);
+    }
+}
+
 /* The stop itself, from stop_defer's callback (RUNNING or STARTING). */
 static void stop_begin(struct kyufu_node *n)
 {
@@ -204,8 +223,17 @@ static void stop_begin(struct kyufu_node *n)
     if (clean && target != UINT64_MAX && n->config->n_peers > 1 &&
         kyufu_glue_is_leader(n->glue) && !n->power.transfer_pending) {
         n->stop_transfer.data = n;
-        int rv = kyufu_glue_transfer(n->glue, &n->stop_transfer, target,
+        n->stop_target = target;
+        /* The availability ledger records why leadership moves: the intent
+         * commits first, then the transfer starts (on_stop_intent). */
+        int rv = kyufu_node__avail_intent(
+            n, n->power.stop_ordered ? KYUFU__V1__FAILOVER_CAUSE__CAUSE_POWER
+                                     : KYUFU__V1__FAILOVER_CAUSE__CAUSE_PLANNED,
+            "", on_stop_intent, NULL);
+        if (rv != 0) {
+            rv = kyufu_glue_transfer(n->glue, &n->stop_transfer, target,
                                      on_stop_transfer);
+        }
         if (rv == 0) {
             kyufu_node__metrics_transfer(n, n->power.stop_ordered
                                                 ? KYUFU_NODE_CAUSE_POWER
@@ -337,6 +365,7 @@ static void on_state(struct kyufu_glue *g, void *arg)
     }
     if (n->stage == KYUFU_NODE_RUNNING) {
         kyufu_node__power_on_state(n);
+        kyufu_node__avail_on_state(n);
     }
     if (n->api != NULL && n->stage == KYUFU_NODE_RUNNING) {
         enum kyufu_grpc_health_status h = st.leader_id != 0
@@ -590,6 +619,7 @@ int kyufu_node_run(const struct kyufu_config *config)
     uv_timer_init(&n->loop, &n->stall_timer);
     kyufu_node__stall_start(n);
     kyufu_node__notify_init(n);
+    kyufu_node__avail_start(n);
     uv_timer_init(&n->loop, &n->power.resurvey);
     n->power.resurvey.data = n;
     n->sigterm.data = n;

@@ -32,6 +32,7 @@
 #include <protobuf-c/protobuf-c.h>
 #include <uv.h>
 
+#include "availability.h"
 #include "config.h"
 #include "glue.h"
 #include "grpc.h"
@@ -62,7 +63,8 @@ struct kyufu_node_power
     uv_timer_t resurvey;          /* a leader on battery asks again */
     unsigned survey_pending;      /* Status calls out */
     bool surveyed;                /* a survey has completed */
-    bool transfer_pending;
+    bool transfer_pending;        /* its intent or transfer is out */
+    uint64_t transfer_target;
     struct kyufu_glue_transfer transfer;
     struct kyufu_node_power_peer peers[KYUFU_NODE_CLUSTER_SIZE_MAX];
     bool alerted;
@@ -171,6 +173,7 @@ struct kyufu_node
     bool glue_closed;
     struct kyufu_glue_transfer stop_transfer;
     bool stop_transfer_pending;
+    uint64_t stop_target; /* the hand-over's (after its intent commits) */
 
     uint64_t leader_id; /* last seen, for logs and health */
     size_t calls_inflight;
@@ -186,6 +189,7 @@ struct kyufu_node
     struct kyufu_node_power power;
     struct kyufu_node_sla sla; /* SLA evaluator and alert hook (sla.h) */
     struct kyufu_node_metrics metrics;
+    struct kyufu_node_avail avail; /* availability ledger (availability.c) */
 };
 
 /* One call in progress. */

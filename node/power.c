@@ -158,6 +158,8 @@ static uint64_t best_peer(const struct kyufu_node *n)
 }
 
 static void consider(struct kyufu_node *n);
+static void power_transfer_start(struct kyufu_node *n);
+static void on_power_intent(struct kyufu_node *n, int status, void *arg);
 
 static void on_resurvey(uv_timer_t *t)
 {
@@ -205,6 +207,35 @@ static void survey_done(struct kyufu_node *n)
         return;
     }
     n->power.transfer.data = n;
+    n->power.transfer_target = target;
+    /* The availability ledger's cause first (POWER), then the transfer
+     * (power_transfer_start, once the intent has committed). */
+    int rv = kyufu_node__avail_intent(n, KYUFU__V1__FAILOVER_CAUSE__CAUSE_POWER,
+                                      "", on_power_intent, NULL);
+    if (rv == 0) {
+        n->power.transfer_pending = true;
+        return;
+    }
+    power_transfer_start(n);
+}
+
+/* The intent committed or failed: the hand-over goes ahead either way
+ * (unless this node no longer leads). */
+static void on_power_intent(struct kyufu_node *n, int status, void *arg)
+{
+    (void)status;
+    (void)arg;
+    n->power.transfer_pending = false;
+    if (n->glue == NULL || n->stage >= KYUFU_NODE_CLOSING ||
+        !kyufu_glue_is_leader(n->glue)) {
+        return;
+    }
+    power_transfer_start(n);
+}
+
+static void power_transfer_start(struct kyufu_node *n)
+{
+    uint64_t target = n->power.transfer_target;
     int rv = kyufu_glue_transfer(n->glue, &n->power.transfer, target,
                                  on_power_transfer);
     if (rv != 0) {

@@ -71,6 +71,12 @@ static const struct kyufu_node_method table[] = {
      &kyufu__v1__add_node_request__descriptor, NULL, NULL},
     {"/kyufu.v1.Cluster/RemoveNode", KYUFU_NODE_REMOVE_NODE,
      &kyufu__v1__remove_node_request__descriptor, NULL, NULL},
+    /* SLA: availability ledger and drills (slacore). */
+    W("DrillProbe", drill_probe_request, "drill_probe"),
+    {"/kyufu.v1.Cluster/GetAvailability", KYUFU_NODE_GET_AVAILABILITY,
+     &kyufu__v1__get_availability_request__descriptor, NULL, NULL},
+    {"/kyufu.v1.Cluster/Drill", KYUFU_NODE_DRILL,
+     &kyufu__v1__drill_request__descriptor, NULL, NULL},
 };
 #undef W
 #undef R
@@ -165,6 +171,12 @@ static void handle(void *data, struct kyufu_grpc_call *call)
         return;
     case KYUFU_NODE_REMOVE_NODE:
         kyufu_node__remove_node(c);
+        return;
+    case KYUFU_NODE_GET_AVAILABILITY:
+        kyufu_node__get_availability(c);
+        return;
+    case KYUFU_NODE_DRILL:
+        kyufu_node__drill(c);
         return;
     }
     assert(false);

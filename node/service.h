@@ -32,6 +32,8 @@ enum kyufu_node_method_kind {
     KYUFU_NODE_SETTLE,
     KYUFU_NODE_ADD_NODE,    /* membership (service_membership.c) */
     KYUFU_NODE_REMOVE_NODE,
+    KYUFU_NODE_GET_AVAILABILITY, /* this node's store (availability.c) */
+    KYUFU_NODE_DRILL,            /* on the leader, if allowed (availability.c) */
 };
 
 struct kyufu_node_method

@@ -137,6 +137,31 @@ static void on_transferred(struct kyufu_glue_transfer *req, int status)
     kyufu_node__call_done_msg(c, &resp.base);
 }
 
+static void on_transfer_intent(struct kyufu_node *n, int status, void *arg)
+{
+    struct kyufu_node_call *c = arg;
+    const Kyufu__V1__TransferLeadershipRequest *r = c->request;
+    if (status != 0) {
+        kyufu_log(KYUFU_LOG_WARN, "transfer intent not recorded; handing "
+                  "over anyway",
+                  KYUFU_LOG_S("error", kyufu_glue_strerror(status)));
+    }
+    c->req.transfer.data = c;
+    int rv = kyufu_glue_transfer(n->glue, &c->req.transfer, r->target_id,
+                                 on_transferred);
+    if (rv == 0) {
+        kyufu_node__metrics_transfer(n, KYUFU_NODE_CAUSE_PLANNED);
+    }
+    if (rv == KYUFU_GLUE_ENOTLEADER) {
+        kyufu_node__forward(c);
+        return;
+    }
+    if (rv != 0) {
+        kyufu_node__call_done(c, KYUFU_GRPC_FAILED_PRECONDITION,
+                              kyufu_glue_strerror(rv), NULL, 0);
+    }
+}
+
 void kyufu_node__transfer(struct kyufu_node_call *c)
 {
     struct kyufu_node *n = c->node;
@@ -158,19 +183,15 @@ void kyufu_node__transfer(struct kyufu_node_call *c)
         kyufu_node__call_done_msg(c, &resp.base);
         return;
     }
-    c->req.transfer.data = c;
-    int rv = kyufu_glue_transfer(n->glue, &c->req.transfer, r->target_id,
-                                 on_transferred);
-    if (rv == 0) {
-        kyufu_node__metrics_transfer(n, KYUFU_NODE_CAUSE_PLANNED);
-    }
+    /* First the intent (availability ledger: cause PLANNED), then the
+     * transfer, whatever became of the intent. */
+    int rv = kyufu_node__avail_intent(n,
+                                      KYUFU__V1__FAILOVER_CAUSE__CAUSE_PLANNED,
+                                      "", on_transfer_intent, c);
     if (rv == KYUFU_GLUE_ENOTLEADER) {
         kyufu_node__forward(c);
-        return;
-    }
-    if (rv != 0) {
-        kyufu_node__call_done(c, KYUFU_GRPC_FAILED_PRECONDITION,
-                              kyufu_glue_strerror(rv), NULL, 0);
+    } else if (rv != 0) {
+        on_transfer_intent(n, rv, c);
     }
 }
 

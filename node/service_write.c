@@ -16,19 +16,10 @@
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "kyufu/v1/service.pb-c.h"
 #include "log.h"
 #include "service.h"
-
-/* The leader's clock, stamped into the command (apply never reads one). */
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A field of an unpacked request by name, through its descriptor, so one
  * function serves every XxxRequest {header = 1; command = 2}. */
@@ -110,7 +101,7 @@ void kyufu_node__propose(struct kyufu_node_call *c,
         header.terminal = rh->terminal;
         header.key = rh->key;
     }
-    header.time_ms = now_ms();
+    header.time_ms = kyufu_node__wall_ms(); /* apply reads no clock */
 
     Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;
     cmd.header = &header;

@@ -83,6 +83,13 @@ struct kyufu_glue
     void *apply_arg;
     kyufu_glue_append_cb append_cb;
     void *append_arg;
+    /* Loop time at which an open Raft stream with a peer last ended from
+     * the TCP side (EOF, reset) or a connect to it was refused: the
+     * availability ledger's evidence of a crash (kyufu_glue_peer_lost_ms). */
+    struct {
+        uint64_t id;
+        uint64_t ms;
+    } lost[KYUFU_GLUE_PEERS_TRACKED_MAX];
 };
 
 const char *kyufu_glue_strerror(int rv)
@@ -309,6 +316,35 @@ static void transport_connected(struct glue_transport *gt, raft_id id)
     }
 }
 
+static void transport_lost(struct glue_transport *gt, raft_id id)
+{
+    struct kyufu_glue *g = gt->data;
+    size_t free_slot = KYUFU_GLUE_PEERS_TRACKED_MAX;
+    for (size_t i = 0; i < KYUFU_GLUE_PEERS_TRACKED_MAX; i++) {
+        if (g->lost[i].id == id) {
+            g->lost[i].ms = uv_now(g->loop);
+            return;
+        }
+        if (g->lost[i].id == 0 && free_slot == KYUFU_GLUE_PEERS_TRACKED_MAX) {
+            free_slot = i;
+        }
+    }
+    if (free_slot < KYUFU_GLUE_PEERS_TRACKED_MAX && id != 0) {
+        g->lost[free_slot].id = id;
+        g->lost[free_slot].ms = uv_now(g->loop);
+    }
+}
+
+uint64_t kyufu_glue_peer_lost_ms(struct kyufu_glue *g, uint64_t id)
+{
+    for (size_t i = 0; i < KYUFU_GLUE_PEERS_TRACKED_MAX; i++) {
+        if (g->lost[i].id == id && id != 0) {
+            return g->lost[i].ms;
+        }
+    }
+    return 0;
+}
+
 /* A Raft connection refused during its handshake (already rate-limited). */
 static void transport_refused(struct glue_transport *gt,
                               const struct glue_peer_refusal *r)
@@ -455,6 +491,7 @@ int kyufu_glue_init(uv_loop_t *loop,
                               config->tls_key_file, config->tls_ca_file, tls_err,
                               sizeof tls_err);
     g->transport.connected = transport_connected;
+    g->transport.lost = transport_lost;
     g->transport.refused = transport_refused;
     g->transport.allowed = config->peer_allowed;
     g->transport.allowed_arg = config->peer_allowed_arg;

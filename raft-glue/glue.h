@@ -299,6 +299,13 @@ struct kyufu_glue_status
 
 void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out);
 
+/* uv_now (loop ms) of the last time an open Raft stream with peer `id`
+ * ended from the TCP side (EOF, reset) or a connect to it was refused; 0
+ * when never.  A process that dies has its sockets closed by the kernel, a
+ * partitioned or frozen one does not: the availability ledger tells a
+ * crash from a partition by this (docs/sla.md, "Causes"). */
+uint64_t kyufu_glue_peer_lost_ms(struct kyufu_glue *g, uint64_t id);
+
 /* The slowest apply of a committed entry (one LMDB transaction, run on the
  * loop thread) since the previous call, in milliseconds; resets it. */
 uint64_t kyufu_glue_take_apply_max_ms(struct kyufu_glue *g);

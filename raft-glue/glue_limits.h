@@ -186,4 +186,8 @@ _Static_assert(KYUFU_PEER_ADDRESS_BYTES_MAX % 8 == 0,
 _Static_assert(KYUFU_PEER_WRITE_QUEUE_BYTES_MAX >= 2 * KYUFU_ENTRY_BYTES_MAX,
                "a bridge queues at least two whole entries");
 
+/* Peers whose lost-connection time the glue keeps (kyufu_glue_peer_lost_ms):
+ * kyufud's cluster size bound (node/limits.h) with headroom. */
+#define KYUFU_GLUE_PEERS_TRACKED_MAX 16u
+
 #endif /* KYUFU_GLUE_LIMITS_H */

@@ -674,6 +674,9 @@ static void tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
                    nread == UV_EOF ? "closed during the handshake"
                                    : uv_strerror((int)nread));
         } else {
+            if (l->gt->lost != NULL && l->id != 0) {
+                l->gt->lost(l->gt, l->id);
+            }
             link_close(l, 0);
         }
         return;
@@ -735,6 +738,9 @@ static void connect_cb(uv_connect_t *req, int status)
         return;
     }
     if (status < 0) {
+        if (status == UV_ECONNREFUSED && l->gt->lost != NULL) {
+            l->gt->lost(l->gt, l->id);
+        }
         link_close(l, RAFT_NOCONNECTION);
         return;
     }

@@ -67,6 +67,10 @@ struct glue_transport
     raft_uv_transport_close_cb close_cb;
     /* Optional: a stream to (connect) or from (accept) peer `id` is up. */
     void (*connected)(struct glue_transport *gt, raft_id id);
+    /* Optional: an open stream with peer `id` ended from the TCP side
+     * (EOF or an error), or a connect to it was refused (ECONNREFUSED): the
+     * peer's process is gone, not merely unreachable. */
+    void (*lost)(struct glue_transport *gt, raft_id id);
     /* Optional: a refused connection, at most KYUFU_PEER_REFUSED_LOG_PER_WINDOW
      * per KYUFU_PEER_REFUSED_LOG_WINDOW_MS; the rest are counted. */
     void (*refused)(struct glue_transport *gt, const struct glue_peer_refusal *r);

@@ -34,54 +34,70 @@ struct command_def
      * the node's role ("kyufud"). */
     uint32_t roles;
     kyufu_storage__handler handler;
+    /* Proposed by kyufud itself (the availability ledger): no actor check,
+     * audit record or session entry (docs/sla.md: a heartbeat a second
+     * must not grow the audit trail); never reachable from an RPC, as no
+     * method of service.c names these bodies. */
+    bool system;
 };
 
 static const struct command_def commands[] = {
     {CASE(CREATE_PROGRAM), "CreateProgram", ROLE(APPROVER),
-     kyufu_storage__create_program},
+     kyufu_storage__create_program, false},
     {CASE(OPEN_PROGRAM), "OpenProgram", ROLE(APPROVER),
-     kyufu_storage__open_program},
+     kyufu_storage__open_program, false},
     {CASE(CLOSE_PROGRAM), "CloseProgram", ROLE(APPROVER),
-     kyufu_storage__close_program},
+     kyufu_storage__close_program, false},
     {CASE(ADJUST_BUDGET), "AdjustBudget", ROLE(APPROVER),
-     kyufu_storage__adjust_budget},
+     kyufu_storage__adjust_budget, false},
     {CASE(REGISTER_HOUSEHOLD), "RegisterHousehold", ROLE(CLERK),
-     kyufu_storage__register_household},
+     kyufu_storage__register_household, false},
     {CASE(UPDATE_HOUSEHOLD), "UpdateHousehold", ROLE(CLERK),
-     kyufu_storage__update_household},
+     kyufu_storage__update_household, false},
     /* API contract (issue 14 item 4): the masked, versioned update; audited
      * under the RPC's name like the legacy body it replaces. */
     {CASE(UPDATE_HOUSEHOLD_FIELDS), "UpdateHousehold", ROLE(CLERK),
-     kyufu_storage__update_household_fields},
+     kyufu_storage__update_household_fields, false},
     {CASE(SUBMIT_APPLICATION), "SubmitApplication", ROLE(CLERK),
-     kyufu_storage__submit_application},
+     kyufu_storage__submit_application, false},
     {CASE(APPROVE_APPLICATION), "ApproveApplication", ROLE(APPROVER),
-     kyufu_storage__approve_application},
+     kyufu_storage__approve_application, false},
     {CASE(REJECT_APPLICATION), "RejectApplication", ROLE(APPROVER),
-     kyufu_storage__reject_application},
+     kyufu_storage__reject_application, false},
     {CASE(CANCEL_APPLICATION), "CancelApplication", ROLE(CLERK) | ROLE(APPROVER),
-     kyufu_storage__cancel_application},
+     kyufu_storage__cancel_application, false},
     {CASE(CREATE_PAYMENT_BATCH), "CreatePaymentBatch", ROLE(CLERK),
-     kyufu_storage__create_payment_batch},
+     kyufu_storage__create_payment_batch, false},
     {CASE(CONFIRM_PAYMENT_BATCH), "ConfirmPaymentBatch", ROLE(APPROVER),
-     kyufu_storage__confirm_payment_batch},
+     kyufu_storage__confirm_payment_batch, false},
     {CASE(RETURN_PAYMENT), "ReturnPayment", ROLE(CLERK),
-     kyufu_storage__return_payment},
+     kyufu_storage__return_payment, false},
     {CASE(CREATE_STAFF), "CreateStaff", ROLE(ID_ADMIN),
-     kyufu_storage__create_staff},
+     kyufu_storage__create_staff, false},
     {CASE(SET_STAFF_ROLES), "SetStaffRoles", ROLE(ID_ADMIN),
-     kyufu_storage__set_staff_roles},
+     kyufu_storage__set_staff_roles, false},
     {CASE(SET_STAFF_STATUS), "SetStaffStatus", ROLE(ID_ADMIN),
-     kyufu_storage__set_staff_status},
+     kyufu_storage__set_staff_status, false},
     /* Anyone who writes may settle a key of their own (apply_settle.c). */
     {CASE(SETTLE_WRITE), "SettleWrite",
      ROLE(ID_ADMIN) | ROLE(CLERK) | ROLE(APPROVER),
-     kyufu_storage__settle_write},
+     kyufu_storage__settle_write, false},
     /* SLA incidents (apply_incident.c): opened by the leader, closed by an
      * operator. */
-    {CASE(OPEN_INCIDENT), "OpenIncident", 0, kyufu_storage__open_incident},
+    {CASE(OPEN_INCIDENT), "OpenIncident", 0, kyufu_storage__open_incident,
+     false},
     {CASE(CLOSE_INCIDENT), "CloseIncident", ROLE(OPERATOR),
-     kyufu_storage__close_incident},
+     kyufu_storage__close_incident, false},
+    /* The availability ledger (apply_availability.c). */
+    {CASE(AVAILABILITY_HEARTBEAT), "AvailabilityHeartbeat", 0,
+     kyufu_storage__availability_heartbeat, true},
+    {CASE(LEADER_CHANGE), "LeaderChange", 0, kyufu_storage__leader_change,
+     true},
+    {CASE(FAILOVER_INTENT), "FailoverIntent", 0,
+     kyufu_storage__failover_intent, true},
+    {CASE(DRILL_RESULT), "DrillResult", 0, kyufu_storage__drill_result, true},
+    {CASE(DRILL_PROBE), "DrillProbe", ROLE(OPERATOR),
+     kyufu_storage__drill_probe, false},
 };
 
 static const struct command_def *find_command(const Kyufu__V1__Command *cmd)
@@ -420,6 +436,38 @@ static int unpack_result(const uint8_t *buf,
     return *out == NULL ? KYUFU_STORAGE_ENOMEM : 0;
 }
 
+/* A command of kyufud's own (command_def.system): the handler in a nested
+ * txn, nothing else.  Its result is not kept (no session entry). */
+static int apply_system(struct kyufu_storage__cmd *c,
+                        const struct command_def *def,
+                        MDB_txn *txn,
+                        Kyufu__V1__CommandResult **result)
+{
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    KYUFU_ASSERT(def->system && def->roles == 0);
+    int rv = kyufu_storage__mdb_error(mdb_txn_begin(c->s->env, txn, 0,
+                                                    &c->txn));
+    if (rv != 0) {
+        return rv;
+    }
+    rv = def->handler(c);
+    if (rv == 0 && c->code == KYUFU__V1__CODE__OK) {
+        rv = kyufu_storage__mdb_error(mdb_txn_commit(c->txn));
+    } else {
+        mdb_txn_abort(c->txn);
+    }
+    KYUFU_ASSERT(c->record == NULL);
+    if (rv == 0) {
+        rv = encode_result(c, 0, &bytes, &len);
+    }
+    if (rv == 0) {
+        rv = unpack_result(bytes, len, result);
+    }
+    free(bytes);
+    return rv;
+}
+
 static int apply_command(struct kyufu_storage *s,
                          MDB_txn *txn,
                          uint64_t index,
@@ -471,6 +519,9 @@ static int apply_command(struct kyufu_storage *s,
     h = cmd->header;
     c.actor = h->actor;
     c.now_ms = h->time_ms;
+    if (def != NULL && def->system) {
+        return apply_system(&c, def, txn, result);
+    }
     audit.time_ms = h->time_ms;
     audit.actor = h->actor;
     audit.terminal = h->terminal;
@@ -597,6 +648,34 @@ void kyufu_storage_results_free(struct kyufu_storage_results *results)
     }
 }
 
+/* The availability ledger sees every entry's leader-stamped times (the
+ * first and last of its commands with a usable header time). */
+static int observe_times(struct kyufu_storage *s,
+                         MDB_txn *txn,
+                         uint64_t term,
+                         const Kyufu__V1__CommandBatch *batch)
+{
+    int64_t first = 0, last = 0;
+    size_t n = batch != NULL ? batch->n_commands : 0;
+    for (size_t i = 0; i < n; i++) {
+        const Kyufu__V1__CommandHeader *h = batch->commands[i]->header;
+        if (h == NULL || h->time_ms <= 0) {
+            continue;
+        }
+        if (first == 0) {
+            first = h->time_ms;
+        }
+        if (h->time_ms > last) {
+            last = h->time_ms;
+        }
+    }
+    if (first == 0) {
+        return 0;
+    }
+    return kyufu_storage__availability_observe(s, txn, term, first,
+                                               last > first ? last : first);
+}
+
 /* One attempt at the whole entry.  On any error nothing is committed. */
 static int apply_once(struct kyufu_storage *s,
                       uint64_t index,
@@ -629,6 +708,12 @@ static int apply_once(struct kyufu_storage *s,
             rv = KYUFU_STORAGE_ENOMEM;
             goto err_after_begin;
         }
+    }
+    rv = observe_times(s, txn, term, batch);
+    if (rv != 0) {
+        kyufu_storage__errmsg(errmsg, errmsg_len, "availability: %s",
+                              kyufu_storage_strerror(rv));
+        goto err_after_begin;
     }
     for (size_t i = 0; i < n; i++) {
         rv = apply_command(s, txn, index, batch->commands[i], touched,

@@ -32,6 +32,7 @@ const char *const kyufu_storage__db_names[KYUFU_DB_COUNT] = {
     [KYUFU_DB_AUDIT] = "audit",
     [KYUFU_DB_SESSION_FLOOR] = "session_floor",
     [KYUFU_DB_INCIDENTS] = "incidents",
+    [KYUFU_DB_AVAILABILITY] = "availability",
 };
 
 /* The lock fd lives beside the env; kept out of the public struct layout. */

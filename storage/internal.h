@@ -14,6 +14,7 @@
 
 #include "storage_limits.h"
 #include "storage.h"
+#include "kyufu/v1/service.pb-c.h"
 
 /* Safety checks that stay on in release builds (not compiled out by NDEBUG):
  * a failed one is a bug in this library, never an input, and continuing
@@ -43,7 +44,8 @@ enum kyufu_storage__db {
     KYUFU_DB_SESSION_FLOOR = 11, /* schema 2 */
     KYUFU_DB_INCIDENTS = 12,     /* SLA incidents (apply_incident.c); an
                                     empty db in older stores: no schema bump */
-    KYUFU_DB_COUNT = 13,
+    KYUFU_DB_AVAILABILITY = 13,  /* availability ledger (apply_availability.c) */
+    KYUFU_DB_COUNT = 14,
 };
 _Static_assert(KYUFU_DB_COUNT <= KYUFU_MAX_DBS, "maxdbs covers every db");
 
@@ -271,6 +273,35 @@ int kyufu_storage__set_staff_status(struct kyufu_storage__cmd *c);
 int kyufu_storage__settle_write(struct kyufu_storage__cmd *c);
 int kyufu_storage__open_incident(struct kyufu_storage__cmd *c);
 int kyufu_storage__close_incident(struct kyufu_storage__cmd *c);
+/* The availability ledger (apply_availability.c, docs/sla.md). */
+int kyufu_storage__availability_heartbeat(struct kyufu_storage__cmd *c);
+int kyufu_storage__leader_change(struct kyufu_storage__cmd *c);
+int kyufu_storage__failover_intent(struct kyufu_storage__cmd *c);
+int kyufu_storage__drill_probe(struct kyufu_storage__cmd *c);
+int kyufu_storage__drill_result(struct kyufu_storage__cmd *c);
+#define KYUFU_AVAIL_STATE_KEY "state"
+/* Days since 1970-01-01 (UTC) of a unix ms time, rounding down. */
+int64_t kyufu_storage__avail_day(int64_t ms);
+/* "YYYY-MM-DD" of a day number ("0000-00-00" outside years 0..9999). */
+void kyufu_storage__avail_day_name(int64_t day, char out[11]);
+/* min..KYUFU_AVAIL_DRILL_ID_BYTES_MAX bytes of [A-Za-z0-9._-]. */
+bool kyufu_storage__valid_drill_id(const char *s, size_t min);
+/* The state record (absent reads as all zero); the caller frees it with
+ * kyufu__v1__availability_state__free_unpacked. */
+int kyufu_storage__avail_state_get(struct kyufu_storage *s,
+                                   MDB_txn *txn,
+                                   Kyufu__V1__AvailabilityState **out);
+/* Before the commands of an entry of `term`: note its leader-stamped times
+ * (the first and last valid header time_ms of the batch; nothing when the
+ * batch has none).  A gap longer than the heartbeat tolerance becomes an
+ * unavailability window; the first entry of a higher term opens the
+ * failover record of that term (RTO = first stamp of the new term - last
+ * stamp of the old).  0 or a storage error. */
+int kyufu_storage__availability_observe(struct kyufu_storage *s,
+                                        MDB_txn *txn,
+                                        uint64_t term,
+                                        int64_t first_ms,
+                                        int64_t last_ms);
 
 /* ------------------------------------------------------------ audit */
 struct kyufu_storage__audit_in

@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "kyufu/v1/ledger.pb-c.h"
+#include "kyufu/v1/service.pb-c.h"
 
 #define KYUFU_STORAGE_ERRORS(X)                                              \
     X(OK, 0, "ok")                                                           \
@@ -234,6 +235,26 @@ int kyufu_storage_list_audit(struct kyufu_storage *s,
 
 /* Free the items of a page filled by one of the list functions above. */
 void kyufu_storage_page_free(struct kyufu_storage_page *page);
+
+/* ------------------------------------------------- availability ledger */
+
+/* The availability report of [from_ms, to_ms) (unix ms) from the local
+ * state (docs/sla.md "Availability ledger"): failovers whose first commit
+ * under the new leader falls in the range, windows overlapping it, one day
+ * summary per UTC day it touches (zeros for a day with none), and the
+ * unavailable and observed time inside it.  INVALID (with errmsg) when
+ * from_ms < 0, to_ms <= from_ms, or the range is longer than
+ * KYUFU_AVAIL_QUERY_DAYS_MAX days.  On 0 *out is the caller's; free it
+ * with kyufu_storage_availability_free. */
+int kyufu_storage_availability(struct kyufu_storage *s,
+                               int64_t from_ms,
+                               int64_t to_ms,
+                               Kyufu__V1__AvailabilityReport **out,
+                               char *errmsg,
+                               size_t errmsg_len);
+void kyufu_storage_availability_free(Kyufu__V1__AvailabilityReport *r);
+/* Whether s names a drill as apply accepts it: 1..64 bytes [A-Za-z0-9._-]. */
+bool kyufu_storage_valid_drill_id(const char *s);
 
 /* ------------------------------------------------------ audit and digest */
 

@@ -87,4 +87,40 @@ _Static_assert(KYUFU_PROGRAM_CODE_BYTES_MAX + KYUFU_HOUSEHOLD_NO_BYTES_MAX +
                        16 <= 511,
                "index keys fit LMDB's key limit");
 
+/* ------------------------------------------------------------ availability
+ * The availability ledger (apply_availability.c, docs/sla.md). */
+/* Heartbeat interval a leader may stamp: 10 ms is already 100 entries/s of
+ * pure overhead; past a minute the windows it can see are too coarse. */
+#define KYUFU_AVAIL_INTERVAL_MS_MIN 10u
+#define KYUFU_AVAIL_INTERVAL_MS_MAX 60000u
+/* A gap between stamped entries longer than this many intervals is a
+ * write-unavailability window: one late heartbeat (a busy loop, an fsync)
+ * is jitter, two missed ones are not. */
+#define KYUFU_AVAIL_GAP_INTERVALS 2u
+/* A FailoverIntent names the cause of the next leader change only if that
+ * change comes within this time: a transfer that failed long ago says
+ * nothing about a crash now (the hand-over itself is bounded far below). */
+#define KYUFU_AVAIL_INTENT_MS_MAX 30000
+/* Detail (failovers, windows) kept this long, then only the day summaries:
+ * a quarter covers a monthly report and the one before it. */
+#define KYUFU_AVAIL_DETAIL_DAYS 92
+/* Day summaries kept: ten years of ~40-byte records is ~150 KB. */
+#define KYUFU_AVAIL_SUMMARY_DAYS 3660
+/* Detail records kept whatever their age: a flapping cluster must not grow
+ * the ledger without bound (oldest detail goes first, its days remain). */
+#define KYUFU_AVAIL_DETAIL_RECORDS_MAX 20000u
+/* Records a heartbeat removes at most (bounded work per entry). */
+#define KYUFU_AVAIL_COMPACT_PER_ENTRY_MAX 16u
+/* A GetAvailability range at most this long (one report reads it all). */
+#define KYUFU_AVAIL_QUERY_DAYS_MAX 400
+/* Detail records one report returns at most, of each kind. */
+#define KYUFU_AVAIL_REPORT_ITEMS_MAX 5000u
+/* Drill ids: printable names of a round, in the audit object too. */
+#define KYUFU_AVAIL_DRILL_ID_BYTES_MAX 64u
+_Static_assert(KYUFU_AVAIL_INTERVAL_MS_MIN * KYUFU_AVAIL_GAP_INTERVALS <
+                   KYUFU_AVAIL_INTENT_MS_MAX,
+               "an intent outlives a gap of the shortest interval");
+_Static_assert(KYUFU_AVAIL_QUERY_DAYS_MAX <= KYUFU_AVAIL_SUMMARY_DAYS,
+               "a report range fits the kept summaries");
+
 #endif /* KYUFU_STORAGE_LIMITS_H */

@@ -143,7 +143,8 @@ for k in $api_keys; do
 done
 [ -n "${def[poll_ms]:-}" ] || fail "--print-defaults lacks poll_ms: $defaults"
 [ -n "${def[alert_command_timeout_ms]:-}" ] || fail "--print-defaults lacks alert_command_timeout_ms: $defaults"
-[ ${#def[@]} -eq 8 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 8: $defaults"
+[ -n "${def[heartbeat_ms]:-}" ] || fail "--print-defaults lacks [sla] heartbeat_ms: $defaults"
+[ ${#def[@]} -eq 9 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 9: $defaults"
 
 # single NAME ELECTION HEARTBEAT THRESHOLD TRAILING: a one-node cluster
 # (it elects itself), [raft] on lines 13-16.
@@ -315,6 +316,24 @@ api_extra=$'[power]\nshutdown_command = poweroff'
 power_refuse power_cmd 20 shutdown_command "'poweroff' must start with an absolute path"
 api_extra=$'[power]\ndomain = room a'
 power_refuse power_domain 20 domain "'room a': only letters"
+# [sla] (docs/sla.md): the heartbeat's bounds are apply's; allow_drills is
+# true or false, nothing else.
+sla_refuse() {
+    local name=$1 line=$2 key=$3 want=$4
+    mkdir -p "$tmp/$name"
+    single "$name" 1000 100 64 16 >"$tmp/$name.ini"
+    out=$("$kyufud" --check-config "$tmp/$name.ini" 2>&1); rc=$?
+    [ $rc -eq 2 ] || fail "$name: exit $rc, want 2 ($out)"
+    grep -qF -- ":$line: [sla] $key: $want" <<<"$out" || fail "$name: $out"
+}
+api_extra=$'[sla]\nheartbeat_ms = '"$((min[heartbeat_ms] - 1))"
+sla_refuse sla_hb_low 20 heartbeat_ms "'$((min[heartbeat_ms] - 1))' is not a number of milliseconds in ${min[heartbeat_ms]}..${max[heartbeat_ms]}"
+api_extra=$'[sla]\nallow_drills = yes'
+sla_refuse sla_drills 20 allow_drills "'yes' is neither true nor false"
+api_extra=$'[sla]\nallow_drills = true\nheartbeat_ms = 250'
+mkdir -p "$tmp/sla_ok"
+single sla_ok 1000 100 64 16 >"$tmp/sla_ok.ini"
+out=$("$kyufud" --check-config "$tmp/sla_ok.ini" 2>&1) || fail "[sla] good values refused: $out"
 api_extra=
 
 # ------------------------------------------------------------------- docs

@@ -1,0 +1,118 @@
+#!/usr/bin/python3
+"""The failover drill sweep of docs/sla.md: N crash drills and N planned
+drills (kyufuctl drill failover) on one local three-node cluster, then the
+availability ledger's report of the whole period, which must list the same
+RTOs.  Not part of any test suite (about 5 minutes for 50 + 50).
+
+One cluster (tests/integration/cluster.py: own CA, free loopback ports,
+temp folder) with [sla] allow_drills = true and the default heartbeat.  A
+thread restarts any node that exits, as systemd's Restart=on-failure does.
+Prints each mode's kyufuctl summary, then the RTO distribution as the
+ledger recorded it (p50/p90/max, nearest rank) and the same from the
+GetAvailability report, and checks that lost is empty and that both agree.
+
+usage: chaos/drill_sweep.py KYUFUD KYUFUCTL [ROUNDS] [ELECTION_MS]
+"""
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "tests", "integration"))
+import cluster as C  # noqa: E402
+import workload as W  # noqa: E402
+
+
+
+def pct(v, p):
+    v = sorted(v)
+    rank = max(1, (p * len(v) + 99) // 100)
+    return v[rank - 1]
+
+
+def main():
+    kyufud, kyufuctl = sys.argv[1], sys.argv[2]
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 50
+    election_ms = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
+    c = C.Cluster(kyufud, election_ms=election_ms,
+                  heartbeat_ms=max(10, election_ms // 10),
+                  extra_conf={i: "[sla]\nallow_drills = true\n"
+                              for i in (1, 2, 3)})
+    stop = threading.Event()
+    try:
+        S = c.s["service_pb2"]
+        c.start_all()
+        c.wait_leader(30)
+        led = W.Ledger(c, "sweep")
+        led.setup()
+        W.must(led.admin.call("CreateStaff", c.s["ledger_pb2"].CreateStaff(
+            staff_id="op1", display_name="Operator", roles=[c.s["ledger_pb2"].ROLE_OPERATOR])),
+            "operator")
+        conf = os.path.join(c.dir, "client.conf")
+        with open(conf, "w") as fh:
+            fh.write("[client]\nendpoints = %s\nca = %s\ncert = %s\n"
+                     "key = %s\nactor = op1\ndeadline_ms = 30000\n"
+                     % (",".join(c.api[i] for i in (1, 2, 3)), c.ca,
+                        c.client_cert, c.client_key))
+
+        def restart_dead():
+            while not stop.is_set():
+                for i in (1, 2, 3):
+                    p = c.procs.get(i)
+                    if p is not None and p.poll() is not None:
+                        c.start(i)
+                time.sleep(0.1)
+
+        threading.Thread(target=restart_dead, daemon=True).start()
+        t0 = int(time.time() * 1000) - 1000
+        docs = {}
+        for mode in ("crash", "planned"):
+            p = subprocess.run([kyufuctl, "--config", conf, "--json", "drill",
+                                "failover", "--mode", mode, "--rounds",
+                                str(rounds)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+            assert p.returncode == 0, (mode, p.returncode, p.stdout, p.stderr)
+            docs[mode] = json.loads(p.stdout)
+            d = docs[mode]
+            assert d["lost"] == [], d["lost"]
+            print("%s: %d rounds, rto p50 %d ms, p90 %d ms, max %d ms "
+                  "(ledger); probe p50 %d ms, p90 %d ms, max %d ms; %d "
+                  "writes acknowledged, 0 lost"
+                  % (mode, len(d["rounds"]), d["rto_ms"]["p50"],
+                     d["rto_ms"]["p90"], d["rto_ms"]["max"],
+                     d["probe_rto_ms"]["p50"], d["probe_rto_ms"]["p90"],
+                     d["probe_rto_ms"]["max"], d["acknowledged"]),
+                  flush=True)
+        stop.set()
+        leader = c.wait_leader(30)
+        rep = c.cluster(leader).GetAvailability(S.GetAvailabilityRequest(
+            from_ms=t0, to_ms=int(time.time() * 1000) + 1000), timeout=10)
+        by_id = {f.drill_id: f for f in rep.failovers if f.drill_id}
+        for mode, cause in (("crash", S.CAUSE_DRILL_CRASH),
+                            ("planned", S.CAUSE_DRILL_PLANNED)):
+            rtos = []
+            for rd in docs[mode]["rounds"]:
+                f = by_id[rd["drill_id"]]
+                assert f.cause == cause and f.rto_ms == rd["rto_ms"], (f, rd)
+                rtos.append(f.rto_ms)
+            print("GetAvailability, %s drills: %d failovers, rto p50 %d ms, "
+                  "p90 %d ms, max %d ms" % (mode, len(rtos), pct(rtos, 50),
+                                            pct(rtos, 90), max(rtos)))
+        print("GetAvailability: %d failovers in all, %d ms unavailable of "
+              "%d ms observed, writes_lost %d"
+              % (len(rep.failovers), rep.unavailable_ms, rep.observed_ms,
+                 rep.writes_lost))
+        assert rep.writes_lost == 0
+    except Exception:
+        print(c.logs()[-20000:])
+        raise
+    finally:
+        stop.set()
+        c.close()
+
+
+if __name__ == "__main__":
+    main()
