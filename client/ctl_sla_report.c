@@ -137,17 +137,19 @@ json_t *ctl__sla_report_build(const char *month,
     json_object_set_new(doc, "observed_ms", json_integer((json_int_t)rep->observed_ms));
     json_object_set_new(doc, "unavailable_ms", json_integer((json_int_t)rep->unavailable_ms));
     json_object_set_new(doc, "maintenance_excluded_ms", json_integer((json_int_t)excluded));
+    /* The target is per calendar month: it is met while the month's error
+     * budget holds the unavailability counted so far.  (A ratio over the
+     * observed time alone would call a cluster created an hour ago, with
+     * one two-second failover, a missed month.) */
+    uint64_t budget = kyufu_slo_budget_ms(slo, rep->from_ms, rep->to_ms);
     if (rep->observed_ms > 0) {
         double avail = 100.0 * (1.0 - (double)counted / (double)rep->observed_ms);
         json_object_set_new(doc, "availability", json_real(avail));
-        json_object_set_new(doc, "met",
-                            json_boolean((rep->observed_ms - counted) * 1000000.0 >=
-                                         (double)slo->target_ppm * (double)rep->observed_ms));
+        json_object_set_new(doc, "met", json_boolean(counted <= budget));
     } else {
         json_object_set_new(doc, "availability", json_null());
         json_object_set_new(doc, "met", json_null());
     }
-    uint64_t budget = kyufu_slo_budget_ms(slo, rep->from_ms, rep->to_ms);
     json_object_set_new(doc, "budget",
                         json_pack("{s:I,s:I,s:I,s:f}", "total_ms", (json_int_t)budget,
                                   "used_ms", (json_int_t)counted, "remaining_ms",
@@ -392,9 +394,13 @@ void ctl__sla_report_text(json_t *doc, FILE *out)
     json_t *r = json_object_get(doc, "rto");
     fprintf(out, "SLA report %s\n", gets(doc, "month"));
     if (json_is_number(av)) {
-        fprintf(out, "availability  %.4f%% (target %.4f%%): %s\n",
-                json_number_value(av), json_number_value(json_object_get(doc, "target")),
-                json_is_true(json_object_get(doc, "met")) ? "met" : "MISSED");
+        fprintf(out,
+                "availability  %.4f%% of the %" JSON_INTEGER_FORMAT " ms observed "
+                "(target %.4f%% of the month): %s\n",
+                json_number_value(av), geti(doc, "observed_ms"),
+                json_number_value(json_object_get(doc, "target")),
+                json_is_true(json_object_get(doc, "met")) ? "met so far (within the budget)"
+                                                          : "MISSED (budget exhausted)");
     } else {
         fprintf(out, "availability  no ledger data for this month (target %.4f%%)\n",
                 json_number_value(json_object_get(doc, "target")));
