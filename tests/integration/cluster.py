@@ -297,6 +297,31 @@ class Cluster:
                 self.reset_channel(i)
             return None
 
+    def ledger_content(self, i):
+        """The ledger as a client sees it on node i (a linearizable read of
+        every list and the whole audit trail), serialized.  Unlike the state
+        digest it leaves out the cluster's own records (the availability
+        ledger's heartbeats change the digest every second): equal content
+        before and after means no command of any client changed anything."""
+        S = self.s["service_pb2"]
+        L = self.ledger(i)
+        out = []
+        for name, req in (("ListPrograms", S.ListRequest),
+                          ("ListHouseholds", S.ListRequest),
+                          ("ListApplications", S.ListApplicationsRequest),
+                          ("ListPaymentBatches", S.ListRequest),
+                          ("ListStaff", S.ListRequest),
+                          ("ListAudit", S.ListRequest)):
+            token = ""
+            while True:
+                r = getattr(L, name)(req(page_size=1000, page_token=token),
+                                     timeout=10)
+                out.append(r.SerializeToString(deterministic=True))
+                token = r.next_page_token
+                if not token:
+                    break
+        return b"".join(out)
+
     def wait_leader(self, timeout, exclude=(), poll=None, majority=False):
         """The leader id once every live node (not in exclude) names the
         same leader, which is itself live; raises on timeout.  majority:
