@@ -3,6 +3,7 @@
  *   kyufud --config FILE          run the node until SIGTERM/SIGINT
  *   kyufud --check-config FILE    validate FILE and exit
  *   kyufud --print-defaults       the optional keys: defaults and bounds
+ *   kyufud --version              release, store schema, command set
  *
  * Exit status: 0 after a clean stop (or a valid config), 1 when the node
  * failed at run time (a fatal storage or raft error, a port in use, a
@@ -18,8 +19,10 @@
 #include <string.h>
 
 #include "config.h"
+#include "kyufu_version.h"
 #include "log.h"
 #include "node.h"
+#include "storage_limits.h"
 
 static void usage(FILE *to)
 {
@@ -27,6 +30,7 @@ static void usage(FILE *to)
             "usage: kyufud --config FILE\n"
             "       kyufud --check-config FILE\n"
             "       kyufud --print-defaults\n"
+            "       kyufud --version\n"
             "Runs one kyufu node in the foreground (logs: JSON lines on "
             "stderr).\n");
 }
@@ -75,6 +79,14 @@ int main(int argc, char **argv)
                       strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
         return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        /* The command set is this build's (kyufud-next: one more); the
+         * cluster version is in each node's Cluster.Status. */
+        printf("kyufud %s\nstore schema %u\ncommand set %u\n", KYUFU_VERSION,
+               KYUFU_STORAGE_SCHEMA_VERSION,
+               (unsigned)kyufu_storage_command_version());
+        return fflush(stdout) == 0 ? 0 : 1;
     }
     if (argc == 2 && strcmp(argv[1], "--print-defaults") == 0) {
         kyufu_config_print_defaults(stdout);

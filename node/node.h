@@ -68,6 +68,25 @@ struct kyufu_node_power
     uint64_t alerts_suppressed;
 };
 
+/* Upgrades (version_watch.c): what the leader learned of one peer. */
+struct kyufu_node_version_peer
+{
+    struct kyufu_node *node;
+    struct kyufu_grpc_client_req req;
+    uint32_t version; /* NodeStatus.command_version; 0: not known */
+};
+
+struct kyufu_node_versions
+{
+    uv_timer_t timer;        /* KYUFU_NODE_VERSION_POLL_MS while running */
+    uint64_t term;           /* what was learned holds for this term */
+    unsigned pending;        /* Status calls out */
+    bool proposing;          /* a RecordVersions is in flight */
+    uint64_t seq_last;       /* the last RecordVersions key's sequence */
+    struct kyufu_glue_propose propose;
+    struct kyufu_node_version_peer peers[KYUFU_NODE_CLUSTER_SIZE_MAX];
+};
+
 enum kyufu_node_stage {
     KYUFU_NODE_STARTING = 0,
     KYUFU_NODE_RUNNING,
@@ -126,6 +145,7 @@ struct kyufu_node
     bool finish_waiting; /* the store's close waits for them */
     uint64_t stop_drain_until; /* uv_now bound of the drain (node.c) */
     struct kyufu_node_power power;
+    struct kyufu_node_versions versions;
 };
 
 /* One call in progress. */
@@ -229,6 +249,20 @@ void kyufu_node__check_fatal(struct kyufu_node *n, int glue_status);
  * shutdown_command (if any) with /bin/sh -c and wait for it (power.c).
  * 0 when there is none or it exited 0. */
 int kyufu_node__power_command(const struct kyufu_config *c);
+
+/* ------------------------------------------------------ version_watch.c
+ * Upgrades (docs/operations.md "Upgrades"): as leader, learn every voter's
+ * command-set version (Cluster.Status) and record them (RecordVersions)
+ * whenever they differ from what the replicated state holds. */
+
+/* Start the poll timer (after the glue started; the tick does nothing
+ * unless this node leads); close it in the node's last step. */
+void kyufu_node__versions_start(struct kyufu_node *n);
+void kyufu_node__versions_close(struct kyufu_node *n);
+
+/* The leader's clock in Unix milliseconds, stamped into commands (apply
+ * never reads a clock). */
+int64_t kyufu_node__now_ms(void);
 
 /* ------------------------------------------------------ forward.c */
 

@@ -22,8 +22,7 @@
 #include "log.h"
 #include "service.h"
 
-/* The leader's clock, stamped into the command (apply never reads one). */
-static int64_t now_ms(void)
+int64_t kyufu_node__now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -92,7 +91,7 @@ void kyufu_node__propose(struct kyufu_node_call *c,
         header.terminal = rh->terminal;
         header.key = rh->key;
     }
-    header.time_ms = now_ms();
+    header.time_ms = kyufu_node__now_ms();
 
     Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;
     cmd.header = &header;
@@ -102,6 +101,29 @@ void kyufu_node__propose(struct kyufu_node_call *c,
     assert(f != NULL && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0);
     *(void **)((char *)&cmd + f->offset) = body;
     *(uint32_t *)((char *)&cmd + f->quantifier_offset) = f->id;
+
+    /* Upgrades: a command type is proposed only once every voter knows it
+     * (docs/operations.md "Upgrades"); apply would reject it alike on
+     * every replica that knows it, and stop one that does not. */
+    uint32_t since = kyufu_storage_command_since(cmd.body_case);
+    uint32_t cluster = 0;
+    int srv = kyufu_storage_cluster_version(n->storage, &cluster, NULL);
+    if (srv != 0) {
+        kyufu_node__call_storage_error(c, srv, "cluster version");
+        return;
+    }
+    assert(since >= 1);
+    if (since > cluster) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "%s needs cluster version %u; the cluster runs version %u "
+                 "(every voter must run a build of command-set version %u "
+                 "or later: docs/operations.md, Upgrades)",
+                 f->name, (unsigned)since, (unsigned)cluster, (unsigned)since);
+        kyufu_node__call_done(c, KYUFU_GRPC_FAILED_PRECONDITION, msg, NULL,
+                              0);
+        return;
+    }
 
     c->req.propose.data = c;
     int rv = kyufu_glue_propose(n->glue, &c->req.propose, &cmd, cb);

@@ -38,7 +38,9 @@
     X(CONFIG, -10, "bad raft configuration")                                 \
     X(NOTFOUND, -11, "no such node")                                         \
     X(TIMEOUT, -12, "timed out")                                             \
-    X(CORRUPT, -13, "the raft log or a snapshot holds data this node refuses")
+    X(CORRUPT, -13, "the raft log or a snapshot holds data this node refuses") \
+    X(NEWER, -14, "the cluster runs a newer command set than this build: "   \
+                  "upgrade this node")
 
 enum kyufu_glue_error {
 #define KYUFU_GLUE__ENUM(name, value, text) KYUFU_GLUE_E##name = value,
@@ -291,6 +293,11 @@ void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out);
  * loop thread) since the previous call, in milliseconds; resets it. */
 uint64_t kyufu_glue_take_apply_max_ms(struct kyufu_glue *g);
 bool kyufu_glue_is_leader(struct kyufu_glue *g);
+
+/* Upgrades: the ids of the voters in the configuration this node holds now
+ * (as leader, the one it replicates), ascending, at most `cap` of them;
+ * returns how many there are (more than cap: only cap were written). */
+size_t kyufu_glue_voters(struct kyufu_glue *g, uint64_t *ids, size_t cap);
 
 /* 0 while healthy; otherwise the error (STORAGE: a fatal storage error or
  * a store ahead of the log; IO: a failed raft_uv disk write) that made the

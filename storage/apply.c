@@ -21,56 +21,94 @@
 #include <string.h>
 
 #include "internal.h"
+#include "kyufu_version.h"
 
 #define ROLE(r) (1u << KYUFU__V1__ROLE__ROLE_##r)
 #define CASE(x) KYUFU__V1__COMMAND__BODY_##x
 
+/* since: the command-set version that introduced the type (storage.h
+ * "versions"); roles 0: a system command, proposed by the leader itself
+ * (no staff account acts; its actor is the node, "kyufu-node-<id>"). */
 struct command_def
 {
     Kyufu__V1__Command__BodyCase body;
     const char *name;
     uint32_t roles; /* any one of these */
     kyufu_storage__handler handler;
+    uint32_t since;
 };
+
+/* Version 1 is the command set of the first release that recorded versions:
+ * every row below without `.since` is part of it. */
+#define V1 .since = 1u
 
 static const struct command_def commands[] = {
     {CASE(CREATE_PROGRAM), "CreateProgram", ROLE(APPROVER),
-     kyufu_storage__create_program},
+     kyufu_storage__create_program, V1},
     {CASE(OPEN_PROGRAM), "OpenProgram", ROLE(APPROVER),
-     kyufu_storage__open_program},
+     kyufu_storage__open_program, V1},
     {CASE(CLOSE_PROGRAM), "CloseProgram", ROLE(APPROVER),
-     kyufu_storage__close_program},
+     kyufu_storage__close_program, V1},
     {CASE(ADJUST_BUDGET), "AdjustBudget", ROLE(APPROVER),
-     kyufu_storage__adjust_budget},
+     kyufu_storage__adjust_budget, V1},
     {CASE(REGISTER_HOUSEHOLD), "RegisterHousehold", ROLE(CLERK),
-     kyufu_storage__register_household},
+     kyufu_storage__register_household, V1},
     {CASE(UPDATE_HOUSEHOLD), "UpdateHousehold", ROLE(CLERK),
-     kyufu_storage__update_household},
+     kyufu_storage__update_household, V1},
     {CASE(SUBMIT_APPLICATION), "SubmitApplication", ROLE(CLERK),
-     kyufu_storage__submit_application},
+     kyufu_storage__submit_application, V1},
     {CASE(APPROVE_APPLICATION), "ApproveApplication", ROLE(APPROVER),
-     kyufu_storage__approve_application},
+     kyufu_storage__approve_application, V1},
     {CASE(REJECT_APPLICATION), "RejectApplication", ROLE(APPROVER),
-     kyufu_storage__reject_application},
+     kyufu_storage__reject_application, V1},
     {CASE(CANCEL_APPLICATION), "CancelApplication", ROLE(CLERK) | ROLE(APPROVER),
-     kyufu_storage__cancel_application},
+     kyufu_storage__cancel_application, V1},
     {CASE(CREATE_PAYMENT_BATCH), "CreatePaymentBatch", ROLE(CLERK),
-     kyufu_storage__create_payment_batch},
+     kyufu_storage__create_payment_batch, V1},
     {CASE(CONFIRM_PAYMENT_BATCH), "ConfirmPaymentBatch", ROLE(APPROVER),
-     kyufu_storage__confirm_payment_batch},
+     kyufu_storage__confirm_payment_batch, V1},
     {CASE(RETURN_PAYMENT), "ReturnPayment", ROLE(CLERK),
-     kyufu_storage__return_payment},
+     kyufu_storage__return_payment, V1},
     {CASE(CREATE_STAFF), "CreateStaff", ROLE(ID_ADMIN),
-     kyufu_storage__create_staff},
+     kyufu_storage__create_staff, V1},
     {CASE(SET_STAFF_ROLES), "SetStaffRoles", ROLE(ID_ADMIN),
-     kyufu_storage__set_staff_roles},
+     kyufu_storage__set_staff_roles, V1},
     {CASE(SET_STAFF_STATUS), "SetStaffStatus", ROLE(ID_ADMIN),
-     kyufu_storage__set_staff_status},
+     kyufu_storage__set_staff_status, V1},
     /* Anyone who writes may settle a key of their own (apply_settle.c). */
     {CASE(SETTLE_WRITE), "SettleWrite",
      ROLE(ID_ADMIN) | ROLE(CLERK) | ROLE(APPROVER),
-     kyufu_storage__settle_write},
+     kyufu_storage__settle_write, V1},
+    /* Upgrades (apply_version.c). */
+    {CASE(RECORD_VERSIONS), "RecordVersions", 0,
+     kyufu_storage__record_versions, V1},
+#ifdef KYUFU_NEXT_VERSION
+    /* The test build's one extra type (kyufud-next; ledger.proto). */
+    {CASE(ANNOTATE), "Annotate", ROLE(ID_ADMIN) | ROLE(CLERK) | ROLE(APPROVER),
+     kyufu_storage__annotate, KYUFU_COMMAND_SET_VERSION + 1u},
+#endif
 };
+
+uint32_t kyufu_storage_command_version(void)
+{
+#ifdef KYUFU_NEXT_VERSION
+    return KYUFU_COMMAND_SET_VERSION + 1u;
+#else
+    return KYUFU_COMMAND_SET_VERSION;
+#endif
+}
+
+uint32_t kyufu_storage_command_since(Kyufu__V1__Command__BodyCase body)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (commands[i].body == body) {
+            KYUFU_ASSERT(commands[i].since >= 1 &&
+                         commands[i].since <= kyufu_storage_command_version());
+            return commands[i].since;
+        }
+    }
+    return 0;
+}
 
 static const struct command_def *find_command(const Kyufu__V1__Command *cmd)
 {
@@ -351,6 +389,38 @@ static int check_actor(struct kyufu_storage__cmd *c,
     return rv;
 }
 
+/* A command type newer than the cluster version: every replica that knows
+ * it rejects it alike (the leader refuses it before proposing; this holds
+ * should one not).  0 with c->code set, or a store error. */
+static int check_since(struct kyufu_storage__cmd *c,
+                       const struct command_def *def)
+{
+    uint32_t cluster = 0;
+    int rv = kyufu_storage__cluster_version_get(c->s, c->txn, &cluster);
+    if (rv != 0 || def->since <= cluster) {
+        return rv;
+    }
+    return kyufu_storage__reject(c, KYUFU__V1__CODE__FAILED_PRECONDITION,
+                                 "%s needs cluster version %u; the cluster "
+                                 "runs version %u",
+                                 def->name, (unsigned)def->since,
+                                 (unsigned)cluster);
+}
+
+/* A system command (roles 0) is proposed by a node: its actor names one.
+ * No RPC carries one, so this only keeps a hand-made entry out. */
+static int check_system(struct kyufu_storage__cmd *c,
+                        const struct command_def *def)
+{
+    static const char prefix[] = "kyufu-node-";
+    if (strncmp(c->actor, prefix, sizeof prefix - 1) != 0) {
+        return kyufu_storage__reject(c, KYUFU__V1__CODE__PERMISSION_DENIED,
+                                     "%s is proposed by a node, not by %s",
+                                     def->name, c->actor);
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------ one command */
 
 static size_t put_varint(uint8_t *out, uint64_t v)
@@ -493,7 +563,11 @@ static int apply_command(struct kyufu_storage *s,
         rv = 0;
     } else {
         name_object(&c);
-        rv = check_actor(&c, def); /* steps 4, 5 */
+        rv = check_since(&c, def); /* step 3, upgrades */
+        if (rv == 0 && c.code == KYUFU__V1__CODE__OK) {
+            rv = def->roles == 0 ? check_system(&c, def)
+                                 : check_actor(&c, def); /* steps 4, 5 */
+        }
         if (rv == 0 && c.code == KYUFU__V1__CODE__OK) {
             rv = def->handler(&c); /* steps 6, 7 */
         }
@@ -677,6 +751,11 @@ int kyufu_storage_apply(struct kyufu_storage *s,
                               (unsigned long long)index,
                               (unsigned long long)s->applied_index);
         return KYUFU_STORAGE_ESTALE;
+    }
+    /* An entry from a newer command set stops this node, unapplied. */
+    rv = kyufu_storage__check_known(batch, index, errmsg, errmsg_len);
+    if (rv != 0) {
+        return rv;
     }
     for (;;) {
         rv = kyufu_storage__grow_if_needed(s);

@@ -56,7 +56,8 @@ const char *kyufu_storage_strerror(int rv)
 bool kyufu_storage_is_fatal(int rv)
 {
     return rv == KYUFU_STORAGE_EIO || rv == KYUFU_STORAGE_ECORRUPT ||
-           rv == KYUFU_STORAGE_EMAP_FULL || rv == KYUFU_STORAGE_ENOMEM;
+           rv == KYUFU_STORAGE_EMAP_FULL || rv == KYUFU_STORAGE_ENOMEM ||
+           rv == KYUFU_STORAGE_ENEWER;
 }
 
 _Noreturn void kyufu_storage__panic(const char *file,
@@ -231,6 +232,11 @@ static int open_schema(struct kyufu_storage *s, char *errmsg, size_t len)
                               "store schema version %llu, this build reads %u",
                               (unsigned long long)version,
                               KYUFU_STORAGE_SCHEMA_VERSION);
+        goto err_after_begin;
+    }
+    /* A store a newer cluster wrote (docs/operations.md "Upgrades"). */
+    rv = kyufu_storage__check_cluster_version(s, txn, errmsg, len);
+    if (rv != 0) {
         goto err_after_begin;
     }
     rv = kyufu_storage__meta_get_u64(s, txn, KYUFU_META_APPLIED_INDEX,

@@ -55,6 +55,9 @@ extern const char *const kyufu_storage__db_names[KYUFU_DB_COUNT];
 #define KYUFU_META_NEXT_BATCH_ID "next_batch_id"
 #define KYUFU_META_AUDIT_SEQ "audit_seq"
 #define KYUFU_META_AUDIT_HASH "audit_hash" /* 32 bytes */
+/* Upgrades (apply_version.c): absent in a store no RecordVersions reached. */
+#define KYUFU_META_CLUSTER_VERSION "cluster_version"
+#define KYUFU_META_VOTER_VERSIONS "voter_versions" /* packed RecordVersions */
 
 /* Application index kinds (first key byte of KYUFU_DB_APP_INDEX). */
 #define KYUFU_IDX_PROGRAM 'p'        /* 'p' code 0 id */
@@ -265,6 +268,27 @@ int kyufu_storage__create_staff(struct kyufu_storage__cmd *c);
 int kyufu_storage__set_staff_roles(struct kyufu_storage__cmd *c);
 int kyufu_storage__set_staff_status(struct kyufu_storage__cmd *c);
 int kyufu_storage__settle_write(struct kyufu_storage__cmd *c);
+/* apply_version.c */
+int kyufu_storage__record_versions(struct kyufu_storage__cmd *c);
+int kyufu_storage__annotate(struct kyufu_storage__cmd *c);
+
+/* ------------------------------------------------------------ versions
+ * (apply_version.c; contract in storage.h "versions") */
+/* The cluster version in txn: 1 when none is recorded. */
+int kyufu_storage__cluster_version_get(struct kyufu_storage *s, MDB_txn *txn,
+                                       uint32_t *version);
+/* 0 when this build knows every command of the batch and every field in
+ * them; NEWER with the first unknown one in errmsg. */
+int kyufu_storage__check_known(const Kyufu__V1__CommandBatch *batch,
+                               uint64_t index,
+                               char *errmsg,
+                               size_t errmsg_len);
+/* 0 when the cluster version in txn is one this build runs; NEWER with the
+ * versions in errmsg (open, restore). */
+int kyufu_storage__check_cluster_version(struct kyufu_storage *s,
+                                         MDB_txn *txn,
+                                         char *errmsg,
+                                         size_t errmsg_len);
 
 /* ------------------------------------------------------------ audit */
 struct kyufu_storage__audit_in

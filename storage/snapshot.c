@@ -437,6 +437,12 @@ static int replace_all(struct kyufu_storage *s, const struct parsed *p,
                               "snapshot describes a broken ledger: %s", why);
         return KYUFU_STORAGE_ECORRUPT;
     }
+    /* A newer cluster's state: this build stops before taking it. */
+    rv = kyufu_storage__check_cluster_version(s, txn, errmsg, errmsg_len);
+    if (rv != 0) {
+        mdb_txn_abort(txn);
+        return rv;
+    }
     mrv = mdb_txn_commit(txn);
     if (mrv != 0) {
         rv = kyufu_storage__mdb_error(mrv);
@@ -468,7 +474,7 @@ int kyufu_storage_restore(struct kyufu_storage *s,
             return rv;
         }
     }
-    if (rv == KYUFU_STORAGE_ECORRUPT) {
+    if (rv == KYUFU_STORAGE_ECORRUPT || rv == KYUFU_STORAGE_ENEWER) {
         return rv; /* errmsg says which check */
     }
     if (rv != 0) {
