@@ -12,7 +12,9 @@
  * clean stop ordered by the UPS (low battery, forced shutdown: after
  * [power] shutdown_command, if set, has run), 4 after a stop on data it
  * refuses (an entry or snapshot the state machine will not apply, a
- * damaged store); never a signal of its own making (docs/operations.md
+ * damaged store, data of a cluster whose command set is newer than this
+ * build's: docs/operations.md "Upgrades"); never a signal of its own
+ * making (docs/operations.md
  * "Exit status", docs/power.md). */
 #include <stdbool.h>
 #include <stdio.h>
