@@ -663,6 +663,7 @@ static int apply_once(struct kyufu_storage *s,
                       struct kyufu_storage_results *results,
                       struct kyufu_storage__touched *touched,
                       uint64_t *audit_before,
+                      struct kyufu_storage__versions *versions,
                       char *errmsg,
                       size_t errmsg_len)
 {
@@ -703,6 +704,15 @@ static int apply_once(struct kyufu_storage *s,
         rv = kyufu_storage__meta_put_u64(s, txn, KYUFU_META_APPLIED_TERM,
                                          term);
     }
+    /* The only command that changes the versions: refill their cache. */
+    bool versions_changed = false;
+    for (size_t i = 0; i < n && rv == 0 && !versions_changed; i++) {
+        versions_changed = batch->commands[i]->body_case ==
+                           CASE(RECORD_VERSIONS);
+    }
+    if (rv == 0 && versions_changed) {
+        rv = kyufu_storage__versions_read(s, txn, versions);
+    }
     if (rv != 0) {
         goto err_after_begin;
     }
@@ -735,6 +745,7 @@ int kyufu_storage_apply(struct kyufu_storage *s,
                         size_t errmsg_len)
 {
     struct kyufu_storage__touched touched = {0};
+    struct kyufu_storage__versions versions = {0};
     struct kyufu_storage_results local = {0};
     uint64_t audit_before = 0;
     int rv;
@@ -763,10 +774,12 @@ int kyufu_storage_apply(struct kyufu_storage *s,
             break;
         }
         rv = apply_once(s, index, term, batch, results, &touched,
-                        &audit_before, errmsg, errmsg_len);
+                        &audit_before, &versions, errmsg, errmsg_len);
         if (rv != KYUFU_STORAGE_EMAP_FULL) {
             break;
         }
+        free(versions.voters);
+        memset(&versions, 0, sizeof versions);
         results_clear(results);
         touched_free(&touched);
         rv = kyufu_storage__grow(s);
@@ -780,10 +793,15 @@ int kyufu_storage_apply(struct kyufu_storage *s,
     if (rv == 0) {
         s->applied_index = index;
         s->applied_term = term;
+        if (versions.cluster != 0) { /* read: a RecordVersions committed */
+            KYUFU_ASSERT(versions.cluster >= s->versions.cluster);
+            kyufu_storage__versions_set(s, &versions);
+        }
         kyufu_storage__check_touched(s, &touched, audit_before);
     } else {
         results_clear(results);
     }
+    free(versions.voters); /* NULL unless the entry failed after its read */
     touched_free(&touched);
     if (results == &local) {
         results_clear(&local);

@@ -148,11 +148,12 @@ int kyufu_storage__check_known(const Kyufu__V1__CommandBatch *batch,
             return KYUFU_STORAGE_ENEWER;
         }
     }
-    if (find_unknown(&batch->base, 0, &field, &where)) {
+    if (batch->base.n_unknown_fields > 0) { /* its commands are done */
         kyufu_storage__errmsg(errmsg, errmsg_len,
-                              "entry %llu: field %u of %s is unknown to this "
-                              "build", (unsigned long long)index,
-                              (unsigned)field, where);
+                              "entry %llu: field %u of CommandBatch is "
+                              "unknown to this build",
+                              (unsigned long long)index,
+                              (unsigned)batch->base.unknown_fields[0].tag);
         return KYUFU_STORAGE_ENEWER;
     }
     return 0;
@@ -241,35 +242,64 @@ int kyufu_storage__annotate(struct kyufu_storage__cmd *c)
     return 0; /* the audit record is the whole effect */
 }
 
+/* ------------------------------------------------------------ cache */
+
+int kyufu_storage__versions_read(struct kyufu_storage *s,
+                                 MDB_txn *txn,
+                                 struct kyufu_storage__versions *out)
+{
+    MDB_val k = {strlen(KYUFU_META_VOTER_VERSIONS),
+                 (void *)KYUFU_META_VOTER_VERSIONS};
+    MDB_val v;
+    memset(out, 0, sizeof *out);
+    int rv = kyufu_storage__cluster_version_get(s, txn, &out->cluster);
+    if (rv != 0) {
+        return rv;
+    }
+    int mrv = mdb_get(txn, s->dbi[KYUFU_DB_META], &k, &v);
+    if (mrv == MDB_NOTFOUND) {
+        return 0;
+    }
+    if (mrv != 0) {
+        return kyufu_storage__mdb_error(mrv);
+    }
+    out->voters = malloc(v.mv_size > 0 ? v.mv_size : 1);
+    if (out->voters == NULL) {
+        return KYUFU_STORAGE_ENOMEM;
+    }
+    memcpy(out->voters, v.mv_data, v.mv_size);
+    out->voters_len = v.mv_size;
+    return 0;
+}
+
+void kyufu_storage__versions_set(struct kyufu_storage *s,
+                                 struct kyufu_storage__versions *v)
+{
+    KYUFU_ASSERT(v->cluster >= 1);
+    free(s->versions.voters);
+    s->versions = *v;
+    memset(v, 0, sizeof *v);
+}
+
 /* ------------------------------------------------------------ query */
 
 int kyufu_storage_cluster_version(struct kyufu_storage *s,
                                   uint32_t *version,
                                   Kyufu__V1__RecordVersions **voters)
 {
-    MDB_txn *txn;
     KYUFU_ASSERT(s != NULL && version != NULL);
-    if (voters != NULL) {
-        *voters = NULL;
+    KYUFU_ASSERT(s->versions.cluster >= 1);
+    *version = s->versions.cluster;
+    if (voters == NULL) {
+        return 0;
     }
-    int rv = kyufu_storage__read_begin(s, &txn);
-    if (rv != 0) {
-        return rv;
+    *voters = NULL;
+    if (s->versions.voters == NULL) {
+        return 0;
     }
-    rv = kyufu_storage__cluster_version_get(s, txn, version);
-    if (rv == 0 && voters != NULL) {
-        MDB_val k = {strlen(KYUFU_META_VOTER_VERSIONS),
-                     (void *)KYUFU_META_VOTER_VERSIONS};
-        MDB_val v;
-        int mrv = mdb_get(txn, s->dbi[KYUFU_DB_META], &k, &v);
-        if (mrv == 0) {
-            *voters = kyufu__v1__record_versions__unpack(NULL, v.mv_size,
-                                                         v.mv_data);
-            rv = *voters == NULL ? KYUFU_STORAGE_ECORRUPT : 0;
-        } else if (mrv != MDB_NOTFOUND) {
-            rv = kyufu_storage__mdb_error(mrv);
-        }
-    }
-    kyufu_storage__read_end(s, txn);
-    return rv;
+    *voters = kyufu__v1__record_versions__unpack(NULL, s->versions.voters_len,
+                                                 s->versions.voters);
+    /* It was checked before it was written and read back at the cache's
+     * fill: only memory can fail here. */
+    return *voters == NULL ? KYUFU_STORAGE_ENOMEM : 0;
 }

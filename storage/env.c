@@ -250,6 +250,12 @@ static int open_schema(struct kyufu_storage *s, char *errmsg, size_t len)
                               kyufu_storage_strerror(rv));
         goto err_after_begin;
     }
+    rv = kyufu_storage__versions_read(s, txn, &s->versions);
+    if (rv != 0) {
+        kyufu_storage__errmsg(errmsg, len, "read versions: %s",
+                              kyufu_storage_strerror(rv));
+        goto err_after_begin;
+    }
     mrv = mdb_txn_commit(txn);
     if (mrv != 0) {
         rv = kyufu_storage__mdb_error(mrv);
@@ -385,6 +391,7 @@ int kyufu_storage_open(const struct kyufu_storage_options *options,
     return 0;
 
 err_after_env:
+    free(s->versions.voters);
     mdb_env_close(s->env);
 err_after_lock_open:
     close(h->lock_fd);
@@ -410,6 +417,7 @@ void kyufu_storage_close(struct kyufu_storage *s)
     h = (struct lock_holder *)(void *)s;
     mdb_txn_abort(s->loop_txn);
     mdb_env_close(s->env);
+    free(s->versions.voters);
     pthread_mutex_destroy(&s->snap_lock);
     close(h->lock_fd);
     free(h);

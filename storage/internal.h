@@ -65,6 +65,17 @@ extern const char *const kyufu_storage__db_names[KYUFU_DB_COUNT];
 #define KYUFU_IDX_STATUS 's'         /* 's' status id */
 #define KYUFU_IDX_PROGRAM_STATUS 'q' /* 'q' code 0 status id */
 
+/* The versions of the replicated state (apply_version.c), cached in
+ * memory like the applied index, so that the write path and Status never
+ * open a transaction for them: read at open, after a restore, and after an
+ * entry holding a RecordVersions commits. */
+struct kyufu_storage__versions
+{
+    uint32_t cluster;    /* 1 when none was recorded */
+    uint8_t *voters;     /* packed RecordVersions (malloc); NULL when none */
+    size_t voters_len;
+};
+
 struct kyufu_storage
 {
     MDB_env *env;
@@ -81,6 +92,7 @@ struct kyufu_storage
     bool loop_txn_busy;
     uint64_t applied_index;    /* cache of meta, updated after commit */
     uint64_t applied_term;
+    struct kyufu_storage__versions versions; /* cache of meta, as above */
     unsigned grow_count;       /* times the map grew (tests observe it) */
     size_t snapshot_chunk_bytes; /* KYUFU_SNAPSHOT_CHUNK_BYTES_MAX; tests
                                   * lower it to see many chunks */
@@ -283,6 +295,12 @@ int kyufu_storage__check_known(const Kyufu__V1__CommandBatch *batch,
                                uint64_t index,
                                char *errmsg,
                                size_t errmsg_len);
+/* The versions in txn into *out (out->voters malloc'ed); 0 or an error. */
+int kyufu_storage__versions_read(struct kyufu_storage *s, MDB_txn *txn,
+                                 struct kyufu_storage__versions *out);
+/* Replace the cache with *v (taking its buffer). */
+void kyufu_storage__versions_set(struct kyufu_storage *s,
+                                 struct kyufu_storage__versions *v);
 /* 0 when the cluster version in txn is one this build runs; NEWER with the
  * versions in errmsg (open, restore). */
 int kyufu_storage__check_cluster_version(struct kyufu_storage *s,

@@ -438,16 +438,22 @@ static int replace_all(struct kyufu_storage *s, const struct parsed *p,
         return KYUFU_STORAGE_ECORRUPT;
     }
     /* A newer cluster's state: this build stops before taking it. */
+    struct kyufu_storage__versions versions;
     rv = kyufu_storage__check_cluster_version(s, txn, errmsg, errmsg_len);
+    if (rv == 0) {
+        rv = kyufu_storage__versions_read(s, txn, &versions);
+    }
     if (rv != 0) {
         mdb_txn_abort(txn);
         return rv;
     }
     mrv = mdb_txn_commit(txn);
     if (mrv != 0) {
+        free(versions.voters);
         rv = kyufu_storage__mdb_error(mrv);
         return rv == KYUFU_STORAGE_EMAP_FULL ? rv : KYUFU_STORAGE_EIO;
     }
+    kyufu_storage__versions_set(s, &versions);
     return 0;
 }
 

@@ -182,8 +182,9 @@ uint32_t kyufu_storage_command_since(Kyufu__V1__Command__BodyCase body);
 
 /* The cluster version (1 when none was recorded yet) and, when `voters` is
  * not NULL, the voters' versions last recorded (NULL when none; free with
- * kyufu__v1__record_versions__free_unpacked).  0, READERS_FULL or a fatal
- * error. */
+ * kyufu__v1__record_versions__free_unpacked).  Kept in memory like the
+ * applied index (no transaction): 0, or NOMEM when `voters` cannot be
+ * unpacked. */
 int kyufu_storage_cluster_version(struct kyufu_storage *s,
                                   uint32_t *version,
                                   Kyufu__V1__RecordVersions **voters);

@@ -98,6 +98,16 @@ expect_bad syntax        's/^\[raft\]/[raft]\nthis is not ini/' ':16:' "syntax e
 expect_bad log_level     's/^level = info/level = loud/' ':21: [log] level:' "'loud'"
 expect_bad long_line     "s#^key = .*#key = /$(printf 'x%.0s' $(seq 300))#" ':14:' "longer than"
 
+# ------------------------------------------------ --version
+# The release, the store schema and the command set (docs/operations.md
+# "Upgrades"); an extra argument is a usage error.
+version=$("$kyufud" --version); rc=$?
+[ $rc -eq 0 ] || fail "--version: exit $rc"
+[[ $version =~ ^kyufud\ [0-9]+\.[0-9]+\.[0-9]+$'\n'store\ schema\ [0-9]+$'\n'command\ set\ [0-9]+$ ]] \
+    || fail "--version: unexpected output: $version"
+"$kyufud" --version extra >/dev/null 2>&1; rc=$?
+[ $rc -eq 2 ] || fail "--version extra: exit $rc, want 2"
+
 # ------------------------------------------------ [raft] bounds and rules
 # The defaults and bounds the binary applies (the one source,
 # raft-glue/glue_limits.h), as "key = default ; min..max unit".

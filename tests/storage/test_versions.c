@@ -258,8 +258,19 @@ static void new_type_gated_by_cluster_version(void)
 }
 #endif
 
-/* A field this build does not know, in the command or inside its body: a
- * newer build put it there and would apply it; this one stops. */
+static size_t put_varint(uint8_t *out, size_t v)
+{
+    size_t n = 0;
+    for (; v >= 0x80; v >>= 7) {
+        out[n++] = (uint8_t)(v | 0x80);
+    }
+    out[n++] = (uint8_t)v;
+    return n;
+}
+
+/* A field this build does not know, in the batch, the command or inside
+ * its body: a newer build put it there and would apply it; this one
+ * stops. */
 static void unknown_field_stops_unapplied(void)
 {
     struct fx f;
@@ -290,12 +301,7 @@ static void unknown_field_stops_unapplied(void)
     CHECK(entry != NULL);
     size_t head = 0;
     entry[head++] = 0x0a;
-    for (size_t x = total; ; x >>= 7) {
-        entry[head++] = (uint8_t)((x & 0x7f) | (x >= 0x80 ? 0x80 : 0));
-        if (x < 0x80) {
-            break;
-        }
-    }
+    head += put_varint(entry + head, total);
     kyufu__v1__command__pack(c, entry + head);
     memcpy(entry + head + cn, field99, sizeof field99);
     struct kyufu_storage_results res = {0};
@@ -305,6 +311,19 @@ static void unknown_field_stops_unapplied(void)
                                        head + total, &res, err, sizeof err),
              KYUFU_STORAGE_ENEWER);
     CHECK(strstr(err, "field 99") != NULL);
+    kyufu_storage_applied(f.s, &index, &term);
+    CHECK_EQ(index, f.index);
+    /* In the batch around it. */
+    head = 1; /* the command alone, then field 99 of the batch */
+    head += put_varint(entry + head, cn);
+    kyufu__v1__command__pack(c, entry + head);
+    size_t bn = head + cn;
+    memcpy(entry + bn, field99, sizeof field99);
+    CHECK_EQ(kyufu_storage_apply_bytes(f.s, f.index + 1, f.term, entry,
+                                       bn + sizeof field99, &res, err,
+                                       sizeof err),
+             KYUFU_STORAGE_ENEWER);
+    CHECK(strstr(err, "field 99 of CommandBatch") != NULL);
     kyufu_storage_applied(f.s, &index, &term);
     CHECK_EQ(index, f.index);
     free(entry);
