@@ -29,6 +29,9 @@
 #include "node.h"
 #include "storage_limits.h"
 
+_Static_assert(KYUFU_NODE_CLUSTER_SIZE_MAX <= KYUFU_VOTERS_MAX,
+               "a RecordVersions can name every node [cluster] allows");
+
 static void forget(struct kyufu_node_versions *v)
 {
     for (size_t i = 0; i < KYUFU_NODE_CLUSTER_SIZE_MAX; i++) {

@@ -662,8 +662,8 @@ size_t kyufu_glue_voters(struct kyufu_glue *g, uint64_t *ids, size_t cap)
             continue;
         }
         /* Insertion sort: at most a handful of voters. */
-        size_t j = n < cap ? n : cap;
         if (n < cap) {
+            size_t j = n;
             while (j > 0 && ids[j - 1] > c->servers[i].id) {
                 ids[j] = ids[j - 1];
                 j--;
