@@ -80,6 +80,7 @@ struct kyufu_node_versions
 {
     uv_timer_t timer;        /* KYUFU_NODE_VERSION_POLL_MS while running */
     uint64_t term;           /* what was learned holds for this term */
+    unsigned quiet_ticks;    /* ticks left before the term's first round */
     unsigned pending;        /* Status calls out */
     bool proposing;          /* a RecordVersions is in flight */
     uint64_t seq_last;       /* the last RecordVersions key's sequence */

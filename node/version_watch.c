@@ -221,8 +221,15 @@ static void on_tick(uv_timer_t *t)
     struct kyufu_glue_status st;
     kyufu_glue_status(n->glue, &st);
     if (st.term != v->term) {
+        /* A new leader first settles in (the hand-over's writes, new
+         * connections to its peers): the first round waits a few ticks. */
         forget(v);
         v->term = st.term;
+        v->quiet_ticks = KYUFU_NODE_VERSION_QUIET_TICKS;
+    }
+    if (v->quiet_ticks > 0) {
+        v->quiet_ticks--;
+        return;
     }
     if (v->pending > 0) {
         return; /* the last round is still out */
