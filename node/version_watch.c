@@ -3,7 +3,8 @@
  * (storage.h "versions"; the operator's side in docs/operations.md
  * "Upgrades").
  *
- * Happy path: every KYUFU_NODE_VERSION_POLL_MS, a leader asks each peer of
+ * Happy path: every KYUFU_NODE_VERSION_POLL_MS (after the first
+ * KYUFU_NODE_VERSION_QUIET_TICKS of its term), a leader asks each peer of
  * [cluster] for its Cluster.Status (NodeStatus.command_version); once the
  * round is answered and every voter of the Raft configuration has a known
  * version (its own from this build), it compares them with the voters'
