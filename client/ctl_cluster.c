@@ -307,8 +307,10 @@ static int cmd_status(struct ctl__run *r, int argc, char **argv)
     uint64_t leader_id = 0;
     bool leader_disagree = false;
     if (!r->json) {
-        fprintf(r->out, "%-22s %-9s %-10s %-8s %6s %8s %8s %6s%s\n", "ENDPOINT",
-                "REACHABLE", "ROLE", "MEMBER", "ID", "TERM", "APPLIED", "LEADER",
+        /* VERSION: the node's command set / the cluster version
+         * (docs/operations.md "Upgrades"). */
+        fprintf(r->out, "%-22s %-9s %-10s %-8s %6s %8s %8s %6s %7s%s\n", "ENDPOINT",
+                "REACHABLE", "ROLE", "MEMBER", "ID", "TERM", "APPLIED", "LEADER", "VERSION",
                 so.digest ? "  DIGEST" : "");
     }
     for (unsigned i = 0; i < n_ep; i++) {
@@ -352,11 +354,14 @@ static int cmd_status(struct ctl__run *r, int argc, char **argv)
                 json_array_append_new(nodes, o);
             }
         } else if (st != NULL) {
-            fprintf(r->out, "%-22s %-9s %-10s %-8s %6llu %8llu %8llu %6llu%s%s\n", ep,
+            char ver[24];
+            snprintf(ver, sizeof ver, "%u/%u", (unsigned)st->command_version,
+                     (unsigned)st->cluster_version);
+            fprintf(r->out, "%-22s %-9s %-10s %-8s %6llu %8llu %8llu %6llu %7s%s%s\n", ep,
                     "yes", st->role, st->member_role[0] != '\0' ? st->member_role : "none",
                     (unsigned long long)st->id, (unsigned long long)st->term,
                     (unsigned long long)st->applied_index, (unsigned long long)st->leader_id,
-                    so.digest ? "  " : "", so.digest ? dg : "");
+                    ver, so.digest ? "  " : "", so.digest ? dg : "");
         } else {
             fprintf(r->out, "%-22s %-9s %s\n", ep, "no", why);
         }

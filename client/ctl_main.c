@@ -12,8 +12,10 @@
 
 #include "ctl.h"
 #include "kyufu.h"
+#include "kyufu_version.h"
 
-enum { OPT_CONFIG = 0x100, OPT_JSON, OPT_AS, OPT_DEADLINE, OPT_STALE, OPT_KEY, OPT_TZ, OPT_HELP };
+enum { OPT_CONFIG = 0x100, OPT_JSON, OPT_AS, OPT_DEADLINE, OPT_STALE, OPT_KEY, OPT_TZ, OPT_HELP,
+       OPT_VERSION };
 
 const struct option ctl__common_opts[CTL__COMMON_OPTS_N] = {
     { "config", required_argument, NULL, OPT_CONFIG },
@@ -293,6 +295,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: kyufuctl [--config FILE] [--json] [--as STAFF_ID] "
             "[--deadline-ms N] [--stale] <noun> <verb> [options]\n"
+            "       kyufuctl --help | --version\n"
             "\n"
             "common options (before or after the command):\n"
             "  --config FILE     client configuration (default: $KYUFUCTL_CONFIG)\n"
@@ -321,16 +324,26 @@ int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
 {
     struct ctl__run r = { .out = out, .err = err };
     kyufu_ctl_tz_reset(); /* each run starts from the default zone */
-    struct option opts[CTL__COMMON_OPTS_N + 2];
+    struct option opts[CTL__COMMON_OPTS_N + 3];
     memcpy(opts, ctl__common_opts, sizeof ctl__common_opts);
     opts[CTL__COMMON_OPTS_N] = (struct option){ "help", no_argument, NULL, OPT_HELP };
-    opts[CTL__COMMON_OPTS_N + 1] = (struct option){ 0 };
+    opts[CTL__COMMON_OPTS_N + 1] =
+        (struct option){ "version", no_argument, NULL, OPT_VERSION };
+    opts[CTL__COMMON_OPTS_N + 2] = (struct option){ 0 };
     optind = 0; /* full re-initialisation of getopt (tests call us twice) */
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
         if (c == OPT_HELP) {
             usage(out);
+            return 0;
+        }
+        if (c == OPT_VERSION) {
+            /* The release, and the command set of the API it was built
+             * with (docs/operations.md "Upgrades"); each node's own and
+             * the cluster's are in `cluster status`. */
+            fprintf(out, "kyufuctl %s\ncommand set %u\n", KYUFU_VERSION,
+                    (unsigned)KYUFU_COMMAND_SET_VERSION);
             return 0;
         }
         if (c == '?' || c == ':') {

@@ -5,6 +5,7 @@
  *   kyufud --print-defaults       the optional keys: defaults and bounds
  *   kyufud --compact FILE         compact the node's LMDB file, node stopped
  *                                 (docs/operations.md "Compacting the store")
+ *   kyufud --version              release, store schema, command set
  *
  * Exit status: 0 after a clean stop (or a valid config), 1 when the node
  * failed at run time (a fatal storage or raft error, a port in use, a
@@ -13,7 +14,9 @@
  * clean stop ordered by the UPS (low battery, forced shutdown: after
  * [power] shutdown_command, if set, has run), 4 after a stop on data it
  * refuses (an entry or snapshot the state machine will not apply, a
- * damaged store); never a signal of its own making (docs/operations.md
+ * damaged store, data of a cluster whose command set is newer than this
+ * build's: docs/operations.md "Upgrades"); never a signal of its own
+ * making (docs/operations.md
  * "Exit status", docs/power.md). */
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,10 +25,12 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "kyufu_version.h"
 #include "lock.h"
 #include "log.h"
 #include "node.h"
 #include "storage.h"
+#include "storage_limits.h"
 
 static void usage(FILE *to)
 {
@@ -34,6 +39,7 @@ static void usage(FILE *to)
             "       kyufud --check-config FILE\n"
             "       kyufud --print-defaults\n"
             "       kyufud --compact FILE   (the node stopped: compact its store)\n"
+            "       kyufud --version\n"
             "Runs one kyufu node in the foreground (logs: JSON lines on "
             "stderr).\n");
 }
@@ -127,6 +133,14 @@ int main(int argc, char **argv)
                       strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
         return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        /* The command set is this build's (kyufud-next: one more); the
+         * cluster version is in each node's Cluster.Status. */
+        printf("kyufud %s\nstore schema %u\ncommand set %u\n", KYUFU_VERSION,
+               KYUFU_STORAGE_SCHEMA_VERSION,
+               (unsigned)kyufu_storage_command_version());
+        return fflush(stdout) == 0 ? 0 : 1;
     }
     if (argc == 2 && strcmp(argv[1], "--print-defaults") == 0) {
         kyufu_config_print_defaults(stdout);

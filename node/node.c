@@ -66,6 +66,7 @@ void kyufu_node__finish(struct kyufu_node *n)
     uv_close((uv_handle_t *)&n->stop_defer, close_noop);
     uv_close((uv_handle_t *)&n->stall_timer, close_noop);
     kyufu_node__notify_close(n);
+    kyufu_node__versions_close(n);
     kyufu_node__power_close(n);
     kyufu_node__sla_close(n);
     kyufu_node__avail_close(n);
@@ -284,6 +285,13 @@ static void on_stop_defer(uv_timer_t *t)
     }
 }
 
+/* The stop reason when this build is older than the cluster (a store, a
+ * snapshot or an entry of a newer command set): docs/operations.md
+ * "Upgrades". */
+#define STOP_UPGRADE                                                         \
+    "the cluster runs a newer command set than this build: upgrade kyufud "  \
+    "(docs/operations.md, Upgrades)"
+
 void kyufu_node__stop(struct kyufu_node *n, int exit_code, const char *why)
 {
     assert(exit_code == 0 || exit_code == 1 || exit_code == 2 ||
@@ -331,6 +339,10 @@ void kyufu_node__check_fatal(struct kyufu_node *n, int glue_status)
                   KYUFU_LOG_S("error", kyufu_glue_strerror(glue_status)));
         kyufu_node__stop(n, KYUFU_NODE_EXIT_REFUSED_DATA,
                          "refused data in the raft log, a snapshot or the store");
+    } else if (glue_status == KYUFU_GLUE_ENEWER) {
+        kyufu_log(KYUFU_LOG_ERROR, "fatal raft or storage error",
+                  KYUFU_LOG_S("error", kyufu_glue_strerror(glue_status)));
+        kyufu_node__stop(n, KYUFU_NODE_EXIT_REFUSED_DATA, STOP_UPGRADE);
     }
 }
 
@@ -385,6 +397,8 @@ static void on_state(struct kyufu_glue *g, void *arg)
         if (fatal == KYUFU_GLUE_ECORRUPT) {
             kyufu_node__stop(n, KYUFU_NODE_EXIT_REFUSED_DATA,
                              "refused data in the raft log, a snapshot or the store");
+        } else if (fatal == KYUFU_GLUE_ENEWER) {
+            kyufu_node__stop(n, KYUFU_NODE_EXIT_REFUSED_DATA, STOP_UPGRADE);
         } else {
             kyufu_node__stop(n, 1, "fatal raft or storage error");
         }
@@ -617,6 +631,7 @@ int kyufu_node_run(const struct kyufu_config *config)
     uv_timer_init(&n->loop, &n->stop_defer);
     n->stop_defer.data = n;
     uv_timer_init(&n->loop, &n->stall_timer);
+    uv_timer_init(&n->loop, &n->versions.timer);
     kyufu_node__stall_start(n);
     kyufu_node__notify_init(n);
     kyufu_node__avail_start(n);
@@ -641,11 +656,13 @@ int kyufu_node_run(const struct kyufu_config *config)
                   KYUFU_LOG_S("path", path),
                   KYUFU_LOG_S("error", kyufu_storage_strerror(rv)),
                   KYUFU_LOG_S("detail", errmsg));
-        /* A damaged store would be refused again at every restart. */
-        kyufu_node__stop(n, rv == KYUFU_STORAGE_ECORRUPT
+        /* A damaged store, or one a newer cluster wrote, would be refused
+         * again at every restart. */
+        kyufu_node__stop(n, rv == KYUFU_STORAGE_ECORRUPT ||
+                                    rv == KYUFU_STORAGE_ENEWER
                                 ? KYUFU_NODE_EXIT_REFUSED_DATA
                                 : 1,
-                         "store");
+                         rv == KYUFU_STORAGE_ENEWER ? STOP_UPGRADE : "store");
         goto run;
     }
     uint64_t applied, term;
@@ -663,7 +680,8 @@ int kyufu_node_run(const struct kyufu_config *config)
          * name this node): a restart would fail the same way, as for a bad
          * config file, so exit 2 (not restarted). */
         kyufu_node__stop(n, rv == KYUFU_GLUE_ECONFIG || rv == KYUFU_GLUE_EINVALID ? 2
-                            : rv == KYUFU_GLUE_ECORRUPT ? KYUFU_NODE_EXIT_REFUSED_DATA
+                            : rv == KYUFU_GLUE_ECORRUPT || rv == KYUFU_GLUE_ENEWER
+                                ? KYUFU_NODE_EXIT_REFUSED_DATA
                                                         : 1,
                          "raft");
         goto run;
@@ -694,6 +712,7 @@ int kyufu_node_run(const struct kyufu_config *config)
     }
     kyufu_node__sla_start(n, errmsg, sizeof errmsg);
     n->stage = KYUFU_NODE_RUNNING;
+    kyufu_node__versions_start(n);
     kyufu_log(KYUFU_LOG_INFO, "node started", KYUFU_LOG_U("id", config->id),
               KYUFU_LOG_S("raft_address", config->raft_address),
               KYUFU_LOG_S("api_address", config->api_address),

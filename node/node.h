@@ -120,6 +120,27 @@ struct kyufu_node_metrics
     uint64_t rto_seen_count;
 };
 
+/* Upgrades (version_watch.c): what the leader learned of one peer. */
+struct kyufu_node_version_peer
+{
+    struct kyufu_node *node;
+    struct kyufu_grpc_client_req req;
+    uint64_t id;      /* the voter asked (0: slot unused this term) */
+    uint32_t version; /* NodeStatus.command_version; 0: not known */
+};
+
+struct kyufu_node_versions
+{
+    uv_timer_t timer;        /* KYUFU_NODE_VERSION_POLL_MS while running */
+    uint64_t term;           /* what was learned holds for this term */
+    unsigned quiet_ticks;    /* ticks left before the term's first round */
+    unsigned pending;        /* Status calls out */
+    bool proposing;          /* a RecordVersions is in flight */
+    uint64_t seq_last;       /* the last RecordVersions key's sequence */
+    struct kyufu_glue_propose propose;
+    struct kyufu_node_version_peer peers[KYUFU_NODE_CLUSTER_SIZE_MAX];
+};
+
 enum kyufu_node_stage {
     KYUFU_NODE_STARTING = 0,
     KYUFU_NODE_RUNNING,
@@ -190,6 +211,7 @@ struct kyufu_node
     struct kyufu_node_sla sla; /* SLA evaluator and alert hook (sla.h) */
     struct kyufu_node_metrics metrics;
     struct kyufu_node_avail avail; /* availability ledger (availability.c) */
+    struct kyufu_node_versions versions;
 };
 
 /* One call in progress. */
@@ -348,6 +370,15 @@ int kyufu_node__metrics_render(void *node, struct kyufu_metrics_buf *b);
 size_t kyufu_node__methods_count(void);
 const char *kyufu_node__method_path(size_t i);
 int kyufu_node__method_index(const char *path);
+/* ------------------------------------------------------ version_watch.c
+ * Upgrades (docs/operations.md "Upgrades"): as leader, learn every voter's
+ * command-set version (Cluster.Status) and record them (RecordVersions)
+ * whenever they differ from what the replicated state holds. */
+
+/* Start the poll timer (after the glue started; the tick does nothing
+ * unless this node leads); close it in the node's last step. */
+void kyufu_node__versions_start(struct kyufu_node *n);
+void kyufu_node__versions_close(struct kyufu_node *n);
 
 /* ------------------------------------------------------ forward.c */
 

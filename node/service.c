@@ -42,6 +42,11 @@ static const struct kyufu_node_method table[] = {
     W("SetStaffStatus", set_staff_status_request, "set_staff_status"),
     {LEDGER "SettleWrite", KYUFU_NODE_SETTLE,
      &kyufu__v1__settle_write_request__descriptor, "settle_write", NULL},
+#ifdef KYUFU_NEXT_VERSION
+    /* Upgrades: the test build's extra command (docs/operations.md
+     * "Upgrades"); kyufud answers UNIMPLEMENTED. */
+    W("Annotate", annotate_request, "annotate"),
+#endif
     R("GetProgram", get_program_request, get_program),
     R("GetHousehold", get_household_request, get_household),
     R("GetApplication", get_application_request, get_application),

@@ -66,6 +66,21 @@ static void status_answer(struct kyufu_node_call *c,
     resp.n_sla_alerts = n_active;
     resp.sla_alerts = alert_ptrs;
     resp.sla_evaluated = n->sla.enabled;
+    /* Upgrades: this build's command set and the replicated cluster
+     * version (docs/operations.md "Upgrades"). */
+    Kyufu__V1__RecordVersions *voters = NULL;
+    uint32_t cluster = 0;
+    int rv = kyufu_storage_cluster_version(n->storage, &cluster, &voters);
+    if (rv != 0) {
+        kyufu_node__call_storage_error(c, rv, "cluster version");
+        return;
+    }
+    resp.command_version = kyufu_storage_command_version();
+    resp.cluster_version = cluster;
+    if (voters != NULL) {
+        resp.n_voter_versions = voters->n_voters;
+        resp.voter_versions = voters->voters;
+    }
     if (digest != NULL) {
         /* The digest is of the state at `digest_at`, read in one
          * transaction: the applied index reported must be that one, not
@@ -75,6 +90,7 @@ static void status_answer(struct kyufu_node_call *c,
         resp.state_digest.len = 32;
     }
     kyufu_node__call_done_msg(c, &resp.base);
+    kyufu__v1__record_versions__free_unpacked(voters, NULL);
 }
 
 struct status_digest

@@ -112,6 +112,26 @@ void kyufu_node__propose(struct kyufu_node_call *c,
     *(void **)((char *)&cmd + f->offset) = body;
     *(uint32_t *)((char *)&cmd + f->quantifier_offset) = f->id;
 
+    /* Upgrades: a command type is proposed only once every voter knows it
+     * (docs/operations.md "Upgrades"); apply would reject it alike on
+     * every replica that knows it, and stop one that does not. */
+    uint32_t since = kyufu_storage_command_since(cmd.body_case);
+    uint32_t cluster = 0;
+    int srv = kyufu_storage_cluster_version(n->storage, &cluster, NULL);
+    assert(srv == 0 && since >= 1); /* in memory without the voters */
+    (void)srv;
+    if (since > cluster) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "%s needs cluster version %u; the cluster runs version %u "
+                 "(every voter must run a build of command-set version %u "
+                 "or later: docs/operations.md, Upgrades)",
+                 f->name, (unsigned)since, (unsigned)cluster, (unsigned)since);
+        kyufu_node__call_done(c, KYUFU_GRPC_FAILED_PRECONDITION, msg, NULL,
+                              0);
+        return;
+    }
+
     c->req.propose.data = c;
     c->proposed_cb = cb;
     c->proposed_ns = uv_hrtime();

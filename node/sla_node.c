@@ -145,7 +145,10 @@ static void propose_incident(struct kyufu_node *n,
     key.client_id = client_id;
     key.sequence = (uint64_t)now * 1024 + (n->sla.seq++ % 1024);
     Kyufu__V1__CommandHeader header = KYUFU__V1__COMMAND_HEADER__INIT;
-    header.actor = (char *)"kyufud";
+    char actor[40]; /* a node's own command: apply's check_system */
+    snprintf(actor, sizeof actor, "kyufu-node-%llu",
+             (unsigned long long)n->config->id);
+    header.actor = actor;
     header.terminal = (char *)"sla";
     header.key = &key;
     header.time_ms = now;

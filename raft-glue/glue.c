@@ -244,7 +244,10 @@ static void fsm_fatal(void *arg, int storage_rv, const char *errmsg)
      * applied term, a snapshot describing a broken ledger) or a damaged
      * store; a restart would meet the same data, so the node says so
      * (kyufud exits 4 and is not restarted in a loop). */
+    /* NEWER: an entry or snapshot from a command set this build does not
+     * know (docs/operations.md "Upgrades"); it stops unapplied, exit 4. */
     set_fatal(g, storage_rv == KYUFU_STORAGE_ECORRUPT ? KYUFU_GLUE_ECORRUPT
+                 : storage_rv == KYUFU_STORAGE_ENEWER ? KYUFU_GLUE_ENEWER
                                                       : KYUFU_GLUE_ESTORAGE,
               errmsg);
 }
@@ -703,6 +706,28 @@ int kyufu_glue_start(struct kyufu_glue *g,
 bool kyufu_glue_is_leader(struct kyufu_glue *g)
 {
     return g->started && !g->closing && raft_state(&g->raft) == RAFT_LEADER;
+}
+
+size_t kyufu_glue_voters(struct kyufu_glue *g, uint64_t *ids, size_t cap)
+{
+    size_t n = 0;
+    const struct raft_configuration *c = &g->raft.configuration;
+    for (unsigned i = 0; i < c->n; i++) {
+        if (c->servers[i].role != RAFT_VOTER) {
+            continue;
+        }
+        /* Insertion sort: at most a handful of voters. */
+        if (n < cap) {
+            size_t j = n;
+            while (j > 0 && ids[j - 1] > c->servers[i].id) {
+                ids[j] = ids[j - 1];
+                j--;
+            }
+            ids[j] = c->servers[i].id;
+        }
+        n++;
+    }
+    return n;
 }
 
 void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out)

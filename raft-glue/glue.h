@@ -42,7 +42,9 @@
     X(EXISTS, -14, "already a member")                                       \
     X(QUORUM, -15, "the change would leave too few voters")                  \
     X(NOTCAUGHTUP, -16, "the new node did not catch up in time")             \
-    X(UNREACHABLE, -17, "too few of the remaining voters answer")
+    X(UNREACHABLE, -17, "too few of the remaining voters answer")            \
+    X(NEWER, -18, "the cluster runs a newer command set than this build: "   \
+                  "upgrade this node")
 
 enum kyufu_glue_error {
 #define KYUFU_GLUE__ENUM(name, value, text) KYUFU_GLUE_E##name = value,
@@ -348,6 +350,10 @@ bool kyufu_glue_last_contact(struct kyufu_glue *g, uint64_t id,
 size_t kyufu_glue_followers(struct kyufu_glue *g,
                             struct kyufu_glue_follower *out,
                             size_t max);
+/* Upgrades: the ids of the voters in the configuration this node holds now
+ * (as leader, the one it replicates), ascending, at most `cap` of them;
+ * returns how many there are (more than cap: only cap were written). */
+size_t kyufu_glue_voters(struct kyufu_glue *g, uint64_t *ids, size_t cap);
 
 /* 0 while healthy; otherwise the error (STORAGE: a fatal storage error or
  * a store ahead of the log; IO: a failed raft_uv disk write) that made the

@@ -21,17 +21,21 @@
 #include <string.h>
 
 #include "internal.h"
+#include "kyufu_version.h"
 
 #define ROLE(r) (1u << KYUFU__V1__ROLE__ROLE_##r)
 #define CASE(x) KYUFU__V1__COMMAND__BODY_##x
 
+/* since: the command-set version that introduced the type (storage.h
+ * "versions"); roles 0: a system command, proposed by the leader itself
+ * (no staff account acts; its actor is the node, "kyufu-node-<id>"). */
 struct command_def
 {
     Kyufu__V1__Command__BodyCase body;
     const char *name;
-    /* Any one of these; 0: the leader's own command (no client RPC makes
-     * one, e.g. OpenIncident): no actor check, the header's actor names
-     * the node's role ("kyufud"). */
+    /* Any one of these; 0: a node's own command (no client RPC makes one:
+     * OpenIncident, RecordVersions): its actor must be a node's,
+     * "kyufu-node-N" (check_system). */
     uint32_t roles;
     kyufu_storage__handler handler;
     /* Proposed by kyufud itself (the availability ledger): no actor check,
@@ -39,66 +43,100 @@ struct command_def
      * must not grow the audit trail); never reachable from an RPC, as no
      * method of service.c names these bodies. */
     bool system;
+    uint32_t since;
 };
+
+/* Version 1 is the command set of the first release that recorded versions:
+ * every row below without `.since` is part of it. */
+#define V1 .since = 1u
 
 static const struct command_def commands[] = {
     {CASE(CREATE_PROGRAM), "CreateProgram", ROLE(APPROVER),
-     kyufu_storage__create_program, false},
+     kyufu_storage__create_program, false, V1},
     {CASE(OPEN_PROGRAM), "OpenProgram", ROLE(APPROVER),
-     kyufu_storage__open_program, false},
+     kyufu_storage__open_program, false, V1},
     {CASE(CLOSE_PROGRAM), "CloseProgram", ROLE(APPROVER),
-     kyufu_storage__close_program, false},
+     kyufu_storage__close_program, false, V1},
     {CASE(ADJUST_BUDGET), "AdjustBudget", ROLE(APPROVER),
-     kyufu_storage__adjust_budget, false},
+     kyufu_storage__adjust_budget, false, V1},
     {CASE(REGISTER_HOUSEHOLD), "RegisterHousehold", ROLE(CLERK),
-     kyufu_storage__register_household, false},
+     kyufu_storage__register_household, false, V1},
     {CASE(UPDATE_HOUSEHOLD), "UpdateHousehold", ROLE(CLERK),
-     kyufu_storage__update_household, false},
+     kyufu_storage__update_household, false, V1},
     /* API contract (issue 14 item 4): the masked, versioned update; audited
      * under the RPC's name like the legacy body it replaces. */
     {CASE(UPDATE_HOUSEHOLD_FIELDS), "UpdateHousehold", ROLE(CLERK),
-     kyufu_storage__update_household_fields, false},
+     kyufu_storage__update_household_fields, false, V1},
     {CASE(SUBMIT_APPLICATION), "SubmitApplication", ROLE(CLERK),
-     kyufu_storage__submit_application, false},
+     kyufu_storage__submit_application, false, V1},
     {CASE(APPROVE_APPLICATION), "ApproveApplication", ROLE(APPROVER),
-     kyufu_storage__approve_application, false},
+     kyufu_storage__approve_application, false, V1},
     {CASE(REJECT_APPLICATION), "RejectApplication", ROLE(APPROVER),
-     kyufu_storage__reject_application, false},
+     kyufu_storage__reject_application, false, V1},
     {CASE(CANCEL_APPLICATION), "CancelApplication", ROLE(CLERK) | ROLE(APPROVER),
-     kyufu_storage__cancel_application, false},
+     kyufu_storage__cancel_application, false, V1},
     {CASE(CREATE_PAYMENT_BATCH), "CreatePaymentBatch", ROLE(CLERK),
-     kyufu_storage__create_payment_batch, false},
+     kyufu_storage__create_payment_batch, false, V1},
     {CASE(CONFIRM_PAYMENT_BATCH), "ConfirmPaymentBatch", ROLE(APPROVER),
-     kyufu_storage__confirm_payment_batch, false},
+     kyufu_storage__confirm_payment_batch, false, V1},
     {CASE(RETURN_PAYMENT), "ReturnPayment", ROLE(CLERK),
-     kyufu_storage__return_payment, false},
+     kyufu_storage__return_payment, false, V1},
     {CASE(CREATE_STAFF), "CreateStaff", ROLE(ID_ADMIN),
-     kyufu_storage__create_staff, false},
+     kyufu_storage__create_staff, false, V1},
     {CASE(SET_STAFF_ROLES), "SetStaffRoles", ROLE(ID_ADMIN),
-     kyufu_storage__set_staff_roles, false},
+     kyufu_storage__set_staff_roles, false, V1},
     {CASE(SET_STAFF_STATUS), "SetStaffStatus", ROLE(ID_ADMIN),
-     kyufu_storage__set_staff_status, false},
+     kyufu_storage__set_staff_status, false, V1},
     /* Anyone who writes may settle a key of their own (apply_settle.c). */
     {CASE(SETTLE_WRITE), "SettleWrite",
      ROLE(ID_ADMIN) | ROLE(CLERK) | ROLE(APPROVER),
-     kyufu_storage__settle_write, false},
+     kyufu_storage__settle_write, false, V1},
     /* SLA incidents (apply_incident.c): opened by the leader, closed by an
      * operator. */
     {CASE(OPEN_INCIDENT), "OpenIncident", 0, kyufu_storage__open_incident,
-     false},
+     false, V1},
     {CASE(CLOSE_INCIDENT), "CloseIncident", ROLE(OPERATOR),
-     kyufu_storage__close_incident, false},
+     kyufu_storage__close_incident, false, V1},
     /* The availability ledger (apply_availability.c). */
     {CASE(AVAILABILITY_HEARTBEAT), "AvailabilityHeartbeat", 0,
-     kyufu_storage__availability_heartbeat, true},
+     kyufu_storage__availability_heartbeat, true, V1},
     {CASE(LEADER_CHANGE), "LeaderChange", 0, kyufu_storage__leader_change,
-     true},
+     true, V1},
     {CASE(FAILOVER_INTENT), "FailoverIntent", 0,
-     kyufu_storage__failover_intent, true},
-    {CASE(DRILL_RESULT), "DrillResult", 0, kyufu_storage__drill_result, true},
+     kyufu_storage__failover_intent, true, V1},
+    {CASE(DRILL_RESULT), "DrillResult", 0, kyufu_storage__drill_result, true, V1},
     {CASE(DRILL_PROBE), "DrillProbe", ROLE(OPERATOR),
-     kyufu_storage__drill_probe, false},
+     kyufu_storage__drill_probe, false, V1},
+    /* Upgrades (apply_version.c). */
+    {CASE(RECORD_VERSIONS), "RecordVersions", 0,
+     kyufu_storage__record_versions, false, V1},
+#ifdef KYUFU_NEXT_VERSION
+    /* The test build's one extra type (kyufud-next; ledger.proto). */
+    {CASE(ANNOTATE), "Annotate", ROLE(ID_ADMIN) | ROLE(CLERK) | ROLE(APPROVER),
+     kyufu_storage__annotate, false, KYUFU_COMMAND_SET_VERSION + 1u},
+#endif
 };
+
+uint32_t kyufu_storage_command_version(void)
+{
+#ifdef KYUFU_NEXT_VERSION
+    return KYUFU_COMMAND_SET_VERSION + 1u;
+#else
+    return KYUFU_COMMAND_SET_VERSION;
+#endif
+}
+
+uint32_t kyufu_storage_command_since(Kyufu__V1__Command__BodyCase body)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (commands[i].body == body) {
+            KYUFU_ASSERT(commands[i].since >= 1 &&
+                         commands[i].since <= kyufu_storage_command_version());
+            return commands[i].since;
+        }
+    }
+    return 0;
+}
 
 static const struct command_def *find_command(const Kyufu__V1__Command *cmd)
 {
@@ -382,6 +420,38 @@ static int check_actor(struct kyufu_storage__cmd *c,
     return rv;
 }
 
+/* A command type newer than the cluster version: every replica that knows
+ * it rejects it alike (the leader refuses it before proposing; this holds
+ * should one not).  0 with c->code set, or a store error. */
+static int check_since(struct kyufu_storage__cmd *c,
+                       const struct command_def *def)
+{
+    uint32_t cluster = 0;
+    int rv = kyufu_storage__cluster_version_get(c->s, c->txn, &cluster);
+    if (rv != 0 || def->since <= cluster) {
+        return rv;
+    }
+    return kyufu_storage__reject(c, KYUFU__V1__CODE__FAILED_PRECONDITION,
+                                 "%s needs cluster version %u; the cluster "
+                                 "runs version %u",
+                                 def->name, (unsigned)def->since,
+                                 (unsigned)cluster);
+}
+
+/* A system command (roles 0) is proposed by a node: its actor names one.
+ * No RPC carries one, so this only keeps a hand-made entry out. */
+static int check_system(struct kyufu_storage__cmd *c,
+                        const struct command_def *def)
+{
+    static const char prefix[] = "kyufu-node-";
+    if (strncmp(c->actor, prefix, sizeof prefix - 1) != 0) {
+        return kyufu_storage__reject(c, KYUFU__V1__CODE__PERMISSION_DENIED,
+                                     "%s is proposed by a node, not by %s",
+                                     def->name, c->actor);
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------ one command */
 
 static size_t put_varint(uint8_t *out, uint64_t v)
@@ -560,7 +630,11 @@ static int apply_command(struct kyufu_storage *s,
         rv = 0;
     } else {
         name_object(&c);
-        rv = def->roles == 0 ? 0 : check_actor(&c, def); /* steps 4, 5 */
+        rv = check_since(&c, def); /* step 3, upgrades */
+        if (rv == 0 && c.code == KYUFU__V1__CODE__OK) {
+            rv = def->roles == 0 ? check_system(&c, def)
+                                 : check_actor(&c, def); /* steps 4, 5 */
+        }
         if (rv == 0 && c.code == KYUFU__V1__CODE__OK) {
             rv = def->handler(&c); /* steps 6, 7 */
         }
@@ -684,6 +758,7 @@ static int apply_once(struct kyufu_storage *s,
                       struct kyufu_storage_results *results,
                       struct kyufu_storage__touched *touched,
                       uint64_t *audit_before,
+                      struct kyufu_storage__versions *versions,
                       char *errmsg,
                       size_t errmsg_len)
 {
@@ -730,6 +805,15 @@ static int apply_once(struct kyufu_storage *s,
         rv = kyufu_storage__meta_put_u64(s, txn, KYUFU_META_APPLIED_TERM,
                                          term);
     }
+    /* The only command that changes the versions: refill their cache. */
+    bool versions_changed = false;
+    for (size_t i = 0; i < n && rv == 0 && !versions_changed; i++) {
+        versions_changed = batch->commands[i]->body_case ==
+                           CASE(RECORD_VERSIONS);
+    }
+    if (rv == 0 && versions_changed) {
+        rv = kyufu_storage__versions_read(s, txn, versions);
+    }
     if (rv != 0) {
         goto err_after_begin;
     }
@@ -762,6 +846,7 @@ int kyufu_storage_apply(struct kyufu_storage *s,
                         size_t errmsg_len)
 {
     struct kyufu_storage__touched touched = {0};
+    struct kyufu_storage__versions versions = {0};
     struct kyufu_storage_results local = {0};
     uint64_t audit_before = 0;
     int rv;
@@ -779,16 +864,23 @@ int kyufu_storage_apply(struct kyufu_storage *s,
                               (unsigned long long)s->applied_index);
         return KYUFU_STORAGE_ESTALE;
     }
+    /* An entry from a newer command set stops this node, unapplied. */
+    rv = kyufu_storage__check_known(batch, index, errmsg, errmsg_len);
+    if (rv != 0) {
+        return rv;
+    }
     for (;;) {
         rv = kyufu_storage__grow_if_needed(s);
         if (rv != 0) {
             break;
         }
         rv = apply_once(s, index, term, batch, results, &touched,
-                        &audit_before, errmsg, errmsg_len);
+                        &audit_before, &versions, errmsg, errmsg_len);
         if (rv != KYUFU_STORAGE_EMAP_FULL) {
             break;
         }
+        free(versions.voters);
+        memset(&versions, 0, sizeof versions);
         results_clear(results);
         touched_free(&touched);
         rv = kyufu_storage__grow(s);
@@ -802,10 +894,15 @@ int kyufu_storage_apply(struct kyufu_storage *s,
     if (rv == 0) {
         s->applied_index = index;
         s->applied_term = term;
+        if (versions.cluster != 0) { /* read: a RecordVersions committed */
+            KYUFU_ASSERT(versions.cluster >= s->versions.cluster);
+            kyufu_storage__versions_set(s, &versions);
+        }
         kyufu_storage__check_touched(s, &touched, audit_before);
     } else {
         results_clear(results);
     }
+    free(versions.voters); /* NULL unless the entry failed after its read */
     touched_free(&touched);
     if (results == &local) {
         results_clear(&local);

@@ -58,7 +58,8 @@ const char *kyufu_storage_strerror(int rv)
 bool kyufu_storage_is_fatal(int rv)
 {
     return rv == KYUFU_STORAGE_EIO || rv == KYUFU_STORAGE_ECORRUPT ||
-           rv == KYUFU_STORAGE_EMAP_FULL || rv == KYUFU_STORAGE_ENOMEM;
+           rv == KYUFU_STORAGE_EMAP_FULL || rv == KYUFU_STORAGE_ENOMEM ||
+           rv == KYUFU_STORAGE_ENEWER;
 }
 
 _Noreturn void kyufu_storage__panic(const char *file,
@@ -235,6 +236,11 @@ static int open_schema(struct kyufu_storage *s, char *errmsg, size_t len)
                               KYUFU_STORAGE_SCHEMA_VERSION);
         goto err_after_begin;
     }
+    /* A store a newer cluster wrote (docs/operations.md "Upgrades"). */
+    rv = kyufu_storage__check_cluster_version(s, txn, errmsg, len);
+    if (rv != 0) {
+        goto err_after_begin;
+    }
     rv = kyufu_storage__meta_get_u64(s, txn, KYUFU_META_APPLIED_INDEX,
                                      &s->applied_index);
     if (rv == 0) {
@@ -243,6 +249,12 @@ static int open_schema(struct kyufu_storage *s, char *errmsg, size_t len)
     }
     if (rv != 0) {
         kyufu_storage__errmsg(errmsg, len, "read applied index: %s",
+                              kyufu_storage_strerror(rv));
+        goto err_after_begin;
+    }
+    rv = kyufu_storage__versions_read(s, txn, &s->versions);
+    if (rv != 0) {
+        kyufu_storage__errmsg(errmsg, len, "read versions: %s",
                               kyufu_storage_strerror(rv));
         goto err_after_begin;
     }
@@ -381,6 +393,7 @@ int kyufu_storage_open(const struct kyufu_storage_options *options,
     return 0;
 
 err_after_env:
+    free(s->versions.voters);
     mdb_env_close(s->env);
 err_after_lock_open:
     close(h->lock_fd);
@@ -406,6 +419,7 @@ void kyufu_storage_close(struct kyufu_storage *s)
     h = (struct lock_holder *)(void *)s;
     mdb_txn_abort(s->loop_txn);
     mdb_env_close(s->env);
+    free(s->versions.voters);
     pthread_mutex_destroy(&s->snap_lock);
     close(h->lock_fd);
     free(h);

@@ -60,12 +60,26 @@ extern const char *const kyufu_storage__db_names[KYUFU_DB_COUNT];
 #define KYUFU_META_AUDIT_SEQ "audit_seq"
 #define KYUFU_META_AUDIT_HASH "audit_hash" /* 32 bytes */
 #define KYUFU_META_NEXT_INCIDENT_ID "next_incident_id"
+/* Upgrades (apply_version.c): absent in a store no RecordVersions reached. */
+#define KYUFU_META_CLUSTER_VERSION "cluster_version"
+#define KYUFU_META_VOTER_VERSIONS "voter_versions" /* packed RecordVersions */
 
 /* Application index kinds (first key byte of KYUFU_DB_APP_INDEX). */
 #define KYUFU_IDX_PROGRAM 'p'        /* 'p' code 0 id */
 #define KYUFU_IDX_HOUSEHOLD 'h'      /* 'h' no 0 id */
 #define KYUFU_IDX_STATUS 's'         /* 's' status id */
 #define KYUFU_IDX_PROGRAM_STATUS 'q' /* 'q' code 0 status id */
+
+/* The versions of the replicated state (apply_version.c), cached in
+ * memory like the applied index, so that the write path and Status never
+ * open a transaction for them: read at open, after a restore, and after an
+ * entry holding a RecordVersions commits. */
+struct kyufu_storage__versions
+{
+    uint32_t cluster;    /* 1 when none was recorded */
+    uint8_t *voters;     /* packed RecordVersions (malloc); NULL when none */
+    size_t voters_len;
+};
 
 struct kyufu_storage
 {
@@ -83,6 +97,7 @@ struct kyufu_storage
     bool loop_txn_busy;
     uint64_t applied_index;    /* cache of meta, updated after commit */
     uint64_t applied_term;
+    struct kyufu_storage__versions versions; /* cache of meta, as above */
     unsigned grow_count;       /* times the map grew (tests observe it) */
     size_t snapshot_chunk_bytes; /* KYUFU_SNAPSHOT_CHUNK_BYTES_MAX; tests
                                   * lower it to see many chunks */
@@ -302,6 +317,33 @@ int kyufu_storage__availability_observe(struct kyufu_storage *s,
                                         uint64_t term,
                                         int64_t first_ms,
                                         int64_t last_ms);
+/* apply_version.c */
+int kyufu_storage__record_versions(struct kyufu_storage__cmd *c);
+int kyufu_storage__annotate(struct kyufu_storage__cmd *c);
+
+/* ------------------------------------------------------------ versions
+ * (apply_version.c; contract in storage.h "versions") */
+/* The cluster version in txn: 1 when none is recorded. */
+int kyufu_storage__cluster_version_get(struct kyufu_storage *s, MDB_txn *txn,
+                                       uint32_t *version);
+/* 0 when this build knows every command of the batch and every field in
+ * them; NEWER with the first unknown one in errmsg. */
+int kyufu_storage__check_known(const Kyufu__V1__CommandBatch *batch,
+                               uint64_t index,
+                               char *errmsg,
+                               size_t errmsg_len);
+/* The versions in txn into *out (out->voters malloc'ed); 0 or an error. */
+int kyufu_storage__versions_read(struct kyufu_storage *s, MDB_txn *txn,
+                                 struct kyufu_storage__versions *out);
+/* Replace the cache with *v (taking its buffer). */
+void kyufu_storage__versions_set(struct kyufu_storage *s,
+                                 struct kyufu_storage__versions *v);
+/* 0 when the cluster version in txn is one this build runs; NEWER with the
+ * versions in errmsg (open, restore). */
+int kyufu_storage__check_cluster_version(struct kyufu_storage *s,
+                                         MDB_txn *txn,
+                                         char *errmsg,
+                                         size_t errmsg_len);
 
 /* ------------------------------------------------------------ audit */
 struct kyufu_storage__audit_in

@@ -437,11 +437,23 @@ static int replace_all(struct kyufu_storage *s, const struct parsed *p,
                               "snapshot describes a broken ledger: %s", why);
         return KYUFU_STORAGE_ECORRUPT;
     }
+    /* A newer cluster's state: this build stops before taking it. */
+    struct kyufu_storage__versions versions;
+    rv = kyufu_storage__check_cluster_version(s, txn, errmsg, errmsg_len);
+    if (rv == 0) {
+        rv = kyufu_storage__versions_read(s, txn, &versions);
+    }
+    if (rv != 0) {
+        mdb_txn_abort(txn);
+        return rv;
+    }
     mrv = mdb_txn_commit(txn);
     if (mrv != 0) {
+        free(versions.voters);
         rv = kyufu_storage__mdb_error(mrv);
         return rv == KYUFU_STORAGE_EMAP_FULL ? rv : KYUFU_STORAGE_EIO;
     }
+    kyufu_storage__versions_set(s, &versions);
     return 0;
 }
 
@@ -468,7 +480,7 @@ int kyufu_storage_restore(struct kyufu_storage *s,
             return rv;
         }
     }
-    if (rv == KYUFU_STORAGE_ECORRUPT) {
+    if (rv == KYUFU_STORAGE_ECORRUPT || rv == KYUFU_STORAGE_ENEWER) {
         return rv; /* errmsg says which check */
     }
     if (rv != 0) {

@@ -44,7 +44,9 @@
     X(NOTFOUND, -8, "not found")                                             \
     X(STALE, -9, "entry index is not after the applied index")            \
     X(READERS_FULL, -10, "too many concurrent reads of the store (LMDB "     \
-                         "reader table full); retry later")
+                         "reader table full); retry later")                \
+    X(NEWER, -11, "written by a newer kyufu: this build does not know the "  \
+                  "command set it needs; upgrade this node")
 
 enum kyufu_storage_error {
 #define KYUFU_STORAGE__ENUM(name, value, text) KYUFU_STORAGE_E##name = value,
@@ -151,6 +153,42 @@ int kyufu_storage_apply_noop(struct kyufu_storage *s,
                              uint64_t term,
                              char *errmsg,
                              size_t errmsg_len);
+
+/* --------------------------------------------------------------- versions
+ *
+ * Upgrades (docs/operations.md "Upgrades").  A command-set version numbers
+ * the command types a build applies (KYUFU_COMMAND_SET_VERSION of
+ * kyufu_version.h, one more in the test build kyufud-next); every command
+ * type has the version that introduced it.  The cluster version, replicated
+ * state, is the lowest command-set version among the voters the leader
+ * last recorded (RecordVersions), never lowered; absent, it reads as 1.
+ *
+ * Apply never treats an entry this build does not fully know as a
+ * rejection (an upgraded replica would apply it, so they would diverge):
+ * a command type outside this build's command set, a field it does not
+ * know anywhere in a command, a RecordVersions or a snapshot that would
+ * leave the cluster version above this build's, and a store whose cluster
+ * version is already above it (at open) all return KYUFU_STORAGE_ENEWER,
+ * fatal, with nothing changed: the node stops and is upgraded.  A command
+ * this build knows but that is newer than the cluster version is rejected
+ * (FAILED_PRECONDITION) by every replica alike; the leader refuses it
+ * before proposing (kyufu_storage_command_since). */
+
+/* This build's command-set version. */
+uint32_t kyufu_storage_command_version(void);
+
+/* The command-set version that introduced a command type; 0 when this
+ * build does not know it (not in its command set). */
+uint32_t kyufu_storage_command_since(Kyufu__V1__Command__BodyCase body);
+
+/* The cluster version (1 when none was recorded yet) and, when `voters` is
+ * not NULL, the voters' versions last recorded (NULL when none; free with
+ * kyufu__v1__record_versions__free_unpacked).  Kept in memory like the
+ * applied index (no transaction): 0, or NOMEM when `voters` cannot be
+ * unpacked. */
+int kyufu_storage_cluster_version(struct kyufu_storage *s,
+                                  uint32_t *version,
+                                  Kyufu__V1__RecordVersions **voters);
 
 /* ---------------------------------------------------------------- queries
  *

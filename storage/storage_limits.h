@@ -65,6 +65,15 @@
  * mask is longer than the path table (apply_household.c). */
 #define KYUFU_UPDATE_MASK_PATHS_MAX 9u
 
+/* Upgrades (docs/operations.md "Upgrades"): voters one RecordVersions
+ * names (a Raft cluster of more than 7 voters gains nothing; 16 leaves
+ * room), and the text of the test build's Annotate. */
+#define KYUFU_VOTERS_MAX 16u
+#define KYUFU_ANNOTATION_BYTES_MAX 200u
+/* Nesting depth apply walks looking for fields this build does not know;
+ * ledger.proto nests 3 deep (batch, command, body, record). */
+#define KYUFU_KNOWN_DEPTH_MAX 8u
+
 /* Money, in yen. */
 #define KYUFU_UNIT_AMOUNT_YEN_MAX ((int64_t)10000000000)     /* 10^10 */
 #define KYUFU_BUDGET_YEN_MAX ((int64_t)10000000000000)       /* 10^13 */

@@ -9,6 +9,7 @@
 #include "check.h"
 #include "ctl.h"
 #include "kyufu.h"
+#include "kyufu_version.h"
 
 static char out_buf[65536], err_buf[65536];
 
@@ -128,6 +129,16 @@ static void test_cli(const char *dir)
     CHECK(strstr(err_buf, "missing command") != NULL);
     CHECK_EQ_INT(run("--help", NULL), 0);
     CHECK(strstr(out_buf, "application submit") != NULL);
+    CHECK(strstr(out_buf, "--version") != NULL);
+    /* The release and the command set (docs/operations.md "Upgrades"). */
+    CHECK_EQ_INT(run("--version", NULL), 0);
+    {
+        char want[64];
+        snprintf(want, sizeof want, "kyufuctl %s\ncommand set %u\n",
+                 KYUFU_VERSION, (unsigned)KYUFU_COMMAND_SET_VERSION);
+        CHECK(strcmp(out_buf, want) == 0);
+    }
+    CHECK_EQ_INT(run("--version=1", NULL), KYUFU_CTL_EXIT_USAGE);
     CHECK_EQ_INT(run("--bogus", "program", "list", NULL), KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err_buf, "--bogus") != NULL);
     CHECK_EQ_INT(run("frob", "nicate", NULL), KYUFU_CTL_EXIT_USAGE);

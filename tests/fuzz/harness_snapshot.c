@@ -96,8 +96,10 @@ void fz_one(const uint8_t *data, size_t size)
     }
     int rv = kyufu_storage_restore(store, buf, n, err, sizeof err);
     if (rv != 0) {
-        if (rv != KYUFU_STORAGE_ECORRUPT) {
-            finding("restore failed other than CORRUPT", err);
+        /* NEWER: a snapshot of a cluster above this build's command set
+         * (docs/operations.md "Upgrades"), refused like a corrupt one. */
+        if (rv != KYUFU_STORAGE_ECORRUPT && rv != KYUFU_STORAGE_ENEWER) {
+            finding("restore failed other than CORRUPT or NEWER", err);
         }
         if (kyufu_storage_digest(store, after, &ia) != 0 || ia != ib ||
             memcmp(before, after, sizeof before) != 0) {

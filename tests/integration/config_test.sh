@@ -139,6 +139,16 @@ par expect_bad metrics_notls 's/^api_address = \(.*\)/api_address = \1\nmetrics_
 par expect_bad metrics_cc    's/^api_address = \(.*\)/api_address = \1\nmetrics_listen = 127.0.0.1:9101\nmetrics_tls_client_cert = true/' ':7: [node] metrics_tls_client_cert:' "needs metrics_tls"
 par expect_bad long_line     "s#^key = .*#key = /$(printf 'x%.0s' $(seq 300))#" ':14:' "longer than"
 
+# ------------------------------------------------ --version
+# The release, the store schema and the command set (docs/operations.md
+# "Upgrades"); an extra argument is a usage error.
+version=$("$kyufud" --version); rc=$?
+[ $rc -eq 0 ] || fail "--version: exit $rc"
+[[ $version =~ ^kyufud\ [0-9]+\.[0-9]+\.[0-9]+$'\n'store\ schema\ [0-9]+$'\n'command\ set\ [0-9]+$ ]] \
+    || fail "--version: unexpected output: $version"
+"$kyufud" --version extra >/dev/null 2>&1; rc=$?
+[ $rc -eq 2 ] || fail "--version extra: exit $rc, want 2"
+
 # ------------------------------------------------ [raft] bounds and rules
 # The defaults and bounds the binary applies (the one source,
 # raft-glue/glue_limits.h), as "key = default ; min..max unit".

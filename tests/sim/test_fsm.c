@@ -16,6 +16,9 @@
  *    applied term poisons every replica (fatal hook once, CORRUPT, errmsg
  *    naming the index and both terms), the store untouched; it used to
  *    be an assert;
+ *  - newer_command_set: an entry holding a command type outside this
+ *    build's command set poisons every replica with NEWER, the store
+ *    untouched (docs/operations.md "Upgrades");
  *  - restore_damaged: a snapshot with a damaged header or body is refused
  *    before anything is replaced (digest unchanged), the intact copy
  *    restores;
@@ -284,6 +287,8 @@ struct cluster
 };
 
 static struct cluster cl;
+/* Store names of the cluster: a later cluster starts on fresh stores. */
+static const char *cl_prefix = "r";
 
 static void on_fatal(void *arg, int rv, const char *msg)
 {
@@ -296,11 +301,12 @@ static void on_fatal(void *arg, int rv, const char *msg)
 static void cluster_start(void)
 {
     struct raft_configuration conf;
+    char ref_name[16];
     CHECK(raft_fixture_init(&cl.f) == 0);
     for (unsigned i = 0; i < N; i++) {
         char name[16];
         struct kyufu_fsm_hooks hooks = {(void *)(uintptr_t)i, NULL, on_fatal};
-        snprintf(name, sizeof name, "r%u", i);
+        snprintf(name, sizeof name, "%s%u", cl_prefix, i);
         cl.s[i] = open_store(name);
         kyufu_fsm_init(&cl.fsm[i], &cl.st[i], cl.s[i],
                        KYUFU_FSM_SNAPSHOT_INLINE, &hooks);
@@ -309,7 +315,8 @@ static void cluster_start(void)
         r->tracer = NULL;
         cl.st[i].raft = r;
     }
-    cl.ref = open_store("ref");
+    snprintf(ref_name, sizeof ref_name, "%sref", cl_prefix);
+    cl.ref = open_store(ref_name);
     CHECK(raft_fixture_configuration(&cl.f, N, &conf) == 0);
     CHECK(raft_fixture_bootstrap(&cl.f, &conf) == 0);
     raft_configuration_close(&conf);
@@ -573,6 +580,68 @@ static void test_term_below_applied(void)
     printf("fsm: term_below_applied ok\n");
 }
 
+/* A well-framed entry holding a command type this build's command set
+ * does not have (the test build's Annotate; docs/operations.md
+ * "Upgrades"): every replica of this build stops with NEWER and the entry
+ * unapplied, where it used to record an "unknown command" rejection that
+ * an upgraded replica would not. */
+static void test_newer_command_set(void)
+{
+    cl_prefix = "v";
+    memset(&cl, 0, sizeof cl);
+    cluster_start();
+    uint64_t term = raft_current_term(raft_fixture_get(&cl.f, 0));
+    good_entry("admin", "admin", term);
+    uint8_t before[N][32], d[32];
+    uint64_t idx_before[N], idx;
+    for (unsigned i = 0; i < N; i++) {
+        digest_of(cl.s[i], before[i], &idx_before[i]);
+    }
+    Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
+    Kyufu__V1__CommandHeader h = KYUFU__V1__COMMAND_HEADER__INIT;
+    Kyufu__V1__Annotate a = KYUFU__V1__ANNOTATE__INIT;
+    Kyufu__V1__Command c = KYUFU__V1__COMMAND__INIT;
+    Kyufu__V1__Command *cp = &c;
+    Kyufu__V1__CommandBatch b = KYUFU__V1__COMMAND_BATCH__INIT;
+    key.client_id = "test-fsm";
+    key.sequence = ++cl.seq;
+    h.actor = "admin";
+    h.terminal = "t";
+    h.time_ms = 1775001600000 + (int64_t)cl.seq;
+    h.key = &key;
+    a.text = "from a newer build";
+    c.header = &h;
+    c.body_case = KYUFU__V1__COMMAND__BODY_ANNOTATE;
+    c.annotate = &a;
+    b.n_commands = 1;
+    b.commands = &cp;
+    size_t len = kyufu__v1__command_batch__get_packed_size(&b);
+    uint8_t *p = malloc(len);
+    CHECK(p != NULL);
+    kyufu__v1__command_batch__pack(&b, p);
+    size_t size = glue__frame_size(len);
+    uint8_t *frame = calloc(1, size);
+    CHECK(frame != NULL);
+    glue__frame_write(frame, term, p, len);
+    propose_raw(frame, size);
+    for (unsigned i = 0; i < N; i++) {
+        CHECK(cl.st[i].fatal_rv == KYUFU_STORAGE_ENEWER);
+        CHECK(cl.fatal_calls[i] == 1);
+        if (strstr(cl.fatal_msg[i], "not in this build's command set") ==
+            NULL) {
+            fprintf(stderr, "replica %u: \"%s\"\n", i, cl.fatal_msg[i]);
+            exit(1);
+        }
+        digest_of(cl.s[i], d, &idx);
+        CHECK(idx == idx_before[i] && memcmp(d, before[i], 32) == 0);
+        CHECK(cl.st[i].n_dropped == 1);
+    }
+    free(frame);
+    free(p);
+    cluster_stop();
+    printf("fsm: newer_command_set ok\n");
+}
+
 /* ----------------------------------------------------- restore damaged */
 
 /* Restore `bytes` into a fresh FSM over `target`; returns raft's code. */
@@ -785,6 +854,7 @@ int main(void)
     test_foreign_frames();
     test_term_below_applied();
     cluster_stop();
+    test_newer_command_set();
     test_restore_damaged();
     test_snapshot_behind();
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

@@ -21,7 +21,7 @@ static Kyufu__V1__Command *c_open_incident(struct fx *f, const char *alert,
                                            const char *subject,
                                            const char *severity)
 {
-    Kyufu__V1__Command *c = c_new(f, "kyufud");
+    Kyufu__V1__Command *c = c_new(f, "kyufu-node-1");
     c->body_case = KYUFU__V1__COMMAND__BODY_OPEN_INCIDENT;
     c->open_incident = calloc(1, sizeof *c->open_incident);
     CHECK(c->open_incident != NULL);
