@@ -27,9 +27,13 @@
 #define HOUR_MS INT64_C(3600000)
 
 static const char *const cause_names[KYUFU_NODE_SLA_CAUSES] = {
-    "unknown", "crash", "planned", "partition", "power", "drill_crash",
-    "drill_planned",
+    "unknown", "crash",       "planned",       "partition",
+    "power",   "drill_crash", "drill_planned",
 };
+
+_Static_assert(KYUFU__V1__FAILOVER_CAUSE__CAUSE_DRILL_PLANNED + 1 ==
+                   KYUFU_NODE_SLA_CAUSES,
+               "one name per FailoverCause (api/kyufu/v1/service.proto)");
 
 const char *kyufu_node__sla_cause_name(uint64_t cause)
 {
@@ -88,8 +92,10 @@ static uint64_t hour_windows(const Kyufu__V1__AvailabilityReport *r,
 }
 
 /* Read the figures afresh into *l.  0, or -1 with errmsg. */
-static int read_ledger(struct kyufu_node *n, int64_t now_ms,
-                       struct kyufu_node_sla_ledger *l, char *errmsg,
+static int read_ledger(struct kyufu_node *n,
+                       int64_t now_ms,
+                       struct kyufu_node_sla_ledger *l,
+                       char *errmsg,
                        size_t len)
 {
     Kyufu__V1__AvailabilityReport *r = NULL, *before = NULL;
@@ -99,8 +105,8 @@ static int read_ledger(struct kyufu_node *n, int64_t now_ms,
         snprintf(errmsg, len, "the clock is outside the years 2000..2999");
         return -1;
     }
-    if (kyufu_storage_availability(n->storage, l->month_from_ms,
-                                   l->month_to_ms, &r, errmsg, len) != 0) {
+    if (kyufu_storage_availability(n->storage, l->month_from_ms, l->month_to_ms,
+                                   &r, errmsg, len) != 0) {
         return -1;
     }
     l->have = r->observed_ms > 0;
@@ -109,15 +115,16 @@ static int read_ledger(struct kyufu_node *n, int64_t now_ms,
     uint64_t excluded = 0;
     for (size_t i = 0; i < r->n_windows; i++) {
         const Kyufu__V1__UnavailabilityWindow *w = r->windows[i];
-        int64_t a = w->start_ms < l->month_from_ms ? l->month_from_ms : w->start_ms;
+        int64_t a =
+            w->start_ms < l->month_from_ms ? l->month_from_ms : w->start_ms;
         int64_t b = w->end_ms > l->month_to_ms ? l->month_to_ms : w->end_ms;
         if (b > a && n->config->has_slo) {
             excluded += kyufu_slo_maintenance_ms(&n->config->slo, a, b);
         }
     }
-    l->counted_ms = r->unavailable_ms - (excluded > r->unavailable_ms
-                                             ? r->unavailable_ms
-                                             : excluded);
+    l->counted_ms =
+        r->unavailable_ms -
+        (excluded > r->unavailable_ms ? r->unavailable_ms : excluded);
     for (size_t i = 0; i < r->n_failovers; i++) {
         uint64_t c = (uint64_t)r->failovers[i]->cause;
         l->failovers[c < KYUFU_NODE_SLA_CAUSES ? c : 0]++;
