@@ -37,6 +37,12 @@ def main():
     kyufud, kyufuctl = sys.argv[1], sys.argv[2]
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 50
     election_ms = int(sys.argv[4]) if len(sys.argv) > 4 else 1000
+    import tempfile
+    slo = os.path.join(tempfile.mkdtemp(prefix="kyufu-sweep-", dir="/tmp"),
+                       "slo.conf")
+    with open(slo, "w") as f:
+        f.write("[availability]\ntarget_percent = 99.9\n"
+                "[rto]\ntarget_ms = 5000\n")
     c = C.Cluster(kyufud, election_ms=election_ms,
                   heartbeat_ms=max(10, election_ms // 10),
                   extra_conf={i: "[sla]\nallow_drills = true\n"
@@ -55,8 +61,9 @@ def main():
         with open(conf, "w") as fh:
             fh.write("[client]\nendpoints = %s\nca = %s\ncert = %s\n"
                      "key = %s\nactor = op1\ndeadline_ms = 30000\n"
+                     "slo_file = %s\n"
                      % (",".join(c.api[i] for i in (1, 2, 3)), c.ca,
-                        c.client_cert, c.client_key))
+                        c.client_cert, c.client_key, slo))
 
         def restart_dead():
             while not stop.is_set():
@@ -106,6 +113,32 @@ def main():
               % (len(rep.failovers), rep.unavailable_ms, rep.observed_ms,
                  rep.writes_lost))
         assert rep.writes_lost == 0
+        # The SLA report of the month (what an auditor reads) must show the
+        # same RTOs: per cause from its failovers, and its own distribution.
+        p = subprocess.run([kyufuctl, "--config", conf, "--json", "sla",
+                            "report"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+        assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+        doc = json.loads(p.stdout)
+        for mode, cause in (("crash", "drill_crash"),
+                            ("planned", "drill_planned")):
+            got = {f["drill_id"]: f["rto_ms"] for f in doc["failovers"]
+                   if f["cause"] == cause}
+            want = {rd["drill_id"]: rd["rto_ms"]
+                    for rd in docs[mode]["rounds"]}
+            assert all(got.get(k) == v for k, v in want.items()), (got, want)
+            rtos = [want[k] for k in want]
+            print("sla report, %s drills: %d failovers, rto p50 %d ms, "
+                  "p90 %d ms, max %d ms" % (mode, len(rtos), pct(rtos, 50),
+                                            pct(rtos, 90), max(rtos)))
+        r = doc["rto"]
+        print("sla report %s: rto count %d, p50 %d ms, p90 %d ms, max %d ms, "
+              "target %d ms, over target %d; availability %s%%, "
+              "unavailable %d ms of %d ms observed, writes_lost %d"
+              % (doc["month"], r["count"], r["p50_ms"], r["p90_ms"],
+                 r["max_ms"], r["target_ms"], r["over_target"],
+                 doc["availability"], doc["unavailable_ms"],
+                 doc["observed_ms"], doc["writes_lost"]))
     except Exception:
         print(c.logs()[-20000:])
         raise

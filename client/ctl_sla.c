@@ -520,6 +520,91 @@ static int check_line(struct ctl__run *r, int state, const char *text, json_t *a
     return state;
 }
 
+/* Whether the RTO target held for the newest failover of this month, as
+ * the availability ledger of the node asked records it and the client's
+ * SLO file states the target (docs/sla.md "kyufuctl sla check"): appended
+ * to text ("; last failover ...") and perf (" last_rto_ms=X;;T").  The
+ * exit state stays the nodes' alerts' (an RTO over target is their
+ * critical `rto` alert for 15 minutes); nothing is appended when the
+ * ledger cannot be read or holds no failover this month. */
+static void check_last_failover(struct ctl__run *r, struct kyufu_client *c,
+                                uint32_t timeout, char *text, size_t *tl,
+                                size_t text_len, char *perf, size_t perf_len)
+{
+    int64_t now = wall_ms(), from, to;
+    time_t t = (time_t)(now / 1000);
+    struct tm tm;
+    char month[16];
+    gmtime_r(&t, &tm);
+    snprintf(month, sizeof month, "%04u-%02u", (unsigned)(tm.tm_year + 1900) % 10000u,
+             (unsigned)(tm.tm_mon + 1) % 100u);
+    if (kyufu_slo_month_range(month, &from, &to) != 0) {
+        return;
+    }
+    Kyufu__V1__GetAvailabilityRequest req = KYUFU__V1__GET_AVAILABILITY_REQUEST__INIT;
+    req.from_ms = from;
+    req.to_ms = to;
+    struct kyufu_client_call_opts opts = {.deadline_ms = timeout, .endpoint = -1};
+    struct kyufu_client_result res;
+    int crv = kyufu_client_call(c, "GetAvailability", &req.base,
+                                &kyufu__v1__availability_report__descriptor, &opts, &res);
+    if (crv != 0) {
+        return;
+    }
+    const Kyufu__V1__AvailabilityReport *rep =
+        (const Kyufu__V1__AvailabilityReport *)res.response;
+    const Kyufu__V1__Failover *last = NULL;
+    for (size_t i = 0; rep != NULL && res.grpc_status == KYUFU_GRPC_OK && i < rep->n_failovers;
+         i++) {
+        if (last == NULL || rep->failovers[i]->term > last->term) {
+            last = rep->failovers[i];
+        }
+    }
+    if (last != NULL) {
+        /* The target from the client's SLO file, quietly: without one the
+         * RTO is reported without a verdict. */
+        struct kyufu_slo *slo = malloc(sizeof *slo);
+        FILE *saved_err = r->err;
+        bool saved_json = r->json;
+        FILE *null = fopen("/dev/null", "w");
+        bool have_target = false;
+        if (slo != NULL && null != NULL) {
+            r->err = null;
+            r->json = false;
+            have_target = load_slo(r, NULL, slo) == 0;
+            r->err = saved_err;
+            r->json = saved_json;
+        }
+        char verdict[96] = "";
+        if (have_target) {
+            snprintf(verdict, sizeof verdict, ", %s the target of %llu ms",
+                     last->rto_ms <= slo->rto_target_ms ? "within" : "OVER",
+                     (unsigned long long)slo->rto_target_ms);
+        }
+        int w = snprintf(text + *tl, text_len - *tl,
+                         "%slast failover (term %llu, %s, %lld s ago): RTO %llu ms%s",
+                         *tl ? "; " : "", (unsigned long long)last->term,
+                         ctl__sla_cause_name(last->cause),
+                         (long long)((now - last->first_commit_new_ms) / 1000),
+                         (unsigned long long)last->rto_ms, verdict);
+        *tl = w < 0 ? *tl : *tl + (size_t)w >= text_len ? text_len - 1 : *tl + (size_t)w;
+        size_t pl = strlen(perf);
+        if (have_target) {
+            snprintf(perf + pl, perf_len - pl, " last_rto_ms=%llu;;%llu",
+                     (unsigned long long)last->rto_ms,
+                     (unsigned long long)slo->rto_target_ms);
+        } else {
+            snprintf(perf + pl, perf_len - pl, " last_rto_ms=%llu",
+                     (unsigned long long)last->rto_ms);
+        }
+        if (null != NULL) {
+            fclose(null);
+        }
+        free(slo);
+    }
+    kyufu_client_response_free(res.response);
+}
+
 static int cmd_check(struct ctl__run *r, int argc, char **argv)
 {
     struct sla_opts o = {0};
@@ -586,7 +671,7 @@ static int cmd_check(struct ctl__run *r, int argc, char **argv)
         }
         kyufu_client_response_free(results[i].response);
     }
-    char perf[128];
+    char perf[192];
     snprintf(perf, sizeof perf, "alerts=%u nodes_answered=%u;;;0;%u", n_alerts, answered,
              n_ep);
     if (answered == 0) {
@@ -599,12 +684,16 @@ static int cmd_check(struct ctl__run *r, int argc, char **argv)
     }
     if (answered < n_ep) {
         char more[96];
+        check_last_failover(r, c, timeout, text, &tl, sizeof text, perf, sizeof perf);
         snprintf(more, sizeof more, "%s%u of %u nodes did not answer", tl ? "; " : "",
                  n_ep - answered, n_ep);
         snprintf(text + tl, sizeof text - tl, "%s", more);
         state = state < CHECK_WARNING ? CHECK_WARNING : state;
-    } else if (n_alerts == 0) {
-        snprintf(text, sizeof text, "%u nodes answered, no alert", answered);
+    } else {
+        if (n_alerts == 0) {
+            tl = (size_t)snprintf(text, sizeof text, "%u nodes answered, no alert", answered);
+        }
+        check_last_failover(r, c, timeout, text, &tl, sizeof text, perf, sizeof perf);
     }
     return check_line(r, state, text, alerts, perf);
 }

@@ -191,6 +191,13 @@ _Static_assert(KYUFU_NODE_VERSION_ASK_MS < KYUFU_NODE_VERSION_POLL_MS,
 #define KYUFU_NODE_SLA_PROBE_MS 400u
 /* Incidents the leader is still proposing at once (one per breach). */
 #define KYUFU_NODE_SLA_PROPOSALS_MAX 8u
+/* The ledger's figures (sla_ledger.c) are read again from the store when a
+ * failover or window record changed, the month turned, or this long after
+ * the last read: the last hour's burn slides with time alone, and a
+ * minute-old edge only delays a burn alert's clearing, never its raising
+ * (a new window is a change and read at once).  Each read walks the kept
+ * detail, so not every tick. */
+#define KYUFU_NODE_SLA_LEDGER_REFRESH_MS 10000u
 
 /* kyufud's exit status after a clean stop ordered by the UPS (LB, FSD):
  * systemd's RestartPreventExitStatus keeps it down (docs/power.md). */

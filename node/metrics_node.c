@@ -8,10 +8,10 @@
  * table, gRPC status names, roles, causes, node ids and refusal reasons:
  * never a request's content, an address or a certificate subject.
  *
- * Reserved for the SLA work (docs/sla.md), each a function below that
- * writes nothing until its source exists (no value is made up):
- * availability this month, SLO compliance, open alerts, the newest good
- * backup's age. */
+ * The SLA's figures (docs/sla.md) come from the availability ledger in
+ * this node's store, the SLO file and the evaluator; the newest good
+ * backup's age is reserved (a function below that writes nothing until
+ * backups exist: no value is made up). */
 #include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
@@ -445,9 +445,9 @@ static void failover_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
     if (m->rto_known) {
         kyufu_metrics_family(
             b, "kyufu_failover_last_rto_seconds", KYUFU_METRICS_GAUGE,
-            "This node's view of the last failover's RTO: its last entry "
-            "applied under the old leader to its first under the new one "
-            "(the availability ledger's figure replaces it once it exists)");
+            "This node's own view of the last failover's RTO: its last "
+            "entry applied under the old leader to its first under the new "
+            "one (the cluster's figure: kyufu_sla_last_failover_rto_seconds)");
         kyufu_metrics_sample(b, "kyufu_failover_last_rto_seconds", NULL, 0,
                              (double)m->rto_last_ms / 1000.0);
     }
@@ -525,32 +525,135 @@ static void node_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
     }
 }
 
-/* ---------------------------------------------- hooks for the SLA work
- * Each writes its families once its source exists (docs/metrics.md,
- * "Reserved"); until then nothing, never a made-up value. */
+/* ---------------------------------------------- the SLA (docs/sla.md)
+ * From the availability ledger in this node's store (sla_ledger.c: the
+ * replicated state, so every node says the same once it has applied the
+ * same entries), the SLO file and the evaluator.  Nothing when the source
+ * is missing (no store read, no SLO, no evaluator): never a made-up
+ * value. */
 
-/* kyufu_availability_ratio{month="YYYY-MM"} from the availability ledger
- * (node/availability.c, GetAvailability's figures for this month). */
+/* The month's failovers by cause, the newest failover's RTO, and the
+ * month's availability, as the ledger records them. */
 static void availability_metrics(struct kyufu_node *n,
                                  struct kyufu_metrics_buf *b)
 {
-    (void)n;
-    (void)b;
+    const struct kyufu_node_sla_ledger *l = kyufu_node__sla_ledger(n);
+    if (l == NULL) {
+        return;
+    }
+    kyufu_metrics_family(b, "kyufu_sla_failovers", KYUFU_METRICS_GAUGE,
+                         "Failovers the availability ledger records this "
+                         "month (UTC), by cause; the same on every node");
+    for (uint64_t c = 0; c < KYUFU_NODE_SLA_CAUSES; c++) {
+        kyufu_metrics_sample_u(
+            b, "kyufu_sla_failovers",
+            L2("cause", kyufu_node__sla_cause_name(c), "month", l->month), 2,
+            l->failovers[c]);
+    }
+    if (l->have_failover) {
+        kyufu_metrics_family(b, "kyufu_sla_last_failover_rto_seconds",
+                             KYUFU_METRICS_GAUGE,
+                             "The ledger's RTO of the newest failover this "
+                             "month: last commit under the old leader to "
+                             "first commit under the new one");
+        kyufu_metrics_sample(b, "kyufu_sla_last_failover_rto_seconds",
+                             NULL, 0, (double)l->last_rto_ms / 1000.0);
+        kyufu_metrics_family(b, "kyufu_sla_last_failover_timestamp_seconds",
+                             KYUFU_METRICS_GAUGE,
+                             "When that failover's first commit under the "
+                             "new leader happened (unix time)");
+        kyufu_metrics_sample(b, "kyufu_sla_last_failover_timestamp_seconds",
+                             NULL, 0,
+                             (double)l->last_first_commit_ms / 1000.0);
+        kyufu_metrics_family(b, "kyufu_sla_last_failover_term",
+                             KYUFU_METRICS_GAUGE,
+                             "The Raft term that failover began");
+        kyufu_metrics_sample_u(b, "kyufu_sla_last_failover_term", NULL, 0,
+                               l->last_term);
+    }
+    if (l->have) {
+        kyufu_metrics_family(b, "kyufu_availability_ratio",
+                             KYUFU_METRICS_GAUGE,
+                             "Share of this month the ledger observed during "
+                             "which writes were accepted, planned "
+                             "maintenance excluded (0..1)");
+        kyufu_metrics_sample(
+            b, "kyufu_availability_ratio", L1("month", l->month), 1,
+            1.0 - (double)l->counted_ms / (double)l->observed_ms);
+        kyufu_metrics_family(b, "kyufu_sla_unavailable_seconds",
+                             KYUFU_METRICS_GAUGE,
+                             "Write-unavailability this month that counts "
+                             "against the budget (maintenance excluded)");
+        kyufu_metrics_sample(b, "kyufu_sla_unavailable_seconds",
+                             L1("month", l->month), 1,
+                             (double)l->counted_ms / 1000.0);
+    }
 }
 
-/* kyufu_slo_target_ratio, kyufu_slo_compliant{objective=...} from the SLO
- * file (node/slo.c). */
+/* The SLO's targets and whether this month met them. */
 static void slo_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
 {
-    (void)n;
-    (void)b;
+    if (!n->config->has_slo) {
+        return;
+    }
+    const struct kyufu_slo *slo = &n->config->slo;
+    kyufu_metrics_family(b, "kyufu_slo_target_ratio", KYUFU_METRICS_GAUGE,
+                         "The SLO file's monthly availability target (0..1)");
+    kyufu_metrics_sample(b, "kyufu_slo_target_ratio", NULL, 0,
+                         (double)slo->target_ppm / 1e6);
+    kyufu_metrics_family(b, "kyufu_slo_rto_target_seconds",
+                         KYUFU_METRICS_GAUGE, "The SLO file's RTO target");
+    kyufu_metrics_sample(b, "kyufu_slo_rto_target_seconds", NULL, 0,
+                         (double)slo->rto_target_ms / 1000.0);
+    const struct kyufu_node_sla_ledger *l = kyufu_node__sla_ledger(n);
+    if (l == NULL || !l->have) {
+        return;
+    }
+    kyufu_metrics_family(b, "kyufu_slo_compliant", KYUFU_METRICS_GAUGE,
+                         "1 when this month meets the objective so far, 0 "
+                         "when not (availability: the ratio against its "
+                         "target; rto: the newest failover's RTO against "
+                         "its target, 1 without a failover)");
+    uint64_t up = l->observed_ms - l->counted_ms;
+    kyufu_metrics_sample_u(
+        b, "kyufu_slo_compliant", L1("objective", "availability"), 1,
+        (double)up * 1e6 >= (double)slo->target_ppm * (double)l->observed_ms);
+    kyufu_metrics_sample_u(
+        b, "kyufu_slo_compliant", L1("objective", "rto"), 1,
+        !l->have_failover || l->last_rto_ms <= slo->rto_target_ms);
 }
 
-/* kyufu_alerts_open{alert=...} from the evaluator (node/sla_eval.c). */
+/* The evaluator's active alerts (sla_node.c), by rule and severity. */
 static void alert_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
 {
-    (void)n;
-    (void)b;
+    if (!n->sla.enabled) {
+        return;
+    }
+    size_t count;
+    const struct kyufu_node_sla_active *a = kyufu_node__sla_active(n, &count);
+    kyufu_metrics_family(b, "kyufu_alerts_open", KYUFU_METRICS_GAUGE,
+                         "SLA alerts active on this node now, by rule and "
+                         "severity");
+    for (int k = 0; k < KYUFU_SLA_KIND_COUNT; k++) {
+        for (int sev = KYUFU_SLA_WARNING; sev <= KYUFU_SLA_CRITICAL; sev++) {
+            uint64_t c = 0;
+            for (size_t i = 0; i < count; i++) {
+                c += a[i].alert.kind == (enum kyufu_sla_kind)k &&
+                     a[i].alert.severity == (enum kyufu_sla_severity)sev;
+            }
+            kyufu_metrics_sample_u(
+                b, "kyufu_alerts_open",
+                L2("alert", kyufu_sla_kind_name((enum kyufu_sla_kind)k),
+                   "severity",
+                   kyufu_sla_severity_name((enum kyufu_sla_severity)sev)),
+                2, c);
+        }
+    }
+    kyufu_metrics_family(b, "kyufu_alerts_raised_total",
+                         KYUFU_METRICS_COUNTER,
+                         "SLA alerts this node raised since it started");
+    kyufu_metrics_sample_u(b, "kyufu_alerts_raised_total", NULL, 0,
+                           n->sla.raised_total);
 }
 
 /* kyufu_backup_newest_good_age_seconds, once backups exist. */

@@ -80,6 +80,38 @@ struct kyufu_node_sla_hook
     uint64_t runs;
 };
 
+/* The availability ledger's figures as this node's store holds them
+ * (sla_ledger.c): read again only when the store's detail changed, the
+ * month turned, or KYUFU_NODE_SLA_LEDGER_REFRESH_MS passed. */
+#define KYUFU_NODE_SLA_CAUSES 7u /* FailoverCause: unknown .. drill_planned */
+struct kyufu_node_sla_ledger
+{
+    bool read;               /* read at least once */
+    uint64_t changes;        /* kyufu_storage_availability_changes then */
+    uint64_t read_at;        /* uv_now of the read */
+    char month[8];           /* "YYYY-MM" (UTC) */
+    int64_t month_from_ms, month_to_ms;
+    bool have;               /* the ledger covers part of this month */
+    uint64_t observed_ms;    /* of this month, by the ledger */
+    uint64_t unavailable_ms; /* this month, maintenance included */
+    uint64_t counted_ms;     /* the same, planned maintenance excluded */
+    uint64_t hour_unavailable_ms; /* windows in the hour before read_at */
+    uint64_t failovers[KYUFU_NODE_SLA_CAUSES]; /* this month, by cause */
+    bool truncated;          /* the month had more detail than one report
+                                returns (KYUFU_AVAIL_REPORT_ITEMS_MAX) */
+    bool have_failover;      /* the newest failover of the month or the
+                                last hour */
+    uint64_t last_term, last_rto_ms, last_cause;
+    int64_t last_first_commit_ms;
+};
+
+/* The ledger's figures now (read again if stale, see above); NULL when the
+ * node has no store open or the read failed (logged once per failure
+ * streak).  Loop thread. */
+const struct kyufu_node_sla_ledger *kyufu_node__sla_ledger(struct kyufu_node *n);
+/* The cause's name as the report writes it ("crash", "drill_planned"). */
+const char *kyufu_node__sla_cause_name(uint64_t cause);
+
 struct kyufu_node_sla
 {
     bool enabled;            /* the config has an SLO */
@@ -94,6 +126,8 @@ struct kyufu_node_sla
     uint64_t seq;            /* OpenIncident key sequence counter */
     uint64_t raised_total;   /* alerts raised since start (metrics) */
     struct kyufu_node_sla_hook hook;
+    struct kyufu_node_sla_ledger ledger;
+    bool ledger_failing;     /* the last read failed (logged once) */
 };
 
 /* Initialise the handles and, with an SLO, start the tick.  0 or -1. */

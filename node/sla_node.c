@@ -180,10 +180,29 @@ static void propose_incident(struct kyufu_node *n,
  * ledger").  This branch has no ledger, so have_ledger stays false and the
  * budget, burn-rate and RTO rules are skipped rather than guessed; the
  * merge with the ledger fills these fields here. */
+/* The availability rules' inputs from this node's store (sla_ledger.c,
+ * cached: a tick reads the store only when the ledger changed). */
 static void ledger_inputs(struct kyufu_node *n, struct kyufu_sla_inputs *in)
 {
-    (void)n;
-    in->have_ledger = false;
+    const struct kyufu_node_sla_ledger *l = kyufu_node__sla_ledger(n);
+    in->have_ledger = l != NULL && l->have;
+    if (!in->have_ledger) {
+        return;
+    }
+    in->month_from_ms = l->month_from_ms;
+    in->month_to_ms = l->month_to_ms;
+    in->month_unavailable_ms = l->counted_ms;
+    in->hour_unavailable_ms = l->hour_unavailable_ms;
+    in->have_failover = l->have_failover;
+    if (l->have_failover) {
+        int64_t now_ms = wall_ms();
+        in->last_failover_term = l->last_term;
+        in->last_rto_ms = l->last_rto_ms;
+        in->last_failover_age_ms =
+            now_ms > l->last_first_commit_ms
+                ? (uint64_t)(now_ms - l->last_first_commit_ms)
+                : 0;
+    }
 }
 
 static void gather(struct kyufu_node *n, struct kyufu_sla_inputs *in)

@@ -117,6 +117,11 @@ static int put_msg(struct kyufu_storage *s,
     }
     MDB_val k = {klen, (void *)key};
     MDB_val v = {len, buf};
+    if (klen == 9 && (((const uint8_t *)key)[0] == 'f' ||
+                      ((const uint8_t *)key)[0] == 'w')) {
+        s->avail_detail_changes++; /* an abort after this only costs a
+                                      reader one needless re-read */
+    }
     rv = kyufu_storage__mdb_error(
         mdb_put(txn, s->dbi[KYUFU_DB_AVAILABILITY], &k, &v, 0));
     free(buf);
@@ -377,6 +382,7 @@ static int compact_kind(struct kyufu_storage *s,
         if (mrv != 0) {
             break;
         }
+        s->avail_detail_changes++;
         entries--;
         (*budget)--;
         if (over && t > *floor_out) {

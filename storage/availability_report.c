@@ -267,6 +267,12 @@ out:
     return rv;
 }
 
+uint64_t kyufu_storage_availability_changes(const struct kyufu_storage *s)
+{
+    KYUFU_ASSERT(s != NULL);
+    return s->avail_detail_changes;
+}
+
 void kyufu_storage_availability_free(Kyufu__V1__AvailabilityReport *r)
 {
     if (r != NULL) {

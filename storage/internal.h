@@ -101,6 +101,7 @@ struct kyufu_storage
     unsigned grow_count;       /* times the map grew (tests observe it) */
     size_t snapshot_chunk_bytes; /* KYUFU_SNAPSHOT_CHUNK_BYTES_MAX; tests
                                   * lower it to see many chunks */
+    uint64_t avail_detail_changes; /* kyufu_storage_availability_changes */
 };
 
 /* Calls fn for every (db, key, value) of the replicated state in the fixed

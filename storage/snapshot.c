@@ -490,5 +490,6 @@ int kyufu_storage_restore(struct kyufu_storage *s,
     }
     s->applied_index = p.index;
     s->applied_term = p.term;
+    s->avail_detail_changes++; /* the ledger may be another one now */
     return 0;
 }

@@ -291,6 +291,12 @@ int kyufu_storage_availability(struct kyufu_storage *s,
                                char *errmsg,
                                size_t errmsg_len);
 void kyufu_storage_availability_free(Kyufu__V1__AvailabilityReport *r);
+/* A number that changes whenever apply writes or removes a failover or
+ * window record, or a snapshot is restored: a cache of
+ * kyufu_storage_availability's detail (node/sla_ledger.c) is stale when it
+ * differs from the value read with it.  O(1); call on the loop thread (the
+ * thread that applies). */
+uint64_t kyufu_storage_availability_changes(const struct kyufu_storage *s);
 /* Whether s names a drill as apply accepts it: 1..64 bytes [A-Za-z0-9._-]. */
 bool kyufu_storage_valid_drill_id(const char *s);
 

@@ -384,6 +384,45 @@ static void drill_probe_and_result(void)
     fx_close(&f);
 }
 
+/* kyufu_storage_availability_changes, the SLA cache's staleness test
+ * (node/sla_ledger.c): still while only heartbeats come (no re-read each
+ * second), moved by a window, by a failover and by a restore. */
+static void changes_mark_detail_only(void)
+{
+    struct fx f, g;
+    struct sink k = {0};
+    struct kyufu_storage_snapshot *snap;
+    char err[256] = "";
+    fx_open(&f);
+    f.term = 1;
+    int64_t last = beat(&f, FX_T0_MS, 5, 1);
+    uint64_t c1 = kyufu_storage_availability_changes(f.s);
+    CHECK_EQ(heartbeat(&f, last + 1000, 1, 1000), OK);
+    CHECK_EQ(kyufu_storage_availability_changes(f.s), c1);
+    /* A gap of 5 s in the same term: a window. */
+    CHECK_EQ(heartbeat(&f, last + 6000, 1, 1000), OK);
+    uint64_t c2 = kyufu_storage_availability_changes(f.s);
+    CHECK(c2 != c1);
+    CHECK_EQ(heartbeat(&f, last + 7000, 1, 1000), OK);
+    CHECK_EQ(kyufu_storage_availability_changes(f.s), c2);
+    /* A new term: a failover (and its window). */
+    f.term = 2;
+    CHECK_EQ(leader_change(&f, last + 9500, 2, 2, CRASH), OK);
+    uint64_t c3 = kyufu_storage_availability_changes(f.s);
+    CHECK(c3 != c2);
+    /* A restore, even of the same bytes, says "read again". */
+    CHECK(kyufu_storage_snapshot_begin(f.s, &snap) == 0);
+    CHECK(kyufu_storage_snapshot_write(snap, NULL, emit, &k) == 0);
+    kyufu_storage_snapshot_end(snap);
+    fx_open(&g);
+    uint64_t g0 = kyufu_storage_availability_changes(g.s);
+    CHECK(kyufu_storage_restore(g.s, k.buf, k.len, err, sizeof err) == 0);
+    CHECK(kyufu_storage_availability_changes(g.s) != g0);
+    free(k.buf);
+    fx_close(&g);
+    fx_close(&f);
+}
+
 int main(int argc, char **argv)
 {
     static const struct t_case cases[] = {
@@ -394,6 +433,7 @@ int main(int argc, char **argv)
         T_CASE(report_refuses_hostile_ranges),
         T_CASE(replicas_agree_and_snapshot_carries_it),
         T_CASE(drill_probe_and_result),
+        T_CASE(changes_mark_detail_only),
     };
     return t_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
