@@ -546,6 +546,54 @@ static void note(FILE *log, const char *fmt, ...)
     }
 }
 
+/* write_pem to the path FMT names, and "wrote PATH" on LOG. */
+static int put_pem(FILE *log, mode_t mode, EVP_PKEY *key, X509 *cert,
+                   char *errmsg, size_t errmsg_len, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+static int put_pem(FILE *log, mode_t mode, EVP_PKEY *key, X509 *cert,
+                   char *errmsg, size_t errmsg_len, const char *fmt, ...)
+{
+    char path[PATH_MAX + 128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(path, sizeof path, fmt, ap);
+    va_end(ap);
+    int rv = write_pem(path, mode, key, cert, errmsg, errmsg_len);
+    if (rv == 0) {
+        note(log, "wrote %s", path);
+    }
+    return rv;
+}
+
+/* A new key and its leaf certificate for SPEC from the CA: 0 with *KEY and
+ * *CERT the caller's to free, or an error with neither. */
+static int make_leaf(const struct cert_spec *spec, X509 *ca, EVP_PKEY *ca_key,
+                     EVP_PKEY **key, X509 **cert, char *errmsg, size_t errmsg_len)
+{
+    *key = new_key();
+    if (*key == NULL) {
+        return ssl_err(errmsg, errmsg_len, "key");
+    }
+    *cert = issue(spec, *key, ca, ca_key);
+    if (*cert == NULL) {
+        EVP_PKEY_free(*key);
+        *key = NULL;
+        return ssl_err(errmsg, errmsg_len, spec->cn);
+    }
+    return 0;
+}
+
+/* A leaf's BASE.key (0600) and BASE.pem, noted on LOG. */
+static int put_leaf(FILE *log, const char *base, EVP_PKEY *key, X509 *cert,
+                    char *errmsg, size_t errmsg_len)
+{
+    int rv = put_pem(log, 0600, key, NULL, errmsg, errmsg_len, "%s.key", base);
+    if (rv == 0) {
+        rv = put_pem(log, 0644, NULL, cert, errmsg, errmsg_len, "%s.pem", base);
+    }
+    return rv;
+}
+
 int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
                    char *errmsg, size_t errmsg_len)
 {
@@ -611,18 +659,11 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
         rv = ssl_err(errmsg, errmsg_len, "CA certificate");
         goto out_ca_key;
     }
-    snprintf(path, sizeof path, "%s/ca.key", dir);
-    rv = write_pem(path, 0600, ca_key, NULL, errmsg, errmsg_len);
+    snprintf(path, sizeof path, "%s/ca", dir);
+    rv = put_leaf(log, path, ca_key, ca, errmsg, errmsg_len);
     if (rv != 0) {
         goto out_ca;
     }
-    note(log, "wrote %s", path);
-    snprintf(path, sizeof path, "%s/ca.pem", dir);
-    rv = write_pem(path, 0644, NULL, ca, errmsg, errmsg_len);
-    if (rv != 0) {
-        goto out_ca;
-    }
-    note(log, "wrote %s", path);
 
     /* Node i and, as i == nodes, the client. */
     for (unsigned i = 0; i <= o->nodes; i++) {
@@ -641,10 +682,8 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
             if (rv == 0 && o->on_hosts) {
                 /* The CA certificate and the SLO file travel with the
                  * node's folder. */
-                snprintf(path, sizeof path, "%s/ca.pem", base);
-                rv = write_pem(path, 0644, NULL, ca, errmsg, errmsg_len);
+                rv = put_pem(log, 0644, NULL, ca, errmsg, errmsg_len, "%s/ca.pem", base);
                 if (rv == 0) {
-                    note(log, "wrote %s", path);
                     rv = slo_conf(base, errmsg, errmsg_len);
                 }
                 if (rv == 0) {
@@ -665,27 +704,13 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
             .eku = client ? "clientAuth" : "serverAuth,clientAuth",
             .san = client ? NULL : san,
         };
-        EVP_PKEY *key = new_key();
-        if (key == NULL) {
-            rv = ssl_err(errmsg, errmsg_len, "key");
+        EVP_PKEY *key;
+        X509 *cert;
+        rv = make_leaf(&spec, ca, ca_key, &key, &cert, errmsg, errmsg_len);
+        if (rv != 0) {
             goto out_ca;
         }
-        X509 *cert = issue(&spec, key, ca, ca_key);
-        if (cert == NULL) {
-            rv = ssl_err(errmsg, errmsg_len, cn);
-            EVP_PKEY_free(key);
-            goto out_ca;
-        }
-        snprintf(path, sizeof path, "%s.key", base);
-        rv = write_pem(path, 0600, key, NULL, errmsg, errmsg_len);
-        if (rv == 0) {
-            note(log, "wrote %s", path);
-            snprintf(path, sizeof path, "%s.pem", base);
-            rv = write_pem(path, 0644, NULL, cert, errmsg, errmsg_len);
-        }
-        if (rv == 0) {
-            note(log, "wrote %s", path);
-        }
+        rv = put_leaf(log, base, key, cert, errmsg, errmsg_len);
         X509_free(cert);
         EVP_PKEY_free(key);
         if (rv != 0) {
@@ -894,46 +919,29 @@ int kyufu_ctl_node_new(const struct kyufu_ctl_node_new_opts *o, FILE *log,
              (unsigned long long)o->id);
     struct cert_spec spec = { .cn = cn, .days = KYUFU_CTL_LEAF_VALID_DAYS,
                               .eku = "serverAuth,clientAuth", .san = san };
-    key = new_key();
-    if (key == NULL) {
-        rv = ssl_err(errmsg, errmsg_len, "key");
+    rv = make_leaf(&spec, ca, ca_key, &key, &cert, errmsg, errmsg_len);
+    if (rv != 0) {
         goto out_ca;
-    }
-    cert = issue(&spec, key, ca, ca_key);
-    if (cert == NULL) {
-        rv = ssl_err(errmsg, errmsg_len, cn);
-        goto out_key;
     }
     snprintf(path, sizeof path, "%s/data", out);
     rv = make_dir(path, errmsg, errmsg_len);
     if (rv != 0) {
         goto out_cert;
     }
-    snprintf(path, sizeof path, "%s/node.key", out);
-    rv = write_pem(path, 0600, key, NULL, errmsg, errmsg_len);
+    snprintf(path, sizeof path, "%s/node", out);
+    rv = put_leaf(log, path, key, cert, errmsg, errmsg_len);
+    if (rv == 0) {
+        rv = put_pem(log, 0644, NULL, ca, errmsg, errmsg_len, "%s/ca.pem", out);
+    }
     if (rv != 0) {
         goto out_cert;
     }
-    note(log, "wrote %s", path);
-    snprintf(path, sizeof path, "%s/node.pem", out);
-    rv = write_pem(path, 0644, NULL, cert, errmsg, errmsg_len);
-    if (rv != 0) {
-        goto out_cert;
-    }
-    note(log, "wrote %s", path);
-    snprintf(path, sizeof path, "%s/ca.pem", out);
-    rv = write_pem(path, 0644, NULL, ca, errmsg, errmsg_len);
-    if (rv != 0) {
-        goto out_cert;
-    }
-    note(log, "wrote %s", path);
     rv = join_conf(out, o, errmsg, errmsg_len);
     if (rv == 0) {
         note(log, "wrote %s/kyufud.conf", out);
     }
 out_cert:
     X509_free(cert);
-out_key:
     EVP_PKEY_free(key);
 out_ca:
     X509_free(ca);
