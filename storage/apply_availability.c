@@ -109,18 +109,7 @@ static int put_msg(struct kyufu_storage *s,
                    size_t klen,
                    const ProtobufCMessage *m)
 {
-    uint8_t *buf;
-    size_t len;
-    int rv = kyufu_storage__pack(m, &buf, &len);
-    if (rv != 0) {
-        return rv;
-    }
-    MDB_val k = {klen, (void *)key};
-    MDB_val v = {len, buf};
-    rv = kyufu_storage__mdb_error(
-        mdb_put(txn, s->dbi[KYUFU_DB_AVAILABILITY], &k, &v, 0));
-    free(buf);
-    return rv;
+    return kyufu_storage__put_msg(s, txn, KYUFU_DB_AVAILABILITY, key, klen, m);
 }
 
 static size_t key64(uint8_t key[9], char kind, uint64_t v)
