@@ -356,15 +356,72 @@ static void paths_for(const struct kyufu_ctl_init_opts *o, const char *dir,
     snprintf(p->slo, sizeof p->slo, "%s/slo.conf", dir);
 }
 
+/* A file's text, built with fprintf in memory and then written at once. */
+struct text
+{
+    FILE *f;
+    char *buf;
+    size_t len;
+};
+
+/* The stream to print T's text to; NULL when out of memory. */
+static FILE *text_open(struct text *t)
+{
+    t->buf = NULL;
+    t->len = 0;
+    t->f = open_memstream(&t->buf, &t->len);
+    return t->f;
+}
+
+/* Ends T and writes its text to the path FMT names (0644); T is released
+ * either way. */
+static int text_write(struct text *t, char *errmsg, size_t errmsg_len,
+                      const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int text_write(struct text *t, char *errmsg, size_t errmsg_len,
+                      const char *fmt, ...)
+{
+    if (fclose(t->f) != 0) {
+        free(t->buf);
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
+    }
+    char path[PATH_MAX + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(path, sizeof path, fmt, ap);
+    va_end(ap);
+    int rv = write_file(path, 0644, t->buf, t->len, errmsg, errmsg_len);
+    free(t->buf);
+    return rv;
+}
+
+/* A node's [tls], [raft] and [log] sections: the same for a node of
+ * `cluster init` and one of `node new`. */
+static void node_sections(FILE *f, const char *ca, const char *cert,
+                          const char *key)
+{
+    fprintf(f,
+            "[tls]\n"
+            "ca = %s\n"
+            "cert = %s\n"
+            "key = %s\n"
+            "[raft]\n"
+            "election_timeout_ms = %u\n"
+            "heartbeat_timeout_ms = %u\n"
+            "[log]\n"
+            "level = info\n",
+            ca, cert, key, KYUFU_ELECTION_TIMEOUT_MS_DEFAULT,
+            KYUFU_HEARTBEAT_TIMEOUT_MS_DEFAULT);
+}
+
 static int node_conf(const struct kyufu_ctl_init_opts *o, const char *dir,
                      unsigned id, const struct member *m, unsigned n,
                      char *errmsg, size_t errmsg_len)
 {
     static struct node_paths p; /* large; kyufuctl is single-threaded */
     paths_for(o, dir, id, &p);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
+    struct text t;
+    FILE *f = text_open(&t);
     if (f == NULL) {
         return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
     }
@@ -389,57 +446,29 @@ static int node_conf(const struct kyufu_ctl_init_opts *o, const char *dir,
     for (unsigned i = 0; i < n; i++) {
         fprintf(f, "%u = %s %s\n", i + 1, m[i].raft, m[i].api);
     }
-    fprintf(f,
-            "[tls]\n"
-            "ca = %s\n"
-            "cert = %s\n"
-            "key = %s\n"
-            "[raft]\n"
-            "election_timeout_ms = %u\n"
-            "heartbeat_timeout_ms = %u\n"
-            "[log]\n"
-            "level = info\n",
-            p.ca, p.cert, p.key, KYUFU_ELECTION_TIMEOUT_MS_DEFAULT,
-            KYUFU_HEARTBEAT_TIMEOUT_MS_DEFAULT);
+    node_sections(f, p.ca, p.cert, p.key);
     fprintf(f, "[sla]\nslo_file = %s\n", p.slo);
-    if (fclose(f) != 0) {
-        free(text);
-        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
-    }
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/node%u/kyufud.conf", dir, id);
-    int rv = write_file(path, 0644, text, len, errmsg, errmsg_len);
-    free(text);
-    return rv;
+    return text_write(&t, errmsg, errmsg_len, "%s/node%u/kyufud.conf", dir,
+                      id);
 }
 
 /* The default SLO file (node/slo.h), before the configs that name it. */
 static int slo_conf(const char *dir, char *errmsg, size_t errmsg_len)
 {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
+    struct text t;
+    FILE *f = text_open(&t);
     if (f == NULL) {
         return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
     }
     kyufu_slo_write_default(f);
-    if (fclose(f) != 0) {
-        free(text);
-        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
-    }
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/slo.conf", dir);
-    int rv = write_file(path, 0644, text, len, errmsg, errmsg_len);
-    free(text);
-    return rv;
+    return text_write(&t, errmsg, errmsg_len, "%s/slo.conf", dir);
 }
 
 static int client_conf(const char *dir, const struct member *m, unsigned n,
                        char *errmsg, size_t errmsg_len)
 {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
+    struct text t;
+    FILE *f = text_open(&t);
     if (f == NULL) {
         return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
     }
@@ -456,15 +485,7 @@ static int client_conf(const char *dir, const struct member *m, unsigned n,
             "deadline_ms = %u\n"
             "slo_file = %s/slo.conf\n",
             dir, dir, dir, KYUFU_CLIENT_DEADLINE_MS_DEFAULT, dir);
-    if (fclose(f) != 0) {
-        free(text);
-        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
-    }
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/kyufuctl.conf", dir);
-    int rv = write_file(path, 0644, text, len, errmsg, errmsg_len);
-    free(text);
-    return rv;
+    return text_write(&t, errmsg, errmsg_len, "%s/kyufuctl.conf", dir);
 }
 
 static int check_opts(const struct kyufu_ctl_init_opts *o, char *errmsg,
@@ -798,9 +819,8 @@ static int read_ca(const char *pki, X509 **ca, EVP_PKEY **ca_key,
 static int join_conf(const char *out, const struct kyufu_ctl_node_new_opts *o,
                      char *errmsg, size_t errmsg_len)
 {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
+    struct text t;
+    FILE *f = text_open(&t);
     if (f == NULL) {
         return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
     }
@@ -821,29 +841,13 @@ static int join_conf(const char *out, const struct kyufu_ctl_node_new_opts *o,
         fprintf(f, "%llu = %s %s\n", (unsigned long long)o->members[i].id,
                 o->members[i].raft, o->members[i].api);
     }
-    fprintf(f,
-            "%llu = %s %s\n"
-            "[tls]\n"
-            "ca = %s/ca.pem\n"
-            "cert = %s/node.pem\n"
-            "key = %s/node.key\n"
-            "[raft]\n"
-            "election_timeout_ms = %u\n"
-            "heartbeat_timeout_ms = %u\n"
-            "[log]\n"
-            "level = info\n",
-            (unsigned long long)o->id, o->raft, o->api, out, out, out,
-            KYUFU_ELECTION_TIMEOUT_MS_DEFAULT,
-            KYUFU_HEARTBEAT_TIMEOUT_MS_DEFAULT);
-    if (fclose(f) != 0) {
-        free(text);
-        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
-    }
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/kyufud.conf", out);
-    int rv = write_file(path, 0644, text, len, errmsg, errmsg_len);
-    free(text);
-    return rv;
+    fprintf(f, "%llu = %s %s\n", (unsigned long long)o->id, o->raft, o->api);
+    char ca[PATH_MAX + 16], cert[PATH_MAX + 16], key[PATH_MAX + 16];
+    snprintf(ca, sizeof ca, "%s/ca.pem", out);
+    snprintf(cert, sizeof cert, "%s/node.pem", out);
+    snprintf(key, sizeof key, "%s/node.key", out);
+    node_sections(f, ca, cert, key);
+    return text_write(&t, errmsg, errmsg_len, "%s/kyufud.conf", out);
 }
 
 int kyufu_ctl_node_new(const struct kyufu_ctl_node_new_opts *o, FILE *log,
