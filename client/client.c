@@ -737,7 +737,7 @@ int kyufu_client_call(struct kyufu_client *c,
                       const struct kyufu_client_call_opts *opts,
                       struct kyufu_client_result *result)
 {
-    assert(c != NULL && c->owns_loop && result != NULL);
+    assert(c != NULL && result != NULL);
     struct sync_state st = { false, 0 };
     struct kyufu_client_req req = { .data = &st };
     memset(result, 0, sizeof *result);

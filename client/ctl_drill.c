@@ -78,39 +78,13 @@ struct drill
 
 /* ------------------------------------------------------------ loop helpers */
 
-struct wait
-{
-    bool done;
-    int status;
-};
-
-static void wait_cb(struct kyufu_client_req *req, int status)
-{
-    struct wait *w = req->data;
-    w->done = true;
-    w->status = status;
-}
-
 /* One call, waited for on the loop (the probe keeps running meanwhile). */
 static int call(struct drill *d, const char *method, const ProtobufCMessage *req,
                 int endpoint, uint32_t deadline_ms, struct kyufu_client_result *res)
 {
-    struct kyufu_client_req q;
-    struct wait w = {0};
-    memset(&q, 0, sizeof q);
-    q.data = &w;
     struct kyufu_client_call_opts opts = {.deadline_ms = deadline_ms,
                                           .endpoint = endpoint};
-    int rv = kyufu_client_call_async(d->c, &q, method, req, NULL, &opts, wait_cb);
-    if (rv != 0) {
-        memset(res, 0, sizeof *res);
-        return rv;
-    }
-    while (!w.done) {
-        uv_run(&d->loop, UV_RUN_ONCE);
-    }
-    *res = q.result;
-    return w.status;
+    return kyufu_client_call(d->c, method, req, NULL, &opts, res);
 }
 
 static void sleep_cb(uv_timer_t *t)

@@ -356,15 +356,72 @@ static void paths_for(const struct kyufu_ctl_init_opts *o, const char *dir,
     snprintf(p->slo, sizeof p->slo, "%s/slo.conf", dir);
 }
 
+/* A file's text, built with fprintf in memory and then written at once. */
+struct text
+{
+    FILE *f;
+    char *buf;
+    size_t len;
+};
+
+/* The stream to print T's text to; NULL when out of memory. */
+static FILE *text_open(struct text *t)
+{
+    t->buf = NULL;
+    t->len = 0;
+    t->f = open_memstream(&t->buf, &t->len);
+    return t->f;
+}
+
+/* Ends T and writes its text to the path FMT names (0644); T is released
+ * either way. */
+static int text_write(struct text *t, char *errmsg, size_t errmsg_len,
+                      const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int text_write(struct text *t, char *errmsg, size_t errmsg_len,
+                      const char *fmt, ...)
+{
+    if (fclose(t->f) != 0) {
+        free(t->buf);
+        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
+    }
+    char path[PATH_MAX + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(path, sizeof path, fmt, ap);
+    va_end(ap);
+    int rv = write_file(path, 0644, t->buf, t->len, errmsg, errmsg_len);
+    free(t->buf);
+    return rv;
+}
+
+/* A node's [tls], [raft] and [log] sections: the same for a node of
+ * `cluster init` and one of `node new`. */
+static void node_sections(FILE *f, const char *ca, const char *cert,
+                          const char *key)
+{
+    fprintf(f,
+            "[tls]\n"
+            "ca = %s\n"
+            "cert = %s\n"
+            "key = %s\n"
+            "[raft]\n"
+            "election_timeout_ms = %u\n"
+            "heartbeat_timeout_ms = %u\n"
+            "[log]\n"
+            "level = info\n",
+            ca, cert, key, KYUFU_ELECTION_TIMEOUT_MS_DEFAULT,
+            KYUFU_HEARTBEAT_TIMEOUT_MS_DEFAULT);
+}
+
 static int node_conf(const struct kyufu_ctl_init_opts *o, const char *dir,
                      unsigned id, const struct member *m, unsigned n,
                      char *errmsg, size_t errmsg_len)
 {
     static struct node_paths p; /* large; kyufuctl is single-threaded */
     paths_for(o, dir, id, &p);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
+    struct text t;
+    FILE *f = text_open(&t);
     if (f == NULL) {
         return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
     }
@@ -389,57 +446,29 @@ static int node_conf(const struct kyufu_ctl_init_opts *o, const char *dir,
     for (unsigned i = 0; i < n; i++) {
         fprintf(f, "%u = %s %s\n", i + 1, m[i].raft, m[i].api);
     }
-    fprintf(f,
-            "[tls]\n"
-            "ca = %s\n"
-            "cert = %s\n"
-            "key = %s\n"
-            "[raft]\n"
-            "election_timeout_ms = %u\n"
-            "heartbeat_timeout_ms = %u\n"
-            "[log]\n"
-            "level = info\n",
-            p.ca, p.cert, p.key, KYUFU_ELECTION_TIMEOUT_MS_DEFAULT,
-            KYUFU_HEARTBEAT_TIMEOUT_MS_DEFAULT);
+    node_sections(f, p.ca, p.cert, p.key);
     fprintf(f, "[sla]\nslo_file = %s\n", p.slo);
-    if (fclose(f) != 0) {
-        free(text);
-        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
-    }
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/node%u/kyufud.conf", dir, id);
-    int rv = write_file(path, 0644, text, len, errmsg, errmsg_len);
-    free(text);
-    return rv;
+    return text_write(&t, errmsg, errmsg_len, "%s/node%u/kyufud.conf", dir,
+                      id);
 }
 
 /* The default SLO file (node/slo.h), before the configs that name it. */
 static int slo_conf(const char *dir, char *errmsg, size_t errmsg_len)
 {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
+    struct text t;
+    FILE *f = text_open(&t);
     if (f == NULL) {
         return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
     }
     kyufu_slo_write_default(f);
-    if (fclose(f) != 0) {
-        free(text);
-        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
-    }
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/slo.conf", dir);
-    int rv = write_file(path, 0644, text, len, errmsg, errmsg_len);
-    free(text);
-    return rv;
+    return text_write(&t, errmsg, errmsg_len, "%s/slo.conf", dir);
 }
 
 static int client_conf(const char *dir, const struct member *m, unsigned n,
                        char *errmsg, size_t errmsg_len)
 {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
+    struct text t;
+    FILE *f = text_open(&t);
     if (f == NULL) {
         return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
     }
@@ -456,15 +485,7 @@ static int client_conf(const char *dir, const struct member *m, unsigned n,
             "deadline_ms = %u\n"
             "slo_file = %s/slo.conf\n",
             dir, dir, dir, KYUFU_CLIENT_DEADLINE_MS_DEFAULT, dir);
-    if (fclose(f) != 0) {
-        free(text);
-        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
-    }
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/kyufuctl.conf", dir);
-    int rv = write_file(path, 0644, text, len, errmsg, errmsg_len);
-    free(text);
-    return rv;
+    return text_write(&t, errmsg, errmsg_len, "%s/kyufuctl.conf", dir);
 }
 
 static int check_opts(const struct kyufu_ctl_init_opts *o, char *errmsg,
@@ -546,6 +567,54 @@ static void note(FILE *log, const char *fmt, ...)
     }
 }
 
+/* write_pem to the path FMT names, and "wrote PATH" on LOG. */
+static int put_pem(FILE *log, mode_t mode, EVP_PKEY *key, X509 *cert,
+                   char *errmsg, size_t errmsg_len, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+static int put_pem(FILE *log, mode_t mode, EVP_PKEY *key, X509 *cert,
+                   char *errmsg, size_t errmsg_len, const char *fmt, ...)
+{
+    char path[PATH_MAX + 128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(path, sizeof path, fmt, ap);
+    va_end(ap);
+    int rv = write_pem(path, mode, key, cert, errmsg, errmsg_len);
+    if (rv == 0) {
+        note(log, "wrote %s", path);
+    }
+    return rv;
+}
+
+/* A new key and its leaf certificate for SPEC from the CA: 0 with *KEY and
+ * *CERT the caller's to free, or an error with neither. */
+static int make_leaf(const struct cert_spec *spec, X509 *ca, EVP_PKEY *ca_key,
+                     EVP_PKEY **key, X509 **cert, char *errmsg, size_t errmsg_len)
+{
+    *key = new_key();
+    if (*key == NULL) {
+        return ssl_err(errmsg, errmsg_len, "key");
+    }
+    *cert = issue(spec, *key, ca, ca_key);
+    if (*cert == NULL) {
+        EVP_PKEY_free(*key);
+        *key = NULL;
+        return ssl_err(errmsg, errmsg_len, spec->cn);
+    }
+    return 0;
+}
+
+/* A leaf's BASE.key (0600) and BASE.pem, noted on LOG. */
+static int put_leaf(FILE *log, const char *base, EVP_PKEY *key, X509 *cert,
+                    char *errmsg, size_t errmsg_len)
+{
+    int rv = put_pem(log, 0600, key, NULL, errmsg, errmsg_len, "%s.key", base);
+    if (rv == 0) {
+        rv = put_pem(log, 0644, NULL, cert, errmsg, errmsg_len, "%s.pem", base);
+    }
+    return rv;
+}
+
 int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
                    char *errmsg, size_t errmsg_len)
 {
@@ -611,18 +680,11 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
         rv = ssl_err(errmsg, errmsg_len, "CA certificate");
         goto out_ca_key;
     }
-    snprintf(path, sizeof path, "%s/ca.key", dir);
-    rv = write_pem(path, 0600, ca_key, NULL, errmsg, errmsg_len);
+    snprintf(path, sizeof path, "%s/ca", dir);
+    rv = put_leaf(log, path, ca_key, ca, errmsg, errmsg_len);
     if (rv != 0) {
         goto out_ca;
     }
-    note(log, "wrote %s", path);
-    snprintf(path, sizeof path, "%s/ca.pem", dir);
-    rv = write_pem(path, 0644, NULL, ca, errmsg, errmsg_len);
-    if (rv != 0) {
-        goto out_ca;
-    }
-    note(log, "wrote %s", path);
 
     /* Node i and, as i == nodes, the client. */
     for (unsigned i = 0; i <= o->nodes; i++) {
@@ -641,10 +703,8 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
             if (rv == 0 && o->on_hosts) {
                 /* The CA certificate and the SLO file travel with the
                  * node's folder. */
-                snprintf(path, sizeof path, "%s/ca.pem", base);
-                rv = write_pem(path, 0644, NULL, ca, errmsg, errmsg_len);
+                rv = put_pem(log, 0644, NULL, ca, errmsg, errmsg_len, "%s/ca.pem", base);
                 if (rv == 0) {
-                    note(log, "wrote %s", path);
                     rv = slo_conf(base, errmsg, errmsg_len);
                 }
                 if (rv == 0) {
@@ -665,27 +725,13 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
             .eku = client ? "clientAuth" : "serverAuth,clientAuth",
             .san = client ? NULL : san,
         };
-        EVP_PKEY *key = new_key();
-        if (key == NULL) {
-            rv = ssl_err(errmsg, errmsg_len, "key");
+        EVP_PKEY *key;
+        X509 *cert;
+        rv = make_leaf(&spec, ca, ca_key, &key, &cert, errmsg, errmsg_len);
+        if (rv != 0) {
             goto out_ca;
         }
-        X509 *cert = issue(&spec, key, ca, ca_key);
-        if (cert == NULL) {
-            rv = ssl_err(errmsg, errmsg_len, cn);
-            EVP_PKEY_free(key);
-            goto out_ca;
-        }
-        snprintf(path, sizeof path, "%s.key", base);
-        rv = write_pem(path, 0600, key, NULL, errmsg, errmsg_len);
-        if (rv == 0) {
-            note(log, "wrote %s", path);
-            snprintf(path, sizeof path, "%s.pem", base);
-            rv = write_pem(path, 0644, NULL, cert, errmsg, errmsg_len);
-        }
-        if (rv == 0) {
-            note(log, "wrote %s", path);
-        }
+        rv = put_leaf(log, base, key, cert, errmsg, errmsg_len);
         X509_free(cert);
         EVP_PKEY_free(key);
         if (rv != 0) {
@@ -773,9 +819,8 @@ static int read_ca(const char *pki, X509 **ca, EVP_PKEY **ca_key,
 static int join_conf(const char *out, const struct kyufu_ctl_node_new_opts *o,
                      char *errmsg, size_t errmsg_len)
 {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
+    struct text t;
+    FILE *f = text_open(&t);
     if (f == NULL) {
         return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
     }
@@ -796,29 +841,13 @@ static int join_conf(const char *out, const struct kyufu_ctl_node_new_opts *o,
         fprintf(f, "%llu = %s %s\n", (unsigned long long)o->members[i].id,
                 o->members[i].raft, o->members[i].api);
     }
-    fprintf(f,
-            "%llu = %s %s\n"
-            "[tls]\n"
-            "ca = %s/ca.pem\n"
-            "cert = %s/node.pem\n"
-            "key = %s/node.key\n"
-            "[raft]\n"
-            "election_timeout_ms = %u\n"
-            "heartbeat_timeout_ms = %u\n"
-            "[log]\n"
-            "level = info\n",
-            (unsigned long long)o->id, o->raft, o->api, out, out, out,
-            KYUFU_ELECTION_TIMEOUT_MS_DEFAULT,
-            KYUFU_HEARTBEAT_TIMEOUT_MS_DEFAULT);
-    if (fclose(f) != 0) {
-        free(text);
-        return errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "out of memory");
-    }
-    char path[PATH_MAX + 64];
-    snprintf(path, sizeof path, "%s/kyufud.conf", out);
-    int rv = write_file(path, 0644, text, len, errmsg, errmsg_len);
-    free(text);
-    return rv;
+    fprintf(f, "%llu = %s %s\n", (unsigned long long)o->id, o->raft, o->api);
+    char ca[PATH_MAX + 16], cert[PATH_MAX + 16], key[PATH_MAX + 16];
+    snprintf(ca, sizeof ca, "%s/ca.pem", out);
+    snprintf(cert, sizeof cert, "%s/node.pem", out);
+    snprintf(key, sizeof key, "%s/node.key", out);
+    node_sections(f, ca, cert, key);
+    return text_write(&t, errmsg, errmsg_len, "%s/kyufud.conf", out);
 }
 
 int kyufu_ctl_node_new(const struct kyufu_ctl_node_new_opts *o, FILE *log,
@@ -894,46 +923,29 @@ int kyufu_ctl_node_new(const struct kyufu_ctl_node_new_opts *o, FILE *log,
              (unsigned long long)o->id);
     struct cert_spec spec = { .cn = cn, .days = KYUFU_CTL_LEAF_VALID_DAYS,
                               .eku = "serverAuth,clientAuth", .san = san };
-    key = new_key();
-    if (key == NULL) {
-        rv = ssl_err(errmsg, errmsg_len, "key");
+    rv = make_leaf(&spec, ca, ca_key, &key, &cert, errmsg, errmsg_len);
+    if (rv != 0) {
         goto out_ca;
-    }
-    cert = issue(&spec, key, ca, ca_key);
-    if (cert == NULL) {
-        rv = ssl_err(errmsg, errmsg_len, cn);
-        goto out_key;
     }
     snprintf(path, sizeof path, "%s/data", out);
     rv = make_dir(path, errmsg, errmsg_len);
     if (rv != 0) {
         goto out_cert;
     }
-    snprintf(path, sizeof path, "%s/node.key", out);
-    rv = write_pem(path, 0600, key, NULL, errmsg, errmsg_len);
+    snprintf(path, sizeof path, "%s/node", out);
+    rv = put_leaf(log, path, key, cert, errmsg, errmsg_len);
+    if (rv == 0) {
+        rv = put_pem(log, 0644, NULL, ca, errmsg, errmsg_len, "%s/ca.pem", out);
+    }
     if (rv != 0) {
         goto out_cert;
     }
-    note(log, "wrote %s", path);
-    snprintf(path, sizeof path, "%s/node.pem", out);
-    rv = write_pem(path, 0644, NULL, cert, errmsg, errmsg_len);
-    if (rv != 0) {
-        goto out_cert;
-    }
-    note(log, "wrote %s", path);
-    snprintf(path, sizeof path, "%s/ca.pem", out);
-    rv = write_pem(path, 0644, NULL, ca, errmsg, errmsg_len);
-    if (rv != 0) {
-        goto out_cert;
-    }
-    note(log, "wrote %s", path);
     rv = join_conf(out, o, errmsg, errmsg_len);
     if (rv == 0) {
         note(log, "wrote %s/kyufud.conf", out);
     }
 out_cert:
     X509_free(cert);
-out_key:
     EVP_PKEY_free(key);
 out_ca:
     X509_free(ca);

@@ -223,7 +223,11 @@ void kyufu_client_response_free(ProtobufCMessage *response);
  *
  * Returns 0 with *result filled when a server gave a final answer;
  * EUNAVAILABLE/EDEADLINE (result->grpc_status and message hold the last
- * answer seen, if any); EINVAL, EUNKNOWN_METHOD, ENOMEM, EPROTOCOL, ETLS. */
+ * answer seen, if any); EINVAL, EUNKNOWN_METHOD, ENOMEM, EPROTOCOL, ETLS.
+ *
+ * On a client created with a loop, this runs that loop (UV_RUN_ONCE) until
+ * the call ends, so the loop's other handles run meanwhile; never call it
+ * from inside one of that loop's callbacks. */
 int kyufu_client_call(struct kyufu_client *c,
                       const char *method,
                       const ProtobufCMessage *request,

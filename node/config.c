@@ -8,6 +8,7 @@
  * the whole file is read. */
 #include "config.h"
 #include "slo.h"
+#include "textconf.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -257,43 +258,14 @@ static void problem(struct kyufu_config *c,
                     const char *fmt,
                     ...)
 {
-    c->n_problems_all++;
-    if (c->n_problems >= KYUFU_CONFIG_PROBLEMS_MAX) {
-        return;
-    }
-    struct kyufu_config_problem *p = &c->problems[c->n_problems++];
-    p->line = line;
-    snprintf(p->section, sizeof p->section, "%s", section);
-    snprintf(p->key, sizeof p->key, "%s", key);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(p->message, sizeof p->message, fmt, ap);
+    kyufu_textconf_report(c->problems, KYUFU_CONFIG_PROBLEMS_MAX, &c->n_problems,
+                          &c->n_problems_all, line, section, key, fmt, ap);
     va_end(ap);
 }
 
 /* ------------------------------------------------------------ value rules */
-
-/* Decimal digits only, no sign, no leading junk; [min, max]. */
-static bool parse_uint(const char *s, uint64_t min, uint64_t max,
-                       uint64_t *out)
-{
-    if (*s == '\0') {
-        return false;
-    }
-    for (const char *p = s; *p != '\0'; p++) {
-        if (!isdigit((unsigned char)*p)) {
-            return false;
-        }
-    }
-    errno = 0;
-    char *end = NULL;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > max) {
-        return false;
-    }
-    *out = v;
-    return true;
-}
 
 /* "host:port": host is an IPv4 literal or a DNS name ([A-Za-z0-9.-]);
  * port 1..65535.  Writes why not into why. */
@@ -318,7 +290,7 @@ static bool check_address(const char *s, char *why, size_t why_len)
         }
     }
     uint64_t port;
-    if (!parse_uint(colon + 1, 1, 65535, &port)) {
+    if (!kyufu_textconf_parse_uint(colon + 1, 1, 65535, &port)) {
         snprintf(why, why_len, "port of '%s' must be 1..65535", s);
         return false;
     }
@@ -365,7 +337,7 @@ static bool check_ups(const char *s, char *why, size_t why_len)
     const char *colon = strchr(at, ':');
     if (colon != NULL) {
         uint64_t port;
-        if (colon == at + 1 || !parse_uint(colon + 1, 1, 65535, &port)) {
+        if (colon == at + 1 || !kyufu_textconf_parse_uint(colon + 1, 1, 65535, &port)) {
             snprintf(why, why_len, "port of '%s' must be 1..65535", s);
             return false;
         }
@@ -466,7 +438,7 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
 
     switch (k) {
     case K_NODE_ID:
-        if (!parse_uint(value, 1, KYUFU_NODE_ID_MAX, &v)) {
+        if (!kyufu_textconf_parse_uint(value, 1, KYUFU_NODE_ID_MAX, &v)) {
             problem(c, ps->line, section, key,
                     "'%s' is not a node id (1..%u)", value,
                     KYUFU_NODE_ID_MAX);
@@ -525,7 +497,7 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
     case K_RAFT_SNAPSHOT_TRAILING: {
         const struct kyufu_glue_option_bounds *b =
             kyufu_glue_option_bounds(keys[k].option);
-        if (!parse_uint(value, b->min, b->max, &v)) {
+        if (!kyufu_textconf_parse_uint(value, b->min, b->max, &v)) {
             problem(c, ps->line, section, key,
                     "'%s' is not a number of %s in %u..%u", value,
                     keys[k].unit, b->min, b->max);
@@ -587,7 +559,7 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
     case K_SLA_HEARTBEAT:
     case K_POWER_POLL: {
         struct kyufu_glue_option_bounds b = bounds_of(k);
-        if (!parse_uint(value, b.min, b.max, &v)) {
+        if (!kyufu_textconf_parse_uint(value, b.min, b.max, &v)) {
             problem(c, ps->line, section, key,
                     "'%s' is not a number of %s in %u..%u", value,
                     keys[k].unit, b.min, b.max);
@@ -661,7 +633,7 @@ static void set_peer(struct parse *ps, const char *name, const char *value)
     struct kyufu_config *c = ps->c;
     uint64_t id;
     char why[256];
-    if (!parse_uint(name, 1, KYUFU_NODE_ID_MAX, &id)) {
+    if (!kyufu_textconf_parse_uint(name, 1, KYUFU_NODE_ID_MAX, &id)) {
         problem(c, ps->line, "cluster", name,
                 "'%s' is not a node id (1..%u): entries are "
                 "'<id> = <raft host:port> <api host:port>'",
@@ -869,7 +841,7 @@ static void check_slo(struct parse *ps)
         return;
     }
     for (size_t i = 0; i < c->slo.n_problems; i++) {
-        const struct kyufu_slo_problem *p = &c->slo.problems[i];
+        const struct kyufu_textconf_problem *p = &c->slo.problems[i];
         problem(c, ps->seen[K_SLA_SLO_FILE], "sla", "slo_file",
                 "%.80s:%u: %s%s%s%s%s%s", c->sla_slo_file, p->line,
                 p->section[0] != '\0' ? "[" : "", p->section,

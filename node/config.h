@@ -52,6 +52,7 @@
 #include "limits.h"
 #include "log.h"
 #include "slo.h"
+#include "textconf.h"
 
 #define KYUFU_CONFIG_ERRORS(X)                                               \
     X(OK, 0, "ok")                                                           \
@@ -68,14 +69,6 @@ const char *kyufu_config_strerror(int rv);
 
 /* Errors kept per load; more are counted but not described. */
 #define KYUFU_CONFIG_PROBLEMS_MAX 16u
-
-struct kyufu_config_problem
-{
-    unsigned line;      /* 1-based; 0 when no line applies (missing key) */
-    char section[16];   /* "" when not tied to a section */
-    char key[32];       /* "" when not tied to a key */
-    char message[320];
-};
 
 struct kyufu_config_peer
 {
@@ -152,7 +145,7 @@ struct kyufu_config
     bool sla_allow_drills;
 
     /* Filled when load returns INVALID. */
-    struct kyufu_config_problem problems[KYUFU_CONFIG_PROBLEMS_MAX];
+    struct kyufu_textconf_problem problems[KYUFU_CONFIG_PROBLEMS_MAX];
     size_t n_problems;      /* described, <= KYUFU_CONFIG_PROBLEMS_MAX */
     size_t n_problems_all;  /* found */
 };

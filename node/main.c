@@ -49,7 +49,7 @@ static void usage(FILE *to)
 static void report(const struct kyufu_config *c, int rv, bool as_log)
 {
     for (size_t i = 0; i < c->n_problems; i++) {
-        const struct kyufu_config_problem *p = &c->problems[i];
+        const struct kyufu_textconf_problem *p = &c->problems[i];
         if (as_log) {
             kyufu_log(KYUFU_LOG_ERROR, "config error",
                       KYUFU_LOG_S("file", c->path),

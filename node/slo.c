@@ -84,34 +84,17 @@ static void problem(struct kyufu_slo *s, unsigned line, const char *section,
 static void problem(struct kyufu_slo *s, unsigned line, const char *section,
                     const char *key, const char *fmt, ...)
 {
-    s->n_problems_all++;
-    if (s->n_problems == KYUFU_SLO_PROBLEMS_MAX) {
-        return;
-    }
-    struct kyufu_slo_problem *p = &s->problems[s->n_problems++];
-    p->line = line;
-    snprintf(p->section, sizeof p->section, "%s", section);
-    snprintf(p->key, sizeof p->key, "%s", key);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(p->message, sizeof p->message, fmt, ap);
+    kyufu_textconf_report(s->problems, KYUFU_SLO_PROBLEMS_MAX, &s->n_problems,
+                          &s->n_problems_all, line, section, key, fmt, ap);
     va_end(ap);
 }
 
 /* A decimal integer, all digits, no sign, no blanks. */
 static bool parse_u64(const char *v, uint64_t *out)
 {
-    if (v[0] < '0' || v[0] > '9') {
-        return false;
-    }
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (*end != '\0' || errno != 0) {
-        return false;
-    }
-    *out = x;
-    return true;
+    return kyufu_textconf_parse_uint(v, 0, UINT64_MAX, out);
 }
 
 /* "99.95" -> 999500 per million: digits, an optional '.' and at most four
@@ -549,7 +532,7 @@ int kyufu_slo_load(const char *path, struct kyufu_slo *out)
 void kyufu_slo_print_problems(const struct kyufu_slo *s, FILE *to)
 {
     for (size_t i = 0; i < s->n_problems; i++) {
-        const struct kyufu_slo_problem *p = &s->problems[i];
+        const struct kyufu_textconf_problem *p = &s->problems[i];
         fprintf(to, "%s:%u: ", s->path[0] != '\0' ? s->path : "(slo)", p->line);
         if (p->section[0] != '\0') {
             fprintf(to, "[%s] ", p->section);

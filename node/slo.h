@@ -27,6 +27,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "textconf.h"
+
 /* ------------------------------------------------------------ limits */
 
 /* A hand-written file of a few dozen lines; anything larger is not one. */
@@ -82,14 +84,6 @@ enum kyufu_slo_error {
 
 const char *kyufu_slo_strerror(int rv);
 
-struct kyufu_slo_problem
-{
-    unsigned line;    /* 1-based; 0 when no line applies (missing key) */
-    char section[16]; /* "" when not tied to a section */
-    char key[32];     /* "" when not tied to a key */
-    char message[200];
-};
-
 /* ------------------------------------------------------------ the SLO */
 
 struct kyufu_slo_window
@@ -117,7 +111,7 @@ struct kyufu_slo
     uint32_t follower_contact_ms;
 
     /* Filled when load/parse returns INVALID (or IO: problems[0]). */
-    struct kyufu_slo_problem problems[KYUFU_SLO_PROBLEMS_MAX];
+    struct kyufu_textconf_problem problems[KYUFU_SLO_PROBLEMS_MAX];
     size_t n_problems;     /* described */
     size_t n_problems_all; /* found */
 };

@@ -882,12 +882,10 @@ static void barrier_cb(struct raft_barrier *rb, int status)
     req->cb(req, rv);
 }
 
-int kyufu_glue_barrier(struct kyufu_glue *g,
-                       struct kyufu_glue_barrier *req,
-                       kyufu_glue_barrier_cb cb)
+/* 0 when this node can start a leader's operation: open, not failed, the
+ * leader; else SHUTDOWN, the fatal error or NOTLEADER. */
+static int leader_ready(struct kyufu_glue *g)
 {
-    struct glue_barrier *b;
-    int rv;
     if (g->closing) {
         return KYUFU_GLUE_ESHUTDOWN;
     }
@@ -896,6 +894,18 @@ int kyufu_glue_barrier(struct kyufu_glue *g,
     }
     if (!kyufu_glue_is_leader(g)) {
         return KYUFU_GLUE_ENOTLEADER;
+    }
+    return 0;
+}
+
+int kyufu_glue_barrier(struct kyufu_glue *g,
+                       struct kyufu_glue_barrier *req,
+                       kyufu_glue_barrier_cb cb)
+{
+    struct glue_barrier *b;
+    int rv = leader_ready(g);
+    if (rv != 0) {
+        return rv;
     }
     b = calloc(1, sizeof *b);
     if (b == NULL) {
@@ -1248,14 +1258,9 @@ static void change_poll(struct kyufu_glue *g)
 
 static int change_check(struct kyufu_glue *g)
 {
-    if (g->closing) {
-        return KYUFU_GLUE_ESHUTDOWN;
-    }
-    if (g->fatal != 0) {
-        return g->fatal;
-    }
-    if (!kyufu_glue_is_leader(g)) {
-        return KYUFU_GLUE_ENOTLEADER;
+    int rv = leader_ready(g);
+    if (rv != 0) {
+        return rv;
     }
     if (g->change != NULL) {
         return KYUFU_GLUE_EBUSY;

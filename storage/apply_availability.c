@@ -109,23 +109,12 @@ static int put_msg(struct kyufu_storage *s,
                    size_t klen,
                    const ProtobufCMessage *m)
 {
-    uint8_t *buf;
-    size_t len;
-    int rv = kyufu_storage__pack(m, &buf, &len);
-    if (rv != 0) {
-        return rv;
-    }
-    MDB_val k = {klen, (void *)key};
-    MDB_val v = {len, buf};
     if (klen == 9 && (((const uint8_t *)key)[0] == 'f' ||
                       ((const uint8_t *)key)[0] == 'w')) {
         s->avail_detail_changes++; /* an abort after this only costs a
                                       reader one needless re-read */
     }
-    rv = kyufu_storage__mdb_error(
-        mdb_put(txn, s->dbi[KYUFU_DB_AVAILABILITY], &k, &v, 0));
-    free(buf);
-    return rv;
+    return kyufu_storage__put_msg(s, txn, KYUFU_DB_AVAILABILITY, key, klen, m);
 }
 
 static size_t key64(uint8_t key[9], char kind, uint64_t v)

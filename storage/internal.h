@@ -182,6 +182,10 @@ int kyufu_storage__household_decode(const uint8_t *buf, size_t len,
 
 /* Pack any message into a malloc'ed buffer. */
 int kyufu_storage__pack(const ProtobufCMessage *m, uint8_t **out, size_t *len);
+/* Pack M and put it under KEY in DB: 0 or an LMDB-mapped error. */
+int kyufu_storage__put_msg(struct kyufu_storage *s, MDB_txn *txn,
+                           enum kyufu_storage__db db, const void *key,
+                           size_t klen, const ProtobufCMessage *m);
 
 /* ------------------------------------------------------------ record checks
  * Invariants of one record, checked right before a write and right after a

@@ -146,12 +146,12 @@ static int get_raw(struct kyufu_storage *s,
     return kyufu_storage__mdb_error(mdb_get(txn, s->dbi[db], &k, v));
 }
 
-static int put_msg(struct kyufu_storage *s,
-                   MDB_txn *txn,
-                   enum kyufu_storage__db db,
-                   const void *key,
-                   size_t klen,
-                   const ProtobufCMessage *m)
+int kyufu_storage__put_msg(struct kyufu_storage *s,
+                           MDB_txn *txn,
+                           enum kyufu_storage__db db,
+                           const void *key,
+                           size_t klen,
+                           const ProtobufCMessage *m)
 {
     uint8_t *buf;
     size_t len;
@@ -210,8 +210,8 @@ int kyufu_storage__put_program(struct kyufu_storage *s,
         kyufu_storage__panic(__FILE__, __LINE__, "program %s: %s", p->code,
                              why);
     }
-    return put_msg(s, txn, KYUFU_DB_PROGRAMS, p->code, strlen(p->code),
-                   &p->base);
+    return kyufu_storage__put_msg(s, txn, KYUFU_DB_PROGRAMS, p->code,
+                                  strlen(p->code), &p->base);
 }
 
 /* ---------------------------------------------------------------- households */
@@ -279,7 +279,7 @@ int kyufu_storage__put_batch(struct kyufu_storage *s,
                              (unsigned long long)b->id, why);
     }
     id_key(key, b->id);
-    return put_msg(s, txn, KYUFU_DB_BATCHES, key, 8, &b->base);
+    return kyufu_storage__put_msg(s, txn, KYUFU_DB_BATCHES, key, 8, &b->base);
 }
 
 /* ---------------------------------------------------------------- staff */
@@ -308,8 +308,8 @@ int kyufu_storage__put_staff(struct kyufu_storage *s,
         kyufu_storage__panic(__FILE__, __LINE__, "staff %s: %s", a->staff_id,
                              why);
     }
-    return put_msg(s, txn, KYUFU_DB_STAFF, a->staff_id, strlen(a->staff_id),
-                   &a->base);
+    return kyufu_storage__put_msg(s, txn, KYUFU_DB_STAFF, a->staff_id,
+                                  strlen(a->staff_id), &a->base);
 }
 
 /* ---------------------------------------------------------------- applications */
@@ -466,7 +466,7 @@ int kyufu_storage__put_application(struct kyufu_storage *s,
                      KYUFU__V1__APPLICATION_STATUS__APP_RECEIVED);
     }
     id_key(key, app->id);
-    rv = put_msg(s, txn, KYUFU_DB_APPLICATIONS, key, 8, &app->base);
+    rv = kyufu_storage__put_msg(s, txn, KYUFU_DB_APPLICATIONS, key, 8, &app->base);
     if (rv != 0) {
         return rv;
     }

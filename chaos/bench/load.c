@@ -166,39 +166,15 @@ static void die(const char *fmt, ...)
 
 /* ------------------------------------------------------------ sync helper */
 
-struct wait
-{
-    bool done;
-    int status;
-};
-
-static void wait_cb(struct kyufu_client_req *req, int status)
-{
-    struct wait *w = req->data;
-    w->done = true;
-    w->status = status;
-}
-
 /* One call, run to its end on the shared loop (setup and status only). */
 static int call_wait(struct bench *b, struct kyufu_client *c, const char *method,
                      const ProtobufCMessage *request,
                      const ProtobufCMessageDescriptor *response_desc, int endpoint,
                      struct kyufu_client_result *result)
 {
-    struct wait w = {0};
-    struct kyufu_client_req req = {.data = &w};
     struct kyufu_client_call_opts co = {.deadline_ms = b->o.deadline_ms,
                                         .endpoint = endpoint};
-    int rv = kyufu_client_call_async(c, &req, method, request, response_desc, &co,
-                                     wait_cb);
-    if (rv != 0) {
-        return rv;
-    }
-    while (!w.done) {
-        uv_run(&b->loop, UV_RUN_ONCE);
-    }
-    *result = req.result;
-    return w.status;
+    return kyufu_client_call(c, method, request, response_desc, &co, result);
 }
 
 /* A setup write; ALREADY_EXISTS counts as done (a second run). */

@@ -1,5 +1,5 @@
-/* Minimal assertions for the client tests: a failed CHECK prints where and
- * exits 1 (a test failure, never a skip). */
+/* Minimal assertions for the C tests (client, node): a failed CHECK prints
+ * where and exits 1 (a test failure, never a skip). */
 #ifndef KYUFU_TEST_CHECK_H
 #define KYUFU_TEST_CHECK_H
 

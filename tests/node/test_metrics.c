@@ -14,16 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../client/check.h"
 #include "../../node/metrics.h"
-
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                  \
-            exit(1);                                                         \
-        }                                                                    \
-    } while (0)
 
 /* ------------------------------------------------------- strict parser */
 

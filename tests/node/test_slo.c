@@ -27,7 +27,7 @@ static void refused(const char *text, unsigned line, const char *key,
         exit(1);
     }
     for (size_t i = 0; i < slo.n_problems; i++) {
-        const struct kyufu_slo_problem *p = &slo.problems[i];
+        const struct kyufu_textconf_problem *p = &slo.problems[i];
         if (p->line == line && strcmp(p->key, key) == 0 &&
             strstr(p->message, want) != NULL) {
             return;

@@ -1,5 +1,6 @@
 /* Test helper for the ledger state machine (see cmd.h for the contract). */
 #include "cmd.h"
+#include "sink.h"
 
 #include <ftw.h>
 #include <inttypes.h>
@@ -171,6 +172,19 @@ void fx_close(struct fx *f)
         kyufu_storage_close(f->s);
         f->s = NULL;
     }
+}
+
+void fx_restore_from(struct fx *to, struct fx *from)
+{
+    struct t_sink k = {0};
+    struct kyufu_storage_snapshot *snap;
+    char err[256] = "";
+    CHECK(kyufu_storage_snapshot_begin(from->s, &snap) == 0);
+    CHECK(kyufu_storage_snapshot_write(snap, NULL, t_sink_emit, &k) == 0);
+    kyufu_storage_snapshot_end(snap);
+    CHECK(kyufu_storage_restore(to->s, k.buf, k.len, err, sizeof err) == 0);
+    free(k.buf);
+    to->index = from->index;
 }
 
 void fx_world(struct fx *f)

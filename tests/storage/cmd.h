@@ -79,6 +79,9 @@ void fx_open(struct fx *f);
 void fx_reopen(struct fx *f);
 /* Close the store; the directory goes with t_dir. */
 void fx_close(struct fx *f);
+/* Snapshot FROM and restore the stream into TO (open, empty): TO then holds
+ * FROM's state, and FROM's index. */
+void fx_restore_from(struct fx *to, struct fx *from);
 
 /* Role masks (1 << Role). */
 #define R_ADMIN (1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN)

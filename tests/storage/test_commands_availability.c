@@ -12,6 +12,7 @@
 
 #include "../../storage/storage_limits.h"
 #include "cmd.h"
+#include "sink.h"
 
 #define OK KYUFU__V1__CODE__OK
 #define DAY_MS INT64_C(86400000)
@@ -274,24 +275,6 @@ static void report_refuses_hostile_ranges(void)
     fx_close(&f);
 }
 
-struct sink
-{
-    uint8_t *buf;
-    size_t len;
-};
-
-static int emit(void *arg, void *chunk, size_t len)
-{
-    struct sink *k = arg;
-    uint8_t *p = realloc(k->buf, k->len + len);
-    CHECK(p != NULL);
-    memcpy(p + k->len, chunk, len);
-    k->buf = p;
-    k->len += len;
-    free(chunk);
-    return 0;
-}
-
 /* The same scripted history on a replica. */
 static void history(struct fx *f)
 {
@@ -307,9 +290,6 @@ static void replicas_agree_and_snapshot_carries_it(void)
 {
     struct fx a, b, c;
     uint8_t da[32], db[32], dc[32];
-    struct sink k = {0};
-    struct kyufu_storage_snapshot *snap;
-    char err[256] = "";
     fx_open(&a);
     fx_open(&b);
     history(&a);
@@ -318,13 +298,8 @@ static void replicas_agree_and_snapshot_carries_it(void)
     fx_digest(&b, db);
     CHECK(memcmp(da, db, 32) == 0);
 
-    CHECK(kyufu_storage_snapshot_begin(a.s, &snap) == 0);
-    CHECK(kyufu_storage_snapshot_write(snap, NULL, emit, &k) == 0);
-    kyufu_storage_snapshot_end(snap);
     fx_open(&c);
-    CHECK(kyufu_storage_restore(c.s, k.buf, k.len, err, sizeof err) == 0);
-    free(k.buf);
-    c.index = a.index;
+    fx_restore_from(&c, &a);
     fx_reopen(&c);
     fx_digest(&c, dc);
     CHECK(memcmp(da, dc, 32) == 0);
@@ -390,7 +365,7 @@ static void drill_probe_and_result(void)
 static void changes_mark_detail_only(void)
 {
     struct fx f, g;
-    struct sink k = {0};
+    struct t_sink k = {0};
     struct kyufu_storage_snapshot *snap;
     char err[256] = "";
     fx_open(&f);
@@ -412,7 +387,7 @@ static void changes_mark_detail_only(void)
     CHECK(c3 != c2);
     /* A restore, even of the same bytes, says "read again". */
     CHECK(kyufu_storage_snapshot_begin(f.s, &snap) == 0);
-    CHECK(kyufu_storage_snapshot_write(snap, NULL, emit, &k) == 0);
+    CHECK(kyufu_storage_snapshot_write(snap, NULL, t_sink_emit, &k) == 0);
     kyufu_storage_snapshot_end(snap);
     fx_open(&g);
     uint64_t g0 = kyufu_storage_availability_changes(g.s);

@@ -286,31 +286,10 @@ static void forgotten_key_is_expired(void)
 
 /* --------------------------------------------- snapshot, restart, digest */
 
-struct sink
-{
-    uint8_t *buf;
-    size_t len;
-};
-
-static int emit(void *arg, void *chunk, size_t len)
-{
-    struct sink *k = arg;
-    uint8_t *p = realloc(k->buf, k->len + len);
-    CHECK(p != NULL);
-    memcpy(p + k->len, chunk, len);
-    k->buf = p;
-    k->len += len;
-    free(chunk);
-    return 0;
-}
-
 static void fence_survives_snapshot_and_restart(void)
 {
     struct fx a, b;
-    struct sink k = {0};
-    struct kyufu_storage_snapshot *snap;
     uint8_t da[32], db[32], before[32];
-    char err[256] = "";
     fx_open(&a);
     fx_world(&a);
     Kyufu__V1__Command *orig = c_submit(&a, "clerk", "P1", "H-3", 0);
@@ -322,12 +301,8 @@ static void fence_survives_snapshot_and_restart(void)
     fx_digest(&a, da);
     CHECK(memcmp(before, da, 32) != 0);
 
-    CHECK(kyufu_storage_snapshot_begin(a.s, &snap) == 0);
-    CHECK(kyufu_storage_snapshot_write(snap, NULL, emit, &k) == 0);
-    kyufu_storage_snapshot_end(snap);
     fx_open(&b);
-    CHECK(kyufu_storage_restore(b.s, k.buf, k.len, err, sizeof err) == 0);
-    b.index = a.index;
+    fx_restore_from(&b, &a);
     b.now_ms = a.now_ms;
     fx_digest(&b, db);
     CHECK(memcmp(da, db, 32) == 0);
@@ -348,7 +323,6 @@ static void fence_survives_snapshot_and_restart(void)
     fx_free(late);
     free_cmd(orig);
     free_cmd(s);
-    free(k.buf);
     fx_close(&a);
     fx_close(&b);
 }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "sink.h"
 
 static char root[64];
 static int n_dirs;
@@ -335,29 +336,7 @@ static void invariants(struct fx *f)
 }
 
 /* Snapshot into one buffer. */
-struct sink
-{
-    uint8_t *buf;
-    size_t len;
-    size_t chunks;
-    size_t max_chunk;
-};
-
-static int sink_emit(void *arg, void *chunk, size_t len)
-{
-    struct sink *k = arg;
-    uint8_t *p = realloc(k->buf, k->len + len);
-    CHECK(p != NULL);
-    memcpy(p + k->len, chunk, len);
-    k->buf = p;
-    k->len += len;
-    k->chunks++;
-    k->max_chunk = len > k->max_chunk ? len : k->max_chunk;
-    free(chunk);
-    return 0;
-}
-
-static void snapshot(struct fx *f, struct sink *k)
+static void snapshot(struct fx *f, struct t_sink *k)
 {
     struct kyufu_storage_snapshot *snap;
     uint64_t idx;
@@ -366,7 +345,7 @@ static void snapshot(struct fx *f, struct sink *k)
     CHECK_RV(kyufu_storage_snapshot_begin(f->s, &snap), 0);
     kyufu_storage_snapshot_applied(snap, &idx, &term);
     CHECK(idx == f->index && term == 1);
-    CHECK_RV(kyufu_storage_snapshot_write(snap, NULL, sink_emit, k), 0);
+    CHECK_RV(kyufu_storage_snapshot_write(snap, NULL, t_sink_emit, k), 0);
     kyufu_storage_snapshot_end(snap);
 }
 
@@ -476,7 +455,7 @@ static void test_snapshot_roundtrip(void)
 {
     struct fx a;
     struct fx b;
-    struct sink k;
+    struct t_sink k;
     uint8_t da[32];
     uint8_t db[32];
     char err[256] = "";
@@ -529,7 +508,7 @@ static void test_corrupt_snapshot(void)
 {
     struct fx a;
     struct fx b;
-    struct sink k;
+    struct t_sink k;
     uint8_t before[32];
     uint8_t after[32];
     char err[256];
@@ -678,7 +657,7 @@ static void test_session_floor(void)
 {
     struct fx f;
     struct fx g;
-    struct sink k;
+    struct t_sink k;
     uint8_t d0[32];
     uint8_t d1[32];
     char err[256] = "";
