@@ -78,7 +78,9 @@ bool kyufu_node__is_voter(struct kyufu_node *n, uint64_t id);
  * terminal, key; NULL for none: apply rejects and audits it), this leader's
  * time, and `body` as the Command oneof member named `body_field`.  `cb`
  * fires as for kyufu_glue_propose.  Answers the call itself when the
- * proposal cannot start (forwards it if leadership was just lost). */
+ * proposal cannot start (forwards it if leadership was just lost), and
+ * refuses (INVALID_ARGUMENT) a key whose client id starts with kyufud- or
+ * kyufu-node-, the nodes' own (docs/api.md). */
 void kyufu_node__propose(struct kyufu_node_call *c,
                          const Kyufu__V1__RequestHeader *rh,
                          const char *body_field,

@@ -87,6 +87,16 @@ static void on_proposed_timed(struct kyufu_glue_propose *req,
     c->proposed_cb(req, status, result);
 }
 
+/* The client ids of kyufud's own commands (sla_node.c "kyufud-sla-N",
+ * version_watch.c "kyufu-node-N", availability.c "kyufud-N"): a client
+ * writing under one first would own the session entry of a node's later
+ * command, which would then get the client's result and not apply. */
+static bool client_id_reserved(const char *id)
+{
+    return id != NULL && (strncmp(id, "kyufud-", 7) == 0 ||
+                          strncmp(id, "kyufu-node-", 11) == 0);
+}
+
 void kyufu_node__propose(struct kyufu_node_call *c,
                          const Kyufu__V1__RequestHeader *rh,
                          const char *body_field,
@@ -95,6 +105,15 @@ void kyufu_node__propose(struct kyufu_node_call *c,
 {
     struct kyufu_node *n = c->node;
     assert(body != NULL);
+    if (rh != NULL && rh->key != NULL &&
+        client_id_reserved(rh->key->client_id)) {
+        kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT,
+                              "header.key.client_id: the prefixes kyufud- "
+                              "and kyufu-node- are reserved for the nodes' "
+                              "own commands",
+                              NULL, 0);
+        return;
+    }
     Kyufu__V1__CommandHeader header = KYUFU__V1__COMMAND_HEADER__INIT;
     if (rh != NULL) {
         header.actor = rh->actor;

@@ -114,6 +114,21 @@ static const char *const paths[N_PATHS] = {
 _Static_assert(N_PATHS == KYUFU_UPDATE_MASK_PATHS_MAX,
                "the mask limit is the number of updatable paths");
 
+/* A refused path as the refusal quotes it (and the audit record keeps it):
+ * at most len - 1 bytes, printable ASCII only, others as '?', so a cut never
+ * splits a UTF-8 character (readers that check UTF-8 would refuse the
+ * whole result or audit page). */
+static void echo_path(const char *p, char *out, size_t len)
+{
+    size_t n = 0;
+    KYUFU_ASSERT(len > 0);
+    for (; p != NULL && p[n] != '\0' && n + 1 < len; n++) {
+        unsigned char ch = (unsigned char)p[n];
+        out[n] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    out[n] = '\0';
+}
+
 /* The mask as a set of path ids; 0 with c->code set on a bad mask. */
 static int parse_mask(struct kyufu_storage__cmd *c,
                       const Kyufu__V1__UpdateHousehold *u,
@@ -135,8 +150,10 @@ static int parse_mask(struct kyufu_storage__cmd *c,
             k++;
         }
         if (k == N_PATHS) {
-            return REJECT(c, INVALID, "update_mask path \"%.40s\" is not an "
-                          "updatable field", p != NULL ? p : "");
+            char echo[41];
+            echo_path(p, echo, sizeof echo);
+            return REJECT(c, INVALID, "update_mask path \"%s\" is not an "
+                          "updatable field", echo);
         }
         if ((*set & (1u << k)) != 0) {
             return REJECT(c, INVALID, "update_mask names \"%s\" twice",

@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 
+import grpc
+
 import cluster as C
 from workload import cluster_writer, must
 
@@ -108,6 +110,26 @@ def main():
                      % (",".join(c.api[i] for i in (1, 2, 3)), c.ca,
                         c.client_cert, c.client_key, slo))
         L = c.s["ledger_pb2"]
+        # The idempotency keys of kyufud's own commands (OpenIncident's
+        # "kyufud-sla-N", RecordVersions' "kyufu-node-N", "kyufud-N") are
+        # not a client's: a client that wrote under one first would answer
+        # the node's later command with its own result (the incident never
+        # recorded).  Refused before Raft; nothing is written.
+        for cid in ("kyufud-sla-%d" % leader, "kyufu-node-%d" % leader,
+                    "kyufud-%d" % leader):
+            squat = cluster_writer(c, "root", cid)
+            code, msg = squat.call("CreateStaff", L.CreateStaff(
+                staff_id="root", display_name="x", roles=[L.ROLE_ID_ADMIN]))
+            assert code == grpc.StatusCode.INVALID_ARGUMENT and \
+                "reserved" in msg, (cid, code, msg)
+            S = c.s["service_pb2"]
+            try:
+                c.ledger(leader).SettleWrite(S.SettleWriteRequest(
+                    header=squat.header(10 ** 15)), timeout=10)
+                assert False, "SettleWrite under %s accepted" % cid
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and \
+                    "reserved" in e.details(), (cid, e.code(), e.details())
         admin = cluster_writer(c, "root", "sla-it-admin")
         must(admin.call("CreateStaff", L.CreateStaff(
             staff_id="root", display_name="ID admin", roles=[L.ROLE_ID_ADMIN])),

@@ -388,6 +388,52 @@ static void update_bad_mask(void)
     fx_close(&f);
 }
 
+/* A mask path echoed in the refusal is cut at a character boundary: a
+ * multi-byte character straddling the cut must not leave invalid UTF-8 in
+ * the result and the audit record (protobuf-c refuses to unpack it). */
+static bool utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p != 0) {
+        size_t n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1
+                 : (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 ? 3 : 9;
+        if (n == 9) {
+            return false;
+        }
+        p++;
+        for (size_t i = 0; i < n; i++, p++) {
+            if ((*p & 0xc0) != 0x80) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static void update_bad_mask_utf8_cut(void)
+{
+    struct fx f;
+    fx_open(&f);
+    fx_world(&f);
+    for (size_t pad = 36; pad <= 41; pad++) {
+        char path[64];
+        memset(path, 'a', pad);
+        snprintf(path + pad, sizeof path - pad, "%s", "\xe3\x81\x82\xe3\x81\x82");
+        const char *const mask[] = {path};
+        Kyufu__V1__Command *c = c_update_household(&f, "clerk", "H-1", 1);
+        c_mask(c->update_household_fields, 1, mask);
+        Kyufu__V1__CommandResult *r = fx_apply(&f, c);
+        CHECK(r != NULL);
+        if (r != NULL) {
+            CHECK_EQ(r->code, KYUFU__V1__CODE__INVALID_ARGUMENT);
+            CHECK(utf8_valid(r->message));
+            fx_free(r);
+        }
+        kyufu__v1__command__free_unpacked(c, NULL);
+    }
+    fx_close(&f);
+}
+
 static void update_unknown_and_bad(void)
 {
     struct fx f;
@@ -442,6 +488,7 @@ int main(int argc, char **argv)
         T_CASE(update_mask_only),
         T_CASE(update_stale_version),
         T_CASE(update_bad_mask),
+        T_CASE(update_bad_mask_utf8_cut),
         T_CASE(update_unknown_and_bad),
         T_CASE(update_legacy_entry),
     };
