@@ -149,6 +149,22 @@ int main(int argc, char **argv)
     if (argc != 3 || (strcmp(argv[1], "--config") != 0 &&
                       strcmp(argv[1], "--check-config") != 0 &&
                       strcmp(argv[1], "--compact") != 0)) {
+        /* Say what was wrong before the usage: at 3 a.m. "usage" alone
+         * does not tell a typo from a missing FILE. */
+        if (argc < 2) {
+            fprintf(stderr, "kyufud: no option given\n");
+        } else if (strcmp(argv[1], "--config") == 0 ||
+                   strcmp(argv[1], "--check-config") == 0 ||
+                   strcmp(argv[1], "--compact") == 0) {
+            fprintf(stderr, "kyufud: %s takes exactly one FILE\n", argv[1]);
+        } else if (strcmp(argv[1], "--version") == 0 ||
+                   strcmp(argv[1], "--print-defaults") == 0 ||
+                   strcmp(argv[1], "--help") == 0 ||
+                   strcmp(argv[1], "-h") == 0) {
+            fprintf(stderr, "kyufud: %s takes no argument\n", argv[1]);
+        } else {
+            fprintf(stderr, "kyufud: unknown option '%s'\n", argv[1]);
+        }
         usage(stderr);
         return 2;
     }
