@@ -179,7 +179,7 @@ int main(int argc, char **argv)
         if (rv != 0) {
             return 2;
         }
-        printf("%s: ok (node %llu of %zu)\n", argv[2],
+        printf("%s: ok (node %llu; %zu members in [cluster])\n", argv[2],
                (unsigned long long)config.id, config.n_peers);
         return 0;
     }

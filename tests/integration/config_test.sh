@@ -82,6 +82,8 @@ EOF
 good >"$tmp/good.ini"
 out=$("$kyufud" --check-config "$tmp/good.ini" 2>&1); rc=$?
 [ $rc -eq 0 ] || fail "good config refused (rc $rc): $out"
+grep -qF "good.ini: ok (node 1; 3 members in [cluster])" <<<"$out" \
+    || fail "--check-config of a good config: '$out'"
 [ ! -e "$tmp/n1/data" ] || fail "--check-config created the data directory"
 
 # expect_bad NAME SED-EXPRESSION EXPECTED-SUBSTRING...
