@@ -99,7 +99,8 @@ static int compact(const struct kyufu_config *c)
     }
     int lock = kyufu_node_lock(c->data_dir, errmsg, sizeof errmsg);
     if (lock < 0) {
-        fprintf(stderr, "kyufud: --compact: %s (stop the node first)\n", errmsg);
+        /* The lock says "in use by another kyufud (pid N); stop it first". */
+        fprintf(stderr, "kyufud: --compact: %s\n", errmsg);
         return 1;
     }
     snprintf(path, sizeof path, "%s/ledger", c->data_dir);

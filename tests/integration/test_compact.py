@@ -52,7 +52,8 @@ def main():
 
         # A running node's store is never touched.
         rc, out, err = compact(kyufud, c.conf[other])
-        assert rc == 1 and "stop the node first" in err, (rc, out, err)
+        assert rc == 1 and "in use by another kyufud" in err \
+            and "stop it first" in err and "first (" not in err, (rc, out, err)
         # A malformed call is a usage error.
         p = subprocess.run([kyufud, "--compact"], capture_output=True)
         assert p.returncode == 2, p
