@@ -84,8 +84,12 @@ def main():
         b0, b1 = int(m.group(1)), int(m.group(2))
         assert b0 == size0 and b1 == os.path.getsize(data) and b1 <= b0, (
             size0, out)
-        assert int(m.group(4)) == before.applied_index, (out, before)
-        assert m.group(5) == before.state_digest[:8].hex(), (out, before)
+        # The leader's heartbeats (docs/sla.md) and version records may
+        # have been applied between `before` and the stop: the digest is
+        # comparable only when no entry came in between.
+        assert int(m.group(4)) >= before.applied_index, (out, before)
+        if int(m.group(4)) == before.applied_index:
+            assert m.group(5) == before.state_digest[:8].hex(), (out, before)
         assert not os.path.exists(os.path.join(os.path.dirname(data),
                                                "compact.tmp"))
         print("compact: " + out.strip())
