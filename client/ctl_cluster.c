@@ -306,6 +306,7 @@ static int cmd_status(struct ctl__run *r, int argc, char **argv)
     unsigned reachable = 0, leaders = 0;
     uint64_t leader_id = 0;
     bool leader_disagree = false;
+    char leader_api[KYUFU_CLIENT_ERRMSG_BYTES] = "";
     if (!r->json) {
         /* VERSION: the node's command set / the cluster version
          * (docs/operations.md "Upgrades"). */
@@ -329,6 +330,10 @@ static int cmd_status(struct ctl__run *r, int argc, char **argv)
                     leader_disagree = true;
                 }
                 leader_id = st->leader_id;
+                if (st->leader_api_address != NULL) {
+                    snprintf(leader_api, sizeof leader_api, "%s",
+                             st->leader_api_address);
+                }
             }
         }
         char why[KYUFU_CLIENT_ERRMSG_BYTES + 64] = "";
@@ -407,6 +412,16 @@ static int cmd_status(struct ctl__run *r, int argc, char **argv)
         fprintf(r->err, "kyufuctl: cluster not healthy (%u/%u reachable, %u leader(s)%s)\n",
                 reachable, n_ep, leaders,
                 leader_disagree ? ", nodes disagree on the leader" : "");
+        if (leaders == 0 && leader_id != 0 && !leader_disagree) {
+            /* After replace-node, before the client config is updated:
+             * the nodes name a leader that no endpoint reached. */
+            fprintf(r->err,
+                    "kyufuctl: the nodes name node %llu (API %s) as the "
+                    "leader, which is not among the endpoints: add it to "
+                    "endpoints in the client config\n",
+                    (unsigned long long)leader_id,
+                    leader_api[0] != '\0' ? leader_api : "unknown");
+        }
         return KYUFU_CTL_EXIT_CHECK;
     }
     return 0;

@@ -61,7 +61,7 @@ struct ledger_cmd
 
 
 static const struct ledger_cmd cmds[] = {
-    { "program", "create", "CreateProgram", "code,name,fiscal-year,unit-amount,budget", NULL, R_APPROVER },
+    { "program", "create", "CreateProgram", "code,name,fiscal-year,unit-amount,budget,window-start-ms,window-end-ms", NULL, R_APPROVER },
     { "program", "open", "OpenProgram", "code", NULL, R_APPROVER },
     { "program", "close", "CloseProgram", "code", NULL, R_APPROVER },
     { "program", "adjust-budget", "AdjustBudget", "code,delta,reason", NULL, R_APPROVER },

@@ -638,8 +638,15 @@ static int cmd_check(struct ctl__run *r, int argc, char **argv)
     json_t *alerts = json_array();
     char text[1024] = "";
     size_t tl = 0;
+    char silent[256] = ""; /* the endpoints that did not answer */
+    size_t sl = 0;
     for (unsigned i = 0; i < n_ep; i++) {
         if (crvs[i] != 0 || results[i].grpc_status != KYUFU_GRPC_OK) {
+            if (sl + 2 < sizeof silent) {
+                int w = snprintf(silent + sl, sizeof silent - sl, "%s%s", sl ? ", " : "",
+                                 kyufu_client_endpoint(c, i));
+                sl = w < 0 ? sl : sl + (size_t)w >= sizeof silent ? sizeof silent - 1 : sl + (size_t)w;
+            }
             if (crvs[i] == 0) {
                 continue;
             }
@@ -683,11 +690,12 @@ static int cmd_check(struct ctl__run *r, int argc, char **argv)
                           perf);
     }
     if (answered < n_ep) {
-        char more[96];
+        /* Which nodes are silent comes first (it is why the state is at
+         * least WARNING), then the last failover, as docs/sla.md shows. */
+        int w = snprintf(text + tl, sizeof text - tl, "%s%u of %u nodes did not answer (%s)",
+                         tl ? "; " : "", n_ep - answered, n_ep, silent);
+        tl = w < 0 ? tl : tl + (size_t)w >= sizeof text ? sizeof text - 1 : tl + (size_t)w;
         check_last_failover(r, c, timeout, text, &tl, sizeof text, perf, sizeof perf);
-        snprintf(more, sizeof more, "%s%u of %u nodes did not answer", tl ? "; " : "",
-                 n_ep - answered, n_ep);
-        snprintf(text + tl, sizeof text - tl, "%s", more);
         state = state < CHECK_WARNING ? CHECK_WARNING : state;
     } else {
         if (n_alerts == 0) {

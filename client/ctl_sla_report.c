@@ -593,8 +593,11 @@ static void svg_rto(json_t *doc, FILE *out)
         fprintf(out, "<line id=\"rto-target\" x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" "
                      "y2=\"%.0f\" stroke=\"#e53935\" stroke-dasharray=\"6 4\"/>\n"
                      "<text x=\"%.1f\" y=\"%.0f\" font-size=\"11\" fill=\"#e53935\" "
-                     "font-family=\"sans-serif\">target %.0f ms</text>\n",
-                tx, top, tx, bottom, tx + 4, top + 12, target);
+                     "font-family=\"sans-serif\" text-anchor=\"%s\">target %.0f ms</text>\n",
+                /* Near the right edge the label goes left of the line,
+                 * else it is cut off ("target 100"). */
+                tx, top, tx, bottom, tx + 100 > right ? tx - 4 : tx + 4, top + 12,
+                tx + 100 > right ? "end" : "start", target);
     }
     fprintf(out, "<text x=\"%.0f\" y=\"%.0f\" font-size=\"11\" font-family=\"sans-serif\">"
                  "RTO (ms), buckets of %.0f ms; bars: failovers</text>\n</svg>\n",
@@ -638,8 +641,15 @@ void ctl__sla_report_html(json_t *doc, FILE *out)
         fprintf(out, "<tr><th>availability</th><td id=\"availability\" class=\"big %s\">"
                      "%.4f%%</td></tr>\n",
                 met ? "met" : "missed", json_number_value(av));
+        /* Before the month ends, "met" only says the budget is not spent
+         * yet (as the text summary says): not a final verdict. */
+        bool over = geti(doc, "generated_ms") >= geti(doc, "to_ms");
         fprintf(out, "<tr><th>verdict</th><td id=\"verdict\" class=\"%s\">%s</td></tr>\n",
-                met ? "met" : "missed", met ? "target met" : "target MISSED");
+                met ? "met" : "missed",
+                !met  ? "target MISSED"
+                : over ? "target met"
+                       : "target met so far (the month is not over; the error budget is "
+                         "not spent)");
     } else {
         fputs("<tr><th>availability</th><td id=\"availability\">no ledger data for this "
               "month</td></tr>\n",

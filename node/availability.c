@@ -363,6 +363,11 @@ static void on_drill_intent(struct kyufu_node *n, int status, void *arg)
     c->req.transfer.data = c;
     int rv = kyufu_glue_transfer(n->glue, &c->req.transfer, 0,
                                  on_drill_transfer);
+    if (rv == 0) {
+        /* This node's kyufu_failovers_total counts the hand-over as
+         * planned, as for TransferLeadership (docs/metrics.md). */
+        kyufu_node__metrics_transfer(n, KYUFU_NODE_CAUSE_PLANNED);
+    }
     if (rv != 0) {
         kyufu_node__call_done(c, KYUFU_GRPC_FAILED_PRECONDITION,
                               kyufu_glue_strerror(rv), NULL, 0);

@@ -99,7 +99,8 @@ static int compact(const struct kyufu_config *c)
     }
     int lock = kyufu_node_lock(c->data_dir, errmsg, sizeof errmsg);
     if (lock < 0) {
-        fprintf(stderr, "kyufud: --compact: %s (stop the node first)\n", errmsg);
+        /* The lock says "in use by another kyufud (pid N); stop it first". */
+        fprintf(stderr, "kyufud: --compact: %s\n", errmsg);
         return 1;
     }
     snprintf(path, sizeof path, "%s/ledger", c->data_dir);
@@ -149,6 +150,22 @@ int main(int argc, char **argv)
     if (argc != 3 || (strcmp(argv[1], "--config") != 0 &&
                       strcmp(argv[1], "--check-config") != 0 &&
                       strcmp(argv[1], "--compact") != 0)) {
+        /* Say what was wrong before the usage: at 3 a.m. "usage" alone
+         * does not tell a typo from a missing FILE. */
+        if (argc < 2) {
+            fprintf(stderr, "kyufud: no option given\n");
+        } else if (strcmp(argv[1], "--config") == 0 ||
+                   strcmp(argv[1], "--check-config") == 0 ||
+                   strcmp(argv[1], "--compact") == 0) {
+            fprintf(stderr, "kyufud: %s takes exactly one FILE\n", argv[1]);
+        } else if (strcmp(argv[1], "--version") == 0 ||
+                   strcmp(argv[1], "--print-defaults") == 0 ||
+                   strcmp(argv[1], "--help") == 0 ||
+                   strcmp(argv[1], "-h") == 0) {
+            fprintf(stderr, "kyufud: %s takes no argument\n", argv[1]);
+        } else {
+            fprintf(stderr, "kyufud: unknown option '%s'\n", argv[1]);
+        }
         usage(stderr);
         return 2;
     }
@@ -163,7 +180,7 @@ int main(int argc, char **argv)
         if (rv != 0) {
             return 2;
         }
-        printf("%s: ok (node %llu of %zu)\n", argv[2],
+        printf("%s: ok (node %llu; %zu members in [cluster])\n", argv[2],
                (unsigned long long)config.id, config.n_peers);
         return 0;
     }

@@ -204,7 +204,7 @@ static void test_cli(const char *dir)
     CHECK(strstr(err_buf, "--name is required") != NULL);
     CHECK_EQ_INT(run("--config", conf, "--as", "c1", "program", "create", "--code", "P1",
                      "--name", "n", "--fiscal-year", "twenty", "--unit-amount", "1",
-                     "--budget", "1", NULL),
+                     "--budget", "1", "--window-start-ms", "1", "--window-end-ms", "2", NULL),
                  KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err_buf, "--fiscal-year") != NULL);
     CHECK_EQ_INT(run("--config", conf, "--as", "c1", "application", "submit", "--program-code",
@@ -237,9 +237,16 @@ static void test_cli(const char *dir)
     CHECK(strstr(err_buf, "unexpected argument 'extra'") != NULL);
     CHECK_EQ_INT(run("--config", conf, "program", "create", "--code", "P1", "--name", "n",
                      "--fiscal-year", "2026", "--unit-amount", "1", "--budget", "1",
-                     "--window-start-ms", "2026-02-30", NULL),
+                     "--window-start-ms", "2026-02-30", "--window-end-ms", "2026-03-31", NULL),
                  KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err_buf, "--window-start-ms") != NULL);
+    /* The ledger refuses a program without its application window: the
+     * command line says so before any call. */
+    CHECK_EQ_INT(run("--config", conf, "--as", "c1", "program", "create", "--code", "P1",
+                     "--name", "n", "--fiscal-year", "2026", "--unit-amount", "1",
+                     "--budget", "1", "--window-start-ms", "2026-04-01", NULL),
+                 KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err_buf, "--window-end-ms is required") != NULL);
     /* A write without an actor (the generated config has none). */
     CHECK_EQ_INT(run("--config", conf, "application", "approve", "--id", "1", NULL),
                  KYUFU_CTL_EXIT_USAGE);

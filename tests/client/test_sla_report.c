@@ -267,6 +267,16 @@ static void test_partial_month(void)
     double av = json_number_value(json_object_get(doc, "availability"));
     CHECK(av > 79.99 && av < 80.01);
     CHECK(json_is_true(json_object_get(doc, "met")));
+    {
+        /* Mid-month the page's verdict is not final. */
+        char *html = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&html, &len);
+        ctl__sla_report_html(doc, f);
+        fclose(f);
+        CHECK(strstr(html, "target met so far (the month is not over") != NULL);
+        free(html);
+    }
     json_decref(doc);
     rep.observed_ms = 31 * DAY;
     rep.unavailable_ms = 2678401;

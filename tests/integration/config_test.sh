@@ -82,6 +82,8 @@ EOF
 good >"$tmp/good.ini"
 out=$("$kyufud" --check-config "$tmp/good.ini" 2>&1); rc=$?
 [ $rc -eq 0 ] || fail "good config refused (rc $rc): $out"
+grep -qF "good.ini: ok (node 1; 3 members in [cluster])" <<<"$out" \
+    || fail "--check-config of a good config: '$out'"
 [ ! -e "$tmp/n1/data" ] || fail "--check-config created the data directory"
 
 # expect_bad NAME SED-EXPRESSION EXPECTED-SUBSTRING...
@@ -417,7 +419,16 @@ out=$("$kyufud" --check-config "$tmp/hash_value.ini" 2>&1); rc=$?
 out=$("$kyufud" --check-config "$tmp/missing.ini" 2>&1); rc=$?
 [ $rc -eq 2 ] || fail "missing config file: exit $rc, want 2"
 grep -qF "cannot open" <<<"$out" || fail "missing config file: '$out'"
-"$kyufud" --bogus >/dev/null 2>&1; [ $? -eq 2 ] || fail "bad usage must exit 2"
+out=$("$kyufud" --bogus 2>&1); rc=$?
+[ $rc -eq 2 ] || fail "bad usage must exit 2"
+grep -qF "unknown option '--bogus'" <<<"$out" \
+    || fail "bad usage does not name the option: $out"
+out=$("$kyufud" --config 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -qF -- "--config takes exactly one FILE" <<<"$out" \
+    || fail "--config without FILE (exit $rc): $out"
+out=$("$kyufud" 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -qF "no option given" <<<"$out" \
+    || fail "no arguments (exit $rc): $out"
 
 par_wait # bad_port.ini below, and no case still running at the lock test
 # --config with a bad file: exit 2, JSON log line naming the key.

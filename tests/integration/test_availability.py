@@ -23,11 +23,14 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import grpc
 
 import cluster as C
 import workload as W
+from ports import free_ports
+from prom_text import parse
 
 DAY_MS = 86400000
 SLA = "[sla]\nallow_drills = true\nheartbeat_ms = 200\n"
@@ -56,10 +59,32 @@ def wait_failover(c, node, from_ms, pred, what, timeout=10):
                          % (what, node, rep))
 
 
+def planned_counted(port, timeout=10):
+    """Wait until the node whose metrics are on port counts a planned
+    failover."""
+    end = time.monotonic() + timeout
+    got = None
+    while time.monotonic() < end:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                    timeout=3) as r:
+            fam = parse(r.read().decode())["kyufu_failovers_total"]
+            for lab, v in fam["samples"].get("kyufu_failovers_total", []):
+                if dict(lab).get("cause") == "planned":
+                    got = v
+        if got is not None and got >= 1:
+            return
+        time.sleep(0.1)
+    raise AssertionError("kyufu_failovers_total{cause=planned} is %s on "
+                         "port %d after a planned drill" % (got, port))
+
+
 def main():
     kyufud, kyufuctl = sys.argv[1], sys.argv[2]
+    mports = free_ports(3)
     c = C.Cluster(kyufud, election_ms=1000, heartbeat_ms=100,
-                  extra_conf={i: SLA for i in (1, 2, 3)})
+                  extra_conf={i: SLA + "[node]\nmetrics_listen = "
+                              "127.0.0.1:%d\n" % mports[i - 1]
+                              for i in (1, 2, 3)})
     restarter = None
     try:
         S = c.s["service_pb2"]
@@ -172,6 +197,11 @@ def main():
                 assert f.cause == cause, f
                 assert f.rto_ms == rd["rto_ms"], (f, rd)
             assert rep.writes_lost == 0, rep
+            if mode == "planned":
+                # The node that handed over counts a planned failover in
+                # its own kyufu_failovers_total (docs/metrics.md).
+                for rd in doc["rounds"]:
+                    planned_counted(mports[rd["old_leader"] - 1])
             print("drill %s: rto %s ms (ledger), probe %s ms, %d writes, "
                   "0 lost" % (mode, [r["rto_ms"] for r in doc["rounds"]],
                               [r["probe_rto_ms"] for r in doc["rounds"]],

@@ -52,7 +52,8 @@ def main():
 
         # A running node's store is never touched.
         rc, out, err = compact(kyufud, c.conf[other])
-        assert rc == 1 and "stop the node first" in err, (rc, out, err)
+        assert rc == 1 and "in use by another kyufud" in err \
+            and "stop it first" in err and "first (" not in err, (rc, out, err)
         # A malformed call is a usage error.
         p = subprocess.run([kyufud, "--compact"], capture_output=True)
         assert p.returncode == 2, p
@@ -83,8 +84,12 @@ def main():
         b0, b1 = int(m.group(1)), int(m.group(2))
         assert b0 == size0 and b1 == os.path.getsize(data) and b1 <= b0, (
             size0, out)
-        assert int(m.group(4)) == before.applied_index, (out, before)
-        assert m.group(5) == before.state_digest[:8].hex(), (out, before)
+        # The leader's heartbeats (docs/sla.md) and version records may
+        # have been applied between `before` and the stop: the digest is
+        # comparable only when no entry came in between.
+        assert int(m.group(4)) >= before.applied_index, (out, before)
+        if int(m.group(4)) == before.applied_index:
+            assert m.group(5) == before.state_digest[:8].hex(), (out, before)
         assert not os.path.exists(os.path.join(os.path.dirname(data),
                                                "compact.tmp"))
         print("compact: " + out.strip())

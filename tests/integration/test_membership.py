@@ -256,6 +256,14 @@ def main():
             assert h.household_no == no
         print("%d acknowledged writes all on node 4; digests agree"
               % len(load.acked))
+        # A client config that misses the leader (endpoints not yet
+        # updated after a replacement): status says which node to add.
+        lead = c.wait_leader(15, exclude=(3,))
+        client_conf([i for i in (1, 2, 4) if i != lead])
+        rc, out, err = ctl(kyufuctl, conf, "cluster", "status")
+        assert rc == 5, (rc, out, err)
+        assert ("the nodes name node %d (API %s) as the leader, which is "
+                "not among the endpoints" % (lead, c.api[lead])) in err, err
         client_conf((1, 2, 4))
         rc, out, err = ctl(kyufuctl, conf, "cluster", "status")
         assert rc == 0, (rc, out, err)

@@ -66,6 +66,7 @@ class Run:
         self.procs, self.logs = {}, {}
         base = consecutive_free(9)
         self.metrics = {i: base + 6 + i - 1 for i in (1, 2, 3)}
+        self.api_base = base + 3
         self.ctl(["cluster", "init", "--dir", self.dir,
                   "--raft-port-base", str(base),
                   "--api-port-base", str(base + 3),
@@ -203,6 +204,14 @@ def one(kyufud, kyufuctl, target_ms):
                   if f["cause"] == "crash" and f["term"] > term0]
             return (doc, fs[0]) if fs else None
         doc, f = run.wait("the failover in sla report", reported)
+        # With the killed node still down, sla check names it first, then
+        # the last failover.
+        p = run.ctl(["sla", "check"], json_out=False, check=False)
+        silent = "1 of 3 nodes did not answer (127.0.0.1:%d)" % (
+            run.api_base + old - 1)
+        assert p.returncode in (1, 2) and silent in p.stdout, p.stdout
+        assert p.stdout.index(silent) < p.stdout.index("last failover"), \
+            p.stdout
         seen_ms = (time.monotonic() - t_kill) * 1000
         held = f["rto_ms"] <= target_ms
         print("target %d ms: failover term %d, %d -> %d, rto_ms %d (seen "
