@@ -230,9 +230,13 @@ def one(kyufud, kyufuctl, target_ms):
             if i != old:
                 run.wait("node %d's /metrics to count it" % i,
                          lambda i=i: metrics_count_it(run, i, f, held), 10)
-        fams = run.scrape(new)
-        assert value(fams, "kyufu_alerts_open", alert="rto",
-                     severity="critical") == (0 if held else 1), held
+        # The evaluator runs every 250 ms: the alert follows the ledger's
+        # figures within a second (docs/sla.md), not at the same instant.
+        want_open = 0 if held else 1
+        run.wait("node %d's rto alert to be %d" % (new, want_open),
+                 lambda: value(run.scrape(new), "kyufu_alerts_open",
+                               alert="rto", severity="critical")
+                 == want_open, 2)
 
         # The killed node back (as systemd would): it reads the same ledger.
         run.start(old)
