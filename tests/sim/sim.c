@@ -153,7 +153,8 @@ static bool sim_seed_log; /* KYUFU_SIM_SEEDS set: a line per seed */
 static unsigned long total_io_faults, total_stopped, total_snapshots;
 /* Snapshot interleavings reached (io_guard's counters, stall.c's). */
 static unsigned long total_stalls, total_held, total_replaced,
-    total_install_dropped, total_stale_answers, total_reordered,
+    total_install_dropped, total_stale_answers, total_vote_results_dropped,
+    total_reordered,
     total_stalls_leader,
     total_stalls_taking, total_stalls_installing;
 
@@ -908,6 +909,7 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
         total_replaced += s->guard[i].n_install_replaced;
         total_install_dropped += s->guard[i].n_install_dropped;
         total_stale_answers += s->guard[i].n_stale_answers_set;
+        total_vote_results_dropped += s->guard[i].n_vote_results_dropped;
     }
     /* Teardown: a stalled server resumes (what waited is handed to raft),
      * fail what is queued, close raft (its callbacks fire). */
@@ -1043,11 +1045,12 @@ int main(int argc, char **argv)
            "%lu during an install's), InstallSnapshots held during a local "
            "snapshot %lu (%lu replaced by a newer), dropped during an "
            "install %lu; answers to an older term's AppendEntries whose "
-           "last_log_index was set %lu)\n",
+           "last_log_index was set %lu; RequestVote results dropped by "
+           "non-candidates %lu)\n",
            n, from, steps, failed, total_io_faults, total_stopped,
            total_snapshots, total_reordered, total_stalls,
            total_stalls_leader, total_stalls_taking, total_stalls_installing,
            total_held, total_replaced, total_install_dropped,
-           total_stale_answers);
+           total_stale_answers, total_vote_results_dropped);
     return failed == 0 ? 0 : 1;
 }
