@@ -237,8 +237,39 @@ static void release_held(struct glue_io_guard *g, struct raft_io *io)
     free(address);
 }
 
+/* Whether raft must not see `m`: a RequestVote result that arrives when
+ * this server is no longer a candidate.  libraft 0.22.1
+ * recv_request_vote_result.c recvRequestVoteResult reads
+ * `r->candidate_state.in_pre_vote` before it checks `r->state` (the check
+ * right after, "Ignore responses if we are not candidate anymore"),
+ * line 32:
+ *
+ *     if (r->candidate_state.in_pre_vote) {
+ *         match = recvCheckMatchingTerms(r, result->term);
+ *     } else {
+ *         match = recvEnsureMatchingTerms(r, result->term);
+ *     }
+ *
+ * In a follower that byte of the state union is the second byte of
+ * `follower_state.current_leader.address`, a heap pointer: a late result
+ * carrying a higher term (a pre-vote's is the term the voter would move
+ * to) bumps the follower's term or not depending on where malloc put the
+ * leader's address (in a leader it is a byte of
+ * `leader_state.promotee_id`).  kyufu-sim diverged from run to run on it
+ * with the address layout (seed 170: a follower moved to term 3 on a
+ * stale pre-vote result, or did not), and a live follower could disrupt
+ * its leader the same way.  raft ignores the result apart from that term
+ * update, so dropping it is a lost message, which raft tolerates; a newer
+ * term still reaches the server in the peer's next request or answer. */
+static bool stale_vote_result(struct raft *r, const struct raft_message *m)
+{
+    return m->type == RAFT_REQUEST_VOTE_RESULT &&
+           raft_state(r) != RAFT_CANDIDATE;
+}
+
 /* Hold an InstallSnapshot that arrives during a local snapshot, drop a
- * duplicate one during an install (io_guard.h); reads the raft core's
+ * duplicate one during an install (io_guard.h), drop a RequestVote result
+ * to a non-candidate (stale_vote_result); reads the raft core's
  * `legacy.snapshot_taking` and `snapshot.installing` flags (public
  * struct, 0.22.1 layout).  The snapshot send gate sees every other
  * message first. */
@@ -247,6 +278,10 @@ static void recv(struct raft_io *io, struct raft_message *m)
     struct glue_io_guard *g = of(io);
     struct raft *r = io->data;
     release_held(g, io);
+    if (stale_vote_result(r, m)) {
+        g->n_vote_results_dropped++; /* nothing in it to free */
+        return;
+    }
     if (m->type == RAFT_INSTALL_SNAPSHOT) {
         if (r->snapshot.installing) {
             g->n_install_dropped++;
@@ -413,6 +448,7 @@ void glue__io_guard_wrap(struct glue_io_guard *g,
     glue__append_anchor_init(&g->anchor);
     g->snapshot_send.own_snapshot = &g->anchor.index;
     g->n_install_dropped = 0;
+    g->n_vote_results_dropped = 0;
     g->holding = false;
     g->held_address = NULL;
     g->hold_install = true;

@@ -96,6 +96,10 @@ struct glue_io_guard
      * the guard set (libraft 0.22.1 leaves it uninitialised: see
      * send_message in io_guard.c). */
     unsigned long n_stale_answers_set;
+    /* RequestVote results dropped because this server was no longer a
+     * candidate (libraft 0.22.1 would read its union as a candidate's:
+     * see recv in io_guard.c). */
+    unsigned long n_vote_results_dropped;
     /* InstallSnapshot held during a local snapshot (see above): the
      * message by value (it owns its data and configuration) and a copy of
      * the sender's address, which raft_uv may free before delivery. */

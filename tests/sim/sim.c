@@ -8,6 +8,9 @@
  *   kyufu-sim --seed S             one seed, verbose
  *   kyufu-sim --seeds N --from S   N seeds from S (long mode)
  *   kyufu-sim --steps K            workload steps per seed
+ *   kyufu-sim --no-scenarios       the random model only
+ *   KYUFU_SIM_SEEDS=1              a summary line per seed (stderr)
+ *   KYUFU_SIM_EVENTS=FILE          every tick and message (trace.c)
  *   kyufu-sim --no-io-faults       no I/O faults (same seeds, other runs)
  *   kyufu-sim --no-stalls          no stall faults (stall.c; they draw
  *                                  from their own stream, so the other
@@ -146,10 +149,12 @@ bool sim_no_trailing_hold;          /* --no-trailing-hold */
 bool sim_no_install_hold;           /* --no-install-hold */
 /* Totals over all seeds, for the summary line. */
 static bool sim_no_stalls;          /* --no-stalls */
+static bool sim_seed_log; /* KYUFU_SIM_SEEDS set: a line per seed */
 static unsigned long total_io_faults, total_stopped, total_snapshots;
 /* Snapshot interleavings reached (io_guard's counters, stall.c's). */
 static unsigned long total_stalls, total_held, total_replaced,
-    total_install_dropped, total_stale_answers, total_reordered,
+    total_install_dropped, total_stale_answers, total_vote_results_dropped,
+    total_reordered,
     total_stalls_leader,
     total_stalls_taking, total_stalls_installing;
 
@@ -869,6 +874,25 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
                 (unsigned long long)raft_fixture_time(&s->f));
     }
 
+    if (sim_seed_log) {
+        /* One line a seed (KYUFU_SIM_SEEDS=1): two runs diff to the first
+         * seed that went another way. */
+        uint64_t a = 0, t = 0, snaps = 0;
+        for (unsigned i = 0; i < N_SERVERS; i++) {
+            uint64_t ai, at;
+            kyufu_storage_applied(s->storage[i], &ai, &at);
+            a = a * 1000003 + ai;
+            t = t * 1000003 + at;
+            snaps += s->fsm_state[i].n_snapshots;
+        }
+        fprintf(stderr,
+                "sim-seed %s %" PRIu64 ": failures %u, cmds %zu acked %" PRIu64
+                " errors %" PRIu64 " retries %" PRIu64 ", snapshots %" PRIu64
+                ", applied %" PRIx64 "/%" PRIx64 ", time %llu ms\n",
+                scenario_flag[scenario], seed, s->failures, s->wl.n_cmds,
+                s->wl.n_acked, s->wl.n_errors, s->wl.n_retries, snaps, a, t,
+                (unsigned long long)raft_fixture_time(&s->f));
+    }
     total_io_faults += s->n_io_faults;
     total_stopped += s->n_stopped;
     for (unsigned i = 0; i < N_SERVERS; i++) {
@@ -885,6 +909,7 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
         total_replaced += s->guard[i].n_install_replaced;
         total_install_dropped += s->guard[i].n_install_dropped;
         total_stale_answers += s->guard[i].n_stale_answers_set;
+        total_vote_results_dropped += s->guard[i].n_vote_results_dropped;
     }
     /* Teardown: a stalled server resumes (what waited is handed to raft),
      * fail what is queued, close raft (its callbacks fire). */
@@ -924,10 +949,13 @@ int main(int argc, char **argv)
     uint64_t n_install = SIM_ASAN ? 2 : 10; /* ~15 s CPU each under ASan */
     uint64_t n_stall_install = SIM_ASAN ? 2 : 20; /* ~35 s CPU each under ASan */
     unsigned failed = 0;
+    bool no_scenarios = false;
 
     if (!SIM_ASAN) {
         sim_crash_reporter_install();
     }
+    sim_seed_log = getenv("KYUFU_SIM_SEEDS") != NULL;
+    sim_trace_open();
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
             from = strtoull(argv[++i], NULL, 10);
@@ -945,6 +973,8 @@ int main(int argc, char **argv)
             only = INSTALL;
         } else if (strcmp(argv[i], "--stall-install") == 0) {
             only = STALL_INSTALL;
+        } else if (strcmp(argv[i], "--no-scenarios") == 0) {
+            no_scenarios = true;
         } else if (strcmp(argv[i], "--no-install-hold") == 0) {
             sim_no_install_hold = true;
         } else if (strcmp(argv[i], "--no-stalls") == 0) {
@@ -961,7 +991,7 @@ int main(int argc, char **argv)
             fprintf(stderr,
                     "usage: %s [--seed S | --seeds N --from S] [--steps K] "
                     "[--io-faults-anywhere | --no-io-faults] [--no-stalls] "
-                    "[--failover | --install | --stall-install] "
+                    "[--failover | --install | --stall-install | --no-scenarios] "
                     "[--no-snapshot-gate] [--no-trailing-hold] "
                     "[--no-install-hold]\n",
                     argv[0]);
@@ -983,7 +1013,7 @@ int main(int argc, char **argv)
                       : sc == INSTALL ? n_install
                                       : n_stall_install;
         unsigned sc_failed = 0;
-        if (only != sc && (only != RANDOM || single)) {
+        if (only != sc && (only != RANDOM || single || no_scenarios)) {
             continue;
         }
         if (only == sc) {
@@ -1015,11 +1045,12 @@ int main(int argc, char **argv)
            "%lu during an install's), InstallSnapshots held during a local "
            "snapshot %lu (%lu replaced by a newer), dropped during an "
            "install %lu; answers to an older term's AppendEntries whose "
-           "last_log_index was set %lu)\n",
+           "last_log_index was set %lu; RequestVote results dropped by "
+           "non-candidates %lu)\n",
            n, from, steps, failed, total_io_faults, total_stopped,
            total_snapshots, total_reordered, total_stalls,
            total_stalls_leader, total_stalls_taking, total_stalls_installing,
            total_held, total_replaced, total_install_dropped,
-           total_stale_answers);
+           total_stale_answers, total_vote_results_dropped);
     return failed == 0 ? 0 : 1;
 }

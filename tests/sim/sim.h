@@ -186,4 +186,9 @@ void sim_crash_reporter_install(void);
 void sim_stall_install_scenario(struct sim *s);
 bool sim_stall_install_report(uint64_t n_seeds, unsigned failed);
 
+/* trace.c: the event trace (KYUFU_SIM_EVENTS=FILE, else off). */
+void sim_trace_open(void);
+void sim_trace(struct sim *s, const char *what, struct raft_io *io,
+               const struct raft_message *m);
+
 #endif /* KYUFU_TESTS_SIM_H */

@@ -108,6 +108,7 @@ static struct sim_stall_event *push(struct sim_stall *st, enum stall_kind kind,
 static void tick(struct raft_io *io)
 {
     struct sim_stall *st = of(io);
+    sim_trace(current, "tick", io, NULL);
     if (!st->on) {
         st->tick(io);
     } else if (!st->tick_queued) {
@@ -119,6 +120,7 @@ static void tick(struct raft_io *io)
 static void recv_(struct raft_io *io, struct raft_message *m)
 {
     struct sim_stall *st = of(io);
+    sim_trace(current, "recv", io, m);
     if (!st->on) {
         st->recv(io, m);
         return;
@@ -321,6 +323,7 @@ static int send_message(struct raft_io *io,
     struct sim_stall *st = of(io);
     struct stall_req *w = wrap(st, io, req);
     int rv;
+    sim_trace(current, "send", io, message);
     w->req.send.data = w;
     w->cb.send = cb;
     req->cb = cb;
