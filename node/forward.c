@@ -216,6 +216,24 @@ void kyufu_node__forward_close(struct kyufu_node *n,
     }
 }
 
+int kyufu_node__ask_status(struct kyufu_node *n,
+                           size_t i,
+                           struct kyufu_grpc_client_req *req,
+                           uint64_t timeout_ms,
+                           kyufu_grpc_client_cb cb)
+{
+    char errmsg[256] = "";
+    struct kyufu_grpc_client *client =
+        kyufu_node__peer_client(n, i, errmsg, sizeof errmsg);
+    if (client == NULL) {
+        return -1;
+    }
+    return kyufu_grpc_client_call(client, req, "/kyufu.v1.Cluster/Status",
+                                  NULL, 0, timeout_ms, NULL, 0, cb) == 0
+               ? 0
+               : -1;
+}
+
 int kyufu_node__peer_slot(struct kyufu_node *n, uint64_t id,
                           const char **api_address)
 {

@@ -398,6 +398,17 @@ struct kyufu_grpc_client *kyufu_node__peer_client(struct kyufu_node *n,
                                                   char *errmsg,
                                                   size_t errmsg_len);
 
+/* Ask the peer in forwarding slot i (kyufu_node__peer_slot, or a [cluster]
+ * index) for its Cluster.Status, answered through cb with req.  0 when the
+ * call is out; -1 when there is no client for that slot or the call could
+ * not start (cb is then not called).  The power survey, the SLA probes and
+ * the version round share it. */
+int kyufu_node__ask_status(struct kyufu_node *n,
+                           size_t i,
+                           struct kyufu_grpc_client_req *req,
+                           uint64_t timeout_ms,
+                           kyufu_grpc_client_cb cb);
+
 /* Certificate rotation (SIGHUP): every forwarding client is replaced by one
  * made from the current files, at once when it has no call in flight, else
  * at its first use after its calls have finished (calls in flight are never

@@ -298,19 +298,10 @@ static void consider(struct kyufu_node *n)
         if (c->peers[i].id == c->id) {
             continue;
         }
-        char errmsg[256] = "";
-        struct kyufu_grpc_client *client =
-            kyufu_node__peer_client(n, i, errmsg, sizeof errmsg);
-        if (client == NULL) {
-            continue;
-        }
         p->node = n;
         p->req.data = p;
-        int rv = kyufu_grpc_client_call(client, &p->req,
-                                        "/kyufu.v1.Cluster/Status", NULL, 0,
-                                        KYUFU_NODE_POWER_SURVEY_MS, NULL, 0,
-                                        on_peer_status);
-        if (rv == 0) {
+        if (kyufu_node__ask_status(n, i, &p->req, KYUFU_NODE_POWER_SURVEY_MS,
+                                   on_peer_status) == 0) {
             n->power.survey_pending++;
         }
     }

@@ -55,16 +55,9 @@ static void probe_peers(struct kyufu_node *n)
         if (c->peers[i].id == c->id || p->pending) {
             continue;
         }
-        char errmsg[256] = "";
-        struct kyufu_grpc_client *client =
-            kyufu_node__peer_client(n, i, errmsg, sizeof errmsg);
-        if (client == NULL) {
-            continue;
-        }
         p->node = n;
         p->req.data = p;
-        if (kyufu_grpc_client_call(client, &p->req, "/kyufu.v1.Cluster/Status",
-                                   NULL, 0, KYUFU_NODE_SLA_PROBE_MS, NULL, 0,
+        if (kyufu_node__ask_status(n, i, &p->req, KYUFU_NODE_SLA_PROBE_MS,
                                    on_probe) == 0) {
             p->pending = true;
         }

@@ -260,24 +260,14 @@ static void on_tick(uv_timer_t *t)
         p->id = ids[i];
         const char *api = NULL;
         int slot = kyufu_node__peer_slot(n, ids[i], &api);
-        char errmsg[256] = "";
-        struct kyufu_grpc_client *client =
-            slot < 0 ? NULL
-                     : kyufu_node__peer_client(n, (size_t)slot, errmsg,
-                                               sizeof errmsg);
-        if (client == NULL) {
-            continue; /* no API address known: its version stays unknown */
-        }
         p->node = n;
         p->req.data = p;
-        int rv = kyufu_grpc_client_call(client, &p->req,
-                                        "/kyufu.v1.Cluster/Status", NULL, 0,
-                                        KYUFU_NODE_VERSION_ASK_MS, NULL, 0,
-                                        on_peer_status);
-        if (rv == 0) {
+        /* No API address known, or no call: its version stays unknown. */
+        if (slot >= 0 &&
+            kyufu_node__ask_status(n, (size_t)slot, &p->req,
+                                   KYUFU_NODE_VERSION_ASK_MS,
+                                   on_peer_status) == 0) {
             v->pending++;
-        } else {
-            p->version = 0;
         }
     }
     if (--v->pending == 0) {
