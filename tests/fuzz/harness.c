@@ -216,7 +216,11 @@ static void drop_body(Kyufu__V1__Command *c)
 static void mutate(Kyufu__V1__Command *c, uint8_t kind)
 {
     Kyufu__V1__CommandHeader *h = c->header;
-    switch (kind % 8u) {
+    unsigned which = kind % 8u;
+    if (h->key == NULL && (which == 2 || which == 3 || which >= 6)) {
+        return; /* an earlier mutation (2) dropped the key these change */
+    }
+    switch (which) {
     case 0:
         h->time_ms = kind & 0x80 ? -1 : 0;
         break;
