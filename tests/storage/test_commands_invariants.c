@@ -1,4 +1,5 @@
-/* The six ledger invariants of SPEC.md, one test group each, named
+/* The six ledger invariants (docs/ledger-rules.md "Invariants asserted
+ * after every apply"), one test group each, named
  * invariant_N_... .  Each is written so that it FAILS when the check that
  * enforces the invariant in storage/ is removed (docs/testing.md says how to
  * show it): the forbidden command must come back rejected with the
