@@ -92,7 +92,8 @@ def stubs(d):
     os.makedirs(hout)
     api = os.path.join(SRC, "api")
     inc = os.path.join(os.path.dirname(protoc.__file__), "_proto")
-    for o, protos in ((out, ["kyufu/v1/ledger.proto",
+    for o, protos in ((out, ["kyufu/v1/identity.proto",
+                             "kyufu/v1/ledger.proto",
                              "kyufu/v1/service.proto"]),
                       (hout, ["grpc/health/v1/health.proto"])):
         rc = protoc.main(["protoc", "-I" + api, "-I" + inc,
