@@ -1,0 +1,56 @@
+/* PBKDF2-HMAC-SHA256 password hashes (pwhash.h). */
+#include "pwhash.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+static int derive(const char *password,
+                  size_t len,
+                  uint32_t iterations,
+                  const uint8_t *salt,
+                  size_t salt_len,
+                  uint8_t out[KYUFU_PWHASH_BYTES])
+{
+    if (len > KYUFU_PASSWORD_BYTES_MAX ||
+        iterations < KYUFU_PWHASH_ITERATIONS_MIN ||
+        iterations > KYUFU_PWHASH_ITERATIONS_MAX) {
+        return -1;
+    }
+    return PKCS5_PBKDF2_HMAC(password, (int)len, salt, (int)salt_len,
+                             (int)iterations, EVP_sha256(),
+                             KYUFU_PWHASH_BYTES, out) == 1
+               ? 0
+               : -1;
+}
+
+int kyufu_pwhash_new(const char *password,
+                     size_t len,
+                     uint32_t iterations,
+                     uint8_t salt[KYUFU_PWHASH_SALT_BYTES],
+                     uint8_t hash[KYUFU_PWHASH_BYTES])
+{
+    if (RAND_bytes(salt, KYUFU_PWHASH_SALT_BYTES) != 1) {
+        return -1;
+    }
+    return derive(password, len, iterations, salt, KYUFU_PWHASH_SALT_BYTES,
+                  hash);
+}
+
+bool kyufu_pwhash_check(const char *password,
+                        size_t len,
+                        uint32_t iterations,
+                        const uint8_t *salt,
+                        size_t salt_len,
+                        const uint8_t *hash,
+                        size_t hash_len)
+{
+    uint8_t got[KYUFU_PWHASH_BYTES];
+    if (salt_len != KYUFU_PWHASH_SALT_BYTES || hash_len != KYUFU_PWHASH_BYTES ||
+        derive(password, len, iterations, salt, salt_len, got) != 0) {
+        return false;
+    }
+    bool ok = CRYPTO_memcmp(got, hash, KYUFU_PWHASH_BYTES) == 0;
+    OPENSSL_cleanse(got, sizeof got);
+    return ok;
+}

@@ -1,0 +1,48 @@
+/* Password hashing (issue 8; docs/identity.md "Passwords"): PBKDF2-HMAC-
+ * SHA256 (CRYPTREC-listed) through OpenSSL, one random 16-byte salt per
+ * hash.  Shared by kyufud (sign-in, password change, on a worker thread:
+ * each call costs tens of milliseconds by design) and kyufuctl (the first
+ * administrator's temporary password at cluster init).
+ *
+ * Thread-safe; never logs.  The caller wipes its plaintext copies with
+ * OPENSSL_cleanse. */
+#ifndef KYUFU_API_PWHASH_H
+#define KYUFU_API_PWHASH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The iteration count of new hashes, measured on the project's 2-vCPU
+ * machine (docs/identity.md "Iteration count"): about 0.13 s of one core. */
+#define KYUFU_PWHASH_ITERATIONS 600000u
+/* Stored hashes outside these bounds are refused (a corrupt or hostile
+ * record must not make a node spin for minutes per sign-in). */
+#define KYUFU_PWHASH_ITERATIONS_MIN 100000u
+#define KYUFU_PWHASH_ITERATIONS_MAX 10000000u
+#define KYUFU_PWHASH_SALT_BYTES 16u
+#define KYUFU_PWHASH_BYTES 32u
+/* Longest password accepted anywhere (bytes): bounds the work and the
+ * request; the policy's minimum is configured ([auth]). */
+#define KYUFU_PASSWORD_BYTES_MAX 256u
+
+/* A new salt (RAND_bytes) and the hash of `password` (len bytes) with
+ * `iterations`.  0, or -1 when OpenSSL fails (no randomness). */
+int kyufu_pwhash_new(const char *password,
+                     size_t len,
+                     uint32_t iterations,
+                     uint8_t salt[KYUFU_PWHASH_SALT_BYTES],
+                     uint8_t hash[KYUFU_PWHASH_BYTES]);
+
+/* Whether `password` hashes to `hash` under salt and iterations (constant-
+ * time comparison).  False for iterations outside the bounds above or a
+ * salt/hash of the wrong length. */
+bool kyufu_pwhash_check(const char *password,
+                        size_t len,
+                        uint32_t iterations,
+                        const uint8_t *salt,
+                        size_t salt_len,
+                        const uint8_t *hash,
+                        size_t hash_len);
+
+#endif /* KYUFU_API_PWHASH_H */
