@@ -429,6 +429,14 @@ static void self_grant_and_two_admins(void)
     kyufu__v1__audit_record__free_unpacked(a, NULL);
     /* Other roles need one administrator. */
     fx_do(&f, c_set_roles(&f, "admin", "clerk2", R_CLERK | R_AUDITOR));
+    /* A first grant counts only while its administrator still is one:
+     * admin asks, is suspended, admin2's same grant is a new first one. */
+    fx_reject(&f, c_set_roles(&f, "admin", "aud", R_ADMIN), PRECOND);
+    fx_do(&f, c_set_status(&f, "admin2", "admin", SS(SUSPENDED)));
+    fx_reject(&f, c_set_roles(&f, "admin2", "aud", R_ADMIN), PRECOND);
+    r = fx_apply(&f, c_set_roles(&f, "clerk", "aud", R_ADMIN));
+    CHECK_CODE(r, OK); /* clerk is an ID administrator now (above) */
+    fx_free(r);
     fx_close(&f);
 
     /* One ID administrator: it grants alone, and says so. */
