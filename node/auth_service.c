@@ -1094,9 +1094,40 @@ static void reset_done(struct job *jb)
             was_reset);
 }
 
+/* An ID administrator's call: signed in (a full session), the header's
+ * actor empty or the session's account, on the leader (forwarded
+ * otherwise).  0, or -1 with the call answered or forwarded. */
+static int admin_call(struct kyufu_node_call *c,
+                      const Kyufu__V1__RequestHeader *rh,
+                      struct kyufu_principal *p)
+{
+    if (signed_in(c, p) != 0) {
+        return -1;
+    }
+    if (p->setup_only) {
+        kyufu_node__call_done(c, KYUFU_GRPC_PERMISSION_DENIED,
+                              "a setup-only session may not do this: change "
+                              "the password and enroll TOTP first",
+                              NULL, 0);
+        return -1;
+    }
+    if (rh != NULL && rh->actor != NULL && rh->actor[0] != '\0' &&
+        strcmp(rh->actor, p->staff_id) != 0) {
+        kyufu_node__call_done(c, KYUFU_GRPC_PERMISSION_DENIED,
+                              "header.actor names another account than the "
+                              "session's",
+                              NULL, 0);
+        return -1;
+    }
+    if (!kyufu_glue_is_leader(c->node->glue)) {
+        kyufu_node__forward(c);
+        return -1;
+    }
+    return 0;
+}
+
 static void reset_password(struct kyufu_node_call *c)
 {
-    struct kyufu_node *n = c->node;
     Kyufu__V1__ResetPasswordRequest *r = c->request;
     if (!valid_staff_id(r->staff_id)) {
         kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT,
@@ -1104,25 +1135,10 @@ static void reset_password(struct kyufu_node_call *c)
                               NULL, 0);
         return;
     }
+    /* The actor is the session's account (apply checks it is an ID
+     * administrator); RequestHeader.actor must be it or empty. */
     struct kyufu_principal p;
-    char msg[200];
-    int status = kyufu_node__authenticate(n, c->call, &p, msg, sizeof msg);
-    if (status != KYUFU_GRPC_OK) {
-        kyufu_node__call_done(c, status, msg, NULL, 0);
-        return;
-    }
-    if (!kyufu_glue_is_leader(n->glue)) {
-        kyufu_node__forward(c);
-        return;
-    }
-    /* The actor: the session's account (the permission table and apply
-     * check it is an ID administrator); without one, the header's. */
-    const char *actor = p.kind == KYUFU_PRINCIPAL_STAFF ? p.staff_id
-                        : r->header != NULL        ? r->header->actor
-                                                   : NULL;
-    if (actor == NULL || !valid_staff_id(actor)) {
-        kyufu_node__call_done(c, KYUFU_GRPC_UNAUTHENTICATED,
-                              "sign in as an ID administrator first", NULL, 0);
+    if (admin_call(c, r->header, &p) != 0) {
         return;
     }
     struct temp_job *j = temp_new(c, reset_done);
@@ -1130,8 +1146,64 @@ static void reset_password(struct kyufu_node_call *c)
         return;
     }
     snprintf(j->staff_id, sizeof j->staff_id, "%s", r->staff_id);
-    snprintf(j->actor, sizeof j->actor, "%s", actor);
+    snprintf(j->actor, sizeof j->actor, "%s", p.staff_id);
     job_start(&j->job);
+}
+
+/* UnlockStaff, ResetTotp: an ID administrator's write, proposed with the
+ * node's key (identity commands are the nodes' own), answered as any
+ * write: WriteResponse. */
+static void admin_written(struct kyufu_glue_propose *req, int status,
+                          Kyufu__V1__CommandResult *result)
+{
+    struct kyufu_node_call *c = req->data;
+    if (!result_ok(c, status, result)) {
+        return;
+    }
+    if (kyufu_node__roles_out(result->staff) != 0) {
+        kyufu__v1__command_result__free_unpacked(result, NULL);
+        kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                              "out of memory", NULL, 0);
+        return;
+    }
+    Kyufu__V1__WriteResponse resp = KYUFU__V1__WRITE_RESPONSE__INIT;
+    resp.result = result;
+    kyufu_node__call_done_msg(c, &resp.base);
+    kyufu__v1__command_result__free_unpacked(result, NULL);
+}
+
+static void unlock_staff(struct kyufu_node_call *c)
+{
+    Kyufu__V1__UnlockStaffRequest *r = c->request;
+    struct kyufu_principal p;
+    if (r->command == NULL || !valid_staff_id(r->command->staff_id)) {
+        kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT,
+                              "command.staff_id must be 1..64 bytes of "
+                              "[a-z0-9._-]",
+                              NULL, 0);
+        return;
+    }
+    if (admin_call(c, r->header, &p) != 0) {
+        return;
+    }
+    propose(c, p.staff_id, "unlock_staff", r->command, admin_written);
+}
+
+static void reset_totp(struct kyufu_node_call *c)
+{
+    Kyufu__V1__ResetTotpRequest *r = c->request;
+    struct kyufu_principal p;
+    if (r->command == NULL || !valid_staff_id(r->command->staff_id)) {
+        kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT,
+                              "command.staff_id must be 1..64 bytes of "
+                              "[a-z0-9._-]",
+                              NULL, 0);
+        return;
+    }
+    if (admin_call(c, r->header, &p) != 0) {
+        return;
+    }
+    propose(c, p.staff_id, "reset_totp", r->command, admin_written);
 }
 
 static void created(struct kyufu_glue_propose *req, int status,
@@ -1230,6 +1302,8 @@ void kyufu_node__auth_call(struct kyufu_node_call *c)
         {"EnrollTotp", enroll_totp},
         {"ConfirmTotp", confirm_totp},
         {"ResetPassword", reset_password},
+        {"UnlockStaff", unlock_staff},
+        {"ResetTotp", reset_totp},
     };
     for (size_t i = 0; i < sizeof rpcs / sizeof rpcs[0]; i++) {
         if (strcmp(rpcs[i].name, name) == 0) {
