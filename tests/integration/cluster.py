@@ -477,6 +477,12 @@ class Cluster:
             self.tokens[(staff_id, cert)] = token
             return token
 
+    def bearer(self, staff_id, cert=None):
+        """gRPC metadata carrying the account's token (auth.bearer)."""
+        token = self.token(staff_id, cert)
+        assert token, "%s is not signed in" % staff_id
+        return A.bearer(token)
+
     def forget(self, staff_id):
         """Drop the account's tokens (after a password change, sign-out,
         suspension: the next token() signs in again)."""
