@@ -483,6 +483,26 @@ class Cluster:
         assert token, "%s is not signed in" % staff_id
         return A.bearer(token)
 
+    def ctl_env(self, staff_id, cert=None):
+        """The environment for a kyufuctl run as staff_id: its token in
+        KYUFU_TOKEN (the interface kyufuctl login's token file shares)."""
+        token = self.token(staff_id, cert)
+        assert token, "%s is not signed in" % staff_id
+        return dict(os.environ, KYUFU_TOKEN=token)
+
+    def reset_password(self, staff_id):
+        """Auth.ResetPassword by the bootstrap admin: the account's new
+        temporary password (then adopt() signs it in)."""
+        w = self.admin()
+        w.seq += 1
+        S = self.s["service_pb2"]
+        leader = self.wait_leader(15, majority=True)
+        r = self.s["service_pb2_grpc"].AuthStub(self.channel(leader)) \
+            .ResetPassword(S.ResetPasswordRequest(
+                header=w.header(w.seq), staff_id=staff_id), timeout=10)
+        assert r.temporary_password, r
+        return r.temporary_password
+
     def forget(self, staff_id):
         """Drop the account's tokens (after a password change, sign-out,
         suspension: the next token() signs in again)."""

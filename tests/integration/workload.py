@@ -77,3 +77,19 @@ def audit_keys(c, node, client_id):
 def cluster_writer(cluster, actor, client_id):
     from cluster import Writer
     return Writer(cluster, actor, client_id)
+
+
+def audit_writes(c, node):
+    """The audit records of commands (writes, decisions, the cluster's own
+    records), without the operation log's records of calls that changed
+    nothing (cluster.ACCESS_COMMANDS: reads, refusals, sign-ins)."""
+    from cluster import ACCESS_COMMANDS
+    S = c.s["service_pb2"]
+    out, token = [], ""
+    while True:
+        page = c.ledger(node).ListAudit(
+            S.ListRequest(page_size=1000, page_token=token), timeout=10)
+        out += [r for r in page.records if r.command not in ACCESS_COMMANDS]
+        token = page.next_page_token
+        if not token:
+            return out
