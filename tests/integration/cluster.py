@@ -17,10 +17,10 @@ The channels of channel(), ledger(), cluster() and secure_channel() add the
 token by themselves (TokenInterceptor): a request whose header names an
 actor carries that account's token, a read carries the observer's (an
 account holding every role but ID administrator; ID administrators' reads
-carry the admin's).  status() probes with a node certificate, which the
-permission table lets call Status (a peer's probe), so wait_leader works
-before any account exists.  Tests that need a call without a token use
-plain_channel().
+carry the admin's).  status() probes with a node certificate
+(pki/probe.pem, node 1's identity), which the permission table lets call
+Status (a peer's probe), so wait_leader works before any account exists.
+Tests that need a call without a token use plain_channel().
 
 Run with Debian's /usr/bin/python3 (python3-grpcio, python3-grpc-tools).
 """
@@ -121,8 +121,9 @@ class TokenInterceptor(grpc.UnaryUnaryClientInterceptor):
     """Adds `authorization: Bearer <token>` to each call that has none:
     the token of the actor the request's header names, else (a read) the
     observer's or, for staff reads, the admin's.  Auth methods without a
-    header go as they are (the sign-in flow sets its own metadata).  cert: the client
-    certificate of the channel (a token is bound to it)."""
+    header go as they are (the sign-in flow sets its own metadata).
+    cert: the client certificate of the channel (a token is bound to
+    it)."""
 
     def __init__(self, cluster, cert):
         self.c = cluster
@@ -231,6 +232,10 @@ class Cluster:
         self.client_key, self.client_cert = make_cert(
             pki, "client", ca_key, self.ca, "kyufu-test-client")
         self.ca_key = ca_key
+        # The harness's Status probes: a node certificate (node 1's
+        # identity, its own files, never rotated by a test).
+        self.probe_key, self.probe_cert = make_cert(
+            pki, "probe", ca_key, self.ca, "kyufu-probe", node_id=1)
         other_key, other_ca = make_ca(pki, "other-ca")
         self.other_ca_key, self.other_ca = other_key, other_ca
         self.other_key, self.other_cert = make_cert(
@@ -387,17 +392,12 @@ class Cluster:
         for k in [k for k in self.plain if k[0] == i]:
             self.plain.pop(k).close()
 
-    def node_cert(self, i=1):
-        """(cert, key) of node i's certificate: the NODE principal."""
-        nd = os.path.join(self.dir, "node%d" % i)
-        return os.path.join(nd, "node.pem"), os.path.join(nd, "node.key")
-
     def probe(self, i):
-        """Cluster stub on node i with node 1's certificate, no token: a
-        peer's probe (Status), for wait_leader before accounts exist."""
-        cert, key = self.node_cert(1)
+        """Cluster stub on node i with a node certificate (node 1's
+        identity), no token: a peer's probe (Status), for wait_leader
+        before accounts exist."""
         return self.s["service_pb2_grpc"].ClusterStub(
-            self.plain_channel(i, cert, key))
+            self.plain_channel(i, self.probe_cert, self.probe_key))
 
     def ledger(self, i):
         return self.s["service_pb2_grpc"].LedgerStub(self.channel(i))

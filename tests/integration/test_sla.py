@@ -29,7 +29,7 @@ import time
 import grpc
 
 import cluster as C
-from workload import cluster_writer, must
+from workload import cluster_writer
 
 # The node contact bound of the test's SLO: probes go every 250 ms, so a
 # peer that answers is never silent much past 250 ms, but a loaded 2-core
