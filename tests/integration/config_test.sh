@@ -175,7 +175,7 @@ done
 [ -n "${def[poll_ms]:-}" ] || fail "--print-defaults lacks poll_ms: $defaults"
 [ -n "${def[alert_command_timeout_ms]:-}" ] || fail "--print-defaults lacks alert_command_timeout_ms: $defaults"
 [ -n "${def[heartbeat_ms]:-}" ] || fail "--print-defaults lacks [sla] heartbeat_ms: $defaults"
-[ ${#def[@]} -eq 9 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 9: $defaults"
+[ ${#def[@]} -eq 17 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 17 (9 and [auth]'s 8): $defaults"
 
 # single NAME ELECTION HEARTBEAT THRESHOLD TRAILING: a one-node cluster
 # (it elects itself), [raft] on lines 13-16.
