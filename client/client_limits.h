@@ -14,6 +14,9 @@
 #define KYUFU_CLIENT_ID_RANDOM_BYTES 16u
 /* RequestHeader.actor is a staff_id, [a-z0-9._-] 1..64 on the server. */
 #define KYUFU_CLIENT_ACTOR_BYTES_MAX 64u
+/* A session token: 32 random bytes as 64 hex digits (docs/identity.md
+ * "Sessions"; SignInResponse.token). */
+#define KYUFU_CLIENT_TOKEN_BYTES 64u
 /* RequestHeader.terminal is 0..64 bytes on the server. */
 #define KYUFU_CLIENT_TERMINAL_BYTES_MAX 64u
 
