@@ -169,3 +169,54 @@ def sign_in(stub, S, account):
         raise AuthError("%s: sign-in gave no full session: %s"
                         % (account.staff_id, r))
     return r.token
+
+
+def stand_in_bootstrap(data_dirs, staff_id="admin"):
+    """For a cluster made by `kyufuctl cluster init` (whose one-time
+    password went to its output): a bootstrap-admin file in each node's
+    data folder whose temporary password the test knows, written before
+    the first start; returns that password."""
+    password = new_password()
+    text = bootstrap_admin_text(staff_id, "ID administrator", password)
+    for d in data_dirs:
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        write_bootstrap_admin(os.path.join(d, "bootstrap-admin"), text)
+    return password
+
+
+class Client:
+    """A signed-in grpcio client of a cluster the Cluster class did not
+    make: stubs s (cluster.stubs), one endpoint, one client certificate."""
+
+    def __init__(self, s, endpoint, ca, cert, key):
+        self.s = s
+        tls = grpc.ssl_channel_credentials(
+            root_certificates=open(ca, "rb").read(),
+            private_key=open(key, "rb").read(),
+            certificate_chain=open(cert, "rb").read())
+        self.ch = grpc.secure_channel(endpoint, tls)
+        G = s["service_pb2_grpc"]
+        self.auth = G.AuthStub(self.ch)
+        self.ledger = G.LedgerStub(self.ch)
+        self.seq = 0
+
+    def first_sign_in(self, staff_id, temporary_password):
+        """(Account, token) after the account's first sign-in."""
+        acct = Account(staff_id, temporary_password)
+        return acct, first_sign_in(self.auth, self.s["service_pb2"], acct)
+
+    def create(self, admin_token, staff_id, roles, client_id="it-accounts"):
+        """CreateStaff by an ID administrator: the temporary password."""
+        S, L = self.s["service_pb2"], self.s["ledger_pb2"]
+        self.seq += 1
+        r = _call(self.ledger.CreateStaff, S.CreateStaffRequest(
+            header=S.RequestHeader(terminal="it", key=L.IdempotencyKey(
+                client_id=client_id, sequence=self.seq)),
+            command=L.CreateStaff(staff_id=staff_id, display_name=staff_id,
+                                  roles=roles)), admin_token)
+        if not r.temporary_password:
+            raise AuthError("CreateStaff %s: no temporary password" % staff_id)
+        return r.temporary_password
+
+    def close(self):
+        self.ch.close()
