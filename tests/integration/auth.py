@@ -133,13 +133,27 @@ def _call(rpc, req, token=None, timeout=10):
     return rpc(req, metadata=md, timeout=timeout)
 
 
-def first_sign_in(stub, S, account, new_password_=None):
+def first_sign_in(stub, S, account, new_password_=None, wait_s=0):
     """The full first sign-in of `account` (holding its temporary
     password) through the Auth stub `stub`; S: service_pb2.  Returns the
     token of a full session; account then holds the new password and the
-    TOTP secret."""
-    r = _call(stub.SignIn, S.SignInRequest(staff_id=account.staff_id,
-                                           password=account.password))
+    TOTP secret.  wait_s: how long the account may take to appear (the
+    bootstrap administrator exists once the cluster runs the identity
+    command set, a few seconds after the first election): the first
+    SignIn is retried while it is refused for that long."""
+    end = time.monotonic() + wait_s
+    while True:
+        try:
+            r = _call(stub.SignIn, S.SignInRequest(
+                staff_id=account.staff_id, password=account.password))
+            break
+        except grpc.RpcError as e:
+            if time.monotonic() > end or e.code() not in (
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    grpc.StatusCode.UNAVAILABLE):
+                raise
+            time.sleep(0.2)
     if not r.setup_only or not r.must_change_password:
         raise AuthError("%s: first sign-in is not a setup session: %s"
                         % (account.staff_id, r))
@@ -200,10 +214,11 @@ class Client:
         self.ledger = G.LedgerStub(self.ch)
         self.seq = 0
 
-    def first_sign_in(self, staff_id, temporary_password):
+    def first_sign_in(self, staff_id, temporary_password, wait_s=0):
         """(Account, token) after the account's first sign-in."""
         acct = Account(staff_id, temporary_password)
-        return acct, first_sign_in(self.auth, self.s["service_pb2"], acct)
+        return acct, first_sign_in(self.auth, self.s["service_pb2"], acct,
+                                   wait_s=wait_s)
 
     def create(self, admin_token, staff_id, roles, client_id="it-accounts"):
         """CreateStaff by an ID administrator: the temporary password."""
@@ -220,3 +235,24 @@ class Client:
 
     def close(self):
         self.ch.close()
+
+
+def wait_session(auth_stubs, S, token, timeout=10):
+    """Until every stub's node knows the session (WhoAmI answers): a
+    follower authenticates from its own replica, which may trail the
+    leader's commit of the sign-in by a heartbeat.  auth_stubs: Auth stubs
+    of the live nodes; a node that does not answer (stopped, restarting)
+    is passed over."""
+    end = time.monotonic() + timeout
+    for stub in auth_stubs:
+        while True:
+            try:
+                _call(stub.WhoAmI, S.WhoAmIRequest(), token, timeout=1)
+                break
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.UNAUTHENTICATED:
+                    break  # not answering: nothing to wait for
+                if time.monotonic() > end:
+                    raise AuthError("a node never saw the session: %s"
+                                    % e.details())
+                time.sleep(0.02)

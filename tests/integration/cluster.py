@@ -275,10 +275,10 @@ class Cluster:
         self.accounts = {}  # staff_id: auth.Account, first sign-in done
         self.tokens = {}    # (staff_id, client cert path): token
         self.admin_temp = A.new_password()
-        text = A.bootstrap_admin_text(ADMIN, "ID administrator",
-                                      self.admin_temp)
+        self.bootstrap_text = A.bootstrap_admin_text(
+            ADMIN, "ID administrator", self.admin_temp)
         for i in range(1, n + 1):
-            self.write_bootstrap(i, text)
+            self.write_bootstrap(i, self.bootstrap_text)
         self._admin_writer = None
 
     # ------------------------------------------------------- processes
@@ -446,16 +446,25 @@ class Cluster:
             return self.client_cert, self.client_key
         return cert, cert[:-len(".pem")] + ".key"
 
+    def _settled(self, token, cert, key):
+        """token, once every live node knows its session."""
+        G = self.s["service_pb2_grpc"]
+        A.wait_session([G.AuthStub(self.plain_channel(i, cert, key))
+                        for i in range(1, self.n + 1) if self.alive(i)],
+                       self.s["service_pb2"], token)
+        return token
+
     def adopt(self, staff_id, temporary_password, cert=None):
         """An account's first sign-in (its temporary password, from
         CreateStaff or ResetPassword): returns its token on `cert`."""
         cert, key = self._cert_key(cert)
         with self.lock:
             acct = A.Account(staff_id, temporary_password)
-            token = A.first_sign_in(self.auth_stub(cert, key),
-                                    self.s["service_pb2"], acct)
+            token = A.first_sign_in(
+                self.auth_stub(cert, key), self.s["service_pb2"], acct,
+                wait_s=30 if staff_id == ADMIN else 0)
             self.accounts[staff_id] = acct
-            self.tokens[(staff_id, cert)] = token
+            self.tokens[(staff_id, cert)] = self._settled(token, cert, key)
             return token
 
     def token(self, staff_id, cert=None):
@@ -474,7 +483,7 @@ class Cluster:
                 return None
             token = A.sign_in(self.auth_stub(cert, key),
                               self.s["service_pb2"], acct)
-            self.tokens[(staff_id, cert)] = token
+            self.tokens[(staff_id, cert)] = self._settled(token, cert, key)
             return token
 
     def bearer(self, staff_id, cert=None):
