@@ -27,119 +27,27 @@
 #include <openssl/crypto.h>
 
 #include "auth_node.h"
-#include "auth_token.h"
+#include "bootstrap_file.h"
 #include "log.h"
 #include "node.h"
 #include "pwhash.h"
 #include "storage_limits.h"
 
 #define BOOTSTRAP_FILE "bootstrap-admin"
-#define BOOTSTRAP_BYTES_MAX 4096
 #define TIMER_MS 1000u
 
 /* --------------------------------------------------------- bootstrap file */
 
-static int trim(char *s)
+static void bootstrap_take(struct kyufu_node_auth *a,
+                           const struct kyufu_node_bootstrap *b)
 {
-    size_t len = strlen(s);
-    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' ||
-                       s[len - 1] == '\r')) {
-        s[--len] = '\0';
-    }
-    size_t start = strspn(s, " \t");
-    memmove(s, s + start, len - start + 1);
-    return 0;
-}
-
-/* Parse `text` into a; NULL, or why it is refused (no secret in it). */
-static const char *parse_bootstrap(char *text, struct kyufu_node_auth *a)
-{
-    enum { STAFF, NAME, ITER, SALT, HASH, N_KEYS };
-    static const char *const names[N_KEYS] = {"staff_id", "display_name",
-                                              "iterations", "salt", "hash"};
-    bool seen[N_KEYS] = {false};
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line != NULL;
-         line = strtok_r(NULL, "\n", &save)) {
-        trim(line);
-        if (line[0] == '\0' || line[0] == '#') {
-            continue;
-        }
-        char *eq = strchr(line, '=');
-        if (eq == NULL) {
-            return "a line is not key = value";
-        }
-        *eq = '\0';
-        char *key = line, *value = eq + 1;
-        trim(key);
-        trim(value);
-        int k = -1;
-        for (int i = 0; i < N_KEYS; i++) {
-            if (strcmp(key, names[i]) == 0) {
-                k = i;
-            }
-        }
-        if (k < 0) {
-            return "unknown key (want staff_id, display_name, iterations, "
-                   "salt, hash)";
-        }
-        if (seen[k]) {
-            return "a key is given twice";
-        }
-        seen[k] = true;
-        switch (k) {
-        case STAFF: {
-            size_t len = strlen(value);
-            if (len == 0 || len > KYUFU_STAFF_ID_BYTES_MAX ||
-                strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789._-") !=
-                    len) {
-                return "staff_id must be 1..64 bytes of [a-z0-9._-]";
-            }
-            snprintf(a->bootstrap_staff_id, sizeof a->bootstrap_staff_id,
-                     "%s", value);
-            break;
-        }
-        case NAME:
-            if (value[0] == '\0' ||
-                strlen(value) >= sizeof a->bootstrap_display_name) {
-                return "display_name must be 1..127 bytes";
-            }
-            snprintf(a->bootstrap_display_name,
-                     sizeof a->bootstrap_display_name, "%s", value);
-            break;
-        case ITER: {
-            char *end = NULL;
-            errno = 0;
-            unsigned long v = strtoul(value, &end, 10);
-            if (errno != 0 || end == value || *end != '\0' ||
-                value[0] == '-' || v < KYUFU_PWHASH_ITERATIONS_MIN ||
-                v > KYUFU_PWHASH_ITERATIONS_MAX) {
-                return "iterations out of range (100000..10000000)";
-            }
-            a->bootstrap_iterations = (uint32_t)v;
-            break;
-        }
-        case SALT:
-            if (kyufu_node__hex_decode(value, a->bootstrap_salt,
-                                       sizeof a->bootstrap_salt) != 0) {
-                return "salt must be 32 lowercase hex digits";
-            }
-            break;
-        case HASH:
-            if (kyufu_node__hex_decode(value, a->bootstrap_hash,
-                                       sizeof a->bootstrap_hash) != 0) {
-                return "hash must be 64 lowercase hex digits";
-            }
-            break;
-        }
-    }
-    for (int i = 0; i < N_KEYS; i++) {
-        if (!seen[i]) {
-            return "a key is missing (staff_id, display_name, iterations, "
-                   "salt, hash are required)";
-        }
-    }
-    return NULL;
+    snprintf(a->bootstrap_staff_id, sizeof a->bootstrap_staff_id, "%s",
+             b->staff_id);
+    snprintf(a->bootstrap_display_name, sizeof a->bootstrap_display_name,
+             "%s", b->display_name);
+    a->bootstrap_iterations = b->iterations;
+    memcpy(a->bootstrap_salt, b->salt, sizeof a->bootstrap_salt);
+    memcpy(a->bootstrap_hash, b->hash, sizeof a->bootstrap_hash);
 }
 
 /* Read DATA/bootstrap-admin if it is there: 0 (read, or absent), -1
@@ -159,7 +67,8 @@ static int read_bootstrap(struct kyufu_node *n)
                   KYUFU_LOG_S("reason", strerror(errno)));
         return -1;
     }
-    char text[BOOTSTRAP_BYTES_MAX + 1];
+    char text[KYUFU_NODE_BOOTSTRAP_BYTES_MAX + 1];
+    struct kyufu_node_bootstrap b;
     const char *why = NULL;
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -168,14 +77,18 @@ static int read_bootstrap(struct kyufu_node *n)
         why = "readable or writable by group or others (it must be 0600: "
               "chmod 600 it)";
     } else {
-        size_t len = fread(text, 1, BOOTSTRAP_BYTES_MAX + 1, f);
-        if (len > BOOTSTRAP_BYTES_MAX) {
+        size_t len = fread(text, 1, KYUFU_NODE_BOOTSTRAP_BYTES_MAX + 1, f);
+        if (len > KYUFU_NODE_BOOTSTRAP_BYTES_MAX) {
             why = "larger than 4096 bytes";
         } else if (memchr(text, '\0', len) != NULL) {
             why = "contains a NUL byte";
         } else {
             text[len] = '\0';
-            why = parse_bootstrap(text, a);
+            why = kyufu_node__bootstrap_parse(text, &b);
+            if (why == NULL) {
+                bootstrap_take(a, &b);
+            }
+            OPENSSL_cleanse(&b, sizeof b);
         }
         OPENSSL_cleanse(text, sizeof text);
     }

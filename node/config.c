@@ -946,6 +946,15 @@ static void check_whole(struct parse *ps)
                 "<api host:port>')");
     }
     check_raft(ps);
+    /* Identity: an idle limit longer than the absolute one means nothing
+     * (the absolute one always wins): a typo, most likely. */
+    if ((uint64_t)c->auth_session_idle_minutes >
+        (uint64_t)c->auth_session_max_hours * 60u) {
+        problem(c, ps->seen[K_AUTH_SESSION_IDLE], "auth",
+                "session_idle_minutes",
+                "%u minutes is longer than session_max_hours (%u hours)",
+                c->auth_session_idle_minutes, c->auth_session_max_hours);
+    }
     check_slo(ps);
     if (c->power_ups[0] != '\0' && c->power_domain[0] == '\0') {
         /* NAME@HOST: one UPS, one domain, whatever port names it. */

@@ -86,8 +86,7 @@ static const struct kyufu_node_method table[] = {
      &kyufu__v1__get_availability_request__descriptor, NULL, NULL},
     {"/kyufu.v1.Cluster/Drill", KYUFU_NODE_DRILL,
      &kyufu__v1__drill_request__descriptor, NULL, NULL},
-    /* Identity (issue 8): the Auth service (auth_service.c); UnlockStaff
-     * and ResetTotp are plain writes. */
+    /* Identity (issue 8): the Auth service (auth_service.c). */
     A("SignIn", sign_in_request),
     A("SignOut", sign_out_request),
     A("WhoAmI", who_am_irequest),
@@ -95,10 +94,8 @@ static const struct kyufu_node_method table[] = {
     A("EnrollTotp", enroll_totp_request),
     A("ConfirmTotp", confirm_totp_request),
     A("ResetPassword", reset_password_request),
-    {AUTH "UnlockStaff", KYUFU_NODE_WRITE,
-     &kyufu__v1__unlock_staff_request__descriptor, "unlock_staff", NULL},
-    {AUTH "ResetTotp", KYUFU_NODE_WRITE,
-     &kyufu__v1__reset_totp_request__descriptor, "reset_totp", NULL},
+    A("UnlockStaff", unlock_staff_request),
+    A("ResetTotp", reset_totp_request),
 };
 #undef A
 #undef AUTH

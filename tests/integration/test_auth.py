@@ -244,6 +244,32 @@ def run(c):
         staff_id="nobody", password="Whatever-Pass-1"), timeout=10), UNAUTH,
         "sign-in failed")
 
+    # An ID administrator unlocks it (a write, through a follower), and
+    # the temporary password signs in again: a setup session.
+    LF = G.AuthStub(c.channel(follower))
+    LF.UnlockStaff(S.UnlockStaffRequest(
+        header=header(3), command=ident.UnlockStaff(staff_id="clerk1")),
+        metadata=md(token), timeout=10)
+    r = A.SignIn(S.SignInRequest(staff_id="clerk1", password=clerk_pw),
+                 timeout=10)
+    assert r.setup_only and r.must_change_password, r
+    clerk_token = r.token
+    # ResetPassword: a new temporary password, shown once; the old one and
+    # the clerk's sessions are gone.
+    rp = LF.ResetPassword(S.ResetPasswordRequest(
+        header=header(4), staff_id="clerk1"), metadata=md(token), timeout=10)
+    clerk_pw2 = rp.temporary_password
+    assert len(clerk_pw2) >= 16 and clerk_pw2 != clerk_pw, rp
+    expect_error(lambda: A.WhoAmI(S.WhoAmIRequest(),
+                                  metadata=md(clerk_token), timeout=10),
+                 UNAUTH)
+    expect_error(lambda: A.SignIn(S.SignInRequest(
+        staff_id="clerk1", password=clerk_pw), timeout=10), UNAUTH,
+        "sign-in failed")
+    r = A.SignIn(S.SignInRequest(staff_id="clerk1", password=clerk_pw2),
+                 timeout=10)
+    assert r.setup_only and r.must_change_password, r
+
     # Sign-out: the token is gone everywhere.
     F.SignOut(S.SignOutRequest(), metadata=md(token), timeout=10)
     for i in (1, 2, 3):
@@ -279,7 +305,8 @@ def run(c):
     assert os.path.exists(files[follower])
 
     # No secret in any log.
-    secrets = [TEMP, new_pw, clerk_pw, token, setup_token, t2, b32,
+    secrets = [TEMP, new_pw, clerk_pw, clerk_pw2, token, setup_token, t2,
+               clerk_token, b32,
                secret.hex(), h]
     for i in (1, 2, 3):
         log = open(c.log_path(i)).read()

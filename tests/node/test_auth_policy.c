@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "auth_token.h"
+#include "bootstrap_file.h"
 #include "password.h"
 #include "pwhash.h"
 #include "totp.h"
@@ -232,6 +233,76 @@ static void test_bearer(void)
     CHECK(kyufu_node__hex_decode(out, back, 31) == -1);
 }
 
+static const char *parse(const char *text, struct kyufu_node_bootstrap *b)
+{
+    static char buf[8192];
+    snprintf(buf, sizeof buf, "%s", text);
+    return kyufu_node__bootstrap_parse(buf, b);
+}
+
+#define SALT "00112233445566778899aabbccddeeff"
+#define HASH SALT SALT
+
+static void test_bootstrap(void)
+{
+    struct kyufu_node_bootstrap b;
+    CHECK(parse("# kyufuctl cluster init\n"
+                "staff_id = admin\n"
+                "display_name = ID administrator\n"
+                "\n"
+                "iterations = 600000\n"
+                "salt = " SALT "\n"
+                "hash = " HASH "\n",
+                &b) == NULL);
+    CHECK(strcmp(b.staff_id, "admin") == 0);
+    CHECK(strcmp(b.display_name, "ID administrator") == 0);
+    CHECK(b.iterations == 600000 && b.salt[1] == 0x11 && b.hash[31] == 0xff);
+    /* Blanks around keys and values, CRLF. */
+    CHECK(parse("  staff_id=admin\r\ndisplay_name =  A B \r\n"
+                "iterations=600000\nsalt=" SALT "\nhash=" HASH,
+                &b) == NULL);
+    CHECK(strcmp(b.display_name, "A B") == 0);
+    static const char *const bad[] = {
+        "", /* every key missing */
+        "staff_id = admin\ndisplay_name = A\niterations = 600000\n"
+        "salt = " SALT "\n", /* no hash */
+        "staff_id = admin\nstaff_id = admin\ndisplay_name = A\n"
+        "iterations = 600000\nsalt = " SALT "\nhash = " HASH "\n",
+        "staff_id = Admin\ndisplay_name = A\niterations = 600000\n"
+        "salt = " SALT "\nhash = " HASH "\n", /* upper case id */
+        "staff_id = \ndisplay_name = A\niterations = 600000\n"
+        "salt = " SALT "\nhash = " HASH "\n",
+        "staff_id = admin\ndisplay_name = \niterations = 600000\n"
+        "salt = " SALT "\nhash = " HASH "\n",
+        "staff_id = admin\ndisplay_name = A\niterations = 99999\n"
+        "salt = " SALT "\nhash = " HASH "\n", /* too few */
+        "staff_id = admin\ndisplay_name = A\niterations = 10000001\n"
+        "salt = " SALT "\nhash = " HASH "\n", /* too many */
+        "staff_id = admin\ndisplay_name = A\niterations = -600000\n"
+        "salt = " SALT "\nhash = " HASH "\n",
+        "staff_id = admin\ndisplay_name = A\niterations = 6e5\n"
+        "salt = " SALT "\nhash = " HASH "\n",
+        "staff_id = admin\ndisplay_name = A\niterations = 600000\n"
+        "salt = 0011\nhash = " HASH "\n", /* short salt */
+        "staff_id = admin\ndisplay_name = A\niterations = 600000\n"
+        "salt = " SALT "\nhash = " SALT "\n", /* short hash */
+        "staff_id = admin\ndisplay_name = A\niterations = 600000\n"
+        "salt = " SALT "\nhash = " HASH "0\n", /* long hash */
+        "staff_id = admin\ndisplay_name = A\niterations = 600000\n"
+        "salt = 00112233445566778899AABBCCDDEEFF\nhash = " HASH "\n",
+        "staff_id = admin\ndisplay_name = A\niterations = 600000\n"
+        "salt = " SALT "\nhash = " HASH "\npassword = x\n", /* unknown */
+        "staff_id admin\n", /* not key = value */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *why = parse(bad[i], &b);
+        CHECK(why != NULL);
+        if (why != NULL) {
+            CHECK(strstr(why, SALT) == NULL); /* never a value */
+        }
+    }
+}
+
 int main(void)
 {
     test_policy();
@@ -239,6 +310,7 @@ int main(void)
     test_temporary();
     test_totp();
     test_bearer();
+    test_bootstrap();
     if (failures > 0) {
         fprintf(stderr, "%d checks failed\n", failures);
         return 1;
