@@ -392,6 +392,11 @@ class Cluster:
         for k in [k for k in self.plain if k[0] == i]:
             self.plain.pop(k).close()
 
+    def node_cert(self, i):
+        """(cert, key) of node i's own certificate files."""
+        nd = os.path.join(self.dir, "node%d" % i)
+        return os.path.join(nd, "node.pem"), os.path.join(nd, "node.key")
+
     def probe(self, i):
         """Cluster stub on node i with a node certificate (node 1's
         identity), no token: a peer's probe (Status), for wait_leader
