@@ -33,6 +33,7 @@
 #include <uv.h>
 
 #include "auth_node.h"
+#include "auth.h"
 #include "availability.h"
 #include "config.h"
 #include "glue.h"
@@ -228,6 +229,10 @@ struct kyufu_node_call
     kyufu_glue_propose_cb proposed_cb; /* the caller's, wrapped */
     void *request;                /* unpacked request, or NULL */
     void *auth;                   /* auth_service.c's, freed with the call */
+    /* Who is calling (auth.h), resolved by service.c's handle before the
+     * permission table and any handler; KIND_NONE only for the methods
+     * that need no session (permissions.h PUBLIC, LOCAL). */
+    struct kyufu_principal principal;
     union {
         struct kyufu_glue_propose propose;
         struct kyufu_glue_barrier barrier;
