@@ -106,6 +106,8 @@ static void change_done(struct kyufu_node_auth_job *jb)
     j->cred = NULL;
     if (j->status == KYUFU_GRPC_UNAUTHENTICATED) {
         /* A wrong old password counts as a failed sign-in (lockout). */
+        struct kyufu_node_auth_ctx *x = c->auth;
+        x->fail_message = "the old password is wrong";
         kyufu_node__auth_signin_fail(c, j->staff_id, "password");
         return;
     }

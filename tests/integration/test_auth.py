@@ -158,6 +158,10 @@ def run(c):
     assert r.setup_only and not r.must_change_password, r
     assert r.totp_enrollment_required, r
     t2 = r.token
+    # A wrong old password: refused, and counted as a failed sign-in.
+    expect_error(lambda: A().ChangePassword(S.ChangePasswordRequest(
+        old_password="Not-The-Password-1", new_password=AU.new_password()),
+        metadata=md(t2), timeout=T), UNAUTH, "old password is wrong")
     e = A().EnrollTotp(S.EnrollTotpRequest(), metadata=md(t2), timeout=T)
     assert e.otpauth_uri.startswith("otpauth://totp/kyufu:admin?secret="), e
     b32 = e.secret_base32
