@@ -339,6 +339,16 @@ int kyufu_storage_command_digest(const Kyufu__V1__Command *cmd,
         const ProtobufCMessage *m =
             *(const ProtobufCMessage *const *)((const uint8_t *)cmd +
                                                f->offset);
+        /* CreateStaff's temporary password hash is made by the node with a
+         * new salt at each attempt: a retry of the same key is the same
+         * command without it. */
+        Kyufu__V1__CreateStaff staff;
+        if (m != NULL &&
+            cmd->body_case == KYUFU__V1__COMMAND__BODY_CREATE_STAFF) {
+            staff = *cmd->create_staff;
+            staff.temporary_password = NULL;
+            m = &staff.base;
+        }
         if (m != NULL) {
             rv = kyufu_storage__pack(m, &body, &len);
             if (rv != 0) {

@@ -351,7 +351,9 @@ int kyufu_storage_staff_empty(struct kyufu_storage *s, bool *empty);
  * the identity rules have no owner and answer as before.
  *
  * kyufu_storage_command_digest: SHA-256 of the body case (u32 BE) and the
- * packed body (protobuf-c's encoding, deterministic); 0, INVALID or NOMEM.
+ * packed body (protobuf-c's encoding, deterministic), CreateStaff's
+ * temporary_password left out (each attempt of a key hashes a new salt);
+ * 0, INVALID or NOMEM.
  *
  * kyufu_storage_key_use: the node's check before it proposes (or answers a
  * retry), in its own read transaction: NEW (no live entry), OWN (the
