@@ -1,0 +1,116 @@
+/* The operation log (操作ログ) of what is not a write (issue 8;
+ * docs/identity.md "The operation log"): access records of reads that
+ * return personal data, and of refused calls and connections, proposed as
+ * RecordAccess commands into the replicated audit chain.
+ *
+ * Reads.  A read of personal data (service_read.c) does not answer with
+ * kyufu_node__call_done_msg but with kyufu_node__oplog_answer: the answer
+ * is packed at once, a RecordAccess naming the objects it holds is
+ * proposed, and the packed bytes leave the node only from the proposal's
+ * callback, once the record is committed and applied.  If the record does
+ * not commit (no leader any more, shutdown, a cluster whose version does
+ * not know RecordAccess yet, apply refused it), the answer is withheld and
+ * the call gets UNAVAILABLE (or FAILED_PRECONDITION): no personal data
+ * ever leaves unrecorded.  Raft-glue's group committer packs the records of
+ * concurrent reads into one Raft entry (one fsync for many).  Only the
+ * leader can propose, so only the leader answers such reads: a follower
+ * forwards them, ReadOptions.stale ones included (service_read.c).
+ *
+ * Refusals.  kyufu_node__oplog_refused (a call refused by authentication
+ * or the permission table) and kyufu_node__oplog_connection (a connection
+ * refused by TLS, the allow-list or the connection limits: refusal.c)
+ * propose a RecordAccess with the refusal's code, rate-limited per reason:
+ * at most KYUFU_NODE_OPLOG_REFUSALS_BURST records per reason per
+ * KYUFU_NODE_OPLOG_REFUSALS_WINDOW_MS, then one record with the number
+ * left out when the window ends (an attacker cannot grow the chain without
+ * bound).  Only the leader can propose: a follower does not send its
+ * refusals on (no RPC carries them); it counts them (refusals_lost) and
+ * refusal.c's rate-limited log lines stay their only trace
+ * (docs/identity.md says so).
+ *
+ * Loop thread only. */
+#ifndef KYUFU_NODE_OPLOG_H
+#define KYUFU_NODE_OPLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <protobuf-c/protobuf-c.h>
+#include <uv.h>
+
+#include "auth.h"
+#include "grpc.h"
+
+struct kyufu_node;
+struct kyufu_node_call;
+
+/* Reasons a refusal is counted under (one window each). */
+#define KYUFU_NODE_OPLOG_REASONS 24u
+
+struct kyufu_node_oplog_reason
+{
+    uint64_t window_start_ms; /* uv_now when its window opened */
+    unsigned recorded;        /* records proposed in this window */
+    uint64_t suppressed;      /* left out in this window */
+    char method[80];          /* what the count record names */
+    int code;
+};
+
+struct kyufu_node_oplog
+{
+    uv_timer_t timer; /* proposes the count records of ended windows */
+    bool started;
+    struct kyufu_node_oplog_reason reason[KYUFU_NODE_OPLOG_REASONS];
+    /* Counters for the metrics and the tests. */
+    uint64_t reads_recorded;   /* read records committed */
+    uint64_t reads_withheld;   /* answers withheld: record not committed */
+    uint64_t refusals_proposed;
+    uint64_t refusals_suppressed;
+    uint64_t refusals_lost;    /* could not be proposed (follower, no leader) */
+};
+
+/* Start the flush timer (after the glue started) / close it (the node's
+ * last step). */
+void kyufu_node__oplog_start(struct kyufu_node *n);
+void kyufu_node__oplog_close(struct kyufu_node *n);
+
+/* Answer call c with `msg` once a RecordAccess naming objects[0..n) (each
+ * "kind/id", borrowed for the call only) with outcome OK is committed.
+ * `p` is the caller (NULL: nobody known).  The call must be on the leader
+ * (after its barrier, or a stale read that reached the leader). */
+void kyufu_node__oplog_answer(struct kyufu_node_call *c,
+                              const struct kyufu_principal *p,
+                              const ProtobufCMessage *msg,
+                              const char *const *objects,
+                              size_t n_objects);
+
+/* Record a refused call: grpc_code UNAUTHENTICATED or PERMISSION_DENIED
+ * (or another refusal code), msg why (never a secret).  p may be NULL.
+ * Never answers the call: the caller does. */
+void kyufu_node__oplog_refused(struct kyufu_node *n,
+                               const struct kyufu_grpc_call *call,
+                               const struct kyufu_principal *p,
+                               int grpc_code,
+                               const char *msg);
+
+/* Record a refused connection (refusal.c): `reason` the refusal kind's
+ * name, peer "ip:port", subject the certificate subject presented ("" if
+ * none), detail OpenSSL's reason. */
+void kyufu_node__oplog_connection(struct kyufu_node *n,
+                                  const char *reason,
+                                  const char *peer,
+                                  const char *subject,
+                                  const char *detail);
+
+/* The rate bound alone (the tests drive it with their own clock): whether
+ * the refusal of `method`/`code` at `now_ms` gets its own record (true) or
+ * is counted (false).  When a window ended with refusals left out, *flush
+ * is set to their number (the caller proposes the count record) and the
+ * window restarts. */
+bool kyufu_node__oplog_admit(struct kyufu_node_oplog *o,
+                             const char *method,
+                             int code,
+                             uint64_t now_ms,
+                             uint64_t *flush);
+
+#endif /* KYUFU_NODE_OPLOG_H */
