@@ -144,6 +144,12 @@ struct kyufu_config
     unsigned sla_heartbeat_ms;
     bool sla_allow_drills;
 
+    /* [audit] (docs/identity.md "Checkpoints"): "" when no checkpoints are
+     * written; else every node appends signed lines there. */
+    char audit_checkpoint_file[KYUFU_NODE_PATH_BYTES_MAX + 1];
+    unsigned audit_checkpoint_interval_s;
+    unsigned audit_checkpoint_records;
+
     /* Filled when load returns INVALID. */
     struct kyufu_textconf_problem problems[KYUFU_CONFIG_PROBLEMS_MAX];
     size_t n_problems;      /* described, <= KYUFU_CONFIG_PROBLEMS_MAX */

@@ -340,6 +340,7 @@ void kyufu_node__oplog_start(struct kyufu_node *n)
                    KYUFU_NODE_OPLOG_REFUSALS_WINDOW_MS,
                    KYUFU_NODE_OPLOG_REFUSALS_WINDOW_MS);
     n->oplog.started = true;
+    kyufu_node__checkpoint_start(n);
 }
 
 static void closed(uv_handle_t *h)
@@ -353,4 +354,5 @@ void kyufu_node__oplog_close(struct kyufu_node *n)
         uv_close((uv_handle_t *)&n->oplog.timer, closed);
         n->oplog.started = false;
     }
+    kyufu_node__checkpoint_close(n);
 }

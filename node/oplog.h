@@ -67,6 +67,14 @@ struct kyufu_node_oplog
     uint64_t refusals_proposed;
     uint64_t refusals_suppressed;
     uint64_t refusals_lost;    /* could not be proposed (follower, no leader) */
+    /* Checkpoints (checkpoint_node.c; [audit] checkpoint_file). */
+    uv_timer_t cp_timer;
+    bool cp_started;
+    bool cp_busy;              /* one line being signed and written */
+    uint64_t cp_seq;           /* seq of the last line written */
+    uint64_t cp_ms;            /* uv_now of the last line (or the start) */
+    uint64_t checkpoints_written;
+    uint64_t checkpoints_failed;
 };
 
 /* Start the flush timer (after the glue started) / close it (the node's
@@ -112,5 +120,16 @@ bool kyufu_node__oplog_admit(struct kyufu_node_oplog *o,
                              int code,
                              uint64_t now_ms,
                              uint64_t *flush);
+
+/* Checkpoints (checkpoint_node.c): every KYUFU_NODE_CHECKPOINT_TICK_MS,
+ * when [audit] checkpoint_file is set, look at the chain's head; once
+ * checkpoint_records records were added since the last line, or
+ * checkpoint_interval_seconds passed with any added, sign a line with the
+ * node's TLS key (read again each time: rotation needs no restart) and
+ * append it, on a libuv work thread (a mount on another machine may be
+ * slow; the loop never waits).  A failure is logged and tried again at the
+ * next tick; it never stops the node.  Every node writes its own view. */
+void kyufu_node__checkpoint_start(struct kyufu_node *n);
+void kyufu_node__checkpoint_close(struct kyufu_node *n);
 
 #endif /* KYUFU_NODE_OPLOG_H */

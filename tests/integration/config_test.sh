@@ -175,7 +175,9 @@ done
 [ -n "${def[poll_ms]:-}" ] || fail "--print-defaults lacks poll_ms: $defaults"
 [ -n "${def[alert_command_timeout_ms]:-}" ] || fail "--print-defaults lacks alert_command_timeout_ms: $defaults"
 [ -n "${def[heartbeat_ms]:-}" ] || fail "--print-defaults lacks [sla] heartbeat_ms: $defaults"
-[ ${#def[@]} -eq 9 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 9: $defaults"
+[ -n "${def[checkpoint_interval_seconds]:-}" ] || fail "--print-defaults lacks [audit] checkpoint_interval_seconds: $defaults"
+[ -n "${def[checkpoint_records]:-}" ] || fail "--print-defaults lacks [audit] checkpoint_records: $defaults"
+[ ${#def[@]} -eq 11 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 11: $defaults"
 
 # single NAME ELECTION HEARTBEAT THRESHOLD TRAILING: a one-node cluster
 # (it elects itself), [raft] on lines 13-16.
