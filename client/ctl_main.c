@@ -310,6 +310,7 @@ static void usage(FILE *out)
             "                    write settle: the key whose outcome to settle\n"
             "\ncommands (kyufuctl help NOUN VERB: one command's options, values and role):\n");
     ctl__ledger_usage(out);
+    ctl__audit_usage(out);
     ctl__cluster_usage(out);
     ctl__node_usage(out);
     ctl__sla_usage(out);
@@ -390,6 +391,9 @@ int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
         rv = ctl__sla(&r, verb, cargc, cargv);
     } else if (strcmp(noun, "drill") == 0) {
         rv = ctl__drill(&r, verb, cargc, cargv);
+    } else if (strcmp(noun, "audit") == 0 &&
+               (rv = ctl__audit(&r, verb, cargc, cargv)) >= 0) {
+        /* export, archive, verify against checkpoints (ctl_audit.c) */
     } else {
         rv = ctl__ledger(&r, noun, verb, cargc, cargv);
     }
