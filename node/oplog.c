@@ -12,9 +12,35 @@
 #include "log.h"
 #include "service.h"
 
-/* Text fields of a record: printable ASCII only, cut at this many bytes
- * (a certificate subject or OpenSSL's reason comes from the peer). */
+/* Text fields of a record: printable ASCII only, cut to what apply takes
+ * (storage_limits.h; a certificate subject or OpenSSL's reason comes from
+ * the peer). */
 enum { FIELD_BYTES_MAX = 200 };
+_Static_assert(FIELD_BYTES_MAX <= KYUFU_REASON_BYTES_MAX &&
+                   FIELD_BYTES_MAX <= KYUFU_ACCESS_CERT_BYTES_MAX,
+               "a record's message and certificate fit apply's bounds");
+
+/* The ledger's Code of a refusal (RecordAccess.outcome is a Code, and Code
+ * has no UNAUTHENTICATED): authentication failures are PERMISSION_DENIED
+ * with the message saying "unauthenticated". */
+static int outcome_code(int grpc_code, const char **prefix)
+{
+    *prefix = "";
+    switch (grpc_code) {
+    case KYUFU_GRPC_OK:
+    case KYUFU_GRPC_PERMISSION_DENIED:
+    case KYUFU_GRPC_RESOURCE_EXHAUSTED:
+    case KYUFU_GRPC_INVALID_ARGUMENT:
+    case KYUFU_GRPC_FAILED_PRECONDITION:
+        return grpc_code;
+    case KYUFU_GRPC_UNAUTHENTICATED:
+        *prefix = "unauthenticated: ";
+        return KYUFU_GRPC_PERMISSION_DENIED;
+    default:
+        *prefix = "refused: ";
+        return KYUFU_GRPC_PERMISSION_DENIED;
+    }
+}
 
 static void clean(char *dst, size_t len, const char *src)
 {
@@ -62,10 +88,15 @@ static int propose(struct kyufu_node *n,
 {
     char actor[KYUFU_ACTOR_BYTES_MAX + 1];
     char message[FIELD_BYTES_MAX];
-    char peer[FIELD_BYTES_MAX];
+    char peer[KYUFU_ACCESS_PEER_BYTES_MAX + 1];
     char cert[FIELD_BYTES_MAX];
+    char why[FIELD_BYTES_MAX];
+    char client_id[KYUFU_CLIENT_ID_BYTES_MAX + 1];
+    const char *prefix;
+    int outcome = outcome_code(a->outcome, &prefix);
     actor_of(a->p, actor, sizeof actor);
-    clean(message, sizeof message, a->message);
+    snprintf(why, sizeof why, "%s%s", prefix, a->message != NULL ? a->message : "");
+    clean(message, sizeof message, why);
     clean(peer, sizeof peer, a->peer);
     clean(cert, sizeof cert, a->certificate);
 
@@ -73,15 +104,23 @@ static int propose(struct kyufu_node *n,
     ra.method = (char *)a->method;
     ra.objects = (char **)a->objects;
     ra.n_objects = a->n_objects;
-    ra.outcome = (uint32_t)a->outcome;
+    ra.outcome = (uint32_t)outcome;
     ra.message = message;
     ra.peer = peer;
     ra.certificate = cert;
     if (a->p != NULL && a->p->kind == KYUFU_PRINCIPAL_STAFF) {
         ra.session = a->p->session_id;
     }
+    /* A node's key (apply: identity commands are proposed by a node; no
+     * duplicate lookup, so the sequence only has to be above 0). */
+    Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
+    snprintf(client_id, sizeof client_id, "kyufu-node-%llu",
+             (unsigned long long)n->config->id);
+    key.client_id = client_id;
+    key.sequence = ++n->oplog.key_seq;
     Kyufu__V1__CommandHeader header = KYUFU__V1__COMMAND_HEADER__INIT;
     header.actor = actor;
+    header.key = &key;
     header.time_ms = kyufu_node__wall_ms();
     Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;
     cmd.header = &header;
@@ -184,11 +223,12 @@ void kyufu_node__oplog_answer(struct kyufu_node_call *c,
     free(a);
     n->oplog.reads_withheld++;
     if (rv == -1) {
-        kyufu_node__call_done(c, KYUFU_GRPC_FAILED_PRECONDITION,
-                              "reads of personal data need RecordAccess, "
-                              "which the cluster's version does not know "
-                              "yet (docs/operations.md, Upgrades)",
-                              NULL, 0);
+        /* Retryable: a new cluster records its version within seconds; an
+         * upgrade once the last voter runs a build that knows it. */
+        kyufu_node__call_unavailable(
+            c, "reads of personal data need RecordAccess, which the "
+               "cluster's version does not know yet (docs/operations.md, "
+               "Upgrades): the answer is withheld");
         return;
     }
     kyufu_node__proposal_failed(c, rv);

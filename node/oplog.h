@@ -10,7 +10,7 @@
  * callback, once the record is committed and applied.  If the record does
  * not commit (no leader any more, shutdown, a cluster whose version does
  * not know RecordAccess yet, apply refused it), the answer is withheld and
- * the call gets UNAVAILABLE (or FAILED_PRECONDITION): no personal data
+ * the call gets UNAVAILABLE (INTERNAL if apply refused it): no personal data
  * ever leaves unrecorded.  Raft-glue's group committer packs the records of
  * concurrent reads into one Raft entry (one fsync for many).  Only the
  * leader can propose, so only the leader answers such reads: a follower
@@ -67,6 +67,7 @@ struct kyufu_node_oplog
     uint64_t refusals_proposed;
     uint64_t refusals_suppressed;
     uint64_t refusals_lost;    /* could not be proposed (follower, no leader) */
+    uint64_t key_seq;          /* the records' keys, kyufu-node-ID:key_seq */
     /* Checkpoints (checkpoint_node.c; [audit] checkpoint_file). */
     uv_timer_t cp_timer;
     bool cp_started;
