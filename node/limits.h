@@ -236,6 +236,9 @@ _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX + KYUFU_NODE_STOP_DRAIN_MS_MAX <
  * record per 10 s per reason). */
 #define KYUFU_NODE_OPLOG_REFUSALS_BURST 20u
 #define KYUFU_NODE_OPLOG_REFUSALS_WINDOW_MS 10000u
+/* All reasons together per window (the methods of the table times two
+ * codes would otherwise allow thousands). */
+#define KYUFU_NODE_OPLOG_REFUSALS_TOTAL 100u
 /* [audit] checkpoint_interval_seconds: default and bounds (a minute keeps
  * the unanchored tail short; a day at most, or the anchor is no anchor). */
 #define KYUFU_NODE_CHECKPOINT_INTERVAL_S_DEFAULT 60u

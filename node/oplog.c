@@ -354,7 +354,7 @@ void kyufu_node__oplog_connection(struct kyufu_node *n,
     refused(n, &a);
 }
 
-/* Every window: the counts of reasons whose window ended. */
+/* Every window: the counts of reasons whose window ended, and the rest. */
 static void on_tick(uv_timer_t *t)
 {
     struct kyufu_node *n = t->data;
@@ -369,6 +369,11 @@ static void on_tick(uv_timer_t *t)
         r->suppressed = 0;
         r->recorded = 0;
         r->window_start_ms = now;
+    }
+    if (n->oplog.overflow > 0) {
+        propose_count(n, "refusals of several kinds",
+                      KYUFU_GRPC_PERMISSION_DENIED, n->oplog.overflow);
+        n->oplog.overflow = 0;
     }
 }
 

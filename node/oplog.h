@@ -19,11 +19,14 @@
  * Refusals.  kyufu_node__oplog_refused (a call refused by authentication
  * or the permission table) and kyufu_node__oplog_connection (a connection
  * refused by TLS, the allow-list or the connection limits: refusal.c)
- * propose a RecordAccess with the refusal's code, rate-limited per reason:
- * at most KYUFU_NODE_OPLOG_REFUSALS_BURST records per reason per
- * KYUFU_NODE_OPLOG_REFUSALS_WINDOW_MS, then one record with the number
- * left out when the window ends (an attacker cannot grow the chain without
- * bound).  Only the leader can propose: a follower does not send its
+ * propose a RecordAccess with the refusal's code, rate-limited: at most
+ * KYUFU_NODE_OPLOG_REFUSALS_BURST records per reason (method or connection
+ * refusal kind, and code) and KYUFU_NODE_OPLOG_REFUSALS_TOTAL for all
+ * reasons per KYUFU_NODE_OPLOG_REFUSALS_WINDOW_MS; what is left out is
+ * counted, and the counts become records when the windows end (at most one
+ * per reason slot and one for the rest, "several kinds", per window), so an
+ * attacker, even one varying the method, cannot grow the chain faster than
+ * TOTAL + REASONS + 1 records per window.  Only the leader can propose: a follower does not send its
  * refusals on (no RPC carries them); it counts them (refusals_lost) and
  * refusal.c's rate-limited log lines stay their only trace
  * (docs/identity.md says so).
@@ -61,6 +64,12 @@ struct kyufu_node_oplog
     uv_timer_t timer; /* proposes the count records of ended windows */
     bool started;
     struct kyufu_node_oplog_reason reason[KYUFU_NODE_OPLOG_REASONS];
+    /* All reasons together: records proposed in the current window, and
+     * refusals counted but not yet in a count record (a reason that lost
+     * its slot, or a count over the total bound). */
+    uint64_t window_start_ms;
+    unsigned window_records;
+    uint64_t overflow;
     /* Counters for the metrics and the tests. */
     uint64_t reads_recorded;   /* read records committed */
     uint64_t reads_withheld;   /* answers withheld: record not committed */
@@ -113,9 +122,10 @@ void kyufu_node__oplog_connection(struct kyufu_node *n,
 
 /* The rate bound alone (the tests drive it with their own clock): whether
  * the refusal of `method`/`code` at `now_ms` gets its own record (true) or
- * is counted (false).  When a window ended with refusals left out, *flush
- * is set to their number (the caller proposes the count record) and the
- * window restarts. */
+ * is counted (false).  When this reason's window had ended with refusals
+ * left out, *flush is set to their number (the caller proposes the count
+ * record: it counts against the total) and its window restarts.  Counts
+ * that cannot be recorded now go to o->overflow (the timer's). */
 bool kyufu_node__oplog_admit(struct kyufu_node_oplog *o,
                              const char *method,
                              int code,
