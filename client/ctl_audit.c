@@ -940,6 +940,21 @@ int ctl__audit(struct ctl__run *r, const char *verb, int argc, char **argv)
         fputs(export ? export_help : archive ? archive_help : verify_help, r->out);
         return verify ? -1 : 0; /* verify: the ledger command adds its own */
     }
+    if (!verify && (a.export != NULL || a.checkpoints != NULL || a.n_certs > 0)) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
+                         "audit %s: --export, --checkpoints and --cert belong to audit verify",
+                         verb);
+    }
+    if (verify && (a.has_from || a.has_to || a.has_before || a.actor != NULL ||
+                   a.object != NULL || a.out != NULL)) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
+                         "audit verify checks whole chains or exports: --from, --to, "
+                         "--before, --actor, --object and --out belong to export and "
+                         "archive");
+    }
+    if (!export && a.format != KYUFU_AUDIT_JSONL) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "--format belongs to audit export");
+    }
     if (export) {
         return audit_export(r, &a);
     }
