@@ -32,6 +32,7 @@
 #include <protobuf-c/protobuf-c.h>
 #include <uv.h>
 
+#include "auth_node.h"
 #include "availability.h"
 #include "config.h"
 #include "glue.h"
@@ -214,6 +215,7 @@ struct kyufu_node
     struct kyufu_node_avail avail; /* availability ledger (availability.c) */
     struct kyufu_node_versions versions;
     struct kyufu_node_oplog oplog; /* access records (oplog.h) */
+    struct kyufu_node_auth auth; /* identity (auth_node.h) */
 };
 
 /* One call in progress. */
@@ -227,6 +229,7 @@ struct kyufu_node_call
     uint64_t proposed_ns;         /* uv_hrtime of the proposal (metrics) */
     kyufu_glue_propose_cb proposed_cb; /* the caller's, wrapped */
     void *request;                /* unpacked request, or NULL */
+    void *auth;                   /* auth_service.c's, freed with the call */
     union {
         struct kyufu_glue_propose propose;
         struct kyufu_glue_barrier barrier;
