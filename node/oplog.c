@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kyufu/v1/ledger.pb-c.h"
+#include "auth_node.h"
 #include "availability.h"
 #include "limits.h"
 #include "log.h"
@@ -76,7 +77,24 @@ struct access
     const char *message;
     const char *peer;
     const char *certificate;
+    /* The call, when there is one: its original client's address,
+     * certificate subject and SHA-256 (a forwarded call's from the
+     * follower's metadata) replace peer and certificate. */
+    const struct kyufu_grpc_call *call;
 };
+
+/* The certificate subject of a call's original client. */
+static const char *client_subject(const struct kyufu_grpc_call *call)
+{
+    if (call->peer_node_id != 0) {
+        const char *fwd = kyufu_grpc_metadata_find(
+            call->metadata, call->n_metadata, KYUFU_NODE_MD_CLIENT_SUBJECT);
+        if (fwd != NULL) {
+            return fwd;
+        }
+    }
+    return call->peer_identity != NULL ? call->peer_identity : "";
+}
 
 /* Propose the RecordAccess `a` through req.  0, a KYUFU_GLUE_E* code
  * (NOTLEADER on a follower), or -1 when the cluster's version does not
@@ -97,8 +115,16 @@ static int propose(struct kyufu_node *n,
     actor_of(a->p, actor, sizeof actor);
     snprintf(why, sizeof why, "%s%s", prefix, a->message != NULL ? a->message : "");
     clean(message, sizeof message, why);
-    clean(peer, sizeof peer, a->peer);
-    clean(cert, sizeof cert, a->certificate);
+    uint8_t cert_sha256[32];
+    bool has_cert = false;
+    if (a->call != NULL) {
+        clean(peer, sizeof peer, kyufu_node__auth_client_peer(a->call));
+        clean(cert, sizeof cert, client_subject(a->call));
+        has_cert = kyufu_node__auth_client_cert(a->call, cert_sha256);
+    } else {
+        clean(peer, sizeof peer, a->peer);
+        clean(cert, sizeof cert, a->certificate);
+    }
 
     Kyufu__V1__RecordAccess ra = KYUFU__V1__RECORD_ACCESS__INIT;
     ra.method = (char *)a->method;
@@ -108,6 +134,10 @@ static int propose(struct kyufu_node *n,
     ra.message = message;
     ra.peer = peer;
     ra.certificate = cert;
+    if (has_cert) {
+        ra.cert_sha256.data = cert_sha256;
+        ra.cert_sha256.len = 32;
+    }
     if (a->p != NULL && a->p->kind == KYUFU_PRINCIPAL_STAFF) {
         ra.session = a->p->session_id;
     }
@@ -200,6 +230,16 @@ void kyufu_node__oplog_answer(struct kyufu_node_call *c,
         return;
     }
     protobuf_c_message_pack(msg, buf);
+    /* The caller, until the call carries its principal (h/access): the
+     * same resolution the permission check makes. */
+    struct kyufu_principal own;
+    if (p == NULL && c->call != NULL) {
+        char why[160];
+        if (kyufu_node__authenticate(n, c->call, &own, why, sizeof why) ==
+            KYUFU_GRPC_OK) {
+            p = &own;
+        }
+    }
     a->c = c;
     a->buf = buf;
     a->len = len;
@@ -211,8 +251,9 @@ void kyufu_node__oplog_answer(struct kyufu_node_call *c,
         .n_objects = n_objects,
         .outcome = KYUFU_GRPC_OK,
         .message = "",
-        .peer = c->call != NULL ? c->call->peer_address : "",
-        .certificate = c->call != NULL ? c->call->peer_identity : "",
+        .peer = "",
+        .certificate = "",
+        .call = c->call,
     };
     c->proposed_ns = uv_hrtime();
     int rv = propose(n, &a->req, &acc, on_answer_committed);
@@ -328,8 +369,7 @@ void kyufu_node__oplog_refused(struct kyufu_node *n,
         .method = call->method,
         .outcome = grpc_code,
         .message = msg,
-        .peer = call->peer_address,
-        .certificate = call->peer_identity,
+        .call = call,
     };
     refused(n, &a);
 }

@@ -121,6 +121,35 @@ def main():
         leader = c.wait_leader(15)
         S = c.s["service_pb2"]
 
+        L = c.s["ledger_pb2"]
+        G = c.s["service_pb2_grpc"]
+
+        # 0. A clerk's GetHousehold: the record names the clerk and the
+        # household, and is in the chain before the answer comes back.
+        c.account("clerk1", [L.ROLE_CLERK])
+        w = C.Writer(c, "clerk1", "oplog-clerk")
+        code, resp = w.call("RegisterHousehold", L.RegisterHousehold(
+            household=L.Household(
+                household_no="H-001", head_name="Yamada Taro",
+                address="1-2-3 Chuo", bank=L.BankAccount(
+                    bank_code="0001", branch_code="001",
+                    account_type="ordinary", account_no="1234567",
+                    holder_kana="ヤマダ タロウ"))))
+        assert code == grpc.StatusCode.OK, (code, resp)
+        clerk = G.LedgerStub(c.plain_channel(leader))
+        h = retry_unavailable(lambda: clerk.GetHousehold(
+            S.GetHouseholdRequest(household_no="H-001"), timeout=10,
+            metadata=c.bearer("clerk1")))
+        assert h.head_name == "Yamada Taro", h
+        got = [r for r in list_audit(c, leader)
+               if r.command == "RecordAccess" and
+               list(r.objects) == ["household/H-001"]]
+        assert got, "no access record naming household/H-001"
+        assert got[-1].actor == "clerk1" and got[-1].object == \
+            "household/H-001", got[-1]
+        assert "/kyufu.v1.Ledger/GetHousehold" in got[-1].message, got[-1]
+        print("ok: a clerk's GetHousehold is recorded: %s" % got[-1].message)
+
         # 1. A read of personal data: recorded before its answer returns.
         retry_unavailable(lambda: c.ledger(leader).ListHouseholds(
             S.ListRequest(page_size=10), timeout=10))
