@@ -33,6 +33,7 @@
 #include <uv.h>
 
 #include "auth.h"
+#include "auth_node.h"
 #include "availability.h"
 #include "config.h"
 #include "glue.h"
@@ -213,6 +214,7 @@ struct kyufu_node
     struct kyufu_node_metrics metrics;
     struct kyufu_node_avail avail; /* availability ledger (availability.c) */
     struct kyufu_node_versions versions;
+    struct kyufu_node_auth auth; /* identity (auth_node.h) */
 };
 
 /* One call in progress. */
@@ -230,6 +232,7 @@ struct kyufu_node_call
      * permission table and any handler; KIND_NONE only for the methods
      * that need no session (permissions.h PUBLIC, LOCAL). */
     struct kyufu_principal principal;
+    void *auth;                   /* auth_service.c's, freed with the call */
     union {
         struct kyufu_glue_propose propose;
         struct kyufu_glue_barrier barrier;

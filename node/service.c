@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "kyufu/v1/service.pb-c.h"
+#include "auth_node.h"
 #include "limits.h"
 #include "log.h"
 #include "permissions.h"
@@ -20,6 +21,9 @@
 #define W(name, desc, body)                                                  \
     {LEDGER name, KYUFU_NODE_WRITE, &kyufu__v1__##desc##__descriptor, body,  \
      NULL}
+#define AUTH "/kyufu.v1.Auth/"
+#define A(name, desc)                                                        \
+    {AUTH name, KYUFU_NODE_AUTH, &kyufu__v1__##desc##__descriptor, NULL, NULL}
 #define R(name, desc, fn)                                                    \
     {LEDGER name, KYUFU_NODE_READ, &kyufu__v1__##desc##__descriptor, NULL,   \
      kyufu_node__##fn}
@@ -87,7 +91,19 @@ static const struct kyufu_node_method table[] = {
      &kyufu__v1__get_availability_request__descriptor, NULL, NULL},
     {"/kyufu.v1.Cluster/Drill", KYUFU_NODE_DRILL,
      &kyufu__v1__drill_request__descriptor, NULL, NULL},
+    /* Identity (issue 8): the Auth service (auth_service.c). */
+    A("SignIn", sign_in_request),
+    A("SignOut", sign_out_request),
+    A("WhoAmI", who_am_irequest),
+    A("ChangePassword", change_password_request),
+    A("EnrollTotp", enroll_totp_request),
+    A("ConfirmTotp", confirm_totp_request),
+    A("ResetPassword", reset_password_request),
+    A("UnlockStaff", unlock_staff_request),
+    A("ResetTotp", reset_totp_request),
 };
+#undef A
+#undef AUTH
 #undef W
 #undef R
 #undef LEDGER
@@ -244,6 +260,9 @@ static void handle(void *data, struct kyufu_grpc_call *call)
         return;
     case KYUFU_NODE_DRILL:
         kyufu_node__drill(c);
+        return;
+    case KYUFU_NODE_AUTH:
+        kyufu_node__auth_call(c);
         return;
     }
     assert(false);

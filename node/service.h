@@ -34,6 +34,7 @@ enum kyufu_node_method_kind {
     KYUFU_NODE_REMOVE_NODE,
     KYUFU_NODE_GET_AVAILABILITY, /* this node's store (availability.c) */
     KYUFU_NODE_DRILL,            /* on the leader, if allowed (availability.c) */
+    KYUFU_NODE_AUTH,             /* identity: the Auth service (auth_service.c) */
 };
 
 struct kyufu_node_method

@@ -290,5 +290,10 @@ void kyufu_node__write(struct kyufu_node_call *c)
         kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT, why, NULL, 0);
         return;
     }
+    if (strcmp(c->method->body, "create_staff") == 0) {
+        /* Identity: the node makes the temporary password (auth_service.c). */
+        kyufu_node__auth_create_staff(c, rh, body);
+        return;
+    }
     kyufu_node__propose(c, rh, c->method->body, body, on_proposed);
 }
