@@ -247,10 +247,6 @@ static void test_cli(const char *dir)
                      "--budget", "1", "--window-start-ms", "2026-04-01", NULL),
                  KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err_buf, "--window-end-ms is required") != NULL);
-    /* A write without an actor (the generated config has none). */
-    CHECK_EQ_INT(run("--config", conf, "application", "approve", "--id", "1", NULL),
-                 KYUFU_CTL_EXIT_USAGE);
-    CHECK(strstr(err_buf, "no actor") != NULL);
     CHECK_EQ_INT(run("--config", conf, "--stale", "application", "approve", "--id", "1",
                      "--as", "ap1", NULL),
                  KYUFU_CTL_EXIT_USAGE);
