@@ -230,16 +230,6 @@ void kyufu_node__oplog_answer(struct kyufu_node_call *c,
         return;
     }
     protobuf_c_message_pack(msg, buf);
-    /* The caller, until the call carries its principal (h/access): the
-     * same resolution the permission check makes. */
-    struct kyufu_principal own;
-    if (p == NULL && c->call != NULL) {
-        char why[160];
-        if (kyufu_node__authenticate(n, c->call, &own, why, sizeof why) ==
-            KYUFU_GRPC_OK) {
-            p = &own;
-        }
-    }
     a->c = c;
     a->buf = buf;
     a->len = len;

@@ -27,9 +27,8 @@
 #include "oplog.h"
 #include "service.h"
 
-/* The caller, for the access record (NULL until the principal is in the
- * call: h/access). */
-#define PRINCIPAL(c) ((const struct kyufu_principal *)NULL)
+/* The caller, for the access record (service.c authenticated it). */
+#define PRINCIPAL(c) ((const struct kyufu_principal *)&(c)->principal)
 
 static bool personal(const struct kyufu_node_method *m);
 

@@ -150,6 +150,33 @@ def main():
         assert "/kyufu.v1.Ledger/GetHousehold" in got[-1].message, got[-1]
         print("ok: a clerk's GetHousehold is recorded: %s" % got[-1].message)
 
+        # 0b. Denied calls leave records: a clerk asking for the staff list
+        # (ID administrators only), and a call with no session at all.
+        try:
+            clerk.ListStaff(S.ListRequest(), timeout=10,
+                            metadata=c.bearer("clerk1"))
+            raise AssertionError("a clerk read the staff list")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.PERMISSION_DENIED, e
+        try:
+            clerk.ListHouseholds(S.ListRequest(), timeout=10)
+            raise AssertionError("a call without a session was served")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.UNAUTHENTICATED, e
+        def denials():
+            recs = list_audit(c, leader)
+            a = [r for r in recs if r.command == "RecordAccess" and
+                 r.actor == "clerk1" and "/kyufu.v1.Ledger/ListStaff" in
+                 r.message and r.outcome == L.PERMISSION_DENIED]
+            b = [r for r in recs if r.command == "RecordAccess" and
+                 r.actor == "" and "/kyufu.v1.Ledger/ListHouseholds" in
+                 r.message and "unauthenticated" in r.message]
+            return (a, b) if a and b else None
+        denied = until("the denial records", denials, timeout=10)
+        assert denied[0] and denied[1], denied
+        print("ok: denials are recorded: %s | %s"
+              % (denied[0][-1].message, denied[1][-1].message))
+
         # 1. A read of personal data: recorded before its answer returns.
         retry_unavailable(lambda: c.ledger(leader).ListHouseholds(
             S.ListRequest(page_size=10), timeout=10))
