@@ -21,6 +21,15 @@
 
 /* ------------------------------------------------------------ helpers */
 
+/* Apply c and free it; the result is the caller's. */
+static Kyufu__V1__CommandResult *apply_take(struct fx *f,
+                                            Kyufu__V1__Command *c)
+{
+    Kyufu__V1__CommandResult *r = fx_apply(f, c);
+    kyufu__v1__command__free_unpacked(c, NULL);
+    return r;
+}
+
 static Kyufu__V1__Code apply_code(struct fx *f, Kyufu__V1__Command *c)
 {
     Kyufu__V1__CommandResult *r = fx_apply(f, c);
@@ -404,7 +413,7 @@ static void self_grant_and_two_admins(void)
     /* A grant of ID administrator: pending after the first... */
     uint64_t before = fx_audit_count(&f);
     Kyufu__V1__CommandResult *r =
-        fx_apply(&f, c_set_roles(&f, "admin", "clerk", R_ADMIN | R_AUDITOR));
+        apply_take(&f, c_set_roles(&f, "admin", "clerk", R_ADMIN | R_AUDITOR));
     CHECK_CODE(r, PRECOND);
     CHECK(strncmp(r->message, "pending:", 8) == 0);
     fx_free(r);
@@ -418,7 +427,7 @@ static void self_grant_and_two_admins(void)
     /* ...another set of roles does not confirm it... */
     fx_reject(&f, c_set_roles(&f, "admin2", "clerk", R_ADMIN), PRECOND);
     /* ...so the first grant is replaced by admin2's: admin confirms. */
-    r = fx_apply(&f, c_set_roles(&f, "admin", "clerk", R_ADMIN));
+    r = apply_take(&f, c_set_roles(&f, "admin", "clerk", R_ADMIN));
     CHECK_CODE(r, OK);
     CHECK_EQ(r->staff->roles_mask, R_ADMIN);
     fx_free(r);
@@ -434,7 +443,7 @@ static void self_grant_and_two_admins(void)
     fx_reject(&f, c_set_roles(&f, "admin", "aud", R_ADMIN), PRECOND);
     fx_do(&f, c_set_status(&f, "admin2", "admin", SS(SUSPENDED)));
     fx_reject(&f, c_set_roles(&f, "admin2", "aud", R_ADMIN), PRECOND);
-    r = fx_apply(&f, c_set_roles(&f, "clerk", "aud", R_ADMIN));
+    r = apply_take(&f, c_set_roles(&f, "clerk", "aud", R_ADMIN));
     CHECK_CODE(r, OK); /* clerk is an ID administrator now (above) */
     fx_free(r);
     fx_close(&f);
@@ -444,7 +453,7 @@ static void self_grant_and_two_admins(void)
     fx_identity(&f);
     fx_do(&f, c_bootstrap(&f, "kyufu-node-1", "root"));
     fx_do(&f, c_create_staff(&f, "root", "kim", R_CLERK));
-    r = fx_apply(&f, c_set_roles(&f, "root", "kim", R_ADMIN));
+    r = apply_take(&f, c_set_roles(&f, "root", "kim", R_ADMIN));
     CHECK_CODE(r, OK);
     fx_free(r);
     a = last_audit(&f);
@@ -455,7 +464,7 @@ static void self_grant_and_two_admins(void)
     CHECK_EQ(kyufu_storage_get_staff(f.s, "lee",
                                      &(Kyufu__V1__StaffAccount *){NULL}),
              KYUFU_STORAGE_ENOTFOUND);
-    r = fx_apply(&f, c_create_staff(&f, "kim", "lee", R_ADMIN));
+    r = apply_take(&f, c_create_staff(&f, "kim", "lee", R_ADMIN));
     CHECK_CODE(r, OK);
     fx_free(r);
     fx_close(&f);
@@ -561,7 +570,7 @@ static void record_access(void)
     struct fx f;
     fx_open(&f);
     fx_world(&f);
-    Kyufu__V1__CommandResult *r = fx_apply(&f, c_access(&f, "clerk", 3));
+    Kyufu__V1__CommandResult *r = apply_take(&f, c_access(&f, "clerk", 3));
     CHECK_CODE(r, OK);
     fx_free(r);
     Kyufu__V1__AuditRecord *a = last_audit(&f);
@@ -754,7 +763,7 @@ static void digest_and_snapshot(void)
     CHECK(has_session(&c, 1));
     /* The restored store goes on alike: the pending grant is there. */
     Kyufu__V1__CommandResult *r =
-        fx_apply(&c, c_set_roles(&c, "admin2", "clerk", R_ADMIN));
+        apply_take(&c, c_set_roles(&c, "admin2", "clerk", R_ADMIN));
     CHECK_CODE(r, OK);
     fx_free(r);
     fx_reopen(&c);
