@@ -91,9 +91,13 @@ def make_cert(d, name, ca_key, ca_crt, cn, node_id=None):
 
 
 # Nodes come and go in these tests: reconnect quickly instead of grpc's
-# default backoff (1 s growing to 120 s).
+# default backoff (1 s growing to 120 s).  grpcio also takes the minimum
+# reconnect backoff as its connect timeout (TCP + TLS + the server's
+# SETTINGS): 2 s, not 50 ms, which a handshake on a loaded 2-core machine
+# exceeds ("handshaker shutdown"; the harness opens fresh channels for
+# sign-ins and other certificates).
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 50),
-                   ("grpc.min_reconnect_backoff_ms", 50),
+                   ("grpc.min_reconnect_backoff_ms", 2000),
                    ("grpc.max_reconnect_backoff_ms", 300)]
 
 # The bootstrap administrator (docs/identity.md "Accounts and their
@@ -391,6 +395,11 @@ class Cluster:
             ch.close()
         for k in [k for k in self.plain if k[0] == i]:
             self.plain.pop(k).close()
+
+    def node_cert(self, i):
+        """(cert, key) of node i's own certificate files."""
+        nd = os.path.join(self.dir, "node%d" % i)
+        return os.path.join(nd, "node.pem"), os.path.join(nd, "node.key")
 
     def probe(self, i):
         """Cluster stub on node i with a node certificate (node 1's
