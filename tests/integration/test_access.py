@@ -34,10 +34,34 @@ DENIED = grpc.StatusCode.PERMISSION_DENIED
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 
 
+class Rpc:
+    """One method of a stub on a node's token-less channel, looked up at
+    each call, so that a retry after UNAVAILABLE goes out on a fresh
+    channel (grpcio 1.51 can stay stuck on a subchannel that failed to
+    connect: cluster.py)."""
+
+    def __init__(self, c, service, node, cert, key, name):
+        self.c, self.service, self.node = c, service, node
+        self.cert, self.key, self.name = cert, key, name
+
+    def __call__(self, req, **kw):
+        ch = self.c.plain_channel(self.node, self.cert, self.key)
+        stub = getattr(self.c.s["service_pb2_grpc"], self.service)(ch)
+        return getattr(stub, self.name)(req, **kw)
+
+
+class Stub:
+    def __init__(self, c, service, node, cert=None, key=None):
+        self.args = (c, service, node, cert, key)
+
+    def __getattr__(self, name):
+        return Rpc(*self.args, name)
+
+
 def code_of(fn, req, md, timeout=10):
     """(code, response or error details) of one call; UNAVAILABLE (a
     connection not made yet on a loaded machine, a leader change) is
-    retried for up to 20 s, as every client does."""
+    retried on a fresh channel for up to 20 s, as every client does."""
     end = time.monotonic() + 20
     while True:
         try:
@@ -46,6 +70,7 @@ def code_of(fn, req, md, timeout=10):
             if e.code() != grpc.StatusCode.UNAVAILABLE or \
                     time.monotonic() > end:
                 return e.code(), e.details() or ""
+        fn.c.reset_channel(fn.node)
         time.sleep(0.2)
 
 
@@ -60,10 +85,10 @@ def main():
         led = W.Ledger(c)
 
         def ledger(node, cert=None, key=None):
-            return G.LedgerStub(c.plain_channel(node, cert, key))
+            return Stub(c, "LedgerStub", node, cert, key)
 
         def clus(node, cert=None, key=None):
-            return G.ClusterStub(c.plain_channel(node, cert, key))
+            return Stub(c, "ClusterStub", node, cert, key)
 
         def header(actor, client, seq):
             return S.RequestHeader(actor=actor, terminal="it-access",
