@@ -32,7 +32,9 @@
 #include <protobuf-c/protobuf-c.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "auth_node.h"
+#include "auth.h"
 #include "availability.h"
 #include "config.h"
 #include "glue.h"
@@ -227,7 +229,15 @@ struct kyufu_node_call
     uint64_t proposed_ns;         /* uv_hrtime of the proposal (metrics) */
     kyufu_glue_propose_cb proposed_cb; /* the caller's, wrapped */
     void *request;                /* unpacked request, or NULL */
+    /* Who is calling (auth.h), resolved by service.c's handle before the
+     * permission table and any handler; KIND_NONE only for the methods
+     * that need no session (permissions.h PUBLIC, LOCAL). */
+    struct kyufu_principal principal;
     void *auth;                   /* auth_service.c's, freed with the call */
+    /* Who is calling (auth.h), resolved by service.c's handle before the
+     * permission table and any handler; KIND_NONE only for the methods
+     * that need no session (permissions.h PUBLIC, LOCAL). */
+    struct kyufu_principal principal;
     union {
         struct kyufu_glue_propose propose;
         struct kyufu_glue_barrier barrier;

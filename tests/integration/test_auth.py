@@ -7,7 +7,7 @@
   - the first sign-in with the temporary password is a setup-only session;
     ChangePassword (policy: a guessable password is refused); a sign-in
     without TOTP is still setup-only; EnrollTotp + ConfirmTotp (codes
-    computed here per RFC 6238 with hmac);
+    computed per RFC 6238 by auth.py);
   - a full sign-in with password + TOTP through a follower (forwarded to
     the leader, bound to this client's certificate); WhoAmI on every node;
   - the same TOTP code again is refused (single use); the token over
@@ -19,45 +19,17 @@
   - no password, token or secret appears in any node's log.
 
 usage: test_auth.py KYUFUD"""
-import base64
-import hashlib
-import hmac
 import os
-import struct
 import sys
 import time
 
 import grpc
 
+import auth as AU
 import cluster as C
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
-ADMIN = "admin"
-TEMP = "Temporary-Bootstrap-Pw-7731"
-
-
-def totp(secret, step):
-    mac = hmac.new(secret, struct.pack(">Q", step), hashlib.sha1).digest()
-    off = mac[-1] & 0x0F
-    val = struct.unpack(">I", mac[off:off + 4])[0] & 0x7FFFFFFF
-    return "%06d" % (val % 1000000)
-
-
-class Steps:
-    """Hands out each TOTP step once, lowest first, and only steps the node
-    accepts now and still accepts a few seconds later (+-1 step)."""
-
-    def __init__(self):
-        self.last = 0
-
-    def next(self):
-        while True:
-            now = time.time()
-            lo = max(self.last + 1, int(now + 5) // 30 - 1)
-            if lo <= int(now) // 30 + 1:
-                self.last = lo
-                return lo
-            time.sleep(30 - now % 30 + 0.1)
+ADMIN = C.ADMIN
 
 
 def code_of(e):
@@ -94,20 +66,13 @@ def run(c):
     G = c.s["service_pb2_grpc"]
     from kyufu.v1 import identity_pb2 as ident
     # The bootstrap-admin file kyufuctl cluster init writes, in each node's
-    # data folder.
-    salt = os.urandom(16)
-    h = hashlib.pbkdf2_hmac("sha256", TEMP.encode(), salt, 600000)
-    text = ("staff_id = %s\ndisplay_name = First Administrator\n"
-            "iterations = 600000\nsalt = %s\nhash = %s\n"
-            % (ADMIN, salt.hex(), h.hex()))
-    files = {}
-    for i in (1, 2, 3):
-        d = os.path.join(c.dir, "node%d" % i, "data")
-        os.makedirs(d, mode=0o700)
-        files[i] = os.path.join(d, "bootstrap-admin")
-        fd = os.open(files[i], os.O_WRONLY | os.O_CREAT, 0o600)
-        os.write(fd, text.encode())
-        os.close(fd)
+    # data folder: the Cluster wrote it (auth.bootstrap_admin_text).
+    TEMP, text = c.admin_temp, c.bootstrap_text
+    h = dict(line.split(" = ", 1) for line in text.splitlines())["hash"]
+    files = {i: os.path.join(c.dir, "node%d" % i, "data", C.BOOTSTRAP_FILE)
+             for i in (1, 2, 3)}
+    for f in files.values():
+        assert os.stat(f).st_mode & 0o777 == 0o600, f
     c.start_all()
     leader = c.wait_leader(20)
     follower = [i for i in (1, 2, 3) if i != leader][0]
@@ -150,8 +115,7 @@ def run(c):
         old_password=TEMP, new_password="short"),
         metadata=md(setup_token), timeout=10),
         grpc.StatusCode.INVALID_ARGUMENT, "at least 12")
-    new_pw = "Kq7#" + base64.b64encode(os.urandom(15)).decode().replace(
-        "/", "x").replace("+", "z") + "%9"
+    new_pw = AU.new_password()
     A.ChangePassword(S.ChangePasswordRequest(old_password=TEMP,
                                              new_password=new_pw),
                      metadata=md(setup_token), timeout=10)
@@ -170,18 +134,23 @@ def run(c):
     e = A.EnrollTotp(S.EnrollTotpRequest(), metadata=md(t2), timeout=10)
     assert e.otpauth_uri.startswith("otpauth://totp/kyufu:admin?secret="), e
     b32 = e.secret_base32
-    secret = base64.b32decode(b32 + "=" * (-len(b32) % 8))
+    secret = AU.b32_secret(b32)
     assert len(secret) == 20
-    steps = Steps()
+    acct = AU.Account(ADMIN, new_pw)  # hands out each TOTP step once
+    acct.secret = secret
+    wrong = "000000"
+    for step in range(AU.step_at(time.time()) - 2,
+                      AU.step_at(time.time()) + 3):
+        if AU.totp(secret, step) == wrong:
+            wrong = "111111"
     expect_error(lambda: A.ConfirmTotp(S.ConfirmTotpRequest(
-        totp_code="000000" if totp(secret, steps.last + 1) != "000000"
-        else "111111"), metadata=md(t2), timeout=10), UNAUTH)
-    A.ConfirmTotp(S.ConfirmTotpRequest(totp_code=totp(secret, steps.next())),
+        totp_code=wrong), metadata=md(t2), timeout=10), UNAUTH)
+    A.ConfirmTotp(S.ConfirmTotpRequest(totp_code=acct.code()),
                   metadata=md(t2), timeout=10)
 
     # A full sign-in through a follower (forwarded to the leader).
     F = auth(follower)
-    code = totp(secret, steps.next())
+    code = acct.code()
     expect_error(lambda: F.SignIn(S.SignInRequest(staff_id=ADMIN,
                                                   password=new_pw),
                                   timeout=10), UNAUTH, "sign-in failed")
@@ -208,7 +177,7 @@ def run(c):
                     raise
                 time.sleep(0.1)
         assert w.staff_id == ADMIN and not w.setup_only, w
-        assert w.display_name == "First Administrator", w
+        assert w.display_name == "ID administrator", w
         assert w.terminal == "kyufu-test-client", w
         assert w.expires_ms > w.idle_expires_ms > 0, w
 
@@ -275,6 +244,32 @@ def run(c):
         staff_id="nobody", password="Whatever-Pass-1"), timeout=10), UNAUTH,
         "sign-in failed")
 
+    # An ID administrator unlocks it (a write, through a follower), and
+    # the temporary password signs in again: a setup session.
+    LF = G.AuthStub(c.channel(follower))
+    LF.UnlockStaff(S.UnlockStaffRequest(
+        header=header(3), command=ident.UnlockStaff(staff_id="clerk1")),
+        metadata=md(token), timeout=10)
+    r = A.SignIn(S.SignInRequest(staff_id="clerk1", password=clerk_pw),
+                 timeout=10)
+    assert r.setup_only and r.must_change_password, r
+    clerk_token = r.token
+    # ResetPassword: a new temporary password, shown once; the old one and
+    # the clerk's sessions are gone.
+    rp = LF.ResetPassword(S.ResetPasswordRequest(
+        header=header(4), staff_id="clerk1"), metadata=md(token), timeout=10)
+    clerk_pw2 = rp.temporary_password
+    assert len(clerk_pw2) >= 16 and clerk_pw2 != clerk_pw, rp
+    expect_error(lambda: A.WhoAmI(S.WhoAmIRequest(),
+                                  metadata=md(clerk_token), timeout=10),
+                 UNAUTH)
+    expect_error(lambda: A.SignIn(S.SignInRequest(
+        staff_id="clerk1", password=clerk_pw), timeout=10), UNAUTH,
+        "sign-in failed")
+    r = A.SignIn(S.SignInRequest(staff_id="clerk1", password=clerk_pw2),
+                 timeout=10)
+    assert r.setup_only and r.must_change_password, r
+
     # Sign-out: the token is gone everywhere.
     F.SignOut(S.SignOutRequest(), metadata=md(token), timeout=10)
     for i in (1, 2, 3):
@@ -310,8 +305,9 @@ def run(c):
     assert os.path.exists(files[follower])
 
     # No secret in any log.
-    secrets = [TEMP, new_pw, clerk_pw, token, setup_token, t2, b32,
-               secret.hex(), h.hex()]
+    secrets = [TEMP, new_pw, clerk_pw, clerk_pw2, token, setup_token, t2,
+               clerk_token, b32,
+               secret.hex(), h]
     for i in (1, 2, 3):
         log = open(c.log_path(i)).read()
         for s in secrets:
