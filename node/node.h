@@ -234,10 +234,6 @@ struct kyufu_node_call
      * that need no session (permissions.h PUBLIC, LOCAL). */
     struct kyufu_principal principal;
     void *auth;                   /* auth_service.c's, freed with the call */
-    /* Who is calling (auth.h), resolved by service.c's handle before the
-     * permission table and any handler; KIND_NONE only for the methods
-     * that need no session (permissions.h PUBLIC, LOCAL). */
-    struct kyufu_principal principal;
     union {
         struct kyufu_glue_propose propose;
         struct kyufu_glue_barrier barrier;
