@@ -10,7 +10,9 @@
   - `whoami` names the account and its roles;
   - `staff create` prints the clerk's one-time temporary password; the
     clerk goes through the same first sign-in in their own --token-file and
-    writes (household register) in their session;
+    writes (household register) in their session, the header naming no
+    actor; `--as admin` in the clerk's session is refused, and so is an ID
+    administrator's command (PERMISSION_DENIED);
   - KYUFU_TOKEN wins over the token file; a token file others may read is
     refused (exit 2) before any call;
   - `logout` closes the session on the cluster (the old token, given as
@@ -136,9 +138,9 @@ def main():
         assert who["staff_id"] == "admin" and who["roles"] == ["id_admin"], who
         assert not who.get("setup_only"), who
 
-        # A clerk: created with a one-time temporary password ...
-        # (--as asserts the session's own account: the node refuses any other)
-        r = k("--as", "admin", "staff", "create", "--staff-id", "clerk1",
+        # A clerk: created with a one-time temporary password (the session
+        # is the actor: no --as) ...
+        r = k("staff", "create", "--staff-id", "clerk1",
               "--display-name", "Sato", "--roles", "clerk")
         lines = r.stdout.splitlines()
         at = [i for i, l in enumerate(lines) if "temporary password" in l]
@@ -151,12 +153,20 @@ def main():
         clerk_token = first_sign_in(k, c, "clerk1", clerk_temp_file, files["clerk"],
                                     clerk_file)
         assert clerk_token != admin_token
-        r = k("--token-file", clerk_file, "--as", "clerk1", "household", "register",
+        r = k("--token-file", clerk_file, "household", "register",
               "--household-no", "H-1", "--head-name", "Kyufu Taro",
               "--address", "1 Chuo", "--bank-code", "0001", "--branch-code", "001",
               "--account-type", "ordinary", "--account-no", "1000001",
               "--holder-kana", "ｷｭｳﾌ ﾀﾛｳ")
         assert r.stdout.startswith("ok: household/H-1"), r.stdout
+        # --as only asserts: naming anyone but the session's account is refused.
+        r = k("--token-file", clerk_file, "--as", "admin", "household", "register",
+              "--household-no", "H-2", "--head-name", "X", "--address", "2 Chuo",
+              "--bank-code", "0001", "--branch-code", "001", "--account-type",
+              "ordinary", "--account-no", "1000002", "--holder-kana", "ｴｯｸｽ", rc=1)
+        # The clerk's session cannot do an ID administrator's work.
+        r = k("--token-file", clerk_file, "staff", "unlock", "admin", rc=1)
+        assert "PERMISSION_DENIED" in r.stderr, r.stderr
 
         # KYUFU_TOKEN wins over the token file.
         r = k("--token-file", clerk_file, "--json", "whoami",
