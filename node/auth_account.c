@@ -106,6 +106,8 @@ static void change_done(struct kyufu_node_auth_job *jb)
     j->cred = NULL;
     if (j->status == KYUFU_GRPC_UNAUTHENTICATED) {
         /* A wrong old password counts as a failed sign-in (lockout). */
+        struct kyufu_node_auth_ctx *x = c->auth;
+        x->fail_message = "the old password is wrong";
         kyufu_node__auth_signin_fail(c, j->staff_id, "password");
         return;
     }
@@ -570,13 +572,28 @@ static void create_done(struct kyufu_node_auth_job *jb)
         kyufu_node__forward(c); /* leadership moved while hashing */
         return;
     }
-    Kyufu__V1__PasswordHash h;
-    kyufu_node__auth_copy_hash(&h, KYUFU_PWHASH_ITERATIONS, j->salt, j->hash);
-    memcpy(((struct kyufu_node_auth_ctx *)c->auth)->salt, j->salt, sizeof j->salt);
-    j->body->temporary_password = &h;
+    /* On the heap, owned by the request from now on: however the proposal
+     * ends (even answered at once, which frees the request), the request's
+     * free releases it. */
+    Kyufu__V1__PasswordHash *h = malloc(sizeof *h);
+    uint8_t *salt = malloc(sizeof j->salt);
+    uint8_t *hash = malloc(sizeof j->hash);
+    if (h == NULL || salt == NULL || hash == NULL) {
+        free(h);
+        free(salt);
+        free(hash);
+        kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                              "out of memory", NULL, 0);
+        return;
+    }
+    memcpy(salt, j->salt, sizeof j->salt);
+    memcpy(hash, j->hash, sizeof j->hash);
+    kyufu_node__auth_copy_hash(h, KYUFU_PWHASH_ITERATIONS, salt, hash);
+    memcpy(((struct kyufu_node_auth_ctx *)c->auth)->salt, j->salt,
+           sizeof j->salt);
+    assert(j->body->temporary_password == NULL); /* refused before */
+    j->body->temporary_password = h;
     kyufu_node__propose(c, j->rh, "create_staff", j->body, created);
-    /* Packed by the proposal; the request must not free our stack copy. */
-    j->body->temporary_password = NULL;
 }
 
 void kyufu_node__auth_create_staff(struct kyufu_node_call *c,

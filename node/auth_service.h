@@ -77,6 +77,8 @@ struct kyufu_node_auth_ctx
     char staff_id[KYUFU_STAFF_ID_BYTES_MAX + 1];
     char locked_text[64]; /* SignInFailed for a locked account */
     bool unknown;         /* SignIn: no such account */
+    const char *fail_message; /* static; signin_fail's answer, if not
+                                 "sign-in failed" */
     uint8_t salt[KYUFU_PWHASH_SALT_BYTES]; /* CreateStaff: the hash's */
 };
 

@@ -76,7 +76,10 @@ static void signin_answer_failed(struct kyufu_glue_propose *req, int status,
         kyufu_node__call_done(c, KYUFU_GRPC_UNAUTHENTICATED, msg, NULL, 0);
         return;
     }
-    kyufu_node__call_done(c, KYUFU_GRPC_UNAUTHENTICATED, "sign-in failed",
+    kyufu_node__call_done(c, KYUFU_GRPC_UNAUTHENTICATED,
+                          x != NULL && x->fail_message != NULL
+                              ? x->fail_message
+                              : "sign-in failed",
                           NULL, 0);
 }
 

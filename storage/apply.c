@@ -732,6 +732,7 @@ static int apply_command(struct kyufu_storage *s,
                 return rv;
             }
             if (refused) {
+                name_object(&c);
                 goto audit; /* audited; not returned, nothing stored */
             }
         }

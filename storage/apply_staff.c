@@ -62,7 +62,27 @@ static int admin_grant(struct kyufu_storage__cmd *c, const char *target,
         size_t by_len = v.mv_size - 12;
         bool other = by_len != strlen(c->actor) ||
                      memcmp(by, c->actor, by_len) != 0;
+        /* The first grant counts only while its administrator still is
+         * one (not suspended, disabled or stripped of the role since). */
+        bool first_ok = false;
         if (kyufu_storage__get_u32(v.mv_data) == roles && other) {
+            char by_id[KYUFU_STAFF_ID_BYTES_MAX + 1];
+            Kyufu__V1__StaffAccount *g = NULL;
+            memcpy(by_id, by, by_len);
+            by_id[by_len] = '\0';
+            rv = kyufu_storage__get_staff(c->s, c->txn, by_id, &g);
+            if (rv != 0 && rv != KYUFU_STORAGE_ENOTFOUND) {
+                return rv;
+            }
+            first_ok = rv == 0 &&
+                       g->status == KYUFU__V1__STAFF_STATUS__STAFF_ACTIVE &&
+                       (g->roles_mask & ID_ADMIN) != 0;
+            if (g != NULL) {
+                kyufu__v1__staff_account__free_unpacked(g, NULL);
+            }
+            rv = 0;
+        }
+        if (first_ok) {
             *go = true;
             c->audit_set = true;
             c->audit_code = KYUFU__V1__CODE__OK;

@@ -91,9 +91,13 @@ def make_cert(d, name, ca_key, ca_crt, cn, node_id=None):
 
 
 # Nodes come and go in these tests: reconnect quickly instead of grpc's
-# default backoff (1 s growing to 120 s).
+# default backoff (1 s growing to 120 s).  grpcio also takes the minimum
+# reconnect backoff as its connect timeout (TCP + TLS + the server's
+# SETTINGS): 2 s, not 50 ms, which a handshake on a loaded 2-core machine
+# exceeds ("handshaker shutdown"; the harness opens fresh channels for
+# sign-ins and other certificates).
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 50),
-                   ("grpc.min_reconnect_backoff_ms", 50),
+                   ("grpc.min_reconnect_backoff_ms", 2000),
                    ("grpc.max_reconnect_backoff_ms", 300)]
 
 # The bootstrap administrator (docs/identity.md "Accounts and their
@@ -392,6 +396,11 @@ class Cluster:
         for k in [k for k in self.plain if k[0] == i]:
             self.plain.pop(k).close()
 
+    def node_cert(self, i):
+        """(cert, key) of node i's own certificate files."""
+        nd = os.path.join(self.dir, "node%d" % i)
+        return os.path.join(nd, "node.pem"), os.path.join(nd, "node.key")
+
     def probe(self, i):
         """Cluster stub on node i with a node certificate (node 1's
         identity), no token: a peer's probe (Status), for wait_leader
@@ -498,6 +507,17 @@ class Cluster:
         token = self.token(staff_id, cert)
         assert token, "%s is not signed in" % staff_id
         return dict(os.environ, KYUFU_TOKEN=token)
+
+    def token_file(self, staff_id, cert=None):
+        """A token file (0600, the token and a newline, as kyufuctl login
+        writes it) for a libkyufu program's `token_file` config key."""
+        token = self.token(staff_id, cert)
+        assert token, "%s is not signed in" % staff_id
+        path = os.path.join(self.dir, "token-%s" % staff_id)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+        return path
 
     def reset_password(self, staff_id):
         """Auth.ResetPassword by the bootstrap admin: the account's new

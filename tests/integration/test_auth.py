@@ -30,21 +30,35 @@ import cluster as C
 
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 ADMIN = C.ADMIN
+T = 30  # per call: the sanitizer build on a loaded machine is slow
+RESET = [lambda: None]  # run() sets it: new channels after UNAVAILABLE
 
 
 def code_of(e):
     return e.code() if isinstance(e, grpc.RpcError) else None
 
 
-def expect_error(fn, code, text=None):
-    try:
-        fn()
-    except grpc.RpcError as e:
-        assert e.code() == code, (e.code(), e.details())
-        if text is not None:
-            assert text in (e.details() or ""), e.details()
-        return e.details()
-    raise AssertionError("expected %s" % code)
+def expect_error(fn, code, text=None, patience=30):
+    """fn() fails with code (and text in its details); UNAVAILABLE (a new
+    channel still connecting to a loaded node) is retried meanwhile."""
+    end = time.monotonic() + patience
+    while True:
+        try:
+            fn()
+        except grpc.RpcError as e:
+            if (e.code() == grpc.StatusCode.UNAVAILABLE and
+                    code != grpc.StatusCode.UNAVAILABLE and
+                    time.monotonic() < end):
+                # grpcio can stay stuck on a subchannel that failed to
+                # connect: start afresh (the stubs are made per call).
+                RESET[0]()
+                time.sleep(0.2)
+                continue
+            assert e.code() == code, (e.code(), e.details())
+            if text is not None:
+                assert text in (e.details() or ""), e.details()
+            return e.details()
+        raise AssertionError("expected %s" % code)
 
 
 def md(token, extra=()):
@@ -77,26 +91,38 @@ def run(c):
     leader = c.wait_leader(20)
     follower = [i for i in (1, 2, 3) if i != leader][0]
 
+    other = {}
+
     def auth(i, cert=None, key=None):
         if cert is None:
             return G.AuthStub(c.channel(i))
-        ch = grpc.secure_channel(c.api[i], c.creds(cert, key),
-                                 options=C.CHANNEL_OPTIONS)
-        return G.AuthStub(ch)
+        if i not in other:
+            other[i] = grpc.secure_channel(c.api[i], c.creds(cert, key),
+                                           options=C.CHANNEL_OPTIONS)
+        return G.AuthStub(other[i])
+
+    def reset():
+        for i in (1, 2, 3):
+            c.reset_channel(i)
+        for ch in other.values():
+            ch.close()
+        other.clear()
+    RESET[0] = reset
 
     # First sign-in: the bootstrap account appears once the cluster runs
     # the identity command set (a few seconds after the election).
-    end = time.monotonic() + 20
+    end = time.monotonic() + 40
     while True:
         try:
             r = auth(leader).SignIn(S.SignInRequest(staff_id=ADMIN,
                                                     password=TEMP),
-                                    timeout=10)
+                                    timeout=T)
             break
         except grpc.RpcError as e:
             if time.monotonic() > end or e.code() not in (
                     UNAUTH, grpc.StatusCode.FAILED_PRECONDITION,
-                    grpc.StatusCode.UNAVAILABLE):
+                    grpc.StatusCode.UNAVAILABLE,
+                    grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise AssertionError("%s %s\n%s" % (e.code(), e.details(),
                                                     c.logs()))
             time.sleep(0.3)
@@ -106,32 +132,37 @@ def run(c):
 
     # A setup session may change its password; the policy refuses a
     # guessable one (no change), then takes a good one.
-    A = auth(leader)
-    expect_error(lambda: A.ChangePassword(S.ChangePasswordRequest(
+    def A():
+        return auth(leader)
+    expect_error(lambda: A().ChangePassword(S.ChangePasswordRequest(
         old_password=TEMP, new_password="password1234567"),
-        metadata=md(setup_token), timeout=10),
+        metadata=md(setup_token), timeout=T),
         grpc.StatusCode.INVALID_ARGUMENT, "refused")
-    expect_error(lambda: A.ChangePassword(S.ChangePasswordRequest(
+    expect_error(lambda: A().ChangePassword(S.ChangePasswordRequest(
         old_password=TEMP, new_password="short"),
-        metadata=md(setup_token), timeout=10),
+        metadata=md(setup_token), timeout=T),
         grpc.StatusCode.INVALID_ARGUMENT, "at least 12")
     new_pw = AU.new_password()
-    A.ChangePassword(S.ChangePasswordRequest(old_password=TEMP,
+    A().ChangePassword(S.ChangePasswordRequest(old_password=TEMP,
                                              new_password=new_pw),
-                     metadata=md(setup_token), timeout=10)
+                     metadata=md(setup_token), timeout=T)
     # The change closed every session of the account, this one included.
-    expect_error(lambda: A.WhoAmI(S.WhoAmIRequest(), metadata=md(setup_token),
-                                  timeout=10), UNAUTH)
+    expect_error(lambda: A().WhoAmI(S.WhoAmIRequest(), metadata=md(setup_token),
+                                  timeout=T), UNAUTH)
     # The temporary password no longer works; the new one gives a setup
     # session until a TOTP secret is confirmed.
-    expect_error(lambda: A.SignIn(S.SignInRequest(staff_id=ADMIN,
-                                                  password=TEMP), timeout=10),
+    expect_error(lambda: A().SignIn(S.SignInRequest(staff_id=ADMIN,
+                                                  password=TEMP), timeout=T),
                  UNAUTH, "sign-in failed")
-    r = A.SignIn(S.SignInRequest(staff_id=ADMIN, password=new_pw), timeout=10)
+    r = A().SignIn(S.SignInRequest(staff_id=ADMIN, password=new_pw), timeout=T)
     assert r.setup_only and not r.must_change_password, r
     assert r.totp_enrollment_required, r
     t2 = r.token
-    e = A.EnrollTotp(S.EnrollTotpRequest(), metadata=md(t2), timeout=10)
+    # A wrong old password: refused, and counted as a failed sign-in.
+    expect_error(lambda: A().ChangePassword(S.ChangePasswordRequest(
+        old_password="Not-The-Password-1", new_password=AU.new_password()),
+        metadata=md(t2), timeout=T), UNAUTH, "old password is wrong")
+    e = A().EnrollTotp(S.EnrollTotpRequest(), metadata=md(t2), timeout=T)
     assert e.otpauth_uri.startswith("otpauth://totp/kyufu:admin?secret="), e
     b32 = e.secret_base32
     secret = AU.b32_secret(b32)
@@ -143,25 +174,26 @@ def run(c):
                       AU.step_at(time.time()) + 3):
         if AU.totp(secret, step) == wrong:
             wrong = "111111"
-    expect_error(lambda: A.ConfirmTotp(S.ConfirmTotpRequest(
-        totp_code=wrong), metadata=md(t2), timeout=10), UNAUTH)
-    A.ConfirmTotp(S.ConfirmTotpRequest(totp_code=acct.code()),
-                  metadata=md(t2), timeout=10)
+    expect_error(lambda: A().ConfirmTotp(S.ConfirmTotpRequest(
+        totp_code=wrong), metadata=md(t2), timeout=T), UNAUTH)
+    A().ConfirmTotp(S.ConfirmTotpRequest(totp_code=acct.code()),
+                  metadata=md(t2), timeout=T)
 
     # A full sign-in through a follower (forwarded to the leader).
-    F = auth(follower)
+    def F():
+        return auth(follower)
     code = acct.code()
-    expect_error(lambda: F.SignIn(S.SignInRequest(staff_id=ADMIN,
+    expect_error(lambda: F().SignIn(S.SignInRequest(staff_id=ADMIN,
                                                   password=new_pw),
-                                  timeout=10), UNAUTH, "sign-in failed")
-    r = F.SignIn(S.SignInRequest(staff_id=ADMIN, password=new_pw,
-                                 totp_code=code), timeout=10)
+                                  timeout=T), UNAUTH, "sign-in failed")
+    r = F().SignIn(S.SignInRequest(staff_id=ADMIN, password=new_pw,
+                                 totp_code=code), timeout=T)
     assert not r.setup_only and r.staff_id == ADMIN, r
     assert list(r.roles) == [led.ROLE_ID_ADMIN], r
     token = r.token
     # The same code again: single use.
-    expect_error(lambda: F.SignIn(S.SignInRequest(
-        staff_id=ADMIN, password=new_pw, totp_code=code), timeout=10),
+    expect_error(lambda: F().SignIn(S.SignInRequest(
+        staff_id=ADMIN, password=new_pw, totp_code=code), timeout=T),
         UNAUTH, "sign-in failed")
 
     # WhoAmI on every node (followers read their own replica).
@@ -170,7 +202,7 @@ def run(c):
         while True:
             try:
                 w = auth(i).WhoAmI(S.WhoAmIRequest(), metadata=md(token),
-                                   timeout=10)
+                                   timeout=T)
                 break
             except grpc.RpcError as e:
                 if e.code() != UNAUTH or time.monotonic() > end:
@@ -186,45 +218,46 @@ def run(c):
                               c.ca_key, c.ca, "terminal-2")
     for i in (leader, follower):
         expect_error(lambda: auth(i, ocert, okey).WhoAmI(
-            S.WhoAmIRequest(), metadata=md(token), timeout=10), UNAUTH,
+            S.WhoAmIRequest(), metadata=md(token), timeout=T), UNAUTH,
             "another client certificate")
     # A client cannot claim to be a forwarding node.
-    expect_error(lambda: A.WhoAmI(S.WhoAmIRequest(), metadata=(
+    expect_error(lambda: A().WhoAmI(S.WhoAmIRequest(), metadata=(
         ("kyufu-principal", ADMIN), ("kyufu-session", "00" * 32)),
-        timeout=10), UNAUTH, "forwarded-identity")
+        timeout=T), UNAUTH, "forwarded-identity")
     # Malformed tokens.
     for bad in ("Bearer " + token.upper(), "Bearer " + token[:-1],
                 "Basic " + token, token):
-        expect_error(lambda: A.WhoAmI(S.WhoAmIRequest(), metadata=(
-            ("authorization", bad),), timeout=10), UNAUTH, "malformed")
+        expect_error(lambda: A().WhoAmI(S.WhoAmIRequest(), metadata=(
+            ("authorization", bad),), timeout=T), UNAUTH, "malformed")
 
     # CreateStaff: the node makes the temporary password, answers it once;
     # a client-set one is refused.
     def header(seq):
         return S.RequestHeader(actor=ADMIN, key=led.IdempotencyKey(
             client_id="it-auth", sequence=seq))
-    L = c.ledger(leader)
-    expect_error(lambda: L.CreateStaff(S.CreateStaffRequest(
+    def L():
+        return c.ledger(leader)
+    expect_error(lambda: L().CreateStaff(S.CreateStaffRequest(
         header=header(1), command=led.CreateStaff(
             staff_id="clerk1", display_name="Ichiro Clerk",
             roles=[led.ROLE_CLERK],
             temporary_password=ident.PasswordHash(iterations=600000))),
-        metadata=md(token), timeout=10), grpc.StatusCode.INVALID_ARGUMENT,
+        metadata=md(token), timeout=T), grpc.StatusCode.INVALID_ARGUMENT,
         "temporary_password")
-    cr = L.CreateStaff(S.CreateStaffRequest(
+    cr = L().CreateStaff(S.CreateStaffRequest(
         header=header(2), command=led.CreateStaff(
             staff_id="clerk1", display_name="Ichiro Clerk",
-            roles=[led.ROLE_CLERK])), metadata=md(token), timeout=10)
+            roles=[led.ROLE_CLERK])), metadata=md(token), timeout=T)
     clerk_pw = cr.temporary_password
     assert len(clerk_pw) >= 16 and clerk_pw.isprintable(), cr
     # The same key again never shows the password a second time.  (Today
     # apply refuses the retry, "key already used for another command": its
     # command digest covers the node-made hash, new on every attempt.)
     try:
-        cr2 = L.CreateStaff(S.CreateStaffRequest(
+        cr2 = L().CreateStaff(S.CreateStaffRequest(
             header=header(2), command=led.CreateStaff(
                 staff_id="clerk1", display_name="Ichiro Clerk",
-                roles=[led.ROLE_CLERK])), metadata=md(token), timeout=10)
+                roles=[led.ROLE_CLERK])), metadata=md(token), timeout=T)
         assert cr2.temporary_password == "", cr2
     except grpc.RpcError as e:
         assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
@@ -233,51 +266,54 @@ def run(c):
     # Five wrong passwords lock the account; then the right one is refused
     # too, saying until when.
     for k in range(5):
-        expect_error(lambda: F.SignIn(S.SignInRequest(
+        expect_error(lambda: F().SignIn(S.SignInRequest(
             staff_id="clerk1", password="Wrong-Password-%d-x" % k),
-            timeout=10), UNAUTH, "sign-in failed")
-    expect_error(lambda: A.SignIn(S.SignInRequest(
-        staff_id="clerk1", password=clerk_pw), timeout=10), UNAUTH,
+            timeout=T), UNAUTH, "sign-in failed")
+    expect_error(lambda: A().SignIn(S.SignInRequest(
+        staff_id="clerk1", password=clerk_pw), timeout=T), UNAUTH,
         "account locked until")
     # An unknown account answers like a wrong password.
-    expect_error(lambda: A.SignIn(S.SignInRequest(
-        staff_id="nobody", password="Whatever-Pass-1"), timeout=10), UNAUTH,
+    expect_error(lambda: A().SignIn(S.SignInRequest(
+        staff_id="nobody", password="Whatever-Pass-1"), timeout=T), UNAUTH,
         "sign-in failed")
 
     # An ID administrator unlocks it (a write, through a follower), and
     # the temporary password signs in again: a setup session.
-    LF = G.AuthStub(c.channel(follower))
-    LF.UnlockStaff(S.UnlockStaffRequest(
+    def LF():
+        return G.AuthStub(c.channel(follower))
+    LF().UnlockStaff(S.UnlockStaffRequest(
         header=header(3), command=ident.UnlockStaff(staff_id="clerk1")),
-        metadata=md(token), timeout=10)
-    r = A.SignIn(S.SignInRequest(staff_id="clerk1", password=clerk_pw),
-                 timeout=10)
+        metadata=md(token), timeout=T)
+    r = A().SignIn(S.SignInRequest(staff_id="clerk1", password=clerk_pw),
+                 timeout=T)
     assert r.setup_only and r.must_change_password, r
     clerk_token = r.token
     # ResetPassword: a new temporary password, shown once; the old one and
     # the clerk's sessions are gone.
-    rp = LF.ResetPassword(S.ResetPasswordRequest(
-        header=header(4), staff_id="clerk1"), metadata=md(token), timeout=10)
+    rp = LF().ResetPassword(S.ResetPasswordRequest(
+        header=header(4), staff_id="clerk1"), metadata=md(token), timeout=T)
     clerk_pw2 = rp.temporary_password
     assert len(clerk_pw2) >= 16 and clerk_pw2 != clerk_pw, rp
-    expect_error(lambda: A.WhoAmI(S.WhoAmIRequest(),
-                                  metadata=md(clerk_token), timeout=10),
+    expect_error(lambda: A().WhoAmI(S.WhoAmIRequest(),
+                                  metadata=md(clerk_token), timeout=T),
                  UNAUTH)
-    expect_error(lambda: A.SignIn(S.SignInRequest(
-        staff_id="clerk1", password=clerk_pw), timeout=10), UNAUTH,
+    expect_error(lambda: A().SignIn(S.SignInRequest(
+        staff_id="clerk1", password=clerk_pw), timeout=T), UNAUTH,
         "sign-in failed")
-    r = A.SignIn(S.SignInRequest(staff_id="clerk1", password=clerk_pw2),
-                 timeout=10)
+    r = A().SignIn(S.SignInRequest(staff_id="clerk1", password=clerk_pw2),
+                 timeout=T)
     assert r.setup_only and r.must_change_password, r
 
+    reset()
+
     # Sign-out: the token is gone everywhere.
-    F.SignOut(S.SignOutRequest(), metadata=md(token), timeout=10)
+    F().SignOut(S.SignOutRequest(), metadata=md(token), timeout=T)
     for i in (1, 2, 3):
         end = time.monotonic() + 10
         while True:
             try:
                 auth(i).WhoAmI(S.WhoAmIRequest(), metadata=md(token),
-                               timeout=10)
+                               timeout=T)
             except grpc.RpcError as e:
                 assert e.code() == UNAUTH, e
                 break

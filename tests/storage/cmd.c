@@ -593,6 +593,180 @@ Kyufu__V1__Command *c_set_status(struct fx *f, const char *actor,
     return c;
 }
 
+/* ------------------------------------------------ identity builders */
+
+static void set_bytes(ProtobufCBinaryData *b, unsigned seed, char kind,
+                      size_t n)
+{
+    b->data = xcalloc(n);
+    b->len = n;
+    fx_secret_bytes(seed, kind, b->data, n);
+}
+
+Kyufu__V1__Command *c_set_password(struct fx *f, const char *actor,
+                                          const char *id, unsigned seed,
+                                          bool temporary)
+{
+    Kyufu__V1__Command *c = c_id_new(f, actor);
+    BODY(c, set_password, Kyufu__V1__SetPassword,
+         kyufu__v1__set_password__init, SET_PASSWORD);
+    c_str(&c->set_password->staff_id, id);
+    c->set_password->password = c_pw_hash(seed);
+    c->set_password->temporary = temporary;
+    c->set_password->history = 5;
+    return c;
+}
+
+int64_t fx_password_set_ms(struct fx *f, const char *id)
+{
+    Kyufu__V1__Credential *cr = NULL;
+    CHECK_EQ(kyufu_storage_get_credential(f->s, id, &cr), 0);
+    int64_t t = cr->password_set_ms;
+    kyufu__v1__credential__free_unpacked(cr, NULL);
+    return t;
+}
+
+/* OpenSession of token `tok` (bytes from seed tok), TOTP step (0: a
+ * setup-only session), the password as it stands. */
+Kyufu__V1__Command *c_open(struct fx *f, const char *id, unsigned tok,
+                                 uint64_t step)
+{
+    /* As stored; 1 for an account without a credential (the fuzzer's). */
+    Kyufu__V1__Credential *cr = NULL;
+    int64_t pset = 1;
+    if (kyufu_storage_get_credential(f->s, id, &cr) == 0) {
+        pset = cr->password_set_ms;
+        kyufu__v1__credential__free_unpacked(cr, NULL);
+    }
+    Kyufu__V1__Command *c = c_id_new(f, id);
+    BODY(c, open_session, Kyufu__V1__OpenSession,
+         kyufu__v1__open_session__init, OPEN_SESSION);
+    Kyufu__V1__OpenSession *b = c->open_session;
+    c_str(&b->staff_id, id);
+    set_bytes(&b->token_hash, tok, 'T', 32);
+    set_bytes(&b->cert_sha256, tok, 'C', 32);
+    c_str(&b->terminal, "窓口-1");
+    b->idle_ms = 15 * 60 * 1000;
+    b->absolute_ms = 12 * 60 * 60 * 1000;
+    b->setup_only = step == 0;
+    b->totp_step = step;
+    b->password_set_ms = pset;
+    return c;
+}
+
+Kyufu__V1__Command *c_failed(struct fx *f, const char *actor,
+                                    const char *id, const char *reason)
+{
+    Kyufu__V1__Command *c = c_id_new(f, actor);
+    BODY(c, sign_in_failed, Kyufu__V1__SignInFailed,
+         kyufu__v1__sign_in_failed__init, SIGN_IN_FAILED);
+    c_str(&c->sign_in_failed->staff_id, id);
+    c_str(&c->sign_in_failed->reason, reason);
+    c->sign_in_failed->lock_after = 5;
+    c->sign_in_failed->lock_ms = 15 * 60 * 1000;
+    return c;
+}
+
+Kyufu__V1__Command *c_close(struct fx *f, const char *actor,
+                                   unsigned tok)
+{
+    Kyufu__V1__Command *c = c_id_new(f, actor);
+    BODY(c, close_session, Kyufu__V1__CloseSession,
+         kyufu__v1__close_session__init, CLOSE_SESSION);
+    set_bytes(&c->close_session->token_hash, tok, 'T', 32);
+    c_str(&c->close_session->reason, "sign-out");
+    return c;
+}
+
+Kyufu__V1__Command *c_touch(struct fx *f, const char *actor,
+                                   unsigned tok, int64_t used)
+{
+    Kyufu__V1__Command *c = c_id_new(f, actor);
+    BODY(c, touch_sessions, Kyufu__V1__TouchSessions,
+         kyufu__v1__touch_sessions__init, TOUCH_SESSIONS);
+    Kyufu__V1__TouchSessions *b = c->touch_sessions;
+    b->token_hash = xcalloc(sizeof *b->token_hash);
+    b->used_ms = xcalloc(sizeof *b->used_ms);
+    set_bytes(&b->token_hash[0], tok, 'T', 32);
+    b->n_token_hash = 1;
+    b->used_ms[0] = used;
+    b->n_used_ms = 1;
+    return c;
+}
+
+Kyufu__V1__Command *c_enroll(struct fx *f, const char *id,
+                                    unsigned seed)
+{
+    Kyufu__V1__Command *c = c_id_new(f, id);
+    BODY(c, enroll_totp, Kyufu__V1__EnrollTotp,
+         kyufu__v1__enroll_totp__init, ENROLL_TOTP);
+    c_str(&c->enroll_totp->staff_id, id);
+    set_bytes(&c->enroll_totp->secret, seed, 'O', 20);
+    return c;
+}
+
+Kyufu__V1__Command *c_confirm_totp(struct fx *f, const char *id,
+                                          uint64_t step)
+{
+    Kyufu__V1__Command *c = c_id_new(f, id);
+    BODY(c, confirm_totp, Kyufu__V1__ConfirmTotp,
+         kyufu__v1__confirm_totp__init, CONFIRM_TOTP);
+    c_str(&c->confirm_totp->staff_id, id);
+    c->confirm_totp->step = step;
+    return c;
+}
+
+Kyufu__V1__Command *c_unlock(struct fx *f, const char *actor,
+                                    const char *id)
+{
+    Kyufu__V1__Command *c = c_id_new(f, actor);
+    BODY(c, unlock_staff, Kyufu__V1__UnlockStaff,
+         kyufu__v1__unlock_staff__init, UNLOCK_STAFF);
+    c_str(&c->unlock_staff->staff_id, id);
+    return c;
+}
+
+Kyufu__V1__Command *c_reset_totp(struct fx *f, const char *actor,
+                                        const char *id)
+{
+    Kyufu__V1__Command *c = c_id_new(f, actor);
+    BODY(c, reset_totp, Kyufu__V1__ResetTotp, kyufu__v1__reset_totp__init,
+         RESET_TOTP);
+    c_str(&c->reset_totp->staff_id, id);
+    return c;
+}
+
+Kyufu__V1__Command *c_purge(struct fx *f, const char *actor,
+                                   const char *id)
+{
+    Kyufu__V1__Command *c = c_id_new(f, actor);
+    BODY(c, purge_staff, Kyufu__V1__PurgeStaff, kyufu__v1__purge_staff__init,
+         PURGE_STAFF);
+    c_str(&c->purge_staff->staff_id, id);
+    return c;
+}
+
+Kyufu__V1__Command *c_access(struct fx *f, const char *actor,
+                                    size_t n_objects)
+{
+    Kyufu__V1__Command *c = c_id_new(f, actor);
+    BODY(c, record_access, Kyufu__V1__RecordAccess,
+         kyufu__v1__record_access__init, RECORD_ACCESS);
+    Kyufu__V1__RecordAccess *b = c->record_access;
+    c_str(&b->method, "/kyufu.v1.Ledger/ListHouseholds");
+    b->objects = xcalloc((n_objects + 1) * sizeof *b->objects);
+    for (size_t i = 0; i < n_objects; i++) {
+        char name[48];
+        snprintf(name, sizeof name, "household/H-%zu", i + 1);
+        c_str(&b->objects[i], name);
+    }
+    b->n_objects = n_objects;
+    c_str(&b->peer, "127.0.0.1:53412");
+    c_str(&b->certificate, "CN=terminal-1");
+    b->session = 7;
+    return c;
+}
+
 const char *c_name(const Kyufu__V1__Command *c)
 {
     if (c->body_case == KYUFU__V1__COMMAND__BODY__NOT_SET ||

@@ -171,6 +171,35 @@ void fx_secret_bytes(unsigned seed, char kind, uint8_t *out, size_t n);
 Kyufu__V1__Command *c_id_new(struct fx *f, const char *actor);
 Kyufu__V1__Command *c_bootstrap(struct fx *f, const char *actor,
                                 const char *id);
+/* The other identity commands (c_id_new headers).  Secret bytes come from
+ * fx_secret_bytes: password hashes c_pw_hash(seed); token hash (tok, 'T',
+ * 32), certificate hash (tok, 'C', 32); TOTP secret (seed, 'O', 20). */
+Kyufu__V1__Command *c_set_password(struct fx *f, const char *actor,
+                                   const char *id, unsigned seed,
+                                   bool temporary); /* history 5 */
+/* The account's credential password_set_ms (it must have one). */
+int64_t fx_password_set_ms(struct fx *f, const char *id);
+/* OpenSession by the account, token tok, TOTP step (0: setup-only), the
+ * password_set_ms as stored (1 when it has no credential); idle 15 min,
+ * absolute 12 h. */
+Kyufu__V1__Command *c_open(struct fx *f, const char *id, unsigned tok,
+                           uint64_t step);
+/* SignInFailed with lock_after 5, lock_ms 15 min. */
+Kyufu__V1__Command *c_failed(struct fx *f, const char *actor, const char *id,
+                             const char *reason);
+Kyufu__V1__Command *c_close(struct fx *f, const char *actor, unsigned tok);
+Kyufu__V1__Command *c_touch(struct fx *f, const char *actor, unsigned tok,
+                            int64_t used);
+Kyufu__V1__Command *c_enroll(struct fx *f, const char *id, unsigned seed);
+Kyufu__V1__Command *c_confirm_totp(struct fx *f, const char *id,
+                                   uint64_t step);
+Kyufu__V1__Command *c_unlock(struct fx *f, const char *actor, const char *id);
+Kyufu__V1__Command *c_reset_totp(struct fx *f, const char *actor,
+                                 const char *id);
+Kyufu__V1__Command *c_purge(struct fx *f, const char *actor, const char *id);
+/* RecordAccess of ListHouseholds returning household/H-1..H-n. */
+Kyufu__V1__Command *c_access(struct fx *f, const char *actor,
+                             size_t n_objects);
 Kyufu__V1__Command *c_set_roles(struct fx *f, const char *actor,
                                 const char *id, uint32_t roles);
 Kyufu__V1__Command *c_set_status(struct fx *f, const char *actor,

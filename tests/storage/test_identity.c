@@ -18,186 +18,17 @@
 #define DENIED KYUFU__V1__CODE__PERMISSION_DENIED
 #define PRECOND KYUFU__V1__CODE__FAILED_PRECONDITION
 #define SS(x) KYUFU__V1__STAFF_STATUS__STAFF_##x
-#define BODY(c, field, T, init, CASE)                                        \
-    do {                                                                     \
-        (c)->body_case = KYUFU__V1__COMMAND__BODY_##CASE;                    \
-        (c)->field = calloc(1, sizeof(T));                                   \
-        CHECK((c)->field != NULL);                                           \
-        init((c)->field);                                                    \
-    } while (0)
-
-/* ------------------------------------------------------------ builders */
-
-static void set_bytes(ProtobufCBinaryData *b, unsigned seed, char kind,
-                      size_t n)
-{
-    b->data = malloc(n);
-    CHECK(b->data != NULL);
-    b->len = n;
-    fx_secret_bytes(seed, kind, b->data, n);
-}
-
-static Kyufu__V1__Command *c_set_password(struct fx *f, const char *actor,
-                                          const char *id, unsigned seed,
-                                          bool temporary)
-{
-    Kyufu__V1__Command *c = c_id_new(f, actor);
-    BODY(c, set_password, Kyufu__V1__SetPassword,
-         kyufu__v1__set_password__init, SET_PASSWORD);
-    c_str(&c->set_password->staff_id, id);
-    c->set_password->password = c_pw_hash(seed);
-    c->set_password->temporary = temporary;
-    c->set_password->history = 5;
-    return c;
-}
-
-static int64_t password_set_ms(struct fx *f, const char *id)
-{
-    Kyufu__V1__Credential *cr = NULL;
-    CHECK_EQ(kyufu_storage_get_credential(f->s, id, &cr), 0);
-    int64_t t = cr->password_set_ms;
-    kyufu__v1__credential__free_unpacked(cr, NULL);
-    return t;
-}
-
-/* OpenSession of token `tok` (bytes from seed tok), TOTP step (0: a
- * setup-only session), the password as it stands. */
-static Kyufu__V1__Command *c_open(struct fx *f, const char *id, unsigned tok,
-                                 uint64_t step)
-{
-    int64_t pset = password_set_ms(f, id);
-    Kyufu__V1__Command *c = c_id_new(f, id);
-    BODY(c, open_session, Kyufu__V1__OpenSession,
-         kyufu__v1__open_session__init, OPEN_SESSION);
-    Kyufu__V1__OpenSession *b = c->open_session;
-    c_str(&b->staff_id, id);
-    set_bytes(&b->token_hash, tok, 'T', 32);
-    set_bytes(&b->cert_sha256, tok, 'C', 32);
-    c_str(&b->terminal, "窓口-1");
-    b->idle_ms = 15 * 60 * 1000;
-    b->absolute_ms = 12 * 60 * 60 * 1000;
-    b->setup_only = step == 0;
-    b->totp_step = step;
-    b->password_set_ms = pset;
-    return c;
-}
-
-static Kyufu__V1__Command *c_failed(struct fx *f, const char *actor,
-                                    const char *id, const char *reason)
-{
-    Kyufu__V1__Command *c = c_id_new(f, actor);
-    BODY(c, sign_in_failed, Kyufu__V1__SignInFailed,
-         kyufu__v1__sign_in_failed__init, SIGN_IN_FAILED);
-    c_str(&c->sign_in_failed->staff_id, id);
-    c_str(&c->sign_in_failed->reason, reason);
-    c->sign_in_failed->lock_after = 5;
-    c->sign_in_failed->lock_ms = 15 * 60 * 1000;
-    return c;
-}
-
-static Kyufu__V1__Command *c_close(struct fx *f, const char *actor,
-                                   unsigned tok)
-{
-    Kyufu__V1__Command *c = c_id_new(f, actor);
-    BODY(c, close_session, Kyufu__V1__CloseSession,
-         kyufu__v1__close_session__init, CLOSE_SESSION);
-    set_bytes(&c->close_session->token_hash, tok, 'T', 32);
-    c_str(&c->close_session->reason, "sign-out");
-    return c;
-}
-
-static Kyufu__V1__Command *c_touch(struct fx *f, const char *actor,
-                                   unsigned tok, int64_t used)
-{
-    Kyufu__V1__Command *c = c_id_new(f, actor);
-    BODY(c, touch_sessions, Kyufu__V1__TouchSessions,
-         kyufu__v1__touch_sessions__init, TOUCH_SESSIONS);
-    Kyufu__V1__TouchSessions *b = c->touch_sessions;
-    b->token_hash = calloc(1, sizeof *b->token_hash);
-    b->used_ms = calloc(1, sizeof *b->used_ms);
-    CHECK(b->token_hash != NULL && b->used_ms != NULL);
-    set_bytes(&b->token_hash[0], tok, 'T', 32);
-    b->n_token_hash = 1;
-    b->used_ms[0] = used;
-    b->n_used_ms = 1;
-    return c;
-}
-
-static Kyufu__V1__Command *c_enroll(struct fx *f, const char *id,
-                                    unsigned seed)
-{
-    Kyufu__V1__Command *c = c_id_new(f, id);
-    BODY(c, enroll_totp, Kyufu__V1__EnrollTotp,
-         kyufu__v1__enroll_totp__init, ENROLL_TOTP);
-    c_str(&c->enroll_totp->staff_id, id);
-    set_bytes(&c->enroll_totp->secret, seed, 'O', 20);
-    return c;
-}
-
-static Kyufu__V1__Command *c_confirm_totp(struct fx *f, const char *id,
-                                          uint64_t step)
-{
-    Kyufu__V1__Command *c = c_id_new(f, id);
-    BODY(c, confirm_totp, Kyufu__V1__ConfirmTotp,
-         kyufu__v1__confirm_totp__init, CONFIRM_TOTP);
-    c_str(&c->confirm_totp->staff_id, id);
-    c->confirm_totp->step = step;
-    return c;
-}
-
-static Kyufu__V1__Command *c_unlock(struct fx *f, const char *actor,
-                                    const char *id)
-{
-    Kyufu__V1__Command *c = c_id_new(f, actor);
-    BODY(c, unlock_staff, Kyufu__V1__UnlockStaff,
-         kyufu__v1__unlock_staff__init, UNLOCK_STAFF);
-    c_str(&c->unlock_staff->staff_id, id);
-    return c;
-}
-
-static Kyufu__V1__Command *c_reset_totp(struct fx *f, const char *actor,
-                                        const char *id)
-{
-    Kyufu__V1__Command *c = c_id_new(f, actor);
-    BODY(c, reset_totp, Kyufu__V1__ResetTotp, kyufu__v1__reset_totp__init,
-         RESET_TOTP);
-    c_str(&c->reset_totp->staff_id, id);
-    return c;
-}
-
-static Kyufu__V1__Command *c_purge(struct fx *f, const char *actor,
-                                   const char *id)
-{
-    Kyufu__V1__Command *c = c_id_new(f, actor);
-    BODY(c, purge_staff, Kyufu__V1__PurgeStaff, kyufu__v1__purge_staff__init,
-         PURGE_STAFF);
-    c_str(&c->purge_staff->staff_id, id);
-    return c;
-}
-
-static Kyufu__V1__Command *c_access(struct fx *f, const char *actor,
-                                    size_t n_objects)
-{
-    Kyufu__V1__Command *c = c_id_new(f, actor);
-    BODY(c, record_access, Kyufu__V1__RecordAccess,
-         kyufu__v1__record_access__init, RECORD_ACCESS);
-    Kyufu__V1__RecordAccess *b = c->record_access;
-    c_str(&b->method, "/kyufu.v1.Ledger/ListHouseholds");
-    b->objects = calloc(n_objects + 1, sizeof *b->objects);
-    CHECK(b->objects != NULL);
-    for (size_t i = 0; i < n_objects; i++) {
-        char name[32];
-        snprintf(name, sizeof name, "household/H-%zu", i + 1);
-        c_str(&b->objects[i], name);
-    }
-    b->n_objects = n_objects;
-    c_str(&b->peer, "127.0.0.1:53412");
-    c_str(&b->certificate, "CN=terminal-1");
-    b->session = 7;
-    return c;
-}
 
 /* ------------------------------------------------------------ helpers */
+
+/* Apply c and free it; the result is the caller's. */
+static Kyufu__V1__CommandResult *apply_take(struct fx *f,
+                                            Kyufu__V1__Command *c)
+{
+    Kyufu__V1__CommandResult *r = fx_apply(f, c);
+    kyufu__v1__command__free_unpacked(c, NULL);
+    return r;
+}
 
 static Kyufu__V1__Code apply_code(struct fx *f, Kyufu__V1__Command *c)
 {
@@ -540,7 +371,7 @@ static void password_history_and_resets(void)
     kyufu__v1__credential__free_unpacked(cr, NULL);
     /* A retried proposal that was applied changes nothing. */
     APPLY(&f, c_set_password(&f, "ken", "ken", 108, false), OK);
-    CHECK_EQ(password_set_ms(&f, "ken"), set_ms);
+    CHECK_EQ(fx_password_set_ms(&f, "ken"), set_ms);
     /* Bounds. */
     Kyufu__V1__Command *c = c_set_password(&f, "ken", "ken", 109, false);
     c->set_password->history = KYUFU_PW_HISTORY_MAX + 1;
@@ -582,7 +413,7 @@ static void self_grant_and_two_admins(void)
     /* A grant of ID administrator: pending after the first... */
     uint64_t before = fx_audit_count(&f);
     Kyufu__V1__CommandResult *r =
-        fx_apply(&f, c_set_roles(&f, "admin", "clerk", R_ADMIN | R_AUDITOR));
+        apply_take(&f, c_set_roles(&f, "admin", "clerk", R_ADMIN | R_AUDITOR));
     CHECK_CODE(r, PRECOND);
     CHECK(strncmp(r->message, "pending:", 8) == 0);
     fx_free(r);
@@ -596,7 +427,7 @@ static void self_grant_and_two_admins(void)
     /* ...another set of roles does not confirm it... */
     fx_reject(&f, c_set_roles(&f, "admin2", "clerk", R_ADMIN), PRECOND);
     /* ...so the first grant is replaced by admin2's: admin confirms. */
-    r = fx_apply(&f, c_set_roles(&f, "admin", "clerk", R_ADMIN));
+    r = apply_take(&f, c_set_roles(&f, "admin", "clerk", R_ADMIN));
     CHECK_CODE(r, OK);
     CHECK_EQ(r->staff->roles_mask, R_ADMIN);
     fx_free(r);
@@ -607,6 +438,14 @@ static void self_grant_and_two_admins(void)
     kyufu__v1__audit_record__free_unpacked(a, NULL);
     /* Other roles need one administrator. */
     fx_do(&f, c_set_roles(&f, "admin", "clerk2", R_CLERK | R_AUDITOR));
+    /* A first grant counts only while its administrator still is one:
+     * admin asks, is suspended, admin2's same grant is a new first one. */
+    fx_reject(&f, c_set_roles(&f, "admin", "aud", R_ADMIN), PRECOND);
+    fx_do(&f, c_set_status(&f, "admin2", "admin", SS(SUSPENDED)));
+    fx_reject(&f, c_set_roles(&f, "admin2", "aud", R_ADMIN), PRECOND);
+    r = apply_take(&f, c_set_roles(&f, "clerk", "aud", R_ADMIN));
+    CHECK_CODE(r, OK); /* clerk is an ID administrator now (above) */
+    fx_free(r);
     fx_close(&f);
 
     /* One ID administrator: it grants alone, and says so. */
@@ -614,7 +453,7 @@ static void self_grant_and_two_admins(void)
     fx_identity(&f);
     fx_do(&f, c_bootstrap(&f, "kyufu-node-1", "root"));
     fx_do(&f, c_create_staff(&f, "root", "kim", R_CLERK));
-    r = fx_apply(&f, c_set_roles(&f, "root", "kim", R_ADMIN));
+    r = apply_take(&f, c_set_roles(&f, "root", "kim", R_ADMIN));
     CHECK_CODE(r, OK);
     fx_free(r);
     a = last_audit(&f);
@@ -625,7 +464,7 @@ static void self_grant_and_two_admins(void)
     CHECK_EQ(kyufu_storage_get_staff(f.s, "lee",
                                      &(Kyufu__V1__StaffAccount *){NULL}),
              KYUFU_STORAGE_ENOTFOUND);
-    r = fx_apply(&f, c_create_staff(&f, "kim", "lee", R_ADMIN));
+    r = apply_take(&f, c_create_staff(&f, "kim", "lee", R_ADMIN));
     CHECK_CODE(r, OK);
     fx_free(r);
     fx_close(&f);
@@ -731,7 +570,7 @@ static void record_access(void)
     struct fx f;
     fx_open(&f);
     fx_world(&f);
-    Kyufu__V1__CommandResult *r = fx_apply(&f, c_access(&f, "clerk", 3));
+    Kyufu__V1__CommandResult *r = apply_take(&f, c_access(&f, "clerk", 3));
     CHECK_CODE(r, OK);
     fx_free(r);
     Kyufu__V1__AuditRecord *a = last_audit(&f);
@@ -924,7 +763,7 @@ static void digest_and_snapshot(void)
     CHECK(has_session(&c, 1));
     /* The restored store goes on alike: the pending grant is there. */
     Kyufu__V1__CommandResult *r =
-        fx_apply(&c, c_set_roles(&c, "admin2", "clerk", R_ADMIN));
+        apply_take(&c, c_set_roles(&c, "admin2", "clerk", R_ADMIN));
     CHECK_CODE(r, OK);
     fx_free(r);
     fx_reopen(&c);
