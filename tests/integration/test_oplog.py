@@ -2,16 +2,22 @@
 processes: three kyufud nodes writing signed checkpoints, a stock gRPC
 client, kyufuctl.
 
+0. A clerk (signed in with password and TOTP through the harness) reads a
+   household: the record names the clerk and household/H-001.  A clerk's
+   ListStaff (ID administrators only) and a call without a session are
+   refused and leave records.
 1. A read of personal data leaves a RecordAccess in the chain before its
    answer returns: the ListAudit right after it sees the record (actor,
-   method, objects).
+   method, objects); a stale read on a follower is recorded too (the
+   follower forwards it to the leader).
 2. A refused TLS connection (a certificate from another CA) to the leader
    leaves a record with the peer address and the certificate's subject.
 3. Every node appends signed checkpoints; `kyufuctl audit verify
    --checkpoints --cert --store` on a stopped node's store says ok; the
    same store with one record's bytes changed is REWRITTEN at that seq,
    with its last records removed is TRUNCATED, and a checkpoint line with a
-   changed hash is FORGED (exit 5 each).
+   changed hash is FORGED (exit 5 each).  An export verifies; archived
+   segments verify alone with their anchors, a shortened one does not.
 
 usage: test_oplog.py KYUFUD KYUFUCTL"""
 import glob
