@@ -54,7 +54,9 @@ def main():
         c.wait_leader(30)
         led = W.Ledger(c, "sweep")
         led.setup()
-        c.account("op1", [c.s["ledger_pb2"].ROLE_OPERATOR], "Operator")
+        # The drill checks its writes in the audit trail: operator and auditor.
+        c.account("op1", [c.s["ledger_pb2"].ROLE_OPERATOR,
+                          c.s["ledger_pb2"].ROLE_AUDITOR], "Operator")
         env = c.ctl_env("op1")  # kyufuctl signed in as op1 (KYUFU_TOKEN)
         conf = os.path.join(c.dir, "client.conf")
         with open(conf, "w") as fh:

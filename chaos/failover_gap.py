@@ -133,8 +133,10 @@ def main():
             with open(conf, "w") as fh:
                 fh.write("[client]\nendpoints = %s\nca = %s\ncert = %s\n"
                          "key = %s\nactor = approver1\ndeadline_ms = 30000\n"
+                         "token_file = %s\n"
                          % (",".join(c.api[i] for i in (1, 2, 3)), c.ca,
-                            c.client_cert, c.client_key))
+                            c.client_cert, c.client_key,
+                            c.token_file("approver1")))
             probes.append(Probe(name, exe, conf, c.ctl_env("approver1")))
         budget0 = None
         for t in range(trials):

@@ -19,6 +19,9 @@
  *     since the last wait: the next endpoint in turn, after a backoff with
  *     decorrelated jitter (backoff.h: 10..30 ms first, capped at 250 ms by
  *     default), so retries are spread over the nodes and over time;
+ *   - UNAUTHENTICATED from a node that names another as leader, on a call
+ *     carrying a token: once, to that leader at once (a follower may not
+ *     have applied a session opened a moment ago; the leader has);
  *   - any other status (OK or a ledger rejection): final.
  * Every answer that names a leader, final or not, pinned call or not,
  * makes that endpoint the client's leader for its next calls.
@@ -98,6 +101,8 @@ struct call
     bool in_flight;          /* a transport call is outstanding */
     enum timer_action action;
     int fail_err;            /* for T_FAIL */
+    bool auth_redirected;    /* an UNAUTHENTICATED follower sent us to the
+                                leader once already */
     int last_err;            /* EUNAVAILABLE or EDEADLINE so far */
     uv_timer_t timer;
     struct client__tcall tc;
@@ -515,7 +520,14 @@ static void attempt(struct call *call)
     /* A call pinned to one endpoint is never retried, so its one attempt
      * gets the whole deadline (a Status with a digest of a 1M-household
      * store takes longer than an attempt). */
-    uint32_t timeout = call->fixed >= 0        ? UINT32_MAX
+    /* Auth calls (sign-in, password change, TOTP) are not idempotent and
+     * hash passwords off the node's loop (0.1 s to 1 s of PBKDF2 each): an
+     * attempt that times out may have been applied, so it is never sent
+     * again elsewhere; its one attempt gets the whole deadline.  A node
+     * that answers UNAVAILABLE naming the leader (it did nothing) still
+     * redirects. */
+    bool once = call->fixed >= 0 || call->m->kind == KYUFU_CLIENT_AUTH;
+    uint32_t timeout = once                    ? UINT32_MAX
                        : call->attempt_ms != 0 ? call->attempt_ms
                                                : c->attempt_ms;
     if (left < timeout) {
@@ -552,6 +564,11 @@ static void retry(struct call *call, int hint, bool reached)
     struct kyufu_client *c = call->c;
     if (call->fixed >= 0 ||
         call->req->result.attempts >= KYUFU_CLIENT_ATTEMPTS_MAX) {
+        finish(call, call->last_err);
+        return;
+    }
+    if (call->m->kind == KYUFU_CLIENT_AUTH && !reached) {
+        /* Sent and maybe done (see attempt()): never twice. */
         finish(call, call->last_err);
         return;
     }
@@ -656,6 +673,23 @@ static void on_attempt(struct client__tcall *tc, int err)
     int hint = tc->leader[0] != '\0' ? endpoint_index(c, tc->leader) : -1;
     if (hint >= 0) {
         c->leader = (unsigned)hint; /* from any answer, pinned calls too */
+    }
+    if (tc->grpc_status == KYUFU_GRPC_UNAUTHENTICATED && call->fixed < 0 &&
+        !call->auth_redirected && hint >= 0 && (unsigned)hint != call->endpoint &&
+        call_authorization(call) != NULL) {
+        /* A follower that does not know the session yet (it was opened a
+         * moment ago and this node has not applied it) while the leader,
+         * which committed it, does: ask the leader once, at once.  Nothing
+         * was done by the refused attempt. */
+        free(body);
+        call->auth_redirected = true;
+        call->endpoint = (unsigned)hint;
+        call->action = T_ATTEMPT;
+        if (c->trace != NULL) {
+            c->trace(c->trace_arg, call->endpoint, 0);
+        }
+        uv_timer_start(&call->timer, on_timer, 0, 0);
+        return;
     }
     if (tc->grpc_status == KYUFU_GRPC_UNAVAILABLE ||
         tc->grpc_status == KYUFU_GRPC_DEADLINE_EXCEEDED) {

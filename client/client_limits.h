@@ -95,6 +95,12 @@
 #define KYUFU_CTL_PASSWORD_BYTES_MAX 256u
 /* kyufuctl login: a TOTP code is 6 digits (RFC 6238 as the node checks). */
 #define KYUFU_CTL_TOTP_DIGITS 6u
+/* kyufuctl login, passwd, totp, logout, whoami: the deadline of one Auth
+ * call unless --deadline-ms: a password change checks the new password
+ * against the last 5 hashes (about 0.8 s of PBKDF2 on an idle node,
+ * docs/identity.md; seconds on a loaded one), and such a call is sent
+ * once (libkyufu never repeats an Auth call that may have been done). */
+#define KYUFU_CTL_AUTH_DEADLINE_MS 30000u
 /* kyufuctl login: wrong answers to one question before giving up (a
  * mistyped confirmation, a code typed too late). */
 #define KYUFU_CTL_ASK_TRIES 3u

@@ -271,6 +271,12 @@ int ctl__ledger(struct ctl__run *r, const char *noun, const char *verb,
 /* Usage lines of every ledger command. */
 void ctl__ledger_usage(FILE *out);
 
+/* The operation log (ctl_audit.c): audit export, audit archive, and audit
+ * verify with --checkpoints/--store/--export; -1 for anything else (a plain
+ * audit verify and audit list are ledger commands). */
+int ctl__audit(struct ctl__run *r, const char *verb, int argc, char **argv);
+void ctl__audit_usage(FILE *out);
+
 /* Cluster commands (ctl_cluster.c), same convention. */
 int ctl__cluster(struct ctl__run *r, const char *verb, int argc, char **argv);
 void ctl__cluster_usage(FILE *out);

@@ -185,6 +185,11 @@ static int get_code(struct ask *a, const char *given, const char *prompt, bool m
     return ctl__fail(a->r, KYUFU_CTL_EXIT_USAGE, "no TOTP code given");
 }
 
+static uint32_t auth_deadline(const struct ctl__run *r)
+{
+    return r->deadline_ms != 0 ? r->deadline_ms : KYUFU_CTL_AUTH_DEADLINE_MS;
+}
+
 /* One call; an exit code (errors printed), *resp set on success. */
 static int call(struct ctl__run *r, const char *method, const ProtobufCMessage *req,
                 ProtobufCMessage **resp)
@@ -194,7 +199,7 @@ static int call(struct ctl__run *r, const char *method, const ProtobufCMessage *
     if (rv != 0) {
         return rv;
     }
-    struct kyufu_client_call_opts opts = { .deadline_ms = r->deadline_ms, .endpoint = -1 };
+    struct kyufu_client_call_opts opts = { .deadline_ms = auth_deadline(r), .endpoint = -1 };
     struct kyufu_client_result res;
     int crv = kyufu_client_call(c, method, req, NULL, &opts, &res);
     rv = ctl__call_exit(r, crv, &res);
@@ -254,7 +259,7 @@ static int sign_in(struct ctl__run *r, const char *staff_id, const char *passwor
     if (rv != 0) {
         return rv;
     }
-    struct kyufu_client_call_opts opts = { .deadline_ms = r->deadline_ms, .endpoint = -1 };
+    struct kyufu_client_call_opts opts = { .deadline_ms = auth_deadline(r), .endpoint = -1 };
     struct kyufu_client_result res;
     int crv = kyufu_client_sign_in(c, staff_id, password, code, &opts, &res);
     if (crv == 0 && res.grpc_status == KYUFU_GRPC_UNAUTHENTICATED) {
@@ -543,7 +548,7 @@ static int cmd_logout(struct ctl__run *r)
         return 0;
     }
     Kyufu__V1__SignOutRequest req = KYUFU__V1__SIGN_OUT_REQUEST__INIT;
-    struct kyufu_client_call_opts opts = { .deadline_ms = r->deadline_ms, .endpoint = -1 };
+    struct kyufu_client_call_opts opts = { .deadline_ms = auth_deadline(r), .endpoint = -1 };
     struct kyufu_client_result res;
     int crv = kyufu_client_call(c, "SignOut", &req.base, NULL, &opts, &res);
     kyufu_client_response_free(res.response);

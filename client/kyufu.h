@@ -21,6 +21,16 @@
  *     are encoded once and re-sent, so a write the first node applied before
  *     its answer was lost is not applied twice (the server returns the first
  *     result).  The sequence grows by one per new write, never per retry;
+ *   - a call with a session token refused UNAUTHENTICATED by a node that
+ *     names another as leader goes to that leader once, at once: a
+ *     follower may not yet have applied a session opened a moment ago
+ *     (read-your-writes across processes: `kyufuctl login`, then the next
+ *     command), the leader that committed it has;
+ *   - Auth calls without a key (SignIn, ChangePassword, EnrollTotp, ...)
+ *     are not idempotent: their one attempt per node gets the whole
+ *     deadline and one that times out or loses its connection is never
+ *     sent again (EDEADLINE / EUNAVAILABLE: it may have been done); only a
+ *     node's own UNAVAILABLE (nothing done) moves them on;
  *   - all of it within the call's overall deadline.
  *
  * Reads are linearizable unless the request's ReadOptions.stale is set, in

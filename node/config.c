@@ -69,6 +69,9 @@ enum key_id {
     K_NODE_JOIN,
     K_SLA_HEARTBEAT, /* SLA: availability ledger (slacore) */
     K_SLA_ALLOW_DRILLS,
+    K_AUDIT_CHECKPOINT_FILE, /* operation log (h/oplog; node/oplog.h) */
+    K_AUDIT_CHECKPOINT_INTERVAL,
+    K_AUDIT_CHECKPOINT_RECORDS,
     /* Identity (issue 8): [auth] */
     K_AUTH_PASSWORD_MIN_LENGTH,
     K_AUTH_PASSWORD_MAX_AGE,
@@ -138,6 +141,12 @@ static const struct key_spec keys[K_COUNT] = {
     [K_SLA_HEARTBEAT] = {"sla", "heartbeat_ms", false, KYUFU_GLUE_OPTION_COUNT,
                          "milliseconds"},
     [K_SLA_ALLOW_DRILLS] = {"sla", "allow_drills", false, NOT_RAFT},
+    [K_AUDIT_CHECKPOINT_FILE] = {"audit", "checkpoint_file", false, NOT_RAFT},
+    [K_AUDIT_CHECKPOINT_INTERVAL] = {"audit", "checkpoint_interval_seconds",
+                                     false, KYUFU_GLUE_OPTION_COUNT,
+                                     "seconds"},
+    [K_AUDIT_CHECKPOINT_RECORDS] = {"audit", "checkpoint_records", false,
+                                    KYUFU_GLUE_OPTION_COUNT, "records"},
     /* Identity (issue 8): [auth] */
     [K_AUTH_PASSWORD_MIN_LENGTH] = {"auth", "password_min_length", false,
                                     KYUFU_GLUE_OPTION_COUNT, "characters"},
@@ -188,6 +197,22 @@ static struct kyufu_glue_option_bounds bounds_of(enum key_id k)
             .max = KYUFU_AVAIL_INTERVAL_MS_MAX,
         };
         return h;
+    }
+    if (k == K_AUDIT_CHECKPOINT_INTERVAL) {
+        struct kyufu_glue_option_bounds a = {
+            .def = KYUFU_NODE_CHECKPOINT_INTERVAL_S_DEFAULT,
+            .min = KYUFU_NODE_CHECKPOINT_INTERVAL_S_MIN,
+            .max = KYUFU_NODE_CHECKPOINT_INTERVAL_S_MAX,
+        };
+        return a;
+    }
+    if (k == K_AUDIT_CHECKPOINT_RECORDS) {
+        struct kyufu_glue_option_bounds a = {
+            .def = KYUFU_NODE_CHECKPOINT_RECORDS_DEFAULT,
+            .min = KYUFU_NODE_CHECKPOINT_RECORDS_MIN,
+            .max = KYUFU_NODE_CHECKPOINT_RECORDS_MAX,
+        };
+        return a;
     }
     if (k >= K_AUTH_PASSWORD_MIN_LENGTH && k <= K_AUTH_PURGE_AFTER) {
         /* Identity (issue 8): node/limits.h's [auth] block. */
@@ -266,6 +291,10 @@ static unsigned *raft_value(struct kyufu_config *c, enum key_id k)
         return &c->sla_alert_timeout_ms;
     case K_SLA_HEARTBEAT:
         return &c->sla_heartbeat_ms;
+    case K_AUDIT_CHECKPOINT_INTERVAL:
+        return &c->audit_checkpoint_interval_s;
+    case K_AUDIT_CHECKPOINT_RECORDS:
+        return &c->audit_checkpoint_records;
     case K_AUTH_PASSWORD_MIN_LENGTH:
         return &c->auth_password_min_length;
     case K_AUTH_PASSWORD_MAX_AGE:
@@ -302,7 +331,7 @@ static enum key_id key_of_option(enum kyufu_glue_option o)
 
 static const char *const sections[] = {"node", "cluster", "tls", "raft",
                                        "log",  "api",     "power", "sla",
-                                       "auth"};
+                                       "audit", "auth"};
 
 struct parse
 {
@@ -500,6 +529,44 @@ static void set_alert_command(struct parse *ps, const char *value)
     }
 }
 
+/* [audit] checkpoint_file: an absolute path in a folder that exists (the
+ * file itself is created by the first checkpoint); a file already there
+ * must be a regular file the node can append to. */
+static void set_checkpoint_file(struct parse *ps, const char *value)
+{
+    struct kyufu_config *c = ps->c;
+    char dir[KYUFU_NODE_PATH_BYTES_MAX + 1];
+    struct stat st;
+    if (!copy_value(ps, "audit", "checkpoint_file", dir, sizeof dir, value)) {
+        return;
+    }
+    if (value[0] != '/') {
+        problem(c, ps->line, "audit", "checkpoint_file",
+                "'%s' must be an absolute path", value);
+        return;
+    }
+    char *slash = strrchr(dir, '/');
+    if (slash[1] == '\0') {
+        problem(c, ps->line, "audit", "checkpoint_file",
+                "'%s' names a folder, not a file", value);
+        return;
+    }
+    *(slash == dir ? slash + 1 : slash) = '\0';
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        problem(c, ps->line, "audit", "checkpoint_file",
+                "'%s': its folder %s does not exist", value, dir);
+        return;
+    }
+    if (stat(value, &st) == 0 &&
+        (!S_ISREG(st.st_mode) || access(value, W_OK) != 0)) {
+        problem(c, ps->line, "audit", "checkpoint_file",
+                "'%s' is not a regular file this node can append to", value);
+        return;
+    }
+    snprintf(c->audit_checkpoint_file, sizeof c->audit_checkpoint_file, "%s",
+             value);
+}
+
 static void set_key(struct parse *ps, enum key_id k, const char *value)
 {
     struct kyufu_config *c = ps->c;
@@ -614,6 +681,9 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
     case K_SLA_ALERT_COMMAND:
         set_alert_command(ps, value);
         return;
+    case K_AUDIT_CHECKPOINT_FILE:
+        set_checkpoint_file(ps, value);
+        return;
     case K_SLA_ALLOW_DRILLS:
         if (strcmp(value, "true") == 0) {
             c->sla_allow_drills = true;
@@ -628,6 +698,8 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
     case K_API_PER_ADDRESS:
     case K_SLA_ALERT_TIMEOUT:
     case K_SLA_HEARTBEAT:
+    case K_AUDIT_CHECKPOINT_INTERVAL:
+    case K_AUDIT_CHECKPOINT_RECORDS:
     case K_AUTH_PASSWORD_MIN_LENGTH:
     case K_AUTH_PASSWORD_MAX_AGE:
     case K_AUTH_PASSWORD_HISTORY:

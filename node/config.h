@@ -148,6 +148,11 @@ struct kyufu_config
     unsigned sla_heartbeat_ms;
     bool sla_allow_drills;
 
+    /* [audit] (docs/identity.md "Checkpoints"): "" when no checkpoints are
+     * written; else every node appends signed lines there. */
+    char audit_checkpoint_file[KYUFU_NODE_PATH_BYTES_MAX + 1];
+    unsigned audit_checkpoint_interval_s;
+    unsigned audit_checkpoint_records;
     /* [auth] (docs/identity.md): the password, lockout, session and
      * retention policy (defaults and bounds in node/limits.h). */
     unsigned auth_password_min_length;

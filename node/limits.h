@@ -262,4 +262,30 @@ _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX + KYUFU_NODE_STOP_DRAIN_MS_MAX <
  * for the answer to leave over loopback or a LAN, short against an RTO. */
 #define KYUFU_NODE_DRILL_CRASH_DELAY_MS 50u
 
+/* ---- The operation log (issue 8, h/oplog; node/oplog.h, checkpoint.h).
+ * Refusal records per reason per window, then one count record: a flood of
+ * bad handshakes must not grow the replicated chain without bound (20 a
+ * window keeps an honest mistake's records whole; a flood costs one count
+ * record per 10 s per reason). */
+#define KYUFU_NODE_OPLOG_REFUSALS_BURST 20u
+#define KYUFU_NODE_OPLOG_REFUSALS_WINDOW_MS 10000u
+/* All reasons together per window (the methods of the table times two
+ * codes would otherwise allow thousands). */
+#define KYUFU_NODE_OPLOG_REFUSALS_TOTAL 100u
+/* [audit] checkpoint_interval_seconds: default and bounds (a minute keeps
+ * the unanchored tail short; a day at most, or the anchor is no anchor). */
+#define KYUFU_NODE_CHECKPOINT_INTERVAL_S_DEFAULT 60u
+#define KYUFU_NODE_CHECKPOINT_INTERVAL_S_MIN 1u
+#define KYUFU_NODE_CHECKPOINT_INTERVAL_S_MAX 86400u
+/* [audit] checkpoint_records: a checkpoint once this many records were
+ * appended since the last one, before the interval ends. */
+#define KYUFU_NODE_CHECKPOINT_RECORDS_DEFAULT 1000u
+#define KYUFU_NODE_CHECKPOINT_RECORDS_MIN 1u
+#define KYUFU_NODE_CHECKPOINT_RECORDS_MAX 1000000u
+/* How often the node looks at the chain's head for a checkpoint. */
+#define KYUFU_NODE_CHECKPOINT_TICK_MS 1000u
+/* One checkpoint line (JSON, signature included). */
+#define KYUFU_NODE_CHECKPOINT_LINE_BYTES_MAX 512u
+/* ---- end operation log */
+
 #endif /* KYUFU_NODE_LIMITS_H */

@@ -67,6 +67,7 @@ void kyufu_node__finish(struct kyufu_node *n)
     uv_close((uv_handle_t *)&n->stall_timer, close_noop);
     kyufu_node__notify_close(n);
     kyufu_node__versions_close(n);
+    kyufu_node__oplog_close(n);
     kyufu_node__auth_close(n);
     kyufu_node__power_close(n);
     kyufu_node__sla_close(n);
@@ -714,6 +715,7 @@ int kyufu_node_run(const struct kyufu_config *config)
     kyufu_node__sla_start(n, errmsg, sizeof errmsg);
     n->stage = KYUFU_NODE_RUNNING;
     kyufu_node__versions_start(n);
+    kyufu_node__oplog_start(n);
     (void)kyufu_node__auth_start(n); /* a refused bootstrap-admin is logged */
     kyufu_log(KYUFU_LOG_INFO, "node started", KYUFU_LOG_U("id", config->id),
               KYUFU_LOG_S("raft_address", config->raft_address),

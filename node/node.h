@@ -39,6 +39,7 @@
 #include "glue.h"
 #include "grpc.h"
 #include "metrics.h"
+#include "oplog.h"
 #include "power.h"
 #include "refusal.h"
 #include "sla.h"
@@ -214,6 +215,7 @@ struct kyufu_node
     struct kyufu_node_metrics metrics;
     struct kyufu_node_avail avail; /* availability ledger (availability.c) */
     struct kyufu_node_versions versions;
+    struct kyufu_node_oplog oplog; /* access records (oplog.h) */
     struct kyufu_node_auth auth; /* identity (auth_node.h) */
 };
 

@@ -2,9 +2,11 @@
 #include "refusal.h"
 
 #include <assert.h>
+#include <stddef.h>
 
 #include "limits.h"
 #include "log.h"
+#include "node.h"
 
 void kyufu_node__refusal(void *data, const struct kyufu_api_refusal *r)
 {
@@ -14,6 +16,11 @@ void kyufu_node__refusal(void *data, const struct kyufu_api_refusal *r)
     uint64_t now = uv_now(rf->loop);
     struct kyufu_node_refusal_count *k = &rf->kind[r->kind];
     k->total++;
+    /* The operation log too (oplog.h: its own bound per reason). */
+    struct kyufu_node *n =
+        (struct kyufu_node *)((char *)rf - offsetof(struct kyufu_node, refusals));
+    kyufu_node__oplog_connection(n, kyufu_api_refusal_name(r->kind), r->peer,
+                                 r->subject, r->detail);
     if (now - k->window_start_ms >= KYUFU_NODE_REFUSAL_LOG_WINDOW_MS) {
         if (k->suppressed > 0) {
             kyufu_log(KYUFU_LOG_WARN, "connections refused, not logged",

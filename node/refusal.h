@@ -5,7 +5,8 @@
  * rate-limited per kind so that a flood cannot flood the log: at most
  * KYUFU_NODE_REFUSAL_LOG_BURST lines per kind per
  * KYUFU_NODE_REFUSAL_LOG_WINDOW_MS, then one line with the number left
- * out when the next window opens.  Loop thread only. */
+ * out when the next window opens.  Each refusal also becomes an access
+ * record of the operation log (oplog.h), bounded alike.  Loop thread only. */
 #ifndef KYUFU_NODE_REFUSAL_H
 #define KYUFU_NODE_REFUSAL_H
 

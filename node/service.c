@@ -15,6 +15,7 @@
 #include "auth_node.h"
 #include "limits.h"
 #include "log.h"
+#include "oplog.h"
 #include "permissions.h"
 
 #define LEDGER "/kyufu.v1.Ledger/"
@@ -190,6 +191,7 @@ static int authorize(struct kyufu_node_call *c)
                           c->principal.kind == KYUFU_PRINCIPAL_STAFF
                               ? c->principal.staff_id
                               : ""));
+    kyufu_node__oplog_refused(n, call, &c->principal, code, msg);
     kyufu_node__call_done(c, code, msg, NULL, 0);
     return -1;
 }

@@ -258,3 +258,20 @@ int kyufu_storage_snapshot_audit_verify(struct kyufu_storage_snapshot *snap,
     return kyufu_storage__audit_verify_range(s, txn, 0, count, errmsg,
                                              errmsg_len);
 }
+
+int kyufu_storage_audit_head(struct kyufu_storage *s,
+                             uint64_t *seq,
+                             uint8_t hash[32])
+{
+    MDB_txn *txn;
+    int rv = kyufu_storage__read_begin(s, &txn);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = kyufu_storage__meta_get_u64(s, txn, KYUFU_META_AUDIT_SEQ, seq);
+    if (rv == 0) {
+        rv = head_hash(s, txn, hash);
+    }
+    kyufu_storage__read_end(s, txn);
+    return rv;
+}

@@ -415,6 +415,13 @@ int kyufu_storage_audit_verify(struct kyufu_storage *s,
                                char *errmsg,
                                size_t errmsg_len);
 
+/* The chain's head (operation log checkpoints, node/checkpoint.c): the last
+ * seq (0 for an empty chain) and its hash (zeros then).  A short read; 0 or
+ * a storage error. */
+int kyufu_storage_audit_head(struct kyufu_storage *s,
+                             uint64_t *seq,
+                             uint8_t hash[32]);
+
 /* SHA-256 over a canonical walk of the whole replicated state (every
  * database, key and value in order, the applied index and term included), so
  * that two replicas at the same applied index compare equal iff their state

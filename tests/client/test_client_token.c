@@ -118,6 +118,99 @@ static void test_metadata(void)
     fake_reset_log(&f);
 }
 
+/* A follower that has not applied a fresh session answers UNAUTHENTICATED
+ * naming the leader: the call goes there once, with the same token and
+ * bytes; a second refusal is final; no hint, or no token: final at once. */
+static void test_unauthenticated_follower(void)
+{
+    struct fake f = { 0 };
+    struct kyufu_client_config cfg;
+    config(&cfg);
+    cfg.token = strdup(TOKEN_A);
+    char err[256];
+    struct kyufu_client *c = open_client(&f, &cfg, 0, err, sizeof err);
+    kyufu_client_config_free(&cfg);
+    Kyufu__V1__Program prog = KYUFU__V1__PROGRAM__INIT;
+    struct kyufu_client_result res;
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_UNAUTHENTICATED,
+                                       .leader = "10.0.0.2:8002", .message = "no such session" });
+    fake_push(&f, (struct fake_reply){ .status = 0, .response = &prog.base });
+    CHECK_EQ_INT(get_program(c, NULL, &res), 0);
+    CHECK_EQ_INT(res.grpc_status, 0);
+    kyufu_client_response_free(res.response);
+    CHECK_EQ_INT(f.n_log, 2);
+    CHECK_EQ_INT(f.log[0].endpoint, 0);
+    CHECK_EQ_INT(f.log[1].endpoint, 1);
+    CHECK(strcmp(f.log[1].authorization, "Bearer " TOKEN_A) == 0);
+    CHECK(f.log[0].len == f.log[1].len && memcmp(f.log[0].body, f.log[1].body, f.log[0].len) == 0);
+    /* The leader refuses too (node 1 now names node 0): final. */
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_UNAUTHENTICATED,
+                                       .leader = "10.0.0.1:8001", .message = "expired" });
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_UNAUTHENTICATED,
+                                       .leader = "10.0.0.2:8002", .message = "expired" });
+    CHECK_EQ_INT(get_program(c, NULL, &res), 0);
+    CHECK_EQ_INT(res.grpc_status, KYUFU_GRPC_UNAUTHENTICATED);
+    CHECK_EQ_INT(f.n_log, 4);
+    /* Refused by the leader itself (no other hint): final at once. */
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_UNAUTHENTICATED,
+                                       .message = "expired" });
+    CHECK_EQ_INT(get_program(c, NULL, &res), 0);
+    CHECK_EQ_INT(res.grpc_status, KYUFU_GRPC_UNAUTHENTICATED);
+    CHECK_EQ_INT(f.n_log, 5);
+    /* Without a token there is nothing a leader would know better. */
+    CHECK_EQ_INT(kyufu_client_set_token(c, NULL), 0);
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_UNAUTHENTICATED,
+                                       .leader = "10.0.0.1:8001", .message = "sign in" });
+    CHECK_EQ_INT(get_program(c, NULL, &res), 0);
+    CHECK_EQ_INT(res.grpc_status, KYUFU_GRPC_UNAUTHENTICATED);
+    CHECK_EQ_INT(f.n_log, 6);
+    kyufu_client_destroy(c);
+    fake_reset_log(&f);
+}
+
+/* An Auth call (not idempotent: a password change) whose attempt timed
+ * out or lost its connection is never sent again; a node's own
+ * UNAVAILABLE naming the leader (nothing done) still redirects. */
+static void test_auth_not_resent(void)
+{
+    struct fake f = { 0 };
+    struct kyufu_client_config cfg;
+    config(&cfg);
+    cfg.token = strdup(TOKEN_A);
+    char err[256];
+    struct kyufu_client *c = open_client(&f, &cfg, 0, err, sizeof err);
+    kyufu_client_config_free(&cfg);
+    Kyufu__V1__ChangePasswordRequest req = KYUFU__V1__CHANGE_PASSWORD_REQUEST__INIT;
+    req.old_password = "a";
+    req.new_password = "b";
+    struct kyufu_client_result res;
+    const int errs[] = { KYUFU_CLIENT_EDEADLINE, KYUFU_CLIENT_EUNAVAILABLE };
+    for (unsigned i = 0; i < 2; i++) {
+        fake_reset_log(&f);
+        f.n_log = 0;
+        fake_push(&f, (struct fake_reply){ .err = errs[i] });
+        Kyufu__V1__ChangePasswordResponse ok = KYUFU__V1__CHANGE_PASSWORD_RESPONSE__INIT;
+        fake_push(&f, (struct fake_reply){ .status = 0, .response = &ok.base });
+        CHECK_EQ_INT(kyufu_client_call(c, "ChangePassword", &req.base, NULL, NULL, &res), errs[i]);
+        CHECK_EQ_INT(f.n_log, 1);
+        /* The attempt had the whole deadline, not attempt_ms. */
+        CHECK(f.log[0].timeout_ms > KYUFU_CLIENT_ATTEMPT_MS_DEFAULT);
+        f.next_reply = f.n_script; /* drop the unused reply */
+    }
+    fake_reset_log(&f);
+    f.n_log = 0;
+    Kyufu__V1__ChangePasswordResponse ok = KYUFU__V1__CHANGE_PASSWORD_RESPONSE__INIT;
+    fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_UNAVAILABLE, .leader = "10.0.0.2:8002" });
+    fake_push(&f, (struct fake_reply){ .status = 0, .response = &ok.base });
+    CHECK_EQ_INT(kyufu_client_call(c, "ChangePassword", &req.base, NULL, NULL, &res), 0);
+    CHECK_EQ_INT(res.grpc_status, 0);
+    kyufu_client_response_free(res.response);
+    CHECK_EQ_INT(f.n_log, 2);
+    CHECK_EQ_INT(f.log[1].endpoint, 1);
+    kyufu_client_destroy(c);
+    fake_reset_log(&f);
+}
+
 /* kyufu_client_sign_in: sent without the old token, the new token used
  * from then on; a refusal leaves the old token; a malformed token in the
  * answer is EPROTOCOL and sets nothing; the password is in the request. */
@@ -332,6 +425,8 @@ int main(void)
     CHECK(mkdtemp(dir) != NULL);
     test_metadata();
     test_sign_in();
+    test_unauthenticated_follower();
+    test_auth_not_resent();
     test_methods();
     test_files(dir);
     test_default_path();

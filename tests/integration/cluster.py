@@ -508,6 +508,17 @@ class Cluster:
         assert token, "%s is not signed in" % staff_id
         return dict(os.environ, KYUFU_TOKEN=token)
 
+    def token_file(self, staff_id, cert=None):
+        """A token file (0600, the token and a newline, as kyufuctl login
+        writes it) for a libkyufu program's `token_file` config key."""
+        token = self.token(staff_id, cert)
+        assert token, "%s is not signed in" % staff_id
+        path = os.path.join(self.dir, "token-%s" % staff_id)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+        return path
+
     def reset_password(self, staff_id):
         """Auth.ResetPassword by the bootstrap admin: the account's new
         temporary password (then adopt() signs it in)."""

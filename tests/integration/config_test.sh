@@ -175,7 +175,9 @@ done
 [ -n "${def[poll_ms]:-}" ] || fail "--print-defaults lacks poll_ms: $defaults"
 [ -n "${def[alert_command_timeout_ms]:-}" ] || fail "--print-defaults lacks alert_command_timeout_ms: $defaults"
 [ -n "${def[heartbeat_ms]:-}" ] || fail "--print-defaults lacks [sla] heartbeat_ms: $defaults"
-[ ${#def[@]} -eq 17 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 17 (9 and [auth]'s 8): $defaults"
+[ -n "${def[checkpoint_interval_seconds]:-}" ] || fail "--print-defaults lacks [audit] checkpoint_interval_seconds: $defaults"
+[ -n "${def[checkpoint_records]:-}" ] || fail "--print-defaults lacks [audit] checkpoint_records: $defaults"
+[ ${#def[@]} -eq 19 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 19 (9, [audit]'s 2 and [auth]'s 8): $defaults"
 
 # single NAME ELECTION HEARTBEAT THRESHOLD TRAILING: a one-node cluster
 # (it elects itself), [raft] on lines 13-16.

@@ -53,7 +53,14 @@ def main():
         token = ex.sign_in(ch, "front1", acct.password, acct.code())
         assert len(token) == 64 and int(token, 16) >= 0, token
         hh = led.household("H-EX-1")
-        r = ex.register_household(ch, token, "front-1", 1, hh)
+        try:
+            r = ex.register_household(ch, token, "front-1", 1, hh)
+        except grpc.RpcError as e:
+            # A front end uses its token at once, on the node it signed in
+            # through: that node must know the session by then.
+            raise AssertionError(
+                "the token SignIn just answered through follower %d is "
+                "refused by it: %s %s" % (follower, e.code(), e.details()))
         assert r.result.household.household_no == "H-EX-1", r
         got = c.ledger(leader).GetHousehold(
             S.GetHouseholdRequest(household_no="H-EX-1"), timeout=10)

@@ -92,7 +92,9 @@ def main():
         leader = c.wait_leader(20)
         led = W.Ledger(c)
         led.setup()
-        c.account("op1", [c.s["ledger_pb2"].ROLE_OPERATOR], "Operator")
+        # The drill checks its writes in the audit trail: operator and auditor.
+        c.account("op1", [c.s["ledger_pb2"].ROLE_OPERATOR,
+                          c.s["ledger_pb2"].ROLE_AUDITOR], "Operator")
         t0 = now_ms() - 1000
         time.sleep(0.5)  # a few heartbeats of the first leader
 

@@ -78,9 +78,9 @@ def own_channel(c, i):
     to one target unless told not to), connected before use.  Not with
     cluster.CHANNEL_OPTIONS: no node restarts here, and their 50 ms minimum
     reconnect backoff is also grpcio's connect timeout, which a TLS
-    handshake on a loaded 2-core machine (an ASan build) can exceed."""
-    ch = grpc.secure_channel(c.api[i], c.creds(),
-                             options=[("grpc.use_local_subchannel_pool", 1)])
+    handshake on a loaded 2-core machine (an ASan build) can exceed.  Its
+    calls carry the harness's tokens (cluster.TokenInterceptor)."""
+    ch = c.secure_channel(i, options=[("grpc.use_local_subchannel_pool", 1)])
     grpc.channel_ready_future(ch).result(timeout=30)
     return ch
 

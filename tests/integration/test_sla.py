@@ -124,8 +124,8 @@ def main():
         for cid in ("kyufud-sla-%d" % leader, "kyufu-node-%d" % leader,
                     "kyufud-%d" % leader):
             squat = cluster_writer(c, C.ADMIN, cid)
-            code, msg = squat.call("CreateStaff", L.CreateStaff(
-                staff_id="squat", display_name="x", roles=[L.ROLE_CLERK]))
+            code, msg = squat.call("SetStaffRoles", L.SetStaffRoles(
+                staff_id="squat", roles=[L.ROLE_CLERK]))
             assert code == grpc.StatusCode.INVALID_ARGUMENT and \
                 "reserved" in msg, (cid, code, msg)
             S = c.s["service_pb2"]

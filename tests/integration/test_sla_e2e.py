@@ -113,7 +113,8 @@ class Run:
         cl = auth.Client(s, "127.0.0.1:%d" % (self.api_base + leader - 1),
                          cfg["ca"], cfg["cert"], cfg["key"])
         try:
-            _, admin = cl.first_sign_in("admin", self.admin_password)
+            _, admin = cl.first_sign_in("admin", self.admin_password,
+                                        wait_s=30)
             ops_temp = cl.create(admin, "ops1",
                                  [s["ledger_pb2"].ROLE_OPERATOR])
             _, ops = cl.first_sign_in("ops1", ops_temp)

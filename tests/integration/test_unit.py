@@ -283,7 +283,7 @@ try:
     import cluster  # noqa: E402 (grpcio stubs, only now needed)
     cl = auth.Client(cluster.stubs(tmp), "127.0.0.1:%d" % api_port, client_cfg["ca"],
                      client_cfg["cert"], client_cfg["key"])
-    _, admin_token = cl.first_sign_in("admin", admin_password)
+    _, admin_token = cl.first_sign_in("admin", admin_password, wait_s=30)
     cl.close()
     ctl_env = dict(os.environ, KYUFU_TOKEN=admin_token)
     for k in range(10):  # writes enough for two snapshots

@@ -1,0 +1,433 @@
+/* The operation log's access records: see oplog.h. */
+#include "oplog.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kyufu/v1/ledger.pb-c.h"
+#include "auth_node.h"
+#include "availability.h"
+#include "limits.h"
+#include "log.h"
+#include "service.h"
+
+/* Text fields of a record: printable ASCII only, cut to what apply takes
+ * (storage_limits.h; a certificate subject or OpenSSL's reason comes from
+ * the peer). */
+enum { FIELD_BYTES_MAX = 200 };
+_Static_assert(FIELD_BYTES_MAX <= KYUFU_REASON_BYTES_MAX &&
+                   FIELD_BYTES_MAX <= KYUFU_ACCESS_CERT_BYTES_MAX,
+               "a record's message and certificate fit apply's bounds");
+
+/* The ledger's Code of a refusal (RecordAccess.outcome is a Code, and Code
+ * has no UNAUTHENTICATED): authentication failures are PERMISSION_DENIED
+ * with the message saying "unauthenticated". */
+static int outcome_code(int grpc_code, const char **prefix)
+{
+    *prefix = "";
+    switch (grpc_code) {
+    case KYUFU_GRPC_OK:
+    case KYUFU_GRPC_PERMISSION_DENIED:
+    case KYUFU_GRPC_RESOURCE_EXHAUSTED:
+    case KYUFU_GRPC_INVALID_ARGUMENT:
+    case KYUFU_GRPC_FAILED_PRECONDITION:
+        return grpc_code;
+    case KYUFU_GRPC_UNAUTHENTICATED:
+        *prefix = "unauthenticated: ";
+        return KYUFU_GRPC_PERMISSION_DENIED;
+    default:
+        *prefix = "refused: ";
+        return KYUFU_GRPC_PERMISSION_DENIED;
+    }
+}
+
+static void clean(char *dst, size_t len, const char *src)
+{
+    size_t i = 0;
+    assert(len > 0);
+    for (; src != NULL && src[i] != '\0' && i + 1 < len; i++) {
+        unsigned char ch = (unsigned char)src[i];
+        dst[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    dst[i] = '\0';
+}
+
+static void actor_of(const struct kyufu_principal *p, char *out, size_t len)
+{
+    out[0] = '\0';
+    if (p == NULL) {
+        return;
+    }
+    if (p->kind == KYUFU_PRINCIPAL_STAFF) {
+        snprintf(out, len, "%s", p->staff_id);
+    } else if (p->kind == KYUFU_PRINCIPAL_NODE) {
+        snprintf(out, len, "kyufu-node-%llu", (unsigned long long)p->node_id);
+    }
+}
+
+struct access
+{
+    const struct kyufu_principal *p;
+    const char *method;
+    const char *const *objects;
+    size_t n_objects;
+    int outcome;
+    const char *message;
+    const char *peer;
+    const char *certificate;
+    /* The call, when there is one: its original client's address,
+     * certificate subject and SHA-256 (a forwarded call's from the
+     * follower's metadata) replace peer and certificate. */
+    const struct kyufu_grpc_call *call;
+};
+
+/* The certificate subject of a call's original client. */
+static const char *client_subject(const struct kyufu_grpc_call *call)
+{
+    if (call->peer_node_id != 0) {
+        const char *fwd = kyufu_grpc_metadata_find(
+            call->metadata, call->n_metadata, KYUFU_NODE_MD_CLIENT_SUBJECT);
+        if (fwd != NULL) {
+            return fwd;
+        }
+    }
+    return call->peer_identity != NULL ? call->peer_identity : "";
+}
+
+/* Propose the RecordAccess `a` through req.  0, a KYUFU_GLUE_E* code
+ * (NOTLEADER on a follower), or -1 when the cluster's version does not
+ * know RecordAccess yet (nothing proposed). */
+static int propose(struct kyufu_node *n,
+                   struct kyufu_glue_propose *req,
+                   const struct access *a,
+                   kyufu_glue_propose_cb cb)
+{
+    char actor[KYUFU_ACTOR_BYTES_MAX + 1];
+    char message[FIELD_BYTES_MAX];
+    char peer[KYUFU_ACCESS_PEER_BYTES_MAX + 1];
+    char cert[FIELD_BYTES_MAX];
+    char why[FIELD_BYTES_MAX];
+    char client_id[KYUFU_CLIENT_ID_BYTES_MAX + 1];
+    const char *prefix;
+    int outcome = outcome_code(a->outcome, &prefix);
+    actor_of(a->p, actor, sizeof actor);
+    snprintf(why, sizeof why, "%s%s", prefix, a->message != NULL ? a->message : "");
+    clean(message, sizeof message, why);
+    uint8_t cert_sha256[32];
+    bool has_cert = false;
+    if (a->call != NULL) {
+        clean(peer, sizeof peer, kyufu_node__auth_client_peer(a->call));
+        clean(cert, sizeof cert, client_subject(a->call));
+        has_cert = kyufu_node__auth_client_cert(a->call, cert_sha256);
+    } else {
+        clean(peer, sizeof peer, a->peer);
+        clean(cert, sizeof cert, a->certificate);
+    }
+
+    Kyufu__V1__RecordAccess ra = KYUFU__V1__RECORD_ACCESS__INIT;
+    ra.method = (char *)a->method;
+    ra.objects = (char **)a->objects;
+    ra.n_objects = a->n_objects;
+    ra.outcome = (uint32_t)outcome;
+    ra.message = message;
+    ra.peer = peer;
+    ra.certificate = cert;
+    if (has_cert) {
+        ra.cert_sha256.data = cert_sha256;
+        ra.cert_sha256.len = 32;
+    }
+    if (a->p != NULL && a->p->kind == KYUFU_PRINCIPAL_STAFF) {
+        ra.session = a->p->session_id;
+    }
+    /* A node's key (apply: identity commands are proposed by a node; no
+     * duplicate lookup, so the sequence only has to be above 0). */
+    Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
+    snprintf(client_id, sizeof client_id, "kyufu-node-%llu",
+             (unsigned long long)n->config->id);
+    key.client_id = client_id;
+    key.sequence = ++n->oplog.key_seq;
+    Kyufu__V1__CommandHeader header = KYUFU__V1__COMMAND_HEADER__INIT;
+    header.actor = actor;
+    header.key = &key;
+    header.time_ms = kyufu_node__wall_ms();
+    Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;
+    cmd.header = &header;
+    cmd.body_case = KYUFU__V1__COMMAND__BODY_RECORD_ACCESS;
+    cmd.record_access = &ra;
+
+    uint32_t since = kyufu_storage_command_since(cmd.body_case);
+    uint32_t cluster = 0;
+    if (since == 0 ||
+        kyufu_storage_cluster_version(n->storage, &cluster, NULL) != 0 ||
+        since > cluster) {
+        return -1;
+    }
+    return kyufu_glue_propose(n->glue, req, &cmd, cb);
+}
+
+/* ------------------------------------------------------------------ reads */
+
+struct answer
+{
+    struct kyufu_glue_propose req;
+    struct kyufu_node_call *c;
+    uint8_t *buf;
+    size_t len;
+};
+
+static void on_answer_committed(struct kyufu_glue_propose *req,
+                                int status,
+                                Kyufu__V1__CommandResult *result)
+{
+    struct answer *a = req->data;
+    struct kyufu_node_call *c = a->c;
+    struct kyufu_node *n = c->node;
+    if (status == 0 && result->code == KYUFU__V1__CODE__OK) {
+        n->oplog.reads_recorded++;
+        kyufu_node__call_done(c, KYUFU_GRPC_OK, NULL, a->buf, a->len);
+    } else {
+        char msg[256];
+        n->oplog.reads_withheld++;
+        snprintf(msg, sizeof msg,
+                 "the access record of this read was not committed (%s): "
+                 "the answer is withheld",
+                 status != 0 ? kyufu_glue_strerror(status) : result->message);
+        if (status == 0) {
+            kyufu_log(KYUFU_LOG_ERROR, "access record refused by apply",
+                      KYUFU_LOG_S("method", c->method->path),
+                      KYUFU_LOG_S("detail", result->message));
+            kyufu_node__call_done(c, KYUFU_GRPC_INTERNAL, msg, NULL, 0);
+        } else {
+            kyufu_node__call_unavailable(c, msg);
+            kyufu_node__check_fatal(n, status);
+        }
+    }
+    if (result != NULL) {
+        kyufu__v1__command_result__free_unpacked(result, NULL);
+    }
+    free(a->buf);
+    free(a);
+}
+
+void kyufu_node__oplog_answer(struct kyufu_node_call *c,
+                              const struct kyufu_principal *p,
+                              const ProtobufCMessage *msg,
+                              const char *const *objects,
+                              size_t n_objects)
+{
+    struct kyufu_node *n = c->node;
+    assert(n_objects <= KYUFU_LIST_PAGE_SIZE_MAX);
+    struct answer *a = calloc(1, sizeof *a);
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(len > 0 ? len : 1);
+    if (a == NULL || buf == NULL) {
+        free(a);
+        free(buf);
+        kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                              "out of memory", NULL, 0);
+        return;
+    }
+    protobuf_c_message_pack(msg, buf);
+    a->c = c;
+    a->buf = buf;
+    a->len = len;
+    a->req.data = a;
+    struct access acc = {
+        .p = p,
+        .method = c->method->path,
+        .objects = objects,
+        .n_objects = n_objects,
+        .outcome = KYUFU_GRPC_OK,
+        .message = "",
+        .peer = "",
+        .certificate = "",
+        .call = c->call,
+    };
+    c->proposed_ns = uv_hrtime();
+    int rv = propose(n, &a->req, &acc, on_answer_committed);
+    if (rv == 0) {
+        return;
+    }
+    free(buf);
+    free(a);
+    n->oplog.reads_withheld++;
+    if (rv == -1) {
+        /* Retryable: a new cluster records its version within seconds; an
+         * upgrade once the last voter runs a build that knows it. */
+        kyufu_node__call_unavailable(
+            c, "reads of personal data need RecordAccess, which the "
+               "cluster's version does not know yet (docs/operations.md, "
+               "Upgrades): the answer is withheld");
+        return;
+    }
+    kyufu_node__proposal_failed(c, rv);
+}
+
+/* -------------------------------------------------------------- refusals */
+
+struct refusal
+{
+    struct kyufu_glue_propose req;
+    struct kyufu_node *n;
+};
+
+static void on_refusal_committed(struct kyufu_glue_propose *req,
+                                 int status,
+                                 Kyufu__V1__CommandResult *result)
+{
+    struct refusal *r = req->data;
+    if (status != 0) {
+        r->n->oplog.refusals_lost++;
+        kyufu_log(KYUFU_LOG_WARN, "refusal record not committed",
+                  KYUFU_LOG_S("error", kyufu_glue_strerror(status)));
+    } else if (result->code != KYUFU__V1__CODE__OK) {
+        r->n->oplog.refusals_lost++;
+        kyufu_log(KYUFU_LOG_ERROR, "refusal record refused by apply",
+                  KYUFU_LOG_S("detail", result->message));
+    }
+    if (result != NULL) {
+        kyufu__v1__command_result__free_unpacked(result, NULL);
+    }
+    free(r);
+}
+
+/* Propose one refusal record (no call waits for it). */
+static void propose_refusal(struct kyufu_node *n, const struct access *a)
+{
+    if (n->glue == NULL || n->stage != KYUFU_NODE_RUNNING ||
+        !kyufu_glue_is_leader(n->glue)) {
+        n->oplog.refusals_lost++;
+        return;
+    }
+    struct refusal *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        n->oplog.refusals_lost++;
+        return;
+    }
+    r->n = n;
+    r->req.data = r;
+    int rv = propose(n, &r->req, a, on_refusal_committed);
+    if (rv != 0) {
+        free(r);
+        n->oplog.refusals_lost++;
+        return;
+    }
+    n->oplog.refusals_proposed++;
+}
+
+static void propose_count(struct kyufu_node *n,
+                          const char *method,
+                          int code,
+                          uint64_t count)
+{
+    char msg[128];
+    snprintf(msg, sizeof msg,
+             "%llu more refusals of this kind in %u ms, not recorded one "
+             "by one",
+             (unsigned long long)count,
+             KYUFU_NODE_OPLOG_REFUSALS_WINDOW_MS);
+    struct access a = {
+        .method = method, .outcome = code, .message = msg,
+        .peer = "", .certificate = "",
+    };
+    propose_refusal(n, &a);
+}
+
+static void refused(struct kyufu_node *n, const struct access *a)
+{
+    uint64_t flush = 0;
+    bool own = kyufu_node__oplog_admit(&n->oplog, a->method, a->outcome,
+                                       uv_now(&n->loop), &flush);
+    if (flush > 0) {
+        propose_count(n, a->method, a->outcome, flush);
+    }
+    if (own) {
+        propose_refusal(n, a);
+    }
+}
+
+void kyufu_node__oplog_refused(struct kyufu_node *n,
+                               const struct kyufu_grpc_call *call,
+                               const struct kyufu_principal *p,
+                               int grpc_code,
+                               const char *msg)
+{
+    struct access a = {
+        .p = p,
+        .method = call->method,
+        .outcome = grpc_code,
+        .message = msg,
+        .call = call,
+    };
+    refused(n, &a);
+}
+
+void kyufu_node__oplog_connection(struct kyufu_node *n,
+                                  const char *reason,
+                                  const char *peer,
+                                  const char *subject,
+                                  const char *detail)
+{
+    char method[80];
+    char msg[FIELD_BYTES_MAX];
+    snprintf(method, sizeof method, "connection: %s", reason);
+    snprintf(msg, sizeof msg, "%s", detail != NULL ? detail : "");
+    struct access a = {
+        .method = method,
+        .outcome = KYUFU_GRPC_UNAUTHENTICATED,
+        .message = msg,
+        .peer = peer,
+        .certificate = subject,
+    };
+    refused(n, &a);
+}
+
+/* Every window: the counts of reasons whose window ended, and the rest. */
+static void on_tick(uv_timer_t *t)
+{
+    struct kyufu_node *n = t->data;
+    uint64_t now = uv_now(&n->loop);
+    for (size_t i = 0; i < KYUFU_NODE_OPLOG_REASONS; i++) {
+        struct kyufu_node_oplog_reason *r = &n->oplog.reason[i];
+        if (r->method[0] == '\0' || r->suppressed == 0 ||
+            now - r->window_start_ms < KYUFU_NODE_OPLOG_REFUSALS_WINDOW_MS) {
+            continue;
+        }
+        propose_count(n, r->method, r->code, r->suppressed);
+        r->suppressed = 0;
+        r->recorded = 0;
+        r->window_start_ms = now;
+    }
+    if (n->oplog.overflow > 0) {
+        propose_count(n, "refusals of several kinds",
+                      KYUFU_GRPC_PERMISSION_DENIED, n->oplog.overflow);
+        n->oplog.overflow = 0;
+    }
+}
+
+void kyufu_node__oplog_start(struct kyufu_node *n)
+{
+    uv_timer_init(&n->loop, &n->oplog.timer);
+    n->oplog.timer.data = n;
+    uv_timer_start(&n->oplog.timer, on_tick,
+                   KYUFU_NODE_OPLOG_REFUSALS_WINDOW_MS,
+                   KYUFU_NODE_OPLOG_REFUSALS_WINDOW_MS);
+    n->oplog.started = true;
+    kyufu_node__checkpoint_start(n);
+}
+
+static void closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void kyufu_node__oplog_close(struct kyufu_node *n)
+{
+    if (n->oplog.started) {
+        uv_close((uv_handle_t *)&n->oplog.timer, closed);
+        n->oplog.started = false;
+    }
+    kyufu_node__checkpoint_close(n);
+}
