@@ -114,7 +114,7 @@ def main():
         code, why = code_of(clus(leader).Status, S.StatusRequest(), None)
         assert code == UNAUTH, (code, why)
         # A node's certificate: Status (peers' probes), nothing else.
-        ncert, nkey = c.probe_cert, c.probe_key
+        ncert, nkey = c.node_cert(follower)
         code, _ = code_of(clus(leader, ncert, nkey).Status,
                           S.StatusRequest(), None)
         assert code == grpc.StatusCode.OK, code
