@@ -14,7 +14,9 @@
  * session is read again here (it may have closed since) and checked the
  * same way against the ORIGINAL client's certificate.  Those metadata from
  * any other connection are refused.  A node's call without them is a NODE
- * principal; a forwarded call without a principal is nobody's.
+ * principal; a forwarded call without a principal or session is nobody's.
+ * A forwarded session without a principal is one the follower did not hold
+ * yet (it lags the sign-in): checked here the same way, any account.
  *
  * Failure modes: every refusal is UNAUTHENTICATED with a message that never
  * names the token or its hash; a store error is UNAVAILABLE (the caller
@@ -162,6 +164,8 @@ static int check_session(struct kyufu_node *n,
     int status;
     int rv = kyufu_storage_get_auth_session(n->storage, hash, &s);
     if (rv == KYUFU_STORAGE_ENOTFOUND) {
+        p->unknown_here = true;
+        memcpy(p->token_hash, hash, 32);
         return refuse(msg, len, "no such session (signed out, expired or "
                                 "never issued): sign in");
     }
@@ -247,15 +251,18 @@ int kyufu_node__authenticate(struct kyufu_node *n,
             p->node_id = call->peer_node_id;
             return KYUFU_GRPC_OK; /* KIND_NONE */
         }
+        /* A session without a principal: the follower did not hold it
+         * yet (a sign-in it has not applied) and asks this node to check
+         * it against the original client's certificate. */
         uint8_t hash[32], cert[32];
-        if (principal == NULL || session == NULL ||
-            kyufu_node__hex_decode(session, hash, 32) != 0) {
+        if (session == NULL || kyufu_node__hex_decode(session, hash, 32) != 0) {
             return refuse(msg, len, "malformed forwarded identity");
         }
         bool has_cert = kyufu_node__auth_client_cert(call, cert);
         int status = check_session(n, hash, has_cert ? cert : NULL,
                                    principal, p, msg, len);
         p->node_id = call->peer_node_id;
+        p->unknown_here = false; /* forwarded once: never again */
         return status;
     }
     uint8_t token[KYUFU_NODE_TOKEN_BYTES];

@@ -7,7 +7,9 @@
  * compared with the one the session was issued on), a peer node (its
  * certificate names `kyufu-node:N`; on a forwarded call it may carry the
  * principal a follower authenticated, as `kyufu-principal` and
- * `kyufu-session` metadata), or nobody.
+ * `kyufu-session` metadata; or only the session's hash, when the follower
+ * does not hold that session yet and asks the leader to check it), or
+ * nobody.
  *
  * The token, its hash and any password never reach a log line, an error
  * message, a metric or an audit record. */
@@ -38,6 +40,11 @@ struct kyufu_principal
     uint64_t session_id;       /* STAFF: AuthSession.id */
     uint8_t token_hash[32];    /* STAFF: the session's key */
     uint64_t node_id;          /* NODE, or the node that forwarded a STAFF */
+    /* NONE refused only because this node's store does not hold the
+     * session (yet: a follower may lag the sign-in that opened it):
+     * token_hash is set, and a follower forwards the call for the leader
+     * to check (service.c), never serving it itself. */
+    bool unknown_here;
 };
 
 /* Resolve the caller of `call` into *p.  Returns KYUFU_GRPC_OK (p->kind

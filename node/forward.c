@@ -185,15 +185,10 @@ void kyufu_node__forward(struct kyufu_node_call *c)
     /* Identity (issue 8): who the caller is as this node authenticated it,
      * and the original client's certificate and address; never the
      * caller's own authorization bytes. */
-    struct kyufu_principal p;
-    char why[200], cert_hex[65], session_hex[65];
+    const struct kyufu_principal *p = &c->principal; /* service.c authorize */
+    char cert_hex[65], session_hex[65];
     char subject[KYUFU_NODE_FORWARD_SUBJECT_BYTES];
     uint8_t cert[32];
-    if (kyufu_node__authenticate(n, c->call, &p, why, sizeof why) !=
-        KYUFU_GRPC_OK) {
-        kyufu_node__call_done(c, KYUFU_GRPC_UNAUTHENTICATED, why, NULL, 0);
-        return;
-    }
     if (kyufu_node__auth_client_cert(c->call, cert)) {
         kyufu_node__hex_encode(cert, sizeof cert, cert_hex);
         md[n_md++] = (struct kyufu_grpc_metadata){KYUFU_NODE_MD_CLIENT_CERT,
@@ -219,11 +214,17 @@ void kyufu_node__forward(struct kyufu_node_call *c)
         md[n_md++] = (struct kyufu_grpc_metadata){KYUFU_NODE_MD_CLIENT_SUBJECT,
                                                   subject};
     }
-    if (p.kind == KYUFU_PRINCIPAL_STAFF) {
-        kyufu_node__hex_encode(p.token_hash, sizeof p.token_hash,
+    if (p->kind == KYUFU_PRINCIPAL_STAFF) {
+        kyufu_node__hex_encode(p->token_hash, sizeof p->token_hash,
                                session_hex);
         md[n_md++] =
-            (struct kyufu_grpc_metadata){KYUFU_NODE_MD_PRINCIPAL, p.staff_id};
+            (struct kyufu_grpc_metadata){KYUFU_NODE_MD_PRINCIPAL, p->staff_id};
+        md[n_md++] =
+            (struct kyufu_grpc_metadata){KYUFU_NODE_MD_SESSION, session_hex};
+    } else if (p->unknown_here) {
+        /* A session this node does not hold yet: the leader checks it. */
+        kyufu_node__hex_encode(p->token_hash, sizeof p->token_hash,
+                               session_hex);
         md[n_md++] =
             (struct kyufu_grpc_metadata){KYUFU_NODE_MD_SESSION, session_hex};
     }

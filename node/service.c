@@ -141,6 +141,25 @@ struct bound
     const struct kyufu_node_method *method;
 };
 
+/* Whether a call refused here for a session this node does not hold may go
+ * to the leader instead: on a follower, for a method the leader serves
+ * (not this node's own Status, availability or power event), once. */
+static bool forwardable(const struct kyufu_node_call *c)
+{
+    switch (c->method->kind) {
+    case KYUFU_NODE_STATUS:
+    case KYUFU_NODE_POWER_EVENT:
+    case KYUFU_NODE_GET_AVAILABILITY:
+        return false;
+    default:
+        break;
+    }
+    const char *api = "";
+    uint64_t leader = kyufu_node__leader(c->node, &api);
+    return leader != 0 && leader != c->node->config->id &&
+           !kyufu_node__call_was_forwarded(c);
+}
+
 /* Authenticate the caller into c->principal and check the permission
  * table.  0 to go on; -1 when the call was answered (refused).  A method
  * that needs no session (PUBLIC, or LOCAL from this host) goes on as
@@ -161,6 +180,13 @@ static int authorize(struct kyufu_node_call *c)
     msg[0] = '\0';
     int code = kyufu_node__authenticate(n, call, &c->principal, msg,
                                         sizeof msg);
+    if (code == KYUFU_GRPC_UNAUTHENTICATED && c->principal.unknown_here &&
+        !open && forwardable(c)) {
+        /* A follower that has not applied the sign-in yet: the leader,
+         * which answered it, checks the session (auth.c). */
+        kyufu_node__forward(c);
+        return -1;
+    }
     if (code != KYUFU_GRPC_OK && open) {
         memset(&c->principal, 0, sizeof c->principal);
         c->principal.kind = KYUFU_PRINCIPAL_NONE;
