@@ -213,6 +213,7 @@ static int check_session(struct kyufu_node *n,
     p->roles_mask = a->roles_mask;
     p->setup_only = s->setup_only;
     p->session_id = s->id;
+    snprintf(p->terminal, sizeof p->terminal, "%s", s->terminal);
     memcpy(p->token_hash, hash, 32);
     kyufu_node__auth_remember(n, hash, now);
     status = KYUFU_GRPC_OK;

@@ -38,6 +38,9 @@ struct kyufu_principal
     uint32_t roles_mask;       /* STAFF: 1 << Role, as stored */
     bool setup_only;           /* STAFF: only the setup methods */
     uint64_t session_id;       /* STAFF: AuthSession.id */
+    /* STAFF: the session's terminal (its client certificate's subject CN),
+     * the terminal of every command the principal makes. */
+    char terminal[KYUFU_TERMINAL_BYTES_MAX + 1];
     uint8_t token_hash[32];    /* STAFF: the session's key */
     uint64_t node_id;          /* NODE, or the node that forwarded a STAFF */
     /* NONE refused only because this node's store does not hold the

@@ -215,6 +215,11 @@ void kyufu_node__propose(struct kyufu_node_call *c,
         header.terminal = rh->terminal;
         header.key = rh->key;
     }
+    if (c->principal.kind == KYUFU_PRINCIPAL_STAFF) {
+        /* The terminal is the one the session was opened on (its client
+         * certificate's name), never what the request says. */
+        header.terminal = c->principal.terminal;
+    }
     header.time_ms = kyufu_node__wall_ms(); /* apply reads no clock */
 
     Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;

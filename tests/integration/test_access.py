@@ -260,6 +260,8 @@ def main():
                 rec = r
         assert rec is not None and rec.actor == "clerk", rec
         assert rec.command == "RegisterHousehold", rec
+        # The terminal is the session's certificate, not the header's "clk".
+        assert rec.terminal == "kyufu-test-client", rec
 
         # ---- the key is the clerk's
         code, again = code_of(ledger(leader).RegisterHousehold, req,
