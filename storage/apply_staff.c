@@ -152,6 +152,13 @@ int kyufu_storage__create_staff(struct kyufu_storage__cmd *c)
             return REJECT(c, KYUFU__V1__CODE__PERMISSION_DENIED,
                           "no one creates their own account");
         }
+        /* The nodes' own actors: a person named so could pass for one. */
+        if (strncmp(b->staff_id, "kyufu-node-", 11) == 0 ||
+            strncmp(b->staff_id, "kyufud-", 7) == 0) {
+            return REJECT(c, INVALID,
+                          "staff_id: the prefixes kyufu-node- and kyufud- "
+                          "are reserved for the nodes");
+        }
         if (why != NULL) {
             return REJECT(c, INVALID, "temporary_password: %s", why);
         }

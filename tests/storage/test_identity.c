@@ -148,6 +148,10 @@ static void create_staff_needs_temporary_password(void)
     fx_reject(&f, c, INVALID);
     /* Nobody creates their own account. */
     fx_reject(&f, c_create_staff(&f, "admin", "admin", R_CLERK), DENIED);
+    /* Nor takes a name the nodes act under. */
+    fx_reject(&f, c_create_staff(&f, "admin", "kyufu-node-1", R_CLERK),
+              INVALID);
+    fx_reject(&f, c_create_staff(&f, "admin", "kyufud-2", R_CLERK), INVALID);
     fx_do(&f, c_create_staff(&f, "admin", "taro", R_CLERK));
     Kyufu__V1__Credential *cr = cred(&f, "taro");
     CHECK(cr->must_change);
