@@ -69,6 +69,7 @@ enum key_id {
     K_NODE_JOIN,
     K_SLA_HEARTBEAT, /* SLA: availability ledger (slacore) */
     K_SLA_ALLOW_DRILLS,
+    K_TLS_CRL, /* certs: revoked terminal/operator/node certificates */
     K_COUNT
 };
 
@@ -129,6 +130,7 @@ static const struct key_spec keys[K_COUNT] = {
     [K_SLA_HEARTBEAT] = {"sla", "heartbeat_ms", false, KYUFU_GLUE_OPTION_COUNT,
                          "milliseconds"},
     [K_SLA_ALLOW_DRILLS] = {"sla", "allow_drills", false, NOT_RAFT},
+    [K_TLS_CRL] = {"tls", "crl_file", false, NOT_RAFT},
 };
 #undef NOT_RAFT
 
@@ -490,6 +492,10 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
         return;
     case K_TLS_KEY:
         check_file(ps, k, value, c->tls_key, sizeof c->tls_key);
+        return;
+    case K_TLS_CRL:
+        /* Read (and its signature checked) when the API starts. */
+        check_file(ps, k, value, c->tls_crl, sizeof c->tls_crl);
         return;
     case K_RAFT_ELECTION:
     case K_RAFT_HEARTBEAT:

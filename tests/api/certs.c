@@ -1,7 +1,9 @@
 #include "certs.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -70,8 +72,13 @@ static int write_pem(const char *dir, const char *file, X509 *cert, EVP_PKEY *ke
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dir, file);
-    FILE *f = fopen(path, "w");
+    /* Keys 0600 from their creation: kyufud refuses any other mode. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, cert != NULL ? 0644 : 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (f == NULL) {
+        if (fd >= 0) {
+            close(fd);
+        }
         return -1;
     }
     int ok = cert != NULL ? PEM_write_X509(f, cert)
