@@ -62,7 +62,14 @@ struct kyufu_ctl_init_opts
     bool on_hosts;
     const char *etc_dir;             /* on_hosts; NULL: /etc/kyufu */
     const char *state_dir;           /* on_hosts; NULL: /var/lib/kyufu */
+    /* The CA key's passphrase (ctl__ca_passphrase: this file, else
+     * $KYUFU_CA_PASSPHRASE, else asked twice on the terminal). */
+    const char *ca_passphrase_file;
+    /* The first administrator's staff id: their operator certificate
+     * DIR/ADMIN.pem, .key; NULL: KYUFU_CTL_INIT_ADMIN_DEFAULT. */
+    const char *admin_id;
 };
+#define KYUFU_CTL_INIT_ADMIN_DEFAULT "admin"
 
 /* Create the CA, node and client certificates and keys, every node's
  * kyufud.conf and kyufuctl.conf under opts->dir (layout in
@@ -86,7 +93,8 @@ struct kyufu_ctl_member
 
 struct kyufu_ctl_node_new_opts
 {
-    const char *pki_dir; /* holds ca.pem and ca.key (cluster init's DIR) */
+    const char *pki_dir; /* holds ca.pem and ca.key (cluster init's DIR/ca) */
+    const char *ca_passphrase_file; /* as kyufu_ctl_init_opts's */
     const char *out;     /* created if missing; its data/ must be empty */
     uint64_t id;         /* 1..KYUFU_CTL_NODE_ID_MAX, not a member's */
     const char *raft;    /* host:port, IPv4 or DNS name */
@@ -272,6 +280,16 @@ void ctl__cluster_usage(FILE *out);
 struct Kyufu__V1__NodeStatus;
 int ctl__leader_status(struct ctl__run *r, struct Kyufu__V1__NodeStatus **out);
 void ctl__print_members(struct ctl__run *r, json_t *members);
+
+/* Terminal and operator certificates (ctl_terminal.c), same convention;
+ * noun "terminal" or "operator".  Local only. */
+int ctl__terminal(struct ctl__run *r, const char *noun, const char *verb, int argc,
+                  char **argv);
+void ctl__terminal_usage(FILE *out);
+/* The CA folder for a command: `given` (--ca-dir), else cluster init's
+ * DIR/ca next to the client config's ca file (else that folder itself when
+ * it holds ca.key).  0, or an exit code after ctl__fail. */
+int ctl__ca_dir(struct ctl__run *r, const char *given, const char *cmd, char *out, size_t len);
 
 /* Node commands (ctl_node.c), same convention: about one node, sent to it
  * alone. */

@@ -14,7 +14,7 @@
 enum { OPT_DIR = 0x300, OPT_NODES, OPT_HOST, OPT_HOSTS, OPT_RAFT_BASE, OPT_API_BASE,
        OPT_METRICS_BASE, OPT_FORCE, OPT_ETC_DIR, OPT_STATE_DIR, OPT_TO, OPT_DIGEST,
        OPT_NODE_TIMEOUT, OPT_ID, OPT_RAFT, OPT_API, OPT_CATCH_UP, OPT_OLD, OPT_NEW,
-       OPT_HELP };
+       OPT_HELP, OPT_CA_PASS, OPT_ADMIN_ID };
 
 void ctl__cluster_usage(FILE *out)
 {
@@ -27,6 +27,8 @@ void ctl__cluster_usage(FILE *out)
             "               [--state-dir /var/lib/kyufu] [--raft-port-base P]\n"
             "               [--api-port-base P] [--metrics-port-base P] [--force]\n"
             "      real hosts: DIR/nodeN to copy to host N, the same ports on every host\n"
+            "    both: [--ca-passphrase-file FILE] (else $KYUFU_CA_PASSPHRASE, else asked)\n"
+            "          [--admin-id STAFF_ID] (the first administrator's certificate; admin)\n"
             "  cluster status [--digest] [--node-timeout-ms N]\n"
             "  cluster transfer-leadership [--to NODE_ID]\n"
             "  cluster add-node --id N --raft HOST:PORT --api HOST:PORT\n"
@@ -154,6 +156,12 @@ static int init_opt(struct ctl__run *r, int c, const char *arg, void *p)
     case OPT_STATE_DIR:
         o->state_dir = arg;
         return 0;
+    case OPT_CA_PASS:
+        o->ca_passphrase_file = arg;
+        return 0;
+    case OPT_ADMIN_ID:
+        o->admin_id = arg;
+        return 0;
     }
     return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "unknown option");
 }
@@ -171,6 +179,8 @@ static int cmd_init(struct ctl__run *r, int argc, char **argv)
         { "force", no_argument, NULL, OPT_FORCE },
         { "etc-dir", required_argument, NULL, OPT_ETC_DIR },
         { "state-dir", required_argument, NULL, OPT_STATE_DIR },
+        { "ca-passphrase-file", required_argument, NULL, OPT_CA_PASS },
+        { "admin-id", required_argument, NULL, OPT_ADMIN_ID },
     };
     struct kyufu_ctl_init_opts o = { .nodes = 0, .raft_port_base = 7001,
                                      .api_port_base = 8001,
