@@ -1,21 +1,25 @@
 /* kyufuctl cluster init: what operators rely on — the certificates chain to
  * the generated CA (verified with OpenSSL, time checks off so the test does
  * not read the clock), carry the right SANs and key usages, private keys are
- * 0600 and match their certificates, the config files are exactly in the
- * agreed format and parse, and existing content is never overwritten by
- * accident. */
+ * 0600 and match their certificates, the CA key is encrypted (unreadable
+ * without its passphrase) in a CA folder apart from the nodes', the first
+ * administrator gets an operator certificate (no shared client
+ * certificate), the config files are exactly in the agreed format and
+ * parse, and existing content is never overwritten by accident. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "check.h"
 #include "ctl.h"
+#include "ctl_pki.h"
 #include "slo.h"
 #include "kyufu.h"
 
@@ -37,6 +41,52 @@ static EVP_PKEY *load_key(const char *path)
     fclose(f);
     CHECK(k != NULL);
     return k;
+}
+
+#define PASSPHRASE "test CA passphrase"
+
+static void check_mode(const char *path, unsigned mode);
+
+/* An encrypted key read with `pass` (NULL: none given, never a prompt). */
+static int give_pass(char *buf, int size, int rwflag, void *u)
+{
+    (void)rwflag;
+    if (u == NULL) {
+        return -1;
+    }
+    int n = (int)strlen(u);
+    CHECK(n <= size);
+    memcpy(buf, u, (size_t)n);
+    return n;
+}
+
+static EVP_PKEY *load_key_with(const char *path, const char *pass)
+{
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, give_pass, (void *)pass);
+    fclose(f);
+    ERR_clear_error();
+    return k;
+}
+
+/* A CRL signed by ca, revoking nothing, valid for 30 days. */
+static void check_crl(const char *path, X509 *ca)
+{
+    check_mode(path, 0644);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    X509_CRL *crl = PEM_read_X509_CRL(f, NULL, NULL, NULL);
+    fclose(f);
+    CHECK(crl != NULL);
+    CHECK(X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1);
+    CHECK(X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) == 0);
+    CHECK(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)) <= 0);
+    int days, secs;
+    CHECK(ASN1_TIME_diff(&days, &secs, X509_CRL_get0_lastUpdate(crl),
+                         X509_CRL_get0_nextUpdate(crl)) == 1);
+    CHECK(days == 30 && secs == 3600); /* an hour back, 30 days ahead */
+    X509_CRL_free(crl);
 }
 
 /* The URI SANs of x joined by ' ' into out (docs/peer-tls.md: a node
@@ -105,18 +155,34 @@ struct host_paths
 };
 
 static void check_cluster_at(const char *dir, const char *const *hosts, bool ip, bool v6,
-                             const struct host_paths *hp)
+                             const struct host_paths *hp, const char *admin)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/ca.pem", dir);
     X509 *ca = load_cert(path);
+    /* The CA folder: the key encrypted, readable with the passphrase
+     * only; no CA key outside it. */
     snprintf(path, sizeof path, "%s/ca.key", dir);
+    CHECK(access(path, F_OK) != 0);
+    snprintf(path, sizeof path, "%s/ca/ca.key", dir);
     check_mode(path, 0600);
-    EVP_PKEY *cak = load_key(path);
+    CHECK(strncmp(slurp(path), "-----BEGIN ENCRYPTED PRIVATE KEY-----\n", 38) == 0);
+    CHECK(load_key_with(path, NULL) == NULL);
+    CHECK(load_key_with(path, "not the passphrase") == NULL);
+    EVP_PKEY *cak = load_key_with(path, PASSPHRASE);
+    CHECK(cak != NULL);
     CHECK(X509_check_private_key(ca, cak) == 1);
+    snprintf(path, sizeof path, "%s/ca", dir);
+    check_mode(path, 0700);
+    X509 *ca2;
+    EVP_PKEY *cak2;
+    char err[512];
+    CHECK_EQ_INT(ctl__ca_read(path, NULL, &ca2, &cak2, err, sizeof err), 0);
+    CHECK(X509_cmp(ca, ca2) == 0);
+    X509_free(ca2);
+    EVP_PKEY_free(cak2);
     CHECK(X509_check_ca(ca) >= 1);
     CHECK(X509_get_signature_nid(ca) == NID_ecdsa_with_SHA256);
-    EVP_PKEY_free(cak);
     for (unsigned i = 1; i <= 3; i++) {
         snprintf(path, sizeof path, "%s/node%u/node.pem", dir, i);
         X509 *x = load_cert(path);
@@ -163,10 +229,12 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
             snprintf(path, sizeof path, "%s/ca.pem", dir);
             snprintf(ca_main, sizeof ca_main, "%s", slurp(path));
             CHECK(strcmp(ca_copy, ca_main) == 0);
+            snprintf(path, sizeof path, "%s/node%u/crl.pem", dir, i);
+            check_crl(path, ca);
         }
         /* The node config, exactly as agreed with node/.  Node j's ports:
          * the base plus the nodes before it on the same host. */
-        char want[4096], raft[3][80], api[3][80];
+        char want[8192], raft[3][80], api[3][80];
         for (unsigned j = 0; j < 3; j++) {
             unsigned before = 0;
             for (unsigned e = 0; e < j; e++) {
@@ -175,19 +243,21 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
             snprintf(raft[j], sizeof raft[j], v6 ? "[%s]:%u" : "%s:%u", hosts[j], 7001 + before);
             snprintf(api[j], sizeof api[j], v6 ? "[%s]:%u" : "%s:%u", hosts[j], 8001 + before);
         }
-        char data[600], ca_p[600], cert_p[600], key_p[600], slo_p[600];
+        char data[600], ca_p[600], cert_p[600], key_p[600], slo_p[600], crl_p[600];
         if (hp == NULL) {
             snprintf(data, sizeof data, "%s/node%u/data", dir, i);
             snprintf(ca_p, sizeof ca_p, "%s/ca.pem", dir);
             snprintf(cert_p, sizeof cert_p, "%s/node%u/node.pem", dir, i);
             snprintf(key_p, sizeof key_p, "%s/node%u/node.key", dir, i);
             snprintf(slo_p, sizeof slo_p, "%s/slo.conf", dir);
+            snprintf(crl_p, sizeof crl_p, "%s/crl.pem", dir);
         } else {
             snprintf(data, sizeof data, "%s", hp->state);
             snprintf(ca_p, sizeof ca_p, "%s/ca.pem", hp->etc);
             snprintf(cert_p, sizeof cert_p, "%s/node.pem", hp->etc);
             snprintf(key_p, sizeof key_p, "%s/node.key", hp->etc);
             snprintf(slo_p, sizeof slo_p, "%s/slo.conf", hp->etc);
+            snprintf(crl_p, sizeof crl_p, "%s/crl.pem", hp->etc);
         }
         snprintf(want, sizeof want,
                  "# kyufud configuration, written by kyufuctl cluster init.\n"
@@ -195,12 +265,12 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
                  "api_address = %s\n[cluster]\n"
                  "# one line per member: id = raft_address api_address\n"
                  "1 = %s %s\n2 = %s %s\n3 = %s %s\n"
-                 "[tls]\nca = %s\ncert = %s\nkey = %s\n"
+                 "[tls]\nca = %s\ncert = %s\nkey = %s\ncrl_file = %s\n"
                  "[raft]\nelection_timeout_ms = 1000\nheartbeat_timeout_ms = 100\n"
                  "[log]\nlevel = info\n"
                  "[sla]\nslo_file = %s\n",
                  i, data, raft[i - 1], api[i - 1], raft[0], api[0], raft[1], api[1],
-                 raft[2], api[2], ca_p, cert_p, key_p, slo_p);
+                 raft[2], api[2], ca_p, cert_p, key_p, crl_p, slo_p);
         snprintf(path, sizeof path, "%s/node%u/kyufud.conf", dir, i);
         char *got = slurp(path);
         if (strcmp(got, want) != 0) {
@@ -208,22 +278,51 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
             exit(1);
         }
     }
+    /* No shared client certificate: the first administrator's own. */
     snprintf(path, sizeof path, "%s/kyufuctl.pem", dir);
+    CHECK(access(path, F_OK) != 0);
+    snprintf(path, sizeof path, "%s/%s.pem", dir, admin);
     X509 *cl = load_cert(path);
     CHECK(verifies(ca, cl, X509_PURPOSE_SSL_CLIENT));
     CHECK(!verifies(ca, cl, X509_PURPOSE_SSL_SERVER)); /* clientAuth only */
-    char cl_uri[128];
+    char cl_uri[128], want_cl[128], cn[80];
     uris(cl, cl_uri, sizeof cl_uri);
-    CHECK(cl_uri[0] == '\0'); /* names no node: refused on the Raft port */
-    X509_free(cl);
-    snprintf(path, sizeof path, "%s/kyufuctl.key", dir);
+    snprintf(want_cl, sizeof want_cl, "urn:kyufu:operator:%s", admin);
+    CHECK(strcmp(cl_uri, want_cl) == 0); /* names no node: refused on the Raft port */
+    X509_NAME_get_text_by_NID(X509_get_subject_name(cl), NID_commonName, cn, sizeof cn);
+    CHECK(strcmp(cn, admin) == 0);
+    snprintf(path, sizeof path, "%s/%s.key", dir, admin);
     check_mode(path, 0600);
+    EVP_PKEY *clk = load_key(path);
+    CHECK(X509_check_private_key(cl, clk) == 1);
+    EVP_PKEY_free(clk);
+    /* Registered, and the CRL (empty) signed by the CA, copied for the
+     * nodes. */
+    char sha[65];
+    ctl__cert_sha256(cl, sha);
+    snprintf(path, sizeof path, "%s/ca/registry.json", dir);
+    check_mode(path, 0600);
+    json_t *reg = json_load_file(path, 0, NULL);
+    CHECK(reg != NULL && json_array_size(reg) == 1);
+    json_t *e = json_array_get(reg, 0);
+    CHECK(strcmp(json_string_value(json_object_get(e, "name")), admin) == 0);
+    CHECK(strcmp(json_string_value(json_object_get(e, "kind")), "operator") == 0);
+    CHECK(strcmp(json_string_value(json_object_get(e, "status")), "active") == 0);
+    CHECK(strcmp(json_string_value(json_object_get(e, "sha256")), sha) == 0);
+    json_decref(reg);
+    X509_free(cl);
+    snprintf(path, sizeof path, "%s/ca/crl.pem", dir);
+    check_crl(path, ca);
+    if (hp == NULL) {
+        snprintf(path, sizeof path, "%s/crl.pem", dir);
+        check_crl(path, ca);
+    }
+    EVP_PKEY_free(cak);
     X509_free(ca);
 
     /* The client config parses and names every node's API. */
     struct kyufu_client_config cfg;
     kyufu_client_config_init(&cfg);
-    char err[256];
     snprintf(path, sizeof path, "%s/kyufuctl.conf", dir);
     CHECK(kyufu_client_config_load(&cfg, path, err, sizeof err) == 0);
     CHECK(kyufu_client_config_validate(&cfg, err, sizeof err) == 0);
@@ -252,13 +351,14 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
 
 static void check_cluster(const char *dir, const char *const *hosts, bool ip, bool v6)
 {
-    check_cluster_at(dir, hosts, ip, v6, NULL);
+    check_cluster_at(dir, hosts, ip, v6, NULL, "admin");
 }
 
 int main(void)
 {
     char tmp[] = "/tmp/kyufu-ctl-init-XXXXXX";
     CHECK(mkdtemp(tmp) != NULL);
+    CHECK(setenv("KYUFU_CA_PASSPHRASE", PASSPHRASE, 1) == 0);
     char dir[512], err[512];
     snprintf(dir, sizeof dir, "%s/c1", tmp);
 
@@ -300,14 +400,14 @@ int main(void)
     oh.on_hosts = true;
     CHECK_EQ_INT(kyufu_ctl_init(&oh, NULL, err, sizeof err), 0);
     struct host_paths hp_default = { "/etc/kyufu", "/var/lib/kyufu" };
-    check_cluster_at(dir, names, false, false, &hp_default);
+    check_cluster_at(dir, names, false, false, &hp_default, "admin");
     snprintf(dir, sizeof dir, "%s/h2", tmp);
     oh.dir = dir;
     oh.etc_dir = "/srv/kyufu-etc";
     oh.state_dir = "/srv/kyufu/state.d";
     CHECK_EQ_INT(kyufu_ctl_init(&oh, NULL, err, sizeof err), 0);
     struct host_paths hp_given = { "/srv/kyufu-etc", "/srv/kyufu/state.d" };
-    check_cluster_at(dir, names, false, false, &hp_given);
+    check_cluster_at(dir, names, false, false, &hp_given, "admin");
     /* Hostile host paths and shapes: usage errors that write nothing. */
     static const char *const bad_paths[] = {
         "etc/kyufu", "/etc/kyu fu", "/etc/kyufu#x", "/etc/kyufu;x", "/etc/../root",
@@ -392,6 +492,51 @@ int main(void)
     bad.nodes = 0;
     CHECK_EQ_INT(kyufu_ctl_init(&bad, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
     CHECK(access(dir, F_OK) != 0);
+
+    /* The first administrator's id; the passphrase from a file. */
+    snprintf(dir, sizeof dir, "%s/c6", tmp);
+    snprintf(path, sizeof path, "%s/pass", tmp);
+    FILE *pf = fopen(path, "w");
+    CHECK(pf != NULL);
+    fputs(PASSPHRASE "\n", pf);
+    fclose(pf);
+    CHECK(unsetenv("KYUFU_CA_PASSPHRASE") == 0);
+    struct kyufu_ctl_init_opts o6 = o;
+    o6.dir = dir;
+    o6.force = false;
+    o6.admin_id = "tanaka.h";
+    o6.ca_passphrase_file = path;
+    CHECK_EQ_INT(kyufu_ctl_init(&o6, NULL, err, sizeof err), 0);
+    CHECK(setenv("KYUFU_CA_PASSPHRASE", PASSPHRASE, 1) == 0);
+    check_cluster_at(dir, local, true, false, NULL, "tanaka.h");
+    CHECK(unsetenv("KYUFU_CA_PASSPHRASE") == 0);
+    /* Refused, writing nothing: a bad admin id, a short passphrase, a
+     * passphrase file that is missing, no passphrase at all. */
+    snprintf(dir, sizeof dir, "%s/c7", tmp);
+    o6.dir = dir;
+    o6.admin_id = "../x";
+    CHECK_EQ_INT(kyufu_ctl_init(&o6, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err, "--admin-id") != NULL);
+    o6.admin_id = NULL;
+    pf = fopen(path, "w");
+    CHECK(pf != NULL);
+    fputs("elevenbytes\n", pf);
+    fclose(pf);
+    CHECK_EQ_INT(kyufu_ctl_init(&o6, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err, "12 to 1023 bytes (it has 11)") != NULL);
+    o6.ca_passphrase_file = "/nonexistent/pass";
+    CHECK_EQ_INT(kyufu_ctl_init(&o6, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err, "/nonexistent/pass") != NULL);
+    int tty = open("/dev/tty", O_RDWR);
+    if (tty < 0) { /* no terminal to ask on (CI): a clear refusal */
+        o6.ca_passphrase_file = NULL;
+        CHECK_EQ_INT(kyufu_ctl_init(&o6, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+        CHECK(strstr(err, "KYUFU_CA_PASSPHRASE") != NULL);
+    } else {
+        close(tty);
+    }
+    CHECK(access(dir, F_OK) != 0);
+    CHECK(setenv("KYUFU_CA_PASSPHRASE", PASSPHRASE, 1) == 0);
 
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
