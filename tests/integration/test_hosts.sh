@@ -246,8 +246,8 @@ for i in 1 2 3; do
     owner=$(stat -c '%u %a' "/proc/$pid/root/var/lib/kyufu")
     [ "$owner" = "$uid 700" ] || fail "host $i: /var/lib/kyufu is '$owner', want '$uid 700'"
     [ -d "/proc/$pid/root/var/lib/kyufu/raft" ] || fail "host $i: no raft/ in /var/lib/kyufu"
-    key=$(stat -c '%U %a' "/proc/$pid/root/etc/kyufu/node.key")
-    [ "$key" = "kyufu 600" ] || fail "host $i: /etc/kyufu/node.key is '$key', want 'kyufu 600'"
+    key=$(stat -c '%u %a' "/proc/$pid/root/etc/kyufu/node.key")
+    [ "$key" = "$uid 600" ] || fail "host $i: /etc/kyufu/node.key is '$key', want '$uid 600' (kyufu's, private)"
     [ ! -e "$tmp/h$i/root/kyufu-node" ] || fail "host $i: the copied node folder is still there"
     # The sandbox it ran in (the last mount on each path is the one seen).
     mnt() { awk -v p="$1" '$5 == p { o = $6 } END { print substr(o, 1, 2) }' "/proc/$pid/mountinfo"; }
