@@ -410,8 +410,10 @@ static int cmd_revoke(struct ctl__run *r, const char *kind, bool revoke, int arg
         return ctl__fail(r, rv, "%s: %s", cmd, err);
     }
     if (r->json) {
-        rv = ctl__emit_json(r, json_pack("{s:s,s:s?}", "crl_file",
-                                         s.ca_dir, "revoked", revoke ? a.name : NULL));
+        char crl[PATH_MAX + 16];
+        snprintf(crl, sizeof crl, "%s/" CTL__CA_CRL, s.ca_dir);
+        rv = ctl__emit_json(r, json_pack("{s:s,s:s?}", "crl_file", crl, "revoked",
+                                         revoke ? a.name : NULL));
     } else {
         fprintf(r->out,
                 "%s%s%swrote %s/" CTL__CA_CRL "\n"

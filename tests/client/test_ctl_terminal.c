@@ -287,8 +287,15 @@ int main(void)
     /* The name is free again: a new certificate for the replacement. */
     CHECK_EQ_INT(run("--config", conf, "terminal", "issue", "counter-1", "--mac",
                      "AA:BB:CC:DD:EE:01", "--out", out, NULL), 0);
-    CHECK_EQ_INT(run("--config", conf, "operator", "revoke", "yamada", "--reason", "left", NULL),
+    CHECK_EQ_INT(run("--config", conf, "--json", "operator", "revoke", "yamada", "--reason",
+                     "left", NULL),
                  0);
+    doc = json_loads(out_buf, 0, NULL);
+    CHECK(doc != NULL);
+    snprintf(path, sizeof path, "%s/crl.pem", ca_dir);
+    CHECK(strcmp(json_string_value(json_object_get(doc, "crl_file")), path) == 0);
+    CHECK(strcmp(json_string_value(json_object_get(doc, "revoked")), "yamada") == 0);
+    json_decref(doc);
     snprintf(path, sizeof path, "%s/crl.pem", ca_dir);
     crl_serials(path, ca, serials, sizeof serials);
     CHECK(strstr(serials, serial1) != NULL && strchr(serials, ' ') != NULL); /* two now */
