@@ -180,8 +180,8 @@ static json_t *active_entry(json_t *reg, const char *kind, const char *key, cons
     return NULL;
 }
 
-int ctl__registry_issue(json_t *reg, const struct ctl__issue *is, X509 *ca, EVP_PKEY *ca_key,
-                        FILE *log, char *errmsg, size_t errmsg_len)
+int ctl__registry_can_issue(json_t *reg, const struct ctl__issue *is, char *errmsg,
+                            size_t errmsg_len)
 {
     const int u = KYUFU_CTL_EXIT_USAGE;
     if (!ctl__registry_name_ok(is->name)) {
@@ -202,6 +202,16 @@ int ctl__registry_issue(json_t *reg, const struct ctl__issue *is, X509 *ca, EVP_
                              field(other, "name"));
         }
     }
+    return 0;
+}
+
+int ctl__registry_issue(json_t *reg, const struct ctl__issue *is, X509 *ca, EVP_PKEY *ca_key,
+                        FILE *log, char *errmsg, size_t errmsg_len)
+{
+    int rv = ctl__registry_can_issue(reg, is, errmsg, errmsg_len);
+    if (rv != 0) {
+        return rv;
+    }
     char san[KYUFU_CTL_TERMINAL_NAME_BYTES_MAX + 64];
     snprintf(san, sizeof san, "URI:urn:kyufu:%s:%s", is->kind, is->name);
     struct ctl__cert_spec spec = { .cn = is->name, .ou = is->kind,
@@ -209,7 +219,7 @@ int ctl__registry_issue(json_t *reg, const struct ctl__issue *is, X509 *ca, EVP_
                                    .san = san };
     EVP_PKEY *key;
     X509 *cert;
-    int rv = ctl__leaf_new(&spec, ca, ca_key, &key, &cert, errmsg, errmsg_len);
+    rv = ctl__leaf_new(&spec, ca, ca_key, &key, &cert, errmsg, errmsg_len);
     if (rv != 0) {
         return rv;
     }
@@ -245,14 +255,24 @@ int ctl__registry_issue(json_t *reg, const struct ctl__issue *is, X509 *ca, EVP_
     return 0;
 }
 
-int ctl__registry_revoke(json_t *reg, const char *kind, const char *name, const char *by,
-                         const char *reason, char *errmsg, size_t errmsg_len)
+int ctl__registry_can_revoke(json_t *reg, const char *kind, const char *name, char *errmsg,
+                             size_t errmsg_len)
 {
-    json_t *e = active_entry(reg, kind, "name", name);
-    if (e == NULL) {
+    if (active_entry(reg, kind, "name", name) == NULL) {
         return ctl__errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_USAGE,
                          "no active certificate of %s %s in the registry", kind, name);
     }
+    return 0;
+}
+
+int ctl__registry_revoke(json_t *reg, const char *kind, const char *name, const char *by,
+                         const char *reason, char *errmsg, size_t errmsg_len)
+{
+    int rv = ctl__registry_can_revoke(reg, kind, name, errmsg, errmsg_len);
+    if (rv != 0) {
+        return rv;
+    }
+    json_t *e = active_entry(reg, kind, "name", name);
     char now[32];
     now_text(now);
     if (json_object_set_new(e, "status", json_string("revoked")) != 0 ||

@@ -43,6 +43,10 @@ struct ctl__issue
     const char *by;      /* who issues (registry issued_by) */
     const char *out_dir; /* gets NAME.pem, NAME.key (0600) */
 };
+/* Whether ctl__registry_issue would refuse is (name, an active name or
+ * MAC): 0 or USAGE, before the CA key is even read. */
+int ctl__registry_can_issue(json_t *reg, const struct ctl__issue *is, char *errmsg,
+                            size_t errmsg_len);
 /* Issue a client certificate (EKU clientAuth, O=kyufu, OU=kind, CN=name,
  * SAN URI urn:kyufu:KIND:NAME) from the CA, write it and its key to
  * out_dir and register it.  USAGE when an active entry of that kind has
@@ -50,6 +54,9 @@ struct ctl__issue
  * saves reg. */
 int ctl__registry_issue(json_t *reg, const struct ctl__issue *is, X509 *ca, EVP_PKEY *ca_key,
                         FILE *log, char *errmsg, size_t errmsg_len);
+/* Whether kind/name has an active entry to revoke: 0 or USAGE. */
+int ctl__registry_can_revoke(json_t *reg, const char *kind, const char *name, char *errmsg,
+                             size_t errmsg_len);
 /* Mark the active entry of kind/name revoked (USAGE: none).  The caller
  * then writes the CRL. */
 int ctl__registry_revoke(json_t *reg, const char *kind, const char *name, const char *by,

@@ -202,7 +202,9 @@ static int only(struct ctl__run *r, const char *cmd, const struct args *a, bool 
     return 0;
 }
 
-/* Load the registry under its lock and, when `sign`, the CA. */
+/* Load the registry (under its lock when `sign`) and, when `sign`, the CA,
+ * after `check` (may be NULL) found nothing to refuse in the registry: a
+ * command that will be refused asks for no passphrase. */
 struct session
 {
     char ca_dir[PATH_MAX];
@@ -212,8 +214,20 @@ struct session
     EVP_PKEY *ca_key;
 };
 
+static void close_session(struct session *s)
+{
+    json_decref(s->reg);
+    X509_free(s->ca);
+    EVP_PKEY_free(s->ca_key);
+    if (s->lock >= 0) {
+        close(s->lock);
+    }
+}
+
+typedef int (*session_check)(json_t *reg, const void *arg, char *errmsg, size_t errmsg_len);
+
 static int open_session(struct ctl__run *r, const char *cmd, const struct args *a, bool sign,
-                        struct session *s)
+                        session_check check, const void *check_arg, struct session *s)
 {
     char err[768];
     memset(s, 0, sizeof *s);
@@ -227,30 +241,35 @@ static int open_session(struct ctl__run *r, const char *cmd, const struct args *
         if (s->lock < 0) {
             return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "%s: %s", cmd, err);
         }
+    }
+    rv = ctl__registry_load(s->ca_dir, &s->reg, err, sizeof err);
+    if (rv == 0 && check != NULL) {
+        rv = check(s->reg, check_arg, err, sizeof err);
+    }
+    if (rv == 0 && sign) {
         rv = ctl__ca_read(s->ca_dir, a->pass_file, &s->ca, &s->ca_key, err, sizeof err);
     }
-    if (rv == 0) {
-        rv = ctl__registry_load(s->ca_dir, &s->reg, err, sizeof err);
-    }
     if (rv != 0) {
-        if (s->lock >= 0) {
-            close(s->lock);
-        }
-        X509_free(s->ca);
-        EVP_PKEY_free(s->ca_key);
+        close_session(s);
         return ctl__fail(r, rv, "%s: %s", cmd, err);
     }
     return 0;
 }
 
-static void close_session(struct session *s)
+static int check_issue(json_t *reg, const void *arg, char *errmsg, size_t errmsg_len)
 {
-    json_decref(s->reg);
-    X509_free(s->ca);
-    EVP_PKEY_free(s->ca_key);
-    if (s->lock >= 0) {
-        close(s->lock);
-    }
+    return ctl__registry_can_issue(reg, arg, errmsg, errmsg_len);
+}
+
+struct revoke_what
+{
+    const char *kind, *name;
+};
+
+static int check_revoke(json_t *reg, const void *arg, char *errmsg, size_t errmsg_len)
+{
+    const struct revoke_what *w = arg;
+    return ctl__registry_can_revoke(reg, w->kind, w->name, errmsg, errmsg_len);
 }
 
 static int cmd_issue(struct ctl__run *r, const char *kind, int argc, char **argv)
@@ -279,15 +298,15 @@ static int cmd_issue(struct ctl__run *r, const char *kind, int argc, char **argv
     if (a.out == NULL) {
         return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "%s: --out DIR is required", cmd);
     }
+    struct ctl__issue is = { .kind = kind, .name = a.name, .mac = terminal ? mac : NULL,
+                             .by = issuer_name(r, by, sizeof by), .out_dir = a.out };
     struct session s;
-    rv = open_session(r, cmd, &a, true, &s);
+    rv = open_session(r, cmd, &a, true, check_issue, &is, &s);
     if (rv != 0) {
         return rv;
     }
     rv = ctl__make_dir(a.out, err, sizeof err);
     if (rv == 0) {
-        struct ctl__issue is = { .kind = kind, .name = a.name, .mac = terminal ? mac : NULL,
-                                 .by = issuer_name(r, by, sizeof by), .out_dir = a.out };
         rv = ctl__registry_issue(s.reg, &is, s.ca, s.ca_key, r->json ? NULL : r->out, err,
                                  sizeof err);
     }
@@ -327,7 +346,7 @@ static int cmd_list(struct ctl__run *r, const char *kind, bool export, int argc,
                          cmd);
     }
     struct session s;
-    rv = open_session(r, cmd, &a, false, &s);
+    rv = open_session(r, cmd, &a, false, NULL, NULL, &s);
     if (rv != 0) {
         return rv;
     }
@@ -388,8 +407,9 @@ static int cmd_revoke(struct ctl__run *r, const char *kind, bool revoke, int arg
         return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "%s: '%s' is not a %s name", cmd, a.name,
                          kind);
     }
+    struct revoke_what what = { kind, a.name };
     struct session s;
-    rv = open_session(r, cmd, &a, true, &s);
+    rv = open_session(r, cmd, &a, true, revoke ? check_revoke : NULL, &what, &s);
     if (rv != 0) {
         return rv;
     }
