@@ -68,6 +68,10 @@ struct kyufu_ctl_init_opts
     /* The first administrator's staff id: their operator certificate
      * DIR/ADMIN.pem, .key; NULL: KYUFU_CTL_INIT_ADMIN_DEFAULT. */
     const char *admin_id;
+    /* PBKDF2 rounds for the CA key's encryption; 0 (the command line's
+     * only value): KYUFU_CTL_CA_KEY_PBKDF2_ITERATIONS.  Tests that make
+     * many clusters lower it (a decryption follows the file's count). */
+    unsigned ca_key_iterations;
 };
 #define KYUFU_CTL_INIT_ADMIN_DEFAULT "admin"
 

@@ -415,7 +415,7 @@ static int put_pem(FILE *log, mode_t mode, EVP_PKEY *key, X509 *cert,
     va_start(ap, fmt);
     vsnprintf(path, sizeof path, fmt, ap);
     va_end(ap);
-    int rv = ctl__write_pem(path, mode, key, NULL, cert, errmsg, errmsg_len);
+    int rv = ctl__write_pem(path, mode, key, NULL, 0, cert, errmsg, errmsg_len);
     if (rv == 0) {
         note(log, "wrote %s", path);
     }
@@ -546,7 +546,8 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
     rv = ctl__make_dir(ca_dir, errmsg, errmsg_len);
     if (rv == 0) {
         snprintf(path, sizeof path, "%s/" CTL__CA_KEY, ca_dir);
-        rv = ctl__write_pem(path, 0600, ca_key, pass, NULL, errmsg, errmsg_len);
+        rv = ctl__write_pem(path, 0600, ca_key, pass, o->ca_key_iterations, NULL, errmsg,
+                            errmsg_len);
         if (rv == 0) {
             note(log, "wrote %s (encrypted: AES-256-CBC, key from the passphrase by PBKDF2)",
                  path);

@@ -85,10 +85,12 @@ int ctl__write_file(const char *path, mode_t mode, const char *data, size_t len,
  * PBKDF2-HMAC-SHA256 over the passphrase, a random salt and
  * KYUFU_CTL_CA_KEY_PBKDF2_ITERATIONS (OpenSSL's PEM_write_PKCS8PrivateKey
  * would use only 2048).  Readable by `openssl pkey` and PEM_read_PrivateKey. */
-static int write_encrypted(BIO *b, EVP_PKEY *key, const char *passphrase)
+static int write_encrypted(BIO *b, EVP_PKEY *key, const char *passphrase, unsigned iterations)
 {
     int ok = 0;
-    X509_ALGOR *pbe = PKCS5_pbe2_set_iv(EVP_aes_256_cbc(), KYUFU_CTL_CA_KEY_PBKDF2_ITERATIONS,
+    X509_ALGOR *pbe = PKCS5_pbe2_set_iv(EVP_aes_256_cbc(),
+                                        iterations != 0 ? (int)iterations
+                                                        : KYUFU_CTL_CA_KEY_PBKDF2_ITERATIONS,
                                         NULL, 0, NULL, NID_hmacWithSHA256);
     PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(key);
     X509_SIG *p8e = NULL;
@@ -106,7 +108,7 @@ static int write_encrypted(BIO *b, EVP_PKEY *key, const char *passphrase)
 }
 
 int ctl__write_pem(const char *path, mode_t mode, EVP_PKEY *key, const char *passphrase,
-                   X509 *cert, char *errmsg, size_t errmsg_len)
+                   unsigned iterations, X509 *cert, char *errmsg, size_t errmsg_len)
 {
     BIO *b = BIO_new(BIO_s_mem());
     if (b == NULL) {
@@ -114,7 +116,7 @@ int ctl__write_pem(const char *path, mode_t mode, EVP_PKEY *key, const char *pas
     }
     int ok;
     if (key != NULL && passphrase != NULL) {
-        ok = write_encrypted(b, key, passphrase);
+        ok = write_encrypted(b, key, passphrase, iterations);
     } else if (key != NULL) {
         ok = PEM_write_bio_PKCS8PrivateKey(b, key, NULL, NULL, 0, NULL, NULL);
     } else {

@@ -38,10 +38,12 @@ int ctl__ssl_err(char *errmsg, size_t len, const char *what);
  * replaced: written to PATH.tmp, fsynced, renamed over PATH). */
 int ctl__write_file(const char *path, mode_t mode, const char *data, size_t len,
                     char *errmsg, size_t errmsg_len);
-/* A key (PKCS#8; encrypted with AES-256-CBC, PBKDF2, when passphrase is
- * not NULL) or a certificate as PEM, through ctl__write_file. */
+/* A key (PKCS#8; encrypted with AES-256-CBC, key from PBKDF2-HMAC-SHA256
+ * of `iterations` rounds (0: KYUFU_CTL_CA_KEY_PBKDF2_ITERATIONS), when
+ * passphrase is not NULL) or a certificate as PEM, through
+ * ctl__write_file. */
 int ctl__write_pem(const char *path, mode_t mode, EVP_PKEY *key, const char *passphrase,
-                   X509 *cert, char *errmsg, size_t errmsg_len);
+                   unsigned iterations, X509 *cert, char *errmsg, size_t errmsg_len);
 /* mkdir 0700 unless it exists; USAGE when it exists and is not a folder. */
 int ctl__make_dir(const char *path, char *errmsg, size_t errmsg_len);
 

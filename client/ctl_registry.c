@@ -225,13 +225,13 @@ int ctl__registry_issue(json_t *reg, const struct ctl__issue *is, X509 *ca, EVP_
     }
     char path[PATH_MAX + 128];
     snprintf(path, sizeof path, "%s/%s.key", is->out_dir, is->name);
-    rv = ctl__write_pem(path, 0600, key, NULL, NULL, errmsg, errmsg_len);
+    rv = ctl__write_pem(path, 0600, key, NULL, 0, NULL, errmsg, errmsg_len);
     if (rv == 0) {
         if (log != NULL) {
             fprintf(log, "wrote %s\n", path);
         }
         snprintf(path, sizeof path, "%s/%s.pem", is->out_dir, is->name);
-        rv = ctl__write_pem(path, 0644, NULL, NULL, cert, errmsg, errmsg_len);
+        rv = ctl__write_pem(path, 0644, NULL, NULL, 0, cert, errmsg, errmsg_len);
     }
     if (rv == 0 && log != NULL) {
         fprintf(log, "wrote %s\n", path);

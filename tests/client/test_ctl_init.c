@@ -70,6 +70,32 @@ static EVP_PKEY *load_key_with(const char *path, const char *pass)
     return k;
 }
 
+/* The PBKDF2 iteration count of an encrypted PKCS#8 key (PBES2). */
+static long kdf_iterations(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    X509_SIG *sig = PEM_read_PKCS8(f, NULL, NULL, NULL);
+    fclose(f);
+    CHECK(sig != NULL);
+    const X509_ALGOR *alg;
+    X509_SIG_get0(sig, &alg, NULL);
+    CHECK(OBJ_obj2nid(alg->algorithm) == NID_pbes2);
+    PBE2PARAM *pbe2 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBE2PARAM), alg->parameter);
+    CHECK(pbe2 != NULL && OBJ_obj2nid(pbe2->keyfunc->algorithm) == NID_id_pbkdf2);
+    CHECK(EVP_CIPHER_get_nid(EVP_get_cipherbyobj(pbe2->encryption->algorithm)) ==
+          NID_aes_256_cbc);
+    PBKDF2PARAM *kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM),
+                                                 pbe2->keyfunc->parameter);
+    CHECK(kdf != NULL);
+    CHECK(kdf->prf != NULL && OBJ_obj2nid(kdf->prf->algorithm) == NID_hmacWithSHA256);
+    long n = ASN1_INTEGER_get(kdf->iter);
+    PBKDF2PARAM_free(kdf);
+    PBE2PARAM_free(pbe2);
+    X509_SIG_free(sig);
+    return n;
+}
+
 /* A CRL signed by ca, revoking nothing, valid for 30 days. */
 static void check_crl(const char *path, X509 *ca)
 {
@@ -173,6 +199,8 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
     static bool decrypted;
     if (!decrypted) {
         decrypted = true;
+        /* AES-256-CBC, PBKDF2-HMAC-SHA256, the documented count. */
+        CHECK_EQ_INT(kdf_iterations(path), KYUFU_CTL_CA_KEY_PBKDF2_ITERATIONS);
         CHECK(load_key_with(path, "not the passphrase") == NULL);
         EVP_PKEY *cak = load_key_with(path, PASSPHRASE);
         CHECK(cak != NULL);
@@ -376,6 +404,10 @@ int main(void)
     CHECK_EQ_INT(kyufu_ctl_init(&o, NULL, err, sizeof err), 0);
     static const char *const local[] = { "127.0.0.1", "127.0.0.1", "127.0.0.1" };
     check_cluster(dir, local, true, false);
+    /* The CA key of the first cluster has the real cost (checked above);
+     * the others a token one, so this test stays cheap (sanitizers make
+     * each PBKDF2 round an allocation). */
+    o.ca_key_iterations = 1000;
 
     /* Existing content: refused; --force replaces; node data: always refused. */
     CHECK_EQ_INT(kyufu_ctl_init(&o, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
@@ -396,7 +428,8 @@ int main(void)
     static const char *const names[] = { "kyufu-a.city.example", "kyufu-b.city.example",
                                          "kyufu-c.city.example" };
     struct kyufu_ctl_init_opts o2 = { .dir = dir, .nodes = 3, .hosts = { names[0], names[1], names[2] },
-                                      .n_hosts = 3, .raft_port_base = 7001, .api_port_base = 8001 };
+                                      .n_hosts = 3, .raft_port_base = 7001, .api_port_base = 8001,
+                                      .ca_key_iterations = 1000 };
     CHECK_EQ_INT(kyufu_ctl_init(&o2, NULL, err, sizeof err), 0);
     check_cluster(dir, names, false, false);
 
@@ -453,7 +486,8 @@ int main(void)
     snprintf(dir, sizeof dir, "%s/c3", tmp);
     static const char *const v6[] = { "::1", "::1", "::1" };
     struct kyufu_ctl_init_opts o3 = { .dir = dir, .nodes = 3, .hosts = { "::1" }, .n_hosts = 1,
-                                      .raft_port_base = 7001, .api_port_base = 8001 };
+                                      .raft_port_base = 7001, .api_port_base = 8001,
+                                      .ca_key_iterations = 1000 };
     CHECK_EQ_INT(kyufu_ctl_init(&o3, NULL, err, sizeof err), 0);
     check_cluster(dir, v6, true, true);
 
