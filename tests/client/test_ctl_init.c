@@ -423,6 +423,44 @@ int main(void)
     CHECK_EQ_INT(kyufu_ctl_init(&o, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err, "node2/data") != NULL);
 
+    /* node new from the CA folder: the passphrase-protected key read, the
+     * node key 0600, the CRL copied and named by its config. */
+    {
+        char pki[600], out4[600];
+        snprintf(pki, sizeof pki, "%s/ca", dir);
+        snprintf(out4, sizeof out4, "%s/node4", tmp);
+        struct kyufu_ctl_member members[] = { { 1, "127.0.0.1:7001", "127.0.0.1:8001" } };
+        struct kyufu_ctl_node_new_opts nn = { .pki_dir = pki, .out = out4, .id = 4,
+                                              .raft = "127.0.0.1:7004",
+                                              .api = "127.0.0.1:8004", .members = members,
+                                              .n_members = 1 };
+        CHECK_EQ_INT(kyufu_ctl_node_new(&nn, NULL, err, sizeof err), 0);
+        snprintf(path, sizeof path, "%s/node.key", out4);
+        check_mode(path, 0600);
+        snprintf(path, sizeof path, "%s/crl.pem", out4);
+        check_mode(path, 0644);
+        snprintf(path, sizeof path, "%s/kyufud.conf", out4);
+        char want[800];
+        snprintf(want, sizeof want, "\ncrl_file = %s/crl.pem\n", out4);
+        CHECK(strstr(slurp(path), want) != NULL);
+        /* A wrong passphrase: refused, no certificate written. */
+        snprintf(path, sizeof path, "%s/wrong-pass", tmp);
+        FILE *wf = fopen(path, "w");
+        CHECK(wf != NULL);
+        fputs("not the CA passphrase\n", wf);
+        fclose(wf);
+        snprintf(out4, sizeof out4, "%s/node5", tmp);
+        nn.out = out4;
+        nn.id = 5;
+        nn.raft = "127.0.0.1:7005";
+        nn.api = "127.0.0.1:8005";
+        nn.ca_passphrase_file = path;
+        CHECK_EQ_INT(kyufu_ctl_node_new(&nn, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+        CHECK(strstr(err, "wrong passphrase") != NULL);
+        snprintf(path, sizeof path, "%s/node.pem", out4);
+        CHECK(access(path, F_OK) != 0);
+    }
+
     /* One DNS name per node. */
     snprintf(dir, sizeof dir, "%s/c2", tmp);
     static const char *const names[] = { "kyufu-a.city.example", "kyufu-b.city.example",
