@@ -175,6 +175,14 @@ struct kyufu_grpc_call
     uint64_t deadline_ms;        /* now_ms at arrival + timeout_ms (UINT64_MAX if none) */
     const char *peer_address;    /* "127.0.0.1:53412" or "" (from conn_new) */
     const char *peer_identity;   /* verified client cert subject, "" if none */
+    /* Identity (issue 8): the verified client certificate's SHA-256 over
+     * its DER encoding (has_cert false and zeros when the client sent none
+     * or it did not verify), and the node id it names as SAN URI
+     * KYUFU_TLS_NODE_URI_PREFIX "N" (0: not a node's certificate).  Set by
+     * the connection (kyufu_grpc_server_conn_set_peer_cert). */
+    bool has_cert;
+    uint8_t cert_sha256[32];
+    uint64_t peer_node_id;
     const char *authority;       /* :authority, "" if absent */
     const char *request_id;      /* x-request-id metadata, "" if absent */
     const struct kyufu_grpc_metadata *metadata; /* custom headers */
@@ -231,6 +239,14 @@ int kyufu_grpc_server_conn_new(const struct kyufu_grpc_server_config *config,
                                const char *peer_identity,
                                uint64_t now_ms,
                                struct kyufu_grpc_server_conn **out);
+
+/* Identity (issue 8): the verified client certificate of this connection,
+ * its DER SHA-256 and the node id it names (0: none), copied into every
+ * call handed to a handler from now on (kyufu_grpc_call.has_cert etc.).
+ * The libuv server sets it right after conn_new; tests may set any. */
+void kyufu_grpc_server_conn_set_peer_cert(struct kyufu_grpc_server_conn *conn,
+                                          const uint8_t sha256[32],
+                                          uint64_t node_id);
 
 /* Feed bytes received from the client.  May invoke handlers and on_cancel
  * callbacks.  A call's deadline is the connection's clock + grpc-timeout, so

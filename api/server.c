@@ -329,8 +329,17 @@ static int conn_start_grpc(struct conn *c)
     struct kyufu_grpc_server_config cfg = c->server->grpc_config;
     cfg.on_output = on_conn_output;
     cfg.data = c;
-    return kyufu_grpc_server_conn_new(&cfg, c->peer, identity, uv_now(c->server->loop),
-                                      &c->grpc);
+    int rv = kyufu_grpc_server_conn_new(&cfg, c->peer, identity,
+                                        uv_now(c->server->loop), &c->grpc);
+    uint8_t sha[32];
+    if (rv == 0 && api__tls_peer_cert_sha256(&c->tls, sha) == 0) {
+        uint64_t node_id = 0;
+        if (api__tls_peer_node_id(&c->tls, &node_id) != 0) {
+            node_id = 0; /* a client's certificate, not a node's */
+        }
+        kyufu_grpc_server_conn_set_peer_cert(c->grpc, sha, node_id);
+    }
+    return rv;
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)

@@ -114,6 +114,9 @@ struct kyufu_grpc_server_conn
     nghttp2_session *session;
     char *peer_address;
     char *peer_identity;
+    bool has_cert; /* the verified client certificate (set_peer_cert) */
+    uint8_t cert_sha256[32];
+    uint64_t peer_node_id;
     uint64_t now_ms;
     bool in_recv;
     bool failed; /* nghttp2 returned a fatal error: nothing more to send */
@@ -472,6 +475,9 @@ static void dispatch(struct stream *s)
     c->pub.deadline_ms = s->deadline_ms;
     c->pub.peer_address = c->peer_address;
     c->pub.peer_identity = c->peer_identity;
+    c->pub.has_cert = conn->has_cert;
+    memcpy(c->pub.cert_sha256, conn->cert_sha256, sizeof c->pub.cert_sha256);
+    c->pub.peer_node_id = conn->peer_node_id;
     c->pub.authority = c->authority != NULL ? c->authority : "";
     c->pub.request_id = c->request_id != NULL ? c->request_id : "";
     c->pub.metadata = c->metadata;
@@ -877,6 +883,16 @@ err_after_cbs:
 err:
     assert(rv != 0);
     return rv;
+}
+
+void kyufu_grpc_server_conn_set_peer_cert(struct kyufu_grpc_server_conn *conn,
+                                          const uint8_t sha256[32],
+                                          uint64_t node_id)
+{
+    assert(conn != NULL && sha256 != NULL);
+    conn->has_cert = true;
+    memcpy(conn->cert_sha256, sha256, sizeof conn->cert_sha256);
+    conn->peer_node_id = node_id;
 }
 
 int kyufu_grpc_server_conn_new(const struct kyufu_grpc_server_config *config,

@@ -627,3 +627,15 @@ int api__tls_peer_node_id(struct api__tls *t, uint64_t *id)
     }
     return api__tls_cert_node_id(cert, id);
 }
+
+int api__tls_peer_cert_sha256(struct api__tls *t, uint8_t out[32])
+{
+    unsigned int len = 0;
+    X509 *cert = t->ssl != NULL ? SSL_get0_peer_certificate(t->ssl) : NULL;
+    if (cert == NULL || SSL_get_verify_result(t->ssl) != X509_V_OK ||
+        X509_digest(cert, EVP_sha256(), out, &len) != 1 || len != 32) {
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
+}

@@ -107,6 +107,9 @@ void api__tls_peer_subject(struct api__tls *t, char *buf, size_t len);
  * leading zero); -1 otherwise (no certificate, not verified, no node URI,
  * two of them, or a malformed one). */
 int api__tls_peer_node_id(struct api__tls *t, uint64_t *id);
+/* Identity (issue 8): SHA-256 of the verified peer certificate's DER
+ * encoding into out; 0, or -1 when there is none or it did not verify. */
+int api__tls_peer_cert_sha256(struct api__tls *t, uint8_t out[32]);
 /* The same for any certificate (e.g. our own, checked at start). */
 int api__tls_cert_node_id(const X509 *cert, uint64_t *id);
 

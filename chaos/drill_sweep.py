@@ -54,9 +54,8 @@ def main():
         c.wait_leader(30)
         led = W.Ledger(c, "sweep")
         led.setup()
-        W.must(led.admin.call("CreateStaff", c.s["ledger_pb2"].CreateStaff(
-            staff_id="op1", display_name="Operator", roles=[c.s["ledger_pb2"].ROLE_OPERATOR])),
-            "operator")
+        c.account("op1", [c.s["ledger_pb2"].ROLE_OPERATOR], "Operator")
+        env = c.ctl_env("op1")  # kyufuctl signed in as op1 (KYUFU_TOKEN)
         conf = os.path.join(c.dir, "client.conf")
         with open(conf, "w") as fh:
             fh.write("[client]\nendpoints = %s\nca = %s\ncert = %s\n"
@@ -80,7 +79,7 @@ def main():
             p = subprocess.run([kyufuctl, "--config", conf, "--json", "drill",
                                 "failover", "--mode", mode, "--rounds",
                                 str(rounds)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, env=env)
             assert p.returncode == 0, (mode, p.returncode, p.stdout, p.stderr)
             docs[mode] = json.loads(p.stdout)
             d = docs[mode]
@@ -117,7 +116,7 @@ def main():
         # same RTOs: per cause from its failovers, and its own distribution.
         p = subprocess.run([kyufuctl, "--config", conf, "--json", "sla",
                             "report"], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+                           stderr=subprocess.PIPE, text=True, env=env)
         assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
         doc = json.loads(p.stdout)
         for mode, cause in (("crash", "drill_crash"),

@@ -43,10 +43,10 @@ POLL_S = 0.010
 
 
 class Probe:
-    def __init__(self, name, exe, conf):
+    def __init__(self, name, exe, conf, env):
         self.name = name
         self.p = subprocess.Popen([exe, conf], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True)
+                                  stdout=subprocess.PIPE, text=True, env=env)
         self.acked = 0
 
     def send(self, cmd):
@@ -78,8 +78,7 @@ def poll_election(c, survivors, old_term, t0, out, stop):
     S = c.s["service_pb2"]
     stubs = {}
     for i in survivors:
-        ch = grpc.secure_channel(c.api[i], c.creds(),
-                                 options=C.CHANNEL_OPTIONS)
+        ch = c.secure_channel(i)
         stubs[i] = (ch, c.s["service_pb2_grpc"].ClusterStub(ch))
     try:
         while not stop.is_set():
@@ -136,7 +135,7 @@ def main():
                          "key = %s\nactor = approver1\ndeadline_ms = 30000\n"
                          % (",".join(c.api[i] for i in (1, 2, 3)), c.ca,
                             c.client_cert, c.client_key))
-            probes.append(Probe(name, exe, conf))
+            probes.append(Probe(name, exe, conf, c.ctl_env("approver1")))
         budget0 = None
         for t in range(trials):
             leader = c.wait_leader(30)

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "backoff.h"
@@ -54,6 +55,10 @@ struct kyufu_client
     unsigned n_endpoints;
     char *actor;
     char *terminal;
+    /* "Bearer <token>": the session token's `authorization` metadata, or
+     * NULL (not signed in).  Secret: cleansed when replaced or freed,
+     * never logged nor put into a message. */
+    char *authorization;
     uint32_t deadline_ms;
     uint32_t attempt_ms;
     uint32_t backoff_ms_initial;
@@ -85,6 +90,8 @@ struct call
     uint64_t deadline_at;    /* loop time, ms */
     int fixed;               /* -1, or the only endpoint allowed */
     uint32_t attempt_ms;     /* 0: the client's */
+    char *authorization;     /* the call's own (opts->token), or NULL:
+                                the client's at each attempt */
     unsigned endpoint;       /* of the current / next attempt */
     uint32_t chain;          /* endpoints tried since the last wait (bits) */
     struct client__backoff backoff;
@@ -119,7 +126,47 @@ static void free_fields(struct kyufu_client *c)
     }
     free(c->actor);
     free(c->terminal);
+    client__secret_free(c->authorization);
+    c->authorization = NULL;
     client__session_close(&c->session);
+}
+
+/* "Bearer " + token, or NULL with *rv set (EINVALID: not a token). */
+static char *bearer(const char *token, int *rv)
+{
+    *rv = kyufu_client_token_check(token);
+    if (*rv != 0) {
+        return NULL;
+    }
+    char *v = malloc(sizeof "Bearer " + KYUFU_CLIENT_TOKEN_BYTES);
+    if (v == NULL) {
+        *rv = KYUFU_CLIENT_ENOMEM;
+        return NULL;
+    }
+    memcpy(v, "Bearer ", 7);
+    memcpy(v + 7, token, KYUFU_CLIENT_TOKEN_BYTES + 1);
+    return v;
+}
+
+int kyufu_client_set_token(struct kyufu_client *c, const char *token)
+{
+    assert(c != NULL);
+    char *v = NULL;
+    if (token != NULL) {
+        int rv;
+        v = bearer(token, &rv);
+        if (v == NULL) {
+            return rv;
+        }
+    }
+    client__secret_free(c->authorization);
+    c->authorization = v;
+    return 0;
+}
+
+bool kyufu_client_has_token(const struct kyufu_client *c)
+{
+    return c->authorization != NULL;
 }
 
 int client__create_with(const struct kyufu_client_config *cfg,
@@ -153,6 +200,26 @@ int client__create_with(const struct kyufu_client_config *cfg,
     }
     if (rv != 0) {
         goto err_fields;
+    }
+    if (cfg->token != NULL) {
+        rv = kyufu_client_set_token(c, cfg->token);
+        if (rv != 0) {
+            rv = client__errf(errmsg, errmsg_len, rv == KYUFU_CLIENT_EINVALID
+                                                      ? KYUFU_CLIENT_ECONFIG : rv,
+                              "the session token is not %u hex digits",
+                              KYUFU_CLIENT_TOKEN_BYTES);
+            goto err_fields;
+        }
+    } else if (cfg->token_file != NULL) {
+        char token[KYUFU_CLIENT_TOKEN_BYTES + 1];
+        rv = kyufu_client_token_read(cfg->token_file, token, errmsg, errmsg_len);
+        if (rv == 0) {
+            rv = kyufu_client_set_token(c, token);
+        }
+        OPENSSL_cleanse(token, sizeof token);
+        if (rv != 0) {
+            goto err_fields;
+        }
     }
     c->deadline_ms = cfg->deadline_ms;
     c->attempt_ms = cfg->attempt_ms;
@@ -392,6 +459,8 @@ static void finish(struct call *call, int rv)
     unlink_call(c, call);
     free(call->body);
     call->body = NULL;
+    client__secret_free(call->authorization);
+    call->authorization = NULL;
     struct kyufu_client_req *req = call->req;
     req->impl_ = NULL;
     uv_close((uv_handle_t *)&call->timer, on_timer_closed);
@@ -420,6 +489,17 @@ static uint64_t time_left(const struct call *call)
 
 static void on_timer(uv_timer_t *t);
 
+/* What a call sends as `authorization`: its own token, else the client's;
+ * never anything on a SignIn (a sign-in proves itself, and an old
+ * session's token has no business travelling with a new password). */
+static const char *call_authorization(const struct call *call)
+{
+    if (call->m->output == &kyufu__v1__sign_in_response__descriptor) {
+        return NULL;
+    }
+    return call->authorization != NULL ? call->authorization : call->c->authorization;
+}
+
 static void attempt(struct call *call)
 {
     struct kyufu_client *c = call->c;
@@ -446,8 +526,9 @@ static void attempt(struct call *call)
     call->tc.data = call;
     call->in_flight = true;
     int rv = c->transport->call(c->transport, call->endpoint, call->m->path,
-                                call->body, call->body_len, timeout, &call->tc,
-                                on_attempt);
+                                call->body, call->body_len, timeout,
+                                call_authorization(call),
+                                &call->tc, on_attempt);
     if (rv != 0) {
         /* Counts as a failed attempt; handled from the loop, never from
          * inside kyufu_client_call_async. */
@@ -640,8 +721,17 @@ int kyufu_client_call_async(struct kyufu_client *c,
     if (call == NULL) {
         return KYUFU_CLIENT_ENOMEM;
     }
-    int rv = encode(c, m, request, &call->body, &call->body_len);
+    int rv = 0;
+    if (opts != NULL && opts->token != NULL) {
+        call->authorization = bearer(opts->token, &rv);
+        if (call->authorization == NULL) {
+            free(call);
+            return rv;
+        }
+    }
+    rv = encode(c, m, request, &call->body, &call->body_len);
     if (rv != 0) {
+        client__secret_free(call->authorization);
         free(call);
         return rv;
     }
@@ -800,7 +890,8 @@ int kyufu_client_call_each(struct kyufu_client *c,
         slots[i] = (struct each_slot){ &pending, &rvs[i], &results[i] };
         reqs[i] = (struct kyufu_client_req){ .data = &slots[i] };
         struct kyufu_client_call_opts opts = { .deadline_ms = deadline_ms,
-                                               .endpoint = (int)i };
+                                               .endpoint = (int)i,
+                                               .token = NULL };
         rvs[i] = kyufu_client_call_async(c, &reqs[i], method, request,
                                          response_desc, &opts, on_each_done);
         if (rvs[i] == 0) { /* else ENOMEM: that endpoint's answer */
@@ -866,4 +957,38 @@ int kyufu_client_settle_write(struct kyufu_client *c,
     return kyufu_client_call(c, "SettleWrite", &req.base,
                              &kyufu__v1__settle_write_response__descriptor,
                              opts, result);
+}
+
+int kyufu_client_sign_in(struct kyufu_client *c,
+                         const char *staff_id,
+                         const char *password,
+                         const char *totp_code,
+                         const struct kyufu_client_call_opts *opts,
+                         struct kyufu_client_result *result)
+{
+    assert(c != NULL && result != NULL);
+    if (str_empty(staff_id) || password == NULL) {
+        return KYUFU_CLIENT_EINVALID;
+    }
+    Kyufu__V1__SignInRequest req = KYUFU__V1__SIGN_IN_REQUEST__INIT;
+    req.staff_id = (char *)staff_id;
+    req.password = (char *)password;
+    req.totp_code = (char *)(totp_code != NULL ? totp_code : "");
+    int rv = kyufu_client_call(c, "SignIn", &req.base,
+                               &kyufu__v1__sign_in_response__descriptor, opts, result);
+    if (rv != 0 || result->grpc_status != KYUFU_GRPC_OK) {
+        return rv;
+    }
+    const Kyufu__V1__SignInResponse *resp = (const void *)result->response;
+    int trv = kyufu_client_set_token(c, resp->token);
+    if (trv != 0) {
+        kyufu_client_response_free(result->response);
+        result->response = NULL;
+        result->grpc_status = KYUFU_GRPC_INTERNAL;
+        snprintf(result->message, sizeof result->message,
+                 "the server's session token is not %u hex digits",
+                 KYUFU_CLIENT_TOKEN_BYTES);
+        return KYUFU_CLIENT_EPROTOCOL;
+    }
+    return 0;
 }

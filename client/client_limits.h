@@ -14,6 +14,9 @@
 #define KYUFU_CLIENT_ID_RANDOM_BYTES 16u
 /* RequestHeader.actor is a staff_id, [a-z0-9._-] 1..64 on the server. */
 #define KYUFU_CLIENT_ACTOR_BYTES_MAX 64u
+/* A session token: 32 random bytes as 64 hex digits (docs/identity.md
+ * "Sessions"; SignInResponse.token). */
+#define KYUFU_CLIENT_TOKEN_BYTES 64u
 /* RequestHeader.terminal is 0..64 bytes on the server. */
 #define KYUFU_CLIENT_TERMINAL_BYTES_MAX 64u
 
@@ -87,6 +90,17 @@
 /* kyufuctl table: widest column in display columns (a longer cell is cut
  * with an ellipsis; `get` and --json show it whole). */
 #define KYUFU_CTL_COLUMN_WIDTH_MAX 40u
+/* kyufuctl login/passwd: a password as typed or read from a file; the
+ * server's bound (api/pwhash.h KYUFU_PASSWORD_BYTES_MAX, 256). */
+#define KYUFU_CTL_PASSWORD_BYTES_MAX 256u
+/* kyufuctl login: a TOTP code is 6 digits (RFC 6238 as the node checks). */
+#define KYUFU_CTL_TOTP_DIGITS 6u
+/* kyufuctl login: wrong answers to one question before giving up (a
+ * mistyped confirmation, a code typed too late). */
+#define KYUFU_CTL_ASK_TRIES 3u
+/* kyufuctl totp enroll: the QR code's quiet zone in modules (ISO/IEC
+ * 18004 asks for 4; a phone camera needs it to find the code). */
+#define KYUFU_CTL_QR_QUIET_MODULES 4u
 /* kyufuctl cluster init: nodes of a new cluster. */
 #define KYUFU_CTL_INIT_NODES_MAX 9u
 /* kyufuctl cluster init --etc-dir / --state-dir: a path as it will be on

@@ -119,6 +119,8 @@ void kyufu_client_config_free(struct kyufu_client_config *cfg)
     free(cfg->session_file);
     free(cfg->time_zone);
     free(cfg->slo_file);
+    client__secret_free(cfg->token);
+    free(cfg->token_file);
     kyufu_client_config_init(cfg);
 }
 
@@ -142,6 +144,8 @@ static const struct key_spec keys[] = {
     KEY("key", K_PATH, key_file, 0, PATH_MAX),
     KEY("session_file", K_PATH, session_file, 0, PATH_MAX),
     KEY("slo_file", K_PATH, slo_file, 0, PATH_MAX),
+    /* The session token file (kyufuctl login's); never the token itself. */
+    KEY("token_file", K_PATH, token_file, 0, PATH_MAX),
     KEY("actor", K_STRING, actor, 0, KYUFU_CLIENT_ACTOR_BYTES_MAX),
     KEY("terminal", K_STRING, terminal, 0, KYUFU_CLIENT_TERMINAL_BYTES_MAX),
     KEY("client_id", K_STRING, client_id, 0, KYUFU_CLIENT_ID_BYTES_MAX),
@@ -378,6 +382,11 @@ int kyufu_client_config_validate(const struct kyufu_client_config *cfg,
          strlen(cfg->client_id) > KYUFU_CLIENT_ID_BYTES_MAX)) {
         return client__errf(errmsg, errmsg_len, e, "client_id: 1..%u bytes",
                             KYUFU_CLIENT_ID_BYTES_MAX);
+    }
+    if (cfg->token != NULL && kyufu_client_token_check(cfg->token) != 0) {
+        return client__errf(errmsg, errmsg_len, e,
+                            "the session token is not %u hex digits",
+                            KYUFU_CLIENT_TOKEN_BYTES);
     }
     if (cfg->client_id != NULL && cfg->session_file == NULL) {
         /* A fixed id with sequences restarting at 1 in each process would

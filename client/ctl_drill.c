@@ -594,11 +594,6 @@ int ctl__drill(struct ctl__run *r, const char *verb, int argc, char **argv)
         uv_loop_close(&d.loop);
         return rv;
     }
-    if (r->actor == NULL) {
-        rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
-                       "drill failover: the probe writes need an actor: --as "
-                       "STAFF_ID (an OPERATOR) or actor in the client config");
-    }
     uv_timer_init(&d.loop, &d.tick);
     d.tick.data = &d;
     uv_timer_start(&d.tick, on_tick, KYUFU_CTL_DRILL_PROBE_MS, KYUFU_CTL_DRILL_PROBE_MS);

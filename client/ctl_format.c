@@ -357,6 +357,7 @@ static const struct
     { "STAFF_ACTIVE", "active" },
     { "STAFF_SUSPENDED", "suspended" },
     { "STAFF_DISABLED", "disabled" },
+    { "STAFF_PURGED", "purged" },
     { "CHANNEL_COUNTER", "counter" },
     { "CHANNEL_ONLINE", "online" },
     { "CHANNEL_MAIL", "mail" },

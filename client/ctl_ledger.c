@@ -56,8 +56,9 @@ struct ledger_cmd
 #define R_APPROVER "approver"
 #define R_CLERK "clerk"
 #define R_ADMIN "id_admin"
-#define R_READ "none checked: any client whose certificate the cluster trusts"
-#define R_SETTLE "id_admin, clerk or approver (the key's own writer)"
+#define R_READ "clerk or approver"
+#define R_AUDITOR "auditor"
+#define R_SETTLE "the account that sent the write (the key's owner)"
 
 
 static const struct ledger_cmd cmds[] = {
@@ -75,21 +76,21 @@ static const struct ledger_cmd cmds[] = {
     { "application", "submit", "SubmitApplication", "program-code,household-no,channel", NULL, R_CLERK },
     { "application", "approve", "ApproveApplication", "id", NULL, R_APPROVER },
     { "application", "reject", "RejectApplication", "id,reason", NULL, R_APPROVER },
-    { "application", "cancel", "CancelApplication", "id,reason", NULL, "clerk or approver" },
+    { "application", "cancel", "CancelApplication", "id,reason", NULL, R_CLERK },
     { "application", "get", "GetApplication", "id", NULL, R_READ },
     { "application", "list", "ListApplications", "", cols_applications, R_READ },
     { "batch", "create", "CreatePaymentBatch", "program-code,transfer-date,application-ids", NULL, R_CLERK },
     { "batch", "confirm", "ConfirmPaymentBatch", "id", NULL, R_APPROVER },
-    { "batch", "get", "GetPaymentBatch", "id", NULL, R_READ },
-    { "batch", "list", "ListPaymentBatches", "", cols_batches, R_READ },
+    { "batch", "get", "GetPaymentBatch", "id", NULL, R_APPROVER },
+    { "batch", "list", "ListPaymentBatches", "", cols_batches, R_APPROVER },
     { "payment", "return", "ReturnPayment", "application-id,reason", NULL, R_CLERK },
     { "staff", "create", "CreateStaff", "staff-id,display-name,roles", NULL, R_ADMIN },
     { "staff", "set-roles", "SetStaffRoles", "staff-id,roles", NULL, R_ADMIN },
     { "staff", "set-status", "SetStaffStatus", "staff-id,status", NULL, R_ADMIN },
-    { "staff", "get", "GetStaff", "staff-id", NULL, R_READ },
-    { "staff", "list", "ListStaff", "", cols_staff, R_READ },
-    { "audit", "list", "ListAudit", "", cols_audit, R_READ },
-    { "audit", "verify", "VerifyAudit", "", NULL, R_READ },
+    { "staff", "get", "GetStaff", "staff-id", NULL, R_ADMIN },
+    { "staff", "list", "ListStaff", "", cols_staff, R_ADMIN },
+    { "audit", "list", "ListAudit", "", cols_audit, R_AUDITOR },
+    { "audit", "verify", "VerifyAudit", "", NULL, R_AUDITOR },
     /* The key comes from --idempotency-key (required, checked below). */
     { "write", "settle", "SettleWrite", "", NULL, R_SETTLE },
 };
@@ -435,6 +436,14 @@ static void print_write(struct ctl__run *r, const Kyufu__V1__WriteResponse *w)
     }
     fprintf(r->out, "ok: %s (raft index %llu, audit seq %llu)\n", res->object,
             (unsigned long long)res->raft_index, (unsigned long long)res->audit_seq);
+    if (w->temporary_password != NULL && w->temporary_password[0] != '\0') {
+        /* CreateStaff: shown this once (a retry of the key answers without
+         * it; then `kyufuctl staff reset-password`). */
+        fprintf(r->out,
+                "temporary password (shown once; hand it to the person, who must change "
+                "it at first sign-in):\n  %s\n",
+                w->temporary_password);
+    }
     const ProtobufCMessageDescriptor *d = res->base.descriptor;
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
@@ -679,7 +688,7 @@ static void command_help(FILE *out, const struct ledger_cmd *cmd)
     fprintf(out, "usage: kyufuctl [common options]");
     command_usage(out, cmd);
     fprintf(out, "\nRPC: Ledger.%s (%s)\nrole needed: %s\n\noptions:\n", cmd->method,
-            m->kind == KYUFU_CLIENT_WRITE ? "a write: --as or the config's actor acts"
+            m->kind == KYUFU_CLIENT_WRITE ? "a write: the signed-in account acts"
             : m->kind == KYUFU_CLIENT_SETTLE ? "settles a write: --idempotency-key required"
                                               : "a read",
             cmd->role);
@@ -812,11 +821,9 @@ int ctl__ledger(struct ctl__run *r, const char *noun, const char *verb, int argc
     for (unsigned i = 0; rv == 0 && i < n_pending; i++) {
         rv = set_flag(r, &a, req, &fl.f[pending[i].flag], pending[i].value);
     }
+    /* Who acts is the session's account (the node sets it); --as only
+     * asserts it (the node refuses a header naming anyone else). */
     bool keyed = m->kind == KYUFU_CLIENT_WRITE || m->kind == KYUFU_CLIENT_SETTLE;
-    if (rv == 0 && keyed && (r->actor == NULL || r->actor[0] == '\0')) {
-        rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
-                       "no actor: use --as STAFF_ID or 'actor =' in the client config");
-    }
     if (rv == 0 && r->stale) {
         const ProtobufCFieldDescriptor *fr =
             protobuf_c_message_descriptor_get_field_by_name(m->input, "read");

@@ -6,16 +6,19 @@
  * documented exit code (ctl.h, docs/kyufuctl.md); with --json, stdout holds
  * exactly one JSON document, also on failure ({"error": {...}}). */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 #include "ctl.h"
 #include "kyufu.h"
 #include "kyufu_version.h"
 
-enum { OPT_CONFIG = 0x100, OPT_JSON, OPT_AS, OPT_DEADLINE, OPT_STALE, OPT_KEY, OPT_TZ, OPT_HELP,
-       OPT_VERSION };
+enum { OPT_CONFIG = 0x100, OPT_JSON, OPT_AS, OPT_DEADLINE, OPT_STALE, OPT_KEY, OPT_TZ,
+       OPT_TOKEN_FILE, OPT_HELP, OPT_VERSION };
 
 const struct option ctl__common_opts[CTL__COMMON_OPTS_N] = {
     { "config", required_argument, NULL, OPT_CONFIG },
@@ -25,6 +28,7 @@ const struct option ctl__common_opts[CTL__COMMON_OPTS_N] = {
     { "stale", no_argument, NULL, OPT_STALE },
     { "idempotency-key", required_argument, NULL, OPT_KEY },
     { "tz", required_argument, NULL, OPT_TZ },
+    { "token-file", required_argument, NULL, OPT_TOKEN_FILE },
 };
 
 int ctl__fail(struct ctl__run *r, int code, const char *fmt, ...)
@@ -100,6 +104,13 @@ int ctl__common_opt(struct ctl__run *r, int opt, const char *arg)
     case OPT_STALE:
         r->stale = true;
         return 0;
+    case OPT_TOKEN_FILE:
+        if (arg[0] == '\0' || strlen(arg) >= sizeof r->token_path) {
+            return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "--token-file: a path of 1..%zu bytes",
+                             sizeof r->token_path - 1);
+        }
+        r->token_file = arg;
+        return 0;
     case OPT_TZ: {
         char err[256];
         if (kyufu_ctl_tz_set(arg, err, sizeof err) != 0) {
@@ -154,6 +165,57 @@ int ctl__client(struct ctl__run *r, struct kyufu_client **out)
     return ctl__client_on(r, NULL, out);
 }
 
+/* Which session this run acts in (docs/kyufuctl.md "Signing in"):
+ * KYUFU_TOKEN if set (scripts), else the token file (--token-file, the
+ * config's token_file, else $XDG_CONFIG_HOME/kyufu/token or
+ * ~/.config/kyufu/token).  No file: no token (the node answers
+ * UNAUTHENTICATED and ctl__call_exit says to sign in).  A file others may
+ * read, or one without a token: refused.  login reads neither (it writes
+ * the file).  Sets cfg->token; clears cfg->token_file (handled here). */
+static int session_token(struct ctl__run *r, struct kyufu_client_config *cfg)
+{
+    r->token_path[0] = '\0';
+    if (r->token_file != NULL) {
+        snprintf(r->token_path, sizeof r->token_path, "%s", r->token_file);
+    } else if (cfg->token_file != NULL) {
+        snprintf(r->token_path, sizeof r->token_path, "%s", cfg->token_file);
+    } else {
+        (void)kyufu_client_token_default_path(r->token_path, sizeof r->token_path);
+    }
+    free(cfg->token_file);
+    cfg->token_file = NULL;
+    if (r->no_token) {
+        return 0;
+    }
+    const char *env = getenv("KYUFU_TOKEN");
+    if (env != NULL && env[0] != '\0') {
+        if (kyufu_client_token_check(env) != 0) {
+            return ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
+                             "KYUFU_TOKEN is not a session token (%u hex digits)",
+                             KYUFU_CLIENT_TOKEN_BYTES);
+        }
+        cfg->token = strdup(env);
+        r->token_from_env = true;
+        return cfg->token == NULL ? ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "out of memory") : 0;
+    }
+    if (r->token_path[0] == '\0') {
+        return 0; /* neither HOME nor XDG_CONFIG_HOME: no default file */
+    }
+    char token[KYUFU_CLIENT_TOKEN_BYTES + 1];
+    char err[PATH_MAX + 200];
+    int rv = kyufu_client_token_read(r->token_path, token, err, sizeof err);
+    if (rv == KYUFU_CLIENT_ENO_TOKEN) {
+        return 0;
+    }
+    if (rv != 0) {
+        return ctl__fail(r, rv == KYUFU_CLIENT_EIO ? KYUFU_CTL_EXIT_LOCAL : KYUFU_CTL_EXIT_USAGE,
+                         "%s", err);
+    }
+    cfg->token = strdup(token);
+    OPENSSL_cleanse(token, sizeof token);
+    return cfg->token == NULL ? ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "out of memory") : 0;
+}
+
 int ctl__client_on(struct ctl__run *r, uv_loop_t *loop, struct kyufu_client **out)
 {
     const char *path = r->config_path;
@@ -191,8 +253,13 @@ int ctl__client_on(struct ctl__run *r, uv_loop_t *loop, struct kyufu_client **ou
         kyufu_client_config_free(&cfg);
         return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "%s: key 'time_zone': %s", path, err);
     }
+    rv = session_token(r, &cfg);
+    if (rv != 0) {
+        kyufu_client_config_free(&cfg);
+        return rv;
+    }
     if (r->actor == NULL && cfg.actor != NULL) {
-        /* Keep the config's actor visible for the "no actor" check. */
+        /* The config's actor: an assertion, as --as. */
         snprintf(r->actor_buf, sizeof r->actor_buf, "%s", cfg.actor);
         r->actor = r->actor_buf;
     }
@@ -218,6 +285,18 @@ int ctl__call_exit(struct ctl__run *r, int rv, const struct kyufu_client_result 
 {
     if (rv == 0 && res->grpc_status == KYUFU_GRPC_OK) {
         return 0;
+    }
+    if (rv == 0 && res->grpc_status == KYUFU_GRPC_UNAUTHENTICATED) {
+        /* No token, an expired or closed session, a token shown on another
+         * certificate: the remedy is the same. */
+        return ctl__fail(r, KYUFU_CTL_EXIT_REJECTED,
+                         "not signed in or session expired: kyufuctl login%s (%s)",
+                         r->token_from_env ? " (or a new KYUFU_TOKEN)" : "", res->message);
+    }
+    if (rv == 0 && res->grpc_status == KYUFU_GRPC_PERMISSION_DENIED) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_REJECTED,
+                         "PERMISSION_DENIED: %s (kyufuctl whoami shows your roles)",
+                         res->message);
     }
     if (rv == 0) {
         return ctl__fail(r, KYUFU_CTL_EXIT_REJECTED, "%s: %s",
@@ -293,14 +372,19 @@ void ctl__repeat_command(struct ctl__run *r)
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: kyufuctl [--config FILE] [--json] [--as STAFF_ID] "
+            "usage: kyufuctl [--config FILE] [--json] [--token-file FILE] "
             "[--deadline-ms N] [--stale] <noun> <verb> [options]\n"
+            "       kyufuctl login | logout | whoami | passwd\n"
             "       kyufuctl --help | --version\n"
             "\n"
             "common options (before or after the command):\n"
             "  --config FILE     client configuration (default: $KYUFUCTL_CONFIG)\n"
             "  --json            print one JSON document instead of text\n"
-            "  --as STAFF_ID     the staff account the command acts for\n"
+            "  --token-file FILE the session token file (default: the config's token_file,\n"
+            "                    else $XDG_CONFIG_HOME/kyufu/token or ~/.config/kyufu/token);\n"
+            "                    KYUFU_TOKEN in the environment wins over the file\n"
+            "  --as STAFF_ID     assert that the session is STAFF_ID's (the node refuses a\n"
+            "                    write naming anyone else; the session decides who acts)\n"
             "  --deadline-ms N   overall deadline of each call, retries included\n"
             "  --stale           reads: answer from the node reached, no leader round trip\n"
             "  --tz ZONE         show and read times in ZONE (default: the config's\n"
@@ -309,6 +393,7 @@ static void usage(FILE *out)
             "                    is unknown with the SAME key: it is applied at most once);\n"
             "                    write settle: the key whose outcome to settle\n"
             "\ncommands (kyufuctl help NOUN VERB: one command's options, values and role):\n");
+    ctl__auth_usage(out);
     ctl__ledger_usage(out);
     ctl__cluster_usage(out);
     ctl__node_usage(out);
@@ -356,25 +441,28 @@ int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
             return rv;
         }
     }
-    if (argc - optind < 2) {
+    bool single = argc - optind >= 1 && ctl__auth_single(argv[optind]);
+    if (argc - optind < 2 && !single) {
         usage(err);
         return ctl__fail(&r, KYUFU_CTL_EXIT_USAGE, "missing command");
     }
     const char *noun = argv[optind];
-    const char *verb = argv[optind + 1];
-    /* The command's own argv: argv[0] = "noun verb", then its options. */
-    int cargc = argc - optind - 1;
-    char **cargv = argv + optind + 1;
+    const char *verb = single ? "" : argv[optind + 1];
+    /* The command's own argv: argv[0] = "noun verb" (or the one word),
+     * then its options. */
+    int cargc = single ? argc - optind : argc - optind - 1;
+    char **cargv = single ? argv + optind : argv + optind + 1;
     /* kyufuctl help NOUN VERB: the same as NOUN VERB --help. */
     char *help_argv[3];
     if (strcmp(noun, "help") == 0) {
-        if (argc - optind < 3) {
+        bool one = argc - optind >= 2 && ctl__auth_single(argv[optind + 1]);
+        if (argc - optind < 3 && !one) {
             usage(out);
             return 0;
         }
         noun = argv[optind + 1];
-        verb = argv[optind + 2];
-        help_argv[0] = argv[optind + 2];
+        verb = one ? "" : argv[optind + 2];
+        help_argv[0] = argv[optind + (one ? 1 : 2)];
         help_argv[1] = (char *)"--help";
         help_argv[2] = NULL;
         cargc = 2;
@@ -394,7 +482,10 @@ int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
     } else if (strcmp(noun, "terminal") == 0 || strcmp(noun, "operator") == 0) {
         rv = ctl__terminal(&r, noun, verb, cargc, cargv);
     } else {
-        rv = ctl__ledger(&r, noun, verb, cargc, cargv);
+        rv = ctl__auth(&r, noun, verb, cargc, cargv);
+        if (rv < 0) {
+            rv = ctl__ledger(&r, noun, verb, cargc, cargv);
+        }
     }
     if (rv < 0) {
         rv = ctl__fail(&r, KYUFU_CTL_EXIT_USAGE, "unknown command '%s %s' (see "

@@ -69,7 +69,9 @@
     X(PROTOCOL, -7, "malformed or oversized response")                       \
     X(CANCELED, -8, "client closed before the call completed")               \
     X(IO, -9, "file I/O failed")                                             \
-    X(UNKNOWN_METHOD, -10, "no such method")
+    X(UNKNOWN_METHOD, -10, "no such method")                                 \
+    X(INSECURE, -11, "file readable or writable by group or others")         \
+    X(NO_TOKEN, -12, "no session token: not signed in")
 
 enum kyufu_client_error {
 #define KYUFU_CLIENT__ENUM(name, value, text) KYUFU_CLIENT_E##name = value,
@@ -105,14 +107,23 @@ struct kyufu_client_config
     char *session_file;       /* NULL: no persistence (see below) */
     char *time_zone;          /* kyufuctl's display zone ("Asia/Tokyo"); NULL: its default */
     char *slo_file;           /* the SLO file (docs/sla.md); kyufuctl sla */
+    /* The session token (docs/identity.md "Sessions"): sent as gRPC
+     * metadata `authorization: Bearer <token>` on every call but SignIn.
+     * `token` (never read from the INI file: a secret does not belong in a
+     * config; set by the program, e.g. from KYUFU_TOKEN) wins over
+     * `token_file` (INI key token_file: a file as kyufuctl login writes it,
+     * read at kyufu_client_create with kyufu_client_token_read's checks).
+     * Both NULL: no token until kyufu_client_set_token or _sign_in. */
+    char *token;
+    char *token_file;
     uint32_t deadline_ms;     /* overall deadline of one call, retries incl. */
     uint32_t attempt_ms;      /* one attempt against one node */
     uint32_t backoff_ms_initial; /* smallest retry wait, <= backoff_ms_max */
     uint32_t backoff_ms_max;     /* largest retry wait */
 };
 
-/* Defaults: no endpoints, no TLS files, deadlines and backoff from
- * client_limits.h. */
+/* Defaults: no endpoints, no TLS files, no token, deadlines and backoff
+ * from client_limits.h. */
 void kyufu_client_config_init(struct kyufu_client_config *cfg);
 
 /* Parse an INI file (docs/kyufuctl.md "Client configuration") into cfg,
@@ -192,6 +203,11 @@ struct kyufu_client_call_opts
                              answers only when its work is done (AddNode
                              waits for the new node to catch up): a shorter
                              attempt would give up and send it again */
+    const char *token;    /* NULL: the client's session token; else this
+                             call's (a front end serving several people on
+                             one connection, the load bench's clerks and
+                             approvers); checked as kyufu_client_set_token,
+                             EINVALID if malformed; copied */
 };
 
 /* The outcome of a call that reached a server (return value 0). */
@@ -272,6 +288,68 @@ int kyufu_client_call_each(struct kyufu_client *c,
                            int *rvs,
                            struct kyufu_client_result *results);
 
+/* ---- sessions (docs/identity.md; the Auth service in service.proto) */
+
+/* Use `token` (KYUFU_CLIENT_TOKEN_BYTES lower- or upper-case hex digits,
+ * as SignInResponse.token) on every later call but SignIn, as the metadata
+ * `authorization: Bearer <token>`; NULL forgets it (calls go without).
+ * The client keeps a copy, cleansed when replaced or released; it is never
+ * logged nor written into an error message.  Returns 0, or EINVALID for a
+ * malformed token (the old one stays). */
+int kyufu_client_set_token(struct kyufu_client *c, const char *token);
+bool kyufu_client_has_token(const struct kyufu_client *c);
+
+/* Auth.SignIn(staff_id, password, totp_code) (totp_code NULL or "" for an
+ * account that has no second factor yet: the node answers a setup-only
+ * session).  Sent without any token.  On 0 with grpc_status OK,
+ * result->response is the Kyufu__V1__SignInResponse (caller frees; its
+ * token is secret: the caller may store it, e.g. kyufu_client_token_write,
+ * and should not print it) and the client uses the new token from now on.
+ * A refusal (UNAUTHENTICATED: wrong password or code, locked, ...) is 0
+ * with that status, as any call.  EINVALID without a staff id or password;
+ * EPROTOCOL when the answer's token is malformed (then no token is set). */
+int kyufu_client_sign_in(struct kyufu_client *c,
+                         const char *staff_id,
+                         const char *password,
+                         const char *totp_code,
+                         const struct kyufu_client_call_opts *opts,
+                         struct kyufu_client_result *result);
+
+/* Token files (client/token.c): what `kyufuctl login` writes and every
+ * kyufuctl run reads; a program may share them.  Text: the token and a
+ * newline.
+ *
+ * 0, or EINVALID: not KYUFU_CLIENT_TOKEN_BYTES hex digits. */
+int kyufu_client_token_check(const char *token);
+
+/* Read the token in `path` into out (KYUFU_CLIENT_TOKEN_BYTES + 1 bytes).
+ * Refused, as ssh refuses a private key, when the file is readable or
+ * writable by group or others (INSECURE, naming the mode and `chmod 600`),
+ * is not a regular file or not owned by this user (INSECURE); NO_TOKEN when
+ * it does not exist; EIO when it cannot be read; ECONFIG when it does not
+ * hold a well-formed token.  The message names the path, never the
+ * content. */
+int kyufu_client_token_read(const char *path,
+                            char *out,
+                            char *errmsg,
+                            size_t errmsg_len);
+
+/* Write token to `path` as mode 0600 (a temporary file in the same folder,
+ * fsynced, renamed over the old one), creating the file's folder (0700)
+ * if missing.  EINVALID for a malformed token, EIO with errmsg. */
+int kyufu_client_token_write(const char *path,
+                             const char *token,
+                             char *errmsg,
+                             size_t errmsg_len);
+
+/* Delete the token file; a missing file is 0.  EIO with errmsg. */
+int kyufu_client_token_remove(const char *path, char *errmsg, size_t errmsg_len);
+
+/* The default token file: $XDG_CONFIG_HOME/kyufu/token, else
+ * $HOME/.config/kyufu/token.  EINVALID when neither variable is set (or
+ * is not an absolute path), ENOMEM when buf is too small. */
+int kyufu_client_token_default_path(char *buf, size_t len);
+
 /* Release a synchronous client (closes its private loop). */
 void kyufu_client_destroy(struct kyufu_client *c);
 
@@ -319,6 +397,11 @@ enum kyufu_client_method_kind {
     KYUFU_CLIENT_ADMIN = 3,   /* Cluster service: node-local operations */
     KYUFU_CLIENT_SETTLE = 4,  /* SettleWrite: a write whose RequestHeader
                                  names an existing key (never a new one) */
+    KYUFU_CLIENT_AUTH = 5,    /* Auth service calls without a header
+                                 (SignIn, WhoAmI, ChangePassword, ...): no
+                                 key; Auth calls with a header
+                                 (ResetPassword, UnlockStaff, ResetTotp) are
+                                 KYUFU_CLIENT_WRITE */
 };
 
 struct kyufu_client_method

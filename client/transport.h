@@ -57,13 +57,17 @@ struct client__transport
     void *impl;
     /* endpoint < number of endpoints the transport was created with; path
      * is the gRPC path ("/kyufu.v1.Ledger/GetProgram"); body is borrowed
-     * until cb (a transport may keep a pointer to it). */
+     * until cb (a transport may keep a pointer to it).  authorization, when
+     * not NULL, is the value of the `authorization` metadata to send
+     * ("Bearer <token>"), copied before call returns; a transport never
+     * logs it nor puts it into tc->message. */
     int (*call)(struct client__transport *t,
                 unsigned endpoint,
                 const char *path,
                 const uint8_t *body,
                 size_t body_len,
                 uint32_t timeout_ms,
+                const char *authorization,
                 struct client__tcall *tc,
                 client__tcall_cb cb);
     void (*close)(struct client__transport *t,
@@ -112,6 +116,10 @@ void client__testing(struct kyufu_client *c,
 /* Fill errmsg (if any) printf-style; returns rv for `return errf(...)`. */
 int client__errf(char *errmsg, size_t errmsg_len, int rv, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Free a secret string (a token, "Bearer ..."), cleansed first; NULL is
+ * a no-op. */
+void client__secret_free(char *s);
 
 /* Split "host:port" / "[v6]:port": host into host (without brackets), port
  * into *port.  Returns 0 or KYUFU_CLIENT_EINVALID. */

@@ -14,7 +14,10 @@
  * carries it when the node knows a leader, OK or error) is copied into
  * tc->leader; client.c matches it against the configured endpoints.  A
  * value too long for the buffer is dropped, never cut (a cut address could
- * name another endpoint). */
+ * name another endpoint).
+ *
+ * The session token (client.c) is sent as the `authorization: Bearer
+ * <token>` metadata of each call when the client has one. */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,8 +93,8 @@ static void on_done(struct kyufu_grpc_client_req *greq, int status,
 
 static int t_call(struct client__transport *base, unsigned endpoint,
                   const char *path, const uint8_t *body, size_t body_len,
-                  uint32_t timeout_ms, struct client__tcall *tc,
-                  client__tcall_cb cb)
+                  uint32_t timeout_ms, const char *authorization,
+                  struct client__tcall *tc, client__tcall_cb cb)
 {
     struct tgrpc *t = base->impl;
     assert(endpoint < t->n && !t->closing);
@@ -104,8 +107,14 @@ static int t_call(struct client__transport *base, unsigned endpoint,
     r->t = t;
     tc->cb_ = cb;
     tc->impl_ = r;
+    /* The bearer token rides as `authorization` metadata (gRPC's standard
+     * header, so any stock server-side interceptor sees it); api/ copies
+     * it into the HEADERS frame and never logs it. */
+    struct kyufu_grpc_metadata md = { "authorization", authorization };
     int rv = kyufu_grpc_client_call(t->conns[endpoint], &r->req, path, body,
-                                    body_len, timeout_ms, NULL, 0, on_done);
+                                    body_len, timeout_ms,
+                                    authorization != NULL ? &md : NULL,
+                                    authorization != NULL ? 1 : 0, on_done);
     if (rv != 0) {
         free(r);
         tc->impl_ = NULL;

@@ -118,6 +118,7 @@ void kyufu_node__call_done_hint(struct kyufu_node_call *c,
                             c->started_ns);
     respond(c->node, c->call, status, message, response, len, leader_api);
     c->call = NULL;
+    kyufu_node__auth_ctx_free(c);
     if (c->request != NULL) {
         protobuf_c_message_free_unpacked(c->request, NULL);
     }

@@ -70,6 +70,15 @@ enum key_id {
     K_SLA_HEARTBEAT, /* SLA: availability ledger (slacore) */
     K_SLA_ALLOW_DRILLS,
     K_TLS_CRL, /* certs: revoked terminal/operator/node certificates */
+    /* Identity (issue 8): [auth] */
+    K_AUTH_PASSWORD_MIN_LENGTH,
+    K_AUTH_PASSWORD_MAX_AGE,
+    K_AUTH_PASSWORD_HISTORY,
+    K_AUTH_LOCKOUT_FAILURES,
+    K_AUTH_LOCKOUT_MINUTES,
+    K_AUTH_SESSION_IDLE,
+    K_AUTH_SESSION_MAX,
+    K_AUTH_PURGE_AFTER,
     K_COUNT
 };
 
@@ -131,6 +140,23 @@ static const struct key_spec keys[K_COUNT] = {
                          "milliseconds"},
     [K_SLA_ALLOW_DRILLS] = {"sla", "allow_drills", false, NOT_RAFT},
     [K_TLS_CRL] = {"tls", "crl_file", false, NOT_RAFT},
+    /* Identity (issue 8): [auth] */
+    [K_AUTH_PASSWORD_MIN_LENGTH] = {"auth", "password_min_length", false,
+                                    KYUFU_GLUE_OPTION_COUNT, "characters"},
+    [K_AUTH_PASSWORD_MAX_AGE] = {"auth", "password_max_age_days", false,
+                                 KYUFU_GLUE_OPTION_COUNT, "days"},
+    [K_AUTH_PASSWORD_HISTORY] = {"auth", "password_history", false,
+                                 KYUFU_GLUE_OPTION_COUNT, "passwords"},
+    [K_AUTH_LOCKOUT_FAILURES] = {"auth", "lockout_failures", false,
+                                 KYUFU_GLUE_OPTION_COUNT, "failures"},
+    [K_AUTH_LOCKOUT_MINUTES] = {"auth", "lockout_minutes", false,
+                                KYUFU_GLUE_OPTION_COUNT, "minutes"},
+    [K_AUTH_SESSION_IDLE] = {"auth", "session_idle_minutes", false,
+                             KYUFU_GLUE_OPTION_COUNT, "minutes"},
+    [K_AUTH_SESSION_MAX] = {"auth", "session_max_hours", false,
+                            KYUFU_GLUE_OPTION_COUNT, "hours"},
+    [K_AUTH_PURGE_AFTER] = {"auth", "purge_after_days", false,
+                            KYUFU_GLUE_OPTION_COUNT, "days"},
 };
 #undef NOT_RAFT
 
@@ -164,6 +190,34 @@ static struct kyufu_glue_option_bounds bounds_of(enum key_id k)
             .max = KYUFU_AVAIL_INTERVAL_MS_MAX,
         };
         return h;
+    }
+    if (k >= K_AUTH_PASSWORD_MIN_LENGTH && k <= K_AUTH_PURGE_AFTER) {
+        /* Identity (issue 8): node/limits.h's [auth] block. */
+#define AUTH_B(d, lo, hi) {.def = (d), .min = (lo), .max = (hi)}
+        static const struct kyufu_glue_option_bounds a[] = {
+            AUTH_B(KYUFU_NODE_AUTH_PASSWORD_MIN_LENGTH_DEFAULT,
+                   KYUFU_NODE_AUTH_PASSWORD_MIN_LENGTH_MIN,
+                   KYUFU_NODE_AUTH_PASSWORD_MIN_LENGTH_MAX),
+            AUTH_B(KYUFU_NODE_AUTH_PASSWORD_MAX_AGE_DAYS_DEFAULT, 0,
+                   KYUFU_NODE_AUTH_PASSWORD_MAX_AGE_DAYS_MAX),
+            AUTH_B(KYUFU_NODE_AUTH_PASSWORD_HISTORY_DEFAULT, 0,
+                   KYUFU_NODE_AUTH_PASSWORD_HISTORY_MAX),
+            AUTH_B(KYUFU_NODE_AUTH_LOCKOUT_FAILURES_DEFAULT, 1,
+                   KYUFU_NODE_AUTH_LOCKOUT_FAILURES_MAX),
+            AUTH_B(KYUFU_NODE_AUTH_LOCKOUT_MINUTES_DEFAULT, 1,
+                   KYUFU_NODE_AUTH_LOCKOUT_MINUTES_MAX),
+            AUTH_B(KYUFU_NODE_AUTH_SESSION_IDLE_MINUTES_DEFAULT, 1,
+                   KYUFU_NODE_AUTH_SESSION_IDLE_MINUTES_MAX),
+            AUTH_B(KYUFU_NODE_AUTH_SESSION_MAX_HOURS_DEFAULT, 1,
+                   KYUFU_NODE_AUTH_SESSION_MAX_HOURS_MAX),
+            AUTH_B(KYUFU_NODE_AUTH_PURGE_AFTER_DAYS_DEFAULT, 1,
+                   KYUFU_NODE_AUTH_PURGE_AFTER_DAYS_MAX),
+        };
+        _Static_assert(sizeof a / sizeof a[0] ==
+                           K_AUTH_PURGE_AFTER - K_AUTH_PASSWORD_MIN_LENGTH + 1,
+                       "one bound per [auth] key");
+#undef AUTH_B
+        return a[k - K_AUTH_PASSWORD_MIN_LENGTH];
     }
     if (k == K_POWER_POLL) {
         struct kyufu_glue_option_bounds p = {
@@ -214,6 +268,22 @@ static unsigned *raft_value(struct kyufu_config *c, enum key_id k)
         return &c->sla_alert_timeout_ms;
     case K_SLA_HEARTBEAT:
         return &c->sla_heartbeat_ms;
+    case K_AUTH_PASSWORD_MIN_LENGTH:
+        return &c->auth_password_min_length;
+    case K_AUTH_PASSWORD_MAX_AGE:
+        return &c->auth_password_max_age_days;
+    case K_AUTH_PASSWORD_HISTORY:
+        return &c->auth_password_history;
+    case K_AUTH_LOCKOUT_FAILURES:
+        return &c->auth_lockout_failures;
+    case K_AUTH_LOCKOUT_MINUTES:
+        return &c->auth_lockout_minutes;
+    case K_AUTH_SESSION_IDLE:
+        return &c->auth_session_idle_minutes;
+    case K_AUTH_SESSION_MAX:
+        return &c->auth_session_max_hours;
+    case K_AUTH_PURGE_AFTER:
+        return &c->auth_purge_after_days;
     default:
         assert(false);
         return NULL;
@@ -233,7 +303,8 @@ static enum key_id key_of_option(enum kyufu_glue_option o)
 }
 
 static const char *const sections[] = {"node", "cluster", "tls", "raft",
-                                       "log",  "api",     "power", "sla"};
+                                       "log",  "api",     "power", "sla",
+                                       "auth"};
 
 struct parse
 {
@@ -563,6 +634,14 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
     case K_API_PER_ADDRESS:
     case K_SLA_ALERT_TIMEOUT:
     case K_SLA_HEARTBEAT:
+    case K_AUTH_PASSWORD_MIN_LENGTH:
+    case K_AUTH_PASSWORD_MAX_AGE:
+    case K_AUTH_PASSWORD_HISTORY:
+    case K_AUTH_LOCKOUT_FAILURES:
+    case K_AUTH_LOCKOUT_MINUTES:
+    case K_AUTH_SESSION_IDLE:
+    case K_AUTH_SESSION_MAX:
+    case K_AUTH_PURGE_AFTER:
     case K_POWER_POLL: {
         struct kyufu_glue_option_bounds b = bounds_of(k);
         if (!kyufu_textconf_parse_uint(value, b.min, b.max, &v)) {
@@ -873,6 +952,15 @@ static void check_whole(struct parse *ps)
                 "<api host:port>')");
     }
     check_raft(ps);
+    /* Identity: an idle limit longer than the absolute one means nothing
+     * (the absolute one always wins): a typo, most likely. */
+    if ((uint64_t)c->auth_session_idle_minutes >
+        (uint64_t)c->auth_session_max_hours * 60u) {
+        problem(c, ps->seen[K_AUTH_SESSION_IDLE], "auth",
+                "session_idle_minutes",
+                "%u minutes is longer than session_max_hours (%u hours)",
+                c->auth_session_idle_minutes, c->auth_session_max_hours);
+    }
     check_slo(ps);
     if (c->power_ups[0] != '\0' && c->power_domain[0] == '\0') {
         /* NAME@HOST: one UPS, one domain, whatever port names it. */

@@ -27,6 +27,10 @@
  *              alert_command_timeout_ms        (optional; docs/sla.md)
  *   [sla]      heartbeat_ms, allow_drills = true|false
  *                                               (optional; docs/sla.md)
+ *   [auth]     password_min_length, password_max_age_days,
+ *              password_history, lockout_failures, lockout_minutes,
+ *              session_idle_minutes, session_max_hours, purge_after_days
+ *                                       (optional; docs/identity.md)
  *
  * Comments: a line whose first non-blank character is ';' or '#', and the
  * rest of a line from a ';' or '#' that follows a blank (so a value cannot
@@ -147,6 +151,17 @@ struct kyufu_config
      * this node honours Cluster.Drill (off unless set to true). */
     unsigned sla_heartbeat_ms;
     bool sla_allow_drills;
+
+    /* [auth] (docs/identity.md): the password, lockout, session and
+     * retention policy (defaults and bounds in node/limits.h). */
+    unsigned auth_password_min_length;
+    unsigned auth_password_max_age_days; /* 0: passwords do not expire */
+    unsigned auth_password_history;
+    unsigned auth_lockout_failures;
+    unsigned auth_lockout_minutes;
+    unsigned auth_session_idle_minutes;
+    unsigned auth_session_max_hours;
+    unsigned auth_purge_after_days;
 
     /* Filled when load returns INVALID. */
     struct kyufu_textconf_problem problems[KYUFU_CONFIG_PROBLEMS_MAX];

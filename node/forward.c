@@ -9,6 +9,15 @@
  * trailer (or, if it sent none, our own view: call.c).  Each forward
  * counts in NodeStatus.forwarded_calls.
  *
+ * Identity (issue 8): the caller is authenticated here first and the
+ * leader is told who it is: `kyufu-principal` (staff id) and
+ * `kyufu-session` (the token's SHA-256 in hex) for a signed-in caller,
+ * and for every call the original client's certificate fingerprint
+ * (`kyufu-client-cert`), address (`kyufu-client-peer`) and subject
+ * (`kyufu-client-subject`), so the leader binds a new session to the
+ * client's certificate, not ours.  The caller's own `authorization`
+ * metadata is never sent on; the leader reads the session again.
+ *
  * Failure modes: no leader known -> UNAVAILABLE at once (the client retries
  * with the same idempotency key).  A call that already was forwarded is
  * never forwarded again (the sender's view of the leader was stale, or
@@ -22,6 +31,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
+#include "auth_node.h"
+#include "auth_token.h"
 #include "log.h"
 #include "service.h"
 
@@ -168,11 +180,57 @@ void kyufu_node__forward(struct kyufu_node_call *c)
     }
     char id[24];
     snprintf(id, sizeof id, "%llu", (unsigned long long)n->config->id);
-    const struct kyufu_grpc_metadata md[] = {{FORWARDED_BY, id}};
+    struct kyufu_grpc_metadata md[6] = {{FORWARDED_BY, id}};
+    size_t n_md = 1;
+    /* Identity (issue 8): who the caller is as this node authenticated it,
+     * and the original client's certificate and address; never the
+     * caller's own authorization bytes. */
+    struct kyufu_principal p;
+    char why[200], cert_hex[65], session_hex[65];
+    char subject[KYUFU_NODE_FORWARD_SUBJECT_BYTES];
+    uint8_t cert[32];
+    if (kyufu_node__authenticate(n, c->call, &p, why, sizeof why) !=
+        KYUFU_GRPC_OK) {
+        kyufu_node__call_done(c, KYUFU_GRPC_UNAUTHENTICATED, why, NULL, 0);
+        return;
+    }
+    if (kyufu_node__auth_client_cert(c->call, cert)) {
+        kyufu_node__hex_encode(cert, sizeof cert, cert_hex);
+        md[n_md++] = (struct kyufu_grpc_metadata){KYUFU_NODE_MD_CLIENT_CERT,
+                                                  cert_hex};
+    }
+    const char *peer = kyufu_node__auth_client_peer(c->call);
+    if (peer[0] != '\0') {
+        md[n_md++] =
+            (struct kyufu_grpc_metadata){KYUFU_NODE_MD_CLIENT_PEER, peer};
+    }
+    /* The subject (terminal name) as printable ASCII without edge blanks,
+     * as metadata values must be. */
+    size_t k = 0;
+    for (const char *s = c->call->peer_identity; s != NULL && *s != '\0' &&
+                                                 k + 1 < sizeof subject;
+         s++) {
+        if (*s >= 0x21 && *s <= 0x7e) {
+            subject[k++] = *s;
+        }
+    }
+    subject[k] = '\0';
+    if (k > 0) {
+        md[n_md++] = (struct kyufu_grpc_metadata){KYUFU_NODE_MD_CLIENT_SUBJECT,
+                                                  subject};
+    }
+    if (p.kind == KYUFU_PRINCIPAL_STAFF) {
+        kyufu_node__hex_encode(p.token_hash, sizeof p.token_hash,
+                               session_hex);
+        md[n_md++] =
+            (struct kyufu_grpc_metadata){KYUFU_NODE_MD_PRINCIPAL, p.staff_id};
+        md[n_md++] =
+            (struct kyufu_grpc_metadata){KYUFU_NODE_MD_SESSION, session_hex};
+    }
     c->req.forward.data = c;
     int rv = kyufu_grpc_client_call(client, &c->req.forward, c->call->method,
                                     c->call->request, c->call->request_len,
-                                    timeout_ms, md, 1, on_forwarded);
+                                    timeout_ms, md, n_md, on_forwarded);
     if (rv != 0) {
         kyufu_node__call_unavailable(c, kyufu_api_strerror(rv));
         return;

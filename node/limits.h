@@ -104,6 +104,39 @@
  * table must fit: asserted there).  Other methods are not counted. */
 #define KYUFU_NODE_METRICS_METHODS_MAX 64u
 
+/* ------------------------------------------------------------ [auth]
+ * Identity (issue 8; docs/identity.md): the password, lockout, session and
+ * retention policy, default and bounds of each [auth] key.  The defaults
+ * meet the city's provisions (length 12, change every 90 days, no reuse of
+ * the last 5, lockout after 5 failures). */
+#define KYUFU_NODE_AUTH_PASSWORD_MIN_LENGTH_DEFAULT 12u
+#define KYUFU_NODE_AUTH_PASSWORD_MIN_LENGTH_MIN 8u   /* NIST SP 800-63B-4's floor */
+#define KYUFU_NODE_AUTH_PASSWORD_MIN_LENGTH_MAX 64u  /* well below the 256-byte cap */
+#define KYUFU_NODE_AUTH_PASSWORD_MAX_AGE_DAYS_DEFAULT 90u
+#define KYUFU_NODE_AUTH_PASSWORD_MAX_AGE_DAYS_MAX 3650u /* 0: no expiry */
+#define KYUFU_NODE_AUTH_PASSWORD_HISTORY_DEFAULT 5u
+/* Each kept hash costs one PBKDF2 (0.13 s) at every password change. */
+#define KYUFU_NODE_AUTH_PASSWORD_HISTORY_MAX 24u
+#define KYUFU_NODE_AUTH_LOCKOUT_FAILURES_DEFAULT 5u
+#define KYUFU_NODE_AUTH_LOCKOUT_FAILURES_MAX 100u
+#define KYUFU_NODE_AUTH_LOCKOUT_MINUTES_DEFAULT 15u
+#define KYUFU_NODE_AUTH_LOCKOUT_MINUTES_MAX 10080u   /* a week */
+#define KYUFU_NODE_AUTH_SESSION_IDLE_MINUTES_DEFAULT 15u
+#define KYUFU_NODE_AUTH_SESSION_IDLE_MINUTES_MAX 1440u
+#define KYUFU_NODE_AUTH_SESSION_MAX_HOURS_DEFAULT 12u
+#define KYUFU_NODE_AUTH_SESSION_MAX_HOURS_MAX 168u
+#define KYUFU_NODE_AUTH_PURGE_AFTER_DAYS_DEFAULT 365u
+#define KYUFU_NODE_AUTH_PURGE_AFTER_DAYS_MAX 36500u
+/* Password hashes (sign-in, change, reset, provisioning) running at once
+ * on work threads; more are answered RESOURCE_EXHAUSTED.  Each is about
+ * 0.13 s of one core (docs/identity.md "Iteration count"). */
+#define KYUFU_NODE_AUTH_WORK_MAX 16u
+/* Sessions whose use this node remembers for the leader's TouchSessions
+ * (at most once a minute); beyond it the oldest use is dropped (the
+ * session then idles out a minute early at worst). */
+#define KYUFU_NODE_AUTH_TOUCH_MAX 1024u
+#define KYUFU_NODE_AUTH_TICK_MS 60000u /* touches, expiry, purge */
+
 /* ------------------------------------------------------------- relations */
 _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX < KYUFU_NODE_STOP_MS_MAX,
                "the hand-over must fit inside the whole stop");

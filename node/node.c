@@ -40,7 +40,7 @@ void kyufu_node__finish(struct kyufu_node *n)
 {
     assert(n->stage == KYUFU_NODE_CLOSING);
     assert(n->api == NULL && n->glue == NULL);
-    if (n->offloaded > 0) {
+    if (n->offloaded > 0 || n->auth.working > 0) {
         /* A digest or audit check still reads the store: offload.c calls
          * again when the last one is done. */
         n->finish_waiting = true;
@@ -68,6 +68,7 @@ void kyufu_node__finish(struct kyufu_node *n)
     kyufu_node__crl_watch_close(n);
     kyufu_node__notify_close(n);
     kyufu_node__versions_close(n);
+    kyufu_node__auth_close(n);
     kyufu_node__power_close(n);
     kyufu_node__sla_close(n);
     kyufu_node__avail_close(n);
@@ -699,6 +700,7 @@ int kyufu_node_run(const struct kyufu_config *config)
     kyufu_node__crl_watch_start(n);
     n->stage = KYUFU_NODE_RUNNING;
     kyufu_node__versions_start(n);
+    (void)kyufu_node__auth_start(n); /* a refused bootstrap-admin is logged */
     kyufu_log(KYUFU_LOG_INFO, "node started", KYUFU_LOG_U("id", config->id),
               KYUFU_LOG_S("raft_address", config->raft_address),
               KYUFU_LOG_S("api_address", config->api_address),

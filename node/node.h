@@ -33,6 +33,8 @@
 #include <sys/stat.h>
 #include <uv.h>
 
+#include "auth_node.h"
+#include "auth.h"
 #include "availability.h"
 #include "config.h"
 #include "glue.h"
@@ -216,6 +218,7 @@ struct kyufu_node
     /* [tls] crl_file watch (tls_watch.c): polled, reloaded on change. */
     uv_timer_t crl_timer;
     struct stat crl_seen; /* as last looked at (zeroes: missing) */
+    struct kyufu_node_auth auth; /* identity (auth_node.h) */
 };
 
 /* One call in progress. */
@@ -229,6 +232,11 @@ struct kyufu_node_call
     uint64_t proposed_ns;         /* uv_hrtime of the proposal (metrics) */
     kyufu_glue_propose_cb proposed_cb; /* the caller's, wrapped */
     void *request;                /* unpacked request, or NULL */
+    void *auth;                   /* auth_service.c's, freed with the call */
+    /* Who is calling (auth.h), resolved by service.c's handle before the
+     * permission table and any handler; KIND_NONE only for the methods
+     * that need no session (permissions.h PUBLIC, LOCAL). */
+    struct kyufu_principal principal;
     union {
         struct kyufu_glue_propose propose;
         struct kyufu_glue_barrier barrier;

@@ -1,5 +1,9 @@
-/* The method table and the common entry point of every call: unpack the
- * request (invalid protobuf -> INVALID_ARGUMENT) and hand it to its kind. */
+/* The method table and the common entry point of every call: who is
+ * calling (auth.h: no or a bad token -> UNAUTHENTICATED), may they
+ * (permissions.h: PERMISSION_DENIED naming the method and the role), then
+ * unpack the request (invalid protobuf -> INVALID_ARGUMENT) and hand it to
+ * its kind.  This is the one place calls are authorized: no handler runs
+ * for a call the table refuses. */
 #include "service.h"
 
 #include <assert.h>
@@ -8,13 +12,18 @@
 #include <string.h>
 
 #include "kyufu/v1/service.pb-c.h"
+#include "auth_node.h"
 #include "limits.h"
 #include "log.h"
+#include "permissions.h"
 
 #define LEDGER "/kyufu.v1.Ledger/"
 #define W(name, desc, body)                                                  \
     {LEDGER name, KYUFU_NODE_WRITE, &kyufu__v1__##desc##__descriptor, body,  \
      NULL}
+#define AUTH "/kyufu.v1.Auth/"
+#define A(name, desc)                                                        \
+    {AUTH name, KYUFU_NODE_AUTH, &kyufu__v1__##desc##__descriptor, NULL, NULL}
 #define R(name, desc, fn)                                                    \
     {LEDGER name, KYUFU_NODE_READ, &kyufu__v1__##desc##__descriptor, NULL,   \
      kyufu_node__##fn}
@@ -82,7 +91,19 @@ static const struct kyufu_node_method table[] = {
      &kyufu__v1__get_availability_request__descriptor, NULL, NULL},
     {"/kyufu.v1.Cluster/Drill", KYUFU_NODE_DRILL,
      &kyufu__v1__drill_request__descriptor, NULL, NULL},
+    /* Identity (issue 8): the Auth service (auth_service.c). */
+    A("SignIn", sign_in_request),
+    A("SignOut", sign_out_request),
+    A("WhoAmI", who_am_irequest),
+    A("ChangePassword", change_password_request),
+    A("EnrollTotp", enroll_totp_request),
+    A("ConfirmTotp", confirm_totp_request),
+    A("ResetPassword", reset_password_request),
+    A("UnlockStaff", unlock_staff_request),
+    A("ResetTotp", reset_totp_request),
 };
+#undef A
+#undef AUTH
 #undef W
 #undef R
 #undef LEDGER
@@ -119,6 +140,60 @@ struct bound
     const struct kyufu_node_method *method;
 };
 
+/* Authenticate the caller into c->principal and check the permission
+ * table.  0 to go on; -1 when the call was answered (refused).  A method
+ * that needs no session (PUBLIC, or LOCAL from this host) goes on as
+ * nobody when the token it carries is bad: a stale token must not keep
+ * anyone from signing in again. */
+static int authorize(struct kyufu_node_call *c)
+{
+    struct kyufu_node *n = c->node;
+    const struct kyufu_grpc_call *call = c->call;
+    const char *path = c->method->path;
+    const struct kyufu_node_permission *row = kyufu_node__permission(path);
+    assert(row != NULL); /* kyufu_node__methods checked every row */
+    bool own_host =
+        (row->who & KYUFU_PERM_LOCAL) != 0 &&
+        kyufu_node__from_own_host(n->config->api_address, call->peer_address);
+    bool open = (row->who & KYUFU_PERM_PUBLIC) != 0 || own_host;
+    char msg[256];
+    msg[0] = '\0';
+    int code = kyufu_node__authenticate(n, call, &c->principal, msg,
+                                        sizeof msg);
+    if (code != KYUFU_GRPC_OK && open) {
+        memset(&c->principal, 0, sizeof c->principal);
+        c->principal.kind = KYUFU_PRINCIPAL_NONE;
+        code = KYUFU_GRPC_OK;
+    }
+    if (code == KYUFU_GRPC_OK) {
+        code = kyufu_node__permit(path, &c->principal, own_host, msg,
+                                  sizeof msg);
+    }
+    if (code == KYUFU_GRPC_OK) {
+        return 0;
+    }
+    assert(code == KYUFU_GRPC_UNAUTHENTICATED ||
+           code == KYUFU_GRPC_PERMISSION_DENIED);
+    if ((row->who & KYUFU_PERM_LOCAL) != 0) {
+        /* Any terminal holds a client certificate: an event that stops the
+         * node or moves leadership is taken only from this host, where
+         * upsmon's NOTIFYCMD runs (docs/power.md).  Worth a warning. */
+        kyufu_log(KYUFU_LOG_WARN, "power event refused: not from this host",
+                  KYUFU_LOG_S("peer", call->peer_address),
+                  KYUFU_LOG_S("subject", call->peer_identity));
+    }
+    kyufu_log(KYUFU_LOG_DEBUG, "call refused", KYUFU_LOG_S("method", path),
+              KYUFU_LOG_S("status", kyufu_grpc_status_name(code)),
+              KYUFU_LOG_S("peer", call->peer_address),
+              KYUFU_LOG_S("subject", call->peer_identity),
+              KYUFU_LOG_S("staff_id",
+                          c->principal.kind == KYUFU_PRINCIPAL_STAFF
+                              ? c->principal.staff_id
+                              : ""));
+    kyufu_node__call_done(c, code, msg, NULL, 0);
+    return -1;
+}
+
 static void handle(void *data, struct kyufu_grpc_call *call)
 {
     const struct bound *b = data;
@@ -131,6 +206,9 @@ static void handle(void *data, struct kyufu_grpc_call *call)
     }
     c->method = m;
     c->method_index = (int)(m - table);
+    if (authorize(c) != 0) {
+        return; /* answered */
+    }
     {
         char msg[160];
         if (kyufu_pb_check_known(m->request, call->request,
@@ -183,6 +261,9 @@ static void handle(void *data, struct kyufu_grpc_call *call)
     case KYUFU_NODE_DRILL:
         kyufu_node__drill(c);
         return;
+    case KYUFU_NODE_AUTH:
+        kyufu_node__auth_call(c);
+        return;
     }
     assert(false);
 }
@@ -197,6 +278,13 @@ int kyufu_node__methods(struct kyufu_node *n)
     }
     struct bound *bound = (struct bound *)(n->methods + N_METHODS);
     for (size_t i = 0; i < N_METHODS; i++) {
+        if (kyufu_node__permission(table[i].path) == NULL) {
+            /* A method served without a permission row would be refused
+             * to everyone; a build that has one is wrong: stop at once. */
+            kyufu_log(KYUFU_LOG_ERROR, "method without a permission row",
+                      KYUFU_LOG_S("method", table[i].path));
+            abort();
+        }
         bound[i].node = n;
         bound[i].method = &table[i];
         n->methods[i].path = table[i].path;

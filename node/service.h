@@ -34,6 +34,7 @@ enum kyufu_node_method_kind {
     KYUFU_NODE_REMOVE_NODE,
     KYUFU_NODE_GET_AVAILABILITY, /* this node's store (availability.c) */
     KYUFU_NODE_DRILL,            /* on the leader, if allowed (availability.c) */
+    KYUFU_NODE_AUTH,             /* identity: the Auth service (auth_service.c) */
 };
 
 struct kyufu_node_method
@@ -74,13 +75,17 @@ void kyufu_node__members(struct kyufu_node *n, struct kyufu_node_members *out);
 /* Whether `id` is a voter in the Raft configuration this node knows. */
 bool kyufu_node__is_voter(struct kyufu_node *n, uint64_t id);
 
-/* On the leader: propose a Command made of the request's header (actor,
- * terminal, key; NULL for none: apply rejects and audits it), this leader's
- * time, and `body` as the Command oneof member named `body_field`.  `cb`
- * fires as for kyufu_glue_propose.  Answers the call itself when the
- * proposal cannot start (forwards it if leadership was just lost), and
- * refuses (INVALID_ARGUMENT) a key whose client id starts with kyufud- or
- * kyufu-node-, the nodes' own (docs/api.md). */
+/* On the leader: propose a Command made of the call's principal as actor
+ * (c->principal, a signed-in account), the request's header (terminal,
+ * key; NULL for none: apply rejects and audits it), this leader's time,
+ * and `body` as the Command oneof member named `body_field`.  `cb` fires as
+ * for kyufu_glue_propose.  Answers the call itself when the proposal cannot
+ * start (forwards it if leadership was just lost), and refuses, before
+ * Raft: INVALID_ARGUMENT a key whose client id starts with kyufud- or
+ * kyufu-node-, the nodes' own (docs/api.md); PERMISSION_DENIED a header
+ * whose actor is not empty and not the principal's, or a key already used
+ * by another account; INVALID_ARGUMENT a key already used (by this account)
+ * for another command (SettleWrite excepted: it asks about its key). */
 void kyufu_node__propose(struct kyufu_node_call *c,
                          const Kyufu__V1__RequestHeader *rh,
                          const char *body_field,

@@ -1,7 +1,8 @@
 /* kyufu.v1.Cluster: Status answers for this node (never forwarded: an
  * operator asks each node in turn); TransferLeadership runs on the leader
  * (a follower forwards it); PowerEvent is for this node (upsmon's
- * NOTIFYCMD on its host: docs/power.md). */
+ * NOTIFYCMD on its host: docs/power.md; only from this host, by the
+ * permission table). */
 #include <assert.h>
 #include <stdio.h>
 #include <string.h>
@@ -211,46 +212,14 @@ void kyufu_node__transfer(struct kyufu_node_call *c)
     }
 }
 
-/* Whether a caller ("ip:port" as the API server writes it) is on this host:
- * 127.0.0.1 or ::1 (where upsmon's NOTIFYCMD runs kyufuctl), or the host of
- * this node's own API address. */
-static bool from_own_host(const struct kyufu_node *n, const char *peer)
-{
-    char ip[64];
-    const char *colon = peer != NULL ? strrchr(peer, ':') : NULL;
-    if (colon == NULL || (size_t)(colon - peer) >= sizeof ip) {
-        return false;
-    }
-    memcpy(ip, peer, (size_t)(colon - peer));
-    ip[colon - peer] = '\0';
-    if (strcmp(ip, "127.0.0.1") == 0 || strcmp(ip, "::1") == 0 ||
-        strcmp(ip, "::ffff:127.0.0.1") == 0) {
-        return true;
-    }
-    const char *api = n->config->api_address;
-    const char *api_colon = strrchr(api, ':');
-    return api_colon != NULL && (size_t)(api_colon - api) == strlen(ip) &&
-           strncmp(api, ip, strlen(ip)) == 0;
-}
-
 void kyufu_node__power_event_call(struct kyufu_node_call *c)
 {
     struct kyufu_node *n = c->node;
     const Kyufu__V1__PowerEventRequest *r = c->request;
     enum kyufu_power_state st = KYUFU_POWER_NONE;
-    if (!from_own_host(n, c->call->peer_address)) {
-        /* Any terminal holds a client certificate: an event that stops the
-         * node or moves leadership is taken only from this host, where
-         * upsmon's NOTIFYCMD runs (docs/power.md). */
-        kyufu_log(KYUFU_LOG_WARN, "power event refused: not from this host",
-                  KYUFU_LOG_S("peer", c->call->peer_address),
-                  KYUFU_LOG_S("subject", c->call->peer_identity));
-        kyufu_node__call_done(c, KYUFU_GRPC_PERMISSION_DENIED,
-                              "power events are accepted only from this "
-                              "node's own host (loopback or its API address)",
-                              NULL, 0);
-        return;
-    }
+    /* Only from this node's own host, where upsmon's NOTIFYCMD runs: the
+     * permission table's LOCAL row (permissions.c), checked in service.c
+     * before this runs. */
     enum kyufu_power_event_kind kind = kyufu_power_parse(r->event, &st);
     if (kind == KYUFU_POWER_EVENT_BAD) {
         kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT,

@@ -10,6 +10,10 @@
  *
  * Failure modes: no header or no key (client id empty, sequence 0) is
  * INVALID_ARGUMENT here, before Raft, so nothing at all is written; a key
+ * another account used first is PERMISSION_DENIED before Raft
+ * (kyufu_node__propose: only the key's owner learns its fate), and apply
+ * checks again; a header naming another actor than the session's is
+ * PERMISSION_DENIED likewise; a key
  * apply finds malformed (length, charset) is rejected and audited by apply
  * like any bad header; a settle refused by the actor checks (unknown or
  * inactive actor, no writer role) is that non-OK status and fences nothing.

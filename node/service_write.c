@@ -1,12 +1,18 @@
 /* Writes: a request becomes one Command proposed through Raft.
  *
- * Happy path (leader): unpack (service.c) -> Command{header from the
- * request's RequestHeader, time_ms from this leader's clock, body = the
- * request's command} -> kyufu_glue_propose -> the CommandResult -> gRPC
+ * Happy path (leader): unpack (service.c) -> Command{actor = the signed-in
+ * account of the call (service.c put it in c->principal; a forwarded call
+ * carries the follower's), terminal and key from the request's
+ * RequestHeader, time_ms from this leader's clock, body = the request's
+ * command} -> the key's owner checked -> kyufu_glue_propose -> the
+ * CommandResult -> gRPC
  * status with the same number (ledger Code shares gRPC's numbering); OK
  * carries WriteResponse{result}.
  *
- * Failure modes: a follower forwards the original bytes (forward.c); a
+ * Failure modes: a header naming another actor, or a key another account
+ * used first, is PERMISSION_DENIED, a key used for another command
+ * INVALID_ARGUMENT, all before Raft; a follower forwards the original bytes
+ * (forward.c) with the caller's principal; a
  * request without its command body, or with a refused role list
  * (service_roles.c), is INVALID_ARGUMENT before Raft (nothing is written); a missing RequestHeader is proposed with an empty
  * header so apply rejects and audits it like any other bad header.
@@ -97,6 +103,89 @@ static bool client_id_reserved(const char *id)
                           strncmp(id, "kyufu-node-", 11) == 0);
 }
 
+/* The actor of a client's command: the signed-in account (issue 8), never
+ * what the request says.  RequestHeader.actor empty means the session's;
+ * any other name is refused.  NULL with `msg` (PERMISSION_DENIED) when the
+ * call has no account (the permission table lets no other caller write) or
+ * names another. */
+static const char *actor_of(const struct kyufu_node_call *c,
+                            const Kyufu__V1__RequestHeader *rh,
+                            char *msg,
+                            size_t len)
+{
+    const struct kyufu_principal *p = &c->principal;
+    if (p->kind != KYUFU_PRINCIPAL_STAFF || p->staff_id[0] == '\0') {
+        snprintf(msg, len, "%s needs a signed-in account", c->method->path);
+        return NULL;
+    }
+    const char *named = rh != NULL ? rh->actor : NULL;
+    if (named != NULL && named[0] != '\0' &&
+        strcmp(named, p->staff_id) != 0) {
+        /* Echo what was sent, printable and bounded. */
+        char shown[KYUFU_ACTOR_BYTES_MAX + 1];
+        size_t i = 0;
+        for (; named[i] != '\0' && i < sizeof shown - 1; i++) {
+            unsigned char ch = (unsigned char)named[i];
+            shown[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+        }
+        shown[i] = '\0';
+        snprintf(msg, len, "actor %s is not the signed-in account (%s); "
+                 "leave header.actor empty",
+                 shown, p->staff_id);
+        return NULL;
+    }
+    return p->staff_id;
+}
+
+/* Exactly-once bound to the caller (issue 8 item 6): a key already in the
+ * store is answered from it (by apply) only to the account that first used
+ * it, and only for the same command.  Checked here, before Raft, so that a
+ * refused replay costs no log entry; apply checks again.  0 to propose; -1
+ * when the call was answered. */
+static int key_check(struct kyufu_node_call *c, const Kyufu__V1__Command *cmd)
+{
+    const Kyufu__V1__CommandHeader *h = cmd->header;
+    if (h->key == NULL || h->key->client_id == NULL ||
+        h->key->client_id[0] == '\0' || h->key->sequence == 0) {
+        return 0; /* apply rejects and audits the header */
+    }
+    uint8_t digest[32];
+    enum kyufu_storage_key_use use = KYUFU_STORAGE_KEY_NEW;
+    int rv = kyufu_storage_command_digest(cmd, digest);
+    if (rv == 0) {
+        rv = kyufu_storage_key_use(
+            c->node->storage, h->key->client_id, h->key->sequence, h->actor,
+            digest, cmd->body_case == KYUFU__V1__COMMAND__BODY_SETTLE_WRITE,
+            h->time_ms, &use);
+    }
+    if (rv == KYUFU_STORAGE_EINVALID) {
+        return 0; /* a malformed key: apply rejects and audits it */
+    }
+    if (rv != 0) {
+        kyufu_node__call_storage_error(c, rv, "idempotency key");
+        return -1;
+    }
+    switch (use) {
+    case KYUFU_STORAGE_KEY_NEW:
+    case KYUFU_STORAGE_KEY_OWN:
+        return 0;
+    case KYUFU_STORAGE_KEY_OTHER_ACTOR:
+        kyufu_node__call_done(c, KYUFU_GRPC_PERMISSION_DENIED,
+                              "header.key belongs to another account: use "
+                              "a key of your own",
+                              NULL, 0);
+        return -1;
+    case KYUFU_STORAGE_KEY_OTHER_COMMAND:
+        kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT,
+                              "header.key was used for another command: a "
+                              "new write needs a new key",
+                              NULL, 0);
+        return -1;
+    }
+    assert(false);
+    return -1;
+}
+
 void kyufu_node__propose(struct kyufu_node_call *c,
                          const Kyufu__V1__RequestHeader *rh,
                          const char *body_field,
@@ -114,9 +203,15 @@ void kyufu_node__propose(struct kyufu_node_call *c,
                               NULL, 0);
         return;
     }
+    char why[256];
+    const char *actor = actor_of(c, rh, why, sizeof why);
+    if (actor == NULL) {
+        kyufu_node__call_done(c, KYUFU_GRPC_PERMISSION_DENIED, why, NULL, 0);
+        return;
+    }
     Kyufu__V1__CommandHeader header = KYUFU__V1__COMMAND_HEADER__INIT;
+    header.actor = (char *)actor;
     if (rh != NULL) {
-        header.actor = rh->actor;
         header.terminal = rh->terminal;
         header.key = rh->key;
     }
@@ -130,6 +225,10 @@ void kyufu_node__propose(struct kyufu_node_call *c,
     assert(f != NULL && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0);
     *(void **)((char *)&cmd + f->offset) = body;
     *(uint32_t *)((char *)&cmd + f->quantifier_offset) = f->id;
+
+    if (key_check(c, &cmd) != 0) {
+        return; /* answered */
+    }
 
     /* Upgrades: a command type is proposed only once every voter knows it
      * (docs/operations.md "Upgrades"); apply would reject it alike on
@@ -189,6 +288,11 @@ void kyufu_node__write(struct kyufu_node_call *c)
     char why[192];
     if (kyufu_node__roles_in(c->method->body, body, why, sizeof why) != 0) {
         kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT, why, NULL, 0);
+        return;
+    }
+    if (strcmp(c->method->body, "create_staff") == 0) {
+        /* Identity: the node makes the temporary password (auth_service.c). */
+        kyufu_node__auth_create_staff(c, rh, body);
         return;
     }
     kyufu_node__propose(c, rh, c->method->body, body, on_proposed);

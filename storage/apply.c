@@ -44,11 +44,21 @@ struct command_def
      * method of service.c names these bodies. */
     bool system;
     uint32_t since;
+    /* Identity (issue 8; apply_identity.c, apply_auth_session.c,
+     * apply_access.c): proposed by a node for an account.  The handler
+     * checks the actor itself (it is the account, an ID administrator or a
+     * node, by command); the key's client id must be a node's ("kyufud-",
+     * "kyufu-node-"); no duplicate lookup and no session entry (docs/
+     * storage.md "Identity commands and idempotency"); audited as usual. */
+    bool identity;
 };
 
 /* Version 1 is the command set of the first release that recorded versions:
  * every row below without `.since` is part of it. */
 #define V1 .since = 1u
+/* Identity (issue 8): command-set version 2. */
+#define ID_ROW(x, name, fn)                                                  \
+    {CASE(x), name, 0, fn, false, KYUFU_IDENTITY_SINCE, true}
 
 static const struct command_def commands[] = {
     {CASE(CREATE_PROGRAM), "CreateProgram", ROLE(APPROVER),
@@ -110,10 +120,23 @@ static const struct command_def commands[] = {
     /* Upgrades (apply_version.c). */
     {CASE(RECORD_VERSIONS), "RecordVersions", 0,
      kyufu_storage__record_versions, false, V1},
+    /* Identity and access (issue 8; docs/identity.md), 100-111. */
+    ID_ROW(SET_PASSWORD, "SetPassword", kyufu_storage__set_password),
+    ID_ROW(OPEN_SESSION, "OpenSession", kyufu_storage__open_session),
+    ID_ROW(SIGN_IN_FAILED, "SignInFailed", kyufu_storage__sign_in_failed),
+    ID_ROW(CLOSE_SESSION, "CloseSession", kyufu_storage__close_session),
+    ID_ROW(TOUCH_SESSIONS, "TouchSessions", kyufu_storage__touch_sessions),
+    ID_ROW(ENROLL_TOTP, "EnrollTotp", kyufu_storage__enroll_totp),
+    ID_ROW(CONFIRM_TOTP, "ConfirmTotp", kyufu_storage__confirm_totp),
+    ID_ROW(UNLOCK_STAFF, "UnlockStaff", kyufu_storage__unlock_staff),
+    ID_ROW(RESET_TOTP, "ResetTotp", kyufu_storage__reset_totp),
+    ID_ROW(PURGE_STAFF, "PurgeStaff", kyufu_storage__purge_staff),
+    ID_ROW(BOOTSTRAP_ADMIN, "BootstrapAdmin", kyufu_storage__bootstrap_admin),
+    ID_ROW(RECORD_ACCESS, "RecordAccess", kyufu_storage__record_access),
 #ifdef KYUFU_NEXT_VERSION
     /* The test build's one extra type (kyufud-next; ledger.proto). */
     {CASE(ANNOTATE), "Annotate", ROLE(ID_ADMIN) | ROLE(CLERK) | ROLE(APPROVER),
-     kyufu_storage__annotate, false, KYUFU_COMMAND_SET_VERSION + 1u},
+     kyufu_storage__annotate, false, .since = KYUFU_COMMAND_SET_VERSION + 1u},
 #endif
 };
 
@@ -271,7 +294,10 @@ static const char *check_header(const Kyufu__V1__Command *cmd)
     if (h == NULL) {
         return "missing header";
     }
-    if (!kyufu_storage__valid_staff_id(h->actor)) {
+    /* An access record of an unauthenticated call names no actor. */
+    bool anonymous = cmd->body_case == CASE(RECORD_ACCESS) &&
+                     h->actor != NULL && h->actor[0] == '\0';
+    if (!anonymous && !kyufu_storage__valid_staff_id(h->actor)) {
         return "actor must be 1..64 bytes of [a-z0-9._-]";
     }
     if (!kyufu_storage__valid_text(h->terminal, 0, KYUFU_TERMINAL_BYTES_MAX)) {
@@ -370,6 +396,31 @@ static void name_object(struct kyufu_storage__cmd *c)
         }
         return;
     }
+    case CASE(SET_PASSWORD):
+    case CASE(SIGN_IN_FAILED):
+    case CASE(ENROLL_TOTP):
+    case CASE(CONFIRM_TOTP):
+    case CASE(UNLOCK_STAFF):
+    case CASE(RESET_TOTP):
+    case CASE(PURGE_STAFF):
+    case CASE(BOOTSTRAP_ADMIN):
+    case CASE(OPEN_SESSION): {
+        /* The account; OpenSession names its session once it has an id. */
+        const char *sid =
+            m->body_case == CASE(SET_PASSWORD)      ? m->set_password->staff_id
+            : m->body_case == CASE(SIGN_IN_FAILED)  ? m->sign_in_failed->staff_id
+            : m->body_case == CASE(ENROLL_TOTP)     ? m->enroll_totp->staff_id
+            : m->body_case == CASE(CONFIRM_TOTP)    ? m->confirm_totp->staff_id
+            : m->body_case == CASE(UNLOCK_STAFF)    ? m->unlock_staff->staff_id
+            : m->body_case == CASE(RESET_TOTP)      ? m->reset_totp->staff_id
+            : m->body_case == CASE(PURGE_STAFF)     ? m->purge_staff->staff_id
+            : m->body_case == CASE(BOOTSTRAP_ADMIN) ? m->bootstrap_admin->staff_id
+                                                    : m->open_session->staff_id;
+        if (kyufu_storage__valid_staff_id(sid)) {
+            kyufu_storage__set_object(c, "staff/%s", sid);
+        }
+        return;
+    }
     default:
         return;
     }
@@ -390,7 +441,20 @@ static int check_actor(struct kyufu_storage__cmd *c,
     if (mrv != 0) {
         return kyufu_storage__mdb_error(mrv);
     }
+    bool identity = false;
+    int rv0 = kyufu_storage__identity_on(c, &identity);
+    if (rv0 != 0) {
+        return rv0;
+    }
+    if (st.ms_entries == 0 && identity) {
+        /* Identity rules: only BootstrapAdmin makes the first account. */
+        return kyufu_storage__reject(c, KYUFU__V1__CODE__PERMISSION_DENIED,
+                                     "no staff account exists yet (the "
+                                     "first ID administrator is made by "
+                                     "BootstrapAdmin)");
+    }
     if (st.ms_entries == 0) {
+        /* The rules of version 1 (a cluster still upgrading). */
         const Kyufu__V1__CreateStaff *cs = c->cmd->create_staff;
         if (def->body == CASE(CREATE_STAFF) && cs->staff_id != NULL &&
             strcmp(cs->staff_id, c->actor) == 0 &&
@@ -538,6 +602,36 @@ static int apply_system(struct kyufu_storage__cmd *c,
     return rv;
 }
 
+/* Step 2 under the identity rules: the key's owner.  0 with *refused set
+ * when the key belongs to another actor or another command (c->code set,
+ * nothing returned), *dup set when the caller gets the first result. */
+static int check_owner(struct kyufu_storage__cmd *c,
+                       const struct command_def *def,
+                       const struct kyufu_storage__key_owner *owner,
+                       const uint8_t digest[32],
+                       bool *refused)
+{
+    static const uint8_t any[32];
+    *refused = false;
+    if (!owner->has_owner) {
+        return 0; /* written under the rules of version 1 */
+    }
+    if (strcmp(owner->actor, c->actor) != 0) {
+        *refused = true;
+        return kyufu_storage__reject(c, KYUFU__V1__CODE__PERMISSION_DENIED,
+                                     "idempotency key belongs to another "
+                                     "account");
+    }
+    bool settle = def != NULL && def->body == CASE(SETTLE_WRITE);
+    if (!settle && memcmp(owner->digest, any, 32) != 0 &&
+        memcmp(owner->digest, digest, 32) != 0) {
+        *refused = true;
+        return kyufu_storage__reject(c, KYUFU__V1__CODE__INVALID_ARGUMENT,
+                                     "key already used for another command");
+    }
+    return 0;
+}
+
 static int apply_command(struct kyufu_storage *s,
                          MDB_txn *txn,
                          uint64_t index,
@@ -558,6 +652,10 @@ static int apply_command(struct kyufu_storage *s,
     MDB_val first;
     const Kyufu__V1__CommandHeader *h = NULL;
     struct kyufu_storage__touched mark;
+    struct kyufu_storage__key_owner owner;
+    bool identity = false;  /* the cluster runs the identity rules */
+    bool keyless = false;   /* an identity command: no session entry */
+    bool refused = false;   /* the key is another's: no session entry */
     int rv;
 
     c.s = s;
@@ -598,21 +696,59 @@ static int apply_command(struct kyufu_storage *s,
     audit.client_id = h->key->client_id;
     audit.client_seq = h->key->sequence;
 
-    /* Step 2: a duplicate gets the first result and writes nothing. */
-    rv = kyufu_storage__session_get(s, txn, h->key->client_id,
-                                    h->key->sequence, h->time_ms, &first);
-    if (rv == 0) {
-        rv = unpack_result(first.mv_data, first.mv_size, result);
-        if (rv == 0 && def != NULL && def->body == CASE(SETTLE_WRITE) &&
-            (*result)->outcome == 0) {
-            /* Settling a key that was applied: its first result, marked
-             * (in the answer only; the stored entry is unchanged). */
-            (*result)->outcome = KYUFU__V1__WRITE_OUTCOME__WRITE_APPLIED;
-        }
+    c.txn = txn; /* for the version read only */
+    rv = kyufu_storage__identity_on(&c, &identity);
+    c.txn = NULL;
+    if (rv != 0) {
         return rv;
     }
-    if (rv != KYUFU_STORAGE_ENOTFOUND) {
-        return rv;
+    keyless = def != NULL && def->identity;
+    uint8_t digest[32];
+    memset(&owner, 0, sizeof owner);
+    if (identity && !keyless) {
+        rv = kyufu_storage_command_digest(cmd, digest);
+        if (rv != 0) {
+            return rv;
+        }
+        snprintf(owner.actor, sizeof owner.actor, "%s", h->actor);
+        owner.has_owner = true;
+        if (def != NULL && def->body == CASE(SETTLE_WRITE)) {
+            memset(owner.digest, 0, 32); /* a fence: any command */
+        } else {
+            memcpy(owner.digest, digest, 32);
+        }
+    }
+
+    /* Step 2: a duplicate gets the first result and writes nothing
+     * (identity: only its owner, and only for the same command). */
+    if (!keyless) {
+        struct kyufu_storage__key_owner stored;
+        rv = kyufu_storage__session_get_owned(s, txn, h->key->client_id,
+                                              h->key->sequence, h->time_ms,
+                                              &first, &stored);
+        if (rv == 0 && identity) {
+            rv = check_owner(&c, def, &stored, digest, &refused);
+            if (rv != 0) {
+                return rv;
+            }
+            if (refused) {
+                name_object(&c);
+                goto audit; /* audited; not returned, nothing stored */
+            }
+        }
+        if (rv == 0) {
+            rv = unpack_result(first.mv_data, first.mv_size, result);
+            if (rv == 0 && def != NULL && def->body == CASE(SETTLE_WRITE) &&
+                (*result)->outcome == 0) {
+                /* Settling a key that was applied: its first result, marked
+                 * (in the answer only; the stored entry is unchanged). */
+                (*result)->outcome = KYUFU__V1__WRITE_OUTCOME__WRITE_APPLIED;
+            }
+            return rv;
+        }
+        if (rv != KYUFU_STORAGE_ENOTFOUND) {
+            return rv;
+        }
     }
     rv = kyufu_storage__session_prune(s, txn, h->time_ms);
     if (rv != 0) {
@@ -631,7 +767,14 @@ static int apply_command(struct kyufu_storage *s,
     } else {
         name_object(&c);
         rv = check_since(&c, def); /* step 3, upgrades */
-        if (rv == 0 && c.code == KYUFU__V1__CODE__OK) {
+        if (rv == 0 && c.code == KYUFU__V1__CODE__OK && def->identity &&
+            !kyufu_storage__is_node_name(h->key->client_id)) {
+            kyufu_storage__reject(&c, KYUFU__V1__CODE__PERMISSION_DENIED,
+                                  "%s is proposed by a node (key client "
+                                  "id kyufud-* or kyufu-node-*)",
+                                  def->name);
+        }
+        if (rv == 0 && c.code == KYUFU__V1__CODE__OK && !def->identity) {
             rv = def->roles == 0 ? check_system(&c, def)
                                  : check_actor(&c, def); /* steps 4, 5 */
         }
@@ -643,8 +786,11 @@ static int apply_command(struct kyufu_storage *s,
         mdb_txn_abort(c.txn);
         goto err;
     }
-    if (c.code == KYUFU__V1__CODE__OK) {
-        KYUFU_ASSERT(c.message[0] == '\0');
+    if (c.code == KYUFU__V1__CODE__OK || c.keep_on_reject) {
+        KYUFU_ASSERT(c.code != KYUFU__V1__CODE__OK || c.message[0] == '\0');
+        KYUFU_ASSERT(!c.keep_on_reject || def->identity ||
+                     def->body == CASE(CREATE_STAFF) ||
+                     def->body == CASE(SET_STAFF_ROLES));
         mrv = mdb_txn_commit(c.txn);
         if (mrv != 0) {
             rv = kyufu_storage__mdb_error(mrv);
@@ -655,6 +801,8 @@ static int apply_command(struct kyufu_storage *s,
          * what it touched, as those writes are gone with its txn. */
         mdb_txn_abort(c.txn);
         touched_truncate(touched, &mark);
+    }
+    if (c.code != KYUFU__V1__CODE__OK) {
         free(c.record);
         c.record = NULL;
         c.record_field = 0;
@@ -665,8 +813,10 @@ audit:
                  (def != NULL && def->body == CASE(SETTLE_WRITE) &&
                   c.code == KYUFU__V1__CODE__ABORTED));
     audit.object = c.object;
-    audit.outcome = c.code;
-    audit.message = c.message;
+    audit.outcome = c.audit_set ? c.audit_code : c.code;
+    audit.message = c.audit_set ? c.audit_message : c.message;
+    audit.objects = c.audit_objects;
+    audit.n_objects = c.n_audit_objects;
     rv = kyufu_storage__audit_append(s, txn, &audit, &seq);
     if (rv != 0) {
         goto err;
@@ -676,12 +826,15 @@ audit:
         goto err;
     }
     /* A SettleWrite stores its fence; one rejected before its handler
-     * (actor, role) stores nothing, so it settles nothing. */
-    if (bad_header == NULL &&
+     * (actor, role) stores nothing, so it settles nothing.  An identity
+     * command stores none (keyless), nor does a key refused as another's
+     * (its owner's entry stays). */
+    if (bad_header == NULL && !keyless && !refused &&
         (def == NULL || def->body != CASE(SETTLE_WRITE) ||
          c.outcome != KYUFU__V1__WRITE_OUTCOME__WRITE_OUTCOME_UNSPECIFIED)) {
         rv = kyufu_storage__session_put(s, txn, h->key->client_id,
-                                        h->key->sequence, h->time_ms, bytes,
+                                        h->key->sequence, h->time_ms,
+                                        identity ? &owner : NULL, bytes,
                                         len);
         if (rv != 0) {
             goto err_after_encode;

@@ -1,6 +1,22 @@
 /* Staff commands: CreateStaff, SetStaffRoles, SetStaffStatus.  Nobody
- * changes their own roles or status (invariant 4); the bootstrap rule (the
- * first ID administrator creates itself) is checked in apply.c. */
+ * changes their own roles or status (invariant 4); the bootstrap rule of
+ * version 1 (the first ID administrator creates itself) is checked in
+ * apply.c.
+ *
+ * Identity rules (cluster version >= 2; docs/identity.md): CreateStaff
+ * carries the temporary password's hash (made by the node) and creates the
+ * credential with must_change; nobody creates or grants roles to their own
+ * account; granting ROLE_ID_ADMIN takes two ID administrators: the first
+ * grant is recorded as pending in db admin_grant (key: the target,
+ * value roles u32 || time u64 || granting admin) and answered
+ * FAILED_PRECONDITION, and the same grant (same target, same roles) from
+ * another ID administrator applies it; when exactly one ID administrator
+ * is active, that one grants alone (the audit record says so).
+ * SetStaffStatus SUSPENDED or DISABLED closes the account's sign-in
+ * sessions; DISABLED starts the purge clock (credential disabled_ms);
+ * nothing leaves PURGED. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -8,6 +24,92 @@
 #define INVALID KYUFU__V1__CODE__INVALID_ARGUMENT
 #define REJECT kyufu_storage__reject
 #define SS(x) KYUFU__V1__STAFF_STATUS__STAFF_##x
+#define ID_ADMIN (1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN)
+
+/* The two-administrator rule for a grant that adds ROLE_ID_ADMIN to
+ * `target` (roles: the whole new set).  0 with *go set when the grant
+ * applies now; otherwise c->code is FAILED_PRECONDITION and the pending
+ * grant is written (kept although the command is refused). */
+static int admin_grant(struct kyufu_storage__cmd *c, const char *target,
+                       uint32_t roles, bool *go)
+{
+    size_t admins = 0;
+    *go = false;
+    int rv = kyufu_storage__count_id_admins(c->s, c->txn, &admins);
+    if (rv != 0) {
+        return rv;
+    }
+    MDB_val k = {strlen(target), (void *)target};
+    MDB_val v;
+    if (admins == 1) {
+        *go = true;
+        c->audit_set = true;
+        c->audit_code = KYUFU__V1__CODE__OK;
+        snprintf(c->audit_message, sizeof c->audit_message,
+                 "ID administrator granted by the only ID administrator");
+        int mrv = mdb_del(c->txn, c->s->dbi[KYUFU_DB_ADMIN_GRANT], &k, NULL);
+        return mrv == MDB_NOTFOUND ? 0 : kyufu_storage__mdb_error(mrv);
+    }
+    int mrv = mdb_get(c->txn, c->s->dbi[KYUFU_DB_ADMIN_GRANT], &k, &v);
+    if (mrv != 0 && mrv != MDB_NOTFOUND) {
+        return kyufu_storage__mdb_error(mrv);
+    }
+    if (mrv == 0) {
+        if (v.mv_size < 13 || v.mv_size > 12 + KYUFU_STAFF_ID_BYTES_MAX) {
+            return KYUFU_STORAGE_ECORRUPT;
+        }
+        const char *by = (const char *)v.mv_data + 12;
+        size_t by_len = v.mv_size - 12;
+        bool other = by_len != strlen(c->actor) ||
+                     memcmp(by, c->actor, by_len) != 0;
+        /* The first grant counts only while its administrator still is
+         * one (not suspended, disabled or stripped of the role since). */
+        bool first_ok = false;
+        if (kyufu_storage__get_u32(v.mv_data) == roles && other) {
+            char by_id[KYUFU_STAFF_ID_BYTES_MAX + 1];
+            Kyufu__V1__StaffAccount *g = NULL;
+            memcpy(by_id, by, by_len);
+            by_id[by_len] = '\0';
+            rv = kyufu_storage__get_staff(c->s, c->txn, by_id, &g);
+            if (rv != 0 && rv != KYUFU_STORAGE_ENOTFOUND) {
+                return rv;
+            }
+            first_ok = rv == 0 &&
+                       g->status == KYUFU__V1__STAFF_STATUS__STAFF_ACTIVE &&
+                       (g->roles_mask & ID_ADMIN) != 0;
+            if (g != NULL) {
+                kyufu__v1__staff_account__free_unpacked(g, NULL);
+            }
+            rv = 0;
+        }
+        if (first_ok) {
+            *go = true;
+            c->audit_set = true;
+            c->audit_code = KYUFU__V1__CODE__OK;
+            snprintf(c->audit_message, sizeof c->audit_message,
+                     "ID administrator grant confirmed (first by %.*s)",
+                     (int)by_len, by);
+            return kyufu_storage__mdb_error(
+                mdb_del(c->txn, c->s->dbi[KYUFU_DB_ADMIN_GRANT], &k, NULL));
+        }
+    }
+    uint8_t val[12 + KYUFU_STAFF_ID_BYTES_MAX];
+    size_t alen = strlen(c->actor);
+    KYUFU_ASSERT(alen >= 1 && alen <= KYUFU_STAFF_ID_BYTES_MAX);
+    kyufu_storage__put_u32(val, roles);
+    kyufu_storage__put_u64(val + 4, (uint64_t)c->now_ms);
+    memcpy(val + 12, c->actor, alen);
+    MDB_val nv = {12 + alen, val};
+    rv = kyufu_storage__mdb_error(
+        mdb_put(c->txn, c->s->dbi[KYUFU_DB_ADMIN_GRANT], &k, &nv, 0));
+    if (rv != 0) {
+        return rv;
+    }
+    c->keep_on_reject = true;
+    return REJECT(c, KYUFU__V1__CODE__FAILED_PRECONDITION,
+                  "pending: a second ID administrator must confirm the "
+                  "ID-administrator grant");
+}
 
 static int store(struct kyufu_storage__cmd *c,
                  const Kyufu__V1__StaffAccount *old,
@@ -38,7 +140,23 @@ int kyufu_storage__create_staff(struct kyufu_storage__cmd *c)
     if (!kyufu_storage__valid_roles(b->roles_mask)) {
         return REJECT(c, INVALID, "invalid role set 0x%x", b->roles_mask);
     }
-    int rv = kyufu_storage__get_staff(c->s, c->txn, b->staff_id, &old);
+    bool identity = false;
+    int rv = kyufu_storage__identity_on(c, &identity);
+    if (rv != 0) {
+        return rv;
+    }
+    if (identity) {
+        const char *why =
+            kyufu_storage__check_password_hash(b->temporary_password);
+        if (strcmp(b->staff_id, c->actor) == 0) {
+            return REJECT(c, KYUFU__V1__CODE__PERMISSION_DENIED,
+                          "no one creates their own account");
+        }
+        if (why != NULL) {
+            return REJECT(c, INVALID, "temporary_password: %s", why);
+        }
+    }
+    rv = kyufu_storage__get_staff(c->s, c->txn, b->staff_id, &old);
     if (rv == 0) {
         kyufu__v1__staff_account__free_unpacked(old, NULL);
         return REJECT(c, KYUFU__V1__CODE__ALREADY_EXISTS, "staff %s exists",
@@ -46,6 +164,13 @@ int kyufu_storage__create_staff(struct kyufu_storage__cmd *c)
     }
     if (rv != KYUFU_STORAGE_ENOTFOUND) {
         return rv;
+    }
+    if (identity && (b->roles_mask & ID_ADMIN) != 0) {
+        bool go = false;
+        rv = admin_grant(c, b->staff_id, b->roles_mask, &go);
+        if (rv != 0 || !go) {
+            return rv;
+        }
     }
     Kyufu__V1__StaffAccount a = KYUFU__V1__STAFF_ACCOUNT__INIT;
     a.staff_id = b->staff_id;
@@ -55,6 +180,13 @@ int kyufu_storage__create_staff(struct kyufu_storage__cmd *c)
     a.created_ms = c->now_ms;
     a.created_by = (char *)c->actor;
     a.updated_ms = c->now_ms;
+    if (identity) {
+        rv = kyufu_storage__new_credential(c, b->staff_id,
+                                           b->temporary_password);
+        if (rv != 0) {
+            return rv;
+        }
+    }
     return store(c, NULL, &a);
 }
 
@@ -98,11 +230,47 @@ int kyufu_storage__set_staff_roles(struct kyufu_storage__cmd *c)
     if (rv != 0 || old == NULL) {
         return rv;
     }
-    Kyufu__V1__StaffAccount a = *old;
-    a.roles_mask = b->roles_mask;
-    a.updated_ms = c->now_ms;
-    rv = store(c, old, &a);
+    bool identity = false;
+    rv = kyufu_storage__identity_on(c, &identity);
+    if (rv == 0 && old->status == SS(PURGED)) {
+        rv = REJECT(c, KYUFU__V1__CODE__FAILED_PRECONDITION,
+                    "staff %s is purged", b->staff_id);
+        goto out;
+    }
+    if (rv == 0 && identity && (b->roles_mask & ID_ADMIN) != 0 &&
+        (old->roles_mask & ID_ADMIN) == 0) {
+        bool go = false;
+        rv = admin_grant(c, b->staff_id, b->roles_mask, &go);
+        if (rv != 0 || !go) {
+            goto out;
+        }
+    }
+    if (rv == 0) {
+        Kyufu__V1__StaffAccount a = *old;
+        a.roles_mask = b->roles_mask;
+        a.updated_ms = c->now_ms;
+        rv = store(c, old, &a);
+    }
+out:
     kyufu__v1__staff_account__free_unpacked(old, NULL);
+    return rv;
+}
+
+/* The purge clock starts (an account without a credential has none). */
+static int disable_credential(struct kyufu_storage__cmd *c, const char *id)
+{
+    Kyufu__V1__Credential *cr = NULL;
+    int rv = kyufu_storage__get_credential(c->s, c->txn, id, &cr);
+    if (rv == KYUFU_STORAGE_ENOTFOUND) {
+        return 0;
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    Kyufu__V1__Credential next = *cr;
+    next.disabled_ms = c->now_ms;
+    rv = kyufu_storage__put_credential(c->s, c->txn, &next);
+    kyufu__v1__credential__free_unpacked(cr, NULL);
     return rv;
 }
 
@@ -126,14 +294,23 @@ int kyufu_storage__set_staff_status(struct kyufu_storage__cmd *c)
     if (rv != 0 || old == NULL) {
         return rv;
     }
-    if (old->status == SS(DISABLED)) {
+    if (old->status == SS(DISABLED) || old->status == SS(PURGED)) {
         rv = REJECT(c, KYUFU__V1__CODE__FAILED_PRECONDITION,
-                    "staff %s is disabled (final)", b->staff_id);
+                    "staff %s is %s (final)", b->staff_id,
+                    old->status == SS(DISABLED) ? "disabled" : "purged");
     } else {
         Kyufu__V1__StaffAccount a = *old;
         a.status = b->status;
         a.updated_ms = c->now_ms;
         rv = store(c, old, &a);
+        /* Suspended or disabled: signed out everywhere. */
+        if (rv == 0 && b->status != SS(ACTIVE)) {
+            rv = kyufu_storage__close_staff_sessions(c->s, c->txn,
+                                                     b->staff_id, NULL);
+        }
+        if (rv == 0 && b->status == SS(DISABLED)) {
+            rv = disable_credential(c, b->staff_id);
+        }
     }
     kyufu__v1__staff_account__free_unpacked(old, NULL);
     return rv;

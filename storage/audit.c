@@ -87,6 +87,8 @@ int kyufu_storage__audit_append(struct kyufu_storage *s,
     r.message = (char *)(in->message != NULL ? in->message : "");
     r.client_id = (char *)(in->client_id != NULL ? in->client_id : "");
     r.client_seq = in->client_seq;
+    r.objects = (char **)in->objects;
+    r.n_objects = in->n_objects;
     r.prev_hash.data = prev;
     r.prev_hash.len = 32;
     rv = chain_hash(prev, &r, hash);

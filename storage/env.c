@@ -33,6 +33,10 @@ const char *const kyufu_storage__db_names[KYUFU_DB_COUNT] = {
     [KYUFU_DB_SESSION_FLOOR] = "session_floor",
     [KYUFU_DB_INCIDENTS] = "incidents",
     [KYUFU_DB_AVAILABILITY] = "availability",
+    [KYUFU_DB_CREDENTIAL] = "credential",
+    [KYUFU_DB_AUTH_SESSION] = "auth_session",
+    [KYUFU_DB_AUTH_BY_STAFF] = "auth_by_staff",
+    [KYUFU_DB_ADMIN_GRANT] = "admin_grant",
 };
 
 /* The lock fd lives beside the env; kept out of the public struct layout. */

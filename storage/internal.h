@@ -45,7 +45,13 @@ enum kyufu_storage__db {
     KYUFU_DB_INCIDENTS = 12,     /* SLA incidents (apply_incident.c); an
                                     empty db in older stores: no schema bump */
     KYUFU_DB_AVAILABILITY = 13,  /* availability ledger (apply_availability.c) */
-    KYUFU_DB_COUNT = 14,
+    /* Identity (issue 8; identity.c, docs/identity.md): empty dbs in older
+     * stores, no schema bump (as incidents). */
+    KYUFU_DB_CREDENTIAL = 14,    /* staff_id → Credential */
+    KYUFU_DB_AUTH_SESSION = 15,  /* token_hash (32) → AuthSession */
+    KYUFU_DB_AUTH_BY_STAFF = 16, /* staff_id 0x00 token_hash → "" */
+    KYUFU_DB_ADMIN_GRANT = 17,   /* staff_id → pending ID-admin grant */
+    KYUFU_DB_COUNT = 18,
 };
 _Static_assert(KYUFU_DB_COUNT <= KYUFU_MAX_DBS, "maxdbs covers every db");
 
@@ -60,6 +66,8 @@ extern const char *const kyufu_storage__db_names[KYUFU_DB_COUNT];
 #define KYUFU_META_AUDIT_SEQ "audit_seq"
 #define KYUFU_META_AUDIT_HASH "audit_hash" /* 32 bytes */
 #define KYUFU_META_NEXT_INCIDENT_ID "next_incident_id"
+/* Identity: the last AuthSession.id given (absent: 0). */
+#define KYUFU_META_LAST_AUTH_SESSION_ID "last_auth_session_id"
 /* Upgrades (apply_version.c): absent in a store no RecordVersions reached. */
 #define KYUFU_META_CLUSTER_VERSION "cluster_version"
 #define KYUFU_META_VOTER_VERSIONS "voter_versions" /* packed RecordVersions */
@@ -249,6 +257,18 @@ struct kyufu_storage__cmd
     Kyufu__V1__WriteOutcome outcome; /* SettleWrite's fence, else unset */
     uint8_t *record;  /* packed record (malloc), set on OK */
     size_t record_len;
+
+    /* Identity (apply_identity.c and friends). */
+    bool keep_on_reject; /* commit the nested txn although code != OK (a
+                          * refused sign-in still counts a failure; a
+                          * pending ID-admin grant is recorded) */
+    bool audit_set;      /* the audit record's outcome and message are
+                          * audit_code / audit_message, not the result's
+                          * (RecordAccess, SignInFailed) */
+    Kyufu__V1__Code audit_code;
+    char audit_message[KYUFU_MESSAGE_BYTES_MAX];
+    char *const *audit_objects; /* AuditRecord.objects (borrowed) */
+    size_t n_audit_objects;
 };
 
 /* Reject the command with `code` and a one-line message; returns 0 so a
@@ -322,6 +342,91 @@ int kyufu_storage__availability_observe(struct kyufu_storage *s,
                                         uint64_t term,
                                         int64_t first_ms,
                                         int64_t last_ms);
+/* Identity (issue 8): apply_identity.c, apply_auth_session.c,
+ * apply_access.c.  Their actor rules are the handlers' own
+ * (command_def.identity). */
+int kyufu_storage__set_password(struct kyufu_storage__cmd *c);
+int kyufu_storage__sign_in_failed(struct kyufu_storage__cmd *c);
+int kyufu_storage__enroll_totp(struct kyufu_storage__cmd *c);
+int kyufu_storage__confirm_totp(struct kyufu_storage__cmd *c);
+int kyufu_storage__unlock_staff(struct kyufu_storage__cmd *c);
+int kyufu_storage__reset_totp(struct kyufu_storage__cmd *c);
+int kyufu_storage__purge_staff(struct kyufu_storage__cmd *c);
+int kyufu_storage__bootstrap_admin(struct kyufu_storage__cmd *c);
+int kyufu_storage__open_session(struct kyufu_storage__cmd *c);
+int kyufu_storage__close_session(struct kyufu_storage__cmd *c);
+int kyufu_storage__touch_sessions(struct kyufu_storage__cmd *c);
+int kyufu_storage__record_access(struct kyufu_storage__cmd *c);
+
+/* ------------------------------------------------------------ identity
+ * (identity.c: records and helpers shared by the identity handlers and
+ * apply_staff.c) */
+/* The command-set version from which the identity rules hold (storage.h
+ * "identity"); below it apply keeps the rules of version 1 so that a
+ * cluster in a rolling upgrade does not diverge. */
+#define KYUFU_IDENTITY_SINCE 2u
+/* 0 with *on = whether the cluster version in c's txn has the identity
+ * rules, or a store error. */
+int kyufu_storage__identity_on(struct kyufu_storage__cmd *c, bool *on);
+/* A node's own actor or key client id ("kyufu-node-N", "kyufud-..."). */
+bool kyufu_storage__is_node_name(const char *s);
+const char *kyufu_storage__check_password_hash(const Kyufu__V1__PasswordHash *h);
+const char *kyufu_storage__check_credential(const Kyufu__V1__Credential *cr);
+const char *kyufu_storage__check_auth_session(const Kyufu__V1__AuthSession *a);
+int kyufu_storage__get_credential(struct kyufu_storage *s, MDB_txn *txn,
+                                  const char *staff_id,
+                                  Kyufu__V1__Credential **out);
+int kyufu_storage__put_credential(struct kyufu_storage *s, MDB_txn *txn,
+                                  const Kyufu__V1__Credential *cr);
+int kyufu_storage__del_credential(struct kyufu_storage *s, MDB_txn *txn,
+                                  const char *staff_id);
+int kyufu_storage__get_auth_session(struct kyufu_storage *s, MDB_txn *txn,
+                                    const uint8_t *token_hash, size_t len,
+                                    Kyufu__V1__AuthSession **out);
+/* Writes the session and its by-staff index entry. */
+int kyufu_storage__put_auth_session(struct kyufu_storage *s, MDB_txn *txn,
+                                    const Kyufu__V1__AuthSession *a);
+/* Deletes the session and its index entry (NOTFOUND when absent). */
+int kyufu_storage__del_auth_session(struct kyufu_storage *s, MDB_txn *txn,
+                                    const uint8_t token_hash[32]);
+/* Deletes every session of the account; *n (may be NULL) the count. */
+int kyufu_storage__close_staff_sessions(struct kyufu_storage *s,
+                                        MDB_txn *txn, const char *staff_id,
+                                        size_t *n);
+/* Sessions of the account (index scan). */
+int kyufu_storage__count_staff_sessions(struct kyufu_storage *s,
+                                        MDB_txn *txn, const char *staff_id,
+                                        size_t *n);
+/* A new credential for an account just created: the temporary password. */
+int kyufu_storage__new_credential(struct kyufu_storage__cmd *c,
+                                  const char *staff_id,
+                                  const Kyufu__V1__PasswordHash *temporary);
+/* Handler helpers (identity.c).  Each returns 0 with c->code set (a
+ * rejection) or a store error.
+ * id_load: the account (and its credential when cr != NULL; NULL when it
+ * has none); NOT_FOUND "no staff X" when there is no account.
+ * id_admin_actor: the actor is an ACTIVE account with ROLE_ID_ADMIN, and
+ * not `target` (nobody acts on their own account).
+ * id_self: the actor is `staff_id` (the account's own command), or a node
+ * when node_ok. */
+int kyufu_storage__id_load(struct kyufu_storage__cmd *c, const char *staff_id,
+                           Kyufu__V1__StaffAccount **a,
+                           Kyufu__V1__Credential **cr);
+int kyufu_storage__id_admin_actor(struct kyufu_storage__cmd *c,
+                                  const char *target);
+int kyufu_storage__id_self(struct kyufu_storage__cmd *c, const char *staff_id,
+                           bool node_ok);
+/* Count the active ID administrators (a scan of the staff table: a city
+ * has hundreds of accounts; used only when an ID-admin grant is made). */
+int kyufu_storage__count_id_admins(struct kyufu_storage *s, MDB_txn *txn,
+                                   size_t *n);
+/* The whole-state check of the identity dbs (kyufu_storage__check_state):
+ * every credential, session and index entry decodes, is keyed by its own
+ * id and names an existing account in the right state; the index and the
+ * sessions agree both ways. 0 or CORRUPT with the violation in errmsg. */
+int kyufu_storage__check_identity(struct kyufu_storage *s, MDB_txn *txn,
+                                  char *errmsg, size_t errmsg_len);
+
 /* apply_version.c */
 int kyufu_storage__record_versions(struct kyufu_storage__cmd *c);
 int kyufu_storage__annotate(struct kyufu_storage__cmd *c);
@@ -363,6 +468,8 @@ struct kyufu_storage__audit_in
     const char *message;
     const char *client_id;
     uint64_t client_seq;
+    char *const *objects; /* AuditRecord.objects (RecordAccess) */
+    size_t n_objects;
 };
 int kyufu_storage__audit_append(struct kyufu_storage *s,
                                 MDB_txn *txn,
@@ -393,9 +500,26 @@ int kyufu_storage__audit_verify_range(struct kyufu_storage *s,
 int kyufu_storage__session_get(struct kyufu_storage *s, MDB_txn *txn,
                                const char *client_id, uint64_t seq,
                                int64_t now_ms, MDB_val *result);
+/* The owner of an entry (identity rules, storage.h "exactly-once bound to
+ * the caller"): the actor that first used the key and the digest of its
+ * command (all zero: any command, a SettleWrite's fence).  Entries written
+ * before the identity rules have none (has_owner false). */
+struct kyufu_storage__key_owner
+{
+    bool has_owner;
+    char actor[KYUFU_ACTOR_BYTES_MAX + 1];
+    uint8_t digest[32];
+};
+/* As session_get, with the owner (owner may be NULL). */
+int kyufu_storage__session_get_owned(struct kyufu_storage *s, MDB_txn *txn,
+                                     const char *client_id, uint64_t seq,
+                                     int64_t now_ms, MDB_val *result,
+                                     struct kyufu_storage__key_owner *owner);
+/* owner NULL: an entry without owner (the rules of version 1). */
 int kyufu_storage__session_put(struct kyufu_storage *s, MDB_txn *txn,
                                const char *client_id, uint64_t seq,
                                int64_t time_ms,
+                               const struct kyufu_storage__key_owner *owner,
                                const uint8_t *result, size_t len);
 /* Remove at most KYUFU_SESSION_PRUNE_PER_COMMAND_MAX entries whose time is
  * at or before now_ms - KYUFU_SESSION_RETENTION_MS, raising the client's

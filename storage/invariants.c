@@ -278,6 +278,11 @@ static int walk(struct kyufu_storage *s,
     mdb_cursor_close(cur);
     cur = NULL;
 
+    /* Identity: credentials, sign-in sessions, their index, grants. */
+    rv = kyufu_storage__check_identity(s, txn, errmsg, len);
+    if (rv != 0) {
+        goto out;
+    }
     rv = kyufu_storage__audit_verify_range(s, txn, 0, NULL, errmsg, len);
 out:
     if (cur != NULL) {

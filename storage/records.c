@@ -120,12 +120,19 @@ const char *kyufu_storage__check_batch(const Kyufu__V1__PaymentBatch *b)
 
 const char *kyufu_storage__check_staff(const Kyufu__V1__StaffAccount *a)
 {
-    if (!kyufu_storage__valid_roles(a->roles_mask)) {
+    /* A purged account keeps no roles (identity, PurgeStaff). */
+    bool purged = a->status == KYUFU__V1__STAFF_STATUS__STAFF_PURGED;
+    if (!purged && !kyufu_storage__valid_roles(a->roles_mask)) {
         return "staff roles invalid";
     }
     if (a->status < KYUFU__V1__STAFF_STATUS__STAFF_ACTIVE ||
-        a->status > KYUFU__V1__STAFF_STATUS__STAFF_DISABLED) {
+        a->status > KYUFU__V1__STAFF_STATUS__STAFF_PURGED) {
         return "staff status out of range";
+    }
+    if (a->status == KYUFU__V1__STAFF_STATUS__STAFF_PURGED &&
+        (a->roles_mask != 0 ||
+         (a->display_name != NULL && a->display_name[0] != '\0'))) {
+        return "purged staff keeps a name or roles";
     }
     return NULL;
 }

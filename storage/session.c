@@ -1,6 +1,6 @@
 /* Client sessions: the first result of each idempotency key.
  *
- *   sessions        client_id 0x00 seq (u64 BE)             → time_ms (u64 BE) || CommandResult
+ *   sessions        client_id 0x00 seq (u64 BE)             → time_ms (u64 BE) [|| owner] || CommandResult
  *   session_expiry  time_ms (u64 BE) client_id 0x00 seq      → ""
  *   session_floor   client_id                               → highest seq pruned (u64 BE)
  *
@@ -17,6 +17,7 @@
  * bounded however many expire at once.  Everything is judged by stamped
  * times: all replicas prune the same entries at the same index.
  */
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,10 +36,72 @@ static size_t session_key(uint8_t *key, const char *client_id, uint64_t seq)
     return n + 9;
 }
 
+#define OWNER_FLAG ((uint64_t)1 << 63)
+
 static bool expired(uint64_t time_ms, int64_t now_ms)
 {
     /* time_ms + retention <= now, without overflow: times are > 0. */
     return now_ms > 0 && (int64_t)time_ms <= now_ms - KYUFU_SESSION_RETENTION_MS;
+}
+
+/* The parts of a stored value; CORRUPT when it does not parse. */
+static int parse_value(const MDB_val *v, uint64_t *time_ms, MDB_val *result,
+                       struct kyufu_storage__key_owner *owner)
+{
+    const uint8_t *p = v->mv_data;
+    size_t n = v->mv_size;
+    struct kyufu_storage__key_owner local;
+    if (owner == NULL) {
+        owner = &local;
+    }
+    memset(owner, 0, sizeof *owner);
+    if (n < 8) {
+        return KYUFU_STORAGE_ECORRUPT;
+    }
+    uint64_t word = kyufu_storage__get_u64(p);
+    *time_ms = word & ~OWNER_FLAG;
+    p += 8, n -= 8;
+    if ((word & OWNER_FLAG) != 0) {
+        if (n < 1 || p[0] == 0 || p[0] > KYUFU_ACTOR_BYTES_MAX ||
+            n < 1u + p[0] + 32u) {
+            return KYUFU_STORAGE_ECORRUPT;
+        }
+        size_t alen = p[0];
+        owner->has_owner = true;
+        memcpy(owner->actor, p + 1, alen);
+        owner->actor[alen] = '\0';
+        memcpy(owner->digest, p + 1 + alen, 32);
+        p += 1 + alen + 32, n -= 1 + alen + 32;
+    }
+    result->mv_data = (void *)p;
+    result->mv_size = n;
+    return 0;
+}
+
+int kyufu_storage__session_get_owned(struct kyufu_storage *s,
+                                     MDB_txn *txn,
+                                     const char *client_id,
+                                     uint64_t seq,
+                                     int64_t now_ms,
+                                     MDB_val *result,
+                                     struct kyufu_storage__key_owner *owner)
+{
+    uint8_t key[SESSION_KEY_MAX];
+    MDB_val k = {session_key(key, client_id, seq), key};
+    MDB_val v;
+    uint64_t time_ms;
+    int mrv = mdb_get(txn, s->dbi[KYUFU_DB_SESSIONS], &k, &v);
+    if (mrv != 0) {
+        return kyufu_storage__mdb_error(mrv);
+    }
+    int rv = parse_value(&v, &time_ms, result, owner);
+    if (rv != 0) {
+        return rv;
+    }
+    if (expired(time_ms, now_ms)) {
+        return KYUFU_STORAGE_ENOTFOUND;
+    }
+    return 0;
 }
 
 int kyufu_storage__session_get(struct kyufu_storage *s,
@@ -48,22 +111,8 @@ int kyufu_storage__session_get(struct kyufu_storage *s,
                                int64_t now_ms,
                                MDB_val *result)
 {
-    uint8_t key[SESSION_KEY_MAX];
-    MDB_val k = {session_key(key, client_id, seq), key};
-    MDB_val v;
-    int mrv = mdb_get(txn, s->dbi[KYUFU_DB_SESSIONS], &k, &v);
-    if (mrv != 0) {
-        return kyufu_storage__mdb_error(mrv);
-    }
-    if (v.mv_size < 8) {
-        return KYUFU_STORAGE_ECORRUPT;
-    }
-    if (expired(kyufu_storage__get_u64(v.mv_data), now_ms)) {
-        return KYUFU_STORAGE_ENOTFOUND;
-    }
-    result->mv_data = (uint8_t *)v.mv_data + 8;
-    result->mv_size = v.mv_size - 8;
-    return 0;
+    return kyufu_storage__session_get_owned(s, txn, client_id, seq, now_ms,
+                                            result, NULL);
 }
 
 static size_t expiry_key(uint8_t *key, uint64_t time_ms,
@@ -79,6 +128,7 @@ int kyufu_storage__session_put(struct kyufu_storage *s,
                                const char *client_id,
                                uint64_t seq,
                                int64_t time_ms,
+                               const struct kyufu_storage__key_owner *owner,
                                const uint8_t *result,
                                size_t len)
 {
@@ -96,7 +146,9 @@ int kyufu_storage__session_put(struct kyufu_storage *s,
     mrv = mdb_get(txn, s->dbi[KYUFU_DB_SESSIONS], &k, &old);
     if (mrv == 0) {
         KYUFU_ASSERT(old.mv_size >= 8);
-        MDB_val ek = {expiry_key(ekey, kyufu_storage__get_u64(old.mv_data),
+        MDB_val ek = {expiry_key(ekey,
+                                 kyufu_storage__get_u64(old.mv_data) &
+                                     ~OWNER_FLAG,
                                  key, klen),
                       ekey};
         mrv = mdb_del(txn, s->dbi[KYUFU_DB_SESSION_EXPIRY], &ek, NULL);
@@ -107,13 +159,25 @@ int kyufu_storage__session_put(struct kyufu_storage *s,
         return kyufu_storage__mdb_error(mrv);
     }
 
-    v.mv_size = 8 + len;
+    size_t alen = owner != NULL ? strlen(owner->actor) : 0;
+    size_t olen = owner != NULL ? 1 + alen + 32 : 0;
+    KYUFU_ASSERT(owner == NULL ||
+                 (owner->has_owner && alen >= 1 &&
+                  alen <= KYUFU_ACTOR_BYTES_MAX));
+    v.mv_size = 8 + olen + len;
     mrv = mdb_put(txn, s->dbi[KYUFU_DB_SESSIONS], &k, &v, MDB_RESERVE);
     if (mrv != 0) {
         return kyufu_storage__mdb_error(mrv);
     }
-    kyufu_storage__put_u64(v.mv_data, (uint64_t)time_ms);
-    memcpy((uint8_t *)v.mv_data + 8, result, len);
+    uint8_t *out = v.mv_data;
+    kyufu_storage__put_u64(out, (uint64_t)time_ms |
+                                    (owner != NULL ? OWNER_FLAG : 0));
+    if (owner != NULL) {
+        out[8] = (uint8_t)alen;
+        memcpy(out + 9, owner->actor, alen);
+        memcpy(out + 9 + alen, owner->digest, 32);
+    }
+    memcpy(out + 8 + olen, result, len);
 
     MDB_val ek = {expiry_key(ekey, (uint64_t)time_ms, key, klen), ekey};
     MDB_val empty = {0, (void *)""};
@@ -251,4 +315,91 @@ int kyufu_storage__session_prune(struct kyufu_storage *s,
     }
     mdb_cursor_close(cur);
     return rv;
+}
+
+/* ------------------------------------------------------------ owners */
+
+int kyufu_storage_command_digest(const Kyufu__V1__Command *cmd,
+                                 uint8_t digest[32])
+{
+    uint8_t word[4];
+    uint8_t *body = NULL;
+    size_t len = 0;
+    unsigned outlen = 0;
+    int rv = 0;
+    if (cmd == NULL || digest == NULL) {
+        return KYUFU_STORAGE_EINVALID;
+    }
+    uint32_t body_case = (uint32_t)cmd->body_case;
+    const ProtobufCFieldDescriptor *f =
+        body_case != 0 ? protobuf_c_message_descriptor_get_field(
+                             cmd->base.descriptor, body_case)
+                       : NULL;
+    if (f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE) {
+        const ProtobufCMessage *m =
+            *(const ProtobufCMessage *const *)((const uint8_t *)cmd +
+                                               f->offset);
+        if (m != NULL) {
+            rv = kyufu_storage__pack(m, &body, &len);
+            if (rv != 0) {
+                return rv;
+            }
+        }
+    }
+    kyufu_storage__put_u32(word, body_case);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(ctx, word, 4) != 1 ||
+        (len > 0 && EVP_DigestUpdate(ctx, body, len) != 1) ||
+        EVP_DigestFinal_ex(ctx, digest, &outlen) != 1 || outlen != 32) {
+        rv = KYUFU_STORAGE_ENOMEM;
+    }
+    EVP_MD_CTX_free(ctx);
+    free(body);
+    return rv;
+}
+
+int kyufu_storage_key_use(struct kyufu_storage *s,
+                          const char *client_id,
+                          uint64_t seq,
+                          const char *actor,
+                          const uint8_t digest[32],
+                          bool settle,
+                          int64_t now_ms,
+                          enum kyufu_storage_key_use *use)
+{
+    static const uint8_t any[32];
+    struct kyufu_storage__key_owner owner;
+    MDB_txn *txn;
+    MDB_val result;
+    if (client_id == NULL || actor == NULL || digest == NULL || use == NULL ||
+        seq == 0 || !kyufu_storage__valid_printable(client_id, 1,
+                                                    KYUFU_CLIENT_ID_BYTES_MAX)) {
+        return KYUFU_STORAGE_EINVALID;
+    }
+    int rv = kyufu_storage__read_begin(s, &txn);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = kyufu_storage__session_get_owned(s, txn, client_id, seq, now_ms,
+                                          &result, &owner);
+    kyufu_storage__read_end(s, txn);
+    if (rv == KYUFU_STORAGE_ENOTFOUND) {
+        *use = KYUFU_STORAGE_KEY_NEW;
+        return 0;
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    if (!owner.has_owner) {
+        *use = KYUFU_STORAGE_KEY_OWN; /* before the identity rules */
+    } else if (strcmp(owner.actor, actor) != 0) {
+        *use = KYUFU_STORAGE_KEY_OTHER_ACTOR;
+    } else if (!settle && memcmp(owner.digest, any, 32) != 0 &&
+               memcmp(owner.digest, digest, 32) != 0) {
+        *use = KYUFU_STORAGE_KEY_OTHER_COMMAND;
+    } else {
+        *use = KYUFU_STORAGE_KEY_OWN;
+    }
+    return 0;
 }

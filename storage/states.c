@@ -31,13 +31,14 @@ static const bool batch_edges[3][3] = {
     [B(CREATED)] = {[B(CONFIRMED)] = true},
 };
 
-static const bool staff_edges[4][4] = {
+static const bool staff_edges[5][5] = {
     [S(ACTIVE)] = {[S(ACTIVE)] = true, [S(SUSPENDED)] = true,
                    [S(DISABLED)] = true},
     [S(SUSPENDED)] = {[S(ACTIVE)] = true, [S(SUSPENDED)] = true,
                       [S(DISABLED)] = true},
-    /* DISABLED is final; its roles may still be edited (self edge). */
-    [S(DISABLED)] = {[S(DISABLED)] = true},
+    /* DISABLED is final but for the purge; its roles may still be edited
+     * (self edge).  Nothing leaves PURGED (identity, PurgeStaff). */
+    [S(DISABLED)] = {[S(DISABLED)] = true, [S(PURGED)] = true},
 };
 
 #define IN(v, n) ((int)(v) >= 0 && (int)(v) < (n))
@@ -63,7 +64,7 @@ bool kyufu_storage__batch_transition_ok(Kyufu__V1__BatchStatus from,
 bool kyufu_storage__staff_transition_ok(Kyufu__V1__StaffStatus from,
                                         Kyufu__V1__StaffStatus to)
 {
-    return IN(from, 4) && IN(to, 4) && staff_edges[from][to];
+    return IN(from, 5) && IN(to, 5) && staff_edges[from][to];
 }
 
 bool kyufu_storage__app_is_live(Kyufu__V1__ApplicationStatus st)

@@ -274,6 +274,109 @@ int kyufu_storage_list_audit(struct kyufu_storage *s,
 /* Free the items of a page filled by one of the list functions above. */
 void kyufu_storage_page_free(struct kyufu_storage_page *page);
 
+/* ------------------------------------------------------------- identity
+ *
+ * Identity and access (issue 8; docs/identity.md, docs/storage.md
+ * "Identity").  Credentials and sign-in sessions are replicated state,
+ * changed only by the commands 100-111 of identity.proto, which a node
+ * proposes (no client RPC carries their bodies).  Nothing here is ever
+ * part of an answer of GetStaff/ListStaff (they return StaffAccount only)
+ * nor of an audit record: these reads are for the node's own sign-in,
+ * authentication and cleanup code, and their results hold secrets (password
+ * hashes, the TOTP secret): never log, answer or export them.
+ *
+ * From cluster version 2 (KYUFU_COMMAND_SET_VERSION 2, the identity rules):
+ * CreateStaff requires temporary_password; an empty staff table is filled
+ * only by BootstrapAdmin; nobody grants themselves a role; granting
+ * ROLE_ID_ADMIN takes two ID administrators (the first grant is recorded as
+ * pending and answered FAILED_PRECONDITION "pending: ..."; the same grant
+ * from another ID administrator applies it; with exactly one active ID
+ * administrator, that one may grant alone); and idempotency keys are bound
+ * to the caller (below).  Below version 2 apply keeps the rules of version
+ * 1, so that a cluster in a rolling upgrade does not diverge. */
+
+/* The account's credential (NOTFOUND when it has none: an account made
+ * before the identity rules, or purged).  *out is the caller's (free with
+ * kyufu__v1__credential__free_unpacked).  staff_id NULL: INVALID. */
+int kyufu_storage_get_credential(struct kyufu_storage *s,
+                                 const char *staff_id,
+                                 Kyufu__V1__Credential **out);
+/* The session stored under a token's SHA-256 (32 bytes), NOTFOUND when none
+ * (closed, or never opened).  Expiry is not judged here: the caller
+ * compares last_used_ms + idle_ms and created_ms + absolute_ms with its
+ * clock (and its own record of uses since the last TouchSessions). */
+int kyufu_storage_get_auth_session(struct kyufu_storage *s,
+                                   const uint8_t token_hash[32],
+                                   Kyufu__V1__AuthSession **out);
+/* Every open session of an account (at most
+ * KYUFU_AUTH_SESSIONS_PER_STAFF_MAX), items Kyufu__V1__AuthSession *, in
+ * token-hash order; page->next is empty.  Free with kyufu_storage_page_free. */
+int kyufu_storage_list_staff_sessions(struct kyufu_storage *s,
+                                      const char *staff_id,
+                                      struct kyufu_storage_page *page);
+/* Sessions expired at now_ms (last_used_ms + idle_ms <= now_ms, or
+ * created_ms + absolute_ms <= now_ms), at most `max` (clamped to
+ * 1..KYUFU_IDENTITY_QUERY_MAX), items Kyufu__V1__AuthSession *, for the
+ * leader's cleanup (CloseSession reason "idle" or "expired").  Reads every
+ * session (one per signed-in person: hundreds). */
+int kyufu_storage_list_expired_sessions(struct kyufu_storage *s,
+                                        int64_t now_ms,
+                                        size_t max,
+                                        struct kyufu_storage_page *page);
+/* Accounts DISABLED at or before disabled_before_ms (credential
+ * disabled_ms), at most `max` (clamped as above), items
+ * Kyufu__V1__StaffAccount *, for the leader's PurgeStaff after the
+ * retention period. */
+int kyufu_storage_list_purgeable_staff(struct kyufu_storage *s,
+                                       int64_t disabled_before_ms,
+                                       size_t max,
+                                       struct kyufu_storage_page *page);
+/* *empty = the staff table has no account (BootstrapAdmin is still to
+ * come; a node deletes its bootstrap-admin file once this is false). */
+int kyufu_storage_staff_empty(struct kyufu_storage *s, bool *empty);
+
+/* Exactly-once bound to the caller.  Under the identity rules the client
+ * session entry of an idempotency key records the actor that first used it
+ * and the SHA-256 of its command (kyufu_storage_command_digest).  Apply
+ * then answers the same key:
+ *   - from the same actor with the same command: the stored first result
+ *     (as before), nothing written;
+ *   - from another actor: PERMISSION_DENIED "idempotency key belongs to
+ *     another account", audited, the stored result NOT returned, the
+ *     owner's entry unchanged;
+ *   - from the same actor with another command: INVALID_ARGUMENT "key
+ *     already used for another command", audited, not returned.
+ * A SettleWrite matches any command of its owner (it asks about the key),
+ * and its fence matches any command of its owner.  Entries written before
+ * the identity rules have no owner and answer as before.
+ *
+ * kyufu_storage_command_digest: SHA-256 of the body case (u32 BE) and the
+ * packed body (protobuf-c's encoding, deterministic); 0, INVALID or NOMEM.
+ *
+ * kyufu_storage_key_use: the node's check before it proposes (or answers a
+ * retry), in its own read transaction: NEW (no live entry), OWN (the
+ * caller's: apply will return the first result), OTHER_ACTOR,
+ * OTHER_COMMAND (refuse as apply would, without the stored result).
+ * `settle`: the caller's command is a SettleWrite (any digest matches).
+ * now_ms: the caller's clock, for the 24 h retention.  0, INVALID or a
+ * store error.  Apply checks again: this is an early answer, not the rule. */
+int kyufu_storage_command_digest(const Kyufu__V1__Command *cmd,
+                                 uint8_t digest[32]);
+enum kyufu_storage_key_use {
+    KYUFU_STORAGE_KEY_NEW = 0,
+    KYUFU_STORAGE_KEY_OWN = 1,
+    KYUFU_STORAGE_KEY_OTHER_ACTOR = 2,
+    KYUFU_STORAGE_KEY_OTHER_COMMAND = 3,
+};
+int kyufu_storage_key_use(struct kyufu_storage *s,
+                          const char *client_id,
+                          uint64_t seq,
+                          const char *actor,
+                          const uint8_t digest[32],
+                          bool settle,
+                          int64_t now_ms,
+                          enum kyufu_storage_key_use *use);
+
 /* ------------------------------------------------- availability ledger */
 
 /* The availability report of [from_ms, to_ms) (unix ms) from the local

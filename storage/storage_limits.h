@@ -23,8 +23,8 @@
 #define KYUFU_MAP_SIZE_BYTES_DEFAULT ((size_t)64 << 30)
 /* Ceiling of growth: far above a city's ledger (1M households ~ 1-2 GiB). */
 #define KYUFU_MAP_SIZE_BYTES_MAX_DEFAULT ((size_t)64 << 30)
-/* Named databases we open, plus headroom for a schema upgrade. */
-#define KYUFU_MAX_DBS 16u
+/* Named databases we open (18 with identity's), plus headroom. */
+#define KYUFU_MAX_DBS 32u
 /* Readers: the loop thread, one snapshot writer, tests; headroom. */
 #define KYUFU_MAX_READERS 64u
 
@@ -131,5 +131,42 @@ _Static_assert(KYUFU_AVAIL_INTERVAL_MS_MIN * KYUFU_AVAIL_GAP_INTERVALS <
                "an intent outlives a gap of the shortest interval");
 _Static_assert(KYUFU_AVAIL_QUERY_DAYS_MAX <= KYUFU_AVAIL_SUMMARY_DAYS,
                "a report range fits the kept summaries");
+
+/* ------------------------------------------------------------ identity
+ * Credentials, sign-in sessions, access records (docs/identity.md). */
+/* PasswordHash: 16-byte salts are the design (api/pwhash.h); up to 64
+ * leaves room for a longer one; PBKDF2-HMAC-SHA256 gives 32 bytes. */
+#define KYUFU_PW_SALT_BYTES_MIN 16u
+#define KYUFU_PW_SALT_BYTES_MAX 64u
+#define KYUFU_PW_HASH_BYTES 32u
+/* Iterations apply accepts: the node measures and sets them
+ * (600,000 today); above 100M one hash would take minutes. */
+#define KYUFU_PW_ITERATIONS_MAX 100000000u
+/* Previous hashes kept (policy default 5; a larger policy is capped). */
+#define KYUFU_PW_HISTORY_MAX 24u
+/* TOTP secrets: RFC 6238 with SHA-1 uses 20 bytes; 16..64 accepted. */
+#define KYUFU_TOTP_SECRET_BYTES_MIN 16u
+#define KYUFU_TOTP_SECRET_BYTES_MAX 64u
+/* SHA-256 of a token or certificate. */
+#define KYUFU_SHA256_BYTES 32u
+/* Open sessions one account may hold: a person has a few terminals; an
+ * absolute expiry of hours keeps honest use far below. */
+#define KYUFU_AUTH_SESSIONS_PER_STAFF_MAX 32u
+/* Sessions one TouchSessions names (one leader tick's uses). */
+#define KYUFU_TOUCH_SESSIONS_MAX 4096u
+/* Objects one RecordAccess names (a page of a list, at most 1000). */
+#define KYUFU_ACCESS_OBJECTS_MAX 1000u
+/* RecordAccess text: the method path, the peer, the certificate subject,
+ * the session close reason and the sign-in failure reason. */
+#define KYUFU_ACCESS_METHOD_BYTES_MAX 128u
+#define KYUFU_ACCESS_PEER_BYTES_MAX 64u
+#define KYUFU_ACCESS_CERT_BYTES_MAX 256u
+#define KYUFU_AUTH_REASON_BYTES_MAX 64u
+/* Sessions and accounts one cleanup query returns at most. */
+#define KYUFU_IDENTITY_QUERY_MAX 1000u
+_Static_assert(KYUFU_STAFF_ID_BYTES_MAX + 1 + KYUFU_SHA256_BYTES <= 511,
+               "session index keys fit LMDB's key limit");
+_Static_assert(KYUFU_ACCESS_OBJECTS_MAX <= KYUFU_LIST_PAGE_SIZE_MAX,
+               "an access record names at most a page");
 
 #endif /* KYUFU_STORAGE_LIMITS_H */

@@ -2,8 +2,13 @@
  *
  * Happy path: read a kyufuctl.conf, create one asynchronous libkyufu client
  * per 64 calls in flight (HTTP/2 allows 100 streams per connection, and a
- * front end keeps a few connections), all on one libuv loop; bootstrap the
- * staff (ID admin -> clerk + approver) and one open program if missing; then
+ * front end keeps a few connections), all on one libuv loop; sign the calls
+ * as a front end does: each with the session token of the person it acts
+ * for (a clerk registers and submits, an approver approves: tokens from
+ * --clerk-token-file / --approver-token-file or KYUFU_BENCH_CLERK_TOKEN /
+ * KYUFU_BENCH_APPROVER_TOKEN, as `kyufuctl login` writes them; Status for
+ * the applied index with an operator's, optional); create and open one
+ * program as the approver if missing; then
  * for each K of --inflight run N households with K calls in flight.  Each
  * household is a chain of writes — RegisterHousehold, SubmitApplication,
  * ApproveApplication (the last two optional) — and each write has its own
@@ -82,9 +87,11 @@ struct opts
     bool approve;
     const char *program;
     char prefix[16];
-    const char *admin;
-    const char *clerk;
-    const char *approver;
+    /* Session tokens (docs/identity.md): the clerk's, the approver's, the
+     * operator's ("" when not given). */
+    char clerk_token[KYUFU_CLIENT_TOKEN_BYTES + 1];
+    char approver_token[KYUFU_CLIENT_TOKEN_BYTES + 1];
+    char operator_token[KYUFU_CLIENT_TOKEN_BYTES + 1];
     uint32_t deadline_ms;
     const char *probe_file;
     double duration_s;    /* probe: 0 = until a signal */
@@ -170,54 +177,40 @@ static void die(const char *fmt, ...)
 static int call_wait(struct bench *b, struct kyufu_client *c, const char *method,
                      const ProtobufCMessage *request,
                      const ProtobufCMessageDescriptor *response_desc, int endpoint,
-                     struct kyufu_client_result *result)
+                     const char *token, struct kyufu_client_result *result)
 {
     struct kyufu_client_call_opts co = {.deadline_ms = b->o.deadline_ms,
-                                        .endpoint = endpoint};
+                                        .endpoint = endpoint, .token = token};
     return kyufu_client_call(c, method, request, response_desc, &co, result);
 }
 
 /* A setup write; ALREADY_EXISTS counts as done (a second run). */
 static void setup_write(struct bench *b, const char *method, ProtobufCMessage *request,
-                        Kyufu__V1__RequestHeader **hdr_field, const char *actor)
+                        Kyufu__V1__RequestHeader **hdr_field, const char *token)
 {
     Kyufu__V1__RequestHeader hdr = KYUFU__V1__REQUEST_HEADER__INIT;
     Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
-    if (kyufu_client_header_init(b->clients[0], &hdr, &key, actor) != 0) {
+    if (kyufu_client_header_init(b->clients[0], &hdr, &key, NULL) != 0) {
         die("%s: cannot make a request header", method);
     }
     *hdr_field = &hdr;
     struct kyufu_client_result res;
     int rv = call_wait(b, b->clients[0], method, request,
-                       &kyufu__v1__write_response__descriptor, -1, &res);
+                       &kyufu__v1__write_response__descriptor, -1, token, &res);
     *hdr_field = NULL;
     if (rv != 0) {
         die("%s: %s (%s)", method, kyufu_client_strerror(rv), res.message);
     }
     kyufu_client_response_free(res.response);
     if (res.grpc_status != KYUFU_GRPC_OK && res.grpc_status != KYUFU_GRPC_ALREADY_EXISTS) {
-        die("%s as %s: %s: %s", method, actor, kyufu_grpc_status_name(res.grpc_status),
-            res.message);
+        die("%s: %s: %s", method, kyufu_grpc_status_name(res.grpc_status), res.message);
     }
 }
 
 static void setup(struct bench *b)
 {
-    struct { const char *id; const char *name; Kyufu__V1__Role role; const char *actor; } staff[] = {
-        {b->o.admin, "bench ID admin", KYUFU__V1__ROLE__ROLE_ID_ADMIN, b->o.admin},
-        {b->o.clerk, "bench clerk", KYUFU__V1__ROLE__ROLE_CLERK, b->o.admin},
-        {b->o.approver, "bench approver", KYUFU__V1__ROLE__ROLE_APPROVER, b->o.admin},
-    };
-    for (size_t i = 0; i < sizeof staff / sizeof staff[0]; i++) {
-        Kyufu__V1__CreateStaffRequest r = KYUFU__V1__CREATE_STAFF_REQUEST__INIT;
-        Kyufu__V1__CreateStaff cmd = KYUFU__V1__CREATE_STAFF__INIT;
-        cmd.staff_id = (char *)staff[i].id;
-        cmd.display_name = (char *)staff[i].name;
-        cmd.n_roles = 1; /* the API takes a list of Role values */
-        cmd.roles = &staff[i].role;
-        r.command = &cmd;
-        setup_write(b, "CreateStaff", &r.base, &r.header, staff[i].actor);
-    }
+    /* Accounts are an ID administrator's business (kyufuctl staff create,
+     * scripts/run): the bench only uses the sessions it is given. */
     Kyufu__V1__CreateProgramRequest cr = KYUFU__V1__CREATE_PROGRAM_REQUEST__INIT;
     Kyufu__V1__CreateProgram cp = KYUFU__V1__CREATE_PROGRAM__INIT;
     cp.code = (char *)b->o.program;
@@ -228,7 +221,7 @@ static void setup(struct bench *b)
     cp.window_start_ms = 946684800000;  /* 2000-01-01 */
     cp.window_end_ms = 4102444800000;   /* 2100-01-01 */
     cr.command = &cp;
-    setup_write(b, "CreateProgram", &cr.base, &cr.header, b->o.approver);
+    setup_write(b, "CreateProgram", &cr.base, &cr.header, b->o.approver_token);
     Kyufu__V1__OpenProgramRequest orq = KYUFU__V1__OPEN_PROGRAM_REQUEST__INIT;
     Kyufu__V1__OpenProgram op = KYUFU__V1__OPEN_PROGRAM__INIT;
     op.code = (char *)b->o.program;
@@ -236,11 +229,11 @@ static void setup(struct bench *b)
     /* A second run finds it OPEN: FAILED_PRECONDITION is fine too. */
     Kyufu__V1__RequestHeader hdr = KYUFU__V1__REQUEST_HEADER__INIT;
     Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
-    kyufu_client_header_init(b->clients[0], &hdr, &key, b->o.approver);
+    kyufu_client_header_init(b->clients[0], &hdr, &key, NULL);
     orq.header = &hdr;
     struct kyufu_client_result res;
     int rv = call_wait(b, b->clients[0], "OpenProgram", &orq.base,
-                       &kyufu__v1__write_response__descriptor, -1, &res);
+                       &kyufu__v1__write_response__descriptor, -1, b->o.approver_token, &res);
     if (rv != 0) {
         die("OpenProgram: %s", kyufu_client_strerror(rv));
     }
@@ -251,15 +244,20 @@ static void setup(struct bench *b)
     }
 }
 
-/* The leader's applied index (0 if no node names itself leader). */
+/* The leader's applied index (0 if no node names itself leader, or no
+ * operator's token was given: Cluster.Status is an operator's call). */
 static uint64_t leader_applied(struct bench *b)
 {
+    if (b->o.operator_token[0] == '\0') {
+        return 0;
+    }
     unsigned n = kyufu_client_endpoint_count(b->clients[0]);
     for (unsigned i = 0; i < n; i++) {
         Kyufu__V1__StatusRequest sr = KYUFU__V1__STATUS_REQUEST__INIT;
         struct kyufu_client_result res;
         int rv = call_wait(b, b->clients[0], "/kyufu.v1.Cluster/Status", &sr.base,
-                           &kyufu__v1__node_status__descriptor, (int)i, &res);
+                           &kyufu__v1__node_status__descriptor, (int)i,
+                           b->o.operator_token, &res);
         if (rv != 0 || res.grpc_status != KYUFU_GRPC_OK) {
             kyufu_client_response_free(res.response);
             continue;
@@ -307,11 +305,15 @@ static void send_write(struct slot *s)
     char name[64], addr[96], acct[8], kana[48];
     uint64_t n = b->ph->base + s->household;
     household_no(b, n, no);
-    struct kyufu_client_call_opts co = {.deadline_ms = b->o.deadline_ms, .endpoint = -1};
+    /* Each write in the session of the person who does it: the node sets
+     * the actor from the token (the header names none). */
+    struct kyufu_client_call_opts co = {
+        .deadline_ms = b->o.deadline_ms,
+        .endpoint = -1,
+        .token = s->step == STEP_APPROVE ? b->o.approver_token : b->o.clerk_token};
     int rv;
     if (s->tries == 0) {
-        const char *actor = s->step == STEP_APPROVE ? b->o.approver : b->o.clerk;
-        rv = kyufu_client_header_init(s->client, &s->hdr, &s->key, actor);
+        rv = kyufu_client_header_init(s->client, &s->hdr, &s->key, NULL);
         if (rv != 0) {
             die("header: %s", kyufu_client_strerror(rv));
         }
@@ -632,9 +634,14 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: kyufu-bench-load --config KYUFUCTL_CONF [--households N]\n"
             "         [--inflight 1,16,64,256] [--no-submit] [--approve]\n"
-            "         [--program CODE] [--prefix P] [--admin ID] [--clerk ID] [--approver ID]\n"
-            "         [--deadline-ms MS] [--progress] [--no-setup] [--per-connection N]\n"
-            "       kyufu-bench-load --config C --probe FILE [--duration-s S] [--prefix P]\n");
+            "         [--program CODE] [--prefix P] [--deadline-ms MS] [--progress]\n"
+            "         [--no-setup] [--per-connection N]\n"
+            "         [--clerk-token-file F] [--approver-token-file F] [--operator-token-file F]\n"
+            "       kyufu-bench-load --config C --probe FILE [--duration-s S] [--prefix P]\n"
+            "session tokens (kyufuctl login writes them; 0600 files): the options, else\n"
+            "KYUFU_BENCH_CLERK_TOKEN, KYUFU_BENCH_APPROVER_TOKEN, KYUFU_BENCH_OPERATOR_TOKEN;\n"
+            "the clerk's is required, the approver's for setup and --approve, the\n"
+            "operator's (optional) for the leader's applied index\n");
 }
 
 static uint64_t parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi)
@@ -668,10 +675,33 @@ static void parse_ks(struct opts *o, const char *s)
     }
 }
 
+/* A session token from a file (kyufu_client_token_read's checks: 0600,
+ * well-formed) into out. */
+static void token_file(const char *opt, const char *path, char *out)
+{
+    char err[512];
+    if (kyufu_client_token_read(path, out, err, sizeof err) != 0) {
+        die("--%s: %s", opt, err);
+    }
+}
+
+/* ... or from the environment, when no file was given. */
+static void token_env(const char *name, char *out)
+{
+    const char *v = getenv(name);
+    if (out[0] != '\0' || v == NULL || v[0] == '\0') {
+        return;
+    }
+    if (kyufu_client_token_check(v) != 0) {
+        die("%s is not a session token (%u hex digits)", name, KYUFU_CLIENT_TOKEN_BYTES);
+    }
+    memcpy(out, v, KYUFU_CLIENT_TOKEN_BYTES + 1);
+}
+
 static void parse_args(struct opts *o, int argc, char **argv)
 {
     enum { O_CONFIG = 0x100, O_HH, O_INFLIGHT, O_NOSUBMIT, O_APPROVE, O_PROGRAM, O_PREFIX,
-           O_ADMIN, O_CLERK, O_APPROVER, O_DEADLINE, O_PROBE, O_DURATION, O_PROGRESS,
+           O_CLERK_TOK, O_APPROVER_TOK, O_OPERATOR_TOK, O_DEADLINE, O_PROBE, O_DURATION, O_PROGRESS,
            O_NOSETUP, O_PERCONN, O_HELP };
     static const struct option lo[] = {
         {"config", required_argument, NULL, O_CONFIG},
@@ -681,9 +711,9 @@ static void parse_args(struct opts *o, int argc, char **argv)
         {"approve", no_argument, NULL, O_APPROVE},
         {"program", required_argument, NULL, O_PROGRAM},
         {"prefix", required_argument, NULL, O_PREFIX},
-        {"admin", required_argument, NULL, O_ADMIN},
-        {"clerk", required_argument, NULL, O_CLERK},
-        {"approver", required_argument, NULL, O_APPROVER},
+        {"clerk-token-file", required_argument, NULL, O_CLERK_TOK},
+        {"approver-token-file", required_argument, NULL, O_APPROVER_TOK},
+        {"operator-token-file", required_argument, NULL, O_OPERATOR_TOK},
         {"deadline-ms", required_argument, NULL, O_DEADLINE},
         {"probe", required_argument, NULL, O_PROBE},
         {"duration-s", required_argument, NULL, O_DURATION},
@@ -694,8 +724,6 @@ static void parse_args(struct opts *o, int argc, char **argv)
         {0},
     };
     *o = (struct opts){.households = 2000, .submit = true, .program = "BENCH",
-                       .admin = "admin", .clerk = "bench-clerk",
-                       .approver = "bench-approver",
                        .deadline_ms = LOAD_DEADLINE_MS_DEFAULT,
                        .per_conn = LOAD_CALLS_PER_CLIENT_MAX};
     parse_ks(o, "1,16,64,256");
@@ -719,9 +747,13 @@ static void parse_args(struct opts *o, int argc, char **argv)
             }
             strcpy(o->prefix, optarg);
             break;
-        case O_ADMIN: o->admin = optarg; break;
-        case O_CLERK: o->clerk = optarg; break;
-        case O_APPROVER: o->approver = optarg; break;
+        case O_CLERK_TOK: token_file("clerk-token-file", optarg, o->clerk_token); break;
+        case O_APPROVER_TOK:
+            token_file("approver-token-file", optarg, o->approver_token);
+            break;
+        case O_OPERATOR_TOK:
+            token_file("operator-token-file", optarg, o->operator_token);
+            break;
         case O_DEADLINE:
             o->deadline_ms = (uint32_t)parse_u64("deadline-ms", optarg, 100,
                                                  KYUFU_CLIENT_DEADLINE_MS_MAX);
@@ -751,6 +783,17 @@ static void parse_args(struct opts *o, int argc, char **argv)
     }
     if (o->approve && !o->submit) {
         die("--approve needs the submit step");
+    }
+    token_env("KYUFU_BENCH_CLERK_TOKEN", o->clerk_token);
+    token_env("KYUFU_BENCH_APPROVER_TOKEN", o->approver_token);
+    token_env("KYUFU_BENCH_OPERATOR_TOKEN", o->operator_token);
+    if (o->clerk_token[0] == '\0') {
+        die("no clerk session: --clerk-token-file FILE or KYUFU_BENCH_CLERK_TOKEN "
+            "(kyufuctl --token-file FILE login as a clerk)");
+    }
+    if (o->approver_token[0] == '\0' && (o->approve || !o->no_setup)) {
+        die("no approver session (setup and --approve need one): --approver-token-file "
+            "FILE or KYUFU_BENCH_APPROVER_TOKEN");
     }
 }
 

@@ -89,6 +89,11 @@ struct slot
     Kyufu__V1__ApproveApplication approve;
     Kyufu__V1__AdjustBudget adjust;
     Kyufu__V1__CreateStaff staff;
+    Kyufu__V1__PasswordHash pw;
+    Kyufu__V1__BootstrapAdmin boot;
+    Kyufu__V1__RecordVersions versions;
+    Kyufu__V1__NodeVersion voter;
+    Kyufu__V1__NodeVersion *voters[1];
     Kyufu__V1__CreateProgram program;
     Kyufu__V1__OpenProgram open;
     char actor[32];
@@ -147,27 +152,69 @@ static void apply_slots(struct bench *b, struct slot *slots, size_t n)
     b->now_ms += 1;
 }
 
+/* A temporary password hash as the node would make it (apply checks only
+ * its shape: 16-byte salt, 32-byte hash). */
+static uint8_t bench_salt[16] = "bench-salt-16byt";
+static uint8_t bench_hash[32] = "bench-hash-thirty-two-bytes-long";
+
+static void set_pw(struct slot *sl)
+{
+    kyufu__v1__password_hash__init(&sl->pw);
+    sl->pw.iterations = 1000;
+    sl->pw.salt.data = bench_salt;
+    sl->pw.salt.len = sizeof bench_salt;
+    sl->pw.hash.data = bench_hash;
+    sl->pw.hash.len = sizeof bench_hash;
+}
+
+/* As a cluster starts (storage.h "identity"): the leader records the
+ * voters' command-set versions, then proposes BootstrapAdmin (a node's
+ * command, a node's key); the ID administrator provisions the others with
+ * temporary passwords. */
 static void setup_staff_and_program(struct bench *b, int64_t budget)
 {
     static const struct
     {
         const char *id;
-        const char *actor;
         uint32_t roles;
     } staff[] = {
-        {"admin", "admin", 1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN},
-        {"clerk", "admin", 1u << KYUFU__V1__ROLE__ROLE_CLERK},
-        {"approver", "admin", 1u << KYUFU__V1__ROLE__ROLE_APPROVER},
+        {"clerk", 1u << KYUFU__V1__ROLE__ROLE_CLERK},
+        {"approver", 1u << KYUFU__V1__ROLE__ROLE_APPROVER},
     };
     struct slot sl[2];
     size_t i;
 
+    slot_header(b, &sl[0], "kyufu-node-1");
+    kyufu__v1__record_versions__init(&sl[0].versions);
+    kyufu__v1__node_version__init(&sl[0].voter);
+    sl[0].voter.node_id = 1;
+    sl[0].voter.command_version = kyufu_storage_command_version();
+    sl[0].voters[0] = &sl[0].voter;
+    sl[0].versions.voters = sl[0].voters;
+    sl[0].versions.n_voters = 1;
+    sl[0].cmd.body_case = KYUFU__V1__COMMAND__BODY_RECORD_VERSIONS;
+    sl[0].cmd.record_versions = &sl[0].versions;
+    apply_slots(b, sl, 1);
+
+    slot_header(b, &sl[0], "kyufu-node-1");
+    sl[0].key.client_id = "kyufud-bench";
+    set_pw(&sl[0]);
+    kyufu__v1__bootstrap_admin__init(&sl[0].boot);
+    sl[0].boot.staff_id = "admin";
+    sl[0].boot.display_name = "admin";
+    sl[0].boot.password = &sl[0].pw;
+    sl[0].cmd.body_case = KYUFU__V1__COMMAND__BODY_BOOTSTRAP_ADMIN;
+    sl[0].cmd.bootstrap_admin = &sl[0].boot;
+    apply_slots(b, sl, 1);
+
     for (i = 0; i < sizeof staff / sizeof staff[0]; i++) {
-        slot_header(b, &sl[0], staff[i].actor);
+        slot_header(b, &sl[0], "admin");
+        set_pw(&sl[0]);
         kyufu__v1__create_staff__init(&sl[0].staff);
         sl[0].staff.staff_id = (char *)staff[i].id;
         sl[0].staff.display_name = (char *)staff[i].id;
         sl[0].staff.roles_mask = staff[i].roles;
+        sl[0].staff.temporary_password = &sl[0].pw;
         sl[0].cmd.body_case = KYUFU__V1__COMMAND__BODY_CREATE_STAFF;
         sl[0].cmd.create_staff = &sl[0].staff;
         apply_slots(b, sl, 1);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -39,11 +40,17 @@ static struct kyufu_grpc_call *held;
 static int cancels;
 static char last_identity[256];
 static char last_actor[64];
+static bool last_has_cert;
+static uint8_t last_cert_sha256[32];
+static uint64_t last_node_id;
 
 static void echo(void *data, struct kyufu_grpc_call *call)
 {
     (void)data;
     snprintf(last_identity, sizeof last_identity, "%s", call->peer_identity);
+    last_has_cert = call->has_cert;
+    memcpy(last_cert_sha256, call->cert_sha256, sizeof last_cert_sha256);
+    last_node_id = call->peer_node_id;
     for (size_t i = 0; i < call->n_metadata; i++) {
         if (strcmp(call->metadata[i].name, "x-kyufu-actor") == 0) {
             snprintf(last_actor, sizeof last_actor, "%s", call->metadata[i].value);
@@ -85,14 +92,15 @@ static const struct kyufu_grpc_method methods[] = {
     {"/kyufu.v1.Ledger/Hint", hint, NULL},
 };
 
-static void start_server(bool mtls)
+static void start_server_with(bool mtls, const char *cert, const char *key,
+                              const char *ca)
 {
     struct kyufu_api_server_config cfg = {
         .host = "127.0.0.1",
         .port = 0,
-        .cert_file = P(0, "server.pem"),
-        .key_file = P(1, "server.key"),
-        .ca_file = P(2, "ca.pem"),
+        .cert_file = cert,
+        .key_file = key,
+        .ca_file = ca,
         .require_client_cert = mtls,
         .methods = methods,
         .n_methods = sizeof methods / sizeof methods[0],
@@ -105,6 +113,24 @@ static void start_server(bool mtls)
     }
     CHECK(rv == 0);
     CHECK(kyufu_api_server_port(server) != 0);
+}
+
+static void start_server(bool mtls)
+{
+    start_server_with(mtls, P(0, "server.pem"), P(1, "server.key"), P(2, "ca.pem"));
+}
+
+/* SHA-256 of the DER of the first certificate in a PEM file. */
+static void pem_sha256(const char *path, uint8_t out[32])
+{
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    CHECK(x != NULL);
+    unsigned int len = 0;
+    CHECK(X509_digest(x, EVP_sha256(), out, &len) == 1 && len == 32);
+    X509_free(x);
 }
 
 static bool server_closed;
@@ -539,6 +565,14 @@ static void test_client_server(void)
     CHECK(kyufu_api_server_connections(server) == 1);
     CHECK(strstr(last_identity, "CN=kyufu-client") != NULL);
     CHECK(strcmp(last_actor, "approver-3") == 0);
+    /* Identity (issue 8): the call knows the client certificate's SHA-256
+     * (over its DER), and that it is no node's. */
+    {
+        uint8_t want[32];
+        pem_sha256(P(4, "client.pem"), want);
+        CHECK(last_has_cert && memcmp(last_cert_sha256, want, 32) == 0);
+        CHECK(last_node_id == 0);
+    }
 
     /* Trailer metadata reaches the client's callback, with an OK answer
      * (real trailers) and with an error (Trailers-Only). */
@@ -703,6 +737,44 @@ static void raw_tcp_open(struct rawtcp *r, uint16_t port)
     CHECK(uv_tcp_init(&loop, &r->tcp) == 0);
     r->tcp.data = r;
     CHECK(uv_tcp_connect(&r->connect, &r->tcp, (struct sockaddr *)&sa, raw_connected) == 0);
+}
+
+/* Identity (issue 8): a node certificate's id reaches the call, with the
+ * fingerprint of that certificate (not the server's own). */
+static void test_peer_node_id(void)
+{
+    char nd[96];
+    snprintf(nd, sizeof nd, "%s/nodes", dir);
+    CHECK(mkdir(nd, 0700) == 0);
+    CHECK(t_certs_make_nodes(nd, 2) == 0);
+    char ca[128], c1[128], k1[128], c2[128], k2[128];
+    snprintf(ca, sizeof ca, "%s/node-ca.pem", nd);
+    snprintf(c1, sizeof c1, "%s/node1.pem", nd);
+    snprintf(k1, sizeof k1, "%s/node1.key", nd);
+    snprintf(c2, sizeof c2, "%s/node2.pem", nd);
+    snprintf(k2, sizeof k2, "%s/node2.key", nd);
+    start_server_with(true, c1, k1, ca);
+    struct kyufu_grpc_client *c = client_new(ca, c2, k2, kyufu_api_server_port(server));
+    struct result r[1];
+    last_node_id = 0;
+    last_has_cert = false;
+    CHECK(call(c, &r[0], "/kyufu.v1.Ledger/Echo", "x", 5000) == 0);
+    wait_for(r, 1);
+    CHECK(r[0].status == KYUFU_GRPC_OK);
+    CHECK(last_node_id == 2);
+    uint8_t want[32];
+    pem_sha256(c2, want);
+    CHECK(last_has_cert && memcmp(last_cert_sha256, want, 32) == 0);
+    close_client(c);
+    stop_server();
+    const char *files[] = {"node-ca.pem", "node1.pem", "node1.key", "node2.pem",
+                           "node2.key"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char p[160];
+        snprintf(p, sizeof p, "%s/%s", nd, files[i]);
+        unlink(p);
+    }
+    rmdir(nd);
 }
 
 static void test_server_limits(void)
@@ -1176,6 +1248,7 @@ int main(void)
     test_policy();
     test_handshake_policy();
     test_client_server();
+    test_peer_node_id();
     test_server_limits();
     test_server_refusals();
     test_crl();

@@ -66,14 +66,16 @@ static void deliver(uv_timer_t *t)
 
 static int f_call(struct client__transport *base, unsigned endpoint,
                   const char *path, const uint8_t *body, size_t body_len,
-                  uint32_t timeout_ms, struct client__tcall *tc,
-                  client__tcall_cb cb)
+                  uint32_t timeout_ms, const char *authorization,
+                  struct client__tcall *tc, client__tcall_cb cb)
 {
     struct fake *f = base->impl;
     assert(!f->closing);
     assert(f->n_log < FAKE_MAX && f->n_pending < FAKE_MAX);
     struct fake_log *l = &f->log[f->n_log++];
     l->endpoint = endpoint;
+    snprintf(l->authorization, sizeof l->authorization, "%s",
+             authorization != NULL ? authorization : "");
     snprintf(l->path, sizeof l->path, "%s", path);
     l->body = malloc(body_len + 1);
     assert(l->body != NULL);

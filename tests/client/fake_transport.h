@@ -25,6 +25,7 @@ struct fake_log
     uint8_t *body;
     size_t len;
     uint32_t timeout_ms;
+    char authorization[96]; /* the `authorization` metadata sent, "" if none */
 };
 
 struct fake

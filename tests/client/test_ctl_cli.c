@@ -247,10 +247,6 @@ static void test_cli(const char *dir)
                      "--budget", "1", "--window-start-ms", "2026-04-01", NULL),
                  KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err_buf, "--window-end-ms is required") != NULL);
-    /* A write without an actor (the generated config has none). */
-    CHECK_EQ_INT(run("--config", conf, "application", "approve", "--id", "1", NULL),
-                 KYUFU_CTL_EXIT_USAGE);
-    CHECK(strstr(err_buf, "no actor") != NULL);
     CHECK_EQ_INT(run("--config", conf, "--stale", "application", "approve", "--id", "1",
                      "--as", "ap1", NULL),
                  KYUFU_CTL_EXIT_USAGE);
@@ -270,14 +266,11 @@ static void test_cli(const char *dir)
                      "--id", "1", NULL),
                  KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err_buf, "--idempotency-key applies to writes only") != NULL);
-    /* write settle: the key is the write's, so it is required; an actor too. */
+    /* write settle: the key is the write's, so it is required. */
     CHECK_EQ_INT(run("--config", conf, "--as", "ap1", "write", "settle", NULL),
                  KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err_buf, "--idempotency-key CLIENT_ID:SEQUENCE (the write's key) is "
                           "required") != NULL);
-    CHECK_EQ_INT(run("--config", conf, "--idempotency-key", "fe-1:17", "write", "settle", NULL),
-                 KYUFU_CTL_EXIT_USAGE);
-    CHECK(strstr(err_buf, "no actor") != NULL);
     CHECK_EQ_INT(run("--help", NULL), 0);
     CHECK(strstr(out_buf, "write settle") != NULL);
     /* A write whose outcome stays unknown (nothing listens on port 1) names

@@ -135,6 +135,23 @@ static void structured_seeds(void)
         uint8_t prog[] = {1, op, 0, 1, 2, op, 3, 0x81, 7};
         write_seed(name, prog, sizeof prog);
     }
+    /* After the opcode seeds, so that the earlier names keep their
+     * numbers. */
+    /* Identity (issue 8): FZ_IDENTITY kind staff arg.  Kinds: 0 password,
+     * 1 open (arg 0x80: setup-only), 2 failed, 3 close, 4 touch, 5 enroll,
+     * 6 confirm, 7 unlock, 8 reset TOTP, 9 purge, 10 bootstrap, 11 access.
+     * Staff 2 is clerk, 8 newbie. */
+    STRUCTURED("identity-signin", FZ_IDENTITY, 1, 2, 0x80, FZ_IDENTITY, 0, 2,
+               7, FZ_IDENTITY, 5, 2, 3, FZ_IDENTITY, 6, 2, 0, FZ_IDENTITY, 1,
+               2, 1, FZ_IDENTITY, 1, 2, 1, FZ_FLUSH, FZ_IDENTITY, 3, 2, 1,
+               FZ_IDENTITY, 2, 2, 0, FZ_IDENTITY, 2, 2, 0, FZ_IDENTITY, 2, 2,
+               0, FZ_IDENTITY, 2, 2, 0, FZ_IDENTITY, 2, 2, 0, FZ_IDENTITY, 1,
+               2, 2, FZ_IDENTITY, 7, 2, 0, FZ_IDENTITY, 1, 2, 2);
+    STRUCTURED("identity-admin", FZ_CREATE_STAFF, 8, 4, FZ_IDENTITY, 1, 8,
+               0x80, FZ_IDENTITY, 4, 8, 0, FZ_IDENTITY, 8, 8, 0,
+               FZ_SET_STATUS, 8, 3, FZ_IDENTITY, 9, 8, 0, FZ_IDENTITY, 10, 8,
+               0, FZ_IDENTITY, 11, 7, 3, FZ_SET_ROLES, 2, 2, FZ_ACTOR, 1,
+               FZ_SET_ROLES, 2, 2, FZ_IDENTITY, 0, 0, 1);
 }
 
 static void raw_seeds(void)
@@ -168,6 +185,10 @@ static void raw_seeds(void)
     a[2] = c_set_status(&f, "admin", "raw.user",
                         KYUFU__V1__STAFF_STATUS__STAFF_SUSPENDED);
     raw("raw-staff", a, 3);
+    a[0] = c_close(&f, "clerk", 1);
+    a[1] = c_failed(&f, "clerk", "clerk", "password");
+    a[2] = c_access(&f, "aud", 2);
+    raw("raw-identity", a, 3);
     a[0] = c_new(&f, "clerk");
     raw("raw-unknown", a, 1);
     a[0] = c_update_household(&f, "clerk", "H-1", 1);

@@ -251,6 +251,8 @@ static void mutate(Kyufu__V1__Command *c, uint8_t kind)
 }
 
 /* One opcode and the argument bytes it reads (0 past the end). */
+static Kyufu__V1__Command *identity_cmd(struct run *r, struct fx *f);
+
 static void op(struct run *r, struct fx *f, uint8_t code)
 {
     switch ((enum fz_op)(code % FZ_OP_COUNT)) {
@@ -380,9 +382,67 @@ static void op(struct run *r, struct fx *f, uint8_t code)
         push(r, c_settle(f, actor(r, "clerk"), seq));
         break;
     }
+    case FZ_IDENTITY:
+        push(r, identity_cmd(r, f));
+        break;
     case FZ_OP_COUNT:
         break;
     }
+}
+
+/* One identity command (storage.h "identity"): kind, staff, an argument
+ * byte (seed, token, step offset, flags).  TOTP steps follow the stamped
+ * time (30 s), so replays and fresh steps both come up. */
+static Kyufu__V1__Command *identity_cmd(struct run *r, struct fx *f)
+{
+    uint8_t kind = next(r) % 12u;
+    const char *id = PICK(staff, next(r));
+    uint8_t x = next(r);
+    uint64_t step = (uint64_t)(f->now_ms / 30000) + (x % 3u);
+    const char *node = "kyufu-node-1";
+    Kyufu__V1__Command *c;
+    switch (kind) {
+    case 0:
+        c = c_set_password(f, actor(r, id), id, x, (x & 1u) != 0);
+        break;
+    case 1:
+        c = c_open(f, id, x % 8u, (x & 0x80u) ? 0 : step);
+        break;
+    case 2:
+        c = c_failed(f, actor(r, id), id, "password");
+        break;
+    case 3:
+        c = c_close(f, actor(r, (x & 1u) ? node : id), x % 8u);
+        break;
+    case 4:
+        c = c_touch(f, actor(r, node), x % 8u, f->now_ms);
+        break;
+    case 5:
+        c = c_enroll(f, id, x);
+        break;
+    case 6:
+        c = c_confirm_totp(f, id, step);
+        break;
+    case 7:
+        c = c_unlock(f, actor(r, "admin"), id);
+        break;
+    case 8:
+        c = c_reset_totp(f, actor(r, "admin"), id);
+        break;
+    case 9:
+        c = c_purge(f, actor(r, node), id);
+        break;
+    case 10:
+        c = c_bootstrap(f, actor(r, node), id);
+        break;
+    default:
+        c = c_access(f, actor(r, "aud"), x % 4u);
+        break;
+    }
+    if (r->actor != NULL) {
+        c_str(&c->header->actor, r->actor);
+    }
+    return c;
 }
 
 static void run_structured(const uint8_t *p, size_t n)

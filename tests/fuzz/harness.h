@@ -61,6 +61,7 @@ enum fz_op
     FZ_TIME_JUMP,      /* hours */
     FZ_UNKNOWN,        /* a command without a body */
     FZ_SETTLE,         /* even: a recent key (seq - n); odd: an unused one */
+    FZ_IDENTITY,       /* kind (12 commands), staff, arg: identity (issue 8) */
     FZ_OP_COUNT
 };
 

@@ -8,15 +8,31 @@ close(), which tests call from `finally` (and atexit as a last resort), so
 a failing test leaves nothing running.  Everything is written under the
 cluster's own mkdtemp folder.
 
+Identity (issue 8; docs/identity.md): every call but Health and
+Auth.SignIn carries a session token.  The cluster's first ID administrator
+comes from a `bootstrap-admin` file written into each node's folder at
+creation, as kyufuctl cluster init does; the harness signs accounts in like
+a front end (auth.py) once per client certificate and keeps their tokens.
+The channels of channel(), ledger(), cluster() and secure_channel() add the
+token by themselves (TokenInterceptor): a request whose header names an
+actor carries that account's token, a read carries the observer's (an
+account holding every role but ID administrator; ID administrators' reads
+carry the admin's).  status() probes with a node certificate
+(pki/probe.pem, node 1's identity), which the permission table lets call
+Status (a peer's probe), so wait_leader works before any account exists.
+Tests that need a call without a token use plain_channel().
+
 Run with Debian's /usr/bin/python3 (python3-grpcio, python3-grpc-tools).
 """
 import atexit
+import collections
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 SKIP = 77
@@ -33,6 +49,7 @@ try:
 except ImportError as e:  # pragma: no cover
     skip("python3-grpcio / python3-grpc-tools missing: %s" % e)
 
+import auth as A  # noqa: E402
 from ports import free_ports  # noqa: E402
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -74,10 +91,74 @@ def make_cert(d, name, ca_key, ca_crt, cn, node_id=None):
 
 
 # Nodes come and go in these tests: reconnect quickly instead of grpc's
-# default backoff (1 s growing to 120 s).
+# default backoff (1 s growing to 120 s).  grpcio also takes the minimum
+# reconnect backoff as its connect timeout (TCP + TLS + the server's
+# SETTINGS): 2 s, not 50 ms, which a handshake on a loaded 2-core machine
+# exceeds ("handshaker shutdown"; the harness opens fresh channels for
+# sign-ins and other certificates).
 CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 50),
-                   ("grpc.min_reconnect_backoff_ms", 50),
+                   ("grpc.min_reconnect_backoff_ms", 2000),
                    ("grpc.max_reconnect_backoff_ms", 300)]
+
+# The bootstrap administrator (docs/identity.md "Accounts and their
+# lifecycle"), the harness's read-only observer, and the file name.
+ADMIN = "admin"
+OBSERVER = "observer"
+BOOTSTRAP_FILE = "bootstrap-admin"
+# Audit records of the operation log that change no ledger state: reads of
+# personal data, refused calls, sign-ins and sessions (identity.proto).
+ACCESS_COMMANDS = ("RecordAccess", "OpenSession", "SignInFailed",
+                   "CloseSession", "TouchSessions")
+# Methods whose reads are an ID administrator's (docs/identity.md roles).
+ADMIN_READS = ("/kyufu.v1.Ledger/GetStaff", "/kyufu.v1.Ledger/ListStaff")
+
+_Details = collections.namedtuple(
+    "_Details", ("method", "timeout", "metadata", "credentials",
+                 "wait_for_ready", "compression"))
+
+
+class _CallDetails(_Details, grpc.ClientCallDetails):
+    pass
+
+
+class TokenInterceptor(grpc.UnaryUnaryClientInterceptor):
+    """Adds `authorization: Bearer <token>` to each call that has none:
+    the token of the actor the request's header names, else (a read) the
+    observer's or, for staff reads, the admin's.  Auth methods without a
+    header go as they are (the sign-in flow sets its own metadata).
+    cert: the client certificate of the channel (a token is bound to
+    it)."""
+
+    def __init__(self, cluster, cert):
+        self.c = cluster
+        self.cert = cert
+
+    def pick(self, method, request):
+        header = getattr(request, "header", None)
+        actor = getattr(header, "actor", "") if header is not None else ""
+        if actor:
+            return self.c.token(actor, self.cert)
+        if method.startswith("/kyufu.v1.Auth/"):
+            return None
+        who = ADMIN if method in ADMIN_READS else OBSERVER
+        if who == OBSERVER and OBSERVER not in self.c.accounts:
+            if ADMIN not in self.c.accounts:
+                return None  # nothing signed in yet: no token
+            self.c.observer()
+        return self.c.token(who, self.cert)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        md = list(details.metadata or ())
+        if not any(k == "authorization" for k, _ in md):
+            token = self.pick(details.method, request)
+            if token:
+                md += A.bearer(token)
+                details = _CallDetails(
+                    details.method, details.timeout, md,
+                    details.credentials, details.wait_for_ready,
+                    details.compression)
+        return continuation(details, request)
+
 
 _stubs = {}
 
@@ -155,6 +236,10 @@ class Cluster:
         self.client_key, self.client_cert = make_cert(
             pki, "client", ca_key, self.ca, "kyufu-test-client")
         self.ca_key = ca_key
+        # The harness's Status probes: a node certificate (node 1's
+        # identity, its own files, never rotated by a test).
+        self.probe_key, self.probe_cert = make_cert(
+            pki, "probe", ca_key, self.ca, "kyufu-probe", node_id=1)
         other_key, other_ca = make_ca(pki, "other-ca")
         self.other_ca_key, self.other_ca = other_key, other_ca
         self.other_key, self.other_cert = make_cert(
@@ -187,6 +272,18 @@ class Cluster:
                 f.write((extra_conf or {}).get(i, ""))
             self.conf[i] = conf
         self.channels = {}
+        self.plain = {}  # (node, cert): channel without a token
+        # Identity: the bootstrap administrator's temporary password, in
+        # each node's data folder as kyufuctl cluster init leaves it.
+        self.lock = threading.RLock()
+        self.accounts = {}  # staff_id: auth.Account, first sign-in done
+        self.tokens = {}    # (staff_id, client cert path): token
+        self.admin_temp = A.new_password()
+        self.bootstrap_text = A.bootstrap_admin_text(
+            ADMIN, "ID administrator", self.admin_temp)
+        for i in range(1, n + 1):
+            self.write_bootstrap(i, self.bootstrap_text)
+        self._admin_writer = None
 
     # ------------------------------------------------------- processes
     def log_path(self, i):
@@ -239,9 +336,10 @@ class Cluster:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-        for ch in self.channels.values():
+        for ch in list(self.channels.values()) + list(self.plain.values()):
             ch.close()
         self.channels = {}
+        self.plain = {}
         if os.environ.get("KYUFU_KEEP_TMP"):
             print("kept", self.dir)
         else:
@@ -266,16 +364,49 @@ class Cluster:
             private_key=open(key, "rb").read(),
             certificate_chain=open(cert, "rb").read())
 
+    def secure_channel(self, i, cert=None, key=None, options=None):
+        """A new channel to node i (or an address) that signs its calls
+        (TokenInterceptor) with tokens issued on `cert`; the caller closes
+        it."""
+        target = self.api[i] if i in self.api else i
+        ch = grpc.secure_channel(target, self.creds(cert, key),
+                                 options=CHANNEL_OPTIONS if options is None
+                                 else options)
+        return grpc.intercept_channel(
+            ch, TokenInterceptor(self, cert or self.client_cert))
+
     def channel(self, i):
         if i not in self.channels:
-            self.channels[i] = grpc.secure_channel(
-                self.api[i], self.creds(), options=CHANNEL_OPTIONS)
+            self.channels[i] = self.secure_channel(i)
         return self.channels[i]
+
+    def plain_channel(self, i, cert=None, key=None):
+        """The shared channel to node i that adds no token (sign-in, and
+        tests of what a caller without a session gets)."""
+        k = (i, cert or self.client_cert)
+        if k not in self.plain:
+            self.plain[k] = grpc.secure_channel(
+                self.api[i], self.creds(cert, key), options=CHANNEL_OPTIONS)
+        return self.plain[k]
 
     def reset_channel(self, i):
         ch = self.channels.pop(i, None)
         if ch is not None:
             ch.close()
+        for k in [k for k in self.plain if k[0] == i]:
+            self.plain.pop(k).close()
+
+    def node_cert(self, i):
+        """(cert, key) of node i's own certificate files."""
+        nd = os.path.join(self.dir, "node%d" % i)
+        return os.path.join(nd, "node.pem"), os.path.join(nd, "node.key")
+
+    def probe(self, i):
+        """Cluster stub on node i with a node certificate (node 1's
+        identity), no token: a peer's probe (Status), for wait_leader
+        before accounts exist."""
+        return self.s["service_pb2_grpc"].ClusterStub(
+            self.plain_channel(i, self.probe_cert, self.probe_key))
 
     def ledger(self, i):
         return self.s["service_pb2_grpc"].LedgerStub(self.channel(i))
@@ -288,7 +419,7 @@ class Cluster:
 
     def status(self, i, digest=False, timeout=2.0):
         try:
-            return self.cluster(i).Status(
+            return self.probe(i).Status(
                 self.s["service_pb2"].StatusRequest(with_digest=digest),
                 timeout=timeout)
         except grpc.RpcError as e:
@@ -298,12 +429,146 @@ class Cluster:
                 self.reset_channel(i)
             return None
 
+    # -------------------------------------------------------- identity
+    def write_bootstrap(self, i, text):
+        """The bootstrap-admin file in node i's data folder (0600)."""
+        d = os.path.join(self.dir, "node%d" % i, "data")
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        A.write_bootstrap_admin(os.path.join(d, BOOTSTRAP_FILE), text)
+
+    def auth_stub(self, cert=None, key=None):
+        """An Auth stub (no token added) on the leader, or on any live
+        node if none is known."""
+        live = [i for i in range(1, self.n + 1) if self.alive(i)]
+        node = live[0] if live else 1
+        for i in live:
+            st = self.status(i, timeout=2.0)
+            if st is not None and st.leader_id in self.api and \
+                    self.alive(st.leader_id):
+                node = st.leader_id
+                break
+        return self.s["service_pb2_grpc"].AuthStub(
+            self.plain_channel(node, cert, key))
+
+    def _cert_key(self, cert):
+        if cert in (None, self.client_cert):
+            return self.client_cert, self.client_key
+        return cert, cert[:-len(".pem")] + ".key"
+
+    def _settled(self, token, cert, key):
+        """token, once every live node knows its session."""
+        G = self.s["service_pb2_grpc"]
+        A.wait_session([G.AuthStub(self.plain_channel(i, cert, key))
+                        for i in range(1, self.n + 1) if self.alive(i)],
+                       self.s["service_pb2"], token)
+        return token
+
+    def adopt(self, staff_id, temporary_password, cert=None):
+        """An account's first sign-in (its temporary password, from
+        CreateStaff or ResetPassword): returns its token on `cert`."""
+        cert, key = self._cert_key(cert)
+        with self.lock:
+            acct = A.Account(staff_id, temporary_password)
+            token = A.first_sign_in(
+                self.auth_stub(cert, key), self.s["service_pb2"], acct,
+                wait_s=30 if staff_id == ADMIN else 0)
+            self.accounts[staff_id] = acct
+            self.tokens[(staff_id, cert)] = self._settled(token, cert, key)
+            return token
+
+    def token(self, staff_id, cert=None):
+        """The token of a signed-in account on client certificate `cert`
+        (signing in on it the first time); the bootstrap admin is signed
+        in on first use; None for an account the harness never signed
+        in."""
+        cert, key = self._cert_key(cert)
+        with self.lock:
+            if (staff_id, cert) in self.tokens:
+                return self.tokens[(staff_id, cert)]
+            if staff_id == ADMIN and ADMIN not in self.accounts:
+                return self.adopt(ADMIN, self.admin_temp, cert)
+            acct = self.accounts.get(staff_id)
+            if acct is None:
+                return None
+            token = A.sign_in(self.auth_stub(cert, key),
+                              self.s["service_pb2"], acct)
+            self.tokens[(staff_id, cert)] = self._settled(token, cert, key)
+            return token
+
+    def bearer(self, staff_id, cert=None):
+        """gRPC metadata carrying the account's token (auth.bearer)."""
+        token = self.token(staff_id, cert)
+        assert token, "%s is not signed in" % staff_id
+        return A.bearer(token)
+
+    def ctl_env(self, staff_id, cert=None):
+        """The environment for a kyufuctl run as staff_id: its token in
+        KYUFU_TOKEN (the interface kyufuctl login's token file shares)."""
+        token = self.token(staff_id, cert)
+        assert token, "%s is not signed in" % staff_id
+        return dict(os.environ, KYUFU_TOKEN=token)
+
+    def reset_password(self, staff_id):
+        """Auth.ResetPassword by the bootstrap admin: the account's new
+        temporary password (then adopt() signs it in)."""
+        w = self.admin()
+        w.seq += 1
+        S = self.s["service_pb2"]
+        leader = self.wait_leader(15, majority=True)
+        r = self.s["service_pb2_grpc"].AuthStub(self.channel(leader)) \
+            .ResetPassword(S.ResetPasswordRequest(
+                header=w.header(w.seq), staff_id=staff_id), timeout=10)
+        assert r.temporary_password, r
+        return r.temporary_password
+
+    def forget(self, staff_id):
+        """Drop the account's tokens (after a password change, sign-out,
+        suspension: the next token() signs in again)."""
+        with self.lock:
+            for k in [k for k in self.tokens if k[0] == staff_id]:
+                del self.tokens[k]
+
+    def admin(self):
+        """The bootstrap ID administrator's Writer (signed in on first
+        use)."""
+        with self.lock:
+            if self._admin_writer is None:
+                self._admin_writer = Writer(self, ADMIN, "it-accounts")
+            return self._admin_writer
+
+    def account(self, staff_id, roles, display_name=None):
+        """A signed-in account with these roles (a list of Role values),
+        created by the bootstrap admin if the harness has not made it yet;
+        returns its token.  Writer(cluster, staff_id, ...) then acts as
+        it."""
+        with self.lock:
+            if staff_id in self.accounts:
+                return self.token(staff_id)
+            L = self.s["ledger_pb2"]
+            code, resp = self.admin().call("CreateStaff", L.CreateStaff(
+                staff_id=staff_id, display_name=display_name or staff_id,
+                roles=roles))
+            assert code == grpc.StatusCode.OK, (
+                "CreateStaff %s: %s %s" % (staff_id, code, resp))
+            assert resp.temporary_password, resp
+            return self.adopt(staff_id, resp.temporary_password)
+
+    def observer(self):
+        """The harness's reader: every role but ID administrator, so that
+        ledger(), cluster() and the tests' reads are served."""
+        L = self.s["ledger_pb2"]
+        return self.account(OBSERVER, [L.ROLE_CLERK, L.ROLE_APPROVER,
+                                       L.ROLE_AUDITOR, L.ROLE_OPERATOR],
+                            "integration test observer")
+
     def ledger_content(self, i):
         """The ledger as a client sees it on node i (a linearizable read of
         every list and the whole audit trail), serialized.  Unlike the state
         digest it leaves out the cluster's own records (the availability
-        ledger's heartbeats change the digest every second): equal content
-        before and after means no command of any client changed anything."""
+        ledger's heartbeats change the digest every second), and the
+        operation log's records of calls that changed nothing (reads,
+        refusals, sign-ins: ACCESS_COMMANDS): equal content before and
+        after means no command of any client changed anything."""
         S = self.s["service_pb2"]
         L = self.ledger(i)
         out = []
@@ -317,7 +582,12 @@ class Cluster:
             while True:
                 r = getattr(L, name)(req(page_size=1000, page_token=token),
                                      timeout=10)
-                out.append(r.SerializeToString(deterministic=True))
+                if name == "ListAudit":
+                    out += [a.SerializeToString(deterministic=True)
+                            for a in r.records
+                            if a.command not in ACCESS_COMMANDS]
+                else:
+                    out.append(r.SerializeToString(deterministic=True))
                 token = r.next_page_token
                 if not token:
                     break
@@ -370,7 +640,9 @@ class Cluster:
 class Writer:
     """Writes with idempotency keys, retried across nodes with the SAME key
     until acknowledged (what libkyufu does), so a test can check that every
-    acknowledged write is applied exactly once.
+    acknowledged write is applied exactly once.  Each call carries the
+    token of `actor` (signed in by the cluster: Cluster.account), which
+    the header names too.
 
     own_channels: the writer opens its own channels (closed by close())
     instead of sharing the cluster's, so that writers in several threads
@@ -384,14 +656,12 @@ class Writer:
         self.seq = 0
         self.node = 1
         self.channels = {} if own_channels else None
-        self._creds = cluster.creds() if own_channels else None
 
     def ledger(self, node):
         if self.channels is None:
             return self.c.ledger(node)
         if node not in self.channels:
-            self.channels[node] = grpc.secure_channel(
-                self.c.api[node], self._creds, options=CHANNEL_OPTIONS)
+            self.channels[node] = self.c.secure_channel(node)
         return self.c.s["service_pb2_grpc"].LedgerStub(self.channels[node])
 
     def reset_channel(self, node):

@@ -179,7 +179,7 @@ done
 [ -n "${def[poll_ms]:-}" ] || fail "--print-defaults lacks poll_ms: $defaults"
 [ -n "${def[alert_command_timeout_ms]:-}" ] || fail "--print-defaults lacks alert_command_timeout_ms: $defaults"
 [ -n "${def[heartbeat_ms]:-}" ] || fail "--print-defaults lacks [sla] heartbeat_ms: $defaults"
-[ ${#def[@]} -eq 9 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 9: $defaults"
+[ ${#def[@]} -eq 17 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 17 (9 and [auth]'s 8): $defaults"
 
 # single NAME ELECTION HEARTBEAT THRESHOLD TRAILING: a one-node cluster
 # (it elects itself), [raft] on lines 13-16.
@@ -365,6 +365,33 @@ api_extra=$'[sla]\nheartbeat_ms = '"$((min[heartbeat_ms] - 1))"
 sla_refuse sla_hb_low 20 heartbeat_ms "'$((min[heartbeat_ms] - 1))' is not a number of milliseconds in ${min[heartbeat_ms]}..${max[heartbeat_ms]}"
 api_extra=$'[sla]\nallow_drills = yes'
 sla_refuse sla_drills 20 allow_drills "'yes' is neither true nor false"
+# [auth] (docs/identity.md): numbers in their bounds, idle within the
+# absolute limit; 0 turns password expiry off.
+auth_refuse() {
+    local name=$1 line=$2 key=$3 want=$4
+    mkdir -p "$tmp/$name"
+    single "$name" 1000 100 64 16 >"$tmp/$name.ini"
+    out=$("$kyufud" --check-config "$tmp/$name.ini" 2>&1); rc=$?
+    [ $rc -eq 2 ] || fail "$name: exit $rc, want 2 ($out)"
+    grep -qF -- ":$line: [auth] $key: $want" <<<"$out" || fail "$name: $out"
+}
+api_extra=$'[auth]\npassword_min_length = 7'
+auth_refuse auth_len 20 password_min_length "'7' is not a number of characters in ${min[password_min_length]}..${max[password_min_length]}"
+api_extra=$'[auth]\nlockout_failures = 0'
+auth_refuse auth_lock 20 lockout_failures "'0' is not a number of failures in 1..${max[lockout_failures]}"
+api_extra=$'[auth]\npassword_history = -1'
+auth_refuse auth_hist 20 password_history "'-1' is not a number of passwords in 0..${max[password_history]}"
+api_extra=$'[auth]\nsession_max_hours = 1\nsession_idle_minutes = 61'
+auth_refuse auth_idle 21 session_idle_minutes "61 minutes is longer than session_max_hours (1 hours)"
+api_extra=$'[auth]\nsession_pepper = x'
+mkdir -p "$tmp/auth_unknown"
+single auth_unknown 1000 100 64 16 >"$tmp/auth_unknown.ini"
+out=$("$kyufud" --check-config "$tmp/auth_unknown.ini" 2>&1) && fail "[auth] unknown key accepted: $out"
+grep -qF 'session_pepper' <<<"$out" || fail "[auth] unknown key: $out"
+api_extra=$'[auth]\npassword_max_age_days = 0\npurge_after_days = 30'
+mkdir -p "$tmp/auth_ok"
+single auth_ok 1000 100 64 16 >"$tmp/auth_ok.ini"
+out=$("$kyufud" --check-config "$tmp/auth_ok.ini" 2>&1) || fail "[auth] good values refused: $out"
 api_extra=$'[sla]\nallow_drills = true\nheartbeat_ms = 250'
 mkdir -p "$tmp/sla_ok"
 single sla_ok 1000 100 64 16 >"$tmp/sla_ok.ini"

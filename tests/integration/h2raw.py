@@ -78,7 +78,10 @@ class Stream:
 
 
 class Conn:
-    def __init__(self, c, src, dst, cert=None, key=None):
+    def __init__(self, c, src, dst, cert=None, key=None, token=None):
+        """token: a session token every stream of this connection carries
+        (`authorization: Bearer`), or None for none."""
+        self.token = token
         raw = tcp(src, dst)
         self.sock = tls_context(c, cert, key).wrap_socket(
             raw, server_hostname="127.0.0.1")
@@ -116,6 +119,8 @@ class Conn:
                 ("content-type", "application/grpc"), ("te", "trailers")]
         if grpc_timeout is not None:
             hdrs.append(("grpc-timeout", grpc_timeout))
+        if self.token is not None:
+            hdrs.append(("authorization", "Bearer " + self.token))
         self.h2.send_headers(sid, hdrs)
         st = self.streams[sid] = Stream(sid)
         self.flush()

@@ -145,8 +145,7 @@ def rss_bytes(pid):
 # --------------------------------------------------------- good client
 def own_channel(c, i):
     """A grpcio connection of its own to node i (from 127.0.0.1)."""
-    ch = grpc.secure_channel(c.api[i], c.creds(),
-                             options=[("grpc.use_local_subchannel_pool", 1)])
+    ch = c.secure_channel(i, options=[("grpc.use_local_subchannel_pool", 1)])
     grpc.channel_ready_future(ch).result(timeout=30)
     return ch
 
@@ -356,7 +355,8 @@ def check_receive_deadline(streams, what):
 def case_slowloris(c, node, res):
     """3. Ten streams trickling a byte each every 2 s, never ending; half
     ask for a 1 h deadline."""
-    conn = H.Conn(c, SLOW_ADDR, c.api[node])
+    conn = H.Conn(c, SLOW_ADDR, c.api[node],
+                          token=c.token(C.OBSERVER))
     try:
         conn.pump(5, until=lambda: conn.settings_seen)
         streams = []
@@ -384,7 +384,8 @@ def case_slowloris(c, node, res):
 def case_bulk(c, node, res, loaded):
     """4. 100 streams, each announcing a 4 MiB message, each sent up to
     1 MiB of it round-robin, never ended."""
-    conn = H.Conn(c, BULK_ADDR, c.api[node])
+    conn = H.Conn(c, BULK_ADDR, c.api[node],
+                          token=c.token(C.OBSERVER))
     try:
         conn.pump(5, until=lambda: conn.settings_seen and conn.credited > 0)
         streams = [conn.open("/kyufu.v1.Ledger/RegisterHousehold")
@@ -480,7 +481,7 @@ def case_bad_messages(c, node):
         body = (ld(1, w.header(k).SerializeToString())
                 + ld(2, ld(1, hh_bytes)))
         try:
-            raw(body, timeout=5)
+            raw(body, timeout=5, metadata=c.bearer("clerk1"))
             raise AssertionError("unknown field in %s accepted" % where)
         except grpc.RpcError as e:
             assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
@@ -647,7 +648,8 @@ def case_allow(c, node):
     end, st = time.monotonic() + 20, None
     while time.monotonic() < end:
         try:
-            conn = H.Conn(c, ALLOWED_ADDR, c.api[node])
+            conn = H.Conn(c, ALLOWED_ADDR, c.api[node],
+                          token=c.token(C.OBSERVER))
         except (OSError, ssl.SSLError):
             time.sleep(0.2)
             continue

@@ -92,9 +92,7 @@ def main():
         leader = c.wait_leader(20)
         led = W.Ledger(c)
         led.setup()
-        W.must(led.admin.call("CreateStaff", c.s["ledger_pb2"].CreateStaff(
-            staff_id="op1", display_name="Operator", roles=[c.s["ledger_pb2"].ROLE_OPERATOR])),
-            "operator")
+        c.account("op1", [c.s["ledger_pb2"].ROLE_OPERATOR], "Operator")
         t0 = now_ms() - 1000
         time.sleep(0.5)  # a few heartbeats of the first leader
 
@@ -161,7 +159,8 @@ def main():
         def ctl(*args):
             p = subprocess.run([kyufuctl, "--config", conf] + list(args),
                                stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, timeout=120)
+                               stderr=subprocess.PIPE, text=True, timeout=120,
+                               env=c.ctl_env("op1"))
             return p.returncode, p.stdout, p.stderr
 
         stop = threading.Event()

@@ -1,9 +1,11 @@
 """Bad input gets a clear error (or a closed connection) and changes
 nothing, while the node keeps serving: garbage bytes (over TLS and in
 plain TCP), an HTTP/1.1 request, HTTP/2 streams with a truncated or an
-oversized gRPC message (nghttp), invalid protobuf, an unknown method, TLS
-handshakes offering only non-CRYPTREC ciphers (ChaCha20-Poly1305, TLS 1.0),
-and a client certificate from another CA.
+oversized gRPC message (nghttp), invalid protobuf, an unknown method, calls
+without a session token (UNAUTHENTICATED, issue 8), TLS handshakes offering
+only non-CRYPTREC ciphers (ChaCha20-Poly1305, TLS 1.0), and a client
+certificate from another CA.  The malformed calls carry a session token, so
+that what refuses them is the check under test, not authentication.
 
 usage: test_bad_input.py KYUFUD"""
 import os
@@ -50,16 +52,18 @@ def host_port(addr):
     return h, int(p)
 
 
-def nghttp(c, node, method, body, tmp):
-    """POST a raw gRPC body with nghttp; returns its verbose output."""
+def nghttp(c, node, method, body, tmp, token=None):
+    """POST a raw gRPC body with nghttp (as a signed-in caller if token);
+    returns its verbose output."""
     path = os.path.join(tmp, "body.bin")
     with open(path, "wb") as f:
         f.write(body)
+    auth = ["-H", "authorization: Bearer " + token] if token else []
     r = subprocess.run(
         ["nghttp", "-v", "-n",
          "--cert=" + c.client_cert, "--key=" + c.client_key,
          "-H", ":method: POST", "-H", "content-type: application/grpc",
-         "-H", "te: trailers", "-d", path,
+         "-H", "te: trailers"] + auth + ["-d", path,
          "https://%s%s" % (c.api[node], method)],
         capture_output=True, text=True, timeout=30)
     return r.stdout + r.stderr
@@ -112,14 +116,15 @@ def main():
         method = "/kyufu.v1.Ledger/GetProgram"
         # 4. Truncated gRPC message: the prefix announces 100 bytes, the
         #    stream ends after 10.
+        token = c.token(C.OBSERVER)
         out = nghttp(c, node, method, b"\x00" + struct.pack(">I", 100)
-                     + b"\x0a\x05P2026abc", tmp)
+                     + b"\x0a\x05P2026abc", tmp, token)
         assert "grpc-status: 0" not in out and "grpc-status:" in out, out
         still_serving("truncated message")
         # 5. Oversized: 5 MiB (the limit is 4 MiB).
         big = 5 << 20
         out = nghttp(c, node, method, b"\x00" + struct.pack(">I", big)
-                     + b"\x00" * big, tmp)
+                     + b"\x00" * big, tmp, token)
         assert "grpc-status: 8" in out, out[-2000:]
         still_serving("oversized message")
 
@@ -163,6 +168,33 @@ def main():
                 assert "unknown field 99 in " + where in e.details(), \
                     e.details()
         still_serving("unknown fields")
+
+        # 7b. No session (issue 8): the cluster's own client certificate
+        #     without a token is UNAUTHENTICATED for a write and a read,
+        #     from grpcio and from nghttp, and nothing is written.
+        plain = c.plain_channel(node)
+        for call, req in (
+                (c.s["service_pb2_grpc"].LedgerStub(plain).RegisterHousehold,
+                 S.RegisterHouseholdRequest(
+                     header=S.RequestHeader(
+                         actor="clerk1", terminal="it",
+                         key=L.IdempotencyKey(client_id="no-token",
+                                              sequence=1)),
+                     command=L.RegisterHousehold(
+                         household=led.household("NT-1")))),
+                (c.s["service_pb2_grpc"].LedgerStub(plain).GetProgram,
+                 S.GetProgramRequest(code="P2026")),
+                (c.s["service_pb2_grpc"].ClusterStub(plain).Status,
+                 S.StatusRequest())):
+            try:
+                call(req, timeout=5)
+                raise AssertionError("served without a token: %s" % req)
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.UNAUTHENTICATED, e
+        out = nghttp(c, node, method, b"\x00" + struct.pack(">I", 7)
+                     + b"\x0a\x05P2026", tmp)
+        assert "grpc-status: 16" in out, out[-2000:]
+        still_serving("calls without a token")
 
         # 8. Non-CRYPTREC TLS: ChaCha20-Poly1305 only (1.2 and 1.3), TLS 1.1.
         for args in (["-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"

@@ -30,11 +30,16 @@ BOUND_S = 1.5       # one stopped node, default 1 s per node
 HEALTHY_NOMINAL_S = 0.2
 
 
+# kyufuctl runs as the operator op1 (KYUFU_TOKEN), set once signed in.
+ENV = {}
+
+
 def status(kyufuctl, conf, *extra):
     t0 = time.monotonic()
     p = subprocess.run([kyufuctl, "--config", conf, "--json", "cluster",
                         "status"] + list(extra), stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, text=True, timeout=30)
+                       stderr=subprocess.PIPE, text=True, timeout=30,
+                       env=ENV.get("env"))
     took = time.monotonic() - t0
     return p.returncode, json.loads(p.stdout), p.stderr, took
 
@@ -45,6 +50,8 @@ def main():
     try:
         c.start_all()
         leader = c.wait_leader(15)
+        c.account("op1", [c.s["ledger_pb2"].ROLE_OPERATOR], "Operator")
+        ENV["env"] = c.ctl_env("op1")
         conf = os.path.join(c.dir, "client.conf")
         with open(conf, "w") as fh:
             fh.write("[client]\nendpoints = %s\nca = %s\ncert = %s\n"
@@ -88,7 +95,7 @@ def main():
         t0 = time.monotonic()
         p = subprocess.run([kyufuctl, "--config", conf, "cluster", "status"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, timeout=30)
+                           text=True, timeout=30, env=ENV["env"])
         assert time.monotonic() - t0 < bound
         assert p.returncode == 5, p
         row = [ln for ln in p.stdout.splitlines()

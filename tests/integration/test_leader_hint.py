@@ -37,9 +37,9 @@ def forwarded(c, nodes):
 
 
 class Probe:
-    def __init__(self, exe, conf):
+    def __init__(self, exe, conf, env):
         self.p = subprocess.Popen([exe, conf], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True)
+                                  stdout=subprocess.PIPE, text=True, env=env)
 
     def do(self, cmd):
         self.p.stdin.write(cmd + "\n")
@@ -90,7 +90,7 @@ def main():
                      "key = %s\nactor = approver1\ndeadline_ms = 30000\n"
                      % (",".join(c.api[i] for i in order), c.ca,
                         c.client_cert, c.client_key))
-        probe = Probe(probe_exe, conf)
+        probe = Probe(probe_exe, conf, c.ctl_env("approver1"))
 
         before = forwarded(c, (1, 2, 3))
         r = probe.do("write")
@@ -142,7 +142,8 @@ def main():
                             "20000", "--idempotency-key", "it-rerun:7",
                             "program", "adjust-budget", "--code", "P2026",
                             "--delta", "5", "--reason", "rerun"],
-                           check=True, stdout=subprocess.DEVNULL)
+                           check=True, stdout=subprocess.DEVNULL,
+                           env=c.ctl_env("approver1"))
         after = c.ledger(new).GetProgram(S.GetProgramRequest(code="P2026"),
                                          timeout=10).budget
         assert after == budget + 5, (budget, after)

@@ -42,10 +42,14 @@ from ports import free_ports
 from workload import Ledger, must
 
 
+# kyufuctl runs as the operator op1 (KYUFU_TOKEN), set once signed in.
+ENV = {}
+
+
 def ctl(kyufuctl, conf, *args, timeout=60):
     p = subprocess.run([kyufuctl, "--config", conf] + list(args),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, timeout=timeout)
+                       text=True, timeout=timeout, env=ENV.get("env"))
     return p.returncode, p.stdout, p.stderr
 
 
@@ -199,12 +203,14 @@ def main():
         leader = c.wait_leader(15)
         led = Ledger(c, "membership")
         led.setup()
+        c.account("op1", [led.L.ROLE_OPERATOR], "Operator")
+        ENV["env"] = c.ctl_env("op1")
         conf = os.path.join(c.dir, "client.conf")
 
         def client_conf(nodes):
             with open(conf, "w") as fh:
                 fh.write("[client]\nendpoints = %s\nca = %s\ncert = %s\n"
-                         "key = %s\nactor = admin\n"
+                         "key = %s\nactor = op1\n"
                          % (",".join(c.api[i] for i in nodes), c.ca,
                             c.client_cert, c.client_key))
         client_conf((1, 2, 3))

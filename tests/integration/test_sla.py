@@ -29,7 +29,7 @@ import time
 import grpc
 
 import cluster as C
-from workload import cluster_writer, must
+from workload import cluster_writer
 
 # The node contact bound of the test's SLO: probes go every 250 ms, so a
 # peer that answers is never silent much past 250 ms, but a loaded 2-core
@@ -40,10 +40,15 @@ CONTACT_MS = 700
 ALERT_BOUND_S = CONTACT_MS / 1000.0 + 0.75
 
 
-def ctl(kyufuctl, conf, *args, timeout=30):
+# kyufuctl runs signed in as the operator (KYUFU_TOKEN) unless told.
+ENV = {}
+
+
+def ctl(kyufuctl, conf, *args, timeout=30, env=None):
     p = subprocess.run([kyufuctl, "--config", conf] + list(args),
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, timeout=timeout)
+                       text=True, timeout=timeout,
+                       env=env or ENV.get("env"))
     return p.returncode, p.stdout, p.stderr
 
 
@@ -114,12 +119,13 @@ def main():
         # "kyufud-sla-N", RecordVersions' "kyufu-node-N", "kyufud-N") are
         # not a client's: a client that wrote under one first would answer
         # the node's later command with its own result (the incident never
-        # recorded).  Refused before Raft; nothing is written.
+        # recorded).  Refused before Raft; nothing is written.  The
+        # squatter is a signed-in ID administrator (the bootstrap one).
         for cid in ("kyufud-sla-%d" % leader, "kyufu-node-%d" % leader,
                     "kyufud-%d" % leader):
-            squat = cluster_writer(c, "root", cid)
+            squat = cluster_writer(c, C.ADMIN, cid)
             code, msg = squat.call("CreateStaff", L.CreateStaff(
-                staff_id="root", display_name="x", roles=[L.ROLE_ID_ADMIN]))
+                staff_id="squat", display_name="x", roles=[L.ROLE_CLERK]))
             assert code == grpc.StatusCode.INVALID_ARGUMENT and \
                 "reserved" in msg, (cid, code, msg)
             S = c.s["service_pb2"]
@@ -130,13 +136,8 @@ def main():
             except grpc.RpcError as e:
                 assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and \
                     "reserved" in e.details(), (cid, e.code(), e.details())
-        admin = cluster_writer(c, "root", "sla-it-admin")
-        must(admin.call("CreateStaff", L.CreateStaff(
-            staff_id="root", display_name="ID admin", roles=[L.ROLE_ID_ADMIN])),
-            "bootstrap admin")
-        must(admin.call("CreateStaff", L.CreateStaff(
-            staff_id="ops1", display_name="Operator", roles=[L.ROLE_OPERATOR])),
-            "operator")
+        c.account("ops1", [L.ROLE_OPERATOR], "Operator")
+        ENV["env"] = c.ctl_env("ops1")
 
         # Healthy: OK (the startup "no leader yet" window has passed).
         ok = wait_for(lambda: ctl(kyufuctl, conf, "sla", "check")[0] == 0, 5,
@@ -210,8 +211,9 @@ def main():
         rc, out, err = ctl(kyufuctl, conf, "sla", "incident", "close", iid,
                            "--cause", "stopped by the test")
         assert rc == 2 and "--fix" in err, (rc, err)
-        rc, out, err = ctl(kyufuctl, conf, "--as", "root", "sla", "incident",
-                           "close", iid, "--cause", "c", "--fix", "f")
+        rc, out, err = ctl(kyufuctl, conf, "--as", C.ADMIN, "sla",
+                           "incident", "close", iid, "--cause", "c", "--fix",
+                           "f", env=c.ctl_env(C.ADMIN))
         assert rc == 1 and "PERMISSION_DENIED" in err, (rc, err)
         rc, out, err = ctl(kyufuctl, conf, "--as", "ops1", "--json", "sla",
                            "incident", "close", iid, "--cause",

@@ -32,6 +32,7 @@ import tempfile
 import time
 import urllib.request
 
+import auth
 import ports
 import prom_text
 
@@ -82,15 +83,55 @@ class Run:
             f.write(text)
         self.conf = os.path.join(self.dir, "kyufuctl.conf")
         self.target_ms = target_ms
+        # The first ID administrator: a bootstrap file whose temporary
+        # password the test knows (init printed its own one-time one).
+        self.admin_password = auth.stand_in_bootstrap(
+            [os.path.join(self.dir, "node%d" % i, "data") for i in (1, 2, 3)])
+        self.env = None  # kyufuctl's KYUFU_TOKEN once signed in
 
-    def ctl(self, args, json_out=True, check=True):
+    def sign_in(self):
+        """The administrator signs in (on the leader, found with a node
+        certificate's Status probe), creates the operator ops1 and signs
+        it in: kyufuctl runs as ops1 from here on."""
+        import cluster  # noqa: E402 (grpcio stubs)
+        s = cluster.stubs(self.tmp)
+        cfg = dict(line.split(" = ", 1) for line in
+                   open(self.conf).read().splitlines() if " = " in line)
+        node = os.path.join(self.dir, "node1")
+        leader, end = 0, time.monotonic() + 20
+        while not leader:
+            assert time.monotonic() < end, "no leader"
+            probe = auth.Client(s, "127.0.0.1:%d" % self.api_base, cfg["ca"],
+                                os.path.join(node, "node.pem"),
+                                os.path.join(node, "node.key"))
+            try:
+                leader = s["service_pb2_grpc"].ClusterStub(probe.ch).Status(
+                    s["service_pb2"].StatusRequest(), timeout=2).leader_id
+            except Exception:
+                time.sleep(0.1)
+            finally:
+                probe.close()
+        cl = auth.Client(s, "127.0.0.1:%d" % (self.api_base + leader - 1),
+                         cfg["ca"], cfg["cert"], cfg["key"])
+        try:
+            _, admin = cl.first_sign_in("admin", self.admin_password)
+            ops_temp = cl.create(admin, "ops1",
+                                 [s["ledger_pb2"].ROLE_OPERATOR])
+            _, ops = cl.first_sign_in("ops1", ops_temp)
+        finally:
+            cl.close()
+        self.admin_env = dict(os.environ, KYUFU_TOKEN=admin)
+        self.env = dict(os.environ, KYUFU_TOKEN=ops)
+
+    def ctl(self, args, json_out=True, check=True, env=None):
         cmd = [self.kyufuctl]
         if hasattr(self, "conf"):
             cmd += ["--config", self.conf]
         if json_out:
             cmd.append("--json")
         p = subprocess.run(cmd + args, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, timeout=60)
+                           stderr=subprocess.PIPE, text=True, timeout=60,
+                           env=env or getattr(self, "env", None))
         if check:
             assert p.returncode == 0, (args, p.returncode, p.stdout, p.stderr)
         return p
@@ -186,12 +227,13 @@ def one(kyufud, kyufuctl, target_ms):
     try:
         for i in (1, 2, 3):
             run.start(i)
+        # A little writing: the first ID admin signs in and creates an
+        # operator (who signs in), and a clerk through kyufuctl.
+        run.sign_in()
         old = run.leader()
-        # A little writing: the first ID admin, then an operator.
-        run.ctl(["--as", "root", "staff", "create", "--staff-id", "root",
-                 "--display-name", "Root", "--roles", "id_admin"])
-        run.ctl(["--as", "root", "staff", "create", "--staff-id", "ops1",
-                 "--display-name", "Ops", "--roles", "operator"])
+        run.ctl(["--as", "admin", "staff", "create", "--staff-id", "clerk1",
+                 "--display-name", "Clerk", "--roles", "clerk"],
+                env=run.admin_env)
         term0 = max(n.get("term", 0) for n in run.status()["nodes"]
                     if n.get("reachable"))
         t_kill = time.monotonic()

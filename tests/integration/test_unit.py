@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 
+import auth
 import ports
 
 KYUFUD, KYUFUCTL, UNIT, BUILD_ROOT = sys.argv[1:5]
@@ -181,6 +182,9 @@ try:
     with open(conf, "w") as f:
         f.write(text.replace("[raft]\n", "[raft]\nsnapshot_threshold = 4\nsnapshot_trailing = 2\n"))
     ctl_conf = tmp + "/c/kyufuctl.conf"
+    # The first ID administrator: a bootstrap file whose temporary
+    # password this test knows (init printed its own one-time password).
+    admin_password = auth.stand_in_bootstrap([tmp + "/c/node1/data"])
     notify_path = tmp + "/notify"
     nsock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     nsock.bind(notify_path)
@@ -274,13 +278,22 @@ try:
         fail("%d WATCHDOG=1 in 1 s with WATCHDOG_USEC=400000 (want >= 3)" % len(pings))
     else:
         print("ok: %d WATCHDOG=1 in 1 s" % len(pings))
+    # Signed in as the administrator (sign-in's own writes included).
+    client_cfg = dict(line.split(" = ", 1) for line in open(ctl_conf).read().splitlines()
+                      if " = " in line)
+    import cluster  # noqa: E402 (grpcio stubs, only now needed)
+    cl = auth.Client(cluster.stubs(tmp), "127.0.0.1:%d" % api_port, client_cfg["ca"],
+                     client_cfg["cert"], client_cfg["key"])
+    _, admin_token = cl.first_sign_in("admin", admin_password)
+    cl.close()
+    ctl_env = dict(os.environ, KYUFU_TOKEN=admin_token)
     for k in range(10):  # writes enough for two snapshots
-        who = "admin" if k == 0 else "clerk%d" % k
+        who = "clerk%d" % k
         r = subprocess.run([KYUFUCTL, "--config", ctl_conf, "--deadline-ms", "30000",
                             "--as", "admin", "staff",
                             "create", "--staff-id", who, "--display-name", who, "--roles",
-                            "id_admin" if k == 0 else "clerk"],
-                           capture_output=True, text=True, timeout=60)
+                            "clerk"],
+                           capture_output=True, text=True, timeout=60, env=ctl_env)
         if r.returncode != 0:
             fail("write %d refused: %s %s" % (k, r.stdout, r.stderr))
             break

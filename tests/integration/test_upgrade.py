@@ -78,14 +78,17 @@ def main():
         led = W.Ledger(c)
         led.setup()
         w = C.Writer(c, "clerk1", "upgrade")
-        # The leader records the three old versions; cluster version N.
+        # The leader records the three old versions; cluster version N
+        # (kyufud's command set; kyufud-next's is N + 1).
+        N = wait_for("status", lambda: c.status(1), 10, c).command_version
+        assert N >= 1, N
         st = wait_for("old versions recorded",
-                      lambda: recorded(c, 1, {1: 1, 2: 1, 3: 1}), 10, c)
-        assert st.command_version == 1 and st.cluster_version == 1, st
+                      lambda: recorded(c, 1, {1: N, 2: N, 3: N}), 10, c)
+        assert st.command_version == N and st.cluster_version == N, st
         code, _ = annotate(c, c.wait_leader(10), w, "before")
         assert code == grpc.StatusCode.UNIMPLEMENTED, code
 
-        want = {1: 1, 2: 1, 3: 1}
+        want = {1: N, 2: N, 3: N}
         for i in (1, 2, 3):
             c.kill(i, signal.SIGTERM)
             rc = c.wait_exit(i, 20)
@@ -93,7 +96,7 @@ def main():
             c.bins[i] = new
             c.start(i)
             c.wait_leader(15)
-            want[i] = 2
+            want[i] = N + 1
             wait_for("node %d's new version recorded" % i,
                      lambda: recorded(c, i, want), 15, c)
             W.must(w.call("RegisterHousehold", L.RegisterHousehold(
@@ -109,24 +112,24 @@ def main():
                 code, details = annotate(c, i, w, "during, step %d" % i)
                 assert code == grpc.StatusCode.FAILED_PRECONDITION, \
                     (code, details)
-                assert ("needs cluster version 2" in details and
-                        "runs version 1" in details), details
+                assert ("needs cluster version %d" % (N + 1) in details and
+                        "runs version %d" % N in details), details
                 # An old node has no such RPC.
                 code, _ = annotate(c, 3, w, "during, old node")
                 assert code == grpc.StatusCode.UNIMPLEMENTED, code
                 for n in (1, 2, 3):
-                    assert c.status(n).cluster_version == 1
+                    assert c.status(n).cluster_version == N
             c.wait_converged(20)
             print("step %d: node %d runs kyufud-next, digests agree (%.1f s)"
                   % (i, i, time.monotonic() - t0))
 
         # Every voter runs N + 1: the cluster version rises everywhere.
         for n in (1, 2, 3):
-            st = wait_for("cluster version 2 on node %d" % n,
+            st = wait_for("cluster version N + 1 on node %d" % n,
                           lambda: (lambda s: s if s is not None and
-                                   s.cluster_version == 2 else None)(
+                                   s.cluster_version == N + 1 else None)(
                                        c.status(n)), 10, c)
-            assert st.command_version == 2, st
+            assert st.command_version == N + 1, st
         leader = c.wait_leader(10)
         code, details = annotate(c, leader, w, "after the upgrade")
         assert code == grpc.StatusCode.OK, (code, details)

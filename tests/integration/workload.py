@@ -1,6 +1,8 @@
-"""Ledger setup shared by the integration tests: an ID administrator (the
-bootstrap account), a clerk, an approver and an open program, written with
-idempotency keys through cluster.Writer."""
+"""Ledger setup shared by the integration tests: the ID administrator (the
+bootstrap account, signed in on first use) creates a clerk and an approver,
+who sign in like a front end (first sign-in: new password, TOTP), and the
+approver opens a program; written with idempotency keys through
+cluster.Writer, each call carrying its actor's token."""
 import grpc
 
 WINDOW_END_MS = 4102444800000  # 2100-01-01
@@ -23,22 +25,18 @@ class Ledger:
 
     def setup(self, program="P2026", budget=10 ** 12, unit=50000):
         L = self.L
-        must(self.admin.call("CreateStaff", L.CreateStaff(
-            staff_id="admin", display_name="ID admin",
-            roles=[L.ROLE_ID_ADMIN])),
-            "bootstrap admin")
-        must(self.admin.call("CreateStaff", L.CreateStaff(
-            staff_id="clerk1", display_name="Clerk", roles=[L.ROLE_CLERK])),
-            "clerk")
-        must(self.admin.call("CreateStaff", L.CreateStaff(
-            staff_id="approver1", display_name="Approver",
-            roles=[L.ROLE_APPROVER])), "approver")
+        for sid, name, role in (("clerk1", "Clerk", L.ROLE_CLERK),
+                                ("approver1", "Approver", L.ROLE_APPROVER)):
+            r = must(self.admin.call("CreateStaff", L.CreateStaff(
+                staff_id=sid, display_name=name, roles=[role])), sid)
+            self.c.adopt(sid, r.temporary_password)
         must(self.approver.call("CreateProgram", L.CreateProgram(
             code=program, name="Winter support", fiscal_year=2026,
             unit_amount=unit, budget=budget, window_start_ms=1,
             window_end_ms=WINDOW_END_MS)), "program")
         must(self.approver.call("OpenProgram", L.OpenProgram(code=program)),
              "open program")
+        self.c.observer()  # the tests' reads (Cluster.ledger) carry its token
 
     def household(self, no):
         L = self.L
@@ -79,3 +77,19 @@ def audit_keys(c, node, client_id):
 def cluster_writer(cluster, actor, client_id):
     from cluster import Writer
     return Writer(cluster, actor, client_id)
+
+
+def audit_writes(c, node):
+    """The audit records of commands (writes, decisions, the cluster's own
+    records), without the operation log's records of calls that changed
+    nothing (cluster.ACCESS_COMMANDS: reads, refusals, sign-ins)."""
+    from cluster import ACCESS_COMMANDS
+    S = c.s["service_pb2"]
+    out, token = [], ""
+    while True:
+        page = c.ledger(node).ListAudit(
+            S.ListRequest(page_size=1000, page_token=token), timeout=10)
+        out += [r for r in page.records if r.command not in ACCESS_COMMANDS]
+        token = page.next_page_token
+        if not token:
+            return out

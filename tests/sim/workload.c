@@ -93,13 +93,20 @@ static size_t add_cmd(struct workload *w, Kyufu__V1__Command *c,
 {
     Kyufu__V1__CommandHeader h = KYUFU__V1__COMMAND_HEADER__INIT;
     Kyufu__V1__IdempotencyKey k = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
-    char client[8];
-    unsigned ci = sim_rng_range(w->rng, 0, WL_CLIENTS - 1);
+    char client[16];
+    bool keyless = c->body_case == KYUFU__V1__COMMAND__BODY_BOOTSTRAP_ADMIN;
+    unsigned ci = keyless ? 0 : sim_rng_range(w->rng, 0, WL_CLIENTS - 1);
     struct wl_cmd *m;
 
-    snprintf(client, sizeof client, "c%u", ci);
+    if (keyless) {
+        /* Proposed by a node (storage.h "identity"): a node's key. */
+        snprintf(client, sizeof client, "kyufud-sim");
+        k.sequence = ++w->node_seq;
+    } else {
+        snprintf(client, sizeof client, "c%u", ci);
+        k.sequence = w->next_seq[ci]++;
+    }
     k.client_id = client;
-    k.sequence = w->next_seq[ci]++;
     h.actor = (char *)actor;
     h.terminal = "sim";
     h.time_ms = now_ms;
@@ -119,15 +126,56 @@ static size_t add_cmd(struct workload *w, Kyufu__V1__Command *c,
     m->client = ci;
     m->seq = k.sequence;
     m->setup_step = setup_step;
+    m->keyless = keyless;
     c->header = NULL;
     return w->n_cmds++;
 }
 
-#define SETUP_STEPS 9
+#define SETUP_STEPS 10
+
+/* The temporary password hash of every account the workload creates: the
+ * node makes these (PBKDF2); apply only checks their shape. */
+static uint8_t pw_salt[16] = "sim-salt-16bytes";
+static uint8_t pw_hash[32] = "sim-hash-of-thirty-two-bytes-xx";
 
 static size_t setup_cmd(struct workload *w, int step, int64_t now_ms)
 {
     Kyufu__V1__Command c = KYUFU__V1__COMMAND__INIT;
+    Kyufu__V1__PasswordHash pw = KYUFU__V1__PASSWORD_HASH__INIT;
+    pw.iterations = 1000;
+    pw.salt.data = pw_salt;
+    pw.salt.len = sizeof pw_salt;
+    pw.hash.data = pw_hash;
+    pw.hash.len = sizeof pw_hash;
+    /* Step 0: the leader records the voters' command-set versions (the
+     * identity rules need cluster version 2); step 1: the first ID
+     * administrator, as the node proposes it from bootstrap-admin. */
+    if (step == 0) {
+        Kyufu__V1__NodeVersion v[3];
+        Kyufu__V1__NodeVersion *vp[3];
+        Kyufu__V1__RecordVersions rv = KYUFU__V1__RECORD_VERSIONS__INIT;
+        for (unsigned i = 0; i < 3; i++) {
+            kyufu__v1__node_version__init(&v[i]);
+            v[i].node_id = i + 1;
+            v[i].command_version = kyufu_storage_command_version();
+            vp[i] = &v[i];
+        }
+        rv.voters = vp;
+        rv.n_voters = 3;
+        c.body_case = KYUFU__V1__COMMAND__BODY_RECORD_VERSIONS;
+        c.record_versions = &rv;
+        return add_cmd(w, &c, "kyufu-node-1", now_ms, step);
+    }
+    if (step == 1) {
+        Kyufu__V1__BootstrapAdmin ba = KYUFU__V1__BOOTSTRAP_ADMIN__INIT;
+        ba.staff_id = "admin";
+        ba.display_name = "admin";
+        ba.password = &pw;
+        c.body_case = KYUFU__V1__COMMAND__BODY_BOOTSTRAP_ADMIN;
+        c.bootstrap_admin = &ba;
+        return add_cmd(w, &c, "kyufu-node-1", now_ms, step);
+    }
+    step--; /* the steps below are numbered as before the identity rules */
     Kyufu__V1__CreateStaff cs = KYUFU__V1__CREATE_STAFF__INIT;
     Kyufu__V1__CreateProgram cp = KYUFU__V1__CREATE_PROGRAM__INIT;
     Kyufu__V1__OpenProgram op = KYUFU__V1__OPEN_PROGRAM__INIT;
@@ -144,9 +192,10 @@ static size_t setup_cmd(struct workload *w, int step, int64_t now_ms)
         cs.staff_id = (char *)staff[step];
         cs.display_name = (char *)staff[step];
         cs.roles_mask = roles[step];
+        cs.temporary_password = &pw;
         c.body_case = KYUFU__V1__COMMAND__BODY_CREATE_STAFF;
         c.create_staff = &cs;
-        return add_cmd(w, &c, "admin", now_ms, step);
+        return add_cmd(w, &c, "admin", now_ms, step + 1);
     }
     if (step == 5 || step == 7) {
         int p = step == 5 ? 0 : 1;
@@ -159,12 +208,12 @@ static size_t setup_cmd(struct workload *w, int step, int64_t now_ms)
         cp.window_end_ms = (int64_t)4e12;
         c.body_case = KYUFU__V1__COMMAND__BODY_CREATE_PROGRAM;
         c.create_program = &cp;
-        return add_cmd(w, &c, "appr1", now_ms, step);
+        return add_cmd(w, &c, "appr1", now_ms, step + 1);
     }
     op.code = (char *)programs[step == 6 ? 0 : 1];
     c.body_case = KYUFU__V1__COMMAND__BODY_OPEN_PROGRAM;
     c.open_program = &op;
-    return add_cmd(w, &c, "appr1", now_ms, step);
+    return add_cmd(w, &c, "appr1", now_ms, step + 1);
 }
 
 static struct wl_app *pick_app(struct workload *w, int status)
@@ -458,16 +507,21 @@ void wl_on_result(struct workload *w, size_t i, int status,
         if (m->setup_step >= 0 && m->setup_step == w->setup_done &&
             (int)i == w->setup_cmd) {
             /* Advance only on OK; a rejection (applied out of order after
-             * a failover) gets a fresh command with a new key. */
-            if (result->code == KYUFU__V1__CODE__OK) {
+             * a failover) gets a fresh command with a new key.  A
+             * BootstrapAdmin refused because accounts exist means an
+             * earlier one (its answer lost) was applied. */
+            if (result->code == KYUFU__V1__CODE__OK ||
+                (m->keyless &&
+                 result->code == KYUFU__V1__CODE__FAILED_PRECONDITION)) {
                 w->setup_done++;
             }
             w->setup_cmd = -1;
         }
         return;
     }
-    /* A retry: the same key must give the very same answer. */
-    {
+    /* A retry: the same key must give the very same answer (a keyless
+     * command is applied again: nothing to compare). */
+    if (!m->keyless) {
         size_t len = kyufu__v1__command_result__get_packed_size(result);
         uint8_t *buf = xrealloc(NULL, len + 1);
         kyufu__v1__command_result__pack(result, buf);
@@ -518,6 +572,9 @@ unsigned wl_check_replica(struct workload *w, struct kyufu_storage *s,
         for (size_t i = 0; i < page.n; i++) {
             const Kyufu__V1__AuditRecord *a = page.items[i];
             unsigned c;
+            if (strcmp(a->client_id, "kyufud-sim") == 0) {
+                continue; /* keyless: not counted per key */
+            }
             if (sscanf(a->client_id, "c%u", &c) != 1 || c >= WL_CLIENTS ||
                 a->client_seq == 0 || a->client_seq >= w->next_seq[c]) {
                 failf(w, "server %u: audit seq %" PRIu64
@@ -540,6 +597,9 @@ unsigned wl_check_replica(struct workload *w, struct kyufu_storage *s,
 
     for (size_t i = 0; i < w->n_cmds; i++) {
         struct wl_cmd *m = &w->cmds[i];
+        if (m->keyless) {
+            continue;
+        }
         struct audit_seen *e = &seen[m->client][m->seq];
         if (e->count > 1) {
             failf(w, "server %u: key c%u/%" PRIu64 " applied %u times",

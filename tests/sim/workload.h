@@ -32,6 +32,9 @@ struct wl_cmd
     unsigned client;
     uint64_t seq;
     int setup_step; /* >= 0 for a setup command */
+    bool keyless;   /* an identity command (BootstrapAdmin): a node's key,
+                     * no session entry, so a retry is applied again (and
+                     * refused); outside the exactly-once checks */
     unsigned n_acks;
     unsigned n_inflight;
     uint8_t *result; /* packed first acknowledged CommandResult */
@@ -53,6 +56,7 @@ struct workload
     size_t n_cmds;
     size_t cap_cmds;
     uint64_t next_seq[WL_CLIENTS];
+    uint64_t node_seq;       /* keys of the keyless commands (kyufud-sim) */
     int setup_done;          /* setup steps acknowledged OK */
     int setup_cmd;           /* index of the current setup command, or -1 */
     char (*households)[16];

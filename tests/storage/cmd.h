@@ -90,12 +90,24 @@ void fx_restore_from(struct fx *to, struct fx *from);
 #define R_AUDITOR (1u << KYUFU__V1__ROLE__ROLE_AUDITOR)
 #define R_OPERATOR (1u << KYUFU__V1__ROLE__ROLE_OPERATOR)
 
-/* The standard world, built through commands that must all succeed:
- *   staff admin (ID_ADMIN, bootstrap), admin2 (ID_ADMIN), clerk, clerk2
+/* The command-set version with the identity rules (storage.h "identity"). */
+#define FX_IDENTITY_VERSION 2u
+/* Raise the cluster version to FX_IDENTITY_VERSION (a RecordVersions of
+ * three voters by kyufu-node-1): the identity rules hold from then on. */
+void fx_identity(struct fx *f);
+
+/* The standard world, built through commands that must all succeed, under
+ * the identity rules (fx_identity first):
+ *   staff admin (ID_ADMIN, BootstrapAdmin), admin2 (ID_ADMIN, granted by
+ *   the only ID administrator), clerk, clerk2
  *   (CLERK), appr, appr2 (APPROVER), both (CLERK|APPROVER), aud (AUDITOR);
  *   program P1 OPEN, unit 10,000 yen, budget 100,000, window [1, 4e12);
  *   households H-1 .. H-4. */
 void fx_world(struct fx *f);
+/* The same world under the rules of command-set version 1 (cluster
+ * version 1: the first ID administrator made by CreateStaff on an empty
+ * table), as a cluster still upgrading runs them. */
+void fx_world_v1(struct fx *f);
 
 /* ------------------------------------------------------------ builders
  *
@@ -144,8 +156,50 @@ Kyufu__V1__Command *c_create_batch(struct fx *f, const char *actor,
 Kyufu__V1__Command *c_confirm(struct fx *f, const char *actor, uint64_t id);
 Kyufu__V1__Command *c_return(struct fx *f, const char *actor, uint64_t app,
                              const char *reason);
+/* CreateStaff with a temporary password hash (c_pw_hash(FX_TEMP_PW_SEED)). */
 Kyufu__V1__Command *c_create_staff(struct fx *f, const char *actor,
                                    const char *id, uint32_t roles);
+/* Identity (issue 8).  A PasswordHash (iterations 1000, 16-byte salt,
+ * 32-byte hash) whose bytes come from fx_secret_bytes(seed, 'S'/'H'), so a
+ * test can look for them; heap-allocated (freed with the command). */
+#define FX_TEMP_PW_SEED 7u
+Kyufu__V1__PasswordHash *c_pw_hash(unsigned seed);
+/* n bytes, all with the high bit set (never text), from (seed, kind). */
+void fx_secret_bytes(unsigned seed, char kind, uint8_t *out, size_t n);
+/* c_new with a node's key client id ("kyufud-test-1"), as the identity
+ * commands (100-111) require. */
+Kyufu__V1__Command *c_id_new(struct fx *f, const char *actor);
+Kyufu__V1__Command *c_bootstrap(struct fx *f, const char *actor,
+                                const char *id);
+/* The other identity commands (c_id_new headers).  Secret bytes come from
+ * fx_secret_bytes: password hashes c_pw_hash(seed); token hash (tok, 'T',
+ * 32), certificate hash (tok, 'C', 32); TOTP secret (seed, 'O', 20). */
+Kyufu__V1__Command *c_set_password(struct fx *f, const char *actor,
+                                   const char *id, unsigned seed,
+                                   bool temporary); /* history 5 */
+/* The account's credential password_set_ms (it must have one). */
+int64_t fx_password_set_ms(struct fx *f, const char *id);
+/* OpenSession by the account, token tok, TOTP step (0: setup-only), the
+ * password_set_ms as stored (1 when it has no credential); idle 15 min,
+ * absolute 12 h. */
+Kyufu__V1__Command *c_open(struct fx *f, const char *id, unsigned tok,
+                           uint64_t step);
+/* SignInFailed with lock_after 5, lock_ms 15 min. */
+Kyufu__V1__Command *c_failed(struct fx *f, const char *actor, const char *id,
+                             const char *reason);
+Kyufu__V1__Command *c_close(struct fx *f, const char *actor, unsigned tok);
+Kyufu__V1__Command *c_touch(struct fx *f, const char *actor, unsigned tok,
+                            int64_t used);
+Kyufu__V1__Command *c_enroll(struct fx *f, const char *id, unsigned seed);
+Kyufu__V1__Command *c_confirm_totp(struct fx *f, const char *id,
+                                   uint64_t step);
+Kyufu__V1__Command *c_unlock(struct fx *f, const char *actor, const char *id);
+Kyufu__V1__Command *c_reset_totp(struct fx *f, const char *actor,
+                                 const char *id);
+Kyufu__V1__Command *c_purge(struct fx *f, const char *actor, const char *id);
+/* RecordAccess of ListHouseholds returning household/H-1..H-n. */
+Kyufu__V1__Command *c_access(struct fx *f, const char *actor,
+                             size_t n_objects);
 Kyufu__V1__Command *c_set_roles(struct fx *f, const char *actor,
                                 const char *id, uint32_t roles);
 Kyufu__V1__Command *c_set_status(struct fx *f, const char *actor,
@@ -177,6 +231,12 @@ Kyufu__V1__CommandResult *fx_ok_at(const char *file, int line, struct fx *f,
 #define fx_ok(f, c) fx_ok_at(__FILE__, __LINE__, (f), (c))
 /* As fx_ok, freeing the result. */
 #define fx_do(f, c) fx_free(fx_ok((f), (c)))
+
+/* Apply c (and free it), require OK and the whole-state check, nothing
+ * more (identity commands: no record, audit checked by the test). */
+Kyufu__V1__CommandResult *fx_apply_ok_at(const char *file, int line,
+                                         struct fx *f, Kyufu__V1__Command *c);
+#define fx_apply_ok(f, c) fx_apply_ok_at(__FILE__, __LINE__, (f), (c))
 
 /* Apply c (and free it), require `code`, and check that it changed nothing
  * but its one audit record: every record of every list is byte-identical,

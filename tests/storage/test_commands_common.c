@@ -712,17 +712,31 @@ static void order_of_checks(void)
     fx_reject(&f, c_adjust_budget(&f, "appr", "NOPE", 0, "補正"), INVALID);
     fx_reject(&f, c_submit(&f, "clerk", "NOPE", "H-1", -5), INVALID);
 
-    /* 2 before 3..7: a used key returns its first result, whatever the
-     * command now says. */
+    /* 2 before 3..7: a used key returns its first result to its owner
+     * for the same command, and writes nothing. */
     Kyufu__V1__Command *c = c_adjust_budget(&f, "appr", "P1", 100, "補正");
     Kyufu__V1__CommandResult *r1 = fx_apply(&f, c);
     CHECK_CODE(r1, OK);
     uint64_t count = fx_audit_count(&f);
-    Kyufu__V1__Command *other = c_new(&f, "ghost"); /* no body, no actor */
-    other->header->key->sequence = c->header->key->sequence;
-    Kyufu__V1__CommandResult *r2 = fx_apply(&f, other);
+    Kyufu__V1__CommandResult *r2 = fx_apply(&f, c);
     CHECK(same_result(r1, r2));
     CHECK_EQ(fx_audit_count(&f), count);
+    fx_free(r2);
+    /* Identity rules: another actor, or another command, is refused
+     * before anything else (and audited), never given the result. */
+    Kyufu__V1__Command *other = c_new(&f, "ghost"); /* no body, no actor */
+    other->header->key->sequence = c->header->key->sequence;
+    r2 = fx_apply(&f, other);
+    CHECK_CODE(r2, DENIED);
+    CHECK(r2->record_case == KYUFU__V1__COMMAND_RESULT__RECORD__NOT_SET);
+    CHECK_EQ(fx_audit_count(&f), count + 1);
+    fx_free(r2);
+    c_str(&other->header->actor, "appr");
+    r2 = fx_apply(&f, other);
+    CHECK_CODE(r2, INVALID);
+    CHECK_STR(r2->message, "key already used for another command");
+    CHECK_EQ(fx_audit_count(&f), count + 2);
+    count += 2;
     /* 1 before 2: a used key with a broken header is not a duplicate. */
     other->header->time_ms = 0;
     Kyufu__V1__CommandResult *r3 = fx_apply(&f, other);

@@ -402,8 +402,8 @@ static void invariant_5_audit_record_per_command(void)
 {
     struct fx f;
     fx_open(&f);
-    fx_world(&f); /* 14 accepted commands */
-    uint64_t expected = 14;
+    fx_world(&f); /* RecordVersions and 14 accepted commands */
+    uint64_t expected = 15;
     CHECK_EQ(fx_audit_count(&f), expected);
     /* Accepted, rejected at each step, duplicated, malformed. */
     fx_do(&f, c_submit(&f, "clerk", "P1", "H-1", 0));

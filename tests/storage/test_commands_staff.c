@@ -54,8 +54,15 @@ static void create_staff_ok(void)
     kyufu__v1__staff_account__free_unpacked(s, NULL);
     /* Allowed sets and sizes at their limits. */
     fx_do(&f, c_create_staff(&f, "admin", rep('x', 64), R_OPERATOR));
-    fx_do(&f, c_create_staff(&f, "admin", "adm3", R_ADMIN | R_AUDITOR));
-    fx_do(&f, c_create_staff(&f, "admin", "adm4", R_ADMIN | R_OPERATOR));
+    /* Two ID administrators exist: each ID-admin grant takes both. */
+    fx_reject(&f, c_create_staff(&f, "admin", "adm3", R_ADMIN | R_AUDITOR),
+              KYUFU__V1__CODE__FAILED_PRECONDITION);
+    fx_free(fx_apply_ok(&f, c_create_staff(&f, "admin2", "adm3",
+                                           R_ADMIN | R_AUDITOR)));
+    fx_reject(&f, c_create_staff(&f, "admin", "adm4", R_ADMIN | R_OPERATOR),
+              KYUFU__V1__CODE__FAILED_PRECONDITION);
+    fx_free(fx_apply_ok(&f, c_create_staff(&f, "adm3", "adm4",
+                                           R_ADMIN | R_OPERATOR)));
     c = c_create_staff(&f, "admin", "long.name", R_APPROVER);
     c_str(&c->create_staff->display_name, rep('d', 200));
     fx_do(&f, c);

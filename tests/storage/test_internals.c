@@ -793,6 +793,102 @@ static void test_audit_tamper(void)
     kyufu_storage_close(f.s);
 }
 
+/* Identity dbs (identity.c): a session or credential of no account, or a
+ * session missing from its account index, is found by the whole-state
+ * check, and a snapshot carrying one is refused by restore. */
+static void put_raw_msg(struct fx *f, enum kyufu_storage__db db,
+                        const void *key, size_t klen,
+                        const ProtobufCMessage *m)
+{
+    MDB_txn *txn;
+    uint8_t *buf;
+    size_t len;
+    CHECK_RV(kyufu_storage__pack(m, &buf, &len), 0);
+    MDB_val k = {klen, (void *)key};
+    MDB_val v = {len, buf};
+    CHECK(mdb_txn_begin(f->s->env, NULL, 0, &txn) == 0);
+    CHECK(mdb_put(txn, f->s->dbi[db], &k, &v, 0) == 0);
+    CHECK(mdb_txn_commit(txn) == 0);
+    free(buf);
+}
+
+static void test_identity_tamper(void)
+{
+    struct fx f, g;
+    char err[256] = "";
+    uint8_t tok[32], cert[32];
+    memset(tok, 0xA1, sizeof tok);
+    memset(cert, 0xC3, sizeof cert);
+    fx_open(&f);
+    world(&f, 1);
+    invariants(&f);
+
+    /* A session of an account that does not exist. */
+    Kyufu__V1__AuthSession a = KYUFU__V1__AUTH_SESSION__INIT;
+    a.token_hash.data = tok;
+    a.token_hash.len = 32;
+    a.staff_id = (char *)"ghost";
+    a.cert_sha256.data = cert;
+    a.cert_sha256.len = 32;
+    a.terminal = (char *)"t";
+    a.created_ms = 1000;
+    a.last_used_ms = 1000;
+    a.idle_ms = 60000;
+    a.absolute_ms = 60000;
+    a.id = 1;
+    put_raw_msg(&f, KYUFU_DB_AUTH_SESSION, tok, 32, &a.base);
+    CHECK_RV(kyufu_storage_check_invariants(f.s, err, sizeof err),
+             KYUFU_STORAGE_ECORRUPT);
+    CHECK(strstr(err, "no account") != NULL);
+    struct t_sink k;
+    snapshot(&f, &k);
+    fx_open(&g);
+    CHECK_RV(kyufu_storage_restore(g.s, k.buf, k.len, err, sizeof err),
+             KYUFU_STORAGE_ECORRUPT);
+    CHECK(strstr(err, "session") != NULL);
+    free(k.buf);
+    kyufu_storage_close(g.s);
+
+    /* Of an existing account, but with no credential and no index entry. */
+    a.staff_id = (char *)"clerk";
+    put_raw_msg(&f, KYUFU_DB_AUTH_SESSION, tok, 32, &a.base);
+    CHECK_RV(kyufu_storage_check_invariants(f.s, err, sizeof err),
+             KYUFU_STORAGE_ECORRUPT);
+    Kyufu__V1__PasswordHash pw = KYUFU__V1__PASSWORD_HASH__INIT;
+    pw.iterations = 1000;
+    pw.salt.data = cert;
+    pw.salt.len = 16;
+    pw.hash.data = tok;
+    pw.hash.len = 32;
+    Kyufu__V1__Credential cr = KYUFU__V1__CREDENTIAL__INIT;
+    cr.staff_id = (char *)"clerk";
+    cr.password = &pw;
+    cr.password_set_ms = 1000;
+    put_raw_msg(&f, KYUFU_DB_CREDENTIAL, "clerk", 5, &cr.base);
+    CHECK_RV(kyufu_storage_check_invariants(f.s, err, sizeof err),
+             KYUFU_STORAGE_ECORRUPT);
+    CHECK(strstr(err, "index") != NULL);
+    /* With its index entry the state is whole again. */
+    uint8_t ik[6 + 32];
+    memcpy(ik, "clerk", 6); /* with its 0x00 */
+    memcpy(ik + 6, tok, 32);
+    MDB_txn *txn;
+    MDB_val key = {sizeof ik, ik};
+    MDB_val empty = {0, (void *)""};
+    CHECK(mdb_txn_begin(f.s->env, NULL, 0, &txn) == 0);
+    CHECK(mdb_put(txn, f.s->dbi[KYUFU_DB_AUTH_BY_STAFF], &key, &empty, 0) ==
+          0);
+    CHECK(mdb_txn_commit(txn) == 0);
+    invariants(&f);
+    /* A credential of no account. */
+    cr.staff_id = (char *)"ghost";
+    put_raw_msg(&f, KYUFU_DB_CREDENTIAL, "ghost", 5, &cr.base);
+    CHECK_RV(kyufu_storage_check_invariants(f.s, err, sizeof err),
+             KYUFU_STORAGE_ECORRUPT);
+    CHECK(strstr(err, "credential ghost") != NULL);
+    kyufu_storage_close(f.s);
+}
+
 /* The digest and audit check of a snapshot see the state at its begin,
  * whatever is applied afterwards (the node runs them on a work thread while
  * the loop applies), and equal the store's own at that point. */
@@ -964,6 +1060,7 @@ int main(int argc, char **argv)
         {"session_floor", test_session_floor},
         {"list_pages", test_list_pages},
         {"audit_tamper", test_audit_tamper},
+        {"identity_tamper", test_identity_tamper},
         {"snapshot_reads", test_snapshot_reads},
         {"readers_full", test_readers_full},
         {"snapshot_other_thread", test_snapshot_other_thread},

@@ -140,7 +140,7 @@ static void record_versions_rules(void)
 {
     struct fx f;
     fx_open(&f);
-    fx_world(&f);
+    fx_world_v1(&f);
     const uint32_t ones[3] = {1, 1, 1};
     /* Only a node proposes it: a staff account, even an administrator,
      * is refused and nothing changes. */
@@ -196,7 +196,7 @@ static void newer_cluster_stops_unapplied(void)
 {
     struct fx f;
     fx_open(&f);
-    fx_world(&f);
+    fx_world_v1(&f);
     const uint32_t above[3] = {OWN + 1, OWN + 1, OWN + 1};
     apply_newer(&f, c_versions(&f, "kyufu-node-1", above, 3));
     /* One voter at this build's version: the cluster stays here. */
@@ -214,7 +214,7 @@ static void unknown_type_stops_unapplied(void)
 {
     struct fx f;
     fx_open(&f);
-    fx_world(&f);
+    fx_world_v1(&f);
     apply_newer(&f, c_annotate(&f, "admin", "hello"));
     /* A command without a body stays a rejection: every build agrees. */
     Kyufu__V1__Command *c = c_new(&f, "admin");
@@ -227,7 +227,7 @@ static void new_type_gated_by_cluster_version(void)
 {
     struct fx f;
     fx_open(&f);
-    fx_world(&f);
+    fx_world_v1(&f);
     /* Before the cluster version rises, every replica that knows the type
      * rejects it alike. */
     fx_reject(&f, c_annotate(&f, "admin", "too early"), FAILED);
@@ -275,7 +275,7 @@ static void unknown_field_stops_unapplied(void)
 {
     struct fx f;
     fx_open(&f);
-    fx_world(&f);
+    fx_world_v1(&f);
     static const uint8_t field99[] = {0x98, 0x06, 0x01}; /* 99: varint 1 */
     /* Inside the body. */
     Kyufu__V1__Command *c = c_create_program(&f, "appr", "P9", 100000);
@@ -338,7 +338,7 @@ static void newer_store_refused_at_open(void)
 {
     struct fx f;
     fx_open(&f);
-    fx_world(&f);
+    fx_world_v1(&f);
     fx_close(&f);
 
     MDB_env *env;

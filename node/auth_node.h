@@ -1,0 +1,116 @@
+/* The node's side of identity (issue 8; docs/identity.md): what auth.c,
+ * auth_service.c and auth_timer.c share inside kyufud.  The contract with
+ * the permission code is node/auth.h.
+ *
+ * State (struct kyufu_node_auth, loop thread only):
+ *   - uses: the sessions this node authenticated a call for since the
+ *     last TouchSessions, with the time of the last use.  Idle expiry
+ *     counts from max(the replicated last_used_ms, this node's last use);
+ *     the leader proposes TouchSessions for them at most once a minute.
+ *   - work: password hashes running on libuv work threads (never on the
+ *     loop, never in apply), bounded by KYUFU_NODE_AUTH_WORK_MAX.
+ *   - the leader's minute timer (touches, expiry, purge) and the
+ *     bootstrap-admin file read at start. */
+#ifndef KYUFU_NODE_AUTH_NODE_H
+#define KYUFU_NODE_AUTH_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "glue.h"
+#include "limits.h"
+#include "storage_limits.h"
+#include "kyufu/v1/identity.pb-c.h"
+
+/* Metadata a follower adds when it forwards a call to the leader
+ * (forward.c); accepted only on a connection with a node certificate. */
+#define KYUFU_NODE_MD_PRINCIPAL "kyufu-principal"
+#define KYUFU_NODE_MD_SESSION "kyufu-session"
+#define KYUFU_NODE_MD_CLIENT_CERT "kyufu-client-cert"
+#define KYUFU_NODE_MD_CLIENT_PEER "kyufu-client-peer"
+#define KYUFU_NODE_MD_CLIENT_SUBJECT "kyufu-client-subject"
+/* The subject forwarded (printable, no blanks; longer ones are cut). */
+#define KYUFU_NODE_FORWARD_SUBJECT_BYTES 256u
+
+struct kyufu_node_auth_use
+{
+    uint8_t token_hash[32];
+    int64_t used_ms;
+    bool dirty; /* not yet in a TouchSessions */
+};
+
+struct kyufu_node_auth
+{
+    struct kyufu_node_auth_use uses[KYUFU_NODE_AUTH_TOUCH_MAX];
+    size_t n_uses;
+    unsigned working;        /* hashes on work threads */
+    uv_timer_t timer;        /* KYUFU_NODE_AUTH_TICK_MS */
+    bool timer_started;
+    bool proposing;          /* a timer command is in flight */
+    uint64_t sweep_last_ms;  /* uv_now of the last complete sweep */
+    struct kyufu_glue_propose propose;
+    uint64_t seq_last;       /* the node's own keys: increasing */
+    /* bootstrap-admin (docs/identity.md), read at start; has_bootstrap
+     * until the staff table is seen non-empty (then the file is gone). */
+    bool has_bootstrap;
+    char bootstrap_path[KYUFU_NODE_PATH_BYTES_MAX + 32];
+    char bootstrap_staff_id[KYUFU_STAFF_ID_BYTES_MAX + 1];
+    char bootstrap_display_name[128];
+    uint32_t bootstrap_iterations;
+    uint8_t bootstrap_salt[16];
+    uint8_t bootstrap_hash[32];
+};
+
+struct kyufu_node;
+struct kyufu_node_call;
+struct kyufu_grpc_call;
+
+/* This node's last use of a session (0 when none remembered). */
+int64_t kyufu_node__auth_last_use(const struct kyufu_node *n,
+                                  const uint8_t token_hash[32]);
+/* Remember a use of a session at now_ms. */
+void kyufu_node__auth_remember(struct kyufu_node *n,
+                               const uint8_t token_hash[32],
+                               int64_t now_ms);
+
+/* The original client of a call: its certificate's SHA-256 (false when
+ * none) and address.  For a call forwarded by a node, the values the
+ * follower sent (kyufu-client-cert, kyufu-client-peer); else the
+ * connection's own. */
+bool kyufu_node__auth_client_cert(const struct kyufu_grpc_call *call,
+                                  uint8_t out[32]);
+const char *kyufu_node__auth_client_peer(const struct kyufu_grpc_call *call);
+
+/* The node's own command header for identity commands: actor (a staff id,
+ * or NULL for the node's "kyufu-node-N"), a fresh key of client id
+ * "kyufud-auth-N", the leader's time.  `actor_buf`, `client_buf` hold the
+ * strings (at least 32 bytes each, used when actor is NULL). */
+void kyufu_node__auth_header(struct kyufu_node *n,
+                             const char *actor,
+                             char *actor_buf,
+                             char *client_buf,
+                             Kyufu__V1__IdempotencyKey *key,
+                             Kyufu__V1__CommandHeader *header);
+
+/* Start (after the glue) and close (the node's last step) the leader's
+ * timer; read the bootstrap-admin file at start: 0, or -1 when it is
+ * present but refused (too open, malformed: logged). */
+int kyufu_node__auth_start(struct kyufu_node *n);
+void kyufu_node__auth_close(struct kyufu_node *n);
+
+/* Free a call's c->auth (call.c, when the call is answered). */
+void kyufu_node__auth_ctx_free(struct kyufu_node_call *c);
+
+/* The Auth service's handlers (auth_service.c), by method name. */
+void kyufu_node__auth_call(struct kyufu_node_call *c);
+
+/* CreateStaff (service_write.c): make the temporary password, hash it on a
+ * work thread, put the hash in the command, propose, and answer the
+ * password once in WriteResponse.temporary_password.  A client-set
+ * temporary_password is INVALID_ARGUMENT. */
+void kyufu_node__auth_create_staff(struct kyufu_node_call *c,
+                                   const Kyufu__V1__RequestHeader *rh,
+                                   Kyufu__V1__CreateStaff *body);
+
+#endif /* KYUFU_NODE_AUTH_NODE_H */

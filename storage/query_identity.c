@@ -1,0 +1,260 @@
+/* Identity queries (storage.h "identity"): credentials, sign-in sessions,
+ * cleanup lists.  Each in its own short read transaction on the loop
+ * thread, as query.c's. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+int kyufu_storage_get_credential(struct kyufu_storage *s,
+                                 const char *staff_id,
+                                 Kyufu__V1__Credential **out)
+{
+    MDB_txn *txn;
+    if (staff_id == NULL || out == NULL) {
+        return KYUFU_STORAGE_EINVALID;
+    }
+    int rv = kyufu_storage__read_begin(s, &txn);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = kyufu_storage__get_credential(s, txn, staff_id, out);
+    kyufu_storage__read_end(s, txn);
+    return rv;
+}
+
+int kyufu_storage_get_auth_session(struct kyufu_storage *s,
+                                   const uint8_t token_hash[32],
+                                   Kyufu__V1__AuthSession **out)
+{
+    MDB_txn *txn;
+    if (token_hash == NULL || out == NULL) {
+        return KYUFU_STORAGE_EINVALID;
+    }
+    int rv = kyufu_storage__read_begin(s, &txn);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = kyufu_storage__get_auth_session(s, txn, token_hash,
+                                         KYUFU_SHA256_BYTES, out);
+    kyufu_storage__read_end(s, txn);
+    return rv;
+}
+
+static int page_start(struct kyufu_storage_page *page, size_t cap)
+{
+    if (page == NULL) {
+        return KYUFU_STORAGE_EINVALID;
+    }
+    page->n = 0;
+    page->next[0] = '\0';
+    page->items = calloc(cap, sizeof *page->items);
+    return page->items == NULL ? KYUFU_STORAGE_ENOMEM : 0;
+}
+
+static size_t clamp_max(size_t max)
+{
+    return max < 1 ? 1 : max > KYUFU_IDENTITY_QUERY_MAX
+                             ? KYUFU_IDENTITY_QUERY_MAX
+                             : max;
+}
+
+int kyufu_storage_list_staff_sessions(struct kyufu_storage *s,
+                                      const char *staff_id,
+                                      struct kyufu_storage_page *page)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint8_t key[KYUFU_STAFF_ID_BYTES_MAX + 1];
+    if (staff_id == NULL || !kyufu_storage__valid_staff_id(staff_id)) {
+        return KYUFU_STORAGE_EINVALID;
+    }
+    int rv = page_start(page, KYUFU_AUTH_SESSIONS_PER_STAFF_MAX);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = kyufu_storage__read_begin(s, &txn);
+    if (rv != 0) {
+        kyufu_storage_page_free(page);
+        return rv;
+    }
+    size_t n = strlen(staff_id);
+    memcpy(key, staff_id, n);
+    key[n] = 0;
+    int mrv = mdb_cursor_open(txn, s->dbi[KYUFU_DB_AUTH_BY_STAFF], &cur);
+    if (mrv != 0) {
+        rv = kyufu_storage__mdb_error(mrv);
+        goto out;
+    }
+    k.mv_size = n + 1;
+    k.mv_data = key;
+    for (mrv = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrv == 0;
+         mrv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != n + 1 + KYUFU_SHA256_BYTES ||
+            memcmp(k.mv_data, key, n + 1) != 0) {
+            break;
+        }
+        if (page->n == KYUFU_AUTH_SESSIONS_PER_STAFF_MAX) {
+            rv = KYUFU_STORAGE_ECORRUPT; /* apply keeps the bound */
+            break;
+        }
+        Kyufu__V1__AuthSession *a = NULL;
+        rv = kyufu_storage__get_auth_session(
+            s, txn, (uint8_t *)k.mv_data + n + 1, KYUFU_SHA256_BYTES, &a);
+        if (rv != 0) {
+            rv = rv == KYUFU_STORAGE_ENOTFOUND ? KYUFU_STORAGE_ECORRUPT : rv;
+            break;
+        }
+        page->items[page->n++] = a;
+    }
+    if (rv == 0 && mrv != 0 && mrv != MDB_NOTFOUND) {
+        rv = kyufu_storage__mdb_error(mrv);
+    }
+    mdb_cursor_close(cur);
+out:
+    kyufu_storage__read_end(s, txn);
+    if (rv != 0) {
+        kyufu_storage_page_free(page);
+    }
+    return rv;
+}
+
+static bool session_expired(const Kyufu__V1__AuthSession *a, int64_t now)
+{
+    /* Both sums are of bounded positive times: no overflow before 2^62. */
+    return a->last_used_ms + a->idle_ms <= now ||
+           a->created_ms + a->absolute_ms <= now;
+}
+
+int kyufu_storage_list_expired_sessions(struct kyufu_storage *s,
+                                        int64_t now_ms,
+                                        size_t max,
+                                        struct kyufu_storage_page *page)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    max = clamp_max(max);
+    int rv = page_start(page, max);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = kyufu_storage__read_begin(s, &txn);
+    if (rv != 0) {
+        kyufu_storage_page_free(page);
+        return rv;
+    }
+    int mrv = mdb_cursor_open(txn, s->dbi[KYUFU_DB_AUTH_SESSION], &cur);
+    if (mrv != 0) {
+        rv = kyufu_storage__mdb_error(mrv);
+        goto out;
+    }
+    for (mrv = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+         mrv == 0 && page->n < max;
+         mrv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        Kyufu__V1__AuthSession *a = NULL;
+        rv = kyufu_storage__get_auth_session(s, txn, k.mv_data, k.mv_size,
+                                             &a);
+        if (rv != 0) {
+            rv = rv == KYUFU_STORAGE_ENOTFOUND ? KYUFU_STORAGE_ECORRUPT : rv;
+            break;
+        }
+        if (session_expired(a, now_ms)) {
+            page->items[page->n++] = a;
+        } else {
+            kyufu__v1__auth_session__free_unpacked(a, NULL);
+        }
+    }
+    if (rv == 0 && mrv != 0 && mrv != MDB_NOTFOUND) {
+        rv = kyufu_storage__mdb_error(mrv);
+    }
+    mdb_cursor_close(cur);
+out:
+    kyufu_storage__read_end(s, txn);
+    if (rv != 0) {
+        kyufu_storage_page_free(page);
+    }
+    return rv;
+}
+
+int kyufu_storage_list_purgeable_staff(struct kyufu_storage *s,
+                                       int64_t disabled_before_ms,
+                                       size_t max,
+                                       struct kyufu_storage_page *page)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    max = clamp_max(max);
+    int rv = page_start(page, max);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = kyufu_storage__read_begin(s, &txn);
+    if (rv != 0) {
+        kyufu_storage_page_free(page);
+        return rv;
+    }
+    int mrv = mdb_cursor_open(txn, s->dbi[KYUFU_DB_CREDENTIAL], &cur);
+    if (mrv != 0) {
+        rv = kyufu_storage__mdb_error(mrv);
+        goto out;
+    }
+    for (mrv = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+         mrv == 0 && page->n < max;
+         mrv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        Kyufu__V1__Credential *cr =
+            kyufu__v1__credential__unpack(NULL, v.mv_size, v.mv_data);
+        if (cr == NULL) {
+            rv = KYUFU_STORAGE_ECORRUPT;
+            break;
+        }
+        bool due = cr->disabled_ms != 0 &&
+                   cr->disabled_ms <= disabled_before_ms;
+        Kyufu__V1__StaffAccount *a = NULL;
+        if (due) {
+            rv = kyufu_storage__get_staff(s, txn, cr->staff_id, &a);
+        }
+        kyufu__v1__credential__free_unpacked(cr, NULL);
+        if (rv != 0) {
+            rv = rv == KYUFU_STORAGE_ENOTFOUND ? KYUFU_STORAGE_ECORRUPT : rv;
+            break;
+        }
+        if (a != NULL &&
+            a->status == KYUFU__V1__STAFF_STATUS__STAFF_DISABLED) {
+            page->items[page->n++] = a;
+        } else if (a != NULL) {
+            kyufu__v1__staff_account__free_unpacked(a, NULL);
+        }
+    }
+    if (rv == 0 && mrv != 0 && mrv != MDB_NOTFOUND) {
+        rv = kyufu_storage__mdb_error(mrv);
+    }
+    mdb_cursor_close(cur);
+out:
+    kyufu_storage__read_end(s, txn);
+    if (rv != 0) {
+        kyufu_storage_page_free(page);
+    }
+    return rv;
+}
+
+int kyufu_storage_staff_empty(struct kyufu_storage *s, bool *empty)
+{
+    MDB_txn *txn;
+    MDB_stat st;
+    if (empty == NULL) {
+        return KYUFU_STORAGE_EINVALID;
+    }
+    int rv = kyufu_storage__read_begin(s, &txn);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = kyufu_storage__mdb_error(mdb_stat(txn, s->dbi[KYUFU_DB_STAFF], &st));
+    kyufu_storage__read_end(s, txn);
+    if (rv == 0) {
+        *empty = st.ms_entries == 0;
+    }
+    return rv;
+}
