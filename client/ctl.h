@@ -72,8 +72,16 @@ struct kyufu_ctl_init_opts
      * only value): KYUFU_CTL_CA_KEY_PBKDF2_ITERATIONS.  Tests that make
      * many clusters lower it (a decryption follows the file's count). */
     unsigned ca_key_iterations;
+    /* Out (may be NULL): KYUFU_CTL_TEMP_PASSWORD_CHARS + 1 bytes that get
+     * the first ID administrator's temporary password, whose hash init
+     * writes into each node's folder as bootstrap-admin (0600;
+     * client/ctl_bootstrap.h).  The caller shows it once and wipes it. */
+    char *admin_password;
 };
 #define KYUFU_CTL_INIT_ADMIN_DEFAULT "admin"
+/* The first administrator's temporary password: characters of a
+ * 56-letter alphabet (about 116 bits), as the node's own (node/password.h). */
+#define KYUFU_CTL_TEMP_PASSWORD_CHARS 20u
 
 /* Create the CA, node and client certificates and keys, every node's
  * kyufud.conf and kyufuctl.conf under opts->dir (layout in
@@ -217,7 +225,17 @@ struct ctl__run
     bool json;
     bool stale;
     const char *config_path;
-    const char *actor;        /* --as, else the config's (actor_buf) */
+    const char *actor;        /* --as: an assertion the node checks against
+                                 the session (RequestHeader.actor); the
+                                 config's `actor` (actor_buf) likewise */
+    const char *token_file;   /* --token-file */
+    /* The token file of this run once the client is open: --token-file,
+     * else the config's token_file, else kyufu_client_token_default_path
+     * ("" if none can be named). */
+    char token_path[4096];
+    bool token_from_env;      /* KYUFU_TOKEN was used, not the file */
+    bool no_token;            /* login: send no token (the file is written,
+                                 not read) */
     char actor_buf[KYUFU_CLIENT_ACTOR_BYTES_MAX + 1];
     uint32_t deadline_ms;     /* --deadline-ms, 0: the config's */
     /* --idempotency-key CLIENT_ID:SEQUENCE for a write (a script repeating
@@ -329,8 +347,32 @@ const char *ctl__sla_cause_name(int cause);
 int ctl__drill(struct ctl__run *r, const char *verb, int argc, char **argv);
 void ctl__drill_usage(FILE *out);
 
+/* Identity commands (ctl_auth.c): login, logout, whoami, passwd, totp
+ * enroll|confirm, and the ID administrator's staff reset-password|unlock|
+ * reset-totp|suspend|reinstate|disable; same convention (-1: not one). */
+int ctl__auth(struct ctl__run *r, const char *noun, const char *verb, int argc, char **argv);
+void ctl__auth_usage(FILE *out);
+/* True for the one-word commands (login, logout, whoami, passwd). */
+bool ctl__auth_single(const char *noun);
+
+/* Terminal questions (ctl_prompt.c).  Ask on fd (a terminal: /dev/tty from
+ * ctl__tty_open) and read one line into buf; secret: with echo off (the
+ * prompt is written once echo is off; refused (-1) when fd is not a
+ * terminal).  -1 on EOF, error or a line longer than len - 1. */
+int ctl__tty_open(void);
+int ctl__tty_ask(int fd, const char *prompt, bool secret, char *buf, size_t len);
+int ctl__tty_say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The first line of a file ("-": stdin) without its newline: a password
+ * for scripts.  -1 with why (never the content) if unreadable, empty or
+ * longer than len - 1. */
+int ctl__read_secret_file(const char *path, char *buf, size_t len, char *why, size_t why_len);
+
+/* Draw text as a QR code with UTF-8 half blocks and a quiet zone
+ * (ctl_qr.c); -1 if it cannot be encoded. */
+int ctl__qr_render(const char *text, FILE *out);
+
 /* Common options every command accepts (after the command too). */
-#define CTL__COMMON_OPTS_N 7
+#define CTL__COMMON_OPTS_N 8
 extern const struct option ctl__common_opts[CTL__COMMON_OPTS_N];
 /* Apply a common option (getopt_long's return value >= 0x100); returns 0,
  * or an exit code. */

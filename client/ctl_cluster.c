@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "ctl.h"
 #include "glue_limits.h"
 #include "kyufu.h"
@@ -197,15 +199,29 @@ static int cmd_init(struct ctl__run *r, int argc, char **argv)
         return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "cluster init: --dir is required");
     }
     char err[512];
+    char password[KYUFU_CTL_TEMP_PASSWORD_CHARS + 1] = "";
+    o.admin_password = password;
     rv = kyufu_ctl_init(&o, r->json ? NULL : r->out, err, sizeof err);
     if (rv != 0) {
+        OPENSSL_cleanse(password, sizeof password);
         return ctl__fail(r, rv, "cluster init: %s", err);
     }
+    const char *admin = o.admin_id != NULL ? o.admin_id : KYUFU_CTL_INIT_ADMIN_DEFAULT;
+    /* Shown once, here only (the nodes hold its hash): scripts/run reads
+     * the id after "for" and the password alone on the next line. */
     if (r->json) {
-        return ctl__emit_json(r, json_pack("{s:s,s:i}", "dir", o.dir, "nodes",
-                                           (int)o.nodes));
+        rv = ctl__emit_json(r, json_pack("{s:s,s:i,s:s,s:s}", "dir", o.dir, "nodes",
+                                         (int)o.nodes, "admin_id", admin,
+                                         "temporary_password", password));
+    } else {
+        fprintf(r->out,
+                "First ID administrator: temporary password for %s (shown once; change "
+                "it at first sign-in):\n  %s\n",
+                admin, password);
+        fflush(r->out);
     }
-    return 0;
+    OPENSSL_cleanse(password, sizeof password);
+    return rv;
 }
 
 /* ------------------------------------------------------------ status */

@@ -15,13 +15,17 @@
  *                                     EKU serverAuth + clientAuth (nodes dial
  *                                     each other)
  *   DIR/nodeN/kyufud.conf             the node's config (docs/kyufuctl.md)
- *   DIR/nodeN/data/                   empty data folder, 0700
+ *   DIR/nodeN/data/                   data folder, 0700, holding only
+ *   DIR/nodeN/data/bootstrap-admin    the first ID administrator: the hash
+ *                                     of the temporary password init
+ *                                     returns once (0600; ctl_bootstrap.h)
  *   DIR/ADMIN.pem, ADMIN.key          the first administrator's operator
  *                                     certificate (registered; no shared
  *                                     client certificate)
  *   DIR/kyufuctl.conf                 the client config (ADMIN's certificate)
  * For real hosts (opts->on_hosts), DIR/nodeN is the folder to copy to host
- * N instead: kyufud.conf, ca.pem, crl.pem, node.pem, node.key, no data folder, and
+ * N instead: kyufud.conf, ca.pem, crl.pem, node.pem, node.key, bootstrap-admin
+ * (0600, to install in the host's data folder), no data folder, and
  * the config names the files as the operator installs them there
  * (ETC/ca.pem ..., data_dir = STATE; docs/operations.md "Three hosts from
  * empty").  Every node listens on the same two ports on its own host.
@@ -56,14 +60,16 @@
 #include <openssl/x509v3.h>
 
 #include "ctl.h"
+#include "ctl_bootstrap.h"
 #include "ctl_pki.h"
 #include "ctl_registry.h"
 #include "slo.h"
 #include "glue_limits.h"
 #include "grpc.h" /* KYUFU_TLS_NODE_URI_PREFIX */
 
-/* 1: has entries other than . and ..; 0: empty or missing; -1: error. */
-static int dir_nonempty(const char *path)
+/* 1: has entries other than . and .. (and `ignore`, if not NULL); 0: empty
+ * or missing; -1: error. */
+static int dir_holds(const char *path, const char *ignore)
 {
     DIR *d = opendir(path);
     if (d == NULL) {
@@ -72,13 +78,19 @@ static int dir_nonempty(const char *path)
     int found = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+            (ignore == NULL || strcmp(e->d_name, ignore) != 0)) {
             found = 1;
             break;
         }
     }
     closedir(d);
     return found;
+}
+
+static int dir_nonempty(const char *path)
+{
+    return dir_holds(path, NULL);
 }
 
 
@@ -472,6 +484,12 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
                          "--admin-id '%s': 1..%u letters, digits, '.', '_', '-' (first a "
                          "letter or digit)", admin, KYUFU_CTL_TERMINAL_NAME_BYTES_MAX);
     }
+    if (strspn(admin, "abcdefghijklmnopqrstuvwxyz0123456789._-") != strlen(admin)) {
+        /* The node's staff ids (node/bootstrap_file.h): lowercase only. */
+        return ctl__errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_USAGE,
+                         "--admin-id '%s': a staff id is lowercase letters, digits, '.', "
+                         "'_', '-'", admin);
+    }
     int ne = dir_nonempty(o->dir);
     if (ne < 0) {
         return ctl__errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "%s: %s", o->dir,
@@ -500,7 +518,9 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
     }
     for (unsigned i = 1; i <= o->nodes && !o->on_hosts; i++) {
         snprintf(path, sizeof path, "%s/node%u/data", dir, i);
-        if (dir_nonempty(path) != 0) {
+        /* A bootstrap-admin alone is a previous init's, not node data: a
+         * --force init replaces it. */
+        if (dir_holds(path, CTL__BOOTSTRAP_FILE) != 0) {
             rv = ctl__errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_USAGE,
                            "%s holds node data; a new cluster must start from "
                            "empty data folders (move it away first)", path);
@@ -537,6 +557,12 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
     json_t *reg = json_array();
     if (ca == NULL || reg == NULL) {
         rv = ctl__ssl_err(errmsg, errmsg_len, "CA certificate");
+        goto out_ca;
+    }
+    /* Large; kyufuctl is single-threaded.  Wiped at out_ca. */
+    static struct ctl__bootstrap boot;
+    rv = ctl__bootstrap_new(admin, &boot, errmsg, errmsg_len);
+    if (rv != 0) {
         goto out_ca;
     }
     /* The CA folder: its key (passphrase-protected), the registry and the
@@ -608,6 +634,19 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
             snprintf(data, sizeof data, "%s/data", base);
             rv = ctl__make_dir(data, errmsg, errmsg_len);
         }
+        /* Every node gets the first administrator (whichever is leader
+         * first proposes it); local: in its data folder, hosts: beside
+         * the config, installed into the state folder. */
+        if (rv == 0) {
+            char bpath[PATH_MAX + 96];
+            snprintf(bpath, sizeof bpath, "%s/%s" CTL__BOOTSTRAP_FILE, base,
+                     o->on_hosts ? "" : "data/");
+            rv = ctl__bootstrap_write(&boot, bpath, errmsg, errmsg_len);
+            if (rv == 0) {
+                note(log, "wrote %s (0600: the first ID administrator's password hash)",
+                     bpath);
+            }
+        }
         if (rv != 0) {
             goto out_ca;
         }
@@ -639,9 +678,13 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
     rv = client_conf(dir, admin, m, o->nodes, errmsg, errmsg_len);
     if (rv == 0) {
         note(log, "wrote %s/kyufuctl.conf", dir);
+        if (o->admin_password != NULL) {
+            memcpy(o->admin_password, boot.password, sizeof boot.password);
+        }
     }
 
 out_ca:
+    ctl__bootstrap_wipe(&boot);
     json_decref(reg);
     X509_free(ca);
     EVP_PKEY_free(ca_key);

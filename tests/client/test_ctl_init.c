@@ -7,6 +7,7 @@
  * certificate), the config files are exactly in the agreed format and
  * parse, and existing content is never overwritten by accident. */
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,9 +18,12 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "bootstrap_file.h"
 #include "check.h"
 #include "ctl.h"
+#include "ctl_bootstrap.h"
 #include "ctl_pki.h"
+#include "pwhash.h"
 #include "slo.h"
 #include "kyufu.h"
 
@@ -390,6 +394,52 @@ static void check_cluster(const char *dir, const char *const *hosts, bool ip, bo
     check_cluster_at(dir, hosts, ip, v6, NULL, "admin");
 }
 
+/* ------------------------------------------------ the first administrator */
+
+static const char *secret_sought; /* for no_secret_in */
+
+static int no_secret_in(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)ftw;
+    if (type == FTW_F && S_ISREG(sb->st_mode)) {
+        char *text = slurp(path);
+        CHECK(strstr(text, secret_sought) == NULL);
+    }
+    return 0;
+}
+
+/* Each node folder of the cluster in DIR has a bootstrap-admin (in data/
+ * for a local cluster, beside the config for hosts): 0600, parsed by the
+ * node's own parser, for ADMIN, whose hash the printed PASSWORD verifies;
+ * no file under DIR holds the password. */
+static void check_bootstrap(const char *dir, bool on_hosts, const char *admin,
+                            const char *password)
+{
+    CHECK_EQ_INT(strlen(password), KYUFU_CTL_TEMP_PASSWORD_CHARS);
+    CHECK(strspn(password, "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789") ==
+          strlen(password));
+    for (unsigned i = 1; i <= 3; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/node%u/%s" CTL__BOOTSTRAP_FILE, dir, i,
+                 on_hosts ? "" : "data/");
+        check_mode(path, 0600);
+        struct kyufu_node_bootstrap b;
+        CHECK(kyufu_node__bootstrap_parse(slurp(path), &b) == NULL);
+        CHECK(strcmp(b.staff_id, admin) == 0);
+        CHECK(strcmp(b.display_name, CTL__BOOTSTRAP_DISPLAY_NAME) == 0);
+        CHECK_EQ_INT(b.iterations, KYUFU_PWHASH_ITERATIONS);
+        CHECK(kyufu_pwhash_check(password, strlen(password), b.iterations, b.salt,
+                                 sizeof b.salt, b.hash, sizeof b.hash));
+        char wrong[KYUFU_CTL_TEMP_PASSWORD_CHARS + 1];
+        memcpy(wrong, password, sizeof wrong);
+        wrong[0] = wrong[0] == 'a' ? 'b' : 'a';
+        CHECK(!kyufu_pwhash_check(wrong, strlen(wrong), b.iterations, b.salt,
+                                  sizeof b.salt, b.hash, sizeof b.hash));
+    }
+    secret_sought = password;
+    CHECK(nftw(dir, no_secret_in, 16, FTW_PHYS) == 0);
+}
+
 int main(void)
 {
     char tmp[] = "/tmp/kyufu-ctl-init-XXXXXX";
@@ -399,11 +449,13 @@ int main(void)
     snprintf(dir, sizeof dir, "%s/c1", tmp);
 
     /* Defaults: three nodes on 127.0.0.1. */
+    char pw1[KYUFU_CTL_TEMP_PASSWORD_CHARS + 1], pw2[sizeof pw1];
     struct kyufu_ctl_init_opts o = { .dir = dir, .nodes = 3, .raft_port_base = 7001,
-                                     .api_port_base = 8001 };
+                                     .api_port_base = 8001, .admin_password = pw1 };
     CHECK_EQ_INT(kyufu_ctl_init(&o, NULL, err, sizeof err), 0);
     static const char *const local[] = { "127.0.0.1", "127.0.0.1", "127.0.0.1" };
     check_cluster(dir, local, true, false);
+    check_bootstrap(dir, false, "admin", pw1);
     /* The CA key of the first cluster has the real cost (checked above);
      * the others a token one, so this test stays cheap (sanitizers make
      * each PBKDF2 round an allocation). */
@@ -413,8 +465,14 @@ int main(void)
     CHECK_EQ_INT(kyufu_ctl_init(&o, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err, "not empty") != NULL);
     o.force = true;
+    o.admin_password = pw2;
     CHECK_EQ_INT(kyufu_ctl_init(&o, NULL, err, sizeof err), 0);
     check_cluster(dir, local, true, false);
+    /* A new password each time, the old one replaced on every node. */
+    check_bootstrap(dir, false, "admin", pw2);
+    CHECK(strcmp(pw1, pw2) != 0);
+    secret_sought = pw1;
+    CHECK(nftw(dir, no_secret_in, 16, FTW_PHYS) == 0);
     char path[700];
     snprintf(path, sizeof path, "%s/node2/data/raft.log", dir);
     int fd = open(path, O_WRONLY | O_CREAT, 0600);
@@ -437,6 +495,11 @@ int main(void)
         CHECK_EQ_INT(kyufu_ctl_node_new(&nn, NULL, err, sizeof err), 0);
         snprintf(path, sizeof path, "%s/node.key", out4);
         check_mode(path, 0600);
+        /* A joining node never bootstraps: no bootstrap-admin anywhere. */
+        snprintf(path, sizeof path, "%s/data/" CTL__BOOTSTRAP_FILE, out4);
+        CHECK(access(path, F_OK) != 0);
+        snprintf(path, sizeof path, "%s/" CTL__BOOTSTRAP_FILE, out4);
+        CHECK(access(path, F_OK) != 0);
         snprintf(path, sizeof path, "%s/crl.pem", out4);
         check_mode(path, 0644);
         snprintf(path, sizeof path, "%s/kyufud.conf", out4);
@@ -477,9 +540,12 @@ int main(void)
     struct kyufu_ctl_init_opts oh = o2;
     oh.dir = dir;
     oh.on_hosts = true;
+    oh.admin_password = pw1;
     CHECK_EQ_INT(kyufu_ctl_init(&oh, NULL, err, sizeof err), 0);
     struct host_paths hp_default = { "/etc/kyufu", "/var/lib/kyufu" };
     check_cluster_at(dir, names, false, false, &hp_default, "admin");
+    check_bootstrap(dir, true, "admin", pw1);
+    oh.admin_password = NULL;
     snprintf(dir, sizeof dir, "%s/h2", tmp);
     oh.dir = dir;
     oh.etc_dir = "/srv/kyufu-etc";
@@ -586,9 +652,12 @@ int main(void)
     o6.force = false;
     o6.admin_id = "tanaka.h";
     o6.ca_passphrase_file = path;
+    o6.admin_password = pw1;
     CHECK_EQ_INT(kyufu_ctl_init(&o6, NULL, err, sizeof err), 0);
     CHECK(setenv("KYUFU_CA_PASSPHRASE", PASSPHRASE, 1) == 0);
     check_cluster_at(dir, local, true, false, NULL, "tanaka.h");
+    check_bootstrap(dir, false, "tanaka.h", pw1);
+    o6.admin_password = NULL;
     CHECK(unsetenv("KYUFU_CA_PASSPHRASE") == 0);
     /* Refused, writing nothing: a bad admin id, a short passphrase, a
      * passphrase file that is missing, no passphrase at all. */
@@ -597,6 +666,9 @@ int main(void)
     o6.admin_id = "../x";
     CHECK_EQ_INT(kyufu_ctl_init(&o6, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err, "--admin-id") != NULL);
+    o6.admin_id = "Tanaka"; /* the node's staff ids are lowercase */
+    CHECK_EQ_INT(kyufu_ctl_init(&o6, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err, "lowercase") != NULL);
     o6.admin_id = NULL;
     pf = fopen(path, "w");
     CHECK(pf != NULL);

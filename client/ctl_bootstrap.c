@@ -1,0 +1,101 @@
+/* The first ID administrator's bootstrap-admin file: see ctl_bootstrap.h. */
+#include "ctl_bootstrap.h"
+
+#include <assert.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "ctl_pki.h" /* ctl__write_file, ctl__errf */
+#include "pwhash.h"
+
+/* No 0/O, 1/l/I: read aloud or copied from a screen (the same alphabet as
+ * the node's temporary passwords, node/password.c). */
+static const char alphabet[] = "abcdefghijkmnpqrstuvwxyz"
+                               "ABCDEFGHJKLMNPQRSTUVWXYZ"
+                               "23456789";
+
+static int temporary(char *out, size_t out_len)
+{
+    const unsigned n = sizeof alphabet - 1; /* 56 */
+    assert(out_len > KYUFU_CTL_TEMP_PASSWORD_CHARS);
+    size_t got = 0;
+    while (got < KYUFU_CTL_TEMP_PASSWORD_CHARS) {
+        unsigned char r[32];
+        if (RAND_bytes(r, sizeof r) != 1) {
+            OPENSSL_cleanse(out, out_len);
+            return -1;
+        }
+        for (size_t i = 0; i < sizeof r && got < KYUFU_CTL_TEMP_PASSWORD_CHARS; i++) {
+            if (r[i] < 256 - 256 % n) { /* rejection sampling: no bias */
+                out[got++] = alphabet[r[i] % n];
+            }
+        }
+        OPENSSL_cleanse(r, sizeof r);
+    }
+    out[got] = '\0';
+    return 0;
+}
+
+static void hex(char *out, const uint8_t *p, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+int ctl__bootstrap_new(const char *staff_id, struct ctl__bootstrap *b, char *errmsg,
+                       size_t errmsg_len)
+{
+    memset(b, 0, sizeof *b);
+    uint8_t salt[KYUFU_PWHASH_SALT_BYTES], hash[KYUFU_PWHASH_BYTES];
+    char salt_hex[2 * sizeof salt + 1], hash_hex[2 * sizeof hash + 1];
+    int rv = 0;
+    if (temporary(b->password, sizeof b->password) != 0 ||
+        kyufu_pwhash_new(b->password, strlen(b->password), KYUFU_PWHASH_ITERATIONS, salt,
+                         hash) != 0) {
+        rv = ctl__errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL,
+                       "the first administrator's temporary password: no randomness");
+        goto out;
+    }
+    hex(salt_hex, salt, sizeof salt);
+    hex(hash_hex, hash, sizeof hash);
+    int n = snprintf(b->text, sizeof b->text,
+                     "# The first ID administrator (kyufuctl cluster init): the hash\n"
+                     "# of the temporary password it printed once.  The node deletes\n"
+                     "# this file once the account exists.\n"
+                     "staff_id = %s\n"
+                     "display_name = " CTL__BOOTSTRAP_DISPLAY_NAME "\n"
+                     "iterations = %u\n"
+                     "salt = %s\n"
+                     "hash = %s\n",
+                     staff_id, KYUFU_PWHASH_ITERATIONS, salt_hex, hash_hex);
+    assert(n > 0 && (size_t)n < sizeof b->text); /* staff ids are short */
+    b->text_len = (size_t)n;
+out:
+    OPENSSL_cleanse(salt, sizeof salt);
+    OPENSSL_cleanse(hash, sizeof hash);
+    OPENSSL_cleanse(hash_hex, sizeof hash_hex);
+    if (rv != 0) {
+        ctl__bootstrap_wipe(b);
+    }
+    return rv;
+}
+
+int ctl__bootstrap_write(const struct ctl__bootstrap *b, const char *path, char *errmsg,
+                         size_t errmsg_len)
+{
+    assert(b->text_len > 0);
+    return ctl__write_file(path, 0600, b->text, b->text_len, errmsg, errmsg_len);
+}
+
+void ctl__bootstrap_wipe(struct ctl__bootstrap *b)
+{
+    OPENSSL_cleanse(b, sizeof *b);
+}
