@@ -88,9 +88,8 @@ def main():
                     stdout=log, stderr=subprocess.STDOUT)
         api = {i: "127.0.0.1:%d" % (base + 3 + i - 1) for i in (1, 2, 3)}
 
-        def client(i, cert=None, key=None):
-            cl = auth.Client(s, api[i], cfg["ca"], cert or cfg["cert"],
-                             key or cfg["key"])
+        def client(i):
+            cl = auth.Client(s, api[i], cfg["ca"], cfg["cert"], cfg["key"])
             clients.append(cl)
             return cl
 
@@ -98,13 +97,18 @@ def main():
         node1 = os.path.join(d, "node1")
         while not leader:
             assert time.monotonic() < end, "no leader"
-            probe = client(1, os.path.join(node1, "node.pem"),
-                           os.path.join(node1, "node.key"))
+            # One channel at a time: a node refuses more than 32
+            # connections from one address.
+            probe = auth.Client(s, api[1], cfg["ca"],
+                                os.path.join(node1, "node.pem"),
+                                os.path.join(node1, "node.key"))
             try:
                 leader = G.ClusterStub(probe.ch).Status(
                     S.StatusRequest(), timeout=2).leader_id
             except grpc.RpcError:
                 time.sleep(0.2)
+            finally:
+                probe.close()
         cl = client(leader)
         seq, last = [0], [None]
 
