@@ -25,6 +25,7 @@ import time
 
 import grpc
 
+import auth as A
 import cluster as C
 import workload as W
 
@@ -32,18 +33,43 @@ DENIED = grpc.StatusCode.PERMISSION_DENIED
 UNAUTH = grpc.StatusCode.UNAUTHENTICATED
 
 
-def code_of(fn, req, md):
+class Rpc:
+    """One method of a stub on a node's token-less channel, looked up at
+    each call, so that a retry after UNAVAILABLE goes out on a fresh
+    channel (grpcio 1.51 can stay stuck on a subchannel that failed to
+    connect: cluster.py)."""
+
+    def __init__(self, c, service, node, cert, key, name):
+        self.c, self.service, self.node = c, service, node
+        self.cert, self.key, self.name = cert, key, name
+
+    def __call__(self, req, **kw):
+        ch = self.c.plain_channel(self.node, self.cert, self.key)
+        stub = getattr(self.c.s["service_pb2_grpc"], self.service)(ch)
+        return getattr(stub, self.name)(req, **kw)
+
+
+class Stub:
+    def __init__(self, c, service, node, cert=None, key=None):
+        self.args = (c, service, node, cert, key)
+
+    def __getattr__(self, name):
+        return Rpc(*self.args, name)
+
+
+def code_of(fn, req, md, timeout=10):
     """(code, response or error details) of one call; UNAVAILABLE (a
     connection not made yet on a loaded machine, a leader change) is
-    retried for up to 20 s, as every client does."""
+    retried on a fresh channel for up to 20 s, as every client does."""
     end = time.monotonic() + 20
     while True:
         try:
-            return grpc.StatusCode.OK, fn(req, metadata=md, timeout=10)
+            return grpc.StatusCode.OK, fn(req, metadata=md, timeout=timeout)
         except grpc.RpcError as e:
             if e.code() != grpc.StatusCode.UNAVAILABLE or \
                     time.monotonic() > end:
                 return e.code(), e.details() or ""
+        fn.c.reset_channel(fn.node)
         time.sleep(0.2)
 
 
@@ -58,10 +84,10 @@ def main():
         led = W.Ledger(c)
 
         def ledger(node, cert=None, key=None):
-            return G.LedgerStub(c.plain_channel(node, cert, key))
+            return Stub(c, "LedgerStub", node, cert, key)
 
         def clus(node, cert=None, key=None):
-            return G.ClusterStub(c.plain_channel(node, cert, key))
+            return Stub(c, "ClusterStub", node, cert, key)
 
         def header(actor, client, seq):
             return S.RequestHeader(actor=actor, terminal="it-access",
@@ -87,7 +113,7 @@ def main():
         code, why = code_of(clus(leader).Status, S.StatusRequest(), None)
         assert code == UNAUTH, (code, why)
         # A node's certificate: Status (peers' probes), nothing else.
-        ncert, nkey = c.probe_cert, c.probe_key
+        ncert, nkey = c.node_cert(follower)
         code, _ = code_of(clus(leader, ncert, nkey).Status,
                           S.StatusRequest(), None)
         assert code == grpc.StatusCode.OK, code
@@ -102,9 +128,39 @@ def main():
         roles = {"clerk": L.ROLE_CLERK,
                  "approver": L.ROLE_APPROVER, "auditor": L.ROLE_AUDITOR,
                  "operator": L.ROLE_OPERATOR}
-        for sid, role in roles.items():
-            c.account(sid, [role])
-        md = {sid: c.bearer(sid) for sid in list(roles) + [C.ADMIN]}
+        # Made here with one long call each rather than the harness's
+        # 2 s attempts: CreateStaff hashes the temporary password first,
+        # which takes longer than that on a loaded sanitizer build.
+        admin_md = c.bearer(C.ADMIN)
+        temporary = {}
+        for n, (sid, role) in enumerate(sorted(roles.items()), start=1):
+            code, r = code_of(ledger(leader).CreateStaff,
+                              S.CreateStaffRequest(
+                                  header=header("", "it-access-admin", n),
+                                  command=L.CreateStaff(
+                                      staff_id=sid, display_name=sid,
+                                      roles=[role])),
+                              admin_md, timeout=60)
+            assert code == grpc.StatusCode.OK, (sid, code, r)
+            temporary[sid] = r.temporary_password
+        # First sign-ins (password change, TOTP enrollment) one after the
+        # other: a ChangePassword takes several PBKDF2 hashes, and two at
+        # once took longer than auth.py's 10 s per call on a loaded
+        # sanitizer build.
+        tokens = {}
+        for sid in sorted(roles):
+            tokens[sid] = A.first_sign_in(
+                G.AuthStub(c.plain_channel(leader)), S,
+                A.Account(sid, temporary[sid]))
+        assert sorted(tokens) == sorted(roles), tokens
+        md = {sid: A.bearer(tokens[sid]) for sid in roles}
+        md[C.ADMIN] = admin_md
+        # The follower knows the sessions once it has applied them.
+        target = c.status(leader).commit_index
+        end = time.monotonic() + 20
+        while (c.status(follower) or S.NodeStatus()).applied_index < target:
+            assert time.monotonic() < end, "follower did not catch up"
+            time.sleep(0.05)
 
         # ---- each role: a sample it may not call, and one it may
         list_req = S.ListRequest(page_size=1)
