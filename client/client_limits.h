@@ -107,6 +107,10 @@
 /* kyufuctl totp enroll: the QR code's quiet zone in modules (ISO/IEC
  * 18004 asks for 4; a phone camera needs it to find the code). */
 #define KYUFU_CTL_QR_QUIET_MODULES 4u
+/* kyufuctl cluster init: the first ID administrator's temporary password,
+ * 20 characters of a 57-letter alphabet (~117 bits): never guessed, typed
+ * once, changed at the first sign-in. */
+#define KYUFU_CTL_BOOTSTRAP_PASSWORD_CHARS 20u
 /* kyufuctl cluster init: nodes of a new cluster. */
 #define KYUFU_CTL_INIT_NODES_MAX 9u
 /* kyufuctl cluster init --etc-dir / --state-dir: a path as it will be on

@@ -75,6 +75,17 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *opts,
                    char *errmsg,
                    size_t errmsg_len);
 
+/* The first ID administrator of a new cluster (ctl_bootstrap.c): a random
+ * temporary password into `password` (at least
+ * KYUFU_CTL_BOOTSTRAP_PASSWORD_CHARS + 1 bytes; the caller prints it once
+ * and cleanses it) and its PBKDF2 hash as the bootstrap-admin file (0600)
+ * of each node of `o`.  A KYUFU_CTL_EXIT_* value with err. */
+int ctl__bootstrap_admin(const struct kyufu_ctl_init_opts *o, const char *staff_id,
+                         char *password, size_t password_len, FILE *log, char *err,
+                         size_t errlen);
+/* Just the password (tests). 0 or -1. */
+int ctl__bootstrap_password(char *out, size_t len);
+
 /* ------------------------------------------------------------ node new */
 
 struct kyufu_ctl_member

@@ -199,7 +199,11 @@ static int call(struct ctl__run *r, const char *method, const ProtobufCMessage *
     if (rv != 0) {
         return rv;
     }
-    struct kyufu_client_call_opts opts = { .deadline_ms = auth_deadline(r), .endpoint = -1 };
+    /* One attempt may take the whole deadline: a node hashing a password
+     * (ResetPassword) must not be asked again meanwhile (a repeat of the
+     * key answers without the temporary password). */
+    struct kyufu_client_call_opts opts = { .deadline_ms = auth_deadline(r), .endpoint = -1,
+                                           .attempt_ms = auth_deadline(r) };
     struct kyufu_client_result res;
     int crv = kyufu_client_call(c, method, req, NULL, &opts, &res);
     rv = ctl__call_exit(r, crv, &res);

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "ctl.h"
 #include "glue_limits.h"
 #include "kyufu.h"
@@ -191,11 +193,27 @@ static int cmd_init(struct ctl__run *r, int argc, char **argv)
     if (rv != 0) {
         return ctl__fail(r, rv, "cluster init: %s", err);
     }
-    if (r->json) {
-        return ctl__emit_json(r, json_pack("{s:s,s:i}", "dir", o.dir, "nodes",
-                                           (int)o.nodes));
+    /* The first ID administrator: its temporary password shown this once. */
+    char pw[KYUFU_CTL_BOOTSTRAP_PASSWORD_CHARS + 1];
+    const char *admin = "admin";
+    rv = ctl__bootstrap_admin(&o, admin, pw, sizeof pw, r->json ? NULL : r->out, err,
+                              sizeof err);
+    if (rv != 0) {
+        OPENSSL_cleanse(pw, sizeof pw);
+        return ctl__fail(r, rv, "cluster init: %s", err);
     }
-    return 0;
+    if (r->json) {
+        rv = ctl__emit_json(r, json_pack("{s:s,s:i,s:s,s:s}", "dir", o.dir, "nodes",
+                                         (int)o.nodes, "admin", admin,
+                                         "admin_temporary_password", pw));
+    } else {
+        fprintf(r->out,
+                "temporary password for %s, the first ID administrator (shown once; "
+                "change it at the first sign-in: kyufuctl login):\n  %s\n",
+                admin, pw);
+    }
+    OPENSSL_cleanse(pw, sizeof pw);
+    return rv;
 }
 
 /* ------------------------------------------------------------ status */

@@ -878,6 +878,16 @@ int ctl__ledger(struct ctl__run *r, const char *noun, const char *verb, int argc
         return rv;
     }
     struct kyufu_client_call_opts copts = { .deadline_ms = r->deadline_ms, .endpoint = -1 };
+    if (m->input == &kyufu__v1__create_staff_request__descriptor) {
+        /* The node hashes the temporary password before proposing (PBKDF2,
+         * seconds on a loaded node) and only the first answer of the key
+         * carries it: one long attempt, not a repeat that would answer
+         * without it. */
+        copts.attempt_ms = KYUFU_CTL_AUTH_DEADLINE_MS;
+        if (copts.deadline_ms == 0) {
+            copts.deadline_ms = KYUFU_CTL_AUTH_DEADLINE_MS;
+        }
+    }
     if (cmd->columns != NULL) {
         rv = run_list(r, client, cmd, m, req, &copts, &lo);
         arena_free(&a);
