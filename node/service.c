@@ -199,8 +199,13 @@ static int authorize(struct kyufu_node_call *c)
     if (code == KYUFU_GRPC_OK) {
         return 0;
     }
-    assert(code == KYUFU_GRPC_UNAUTHENTICATED ||
-           code == KYUFU_GRPC_PERMISSION_DENIED);
+    if (code != KYUFU_GRPC_UNAUTHENTICATED &&
+        code != KYUFU_GRPC_PERMISSION_DENIED) {
+        /* The session could not be read (a store error: UNAVAILABLE; a
+         * fatal one has already asked the node to stop): not a refusal. */
+        kyufu_node__call_done(c, code, msg, NULL, 0);
+        return -1;
+    }
     if ((row->who & KYUFU_PERM_LOCAL) != 0) {
         /* Any terminal holds a client certificate: an event that stops the
          * node or moves leadership is taken only from this host, where
