@@ -1,6 +1,8 @@
 /* PBKDF2-HMAC-SHA256 password hashes (pwhash.h). */
 #include "pwhash.h"
 
+#include <assert.h>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -53,4 +55,30 @@ bool kyufu_pwhash_check(const char *password,
     bool ok = CRYPTO_memcmp(got, hash, KYUFU_PWHASH_BYTES) == 0;
     OPENSSL_cleanse(got, sizeof got);
     return ok;
+}
+
+int kyufu_pwhash_temporary(char *out, size_t out_len)
+{
+    static const char alphabet[] = "abcdefghijkmnpqrstuvwxyz"
+                                   "ABCDEFGHJKLMNPQRSTUVWXYZ"
+                                   "23456789";
+    const unsigned n = sizeof alphabet - 1; /* 56 */
+    assert(out_len > KYUFU_PWHASH_TEMPORARY_CHARS);
+    size_t got = 0;
+    while (got < KYUFU_PWHASH_TEMPORARY_CHARS) {
+        unsigned char r[32];
+        if (RAND_bytes(r, sizeof r) != 1) {
+            OPENSSL_cleanse(out, out_len);
+            return -1;
+        }
+        for (size_t i = 0; i < sizeof r && got < KYUFU_PWHASH_TEMPORARY_CHARS;
+             i++) {
+            if (r[i] < 256 - 256 % n) { /* rejection sampling: no bias */
+                out[got++] = alphabet[r[i] % n];
+            }
+        }
+        OPENSSL_cleanse(r, sizeof r);
+    }
+    out[got] = '\0';
+    return 0;
 }

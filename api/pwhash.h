@@ -26,6 +26,18 @@
  * request; the policy's minimum is configured ([auth]). */
 #define KYUFU_PASSWORD_BYTES_MAX 256u
 
+/* Temporary passwords (a new account's, an administrator's reset, the
+ * first ID administrator's at cluster init): this many characters of a
+ * 56-letter alphabet without look-alikes (no 0/O, 1/l/I), ~116 bits:
+ * never guessed, read from a screen, typed once, changed at the first
+ * sign-in. */
+#define KYUFU_PWHASH_TEMPORARY_CHARS 20u
+
+/* A new temporary password into out (at least KYUFU_PWHASH_TEMPORARY_CHARS
+ * + 1 bytes), from RAND_bytes with rejection sampling (no bias).  0, or -1
+ * without randomness (out wiped). */
+int kyufu_pwhash_temporary(char *out, size_t out_len);
+
 /* A new salt (RAND_bytes) and the hash of `password` (len bytes) with
  * `iterations`.  0, or -1 when OpenSSL fails (no randomness). */
 int kyufu_pwhash_new(const char *password,

@@ -72,16 +72,15 @@ struct kyufu_ctl_init_opts
      * only value): KYUFU_CTL_CA_KEY_PBKDF2_ITERATIONS.  Tests that make
      * many clusters lower it (a decryption follows the file's count). */
     unsigned ca_key_iterations;
-    /* Out (may be NULL): KYUFU_CTL_TEMP_PASSWORD_CHARS + 1 bytes that get
+    /* Out (may be NULL): KYUFU_PWHASH_TEMPORARY_CHARS + 1 bytes that get
      * the first ID administrator's temporary password, whose hash init
      * writes into each node's folder as bootstrap-admin (0600;
      * client/ctl_bootstrap.h).  The caller shows it once and wipes it. */
     char *admin_password;
 };
 #define KYUFU_CTL_INIT_ADMIN_DEFAULT "admin"
-/* The first administrator's temporary password: characters of a
- * 56-letter alphabet (about 116 bits), as the node's own (node/password.h). */
-#define KYUFU_CTL_TEMP_PASSWORD_CHARS 20u
+/* admin_password holds KYUFU_PWHASH_TEMPORARY_CHARS + 1 bytes (pwhash.h). */
+
 
 /* Create the CA, node and client certificates and keys, every node's
  * kyufud.conf and kyufuctl.conf under opts->dir (layout in

@@ -12,34 +12,6 @@
 #include "ctl_pki.h" /* ctl__write_file, ctl__errf */
 #include "pwhash.h"
 
-/* No 0/O, 1/l/I: read aloud or copied from a screen (the same alphabet as
- * the node's temporary passwords, node/password.c). */
-static const char alphabet[] = "abcdefghijkmnpqrstuvwxyz"
-                               "ABCDEFGHJKLMNPQRSTUVWXYZ"
-                               "23456789";
-
-static int temporary(char *out, size_t out_len)
-{
-    const unsigned n = sizeof alphabet - 1; /* 56 */
-    assert(out_len > KYUFU_CTL_TEMP_PASSWORD_CHARS);
-    size_t got = 0;
-    while (got < KYUFU_CTL_TEMP_PASSWORD_CHARS) {
-        unsigned char r[32];
-        if (RAND_bytes(r, sizeof r) != 1) {
-            OPENSSL_cleanse(out, out_len);
-            return -1;
-        }
-        for (size_t i = 0; i < sizeof r && got < KYUFU_CTL_TEMP_PASSWORD_CHARS; i++) {
-            if (r[i] < 256 - 256 % n) { /* rejection sampling: no bias */
-                out[got++] = alphabet[r[i] % n];
-            }
-        }
-        OPENSSL_cleanse(r, sizeof r);
-    }
-    out[got] = '\0';
-    return 0;
-}
-
 static void hex(char *out, const uint8_t *p, size_t len)
 {
     static const char digits[] = "0123456789abcdef";
@@ -57,7 +29,7 @@ int ctl__bootstrap_new(const char *staff_id, struct ctl__bootstrap *b, char *err
     uint8_t salt[KYUFU_PWHASH_SALT_BYTES], hash[KYUFU_PWHASH_BYTES];
     char salt_hex[2 * sizeof salt + 1], hash_hex[2 * sizeof hash + 1];
     int rv = 0;
-    if (temporary(b->password, sizeof b->password) != 0 ||
+    if (kyufu_pwhash_temporary(b->password, sizeof b->password) != 0 ||
         kyufu_pwhash_new(b->password, strlen(b->password), KYUFU_PWHASH_ITERATIONS, salt,
                          hash) != 0) {
         rv = ctl__errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL,

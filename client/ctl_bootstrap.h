@@ -9,7 +9,8 @@
 
 #include <stddef.h>
 
-#include "ctl.h" /* KYUFU_CTL_TEMP_PASSWORD_CHARS */
+#include "ctl.h"
+#include "pwhash.h" /* KYUFU_PWHASH_TEMPORARY_CHARS */
 
 /* The file's name in a node's data folder (node/auth_timer.c reads it). */
 #define CTL__BOOTSTRAP_FILE "bootstrap-admin"
@@ -19,7 +20,7 @@
  * bootstrap-admin text that holds its hash (never the password). */
 struct ctl__bootstrap
 {
-    char password[KYUFU_CTL_TEMP_PASSWORD_CHARS + 1];
+    char password[KYUFU_PWHASH_TEMPORARY_CHARS + 1];
     char text[512];
     size_t text_len;
 };

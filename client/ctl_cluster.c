@@ -11,6 +11,7 @@
 
 #include "ctl.h"
 #include "glue_limits.h"
+#include "pwhash.h"
 #include "kyufu.h"
 
 enum { OPT_DIR = 0x300, OPT_NODES, OPT_HOST, OPT_HOSTS, OPT_RAFT_BASE, OPT_API_BASE,
@@ -199,7 +200,7 @@ static int cmd_init(struct ctl__run *r, int argc, char **argv)
         return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "cluster init: --dir is required");
     }
     char err[512];
-    char password[KYUFU_CTL_TEMP_PASSWORD_CHARS + 1] = "";
+    char password[KYUFU_PWHASH_TEMPORARY_CHARS + 1] = "";
     o.admin_password = password;
     rv = kyufu_ctl_init(&o, r->json ? NULL : r->out, err, sizeof err);
     if (rv != 0) {

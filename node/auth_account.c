@@ -333,7 +333,7 @@ static void confirm_totp(struct kyufu_node_call *c)
 struct temp_job
 {
     struct kyufu_node_auth_job job;
-    char password[KYUFU_NODE_TEMP_PASSWORD_CHARS + 1];
+    char password[KYUFU_PWHASH_TEMPORARY_CHARS + 1];
     uint8_t salt[KYUFU_PWHASH_SALT_BYTES];
     uint8_t hash[KYUFU_PWHASH_BYTES];
     int rv;
@@ -364,7 +364,7 @@ static struct temp_job *temp_new(struct kyufu_node_call *c, kyufu_node_auth_job_
     if (j == NULL) {
         return NULL;
     }
-    if (kyufu_node__password_temporary(j->password, sizeof j->password) !=
+    if (kyufu_pwhash_temporary(j->password, sizeof j->password) !=
         0) {
         kyufu_node__auth_job_free(&j->job);
         kyufu_node__call_done(c, KYUFU_GRPC_INTERNAL,

@@ -64,7 +64,7 @@ void kyufu_node__auth_job_free(struct kyufu_node_auth_job *j);
 struct kyufu_node_auth_ctx
 {
     char token_hex[KYUFU_NODE_TOKEN_HEX_BYTES + 1];
-    char temporary[KYUFU_NODE_TEMP_PASSWORD_CHARS + 1];
+    char temporary[KYUFU_PWHASH_TEMPORARY_CHARS + 1];
     char base32[KYUFU_NODE_TOTP_BASE32_BYTES];
     char uri[KYUFU_NODE_TOTP_URI_BYTES];
     uint8_t token_hash[32];

@@ -147,30 +147,3 @@ bool kyufu_node__password_reused(const char *password,
     return reused;
 }
 
-int kyufu_node__password_temporary(char *out, size_t out_len)
-{
-    /* No 0/O, 1/l/I: read aloud or copied from a screen. */
-    static const char alphabet[] = "abcdefghijkmnpqrstuvwxyz"
-                                   "ABCDEFGHJKLMNPQRSTUVWXYZ"
-                                   "23456789";
-    const unsigned n = sizeof alphabet - 1; /* 56 */
-    assert(out_len > KYUFU_NODE_TEMP_PASSWORD_CHARS);
-    size_t got = 0;
-    while (got < KYUFU_NODE_TEMP_PASSWORD_CHARS) {
-        unsigned char r[32];
-        if (RAND_bytes(r, sizeof r) != 1) {
-            OPENSSL_cleanse(out, out_len);
-            return -1;
-        }
-        for (size_t i = 0; i < sizeof r && got < KYUFU_NODE_TEMP_PASSWORD_CHARS;
-             i++) {
-            /* Rejection sampling: no bias toward the first letters. */
-            if (r[i] < 256 - 256 % n) {
-                out[got++] = alphabet[r[i] % n];
-            }
-        }
-        OPENSSL_cleanse(r, sizeof r);
-    }
-    out[got] = '\0';
-    return 0;
-}

@@ -21,9 +21,6 @@
 
 #include "kyufu/v1/identity.pb-c.h"
 
-/* Length of the temporary passwords the node makes (CreateStaff,
- * ResetPassword, characters of a 56-letter alphabet: about 116 bits). */
-#define KYUFU_NODE_TEMP_PASSWORD_CHARS 20u
 
 /* Policy-only checks (no hash): length, characters, libpwquality with the
  * account's id and display name.  0, or -1 with a message in why. */
@@ -50,9 +47,5 @@ bool kyufu_node__password_matches(const char *password,
                                   size_t len,
                                   const Kyufu__V1__PasswordHash *h);
 
-/* A new temporary password: KYUFU_NODE_TEMP_PASSWORD_CHARS characters from
- * RAND_bytes (letters and digits without look-alikes) into out (at least
- * KYUFU_NODE_TEMP_PASSWORD_CHARS + 1 bytes).  0, or -1 without randomness. */
-int kyufu_node__password_temporary(char *out, size_t out_len);
 
 #endif /* KYUFU_NODE_PASSWORD_H */

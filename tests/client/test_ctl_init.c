@@ -415,7 +415,7 @@ static int no_secret_in(const char *path, const struct stat *sb, int type, struc
 static void check_bootstrap(const char *dir, bool on_hosts, const char *admin,
                             const char *password)
 {
-    CHECK_EQ_INT(strlen(password), KYUFU_CTL_TEMP_PASSWORD_CHARS);
+    CHECK_EQ_INT(strlen(password), KYUFU_PWHASH_TEMPORARY_CHARS);
     CHECK(strspn(password, "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789") ==
           strlen(password));
     for (unsigned i = 1; i <= 3; i++) {
@@ -430,7 +430,7 @@ static void check_bootstrap(const char *dir, bool on_hosts, const char *admin,
         CHECK_EQ_INT(b.iterations, KYUFU_PWHASH_ITERATIONS);
         CHECK(kyufu_pwhash_check(password, strlen(password), b.iterations, b.salt,
                                  sizeof b.salt, b.hash, sizeof b.hash));
-        char wrong[KYUFU_CTL_TEMP_PASSWORD_CHARS + 1];
+        char wrong[KYUFU_PWHASH_TEMPORARY_CHARS + 1];
         memcpy(wrong, password, sizeof wrong);
         wrong[0] = wrong[0] == 'a' ? 'b' : 'a';
         CHECK(!kyufu_pwhash_check(wrong, strlen(wrong), b.iterations, b.salt,
@@ -449,7 +449,7 @@ int main(void)
     snprintf(dir, sizeof dir, "%s/c1", tmp);
 
     /* Defaults: three nodes on 127.0.0.1. */
-    char pw1[KYUFU_CTL_TEMP_PASSWORD_CHARS + 1], pw2[sizeof pw1];
+    char pw1[KYUFU_PWHASH_TEMPORARY_CHARS + 1], pw2[sizeof pw1];
     struct kyufu_ctl_init_opts o = { .dir = dir, .nodes = 3, .raft_port_base = 7001,
                                      .api_port_base = 8001, .admin_password = pw1 };
     CHECK_EQ_INT(kyufu_ctl_init(&o, NULL, err, sizeof err), 0);

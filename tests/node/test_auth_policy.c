@@ -94,10 +94,10 @@ static void test_history(void)
 
 static void test_temporary(void)
 {
-    char a[KYUFU_NODE_TEMP_PASSWORD_CHARS + 1], b[sizeof a];
-    CHECK(kyufu_node__password_temporary(a, sizeof a) == 0);
-    CHECK(kyufu_node__password_temporary(b, sizeof b) == 0);
-    CHECK(strlen(a) == KYUFU_NODE_TEMP_PASSWORD_CHARS && strlen(a) >= 16);
+    char a[KYUFU_PWHASH_TEMPORARY_CHARS + 1], b[sizeof a];
+    CHECK(kyufu_pwhash_temporary(a, sizeof a) == 0);
+    CHECK(kyufu_pwhash_temporary(b, sizeof b) == 0);
+    CHECK(strlen(a) == KYUFU_PWHASH_TEMPORARY_CHARS && strlen(a) >= 16);
     CHECK(strcmp(a, b) != 0);
     for (size_t i = 0; a[i] != '\0'; i++) {
         CHECK(a[i] > ' ' && a[i] < 0x7f && strchr("0O1lI", a[i]) == NULL);
