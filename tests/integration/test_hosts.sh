@@ -240,9 +240,14 @@ ctl() { ip netns exec "$adm" "$build/client/kyufuctl" --config "$tmp/admin/clust
 # The leader makes the account from bootstrap-admin; then every node deletes
 # its copy of the file.  Each host's file as its kyufud sees it:
 bootstrap_left() {
-    local i left=""
+    local i pid left=""
     for i in 1 2 3; do
-        [ -e "/proc/$(cat "$tmp/h$i/pid")/root/var/lib/kyufu/bootstrap-admin" ] && left+=" $i"
+        pid=$(cat "$tmp/h$i/pid")
+        if ! kill -0 "$pid" 2>/dev/null; then
+            left+=" $i (kyufud not running)"
+        elif [ -e "/proc/$pid/root/var/lib/kyufu/bootstrap-admin" ]; then
+            left+=" $i"
+        fi
     done
     echo "$left"
 }
