@@ -18,9 +18,20 @@
 # no systemd here, so the test runs what the installed unit runs instead:
 # ExecStartPre= and ExecStart= as User=, with its UMask=, LimitCORE=,
 # NoNewPrivileges=, an empty capability bounding set, and ProtectSystem=,
-# PrivateTmp=, ProtectHome= played by the mount namespace).  Then: a leader is elected, the guide's last block
-# (cluster status, a write) succeeds, every node applies the write, and
-# each kyufud runs as the kyufu user with its data in /var/lib/kyufu.
+# PrivateTmp=, ProtectHome= played by the mount namespace), admin again
+# (the first ID administrator signs in, creates an operator's account) and
+# operator (the operator signs in, cluster status).  Those two blocks run
+# line by line on the admin machine, each person with their own token file
+# (XDG_CONFIG_HOME), the operator with the administrator's certificate; a
+# `kyufuctl ... login --staff-id ID` line, which asks on the terminal, is
+# given the same answers as files and options (scripts/run's first sign-in:
+# the temporary password, a new one, TOTP enrolled with `oathtool` playing
+# the phone), the temporary passwords taken from what `cluster init` and
+# `staff create` printed.  Then: every node deleted bootstrap-admin once the
+# account existed, the operator's session sees a leader, every node applies
+# the write (same applied index and digest), the ID administrator reads the
+# new account back, and each kyufud runs as the kyufu user with its data in
+# /var/lib/kyufu.
 #
 # Skipped (exit 77) without root, `ip netns` or overlayfs.  On every exit
 # (TERM included) the processes in the test's namespaces (`ip netns pids`)
@@ -89,8 +100,8 @@ awk -v out="$tmp/blocks" '
     inblk { print > file }
 ' "$doc"
 kinds=$(cd "$tmp/blocks" && ls | sed 's/^[0-9]*\.//' | tr '\n' ' ')
-[ "$kinds" = "admin copy host start admin " ] \
-    || die "docs/operations.md 'Three hosts from empty': blocks are '$kinds', this test knows 'admin copy host start admin'"
+[ "$kinds" = "admin copy host start admin operator " ] \
+    || die "docs/operations.md 'Three hosts from empty': blocks are '$kinds', this test knows 'admin copy host start admin operator'"
 blocks=("$tmp"/blocks/*)
 grep -qx 'systemctl enable --now kyufud' "${blocks[3]}" \
     || die "the start block no longer runs 'systemctl enable --now kyufud': update the test"
@@ -127,6 +138,17 @@ run_admin() {
 # cluster init's CA passphrase, as a script gives it (an operator types it).
 export KYUFU_CA_PASSPHRASE="hosts test CA passphrase"
 run_admin "${blocks[0]}" >"$tmp/admin.log" 2>&1 || { cat "$tmp/admin.log"; die "step 1 (admin) failed"; }
+# cluster init printed the first ID administrator's temporary password once:
+# "... temporary password for ID (...):" then the password alone, indented.
+mkdir -m 0700 "$tmp/secrets"
+awk 'tolower($0) ~ /temporary password for/ {
+        for (i = 1; i <= NF; i++) if ($i == "for") { id = $(i + 1); sub(/[,:(].*/, "", id) }
+        getline; if (NF == 1 && id != "") { print $1 > (dir "/" id ".temp") }; exit }' \
+    dir="$tmp/secrets" "$tmp/admin.log"
+first_admin=$(cd "$tmp/secrets" && ls -- *.temp 2>/dev/null | sed 's/\.temp$//')
+[ -n "$first_admin" ] && [ "$(echo "$first_admin" | wc -l)" = 1 ] \
+    || { cat "$tmp/admin.log"; die "step 1: cluster init printed no temporary password for the first ID administrator"; }
+grep -Fxq "  $(cat "$tmp/secrets/$first_admin.temp")" "$tmp/admin.log" || die "step 1: temporary password not found as printed"
 echo "ok: step 1: staged install and cluster files (${SECONDS}s)"
 
 # ------------------------------------------------------------ 2. copy
@@ -213,11 +235,107 @@ setups=()
 [ -z "$bad_hosts" ] || die "steps 3-4 failed on host(s)$bad_hosts"
 echo "ok: steps 3-4 on three hosts (${SECONDS}s): kyufud pids $(cat "$tmp"/h*/pid | tr '\n' ' ')"
 
-# ------------------------------------------------------------ 5. check
+# ------------------------------------------------------------ 5. people
 ctl() { ip netns exec "$adm" "$build/client/kyufuctl" --config "$tmp/admin/cluster/kyufuctl.conf" "$@"; }
+# The leader makes the account from bootstrap-admin; then every node deletes
+# its copy of the file.  Each host's file as its kyufud sees it:
+bootstrap_left() {
+    local i pid left=""
+    for i in 1 2 3; do
+        pid=$(cat "$tmp/h$i/pid")
+        if ! kill -0 "$pid" 2>/dev/null; then
+            left+=" $i (kyufud not running)"
+        elif [ -e "/proc/$pid/root/var/lib/kyufu/bootstrap-admin" ]; then
+            left+=" $i"
+        fi
+    done
+    echo "$left"
+}
+for _ in $(seq 300); do [ -z "$(bootstrap_left)" ] && break; sleep 0.2; done
+left=$(bootstrap_left)
+[ -z "$left" ] || die "bootstrap-admin still in /var/lib/kyufu on host(s)$left after 60 s (no leader, or the account was not made)"
+echo "ok: the first ID administrator's account exists; bootstrap-admin gone on all three hosts (${SECONDS}s)"
+
+# `kyufuctl login` for a first sign-in, without a terminal (docs/kyufuctl.md
+# "Signing in"): the temporary password changed to a new one, TOTP enrolled
+# and confirmed, then the real sign-in with the next code (single-use).
+first_sign_in() { # PREFIX ID: PREFIX is the guide's `kyufuctl --config ...`
+    local prefix=$1 id=$2 secret
+    [ -s "$tmp/secrets/$id.temp" ] || { echo "no temporary password for $id was printed"; return 1; }
+    (umask 077; printf 'kyufu-%s\n' "$(openssl rand -base64 24 | tr '+/' '._')" >"$tmp/secrets/$id.pw")
+    eval "$prefix login --staff-id $id --password-file $tmp/secrets/$id.temp --new-password-file $tmp/secrets/$id.pw" \
+        || { echo "$id: first sign-in (new password) failed"; return 1; }
+    secret=$(eval "$prefix --json totp enroll" | $py -c 'import json,sys; print(json.load(sys.stdin)["secret_base32"])') \
+        && [ -n "$secret" ] || { echo "$id: totp enroll failed"; return 1; }
+    eval "$prefix totp confirm --code $(oathtool --totp -b "$secret")" || { echo "$id: totp confirm failed"; return 1; }
+    eval "$prefix login --staff-id $id --password-file $tmp/secrets/$id.pw --totp $(oathtool --totp -b -N 'now + 30 seconds' "$secret")" \
+        || { echo "$id: sign-in with password and TOTP failed"; return 1; }
+}
+# The guide's block for one person, line by line, in their own config
+# folder (so their own token file), on the admin machine.
+person() { # KIND BLOCK
+    local kind=$1 block=$2 line temp id
+    export XDG_CONFIG_HOME=$tmp/people/$kind
+    mkdir -p -m 0700 "$XDG_CONFIG_HOME"
+    while IFS= read -r line; do
+        [ -n "$line" ] || continue
+        echo "\$ $line"
+        if [[ $line =~ ^(.*kyufuctl.*)\ login\ --staff-id\ ([a-z0-9._-]+)$ ]]; then
+            first_sign_in "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" || return 1
+        elif [[ $line =~ \ cluster\ status ]]; then
+            # Each node answers Cluster/Status from its own replica (never
+            # forwarded): a follower knows a session one heartbeat or so
+            # after the leader does, and until then answers UNAUTHENTICATED.
+            # A person takes longer than that to type the next command; a
+            # script right after `login` retries, for at most 10 s.
+            for try in $(seq 50); do
+                eval "$line" >"$tmp/people/out" 2>&1 && break
+                [ "$try" = 50 ] && { cat "$tmp/people/out"; return 1; }
+                sleep 0.2
+            done
+            [ "$try" = 1 ] || echo "(answered by all three nodes after $try tries)"
+            cat "$tmp/people/out"
+        else
+            eval "$line" | tee "$tmp/people/out" || return 1
+            # staff create prints the new account's temporary password once.
+            if [[ $line =~ \ staff\ create\ .*--staff-id\ ([a-z0-9._-]+) ]]; then
+                id=${BASH_REMATCH[1]}
+                temp=$(awk 'tolower($0) ~ /temporary password/ { getline; if (NF == 1) print $1; exit }' "$tmp/people/out")
+                [ -n "$temp" ] || { echo "staff create $id printed no temporary password"; return 1; }
+                (umask 077; printf '%s\n' "$temp" >"$tmp/secrets/$id.temp")
+                created=$id
+            fi
+        fi
+    done <"$block"
+}
+export -f first_sign_in person
+export tmp py
+mkdir -p "$tmp/people"
+: >"$tmp/people/created"
+created=
+for k in 4 5; do
+    kind=${blocks[$k]##*.}
+    # In this shell (created= is read below), inside the admin namespace.
+    if ! ip netns exec "$adm" bash -euo pipefail -c 'cd "$1/admin"; person "$2" "$3"; [ -z "${created:-}" ] || echo "created=$created" >>"$1/people/created"' \
+        person "$tmp" "$kind" "${blocks[$k]}" >"$tmp/$kind.log" 2>&1; then
+        awk 'hide { sub(/[^ ]+$/, "(hidden)"); hide = 0 } { print } tolower($0) ~ /temporary password/ { hide = 1 }' "$tmp/$kind.log"
+        die "step $((k + 1)) ($kind: sign-in, first write, status) failed"
+    fi
+    # The log shows no temporary password (changed by now, still a secret).
+    awk 'hide { sub(/[^ ]+$/, "(hidden)"); hide = 0 } { print } tolower($0) ~ /temporary password/ { hide = 1 }' "$tmp/$kind.log"
+done
+. "$tmp/people/created"
+[ -n "$created" ] || die "step 5 created no account (no 'staff create --staff-id ID' line?)"
+admin_token=$tmp/people/admin/kyufu/token
+oper_token=$tmp/people/operator/kyufu/token
+[ -f "$admin_token" ] && [ -f "$oper_token" ] || die "a sign-in left no token file"
+[ "$(stat -c %a "$admin_token") $(stat -c %a "$oper_token")" = "600 600" ] || fail "token files are not 0600"
+
+# ------------------------------------------------------------ 6. check
+# The leader, as the operator sees it (Cluster/Status is operator-only).
 leader=0
 for _ in $(seq 150); do
-    leader=$(ctl --json cluster status 2>/dev/null | $py -c 'import json,sys
+    leader=$(ctl --token-file "$oper_token" --json cluster status 2>/dev/null | $py -c 'import json,sys
 try: d = json.load(sys.stdin)
 except Exception: print(0); sys.exit()
 roles = [n["id"] for n in d["nodes"] if n.get("role") == "leader"]
@@ -225,20 +343,32 @@ print(roles[0] if len(roles) == 1 else 0)')
     [ "$leader" != 0 ] && break
     sleep 0.2
 done
-[ "$leader" != 0 ] || die "no leader after 30 s"
-echo "ok: node $leader is the leader (${SECONDS}s)"
-run_admin "${blocks[4]}" >"$tmp/check.log" 2>&1 || { cat "$tmp/check.log"; die "step 5 (status, first write) failed"; }
-cat "$tmp/check.log"
+[ "$leader" != 0 ] || die "the operator sees no leader after 30 s"
+echo "ok: node $leader is the leader, as the operator sees it (${SECONDS}s)"
 converged=0
 for _ in $(seq 100); do
-    if ctl --json cluster status --digest 2>/dev/null | $py -c 'import json,sys
+    if ctl --token-file "$oper_token" --json cluster status --digest 2>/dev/null | $py -c 'import json,sys
 d = json.load(sys.stdin)["nodes"]
 ok = len(d) == 3 and all(n.get("reachable") for n in d) and len({(n["applied_index"], n.get("state_digest")) for n in d}) == 1
 sys.exit(0 if ok else 1)'; then converged=1; break; fi
     sleep 0.2
 done
 [ "$converged" = 1 ] || fail "the three nodes did not reach the same applied index and digest"
-ctl --json staff list 2>/dev/null | grep -q '"admin"' || fail "the write is not readable back"
+# The first write read back by the ID administrator (staff list is theirs).
+ctl --token-file "$admin_token" --json staff list >"$tmp/staff.json" 2>&1 || { cat "$tmp/staff.json"; fail "staff list as $first_admin failed"; }
+$py - "$tmp/staff.json" "$created" "$first_admin" <<'EOF' || fail "the write ($created's account) is not readable back"
+import json, sys
+text = open(sys.argv[1]).read()
+ids = set()
+def walk(o):
+    if isinstance(o, dict):
+        if isinstance(o.get("staff_id"), str): ids.add(o["staff_id"])
+        for v in o.values(): walk(v)
+    elif isinstance(o, list):
+        for v in o: walk(v)
+walk(json.loads(text))
+sys.exit(0 if {sys.argv[2], sys.argv[3]} <= ids else 1)
+EOF
 for i in 1 2 3; do
     pid=$(cat "$tmp/h$i/pid")
     uid=$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status")
