@@ -290,10 +290,13 @@ class Drill:
 
     def init(self):
         base = free_base(3)
-        subprocess.run([self.ctl_bin, "cluster", "init", "--dir", self.cdir,
+        # Its output (the first ID administrator's temporary password)
+        # goes to sign_in() in memory only.
+        self.init_out = subprocess.run(
+                       [self.ctl_bin, "cluster", "init", "--dir", self.cdir,
                         "--nodes", "3", "--raft-port-base", str(base),
                         "--api-port-base", str(base + 100)],
-                       check=True, stdout=subprocess.DEVNULL,
+                       check=True, stdout=subprocess.PIPE, text=True,
                        env=dict(os.environ, KYUFU_CA_PASSPHRASE=os.environ.get(
                            "KYUFU_CA_PASSPHRASE", "install drill CA passphrase")))
         for i in (1, 2, 3):
@@ -306,6 +309,29 @@ class Drill:
             with open(p, "w") as f:
                 f.write(text)
         log("cluster in", self.cdir, "ports", base, base + 100)
+
+    STAFF = ("bench-clerk=clerk", "bench-approver=approver", "bench-operator=operator")
+
+    def sign_in(self, again=False):
+        """The bench's staff sign in with password + TOTP (scripts/accounts:
+        tokens in cluster/tokens, secrets in cluster/secrets).  again: a
+        copied cluster (--from) whose sessions may have expired signs in
+        anew with the saved secrets."""
+        acc = os.path.join(SRC, "scripts", "accounts")
+        head = [acc] + (["--login"] if again else []) + [self.ctl_bin, self.conf, self.cdir]
+        if again:
+            r = subprocess.run(head + [x.split("=")[0] for x in self.STAFF],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        else:
+            r = subprocess.run(head + list(self.STAFF), input=self.init_out,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            self.init_out = None
+        if r.returncode != 0:
+            raise RuntimeError("sign-in of the bench staff failed: %s" % r.stdout.strip())
+        log("signed in:", ", ".join(x.split("=")[0] for x in self.STAFF))
+
+    def token(self, who):
+        return os.path.join(self.cdir, "tokens", who)
 
     def start(self, i):
         assert i not in self.procs or self.procs[i].poll() is not None
@@ -345,7 +371,8 @@ class Drill:
         return codes
 
     def ctl_json(self, *args):
-        r = subprocess.run([self.ctl_bin, "--config", self.conf, "--json"]
+        r = subprocess.run([self.ctl_bin, "--config", self.conf, "--json",
+                            "--token-file", self.token("bench-operator")]
                            + list(args), stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
         try:
@@ -385,7 +412,10 @@ class Drill:
 
     def bench(self, args, out_name):
         out = os.path.join(self.dir, out_name)
-        cmd = [self.load, "--config", self.conf] + args
+        cmd = [self.load, "--config", self.conf,
+               "--clerk-token-file", self.token("bench-clerk"),
+               "--approver-token-file", self.token("bench-approver"),
+               "--operator-token-file", self.token("bench-operator")] + args
         log("run", " ".join(cmd))
         with open(out, "w") as fo, open(out + ".err", "w") as fe:
             p = subprocess.Popen(cmd, stdout=fo, stderr=fe)
@@ -422,6 +452,7 @@ class Drill:
         self.init()
         for i in (1, 2, 3):
             self.start(i)
+        self.sign_in()
         leader = self.leader()
         rc, _ = self.bench(["--households", "1", "--inflight", "1",
                             "--prefix", "S"], "setup.json")
@@ -626,6 +657,7 @@ class Drill:
              "follower_last_index_at_stop": man["follower_last_index_at_stop"],
              "saved_load": man.get("load"), "saved_source_commit": man.get("source_commit")})
         self.start_healthy()
+        self.sign_in(again=True)
 
     def run(self):
         a = self.a

@@ -29,7 +29,8 @@ for r in $(seq "$rounds"); do
         sleep 3
         printf '%s\n' "$init_out" | "$src/scripts/accounts" "$build/client/kyufuctl" \
             "$dir/c/kyufuctl.conf" "$dir/c" bench-clerk=clerk bench-approver=approver \
-            bench-operator=operator >/dev/null || { echo "$name round $r: sign-in failed"; exit 2; }
+            bench-operator=operator >/dev/null || {
+            echo "$name round $r: sign-in failed"; kill -TERM "${pids[@]}"; wait; exit 2; }
         t=$dir/c/tokens
         "$build/chaos/bench/kyufu-bench-load" --config "$dir/c/kyufuctl.conf" \
             --clerk-token-file "$t/bench-clerk" --approver-token-file "$t/bench-approver" \
