@@ -18,8 +18,8 @@ Happy path:
      Cluster.Status and /proc/PID/status (VmHWM, VmRSS, RssAnon) every
      --poll-ms until the follower's applied index has reached the leader's
      applied index at the restart, and then equals the leader's;
-  6. stop the probe, wait for all three nodes at one applied index, compare
-     their state digests (kyufuctl cluster status --digest);
+  6. stop the probe, compare the nodes' state digests at one applied index
+     (scripts/same-state: the cluster keeps writing while idle);
   7. write result.json and print it; stop every kyufud by its PID.
 
 --save DIR (after step 4): both running nodes are stopped with SIGTERM and
@@ -290,12 +290,15 @@ class Drill:
 
     def init(self):
         base = free_base(3)
-        subprocess.run([self.ctl_bin, "cluster", "init", "--dir", self.cdir,
+        # Its output (the first ID administrator's temporary password)
+        # goes to sign_in() in memory only.
+        self.init_out = subprocess.run(
+                       [self.ctl_bin, "cluster", "init", "--dir", self.cdir,
                         "--nodes", "3", "--raft-port-base", str(base),
                         "--api-port-base", str(base + 100)],
-                       check=True, stdout=subprocess.DEVNULL,
+                       check=True, stdout=subprocess.PIPE, text=True,
                        env=dict(os.environ, KYUFU_CA_PASSPHRASE=os.environ.get(
-                           "KYUFU_CA_PASSPHRASE", "install drill CA passphrase")))
+                           "KYUFU_CA_PASSPHRASE", "install drill CA passphrase"))).stdout
         for i in (1, 2, 3):
             p = self.node_conf(i)
             text = open(p).read()
@@ -306,6 +309,36 @@ class Drill:
             with open(p, "w") as f:
                 f.write(text)
         log("cluster in", self.cdir, "ports", base, base + 100)
+
+    STAFF = ("bench-clerk=clerk", "bench-approver=approver", "bench-operator=operator")
+
+    def sign_in(self, again=False):
+        """The bench's staff sign in with password + TOTP (scripts/accounts:
+        tokens in cluster/tokens, secrets in cluster/secrets).  again: a
+        copied cluster (--from) whose sessions may have expired signs in
+        anew with the saved secrets."""
+        acc = os.path.join(SRC, "scripts", "accounts")
+        head = [acc] + (["--login"] if again else []) + [self.ctl_bin, self.conf, self.cdir]
+        if again:
+            r = subprocess.run(head + [x.split("=")[0] for x in self.STAFF],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        else:
+            r = subprocess.run(head + list(self.STAFF), input=self.init_out,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            self.init_out = None
+        if r.returncode != 0:
+            raise RuntimeError("sign-in of the bench staff failed: %s" % r.stdout.strip())
+        log("signed in:", ", ".join(x.split("=")[0] for x in self.STAFF))
+
+    def token(self, who):
+        return os.path.join(self.cdir, "tokens", who)
+
+    def load_cmd(self, args):
+        """kyufu-bench-load on this cluster, in the bench staff's sessions."""
+        return [self.load, "--config", self.conf,
+                "--clerk-token-file", self.token("bench-clerk"),
+                "--approver-token-file", self.token("bench-approver"),
+                "--operator-token-file", self.token("bench-operator")] + list(args)
 
     def start(self, i):
         assert i not in self.procs or self.procs[i].poll() is not None
@@ -345,7 +378,8 @@ class Drill:
         return codes
 
     def ctl_json(self, *args):
-        r = subprocess.run([self.ctl_bin, "--config", self.conf, "--json"]
+        r = subprocess.run([self.ctl_bin, "--config", self.conf, "--json",
+                            "--token-file", self.token("bench-operator")]
                            + list(args), stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
         try:
@@ -385,7 +419,7 @@ class Drill:
 
     def bench(self, args, out_name):
         out = os.path.join(self.dir, out_name)
-        cmd = [self.load, "--config", self.conf] + args
+        cmd = self.load_cmd(args)
         log("run", " ".join(cmd))
         with open(out, "w") as fo, open(out + ".err", "w") as fe:
             p = subprocess.Popen(cmd, stdout=fo, stderr=fe)
@@ -422,6 +456,7 @@ class Drill:
         self.init()
         for i in (1, 2, 3):
             self.start(i)
+        self.sign_in()
         leader = self.leader()
         rc, _ = self.bench(["--households", "1", "--inflight", "1",
                             "--prefix", "S"], "setup.json")
@@ -626,6 +661,7 @@ class Drill:
              "follower_last_index_at_stop": man["follower_last_index_at_stop"],
              "saved_load": man.get("load"), "saved_source_commit": man.get("source_commit")})
         self.start_healthy()
+        self.sign_in(again=True)
 
     def run(self):
         a = self.a
@@ -654,8 +690,8 @@ class Drill:
         probe_file = os.path.join(self.dir, "probe.txt")
         probe_out = open(os.path.join(self.dir, "probe.json"), "w")
         probe_err = open(os.path.join(self.dir, "probe.json.err"), "w")
-        probe = subprocess.Popen([self.load, "--config", self.conf, "--probe", probe_file,
-                                  "--prefix", "P", "--no-setup"],
+        probe = subprocess.Popen(self.load_cmd(["--probe", probe_file,
+                                  "--prefix", "P", "--no-setup"]),
                                  stdout=probe_out, stderr=probe_err)
         self.others.append(probe)
         time.sleep(a.before_s)
@@ -764,20 +800,17 @@ class Drill:
             "after": window(t_end_install, t_end_install + a.after_s)}
         log("probe", self.result["probe"])
 
-        # ---- converge and compare digests
-        t = time.time()
-        digests = None
-        while time.time() - t < a.converge_s:
-            st = self.status(digest=True)
-            if len(st) == 3 and len({(n["applied_index"], n.get("state_digest"))
-                                     for n in st.values()}) == 1:
-                digests = {i: (n["applied_index"], n.get("state_digest"))
-                           for i, n in st.items()}
-                break
-            time.sleep(0.5)
-        self.result["digests_equal"] = digests is not None
-        self.result["final"] = digests or {i: (n.get("applied_index"), n.get("state_digest"))
-                                           for i, n in self.status(digest=True).items()}
+        # ---- converge and compare digests (scripts/same-state: at the
+        # same applied index, as the cluster keeps writing while idle)
+        r = subprocess.run([os.path.join(SRC, "scripts", "same-state"), str(a.converge_s),
+                            self.ctl_bin, "--config", self.conf, "--deadline-ms", "60000",
+                            "--token-file", self.token("bench-operator")],
+                           stdout=subprocess.PIPE, text=True)
+        log("converge:", r.stdout.strip())
+        self.result["digests_equal"] = r.returncode == 0
+        self.result["converge"] = r.stdout.strip()
+        self.result["final"] = {i: (n.get("applied_index"), n.get("state_digest"))
+                                for i, n in self.status(digest=True).items()}
         for i in (1, 2, 3):
             self.result.setdefault("vmhwm_kib_end", {})[i] = (
                 proc_status(self.procs[i].pid) or {}).get("VmHWM")

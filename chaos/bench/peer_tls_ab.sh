@@ -2,13 +2,15 @@
 # A/B cost of Raft over TLS (docs/peer-tls.md, figures in docs/bench-load.md
 # "Peer TLS cost"): for each build directory given, in turn, ROUNDS times
 # (A B A B ...): a fresh `kyufuctl cluster init` cluster of three kyufud on
-# loopback, then kyufu-bench-load --inflight 1,256, then stop the nodes by
+# loopback, its staff signed in (scripts/accounts: bench-clerk,
+# bench-approver, bench-operator with password + TOTP), then kyufu-bench-load --inflight 1,256, then stop the nodes by
 # PID.  One JSON result per run in OUT (OUT/NAME-ROUND.json), and the CPU
 # time of each node over the run (OUT/NAME-ROUND.cpu).
 #
 # usage: peer_tls_ab.sh OUT ROUNDS HOUSEHOLDS NAME=BUILD_DIR NAME=BUILD_DIR
 # Needs free loopback ports 27501-27503 and 27601-27603.
 set -u
+src=$(cd "$(dirname "$0")/../.." && pwd)
 out=$1 rounds=$2 households=$3
 shift 3
 mkdir -p "$out"
@@ -16,16 +18,23 @@ for r in $(seq "$rounds"); do
     for ab in "$@"; do
         name=${ab%%=*} build=${ab#*=}
         dir=$(mktemp -d /tmp/kyufu-ab-XXXXXX)
-        KYUFU_CA_PASSPHRASE=${KYUFU_CA_PASSPHRASE:-peer-tls-ab CA passphrase} \
-        "$build/client/kyufuctl" cluster init --dir "$dir/c" --raft-port-base 27501 \
-            --api-port-base 27601 >/dev/null || exit 2
+        init_out=$(KYUFU_CA_PASSPHRASE=${KYUFU_CA_PASSPHRASE:-peer-tls-ab CA passphrase} \
+            "$build/client/kyufuctl" cluster init --dir "$dir/c" --raft-port-base 27501 \
+            --api-port-base 27601) || exit 2
         pids=()
         for i in 1 2 3; do
             "$build/node/kyufud" --config "$dir/c/node$i/kyufud.conf" >>"$dir/node$i.log" 2>&1 &
             pids+=($!)
         done
         sleep 3
+        printf '%s\n' "$init_out" | "$src/scripts/accounts" "$build/client/kyufuctl" \
+            "$dir/c/kyufuctl.conf" "$dir/c" bench-clerk=clerk bench-approver=approver \
+            bench-operator=operator >/dev/null || {
+            echo "$name round $r: sign-in failed"; kill -TERM "${pids[@]}"; wait; exit 2; }
+        t=$dir/c/tokens
         "$build/chaos/bench/kyufu-bench-load" --config "$dir/c/kyufuctl.conf" \
+            --clerk-token-file "$t/bench-clerk" --approver-token-file "$t/bench-approver" \
+            --operator-token-file "$t/bench-operator" \
             --households "$households" --inflight 1,256 >"$out/$name-$r.json" 2>"$out/$name-$r.err"
         echo "$name round $r: exit $?"
         # CPU seconds (user + system) each node used over the whole run:
