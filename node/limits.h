@@ -293,4 +293,12 @@ _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX + KYUFU_NODE_STOP_DRAIN_MS_MAX <
  * one stat(2) per poll. */
 #define KYUFU_NODE_CRL_POLL_MS 2000u
 
+/* A follower asked about itself (Status, availability) with a session it
+ * has not applied yet (the sign-in was answered by the leader a moment
+ * ago): it looks again every KYUFU_NODE_AUTH_LAG_WAIT_MS, at most
+ * KYUFU_NODE_AUTH_LAG_WAITS times (1 s: ten heartbeats at the default
+ * 100 ms), before refusing the session as unknown (service.c). */
+#define KYUFU_NODE_AUTH_LAG_WAIT_MS 50u
+#define KYUFU_NODE_AUTH_LAG_WAITS 20u
+
 #endif /* KYUFU_NODE_LIMITS_H */

@@ -141,31 +141,89 @@ struct bound
     const struct kyufu_node_method *method;
 };
 
-/* Whether a call refused here for a session this node does not hold may go
- * to the leader instead: on a follower, for a method the leader serves
- * (not this node's own Status, availability or power event), once. */
-static bool forwardable(const struct kyufu_node_call *c)
+/* On a follower that knows the leader, for a call not forwarded already:
+ * a session this node does not hold may be one it has not applied yet. */
+static bool lagging_follower(const struct kyufu_node_call *c)
 {
-    switch (c->method->kind) {
-    case KYUFU_NODE_STATUS:
-    case KYUFU_NODE_POWER_EVENT:
-    case KYUFU_NODE_GET_AVAILABILITY:
-        return false;
-    default:
-        break;
-    }
     const char *api = "";
     uint64_t leader = kyufu_node__leader(c->node, &api);
     return leader != 0 && leader != c->node->config->id &&
            !kyufu_node__call_was_forwarded(c);
 }
 
+/* The calls a node answers about itself (its Status, availability, power
+ * event): never forwarded to the leader. */
+static bool node_local(const struct kyufu_node_call *c)
+{
+    switch (c->method->kind) {
+    case KYUFU_NODE_STATUS:
+    case KYUFU_NODE_POWER_EVENT:
+    case KYUFU_NODE_GET_AVAILABILITY:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int authorize(struct kyufu_node_call *c, unsigned waited);
+static void serve(struct kyufu_node_call *c);
+
+/* A node-local call on a follower that lags a sign-in waits for its apply
+ * to catch up: KYUFU_NODE_AUTH_LAG_WAIT_MS at a time, at most
+ * KYUFU_NODE_AUTH_LAG_WAITS times, then the session is refused as
+ * unknown.  The call stays valid while it waits, cancelled or not (grpc.h). */
+struct lag_wait
+{
+    uv_timer_t timer; /* first: the handle is the struct */
+    struct kyufu_node_call *c;
+    unsigned waited;
+};
+
+static void lag_wait_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void lag_wait_fire(uv_timer_t *t)
+{
+    struct lag_wait *w = t->data;
+    struct kyufu_node_call *c = w->c;
+    unsigned waited = w->waited + 1;
+    uv_close((uv_handle_t *)&w->timer, lag_wait_closed);
+    struct kyufu_node *n = c->node;
+    if (n->stage != KYUFU_NODE_RUNNING || n->stop_requested) {
+        kyufu_node__call_unavailable(c, "node is stopping");
+        return;
+    }
+    if (authorize(c, waited) == 0) {
+        serve(c);
+    }
+}
+
+static int lag_wait(struct kyufu_node_call *c, unsigned waited)
+{
+    struct lag_wait *w = malloc(sizeof *w);
+    if (w == NULL) {
+        return -1;
+    }
+    w->c = c;
+    w->waited = waited;
+    int rv = uv_timer_init(&c->node->loop, &w->timer);
+    assert(rv == 0); /* cannot fail for a timer */
+    (void)rv;
+    w->timer.data = w;
+    uv_timer_start(&w->timer, lag_wait_fire, KYUFU_NODE_AUTH_LAG_WAIT_MS, 0);
+    return 0;
+}
+
 /* Authenticate the caller into c->principal and check the permission
- * table.  0 to go on; -1 when the call was answered (refused).  A method
+ * table.  0 to go on; -1 when the call was answered (refused) or is on
+ * its way (forwarded, or waiting for this follower to apply a sign-in).
+ * `waited`: how many lag waits this call has had.  A method
  * that needs no session (PUBLIC, or LOCAL from this host) goes on as
  * nobody when the token it carries is bad: a stale token must not keep
  * anyone from signing in again. */
-static int authorize(struct kyufu_node_call *c)
+static int authorize(struct kyufu_node_call *c, unsigned waited)
 {
     struct kyufu_node *n = c->node;
     const struct kyufu_grpc_call *call = c->call;
@@ -181,11 +239,16 @@ static int authorize(struct kyufu_node_call *c)
     int code = kyufu_node__authenticate(n, call, &c->principal, msg,
                                         sizeof msg);
     if (code == KYUFU_GRPC_UNAUTHENTICATED && c->principal.unknown_here &&
-        !open && forwardable(c)) {
-        /* A follower that has not applied the sign-in yet: the leader,
-         * which answered it, checks the session (auth.c). */
-        kyufu_node__forward(c);
-        return -1;
+        !open && lagging_follower(c)) {
+        if (!node_local(c)) {
+            /* The leader, which answered the sign-in, checks the session
+             * (auth.c). */
+            kyufu_node__forward(c);
+            return -1;
+        }
+        if (waited < KYUFU_NODE_AUTH_LAG_WAITS && lag_wait(c, waited) == 0) {
+            return -1; /* pending: lag_wait_fire goes on */
+        }
     }
     if (code != KYUFU_GRPC_OK && open) {
         memset(&c->principal, 0, sizeof c->principal);
@@ -239,9 +302,17 @@ static void handle(void *data, struct kyufu_grpc_call *call)
     }
     c->method = m;
     c->method_index = (int)(m - table);
-    if (authorize(c) != 0) {
-        return; /* answered */
+    if (authorize(c, 0) == 0) {
+        serve(c);
     }
+}
+
+/* An authorized call: its request checked and unpacked, then its kind's
+ * handler. */
+static void serve(struct kyufu_node_call *c)
+{
+    const struct kyufu_node_method *m = c->method;
+    const struct kyufu_grpc_call *call = c->call;
     {
         char msg[160];
         if (kyufu_pb_check_known(m->request, call->request,

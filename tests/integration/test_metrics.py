@@ -160,6 +160,7 @@ def rotate(c, i, port):
     nd = os.path.dirname(c.conf[i])
     for src, name in ((key, "node.key"), (crt, "node.pem")):
         shutil.copyfile(src, os.path.join(nd, name + ".new"))
+        os.chmod(os.path.join(nd, name + ".new"), 0o600)  # kyufud refuses
         os.rename(os.path.join(nd, name + ".new"), os.path.join(nd, name))
     os.kill(c.procs[i].pid, signal.SIGHUP)
     end = time.monotonic() + 10
