@@ -444,6 +444,8 @@ struct kyufu_api_server_config
     const char *ca_file;         /* PEM CA for client certs; NULL: no client auth */
     bool require_client_cert;    /* mutual TLS: refuse clients without a cert
                                     from ca_file (needs ca_file) */
+    const char *crl_file;        /* PEM CRL(s) signed by ca_file's CA; NULL: no
+                                    revocation check (api__tls_ctx_set_crl) */
     const struct kyufu_grpc_method *methods; /* borrowed; outlives the server */
     size_t n_methods;
     /* 0 means the default from api/grpc_limits.h. */
@@ -474,7 +476,7 @@ int kyufu_api_server_start(uv_loop_t *loop,
 /* The bound port (useful with port 0). */
 uint16_t kyufu_api_server_port(const struct kyufu_api_server *server);
 
-/* Certificate rotation: read the config's cert, key and CA files again and
+/* Certificate rotation: read the config's cert, key, CA and CRL files again and
  * use them for every connection accepted from now on; connections open now
  * keep the identity they were made with.  On error (ETLS with errmsg) the
  * server keeps its current files, so a half-copied rotation never takes a
@@ -482,6 +484,11 @@ uint16_t kyufu_api_server_port(const struct kyufu_api_server *server);
 int kyufu_api_server_reload_tls(struct kyufu_api_server *server,
                                 char *errmsg,
                                 size_t errmsg_len);
+
+/* True when the CRL in use (crl_file, as last loaded) is past its
+ * nextUpdate: still enforced, but the operator should issue a fresh one
+ * (docs/operations.md "Terminals and revocation"). */
+bool kyufu_api_server_crl_expired(const struct kyufu_api_server *server);
 
 /* Set the health status served for a service name ("" = whole server). */
 int kyufu_api_server_set_health(struct kyufu_api_server *server,

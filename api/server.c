@@ -80,8 +80,9 @@ struct kyufu_api_server
     void (*on_refusal)(void *data, const struct kyufu_api_refusal *refusal);
     void *refusal_data;
     /* Files read again by kyufu_api_server_reload_tls (one allocation). */
-    char *cert_file, *key_file, *ca_file;
+    char *cert_file, *key_file, *ca_file, *crl_file;
     bool require_client_cert;
+    bool crl_expired; /* the CRL in use is past its nextUpdate */
     unsigned long n_refused[KYUFU_API_REFUSED_HANDSHAKE_TIMEOUT + 1];
     uint64_t handshake_timeout_ms;
     uint64_t idle_timeout_ms;
@@ -536,6 +537,31 @@ static void on_connection(uv_stream_t *listener, int status)
     conn_arm_timer(c);
 }
 
+/* The server's TLS context from its files (the CRL's checks turned on when
+ * it has one); s->crl_expired says whether that CRL is past nextUpdate.
+ * cert and key are the config's at start, s's copies on reload. */
+static int server_ctx_new(struct kyufu_api_server *s, const char *cert_file,
+                          const char *key_file, SSL_CTX **out, char *errmsg,
+                          size_t errmsg_len)
+{
+    SSL_CTX *ctx;
+    const char *ca = s->ca_file[0] != '\0' ? s->ca_file : NULL;
+    int rv = api__tls_server_ctx_new(cert_file, key_file, ca, s->require_client_cert,
+                                     api__tls_alpn_h2, &ctx, errmsg, errmsg_len);
+    if (rv != 0) {
+        return rv;
+    }
+    bool expired = false;
+    if (s->crl_file[0] != '\0' &&
+        (rv = api__tls_ctx_set_crl(ctx, s->crl_file, &expired, errmsg, errmsg_len)) != 0) {
+        SSL_CTX_free(ctx);
+        return rv;
+    }
+    s->crl_expired = expired;
+    *out = ctx;
+    return 0;
+}
+
 int kyufu_api_server_start(uv_loop_t *loop,
                            const struct kyufu_api_server_config *config,
                            struct kyufu_api_server **out,
@@ -575,23 +601,29 @@ int kyufu_api_server_start(uv_loop_t *loop,
     s->refusal_data = config->refusal_data;
     s->require_client_cert = config->require_client_cert;
     {
-        /* One allocation for the three paths ("" for a missing CA). */
+        /* One allocation for the four paths ("" for a missing CA or CRL). */
         const char *cf = config->cert_file != NULL ? config->cert_file : "";
         const char *kf = config->key_file != NULL ? config->key_file : "";
         const char *af = config->ca_file != NULL ? config->ca_file : "";
+        const char *rf = config->crl_file != NULL ? config->crl_file : "";
         size_t lc = strlen(cf) + 1, lk = strlen(kf) + 1, la = strlen(af) + 1;
-        s->cert_file = malloc(lc + lk + la);
+        size_t lr = strlen(rf) + 1;
+        s->cert_file = malloc(lc + lk + la + lr);
         if (s->cert_file == NULL) {
             rv = KYUFU_API_ENOMEM;
             goto err_after_alloc;
         }
         s->key_file = (char *)memcpy(s->cert_file, cf, lc) + lc;
         s->ca_file = (char *)memcpy(s->key_file, kf, lk) + lk;
-        memcpy(s->ca_file, af, la);
+        s->crl_file = (char *)memcpy(s->ca_file, af, la) + la;
+        memcpy(s->crl_file, rf, lr);
     }
-    rv = api__tls_server_ctx_new(config->cert_file, config->key_file, config->ca_file,
-                                 config->require_client_cert, api__tls_alpn_h2, &s->ctx, errmsg,
-                                 errmsg_len);
+    if (config->crl_file != NULL && config->ca_file == NULL) {
+        snprintf(errmsg, errmsg_len, "a CRL needs the CA that signed it (ca_file)");
+        rv = KYUFU_API_EINVALID;
+        goto err_after_alloc;
+    }
+    rv = server_ctx_new(s, config->cert_file, config->key_file, &s->ctx, errmsg, errmsg_len);
     if (rv != 0) {
         goto err_after_alloc;
     }
@@ -666,10 +698,8 @@ int kyufu_api_server_reload_tls(struct kyufu_api_server *server,
                                 size_t errmsg_len)
 {
     SSL_CTX *ctx;
-    int rv = api__tls_server_ctx_new(server->cert_file, server->key_file,
-                                     server->ca_file[0] != '\0' ? server->ca_file : NULL,
-                                     server->require_client_cert, api__tls_alpn_h2, &ctx, errmsg,
-                                     errmsg_len);
+    int rv = server_ctx_new(server, server->cert_file, server->key_file, &ctx, errmsg,
+                            errmsg_len);
     if (rv != 0) {
         return rv;
     }
@@ -677,6 +707,11 @@ int kyufu_api_server_reload_tls(struct kyufu_api_server *server,
     SSL_CTX_free(server->ctx);
     server->ctx = ctx;
     return 0;
+}
+
+bool kyufu_api_server_crl_expired(const struct kyufu_api_server *server)
+{
+    return server->crl_expired;
 }
 
 const char *kyufu_api_refusal_name(enum kyufu_api_refusal_kind kind)

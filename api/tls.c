@@ -21,10 +21,13 @@
  * with OpenSSL's verify string in t->error.
  */
 #include <assert.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "grpc.h"
@@ -141,6 +144,23 @@ static int alpn_select(SSL *ssl,
     return SSL_TLSEXT_ERR_OK;
 }
 
+int api__tls_key_file_private(const char *key_file, char *errmsg, size_t errmsg_len)
+{
+    struct stat st;
+    if (stat(key_file, &st) != 0) {
+        snprintf(errmsg, errmsg_len, "cannot load key %s: %s", key_file, strerror(errno));
+        return KYUFU_API_ETLS;
+    }
+    if ((st.st_mode & 077) != 0) {
+        snprintf(errmsg, errmsg_len,
+                 "private key %s is readable or writable by group or others (mode %04o); "
+                 "refusing it: chmod 600 it (owned by the user kyufud runs as)",
+                 key_file, (unsigned)(st.st_mode & 07777));
+        return KYUFU_API_ETLS;
+    }
+    return 0;
+}
+
 static int load_identity(SSL_CTX *ctx, const char *cert_file, const char *key_file,
                          char *errmsg, size_t errmsg_len)
 {
@@ -158,9 +178,14 @@ static int load_identity(SSL_CTX *ctx, const char *cert_file, const char *key_fi
 
 /* Remember the subject of a peer certificate that fails verification,
  * which OpenSSL does not keep as the session's peer, so the refusal can be
- * logged with who it was (api__tls_peer_subject).  Decides nothing. */
+ * logged with who it was (api__tls_peer_subject).  Decides one thing only:
+ * a CRL past its nextUpdate is still enforced rather than failing every
+ * handshake (api__tls_ctx_set_crl). */
 static int verify_cb(int ok, X509_STORE_CTX *store)
 {
+    if (!ok && X509_STORE_CTX_get_error(store) == X509_V_ERR_CRL_HAS_EXPIRED) {
+        return 1;
+    }
     if (!ok) {
         SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
         struct api__tls *t = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
@@ -171,6 +196,90 @@ static int verify_cb(int ok, X509_STORE_CTX *store)
         }
     }
     return ok;
+}
+
+/* The CA certificate of ctx's store that signed crl, or NULL. */
+static X509 *crl_signer(SSL_CTX *ctx, X509_CRL *crl)
+{
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+    for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+        X509 *ca = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+        if (ca != NULL && X509_NAME_cmp(X509_get_subject_name(ca), X509_CRL_get_issuer(crl)) == 0 &&
+            X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1) {
+            return ca;
+        }
+    }
+    ERR_clear_error();
+    return NULL;
+}
+
+int api__tls_ctx_set_crl(SSL_CTX *ctx, const char *crl_file, bool *expired,
+                         char *errmsg, size_t errmsg_len)
+{
+    int rv = 0;
+    *expired = false;
+    ERR_clear_error();
+    STACK_OF(X509_CRL) *crls = sk_X509_CRL_new_null();
+    BIO *in = BIO_new_file(crl_file, "r");
+    if (crls == NULL || in == NULL) {
+        rv = ssl_fail(errmsg, errmsg_len, "cannot read CRL", crl_file);
+        goto out;
+    }
+    for (;;) {
+        X509_CRL *crl = PEM_read_bio_X509_CRL(in, NULL, NULL, NULL);
+        if (crl == NULL) {
+            break;
+        }
+        if (sk_X509_CRL_push(crls, crl) <= 0) {
+            X509_CRL_free(crl);
+            rv = ssl_fail(errmsg, errmsg_len, "out of memory reading CRL", crl_file);
+            goto out;
+        }
+    }
+    /* The loop ends at the end of the file (PEM "no start line") or at a
+     * damaged block. */
+    unsigned long e = ERR_peek_last_error();
+    if (e != 0 && !(ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)) {
+        rv = ssl_fail(errmsg, errmsg_len, "cannot parse CRL", crl_file);
+        goto out;
+    }
+    if (sk_X509_CRL_num(crls) == 0) {
+        ERR_clear_error();
+        snprintf(errmsg, errmsg_len, "no CRL (PEM \"X509 CRL\") in %s", crl_file);
+        rv = KYUFU_API_ETLS;
+        goto out;
+    }
+    ERR_clear_error();
+    for (int i = 0; i < sk_X509_CRL_num(crls); i++) {
+        X509_CRL *crl = sk_X509_CRL_value(crls, i);
+        if (crl_signer(ctx, crl) == NULL) {
+            char issuer[256];
+            X509_NAME_oneline(X509_CRL_get_issuer(crl), issuer, (int)sizeof issuer);
+            snprintf(errmsg, errmsg_len,
+                     "CRL %s (issuer %s) is not signed by the cluster CA", crl_file, issuer);
+            rv = KYUFU_API_ETLS;
+            goto out;
+        }
+        const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+        if (next != NULL && X509_cmp_current_time(next) < 0) {
+            *expired = true;
+        }
+    }
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    for (int i = 0; i < sk_X509_CRL_num(crls); i++) {
+        if (X509_STORE_add_crl(store, sk_X509_CRL_value(crls, i)) != 1) {
+            rv = ssl_fail(errmsg, errmsg_len, "cannot use CRL", crl_file);
+            goto out;
+        }
+    }
+    if (X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_CRL_CHECK) != 1 ||
+        X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK) != 1) {
+        rv = ssl_fail(errmsg, errmsg_len, "cannot turn on CRL checks for", crl_file);
+    }
+out:
+    BIO_free(in);
+    sk_X509_CRL_pop_free(crls, X509_CRL_free);
+    return rv;
 }
 
 int api__tls_server_ctx_new(const char *cert_file,
@@ -195,6 +304,7 @@ int api__tls_server_ctx_new(const char *cert_file,
         goto err;
     }
     if ((rv = api__tls_policy_apply(ctx, errmsg, errmsg_len)) != 0 ||
+        (rv = api__tls_key_file_private(key_file, errmsg, errmsg_len)) != 0 ||
         (rv = load_identity(ctx, cert_file, key_file, errmsg, errmsg_len)) != 0) {
         goto err_after_ctx;
     }

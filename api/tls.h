@@ -39,6 +39,26 @@ int api__tls_client_ctx_new(const char *ca_file,
                             char *errmsg,
                             size_t errmsg_len);
 
+/* Private key files (certificates: docs/identity.md "Certificates").  0
+ * when `key_file` is a file that only its owner may read or write (no
+ * group or other bits, mode & 077 == 0); else KYUFU_API_ETLS with errmsg
+ * naming the file, its mode and the fix.  api__tls_server_ctx_new checks
+ * its key with it, so kyufud refuses such a key at start and on reload. */
+int api__tls_key_file_private(const char *key_file, char *errmsg, size_t errmsg_len);
+
+/* Certificate revocation (docs/identity.md "Certificates"): read every CRL
+ * in crl_file (PEM, at least one), check that each is signed by a CA
+ * certificate already in ctx's trust store (load the CA first) and add
+ * them to it, and turn on CRL checking of the peer's (leaf) certificate:
+ * a revoked one then fails its handshake with OpenSSL's "certificate
+ * revoked".  A CRL past its nextUpdate is still enforced (the list of
+ * revoked certificates stays true; refusing every client because a file
+ * was not refreshed in time would be an outage): *expired is set so the
+ * caller can warn.  On error (KYUFU_API_ETLS with errmsg) ctx is
+ * unchanged. */
+int api__tls_ctx_set_crl(SSL_CTX *ctx, const char *crl_file, bool *expired,
+                         char *errmsg, size_t errmsg_len);
+
 /* Apply the policy of kyufu_tls_policy() to a context (exposed so tests can
  * build a context like ours and then weaken one knob). */
 int api__tls_policy_apply(SSL_CTX *ctx, char *errmsg, size_t errmsg_len);

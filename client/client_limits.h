@@ -122,6 +122,28 @@
 /* Validity of node and client certificates: CA/Browser-Forum-style 825
  * days, so rotation is a yearly routine rather than a forgotten event. */
 #define KYUFU_CTL_LEAF_VALID_DAYS 825u
+/* The CA key's passphrase (ctl_pki.c): at least 12 bytes, the length the
+ * password policy asks of people (docs/identity.md); at most 1023, far
+ * beyond any typed one, so a line read never truncates it. */
+#define KYUFU_CTL_CA_PASSPHRASE_BYTES_MIN 12u
+#define KYUFU_CTL_CA_PASSPHRASE_BYTES_MAX 1023u
+/* PBKDF2-HMAC-SHA256 iterations deriving the CA key's encryption key from
+ * its passphrase: the password hashes' count (api/pwhash.h, measured at
+ * about 0.13 s on the project's machine: docs/identity.md), once per
+ * command that signs. */
+#define KYUFU_CTL_CA_KEY_PBKDF2_ITERATIONS 600000
+/* A CRL's nextUpdate: 30 days after it is written.  Nodes still enforce
+ * one past it (and warn): `kyufuctl terminal crl` writes a fresh one. */
+#define KYUFU_CTL_CRL_VALID_DAYS 30u
+/* A CRL file kyufuctl copies: about 40 bytes a revoked certificate, so
+ * room for some 25,000 revocations. */
+#define KYUFU_CTL_CRL_BYTES_MAX (1024u * 1024u)
+/* Terminal names and operator ids in the registry: letters, digits, '.',
+ * '_', '-', starting with a letter or digit (a certificate CN, a file
+ * name and a CSV field that needs no quoting). */
+#define KYUFU_CTL_TERMINAL_NAME_BYTES_MAX 64u
+/* kyufuctl terminal revoke --reason: printable text (the registry, CSV). */
+#define KYUFU_CTL_REVOKE_REASON_BYTES_MAX 200u
 /* kyufuctl node new --id: kyufud's own bound (node/limits.h
  * KYUFU_NODE_ID_MAX). */
 #define KYUFU_CTL_NODE_ID_MAX 1000000u

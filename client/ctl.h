@@ -62,7 +62,26 @@ struct kyufu_ctl_init_opts
     bool on_hosts;
     const char *etc_dir;             /* on_hosts; NULL: /etc/kyufu */
     const char *state_dir;           /* on_hosts; NULL: /var/lib/kyufu */
+    /* The CA key's passphrase (ctl__ca_passphrase: this file, else
+     * $KYUFU_CA_PASSPHRASE, else asked twice on the terminal). */
+    const char *ca_passphrase_file;
+    /* The first administrator's staff id: their operator certificate
+     * DIR/ADMIN.pem, .key; NULL: KYUFU_CTL_INIT_ADMIN_DEFAULT. */
+    const char *admin_id;
+    /* PBKDF2 rounds for the CA key's encryption; 0 (the command line's
+     * only value): KYUFU_CTL_CA_KEY_PBKDF2_ITERATIONS.  Tests that make
+     * many clusters lower it (a decryption follows the file's count). */
+    unsigned ca_key_iterations;
+    /* Out (may be NULL): KYUFU_CTL_TEMP_PASSWORD_CHARS + 1 bytes that get
+     * the first ID administrator's temporary password, whose hash init
+     * writes into each node's folder as bootstrap-admin (0600;
+     * client/ctl_bootstrap.h).  The caller shows it once and wipes it. */
+    char *admin_password;
 };
+#define KYUFU_CTL_INIT_ADMIN_DEFAULT "admin"
+/* The first administrator's temporary password: characters of a
+ * 56-letter alphabet (about 116 bits), as the node's own (node/password.h). */
+#define KYUFU_CTL_TEMP_PASSWORD_CHARS 20u
 
 /* Create the CA, node and client certificates and keys, every node's
  * kyufud.conf and kyufuctl.conf under opts->dir (layout in
@@ -75,17 +94,6 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *opts,
                    char *errmsg,
                    size_t errmsg_len);
 
-/* The first ID administrator of a new cluster (ctl_bootstrap.c): a random
- * temporary password into `password` (at least
- * KYUFU_CTL_BOOTSTRAP_PASSWORD_CHARS + 1 bytes; the caller prints it once
- * and cleanses it) and its PBKDF2 hash as the bootstrap-admin file (0600)
- * of each node of `o`.  A KYUFU_CTL_EXIT_* value with err. */
-int ctl__bootstrap_admin(const struct kyufu_ctl_init_opts *o, const char *staff_id,
-                         char *password, size_t password_len, FILE *log, char *err,
-                         size_t errlen);
-/* Just the password (tests). 0 or -1. */
-int ctl__bootstrap_password(char *out, size_t len);
-
 /* ------------------------------------------------------------ node new */
 
 struct kyufu_ctl_member
@@ -97,7 +105,8 @@ struct kyufu_ctl_member
 
 struct kyufu_ctl_node_new_opts
 {
-    const char *pki_dir; /* holds ca.pem and ca.key (cluster init's DIR) */
+    const char *pki_dir; /* holds ca.pem and ca.key (cluster init's DIR/ca) */
+    const char *ca_passphrase_file; /* as kyufu_ctl_init_opts's */
     const char *out;     /* created if missing; its data/ must be empty */
     uint64_t id;         /* 1..KYUFU_CTL_NODE_ID_MAX, not a member's */
     const char *raft;    /* host:port, IPv4 or DNS name */
@@ -299,6 +308,16 @@ void ctl__cluster_usage(FILE *out);
 struct Kyufu__V1__NodeStatus;
 int ctl__leader_status(struct ctl__run *r, struct Kyufu__V1__NodeStatus **out);
 void ctl__print_members(struct ctl__run *r, json_t *members);
+
+/* Terminal and operator certificates (ctl_terminal.c), same convention;
+ * noun "terminal" or "operator".  Local only. */
+int ctl__terminal(struct ctl__run *r, const char *noun, const char *verb, int argc,
+                  char **argv);
+void ctl__terminal_usage(FILE *out);
+/* The CA folder for a command: `given` (--ca-dir), else cluster init's
+ * DIR/ca next to the client config's ca file (else that folder itself when
+ * it holds ca.key).  0, or an exit code after ctl__fail. */
+int ctl__ca_dir(struct ctl__run *r, const char *given, const char *cmd, char *out, size_t len);
 
 /* Node commands (ctl_node.c), same convention: about one node, sent to it
  * alone. */

@@ -1,107 +1,101 @@
-/* kyufuctl cluster init: the first ID administrator (docs/identity.md
- * "Accounts and their lifecycle").
- *
- * A one-time temporary password (KYUFU_CTL_BOOTSTRAP_PASSWORD_CHARS
- * characters from RAND_bytes, ~119 bits) is hashed with PBKDF2 (api/pwhash.h,
- * the node's iteration count) and written as the bootstrap-admin file
- * (0600, the format of docs/identity.md) into each node's data folder
- * (local clusters: DIR/nodeN/data; --hosts: DIR/nodeN, to be placed in the
- * host's state directory with the rest).  The first leader proposes
- * BootstrapAdmin from it, once; each node deletes its copy when the staff
- * table is no longer empty.  The password itself is printed once, on the
- * operator's terminal, and written nowhere. */
-#include <errno.h>
-#include <fcntl.h>
+/* The first ID administrator's bootstrap-admin file: see ctl_bootstrap.h. */
+#include "ctl_bootstrap.h"
+
+#include <assert.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#include "ctl.h"
+#include "ctl_pki.h" /* ctl__write_file, ctl__errf */
 #include "pwhash.h"
 
-/* Unambiguous letters and digits (no 0/O, 1/l/I): read aloud at a
- * counter, typed once. */
-static const char alphabet[] = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+/* No 0/O, 1/l/I: read aloud or copied from a screen (the same alphabet as
+ * the node's temporary passwords, node/password.c). */
+static const char alphabet[] = "abcdefghijkmnpqrstuvwxyz"
+                               "ABCDEFGHJKLMNPQRSTUVWXYZ"
+                               "23456789";
 
-int ctl__bootstrap_password(char *out, size_t len)
+static int temporary(char *out, size_t out_len)
 {
-    const size_t n = KYUFU_CTL_BOOTSTRAP_PASSWORD_CHARS;
-    const unsigned k = (unsigned)(sizeof alphabet - 1);
-    if (len < n + 1) {
-        return -1;
-    }
-    size_t i = 0;
-    while (i < n) {
-        unsigned char b;
-        if (RAND_bytes(&b, 1) != 1) {
+    const unsigned n = sizeof alphabet - 1; /* 56 */
+    assert(out_len > KYUFU_CTL_TEMP_PASSWORD_CHARS);
+    size_t got = 0;
+    while (got < KYUFU_CTL_TEMP_PASSWORD_CHARS) {
+        unsigned char r[32];
+        if (RAND_bytes(r, sizeof r) != 1) {
+            OPENSSL_cleanse(out, out_len);
             return -1;
         }
-        /* Rejection sampling: no bias towards the first letters. */
-        if (b < 256 - 256 % k) {
-            out[i++] = alphabet[b % k];
+        for (size_t i = 0; i < sizeof r && got < KYUFU_CTL_TEMP_PASSWORD_CHARS; i++) {
+            if (r[i] < 256 - 256 % n) { /* rejection sampling: no bias */
+                out[got++] = alphabet[r[i] % n];
+            }
         }
+        OPENSSL_cleanse(r, sizeof r);
     }
-    out[n] = '\0';
+    out[got] = '\0';
     return 0;
 }
 
-static int write_file(const char *path, const char *text, char *err, size_t errlen)
+static void hex(char *out, const uint8_t *p, size_t len)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
-        return -1;
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
     }
-    size_t len = strlen(text);
-    bool ok = write(fd, text, len) == (ssize_t)len && fchmod(fd, 0600) == 0 && fsync(fd) == 0;
-    if (close(fd) != 0 || !ok) {
-        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
+    out[2 * len] = '\0';
 }
 
-int ctl__bootstrap_admin(const struct kyufu_ctl_init_opts *o, const char *staff_id,
-                         char *password, size_t password_len, FILE *log, char *err,
-                         size_t errlen)
+int ctl__bootstrap_new(const char *staff_id, struct ctl__bootstrap *b, char *errmsg,
+                       size_t errmsg_len)
 {
+    memset(b, 0, sizeof *b);
     uint8_t salt[KYUFU_PWHASH_SALT_BYTES], hash[KYUFU_PWHASH_BYTES];
-    if (ctl__bootstrap_password(password, password_len) != 0 ||
-        kyufu_pwhash_new(password, strlen(password), KYUFU_PWHASH_ITERATIONS, salt, hash) !=
-            0) {
-        snprintf(err, errlen, "no randomness for the first administrator's password");
-        return KYUFU_CTL_EXIT_LOCAL;
-    }
-    char text[512];
-    int n = snprintf(text, sizeof text,
-                     "staff_id = %s\ndisplay_name = ID administrator\niterations = %u\nsalt = ",
-                     staff_id, KYUFU_PWHASH_ITERATIONS);
-    for (size_t i = 0; i < sizeof salt; i++) {
-        n += snprintf(text + n, sizeof text - (size_t)n, "%02x", salt[i]);
-    }
-    n += snprintf(text + n, sizeof text - (size_t)n, "\nhash = ");
-    for (size_t i = 0; i < sizeof hash; i++) {
-        n += snprintf(text + n, sizeof text - (size_t)n, "%02x", hash[i]);
-    }
-    snprintf(text + n, sizeof text - (size_t)n, "\n");
+    char salt_hex[2 * sizeof salt + 1], hash_hex[2 * sizeof hash + 1];
     int rv = 0;
-    for (unsigned i = 1; i <= o->nodes && rv == 0; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, o->on_hosts ? "%s/node%u/bootstrap-admin"
-                                                : "%s/node%u/data/bootstrap-admin",
-                 o->dir, i);
-        (void)unlink(path); /* --force: a new cluster, a new first password */
-        if (write_file(path, text, err, errlen) != 0) {
-            rv = KYUFU_CTL_EXIT_LOCAL;
-        } else if (log != NULL) {
-            fprintf(log, "wrote %s%s\n", path,
-                    o->on_hosts ? " (copy it into the node's data_dir, mode 0600)" : "");
-        }
+    if (temporary(b->password, sizeof b->password) != 0 ||
+        kyufu_pwhash_new(b->password, strlen(b->password), KYUFU_PWHASH_ITERATIONS, salt,
+                         hash) != 0) {
+        rv = ctl__errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL,
+                       "the first administrator's temporary password: no randomness");
+        goto out;
     }
-    OPENSSL_cleanse(text, sizeof text);
+    hex(salt_hex, salt, sizeof salt);
+    hex(hash_hex, hash, sizeof hash);
+    int n = snprintf(b->text, sizeof b->text,
+                     "# The first ID administrator (kyufuctl cluster init): the hash\n"
+                     "# of the temporary password it printed once.  The node deletes\n"
+                     "# this file once the account exists.\n"
+                     "staff_id = %s\n"
+                     "display_name = " CTL__BOOTSTRAP_DISPLAY_NAME "\n"
+                     "iterations = %u\n"
+                     "salt = %s\n"
+                     "hash = %s\n",
+                     staff_id, KYUFU_PWHASH_ITERATIONS, salt_hex, hash_hex);
+    assert(n > 0 && (size_t)n < sizeof b->text); /* staff ids are short */
+    b->text_len = (size_t)n;
+out:
+    OPENSSL_cleanse(salt, sizeof salt);
     OPENSSL_cleanse(hash, sizeof hash);
+    OPENSSL_cleanse(hash_hex, sizeof hash_hex);
+    if (rv != 0) {
+        ctl__bootstrap_wipe(b);
+    }
     return rv;
+}
+
+int ctl__bootstrap_write(const struct ctl__bootstrap *b, const char *path, char *errmsg,
+                         size_t errmsg_len)
+{
+    assert(b->text_len > 0);
+    return ctl__write_file(path, 0600, b->text, b->text_len, errmsg, errmsg_len);
+}
+
+void ctl__bootstrap_wipe(struct ctl__bootstrap *b)
+{
+    OPENSSL_cleanse(b, sizeof *b);
 }

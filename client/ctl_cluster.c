@@ -16,7 +16,7 @@
 enum { OPT_DIR = 0x300, OPT_NODES, OPT_HOST, OPT_HOSTS, OPT_RAFT_BASE, OPT_API_BASE,
        OPT_METRICS_BASE, OPT_FORCE, OPT_ETC_DIR, OPT_STATE_DIR, OPT_TO, OPT_DIGEST,
        OPT_NODE_TIMEOUT, OPT_ID, OPT_RAFT, OPT_API, OPT_CATCH_UP, OPT_OLD, OPT_NEW,
-       OPT_HELP };
+       OPT_HELP, OPT_CA_PASS, OPT_ADMIN_ID };
 
 void ctl__cluster_usage(FILE *out)
 {
@@ -29,6 +29,8 @@ void ctl__cluster_usage(FILE *out)
             "               [--state-dir /var/lib/kyufu] [--raft-port-base P]\n"
             "               [--api-port-base P] [--metrics-port-base P] [--force]\n"
             "      real hosts: DIR/nodeN to copy to host N, the same ports on every host\n"
+            "    both: [--ca-passphrase-file FILE] (else $KYUFU_CA_PASSPHRASE, else asked)\n"
+            "          [--admin-id STAFF_ID] (the first administrator's certificate; admin)\n"
             "  cluster status [--digest] [--node-timeout-ms N]\n"
             "  cluster transfer-leadership [--to NODE_ID]\n"
             "  cluster add-node --id N --raft HOST:PORT --api HOST:PORT\n"
@@ -156,6 +158,12 @@ static int init_opt(struct ctl__run *r, int c, const char *arg, void *p)
     case OPT_STATE_DIR:
         o->state_dir = arg;
         return 0;
+    case OPT_CA_PASS:
+        o->ca_passphrase_file = arg;
+        return 0;
+    case OPT_ADMIN_ID:
+        o->admin_id = arg;
+        return 0;
     }
     return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "unknown option");
 }
@@ -173,6 +181,8 @@ static int cmd_init(struct ctl__run *r, int argc, char **argv)
         { "force", no_argument, NULL, OPT_FORCE },
         { "etc-dir", required_argument, NULL, OPT_ETC_DIR },
         { "state-dir", required_argument, NULL, OPT_STATE_DIR },
+        { "ca-passphrase-file", required_argument, NULL, OPT_CA_PASS },
+        { "admin-id", required_argument, NULL, OPT_ADMIN_ID },
     };
     struct kyufu_ctl_init_opts o = { .nodes = 0, .raft_port_base = 7001,
                                      .api_port_base = 8001,
@@ -189,30 +199,28 @@ static int cmd_init(struct ctl__run *r, int argc, char **argv)
         return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "cluster init: --dir is required");
     }
     char err[512];
+    char password[KYUFU_CTL_TEMP_PASSWORD_CHARS + 1] = "";
+    o.admin_password = password;
     rv = kyufu_ctl_init(&o, r->json ? NULL : r->out, err, sizeof err);
     if (rv != 0) {
+        OPENSSL_cleanse(password, sizeof password);
         return ctl__fail(r, rv, "cluster init: %s", err);
     }
-    /* The first ID administrator: its temporary password shown this once. */
-    char pw[KYUFU_CTL_BOOTSTRAP_PASSWORD_CHARS + 1];
-    const char *admin = "admin";
-    rv = ctl__bootstrap_admin(&o, admin, pw, sizeof pw, r->json ? NULL : r->out, err,
-                              sizeof err);
-    if (rv != 0) {
-        OPENSSL_cleanse(pw, sizeof pw);
-        return ctl__fail(r, rv, "cluster init: %s", err);
-    }
+    const char *admin = o.admin_id != NULL ? o.admin_id : KYUFU_CTL_INIT_ADMIN_DEFAULT;
+    /* Shown once, here only (the nodes hold its hash): scripts/run reads
+     * the id after "for" and the password alone on the next line. */
     if (r->json) {
         rv = ctl__emit_json(r, json_pack("{s:s,s:i,s:s,s:s}", "dir", o.dir, "nodes",
-                                         (int)o.nodes, "admin", admin,
-                                         "admin_temporary_password", pw));
+                                         (int)o.nodes, "admin_id", admin,
+                                         "temporary_password", password));
     } else {
         fprintf(r->out,
-                "temporary password for %s, the first ID administrator (shown once; "
-                "change it at the first sign-in: kyufuctl login):\n  %s\n",
-                admin, pw);
+                "First ID administrator: temporary password for %s (shown once; change "
+                "it at first sign-in):\n  %s\n",
+                admin, password);
+        fflush(r->out);
     }
-    OPENSSL_cleanse(pw, sizeof pw);
+    OPENSSL_cleanse(password, sizeof password);
     return rv;
 }
 

@@ -395,9 +395,9 @@ static void usage(FILE *out)
             "\ncommands (kyufuctl help NOUN VERB: one command's options, values and role):\n");
     ctl__auth_usage(out);
     ctl__ledger_usage(out);
-    ctl__audit_usage(out);
     ctl__cluster_usage(out);
     ctl__node_usage(out);
+    ctl__terminal_usage(out);
     ctl__sla_usage(out);
     ctl__drill_usage(out);
     fprintf(out, "\nexit codes:\n");
@@ -479,9 +479,8 @@ int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
         rv = ctl__sla(&r, verb, cargc, cargv);
     } else if (strcmp(noun, "drill") == 0) {
         rv = ctl__drill(&r, verb, cargc, cargv);
-    } else if (strcmp(noun, "audit") == 0 &&
-               (rv = ctl__audit(&r, verb, cargc, cargv)) >= 0) {
-        /* export, archive, verify against checkpoints (ctl_audit.c) */
+    } else if (strcmp(noun, "terminal") == 0 || strcmp(noun, "operator") == 0) {
+        rv = ctl__terminal(&r, noun, verb, cargc, cargv);
     } else {
         rv = ctl__auth(&r, noun, verb, cargc, cargv);
         if (rv < 0) {
@@ -492,11 +491,14 @@ int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
         rv = ctl__fail(&r, KYUFU_CTL_EXIT_USAGE, "unknown command '%s %s' (see "
                        "kyufuctl --help)", noun, verb);
     } else if (rv == 0 && cargv == help_argv &&
-               (strcmp(noun, "cluster") == 0 || strcmp(noun, "node") == 0)) {
+               (strcmp(noun, "cluster") == 0 || strcmp(noun, "node") == 0 ||
+                strcmp(noun, "terminal") == 0 || strcmp(noun, "operator") == 0)) {
         /* Ledger commands print their role themselves (ctl_ledger.c). */
         fprintf(out, "\nrole needed: %s\n",
                 strcmp(verb, "init") == 0
                     ? "none (local: writes files in --dir, contacts no node)"
+                : strcmp(noun, "terminal") == 0 || strcmp(noun, "operator") == 0
+                    ? "none (local: the CA folder and its passphrase; contacts no node)"
                     : "none checked: the Cluster service answers any client whose "
                       "certificate the cluster trusts (the operator's)");
     }

@@ -8,9 +8,11 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "ctl_pki.h"
 #include "kyufu.h"
 
-enum { OPT_ENDPOINT = 0x400, OPT_HELP, OPT_ID, OPT_RAFT, OPT_API, OPT_OUT, OPT_PKI };
+enum { OPT_ENDPOINT = 0x400, OPT_HELP, OPT_ID, OPT_RAFT, OPT_API, OPT_OUT, OPT_PKI,
+       OPT_CA_PASS };
 
 void ctl__node_usage(FILE *out)
 {
@@ -19,9 +21,12 @@ void ctl__node_usage(FILE *out)
             "               EVENT: ONLINE ONBATT LOWBATT FSD SHUTDOWN COMMOK COMMBAD\n"
             "               NOCOMM or an ups.status (\"OB LB\"); default $NOTIFYTYPE\n"
             "  node new --id N --raft HOST:PORT --api HOST:PORT [--out DIR] [--pki DIR]\n"
+            "               [--ca-passphrase-file FILE]\n"
             "               certificate + kyufud.conf (join = yes) for a node to add;\n"
-            "               --pki: the folder of ca.pem and ca.key (default: the config's\n"
-            "               ca folder); --out: default PKI/nodeN\n");
+            "               --pki: the CA folder, of ca.pem and ca.key (default: cluster\n"
+            "               init's DIR/ca next to the config's ca file); --out: default\n"
+            "               DIR/nodeN (PKI/nodeN for another PKI); the passphrase: the file, else $KYUFU_CA_PASSPHRASE,\n"
+            "               else asked\n");
 }
 
 static int cmd_power_event(struct ctl__run *r, int argc, char **argv)
@@ -109,34 +114,9 @@ static int cmd_power_event(struct ctl__run *r, int argc, char **argv)
     return rv;
 }
 
-/* The folder of the client config's CA file (cluster init's DIR). */
-static int config_pki(struct ctl__run *r, char *out, size_t len)
-{
-    const char *path = r->config_path != NULL ? r->config_path : getenv("KYUFUCTL_CONFIG");
-    if (path == NULL) {
-        return ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
-                         "node new: --pki DIR, or a client config (--config) whose ca "
-                         "file lies next to ca.key");
-    }
-    struct kyufu_client_config cfg;
-    kyufu_client_config_init(&cfg);
-    char err[512];
-    int rv = kyufu_client_config_load(&cfg, path, err, sizeof err);
-    if (rv != 0 || cfg.ca_file == NULL) {
-        kyufu_client_config_free(&cfg);
-        return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "node new: %s",
-                         rv != 0 ? err : "the client config names no ca file");
-    }
-    char copy[PATH_MAX];
-    snprintf(copy, sizeof copy, "%s", cfg.ca_file);
-    snprintf(out, len, "%s", dirname(copy));
-    kyufu_client_config_free(&cfg);
-    return 0;
-}
-
 static int cmd_new(struct ctl__run *r, int argc, char **argv)
 {
-    struct option opts[CTL__COMMON_OPTS_N + 7];
+    struct option opts[CTL__COMMON_OPTS_N + 8];
     memcpy(opts, ctl__common_opts, sizeof ctl__common_opts);
     opts[CTL__COMMON_OPTS_N] = (struct option){ "id", required_argument, NULL, OPT_ID };
     opts[CTL__COMMON_OPTS_N + 1] = (struct option){ "raft", required_argument, NULL, OPT_RAFT };
@@ -144,7 +124,9 @@ static int cmd_new(struct ctl__run *r, int argc, char **argv)
     opts[CTL__COMMON_OPTS_N + 3] = (struct option){ "out", required_argument, NULL, OPT_OUT };
     opts[CTL__COMMON_OPTS_N + 4] = (struct option){ "pki", required_argument, NULL, OPT_PKI };
     opts[CTL__COMMON_OPTS_N + 5] = (struct option){ "help", no_argument, NULL, OPT_HELP };
-    opts[CTL__COMMON_OPTS_N + 6] = (struct option){ 0 };
+    opts[CTL__COMMON_OPTS_N + 6] = (struct option){ "ca-passphrase-file", required_argument,
+                                                    NULL, OPT_CA_PASS };
+    opts[CTL__COMMON_OPTS_N + 7] = (struct option){ 0 };
     struct kyufu_ctl_node_new_opts o = { 0 };
     char pki[PATH_MAX], out[PATH_MAX + 32];
     optind = 0;
@@ -185,6 +167,9 @@ static int cmd_new(struct ctl__run *r, int argc, char **argv)
         case OPT_PKI:
             o.pki_dir = optarg;
             break;
+        case OPT_CA_PASS:
+            o.ca_passphrase_file = optarg;
+            break;
         default:
             rv = ctl__common_opt(r, c, optarg);
         }
@@ -202,14 +187,22 @@ static int cmd_new(struct ctl__run *r, int argc, char **argv)
     }
     int rv;
     if (o.pki_dir == NULL) {
-        rv = config_pki(r, pki, sizeof pki);
+        rv = ctl__ca_dir(r, NULL, "node new", pki, sizeof pki);
         if (rv != 0) {
             return rv;
         }
         o.pki_dir = pki;
     }
     if (o.out == NULL) {
-        snprintf(out, sizeof out, "%s/node%llu", o.pki_dir, (unsigned long long)o.id);
+        /* Next to the CA folder, never inside it (cluster init's DIR/ca:
+         * DIR/nodeN, as its other nodes). */
+        char copy[PATH_MAX];
+        snprintf(copy, sizeof copy, "%s", o.pki_dir);
+        const char *base = basename(copy);
+        bool ca_folder = strcmp(base, CTL__CA_SUBDIR) == 0;
+        snprintf(copy, sizeof copy, "%s", o.pki_dir);
+        snprintf(out, sizeof out, "%s/node%llu", ca_folder ? dirname(copy) : o.pki_dir,
+                 (unsigned long long)o.id);
         o.out = out;
     }
     /* The members now, for the new node's [cluster] (it forwards to the

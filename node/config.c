@@ -72,6 +72,7 @@ enum key_id {
     K_AUDIT_CHECKPOINT_FILE, /* operation log (h/oplog; node/oplog.h) */
     K_AUDIT_CHECKPOINT_INTERVAL,
     K_AUDIT_CHECKPOINT_RECORDS,
+    K_TLS_CRL, /* certs: revoked terminal/operator/node certificates */
     /* Identity (issue 8): [auth] */
     K_AUTH_PASSWORD_MIN_LENGTH,
     K_AUTH_PASSWORD_MAX_AGE,
@@ -147,6 +148,7 @@ static const struct key_spec keys[K_COUNT] = {
                                      "seconds"},
     [K_AUDIT_CHECKPOINT_RECORDS] = {"audit", "checkpoint_records", false,
                                     KYUFU_GLUE_OPTION_COUNT, "records"},
+    [K_TLS_CRL] = {"tls", "crl_file", false, NOT_RAFT},
     /* Identity (issue 8): [auth] */
     [K_AUTH_PASSWORD_MIN_LENGTH] = {"auth", "password_min_length", false,
                                     KYUFU_GLUE_OPTION_COUNT, "characters"},
@@ -628,6 +630,10 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
         return;
     case K_TLS_KEY:
         check_file(ps, k, value, c->tls_key, sizeof c->tls_key);
+        return;
+    case K_TLS_CRL:
+        /* Read (and its signature checked) when the API starts. */
+        check_file(ps, k, value, c->tls_crl, sizeof c->tls_crl);
         return;
     case K_RAFT_ELECTION:
     case K_RAFT_HEARTBEAT:

@@ -10,7 +10,10 @@
  *              "Replacing a node")
  *   [cluster]  <id> = <raft host:port> <api host:port>       (one per voter)
  *   [tls]      ca, cert, key  (all required; API and Raft: the cert must
- *              name [node] id as SAN URI urn:kyufu:node:ID, docs/peer-tls.md)
+ *              name [node] id as SAN URI urn:kyufu:node:ID, docs/peer-tls.md;
+ *              key readable by its owner only), crl_file (optional: revoked
+ *              certificates, refused on the API and Raft ports; reloaded on
+ *              SIGHUP and when it changes: docs/identity.md "Certificates")
  *   [raft]     election_timeout_ms, heartbeat_timeout_ms,
  *              snapshot_threshold, snapshot_trailing,
  *              allow = NET[/BITS], ...  (peers' networks)    (optional)
@@ -107,6 +110,7 @@ struct kyufu_config
     char tls_ca[KYUFU_NODE_PATH_BYTES_MAX + 1];
     char tls_cert[KYUFU_NODE_PATH_BYTES_MAX + 1];
     char tls_key[KYUFU_NODE_PATH_BYTES_MAX + 1];
+    char tls_crl[KYUFU_NODE_PATH_BYTES_MAX + 1]; /* "": no CRL check */
 
     /* [api]: bounds of the API server (api/grpc_limits.h); an empty allow
      * list (n == 0) lets every address in. */

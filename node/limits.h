@@ -287,5 +287,10 @@ _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX + KYUFU_NODE_STOP_DRAIN_MS_MAX <
 /* One checkpoint line (JSON, signature included). */
 #define KYUFU_NODE_CHECKPOINT_LINE_BYTES_MAX 512u
 /* ---- end operation log */
+/* [tls] crl_file (node/tls_watch.c): how often its mtime, size and inode
+ * are looked at; a change reloads the TLS files as SIGHUP does.  2 s: a
+ * revoked terminal is refused within seconds of the new CRL's copy, for
+ * one stat(2) per poll. */
+#define KYUFU_NODE_CRL_POLL_MS 2000u
 
 #endif /* KYUFU_NODE_LIMITS_H */

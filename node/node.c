@@ -65,6 +65,7 @@ void kyufu_node__finish(struct kyufu_node *n)
     uv_close((uv_handle_t *)&n->stop_timer, close_noop);
     uv_close((uv_handle_t *)&n->stop_defer, close_noop);
     uv_close((uv_handle_t *)&n->stall_timer, close_noop);
+    kyufu_node__crl_watch_close(n);
     kyufu_node__notify_close(n);
     kyufu_node__versions_close(n);
     kyufu_node__oplog_close(n);
@@ -445,36 +446,13 @@ static bool peer_allowed(void *arg, const struct sockaddr *addr)
     return kyufu_allow_match(arg, addr);
 }
 
-/* SIGHUP: read the TLS files again (certificate, key, CA bundle) for every
- * connection accepted from now on; a file that does not load keeps the
- * current ones (docs/operations.md, "Certificate rotation"). */
+/* SIGHUP: read the TLS files again (certificate, key, CA bundle, CRL)
+ * for every connection accepted from now on; a file that does not load
+ * keeps the current ones (docs/operations.md, "Certificate rotation"). */
 static void on_sighup(uv_signal_t *h, int signum)
 {
-    struct kyufu_node *n = h->data;
-    char errmsg[256] = "";
     (void)signum;
-    if (n->api == NULL || n->glue == NULL || n->stop_requested) {
-        return;
-    }
-    /* Raft first: a certificate that no longer names this node is refused
-     * there, and then neither port changes. */
-    if (kyufu_glue_reload_tls(n->glue, errmsg, sizeof errmsg) != 0 ||
-        kyufu_api_server_reload_tls(n->api, errmsg, sizeof errmsg) != 0) {
-        kyufu_log(KYUFU_LOG_ERROR, "TLS files not reloaded, keeping the current ones",
-                  KYUFU_LOG_S("error", errmsg));
-        return;
-    }
-    kyufu_node__forward_rotate(n);
-    if (kyufu_node__metrics_reload_tls(n, errmsg, sizeof errmsg) != 0) {
-        /* Raft and the API took the new files already: only the metrics
-         * port keeps its current ones (its scraper sees the old cert). */
-        kyufu_log(KYUFU_LOG_ERROR, "TLS files not reloaded for the metrics "
-                  "port, keeping its current ones",
-                  KYUFU_LOG_S("error", errmsg));
-    }
-    kyufu_log(KYUFU_LOG_INFO, "TLS files reloaded",
-              KYUFU_LOG_S("cert", n->config->tls_cert),
-              KYUFU_LOG_S("ca", n->config->tls_ca));
+    kyufu_node__tls_reload(h->data, "SIGHUP");
 }
 
 /* "host:port" -> host, port (validated by config.c already). */
@@ -525,6 +503,7 @@ static int start_raft(struct kyufu_node *n, char *errmsg, size_t errmsg_len)
     gc.tls_cert_file = c->tls_cert;
     gc.tls_key_file = c->tls_key;
     gc.tls_ca_file = c->tls_ca;
+    gc.tls_crl_file = c->tls_crl[0] != '\0' ? c->tls_crl : NULL;
     if (c->raft_allow.n > 0) {
         gc.peer_allowed = peer_allowed;
         gc.peer_allowed_arg = (void *)&c->raft_allow;
@@ -580,6 +559,7 @@ static int start_api(struct kyufu_node *n, char *errmsg, size_t errmsg_len)
     sc.cert_file = c->tls_cert;
     sc.key_file = c->tls_key;
     sc.ca_file = c->tls_ca;
+    sc.crl_file = c->tls_crl[0] != '\0' ? c->tls_crl : NULL;
     /* Mutual TLS: clients and peers present a certificate from our CA. */
     sc.require_client_cert = true;
     sc.methods = n->methods;
@@ -646,6 +626,11 @@ int kyufu_node_run(const struct kyufu_config *config)
     uv_signal_start(&n->sigterm, on_signal, SIGTERM);
     uv_signal_start(&n->sigint, on_signal, SIGINT);
     uv_signal_start(&n->sighup, on_sighup, SIGHUP);
+    kyufu_node__crl_watch_init(n);
+    if (kyufu_node__tls_check_keys(n) != 0) {
+        kyufu_node__stop(n, 2, "private key");
+        goto run;
+    }
 
     snprintf(path, sizeof path, "%s/ledger", config->data_dir);
     struct kyufu_storage_options so;
@@ -713,6 +698,7 @@ int kyufu_node_run(const struct kyufu_config *config)
         goto run;
     }
     kyufu_node__sla_start(n, errmsg, sizeof errmsg);
+    kyufu_node__crl_watch_start(n);
     n->stage = KYUFU_NODE_RUNNING;
     kyufu_node__versions_start(n);
     kyufu_node__oplog_start(n);

@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <protobuf-c/protobuf-c.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 #include "auth_node.h"
@@ -216,6 +217,9 @@ struct kyufu_node
     struct kyufu_node_avail avail; /* availability ledger (availability.c) */
     struct kyufu_node_versions versions;
     struct kyufu_node_oplog oplog; /* access records (oplog.h) */
+    /* [tls] crl_file watch (tls_watch.c): polled, reloaded on change. */
+    uv_timer_t crl_timer;
+    struct stat crl_seen; /* as last looked at (zeroes: missing) */
     struct kyufu_node_auth auth; /* identity (auth_node.h) */
 };
 
@@ -424,6 +428,22 @@ int kyufu_node__ask_status(struct kyufu_node *n,
  * at its first use after its calls have finished (calls in flight are never
  * cut short). */
 void kyufu_node__forward_rotate(struct kyufu_node *n);
+
+/* TLS files (tls_watch.c).  Reload the certificate, key, CA and CRL of
+ * the Raft, API and metrics ports for connections accepted from now on;
+ * a file that does not load keeps the current ones and logs why.  `why`
+ * ("SIGHUP", "crl_file changed") goes into the log line. */
+void kyufu_node__tls_reload(struct kyufu_node *n, const char *why);
+/* Refuse a private key readable by group or others, before anything
+ * starts: 0, or -1 after logging which file and why. */
+int kyufu_node__tls_check_keys(struct kyufu_node *n);
+/* Watch [tls] crl_file (if set): init before the ports start (the timer
+ * handle, and the file as they will read it), start once they run; every
+ * KYUFU_NODE_CRL_POLL_MS a changed mtime, size or inode reloads the TLS
+ * files.  close in the node's finish, after init in every case. */
+void kyufu_node__crl_watch_init(struct kyufu_node *n);
+void kyufu_node__crl_watch_start(struct kyufu_node *n);
+void kyufu_node__crl_watch_close(struct kyufu_node *n);
 
 /* Close every forwarding client; `done` runs once all are closed (maybe
  * immediately when there are none). */

@@ -431,7 +431,8 @@ int kyufu_glue_init(uv_loop_t *loop,
     g->config.raft_dir = g->raft_dir;
 
     rv = glue__transport_init(&g->transport, loop, config->tls_cert_file,
-                              config->tls_key_file, config->tls_ca_file, tls_err,
+                              config->tls_key_file, config->tls_ca_file,
+                              config->tls_crl_file, tls_err,
                               sizeof tls_err);
     g->transport.connected = transport_connected;
     g->transport.lost = transport_lost;

@@ -82,6 +82,10 @@ struct kyufu_glue_config
     const char *tls_cert_file;
     const char *tls_key_file;
     const char *tls_ca_file;
+    /* Optional ([tls] crl_file): revoked certificates (PEM CRL signed by
+     * the CA); a revoked peer's handshake is refused.  NULL: none.
+     * Read again by kyufu_glue_reload_tls. */
+    const char *tls_crl_file;
     /* Optional ([raft] allow): whether a peer connecting from this address
      * may start a TLS handshake; NULL lets every address in.  Called on the
      * loop thread; `peer_allowed_arg` must outlive the glue. */
@@ -362,8 +366,8 @@ size_t kyufu_glue_voters(struct kyufu_glue *g, uint64_t *ids, size_t cap);
  * the glue and exit (a durable write is never retried). */
 int kyufu_glue_fatal(struct kyufu_glue *g, char *errmsg, size_t errmsg_len);
 
-/* Certificate rotation for the Raft port: read tls_cert_file, tls_key_file
- * and tls_ca_file again for every peer connection made or accepted from now
+/* Certificate rotation for the Raft port: read tls_cert_file, tls_key_file,
+ * tls_ca_file and tls_crl_file again for every peer connection made or accepted from now
  * on (open ones keep theirs).  The new certificate must still name this
  * node's id.  0, or CONFIG with errmsg, the current files staying in force
  * (a half-copied rotation never cuts the node off its peers). */

@@ -173,11 +173,32 @@ void glue__transport_refused(struct glue_transport *gt, struct glue_peer_refusal
     }
 }
 
+/* The Raft port's server context from gt's files, with the CRL's checks
+ * when there is one (an expired CRL is still enforced: api/tls.h). */
+static int server_ctx_new(struct glue_transport *gt, SSL_CTX **out, char *errmsg,
+                          size_t errmsg_len)
+{
+    SSL_CTX *ctx;
+    bool expired;
+    if (api__tls_server_ctx_new(gt->cert_file, gt->key_file, gt->ca_file, true,
+                                api__tls_alpn_raft, &ctx, errmsg, errmsg_len) != 0) {
+        return -1;
+    }
+    if (gt->crl_file[0] != '\0' &&
+        api__tls_ctx_set_crl(ctx, gt->crl_file, &expired, errmsg, errmsg_len) != 0) {
+        SSL_CTX_free(ctx);
+        return -1;
+    }
+    *out = ctx;
+    return 0;
+}
+
 int glue__transport_init(struct glue_transport *gt,
                          uv_loop_t *loop,
                          const char *cert_file,
                          const char *key_file,
                          const char *ca_file,
+                         const char *crl_file,
                          char *errmsg,
                          size_t errmsg_len)
 {
@@ -196,8 +217,12 @@ int glue__transport_init(struct glue_transport *gt,
         rv = RAFT_INVALID;
         goto err;
     }
+    if (crl_file == NULL) {
+        crl_file = "";
+    }
     size_t lc = strlen(cert_file) + 1, lk = strlen(key_file) + 1, la = strlen(ca_file) + 1;
-    gt->cert_file = malloc(lc + lk + la);
+    size_t lr = strlen(crl_file) + 1;
+    gt->cert_file = malloc(lc + lk + la + lr);
     if (gt->cert_file == NULL) {
         snprintf(errmsg, errmsg_len, "out of memory");
         rv = RAFT_NOMEM;
@@ -205,9 +230,9 @@ int glue__transport_init(struct glue_transport *gt,
     }
     gt->key_file = (char *)memcpy(gt->cert_file, cert_file, lc) + lc;
     gt->ca_file = (char *)memcpy(gt->key_file, key_file, lk) + lk;
-    memcpy(gt->ca_file, ca_file, la);
-    if (api__tls_server_ctx_new(cert_file, key_file, ca_file, true, api__tls_alpn_raft,
-                                &gt->server_ctx, errmsg, errmsg_len) != 0) {
+    gt->crl_file = (char *)memcpy(gt->ca_file, ca_file, la) + la;
+    memcpy(gt->crl_file, crl_file, lr);
+    if (server_ctx_new(gt, &gt->server_ctx, errmsg, errmsg_len) != 0) {
         rv = RAFT_INVALID;
         goto err_after_files;
     }
@@ -235,8 +260,7 @@ int glue__transport_reload_tls(struct glue_transport *gt,
 {
     SSL_CTX *server = NULL, *client = NULL;
     uint64_t cert_id = 0;
-    if (api__tls_server_ctx_new(gt->cert_file, gt->key_file, gt->ca_file, true,
-                                api__tls_alpn_raft, &server, errmsg, errmsg_len) != 0) {
+    if (server_ctx_new(gt, &server, errmsg, errmsg_len) != 0) {
         return RAFT_INVALID;
     }
     if (api__tls_client_ctx_new(gt->ca_file, gt->cert_file, gt->key_file,

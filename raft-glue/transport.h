@@ -54,7 +54,7 @@ struct glue_transport
     SSL_CTX *client_ctx;        /* owned */
     /* The PEM files, read again by glue__transport_reload_tls (one
      * allocation: cert, key and CA paths, each NUL-terminated). */
-    char *cert_file, *key_file, *ca_file;
+    char *cert_file, *key_file, *ca_file, *crl_file; /* crl "": none */
     raft_id id;                 /* ours, from raft_uv's init */
     char address[KYUFU_PEER_ADDRESS_BYTES_MAX];
     uv_tcp_t listener;
@@ -103,6 +103,7 @@ int glue__transport_init(struct glue_transport *gt,
                          const char *cert_file,
                          const char *key_file,
                          const char *ca_file,
+                         const char *crl_file,
                          char *errmsg,
                          size_t errmsg_len);
 

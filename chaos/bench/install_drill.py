@@ -293,7 +293,9 @@ class Drill:
         subprocess.run([self.ctl_bin, "cluster", "init", "--dir", self.cdir,
                         "--nodes", "3", "--raft-port-base", str(base),
                         "--api-port-base", str(base + 100)],
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL,
+                       env=dict(os.environ, KYUFU_CA_PASSPHRASE=os.environ.get(
+                           "KYUFU_CA_PASSPHRASE", "install drill CA passphrase")))
         for i in (1, 2, 3):
             p = self.node_conf(i)
             text = open(p).read()

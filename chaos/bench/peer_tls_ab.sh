@@ -16,6 +16,7 @@ for r in $(seq "$rounds"); do
     for ab in "$@"; do
         name=${ab%%=*} build=${ab#*=}
         dir=$(mktemp -d /tmp/kyufu-ab-XXXXXX)
+        KYUFU_CA_PASSPHRASE=${KYUFU_CA_PASSPHRASE:-peer-tls-ab CA passphrase} \
         "$build/client/kyufuctl" cluster init --dir "$dir/c" --raft-port-base 27501 \
             --api-port-base 27601 >/dev/null || exit 2
         pids=()

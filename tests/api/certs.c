@@ -1,7 +1,10 @@
 #include "certs.h"
 
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -70,8 +73,13 @@ static int write_pem(const char *dir, const char *file, X509 *cert, EVP_PKEY *ke
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dir, file);
-    FILE *f = fopen(path, "w");
+    /* Keys 0600 from their creation: kyufud refuses any other mode. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, cert != NULL ? 0644 : 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (f == NULL) {
+        if (fd >= 0) {
+            close(fd);
+        }
         return -1;
     }
     int ok = cert != NULL ? PEM_write_X509(f, cert)
@@ -82,10 +90,10 @@ static int write_pem(const char *dir, const char *file, X509 *cert, EVP_PKEY *ke
 int t_certs_make(const char *dir)
 {
     EVP_PKEY *ca_key = key_new(), *srv_key = key_new(), *cli_key = key_new();
-    EVP_PKEY *oca_key = key_new(), *ocli_key = key_new();
-    X509 *ca = NULL, *srv = NULL, *cli = NULL, *oca = NULL, *ocli = NULL;
+    EVP_PKEY *oca_key = key_new(), *ocli_key = key_new(), *cli2_key = key_new();
+    X509 *ca = NULL, *srv = NULL, *cli = NULL, *oca = NULL, *ocli = NULL, *cli2 = NULL;
     int rv = -1;
-    if (!ca_key || !srv_key || !cli_key || !oca_key || !ocli_key) {
+    if (!ca_key || !srv_key || !cli_key || !oca_key || !ocli_key || !cli2_key) {
         goto out;
     }
     ca = cert_new("kyufu test CA", 1, ca_key, NULL, NULL, NULL, NULL);
@@ -97,14 +105,17 @@ int t_certs_make(const char *dir)
                    "serverAuth");
     cli = cert_new("kyufu-client", 3, cli_key, ca, ca_key, NULL, "clientAuth");
     ocli = cert_new("kyufu-client", 2, ocli_key, oca, oca_key, NULL, "clientAuth");
-    if (!srv || !cli || !ocli) {
+    cli2 = cert_new("kyufu-client-2", 4, cli2_key, ca, ca_key, NULL, "clientAuth");
+    if (!srv || !cli || !ocli || !cli2) {
         goto out;
     }
     if (write_pem(dir, "ca.pem", ca, NULL) || write_pem(dir, "server.pem", srv, NULL) ||
         write_pem(dir, "server.key", NULL, srv_key) || write_pem(dir, "client.pem", cli, NULL) ||
         write_pem(dir, "client.key", NULL, cli_key) || write_pem(dir, "other-ca.pem", oca, NULL) ||
         write_pem(dir, "other-client.pem", ocli, NULL) ||
-        write_pem(dir, "other-client.key", NULL, ocli_key)) {
+        write_pem(dir, "other-client.key", NULL, ocli_key) ||
+        write_pem(dir, "client2.pem", cli2, NULL) || write_pem(dir, "client2.key", NULL, cli2_key) ||
+        write_pem(dir, "ca.key", NULL, ca_key) || write_pem(dir, "other-ca.key", NULL, oca_key)) {
         goto out;
     }
     rv = 0;
@@ -114,6 +125,8 @@ out:
     X509_free(cli);
     X509_free(oca);
     X509_free(ocli);
+    X509_free(cli2);
+    EVP_PKEY_free(cli2_key);
     EVP_PKEY_free(ca_key);
     EVP_PKEY_free(srv_key);
     EVP_PKEY_free(cli_key);
@@ -157,5 +170,63 @@ int t_certs_make_nodes(const char *dir, unsigned n)
 out:
     X509_free(ca);
     EVP_PKEY_free(ca_key);
+    return rv;
+}
+
+int t_certs_crl(const char *dir, const char *file, const char *issuer, const long *serials,
+                size_t n, const char *next_update)
+{
+    char path[512];
+    int rv = -1;
+    X509 *ca = NULL;
+    EVP_PKEY *key = NULL;
+    X509_CRL *crl = X509_CRL_new();
+    ASN1_TIME *t = ASN1_TIME_new();
+    snprintf(path, sizeof path, "%s/%s.pem", dir, issuer);
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+        ca = PEM_read_X509(f, NULL, NULL, NULL);
+        fclose(f);
+    }
+    snprintf(path, sizeof path, "%s/%s.key", dir, issuer);
+    f = fopen(path, "r");
+    if (f != NULL) {
+        key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+        fclose(f);
+    }
+    if (ca == NULL || key == NULL || crl == NULL || t == NULL ||
+        X509_CRL_set_version(crl, X509_CRL_VERSION_2) != 1 ||
+        X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca)) != 1 ||
+        ASN1_TIME_set_string(t, "20200101000000Z") != 1 || X509_CRL_set1_lastUpdate(crl, t) != 1 ||
+        ASN1_TIME_set_string(t, next_update) != 1 || X509_CRL_set1_nextUpdate(crl, t) != 1) {
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        X509_REVOKED *r = X509_REVOKED_new();
+        ASN1_INTEGER *serial = ASN1_INTEGER_new();
+        ASN1_TIME_set_string(t, "20200601000000Z");
+        bool ok = r != NULL && serial != NULL && ASN1_INTEGER_set(serial, serials[i]) == 1 &&
+                  X509_REVOKED_set_serialNumber(r, serial) == 1 &&
+                  X509_REVOKED_set_revocationDate(r, t) == 1 && X509_CRL_add0_revoked(crl, r) == 1;
+        ASN1_INTEGER_free(serial);
+        if (!ok) {
+            X509_REVOKED_free(r);
+            goto out;
+        }
+    }
+    if (X509_CRL_sort(crl) != 1 || X509_CRL_sign(crl, key, EVP_sha256()) == 0) {
+        goto out;
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    f = fopen(path, "w");
+    if (f != NULL) {
+        rv = PEM_write_X509_CRL(f, crl) == 1 ? 0 : -1;
+        rv = fclose(f) == 0 ? rv : -1;
+    }
+out:
+    ASN1_TIME_free(t);
+    X509_CRL_free(crl);
+    X509_free(ca);
+    EVP_PKEY_free(key);
     return rv;
 }

@@ -3,11 +3,21 @@
 #ifndef KYUFU_TESTS_API_CERTS_H
 #define KYUFU_TESTS_API_CERTS_H
 
-/* Writes into dir: ca.pem, server.pem, server.key (SAN IP 127.0.0.1 and DNS
- * localhost), client.pem, client.key (CN kyufu-client), other-ca.pem,
- * other-client.pem, other-client.key (a client from an unrelated CA).
- * Returns 0 or -1. */
+#include <stddef.h>
+
+/* Writes into dir: ca.pem, ca.key, server.pem, server.key (SAN IP 127.0.0.1
+ * and DNS localhost), client.pem, client.key (CN kyufu-client, serial 3),
+ * client2.pem, client2.key (CN kyufu-client-2, serial 4), other-ca.pem,
+ * other-ca.key, other-client.pem, other-client.key (a client from an
+ * unrelated CA).  Keys 0600.  Returns 0 or -1. */
 int t_certs_make(const char *dir);
+
+/* Writes dir/file: a PEM CRL signed by `issuer` ("ca" or "other-ca", read
+ * from dir) revoking the n serials, lastUpdate 2020-01-01, nextUpdate
+ * next_update ("YYYYMMDDHHMMSSZ"; one in the past makes it expired).
+ * Returns 0 or -1. */
+int t_certs_crl(const char *dir, const char *file, const char *issuer, const long *serials,
+                size_t n, const char *next_update);
 
 /* Writes into dir: node-ca.pem (a CA of its own) and node1..nodeN .pem/.key:
  * Raft node certificates (SAN IP 127.0.0.1 and URI urn:kyufu:node:I, EKU

@@ -123,7 +123,8 @@ int main(void)
     CHECK(closed);
     CHECK(uv_loop_close(&loop) == 0);
     const char *files[] = {"ca.pem", "server.pem", "server.key", "client.pem", "client.key",
-                           "other-ca.pem", "other-client.pem", "other-client.key"};
+                           "other-ca.pem", "other-client.pem", "other-client.key",
+                           "client2.pem", "client2.key", "ca.key", "other-ca.key"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char p[128];
         snprintf(p, sizeof p, "%s/%s", dir, files[i]);

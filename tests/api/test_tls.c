@@ -1008,6 +1008,165 @@ static void test_server_refusals(void)
     unlink(P(5, "rot-ca.pem"));
 }
 
+/* One Echo call from a client with this certificate: its gRPC status. */
+static int echo_as(const char *cert, const char *key, uint16_t port)
+{
+    struct kyufu_grpc_client *c = client_new(P(2, "ca.pem"), cert, key, port);
+    struct result r;
+    CHECK(call(c, &r, "/kyufu.v1.Ledger/Echo", "x", 0) == 0);
+    wait_for(&r, 1);
+    close_client(c);
+    return r.status;
+}
+
+/* Revocation (docs/identity.md "Certificates"): a CRL from the CA refuses
+ * the revoked client at the handshake with OpenSSL's "certificate
+ * revoked", and not the others; a reload takes a new CRL, and a reload on
+ * a bad CRL (garbage, another CA's, missing) keeps the one in force.  An
+ * expired CRL is still enforced (and said to be expired). */
+static void test_crl(void)
+{
+    char err[512];
+    bool expired = true;
+    const long client = 3, client2 = 4;
+    CHECK(t_certs_crl(dir, "none.crl", "ca", NULL, 0, "20991231000000Z") == 0);
+    CHECK(t_certs_crl(dir, "client.crl", "ca", &client, 1, "20991231000000Z") == 0);
+    CHECK(t_certs_crl(dir, "client2.crl", "ca", &client2, 1, "20991231000000Z") == 0);
+    CHECK(t_certs_crl(dir, "old.crl", "ca", &client2, 1, "20210101000000Z") == 0);
+    CHECK(t_certs_crl(dir, "other.crl", "other-ca", &client, 1, "20991231000000Z") == 0);
+
+    /* api__tls_ctx_set_crl on its own: what loads and what does not. */
+    SSL_CTX *ctx;
+    CHECK(api__tls_server_ctx_new(P(0, "server.pem"), P(1, "server.key"), P(2, "ca.pem"), true,
+                                  api__tls_alpn_h2, &ctx, err, sizeof err) == 0);
+    CHECK(api__tls_ctx_set_crl(ctx, P(3, "other.crl"), &expired, err, sizeof err) ==
+          KYUFU_API_ETLS);
+    CHECK(strstr(err, "not signed by the cluster CA") != NULL && strstr(err, "unrelated CA"));
+    CHECK(api__tls_ctx_set_crl(ctx, P(3, "missing.crl"), &expired, err, sizeof err) ==
+          KYUFU_API_ETLS);
+    CHECK(strstr(err, "missing.crl") != NULL);
+    CHECK(api__tls_ctx_set_crl(ctx, P(3, "ca.pem"), &expired, err, sizeof err) ==
+          KYUFU_API_ETLS); /* a certificate, not a CRL */
+    CHECK(strstr(err, "no CRL") != NULL);
+    FILE *f = fopen(P(3, "bad.crl"), "w");
+    CHECK(f != NULL);
+    fputs("-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n", f);
+    fclose(f);
+    CHECK(api__tls_ctx_set_crl(ctx, P(3, "bad.crl"), &expired, err, sizeof err) ==
+          KYUFU_API_ETLS);
+    CHECK(strstr(err, "cannot parse CRL") != NULL);
+    CHECK(api__tls_ctx_set_crl(ctx, P(3, "old.crl"), &expired, err, sizeof err) == 0);
+    CHECK(expired);
+    CHECK(api__tls_ctx_set_crl(ctx, P(3, "none.crl"), &expired, err, sizeof err) == 0);
+    CHECK(!expired);
+    SSL_CTX_free(ctx);
+
+    /* A server with a CRL revoking nothing: both clients in. */
+    copy_file(P(3, "none.crl"), P(5, "live.crl"));
+    memset(&refusals, 0, sizeof refusals);
+    struct kyufu_api_server_config cfg = {
+        .host = "127.0.0.1",
+        .cert_file = P(0, "server.pem"),
+        .key_file = P(1, "server.key"),
+        .ca_file = P(2, "ca.pem"),
+        .crl_file = P(5, "live.crl"),
+        .require_client_cert = true,
+        .methods = methods,
+        .n_methods = 2,
+        .on_refusal = on_refusal,
+    };
+    CHECK(kyufu_api_server_start(&loop, &cfg, &server, err, sizeof err) == 0);
+    uint16_t port = kyufu_api_server_port(server);
+    CHECK(echo_as(P(3, "client.pem"), P(4, "client.key"), port) == KYUFU_GRPC_OK);
+    CHECK(echo_as(P(3, "client2.pem"), P(4, "client2.key"), port) == KYUFU_GRPC_OK);
+    CHECK(!kyufu_api_server_crl_expired(server));
+
+    /* client revoked: refused at the handshake, said why and who. */
+    copy_file(P(3, "client.crl"), P(5, "live.crl"));
+    CHECK(kyufu_api_server_reload_tls(server, err, sizeof err) == 0);
+    CHECK(echo_as(P(3, "client.pem"), P(4, "client.key"), port) != KYUFU_GRPC_OK);
+    CHECK(refusals.n[KYUFU_API_REFUSED_HANDSHAKE] == 1);
+    CHECK(strstr(refusals.detail, "certificate revoked") != NULL);
+    CHECK(strstr(refusals.subject, "CN=kyufu-client") != NULL);
+    CHECK(echo_as(P(3, "client2.pem"), P(4, "client2.key"), port) == KYUFU_GRPC_OK);
+
+    /* Bad CRLs on reload: refused, the one in force stays. */
+    static const char *const bad[] = { "other.crl", "bad.crl", "ca.pem" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        copy_file(P(3, bad[i]), P(5, "live.crl"));
+        CHECK(kyufu_api_server_reload_tls(server, err, sizeof err) == KYUFU_API_ETLS);
+        CHECK(strstr(err, "live.crl") != NULL);
+        CHECK(echo_as(P(3, "client.pem"), P(4, "client.key"), port) != KYUFU_GRPC_OK);
+        CHECK(echo_as(P(3, "client2.pem"), P(4, "client2.key"), port) == KYUFU_GRPC_OK);
+    }
+    unlink(P(5, "live.crl"));
+    CHECK(kyufu_api_server_reload_tls(server, err, sizeof err) == KYUFU_API_ETLS);
+    CHECK(echo_as(P(3, "client.pem"), P(4, "client.key"), port) != KYUFU_GRPC_OK);
+
+    /* An expired CRL still refuses what it lists; nobody else. */
+    copy_file(P(3, "old.crl"), P(5, "live.crl"));
+    CHECK(kyufu_api_server_reload_tls(server, err, sizeof err) == 0);
+    CHECK(kyufu_api_server_crl_expired(server));
+    CHECK(echo_as(P(3, "client2.pem"), P(4, "client2.key"), port) != KYUFU_GRPC_OK);
+    CHECK(strstr(refusals.detail, "certificate revoked") != NULL);
+    CHECK(echo_as(P(3, "client.pem"), P(4, "client.key"), port) == KYUFU_GRPC_OK);
+    stop_server();
+
+    /* A CRL that does not load at start: the server does not start. */
+    copy_file(P(3, "other.crl"), P(5, "live.crl"));
+    CHECK(kyufu_api_server_start(&loop, &cfg, &server, err, sizeof err) == KYUFU_API_ETLS);
+    CHECK(strstr(err, "not signed by the cluster CA") != NULL);
+    server = NULL;
+    cfg.ca_file = NULL;
+    cfg.require_client_cert = false;
+    CHECK(kyufu_api_server_start(&loop, &cfg, &server, err, sizeof err) == KYUFU_API_EINVALID);
+    server = NULL;
+    static const char *const files[] = { "none.crl", "client.crl", "client2.crl", "old.crl",
+                                         "other.crl", "bad.crl", "live.crl" };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        unlink(P(3, files[i]));
+    }
+}
+
+/* Private keys: a key file group or others may read is refused at start
+ * and on reload (the key in force stays), naming the file. */
+static void test_key_mode(void)
+{
+    char err[512];
+    copy_file(P(1, "server.key"), P(5, "loose.key"));
+    CHECK(chmod(P(5, "loose.key"), 0644) == 0);
+    struct kyufu_api_server_config cfg = {
+        .host = "127.0.0.1",
+        .cert_file = P(0, "server.pem"),
+        .key_file = P(5, "loose.key"),
+        .ca_file = P(2, "ca.pem"),
+        .require_client_cert = true,
+        .methods = methods,
+        .n_methods = 2,
+    };
+    CHECK(kyufu_api_server_start(&loop, &cfg, &server, err, sizeof err) == KYUFU_API_ETLS);
+    CHECK(strstr(err, "loose.key") != NULL && strstr(err, "group or others") != NULL &&
+          strstr(err, "0644") != NULL);
+    server = NULL;
+    CHECK(api__tls_key_file_private(P(5, "loose.key"), err, sizeof err) == KYUFU_API_ETLS);
+    static const mode_t modes[] = { 0640, 0604, 0620, 0602, 0610 };
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        CHECK(chmod(P(5, "loose.key"), modes[i]) == 0);
+        CHECK(api__tls_key_file_private(P(5, "loose.key"), err, sizeof err) == KYUFU_API_ETLS);
+    }
+    CHECK(chmod(P(5, "loose.key"), 0400) == 0);
+    CHECK(api__tls_key_file_private(P(5, "loose.key"), err, sizeof err) == 0);
+    CHECK(chmod(P(5, "loose.key"), 0600) == 0);
+    CHECK(kyufu_api_server_start(&loop, &cfg, &server, err, sizeof err) == 0);
+    uint16_t port = kyufu_api_server_port(server);
+    CHECK(chmod(P(5, "loose.key"), 0640) == 0);
+    CHECK(kyufu_api_server_reload_tls(server, err, sizeof err) == KYUFU_API_ETLS);
+    CHECK(strstr(err, "loose.key") != NULL);
+    CHECK(echo_as(P(3, "client.pem"), P(4, "client.key"), port) == KYUFU_GRPC_OK);
+    stop_server();
+    unlink(P(5, "loose.key"));
+}
+
 /* ---- a server that completes TLS and HTTP/2 setup, then goes silent
  * (a partitioned leader that sends neither RST nor FIN) ---- */
 
@@ -1092,12 +1251,15 @@ int main(void)
     test_peer_node_id();
     test_server_limits();
     test_server_refusals();
+    test_crl();
+    test_key_mode();
     test_client_keepalive();
 
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK(uv_loop_close(&loop) == 0); /* every handle was closed */
     const char *files[] = {"ca.pem", "server.pem", "server.key", "client.pem", "client.key",
-                           "other-ca.pem", "other-client.pem", "other-client.key"};
+                           "other-ca.pem", "other-client.pem", "other-client.key",
+                           "client2.pem", "client2.key", "ca.key", "other-ca.key"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         unlink(P(0, files[i]));
     }

@@ -621,70 +621,6 @@ static void test_prompt_no_echo(void)
     close(slave);
 }
 
-/* cluster init: each node gets the same bootstrap-admin file (0600) whose
- * hash is the printed temporary password's; the password is printed once
- * and is 20 characters of the unambiguous alphabet. */
-static void test_bootstrap(void)
-{
-    char cdir[300];
-    snprintf(cdir, sizeof cdir, "%s/cluster", dir);
-    setenv("KYUFU_CA_PASSPHRASE", "test CA passphrase", 1);
-    char *argv[] = { (char *)"kyufuctl", (char *)"cluster", (char *)"init", (char *)"--dir",
-                     cdir, (char *)"--nodes", (char *)"3", NULL };
-    memset(out_buf, 0, sizeof out_buf);
-    FILE *out = fmemopen(out_buf, sizeof out_buf - 1, "w");
-    FILE *err = fmemopen(err_buf, sizeof err_buf - 1, "w");
-    int rv = kyufu_ctl_main(7, argv, out, err);
-    fclose(out);
-    fclose(err);
-    if (rv != 0) {
-        fprintf(stderr, "%s\n", err_buf);
-    }
-    CHECK_EQ_INT(rv, 0);
-    const char *at = strstr(out_buf, "temporary password for admin");
-    CHECK(at != NULL);
-    at = strchr(at, '\n');
-    CHECK(at != NULL && at[1] == ' ' && at[2] == ' ');
-    char pw[64];
-    CHECK(sscanf(at + 3, "%63s", pw) == 1);
-    CHECK_EQ_INT(strlen(pw), KYUFU_CTL_BOOTSTRAP_PASSWORD_CHARS);
-    CHECK(strspn(pw, "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789") == strlen(pw));
-    CHECK(strstr(at + 3 + strlen(pw), pw) == NULL); /* once */
-    char first[512] = "";
-    for (int i = 1; i <= 3; i++) {
-        char path[400], text[512];
-        snprintf(path, sizeof path, "%s/node%d/data/bootstrap-admin", cdir, i);
-        CHECK(mode_of(path) == 0600);
-        read_text(path, text, sizeof text);
-        CHECK(strstr(text, pw) == NULL);
-        if (i == 1) {
-            snprintf(first, sizeof first, "%s", text);
-        }
-        CHECK(strcmp(text, first) == 0);
-    }
-    char salt_hex[40], hash_hex[80];
-    unsigned iterations;
-    CHECK(sscanf(first, "staff_id = admin\ndisplay_name = ID administrator\n"
-                        "iterations = %u\nsalt = %39s\nhash = %79s",
-                 &iterations, salt_hex, hash_hex) == 3);
-    CHECK_EQ_INT(iterations, KYUFU_PWHASH_ITERATIONS);
-    uint8_t salt[16], hash[32];
-    CHECK(strlen(salt_hex) == 32 && strlen(hash_hex) == 64);
-    for (int i = 0; i < 16; i++) {
-        CHECK(sscanf(salt_hex + 2 * i, "%2hhx", &salt[i]) == 1);
-    }
-    for (int i = 0; i < 32; i++) {
-        CHECK(sscanf(hash_hex + 2 * i, "%2hhx", &hash[i]) == 1);
-    }
-    CHECK(kyufu_pwhash_check(pw, strlen(pw), iterations, salt, 16, hash, 32));
-    CHECK(!kyufu_pwhash_check("wrong", 5, iterations, salt, 16, hash, 32));
-    /* Two passwords differ. */
-    char a[32], b[32];
-    CHECK(ctl__bootstrap_password(a, sizeof a) == 0 && ctl__bootstrap_password(b, sizeof b) == 0);
-    CHECK(strcmp(a, b) != 0);
-    CHECK(ctl__bootstrap_password(a, 5) == -1);
-}
-
 int main(void)
 {
     /* Never a terminal on stdin: no question may be asked here. */
@@ -709,7 +645,6 @@ int main(void)
     reset(&f);
     test_qr();
     test_prompt_no_echo();
-    test_bootstrap();
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0);

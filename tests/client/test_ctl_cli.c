@@ -452,6 +452,8 @@ int main(void)
 {
     char dir[] = "/tmp/kyufu-ctl-cli-XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
+    /* cluster init's CA key passphrase, as scripts give it. */
+    CHECK(setenv("KYUFU_CA_PASSPHRASE", "test CA passphrase", 1) == 0);
     test_config_errors();
     test_cli(dir);
     test_json();

@@ -1,21 +1,29 @@
 /* kyufuctl cluster init: what operators rely on — the certificates chain to
  * the generated CA (verified with OpenSSL, time checks off so the test does
  * not read the clock), carry the right SANs and key usages, private keys are
- * 0600 and match their certificates, the config files are exactly in the
- * agreed format and parse, and existing content is never overwritten by
- * accident. */
+ * 0600 and match their certificates, the CA key is encrypted (unreadable
+ * without its passphrase) in a CA folder apart from the nodes', the first
+ * administrator gets an operator certificate (no shared client
+ * certificate), the config files are exactly in the agreed format and
+ * parse, and existing content is never overwritten by accident. */
 #include <errno.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "bootstrap_file.h"
 #include "check.h"
 #include "ctl.h"
+#include "ctl_bootstrap.h"
+#include "ctl_pki.h"
+#include "pwhash.h"
 #include "slo.h"
 #include "kyufu.h"
 
@@ -37,6 +45,78 @@ static EVP_PKEY *load_key(const char *path)
     fclose(f);
     CHECK(k != NULL);
     return k;
+}
+
+#define PASSPHRASE "test CA passphrase"
+
+static void check_mode(const char *path, unsigned mode);
+
+/* An encrypted key read with `pass` (NULL: none given, never a prompt). */
+static int give_pass(char *buf, int size, int rwflag, void *u)
+{
+    (void)rwflag;
+    if (u == NULL) {
+        return -1;
+    }
+    int n = (int)strlen(u);
+    CHECK(n <= size);
+    memcpy(buf, u, (size_t)n);
+    return n;
+}
+
+static EVP_PKEY *load_key_with(const char *path, const char *pass)
+{
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, give_pass, (void *)pass);
+    fclose(f);
+    ERR_clear_error();
+    return k;
+}
+
+/* The PBKDF2 iteration count of an encrypted PKCS#8 key (PBES2). */
+static long kdf_iterations(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    X509_SIG *sig = PEM_read_PKCS8(f, NULL, NULL, NULL);
+    fclose(f);
+    CHECK(sig != NULL);
+    const X509_ALGOR *alg;
+    X509_SIG_get0(sig, &alg, NULL);
+    CHECK(OBJ_obj2nid(alg->algorithm) == NID_pbes2);
+    PBE2PARAM *pbe2 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBE2PARAM), alg->parameter);
+    CHECK(pbe2 != NULL && OBJ_obj2nid(pbe2->keyfunc->algorithm) == NID_id_pbkdf2);
+    CHECK(EVP_CIPHER_get_nid(EVP_get_cipherbyobj(pbe2->encryption->algorithm)) ==
+          NID_aes_256_cbc);
+    PBKDF2PARAM *kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM),
+                                                 pbe2->keyfunc->parameter);
+    CHECK(kdf != NULL);
+    CHECK(kdf->prf != NULL && OBJ_obj2nid(kdf->prf->algorithm) == NID_hmacWithSHA256);
+    long n = ASN1_INTEGER_get(kdf->iter);
+    PBKDF2PARAM_free(kdf);
+    PBE2PARAM_free(pbe2);
+    X509_SIG_free(sig);
+    return n;
+}
+
+/* A CRL signed by ca, revoking nothing, valid for 30 days. */
+static void check_crl(const char *path, X509 *ca)
+{
+    check_mode(path, 0644);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    X509_CRL *crl = PEM_read_X509_CRL(f, NULL, NULL, NULL);
+    fclose(f);
+    CHECK(crl != NULL);
+    CHECK(X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1);
+    CHECK(X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca)) == 0);
+    CHECK(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)) <= 0);
+    int days, secs;
+    CHECK(ASN1_TIME_diff(&days, &secs, X509_CRL_get0_lastUpdate(crl),
+                         X509_CRL_get0_nextUpdate(crl)) == 1);
+    CHECK(days == 30 && secs == 3600); /* an hour back, 30 days ahead */
+    X509_CRL_free(crl);
 }
 
 /* The URI SANs of x joined by ' ' into out (docs/peer-tls.md: a node
@@ -105,18 +185,44 @@ struct host_paths
 };
 
 static void check_cluster_at(const char *dir, const char *const *hosts, bool ip, bool v6,
-                             const struct host_paths *hp)
+                             const struct host_paths *hp, const char *admin)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/ca.pem", dir);
     X509 *ca = load_cert(path);
+    /* The CA folder: the key encrypted, readable with the passphrase
+     * only; no CA key outside it. */
     snprintf(path, sizeof path, "%s/ca.key", dir);
+    CHECK(access(path, F_OK) != 0);
+    snprintf(path, sizeof path, "%s/ca/ca.key", dir);
     check_mode(path, 0600);
-    EVP_PKEY *cak = load_key(path);
-    CHECK(X509_check_private_key(ca, cak) == 1);
+    CHECK(strncmp(slurp(path), "-----BEGIN ENCRYPTED PRIVATE KEY-----\n", 38) == 0);
+    CHECK(load_key_with(path, NULL) == NULL);
+    /* Each decryption costs 600,000 PBKDF2 rounds (~0.13 s): the full
+     * check on the first cluster only. */
+    static bool decrypted;
+    if (!decrypted) {
+        decrypted = true;
+        /* AES-256-CBC, PBKDF2-HMAC-SHA256, the documented count. */
+        CHECK_EQ_INT(kdf_iterations(path), KYUFU_CTL_CA_KEY_PBKDF2_ITERATIONS);
+        CHECK(load_key_with(path, "not the passphrase") == NULL);
+        EVP_PKEY *cak = load_key_with(path, PASSPHRASE);
+        CHECK(cak != NULL);
+        CHECK(X509_check_private_key(ca, cak) == 1);
+        EVP_PKEY_free(cak);
+        snprintf(path, sizeof path, "%s/ca", dir);
+        X509 *ca2;
+        EVP_PKEY *cak2;
+        char err[512];
+        CHECK_EQ_INT(ctl__ca_read(path, NULL, &ca2, &cak2, err, sizeof err), 0);
+        CHECK(X509_cmp(ca, ca2) == 0);
+        X509_free(ca2);
+        EVP_PKEY_free(cak2);
+    }
+    snprintf(path, sizeof path, "%s/ca", dir);
+    check_mode(path, 0700);
     CHECK(X509_check_ca(ca) >= 1);
     CHECK(X509_get_signature_nid(ca) == NID_ecdsa_with_SHA256);
-    EVP_PKEY_free(cak);
     for (unsigned i = 1; i <= 3; i++) {
         snprintf(path, sizeof path, "%s/node%u/node.pem", dir, i);
         X509 *x = load_cert(path);
@@ -163,10 +269,12 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
             snprintf(path, sizeof path, "%s/ca.pem", dir);
             snprintf(ca_main, sizeof ca_main, "%s", slurp(path));
             CHECK(strcmp(ca_copy, ca_main) == 0);
+            snprintf(path, sizeof path, "%s/node%u/crl.pem", dir, i);
+            check_crl(path, ca);
         }
         /* The node config, exactly as agreed with node/.  Node j's ports:
          * the base plus the nodes before it on the same host. */
-        char want[4096], raft[3][80], api[3][80];
+        char want[8192], raft[3][80], api[3][80];
         for (unsigned j = 0; j < 3; j++) {
             unsigned before = 0;
             for (unsigned e = 0; e < j; e++) {
@@ -175,19 +283,21 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
             snprintf(raft[j], sizeof raft[j], v6 ? "[%s]:%u" : "%s:%u", hosts[j], 7001 + before);
             snprintf(api[j], sizeof api[j], v6 ? "[%s]:%u" : "%s:%u", hosts[j], 8001 + before);
         }
-        char data[600], ca_p[600], cert_p[600], key_p[600], slo_p[600];
+        char data[600], ca_p[600], cert_p[600], key_p[600], slo_p[600], crl_p[600];
         if (hp == NULL) {
             snprintf(data, sizeof data, "%s/node%u/data", dir, i);
             snprintf(ca_p, sizeof ca_p, "%s/ca.pem", dir);
             snprintf(cert_p, sizeof cert_p, "%s/node%u/node.pem", dir, i);
             snprintf(key_p, sizeof key_p, "%s/node%u/node.key", dir, i);
             snprintf(slo_p, sizeof slo_p, "%s/slo.conf", dir);
+            snprintf(crl_p, sizeof crl_p, "%s/crl.pem", dir);
         } else {
             snprintf(data, sizeof data, "%s", hp->state);
             snprintf(ca_p, sizeof ca_p, "%s/ca.pem", hp->etc);
             snprintf(cert_p, sizeof cert_p, "%s/node.pem", hp->etc);
             snprintf(key_p, sizeof key_p, "%s/node.key", hp->etc);
             snprintf(slo_p, sizeof slo_p, "%s/slo.conf", hp->etc);
+            snprintf(crl_p, sizeof crl_p, "%s/crl.pem", hp->etc);
         }
         snprintf(want, sizeof want,
                  "# kyufud configuration, written by kyufuctl cluster init.\n"
@@ -195,12 +305,12 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
                  "api_address = %s\n[cluster]\n"
                  "# one line per member: id = raft_address api_address\n"
                  "1 = %s %s\n2 = %s %s\n3 = %s %s\n"
-                 "[tls]\nca = %s\ncert = %s\nkey = %s\n"
+                 "[tls]\nca = %s\ncert = %s\nkey = %s\ncrl_file = %s\n"
                  "[raft]\nelection_timeout_ms = 1000\nheartbeat_timeout_ms = 100\n"
                  "[log]\nlevel = info\n"
                  "[sla]\nslo_file = %s\n",
                  i, data, raft[i - 1], api[i - 1], raft[0], api[0], raft[1], api[1],
-                 raft[2], api[2], ca_p, cert_p, key_p, slo_p);
+                 raft[2], api[2], ca_p, cert_p, key_p, crl_p, slo_p);
         snprintf(path, sizeof path, "%s/node%u/kyufud.conf", dir, i);
         char *got = slurp(path);
         if (strcmp(got, want) != 0) {
@@ -208,16 +318,45 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
             exit(1);
         }
     }
+    /* No shared client certificate: the first administrator's own. */
     snprintf(path, sizeof path, "%s/kyufuctl.pem", dir);
+    CHECK(access(path, F_OK) != 0);
+    snprintf(path, sizeof path, "%s/%s.pem", dir, admin);
     X509 *cl = load_cert(path);
     CHECK(verifies(ca, cl, X509_PURPOSE_SSL_CLIENT));
     CHECK(!verifies(ca, cl, X509_PURPOSE_SSL_SERVER)); /* clientAuth only */
-    char cl_uri[128];
+    char cl_uri[128], want_cl[128], cn[80];
     uris(cl, cl_uri, sizeof cl_uri);
-    CHECK(cl_uri[0] == '\0'); /* names no node: refused on the Raft port */
-    X509_free(cl);
-    snprintf(path, sizeof path, "%s/kyufuctl.key", dir);
+    snprintf(want_cl, sizeof want_cl, "urn:kyufu:operator:%s", admin);
+    CHECK(strcmp(cl_uri, want_cl) == 0); /* names no node: refused on the Raft port */
+    X509_NAME_get_text_by_NID(X509_get_subject_name(cl), NID_commonName, cn, sizeof cn);
+    CHECK(strcmp(cn, admin) == 0);
+    snprintf(path, sizeof path, "%s/%s.key", dir, admin);
     check_mode(path, 0600);
+    EVP_PKEY *clk = load_key(path);
+    CHECK(X509_check_private_key(cl, clk) == 1);
+    EVP_PKEY_free(clk);
+    /* Registered, and the CRL (empty) signed by the CA, copied for the
+     * nodes. */
+    char sha[65];
+    ctl__cert_sha256(cl, sha);
+    snprintf(path, sizeof path, "%s/ca/registry.json", dir);
+    check_mode(path, 0600);
+    json_t *reg = json_load_file(path, 0, NULL);
+    CHECK(reg != NULL && json_array_size(reg) == 1);
+    json_t *e = json_array_get(reg, 0);
+    CHECK(strcmp(json_string_value(json_object_get(e, "name")), admin) == 0);
+    CHECK(strcmp(json_string_value(json_object_get(e, "kind")), "operator") == 0);
+    CHECK(strcmp(json_string_value(json_object_get(e, "status")), "active") == 0);
+    CHECK(strcmp(json_string_value(json_object_get(e, "sha256")), sha) == 0);
+    json_decref(reg);
+    X509_free(cl);
+    snprintf(path, sizeof path, "%s/ca/crl.pem", dir);
+    check_crl(path, ca);
+    if (hp == NULL) {
+        snprintf(path, sizeof path, "%s/crl.pem", dir);
+        check_crl(path, ca);
+    }
     X509_free(ca);
 
     /* The client config parses and names every node's API. */
@@ -252,29 +391,88 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
 
 static void check_cluster(const char *dir, const char *const *hosts, bool ip, bool v6)
 {
-    check_cluster_at(dir, hosts, ip, v6, NULL);
+    check_cluster_at(dir, hosts, ip, v6, NULL, "admin");
+}
+
+/* ------------------------------------------------ the first administrator */
+
+static const char *secret_sought; /* for no_secret_in */
+
+static int no_secret_in(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)ftw;
+    if (type == FTW_F && S_ISREG(sb->st_mode)) {
+        char *text = slurp(path);
+        CHECK(strstr(text, secret_sought) == NULL);
+    }
+    return 0;
+}
+
+/* Each node folder of the cluster in DIR has a bootstrap-admin (in data/
+ * for a local cluster, beside the config for hosts): 0600, parsed by the
+ * node's own parser, for ADMIN, whose hash the printed PASSWORD verifies;
+ * no file under DIR holds the password. */
+static void check_bootstrap(const char *dir, bool on_hosts, const char *admin,
+                            const char *password)
+{
+    CHECK_EQ_INT(strlen(password), KYUFU_CTL_TEMP_PASSWORD_CHARS);
+    CHECK(strspn(password, "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789") ==
+          strlen(password));
+    for (unsigned i = 1; i <= 3; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/node%u/%s" CTL__BOOTSTRAP_FILE, dir, i,
+                 on_hosts ? "" : "data/");
+        check_mode(path, 0600);
+        struct kyufu_node_bootstrap b;
+        CHECK(kyufu_node__bootstrap_parse(slurp(path), &b) == NULL);
+        CHECK(strcmp(b.staff_id, admin) == 0);
+        CHECK(strcmp(b.display_name, CTL__BOOTSTRAP_DISPLAY_NAME) == 0);
+        CHECK_EQ_INT(b.iterations, KYUFU_PWHASH_ITERATIONS);
+        CHECK(kyufu_pwhash_check(password, strlen(password), b.iterations, b.salt,
+                                 sizeof b.salt, b.hash, sizeof b.hash));
+        char wrong[KYUFU_CTL_TEMP_PASSWORD_CHARS + 1];
+        memcpy(wrong, password, sizeof wrong);
+        wrong[0] = wrong[0] == 'a' ? 'b' : 'a';
+        CHECK(!kyufu_pwhash_check(wrong, strlen(wrong), b.iterations, b.salt,
+                                  sizeof b.salt, b.hash, sizeof b.hash));
+    }
+    secret_sought = password;
+    CHECK(nftw(dir, no_secret_in, 16, FTW_PHYS) == 0);
 }
 
 int main(void)
 {
     char tmp[] = "/tmp/kyufu-ctl-init-XXXXXX";
     CHECK(mkdtemp(tmp) != NULL);
+    CHECK(setenv("KYUFU_CA_PASSPHRASE", PASSPHRASE, 1) == 0);
     char dir[512], err[512];
     snprintf(dir, sizeof dir, "%s/c1", tmp);
 
     /* Defaults: three nodes on 127.0.0.1. */
+    char pw1[KYUFU_CTL_TEMP_PASSWORD_CHARS + 1], pw2[sizeof pw1];
     struct kyufu_ctl_init_opts o = { .dir = dir, .nodes = 3, .raft_port_base = 7001,
-                                     .api_port_base = 8001 };
+                                     .api_port_base = 8001, .admin_password = pw1 };
     CHECK_EQ_INT(kyufu_ctl_init(&o, NULL, err, sizeof err), 0);
     static const char *const local[] = { "127.0.0.1", "127.0.0.1", "127.0.0.1" };
     check_cluster(dir, local, true, false);
+    check_bootstrap(dir, false, "admin", pw1);
+    /* The CA key of the first cluster has the real cost (checked above);
+     * the others a token one, so this test stays cheap (sanitizers make
+     * each PBKDF2 round an allocation). */
+    o.ca_key_iterations = 1000;
 
     /* Existing content: refused; --force replaces; node data: always refused. */
     CHECK_EQ_INT(kyufu_ctl_init(&o, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err, "not empty") != NULL);
     o.force = true;
+    o.admin_password = pw2;
     CHECK_EQ_INT(kyufu_ctl_init(&o, NULL, err, sizeof err), 0);
     check_cluster(dir, local, true, false);
+    /* A new password each time, the old one replaced on every node. */
+    check_bootstrap(dir, false, "admin", pw2);
+    CHECK(strcmp(pw1, pw2) != 0);
+    secret_sought = pw1;
+    CHECK(nftw(dir, no_secret_in, 16, FTW_PHYS) == 0);
     char path[700];
     snprintf(path, sizeof path, "%s/node2/data/raft.log", dir);
     int fd = open(path, O_WRONLY | O_CREAT, 0600);
@@ -283,12 +481,56 @@ int main(void)
     CHECK_EQ_INT(kyufu_ctl_init(&o, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err, "node2/data") != NULL);
 
+    /* node new from the CA folder: the passphrase-protected key read, the
+     * node key 0600, the CRL copied and named by its config. */
+    {
+        char pki[600], out4[600];
+        snprintf(pki, sizeof pki, "%s/ca", dir);
+        snprintf(out4, sizeof out4, "%s/node4", tmp);
+        struct kyufu_ctl_member members[] = { { 1, "127.0.0.1:7001", "127.0.0.1:8001" } };
+        struct kyufu_ctl_node_new_opts nn = { .pki_dir = pki, .out = out4, .id = 4,
+                                              .raft = "127.0.0.1:7004",
+                                              .api = "127.0.0.1:8004", .members = members,
+                                              .n_members = 1 };
+        CHECK_EQ_INT(kyufu_ctl_node_new(&nn, NULL, err, sizeof err), 0);
+        snprintf(path, sizeof path, "%s/node.key", out4);
+        check_mode(path, 0600);
+        /* A joining node never bootstraps: no bootstrap-admin anywhere. */
+        snprintf(path, sizeof path, "%s/data/" CTL__BOOTSTRAP_FILE, out4);
+        CHECK(access(path, F_OK) != 0);
+        snprintf(path, sizeof path, "%s/" CTL__BOOTSTRAP_FILE, out4);
+        CHECK(access(path, F_OK) != 0);
+        snprintf(path, sizeof path, "%s/crl.pem", out4);
+        check_mode(path, 0644);
+        snprintf(path, sizeof path, "%s/kyufud.conf", out4);
+        char want[800];
+        snprintf(want, sizeof want, "\ncrl_file = %s/crl.pem\n", out4);
+        CHECK(strstr(slurp(path), want) != NULL);
+        /* A wrong passphrase: refused, no certificate written. */
+        snprintf(path, sizeof path, "%s/wrong-pass", tmp);
+        FILE *wf = fopen(path, "w");
+        CHECK(wf != NULL);
+        fputs("not the CA passphrase\n", wf);
+        fclose(wf);
+        snprintf(out4, sizeof out4, "%s/node5", tmp);
+        nn.out = out4;
+        nn.id = 5;
+        nn.raft = "127.0.0.1:7005";
+        nn.api = "127.0.0.1:8005";
+        nn.ca_passphrase_file = path;
+        CHECK_EQ_INT(kyufu_ctl_node_new(&nn, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+        CHECK(strstr(err, "wrong passphrase") != NULL);
+        snprintf(path, sizeof path, "%s/node.pem", out4);
+        CHECK(access(path, F_OK) != 0);
+    }
+
     /* One DNS name per node. */
     snprintf(dir, sizeof dir, "%s/c2", tmp);
     static const char *const names[] = { "kyufu-a.city.example", "kyufu-b.city.example",
                                          "kyufu-c.city.example" };
     struct kyufu_ctl_init_opts o2 = { .dir = dir, .nodes = 3, .hosts = { names[0], names[1], names[2] },
-                                      .n_hosts = 3, .raft_port_base = 7001, .api_port_base = 8001 };
+                                      .n_hosts = 3, .raft_port_base = 7001, .api_port_base = 8001,
+                                      .ca_key_iterations = 1000 };
     CHECK_EQ_INT(kyufu_ctl_init(&o2, NULL, err, sizeof err), 0);
     check_cluster(dir, names, false, false);
 
@@ -298,16 +540,19 @@ int main(void)
     struct kyufu_ctl_init_opts oh = o2;
     oh.dir = dir;
     oh.on_hosts = true;
+    oh.admin_password = pw1;
     CHECK_EQ_INT(kyufu_ctl_init(&oh, NULL, err, sizeof err), 0);
     struct host_paths hp_default = { "/etc/kyufu", "/var/lib/kyufu" };
-    check_cluster_at(dir, names, false, false, &hp_default);
+    check_cluster_at(dir, names, false, false, &hp_default, "admin");
+    check_bootstrap(dir, true, "admin", pw1);
+    oh.admin_password = NULL;
     snprintf(dir, sizeof dir, "%s/h2", tmp);
     oh.dir = dir;
     oh.etc_dir = "/srv/kyufu-etc";
     oh.state_dir = "/srv/kyufu/state.d";
     CHECK_EQ_INT(kyufu_ctl_init(&oh, NULL, err, sizeof err), 0);
     struct host_paths hp_given = { "/srv/kyufu-etc", "/srv/kyufu/state.d" };
-    check_cluster_at(dir, names, false, false, &hp_given);
+    check_cluster_at(dir, names, false, false, &hp_given, "admin");
     /* Hostile host paths and shapes: usage errors that write nothing. */
     static const char *const bad_paths[] = {
         "etc/kyufu", "/etc/kyu fu", "/etc/kyufu#x", "/etc/kyufu;x", "/etc/../root",
@@ -345,7 +590,8 @@ int main(void)
     snprintf(dir, sizeof dir, "%s/c3", tmp);
     static const char *const v6[] = { "::1", "::1", "::1" };
     struct kyufu_ctl_init_opts o3 = { .dir = dir, .nodes = 3, .hosts = { "::1" }, .n_hosts = 1,
-                                      .raft_port_base = 7001, .api_port_base = 8001 };
+                                      .raft_port_base = 7001, .api_port_base = 8001,
+                                      .ca_key_iterations = 1000 };
     CHECK_EQ_INT(kyufu_ctl_init(&o3, NULL, err, sizeof err), 0);
     check_cluster(dir, v6, true, true);
 
@@ -392,6 +638,57 @@ int main(void)
     bad.nodes = 0;
     CHECK_EQ_INT(kyufu_ctl_init(&bad, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
     CHECK(access(dir, F_OK) != 0);
+
+    /* The first administrator's id; the passphrase from a file. */
+    snprintf(dir, sizeof dir, "%s/c6", tmp);
+    snprintf(path, sizeof path, "%s/pass", tmp);
+    FILE *pf = fopen(path, "w");
+    CHECK(pf != NULL);
+    fputs(PASSPHRASE "\n", pf);
+    fclose(pf);
+    CHECK(unsetenv("KYUFU_CA_PASSPHRASE") == 0);
+    struct kyufu_ctl_init_opts o6 = o;
+    o6.dir = dir;
+    o6.force = false;
+    o6.admin_id = "tanaka.h";
+    o6.ca_passphrase_file = path;
+    o6.admin_password = pw1;
+    CHECK_EQ_INT(kyufu_ctl_init(&o6, NULL, err, sizeof err), 0);
+    CHECK(setenv("KYUFU_CA_PASSPHRASE", PASSPHRASE, 1) == 0);
+    check_cluster_at(dir, local, true, false, NULL, "tanaka.h");
+    check_bootstrap(dir, false, "tanaka.h", pw1);
+    o6.admin_password = NULL;
+    CHECK(unsetenv("KYUFU_CA_PASSPHRASE") == 0);
+    /* Refused, writing nothing: a bad admin id, a short passphrase, a
+     * passphrase file that is missing, no passphrase at all. */
+    snprintf(dir, sizeof dir, "%s/c7", tmp);
+    o6.dir = dir;
+    o6.admin_id = "../x";
+    CHECK_EQ_INT(kyufu_ctl_init(&o6, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err, "--admin-id") != NULL);
+    o6.admin_id = "Tanaka"; /* the node's staff ids are lowercase */
+    CHECK_EQ_INT(kyufu_ctl_init(&o6, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err, "lowercase") != NULL);
+    o6.admin_id = NULL;
+    pf = fopen(path, "w");
+    CHECK(pf != NULL);
+    fputs("elevenbytes\n", pf);
+    fclose(pf);
+    CHECK_EQ_INT(kyufu_ctl_init(&o6, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err, "12 to 1023 bytes (it has 11)") != NULL);
+    o6.ca_passphrase_file = "/nonexistent/pass";
+    CHECK_EQ_INT(kyufu_ctl_init(&o6, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err, "/nonexistent/pass") != NULL);
+    int tty = open("/dev/tty", O_RDWR);
+    if (tty < 0) { /* no terminal to ask on (CI): a clear refusal */
+        o6.ca_passphrase_file = NULL;
+        CHECK_EQ_INT(kyufu_ctl_init(&o6, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+        CHECK(strstr(err, "KYUFU_CA_PASSPHRASE") != NULL);
+    } else {
+        close(tty);
+    }
+    CHECK(access(dir, F_OK) != 0);
+    CHECK(setenv("KYUFU_CA_PASSPHRASE", PASSPHRASE, 1) == 0);
 
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);

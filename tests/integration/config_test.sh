@@ -104,6 +104,10 @@ par expect_bad bad_port      "s/^api_address = .*/api_address = 127.0.0.1:99999/
 par expect_bad missing_key   '/^data_dir/d' '[node] data_dir:' "required key 'data_dir' is missing"
 par expect_bad missing_file  "s#^ca = .*#ca = $tmp/nope.pem#" ':12: [tls] ca:' "nope.pem" "No such file"
 par expect_bad relative      's#^key = .*#key = node.key#' ':14: [tls] key:' "absolute"
+# [tls] crl_file (revoked certificates): optional; when set, the file must
+# be there at start (the node refuses to run without the CRL it was told of).
+par expect_bad crl_missing   "s#^key = \(.*\)#key = \1\ncrl_file = $tmp/nope.crl#" ':15: [tls] crl_file:' "nope.crl" "No such file"
+par expect_bad crl_relative  "s#^key = \(.*\)#key = \1\ncrl_file = crl.pem#" ':15: [tls] crl_file:' "absolute"
 par expect_bad election_low  's/^election_timeout_ms = 1000/election_timeout_ms = 20/' ':16: [raft] election_timeout_ms:'
 par expect_bad snap_low      's/^snapshot_threshold = 64/snapshot_threshold = 3/' ':18: [raft] snapshot_threshold:' "4..1048576"
 par expect_bad snap_high     's/^snapshot_threshold = 64/snapshot_threshold = 1048577/' ':18: [raft] snapshot_threshold:'

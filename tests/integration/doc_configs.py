@@ -5,7 +5,7 @@ refuses.
 A sample is a fenced block with a [node], [cluster], [tls], [raft], [log],
 [api], [power] or [sla] section header.  A whole config (it has [node] and
 [cluster]) is written as it is, with the values of data_dir, ca, cert,
-key and slo_file replaced by files that exist here (the guides name the
+key, crl_file and slo_file replaced by files that exist here (the guides name the
 hosts' paths; slo_file becomes a minimal valid SLO file).
 A fragment (a key or two, e.g. docs/power.md's [power], docs/metrics.md's
 [node] metrics keys) is laid over the first whole sample of
@@ -26,8 +26,10 @@ FENCE = re.compile(r"^( *)```[a-z]*\n(.*?)^\1```", re.M | re.S)
 SLO = os.path.join(out, "doc-sample-slo.conf")
 with open(SLO, "w") as f:
     f.write("[availability]\ntarget_percent = 99.9\n[rto]\ntarget_ms = 10000\n")
+# crl_file: --check-config only needs a file there (the node reads the CRL
+# when it starts), so the CA file stands in.
 REPLACE = {"data_dir": None, "ca": ca, "cert": cert, "key": key,
-           "slo_file": SLO}
+           "slo_file": SLO, "crl_file": ca}
 
 
 def sections(text):
@@ -65,7 +67,7 @@ def samples():
 def localize(body, n):
     lines = []
     for line in body.splitlines():
-        m = re.match(r"^(\s*)(data_dir|ca|cert|key|slo_file)(\s*=\s*)\S+(.*)$", line)
+        m = re.match(r"^(\s*)(data_dir|ca|cert|key|slo_file|crl_file)(\s*=\s*)\S+(.*)$", line)
         if m:
             value = REPLACE[m.group(2)] or os.path.join(data_parent, "data%d" % n)
             line = m.group(1) + m.group(2) + m.group(3) + value + m.group(4)

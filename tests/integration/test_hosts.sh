@@ -124,6 +124,8 @@ ln -s "$build" "$tmp/admin/build"
 run_admin() {
     ip netns exec "$adm" bash -euo pipefail -c 'cd "$1" && . "$2"' admin "$tmp/admin" "$1"
 }
+# cluster init's CA passphrase, as a script gives it (an operator types it).
+export KYUFU_CA_PASSPHRASE="hosts test CA passphrase"
 run_admin "${blocks[0]}" >"$tmp/admin.log" 2>&1 || { cat "$tmp/admin.log"; die "step 1 (admin) failed"; }
 echo "ok: step 1: staged install and cluster files (${SECONDS}s)"
 
@@ -244,8 +246,8 @@ for i in 1 2 3; do
     owner=$(stat -c '%u %a' "/proc/$pid/root/var/lib/kyufu")
     [ "$owner" = "$uid 700" ] || fail "host $i: /var/lib/kyufu is '$owner', want '$uid 700'"
     [ -d "/proc/$pid/root/var/lib/kyufu/raft" ] || fail "host $i: no raft/ in /var/lib/kyufu"
-    key=$(stat -c '%U %a' "/proc/$pid/root/etc/kyufu/node.key")
-    [ "$key" = "root 640" ] || fail "host $i: /etc/kyufu/node.key is '$key', want 'root 640'"
+    key=$(stat -c '%u %a' "/proc/$pid/root/etc/kyufu/node.key")
+    [ "$key" = "$uid 600" ] || fail "host $i: /etc/kyufu/node.key is '$key', want '$uid 600' (kyufu's, private)"
     [ ! -e "$tmp/h$i/root/kyufu-node" ] || fail "host $i: the copied node folder is still there"
     # The sandbox it ran in (the last mount on each path is the one seen).
     mnt() { awk -v p="$1" '$5 == p { o = $6 } END { print substr(o, 1, 2) }' "/proc/$pid/mountinfo"; }

@@ -68,6 +68,7 @@ class Run:
         base = consecutive_free(9)
         self.metrics = {i: base + 6 + i - 1 for i in (1, 2, 3)}
         self.api_base = base + 3
+        os.environ.setdefault("KYUFU_CA_PASSPHRASE", "sla e2e CA passphrase")
         self.ctl(["cluster", "init", "--dir", self.dir,
                   "--raft-port-base", str(base),
                   "--api-port-base", str(base + 3),

@@ -173,7 +173,8 @@ try:
     raft_port, api_port = ports.free_ports(2)
     subprocess.run([KYUFUCTL, "cluster", "init", "--dir", tmp + "/c", "--nodes", "1",
                     "--raft-port-base", str(raft_port), "--api-port-base",
-                    str(api_port)], check=True, capture_output=True, timeout=60)
+                    str(api_port)], check=True, capture_output=True, timeout=60,
+                   env=dict(os.environ, KYUFU_CA_PASSPHRASE="unit test CA passphrase"))
     conf = tmp + "/c/node1/kyufud.conf"
     # Snapshots every few entries, so the traced run takes some.
     with open(conf) as f:
