@@ -128,7 +128,7 @@ class AuthError(AssertionError):
     pass
 
 
-def _call(rpc, req, token=None, timeout=10):
+def _call(rpc, req, token=None, timeout=30):
     md = bearer(token) if token else None
     return rpc(req, metadata=md, timeout=timeout)
 

@@ -10,7 +10,7 @@ cluster's own mkdtemp folder.
 
 Identity (issue 8; docs/identity.md): every call but Health and
 Auth.SignIn carries a session token.  The cluster's first ID administrator
-comes from a `bootstrap-admin` file written into each node's folder at
+comes from a `bootstrap-admin` file written into each node's data folder at
 creation, as kyufuctl cluster init does; the harness signs accounts in like
 a front end (auth.py) once per client certificate and keeps their tokens.
 The channels of channel(), ledger(), cluster() and secure_channel() add the
