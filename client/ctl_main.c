@@ -395,6 +395,7 @@ static void usage(FILE *out)
             "\ncommands (kyufuctl help NOUN VERB: one command's options, values and role):\n");
     ctl__auth_usage(out);
     ctl__ledger_usage(out);
+    ctl__audit_usage(out);
     ctl__cluster_usage(out);
     ctl__node_usage(out);
     ctl__terminal_usage(out);
@@ -479,6 +480,9 @@ int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
         rv = ctl__sla(&r, verb, cargc, cargv);
     } else if (strcmp(noun, "drill") == 0) {
         rv = ctl__drill(&r, verb, cargc, cargv);
+    } else if (strcmp(noun, "audit") == 0 &&
+               (rv = ctl__audit(&r, verb, cargc, cargv)) >= 0) {
+        /* export, archive, verify against checkpoints (ctl_audit.c) */
     } else if (strcmp(noun, "terminal") == 0 || strcmp(noun, "operator") == 0) {
         rv = ctl__terminal(&r, noun, verb, cargc, cargv);
     } else {
