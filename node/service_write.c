@@ -137,6 +137,15 @@ static const char *actor_of(const struct kyufu_node_call *c,
     return p->staff_id;
 }
 
+/* Answer a refused replay of a key, leaving a record of it in the
+ * operation log (issue 8 item 7: refusals are recorded) without naming
+ * the key's owner or its stored result. */
+static void refuse(struct kyufu_node_call *c, int code, const char *why)
+{
+    kyufu_node__oplog_refused(c->node, c->call, &c->principal, code, why);
+    kyufu_node__call_done(c, code, why, NULL, 0);
+}
+
 /* Exactly-once bound to the caller (issue 8 item 6): a key already in the
  * store is answered from it (by apply) only to the account that first used
  * it, and only for the same command.  Checked here, before Raft, so that a
@@ -170,16 +179,14 @@ static int key_check(struct kyufu_node_call *c, const Kyufu__V1__Command *cmd)
     case KYUFU_STORAGE_KEY_OWN:
         return 0;
     case KYUFU_STORAGE_KEY_OTHER_ACTOR:
-        kyufu_node__call_done(c, KYUFU_GRPC_PERMISSION_DENIED,
-                              "header.key belongs to another account: use "
-                              "a key of your own",
-                              NULL, 0);
+        refuse(c, KYUFU_GRPC_PERMISSION_DENIED,
+               "header.key belongs to another account: use a key of your "
+               "own");
         return -1;
     case KYUFU_STORAGE_KEY_OTHER_COMMAND:
-        kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT,
-                              "header.key was used for another command: a "
-                              "new write needs a new key",
-                              NULL, 0);
+        refuse(c, KYUFU_GRPC_INVALID_ARGUMENT,
+               "header.key was used for another command: a new write needs "
+               "a new key");
         return -1;
     }
     assert(false);
@@ -206,6 +213,9 @@ void kyufu_node__propose(struct kyufu_node_call *c,
     char why[256];
     const char *actor = actor_of(c, rh, why, sizeof why);
     if (actor == NULL) {
+        /* A refusal leaves a record (issue 8 item 7), as the table's do. */
+        kyufu_node__oplog_refused(n, c->call, &c->principal,
+                                  KYUFU_GRPC_PERMISSION_DENIED, why);
         kyufu_node__call_done(c, KYUFU_GRPC_PERMISSION_DENIED, why, NULL, 0);
         return;
     }
