@@ -184,12 +184,7 @@ static void change_password(struct kyufu_node_call *c)
 out:
     OPENSSL_cleanse(r->old_password, olen);
     OPENSSL_cleanse(r->new_password, nlen);
-    if (a != NULL) {
-        kyufu__v1__staff_account__free_unpacked(a, NULL);
-    }
-    if (cred != NULL) {
-        kyufu__v1__credential__free_unpacked(cred, NULL);
-    }
+    kyufu_node__auth_account_free(a, cred);
 }
 
 /* ------------------------------------------------------------ TOTP */
