@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "fake_transport.h"
+#include "test_file.h"
 #include "kyufu.h"
 
 #define TOKEN_A "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
@@ -289,16 +290,6 @@ static void test_methods(void)
     CHECK(m != NULL && m->kind == KYUFU_CLIENT_AUTH);
 }
 
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-    unlink(path);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    CHECK(fd >= 0);
-    CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
-    CHECK(fchmod(fd, mode) == 0);
-    close(fd);
-}
-
 static void test_files(const char *dir)
 {
     char path[512], err[512], tok[KYUFU_CLIENT_TOKEN_BYTES + 1];
@@ -355,14 +346,14 @@ static void test_files(const char *dir)
                            "zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
                            "0011223344556677\n" };
     for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
-        write_file(link, junk[i], 0600);
+        test_write_file(link, junk[i], 0600);
         CHECK_EQ_INT(kyufu_client_token_read(link, tok, err, sizeof err),
                      KYUFU_CLIENT_ECONFIG);
         CHECK(strstr(err, "0011223344") == NULL);
     }
-    write_file(link, TOKEN_A "\r\n", 0600);
+    test_write_file(link, TOKEN_A "\r\n", 0600);
     CHECK_EQ_INT(kyufu_client_token_read(link, tok, err, sizeof err), 0);
-    write_file(link, TOKEN_A, 0600);
+    test_write_file(link, TOKEN_A, 0600);
     CHECK_EQ_INT(kyufu_client_token_read(link, tok, err, sizeof err), 0);
 
     /* Remove: gone, and removing again is fine. */
@@ -371,7 +362,7 @@ static void test_files(const char *dir)
     CHECK_EQ_INT(kyufu_client_token_remove(path, err, sizeof err), 0);
 
     /* A client config naming a loose token file fails to create, clearly. */
-    write_file(path, TOKEN_A "\n", 0644);
+    test_write_file(path, TOKEN_A "\n", 0644);
     struct kyufu_client_config cfg;
     config(&cfg);
     cfg.token_file = strdup(path);
