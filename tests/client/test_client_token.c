@@ -47,6 +47,18 @@ static struct kyufu_client *open_client(struct fake *f, struct kyufu_client_conf
     return c;
 }
 
+/* A client on `f` (the test config) holding the token TOKEN_A. */
+static struct kyufu_client *open_signed_in(struct fake *f)
+{
+    struct kyufu_client_config cfg;
+    config(&cfg);
+    cfg.token = strdup(TOKEN_A);
+    char err[256];
+    struct kyufu_client *c = open_client(f, &cfg, 0, err, sizeof err);
+    kyufu_client_config_free(&cfg);
+    return c;
+}
+
 static int get_program(struct kyufu_client *c, const struct kyufu_client_call_opts *opts,
                        struct kyufu_client_result *res)
 {
@@ -125,12 +137,7 @@ static void test_metadata(void)
 static void test_unauthenticated_follower(void)
 {
     struct fake f = { 0 };
-    struct kyufu_client_config cfg;
-    config(&cfg);
-    cfg.token = strdup(TOKEN_A);
-    char err[256];
-    struct kyufu_client *c = open_client(&f, &cfg, 0, err, sizeof err);
-    kyufu_client_config_free(&cfg);
+    struct kyufu_client *c = open_signed_in(&f);
     Kyufu__V1__Program prog = KYUFU__V1__PROGRAM__INIT;
     struct kyufu_client_result res;
     fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_UNAUTHENTICATED,
@@ -175,12 +182,7 @@ static void test_unauthenticated_follower(void)
 static void test_auth_not_resent(void)
 {
     struct fake f = { 0 };
-    struct kyufu_client_config cfg;
-    config(&cfg);
-    cfg.token = strdup(TOKEN_A);
-    char err[256];
-    struct kyufu_client *c = open_client(&f, &cfg, 0, err, sizeof err);
-    kyufu_client_config_free(&cfg);
+    struct kyufu_client *c = open_signed_in(&f);
     Kyufu__V1__ChangePasswordRequest req = KYUFU__V1__CHANGE_PASSWORD_REQUEST__INIT;
     req.old_password = "a";
     req.new_password = "b";
@@ -218,12 +220,7 @@ static void test_auth_not_resent(void)
 static void test_sign_in(void)
 {
     struct fake f = { 0 };
-    struct kyufu_client_config cfg;
-    config(&cfg);
-    cfg.token = strdup(TOKEN_A);
-    char err[256];
-    struct kyufu_client *c = open_client(&f, &cfg, 0, err, sizeof err);
-    kyufu_client_config_free(&cfg);
+    struct kyufu_client *c = open_signed_in(&f);
     CHECK(kyufu_client_has_token(c));
 
     Kyufu__V1__SignInResponse ok = KYUFU__V1__SIGN_IN_RESPONSE__INIT;
