@@ -184,12 +184,7 @@ static void change_password(struct kyufu_node_call *c)
 out:
     OPENSSL_cleanse(r->old_password, olen);
     OPENSSL_cleanse(r->new_password, nlen);
-    if (a != NULL) {
-        kyufu__v1__staff_account__free_unpacked(a, NULL);
-    }
-    if (cred != NULL) {
-        kyufu__v1__credential__free_unpacked(cred, NULL);
-    }
+    kyufu_node__auth_account_free(a, cred);
 }
 
 /* ------------------------------------------------------------ TOTP */
@@ -490,38 +485,39 @@ static void admin_written(struct kyufu_glue_propose *req, int status,
     kyufu__v1__command_result__free_unpacked(result, NULL);
 }
 
-static void unlock_staff(struct kyufu_node_call *c)
+/* An admin command naming one account (UnlockStaff, ResetTotp): checks
+ * command.staff_id, then admin_call, then proposes `command` as `field`. */
+static void admin_staff_command(struct kyufu_node_call *c,
+                                const Kyufu__V1__RequestHeader *header,
+                                const char *field, void *command,
+                                const char *staff_id)
 {
-    Kyufu__V1__UnlockStaffRequest *r = c->request;
     struct kyufu_principal p;
-    if (r->command == NULL || !kyufu_node__auth_valid_staff_id(r->command->staff_id)) {
+    if (command == NULL || !kyufu_node__auth_valid_staff_id(staff_id)) {
         kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT,
                               "command.staff_id must be 1..64 bytes of "
                               "[a-z0-9._-]",
                               NULL, 0);
         return;
     }
-    if (admin_call(c, r->header, &p) != 0) {
+    if (admin_call(c, header, &p) != 0) {
         return;
     }
-    kyufu_node__auth_propose(c, p.staff_id, "unlock_staff", r->command, admin_written);
+    kyufu_node__auth_propose(c, p.staff_id, field, command, admin_written);
+}
+
+static void unlock_staff(struct kyufu_node_call *c)
+{
+    Kyufu__V1__UnlockStaffRequest *r = c->request;
+    admin_staff_command(c, r->header, "unlock_staff", r->command,
+                        r->command != NULL ? r->command->staff_id : NULL);
 }
 
 static void reset_totp(struct kyufu_node_call *c)
 {
     Kyufu__V1__ResetTotpRequest *r = c->request;
-    struct kyufu_principal p;
-    if (r->command == NULL || !kyufu_node__auth_valid_staff_id(r->command->staff_id)) {
-        kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT,
-                              "command.staff_id must be 1..64 bytes of "
-                              "[a-z0-9._-]",
-                              NULL, 0);
-        return;
-    }
-    if (admin_call(c, r->header, &p) != 0) {
-        return;
-    }
-    kyufu_node__auth_propose(c, p.staff_id, "reset_totp", r->command, admin_written);
+    admin_staff_command(c, r->header, "reset_totp", r->command,
+                        r->command != NULL ? r->command->staff_id : NULL);
 }
 
 static void created(struct kyufu_glue_propose *req, int status,

@@ -101,6 +101,9 @@ int kyufu_node__auth_read_account(struct kyufu_node_call *c,
                                   const char *staff_id,
                                   Kyufu__V1__StaffAccount **a,
                                   Kyufu__V1__Credential **cred);
+/* Frees what kyufu_node__auth_read_account gave (either may be NULL). */
+void kyufu_node__auth_account_free(Kyufu__V1__StaffAccount *a,
+                                   Kyufu__V1__Credential *cred);
 /* The caller as a signed-in account (setup-only too); -1 with the call
  * answered. */
 int kyufu_node__auth_signed_in(struct kyufu_node_call *c,

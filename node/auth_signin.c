@@ -289,10 +289,7 @@ void kyufu_node__auth_sign_in(struct kyufu_node_call *c)
                  sizeof x->locked_text);
     }
     if (refused != NULL && strcmp(refused, "unknown account") != 0) {
-        kyufu__v1__staff_account__free_unpacked(a, NULL);
-        if (cred != NULL) {
-            kyufu__v1__credential__free_unpacked(cred, NULL);
-        }
+        kyufu_node__auth_account_free(a, cred);
         kyufu_node__auth_signin_fail(c, x->staff_id, refused);
         return;
     }
@@ -329,12 +326,7 @@ void kyufu_node__auth_sign_in(struct kyufu_node_call *c)
     kyufu_node__auth_job_start(&j->job);
 out:
     OPENSSL_cleanse(r->password, plen);
-    if (a != NULL) {
-        kyufu__v1__staff_account__free_unpacked(a, NULL);
-    }
-    if (cred != NULL) {
-        kyufu__v1__credential__free_unpacked(cred, NULL);
-    }
+    kyufu_node__auth_account_free(a, cred);
 }
 
 /* ------------------------------------------------------------ SignOut */
@@ -413,11 +405,6 @@ void kyufu_node__auth_who_am_i(struct kyufu_node_call *c)
         cred != NULL ? kyufu_node__auth_password_expires_ms(n, cred->password_set_ms) : 0;
     kyufu_node__call_done_msg(c, &resp.base);
     kyufu__v1__auth_session__free_unpacked(s, NULL);
-    if (a != NULL) {
-        kyufu__v1__staff_account__free_unpacked(a, NULL);
-    }
-    if (cred != NULL) {
-        kyufu__v1__credential__free_unpacked(cred, NULL);
-    }
+    kyufu_node__auth_account_free(a, cred);
 }
 

@@ -236,6 +236,17 @@ int kyufu_node__auth_read_account(struct kyufu_node_call *c, const char *staff_i
     return 0;
 }
 
+void kyufu_node__auth_account_free(Kyufu__V1__StaffAccount *a,
+                                   Kyufu__V1__Credential *cred)
+{
+    if (a != NULL) {
+        kyufu__v1__staff_account__free_unpacked(a, NULL);
+    }
+    if (cred != NULL) {
+        kyufu__v1__credential__free_unpacked(cred, NULL);
+    }
+}
+
 /* The caller as a signed-in account; -1 with the call answered. */
 int kyufu_node__auth_signed_in(struct kyufu_node_call *c, struct kyufu_principal *p)
 {

@@ -127,10 +127,20 @@ static bool session_expired(const Kyufu__V1__AuthSession *a, int64_t now)
            a->created_ms + a->absolute_ms <= now;
 }
 
-int kyufu_storage_list_expired_sessions(struct kyufu_storage *s,
-                                        int64_t now_ms,
-                                        size_t max,
-                                        struct kyufu_storage_page *page)
+/* One record of a full scan: sets *item to an unpacked message the page
+ * keeps (or NULL to skip), returns 0 or a storage error (ENOTFOUND is
+ * reported as ECORRUPT: the scan's indexes are kept by apply). */
+typedef int (*scan_pick_fn)(struct kyufu_storage *s, MDB_txn *txn,
+                            const MDB_val *k, const MDB_val *v, int64_t t,
+                            void **item);
+
+/* Scans table `db` from its first key in one read transaction, keeping in
+ * `page` up to clamp_max(max) items that `pick` chooses; on error `page`
+ * is freed. */
+static int scan_page(struct kyufu_storage *s, enum kyufu_storage__db db,
+                     int64_t t,
+                     size_t max, struct kyufu_storage_page *page,
+                     scan_pick_fn pick)
 {
     MDB_txn *txn;
     MDB_cursor *cur;
@@ -145,7 +155,7 @@ int kyufu_storage_list_expired_sessions(struct kyufu_storage *s,
         kyufu_storage_page_free(page);
         return rv;
     }
-    int mrv = mdb_cursor_open(txn, s->dbi[KYUFU_DB_AUTH_SESSION], &cur);
+    int mrv = mdb_cursor_open(txn, s->dbi[db], &cur);
     if (mrv != 0) {
         rv = kyufu_storage__mdb_error(mrv);
         goto out;
@@ -153,17 +163,14 @@ int kyufu_storage_list_expired_sessions(struct kyufu_storage *s,
     for (mrv = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
          mrv == 0 && page->n < max;
          mrv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        Kyufu__V1__AuthSession *a = NULL;
-        rv = kyufu_storage__get_auth_session(s, txn, k.mv_data, k.mv_size,
-                                             &a);
+        void *item = NULL;
+        rv = pick(s, txn, &k, &v, t, &item);
         if (rv != 0) {
             rv = rv == KYUFU_STORAGE_ENOTFOUND ? KYUFU_STORAGE_ECORRUPT : rv;
             break;
         }
-        if (session_expired(a, now_ms)) {
-            page->items[page->n++] = a;
-        } else {
-            kyufu__v1__auth_session__free_unpacked(a, NULL);
+        if (item != NULL) {
+            page->items[page->n++] = item;
         }
     }
     if (rv == 0 && mrv != 0 && mrv != MDB_NOTFOUND) {
@@ -178,66 +185,69 @@ out:
     return rv;
 }
 
+static int pick_expired(struct kyufu_storage *s, MDB_txn *txn,
+                        const MDB_val *k, const MDB_val *v, int64_t now_ms,
+                        void **item)
+{
+    (void)v;
+    Kyufu__V1__AuthSession *a = NULL;
+    int rv = kyufu_storage__get_auth_session(s, txn, k->mv_data, k->mv_size,
+                                             &a);
+    if (rv != 0) {
+        return rv;
+    }
+    if (session_expired(a, now_ms)) {
+        *item = a;
+    } else {
+        kyufu__v1__auth_session__free_unpacked(a, NULL);
+    }
+    return 0;
+}
+
+int kyufu_storage_list_expired_sessions(struct kyufu_storage *s,
+                                        int64_t now_ms,
+                                        size_t max,
+                                        struct kyufu_storage_page *page)
+{
+    return scan_page(s, KYUFU_DB_AUTH_SESSION, now_ms, max, page,
+                     pick_expired);
+}
+
+static int pick_purgeable(struct kyufu_storage *s, MDB_txn *txn,
+                          const MDB_val *k, const MDB_val *v,
+                          int64_t disabled_before_ms, void **item)
+{
+    (void)k;
+    Kyufu__V1__Credential *cr =
+        kyufu__v1__credential__unpack(NULL, v->mv_size, v->mv_data);
+    if (cr == NULL) {
+        return KYUFU_STORAGE_ECORRUPT;
+    }
+    bool due = cr->disabled_ms != 0 && cr->disabled_ms <= disabled_before_ms;
+    Kyufu__V1__StaffAccount *a = NULL;
+    int rv = 0;
+    if (due) {
+        rv = kyufu_storage__get_staff(s, txn, cr->staff_id, &a);
+    }
+    kyufu__v1__credential__free_unpacked(cr, NULL);
+    if (rv != 0) {
+        return rv;
+    }
+    if (a != NULL && a->status == KYUFU__V1__STAFF_STATUS__STAFF_DISABLED) {
+        *item = a;
+    } else if (a != NULL) {
+        kyufu__v1__staff_account__free_unpacked(a, NULL);
+    }
+    return 0;
+}
+
 int kyufu_storage_list_purgeable_staff(struct kyufu_storage *s,
                                        int64_t disabled_before_ms,
                                        size_t max,
                                        struct kyufu_storage_page *page)
 {
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    max = clamp_max(max);
-    int rv = page_start(page, max);
-    if (rv != 0) {
-        return rv;
-    }
-    rv = kyufu_storage__read_begin(s, &txn);
-    if (rv != 0) {
-        kyufu_storage_page_free(page);
-        return rv;
-    }
-    int mrv = mdb_cursor_open(txn, s->dbi[KYUFU_DB_CREDENTIAL], &cur);
-    if (mrv != 0) {
-        rv = kyufu_storage__mdb_error(mrv);
-        goto out;
-    }
-    for (mrv = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-         mrv == 0 && page->n < max;
-         mrv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        Kyufu__V1__Credential *cr =
-            kyufu__v1__credential__unpack(NULL, v.mv_size, v.mv_data);
-        if (cr == NULL) {
-            rv = KYUFU_STORAGE_ECORRUPT;
-            break;
-        }
-        bool due = cr->disabled_ms != 0 &&
-                   cr->disabled_ms <= disabled_before_ms;
-        Kyufu__V1__StaffAccount *a = NULL;
-        if (due) {
-            rv = kyufu_storage__get_staff(s, txn, cr->staff_id, &a);
-        }
-        kyufu__v1__credential__free_unpacked(cr, NULL);
-        if (rv != 0) {
-            rv = rv == KYUFU_STORAGE_ENOTFOUND ? KYUFU_STORAGE_ECORRUPT : rv;
-            break;
-        }
-        if (a != NULL &&
-            a->status == KYUFU__V1__STAFF_STATUS__STAFF_DISABLED) {
-            page->items[page->n++] = a;
-        } else if (a != NULL) {
-            kyufu__v1__staff_account__free_unpacked(a, NULL);
-        }
-    }
-    if (rv == 0 && mrv != 0 && mrv != MDB_NOTFOUND) {
-        rv = kyufu_storage__mdb_error(mrv);
-    }
-    mdb_cursor_close(cur);
-out:
-    kyufu_storage__read_end(s, txn);
-    if (rv != 0) {
-        kyufu_storage_page_free(page);
-    }
-    return rv;
+    return scan_page(s, KYUFU_DB_CREDENTIAL, disabled_before_ms, max, page,
+                     pick_purgeable);
 }
 
 int kyufu_storage_staff_empty(struct kyufu_storage *s, bool *empty)

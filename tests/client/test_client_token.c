@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "fake_transport.h"
+#include "test_file.h"
 #include "kyufu.h"
 
 #define TOKEN_A "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
@@ -43,6 +44,18 @@ static struct kyufu_client *open_client(struct fake *f, struct kyufu_client_conf
         fprintf(stderr, "create: %d %s\n", rv, err);
     }
     CHECK_EQ_INT(rv, want_rv);
+    return c;
+}
+
+/* A client on `f` (the test config) holding the token TOKEN_A. */
+static struct kyufu_client *open_signed_in(struct fake *f)
+{
+    struct kyufu_client_config cfg;
+    config(&cfg);
+    cfg.token = strdup(TOKEN_A);
+    char err[256];
+    struct kyufu_client *c = open_client(f, &cfg, 0, err, sizeof err);
+    kyufu_client_config_free(&cfg);
     return c;
 }
 
@@ -124,12 +137,7 @@ static void test_metadata(void)
 static void test_unauthenticated_follower(void)
 {
     struct fake f = { 0 };
-    struct kyufu_client_config cfg;
-    config(&cfg);
-    cfg.token = strdup(TOKEN_A);
-    char err[256];
-    struct kyufu_client *c = open_client(&f, &cfg, 0, err, sizeof err);
-    kyufu_client_config_free(&cfg);
+    struct kyufu_client *c = open_signed_in(&f);
     Kyufu__V1__Program prog = KYUFU__V1__PROGRAM__INIT;
     struct kyufu_client_result res;
     fake_push(&f, (struct fake_reply){ .status = KYUFU_GRPC_UNAUTHENTICATED,
@@ -174,12 +182,7 @@ static void test_unauthenticated_follower(void)
 static void test_auth_not_resent(void)
 {
     struct fake f = { 0 };
-    struct kyufu_client_config cfg;
-    config(&cfg);
-    cfg.token = strdup(TOKEN_A);
-    char err[256];
-    struct kyufu_client *c = open_client(&f, &cfg, 0, err, sizeof err);
-    kyufu_client_config_free(&cfg);
+    struct kyufu_client *c = open_signed_in(&f);
     Kyufu__V1__ChangePasswordRequest req = KYUFU__V1__CHANGE_PASSWORD_REQUEST__INIT;
     req.old_password = "a";
     req.new_password = "b";
@@ -217,12 +220,7 @@ static void test_auth_not_resent(void)
 static void test_sign_in(void)
 {
     struct fake f = { 0 };
-    struct kyufu_client_config cfg;
-    config(&cfg);
-    cfg.token = strdup(TOKEN_A);
-    char err[256];
-    struct kyufu_client *c = open_client(&f, &cfg, 0, err, sizeof err);
-    kyufu_client_config_free(&cfg);
+    struct kyufu_client *c = open_signed_in(&f);
     CHECK(kyufu_client_has_token(c));
 
     Kyufu__V1__SignInResponse ok = KYUFU__V1__SIGN_IN_RESPONSE__INIT;
@@ -289,16 +287,6 @@ static void test_methods(void)
     CHECK(m != NULL && m->kind == KYUFU_CLIENT_AUTH);
 }
 
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-    unlink(path);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    CHECK(fd >= 0);
-    CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
-    CHECK(fchmod(fd, mode) == 0);
-    close(fd);
-}
-
 static void test_files(const char *dir)
 {
     char path[512], err[512], tok[KYUFU_CLIENT_TOKEN_BYTES + 1];
@@ -355,14 +343,14 @@ static void test_files(const char *dir)
                            "zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
                            "0011223344556677\n" };
     for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
-        write_file(link, junk[i], 0600);
+        test_write_file(link, junk[i], 0600);
         CHECK_EQ_INT(kyufu_client_token_read(link, tok, err, sizeof err),
                      KYUFU_CLIENT_ECONFIG);
         CHECK(strstr(err, "0011223344") == NULL);
     }
-    write_file(link, TOKEN_A "\r\n", 0600);
+    test_write_file(link, TOKEN_A "\r\n", 0600);
     CHECK_EQ_INT(kyufu_client_token_read(link, tok, err, sizeof err), 0);
-    write_file(link, TOKEN_A, 0600);
+    test_write_file(link, TOKEN_A, 0600);
     CHECK_EQ_INT(kyufu_client_token_read(link, tok, err, sizeof err), 0);
 
     /* Remove: gone, and removing again is fine. */
@@ -371,7 +359,7 @@ static void test_files(const char *dir)
     CHECK_EQ_INT(kyufu_client_token_remove(path, err, sizeof err), 0);
 
     /* A client config naming a loose token file fails to create, clearly. */
-    write_file(path, TOKEN_A "\n", 0644);
+    test_write_file(path, TOKEN_A "\n", 0644);
     struct kyufu_client_config cfg;
     config(&cfg);
     cfg.token_file = strdup(path);

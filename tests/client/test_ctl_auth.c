@@ -33,8 +33,10 @@
 #include <openssl/sha.h>
 
 #include "check.h"
+#include "ctl_run.h"
 #include "ctl.h"
 #include "fake_transport.h"
+#include "test_file.h"
 #include "kyufu/v1/service.pb-c.h"
 #include "pwhash.h"
 
@@ -47,45 +49,15 @@
 static char out_buf[65536], err_buf[65536];
 static char conf[256], dir[64], token_path[256];
 
-static int run(const char *first, ...)
-{
-    char *argv[32];
-    int argc = 0;
-    argv[argc++] = (char *)"kyufuctl";
-    argv[argc++] = (char *)"--config";
-    argv[argc++] = conf;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a != NULL; a = va_arg(ap, const char *)) {
-        argv[argc++] = (char *)a;
-    }
-    va_end(ap);
-    argv[argc] = NULL;
-    memset(out_buf, 0, sizeof out_buf);
-    memset(err_buf, 0, sizeof err_buf);
-    FILE *out = fmemopen(out_buf, sizeof out_buf - 1, "w");
-    FILE *err = fmemopen(err_buf, sizeof err_buf - 1, "w");
-    int rv = kyufu_ctl_main(argc, argv, out, err);
-    fclose(out);
-    fclose(err);
-    return rv;
-}
+/* kyufuctl in-process (ctl_run.h), the arguments NULL-terminated. */
+#define run(...) \
+    ctl_run(out_buf, sizeof out_buf, err_buf, sizeof err_buf, conf, __VA_ARGS__)
 
 static void reset(struct fake *f)
 {
     fake_reset_log(f);
     memset(f, 0, sizeof *f);
     ctl__set_transport(fake_factory, f);
-}
-
-static void write_text(const char *path, const char *text, mode_t mode)
-{
-    unlink(path);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    CHECK(fd >= 0);
-    CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
-    CHECK(fchmod(fd, mode) == 0);
-    close(fd);
 }
 
 static void read_text(const char *path, char *buf, size_t len)
@@ -114,8 +86,8 @@ static void test_login(struct fake *f)
     char pwfile[300], newfile[300], text[256];
     snprintf(pwfile, sizeof pwfile, "%s/pw", dir);
     snprintf(newfile, sizeof newfile, "%s/new", dir);
-    write_text(pwfile, "Temp-Password-1\n", 0600);
-    write_text(newfile, "correct horse battery staple 9\n", 0600);
+    test_write_file(pwfile, "Temp-Password-1\n", 0600);
+    test_write_file(newfile, "correct horse battery staple 9\n", 0600);
 
     /* A full sign-in. */
     reset(f);
@@ -237,7 +209,7 @@ static void test_token_sources(struct fake *f)
 {
     Kyufu__V1__WhoAmIResponse me = KYUFU__V1__WHO_AM_IRESPONSE__INIT;
     me.staff_id = "clerk1";
-    write_text(token_path, TOKEN_A "\n", 0600);
+    test_write_file(token_path, TOKEN_A "\n", 0600);
 
     /* The file's token. */
     reset(f);
@@ -265,7 +237,7 @@ static void test_token_sources(struct fake *f)
     /* --token-file: another file. */
     char other[300];
     snprintf(other, sizeof other, "%s/other-token", dir);
-    write_text(other, TOKEN_C "\n", 0600);
+    test_write_file(other, TOKEN_C "\n", 0600);
     reset(f);
     fake_push(f, (struct fake_reply){ .status = 0, .response = &me.base });
     CHECK_EQ_INT(run("--token-file", other, "whoami", NULL), 0);
@@ -300,7 +272,7 @@ static void test_token_sources(struct fake *f)
 static void test_logout(struct fake *f)
 {
     Kyufu__V1__SignOutResponse bye = KYUFU__V1__SIGN_OUT_RESPONSE__INIT;
-    write_text(token_path, TOKEN_A "\n", 0600);
+    test_write_file(token_path, TOKEN_A "\n", 0600);
     /* The cluster cannot be told: the file stays for a later logout. */
     reset(f);
     CHECK_EQ_INT(run("--deadline-ms", "50", "logout", NULL), KYUFU_CTL_EXIT_UNAVAILABLE);
@@ -320,7 +292,7 @@ static void test_logout(struct fake *f)
 
 static void test_admin(struct fake *f)
 {
-    write_text(token_path, TOKEN_A "\n", 0600);
+    test_write_file(token_path, TOKEN_A "\n", 0600);
     Kyufu__V1__CommandResult ok = KYUFU__V1__COMMAND_RESULT__INIT;
     ok.object = "staff/clerk9";
     Kyufu__V1__WriteResponse w = KYUFU__V1__WRITE_RESPONSE__INIT;
@@ -396,7 +368,7 @@ static void test_admin(struct fake *f)
 
 static void test_totp(struct fake *f)
 {
-    write_text(token_path, TOKEN_A "\n", 0600);
+    test_write_file(token_path, TOKEN_A "\n", 0600);
     Kyufu__V1__EnrollTotpResponse e = KYUFU__V1__ENROLL_TOTP_RESPONSE__INIT;
     e.secret_base32 = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
     e.otpauth_uri = "otpauth://totp/kyufu:clerk1?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -430,7 +402,7 @@ static void test_hostile(struct fake *f)
     char pwfile[300], empty[300];
     snprintf(pwfile, sizeof pwfile, "%s/pw", dir);
     snprintf(empty, sizeof empty, "%s/empty", dir);
-    write_text(empty, "", 0600);
+    test_write_file(empty, "", 0600);
     static const char *const cases[][10] = {
         { "login", "--staff-id", "c1", "--password-file", "PW", "--totp", "12345", NULL },
         { "login", "--staff-id", "c1", "--password-file", "PW", "--totp", "12345a", NULL },
@@ -448,7 +420,7 @@ static void test_hostile(struct fake *f)
         { "passwd", "--old-password-file", "PW", NULL },
         { "whoami", "--bogus", NULL },
     };
-    write_text(token_path, TOKEN_A "\n", 0600);
+    test_write_file(token_path, TOKEN_A "\n", 0600);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *a[10];
         for (size_t k = 0; k < 10; k++) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "ctl_run.h"
 #include "ctl.h"
 #include "kyufu.h"
 #include "kyufu_version.h"
@@ -14,29 +15,9 @@
 static char out_buf[65536], err_buf[65536];
 
 /* Run kyufuctl in-process with the given arguments (NULL-terminated). */
-static int run(const char *first, ...)
-{
-    char *argv[64];
-    int argc = 0;
-    argv[argc++] = (char *)"kyufuctl";
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a != NULL; a = va_arg(ap, const char *)) {
-        argv[argc++] = strdup(a); /* getopt may permute; --hosts splits */
-    }
-    va_end(ap);
-    argv[argc] = NULL;
-    FILE *out = fmemopen(out_buf, sizeof out_buf - 1, "w");
-    FILE *err = fmemopen(err_buf, sizeof err_buf - 1, "w");
-    CHECK(out != NULL && err != NULL);
-    int rv = kyufu_ctl_main(argc, argv, out, err);
-    fclose(out);
-    fclose(err);
-    for (int i = 1; i < argc; i++) {
-        free(argv[i]);
-    }
-    return rv;
-}
+/* kyufuctl in-process (ctl_run.h), the arguments NULL-terminated. */
+#define run(...) \
+    ctl_run(out_buf, sizeof out_buf, err_buf, sizeof err_buf, NULL, __VA_ARGS__)
 
 static void write_text(const char *path, const char *text)
 {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "ctl_run.h"
 #include "ctl.h"
 #include "fake_transport.h"
 #include "kyufu/v1/service.pb-c.h"
@@ -15,29 +16,9 @@
 static char out_buf[65536], err_buf[65536];
 static char conf[128];
 
-static int run(const char *first, ...)
-{
-    char *argv[32];
-    int argc = 0;
-    argv[argc++] = (char *)"kyufuctl";
-    argv[argc++] = (char *)"--config";
-    argv[argc++] = conf;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a != NULL; a = va_arg(ap, const char *)) {
-        argv[argc++] = (char *)a;
-    }
-    va_end(ap);
-    argv[argc] = NULL;
-    memset(out_buf, 0, sizeof out_buf);
-    memset(err_buf, 0, sizeof err_buf);
-    FILE *out = fmemopen(out_buf, sizeof out_buf - 1, "w");
-    FILE *err = fmemopen(err_buf, sizeof err_buf - 1, "w");
-    int rv = kyufu_ctl_main(argc, argv, out, err);
-    fclose(out);
-    fclose(err);
-    return rv;
-}
+/* kyufuctl in-process (ctl_run.h), the arguments NULL-terminated. */
+#define run(...) \
+    ctl_run(out_buf, sizeof out_buf, err_buf, sizeof err_buf, conf, __VA_ARGS__)
 
 /* A page of `n` programs P<first>.. with next_page_token `next`. */
 struct page

@@ -11,36 +11,16 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "ctl_run.h"
 #include "ctl.h"
 #include "kyufu/v1/service.pb-c.h"
 #include "slo.h"
 
 static char out_buf[1 << 20], err_buf[65536];
 
-static int run(const char *first, ...)
-{
-    char *argv[32];
-    int argc = 0;
-    argv[argc++] = (char *)"kyufuctl";
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a != NULL; a = va_arg(ap, const char *)) {
-        argv[argc++] = strdup(a);
-    }
-    va_end(ap);
-    argv[argc] = NULL;
-    memset(out_buf, 0, sizeof out_buf);
-    memset(err_buf, 0, sizeof err_buf);
-    FILE *out = fmemopen(out_buf, sizeof out_buf - 1, "w");
-    FILE *err = fmemopen(err_buf, sizeof err_buf - 1, "w");
-    int rv = kyufu_ctl_main(argc, argv, out, err);
-    fclose(out);
-    fclose(err);
-    for (int i = 1; i < argc; i++) {
-        free(argv[i]);
-    }
-    return rv;
-}
+/* kyufuctl in-process (ctl_run.h), the arguments NULL-terminated. */
+#define run(...) \
+    ctl_run(out_buf, sizeof out_buf, err_buf, sizeof err_buf, NULL, __VA_ARGS__)
 
 #define DEC1 1796083200000LL /* 2026-12-01T00:00:00Z */
 #define DAY 86400000LL
