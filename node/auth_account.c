@@ -160,31 +160,44 @@ static void change_password(struct kyufu_node_call *c)
     if (kyufu_node__auth_read_account(c, p.staff_id, &a, &cred) != 0) {
         return;
     }
+    const char *refused = NULL;
     if (a == NULL || cred == NULL || cred->password == NULL) {
-        kyufu_node__call_done(c, KYUFU_GRPC_FAILED_PRECONDITION,
-                              "the account has no password to change", NULL,
-                              0);
-        goto out;
+        refused = "the account has no password to change";
+    } else if (cred->locked_until_ms > kyufu_node__wall_ms()) {
+        /* A locked account takes no more password guesses, not even as
+         * the old password of a change (its answer would tell right from
+         * wrong, and SetPassword would clear the lock). */
+        refused = "the account is locked: an ID administrator unlocks it "
+                  "(kyufuctl staff unlock)";
+    }
+    if (refused != NULL) {
+        /* The request dies with the answer: wipe it first. */
+        OPENSSL_cleanse(r->old_password, olen);
+        OPENSSL_cleanse(r->new_password, nlen);
+        kyufu_node__call_done(c, KYUFU_GRPC_FAILED_PRECONDITION, refused,
+                              NULL, 0);
+        kyufu_node__auth_account_free(a, cred);
+        return;
     }
     struct change_job *j = kyufu_node__auth_job_new(c, sizeof *j, change_run, change_done);
     if (j == NULL) {
-        goto out;
+        kyufu_node__auth_account_free(a, cred); /* answered: r is gone */
+        return;
     }
     memcpy(j->old_pw, r->old_password, olen);
     j->old_len = olen;
     memcpy(j->new_pw, r->new_password, nlen);
     j->new_len = nlen;
+    OPENSSL_cleanse(r->old_password, olen);
+    OPENSSL_cleanse(r->new_password, nlen);
     snprintf(j->staff_id, sizeof j->staff_id, "%s", p.staff_id);
     snprintf(j->display_name, sizeof j->display_name, "%s", a->display_name);
     j->min_length = n->config->auth_password_min_length;
     j->history = n->config->auth_password_history;
     j->cred = cred;
-    cred = NULL;
+    kyufu_node__auth_account_free(a, NULL);
+    /* May answer the call (no work thread): nothing of it is touched after. */
     kyufu_node__auth_job_start(&j->job);
-out:
-    OPENSSL_cleanse(r->old_password, olen);
-    OPENSSL_cleanse(r->new_password, nlen);
-    kyufu_node__auth_account_free(a, cred);
 }
 
 /* ------------------------------------------------------------ TOTP */

@@ -54,6 +54,7 @@ struct signin_job
     bool has_password; /* the account has a credential with a password */
     uint8_t secret[KYUFU_NODE_TOTP_SECRET_BYTES];
     bool totp_needed;
+    bool secret_bad;   /* a confirmed secret of another length: fail closed */
     int64_t now_ms;
     /* out */
     const char *failed; /* SignInFailed.reason, NULL: both factors good */
@@ -119,6 +120,10 @@ static void signin_run(struct kyufu_node_auth_job *jb)
     if (!kyufu_pwhash_check(j->password, j->password_len, j->iterations,
                             j->salt, j->salt_len, j->hash, j->hash_len)) {
         j->failed = "password";
+        return;
+    }
+    if (j->totp_needed && j->secret_bad) {
+        j->failed = "totp"; /* never checked against a zeroed secret */
         return;
     }
     if (j->totp_needed &&
@@ -296,10 +301,12 @@ void kyufu_node__auth_sign_in(struct kyufu_node_call *c)
     struct signin_job *j =
         kyufu_node__auth_job_new(c, sizeof *j, signin_run, signin_done);
     if (j == NULL) {
-        goto out;
+        kyufu_node__auth_account_free(a, cred); /* answered: r is gone */
+        return;
     }
     memcpy(j->password, r->password, plen);
     j->password_len = plen;
+    OPENSSL_cleanse(r->password, plen);
     snprintf(j->code, sizeof j->code, "%s", r->totp_code);
     j->now_ms = now;
     if (a != NULL && cred != NULL && cred->password != NULL &&
@@ -321,12 +328,13 @@ void kyufu_node__auth_sign_in(struct kyufu_node_call *c)
         if (j->totp_needed &&
             cred->totp_secret.len == KYUFU_NODE_TOTP_SECRET_BYTES) {
             memcpy(j->secret, cred->totp_secret.data, sizeof j->secret);
+        } else if (j->totp_needed) {
+            j->secret_bad = true;
         }
     }
-    kyufu_node__auth_job_start(&j->job);
-out:
-    OPENSSL_cleanse(r->password, plen);
     kyufu_node__auth_account_free(a, cred);
+    /* May answer the call (no work thread): nothing of it is touched after. */
+    kyufu_node__auth_job_start(&j->job);
 }
 
 /* ------------------------------------------------------------ SignOut */

@@ -281,6 +281,19 @@ def run(c, kyufuctl, t0):
            "ListHouseholds",
            lambda r: access("ListHouseholds", DEN)(r) and r.actor == "newbie")
 
+    # 3b. a locked account's live session takes no password guesses: its
+    # ChangePassword is refused before the old password is checked (the
+    # answer would tell a right guess from a wrong one, and the change
+    # would clear the lock).
+    for k in range(5):
+        code, why = sign_in("newbie", "Wrong-Password-%d-y" % k)()
+        assert code == UNAUTH, (k, code, why)
+    code, why = x.call("Auth", "ChangePassword", S.ChangePasswordRequest(
+        old_password=temp["newbie"], new_password="a"), newbie_md)
+    assert code == grpc.StatusCode.FAILED_PRECONDITION and "locked" in why, \
+        (code, why)
+    print("ok: a locked account's session cannot guess its password")
+
     # 4. replayed TOTP code
     code_now = clerk.code()
     ok, r = sign_in("clerk", clerk.password, code_now)()
