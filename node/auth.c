@@ -215,6 +215,8 @@ static int check_session(struct kyufu_node *n,
     p->session_id = s->id;
     snprintf(p->terminal, sizeof p->terminal, "%s", s->terminal);
     memcpy(p->token_hash, hash, 32);
+    p->idle_expires_ms = (now > last ? now : last) + s->idle_ms;
+    p->expires_ms = s->created_ms + s->absolute_ms;
     kyufu_node__auth_remember(n, hash, now);
     status = KYUFU_GRPC_OK;
 out:

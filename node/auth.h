@@ -42,6 +42,10 @@ struct kyufu_principal
      * the terminal of every command the principal makes. */
     char terminal[KYUFU_TERMINAL_BYTES_MAX + 1];
     uint8_t token_hash[32];    /* STAFF: the session's key */
+    /* STAFF: when the session ends, as checked (ms since the epoch): idle
+     * from this use, and its absolute limit (WhoAmI answers them). */
+    int64_t idle_expires_ms;
+    int64_t expires_ms;
     uint64_t node_id;          /* NODE, or the node that forwarded a STAFF */
     /* NONE refused only because this node's store does not hold the
      * session (yet: a follower may lag the sign-in that opened it):

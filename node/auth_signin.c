@@ -39,6 +39,21 @@
 
 /* ------------------------------------------------------------ SignIn */
 
+#define ROLES_MAX 8 /* more than the Role enum's values */
+
+/* The roles of a stored mask (1 << Role), in enum order; their count. */
+static size_t roles_of(uint32_t mask, Kyufu__V1__Role roles[ROLES_MAX])
+{
+    size_t nr = 0;
+    for (int v = KYUFU__V1__ROLE__ROLE_ID_ADMIN;
+         v <= KYUFU__V1__ROLE__ROLE_OPERATOR && nr < ROLES_MAX; v++) {
+        if ((mask & (1u << v)) != 0) {
+            roles[nr++] = (Kyufu__V1__Role)v;
+        }
+    }
+    return nr;
+}
+
 struct signin_job
 {
     struct kyufu_node_auth_job job;
@@ -156,14 +171,8 @@ static void signin_opened(struct kyufu_glue_propose *req, int status,
     }
     kyufu__v1__command_result__free_unpacked(result, NULL);
     Kyufu__V1__SignInResponse resp = KYUFU__V1__SIGN_IN_RESPONSE__INIT;
-    Kyufu__V1__Role roles[8];
-    size_t nr = 0;
-    for (int v = KYUFU__V1__ROLE__ROLE_ID_ADMIN;
-         v <= KYUFU__V1__ROLE__ROLE_OPERATOR && nr < 8; v++) {
-        if ((x->roles_mask & (1u << v)) != 0) {
-            roles[nr++] = (Kyufu__V1__Role)v;
-        }
-    }
+    Kyufu__V1__Role roles[ROLES_MAX];
+    size_t nr = roles_of(x->roles_mask, roles);
     resp.token = x->token_hex;
     resp.staff_id = x->staff_id;
     resp.roles = roles;
@@ -377,42 +386,28 @@ void kyufu_node__auth_who_am_i(struct kyufu_node_call *c)
     if (kyufu_node__auth_signed_in(c, &p) != 0) {
         return;
     }
-    Kyufu__V1__AuthSession *s = NULL;
+    /* The session was read and checked by authenticate (service.c): its
+     * limits and terminal are in the principal; only the account's name
+     * and the password's age are read here. */
     Kyufu__V1__StaffAccount *a = NULL;
     Kyufu__V1__Credential *cred = NULL;
-    int rv = kyufu_storage_get_auth_session(n->storage, p.token_hash, &s);
-    if (rv != 0) {
-        kyufu_node__call_storage_error(c, rv, "session");
-        return;
-    }
     if (kyufu_node__auth_read_account(c, p.staff_id, &a, &cred) != 0) {
-        kyufu__v1__auth_session__free_unpacked(s, NULL);
         return;
     }
     Kyufu__V1__WhoAmIResponse resp = KYUFU__V1__WHO_AM_IRESPONSE__INIT;
-    Kyufu__V1__Role roles[8];
-    size_t nr = 0;
-    for (int v = KYUFU__V1__ROLE__ROLE_ID_ADMIN;
-         v <= KYUFU__V1__ROLE__ROLE_OPERATOR && nr < 8; v++) {
-        if ((p.roles_mask & (1u << v)) != 0) {
-            roles[nr++] = (Kyufu__V1__Role)v;
-        }
-    }
-    int64_t last = s->last_used_ms;
-    int64_t mine = kyufu_node__auth_last_use(n, p.token_hash);
+    Kyufu__V1__Role roles[ROLES_MAX];
+    size_t nr = roles_of(p.roles_mask, roles);
     resp.staff_id = p.staff_id;
     resp.display_name = a != NULL ? a->display_name : (char *)"";
     resp.roles = roles;
     resp.n_roles = nr;
     resp.setup_only = p.setup_only;
     resp.session = p.session_id;
-    resp.idle_expires_ms = (mine > last ? mine : last) + s->idle_ms;
-    resp.expires_ms = s->created_ms + s->absolute_ms;
-    resp.terminal = s->terminal;
+    resp.idle_expires_ms = p.idle_expires_ms;
+    resp.expires_ms = p.expires_ms;
+    resp.terminal = p.terminal;
     resp.password_expires_ms =
         cred != NULL ? kyufu_node__auth_password_expires_ms(n, cred->password_set_ms) : 0;
     kyufu_node__call_done_msg(c, &resp.base);
-    kyufu__v1__auth_session__free_unpacked(s, NULL);
     kyufu_node__auth_account_free(a, cred);
 }
-
