@@ -38,7 +38,6 @@ struct change_job
     char staff_id[KYUFU_STAFF_ID_BYTES_MAX + 1];
     char display_name[256];
     unsigned min_length, history;
-    Kyufu__V1__Credential *cred; /* freed in done */
     /* out */
     int status;            /* KYUFU_GRPC_*: OK -> propose */
     char why[256];
@@ -49,8 +48,9 @@ struct change_job
 static void change_run(struct kyufu_node_auth_job *jb)
 {
     struct change_job *j = (struct change_job *)jb;
+    const Kyufu__V1__Credential *cred = jb->cred;
     if (!kyufu_node__password_matches(j->old_pw, j->old_len,
-                                      j->cred->password)) {
+                                      cred->password)) {
         j->status = KYUFU_GRPC_UNAUTHENTICATED;
         snprintf(j->why, sizeof j->why, "the old password is wrong");
         return;
@@ -61,8 +61,8 @@ static void change_run(struct kyufu_node_auth_job *jb)
         j->status = KYUFU_GRPC_INVALID_ARGUMENT;
         return;
     }
-    if (kyufu_node__password_reused(j->new_pw, j->new_len, j->cred->password,
-                                    j->cred->previous, j->cred->n_previous,
+    if (kyufu_node__password_reused(j->new_pw, j->new_len, cred->password,
+                                    cred->previous, cred->n_previous,
                                     j->history)) {
         j->status = KYUFU_GRPC_INVALID_ARGUMENT;
         snprintf(j->why, sizeof j->why,
@@ -102,8 +102,6 @@ static void change_done(struct kyufu_node_auth_job *jb)
     struct change_job *j = (struct change_job *)jb;
     struct kyufu_node_call *c = jb->c;
     struct kyufu_node *n = c->node;
-    kyufu__v1__credential__free_unpacked(j->cred, NULL);
-    j->cred = NULL;
     if (j->status == KYUFU_GRPC_UNAUTHENTICATED) {
         /* A wrong old password counts as a failed sign-in (lockout). */
         struct kyufu_node_auth_ctx *x = c->auth;
@@ -194,7 +192,7 @@ static void change_password(struct kyufu_node_call *c)
     snprintf(j->display_name, sizeof j->display_name, "%s", a->display_name);
     j->min_length = n->config->auth_password_min_length;
     j->history = n->config->auth_password_history;
-    j->cred = cred;
+    j->job.cred = cred;
     kyufu_node__auth_account_free(a, NULL);
     /* May answer the call (no work thread): nothing of it is touched after. */
     kyufu_node__auth_job_start(&j->job);

@@ -47,12 +47,15 @@ struct kyufu_node_auth_job
     kyufu_node_auth_job_fn run;  /* work thread: reads only the job */
     kyufu_node_auth_job_fn done; /* loop: answers or proposes; freed after */
     size_t size;
+    /* The account's credential the job checks against (NULL: none),
+     * owned by the job: freed with it, however it ends. */
+    Kyufu__V1__Credential *cred;
 };
 
 /* A zeroed job of `size` bytes (a struct starting with struct
  * kyufu_node_auth_job), or NULL with the call answered (over the limit,
  * out of memory).  Start it (which answers the call when
- * libuv refuses), or free it (its memory is wiped). */
+ * libuv refuses), or free it (its memory and its cred are wiped/freed). */
 void *kyufu_node__auth_job_new(struct kyufu_node_call *c, size_t size,
                                kyufu_node_auth_job_fn run,
                                kyufu_node_auth_job_fn done);

@@ -61,15 +61,8 @@ struct signin_job
     char password[KYUFU_PASSWORD_BYTES_MAX + 1];
     size_t password_len;
     char code[8];
-    uint32_t iterations;
-    uint8_t salt[64];
-    size_t salt_len;
-    uint8_t hash[64];
-    size_t hash_len;
-    bool has_password; /* the account has a credential with a password */
-    uint8_t secret[KYUFU_NODE_TOTP_SECRET_BYTES];
+    /* job.cred: the account's credential when it has a password */
     bool totp_needed;
-    bool secret_bad;   /* a confirmed secret of another length: fail closed */
     int64_t now_ms;
     /* out */
     const char *failed; /* SignInFailed.reason, NULL: both factors good */
@@ -123,7 +116,8 @@ void kyufu_node__auth_signin_fail(struct kyufu_node_call *c, const char *staff_i
 static void signin_run(struct kyufu_node_auth_job *jb)
 {
     struct signin_job *j = (struct signin_job *)jb;
-    if (!j->has_password) {
+    const Kyufu__V1__Credential *cred = jb->cred;
+    if (cred == NULL) {
         /* The same cost as a real check: no timing hint that the account
          * does not exist or has no password. */
         uint8_t salt[KYUFU_PWHASH_SALT_BYTES], hash[KYUFU_PWHASH_BYTES];
@@ -132,17 +126,13 @@ static void signin_run(struct kyufu_node_auth_job *jb)
         j->failed = "password";
         return;
     }
-    if (!kyufu_pwhash_check(j->password, j->password_len, j->iterations,
-                            j->salt, j->salt_len, j->hash, j->hash_len)) {
+    if (!kyufu_node__password_matches(j->password, j->password_len,
+                                      cred->password)) {
         j->failed = "password";
         return;
     }
-    if (j->totp_needed && j->secret_bad) {
-        j->failed = "totp"; /* never checked against a zeroed secret */
-        return;
-    }
     if (j->totp_needed &&
-        kyufu_node__totp_check(j->secret, sizeof j->secret,
+        kyufu_node__totp_check(cred->totp_secret.data, cred->totp_secret.len,
                                j->now_ms / 1000, j->code, &j->step) != 0) {
         j->failed = "totp";
     }
@@ -318,15 +308,7 @@ void kyufu_node__auth_sign_in(struct kyufu_node_call *c)
     OPENSSL_cleanse(r->password, plen);
     snprintf(j->code, sizeof j->code, "%s", r->totp_code);
     j->now_ms = now;
-    if (a != NULL && cred != NULL && cred->password != NULL &&
-        cred->password->salt.len <= sizeof j->salt &&
-        cred->password->hash.len <= sizeof j->hash) {
-        j->has_password = true;
-        j->iterations = cred->password->iterations;
-        memcpy(j->salt, cred->password->salt.data, cred->password->salt.len);
-        j->salt_len = cred->password->salt.len;
-        memcpy(j->hash, cred->password->hash.data, cred->password->hash.len);
-        j->hash_len = cred->password->hash.len;
+    if (a != NULL && cred != NULL && cred->password != NULL) {
         x->password_set_ms = cred->password_set_ms;
         int64_t expires = kyufu_node__auth_password_expires_ms(n, cred->password_set_ms);
         x->must_change = cred->must_change || (expires != 0 && now >= expires);
@@ -334,12 +316,8 @@ void kyufu_node__auth_sign_in(struct kyufu_node_call *c)
         x->setup_only = x->must_change || x->totp_needed;
         x->roles_mask = a->roles_mask;
         j->totp_needed = !x->setup_only;
-        if (j->totp_needed &&
-            cred->totp_secret.len == KYUFU_NODE_TOTP_SECRET_BYTES) {
-            memcpy(j->secret, cred->totp_secret.data, sizeof j->secret);
-        } else if (j->totp_needed) {
-            j->secret_bad = true;
-        }
+        j->job.cred = cred; /* the job's from now on */
+        cred = NULL;
     }
     kyufu_node__auth_account_free(a, cred);
     /* May answer the call (no work thread): nothing of it is touched after. */

@@ -65,6 +65,9 @@ void kyufu_node__auth_utc_text(int64_t ms, char *out, size_t len)
 
 void kyufu_node__auth_job_free(struct kyufu_node_auth_job *j)
 {
+    if (j->cred != NULL) {
+        kyufu__v1__credential__free_unpacked(j->cred, NULL);
+    }
     OPENSSL_cleanse(j, j->size); /* passwords, secrets */
     free(j);
 }
