@@ -40,6 +40,12 @@ struct kyufu_node_auth_use
     bool dirty; /* not yet in a TouchSessions */
 };
 
+/* Expired sessions found by one scan of the session table, closed one
+ * per tick before the table is read again: a scan reads every session, so
+ * one scan per close would read the table once for each expired session.
+ * 64 hashes (2 KiB) cover a shift's end in a few scans. */
+#define KYUFU_NODE_AUTH_EXPIRED_MAX 64u
+
 struct kyufu_node_auth
 {
     struct kyufu_node_auth_use uses[KYUFU_NODE_AUTH_TOUCH_MAX];
@@ -49,6 +55,10 @@ struct kyufu_node_auth
     bool timer_started;
     bool proposing;          /* a timer command is in flight */
     uint64_t sweep_last_ms;  /* uv_now of the last complete sweep */
+    /* The leader's expired sessions still to close (auth_timer.c),
+     * emptied when this node is not the leader. */
+    uint8_t expired[KYUFU_NODE_AUTH_EXPIRED_MAX][32];
+    size_t n_expired;
     struct kyufu_glue_propose propose;
     uint64_t seq_last;       /* the node's own keys: increasing */
     /* bootstrap-admin (docs/identity.md), read at start; has_bootstrap

@@ -246,29 +246,53 @@ static bool tick_touch(struct kyufu_node *n)
     return n->auth.proposing;
 }
 
-/* CloseSession for the first expired session (one per tick). */
-static bool tick_expire(struct kyufu_node *n, int64_t now)
+/* Fill the queue of expired sessions from one scan of the table: those
+ * this node has not seen used since either (it may have seen a use the
+ * store has not yet).  False on a store error. */
+static bool scan_expired(struct kyufu_node *n, int64_t now)
 {
+    struct kyufu_node_auth *a = &n->auth;
     struct kyufu_storage_page page = {0};
-    if (!store_ok(n, kyufu_storage_list_expired_sessions(n->storage, now,
-                                                         KYUFU_IDENTITY_QUERY_MAX,
-                                                         &page))) {
+    if (!store_ok(n, kyufu_storage_list_expired_sessions(
+                         n->storage, now, KYUFU_NODE_AUTH_EXPIRED_MAX,
+                         &page))) {
         return false;
     }
-    for (size_t i = 0; i < page.n && !n->auth.proposing; i++) {
+    assert(page.n <= KYUFU_NODE_AUTH_EXPIRED_MAX);
+    for (size_t i = 0; i < page.n; i++) {
         Kyufu__V1__AuthSession *s = page.items[i];
-        /* This node may have seen a use the store has not yet. */
+        if (s->token_hash.len != sizeof a->expired[0]) {
+            continue; /* not a key this node could close */
+        }
         if (now < s->created_ms + s->absolute_ms &&
             now < kyufu_node__auth_last_use(n, s->token_hash.data) +
                       s->idle_ms) {
             continue;
         }
-        Kyufu__V1__CloseSession cs = KYUFU__V1__CLOSE_SESSION__INIT;
-        cs.token_hash = s->token_hash;
-        cs.reason = (char *)"expired";
-        propose(n, "close_session", &cs);
+        memcpy(a->expired[a->n_expired++], s->token_hash.data,
+               sizeof a->expired[0]);
     }
     kyufu_storage_page_free(&page);
+    return true;
+}
+
+/* CloseSession for the next expired session (one per tick); the table is
+ * read again only once the last scan's sessions are all closed. */
+static bool tick_expire(struct kyufu_node *n, int64_t now)
+{
+    struct kyufu_node_auth *a = &n->auth;
+    if (a->n_expired == 0 && !scan_expired(n, now)) {
+        return false;
+    }
+    if (a->n_expired == 0) {
+        return false;
+    }
+    a->n_expired--;
+    Kyufu__V1__CloseSession cs = KYUFU__V1__CLOSE_SESSION__INIT;
+    cs.token_hash.data = a->expired[a->n_expired];
+    cs.token_hash.len = sizeof a->expired[0];
+    cs.reason = (char *)"expired";
+    propose(n, "close_session", &cs);
     return n->auth.proposing;
 }
 
@@ -300,6 +324,9 @@ static void on_tick(uv_timer_t *t)
     struct kyufu_node_auth *a = &n->auth;
     if (n->stop_requested || n->glue == NULL || a->proposing) {
         return;
+    }
+    if (!kyufu_glue_is_leader(n->glue)) {
+        a->n_expired = 0; /* another leader may have seen uses since */
     }
     if (tick_bootstrap(n) || !kyufu_glue_is_leader(n->glue)) {
         return;
