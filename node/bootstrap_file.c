@@ -19,6 +19,20 @@ static void trim(char *s)
     memmove(s, s + start, len - start + 1);
 }
 
+/* Whether s has a control character (< 0x20 or 0x7f): apply's text rule
+ * refuses them.  (password.c's check is not linked here: kyufuctl links
+ * this file without libpwquality.) */
+static bool has_control(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch < 0x20 || ch == 0x7f) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Parse `text` into a; NULL, or why it is refused (no secret in it). */
 const char *kyufu_node__bootstrap_parse(char *text,
                                         struct kyufu_node_bootstrap *a)
@@ -70,9 +84,13 @@ const char *kyufu_node__bootstrap_parse(char *text,
             break;
         }
         case NAME:
+            /* Apply refuses control characters (and the leader would
+             * propose the refused account again at every tick). */
             if (value[0] == '\0' ||
-                strlen(value) >= sizeof a->display_name) {
-                return "display_name must be 1..127 bytes";
+                strlen(value) >= sizeof a->display_name ||
+                has_control(value)) {
+                return "display_name must be 1..127 bytes of text without "
+                       "control characters";
             }
             snprintf(a->display_name,
                      sizeof a->display_name, "%s", value);

@@ -2,7 +2,7 @@
  * lifecycle"): the first ID administrator, written by kyufuctl cluster
  * init into each node's data folder.  `key = value` lines (blank lines and
  * lines starting with '#' are skipped): staff_id ([a-z0-9._-], 1..64),
- * display_name (1..127 bytes), iterations (100000..10000000), salt (32
+ * display_name (1..127 bytes, no control character), iterations (100000..10000000), salt (32
  * lowercase hex digits), hash (64), each exactly once, no other key.
  *
  * Pure (no I/O): auth_timer.c reads the file (and refuses one that group

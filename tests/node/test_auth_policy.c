@@ -293,6 +293,12 @@ static void test_bootstrap(void)
         "staff_id = admin\ndisplay_name = A\niterations = 600000\n"
         "salt = " SALT "\nhash = " HASH "\npassword = x\n", /* unknown */
         "staff_id admin\n", /* not key = value */
+        "staff_id = admin\ndisplay_name = A\x1b[2JB\niterations = 600000\n"
+        "salt = " SALT "\nhash = " HASH "\n", /* an escape in the name */
+        "staff_id = admin\ndisplay_name = A\tB\niterations = 600000\n"
+        "salt = " SALT "\nhash = " HASH "\n", /* a tab inside the name */
+        "staff_id = admin\ndisplay_name = A\rB\niterations = 600000\n"
+        "salt = " SALT "\nhash = " HASH "\n", /* a lone CR inside */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *why = parse(bad[i], &b);
