@@ -205,6 +205,12 @@ def run(c):
         assert w.display_name == "ID administrator", w
         assert w.terminal == "kyufu-test-client", w
         assert w.expires_ms > w.idle_expires_ms > 0, w
+        # The session's limits as authenticate checked them: idle from
+        # this use (15 minutes by default), absolute from the sign-in
+        # (12 hours); a few seconds of slack for a loaded machine.
+        now_ms = int(time.time() * 1000)
+        assert abs(w.idle_expires_ms - (now_ms + 15 * 60000)) < 10000, w
+        assert abs(w.expires_ms - r.expires_ms) < 10000, (w, r)
 
     # The token over another client certificate of the same CA: refused.
     okey, ocert = C.make_cert(os.path.join(c.dir, "pki"), "terminal2",
