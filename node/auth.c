@@ -101,12 +101,11 @@ const char *kyufu_node__auth_client_peer(const struct kyufu_grpc_call *call)
     return call->peer_address != NULL ? call->peer_address : "";
 }
 
-void kyufu_node__auth_header(struct kyufu_node *n,
-                             const char *actor,
-                             char *actor_buf,
-                             char *client_buf,
-                             Kyufu__V1__IdempotencyKey *key,
-                             Kyufu__V1__CommandHeader *header)
+bool kyufu_node__auth_command(struct kyufu_node *n,
+                              const char *actor,
+                              const char *field,
+                              void *body,
+                              struct kyufu_node_auth_command *out)
 {
     int64_t now = kyufu_node__wall_ms();
     /* Increasing even if the clock steps back; microsecond-ish room for
@@ -115,21 +114,32 @@ void kyufu_node__auth_header(struct kyufu_node *n,
                        ? (uint64_t)now * 1000u
                        : n->auth.seq_last + 1;
     n->auth.seq_last = seq;
-    snprintf(client_buf, 32, "kyufud-auth-%llu",
+    snprintf(out->client, sizeof out->client, "kyufud-auth-%llu",
              (unsigned long long)n->config->id);
     if (actor == NULL) {
-        snprintf(actor_buf, 32, "kyufu-node-%llu",
+        snprintf(out->actor, sizeof out->actor, "kyufu-node-%llu",
                  (unsigned long long)n->config->id);
-        actor = actor_buf;
+        actor = out->actor;
     }
-    kyufu__v1__idempotency_key__init(key);
-    key->client_id = client_buf;
-    key->sequence = seq;
-    kyufu__v1__command_header__init(header);
-    header->actor = (char *)actor;
-    header->terminal = (char *)"";
-    header->key = key;
-    header->time_ms = now;
+    kyufu__v1__idempotency_key__init(&out->key);
+    out->key.client_id = out->client;
+    out->key.sequence = seq;
+    kyufu__v1__command_header__init(&out->header);
+    out->header.actor = (char *)actor;
+    out->header.terminal = (char *)"";
+    out->header.key = &out->key;
+    out->header.time_ms = now;
+    kyufu__v1__command__init(&out->cmd);
+    out->cmd.header = &out->header;
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(
+            &kyufu__v1__command__descriptor, field);
+    assert(f != NULL && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0);
+    *(void **)((char *)&out->cmd + f->offset) = body;
+    *(uint32_t *)((char *)&out->cmd + f->quantifier_offset) = f->id;
+    uint32_t cluster = 0;
+    (void)kyufu_storage_cluster_version(n->storage, &cluster, NULL);
+    return kyufu_storage_command_since(out->cmd.body_case) <= cluster;
 }
 
 static int refuse(char *msg, size_t len, const char *why)

@@ -92,16 +92,28 @@ bool kyufu_node__auth_client_cert(const struct kyufu_grpc_call *call,
                                   uint8_t out[32]);
 const char *kyufu_node__auth_client_peer(const struct kyufu_grpc_call *call);
 
-/* The node's own command header for identity commands: actor (a staff id,
- * or NULL for the node's "kyufu-node-N"), a fresh key of client id
- * "kyufud-auth-N", the leader's time.  `actor_buf`, `client_buf` hold the
- * strings (at least 32 bytes each, used when actor is NULL). */
-void kyufu_node__auth_header(struct kyufu_node *n,
-                             const char *actor,
-                             char *actor_buf,
-                             char *client_buf,
-                             Kyufu__V1__IdempotencyKey *key,
-                             Kyufu__V1__CommandHeader *header);
+/* An identity command the node proposes itself: the Command member
+ * `field` = body, with the node's own header: actor (a staff id, or NULL
+ * for the node's "kyufu-node-N"), a fresh key of client id
+ * "kyufud-auth-N", the leader's time.  The strings and the header live in
+ * the struct, which must outlive the proposal call (not the proposal). */
+struct kyufu_node_auth_command
+{
+    char actor[32];
+    char client[32];
+    Kyufu__V1__IdempotencyKey key;
+    Kyufu__V1__CommandHeader header;
+    Kyufu__V1__Command cmd;
+};
+
+/* Fill *out (field must name a member of Command's oneof).  True, or false
+ * when not every voter runs a build that knows the command yet (the
+ * cluster version is below the command's): then propose nothing. */
+bool kyufu_node__auth_command(struct kyufu_node *n,
+                              const char *actor,
+                              const char *field,
+                              void *body,
+                              struct kyufu_node_auth_command *out);
 
 /* Start (after the glue) and close (the node's last step) the leader's
  * timer; read the bootstrap-admin file at start: 0, or -1 when it is

@@ -128,25 +128,12 @@ static void on_proposed(struct kyufu_glue_propose *req, int status,
 
 static void propose(struct kyufu_node *n, const char *field, void *body)
 {
-    char actor_buf[32], client_buf[32];
-    Kyufu__V1__IdempotencyKey key;
-    Kyufu__V1__CommandHeader header;
-    kyufu_node__auth_header(n, NULL, actor_buf, client_buf, &key, &header);
-    Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;
-    cmd.header = &header;
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field_by_name(
-            &kyufu__v1__command__descriptor, field);
-    assert(f != NULL);
-    *(void **)((char *)&cmd + f->offset) = body;
-    *(uint32_t *)((char *)&cmd + f->quantifier_offset) = f->id;
-    uint32_t cluster = 0;
-    (void)kyufu_storage_cluster_version(n->storage, &cluster, NULL);
-    if (kyufu_storage_command_since(cmd.body_case) > cluster) {
+    struct kyufu_node_auth_command ac;
+    if (!kyufu_node__auth_command(n, NULL, field, body, &ac)) {
         return; /* not every voter knows it yet: the next tick */
     }
     n->auth.propose.data = n;
-    int rv = kyufu_glue_propose(n->glue, &n->auth.propose, &cmd, on_proposed);
+    int rv = kyufu_glue_propose(n->glue, &n->auth.propose, &ac.cmd, on_proposed);
     if (rv != 0) {
         kyufu_node__check_fatal(n, rv);
         return;

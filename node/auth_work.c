@@ -161,22 +161,8 @@ void kyufu_node__auth_propose(struct kyufu_node_call *c, const char *actor,
                     const char *field, void *body, kyufu_glue_propose_cb cb)
 {
     struct kyufu_node *n = c->node;
-    char actor_buf[32], client_buf[32];
-    Kyufu__V1__IdempotencyKey key;
-    Kyufu__V1__CommandHeader header;
-    kyufu_node__auth_header(n, actor, actor_buf, client_buf, &key, &header);
-    Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;
-    cmd.header = &header;
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field_by_name(
-            &kyufu__v1__command__descriptor, field);
-    assert(f != NULL && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0);
-    *(void **)((char *)&cmd + f->offset) = body;
-    *(uint32_t *)((char *)&cmd + f->quantifier_offset) = f->id;
-
-    uint32_t cluster = 0;
-    (void)kyufu_storage_cluster_version(n->storage, &cluster, NULL);
-    if (kyufu_storage_command_since(cmd.body_case) > cluster) {
+    struct kyufu_node_auth_command ac;
+    if (!kyufu_node__auth_command(n, actor, field, body, &ac)) {
         kyufu_node__call_done(c, KYUFU_GRPC_FAILED_PRECONDITION,
                               "sign-in needs every voter to run an identity-"
                               "aware build (docs/operations.md, Upgrades)",
@@ -185,7 +171,7 @@ void kyufu_node__auth_propose(struct kyufu_node_call *c, const char *actor,
     }
     c->req.propose.data = c;
     c->proposed_ns = uv_hrtime();
-    int rv = kyufu_glue_propose(n->glue, &c->req.propose, &cmd, cb);
+    int rv = kyufu_glue_propose(n->glue, &c->req.propose, &ac.cmd, cb);
     if (rv == KYUFU_GLUE_ENOTLEADER) {
         kyufu_node__forward(c);
     } else if (rv != 0) {
