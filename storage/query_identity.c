@@ -120,11 +120,18 @@ out:
     return rv;
 }
 
+/* t + span <= now without overflow: the times and spans are > 0
+ * (check_auth_session) but unbounded above (a command's time is only > 0,
+ * TouchSessions' used_ms too), so the sum is never formed. */
+static bool reached(int64_t t, int64_t span, int64_t now)
+{
+    return now > 0 && t <= now - span;
+}
+
 static bool session_expired(const Kyufu__V1__AuthSession *a, int64_t now)
 {
-    /* Both sums are of bounded positive times: no overflow before 2^62. */
-    return a->last_used_ms + a->idle_ms <= now ||
-           a->created_ms + a->absolute_ms <= now;
+    return reached(a->last_used_ms, a->idle_ms, now) ||
+           reached(a->created_ms, a->absolute_ms, now);
 }
 
 /* One record of a full scan: sets *item to an unpacked message the page
