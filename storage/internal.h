@@ -510,6 +510,14 @@ struct kyufu_storage__key_owner
     char actor[KYUFU_ACTOR_BYTES_MAX + 1];
     uint8_t digest[32];
 };
+/* Who may reuse a stored key under the identity rules: OWN (the same
+ * actor with the same command digest, or any command of a SettleWrite's
+ * fence or when settle is set, or an entry without owner), OTHER_ACTOR or
+ * OTHER_COMMAND.  The one judge for apply and kyufu_storage_key_use. */
+enum kyufu_storage_key_use
+kyufu_storage__owner_verdict(const struct kyufu_storage__key_owner *owner,
+                             const char *actor, const uint8_t digest[32],
+                             bool settle);
 /* As session_get, with the owner (owner may be NULL). */
 int kyufu_storage__session_get_owned(struct kyufu_storage *s, MDB_txn *txn,
                                      const char *client_id, uint64_t seq,
