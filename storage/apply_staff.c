@@ -153,8 +153,7 @@ int kyufu_storage__create_staff(struct kyufu_storage__cmd *c)
                           "no one creates their own account");
         }
         /* The nodes' own actors: a person named so could pass for one. */
-        if (strncmp(b->staff_id, "kyufu-node-", 11) == 0 ||
-            strncmp(b->staff_id, "kyufud-", 7) == 0) {
+        if (kyufu_storage__is_node_name(b->staff_id)) {
             return REJECT(c, INVALID,
                           "staff_id: the prefixes kyufu-node- and kyufud- "
                           "are reserved for the nodes");
