@@ -441,12 +441,7 @@ static int check_actor(struct kyufu_storage__cmd *c,
     if (mrv != 0) {
         return kyufu_storage__mdb_error(mrv);
     }
-    bool identity = false;
-    int rv0 = kyufu_storage__identity_on(c, &identity);
-    if (rv0 != 0) {
-        return rv0;
-    }
-    if (st.ms_entries == 0 && identity) {
+    if (st.ms_entries == 0 && c->identity) {
         /* Identity rules: only BootstrapAdmin makes the first account. */
         return kyufu_storage__reject(c, KYUFU__V1__CODE__PERMISSION_DENIED,
                                      "no staff account exists yet (the "
@@ -692,12 +687,11 @@ static int apply_command(struct kyufu_storage *s,
     audit.client_id = h->key->client_id;
     audit.client_seq = h->key->sequence;
 
-    c.txn = txn; /* for the version read only */
-    rv = kyufu_storage__identity_on(&c, &identity);
-    c.txn = NULL;
+    rv = kyufu_storage__identity_on(s, txn, &identity);
     if (rv != 0) {
         return rv;
     }
+    c.identity = identity;
     keyless = def != NULL && def->identity;
     uint8_t digest[32];
     memset(&owner, 0, sizeof owner);

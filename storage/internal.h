@@ -259,6 +259,8 @@ struct kyufu_storage__cmd
     size_t record_len;
 
     /* Identity (apply_identity.c and friends). */
+    bool identity;       /* the cluster version has the identity rules
+                          * (docs/identity.md); set before any handler */
     bool keep_on_reject; /* commit the nested txn although code != OK (a
                           * refused sign-in still counts a failure; a
                           * pending ID-admin grant is recorded) */
@@ -365,9 +367,11 @@ int kyufu_storage__record_access(struct kyufu_storage__cmd *c);
  * "identity"); below it apply keeps the rules of version 1 so that a
  * cluster in a rolling upgrade does not diverge. */
 #define KYUFU_IDENTITY_SINCE 2u
-/* 0 with *on = whether the cluster version in c's txn has the identity
- * rules, or a store error. */
-int kyufu_storage__identity_on(struct kyufu_storage__cmd *c, bool *on);
+/* 0 with *on = whether the cluster version in txn has the identity rules,
+ * or a store error.  Read once per command by apply_command, which hands
+ * the answer to the handlers in c->identity. */
+int kyufu_storage__identity_on(struct kyufu_storage *s, MDB_txn *txn,
+                               bool *on);
 /* A node's own actor or key client id ("kyufu-node-N", "kyufud-..."). */
 bool kyufu_storage__is_node_name(const char *s);
 const char *kyufu_storage__check_password_hash(const Kyufu__V1__PasswordHash *h);
