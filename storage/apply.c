@@ -441,12 +441,7 @@ static int check_actor(struct kyufu_storage__cmd *c,
     if (mrv != 0) {
         return kyufu_storage__mdb_error(mrv);
     }
-    bool identity = false;
-    int rv0 = kyufu_storage__identity_on(c, &identity);
-    if (rv0 != 0) {
-        return rv0;
-    }
-    if (st.ms_entries == 0 && identity) {
+    if (st.ms_entries == 0 && c->identity) {
         /* Identity rules: only BootstrapAdmin makes the first account. */
         return kyufu_storage__reject(c, KYUFU__V1__CODE__PERMISSION_DENIED,
                                      "no staff account exists yet (the "
@@ -604,32 +599,28 @@ static int apply_system(struct kyufu_storage__cmd *c,
 
 /* Step 2 under the identity rules: the key's owner.  0 with *refused set
  * when the key belongs to another actor or another command (c->code set,
- * nothing returned), *dup set when the caller gets the first result. */
+ * nothing returned); otherwise the caller gets the first result. */
 static int check_owner(struct kyufu_storage__cmd *c,
                        const struct command_def *def,
                        const struct kyufu_storage__key_owner *owner,
                        const uint8_t digest[32],
                        bool *refused)
 {
-    static const uint8_t any[32];
-    *refused = false;
-    if (!owner->has_owner) {
-        return 0; /* written under the rules of version 1 */
-    }
-    if (strcmp(owner->actor, c->actor) != 0) {
+    bool settle = def != NULL && def->body == CASE(SETTLE_WRITE);
+    switch (kyufu_storage__owner_verdict(owner, c->actor, digest, settle)) {
+    case KYUFU_STORAGE_KEY_OTHER_ACTOR:
         *refused = true;
         return kyufu_storage__reject(c, KYUFU__V1__CODE__PERMISSION_DENIED,
                                      "idempotency key belongs to another "
                                      "account");
-    }
-    bool settle = def != NULL && def->body == CASE(SETTLE_WRITE);
-    if (!settle && memcmp(owner->digest, any, 32) != 0 &&
-        memcmp(owner->digest, digest, 32) != 0) {
+    case KYUFU_STORAGE_KEY_OTHER_COMMAND:
         *refused = true;
         return kyufu_storage__reject(c, KYUFU__V1__CODE__INVALID_ARGUMENT,
                                      "key already used for another command");
+    default:
+        *refused = false;
+        return 0;
     }
-    return 0;
 }
 
 static int apply_command(struct kyufu_storage *s,
@@ -696,12 +687,11 @@ static int apply_command(struct kyufu_storage *s,
     audit.client_id = h->key->client_id;
     audit.client_seq = h->key->sequence;
 
-    c.txn = txn; /* for the version read only */
-    rv = kyufu_storage__identity_on(&c, &identity);
-    c.txn = NULL;
+    rv = kyufu_storage__identity_on(s, txn, &identity);
     if (rv != 0) {
         return rv;
     }
+    c.identity = identity;
     keyless = def != NULL && def->identity;
     uint8_t digest[32];
     memset(&owner, 0, sizeof owner);

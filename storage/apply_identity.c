@@ -213,7 +213,10 @@ int kyufu_storage__sign_in_failed(struct kyufu_storage__cmd *c)
     next.failures = cr->failures < UINT32_MAX ? cr->failures + 1 : UINT32_MAX;
     bool lock = next.failures >= b->lock_after;
     if (lock) {
-        next.locked_until_ms = c->now_ms + b->lock_ms;
+        /* The header's time is only > 0: saturate, never overflow. */
+        next.locked_until_ms = c->now_ms > INT64_MAX - b->lock_ms
+                                   ? INT64_MAX
+                                   : c->now_ms + b->lock_ms;
         kyufu_storage__errmsg(c->audit_message, sizeof c->audit_message,
                               "sign-in refused: %s; failure %u, locked "
                               "until %lld",

@@ -140,11 +140,7 @@ int kyufu_storage__create_staff(struct kyufu_storage__cmd *c)
     if (!kyufu_storage__valid_roles(b->roles_mask)) {
         return REJECT(c, INVALID, "invalid role set 0x%x", b->roles_mask);
     }
-    bool identity = false;
-    int rv = kyufu_storage__identity_on(c, &identity);
-    if (rv != 0) {
-        return rv;
-    }
+    bool identity = c->identity;
     if (identity) {
         const char *why =
             kyufu_storage__check_password_hash(b->temporary_password);
@@ -153,8 +149,7 @@ int kyufu_storage__create_staff(struct kyufu_storage__cmd *c)
                           "no one creates their own account");
         }
         /* The nodes' own actors: a person named so could pass for one. */
-        if (strncmp(b->staff_id, "kyufu-node-", 11) == 0 ||
-            strncmp(b->staff_id, "kyufud-", 7) == 0) {
+        if (kyufu_storage__is_node_name(b->staff_id)) {
             return REJECT(c, INVALID,
                           "staff_id: the prefixes kyufu-node- and kyufud- "
                           "are reserved for the nodes");
@@ -163,7 +158,7 @@ int kyufu_storage__create_staff(struct kyufu_storage__cmd *c)
             return REJECT(c, INVALID, "temporary_password: %s", why);
         }
     }
-    rv = kyufu_storage__get_staff(c->s, c->txn, b->staff_id, &old);
+    int rv = kyufu_storage__get_staff(c->s, c->txn, b->staff_id, &old);
     if (rv == 0) {
         kyufu__v1__staff_account__free_unpacked(old, NULL);
         return REJECT(c, KYUFU__V1__CODE__ALREADY_EXISTS, "staff %s exists",
@@ -237,14 +232,12 @@ int kyufu_storage__set_staff_roles(struct kyufu_storage__cmd *c)
     if (rv != 0 || old == NULL) {
         return rv;
     }
-    bool identity = false;
-    rv = kyufu_storage__identity_on(c, &identity);
-    if (rv == 0 && old->status == SS(PURGED)) {
+    if (old->status == SS(PURGED)) {
         rv = REJECT(c, KYUFU__V1__CODE__FAILED_PRECONDITION,
                     "staff %s is purged", b->staff_id);
         goto out;
     }
-    if (rv == 0 && identity && (b->roles_mask & ID_ADMIN) != 0 &&
+    if (c->identity && (b->roles_mask & ID_ADMIN) != 0 &&
         (old->roles_mask & ID_ADMIN) == 0) {
         bool go = false;
         rv = admin_grant(c, b->staff_id, b->roles_mask, &go);

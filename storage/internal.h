@@ -259,6 +259,8 @@ struct kyufu_storage__cmd
     size_t record_len;
 
     /* Identity (apply_identity.c and friends). */
+    bool identity;       /* the cluster version has the identity rules
+                          * (docs/identity.md); set before any handler */
     bool keep_on_reject; /* commit the nested txn although code != OK (a
                           * refused sign-in still counts a failure; a
                           * pending ID-admin grant is recorded) */
@@ -365,9 +367,11 @@ int kyufu_storage__record_access(struct kyufu_storage__cmd *c);
  * "identity"); below it apply keeps the rules of version 1 so that a
  * cluster in a rolling upgrade does not diverge. */
 #define KYUFU_IDENTITY_SINCE 2u
-/* 0 with *on = whether the cluster version in c's txn has the identity
- * rules, or a store error. */
-int kyufu_storage__identity_on(struct kyufu_storage__cmd *c, bool *on);
+/* 0 with *on = whether the cluster version in txn has the identity rules,
+ * or a store error.  Read once per command by apply_command, which hands
+ * the answer to the handlers in c->identity. */
+int kyufu_storage__identity_on(struct kyufu_storage *s, MDB_txn *txn,
+                               bool *on);
 /* A node's own actor or key client id ("kyufu-node-N", "kyufud-..."). */
 bool kyufu_storage__is_node_name(const char *s);
 const char *kyufu_storage__check_password_hash(const Kyufu__V1__PasswordHash *h);
@@ -510,6 +514,14 @@ struct kyufu_storage__key_owner
     char actor[KYUFU_ACTOR_BYTES_MAX + 1];
     uint8_t digest[32];
 };
+/* Who may reuse a stored key under the identity rules: OWN (the same
+ * actor with the same command digest, or any command of a SettleWrite's
+ * fence or when settle is set, or an entry without owner), OTHER_ACTOR or
+ * OTHER_COMMAND.  The one judge for apply and kyufu_storage_key_use. */
+enum kyufu_storage_key_use
+kyufu_storage__owner_verdict(const struct kyufu_storage__key_owner *owner,
+                             const char *actor, const uint8_t digest[32],
+                             bool settle);
 /* As session_get, with the owner (owner may be NULL). */
 int kyufu_storage__session_get_owned(struct kyufu_storage *s, MDB_txn *txn,
                                      const char *client_id, uint64_t seq,

@@ -59,93 +59,40 @@ static size_t clamp_max(size_t max)
                              : max;
 }
 
-int kyufu_storage_list_staff_sessions(struct kyufu_storage *s,
-                                      const char *staff_id,
-                                      struct kyufu_storage_page *page)
+/* t + span <= now without overflow: the times and spans are > 0
+ * (check_auth_session) but unbounded above (a command's time is only > 0,
+ * TouchSessions' used_ms too), so the sum is never formed. */
+static bool reached(int64_t t, int64_t span, int64_t now)
 {
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    uint8_t key[KYUFU_STAFF_ID_BYTES_MAX + 1];
-    if (staff_id == NULL || !kyufu_storage__valid_staff_id(staff_id)) {
-        return KYUFU_STORAGE_EINVALID;
-    }
-    int rv = page_start(page, KYUFU_AUTH_SESSIONS_PER_STAFF_MAX);
-    if (rv != 0) {
-        return rv;
-    }
-    rv = kyufu_storage__read_begin(s, &txn);
-    if (rv != 0) {
-        kyufu_storage_page_free(page);
-        return rv;
-    }
-    size_t n = strlen(staff_id);
-    memcpy(key, staff_id, n);
-    key[n] = 0;
-    int mrv = mdb_cursor_open(txn, s->dbi[KYUFU_DB_AUTH_BY_STAFF], &cur);
-    if (mrv != 0) {
-        rv = kyufu_storage__mdb_error(mrv);
-        goto out;
-    }
-    k.mv_size = n + 1;
-    k.mv_data = key;
-    for (mrv = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrv == 0;
-         mrv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != n + 1 + KYUFU_SHA256_BYTES ||
-            memcmp(k.mv_data, key, n + 1) != 0) {
-            break;
-        }
-        if (page->n == KYUFU_AUTH_SESSIONS_PER_STAFF_MAX) {
-            rv = KYUFU_STORAGE_ECORRUPT; /* apply keeps the bound */
-            break;
-        }
-        Kyufu__V1__AuthSession *a = NULL;
-        rv = kyufu_storage__get_auth_session(
-            s, txn, (uint8_t *)k.mv_data + n + 1, KYUFU_SHA256_BYTES, &a);
-        if (rv != 0) {
-            rv = rv == KYUFU_STORAGE_ENOTFOUND ? KYUFU_STORAGE_ECORRUPT : rv;
-            break;
-        }
-        page->items[page->n++] = a;
-    }
-    if (rv == 0 && mrv != 0 && mrv != MDB_NOTFOUND) {
-        rv = kyufu_storage__mdb_error(mrv);
-    }
-    mdb_cursor_close(cur);
-out:
-    kyufu_storage__read_end(s, txn);
-    if (rv != 0) {
-        kyufu_storage_page_free(page);
-    }
-    return rv;
+    return now > 0 && t <= now - span;
 }
 
 static bool session_expired(const Kyufu__V1__AuthSession *a, int64_t now)
 {
-    /* Both sums are of bounded positive times: no overflow before 2^62. */
-    return a->last_used_ms + a->idle_ms <= now ||
-           a->created_ms + a->absolute_ms <= now;
+    return reached(a->last_used_ms, a->idle_ms, now) ||
+           reached(a->created_ms, a->absolute_ms, now);
 }
 
-/* One record of a full scan: sets *item to an unpacked message the page
- * keeps (or NULL to skip), returns 0 or a storage error (ENOTFOUND is
- * reported as ECORRUPT: the scan's indexes are kept by apply). */
+/* One record of a scan: sets *item to an unpacked message the page keeps
+ * (or NULL to skip) and *stop when the scan is past its range; returns 0
+ * or a storage error (ENOTFOUND is reported as ECORRUPT: the scan's
+ * indexes are kept by apply). */
 typedef int (*scan_pick_fn)(struct kyufu_storage *s, MDB_txn *txn,
-                            const MDB_val *k, const MDB_val *v, int64_t t,
-                            void **item);
+                            const MDB_val *k, const MDB_val *v,
+                            const void *arg, void **item, bool *stop);
 
-/* Scans table `db` from its first key in one read transaction, keeping in
- * `page` up to clamp_max(max) items that `pick` chooses; on error `page`
- * is freed. */
+/* Scans table `db` from key `from` (NULL: its first key) in one read
+ * transaction, keeping in `page` up to `max` (1..KYUFU_IDENTITY_QUERY_MAX)
+ * items that `pick` chooses; on error `page` is freed. */
 static int scan_page(struct kyufu_storage *s, enum kyufu_storage__db db,
-                     int64_t t,
-                     size_t max, struct kyufu_storage_page *page,
-                     scan_pick_fn pick)
+                     const MDB_val *from, const void *arg, size_t max,
+                     struct kyufu_storage_page *page, scan_pick_fn pick)
 {
     MDB_txn *txn;
     MDB_cursor *cur;
     MDB_val k, v;
-    max = clamp_max(max);
+    bool stop = false;
+    KYUFU_ASSERT(max >= 1 && max <= KYUFU_IDENTITY_QUERY_MAX);
     int rv = page_start(page, max);
     if (rv != 0) {
         return rv;
@@ -160,13 +107,20 @@ static int scan_page(struct kyufu_storage *s, enum kyufu_storage__db db,
         rv = kyufu_storage__mdb_error(mrv);
         goto out;
     }
-    for (mrv = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (from != NULL) {
+        k = *from;
+    }
+    for (mrv = mdb_cursor_get(cur, &k, &v,
+                              from != NULL ? MDB_SET_RANGE : MDB_FIRST);
          mrv == 0 && page->n < max;
          mrv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         void *item = NULL;
-        rv = pick(s, txn, &k, &v, t, &item);
+        rv = pick(s, txn, &k, &v, arg, &item, &stop);
         if (rv != 0) {
             rv = rv == KYUFU_STORAGE_ENOTFOUND ? KYUFU_STORAGE_ECORRUPT : rv;
+            break;
+        }
+        if (stop) {
             break;
         }
         if (item != NULL) {
@@ -185,11 +139,57 @@ out:
     return rv;
 }
 
-static int pick_expired(struct kyufu_storage *s, MDB_txn *txn,
-                        const MDB_val *k, const MDB_val *v, int64_t now_ms,
-                        void **item)
+/* auth_by_staff: the entries under the prefix staff_id 0x00 (arg, an
+ * MDB_val), each the session it names. */
+static int pick_of_staff(struct kyufu_storage *s, MDB_txn *txn,
+                         const MDB_val *k, const MDB_val *v, const void *arg,
+                         void **item, bool *stop)
 {
+    const MDB_val *prefix = arg;
     (void)v;
+    if (k->mv_size != prefix->mv_size + KYUFU_SHA256_BYTES ||
+        memcmp(k->mv_data, prefix->mv_data, prefix->mv_size) != 0) {
+        *stop = true; /* the next account's */
+        return 0;
+    }
+    Kyufu__V1__AuthSession *a = NULL;
+    int rv = kyufu_storage__get_auth_session(
+        s, txn, (const uint8_t *)k->mv_data + prefix->mv_size,
+        KYUFU_SHA256_BYTES, &a);
+    *item = a;
+    return rv;
+}
+
+int kyufu_storage_list_staff_sessions(struct kyufu_storage *s,
+                                      const char *staff_id,
+                                      struct kyufu_storage_page *page)
+{
+    uint8_t key[KYUFU_STAFF_ID_BYTES_MAX + 1];
+    if (staff_id == NULL || !kyufu_storage__valid_staff_id(staff_id)) {
+        return KYUFU_STORAGE_EINVALID;
+    }
+    size_t n = strlen(staff_id);
+    memcpy(key, staff_id, n);
+    key[n] = 0;
+    MDB_val prefix = {n + 1, key};
+    /* One past the bound apply keeps, to see it broken. */
+    int rv = scan_page(s, KYUFU_DB_AUTH_BY_STAFF, &prefix, &prefix,
+                       KYUFU_AUTH_SESSIONS_PER_STAFF_MAX + 1, page,
+                       pick_of_staff);
+    if (rv == 0 && page->n > KYUFU_AUTH_SESSIONS_PER_STAFF_MAX) {
+        kyufu_storage_page_free(page);
+        rv = KYUFU_STORAGE_ECORRUPT;
+    }
+    return rv;
+}
+
+static int pick_expired(struct kyufu_storage *s, MDB_txn *txn,
+                        const MDB_val *k, const MDB_val *v, const void *arg,
+                        void **item, bool *stop)
+{
+    int64_t now_ms = *(const int64_t *)arg;
+    (void)v;
+    (void)stop;
     Kyufu__V1__AuthSession *a = NULL;
     int rv = kyufu_storage__get_auth_session(s, txn, k->mv_data, k->mv_size,
                                              &a);
@@ -209,15 +209,17 @@ int kyufu_storage_list_expired_sessions(struct kyufu_storage *s,
                                         size_t max,
                                         struct kyufu_storage_page *page)
 {
-    return scan_page(s, KYUFU_DB_AUTH_SESSION, now_ms, max, page,
-                     pick_expired);
+    return scan_page(s, KYUFU_DB_AUTH_SESSION, NULL, &now_ms, clamp_max(max),
+                     page, pick_expired);
 }
 
 static int pick_purgeable(struct kyufu_storage *s, MDB_txn *txn,
-                          const MDB_val *k, const MDB_val *v,
-                          int64_t disabled_before_ms, void **item)
+                          const MDB_val *k, const MDB_val *v, const void *arg,
+                          void **item, bool *stop)
 {
+    int64_t disabled_before_ms = *(const int64_t *)arg;
     (void)k;
+    (void)stop;
     Kyufu__V1__Credential *cr =
         kyufu__v1__credential__unpack(NULL, v->mv_size, v->mv_data);
     if (cr == NULL) {
@@ -246,8 +248,8 @@ int kyufu_storage_list_purgeable_staff(struct kyufu_storage *s,
                                        size_t max,
                                        struct kyufu_storage_page *page)
 {
-    return scan_page(s, KYUFU_DB_CREDENTIAL, disabled_before_ms, max, page,
-                     pick_purgeable);
+    return scan_page(s, KYUFU_DB_CREDENTIAL, NULL, &disabled_before_ms,
+                     clamp_max(max), page, pick_purgeable);
 }
 
 int kyufu_storage_staff_empty(struct kyufu_storage *s, bool *empty)

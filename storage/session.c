@@ -369,6 +369,25 @@ int kyufu_storage_command_digest(const Kyufu__V1__Command *cmd,
     return rv;
 }
 
+enum kyufu_storage_key_use
+kyufu_storage__owner_verdict(const struct kyufu_storage__key_owner *owner,
+                             const char *actor, const uint8_t digest[32],
+                             bool settle)
+{
+    static const uint8_t any[32]; /* a SettleWrite's fence */
+    if (!owner->has_owner) {
+        return KYUFU_STORAGE_KEY_OWN; /* before the identity rules */
+    }
+    if (strcmp(owner->actor, actor) != 0) {
+        return KYUFU_STORAGE_KEY_OTHER_ACTOR;
+    }
+    if (!settle && memcmp(owner->digest, any, 32) != 0 &&
+        memcmp(owner->digest, digest, 32) != 0) {
+        return KYUFU_STORAGE_KEY_OTHER_COMMAND;
+    }
+    return KYUFU_STORAGE_KEY_OWN;
+}
+
 int kyufu_storage_key_use(struct kyufu_storage *s,
                           const char *client_id,
                           uint64_t seq,
@@ -378,7 +397,6 @@ int kyufu_storage_key_use(struct kyufu_storage *s,
                           int64_t now_ms,
                           enum kyufu_storage_key_use *use)
 {
-    static const uint8_t any[32];
     struct kyufu_storage__key_owner owner;
     MDB_txn *txn;
     MDB_val result;
@@ -401,15 +419,6 @@ int kyufu_storage_key_use(struct kyufu_storage *s,
     if (rv != 0) {
         return rv;
     }
-    if (!owner.has_owner) {
-        *use = KYUFU_STORAGE_KEY_OWN; /* before the identity rules */
-    } else if (strcmp(owner.actor, actor) != 0) {
-        *use = KYUFU_STORAGE_KEY_OTHER_ACTOR;
-    } else if (!settle && memcmp(owner.digest, any, 32) != 0 &&
-               memcmp(owner.digest, digest, 32) != 0) {
-        *use = KYUFU_STORAGE_KEY_OTHER_COMMAND;
-    } else {
-        *use = KYUFU_STORAGE_KEY_OWN;
-    }
+    *use = kyufu_storage__owner_verdict(&owner, actor, digest, settle);
     return 0;
 }

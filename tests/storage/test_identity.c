@@ -858,6 +858,37 @@ static void no_secret_in_audit(void)
     fx_close(&f);
 }
 
+/* A command's time is only checked > 0 and TouchSessions' used_ms too: at
+ * the far end of int64 a lockout saturates and the expiry query still
+ * answers (both sums overflowed before: UBSan stops the ASan build). */
+static void far_times_do_not_overflow(void)
+{
+    struct fx f;
+    struct kyufu_storage_page p = {0};
+    fx_open(&f);
+    fx_world(&f);
+    enrolled(&f, "ken", R_CLERK);
+    APPLY(&f, c_open(&f, "ken", 1, 20), OK);
+    APPLY(&f, c_touch(&f, "kyufu-node-1", 1, INT64_MAX - 1), OK);
+    /* Touched at the end of time: idle never reached, absolute is. */
+    CHECK_EQ(kyufu_storage_list_expired_sessions(f.s, INT64_MAX, 10, &p), 0);
+    CHECK_EQ(p.n, 1);
+    kyufu_storage_page_free(&p);
+    CHECK_EQ(kyufu_storage_list_expired_sessions(f.s, f.now_ms, 10, &p), 0);
+    CHECK_EQ(p.n, 0);
+    kyufu_storage_page_free(&p);
+    /* Five failures 100 s before the end of time: locked until the end. */
+    f.now_ms = INT64_MAX - 100000;
+    for (int i = 0; i < 5; i++) {
+        APPLY(&f, c_failed(&f, "kyufu-node-1", "ken", "password"), OK);
+    }
+    Kyufu__V1__Credential *cr = cred(&f, "ken");
+    CHECK_EQ(cr->failures, 5);
+    CHECK_EQ(cr->locked_until_ms, INT64_MAX);
+    kyufu__v1__credential__free_unpacked(cr, NULL);
+    fx_close(&f);
+}
+
 int main(int argc, char **argv)
 {
     static const struct t_case cases[] = {
@@ -871,6 +902,7 @@ int main(int argc, char **argv)
         T_CASE(actor_must_be_active),
         T_CASE(sessions_touch_close_expire),
         T_CASE(session_bound),
+        T_CASE(far_times_do_not_overflow),
         T_CASE(record_access),
         T_CASE(key_bound_to_caller),
         T_CASE(digest_and_snapshot),

@@ -886,6 +886,28 @@ static void test_identity_tamper(void)
     CHECK_RV(kyufu_storage_check_invariants(f.s, err, sizeof err),
              KYUFU_STORAGE_ECORRUPT);
     CHECK(strstr(err, "credential ghost") != NULL);
+    /* An account's session list reads its index entries only: a dangling
+     * entry of the next account ("clerka") is not its, one of its own is
+     * corrupt state. */
+    struct kyufu_storage_page page = {0};
+    uint8_t other[7 + 32];
+    memcpy(other, "clerka", 7);
+    memset(other + 7, 0x11, 32);
+    MDB_val okey = {sizeof other, other};
+    CHECK(mdb_txn_begin(f.s->env, NULL, 0, &txn) == 0);
+    CHECK(mdb_put(txn, f.s->dbi[KYUFU_DB_AUTH_BY_STAFF], &okey, &empty, 0) ==
+          0);
+    CHECK(mdb_txn_commit(txn) == 0);
+    CHECK_RV(kyufu_storage_list_staff_sessions(f.s, "clerk", &page), 0);
+    CHECK(page.n == 1);
+    kyufu_storage_page_free(&page);
+    memset(ik + 6, 0x22, 32);
+    CHECK(mdb_txn_begin(f.s->env, NULL, 0, &txn) == 0);
+    CHECK(mdb_put(txn, f.s->dbi[KYUFU_DB_AUTH_BY_STAFF], &key, &empty, 0) ==
+          0);
+    CHECK(mdb_txn_commit(txn) == 0);
+    CHECK_RV(kyufu_storage_list_staff_sessions(f.s, "clerk", &page),
+             KYUFU_STORAGE_ECORRUPT);
     kyufu_storage_close(f.s);
 }
 
