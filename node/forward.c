@@ -143,18 +143,27 @@ struct kyufu_grpc_client *kyufu_node__peer_client(struct kyufu_node *n,
     return n->forward[i];
 }
 
+uint64_t kyufu_node__forward_leader(const struct kyufu_node_call *c,
+                                    const char **api_address)
+{
+    *api_address = "";
+    if (kyufu_node__call_was_forwarded(c)) {
+        return 0;
+    }
+    uint64_t leader = kyufu_node__leader(c->node, api_address);
+    return leader != c->node->config->id ? leader : 0;
+}
+
 void kyufu_node__forward(struct kyufu_node_call *c)
 {
     struct kyufu_node *n = c->node;
-    if (kyufu_node__call_was_forwarded(c)) {
-        kyufu_node__call_unavailable(c, "not the leader (call was already "
-                                        "forwarded once)");
-        return;
-    }
     const char *api = "";
-    uint64_t leader = kyufu_node__leader(n, &api);
-    if (leader == 0 || leader == n->config->id) {
-        kyufu_node__call_unavailable(c, "not the leader");
+    uint64_t leader = kyufu_node__forward_leader(c, &api);
+    if (leader == 0) {
+        kyufu_node__call_unavailable(
+            c, kyufu_node__call_was_forwarded(c)
+                   ? "not the leader (call was already forwarded once)"
+                   : "not the leader");
         return;
     }
     int slot = kyufu_node__peer_slot(n, leader, &api);
