@@ -144,30 +144,65 @@ static int alpn_select(SSL *ssl,
     return SSL_TLSEXT_ERR_OK;
 }
 
-int api__tls_key_file_private(const char *key_file, char *errmsg, size_t errmsg_len)
+/* Open key_file for reading; with `private_only`, refuse it unless the
+ * opened file (fstat on its descriptor, so the file checked is the file
+ * read, whatever a symlink or a rename does in between) has no group or
+ * other bits.  NULL with errmsg set on failure. */
+static FILE *key_open(const char *key_file, bool private_only, char *errmsg, size_t errmsg_len)
 {
-    struct stat st;
-    if (stat(key_file, &st) != 0) {
+    FILE *f = fopen(key_file, "re");
+    if (f == NULL) {
         snprintf(errmsg, errmsg_len, "cannot load key %s: %s", key_file, strerror(errno));
-        return KYUFU_API_ETLS;
+        return NULL;
     }
-    if ((st.st_mode & 077) != 0) {
+    struct stat st;
+    if (private_only && fstat(fileno(f), &st) != 0) {
+        snprintf(errmsg, errmsg_len, "cannot load key %s: %s", key_file, strerror(errno));
+        fclose(f);
+        return NULL;
+    }
+    if (private_only && (st.st_mode & 077) != 0) {
         snprintf(errmsg, errmsg_len,
                  "private key %s is readable or writable by group or others (mode %04o); "
                  "refusing it: chmod 600 it (owned by the user kyufud runs as)",
                  key_file, (unsigned)(st.st_mode & 07777));
+        fclose(f);
+        return NULL;
+    }
+    return f;
+}
+
+int api__tls_key_file_private(const char *key_file, char *errmsg, size_t errmsg_len)
+{
+    FILE *f = key_open(key_file, true, errmsg, errmsg_len);
+    if (f == NULL) {
         return KYUFU_API_ETLS;
     }
+    fclose(f);
     return 0;
 }
 
+/* The certificate chain and the private key; with `private_only` the key
+ * is read from the one open file whose mode was checked (key_open). */
 static int load_identity(SSL_CTX *ctx, const char *cert_file, const char *key_file,
-                         char *errmsg, size_t errmsg_len)
+                         bool private_only, char *errmsg, size_t errmsg_len)
 {
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
         return ssl_fail(errmsg, errmsg_len, "cannot load certificate", cert_file);
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+    FILE *f = key_open(key_file, private_only, errmsg, errmsg_len);
+    if (f == NULL) {
+        return KYUFU_API_ETLS;
+    }
+    EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, SSL_CTX_get_default_passwd_cb(ctx),
+                                        SSL_CTX_get_default_passwd_cb_userdata(ctx));
+    fclose(f);
+    if (key == NULL) {
+        return ssl_fail(errmsg, errmsg_len, "cannot load key", key_file);
+    }
+    int ok = SSL_CTX_use_PrivateKey(ctx, key);
+    EVP_PKEY_free(key);
+    if (ok != 1) {
         return ssl_fail(errmsg, errmsg_len, "cannot load key", key_file);
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
@@ -304,8 +339,7 @@ int api__tls_server_ctx_new(const char *cert_file,
         goto err;
     }
     if ((rv = api__tls_policy_apply(ctx, errmsg, errmsg_len)) != 0 ||
-        (rv = api__tls_key_file_private(key_file, errmsg, errmsg_len)) != 0 ||
-        (rv = load_identity(ctx, cert_file, key_file, errmsg, errmsg_len)) != 0) {
+        (rv = load_identity(ctx, cert_file, key_file, true, errmsg, errmsg_len)) != 0) {
         goto err_after_ctx;
     }
     SSL_CTX_set_app_data(ctx, (void *)alpn);
@@ -361,7 +395,7 @@ int api__tls_client_ctx_new(const char *ca_file,
         goto err_after_ctx;
     }
     if (cert_file != NULL &&
-        (rv = load_identity(ctx, cert_file, key_file, errmsg, errmsg_len)) != 0) {
+        (rv = load_identity(ctx, cert_file, key_file, false, errmsg, errmsg_len)) != 0) {
         goto err_after_ctx;
     }
     if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {

@@ -143,18 +143,47 @@ struct kyufu_grpc_client *kyufu_node__peer_client(struct kyufu_node *n,
     return n->forward[i];
 }
 
+/* src as a metadata value into dst (len > 0): its printable ASCII
+ * (0x20-0x7e; other bytes dropped) without leading or trailing blanks, as
+ * RFC 9113 and api/wire.c's check want it, so that "CN=Counter 1" reaches
+ * the leader as the node itself saw it.  Returns the value's length. */
+static size_t metadata_value(const char *src, char *dst, size_t len)
+{
+    size_t k = 0;
+    assert(len > 0);
+    for (; src != NULL && *src != '\0' && k + 1 < len; src++) {
+        if (*src >= 0x20 && *src <= 0x7e && (k > 0 || *src != ' ')) {
+            dst[k++] = *src;
+        }
+    }
+    while (k > 0 && dst[k - 1] == ' ') {
+        k--;
+    }
+    dst[k] = '\0';
+    return k;
+}
+
+uint64_t kyufu_node__forward_leader(const struct kyufu_node_call *c,
+                                    const char **api_address)
+{
+    *api_address = "";
+    if (kyufu_node__call_was_forwarded(c)) {
+        return 0;
+    }
+    uint64_t leader = kyufu_node__leader(c->node, api_address);
+    return leader != c->node->config->id ? leader : 0;
+}
+
 void kyufu_node__forward(struct kyufu_node_call *c)
 {
     struct kyufu_node *n = c->node;
-    if (kyufu_node__call_was_forwarded(c)) {
-        kyufu_node__call_unavailable(c, "not the leader (call was already "
-                                        "forwarded once)");
-        return;
-    }
     const char *api = "";
-    uint64_t leader = kyufu_node__leader(n, &api);
-    if (leader == 0 || leader == n->config->id) {
-        kyufu_node__call_unavailable(c, "not the leader");
+    uint64_t leader = kyufu_node__forward_leader(c, &api);
+    if (leader == 0) {
+        kyufu_node__call_unavailable(
+            c, kyufu_node__call_was_forwarded(c)
+                   ? "not the leader (call was already forwarded once)"
+                   : "not the leader");
         return;
     }
     int slot = kyufu_node__peer_slot(n, leader, &api);
@@ -199,18 +228,7 @@ void kyufu_node__forward(struct kyufu_node_call *c)
         md[n_md++] =
             (struct kyufu_grpc_metadata){KYUFU_NODE_MD_CLIENT_PEER, peer};
     }
-    /* The subject (terminal name) as printable ASCII without edge blanks,
-     * as metadata values must be. */
-    size_t k = 0;
-    for (const char *s = c->call->peer_identity; s != NULL && *s != '\0' &&
-                                                 k + 1 < sizeof subject;
-         s++) {
-        if (*s >= 0x21 && *s <= 0x7e) {
-            subject[k++] = *s;
-        }
-    }
-    subject[k] = '\0';
-    if (k > 0) {
+    if (metadata_value(c->call->peer_identity, subject, sizeof subject) > 0) {
         md[n_md++] = (struct kyufu_grpc_metadata){KYUFU_NODE_MD_CLIENT_SUBJECT,
                                                   subject};
     }

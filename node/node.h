@@ -400,6 +400,14 @@ void kyufu_node__versions_close(struct kyufu_node *n);
  * forwarded again, which rules out forwarding loops). */
 bool kyufu_node__call_was_forwarded(const struct kyufu_node_call *c);
 
+/* The leader kyufu_node__forward would send the call to (its API address
+ * in *api_address), or 0 when it would not: no leader known, this node
+ * leads, or the call was forwarded already.  The one statement of that
+ * rule (service.c asks it before forwarding a session this follower does
+ * not hold yet). */
+uint64_t kyufu_node__forward_leader(const struct kyufu_node_call *c,
+                                    const char **api_address);
+
 /* Send the call's original request bytes to the leader and relay its
  * answer.  Answers UNAVAILABLE itself when there is no leader. */
 void kyufu_node__forward(struct kyufu_node_call *c);

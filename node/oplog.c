@@ -96,9 +96,20 @@ static const char *client_subject(const struct kyufu_grpc_call *call)
     return call->peer_identity != NULL ? call->peer_identity : "";
 }
 
-/* Propose the RecordAccess `a` through req.  0, a KYUFU_GLUE_E* code
- * (NOTLEADER on a follower), or -1 when the cluster's version does not
- * know RecordAccess yet (nothing proposed). */
+/* Whether the cluster's version knows RecordAccess (an upgrade not
+ * finished yet does not): asked before anything is built or packed. */
+static bool access_known(struct kyufu_node *n)
+{
+    uint32_t since = kyufu_storage_command_since(
+        KYUFU__V1__COMMAND__BODY_RECORD_ACCESS);
+    uint32_t cluster = 0;
+    return since != 0 &&
+           kyufu_storage_cluster_version(n->storage, &cluster, NULL) == 0 &&
+           since <= cluster;
+}
+
+/* Propose the RecordAccess `a` through req (the caller checked
+ * access_known).  0, or a KYUFU_GLUE_E* code (NOTLEADER on a follower). */
 static int propose(struct kyufu_node *n,
                    struct kyufu_glue_propose *req,
                    const struct access *a,
@@ -156,14 +167,6 @@ static int propose(struct kyufu_node *n,
     cmd.header = &header;
     cmd.body_case = KYUFU__V1__COMMAND__BODY_RECORD_ACCESS;
     cmd.record_access = &ra;
-
-    uint32_t since = kyufu_storage_command_since(cmd.body_case);
-    uint32_t cluster = 0;
-    if (since == 0 ||
-        kyufu_storage_cluster_version(n->storage, &cluster, NULL) != 0 ||
-        since > cluster) {
-        return -1;
-    }
     return kyufu_glue_propose(n->glue, req, &cmd, cb);
 }
 
@@ -219,6 +222,16 @@ void kyufu_node__oplog_answer(struct kyufu_node_call *c,
 {
     struct kyufu_node *n = c->node;
     assert(n_objects <= KYUFU_LIST_PAGE_SIZE_MAX);
+    if (!access_known(n)) {
+        /* Retryable: a new cluster records its version within seconds; an
+         * upgrade once the last voter runs a build that knows it. */
+        n->oplog.reads_withheld++;
+        kyufu_node__call_unavailable(
+            c, "reads of personal data need RecordAccess, which the "
+               "cluster's version does not know yet (docs/operations.md, "
+               "Upgrades): the answer is withheld");
+        return;
+    }
     struct answer *a = calloc(1, sizeof *a);
     size_t len = protobuf_c_message_get_packed_size(msg);
     uint8_t *buf = malloc(len > 0 ? len : 1);
@@ -253,15 +266,6 @@ void kyufu_node__oplog_answer(struct kyufu_node_call *c,
     free(buf);
     free(a);
     n->oplog.reads_withheld++;
-    if (rv == -1) {
-        /* Retryable: a new cluster records its version within seconds; an
-         * upgrade once the last voter runs a build that knows it. */
-        kyufu_node__call_unavailable(
-            c, "reads of personal data need RecordAccess, which the "
-               "cluster's version does not know yet (docs/operations.md, "
-               "Upgrades): the answer is withheld");
-        return;
-    }
     kyufu_node__proposal_failed(c, rv);
 }
 
@@ -297,7 +301,7 @@ static void on_refusal_committed(struct kyufu_glue_propose *req,
 static void propose_refusal(struct kyufu_node *n, const struct access *a)
 {
     if (n->glue == NULL || n->stage != KYUFU_NODE_RUNNING ||
-        !kyufu_glue_is_leader(n->glue)) {
+        !kyufu_glue_is_leader(n->glue) || !access_known(n)) {
         n->oplog.refusals_lost++;
         return;
     }

@@ -141,16 +141,6 @@ struct bound
     const struct kyufu_node_method *method;
 };
 
-/* On a follower that knows the leader, for a call not forwarded already:
- * a session this node does not hold may be one it has not applied yet. */
-static bool lagging_follower(const struct kyufu_node_call *c)
-{
-    const char *api = "";
-    uint64_t leader = kyufu_node__leader(c->node, &api);
-    return leader != 0 && leader != c->node->config->id &&
-           !kyufu_node__call_was_forwarded(c);
-}
-
 /* The calls a node answers about itself (its Status, availability, power
  * event): never forwarded to the leader. */
 static bool node_local(const struct kyufu_node_call *c)
@@ -236,10 +226,14 @@ static int authorize(struct kyufu_node_call *c, unsigned waited)
     bool open = (row->who & KYUFU_PERM_PUBLIC) != 0 || own_host;
     char msg[256];
     msg[0] = '\0';
+    const char *leader_api = "";
     int code = kyufu_node__authenticate(n, call, &c->principal, msg,
                                         sizeof msg);
     if (code == KYUFU_GRPC_UNAUTHENTICATED && c->principal.unknown_here &&
-        !open && lagging_follower(c)) {
+        !open && kyufu_node__forward_leader(c, &leader_api) != 0) {
+        /* On a follower that knows the leader, for a call not forwarded
+         * already: a session this node does not hold may be one it has
+         * not applied yet. */
         if (!node_local(c)) {
             /* The leader, which answered the sign-in, checks the session
              * (auth.c). */

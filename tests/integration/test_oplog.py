@@ -217,6 +217,22 @@ def main():
         after = list_audit(c, leader)
         assert any("/kyufu.v1.Ledger/ListHouseholds" in r.message
                    for r in after[n_before:]), after[n_before:]
+        # The forwarded record names the client's certificate subject as
+        # the follower saw it, blanks inside it included (forward.c).
+        key, cert = C.make_cert(c.dir, "counter-spaced", c.ca_key, c.ca,
+                                "counter 3")
+        ch = c.secure_channel(follower, cert, key)
+        try:
+            n_before = len(list_audit(c, leader))
+            c.s["service_pb2_grpc"].LedgerStub(ch).ListHouseholds(
+                S.ListRequest(page_size=10, read=S.ReadOptions(stale=True)),
+                timeout=10)
+        finally:
+            ch.close()
+        fwd = [r for r in list_audit(c, leader)[n_before:]
+               if r.command == "RecordAccess" and
+               "/kyufu.v1.Ledger/ListHouseholds" in r.message]
+        assert fwd and " cert /CN=counter 3" in fwd[-1].message, fwd
         print("ok: reads of personal data leave an access record first")
 
         # 2. A TLS refusal on the leader leaves a record.
