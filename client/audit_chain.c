@@ -1,5 +1,6 @@
 /* The auditor's side of the audit chain: see audit_chain.h. */
 #include "audit_chain.h"
+#include "ctl.h" /* ctl__hex */
 
 #include <assert.h>
 #include <errno.h>
@@ -50,14 +51,6 @@ static const ProtobufCMessageDescriptor *desc(void)
 static void *at(const void *msg, const ProtobufCFieldDescriptor *f)
 {
     return (char *)msg + f->offset;
-}
-
-static void to_hex(const uint8_t *b, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
-    }
-    out[2 * n] = '\0';
 }
 
 static int from_hex(const char *s, uint8_t *out, size_t max, size_t *len)
@@ -123,7 +116,7 @@ static json_t *field_json(const Kyufu__V1__AuditRecord *r,
         if (h == NULL) {
             return NULL;
         }
-        to_hex(b->data, b->len, h);
+        ctl__hex(b->data, b->len, h);
         json_t *j = json_string(h);
         free(h);
         return j;

@@ -136,6 +136,10 @@ int kyufu_ctl_node_new(const struct kyufu_ctl_node_new_opts *opts,
  * Returns a new reference, or NULL on out of memory. */
 json_t *kyufu_ctl_to_json(const ProtobufCMessage *msg);
 
+/* n bytes as 2 * n lower-case hex digits and a NUL into out (ctl_output.c:
+ * the one hex encoder of kyufuctl). */
+void ctl__hex(const uint8_t *in, size_t n, char *out);
+
 /* Print a record as "field: value" lines (nested messages indented). */
 void kyufu_ctl_print_record(FILE *out, const ProtobufCMessage *msg, int indent);
 

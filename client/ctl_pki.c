@@ -395,9 +395,7 @@ void ctl__cert_sha256(X509 *cert, char out[65])
         ERR_clear_error();
         return;
     }
-    for (unsigned i = 0; i < 32; i++) {
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    }
+    ctl__hex(md, 32, out);
 }
 
 void ctl__cert_serial(X509 *cert, char *out, size_t len)
