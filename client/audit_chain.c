@@ -1,6 +1,7 @@
 /* The auditor's side of the audit chain: see audit_chain.h. */
 #include "audit_chain.h"
-#include "ctl.h" /* ctl__hex */
+#include "ctl.h"          /* ctl__hex */
+#include "ctl_registry.h" /* ctl__csv_field */
 
 #include <assert.h>
 #include <errno.h>
@@ -169,22 +170,6 @@ void kyufu_audit_write_header(FILE *out, enum kyufu_audit_format f)
     fputs("\r\n", out);
 }
 
-static void csv_field(FILE *out, const char *s)
-{
-    if (strpbrk(s, ",\"\r\n") == NULL) {
-        fputs(s, out);
-        return;
-    }
-    fputc('"', out);
-    for (; *s != '\0'; s++) {
-        if (*s == '"') {
-            fputc('"', out);
-        }
-        fputc(*s, out);
-    }
-    fputc('"', out);
-}
-
 int kyufu_audit_write(FILE *out, enum kyufu_audit_format f,
                       const Kyufu__V1__AuditRecord *r)
 {
@@ -208,14 +193,14 @@ int kyufu_audit_write(FILE *out, enum kyufu_audit_format f,
             }
             first = false;
             if (json_is_string(v)) {
-                csv_field(out, json_string_value(v));
+                ctl__csv_field(out, json_string_value(v));
             } else {
                 char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
                 if (s == NULL) {
                     rv = -1;
                     break;
                 }
-                csv_field(out, s);
+                ctl__csv_field(out, s);
                 free(s);
             }
         }
