@@ -580,6 +580,12 @@ int kyufu_audit_read(struct kyufu_audit_reader *rd,
             free(line);
             return -1;
         }
+        if (memchr(line, '\0', (size_t)got) != NULL) {
+            /* json_loads would stop at the NUL and read the rest away. */
+            snprintf(errmsg, errmsg_len, "line %u: holds a NUL byte", rd->line);
+            free(line);
+            return -1;
+        }
         if (strspn(line, " \t\r\n") == (size_t)got) {
             continue;
         }
