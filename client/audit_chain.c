@@ -1,5 +1,7 @@
 /* The auditor's side of the audit chain: see audit_chain.h. */
 #include "audit_chain.h"
+#include "ctl.h"          /* ctl__hex */
+#include "ctl_registry.h" /* ctl__csv_field */
 
 #include <assert.h>
 #include <errno.h>
@@ -50,14 +52,6 @@ static const ProtobufCMessageDescriptor *desc(void)
 static void *at(const void *msg, const ProtobufCFieldDescriptor *f)
 {
     return (char *)msg + f->offset;
-}
-
-static void to_hex(const uint8_t *b, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
-    }
-    out[2 * n] = '\0';
 }
 
 static int from_hex(const char *s, uint8_t *out, size_t max, size_t *len)
@@ -123,7 +117,7 @@ static json_t *field_json(const Kyufu__V1__AuditRecord *r,
         if (h == NULL) {
             return NULL;
         }
-        to_hex(b->data, b->len, h);
+        ctl__hex(b->data, b->len, h);
         json_t *j = json_string(h);
         free(h);
         return j;
@@ -176,22 +170,6 @@ void kyufu_audit_write_header(FILE *out, enum kyufu_audit_format f)
     fputs("\r\n", out);
 }
 
-static void csv_field(FILE *out, const char *s)
-{
-    if (strpbrk(s, ",\"\r\n") == NULL) {
-        fputs(s, out);
-        return;
-    }
-    fputc('"', out);
-    for (; *s != '\0'; s++) {
-        if (*s == '"') {
-            fputc('"', out);
-        }
-        fputc(*s, out);
-    }
-    fputc('"', out);
-}
-
 int kyufu_audit_write(FILE *out, enum kyufu_audit_format f,
                       const Kyufu__V1__AuditRecord *r)
 {
@@ -215,14 +193,14 @@ int kyufu_audit_write(FILE *out, enum kyufu_audit_format f,
             }
             first = false;
             if (json_is_string(v)) {
-                csv_field(out, json_string_value(v));
+                ctl__csv_field(out, json_string_value(v));
             } else {
                 char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
                 if (s == NULL) {
                     rv = -1;
                     break;
                 }
-                csv_field(out, s);
+                ctl__csv_field(out, s);
                 free(s);
             }
         }
@@ -599,6 +577,12 @@ int kyufu_audit_read(struct kyufu_audit_reader *rd,
         if (got > LINE_BYTES_MAX) {
             snprintf(errmsg, errmsg_len, "line %u: longer than %d bytes", rd->line,
                      LINE_BYTES_MAX);
+            free(line);
+            return -1;
+        }
+        if (memchr(line, '\0', (size_t)got) != NULL) {
+            /* json_loads would stop at the NUL and read the rest away. */
+            snprintf(errmsg, errmsg_len, "line %u: holds a NUL byte", rd->line);
             free(line);
             return -1;
         }

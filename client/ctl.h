@@ -136,6 +136,10 @@ int kyufu_ctl_node_new(const struct kyufu_ctl_node_new_opts *opts,
  * Returns a new reference, or NULL on out of memory. */
 json_t *kyufu_ctl_to_json(const ProtobufCMessage *msg);
 
+/* n bytes as 2 * n lower-case hex digits and a NUL into out (ctl_output.c:
+ * the one hex encoder of kyufuctl). */
+void ctl__hex(const uint8_t *in, size_t n, char *out);
+
 /* Print a record as "field: value" lines (nested messages indented). */
 void kyufu_ctl_print_record(FILE *out, const ProtobufCMessage *msg, int indent);
 
@@ -364,13 +368,13 @@ bool ctl__auth_single(const char *noun);
 /* Terminal questions (ctl_prompt.c).  Ask on fd (a terminal: /dev/tty from
  * ctl__tty_open) and read one line into buf; secret: with echo off (the
  * prompt is written once echo is off; refused (-1) when fd is not a
- * terminal).  -1 on EOF, error or a line longer than len - 1. */
+ * terminal).  -1 on EOF, error, a NUL byte or a line longer than len - 1. */
 int ctl__tty_open(void);
 int ctl__tty_ask(int fd, const char *prompt, bool secret, char *buf, size_t len);
 int ctl__tty_say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The first line of a file ("-": stdin) without its newline: a password
- * for scripts.  -1 with why (never the content) if unreadable, empty or
- * longer than len - 1. */
+ * for scripts.  -1 with why (never the content) if unreadable, empty,
+ * holding a NUL byte or longer than len - 1. */
 int ctl__read_secret_file(const char *path, char *buf, size_t len, char *why, size_t why_len);
 
 /* Draw text as a QR code with UTF-8 half blocks and a quiet zone

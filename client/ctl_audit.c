@@ -470,13 +470,6 @@ struct segment
     uint8_t prev[32], hash[32];
 };
 
-static void hex32(const uint8_t *b, char out[65])
-{
-    for (int i = 0; i < 32; i++) {
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
-    }
-}
-
 static int file_sha256(const char *path, char out[65])
 {
     uint8_t buf[65536], md[32];
@@ -497,7 +490,7 @@ static int file_sha256(const char *path, char out[65])
     }
     EVP_MD_CTX_free(ctx);
     if (rv == 0) {
-        hex32(md, out);
+        ctl__hex(md, 32, out);
     }
     return rv;
 }
@@ -526,8 +519,8 @@ static int segment_close(struct ctl__run *r, const char *dir, struct segment *g)
     if (rename(g->tmp, g->path) != 0 || file_sha256(g->path, sum) != 0) {
         return ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "%s: %s", g->path, strerror(errno));
     }
-    hex32(g->prev, p);
-    hex32(g->hash, h);
+    ctl__hex(g->prev, 32, p);
+    ctl__hex(g->hash, 32, h);
     FILE *a = fopen(anchor, "wxe");
     if (a == NULL) {
         return ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "%s: %s", anchor, strerror(errno));
@@ -782,8 +775,8 @@ static int check_anchor(struct ctl__run *r, const char *export,
     json_t *o = json_loadf(f, 0, &je);
     fclose(f);
     char sum[65], p[65], h[65];
-    hex32(first_prev, p);
-    hex32(chk->last_hash, h);
+    ctl__hex(first_prev, 32, p);
+    ctl__hex(chk->last_hash, 32, h);
     const char *why = NULL;
     if (o == NULL) {
         why = "the anchor is not JSON";

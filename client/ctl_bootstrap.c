@@ -12,16 +12,6 @@
 #include "ctl_pki.h" /* ctl__write_file, ctl__errf */
 #include "pwhash.h"
 
-static void hex(char *out, const uint8_t *p, size_t len)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 15];
-    }
-    out[2 * len] = '\0';
-}
-
 int ctl__bootstrap_new(const char *staff_id, struct ctl__bootstrap *b, char *errmsg,
                        size_t errmsg_len)
 {
@@ -36,8 +26,8 @@ int ctl__bootstrap_new(const char *staff_id, struct ctl__bootstrap *b, char *err
                        "the first administrator's temporary password: no randomness");
         goto out;
     }
-    hex(salt_hex, salt, sizeof salt);
-    hex(hash_hex, hash, sizeof hash);
+    ctl__hex(salt, sizeof salt, salt_hex);
+    ctl__hex(hash, sizeof hash, hash_hex);
     int n = snprintf(b->text, sizeof b->text,
                      "# The first ID administrator (kyufuctl cluster init): the hash\n"
                      "# of the temporary password it printed once.  The node deletes\n"

@@ -249,12 +249,12 @@ static int status_opt(struct ctl__run *r, int c, const char *arg, void *p)
     return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "unknown option");
 }
 
+/* The digest's first bytes as hex, as many as fit in len (a server's
+ * digest is not trusted to be of any size). */
 static void hex(const ProtobufCBinaryData *b, char *out, size_t len)
 {
-    out[0] = '\0';
-    for (size_t i = 0; i < b->len && 2 * i + 2 < len; i++) {
-        snprintf(out + 2 * i, 3, "%02x", b->data[i]);
-    }
+    size_t n = b->len < (len - 1) / 2 ? b->len : (len - 1) / 2;
+    ctl__hex(b->data, n, out);
 }
 
 /* How long each node gets: --node-timeout-ms; else, with --digest (a full

@@ -104,10 +104,7 @@ static json_t *scalar_json(const ProtobufCFieldDescriptor *f, const void *p)
         if (hex == NULL) {
             return NULL;
         }
-        for (size_t i = 0; i < b->len; i++) {
-            snprintf(hex + 2 * i, 3, "%02x", b->data[i]);
-        }
-        hex[b->len * 2] = '\0';
+        ctl__hex(b->data, b->len, hex);
         json_t *j = json_string(hex);
         free(hex);
         return j;
@@ -347,4 +344,14 @@ void kyufu_ctl_print_table(FILE *out, const ProtobufCMessage *const *records,
             print_cell(out, t, width[c], c + 1 == ncol, cell, sizeof cell);
         }
     }
+}
+
+void ctl__hex(const uint8_t *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
 }

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -255,38 +254,6 @@ int ctl__leaf_new(const struct ctl__cert_spec *spec, X509 *ca, EVP_PKEY *ca_key,
 
 /* ------------------------------------------------------------ passphrase */
 
-/* One line of f into buf without its newline; -1 when nothing was read. */
-static int read_line(FILE *f, char *buf, size_t len)
-{
-    if (fgets(buf, (int)len, f) == NULL) {
-        return -1;
-    }
-    buf[strcspn(buf, "\r\n")] = '\0';
-    return 0;
-}
-
-/* Prompt on the terminal (not stdin/stdout: those may be redirected) with
- * echo off. */
-static int prompt(FILE *tty, const char *what, char *buf, size_t len)
-{
-    struct termios old, quiet;
-    int fd = fileno(tty);
-    bool echo_off = tcgetattr(fd, &old) == 0;
-    if (echo_off) {
-        quiet = old;
-        quiet.c_lflag &= ~(tcflag_t)ECHO;
-        quiet.c_lflag |= ECHONL;
-        echo_off = tcsetattr(fd, TCSAFLUSH, &quiet) == 0;
-    }
-    fprintf(tty, "%s: ", what);
-    fflush(tty);
-    int rv = read_line(tty, buf, len);
-    if (echo_off) {
-        tcsetattr(fd, TCSAFLUSH, &old);
-    }
-    return rv;
-}
-
 int ctl__ca_passphrase(const char *passphrase_file, bool confirm, char *buf, size_t len,
                        char *errmsg, size_t errmsg_len)
 {
@@ -294,40 +261,40 @@ int ctl__ca_passphrase(const char *passphrase_file, bool confirm, char *buf, siz
     const char *env = getenv(CTL__CA_PASSPHRASE_ENV);
     buf[0] = '\0';
     if (passphrase_file != NULL) {
-        FILE *f = fopen(passphrase_file, "r");
-        if (f == NULL) {
-            return ctl__errf(errmsg, errmsg_len, u, "--ca-passphrase-file %s: %s",
-                             passphrase_file, strerror(errno));
-        }
-        int r = read_line(f, buf, len);
-        fclose(f);
-        if (r != 0) {
-            return ctl__errf(errmsg, errmsg_len, u, "--ca-passphrase-file %s is empty",
-                             passphrase_file);
+        /* ctl_prompt.c's reader: a NUL byte or a line too long for buf is
+         * refused, never cut short into another passphrase. */
+        char why[PATH_MAX + 64];
+        if (ctl__read_secret_file(passphrase_file, buf, len, why, sizeof why) != 0) {
+            return ctl__errf(errmsg, errmsg_len, u, "--ca-passphrase-file %s", why);
         }
     } else if (env != NULL) {
         snprintf(buf, len, "%s", env);
     } else {
-        FILE *tty = fopen("/dev/tty", "r+");
-        if (tty == NULL) {
+        int tty = ctl__tty_open();
+        if (tty < 0) {
             return ctl__errf(errmsg, errmsg_len, u,
                              "the CA key's passphrase: give --ca-passphrase-file FILE or "
                              "set " CTL__CA_PASSPHRASE_ENV " (no terminal to ask on)");
         }
         char again[KYUFU_CTL_CA_PASSPHRASE_BYTES_MAX + 2];
-        int r = prompt(tty, confirm ? "New CA key passphrase" : "CA key passphrase", buf, len);
+        int r = ctl__tty_ask(tty, confirm ? "New CA key passphrase: " : "CA key passphrase: ",
+                             true, buf, len);
         if (r == 0 && confirm) {
-            r = prompt(tty, "Again", again, sizeof again);
+            r = ctl__tty_ask(tty, "Again: ", true, again, sizeof again);
             if (r == 0 && strcmp(again, buf) != 0) {
                 r = 1;
             }
             OPENSSL_cleanse(again, sizeof again);
         }
-        fclose(tty);
+        close(tty);
         if (r != 0) {
             OPENSSL_cleanse(buf, len);
+            if (r > 0) {
+                return ctl__errf(errmsg, errmsg_len, u, "the two passphrases differ");
+            }
             return ctl__errf(errmsg, errmsg_len, u,
-                             r > 0 ? "the two passphrases differ" : "no passphrase typed");
+                             "no passphrase typed (or one longer than %u bytes)",
+                             KYUFU_CTL_CA_PASSPHRASE_BYTES_MAX);
         }
     }
     size_t n = strlen(buf);
@@ -428,9 +395,7 @@ void ctl__cert_sha256(X509 *cert, char out[65])
         ERR_clear_error();
         return;
     }
-    for (unsigned i = 0; i < 32; i++) {
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    }
+    ctl__hex(md, 32, out);
 }
 
 void ctl__cert_serial(X509 *cert, char *out, size_t len)

@@ -39,7 +39,8 @@ static int write_all(int fd, const char *s)
 
 /* One line from fd into buf without its newline; -1 at EOF before a
  * newline, on error, or if the line does not fit (the rest is read and
- * dropped, the buffer cleansed). */
+ * dropped, the buffer cleansed); a NUL byte in the line is refused the
+ * same way. */
 static int read_line(int fd, char *buf, size_t len)
 {
     size_t n = 0;
@@ -58,7 +59,9 @@ static int read_line(int fd, char *buf, size_t len)
         if (ch == '\n' || ch == '\r') {
             break;
         }
-        if (n + 1 < len) {
+        if (ch == '\0') {
+            overflow = true; /* a NUL would cut the secret short: refused */
+        } else if (n + 1 < len) {
             buf[n++] = ch;
         } else {
             overflow = true;
@@ -137,6 +140,13 @@ int ctl__read_secret_file(const char *path, char *buf, size_t len, char *why, si
         }
         if (r == 0 || ch == '\n') {
             break;
+        }
+        if (ch == '\0') {
+            /* C strings end there: the secret used would be cut short. */
+            snprintf(why, why_len, "%s: the first line holds a NUL byte", path);
+            close(fd);
+            OPENSSL_cleanse(buf, len);
+            return -1;
         }
         if (n + 1 >= len) {
             snprintf(why, why_len, "%s: the first line is longer than %zu bytes", path,

@@ -111,6 +111,39 @@ static void test_round_trip(enum kyufu_audit_format f)
     fclose(in);
 }
 
+/* Hostile export: a JSONL line holding a NUL byte after a valid record
+ * ("{...}\0junk") is refused naming the line, not read as that record. */
+static void test_nul_line(void)
+{
+    char *text = NULL, err[256] = "";
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    CHECK(mem != NULL);
+    CHECK(kyufu_audit_write(mem, KYUFU_AUDIT_JSONL, &recs[0]) == 0);
+    CHECK(kyufu_audit_write(mem, KYUFU_AUDIT_JSONL, &recs[1]) == 0);
+    fclose(mem);
+    /* The second record's line, its newline replaced by "\0xx\n". */
+    char *buf = malloc(len + 4);
+    CHECK(buf != NULL);
+    CHECK(len > 0 && text[len - 1] == '\n');
+    memcpy(buf, text, len - 1);
+    memcpy(buf + len - 1, "\0xx\n", 4);
+    free(text);
+    text = buf;
+    len += 3;
+    FILE *in = fmemopen(text, len, "r");
+    CHECK(in != NULL);
+    struct kyufu_audit_reader *rd = kyufu_audit_reader_new(in);
+    Kyufu__V1__AuditRecord *r = NULL;
+    CHECK_EQ_INT(kyufu_audit_read(rd, &r, err, sizeof err), 1);
+    kyufu__v1__audit_record__free_unpacked(r, NULL);
+    CHECK_EQ_INT(kyufu_audit_read(rd, &r, err, sizeof err), -1);
+    CHECK(strstr(err, "line 2: holds a NUL byte") != NULL);
+    kyufu_audit_reader_free(rd);
+    fclose(in);
+    free(text);
+}
+
 static void test_csv_quoting(void)
 {
     char path[256], buf[8192];
@@ -332,6 +365,7 @@ int main(void)
     test_round_trip(KYUFU_AUDIT_JSONL);
     test_round_trip(KYUFU_AUDIT_CSV);
     test_csv_quoting();
+    test_nul_line();
     test_verify();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -676,6 +676,26 @@ int main(void)
     fclose(pf);
     CHECK_EQ_INT(kyufu_ctl_init(&o6, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err, "12 to 1023 bytes (it has 11)") != NULL);
+    /* A NUL byte would cut the passphrase short to "test CA pa" + ...:
+     * refused, never used as a shorter passphrase. */
+    pf = fopen(path, "w");
+    CHECK(pf != NULL);
+    CHECK(fwrite("twelve bytes\0and more\n", 1, 23, pf) == 23);
+    fclose(pf);
+    CHECK_EQ_INT(kyufu_ctl_init(&o6, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err, "NUL byte") != NULL);
+    CHECK(strstr(err, "twelve") == NULL); /* the content is never printed */
+    /* A first line far longer than the limit: refused, not cut to fit. */
+    pf = fopen(path, "w");
+    CHECK(pf != NULL);
+    for (int i = 0; i < 5000; i++) {
+        fputc('p', pf);
+    }
+    fputc('\n', pf);
+    fclose(pf);
+    CHECK_EQ_INT(kyufu_ctl_init(&o6, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err, "--ca-passphrase-file") != NULL);
+    CHECK(strstr(err, "pppp") == NULL);
     o6.ca_passphrase_file = "/nonexistent/pass";
     CHECK_EQ_INT(kyufu_ctl_init(&o6, NULL, err, sizeof err), KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err, "/nonexistent/pass") != NULL);
