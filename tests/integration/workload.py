@@ -27,9 +27,7 @@ class Ledger:
         L = self.L
         for sid, name, role in (("clerk1", "Clerk", L.ROLE_CLERK),
                                 ("approver1", "Approver", L.ROLE_APPROVER)):
-            r = must(self.admin.call("CreateStaff", L.CreateStaff(
-                staff_id=sid, display_name=name, roles=[role])), sid)
-            self.c.adopt(sid, r.temporary_password)
+            self.c.account(sid, [role], name, writer=self.admin)
         must(self.approver.call("CreateProgram", L.CreateProgram(
             code=program, name="Winter support", fiscal_year=2026,
             unit_amount=unit, budget=budget, window_start_ms=1,
