@@ -26,6 +26,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "tests", "integration"))
 import cluster as C  # noqa: E402
+import grpc  # noqa: E402  (after cluster: it skips without grpcio)
 import workload as W  # noqa: E402
 from ports import free_ports  # noqa: E402
 from prom_text import parse  # noqa: E402
@@ -96,11 +97,13 @@ def main():
             led_stub.ListStaff(S.ListRequest(), timeout=5)
             led_stub.ListAudit(S.ListRequest(), timeout=5)
             led_stub.GetProgram(S.GetProgramRequest(code="P2026"), timeout=5)
+            # The error family's entry: a program that does not exist.
             try:
                 led_stub.GetProgram(S.GetProgramRequest(code="nope"),
                                     timeout=5)
-            except Exception:
-                pass
+                raise AssertionError("GetProgram nope answered")
+            except grpc.RpcError as e:
+                assert e.code() == grpc.StatusCode.NOT_FOUND, e
         ctx = ssl.create_default_context(cafile=c.ca)
         for node, tls in ((1, None), (2, ctx)):
             size, cpu, wall = measure(mports[node - 1], scrapes, tls)

@@ -547,18 +547,24 @@ class Cluster:
                 self._admin_writer = Writer(self, ADMIN, "it-accounts")
             return self._admin_writer
 
-    def account(self, staff_id, roles, display_name=None):
+    def account(self, staff_id, roles, display_name=None, writer=None):
         """A signed-in account with these roles (a list of Role values),
         created by the bootstrap admin if the harness has not made it yet;
         returns its token.  Writer(cluster, staff_id, ...) then acts as
-        it."""
+        it.  writer: the admin's Writer to create it with (its node, its
+        idempotency client); admin() if None."""
         with self.lock:
             if staff_id in self.accounts:
                 return self.token(staff_id)
             L = self.s["ledger_pb2"]
-            code, resp = self.admin().call("CreateStaff", L.CreateStaff(
+            # One long attempt: the node hashes the temporary password
+            # before proposing (slow on a loaded sanitizer build), and a
+            # retry under the same key is answered as a duplicate, without
+            # the temporary password (the node keeps only its hash).
+            w = writer or self.admin()
+            code, resp = w.call("CreateStaff", L.CreateStaff(
                 staff_id=staff_id, display_name=display_name or staff_id,
-                roles=roles))
+                roles=roles), deadline_s=60.0, attempt_s=30.0)
             assert code == grpc.StatusCode.OK, (
                 "CreateStaff %s: %s %s" % (staff_id, code, resp))
             assert resp.temporary_password, resp

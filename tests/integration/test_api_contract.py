@@ -143,8 +143,12 @@ def roles(c, L, led):
     R = L.Role
 
     def create(sid, role_list, **kw):
+        # One long attempt, as Cluster.account makes it: a retried
+        # CreateStaff is answered as a duplicate, without the temporary
+        # password that adopt() needs.
         return admin.call("CreateStaff", L.CreateStaff(
-            staff_id=sid, display_name=sid, roles=role_list, **kw))
+            staff_id=sid, display_name=sid, roles=role_list, **kw),
+            deadline_s=60.0, attempt_s=30.0)
 
     # Each list grants exactly its roles, read back as a list.
     for sid, want in [("c2", [L.ROLE_CLERK]),

@@ -264,10 +264,13 @@ def run(c, kyufuctl, t0):
     for k in range(5):
         code, why = sign_in("lockee", "Wrong-Password-%d-x" % k)()
         assert code == UNAUTH and "sign-in failed" in why, (k, code, why)
+    # The fifth failure's record already says "locked until": the row's
+    # record is the refusal of the right password, whose reason is
+    # "locked" (storage/apply_identity.c: "sign-in refused: <reason>").
     x.case("locked account", "5 wrong passwords, then the right one",
            UNAUTH, "SignInFailed lockee (locked)",
            sign_in("lockee", temp["lockee"]), "account locked until",
-           sign_in_failed("lockee", "locked"), since=since)
+           sign_in_failed("lockee", "sign-in refused: locked"), since=since)
 
     # 3. temporary password not changed: a setup-only session
     code, r = sign_in("newbie", temp["newbie"])()
@@ -541,6 +544,8 @@ def expired(c, x, t0):
     # The auditor's password expired too: it changes it, then reads.
     code, r2 = x.call("Auth", "SignIn", S.SignInRequest(
         staff_id="auditor", password=aud.password))
+    assert code == OK and r2.setup_only and r2.must_change_password, \
+        (code, r2)
     new = A.new_password()
     code, _ = x.call("Auth", "ChangePassword", S.ChangePasswordRequest(
         old_password=aud.password, new_password=new), A.bearer(r2.token))

@@ -22,7 +22,6 @@
   - no password or token appears in any node's log.
 
 usage: test_ctl_login.py KYUFUD KYUFUCTL"""
-import hashlib
 import json
 import os
 import re
@@ -32,6 +31,7 @@ import subprocess
 import sys
 import time
 
+import auth as A
 import cluster as C
 
 TEMP = "Temporary-Bootstrap-Pw-7731"
@@ -46,17 +46,13 @@ def write_secret(path, text):
 
 
 def bootstrap_admin(c):
-    """The file kyufuctl cluster init writes into each node's data folder:
-    the PBKDF2 hash of a temporary password (docs/identity.md)."""
-    salt = os.urandom(16)
-    digest = hashlib.pbkdf2_hmac("sha256", TEMP.encode(), salt, 100000)
+    """The file kyufuctl cluster init writes into each node's data folder
+    (auth.bootstrap_admin_text), for a temporary password this test knows:
+    100 000 PBKDF2 iterations, the lowest a node accepts."""
+    text = A.bootstrap_admin_text(C.ADMIN, "ID administrator", TEMP,
+                                  iterations=100000)
     for i in range(1, c.n + 1):
-        d = os.path.join(c.dir, "node%d" % i, "data")
-        os.makedirs(d, exist_ok=True)
-        write_secret(os.path.join(d, "bootstrap-admin"),
-                     "staff_id = admin\ndisplay_name = ID administrator\n"
-                     "iterations = 100000\nsalt = %s\nhash = %s"
-                     % (salt.hex(), digest.hex()))
+        c.write_bootstrap(i, text)
 
 
 def oathtool(secret, later=False):

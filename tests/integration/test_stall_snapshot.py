@@ -219,15 +219,8 @@ def snapshot_installs(c):
 
 
 def listed_households(c, node):
-    S = c.s["service_pb2"]
-    out, token = [], ""
-    while True:
-        page = c.ledger(node).ListHouseholds(
-            S.ListRequest(page_size=1000, page_token=token), timeout=10)
-        out.extend(h.household_no for h in page.households)
-        token = page.next_page_token
-        if not token:
-            return out
+    return [h.household_no for h in W.pages(
+        c.ledger(node).ListHouseholds, c.s["service_pb2"], "households")]
 
 
 def verify(c, streams, budget0):

@@ -27,9 +27,7 @@ class Ledger:
         L = self.L
         for sid, name, role in (("clerk1", "Clerk", L.ROLE_CLERK),
                                 ("approver1", "Approver", L.ROLE_APPROVER)):
-            r = must(self.admin.call("CreateStaff", L.CreateStaff(
-                staff_id=sid, display_name=name, roles=[role])), sid)
-            self.c.adopt(sid, r.temporary_password)
+            self.c.account(sid, [role], name, writer=self.admin)
         must(self.approver.call("CreateProgram", L.CreateProgram(
             code=program, name="Winter support", fiscal_year=2026,
             unit_amount=unit, budget=budget, window_start_ms=1,
@@ -48,24 +46,31 @@ class Ledger:
                                holder_kana="ヤマダ タロウ"))
 
 
+def pages(list_call, S, field, page_size=1000):
+    """Every item of a paged List call (`field` of each page, in order),
+    following next_page_token to the end.  list_call: a stub's List
+    method (e.g. c.ledger(node).ListAudit); S: service_pb2."""
+    token = ""
+    while True:
+        page = list_call(S.ListRequest(page_size=page_size,
+                                       page_token=token), timeout=10)
+        yield from getattr(page, field)
+        token = page.next_page_token
+        if not token:
+            return
+
+
 def audit_by_client(c, node, client_ids):
     """{client_id: ({sequence: count}, {sequences with outcome OK})} of the
     audit records of the given clients, read from node (linearizable)."""
-    S = c.s["service_pb2"]
     out = {cid: ({}, set()) for cid in client_ids}
-    token = ""
-    while True:
-        page = c.ledger(node).ListAudit(
-            S.ListRequest(page_size=1000, page_token=token), timeout=10)
-        for r in page.records:
-            if r.client_id in out:
-                counts, ok = out[r.client_id]
-                counts[r.client_seq] = counts.get(r.client_seq, 0) + 1
-                if r.outcome == 0:
-                    ok.add(r.client_seq)
-        token = page.next_page_token
-        if not token:
-            return out
+    for r in pages(c.ledger(node).ListAudit, c.s["service_pb2"], "records"):
+        if r.client_id in out:
+            counts, ok = out[r.client_id]
+            counts[r.client_seq] = counts.get(r.client_seq, 0) + 1
+            if r.outcome == 0:
+                ok.add(r.client_seq)
+    return out
 
 
 def audit_keys(c, node, client_id):
@@ -84,12 +89,6 @@ def audit_writes(c, node):
     records), without the operation log's records of calls that changed
     nothing (cluster.ACCESS_COMMANDS: reads, refusals, sign-ins)."""
     from cluster import ACCESS_COMMANDS
-    S = c.s["service_pb2"]
-    out, token = [], ""
-    while True:
-        page = c.ledger(node).ListAudit(
-            S.ListRequest(page_size=1000, page_token=token), timeout=10)
-        out += [r for r in page.records if r.command not in ACCESS_COMMANDS]
-        token = page.next_page_token
-        if not token:
-            return out
+    return [r for r in pages(c.ledger(node).ListAudit, c.s["service_pb2"],
+                             "records")
+            if r.command not in ACCESS_COMMANDS]
