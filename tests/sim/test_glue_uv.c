@@ -765,6 +765,7 @@ static void test_snapshots(void)
 
     /* Several snapshots while proposals keep being acknowledged. */
     pump(300, NULL);
+    CHECK(run_until(has_leader, NULL, 10000));
     l = leader();
     CHECK(l >= 0);
     kyufu_glue_status(g[l], &s0);
@@ -798,6 +799,7 @@ static void test_snapshots(void)
 
     /* Stop a follower, move far past a snapshot, restart it: the leader's
      * log no longer holds its next entry, so it gets InstallSnapshot. */
+    CHECK(run_until(has_leader, NULL, 10000));
     l = leader();
     CHECK(l >= 0);
     behind = ((unsigned)l + 2) % 3;
@@ -840,6 +842,9 @@ static void test_snapshots(void)
     }
     CHECK(run_until(has_leader, NULL, 10000));
     pump(100, NULL);
+    /* A loaded machine (ASan, two cores) may hold another election in
+     * those 100 ms: wait for its outcome, not only the first. */
+    CHECK(run_until(has_leader, NULL, 10000));
     l = leader();
     CHECK(l >= 0);
     for (unsigned k = 1; k <= 2; k++) {
