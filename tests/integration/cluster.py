@@ -673,6 +673,9 @@ class Writer:
         self.seq = 0
         self.node = 1
         self.channels = {} if own_channels else None
+        # Attempts that took longer than half their allowance: (monotonic
+        # start, node, code name, seconds), for a test's failure message.
+        self.slow = []
 
     def ledger(self, node):
         if self.channels is None:
@@ -693,6 +696,11 @@ class Writer:
         for node in list(self.channels or ()):
             self.reset_channel(node)
 
+    def _timed(self, began, node, code, attempt_s):
+        took = time.monotonic() - began
+        if took > attempt_s / 2:
+            self.slow.append((began, node, code, took))
+
     def header(self, seq):
         s = self.c.s["service_pb2"]
         led = self.c.s["ledger_pb2"]
@@ -710,12 +718,15 @@ class Writer:
         end = time.monotonic() + deadline_s
         while True:
             node = self.node
+            began = time.monotonic()
             try:
                 resp = getattr(self.ledger(node), method)(
                     req, timeout=attempt_s)
+                self._timed(began, node, "OK", attempt_s)
                 return grpc.StatusCode.OK, resp
             except grpc.RpcError as e:
                 code = e.code()
+                self._timed(began, node, code.name, attempt_s)
                 if code == grpc.StatusCode.UNAVAILABLE:
                     self.reset_channel(node)  # see Cluster.status
                 if code not in (grpc.StatusCode.UNAVAILABLE,

@@ -174,9 +174,13 @@ def scenario_domains(kyufud):
               % (leader, new, moved_s, gap, len(pacer.acks)))
         assert moved_s <= 2.0, moved_s
         # Below one election timeout: no follower waited one out.
-        assert gap < ELECTION_MS, ("write gap %.1f ms: as long as an "
-                                   "election, not a hand-over\n" % gap
-                                   + c.logs())
+        # The logs first: the summary must be the failure's last lines.
+        assert gap < ELECTION_MS, c.logs() + (
+            "\nwrite gap %.1f ms: as long as an election, not a hand-over; "
+            "OB at t0, slow attempts (start - t0 s, node, code, s): %s; "
+            "failed: %s" % (gap, [(round(b - t0, 3), n, code, round(d, 3))
+                                  for b, n, code, d in pacer.w.slow],
+                            pacer.failed[:10]))
         assert msgs(c, leader, "power: on battery"), c.logs()
         assert msgs(c, leader, "power: leadership handed to a node on mains")
         assert c.status(leader).power == "on_battery"
