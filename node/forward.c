@@ -176,6 +176,14 @@ uint64_t kyufu_node__forward_leader(const struct kyufu_node_call *c,
 
 void kyufu_node__forward(struct kyufu_node_call *c)
 {
+    if (kyufu_node__hold(c)) {
+        return; /* this leader hands over: forwarded once that ends */
+    }
+    kyufu_node__forward_now(c);
+}
+
+void kyufu_node__forward_now(struct kyufu_node_call *c)
+{
     struct kyufu_node *n = c->node;
     const char *api = "";
     uint64_t leader = kyufu_node__forward_leader(c, &api);

@@ -45,6 +45,15 @@
 /* A forwarded call without a caller deadline gets this one, so a dead leader
  * never pins a call forever. */
 #define KYUFU_NODE_FORWARD_TIMEOUT_MS_DEFAULT 10000u
+/* A call this leader cannot serve because it is handing its leadership
+ * over waits for the new leader, then is forwarded to it (forward_hold.c):
+ * looked at every KYUFU_NODE_HOLD_TICK_MS (raft-glue polls raft's state
+ * every 10 ms), for at most KYUFU_NODE_HOLD_ELECTIONS election timeouts
+ * (a hand-over takes one round trip and one vote; one that takes longer
+ * has failed, and the client is better told so) or the caller's deadline.
+ * Held calls count among KYUFU_NODE_CALLS_INFLIGHT_MAX, their bound. */
+#define KYUFU_NODE_HOLD_TICK_MS 5u
+#define KYUFU_NODE_HOLD_ELECTIONS 2u
 /* A call waiting for the barrier of a linearizable read, or for a commit,
  * without a caller deadline is bounded the same way. */
 #define KYUFU_NODE_CALL_TIMEOUT_MS_DEFAULT 10000u

@@ -66,6 +66,7 @@ void kyufu_node__finish(struct kyufu_node *n)
     uv_close((uv_handle_t *)&n->stop_defer, close_noop);
     uv_close((uv_handle_t *)&n->stall_timer, close_noop);
     kyufu_node__crl_watch_close(n);
+    kyufu_node__hold_close(n);
     kyufu_node__notify_close(n);
     kyufu_node__versions_close(n);
     kyufu_node__oplog_close(n);
@@ -115,6 +116,7 @@ static void close_all(struct kyufu_node *n)
     assert(n->stage == KYUFU_NODE_TRANSFERRING ||
            n->stage == KYUFU_NODE_STARTING || n->stage == KYUFU_NODE_RUNNING);
     n->stage = KYUFU_NODE_CLOSING;
+    kyufu_node__hold_flush(n); /* before the API server closes */
     /* The rest of the stop gets its own bound. */
     uv_timer_stop(&n->stop_timer);
     kyufu_node__metrics_close(n, close_api);

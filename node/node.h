@@ -221,6 +221,15 @@ struct kyufu_node
     uv_timer_t crl_timer;
     struct stat crl_seen; /* as last looked at (zeroes: missing) */
     struct kyufu_node_auth auth; /* identity (auth_node.h) */
+    /* Calls held during this node's leadership hand-over (forward_hold.c),
+     * oldest first. */
+    struct {
+        uv_timer_t timer;
+        bool timer_init;
+        struct kyufu_node_call *head;
+        struct kyufu_node_call *tail;
+        uint64_t total; /* calls ever held */
+    } hold;
 };
 
 /* One call in progress. */
@@ -239,6 +248,9 @@ struct kyufu_node_call
      * permission table and any handler; KIND_NONE only for the methods
      * that need no session (permissions.h PUBLIC, LOCAL). */
     struct kyufu_principal principal;
+    /* Held while this node hands leadership over (forward_hold.c). */
+    struct kyufu_node_call *hold_next;
+    uint64_t hold_until; /* uv_now bound of the hold */
     union {
         struct kyufu_glue_propose propose;
         struct kyufu_glue_barrier barrier;
@@ -409,8 +421,34 @@ uint64_t kyufu_node__forward_leader(const struct kyufu_node_call *c,
                                     const char **api_address);
 
 /* Send the call's original request bytes to the leader and relay its
- * answer.  Answers UNAVAILABLE itself when there is no leader. */
+ * answer.  Answers UNAVAILABLE itself when there is no leader.  While this
+ * node hands its own leadership over, the call is held first and sent on
+ * to the new leader once it is known (forward_hold.c). */
 void kyufu_node__forward(struct kyufu_node_call *c);
+/* The same without the hold. */
+void kyufu_node__forward_now(struct kyufu_node_call *c);
+
+/* ------------------------------------------------- forward_hold.c
+ *
+ * During this node's own leadership hand-over (kyufu_glue_transferring)
+ * raft refuses proposals and barriers, and the new leader is not known
+ * yet: a call that would be forwarded then is held, and sent on
+ * (kyufu_node__forward_now) as soon as the hand-over has ended -- to the
+ * new leader, or answered UNAVAILABLE as before when this node kept its
+ * leadership, knows no leader, or the call was forwarded to it already
+ * (its answer then names the new leader in the kyufu-leader trailer).  A
+ * client calling the old leader therefore sees a slower answer, not an
+ * error, and does not spin over the nodes meanwhile.  Bounded by
+ * KYUFU_NODE_HOLD_ELECTIONS election timeouts and the caller's deadline
+ * (then UNAVAILABLE), and by KYUFU_NODE_CALLS_INFLIGHT_MAX in count.
+ *
+ * kyufu_node__hold: true when the call was held (it is answered later);
+ * false when there is no hand-over here (the caller goes on at once).
+ * kyufu_node__hold_flush: answer every held call UNAVAILABLE (the node is
+ * stopping).  kyufu_node__hold_close: the node's last step. */
+bool kyufu_node__hold(struct kyufu_node_call *c);
+void kyufu_node__hold_flush(struct kyufu_node *n);
+void kyufu_node__hold_close(struct kyufu_node *n);
 
 /* The (lazily created, then kept) client to peer slot i's API (below
  * KYUFU_NODE_CLUSTER_SIZE_MAX: index as config->peers; above: learned[]);

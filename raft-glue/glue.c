@@ -648,6 +648,15 @@ bool kyufu_glue_is_leader(struct kyufu_glue *g)
     return g->started && !g->closing && raft_state(&g->raft) == RAFT_LEADER;
 }
 
+bool kyufu_glue_transferring(struct kyufu_glue *g)
+{
+    if (!g->started || g->closing) {
+        return false;
+    }
+    return g->transfer != NULL || (raft_state(&g->raft) == RAFT_LEADER &&
+                                   raft_transferee(&g->raft) != 0);
+}
+
 size_t kyufu_glue_voters(struct kyufu_glue *g, uint64_t *ids, size_t cap)
 {
     size_t n = 0;

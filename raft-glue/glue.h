@@ -316,6 +316,11 @@ uint64_t kyufu_glue_peer_lost_ms(struct kyufu_glue *g, uint64_t id);
  * loop thread) since the previous call, in milliseconds; resets it. */
 uint64_t kyufu_glue_take_apply_max_ms(struct kyufu_glue *g);
 bool kyufu_glue_is_leader(struct kyufu_glue *g);
+/* True while this node hands its leadership over: from
+ * kyufu_glue_transfer until its callback (the new leader known, or the
+ * attempt failed), and while raft's core holds a transferee (proposals and
+ * barriers then fail NOTLEADER). */
+bool kyufu_glue_transferring(struct kyufu_glue *g);
 
 /* Every applied command entry, after its LMDB transaction committed and
  * before its proposer (if here) is answered: the entry, and how long the

@@ -676,6 +676,9 @@ class Writer:
         # Attempts that took longer than half their allowance: (monotonic
         # start, node, code name, seconds), for a test's failure message.
         self.slow = []
+        # Attempts that did not succeed: (monotonic start, node, code name,
+        # message).
+        self.errors = []
 
     def ledger(self, node):
         if self.channels is None:
@@ -727,6 +730,7 @@ class Writer:
             except grpc.RpcError as e:
                 code = e.code()
                 self._timed(began, node, code.name, attempt_s)
+                self.errors.append((began, node, code.name, e.details()))
                 if code == grpc.StatusCode.UNAVAILABLE:
                     self.reset_channel(node)  # see Cluster.status
                 if code not in (grpc.StatusCode.UNAVAILABLE,

@@ -46,6 +46,12 @@ def log_lines(c, i):
     return out
 
 
+def wall(e):
+    """A log line's time, in seconds (the nodes share this host's clock)."""
+    t = e["time"]  # 2026-12-05T23:32:49.363Z
+    return (int(t[11:13]) * 3600 + int(t[14:16]) * 60 + float(t[17:-1]))
+
+
 def msgs(c, i, msg):
     return [e for e in log_lines(c, i) if e.get("msg") == msg]
 
@@ -173,14 +179,38 @@ def scenario_domains(kyufud):
               "write gap %.1f ms (%d writes acknowledged so far)"
               % (leader, new, moved_s, gap, len(pacer.acks)))
         assert moved_s <= 2.0, moved_s
-        # Below one election timeout: no follower waited one out.
-        # The logs first: the summary must be the failure's last lines.
-        assert gap < ELECTION_MS, c.logs() + (
-            "\nwrite gap %.1f ms: as long as an election, not a hand-over; "
-            "OB at t0, slow attempts (start - t0 s, node, code, s): %s; "
-            "failed: %s" % (gap, [(round(b - t0, 3), n, code, round(d, 3))
-                                  for b, n, code, d in pacer.w.slow],
-                            pacer.failed[:10]))
+        # A hand-over, not an election: the node the leader chose became a
+        # candidate at once (raft's TimeoutNow), well before any follower
+        # could have waited out an election timeout.  The write gap itself
+        # is a speed figure (chaos/failover_gap.py measures it); here it
+        # only has to stay bounded.  The logs first: the summary must be
+        # the failure's last lines.
+        started = msgs(c, leader, "power: on battery, handing leadership "
+                       "over")
+        assert started and started[-1]["to"] == new, c.logs()
+        candidacy = [e for e in msgs(c, new, "leader changed")
+                     if e.get("role") == "candidate"]
+        assert candidacy, c.logs()
+        waited_ms = ((wall(candidacy[-1]) - wall(started[-1])) % 86400) * 1000
+        why = ("; OB at t0, write gap %.1f ms, slow attempts (start - t0 s, "
+               "node, code, s): %s; failed attempts: %s; failed writes: %s"
+               % (gap, [(round(b - t0, 3), n, code, round(d, 3))
+                        for b, n, code, d in pacer.w.slow],
+                  [(round(b - t0, 3), n, code, m)
+                   for b, n, code, m in pacer.w.errors if b >= t0 - 0.5],
+                  pacer.failed[:10]))
+        print("node %d a candidate %.0f ms after the hand-over began%s"
+              % (new, waited_ms, why))
+        assert waited_ms < ELECTION_MS, c.logs() + "\nwaited %.0f ms%s" % (
+            waited_ms, why)
+        assert not pacer.failed, c.logs() + "\n" + why
+        # The old leader held the calls it got during the hand-over and
+        # passed them to the new leader (node/forward_hold.c): none was
+        # turned away as "not the leader".
+        turned = [e for e in pacer.w.errors
+                  if e[1] == leader and "not the leader" in (e[3] or "")]
+        assert not turned, c.logs() + "\n" + why
+        assert gap < 3 * ELECTION_MS, c.logs() + "\n" + why
         assert msgs(c, leader, "power: on battery"), c.logs()
         assert msgs(c, leader, "power: leadership handed to a node on mains")
         assert c.status(leader).power == "on_battery"
