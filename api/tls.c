@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -147,7 +148,7 @@ static int alpn_select(SSL *ssl,
 /* Open key_file for reading; with `private_only`, refuse it unless the
  * opened file (fstat on its descriptor, so the file checked is the file
  * read, whatever a symlink or a rename does in between) has no group or
- * other bits.  NULL with errmsg set on failure. */
+ * other bits and is owned by the effective user or root.  NULL with errmsg set on failure. */
 static FILE *key_open(const char *key_file, bool private_only, char *errmsg, size_t errmsg_len)
 {
     FILE *f = fopen(key_file, "re");
@@ -166,6 +167,16 @@ static FILE *key_open(const char *key_file, bool private_only, char *errmsg, siz
                  "private key %s is readable or writable by group or others (mode %04o); "
                  "refusing it: chmod 600 it (owned by the user kyufud runs as)",
                  key_file, (unsigned)(st.st_mode & 07777));
+        fclose(f);
+        return NULL;
+    }
+    /* Owned by us or root: a key another user owns can be changed (chmod,
+     * or rewritten) by that user, whatever its mode says today. */
+    if (private_only && st.st_uid != geteuid() && st.st_uid != 0) {
+        snprintf(errmsg, errmsg_len,
+                 "private key %s is owned by uid %u, not by the user kyufud runs as "
+                 "(uid %u) or root; refusing it: chown it to that user",
+                 key_file, (unsigned)st.st_uid, (unsigned)geteuid());
         fclose(f);
         return NULL;
     }

@@ -41,8 +41,9 @@ int api__tls_client_ctx_new(const char *ca_file,
 
 /* Private key files (certificates: docs/identity.md "Certificates").  0
  * when `key_file` is a file that only its owner may read or write (no
- * group or other bits, mode & 077 == 0); else KYUFU_API_ETLS with errmsg
- * naming the file, its mode and the fix.  The mode is that of the opened
+ * group or other bits, mode & 077 == 0) and that the user kyufud runs as
+ * (effective uid) or root owns; else KYUFU_API_ETLS with errmsg naming the
+ * file, its mode or owner, and the fix.  The mode is that of the opened
  * file (fstat), and api__tls_server_ctx_new reads its key from the same
  * open file it checked, so kyufud refuses such a key at start and on
  * reload and never loads a key other than the one checked. */

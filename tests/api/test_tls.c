@@ -1156,6 +1156,25 @@ static void test_key_mode(void)
     }
     CHECK(chmod(P(5, "loose.key"), 0400) == 0);
     CHECK(api__tls_key_file_private(P(5, "loose.key"), err, sizeof err) == 0);
+    /* Owner: another user's key is refused whatever its mode (that user
+     * could chmod or rewrite it); ours (or root's) is taken.  Changing a
+     * file's owner needs root: otherwise this case is skipped, said so. */
+    if (geteuid() == 0) {
+        CHECK(chown(P(5, "loose.key"), 65534, (gid_t)-1) == 0);
+        CHECK(api__tls_key_file_private(P(5, "loose.key"), err, sizeof err) ==
+              KYUFU_API_ETLS);
+        CHECK(strstr(err, "loose.key") != NULL && strstr(err, "owned by uid 65534") != NULL &&
+              strstr(err, "chown") != NULL);
+        CHECK(chmod(P(5, "loose.key"), 0600) == 0);
+        CHECK(kyufu_api_server_start(&loop, &cfg, &server, err, sizeof err) ==
+              KYUFU_API_ETLS);
+        CHECK(strstr(err, "owned by uid 65534") != NULL);
+        server = NULL;
+        CHECK(chown(P(5, "loose.key"), geteuid(), (gid_t)-1) == 0);
+        CHECK(api__tls_key_file_private(P(5, "loose.key"), err, sizeof err) == 0);
+    } else {
+        fprintf(stderr, "test_key_mode: owner case skipped (needs root to chown)\n");
+    }
     CHECK(chmod(P(5, "loose.key"), 0600) == 0);
     CHECK(kyufu_api_server_start(&loop, &cfg, &server, err, sizeof err) == 0);
     uint16_t port = kyufu_api_server_port(server);
