@@ -115,5 +115,13 @@ int api__tls_peer_node_id(struct api__tls *t, uint64_t *id);
 int api__tls_peer_cert_sha256(struct api__tls *t, uint8_t out[32]);
 /* The same for any certificate (e.g. our own, checked at start). */
 int api__tls_cert_node_id(const X509 *cert, uint64_t *id);
+/* Revocation of an open session (docs/identity.md "Certificates"): 1 when
+ * the certificate this peer presented at its handshake (the SSL session
+ * keeps it for the connection's life) is revoked by a CRL in ctx's trust
+ * store (api__tls_ctx_set_crl: the context a CRL reload made, not
+ * necessarily the one the session was made with), with its serial in hex
+ * in `serial`; 0 otherwise (not revoked, no CRL of its issuer, no peer
+ * certificate, handshake not done). */
+int api__tls_peer_revoked(struct api__tls *t, SSL_CTX *ctx, char *serial, size_t serial_len);
 
 #endif /* KYUFU_API_TLS_H */
