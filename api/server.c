@@ -14,7 +14,8 @@
  * failure or timeout closes it (the TLS alert, if any, is flushed first);
  * each of these is reported to the owner's on_refusal with the peer, the
  * certificate subject it presented and OpenSSL's reason; a TLS reload whose
- * CRL revokes an open connection's certificate closes it (reported too); an HTTP/2 error drains the GOAWAY and closes; a peer
+ * CRL revokes an open connection's certificate closes it (reported too); an
+ * HTTP/2 error drains the GOAWAY and closes; a peer
  * that does not read its responses stops being read from once
  * KYUFU_API_WRITE_QUEUE_BYTES_MAX are queued; an idle connection gets a
  * GOAWAY and is closed.  Closing: uv_shutdown (so queued bytes leave) then
