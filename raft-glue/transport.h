@@ -18,9 +18,10 @@
  * (rate-limited, KYUFU_PEER_REFUSED_LOG_* in glue_limits.h).
  *
  * The peer's certificate is checked against the CRL (when there is one)
- * at every handshake, both directions (the connecting side after the
- * handshake, by glue__link_close_revoked's check), and again for every
- * open link when the CRL is reloaded.
+ * at every handshake, both directions (the accepting side by OpenSSL's
+ * CRL check; both sides again once the handshake is done, against the CRL
+ * in force: the connecting side's context has none), and for every open
+ * link when the CRL is reloaded (glue__link_close_revoked).
  *
  * Each new stream is also reported through `connected` (the snapshot send
  * gate reopens on a reconnect). */
