@@ -36,6 +36,7 @@
 #include "grpc.h"
 #include "grpc_limits.h"
 #include "internal.h"
+#include "nv.h"
 #include "tls.h"
 
 enum cstate { C_RESOLVING, C_CONNECTING, C_HANDSHAKING, C_READY, C_DEAD };
@@ -273,10 +274,13 @@ static ssize_t body_read(nghttp2_session *session,
     return (ssize_t)n;
 }
 
-#define NV(n, v)                                                              \
-    {                                                                         \
-        (uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE \
-    }
+nghttp2_nv api__client_nv(const char *name, const char *value)
+{
+    nghttp2_nv nv = {(uint8_t *)name, (uint8_t *)value, strlen(name), strlen(value),
+                     api__metadata_name_secret(name) ? NGHTTP2_NV_FLAG_NO_INDEX
+                                                     : NGHTTP2_NV_FLAG_NONE};
+    return nv;
+}
 
 static void submit(struct cconn *conn, struct ccall *call)
 {
@@ -285,19 +289,19 @@ static void submit(struct cconn *conn, struct ccall *call)
     char timeout[16];
     nghttp2_nv nva[8 + KYUFU_GRPC_METADATA_ENTRIES_MAX];
     size_t n = 0;
-    nva[n++] = (nghttp2_nv)NV(":method", "POST");
-    nva[n++] = (nghttp2_nv)NV(":scheme", "https");
-    nva[n++] = (nghttp2_nv)NV(":path", call->method);
-    nva[n++] = (nghttp2_nv)NV(":authority", client->authority);
-    nva[n++] = (nghttp2_nv)NV("content-type", API__CONTENT_TYPE);
-    nva[n++] = (nghttp2_nv)NV("te", "trailers");
-    nva[n++] = (nghttp2_nv)NV("user-agent", "kyufu-grpc-c/0.1");
+    nva[n++] = api__client_nv(":method", "POST");
+    nva[n++] = api__client_nv(":scheme", "https");
+    nva[n++] = api__client_nv(":path", call->method);
+    nva[n++] = api__client_nv(":authority", client->authority);
+    nva[n++] = api__client_nv("content-type", API__CONTENT_TYPE);
+    nva[n++] = api__client_nv("te", "trailers");
+    nva[n++] = api__client_nv("user-agent", "kyufu-grpc-c/0.1");
     if (call->timeout_ms > 0) {
         kyufu_grpc_timeout_format(call->timeout_ms, timeout, sizeof timeout);
-        nva[n++] = (nghttp2_nv)NV("grpc-timeout", timeout);
+        nva[n++] = api__client_nv("grpc-timeout", timeout);
     }
     for (size_t i = 0; i < call->n_metadata; i++) {
-        nva[n++] = (nghttp2_nv)NV(call->metadata[i].name, call->metadata[i].value);
+        nva[n++] = api__client_nv(call->metadata[i].name, call->metadata[i].value);
     }
     nghttp2_data_provider prd = {.source.ptr = call, .read_callback = body_read};
     int32_t id = nghttp2_submit_request(conn->session, NULL, nva, n, &prd, call);

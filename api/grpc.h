@@ -409,19 +409,25 @@ int kyufu_allow_parse(const char *text,
 bool kyufu_allow_match(const struct kyufu_allow *allow,
                        const struct sockaddr *addr);
 
-/* Why the server turned a connection away, for the owner's log. */
+/* Why the server turned a connection away, for the owner's log.  REVOKED:
+ * an open connection closed because a CRL reload revoked the certificate it
+ * was made with (kyufu_api_server_reload_tls); the others at accept or
+ * during the handshake. */
 #define KYUFU_API_REFUSALS(X)                                                \
     X(CONNECTIONS, "too many connections")                                  \
     X(PER_ADDRESS, "too many connections from this address")                \
     X(NOT_ALLOWED, "address not in the allow-list")                         \
     X(HANDSHAKE, "TLS handshake failed")                                     \
-    X(HANDSHAKE_TIMEOUT, "TLS handshake not finished in time")
+    X(HANDSHAKE_TIMEOUT, "TLS handshake not finished in time")              \
+    X(REVOKED, "certificate revoked")
 
 enum kyufu_api_refusal_kind {
 #define KYUFU_API__REFUSAL_ENUM(name, text) KYUFU_API_REFUSED_##name,
     KYUFU_API_REFUSALS(KYUFU_API__REFUSAL_ENUM)
 #undef KYUFU_API__REFUSAL_ENUM
 };
+/* How many kinds (arrays indexed by kind). */
+#define KYUFU_API_REFUSAL_KINDS (KYUFU_API_REFUSED_REVOKED + 1)
 const char *kyufu_api_refusal_name(enum kyufu_api_refusal_kind kind);
 
 struct kyufu_api_refusal
@@ -480,7 +486,16 @@ uint16_t kyufu_api_server_port(const struct kyufu_api_server *server);
  * use them for every connection accepted from now on; connections open now
  * keep the identity they were made with.  On error (ETLS with errmsg) the
  * server keeps its current files, so a half-copied rotation never takes a
- * node off the network. */
+ * node off the network.
+ *
+ * Revocation: on success, every open connection whose client certificate
+ * (the one it presented at its handshake) the new CRL revokes is closed
+ * now, each reported to on_refusal as KYUFU_API_REFUSED_REVOKED with the
+ * peer, the subject and the serial in `detail`; its calls in flight are
+ * cancelled (their on_cancel runs; the client sees the connection end, a
+ * gRPC client UNAVAILABLE) as on any connection loss.  A handshake that
+ * was under way at the reload is checked against the new CRL when it
+ * finishes. */
 int kyufu_api_server_reload_tls(struct kyufu_api_server *server,
                                 char *errmsg,
                                 size_t errmsg_len);

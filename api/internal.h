@@ -24,6 +24,11 @@ int api__http_to_grpc_status(int http_status);
  * leaves these out of what it hands to callbacks. */
 bool api__metadata_name_reserved(const char *name, size_t len);
 
+/* True for the metadata names that carry a credential ("authorization",
+ * "kyufu-session"): the client sends them HPACK never-indexed
+ * (api__client_nv, NGHTTP2_NV_FLAG_NO_INDEX), never in a dynamic table. */
+bool api__metadata_name_secret(const char *name);
+
 /* health.c: answer a health call (Check or Watch) from the table. */
 void api__health_serve(struct kyufu_grpc_health *health, struct kyufu_grpc_call *call);
 

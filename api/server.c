@@ -13,7 +13,9 @@
  * outside the allow-list is accepted and closed at once; a handshake
  * failure or timeout closes it (the TLS alert, if any, is flushed first);
  * each of these is reported to the owner's on_refusal with the peer, the
- * certificate subject it presented and OpenSSL's reason; an HTTP/2 error drains the GOAWAY and closes; a peer
+ * certificate subject it presented and OpenSSL's reason; a TLS reload whose
+ * CRL revokes an open connection's certificate closes it (reported too); an
+ * HTTP/2 error drains the GOAWAY and closes; a peer
  * that does not read its responses stops being read from once
  * KYUFU_API_WRITE_QUEUE_BYTES_MAX are queued; an idle connection gets a
  * GOAWAY and is closed.  Closing: uv_shutdown (so queued bytes leave) then
@@ -83,7 +85,7 @@ struct kyufu_api_server
     char *cert_file, *key_file, *ca_file, *crl_file;
     bool require_client_cert;
     bool crl_expired; /* the CRL in use is past its nextUpdate */
-    unsigned long n_refused[KYUFU_API_REFUSED_HANDSHAKE_TIMEOUT + 1];
+    unsigned long n_refused[KYUFU_API_REFUSAL_KINDS];
     uint64_t handshake_timeout_ms;
     uint64_t idle_timeout_ms;
     uint16_t port;
@@ -322,8 +324,31 @@ static void conn_arm_timer(struct conn *c)
     uv_timer_start(&c->timer, on_timer, at > now ? at - now : 0, 0);
 }
 
+/* Whether the CRL in force (s->ctx, perhaps newer than the context c's
+ * session was made with) revokes the certificate c presented; if so it is
+ * reported with its serial and c is closed: true. */
+static bool close_if_revoked(struct conn *c)
+{
+    char serial[80], subject[256], detail[200];
+    if (c->closing || api__tls_peer_revoked(&c->tls, c->server->ctx, serial,
+                                            sizeof serial) != 1) {
+        return false;
+    }
+    api__tls_peer_subject(&c->tls, subject, sizeof subject);
+    snprintf(detail, sizeof detail,
+             "serial %s revoked by the CRL in force: open connection closed", serial);
+    refuse(c->server, KYUFU_API_REFUSED_REVOKED, c->peer, subject, detail);
+    conn_close(c); /* calls in flight cancelled, as on a connection loss */
+    return true;
+}
+
 static int conn_start_grpc(struct conn *c)
 {
+    /* A CRL reload during this handshake: the session verified against the
+     * CRL before it. */
+    if (SSL_get_SSL_CTX(c->tls.ssl) != c->server->ctx && close_if_revoked(c)) {
+        return -1;
+    }
     char identity[512];
     api__tls_peer_identity(&c->tls, identity, sizeof identity);
     struct kyufu_grpc_server_config cfg = c->server->grpc_config;
@@ -706,6 +731,16 @@ int kyufu_api_server_reload_tls(struct kyufu_api_server *server,
     /* Open sessions hold their own reference to the old context. */
     SSL_CTX_free(server->ctx);
     server->ctx = ctx;
+    /* Open connections of a certificate the new CRL revokes end now (not
+     * at their next handshake: a terminal may keep one open for hours).
+     * conn_close frees nothing synchronously, so the walk is safe. */
+    if (server->crl_file[0] != '\0') {
+        for (struct conn *c = server->conns; c != NULL; c = c->next) {
+            if (c->grpc != NULL) {
+                close_if_revoked(c);
+            }
+        }
+    }
     return 0;
 }
 

@@ -25,7 +25,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -147,7 +149,7 @@ static int alpn_select(SSL *ssl,
 /* Open key_file for reading; with `private_only`, refuse it unless the
  * opened file (fstat on its descriptor, so the file checked is the file
  * read, whatever a symlink or a rename does in between) has no group or
- * other bits.  NULL with errmsg set on failure. */
+ * other bits and is owned by the effective user or root.  NULL with errmsg set on failure. */
 static FILE *key_open(const char *key_file, bool private_only, char *errmsg, size_t errmsg_len)
 {
     FILE *f = fopen(key_file, "re");
@@ -166,6 +168,16 @@ static FILE *key_open(const char *key_file, bool private_only, char *errmsg, siz
                  "private key %s is readable or writable by group or others (mode %04o); "
                  "refusing it: chmod 600 it (owned by the user kyufud runs as)",
                  key_file, (unsigned)(st.st_mode & 07777));
+        fclose(f);
+        return NULL;
+    }
+    /* Owned by us or root: a key another user owns can be changed (chmod,
+     * or rewritten) by that user, whatever its mode says today. */
+    if (private_only && st.st_uid != geteuid() && st.st_uid != 0) {
+        snprintf(errmsg, errmsg_len,
+                 "private key %s is owned by uid %u, not by the user kyufud runs as "
+                 "(uid %u) or root; refusing it: chown it to that user",
+                 key_file, (unsigned)st.st_uid, (unsigned)geteuid());
         fclose(f);
         return NULL;
     }
@@ -672,4 +684,40 @@ int api__tls_peer_cert_sha256(struct api__tls *t, uint8_t out[32])
         return -1;
     }
     return 0;
+}
+
+int api__tls_peer_revoked(struct api__tls *t, SSL_CTX *ctx, char *serial, size_t serial_len)
+{
+    if (serial_len > 0) {
+        serial[0] = '\0';
+    }
+    X509 *cert = t->ssl != NULL && t->handshake_done ? SSL_get0_peer_certificate(t->ssl)
+                                                      : NULL;
+    if (cert == NULL) {
+        return 0;
+    }
+    /* The CRLs in ctx's store were checked against the CA when they were
+     * loaded (api__tls_ctx_set_crl); an entry of the issuer's CRL that
+     * names this serial revokes it (removeFromCRL, 2, does not). */
+    int revoked = 0;
+    const X509_NAME *issuer = X509_get_issuer_name(cert);
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    STACK_OF(X509_OBJECT) *objs = store != NULL ? X509_STORE_get0_objects(store) : NULL;
+    for (int i = 0; objs != NULL && i < sk_X509_OBJECT_num(objs) && !revoked; i++) {
+        X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
+        X509_REVOKED *entry = NULL;
+        if (crl != NULL && X509_NAME_cmp(X509_CRL_get_issuer(crl), issuer) == 0 &&
+            X509_CRL_get0_by_cert(crl, &entry, cert) == 1) {
+            revoked = 1;
+        }
+    }
+    if (revoked && serial_len > 0) {
+        BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+        char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+        snprintf(serial, serial_len, "%s", hex != NULL ? hex : "?");
+        OPENSSL_free(hex);
+        BN_free(bn);
+    }
+    ERR_clear_error();
+    return revoked;
 }

@@ -41,8 +41,9 @@ int api__tls_client_ctx_new(const char *ca_file,
 
 /* Private key files (certificates: docs/identity.md "Certificates").  0
  * when `key_file` is a file that only its owner may read or write (no
- * group or other bits, mode & 077 == 0); else KYUFU_API_ETLS with errmsg
- * naming the file, its mode and the fix.  The mode is that of the opened
+ * group or other bits, mode & 077 == 0) and that the user kyufud runs as
+ * (effective uid) or root owns; else KYUFU_API_ETLS with errmsg naming the
+ * file, its mode or owner, and the fix.  The mode is that of the opened
  * file (fstat), and api__tls_server_ctx_new reads its key from the same
  * open file it checked, so kyufud refuses such a key at start and on
  * reload and never loads a key other than the one checked. */
@@ -114,5 +115,13 @@ int api__tls_peer_node_id(struct api__tls *t, uint64_t *id);
 int api__tls_peer_cert_sha256(struct api__tls *t, uint8_t out[32]);
 /* The same for any certificate (e.g. our own, checked at start). */
 int api__tls_cert_node_id(const X509 *cert, uint64_t *id);
+/* Revocation of an open session (docs/identity.md "Certificates"): 1 when
+ * the certificate this peer presented at its handshake (the SSL session
+ * keeps it for the connection's life) is revoked by a CRL in ctx's trust
+ * store (api__tls_ctx_set_crl: the context a CRL reload made, not
+ * necessarily the one the session was made with), with its serial in hex
+ * in `serial`; 0 otherwise (not revoked, no CRL of its issuer, no peer
+ * certificate, handshake not done). */
+int api__tls_peer_revoked(struct api__tls *t, SSL_CTX *ctx, char *serial, size_t serial_len);
 
 #endif /* KYUFU_API_TLS_H */

@@ -195,6 +195,24 @@ bool api__metadata_name_reserved(const char *name, size_t len)
     return false;
 }
 
+/* Credentials among the metadata a client sends (issue 8): the session
+ * token's `authorization: Bearer ...` (libkyufu, kyufuctl) and the
+ * forwarded `kyufu-session` (node/forward.c, KYUFU_NODE_MD_SESSION).  HPACK
+ * must never index them (RFC 7541 §7.1.3): an indexed secret sits in both
+ * ends' dynamic tables for the connection's life, and a compression oracle
+ * (CRIME-style: the size of a frame whose other headers the attacker
+ * chooses) could guess it byte by byte. */
+bool api__metadata_name_secret(const char *name)
+{
+    static const char *const secret[] = {"authorization", "kyufu-session"};
+    for (size_t i = 0; i < sizeof secret / sizeof secret[0]; i++) {
+        if (strcmp(secret[i], name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Header-Name of PROTOCOL-HTTP2.md: 1*( %x30-39 / %x61-7A / "_" / "-" / "." ). */
 static bool name_ok(const char *name, size_t len)
 {

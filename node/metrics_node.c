@@ -265,7 +265,7 @@ static const char *const api_refusals[] = {
 #undef KYUFU_NODE__REFUSAL_STR
 };
 _Static_assert(sizeof api_refusals / sizeof api_refusals[0] ==
-                   KYUFU_API_REFUSED_HANDSHAKE_TIMEOUT + 1,
+                   KYUFU_API_REFUSAL_KINDS,
                "one name per refusal kind");
 
 static void lower(char *out, size_t len, const char *in)

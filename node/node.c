@@ -417,7 +417,14 @@ static void on_state(struct kyufu_glue *g, void *arg)
  * (docs/peer-tls.md) names the address and certificate that tried. */
 static void on_glue_event(void *arg, const struct kyufu_glue_event *e)
 {
-    (void)arg;
+    struct kyufu_node *n = arg;
+    if (e->remote != NULL && strcmp(e->what, "raft peer closed: certificate revoked") == 0) {
+        /* An open Raft link closed at a CRL reload: in the operation log
+         * too, as the API port's closures are (refusal.c). */
+        kyufu_node__oplog_connection(n, "raft: certificate revoked", e->remote,
+                                     e->subject != NULL ? e->subject : "",
+                                     e->reason != NULL ? e->reason : "");
+    }
     if (e->remote != NULL) {
         kyufu_log(KYUFU_LOG_WARN, e->what,
                   KYUFU_LOG_S("remote", e->remote),

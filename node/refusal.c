@@ -37,6 +37,14 @@ void kyufu_node__refusal(void *data, const struct kyufu_api_refusal *r)
         return;
     }
     k->logged++;
+    if (r->kind == KYUFU_API_REFUSED_REVOKED) {
+        /* A connection that was open, closed at a CRL reload. */
+        kyufu_log(KYUFU_LOG_WARN, "connection closed",
+                  KYUFU_LOG_S("reason", kyufu_api_refusal_name(r->kind)),
+                  KYUFU_LOG_S("peer", r->peer), KYUFU_LOG_S("subject", r->subject),
+                  KYUFU_LOG_S("detail", r->detail));
+        return;
+    }
     kyufu_log(KYUFU_LOG_WARN, "connection refused",
               KYUFU_LOG_S("reason", kyufu_api_refusal_name(r->kind)),
               KYUFU_LOG_S("peer", r->peer), KYUFU_LOG_S("subject", r->subject),

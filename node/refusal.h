@@ -1,6 +1,8 @@
 /* Connections the node turns away (node/refusal.c): every refusal the API
  * server reports (too many connections, from one address, outside the
- * allow-list, failed or stalled TLS handshakes) is logged as a warning with
+ * allow-list, failed or stalled TLS handshakes, and an open connection
+ * closed because a CRL reload revoked its certificate: "connection closed")
+ * is logged as a warning with
  * the peer address, the certificate subject it presented and the reason,
  * rate-limited per kind so that a flood cannot flood the log: at most
  * KYUFU_NODE_REFUSAL_LOG_BURST lines per kind per
@@ -25,7 +27,7 @@ struct kyufu_node_refusal_count
 struct kyufu_node_refusals
 {
     uv_loop_t *loop;
-    struct kyufu_node_refusal_count kind[KYUFU_API_REFUSED_HANDSHAKE_TIMEOUT + 1];
+    struct kyufu_node_refusal_count kind[KYUFU_API_REFUSAL_KINDS];
 };
 
 /* The API server's on_refusal; data is a struct kyufu_node_refusals. */

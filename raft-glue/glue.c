@@ -298,7 +298,11 @@ static void transport_refused(struct glue_transport *gt,
         return;
     }
     memset(&e, 0, sizeof e);
-    e.what = "raft peer refused";
+    if (r->revoked) {
+        e.what = "raft peer closed: certificate revoked";
+    } else {
+        e.what = "raft peer refused";
+    }
     e.peer = r->claimed_id;
     e.reason = r->reason;
     e.remote = r->remote;

@@ -173,7 +173,9 @@ struct kyufu_glue_event
     const char *what;   /* "snapshot send started" | "snapshot sent" |
                            "snapshot installed by peer" |
                            "snapshot send failed" | "snapshot send reopened" |
-                           "raft peer refused" */
+                           "raft peer refused" |
+                           "raft peer closed: certificate revoked" (an open
+                           link, at a CRL reload) */
     uint64_t peer;      /* the peer's Raft id (refused: claimed or
                            expected, 0 when unknown) */
     uint64_t index;     /* the snapshot's index (0: not loaded yet) */

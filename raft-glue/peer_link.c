@@ -201,7 +201,8 @@ static int tls_start(struct peer_link *l, SSL_CTX *ctx, bool server)
     return 0;
 }
 
-static void refuse(struct peer_link *l, raft_id claimed, const char *reason)
+static void refuse_as(struct peer_link *l, raft_id claimed, const char *reason,
+                      bool revoked)
 {
     char subject[256] = "";
     if (l->tls_init) {
@@ -214,10 +215,41 @@ static void refuse(struct peer_link *l, raft_id claimed, const char *reason)
         .reason = reason,
         .claimed_id = claimed,
         .inbound = l->inbound,
+        .revoked = revoked,
     };
     l->gt->n_refused++;
     glue__transport_refused(l->gt, &r);
     link_close(l, RAFT_NOCONNECTION);
+}
+
+static void refuse(struct peer_link *l, raft_id claimed, const char *reason)
+{
+    refuse_as(l, claimed, reason, false);
+}
+
+/* Whether the CRL of ctx revokes l's peer certificate: if so, reported and
+ * closed (true).  open: a link past its handshake (else one finishing it). */
+static bool close_if_revoked(struct peer_link *l, SSL_CTX *ctx, bool open)
+{
+    char serial[80], why[160];
+    if (l->state == L_CLOSING || !l->tls_init ||
+        api__tls_peer_revoked(&l->tls, ctx, serial, sizeof serial) != 1) {
+        return false;
+    }
+    snprintf(why, sizeof why, "certificate serial %s revoked by the CRL in force%s", serial,
+             open ? ": open link closed" : "");
+    refuse_as(l, l->id, why, open);
+    return true;
+}
+
+void glue__link_close_revoked(struct glue_transport *gt, SSL_CTX *ctx)
+{
+    /* link_close frees nothing synchronously: the walk is safe. */
+    for (struct peer_link *l = gt->links; l != NULL; l = l->next) {
+        if (l->state == L_PREAMBLE || l->state == L_OPEN || l->state == L_DRAINING) {
+            close_if_revoked(l, ctx, true);
+        }
+    }
 }
 
 static struct peer_link *link_new(struct glue_transport *gt, bool inbound)
@@ -583,6 +615,11 @@ static int authenticate(struct peer_link *l)
     uint64_t cert_id;
     char why[160];
     assert(l->state == L_HANDSHAKE && l->tls.handshake_done);
+    /* The CRL in force: the connecting side's context has none, and a
+     * reload during an inbound handshake brings a newer one. */
+    if (l->gt->crl_file[0] != '\0' && close_if_revoked(l, l->gt->server_ctx, false)) {
+        return -1;
+    }
     if (api__tls_peer_node_id(&l->tls, &cert_id) != 0) {
         refuse(l, l->inbound ? 0 : l->id, "certificate names no node id");
         return -1;

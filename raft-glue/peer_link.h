@@ -23,6 +23,13 @@ void glue__link_accept(struct glue_transport *gt);
  * handles close, and then glue__transport_link_freed runs. */
 void glue__link_close_all(struct glue_transport *gt);
 
+/* Revocation: close every link past its TLS handshake whose peer
+ * certificate a CRL in ctx's store revokes (ctx: the new server context of
+ * a reload), each reported through `refused` with `revoked` set and the
+ * serial in its reason; raft sees the stream end, as on any connection
+ * loss, and connects again (to be refused at the handshake). */
+void glue__link_close_revoked(struct glue_transport *gt, SSL_CTX *ctx);
+
 /* transport.c: a link was freed (the close may now complete). */
 void glue__transport_link_freed(struct glue_transport *gt);
 

@@ -289,6 +289,9 @@ int glue__transport_reload_tls(struct glue_transport *gt,
     SSL_CTX_free(gt->client_ctx);
     gt->server_ctx = server;
     gt->client_ctx = client;
+    if (gt->crl_file[0] != '\0') {
+        glue__link_close_revoked(gt, gt->server_ctx);
+    }
     return 0;
 }
 

@@ -17,6 +17,12 @@
  * outcome closes the connection; refusals are reported through `refused`
  * (rate-limited, KYUFU_PEER_REFUSED_LOG_* in glue_limits.h).
  *
+ * The peer's certificate is checked against the CRL (when there is one)
+ * at every handshake, both directions (the accepting side by OpenSSL's
+ * CRL check; both sides again once the handshake is done, against the CRL
+ * in force: the connecting side's context has none), and for every open
+ * link when the CRL is reloaded (glue__link_close_revoked).
+ *
  * Each new stream is also reported through `connected` (the snapshot send
  * gate reopens on a reconnect). */
 #ifndef KYUFU_GLUE_TRANSPORT_H
@@ -44,6 +50,8 @@ struct glue_peer_refusal
     uint64_t claimed_id;   /* id in raft's preamble / expected id; 0 */
     uint64_t suppressed;   /* refusals not reported since the last one */
     bool inbound;
+    bool revoked;          /* an open link closed: a CRL reload revoked the
+                              peer's certificate (reason names the serial) */
 };
 
 struct glue_transport
@@ -110,7 +118,9 @@ int glue__transport_init(struct glue_transport *gt,
 /* Certificate rotation: read the PEM files again and use them for every
  * connection made or accepted from now on (open ones keep theirs).  The new
  * certificate must still name this node's id.  0, or RAFT_INVALID with
- * errmsg, the current files staying in force. */
+ * errmsg, the current files staying in force.  On success every link, in
+ * either direction, whose peer certificate the new CRL revokes is closed
+ * (glue__link_close_revoked), reported through `refused` with `revoked`. */
 int glue__transport_reload_tls(struct glue_transport *gt,
                                char *errmsg,
                                size_t errmsg_len);

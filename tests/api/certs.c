@@ -144,7 +144,8 @@ int t_certs_make_nodes(const char *dir, unsigned n)
         goto out;
     }
     ca = cert_new("kyufu node CA", 1, ca_key, NULL, NULL, NULL, NULL);
-    if (ca == NULL || write_pem(dir, "node-ca.pem", ca, NULL) != 0) {
+    if (ca == NULL || write_pem(dir, "node-ca.pem", ca, NULL) != 0 ||
+        write_pem(dir, "node-ca.key", NULL, ca_key) != 0) {
         goto out;
     }
     for (unsigned i = 1; i <= n; i++) {

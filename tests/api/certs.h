@@ -19,9 +19,10 @@ int t_certs_make(const char *dir);
 int t_certs_crl(const char *dir, const char *file, const char *issuer, const long *serials,
                 size_t n, const char *next_update);
 
-/* Writes into dir: node-ca.pem (a CA of its own) and node1..nodeN .pem/.key:
- * Raft node certificates (SAN IP 127.0.0.1 and URI urn:kyufu:node:I, EKU
- * serverAuth + clientAuth).  Returns 0 or -1. */
+/* Writes into dir: node-ca.pem and node-ca.key (a CA of its own: t_certs_crl
+ * with issuer "node-ca") and node1..nodeN .pem/.key: Raft node certificates
+ * (serial 10 + I, SAN IP 127.0.0.1 and URI urn:kyufu:node:I, EKU serverAuth
+ * + clientAuth).  Returns 0 or -1. */
 int t_certs_make_nodes(const char *dir, unsigned n);
 
 #endif

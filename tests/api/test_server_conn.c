@@ -8,6 +8,7 @@
 #include "grpc.h"
 #include "grpc_limits.h"
 #include "h2_client.h"
+#include "nv.h"
 
 /* ---- handlers ---- */
 
@@ -885,6 +886,36 @@ static void test_limits_at_edges(void)
     kyufu_grpc_server_conn_free(conn);
 }
 
+/* Credentials never enter an HPACK table (issue 8): the client's header
+ * for `authorization` and `kyufu-session` carries NGHTTP2_NV_FLAG_NO_INDEX,
+ * and on the wire that is the never-indexed literal (0001xxxx, RFC 7541
+ * §6.2.3) every time, where an ordinary header is indexed the second time. */
+static void test_secret_never_indexed(void)
+{
+    nghttp2_nv secret[] = {api__client_nv("authorization", "Bearer c2VjcmV0"),
+                           api__client_nv("kyufu-session", "00ff00ff")};
+    nghttp2_nv plain = api__client_nv("x-kyufu-actor", "approver-3");
+    CHECK(secret[0].flags == NGHTTP2_NV_FLAG_NO_INDEX);
+    CHECK(secret[1].flags == NGHTTP2_NV_FLAG_NO_INDEX);
+    CHECK(plain.flags == NGHTTP2_NV_FLAG_NONE);
+    CHECK(api__client_nv(":path", "/kyufu.v1.Ledger/Echo").flags == NGHTTP2_NV_FLAG_NONE);
+    nghttp2_hd_deflater *d;
+    CHECK(nghttp2_hd_deflate_new(&d, 4096) == 0);
+    uint8_t buf[256];
+    size_t entries = nghttp2_hd_deflate_get_num_table_entries(d);
+    for (size_t i = 0; i < 2; i++) {
+        for (int round = 0; round < 2; round++) {
+            ssize_t n = nghttp2_hd_deflate_hd(d, buf, sizeof buf, &secret[i], 1);
+            CHECK(n > 2 && (buf[0] & 0xf0) == 0x10); /* literal, never indexed */
+        }
+    }
+    CHECK(nghttp2_hd_deflate_get_num_table_entries(d) == entries);
+    ssize_t first = nghttp2_hd_deflate_hd(d, buf, sizeof buf, &plain, 1);
+    ssize_t second = nghttp2_hd_deflate_hd(d, buf, sizeof buf, &plain, 1);
+    CHECK(first > 1 && second == 1 && (buf[0] & 0x80) != 0); /* the contrast */
+    nghttp2_hd_deflate_del(d);
+}
+
 int main(void)
 {
     CHECK(kyufu_grpc_health_new(&health) == 0);
@@ -904,6 +935,7 @@ int main(void)
     test_health();
     test_config_limits();
     test_limits_at_edges();
+    test_secret_never_indexed();
     kyufu_grpc_health_free(health);
     printf("ok\n");
     return 0;

@@ -4,15 +4,20 @@ kyufud processes (docs/operations.md "Terminals and revocation"):
 - `kyufuctl terminal issue` makes two terminal certificates from the
   cluster CA; both open a TLS connection and call grpc.health.v1 Check on
   every node (a call that needs no session);
-- `kyufuctl terminal revoke counter-1` writes a CRL; renamed over node 1's
-  [tls] crl_file and SIGHUP: node 1 refuses counter-1 at the handshake and
-  logs `connection refused` with OpenSSL's "certificate revoked", while
-  counter-2 still gets in;
-- renamed over node 2's crl_file without any signal: node 2 refuses
+- each terminal keeps a channel open to the leader (node a) with a live
+  session signed in on its certificate;
+- `kyufuctl terminal revoke counter-1` writes a CRL; renamed over node a's
+  [tls] crl_file and SIGHUP: counter-1's open connection is closed at once
+  (`connection closed`, its subject and serial in the log, a RecordAccess
+  in the operation log), its next call on the same channel fails, while
+  counter-2's channel keeps working; node a refuses counter-1 at the
+  handshake and logs `connection refused` with OpenSSL's "certificate
+  revoked", while counter-2 still gets in;
+- renamed over node b's crl_file without any signal: node b refuses
   counter-1 once it has polled the file (a few seconds);
-- node 3, still on the old CRL, lets counter-1 in (it is the CRL that
+- node d, still on the old CRL, lets counter-1 in (it is the CRL that
   refuses, nothing else);
-- a CRL that does not load (garbage) on node 2: logged, the one in force
+- a CRL that does not load (garbage) on node b: logged, the one in force
   stays (counter-1 still refused, counter-2 still in);
 - a certificate from another CA is refused;
 - kyufud refuses to start on a node key readable by others (0644): exit 2,
@@ -127,6 +132,41 @@ def wait_log(c, i, pred, timeout, since=0):
                          % (i, timeout, c.logs()))
 
 
+def audit_head(c, i):
+    """The operation log's last seq, read on node i (as the observer, an
+    auditor)."""
+    return max([r.seq for r in audit_records(c, i, 0)] or [0])
+
+
+def audit_records(c, i, since):
+    S = c.s["service_pb2"]
+    out, cursor = [], str(since) if since else ""
+    while True:
+        r = c.ledger(i).ListAudit(S.ListRequest(page_size=1000,
+                                                page_token=cursor), timeout=10)
+        out += list(r.records)
+        if r.records:
+            cursor = str(r.records[-1].seq)
+        if not r.next_page_token:
+            return out
+
+
+def audit_find(c, i, since, pred, timeout=15):
+    """The first operation-log record after seq `since` for which pred
+    holds (the leader proposes it just after the closure)."""
+    end = time.monotonic() + timeout
+    while True:
+        recs = [r for r in audit_records(c, i, since) if r.seq > since]
+        for r in recs:
+            if pred(r):
+                return r
+        if time.monotonic() > end:
+            raise AssertionError("no such record after seq %d:\n%s" % (
+                since, "\n".join("%d %s %s" % (r.seq, r.command, r.message)
+                                  for r in recs)))
+        time.sleep(0.2)
+
+
 def n_lines(c, i):
     return len(open(c.log_path(i)).read().splitlines())
 
@@ -158,11 +198,29 @@ def main():
                        os.path.join(out, n + ".key"))
             assert os.stat(term[n][1]).st_mode & 0o777 == 0o600
         c.start_all()
-        c.wait_leader(15)
+        # a: the leader (SIGHUP; its refusals reach the operation log),
+        # b: the file watch, d: keeps the old CRL, then the key check.
+        a = c.wait_leader(15)
+        b, d = [i for i in (1, 2, 3) if i != a]
         for i in (1, 2, 3):
             for n in term:
                 assert gets_in_soon(c, i, *term[n]), (i, n)
         print("issued: both terminals get in on every node")
+
+        # Each terminal: a channel to the leader kept open, a session
+        # signed in on its certificate, a call that needs it.
+        c.observer()
+        S, G = c.s["service_pb2"], c.s["service_pb2_grpc"]
+        chan, who = {}, {}
+        for n in term:
+            md = c.bearer(C.OBSERVER, term[n][0])
+            chan[n] = grpc.secure_channel(c.api[a], c.creds(*term[n]),
+                                          options=C.CHANNEL_OPTIONS)
+            who[n] = (lambda stub, md: lambda: stub.WhoAmI(
+                S.WhoAmIRequest(), metadata=md, timeout=10))(
+                    G.AuthStub(chan[n]), md)
+            assert who[n]().staff_id == C.OBSERVER
+        since = audit_head(c, a)
 
         ctl(kyufuctl, "terminal", "revoke", "counter-1", "--reason",
             "lost at the counter", "--ca-dir", pki)
@@ -170,31 +228,55 @@ def main():
         assert ",revoked," in csv and "lost at the counter" in csv, csv
         new_crl = os.path.join(pki, "crl.pem")
 
-        # Node 1: the new CRL, then SIGHUP.
-        mark = n_lines(c, 1)
-        put_crl(new_crl, os.path.join(c.dir, "node1", "crl.pem"))
-        c.kill(1, signal.SIGHUP)
-        wait_log(c, 1, lambda r: r.get("msg") == "TLS files reloaded", 5,
+        # Node a: the new CRL, then SIGHUP.
+        mark = n_lines(c, a)
+        put_crl(new_crl, os.path.join(c.dir, "node%d" % a, "crl.pem"))
+        c.kill(a, signal.SIGHUP)
+        wait_log(c, a, lambda r: r.get("msg") == "TLS files reloaded", 5,
                  mark)
-        rec = refused(c, 1, *term["counter-1"], mark, "certificate revoked",
+        # counter-1's open connection was closed at the reload (logged
+        # before "TLS files reloaded"): its next call on the same channel
+        # fails (the reconnect is refused), counter-2's channel works.
+        rec = wait_log(c, a, lambda r: r.get("msg") == "connection closed"
+                       and r.get("reason") == "certificate revoked", 1, mark)
+        assert "counter-1" in rec["subject"], rec
+        assert "serial " in rec["detail"] and "open connection closed" in \
+            rec["detail"], rec
+        try:
+            who["counter-1"]()
+            raise AssertionError("counter-1's channel still works")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.UNAVAILABLE, e
+        assert who["counter-2"]().staff_id == C.OBSERVER
+        r = audit_find(c, a, since, lambda r: r.command == "RecordAccess"
+                       and "certificate revoked" in r.message
+                       and "counter-1" in r.message)
+        for ch in chan.values():
+            ch.close()
+        print("node %d: counter-1's open channel closed at SIGHUP (%s), "
+              "counter-2's still works; audit seq %d: %s"
+              % (a, rec["detail"], r.seq, r.message[:80]))
+        rec = refused(c, a, *term["counter-1"], mark, "certificate revoked",
                       "counter-1")
-        assert gets_in_soon(c, 1, *term["counter-2"])
-        print("node 1: counter-1 refused after SIGHUP (%s)" % rec["detail"])
+        assert gets_in_soon(c, a, *term["counter-2"])
+        print("node %d: counter-1 refused after SIGHUP (%s)"
+              % (a, rec["detail"]))
 
-        # Node 2: the new CRL, no signal: picked up by the file watch.
-        mark2 = n_lines(c, 2)
-        put_crl(new_crl, os.path.join(c.dir, "node2", "crl.pem"))
-        wait_log(c, 2, lambda r: r.get("msg") == "TLS files reloaded"
+        # Node b: the new CRL, no signal: picked up by the file watch.
+        mark2 = n_lines(c, b)
+        put_crl(new_crl, os.path.join(c.dir, "node%d" % b, "crl.pem"))
+        wait_log(c, b, lambda r: r.get("msg") == "TLS files reloaded"
                  and r.get("why") == "crl_file changed", 10, mark2)
-        refused(c, 2, *term["counter-1"], mark2, "certificate revoked",
+        refused(c, b, *term["counter-1"], mark2, "certificate revoked",
                 "counter-1")
-        assert gets_in_soon(c, 2, *term["counter-2"])
-        print("node 2: counter-1 refused after the file changed, no signal")
+        assert gets_in_soon(c, b, *term["counter-2"])
+        print("node %d: counter-1 refused after the file changed, no signal"
+              % b)
 
         # The Raft port checks the same CRL: counter-1's certificate fails
         # its handshake there with the same reason (before any node-id
         # check could refuse it).
-        host, port = c.raft[1].rsplit(":", 1)
+        host, port = c.raft[a].rsplit(":", 1)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.load_verify_locations(c.ca)
@@ -208,49 +290,49 @@ def main():
                 socket.timeout):
             pass
         sock.close()
-        rec = wait_log(c, 1, lambda r: r.get("msg") == "raft peer refused"
+        rec = wait_log(c, a, lambda r: r.get("msg") == "raft peer refused"
                        and "certificate revoked" in r.get("reason", ""), 10,
                        mark)
-        print("node 1: counter-1 refused on the Raft port too")
+        print("node %d: counter-1 refused on the Raft port too" % a)
 
-        # Node 3 still has the CRL of before: counter-1 gets in there.
-        assert gets_in_soon(c, 3, *term["counter-1"])
+        # Node d still has the CRL of before: counter-1 gets in there.
+        assert gets_in_soon(c, d, *term["counter-1"])
 
         # A CRL that does not load: logged, the one in force stays.
-        mark2 = n_lines(c, 2)
+        mark2 = n_lines(c, b)
         bad = os.path.join(c.dir, "bad.pem")
         with open(bad, "w") as f:
             f.write("-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n"
                     "-----END X509 CRL-----\n")
-        put_crl(bad, os.path.join(c.dir, "node2", "crl.pem"))
-        rec = wait_log(c, 2, lambda r: r.get("msg") ==
+        put_crl(bad, os.path.join(c.dir, "node%d" % b, "crl.pem"))
+        rec = wait_log(c, b, lambda r: r.get("msg") ==
                        "TLS files not reloaded, keeping the current ones", 10,
                        mark2)
         assert "CRL" in rec.get("error", ""), rec
-        refused(c, 2, *term["counter-1"], n_lines(c, 2), "certificate revoked",
+        refused(c, b, *term["counter-1"], n_lines(c, b), "certificate revoked",
                 "counter-1")
-        assert gets_in_soon(c, 2, *term["counter-2"])
-        print("node 2: a damaged CRL is refused, the old one stays")
+        assert gets_in_soon(c, b, *term["counter-2"])
+        print("node %d: a damaged CRL is refused, the old one stays" % b)
 
         # Another CA's certificate: refused.
-        refused(c, 1, c.other_cert, c.other_key, n_lines(c, 1),
+        refused(c, a, c.other_cert, c.other_key, n_lines(c, a),
                 "certificate verify failed", "intruder")
 
         # A node key readable by others: kyufud will not start.
-        c.kill(3, signal.SIGTERM)
-        assert c.wait_exit(3, 30) == 0
-        key3 = os.path.join(c.dir, "node3", "node.key")
+        c.kill(d, signal.SIGTERM)
+        assert c.wait_exit(d, 30) == 0
+        key3 = os.path.join(c.dir, "node%d" % d, "node.key")
         os.chmod(key3, 0o644)
-        mark3 = n_lines(c, 3)
-        c.start(3)
-        assert c.wait_exit(3, 15) == 2
-        rec = wait_log(c, 3, lambda r: r.get("msg") ==
+        mark3 = n_lines(c, d)
+        c.start(d)
+        assert c.wait_exit(d, 15) == 2
+        rec = wait_log(c, d, lambda r: r.get("msg") ==
                        "refusing to start: private key not private", 1, mark3)
         assert rec.get("key") == key3 and "0644" in rec.get("error", ""), rec
         os.chmod(key3, 0o600)
-        c.start(3)
+        c.start(d)
         c.wait_leader(15)
-        print("node 3: a 0644 key refused (exit 2), 0600 starts")
+        print("node %d: a 0644 key refused (exit 2), 0600 starts" % d)
         c.stop_clean()
         print("ok (%.1fs)" % (time.monotonic() - t0))
     except BaseException:

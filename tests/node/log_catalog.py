@@ -23,7 +23,8 @@ DIRS = ['node', 'raft-glue', 'api', 'storage']
 # info for the other snapshot events.
 GLUE_EVENT_CALL = 'e->what'
 GLUE_WHAT = re.compile(r'(?:\[GLUE_SNAPSHOT_SEND_\w+\]|\bwhat)\s*=\s*"([^"]+)"')
-GLUE_WARN = {'raft peer refused', 'snapshot send failed'}
+GLUE_WARN = {'raft peer refused', 'raft peer closed: certificate revoked',
+             'snapshot send failed'}
 # A row: | `message` | level | ... |
 ROW = re.compile(r'^\|\s*`([^`]+)`\s*\|\s*([a-z/ ]+?)\s*\|')
 

@@ -111,6 +111,7 @@ static char dir[N][96];
 static unsigned cfg_snapshot_threshold;
 static unsigned cfg_snapshot_trailing;
 static unsigned cfg_group_commit_max;
+static const char *cfg_crl; /* [tls] crl_file, NULL: none */
 
 static void state_cb(struct kyufu_glue *gl, void *arg)
 {
@@ -144,6 +145,7 @@ static void open_node(unsigned i, bool bootstrap, unsigned n_peers)
     c.tls_cert_file = cert;
     c.tls_key_file = key;
     c.tls_ca_file = ca;
+    c.tls_crl_file = cfg_crl;
     c.election_timeout_ms = 300;
     c.heartbeat_timeout_ms = 30; /* the 300 ms election of these tests */
     c.snapshot_threshold_entries = cfg_snapshot_threshold;
@@ -463,6 +465,90 @@ static void test_cluster(void)
     CHECK(kyufu_glue_members(g[leader()], NULL, 0) == 3);
 
     close_all();
+}
+
+/* ------------------------------------------------------ revocation */
+
+static unsigned n_revoked_closed, n_revoked_other;
+static bool revoked_serial_named;
+static void revoke_event(void *arg, const struct kyufu_glue_event *e)
+{
+    (void)arg;
+    if (strcmp(e->what, "raft peer closed: certificate revoked") == 0) {
+        CHECK(e->remote != NULL && strstr(e->subject, "kyufu node 3") != NULL);
+        n_revoked_closed++;
+        revoked_serial_named |= strstr(e->reason, "serial 0D") != NULL;
+    } else if (strcmp(e->what, "raft peer refused") == 0 &&
+               strstr(e->reason, "revoked") != NULL) {
+        n_revoked_other++; /* node 3 again, at the handshake */
+    }
+}
+
+static bool revoked_links_closed(void *arg)
+{
+    (void)arg;
+    return n_revoked_closed >= 2;
+}
+
+static bool revoked_reconnect_refused(void *arg)
+{
+    (void)arg;
+    return n_revoked_other >= 1;
+}
+
+/* A CRL reload that revokes node 3's certificate (serial 13) closes the
+ * leader's open links with node 3 at once, both directions (its inbound
+ * stream and our outbound one, whose server certificate is node 3's),
+ * named with the serial; the link with node 2 stays and the leader still
+ * commits.  Node 3's reconnects are then refused at the handshake. */
+static void test_revoked_link(void)
+{
+    char crl[128], err[256];
+    const long node3 = 13;
+    CHECK(t_certs_crl(pki, "none.crl", "node-ca", NULL, 0, "20991231000000Z") == 0);
+    CHECK(t_certs_crl(pki, "node3.crl", "node-ca", &node3, 1, "20991231000000Z") == 0);
+    snprintf(crl, sizeof crl, "%.90s/live.crl", pki);
+    char none[128], revoked[128];
+    snprintf(none, sizeof none, "%.90s/none.crl", pki);
+    snprintf(revoked, sizeof revoked, "%.90s/node3.crl", pki);
+    CHECK(rename(none, crl) == 0);
+    snprintf(tmp + strlen(tmp), sizeof tmp - strlen(tmp), "/revoke");
+    CHECK(mkdir(tmp, 0700) == 0);
+    cfg_crl = crl;
+    int l = start_three();
+    if (l == 2) { /* node 3 leads: hand over, so that it is a follower */
+        struct kyufu_glue_transfer tr;
+        op_status = 1;
+        CHECK(kyufu_glue_transfer(g[l], &tr, 1, transfer_cb) == 0);
+        CHECK(run_until(op_done, NULL, 15000));
+        CHECK(run_until(has_leader, NULL, 10000));
+        l = leader();
+    }
+    CHECK(l >= 0 && l != 2);
+    peer_target = (unsigned)l;
+    CHECK(run_until(streams_up, NULL, 10000));
+    propose_staff(l, "before", 2);
+    CHECK(prop_status == 0 && prop_result != NULL);
+    kyufu__v1__command_result__free_unpacked(prop_result, NULL);
+
+    kyufu_glue_set_event_cb(g[l], revoke_event, NULL);
+    CHECK(kyufu_glue_reload_tls(g[l], err, sizeof err) == 0); /* nothing revoked */
+    CHECK(n_revoked_closed == 0);
+    CHECK(rename(revoked, crl) == 0);
+    CHECK(kyufu_glue_reload_tls(g[l], err, sizeof err) == 0);
+    CHECK(n_revoked_closed >= 1); /* synchronously, in the reload */
+    CHECK(run_until(revoked_links_closed, NULL, 5000));
+    CHECK(revoked_serial_named);
+    CHECK(run_until(revoked_reconnect_refused, NULL, 5000));
+    /* Node 2 (the other follower) is untouched: the leader still commits. */
+    propose_staff(leader() >= 0 ? leader() : l, "after", 3);
+    CHECK(prop_status == 0 && prop_result != NULL);
+    CHECK(prop_result->code == KYUFU__V1__CODE__OK);
+    kyufu__v1__command_result__free_unpacked(prop_result, NULL);
+    kyufu_glue_set_event_cb(g[l], NULL, NULL);
+    close_all();
+    cfg_crl = NULL;
+    unlink(crl);
 }
 
 /* Single node: write, close, remove the log's segments, restart. */
@@ -873,6 +959,7 @@ int main(void)
     CHECK(uv_loop_init(&loop) == 0);
     test_cluster();
     test_peer_limits();
+    test_revoked_link();
     test_snapshots();
     test_lost_entries();
     test_corrupt_segment();
