@@ -202,6 +202,16 @@ int kyufu_node__permit(const char *path,
             return KYUFU_GRPC_PERMISSION_DENIED;
         }
     }
+    bool node_only = row->roles == 0 && row->who == KYUFU_PERM_NODE;
+    if (node_only && p->kind != KYUFU_PRINCIPAL_NODE) {
+        /* No account may make it; say so rather than "sign in". */
+        snprintf(msg, len,
+                 "%s is a node's own call (a member node's certificate, no "
+                 "session)",
+                 path);
+        return p->kind == KYUFU_PRINCIPAL_NONE ? KYUFU_GRPC_UNAUTHENTICATED
+                                               : KYUFU_GRPC_PERMISSION_DENIED;
+    }
     switch (p->kind) {
     case KYUFU_PRINCIPAL_NONE:
         snprintf(msg, len,
