@@ -144,21 +144,17 @@ class Attacks:
     def case(self, name, attack, status, record, run, why, pred,
              since=None):
         """run() -> (code, details); why: a text the refusal's details
-        must hold (None: any); pred(record) -> bool, or a callable
-        returning a log line when record starts with 'log:'."""
+        must hold (None: any); pred(record) -> bool: the refusal's record,
+        appended after seq `since` (every row has one)."""
         since = self.head() if since is None else since
         code, details = run()
         assert code == status, (name, code, details)
         if why is not None:
             assert why in str(details), (name, details)
-        if record.startswith("log:"):
-            line = pred()
-            shown = line.strip()[:90]
-        else:
-            rec = self.find(since, pred)
-            shown = "seq %d %s outcome=%d [%s] %s" % (
-                rec.seq, rec.command, rec.outcome, rec.client_id,
-                rec.message[:70])
+        rec = self.find(since, pred)
+        shown = "seq %d %s outcome=%d [%s] %s" % (
+            rec.seq, rec.command, rec.outcome, rec.client_id,
+            rec.message[:70])
         self.rows.append((name, attack, status, record))
         print("%-34s | %-60s | %-20s | %s\n%36s-> %s" % (
             name, attack, status.name, record, "", shown), flush=True)
