@@ -295,8 +295,8 @@ _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX + KYUFU_NODE_STOP_DRAIN_MS_MAX <
  * few seconds loses nothing; beyond it refusals are counted, and the count
  * becomes a record. */
 #define KYUFU_NODE_REFUSAL_QUEUE_MAX 256u
-/* Records per ReportRefusals call: one group commit (the glue packs the
- * proposals of one call into one Raft entry), a request far below the
+/* Records per ReportRefusals call: proposed together (the glue's group
+ * commit packs most of them into one Raft entry), a request far below the
  * API's message bound (64 x ~1 KiB). */
 #define KYUFU_NODE_REFUSAL_BATCH_MAX 64u
 /* A follower sends its queue this often, or at once when a batch is full:

@@ -28,7 +28,10 @@
  * this sender's run already recorded (its answer was lost): OK, nothing
  * proposed -> the sender's bound (KYUFU_NODE_REFUSAL_PER_NODE_MAX per
  * window; over it, counted: one count record per window) -> one RecordAccess
- * per record, proposed together (one group commit: mostly one Raft entry),
+ * per record, proposed together (the glue's group commit: the first
+ * few go out as entries of their own while fewer than 8 are in flight, the
+ * rest share one entry; one RecordAccess is one command, so one entry
+ * per batch would need a command that carries many records),
  * each with key client id kyufu-node-<sender> -> answered once every
  * proposal called back: OK if all committed, else UNAVAILABLE (the sender
  * sends the batch again; the records that did commit appear twice, which
