@@ -151,10 +151,11 @@ class Attacks:
         assert code == status, (name, code, details)
         if why is not None:
             assert why in str(details), (name, details)
+        answered = time.monotonic()
         rec = self.find(since, pred)
-        shown = "seq %d %s outcome=%d [%s] %s" % (
+        shown = "seq %d %s outcome=%d [%s] %s (read %.2f s after)" % (
             rec.seq, rec.command, rec.outcome, rec.client_id,
-            rec.message[:70])
+            rec.message[:60], time.monotonic() - answered)
         self.rows.append((name, attack, status, record))
         print("%-34s | %-60s | %-20s | %s\n%36s-> %s" % (
             name, attack, status.name, record, "", shown), flush=True)
