@@ -296,6 +296,32 @@ _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX + KYUFU_NODE_STOP_DRAIN_MS_MAX <
 /* One checkpoint line (JSON, signature included). */
 #define KYUFU_NODE_CHECKPOINT_LINE_BYTES_MAX 512u
 /* ---- end operation log */
+/* ---- Follower refusals (issue 8 item 7; node/refusal_batch.h).  A
+ * follower's refusal records (already bounded by the two limits above)
+ * wait in a queue for the leader.  Its bound holds two windows of the
+ * follower's own worst case (TOTAL + one count record per reason slot +
+ * one for the rest = 125 records per window), so a leader election of a
+ * few seconds loses nothing; beyond it refusals are counted, and the count
+ * becomes a record. */
+#define KYUFU_NODE_REFUSAL_QUEUE_MAX 256u
+/* Records per ReportRefusals call: proposed together (the glue's group
+ * commit packs most of them into one Raft entry), a request far below the
+ * API's message bound (64 x ~1 KiB). */
+#define KYUFU_NODE_REFUSAL_BATCH_MAX 64u
+/* A follower sends its queue this often, or at once when a batch is full:
+ * a refusal reaches the chain within a fraction of a second. */
+#define KYUFU_NODE_REFUSAL_SEND_MS 200u
+/* One report's deadline: the leader answers after the records commit
+ * (an fsync or two); longer than any healthy commit, short enough that a
+ * dead leader holds the queue only briefly. */
+#define KYUFU_NODE_REFUSAL_SEND_TIMEOUT_MS 5000u
+/* The leader's bound per reporting node and window (the oplog window):
+ * twice the follower's own worst case (its windows and the leader's are
+ * not aligned, and a retried batch is sent again); what is over it is
+ * counted, one record per node per window. */
+#define KYUFU_NODE_REFUSAL_PER_NODE_MAX 256u
+/* (Their relations to oplog.h's reason slots: refusal_batch.c.) */
+/* ---- end Follower refusals */
 /* [tls] crl_file (node/tls_watch.c): how often its mtime, size and inode
  * are looked at; a change reloads the TLS files as SIGHUP does.  2 s: a
  * revoked terminal is refused within seconds of the new CRL's copy, for

@@ -14,12 +14,9 @@
 #include "service.h"
 
 /* Text fields of a record: printable ASCII only, cut to what apply takes
- * (storage_limits.h; a certificate subject or OpenSSL's reason comes from
- * the peer). */
-enum { FIELD_BYTES_MAX = 200 };
-_Static_assert(FIELD_BYTES_MAX <= KYUFU_REASON_BYTES_MAX &&
-                   FIELD_BYTES_MAX <= KYUFU_ACCESS_CERT_BYTES_MAX,
-               "a record's message and certificate fit apply's bounds");
+ * (refusal_batch.c checks the bounds against storage_limits.h; a
+ * certificate subject or OpenSSL's reason comes from the peer). */
+enum { FIELD_BYTES_MAX = KYUFU_NODE_REFUSAL_FIELD_BYTES_MAX };
 
 /* The ledger's Code of a refusal (RecordAccess.outcome is a Code, and Code
  * has no UNAUTHENTICATED): authentication failures are PERMISSION_DENIED
@@ -108,59 +105,70 @@ static bool access_known(struct kyufu_node *n)
            since <= cluster;
 }
 
-/* Propose the RecordAccess `a` through req (the caller checked
- * access_known).  0, or a KYUFU_GLUE_E* code (NOTLEADER on a follower). */
-static int propose(struct kyufu_node *n,
-                   struct kyufu_glue_propose *req,
-                   const struct access *a,
-                   kyufu_glue_propose_cb cb)
+/* The record of access `a`, its fields cleaned and cut, its outcome a
+ * ledger Code. */
+static void entry_of(const struct access *a, struct kyufu_node_refusal_entry *e)
 {
-    char actor[KYUFU_ACTOR_BYTES_MAX + 1];
-    char message[FIELD_BYTES_MAX];
-    char peer[KYUFU_ACCESS_PEER_BYTES_MAX + 1];
-    char cert[FIELD_BYTES_MAX];
     char why[FIELD_BYTES_MAX];
-    char client_id[KYUFU_CLIENT_ID_BYTES_MAX + 1];
     const char *prefix;
-    int outcome = outcome_code(a->outcome, &prefix);
-    actor_of(a->p, actor, sizeof actor);
-    snprintf(why, sizeof why, "%s%s", prefix, a->message != NULL ? a->message : "");
-    clean(message, sizeof message, why);
-    uint8_t cert_sha256[32];
-    bool has_cert = false;
+    memset(e, 0, sizeof *e);
+    clean(e->method, sizeof e->method, a->method);
+    e->outcome = (uint32_t)outcome_code(a->outcome, &prefix);
+    snprintf(why, sizeof why, "%s%s", prefix,
+             a->message != NULL ? a->message : "");
+    clean(e->message, sizeof e->message, why);
+    actor_of(a->p, e->actor, sizeof e->actor);
     if (a->call != NULL) {
-        clean(peer, sizeof peer, kyufu_node__auth_client_peer(a->call));
-        clean(cert, sizeof cert, client_subject(a->call));
-        has_cert = kyufu_node__auth_client_cert(a->call, cert_sha256);
+        clean(e->peer, sizeof e->peer, kyufu_node__auth_client_peer(a->call));
+        clean(e->certificate, sizeof e->certificate, client_subject(a->call));
+        e->has_cert = kyufu_node__auth_client_cert(a->call, e->cert_sha256);
     } else {
-        clean(peer, sizeof peer, a->peer);
-        clean(cert, sizeof cert, a->certificate);
-    }
-
-    Kyufu__V1__RecordAccess ra = KYUFU__V1__RECORD_ACCESS__INIT;
-    ra.method = (char *)a->method;
-    ra.objects = (char **)a->objects;
-    ra.n_objects = a->n_objects;
-    ra.outcome = (uint32_t)outcome;
-    ra.message = message;
-    ra.peer = peer;
-    ra.certificate = cert;
-    if (has_cert) {
-        ra.cert_sha256.data = cert_sha256;
-        ra.cert_sha256.len = 32;
+        clean(e->peer, sizeof e->peer, a->peer);
+        clean(e->certificate, sizeof e->certificate, a->certificate);
     }
     if (a->p != NULL && a->p->kind == KYUFU_PRINCIPAL_STAFF) {
-        ra.session = a->p->session_id;
+        e->session = a->p->session_id;
     }
+    e->time_ms = kyufu_node__wall_ms();
+}
+
+/* Propose the RecordAccess of e (naming objects[0..n_objects)) through
+ * req, its key's client id the node that took it (seen_by).  The caller
+ * checked access_known.  0, or a KYUFU_GLUE_E* code (NOTLEADER on a
+ * follower). */
+static int propose_entry(struct kyufu_node *n,
+                         struct kyufu_glue_propose *req,
+                         const struct kyufu_node_refusal_entry *e,
+                         const char *const *objects,
+                         size_t n_objects,
+                         uint64_t seen_by,
+                         kyufu_glue_propose_cb cb)
+{
+    char client_id[KYUFU_CLIENT_ID_BYTES_MAX + 1];
+    Kyufu__V1__RecordAccess ra = KYUFU__V1__RECORD_ACCESS__INIT;
+    ra.method = (char *)e->method;
+    ra.objects = (char **)objects;
+    ra.n_objects = n_objects;
+    ra.outcome = e->outcome;
+    ra.message = (char *)e->message;
+    ra.peer = (char *)e->peer;
+    ra.certificate = (char *)e->certificate;
+    if (e->has_cert) {
+        ra.cert_sha256.data = (uint8_t *)e->cert_sha256;
+        ra.cert_sha256.len = sizeof e->cert_sha256;
+    }
+    ra.session = e->session;
     /* A node's key (apply: identity commands are proposed by a node; no
-     * duplicate lookup, so the sequence only has to be above 0). */
+     * duplicate lookup, so the sequence only has to be above 0).  Its
+     * client id names the node that took the record: this one, or the
+     * follower that reported it (refusal_report.c). */
     Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
     snprintf(client_id, sizeof client_id, "kyufu-node-%llu",
-             (unsigned long long)n->config->id);
+             (unsigned long long)seen_by);
     key.client_id = client_id;
     key.sequence = ++n->oplog.key_seq;
     Kyufu__V1__CommandHeader header = KYUFU__V1__COMMAND_HEADER__INIT;
-    header.actor = actor;
+    header.actor = (char *)e->actor;
     header.key = &key;
     header.time_ms = kyufu_node__wall_ms();
     Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;
@@ -168,6 +176,20 @@ static int propose(struct kyufu_node *n,
     cmd.body_case = KYUFU__V1__COMMAND__BODY_RECORD_ACCESS;
     cmd.record_access = &ra;
     return kyufu_glue_propose(n->glue, req, &cmd, cb);
+}
+
+int kyufu_node__oplog_propose(struct kyufu_node *n,
+                              struct kyufu_glue_propose *req,
+                              const struct kyufu_node_refusal_entry *e,
+                              uint64_t seen_by,
+                              kyufu_glue_propose_cb cb)
+{
+    return propose_entry(n, req, e, NULL, 0, seen_by, cb);
+}
+
+bool kyufu_node__oplog_access_known(struct kyufu_node *n)
+{
+    return access_known(n);
 }
 
 /* ------------------------------------------------------------------ reads */
@@ -258,8 +280,11 @@ void kyufu_node__oplog_answer(struct kyufu_node_call *c,
         .certificate = "",
         .call = c->call,
     };
+    struct kyufu_node_refusal_entry e;
+    entry_of(&acc, &e);
     c->proposed_ns = uv_hrtime();
-    int rv = propose(n, &a->req, &acc, on_answer_committed);
+    int rv = propose_entry(n, &a->req, &e, objects, n_objects,
+                           n->config->id, on_answer_committed);
     if (rv == 0) {
         return;
     }
@@ -297,8 +322,9 @@ static void on_refusal_committed(struct kyufu_glue_propose *req,
     free(r);
 }
 
-/* Propose one refusal record (no call waits for it). */
-static void propose_refusal(struct kyufu_node *n, const struct access *a)
+void kyufu_node__oplog_record(struct kyufu_node *n,
+                              const struct kyufu_node_refusal_entry *e,
+                              uint64_t seen_by)
 {
     if (n->glue == NULL || n->stage != KYUFU_NODE_RUNNING ||
         !kyufu_glue_is_leader(n->glue) || !access_known(n)) {
@@ -312,13 +338,28 @@ static void propose_refusal(struct kyufu_node *n, const struct access *a)
     }
     r->n = n;
     r->req.data = r;
-    int rv = propose(n, &r->req, a, on_refusal_committed);
+    int rv = propose_entry(n, &r->req, e, NULL, 0, seen_by,
+                           on_refusal_committed);
     if (rv != 0) {
         free(r);
         n->oplog.refusals_lost++;
         return;
     }
     n->oplog.refusals_proposed++;
+}
+
+/* One refusal record (no call waits for it): proposed on the leader,
+ * queued for the leader on a follower (refusal_report.c). */
+static void propose_refusal(struct kyufu_node *n, const struct access *a)
+{
+    struct kyufu_node_refusal_entry e;
+    entry_of(a, &e);
+    if (n->glue != NULL && n->stage == KYUFU_NODE_RUNNING &&
+        !kyufu_glue_is_leader(n->glue)) {
+        kyufu_node__refusal_report_push(n, &e);
+        return;
+    }
+    kyufu_node__oplog_record(n, &e, n->config->id);
 }
 
 static void propose_count(struct kyufu_node *n,
@@ -409,6 +450,7 @@ static void on_tick(uv_timer_t *t)
                       KYUFU_GRPC_PERMISSION_DENIED, n->oplog.overflow);
         n->oplog.overflow = 0;
     }
+    kyufu_node__refusal_report_tick(n);
 }
 
 void kyufu_node__oplog_start(struct kyufu_node *n)
@@ -420,6 +462,7 @@ void kyufu_node__oplog_start(struct kyufu_node *n)
                    KYUFU_NODE_OPLOG_REFUSALS_WINDOW_MS);
     n->oplog.started = true;
     kyufu_node__checkpoint_start(n);
+    kyufu_node__refusal_report_start(n);
 }
 
 static void closed(uv_handle_t *h)
@@ -434,4 +477,5 @@ void kyufu_node__oplog_close(struct kyufu_node *n)
         n->oplog.started = false;
     }
     kyufu_node__checkpoint_close(n);
+    kyufu_node__refusal_report_close(n);
 }

@@ -26,10 +26,10 @@
  * counted, and the counts become records when the windows end (at most one
  * per reason slot and one for the rest, "several kinds", per window), so an
  * attacker, even one varying the method, cannot grow the chain faster than
- * TOTAL + REASONS + 1 records per window.  Only the leader can propose: a follower does not send its
- * refusals on (no RPC carries them); it counts them (refusals_lost) and
- * refusal.c's rate-limited log lines stay their only trace
- * (docs/identity.md says so).
+ * TOTAL + REASONS + 1 records per window.  Only the leader can propose:
+ * a follower queues its records, bounded alike, and sends them to the
+ * leader (refusal_report.c, refusal_batch.h), which proposes them naming
+ * the follower (docs/identity.md "Refusals").
  *
  * Loop thread only. */
 #ifndef KYUFU_NODE_OPLOG_H
@@ -42,7 +42,9 @@
 #include <uv.h>
 
 #include "auth.h"
+#include "glue.h"
 #include "grpc.h"
+#include "refusal_batch.h"
 
 struct kyufu_node;
 struct kyufu_node_call;
@@ -85,6 +87,21 @@ struct kyufu_node_oplog
     uint64_t cp_ms;            /* uv_now of the last line (or the start) */
     uint64_t checkpoints_written;
     uint64_t checkpoints_failed;
+    /* Follower refusals (refusal_report.c).  On a follower: the records
+     * waiting for the leader and the one report in flight; on the
+     * leader: its state per reporting node. */
+    struct kyufu_node_refusal_queue queue;
+    struct kyufu_node_refusal_senders senders;
+    uv_timer_t report_timer;
+    bool report_started;
+    bool report_in_flight;
+    bool report_failing;       /* the last report failed (logged once) */
+    struct kyufu_grpc_client_req report_req;
+    uint64_t boot_id;          /* this run's, in every report */
+    uint64_t reports_sent;     /* batches the leader recorded */
+    uint64_t reports_failed;
+    uint64_t refusals_reported; /* records in those batches */
+    uint64_t refusals_received; /* on the leader: from other nodes */
 };
 
 /* Start the flush timer (after the glue started) / close it (the node's
@@ -131,6 +148,34 @@ bool kyufu_node__oplog_admit(struct kyufu_node_oplog *o,
                              int code,
                              uint64_t now_ms,
                              uint64_t *flush);
+
+/* The refusal record e, taken by node seen_by: proposed if this node is
+ * the leader (no call waits for it), else counted in refusals_lost. */
+void kyufu_node__oplog_record(struct kyufu_node *n,
+                              const struct kyufu_node_refusal_entry *e,
+                              uint64_t seen_by);
+/* The same through the caller's req and cb (kyufu_glue_propose's
+ * contract: 0, or an error and cb never called).  The caller checked
+ * kyufu_node__oplog_access_known. */
+int kyufu_node__oplog_propose(struct kyufu_node *n,
+                              struct kyufu_glue_propose *req,
+                              const struct kyufu_node_refusal_entry *e,
+                              uint64_t seen_by,
+                              kyufu_glue_propose_cb cb);
+/* Whether the cluster's version knows RecordAccess. */
+bool kyufu_node__oplog_access_known(struct kyufu_node *n);
+
+/* Follower refusals (refusal_report.c; docs/identity.md "Refusals").
+ * start/close: the send timer (every KYUFU_NODE_REFUSAL_SEND_MS), from
+ * kyufu_node__oplog_start/close.  push: queue a record this follower took
+ * (full: counted, the count is reported); a full batch is sent at once.
+ * tick: on every oplog window, the leader's count records of reporting
+ * nodes whose window ended with records over its bound. */
+void kyufu_node__refusal_report_start(struct kyufu_node *n);
+void kyufu_node__refusal_report_close(struct kyufu_node *n);
+void kyufu_node__refusal_report_push(struct kyufu_node *n,
+                                     const struct kyufu_node_refusal_entry *e);
+void kyufu_node__refusal_report_tick(struct kyufu_node *n);
 
 /* Checkpoints (checkpoint_node.c): every KYUFU_NODE_CHECKPOINT_TICK_MS,
  * when [audit] checkpoint_file is set, look at the chain's head; once

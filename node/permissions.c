@@ -16,7 +16,9 @@
  *   - Status is also NODE: peers ask it of each other (power survey, SLA
  *     probes, version round: forward.c kyufu_node__ask_status).  Every
  *     other node-to-node call is a forward, which carries the follower's
- *     STAFF principal, so no other row needs NODE.
+ *     STAFF principal, but NodeInternal/ReportRefusals: a follower sends
+ *     the refusal records it took to the leader (refusal_report.c), NODE
+ *     and nothing else.
  *   - PowerEvent is LOCAL: the UPS hook on the node's own host has no
  *     session, and a call from elsewhere may not stop the node or move
  *     leadership whoever makes it. */
@@ -98,6 +100,9 @@ static const struct kyufu_node_permission table[] = {
     A("ResetPassword", ID_ADMIN, 0),
     A("UnlockStaff", ID_ADMIN, 0),
     A("ResetTotp", ID_ADMIN, 0),
+    /* Follower refusals (issue 8 item 7): a member node's own call only
+     * (refusal_report.c also checks it is a member); no account may. */
+    {"/kyufu.v1.NodeInternal/ReportRefusals", 0, KYUFU_PERM_NODE},
 };
 
 #undef L
@@ -196,6 +201,16 @@ int kyufu_node__permit(const char *path,
                      path);
             return KYUFU_GRPC_PERMISSION_DENIED;
         }
+    }
+    bool node_only = row->roles == 0 && row->who == KYUFU_PERM_NODE;
+    if (node_only && p->kind != KYUFU_PRINCIPAL_NODE) {
+        /* No account may make it; say so rather than "sign in". */
+        snprintf(msg, len,
+                 "%s is a node's own call (a member node's certificate, no "
+                 "session)",
+                 path);
+        return p->kind == KYUFU_PRINCIPAL_NONE ? KYUFU_GRPC_UNAUTHENTICATED
+                                               : KYUFU_GRPC_PERMISSION_DENIED;
     }
     switch (p->kind) {
     case KYUFU_PRINCIPAL_NONE:

@@ -102,6 +102,9 @@ static const struct kyufu_node_method table[] = {
     A("ResetPassword", reset_password_request),
     A("UnlockStaff", unlock_staff_request),
     A("ResetTotp", reset_totp_request),
+    /* Follower refusals (issue 8 item 7): node to node only. */
+    {"/kyufu.v1.NodeInternal/ReportRefusals", KYUFU_NODE_REPORT_REFUSALS,
+     &kyufu__v1__report_refusals_request__descriptor, NULL, NULL},
 };
 #undef A
 #undef AUTH
@@ -361,6 +364,9 @@ static void serve(struct kyufu_node_call *c)
         return;
     case KYUFU_NODE_AUTH:
         kyufu_node__auth_call(c);
+        return;
+    case KYUFU_NODE_REPORT_REFUSALS:
+        kyufu_node__report_refusals(c);
         return;
     }
     assert(false);

@@ -35,6 +35,7 @@ enum kyufu_node_method_kind {
     KYUFU_NODE_GET_AVAILABILITY, /* this node's store (availability.c) */
     KYUFU_NODE_DRILL,            /* on the leader, if allowed (availability.c) */
     KYUFU_NODE_AUTH,             /* identity: the Auth service (auth_service.c) */
+    KYUFU_NODE_REPORT_REFUSALS,  /* a follower's refusals (refusal_report.c) */
 };
 
 struct kyufu_node_method
@@ -54,6 +55,10 @@ void kyufu_node__status(struct kyufu_node_call *c);
 void kyufu_node__transfer(struct kyufu_node_call *c);
 void kyufu_node__power_event_call(struct kyufu_node_call *c);
 void kyufu_node__settle(struct kyufu_node_call *c);
+
+/* Follower refusals (refusal_report.c): on the leader, record a member
+ * node's batch of refusal records. */
+void kyufu_node__report_refusals(struct kyufu_node_call *c);
 
 /* Membership (service_membership.c, docs/operations.md "Replacing a
  * node"). */

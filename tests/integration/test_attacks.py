@@ -7,10 +7,11 @@ Each row is (name, attack, expected status, expected record).  A case
 passes only when the attack is refused with exactly that status (and, where
 it says why, that reason) AND the refusal is in the operation log: an audit
 record of the replicated chain, read back by an auditor's ListAudit after
-the attack (command, outcome and message checked), or, where the design
-keeps only a log line (a follower's TLS refusal: docs/identity.md
-"Refusals"), that node's `connection refused` line.  The table is printed
-row by row as it runs.
+the attack (command, outcome and message checked).  A refusal taken by a
+follower (a TLS refusal, a call without a token) reaches the chain through
+the leader (docs/identity.md "Refusals"): its record must name the follower
+(the key's client id kyufu-node-N), the peer and the certificate.  The
+table is printed row by row as it runs.
 
 The last case, the expired password, restarts the cluster with
 `[auth] password_max_age_days = 1` under Debian's libfaketime 2 days ahead
@@ -143,22 +144,18 @@ class Attacks:
     def case(self, name, attack, status, record, run, why, pred,
              since=None):
         """run() -> (code, details); why: a text the refusal's details
-        must hold (None: any); pred(record) -> bool, or a callable
-        returning a log line (a follower's refusal) when record starts
-        with 'log:'."""
+        must hold (None: any); pred(record) -> bool: the refusal's record,
+        appended after seq `since` (every row has one)."""
         since = self.head() if since is None else since
         code, details = run()
         assert code == status, (name, code, details)
         if why is not None:
             assert why in str(details), (name, details)
-        if record.startswith("log:"):
-            line = pred()
-            shown = line.strip()[:90]
-        else:
-            rec = self.find(since, pred)
-            shown = "seq %d %s outcome=%d %s" % (rec.seq, rec.command,
-                                                 rec.outcome,
-                                                 rec.message[:70])
+        answered = time.monotonic()
+        rec = self.find(since, pred)
+        shown = "seq %d %s outcome=%d [%s] %s (read %.2f s after)" % (
+            rec.seq, rec.command, rec.outcome, rec.client_id,
+            rec.message[:60], time.monotonic() - answered)
         self.rows.append((name, attack, status, record))
         print("%-34s | %-60s | %-20s | %s\n%36s-> %s" % (
             name, attack, status.name, record, "", shown), flush=True)
@@ -454,15 +451,27 @@ def run(c, kyufuctl, t0):
              since_bytes=mark)()
 
     f = followers[0]
+    seen_by_f = "kyufu-node-%d" % f
+
+    def at_follower(pred):
+        """pred, and the record was taken by follower f (its key's client
+        id) and names the refused client's address."""
+        return lambda r: (pred(r) and r.client_id == seen_by_f
+                          and "from 127.0.0.1:" in r.message)
     mark = os.path.getsize(c.log_path(f))
     x.case("revoked certificate (follower)",
            "counter-lost calls node %d" % f, UNAVAILABLE,
-           "log: node %d connection refused" % f,
+           "RecordAccess connection, CN=counter-lost, by node %d" % f,
            lambda: x.call("Auth", "WhoAmI", S.WhoAmIRequest(), None,
                           node=f, cert=term["counter-lost"][0],
                           key=term["counter-lost"][1]),
-           None, log_line(f, "certificate revoked", "counter-lost",
-                          since_bytes=mark))
+           None, at_follower(lambda r: (r.command == "RecordAccess"
+                                        and r.outcome == DEN
+                                        and "TLS handshake failed" in
+                                        r.message
+                                        and "CN=counter-lost" in
+                                        r.message)))
+    log_line(f, "certificate revoked", "counter-lost", since_bytes=mark)()
 
     # 13. a certificate from another CA
     x.case("certificate from another CA (leader)",
@@ -474,13 +483,28 @@ def run(c, kyufuctl, t0):
                             and r.outcome == DEN
                             and "connection" in r.message
                             and "intruder" in r.message))
-    mark = os.path.getsize(c.log_path(f))
     x.case("certificate from another CA (follower)",
            "CN=intruder calls node %d" % f, UNAVAILABLE,
-           "log: node %d connection refused" % f,
+           "RecordAccess connection, CN=intruder, by node %d" % f,
            lambda: x.call("Auth", "WhoAmI", S.WhoAmIRequest(), None,
                           node=f, cert=c.other_cert, key=c.other_key),
-           None, log_line(f, "intruder", since_bytes=mark))
+           None, at_follower(lambda r: (r.command == "RecordAccess"
+                                        and r.outcome == DEN
+                                        and "connection" in r.message
+                                        and "CN=intruder" in r.message)))
+    x.case("no token at a follower",
+           "ListHouseholds at node %d, no token" % f, UNAUTH,
+           "RecordAccess ListHouseholds unauthenticated, by node %d" % f,
+           lambda: x.call("Ledger", "ListHouseholds",
+                          S.ListRequest(page_size=1), None, node=f),
+           "ListHouseholds",
+           at_follower(lambda r: (access("ListHouseholds", DEN,
+                                         "unauthenticated",
+                                         "CN=kyufu-test-client")(r)
+                                  and r.actor == "")))
+
+    # 13b. the follower-to-leader method is a node's alone
+    internal(c, x, f, pki, md["operator"])
 
     # 14. a write through grpcio with the cluster's certificate, no session
     x.case("write without a session",
@@ -499,6 +523,62 @@ def run(c, kyufuctl, t0):
     expired(c, x, t0)
     print("%d cases refused and recorded (%.1f s)" % (len(x.rows),
                                                       time.monotonic() - t0))
+
+
+def internal(c, x, f, pki, operator_md):
+    """NodeInternal/ReportRefusals, which carries a follower's refusal
+    records to the leader, refused to anyone but a member node, and those
+    refusals recorded like any other; a member's malformed batch refused
+    whole, nothing recorded."""
+    S, L = x.S, x.L
+    DEN = L.PERMISSION_DENIED
+    forged = S.ReportRefusalsRequest(boot_id=1, batch_seq=1, refusals=[
+        S.RefusalReport(method="forged-by-the-test", outcome=DEN,
+                        peer="127.0.0.1:1", time_ms=1)])
+    x.case("ReportRefusals, no node certificate",
+           "client certificate, no token: ReportRefusals", UNAUTH,
+           "RecordAccess ReportRefusals unauthenticated",
+           lambda: x.call("NodeInternal", "ReportRefusals", forged, None),
+           "ReportRefusals",
+           access("ReportRefusals", DEN, "unauthenticated",
+                  "CN=kyufu-test-client"))
+    x.case("ReportRefusals by an account (follower)",
+           "operator's token at node %d: ReportRefusals" % f, DENIED,
+           "RecordAccess ReportRefusals denied, by node %d" % f,
+           lambda: x.call("NodeInternal", "ReportRefusals", forged,
+                          operator_md, node=f),
+           "ReportRefusals",
+           lambda r: (access("ReportRefusals", DEN)(r)
+                      and r.actor == "operator"
+                      and r.client_id == "kyufu-node-%d" % f))
+    # A node certificate from the cluster's CA for a node that is not a
+    # member (a removed node's, or a stolen CA key's).
+    key, crt = C.make_cert(pki, "node-9", c.ca_key, c.ca, "kyufu-node-9",
+                           node_id=9)
+    x.case("ReportRefusals, not a member",
+           "node 9's certificate: ReportRefusals", DENIED,
+           "RecordAccess ReportRefusals denied, cert kyufu-node-9",
+           lambda: x.call("NodeInternal", "ReportRefusals", forged, None,
+                          cert=crt, key=key),
+           "node 9 is not another member",
+           access("ReportRefusals", DEN, "CN=kyufu-node-9"))
+    # A member's certificate (follower f's identity) with a malformed
+    # batch: refused whole; the forged record never reaches the chain.
+    key, crt = C.make_cert(pki, "node-f", c.ca_key, c.ca,
+                           "kyufu-node-%d" % f, node_id=f)
+    since = x.head()
+    bad = S.ReportRefusalsRequest(boot_id=1, batch_seq=1, refusals=[
+        S.RefusalReport(method="forged-by-the-test", outcome=DEN,
+                        peer="127.0.0.1:1", time_ms=0)])
+    code, why = x.call("NodeInternal", "ReportRefusals", bad, None,
+                       cert=crt, key=key)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "time_ms" in why, \
+        (code, why)
+    time.sleep(1)
+    x.fetch()
+    assert not any("forged-by-the-test" in r.message for r in x.records
+                   if r.seq > since), "a malformed batch was recorded"
+    print("ok: a member's malformed batch is refused whole (%s)" % why)
 
 
 def expired(c, x, t0):

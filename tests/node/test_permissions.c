@@ -103,6 +103,8 @@ static const struct {
     {"/kyufu.v1.Auth/ResetPassword", "Uynnnnnn", NULL},
     {"/kyufu.v1.Auth/UnlockStaff", "Uynnnnnn", NULL},
     {"/kyufu.v1.Auth/ResetTotp", "Uynnnnnn", NULL},
+    /* Follower refusals: a node's own call, nobody else's. */
+    {"/kyufu.v1.NodeInternal/ReportRefusals", "Unnnnnny", NULL},
 };
 enum { N_EXPECTED = sizeof expected / sizeof expected[0] };
 
@@ -210,6 +212,7 @@ static void test_coverage(void)
         &kyufu__v1__ledger__descriptor,
         &kyufu__v1__cluster__descriptor,
         &kyufu__v1__auth__descriptor,
+        &kyufu__v1__node_internal__descriptor,
     };
     size_t methods = 0;
     for (size_t s = 0; s < sizeof services / sizeof services[0]; s++) {
