@@ -25,7 +25,10 @@ reached at that K.
 Then failover, both systems the same way: a probe (one write in flight,
 the client's retry rule) runs; each trial finds the leader from its
 metrics, sends it SIGKILL (crash) or SIGSTOP (silent leader), and times the
-kill to the first write acknowledged by another node; the node is then
+kill to the acknowledgement of the first write SENT after the kill (a
+write in flight at the kill may be acknowledged by a follower that applied
+the old leader's last commit: etcd followers serve writes by forwarding);
+the node is then
 restarted (SIGKILL) or resumed (SIGSTOP) and the cluster left to settle.
 
 Writes result.json and report.md into the folder (and --out DIR), prints
@@ -359,15 +362,17 @@ def read_probe(path):
             for line in f:
                 p = line.split()
                 if len(p) >= 5:
-                    rows.append((int(p[0]), int(p[2]), int(p[4])))
+                    # (answered at, first sent at, status, endpoint)
+                    rows.append((int(p[0]), int(p[0]) - int(p[1]) / 1000.0,
+                                 int(p[2]), int(p[4])))
     except OSError:
         pass
     return rows
 
 
 def failover(a, d, s, probe_cmd, how):
-    """Trials of SIGKILL/SIGSTOP of the leader -> first write acknowledged
-    by another node, in ms."""
+    """Trials of SIGKILL/SIGSTOP of the leader -> acknowledgement of the
+    first write sent after it (by another node), in ms."""
     path = os.path.join(d, "probe-%s-%s.txt" % (s.name, how))
     err = open(path + ".err", "w")
     probe = subprocess.Popen(probe_cmd(a, s, path), stdout=subprocess.DEVNULL, stderr=err)
@@ -389,8 +394,8 @@ def failover(a, d, s, probe_cmd, how):
             end = time.monotonic() + 60
             gap = None
             while gap is None and time.monotonic() < end:
-                for unix_ms, status, ep in read_probe(path):
-                    if unix_ms >= t_ms and status == 0 and ep != leader:
+                for unix_ms, sent_ms, status, ep in read_probe(path):
+                    if sent_ms >= t_ms and status == 0 and ep != leader:
                         gap = unix_ms - t_ms
                         break
                 time.sleep(0.01)
@@ -398,7 +403,8 @@ def failover(a, d, s, probe_cmd, how):
                 raise RuntimeError("%s %s trial %d: no write acknowledged in 60 s"
                                    % (s.name, how, t + 1))
             gaps.append(round(gap, 1))
-            log("failover %s %s trial %d: leader %s, first ack by another node after %.0f ms"
+            log("failover %s %s trial %d: leader %s, first write sent after it acknowledged "
+                "after %.0f ms"
                 % (s.name, how, t + 1, p.name, gap))
             if how == "kill":
                 p.p.wait(10)
