@@ -787,7 +787,7 @@ class Drill:
         with open(probe_file) as f:
             for line in f:
                 p = line.split()
-                if len(p) == 4:
+                if len(p) >= 4:
                     rows.append((int(p[0]) / 1000.0, int(p[1]) / 1000.0, int(p[2])))
         def window(lo, hi):
             v = [r[1] for r in rows if lo <= r[0] < hi]

@@ -20,9 +20,14 @@
  * send more than once (result.attempts > 1) before its final answer.  The first K is the baseline: every
  * other K reports its throughput and p50 as ratios to it.  JSON on stdout.
  *
+ * --duration-s S with a load: each K ends after S seconds or N households,
+ * whichever comes first (no new household starts after S; the chains in
+ * flight finish); the side-by-side benchmark runs it so.
+ *
  * --probe FILE: one call in flight (RegisterHousehold), forever or for
  * --duration-s, one line per write into FILE: "unix_ms latency_us status
- * raft_index".  Stops cleanly on SIGINT/SIGTERM.  The install drill runs it
+ * raft_index endpoint" (endpoint: the index in the config of the node that
+ * answered, -1 for a client error).  Stops cleanly on SIGINT/SIGTERM.  The install drill runs it
  * beside the load to see commit latency before and during a snapshot
  * install.
  *
@@ -139,6 +144,7 @@ struct phase
     uint64_t applied_before;
     uint64_t applied_after;
     uint64_t base;            /* first household number of the phase */
+    bool time_up;             /* --duration-s passed: no new chain starts */
 };
 
 struct bench
@@ -382,7 +388,8 @@ static void next_chain(struct slot *s)
 {
     struct bench *b = s->b;
     struct phase *ph = b->ph;
-    if (b->stop || (ph->households != 0 && ph->next_household >= ph->households)) {
+    if (b->stop || ph->time_up ||
+        (ph->households != 0 && ph->next_household >= ph->households)) {
         return;
     }
     s->household = ph->next_household++;
@@ -434,7 +441,7 @@ static void write_cb(struct kyufu_client_req *req, int status)
         fprintf(stderr, "kyufu-bench-load: %s: %s (%s)\n", step_method[s->step],
                 kyufu_client_strerror(status), res->message);
         if (b->probe != NULL) {
-            fprintf(b->probe, "%" PRId64 " %" PRIu32 " %d 0\n", unix_ms(), lat_us, status);
+            fprintf(b->probe, "%" PRId64 " %" PRIu32 " %d 0 -1\n", unix_ms(), lat_us, status);
         }
         next_chain(s);
         return;
@@ -465,8 +472,8 @@ static void write_cb(struct kyufu_client_req *req, int status)
                 kyufu_grpc_status_name(res->grpc_status), res->message);
     }
     if (b->probe != NULL) {
-        fprintf(b->probe, "%" PRId64 " %" PRIu32 " %d %" PRIu64 "\n", unix_ms(), lat_us,
-                res->grpc_status, raft_index);
+        fprintf(b->probe, "%" PRId64 " %" PRIu32 " %d %" PRIu64 " %d\n", unix_ms(), lat_us,
+                res->grpc_status, raft_index, res->endpoint);
     }
     kyufu_client_response_free(res->response);
     res->response = NULL;
@@ -523,7 +530,12 @@ static void run_phase(struct bench *b, struct phase *ph)
     while (b->in_flight > 0) {
         uv_run(&b->loop, UV_RUN_ONCE);
         if (deadline_ns > 0 && (double)(now_ns() - ph->t_start_ns) >= deadline_ns) {
-            b->stop = true;
+            /* The probe ends; a load phase starts no new chain and drains. */
+            if (b->probe != NULL) {
+                b->stop = true;
+            } else {
+                ph->time_up = true;
+            }
         }
     }
     ph->t_end_ns = now_ns();
@@ -637,6 +649,7 @@ static void usage(FILE *out)
             "         [--program CODE] [--prefix P] [--deadline-ms MS] [--progress]\n"
             "         [--no-setup] [--per-connection N]\n"
             "         [--clerk-token-file F] [--approver-token-file F] [--operator-token-file F]\n"
+            "         [--duration-s S]   (per K: stop starting households after S s)\n"
             "       kyufu-bench-load --config C --probe FILE [--duration-s S] [--prefix P]\n"
             "session tokens (kyufuctl login writes them; 0600 files): the options, else\n"
             "KYUFU_BENCH_CLERK_TOKEN, KYUFU_BENCH_APPROVER_TOKEN, KYUFU_BENCH_OPERATOR_TOKEN;\n"

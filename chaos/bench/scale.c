@@ -17,6 +17,12 @@
  *
  *   kyufu-bench-scale --dir DIR [--households N] [--batch B] [--sync]
  *                     [--map-mib M]   (initial LMDB map; it grows from there)
+ *                     [--no-snapshot]
+ *
+ * --no-snapshot stops after building (register, submit, approve) and prints
+ * only the build's figures: the side-by-side benchmark's no-replication
+ * ceiling (chaos/bench/side_by_side.py, docs/benchmarks.md) runs it with
+ * --sync and the batch size the cluster reached at each load.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -438,11 +444,13 @@ int main(int argc, char **argv)
         {"batch", required_argument, NULL, 'b'},
         {"sync", no_argument, NULL, 's'},
         {"map-mib", required_argument, NULL, 'm'},
+        {"no-snapshot", no_argument, NULL, 'x'},
         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL;
     size_t households = 1000000;
     bool sync = false;
+    bool no_snapshot = false;
     struct bench b = {.batch = 1000, .now_ms = 1775001600000};
     struct kyufu_storage_options o = {0};
     struct kyufu_storage *copy;
@@ -464,10 +472,11 @@ int main(int argc, char **argv)
             case 'n': households = strtoul(optarg, NULL, 10); break;
             case 'b': b.batch = strtoul(optarg, NULL, 10); break;
             case 's': sync = true; break;
+            case 'x': no_snapshot = true; break;
             case 'm': o.map_size_bytes = strtoul(optarg, NULL, 10) << 20; break;
             default:
                 fprintf(stderr, "usage: %s --dir DIR [--households N] "
-                                "[--batch B] [--sync]\n", argv[0]);
+                                "[--batch B] [--sync] [--map-mib M] [--no-snapshot]\n", argv[0]);
                 return 2;
         }
     }
@@ -489,6 +498,16 @@ int main(int argc, char **argv)
     t_reg = phase(&b, fill_register, households);
     t_sub = phase(&b, fill_submit, households);
     t_app = phase(&b, fill_approve, households / 2);
+    if (no_snapshot) {
+        size_t cmds = households * 2 + households / 2;
+        printf("{\n  \"households\": %zu, \"batch_commands\": %zu, \"sync\": %s,\n"
+               "  \"register_s\": %.3f, \"submit_s\": %.3f, \"approve_s\": %.3f,\n"
+               "  \"commands\": %zu, \"commands_per_s\": %.1f\n}\n",
+               households, b.batch, sync ? "true" : "false", t_reg, t_sub, t_app, cmds,
+               (double)cmds / (t_reg + t_sub + t_app));
+        kyufu_storage_close(b.s);
+        return 0;
+    }
 
     /* Baseline latency of lone entries, then the same while a snapshot is
      * being written on another thread. */
