@@ -559,6 +559,41 @@ static void admin_changes_need_two_admins(void)
     fx_close(&f);
 }
 
+/* From cluster version 3: a setup-only sign-in of an account with TOTP
+ * (an expired or reset password) carries its code's step, single-use as
+ * any; and ResetTotp signs the account out everywhere. */
+static void setup_only_totp_and_reset_totp_sign_out(void)
+{
+    struct fx f;
+    fx_open(&f);
+    fx_world(&f);
+    fx_version(&f, FX_ADMIN_PAIR_VERSION);
+    enrolled(&f, "ken", R_CLERK); /* step 10 used */
+    APPLY(&f, c_set_password(&f, "admin", "ken", 110, true), OK);
+    Kyufu__V1__Command *c = c_open(&f, "ken", 1, 10);
+    c->open_session->setup_only = true;
+    APPLY(&f, c, DENIED); /* step 10 again: a replay, counted */
+    Kyufu__V1__Credential *cr = cred(&f, "ken");
+    CHECK_EQ(cr->failures, 1);
+    kyufu__v1__credential__free_unpacked(cr, NULL);
+    c = c_open(&f, "ken", 2, 12);
+    c->open_session->setup_only = true;
+    APPLY(&f, c, OK);
+    cr = cred(&f, "ken");
+    CHECK_EQ(cr->totp_last_step, 12);
+    CHECK_EQ(cr->failures, 0);
+    kyufu__v1__credential__free_unpacked(cr, NULL);
+    c = c_open(&f, "ken", 3, 12);
+    c->open_session->setup_only = true;
+    APPLY(&f, c, DENIED);
+    /* ResetTotp: the TOTP goes and so do the account's sessions. */
+    CHECK(has_session(&f, 2));
+    APPLY(&f, c_reset_totp(&f, "admin", "ken"), OK);
+    CHECK(!has_session(&f, 2));
+    CHECK_EQ(sessions_of(&f, "ken"), 0);
+    fx_close(&f);
+}
+
 /* ------------------------------------------------------------ roles */
 
 static void self_grant_and_two_admins(void)
@@ -1055,6 +1090,7 @@ int main(int argc, char **argv)
         T_CASE(password_history_and_resets),
         T_CASE(self_grant_and_two_admins),
         T_CASE(admin_changes_need_two_admins),
+        T_CASE(setup_only_totp_and_reset_totp_sign_out),
         T_CASE(actor_must_be_active),
         T_CASE(sessions_touch_close_expire),
         T_CASE(session_bound),
