@@ -18,7 +18,9 @@
  * Keys: the grant's is the target alone (as written by version 2); the
  * others' are target || 0x00 || kind.  Value: parameter u32 (the roles of
  * a grant or roles change, the status of a status change, else 0) || time
- * u64 (the command header's) || the requesting administrator's staff_id. */
+ * u64 (the command header's) || the requesting administrator's staff_id.
+ * The grant's messages keep version 2's words exactly: they are part of
+ * the audit chain, and a replica of either build must write the same. */
 #include <stdio.h>
 #include <string.h>
 
@@ -129,8 +131,14 @@ int kyufu_storage__two_admins(struct kyufu_storage__cmd *c, const char *target,
         *go = true;
         c->audit_set = true;
         c->audit_code = KYUFU__V1__CODE__OK;
-        snprintf(c->audit_message, sizeof c->audit_message,
-                 "%s by the only ID administrator", what);
+        if (kind == KYUFU_PAIR_GRANT) { /* version 2's words, kept */
+            snprintf(c->audit_message, sizeof c->audit_message,
+                     "ID administrator granted by the only ID "
+                     "administrator");
+        } else {
+            snprintf(c->audit_message, sizeof c->audit_message,
+                     "%s by the only ID administrator", what);
+        }
         int mrv = mdb_del(c->txn, c->s->dbi[KYUFU_DB_ADMIN_GRANT], &k, NULL);
         return mrv == MDB_NOTFOUND ? 0 : kyufu_storage__mdb_error(mrv);
     }
@@ -153,7 +161,8 @@ int kyufu_storage__two_admins(struct kyufu_storage__cmd *c, const char *target,
             c->audit_set = true;
             c->audit_code = KYUFU__V1__CODE__OK;
             snprintf(c->audit_message, sizeof c->audit_message,
-                     "%s confirmed (first by %.*s)", what,
+                     "%s confirmed (first by %.*s)",
+                     kind == KYUFU_PAIR_GRANT ? "ID administrator grant" : what,
                      (int)(v.mv_size - VAL_HEAD),
                      (const char *)v.mv_data + VAL_HEAD);
             return kyufu_storage__mdb_error(
