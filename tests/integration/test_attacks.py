@@ -227,7 +227,8 @@ def run(c, kyufuctl, t0):
     # lockee and newbie stay at their temporary password.
     temp = {}
     people = sorted(roles.items()) + [("lockee", L.ROLE_CLERK),
-                                      ("newbie", L.ROLE_CLERK)]
+                                      ("newbie", L.ROLE_CLERK),
+                                      ("racer", L.ROLE_CLERK)]
     for n, (sid, role) in enumerate(people, start=1):
         code, r = x.call("Ledger", "CreateStaff", S.CreateStaffRequest(
             header=x.header("it-attacks-admin", n),
@@ -272,6 +273,40 @@ def run(c, kyufuctl, t0):
            UNAUTH, "SignInFailed lockee (locked)",
            sign_in("lockee", temp["lockee"]), "sign-in failed",
            sign_in_failed("lockee", "sign-in refused: locked"), since=since)
+
+    # 2b. guesses at once: 12 sign-ins of one account sent together (from
+    # counter-2's certificate) are at most 5 password checks; the others
+    # are refused as in flight (or, once 5 failed, as locked), all
+    # answered alike.
+    import concurrent.futures
+    since = x.head()
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda k: x.call(
+            "Auth", "SignIn", S.SignInRequest(
+                staff_id="racer", password="Wrong-Password-%d-r" % k),
+            cert=term["counter-2"][0], key=term["counter-2"][1]),
+            range(12)))
+    assert all(a == (UNAUTH, "sign-in failed") for a in answers), answers
+
+    def racer_records():
+        x.fetch()
+        return [r for r in x.records if r.seq > since and
+                r.command == "SignInFailed" and r.actor == "racer"]
+    end = time.monotonic() + 15
+    while len(racer_records()) < 12:
+        assert time.monotonic() < end, racer_records()
+        time.sleep(0.2)
+    checked = [r for r in racer_records()
+               if r.message.startswith("sign-in refused: password")]
+    assert len(checked) <= 5, [r.message for r in racer_records()]
+    x.case("12 guesses at once",
+           "12 concurrent SignIn racer: at most 5 password checks", UNAUTH,
+           "SignInFailed racer (in flight / locked)",
+           sign_in("racer", temp["racer"]), "sign-in failed",
+           sign_in_failed("racer", "sign-in refused: locked"), since=since)
+    print("%36s-> %d of 12 checked, the rest: %s" % (
+        "", len(checked), sorted({r.message.split(";")[0]
+                                  for r in racer_records()})))
 
     # 3. temporary password not changed: a setup-only session
     code, r = sign_in("newbie", temp["newbie"])()
