@@ -20,6 +20,7 @@
 
 #include "glue.h"
 #include "limits.h"
+#include "signin_limit.h"
 #include "storage_limits.h"
 #include "kyufu/v1/identity.pb-c.h"
 
@@ -59,6 +60,8 @@ struct kyufu_node_auth
      * emptied when this node is not the leader. */
     uint8_t expired[KYUFU_NODE_AUTH_EXPIRED_MAX][32];
     size_t n_expired;
+    /* Sign-ins in flight per account, failed ones per certificate. */
+    struct kyufu_node_signin_limit signin;
     struct kyufu_glue_propose propose;
     uint64_t seq_last;       /* the node's own keys: increasing */
     /* bootstrap-admin (docs/identity.md), read at start; has_bootstrap

@@ -78,8 +78,11 @@ struct kyufu_node_auth_ctx
     bool totp_needed;
     uint32_t roles_mask;
     char staff_id[KYUFU_STAFF_ID_BYTES_MAX + 1];
-    char locked_text[64]; /* SignInFailed for a locked account */
     bool unknown;         /* SignIn: no such account */
+    unsigned signin_slot; /* SignIn: its in-flight slot (signin_limit.h),
+                             released when the call ends */
+    bool signin_charged;  /* SignIn: its failure was charged to the
+                             client certificate */
     const char *fail_message; /* static; signin_fail's answer, if not
                                  "sign-in failed" */
     uint8_t salt[KYUFU_PWHASH_SALT_BYTES]; /* CreateStaff: the hash's */
@@ -116,8 +119,8 @@ void kyufu_node__auth_copy_hash(Kyufu__V1__PasswordHash *dst,
                                 uint32_t iterations, uint8_t *salt,
                                 uint8_t *hash);
 /* Propose SignInFailed (lockout policy from [auth]; the audit record names
- * the reason) and answer "sign-in failed" (or "account locked until ...")
- * once applied (auth_signin.c). */
+ * the reason) and answer "sign-in failed" (ChangePassword: its
+ * fail_message) once applied (auth_signin.c). */
 void kyufu_node__auth_signin_fail(struct kyufu_node_call *c,
                                   const char *staff_id, const char *reason);
 

@@ -15,10 +15,17 @@
  * A TOTP check is one HMAC: ConfirmTotp's runs on the loop, SignIn's with
  * the password on the work thread.
  *
- * Failure modes: any failed factor of a sign-in is UNAUTHENTICATED
- * "sign-in failed" (which one is in the audit record, SignInFailed.reason,
- * never in the answer); a locked account is "account locked until <UTC
- * time>"; a proposal that fails is UNAVAILABLE (retry: a failed sign-in
+ * Failure modes: every refused sign-in is UNAUTHENTICATED "sign-in
+ * failed", whatever the reason (unknown account, wrong password or TOTP
+ * code, suspended, disabled, locked, too many sign-ins of the account in
+ * flight), and only after the password was hashed (a dummy hash for an
+ * unknown account, the same cost) and SignInFailed was applied: neither
+ * the answer nor its timing tells an existing account from an unknown
+ * one.  The reason is in the audit record (SignInFailed.reason) and the
+ * node's log line "sign-in refused", never in the answer.  Sign-ins are
+ * bounded (signin_limit.h): per account in flight, per client
+ * certificate in failures (RESOURCE_EXHAUSTED before the account is
+ * read).  A proposal that fails is UNAVAILABLE (retry: a failed sign-in
  * wrote nothing, a retried one gets a new token).  No password, token,
  * hash or secret reaches a log line, an error message or a command other
  * than as the hash the command stores. */
@@ -64,6 +71,7 @@ struct signin_job
     /* job.cred: the account's credential when it has a password */
     bool totp_needed;
     int64_t now_ms;
+    const char *refused; /* refused whatever the factors (static) */
     /* out */
     const char *failed; /* SignInFailed.reason, NULL: both factors good */
     uint64_t step;
@@ -79,12 +87,6 @@ static void signin_answer_failed(struct kyufu_glue_propose *req, int status,
     }
     kyufu__v1__command_result__free_unpacked(result, NULL);
     struct kyufu_node_auth_ctx *x = c->auth;
-    if (x != NULL && x->locked_text[0] != '\0') {
-        char msg[96];
-        snprintf(msg, sizeof msg, "account locked until %s", x->locked_text);
-        kyufu_node__call_done(c, KYUFU_GRPC_UNAUTHENTICATED, msg, NULL, 0);
-        return;
-    }
     kyufu_node__call_done(c, KYUFU_GRPC_UNAUTHENTICATED,
                           x != NULL && x->fail_message != NULL
                               ? x->fail_message
@@ -123,11 +125,16 @@ static void signin_run(struct kyufu_node_auth_job *jb)
         uint8_t salt[KYUFU_PWHASH_SALT_BYTES], hash[KYUFU_PWHASH_BYTES];
         (void)kyufu_pwhash_new(j->password, j->password_len,
                                KYUFU_PWHASH_ITERATIONS, salt, hash);
-        j->failed = "password";
+        j->failed = j->refused != NULL ? j->refused : "password";
         return;
     }
-    if (!kyufu_node__password_matches(j->password, j->password_len,
-                                      cred->password)) {
+    bool right = kyufu_node__password_matches(j->password, j->password_len,
+                                              cred->password);
+    if (j->refused != NULL) {
+        j->failed = j->refused; /* no TOTP check: no oracle for it */
+        return;
+    }
+    if (!right) {
         j->failed = "password";
         return;
     }
@@ -136,6 +143,20 @@ static void signin_run(struct kyufu_node_auth_job *jb)
                                j->now_ms / 1000, j->code, &j->step) != 0) {
         j->failed = "totp";
     }
+}
+
+/* A failed sign-in spends one of its client certificate's tokens. */
+static void signin_charge(struct kyufu_node_call *c)
+{
+    uint8_t cert[32];
+    struct kyufu_node_auth_ctx *x = c->auth;
+    if (x->signin_charged || c->call == NULL ||
+        !kyufu_node__auth_client_cert(c->call, cert)) {
+        return;
+    }
+    x->signin_charged = true;
+    kyufu_node_signin_peer_failed(&c->node->auth.signin, cert,
+                                  uv_now(&c->node->loop));
 }
 
 static void signin_opened(struct kyufu_glue_propose *req, int status,
@@ -155,6 +176,7 @@ static void signin_opened(struct kyufu_glue_propose *req, int status,
                   KYUFU_LOG_S("reason", result->message),
                   KYUFU_LOG_S("peer", kyufu_node__auth_client_peer(c->call)));
         kyufu__v1__command_result__free_unpacked(result, NULL);
+        signin_charge(c);
         kyufu_node__call_done(c, KYUFU_GRPC_UNAUTHENTICATED,
                               "sign-in failed", NULL, 0);
         return;
@@ -187,7 +209,8 @@ static void signin_done(struct kyufu_node_auth_job *jb)
     struct kyufu_node *n = c->node;
     struct kyufu_node_auth_ctx *x = c->auth;
     if (j->failed != NULL) {
-        kyufu_node__auth_signin_fail(c, x->staff_id, x->unknown ? "unknown account" : j->failed);
+        signin_charge(c);
+        kyufu_node__auth_signin_fail(c, x->staff_id, j->failed);
         return;
     }
     uint8_t token[KYUFU_NODE_TOKEN_BYTES];
@@ -226,7 +249,9 @@ static void signin_done(struct kyufu_node_auth_job *jb)
     o.idle_ms = kyufu_node__auth_idle_ms(n);
     o.absolute_ms = kyufu_node__auth_absolute_ms(n);
     o.setup_only = x->setup_only;
-    o.totp_step = x->setup_only ? 0 : j->step;
+    /* A setup-only session of an account with TOTP carries the checked
+     * step too: apply keeps it single-use (cluster version 3). */
+    o.totp_step = j->totp_needed ? j->step : 0;
     o.password_set_ms = x->password_set_ms;
     x->now_ms = kyufu_node__wall_ms();
     kyufu_node__auth_propose(c, x->staff_id, "open_session", &o, signin_opened);
@@ -266,6 +291,14 @@ void kyufu_node__auth_sign_in(struct kyufu_node_call *c)
         kyufu_node__forward(c);
         return;
     }
+    if (!kyufu_node_signin_peer_ok(&n->auth.signin, cert, uv_now(&n->loop))) {
+        OPENSSL_cleanse(r->password, plen);
+        kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                              "too many failed sign-ins from this "
+                              "certificate: wait a minute",
+                              NULL, 0);
+        return;
+    }
     struct kyufu_node_auth_ctx *x = kyufu_node__auth_ctx(c);
     if (x == NULL) {
         kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
@@ -273,13 +306,25 @@ void kyufu_node__auth_sign_in(struct kyufu_node_call *c)
         return;
     }
     snprintf(x->staff_id, sizeof x->staff_id, "%s", r->staff_id);
+    unsigned inflight = 0;
+    x->signin_slot = kyufu_node_signin_begin(&n->auth.signin, r->staff_id,
+                                             &inflight);
+    if (x->signin_slot == 0) {
+        OPENSSL_cleanse(r->password, plen);
+        kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                              "too many sign-ins at once: retry", NULL, 0);
+        return;
+    }
     Kyufu__V1__StaffAccount *a = NULL;
     Kyufu__V1__Credential *cred = NULL;
     if (kyufu_node__auth_read_account(c, r->staff_id, &a, &cred) != 0) {
         return;
     }
+    /* Decided now, told only after the hash (the same cost and answer for
+     * every refusal: signin_run). */
     int64_t now = kyufu_node__wall_ms();
     const char *refused = NULL;
+    uint32_t failures = cred != NULL ? cred->failures : 0;
     if (a == NULL) {
         refused = "unknown account";
         x->unknown = true;
@@ -289,13 +334,9 @@ void kyufu_node__auth_sign_in(struct kyufu_node_call *c)
         refused = "disabled";
     } else if (cred != NULL && cred->locked_until_ms > now) {
         refused = "locked";
-        kyufu_node__auth_utc_text(cred->locked_until_ms, x->locked_text,
-                 sizeof x->locked_text);
-    }
-    if (refused != NULL && strcmp(refused, "unknown account") != 0) {
-        kyufu_node__auth_account_free(a, cred);
-        kyufu_node__auth_signin_fail(c, x->staff_id, refused);
-        return;
+    } else if (inflight > kyufu_node_signin_allowed(
+                               n->config->auth_lockout_failures, failures)) {
+        refused = "too many sign-ins of the account in flight";
     }
     struct signin_job *j =
         kyufu_node__auth_job_new(c, sizeof *j, signin_run, signin_done);
@@ -308,6 +349,7 @@ void kyufu_node__auth_sign_in(struct kyufu_node_call *c)
     OPENSSL_cleanse(r->password, plen);
     snprintf(j->code, sizeof j->code, "%s", r->totp_code);
     j->now_ms = now;
+    j->refused = refused;
     if (a != NULL && cred != NULL && cred->password != NULL) {
         x->password_set_ms = cred->password_set_ms;
         int64_t expires = kyufu_node__auth_password_expires_ms(n, cred->password_set_ms);
@@ -315,7 +357,9 @@ void kyufu_node__auth_sign_in(struct kyufu_node_call *c)
         x->totp_needed = !cred->totp_confirmed;
         x->setup_only = x->must_change || x->totp_needed;
         x->roles_mask = a->roles_mask;
-        j->totp_needed = !x->setup_only;
+        /* The second factor whenever the account has one, also for a
+         * setup-only session (an expired or reset password). */
+        j->totp_needed = cred->totp_confirmed;
         j->job.cred = cred; /* the job's from now on */
         cred = NULL;
     }

@@ -140,6 +140,8 @@ void kyufu_node__auth_job_start(struct kyufu_node_auth_job *j)
 void kyufu_node__auth_ctx_free(struct kyufu_node_call *c)
 {
     if (c->auth != NULL) {
+        struct kyufu_node_auth_ctx *x = c->auth;
+        kyufu_node_signin_end(&c->node->auth.signin, x->signin_slot);
         OPENSSL_cleanse(c->auth, sizeof(struct kyufu_node_auth_ctx));
         free(c->auth);
         c->auth = NULL;

@@ -145,6 +145,21 @@
  * session then idles out a minute early at worst). */
 #define KYUFU_NODE_AUTH_TOUCH_MAX 1024u
 #define KYUFU_NODE_AUTH_TICK_MS 60000u /* touches, expiry, purge */
+/* Sign-in limits (signin_limit.h).  Accounts with a sign-in in flight at
+ * once on the leader: 16 hash at a time and each then waits one commit,
+ * so 64 is beyond an office's morning burst; more are answered
+ * RESOURCE_EXHAUSTED (retry), before the account is read. */
+#define KYUFU_NODE_SIGNIN_ACCOUNTS_MAX 64u
+/* Failed sign-ins per client certificate: a burst of 30 (a person who
+ * mistypes a few times, an administrator's script that locks and checks
+ * a few accounts), then one every 2 s: each is a Raft entry and an audit
+ * record, so one certificate adds at most 30 a minute however it varies
+ * the staff id.  Certificates
+ * remembered at once (one per terminal or person that failed lately; a
+ * full table forgets the one nearest to a full bucket). */
+#define KYUFU_NODE_SIGNIN_FAIL_BURST 30u
+#define KYUFU_NODE_SIGNIN_FAIL_REFILL_MS 2000u
+#define KYUFU_NODE_SIGNIN_PEERS_MAX 256u
 
 /* ------------------------------------------------------------- relations */
 _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX < KYUFU_NODE_STOP_MS_MAX,

@@ -692,6 +692,14 @@ static int apply_command(struct kyufu_storage *s,
         return rv;
     }
     c.identity = identity;
+    if (identity) {
+        uint32_t cluster = 0;
+        rv = kyufu_storage__cluster_version_get(s, txn, &cluster);
+        if (rv != 0) {
+            return rv;
+        }
+        c.admin_pair = cluster >= KYUFU_ADMIN_PAIR_SINCE;
+    }
     keyless = def != NULL && def->identity;
     uint8_t digest[32];
     memset(&owner, 0, sizeof owner);
@@ -780,7 +788,8 @@ static int apply_command(struct kyufu_storage *s,
         KYUFU_ASSERT(c.code != KYUFU__V1__CODE__OK || c.message[0] == '\0');
         KYUFU_ASSERT(!c.keep_on_reject || def->identity ||
                      def->body == CASE(CREATE_STAFF) ||
-                     def->body == CASE(SET_STAFF_ROLES));
+                     def->body == CASE(SET_STAFF_ROLES) ||
+                     def->body == CASE(SET_STAFF_STATUS));
         mrv = mdb_txn_commit(c.txn);
         if (mrv != 0) {
             rv = kyufu_storage__mdb_error(mrv);

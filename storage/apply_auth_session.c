@@ -93,7 +93,11 @@ int kyufu_storage__open_session(struct kyufu_storage__cmd *c)
         rv = REJECT(c, PRECOND, "the password changed since it was checked");
         goto out;
     }
-    if (!b->setup_only) {
+    /* From version 3 a setup-only sign-in of an account with TOTP carries
+     * its code's step too (an expired or reset password still asks for
+     * the second factor), and the step is single-use all the same. */
+    bool totp = !b->setup_only || (c->admin_pair && b->totp_step != 0);
+    if (totp) {
         if (!cr->totp_confirmed) {
             rv = REJECT(c, PRECOND, "account %s has no confirmed TOTP secret",
                         b->staff_id);
@@ -163,7 +167,7 @@ int kyufu_storage__open_session(struct kyufu_storage__cmd *c)
     }
     Kyufu__V1__Credential next = *cr;
     next.failures = 0;
-    if (!b->setup_only) {
+    if (totp) {
         next.totp_last_step = b->totp_step;
     }
     rv = kyufu_storage__put_credential(c->s, c->txn, &next);

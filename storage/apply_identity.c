@@ -7,10 +7,12 @@
  * what is deterministic: the account's state, the actor, single use of a
  * TOTP step, the credential not having changed.  Their actor rules are
  * their own (command_def.identity): the account itself for its password
- * and TOTP, an ID administrator for a reset, unlock or TOTP reset, a node
- * for the leader's purge.  Messages name fields and states, never a secret
+ * and TOTP, an ID administrator for a reset, unlock or TOTP reset (two of
+ * them when the account is an ID administrator itself, from cluster
+ * version 3: apply_admin_pair.c), a node for the leader's purge.  Messages name fields and states, never a secret
  * (no hash, salt or TOTP secret is ever formatted).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,6 +82,18 @@ static int load_active(struct kyufu_storage__cmd *c, const char *staff_id,
     return 0;
 }
 
+/* The two-administrator rule for a reset of another ID administrator
+ * (apply_admin_pair.c); `what` is named with the account. */
+static int admin_pair(struct kyufu_storage__cmd *c,
+                      const Kyufu__V1__StaffAccount *a, int kind,
+                      const char *what, bool *go)
+{
+    char full[96];
+    snprintf(full, sizeof full, "%s of ID administrator %s", what,
+             a->staff_id);
+    return kyufu_storage__admin_pair(c, a, kind, 0, full, go);
+}
+
 /* ------------------------------------------------------------ SetPassword */
 
 int kyufu_storage__set_password(struct kyufu_storage__cmd *c)
@@ -129,6 +143,13 @@ int kyufu_storage__set_password(struct kyufu_storage__cmd *c)
     if (same_hash(cur->password, b->password) &&
         cur->must_change == b->temporary) {
         goto out; /* a retried proposal that was applied: nothing to do */
+    }
+    if (!own) {
+        bool go = false;
+        rv = admin_pair(c, a, KYUFU_PAIR_PASSWORD, "password reset", &go);
+        if (rv != 0 || !go) {
+            goto out;
+        }
     }
     /* previous: the old hash first, then the old history, at most
      * `history` in all (borrowed pointers; the record owns them). */
@@ -339,8 +360,12 @@ int kyufu_storage__unlock_staff(struct kyufu_storage__cmd *c)
 {
     Kyufu__V1__StaffAccount *a;
     Kyufu__V1__Credential *cr;
+    bool go = false;
     int rv = admin_load(c, c->cmd->unlock_staff->staff_id, &a, &cr);
     if (rv == 0 && c->code == KYUFU__V1__CODE__OK) {
+        rv = admin_pair(c, a, KYUFU_PAIR_UNLOCK, "unlock", &go);
+    }
+    if (rv == 0 && go) {
         Kyufu__V1__Credential next = *cr;
         next.failures = 0;
         next.locked_until_ms = 0;
@@ -354,14 +379,24 @@ int kyufu_storage__reset_totp(struct kyufu_storage__cmd *c)
 {
     Kyufu__V1__StaffAccount *a;
     Kyufu__V1__Credential *cr;
+    bool go = false;
     int rv = admin_load(c, c->cmd->reset_totp->staff_id, &a, &cr);
     if (rv == 0 && c->code == KYUFU__V1__CODE__OK) {
+        rv = admin_pair(c, a, KYUFU_PAIR_TOTP, "TOTP reset", &go);
+    }
+    if (rv == 0 && go) {
         Kyufu__V1__Credential next = *cr;
         next.totp_secret.data = NULL;
         next.totp_secret.len = 0;
         next.totp_confirmed = false;
         /* totp_last_step stays: steps only grow. */
         rv = kyufu_storage__put_credential(c->s, c->txn, &next);
+        /* From version 3 the account is signed out everywhere, as by a
+         * password reset: a session opened with the old factor ends. */
+        if (rv == 0 && c->admin_pair) {
+            rv = kyufu_storage__close_staff_sessions(c->s, c->txn,
+                                                     a->staff_id, NULL);
+        }
     }
     free_both(a, cr);
     return rv;
@@ -397,9 +432,7 @@ int kyufu_storage__purge_staff(struct kyufu_storage__cmd *c)
                                                  NULL);
     }
     if (rv == 0) {
-        MDB_val k = {strlen(b->staff_id), b->staff_id};
-        int mrv = mdb_del(c->txn, c->s->dbi[KYUFU_DB_ADMIN_GRANT], &k, NULL);
-        rv = mrv == MDB_NOTFOUND ? 0 : kyufu_storage__mdb_error(mrv);
+        rv = kyufu_storage__pending_drop(c, b->staff_id);
     }
     if (rv == 0) {
         /* Only the id (never reused: the record stays) and the state. */

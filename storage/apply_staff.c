@@ -12,6 +12,9 @@
  * FAILED_PRECONDITION, and the same grant (same target, same roles) from
  * another ID administrator applies it; when exactly one ID administrator
  * is active, that one grants alone (the audit record says so).
+ * From cluster version 3 a roles or status change of an account that
+ * holds ROLE_ID_ADMIN takes two ID administrators the same way
+ * (apply_admin_pair.c holds the rule and the pending requests).
  * SetStaffStatus SUSPENDED or DISABLED closes the account's sign-in
  * sessions; DISABLED starts the purge clock (credential disabled_ms);
  * nothing leaves PURGED. */
@@ -27,88 +30,24 @@
 #define ID_ADMIN (1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN)
 
 /* The two-administrator rule for a grant that adds ROLE_ID_ADMIN to
- * `target` (roles: the whole new set).  0 with *go set when the grant
- * applies now; otherwise c->code is FAILED_PRECONDITION and the pending
- * grant is written (kept although the command is refused). */
+ * `target` (roles: the whole new set; apply_admin_pair.c). */
 static int admin_grant(struct kyufu_storage__cmd *c, const char *target,
                        uint32_t roles, bool *go)
 {
-    size_t admins = 0;
-    *go = false;
-    int rv = kyufu_storage__count_id_admins(c->s, c->txn, &admins);
-    if (rv != 0) {
-        return rv;
-    }
-    MDB_val k = {strlen(target), (void *)target};
-    MDB_val v;
-    if (admins == 1) {
-        *go = true;
-        c->audit_set = true;
-        c->audit_code = KYUFU__V1__CODE__OK;
-        snprintf(c->audit_message, sizeof c->audit_message,
-                 "ID administrator granted by the only ID administrator");
-        int mrv = mdb_del(c->txn, c->s->dbi[KYUFU_DB_ADMIN_GRANT], &k, NULL);
-        return mrv == MDB_NOTFOUND ? 0 : kyufu_storage__mdb_error(mrv);
-    }
-    int mrv = mdb_get(c->txn, c->s->dbi[KYUFU_DB_ADMIN_GRANT], &k, &v);
-    if (mrv != 0 && mrv != MDB_NOTFOUND) {
-        return kyufu_storage__mdb_error(mrv);
-    }
-    if (mrv == 0) {
-        if (v.mv_size < 13 || v.mv_size > 12 + KYUFU_STAFF_ID_BYTES_MAX) {
-            return KYUFU_STORAGE_ECORRUPT;
-        }
-        const char *by = (const char *)v.mv_data + 12;
-        size_t by_len = v.mv_size - 12;
-        bool other = by_len != strlen(c->actor) ||
-                     memcmp(by, c->actor, by_len) != 0;
-        /* The first grant counts only while its administrator still is
-         * one (not suspended, disabled or stripped of the role since). */
-        bool first_ok = false;
-        if (kyufu_storage__get_u32(v.mv_data) == roles && other) {
-            char by_id[KYUFU_STAFF_ID_BYTES_MAX + 1];
-            Kyufu__V1__StaffAccount *g = NULL;
-            memcpy(by_id, by, by_len);
-            by_id[by_len] = '\0';
-            rv = kyufu_storage__get_staff(c->s, c->txn, by_id, &g);
-            if (rv != 0 && rv != KYUFU_STORAGE_ENOTFOUND) {
-                return rv;
-            }
-            first_ok = rv == 0 &&
-                       g->status == KYUFU__V1__STAFF_STATUS__STAFF_ACTIVE &&
-                       (g->roles_mask & ID_ADMIN) != 0;
-            if (g != NULL) {
-                kyufu__v1__staff_account__free_unpacked(g, NULL);
-            }
-            rv = 0;
-        }
-        if (first_ok) {
-            *go = true;
-            c->audit_set = true;
-            c->audit_code = KYUFU__V1__CODE__OK;
-            snprintf(c->audit_message, sizeof c->audit_message,
-                     "ID administrator grant confirmed (first by %.*s)",
-                     (int)by_len, by);
-            return kyufu_storage__mdb_error(
-                mdb_del(c->txn, c->s->dbi[KYUFU_DB_ADMIN_GRANT], &k, NULL));
-        }
-    }
-    uint8_t val[12 + KYUFU_STAFF_ID_BYTES_MAX];
-    size_t alen = strlen(c->actor);
-    KYUFU_ASSERT(alen >= 1 && alen <= KYUFU_STAFF_ID_BYTES_MAX);
-    kyufu_storage__put_u32(val, roles);
-    kyufu_storage__put_u64(val + 4, (uint64_t)c->now_ms);
-    memcpy(val + 12, c->actor, alen);
-    MDB_val nv = {12 + alen, val};
-    rv = kyufu_storage__mdb_error(
-        mdb_put(c->txn, c->s->dbi[KYUFU_DB_ADMIN_GRANT], &k, &nv, 0));
-    if (rv != 0) {
-        return rv;
-    }
-    c->keep_on_reject = true;
-    return REJECT(c, KYUFU__V1__CODE__FAILED_PRECONDITION,
-                  "pending: a second ID administrator must confirm the "
-                  "ID-administrator grant");
+    return kyufu_storage__two_admins(c, target, KYUFU_PAIR_GRANT, roles,
+                                     "ID-administrator grant", go);
+}
+
+/* From cluster version 3, a change to another ID administrator's account
+ * takes two of them too (apply_admin_pair.c). */
+static int admin_change(struct kyufu_storage__cmd *c,
+                        const Kyufu__V1__StaffAccount *old, int kind,
+                        uint32_t param, bool *go)
+{
+    char what[96];
+    snprintf(what, sizeof what, "%s change of ID administrator %s",
+             kind == KYUFU_PAIR_ROLES ? "roles" : "status", old->staff_id);
+    return kyufu_storage__admin_pair(c, old, kind, param, what, go);
 }
 
 static int store(struct kyufu_storage__cmd *c,
@@ -245,6 +184,13 @@ int kyufu_storage__set_staff_roles(struct kyufu_storage__cmd *c)
             goto out;
         }
     }
+    if (b->roles_mask != old->roles_mask) {
+        bool go = false;
+        rv = admin_change(c, old, KYUFU_PAIR_ROLES, b->roles_mask, &go);
+        if (rv != 0 || !go) {
+            goto out;
+        }
+    }
     if (rv == 0) {
         Kyufu__V1__StaffAccount a = *old;
         a.roles_mask = b->roles_mask;
@@ -298,7 +244,14 @@ int kyufu_storage__set_staff_status(struct kyufu_storage__cmd *c)
         rv = REJECT(c, KYUFU__V1__CODE__FAILED_PRECONDITION,
                     "staff %s is %s (final)", b->staff_id,
                     old->status == SS(DISABLED) ? "disabled" : "purged");
-    } else {
+        goto out;
+    }
+    bool go = b->status == old->status;
+    if (!go) {
+        rv = admin_change(c, old, KYUFU_PAIR_STATUS, (uint32_t)b->status,
+                          &go);
+    }
+    if (rv == 0 && go) {
         Kyufu__V1__StaffAccount a = *old;
         a.status = b->status;
         a.updated_ms = c->now_ms;
@@ -312,6 +265,7 @@ int kyufu_storage__set_staff_status(struct kyufu_storage__cmd *c)
             rv = disable_credential(c, b->staff_id);
         }
     }
+out:
     kyufu__v1__staff_account__free_unpacked(old, NULL);
     return rv;
 }

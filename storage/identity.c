@@ -504,10 +504,8 @@ static int check_grants(struct kyufu_storage *s, MDB_txn *txn, char *errmsg,
     }
     for (mrv = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrv == 0 && rv == 0;
          mrv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        /* roles (u32) || time (u64) || granting admin's staff_id */
-        if (k.mv_size == 0 || k.mv_size > KYUFU_STAFF_ID_BYTES_MAX ||
-            v.mv_size < 12 + 1 || v.mv_size > 12 + KYUFU_STAFF_ID_BYTES_MAX ||
-            !kyufu_storage__valid_roles(kyufu_storage__get_u32(v.mv_data))) {
+        if (!kyufu_storage__pending_valid(k.mv_data, k.mv_size, v.mv_data,
+                                          v.mv_size)) {
             kyufu_storage__errmsg(errmsg, len, "pending grant malformed");
             rv = KYUFU_STORAGE_ECORRUPT;
         }

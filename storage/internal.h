@@ -261,6 +261,9 @@ struct kyufu_storage__cmd
     /* Identity (apply_identity.c and friends). */
     bool identity;       /* the cluster version has the identity rules
                           * (docs/identity.md); set before any handler */
+    bool admin_pair;     /* the cluster version has the two-administrator
+                          * rule for changes to an ID administrator
+                          * (apply_admin_pair.c); set before any handler */
     bool keep_on_reject; /* commit the nested txn although code != OK (a
                           * refused sign-in still counts a failure; a
                           * pending ID-admin grant is recorded) */
@@ -424,6 +427,38 @@ int kyufu_storage__id_self(struct kyufu_storage__cmd *c, const char *staff_id,
  * has hundreds of accounts; used only when an ID-admin grant is made). */
 int kyufu_storage__count_id_admins(struct kyufu_storage *s, MDB_txn *txn,
                                    size_t *n);
+/* Two ID administrators (apply_admin_pair.c).  Kinds of pending request
+ * in db admin_grant; the grant's key is the target alone. */
+#define KYUFU_ADMIN_PAIR_SINCE 3u
+enum {
+    KYUFU_PAIR_GRANT = 0,      /* ROLE_ID_ADMIN added (param: the roles) */
+    KYUFU_PAIR_PASSWORD = 'P', /* SetPassword reset (param 0) */
+    KYUFU_PAIR_TOTP = 'T',     /* ResetTotp (param 0) */
+    KYUFU_PAIR_UNLOCK = 'U',   /* UnlockStaff (param 0) */
+    KYUFU_PAIR_STATUS = 'S',   /* SetStaffStatus (param: the status) */
+    KYUFU_PAIR_ROLES = 'R',    /* SetStaffRoles of an ID administrator */
+};
+/* The rule for a request of `kind` on `target` (`what` names it in the
+ * messages).  0 with *go set when it applies now (the only active ID
+ * administrator, or the completion of another one's pending request: the
+ * audit message says which); 0 with c->code FAILED_PRECONDITION
+ * "pending: ..." and the request written (keep_on_reject); or a store
+ * error. */
+int kyufu_storage__two_admins(struct kyufu_storage__cmd *c,
+                              const char *target, int kind, uint32_t param,
+                              const char *what, bool *go);
+/* two_admins when the cluster has the version-3 rule and `target` holds
+ * ROLE_ID_ADMIN; otherwise *go = true at once. */
+int kyufu_storage__admin_pair(struct kyufu_storage__cmd *c,
+                              const Kyufu__V1__StaffAccount *target,
+                              int kind, uint32_t param, const char *what,
+                              bool *go);
+/* Delete every pending request on `target` (PurgeStaff). */
+int kyufu_storage__pending_drop(struct kyufu_storage__cmd *c,
+                                const char *target);
+/* Whether a db admin_grant entry is well-formed (the state check). */
+bool kyufu_storage__pending_valid(const void *key, size_t key_len,
+                                  const void *val, size_t val_len);
 /* The whole-state check of the identity dbs (kyufu_storage__check_state):
  * every credential, session and index entry decodes, is keyed by its own
  * id and names an existing account in the right state; the index and the

@@ -162,6 +162,12 @@ _Static_assert(KYUFU_AVAIL_QUERY_DAYS_MAX <= KYUFU_AVAIL_SUMMARY_DAYS,
 #define KYUFU_ACCESS_PEER_BYTES_MAX 64u
 #define KYUFU_ACCESS_CERT_BYTES_MAX 256u
 #define KYUFU_AUTH_REASON_BYTES_MAX 64u
+/* How long a pending two-administrator request waits for its second ID
+ * administrator (cluster version >= 3): a working day and a night, so a
+ * colleague confirms it the same or the next morning; older, a request
+ * no longer counts, so a forgotten one is not completed weeks later by
+ * surprise (the repeat records a new one). */
+#define KYUFU_ADMIN_PENDING_MS ((int64_t)24 * 60 * 60 * 1000)
 /* Sessions and accounts one cleanup query returns at most. */
 #define KYUFU_IDENTITY_QUERY_MAX 1000u
 _Static_assert(KYUFU_STAFF_ID_BYTES_MAX + 1 + KYUFU_SHA256_BYTES <= 511,

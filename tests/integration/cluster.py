@@ -469,6 +469,9 @@ class Cluster:
         cert, key = self._cert_key(cert)
         with self.lock:
             acct = A.Account(staff_id, temporary_password)
+            old = self.accounts.get(staff_id)
+            if old is not None and old.secret:  # a reset keeps the TOTP
+                acct.secret, acct.last_step = old.secret, old.last_step
             token = A.first_sign_in(
                 self.auth_stub(cert, key), self.s["service_pb2"], acct,
                 wait_s=30 if staff_id == ADMIN else 0)

@@ -224,7 +224,8 @@ def run(c, kyufuctl, t0):
     # lockee and newbie stay at their temporary password.
     temp = {}
     people = sorted(roles.items()) + [("lockee", L.ROLE_CLERK),
-                                      ("newbie", L.ROLE_CLERK)]
+                                      ("newbie", L.ROLE_CLERK),
+                                      ("racer", L.ROLE_CLERK)]
     for n, (sid, role) in enumerate(people, start=1):
         code, r = x.call("Ledger", "CreateStaff", S.CreateStaffRequest(
             header=x.header("it-attacks-admin", n),
@@ -261,13 +262,48 @@ def run(c, kyufuctl, t0):
     for k in range(5):
         code, why = sign_in("lockee", "Wrong-Password-%d-x" % k)()
         assert code == UNAUTH and "sign-in failed" in why, (k, code, why)
-    # The fifth failure's record already says "locked until": the row's
+    # The answer does not say locked (an attacker would learn the account
+    # exists); the fifth failure's record says "locked until": the row's
     # record is the refusal of the right password, whose reason is
     # "locked" (storage/apply_identity.c: "sign-in refused: <reason>").
     x.case("locked account", "5 wrong passwords, then the right one",
            UNAUTH, "SignInFailed lockee (locked)",
-           sign_in("lockee", temp["lockee"]), "account locked until",
+           sign_in("lockee", temp["lockee"]), "sign-in failed",
            sign_in_failed("lockee", "sign-in refused: locked"), since=since)
+
+    # 2b. guesses at once: 12 sign-ins of one account sent together (from
+    # counter-2's certificate) are at most 5 password checks; the others
+    # are refused as in flight (or, once 5 failed, as locked), all
+    # answered alike.
+    import concurrent.futures
+    since = x.head()
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda k: x.call(
+            "Auth", "SignIn", S.SignInRequest(
+                staff_id="racer", password="Wrong-Password-%d-r" % k),
+            cert=term["counter-2"][0], key=term["counter-2"][1]),
+            range(12)))
+    assert all(a == (UNAUTH, "sign-in failed") for a in answers), answers
+
+    def racer_records():
+        x.fetch()
+        return [r for r in x.records if r.seq > since and
+                r.command == "SignInFailed" and r.actor == "racer"]
+    end = time.monotonic() + 15
+    while len(racer_records()) < 12:
+        assert time.monotonic() < end, racer_records()
+        time.sleep(0.2)
+    checked = [r for r in racer_records()
+               if r.message.startswith("sign-in refused: password")]
+    assert len(checked) <= 5, [r.message for r in racer_records()]
+    x.case("12 guesses at once",
+           "12 concurrent SignIn racer: at most 5 password checks", UNAUTH,
+           "SignInFailed racer (in flight / locked)",
+           sign_in("racer", temp["racer"]), "sign-in failed",
+           sign_in_failed("racer", "sign-in refused: locked"), since=since)
+    print("%36s-> %d of 12 checked, the rest: %s" % (
+        "", len(checked), sorted({r.message.split(";")[0]
+                                  for r in racer_records()})))
 
     # 3. temporary password not changed: a setup-only session
     code, r = sign_in("newbie", temp["newbie"])()
@@ -329,6 +365,31 @@ def run(c, kyufuctl, t0):
                None, access("ListHouseholds", DEN, "unauthenticated",
                              "no such session"))
 
+    # 6b. nothing tells an existing account from an unknown one: an
+    # unknown account, a wrong password, a suspended and a locked account
+    # (each with its right password) get the same answer, after the same
+    # hash; the reason is only in the record.
+    sus = c.accounts["suspect"]
+    answers = {
+        "unknown": sign_in("nobody-here", "Wrong-Password-9-z")(),
+        "wrong password": sign_in("clerk", "Wrong-Password-8-z")(),
+        "suspended": sign_in("suspect", sus.password, sus.code())(),
+        "locked": sign_in("lockee", temp["lockee"])(),
+    }
+    assert all(a == (UNAUTH, "sign-in failed") for a in answers.values()), \
+        answers
+    x.case("unknown vs wrong password alike",
+           "SignIn nobody-here (no such account)", UNAUTH,
+           "SignInFailed (unknown account)",
+           sign_in("nobody-here", "Wrong-Password-7-z"), "sign-in failed",
+           lambda r: (r.command == "SignInFailed" and r.actor != "clerk"
+                      and "unknown account" in r.message))
+    x.case("suspended account signs in",
+           "SignIn suspect, right password and TOTP", UNAUTH,
+           "SignInFailed suspect (suspended)",
+           sign_in("suspect", sus.password, sus.code()), "sign-in failed",
+           sign_in_failed("suspect", "sign-in refused: suspended"))
+
     # 7. token on another terminal's certificate
     x.case("token on another certificate",
            "admin's token over counter-2's certificate", UNAUTH,
@@ -369,6 +430,7 @@ def run(c, kyufuctl, t0):
     # The bootstrap administrator alone may make the second one (nobody
     # else could confirm); from now on a grant takes two.
     assert code == OK, (code, r)
+    admin2_temp = r.temporary_password
     x.case("self-escalation", "admin: SetStaffRoles admin += clerk",
            DENIED, "SetStaffRoles admin denied",
            lambda: x.call("Ledger", "SetStaffRoles", S.SetStaffRolesRequest(
@@ -391,6 +453,58 @@ def run(c, kyufuctl, t0):
     code, r = x.call("Ledger", "GetStaff", S.GetStaffRequest(
         staff_id="operator"), admin_md)
     assert code == OK and list(r.roles) == [L.ROLE_OPERATOR], (code, r)
+
+    # 9b. one ID administrator taking over another (reset its password and
+    # TOTP, then sign in as it): a reset of an ID administrator takes two.
+    # admin2 signs in; admin3 is granted by both.
+    from kyufu.v1 import identity_pb2 as I
+    admin2_md = A.bearer(c.adopt("admin2", admin2_temp))
+    code, r = x.call("Ledger", "CreateStaff", S.CreateStaffRequest(
+        header=x.header("it-attacks-admin", 23),
+        command=L.CreateStaff(staff_id="admin3", display_name="admin3",
+                              roles=[L.ROLE_ID_ADMIN])), admin_md)
+    assert code == FAILED and "pending" in r, (code, r)
+    code, r = x.call("Ledger", "CreateStaff", S.CreateStaffRequest(
+        header=x.header("it-attacks-admin2", 1),
+        command=L.CreateStaff(staff_id="admin3", display_name="admin3",
+                              roles=[L.ROLE_ID_ADMIN])), admin2_md)
+    assert code == OK, (code, r)
+
+    def reset_password(by_md, client, seq):
+        return lambda: x.call("Auth", "ResetPassword", S.ResetPasswordRequest(
+            header=x.header(client, seq), staff_id="admin3"), by_md)
+
+    def reset_totp(by_md, client, seq):
+        return lambda: x.call("Auth", "ResetTotp", S.ResetTotpRequest(
+            header=x.header(client, seq),
+            command=I.ResetTotp(staff_id="admin3")), by_md)
+
+    def by(command, actor, outcome, *words):
+        return lambda r: (r.command == command and r.actor == actor and
+                          r.outcome == outcome and
+                          all(w in r.message for w in words))
+    x.case("ID admin resets another alone",
+           "admin: ResetPassword admin3 (an ID administrator)", FAILED,
+           "SetPassword pending, no password",
+           reset_password(admin_md, "it-attacks-admin", 24),
+           "pending: a second ID administrator must confirm",
+           by("SetPassword", C.ADMIN, L.FAILED_PRECONDITION, "pending"))
+    x.case("nobody completes their own",
+           "admin: the same ResetPassword again", FAILED,
+           "SetPassword pending again",
+           reset_password(admin_md, "it-attacks-admin", 25),
+           "pending: a second ID administrator must confirm",
+           by("SetPassword", C.ADMIN, L.FAILED_PRECONDITION, "pending"))
+    x.case("ID admin resets another's TOTP alone",
+           "admin: ResetTotp admin3", FAILED, "ResetTotp pending",
+           reset_totp(admin_md, "it-attacks-admin", 26),
+           "pending: a second ID administrator must confirm",
+           by("ResetTotp", C.ADMIN, L.FAILED_PRECONDITION, "pending"))
+    x.case("second admin completes",
+           "admin2: ResetTotp admin3 (confirms admin's)", OK,
+           "ResetTotp confirmed (first by admin)",
+           reset_totp(admin2_md, "it-attacks-admin2", 2), None,
+           by("ResetTotp", "admin2", L.OK, "confirmed (first by admin)"))
 
     # 10. spoofed actor in the header
     led = W.Ledger(c)
@@ -614,7 +728,8 @@ def expired(c, x, t0):
     assert code == OK and r.must_change_password and r.setup_only, (code, r)
     clerk = c.accounts["clerk"]
     code, r = x.call("Auth", "SignIn", S.SignInRequest(
-        staff_id="clerk", password=clerk.password))
+        staff_id="clerk", password=clerk.password,
+        totp_code=A.totp(clerk.secret, clerk.next_step(ahead))))
     assert code == OK, (code, r)
     assert r.setup_only and r.must_change_password, r
     assert 0 < r.password_expires_ms < ahead() * 1000, r
@@ -623,7 +738,8 @@ def expired(c, x, t0):
           " (must_change_password) %.1f s" % (time.monotonic() - t0))
     # The auditor's password expired too: it changes it, then reads.
     code, r2 = x.call("Auth", "SignIn", S.SignInRequest(
-        staff_id="auditor", password=aud.password))
+        staff_id="auditor", password=aud.password,
+        totp_code=A.totp(aud.secret, aud.next_step(ahead))))
     assert code == OK and r2.setup_only and r2.must_change_password, \
         (code, r2)
     new = A.new_password()
@@ -638,6 +754,16 @@ def expired(c, x, t0):
     x.auditor_md = A.bearer(r3.token)
     x.cursor = ""
     x.records = []
+    # The right password without the TOTP code: refused (an expired
+    # password does not skip the second factor).
+    x.case("expired password without TOTP",
+           "SignIn clerk, right (expired) password, no code", UNAUTH,
+           "SignInFailed clerk (totp)",
+           lambda: x.call("Auth", "SignIn", S.SignInRequest(
+               staff_id="clerk", password=clerk.password)),
+           "sign-in failed",
+           lambda r: (r.command == "SignInFailed" and r.actor == "clerk"
+                      and "totp" in r.message))
     x.case("expired password",
            "password past max age: setup-only session calls "
            "ListHouseholds", DENIED, "RecordAccess ListHouseholds denied",

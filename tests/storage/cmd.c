@@ -191,6 +191,11 @@ static void *xcalloc(size_t size);
 
 void fx_identity(struct fx *f)
 {
+    fx_version(f, FX_IDENTITY_VERSION);
+}
+
+void fx_version(struct fx *f, uint32_t version)
+{
     Kyufu__V1__Command *c = c_new(f, "kyufu-node-1");
     Kyufu__V1__RecordVersions *r = xcalloc(sizeof *r);
     kyufu__v1__record_versions__init(r);
@@ -199,7 +204,7 @@ void fx_identity(struct fx *f)
         r->voters[i] = xcalloc(sizeof *r->voters[i]);
         kyufu__v1__node_version__init(r->voters[i]);
         r->voters[i]->node_id = i + 1;
-        r->voters[i]->command_version = FX_IDENTITY_VERSION;
+        r->voters[i]->command_version = version;
     }
     r->n_voters = 3;
     c->body_case = KYUFU__V1__COMMAND__BODY_RECORD_VERSIONS;
@@ -210,7 +215,7 @@ void fx_identity(struct fx *f)
     kyufu__v1__command__free_unpacked(c, NULL);
     uint32_t v = 0;
     CHECK_EQ(kyufu_storage_cluster_version(f->s, &v, NULL), 0);
-    CHECK_EQ(v, FX_IDENTITY_VERSION);
+    CHECK_EQ(v, version);
 }
 
 static void world_rest(struct fx *f)

@@ -95,6 +95,11 @@ void fx_restore_from(struct fx *to, struct fx *from);
 /* Raise the cluster version to FX_IDENTITY_VERSION (a RecordVersions of
  * three voters by kyufu-node-1): the identity rules hold from then on. */
 void fx_identity(struct fx *f);
+/* The command-set version with the two-administrator rule for changes to
+ * an ID administrator (apply_admin_pair.c). */
+#define FX_ADMIN_PAIR_VERSION 3u
+/* Raise the cluster version to `version` the same way. */
+void fx_version(struct fx *f, uint32_t version);
 
 /* The standard world, built through commands that must all succeed, under
  * the identity rules (fx_identity first):
