@@ -30,6 +30,7 @@ static int outcome_code(int grpc_code, const char **prefix)
     case KYUFU_GRPC_RESOURCE_EXHAUSTED:
     case KYUFU_GRPC_INVALID_ARGUMENT:
     case KYUFU_GRPC_FAILED_PRECONDITION:
+    case KYUFU_GRPC_NOT_FOUND: /* a read of personal data found nothing */
         return grpc_code;
     case KYUFU_GRPC_UNAUTHENTICATED:
         *prefix = "unauthenticated: ";

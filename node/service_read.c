@@ -108,16 +108,43 @@ static void answer(struct kyufu_node_call *c,
     kyufu_node__oplog_answer(c, PRINCIPAL(c), msg, p, n);
 }
 
+/* A read of personal data that found nothing is a failure the operation
+ * log keeps too (issue 8 item 7: someone looked for this person): a
+ * RecordAccess with outcome NOT_FOUND naming the object asked for, rate
+ * limited as refusals are (oplog.h), proposed without holding the answer,
+ * which carries nothing. */
+static void not_found_record(struct kyufu_node_call *c, const char *kind,
+                             const char *asked)
+{
+    char why[KYUFU_OBJECT_BYTES_MAX + 32];
+    snprintf(why, sizeof why, "%s/%s not found", kind, asked);
+    kyufu_node__oplog_refused(c->node, c->call, PRINCIPAL(c),
+                              KYUFU_GRPC_NOT_FOUND, why);
+}
+
+static const char *u64_text(uint64_t v, char out[24])
+{
+    snprintf(out, 24, "%llu", (unsigned long long)v);
+    return out;
+}
+
 /* `fix`: 0, or the answer-side conversion of the record (roles).  `kind`:
  * NULL for a record without personal data, else the object's kind and
- * `id_fmt`/`id` its id. */
-#define GET(fn, Req, Rec, rec, call_expr, what, fix, kind, id_fmt, id)       \
+ * `id_fmt`/`id` its id; `asked`: the id the request named, as a string
+ * (for the record of a read that found nothing). */
+#define GET(fn, Req, Rec, rec, call_expr, what, fix, kind, id_fmt, id,       \
+            asked)                                                           \
     void kyufu_node__##fn(struct kyufu_node_call *c)                         \
     {                                                                        \
         const Req *r = c->request;                                           \
         Rec *rec = NULL;                                                     \
         object_name object;                                                  \
+        char asked_id[24];                                                   \
+        (void)asked_id;                                                      \
         int rv = (call_expr);                                                \
+        if (rv == KYUFU_STORAGE_ENOTFOUND && (kind) != NULL) {               \
+            not_found_record(c, (kind), (asked));                            \
+        }                                                                    \
         if (rv != 0) {                                                       \
             kyufu_node__call_storage_error(c, rv, (what));                   \
             return;                                                          \
@@ -137,20 +164,22 @@ static void answer(struct kyufu_node_call *c,
 
 GET(get_program, Kyufu__V1__GetProgramRequest, Kyufu__V1__Program, p,
     kyufu_storage_get_program(c->node->storage, r->code, &p), "program", 0,
-    NULL, "%s", "")
+    NULL, "%s", "", "")
 GET(get_household, Kyufu__V1__GetHouseholdRequest, Kyufu__V1__Household, h,
     kyufu_storage_get_household(c->node->storage, r->household_no, &h),
-    "household", 0, "household", "%s", h->household_no)
+    "household", 0, "household", "%s", h->household_no, r->household_no)
 GET(get_application, Kyufu__V1__GetApplicationRequest,
     Kyufu__V1__Application, a,
     kyufu_storage_get_application(c->node->storage, r->id, &a),
-    "application", 0, "application", "%llu", (unsigned long long)a->id)
+    "application", 0, "application", "%llu", (unsigned long long)a->id,
+    u64_text(r->id, asked_id))
 GET(get_batch, Kyufu__V1__GetPaymentBatchRequest, Kyufu__V1__PaymentBatch, b,
     kyufu_storage_get_batch(c->node->storage, r->id, &b), "payment batch", 0,
-    NULL, "%s", "")
+    NULL, "%s", "", "")
 GET(get_staff, Kyufu__V1__GetStaffRequest, Kyufu__V1__StaffAccount, s,
     kyufu_storage_get_staff(c->node->storage, r->staff_id, &s),
-    "staff account", kyufu_node__roles_out(s), "staff", "%s", s->staff_id)
+    "staff account", kyufu_node__roles_out(s), "staff", "%s", s->staff_id,
+    r->staff_id)
 #undef GET
 
 /* ----------------------------------------------------------------- lists */

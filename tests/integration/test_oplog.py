@@ -165,6 +165,22 @@ def main():
         assert "/kyufu.v1.Ledger/GetHousehold" in got[-1].message, got[-1]
         print("ok: a clerk's GetHousehold is recorded: %s" % got[-1].message)
 
+        # 0a. Looking for a household that is not there is recorded too
+        # (someone looked for this person), with outcome NOT_FOUND.
+        try:
+            clerk.GetHousehold(S.GetHouseholdRequest(household_no="H-404"),
+                               timeout=10, metadata=c.bearer("clerk1"))
+            raise AssertionError("H-404 was found")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.NOT_FOUND, e
+        missing = until("the NOT_FOUND record", lambda: [
+            r for r in list_audit(c, leader)
+            if r.command == "RecordAccess" and r.actor == "clerk1" and
+            r.outcome == L.NOT_FOUND and "household/H-404 not found" in
+            r.message] or None, timeout=10)
+        print("ok: a GetHousehold that found nothing is recorded: %s"
+              % missing[-1].message)
+
         # 0b. Denied calls leave records: a clerk asking for the staff list
         # (ID administrators only), and a call with no session at all.
         try:
