@@ -179,19 +179,21 @@ def scenario_domains(kyufud):
               "write gap %.1f ms (%d writes acknowledged so far)"
               % (leader, new, moved_s, gap, len(pacer.acks)))
         assert moved_s <= 2.0, moved_s
-        # A hand-over, not an election: the node the leader chose became a
-        # candidate at once (raft's TimeoutNow), well before any follower
-        # could have waited out an election timeout.  The write gap itself
+        # A hand-over, not an election: the node the leader chose was
+        # leader within an election timeout of the hand-over's start (raft's
+        # TimeoutNow makes it a candidate at once; an election would first
+        # wait one out).  Its candidacy may last less than raft-glue's 10 ms
+        # state poll and not be logged: the leader line is.  The write gap itself
         # is a speed figure (chaos/failover_gap.py measures it); here it
         # only has to stay bounded.  The logs first: the summary must be
         # the failure's last lines.
         started = msgs(c, leader, "power: on battery, handing leadership "
                        "over")
         assert started and started[-1]["to"] == new, c.logs()
-        candidacy = [e for e in msgs(c, new, "leader changed")
-                     if e.get("role") == "candidate"]
-        assert candidacy, c.logs()
-        waited_ms = ((wall(candidacy[-1]) - wall(started[-1])) % 86400) * 1000
+        elected = [e for e in msgs(c, new, "leader changed")
+                   if e.get("role") == "leader"]
+        assert elected, c.logs()
+        waited_ms = ((wall(elected[-1]) - wall(started[-1])) % 86400) * 1000
         why = ("; OB at t0, write gap %.1f ms, slow attempts (start - t0 s, "
                "node, code, s): %s; failed attempts: %s; failed writes: %s"
                % (gap, [(round(b - t0, 3), n, code, round(d, 3))
@@ -199,7 +201,7 @@ def scenario_domains(kyufud):
                   [(round(b - t0, 3), n, code, m)
                    for b, n, code, m in pacer.w.errors if b >= t0 - 0.5],
                   pacer.failed[:10]))
-        print("node %d a candidate %.0f ms after the hand-over began%s"
+        print("node %d leader %.0f ms after the hand-over began%s"
               % (new, waited_ms, why))
         assert waited_ms < ELECTION_MS, c.logs() + "\nwaited %.0f ms%s" % (
             waited_ms, why)
