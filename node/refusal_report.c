@@ -37,6 +37,7 @@
  * sends the batch again; the records that did commit appear twice, which
  * the auditor can tell by their identical fields). */
 #include <assert.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,37 @@
 #include "service.h"
 
 #define METHOD "/kyufu.v1.NodeInternal/ReportRefusals"
+
+/* A count record: refusals not recorded one by one, under the method name
+ * "refusals of several kinds" and PERMISSION_DENIED, taken now; the
+ * message (printf's fmt) says how many and why. */
+static void count_entry(struct kyufu_node_refusal_entry *e, const char *fmt,
+                        ...) __attribute__((format(printf, 2, 3)));
+static void count_entry(struct kyufu_node_refusal_entry *e, const char *fmt,
+                        ...)
+{
+    va_list ap;
+    memset(e, 0, sizeof *e);
+    snprintf(e->method, sizeof e->method, "refusals of several kinds");
+    e->outcome = KYUFU__V1__CODE__PERMISSION_DENIED;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+    e->time_ms = kyufu_node__wall_ms();
+}
+
+/* The leader's count record of `count` records node_id reported over its
+ * bound. */
+static void bounded_entry(struct kyufu_node_refusal_entry *e,
+                          uint64_t node_id, uint64_t count)
+{
+    count_entry(e,
+                "%llu refusals reported by node %llu over the leader's bound "
+                "of %u in %u ms, not recorded one by one",
+                (unsigned long long)count, (unsigned long long)node_id,
+                KYUFU_NODE_REFUSAL_PER_NODE_MAX,
+                KYUFU_NODE_OPLOG_REFUSALS_WINDOW_MS);
+}
 
 /* ---------------------------------------------------------- the follower */
 
@@ -94,14 +126,10 @@ static void propose_queue(struct kyufu_node *n)
     }
     if (q->dropped > 0) {
         struct kyufu_node_refusal_entry e;
-        memset(&e, 0, sizeof e);
-        snprintf(e.method, sizeof e.method, "refusals of several kinds");
-        e.outcome = KYUFU__V1__CODE__PERMISSION_DENIED;
-        snprintf(e.message, sizeof e.message,
-                 "%llu refusals not recorded one by one: the queue for the "
-                 "leader was full",
-                 (unsigned long long)q->dropped);
-        e.time_ms = kyufu_node__wall_ms();
+        count_entry(&e,
+                    "%llu refusals not recorded one by one: the queue for the "
+                    "leader was full",
+                    (unsigned long long)q->dropped);
         kyufu_node__oplog_record(n, &e, n->config->id);
     }
     kyufu_node__refusal_queue_clear(q);
@@ -208,16 +236,7 @@ static void propose_bounded(struct kyufu_node *n, uint64_t node_id,
                             uint64_t count)
 {
     struct kyufu_node_refusal_entry e;
-    memset(&e, 0, sizeof e);
-    snprintf(e.method, sizeof e.method, "refusals of several kinds");
-    e.outcome = KYUFU__V1__CODE__PERMISSION_DENIED;
-    snprintf(e.message, sizeof e.message,
-             "%llu refusals reported by node %llu over the leader's bound "
-             "of %u in %u ms, not recorded one by one",
-             (unsigned long long)count, (unsigned long long)node_id,
-             KYUFU_NODE_REFUSAL_PER_NODE_MAX,
-             KYUFU_NODE_OPLOG_REFUSALS_WINDOW_MS);
-    e.time_ms = kyufu_node__wall_ms();
+    bounded_entry(&e, node_id, count);
     kyufu_node__oplog_record(n, &e, node_id);
 }
 
@@ -418,26 +437,14 @@ void kyufu_node__report_refusals(struct kyufu_node_call *c)
             snprintf(x->actor, sizeof x->actor, "%s", rr->actor);
             x->session = rr->session;
             x->time_ms = rr->time_ms;
+        } else if (dropped_record && i == records) {
+            count_entry(x,
+                        "%llu refusals not recorded one by one: node %llu's "
+                        "queue for the leader was full",
+                        (unsigned long long)req->dropped,
+                        (unsigned long long)from);
         } else {
-            bool is_dropped = dropped_record && i == records;
-            snprintf(x->method, sizeof x->method, "refusals of several kinds");
-            x->outcome = KYUFU__V1__CODE__PERMISSION_DENIED;
-            if (is_dropped) {
-                snprintf(x->message, sizeof x->message,
-                         "%llu refusals not recorded one by one: node %llu's "
-                         "queue for the leader was full",
-                         (unsigned long long)req->dropped,
-                         (unsigned long long)from);
-            } else {
-                snprintf(x->message, sizeof x->message,
-                         "%llu refusals reported by node %llu over the "
-                         "leader's bound of %u in %u ms, not recorded one by "
-                         "one",
-                         (unsigned long long)flush, (unsigned long long)from,
-                         KYUFU_NODE_REFUSAL_PER_NODE_MAX,
-                         KYUFU_NODE_OPLOG_REFUSALS_WINDOW_MS);
-            }
-            x->time_ms = kyufu_node__wall_ms();
+            bounded_entry(x, from, flush);
         }
         r->p[i].r = r;
         r->p[i].req.data = &r->p[i];

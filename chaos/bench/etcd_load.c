@@ -11,9 +11,11 @@
  * connections to the FIRST endpoint (the side-by-side script puts etcd's
  * leader first, as libkyufu sends kyufu's writes to kyufu's leader).  After
  * the time is up no new call starts; the phase ends when the last answer is
- * in.  Per K: puts/s, latency p50/p99/max (send to answer), the number of
- * distinct revisions (one per put: etcd has no group-commit field in its
- * answer).  JSON on stdout, the same field names as kyufu-bench-load.
+ * in.  Per K: puts/s, latency p50/p99/max (send to answer).  JSON on
+ * stdout, the same field names as kyufu-bench-load (etcd has no
+ * group-commit field in its answer: one revision per put).  The in-flight
+ * loop, the latency statistics and the argument checks are
+ * kyufu-bench-load's (bench_driver.h, bench_latency.h, bench_args.h).
  *
  * Probe mode (--probe FILE): one Put in flight until SIGTERM/SIGINT; one
  * line per acknowledged put, "unix_ms latency_us grpc_status revision
@@ -30,7 +32,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,16 +42,13 @@
 #include <uv.h>
 
 #include "backoff.h"
+#include "bench_args.h"
+#include "bench_driver.h"
+#include "bench_latency.h"
 #include "client_limits.h"
 #include "etcdserverpb/rpc.pb-c.h"
 #include "grpc.h"
 
-/* Calls in flight per HTTP/2 connection, as kyufu-bench-load (below the
- * 100 concurrent streams a server typically allows). */
-#define ETCD_CALLS_PER_CLIENT_MAX 64u
-#define ETCD_INFLIGHT_MAX 1024u
-#define ETCD_INFLIGHT_STEPS_MAX 16u
-#define ETCD_CLIENTS_MAX (ETCD_INFLIGHT_MAX / ETCD_CALLS_PER_CLIENT_MAX)
 #define ETCD_ENDPOINTS_MAX 8u
 #define ETCD_VALUE_BYTES_MAX 4096u
 #define ETCD_KEY_BYTES 64u
@@ -58,16 +56,13 @@
 /* Encoded PutRequest: key + value + a few tag/length bytes. */
 #define ETCD_REQ_BYTES (ETCD_KEY_BYTES + ETCD_VALUE_BYTES_MAX + 16u)
 
-_Static_assert(ETCD_CLIENTS_MAX * ETCD_CALLS_PER_CLIENT_MAX >= ETCD_INFLIGHT_MAX,
-               "clients must cover the largest K");
-
 struct opts
 {
     char *hosts[ETCD_ENDPOINTS_MAX];
     uint16_t ports[ETCD_ENDPOINTS_MAX];
     unsigned n_endpoints;
     const char *ca_file;
-    unsigned ks[ETCD_INFLIGHT_STEPS_MAX];
+    unsigned ks[KYUFU_BENCH_INFLIGHT_STEPS_MAX];
     unsigned n_ks;
     double duration_s;
     unsigned value_bytes;
@@ -98,55 +93,29 @@ struct phase
     unsigned k;
     unsigned clients;
     uint64_t next;
-    uint64_t writes, ok, errors;
-    uint32_t *lat_us;
-    int64_t *rev;
-    uint64_t cap;
+    uint64_t ok, errors;
+    struct kyufu_bench_latency lat;  /* one per answered put, tag: its revision */
     uint64_t t_start_ns, t_end_ns;
-    bool time_up;
 };
 
 struct bench
 {
     struct opts o;
     uv_loop_t loop;
-    struct kyufu_grpc_client *clients[ETCD_CLIENTS_MAX > ETCD_ENDPOINTS_MAX
-                                          ? ETCD_CLIENTS_MAX : ETCD_ENDPOINTS_MAX];
+    struct kyufu_bench_driver drv;
+    struct kyufu_grpc_client *clients[KYUFU_BENCH_CONNECTIONS_MAX > ETCD_ENDPOINTS_MAX
+                                          ? KYUFU_BENCH_CONNECTIONS_MAX
+                                          : ETCD_ENDPOINTS_MAX];
     unsigned n_clients;
     unsigned n_closed;
     struct slot *slots;
     struct phase *ph;
-    unsigned in_flight;
-    bool stop;
     FILE *probe;
     uint8_t value[ETCD_VALUE_BYTES_MAX];
     uint64_t rng;
-    uv_signal_t sigint, sigterm;
 };
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("kyufu-bench-etcd: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(2);
-}
-
-static uint64_t now_ns(void)
-{
-    return uv_hrtime();
-}
-
-static int64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+const char kyufu_bench_program[] = "kyufu-bench-etcd";
 
 /* ------------------------------------------------------------ one put */
 
@@ -159,7 +128,7 @@ static void encode_put(struct bench *b, struct slot *s)
     char key[ETCD_KEY_BYTES];
     int len = snprintf(key, sizeof key, "%s/%u/%" PRIu64, b->o.prefix, b->ph->k, s->n);
     if (len < 0 || len >= (int)sizeof key) {
-        die("key too long");
+        kyufu_bench_die("key too long");
     }
     Etcdserverpb__PutRequest pr = ETCDSERVERPB__PUT_REQUEST__INIT;
     pr.key.data = (uint8_t *)key;
@@ -180,49 +149,31 @@ static void send_put(struct slot *s)
     int rv = kyufu_grpc_client_call(c, &s->req, ETCD_PUT_PATH, s->body, s->body_len,
                                     timeout_ms, NULL, 0, put_cb);
     if (rv != 0) {
-        die("call: %s", kyufu_api_strerror(rv));
+        kyufu_bench_die("call: %s", kyufu_api_strerror(rv));
     }
     s->busy = true;
-    b->in_flight++;
+    b->drv.in_flight++;
 }
 
 static void next_put(struct slot *s)
 {
     struct bench *b = s->b;
     struct phase *ph = b->ph;
-    if (b->stop || ph->time_up) {
+    if (!kyufu_bench_driver_may_start(&b->drv)) {
         return;
     }
     s->n = ph->next++;
-    s->t0_ns = now_ns();
+    s->t0_ns = uv_hrtime();
     client__backoff_init(&s->backoff, KYUFU_CLIENT_BACKOFF_MS_INITIAL_DEFAULT,
                          KYUFU_CLIENT_BACKOFF_MS_MAX_DEFAULT);
     encode_put(b, s);
     send_put(s);
 }
 
-static void record(struct phase *ph, uint32_t lat_us, int64_t rev)
-{
-    if (ph->writes == ph->cap) {
-        uint64_t cap = ph->cap ? ph->cap * 2 : 1u << 16;
-        uint32_t *l = realloc(ph->lat_us, cap * sizeof *l);
-        int64_t *r = realloc(ph->rev, cap * sizeof *r);
-        if (l == NULL || r == NULL) {
-            die("out of memory for samples");
-        }
-        ph->lat_us = l;
-        ph->rev = r;
-        ph->cap = cap;
-    }
-    ph->lat_us[ph->writes] = lat_us;
-    ph->rev[ph->writes] = rev;
-    ph->writes++;
-}
-
 static void retry_cb(uv_timer_t *t)
 {
     struct slot *s = t->data;
-    if (s->b->stop) {
+    if (s->b->drv.stop) {
         return;
     }
     send_put(s);
@@ -235,8 +186,8 @@ static void put_cb(struct kyufu_grpc_client_req *req, int status, const char *me
     struct bench *b = s->b;
     struct phase *ph = b->ph;
     s->busy = false;
-    b->in_flight--;
-    if (status == KYUFU_GRPC_CANCELLED && b->stop) {
+    b->drv.in_flight--;
+    if (status == KYUFU_GRPC_CANCELLED && b->drv.stop) {
         return;
     }
     if (status != KYUFU_GRPC_OK && b->probe != NULL) {
@@ -245,14 +196,13 @@ static void put_cb(struct kyufu_grpc_client_req *req, int status, const char *me
         uv_timer_start(&s->retry, retry_cb, client__backoff_next(&s->backoff, &b->rng), 0);
         return;
     }
-    uint64_t lat_ns = now_ns() - s->t0_ns;
-    uint32_t lat_us = lat_ns / 1000 > UINT32_MAX ? UINT32_MAX : (uint32_t)(lat_ns / 1000);
+    uint32_t lat_us = kyufu_bench_latency_us_since(s->t0_ns);
     int64_t rev = 0;
     if (status == KYUFU_GRPC_OK) {
         Etcdserverpb__PutResponse *pr =
             etcdserverpb__put_response__unpack(NULL, response_len, response);
         if (pr == NULL) {
-            die("malformed PutResponse (%zu bytes)", response_len);
+            kyufu_bench_die("malformed PutResponse (%zu bytes)", response_len);
         }
         rev = pr->header != NULL ? pr->header->revision : 0;
         etcdserverpb__put_response__free_unpacked(pr, NULL);
@@ -263,9 +213,10 @@ static void put_cb(struct kyufu_grpc_client_req *req, int status, const char *me
                     message);
         }
     }
-    record(ph, lat_us, rev);
+    kyufu_bench_latency_add(&ph->lat, lat_us, rev > 0 ? (uint64_t)rev : 0);
     if (b->probe != NULL) {
-        fprintf(b->probe, "%" PRId64 " %" PRIu32 " %d %" PRId64 " %u\n", unix_ms(), lat_us,
+        fprintf(b->probe, "%" PRId64 " %" PRIu32 " %d %" PRId64 " %u\n",
+                kyufu_bench_latency_unix_ms(), lat_us,
                 status, rev, s->client);
     }
     next_put(s);
@@ -273,18 +224,11 @@ static void put_cb(struct kyufu_grpc_client_req *req, int status, const char *me
 
 /* ------------------------------------------------------------ phases */
 
-static void signal_cb(uv_signal_t *h, int signum)
-{
-    struct bench *b = h->data;
-    (void)signum;
-    b->stop = true;
-}
-
 static void run_phase(struct bench *b, struct phase *ph, bool probe)
 {
     b->ph = ph;
-    ph->clients = probe ? 1 : (ph->k + b->o.per_conn - 1) / b->o.per_conn;
-    ph->t_start_ns = now_ns();
+    ph->clients = probe ? 1 : kyufu_bench_driver_connections(ph->k, b->o.per_conn);
+    ph->t_start_ns = kyufu_bench_driver_begin(&b->drv);
     for (unsigned i = 0; i < ph->k; i++) {
         struct slot *s = &b->slots[i];
         s->b = b;
@@ -292,35 +236,10 @@ static void run_phase(struct bench *b, struct phase *ph, bool probe)
         s->client = probe ? 0 : i % ph->clients;
         next_put(s);
     }
-    double limit_ns = b->o.duration_s > 0 ? b->o.duration_s * 1e9 : 0;
-    while (b->in_flight > 0 || (probe && !b->stop)) {
-        uv_run(&b->loop, UV_RUN_ONCE);
-        if (limit_ns > 0 && (double)(now_ns() - ph->t_start_ns) >= limit_ns) {
-            ph->time_up = true;
-            if (probe) {
-                b->stop = true;
-            }
-        }
-    }
-    ph->t_end_ns = now_ns();
+    ph->t_end_ns = kyufu_bench_driver_drain(&b->drv, ph->t_start_ns, b->o.duration_s, probe);
 }
 
 /* ------------------------------------------------------------ report */
-
-static int cmp_u32(const void *x, const void *y)
-{
-    uint32_t a = *(const uint32_t *)x, c = *(const uint32_t *)y;
-    return (a > c) - (a < c);
-}
-
-static double pct_ms(const uint32_t *v, uint64_t n, unsigned p)
-{
-    if (n == 0) {
-        return 0;
-    }
-    uint64_t rank = (n * p + 99) / 100;
-    return (double)v[rank == 0 ? 0 : rank - 1] / 1000.0;
-}
 
 static void report(struct bench *b, struct phase *phs, unsigned n)
 {
@@ -329,16 +248,13 @@ static void report(struct bench *b, struct phase *phs, unsigned n)
            b->o.prefix, b->o.value_bytes, b->o.per_conn, b->o.duration_s);
     for (unsigned i = 0; i < n; i++) {
         struct phase *ph = &phs[i];
-        double secs = (double)(ph->t_end_ns - ph->t_start_ns) / 1e9;
-        qsort(ph->lat_us, ph->writes, sizeof ph->lat_us[0], cmp_u32);
+        struct kyufu_bench_latency_summary s =
+            kyufu_bench_latency_summarize(&ph->lat, ph->t_start_ns, ph->t_end_ns);
         printf("    {\"k\": %u, \"connections\": %u, \"writes\": %" PRIu64 ", \"ok\": %" PRIu64
-               ", \"errors\": %" PRIu64 ",\n     \"seconds\": %.3f, \"commands_per_s\": %.1f,"
-               " \"latency_ms\": {\"p50\": %.3f, \"p99\": %.3f, \"max\": %.3f}}%s\n",
-               ph->k, ph->clients, ph->writes, ph->ok, ph->errors, secs,
-               secs > 0 ? (double)ph->writes / secs : 0, pct_ms(ph->lat_us, ph->writes, 50),
-               pct_ms(ph->lat_us, ph->writes, 99),
-               ph->writes ? (double)ph->lat_us[ph->writes - 1] / 1000.0 : 0,
-               i + 1 < n ? "," : "");
+               ", \"errors\": %" PRIu64 ",\n     ",
+               ph->k, ph->clients, ph->lat.n, ph->ok, ph->errors);
+        kyufu_bench_latency_print(&s);
+        printf("}%s\n", i + 1 < n ? "," : "");
     }
     printf("  ]\n}\n");
 }
@@ -355,43 +271,12 @@ static void usage(FILE *out)
             "load: every connection goes to the first endpoint (put the leader first)\n");
 }
 
-static uint64_t parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || v < lo || v > hi) {
-        die("--%s: '%s' is not an integer in [%" PRIu64 ", %" PRIu64 "]", opt, s, lo, hi);
-    }
-    return v;
-}
-
-static void parse_ks(struct opts *o, const char *s)
-{
-    char buf[256];
-    if (strlen(s) >= sizeof buf) {
-        die("--inflight: too long");
-    }
-    strcpy(buf, s);
-    o->n_ks = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok != NULL;
-         tok = strtok_r(NULL, ",", &save)) {
-        if (o->n_ks == ETCD_INFLIGHT_STEPS_MAX) {
-            die("--inflight: at most %u values", ETCD_INFLIGHT_STEPS_MAX);
-        }
-        o->ks[o->n_ks++] = (unsigned)parse_u64("inflight", tok, 1, ETCD_INFLIGHT_MAX);
-    }
-    if (o->n_ks == 0) {
-        die("--inflight: empty");
-    }
-}
-
 /* "127.0.0.1:2379,127.0.0.1:2479": numeric hosts and ports. */
 static void parse_endpoints(struct opts *o, const char *s)
 {
     static char buf[512];
     if (strlen(s) >= sizeof buf) {
-        die("--endpoints: too long");
+        kyufu_bench_die("--endpoints: too long");
     }
     strcpy(buf, s);
     o->n_endpoints = 0;
@@ -399,15 +284,15 @@ static void parse_endpoints(struct opts *o, const char *s)
          tok = strtok_r(NULL, ",", &save)) {
         char *colon = strrchr(tok, ':');
         if (o->n_endpoints == ETCD_ENDPOINTS_MAX || colon == NULL || colon == tok) {
-            die("--endpoints: '%s' is not host:port (at most %u)", tok, ETCD_ENDPOINTS_MAX);
+            kyufu_bench_die("--endpoints: '%s' is not host:port (at most %u)", tok, ETCD_ENDPOINTS_MAX);
         }
         *colon = '\0';
         o->hosts[o->n_endpoints] = tok;
-        o->ports[o->n_endpoints] = (uint16_t)parse_u64("endpoints", colon + 1, 1, 65535);
+        o->ports[o->n_endpoints] = (uint16_t)kyufu_bench_args_u64("endpoints", colon + 1, 1, 65535);
         o->n_endpoints++;
     }
     if (o->n_endpoints == 0) {
-        die("--endpoints: empty");
+        kyufu_bench_die("--endpoints: empty");
     }
 }
 
@@ -428,33 +313,26 @@ static void parse_args(struct opts *o, int argc, char **argv)
         {"help", no_argument, NULL, O_HELP},
         {0},
     };
-    *o = (struct opts){.value_bytes = 64, .per_conn = ETCD_CALLS_PER_CLIENT_MAX,
+    *o = (struct opts){.value_bytes = 64, .per_conn = KYUFU_BENCH_CALLS_PER_CONNECTION_MAX,
                        .attempt_ms = KYUFU_CLIENT_ATTEMPT_MS_DEFAULT};
-    parse_ks(o, "1,16,64,256,1024");
+    kyufu_bench_args_ks("1,16,64,256,1024", o->ks, &o->n_ks);
     snprintf(o->prefix, sizeof o->prefix, "b%" PRIx64, (uint64_t)time(NULL));
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
         case O_ENDPOINTS: parse_endpoints(o, optarg); break;
         case O_CA: o->ca_file = optarg; break;
-        case O_INFLIGHT: parse_ks(o, optarg); break;
-        case O_DURATION: {
-            char *end;
-            o->duration_s = strtod(optarg, &end);
-            if (*end != '\0' || !(o->duration_s > 0) || o->duration_s > 86400) {
-                die("--duration-s: a number of seconds in (0, 86400]");
-            }
-            break;
-        }
+        case O_INFLIGHT: kyufu_bench_args_ks(optarg, o->ks, &o->n_ks); break;
+        case O_DURATION: o->duration_s = kyufu_bench_args_seconds("duration-s", optarg); break;
         case O_VALUE:
-            o->value_bytes = (unsigned)parse_u64("value-bytes", optarg, 1, ETCD_VALUE_BYTES_MAX);
+            o->value_bytes = (unsigned)kyufu_bench_args_u64("value-bytes", optarg, 1, ETCD_VALUE_BYTES_MAX);
             break;
         case O_PERCONN:
-            o->per_conn = (unsigned)parse_u64("per-connection", optarg, 1,
-                                              ETCD_CALLS_PER_CLIENT_MAX);
+            o->per_conn = (unsigned)kyufu_bench_args_u64("per-connection", optarg, 1,
+                                                         KYUFU_BENCH_CALLS_PER_CONNECTION_MAX);
             break;
         case O_ATTEMPT:
-            o->attempt_ms = (uint32_t)parse_u64("attempt-ms", optarg, 10,
+            o->attempt_ms = (uint32_t)kyufu_bench_args_u64("attempt-ms", optarg, 10,
                                                 KYUFU_CLIENT_DEADLINE_MS_MAX);
             break;
         case O_PROBE: o->probe_file = optarg; break;
@@ -462,7 +340,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
             if (strlen(optarg) == 0 || strlen(optarg) >= sizeof o->prefix ||
                 strspn(optarg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
                     != strlen(optarg)) {
-                die("--prefix: 1..%zu letters, digits or '-'", sizeof o->prefix - 1);
+                kyufu_bench_die("--prefix: 1..%zu letters, digits or '-'", sizeof o->prefix - 1);
             }
             strcpy(o->prefix, optarg);
             break;
@@ -475,7 +353,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
         exit(2);
     }
     if (o->probe_file == NULL && o->duration_s == 0) {
-        die("load mode needs --duration-s");
+        kyufu_bench_die("load mode needs --duration-s");
     }
 }
 
@@ -489,7 +367,7 @@ static void close_cb(struct kyufu_grpc_client *c, void *arg)
 int main(int argc, char **argv)
 {
     static struct bench bench;
-    static struct slot slots[ETCD_INFLIGHT_MAX];
+    static struct slot slots[KYUFU_BENCH_INFLIGHT_MAX];
     struct bench *b = &bench;
     char err[256];
     parse_args(&b->o, argc, argv);
@@ -497,49 +375,39 @@ int main(int argc, char **argv)
     b->slots = slots;
     memset(b->value, 'v', sizeof b->value);
     if (RAND_bytes((unsigned char *)&b->rng, sizeof b->rng) != 1) {
-        die("RAND_bytes failed");
+        kyufu_bench_die("RAND_bytes failed");
     }
     if (uv_loop_init(&b->loop) != 0) {
-        die("uv_loop_init failed");
+        kyufu_bench_die("uv_loop_init failed");
     }
     bool probe = b->o.probe_file != NULL;
-    unsigned kmax = 1;
-    for (unsigned i = 0; i < b->o.n_ks; i++) {
-        kmax = b->o.ks[i] > kmax ? b->o.ks[i] : kmax;
-    }
     /* Probe: one connection per endpoint; load: ceil(kmax / per_conn) to
      * the first. */
-    b->n_clients = probe ? b->o.n_endpoints : (kmax + b->o.per_conn - 1) / b->o.per_conn;
-    if (b->n_clients > ETCD_CLIENTS_MAX) {
-        die("K=%u at %u per connection needs more than %u connections", kmax, b->o.per_conn,
-            ETCD_CLIENTS_MAX);
-    }
+    b->n_clients = probe ? b->o.n_endpoints
+                         : kyufu_bench_driver_connections(
+                               kyufu_bench_args_ks_max(b->o.ks, b->o.n_ks), b->o.per_conn);
     for (unsigned i = 0; i < b->n_clients; i++) {
         unsigned e = probe ? i : 0;
         struct kyufu_grpc_client_config gc = {.host = b->o.hosts[e], .port = b->o.ports[e],
                                               .ca_file = b->o.ca_file};
         if (kyufu_grpc_client_new(&b->loop, &gc, &b->clients[i], err, sizeof err) != 0) {
-            die("client: %s", err);
+            kyufu_bench_die("client: %s", err);
         }
     }
-    for (unsigned i = 0; i < ETCD_INFLIGHT_MAX; i++) {
+    for (unsigned i = 0; i < KYUFU_BENCH_INFLIGHT_MAX; i++) {
         uv_timer_init(&b->loop, &slots[i].retry);
         slots[i].retry.data = &slots[i];
     }
-    uv_signal_init(&b->loop, &b->sigint);
-    uv_signal_init(&b->loop, &b->sigterm);
-    b->sigint.data = b->sigterm.data = b;
-    uv_signal_start(&b->sigint, signal_cb, SIGINT);
-    uv_signal_start(&b->sigterm, signal_cb, SIGTERM);
+    kyufu_bench_driver_init(&b->drv, &b->loop);
 
     int rc = 0;
-    struct phase phs[ETCD_INFLIGHT_STEPS_MAX];
+    struct phase phs[KYUFU_BENCH_INFLIGHT_STEPS_MAX];
     memset(phs, 0, sizeof phs);
     unsigned n_phases = 0;
     if (probe) {
         b->probe = fopen(b->o.probe_file, "w");
         if (b->probe == NULL) {
-            die("%s: %s", b->o.probe_file, strerror(errno));
+            kyufu_bench_die("%s: %s", b->o.probe_file, strerror(errno));
         }
         setvbuf(b->probe, NULL, _IOLBF, 0);
         phs[0].k = 1;
@@ -548,28 +416,25 @@ int main(int argc, char **argv)
         b->probe = NULL;
         n_phases = 1;
     } else {
-        for (unsigned i = 0; i < b->o.n_ks && !b->stop; i++) {
+        for (unsigned i = 0; i < b->o.n_ks && !b->drv.stop; i++) {
             phs[i].k = b->o.ks[i];
             run_phase(b, &phs[i], false);
             fprintf(stderr, "kyufu-bench-etcd: K=%u done: %" PRIu64 " puts in %.1f s\n",
-                    phs[i].k, phs[i].writes,
+                    phs[i].k, phs[i].lat.n,
                     (double)(phs[i].t_end_ns - phs[i].t_start_ns) / 1e9);
             n_phases++;
         }
     }
     report(b, phs, n_phases);
     for (unsigned i = 0; i < n_phases; i++) {
-        if (phs[i].errors != 0 || phs[i].ok != phs[i].writes) {
+        if (phs[i].errors != 0 || phs[i].ok != phs[i].lat.n) {
             rc = 1;
         }
-        free(phs[i].lat_us);
-        free(phs[i].rev);
+        kyufu_bench_latency_free(&phs[i].lat);
     }
 
-    b->stop = true;
-    uv_close((uv_handle_t *)&b->sigint, NULL);
-    uv_close((uv_handle_t *)&b->sigterm, NULL);
-    for (unsigned i = 0; i < ETCD_INFLIGHT_MAX; i++) {
+    kyufu_bench_driver_close(&b->drv);
+    for (unsigned i = 0; i < KYUFU_BENCH_INFLIGHT_MAX; i++) {
         uv_close((uv_handle_t *)&slots[i].retry, NULL);
     }
     for (unsigned i = 0; i < b->n_clients; i++) {
@@ -578,7 +443,7 @@ int main(int argc, char **argv)
     uv_run(&b->loop, UV_RUN_DEFAULT);
     assert(b->n_closed == b->n_clients);
     if (uv_loop_close(&b->loop) != 0) {
-        die("the loop did not close cleanly");
+        kyufu_bench_die("the loop did not close cleanly");
     }
     return rc;
 }

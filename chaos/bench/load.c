@@ -38,6 +38,10 @@
  * error is counted under "errors".  The run exits 1 if any write was not
  * answered OK.  Setup failures exit 2 with a message.
  *
+ * The in-flight loop, the latency statistics and the argument checks are
+ * shared with kyufu-bench-etcd (bench_driver.h, bench_latency.h,
+ * bench_args.h).
+ *
  * This is a benchmark, run by hand (docs/bench-load.md): it reads the wall
  * clock and is not in any test suite. */
 #include <assert.h>
@@ -45,7 +49,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,17 +57,11 @@
 
 #include <uv.h>
 
+#include "bench_args.h"
+#include "bench_driver.h"
+#include "bench_latency.h"
 #include "kyufu.h"
 
-/* Calls in flight on one client (one HTTP/2 connection to the leader), by
- * default: below the server's 100 concurrent streams, so none waits in
- * nghttp2's queue where its attempt timer would already run.
- * --per-connection lowers it (to compare one connection with several). */
-#define LOAD_CALLS_PER_CLIENT_MAX 64u
-/* Largest K: 16 connections of 64. */
-#define LOAD_INFLIGHT_MAX 1024u
-#define LOAD_INFLIGHT_STEPS_MAX 16u
-#define LOAD_CLIENTS_MAX (LOAD_INFLIGHT_MAX / LOAD_CALLS_PER_CLIENT_MAX)
 /* Re-sends of one write after EUNAVAILABLE/EDEADLINE (same key). */
 #define LOAD_RETRIES_MAX 20u
 /* Overall deadline of one attempt series: at K=1024 a write may queue
@@ -75,9 +72,6 @@
 /* Every write's answer is one of the gRPC codes 0..16. */
 #define LOAD_GRPC_CODES 17u
 
-_Static_assert(LOAD_CLIENTS_MAX * LOAD_CALLS_PER_CLIENT_MAX >= LOAD_INFLIGHT_MAX,
-               "clients must cover the largest K");
-
 enum step { STEP_REGISTER = 0, STEP_SUBMIT = 1, STEP_APPROVE = 2 };
 static const char *const step_method[] = {"RegisterHousehold", "SubmitApplication",
                                           "ApproveApplication"};
@@ -86,7 +80,7 @@ struct opts
 {
     const char *config;
     uint64_t households;  /* per K */
-    unsigned ks[LOAD_INFLIGHT_STEPS_MAX];
+    unsigned ks[KYUFU_BENCH_INFLIGHT_STEPS_MAX];
     unsigned n_ks;
     bool submit;
     bool approve;
@@ -130,52 +124,37 @@ struct phase
     uint64_t households;
     uint64_t next_household;
     uint64_t chains_done;
-    uint64_t writes;          /* answered, any status */
     uint64_t ok;
     uint64_t by_status[LOAD_GRPC_CODES];
     uint64_t retries;
     uint64_t retried_inside;  /* answered after > 1 attempt (libkyufu's own retries) */
     uint64_t errors;          /* client errors after all retries */
-    uint32_t *lat_us;         /* one per answered write */
-    uint64_t *raft_index;     /* one per OK write */
-    uint64_t cap;
+    /* One per answered write (any status), tag: its Raft index (0 unless OK). */
+    struct kyufu_bench_latency lat;
     uint64_t t_start_ns;
     uint64_t t_end_ns;
     uint64_t applied_before;
     uint64_t applied_after;
     uint64_t base;            /* first household number of the phase */
-    bool time_up;             /* --duration-s passed: no new chain starts */
 };
 
 struct bench
 {
     struct opts o;
     uv_loop_t loop;
-    struct kyufu_client *clients[LOAD_CLIENTS_MAX];
+    struct kyufu_bench_driver drv;
+    struct kyufu_client *clients[KYUFU_BENCH_CONNECTIONS_MAX];
     unsigned n_clients;
     unsigned n_closed;
-    struct slot slots[LOAD_INFLIGHT_MAX];
+    struct slot slots[KYUFU_BENCH_INFLIGHT_MAX];
     struct phase *ph;
-    unsigned in_flight;
-    bool stop;                /* probe: a signal or the duration ended it */
     FILE *probe;
-    uv_signal_t sigint, sigterm;
     uv_timer_t progress;
     uint64_t progress_last_writes;
     uint64_t progress_last_ns;
 };
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("kyufu-bench-load: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(2);
-}
+const char kyufu_bench_program[] = "kyufu-bench-load";
 
 /* ------------------------------------------------------------ sync helper */
 
@@ -197,7 +176,7 @@ static void setup_write(struct bench *b, const char *method, ProtobufCMessage *r
     Kyufu__V1__RequestHeader hdr = KYUFU__V1__REQUEST_HEADER__INIT;
     Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
     if (kyufu_client_header_init(b->clients[0], &hdr, &key, NULL) != 0) {
-        die("%s: cannot make a request header", method);
+        kyufu_bench_die("%s: cannot make a request header", method);
     }
     *hdr_field = &hdr;
     struct kyufu_client_result res;
@@ -205,11 +184,11 @@ static void setup_write(struct bench *b, const char *method, ProtobufCMessage *r
                        &kyufu__v1__write_response__descriptor, -1, token, &res);
     *hdr_field = NULL;
     if (rv != 0) {
-        die("%s: %s (%s)", method, kyufu_client_strerror(rv), res.message);
+        kyufu_bench_die("%s: %s (%s)", method, kyufu_client_strerror(rv), res.message);
     }
     kyufu_client_response_free(res.response);
     if (res.grpc_status != KYUFU_GRPC_OK && res.grpc_status != KYUFU_GRPC_ALREADY_EXISTS) {
-        die("%s: %s: %s", method, kyufu_grpc_status_name(res.grpc_status), res.message);
+        kyufu_bench_die("%s: %s: %s", method, kyufu_grpc_status_name(res.grpc_status), res.message);
     }
 }
 
@@ -241,12 +220,12 @@ static void setup(struct bench *b)
     int rv = call_wait(b, b->clients[0], "OpenProgram", &orq.base,
                        &kyufu__v1__write_response__descriptor, -1, b->o.approver_token, &res);
     if (rv != 0) {
-        die("OpenProgram: %s", kyufu_client_strerror(rv));
+        kyufu_bench_die("OpenProgram: %s", kyufu_client_strerror(rv));
     }
     kyufu_client_response_free(res.response);
     if (res.grpc_status != KYUFU_GRPC_OK &&
         res.grpc_status != KYUFU_GRPC_FAILED_PRECONDITION) {
-        die("OpenProgram: %s: %s", kyufu_grpc_status_name(res.grpc_status), res.message);
+        kyufu_bench_die("OpenProgram: %s: %s", kyufu_grpc_status_name(res.grpc_status), res.message);
     }
 }
 
@@ -281,25 +260,13 @@ static uint64_t leader_applied(struct bench *b)
 
 /* ------------------------------------------------------------ the load */
 
-static uint64_t now_ns(void)
-{
-    return uv_hrtime();
-}
-
-static int64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void write_cb(struct kyufu_client_req *req, int status);
 
 static void household_no(const struct bench *b, uint64_t n, char out[LOAD_HOUSEHOLD_NO_BYTES])
 {
     int len = snprintf(out, LOAD_HOUSEHOLD_NO_BYTES, "%s-%" PRIu64, b->o.prefix, n);
     if (len < 0 || len >= (int)LOAD_HOUSEHOLD_NO_BYTES) {
-        die("household number too long (prefix %s)", b->o.prefix);
+        kyufu_bench_die("household number too long (prefix %s)", b->o.prefix);
     }
 }
 
@@ -321,9 +288,9 @@ static void send_write(struct slot *s)
     if (s->tries == 0) {
         rv = kyufu_client_header_init(s->client, &s->hdr, &s->key, NULL);
         if (rv != 0) {
-            die("header: %s", kyufu_client_strerror(rv));
+            kyufu_bench_die("header: %s", kyufu_client_strerror(rv));
         }
-        s->t0_ns = now_ns();
+        s->t0_ns = uv_hrtime();
     }
     switch (s->step) {
     case STEP_REGISTER: {
@@ -377,10 +344,10 @@ static void send_write(struct slot *s)
         abort();
     }
     if (rv != 0) {
-        die("%s: call_async: %s", step_method[s->step], kyufu_client_strerror(rv));
+        kyufu_bench_die("%s: call_async: %s", step_method[s->step], kyufu_client_strerror(rv));
     }
     s->busy = true;
-    b->in_flight++;
+    b->drv.in_flight++;
 }
 
 /* Start the next household's chain on a free slot, if any is left. */
@@ -388,7 +355,7 @@ static void next_chain(struct slot *s)
 {
     struct bench *b = s->b;
     struct phase *ph = b->ph;
-    if (b->stop || ph->time_up ||
+    if (!kyufu_bench_driver_may_start(&b->drv) ||
         (ph->households != 0 && ph->next_household >= ph->households)) {
         return;
     }
@@ -399,22 +366,6 @@ static void next_chain(struct slot *s)
     send_write(s);
 }
 
-static void record(struct phase *ph, uint32_t lat_us)
-{
-    if (ph->writes == ph->cap) {
-        uint64_t cap = ph->cap ? ph->cap * 2 : 1u << 16;
-        uint32_t *l = realloc(ph->lat_us, cap * sizeof *l);
-        uint64_t *r = realloc(ph->raft_index, cap * sizeof *r);
-        if (l == NULL || r == NULL) {
-            die("out of memory for samples");
-        }
-        ph->lat_us = l;
-        ph->raft_index = r;
-        ph->cap = cap;
-    }
-    ph->lat_us[ph->writes++] = lat_us;
-}
-
 static void write_cb(struct kyufu_client_req *req, int status)
 {
     struct slot *s = req->data;
@@ -422,31 +373,30 @@ static void write_cb(struct kyufu_client_req *req, int status)
     struct phase *ph = b->ph;
     struct kyufu_client_result *res = &req->result;
     s->busy = false;
-    b->in_flight--;
+    b->drv.in_flight--;
     if (status == KYUFU_CLIENT_ECANCELED) {
         return;
     }
     if ((status == KYUFU_CLIENT_EUNAVAILABLE || status == KYUFU_CLIENT_EDEADLINE) &&
-        s->tries < LOAD_RETRIES_MAX && !b->stop) {
+        s->tries < LOAD_RETRIES_MAX && !b->drv.stop) {
         /* Same key again: the ledger answers a repeat with its first result. */
         s->tries++;
         ph->retries++;
         send_write(s);
         return;
     }
-    uint64_t lat_ns = now_ns() - s->t0_ns;
-    uint32_t lat_us = lat_ns / 1000 > UINT32_MAX ? UINT32_MAX : (uint32_t)(lat_ns / 1000);
+    uint32_t lat_us = kyufu_bench_latency_us_since(s->t0_ns);
     if (status != 0) {
         ph->errors++;
         fprintf(stderr, "kyufu-bench-load: %s: %s (%s)\n", step_method[s->step],
                 kyufu_client_strerror(status), res->message);
         if (b->probe != NULL) {
-            fprintf(b->probe, "%" PRId64 " %" PRIu32 " %d 0 -1\n", unix_ms(), lat_us, status);
+            fprintf(b->probe, "%" PRId64 " %" PRIu32 " %d 0 -1\n",
+                    kyufu_bench_latency_unix_ms(), lat_us, status);
         }
         next_chain(s);
         return;
     }
-    record(ph, lat_us);
     if (res->attempts > 1) {
         ph->retried_inside++;
     }
@@ -464,15 +414,17 @@ static void write_cb(struct kyufu_client_req *req, int status)
                 s->app_id = w->result->application->id;
             }
         }
-        ph->raft_index[ph->ok++] = raft_index;
+        ph->ok++;
         more = (s->step == STEP_REGISTER && b->o.submit) ||
                (s->step == STEP_SUBMIT && b->o.approve && s->app_id != 0);
     } else if (ph->by_status[code] <= 3) {
         fprintf(stderr, "kyufu-bench-load: %s: %s: %s\n", step_method[s->step],
                 kyufu_grpc_status_name(res->grpc_status), res->message);
     }
+    kyufu_bench_latency_add(&ph->lat, lat_us, raft_index);
     if (b->probe != NULL) {
-        fprintf(b->probe, "%" PRId64 " %" PRIu32 " %d %" PRIu64 " %d\n", unix_ms(), lat_us,
+        fprintf(b->probe, "%" PRId64 " %" PRIu32 " %d %" PRIu64 " %d\n",
+                kyufu_bench_latency_unix_ms(), lat_us,
                 res->grpc_status, raft_index, res->endpoint);
     }
     kyufu_client_response_free(res->response);
@@ -490,31 +442,24 @@ static void write_cb(struct kyufu_client_req *req, int status)
 static void progress_cb(uv_timer_t *t)
 {
     struct bench *b = t->data;
-    uint64_t now = now_ns();
+    uint64_t now = uv_hrtime();
     double dt = (double)(now - b->progress_last_ns) / 1e9;
     fprintf(stderr, "kyufu-bench-load: K=%u %" PRIu64 "/%" PRIu64 " households, %" PRIu64
             " writes, %.0f writes/s\n",
-            b->ph->k, b->ph->chains_done, b->ph->households, b->ph->writes,
-            (double)(b->ph->writes - b->progress_last_writes) / dt);
-    b->progress_last_writes = b->ph->writes;
+            b->ph->k, b->ph->chains_done, b->ph->households, b->ph->lat.n,
+            (double)(b->ph->lat.n - b->progress_last_writes) / dt);
+    b->progress_last_writes = b->ph->lat.n;
     b->progress_last_ns = now;
-}
-
-static void signal_cb(uv_signal_t *h, int signum)
-{
-    struct bench *b = h->data;
-    (void)signum;
-    b->stop = true;
 }
 
 static void run_phase(struct bench *b, struct phase *ph)
 {
-    assert(ph->k >= 1 && ph->k <= LOAD_INFLIGHT_MAX);
+    assert(ph->k >= 1 && ph->k <= KYUFU_BENCH_INFLIGHT_MAX);
     b->ph = ph;
-    ph->clients = (ph->k + b->o.per_conn - 1) / b->o.per_conn;
+    ph->clients = kyufu_bench_driver_connections(ph->k, b->o.per_conn);
     assert(ph->clients <= b->n_clients);
     ph->applied_before = leader_applied(b);
-    ph->t_start_ns = now_ns();
+    ph->t_start_ns = kyufu_bench_driver_begin(&b->drv);
     b->progress_last_ns = ph->t_start_ns;
     b->progress_last_writes = 0;
     if (b->o.progress) {
@@ -526,74 +471,17 @@ static void run_phase(struct bench *b, struct phase *ph)
         s->req.data = s;
         next_chain(s);
     }
-    double deadline_ns = b->o.duration_s > 0 ? b->o.duration_s * 1e9 : 0;
-    while (b->in_flight > 0) {
-        uv_run(&b->loop, UV_RUN_ONCE);
-        if (deadline_ns > 0 && (double)(now_ns() - ph->t_start_ns) >= deadline_ns) {
-            /* The probe ends; a load phase starts no new chain and drains. */
-            if (b->probe != NULL) {
-                b->stop = true;
-            } else {
-                ph->time_up = true;
-            }
-        }
-    }
-    ph->t_end_ns = now_ns();
+    ph->t_end_ns = kyufu_bench_driver_drain(&b->drv, ph->t_start_ns, b->o.duration_s,
+                                            b->probe != NULL);
     uv_timer_stop(&b->progress);
     ph->applied_after = leader_applied(b);
 }
 
 /* ------------------------------------------------------------ report */
 
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentile of a sorted array, in ms. */
-static double pct_ms(const uint32_t *v, uint64_t n, unsigned p)
-{
-    if (n == 0) {
-        return 0;
-    }
-    uint64_t rank = (n * p + 99) / 100;
-    return (double)v[rank == 0 ? 0 : rank - 1] / 1000.0;
-}
-
-struct summary
-{
-    double secs, per_s, p50, p99, max;
-    uint64_t entries;
-};
-
-static struct summary summarize(struct phase *ph)
-{
-    struct summary s = {0};
-    s.secs = (double)(ph->t_end_ns - ph->t_start_ns) / 1e9;
-    s.per_s = s.secs > 0 ? (double)ph->writes / s.secs : 0;
-    qsort(ph->lat_us, ph->writes, sizeof ph->lat_us[0], cmp_u32);
-    s.p50 = pct_ms(ph->lat_us, ph->writes, 50);
-    s.p99 = pct_ms(ph->lat_us, ph->writes, 99);
-    s.max = ph->writes ? (double)ph->lat_us[ph->writes - 1] / 1000.0 : 0;
-    qsort(ph->raft_index, ph->ok, sizeof ph->raft_index[0], cmp_u64);
-    for (uint64_t i = 0; i < ph->ok; i++) {
-        if (ph->raft_index[i] != 0 && (i == 0 || ph->raft_index[i] != ph->raft_index[i - 1])) {
-            s.entries++;
-        }
-    }
-    return s;
-}
-
 static void report(struct bench *b, struct phase *phs, unsigned n)
 {
-    struct summary base = {0};
+    struct kyufu_bench_latency_summary base = {0};
     printf("{\n  \"config\": \"%s\", \"prefix\": \"%s\", \"program\": \"%s\",\n"
            "  \"households_per_k\": %" PRIu64 ", \"submit\": %s, \"approve\": %s,\n"
            "  \"calls_per_connection_max\": %u,\n  \"runs\": [\n",
@@ -602,7 +490,9 @@ static void report(struct bench *b, struct phase *phs, unsigned n)
            b->o.per_conn);
     for (unsigned i = 0; i < n; i++) {
         struct phase *ph = &phs[i];
-        struct summary s = summarize(ph);
+        struct kyufu_bench_latency_summary s =
+            kyufu_bench_latency_summarize(&ph->lat, ph->t_start_ns, ph->t_end_ns);
+        uint64_t entries = kyufu_bench_latency_distinct_tags(&ph->lat);
         if (i == 0) {
             base = s;
         }
@@ -611,7 +501,7 @@ static void report(struct bench *b, struct phase *phs, unsigned n)
         printf("    {\"k\": %u, \"connections\": %u, \"households\": %" PRIu64
                ", \"writes\": %" PRIu64 ", \"ok\": %" PRIu64 ", \"retries\": %" PRIu64
                ", \"errors\": %" PRIu64 ", \"answered_after_retry_in_client\": %" PRIu64 ",\n",
-               ph->k, ph->clients, ph->chains_done, ph->writes, ph->ok, ph->retries,
+               ph->k, ph->clients, ph->chains_done, ph->lat.n, ph->ok, ph->retries,
                ph->errors, ph->retried_inside);
         printf("     \"rejected\": {");
         bool first = true;
@@ -622,14 +512,14 @@ static void report(struct bench *b, struct phase *phs, unsigned n)
                 first = false;
             }
         }
-        printf("},\n     \"seconds\": %.3f, \"commands_per_s\": %.1f,"
-               " \"latency_ms\": {\"p50\": %.3f, \"p99\": %.3f, \"max\": %.3f},\n",
-               s.secs, s.per_s, s.p50, s.p99, s.max);
+        printf("},\n     ");
+        kyufu_bench_latency_print(&s);
+        printf(",\n");
         printf("     \"raft_entries_carrying_ours\": %" PRIu64
                ", \"group_commit_factor\": %.2f,\n"
                "     \"leader_applied_delta\": %" PRIu64 ", \"commands_per_applied_index\": %.2f,\n",
-               s.entries, s.entries ? (double)ph->ok / (double)s.entries : 0, applied,
-               applied ? (double)ph->writes / (double)applied : 0);
+               entries, entries ? (double)ph->ok / (double)entries : 0, applied,
+               applied ? (double)ph->lat.n / (double)applied : 0);
         printf("     \"vs_baseline\": {\"k\": %u, \"throughput\": %.2f, \"p50\": %.2f,"
                " \"p99\": %.2f}}%s\n",
                phs[0].k, base.per_s > 0 ? s.per_s / base.per_s : 0,
@@ -657,44 +547,13 @@ static void usage(FILE *out)
             "operator's (optional) for the leader's applied index\n");
 }
 
-static uint64_t parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || v < lo || v > hi) {
-        die("--%s: '%s' is not an integer in [%" PRIu64 ", %" PRIu64 "]", opt, s, lo, hi);
-    }
-    return v;
-}
-
-static void parse_ks(struct opts *o, const char *s)
-{
-    char buf[256];
-    if (strlen(s) >= sizeof buf) {
-        die("--inflight: too long");
-    }
-    strcpy(buf, s);
-    o->n_ks = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok != NULL;
-         tok = strtok_r(NULL, ",", &save)) {
-        if (o->n_ks == LOAD_INFLIGHT_STEPS_MAX) {
-            die("--inflight: at most %u values", LOAD_INFLIGHT_STEPS_MAX);
-        }
-        o->ks[o->n_ks++] = (unsigned)parse_u64("inflight", tok, 1, LOAD_INFLIGHT_MAX);
-    }
-    if (o->n_ks == 0) {
-        die("--inflight: empty");
-    }
-}
-
 /* A session token from a file (kyufu_client_token_read's checks: 0600,
  * well-formed) into out. */
 static void token_file(const char *opt, const char *path, char *out)
 {
     char err[512];
     if (kyufu_client_token_read(path, out, err, sizeof err) != 0) {
-        die("--%s: %s", opt, err);
+        kyufu_bench_die("--%s: %s", opt, err);
     }
 }
 
@@ -706,7 +565,7 @@ static void token_env(const char *name, char *out)
         return;
     }
     if (kyufu_client_token_check(v) != 0) {
-        die("%s is not a session token (%u hex digits)", name, KYUFU_CLIENT_TOKEN_BYTES);
+        kyufu_bench_die("%s is not a session token (%u hex digits)", name, KYUFU_CLIENT_TOKEN_BYTES);
     }
     memcpy(out, v, KYUFU_CLIENT_TOKEN_BYTES + 1);
 }
@@ -738,8 +597,8 @@ static void parse_args(struct opts *o, int argc, char **argv)
     };
     *o = (struct opts){.households = 2000, .submit = true, .program = "BENCH",
                        .deadline_ms = LOAD_DEADLINE_MS_DEFAULT,
-                       .per_conn = LOAD_CALLS_PER_CLIENT_MAX};
-    parse_ks(o, "1,16,64,256");
+                       .per_conn = KYUFU_BENCH_CALLS_PER_CONNECTION_MAX};
+    kyufu_bench_args_ks("1,16,64,256", o->ks, &o->n_ks);
     /* Default prefix: new per run (seconds since the epoch in hex), so a
      * second run against the same cluster registers new households. */
     snprintf(o->prefix, sizeof o->prefix, "L%" PRIx64, (uint64_t)time(NULL));
@@ -747,8 +606,8 @@ static void parse_args(struct opts *o, int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
         case O_CONFIG: o->config = optarg; break;
-        case O_HH: o->households = parse_u64("households", optarg, 1, 100000000); break;
-        case O_INFLIGHT: parse_ks(o, optarg); break;
+        case O_HH: o->households = kyufu_bench_args_u64("households", optarg, 1, 100000000); break;
+        case O_INFLIGHT: kyufu_bench_args_ks(optarg, o->ks, &o->n_ks); break;
         case O_NOSUBMIT: o->submit = false; break;
         case O_APPROVE: o->approve = true; break;
         case O_PROGRAM: o->program = optarg; break;
@@ -756,7 +615,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
             if (strlen(optarg) == 0 || strlen(optarg) >= 12 ||
                 strspn(optarg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                "0123456789") != strlen(optarg)) {
-                die("--prefix: 1..11 letters or digits");
+                kyufu_bench_die("--prefix: 1..11 letters or digits");
             }
             strcpy(o->prefix, optarg);
             break;
@@ -768,23 +627,16 @@ static void parse_args(struct opts *o, int argc, char **argv)
             token_file("operator-token-file", optarg, o->operator_token);
             break;
         case O_DEADLINE:
-            o->deadline_ms = (uint32_t)parse_u64("deadline-ms", optarg, 100,
+            o->deadline_ms = (uint32_t)kyufu_bench_args_u64("deadline-ms", optarg, 100,
                                                  KYUFU_CLIENT_DEADLINE_MS_MAX);
             break;
         case O_PROBE: o->probe_file = optarg; break;
-        case O_DURATION: {
-            char *end;
-            o->duration_s = strtod(optarg, &end);
-            if (*end != '\0' || !(o->duration_s > 0)) {
-                die("--duration-s: a positive number");
-            }
-            break;
-        }
+        case O_DURATION: o->duration_s = kyufu_bench_args_seconds("duration-s", optarg); break;
         case O_PROGRESS: o->progress = true; break;
         case O_NOSETUP: o->no_setup = true; break;
         case O_PERCONN:
-            o->per_conn = (unsigned)parse_u64("per-connection", optarg, 1,
-                                              LOAD_CALLS_PER_CLIENT_MAX);
+            o->per_conn = (unsigned)kyufu_bench_args_u64("per-connection", optarg, 1,
+                                                         KYUFU_BENCH_CALLS_PER_CONNECTION_MAX);
             break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); exit(2);
@@ -795,17 +647,17 @@ static void parse_args(struct opts *o, int argc, char **argv)
         exit(2);
     }
     if (o->approve && !o->submit) {
-        die("--approve needs the submit step");
+        kyufu_bench_die("--approve needs the submit step");
     }
     token_env("KYUFU_BENCH_CLERK_TOKEN", o->clerk_token);
     token_env("KYUFU_BENCH_APPROVER_TOKEN", o->approver_token);
     token_env("KYUFU_BENCH_OPERATOR_TOKEN", o->operator_token);
     if (o->clerk_token[0] == '\0') {
-        die("no clerk session: --clerk-token-file FILE or KYUFU_BENCH_CLERK_TOKEN "
+        kyufu_bench_die("no clerk session: --clerk-token-file FILE or KYUFU_BENCH_CLERK_TOKEN "
             "(kyufuctl --token-file FILE login as a clerk)");
     }
     if (o->approver_token[0] == '\0' && (o->approve || !o->no_setup)) {
-        die("no approver session (setup and --approve need one): --approver-token-file "
+        kyufu_bench_die("no approver session (setup and --approve need one): --approver-token-file "
             "FILE or KYUFU_BENCH_APPROVER_TOKEN");
     }
 }
@@ -835,34 +687,20 @@ int main(int argc, char **argv)
     kyufu_client_config_init(&cfg);
     if (kyufu_client_config_load(&cfg, b->o.config, err, sizeof err) != 0 ||
         kyufu_client_config_validate(&cfg, err, sizeof err) != 0) {
-        die("%s", err);
+        kyufu_bench_die("%s", err);
     }
     if (uv_loop_init(&b->loop) != 0) {
-        die("uv_loop_init failed");
+        kyufu_bench_die("uv_loop_init failed");
     }
-    unsigned kmax = 1;
-    for (unsigned i = 0; i < b->o.n_ks; i++) {
-        kmax = b->o.ks[i] > kmax ? b->o.ks[i] : kmax;
-    }
-    if (b->o.probe_file != NULL) {
-        kmax = 1;
-    }
-    b->n_clients = (kmax + b->o.per_conn - 1) / b->o.per_conn;
-    if (b->n_clients > LOAD_CLIENTS_MAX) {
-        die("K=%u at %u per connection needs more than %u connections", kmax, b->o.per_conn,
-            LOAD_CLIENTS_MAX);
-    }
+    unsigned kmax = b->o.probe_file != NULL ? 1 : kyufu_bench_args_ks_max(b->o.ks, b->o.n_ks);
+    b->n_clients = kyufu_bench_driver_connections(kmax, b->o.per_conn);
     for (unsigned i = 0; i < b->n_clients; i++) {
         if (kyufu_client_create(&cfg, &b->loop, &b->clients[i], err, sizeof err) != 0) {
-            die("client: %s", err);
+            kyufu_bench_die("client: %s", err);
         }
     }
     kyufu_client_config_free(&cfg);
-    uv_signal_init(&b->loop, &b->sigint);
-    uv_signal_init(&b->loop, &b->sigterm);
-    b->sigint.data = b->sigterm.data = b;
-    uv_signal_start(&b->sigint, signal_cb, SIGINT);
-    uv_signal_start(&b->sigterm, signal_cb, SIGTERM);
+    kyufu_bench_driver_init(&b->drv, &b->loop);
     uv_timer_init(&b->loop, &b->progress);
     b->progress.data = b;
 
@@ -873,7 +711,7 @@ int main(int argc, char **argv)
     if (b->o.probe_file != NULL) {
         b->probe = fopen(b->o.probe_file, "w");
         if (b->probe == NULL) {
-            die("%s: %s", b->o.probe_file, strerror(errno));
+            kyufu_bench_die("%s: %s", b->o.probe_file, strerror(errno));
         }
         setvbuf(b->probe, NULL, _IOLBF, 0);
         b->o.submit = false;
@@ -883,33 +721,30 @@ int main(int argc, char **argv)
         fclose(b->probe);
         b->probe = NULL;
         report(b, &ph, 1);
-        rc = ph.errors != 0 || ph.ok != ph.writes;
-        free(ph.lat_us);
-        free(ph.raft_index);
+        rc = ph.errors != 0 || ph.ok != ph.lat.n;
+        kyufu_bench_latency_free(&ph.lat);
     } else {
-        struct phase phs[LOAD_INFLIGHT_STEPS_MAX];
+        struct phase phs[KYUFU_BENCH_INFLIGHT_STEPS_MAX];
         memset(phs, 0, sizeof phs);
-        for (unsigned i = 0; i < b->o.n_ks && !b->stop; i++) {
+        for (unsigned i = 0; i < b->o.n_ks && !b->drv.stop; i++) {
             phs[i].k = b->o.ks[i];
             phs[i].households = b->o.households;
             phs[i].base = (uint64_t)i * b->o.households;
             run_phase(b, &phs[i]);
             fprintf(stderr, "kyufu-bench-load: K=%u done: %" PRIu64 " writes in %.1f s\n",
-                    phs[i].k, phs[i].writes,
+                    phs[i].k, phs[i].lat.n,
                     (double)(phs[i].t_end_ns - phs[i].t_start_ns) / 1e9);
-            if (phs[i].errors != 0 || phs[i].ok != phs[i].writes) {
+            if (phs[i].errors != 0 || phs[i].ok != phs[i].lat.n) {
                 rc = 1;
             }
         }
         report(b, phs, b->o.n_ks);
         for (unsigned i = 0; i < b->o.n_ks; i++) {
-            free(phs[i].lat_us);
-            free(phs[i].raft_index);
+            kyufu_bench_latency_free(&phs[i].lat);
         }
     }
 
-    uv_close((uv_handle_t *)&b->sigint, NULL);
-    uv_close((uv_handle_t *)&b->sigterm, NULL);
+    kyufu_bench_driver_close(&b->drv);
     uv_close((uv_handle_t *)&b->progress, NULL);
     for (unsigned i = 0; i < b->n_clients; i++) {
         kyufu_client_close(b->clients[i], close_cb, b);
@@ -918,7 +753,7 @@ int main(int argc, char **argv)
     assert(b->n_closed == b->n_clients);
     if (uv_loop_close(&b->loop) != 0) {
         uv_walk(&b->loop, walk_cb, NULL);
-        die("the loop did not close cleanly");
+        kyufu_bench_die("the loop did not close cleanly");
     }
     return rc;
 }

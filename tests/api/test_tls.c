@@ -1019,6 +1019,25 @@ static int echo_as(const char *cert, const char *key, uint16_t port)
     return r.status;
 }
 
+/* The CRL tests' server: mutual TLS, its CRL the file live.crl, which
+ * revokes nothing yet (a copy of none.crl); refusals recorded from zero. */
+static struct kyufu_api_server_config crl_server_config(void)
+{
+    copy_file(P(3, "none.crl"), P(5, "live.crl"));
+    memset(&refusals, 0, sizeof refusals);
+    return (struct kyufu_api_server_config){
+        .host = "127.0.0.1",
+        .cert_file = P(0, "server.pem"),
+        .key_file = P(1, "server.key"),
+        .ca_file = P(2, "ca.pem"),
+        .crl_file = P(5, "live.crl"),
+        .require_client_cert = true,
+        .methods = methods,
+        .n_methods = sizeof methods / sizeof methods[0],
+        .on_refusal = on_refusal,
+    };
+}
+
 /* Revocation (docs/identity.md "Certificates"): a CRL from the CA refuses
  * the revoked client at the handshake with OpenSSL's "certificate
  * revoked", and not the others; a reload takes a new CRL, and a reload on
@@ -1062,19 +1081,7 @@ static void test_crl(void)
     SSL_CTX_free(ctx);
 
     /* A server with a CRL revoking nothing: both clients in. */
-    copy_file(P(3, "none.crl"), P(5, "live.crl"));
-    memset(&refusals, 0, sizeof refusals);
-    struct kyufu_api_server_config cfg = {
-        .host = "127.0.0.1",
-        .cert_file = P(0, "server.pem"),
-        .key_file = P(1, "server.key"),
-        .ca_file = P(2, "ca.pem"),
-        .crl_file = P(5, "live.crl"),
-        .require_client_cert = true,
-        .methods = methods,
-        .n_methods = 2,
-        .on_refusal = on_refusal,
-    };
+    struct kyufu_api_server_config cfg = crl_server_config();
     CHECK(kyufu_api_server_start(&loop, &cfg, &server, err, sizeof err) == 0);
     uint16_t port = kyufu_api_server_port(server);
     CHECK(echo_as(P(3, "client.pem"), P(4, "client.key"), port) == KYUFU_GRPC_OK);
@@ -1140,19 +1147,7 @@ static void test_crl_open(void)
     const long client = 3;
     CHECK(t_certs_crl(dir, "none.crl", "ca", NULL, 0, "20991231000000Z") == 0);
     CHECK(t_certs_crl(dir, "client.crl", "ca", &client, 1, "20991231000000Z") == 0);
-    copy_file(P(3, "none.crl"), P(5, "live.crl"));
-    memset(&refusals, 0, sizeof refusals);
-    struct kyufu_api_server_config cfg = {
-        .host = "127.0.0.1",
-        .cert_file = P(0, "server.pem"),
-        .key_file = P(1, "server.key"),
-        .ca_file = P(2, "ca.pem"),
-        .crl_file = P(5, "live.crl"),
-        .require_client_cert = true,
-        .methods = methods,
-        .n_methods = sizeof methods / sizeof methods[0],
-        .on_refusal = on_refusal,
-    };
+    struct kyufu_api_server_config cfg = crl_server_config();
     CHECK(kyufu_api_server_start(&loop, &cfg, &server, err, sizeof err) == 0);
     uint16_t port = kyufu_api_server_port(server);
     struct kyufu_grpc_client *a = client_new(P(2, "ca.pem"), P(3, "client.pem"),
