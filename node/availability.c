@@ -440,7 +440,7 @@ void kyufu_node__drill(struct kyufu_node_call *c)
         return;
     }
     if (!kyufu_glue_is_leader(n->glue)) {
-        kyufu_node__forward(c);
+        kyufu_node__forward_now(c); /* never held: no replay */
         return;
     }
     if (r->mode == KYUFU__V1__DRILL_MODE__DRILL_RESULT) {
@@ -464,7 +464,7 @@ void kyufu_node__drill(struct kyufu_node_call *c)
     int rv = kyufu_node__avail_intent(n, cause, r->drill_id, on_drill_intent,
                                       c);
     if (rv == KYUFU_GLUE_ENOTLEADER) {
-        kyufu_node__forward(c);
+        kyufu_node__forward_now(c); /* never held: no replay */
     } else if (rv != 0) {
         kyufu_node__call_unavailable(c, kyufu_glue_strerror(rv));
     }

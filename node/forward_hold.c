@@ -88,11 +88,25 @@ static void on_tick(uv_timer_t *t)
         /* Over: each goes to the new leader, or is answered as before.
          * Taken first: forward_now may find another hand-over (never here:
          * this node no longer transfers) or answer at once. */
+        bool kept = kyufu_glue_is_leader(n->glue);
         struct kyufu_node_call *c = take_all(n);
         while (c != NULL) {
             struct kyufu_node_call *next = c->hold_next;
             c->hold_next = NULL;
-            kyufu_node__forward_now(c);
+            if (c->call != NULL && c->call->cancelled) {
+                /* Its client went away (or its connection was closed at a
+                 * CRL reload): nothing is sent on its behalf. */
+                kyufu_node__call_done(c, KYUFU_GRPC_CANCELLED,
+                                      "cancelled during the hand-over", NULL,
+                                      0);
+            } else if (kept) {
+                /* The hand-over failed and this node still leads: the
+                 * client's retry is served here. */
+                kyufu_node__call_unavailable(c, "leadership hand-over "
+                                                "failed; retry");
+            } else {
+                kyufu_node__forward_now(c);
+            }
             c = next;
         }
         return;

@@ -425,7 +425,9 @@ uint64_t kyufu_node__forward_leader(const struct kyufu_node_call *c,
  * node hands its own leadership over, the call is held first and sent on
  * to the new leader once it is known (forward_hold.c). */
 void kyufu_node__forward(struct kyufu_node_call *c);
-/* The same without the hold. */
+/* The same without the hold: for the calls that must not be replayed on
+ * the new leader once a hand-over ends (TransferLeadership, DrillFailover:
+ * they would start another hand-over there). */
 void kyufu_node__forward_now(struct kyufu_node_call *c);
 
 /* ------------------------------------------------- forward_hold.c

@@ -177,6 +177,7 @@ static bool refusal_code(uint32_t code)
     case KYUFU__V1__CODE__PERMISSION_DENIED:
     case KYUFU__V1__CODE__RESOURCE_EXHAUSTED:
     case KYUFU__V1__CODE__FAILED_PRECONDITION:
+    case KYUFU__V1__CODE__NOT_FOUND: /* a Get of personal data found nothing */
         return true;
     default:
         return false;

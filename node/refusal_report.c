@@ -104,6 +104,21 @@ static void on_reported(struct kyufu_grpc_client_req *req,
         return;
     }
     o->reports_failed++;
+    if (status == KYUFU_GRPC_INVALID_ARGUMENT ||
+        status == KYUFU_GRPC_PERMISSION_DENIED) {
+        /* Final: the leader will never take this batch (a record it does
+         * not accept, e.g. from a newer build; this node not a member).
+         * Sent again it would stall every later refusal behind it: drop
+         * it, its records counted in the next batch's dropped count. */
+        uint64_t lost = o->queue.taken_n + o->queue.taken_dropped;
+        kyufu_node__refusal_queue_ack(&o->queue);
+        o->queue.dropped += lost;
+        kyufu_log(KYUFU_LOG_ERROR, "refusal report refused by the leader; "
+                  "batch dropped",
+                  KYUFU_LOG_S("status", kyufu_grpc_status_name(status)),
+                  KYUFU_LOG_S("detail", message), KYUFU_LOG_U("records", lost));
+        return;
+    }
     if (!o->report_failing) {
         kyufu_log(KYUFU_LOG_WARN, "refusal report not recorded by the leader",
                   KYUFU_LOG_S("status", kyufu_grpc_status_name(status)),

@@ -170,7 +170,7 @@ static void on_transfer_intent(struct kyufu_node *n, int status, void *arg)
         kyufu_node__metrics_transfer(n, KYUFU_NODE_CAUSE_PLANNED);
     }
     if (rv == KYUFU_GLUE_ENOTLEADER) {
-        kyufu_node__forward(c);
+        kyufu_node__forward_now(c); /* never held: no replay */
         return;
     }
     if (rv != 0) {
@@ -184,7 +184,7 @@ void kyufu_node__transfer(struct kyufu_node_call *c)
     struct kyufu_node *n = c->node;
     const Kyufu__V1__TransferLeadershipRequest *r = c->request;
     if (!kyufu_glue_is_leader(n->glue)) {
-        kyufu_node__forward(c);
+        kyufu_node__forward_now(c); /* never held: no replay */
         return;
     }
     if (r->target_id != 0 && !kyufu_node__is_voter(n, r->target_id)) {
@@ -206,7 +206,7 @@ void kyufu_node__transfer(struct kyufu_node_call *c)
                                       KYUFU__V1__FAILOVER_CAUSE__CAUSE_PLANNED,
                                       "", on_transfer_intent, c);
     if (rv == KYUFU_GLUE_ENOTLEADER) {
-        kyufu_node__forward(c);
+        kyufu_node__forward_now(c); /* never held: no replay */
     } else if (rv != 0) {
         on_transfer_intent(n, rv, c);
     }

@@ -217,6 +217,11 @@ static void test_check(void)
     refused(&r, "outcome");
     x[1].outcome = 99;
     refused(&r, "outcome");
+    /* Every Code oplog.c records may travel: a Get that found nothing
+     * (NOT_FOUND) included; a batch refused for one would stall the
+     * follower's queue. */
+    x[1].outcome = KYUFU__V1__CODE__NOT_FOUND;
+    CHECK(kyufu_node__refusal_batch_check(&r, why, sizeof why) == 0);
     x[1] = good;
     x[1].message = long_text;
     refused(&r, "message");
