@@ -33,15 +33,27 @@ void kyufu_node__metrics_applied(void *arg, uint64_t index, uint64_t term,
     (void)index;
     kyufu_metrics_histogram_observe_ns(&m->apply_seconds, apply_ns);
     uint64_t now = uv_now(&n->loop);
+    if (term > m->apply_last_term) {
+        m->term_first_ms = now;
+        m->term_before_ms = m->apply_last_ms;
+    }
     if (m->rto_pending && term >= m->rto_term &&
         term > m->apply_last_term) {
         /* The first entry applied under the new leader's term. */
         m->rto_pending = false;
         m->rto_known = true;
-        m->rto_last_ms = now - m->rto_from_ms;
+        m->rto_last_ms = now > m->rto_from_ms ? now - m->rto_from_ms : 0;
         m->rto_seen_count++;
     }
-    m->apply_last_ms = now;
+    /* An entry of an older term applied now was committed by the new
+     * leader (with its first entries): no sign of the old one's life. */
+    struct kyufu_glue_status st;
+    if (n->glue != NULL) {
+        kyufu_glue_status(n->glue, &st);
+    }
+    if (n->glue == NULL || st.term <= term) {
+        m->apply_last_ms = now;
+    }
     m->apply_last_term = term;
 }
 
@@ -126,7 +138,12 @@ void kyufu_node__metrics_state(struct kyufu_node *n,
             /* From the old leader's last sign of life here: the last entry
              * this node applied, or the last message the old leader sent
              * it, whichever came later (now, if neither is known). */
-            uint64_t now = uv_now(&n->loop), age = 0, from = m->apply_last_ms;
+            /* If the new term's entries were applied before this poll saw
+             * the change, the old leader's last sign is from before them. */
+            bool early = m->apply_last_term >= st->term &&
+                         m->term_first_ms != 0;
+            uint64_t now = uv_now(&n->loop), age = 0;
+            uint64_t from = early ? m->term_before_ms : m->apply_last_ms;
             if (m->leader != n->config->id && n->glue != NULL &&
                 kyufu_glue_last_contact(n->glue, m->leader, &age) &&
                 now - age > from) {
@@ -134,6 +151,16 @@ void kyufu_node__metrics_state(struct kyufu_node *n,
             }
             m->rto_pending = true;
             m->rto_from_ms = from != 0 ? from : now;
+            if (early) {
+                /* The new term's first entries were applied before this
+                 * poll saw the change: that first apply ends it. */
+                m->rto_pending = false;
+                m->rto_known = true;
+                m->rto_last_ms = m->term_first_ms > m->rto_from_ms
+                                     ? m->term_first_ms - m->rto_from_ms
+                                     : 0;
+                m->rto_seen_count++;
+            }
         }
         m->rto_term = st->term;
     }

@@ -114,8 +114,13 @@ struct kyufu_node_metrics
     uint64_t transfer_until_ms; /* uv_now bound of a hand-over from here */
     /* RTO as this node sees it: last apply under the old term -> first
      * apply under a newer one, once a leader change was seen. */
-    uint64_t apply_last_ms;   /* uv_now of the last applied entry */
+    uint64_t apply_last_ms;   /* uv_now of the last entry applied in the
+                               * term it was written in (a sign of life of
+                               * that term's leader) */
     uint64_t apply_last_term;
+    uint64_t term_first_ms;   /* uv_now of the first entry applied of
+                               * apply_last_term */
+    uint64_t term_before_ms;  /* apply_last_ms as that first entry came */
     bool rto_pending;         /* a change seen, no apply in the new term */
     uint64_t rto_from_ms;
     uint64_t rto_term;        /* the term it was seen in */
