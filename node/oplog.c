@@ -18,27 +18,34 @@
  * certificate subject or OpenSSL's reason comes from the peer). */
 enum { FIELD_BYTES_MAX = KYUFU_NODE_REFUSAL_FIELD_BYTES_MAX };
 
+_Static_assert((int)KYUFU_GRPC_INVALID_ARGUMENT ==
+                       (int)KYUFU__V1__CODE__INVALID_ARGUMENT &&
+                   (int)KYUFU_GRPC_NOT_FOUND == (int)KYUFU__V1__CODE__NOT_FOUND &&
+                   (int)KYUFU_GRPC_PERMISSION_DENIED ==
+                       (int)KYUFU__V1__CODE__PERMISSION_DENIED &&
+                   (int)KYUFU_GRPC_RESOURCE_EXHAUSTED ==
+                       (int)KYUFU__V1__CODE__RESOURCE_EXHAUSTED &&
+                   (int)KYUFU_GRPC_FAILED_PRECONDITION ==
+                       (int)KYUFU__V1__CODE__FAILED_PRECONDITION,
+               "the ledger's Code numbers refusals as gRPC does");
+
 /* The ledger's Code of a refusal (RecordAccess.outcome is a Code, and Code
  * has no UNAUTHENTICATED): authentication failures are PERMISSION_DENIED
  * with the message saying "unauthenticated". */
 static int outcome_code(int grpc_code, const char **prefix)
 {
     *prefix = "";
-    switch (grpc_code) {
-    case KYUFU_GRPC_OK:
-    case KYUFU_GRPC_PERMISSION_DENIED:
-    case KYUFU_GRPC_RESOURCE_EXHAUSTED:
-    case KYUFU_GRPC_INVALID_ARGUMENT:
-    case KYUFU_GRPC_FAILED_PRECONDITION:
-    case KYUFU_GRPC_NOT_FOUND: /* a read of personal data found nothing */
+    /* The ledger's Code numbers these as gRPC does. */
+    if (grpc_code == KYUFU_GRPC_OK ||
+        (grpc_code > 0 && kyufu_node__refusal_code((uint32_t)grpc_code))) {
         return grpc_code;
-    case KYUFU_GRPC_UNAUTHENTICATED:
+    }
+    if (grpc_code == KYUFU_GRPC_UNAUTHENTICATED) {
         *prefix = "unauthenticated: ";
         return KYUFU_GRPC_PERMISSION_DENIED;
-    default:
-        *prefix = "refused: ";
-        return KYUFU_GRPC_PERMISSION_DENIED;
     }
+    *prefix = "refused: ";
+    return KYUFU_GRPC_PERMISSION_DENIED;
 }
 
 static void clean(char *dst, size_t len, const char *src)

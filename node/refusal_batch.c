@@ -169,8 +169,7 @@ static bool staff_id_or_empty(const char *s)
     return true;
 }
 
-/* The Codes a refusal record may carry (oplog.c outcome_code). */
-static bool refusal_code(uint32_t code)
+bool kyufu_node__refusal_code(uint32_t code)
 {
     switch (code) {
     case KYUFU__V1__CODE__INVALID_ARGUMENT:
@@ -204,7 +203,7 @@ int kyufu_node__refusal_batch_check(const Kyufu__V1__ReportRefusalsRequest *r,
         const char *field = NULL;
         if (!printable(x->method, 1, KYUFU_ACCESS_METHOD_BYTES_MAX)) {
             field = "method (1..128 printable ASCII)";
-        } else if (!refusal_code(x->outcome)) {
+        } else if (!kyufu_node__refusal_code(x->outcome)) {
             field = "outcome (a refusal Code)";
         } else if (!printable(x->message, 0,
                               KYUFU_NODE_REFUSAL_FIELD_BYTES_MAX - 1)) {

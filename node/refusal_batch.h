@@ -90,6 +90,12 @@ kyufu_node__refusal_queue_at(const struct kyufu_node_refusal_queue *q,
  * the leader): entries, dropped count and the batch taken. */
 void kyufu_node__refusal_queue_clear(struct kyufu_node_refusal_queue *q);
 
+/* The Codes a refusal record may carry, the one list of them (oplog.c maps
+ * a call's status onto it; a received batch is checked against it):
+ * INVALID_ARGUMENT, NOT_FOUND (a Get of personal data that found nothing),
+ * PERMISSION_DENIED, RESOURCE_EXHAUSTED, FAILED_PRECONDITION. */
+bool kyufu_node__refusal_code(uint32_t code);
+
 /* A received batch is well formed: boot_id and batch_seq > 0, at most
  * KYUFU_NODE_REFUSAL_BATCH_MAX refusals, each with a method of 1..128 and
  * a message, peer and certificate within their bounds, all printable
