@@ -47,11 +47,7 @@ void kyufu_node__metrics_applied(void *arg, uint64_t index, uint64_t term,
     }
     /* An entry of an older term applied now was committed by the new
      * leader (with its first entries): no sign of the old one's life. */
-    struct kyufu_glue_status st;
-    if (n->glue != NULL) {
-        kyufu_glue_status(n->glue, &st);
-    }
-    if (n->glue == NULL || st.term <= term) {
+    if (n->glue == NULL || kyufu_glue_term(n->glue) <= term) {
         m->apply_last_ms = now;
     }
     m->apply_last_term = term;

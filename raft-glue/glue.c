@@ -652,6 +652,11 @@ bool kyufu_glue_is_leader(struct kyufu_glue *g)
     return g->started && !g->closing && raft_state(&g->raft) == RAFT_LEADER;
 }
 
+uint64_t kyufu_glue_term(struct kyufu_glue *g)
+{
+    return raft_current_term(&g->raft);
+}
+
 bool kyufu_glue_transferring(struct kyufu_glue *g)
 {
     if (!g->started || g->closing) {

@@ -318,6 +318,9 @@ uint64_t kyufu_glue_peer_lost_ms(struct kyufu_glue *g, uint64_t id);
  * loop thread) since the previous call, in milliseconds; resets it. */
 uint64_t kyufu_glue_take_apply_max_ms(struct kyufu_glue *g);
 bool kyufu_glue_is_leader(struct kyufu_glue *g);
+/* raft's current term (kyufu_glue_status's term, without the rest of the
+ * status: cheap enough for every applied entry). */
+uint64_t kyufu_glue_term(struct kyufu_glue *g);
 /* True while this node hands its leadership over: from
  * kyufu_glue_transfer until its callback (the new leader known, or the
  * attempt failed), and while raft's core holds a transferee (proposals and
