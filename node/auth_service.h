@@ -81,8 +81,11 @@ struct kyufu_node_auth_ctx
     bool unknown;         /* SignIn: no such account */
     unsigned signin_slot; /* SignIn: its in-flight slot (signin_limit.h),
                              released when the call ends */
-    bool signin_charged;  /* SignIn: its failure was charged to the
-                             client certificate */
+    bool signin_charged;  /* SignIn: a token of its client certificate
+                             (signin_cert) was taken when it started */
+    bool signin_failed;   /* SignIn: it failed (the token stays spent;
+                             else it is given back when the call ends) */
+    uint8_t signin_cert[32];
     const char *fail_message; /* static; signin_fail's answer, if not
                                  "sign-in failed" */
     uint8_t salt[KYUFU_PWHASH_SALT_BYTES]; /* CreateStaff: the hash's */

@@ -145,20 +145,6 @@ static void signin_run(struct kyufu_node_auth_job *jb)
     }
 }
 
-/* A failed sign-in spends one of its client certificate's tokens. */
-static void signin_charge(struct kyufu_node_call *c)
-{
-    uint8_t cert[32];
-    struct kyufu_node_auth_ctx *x = c->auth;
-    if (x->signin_charged || c->call == NULL ||
-        !kyufu_node__auth_client_cert(c->call, cert)) {
-        return;
-    }
-    x->signin_charged = true;
-    kyufu_node_signin_peer_failed(&c->node->auth.signin, cert,
-                                  uv_now(&c->node->loop));
-}
-
 static void signin_opened(struct kyufu_glue_propose *req, int status,
                           Kyufu__V1__CommandResult *result)
 {
@@ -176,7 +162,7 @@ static void signin_opened(struct kyufu_glue_propose *req, int status,
                   KYUFU_LOG_S("reason", result->message),
                   KYUFU_LOG_S("peer", kyufu_node__auth_client_peer(c->call)));
         kyufu__v1__command_result__free_unpacked(result, NULL);
-        signin_charge(c);
+        x->signin_failed = true; /* its token stays spent */
         kyufu_node__call_done(c, KYUFU_GRPC_UNAUTHENTICATED,
                               "sign-in failed", NULL, 0);
         return;
@@ -209,7 +195,7 @@ static void signin_done(struct kyufu_node_auth_job *jb)
     struct kyufu_node *n = c->node;
     struct kyufu_node_auth_ctx *x = c->auth;
     if (j->failed != NULL) {
-        signin_charge(c);
+        x->signin_failed = true; /* its token stays spent */
         kyufu_node__auth_signin_fail(c, x->staff_id, j->failed);
         return;
     }
@@ -301,10 +287,17 @@ void kyufu_node__auth_sign_in(struct kyufu_node_call *c)
     }
     struct kyufu_node_auth_ctx *x = kyufu_node__auth_ctx(c);
     if (x == NULL) {
+        OPENSSL_cleanse(r->password, plen);
         kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
                               "out of memory", NULL, 0);
         return;
     }
+    /* Its token now, not at its failure: sign-ins in flight at once must
+     * not all pass the check above on the last one.  Given back when the
+     * call ends without failing (kyufu_node__auth_ctx_free). */
+    memcpy(x->signin_cert, cert, sizeof x->signin_cert);
+    x->signin_charged = true;
+    kyufu_node_signin_peer_failed(&n->auth.signin, cert, uv_now(&n->loop));
     snprintf(x->staff_id, sizeof x->staff_id, "%s", r->staff_id);
     unsigned inflight = 0;
     x->signin_slot = kyufu_node_signin_begin(&n->auth.signin, r->staff_id,

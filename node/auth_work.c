@@ -142,6 +142,11 @@ void kyufu_node__auth_ctx_free(struct kyufu_node_call *c)
     if (c->auth != NULL) {
         struct kyufu_node_auth_ctx *x = c->auth;
         kyufu_node_signin_end(&c->node->auth.signin, x->signin_slot);
+        if (x->signin_charged && !x->signin_failed) {
+            kyufu_node_signin_peer_refund(&c->node->auth.signin,
+                                          x->signin_cert,
+                                          uv_now(&c->node->loop));
+        }
         OPENSSL_cleanse(c->auth, sizeof(struct kyufu_node_auth_ctx));
         free(c->auth);
         c->auth = NULL;

@@ -107,3 +107,16 @@ void kyufu_node_signin_peer_failed(struct kyufu_node_signin_limit *l,
         p->tokens--;
     }
 }
+
+void kyufu_node_signin_peer_refund(struct kyufu_node_signin_limit *l,
+                                   const uint8_t cert[32], uint64_t now_ms)
+{
+    struct kyufu_node_signin_peer *p = peer_find(l, cert, now_ms);
+    if (p == NULL) {
+        return; /* forgotten: a full bucket again */
+    }
+    assert(p->tokens < KYUFU_NODE_SIGNIN_FAIL_BURST); /* peer_find */
+    if (++p->tokens == KYUFU_NODE_SIGNIN_FAIL_BURST) {
+        p->used = false; /* full again: nothing to remember */
+    }
+}

@@ -12,6 +12,10 @@
  *     every KYUFU_NODE_SIGNIN_FAIL_REFILL_MS) bounds them; with none left
  *     a sign-in from that certificate is answered RESOURCE_EXHAUSTED
  *     before the account is read (so the answer tells nothing of it).
+ *     A sign-in takes its token when it starts (its outcome is known only
+ *     after the hash and a commit: charged then, many sign-ins at once
+ *     would all pass on the last token) and gives it back when it ends
+ *     without failing.
  *
  * Pure bookkeeping on the loop thread, the caller's clock (uv_now): no
  * allocation, fixed tables (node/limits.h). */
@@ -57,8 +61,13 @@ unsigned kyufu_node_signin_allowed(unsigned lock_after, uint32_t failures);
 /* Whether the certificate may sign in now (a failure left to spend). */
 bool kyufu_node_signin_peer_ok(struct kyufu_node_signin_limit *l,
                                const uint8_t cert[32], uint64_t now_ms);
-/* A sign-in from the certificate failed: one token spent. */
+/* One token of the certificate spent: a sign-in from it starts (it may
+ * fail).  Call kyufu_node_signin_peer_ok first. */
 void kyufu_node_signin_peer_failed(struct kyufu_node_signin_limit *l,
+                                   const uint8_t cert[32], uint64_t now_ms);
+/* The sign-in that spent a token ended without failing: the token back
+ * (nothing when the certificate's bucket was forgotten meanwhile). */
+void kyufu_node_signin_peer_refund(struct kyufu_node_signin_limit *l,
                                    const uint8_t cert[32], uint64_t now_ms);
 
 #endif /* KYUFU_NODE_SIGNIN_LIMIT_H */
