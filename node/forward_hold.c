@@ -13,8 +13,17 @@
  * client retries, as it did before holds existed); a call outlives its
  * bound -> UNAVAILABLE "leadership hand-over in progress"; the node stops
  * -> kyufu_node__hold_flush answers every held call UNAVAILABLE.  A held
- * call whose client went away is still answered (grpc.h: the call stays
- * valid until answered). */
+ * call whose client went away stays held (grpc.h: the call stays valid
+ * until answered) and is answered CANCELLED when the hand-over ends,
+ * never forwarded.
+ *
+ * Why a tick of its own rather than node.c's on_state: the end of a
+ * hand-over is not a state change the glue reports.  The new leader may
+ * be seen (on_state) a poll before the glue's transfer ends (it waits for
+ * raft's transfer callback); a failed hand-over ends with no change of
+ * role or leader; raft's core drops a transferee on its own timeout with
+ * no callback at all.  The tick also answers the calls past their bound,
+ * and runs only while calls are held. */
 #include <assert.h>
 #include <stdlib.h>
 
