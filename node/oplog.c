@@ -454,7 +454,7 @@ static void on_tick(uv_timer_t *t)
         r->window_start_ms = now;
     }
     if (n->oplog.overflow > 0) {
-        propose_count(n, "refusals of several kinds",
+        propose_count(n, KYUFU_NODE_OPLOG_SEVERAL,
                       KYUFU_GRPC_PERMISSION_DENIED, n->oplog.overflow);
         n->oplog.overflow = 0;
     }

@@ -49,6 +49,11 @@
 struct kyufu_node;
 struct kyufu_node_call;
 
+/* The method name of a count record of refusals of more than one reason
+ * (PERMISSION_DENIED): the window's rest here, a follower's full queue
+ * and a reporting node's excess on the leader (refusal_report.c). */
+#define KYUFU_NODE_OPLOG_SEVERAL "refusals of several kinds"
+
 /* Reasons a refusal is counted under (one window each). */
 #define KYUFU_NODE_OPLOG_REASONS 24u
 

@@ -228,6 +228,24 @@ int kyufu_node__refusal_batch_check(const Kyufu__V1__ReportRefusalsRequest *r,
     return 0;
 }
 
+void kyufu_node__refusal_entry_of(const Kyufu__V1__RefusalReport *rr,
+                                  struct kyufu_node_refusal_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    snprintf(e->method, sizeof e->method, "%s", rr->method);
+    e->outcome = rr->outcome;
+    snprintf(e->message, sizeof e->message, "%s", rr->message);
+    snprintf(e->peer, sizeof e->peer, "%s", rr->peer);
+    snprintf(e->certificate, sizeof e->certificate, "%s", rr->certificate);
+    if (rr->cert_sha256.len == sizeof e->cert_sha256) {
+        e->has_cert = true;
+        memcpy(e->cert_sha256, rr->cert_sha256.data, sizeof e->cert_sha256);
+    }
+    snprintf(e->actor, sizeof e->actor, "%s", rr->actor);
+    e->session = rr->session;
+    e->time_ms = rr->time_ms;
+}
+
 struct kyufu_node_refusal_sender *
 kyufu_node__refusal_sender(struct kyufu_node_refusal_senders *ss,
                            uint64_t node_id)

@@ -90,6 +90,12 @@ kyufu_node__refusal_queue_at(const struct kyufu_node_refusal_queue *q,
  * the leader): entries, dropped count and the batch taken. */
 void kyufu_node__refusal_queue_clear(struct kyufu_node_refusal_queue *q);
 
+/* The entry of a received refusal, one of a batch that
+ * kyufu_node__refusal_batch_check passed (the inverse of what
+ * kyufu_node__refusal_queue_pack sends). */
+void kyufu_node__refusal_entry_of(const Kyufu__V1__RefusalReport *rr,
+                                  struct kyufu_node_refusal_entry *e);
+
 /* The Codes a refusal record may carry, the one list of them (oplog.c maps
  * a call's status onto it; a received batch is checked against it):
  * INVALID_ARGUMENT, NOT_FOUND (a Get of personal data that found nothing),

@@ -50,8 +50,9 @@
 #define METHOD "/kyufu.v1.NodeInternal/ReportRefusals"
 
 /* A count record: refusals not recorded one by one, under the method name
- * "refusals of several kinds" and PERMISSION_DENIED, taken now; the
- * message (printf's fmt) says how many and why. */
+ * KYUFU_NODE_OPLOG_SEVERAL and PERMISSION_DENIED, as oplog.c's for a
+ * window's rest, taken now; the message (printf's fmt) says how many and
+ * why. */
 static void count_entry(struct kyufu_node_refusal_entry *e, const char *fmt,
                         ...) __attribute__((format(printf, 2, 3)));
 static void count_entry(struct kyufu_node_refusal_entry *e, const char *fmt,
@@ -59,7 +60,7 @@ static void count_entry(struct kyufu_node_refusal_entry *e, const char *fmt,
 {
     va_list ap;
     memset(e, 0, sizeof *e);
-    snprintf(e->method, sizeof e->method, "refusals of several kinds");
+    snprintf(e->method, sizeof e->method, "%s", KYUFU_NODE_OPLOG_SEVERAL);
     e->outcome = KYUFU__V1__CODE__PERMISSION_DENIED;
     va_start(ap, fmt);
     vsnprintf(e->message, sizeof e->message, fmt, ap);
@@ -342,14 +343,20 @@ static bool is_member(struct kyufu_node *n, uint64_t id)
     return false;
 }
 
-/* Refuse the call and record the refusal, as authorize does. */
-static void refuse(struct kyufu_node_call *c, int code, const char *msg)
+/* Refuse the call; `record`: and record the refusal, as authorize does
+ * (a caller that may not report; a malformed batch of a member is only
+ * logged: none of its records is taken). */
+static void refuse(struct kyufu_node_call *c, int code, const char *msg,
+                   bool record)
 {
     kyufu_log(KYUFU_LOG_WARN, "refusal report refused",
               KYUFU_LOG_S("peer", c->call->peer_address),
               KYUFU_LOG_S("subject", c->call->peer_identity),
               KYUFU_LOG_S("detail", msg));
-    kyufu_node__oplog_refused(c->node, c->call, &c->principal, code, msg);
+    if (record) {
+        kyufu_node__oplog_refused(c->node, c->call, &c->principal, code,
+                                  msg);
+    }
     kyufu_node__call_done(c, code, msg, NULL, 0);
 }
 
@@ -366,7 +373,7 @@ void kyufu_node__report_refusals(struct kyufu_node_call *c)
         snprintf(msg, sizeof msg,
                  "%s: node %llu is not another member of this cluster", METHOD,
                  (unsigned long long)from);
-        refuse(c, KYUFU_GRPC_PERMISSION_DENIED, msg);
+        refuse(c, KYUFU_GRPC_PERMISSION_DENIED, msg, true);
         return;
     }
     if (!kyufu_glue_is_leader(n->glue)) {
@@ -374,11 +381,7 @@ void kyufu_node__report_refusals(struct kyufu_node_call *c)
         return;
     }
     if (kyufu_node__refusal_batch_check(req, msg, sizeof msg) != 0) {
-        kyufu_log(KYUFU_LOG_WARN, "refusal report refused",
-                  KYUFU_LOG_S("peer", c->call->peer_address),
-                  KYUFU_LOG_S("subject", c->call->peer_identity),
-                  KYUFU_LOG_S("detail", msg));
-        kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT, msg, NULL, 0);
+        refuse(c, KYUFU_GRPC_INVALID_ARGUMENT, msg, false);
         return;
     }
     if (!kyufu_node__oplog_access_known(n)) {
@@ -429,42 +432,26 @@ void kyufu_node__report_refusals(struct kyufu_node_call *c)
         report_done(r);
         return;
     }
-    struct kyufu_node_refusal_entry e;
+    struct kyufu_node_refusal_entry e; /* proposing copies it */
     size_t k = 0;
     int rv = 0;
     s->busy = true;
     for (size_t i = 0; i < total && rv == 0; i++) {
-        struct kyufu_node_refusal_entry *x = &e; /* proposing copies it */
-        memset(x, 0, sizeof *x);
         if (i < records) {
-            const Kyufu__V1__RefusalReport *rr = req->refusals[i];
-            snprintf(x->method, sizeof x->method, "%s", rr->method);
-            x->outcome = rr->outcome;
-            snprintf(x->message, sizeof x->message, "%s", rr->message);
-            snprintf(x->peer, sizeof x->peer, "%s", rr->peer);
-            snprintf(x->certificate, sizeof x->certificate, "%s",
-                     rr->certificate);
-            if (rr->cert_sha256.len == sizeof x->cert_sha256) {
-                x->has_cert = true;
-                memcpy(x->cert_sha256, rr->cert_sha256.data,
-                       sizeof x->cert_sha256);
-            }
-            snprintf(x->actor, sizeof x->actor, "%s", rr->actor);
-            x->session = rr->session;
-            x->time_ms = rr->time_ms;
+            kyufu_node__refusal_entry_of(req->refusals[i], &e);
         } else if (dropped_record && i == records) {
-            count_entry(x,
+            count_entry(&e,
                         "%llu refusals not recorded one by one: node %llu's "
                         "queue for the leader was full",
                         (unsigned long long)req->dropped,
                         (unsigned long long)from);
         } else {
-            bounded_entry(x, from, flush);
+            bounded_entry(&e, from, flush);
         }
         r->p[i].r = r;
         r->p[i].req.data = &r->p[i];
         r->pending++;
-        rv = kyufu_node__oplog_propose(n, &r->p[i].req, x, from, on_committed);
+        rv = kyufu_node__oplog_propose(n, &r->p[i].req, &e, from, on_committed);
         if (rv != 0) {
             r->pending--;
             r->failed = true;
