@@ -68,7 +68,6 @@ bool kyufu_node__hold(struct kyufu_node_call *c)
                        KYUFU_NODE_HOLD_TICK_MS);
     }
     n->hold.tail = c;
-    n->hold.total++;
     kyufu_log(KYUFU_LOG_DEBUG, "call held during the leadership hand-over",
               KYUFU_LOG_S("method", c->method->path));
     return true;

@@ -233,7 +233,6 @@ struct kyufu_node
         bool timer_init;
         struct kyufu_node_call *head;
         struct kyufu_node_call *tail;
-        uint64_t total; /* calls ever held */
     } hold;
 };
 
