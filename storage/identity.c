@@ -18,15 +18,6 @@
 
 #define INDEX_KEY_MAX (KYUFU_STAFF_ID_BYTES_MAX + 1 + KYUFU_SHA256_BYTES)
 
-int kyufu_storage__identity_on(struct kyufu_storage *s, MDB_txn *txn,
-                               bool *on)
-{
-    uint32_t v = 0;
-    int rv = kyufu_storage__cluster_version_get(s, txn, &v);
-    *on = rv == 0 && v >= KYUFU_IDENTITY_SINCE;
-    return rv;
-}
-
 bool kyufu_storage__is_node_name(const char *s)
 {
     return s != NULL && (strncmp(s, "kyufu-node-", 11) == 0 ||
