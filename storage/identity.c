@@ -497,7 +497,9 @@ static int check_grants(struct kyufu_storage *s, MDB_txn *txn, char *errmsg,
          mrv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (!kyufu_storage__pending_valid(k.mv_data, k.mv_size, v.mv_data,
                                           v.mv_size)) {
-            kyufu_storage__errmsg(errmsg, len, "pending grant malformed");
+            kyufu_storage__errmsg(errmsg, len,
+                                  "admin_grant: a pending request is "
+                                  "malformed");
             rv = KYUFU_STORAGE_ECORRUPT;
         }
     }
