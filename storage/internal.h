@@ -438,7 +438,8 @@ enum {
     KYUFU_PAIR_ROLES = 'R',    /* SetStaffRoles of an ID administrator */
 };
 /* The rule for a request of `kind` on `target` (`what` names it in the
- * messages).  0 with *go set when it applies now (the only active ID
+ * messages: the grant's "ID-administrator grant", the others' at most 16
+ * bytes, "password reset", to which the messages add the account).  0 with *go set when it applies now (the only active ID
  * administrator, or the completion of another one's pending request: the
  * audit message says which); 0 with c->code FAILED_PRECONDITION
  * "pending: ..." and the request written (keep_on_reject); or a store
