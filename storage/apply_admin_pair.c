@@ -98,7 +98,7 @@ bool kyufu_storage__pending_valid(const void *key, size_t key_len,
 
 /* Whether the pending request `v` is one that c completes: same
  * parameter, still fresh (version 3), made by another administrator who
- * still is an active one.  *by / *by_len: its administrator. */
+ * still is an active one (*yes), or a store error. */
 static int completes(struct kyufu_storage__cmd *c, const MDB_val *v,
                      uint32_t param, bool *yes)
 {
