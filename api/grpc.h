@@ -426,8 +426,10 @@ enum kyufu_api_refusal_kind {
     KYUFU_API_REFUSALS(KYUFU_API__REFUSAL_ENUM)
 #undef KYUFU_API__REFUSAL_ENUM
 };
-/* How many kinds (arrays indexed by kind). */
-#define KYUFU_API_REFUSAL_KINDS (KYUFU_API_REFUSED_REVOKED + 1)
+/* How many kinds (arrays indexed by kind), counted from the list itself
+ * so that a kind added to it can never index past such an array. */
+#define KYUFU_API__REFUSAL_ONE(name, text) +1
+#define KYUFU_API_REFUSAL_KINDS (0 KYUFU_API_REFUSALS(KYUFU_API__REFUSAL_ONE))
 const char *kyufu_api_refusal_name(enum kyufu_api_refusal_kind kind);
 
 struct kyufu_api_refusal

@@ -712,12 +712,21 @@ int api__tls_peer_revoked(struct api__tls *t, SSL_CTX *ctx, char *serial, size_t
         }
     }
     if (revoked && serial_len > 0) {
-        BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
-        char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
-        snprintf(serial, serial_len, "%s", hex != NULL ? hex : "?");
-        OPENSSL_free(hex);
-        BN_free(bn);
+        api__tls_cert_serial(cert, serial, serial_len);
+        if (serial[0] == '\0') {
+            snprintf(serial, serial_len, "?");
+        }
     }
     ERR_clear_error();
     return revoked;
+}
+
+void api__tls_cert_serial(const X509 *cert, char *out, size_t len)
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+    snprintf(out, len, "%s", hex != NULL ? hex : "");
+    OPENSSL_free(hex);
+    BN_free(bn);
+    ERR_clear_error();
 }

@@ -115,6 +115,12 @@ int api__tls_peer_node_id(struct api__tls *t, uint64_t *id);
 int api__tls_peer_cert_sha256(struct api__tls *t, uint8_t out[32]);
 /* The same for any certificate (e.g. our own, checked at start). */
 int api__tls_cert_node_id(const X509 *cert, uint64_t *id);
+/* cert's serial number in upper-case hex (BN_bn2hex; at most 40 digits
+ * for RFC 5280's 20 octets) into out, "" when it cannot be read: the one
+ * form of a serial, so the serial a node logs at a revocation
+ * (api__tls_peer_revoked) is the one kyufuctl's registry keeps
+ * (client/ctl_registry.c). */
+void api__tls_cert_serial(const X509 *cert, char *out, size_t len);
 /* Revocation of an open session (docs/identity.md "Certificates"): 1 when
  * the certificate this peer presented at its handshake (the SSL session
  * keeps it for the connection's life) is revoked by a CRL in ctx's trust

@@ -411,6 +411,12 @@ static int csv_row(struct kyufu_audit_reader *rd, char **fields, size_t *n,
                      LINE_BYTES_MAX);
             goto fail;
         }
+        if (ch == '\0') {
+            /* The cell would end at the NUL and the rest be read away
+             * (as kyufu_audit_read refuses it in a JSONL line). */
+            snprintf(errmsg, errmsg_len, "line %u: holds a NUL byte", rd->line);
+            goto fail;
+        }
         if (quoted) {
             if (ch == '"') {
                 int nx = fgetc(rd->in);

@@ -398,16 +398,6 @@ void ctl__cert_sha256(X509 *cert, char out[65])
     ctl__hex(md, 32, out);
 }
 
-void ctl__cert_serial(X509 *cert, char *out, size_t len)
-{
-    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
-    char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
-    snprintf(out, len, "%s", hex != NULL ? hex : "");
-    OPENSSL_free(hex);
-    BN_free(bn);
-    ERR_clear_error();
-}
-
 int ctl__crl_write(const char *path, X509 *ca, EVP_PKEY *ca_key, const struct ctl__revoked *r,
                    size_t n, uint64_t number, char *errmsg, size_t errmsg_len)
 {

@@ -88,8 +88,6 @@ int ctl__ca_read(const char *ca_dir, const char *passphrase_file, X509 **ca, EVP
 /* The lower-case hex of the SHA-256 of cert's DER (65 bytes with NUL), the
  * fingerprint the registry and the node's session binding use. */
 void ctl__cert_sha256(X509 *cert, char out[65]);
-/* The serial number in upper-case hex (at most 40 digits) into out. */
-void ctl__cert_serial(X509 *cert, char *out, size_t len);
 
 struct ctl__revoked
 {

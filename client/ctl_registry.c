@@ -13,6 +13,7 @@
 #include "ctl.h"
 #include "ctl_pki.h"
 #include "ctl_registry.h"
+#include "tls.h" /* api__tls_cert_serial: the serial as a node logs it */
 
 /* Every field of an entry, in registry and CSV order. */
 static const char *const fields[] = {
@@ -237,7 +238,7 @@ int ctl__registry_issue(json_t *reg, const struct ctl__issue *is, X509 *ca, EVP_
         fprintf(log, "wrote %s\n", path);
     }
     char serial[64], sha[65], now[32];
-    ctl__cert_serial(cert, serial, sizeof serial);
+    api__tls_cert_serial(cert, serial, sizeof serial);
     ctl__cert_sha256(cert, sha);
     now_text(now);
     X509_free(cert);

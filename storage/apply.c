@@ -481,20 +481,18 @@ static int check_actor(struct kyufu_storage__cmd *c,
 
 /* A command type newer than the cluster version: every replica that knows
  * it rejects it alike (the leader refuses it before proposing; this holds
- * should one not).  0 with c->code set, or a store error. */
-static int check_since(struct kyufu_storage__cmd *c,
-                       const struct command_def *def)
+ * should one not).  c->code set when it does. */
+static void check_since(struct kyufu_storage__cmd *c,
+                        const struct command_def *def)
 {
-    uint32_t cluster = 0;
-    int rv = kyufu_storage__cluster_version_get(c->s, c->txn, &cluster);
-    if (rv != 0 || def->since <= cluster) {
-        return rv;
+    if (def->since <= c->cluster) {
+        return;
     }
-    return kyufu_storage__reject(c, KYUFU__V1__CODE__FAILED_PRECONDITION,
-                                 "%s needs cluster version %u; the cluster "
-                                 "runs version %u",
-                                 def->name, (unsigned)def->since,
-                                 (unsigned)cluster);
+    kyufu_storage__reject(c, KYUFU__V1__CODE__FAILED_PRECONDITION,
+                          "%s needs cluster version %u; the cluster runs "
+                          "version %u",
+                          def->name, (unsigned)def->since,
+                          (unsigned)c->cluster);
 }
 
 /* A system command (roles 0) is proposed by a node: its actor names one.
@@ -644,7 +642,6 @@ static int apply_command(struct kyufu_storage *s,
     const Kyufu__V1__CommandHeader *h = NULL;
     struct kyufu_storage__touched mark;
     struct kyufu_storage__key_owner owner;
-    bool identity = false;  /* the cluster runs the identity rules */
     bool keyless = false;   /* an identity command: no session entry */
     bool refused = false;   /* the key is another's: no session entry */
     int rv;
@@ -687,23 +684,16 @@ static int apply_command(struct kyufu_storage *s,
     audit.client_id = h->key->client_id;
     audit.client_seq = h->key->sequence;
 
-    rv = kyufu_storage__identity_on(s, txn, &identity);
+    rv = kyufu_storage__cluster_version_get(s, txn, &c.cluster);
     if (rv != 0) {
         return rv;
     }
-    c.identity = identity;
-    if (identity) {
-        uint32_t cluster = 0;
-        rv = kyufu_storage__cluster_version_get(s, txn, &cluster);
-        if (rv != 0) {
-            return rv;
-        }
-        c.admin_pair = cluster >= KYUFU_ADMIN_PAIR_SINCE;
-    }
+    c.identity = c.cluster >= KYUFU_IDENTITY_SINCE;
+    c.admin_pair = c.cluster >= KYUFU_ADMIN_PAIR_SINCE;
     keyless = def != NULL && def->identity;
     uint8_t digest[32];
     memset(&owner, 0, sizeof owner);
-    if (identity && !keyless) {
+    if (c.identity && !keyless) {
         rv = kyufu_storage_command_digest(cmd, digest);
         if (rv != 0) {
             return rv;
@@ -724,7 +714,7 @@ static int apply_command(struct kyufu_storage *s,
         rv = kyufu_storage__session_get_owned(s, txn, h->key->client_id,
                                               h->key->sequence, h->time_ms,
                                               &first, &stored);
-        if (rv == 0 && identity) {
+        if (rv == 0 && c.identity) {
             rv = check_owner(&c, def, &stored, digest, &refused);
             if (rv != 0) {
                 return rv;
@@ -764,8 +754,9 @@ static int apply_command(struct kyufu_storage *s,
         rv = 0;
     } else {
         name_object(&c);
-        rv = check_since(&c, def); /* step 3, upgrades */
-        if (rv == 0 && c.code == KYUFU__V1__CODE__OK && def->identity &&
+        check_since(&c, def); /* step 3, upgrades */
+        rv = 0;
+        if (c.code == KYUFU__V1__CODE__OK && def->identity &&
             !kyufu_storage__is_node_name(h->key->client_id)) {
             kyufu_storage__reject(&c, KYUFU__V1__CODE__PERMISSION_DENIED,
                                   "%s is proposed by a node (key client "
@@ -833,7 +824,7 @@ audit:
          c.outcome != KYUFU__V1__WRITE_OUTCOME__WRITE_OUTCOME_UNSPECIFIED)) {
         rv = kyufu_storage__session_put(s, txn, h->key->client_id,
                                         h->key->sequence, h->time_ms,
-                                        identity ? &owner : NULL, bytes,
+                                        c.identity ? &owner : NULL, bytes,
                                         len);
         if (rv != 0) {
             goto err_after_encode;

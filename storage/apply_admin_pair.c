@@ -29,6 +29,20 @@
 #define ID_ADMIN (1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN)
 #define KEY_MAX (KYUFU_STAFF_ID_BYTES_MAX + 2)
 #define VAL_HEAD 12u
+/* `what` of a kind other than the grant ("password reset", "status
+ * change"), and what names it with its account in the messages. */
+#define WHAT_BYTES_MAX 16u
+#define OF_ADMIN " of ID administrator "
+#define FULL_BYTES_MAX (WHAT_BYTES_MAX + sizeof OF_ADMIN - 1 + KYUFU_STAFF_ID_BYTES_MAX)
+/* The longest message, the pending one, holds the whole account id. */
+_Static_assert(sizeof "pending: a second ID administrator must confirm the " - 1 +
+                       FULL_BYTES_MAX <
+                   KYUFU_MESSAGE_BYTES_MAX,
+               "a pending request's message names its account whole");
+_Static_assert(WHAT_BYTES_MAX + sizeof " confirmed (first by )" - 1 +
+                       KYUFU_STAFF_ID_BYTES_MAX <
+                   KYUFU_MESSAGE_BYTES_MAX,
+               "a completion's message names the first administrator whole");
 
 static size_t pair_key(uint8_t out[KEY_MAX], const char *target, int kind)
 {
@@ -84,7 +98,7 @@ bool kyufu_storage__pending_valid(const void *key, size_t key_len,
 
 /* Whether the pending request `v` is one that c completes: same
  * parameter, still fresh (version 3), made by another administrator who
- * still is an active one.  *by / *by_len: its administrator. */
+ * still is an active one (*yes), or a store error. */
 static int completes(struct kyufu_storage__cmd *c, const MDB_val *v,
                      uint32_t param, bool *yes)
 {
@@ -127,6 +141,13 @@ int kyufu_storage__two_admins(struct kyufu_storage__cmd *c, const char *target,
     }
     MDB_val k = {pair_key(kb, target, kind), kb};
     MDB_val v;
+    /* The grant's words are version 2's; the others name the account (the
+     * confirmation needs not: the audit record's object names it). */
+    char full[FULL_BYTES_MAX + 1];
+    KYUFU_ASSERT(kind == KYUFU_PAIR_GRANT || strlen(what) <= WHAT_BYTES_MAX);
+    snprintf(full, sizeof full, "%s%s%s", what,
+             kind == KYUFU_PAIR_GRANT ? "" : OF_ADMIN,
+             kind == KYUFU_PAIR_GRANT ? "" : target);
     if (admins <= 1) {
         *go = true;
         c->audit_set = true;
@@ -137,7 +158,7 @@ int kyufu_storage__two_admins(struct kyufu_storage__cmd *c, const char *target,
                      "administrator");
         } else {
             snprintf(c->audit_message, sizeof c->audit_message,
-                     "%s by the only ID administrator", what);
+                     "%s by the only ID administrator", full);
         }
         int mrv = mdb_del(c->txn, c->s->dbi[KYUFU_DB_ADMIN_GRANT], &k, NULL);
         return mrv == MDB_NOTFOUND ? 0 : kyufu_storage__mdb_error(mrv);
@@ -185,7 +206,7 @@ int kyufu_storage__two_admins(struct kyufu_storage__cmd *c, const char *target,
     return kyufu_storage__reject(c, KYUFU__V1__CODE__FAILED_PRECONDITION,
                                  "pending: a second ID administrator must "
                                  "confirm the %s",
-                                 what);
+                                 full);
 }
 
 int kyufu_storage__admin_pair(struct kyufu_storage__cmd *c,

@@ -12,7 +12,6 @@
  * version 3: apply_admin_pair.c), a node for the leader's purge.  Messages name fields and states, never a secret
  * (no hash, salt or TOTP secret is ever formatted).
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,18 +81,6 @@ static int load_active(struct kyufu_storage__cmd *c, const char *staff_id,
     return 0;
 }
 
-/* The two-administrator rule for a reset of another ID administrator
- * (apply_admin_pair.c); `what` is named with the account. */
-static int admin_pair(struct kyufu_storage__cmd *c,
-                      const Kyufu__V1__StaffAccount *a, int kind,
-                      const char *what, bool *go)
-{
-    char full[96];
-    snprintf(full, sizeof full, "%s of ID administrator %s", what,
-             a->staff_id);
-    return kyufu_storage__admin_pair(c, a, kind, 0, full, go);
-}
-
 /* ------------------------------------------------------------ SetPassword */
 
 int kyufu_storage__set_password(struct kyufu_storage__cmd *c)
@@ -146,7 +133,8 @@ int kyufu_storage__set_password(struct kyufu_storage__cmd *c)
     }
     if (!own) {
         bool go = false;
-        rv = admin_pair(c, a, KYUFU_PAIR_PASSWORD, "password reset", &go);
+        rv = kyufu_storage__admin_pair(c, a, KYUFU_PAIR_PASSWORD, 0,
+                                          "password reset", &go);
         if (rv != 0 || !go) {
             goto out;
         }
@@ -363,7 +351,8 @@ int kyufu_storage__unlock_staff(struct kyufu_storage__cmd *c)
     bool go = false;
     int rv = admin_load(c, c->cmd->unlock_staff->staff_id, &a, &cr);
     if (rv == 0 && c->code == KYUFU__V1__CODE__OK) {
-        rv = admin_pair(c, a, KYUFU_PAIR_UNLOCK, "unlock", &go);
+        rv = kyufu_storage__admin_pair(c, a, KYUFU_PAIR_UNLOCK, 0, "unlock",
+                                      &go);
     }
     if (rv == 0 && go) {
         Kyufu__V1__Credential next = *cr;
@@ -382,7 +371,8 @@ int kyufu_storage__reset_totp(struct kyufu_storage__cmd *c)
     bool go = false;
     int rv = admin_load(c, c->cmd->reset_totp->staff_id, &a, &cr);
     if (rv == 0 && c->code == KYUFU__V1__CODE__OK) {
-        rv = admin_pair(c, a, KYUFU_PAIR_TOTP, "TOTP reset", &go);
+        rv = kyufu_storage__admin_pair(c, a, KYUFU_PAIR_TOTP, 0, "TOTP reset",
+                                      &go);
     }
     if (rv == 0 && go) {
         Kyufu__V1__Credential next = *cr;

@@ -38,18 +38,6 @@ static int admin_grant(struct kyufu_storage__cmd *c, const char *target,
                                      "ID-administrator grant", go);
 }
 
-/* From cluster version 3, a change to another ID administrator's account
- * takes two of them too (apply_admin_pair.c). */
-static int admin_change(struct kyufu_storage__cmd *c,
-                        const Kyufu__V1__StaffAccount *old, int kind,
-                        uint32_t param, bool *go)
-{
-    char what[96];
-    snprintf(what, sizeof what, "%s change of ID administrator %s",
-             kind == KYUFU_PAIR_ROLES ? "roles" : "status", old->staff_id);
-    return kyufu_storage__admin_pair(c, old, kind, param, what, go);
-}
-
 static int store(struct kyufu_storage__cmd *c,
                  const Kyufu__V1__StaffAccount *old,
                  const Kyufu__V1__StaffAccount *a)
@@ -186,7 +174,8 @@ int kyufu_storage__set_staff_roles(struct kyufu_storage__cmd *c)
     }
     if (b->roles_mask != old->roles_mask) {
         bool go = false;
-        rv = admin_change(c, old, KYUFU_PAIR_ROLES, b->roles_mask, &go);
+        rv = kyufu_storage__admin_pair(c, old, KYUFU_PAIR_ROLES, b->roles_mask,
+                                      "roles change", &go);
         if (rv != 0 || !go) {
             goto out;
         }
@@ -248,8 +237,9 @@ int kyufu_storage__set_staff_status(struct kyufu_storage__cmd *c)
     }
     bool go = b->status == old->status;
     if (!go) {
-        rv = admin_change(c, old, KYUFU_PAIR_STATUS, (uint32_t)b->status,
-                          &go);
+        rv = kyufu_storage__admin_pair(c, old, KYUFU_PAIR_STATUS,
+                                       (uint32_t)b->status, "status change",
+                                       &go);
     }
     if (rv == 0 && go) {
         Kyufu__V1__StaffAccount a = *old;

@@ -18,15 +18,6 @@
 
 #define INDEX_KEY_MAX (KYUFU_STAFF_ID_BYTES_MAX + 1 + KYUFU_SHA256_BYTES)
 
-int kyufu_storage__identity_on(struct kyufu_storage *s, MDB_txn *txn,
-                               bool *on)
-{
-    uint32_t v = 0;
-    int rv = kyufu_storage__cluster_version_get(s, txn, &v);
-    *on = rv == 0 && v >= KYUFU_IDENTITY_SINCE;
-    return rv;
-}
-
 bool kyufu_storage__is_node_name(const char *s)
 {
     return s != NULL && (strncmp(s, "kyufu-node-", 11) == 0 ||
@@ -506,7 +497,9 @@ static int check_grants(struct kyufu_storage *s, MDB_txn *txn, char *errmsg,
          mrv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (!kyufu_storage__pending_valid(k.mv_data, k.mv_size, v.mv_data,
                                           v.mv_size)) {
-            kyufu_storage__errmsg(errmsg, len, "pending grant malformed");
+            kyufu_storage__errmsg(errmsg, len,
+                                  "admin_grant: a pending request is "
+                                  "malformed");
             rv = KYUFU_STORAGE_ECORRUPT;
         }
     }

@@ -259,11 +259,14 @@ struct kyufu_storage__cmd
     size_t record_len;
 
     /* Identity (apply_identity.c and friends). */
-    bool identity;       /* the cluster version has the identity rules
-                          * (docs/identity.md); set before any handler */
-    bool admin_pair;     /* the cluster version has the two-administrator
-                          * rule for changes to an ID administrator
-                          * (apply_admin_pair.c); set before any handler */
+    uint32_t cluster;    /* the cluster version, read once per command by
+                          * apply_command before any check or handler (0
+                          * in a system command's) */
+    bool identity;       /* cluster >= KYUFU_IDENTITY_SINCE: the identity
+                          * rules (docs/identity.md) */
+    bool admin_pair;     /* cluster >= KYUFU_ADMIN_PAIR_SINCE: the
+                          * two-administrator rule for changes to an ID
+                          * administrator (apply_admin_pair.c) */
     bool keep_on_reject; /* commit the nested txn although code != OK (a
                           * refused sign-in still counts a failure; a
                           * pending ID-admin grant is recorded) */
@@ -370,11 +373,6 @@ int kyufu_storage__record_access(struct kyufu_storage__cmd *c);
  * "identity"); below it apply keeps the rules of version 1 so that a
  * cluster in a rolling upgrade does not diverge. */
 #define KYUFU_IDENTITY_SINCE 2u
-/* 0 with *on = whether the cluster version in txn has the identity rules,
- * or a store error.  Read once per command by apply_command, which hands
- * the answer to the handlers in c->identity. */
-int kyufu_storage__identity_on(struct kyufu_storage *s, MDB_txn *txn,
-                               bool *on);
 /* A node's own actor or key client id ("kyufu-node-N", "kyufud-..."). */
 bool kyufu_storage__is_node_name(const char *s);
 const char *kyufu_storage__check_password_hash(const Kyufu__V1__PasswordHash *h);
@@ -424,7 +422,8 @@ int kyufu_storage__id_admin_actor(struct kyufu_storage__cmd *c,
 int kyufu_storage__id_self(struct kyufu_storage__cmd *c, const char *staff_id,
                            bool node_ok);
 /* Count the active ID administrators (a scan of the staff table: a city
- * has hundreds of accounts; used only when an ID-admin grant is made). */
+ * has hundreds of accounts; used only for a change that takes two ID
+ * administrators, apply_admin_pair.c). */
 int kyufu_storage__count_id_admins(struct kyufu_storage *s, MDB_txn *txn,
                                    size_t *n);
 /* Two ID administrators (apply_admin_pair.c).  Kinds of pending request
@@ -439,7 +438,8 @@ enum {
     KYUFU_PAIR_ROLES = 'R',    /* SetStaffRoles of an ID administrator */
 };
 /* The rule for a request of `kind` on `target` (`what` names it in the
- * messages).  0 with *go set when it applies now (the only active ID
+ * messages: the grant's "ID-administrator grant", the others' at most 16
+ * bytes, "password reset", to which the messages add the account).  0 with *go set when it applies now (the only active ID
  * administrator, or the completion of another one's pending request: the
  * audit message says which); 0 with c->code FAILED_PRECONDITION
  * "pending: ..." and the request written (keep_on_reject); or a store

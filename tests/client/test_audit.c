@@ -144,6 +144,40 @@ static void test_nul_line(void)
     free(text);
 }
 
+/* The same in a CSV export: a row whose last cell is followed by
+ * "\0xx" before its CRLF is refused naming the row's line, not read as
+ * the record (the cell cut at the NUL). */
+static void test_nul_csv_row(void)
+{
+    char *text = NULL, err[256] = "";
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    CHECK(mem != NULL);
+    kyufu_audit_write_header(mem, KYUFU_AUDIT_CSV);
+    CHECK(kyufu_audit_write(mem, KYUFU_AUDIT_CSV, &recs[0]) == 0);
+    CHECK(kyufu_audit_write(mem, KYUFU_AUDIT_CSV, &recs[1]) == 0);
+    fclose(mem);
+    char *buf = malloc(len + 3);
+    CHECK(buf != NULL);
+    CHECK(len > 1 && memcmp(text + len - 2, "\r\n", 2) == 0);
+    memcpy(buf, text, len - 2);
+    memcpy(buf + len - 2, "\0xx\r\n", 5);
+    free(text);
+    text = buf;
+    len += 3;
+    FILE *in = fmemopen(text, len, "r");
+    CHECK(in != NULL);
+    struct kyufu_audit_reader *rd = kyufu_audit_reader_new(in);
+    Kyufu__V1__AuditRecord *r = NULL;
+    CHECK_EQ_INT(kyufu_audit_read(rd, &r, err, sizeof err), 1);
+    kyufu__v1__audit_record__free_unpacked(r, NULL);
+    CHECK_EQ_INT(kyufu_audit_read(rd, &r, err, sizeof err), -1);
+    CHECK(strstr(err, "line 3: holds a NUL byte") != NULL);
+    kyufu_audit_reader_free(rd);
+    fclose(in);
+    free(text);
+}
+
 static void test_csv_quoting(void)
 {
     char path[256], buf[8192];
@@ -366,6 +400,7 @@ int main(void)
     test_round_trip(KYUFU_AUDIT_CSV);
     test_csv_quoting();
     test_nul_line();
+    test_nul_csv_row();
     test_verify();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

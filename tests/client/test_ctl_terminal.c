@@ -20,6 +20,7 @@
 #include "ctl.h"
 #include "ctl_pki.h"
 #include "ctl_registry.h"
+#include "tls.h"
 
 #define PASSPHRASE "terminal test passphrase"
 
@@ -264,7 +265,7 @@ int main(void)
     X509 *x = load_cert(path);
     char sha[65], ser[64];
     ctl__cert_sha256(x, sha);
-    ctl__cert_serial(x, ser, sizeof ser);
+    api__tls_cert_serial(x, ser, sizeof ser);
     CHECK(strcmp(sha, sha1) == 0 && strcmp(ser, serial1) == 0);
     X509_free(x);
     json_decref(reg);

@@ -594,6 +594,35 @@ static void setup_only_totp_and_reset_totp_sign_out(void)
     fx_close(&f);
 }
 
+/* Account ids of the longest kind (KYUFU_STAFF_ID_BYTES_MAX) are named
+ * whole: the pending message names its account, the completion its first
+ * administrator (the messages were cut at 96 and 160 bytes). */
+static void admin_pair_long_ids(void)
+{
+    char l1[KYUFU_STAFF_ID_BYTES_MAX + 1], l2[KYUFU_STAFF_ID_BYTES_MAX + 1];
+    memset(l1, 'x', KYUFU_STAFF_ID_BYTES_MAX);
+    l1[KYUFU_STAFF_ID_BYTES_MAX] = '\0';
+    memcpy(l2, l1, sizeof l1);
+    l1[KYUFU_STAFF_ID_BYTES_MAX - 1] = '1';
+    l2[KYUFU_STAFF_ID_BYTES_MAX - 1] = '2';
+    struct fx f;
+    fx_open(&f);
+    fx_world(&f); /* admin, admin2: ID administrators */
+    fx_version(&f, FX_ADMIN_PAIR_VERSION);
+    pending(&f, c_create_staff(&f, "admin", l1, R_ADMIN));
+    confirmed(&f, c_create_staff(&f, "admin2", l1, R_ADMIN), "admin");
+    pending(&f, c_create_staff(&f, "admin", l2, R_ADMIN));
+    confirmed(&f, c_create_staff(&f, "admin2", l2, R_ADMIN), "admin");
+    Kyufu__V1__CommandResult *r =
+        apply_take(&f, c_set_status(&f, l1, l2, SS(SUSPENDED)));
+    CHECK_CODE(r, PRECOND);
+    CHECK(strstr(r->message, "status change of ID administrator ") != NULL);
+    CHECK(strstr(r->message, l2) != NULL);
+    fx_free(r);
+    confirmed(&f, c_set_status(&f, "admin", l2, SS(SUSPENDED)), l1);
+    fx_close(&f);
+}
+
 /* ------------------------------------------------------------ roles */
 
 static void self_grant_and_two_admins(void)
@@ -1092,6 +1121,7 @@ int main(int argc, char **argv)
         T_CASE(password_history_and_resets),
         T_CASE(self_grant_and_two_admins),
         T_CASE(admin_changes_need_two_admins),
+        T_CASE(admin_pair_long_ids),
         T_CASE(setup_only_totp_and_reset_totp_sign_out),
         T_CASE(actor_must_be_active),
         T_CASE(sessions_touch_close_expire),

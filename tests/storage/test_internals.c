@@ -911,6 +911,71 @@ static void test_identity_tamper(void)
     kyufu_storage_close(f.s);
 }
 
+/* Pending two-administrator requests (apply_admin_pair.c): a row of every
+ * kind with its parameter passes the whole-state check; an unknown kind, a
+ * key cut after its 0x00, a status that is none, a parameter where the
+ * kind has none, or a value without its administrator is corrupt state. */
+static void put_pending(struct fx *f, const char *key, size_t klen,
+                        uint32_t param, const char *by)
+{
+    /* The only row: the table emptied first. */
+    uint8_t val[12 + 64];
+    size_t blen = strlen(by);
+    CHECK(blen <= 64);
+    kyufu_storage__put_u32(val, param);
+    kyufu_storage__put_u64(val + 4, 1000);
+    memcpy(val + 12, by, blen);
+    MDB_txn *txn;
+    MDB_val k = {klen, (void *)key};
+    MDB_val v = {12 + blen, val};
+    CHECK(mdb_txn_begin(f->s->env, NULL, 0, &txn) == 0);
+    CHECK(mdb_drop(txn, f->s->dbi[KYUFU_DB_ADMIN_GRANT], 0) == 0);
+    CHECK(mdb_put(txn, f->s->dbi[KYUFU_DB_ADMIN_GRANT], &k, &v, 0) == 0);
+    CHECK(mdb_txn_commit(txn) == 0);
+}
+
+static void test_pending_tamper(void)
+{
+    static const struct {
+        const char *key;
+        size_t klen;
+        uint32_t param;
+        const char *by;
+        bool ok;
+    } rows[] = {
+        {"clerk", 5, 1u << 2, "root", true},           /* a grant */
+        {"clerk\0R", 7, 1u << 3, "root", true},        /* roles */
+        {"clerk\0S", 7, KYUFU__V1__STAFF_STATUS__STAFF_SUSPENDED, "root", true},
+        {"clerk\0P", 7, 0, "root", true},              /* password */
+        {"clerk\0U", 7, 0, "root", true},              /* unlock */
+        {"clerk\0T", 7, 0, "root", true},              /* TOTP */
+        {"clerk\0Z", 7, 0, "root", false},             /* unknown kind */
+        {"clerk\0", 6, 0, "root", false},              /* kind cut off */
+        {"clerk\0PP", 8, 0, "root", false},            /* one byte more */
+        {"clerk\0S", 7, 99, "root", false},            /* no such status */
+        {"clerk\0S", 7, KYUFU__V1__STAFF_STATUS__STAFF_PURGED, "root", false},
+        {"clerk\0P", 7, 1, "root", false},             /* P has no param */
+        {"clerk", 5, 1u << 31, "root", false},          /* no such role */
+        {"clerk\0U", 7, 0, "", false},                 /* no administrator */
+        {"\0U", 2, 0, "root", false},                   /* no target */
+    };
+    struct fx f;
+    char err[256] = "";
+    fx_open(&f);
+    world(&f, 1);
+    invariants(&f);
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        put_pending(&f, rows[i].key, rows[i].klen, rows[i].param, rows[i].by);
+        int rv = kyufu_storage_check_invariants(f.s, err, sizeof err);
+        if (rows[i].ok != (rv == 0)) {
+            fprintf(stderr, "row %zu: rv %d (%s)\n", i, rv, err);
+        }
+        CHECK(rows[i].ok ? rv == 0 : rv == KYUFU_STORAGE_ECORRUPT);
+        CHECK(rows[i].ok || strstr(err, "admin_grant") != NULL);
+    }
+    kyufu_storage_close(f.s);
+}
+
 /* The digest and audit check of a snapshot see the state at its begin,
  * whatever is applied afterwards (the node runs them on a work thread while
  * the loop applies), and equal the store's own at that point. */
@@ -1083,6 +1148,7 @@ int main(int argc, char **argv)
         {"list_pages", test_list_pages},
         {"audit_tamper", test_audit_tamper},
         {"identity_tamper", test_identity_tamper},
+        {"pending_tamper", test_pending_tamper},
         {"snapshot_reads", test_snapshot_reads},
         {"readers_full", test_readers_full},
         {"snapshot_other_thread", test_snapshot_other_thread},
