@@ -486,23 +486,23 @@ def run(c, kyufuctl, t0):
         return lambda r: (r.command == command and r.actor == actor and
                           r.outcome == outcome and
                           all(w in r.message for w in words))
-    x.case("ID admin resets another alone",
-           "admin: ResetPassword admin3 (an ID administrator)", FAILED,
-           "SetPassword pending, no password",
-           reset_password(admin_md, "it-attacks-admin", 24),
-           "pending: a second ID administrator must confirm",
-           by("SetPassword", C.ADMIN, L.FAILED_PRECONDITION, "pending"))
-    x.case("nobody completes their own",
-           "admin: the same ResetPassword again", FAILED,
-           "SetPassword pending again",
-           reset_password(admin_md, "it-attacks-admin", 25),
-           "pending: a second ID administrator must confirm",
-           by("SetPassword", C.ADMIN, L.FAILED_PRECONDITION, "pending"))
-    x.case("ID admin resets another's TOTP alone",
-           "admin: ResetTotp admin3", FAILED, "ResetTotp pending",
-           reset_totp(admin_md, "it-attacks-admin", 26),
-           "pending: a second ID administrator must confirm",
-           by("ResetTotp", C.ADMIN, L.FAILED_PRECONDITION, "pending"))
+
+    def pending(name, attack, record, command, attempt):
+        """admin alone: refused as pending, its record saying so."""
+        x.case(name, attack, FAILED, record, attempt,
+               "pending: a second ID administrator must confirm",
+               by(command, C.ADMIN, L.FAILED_PRECONDITION, "pending"))
+    pending("ID admin resets another alone",
+            "admin: ResetPassword admin3 (an ID administrator)",
+            "SetPassword pending, no password", "SetPassword",
+            reset_password(admin_md, "it-attacks-admin", 24))
+    pending("nobody completes their own",
+            "admin: the same ResetPassword again",
+            "SetPassword pending again", "SetPassword",
+            reset_password(admin_md, "it-attacks-admin", 25))
+    pending("ID admin resets another's TOTP alone",
+            "admin: ResetTotp admin3", "ResetTotp pending", "ResetTotp",
+            reset_totp(admin_md, "it-attacks-admin", 26))
     x.case("second admin completes",
            "admin2: ResetTotp admin3 (confirms admin's)", OK,
            "ResetTotp confirmed (first by admin)",
