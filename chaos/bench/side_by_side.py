@@ -56,6 +56,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import ports  # noqa: E402
+import procs  # noqa: E402  (chaos/bench/procs.py, this script's folder)
 
 TICK = os.sysconf("SC_CLK_TCK")
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
@@ -117,13 +118,8 @@ class Proc:
         if self.p is None:
             return
         if self.p.poll() is None:
-            try:
-                os.kill(self.p.pid, signal.SIGCONT)
-                self.p.terminate()
-                self.p.wait(15)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(5)
+            os.kill(self.p.pid, signal.SIGCONT)  # a stopped one, resumed
+            procs.stop(self.p, 15)
         self.p = None
 
 
@@ -412,11 +408,7 @@ def failover(a, d, s, probe_cmd, how):
             else:
                 os.kill(p.p.pid, signal.SIGCONT)
     finally:
-        probe.send_signal(signal.SIGTERM)
-        try:
-            probe.wait(30)
-        except subprocess.TimeoutExpired:
-            probe.kill()
+        procs.stop(probe, 30)
         err.close()
     ms = sorted(gaps)
     return {"trials": len(ms), "ms": gaps, "median": statistics.median(ms),
