@@ -38,7 +38,8 @@ A benchmark: reads the wall clock, takes minutes; never in a test suite.
 
 usage: chaos/bench/side_by_side.py --build BUILD [--duration-s 5]
          [--inflight 1,16,64,256,1024] [--rounds 2] [--trials 3]
-         [--election-ms 1000] [--out DIR] [--keep] [--skip-failover]
+         [--election-ms 1000] [--settle-s 3] [--out DIR] [--keep]
+         [--skip-failover] [--check-args]
 """
 import argparse
 import json
