@@ -53,6 +53,8 @@ import sys
 import tempfile
 import time
 
+import procs  # chaos/bench/procs.py (this script's folder)
+
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
@@ -354,24 +356,15 @@ class Drill:
         p = self.procs.get(i)
         if p is None or p.poll() is not None:
             return None
-        p.send_signal(signal.SIGTERM)
-        try:
-            return p.wait(timeout)
-        except subprocess.TimeoutExpired:
+        code, killed = procs.stop(p, timeout)
+        if killed:
             log("node %d (pid %d) still running %d s after SIGTERM: SIGKILL"
                 % (i, p.pid, timeout))
-            p.kill()
-            return p.wait()
+        return code
 
     def stop_all(self):
         for p in self.others:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            procs.stop(p, 30)
         codes = {}
         for i in list(self.procs):
             codes[i] = self.stop(i)

@@ -38,11 +38,13 @@ A benchmark: reads the wall clock, takes minutes; never in a test suite.
 
 usage: chaos/bench/side_by_side.py --build BUILD [--duration-s 5]
          [--inflight 1,16,64,256,1024] [--rounds 2] [--trials 3]
-         [--election-ms 1000] [--out DIR] [--keep] [--skip-failover]
+         [--election-ms 1000] [--settle-s 3] [--out DIR] [--keep]
+         [--skip-failover] [--check-args]
 """
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -56,6 +58,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import ports  # noqa: E402
+import procs  # noqa: E402  (chaos/bench/procs.py, this script's folder)
 
 TICK = os.sysconf("SC_CLK_TCK")
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
@@ -117,13 +120,8 @@ class Proc:
         if self.p is None:
             return
         if self.p.poll() is None:
-            try:
-                os.kill(self.p.pid, signal.SIGCONT)
-                self.p.terminate()
-                self.p.wait(15)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(5)
+            os.kill(self.p.pid, signal.SIGCONT)  # a stopped one, resumed
+            procs.stop(self.p, 15)
         self.p = None
 
 
@@ -412,11 +410,7 @@ def failover(a, d, s, probe_cmd, how):
             else:
                 os.kill(p.p.pid, signal.SIGCONT)
     finally:
-        probe.send_signal(signal.SIGTERM)
-        try:
-            probe.wait(30)
-        except subprocess.TimeoutExpired:
-            probe.kill()
+        procs.stop(probe, 30)
         err.close()
     ms = sorted(gaps)
     return {"trials": len(ms), "ms": gaps, "median": statistics.median(ms),
@@ -495,6 +489,14 @@ def machine():
     return m
 
 
+def bench_limit(name):
+    """A bound of the load clients (bench_driver.h), which refuse past it:
+    checked here before the clusters start, from the one definition."""
+    with open(os.path.join(HERE, "bench_driver.h")) as f:
+        m = re.search(r"#define %s (\d+)u" % name, f.read())
+    return int(m.group(1))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", required=True)
@@ -507,18 +509,34 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--skip-failover", action="store_true")
+    ap.add_argument("--check-args", action="store_true",
+                    help="check the other arguments and exit (chaos/bench/run, before it builds)")
     a = ap.parse_args()
     try:
         a.ks = [int(x) for x in a.inflight.split(",")]
     except ValueError:
         ap.error("--inflight: a comma list of integers")
-    if not a.ks or any(k < 1 or k > 1024 for k in a.ks):
-        ap.error("--inflight: each K in 1..1024")
-    if a.rounds < 1 or a.trials < 0 or not a.duration_s > 0:
-        ap.error("--rounds >= 1, --trials >= 0, --duration-s > 0")
+    k_max = bench_limit("KYUFU_BENCH_INFLIGHT_MAX")
+    if not a.ks or any(k < 1 or k > k_max for k in a.ks):
+        ap.error("--inflight: each K in 1..%d" % k_max)
+    if a.rounds < 1 or a.trials < 0:
+        ap.error("--rounds >= 1, --trials >= 0")
+    s_max = bench_limit("KYUFU_BENCH_DURATION_S_MAX")
+    if not 0 < a.duration_s <= s_max:
+        ap.error("--duration-s: a number of seconds in (0, %d]" % s_max)
+    if not 0 <= a.settle_s <= 600:
+        ap.error("--settle-s: 0..600 seconds")
+    if a.out and os.path.exists(a.out) and not os.path.isdir(a.out):
+        ap.error("--out: %s is not a folder" % a.out)
     if a.election_ms != 1000:
         ap.error("--election-ms: only 1000 (kyufuctl cluster init's value) for now")
+    if a.check_args:
+        return
     a.build = os.path.abspath(a.build)
+    for exe in ("node/kyufud", "client/kyufuctl", "chaos/bench/kyufu-bench-load",
+                "chaos/bench/kyufu-bench-etcd", "chaos/bench/kyufu-bench-scale"):
+        if not os.access(os.path.join(a.build, exe), os.X_OK):
+            ap.error("--build: no %s in %s (chaos/bench/run builds it)" % (exe, a.build))
     d = tempfile.mkdtemp(prefix="kyufu-sbs-")
     log("folder %s" % d)
     res = {"machine": machine(), "args": {k: v for k, v in vars(a).items()}}

@@ -37,6 +37,7 @@ import time
 import cluster as C
 
 import grpc  # noqa: E402  (cluster.py skips the test without grpcio)
+import workload as W  # noqa: E402
 
 
 def ctl(kyufuctl, *args):
@@ -139,16 +140,9 @@ def audit_head(c, i):
 
 
 def audit_records(c, i, since):
-    S = c.s["service_pb2"]
-    out, cursor = [], str(since) if since else ""
-    while True:
-        r = c.ledger(i).ListAudit(S.ListRequest(page_size=1000,
-                                                page_token=cursor), timeout=10)
-        out += list(r.records)
-        if r.records:
-            cursor = str(r.records[-1].seq)
-        if not r.next_page_token:
-            return out
+    """The operation log's records after seq `since`, read on node i."""
+    return list(W.pages(c.ledger(i).ListAudit, c.s["service_pb2"], "records",
+                        token=str(since) if since else ""))
 
 
 def audit_find(c, i, since, pred, timeout=15):

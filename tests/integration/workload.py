@@ -46,11 +46,11 @@ class Ledger:
                                holder_kana="ヤマダ タロウ"))
 
 
-def pages(list_call, S, field, page_size=1000):
+def pages(list_call, S, field, page_size=1000, token=""):
     """Every item of a paged List call (`field` of each page, in order),
     following next_page_token to the end.  list_call: a stub's List
-    method (e.g. c.ledger(node).ListAudit); S: service_pb2."""
-    token = ""
+    method (e.g. c.ledger(node).ListAudit); S: service_pb2; token: the
+    page token to start from (ListAudit's: the seq to read after)."""
     while True:
         page = list_call(S.ListRequest(page_size=page_size,
                                        page_token=token), timeout=10)

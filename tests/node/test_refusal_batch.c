@@ -165,6 +165,19 @@ static void refused(const Kyufu__V1__ReportRefusalsRequest *r,
     }
 }
 
+/* Record 1's text field `*field` set to `bad`: the batch refused, `why`
+ * naming `word`; the field is put back. */
+static void text_refused(const Kyufu__V1__ReportRefusalsRequest *r,
+                         char **field,
+                         char *bad,
+                         const char *word)
+{
+    char *good = *field;
+    *field = bad;
+    refused(r, word);
+    *field = good;
+}
+
 static void test_check(void)
 {
     char why[200];
@@ -208,11 +221,9 @@ static void test_check(void)
 
     /* Each field of the second record, one at a time. */
     Kyufu__V1__RefusalReport good = x[1];
-    x[1].method = "";
-    refused(&r, "refusal 1: bad method");
-    x[1].method = "/kyufu.v1.Ledger/List\nHouseholds";
-    refused(&r, "refusal 1: bad method");
-    x[1] = good;
+    text_refused(&r, &x[1].method, "", "refusal 1: bad method");
+    text_refused(&r, &x[1].method, "/kyufu.v1.Ledger/List\nHouseholds",
+                 "refusal 1: bad method");
     x[1].outcome = KYUFU__V1__CODE__OK;
     refused(&r, "outcome");
     x[1].outcome = 99;
@@ -223,25 +234,15 @@ static void test_check(void)
     x[1].outcome = KYUFU__V1__CODE__NOT_FOUND;
     CHECK(kyufu_node__refusal_batch_check(&r, why, sizeof why) == 0);
     x[1] = good;
-    x[1].message = long_text;
-    refused(&r, "message");
-    x[1].message = "caf\xc3\xa9";
-    refused(&r, "message");
-    x[1] = good;
-    x[1].peer = long_text;
-    refused(&r, "peer");
-    x[1] = good;
-    x[1].certificate = long_text;
-    refused(&r, "certificate");
-    x[1].certificate = "CN=a\x01";
-    refused(&r, "certificate");
-    x[1] = good;
+    text_refused(&r, &x[1].message, long_text, "message");
+    text_refused(&r, &x[1].message, "caf\xc3\xa9", "message");
+    text_refused(&r, &x[1].peer, long_text, "peer");
+    text_refused(&r, &x[1].certificate, long_text, "certificate");
+    text_refused(&r, &x[1].certificate, "CN=a\x01", "certificate");
+    text_refused(&r, &x[1].actor, "Clerk One", "actor");
     x[1].cert_sha256.data = short_hash;
     x[1].cert_sha256.len = sizeof short_hash;
     refused(&r, "cert_sha256");
-    x[1] = good;
-    x[1].actor = "Clerk One";
-    refused(&r, "actor");
     x[1] = good;
     x[1].time_ms = 0;
     refused(&r, "time_ms");
