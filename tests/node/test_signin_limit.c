@@ -109,11 +109,48 @@ static void test_peer_bucket(void)
     CHECK(!kyufu_node_signin_peer_ok(&lim, a, t));
 }
 
+/* A sign-in takes its token when it starts and gives it back when it does
+ * not fail: many successful sign-ins never empty the bucket, and with the
+ * last token taken by one in flight the next is refused until it ends. */
+static void test_peer_refund(void)
+{
+    memset(&lim, 0, sizeof lim);
+    uint8_t a[32];
+    memset(a, 0xaa, sizeof a);
+    uint64_t t = 5000000;
+    for (unsigned i = 0; i < 10 * KYUFU_NODE_SIGNIN_FAIL_BURST; i++) {
+        CHECK(kyufu_node_signin_peer_ok(&lim, a, t));
+        kyufu_node_signin_peer_failed(&lim, a, t);
+        kyufu_node_signin_peer_refund(&lim, a, t);
+    }
+    /* All but one spent by failures, the last one taken by a sign-in in
+     * flight: refused until it ends. */
+    for (unsigned i = 0; i < KYUFU_NODE_SIGNIN_FAIL_BURST; i++) {
+        CHECK(kyufu_node_signin_peer_ok(&lim, a, t));
+        kyufu_node_signin_peer_failed(&lim, a, t);
+    }
+    CHECK(!kyufu_node_signin_peer_ok(&lim, a, t));
+    kyufu_node_signin_peer_refund(&lim, a, t); /* the last one succeeded */
+    CHECK(kyufu_node_signin_peer_ok(&lim, a, t));
+    kyufu_node_signin_peer_failed(&lim, a, t);
+    CHECK(!kyufu_node_signin_peer_ok(&lim, a, t));
+    /* A refund for a certificate never charged (forgotten) is a no-op. */
+    uint8_t b[32];
+    memset(b, 0xbb, sizeof b);
+    kyufu_node_signin_peer_refund(&lim, b, t);
+    for (unsigned i = 0; i < KYUFU_NODE_SIGNIN_FAIL_BURST; i++) {
+        CHECK(kyufu_node_signin_peer_ok(&lim, b, t));
+        kyufu_node_signin_peer_failed(&lim, b, t);
+    }
+    CHECK(!kyufu_node_signin_peer_ok(&lim, b, t));
+}
+
 int main(void)
 {
     test_allowed();
     test_in_flight();
     test_peer_bucket();
+    test_peer_refund();
     printf("ok\n");
     return 0;
 }
