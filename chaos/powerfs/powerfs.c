@@ -9,7 +9,16 @@
  * backing file's bytes.  fsync(2) or fdatasync(2) of the file (any open
  * descriptor of it; msync(2) of a shared mapping reaches us as writes then
  * an fsync) writes the held extents to the backing file in order and forgets
- * them.  close(2) makes nothing durable.
+ * them.  close(2) makes nothing durable.  A write made durable by O_DSYNC,
+ * O_SYNC or RWF_DSYNC reaches us as the write and then an fsync, which the
+ * kernel sends after the write (generic_write_sync) -- but not for direct
+ * I/O submitted with Linux AIO (io_submit, raft_uv's path for its open
+ * segments) while the connection has asynchronous direct I/O: that write
+ * completes later and the kernel's FUSE never syncs it.  powerfs turns
+ * FUSE_CAP_ASYNC_DIO off at init, so such writes complete synchronously and
+ * are followed by their fsync.  (Found by this tool: with asynchronous direct
+ * I/O every Raft entry was lost at a cut, and the nodes refused to start,
+ * "the Raft log ends at 1".)
  *
  * The control socket (a Unix stream socket) takes one line per connection:
  *   "pending\n"  reply: what a cut would drop now
@@ -185,7 +194,8 @@ static int ret_errno(int rv)
 
 static void *pf_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-    (void)conn;
+    /* Synchronous direct I/O: see the header (O_DSYNC, RWF_DSYNC). */
+    conn->want &= ~(unsigned)FUSE_CAP_ASYNC_DIO;
     cfg->use_ino = 1;
     cfg->hard_remove = 1; /* no .fuse_hidden files in the directories */
     cfg->nullpath_ok = 1;

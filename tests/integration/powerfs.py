@@ -5,9 +5,23 @@ answers EIO), unmount, mount again."""
 import os
 import socket
 import subprocess
+import sys
 import time
 
 import cluster as C
+
+
+def mounted(path):
+    """Whether path is a mount point, from /proc/self/mountinfo (not
+    os.path.ismount: after a cut, stat of the mount answers EIO, and on a
+    dead daemon ENOTCONN, which ismount takes for "not mounted")."""
+    path = os.path.abspath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split(" ")[4].replace("\\040", " ")
+            if mp == path:
+                return True
+    return False
 
 
 def usable_or_skip(powerfs):
@@ -23,8 +37,34 @@ def usable_or_skip(powerfs):
         C.skip("not root: the power-cut tests mount FUSE filesystems as root")
     for d in os.environ.get("PATH", "").split(os.pathsep):
         if os.access(os.path.join(d, "fusermount3"), os.X_OK):
-            return
-    C.skip("fusermount3 missing (Debian package fuse3)")
+            break
+    else:
+        C.skip("fusermount3 missing (Debian package fuse3)")
+    own_mount_namespace()
+
+
+def own_mount_namespace():
+    """Runs the rest of the test in a private mount namespace of its own
+    (re-executing it under unshare(1)): its FUSE mounts are then invisible
+    to every other process, and gone when the test's processes end, even
+    after a crash.  Without it, a mount namespace made by another process
+    while a mount exists (another test's `ip netns exec`, a chaos harness's
+    unshare) keeps a copy of the mount, the kernel keeps the FUSE
+    connection for that copy after our fusermount3 -u, and our daemon never
+    exits."""
+    if os.environ.get("KYUFU_POWERFS_NS") == str(os.getpid()):
+        return
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        if os.access(os.path.join(d, "unshare"), os.X_OK):
+            break
+    else:
+        C.skip("unshare (util-linux) missing: the power-cut tests mount "
+               "in a mount namespace of their own")
+    sys.stdout.flush()
+    env = dict(os.environ, KYUFU_POWERFS_NS=str(os.getpid()))
+    # exec keeps the PID: the child knows it is the one re-executed.
+    os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private",
+                           "--", sys.executable] + sys.argv, env)
 
 
 def parse_report(text):
@@ -62,7 +102,7 @@ class Mount:
                 [self.powerfs, self.backing, self.mountpoint, "--control",
                  self.sock], stdout=log, stderr=log)
         end = time.monotonic() + timeout
-        while not os.path.ismount(self.mountpoint):
+        while not mounted(self.mountpoint):
             assert self.proc.poll() is None, (
                 "kyufu-powerfs exited %s: %s" % (self.proc.returncode,
                                                  open(self.log).read()))
@@ -101,7 +141,7 @@ class Mount:
         while True:
             p = subprocess.run(["fusermount3", "-u", self.mountpoint],
                                capture_output=True, text=True)
-            if p.returncode == 0 or not os.path.ismount(self.mountpoint):
+            if p.returncode == 0:
                 break
             assert time.monotonic() < end, "fusermount3 -u: %s" % p.stderr
             time.sleep(0.1)
@@ -112,7 +152,7 @@ class Mount:
 
     def close(self):
         """Best effort, for finally: lazy unmount, kill the daemon."""
-        if os.path.ismount(self.mountpoint):
+        if mounted(self.mountpoint):
             subprocess.run(["fusermount3", "-u", "-z", self.mountpoint],
                            capture_output=True)
         if self.proc is not None and self.proc.poll() is None:

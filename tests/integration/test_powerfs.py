@@ -54,7 +54,7 @@ def hostile(powerfs, d):
     p = subprocess.run([powerfs, d, d, "--control", d + "/" + "s" * 200],
                        capture_output=True, text=True, timeout=10)
     assert p.returncode == 1 and "control socket path longer" in p.stderr, p
-    assert not os.path.ismount(d)
+    assert not P.mounted(d)
 
 
 def main():
