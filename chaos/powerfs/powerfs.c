@@ -28,7 +28,8 @@
  *                power, and a new mount of BACKING_DIR shows the synced state
  * The reply is one line "files=F extents=E bytes=B" and then one line per
  * file with held extents, "file PATH extents=E bytes=B", and "end".  The cut
- * is also logged on stderr.
+ * is also logged on stderr.  An unmount without a cut is a clean shutdown:
+ * what is held is written to the backing files first.
  *
  * What is modelled:
  *   - file data written and not fsynced/fdatasynced by the cut is lost, all
@@ -553,8 +554,33 @@ static int pf_fallocate(const char *path, int mode, off_t off, off_t len,
     return ret_errno(fallocate(pf->fd, mode, off, len));
 }
 
+/* Unmounted without a cut: a clean shutdown, where the kernel would write
+ * its page cache back; what is still held goes to the backing files (by
+ * the last path seen). */
+static void pf_destroy(void *private_data)
+{
+    (void)private_data;
+    pthread_mutex_lock(&mu);
+    while (nodes != NULL) {
+        struct pnode *n = nodes;
+        if (!cut && n->ext.n > 0 && n->path != NULL) {
+            int fd = openat(backing_fd, rel(n->path), O_WRONLY | O_CLOEXEC);
+            if (fd < 0 || powerfs_extents_flush(&n->ext, fd) != 0) {
+                fprintf(stderr, "kyufu-powerfs: unmount: %s not written "
+                        "back: %s\n", n->path, strerror(errno));
+            }
+            if (fd >= 0) {
+                close(fd);
+            }
+        }
+        node_free(n);
+    }
+    pthread_mutex_unlock(&mu);
+}
+
 static const struct fuse_operations ops = {
     .init = pf_init,
+    .destroy = pf_destroy,
     .getattr = pf_getattr,
     .readlink = pf_readlink,
     .mkdir = pf_mkdir,

@@ -77,6 +77,7 @@ def present(c, node):
 def main():
     kyufud, powerfs = sys.argv[1], sys.argv[2]
     P.usable_or_skip(powerfs)
+    t0 = time.monotonic()
     c = C.Cluster(kyufud)
     mounts = {}
     try:
@@ -105,6 +106,7 @@ def main():
                       "wb") as f:
                 f.write(CANARY_BYTES)  # closed, never fsynced
 
+        t_cut = time.monotonic()
         # The cut: all three mounts, then the processes.
         dropped = {i: m.cut() for i, m in mounts.items()}
         for i in mounts:
@@ -166,6 +168,9 @@ def main():
             missing = [no for no in acked if no not in have]
             assert not missing, "node %d lost %d acknowledged writes: %s" % (
                 i, len(missing), missing[:20])
+        print("phases: %.1f s to the cut (setup and %.0f s of load), %.1f s "
+              "from the cut to the check" % (t_cut - t0, LOAD_S,
+                                            time.monotonic() - t_cut))
         print("after the restart: all %d acknowledged writes on nodes %s, "
               "applied index %d, digest %s" % (len(acked), up,
                                                st.applied_index,

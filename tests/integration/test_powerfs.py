@@ -1,7 +1,8 @@
 """kyufu-powerfs itself (chaos/powerfs/powerfs.c): what survives its power
 cut and what does not, the way LMDB and raft_uv use files (pwrite read back
 through a read-only shared mapping, a shared writable mapping, fallocate,
-rename, a directory fsync), EIO after the cut, and its hostile inputs.
+rename, a directory fsync), EIO after the cut, a clean unmount writing back
+what it holds, and its hostile inputs.
 
 usage: test_powerfs.py KYUFU_POWERFS"""
 import errno
@@ -159,7 +160,11 @@ def main():
         assert len(seg) == 65536 and seg[:14] == b"entry-1" + b"\0" * 7, seg[:14]
         assert not os.path.exists(mnt + "/gone")
         assert m.pending()["bytes"] == 0
+        # An unmount without a cut is a clean shutdown: held data written.
+        write(mnt + "/clean", b"written back", sync=False)
+        assert read(m.backing + "/clean") == b""
         m.unmount()
+        assert read(m.backing + "/clean") == b"written back"
     finally:
         m.close()
         shutil.rmtree(d, ignore_errors=True)
