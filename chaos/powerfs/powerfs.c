@@ -74,6 +74,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -658,6 +659,9 @@ static void *control_main(void *arg)
                     strerror(errno));
             return NULL;
         }
+        /* A client that sends nothing does not hold the socket forever. */
+        struct timeval tv = {.tv_sec = 5};
+        (void)setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         char line[64];
         size_t got = 0;
         while (got < sizeof line - 1) {
