@@ -150,16 +150,21 @@ static void node_set_path(struct pnode *n, const char *path)
     }
 }
 
-/* The path is about to lose a link (unlink, or a rename over it): a last
- * link's held data dies with it. */
-static void unlinking(const char *path)
+/* The node of the file at path if that path is its last link (NULL if
+ * none): an unlink or a rename over it will take the file's held data. */
+static struct pnode *last_link(const char *path)
 {
     struct stat st;
     if (fstatat(backing_fd, rel(path), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
         !S_ISREG(st.st_mode) || st.st_nlink > 1) {
-        return;
+        return NULL;
     }
-    struct pnode *n = node_find(st.st_dev, st.st_ino);
+    return node_find(st.st_dev, st.st_ino);
+}
+
+/* After a successful unlink or rename over n's last link. */
+static void unlinked(struct pnode *n)
+{
     if (n != NULL) {
         n->gone = true;
         node_maybe_free(n);
@@ -236,8 +241,12 @@ static int pf_mkdir(const char *path, mode_t mode)
 static int pf_unlink(const char *path)
 {
     LOCKED_OR_EIO();
-    unlinking(path);
-    return ret_errno(unlinkat(backing_fd, rel(path), 0));
+    struct pnode *n = last_link(path);
+    int rv = unlinkat(backing_fd, rel(path), 0);
+    if (rv == 0) {
+        unlinked(n);
+    }
+    return ret_errno(rv);
 }
 
 static int pf_rmdir(const char *path)
@@ -255,10 +264,12 @@ static int pf_symlink(const char *target, const char *path)
 static int pf_rename(const char *from, const char *to, unsigned int flags)
 {
     LOCKED_OR_EIO();
-    if (flags == 0) {
-        unlinking(to);
-    }
+    /* RENAME_EXCHANGE keeps both files; RENAME_NOREPLACE replaces none. */
+    struct pnode *over = flags == 0 ? last_link(to) : NULL;
     int rv = renameat2(backing_fd, rel(from), backing_fd, rel(to), flags);
+    if (rv == 0) {
+        unlinked(over);
+    }
     struct stat st;
     if (rv == 0 && fstatat(backing_fd, rel(to), &st, AT_SYMLINK_NOFOLLOW) == 0) {
         struct pnode *n = node_find(st.st_dev, st.st_ino);

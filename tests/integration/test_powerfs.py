@@ -116,9 +116,14 @@ def main():
         os.fsync(dfd)
         os.close(dfd)
         assert read(mnt + "/raft/1-2")[:14] == b"entry-1entry-2"
-        # An unlinked file's held data is not reported (nothing to lose).
+        # An unlinked file's held data is not reported (nothing to lose),
+        # nor that of a file a rename replaced.
         write(mnt + "/gone", b"x" * 1000, sync=False)
         os.unlink(mnt + "/gone")
+        write(mnt + "/replaced", b"y" * 1000, sync=False)
+        write(mnt + "/tmp-new", b"new", sync=True)
+        os.rename(mnt + "/tmp-new", mnt + "/replaced")
+        assert read(mnt + "/replaced") == b"new"
 
         # Held bytes per file (the kernel may split a write that crosses a
         # page into two extents).
@@ -159,6 +164,7 @@ def main():
         seg = read(mnt + "/raft/1-2")
         assert len(seg) == 65536 and seg[:14] == b"entry-1" + b"\0" * 7, seg[:14]
         assert not os.path.exists(mnt + "/gone")
+        assert read(mnt + "/replaced") == b"new"
         assert m.pending()["bytes"] == 0
         # An unmount without a cut is a clean shutdown: held data written.
         write(mnt + "/clean", b"written back", sync=False)
