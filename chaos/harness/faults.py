@@ -1,0 +1,101 @@
+"""Injecting a plan's faults into a running NetCluster (docs/chaos.md
+"Faults and plan"): kill -9 and restart, SIGSTOP / SIGCONT, and partitions
+by iptables inside the node's namespace.  Each fault is written to the
+history with its injection, heal and recovery times (recovery: a leader
+named by a majority again)."""
+import signal
+import time
+
+from harness import netns
+
+RECOVER_S = 30.0  # no majority leader this long after healing: a failure
+
+
+class Injector:
+    def __init__(self, cluster, net, hist):
+        self.c = cluster
+        self.net = net
+        self.hist = hist
+        self.killed = set()
+        self.paused = set()
+        self.isolated = set()
+        self.errors = []  # harness-level failures (no recovery, a crash)
+
+    def leader(self):
+        named = []
+        for i in range(1, self.c.n + 1):
+            if self.c.alive(i) and i not in self.paused:
+                st = self.c.status(i, timeout=1.0)
+                if st is not None and st.leader_id:
+                    named.append(st.leader_id)
+        for lid in set(named):
+            if 2 * named.count(lid) > self.c.n:
+                return lid
+        return None
+
+    def resolve(self, target, pick):
+        nodes = list(range(1, self.c.n + 1))
+        lead = self.leader()
+        if target == "leader" and lead is not None:
+            cands = [lead]
+        elif target == "follower" and lead is not None:
+            cands = [i for i in nodes if i != lead]
+        else:
+            cands = nodes
+        return cands[int(pick * len(cands))], lead
+
+    def crashed(self):
+        """Nodes that exited although the plan did not kill them."""
+        return [i for i in range(1, self.c.n + 1)
+                if i not in self.killed and not self.c.alive(i)]
+
+    def _break(self, action, node):
+        if action == "kill":
+            self.c.kill(node, signal.SIGKILL)
+            self.c.wait_exit(node, 10)
+            self.killed.add(node)
+        elif action == "pause":
+            self.c.kill(node, signal.SIGSTOP)
+            self.paused.add(node)
+        elif action == "partition":
+            peers = [netns.Net.addr(j) for j in range(1, self.c.n + 1)
+                     if j != node]
+            netns.isolate(self.net.node(node), peers)
+            self.isolated.add(node)
+
+    def heal_all(self):
+        for i in sorted(self.paused):
+            self.c.kill(i, signal.SIGCONT)
+        self.paused.clear()
+        for i in sorted(self.isolated):
+            netns.heal(self.net.node(i))
+        self.isolated.clear()
+        for i in sorted(self.killed):
+            self.c.start(i)
+        self.killed.clear()
+
+    def inject(self, f):
+        node, lead = self.resolve(f["target"], f["pick"])
+        t0 = time.monotonic()
+        self._break(f["action"], node)
+        time.sleep(f["duration"])
+        t_heal = time.monotonic()
+        self.heal_all()
+        t_rec = None
+        end = t_heal + RECOVER_S
+        while time.monotonic() < end:
+            if self.leader() is not None:
+                t_rec = time.monotonic()
+                break
+            time.sleep(0.05)
+        ev = self.hist.write("fault", kind=f["kind"], node=node,
+                             leader_before=lead, t=t0, heal_t=t_heal,
+                             recover_t=t_rec)
+        if t_rec is None:
+            self.errors.append("no majority leader %.0f s after healing %s"
+                               % (RECOVER_S, ev))
+        for i in self.crashed():
+            self.errors.append("node %d exited on its own (rc %s) during %s"
+                               % (i, self.c.procs[i].poll(), ev))
+        time.sleep(f["gap"])
+        return ev

@@ -1,0 +1,168 @@
+"""The run inside the client namespace (chaos/run re-executes itself
+there): start the cluster, the clients and the fault plan; heal; the final
+read phase (final.json); the checker (summary.json)."""
+import json
+import os
+import shutil
+import threading
+import time
+
+import grpc
+
+import check
+import workload as W
+from harness import clients, faults, plan
+from harness.history import History, load
+from harness.netcluster import NetCluster
+
+PLAN_LEN = 100000       # more than any run injects: time ends the plan
+JOIN_S = clients.WRITE_DEADLINE_S + 10.0
+CONVERGE_S = 60.0
+
+
+def pager(call, req_type, field, **kw):
+    token = ""
+    while True:
+        page = call(req_type(page_size=1000, page_token=token, **kw),
+                    timeout=15)
+        yield from getattr(page, field)
+        token = page.next_page_token
+        if not token:
+            return
+
+
+def final_read(c):
+    """The final state as the checker reads it (docs/chaos.md "Checker")."""
+    S, L = c.s["service_pb2"], c.s["ledger_pb2"]
+    out = {"converged": False, "nodes": {}}
+    try:
+        c.wait_converged(CONVERGE_S)
+        out["converged"] = True
+    except AssertionError as e:
+        out["converge_error"] = str(e)[:2000]
+    for i in range(1, c.n + 1):
+        st = c.status(i, digest=True, timeout=10)
+        node = {"applied_index": st.applied_index if st else None,
+                "digest": st.state_digest.hex() if st else None}
+        try:
+            v = c.ledger(i).VerifyAudit(S.VerifyAuditRequest(), timeout=30)
+            node.update(verify_ok=v.ok, verify_records=v.records,
+                        verify_msg=v.message)
+        except grpc.RpcError as e:
+            node.update(verify_ok=False, verify_msg=str(e.code()))
+        out["nodes"][str(i)] = node
+    lead = c.wait_leader(30, majority=True)
+    led = c.ledger(lead)
+    st_name = L.ApplicationStatus.Name
+    out["households"] = [h.household_no for h in pager(
+        led.ListHouseholds, S.ListRequest, "households")]
+    out["applications"] = [
+        {"id": a.id, "program_code": a.program_code,
+         "household_no": a.household_no, "status": st_name(a.status),
+         "amount": a.amount, "submitted_by": a.submitted_by,
+         "decided_by": a.decided_by, "batch_id": a.batch_id}
+        for a in pager(led.ListApplications, S.ListApplicationsRequest,
+                       "applications")]
+    out["batches"] = [
+        {"id": b.id, "program_code": b.program_code,
+         "application_ids": list(b.application_ids),
+         "status": L.BatchStatus.Name(b.status), "created_by": b.created_by,
+         "confirmed_by": b.confirmed_by}
+        for b in pager(led.ListPaymentBatches, S.ListRequest, "batches")]
+    out["programs"] = [
+        {"code": p.code, "budget": p.budget, "available": p.available,
+         "reserved": p.reserved, "paid": p.paid}
+        for p in pager(led.ListPrograms, S.ListRequest, "programs")]
+    out["audit"] = [
+        {"seq": r.seq, "command": r.command, "object": r.object,
+         "outcome": int(r.outcome), "client_id": r.client_id,
+         "client_seq": r.client_seq, "prev_hash": r.prev_hash.hex(),
+         "hash": r.hash.hex()}
+        for r in pager(led.ListAudit, S.ListRequest, "records")]
+    return out
+
+
+def run(a, net):
+    print("chaos: seed %d (replay: chaos/run KYUFUD --seed %d%s)"
+          % (a.seed, a.seed, " --cover" if a.cover else ""), flush=True)
+    the_plan = plan.make(a.seed, PLAN_LEN, cover=a.cover)
+    print("chaos: plan starts %s" % json.dumps(the_plan[:8]), flush=True)
+    c = NetCluster(a.kyufud, net)
+    hist = History(os.path.join(a.out, "history.jsonl"))
+    harness_errors = []
+    injected = []
+    try:
+        c.start_all()
+        c.wait_leader(60)
+        W.Ledger(c, "chaos-setup").setup(program=clients.PROGRAM,
+                                         budget=clients.BUDGET,
+                                         unit=clients.UNIT)
+        hist.write("meta", seed=a.seed, seconds=a.seconds, cover=a.cover,
+                   clients=clients.CLIENTS)
+        stop = threading.Event()
+        cs = clients.start(c, hist, stop, a.seed)
+        inj = faults.Injector(c, net, hist)
+        end = time.monotonic() + a.seconds
+        time.sleep(1.0)
+        for f in the_plan:
+            if time.monotonic() + f["duration"] > end:
+                break
+            ev = inj.inject(f)
+            injected.append(ev["kind"])
+            print("chaos: %-17s node %d  rto-leader %s s" % (
+                ev["kind"], ev["node"],
+                None if ev["recover_t"] is None else
+                round(ev["recover_t"] - ev["t"], 2)), flush=True)
+            if inj.errors:
+                break
+        inj.heal_all()
+        harness_errors += inj.errors
+        stop.set()
+        left = clients.join(cs, JOIN_S)
+        if left:
+            harness_errors.append("clients still running: %s" % left)
+        harness_errors += ["%s crashed: %s" % (x.name, x.crashed)
+                           for x in cs if x.crashed]
+        if a.cover and set(injected) != set(plan.KINDS):
+            harness_errors.append("--cover: kinds not injected: %s" % sorted(
+                set(plan.KINDS) - set(injected)))
+        hist.close()
+        final = final_read(c)
+        with open(os.path.join(a.out, "final.json"), "w") as f:
+            json.dump(final, f)
+        try:
+            c.stop_clean()
+        except AssertionError as e:
+            harness_errors.append("clean stop: %s" % str(e)[:3000])
+    except Exception as e:
+        harness_errors.append("harness: %r" % e)
+        raise
+    finally:
+        summary = None
+        if os.path.exists(os.path.join(a.out, "final.json")):
+            summary = check.check(load(os.path.join(a.out, "history.jsonl")),
+                                  json.load(open(os.path.join(
+                                      a.out, "final.json"))))
+            summary["harness_errors"] = harness_errors
+            with open(os.path.join(a.out, "summary.json"), "w") as f:
+                json.dump(summary, f, indent=1, sort_keys=True)
+        failed = summary is None or summary["violations"] or harness_errors
+        if failed:
+            for i in range(1, c.n + 1):
+                try:
+                    shutil.copy(c.log_path(i),
+                                os.path.join(a.out, "node%d.log" % i))
+                except OSError:
+                    pass
+        c.close()
+    print(json.dumps({k: v for k, v in summary.items()
+                      if k != "violations"}, sort_keys=True))
+    for v in summary["violations"]:
+        print("VIOLATION:", json.dumps(v, sort_keys=True))
+    print("chaos: seed %d: %d ok, %d fail, %d unknown; %d faults; "
+          "%d violations, %d harness errors: %s (%s)" % (
+              a.seed, summary["ops"]["ok"], summary["ops"]["fail"],
+              summary["ops"]["unknown"], sum(summary["faults"].values()),
+              len(summary["violations"]), len(harness_errors),
+              "FAIL" if failed else "PASS", a.out))
+    return 1 if failed else 0
