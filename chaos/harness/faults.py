@@ -76,8 +76,8 @@ class Injector:
 
     def inject(self, f):
         node, lead = self.resolve(f["target"], f["pick"])
-        t0 = time.monotonic()
         self._break(f["action"], node)
+        t0 = time.monotonic()  # in effect from here (rules installed)
         time.sleep(f["duration"])
         t_heal = time.monotonic()
         self.heal_all()

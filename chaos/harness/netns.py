@@ -112,10 +112,14 @@ def iptables(ns, *args):
 
 def isolate(ns, peers):
     """Drop all traffic between namespace ns and the addresses peers
-    (both directions; the clients' address is not touched)."""
-    for p in peers:
-        iptables(ns, "-A", "INPUT", "-s", p, "-j", "DROP")
-        iptables(ns, "-A", "OUTPUT", "-d", p, "-j", "DROP")
+    (both directions; the clients' address is not touched), all rules in
+    one iptables-restore transaction so the partition starts at once."""
+    rules = "".join("-A INPUT -s %s -j DROP\n-A OUTPUT -d %s -j DROP\n"
+                    % (p, p) for p in peers)
+    subprocess.run(["ip", "netns", "exec", ns, "iptables-restore", "-w",
+                    "--noflush"], input=("*filter\n%sCOMMIT\n" % rules)
+                   .encode(), check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE)
 
 
 def heal(ns):

@@ -17,9 +17,9 @@ KINDS = {
 # Seconds a fault lasts before it is healed, and the quiet gap after the
 # cluster has a leader again: long enough for an election (1 s timeout)
 # to happen inside the fault, short enough for a quick run to hold one of
-# each kind in about 30 s.
-DURATION_S = (1.0, 3.0)
-GAP_S = (0.3, 1.5)
+# each kind in about 25 s.
+DURATION_S = (1.0, 2.0)
+GAP_S = (0.2, 1.0)
 
 
 def make(seed, n, cover=False):
