@@ -244,9 +244,16 @@ class Checker:
             after = [end for end, inv in oks if inv >= f["t"]]
             if after:
                 per[f["kind"]].append(round(min(after) - f["t"], 3))
-        return {k: {"n": len(v), "min": min(v), "median":
-                    statistics.median(v), "max": max(v)}
-                for k, v in sorted(per.items())}
+        return dist(per)
+
+    def leader_back(self):
+        """Per fault kind: seconds from injection until a majority named a
+        leader again after healing (includes the fault's duration)."""
+        per = collections.defaultdict(list)
+        for f in (e for e in self.events if e["ev"] == "fault"):
+            if f.get("recover_t") is not None:
+                per[f["kind"]].append(round(f["recover_t"] - f["t"], 3))
+        return dist(per)
 
     def run(self):
         self.check_audit_keys()
@@ -264,7 +271,14 @@ class Checker:
                 "ops_by_kind": {k: dict(v) for k, v in sorted(per_op.items())},
                 "faults": dict(sorted(faults.items())),
                 "rto_s": self.rto(),
+                "leader_back_s": self.leader_back(),
                 "violations": self.violations}
+
+
+def dist(per):
+    return {k: {"n": len(v), "min": min(v),
+                "median": round(statistics.median(v), 3), "max": max(v)}
+            for k, v in sorted(per.items())}
 
 
 def check(events, final):
@@ -279,10 +293,11 @@ def main(argv):
         events = H.load(os.path.join(argv[1], "history.jsonl"))
         with open(os.path.join(argv[1], "final.json")) as f:
             final = json.load(f)
-    except (OSError, ValueError, KeyError) as e:
-        print("chaos/check.py: cannot read the run: %s" % e, file=sys.stderr)
+        s = check(events, final)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        print("chaos/check.py: cannot read the run in %s: %r (nothing "
+              "written)" % (argv[1], e), file=sys.stderr)
         return 2
-    s = check(events, final)
     with open(os.path.join(argv[1], "summary.json"), "w") as f:
         json.dump(s, f, indent=1, sort_keys=True)
     print(json.dumps({k: v for k, v in s.items() if k != "violations"},

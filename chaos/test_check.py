@@ -5,8 +5,12 @@ faults the checker exists for (an acknowledged write lost or applied twice,
 a failed write applied, a write never invoked, a broken invariant, a
 broken audit chain, replicas that differ) gives at least one."""
 import copy
+import json
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import check  # noqa: E402
@@ -119,7 +123,59 @@ def main():
     mutated("two live applications of a household",
             lambda e, f: f["applications"].append(dict(
                 f["applications"][0], id=2, status="APP_RECEIVED")))
+    hostile(ev, final)
     print("test_check: ok")
+
+
+def hostile(ev, final):
+    """check.py on a run folder: 0 for the good run, 1 with a violation,
+    2 with a clear message and no summary.json for unreadable input; and
+    chaos/run refuses bad arguments before it touches anything."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    d = tempfile.mkdtemp(prefix="kyufu-chaos-check-")
+    try:
+        def run(hist_text, final_obj):
+            with open(os.path.join(d, "history.jsonl"), "w") as f:
+                f.write(hist_text)
+            with open(os.path.join(d, "final.json"), "w") as f:
+                f.write(final_obj if isinstance(final_obj, str)
+                        else json.dumps(final_obj))
+            if os.path.exists(os.path.join(d, "summary.json")):
+                os.unlink(os.path.join(d, "summary.json"))
+            return subprocess.run([sys.executable,
+                                   os.path.join(here, "check.py"), d],
+                                  capture_output=True, text=True)
+        good = "".join(json.dumps(e) + "\n" for e in ev)
+        r = run(good, final)
+        assert r.returncode == 0, r
+        lost = copy.deepcopy(final)
+        lost["households"] = []
+        r = run(good, lost)
+        assert r.returncode == 1 and "VIOLATION" in r.stdout, r
+        for h, f, what in ((good, "{not json", "final.json not JSON"),
+                           ("[1, 2]\n", final, "history event a list"),
+                           ('{"ev": "invoke"}\n', final, "invoke w/o keys"),
+                           (good, {"audit": []}, "final without lists"),
+                           (good[:-40], final, "history cut mid-line")):
+            r = run(h, f)
+            assert r.returncode == 2, (what, r)
+            assert "cannot read the run" in r.stderr, (what, r.stderr)
+            assert not os.path.exists(os.path.join(d, "summary.json")), what
+        r = subprocess.run([sys.executable, os.path.join(here, "check.py")],
+                           capture_output=True, text=True)
+        assert r.returncode == 2 and "usage" in r.stderr, r
+        for args in (["--seconds", "0"], ["--seconds", "x"],
+                     ["--seed", "-1"], ["--bogus"]):
+            r = subprocess.run([sys.executable, os.path.join(here, "run"),
+                                sys.executable] + args,
+                               capture_output=True, text=True)
+            assert r.returncode == 2 and "chaos/run" in r.stderr, (args, r)
+        r = subprocess.run([sys.executable, os.path.join(here, "run"),
+                            os.path.join(d, "no-such-kyufud")],
+                           capture_output=True, text=True)
+        assert r.returncode == 2 and "not an executable" in r.stderr, r
+    finally:
+        shutil.rmtree(d)
 
 
 if __name__ == "__main__":
