@@ -9,10 +9,16 @@ import time
 from harness import netns
 
 RECOVER_S = 30.0  # no majority leader this long after healing: a failure
+CATCH_UP_S = 30.0  # settle: every node applied the leader's commit index
 
 
 class Injector:
-    def __init__(self, cluster, net, hist):
+    def __init__(self, cluster, net, hist, settle=False):
+        """settle: after each fault wait until every node has applied
+        what the leader had committed when it was back (a restarted node
+        caught up) before the next fault; without it a node may be killed
+        again while it catches up (see docs/chaos.md "Findings")."""
+        self.settle = settle
         self.c = cluster
         self.net = net
         self.hist = hist
@@ -74,6 +80,26 @@ class Injector:
             self.c.start(i)
         self.killed.clear()
 
+    def catch_up(self):
+        """Wait until every node's applied index reaches the leader's
+        commit index of now; the time, or None after CATCH_UP_S."""
+        lead = self.leader()
+        st = self.c.status(lead, timeout=2.0) if lead else None
+        if st is None:
+            return None
+        target = st.commit_index
+        end = time.monotonic() + CATCH_UP_S
+        while time.monotonic() < end:
+            sts = [self.c.status(i, timeout=1.0)
+                   for i in range(1, self.c.n + 1)]
+            if all(s is not None and s.applied_index >= target
+                   for s in sts):
+                return time.monotonic()
+            time.sleep(0.05)
+        self.errors.append("a node did not catch up with index %d within "
+                           "%.0f s" % (target, CATCH_UP_S))
+        return None
+
     def inject(self, f):
         node, lead = self.resolve(f["target"], f["pick"])
         self._break(f["action"], node)
@@ -88,9 +114,10 @@ class Injector:
                 t_rec = time.monotonic()
                 break
             time.sleep(0.05)
+        t_caught = self.catch_up() if self.settle and t_rec else None
         ev = self.hist.write("fault", kind=f["kind"], node=node,
                              leader_before=lead, t=t0, heal_t=t_heal,
-                             recover_t=t_rec)
+                             recover_t=t_rec, caught_up_t=t_caught)
         if t_rec is None:
             self.errors.append("no majority leader %.0f s after healing %s"
                                % (RECOVER_S, ev))

@@ -90,8 +90,9 @@ def final_read(c):
 
 
 def run(a, net):
-    print("chaos: seed %d (replay: chaos/run KYUFUD --seed %d%s)"
-          % (a.seed, a.seed, " --cover" if a.cover else ""), flush=True)
+    print("chaos: seed %d (replay: chaos/run KYUFUD --seed %d%s%s)"
+          % (a.seed, a.seed, " --cover" if a.cover else "",
+             " --settle" if a.settle else ""), flush=True)
     the_plan = plan.make(a.seed, PLAN_LEN, cover=a.cover)
     print("chaos: plan starts %s" % json.dumps(the_plan[:8]), flush=True)
     t_start = time.monotonic()
@@ -108,6 +109,7 @@ def run(a, net):
                                          budget=clients.BUDGET,
                                          unit=clients.UNIT)
         hist.write("meta", seed=a.seed, seconds=a.seconds, cover=a.cover,
+                   settle=a.settle,
                    clients=clients.CLIENTS)
         print("chaos: ready in %.1f s (certificates %.1f, leader %.1f, "
               "accounts %.1f)" % (time.monotonic() - t_start,
@@ -115,11 +117,13 @@ def run(a, net):
                                   time.monotonic() - t_led), flush=True)
         stop = threading.Event()
         cs = clients.start(c, hist, stop, a.seed)
-        inj = faults.Injector(c, net, hist)
+        inj = faults.Injector(c, net, hist, settle=a.settle)
         end = time.monotonic() + a.seconds
         time.sleep(1.0)
         for f in the_plan:
-            if time.monotonic() + f["duration"] > end:
+            # --cover: every kind once even if that takes longer
+            covered = not a.cover or set(injected) >= set(plan.KINDS)
+            if covered and time.monotonic() + f["duration"] > end:
                 break
             ev = inj.inject(f)
             injected.append(ev["kind"])
