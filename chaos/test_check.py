@@ -170,6 +170,12 @@ def hostile(ev, final):
                                 sys.executable] + args,
                                capture_output=True, text=True)
             assert r.returncode == 2 and "chaos/run" in r.stderr, (args, r)
+        for args in (["--minutes", "0"], ["--minutes", "1",
+                                           "--run-seconds", "5"], []):
+            r = subprocess.run([sys.executable, os.path.join(here, "soak"),
+                                sys.executable] + args,
+                               capture_output=True, text=True)
+            assert r.returncode == 2 and "chaos/soak" in r.stderr, (args, r)
         r = subprocess.run([sys.executable, os.path.join(here, "run"),
                             os.path.join(d, "no-such-kyufud")],
                            capture_output=True, text=True)
