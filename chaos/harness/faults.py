@@ -24,7 +24,7 @@ class Injector:
         self.hist = hist
         self.killed = set()
         self.paused = set()
-        self.isolated = set()
+        self.isolated = set()  # nodes whose namespace has DROP rules
         self.errors = []  # harness-level failures (no recovery, a crash)
 
     def leader(self):
@@ -63,11 +63,20 @@ class Injector:
         elif action == "pause":
             self.c.kill(node, signal.SIGSTOP)
             self.paused.add(node)
-        elif action == "partition":
-            peers = [netns.Net.addr(j) for j in range(1, self.c.n + 1)
-                     if j != node]
-            netns.isolate(self.net.node(node), peers)
-            self.isolated.add(node)
+        else:
+            others = [j for j in range(1, self.c.n + 1) if j != node]
+            addrs = [netns.Net.addr(j) for j in others]
+            if action == "partition":    # node cut from the others
+                netns.isolate(self.net.node(node), addrs)
+                self.isolated.add(node)
+            elif action == "oneway":     # node hears the others, unheard
+                netns.isolate(self.net.node(node), addrs, inbound=False)
+                self.isolated.add(node)
+            elif action == "bridge":     # the others cut, node sees both
+                netns.isolate(self.net.node(others[0]), addrs[1:])
+                self.isolated.add(others[0])
+            else:
+                raise ValueError("unknown fault action %r" % action)
 
     def heal_all(self):
         for i in sorted(self.paused):
@@ -107,16 +116,18 @@ class Injector:
         time.sleep(f["duration"])
         t_heal = time.monotonic()
         self.heal_all()
-        t_rec = None
+        t_rec = after = None
         end = t_heal + RECOVER_S
         while time.monotonic() < end:
-            if self.leader() is not None:
+            after = self.leader()
+            if after is not None:
                 t_rec = time.monotonic()
                 break
             time.sleep(0.05)
         t_caught = self.catch_up() if self.settle and t_rec else None
         ev = self.hist.write("fault", kind=f["kind"], node=node,
-                             leader_before=lead, t=t0, heal_t=t_heal,
+                             leader_before=lead, leader_after=after,
+                             t=t0, heal_t=t_heal,
                              recover_t=t_rec, caught_up_t=t_caught)
         if t_rec is None:
             self.errors.append("no majority leader %.0f s after healing %s"

@@ -110,12 +110,13 @@ def iptables(ns, *args):
     sh("ip", "netns", "exec", ns, "iptables", "-w", *args)
 
 
-def isolate(ns, peers):
-    """Drop all traffic between namespace ns and the addresses peers
-    (both directions; the clients' address is not touched), all rules in
-    one iptables-restore transaction so the partition starts at once."""
-    rules = "".join("-A INPUT -s %s -j DROP\n-A OUTPUT -d %s -j DROP\n"
-                    % (p, p) for p in peers)
+def isolate(ns, peers, inbound=True):
+    """Drop traffic between namespace ns and the addresses peers: what ns
+    sends to them, and (inbound) what they send to ns; the clients'
+    address is never touched.  All rules in one iptables-restore
+    transaction, so the partition starts at once."""
+    rules = "".join(("-A INPUT -s %s -j DROP\n" % p if inbound else "") +
+                    "-A OUTPUT -d %s -j DROP\n" % p for p in peers)
     subprocess.run(["ip", "netns", "exec", ns, "iptables-restore", "-w",
                     "--noflush"], input=("*filter\n%sCOMMIT\n" % rules)
                    .encode(), check=True, stdout=subprocess.DEVNULL,

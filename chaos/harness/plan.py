@@ -13,6 +13,8 @@ KINDS = {
     "pause-random": ("pause", "random"),
     "partition-leader": ("partition", "leader"),
     "partition-split": ("partition", "random"),
+    "partition-bridge": ("bridge", "random"),
+    "oneway-leader": ("oneway", "leader"),
 }
 # Seconds a fault lasts before it is healed, and the quiet gap after the
 # cluster has a leader again: long enough for an election (1 s timeout)
