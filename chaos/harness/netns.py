@@ -5,10 +5,13 @@ A run owns: a switch namespace with bridge br0, one namespace per node and
 one for the clients, each with eth0 joined to the bridge by a veth pair made
 inside the namespaces (nothing is added to the host's namespace).
 Addresses are 127.77.0.N/24 on each eth0 with route_localnet=1 inside the
-run's namespaces.  Every name starts with the run's prefix (kc<pid>-), so
-teardown() removes exactly what setup() made, and kills only the PIDs that
-`ip netns pids` lists in those namespaces."""
+run's namespaces.  Every name starts with the run's prefix (kchaos<pid>-),
+so teardown() removes exactly what setup() made, and kills only the PIDs
+that `ip netns pids` lists in those namespaces; sweep_stale() does the same
+for the namespaces of a run whose chaos/run process is gone (killed with
+SIGKILL, so its own teardown never ran)."""
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,6 +20,8 @@ SUBNET = "127.77.0."
 CLIENT_HOST = 100
 RAFT_PORT = 7001
 API_PORT = 8001
+PREFIX = "kchaos"
+_OURS = re.compile(r"^%s(\d+)-" % PREFIX)
 
 
 def missing():
@@ -26,7 +31,7 @@ def missing():
     for tool in ("ip", "iptables"):
         if shutil.which(tool) is None:
             return "%s is not installed (iproute2, iptables)" % tool
-    probe = "kc%d-probe" % os.getpid()
+    probe = "%s%d-probe" % (PREFIX, os.getpid())
     r = subprocess.run(["ip", "netns", "add", probe],
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if r.returncode != 0:
@@ -52,7 +57,7 @@ class Net:
 
     def __init__(self, n, prefix=None):
         self.n = n
-        self.prefix = prefix or "kc%d-" % os.getpid()
+        self.prefix = prefix or "%s%d-" % (PREFIX, os.getpid())
         self.switch = self.prefix + "sw"
         self.client = self.prefix + "cl"
         self.made = []
@@ -104,6 +109,34 @@ class Net:
             subprocess.run(["ip", "netns", "del", ns],
                            stderr=subprocess.DEVNULL)
         self.made = []
+
+
+def _running_chaos(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return b"chaos/run" in f.read()
+    except OSError:
+        return False
+
+
+def sweep_stale():
+    """Remove the namespaces (and what runs in them) of chaos runs that no
+    longer exist; returns their names."""
+    r = subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, text=True)
+    stale = {}
+    for line in r.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        m = _OURS.match(name)
+        if m and not _running_chaos(int(m.group(1))):
+            stale.setdefault(m.group(0), []).append(name)
+    gone = []
+    for prefix, names in stale.items():
+        net = Net(0, prefix=prefix)
+        net.made = sorted(names, key=lambda x: x.endswith("-sw"))
+        net.teardown()
+        gone += names
+    return gone
 
 
 def iptables(ns, *args):
