@@ -106,11 +106,9 @@ def run(a, net):
         c.wait_leader(60)
         t_led = time.monotonic()
         W.Ledger(c, "setup").setup(program=clients.PROGRAM,
-                                         budget=clients.BUDGET,
-                                         unit=clients.UNIT)
+                                   budget=clients.BUDGET, unit=clients.UNIT)
         hist.write("meta", seed=a.seed, seconds=a.seconds, cover=a.cover,
-                   settle=a.settle,
-                   clients=clients.CLIENTS)
+                   settle=a.settle, clients=clients.CLIENTS)
         print("chaos: ready in %.1f s (certificates %.1f, leader %.1f, "
               "accounts %.1f)" % (time.monotonic() - t_start,
                                   t_made - t_start, t_led - t_made,
@@ -127,7 +125,7 @@ def run(a, net):
                 break
             ev = inj.inject(f)
             injected.append(ev["kind"])
-            print("chaos: %-17s node %d  rto-leader %s s" % (
+            print("chaos: %-17s node %d  leader back after %s s" % (
                 ev["kind"], ev["node"],
                 None if ev["recover_t"] is None else
                 round(ev["recover_t"] - ev["t"], 2)), flush=True)
@@ -147,6 +145,8 @@ def run(a, net):
         hist.close()
         t_final = time.monotonic()
         final = final_read(c)
+        harness_errors += ["node %d exited on its own (rc %s)"
+                           % (i, c.procs[i].poll()) for i in inj.crashed()]
         print("chaos: final read in %.1f s" % (time.monotonic() - t_final),
               flush=True)
         with open(os.path.join(a.out, "final.json"), "w") as f:
