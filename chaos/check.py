@@ -82,6 +82,9 @@ class Checker:
             elif len(got) > 1:
                 self.bad("unknown %s/%d applied %d times" % (k + (len(got),)),
                          k)
+            if out == "ok" and o["invoke"]["args"].get("refusal_expected"):
+                self.bad("%s/%d: %s that the ledger must refuse was "
+                         "acknowledged" % (k + (o["invoke"]["op"],)), k)
         for k in recs:
             if k not in self.ops:
                 self.bad("audit record of %s/%d, never invoked: %s"
@@ -103,41 +106,45 @@ class Checker:
                 self.bad("failed RegisterHousehold %s applied" % h, k)
         for h in homes - set(made):
             self.bad("household %s never registered" % h)
-        # applications
+        # applications: per household, every acknowledged one present, and
+        # no more others than submits of unknown outcome (a definite
+        # failure, e.g. a second submit refused by invariant 2, made none)
         by_home = collections.defaultdict(list)
         for a in apps.values():
             by_home[a["household_no"]].append(a)
-        submits = {}
+        submits = collections.defaultdict(list)
         for k, o in self.by_op("SubmitApplication"):
             h, out = o["invoke"]["args"]["household"], self.outcome(k)
-            submits[h] = k
+            submits[h].append(k)
             if out == "ok":
                 a = apps.get(o["end"]["result"].get("application"))
                 if a is None or a["household_no"] != h:
                     self.bad("acknowledged application of %s missing" % h, k)
-            if out == "fail" and by_home.get(h):
-                self.bad("failed SubmitApplication of %s applied" % h, k)
         for h, lst in by_home.items():
-            if h not in submits:
-                self.bad("application of %s never submitted: %s" % (h, lst))
-            if len(lst) > 1:
-                self.bad("%d applications of %s submitted once"
-                         % (len(lst), h), submits.get(h))
-        # approvals
-        approves = {}
+            keys = submits.get(h, [])
+            acked = {self.ops[k]["end"]["result"].get("application")
+                     for k in keys if self.outcome(k) == "ok"}
+            maybe = sum(1 for k in keys if self.outcome(k) == "unknown")
+            extra = [a for a in lst if a["id"] not in acked]
+            if len(extra) > maybe:
+                self.bad("%d applications of %s that no acknowledged or "
+                         "unknown submit made: %s" % (len(extra), h, extra),
+                         *keys)
+        # approvals: APPROVED/PAID needs an ok or unknown approve of it; a
+        # failed approve (e.g. of one already approved) changed nothing
+        approves = collections.defaultdict(list)
         for k, o in self.by_op("ApproveApplication"):
             i, out = o["invoke"]["args"]["id"], self.outcome(k)
-            approves[i] = k
+            approves[i].append(k)
             st = apps.get(i, {}).get("status")
             if out == "ok" and st not in ("APP_APPROVED", "APP_PAID"):
                 self.bad("acknowledged approval of %d: status %s" % (i, st), k)
-            if out == "fail" and st in ("APP_APPROVED", "APP_PAID"):
-                self.bad("failed approval of %d applied: %s" % (i, st), k)
         for a in apps.values():
-            if a["status"] in ("APP_APPROVED", "APP_PAID") and \
-                    a["id"] not in approves:
-                self.bad("application %d %s, never approved"
-                         % (a["id"], a["status"]))
+            if a["status"] in ("APP_APPROVED", "APP_PAID") and not any(
+                    self.outcome(k) != "fail" for k in approves[a["id"]]):
+                self.bad("application %d %s, never approved (or only by "
+                         "failed approvals)" % (a["id"], a["status"]),
+                         *approves[a["id"]])
         self.check_batches(apps)
 
     def check_batches(self, apps):

@@ -39,6 +39,14 @@ def base():
        result={"object": "application/1"})
     op("chaos-1-clerk", 4, "RegisterHousehold", {"household": "C1-3"},
        "unknown", 1.8, code="DEADLINE_EXCEEDED")
+    # refused on purpose: a second application, a second approval
+    op("chaos-1-clerk", 5, "SubmitApplication",
+       {"program": "CHAOS", "household": "C1-1", "refusal_expected": True},
+       "fail", 2.0,
+       code="FAILED_PRECONDITION")
+    op("chaos-1-appr", 2, "ApproveApplication",
+       {"id": 1, "refusal_expected": True}, "fail", 2.2,
+       code="FAILED_PRECONDITION")
     ev.append({"ev": "fault", "kind": "kill-leader", "node": 1, "t": 1.3,
                "heal_t": 2.0, "recover_t": 2.5})
     audit = []
@@ -47,7 +55,9 @@ def base():
             ("RegisterHousehold", "household/C1-1", "chaos-1-clerk", 1, 0),
             ("RegisterHousehold", "household/C1-2", "chaos-1-clerk", 2, 3),
             ("SubmitApplication", "application/1", "chaos-1-clerk", 3, 0),
-            ("ApproveApplication", "application/1", "chaos-1-appr", 1, 0)],
+            ("ApproveApplication", "application/1", "chaos-1-appr", 1, 0),
+            ("SubmitApplication", "application", "chaos-1-clerk", 5, 9),
+            ("ApproveApplication", "application/1", "chaos-1-appr", 2, 9)],
             1):
         audit.append({"seq": n, "command": cmd, "object": obj,
                       "outcome": outcome, "client_id": cid,
@@ -77,7 +87,7 @@ def main():
     ev, final = base()
     s = check.check(ev, final)
     assert s["violations"] == [], s["violations"]
-    assert s["ops"] == {"ok": 3, "fail": 1, "unknown": 1}, s["ops"]
+    assert s["ops"] == {"ok": 3, "fail": 3, "unknown": 1}, s["ops"]
     assert s["faults"] == {"kill-leader": 1}, s
     assert s["rto_s"]["kill-leader"]["max"] == 0.2, s["rto_s"]
 
@@ -107,6 +117,23 @@ def main():
         dict(f["audit"][1], client_seq=99)))
     mutated("approval lost", lambda e, f: f["applications"][0].update(
         status="APP_RECEIVED"))
+    mutated("a refused second submit made an application",
+            lambda e, f: f["applications"].append(dict(
+                f["applications"][0], id=2, status="APP_CANCELLED")))
+
+    def only_failed_approval(e, f):
+        for x in e:
+            if x.get("client") == "chaos-1-appr" and x.get("seq") == 1 \
+                    and x["ev"] == "ok":
+                x.update(ev="fail", code="FAILED_PRECONDITION")
+    mutated("approved by a refused approval only", only_failed_approval)
+    def refusal_acked(e, f):
+        for x in e:
+            if x.get("client") == "chaos-1-appr" and x.get("seq") == 2 \
+                    and x["ev"] == "fail":
+                x.update(ev="ok", result={"object": "application/1"})
+        f["audit"][6]["outcome"] = 0
+    mutated("a write that must be refused acknowledged", refusal_acked)
     mutated("budget does not add up",
             lambda e, f: f["programs"][0].update(available=8000))
     mutated("reserved differs from approved sum",

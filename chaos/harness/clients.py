@@ -22,6 +22,11 @@ ATTEMPT_S = 1.5
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
              grpc.StatusCode.CANCELLED)
 BATCH_EVERY = 4   # a batch once this many approved applications wait
+# Share of steps that send a write the ledger must refuse (a second
+# application of a household, a second approval): the checker then sees
+# real definite failures, which must have changed nothing.
+REFUSED_SHARE = 0.05
+KEEP = 50         # done households / approved ids kept for those
 
 
 def household(L, no):
@@ -64,6 +69,8 @@ class Client(threading.Thread):
         self.submitted = []     # application ids (ok)
         self.approved = []      # application ids approved (ok), no batch
         self.batches = []       # batch ids created (ok), not confirmed
+        self.done_homes = []    # households with an application (ok)
+        self.done_apps = []     # application ids approved (ok)
         self.crashed = None
 
     def op(self, w, method, command, args):
@@ -105,11 +112,27 @@ class Client(threading.Thread):
                     L.ConfirmPaymentBatch(id=b), {"id": b})
             return
         choice = self.rnd.random()
+        if choice < REFUSED_SHARE and self.done_homes and self.done_apps:
+            if self.rnd.random() < 0.5:
+                h = self.rnd.choice(self.done_homes)
+                self.op(self.clerk, "SubmitApplication",
+                        L.SubmitApplication(program_code=PROGRAM,
+                                            household_no=h,
+                                            channel=L.CHANNEL_COUNTER),
+                        {"program": PROGRAM, "household": h,
+                         "refusal_expected": True})
+            else:
+                a = self.rnd.choice(self.done_apps)
+                self.op(self.appr, "ApproveApplication",
+                        L.ApproveApplication(id=a),
+                        {"id": a, "refusal_expected": True})
+            return
         if self.submitted and choice < 0.4:
             a = self.submitted.pop(0)
             if self.op(self.appr, "ApproveApplication",
                        L.ApproveApplication(id=a), {"id": a}) is not None:
                 self.approved.append(a)
+                self.done_apps = (self.done_apps + [a])[-KEEP:]
         elif self.unsubmitted and choice < 0.75:
             h = self.unsubmitted.pop(0)
             r = self.op(self.clerk, "SubmitApplication",
@@ -119,6 +142,7 @@ class Client(threading.Thread):
                         {"program": PROGRAM, "household": h})
             if r is not None:
                 self.submitted.append(r.application.id)
+                self.done_homes = (self.done_homes + [h])[-KEEP:]
         else:
             self.n_households += 1
             h = "C%d-%d" % (self.k, self.n_households)
