@@ -1,9 +1,11 @@
 #!/usr/bin/python3
-"""The chaos checker finds what it must (no cluster, < 1 s): a consistent
-synthetic history and final state has no violation, and each of the
-faults the checker exists for (an acknowledged write lost or applied twice,
-a failed write applied, a write never invoked, a broken invariant, a
-broken audit chain, replicas that differ) gives at least one."""
+"""The chaos checker finds what it must (no cluster, a few seconds): a
+consistent synthetic history and final state has no violation, and each of
+the faults the checker exists for (an acknowledged write lost or applied
+twice, a failed write applied, a write never invoked, a write that must be
+refused acknowledged, a broken invariant, a broken audit chain, replicas
+that differ) gives at least one.  Also: unreadable runs and bad arguments
+of chaos/check.py, chaos/run and chaos/soak, and the seeded plan."""
 import copy
 import json
 import os
@@ -151,7 +153,24 @@ def main():
             lambda e, f: f["applications"].append(dict(
                 f["applications"][0], id=2, status="APP_RECEIVED")))
     hostile(ev, final)
+    plans()
     print("test_check: ok")
+
+
+def plans():
+    """The same seed gives the same plan; --cover starts with every kind
+    once; another seed gives another plan."""
+    from harness import plan
+    a, b = plan.make(13, 60, cover=True), plan.make(13, 60, cover=True)
+    assert a == b
+    assert sorted(f["kind"] for f in a[:len(plan.KINDS)]) == \
+        sorted(plan.KINDS), a
+    assert plan.make(14, 60, cover=True) != a
+    assert plan.make(13, 60) != a  # the cover prefix is part of the plan
+    for f in a:
+        assert plan.DURATION_S[0] <= f["duration"] <= plan.DURATION_S[1]
+        assert 0 <= f["pick"] < 1 and f["action"] in (
+            "kill", "pause", "partition", "bridge", "oneway"), f
 
 
 def hostile(ev, final):
