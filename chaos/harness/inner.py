@@ -4,6 +4,8 @@ read phase (final.json); the checker (summary.json)."""
 import json
 import os
 import shutil
+import signal
+import sys
 import threading
 import time
 
@@ -91,6 +93,9 @@ def final_read(c, down=()):
 
 
 def run(a, net):
+    # SIGTERM (from chaos/run's own stop) unwinds through the finally
+    # below: nodes killed by PID, the cluster folder removed.
+    signal.signal(signal.SIGTERM, lambda sig, _f: sys.exit(128 + sig))
     print("chaos: seed %d (replay: chaos/run KYUFUD --seed %d%s%s%s)"
           % (a.seed, a.seed, " --cover" if a.cover else "",
              " --settle" if a.settle else "",
@@ -100,6 +105,7 @@ def run(a, net):
     print("chaos: plan starts %s" % json.dumps(the_plan[:8]), flush=True)
     t_start = time.monotonic()
     c = NetCluster(a.kyufud, net)
+    print("chaos: cluster folder %s" % c.dir, flush=True)
     hist = History(os.path.join(a.out, "history.jsonl"))
     harness_errors = []
     injected = []
