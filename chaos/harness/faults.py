@@ -48,7 +48,7 @@ class Injector:
         return None
 
     def resolve(self, target, pick):
-        nodes = list(range(1, self.c.n + 1))
+        nodes = [i for i in range(1, self.c.n + 1) if i not in self.down]
         lead = self.leader()
         if target == "leader" and lead is not None:
             cands = [lead]
@@ -103,7 +103,7 @@ class Injector:
         for i in sorted(self.isolated):
             netns.heal(self.net.node(i))
         self.isolated.clear()
-        for i in sorted(self.killed):
+        for i in sorted(self.killed - self.down):
             self.c.start(i)
         self.killed.clear()
 
@@ -116,9 +116,11 @@ class Injector:
             return None
         target = st.commit_index
         end = time.monotonic() + CATCH_UP_S
+        nodes = [i for i in range(1, self.c.n + 1) if i not in self.down]
         while time.monotonic() < end:
-            sts = [self.c.status(i, timeout=1.0)
-                   for i in range(1, self.c.n + 1)]
+            if not all(self.c.alive(i) for i in nodes):
+                return None  # a node died: inject() reports it
+            sts = [self.c.status(i, timeout=1.0) for i in nodes]
             if all(s is not None and s.applied_index >= target
                    for s in sts):
                 return time.monotonic()

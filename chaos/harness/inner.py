@@ -139,7 +139,7 @@ def run(a, net):
                 ev["kind"], ev["node"],
                 None if ev["recover_t"] is None else
                 round(ev["recover_t"] - ev["t"], 2)), flush=True)
-            if inj.errors or inj.down:
+            if inj.errors:
                 break
         inj.heal_all()
         harness_errors += inj.errors
@@ -149,7 +149,7 @@ def run(a, net):
             harness_errors.append("clients still running: %s" % left)
         harness_errors += ["%s crashed: %s" % (x.name, x.crashed)
                            for x in cs if x.crashed]
-        if a.cover and set(injected) != set(plan.KINDS) and not inj.down:
+        if a.cover and set(injected) != set(plan.KINDS):
             harness_errors.append("--cover: kinds not injected: %s" % sorted(
                 set(plan.KINDS) - set(injected)))
         hist.close()
