@@ -179,7 +179,7 @@ def run(a, net):
             with open(os.path.join(a.out, "summary.json"), "w") as f:
                 json.dump(summary, f, indent=1, sort_keys=True)
         failed = summary is None or summary["violations"] or harness_errors
-        if failed:
+        if failed or summary["known_issues"]:
             for i in range(1, c.n + 1):
                 try:
                     shutil.copy(c.log_path(i),
