@@ -69,9 +69,11 @@ def make_ca(d, name):
     return key, crt
 
 
-def make_cert(d, name, ca_key, ca_crt, cn, node_id=None):
+def make_cert(d, name, ca_key, ca_crt, cn, node_id=None,
+              ips=("127.0.0.1",)):
     """A leaf certificate; node_id adds the Raft identity URI SAN
-    urn:kyufu:node:N that the Raft port requires (docs/peer-tls.md)."""
+    urn:kyufu:node:N that the Raft port requires (docs/peer-tls.md); ips:
+    its IP SANs (chaos/ gives nodes addresses in their own namespaces)."""
     key, crt = os.path.join(d, name + ".key"), os.path.join(d, name + ".pem")
     csr, ext = os.path.join(d, name + ".csr"), os.path.join(d, name + ".ext")
     run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout",
@@ -81,7 +83,8 @@ def make_cert(d, name, ca_key, ca_crt, cn, node_id=None):
          "-out", csr])
     with open(ext, "w") as f:
         uri = ",URI:urn:kyufu:node:%d" % node_id if node_id else ""
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost%s\n" % uri +
+        san = "".join("IP:%s," % ip for ip in ips)
+        f.write("subjectAltName=%sDNS:localhost%s\n" % (san, uri) +
                 "extendedKeyUsage=serverAuth,clientAuth\n"
                 "keyUsage=digitalSignature\n")
     run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey",

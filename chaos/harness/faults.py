@@ -1,0 +1,164 @@
+"""Injecting a plan's faults into a running NetCluster (docs/chaos.md
+"Faults and plan"): kill -9 and restart, SIGSTOP / SIGCONT, and partitions
+by iptables inside the node's namespace.  Each fault is written to the
+history with its injection, heal and recovery times (recovery: a leader
+named by a majority again)."""
+import signal
+import time
+
+from harness import netns
+
+RECOVER_S = 30.0  # no majority leader this long after healing: a failure
+CATCH_UP_S = 30.0  # settle: every node applied the leader's commit index
+# The known product issue --tolerate-lost-tail accepts (docs/chaos.md
+# "Findings"): a restarted node refuses to run because its store is ahead
+# of its Raft log after a kill -9.
+LOST_TAIL = "the log lost entries; refusing to run"
+
+
+class Injector:
+    def __init__(self, cluster, net, hist, settle=False,
+                 tolerate_lost_tail=False):
+        """settle: after each fault wait until every node has applied
+        what the leader had committed when it was back (a restarted node
+        caught up) before the next fault; without it a node may be killed
+        again while it catches up (see docs/chaos.md "Findings")."""
+        self.settle = settle
+        self.tolerate_lost_tail = tolerate_lost_tail
+        self.down = set()   # nodes left down by a tolerated known issue
+        self.known = []     # those events, for the summary
+        self.c = cluster
+        self.net = net
+        self.hist = hist
+        self.killed = set()
+        self.paused = set()
+        self.isolated = set()  # nodes whose namespace has DROP rules
+        self.errors = []  # harness-level failures (no recovery, a crash)
+
+    def leader(self):
+        named = []
+        for i in range(1, self.c.n + 1):
+            if self.c.alive(i) and i not in self.paused:
+                st = self.c.status(i, timeout=1.0)
+                if st is not None and st.leader_id:
+                    named.append(st.leader_id)
+        for lid in set(named):
+            if 2 * named.count(lid) > self.c.n:
+                return lid
+        return None
+
+    def resolve(self, target, pick):
+        nodes = [i for i in range(1, self.c.n + 1) if i not in self.down]
+        lead = self.leader()
+        if target == "leader" and lead is not None:
+            cands = [lead]
+        elif target == "follower" and lead is not None:
+            cands = [i for i in nodes if i != lead]
+        else:
+            cands = nodes
+        return cands[int(pick * len(cands))], lead
+
+    def crashed(self):
+        """Nodes that exited although the plan did not kill them."""
+        return [i for i in range(1, self.c.n + 1)
+                if i not in self.killed and i not in self.down
+                and not self.c.alive(i)]
+
+    def lost_tail(self, i):
+        """Whether node i's last words are the known LOST_TAIL refusal."""
+        try:
+            with open(self.c.log_path(i)) as f:
+                tail = f.read()[-4000:]
+        except OSError:
+            return False
+        return LOST_TAIL in tail
+
+    def _break(self, action, node):
+        if action == "kill":
+            self.c.kill(node, signal.SIGKILL)
+            self.c.wait_exit(node, 10)
+            self.killed.add(node)
+        elif action == "pause":
+            self.c.kill(node, signal.SIGSTOP)
+            self.paused.add(node)
+        else:
+            others = [j for j in range(1, self.c.n + 1) if j != node]
+            addrs = [netns.Net.addr(j) for j in others]
+            if action == "partition":    # node cut from the others
+                netns.isolate(self.net.node(node), addrs)
+                self.isolated.add(node)
+            elif action == "oneway":     # node hears the others, unheard
+                netns.isolate(self.net.node(node), addrs, inbound=False)
+                self.isolated.add(node)
+            elif action == "bridge":     # the others cut, node sees both
+                netns.isolate(self.net.node(others[0]), addrs[1:])
+                self.isolated.add(others[0])
+            else:
+                raise ValueError("unknown fault action %r" % action)
+
+    def heal_all(self):
+        for i in sorted(self.paused):
+            self.c.kill(i, signal.SIGCONT)
+        self.paused.clear()
+        for i in sorted(self.isolated):
+            netns.heal(self.net.node(i))
+        self.isolated.clear()
+        for i in sorted(self.killed - self.down):
+            self.c.start(i)
+        self.killed.clear()
+
+    def catch_up(self):
+        """Wait until every node's applied index reaches the leader's
+        commit index of now; the time, or None after CATCH_UP_S."""
+        lead = self.leader()
+        st = self.c.status(lead, timeout=2.0) if lead else None
+        if st is None:
+            return None
+        target = st.commit_index
+        end = time.monotonic() + CATCH_UP_S
+        nodes = [i for i in range(1, self.c.n + 1) if i not in self.down]
+        while time.monotonic() < end:
+            if not all(self.c.alive(i) for i in nodes):
+                return None  # a node died: inject() reports it
+            sts = [self.c.status(i, timeout=1.0) for i in nodes]
+            if all(s is not None and s.applied_index >= target
+                   for s in sts):
+                return time.monotonic()
+            time.sleep(0.05)
+        self.errors.append("a node did not catch up with index %d within "
+                           "%.0f s" % (target, CATCH_UP_S))
+        return None
+
+    def inject(self, f):
+        node, lead = self.resolve(f["target"], f["pick"])
+        self._break(f["action"], node)
+        t0 = time.monotonic()  # in effect from here (rules installed)
+        time.sleep(f["duration"])
+        t_heal = time.monotonic()
+        self.heal_all()
+        t_rec = after = None
+        end = t_heal + RECOVER_S
+        while time.monotonic() < end:
+            after = self.leader()
+            if after is not None:
+                t_rec = time.monotonic()
+                break
+            time.sleep(0.05)
+        t_caught = self.catch_up() if self.settle and t_rec else None
+        ev = self.hist.write("fault", kind=f["kind"], node=node,
+                             leader_before=lead, leader_after=after,
+                             t=t0, heal_t=t_heal,
+                             recover_t=t_rec, caught_up_t=t_caught)
+        if t_rec is None:
+            self.errors.append("no majority leader %.0f s after healing %s"
+                               % (RECOVER_S, ev))
+        for i in self.crashed():
+            if self.tolerate_lost_tail and self.lost_tail(i):
+                self.down.add(i)
+                self.known.append({"node": i, "issue": LOST_TAIL,
+                                   "fault": ev})
+                continue
+            self.errors.append("node %d exited on its own (rc %s) during %s"
+                               % (i, self.c.procs[i].poll(), ev))
+        time.sleep(f["gap"])
+        return ev

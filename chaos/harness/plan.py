@@ -1,0 +1,46 @@
+"""Seeded fault plans (docs/chaos.md "Faults and plan").  make(seed, n,
+cover) is a pure function of its arguments: the same seed replays the same
+plan.  Targets naming a role ("leader", "follower") are resolved when the
+fault is injected."""
+import random
+
+# kind: (action, target rule)
+KINDS = {
+    "kill-leader": ("kill", "leader"),
+    "kill-follower": ("kill", "follower"),
+    "kill-random": ("kill", "random"),
+    "pause-leader": ("pause", "leader"),
+    "pause-random": ("pause", "random"),
+    "partition-leader": ("partition", "leader"),
+    "partition-split": ("partition", "random"),
+    "partition-bridge": ("bridge", "random"),
+    "oneway-leader": ("oneway", "leader"),
+}
+# Seconds a fault lasts before it is healed, and the quiet gap after the
+# cluster has a leader again: long enough for an election (1 s timeout)
+# to happen inside the fault, short enough for a quick run to hold one of
+# each kind in about 25 s.
+DURATION_S = (1.0, 2.0)
+GAP_S = (0.2, 1.0)
+
+
+def make(seed, n, cover=False):
+    """n faults: [{kind, action, target, pick, duration, gap}].  pick is a
+    number in [0, 1) that chooses among the candidate nodes at injection
+    (so a replay picks the same rank).  cover: the first len(KINDS) faults
+    are a permutation of every kind."""
+    rnd = random.Random(seed)
+    kinds = sorted(KINDS)
+    first = []
+    if cover:
+        first = kinds[:]
+        rnd.shuffle(first)
+    plan = []
+    for k in range(n):
+        kind = first[k] if k < len(first) else rnd.choice(kinds)
+        action, target = KINDS[kind]
+        plan.append({"kind": kind, "action": action, "target": target,
+                     "pick": round(rnd.random(), 6),
+                     "duration": round(rnd.uniform(*DURATION_S), 3),
+                     "gap": round(rnd.uniform(*GAP_S), 3)})
+    return plan
