@@ -548,7 +548,13 @@ static int start_raft(struct kyufu_node *n, char *errmsg, size_t errmsg_len)
         kyufu_log(KYUFU_LOG_INFO, "bootstrapped a new cluster",
                   KYUFU_LOG_U("voters", c->n_peers));
     }
-    return kyufu_glue_start(n->glue, on_state, n, errmsg, errmsg_len);
+    rv = kyufu_glue_start(n->glue, on_state, n, errmsg, errmsg_len);
+    if (rv == 0 && kyufu_glue_store_ahead(n->glue) > 0) {
+        kyufu_log(KYUFU_LOG_WARN, "store ahead of the Raft log: entries "
+                  "applied before this node stored them are fetched again",
+                  KYUFU_LOG_U("entries", kyufu_glue_store_ahead(n->glue)));
+    }
+    return rv;
 }
 
 static int start_api(struct kyufu_node *n, char *errmsg, size_t errmsg_len)

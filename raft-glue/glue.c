@@ -597,6 +597,16 @@ static void poll_cb(uv_timer_t *t)
     }
 }
 
+/* Voters in a configuration (0 when raft knows none). */
+static unsigned voters_of(const struct raft_configuration *c)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < c->n; i++) {
+        n += c->servers[i].role == RAFT_VOTER;
+    }
+    return n;
+}
+
 int kyufu_glue_start(struct kyufu_glue *g,
                      kyufu_glue_state_cb state_cb,
                      void *state_arg,
@@ -623,20 +633,34 @@ int kyufu_glue_start(struct kyufu_glue *g,
     }
     g->started = true;
 
-    /* The store must never be ahead of the log: that means the log lost
-     * entries this node applied (docs/raft.md, "auto-recovery"). */
+    /* The store may be ahead of the log: 0.22.1 applies a committed entry
+     * before this node's own append of it is on disk (its commit index
+     * follows the leader's), so a kill or a power cut in that window
+     * leaves the store ahead (docs/raft.md, "Store ahead of the log").
+     * Such entries were committed by a majority without this node, so it
+     * never acknowledged them, the next leader has them, and apply skips
+     * them when they arrive again.  That needs a majority that excludes
+     * this node (three voters or more), and a log that kept its term and
+     * vote (else the node could vote twice in a term: a wiped or replaced
+     * Raft directory) and its configuration.  Anything else is a log that
+     * lost entries this node may have acknowledged: refuse to run. */
     kyufu_storage_applied(g->storage, &applied_index, &applied_term);
     last = raft_last_index(&g->raft);
-    if (applied_index > last) {
+    if (applied_index > last &&
+        (raft_current_term(&g->raft) < applied_term ||
+         voters_of(&g->raft.configuration) < 3)) {
         errf(errmsg, errmsg_len,
-             "start %s: the store applied up to index %llu but the Raft log "
-             "ends at %llu: the log lost entries; refusing to run "
-             "(docs/raft.md, auto-recovery)",
+             "start %s: the store applied up to index %llu (term %llu) but "
+             "the Raft log ends at %llu (term %llu, %u voters): the log "
+             "lost entries; refusing to run (docs/raft.md, auto-recovery)",
              g->raft_dir, (unsigned long long)applied_index,
-             (unsigned long long)last);
+             (unsigned long long)applied_term, (unsigned long long)last,
+             (unsigned long long)raft_current_term(&g->raft),
+             voters_of(&g->raft.configuration));
         set_fatal(g, KYUFU_GLUE_ESTORAGE, "log lost applied entries");
         return KYUFU_GLUE_ESTORAGE;
     }
+    g->store_ahead = applied_index > last ? applied_index - last : 0;
     if (g->fatal != 0) {
         errf(errmsg, errmsg_len, "start: %s", g->fatal_msg);
         return g->fatal;
@@ -650,6 +674,11 @@ int kyufu_glue_start(struct kyufu_glue *g,
 bool kyufu_glue_is_leader(struct kyufu_glue *g)
 {
     return g->started && !g->closing && raft_state(&g->raft) == RAFT_LEADER;
+}
+
+uint64_t kyufu_glue_store_ahead(struct kyufu_glue *g)
+{
+    return g->store_ahead;
 }
 
 uint64_t kyufu_glue_term(struct kyufu_glue *g)

@@ -318,6 +318,11 @@ uint64_t kyufu_glue_peer_lost_ms(struct kyufu_glue *g, uint64_t id);
  * loop thread) since the previous call, in milliseconds; resets it. */
 uint64_t kyufu_glue_take_apply_max_ms(struct kyufu_glue *g);
 bool kyufu_glue_is_leader(struct kyufu_glue *g);
+/* After a successful kyufu_glue_start: by how many entries the store was
+ * ahead of the Raft log (entries applied before this node's own copy was on
+ * disk, then lost by a kill or a power cut; docs/raft.md "Store ahead of
+ * the log"), 0 normally. */
+uint64_t kyufu_glue_store_ahead(struct kyufu_glue *g);
 /* raft's current term (kyufu_glue_status's term, without the rest of the
  * status: cheap enough for every applied entry). */
 uint64_t kyufu_glue_term(struct kyufu_glue *g);

@@ -39,6 +39,7 @@ struct kyufu_glue
     raft_id last_leader;
     bool raft_inited;
     bool started;
+    uint64_t store_ahead; /* at start: store applied - log last, or 0 */
     bool closing;
     bool raft_closed;
     int fatal;              /* 0 or a KYUFU_GLUE_E* code */

@@ -3,8 +3,11 @@
  * remove a node, close cleanly (uv_loop_close returns 0).  Deferred
  * snapshots: taken while proposals continue, restored after a restart,
  * installed on a node left behind, close during a serialization.  Then the
- * lost-entries rule: a single node whose log lost its segments refuses to
- * start and its store is untouched (docs/raft.md, auto-recovery). */
+ * lost-entries rule: a follower whose store is ahead of its log (entries
+ * applied before they were stored, lost by a kill) starts and catches up,
+ * one whose Raft directory was wiped, or a single node whose log lost its
+ * segments, refuses to start and its store is untouched (docs/raft.md,
+ * auto-recovery). */
 #include <arpa/inet.h>
 #include <assert.h>
 #include <dirent.h>
@@ -946,6 +949,92 @@ static void test_snapshots(void)
     cfg_group_commit_max = 0;
 }
 
+/* dst := src, whole file. */
+static void copy_file(const char *src, const char *dst)
+{
+    char buf[65536];
+    size_t n;
+    FILE *in = fopen(src, "rb");
+    FILE *out = fopen(dst, "wb");
+    CHECK(in != NULL && out != NULL);
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) {
+        CHECK(fwrite(buf, 1, n, out) == n);
+    }
+    CHECK(fclose(out) == 0);
+    fclose(in);
+}
+
+/* Three nodes: a follower's store ahead of its log, as 0.22.1 leaves it
+ * when a follower applied committed entries before its own append of them
+ * reached the disk and was then killed (docs/raft.md "Store ahead of the
+ * log"): modelled by stopping a follower, committing more without it, and
+ * giving it a copy of the leader's store.  It starts, says by how much its
+ * store was ahead, receives the entries again (applied once: the digest
+ * equals the leader's) and the cluster commits on.  A follower whose Raft
+ * directory was wiped (term and vote lost) still refuses to start. */
+static void test_store_ahead(void)
+{
+    char err[512];
+    char from[160], to[160];
+    uint64_t ahead_applied, applied, term;
+    snprintf(tmp + strlen(tmp), sizeof tmp - strlen(tmp), "/ahead");
+    CHECK(mkdir(tmp, 0700) == 0);
+    int l = start_three();
+    unsigned f = ((unsigned)l + 1) % 3;
+    close_one(f);
+    for (uint64_t k = 0; k < 5; k++) {
+        char id[16];
+        snprintf(id, sizeof id, "ahead%llu", (unsigned long long)k);
+        propose_staff(l, id, 10 + k);
+        CHECK(prop_status == 0 && prop_result != NULL);
+        kyufu__v1__command_result__free_unpacked(prop_result, NULL);
+    }
+    kyufu_storage_applied(st[l], &ahead_applied, &term);
+    close_all();
+    snprintf(from, sizeof from, "%s/store%d/data.mdb", tmp, l);
+    snprintf(to, sizeof to, "%s/store%u/data.mdb", tmp, f);
+    copy_file(from, to);
+
+    for (unsigned i = 0; i < 3; i++) {
+        open_node(i, false, 0);
+        err[0] = '\0';
+        int rv = kyufu_glue_start(g[i], state_cb, NULL, err, sizeof err);
+        if (rv != 0) {
+            fprintf(stderr, "start %u: %s\n", i, err);
+        }
+        CHECK(rv == 0);
+    }
+    fprintf(stderr, "store ahead of the log by %llu entries at start\n",
+            (unsigned long long)kyufu_glue_store_ahead(g[f]));
+    CHECK(kyufu_glue_store_ahead(g[f]) >= 5);
+    CHECK(kyufu_glue_store_ahead(g[(f + 1) % 3]) == 0);
+    CHECK(run_until(has_leader, NULL, 10000));
+    l = leader();
+    CHECK(l >= 0 && (unsigned)l != f); /* its log is the shortest */
+    propose_staff(l, "after-ahead", 20);
+    CHECK(prop_status == 0 && prop_result != NULL);
+    CHECK(prop_result->code == KYUFU__V1__CODE__OK);
+    kyufu__v1__command_result__free_unpacked(prop_result, NULL);
+    caught_up_node = f;
+    CHECK(run_until(caught_up, NULL, 20000));
+    check_same_digest(f);
+    kyufu_storage_applied(st[f], &applied, &term);
+    CHECK(applied > ahead_applied);
+    close_all();
+
+    /* Wiped Raft directory: no term, no vote, no configuration. */
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir[f]);
+    CHECK(system(cmd) == 0);
+    open_node(f, false, 0);
+    err[0] = '\0';
+    CHECK(kyufu_glue_start(g[f], state_cb, NULL, err, sizeof err) ==
+          KYUFU_GLUE_ESTORAGE);
+    fprintf(stderr, "restart with a wiped Raft directory: %s\n", err);
+    CHECK(strstr(err, "the log lost entries") != NULL);
+    close_all();
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof tmp, "/tmp/kyufu-glue-uv-XXXXXX");
@@ -961,6 +1050,7 @@ int main(void)
     test_peer_limits();
     test_revoked_link();
     test_snapshots();
+    test_store_ahead();
     test_lost_entries();
     test_corrupt_segment();
     uv_run(&loop, UV_RUN_DEFAULT);
