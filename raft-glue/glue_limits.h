@@ -122,6 +122,20 @@
 /* How often the glue polls raft's role and leader to fire the state cb. */
 #define KYUFU_STATE_POLL_MS 10u
 
+/* Crash evidence (crash_evidence.h): the surviving voters, ranked by id,
+ * start their elections this far apart after their leader's connection
+ * closed.  More than a pre-vote round trip (1-3 ms on loopback, ~10-20 ms
+ * on this loaded 2-core VM), so that two candidates do not both pass
+ * pre-vote and split the vote; small against the election timeout (1,000
+ * ms by default), which is what a crash costs without the evidence.  The
+ * glue's poll (KYUFU_STATE_POLL_MS) rounds each attempt up to 10 ms. */
+#define KYUFU_CRASH_ELECTION_STEP_MS 40u
+/* Attempts per piece of evidence: the first, and retries of a pre-vote
+ * that did not pass (a survivor whose log is behind is denied; the other
+ * one, leaderless by then, passes on its next attempt).  Pre-votes move no
+ * term: a retry against a healthy leader is rejected again, harmlessly. */
+#define KYUFU_CRASH_ELECTION_TRIES 3u
+
 /* Raft over mutual TLS (docs/peer-tls.md). */
 /* TCP connect + TLS handshake + raft's preamble must finish in this time or
  * the connection is closed: a loopback handshake takes a few ms and one

@@ -39,7 +39,7 @@ A benchmark: reads the wall clock, takes minutes; never in a test suite.
 usage: chaos/bench/side_by_side.py --build BUILD [--duration-s 5]
          [--inflight 1,16,64,256,1024] [--rounds 2] [--trials 3]
          [--election-ms 1000] [--settle-s 3] [--out DIR] [--keep]
-         [--skip-failover] [--check-args]
+         [--skip-failover] [--skip-sweep] [--check-args]
 """
 import argparse
 import json
@@ -375,7 +375,7 @@ def failover(a, d, s, probe_cmd, how):
     err = open(path + ".err", "w")
     probe = subprocess.Popen(probe_cmd(a, s, path), stdout=subprocess.DEVNULL, stderr=err)
     sig = signal.SIGKILL if how == "kill" else signal.SIGSTOP
-    gaps = []
+    gaps, kills = [], []
     try:
         for t in range(a.trials):
             time.sleep(a.settle_s)
@@ -401,6 +401,7 @@ def failover(a, d, s, probe_cmd, how):
                 raise RuntimeError("%s %s trial %d: no write acknowledged in 60 s"
                                    % (s.name, how, t + 1))
             gaps.append(round(gap, 1))
+            kills.append({"unix_ms": round(t_ms, 1), "leader": p.name})
             log("failover %s %s trial %d: leader %s, first write sent after it acknowledged "
                 "after %.0f ms"
                 % (s.name, how, t + 1, p.name, gap))
@@ -414,7 +415,7 @@ def failover(a, d, s, probe_cmd, how):
         err.close()
     ms = sorted(gaps)
     return {"trials": len(ms), "ms": gaps, "median": statistics.median(ms),
-            "p90": pct(ms, 90), "max": ms[-1]}
+            "p90": pct(ms, 90), "max": ms[-1], "kills": kills}
 
 
 # ---------------------------------------------------------------- report
@@ -425,9 +426,7 @@ def fmt(x, nd=0):
     return ("{:,.%df}" % nd).format(x)
 
 
-def report(a, res):
-    sw, ceil = res["sweep"], res.get("ceiling", {})
-    L = []
+def sweep_header(a, L):
     L.append("Each cell: round 1 / round 2 / ... (interleaved A B A B, %.0f s per run)."
              % a.duration_s)
     L.append("")
@@ -436,7 +435,16 @@ def report(a, res):
              "etcd CPU ms / 1,000 puts | kyufu commands per entry | ceiling commands/s "
              "(batch) | kyufu ÷ ceiling |")
     L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for k in a.ks:
+
+
+def report(a, res):
+    sw, ceil = res["sweep"], res.get("ceiling", {})
+    L = []
+    if not sw:
+        L.append("No load sweep (--skip-sweep).")
+    else:
+        sweep_header(a, L)
+    for k in (a.ks if sw else []):
         ky, et = sw[k]["kyufu"], sw[k]["etcd"]
 
         def j(rows, f, nd=0):
@@ -454,7 +462,7 @@ def report(a, res):
             j(ky, lambda r: r.get("group_commit_factor"), 1),
             "%s (%d)" % (fmt(c["commands_per_s"]), c["batch_commands"]) if c else "–",
             fmt(100.0 * kr / c["commands_per_s"], 0) + " %" if c else "–"))
-    bad = [(s, k, r["writes"] - r["ok"]) for k in a.ks for s in ("kyufu", "etcd")
+    bad = [(s, k, r["writes"] - r["ok"]) for k in sw for s in ("kyufu", "etcd")
            for r in sw[k][s] if r["writes"] != r["ok"] or r.get("errors")]
     L.append("")
     L.append("Writes not answered OK: %s." % (
@@ -509,6 +517,8 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--skip-failover", action="store_true")
+    # Failover only: no load sweep, no ceiling (docs/failover.md's runs).
+    ap.add_argument("--skip-sweep", action="store_true")
     ap.add_argument("--check-args", action="store_true",
                     help="check the other arguments and exit (chaos/bench/run, before it builds)")
     a = ap.parse_args()
@@ -545,8 +555,11 @@ def main():
     try:
         ky = start_kyufu(a, d)
         et = start_etcd(a, d)
-        res["sweep"] = sweep(a, ky, et)
-        res["ceiling"] = ceiling(a, d, res["sweep"])
+        if a.skip_sweep:
+            res["sweep"], res["ceiling"] = {}, {}
+        else:
+            res["sweep"] = sweep(a, ky, et)
+            res["ceiling"] = ceiling(a, d, res["sweep"])
         if not a.skip_failover and a.trials > 0:
             res["failover"] = {}
             for how in ("kill", "stop"):
