@@ -29,14 +29,27 @@ static bool rank_of(const struct raft *r, raft_id lost, unsigned *rank,
     return voter;
 }
 
+/* A follower without a leader, as raft leaves one that stepped down
+ * (convert.c convertToFollower: id 0, address NULL; every reader of the
+ * pair handles it: raft_leader, recvUpdateLeader, sendAppendEntriesResult
+ * sends nothing). */
+static void forget_leader(struct raft *r)
+{
+    r->follower_state.current_leader.id = 0;
+    if (r->follower_state.current_leader.address != NULL) {
+        raft_free(r->follower_state.current_leader.address);
+        r->follower_state.current_leader.address = NULL;
+    }
+}
+
 bool glue__crash_evidence_lost(struct glue_crash_evidence *c,
-                               const struct raft *r,
+                               struct raft *r,
                                raft_id lost,
                                uint64_t now,
                                uint64_t *delay_ms)
 {
     unsigned rank, n;
-    if (!c->enabled || lost == 0 || r->state != RAFT_FOLLOWER ||
+    if (!c->enabled || lost == 0 || raft_state(r) != RAFT_FOLLOWER ||
         r->follower_state.current_leader.id != lost) {
         return false;
     }
@@ -56,6 +69,7 @@ bool glue__crash_evidence_lost(struct glue_crash_evidence *c,
     c->attempt = 0;
     c->due_ms = now + (uint64_t)rank * KYUFU_CRASH_ELECTION_STEP_MS;
     c->n_armed++;
+    forget_leader(r);
     if (delay_ms != NULL) {
         *delay_ms = c->due_ms - now;
     }
@@ -94,10 +108,9 @@ bool glue__crash_evidence_poll(struct glue_crash_evidence *c,
         return false;
     }
     if (c->attempt == 0) {
-        /* Still following the same leader, and not heard from it since
-         * the evidence (raft resets the timer at every contact). */
+        /* Still a follower that heard from no leader and granted no vote
+         * since the evidence (raft resets the timer at both). */
         warranted = raft_state(r) == RAFT_FOLLOWER &&
-                    r->follower_state.current_leader.id == c->leader &&
                     r->election_timer_start == c->timer_start;
         if (!warranted) {
             c->n_cancelled++;

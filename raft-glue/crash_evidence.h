@@ -41,17 +41,29 @@
  * `candidate_state.randomized_election_timeout` (the same offset: election.c
  * struct followerOrCandidateState).
  *
- * Who goes first: the surviving voters are ranked by id and attempt at
- * rank × KYUFU_CRASH_ELECTION_STEP_MS, then again every n × step (n
- * survivors), KYUFU_CRASH_ELECTION_TRIES attempts in all.  With pre-vote a
- * candidate whose pre-vote is rejected (the others still had the leader)
- * is left leaderless and grants the next one's pre-vote and vote; two
- * candidates starting within one message round trip of each other would
- * both pass pre-vote and split the real vote, costing a randomized
- * timeout.  A random 0..50 ms delay does that with probability ~2 × round
- * trip / 50 ms; ranks step apart by more than a round trip.  The retries
- * cover a survivor whose log is behind (its pre-vote is denied: the other
- * one, then leaderless, wins on its next attempt).
+ * Who goes first: at the evidence every survivor forgets its leader (id
+ * 0, address freed: the state raft leaves a leader that stepped down in,
+ * convert.c convertToFollower), so it grants the pre-vote and vote of
+ * another survivor whose log is as long (recv_request_vote.c rejects only
+ * while a leader is known); the survivors, ranked by id among the voters,
+ * attempt at rank × KYUFU_CRASH_ELECTION_STEP_MS, then again every n ×
+ * step (n survivors) while their pre-vote has not passed,
+ * KYUFU_CRASH_ELECTION_TRIES attempts in all.  So the first one normally
+ * wins in one pre-vote and one vote round; a later one's attempt is
+ * cancelled by the vote it granted (raft resets the timer then).  Two
+ * candidates starting within one round trip of each other would both pass
+ * pre-vote and split the real vote, costing a randomized timeout: random
+ * 0..50 ms delays do that with probability ~2 × round trip / 50 ms (a
+ * first version with ranks 40 ms apart and no forgetting split 1 vote in
+ * 7 on this loaded VM, where a round trip took over 40 ms); the step is
+ * longer than a loaded round trip plus the vote's sync.  The later attempts
+ * cover a first-ranked survivor that is denied (its log is behind, or its
+ * pre-vote reached a survivor that had not seen the evidence yet).
+ *
+ * A follower that forgot a healthy leader (its link flapped) hears it
+ * again at the next heartbeat (recvUpdateLeader); until then it answers
+ * no AppendEntries (nothing to send them to: the leader resends) and
+ * grants pre-votes, which matters only if a majority lost the leader.
  *
  * Everything here runs on the loop thread, outside raft's own calls. */
 #ifndef KYUFU_GLUE_CRASH_EVIDENCE_H
@@ -79,10 +91,11 @@ struct glue_crash_evidence
 
 /* The Raft connection with peer `lost` closed at loop time `now`.  Arms
  * when c is enabled, r a voting follower whose current leader is `lost`,
- * and nothing is armed for that leader yet.  Returns whether it armed;
- * *delay_ms (may be NULL) is then the wait before the first attempt. */
+ * and nothing is armed for that leader yet, and then makes r forget its
+ * leader.  Returns whether it armed; *delay_ms (may be NULL) is then the
+ * wait before the first attempt.  Call outside raft's own calls. */
 bool glue__crash_evidence_lost(struct glue_crash_evidence *c,
-                               const struct raft *r,
+                               struct raft *r,
                                raft_id lost,
                                uint64_t now,
                                uint64_t *delay_ms);
@@ -90,9 +103,9 @@ bool glue__crash_evidence_lost(struct glue_crash_evidence *c,
 /* At loop time `now` (the glue's poll): when an attempt is due and still
  * warranted, moves r's election timer so that it has expired at `now` and
  * returns true: the caller must then deliver raft a tick.  The first
- * attempt is warranted while r is a follower of the same leader that has
- * not heard from it since (election_timer_start unchanged), a retry while
- * r is a candidate still in pre-vote; otherwise c disarms. */
+ * attempt is warranted while r is a follower that has heard from no
+ * leader and granted no vote since (election_timer_start unchanged), a
+ * retry while r is a candidate still in pre-vote; otherwise c disarms. */
 bool glue__crash_evidence_poll(struct glue_crash_evidence *c,
                                struct raft *r,
                                uint64_t now);

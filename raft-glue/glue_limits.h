@@ -124,12 +124,14 @@
 
 /* Crash evidence (crash_evidence.h): the surviving voters, ranked by id,
  * start their elections this far apart after their leader's connection
- * closed.  More than a pre-vote round trip (1-3 ms on loopback, ~10-20 ms
- * on this loaded 2-core VM), so that two candidates do not both pass
- * pre-vote and split the vote; small against the election timeout (1,000
- * ms by default), which is what a crash costs without the evidence.  The
- * glue's poll (KYUFU_STATE_POLL_MS) rounds each attempt up to 10 ms. */
-#define KYUFU_CRASH_ELECTION_STEP_MS 40u
+ * closed; the first at once.  Longer than a pre-vote round trip plus the
+ * first candidate's synced term and vote (a few ms on loopback when idle;
+ * over 40 ms on this 2-core VM at load average ~30, where 40 ms split a
+ * vote), so that a second candidate starts only when the first has
+ * failed; small against the election timeout (1,000 ms by default), which
+ * is what a crash costs without the evidence.  The glue's poll
+ * (KYUFU_STATE_POLL_MS) rounds each attempt up to 10 ms. */
+#define KYUFU_CRASH_ELECTION_STEP_MS 100u
 /* Attempts per piece of evidence: the first, and retries of a pre-vote
  * that did not pass (a survivor whose log is behind is denied; the other
  * one, leaderless by then, passes on its next attempt).  Pre-votes move no

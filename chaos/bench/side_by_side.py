@@ -376,9 +376,18 @@ def failover(a, d, s, probe_cmd, how):
     probe = subprocess.Popen(probe_cmd(a, s, path), stdout=subprocess.DEVNULL, stderr=err)
     sig = signal.SIGKILL if how == "kill" else signal.SIGSTOP
     gaps, kills = [], []
+    stopped = None
     try:
         for t in range(a.trials):
             time.sleep(a.settle_s)
+            dead = [q.name for q in s.procs if q.p is None or q.p.poll() is not None]
+            if dead:
+                # A restarted node that exited (its log says why): the
+                # trials so far stand; the case stops here, reported.
+                stopped = "before trial %d: %s not running (see its log)" % (
+                    t + 1, ", ".join(dead))
+                log("failover %s %s stopped %s" % (s.name, how, stopped))
+                break
             leader = s.leader(60)
             seen = len(read_probe(path))
             end = time.monotonic() + 30
@@ -414,8 +423,10 @@ def failover(a, d, s, probe_cmd, how):
         procs.stop(probe, 30)
         err.close()
     ms = sorted(gaps)
+    if not ms:
+        raise RuntimeError("%s %s: no trial ran (%s)" % (s.name, how, stopped))
     return {"trials": len(ms), "ms": gaps, "median": statistics.median(ms),
-            "p90": pct(ms, 90), "max": ms[-1], "kills": kills}
+            "p90": pct(ms, 90), "max": ms[-1], "kills": kills, "stopped": stopped}
 
 
 # ---------------------------------------------------------------- report
@@ -475,12 +486,15 @@ def report(a, res):
         L.append("|---|---|---|---|---|---|")
         for key in ("kyufu kill", "etcd kill", "kyufu stop", "etcd stop"):
             f = fo.get(key)
-            if f:
+            if f and "error" in f:
+                L.append("| %s | failed: %s | | | | |" % (key, f["error"]))
+            elif f:
                 what = key.replace("kill", "SIGKILL of the leader").replace(
                     "stop", "SIGSTOP of the leader")
                 L.append("| %s | %d | %s | %s | %s | %s |" % (
                     what, f["trials"], fmt(f["median"]), fmt(f["p90"]), fmt(f["max"]),
-                    ", ".join(fmt(x) for x in f["ms"])))
+                    ", ".join(fmt(x) for x in f["ms"])
+                    + ("; stopped %s" % f["stopped"] if f.get("stopped") else "")))
     return "\n".join(L) + "\n"
 
 
@@ -564,7 +578,13 @@ def main():
             res["failover"] = {}
             for how in ("kill", "stop"):
                 for s, cmd in ((ky, kyufu_probe_cmd), (et, etcd_probe_cmd)):
-                    res["failover"]["%s %s" % (s.name, how)] = failover(a, d, s, cmd, how)
+                    key = "%s %s" % (s.name, how)
+                    try:
+                        res["failover"][key] = failover(a, d, s, cmd, how)
+                    except RuntimeError as e:
+                        # One case failing leaves the others' figures.
+                        log("failover %s: %s" % (key, e))
+                        res["failover"][key] = {"error": str(e)}
         res["machine"]["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
         ok = True
     finally:
