@@ -8,6 +8,8 @@ For each kyufu trial, in ms after the signal:
   evidence  a survivor logged "raft leader connection lost: early
             election" (crash evidence; "-" when none: a SIGSTOP, or a
             build without it)
+  elected   a survivor logged "leader changed" with role leader (the
+            glue's 10 ms state poll saw it leader)
   recorded  the new leader logged "leader change recorded": elected, and
             its first entry of the term (the leader-change record)
             committed
@@ -29,7 +31,7 @@ def log_ms(stamp):
     return calendar.timegm(t) * 1000 + int(stamp[20:23])
 
 
-def events(path, msg):
+def events(path, msg, role=None):
     out = []
     try:
         with open(path) as f:
@@ -38,7 +40,7 @@ def events(path, msg):
                     e = json.loads(line)
                 except ValueError:
                     continue
-                if e.get("msg") == msg:
+                if e.get("msg") == msg and (role is None or e.get("role") == role):
                     out.append(log_ms(e["time"]))
     except OSError:
         pass
@@ -56,14 +58,15 @@ def main():
     kd = os.path.join(d, "kyufu")
     logs = {"kyufud%d" % i: os.path.join(kd, "node%d.log" % i) for i in (1, 2, 3)}
     ev = {n: events(p, "raft leader connection lost: early election") for n, p in logs.items()}
+    led = {n: events(p, "leader changed", "leader") for n, p in logs.items()}
     rec = {n: events(p, "leader change recorded") for n, p in logs.items()}
-    print("| case | trial | evidence ms | recorded ms | ack ms |")
-    print("|---|---|---|---|---|")
+    print("| case | trial | evidence ms | elected ms | recorded ms | ack ms |")
+    print("|---|---|---|---|---|---|")
     for case in ("kyufu kill", "kyufu stop"):
         f = (res.get("failover") or {}).get(case)
-        if not f:
+        if not f or "kills" not in f:
             continue
-        cols = {"evidence": [], "recorded": [], "ack": []}
+        cols = {"evidence": [], "elected": [], "recorded": [], "ack": []}
         for n, (k, ack) in enumerate(zip(f["kills"], f["ms"])):
             t0 = k["unix_ms"]
             t1 = t0 + 60000
@@ -72,11 +75,14 @@ def main():
             e = min([x for x in e if x is not None], default=None)
             r = [first_after(rec[x], t0, t1) for x in others]
             r = min([x for x in r if x is not None], default=None)
-            for key, v in (("evidence", e), ("recorded", r), ("ack", ack)):
+            el = [first_after(led[x], t0, t1) for x in others]
+            el = min([x for x in el if x is not None], default=None)
+            for key, v in (("evidence", e), ("elected", el), ("recorded", r), ("ack", ack)):
                 if v is not None:
                     cols[key].append(v)
-            print("| %s | %d | %s | %s | %.0f |" % (
+            print("| %s | %d | %s | %s | %s | %.0f |" % (
                 case, n + 1, "-" if e is None else "%.0f" % e,
+                "-" if el is None else "%.0f" % el,
                 "-" if r is None else "%.0f" % r, ack))
         for key, v in cols.items():
             if v:

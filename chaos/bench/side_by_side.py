@@ -39,7 +39,7 @@ A benchmark: reads the wall clock, takes minutes; never in a test suite.
 usage: chaos/bench/side_by_side.py --build BUILD [--duration-s 5]
          [--inflight 1,16,64,256,1024] [--rounds 2] [--trials 3]
          [--election-ms 1000] [--settle-s 3] [--out DIR] [--keep]
-         [--skip-failover] [--skip-sweep] [--check-args]
+         [--skip-failover] [--skip-sweep] [--cases kill,stop] [--check-args]
 """
 import argparse
 import json
@@ -533,6 +533,8 @@ def main():
     ap.add_argument("--skip-failover", action="store_true")
     # Failover only: no load sweep, no ceiling (docs/failover.md's runs).
     ap.add_argument("--skip-sweep", action="store_true")
+    # Which failover cases: kill (SIGKILL), stop (SIGSTOP), or both.
+    ap.add_argument("--cases", default="kill,stop")
     ap.add_argument("--check-args", action="store_true",
                     help="check the other arguments and exit (chaos/bench/run, before it builds)")
     a = ap.parse_args()
@@ -552,6 +554,10 @@ def main():
         ap.error("--settle-s: 0..600 seconds")
     if a.out and os.path.exists(a.out) and not os.path.isdir(a.out):
         ap.error("--out: %s is not a folder" % a.out)
+    a.cases = a.cases.split(",")
+    if not a.cases or any(c not in ("kill", "stop") for c in a.cases) or \
+            len(set(a.cases)) != len(a.cases):
+        ap.error("--cases: kill, stop or kill,stop")
     if a.election_ms != 1000:
         ap.error("--election-ms: only 1000 (kyufuctl cluster init's value) for now")
     if a.check_args:
@@ -576,7 +582,7 @@ def main():
             res["ceiling"] = ceiling(a, d, res["sweep"])
         if not a.skip_failover and a.trials > 0:
             res["failover"] = {}
-            for how in ("kill", "stop"):
+            for how in a.cases:
                 for s, cmd in ((ky, kyufu_probe_cmd), (et, etcd_probe_cmd)):
                     key = "%s %s" % (s.name, how)
                     try:
