@@ -134,3 +134,14 @@ bool glue__crash_evidence_poll(struct glue_crash_evidence *c,
     }
     return true;
 }
+
+bool glue__crash_evidence_silence(struct raft *r, uint64_t now)
+{
+    if (raft_state(r) != RAFT_FOLLOWER || r->follower_state.current_leader.id == 0 ||
+        now < r->election_timer_start ||
+        now - r->election_timer_start < r->election_timeout) {
+        return false;
+    }
+    forget_leader(r);
+    return true;
+}

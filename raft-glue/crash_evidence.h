@@ -87,6 +87,7 @@ struct glue_crash_evidence
     unsigned long n_armed;     /* evidence acted on */
     unsigned long n_attempts;  /* elections (or pre-votes) started early */
     unsigned long n_cancelled; /* the leader spoke again before the first */
+    unsigned long n_silences;  /* leaders forgotten after a silent timeout */
 };
 
 /* The Raft connection with peer `lost` closed at loop time `now`.  Arms
@@ -115,5 +116,18 @@ bool glue__crash_evidence_poll(struct glue_crash_evidence *c,
  * (unchanged when longer: already expired).  False (and nothing changed)
  * in another state or when now is before the timer's start. */
 bool glue__crash_evidence_expire(struct raft *r, uint64_t now);
+
+/* Silence: a follower that has heard nothing from its leader for a
+ * whole (base) election timeout forgets it (true when it did), so that
+ * it grants another follower's pre-vote.  Thesis §9.6's pre-vote rule is
+ * "no heartbeat from a valid leader for at least a baseline election
+ * timeout"; libraft 0.22.1 instead keeps the leader until this follower's
+ * own randomized timeout (1–2 × the base) fires, so with a silent leader
+ * (SIGSTOP, dropped packets) the first follower to time out was rejected
+ * by the other and the election waited for the later of the two timeouts
+ * (median ~1.67 × the base instead of ~1.29 ×).  raft resets
+ * election_timer_start at every AppendEntries, so a follower hearing its
+ * leader never gets here. */
+bool glue__crash_evidence_silence(struct raft *r, uint64_t now);
 
 #endif /* KYUFU_GLUE_CRASH_EVIDENCE_H */

@@ -602,6 +602,9 @@ static bool timer_poll(struct kyufu_glue *g)
     if (g->fatal != 0 || (state != RAFT_FOLLOWER && state != RAFT_CANDIDATE)) {
         return false;
     }
+    if (g->crash.enabled && glue__crash_evidence_silence(r, now)) {
+        g->crash.n_silences++;
+    }
     due = glue__crash_evidence_poll(&g->crash, r, now);
     if (!due && now < raft_timeout(r)) {
         return false;

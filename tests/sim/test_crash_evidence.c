@@ -19,6 +19,9 @@
  *   leader (it grants pre-votes meanwhile), server 2 still has it.
  * - lagging: the survivor ranked first has the shorter log: denied, and
  *   the second's attempt wins.
+ * - silent: a leader that stops answering (no evidence): with the silence
+ *   rule the first follower to time out wins; without it the election
+ *   waits for the other's later timeout.
  * - the evidence about a server that is not the leader arms nothing.
  *
  * Deterministic: virtual time, the fixture's seeded randomness. */
@@ -52,6 +55,7 @@ struct cluster
     struct glue_io_guard guard[N];
     struct glue_crash_evidence crash[N];
     bool ever_candidate[N];
+    bool silence; /* play glue__crash_evidence_silence too */
 };
 
 static void on_failed(struct glue_io_guard *g, const char *call, int rv)
@@ -88,6 +92,7 @@ static void setup(struct cluster *c)
         glue__io_guard_wrap(&c->guard[i], r, on_failed, NULL);
         c->crash[i].enabled = true;
     }
+    c->silence = true; /* as the glue */
     CHECK(raft_fixture_configuration(&c->f, N, &conf) == 0);
     CHECK(raft_fixture_bootstrap(&c->f, &conf) == 0);
     raft_configuration_close(&conf);
@@ -120,6 +125,9 @@ static void poll_all(struct cluster *c)
         struct raft *r = raft_fixture_get(&c->f, i);
         if (!raft_fixture_alive(&c->f, i)) {
             continue;
+        }
+        if (c->silence && glue__crash_evidence_silence(r, now)) {
+            c->crash[i].n_silences++;
         }
         if (glue__crash_evidence_poll(&c->crash[i], r, now)) {
             CHECK(glue__io_guard_tick(r->io));
@@ -233,6 +241,38 @@ static void flap(void)
     teardown(&c);
 }
 
+/* A silent leader (no connection closes: no evidence).  Server 1 times
+ * out after 1,100 ms, server 2 after 1,900 ms.  Without the silence rule
+ * server 1's pre-vote is rejected by server 2, which still has the leader
+ * until its own timeout: the election waits for the later timeout.  With
+ * it server 2 forgot the leader after 1,000 ms of silence and grants. */
+static void silent(bool with_rule)
+{
+    struct cluster c;
+    setup(&c);
+    c.silence = with_rule;
+    raft_term term = raft_current_term(raft_fixture_get(&c.f, 0));
+    raft_fixture_kill(&c.f, 0);
+    raft_fixture_get(&c.f, 1)->follower_state.randomized_election_timeout = 1100;
+    raft_fixture_get(&c.f, 2)->follower_state.randomized_election_timeout = 1900;
+    raft_time start = raft_fixture_get(&c.f, 2)->election_timer_start;
+    unsigned l = run_until_new_leader(&c, 0, 1800);
+    if (with_rule) {
+        CHECK(l == 1);
+        CHECK(raft_current_term(raft_fixture_get(&c.f, 1)) == term + 1);
+        CHECK(c.crash[2].n_silences == 1);
+        CHECK(raft_fixture_time(&c.f) - start < 1400);
+        printf("silent leader: the first follower to time out won %llu ms after "
+               "the other's last heartbeat\n",
+               (unsigned long long)(raft_fixture_time(&c.f) - start));
+    } else {
+        CHECK(l == N || raft_fixture_time(&c.f) - start >= 1900);
+        printf("silent leader without the rule: no leader before the later "
+               "timeout (1,900 ms)\n");
+    }
+    teardown(&c);
+}
+
 static void apply_cb(struct raft_apply *req, int status, void *result)
 {
     (void)result;
@@ -311,6 +351,8 @@ int main(void)
     crash(true);
     crash(false);
     flap();
+    silent(true);
+    silent(false);
     lagging();
     not_the_leader();
     return 0;
