@@ -259,10 +259,33 @@ static void transport_connected(struct glue_transport *gt, raft_id id)
     }
 }
 
+/* The connection with our leader closed from the TCP side: an election
+ * soon (crash_evidence.h), announced as an event. */
+static void crash_evidence(struct kyufu_glue *g, raft_id id)
+{
+    uint64_t delay = 0;
+    if (!g->started || g->closing ||
+        !glue__crash_evidence_lost(&g->crash, &g->raft, id, uv_now(g->loop), &delay)) {
+        return;
+    }
+    if (g->event_cb != NULL) {
+        struct kyufu_glue_event e;
+        memset(&e, 0, sizeof e);
+        e.what = "raft leader connection lost: early election";
+        e.peer = id;
+        e.term = raft_current_term(&g->raft);
+        e.ms = delay;
+        g->event_cb(g->event_arg, &e);
+    }
+}
+
 static void transport_lost(struct glue_transport *gt, raft_id id)
 {
     struct kyufu_glue *g = gt->data;
     size_t free_slot = KYUFU_GLUE_PEERS_TRACKED_MAX;
+    if (g->raft_inited) {
+        crash_evidence(g, id);
+    }
     for (size_t i = 0; i < KYUFU_GLUE_PEERS_TRACKED_MAX; i++) {
         if (g->lost[i].id == id) {
             g->lost[i].ms = uv_now(g->loop);
@@ -385,6 +408,8 @@ static void set_options(struct kyufu_glue *g)
     raft_set_heartbeat_timeout(r, c->heartbeat_timeout_ms);
     raft_set_install_snapshot_timeout(r, KYUFU_INSTALL_SNAPSHOT_TIMEOUT_MS);
     raft_set_pre_vote(r, !c->pre_vote_disabled);
+    /* Acting on crash evidence is safe only with pre-vote (crash_evidence.h). */
+    g->crash.enabled = !c->pre_vote_disabled && !c->crash_election_disabled;
     raft_set_max_catch_up_rounds(r, KYUFU_MAX_CATCH_UP_ROUNDS);
     raft_set_max_catch_up_round_duration(r,
                                          KYUFU_MAX_CATCH_UP_ROUND_DURATION_MS);
@@ -561,6 +586,36 @@ int kyufu_glue_bootstrap(struct kyufu_glue *g,
 
 static void transfer_poll(struct kyufu_glue *g);
 
+/* Ticks raft_uv does not give in time (true when one was delivered):
+ * - crash evidence: an early election is due (crash_evidence.h);
+ * - a follower's or candidate's election timer has expired but raft_uv's
+ *   tick (every heartbeat_timeout ms) has not come yet: the election
+ *   starts within this poll's period instead of up to a heartbeat later
+ *   (raft_timeout() is raft's own expiry; io_guard.h says why only these
+ *   two states get extra ticks). */
+static bool timer_poll(struct kyufu_glue *g)
+{
+    struct raft *r = &g->raft;
+    uint64_t now = uv_now(g->loop);
+    int state = (int)raft_state(r);
+    bool due;
+    if (g->fatal != 0 || (state != RAFT_FOLLOWER && state != RAFT_CANDIDATE)) {
+        return false;
+    }
+    if (g->crash.enabled && glue__crash_evidence_silence(r, now)) {
+        g->crash.n_silences++;
+    }
+    due = glue__crash_evidence_poll(&g->crash, r, now);
+    if (!due && now < raft_timeout(r)) {
+        return false;
+    }
+    if (!glue__io_guard_tick(&g->sio.io)) {
+        return false;
+    }
+    g->n_early_ticks++;
+    return true;
+}
+
 static void poll_cb(uv_timer_t *t)
 {
     struct kyufu_glue *g = t->data;
@@ -578,6 +633,10 @@ static void poll_cb(uv_timer_t *t)
     }
     if (g->change != NULL) {
         glue__change_poll(g);
+    }
+    if (timer_poll(g)) {
+        state = (int)raft_state(&g->raft);
+        raft_leader(&g->raft, &leader, &address);
     }
     if ((state != g->last_state || leader != g->last_leader) &&
         g->state_cb != NULL) {

@@ -102,6 +102,10 @@ struct kyufu_glue_config
     unsigned max_inflight_entries;
     unsigned group_commit_commands_max;
     bool pre_vote_disabled;    /* pre-vote is on unless this is set */
+    /* A follower whose connection with its leader closes (no TLS
+     * close_notify: a crash) starts an election at once
+     * (raft-glue/crash_evidence.h), unless this is set; needs pre-vote. */
+    bool crash_election_disabled;
 };
 
 /* ---------------------------------------------------------------- options

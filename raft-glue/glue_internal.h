@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "crash_evidence.h"
 #include "fsm.h"
 #include "glue.h"
 #include "glue_limits.h"
@@ -78,6 +79,10 @@ struct kyufu_glue
         uint64_t id;
         uint64_t ms;
     } lost[KYUFU_GLUE_PEERS_TRACKED_MAX];
+    /* A closed connection with the leader starts an election early
+     * (crash_evidence.h); driven by the poll timer. */
+    struct glue_crash_evidence crash;
+    unsigned long n_early_ticks; /* ticks the poll delivered (see poll_cb) */
 };
 
 /* 0 when this node can start a leader's operation: open, not failed, the

@@ -122,6 +122,22 @@
 /* How often the glue polls raft's role and leader to fire the state cb. */
 #define KYUFU_STATE_POLL_MS 10u
 
+/* Crash evidence (crash_evidence.h): the surviving voters, ranked by id,
+ * start their elections this far apart after their leader's connection
+ * closed; the first at once.  Longer than a pre-vote round trip plus the
+ * first candidate's synced term and vote (a few ms on loopback when idle;
+ * over 40 ms on this 2-core VM at load average ~30, where 40 ms split a
+ * vote), so that a second candidate starts only when the first has
+ * failed; small against the election timeout (1,000 ms by default), which
+ * is what a crash costs without the evidence.  The glue's poll
+ * (KYUFU_STATE_POLL_MS) rounds each attempt up to 10 ms. */
+#define KYUFU_CRASH_ELECTION_STEP_MS 100u
+/* Attempts per piece of evidence: the first, and retries of a pre-vote
+ * that did not pass (a survivor whose log is behind is denied; the other
+ * one, leaderless by then, passes on its next attempt).  Pre-votes move no
+ * term: a retry against a healthy leader is rejected again, harmlessly. */
+#define KYUFU_CRASH_ELECTION_TRIES 3u
+
 /* Raft over mutual TLS (docs/peer-tls.md). */
 /* TCP connect + TLS handshake + raft's preamble must finish in this time or
  * the connection is closed: a loopback handshake takes a few ms and one

@@ -303,6 +303,16 @@ static void tick(struct raft_io *io)
     g->tick(io);
 }
 
+bool glue__io_guard_tick(struct raft_io *io)
+{
+    struct glue_io_guard *g = of(io);
+    if (g->tick == NULL) {
+        return false;
+    }
+    tick(io);
+    return true;
+}
+
 static int load(struct raft_io *io,
                 raft_term *term,
                 raft_id *voted_for,

@@ -141,4 +141,16 @@ void glue__io_guard_wrap(struct glue_io_guard *g,
  * frees a still-held InstallSnapshot. */
 void glue__io_guard_close(struct glue_io_guard *g);
 
+/* Deliver raft a tick now, as raft_uv's tick timer does every
+ * heartbeat_timeout ms (a RAFT_TIMEOUT event: raft applies its time rules
+ * at the current time; held messages are released first, as at any tick).
+ * For the glue's poll, on the loop thread, outside raft's calls; false and
+ * nothing done before raft started the io.  Ticks are idempotent in time
+ * for followers and candidates (libraft 0.22.1 timeout.c: they only
+ * compare the time with the election timer), so the glue gives them only
+ * in those states; a leader's tick also checks its contact quorum and
+ * aborts pipelines to peers not heard since the last tick, so a leader
+ * only gets raft_uv's. */
+bool glue__io_guard_tick(struct raft_io *io);
+
 #endif /* KYUFU_GLUE_IO_GUARD_H */

@@ -39,7 +39,7 @@ A benchmark: reads the wall clock, takes minutes; never in a test suite.
 usage: chaos/bench/side_by_side.py --build BUILD [--duration-s 5]
          [--inflight 1,16,64,256,1024] [--rounds 2] [--trials 3]
          [--election-ms 1000] [--settle-s 3] [--out DIR] [--keep]
-         [--skip-failover] [--check-args]
+         [--skip-failover] [--skip-sweep] [--cases kill,stop] [--check-args]
 """
 import argparse
 import json
@@ -375,10 +375,19 @@ def failover(a, d, s, probe_cmd, how):
     err = open(path + ".err", "w")
     probe = subprocess.Popen(probe_cmd(a, s, path), stdout=subprocess.DEVNULL, stderr=err)
     sig = signal.SIGKILL if how == "kill" else signal.SIGSTOP
-    gaps = []
+    gaps, kills = [], []
+    stopped = None
     try:
         for t in range(a.trials):
             time.sleep(a.settle_s)
+            dead = [q.name for q in s.procs if q.p is None or q.p.poll() is not None]
+            if dead:
+                # A restarted node that exited (its log says why): the
+                # trials so far stand; the case stops here, reported.
+                stopped = "before trial %d: %s not running (see its log)" % (
+                    t + 1, ", ".join(dead))
+                log("failover %s %s stopped %s" % (s.name, how, stopped))
+                break
             leader = s.leader(60)
             seen = len(read_probe(path))
             end = time.monotonic() + 30
@@ -401,6 +410,7 @@ def failover(a, d, s, probe_cmd, how):
                 raise RuntimeError("%s %s trial %d: no write acknowledged in 60 s"
                                    % (s.name, how, t + 1))
             gaps.append(round(gap, 1))
+            kills.append({"unix_ms": round(t_ms, 1), "leader": p.name})
             log("failover %s %s trial %d: leader %s, first write sent after it acknowledged "
                 "after %.0f ms"
                 % (s.name, how, t + 1, p.name, gap))
@@ -413,8 +423,10 @@ def failover(a, d, s, probe_cmd, how):
         procs.stop(probe, 30)
         err.close()
     ms = sorted(gaps)
+    if not ms:
+        raise RuntimeError("%s %s: no trial ran (%s)" % (s.name, how, stopped))
     return {"trials": len(ms), "ms": gaps, "median": statistics.median(ms),
-            "p90": pct(ms, 90), "max": ms[-1]}
+            "p90": pct(ms, 90), "max": ms[-1], "kills": kills, "stopped": stopped}
 
 
 # ---------------------------------------------------------------- report
@@ -425,9 +437,7 @@ def fmt(x, nd=0):
     return ("{:,.%df}" % nd).format(x)
 
 
-def report(a, res):
-    sw, ceil = res["sweep"], res.get("ceiling", {})
-    L = []
+def sweep_header(a, L):
     L.append("Each cell: round 1 / round 2 / ... (interleaved A B A B, %.0f s per run)."
              % a.duration_s)
     L.append("")
@@ -436,7 +446,16 @@ def report(a, res):
              "etcd CPU ms / 1,000 puts | kyufu commands per entry | ceiling commands/s "
              "(batch) | kyufu ÷ ceiling |")
     L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for k in a.ks:
+
+
+def report(a, res):
+    sw, ceil = res["sweep"], res.get("ceiling", {})
+    L = []
+    if not sw:
+        L.append("No load sweep (--skip-sweep).")
+    else:
+        sweep_header(a, L)
+    for k in (a.ks if sw else []):
         ky, et = sw[k]["kyufu"], sw[k]["etcd"]
 
         def j(rows, f, nd=0):
@@ -454,7 +473,7 @@ def report(a, res):
             j(ky, lambda r: r.get("group_commit_factor"), 1),
             "%s (%d)" % (fmt(c["commands_per_s"]), c["batch_commands"]) if c else "–",
             fmt(100.0 * kr / c["commands_per_s"], 0) + " %" if c else "–"))
-    bad = [(s, k, r["writes"] - r["ok"]) for k in a.ks for s in ("kyufu", "etcd")
+    bad = [(s, k, r["writes"] - r["ok"]) for k in sw for s in ("kyufu", "etcd")
            for r in sw[k][s] if r["writes"] != r["ok"] or r.get("errors")]
     L.append("")
     L.append("Writes not answered OK: %s." % (
@@ -467,12 +486,15 @@ def report(a, res):
         L.append("|---|---|---|---|---|---|")
         for key in ("kyufu kill", "etcd kill", "kyufu stop", "etcd stop"):
             f = fo.get(key)
-            if f:
+            if f and "error" in f:
+                L.append("| %s | failed: %s | | | | |" % (key, f["error"]))
+            elif f:
                 what = key.replace("kill", "SIGKILL of the leader").replace(
                     "stop", "SIGSTOP of the leader")
                 L.append("| %s | %d | %s | %s | %s | %s |" % (
                     what, f["trials"], fmt(f["median"]), fmt(f["p90"]), fmt(f["max"]),
-                    ", ".join(fmt(x) for x in f["ms"])))
+                    ", ".join(fmt(x) for x in f["ms"])
+                    + ("; stopped %s" % f["stopped"] if f.get("stopped") else "")))
     return "\n".join(L) + "\n"
 
 
@@ -509,6 +531,10 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--skip-failover", action="store_true")
+    # Failover only: no load sweep, no ceiling (docs/failover.md's runs).
+    ap.add_argument("--skip-sweep", action="store_true")
+    # Which failover cases: kill (SIGKILL), stop (SIGSTOP), or both.
+    ap.add_argument("--cases", default="kill,stop")
     ap.add_argument("--check-args", action="store_true",
                     help="check the other arguments and exit (chaos/bench/run, before it builds)")
     a = ap.parse_args()
@@ -528,6 +554,10 @@ def main():
         ap.error("--settle-s: 0..600 seconds")
     if a.out and os.path.exists(a.out) and not os.path.isdir(a.out):
         ap.error("--out: %s is not a folder" % a.out)
+    a.cases = a.cases.split(",")
+    if not a.cases or any(c not in ("kill", "stop") for c in a.cases) or \
+            len(set(a.cases)) != len(a.cases):
+        ap.error("--cases: kill, stop or kill,stop")
     if a.election_ms != 1000:
         ap.error("--election-ms: only 1000 (kyufuctl cluster init's value) for now")
     if a.check_args:
@@ -545,13 +575,22 @@ def main():
     try:
         ky = start_kyufu(a, d)
         et = start_etcd(a, d)
-        res["sweep"] = sweep(a, ky, et)
-        res["ceiling"] = ceiling(a, d, res["sweep"])
+        if a.skip_sweep:
+            res["sweep"], res["ceiling"] = {}, {}
+        else:
+            res["sweep"] = sweep(a, ky, et)
+            res["ceiling"] = ceiling(a, d, res["sweep"])
         if not a.skip_failover and a.trials > 0:
             res["failover"] = {}
-            for how in ("kill", "stop"):
+            for how in a.cases:
                 for s, cmd in ((ky, kyufu_probe_cmd), (et, etcd_probe_cmd)):
-                    res["failover"]["%s %s" % (s.name, how)] = failover(a, d, s, cmd, how)
+                    key = "%s %s" % (s.name, how)
+                    try:
+                        res["failover"][key] = failover(a, d, s, cmd, how)
+                    except RuntimeError as e:
+                        # One case failing leaves the others' figures.
+                        log("failover %s: %s" % (key, e))
+                        res["failover"][key] = {"error": str(e)}
         res["machine"]["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
         ok = True
     finally:

@@ -14,8 +14,16 @@
     leader sent it one copy per snapshot (raft-glue's gate; libraft 0.22.1
     alone re-sends a copy per heartbeat rejection), logged from start to
     "installed by peer".
+  - crash evidence (docs/failover.md): both survivors log that their
+    connection with the killed leader closed and start an early election;
+    the new leader is elected in the very next term (one election, no split
+    vote) and records the leader change within one election timeout of its
+    own evidence line (without the evidence no follower's election timer
+    could even expire by then: it waits at least one election timeout after
+    the last heartbeat; timestamps of one node's log, one clock).
 
 usage: test_failover.py KYUFUD"""
+import calendar
 import json
 import signal
 import sys
@@ -55,6 +63,49 @@ def snapshot_sends(c, node, peer):
     return sends, installed
 
 
+def log_events(c, node, msg):
+    """The JSON log lines of node with that msg, in order."""
+    out = []
+    with open(c.log_path(node)) as f:
+        for line in f:
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if e.get("msg") == msg:
+                out.append(e)
+    return out
+
+
+def log_ms(e):
+    """A log line's time ("2026-12-06T03:01:02.345Z") in ms."""
+    t = time.strptime(e["time"][:19], "%Y-%m-%dT%H:%M:%S")
+    return (calendar.timegm(t) * 1000 + int(e["time"][20:23]))
+
+
+def check_crash_evidence(c, killed, old_term, new_leader):
+    st = c.status(new_leader)
+    assert st.term == old_term + 1, \
+        "new leader in term %d, killed leader's was %d: not one election" % (
+            st.term, old_term)
+    for i in range(1, c.n + 1):
+        if i == killed:
+            continue
+        ev = [e for e in log_events(c, i, "raft leader connection lost: early election")
+              if e.get("peer") == killed and e.get("term") == old_term]
+        assert ev, "node %d logged no early election after leader %d died" % (i, killed)
+    ev = [e for e in log_events(c, new_leader,
+                                "raft leader connection lost: early election")
+          if e.get("peer") == killed and e.get("term") == old_term][0]
+    rec = [e for e in log_events(c, new_leader, "leader change recorded")
+           if log_ms(e) >= log_ms(ev)]
+    assert rec, "new leader %d recorded no leader change" % new_leader
+    gap = log_ms(rec[0]) - log_ms(ev)
+    print("crash evidence: node %d elected in term %d, leader change recorded "
+          "%d ms after its evidence line" % (new_leader, st.term, gap))
+    assert gap < ELECTION_MS, "leader change %d ms after the evidence" % gap
+
+
 def main():
     c = C.Cluster(sys.argv[1], election_ms=ELECTION_MS,
                   snapshot_threshold=64, snapshot_trailing=16)
@@ -79,6 +130,7 @@ def main():
             if kill_at is not None and first_after is None:
                 first_after = time.monotonic()
             if k == 100:
+                old_term = c.status(killed).term
                 c.kill(killed, signal.SIGKILL)
                 c.wait_exit(killed, 5)
                 kill_at = time.monotonic()
@@ -89,6 +141,7 @@ def main():
                                                                  BOUND_S)
         new_leader = c.wait_leader(10, exclude=(killed,))
         assert new_leader != killed
+        check_crash_evidence(c, killed, old_term, new_leader)
 
         counts, ok = W.audit_keys(c, new_leader, "failover-stream")
         for seq in acked:

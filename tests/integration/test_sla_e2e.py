@@ -4,8 +4,10 @@
   nodes with the files it wrote, write a little, SIGKILL the leader; then
 
   - `kyufuctl --json sla report` lists that failover with cause crash, its
-    term and an `rto_ms` (at least half an election timeout, at most the
-    time the test saw pass plus one heartbeat interval);
+    term and an `rto_ms` (positive, at most the time the test saw pass plus
+    one heartbeat interval; since the followers act on the dead leader's
+    closed connections, docs/failover.md "Crash evidence", it can be far
+    below an election timeout);
   - every live node's /metrics counts it from the replicated ledger:
     kyufu_sla_failovers{cause="crash"} >= 1, kyufu_sla_last_failover_term
     the failover's term, kyufu_sla_last_failover_rto_seconds its rto_ms,
@@ -16,8 +18,9 @@
     over the SLO's target, 0 (OK) when it held, and its line names the
     failover and the verdict.
 
-Run twice: [rto] target_ms = 100 (a crash failover waits out an election
-timeout of 1000 ms or more: over) and 30000 (held).
+Run twice: [rto] target_ms = 100 (the smallest the SLO file takes: over on
+this VM, where a crash failover with the evidence takes 300-700 ms; if it
+held, the test says so) and 30000 (held).
 
 usage: test_sla_e2e.py KYUFUD KYUFUCTL"""
 import json
@@ -36,7 +39,6 @@ import auth
 import ports
 import prom_text
 
-ELECTION_MS = 1000  # cluster init's election_timeout_ms
 
 
 def consecutive_free(n):
@@ -264,11 +266,19 @@ def one(kyufud, kyufuctl, target_ms):
                                            f["new_leader_id"], f["rto_ms"],
                                            seen_ms, held))
         assert f["old_leader_id"] == old and f["new_leader_id"] == new, f
-        assert ELECTION_MS // 2 <= f["rto_ms"] <= seen_ms + 1000 + 200, \
+        assert 1 <= f["rto_ms"] <= seen_ms + 1000 + 200, \
             (f, seen_ms)
         assert f["rto_met"] == held, f
         assert doc["writes_lost"] == 0, doc
-        assert held == (target_ms == 30000), (f, target_ms)
+        # 30 s always holds; 100 ms (the smallest target the SLO file
+        # takes) is over on this loaded VM (RTO 300-700 ms with the crash
+        # evidence) but may hold on a quiet fast machine: every check below
+        # follows `held`, and the over path is named when it did not run.
+        if target_ms == 30000:
+            assert held, (f, target_ms)
+        elif held:
+            print("note: RTO %d ms within %d ms: the over path not exercised"
+                  % (f["rto_ms"], target_ms))
 
         for i in (1, 2, 3):
             if i != old:
