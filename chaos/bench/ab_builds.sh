@@ -12,8 +12,9 @@
 # JSON), OUT_DIR/uptime.txt (load before each round) and prints one line per
 # round and K: build, round, k, writes/s, p50, p99 (ms).  With
 # KYUFU_AB_STRACE=1 the first node of each build's first round runs under
-# `strace -f -T -e trace=fdatasync,fsync` (OUT_DIR/{A,B}-strace.txt) to show
-# which threads flush and for how long.  Exit 0, or 1 on any failure.
+# `strace -f -T -e trace=fdatasync,fsync` (attached after start;
+# OUT_DIR/{A,B}-strace.txt, the loop thread's lines carry kyufud's PID) to
+# show which threads flush and for how long.  Exit 0, or 1 on any failure.
 set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: $0 BUILD_A BUILD_B OUT_DIR [ROUNDS] [INFLIGHT] [SECONDS]" >&2; exit 2; }
 build_a=$1 build_b=$2 out=$3 rounds=${4:-3} inflight=${5:-16,256} secs=${6:-8}
@@ -43,13 +44,12 @@ trap 'stop_nodes; rm -rf "$dir"' EXIT
 start_nodes() { # build, strace file or ""
     local i
     for i in 1 2 3; do
-        if [ -n "$2" ] && [ "$i" = 1 ]; then
-            strace -f -T -e trace=fdatasync,fsync -o "$2" \
-                "$1/node/kyufud" --config "$dir/node$i/kyufud.conf" >>"$dir/node$i.log" 2>&1 &
-        else
-            "$1/node/kyufud" --config "$dir/node$i/kyufud.conf" >>"$dir/node$i.log" 2>&1 &
-        fi
+        "$1/node/kyufud" --config "$dir/node$i/kyufud.conf" >>"$dir/node$i.log" 2>&1 &
         pids+=($!)
+        if [ -n "$2" ] && [ "$i" = 1 ]; then
+            # Attached, so that stopping kyufud by its PID ends strace too.
+            strace -f -T -e trace=fdatasync,fsync -o "$2" -p "$!" 2>/dev/null &
+        fi
     done
 }
 
