@@ -339,6 +339,14 @@ static void raft_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
                          "Highest log index applied to the ledger");
     kyufu_metrics_sample_u(b, "kyufu_raft_applied_index", NULL, 0,
                            st.applied_index);
+    kyufu_metrics_family(b, "kyufu_storage_durable_index",
+                         KYUFU_METRICS_GAUGE,
+                         "Highest applied index flushed to disk in the "
+                         "ledger (LMDB); a power loss reopens it there");
+    kyufu_metrics_sample_u(b, "kyufu_storage_durable_index", NULL, 0,
+                           n->storage != NULL
+                               ? kyufu_storage_durable(n->storage)
+                               : 0);
     kyufu_metrics_family(b, "kyufu_raft_last_log_index", KYUFU_METRICS_GAUGE,
                          "Highest index in this node's Raft log");
     kyufu_metrics_sample_u(b, "kyufu_raft_last_log_index", NULL, 0,
@@ -416,8 +424,9 @@ static void latency_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
                                   &m->commit_seconds);
     kyufu_metrics_family(b, "kyufu_storage_commit_seconds",
                          KYUFU_METRICS_HISTOGRAM,
-                         "One applied entry's LMDB write transaction, "
-                         "commit and fsync included, on the loop thread");
+                         "One applied entry's LMDB write transaction "
+                         "on the loop thread (commit without flush: the "
+                         "store is flushed off the loop)");
     kyufu_metrics_histogram_write(b, "kyufu_storage_commit_seconds", NULL, 0,
                                   &m->apply_seconds);
     kyufu_metrics_family(b, "kyufu_raft_append_seconds",

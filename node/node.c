@@ -51,7 +51,15 @@ void kyufu_node__finish(struct kyufu_node *n)
         /* What the next start's "store opened" must show again: nothing
          * left to redo (docs/power.md, "clean stop"). */
         uint64_t applied, term;
+        char serr[160];
         kyufu_storage_applied(n->storage, &applied, &term);
+        /* A clean stop leaves nothing for the next start to replay: flush
+         * what the background sync had not (the glue is closed, nothing
+         * applies any more). */
+        if (kyufu_storage_sync(n->storage, applied, serr, sizeof serr) != 0) {
+            kyufu_log(KYUFU_LOG_ERROR, "store sync at stop failed",
+                      KYUFU_LOG_S("detail", serr));
+        }
         kyufu_log(KYUFU_LOG_INFO, "store closed",
                   KYUFU_LOG_U("applied_index", applied),
                   KYUFU_LOG_U("applied_term", term));
@@ -651,6 +659,10 @@ int kyufu_node_run(const struct kyufu_config *config)
     struct kyufu_storage_options so;
     memset(&so, 0, sizeof so);
     so.path = path;
+    /* Commits do not flush; the glue flushes off the loop thread and
+     * before log compaction, a clean stop flushes in finish (docs/storage.md
+     * "Crash windows"). */
+    so.no_sync = true;
     rv = kyufu_storage_open(&so, &n->storage, errmsg, sizeof errmsg);
     if (rv != 0) {
         n->storage = NULL;

@@ -98,8 +98,9 @@ static int fsm_apply(struct raft_fsm *fsm,
     }
 
     {
-        /* Timed for the node's stall log: this LMDB transaction (and its
-         * fsync) runs on the loop thread. */
+        /* Timed for the node's stall log: this LMDB transaction runs on
+         * the loop thread (its flush does not: kyufud's store is no_sync,
+         * store_sync.c). */
         uint64_t t0 = uv_hrtime();
         rv = kyufu_storage_apply_bytes(f->storage, index, term, payload, len,
                                        &results, f->errmsg,
@@ -217,9 +218,17 @@ static int fsm_snapshot(struct raft_fsm *fsm,
     }
 
     if (f->mode == KYUFU_FSM_SNAPSHOT_DEFERRED) {
-        /* Serialized later, off the loop thread (snapshot_io.c). */
+        /* Serialized later, off the loop thread (snapshot_io.c), after the
+         * store's sync (glue__fsm_deferred_write). */
         f->deferred_header = header;
     } else {
+        /* Compaction waits for the store's sync: see
+         * glue__fsm_deferred_write.  Here on the loop thread (simulation). */
+        rv = kyufu_storage_sync(f->storage, h.storage_index, f->errmsg,
+                                sizeof f->errmsg);
+        if (rv != 0) {
+            goto err_after_chunks;
+        }
         rv = kyufu_storage_snapshot_write(f->snap, raft_malloc, emit_chunk,
                                           &c);
         if (rv != 0) {
@@ -291,7 +300,11 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     if (h.storage_index <= applied_index) {
         /* The local store already holds everything the snapshot does (it
          * only ever applied committed entries), and maybe more: restoring
-         * would move it back in time.  Keep it. */
+         * would move it back in time.  Keep it.  A store that lost its
+         * unsynced commits in a power loss reopens at its durable index:
+         * below a snapshot's index it is restored here, at or above it the
+         * log (which the snapshot's compaction kept from there on, see
+         * glue__fsm_deferred_write) replays the rest. */
         f->n_restores_skipped++;
         raft_free(buf->base);
         return 0;
@@ -352,8 +365,27 @@ int glue__fsm_deferred_write(struct kyufu_fsm *state,
                              unsigned *n_bufs)
 {
     struct chunks c = {*bufs, *n_bufs};
+    uint64_t index;
+    uint64_t term;
+    char errmsg[128];
     int rv;
     assert(state->snap != NULL);
+    /* Compaction waits for the store's sync.  raft_uv truncates the log
+     * behind this snapshot once snapshot_io.c hands it over, after this
+     * returns: flush the store first, so that what it applied up to the
+     * snapshot's index is on disk before any entry it came from can go.
+     * The snapshot's read txn began after those commits returned, so they
+     * are covered.  Without this a power loss would leave the store below
+     * the snapshot, which restore would then replace wholesale
+     * (docs/storage.md, "Crash windows").  Refusing the snapshot instead
+     * (BUSY) until a background sync caught up would never succeed under
+     * load: 0.22.1 takes it at the last applied index, which runs ahead of
+     * every finished sync. */
+    kyufu_storage_snapshot_applied(state->snap, &index, &term);
+    rv = kyufu_storage_sync(state->storage, index, errmsg, sizeof errmsg);
+    if (rv != 0) {
+        return rv;
+    }
     rv = kyufu_storage_snapshot_write(state->snap, raft_malloc, emit_chunk,
                                       &c);
     *bufs = c.bufs;

@@ -123,6 +123,13 @@ static void guard_failed(struct glue_io_guard *gd, const char *call, int rv)
     set_fatal(g, KYUFU_GLUE_EIO, msg);
 }
 
+static void store_sync_failed(void *arg, const char *errmsg)
+{
+    char msg[200];
+    snprintf(msg, sizeof msg, "store sync failed: %.170s", errmsg);
+    set_fatal(arg, KYUFU_GLUE_EIO, msg);
+}
+
 /* Errors with which a raft client call refuses up front, before it changes
  * any state (0.22.1 client.c ClientSubmit, legacy.c raft_assign and the
  * configuration checks of raft_add/raft_remove).  Any other error (IOERR,
@@ -526,6 +533,7 @@ int kyufu_glue_init(uv_loop_t *loop,
     assert(rv == 0);
     g->poll.data = g;
     g->last_state = -1;
+    glue__store_sync_init(&g->ssync, loop, storage, store_sync_failed, g);
     *out = g;
     return 0;
 
@@ -1090,6 +1098,16 @@ static void poll_close_cb(uv_handle_t *h)
     }
 }
 
+/* The last step of close: no sync of the store runs any more. */
+static void store_sync_closed(struct glue_store_sync *ss)
+{
+    struct kyufu_glue *g = (struct kyufu_glue *)(void *)((char *)ss -
+                                                         offsetof(
+                                                             struct kyufu_glue,
+                                                             ssync));
+    uv_close((uv_handle_t *)&g->poll, poll_close_cb);
+}
+
 static void on_raft_closed(struct raft *r)
 {
     struct kyufu_glue *g = (struct kyufu_glue *)(void *)((char *)r -
@@ -1107,7 +1125,7 @@ static void on_raft_closed(struct raft *r)
     if (g->change != NULL && !g->change_raft_pending) {
         glue__change_done(g, KYUFU_GLUE_ESHUTDOWN); /* waiting in change_poll */
     }
-    uv_close((uv_handle_t *)&g->poll, poll_close_cb);
+    glue__store_sync_close(&g->ssync, store_sync_closed);
 }
 
 static void close_raft(struct kyufu_glue *g)

@@ -16,6 +16,7 @@
 #include "io_guard.h"
 #include "proposer.h"
 #include "snapshot_io.h"
+#include "store_sync.h"
 #include "transport.h"
 
 struct kyufu_glue
@@ -30,6 +31,7 @@ struct kyufu_glue
     struct kyufu_fsm fsm_state;
     struct kyufu_proposer proposer;
     struct kyufu_storage *storage;
+    struct glue_store_sync ssync; /* flushes the store off the loop */
     struct kyufu_glue_config config; /* strings below are our copies */
     char *address;
     char *raft_dir;

@@ -54,6 +54,13 @@
 #define KYUFU_GROUP_COMMIT_COMMANDS_MAX_DEFAULT 256u
 #define KYUFU_GROUP_COMMIT_COMMANDS_MAX_MIN 1u
 #define KYUFU_GROUP_COMMIT_COMMANDS_MAX_MAX 4096u
+/* The store's background flush (store_sync.c): at most this long between
+ * an applied entry and the fdatasync that makes it durable in LMDB.  It
+ * runs off the loop thread, so the interval costs no latency; it bounds
+ * what a restart after a power loss replays from the Raft log and how many
+ * dirty pages one flush writes (docs/benchmarks.md, "Store sync off the
+ * loop").  Under load a flush is every interval, each a few ms on this VM. */
+#define KYUFU_STORE_SYNC_INTERVAL_MS 100u
 /* Entries of ours in flight before commands queue up: enough to keep disk
  * and network busy at once, few enough that each entry batches well. */
 #define KYUFU_GROUP_COMMIT_ENTRIES_INFLIGHT_MAX 8u

@@ -363,7 +363,8 @@ int kyufu_storage_open(const struct kyufu_storage_options *options,
      * can undo only the last commit, which Raft replays from its log
      * (docs/storage.md, "Crash windows").  The second sync held the loop
      * thread 1-2 s per apply under snapshot I/O (docs/scale.md).
-     * MDB_NOSYNC only when asked (tests, simulation). */
+     * MDB_NOSYNC when asked (kyufud, tests, simulation): the owner flushes
+     * with kyufu_storage_sync off the loop thread (sync.c). */
     flags = MDB_NOTLS | MDB_NOMETASYNC | (options->no_sync ? MDB_NOSYNC : 0);
     mrv = mdb_env_open(s->env, options->path, flags, 0600);
     if (mrv != 0) {
@@ -393,6 +394,14 @@ int kyufu_storage_open(const struct kyufu_storage_options *options,
         goto err_after_env;
     }
     mdb_txn_reset(s->loop_txn);
+    /* What a no_sync store holds may still sit in the page cache (a
+     * process killed after its commits): flush it once, so that all of it
+     * counts as durable (sync.c).  A syncing store flushed every commit. */
+    rv = kyufu_storage_sync(s, s->applied_index, errmsg, errmsg_len);
+    if (rv != 0) {
+        mdb_txn_abort(s->loop_txn);
+        goto err_after_env;
+    }
     *out = s;
     return 0;
 

@@ -8,6 +8,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -105,6 +106,9 @@ struct kyufu_storage
     bool loop_txn_busy;
     uint64_t applied_index;    /* cache of meta, updated after commit */
     uint64_t applied_term;
+    /* Highest applied index known to be on disk (sync.c): written by
+     * kyufu_storage_sync on any thread, read by the loop thread. */
+    _Atomic uint64_t durable_index;
     struct kyufu_storage__versions versions; /* cache of meta, as above */
     unsigned grow_count;       /* times the map grew (tests observe it) */
     size_t snapshot_chunk_bytes; /* KYUFU_SNAPSHOT_CHUNK_BYTES_MAX; tests

@@ -72,7 +72,10 @@ struct kyufu_storage_options
     const char *path;          /* Directory; created if missing. Borrowed. */
     size_t map_size_bytes;     /* Initial map size; 0 means the default. */
     size_t map_size_bytes_max; /* Growth ceiling; 0 means the default. */
-    bool no_sync;              /* MDB_NOSYNC: tests and simulation only. */
+    /* MDB_NOSYNC: commits do not flush; the owner calls kyufu_storage_sync
+     * (kyufud: raft-glue/store_sync.c).  Without it every commit flushes
+     * its data pages (MDB_NOMETASYNC: one fdatasync per commit). */
+    bool no_sync;
 };
 
 /* Open (creating if new) the store at options->path.  Stamps the schema
@@ -91,6 +94,27 @@ void kyufu_storage_close(struct kyufu_storage *s);
 void kyufu_storage_applied(struct kyufu_storage *s,
                            uint64_t *index,
                            uint64_t *term);
+
+/* ------------------------------------------------------------- durability
+ *
+ * kyufu_storage_sync flushes the store to disk (mdb_env_sync(env, 1): one
+ * fdatasync) and then records `upto` as durable.  `upto` must be an
+ * applied index the caller read (kyufu_storage_applied, on the thread that
+ * applies) before calling: every commit up to it had returned, so it is on
+ * disk when the sync returns.  Safe on any thread, also while the applying
+ * thread commits (LMDB's sync takes no lock; storage/sync.c) and while
+ * another sync runs.  Errors: EIO (the flush failed: the store must be
+ * treated as not durable past the last good sync; the node stops).
+ *
+ * kyufu_storage_durable: the highest `upto` of a successful sync, or the
+ * applied index at open (open syncs a no_sync store once, so what it found
+ * is on disk).  Never above the applied index, since restore only ever
+ * moves a store forward.  Any thread. */
+int kyufu_storage_sync(struct kyufu_storage *s,
+                       uint64_t upto,
+                       char *errmsg,
+                       size_t errmsg_len);
+uint64_t kyufu_storage_durable(struct kyufu_storage *s);
 
 /* ------------------------------------------------------------------ apply */
 

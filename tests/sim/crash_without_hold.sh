@@ -17,7 +17,10 @@ set -u
 sim=$1
 seed=$2
 out=$(mktemp /tmp/kyufu-crash-XXXXXX) || exit 1
-trap 'rm -f "$out"' EXIT
+# The crashing simulation cannot remove its stores: keep them where we can.
+KYUFU_SIM_TMPDIR=$(mktemp -d /tmp/kyufu-crash-sim-XXXXXX) || exit 1
+export KYUFU_SIM_TMPDIR
+trap 'rm -f "$out"; rm -rf "$KYUFU_SIM_TMPDIR"' EXIT
 
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}abort_on_error=1"
 export ASAN_OPTIONS

@@ -7,6 +7,7 @@
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1132,6 +1133,67 @@ struct test
     void (*fn)(void);
 };
 
+/* kyufu_storage_sync (storage.h "durability"): a no_sync store's durable
+ * index moves only with a sync, to the index the caller read before it,
+ * never down; syncs on another thread while this one commits succeed;
+ * open counts what it found as durable. */
+struct sync_thread
+{
+    struct kyufu_storage *s;
+    atomic_int stop;
+    unsigned n;
+    int rv;
+};
+
+static void *sync_thread_main(void *arg)
+{
+    struct sync_thread *t = arg;
+    char err[128];
+    while (!atomic_load(&t->stop) && t->rv == 0) {
+        t->rv = kyufu_storage_sync(t->s, 0, err, sizeof err);
+        t->n++;
+    }
+    return NULL;
+}
+
+static void test_durable(void)
+{
+    struct fx f;
+    struct sync_thread t;
+    pthread_t th;
+    uint64_t applied;
+    char err[128];
+    fx_open(&f);
+    CHECK(kyufu_storage_durable(f.s) == 0);
+    world(&f, 2);
+    kyufu_storage_applied(f.s, &applied, NULL);
+    CHECK(applied > 0);
+    CHECK(kyufu_storage_durable(f.s) == 0); /* committed, not flushed */
+    CHECK_RV(kyufu_storage_sync(f.s, applied, err, sizeof err), 0);
+    CHECK(kyufu_storage_durable(f.s) == applied);
+    CHECK_RV(kyufu_storage_sync(f.s, 1, err, sizeof err), 0);
+    CHECK(kyufu_storage_durable(f.s) == applied); /* never down */
+
+    memset(&t, 0, sizeof t);
+    t.s = f.s;
+    CHECK(pthread_create(&th, NULL, sync_thread_main, &t) == 0);
+    for (int i = 0; i < 50; i++) { /* commits while the other flushes */
+        char no[16];
+        snprintf(no, sizeof no, "S-%d", i);
+        apply1(&f, c_household(&f, "clerk", no, "Osaka"), OK);
+    }
+    atomic_store(&t.stop, 1);
+    CHECK(pthread_join(th, NULL) == 0);
+    CHECK(t.rv == 0 && t.n > 0);
+    CHECK(kyufu_storage_durable(f.s) == applied); /* upto 0 moved nothing */
+    invariants(&f);
+
+    fx_reopen(&f);
+    kyufu_storage_applied(f.s, &applied, NULL);
+    CHECK(kyufu_storage_durable(f.s) == applied); /* open flushed */
+    kyufu_storage_close(f.s);
+}
+
 int main(int argc, char **argv)
 {
     static const struct test tests[] = {
@@ -1152,6 +1214,7 @@ int main(int argc, char **argv)
         {"snapshot_reads", test_snapshot_reads},
         {"readers_full", test_readers_full},
         {"snapshot_other_thread", test_snapshot_other_thread},
+        {"durable", test_durable},
     };
     snprintf(root, sizeof root, "/tmp/kyufu-storage-XXXXXX");
     if (mkdtemp(root) == NULL) {
