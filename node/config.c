@@ -82,6 +82,7 @@ enum key_id {
     K_AUTH_SESSION_IDLE,
     K_AUTH_SESSION_MAX,
     K_AUTH_PURGE_AFTER,
+    K_STORAGE_FLUSH, /* issue 9: when the store reaches the disk */
     K_COUNT
 };
 
@@ -142,6 +143,7 @@ static const struct key_spec keys[K_COUNT] = {
     [K_SLA_HEARTBEAT] = {"sla", "heartbeat_ms", false, KYUFU_GLUE_OPTION_COUNT,
                          "milliseconds"},
     [K_SLA_ALLOW_DRILLS] = {"sla", "allow_drills", false, NOT_RAFT},
+    [K_STORAGE_FLUSH] = {"storage", "flush", false, NOT_RAFT},
     [K_AUDIT_CHECKPOINT_FILE] = {"audit", "checkpoint_file", false, NOT_RAFT},
     [K_AUDIT_CHECKPOINT_INTERVAL] = {"audit", "checkpoint_interval_seconds",
                                      false, KYUFU_GLUE_OPTION_COUNT,
@@ -333,7 +335,7 @@ static enum key_id key_of_option(enum kyufu_glue_option o)
 
 static const char *const sections[] = {"node", "cluster", "tls", "raft",
                                        "log",  "api",     "power", "sla",
-                                       "audit", "auth"};
+                                       "audit", "auth", "storage"};
 
 struct parse
 {
@@ -690,6 +692,16 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
     case K_AUDIT_CHECKPOINT_FILE:
         set_checkpoint_file(ps, value);
         return;
+    case K_STORAGE_FLUSH:
+        if (strcmp(value, "commit") == 0) {
+            c->storage_flush_background = false;
+        } else if (strcmp(value, "background") == 0) {
+            c->storage_flush_background = true;
+        } else {
+            problem(c, ps->line, section, key,
+                    "'%s' is neither commit nor background", value);
+        }
+        return;
     case K_SLA_ALLOW_DRILLS:
         if (strcmp(value, "true") == 0) {
             c->sla_allow_drills = true;
@@ -937,10 +949,16 @@ static char *read_line(char *str, int num, void *stream)
                 }
             }
             if (!known) {
+                char names[128] = "";
+                for (size_t i = 0; i < sizeof sections / sizeof *sections;
+                     i++) {
+                    size_t used = strlen(names);
+                    snprintf(names + used, sizeof names - used, "%s%s",
+                             i > 0 ? ", " : "", sections[i]);
+                }
                 problem(ps->c, ps->line, "", "",
-                        "unknown section [%.*s] (known: node, cluster, tls, "
-                        "raft, log, api, power, sla)",
-                        (int)(len < 64 ? len : 64), p + 1);
+                        "unknown section [%.*s] (known: %s)",
+                        (int)(len < 64 ? len : 64), p + 1, names);
             }
         }
     }

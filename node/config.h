@@ -129,6 +129,14 @@ struct kyufu_config
 
     enum kyufu_log_level log_level;
 
+    /* [storage] flush (docs/storage.md "Durability of the store"):
+     * "commit" (default, false): every commit flushes its data pages;
+     * "background": commits do not flush, the glue flushes off the loop
+     * thread — faster, but until a store is rebuilt after an OS crash an
+     * OS crash or power loss can corrupt it (LMDB needs ordered writes
+     * then), so benchmarks only. */
+    bool storage_flush_background;
+
     /* [power] (docs/power.md): "" when not set.  domain defaults to ups's
      * NAME@HOST (nodes on one UPS share a domain). */
     char power_ups[KYUFU_NODE_POWER_NAME_BYTES_MAX + 1];

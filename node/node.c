@@ -659,10 +659,11 @@ int kyufu_node_run(const struct kyufu_config *config)
     struct kyufu_storage_options so;
     memset(&so, 0, sizeof so);
     so.path = path;
-    /* Commits do not flush; the glue flushes off the loop thread and
-     * before log compaction, a clean stop flushes in finish (docs/storage.md
-     * "Crash windows"). */
-    so.no_sync = true;
+    /* [storage] flush = background: commits do not flush; the glue
+     * flushes off the loop thread and before log compaction, a clean stop
+     * flushes in finish.  The default flushes every commit (docs/storage.md
+     * "Durability of the store": why background is for benchmarks only). */
+    so.no_sync = config->storage_flush_background;
     rv = kyufu_storage_open(&so, &n->storage, errmsg, sizeof errmsg);
     if (rv != 0) {
         n->storage = NULL;

@@ -394,6 +394,25 @@ api_extra=$'[auth]\npassword_max_age_days = 0\npurge_after_days = 30'
 mkdir -p "$tmp/auth_ok"
 single auth_ok 1000 100 64 16 >"$tmp/auth_ok.ini"
 out=$("$kyufud" --check-config "$tmp/auth_ok.ini" 2>&1) || fail "[auth] good values refused: $out"
+# [storage] flush (docs/storage.md "Durability of the store").
+storage_check() {
+    local name=$1 want=$2
+    mkdir -p "$tmp/$name"
+    single "$name" 1000 100 64 16 >"$tmp/$name.ini"
+    out=$("$kyufud" --check-config "$tmp/$name.ini" 2>&1); rc=$?
+    if [ -z "$want" ]; then
+        [ $rc -eq 0 ] || fail "$name: refused: $out"
+    else
+        [ $rc -eq 2 ] || fail "$name: exit $rc, want 2 ($out)"
+        grep -qF -- ":20: [storage] flush: $want" <<<"$out" || fail "$name: $out"
+    fi
+}
+api_extra=$'[storage]\nflush = sometimes'
+storage_check storage_bad "'sometimes' is neither commit nor background"
+api_extra=$'[storage]\nflush = background'
+storage_check storage_background ""
+api_extra=$'[storage]\nflush = commit'
+storage_check storage_commit ""
 api_extra=$'[sla]\nallow_drills = true\nheartbeat_ms = 250'
 mkdir -p "$tmp/sla_ok"
 single sla_ok 1000 100 64 16 >"$tmp/sla_ok.ini"
