@@ -233,6 +233,14 @@ struct kyufu_glue_propose;
 typedef void (*kyufu_glue_propose_cb)(struct kyufu_glue_propose *req,
                                       int status,
                                       Kyufu__V1__CommandResult *result);
+/* The same, for a caller that relays the result as apply encoded it
+ * (WriteResponse.result): on 0, `result` is borrowed for the callback only
+ * and was never unpacked (kyufu_storage_result_unpack when it must be
+ * read); on error it is NULL. */
+typedef void (*kyufu_glue_propose_packed_cb)(
+    struct kyufu_glue_propose *req,
+    int status,
+    const struct kyufu_storage_result *result);
 struct kyufu_glue_propose
 {
     void *data;                 /* For the caller. */
@@ -240,7 +248,8 @@ struct kyufu_glue_propose
     void *queue[2];
     uint8_t *encoded;
     size_t encoded_len;
-    kyufu_glue_propose_cb cb;
+    kyufu_glue_propose_cb cb;               /* one of these two */
+    kyufu_glue_propose_packed_cb packed_cb;
 };
 
 /* Propose one command (its header fully filled, including the leader-stamped
@@ -250,6 +259,11 @@ int kyufu_glue_propose(struct kyufu_glue *g,
                        struct kyufu_glue_propose *req,
                        const Kyufu__V1__Command *cmd,
                        kyufu_glue_propose_cb cb);
+/* Same, with the result packed (kyufu_glue_propose_packed_cb). */
+int kyufu_glue_propose_packed(struct kyufu_glue *g,
+                              struct kyufu_glue_propose *req,
+                              const Kyufu__V1__Command *cmd,
+                              kyufu_glue_propose_packed_cb cb);
 
 /* ---------------------------------------------------------- linearizable */
 
