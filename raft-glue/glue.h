@@ -229,7 +229,8 @@ struct kyufu_glue_propose;
  * result (which may itself be a ledger rejection) and the callback owns it
  * (free with kyufu__v1__command_result__free_unpacked).  On error it is
  * NULL and the command may or may not have been applied: retry with the same
- * idempotency key to learn which. */
+ * idempotency key to learn which (ENOMEM also when it was applied but its
+ * result could not be unpacked here). */
 typedef void (*kyufu_glue_propose_cb)(struct kyufu_glue_propose *req,
                                       int status,
                                       Kyufu__V1__CommandResult *result);
