@@ -39,7 +39,9 @@
                            Kyufu__V1__Command *cmd)                          \
     {                                                                        \
         assert(m->descriptor == &kyufu__v1__##rpc##_request__descriptor);    \
-        Kyufu__V1__##Body *b = ((const Kyufu__V1__##Rpc##Request *)m)->command; \
+        const Kyufu__V1__##Rpc##Request *r =                                 \
+            (const Kyufu__V1__##Rpc##Request *)m;                            \
+        Kyufu__V1__##Body *b = r->command;                                   \
         if (b == NULL) {                                                     \
             return false;                                                    \
         }                                                                    \

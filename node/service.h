@@ -105,8 +105,8 @@ bool kyufu_node__is_voter(struct kyufu_node *n, uint64_t id);
  * until this returns), with a header made here: the call's principal as
  * actor (c->principal, a signed-in account), the request's header (terminal,
  * key; NULL for none: apply rejects and audits it) and this leader's time
- * (cmd->header is ignored; `cmd` is not changed).  `cb` fires as for kyufu_glue_propose, with
- * the result unpacked.  Answers the call itself when the proposal cannot
+ * (cmd->header is ignored; `cmd` is not changed).  `cb` fires as for
+ * kyufu_glue_propose, with the result unpacked.  Answers the call itself when the proposal cannot
  * start (forwards it if leadership was just lost), and refuses, before
  * Raft: INVALID_ARGUMENT a key whose client id starts with kyufud- or
  * kyufu-node-, the nodes' own (docs/api.md); PERMISSION_DENIED a header

@@ -576,7 +576,8 @@ Kyufu__V1__CommandResult *kyufu_storage_result_unpack(
     Kyufu__V1__CommandResult *m =
         kyufu__v1__command_result__unpack(NULL, r->len, r->bytes);
     /* apply wrote these bytes: only memory can fail */
-    KYUFU_ASSERT(m == NULL || (m->code == r->code && m->record_case == r->record));
+    KYUFU_ASSERT(m == NULL ||
+                 (m->code == r->code && m->record_case == r->record));
     return m;
 }
 

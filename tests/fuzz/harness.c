@@ -107,7 +107,8 @@ static size_t apply_entry(const uint8_t *buf, size_t len)
     }
     size_t n = res.n;
     for (size_t i = 0; i < res.n; i++) {
-        Kyufu__V1__CommandResult *r = kyufu_storage_result_unpack(&res.items[i]);
+        Kyufu__V1__CommandResult *r =
+            kyufu_storage_result_unpack(&res.items[i]);
         if (r == NULL) {
             finding("result", "NULL item, or bytes that do not unpack");
         }
