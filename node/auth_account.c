@@ -600,7 +600,10 @@ static void create_done(struct kyufu_node_auth_job *jb)
            sizeof j->salt);
     assert(j->body->temporary_password == NULL); /* refused before */
     j->body->temporary_password = h;
-    kyufu_node__propose(c, j->rh, "create_staff", j->body, created);
+    Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;
+    cmd.body_case = KYUFU__V1__COMMAND__BODY_CREATE_STAFF;
+    cmd.create_staff = j->body;
+    kyufu_node__propose(c, j->rh, &cmd, created);
 }
 
 void kyufu_node__auth_create_staff(struct kyufu_node_call *c,

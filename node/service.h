@@ -38,14 +38,35 @@ enum kyufu_node_method_kind {
     KYUFU_NODE_REPORT_REFUSALS,  /* a follower's refusals (refusal_report.c) */
 };
 
+/* A WRITE method's typed row (service.c WRITE_DEF, one per method, as
+ * storage/apply.c's command_def): the request type
+ * Kyufu__V1__<Rpc>Request {header = 1; command = 2} and the Command body it
+ * becomes.  The accessors are generated per method with the request's own
+ * type, so the compiler checks that the request's command and the Command
+ * member it is put in have the same type; kyufu_node__methods checks at
+ * start that `body_case` is that member's field number. */
+struct kyufu_node_write_def
+{
+    const ProtobufCMessageDescriptor *request;
+    Kyufu__V1__Command__BodyCase body_case;
+    const char *field; /* the Command member, "create_program" */
+    size_t offset;     /* offsetof(Kyufu__V1__Command, <field>) */
+    /* The request's header (NULL when absent); the request must be of
+     * `request`'s type (asserted). */
+    const Kyufu__V1__RequestHeader *(*header)(const ProtobufCMessage *req);
+    /* Put the request's command in `cmd` as its body (borrowed from the
+     * request); false when the request has none (cmd unchanged). */
+    bool (*body)(const ProtobufCMessage *req, Kyufu__V1__Command *cmd);
+};
+
 struct kyufu_node_method
 {
     const char *path;
     enum kyufu_node_method_kind kind;
     const ProtobufCMessageDescriptor *request;
-    /* WRITE: name of the Command body field ("create_program").
-     * READ: the query to run on the store (service_read.c). */
-    const char *body;
+    /* WRITE: the typed row above; NULL for every other kind. */
+    const struct kyufu_node_write_def *write;
+    /* READ: the query to run on the store (service_read.c). */
     void (*read)(struct kyufu_node_call *c);
 };
 
@@ -80,37 +101,35 @@ void kyufu_node__members(struct kyufu_node *n, struct kyufu_node_members *out);
 /* Whether `id` is a voter in the Raft configuration this node knows. */
 bool kyufu_node__is_voter(struct kyufu_node *n, uint64_t id);
 
-/* On the leader: propose a Command made of the call's principal as actor
- * (c->principal, a signed-in account), the request's header (terminal,
- * key; NULL for none: apply rejects and audits it), this leader's time,
- * and `body` as the Command oneof member named `body_field`.  `cb` fires as
- * for kyufu_glue_propose.  Answers the call itself when the proposal cannot
+/* On the leader: propose `cmd`, whose body the caller has set (borrowed
+ * until this returns), with a header made here: the call's principal as
+ * actor (c->principal, a signed-in account), the request's header (terminal,
+ * key; NULL for none: apply rejects and audits it) and this leader's time
+ * (cmd->header is ignored; `cmd` is not changed).  `cb` fires as for
+ * kyufu_glue_propose, with the result unpacked.  Answers the call itself when the proposal cannot
  * start (forwards it if leadership was just lost), and refuses, before
  * Raft: INVALID_ARGUMENT a key whose client id starts with kyufud- or
  * kyufu-node-, the nodes' own (docs/api.md); PERMISSION_DENIED a header
  * whose actor is not empty and not the principal's, or a key already used
  * by another account; INVALID_ARGUMENT a key already used (by this account)
- * for another command (SettleWrite excepted: it asks about its key). */
+ * for another command (SettleWrite excepted: it asks about its key);
+ * FAILED_PRECONDITION a body newer than the cluster version. */
 void kyufu_node__propose(struct kyufu_node_call *c,
                          const Kyufu__V1__RequestHeader *rh,
-                         const char *body_field,
-                         void *body,
+                         const Kyufu__V1__Command *cmd,
                          kyufu_glue_propose_cb cb);
 /* Answer a call whose proposal failed (status != 0): RESOURCE_EXHAUSTED for
  * TOOBIG, else UNAVAILABLE; a fatal status stops the node. */
 void kyufu_node__proposal_failed(struct kyufu_node_call *c, int status);
 
 /* Roles at the API boundary (service_roles.c).  roles_in: for the bodies
- * "create_staff" and "set_staff_roles" (others pass), check the request's
+ * CreateStaff and SetStaffRoles of `cmd` (others pass), check the request's
  * role list and replace it by roles_mask in place; -1 with `why` (a
  * message for INVALID_ARGUMENT) if the list or a client-set mask is
  * refused.  roles_out: fill a record's role list from its mask and clear
  * the mask (the record must have been unpacked with the default allocator);
  * -1 when out of memory.  NULL passes. */
-int kyufu_node__roles_in(const char *body_field,
-                         void *body,
-                         char *why,
-                         size_t len);
+int kyufu_node__roles_in(Kyufu__V1__Command *cmd, char *why, size_t len);
 int kyufu_node__roles_out(Kyufu__V1__StaffAccount *a);
 
 /* Read queries (service_read.c), run after the barrier or at once. */

@@ -62,29 +62,31 @@ static int to_mask(const Kyufu__V1__Role *list,
     return 0;
 }
 
-int kyufu_node__roles_in(const char *body_field,
-                         void *body,
-                         char *why,
-                         size_t len)
+int kyufu_node__roles_in(Kyufu__V1__Command *cmd, char *why, size_t len)
 {
-    if (strcmp(body_field, "create_staff") == 0) {
-        Kyufu__V1__CreateStaff *b = body;
-        uint32_t mask = 0;
+    uint32_t mask = 0;
+    switch (cmd->body_case) {
+    case KYUFU__V1__COMMAND__BODY_CREATE_STAFF: {
+        Kyufu__V1__CreateStaff *b = cmd->create_staff;
         if (to_mask(b->roles, b->n_roles, b->roles_mask, &mask, why, len)) {
             return -1;
         }
         b->roles_mask = mask;
         b->n_roles = 0; /* the array is freed with the request */
-    } else if (strcmp(body_field, "set_staff_roles") == 0) {
-        Kyufu__V1__SetStaffRoles *b = body;
-        uint32_t mask = 0;
+        return 0;
+    }
+    case KYUFU__V1__COMMAND__BODY_SET_STAFF_ROLES: {
+        Kyufu__V1__SetStaffRoles *b = cmd->set_staff_roles;
         if (to_mask(b->roles, b->n_roles, b->roles_mask, &mask, why, len)) {
             return -1;
         }
         b->roles_mask = mask;
         b->n_roles = 0;
+        return 0;
     }
-    return 0;
+    default:
+        return 0;
+    }
 }
 
 int kyufu_node__roles_out(Kyufu__V1__StaffAccount *a)

@@ -71,5 +71,8 @@ void kyufu_node__settle(struct kyufu_node_call *c)
         kyufu_node__forward(c);
         return;
     }
-    kyufu_node__propose(c, rh, c->method->body, &body, on_settled);
+    Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;
+    cmd.body_case = KYUFU__V1__COMMAND__BODY_SETTLE_WRITE;
+    cmd.settle_write = &body;
+    kyufu_node__propose(c, rh, &cmd, on_settled);
 }

@@ -4,10 +4,11 @@
  * account of the call (service.c put it in c->principal; a forwarded call
  * carries the follower's), terminal and key from the request's
  * RequestHeader, time_ms from this leader's clock, body = the request's
- * command} -> the key's owner checked -> kyufu_glue_propose -> the
- * CommandResult -> gRPC
- * status with the same number (ledger Code shares gRPC's numbering); OK
- * carries WriteResponse{result}.
+ * command, through the method's typed row (service.c WRITE_DEF)} -> the
+ * key's owner checked -> kyufu_glue_propose_packed -> the CommandResult as
+ * apply encoded it -> gRPC status with the same number (ledger Code shares
+ * gRPC's numbering); OK carries WriteResponse{result}, made from those
+ * bytes without unpacking them (docs/design.md "Write path: encodings").
  *
  * Failure modes: a header naming another actor, or a key another account
  * used first, is PERMISSION_DENIED, a key used for another command
@@ -21,22 +22,12 @@
  * -> RESOURCE_EXHAUSTED; IO/STORAGE -> UNAVAILABLE and the node stops. */
 #include <assert.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kyufu/v1/service.pb-c.h"
 #include "log.h"
 #include "service.h"
-
-/* A field of an unpacked request by name, through its descriptor, so one
- * function serves every XxxRequest {header = 1; command = 2}. */
-static void *field_ptr(const ProtobufCMessage *msg, const char *name)
-{
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field_by_name(msg->descriptor,
-                                                        name);
-    assert(f != NULL && f->type == PROTOBUF_C_TYPE_MESSAGE);
-    return *(void **)((char *)msg + f->offset);
-}
 
 void kyufu_node__proposal_failed(struct kyufu_node_call *c, int status)
 {
@@ -54,17 +45,60 @@ void kyufu_node__proposal_failed(struct kyufu_node_call *c, int status)
     kyufu_node__check_fatal(n, status);
 }
 
+/* WriteResponse{result = 1} made from the result as apply encoded it: the
+ * field's tag and length, then those bytes, which are exactly what
+ * protobuf-c would pack for the unpacked result (docs/design.md "Write
+ * path: encodings"). */
+static void answer_packed(struct kyufu_node_call *c,
+                          const struct kyufu_storage_result *r)
+{
+    uint8_t *buf = malloc(1 + 10 + r->len);
+    if (buf == NULL) {
+        kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                              "out of memory", NULL, 0);
+        return;
+    }
+    size_t n = 0;
+    buf[n++] = 0x0a; /* field 1, length-delimited */
+    for (size_t v = r->len; ; v >>= 7) {
+        buf[n++] = (uint8_t)(v >= 0x80 ? (v & 0x7f) | 0x80 : v);
+        if (v < 0x80) {
+            break;
+        }
+    }
+    memcpy(buf + n, r->bytes, r->len);
+    kyufu_node__call_done(c, KYUFU_GRPC_OK, NULL, buf, n + r->len);
+    free(buf);
+}
+
+/* The answer to a write.  An applied command whose record needs no change
+ * on the way out is relayed as apply encoded it; a rejection (its message
+ * is the gRPC status message) and a StaffAccount (its role mask becomes the
+ * role list, service_roles.c) are unpacked first. */
 static void on_proposed(struct kyufu_glue_propose *req,
                         int status,
-                        Kyufu__V1__CommandResult *result)
+                        const struct kyufu_storage_result *r)
 {
     struct kyufu_node_call *c = req->data;
     if (status != 0) {
-        assert(result == NULL);
+        assert(r == NULL);
         kyufu_node__proposal_failed(c, status);
         return;
     }
-    assert(result != NULL);
+    assert(r != NULL);
+    kyufu_node__metrics_committed(c->node, c->proposed_ns);
+    if (r->code == KYUFU__V1__CODE__OK &&
+        r->record != KYUFU__V1__COMMAND_RESULT__RECORD_STAFF) {
+        answer_packed(c, r);
+        return;
+    }
+    Kyufu__V1__CommandResult *result = kyufu_storage_result_unpack(r);
+    if (result == NULL) {
+        /* Applied: the client learns it by retrying with the same key. */
+        kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
+                              "out of memory", NULL, 0);
+        return;
+    }
     if (result->code == KYUFU__V1__CODE__OK &&
         kyufu_node__roles_out(result->staff) != 0) {
         /* Applied: the client learns it by retrying with the same key. */
@@ -193,14 +227,17 @@ static int key_check(struct kyufu_node_call *c, const Kyufu__V1__Command *cmd)
     return -1;
 }
 
-void kyufu_node__propose(struct kyufu_node_call *c,
-                         const Kyufu__V1__RequestHeader *rh,
-                         const char *body_field,
-                         void *body,
-                         kyufu_glue_propose_cb cb)
+/* kyufu_node__propose, the result unpacked for `cb` or packed for
+ * `packed_cb` (one of the two). */
+static void propose(struct kyufu_node_call *c,
+                    const Kyufu__V1__RequestHeader *rh,
+                    const Kyufu__V1__Command *cmd,
+                    kyufu_glue_propose_cb cb,
+                    kyufu_glue_propose_packed_cb packed_cb)
 {
     struct kyufu_node *n = c->node;
-    assert(body != NULL);
+    assert(cmd->body_case != KYUFU__V1__COMMAND__BODY__NOT_SET &&
+           cmd->create_program != NULL); /* any member: the oneof's one */
     if (rh != NULL && rh->key != NULL &&
         client_id_reserved(rh->key->client_id)) {
         kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT,
@@ -232,28 +269,28 @@ void kyufu_node__propose(struct kyufu_node_call *c,
     }
     header.time_ms = kyufu_node__wall_ms(); /* apply reads no clock */
 
-    Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;
-    cmd.header = &header;
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field_by_name(
-            &kyufu__v1__command__descriptor, body_field);
-    assert(f != NULL && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0);
-    *(void **)((char *)&cmd + f->offset) = body;
-    *(uint32_t *)((char *)&cmd + f->quantifier_offset) = f->id;
+    Kyufu__V1__Command full = *cmd; /* the caller's, with this header */
+    full.header = &header;
+    cmd = &full;
 
-    if (key_check(c, &cmd) != 0) {
+    if (key_check(c, cmd) != 0) {
         return; /* answered */
     }
 
     /* Upgrades: a command type is proposed only once every voter knows it
      * (docs/operations.md "Upgrades"); apply would reject it alike on
      * every replica that knows it, and stop one that does not. */
-    uint32_t since = kyufu_storage_command_since(cmd.body_case);
+    uint32_t since = kyufu_storage_command_since(cmd->body_case);
     uint32_t cluster = 0;
     int srv = kyufu_storage_cluster_version(n->storage, &cluster, NULL);
     assert(srv == 0 && since >= 1); /* in memory without the voters */
     (void)srv;
     if (since > cluster) {
+        /* The member's name, as before ("annotate"): refusals only. */
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field(
+                &kyufu__v1__command__descriptor, (unsigned)cmd->body_case);
+        assert(f != NULL);
         char msg[200];
         snprintf(msg, sizeof msg,
                  "%s needs cluster version %u; the cluster runs version %u "
@@ -268,8 +305,10 @@ void kyufu_node__propose(struct kyufu_node_call *c,
     c->req.propose.data = c;
     c->proposed_cb = cb;
     c->proposed_ns = uv_hrtime();
-    int rv = kyufu_glue_propose(n->glue, &c->req.propose, &cmd,
-                                on_proposed_timed);
+    int rv = cb != NULL ? kyufu_glue_propose(n->glue, &c->req.propose, cmd,
+                                             on_proposed_timed)
+                        : kyufu_glue_propose_packed(n->glue, &c->req.propose,
+                                                    cmd, packed_cb);
     if (rv == KYUFU_GLUE_ENOTLEADER) {
         kyufu_node__forward(c); /* lost leadership just now */
         return;
@@ -285,6 +324,15 @@ void kyufu_node__propose(struct kyufu_node_call *c,
     }
 }
 
+void kyufu_node__propose(struct kyufu_node_call *c,
+                         const Kyufu__V1__RequestHeader *rh,
+                         const Kyufu__V1__Command *cmd,
+                         kyufu_glue_propose_cb cb)
+{
+    assert(cb != NULL);
+    propose(c, rh, cmd, cb, NULL);
+}
+
 void kyufu_node__write(struct kyufu_node_call *c)
 {
     struct kyufu_node *n = c->node;
@@ -292,23 +340,24 @@ void kyufu_node__write(struct kyufu_node_call *c)
         kyufu_node__forward(c);
         return;
     }
-    const ProtobufCMessage *request = c->request;
-    Kyufu__V1__RequestHeader *rh = field_ptr(request, "header");
-    void *body = field_ptr(request, "command");
-    if (body == NULL) {
+    const struct kyufu_node_write_def *w = c->method->write;
+    assert(c->method->kind == KYUFU_NODE_WRITE && w != NULL);
+    const Kyufu__V1__RequestHeader *rh = w->header(c->request);
+    Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;
+    if (!w->body(c->request, &cmd)) {
         kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT,
                               "request has no command", NULL, 0);
         return;
     }
     char why[192];
-    if (kyufu_node__roles_in(c->method->body, body, why, sizeof why) != 0) {
+    if (kyufu_node__roles_in(&cmd, why, sizeof why) != 0) {
         kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT, why, NULL, 0);
         return;
     }
-    if (strcmp(c->method->body, "create_staff") == 0) {
+    if (cmd.body_case == KYUFU__V1__COMMAND__BODY_CREATE_STAFF) {
         /* Identity: the node makes the temporary password (auth_service.c). */
-        kyufu_node__auth_create_staff(c, rh, body);
+        kyufu_node__auth_create_staff(c, rh, cmd.create_staff);
         return;
     }
-    kyufu_node__propose(c, rh, c->method->body, body, on_proposed);
+    propose(c, rh, &cmd, NULL, on_proposed);
 }

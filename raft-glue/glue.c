@@ -913,6 +913,20 @@ int kyufu_glue_propose(struct kyufu_glue *g,
     return kyufu_proposer__submit(&g->proposer, req, cmd, cb);
 }
 
+int kyufu_glue_propose_packed(struct kyufu_glue *g,
+                              struct kyufu_glue_propose *req,
+                              const Kyufu__V1__Command *cmd,
+                              kyufu_glue_propose_packed_cb cb)
+{
+    if (g->closing) {
+        return KYUFU_GLUE_ESHUTDOWN;
+    }
+    if (!g->started) {
+        return KYUFU_GLUE_ENOTLEADER;
+    }
+    return kyufu_proposer__submit_packed(&g->proposer, req, cmd, cb);
+}
+
 /* -------------------------------------------------------------- barrier */
 
 struct glue_barrier

@@ -233,10 +233,19 @@ struct kyufu_glue_propose;
  * result (which may itself be a ledger rejection) and the callback owns it
  * (free with kyufu__v1__command_result__free_unpacked).  On error it is
  * NULL and the command may or may not have been applied: retry with the same
- * idempotency key to learn which. */
+ * idempotency key to learn which (ENOMEM also when it was applied but its
+ * result could not be unpacked here). */
 typedef void (*kyufu_glue_propose_cb)(struct kyufu_glue_propose *req,
                                       int status,
                                       Kyufu__V1__CommandResult *result);
+/* The same, for a caller that relays the result as apply encoded it
+ * (WriteResponse.result): on 0, `result` is borrowed for the callback only
+ * and was never unpacked (kyufu_storage_result_unpack when it must be
+ * read); on error it is NULL. */
+typedef void (*kyufu_glue_propose_packed_cb)(
+    struct kyufu_glue_propose *req,
+    int status,
+    const struct kyufu_storage_result *result);
 struct kyufu_glue_propose
 {
     void *data;                 /* For the caller. */
@@ -244,7 +253,8 @@ struct kyufu_glue_propose
     void *queue[2];
     uint8_t *encoded;
     size_t encoded_len;
-    kyufu_glue_propose_cb cb;
+    kyufu_glue_propose_cb cb;               /* one of these two */
+    kyufu_glue_propose_packed_cb packed_cb;
 };
 
 /* Propose one command (its header fully filled, including the leader-stamped
@@ -254,6 +264,11 @@ int kyufu_glue_propose(struct kyufu_glue *g,
                        struct kyufu_glue_propose *req,
                        const Kyufu__V1__Command *cmd,
                        kyufu_glue_propose_cb cb);
+/* Same, with the result packed (kyufu_glue_propose_packed_cb). */
+int kyufu_glue_propose_packed(struct kyufu_glue *g,
+                              struct kyufu_glue_propose *req,
+                              const Kyufu__V1__Command *cmd,
+                              kyufu_glue_propose_packed_cb cb);
 
 /* ---------------------------------------------------------- linearizable */
 

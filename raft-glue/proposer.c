@@ -112,17 +112,34 @@ static size_t batch_item_size(const struct kyufu_glue_propose *r)
     return 1 + varint_size(r->encoded_len) + r->encoded_len;
 }
 
+/* `result` is borrowed (the entry's results own it): a packed callback
+ * reads it during the call; any other gets it unpacked, its own. */
 static void complete(struct kyufu_glue_propose *r,
                      int status,
-                     Kyufu__V1__CommandResult *result)
+                     const struct kyufu_storage_result *result)
 {
     kyufu_glue_propose_cb cb = r->cb;
+    kyufu_glue_propose_packed_cb packed_cb = r->packed_cb;
+    Kyufu__V1__CommandResult *msg = NULL;
     assert((status == 0) == (result != NULL));
+    assert((cb == NULL) != (packed_cb == NULL));
     free(r->encoded);
     r->encoded = NULL;
     r->encoded_len = 0;
     r->cb = NULL;
-    cb(r, status, result);
+    r->packed_cb = NULL;
+    if (packed_cb != NULL) {
+        packed_cb(r, status, result);
+        return;
+    }
+    if (status == 0) {
+        msg = kyufu_storage_result_unpack(result);
+        if (msg == NULL) {
+            /* Applied, but its answer is lost: retrying the key learns it. */
+            status = KYUFU_GLUE_ENOMEM;
+        }
+    }
+    cb(r, status, msg);
 }
 
 static void fail_queue(struct kyufu_proposer *p, int status)
@@ -223,10 +240,8 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
         /* Applied here, so committed, whatever raft says about the request
          * (it reports LEADERSHIPLOST when leadership changed in between). */
         for (unsigned i = 0; i < e->n; i++) {
-            Kyufu__V1__CommandResult *res = e->results.items[i];
-            e->results.items[i] = NULL;
-            assert(res != NULL);
-            complete(e->reqs[i], 0, res);
+            assert(e->results.items[i].bytes != NULL);
+            complete(e->reqs[i], 0, &e->results.items[i]);
         }
     } else {
         int rv;
@@ -371,15 +386,17 @@ static void flush(struct kyufu_proposer *p)
 
 /* ------------------------------------------------------------- interface */
 
-int kyufu_proposer__submit(struct kyufu_proposer *p,
-                           struct kyufu_glue_propose *req,
-                           const Kyufu__V1__Command *cmd,
-                           kyufu_glue_propose_cb cb)
+/* One of cb, packed_cb. */
+static int submit(struct kyufu_proposer *p,
+                  struct kyufu_glue_propose *req,
+                  const Kyufu__V1__Command *cmd,
+                  kyufu_glue_propose_cb cb,
+                  kyufu_glue_propose_packed_cb packed_cb)
 {
     size_t len;
     int rv;
 
-    if (req == NULL || cmd == NULL || cb == NULL) {
+    if (req == NULL || cmd == NULL || (cb == NULL) == (packed_cb == NULL)) {
         return KYUFU_GLUE_EINVALID;
     }
     if (p->closing) {
@@ -406,6 +423,7 @@ int kyufu_proposer__submit(struct kyufu_proposer *p,
     req->encoded_len = kyufu__v1__command__pack(cmd, req->encoded);
     assert(req->encoded_len == len);
     req->cb = cb;
+    req->packed_cb = packed_cb;
     queue_push(p, req);
 
     if (p->flushing || p->n_inflight >= p->limits.entries_inflight_max) {
@@ -425,6 +443,7 @@ int kyufu_proposer__submit(struct kyufu_proposer *p,
         free(req->encoded);
         req->encoded = NULL;
         req->cb = NULL;
+        req->packed_cb = NULL;
         if (p->fatal_status != 0) {
             return p->fatal_status;
         }
@@ -432,6 +451,22 @@ int kyufu_proposer__submit(struct kyufu_proposer *p,
                                     : raft_to_glue(p, rv);
     }
     return 0;
+}
+
+int kyufu_proposer__submit(struct kyufu_proposer *p,
+                           struct kyufu_glue_propose *req,
+                           const Kyufu__V1__Command *cmd,
+                           kyufu_glue_propose_cb cb)
+{
+    return submit(p, req, cmd, cb, NULL);
+}
+
+int kyufu_proposer__submit_packed(struct kyufu_proposer *p,
+                                  struct kyufu_glue_propose *req,
+                                  const Kyufu__V1__Command *cmd,
+                                  kyufu_glue_propose_packed_cb cb)
+{
+    return submit(p, req, cmd, NULL, cb);
 }
 
 void kyufu_proposer__applied(void *arg,

@@ -78,6 +78,11 @@ int kyufu_proposer__submit(struct kyufu_proposer *p,
                            struct kyufu_glue_propose *req,
                            const Kyufu__V1__Command *cmd,
                            kyufu_glue_propose_cb cb);
+/* Same, the result handed over as apply encoded it (never unpacked). */
+int kyufu_proposer__submit_packed(struct kyufu_proposer *p,
+                                  struct kyufu_glue_propose *req,
+                                  const Kyufu__V1__Command *cmd,
+                                  kyufu_glue_propose_packed_cb cb);
 
 /* FSM hook: the entry at (index, term) was applied here; takes ownership of
  * *results. */

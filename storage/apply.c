@@ -555,12 +555,62 @@ static int encode_result(const struct kyufu_storage__cmd *c,
     return 0;
 }
 
-static int unpack_result(const uint8_t *buf,
-                         size_t len,
-                         Kyufu__V1__CommandResult **out)
+/* The result of a command: `bytes` (taken) with the fields read from `c`. */
+static void set_result(struct kyufu_storage_result *out,
+                       const struct kyufu_storage__cmd *c,
+                       uint8_t *bytes,
+                       size_t len)
 {
-    *out = kyufu__v1__command_result__unpack(NULL, len, buf);
-    return *out == NULL ? KYUFU_STORAGE_ENOMEM : 0;
+    out->bytes = bytes;
+    out->len = len;
+    out->code = c->code;
+    out->record = c->record != NULL
+                      ? (Kyufu__V1__CommandResult__RecordCase)c->record_field
+                      : KYUFU__V1__COMMAND_RESULT__RECORD__NOT_SET;
+}
+
+Kyufu__V1__CommandResult *kyufu_storage_result_unpack(
+    const struct kyufu_storage_result *r)
+{
+    KYUFU_ASSERT(r != NULL && r->bytes != NULL);
+    Kyufu__V1__CommandResult *m =
+        kyufu__v1__command_result__unpack(NULL, r->len, r->bytes);
+    /* apply wrote these bytes: only memory can fail */
+    KYUFU_ASSERT(m == NULL ||
+                 (m->code == r->code && m->record_case == r->record));
+    return m;
+}
+
+/* A duplicate's answer: the first result, kept as stored in the session
+ * entry (`stored`, valid in the txn), copied; a SettleWrite asking about an
+ * applied key gets it marked WRITE_APPLIED (in the answer only). */
+static int first_result(const MDB_val *stored,
+                        bool settle,
+                        struct kyufu_storage_result *out)
+{
+    Kyufu__V1__CommandResult *m =
+        kyufu__v1__command_result__unpack(NULL, stored->mv_size,
+                                          stored->mv_data);
+    if (m == NULL) {
+        return KYUFU_STORAGE_ENOMEM;
+    }
+    if (settle && m->outcome == 0) {
+        m->outcome = KYUFU__V1__WRITE_OUTCOME__WRITE_APPLIED;
+    }
+    int rv = 0;
+    size_t len = kyufu__v1__command_result__get_packed_size(m);
+    uint8_t *bytes = malloc(len > 0 ? len : 1);
+    if (bytes == NULL) {
+        rv = KYUFU_STORAGE_ENOMEM;
+    } else {
+        out->len = kyufu__v1__command_result__pack(m, bytes);
+        KYUFU_ASSERT(out->len == len);
+        out->bytes = bytes;
+        out->code = m->code;
+        out->record = m->record_case;
+    }
+    kyufu__v1__command_result__free_unpacked(m, NULL);
+    return rv;
 }
 
 /* A command of kyufud's own (command_def.system): the handler in a nested
@@ -568,7 +618,7 @@ static int unpack_result(const uint8_t *buf,
 static int apply_system(struct kyufu_storage__cmd *c,
                         const struct command_def *def,
                         MDB_txn *txn,
-                        Kyufu__V1__CommandResult **result)
+                        struct kyufu_storage_result *result)
 {
     uint8_t *bytes = NULL;
     size_t len = 0;
@@ -589,9 +639,8 @@ static int apply_system(struct kyufu_storage__cmd *c,
         rv = encode_result(c, 0, &bytes, &len);
     }
     if (rv == 0) {
-        rv = unpack_result(bytes, len, result);
+        set_result(result, c, bytes, len);
     }
-    free(bytes);
     return rv;
 }
 
@@ -626,7 +675,7 @@ static int apply_command(struct kyufu_storage *s,
                          uint64_t index,
                          const Kyufu__V1__Command *cmd,
                          struct kyufu_storage__touched *touched,
-                         Kyufu__V1__CommandResult **result)
+                         struct kyufu_storage_result *result)
 {
     struct kyufu_storage__cmd c = {0};
     struct kyufu_storage__audit_in audit = {0};
@@ -725,14 +774,12 @@ static int apply_command(struct kyufu_storage *s,
             }
         }
         if (rv == 0) {
-            rv = unpack_result(first.mv_data, first.mv_size, result);
-            if (rv == 0 && def != NULL && def->body == CASE(SETTLE_WRITE) &&
-                (*result)->outcome == 0) {
-                /* Settling a key that was applied: its first result, marked
-                 * (in the answer only; the stored entry is unchanged). */
-                (*result)->outcome = KYUFU__V1__WRITE_OUTCOME__WRITE_APPLIED;
-            }
-            return rv;
+            /* Settling a key that was applied: its first result, marked
+             * (in the answer only; the stored entry is unchanged). */
+            return first_result(&first,
+                                def != NULL &&
+                                    def->body == CASE(SETTLE_WRITE),
+                                result);
         }
         if (rv != KYUFU_STORAGE_ENOTFOUND) {
             return rv;
@@ -830,11 +877,7 @@ audit:
             goto err_after_encode;
         }
     }
-    rv = unpack_result(bytes, len, result);
-    if (rv != 0) {
-        goto err_after_encode;
-    }
-    free(bytes);
+    set_result(result, &c, bytes, len); /* the bytes the session keeps */
     free(c.record);
     return 0;
 
@@ -851,7 +894,7 @@ err:
 static void results_clear(struct kyufu_storage_results *r)
 {
     for (size_t i = 0; i < r->n; i++) {
-        kyufu__v1__command_result__free_unpacked(r->items[i], NULL);
+        free(r->items[i].bytes);
     }
     free(r->items);
     r->items = NULL;

@@ -118,13 +118,30 @@ uint64_t kyufu_storage_durable(struct kyufu_storage *s);
 
 /* ------------------------------------------------------------------ apply */
 
+/* One command's result as apply encoded it: the packed CommandResult, the
+ * very bytes the session entry keeps (docs/design.md "Write path:
+ * encodings"), so a caller that only relays it (WriteResponse.result)
+ * never unpacks it; with the two fields callers branch on. */
+struct kyufu_storage_result
+{
+    uint8_t *bytes; /* owned by the results; a valid CommandResult */
+    size_t len;
+    Kyufu__V1__Code code;                         /* = bytes' code */
+    Kyufu__V1__CommandResult__RecordCase record;  /* = bytes' record case */
+};
+
 /* Results of one applied batch, one per command, in command order.  Owned by
  * the caller after apply returns; free with kyufu_storage_results_free. */
 struct kyufu_storage_results
 {
     size_t n;
-    Kyufu__V1__CommandResult **items;
+    struct kyufu_storage_result *items;
 };
+
+/* `r` unpacked into a new message (free it with
+ * kyufu__v1__command_result__free_unpacked); NULL when out of memory. */
+Kyufu__V1__CommandResult *kyufu_storage_result_unpack(
+    const struct kyufu_storage_result *r);
 
 /* Apply the commands of one Raft entry, at (index, term), in one LMDB write
  * transaction that also records the applied index and term, the audit

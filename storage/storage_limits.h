@@ -20,7 +20,13 @@
  * seconds for a city): measured with chaos/bench/scale.c, a store that had to
  * grow during a snapshot of 1M households hit MAP_FULL and stopped the node.
  * Growth remains for operators who configure a smaller initial map. */
+#ifndef KYUFU_SMALL_MAP
 #define KYUFU_MAP_SIZE_BYTES_DEFAULT ((size_t)64 << 30)
+#else
+/* A build for valgrind (chaos/bench/callgrind-write: -DKYUFU_SMALL_MAP),
+ * whose address space cannot hold a 64 GiB map: LMDB's open fails. */
+#define KYUFU_MAP_SIZE_BYTES_DEFAULT ((size_t)1 << 30)
+#endif
 /* Ceiling of growth: far above a city's ledger (1M households ~ 1-2 GiB). */
 #define KYUFU_MAP_SIZE_BYTES_MAX_DEFAULT ((size_t)64 << 30)
 /* Named databases we open (18 with identity's), plus headroom. */

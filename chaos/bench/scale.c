@@ -147,9 +147,11 @@ static void apply_slots(struct bench *b, struct slot *slots, size_t n)
         die("apply", rv, b->err);
     }
     for (i = 0; i < res.n; i++) {
-        if (res.items[i]->code != KYUFU__V1__CODE__OK) {
+        if (res.items[i].code != KYUFU__V1__CODE__OK) {
+            Kyufu__V1__CommandResult *r =
+                kyufu_storage_result_unpack(&res.items[i]);
             fprintf(stderr, "kyufu-bench-scale: command rejected: %s\n",
-                    res.items[i]->message);
+                    r != NULL ? r->message : "(out of memory)");
             exit(1);
         }
     }

@@ -107,9 +107,14 @@ static size_t apply_entry(const uint8_t *buf, size_t len)
     }
     size_t n = res.n;
     for (size_t i = 0; i < res.n; i++) {
-        const Kyufu__V1__CommandResult *r = res.items[i];
+        Kyufu__V1__CommandResult *r =
+            kyufu_storage_result_unpack(&res.items[i]);
         if (r == NULL) {
-            finding("result", "NULL item");
+            finding("result", "NULL item, or bytes that do not unpack");
+        }
+        if (r->code != res.items[i].code ||
+            r->record_case != res.items[i].record) {
+            finding("result", "code or record case beside the bytes differ");
         }
         if (r->raft_index > g.f.index || r->raft_index == 0) {
             finding("result", "raft_index is not an applied entry");
@@ -122,17 +127,17 @@ static size_t apply_entry(const uint8_t *buf, size_t len)
              r->outcome == KYUFU__V1__WRITE_OUTCOME__WRITE_EXPIRED)) {
             finding("result", "ABORTED without a fence, or a fence without it");
         }
-        if (r->code != KYUFU__V1__CODE__OK) {
-            continue;
-        }
-        if (r->record_case == KYUFU__V1__COMMAND_RESULT__RECORD_APPLICATION &&
+        if (r->code == KYUFU__V1__CODE__OK &&
+            r->record_case == KYUFU__V1__COMMAND_RESULT__RECORD_APPLICATION &&
             r->application->id > g.max_app) {
             g.max_app = r->application->id;
         }
-        if (r->record_case == KYUFU__V1__COMMAND_RESULT__RECORD_BATCH &&
+        if (r->code == KYUFU__V1__CODE__OK &&
+            r->record_case == KYUFU__V1__COMMAND_RESULT__RECORD_BATCH &&
             r->batch->id > g.max_batch) {
             g.max_batch = r->batch->id;
         }
+        kyufu__v1__command_result__free_unpacked(r, NULL);
     }
     kyufu_storage_results_free(&res);
     return n;

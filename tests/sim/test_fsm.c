@@ -389,7 +389,7 @@ static void ref_apply(raft_index index, uint64_t term, const uint8_t *p,
     CHECK(kyufu_storage_apply_bytes(cl.ref, index, term, p, len, &res, err,
                                     sizeof err) == 0);
     for (size_t i = 0; i < res.n; i++) {
-        CHECK(res.items[i]->code == KYUFU__V1__CODE__OK);
+        CHECK(res.items[i].code == KYUFU__V1__CODE__OK);
     }
     kyufu_storage_results_free(&res);
 }

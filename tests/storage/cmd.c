@@ -785,16 +785,26 @@ const char *c_name(const Kyufu__V1__Command *c)
 
 /* ------------------------------------------------------------ applying */
 
-static Kyufu__V1__CommandResult *copy_result(const Kyufu__V1__CommandResult *r)
+/* A result as a caller reads it.  Every result apply makes is checked
+ * here against what the node relies on when it relays the bytes unread
+ * (node/service_write.c answer_packed): the code and record case given
+ * beside them are the bytes' own, and the bytes are the canonical
+ * encoding, exactly what protobuf-c packs for the unpacked result. */
+static Kyufu__V1__CommandResult *read_result(
+    const struct kyufu_storage_result *r)
 {
-    size_t n = kyufu__v1__command_result__get_packed_size(r);
+    CHECK(r->bytes != NULL);
+    Kyufu__V1__CommandResult *m = kyufu_storage_result_unpack(r);
+    CHECK(m != NULL);
+    CHECK(m->code == r->code);
+    CHECK(m->record_case == r->record);
+    size_t n = kyufu__v1__command_result__get_packed_size(m);
+    CHECK_EQ(n, r->len);
     uint8_t *buf = xcalloc(n + 1);
-    kyufu__v1__command_result__pack(r, buf);
-    Kyufu__V1__CommandResult *copy =
-        kyufu__v1__command_result__unpack(NULL, n, buf);
+    kyufu__v1__command_result__pack(m, buf);
+    CHECK(memcmp(buf, r->bytes, n) == 0);
     free(buf);
-    CHECK(copy != NULL);
-    return copy;
+    return m;
 }
 
 void fx_apply_batch(struct fx *f, Kyufu__V1__Command **cmds, size_t n,
@@ -814,8 +824,7 @@ void fx_apply_batch(struct fx *f, Kyufu__V1__Command **cmds, size_t n,
     }
     CHECK_EQ(res.n, n);
     for (size_t i = 0; i < n; i++) {
-        CHECK(res.items[i] != NULL);
-        out[i] = copy_result(res.items[i]);
+        out[i] = read_result(&res.items[i]);
     }
     kyufu_storage_results_free(&res);
     uint64_t index = 0, term = 0;

@@ -637,8 +637,11 @@ static void malformed_bytes(void)
                                        sizeof err),
              0);
     CHECK_EQ(res.n, 1);
-    CHECK_CODE(res.items[0], OK);
-    CHECK_STR(res.items[0]->object, "household/H-9");
+    Kyufu__V1__CommandResult *r0 = kyufu_storage_result_unpack(&res.items[0]);
+    CHECK(r0 != NULL);
+    CHECK_CODE(r0, OK);
+    CHECK_STR(r0->object, "household/H-9");
+    kyufu__v1__command_result__free_unpacked(r0, NULL);
     kyufu_storage_results_free(&res);
     blob_free(&before);
     blob_free(&after);

@@ -276,12 +276,15 @@ static uint64_t apply1(struct fx *f, Kyufu__V1__Command *c,
 {
     struct kyufu_storage_results r;
     CHECK_RV(apply_n(f, &c, 1, &r), 0);
-    if (r.items[0]->code != code) {
-        fprintf(stderr, "result %d (%s), want %d\n", r.items[0]->code,
-                r.items[0]->message, code);
+    Kyufu__V1__CommandResult *r0 = kyufu_storage_result_unpack(&r.items[0]);
+    CHECK(r0 != NULL);
+    if (r0->code != code) {
+        fprintf(stderr, "result %d (%s), want %d\n", r0->code, r0->message,
+                code);
     }
-    CHECK(r.items[0]->code == code);
-    uint64_t seq = r.items[0]->audit_seq;
+    CHECK(r0->code == code);
+    uint64_t seq = r0->audit_seq;
+    kyufu__v1__command_result__free_unpacked(r0, NULL);
     kyufu_storage_results_free(&r);
     if (c->body_case == KYUFU__V1__COMMAND__BODY_REGISTER_HOUSEHOLD) {
         c_household_free(c);
@@ -612,18 +615,30 @@ static void test_sessions(void)
     size_t audit = entries(&f, KYUFU_DB_AUDIT);
     c->header->time_ms += 60000; /* a retry a minute later */
     CHECK_RV(apply_n(&f, &c, 1, &r2), 0);
-    CHECK(r2.items[0]->code == OK);
-    CHECK(r2.items[0]->audit_seq == r1.items[0]->audit_seq);
-    CHECK(r2.items[0]->raft_index == r1.items[0]->raft_index);
-    CHECK(r2.items[0]->record_case == KYUFU__V1__COMMAND_RESULT__RECORD_STAFF);
+    Kyufu__V1__CommandResult *u1 = kyufu_storage_result_unpack(&r1.items[0]);
+    Kyufu__V1__CommandResult *u2 = kyufu_storage_result_unpack(&r2.items[0]);
+    CHECK(u1 != NULL && u2 != NULL);
+    CHECK(u2->code == OK);
+    CHECK(u2->audit_seq == u1->audit_seq);
+    CHECK(u2->raft_index == u1->raft_index);
+    CHECK(u2->record_case == KYUFU__V1__COMMAND_RESULT__RECORD_STAFF);
+    /* The duplicate's answer is the first one, byte for byte. */
+    CHECK(r2.items[0].len == r1.items[0].len &&
+          memcmp(r2.items[0].bytes, r1.items[0].bytes, r1.items[0].len) == 0);
     CHECK(entries(&f, KYUFU_DB_AUDIT) == audit);
+    kyufu__v1__command_result__free_unpacked(u2, NULL);
     kyufu_storage_results_free(&r2);
     /* After the retention the same key is a new command: now a duplicate
      * account, so ALREADY_EXISTS, with its own audit record. */
     c->header->time_ms = T0 + 1000 + KYUFU_SESSION_RETENTION_MS;
     CHECK_RV(apply_n(&f, &c, 1, &r2), 0);
-    CHECK(r2.items[0]->code == KYUFU__V1__CODE__ALREADY_EXISTS);
-    CHECK(r2.items[0]->audit_seq > r1.items[0]->audit_seq);
+    u2 = kyufu_storage_result_unpack(&r2.items[0]);
+    CHECK(u2 != NULL);
+    CHECK(u2->code == KYUFU__V1__CODE__ALREADY_EXISTS);
+    CHECK(r2.items[0].code == KYUFU__V1__CODE__ALREADY_EXISTS);
+    CHECK(u2->audit_seq > u1->audit_seq);
+    kyufu__v1__command_result__free_unpacked(u1, NULL);
+    kyufu__v1__command_result__free_unpacked(u2, NULL);
     kyufu_storage_results_free(&r1);
     kyufu_storage_results_free(&r2);
     cmd_free(c);
