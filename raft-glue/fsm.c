@@ -324,6 +324,17 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     /* Postcondition: the store is exactly at the snapshot's point. */
     kyufu_storage_applied(f->storage, &applied_index, &applied_term);
     assert(applied_index == h.storage_index);
+    /* Flushed before raft goes on: raft may now compact its log up to the
+     * snapshot, so the store must not fall below it again at a power loss
+     * (the durable index covers it; docs/storage.md "Durability of the
+     * store").  One flush per restore, on the loop thread: restores are
+     * rare and the restore itself wrote the whole store. */
+    rv = kyufu_storage_sync(f->storage, applied_index, f->errmsg,
+                            sizeof f->errmsg);
+    if (rv != 0) {
+        poison(f, rv, "restore flush");
+        return storage_to_raft(rv);
+    }
     f->n_restores++;
     raft_free(buf->base);
     return 0;
