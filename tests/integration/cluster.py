@@ -479,43 +479,6 @@ class Cluster:
             self.tokens[(staff_id, cert)] = self._settled(token, cert, key)
             return token
 
-    def adopt_all(self, temporary_passwords):
-        """adopt() of several new accounts ({staff_id: temporary password},
-        none known to the harness yet, on its own client certificate) at
-        once: each first sign-in is the same five calls as adopt()'s, in a
-        thread of its own, so that one account's password hashes (on the
-        nodes' work threads) and commits overlap another's instead of
-        queueing behind them (docs/testing.md "Run time").  Returns
-        {staff_id: token}; an account whose sign-in fails raises here."""
-        import concurrent.futures
-        cert, key = self._cert_key(None)
-        with self.lock:
-            assert not set(temporary_passwords) & set(self.accounts), \
-                "adopt_all: accounts already signed in"
-            stub = self.auth_stub(cert, key)  # its channel made once, here
-            S = self.s["service_pb2"]
-            self._settled_stubs(cert, key)  # their channels, likewise
-
-        def one(item):
-            sid, temp = item
-            acct = A.Account(sid, temp)
-            token = A.first_sign_in(stub, S, acct)
-            A.wait_session(self._settled_stubs(cert, key), S, token)
-            return sid, acct, token
-        n = max(1, len(temporary_passwords))
-        with concurrent.futures.ThreadPoolExecutor(n) as pool:
-            done = list(pool.map(one, sorted(temporary_passwords.items())))
-        with self.lock:
-            for sid, acct, token in done:
-                self.accounts[sid] = acct
-                self.tokens[(sid, cert)] = token
-        return {sid: token for sid, _, token in done}
-
-    def _settled_stubs(self, cert, key):
-        G = self.s["service_pb2_grpc"]
-        return [G.AuthStub(self.plain_channel(i, cert, key))
-                for i in range(1, self.n + 1) if self.alive(i)]
-
     def token(self, staff_id, cert=None):
         """The token of a signed-in account on client certificate `cert`
         (signing in on it the first time); the bootstrap admin is signed

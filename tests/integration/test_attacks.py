@@ -22,7 +22,6 @@ gives a setup-only session with must_change_password, and that session's
 ledger call is refused and recorded.
 
 usage: test_attacks.py KYUFUD KYUFUCTL"""
-import concurrent.futures
 import os
 import shutil
 import subprocess
@@ -222,29 +221,21 @@ def run(c, kyufuctl, t0):
     # CreateStaff by the admin, one long attempt each (the node hashes the
     # temporary password first: slow on a loaded sanitizer build, and a
     # retried CreateStaff would be a new command under the same key).
-    # lockee and newbie stay at their temporary password.  All at once
-    # (each its own key): the hashes overlap on the leader's work threads
-    # instead of queueing (docs/testing.md "Run time").
+    # lockee and newbie stay at their temporary password.
+    temp = {}
     people = sorted(roles.items()) + [("lockee", L.ROLE_CLERK),
                                       ("newbie", L.ROLE_CLERK),
                                       ("racer", L.ROLE_CLERK)]
-    x.stub("Ledger", leader)  # the shared channel, made before the threads
-
-    def create(n_person):
-        n, (sid, role) = n_person
+    for n, (sid, role) in enumerate(people, start=1):
         code, r = x.call("Ledger", "CreateStaff", S.CreateStaffRequest(
             header=x.header("it-attacks-admin", n),
             command=L.CreateStaff(staff_id=sid, display_name=sid,
                                   roles=[role])), admin_md)
         assert code == OK and r.temporary_password, (sid, code, r)
-        return sid, r.temporary_password
-    with concurrent.futures.ThreadPoolExecutor(len(people)) as pool:
-        temp = dict(pool.map(create, enumerate(people, start=1)))
-    # First sign-ins (password change, TOTP), all at once (cluster.py
-    # adopt_all: the same calls as adopt's, each account in a thread).
-    for sid, token in c.adopt_all({sid: temp[sid]
-                                   for sid in roles}).items():
-        md[sid] = A.bearer(token)
+        temp[sid] = r.temporary_password
+    # First sign-ins (password change, TOTP) one after the other.
+    for sid in sorted(roles):
+        md[sid] = A.bearer(c.adopt(sid, temp[sid]))
     x.auditor_md = md["auditor"]
     print("setup: %d accounts signed in (%.1f s)" % (len(md),
                                                       time.monotonic() - t0))
@@ -284,6 +275,7 @@ def run(c, kyufuctl, t0):
     # counter-2's certificate) are at most 5 password checks; the others
     # are refused as in flight (or, once 5 failed, as locked), all
     # answered alike.
+    import concurrent.futures
     since = x.head()
     with concurrent.futures.ThreadPoolExecutor(12) as pool:
         answers = list(pool.map(lambda k: x.call(
