@@ -98,15 +98,21 @@ def power_conf(nut, ups, poll_ms=100):
 
 
 def households_present(c, node, names):
+    """The names (acknowledged writes) that node's ledger lacks.  Read as
+    whole pages of ListHouseholds (a linearizable read, as GetHousehold
+    is), not one GetHousehold per write: a scenario acknowledges thousands
+    of writes, and one call each took most of a sanitizer build's run
+    (docs/testing.md "Run time")."""
     S = c.s["service_pb2"]
-    missing = []
-    for no in names:
-        try:
-            c.ledger(node).GetHousehold(S.GetHouseholdRequest(
-                household_no=no), timeout=10)
-        except C.grpc.RpcError as e:
-            missing.append((no, e.code()))
-    return missing
+    listed, token = set(), ""
+    while True:
+        r = c.ledger(node).ListHouseholds(S.ListRequest(
+            page_size=1000, page_token=token), timeout=30)
+        listed.update(h.household_no for h in r.households)
+        token = r.next_page_token
+        if not token:
+            break
+    return [no for no in names if no not in listed]
 
 
 def wait_log(c, i, msg, timeout):
