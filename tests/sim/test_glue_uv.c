@@ -835,6 +835,31 @@ static bool any_serializing(void *arg)
     return false;
 }
 
+/* Three fresh nodes in tmp/<sub> that snapshot often: one command per
+ * entry, a snapshot every 16 entries keeping 8 (the bounds allow it:
+ * limits.h); returns the leader.  stop_snapshotting closes them and puts
+ * the defaults back. */
+static int start_snapshotting(const char *sub)
+{
+    memset(g, 0, sizeof g);
+    snprintf(tmp + strlen(tmp), sizeof tmp - strlen(tmp), "%s", sub);
+    CHECK(mkdir(tmp, 0700) == 0);
+    cfg_snapshot_threshold = 16;
+    cfg_snapshot_trailing = 8;
+    cfg_group_commit_max = 1;
+    return start_three();
+}
+
+static void stop_snapshotting(void)
+{
+    close_all();
+    pipe_inflight = 0;
+    memset(pipe_busy, 0, sizeof pipe_busy);
+    cfg_snapshot_threshold = 0;
+    cfg_snapshot_trailing = 0;
+    cfg_group_commit_max = 0;
+}
+
 /* Deferred snapshots on raft_uv (docs/raft.md, "Snapshots"): taken while
  * proposals continue, restored after a restart, installed on a node that
  * fell behind the leader's compacted log, and a close that waits for a
@@ -846,15 +871,7 @@ static void test_snapshots(void)
     unsigned follower, behind;
     uint64_t restored_before;
 
-    memset(g, 0, sizeof g);
-    snprintf(tmp + strlen(tmp), sizeof tmp - strlen(tmp), "/snap");
-    CHECK(mkdir(tmp, 0700) == 0);
-    /* One command per entry, a snapshot every 16 entries keeping 8: many
-     * snapshots in a short test (the bounds allow it: limits.h). */
-    cfg_snapshot_threshold = 16;
-    cfg_snapshot_trailing = 8;
-    cfg_group_commit_max = 1;
-    l = start_three();
+    l = start_snapshotting("/snap");
 
     /* Several snapshots while proposals keep being acknowledged. */
     pump(300, NULL);
@@ -945,12 +962,7 @@ static void test_snapshots(void)
         CHECK(run_until(caught_up, NULL, 20000));
         check_same_digest(caught_up_node);
     }
-    close_all();
-    pipe_inflight = 0;
-    memset(pipe_busy, 0, sizeof pipe_busy);
-    cfg_snapshot_threshold = 0;
-    cfg_snapshot_trailing = 0;
-    cfg_group_commit_max = 0;
+    stop_snapshotting();
 }
 
 /* Compaction waits for the store's sync (fsm.c glue__fsm_deferred_write):
@@ -1043,13 +1055,7 @@ static void test_power_loss(void)
     unsigned f;
     int l;
 
-    memset(g, 0, sizeof g);
-    snprintf(tmp + strlen(tmp), sizeof tmp - strlen(tmp), "/power");
-    CHECK(mkdir(tmp, 0700) == 0);
-    cfg_snapshot_threshold = 16;
-    cfg_snapshot_trailing = 8;
-    cfg_group_commit_max = 1;
-    l = start_three();
+    l = start_snapshotting("/power");
     pump(60, snapshot_gate_holds);
     CHECK(run_until(has_leader, NULL, 10000));
     l = leader();
@@ -1085,12 +1091,7 @@ static void test_power_loss(void)
     check_same_digest(f);
     pump(20, snapshot_gate_holds);
 
-    close_all();
-    pipe_inflight = 0;
-    memset(pipe_busy, 0, sizeof pipe_busy);
-    cfg_snapshot_threshold = 0;
-    cfg_snapshot_trailing = 0;
-    cfg_group_commit_max = 0;
+    stop_snapshotting();
 }
 
 /* Three nodes: a follower's store ahead of its log, as 0.22.1 leaves it
