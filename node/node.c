@@ -67,9 +67,12 @@ void kyufu_node__finish(struct kyufu_node *n)
                   KYUFU_LOG_U("applied_term", term));
         kyufu_storage_close(n->storage);
         n->storage = NULL;
-        /* Everything is on disk: an OS restart from here on need not
-         * rebuild the store (store_mark.h). */
-        if (flushed)
+        /* A clean stop, everything on disk: an OS restart from here on
+         * need not rebuild the store (store_mark.h).  Not after a failure
+         * (exit_code != 0): after a failed flush Linux may have marked
+         * unwritten pages clean, so even a final flush that succeeds
+         * proves nothing. */
+        if (flushed && n->exit_code == 0)
             kyufu_node__store_mark_clean(n);
     }
     n->stage = KYUFU_NODE_CLOSED;

@@ -297,8 +297,8 @@ int kyufu_node__store_mark_before_open(struct kyufu_node *n,
                                        const char *store_dir);
 void kyufu_node__store_mark_after_open(struct kyufu_node *n,
                                        const char *store_dir);
-/* After the final flush of a clean stop succeeded: the mark says "clean"
- * (no-op unless this session wrote it "open"). */
+/* After the final flush of a clean stop (exit code 0) succeeded: the mark
+ * says "clean" (no-op unless this session wrote it "open"). */
 void kyufu_node__store_mark_clean(struct kyufu_node *n);
 
 /* Build the method table (service.c). Returns 0 or -1 (out of memory). */

