@@ -674,8 +674,9 @@ int kyufu_node_run(const struct kyufu_config *config)
     so.path = path;
     /* [storage] flush = background: commits do not flush; the glue
      * flushes off the loop thread and before log compaction, a clean stop
-     * flushes in finish.  The default flushes every commit (docs/storage.md
-     * "Durability of the store": why background is for benchmarks only). */
+     * flushes in finish; after an OS crash the store was discarded above
+     * (store_mark.h).  The default flushes every commit (docs/storage.md
+     * "Durability of the store"). */
     so.no_sync = config->storage_flush_background;
     rv = kyufu_storage_open(&so, &n->storage, errmsg, sizeof errmsg);
     if (rv != 0) {
