@@ -132,9 +132,9 @@ struct kyufu_config
     /* [storage] flush (docs/storage.md "Durability of the store"):
      * "commit" (default, false): every commit flushes its data pages;
      * "background": commits do not flush, the glue flushes off the loop
-     * thread — faster, but until a store is rebuilt after an OS crash an
-     * OS crash or power loss can corrupt it (LMDB needs ordered writes
-     * then), so benchmarks only. */
+     * thread — faster, but an OS crash or power loss can tear the store
+     * (LMDB needs ordered writes then), so after one the store is rebuilt
+     * from the Raft snapshot and log (store_mark.h). */
     bool storage_flush_background;
 
     /* [power] (docs/power.md): "" when not set.  domain defaults to ups's

@@ -56,7 +56,9 @@ void kyufu_node__finish(struct kyufu_node *n)
         /* A clean stop leaves nothing for the next start to replay: flush
          * what the background sync had not (the glue is closed, nothing
          * applies any more). */
+        bool flushed = true;
         if (kyufu_storage_sync(n->storage, applied, serr, sizeof serr) != 0) {
+            flushed = false;
             kyufu_log(KYUFU_LOG_ERROR, "store sync at stop failed",
                       KYUFU_LOG_S("detail", serr));
         }
@@ -65,6 +67,13 @@ void kyufu_node__finish(struct kyufu_node *n)
                   KYUFU_LOG_U("applied_term", term));
         kyufu_storage_close(n->storage);
         n->storage = NULL;
+        /* A clean stop, everything on disk: an OS restart from here on
+         * need not rebuild the store (store_mark.h).  Not after a failure
+         * (exit_code != 0): after a failed flush Linux may have marked
+         * unwritten pages clean, so even a final flush that succeeds
+         * proves nothing. */
+        if (flushed && n->exit_code == 0)
+            kyufu_node__store_mark_clean(n);
     }
     n->stage = KYUFU_NODE_CLOSED;
     uv_close((uv_handle_t *)&n->sigterm, close_noop);
@@ -656,13 +665,18 @@ int kyufu_node_run(const struct kyufu_config *config)
     }
 
     snprintf(path, sizeof path, "%s/ledger", config->data_dir);
+    if (kyufu_node__store_mark_before_open(n, path) != 0) {
+        kyufu_node__stop(n, 1, "store");
+        goto run;
+    }
     struct kyufu_storage_options so;
     memset(&so, 0, sizeof so);
     so.path = path;
     /* [storage] flush = background: commits do not flush; the glue
      * flushes off the loop thread and before log compaction, a clean stop
-     * flushes in finish.  The default flushes every commit (docs/storage.md
-     * "Durability of the store": why background is for benchmarks only). */
+     * flushes in finish; after an OS crash the store was discarded above
+     * (store_mark.h).  The default flushes every commit (docs/storage.md
+     * "Durability of the store"). */
     so.no_sync = config->storage_flush_background;
     rv = kyufu_storage_open(&so, &n->storage, errmsg, sizeof errmsg);
     if (rv != 0) {
@@ -680,6 +694,7 @@ int kyufu_node_run(const struct kyufu_config *config)
                          rv == KYUFU_STORAGE_ENEWER ? STOP_UPGRADE : "store");
         goto run;
     }
+    kyufu_node__store_mark_after_open(n, path);
     uint64_t applied, term;
     kyufu_storage_applied(n->storage, &applied, &term);
     kyufu_log(KYUFU_LOG_INFO, "store opened", KYUFU_LOG_S("path", path),

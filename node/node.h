@@ -45,6 +45,7 @@
 #include "refusal.h"
 #include "sla.h"
 #include "storage.h"
+#include "store_mark.h"
 
 /* What a leader on battery learned of a peer (power.c's survey). */
 struct kyufu_node_power_peer
@@ -177,6 +178,10 @@ struct kyufu_node
     const char *stop_reason; /* the first request's (static string) */
 
     struct kyufu_storage *storage;
+    /* The store's flush mark (store_mark.h, store_mark_node.c): this
+     * boot's id ("" unknown) and whether this session wrote it "open". */
+    char boot_id[KYUFU_STORE_MARK_BOOT_BYTES_MAX];
+    bool store_mark_open;
     struct kyufu_glue *glue;
     struct kyufu_api_server *api;
     /* Lazily created client to each peer's API: slots below
@@ -280,6 +285,21 @@ int kyufu_node_run(const struct kyufu_config *config);
  * hand-over early (also deferred).  New calls are refused (UNAVAILABLE)
  * from the first request on. */
 void kyufu_node__stop(struct kyufu_node *n, int exit_code, const char *why);
+
+/* The store's flush mark (store_mark_node.c, docs/storage.md "After an OS
+ * crash: rebuild").  Before the store opens (store_dir = the store's
+ * folder): judge the mark, discard the store's files when it cannot be
+ * trusted (logged), and in background-flush mode write the mark "open".
+ * Returns 0, or -1 after logging why (the node must not open the store).
+ * After it opened (its open flushed everything earlier): in commit mode,
+ * remove a mark an earlier background session left. */
+int kyufu_node__store_mark_before_open(struct kyufu_node *n,
+                                       const char *store_dir);
+void kyufu_node__store_mark_after_open(struct kyufu_node *n,
+                                       const char *store_dir);
+/* After the final flush of a clean stop (exit code 0) succeeded: the mark
+ * says "clean" (no-op unless this session wrote it "open"). */
+void kyufu_node__store_mark_clean(struct kyufu_node *n);
 
 /* Build the method table (service.c). Returns 0 or -1 (out of memory). */
 int kyufu_node__methods(struct kyufu_node *n);

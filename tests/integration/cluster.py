@@ -225,6 +225,9 @@ class Cluster:
         self.election_ms = election_ms
         self.dir = tempfile.mkdtemp(prefix="kyufu-it-", dir="/tmp")
         self.procs = {}
+        # {node: {NAME: value}}: extra environment for that node's kyufud
+        # (e.g. the KYUFU_BOOT_ID_FILE test hook, docs/testing.md).
+        self.node_env = {}
         atexit.register(self.close)
         self.s = stubs(self.dir)
         ports = free_ports(2 * n)
@@ -298,6 +301,7 @@ class Cluster:
         env = dict(os.environ)
         env.setdefault("LSAN_OPTIONS", "suppressions=" + os.path.join(
             os.path.dirname(os.path.abspath(__file__)), "lsan.supp"))
+        env.update(self.node_env.get(i, {}))
         self.procs[i] = subprocess.Popen([self.kyufud, "--config",
                                           self.conf[i]],
                                          stdout=log, stderr=log, env=env)

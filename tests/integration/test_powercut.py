@@ -11,7 +11,15 @@ A canary file written without
 fsync in each folder must be gone, and the store's data.mdb must have lost
 unsynced bytes on some node: the cut really lost what was not synced.
 
-usage: test_powercut.py KYUFUD KYUFU_POWERFS"""
+MODE background (issue 9, docs/storage.md "After an OS crash: rebuild"):
+the nodes run `[storage] flush = background`, and the "OS" restarts with the cut (each node's boot id, read
+through the KYUFU_BOOT_ID_FILE test hook, changes): every node must log
+that it discarded its store and rebuilt it from its own snapshot and log,
+with the same checks after.  Then a clean stop, another boot id, a
+restart: no node may rebuild (the clean stop left the mark "clean").
+
+usage: test_powercut.py KYUFUD KYUFU_POWERFS [commit|background]"""
+import json
 import os
 import shutil
 import signal
@@ -27,6 +35,7 @@ WRITERS = 3
 LOAD_S = float(os.environ.get("KYUFU_POWERCUT_LOAD_S", "3"))
 CANARY = "powercut-canary"
 CANARY_BYTES = b"not synced\n" * 100
+REBUILT = "store discarded: rebuilding it from the Raft snapshot and log"
 
 
 class Load:
@@ -75,11 +84,74 @@ def present(c, node):
                                             S, "households")}
 
 
+def set_boot(c, i, boot):
+    """Node i's kyufud reads its boot id from a file outside its data
+    folder (the KYUFU_BOOT_ID_FILE test hook)."""
+    path = os.path.join(c.dir, "node%d" % i, "boot_id")
+    with open(path, "w") as f:
+        f.write(boot + "\n")
+    c.node_env[i] = {"KYUFU_BOOT_ID_FILE": path}
+
+
+def log_since(c, offsets):
+    """Each node's log written after the offsets."""
+    out = {}
+    for i, off in offsets.items():
+        with open(c.log_path(i)) as f:
+            f.seek(off)
+            out[i] = f.read()
+    return out
+
+
+def store_opened_index(text):
+    """applied_index of the "store opened" line in a piece of log."""
+    for line in text.splitlines():
+        if '"msg":"store opened"' in line:
+            return json.loads(line[line.index("{"):])["applied_index"]
+    raise AssertionError("no store opened line:\n" + text[-3000:])
+
+
+def log_offsets(c):
+    return {i: os.path.getsize(c.log_path(i)) for i in range(1, c.n + 1)}
+
+
+def clean_stop_then_reboot(c, mounts, acked):
+    """After a clean stop the mark says "clean": an OS restart (a new boot
+    id) must not rebuild any store."""
+    for i in mounts:
+        mark = os.path.join(c.dir, "node%d" % i, "data", "ledger",
+                            "flush.mark")
+        text = open(mark).read()
+        assert text.endswith("state clean\n"), (i, text)
+        set_boot(c, i, "00000000-0000-4000-8000-0000000000c%d" % i)
+    offsets = log_offsets(c)
+    c.start_all()
+    c.wait_leader(60)
+    st = c.wait_converged(60, nodes=list(mounts))
+    have = present(c, 1)
+    assert all(no in have for no in acked), "writes lost after a clean stop"
+    for i, text in log_since(c, offsets).items():
+        assert REBUILT not in text, (i, text[-3000:])
+        assert store_opened_index(text) > 0, (i, text[-3000:])
+    print("clean stop, new boot id: no store rebuilt, applied index %d"
+          % st.applied_index)
+    c.stop_clean()
+
+
 def main():
     kyufud, powerfs = sys.argv[1], sys.argv[2]
+    mode = sys.argv[3] if len(sys.argv) > 3 else "commit"
+    assert mode in ("commit", "background"), mode
+    background = mode == "background"
     P.usable_or_skip(powerfs)
     t0 = time.monotonic()
-    c = C.Cluster(kyufud)
+    if background:
+        c = C.Cluster(kyufud, extra_conf={i: "[storage]\nflush = background\n"
+                                  for i in range(1, 4)})
+        for i in range(1, c.n + 1):
+            set_boot(c, i, "00000000-0000-4000-8000-0000000000a%d" % i)
+    else:
+        c = C.Cluster(kyufud)
     mounts = {}
     try:
         # Each node's data folder (already holding its bootstrap-admin
@@ -134,9 +206,11 @@ def main():
         # last meta page is written unsynced, MDB_NOMETASYNC; a store that
         # syncs lazily loses more): the cut hits the store, not only the
         # canary.
+        # (Background flush: the store is flushed every 100 ms, so the cut
+        # may find nothing unsynced in it; it is discarded anyway.)
         store = [d["per_file"].get("/ledger/data.mdb", (0, 0))[1]
                  for d in dropped.values()]
-        assert max(store) > 0, dropped
+        assert background or max(store) > 0, dropped
 
         for m in mounts.values():
             m.unmount()
@@ -147,6 +221,11 @@ def main():
             assert os.path.getsize(p) == 0, (i, os.path.getsize(p))
             os.unlink(p)
 
+        if background:
+            # The OS restarted with the power: a new boot id.
+            for i in mounts:
+                set_boot(c, i, "00000000-0000-4000-8000-0000000000b%d" % i)
+        offsets = log_offsets(c)
         c.start_all()
         c.wait_leader(60)
         # Every node starts.  libraft 0.22.1 applies a committed entry
@@ -159,9 +238,15 @@ def main():
         up = [i for i in mounts if c.alive(i)]
         assert len(up) == len(mounts), "only nodes %s started:\n%s" % (
             up, c.logs())
-        for i in mounts:
-            if "store ahead of the Raft log" in open(c.log_path(i)).read():
+        for i, text in log_since(c, offsets).items():
+            if "store ahead of the Raft log" in text:
                 print("node %d: its store was ahead of its Raft log" % i)
+            # Background flush: every store is rebuilt (the mark said
+            # "open" with the old boot id); commit mode never rebuilds.
+            assert (REBUILT in text) == background, (i, mode, text[-3000:])
+            if background:
+                # Opened empty: raft restores the snapshot, replays the log.
+                assert store_opened_index(text) == 0, (i, text[-3000:])
         st = c.wait_converged(60, nodes=up)
         for i in up:
             have = present(c, i)
@@ -181,6 +266,8 @@ def main():
             "RegisterHousehold", led.L.RegisterHousehold(
                 household=led.household("PC-after"))), "write after restart")
         c.stop_clean()
+        if background:
+            clean_stop_then_reboot(c, mounts, acked)
     except BaseException:
         print(c.logs())
         raise
