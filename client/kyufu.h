@@ -31,6 +31,11 @@
  *     deadline and one that times out or loses its connection is never
  *     sent again (EDEADLINE / EUNAVAILABLE: it may have been done); only a
  *     node's own UNAVAILABLE (nothing done) moves them on;
+ *   - an attempt with no answer after hedge_ms (a silent leader: SIGSTOP,
+ *     dropped packets) is also sent, same bytes and key, to the next node;
+ *     the first final answer wins and the other attempt is cancelled (at
+ *     most one hedge at a time, never on pinned or Auth calls;
+ *     docs/failover.md "Client hedge");
  *   - all of it within the call's overall deadline.
  *
  * Reads are linearizable unless the request's ReadOptions.stale is set, in
