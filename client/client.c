@@ -31,8 +31,28 @@
  * pinned to one endpoint (opts->endpoint >= 0) is never retried: its one
  * attempt gets the whole deadline.
  *
- * Every call owns one uv_timer_t (backoff and deferred completion); the call
- * is freed in the timer's close callback, after the user callback ran. */
+ * Hedge (docs/failover.md "Client hedge"): an attempt that has had no answer
+ * for hedge_ms (client option, 1.5 x the 1000 ms election timeout by
+ * default) is left running and the same bytes go to the next node at once:
+ * a silent leader (SIGSTOP, dropped packets) otherwise holds the call for
+ * the whole attempt timeout although the others elect a new leader within
+ * ~1.4 s.  The new attempt carries on with the rules above (redirects,
+ * backoff) but never goes to the node of the attempt still running; the
+ * first FINAL answer of either wins and the other attempt is cancelled
+ * (RST_STREAM).  A retryable answer of the older attempt is dropped.
+ * At most one hedge runs per call at a time (two attempts in flight), at
+ * most n_endpoints - 1 per call, never on a pinned call nor an Auth call
+ * (not idempotent, see attempt()).  Why sending twice is safe: a write's
+ * two copies carry the same idempotency key, and the ledger applies a key
+ * once and answers every later command with that key with the stored first
+ * result (docs/api.md "Retries, idempotency keys and deadlines",
+ * docs/storage.md: the Duplicate step of kyufu_storage_apply; both copies
+ * may even be committed, the second is then a no-op that answers the first
+ * result); SettleWrite and reads change nothing.
+ *
+ * Every call owns one uv_timer_t (backoff, hedge and deferred completion);
+ * the call is freed in the timer's close callback, after the user callback
+ * ran and once no attempt of it is in flight. */
 #include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,6 +86,7 @@ struct kyufu_client
     uint32_t attempt_ms;
     uint32_t backoff_ms_initial;
     uint32_t backoff_ms_max;
+    uint32_t hedge_ms;       /* 0: no hedge */
     struct client__session session;
     struct client__transport *transport;
     unsigned leader;         /* endpoint index of the last known leader */
@@ -80,7 +101,15 @@ struct kyufu_client
     void *close_arg;
 };
 
-enum timer_action { T_ATTEMPT, T_FAIL };
+enum timer_action { T_ATTEMPT, T_FAIL, T_HEDGE };
+
+/* One attempt in flight.  tc is first: on_attempt finds the leg from it. */
+struct leg
+{
+    struct client__tcall tc;
+    unsigned endpoint;
+    bool in_flight;          /* a transport call is outstanding */
+};
 
 struct call
 {
@@ -98,14 +127,19 @@ struct call
     unsigned endpoint;       /* of the current / next attempt */
     uint32_t chain;          /* endpoints tried since the last wait (bits) */
     struct client__backoff backoff;
-    bool in_flight;          /* a transport call is outstanding */
+    /* legs[cur]: the attempt the retry rules drive; legs[cur ^ 1]: the
+     * attempt a hedge left running (in flight or idle). */
+    struct leg legs[2];
+    unsigned cur;
+    unsigned hedges;         /* hedges sent so far, < n_endpoints */
+    bool done;               /* the user callback ran; freed once no leg
+                                is in flight */
     enum timer_action action;
     int fail_err;            /* for T_FAIL */
     bool auth_redirected;    /* an UNAUTHENTICATED follower sent us to the
                                 leader once already */
     int last_err;            /* EUNAVAILABLE or EDEADLINE so far */
     uv_timer_t timer;
-    struct client__tcall tc;
     struct call *prev;
     struct call *next;
 };
@@ -230,6 +264,7 @@ int client__create_with(const struct kyufu_client_config *cfg,
     c->attempt_ms = cfg->attempt_ms;
     c->backoff_ms_initial = cfg->backoff_ms_initial;
     c->backoff_ms_max = cfg->backoff_ms_max;
+    c->hedge_ms = cfg->hedge_ms;
     /* Jitter only has to differ between clients, not be secret; if the
      * CSPRNG fails, the monotonic clock still differs between processes. */
     if (RAND_bytes((unsigned char *)&c->rng, sizeof c->rng) != 1) {
@@ -456,19 +491,53 @@ static void on_timer_closed(uv_handle_t *h)
     maybe_closed(c);
 }
 
+static struct leg *cur_leg(struct call *call)
+{
+    return &call->legs[call->cur];
+}
+
+static struct leg *other_leg(struct call *call)
+{
+    return &call->legs[call->cur ^ 1];
+}
+
+static bool any_in_flight(const struct call *call)
+{
+    return call->legs[0].in_flight || call->legs[1].in_flight;
+}
+
+/* Free the call's memory (the body is borrowed by the transport until
+ * every leg's callback ran). */
+static void release(struct call *call)
+{
+    assert(call->done && !any_in_flight(call));
+    free(call->body);
+    call->body = NULL;
+    uv_close((uv_handle_t *)&call->timer, on_timer_closed);
+}
+
+/* The call's answer is rv: cancel any attempt still in flight (the
+ * loser of a hedge; on close the transport cancels it), run the user
+ * callback, free the call once its legs completed. */
 static void finish(struct call *call, int rv)
 {
     struct kyufu_client *c = call->c;
-    assert(!call->in_flight);
+    assert(!call->done);
     uv_timer_stop(&call->timer);
     unlink_call(c, call);
-    free(call->body);
-    call->body = NULL;
     client__secret_free(call->authorization);
     call->authorization = NULL;
+    for (unsigned i = 0; i < 2; i++) {
+        if (call->legs[i].in_flight && !c->closing) {
+            c->transport->cancel(c->transport, &call->legs[i].tc);
+        }
+    }
+    call->done = true;
     struct kyufu_client_req *req = call->req;
     req->impl_ = NULL;
-    uv_close((uv_handle_t *)&call->timer, on_timer_closed);
+    if (!any_in_flight(call)) {
+        release(call);
+    }
     call->cb(req, rv); /* may start new calls or close the client */
 }
 
@@ -505,10 +574,46 @@ static const char *call_authorization(const struct call *call)
     return call->authorization != NULL ? call->authorization : call->c->authorization;
 }
 
+static void attempt(struct call *call);
+
+/* Arm the hedge of the attempt just sent with `timeout` (see the top of
+ * this file): only one at a time, fewer than the nodes per call, only
+ * where it can fire before the attempt times out. */
+static void hedge_arm(struct call *call, bool once, uint32_t timeout)
+{
+    struct kyufu_client *c = call->c;
+    if (once || c->hedge_ms == 0 || c->n_endpoints < 2 ||
+        call->hedges + 1 >= c->n_endpoints || other_leg(call)->in_flight ||
+        c->hedge_ms >= timeout) {
+        return;
+    }
+    call->action = T_HEDGE;
+    uv_timer_start(&call->timer, on_timer, c->hedge_ms, 0);
+}
+
+/* hedge_ms without an answer: leave that attempt running and send the same
+ * bytes (same idempotency key) to the next node. */
+static void hedge(struct call *call)
+{
+    struct kyufu_client *c = call->c;
+    struct leg *old = cur_leg(call);
+    assert(old->in_flight && !other_leg(call)->in_flight);
+    assert(call->hedges + 1 < c->n_endpoints && c->n_endpoints <= 32);
+    call->hedges++;
+    call->chain |= UINT32_C(1) << old->endpoint;
+    call->cur ^= 1;
+    call->endpoint = (old->endpoint + 1) % c->n_endpoints;
+    if (c->trace != NULL) {
+        c->trace(c->trace_arg, call->endpoint, 0);
+    }
+    attempt(call);
+}
+
 static void attempt(struct call *call)
 {
     struct kyufu_client *c = call->c;
-    assert(!call->in_flight);
+    struct leg *leg = cur_leg(call);
+    assert(!leg->in_flight);
     uint64_t left = time_left(call);
     if (left == 0) {
         call->action = T_FAIL;
@@ -534,17 +639,20 @@ static void attempt(struct call *call)
         timeout = (uint32_t)left;
     }
     call->req->result.attempts++;
-    memset(&call->tc, 0, sizeof call->tc);
-    call->tc.data = call;
-    call->in_flight = true;
+    memset(&leg->tc, 0, sizeof leg->tc);
+    leg->tc.data = call;
+    leg->endpoint = call->endpoint;
+    leg->in_flight = true;
     int rv = c->transport->call(c->transport, call->endpoint, call->m->path,
                                 call->body, call->body_len, timeout,
                                 call_authorization(call),
-                                &call->tc, on_attempt);
-    if (rv != 0) {
+                                &leg->tc, on_attempt);
+    if (rv == 0) {
+        hedge_arm(call, once, timeout);
+    } else {
         /* Counts as a failed attempt; handled from the loop, never from
          * inside kyufu_client_call_async. */
-        call->in_flight = false;
+        leg->in_flight = false;
         result_set(&call->req->result, KYUFU_GRPC_UNAVAILABLE,
                    "%s: cannot start a call: %s", c->endpoints[call->endpoint],
                    kyufu_client_strerror(rv));
@@ -597,6 +705,20 @@ static void retry(struct call *call, int hint, bool reached)
         delay = client__backoff_next(&call->backoff, &c->rng);
         call->chain = 0;
     }
+    const struct leg *other = other_leg(call);
+    if (other->in_flight && call->endpoint == other->endpoint) {
+        /* The hedged attempt still waits on that node: not a second one
+         * there; the next node, at once unless tried since the last wait. */
+        call->chain |= UINT32_C(1) << other->endpoint;
+        call->endpoint = (other->endpoint + 1) % c->n_endpoints;
+        if (call->endpoint == tried && c->n_endpoints > 2) {
+            call->endpoint = (call->endpoint + 1) % c->n_endpoints;
+        }
+        if (delay == 0 && (call->chain & (UINT32_C(1) << call->endpoint)) != 0) {
+            delay = client__backoff_next(&call->backoff, &c->rng);
+            call->chain = 0;
+        }
+    }
     c->leader = call->endpoint; /* the best guess for the next call too */
     if (time_left(call) <= delay) {
         /* The wait would end at or past the deadline: the deadline wins. */
@@ -620,6 +742,8 @@ static void on_timer(uv_timer_t *t)
     }
     if (call->action == T_ATTEMPT) {
         attempt(call);
+    } else if (call->action == T_HEDGE) {
+        hedge(call);
     } else if (call->fail_err != 0) {
         finish(call, call->fail_err);
     } else {
@@ -637,16 +761,49 @@ static int endpoint_index(const struct kyufu_client *c, const char *ep)
     return -1;
 }
 
+/* The answer of a hedged attempt (not the current leg): true when it is
+ * final and wins (it becomes the current leg), false when it was dropped
+ * (cancelled, failed, or retryable: the current leg goes on). */
+static bool straggler_wins(struct call *call, struct leg *leg, int err)
+{
+    struct client__tcall *tc = &leg->tc;
+    if (call->c->closing || err != 0 ||
+        tc->grpc_status == KYUFU_GRPC_UNAVAILABLE ||
+        tc->grpc_status == KYUFU_GRPC_DEADLINE_EXCEEDED ||
+        tc->grpc_status == KYUFU_GRPC_UNAUTHENTICATED) {
+        return false;
+    }
+    call->cur ^= 1;
+    assert(cur_leg(call) == leg);
+    call->endpoint = leg->endpoint;
+    uv_timer_stop(&call->timer); /* the other leg's backoff, if waiting */
+    return true;
+}
+
 static void on_attempt(struct client__tcall *tc, int err)
 {
     struct call *call = tc->data;
+    struct leg *leg = (struct leg *)(void *)tc;
     struct kyufu_client *c = call->c;
     struct kyufu_client_result *r = &call->req->result;
-    assert(call->in_flight);
-    call->in_flight = false;
+    assert(leg == &call->legs[0] || leg == &call->legs[1]);
+    assert(leg->in_flight);
+    leg->in_flight = false;
     uint8_t *body = tc->body;
     size_t body_len = tc->body_len;
     tc->body = NULL;
+    if (call->done) {
+        free(body); /* the loser of a hedge, or cancelled by close */
+        if (!any_in_flight(call)) {
+            release(call);
+        }
+        return;
+    }
+    if (leg != cur_leg(call) && !straggler_wins(call, leg, err)) {
+        free(body);
+        return;
+    }
+    uv_timer_stop(&call->timer); /* this attempt's hedge */
     const char *ep = c->endpoints[call->endpoint];
 
     if (c->closing || err == KYUFU_CLIENT_ECANCELED) {
@@ -832,7 +989,7 @@ void kyufu_client_close(struct kyufu_client *c,
     /* Calls waiting on their timer complete from it with ECANCELED; calls in
      * flight complete when the transport cancels them. */
     for (struct call *call = c->calls; call != NULL; call = call->next) {
-        if (!call->in_flight) {
+        if (!cur_leg(call)->in_flight) {
             uv_timer_start(&call->timer, on_timer, 0, 0);
         }
     }

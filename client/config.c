@@ -103,6 +103,7 @@ void kyufu_client_config_init(struct kyufu_client_config *cfg)
     cfg->attempt_ms = KYUFU_CLIENT_ATTEMPT_MS_DEFAULT;
     cfg->backoff_ms_initial = KYUFU_CLIENT_BACKOFF_MS_INITIAL_DEFAULT;
     cfg->backoff_ms_max = KYUFU_CLIENT_BACKOFF_MS_MAX_DEFAULT;
+    cfg->hedge_ms = KYUFU_CLIENT_HEDGE_MS_DEFAULT;
 }
 
 void kyufu_client_config_free(struct kyufu_client_config *cfg)
@@ -155,6 +156,8 @@ static const struct key_spec keys[] = {
     KEY("attempt_ms", K_MS, attempt_ms, 1, KYUFU_CLIENT_DEADLINE_MS_MAX),
     KEY("backoff_ms_initial", K_MS, backoff_ms_initial, 0, KYUFU_CLIENT_DEADLINE_MS_MAX),
     KEY("backoff_ms_max", K_MS, backoff_ms_max, 0, KYUFU_CLIENT_DEADLINE_MS_MAX),
+    /* 0 (off) or KYUFU_CLIENT_HEDGE_MS_MIN.. (checked by validate). */
+    KEY("hedge_ms", K_MS, hedge_ms, 0, KYUFU_CLIENT_DEADLINE_MS_MAX),
 };
 #undef KEY
 #define N_KEYS (sizeof keys / sizeof keys[0])
@@ -372,6 +375,12 @@ int kyufu_client_config_validate(const struct kyufu_client_config *cfg,
         cfg->attempt_ms == 0) {
         return client__errf(errmsg, errmsg_len, e,
                             "deadline_ms/attempt_ms out of range");
+    }
+    if (cfg->hedge_ms != 0 && (cfg->hedge_ms < KYUFU_CLIENT_HEDGE_MS_MIN ||
+                               cfg->hedge_ms > KYUFU_CLIENT_DEADLINE_MS_MAX)) {
+        return client__errf(errmsg, errmsg_len, e,
+                            "hedge_ms: 0 (off) or %u..%u", KYUFU_CLIENT_HEDGE_MS_MIN,
+                            KYUFU_CLIENT_DEADLINE_MS_MAX);
     }
     if (cfg->backoff_ms_initial > cfg->backoff_ms_max) {
         return client__errf(errmsg, errmsg_len, e,

@@ -31,6 +31,11 @@
  *     deadline and one that times out or loses its connection is never
  *     sent again (EDEADLINE / EUNAVAILABLE: it may have been done); only a
  *     node's own UNAVAILABLE (nothing done) moves them on;
+ *   - an attempt with no answer after hedge_ms (a silent leader: SIGSTOP,
+ *     dropped packets) is also sent, same bytes and key, to the next node;
+ *     the first final answer wins and the other attempt is cancelled (at
+ *     most one hedge at a time, never on pinned or Auth calls;
+ *     docs/failover.md "Client hedge");
  *   - all of it within the call's overall deadline.
  *
  * Reads are linearizable unless the request's ReadOptions.stale is set, in
@@ -130,6 +135,12 @@ struct kyufu_client_config
     uint32_t attempt_ms;      /* one attempt against one node */
     uint32_t backoff_ms_initial; /* smallest retry wait, <= backoff_ms_max */
     uint32_t backoff_ms_max;     /* largest retry wait */
+    /* Hedge: an attempt with no answer after hedge_ms is also sent (same
+     * bytes, same idempotency key) to the next node and the first final
+     * answer wins, the other attempt is cancelled (docs/failover.md
+     * "Client hedge").  0: off; else KYUFU_CLIENT_HEDGE_MS_MIN..
+     * KYUFU_CLIENT_DEADLINE_MS_MAX; only useful below attempt_ms. */
+    uint32_t hedge_ms;
 };
 
 /* Defaults: no endpoints, no TLS files, no token, deadlines and backoff

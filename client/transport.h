@@ -17,6 +17,8 @@
  *     could not be reached or the connection broke, KYUFU_CLIENT_EDEADLINE
  *     when timeout_ms elapsed first, KYUFU_CLIENT_ECANCELED when the
  *     transport is being closed;
+ *   - cancel() of a call in flight completes it from the loop, usually
+ *     with ECANCELED;
  *   - close() completes every call in flight with ECANCELED, closes its
  *     handles, then fires close_cb; the transport is freed after close_cb.
  */
@@ -73,6 +75,12 @@ struct client__transport
     void (*close)(struct client__transport *t,
                   client__transport_close_cb cb,
                   void *arg);
+    /* Abandon tc, a call in flight (its cb has not fired): the request is
+     * reset on the wire (HTTP/2 RST_STREAM CANCEL) and cb fires later from
+     * the loop, never from inside cancel, with ECANCELED (or with the
+     * answer, if it was already on its way).  The client's hedge uses it on
+     * the losing attempt. */
+    void (*cancel)(struct client__transport *t, struct client__tcall *tc);
 };
 
 /* How the client obtains its transport: the gRPC one by default, a fake one

@@ -42,6 +42,7 @@ struct tgrpc_req
     struct kyufu_grpc_client_req req;
     struct client__tcall *tc;
     struct tgrpc *t;
+    bool cancelled; /* by t_cancel: a CANCELLED completion is ours */
 };
 
 static void on_done(struct kyufu_grpc_client_req *greq, int status,
@@ -55,9 +56,10 @@ static void on_done(struct kyufu_grpc_client_req *greq, int status,
     const char *leader = kyufu_grpc_metadata_find(greq->trailers, greq->n_trailers,
                                                   KYUFU_LEADER_METADATA);
     bool answered = greq->answered; /* greq is inside r */
+    bool cancelled = r->cancelled;
     free(r);
     tc->impl_ = NULL;
-    if (t->closing && status == KYUFU_GRPC_CANCELLED) {
+    if ((t->closing || cancelled) && status == KYUFU_GRPC_CANCELLED) {
         tc->cb_(tc, KYUFU_CLIENT_ECANCELED);
         return;
     }
@@ -121,6 +123,15 @@ static int t_call(struct client__transport *base, unsigned endpoint,
         return KYUFU_CLIENT_EUNAVAILABLE;
     }
     return 0;
+}
+
+static void t_cancel(struct client__transport *base, struct client__tcall *tc)
+{
+    (void)base;
+    struct tgrpc_req *r = tc->impl_;
+    assert(r != NULL); /* in flight: on_done clears impl_ */
+    r->cancelled = true;
+    kyufu_grpc_client_cancel(&r->req); /* RST_STREAM; on_done from the loop */
 }
 
 static void on_conn_closed(struct kyufu_grpc_client *conn, void *data)
@@ -197,6 +208,7 @@ int client__transport_grpc_create(void *arg,
     t->base.impl = t;
     t->base.call = t_call;
     t->base.close = t_close;
+    t->base.cancel = t_cancel;
     *out = &t->base;
     return 0;
 

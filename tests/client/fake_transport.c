@@ -12,6 +12,29 @@ static void on_closed(uv_handle_t *h)
     f->close_cb(&f->base, f->close_arg);
 }
 
+#define CANCELLED (-2) /* pending_reply of a call the client cancelled */
+
+static void pend(struct fake *f, struct client__tcall *tc, int reply)
+{
+    assert(f->n_pending < FAKE_MAX);
+    f->pending[f->n_pending] = tc;
+    f->pending_reply[f->n_pending] = reply;
+    f->n_pending++;
+}
+
+static void deliver(uv_timer_t *t);
+
+/* Move held call i to the pending ones with `reply`. */
+static void unhold(struct fake *f, unsigned i, int reply)
+{
+    pend(f, f->held[i], reply);
+    f->n_held--;
+    f->held[i] = f->held[f->n_held];
+    f->held_reply[i] = f->held_reply[f->n_held];
+    f->held_log[i] = f->held_log[f->n_held];
+    uv_timer_start(&f->timer, deliver, 0, 0);
+}
+
 static void deliver(uv_timer_t *t)
 {
     struct fake *f = t->data;
@@ -27,7 +50,7 @@ static void deliver(uv_timer_t *t)
     for (unsigned i = 0; i < n; i++) {
         struct client__tcall *tc = calls[i];
         client__tcall_cb cb = tc->cb_;
-        if (f->closing) {
+        if (f->closing || replies[i] == CANCELLED) {
             cb(tc, KYUFU_CLIENT_ECANCELED);
             continue;
         }
@@ -83,12 +106,49 @@ static int f_call(struct client__transport *base, unsigned endpoint,
     l->len = body_len;
     l->timeout_ms = timeout_ms;
     tc->cb_ = cb;
-    f->pending[f->n_pending] = tc;
-    f->pending_reply[f->n_pending] =
-        f->next_reply < f->n_script ? (int)f->next_reply++ : -1;
-    f->n_pending++;
+    int reply = f->next_reply < f->n_script ? (int)f->next_reply++ : -1;
+    if (reply >= 0 && f->script[reply].held) {
+        assert(f->n_held < FAKE_MAX);
+        f->held[f->n_held] = tc;
+        f->held_reply[f->n_held] = reply;
+        f->held_log[f->n_held] = f->n_log - 1;
+        f->n_held++;
+        return 0;
+    }
+    pend(f, tc, reply);
     uv_timer_start(&f->timer, deliver, 0, 0);
     return 0;
+}
+
+static void f_cancel(struct client__transport *base, struct client__tcall *tc)
+{
+    struct fake *f = base->impl;
+    f->cancels++;
+    for (unsigned i = 0; i < f->n_held; i++) {
+        if (f->held[i] == tc) {
+            f->log[f->held_log[i]].cancelled = true;
+            unhold(f, i, CANCELLED);
+            return;
+        }
+    }
+    for (unsigned i = 0; i < f->n_pending; i++) {
+        if (f->pending[i] == tc) {
+            f->pending_reply[i] = CANCELLED;
+            return;
+        }
+    }
+    assert(!"cancel of a call not in flight");
+}
+
+bool fake_release(struct fake *f, unsigned log_index)
+{
+    for (unsigned i = 0; i < f->n_held; i++) {
+        if (f->held_log[i] == log_index) {
+            unhold(f, i, f->held_reply[i]);
+            return true;
+        }
+    }
+    return false;
 }
 
 static void f_close(struct client__transport *base,
@@ -98,6 +158,9 @@ static void f_close(struct client__transport *base,
     f->closing = true;
     f->close_cb = cb;
     f->close_arg = arg;
+    while (f->n_held > 0) {
+        unhold(f, 0, CANCELLED);
+    }
     /* Pending calls are cancelled from the loop, like the real transport. */
     uv_timer_start(&f->timer, deliver, 0, 0);
 }
@@ -115,6 +178,7 @@ int fake_factory(void *arg, uv_loop_t *loop,
     f->base.impl = f;
     f->base.call = f_call;
     f->base.close = f_close;
+    f->base.cancel = f_cancel;
     uv_timer_init(loop, &f->timer);
     f->timer.data = f;
     *out = &f->base;

@@ -1,7 +1,10 @@
 /* A scripted client__transport for tests: each call takes the next scripted
  * reply (or fails with EUNAVAILABLE when the script is exhausted), delivered
  * from the loop on a zero timer; every call is logged with its endpoint and
- * a copy of its request bytes. */
+ * a copy of its request bytes.  A reply marked `held` is a silent node: the
+ * call stays unanswered (no timeout of its own) until the test releases it
+ * (fake_release: then its scripted reply arrives), the client cancels it
+ * (ECANCELED, counted in `cancels`) or the transport closes. */
 #ifndef KYUFU_TEST_FAKE_TRANSPORT_H
 #define KYUFU_TEST_FAKE_TRANSPORT_H
 
@@ -16,6 +19,7 @@ struct fake_reply
     const char *leader;  /* kyufu-leader or NULL */
     const char *message;
     const ProtobufCMessage *response; /* packed into the body when OK */
+    bool held;           /* silent until fake_release / cancel / close */
 };
 
 struct fake_log
@@ -26,6 +30,7 @@ struct fake_log
     size_t len;
     uint32_t timeout_ms;
     char authorization[96]; /* the `authorization` metadata sent, "" if none */
+    bool cancelled;          /* the client cancelled it while in flight */
 };
 
 struct fake
@@ -41,6 +46,12 @@ struct fake
     struct client__tcall *pending[FAKE_MAX];
     int pending_reply[FAKE_MAX]; /* index into script, -1: exhausted */
     unsigned n_pending;
+    /* Held calls (silent node): the call, its reply, its log index. */
+    struct client__tcall *held[FAKE_MAX];
+    int held_reply[FAKE_MAX];
+    unsigned held_log[FAKE_MAX];
+    unsigned n_held;
+    unsigned cancels;    /* calls the client cancelled */
     bool closing;
     client__transport_close_cb close_cb;
     void *close_arg;
@@ -56,5 +67,8 @@ int fake_factory(void *arg, uv_loop_t *loop,
 
 void fake_push(struct fake *f, struct fake_reply r);
 void fake_reset_log(struct fake *f);
+/* Let the held call of log entry `log_index` answer (its scripted reply,
+ * from the loop); false when that call is not held (answered, cancelled). */
+bool fake_release(struct fake *f, unsigned log_index);
 
 #endif
