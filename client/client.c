@@ -41,8 +41,9 @@
  * first FINAL answer of either wins and the other attempt is cancelled
  * (RST_STREAM).  A retryable answer of the older attempt is dropped.
  * At most one hedge runs per call at a time (two attempts in flight), at
- * most n_endpoints - 1 per call, never on a pinned call nor an Auth call
- * (not idempotent, see attempt()).  Why sending twice is safe: a write's
+ * most n_endpoints - 1 per call, never on a pinned call, an Auth call
+ * (not idempotent, see attempt()) nor a Cluster call (AddNode, drills,
+ * TransferLeadership: not idempotent either).  Why sending twice is safe: a write's
  * two copies carry the same idempotency key, and the ledger applies a key
  * once and answers every later command with that key with the stored first
  * result (docs/api.md "Retries, idempotency keys and deadlines",
@@ -582,7 +583,14 @@ static void attempt(struct call *call);
 static void hedge_arm(struct call *call, bool once, uint32_t timeout)
 {
     struct kyufu_client *c = call->c;
-    if (once || c->hedge_ms == 0 || c->n_endpoints < 2 ||
+    /* Only what the ledger makes safe to send twice: reads, and writes
+     * (and SettleWrite) under an idempotency key.  Never a Cluster call
+     * (AddNode, TransferLeadership, drills: a second copy forwarded to the
+     * leader starts a second change, or is refused as one). */
+    bool idempotent = call->m->kind == KYUFU_CLIENT_READ ||
+                      call->m->kind == KYUFU_CLIENT_WRITE ||
+                      call->m->kind == KYUFU_CLIENT_SETTLE;
+    if (once || !idempotent || c->hedge_ms == 0 || c->n_endpoints < 2 ||
         call->hedges + 1 >= c->n_endpoints || other_leg(call)->in_flight ||
         c->hedge_ms >= timeout) {
         return;

@@ -310,6 +310,22 @@ static void test_no_hedge(void)
     CHECK_EQ_INT(t.f.n_log, 1);
     close_t(&t);
     CHECK(t.done && t.rv == KYUFU_CLIENT_ECANCELED);
+
+    /* Nor a Cluster call: a second AddNode forwarded to the leader would
+     * be refused as "another membership change is running" (seen in CI
+     * when an AddNode took longer than hedge_ms under ASan). */
+    open_t(&t, HEDGE_MS);
+    fake_push(&t.f, (struct fake_reply){ .held = true, .status = KYUFU_GRPC_OK });
+    Kyufu__V1__TransferLeadershipRequest tl =
+        KYUFU__V1__TRANSFER_LEADERSHIP_REQUEST__INIT;
+    t.req = (struct kyufu_client_req){ .data = &t };
+    CHECK_EQ_INT(kyufu_client_call_async(t.c, &t.req, "TransferLeadership",
+                                         &tl.base, NULL, NULL, on_done),
+                 0);
+    run_for(&t, 4 * HEDGE_MS);
+    CHECK_EQ_INT(t.f.n_log, 1);
+    close_t(&t);
+    CHECK(t.done && t.rv == KYUFU_CLIENT_ECANCELED);
 }
 
 static void test_config(void)
