@@ -1,6 +1,6 @@
 /* kyufu-powerfs: a FUSE passthrough filesystem that can lose power.
  *
- *   kyufu-powerfs BACKING_DIR MOUNTPOINT --control SOCKET
+ *   kyufu-powerfs BACKING_DIR MOUNTPOINT --control SOCKET [--held-max BYTES]
  *
  * Every path under MOUNTPOINT is BACKING_DIR's.  What a process writes to a
  * file is NOT written to the backing file: it is held in memory as a list of
@@ -9,7 +9,10 @@
  * backing file's bytes.  fsync(2) or fdatasync(2) of the file (any open
  * descriptor of it; msync(2) of a shared mapping reaches us as writes then
  * an fsync) writes the held extents to the backing file in order and forgets
- * them.  close(2) makes nothing durable.  A write made durable by O_DSYNC,
+ * them.  close(2) makes nothing durable.  The held bytes of all files
+ * together are bounded (--held-max, default HELD_MAX_DEFAULT): a write past
+ * the bound fails with ENOSPC and holds nothing, so a writer that never
+ * syncs meets a full disk rather than an out-of-memory powerfs.  A write made durable by O_DSYNC,
  * O_SYNC or RWF_DSYNC reaches us as the write and then an fsync, which the
  * kernel sends after the write (generic_write_sync) -- but not for direct
  * I/O submitted with Linux AIO (io_submit, raft_uv's path for its open
@@ -97,6 +100,12 @@ struct pfile {
     struct pnode *node;
 };
 
+/* 1 GiB: far above what a test node holds between two syncs (kyufud syncs
+ * each Raft append, and its store at each commit or every 100 ms), far
+ * below the test machines' memory. */
+#define HELD_MAX_DEFAULT ((uint64_t)1 << 30)
+
+static uint64_t held_max = HELD_MAX_DEFAULT;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int backing_fd = -1;   /* BACKING_DIR, O_PATH|O_DIRECTORY */
 static bool cut;              /* power lost: every operation fails */
@@ -455,6 +464,21 @@ static int pf_write(const char *path, const char *buf, size_t size, off_t off,
     (void)path;
     LOCKED_OR_EIO();
     struct pfile *pf = (struct pfile *)fi->fh;
+    uint64_t held = 0;
+    for (struct pnode *n = nodes; n != NULL; n = n->next) {
+        held += n->ext.bytes;
+    }
+    if (held > held_max || size > held_max - held) {
+        static bool said;
+        if (!said) {
+            said = true;
+            fprintf(stderr, "kyufu-powerfs: %llu bytes held unsynced, "
+                    "--held-max %llu: writes fail with ENOSPC until a sync\n",
+                    (unsigned long long)held, (unsigned long long)held_max);
+        }
+        pthread_mutex_unlock(&mu);
+        return -ENOSPC;
+    }
     if (powerfs_extents_add(&pf->node->ext, buf, size, (uint64_t)off) != 0) {
         pthread_mutex_unlock(&mu);
         return -ENOMEM;
@@ -760,7 +784,7 @@ static int control_listen(const char *path)
 static int usage(void)
 {
     fprintf(stderr, "usage: kyufu-powerfs BACKING_DIR MOUNTPOINT "
-            "--control SOCKET\n"
+            "--control SOCKET [--held-max BYTES]\n"
             "  runs in the foreground; unmount with fusermount3 -u "
             "MOUNTPOINT\n");
     return 2;
@@ -768,9 +792,22 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5 || strcmp(argv[3], "--control") != 0 ||
+    if ((argc != 5 && argc != 7) || strcmp(argv[3], "--control") != 0 ||
         argv[1][0] == '\0' || argv[2][0] == '\0' || argv[4][0] == '\0') {
         return usage();
+    }
+    if (argc == 7) {
+        const char *v = argv[6];
+        char *end = NULL;
+        errno = 0;
+        unsigned long long x = strtoull(v, &end, 10);
+        if (strcmp(argv[5], "--held-max") != 0 || v[0] < '0' || v[0] > '9' ||
+            *end != '\0' || errno != 0 || x == 0) {
+            fprintf(stderr, "kyufu-powerfs: --held-max wants a byte count "
+                    "from 1 to %llu, not \"%s\"\n", ULLONG_MAX, v);
+            return usage();
+        }
+        held_max = x;
     }
     backing_fd = open(argv[1], O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (backing_fd < 0) {
