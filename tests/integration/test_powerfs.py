@@ -164,6 +164,15 @@ def main():
         os.rename(mnt + "/tmp-new", mnt + "/replaced")
         assert read(mnt + "/replaced") == b"new"
 
+        # A bad control command changes nothing: the held bytes below are
+        # still all there (a command taken for "cut" would drop them).
+        for bad in (b"format\n", b"cutx\n", b"cut now\n", b"CUT\n",
+                    b"x" * 200 + b"\n", b"\n"):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(m.sock)
+            s.sendall(bad)
+            assert s.recv(4096).startswith(b"error: unknown command"), bad
+            s.close()
         # Held bytes per file (the kernel may split a write that crosses a
         # page into two extents).
         want = {"/unsynced": 8, "/mixed": 100, "/data.mdb": 4, "/raft/1-2": 7}
@@ -184,12 +193,6 @@ def main():
         for fd in (wfd, rfd, lfd):
             os.close(fd)
         del mp, lm  # unmapped: the mount is no longer busy
-        # A bad control command changes nothing.
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(m.sock)
-        s.sendall(b"format\n")
-        assert s.recv(4096).startswith(b"error: unknown command"), s
-        s.close()
         m.unmount()
 
         m.mount()
