@@ -279,7 +279,6 @@ class Checker:
                 "faults": dict(sorted(faults.items())),
                 "rto_s": self.rto(),
                 "leader_back_s": self.leader_back(),
-                "known_issues": self.final.get("known_issues", []),
                 "violations": self.violations}
 
 

@@ -10,23 +10,15 @@ from harness import netns
 
 RECOVER_S = 30.0  # no majority leader this long after healing: a failure
 CATCH_UP_S = 30.0  # settle: every node applied the leader's commit index
-# The known product issue --tolerate-lost-tail accepts (docs/chaos.md
-# "Findings"): a restarted node refuses to run because its store is ahead
-# of its Raft log after a kill -9.
-LOST_TAIL = "the log lost entries; refusing to run"
 
 
 class Injector:
-    def __init__(self, cluster, net, hist, settle=False,
-                 tolerate_lost_tail=False):
+    def __init__(self, cluster, net, hist, settle=False):
         """settle: after each fault wait until every node has applied
         what the leader had committed when it was back (a restarted node
         caught up) before the next fault; without it a node may be killed
         again while it catches up (see docs/chaos.md "Findings")."""
         self.settle = settle
-        self.tolerate_lost_tail = tolerate_lost_tail
-        self.down = set()   # nodes left down by a tolerated known issue
-        self.known = []     # those events, for the summary
         self.c = cluster
         self.net = net
         self.hist = hist
@@ -48,7 +40,7 @@ class Injector:
         return None
 
     def resolve(self, target, pick):
-        nodes = [i for i in range(1, self.c.n + 1) if i not in self.down]
+        nodes = list(range(1, self.c.n + 1))
         lead = self.leader()
         if target == "leader" and lead is not None:
             cands = [lead]
@@ -61,17 +53,7 @@ class Injector:
     def crashed(self):
         """Nodes that exited although the plan did not kill them."""
         return [i for i in range(1, self.c.n + 1)
-                if i not in self.killed and i not in self.down
-                and not self.c.alive(i)]
-
-    def lost_tail(self, i):
-        """Whether node i's last words are the known LOST_TAIL refusal."""
-        try:
-            with open(self.c.log_path(i)) as f:
-                tail = f.read()[-4000:]
-        except OSError:
-            return False
-        return LOST_TAIL in tail
+                if i not in self.killed and not self.c.alive(i)]
 
     def _break(self, action, node):
         if action == "kill":
@@ -103,7 +85,7 @@ class Injector:
         for i in sorted(self.isolated):
             netns.heal(self.net.node(i))
         self.isolated.clear()
-        for i in sorted(self.killed - self.down):
+        for i in sorted(self.killed):
             self.c.start(i)
         self.killed.clear()
 
@@ -116,7 +98,7 @@ class Injector:
             return None
         target = st.commit_index
         end = time.monotonic() + CATCH_UP_S
-        nodes = [i for i in range(1, self.c.n + 1) if i not in self.down]
+        nodes = range(1, self.c.n + 1)
         while time.monotonic() < end:
             if not all(self.c.alive(i) for i in nodes):
                 return None  # a node died: inject() reports it
@@ -153,11 +135,6 @@ class Injector:
             self.errors.append("no majority leader %.0f s after healing %s"
                                % (RECOVER_S, ev))
         for i in self.crashed():
-            if self.tolerate_lost_tail and self.lost_tail(i):
-                self.down.add(i)
-                self.known.append({"node": i, "issue": LOST_TAIL,
-                                   "fault": ev})
-                continue
             self.errors.append("node %d exited on its own (rc %s) during %s"
                                % (i, self.c.procs[i].poll(), ev))
         time.sleep(f["gap"])

@@ -33,10 +33,9 @@ def pager(call, req_type, field, **kw):
             return
 
 
-def final_read(c, down=()):
-    """The final state as the checker reads it (docs/chaos.md "Checker");
-    down: nodes left down by a tolerated known issue, not compared."""
-    nodes = [i for i in range(1, c.n + 1) if i not in down]
+def final_read(c):
+    """The final state as the checker reads it (docs/chaos.md "Checker")."""
+    nodes = range(1, c.n + 1)
     S, L = c.s["service_pb2"], c.s["ledger_pb2"]
     out = {"converged": False, "nodes": {}}
     # Converged: every node answers with the same applied index and state
@@ -96,10 +95,9 @@ def run(a, net):
     # SIGTERM (from chaos/run's own stop) unwinds through the finally
     # below: nodes killed by PID, the cluster folder removed.
     signal.signal(signal.SIGTERM, lambda sig, _f: sys.exit(128 + sig))
-    print("chaos: seed %d (replay: chaos/run KYUFUD --seed %d%s%s%s)"
+    print("chaos: seed %d (replay: chaos/run KYUFUD --seed %d%s%s)"
           % (a.seed, a.seed, " --cover" if a.cover else "",
-             " --settle" if a.settle else "",
-             " --tolerate-lost-tail" if a.tolerate_lost_tail else ""),
+             " --settle" if a.settle else ""),
           flush=True)
     the_plan = plan.make(a.seed, PLAN_LEN, cover=a.cover)
     print("chaos: plan starts %s" % json.dumps(the_plan[:8]), flush=True)
@@ -124,8 +122,7 @@ def run(a, net):
                                   time.monotonic() - t_led), flush=True)
         stop = threading.Event()
         cs = clients.start(c, hist, stop, a.seed)
-        inj = faults.Injector(c, net, hist, settle=a.settle,
-                              tolerate_lost_tail=a.tolerate_lost_tail)
+        inj = faults.Injector(c, net, hist, settle=a.settle)
         end = time.monotonic() + a.seconds
         time.sleep(1.0)
         for f in the_plan:
@@ -154,8 +151,7 @@ def run(a, net):
                 set(plan.KINDS) - set(injected)))
         hist.close()
         t_final = time.monotonic()
-        final = final_read(c, inj.down)
-        final["known_issues"] = inj.known
+        final = final_read(c)
         harness_errors += ["node %d exited on its own (rc %s)"
                            % (i, c.procs[i].poll()) for i in inj.crashed()]
         print("chaos: final read in %.1f s" % (time.monotonic() - t_final),
@@ -179,7 +175,7 @@ def run(a, net):
             with open(os.path.join(a.out, "summary.json"), "w") as f:
                 json.dump(summary, f, indent=1, sort_keys=True)
         failed = summary is None or summary["violations"] or harness_errors
-        if failed or summary["known_issues"]:
+        if failed:
             for i in range(1, c.n + 1):
                 try:
                     shutil.copy(c.log_path(i),
@@ -191,14 +187,10 @@ def run(a, net):
                       if k != "violations"}, sort_keys=True))
     for v in summary["violations"]:
         print("VIOLATION:", json.dumps(v, sort_keys=True))
-    for k in summary["known_issues"]:
-        print("KNOWN ISSUE (seed %d): node %d: %s, after %s" % (
-            a.seed, k["node"], k["issue"], k["fault"]))
     print("chaos: seed %d: %d ok, %d fail, %d unknown; %d faults; "
-          "%d violations, %d harness errors, %d known issues: %s (%s)" % (
+          "%d violations, %d harness errors: %s (%s)" % (
               a.seed, summary["ops"]["ok"], summary["ops"]["fail"],
               summary["ops"]["unknown"], sum(summary["faults"].values()),
               len(summary["violations"]), len(harness_errors),
-              len(summary["known_issues"]),
               "FAIL" if failed else "PASS", a.out))
     return 1 if failed else 0

@@ -1,6 +1,6 @@
 /* kyufu-powerfs: a FUSE passthrough filesystem that can lose power.
  *
- *   kyufu-powerfs BACKING_DIR MOUNTPOINT --control SOCKET
+ *   kyufu-powerfs BACKING_DIR MOUNTPOINT --control SOCKET [--held-max BYTES]
  *
  * Every path under MOUNTPOINT is BACKING_DIR's.  What a process writes to a
  * file is NOT written to the backing file: it is held in memory as a list of
@@ -9,7 +9,10 @@
  * backing file's bytes.  fsync(2) or fdatasync(2) of the file (any open
  * descriptor of it; msync(2) of a shared mapping reaches us as writes then
  * an fsync) writes the held extents to the backing file in order and forgets
- * them.  close(2) makes nothing durable.  A write made durable by O_DSYNC,
+ * them.  close(2) makes nothing durable.  The held bytes of all files
+ * together are bounded (--held-max, default HELD_MAX_DEFAULT): a write past
+ * the bound fails with ENOSPC and holds nothing, so a writer that never
+ * syncs meets a full disk rather than an out-of-memory powerfs.  A write made durable by O_DSYNC,
  * O_SYNC or RWF_DSYNC reaches us as the write and then an fsync, which the
  * kernel sends after the write (generic_write_sync) -- but not for direct
  * I/O submitted with Linux AIO (io_submit, raft_uv's path for its open
@@ -97,6 +100,12 @@ struct pfile {
     struct pnode *node;
 };
 
+/* 1 GiB: far above what a test node holds between two syncs (kyufud syncs
+ * each Raft append, and its store at each commit or every 100 ms), far
+ * below the test machines' memory. */
+#define HELD_MAX_DEFAULT ((uint64_t)1 << 30)
+
+static uint64_t held_max = HELD_MAX_DEFAULT;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int backing_fd = -1;   /* BACKING_DIR, O_PATH|O_DIRECTORY */
 static bool cut;              /* power lost: every operation fails */
@@ -321,7 +330,8 @@ static int pf_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
     LOCKED_OR_EIO();
     int fd = fi != NULL ? ((struct pfile *)fi->fh)->fd
-                        : openat(backing_fd, rel(path), O_WRONLY | O_CLOEXEC);
+                        : openat(backing_fd, rel(path),
+                                 O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         return ret_errno(-1);
     }
@@ -350,11 +360,14 @@ static int pf_utimens(const char *path, const struct timespec tv[2],
 /* Opens the backing file read-write when it can (a later fsync through a
  * read-only descriptor must still write the held extents), without
  * O_DIRECT or O_APPEND (we write at the kernel's offsets, in buffered
- * I/O); the kernel enforces the caller's own access mode. */
+ * I/O); the kernel enforces the caller's own access mode.  O_NOFOLLOW
+ * always: the kernel resolves the mount's symlinks itself and sends us the
+ * target's path, so a symlink here was swapped into BACKING_DIR behind the
+ * kernel's back, and following it could leave BACKING_DIR. */
 static int open_common(const char *path, int flags, mode_t mode, bool create,
                        struct fuse_file_info *fi)
 {
-    int f = (flags & ~(O_ACCMODE | O_DIRECT | O_APPEND | O_NOFOLLOW)) |
+    int f = (flags & ~(O_ACCMODE | O_DIRECT | O_APPEND)) | O_NOFOLLOW |
             O_CLOEXEC;
     int fd = openat(backing_fd, rel(path), f | O_RDWR, mode);
     if (fd < 0 && (errno == EACCES || errno == EISDIR || errno == EROFS)) {
@@ -451,6 +464,21 @@ static int pf_write(const char *path, const char *buf, size_t size, off_t off,
     (void)path;
     LOCKED_OR_EIO();
     struct pfile *pf = (struct pfile *)fi->fh;
+    uint64_t held = 0;
+    for (struct pnode *n = nodes; n != NULL; n = n->next) {
+        held += n->ext.bytes;
+    }
+    if (held > held_max || size > held_max - held) {
+        static bool said;
+        if (!said) {
+            said = true;
+            fprintf(stderr, "kyufu-powerfs: %llu bytes held unsynced, "
+                    "--held-max %llu: writes fail with ENOSPC until a sync\n",
+                    (unsigned long long)held, (unsigned long long)held_max);
+        }
+        pthread_mutex_unlock(&mu);
+        return -ENOSPC;
+    }
     if (powerfs_extents_add(&pf->node->ext, buf, size, (uint64_t)off) != 0) {
         pthread_mutex_unlock(&mu);
         return -ENOMEM;
@@ -576,7 +604,8 @@ static void pf_destroy(void *private_data)
     while (nodes != NULL) {
         struct pnode *n = nodes;
         if (!cut && n->ext.n > 0 && n->path != NULL) {
-            int fd = openat(backing_fd, rel(n->path), O_WRONLY | O_CLOEXEC);
+            int fd = openat(backing_fd, rel(n->path),
+                            O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
             if (fd < 0 || powerfs_extents_flush(&n->ext, fd) != 0) {
                 fprintf(stderr, "kyufu-powerfs: unmount: %s not written "
                         "back: %s\n", n->path, strerror(errno));
@@ -621,10 +650,15 @@ static const struct fuse_operations ops = {
 
 /* ------------------------------------------------------------ control */
 
-/* Writes the report of what is held (what a cut drops) to fd; with
- * do_cut, drops it and cuts the power. */
-static void report(int fd, bool do_cut)
+/* The report of what is held (what a cut drops), in a malloc'ed string
+ * (NULL out of memory); with do_cut, drops it and cuts the power.  Built
+ * under the lock and sent after it: a control client that does not read
+ * its reply must not hold the mutex every file operation waits on. */
+static char *report(bool do_cut)
 {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
     pthread_mutex_lock(&mu);
     uint64_t files = 0, extents = 0, bytes = 0;
     for (struct pnode *n = nodes; n != NULL; n = n->next) {
@@ -634,12 +668,14 @@ static void report(int fd, bool do_cut)
             bytes += n->ext.bytes;
         }
     }
-    dprintf(fd, "files=%llu extents=%llu bytes=%llu\n",
-            (unsigned long long)files, (unsigned long long)extents,
-            (unsigned long long)bytes);
+    if (f != NULL) {
+        fprintf(f, "files=%llu extents=%llu bytes=%llu\n",
+                (unsigned long long)files, (unsigned long long)extents,
+                (unsigned long long)bytes);
+    }
     for (struct pnode *n = nodes; n != NULL; n = n->next) {
-        if (n->ext.n > 0) {
-            dprintf(fd, "file %s extents=%zu bytes=%llu\n",
+        if (n->ext.n > 0 && f != NULL) {
+            fprintf(f, "file %s extents=%zu bytes=%llu\n",
                     n->path != NULL ? n->path : "?", n->ext.n,
                     (unsigned long long)n->ext.bytes);
         }
@@ -647,7 +683,6 @@ static void report(int fd, bool do_cut)
             powerfs_extents_clear(&n->ext);
         }
     }
-    dprintf(fd, "end\n");
     if (do_cut && !cut) {
         cut = true;
         fprintf(stderr, "kyufu-powerfs: power cut: dropped %llu bytes in "
@@ -655,6 +690,32 @@ static void report(int fd, bool do_cut)
                 (unsigned long long)extents, (unsigned long long)files);
     }
     pthread_mutex_unlock(&mu);
+    if (f == NULL) {
+        return NULL;
+    }
+    fputs("end\n", f);
+    if (fclose(f) != 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* Sends text whole, or gives up (a client gone or not reading: no
+ * SIGPIPE, and SO_SNDTIMEO bounds the wait). */
+static void send_all(int c, const char *text)
+{
+    size_t len = strlen(text);
+    for (size_t done = 0; done < len;) {
+        ssize_t n = send(c, text + done, len - done, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return;
+        }
+        done += (size_t)n;
+    }
 }
 
 static void *control_main(void *arg)
@@ -670,9 +731,11 @@ static void *control_main(void *arg)
                     strerror(errno));
             return NULL;
         }
-        /* A client that sends nothing does not hold the socket forever. */
+        /* A client that sends nothing or reads nothing does not hold the
+         * control thread forever. */
         struct timeval tv = {.tv_sec = 5};
         (void)setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        (void)setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
         char line[64];
         size_t got = 0;
         while (got < sizeof line - 1) {
@@ -683,13 +746,14 @@ static void *control_main(void *arg)
             got++;
         }
         line[got] = '\0';
-        if (strcmp(line, "cut") == 0) {
-            report(c, true);
-        } else if (strcmp(line, "pending") == 0) {
-            report(c, false);
+        bool is_cut = strcmp(line, "cut") == 0;
+        if (is_cut || strcmp(line, "pending") == 0) {
+            char *text = report(is_cut);
+            send_all(c, text != NULL ? text : "error: out of memory\n");
+            free(text);
         } else {
-            dprintf(c, "error: unknown command (want \"cut\" or "
-                       "\"pending\")\n");
+            send_all(c, "error: unknown command (want \"cut\" or "
+                        "\"pending\")\n");
         }
         close(c);
     }
@@ -720,7 +784,7 @@ static int control_listen(const char *path)
 static int usage(void)
 {
     fprintf(stderr, "usage: kyufu-powerfs BACKING_DIR MOUNTPOINT "
-            "--control SOCKET\n"
+            "--control SOCKET [--held-max BYTES]\n"
             "  runs in the foreground; unmount with fusermount3 -u "
             "MOUNTPOINT\n");
     return 2;
@@ -728,9 +792,22 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5 || strcmp(argv[3], "--control") != 0 ||
+    if ((argc != 5 && argc != 7) || strcmp(argv[3], "--control") != 0 ||
         argv[1][0] == '\0' || argv[2][0] == '\0' || argv[4][0] == '\0') {
         return usage();
+    }
+    if (argc == 7) {
+        const char *v = argv[6];
+        char *end = NULL;
+        errno = 0;
+        unsigned long long x = strtoull(v, &end, 10);
+        if (strcmp(argv[5], "--held-max") != 0 || v[0] < '0' || v[0] > '9' ||
+            *end != '\0' || errno != 0 || x == 0) {
+            fprintf(stderr, "kyufu-powerfs: --held-max wants a byte count "
+                    "from 1 to %llu, not \"%s\"\n", ULLONG_MAX, v);
+            return usage();
+        }
+        held_max = x;
     }
     backing_fd = open(argv[1], O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (backing_fd < 0) {

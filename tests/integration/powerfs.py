@@ -83,8 +83,10 @@ def parse_report(text):
 
 
 class Mount:
-    def __init__(self, powerfs, backing, mountpoint, log):
+    def __init__(self, powerfs, backing, mountpoint, log, args=()):
+        """args: more options for kyufu-powerfs (--held-max BYTES)."""
         self.powerfs = powerfs
+        self.args = list(args)
         self.backing = backing
         self.mountpoint = mountpoint
         self.sock = mountpoint.rstrip("/") + ".ctl"
@@ -100,7 +102,7 @@ class Mount:
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
                 [self.powerfs, self.backing, self.mountpoint, "--control",
-                 self.sock], stdout=log, stderr=log)
+                 self.sock] + self.args, stdout=log, stderr=log)
         end = time.monotonic() + timeout
         while not mounted(self.mountpoint):
             assert self.proc.poll() is None, (

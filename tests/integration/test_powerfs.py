@@ -2,7 +2,8 @@
 cut and what does not, the way LMDB and raft_uv use files (pwrite read back
 through a read-only shared mapping, a shared writable mapping, fallocate,
 rename, a directory fsync), EIO after the cut, a clean unmount writing back
-what it holds, and its hostile inputs.
+what it holds, the bound on what it holds (--held-max), and its hostile
+inputs.
 
 usage: test_powerfs.py KYUFU_POWERFS"""
 import errno
@@ -44,7 +45,14 @@ def read(path):
 def hostile(powerfs, d):
     """Bad command lines and control commands: a clear error, no mount."""
     for args in ([], [d], [d, d], [d, d, "--control"],
-                 [d, d, "--ctl", d + "/s"], ["", d, "--control", d + "/s"]):
+                 [d, d, "--ctl", d + "/s"], ["", d, "--control", d + "/s"],
+                 [d, d, "--control", d + "/s", "--held-max"],
+                 [d, d, "--control", d + "/s", "--held", "1"],
+                 [d, d, "--control", d + "/s", "--held-max", "0"],
+                 [d, d, "--control", d + "/s", "--held-max", "-1"],
+                 [d, d, "--control", d + "/s", "--held-max", "1k"],
+                 [d, d, "--control", d + "/s", "--held-max",
+                  "99999999999999999999"]):
         p = subprocess.run([powerfs] + args, capture_output=True, text=True,
                            timeout=10)
         assert p.returncode == 2 and "usage: kyufu-powerfs" in p.stderr, (
@@ -58,6 +66,36 @@ def hostile(powerfs, d):
     assert not P.mounted(d)
 
 
+def held_max(powerfs, d):
+    """--held-max bounds the bytes held unsynced, over all files: a write
+    past it fails with ENOSPC and holds nothing; a sync frees room."""
+    m = P.Mount(powerfs, os.path.join(d, "disk-max"),
+                os.path.join(d, "mnt-max"), os.path.join(d, "max.log"),
+                args=["--held-max", "10000"])
+    try:
+        m.mount()
+        a = os.open(m.mountpoint + "/a", os.O_CREAT | os.O_RDWR, 0o600)
+        b = os.open(m.mountpoint + "/b", os.O_CREAT | os.O_RDWR, 0o600)
+        assert os.pwrite(a, b"a" * 6000, 0) == 6000
+        assert os.pwrite(b, b"b" * 4000, 0) == 4000  # exactly the bound
+        try:
+            os.pwrite(b, b"c", 4000)
+            raise AssertionError("a write past --held-max was held")
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+        assert m.pending()["bytes"] == 10000
+        assert "--held-max 10000" in open(m.log).read()
+        os.fsync(a)
+        assert os.pwrite(b, b"c" * 6000, 4000) == 6000
+        pend = m.pending()["per_file"]
+        assert {p: b for p, (_, b) in pend.items()} == {"/b": 10000}, pend
+        os.close(a)
+        os.close(b)
+        m.unmount()
+    finally:
+        m.close()
+
+
 def main():
     powerfs = sys.argv[1]
     P.usable_or_skip(powerfs)
@@ -66,6 +104,7 @@ def main():
                 os.path.join(d, "powerfs.log"))
     try:
         hostile(powerfs, d)
+        held_max(powerfs, d)
         m.mount()
         mnt = m.mountpoint
         write(mnt + "/synced", b"durable", sync=True)
@@ -125,6 +164,15 @@ def main():
         os.rename(mnt + "/tmp-new", mnt + "/replaced")
         assert read(mnt + "/replaced") == b"new"
 
+        # A bad control command changes nothing: the held bytes below are
+        # still all there (a command taken for "cut" would drop them).
+        for bad in (b"format\n", b"cutx\n", b"cut now\n", b"CUT\n",
+                    b"x" * 200 + b"\n", b"\n"):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(m.sock)
+            s.sendall(bad)
+            assert s.recv(4096).startswith(b"error: unknown command"), bad
+            s.close()
         # Held bytes per file (the kernel may split a write that crosses a
         # page into two extents).
         want = {"/unsynced": 8, "/mixed": 100, "/data.mdb": 4, "/raft/1-2": 7}
@@ -145,12 +193,6 @@ def main():
         for fd in (wfd, rfd, lfd):
             os.close(fd)
         del mp, lm  # unmapped: the mount is no longer busy
-        # A bad control command changes nothing.
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(m.sock)
-        s.sendall(b"format\n")
-        assert s.recv(4096).startswith(b"error: unknown command"), s
-        s.close()
         m.unmount()
 
         m.mount()
