@@ -237,8 +237,14 @@ int kyufu_store_mark_write(const char *store_dir, const char *boot_id,
                    boot_id[0] != '\0' ? boot_id : "unknown",
                    open_state ? "open" : "clean");
     assert(len > 0 && (size_t)len < sizeof text);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-              0600);
+    /* A new file: whatever a crash or a hand left under the temporary
+     * name is removed first (a FIFO would block the open; a symlink would
+     * fail it), and O_CREAT | O_EXCL follows no link. */
+    if (unlink(tmp) != 0 && errno != ENOENT) {
+        snprintf(errmsg, errmsg_len, "unlink %s: %s", tmp, strerror(errno));
+        goto err;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         snprintf(errmsg, errmsg_len, "open %s: %s", tmp, strerror(errno));
         goto err;

@@ -134,6 +134,27 @@ int main(void)
     CHECK_EQ_INT(judge(A, mb), KYUFU_STORE_MARK_MALFORMED);
     CHECK(unlink(path) == 0 && unlink(real) == 0);
 
+    /* Left under the temporary name: a FIFO (blocked the open before) or
+     * a symlink (refused before: the start failed) is replaced, the
+     * symlink's target untouched. */
+    snprintf(path, sizeof path, "%s/flush.mark.tmp", store);
+    CHECK(mkfifo(path, 0600) == 0);
+    CHECK_EQ_INT(kyufu_store_mark_write(store, A, true, err, sizeof err), 0);
+    CHECK_EQ_INT(judge(A, mb), KYUFU_STORE_MARK_SAME_BOOT);
+    char target[450];
+    snprintf(target, sizeof target, "%s/target", dir);
+    FILE *tf = fopen(target, "w");
+    CHECK(tf != NULL && fputs("keep\n", tf) >= 0 && fclose(tf) == 0);
+    snprintf(path, sizeof path, "%s/flush.mark.tmp", store);
+    CHECK(symlink(target, path) == 0);
+    CHECK_EQ_INT(kyufu_store_mark_write(store, A, false, err, sizeof err), 0);
+    CHECK_EQ_INT(judge(A, mb), KYUFU_STORE_MARK_CLEAN);
+    char kept[16] = "";
+    tf = fopen(target, "r");
+    CHECK(tf != NULL && fgets(kept, sizeof kept, tf) != NULL && fclose(tf) == 0);
+    CHECK(strcmp(kept, "keep\n") == 0);
+    CHECK(!exists("flush.mark.tmp"));
+
     /* Remove: gone, and removing nothing is fine. */
     CHECK_EQ_INT(kyufu_store_mark_write(store, A, true, err, sizeof err), 0);
     CHECK_EQ_INT(kyufu_store_mark_remove(store, err, sizeof err), 0);
