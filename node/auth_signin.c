@@ -297,7 +297,7 @@ void kyufu_node__auth_sign_in(struct kyufu_node_call *c)
      * call ends without failing (kyufu_node__auth_ctx_free). */
     memcpy(x->signin_cert, cert, sizeof x->signin_cert);
     x->signin_charged = true;
-    kyufu_node_signin_peer_failed(&n->auth.signin, cert, uv_now(&n->loop));
+    kyufu_node_signin_peer_take(&n->auth.signin, cert, uv_now(&n->loop));
     snprintf(x->staff_id, sizeof x->staff_id, "%s", r->staff_id);
     unsigned inflight = 0;
     x->signin_slot = kyufu_node_signin_begin(&n->auth.signin, r->staff_id,

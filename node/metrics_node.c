@@ -425,8 +425,9 @@ static void latency_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
     kyufu_metrics_family(b, "kyufu_storage_commit_seconds",
                          KYUFU_METRICS_HISTOGRAM,
                          "One applied entry's LMDB write transaction "
-                         "on the loop thread (commit without flush: the "
-                         "store is flushed off the loop)");
+                         "on the loop thread, its flush included with "
+                         "[storage] flush = commit (the default); with "
+                         "background the store is flushed off the loop");
     kyufu_metrics_histogram_write(b, "kyufu_storage_commit_seconds", NULL, 0,
                                   &m->apply_seconds);
     kyufu_metrics_family(b, "kyufu_raft_append_seconds",

@@ -101,11 +101,22 @@ static void on_glue_closed(void *arg)
     kyufu_node__finish(n);
 }
 
+static bool stop_if_glue_fatal(struct kyufu_node *n, struct kyufu_glue *g);
+
 static void close_glue(struct kyufu_node *n)
 {
     if (n->glue == NULL) {
         kyufu_node__finish(n);
         return;
+    }
+    /* The glue reports a fatal error through on_state only while it is
+     * not closing: one it met since its last poll (a background store
+     * flush that failed after SIGTERM) would otherwise leave the exit
+     * status 0 and let finish mark the store clean.  (One met during the
+     * close itself, by the flush or a raft_uv write still in flight, is
+     * not seen: the glue is freed before on_glue_closed.) */
+    if (n->exit_code == 0) {
+        (void)stop_if_glue_fatal(n, n->glue);
     }
     kyufu_glue_close(n->glue, on_glue_closed, n);
 }
@@ -382,6 +393,30 @@ uint64_t kyufu_node__leader(struct kyufu_node *n, const char **api_address)
     return st.leader_id;
 }
 
+/* A durable write failed or the store is ahead of the log (the glue's
+ * fatal error): never retried; stop with the state as it is on disk, with
+ * a failure's exit status.  Returns whether there was one. */
+static bool stop_if_glue_fatal(struct kyufu_node *n, struct kyufu_glue *g)
+{
+    char detail[256] = "";
+    int fatal = kyufu_glue_fatal(g, detail, sizeof detail);
+    if (fatal == 0) {
+        return false;
+    }
+    kyufu_log(KYUFU_LOG_ERROR, "fatal raft or storage error",
+              KYUFU_LOG_S("error", kyufu_glue_strerror(fatal)),
+              KYUFU_LOG_S("detail", detail));
+    if (fatal == KYUFU_GLUE_ECORRUPT) {
+        kyufu_node__stop(n, KYUFU_NODE_EXIT_REFUSED_DATA,
+                         "refused data in the raft log, a snapshot or the store");
+    } else if (fatal == KYUFU_GLUE_ENEWER) {
+        kyufu_node__stop(n, KYUFU_NODE_EXIT_REFUSED_DATA, STOP_UPGRADE);
+    } else {
+        kyufu_node__stop(n, 1, "fatal raft or storage error");
+    }
+    return true;
+}
+
 static void on_state(struct kyufu_glue *g, void *arg)
 {
     struct kyufu_node *n = arg;
@@ -408,23 +443,8 @@ static void on_state(struct kyufu_glue *g, void *arg)
         kyufu_api_server_set_health(n->api, "", h);
         kyufu_api_server_set_health(n->api, "kyufu.v1.Ledger", h);
     }
-    char detail[256] = "";
-    int fatal = kyufu_glue_fatal(g, detail, sizeof detail);
-    if (fatal != 0) {
-        /* A durable write failed or the store is ahead of the log: never
-         * retried; stop with the state as it is on disk. */
-        kyufu_log(KYUFU_LOG_ERROR, "fatal raft or storage error",
-                  KYUFU_LOG_S("error", kyufu_glue_strerror(fatal)),
-                  KYUFU_LOG_S("detail", detail));
-        if (fatal == KYUFU_GLUE_ECORRUPT) {
-            kyufu_node__stop(n, KYUFU_NODE_EXIT_REFUSED_DATA,
-                             "refused data in the raft log, a snapshot or the store");
-        } else if (fatal == KYUFU_GLUE_ENEWER) {
-            kyufu_node__stop(n, KYUFU_NODE_EXIT_REFUSED_DATA, STOP_UPGRADE);
-        } else {
-            kyufu_node__stop(n, 1, "fatal raft or storage error");
-        }
-    } else if (st.role != NULL && strcmp(st.role, "unavailable") == 0) {
+    if (!stop_if_glue_fatal(n, g) && st.role != NULL &&
+        strcmp(st.role, "unavailable") == 0) {
         kyufu_node__stop(n, 1, "raft became unavailable");
     }
 }

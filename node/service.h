@@ -50,7 +50,6 @@ struct kyufu_node_write_def
     const ProtobufCMessageDescriptor *request;
     Kyufu__V1__Command__BodyCase body_case;
     const char *field; /* the Command member, "create_program" */
-    size_t offset;     /* offsetof(Kyufu__V1__Command, <field>) */
     /* The request's header (NULL when absent); the request must be of
      * `request`'s type (asserted). */
     const Kyufu__V1__RequestHeader *(*header)(const ProtobufCMessage *req);

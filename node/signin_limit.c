@@ -82,8 +82,8 @@ bool kyufu_node_signin_peer_ok(struct kyufu_node_signin_limit *l,
     return p == NULL || p->tokens > 0;
 }
 
-void kyufu_node_signin_peer_failed(struct kyufu_node_signin_limit *l,
-                                   const uint8_t cert[32], uint64_t now_ms)
+void kyufu_node_signin_peer_take(struct kyufu_node_signin_limit *l,
+                                 const uint8_t cert[32], uint64_t now_ms)
 {
     struct kyufu_node_signin_peer *p = peer_find(l, cert, now_ms);
     if (p == NULL) {

@@ -63,8 +63,8 @@ bool kyufu_node_signin_peer_ok(struct kyufu_node_signin_limit *l,
                                const uint8_t cert[32], uint64_t now_ms);
 /* One token of the certificate spent: a sign-in from it starts (it may
  * fail).  Call kyufu_node_signin_peer_ok first. */
-void kyufu_node_signin_peer_failed(struct kyufu_node_signin_limit *l,
-                                   const uint8_t cert[32], uint64_t now_ms);
+void kyufu_node_signin_peer_take(struct kyufu_node_signin_limit *l,
+                                 const uint8_t cert[32], uint64_t now_ms);
 /* The sign-in that spent a token ended without failing: the token back
  * (nothing when the certificate's bucket was forgotten meanwhile). */
 void kyufu_node_signin_peer_refund(struct kyufu_node_signin_limit *l,

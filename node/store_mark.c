@@ -49,13 +49,27 @@ static int join(char *out, const char *dir, const char *name, char *errmsg,
 }
 
 /* Read at most cap - 1 bytes of path into buf (NUL-terminated).  Returns
- * the length, -1 with errno on an error, or -2 when the file is longer. */
+ * the length, -1 with errno on an error, or -2 when the file is longer or
+ * not a regular file.  Opened without blocking and checked before any
+ * read: a FIFO where a mark or boot id belongs would otherwise hang the
+ * start in open or read. */
 static ssize_t read_small(const char *path, char *buf, size_t cap)
 {
     ssize_t got = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
         return -1;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return -2;
+    }
     for (;;) {
         ssize_t r = read(fd, buf + got, cap - 1 - (size_t)got);
         if (r < 0 && errno == EINTR)
@@ -223,8 +237,14 @@ int kyufu_store_mark_write(const char *store_dir, const char *boot_id,
                    boot_id[0] != '\0' ? boot_id : "unknown",
                    open_state ? "open" : "clean");
     assert(len > 0 && (size_t)len < sizeof text);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-              0600);
+    /* A new file: whatever a crash or a hand left under the temporary
+     * name is removed first (a FIFO would block the open; a symlink would
+     * fail it), and O_CREAT | O_EXCL follows no link. */
+    if (unlink(tmp) != 0 && errno != ENOENT) {
+        snprintf(errmsg, errmsg_len, "unlink %s: %s", tmp, strerror(errno));
+        goto err;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         snprintf(errmsg, errmsg_len, "open %s: %s", tmp, strerror(errno));
         goto err;

@@ -72,7 +72,7 @@ static void test_peer_bucket(void)
     uint64_t t = 1000000;
     for (unsigned i = 0; i < KYUFU_NODE_SIGNIN_FAIL_BURST; i++) {
         CHECK(kyufu_node_signin_peer_ok(&lim, a, t));
-        kyufu_node_signin_peer_failed(&lim, a, t);
+        kyufu_node_signin_peer_take(&lim, a, t);
     }
     CHECK(!kyufu_node_signin_peer_ok(&lim, a, t));
     CHECK(kyufu_node_signin_peer_ok(&lim, b, t));
@@ -80,13 +80,13 @@ static void test_peer_bucket(void)
                                      t + KYUFU_NODE_SIGNIN_FAIL_REFILL_MS - 1));
     t += KYUFU_NODE_SIGNIN_FAIL_REFILL_MS;
     CHECK(kyufu_node_signin_peer_ok(&lim, a, t));
-    kyufu_node_signin_peer_failed(&lim, a, t);
+    kyufu_node_signin_peer_take(&lim, a, t);
     CHECK(!kyufu_node_signin_peer_ok(&lim, a, t));
     /* Sustained: one failure per refill period, no more. */
     unsigned failed = 0;
     for (uint64_t u = t; u <= t + 60000; u += 100) {
         if (kyufu_node_signin_peer_ok(&lim, a, u)) {
-            kyufu_node_signin_peer_failed(&lim, a, u);
+            kyufu_node_signin_peer_take(&lim, a, u);
             failed++;
         }
     }
@@ -95,7 +95,7 @@ static void test_peer_bucket(void)
     t += 60000 + KYUFU_NODE_SIGNIN_FAIL_BURST * KYUFU_NODE_SIGNIN_FAIL_REFILL_MS;
     for (unsigned i = 0; i < KYUFU_NODE_SIGNIN_FAIL_BURST; i++) {
         CHECK(kyufu_node_signin_peer_ok(&lim, a, t));
-        kyufu_node_signin_peer_failed(&lim, a, t);
+        kyufu_node_signin_peer_take(&lim, a, t);
     }
     CHECK(!kyufu_node_signin_peer_ok(&lim, a, t));
     /* A full table of other certificates does not free `a`'s empty
@@ -104,7 +104,7 @@ static void test_peer_bucket(void)
         uint8_t c[32] = {0};
         memcpy(c, &i, sizeof i);
         c[31] = 1;
-        kyufu_node_signin_peer_failed(&lim, c, t);
+        kyufu_node_signin_peer_take(&lim, c, t);
     }
     CHECK(!kyufu_node_signin_peer_ok(&lim, a, t));
 }
@@ -120,19 +120,19 @@ static void test_peer_refund(void)
     uint64_t t = 5000000;
     for (unsigned i = 0; i < 10 * KYUFU_NODE_SIGNIN_FAIL_BURST; i++) {
         CHECK(kyufu_node_signin_peer_ok(&lim, a, t));
-        kyufu_node_signin_peer_failed(&lim, a, t);
+        kyufu_node_signin_peer_take(&lim, a, t);
         kyufu_node_signin_peer_refund(&lim, a, t);
     }
     /* All but one spent by failures, the last one taken by a sign-in in
      * flight: refused until it ends. */
     for (unsigned i = 0; i < KYUFU_NODE_SIGNIN_FAIL_BURST; i++) {
         CHECK(kyufu_node_signin_peer_ok(&lim, a, t));
-        kyufu_node_signin_peer_failed(&lim, a, t);
+        kyufu_node_signin_peer_take(&lim, a, t);
     }
     CHECK(!kyufu_node_signin_peer_ok(&lim, a, t));
     kyufu_node_signin_peer_refund(&lim, a, t); /* the last one succeeded */
     CHECK(kyufu_node_signin_peer_ok(&lim, a, t));
-    kyufu_node_signin_peer_failed(&lim, a, t);
+    kyufu_node_signin_peer_take(&lim, a, t);
     CHECK(!kyufu_node_signin_peer_ok(&lim, a, t));
     /* A refund for a certificate never charged (forgotten) is a no-op. */
     uint8_t b[32];
@@ -140,7 +140,7 @@ static void test_peer_refund(void)
     kyufu_node_signin_peer_refund(&lim, b, t);
     for (unsigned i = 0; i < KYUFU_NODE_SIGNIN_FAIL_BURST; i++) {
         CHECK(kyufu_node_signin_peer_ok(&lim, b, t));
-        kyufu_node_signin_peer_failed(&lim, b, t);
+        kyufu_node_signin_peer_take(&lim, b, t);
     }
     CHECK(!kyufu_node_signin_peer_ok(&lim, b, t));
 }

@@ -2,7 +2,8 @@
  * store (an "open" mark of another or an unknown boot, an unreadable
  * mark) and which do not (no mark, a clean stop before the OS restarted,
  * a process crash in the same boot); what the discard removes (the LMDB
- * files only); the KYUFU_BOOT_ID_FILE hook and hostile boot-id files. */
+ * files only); the KYUFU_BOOT_ID_FILE hook and hostile boot-id files;
+ * a mark or boot-id file that is a folder, a FIFO or a symlink. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +120,40 @@ int main(void)
     CHECK(mkdir(path, 0700) == 0);
     CHECK_EQ_INT(judge(A, mb), KYUFU_STORE_MARK_MALFORMED);
     CHECK(rmdir(path) == 0);
+    /* A FIFO there: unreadable at once (the start does not hang in open
+     * or read waiting for a writer). */
+    CHECK(mkfifo(path, 0600) == 0);
+    CHECK_EQ_INT(judge(A, mb), KYUFU_STORE_MARK_MALFORMED);
+    CHECK(unlink(path) == 0);
+    /* A symlink to a well-formed clean mark: not followed, unreadable. */
+    CHECK_EQ_INT(kyufu_store_mark_write(store, A, false, err, sizeof err), 0);
+    char real[450];
+    snprintf(real, sizeof real, "%s/elsewhere.mark", dir);
+    CHECK(rename(path, real) == 0);
+    CHECK(symlink(real, path) == 0);
+    CHECK_EQ_INT(judge(A, mb), KYUFU_STORE_MARK_MALFORMED);
+    CHECK(unlink(path) == 0 && unlink(real) == 0);
+
+    /* Left under the temporary name: a FIFO (blocked the open before) or
+     * a symlink (refused before: the start failed) is replaced, the
+     * symlink's target untouched. */
+    snprintf(path, sizeof path, "%s/flush.mark.tmp", store);
+    CHECK(mkfifo(path, 0600) == 0);
+    CHECK_EQ_INT(kyufu_store_mark_write(store, A, true, err, sizeof err), 0);
+    CHECK_EQ_INT(judge(A, mb), KYUFU_STORE_MARK_SAME_BOOT);
+    char target[450];
+    snprintf(target, sizeof target, "%s/target", dir);
+    FILE *tf = fopen(target, "w");
+    CHECK(tf != NULL && fputs("keep\n", tf) >= 0 && fclose(tf) == 0);
+    snprintf(path, sizeof path, "%s/flush.mark.tmp", store);
+    CHECK(symlink(target, path) == 0);
+    CHECK_EQ_INT(kyufu_store_mark_write(store, A, false, err, sizeof err), 0);
+    CHECK_EQ_INT(judge(A, mb), KYUFU_STORE_MARK_CLEAN);
+    char kept[16] = "";
+    tf = fopen(target, "r");
+    CHECK(tf != NULL && fgets(kept, sizeof kept, tf) != NULL && fclose(tf) == 0);
+    CHECK(strcmp(kept, "keep\n") == 0);
+    CHECK(!exists("flush.mark.tmp"));
 
     /* Remove: gone, and removing nothing is fine. */
     CHECK_EQ_INT(kyufu_store_mark_write(store, A, true, err, sizeof err), 0);
@@ -145,6 +180,13 @@ int main(void)
     boot_file("abc 123\n", -1, "");
     boot_file("abc\n\n", -1, "");
     boot_file(big, -1, "");
+    /* A FIFO as the boot-id file: refused at once, not waited on. */
+    char fifo[300];
+    snprintf(fifo, sizeof fifo, "%s/boot_fifo", dir);
+    CHECK(mkfifo(fifo, 0600) == 0);
+    CHECK(setenv("KYUFU_BOOT_ID_FILE", fifo, 1) == 0);
+    CHECK_EQ_INT(kyufu_store_mark_boot_id(mb, err, sizeof err), -1);
+    CHECK(mb[0] == '\0' && strstr(err, "not a boot id") != NULL);
     CHECK(setenv("KYUFU_BOOT_ID_FILE", "/nonexistent/boot_id", 1) == 0);
     CHECK_EQ_INT(kyufu_store_mark_boot_id(mb, err, sizeof err), -1);
     CHECK(mb[0] == '\0' && strstr(err, "/nonexistent/boot_id") != NULL);
