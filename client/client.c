@@ -849,6 +849,15 @@ static void on_attempt(struct client__tcall *tc, int err)
         free(body);
         call->auth_redirected = true;
         call->endpoint = (unsigned)hint;
+        const struct leg *other = other_leg(call);
+        if (other->in_flight && other->endpoint == (unsigned)hint) {
+            /* The hedged attempt already asks that leader (the silent one
+             * a lagging follower still names): never a second copy there;
+             * the call is left to that attempt, as if this one had not
+             * been sent. */
+            call->cur ^= 1;
+            return;
+        }
         call->action = T_ATTEMPT;
         if (c->trace != NULL) {
             c->trace(c->trace_arg, call->endpoint, 0);
