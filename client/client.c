@@ -784,8 +784,7 @@ static bool straggler_wins(struct call *call, struct leg *leg, int err)
     call->cur ^= 1;
     assert(cur_leg(call) == leg);
     call->endpoint = leg->endpoint;
-    uv_timer_stop(&call->timer); /* the other leg's backoff, if waiting */
-    return true;
+    return true; /* on_attempt stops the other leg's hedge or backoff */
 }
 
 static void on_attempt(struct client__tcall *tc, int err)
@@ -811,7 +810,8 @@ static void on_attempt(struct client__tcall *tc, int err)
         free(body);
         return;
     }
-    uv_timer_stop(&call->timer); /* this attempt's hedge */
+    uv_timer_stop(&call->timer); /* this attempt's hedge; after a
+                                    straggler won, the other's backoff */
     const char *ep = c->endpoints[call->endpoint];
 
     if (c->closing || err == KYUFU_CLIENT_ECANCELED) {
@@ -849,6 +849,15 @@ static void on_attempt(struct client__tcall *tc, int err)
         free(body);
         call->auth_redirected = true;
         call->endpoint = (unsigned)hint;
+        const struct leg *other = other_leg(call);
+        if (other->in_flight && other->endpoint == (unsigned)hint) {
+            /* The hedged attempt already asks that leader (the silent one
+             * a lagging follower still names): never a second copy there;
+             * the call is left to that attempt, as if this one had not
+             * been sent. */
+            call->cur ^= 1;
+            return;
+        }
         call->action = T_ATTEMPT;
         if (c->trace != NULL) {
             c->trace(c->trace_arg, call->endpoint, 0);

@@ -34,8 +34,9 @@
  *   - an attempt with no answer after hedge_ms (a silent leader: SIGSTOP,
  *     dropped packets) is also sent, same bytes and key, to the next node;
  *     the first final answer wins and the other attempt is cancelled (at
- *     most one hedge at a time, never on pinned or Auth calls;
- *     docs/failover.md "Client hedge");
+ *     most one hedge at a time, only reads, keyed writes and SettleWrite:
+ *     never on pinned, Auth or Cluster calls; docs/failover.md "Client
+ *     hedge");
  *   - all of it within the call's overall deadline.
  *
  * Reads are linearizable unless the request's ReadOptions.stale is set, in

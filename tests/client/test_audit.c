@@ -111,57 +111,27 @@ static void test_round_trip(enum kyufu_audit_format f)
     fclose(in);
 }
 
-/* Hostile export: a JSONL line holding a NUL byte after a valid record
- * ("{...}\0junk") is refused naming the line, not read as that record. */
-static void test_nul_line(void)
+/* Hostile export: the last record's line with "\0xx" put before its line
+ * end ("{...}\0xx\n" in JSONL, "...,cell\0xx\r\n" in CSV) is refused
+ * naming that line, not read as the record (the line or cell cut at the
+ * NUL and the rest read away). */
+static void test_nul_byte(enum kyufu_audit_format fmt, const char *eol,
+                          const char *want)
 {
     char *text = NULL, err[256] = "";
-    size_t len = 0;
+    size_t len = 0, eol_len = strlen(eol);
     FILE *mem = open_memstream(&text, &len);
     CHECK(mem != NULL);
-    CHECK(kyufu_audit_write(mem, KYUFU_AUDIT_JSONL, &recs[0]) == 0);
-    CHECK(kyufu_audit_write(mem, KYUFU_AUDIT_JSONL, &recs[1]) == 0);
-    fclose(mem);
-    /* The second record's line, its newline replaced by "\0xx\n". */
-    char *buf = malloc(len + 4);
-    CHECK(buf != NULL);
-    CHECK(len > 0 && text[len - 1] == '\n');
-    memcpy(buf, text, len - 1);
-    memcpy(buf + len - 1, "\0xx\n", 4);
-    free(text);
-    text = buf;
-    len += 3;
-    FILE *in = fmemopen(text, len, "r");
-    CHECK(in != NULL);
-    struct kyufu_audit_reader *rd = kyufu_audit_reader_new(in);
-    Kyufu__V1__AuditRecord *r = NULL;
-    CHECK_EQ_INT(kyufu_audit_read(rd, &r, err, sizeof err), 1);
-    kyufu__v1__audit_record__free_unpacked(r, NULL);
-    CHECK_EQ_INT(kyufu_audit_read(rd, &r, err, sizeof err), -1);
-    CHECK(strstr(err, "line 2: holds a NUL byte") != NULL);
-    kyufu_audit_reader_free(rd);
-    fclose(in);
-    free(text);
-}
-
-/* The same in a CSV export: a row whose last cell is followed by
- * "\0xx" before its CRLF is refused naming the row's line, not read as
- * the record (the cell cut at the NUL). */
-static void test_nul_csv_row(void)
-{
-    char *text = NULL, err[256] = "";
-    size_t len = 0;
-    FILE *mem = open_memstream(&text, &len);
-    CHECK(mem != NULL);
-    kyufu_audit_write_header(mem, KYUFU_AUDIT_CSV);
-    CHECK(kyufu_audit_write(mem, KYUFU_AUDIT_CSV, &recs[0]) == 0);
-    CHECK(kyufu_audit_write(mem, KYUFU_AUDIT_CSV, &recs[1]) == 0);
+    kyufu_audit_write_header(mem, fmt); /* CSV only */
+    CHECK(kyufu_audit_write(mem, fmt, &recs[0]) == 0);
+    CHECK(kyufu_audit_write(mem, fmt, &recs[1]) == 0);
     fclose(mem);
     char *buf = malloc(len + 3);
     CHECK(buf != NULL);
-    CHECK(len > 1 && memcmp(text + len - 2, "\r\n", 2) == 0);
-    memcpy(buf, text, len - 2);
-    memcpy(buf + len - 2, "\0xx\r\n", 5);
+    CHECK(len >= eol_len && memcmp(text + len - eol_len, eol, eol_len) == 0);
+    memcpy(buf, text, len - eol_len);
+    memcpy(buf + len - eol_len, "\0xx", 3);
+    memcpy(buf + len - eol_len + 3, eol, eol_len);
     free(text);
     text = buf;
     len += 3;
@@ -172,7 +142,7 @@ static void test_nul_csv_row(void)
     CHECK_EQ_INT(kyufu_audit_read(rd, &r, err, sizeof err), 1);
     kyufu__v1__audit_record__free_unpacked(r, NULL);
     CHECK_EQ_INT(kyufu_audit_read(rd, &r, err, sizeof err), -1);
-    CHECK(strstr(err, "line 3: holds a NUL byte") != NULL);
+    CHECK(strstr(err, want) != NULL);
     kyufu_audit_reader_free(rd);
     fclose(in);
     free(text);
@@ -399,8 +369,8 @@ int main(void)
     test_round_trip(KYUFU_AUDIT_JSONL);
     test_round_trip(KYUFU_AUDIT_CSV);
     test_csv_quoting();
-    test_nul_line();
-    test_nul_csv_row();
+    test_nul_byte(KYUFU_AUDIT_JSONL, "\n", "line 2: holds a NUL byte");
+    test_nul_byte(KYUFU_AUDIT_CSV, "\r\n", "line 3: holds a NUL byte");
     test_verify();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

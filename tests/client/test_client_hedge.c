@@ -4,7 +4,8 @@
  * idempotency key), to the next node, that the first final answer wins and
  * the other attempt is cancelled (RST_STREAM on the real transport), that
  * the hedged attempt's late answer still wins if it comes first, that the
- * retries of the hedge never go back to the silent node, that at most one
+ * retries of the hedge never go back to the silent node (nor does a
+ * follower's UNAUTHENTICATED redirect send them there), that at most one
  * hedge runs at a time, that pinned calls, Auth calls and hedge_ms = 0
  * never hedge, and that hedge_ms is bounded in the config.  Outcomes
  * depend only on the order of events (a held call never answers by
@@ -20,6 +21,7 @@ static const char *const EPS[] = { "10.0.0.1:8001", "10.0.0.2:8002",
                                    "10.0.0.3:8003" };
 
 #define HEDGE_MS 50u
+#define TOKEN "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 struct t
 {
@@ -240,6 +242,34 @@ static void test_hedge_avoids_silent_node(void)
     close_t(&t);
 }
 
+static void test_auth_redirect_avoids_silent_node(void)
+{
+    struct t t;
+    open_t(&t, HEDGE_MS);
+    CHECK_EQ_INT(kyufu_client_set_token(t.c, TOKEN), 0);
+    /* Node 1 silent; node 2 has not applied the session yet and names
+     * node 1 as the leader that knows it: not a second copy to node 1,
+     * the call waits for the hedged attempt there. */
+    fake_push(&t.f, (struct fake_reply){ .held = true, .status = KYUFU_GRPC_OK,
+                                         .response = ok(0) });
+    fake_push(&t.f, (struct fake_reply){ .status = KYUFU_GRPC_UNAUTHENTICATED,
+                                         .leader = EPS[0], .message = "unknown session" });
+    submit_async(&t, NULL);
+    run_for(&t, 6 * HEDGE_MS);
+    CHECK(!t.done);
+    CHECK_EQ_INT(t.f.n_log, 2);
+    CHECK_EQ_INT(t.f.log[1].endpoint, 1);
+    CHECK(fake_release(&t.f, 0));
+    run_until_done(&t);
+    CHECK_EQ_INT(t.rv, 0);
+    CHECK_EQ_INT(t.req.result.grpc_status, KYUFU_GRPC_OK);
+    CHECK_EQ_INT(t.req.result.endpoint, 0);
+    CHECK_EQ_INT(raft_index(&t.req.result), 100);
+    CHECK_EQ_INT(t.f.n_log, 2);
+    kyufu_client_response_free(t.req.result.response);
+    close_t(&t);
+}
+
 static void test_one_hedge_at_a_time(void)
 {
     struct t t;
@@ -382,6 +412,7 @@ int main(void)
     test_silent_leader();
     test_straggler_wins();
     test_hedge_avoids_silent_node();
+    test_auth_redirect_avoids_silent_node();
     test_one_hedge_at_a_time();
     test_no_hedge();
     printf("client-hedge: ok\n");
