@@ -1078,6 +1078,12 @@ int kyufu_storage_apply(struct kyufu_storage *s,
         }
     }
     if (rv == 0) {
+        if (!s->no_sync) {
+            /* This commit's fdatasync (MDB_NOMETASYNC: data pages only)
+             * also flushed the previous commit's meta page, written to the
+             * same file: the store reopens at least there (sync.c). */
+            kyufu_storage__durable_raise(s, s->applied_index);
+        }
         s->applied_index = index;
         s->applied_term = term;
         if (versions.cluster != 0) { /* read: a RecordVersions committed */
