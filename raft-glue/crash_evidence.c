@@ -63,8 +63,6 @@ bool glue__crash_evidence_lost(struct glue_crash_evidence *c,
     c->armed = true;
     c->leader = lost;
     c->timer_start = r->election_timer_start;
-    c->armed_ms = now;
-    c->rank = rank;
     c->n_ranks = n;
     c->attempt = 0;
     c->due_ms = now + (uint64_t)rank * KYUFU_CRASH_ELECTION_STEP_MS;

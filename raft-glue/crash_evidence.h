@@ -79,11 +79,9 @@ struct glue_crash_evidence
     bool armed;            /* an attempt is due at due_ms */
     raft_id leader;        /* whose connection closed */
     raft_time timer_start; /* r->election_timer_start when armed */
-    uint64_t armed_ms;     /* loop time of the evidence */
     uint64_t due_ms;       /* loop time of the next attempt */
     unsigned attempt;      /* attempts made */
-    unsigned rank;         /* this server among the surviving voters */
-    unsigned n_ranks;      /* surviving voters */
+    unsigned n_ranks;      /* surviving voters: the retry period in steps */
     unsigned long n_armed;     /* evidence acted on */
     unsigned long n_attempts;  /* elections (or pre-votes) started early */
     unsigned long n_cancelled; /* the leader spoke again before the first */

@@ -99,8 +99,9 @@ static int fsm_apply(struct raft_fsm *fsm,
 
     {
         /* Timed for the node's stall log: this LMDB transaction runs on
-         * the loop thread (its flush does not: kyufud's store is no_sync,
-         * store_sync.c). */
+         * the loop thread, with its flush when the store syncs its commits
+         * ([storage] flush = commit; with background the flush is
+         * store_sync.c's, off the loop). */
         uint64_t t0 = uv_hrtime();
         rv = kyufu_storage_apply_bytes(f->storage, index, term, payload, len,
                                        &results, f->errmsg,

@@ -617,11 +617,7 @@ static bool timer_poll(struct kyufu_glue *g)
     if (!due && now < raft_timeout(r)) {
         return false;
     }
-    if (!glue__io_guard_tick(&g->sio.io)) {
-        return false;
-    }
-    g->n_early_ticks++;
-    return true;
+    return glue__io_guard_tick(&g->sio.io);
 }
 
 static void poll_cb(uv_timer_t *t)

@@ -84,7 +84,6 @@ struct kyufu_glue
     /* A closed connection with the leader starts an election early
      * (crash_evidence.h); driven by the poll timer. */
     struct glue_crash_evidence crash;
-    unsigned long n_early_ticks; /* ticks the poll delivered (see poll_cb) */
 };
 
 /* 0 when this node can start a leader's operation: open, not failed, the

@@ -144,6 +144,14 @@
  * one, leaderless by then, passes on its next attempt).  Pre-votes move no
  * term: a retry against a healthy leader is rejected again, harmlessly. */
 #define KYUFU_CRASH_ELECTION_TRIES 3u
+/* Ranked attempts land in different polls (the poll rounds each up to
+ * KYUFU_STATE_POLL_MS), and with three voters the second survivor's
+ * attempt comes well before raft's own timeout at the default. */
+_Static_assert(KYUFU_CRASH_ELECTION_STEP_MS >= 2 * KYUFU_STATE_POLL_MS,
+               "crash-evidence step spans at least two polls");
+_Static_assert(KYUFU_CRASH_ELECTION_STEP_MS * 4 <=
+                   KYUFU_ELECTION_TIMEOUT_MS_DEFAULT,
+               "crash-evidence step small against the default election");
 
 /* Raft over mutual TLS (docs/peer-tls.md). */
 /* TCP connect + TLS handshake + raft's preamble must finish in this time or

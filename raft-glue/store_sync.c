@@ -83,6 +83,9 @@ void glue__store_sync_init(struct glue_store_sync *ss,
     assert(rv == 0);
     ss->timer.data = ss;
     ss->timer_open = true;
+    if (kyufu_storage_syncs_commits(storage)) {
+        return; /* every commit flushes: a flush here would repeat them */
+    }
     rv = uv_timer_start(&ss->timer, tick_cb, KYUFU_STORE_SYNC_INTERVAL_MS,
                         KYUFU_STORE_SYNC_INTERVAL_MS);
     assert(rv == 0);

@@ -1,9 +1,10 @@
 /* The store's background sync (internal to raft-glue; design in
  * docs/storage.md, "Crash windows").
  *
- * kyufud opens its store `no_sync` (MDB_NOSYNC): applying an entry commits
- * an LMDB transaction without flushing it, and this module flushes the
- * store off the loop thread.  Every KYUFU_STORE_SYNC_INTERVAL_MS, if the
+ * With [storage] flush = background kyufud opens its store `no_sync`
+ * (MDB_NOSYNC): applying an entry commits an LMDB transaction without
+ * flushing it, and this module flushes the store off the loop thread (with
+ * the default, commit, the commits flush and the timer does not run).  Every KYUFU_STORE_SYNC_INTERVAL_MS, if the
  * store applied anything since the last flush, it reads the applied index
  * on the loop thread and runs kyufu_storage_sync(upto = that index) on a
  * libuv work thread; one sync at a time.  When it returns, that index is
@@ -50,8 +51,11 @@ struct glue_store_sync
     uint64_t sync_ns_max;
 };
 
-/* Starts the periodic timer at once.  Cannot fail (uv_timer_init on a
- * live loop). */
+/* Starts the periodic timer at once, unless the store flushes its own
+ * commits ([storage] flush = commit, kyufu_storage_syncs_commits: there
+ * its durable index follows the commits by itself, and a timer's flush
+ * would be one more fdatasync every interval under load, for nothing).
+ * Cannot fail (uv_timer_init on a live loop). */
 void glue__store_sync_init(struct glue_store_sync *ss,
                            uv_loop_t *loop,
                            struct kyufu_storage *storage,

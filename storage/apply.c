@@ -583,7 +583,8 @@ Kyufu__V1__CommandResult *kyufu_storage_result_unpack(
 
 /* A duplicate's answer: the first result, kept as stored in the session
  * entry (`stored`, valid in the txn), copied; a SettleWrite asking about an
- * applied key gets it marked WRITE_APPLIED (in the answer only). */
+ * applied key gets it marked WRITE_APPLIED (in the answer only: then
+ * re-encoded).  Unpacked once for the fields the caller branches on. */
 static int first_result(const MDB_val *stored,
                         bool settle,
                         struct kyufu_storage_result *out)
@@ -594,17 +595,24 @@ static int first_result(const MDB_val *stored,
     if (m == NULL) {
         return KYUFU_STORAGE_ENOMEM;
     }
-    if (settle && m->outcome == 0) {
+    bool mark = settle && m->outcome == 0;
+    if (mark) {
         m->outcome = KYUFU__V1__WRITE_OUTCOME__WRITE_APPLIED;
     }
     int rv = 0;
-    size_t len = kyufu__v1__command_result__get_packed_size(m);
+    size_t len = mark ? kyufu__v1__command_result__get_packed_size(m)
+                      : stored->mv_size;
     uint8_t *bytes = malloc(len > 0 ? len : 1);
     if (bytes == NULL) {
         rv = KYUFU_STORAGE_ENOMEM;
     } else {
-        out->len = kyufu__v1__command_result__pack(m, bytes);
-        KYUFU_ASSERT(out->len == len);
+        if (mark) {
+            out->len = kyufu__v1__command_result__pack(m, bytes);
+            KYUFU_ASSERT(out->len == len);
+        } else { /* the stored bytes as they are: no second encoding */
+            memcpy(bytes, stored->mv_data, len);
+            out->len = len;
+        }
         out->bytes = bytes;
         out->code = m->code;
         out->record = m->record_case;
@@ -1078,6 +1086,12 @@ int kyufu_storage_apply(struct kyufu_storage *s,
         }
     }
     if (rv == 0) {
+        if (!s->no_sync) {
+            /* This commit's fdatasync (MDB_NOMETASYNC: data pages only)
+             * also flushed the previous commit's meta page, written to the
+             * same file: the store reopens at least there (sync.c). */
+            kyufu_storage__durable_raise(s, s->applied_index);
+        }
         s->applied_index = index;
         s->applied_term = term;
         if (versions.cluster != 0) { /* read: a RecordVersions committed */

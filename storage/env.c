@@ -366,6 +366,7 @@ int kyufu_storage_open(const struct kyufu_storage_options *options,
      * MDB_NOSYNC when asked (kyufud, tests, simulation): the owner flushes
      * with kyufu_storage_sync off the loop thread (sync.c). */
     flags = MDB_NOTLS | MDB_NOMETASYNC | (options->no_sync ? MDB_NOSYNC : 0);
+    s->no_sync = options->no_sync;
     mrv = mdb_env_open(s->env, options->path, flags, 0600);
     if (mrv != 0) {
         rv = kyufu_storage__mdb_error(mrv);

@@ -107,8 +107,10 @@ struct kyufu_storage
     uint64_t applied_index;    /* cache of meta, updated after commit */
     uint64_t applied_term;
     /* Highest applied index known to be on disk (sync.c): written by
-     * kyufu_storage_sync on any thread, read by the loop thread. */
+     * kyufu_storage_sync on any thread and, in a store whose commits flush
+     * (!no_sync), by apply after each commit; read by the loop thread. */
     _Atomic uint64_t durable_index;
+    bool no_sync;              /* opened MDB_NOSYNC: the owner flushes */
     struct kyufu_storage__versions versions; /* cache of meta, as above */
     unsigned grow_count;       /* times the map grew (tests observe it) */
     size_t snapshot_chunk_bytes; /* KYUFU_SNAPSHOT_CHUNK_BYTES_MAX; tests
@@ -428,6 +430,8 @@ int kyufu_storage__id_self(struct kyufu_storage__cmd *c, const char *staff_id,
 /* Count the active ID administrators (a scan of the staff table: a city
  * has hundreds of accounts; used only for a change that takes two ID
  * administrators, apply_admin_pair.c). */
+/* durable_index = max(durable_index, upto) (sync.c); any thread. */
+void kyufu_storage__durable_raise(struct kyufu_storage *s, uint64_t upto);
 int kyufu_storage__count_id_admins(struct kyufu_storage *s, MDB_txn *txn,
                                    size_t *n);
 /* Two ID administrators (apply_admin_pair.c).  Kinds of pending request

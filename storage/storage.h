@@ -109,12 +109,19 @@ void kyufu_storage_applied(struct kyufu_storage *s,
  * kyufu_storage_durable: the highest `upto` of a successful sync, or the
  * applied index at open (open syncs a no_sync store once, so what it found
  * is on disk).  Never above the applied index, since restore only ever
- * moves a store forward.  Any thread. */
+ * moves a store forward.  Any thread.  A store opened without no_sync
+ * raises it at every apply to the index applied before it (each commit's
+ * flush covers the previous commit's meta page, not its own).
+ *
+ * kyufu_storage_syncs_commits: true when the store was opened without
+ * no_sync, so its commits flush by themselves and a periodic
+ * kyufu_storage_sync would only repeat them. */
 int kyufu_storage_sync(struct kyufu_storage *s,
                        uint64_t upto,
                        char *errmsg,
                        size_t errmsg_len);
 uint64_t kyufu_storage_durable(struct kyufu_storage *s);
+bool kyufu_storage_syncs_commits(struct kyufu_storage *s);
 
 /* ------------------------------------------------------------------ apply */
 

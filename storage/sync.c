@@ -31,11 +31,22 @@ int kyufu_storage_sync(struct kyufu_storage *s,
          * disk, and retrying would report a success that is not one. */
         return KYUFU_STORAGE_EIO;
     }
+    kyufu_storage__durable_raise(s, upto);
+    return 0;
+}
+
+void kyufu_storage__durable_raise(struct kyufu_storage *s, uint64_t upto)
+{
     uint64_t cur = atomic_load(&s->durable_index);
     while (cur < upto &&
            !atomic_compare_exchange_weak(&s->durable_index, &cur, upto)) {
     }
-    return 0;
+}
+
+bool kyufu_storage_syncs_commits(struct kyufu_storage *s)
+{
+    KYUFU_ASSERT(s != NULL);
+    return !s->no_sync;
 }
 
 uint64_t kyufu_storage_durable(struct kyufu_storage *s)

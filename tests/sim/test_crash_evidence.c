@@ -31,18 +31,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "crash_evidence.h"
 #include "glue_limits.h"
 #include "io_guard.h"
-
-#define CHECK(x)                                                          \
-    do {                                                                  \
-        if (!(x)) {                                                       \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__,        \
-                    __LINE__, #x);                                        \
-            exit(1);                                                      \
-        }                                                                 \
-    } while (0)
 
 #define N 3
 #define ELECTION_MS 1000u

@@ -38,19 +38,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "frame.h"
 #include "fsm.h"
 #include "kyufu/v1/ledger.pb-c.h"
 #include "storage.h"
-
-#define CHECK(x)                                                          \
-    do {                                                                  \
-        if (!(x)) {                                                       \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__,        \
-                    __LINE__, #x);                                        \
-            exit(1);                                                      \
-        }                                                                 \
-    } while (0)
 
 #define N 3
 

@@ -23,18 +23,10 @@
 #include <uv.h>
 
 #include "certs.h"
+#include "check.h"
 #include "frame.h"
 #include "glue.h"
 #include "glue_limits.h"
-
-#define CHECK(c)                                                          \
-    do {                                                                  \
-        if (!(c)) {                                                       \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,        \
-                    __LINE__, #c);                                        \
-            exit(1);                                                      \
-        }                                                                 \
-    } while (0)
 
 static uv_loop_t loop;
 static char tmp[64];

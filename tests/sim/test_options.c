@@ -13,18 +13,10 @@
 #include <string.h>
 #include <uv.h>
 
+#include "check.h"
 #include "glue.h"
 #include "glue_limits.h"
 #include "storage.h"
-
-#define CHECK(x)                                                          \
-    do {                                                                  \
-        if (!(x)) {                                                       \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__,        \
-                    __LINE__, #x);                                        \
-            exit(1);                                                      \
-        }                                                                 \
-    } while (0)
 
 static unsigned *field(struct kyufu_glue_config *c, enum kyufu_glue_option o)
 {

@@ -17,18 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "fsm.h"
 #include "proposer.h"
 #include "storage.h"
-
-#define CHECK(x)                                                          \
-    do {                                                                  \
-        if (!(x)) {                                                       \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__,        \
-                    __LINE__, #x);                                        \
-            exit(1);                                                      \
-        }                                                                 \
-    } while (0)
 
 #define N 3
 

@@ -1206,6 +1206,35 @@ static void test_durable(void)
     fx_reopen(&f);
     kyufu_storage_applied(f.s, &applied, NULL);
     CHECK(kyufu_storage_durable(f.s) == applied); /* open flushed */
+    CHECK(!kyufu_storage_syncs_commits(f.s));
+    kyufu_storage_close(f.s);
+}
+
+/* A store whose commits flush (no no_sync, [storage] flush = commit): the
+ * durable index follows the commits by itself, one behind (a commit's
+ * flush covers the previous commit's meta page, not its own), so nothing
+ * needs to sync it periodically (raft-glue/store_sync.c). */
+static void test_durable_syncing(void)
+{
+    struct fx f;
+    uint64_t before, applied;
+    fx_open(&f);
+    f.o.no_sync = false;
+    fx_reopen(&f);
+    CHECK(kyufu_storage_syncs_commits(f.s));
+    CHECK(kyufu_storage_durable(f.s) == 0);
+    world(&f, 2);
+    for (int i = 0; i < 3; i++) {
+        char no[16];
+        kyufu_storage_applied(f.s, &before, NULL);
+        snprintf(no, sizeof no, "Y-%d", i);
+        apply1(&f, c_household(&f, "clerk", no, "Osaka"), OK);
+        kyufu_storage_applied(f.s, &applied, NULL);
+        CHECK(applied > before);
+        CHECK(kyufu_storage_durable(f.s) == before);
+    }
+    fx_reopen(&f);
+    CHECK(kyufu_storage_durable(f.s) == applied); /* open flushed */
     kyufu_storage_close(f.s);
 }
 
@@ -1230,6 +1259,7 @@ int main(int argc, char **argv)
         {"readers_full", test_readers_full},
         {"snapshot_other_thread", test_snapshot_other_thread},
         {"durable", test_durable},
+        {"durable_syncing", test_durable_syncing},
     };
     snprintf(root, sizeof root, "/tmp/kyufu-storage-XXXXXX");
     if (mkdtemp(root) == NULL) {
