@@ -27,6 +27,7 @@
 
 #include "kyufu/v1/service.pb-c.h"
 #include "log.h"
+#include "pb_varint.h"
 #include "service.h"
 
 void kyufu_node__proposal_failed(struct kyufu_node_call *c, int status)
@@ -52,7 +53,7 @@ void kyufu_node__proposal_failed(struct kyufu_node_call *c, int status)
 static void answer_packed(struct kyufu_node_call *c,
                           const struct kyufu_storage_result *r)
 {
-    uint8_t *buf = malloc(1 + 10 + r->len);
+    uint8_t *buf = malloc(1 + KYUFU_PB_VARINT_BYTES_MAX + r->len);
     if (buf == NULL) {
         kyufu_node__call_done(c, KYUFU_GRPC_RESOURCE_EXHAUSTED,
                               "out of memory", NULL, 0);
@@ -60,12 +61,7 @@ static void answer_packed(struct kyufu_node_call *c,
     }
     size_t n = 0;
     buf[n++] = 0x0a; /* field 1, length-delimited */
-    for (size_t v = r->len; ; v >>= 7) {
-        buf[n++] = (uint8_t)(v >= 0x80 ? (v & 0x7f) | 0x80 : v);
-        if (v < 0x80) {
-            break;
-        }
-    }
+    n += kyufu_pb_varint_put(buf + n, r->len);
     memcpy(buf + n, r->bytes, r->len);
     kyufu_node__call_done(c, KYUFU_GRPC_OK, NULL, buf, n + r->len);
     free(buf);

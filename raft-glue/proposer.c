@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "frame.h"
+#include "pb_varint.h"
 #include "glue_limits.h"
 
 struct glue_pentry
@@ -85,31 +86,10 @@ static struct kyufu_glue_propose *queue_pop(struct kyufu_proposer *p)
     return r;
 }
 
-static size_t varint_size(size_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static size_t put_varint(uint8_t *out, size_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        out[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    out[n++] = (uint8_t)v;
-    return n;
-}
-
 /* Bytes a command adds to a CommandBatch. */
 static size_t batch_item_size(const struct kyufu_glue_propose *r)
 {
-    return 1 + varint_size(r->encoded_len) + r->encoded_len;
+    return 1 + kyufu_pb_varint_size(r->encoded_len) + r->encoded_len;
 }
 
 /* `result` is borrowed (the entry's results own it): a packed callback
@@ -314,7 +294,7 @@ static int flush_one(struct kyufu_proposer *p)
     for (unsigned i = 0; i < n; i++, r = r->queue[0]) {
         e->reqs[i] = r;
         out[off++] = 0x0a; /* field 1, length-delimited */
-        off += put_varint(out + off, r->encoded_len);
+        off += kyufu_pb_varint_put(out + off, r->encoded_len);
         memcpy(out + off, r->encoded, r->encoded_len);
         off += r->encoded_len;
     }

@@ -22,6 +22,7 @@
 
 #include "internal.h"
 #include "kyufu_version.h"
+#include "pb_varint.h"
 
 #define ROLE(r) (1u << KYUFU__V1__ROLE__ROLE_##r)
 #define CASE(x) KYUFU__V1__COMMAND__BODY_##x
@@ -511,17 +512,6 @@ static int check_system(struct kyufu_storage__cmd *c,
 
 /* ------------------------------------------------------------ one command */
 
-static size_t put_varint(uint8_t *out, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        out[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    out[n++] = (uint8_t)v;
-    return n;
-}
-
 /* Encode the result: its scalar fields, then the record (already packed) as
  * the length-delimited oneof field; concatenated encodings merge. */
 static int encode_result(const struct kyufu_storage__cmd *c,
@@ -545,8 +535,8 @@ static int encode_result(const struct kyufu_storage__cmd *c,
     protobuf_c_message_pack(&r.base, buf);
     size_t n = head;
     if (c->record != NULL) {
-        n += put_varint(buf + n, ((uint64_t)c->record_field << 3) | 2);
-        n += put_varint(buf + n, c->record_len);
+        n += kyufu_pb_varint_put(buf + n, ((uint64_t)c->record_field << 3) | 2);
+        n += kyufu_pb_varint_put(buf + n, c->record_len);
         memcpy(buf + n, c->record, c->record_len);
         n += c->record_len;
     }
