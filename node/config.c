@@ -1177,6 +1177,9 @@ int kyufu_config_load(const char *path, struct kyufu_config *out)
         }
     }
     out->log_level = LOG_LEVEL_DEFAULT;
+    /* docs/storage.md "Durability of the store": the Raft log makes a
+     * write durable; the store is flushed off the loop thread. */
+    out->storage_flush_background = true;
     snprintf(out->path, sizeof out->path, "%s", path);
 
     struct parse ps;
@@ -1246,7 +1249,8 @@ void kyufu_config_print_defaults(FILE *to)
 {
     const char *section = "";
     for (int k = 0; k < K_COUNT; k++) {
-        if (keys[k].unit == NULL && k != K_LOG_LEVEL) {
+        if (keys[k].unit == NULL && k != K_LOG_LEVEL &&
+            k != K_STORAGE_FLUSH) {
             continue; /* required keys have no default */
         }
         if (strcmp(section, keys[k].section) != 0) {
@@ -1256,6 +1260,11 @@ void kyufu_config_print_defaults(FILE *to)
         if (k == K_LOG_LEVEL) {
             fprintf(to, "%s = %s ; debug | info | warn | error\n",
                     keys[k].key, kyufu_log_level_name(LOG_LEVEL_DEFAULT));
+            continue;
+        }
+        if (k == K_STORAGE_FLUSH) {
+            fprintf(to, "%s = background ; background | commit\n",
+                    keys[k].key);
             continue;
         }
         struct kyufu_glue_option_bounds b = bounds_of((enum key_id)k);

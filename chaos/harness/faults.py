@@ -8,6 +8,12 @@ import time
 
 from harness import netns
 
+# Further fault actions, each in its own module with inject(inj, node)
+# (break it; `node` is the resolved target) and heal(inj) (undo whatever
+# that module broke, idempotent: heal_all calls every module's heal).
+ACTIONS = {
+}
+
 RECOVER_S = 30.0  # no majority leader this long after healing: a failure
 CATCH_UP_S = 30.0  # settle: every node applied the leader's commit index
 
@@ -75,10 +81,14 @@ class Injector:
             elif action == "bridge":     # the others cut, node sees both
                 netns.isolate(self.net.node(others[0]), addrs[1:])
                 self.isolated.add(others[0])
+            elif action in ACTIONS:
+                ACTIONS[action].inject(self, node)
             else:
                 raise ValueError("unknown fault action %r" % action)
 
     def heal_all(self):
+        for mod in sorted(set(ACTIONS.values()), key=lambda m: m.__name__):
+            mod.heal(self)
         for i in sorted(self.paused):
             self.c.kill(i, signal.SIGCONT)
         self.paused.clear()
