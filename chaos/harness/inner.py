@@ -95,11 +95,13 @@ def run(a, net):
     # SIGTERM (from chaos/run's own stop) unwinds through the finally
     # below: nodes killed by PID, the cluster folder removed.
     signal.signal(signal.SIGTERM, lambda sig, _f: sys.exit(128 + sig))
-    print("chaos: seed %d (replay: chaos/run KYUFUD --seed %d%s%s)"
+    kinds = sorted(a.kinds or plan.KINDS)
+    print("chaos: seed %d (replay: chaos/run KYUFUD --seed %d%s%s%s)"
           % (a.seed, a.seed, " --cover" if a.cover else "",
-             " --settle" if a.settle else ""),
+             " --settle" if a.settle else "",
+             " --kinds " + ",".join(a.kinds) if a.kinds else ""),
           flush=True)
-    the_plan = plan.make(a.seed, PLAN_LEN, cover=a.cover)
+    the_plan = plan.make(a.seed, PLAN_LEN, cover=a.cover, kinds=kinds)
     print("chaos: plan starts %s" % json.dumps(the_plan[:8]), flush=True)
     t_start = time.monotonic()
     c = NetCluster(a.kyufud, net)
@@ -115,7 +117,7 @@ def run(a, net):
         W.Ledger(c, "setup").setup(program=clients.PROGRAM,
                                    budget=clients.BUDGET, unit=clients.UNIT)
         hist.write("meta", seed=a.seed, seconds=a.seconds, cover=a.cover,
-                   settle=a.settle, clients=clients.CLIENTS)
+                   settle=a.settle, clients=clients.CLIENTS, kinds=kinds)
         print("chaos: ready in %.1f s (certificates %.1f, leader %.1f, "
               "accounts %.1f)" % (time.monotonic() - t_start,
                                   t_made - t_start, t_led - t_made,
@@ -127,7 +129,7 @@ def run(a, net):
         time.sleep(1.0)
         for f in the_plan:
             # --cover: every kind once even if that takes longer
-            covered = not a.cover or set(injected) >= set(plan.KINDS)
+            covered = not a.cover or set(injected) >= set(kinds)
             if covered and time.monotonic() + f["duration"] > end:
                 break
             ev = inj.inject(f)
@@ -146,9 +148,9 @@ def run(a, net):
             harness_errors.append("clients still running: %s" % left)
         harness_errors += ["%s crashed: %s" % (x.name, x.crashed)
                            for x in cs if x.crashed]
-        if a.cover and set(injected) != set(plan.KINDS):
+        if a.cover and set(injected) != set(kinds):
             harness_errors.append("--cover: kinds not injected: %s" % sorted(
-                set(plan.KINDS) - set(injected)))
+                set(kinds) - set(injected)))
         hist.close()
         t_final = time.monotonic()
         final = final_read(c)

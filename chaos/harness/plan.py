@@ -24,13 +24,14 @@ DURATION_S = (1.0, 2.0)
 GAP_S = (0.2, 1.0)
 
 
-def make(seed, n, cover=False):
+def make(seed, n, cover=False, kinds=None):
     """n faults: [{kind, action, target, pick, duration, gap}].  pick is a
     number in [0, 1) that chooses among the candidate nodes at injection
-    (so a replay picks the same rank).  cover: the first len(KINDS) faults
-    are a permutation of every kind."""
+    (so a replay picks the same rank).  cover: the first len(kinds) faults
+    are a permutation of every kind.  kinds: the kinds to draw from (a
+    subset of KINDS; default all)."""
     rnd = random.Random(seed)
-    kinds = sorted(KINDS)
+    kinds = sorted(kinds or KINDS)
     first = []
     if cover:
         first = kinds[:]
