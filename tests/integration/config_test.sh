@@ -425,7 +425,7 @@ api_extra=
 table=$(awk '/^## /{on=($0=="## Configuration")} on' "$docs/operations.md" \
         | grep -E '^\| `[a-z_]+` \| ' \
         | sed -E 's/^\| `([a-z_]+)` \| ([^ ]+) \| ([^|]*[^ |]) \|.*/\1 = \2 ; \3/')
-printed=$(grep -v '^\[' <<<"$defaults" | sed -e 's/debug | info | warn | error/debug, info, warn, error/')
+printed=$(grep -v '^\[' <<<"$defaults" | sed -e 's/debug | info | warn | error/debug, info, warn, error/' -e 's/background | commit/background, commit/')
 [ "$table" = "$printed" ] \
     || fail "docs/operations.md's table differs from --print-defaults:"$'\n'"$table"$'\n'"---"$'\n'"$printed"
 # docs/raft.md's options table states the same [raft] values.
