@@ -1098,13 +1098,16 @@ int kyufu_glue_transfer(struct kyufu_glue *g,
 static void poll_close_cb(uv_handle_t *h)
 {
     struct kyufu_glue *g = h->data;
-    void (*cb)(void *) = g->close_cb;
+    kyufu_glue_close_cb cb = g->close_cb;
     void *arg = g->close_arg;
+    int fatal = g->fatal;
+    char detail[sizeof g->fatal_msg];
+    snprintf(detail, sizeof detail, "%s", fatal != 0 ? g->fatal_msg : "");
     free(g->address);
     free(g->raft_dir);
     free(g);
     if (cb != NULL) {
-        cb(arg);
+        cb(arg, fatal, detail);
     }
 }
 
@@ -1167,7 +1170,7 @@ static void close_step_cb(uv_timer_t *t)
     close_raft(g);
 }
 
-void kyufu_glue_close(struct kyufu_glue *g, void (*cb)(void *arg), void *arg)
+void kyufu_glue_close(struct kyufu_glue *g, kyufu_glue_close_cb cb, void *arg)
 {
     int rv;
     assert(!g->closing);

@@ -503,9 +503,11 @@ bool kyufu_glue_address_ok(const char *address);
 
 /* Stop: pending proposals fail with SHUTDOWN, raft and raft_uv close; cb
  * fires when every handle is closed and the glue is freed.  The storage is
- * not closed (the caller owns it). */
-void kyufu_glue_close(struct kyufu_glue *g,
-                      void (*cb)(void *arg),
-                      void *arg);
+ * not closed (the caller owns it).  cb's `fatal` is what kyufu_glue_fatal
+ * would have answered last (0, or a fatal error met before or during the
+ * close, e.g. a final store flush or a raft_uv write that failed), with
+ * its one-line `detail` (borrowed for the call only). */
+typedef void (*kyufu_glue_close_cb)(void *arg, int fatal, const char *detail);
+void kyufu_glue_close(struct kyufu_glue *g, kyufu_glue_close_cb cb, void *arg);
 
 #endif /* KYUFU_GLUE_H */
