@@ -45,7 +45,7 @@ def base():
     op("chaos-1-clerk", 5, "SubmitApplication",
        {"program": "CHAOS", "household": "C1-1", "refusal_expected": True},
        "fail", 2.0,
-       code="FAILED_PRECONDITION")
+       code="ALREADY_EXISTS")
     op("chaos-1-appr", 2, "ApproveApplication",
        {"id": 1, "refusal_expected": True}, "fail", 2.2,
        code="FAILED_PRECONDITION")
