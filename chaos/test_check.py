@@ -49,6 +49,27 @@ def base():
     op("chaos-1-appr", 2, "ApproveApplication",
        {"id": 1, "refusal_expected": True}, "fail", 2.2,
        code="FAILED_PRECONDITION")
+    # a second household through the whole path, read back when paid
+    op("chaos-1-clerk", 6, "RegisterHousehold", {"household": "C1-4"}, "ok",
+       3.0, result={"object": "household/C1-4"})
+    op("chaos-1-clerk", 7, "SubmitApplication",
+       {"program": "CHAOS", "household": "C1-4"}, "ok", 3.2,
+       result={"object": "application/2", "application": 2})
+    op("chaos-1-read", 1, "GetApplication", {"id": 2}, "ok", 3.4,
+       result={"status": "APP_RECEIVED", "batch_id": 0})
+    op("chaos-1-appr", 3, "ApproveApplication", {"id": 2}, "ok", 3.6,
+       result={"object": "application/2"})
+    op("chaos-1-clerk", 8, "CreatePaymentBatch",
+       {"program": "CHAOS", "application_ids": [2]}, "ok", 3.8,
+       result={"object": "batch/1", "batch": 1})
+    op("chaos-1-appr", 4, "ConfirmPaymentBatch", {"id": 1}, "ok", 4.0,
+       result={"object": "batch/1"})
+    op("chaos-1-read", 2, "GetApplication", {"id": 2}, "ok", 4.2,
+       result={"status": "APP_PAID", "batch_id": 1})
+    op("chaos-1-read", 3, "GetApplication", {"id": 1}, "ok", 4.4,
+       result={"status": "APP_APPROVED", "batch_id": 0})
+    op("chaos-1-read", 4, "GetApplication", {"id": 1}, "unknown", 4.6,
+       code="DEADLINE_EXCEEDED")
     ev.append({"ev": "fault", "kind": "kill-leader", "node": 1, "t": 1.3,
                "heal_t": 2.0, "recover_t": 2.5})
     audit = []
@@ -59,7 +80,12 @@ def base():
             ("SubmitApplication", "application/1", "chaos-1-clerk", 3, 0),
             ("ApproveApplication", "application/1", "chaos-1-appr", 1, 0),
             ("SubmitApplication", "application", "chaos-1-clerk", 5, 9),
-            ("ApproveApplication", "application/1", "chaos-1-appr", 2, 9)],
+            ("ApproveApplication", "application/1", "chaos-1-appr", 2, 9),
+            ("RegisterHousehold", "household/C1-4", "chaos-1-clerk", 6, 0),
+            ("SubmitApplication", "application/2", "chaos-1-clerk", 7, 0),
+            ("ApproveApplication", "application/2", "chaos-1-appr", 3, 0),
+            ("CreatePaymentBatch", "batch/1", "chaos-1-clerk", 8, 0),
+            ("ConfirmPaymentBatch", "batch/1", "chaos-1-appr", 4, 0)],
             1):
         audit.append({"seq": n, "command": cmd, "object": obj,
                       "outcome": outcome, "client_id": cid,
@@ -69,14 +95,20 @@ def base():
         "converged": True,
         "nodes": {str(i): {"applied_index": 9, "digest": "ab",
                            "verify_ok": True} for i in (1, 2, 3)},
-        "households": ["C1-1"],
+        "households": ["C1-1", "C1-4"],
         "applications": [{"id": 1, "program_code": "CHAOS",
                           "household_no": "C1-1", "status": "APP_APPROVED",
                           "amount": 1000, "submitted_by": "clerk1",
-                          "decided_by": "approver1", "batch_id": 0}],
-        "batches": [],
-        "programs": [{"code": "CHAOS", "budget": 10000, "available": 9000,
-                      "reserved": 1000, "paid": 0}],
+                          "decided_by": "approver1", "batch_id": 0},
+                         {"id": 2, "program_code": "CHAOS",
+                          "household_no": "C1-4", "status": "APP_PAID",
+                          "amount": 1000, "submitted_by": "clerk1",
+                          "decided_by": "approver1", "batch_id": 1}],
+        "batches": [{"id": 1, "program_code": "CHAOS",
+                     "application_ids": [2], "status": "BATCH_CONFIRMED",
+                     "created_by": "clerk1", "confirmed_by": "approver1"}],
+        "programs": [{"code": "CHAOS", "budget": 10000, "available": 8000,
+                      "reserved": 1000, "paid": 1000}],
         "audit": audit}
     return ev, final
 
@@ -89,9 +121,12 @@ def main():
     ev, final = base()
     s = check.check(ev, final)
     assert s["violations"] == [], s["violations"]
-    assert s["ops"] == {"ok": 3, "fail": 3, "unknown": 1}, s["ops"]
+    assert s["ops"] == {"ok": 11, "fail": 3, "unknown": 2}, s["ops"]
+    assert s["linear_households"] == 4, s  # C1-1 .. C1-4
     assert s["faults"] == {"kill-leader": 1}, s
     assert s["rto_s"]["kill-leader"]["max"] == 0.2, s["rto_s"]
+    assert s["rto_s"]["kill-leader"]["p90"] == 0.2, s["rto_s"]
+    assert s["samples"]["rto_s"] == {"kill-leader": [0.2]}, s["samples"]
 
     def mutated(what, f):
         e2, f2 = copy.deepcopy(ev), copy.deepcopy(final)
@@ -137,10 +172,10 @@ def main():
         f["audit"][6]["outcome"] = 0
     mutated("a write that must be refused acknowledged", refusal_acked)
     mutated("budget does not add up",
-            lambda e, f: f["programs"][0].update(available=8000))
+            lambda e, f: f["programs"][0].update(available=7000))
     mutated("reserved differs from approved sum",
             lambda e, f: f["programs"][0].update(reserved=2000,
-                                                 available=8000))
+                                                 available=7000))
     mutated("approver is submitter", lambda e, f: f["applications"][0]
             .update(decided_by="clerk1"))
     mutated("audit chain broken",
@@ -152,9 +187,107 @@ def main():
     mutated("two live applications of a household",
             lambda e, f: f["applications"].append(dict(
                 f["applications"][0], id=2, status="APP_RECEIVED")))
+    linearizability(ev, final, mutated)
     hostile(ev, final)
     plans()
     print("test_check: ok")
+
+
+def retime(e, client, seq, t):
+    """Moves operation client/seq to [t, t + 0.1]."""
+    for x in e:
+        if x.get("client") == client and x.get("seq") == seq:
+            x["t"] = t if x["ev"] == "invoke" else t + 0.1
+
+
+def result(e, client, seq, **fields):
+    for x in e:
+        if x.get("client") == client and x.get("seq") == seq and \
+                x["ev"] != "invoke":
+            x.update(fields)
+
+
+def linearizability(ev, final, mutated):
+    """Per-household linearizability (chaos/linear.py): histories whose
+    every write is applied once, whose invariants hold and whose final
+    state is right, but whose order no ledger could have produced."""
+    def lin(what, f):
+        v = mutated(what, f)
+        assert any(x["kind"] == "linear" for x in v), (what, v)
+        return v
+    v = lin("stale read after an acknowledged approval",
+            lambda e, f: result(e, "chaos-1-read", 3, result={
+                "status": "APP_RECEIVED", "batch_id": 0}))
+    assert "C1-1" in v[0]["what"] and v[0]["history"], v
+    lin("read sees the payment before the confirm was sent",
+        lambda e, f: retime(e, "chaos-1-read", 2, 3.65))
+    lin("read of the wrong batch",
+        lambda e, f: result(e, "chaos-1-read", 2, result={
+            "status": "APP_PAID", "batch_id": 7}))
+    lin("acknowledged approval ended before its submit was sent",
+        lambda e, f: retime(e, "chaos-1-appr", 1, 1.25))
+    lin("refused approval while the application waited for one",
+        lambda e, f: retime(e, "chaos-1-appr", 2, 1.48))
+    lin("second application refused before there was a first",
+        lambda e, f: retime(e, "chaos-1-clerk", 5, 1.15))
+    lin("refusal with the wrong reason",
+        lambda e, f: result(e, "chaos-1-clerk", 5, code="NOT_FOUND"))
+    lin("confirmation acknowledged before its batch existed",
+        lambda e, f: retime(e, "chaos-1-appr", 4, 3.65))
+    lin("acknowledged application read as missing",
+        lambda e, f: result(e, "chaos-1-read", 3, ev="fail",
+                            code="NOT_FOUND"))
+    lin("read of an application nobody made",
+        lambda e, f: e.extend([
+            {"ev": "invoke", "client": "chaos-1-read", "seq": 9,
+             "op": "GetApplication", "args": {"id": 99}, "t": 5.0},
+            {"ev": "ok", "client": "chaos-1-read", "seq": 9,
+             "op": "GetApplication", "t": 5.1,
+             "result": {"status": "APP_RECEIVED", "batch_id": 0}}]))
+    # Clean variants: an unknown outcome may or may not have taken effect,
+    # at any time after its invocation; operations that overlap may take
+    # effect in either order.
+    for what, f in (
+            ("unknown registration applied",
+             lambda e, f: f["households"].append("C1-3")),
+            ("read overlapping the approval sees it",
+             lambda e, f: (retime(e, "chaos-1-read", 1, 3.55),
+                           result(e, "chaos-1-read", 1, result={
+                               "status": "APP_APPROVED", "batch_id": 0}))),
+            ("read overlapping the approval misses it",
+             lambda e, f: retime(e, "chaos-1-read", 1, 3.65)),
+            ("approval of unknown outcome, read as applied",
+             lambda e, f: (result(e, "chaos-1-appr", 1, ev="unknown",
+                                  code="DEADLINE_EXCEEDED"),
+                           retime(e, "chaos-1-appr", 1, 1.6),
+                           result(e, "chaos-1-read", 3, result={
+                               "status": "APP_APPROVED", "batch_id": 0}))),
+            ("missing read, refused read of nothing", lambda e, f: e.extend([
+                {"ev": "invoke", "client": "chaos-1-read", "seq": 9,
+                 "op": "GetApplication", "args": {"id": 99}, "t": 5.0},
+                {"ev": "fail", "client": "chaos-1-read", "seq": 9,
+                 "op": "GetApplication", "t": 5.1, "code": "NOT_FOUND"}]))):
+        e2, f2 = copy.deepcopy(ev), copy.deepcopy(final)
+        f(e2, f2)
+        assert violations(e2, f2) == [], (what, violations(e2, f2))
+    # The approval's outcome unknown, the application read RECEIVED twice
+    # after the second approval was refused as "not received": no order.
+    lin("refused as approved, then read as received",
+        lambda e, f: (result(e, "chaos-1-appr", 1, ev="unknown",
+                             code="DEADLINE_EXCEEDED"),
+                      result(e, "chaos-1-read", 3, result={
+                          "status": "APP_RECEIVED", "batch_id": 0}),
+                      retime(e, "chaos-1-read", 4, 9.0),
+                      result(e, "chaos-1-read", 4, ev="ok", result={
+                          "status": "APP_RECEIVED", "batch_id": 0})))
+    # The search bound: a household it cannot decide is reported.
+    keep = check.linear.STATES_MAX
+    check.linear.STATES_MAX = 2
+    try:
+        v = violations(ev, final)
+        assert any("undecided" in x["what"] for x in v), v
+    finally:
+        check.linear.STATES_MAX = keep
 
 
 def plans():
