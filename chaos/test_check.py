@@ -188,6 +188,7 @@ def main():
             lambda e, f: f["applications"].append(dict(
                 f["applications"][0], id=2, status="APP_RECEIVED")))
     linearizability(ev, final, mutated)
+    soak_summary(s)
     hostile(ev, final)
     plans()
     print("test_check: ok")
@@ -288,6 +289,92 @@ def linearizability(ev, final, mutated):
         assert any("undecided" in x["what"] for x in v), v
     finally:
         check.linear.STATES_MAX = keep
+
+
+def soak_summary(good):
+    """chaos/soak --summarize: the runs' summaries pooled into soak.json,
+    soak.md and a verdict; a run with a violation, a harness error, a
+    non-zero exit or no summary fails the soak, by seed."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    d = tempfile.mkdtemp(prefix="kyufu-chaos-soak-")
+
+    def run_dir(seed, summary, rc=0, mtime=0):
+        r = os.path.join(d, "seed-%d" % seed)
+        os.mkdir(r)
+        if summary is not None:
+            with open(os.path.join(r, "summary.json"), "w") as f:
+                f.write(summary if isinstance(summary, str)
+                        else json.dumps(summary))
+        with open(r + ".rc", "w") as f:
+            f.write("%d\n" % rc)
+        os.utime(r, (mtime, mtime))
+
+    def soak(*args):
+        return subprocess.run([sys.executable, os.path.join(here, "soak")]
+                              + list(args), capture_output=True, text=True)
+    try:
+        r = soak("--summarize", d)
+        assert r.returncode == 2 and "no run folder" in r.stderr, r
+        a = copy.deepcopy(good)
+        a["samples"] = {"rto_s": {"kill-leader": [0.5, 1.0, 9.0],
+                                  "pause-leader": [0.1]},
+                        "leader_back_s": {"kill-leader": [2.0, 3.0, 4.0]}}
+        a["faults"] = {"kill-leader": 3, "pause-leader": 1}
+        a["harness_errors"] = []
+        b = copy.deepcopy(a)
+        b["samples"] = {"rto_s": {"kill-leader": [
+            0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 2.0]}, "leader_back_s": {}}
+        b["faults"] = {"kill-leader": 7}
+        run_dir(1, a, mtime=1000)
+        run_dir(2, b, mtime=2000)
+        r = soak("--summarize", d)
+        assert r.returncode == 0 and r.stdout.startswith("soak PASS: 2 runs"
+                                                         " (0 failed)"), r
+        with open(os.path.join(d, "soak.json")) as f:
+            s = json.load(f)
+        assert s["faults_total"] == 11 and s["faults"] == {
+            "kill-leader": 10, "pause-leader": 1}, s
+        assert s["ops"] == {k: 2 * v for k, v in good["ops"].items()}, s
+        assert s["goal"] == {"faults": 1000, "met": False}, s
+        assert "oneway-leader" in s["kinds_missing"], s
+        # ten kill-leader samples pooled: median of the two middle ones,
+        # p90 the 9th smallest
+        assert s["unavailability"]["rto_s"]["kill-leader"] == {
+            "n": 10, "median": 0.65, "p90": 2.0, "max": 9.0}, s
+        assert s["unavailability"]["leader_back_s"]["kill-leader"][
+            "median"] == 3.0, s
+        with open(os.path.join(d, "soak.md")) as f:
+            md = f.read()
+        assert "| `kill-leader` | 10 | 10 | 0.7 | 2.0 | 9.0 | 3 | 3.0 |" \
+            in md, md
+        assert "| `oneway-leader` | 0 | 0 | - |" in md, md
+        assert "largest RTO 9.0 s (kill-leader)" in s["verdict"], s
+        c = copy.deepcopy(a)
+        c["violations"] = [{"what": "acknowledged household C1-1 missing",
+                            "kind": "lost", "seed": 3, "history": []}]
+        run_dir(3, c, rc=1, mtime=3000)
+        run_dir(4, a, rc=1, mtime=4000)      # exit 1 (e.g. a node stuck)
+        run_dir(5, None, rc=1, mtime=5000)   # no summary at all
+        run_dir(6, "{not json", mtime=6000)  # unreadable summary
+        with open(os.path.join(d, "seed-7.rc"), "w") as f:
+            f.write("2\n")                   # ended before its folder
+        r = soak("--summarize", d)
+        assert r.returncode == 1, r
+        with open(os.path.join(d, "soak.json")) as f:
+            s = json.load(f)
+        assert s["failed_seeds"] == [3, 4, 5, 6, 7], s
+        assert s["violations"] == 1 and s["acknowledged_lost"] == 1, s
+        assert s["violation_excerpts"][0]["seed"] == 3, s
+        assert r.stdout.startswith("soak FAIL: 7 runs (5 failed: seeds "
+                                   "3 4 5 6 7)") and \
+            "1 violations (1 acknowledged writes lost)" in r.stdout, r
+        for args in (["--summarize", os.path.join(d, "nope")],
+                     ["--summarize", d, "--minutes", "3"],
+                     [sys.executable, "--summarize", d]):
+            r = soak(*args)
+            assert r.returncode == 2 and "chaos/soak" in r.stderr, (args, r)
+    finally:
+        shutil.rmtree(d)
 
 
 def plans():
