@@ -218,12 +218,14 @@ class Checker:
                 if s != p[field]:
                     self.bad("invariant 1: program %s %s %d, its %s "
                              "applications sum to %d"
-                             % (p["code"], field, p[field], st, s), kind="invariant")
+                             % (p["code"], field, p[field], st, s),
+                             kind="invariant")
         live = collections.Counter((a["program_code"], a["household_no"])
                                    for a in apps if a["status"] in LIVE)
         for ph, n in live.items():
             if n > 1:
-                self.bad("invariant 2: %d live applications of %s" % (n, ph), kind="invariant")
+                self.bad("invariant 2: %d live applications of %s"
+                         % (n, ph), kind="invariant")
         in_confirmed = collections.Counter()
         byid = {a["id"]: a for a in apps}
         for b in self.final["batches"]:
@@ -237,7 +239,8 @@ class Checker:
                     "APP_PAID", "APP_RETURNED"):
                 self.bad("invariant 3: application %d in %d confirmed "
                          "batches, status %s"
-                         % (i, n, byid.get(i, {}).get("status")), kind="invariant")
+                         % (i, n, byid.get(i, {}).get("status")),
+                         kind="invariant")
         for a in apps:
             if a["status"] == "APP_PAID" and in_confirmed[a["id"]] != 1:
                 self.bad("invariant 3: application %d PAID outside one "
@@ -254,7 +257,8 @@ class Checker:
             prev = r["hash"]
         for i, st in sorted(self.final["nodes"].items()):
             if not st.get("verify_ok"):
-                self.bad("invariant 5: node %s VerifyAudit: %s" % (i, st), kind="invariant")
+                self.bad("invariant 5: node %s VerifyAudit: %s" % (i, st),
+                         kind="invariant")
         digests = {st.get("digest") for st in self.final["nodes"].values()}
         applied = {st.get("applied_index")
                    for st in self.final["nodes"].values()}
