@@ -25,8 +25,8 @@ no-op anywhere in a household's order.
 
 The search is depth-first over the operations that may come next, with a
 memo of (operations placed, model state) seen (Wing & Gong with Lowe's
-cache); STATES_MAX bounds it per household, and a household whose search
-hits the bound is reported as undecided (a violation: the checker does
+cache); STATES_MAX and OPS_MAX bound it per household, and a household
+whose search hits a bound is reported as undecided (a violation: the checker does
 not pass what it could not check)."""
 import collections
 
@@ -36,6 +36,10 @@ INF = float("inf")
 # real search visits tens of states; the bound only stops a pathological
 # history from hanging the checker.
 STATES_MAX = 200000
+# Operations per household the depth-first search takes (its recursion
+# depth; Python's default limit is 1000).  One client drives a household,
+# so a run gives it a few writes and a few reads.
+OPS_MAX = 400
 STATE_CODES = ("ALREADY_EXISTS", "FAILED_PRECONDITION", "NOT_FOUND")
 WRITES = ("RegisterHousehold", "SubmitApplication", "ApproveApplication",
           "CreatePaymentBatch", "ConfirmPaymentBatch")
@@ -172,6 +176,8 @@ def matches(state, want):
 def linearize(ops, want):
     """(True, order) or (False, longest order found) for one object."""
     ops = sorted(ops, key=lambda o: o.inv)
+    if len(ops) > OPS_MAX:
+        raise OverflowError
     definite = sum(1 for o in ops if o.out != "unknown")
     seen = set()
     best = []
@@ -296,8 +302,9 @@ def check(ops_by_key, final, bad):
         try:
             ok, best = linearize(ops, want[h])
         except OverflowError:
-            bad("household %s: linearizability search gave up after %d "
-                "states (undecided)" % (h, STATES_MAX),
+            bad("household %s: linearizability search gave up (more than "
+                "%d operations or %d states: undecided)"
+                % (h, OPS_MAX, STATES_MAX),
                 *[o.key for o in ops])
             continue
         if not ok:

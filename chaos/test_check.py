@@ -281,14 +281,15 @@ def linearizability(ev, final, mutated):
                       retime(e, "chaos-1-read", 4, 9.0),
                       result(e, "chaos-1-read", 4, ev="ok", result={
                           "status": "APP_RECEIVED", "batch_id": 0})))
-    # The search bound: a household it cannot decide is reported.
-    keep = check.linear.STATES_MAX
-    check.linear.STATES_MAX = 2
-    try:
-        v = violations(ev, final)
-        assert any("undecided" in x["what"] for x in v), v
-    finally:
-        check.linear.STATES_MAX = keep
+    # The search bounds: a household it cannot decide is reported.
+    for bound in ("STATES_MAX", "OPS_MAX"):
+        keep = getattr(check.linear, bound)
+        setattr(check.linear, bound, 2)
+        try:
+            v = violations(ev, final)
+            assert any("undecided" in x["what"] for x in v), (bound, v)
+        finally:
+            setattr(check.linear, bound, keep)
 
 
 def soak_summary(good):
