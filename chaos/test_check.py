@@ -6,7 +6,11 @@ twice, a failed write applied, a write never invoked, a write that must be
 refused acknowledged, a broken invariant, a broken audit chain, replicas
 that differ) gives at least one.  Also: unreadable runs and bad arguments
 of chaos/check.py, chaos/run and chaos/soak, and the seeded plan."""
+import contextlib
 import copy
+import importlib.machinery
+import importlib.util
+import io
 import json
 import os
 import shutil
@@ -310,9 +314,23 @@ def soak_summary(good):
             f.write("%d\n" % rc)
         os.utime(r, (mtime, mtime))
 
+    # chaos/soak in this process (a Python start costs ~1 s on the loaded
+    # machine): its main() with stdout and stderr captured.
+    loader = importlib.machinery.SourceFileLoader(
+        "chaos_soak", os.path.join(here, "soak"))
+    mod = importlib.util.module_from_spec(
+        importlib.util.spec_from_loader("chaos_soak", loader))
+    loader.exec_module(mod)
+
     def soak(*args):
-        return subprocess.run([sys.executable, os.path.join(here, "soak")]
-                              + list(args), capture_output=True, text=True)
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = mod.main(list(args))
+            except SystemExit as e:  # argparse's error()
+                rc = e.code
+        return subprocess.CompletedProcess(args, rc, out.getvalue(),
+                                           err.getvalue())
     try:
         r = soak("--summarize", d)
         assert r.returncode == 2 and "no run folder" in r.stderr, r
