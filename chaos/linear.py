@@ -49,7 +49,7 @@ LIVE = ("APP_RECEIVED", "APP_APPROVED", "APP_PAID")
 
 class Op:
     __slots__ = ("key", "name", "out", "inv", "end", "args", "result",
-                 "code", "apps", "batch", "events")
+                 "code", "apps", "batch")
 
     def __init__(self, key, o):
         inv, end = o["invoke"], o["end"]
@@ -63,7 +63,6 @@ class Op:
         self.code = end.get("code") if end is not None else None
         self.apps = ()     # the application ids of this household it touches
         self.batch = None  # batch key (the creating op's key) it names
-        self.events = [inv] + ([end] if end is not None else [])
 
 
 # ----------------------------------------------------------------- model
