@@ -355,6 +355,7 @@ def soak_summary(good):
             "kill-leader": 10, "pause-leader": 1}, s
         assert s["ops"] == {k: 2 * v for k, v in good["ops"].items()}, s
         assert s["goal"] == {"faults": 1000, "met": False}, s
+        assert s["linear_households"] == 8, s
         assert "oneway-leader" in s["kinds_missing"], s
         # ten kill-leader samples pooled: median of the two middle ones,
         # p90 the 9th smallest
