@@ -42,7 +42,7 @@ class Checker:
                 self.ops[(e["client"], e["seq"])]["end"] = e
 
     # --------------------------------------------------------- helpers
-    def bad(self, what, *keys, kind="linear"):
+    def bad(self, what, *keys, kind):
         """A violation of kind (KINDS) with the history excerpt of the
         operations keys."""
         assert kind in KINDS, kind
@@ -293,7 +293,9 @@ class Checker:
         self.check_audit_keys()
         self.check_state()
         self.check_invariants()
-        households = linear.check(self.ops, self.final, self.bad)
+        households = linear.check(
+            self.ops, self.final,
+            lambda what, *keys: self.bad(what, *keys, kind="linear"))
         rto, back = self.rto(), self.leader_back()
         counts = collections.Counter(self.outcome(k) for k in self.ops)
         per_op = collections.defaultdict(collections.Counter)

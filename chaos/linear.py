@@ -26,8 +26,8 @@ no-op anywhere in a household's order.
 The search is depth-first over the operations that may come next, with a
 memo of (operations placed, model state) seen (Wing & Gong with Lowe's
 cache); STATES_MAX and OPS_MAX bound it per household, and a household
-whose search hits a bound is reported as undecided (a violation: the checker does
-not pass what it could not check)."""
+whose search hits a bound is reported as undecided (a violation: the
+checker does not pass what it could not check)."""
 import collections
 
 INF = float("inf")

@@ -144,16 +144,23 @@ def main():
         f["households"].remove("C1-1")
     v = mutated("acknowledged household lost", lose)
     assert any(x["history"] for x in v), v  # with its history excerpt
+    assert any(x["kind"] == "lost" for x in v), v
     mutated("acknowledged write not in audit",
             lambda e, f: f["audit"].pop(1))
-    mutated("write applied twice", lambda e, f: f["audit"].append(
-        dict(f["audit"][1], seq=6)))
-    mutated("failed write applied",
-            lambda e, f: f["households"].append("C1-2"))
+    kinds = {x["kind"] for x in mutated(
+        "write applied twice",
+        lambda e, f: f["audit"].append(dict(f["audit"][1], seq=6)))}
+    assert "duplicate" in kinds, kinds
+    kinds = {x["kind"] for x in mutated(
+        "failed write applied",
+        lambda e, f: f["households"].append("C1-2"))}
+    assert "effect" in kinds, kinds
     mutated("failed write with an OK record",
             lambda e, f: f["audit"][2].update(outcome=0))
-    mutated("household never invoked",
-            lambda e, f: f["households"].append("C9-9"))
+    kinds = {x["kind"] for x in mutated(
+        "household never invoked",
+        lambda e, f: f["households"].append("C9-9"))}
+    assert kinds == {"phantom"}, kinds
     mutated("audit key never invoked", lambda e, f: f["audit"].append(
         dict(f["audit"][1], client_seq=99)))
     mutated("approval lost", lambda e, f: f["applications"][0].update(
@@ -175,8 +182,10 @@ def main():
                 x.update(ev="ok", result={"object": "application/1"})
         f["audit"][6]["outcome"] = 0
     mutated("a write that must be refused acknowledged", refusal_acked)
-    mutated("budget does not add up",
-            lambda e, f: f["programs"][0].update(available=7000))
+    kinds = {x["kind"] for x in mutated(
+        "budget does not add up",
+        lambda e, f: f["programs"][0].update(available=7000))}
+    assert kinds == {"invariant"}, kinds
     mutated("reserved differs from approved sum",
             lambda e, f: f["programs"][0].update(reserved=2000,
                                                  available=7000))
@@ -186,8 +195,10 @@ def main():
             lambda e, f: f["audit"][3].update(prev_hash=H(77)))
     mutated("VerifyAudit fails on a node",
             lambda e, f: f["nodes"]["2"].update(verify_ok=False))
-    mutated("digests differ", lambda e, f: f["nodes"]["3"].update(
-        digest="cd"))
+    kinds = {x["kind"] for x in mutated(
+        "digests differ",
+        lambda e, f: f["nodes"]["3"].update(digest="cd"))}
+    assert kinds == {"replicas"}, kinds
     mutated("two live applications of a household",
             lambda e, f: f["applications"].append(dict(
                 f["applications"][0], id=2, status="APP_RECEIVED")))
