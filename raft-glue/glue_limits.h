@@ -62,8 +62,17 @@
  * loop").  Under load a flush is every interval, each a few ms on this VM. */
 #define KYUFU_STORE_SYNC_INTERVAL_MS 100u
 /* Entries of ours in flight before commands queue up: enough to keep disk
- * and network busy at once, few enough that each entry batches well. */
-#define KYUFU_GROUP_COMMIT_ENTRIES_INFLIGHT_MAX 8u
+ * and network busy at once, few enough that each entry batches well
+ * (docs/benchmarks.md "In-flight window": the sweep the default comes
+ * from).  At most raft's own per-follower window (max_inflight_entries,
+ * checked with the other options): entries beyond it would only wait in
+ * raft instead of in the proposer's queue, unbatched. */
+#define KYUFU_GROUP_COMMIT_ENTRIES_INFLIGHT_DEFAULT 8u
+#define KYUFU_GROUP_COMMIT_ENTRIES_INFLIGHT_MIN 1u
+#define KYUFU_GROUP_COMMIT_ENTRIES_INFLIGHT_MAX 1024u
+_Static_assert(KYUFU_GROUP_COMMIT_ENTRIES_INFLIGHT_DEFAULT <=
+                   KYUFU_MAX_INFLIGHT_ENTRIES_DEFAULT,
+               "the default window fits raft's default per-follower window");
 /* One entry's payload: 32 KiB entries already reach 45-65 MB/s; 1 MiB keeps
  * one apply (one LMDB txn) short on the loop thread. */
 #define KYUFU_ENTRY_BYTES_MAX ((size_t)1 << 20)
