@@ -23,9 +23,19 @@ set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 BUILD OUT_DIR [WINDOWS] [ROUNDS] [INFLIGHT] [SECONDS]" >&2; exit 2; }
 build=$1 out=$2 windows=${3:-4,8,16,32} rounds=${4:-2} inflight=${5:-16,64,256,1024} secs=${6:-5}
 here=$(cd "$(dirname "$0")/../.." && pwd)
-for v in "$rounds" "$secs" ${windows//,/ } ${inflight//,/ }; do
-    case $v in ''|*[!0-9]*) echo "$v: not a number" >&2; exit 2;; esac
-done
+# Every number a decimal in 1..1024 ([raft] group_commit_entries_inflight's
+# bounds, and the load's K), rounds and seconds in 1..86400.
+in_range() { # VALUE MAX WHAT
+    case $1 in ''|*[!0-9]*|0*) echo "$3 '$1': not a number in 1..$2" >&2; exit 2;; esac
+    [ "${#1}" -le 6 ] && [ "$1" -le "$2" ] || { echo "$3 '$1': not a number in 1..$2" >&2; exit 2; }
+}
+in_range "$rounds" 86400 ROUNDS
+in_range "$secs" 86400 SECONDS
+IFS=, read -r -a ws <<<"$windows"
+IFS=, read -r -a ks <<<"$inflight"
+[ "${#ws[@]}" -ge 1 ] && [ "${#ks[@]}" -ge 1 ] || { echo "WINDOWS and INFLIGHT must not be empty" >&2; exit 2; }
+for v in "${ws[@]}"; do in_range "$v" 1024 WINDOWS; done
+for v in "${ks[@]}"; do in_range "$v" 1024 INFLIGHT; done
 [ -x "$build/node/kyufud" ] || { echo "$build/node/kyufud: not built" >&2; exit 2; }
 ctl_bin=$build/client/kyufuctl
 load_bin=$build/chaos/bench/kyufu-bench-load
@@ -118,7 +128,6 @@ common=(--config "$conf" --clerk-token-file "$t/bench-clerk"
         --households 1000000 --approve --duration-s "$secs")
 "$load_bin" "${common[@]}" --inflight 16 --duration-s 2 >/dev/null # setup, warm-up
 stop_nodes
-IFS=, read -r -a ws <<<"$windows"
 : >"$out/uptime.txt"
 for r in $(seq "$rounds"); do
     for j in $(seq 0 $((${#ws[@]} - 1))); do
