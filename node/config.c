@@ -51,6 +51,7 @@ enum key_id {
     K_RAFT_HEARTBEAT,
     K_RAFT_SNAPSHOT_THRESHOLD,
     K_RAFT_SNAPSHOT_TRAILING,
+    K_RAFT_ENTRIES_INFLIGHT, /* issue 9: the proposer's in-flight window */
     K_LOG_LEVEL,
     K_API_CONNECTIONS,
     K_API_PER_ADDRESS,
@@ -119,6 +120,10 @@ static const struct key_spec keys[K_COUNT] = {
     [K_RAFT_SNAPSHOT_TRAILING] = {"raft", "snapshot_trailing", false,
                                   KYUFU_GLUE_OPTION_SNAPSHOT_TRAILING_ENTRIES,
                                   "entries"},
+    [K_RAFT_ENTRIES_INFLIGHT] = {"raft", "group_commit_entries_inflight",
+                                 false,
+                                 KYUFU_GLUE_OPTION_GROUP_COMMIT_ENTRIES_INFLIGHT,
+                                 "entries"},
     [K_LOG_LEVEL] = {"log", "level", false, NOT_RAFT},
     [K_API_CONNECTIONS] = {"api", "connections_max", false,
                            KYUFU_GLUE_OPTION_COUNT, "connections"},
@@ -285,6 +290,8 @@ static unsigned *raft_value(struct kyufu_config *c, enum key_id k)
         return &c->snapshot_threshold;
     case K_RAFT_SNAPSHOT_TRAILING:
         return &c->snapshot_trailing;
+    case K_RAFT_ENTRIES_INFLIGHT:
+        return &c->group_commit_entries_inflight;
     case K_API_CONNECTIONS:
         return &c->api_connections_max;
     case K_API_PER_ADDRESS:
@@ -640,7 +647,8 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
     case K_RAFT_ELECTION:
     case K_RAFT_HEARTBEAT:
     case K_RAFT_SNAPSHOT_THRESHOLD:
-    case K_RAFT_SNAPSHOT_TRAILING: {
+    case K_RAFT_SNAPSHOT_TRAILING:
+    case K_RAFT_ENTRIES_INFLIGHT: {
         const struct kyufu_glue_option_bounds *b =
             kyufu_glue_option_bounds(keys[k].option);
         if (!kyufu_textconf_parse_uint(value, b->min, b->max, &v)) {
@@ -1243,6 +1251,7 @@ void kyufu_config_raft_options(const struct kyufu_config *c,
     gc->heartbeat_timeout_ms = c->heartbeat_timeout_ms;
     gc->snapshot_threshold_entries = c->snapshot_threshold;
     gc->snapshot_trailing_entries = c->snapshot_trailing;
+    gc->group_commit_entries_inflight = c->group_commit_entries_inflight;
 }
 
 void kyufu_config_print_defaults(FILE *to)

@@ -524,6 +524,7 @@ int kyufu_glue_init(uv_loop_t *loop,
 
     kyufu_proposer__default_limits(&limits);
     limits.commands_per_entry_max = g->config.group_commit_commands_max;
+    limits.entries_inflight_max = g->config.group_commit_entries_inflight;
     kyufu_proposer__init(&g->proposer, &g->raft, &limits);
     g->proposer.fatal_hook = proposer_fatal;
     g->proposer.fatal_arg = g;
@@ -801,6 +802,7 @@ void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out)
         raft_leader(&g->raft, &leader, &address);
     }
     out->leader_id = leader;
+    out->apply_runs = g->fsm_state.n_apply_runs;
     out->snapshots_taken = g->fsm_state.n_snapshots;
     out->snapshots_restored = g->fsm_state.n_restores;
     out->snapshots_in_flight = g->sio.n_inflight;

@@ -101,6 +101,8 @@ struct kyufu_glue_config
     unsigned snapshot_trailing_entries;
     unsigned max_inflight_entries;
     unsigned group_commit_commands_max;
+    /* Entries of ours in flight before commands queue (proposer.h). */
+    unsigned group_commit_entries_inflight;
     bool pre_vote_disabled;    /* pre-vote is on unless this is set */
     /* A follower whose connection with its leader closes (no TLS
      * close_notify: a crash) starts an election at once
@@ -121,7 +123,8 @@ struct kyufu_glue_config
     X(SNAPSHOT_THRESHOLD_ENTRIES, snapshot_threshold_entries)                \
     X(SNAPSHOT_TRAILING_ENTRIES, snapshot_trailing_entries)                  \
     X(MAX_INFLIGHT_ENTRIES, max_inflight_entries)                            \
-    X(GROUP_COMMIT_COMMANDS_MAX, group_commit_commands_max)
+    X(GROUP_COMMIT_COMMANDS_MAX, group_commit_commands_max)                  \
+    X(GROUP_COMMIT_ENTRIES_INFLIGHT, group_commit_entries_inflight)
 
 enum kyufu_glue_option {
 #define KYUFU_GLUE__OPTION_ENUM(NAME, field) KYUFU_GLUE_OPTION_##NAME,
@@ -305,6 +308,7 @@ struct kyufu_glue_status
      * restored into storage (at start or installed from the leader), taken
      * but not yet written (serializing or being put), and of those the ones
      * serializing on a work thread right now. */
+    uint64_t apply_runs;      /* runs of committed entries applied (fsm.h) */
     uint64_t snapshots_taken;
     uint64_t snapshots_restored;
     unsigned snapshots_in_flight;

@@ -181,7 +181,20 @@ done
 [ -n "${def[heartbeat_ms]:-}" ] || fail "--print-defaults lacks [sla] heartbeat_ms: $defaults"
 [ -n "${def[checkpoint_interval_seconds]:-}" ] || fail "--print-defaults lacks [audit] checkpoint_interval_seconds: $defaults"
 [ -n "${def[checkpoint_records]:-}" ] || fail "--print-defaults lacks [audit] checkpoint_records: $defaults"
-[ ${#def[@]} -eq 19 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 19 (9, [audit]'s 2 and [auth]'s 8): $defaults"
+[ -n "${def[group_commit_entries_inflight]:-}" ] || fail "--print-defaults lacks [raft] group_commit_entries_inflight: $defaults"
+[ ${#def[@]} -eq 20 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 20 (10, [audit]'s 2 and [auth]'s 8): $defaults"
+# [raft] group_commit_entries_inflight (issue 9, the proposer's window): a
+# number of entries in its bounds, anything else named on its line.
+w=group_commit_entries_inflight
+for bad in 0 "$((max[$w] + 1))" -1 eight 8x 99999999999999999999; do
+    par expect_bad "window_$bad" "s/^snapshot_trailing = 16/snapshot_trailing = 16\n$w = $bad/" \
+        ":20: [raft] $w:" "'$bad' is not a number of entries in ${min[$w]}..${max[$w]}"
+done
+for ok in "${min[$w]}" "${max[$w]}"; do
+    good | sed "s/^snapshot_trailing = 16/snapshot_trailing = 16\n$w = $ok/" >"$tmp/window_$ok.ini"
+    out=$("$kyufud" --check-config "$tmp/window_$ok.ini" 2>&1); rc=$?
+    [ $rc -eq 0 ] || fail "$w = $ok refused (rc $rc): $out"
+done
 
 # single NAME ELECTION HEARTBEAT THRESHOLD TRAILING: a one-node cluster
 # (it elects itself), [raft] on lines 13-16.
@@ -425,7 +438,8 @@ api_extra=
 table=$(awk '/^## /{on=($0=="## Configuration")} on' "$docs/operations.md" \
         | grep -E '^\| `[a-z_]+` \| ' \
         | sed -E 's/^\| `([a-z_]+)` \| ([^ ]+) \| ([^|]*[^ |]) \|.*/\1 = \2 ; \3/')
-printed=$(grep -v '^\[' <<<"$defaults" | sed -e 's/debug | info | warn | error/debug, info, warn, error/' -e 's/background | commit/background, commit/')
+printed=$(grep -v '^\[' <<<"$defaults" | sed -e 's/debug | info | warn | error/debug, info, warn, error/' \
+          -e 's/background | commit/background, commit/')
 [ "$table" = "$printed" ] \
     || fail "docs/operations.md's table differs from --print-defaults:"$'\n'"$table"$'\n'"---"$'\n'"$printed"
 # docs/raft.md's options table states the same [raft] values.
