@@ -214,12 +214,24 @@ def stubs(d):
     return _stubs
 
 
+# The config section of the test-only password hash cost (node/config.c;
+# kyufud refuses it unless every address is a loopback one).
+WEAK_HASHES = "[insecure_test]\npassword_iterations = %d\n" % A.TEST_ITERATIONS
+
+
 class Cluster:
     def __init__(self, kyufud, n=3, election_ms=1000, heartbeat_ms=100,
                  snapshot_threshold=None, snapshot_trailing=None,
-                 extra_conf=None):
+                 extra_conf=None, weak_hashes=None):
         """extra_conf: {node: text} appended to that node's kyufud.conf
-        (e.g. a [power] section)."""
+        (e.g. a [power] section).  weak_hashes: every node's config has
+        [insecure_test] password_iterations = auth.TEST_ITERATIONS and the
+        bootstrap administrator's hash that count (docs/testing.md
+        "Password hashing in tests"); False: the production cost; None:
+        True unless KYUFU_TEST_PWHASH=production (to measure the
+        difference, or run a suite at the production cost)."""
+        if weak_hashes is None:
+            weak_hashes = os.environ.get("KYUFU_TEST_PWHASH") != "production"
         self.kyufud = kyufud
         self.n = n
         self.election_ms = election_ms
@@ -275,6 +287,8 @@ class Cluster:
                         % (i, os.path.join(nd, "data"), self.raft[i],
                            self.api[i], cluster, self.ca, crt, key,
                            election_ms, heartbeat_ms, raft_extra))
+                if weak_hashes:
+                    f.write(WEAK_HASHES)
                 f.write((extra_conf or {}).get(i, ""))
             self.conf[i] = conf
         self.channels = {}
@@ -285,8 +299,11 @@ class Cluster:
         self.accounts = {}  # staff_id: auth.Account, first sign-in done
         self.tokens = {}    # (staff_id, client cert path): token
         self.admin_temp = A.new_password()
+        self.weak_hashes = weak_hashes
         self.bootstrap_text = A.bootstrap_admin_text(
-            ADMIN, "ID administrator", self.admin_temp)
+            ADMIN, "ID administrator", self.admin_temp,
+            iterations=(A.TEST_ITERATIONS if weak_hashes
+                        else A.PBKDF2_ITERATIONS))
         for i in range(1, n + 1):
             self.write_bootstrap(i, self.bootstrap_text)
         self._admin_writer = None
