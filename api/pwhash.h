@@ -73,7 +73,9 @@ uint32_t kyufu_pwhash_iterations(void);
 uint32_t kyufu_pwhash_iterations_min(void);
 
 /* A new salt (RAND_bytes) and the hash of `password` (len bytes) with
- * `iterations` (refused below kyufu_pwhash_iterations_min()).  0, or -1 when OpenSSL fails (no randomness). */
+ * `iterations`.  0, or -1 when OpenSSL fails (no randomness) or for
+ * iterations outside [kyufu_pwhash_iterations_min(),
+ * KYUFU_PWHASH_ITERATIONS_MAX]. */
 int kyufu_pwhash_new(const char *password,
                      size_t len,
                      uint32_t iterations,
