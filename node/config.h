@@ -177,6 +177,11 @@ struct kyufu_config
     unsigned auth_session_idle_minutes;
     unsigned auth_session_max_hours;
     unsigned auth_purge_after_days;
+    /* [insecure_test] password_iterations (docs/testing.md "Password
+     * hashing in tests"): 0 (absent, every production node), else the
+     * PBKDF2 count of new hashes, below api/pwhash.h's production floor;
+     * accepted only when every address is a loopback one. */
+    unsigned insecure_test_password_iterations;
 
     /* Filled when load returns INVALID. */
     struct kyufu_textconf_problem problems[KYUFU_CONFIG_PROBLEMS_MAX];
