@@ -1,0 +1,131 @@
+"""Fault action "delay" (kind delay-peer; docs/chaos.md "Faults: delay and
+loss on peer links"): every byte on the target node's Raft connections,
+both directions, is held DELAY_MS (plus seeded jitter) by a user-space
+proxy (delayproxy.py), since this kernel has no netem.  In the node's
+namespace, iptables nat rules REDIRECT the node's new connections to the
+peers' Raft port (OUTPUT) and the peers' new connections to its own
+(PREROUTING) to the proxy, which connects on to the original destination
+(SO_ORIGINAL_DST) from a socket marked MARK that the rules let through;
+then the node's open Raft connections are closed (ss -K), so both sides
+reconnect through the proxy.  A node's message to a peer and the answer
+each take the delay once: a round trip grows by twice the delay.  The
+clients' API port is not touched.  The delay cycles through DELAY_MS, one
+value per injection, so a replayed plan applies the same values in the
+same order.
+
+While the fault is on, rttprobe.py measures the round trip from the
+node's namespace to a peer's Raft port (the same path as the node's own
+links); heal() fails the run if it was not at least twice the smallest
+delay the proxy applies.  heal() removes the rules, stops the proxy by
+its PID (closing every connection it carried: both ends reconnect
+directly) and is idempotent."""
+import json
+import os
+import select
+import subprocess
+import sys
+
+from harness import netns, peerlink
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROXY = os.path.join(HERE, "delayproxy.py")
+PROBE = os.path.join(HERE, "rttprobe.py")
+PROXY_PORT = 7101        # in the node's namespace; Raft 7001, API 8001
+MARK = 0x6b66            # the proxy's upstream sockets ("kf")
+DELAY_MS = (150, 300, 50)  # the issue's "50-300 ms"; 150 first (--cover)
+JITTER_DIV = 5           # jitter: +- a fifth of the delay
+PROBE_TRIES = 3
+READY_S = 30.0           # the proxy listens (Python start on a loaded host)
+PROBE_WAIT_S = 20.0
+STOP_S = 10.0
+OUT, IN = "KCHAOS-DELAY-OUT", "KCHAOS-DELAY-IN"
+HOOKS = (("OUTPUT", OUT), ("PREROUTING", IN))
+
+
+def _state(inj):
+    return inj.__dict__.setdefault("_fault_delay", {"n": 0, "on": {}})
+
+
+def _start_proxy(ns, delay, jitter, seed):
+    p = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, PROXY,
+                          "--port", str(PROXY_PORT), "--delay-ms", str(delay),
+                          "--jitter-ms", str(jitter), "--seed", str(seed),
+                          "--mark", hex(MARK)], stdout=subprocess.PIPE,
+                         text=True)
+    ready, _, _ = select.select([p.stdout], [], [], READY_S)
+    line = p.stdout.readline() if ready else ""
+    if line.split()[:1] != ["ready"]:
+        _stop(p)
+        raise RuntimeError("delay proxy in %s did not start (%r)"
+                           % (ns, line))
+    return p
+
+
+def _stop(p):
+    """Stop a process this module started, by its PID."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(timeout=STOP_S)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def inject(inj, node):
+    st = _state(inj)
+    delay = DELAY_MS[st["n"] % len(DELAY_MS)]
+    jitter = delay // JITTER_DIV
+    seed = st["n"]
+    st["n"] += 1
+    ns = inj.net.node(node)
+    peers = [netns.Net.addr(j) for j in range(1, inj.c.n + 1) if j != node]
+    on = {"delay": delay, "jitter": jitter, "proxy": None, "probe": None}
+    st["on"][node] = on  # heal() undoes whatever got done below
+    on["proxy"] = _start_proxy(ns, delay, jitter, seed)
+    text = ":%s - [0:0]\n:%s - [0:0]\n" % (OUT, IN)
+    for a in peers:
+        text += ("-A %s -p tcp -d %s --dport %d -m mark ! --mark 0x%x "
+                 "-j REDIRECT --to-ports %d\n"
+                 % (OUT, a, netns.RAFT_PORT, MARK, PROXY_PORT))
+        text += ("-A %s -p tcp -s %s --dport %d -j REDIRECT --to-ports %d\n"
+                 % (IN, a, netns.RAFT_PORT, PROXY_PORT))
+    for hook, chain in HOOKS:
+        text += "-I %s -j %s\n" % (hook, chain)
+    peerlink.restore(ns, "nat", text)
+    on["closed"] = peerlink.close_raft_connections(ns, spare_mark=MARK)
+    on["probe"] = subprocess.Popen(
+        ["ip", "netns", "exec", ns, sys.executable, PROBE, peers[0],
+         str(netns.RAFT_PORT), str(PROBE_TRIES)],
+        stdout=subprocess.PIPE, text=True)
+
+
+def _probe_result(p):
+    try:
+        out, _ = p.communicate(timeout=PROBE_WAIT_S)
+    except subprocess.TimeoutExpired:
+        _stop(p)
+        return None
+    try:
+        return json.loads(out)["rtt_ms"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def heal(inj):
+    st = _state(inj)
+    for node, on in sorted(st["on"].items()):
+        ns = inj.net.node(node)
+        rtts = _probe_result(on["probe"]) if on["probe"] else None
+        peerlink.remove(ns, "nat", HOOKS)
+        if on["proxy"] is not None:
+            _stop(on["proxy"])
+        del st["on"][node]
+        least = 2 * (on["delay"] - on["jitter"])
+        print("chaos: delay-peer node %d: %d +- %d ms each way, %s Raft "
+              "connections moved to the proxy; round trip through it %s ms"
+              % (node, on["delay"], on["jitter"], on.get("closed"), rtts),
+              flush=True)
+        if not rtts or min(rtts) < least:
+            inj.errors.append("delay-peer node %d: round trip %s ms, not at "
+                              "least %d ms" % (node, rtts, least))

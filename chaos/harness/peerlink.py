@@ -1,0 +1,74 @@
+"""What the peer-link faults (fault_loss, fault_delay; docs/chaos.md
+"Faults: delay and loss on peer links") share: their iptables chains in a
+node's namespace, installed and removed as a whole, and closing that node's
+open Raft connections.  A node's peer links are the TCP connections with
+the Raft port (netns.RAFT_PORT) at either end; its API port, and so the
+clients, are never touched."""
+import subprocess
+
+from harness import netns
+
+
+def restore(ns, table, text):
+    """Apply iptables-restore lines to one table of ns in one transaction
+    (the fault starts at once), keeping the rules already there."""
+    subprocess.run(["ip", "netns", "exec", ns, "iptables-restore", "-w",
+                    "--noflush"], input=("*%s\n%sCOMMIT\n" % (table, text))
+                   .encode(), check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE)
+
+
+def rules(ns, table):
+    r = subprocess.run(["ip", "netns", "exec", ns, "iptables", "-w", "-t",
+                        table, "-S"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, check=True)
+    return r.stdout
+
+
+def remove(ns, table, jumps):
+    """Remove the chains [(builtin chain, own chain)] from ns: the jumps
+    first, then the chains.  Idempotent (a chain already gone is fine);
+    raises if any of them is still there afterwards."""
+    have = rules(ns, table)
+    for hook, chain in jumps:
+        while ("-A %s -j %s\n" % (hook, chain)) in have:
+            netns.iptables(ns, "-t", table, "-D", hook, "-j", chain)
+            have = rules(ns, table)
+    for chain in sorted({c for _, c in jumps}):
+        if ("-N %s\n" % chain) in have:
+            netns.iptables(ns, "-t", table, "-F", chain)
+            netns.iptables(ns, "-t", table, "-X", chain)
+    have = rules(ns, table)
+    left = [c for _, c in jumps if c in have]
+    if left:
+        raise RuntimeError("%s: chains %s still in table %s"
+                           % (ns, left, table))
+
+
+def counters(ns, chain):
+    """[(packets, rule line)] of the rules of a filter chain."""
+    r = subprocess.run(["ip", "netns", "exec", ns, "iptables", "-w", "-S",
+                        chain, "-v"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, check=True)
+    out = []
+    for line in r.stdout.splitlines():
+        if line.startswith("-A ") and " -c " in line:
+            out.append((int(line.partition(" -c ")[2].split()[0]), line))
+    return out
+
+
+def close_raft_connections(ns, spare_mark=None):
+    """Close (ss -K: the kernel resets both ends) every connected TCP
+    socket of ns with the Raft port at either end, so that the node and its
+    peers connect again (and meet rules that act on new connections only);
+    sockets marked spare_mark (the delay proxy's own) are left alone.
+    Listening sockets are never touched."""
+    filt = "( sport = :%d or dport = :%d )" % (netns.RAFT_PORT,
+                                               netns.RAFT_PORT)
+    if spare_mark is not None:
+        filt += " and fwmark != 0x%x/0xffffffff" % spare_mark
+    r = subprocess.run(["ip", "netns", "exec", ns, "ss", "-K", "-H", "-tn",
+                        "state", "connected", filt],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, check=True)
+    return len(r.stdout.splitlines())
