@@ -26,18 +26,19 @@ def rules(ns, table):
 
 
 def remove(ns, table, jumps):
-    """Remove the chains [(builtin chain, own chain)] from ns: the jumps
-    first, then the chains.  Idempotent (a chain already gone is fine);
-    raises if any of them is still there afterwards."""
-    have = rules(ns, table)
-    for hook, chain in jumps:
-        while ("-A %s -j %s\n" % (hook, chain)) in have:
-            netns.iptables(ns, "-t", table, "-D", hook, "-j", chain)
-            have = rules(ns, table)
+    """Remove the chains [(builtin chain, own chain)] from ns in one
+    transaction: every jump to them, then the chains.  Idempotent (a chain
+    already gone is fine); raises if any of them is still there afterwards.
+    Three iptables calls, since heal_all runs after every fault."""
+    have = rules(ns, table).splitlines()
+    text = "".join("-D %s\n" % line[3:] for line in have
+                   if line.startswith("-A ") and
+                   any(line == "-A %s -j %s" % j for j in jumps))
     for chain in sorted({c for _, c in jumps}):
-        if ("-N %s\n" % chain) in have:
-            netns.iptables(ns, "-t", table, "-F", chain)
-            netns.iptables(ns, "-t", table, "-X", chain)
+        if "-N %s" % chain in have:
+            text += "-F %s\n-X %s\n" % (chain, chain)
+    if text:
+        restore(ns, table, text)
     have = rules(ns, table)
     left = [c for _, c in jumps if c in have]
     if left:
