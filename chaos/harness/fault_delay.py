@@ -7,7 +7,11 @@ peers' Raft port (OUTPUT) and the peers' new connections to its own
 (PREROUTING) to the proxy, which connects on to the original destination
 (SO_ORIGINAL_DST) from a socket marked MARK that the rules let through;
 then the node's open Raft connections are closed (ss -K), so both sides
-reconnect through the proxy.  A node's message to a peer and the answer
+reconnect through the proxy: one peer at a time, waiting until that peer
+names a leader again before the next.  Resetting the leader's links with
+both followers at once is crash evidence for both (raft-glue
+crash_evidence.h): they would elect another leader at once, and the fault
+would be a leader change, not a slow leader (docs/chaos.md).  A node's message to a peer and the answer
 each take the delay once: a round trip grows by twice the delay.  The
 clients' API port is not touched.  The delay cycles through DELAY_MS, one
 value per injection, so a replayed plan applies the same values in the
@@ -16,9 +20,9 @@ same order.
 While the fault is on, rttprobe.py measures the round trip from the
 node's namespace to a peer's Raft port (the same path as the node's own
 links); heal() fails the run if it was not at least twice the smallest
-delay the proxy applies.  heal() removes the rules, stops the proxy by
-its PID (closing every connection it carried: both ends reconnect
-directly) and is idempotent."""
+delay the proxy applies.  heal() removes the rules, closes the
+connections through the proxy one peer at a time as above (both ends
+reconnect directly), stops the proxy by its PID and is idempotent."""
 import json
 import os
 import select
@@ -38,12 +42,17 @@ PROBE_TRIES = 3
 READY_S = 30.0           # the proxy listens (Python start on a loaded host)
 PROBE_WAIT_S = 20.0
 STOP_S = 10.0
+MOVE_WAIT_S = 5.0        # a peer whose links moved names a leader again
 OUT, IN = "KCHAOS-DELAY-OUT", "KCHAOS-DELAY-IN"
 HOOKS = (("OUTPUT", OUT), ("PREROUTING", IN))
 
 
 def _state(inj):
     return inj.__dict__.setdefault("_fault_delay", {"n": 0, "on": {}})
+
+
+def _peers(inj, node):
+    return [j for j in range(1, inj.c.n + 1) if j != node]
 
 
 def _start_proxy(ns, delay, jitter, seed):
@@ -79,21 +88,33 @@ def inject(inj, node):
     seed = st["n"]
     st["n"] += 1
     ns = inj.net.node(node)
-    peers = [netns.Net.addr(j) for j in range(1, inj.c.n + 1) if j != node]
+    peers = [netns.Net.addr(j) for j in _peers(inj, node)]
     on = {"delay": delay, "jitter": jitter, "proxy": None, "probe": None}
     st["on"][node] = on  # heal() undoes whatever got done below
     on["proxy"] = _start_proxy(ns, delay, jitter, seed)
     text = ":%s - [0:0]\n:%s - [0:0]\n" % (OUT, IN)
     for a in peers:
-        text += ("-A %s -p tcp -d %s --dport %d -m mark ! --mark 0x%x "
+        # --syn: only connections that start now.  The first nat rule in a
+        # namespace turns connection tracking on there, and the tracker
+        # picks up open connections mid-stream as new ones: without --syn
+        # their next packets would be redirected to the proxy, which
+        # resets them, with both peers at once.
+        text += ("-A %s -p tcp --syn -d %s --dport %d -m mark ! --mark 0x%x "
                  "-j REDIRECT --to-ports %d\n"
                  % (OUT, a, netns.RAFT_PORT, MARK, PROXY_PORT))
-        text += ("-A %s -p tcp -s %s --dport %d -j REDIRECT --to-ports %d\n"
+        text += ("-A %s -p tcp --syn -s %s --dport %d "
+                 "-j REDIRECT --to-ports %d\n"
                  % (IN, a, netns.RAFT_PORT, PROXY_PORT))
     for hook, chain in HOOKS:
         text += "-I %s -j %s\n" % (hook, chain)
     peerlink.restore(ns, "nat", text)
-    on["closed"] = peerlink.close_raft_connections(ns, spare_mark=MARK)
+    on["closed"] = on["moved"] = 0
+    for j in _peers(inj, node):
+        on["closed"] += peerlink.close_connections(
+            ns, netns.Net.addr(j), local_ports=(netns.RAFT_PORT,),
+            remote_ports=(netns.RAFT_PORT,), spare_mark=MARK)
+        on["moved"] += peerlink.wait_reconnected(inj, ns, j, PROXY_PORT,
+                                                 MOVE_WAIT_S)
     on["probe"] = subprocess.Popen(
         ["ip", "netns", "exec", ns, sys.executable, PROBE, peers[0],
          str(netns.RAFT_PORT), str(PROBE_TRIES)],
@@ -118,13 +139,23 @@ def heal(inj):
         ns = inj.net.node(node)
         rtts = _probe_result(on["probe"]) if on["probe"] else None
         peerlink.remove(ns, "nat", HOOKS)
+        for j in _peers(inj, node):
+            # the node's connections to j (through the proxy or not) and
+            # the proxy's from j: the proxy closes the other end of each
+            peerlink.close_connections(
+                ns, netns.Net.addr(j), local_ports=(PROXY_PORT,),
+                remote_ports=(netns.RAFT_PORT,), spare_mark=MARK)
+            peerlink.wait_reconnected(inj, ns, j, netns.RAFT_PORT,
+                                      MOVE_WAIT_S)
         if on["proxy"] is not None:
             _stop(on["proxy"])
         del st["on"][node]
         least = 2 * (on["delay"] - on["jitter"])
         print("chaos: delay-peer node %d: %d +- %d ms each way, %s Raft "
-              "connections moved to the proxy; round trip through it %s ms"
-              % (node, on["delay"], on["jitter"], on.get("closed"), rtts),
+              "connections reset, %s of %d peers back through the proxy "
+              "within %.0f s; round trip through it %s ms"
+              % (node, on["delay"], on["jitter"], on.get("closed"),
+                 on.get("moved"), inj.c.n - 1, MOVE_WAIT_S, rtts),
               flush=True)
         if not rtts or min(rtts) < least:
             inj.errors.append("delay-peer node %d: round trip %s ms, not at "

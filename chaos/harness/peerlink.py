@@ -5,6 +5,7 @@ open Raft connections.  A node's peer links are the TCP connections with
 the Raft port (netns.RAFT_PORT) at either end; its API port, and so the
 clients, are never touched."""
 import subprocess
+import time
 
 from harness import netns
 
@@ -58,18 +59,44 @@ def counters(ns, chain):
     return out
 
 
-def close_raft_connections(ns, spare_mark=None):
-    """Close (ss -K: the kernel resets both ends) every connected TCP
-    socket of ns with the Raft port at either end, so that the node and its
-    peers connect again (and meet rules that act on new connections only);
-    sockets marked spare_mark (the delay proxy's own) are left alone.
-    Listening sockets are never touched."""
-    filt = "( sport = :%d or dport = :%d )" % (netns.RAFT_PORT,
-                                               netns.RAFT_PORT)
-    if spare_mark is not None:
-        filt += " and fwmark != 0x%x/0xffffffff" % spare_mark
-    r = subprocess.run(["ip", "netns", "exec", ns, "ss", "-K", "-H", "-tn",
-                        "state", "connected", filt],
+def _ss(ns, kill, filt):
+    r = subprocess.run(["ip", "netns", "exec", ns, "ss", "-H", "-tn"] +
+                       (["-K"] if kill else []) + ["state", "connected", filt],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        text=True, check=True)
     return len(r.stdout.splitlines())
+
+
+def _filter(peer, local_ports, remote_ports, spare_mark):
+    ports = ["sport = :%d" % p for p in local_ports] + \
+        ["dport = :%d" % p for p in remote_ports]
+    filt = "dst %s and ( %s )" % (peer, " or ".join(ports))
+    if spare_mark is not None:
+        filt += " and fwmark != 0x%x/0xffffffff" % spare_mark
+    return filt
+
+
+def close_connections(ns, peer, local_ports=(), remote_ports=(),
+                      spare_mark=None):
+    """Close (ss -K: the kernel resets both ends) the connected TCP sockets
+    of ns whose remote address is peer and whose local port is one of
+    local_ports or remote port one of remote_ports; sockets marked
+    spare_mark (the delay proxy's own) are left alone.  Listening sockets
+    are never touched.  Returns how many were closed."""
+    return _ss(ns, True, _filter(peer, local_ports, remote_ports,
+                                 spare_mark))
+
+
+def wait_reconnected(inj, ns, peer_node, local_port, limit_s):
+    """After close_connections: wait until peer_node has connected again
+    to local_port in ns (so it has seen the reset) and names a leader (its
+    Status), at most limit_s.  False on timeout."""
+    filt = _filter(netns.Net.addr(peer_node), (local_port,), (), None)
+    end = time.monotonic() + limit_s
+    while time.monotonic() < end:
+        if _ss(ns, False, filt) > 0:
+            st = inj.c.status(peer_node, timeout=1.0)
+            if st is not None and st.leader_id:
+                return True
+        time.sleep(0.05)
+    return False
