@@ -45,6 +45,7 @@ STOP_S = 10.0
 MOVE_WAIT_S = 5.0        # a peer whose links moved names a leader again
 OUT, IN = "KCHAOS-DELAY-OUT", "KCHAOS-DELAY-IN"
 HOOKS = (("OUTPUT", OUT), ("PREROUTING", IN))
+KEEP = "-m conntrack --ctstate INVALID -j RETURN"  # see inject()
 
 
 def _state(inj):
@@ -92,19 +93,25 @@ def inject(inj, node):
     on = {"delay": delay, "jitter": jitter, "proxy": None, "probe": None}
     st["on"][node] = on  # heal() undoes whatever got done below
     on["proxy"] = _start_proxy(ns, delay, jitter, seed)
-    text = ":%s - [0:0]\n:%s - [0:0]\n" % (OUT, IN)
+    # KEEP holds connection tracking on in the namespace until the chains
+    # go: NAT needs it, and the kernel turns it off when its last user
+    # (rule) goes, so deleting the REDIRECT rules alone would leave every
+    # redirected connection untranslated (reset by both peers at once).
+    text = ":%s - [0:0]\n:%s - [0:0]\n-A %s %s\n" % (OUT, IN, OUT, KEEP)
+    on["redirects"] = []
     for a in peers:
         # --syn: only connections that start now.  The first nat rule in a
         # namespace turns connection tracking on there, and the tracker
         # picks up open connections mid-stream as new ones: without --syn
         # their next packets would be redirected to the proxy, which
         # resets them, with both peers at once.
-        text += ("-A %s -p tcp --syn -d %s --dport %d -m mark ! --mark 0x%x "
-                 "-j REDIRECT --to-ports %d\n"
-                 % (OUT, a, netns.RAFT_PORT, MARK, PROXY_PORT))
-        text += ("-A %s -p tcp --syn -s %s --dport %d "
-                 "-j REDIRECT --to-ports %d\n"
-                 % (IN, a, netns.RAFT_PORT, PROXY_PORT))
+        on["redirects"] += [
+            "%s -p tcp --syn -d %s --dport %d -m mark ! --mark 0x%x "
+            "-j REDIRECT --to-ports %d"
+            % (OUT, a, netns.RAFT_PORT, MARK, PROXY_PORT),
+            "%s -p tcp --syn -s %s --dport %d -j REDIRECT --to-ports %d"
+            % (IN, a, netns.RAFT_PORT, PROXY_PORT)]
+    text += "".join("-A %s\n" % r for r in on["redirects"])
     for hook, chain in HOOKS:
         text += "-I %s -j %s\n" % (hook, chain)
     peerlink.restore(ns, "nat", text)
@@ -138,7 +145,11 @@ def heal(inj):
     for node, on in sorted(st["on"].items()):
         ns = inj.net.node(node)
         rtts = _probe_result(on["probe"]) if on["probe"] else None
-        peerlink.remove(ns, "nat", HOOKS)
+        if on.get("redirects"):
+            # new connections go direct from now on (KEEP stays)
+            peerlink.restore(ns, "nat", "".join(
+                "-D %s\n" % r for r in on["redirects"]))
+            on["redirects"] = []
         for j in _peers(inj, node):
             # the node's connections to j (through the proxy or not) and
             # the proxy's from j: the proxy closes the other end of each
@@ -147,15 +158,18 @@ def heal(inj):
                 remote_ports=(netns.RAFT_PORT,), spare_mark=MARK)
             peerlink.wait_reconnected(inj, ns, j, netns.RAFT_PORT,
                                       MOVE_WAIT_S)
+        carried = peerlink.count_connections(ns, PROXY_PORT)
         if on["proxy"] is not None:
             _stop(on["proxy"])
+        peerlink.remove(ns, "nat", HOOKS)
         del st["on"][node]
         least = 2 * (on["delay"] - on["jitter"])
         print("chaos: delay-peer node %d: %d +- %d ms each way, %s Raft "
               "connections reset, %s of %d peers back through the proxy "
-              "within %.0f s; round trip through it %s ms"
+              "within %.0f s; round trip through it %s ms; %d connections "
+              "still on the proxy when it stopped"
               % (node, on["delay"], on["jitter"], on.get("closed"),
-                 on.get("moved"), inj.c.n - 1, MOVE_WAIT_S, rtts),
+                 on.get("moved"), inj.c.n - 1, MOVE_WAIT_S, rtts, carried),
               flush=True)
         if not rtts or min(rtts) < least:
             inj.errors.append("delay-peer node %d: round trip %s ms, not at "

@@ -87,6 +87,11 @@ def close_connections(ns, peer, local_ports=(), remote_ports=(),
                                  spare_mark))
 
 
+def count_connections(ns, local_port):
+    """How many connected TCP sockets of ns have local_port."""
+    return _ss(ns, False, "sport = :%d" % local_port)
+
+
 def wait_reconnected(inj, ns, peer_node, local_port, limit_s):
     """After close_connections: wait until peer_node has connected again
     to local_port in ns (so it has seen the reset) and names a leader (its
