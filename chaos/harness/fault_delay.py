@@ -117,11 +117,12 @@ def inject(inj, node):
     peerlink.restore(ns, "nat", text)
     on["closed"] = on["moved"] = 0
     for j in _peers(inj, node):
+        linked = peerlink.count_connections(ns, netns.RAFT_PORT, j) > 0
         on["closed"] += peerlink.close_connections(
             ns, netns.Net.addr(j), local_ports=(netns.RAFT_PORT,),
             remote_ports=(netns.RAFT_PORT,), spare_mark=MARK)
         on["moved"] += peerlink.wait_reconnected(inj, ns, j, PROXY_PORT,
-                                                 MOVE_WAIT_S)
+                                                 MOVE_WAIT_S, linked)
     on["probe"] = subprocess.Popen(
         ["ip", "netns", "exec", ns, sys.executable, PROBE, peers[0],
          str(netns.RAFT_PORT), str(PROBE_TRIES)],
@@ -153,11 +154,12 @@ def heal(inj):
         for j in _peers(inj, node):
             # the node's connections to j (through the proxy or not) and
             # the proxy's from j: the proxy closes the other end of each
+            linked = peerlink.count_connections(ns, PROXY_PORT, j) > 0
             peerlink.close_connections(
                 ns, netns.Net.addr(j), local_ports=(PROXY_PORT,),
                 remote_ports=(netns.RAFT_PORT,), spare_mark=MARK)
             peerlink.wait_reconnected(inj, ns, j, netns.RAFT_PORT,
-                                      MOVE_WAIT_S)
+                                      MOVE_WAIT_S, linked)
         carried = peerlink.count_connections(ns, PROXY_PORT)
         if on["proxy"] is not None:
             _stop(on["proxy"])
@@ -165,8 +167,8 @@ def heal(inj):
         del st["on"][node]
         least = 2 * (on["delay"] - on["jitter"])
         print("chaos: delay-peer node %d: %d +- %d ms each way, %s Raft "
-              "connections reset, %s of %d peers back through the proxy "
-              "within %.0f s; round trip through it %s ms; %d connections "
+              "connections reset, %s of %d peers back (through the proxy if "
+              "linked) within %.0f s; round trip through it %s ms; %d connections "
               "still on the proxy when it stopped"
               % (node, on["delay"], on["jitter"], on.get("closed"),
                  on.get("moved"), inj.c.n - 1, MOVE_WAIT_S, rtts, carried),

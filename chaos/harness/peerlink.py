@@ -87,19 +87,25 @@ def close_connections(ns, peer, local_ports=(), remote_ports=(),
                                  spare_mark))
 
 
-def count_connections(ns, local_port):
-    """How many connected TCP sockets of ns have local_port."""
-    return _ss(ns, False, "sport = :%d" % local_port)
+def count_connections(ns, local_port, peer_node=None):
+    """How many connected TCP sockets of ns have local_port (and, given
+    peer_node, that node's address as remote address)."""
+    if peer_node is None:
+        return _ss(ns, False, "sport = :%d" % local_port)
+    return _ss(ns, False, _filter(netns.Net.addr(peer_node), (local_port,),
+                                  (), None))
 
 
-def wait_reconnected(inj, ns, peer_node, local_port, limit_s):
-    """After close_connections: wait until peer_node has connected again
-    to local_port in ns (so it has seen the reset) and names a leader (its
-    Status), at most limit_s.  False on timeout."""
-    filt = _filter(netns.Net.addr(peer_node), (local_port,), (), None)
+def wait_reconnected(inj, ns, peer_node, local_port, limit_s,
+                     linked=True):
+    """After close_connections: wait until peer_node names a leader (its
+    Status) and, if it had a link with ns (linked), has connected again to
+    local_port in ns (so it has seen the reset), at most limit_s.  Two
+    followers need not have a link: Raft followers send each other
+    nothing.  False on timeout."""
     end = time.monotonic() + limit_s
     while time.monotonic() < end:
-        if _ss(ns, False, filt) > 0:
+        if not linked or count_connections(ns, local_port, peer_node) > 0:
             st = inj.c.status(peer_node, timeout=1.0)
             if st is not None and st.leader_id:
                 return True
