@@ -10,6 +10,7 @@ import io
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -120,6 +121,33 @@ def test_sigterm_closes(up):
     c.close()
 
 
+def test_reset_closes_other_end():
+    """A reset on one side closes the other: a peer behind the proxy must
+    see its connection go, not keep a half-dead link."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    p, port = start(ls.getsockname()[1], "--delay-ms", "20")
+    try:
+        c = socket.create_connection(("127.0.0.1", port))
+        c.sendall(b"z")
+        ls.settimeout(10)
+        s, _ = ls.accept()
+        s.settimeout(10)
+        assert s.recv(1) == b"z"
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                     struct.pack("ii", 1, 0))
+        c.close()  # RST
+        try:
+            assert s.recv(1) == b""
+        except ConnectionResetError:
+            pass
+        s.close()
+    finally:
+        stop(p)
+        ls.close()
+
+
 def test_bad_arguments():
     for args in (["--delay-ms", "100"],                      # no --port
                  ["--port", "0"],                            # no delay
@@ -162,6 +190,7 @@ def main():
     test_latency(up)
     test_order_and_half_close(up)
     test_sigterm_closes(up)
+    test_reset_closes_other_end()
     ls.close()
     print("delayproxy: ok")
     return 0

@@ -84,14 +84,20 @@ class Proxy:
 
     async def pump(self, r, w):
         """Copy r to w, each chunk delivered latency() after it was read,
-        in order; EOF is passed on (half-close) after the data before it."""
+        in order; EOF is passed on (half-close) after the data before it.
+        A reset of r raises here (after the data before it), so that the
+        caller closes both connections: the other end must see its peer
+        go, not a connection that stays open."""
         loop = asyncio.get_running_loop()
         q = asyncio.Queue()
 
         async def reader():
             last = 0.0
             while True:
-                data = await r.read(CHUNK_BYTES)
+                try:
+                    data = await r.read(CHUNK_BYTES)
+                except OSError:
+                    data = None  # reset: end the connection
                 last = max(last, loop.time() + self.latency())
                 await q.put((last, data))
                 if not data:
@@ -101,6 +107,8 @@ class Proxy:
             while True:
                 due, data = await q.get()
                 await asyncio.sleep(max(0.0, due - loop.time()))
+                if data is None:
+                    raise ConnectionResetError("the other end was reset")
                 if not data:
                     if w.can_write_eof():
                         w.write_eof()
