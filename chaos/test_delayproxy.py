@@ -2,11 +2,12 @@
 """chaos/harness/delayproxy.py, the user-space delay of the delay-peer
 fault (docs/chaos.md "Faults: delay and loss on peer links"), on loopback
 without namespaces or root (a few seconds): the latency it adds is really
-there in each direction, bytes arrive complete and in order under jitter,
+there in each direction (and rttprobe, the fault's check, measures it), bytes arrive complete and in order under jitter,
 a half-close passes through, SIGTERM stops it with every connection
 closed, and bad arguments are refused (exit 2) before it listens."""
 import contextlib
 import io
+import json
 import os
 import signal
 import socket
@@ -19,7 +20,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROXY = os.path.join(HERE, "harness", "delayproxy.py")
 sys.path.insert(0, HERE)
-from harness import delayproxy  # noqa: E402
+from harness import delayproxy, rttprobe  # noqa: E402
 
 
 def echo_server():
@@ -87,6 +88,28 @@ def test_latency(up):
                 assert 0.300 <= rtt < 3.0, rtt
     finally:
         stop(p)
+
+
+def test_rttprobe(up):
+    """rttprobe (the delay-peer fault's check) sees the proxy's round
+    trip: a ClientHello out, the first byte back (the echo server answers
+    it with itself); bad arguments exit 2."""
+    p, port = start(up, "--delay-ms", "150")
+    try:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            rc = rttprobe.main(["127.0.0.1", str(port), "2"])
+        rtts = json.loads(out.getvalue())["rtt_ms"]
+        assert rc == 0 and len(rtts) == 2 and min(rtts) >= 300, (rc, rtts)
+    finally:
+        stop(p)
+    for args in (["127.0.0.1", "0", "1"], ["127.0.0.1", "1", "0"],
+                 ["127.0.0.1", "1", "21"], ["localhost", "1", "1"],
+                 ["127.0.0.1", "x", "1"], ["127.0.0.1", "1"]):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            assert rttprobe.main(args) == 2, args
+        assert "usage:" in err.getvalue(), args
 
 
 def test_order_and_half_close(up):
@@ -188,6 +211,7 @@ def main():
     up = ls.getsockname()[1]
     test_bad_arguments()
     test_latency(up)
+    test_rttprobe(up)
     test_order_and_half_close(up)
     test_sigterm_closes(up)
     test_reset_closes_other_end()
