@@ -411,7 +411,7 @@ def soak_summary(good):
 def plans():
     """The same seed gives the same plan; --cover starts with every kind
     once; another seed gives another plan."""
-    from harness import plan
+    from harness import faults, plan
     a, b = plan.make(13, 60, cover=True), plan.make(13, 60, cover=True)
     assert a == b
     assert sorted(f["kind"] for f in a[:len(plan.KINDS)]) == \
@@ -421,7 +421,8 @@ def plans():
     for f in a:
         assert plan.DURATION_S[0] <= f["duration"] <= plan.DURATION_S[1]
         assert 0 <= f["pick"] < 1 and f["action"] in (
-            "kill", "pause", "partition", "bridge", "oneway"), f
+            "kill", "pause", "partition", "bridge", "oneway") + \
+            tuple(faults.ACTIONS), f
 
 
 def hostile(ev, final):

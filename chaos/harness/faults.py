@@ -6,12 +6,15 @@ named by a majority again)."""
 import signal
 import time
 
-from harness import netns
+from harness import fault_delay, fault_loss, netns
 
 # Further fault actions, each in its own module with inject(inj, node)
 # (break it; `node` is the resolved target) and heal(inj) (undo whatever
 # that module broke, idempotent: heal_all calls every module's heal).
 ACTIONS = {
+    # delay and loss on peer links
+    "loss": fault_loss,
+    "delay": fault_delay,
 }
 
 RECOVER_S = 30.0  # no majority leader this long after healing: a failure

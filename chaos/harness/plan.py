@@ -15,6 +15,10 @@ KINDS = {
     "partition-split": ("partition", "random"),
     "partition-bridge": ("bridge", "random"),
     "oneway-leader": ("oneway", "leader"),
+    # delay and loss on peer links (fault_loss.py, fault_delay.py): on the
+    # leader's Raft connections, both directions
+    "loss-peer": ("loss", "leader"),
+    "delay-peer": ("delay", "leader"),
 }
 # Seconds a fault lasts before it is healed, and the quiet gap after the
 # cluster has a leader again: long enough for an election (1 s timeout)
