@@ -110,6 +110,7 @@ def run(a, net):
     harness_errors = []
     injected = []
     try:
+        faults.prepare(c, kinds, a.seed)
         t_made = time.monotonic()
         c.start_all()
         c.wait_leader(60)
@@ -184,6 +185,7 @@ def run(a, net):
                                 os.path.join(a.out, "node%d.log" % i))
                 except OSError:
                     pass
+        faults.teardown(c)
         c.close()
     print(json.dumps({k: v for k, v in summary.items()
                       if k != "violations"}, sort_keys=True))

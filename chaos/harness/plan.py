@@ -15,6 +15,11 @@ KINDS = {
     "partition-split": ("partition", "random"),
     "partition-bridge": ("bridge", "random"),
     "oneway-leader": ("oneway", "leader"),
+    # disk full and corrupted files on one node (docs/chaos.md "Faults:
+    # disk full and corrupted files")
+    "disk-full": ("disk-full", "random"),
+    "corrupt-log": ("corrupt-log", "random"),
+    "corrupt-store": ("corrupt-store", "random"),
 }
 # Seconds a fault lasts before it is healed, and the quiet gap after the
 # cluster has a leader again: long enough for an election (1 s timeout)
