@@ -160,17 +160,21 @@ def main():
 def plans():
     """The same seed gives the same plan; --cover starts with every kind
     once; another seed gives another plan."""
-    from harness import plan
+    from harness import faults, plan
     a, b = plan.make(13, 60, cover=True), plan.make(13, 60, cover=True)
     assert a == b
-    assert sorted(f["kind"] for f in a[:len(plan.KINDS)]) == \
-        sorted(plan.KINDS), a
+    kinds = plan.default_kinds()
+    assert sorted(f["kind"] for f in a[:len(kinds)]) == kinds, a
+    # A kind named only (a known gap) never enters a default plan.
+    assert plan.NAMED_ONLY <= set(plan.KINDS)
+    assert not plan.NAMED_ONLY & {f["kind"] for f in a}, a
     assert plan.make(14, 60, cover=True) != a
     assert plan.make(13, 60) != a  # the cover prefix is part of the plan
     for f in a:
         assert plan.DURATION_S[0] <= f["duration"] <= plan.DURATION_S[1]
         assert 0 <= f["pick"] < 1 and f["action"] in (
-            "kill", "pause", "partition", "bridge", "oneway"), f
+            "kill", "pause", "partition", "bridge", "oneway") + tuple(
+                faults.ACTIONS), f
 
 
 def hostile(ev, final):

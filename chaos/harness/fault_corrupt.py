@@ -1,31 +1,34 @@
 """Damaged files on one node (docs/chaos.md "Faults: disk full and
 corrupted files"), shared by the actions `corrupt-log`
-(harness.fault_corrupt_log) and `corrupt-store`
-(harness.fault_corrupt_store).
+(harness.fault_corrupt_log), `corrupt-store`
+(harness.fault_corrupt_store) and `flip-store`
+(harness.fault_flip_store).
 
 inject() kills the node with SIGKILL, then damages one of its files: a
 Raft segment (closed `N-M` or open `open-K`) for "log", the LMDB
-`data.mdb` for "store"; either truncated to a shorter length or with a few
-bits flipped.  Which file, which damage and where are drawn from a
-random.Random seeded with the run's seed, as fractions scaled to the
-file's size at injection (a replay draws the same fractions; the files
-can differ).
+`data.mdb` for "store"; truncated to a shorter length or with a few bits
+flipped (the action says which it may do).  Which file, which damage and
+where are drawn from a random.Random seeded with the run's seed, as
+fractions scaled to the file's size at injection (a replay draws the same
+fractions; the files can differ).
 
 heal() starts the node again and watches it for START_WAIT_S:
 - it runs (its Status answers): the damage went unnoticed or did no harm;
   the run's checker compares every replica's digest at the end;
-- it refuses to start (exit 1 "cannot start raft" for a damaged segment,
-  exit 4 or 1 naming a damaged store): the documented operator repair
-  (REPAIR below) runs, and the node is started again and must run.
+- it refuses to start with one of the action's documented refusals (exit
+  1 "cannot start raft" for a damaged log, exit 4 "cannot open the store"
+  for a damaged store): the action's operator repairs run in order, each
+  followed by a start, until the node runs.
 Any other outcome (a signal, a node that exits after answering) is left
-running-or-not for the Injector to report as a node that exited on its
-own."""
+to the Injector, which reports a node that exited on its own."""
 import os
 import random
 import re
 import shutil
 import signal
 import time
+
+import grpc
 
 from harness import nodelog
 
@@ -44,17 +47,33 @@ def _files(root, what):
     return sorted(out)
 
 
-def _damage(rnd, path):
-    """Truncate or flip bits in path; a description of what was done."""
-    size = os.path.getsize(path)
-    how = rnd.choice(("truncate", "flip"))
+def _written(path):
+    """The length of path without its trailing zero bytes (raft_uv
+    preallocates open segments: only the start holds entries)."""
+    end = os.path.getsize(path)
+    with open(path, "rb") as f:
+        while end > 0:
+            n = min(end, 1 << 16)
+            f.seek(end - n)
+            chunk = f.read(n).rstrip(b"\0")
+            if chunk:
+                return end - n + len(chunk)
+            end -= n
+    return 0
+
+
+def _damage(rnd, path, damages):
+    """Truncate or flip bits in path (one of damages), within its written
+    part; a description of what was done."""
+    size = _written(path)
+    how = rnd.choice(damages)
     fracs = [rnd.random() for _ in range(FLIP_BITS[1] * 2)]
     if size == 0:
-        return {"file": path, "size": 0, "damage": "none (empty file)"}
+        return {"file": path, "written": 0, "damage": "none (empty file)"}
     if how == "truncate":
         new = int(fracs[0] * size)
         os.truncate(path, new)
-        return {"file": path, "size": size, "damage": "truncate",
+        return {"file": path, "written": size, "damage": "truncate",
                 "to": new}
     n = FLIP_BITS[0] + int(fracs[0] * (FLIP_BITS[1] - FLIP_BITS[0] + 1))
     flips = []
@@ -67,23 +86,27 @@ def _damage(rnd, path):
             f.seek(off)
             f.write(bytes([b ^ (1 << bit)]))
             flips.append([off, bit])
-    return {"file": path, "size": size, "damage": "flip", "bits": flips}
+    return {"file": path, "written": size, "damage": "flip", "bits": flips}
 
 
 class Corruption:
-    def __init__(self, what, refusals, repair):
-        """what: "log" or "store"; refusals: {exit status: [log line
-        fragments]} that mark the node's documented refusal to start on
-        damaged data; repair(cluster, node): the operator's repair (it
-        may start the node itself)."""
+    def __init__(self, action, what, damages, refusals, repairs):
+        """action: the fault action's name; what: "log" or "store";
+        damages: a subset of ("truncate", "flip"); refusals: {exit status:
+        [log line fragments]} that mark the node's documented refusal to
+        start on damaged data; repairs: [repair(cluster, node)], the
+        operator's repairs, tried in order while the node refuses (a
+        repair may start the node itself)."""
+        self.action = action
         self.what = what
+        self.damages = damages
         self.refusals = refusals
-        self.repair = repair
+        self.repairs = repairs
         self.rnd = random.Random(0)
         self.down = {}  # node -> the damage done, until healed
 
     def prepare(self, _c, seed):
-        self.rnd = random.Random("%s-%d" % (self.what, seed))
+        self.rnd = random.Random("%s-%d" % (self.action, seed))
 
     def inject(self, inj, node):
         c = inj.c
@@ -96,13 +119,12 @@ class Corruption:
             done = {"damage": "none (no %s file)" % self.what}
         else:
             path = files[int(pick * len(files))]
-            done = _damage(self.rnd, path)
+            done = _damage(self.rnd, path, self.damages)
             done["file"] = os.path.relpath(path, c.dir)
         self.down[node] = done
-        inj.hist.write("fault-note", action="corrupt-" + self.what,
-                       node=node, **done)
-        print("chaos: corrupt-%s: node %d killed, %s" % (self.what, node,
-              done), flush=True)
+        inj.hist.write("fault-note", action=self.action, node=node, **done)
+        print("chaos: %s: node %d killed, %s" % (self.action, node, done),
+              flush=True)
 
     def _start_and_watch(self, c, node):
         """Start node (unless the repair did); "running", or (exit status,
@@ -131,18 +153,21 @@ class Corruption:
         for node, done in sorted(self.down.items()):
             c = inj.c
             t0 = time.monotonic()
-            first = self._start_and_watch(c, node)
-            note = {"action": "corrupt-" + self.what, "node": node,
-                    "healed": True, "start": _show(first)}
-            if self._refused(first):
-                self.repair(c, node)
-                second = self._start_and_watch(c, node)
-                note.update(repaired=True, after_repair=_show(second))
+            outcome = self._start_and_watch(c, node)
+            note = {"action": self.action, "node": node, "healed": True,
+                    "start": _show(outcome), "repairs": []}
+            for repair in self.repairs:
+                if not self._refused(outcome):
+                    break
+                repair(c, node)
+                outcome = self._start_and_watch(c, node)
+                note["repairs"].append({"repair": repair.__name__,
+                                        "then": _show(outcome)})
             note["restart_s"] = round(time.monotonic() - t0, 2)
             inj.hist.write("fault-note", **note)
-            print("chaos: corrupt-%s: node %d %s" % (
-                self.what, node, {k: v for k, v in note.items()
-                                  if k not in ("action", "node")}),
+            print("chaos: %s: node %d %s" % (
+                self.action, node, {k: v for k, v in note.items()
+                                    if k not in ("action", "node")}),
                 flush=True)
         self.down.clear()
 
@@ -159,3 +184,46 @@ def wipe(path):
         shutil.rmtree(path)
     elif os.path.exists(path):
         os.unlink(path)
+
+
+CATCH_UP_MS = 60000     # AddNode's bound for the standby's catch-up
+LEADER_S = 30.0
+
+
+def _join_conf(path):
+    """`join = yes` in the config's [node] section (kyufuctl node new
+    writes the same for a new node)."""
+    with open(path) as f:
+        text = f.read()
+    if "\njoin = yes\n" not in text:
+        text = text.replace("[node]\n", "[node]\njoin = yes\n", 1)
+        with open(path, "w") as f:
+            f.write(text)
+
+
+def replace_node(c, node):
+    """docs/operations.md "Replacing a node" with the same id and
+    addresses: the node is removed from the configuration (RemoveNode on
+    the leader), its data folder emptied, its config given `join = yes`,
+    it is started and added back (AddNode): it catches up as a standby and
+    votes again only once it holds the log.  Wiping the folder and letting
+    the node rejoin as a voter would not be safe: with its log and its
+    vote gone it could help elect a leader that lacks entries it had
+    acknowledged."""
+    S = c.s["service_pb2"]
+    lead = c.wait_leader(LEADER_S, exclude=(node,), majority=True)
+    try:
+        c.cluster(lead).RemoveNode(S.RemoveNodeRequest(id=node),
+                                   timeout=30)
+    except grpc.RpcError as e:
+        if e.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+    data = os.path.join(c.dir, "node%d" % node, "data")
+    for name in os.listdir(data):   # the folder may be a mount point
+        wipe(os.path.join(data, name))
+    _join_conf(c.conf[node])
+    c.start(node)
+    lead = c.wait_leader(LEADER_S, exclude=(node,), majority=True)
+    c.cluster(lead).AddNode(S.AddNodeRequest(
+        id=node, raft_address=c.raft[node], api_address=c.api[node],
+        catch_up_timeout_ms=CATCH_UP_MS), timeout=CATCH_UP_MS / 1000 + 30)

@@ -7,6 +7,7 @@ import signal
 import time
 
 from harness import fault_corrupt_log, fault_corrupt_store, fault_disk
+from harness import fault_flip_store
 from harness import netns, plan
 
 # Further fault actions, each in its own module with inject(inj, node)
@@ -18,6 +19,7 @@ ACTIONS = {
     "disk-full": fault_disk,
     "corrupt-log": fault_corrupt_log,
     "corrupt-store": fault_corrupt_store,
+    "flip-store": fault_flip_store,
 }
 
 

@@ -95,7 +95,7 @@ def run(a, net):
     # SIGTERM (from chaos/run's own stop) unwinds through the finally
     # below: nodes killed by PID, the cluster folder removed.
     signal.signal(signal.SIGTERM, lambda sig, _f: sys.exit(128 + sig))
-    kinds = sorted(a.kinds or plan.KINDS)
+    kinds = sorted(a.kinds or plan.default_kinds())
     print("chaos: seed %d (replay: chaos/run KYUFUD --seed %d%s%s%s)"
           % (a.seed, a.seed, " --cover" if a.cover else "",
              " --settle" if a.settle else "",
