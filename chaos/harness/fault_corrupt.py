@@ -37,7 +37,9 @@ FLIP_BITS = (1, 4)      # bits flipped per damage, inclusive
 _SEGMENT = re.compile(r"^(\d+-\d+|open-\d+)$")
 
 
-def _files(root, what):
+def files(root, what):
+    """The node's Raft segment files ("log") or data.mdb ("store") under
+    root, sorted."""
     out = []
     for d, _dirs, names in os.walk(root):
         for n in names:
@@ -112,13 +114,13 @@ class Corruption:
         c = inj.c
         c.kill(node, signal.SIGKILL)
         c.wait_exit(node, 10)
-        files = _files(os.path.join(c.dir, "node%d" % node, "data"),
-                       self.what)
+        found = files(os.path.join(c.dir, "node%d" % node, "data"),
+                      self.what)
         pick = self.rnd.random()
-        if not files:
+        if not found:
             done = {"damage": "none (no %s file)" % self.what}
         else:
-            path = files[int(pick * len(files))]
+            path = found[int(pick * len(found))]
             done = _damage(self.rnd, path, self.damages)
             done["file"] = os.path.relpath(path, c.dir)
         self.down[node] = done

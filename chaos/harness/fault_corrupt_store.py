@@ -23,7 +23,7 @@ def rebuild_store(c, node):
     """Remove the node's store files: it rebuilds its store from its own
     Raft snapshot and log at the next start."""
     data = os.path.join(c.dir, "node%d" % node, "data")
-    for path in fault_corrupt._files(data, "store"):
+    for path in fault_corrupt.files(data, "store"):
         d = os.path.dirname(path)
         for name in ("data.mdb", "lock.mdb"):
             fault_corrupt.wipe(os.path.join(d, name))
