@@ -1,14 +1,14 @@
 """Damaged files on one node (docs/chaos.md "Faults: disk full and
 corrupted files"), shared by the actions `corrupt-log`
-(harness.fault_corrupt_log), `corrupt-store`
-(harness.fault_corrupt_store) and `flip-store`
+(harness.fault_corrupt_log), `cut-open-log` (harness.fault_cut_open_log),
+`corrupt-store` (harness.fault_corrupt_store) and `flip-store`
 (harness.fault_flip_store).
 
 inject() kills the node with SIGKILL, then damages one of its files: a
 Raft segment (closed `N-M` or open `open-K`) for "log", the LMDB
 `data.mdb` for "store"; truncated to a shorter length or with a few bits
-flipped (the action says which it may do).  Which file, which damage and
-where are drawn from a random.Random seeded with the run's seed, as
+flipped (the action says which files it damages, and how).  Which file,
+which damage and where are drawn from a random.Random seeded with the run's seed, as
 fractions scaled to the file's size at injection (a replay draws the same
 fractions; the files can differ).
 
@@ -64,6 +64,10 @@ def _written(path):
     return 0
 
 
+def is_open_segment(path):
+    return os.path.basename(path).startswith("open-")
+
+
 def _damage(rnd, path, damages):
     """Truncate or flip bits in path (one of damages), within its written
     part; a description of what was done."""
@@ -94,7 +98,9 @@ def _damage(rnd, path, damages):
 class Corruption:
     def __init__(self, action, what, damages, refusals, repairs):
         """action: the fault action's name; what: "log" or "store";
-        damages: a subset of ("truncate", "flip"); refusals: {exit status:
+        damages(path): the damages to draw from for that file, a subset
+        of ("truncate", "flip"), or () to leave it alone; refusals: {exit
+        status:
         [log line fragments]} that mark the node's documented refusal to
         start on damaged data; repairs: [repair(cluster, node)], the
         operator's repairs, tried in order while the node refuses (a
@@ -114,14 +120,15 @@ class Corruption:
         c = inj.c
         c.kill(node, signal.SIGKILL)
         c.wait_exit(node, 10)
-        found = files(os.path.join(c.dir, "node%d" % node, "data"),
-                      self.what)
+        found = [f for f in files(os.path.join(c.dir, "node%d" % node,
+                                               "data"), self.what)
+                 if self.damages(f) and _written(f) > 0]  # not unused
         pick = self.rnd.random()
         if not found:
-            done = {"damage": "none (no %s file)" % self.what}
+            done = {"damage": "none (no %s file with data)" % self.what}
         else:
             path = found[int(pick * len(found))]
-            done = _damage(self.rnd, path, self.damages)
+            done = _damage(self.rnd, path, self.damages(path))
             done["file"] = os.path.relpath(path, c.dir)
         self.down[node] = done
         inj.hist.write("fault-note", action=self.action, node=node, **done)

@@ -29,7 +29,8 @@ def rebuild_store(c, node):
             fault_corrupt.wipe(os.path.join(d, name))
 
 
-_F = fault_corrupt.Corruption("corrupt-store", "store", ("truncate",),
+_F = fault_corrupt.Corruption("corrupt-store", "store",
+                              lambda _path: ("truncate",),
                               REFUSALS, [rebuild_store,
                                          fault_corrupt.replace_node])
 prepare = _F.prepare

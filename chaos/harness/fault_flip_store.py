@@ -11,7 +11,7 @@ that closes it can be tested.  Refusals get the same repairs as
 corrupt-store."""
 from harness import fault_corrupt, fault_corrupt_store
 
-_F = fault_corrupt.Corruption("flip-store", "store", ("flip",),
+_F = fault_corrupt.Corruption("flip-store", "store", lambda _path: ("flip",),
                               fault_corrupt_store.REFUSALS,
                               [fault_corrupt_store.rebuild_store,
                                fault_corrupt.replace_node])

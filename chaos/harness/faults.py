@@ -7,7 +7,7 @@ import signal
 import time
 
 from harness import fault_corrupt_log, fault_corrupt_store, fault_disk
-from harness import fault_flip_store
+from harness import fault_cut_open_log, fault_flip_store
 from harness import netns, plan
 
 # Further fault actions, each in its own module with inject(inj, node)
@@ -20,6 +20,7 @@ ACTIONS = {
     "corrupt-log": fault_corrupt_log,
     "corrupt-store": fault_corrupt_store,
     "flip-store": fault_flip_store,
+    "cut-open-log": fault_cut_open_log,
 }
 
 

@@ -21,11 +21,13 @@ KINDS = {
     "corrupt-log": ("corrupt-log", "random"),
     "corrupt-store": ("corrupt-store", "random"),
     "flip-store": ("flip-store", "random"),
+    "cut-open-log": ("cut-open-log", "random"),
 }
 # Kinds a run injects only when --kinds names them: faults kyufud is known
 # not to survive yet, which would fail every run that draws them
-# (docs/chaos.md "Faults: disk full and corrupted files": flip-store).
-NAMED_ONLY = {"flip-store"}
+# (docs/chaos.md "Faults: disk full and corrupted files": flip-store,
+# cut-open-log).
+NAMED_ONLY = {"flip-store", "cut-open-log"}
 
 
 def default_kinds():
