@@ -8,9 +8,9 @@ inject() kills the node with SIGKILL, then damages one of its files: a
 Raft segment (closed `N-M` or open `open-K`) for "log", the LMDB
 `data.mdb` for "store"; truncated to a shorter length or with a few bits
 flipped (the action says which files it damages, and how).  Which file,
-which damage and where are drawn from a random.Random seeded with the run's seed, as
-fractions scaled to the file's size at injection (a replay draws the same
-fractions; the files can differ).
+which damage and where are drawn from a random.Random seeded with the
+run's seed, as fractions scaled to the file's size at injection (a replay
+draws the same fractions; the files can differ).
 
 heal() starts the node again and watches it for START_WAIT_S:
 - it runs (its Status answers): the damage went unnoticed or did no harm;
