@@ -215,7 +215,9 @@ def hostile(ev, final):
                            capture_output=True, text=True)
         assert r.returncode == 2 and "usage" in r.stderr, r
         for args in (["--seconds", "0"], ["--seconds", "x"],
-                     ["--seed", "-1"], ["--bogus"]):
+                     ["--seed", "-1"], ["--bogus"],
+                     ["--kinds", "disk-ful"], ["--kinds", ""],
+                     ["--kinds", "disk-full,,corrupt-log"]):
             r = subprocess.run([sys.executable, os.path.join(here, "run"),
                                 sys.executable] + args,
                                capture_output=True, text=True)
