@@ -25,9 +25,9 @@ import time
 from harness import nodelog
 
 DATA_FS_BYTES = 1 << 30     # each node's data folder (RAM only as used,
-#                             but all of it while the ballast fills it): a
-#                             60 s run under six clients wrote 11 MiB of
-#                             store, so a run of about an hour fits
+#                             but all of it while the ballast fills it):
+#                             ~30 s under six clients wrote 83 MB of store
+#                             on a quiet VM, so runs of a few minutes fit
 FULL_WAIT_S = 10.0          # a node may write into space it already holds
 #                             (preallocated segments, LMDB's free pages)
 EXPECTED_RC = 1             # docs/operations.md "Exit status"
