@@ -414,15 +414,18 @@ def plans():
     from harness import faults, plan
     a, b = plan.make(13, 60, cover=True), plan.make(13, 60, cover=True)
     assert a == b
-    assert sorted(f["kind"] for f in a[:len(plan.KINDS)]) == \
-        sorted(plan.KINDS), a
+    kinds = plan.default_kinds()
+    assert sorted(f["kind"] for f in a[:len(kinds)]) == kinds, a
+    # A kind named only (a known gap) never enters a default plan.
+    assert plan.NAMED_ONLY <= set(plan.KINDS)
+    assert not plan.NAMED_ONLY & {f["kind"] for f in a}, a
     assert plan.make(14, 60, cover=True) != a
     assert plan.make(13, 60) != a  # the cover prefix is part of the plan
     for f in a:
         assert plan.DURATION_S[0] <= f["duration"] <= plan.DURATION_S[1]
         assert 0 <= f["pick"] < 1 and f["action"] in (
-            "kill", "pause", "partition", "bridge", "oneway") + \
-            tuple(faults.ACTIONS), f
+            "kill", "pause", "partition", "bridge", "oneway") + tuple(
+                faults.ACTIONS), f
 
 
 def hostile(ev, final):
@@ -463,7 +466,9 @@ def hostile(ev, final):
                            capture_output=True, text=True)
         assert r.returncode == 2 and "usage" in r.stderr, r
         for args in (["--seconds", "0"], ["--seconds", "x"],
-                     ["--seed", "-1"], ["--bogus"]):
+                     ["--seed", "-1"], ["--bogus"],
+                     ["--kinds", "disk-ful"], ["--kinds", ""],
+                     ["--kinds", "disk-full,,corrupt-log"]):
             r = subprocess.run([sys.executable, os.path.join(here, "run"),
                                 sys.executable] + args,
                                capture_output=True, text=True)

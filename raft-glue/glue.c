@@ -690,9 +690,12 @@ int kyufu_glue_start(struct kyufu_glue *g,
     g->state_arg = state_arg;
     rv = raft_start(&g->raft);
     if (rv != 0) {
-        /* raft_errmsg is often empty here: name the code too. */
-        errf(errmsg, errmsg_len, "raft start %s: %s (%s)", g->raft_dir,
-             raft_strerror(rv), raft_errmsg(&g->raft));
+        /* raft_errmsg is often empty here: name the code too, and what
+         * the state machine refused (a snapshot restore: its errmsg). */
+        errf(errmsg, errmsg_len, "raft start %s: %s (%s)%s%s", g->raft_dir,
+             raft_strerror(rv), raft_errmsg(&g->raft),
+             g->fsm_state.fatal_rv != 0 ? ": state machine: " : "",
+             g->fsm_state.fatal_rv != 0 ? g->fsm_state.errmsg : "");
         return rv == RAFT_CORRUPT ? KYUFU_GLUE_EIO : glue__raft_to_glue(rv);
     }
     g->started = true;
