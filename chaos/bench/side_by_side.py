@@ -429,9 +429,9 @@ def report(a, res):
                         + ("; then failed: %s" % f["error"] if f.get("error") else "")))
                     if f.get("baseline"):
                         bl = f["baseline"]
-                        L.append("| %s, same statistic over the %d ms before the signal | "
-                                 "%d | %s | %s | %s | |" % (
-                                     key, failover_cases.HANDOVER_WINDOW_MS, f["trials"],
+                        L.append("| %s, baseline: same statistic, same-length window "
+                                 "before the signal | %d | %s | %s | %s | |" % (
+                                     key, f["trials"],
                                      fmt(bl["median"]), fmt(bl["p90"]), fmt(bl["max"])))
     return "\n".join(L) + "\n"
 
