@@ -1027,12 +1027,15 @@ static void transfer_raft_cb(struct raft_transfer *t)
  * barriers are refused (NOTLEADER: the node holds or forwards the call, as
  * during raft's own transfer), and raft_transfer is called once the
  * transferee has acknowledged the leader's last entry (match index: what
- * it stored); raft then sends TimeoutNow at once, and it is taken.  An
- * unknown target is left for raft_transfer to report. */
+ * it stored); raft then sends TimeoutNow at once, and it is taken.  The
+ * wait is bounded by one election timeout (a target far behind, e.g.
+ * receiving a snapshot): then raft_transfer is called anyway, as before,
+ * so writes never pause longer than raft's own transfer would make them.
+ * An unknown target is left for raft_transfer to report. */
 static bool transfer_caught_up(struct kyufu_glue *g)
 {
     raft_index match = 0;
-    if (g->transfer_target == 0 ||
+    if (g->transfer_target == 0 || uv_now(g->loop) >= g->transfer_wait_until ||
         raft_match_index(&g->raft, (raft_id)g->transfer_target, &match) != 0) {
         return true;
     }
@@ -1132,6 +1135,7 @@ int kyufu_glue_transfer(struct kyufu_glue *g,
     g->transfer_target = target_id != 0 ? target_id : transfer_pick(g);
     g->transfer_attempts = 0;
     g->transfer_raft_pending = false;
+    g->transfer_wait_until = uv_now(g->loop) + g->config.election_timeout_ms;
     g->transfer_deadline =
         uv_now(g->loop) + (uint64_t)(KYUFU_TRANSFER_ATTEMPTS_MAX + 1) * 2 *
                               g->config.election_timeout_ms;

@@ -426,7 +426,8 @@ struct kyufu_glue_transfer
 
 /* Hand leadership to `target_id` (0: the most up-to-date voter).  From
  * this call on, proposals and barriers fail NOTLEADER; the Raft transfer
- * (TimeoutNow) starts once the target has stored the leader's last entry.
+ * (TimeoutNow) starts once the target has stored the leader's last entry,
+ * or after one election timeout if it has not.
  * The callback fires with 0 once another node is seen as leader, after
  * retrying the Raft transfer up to KYUFU_TRANSFER_ATTEMPTS_MAX times;
  * TIMEOUT when it never happened (also when the target did not catch up
