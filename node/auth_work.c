@@ -85,7 +85,7 @@ static void job_after(uv_work_t *w, int status)
     (void)status; /* nothing calls uv_cancel */
     assert(n->auth.working > 0);
     n->auth.working--;
-    if (n->glue == NULL || n->stop_requested) {
+    if (n->glue == NULL || !kyufu_node__taking_calls(n)) {
         kyufu_node__call_unavailable(j->c, "the node is stopping");
     } else {
         j->done(j);

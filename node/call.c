@@ -65,10 +65,19 @@ void kyufu_node__respond(struct kyufu_node *n,
     respond(n, call, status, message, NULL, 0, NULL);
 }
 
+bool kyufu_node__taking_calls(const struct kyufu_node *n)
+{
+    if (n->stage == KYUFU_NODE_RUNNING && !n->stop_requested) {
+        return true;
+    }
+    return n->stage == KYUFU_NODE_TRANSFERRING && n->stop_transfer_pending &&
+           !n->stop_hurry && n->exit_code == 0;
+}
+
 struct kyufu_node_call *kyufu_node__call_new(struct kyufu_node *n,
                                             struct kyufu_grpc_call *call)
 {
-    if (n->stage != KYUFU_NODE_RUNNING || n->stop_requested) {
+    if (!kyufu_node__taking_calls(n)) {
         /* Stopping: the client should go to another node now. */
         const char *api = hint_for(n, NULL);
         char msg[256];

@@ -308,9 +308,22 @@ void kyufu_node__methods_free(struct kyufu_node *n);
 /* ---------------------------------------------------------- call helpers
  * (call.c) */
 
+/* True while the node takes new calls: it runs and no stop was asked, or
+ * a stop was asked and this node, the leader, is handing leadership over
+ * before it closes (stage TRANSFERRING, hand-over pending, not hurried).
+ * During that hand-over a call is served as on any leader: a proposal
+ * refused by raft (the transfer has begun) is held (forward_hold.c) and
+ * forwarded to the new leader once it is known, and the drain waits for
+ * it, so a client of the stopping leader sees a slower answer instead of
+ * an error followed by retries over the other nodes (which forward to the
+ * same stopping leader until the new one is elected).  Once the hand-over
+ * has ended, new calls are refused with the new leader named. */
+bool kyufu_node__taking_calls(const struct kyufu_node *n);
+
 /* Allocate the context of a call; NULL when the node is at
  * KYUFU_NODE_CALLS_INFLIGHT_MAX (the call was then answered
- * RESOURCE_EXHAUSTED) or stopping (answered UNAVAILABLE). */
+ * RESOURCE_EXHAUSTED) or stopping and not taking calls
+ * (kyufu_node__taking_calls; answered UNAVAILABLE). */
 struct kyufu_node_call *kyufu_node__call_new(struct kyufu_node *n,
                                             struct kyufu_grpc_call *call);
 /* Answer the call (status, message, response bytes) and free the context.

@@ -247,7 +247,7 @@ static void lag_wait_fire(uv_timer_t *t)
     unsigned waited = w->waited + 1;
     uv_close((uv_handle_t *)&w->timer, lag_wait_closed);
     struct kyufu_node *n = c->node;
-    if (n->stage != KYUFU_NODE_RUNNING || n->stop_requested) {
+    if (!kyufu_node__taking_calls(n)) {
         kyufu_node__call_unavailable(c, "node is stopping");
         return;
     }

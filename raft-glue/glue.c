@@ -816,6 +816,7 @@ void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out)
     out->peer_streams_opened = g->transport.n_opened;
     out->peer_connections_refused = g->transport.n_refused;
     out->peer_handshakes_pending = g->transport.n_pending_in;
+    out->transfer_attempts = g->transfer_attempts;
     if (address != NULL) {
         snprintf(out->leader_address, sizeof out->leader_address, "%s",
                  address);
@@ -908,8 +909,8 @@ int kyufu_glue_propose(struct kyufu_glue *g,
     if (g->closing) {
         return KYUFU_GLUE_ESHUTDOWN;
     }
-    if (!g->started) {
-        return KYUFU_GLUE_ENOTLEADER;
+    if (!g->started || g->transfer != NULL) {
+        return KYUFU_GLUE_ENOTLEADER; /* transfer: see transfer_caught_up */
     }
     return kyufu_proposer__submit(&g->proposer, req, cmd, cb);
 }
@@ -922,8 +923,8 @@ int kyufu_glue_propose_packed(struct kyufu_glue *g,
     if (g->closing) {
         return KYUFU_GLUE_ESHUTDOWN;
     }
-    if (!g->started) {
-        return KYUFU_GLUE_ENOTLEADER;
+    if (!g->started || g->transfer != NULL) {
+        return KYUFU_GLUE_ENOTLEADER; /* transfer: see transfer_caught_up */
     }
     return kyufu_proposer__submit_packed(&g->proposer, req, cmd, cb);
 }
@@ -976,6 +977,9 @@ int kyufu_glue_barrier(struct kyufu_glue *g,
     if (rv != 0) {
         return rv;
     }
+    if (g->transfer != NULL) {
+        return KYUFU_GLUE_ENOTLEADER; /* see transfer_caught_up */
+    }
     b = calloc(1, sizeof *b);
     if (b == NULL) {
         return KYUFU_GLUE_ENOMEM;
@@ -1014,6 +1018,52 @@ static void transfer_raft_cb(struct raft_transfer *t)
     /* The poll timer decides: another leader seen, retry, or time out. */
 }
 
+/* Whether raft_transfer may be called now.  libraft 0.22.1 sends
+ * TimeoutNow on the transferee's first acknowledgement after raft_transfer
+ * even when it does not cover the leader's last entry (replication.c
+ * replicationUpdate compares the match index with the acknowledged index,
+ * not with the log's last), and the transferee ignores a TimeoutNow while
+ * its log lacks the leader's last entry or has not stored it yet
+ * (recv_timeout_now.c); the leader never sends it again, so the hand-over
+ * waited out raft's transfer timeout (one election timeout) before the
+ * glue's next attempt: ~1 s instead of a few ms whenever a write was in
+ * flight at the hand-over (3 of 11 in chaos/bench, docs/failover.md
+ * "Planned hand-over").  So from kyufu_glue_transfer on, proposals and
+ * barriers are refused (NOTLEADER: the node holds or forwards the call, as
+ * during raft's own transfer), and raft_transfer is called once the
+ * transferee has acknowledged the leader's last entry (match index: what
+ * it stored); raft then sends TimeoutNow at once, and it is taken.  The
+ * wait is bounded by one election timeout (a target far behind, e.g.
+ * receiving a snapshot): then raft_transfer is called anyway, as before,
+ * so writes never pause longer than raft's own transfer would make them.
+ * An unknown target is left for raft_transfer to report. */
+static bool transfer_caught_up(struct kyufu_glue *g)
+{
+    raft_index match = 0;
+    if (g->transfer_target == 0 || uv_now(g->loop) >= g->transfer_wait_until ||
+        raft_match_index(&g->raft, (raft_id)g->transfer_target, &match) != 0) {
+        return true;
+    }
+    return match >= raft_last_index(&g->raft);
+}
+
+/* Target 0: the voter with the highest match index (the first of equals),
+ * as raft's own choice would be up to date; 0 when there is none. */
+static uint64_t transfer_pick(struct kyufu_glue *g)
+{
+    struct kyufu_glue_follower f[KYUFU_GLUE_CONTACTS_MAX];
+    size_t n = kyufu_glue_followers(g, f, KYUFU_GLUE_CONTACTS_MAX);
+    uint64_t best = 0;
+    uint64_t best_match = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (best == 0 || f[i].match_index > best_match) {
+            best = f[i].id;
+            best_match = f[i].match_index;
+        }
+    }
+    return best;
+}
+
 static int transfer_attempt(struct kyufu_glue *g)
 {
     int rv;
@@ -1049,9 +1099,13 @@ static void transfer_poll(struct kyufu_glue *g)
         return;
     }
     if (raft_state(&g->raft) == RAFT_LEADER) {
-        if (g->transfer_attempts >= KYUFU_TRANSFER_ATTEMPTS_MAX) {
+        if (g->transfer_attempts >= KYUFU_TRANSFER_ATTEMPTS_MAX ||
+            uv_now(g->loop) > g->transfer_deadline) {
             transfer_done(g, KYUFU_GLUE_ETIMEOUT);
             return;
+        }
+        if (!transfer_caught_up(g)) {
+            return; /* the next poll looks again */
         }
         rv = transfer_attempt(g);
         if (rv != 0) {
@@ -1083,15 +1137,20 @@ int kyufu_glue_transfer(struct kyufu_glue *g,
     if (target_id == g->config.id) {
         return KYUFU_GLUE_EINVALID;
     }
-    g->transfer_target = target_id;
+    g->transfer_target = target_id != 0 ? target_id : transfer_pick(g);
     g->transfer_attempts = 0;
+    g->transfer_raft_pending = false;
+    g->transfer_wait_until = uv_now(g->loop) + g->config.election_timeout_ms;
     g->transfer_deadline =
         uv_now(g->loop) + (uint64_t)(KYUFU_TRANSFER_ATTEMPTS_MAX + 1) * 2 *
                               g->config.election_timeout_ms;
-    rv = transfer_attempt(g);
-    if (rv != 0) {
-        return rv;
+    if (transfer_caught_up(g)) {
+        rv = transfer_attempt(g);
+        if (rv != 0) {
+            return rv;
+        }
     }
+    /* else: transfer_poll calls raft_transfer once the target caught up. */
     req->cb = cb;
     req->impl = g;
     g->transfer = req;

@@ -262,7 +262,8 @@ struct kyufu_glue_propose
 
 /* Propose one command (its header fully filled, including the leader-stamped
  * time) on the leader.  The command is encoded before this returns; the
- * caller keeps ownership of `cmd`. Returns NOTLEADER on a follower. */
+ * caller keeps ownership of `cmd`. Returns NOTLEADER on a follower
+ * and while this node hands leadership over (kyufu_glue_transferring). */
 int kyufu_glue_propose(struct kyufu_glue *g,
                        struct kyufu_glue_propose *req,
                        const Kyufu__V1__Command *cmd,
@@ -326,6 +327,10 @@ struct kyufu_glue_status
     uint64_t peer_streams_opened;
     uint64_t peer_connections_refused;
     unsigned peer_handshakes_pending;
+    /* raft_transfer calls of the current or last leadership transfer
+     * (kyufu_glue_transfer): 1 when raft's first TimeoutNow was taken; one
+     * more for each retry after raft's transfer timeout. */
+    unsigned transfer_attempts;
 };
 
 void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out);
@@ -351,8 +356,10 @@ uint64_t kyufu_glue_store_ahead(struct kyufu_glue *g);
 uint64_t kyufu_glue_term(struct kyufu_glue *g);
 /* True while this node hands its leadership over: from
  * kyufu_glue_transfer until its callback (the new leader known, or the
- * attempt failed), and while raft's core holds a transferee (proposals and
- * barriers then fail NOTLEADER). */
+ * attempt failed), and while raft's core holds a transferee.  Proposals and
+ * barriers then fail NOTLEADER (from kyufu_glue_transfer on: the glue waits
+ * for the target to store the leader's last entry before raft's transfer
+ * starts, glue.c transfer_caught_up). */
 bool kyufu_glue_transferring(struct kyufu_glue *g);
 
 /* Every applied command entry, after its LMDB transaction committed and
@@ -421,10 +428,14 @@ struct kyufu_glue_transfer
     kyufu_glue_transfer_cb cb;
 };
 
-/* Hand leadership to `target_id` (0: the most up-to-date voter).  The
- * callback fires with 0 once another node is seen as leader, after retrying
- * the Raft transfer up to KYUFU_TRANSFER_ATTEMPTS_MAX times; TIMEOUT when it
- * never happened. */
+/* Hand leadership to `target_id` (0: the most up-to-date voter).  From
+ * this call on, proposals and barriers fail NOTLEADER; the Raft transfer
+ * (TimeoutNow) starts once the target has stored the leader's last entry,
+ * or after one election timeout if it has not.
+ * The callback fires with 0 once another node is seen as leader, after
+ * retrying the Raft transfer up to KYUFU_TRANSFER_ATTEMPTS_MAX times;
+ * TIMEOUT when it never happened (also when the target did not catch up
+ * within the transfer's deadline). */
 int kyufu_glue_transfer(struct kyufu_glue *g,
                         struct kyufu_glue_transfer *req,
                         uint64_t target_id,

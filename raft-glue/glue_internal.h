@@ -55,6 +55,7 @@ struct kyufu_glue
     unsigned transfer_attempts;
     uint64_t transfer_target;
     uint64_t transfer_deadline;
+    uint64_t transfer_wait_until; /* for the target to catch up (glue.c) */
     /* One membership change at a time (kyufu_glue_add/remove). */
     struct kyufu_glue_change *change;
     struct raft_change change_raft;

@@ -22,14 +22,16 @@ process applying the same command kinds to one LMDB, synced per entry as
 the node's store, with the batch size (commands per Raft entry) kyufu
 reached at that K.
 
-Then failover, both systems the same way: a probe (one write in flight,
-the client's retry rule) runs; each trial finds the leader from its
-metrics, sends it SIGKILL (crash) or SIGSTOP (silent leader), and times the
-kill to the acknowledgement of the first write SENT after the kill (a
-write in flight at the kill may be acknowledged by a follower that applied
-the old leader's last commit: etcd followers serve writes by forwarding);
-the node is then
-restarted (SIGKILL) or resumed (SIGSTOP) and the cluster left to settle.
+Then failover, both systems the same way (failover_cases.py): a probe per
+system (one write in flight, the client's retry rule) runs; each trial
+finds the leader from its metrics, sends it SIGKILL (crash) or SIGSTOP
+(silent leader) and times the signal to the acknowledgement of the first
+write SENT after it (a write in flight at the kill may be acknowledged by a
+follower that applied the old leader's last commit: etcd followers serve
+writes by forwarding), or sends SIGTERM / runs kyufuctl's
+transfer-leadership (planned hand-over) and takes the longest gap between
+two acknowledged writes.  Trials of the cases and systems are interleaved;
+the node is then restarted or resumed and the cluster left to settle.
 
 Writes result.json and report.md into the folder (and --out DIR), prints
 the markdown.  The servers' data is removed at the end unless --keep or a
@@ -39,7 +41,8 @@ A benchmark: reads the wall clock, takes minutes; never in a test suite.
 usage: chaos/bench/side_by_side.py --build BUILD [--duration-s 5]
          [--inflight 1,16,64,256,1024] [--rounds 2] [--trials 3]
          [--election-ms 1000] [--settle-s 3] [--out DIR] [--keep]
-         [--skip-failover] [--skip-sweep] [--cases kill,stop] [--check-args]
+         [--skip-failover] [--skip-sweep] [--cases kill,stop,term,transfer]
+         [--check-args]
 """
 import argparse
 import json
@@ -59,6 +62,7 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import ports  # noqa: E402
 import procs  # noqa: E402  (chaos/bench/procs.py, this script's folder)
+import failover_cases  # noqa: E402  (the same folder)
 
 TICK = os.sysconf("SC_CLK_TCK")
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
@@ -82,14 +86,6 @@ def cpu_ms(pid):
 def http_get(url, timeout=2):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.read().decode()
-
-
-def pct(values, p):
-    v = sorted(values)
-    if not v:
-        return None
-    rank = max(1, -(-len(v) * p // 100))
-    return v[rank - 1]
 
 
 class Proc:
@@ -217,6 +213,13 @@ def kyufu_probe_cmd(a, s, path):
     return [os.path.join(a.build, "chaos", "bench", "kyufu-bench-load"),
             "--config", s.conf, "--clerk-token-file", os.path.join(t, "bench-clerk"),
             "--no-setup", "--probe", path]
+
+
+def kyufu_transfer_cmd(a, s):
+    """An operator's planned hand-over (the "transfer" failover case)."""
+    return [os.path.join(a.build, "client", "kyufuctl"), "--config", s.conf,
+            "--token-file", os.path.join(s.tokens, "bench-operator"),
+            "cluster", "transfer-leadership"]
 
 
 # ---------------------------------------------------------------- etcd
@@ -353,82 +356,6 @@ def ceiling(a, d, sw):
     return out
 
 
-def read_probe(path):
-    rows = []
-    try:
-        with open(path) as f:
-            for line in f:
-                p = line.split()
-                if len(p) >= 5:
-                    # (answered at, first sent at, status, endpoint)
-                    rows.append((int(p[0]), int(p[0]) - int(p[1]) / 1000.0,
-                                 int(p[2]), int(p[4])))
-    except OSError:
-        pass
-    return rows
-
-
-def failover(a, d, s, probe_cmd, how):
-    """Trials of SIGKILL/SIGSTOP of the leader -> acknowledgement of the
-    first write sent after it (by another node), in ms."""
-    path = os.path.join(d, "probe-%s-%s.txt" % (s.name, how))
-    err = open(path + ".err", "w")
-    probe = subprocess.Popen(probe_cmd(a, s, path), stdout=subprocess.DEVNULL, stderr=err)
-    sig = signal.SIGKILL if how == "kill" else signal.SIGSTOP
-    gaps, kills = [], []
-    stopped = None
-    try:
-        for t in range(a.trials):
-            time.sleep(a.settle_s)
-            dead = [q.name for q in s.procs if q.p is None or q.p.poll() is not None]
-            if dead:
-                # A restarted node that exited (its log says why): the
-                # trials so far stand; the case stops here, reported.
-                stopped = "before trial %d: %s not running (see its log)" % (
-                    t + 1, ", ".join(dead))
-                log("failover %s %s stopped %s" % (s.name, how, stopped))
-                break
-            leader = s.leader(60)
-            seen = len(read_probe(path))
-            end = time.monotonic() + 30
-            while len(read_probe(path)) < seen + 3:   # the probe is writing
-                if time.monotonic() > end or probe.poll() is not None:
-                    raise RuntimeError("%s probe makes no progress" % s.name)
-                time.sleep(0.05)
-            p = s.procs[leader]
-            t_ms = time.time() * 1000.0
-            os.kill(p.p.pid, sig)
-            end = time.monotonic() + 60
-            gap = None
-            while gap is None and time.monotonic() < end:
-                for unix_ms, sent_ms, status, ep in read_probe(path):
-                    if sent_ms >= t_ms and status == 0 and ep != leader:
-                        gap = unix_ms - t_ms
-                        break
-                time.sleep(0.01)
-            if gap is None:
-                raise RuntimeError("%s %s trial %d: no write acknowledged in 60 s"
-                                   % (s.name, how, t + 1))
-            gaps.append(round(gap, 1))
-            kills.append({"unix_ms": round(t_ms, 1), "leader": p.name})
-            log("failover %s %s trial %d: leader %s, first write sent after it acknowledged "
-                "after %.0f ms"
-                % (s.name, how, t + 1, p.name, gap))
-            if how == "kill":
-                p.p.wait(10)
-                p.start()
-            else:
-                os.kill(p.p.pid, signal.SIGCONT)
-    finally:
-        procs.stop(probe, 30)
-        err.close()
-    ms = sorted(gaps)
-    if not ms:
-        raise RuntimeError("%s %s: no trial ran (%s)" % (s.name, how, stopped))
-    return {"trials": len(ms), "ms": gaps, "median": statistics.median(ms),
-            "p90": pct(ms, 90), "max": ms[-1], "kills": kills, "stopped": stopped}
-
-
 # ---------------------------------------------------------------- report
 
 def fmt(x, nd=0):
@@ -484,17 +411,28 @@ def report(a, res):
         L.append("| failover (election %d ms) | trials | median ms | p90 ms | max ms | all ms |"
                  % a.election_ms)
         L.append("|---|---|---|---|---|---|")
-        for key in ("kyufu kill", "etcd kill", "kyufu stop", "etcd stop"):
-            f = fo.get(key)
-            if f and "error" in f:
-                L.append("| %s | failed: %s | | | | |" % (key, f["error"]))
-            elif f:
-                what = key.replace("kill", "SIGKILL of the leader").replace(
-                    "stop", "SIGSTOP of the leader")
-                L.append("| %s | %d | %s | %s | %s | %s |" % (
-                    what, f["trials"], fmt(f["median"]), fmt(f["p90"]), fmt(f["max"]),
-                    ", ".join(fmt(x) for x in f["ms"])
-                    + ("; stopped %s" % f["stopped"] if f.get("stopped") else "")))
+        what = {"kill": "SIGKILL of the leader: signal -> first write sent after it acked",
+                "stop": "SIGSTOP of the leader: signal -> first write sent after it acked",
+                "term": "SIGTERM of the leader (hand-over): longest write gap",
+                "transfer": "transfer-leadership: longest write gap"}
+        for how in failover_cases.CASES:
+            for sysname in ("kyufu", "etcd"):
+                key = "%s %s" % (sysname, how)
+                f = fo.get(key)
+                if f and "trials" not in f:
+                    L.append("| %s | failed: %s | | | | |" % (key, f["error"]))
+                elif f:
+                    L.append("| %s %s | %d | %s | %s | %s | %s |" % (
+                        sysname, what[how], f["trials"], fmt(f["median"]), fmt(f["p90"]),
+                        fmt(f["max"]), ", ".join(fmt(x) for x in f["ms"])
+                        + ("; stopped %s" % f["stopped"] if f.get("stopped") else "")
+                        + ("; then failed: %s" % f["error"] if f.get("error") else "")))
+                    if f.get("baseline"):
+                        bl = f["baseline"]
+                        L.append("| %s, baseline: same statistic, same-length window "
+                                 "before the signal | %d | %s | %s | %s | |" % (
+                                     key, f["trials"],
+                                     fmt(bl["median"]), fmt(bl["p90"]), fmt(bl["max"])))
     return "\n".join(L) + "\n"
 
 
@@ -533,7 +471,8 @@ def main():
     ap.add_argument("--skip-failover", action="store_true")
     # Failover only: no load sweep, no ceiling (docs/failover.md's runs).
     ap.add_argument("--skip-sweep", action="store_true")
-    # Which failover cases: kill (SIGKILL), stop (SIGSTOP), or both.
+    # Which failover cases (failover_cases.py): kill (SIGKILL), stop
+    # (SIGSTOP), term (SIGTERM: hand-over), transfer (kyufuctl), a comma list.
     ap.add_argument("--cases", default="kill,stop")
     ap.add_argument("--check-args", action="store_true",
                     help="check the other arguments and exit (chaos/bench/run, before it builds)")
@@ -555,9 +494,10 @@ def main():
     if a.out and os.path.exists(a.out) and not os.path.isdir(a.out):
         ap.error("--out: %s is not a folder" % a.out)
     a.cases = a.cases.split(",")
-    if not a.cases or any(c not in ("kill", "stop") for c in a.cases) or \
+    if not a.cases or any(c not in failover_cases.CASES for c in a.cases) or \
             len(set(a.cases)) != len(a.cases):
-        ap.error("--cases: kill, stop or kill,stop")
+        ap.error("--cases: a comma list of distinct cases among %s"
+                 % ",".join(failover_cases.CASES))
     if a.election_ms != 1000:
         ap.error("--election-ms: only 1000 (kyufuctl cluster init's value) for now")
     if a.check_args:
@@ -581,16 +521,9 @@ def main():
             res["sweep"] = sweep(a, ky, et)
             res["ceiling"] = ceiling(a, d, res["sweep"])
         if not a.skip_failover and a.trials > 0:
-            res["failover"] = {}
-            for how in a.cases:
-                for s, cmd in ((ky, kyufu_probe_cmd), (et, etcd_probe_cmd)):
-                    key = "%s %s" % (s.name, how)
-                    try:
-                        res["failover"][key] = failover(a, d, s, cmd, how)
-                    except RuntimeError as e:
-                        # One case failing leaves the others' figures.
-                        log("failover %s: %s" % (key, e))
-                        res["failover"][key] = {"error": str(e)}
+            res["failover"] = failover_cases.run_cases(a, d, [
+                (ky, lambda s, path: kyufu_probe_cmd(a, s, path), kyufu_transfer_cmd(a, ky)),
+                (et, lambda s, path: etcd_probe_cmd(a, s, path), None)], a.cases)
         res["machine"]["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
         ok = True
     finally:

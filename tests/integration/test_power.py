@@ -26,7 +26,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 
 import cluster as C
@@ -54,43 +53,6 @@ def wall(e):
 
 def msgs(c, i, msg):
     return [e for e in log_lines(c, i) if e.get("msg") == msg]
-
-
-class Pacer(threading.Thread):
-    """Writes a household every 10 ms (one at a time, retried across nodes
-    with the same key) and records when each was acknowledged."""
-
-    def __init__(self, c, led, prefix):
-        super().__init__(daemon=True)
-        self.c, self.led, self.prefix = c, led, prefix
-        self.w = C.Writer(c, "clerk1", "pacer-" + prefix, own_channels=True)
-        self.acks = []  # (monotonic time, household_no)
-        self.failed = []
-        self.stop = threading.Event()
-
-    def run(self):
-        L = self.c.s["ledger_pb2"]
-        k = 0
-        nxt = time.monotonic()
-        while not self.stop.is_set():
-            no = "%s-%d" % (self.prefix, k)
-            k += 1
-            code, resp = self.w.call("RegisterHousehold", L.RegisterHousehold(
-                household=self.led.household(no)), deadline_s=20.0,
-                attempt_s=1.0)
-            if code == C.grpc.StatusCode.OK:
-                self.acks.append((time.monotonic(), no))
-            else:
-                self.failed.append((no, code, resp))
-            nxt += 0.010
-            time.sleep(max(0.0, nxt - time.monotonic()))
-        self.w.close()
-
-    def gap_ms(self, t0, t1):
-        ts = [t for t, _ in self.acks if t0 <= t <= t1]
-        if len(ts) < 2:
-            return float("inf")
-        return max(b - a for a, b in zip(ts, ts[1:])) * 1000
 
 
 def power_conf(nut, ups, poll_ms=100):
@@ -162,7 +124,7 @@ def scenario_domains(kyufud):
             assert c.status(i).power_domain == "ups%d@127.0.0.1" % i
         led = W.Ledger(c, "pw")
         led.setup()
-        pacer = Pacer(c, led, "A")
+        pacer = W.Pacer(c, led, "A")
         pacer.w.node = leader
         pacer.start()
         time.sleep(1.0)
@@ -292,7 +254,7 @@ def scenario_one_ups(kyufud):
         leader = c.wait_leader(20)
         led = W.Ledger(c, "one")
         led.setup()
-        pacer = Pacer(c, led, "B")
+        pacer = W.Pacer(c, led, "B")
         pacer.w.node = leader
         pacer.start()
         time.sleep(1.0)

@@ -3,6 +3,9 @@ bootstrap account, signed in on first use) creates a clerk and an approver,
 who sign in like a front end (first sign-in: new password, TOTP), and the
 approver opens a program; written with idempotency keys through
 cluster.Writer, each call carrying its actor's token."""
+import threading
+import time
+
 import grpc
 
 WINDOW_END_MS = 4102444800000  # 2100-01-01
@@ -92,3 +95,41 @@ def audit_writes(c, node):
     return [r for r in pages(c.ledger(node).ListAudit, c.s["service_pb2"],
                              "records")
             if r.command not in ACCESS_COMMANDS]
+
+
+class Pacer(threading.Thread):
+    """Writes a household every 10 ms (one at a time, retried across nodes
+    with the same key) and records when each was acknowledged."""
+
+    def __init__(self, c, led, prefix):
+        super().__init__(daemon=True)
+        self.c, self.led, self.prefix = c, led, prefix
+        from cluster import Writer
+        self.w = Writer(c, "clerk1", "pacer-" + prefix, own_channels=True)
+        self.acks = []  # (monotonic time, household_no)
+        self.failed = []
+        self.stop = threading.Event()
+
+    def run(self):
+        L = self.c.s["ledger_pb2"]
+        k = 0
+        nxt = time.monotonic()
+        while not self.stop.is_set():
+            no = "%s-%d" % (self.prefix, k)
+            k += 1
+            code, resp = self.w.call("RegisterHousehold", L.RegisterHousehold(
+                household=self.led.household(no)), deadline_s=20.0,
+                attempt_s=1.0)
+            if code == grpc.StatusCode.OK:
+                self.acks.append((time.monotonic(), no))
+            else:
+                self.failed.append((no, code, resp))
+            nxt += 0.010
+            time.sleep(max(0.0, nxt - time.monotonic()))
+        self.w.close()
+
+    def gap_ms(self, t0, t1):
+        ts = [t for t, _ in self.acks if t0 <= t <= t1]
+        if len(ts) < 2:
+            return float("inf")
+        return max(b - a for a, b in zip(ts, ts[1:])) * 1000

@@ -421,6 +421,54 @@ static void test_peer_limits(void)
     close_all();
 }
 
+static unsigned n_inflight_done;
+static void inflight_cb(struct kyufu_glue_propose *req, int status,
+                        Kyufu__V1__CommandResult *result)
+{
+    (void)req;
+    CHECK(status == 0 || status == KYUFU_GLUE_ENOTLEADER);
+    if (result != NULL) {
+        kyufu__v1__command_result__free_unpacked(result, NULL);
+    }
+    n_inflight_done++;
+}
+static bool inflight_done(void *arg)
+{
+    return n_inflight_done == *(unsigned *)arg;
+}
+
+/* A transfer while writes are in flight.  libraft 0.22.1 would send
+ * TimeoutNow on the target's first acknowledgement even if it did not
+ * cover the leader's last entry, the target ignored it, and the hand-over
+ * waited out raft's transfer timeout for a second raft_transfer (glue.c
+ * transfer_caught_up).  Now proposals are refused from the call on and the
+ * one raft_transfer starts once the target stored the last entry. */
+static void transfer_in_flight(int l)
+{
+    enum { IN_FLIGHT = 6 };
+    static struct kyufu_glue_propose req[IN_FLIGHT + 1];
+    struct kyufu_glue_transfer tr;
+    struct kyufu_glue_status s;
+    char id[16];
+    unsigned n = IN_FLIGHT;
+    n_inflight_done = 0;
+    for (unsigned i = 0; i < IN_FLIGHT; i++) {
+        snprintf(id, sizeof id, "inflight%u", i);
+        CHECK(submit_staff(l, &req[i], id, 500 + i, inflight_cb) == 0);
+    }
+    op_status = 1;
+    CHECK(kyufu_glue_transfer(g[l], &tr, 0, transfer_cb) == 0);
+    CHECK(kyufu_glue_transferring(g[l]));
+    CHECK(submit_staff(l, &req[IN_FLIGHT], "refused", 600, inflight_cb) ==
+          KYUFU_GLUE_ENOTLEADER);
+    CHECK(run_until(op_done, NULL, 15000));
+    CHECK(op_status == 0);
+    CHECK(!kyufu_glue_transferring(g[l]));
+    kyufu_glue_status(g[l], &s);
+    CHECK(s.transfer_attempts == 1);
+    CHECK(run_until(inflight_done, &n, 10000));
+}
+
 static void test_cluster(void)
 {
     struct kyufu_glue_transfer tr;
@@ -439,6 +487,10 @@ static void test_cluster(void)
     CHECK(run_until(has_leader, NULL, 10000));
     l2 = leader();
     CHECK(l2 >= 0 && l2 != l);
+    transfer_in_flight(l2);
+    CHECK(run_until(has_leader, NULL, 10000));
+    l2 = leader();
+    CHECK(l2 >= 0);
 
     /* Add a fourth node as voter, then remove it. */
     open_node(3, false, 0);
