@@ -6,13 +6,65 @@ named by a majority again)."""
 import signal
 import time
 
-from harness import netns
+from harness import fault_clock, fault_power, netns
 
 # Further fault actions, each in its own module with inject(inj, node)
 # (break it; `node` is the resolved target) and heal(inj) (undo whatever
 # that module broke, idempotent: heal_all calls every module's heal).
+# A module may also define missing(kyufud) (why it cannot run here: the
+# run is skipped), setup(cluster, kinds, actions), called before the nodes
+# first start (setup_all), check(events) (harness errors it finds in the
+# history, verdicts) and teardown(cluster), called before the cluster
+# folder is removed (teardown_all); Injector.fault is the plan entry being
+# injected.
 ACTIONS = {
+    # issue 13, power loss of all three nodes, clock jumps (docs/chaos.md
+    # "Faults: power loss and clock jumps")
+    "power": fault_power,
+    "clock": fault_clock,
 }
+
+
+def _modules():
+    return sorted(set(ACTIONS.values()), key=lambda m: m.__name__)
+
+
+def missing(kyufud, kinds):
+    """Why the plan's kinds cannot run here (None if they can): each
+    module's missing(kyufud), for the modules the kinds use."""
+    from harness import plan
+    actions = {plan.KINDS[k][0] for k in kinds}
+    for name, mod in sorted(ACTIONS.items()):
+        why = name in actions and hasattr(mod, "missing") and \
+            mod.missing(kyufud)
+        if why:
+            return why
+    return None
+
+
+def setup_all(cluster, kinds):
+    """Before the nodes start: each module's setup for the plan's kinds."""
+    from harness import plan
+    actions = {plan.KINDS[k][0] for k in kinds}
+    for mod in _modules():
+        if hasattr(mod, "setup"):
+            mod.setup(cluster, kinds, actions)
+
+
+def verdicts(events):
+    """Harness errors that modules find in the run's history (each
+    module's optional check(events))."""
+    out = []
+    for mod in _modules():
+        if hasattr(mod, "check"):
+            out += mod.check(events)
+    return out
+
+
+def teardown_all(cluster):
+    for mod in _modules():
+        if hasattr(mod, "teardown"):
+            mod.teardown(cluster)
 
 RECOVER_S = 30.0  # no majority leader this long after healing: a failure
 CATCH_UP_S = 30.0  # settle: every node applied the leader's commit index
@@ -32,6 +84,7 @@ class Injector:
         self.paused = set()
         self.isolated = set()  # nodes whose namespace has DROP rules
         self.errors = []  # harness-level failures (no recovery, a crash)
+        self.fault = None  # the plan entry being injected
 
     def leader(self):
         named = []
@@ -87,7 +140,7 @@ class Injector:
                 raise ValueError("unknown fault action %r" % action)
 
     def heal_all(self):
-        for mod in sorted(set(ACTIONS.values()), key=lambda m: m.__name__):
+        for mod in _modules():
             mod.heal(self)
         for i in sorted(self.paused):
             self.c.kill(i, signal.SIGCONT)
@@ -123,6 +176,7 @@ class Injector:
 
     def inject(self, f):
         node, lead = self.resolve(f["target"], f["pick"])
+        self.fault = f
         self._break(f["action"], node)
         t0 = time.monotonic()  # in effect from here (rules installed)
         time.sleep(f["duration"])

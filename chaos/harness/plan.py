@@ -15,6 +15,11 @@ KINDS = {
     "partition-split": ("partition", "random"),
     "partition-bridge": ("bridge", "random"),
     "oneway-leader": ("oneway", "leader"),
+    # issue 13, power loss and clock jumps (harness/fault_power.py,
+    # fault_clock.py): "all" = every node at once (the pick is unused)
+    "power-all": ("power", "all"),
+    "clock-jump-fwd": ("clock", "random"),
+    "clock-jump-back": ("clock", "random"),
 }
 # Seconds a fault lasts before it is healed, and the quiet gap after the
 # cluster has a leader again: long enough for an election (1 s timeout)
