@@ -66,6 +66,7 @@ def teardown_all(cluster):
         if hasattr(mod, "teardown"):
             mod.teardown(cluster)
 
+
 RECOVER_S = 30.0  # no majority leader this long after healing: a failure
 CATCH_UP_S = 30.0  # settle: every node applied the leader's commit index
 
