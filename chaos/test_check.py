@@ -423,6 +423,8 @@ def plans():
     assert plan.make(13, 60) != a  # the cover prefix is part of the plan
     for f in a:
         assert plan.DURATION_S[0] <= f["duration"] <= plan.DURATION_S[1]
+        # The Injector's own actions, or one of a fault module's
+        # (harness/faults.py ACTIONS).
         assert 0 <= f["pick"] < 1 and f["action"] in (
             "kill", "pause", "partition", "bridge", "oneway") + tuple(
                 faults.ACTIONS), f

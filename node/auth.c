@@ -159,6 +159,28 @@ static int store_error(struct kyufu_node *n, int rv, char *msg, size_t len)
     return KYUFU_GRPC_UNAVAILABLE;
 }
 
+/* Whether a session this node's store does not hold surely does not
+ * exist (auth.h): on a leader that has applied what its log held when it
+ * first looked in this term; on a follower that knows a leader (it
+ * forwards the call there, service.c, or has waited for its own apply);
+ * never on a node that knows no leader.  Found by the chaos harness's
+ * power-all fault (docs/chaos.md): a new leader replaying its log after a
+ * restart refused valid sessions with "no such session: sign in". */
+static bool surely_unknown(struct kyufu_node *n)
+{
+    if (kyufu_glue_is_leader(n->glue)) {
+        struct kyufu_glue_status st;
+        kyufu_glue_status(n->glue, &st);
+        if (st.term != n->auth.known_term) {
+            n->auth.known_term = st.term;
+            n->auth.known_index = st.last_log_index;
+        }
+        return st.applied_index >= n->auth.known_index;
+    }
+    const char *api = "";
+    return kyufu_node__leader(n, &api) != 0;
+}
+
 /* The session keyed `hash`, checked against the client certificate and
  * the clock, and its account: fills *p (STAFF) or refuses. */
 static int check_session(struct kyufu_node *n,
@@ -176,6 +198,12 @@ static int check_session(struct kyufu_node *n,
     if (rv == KYUFU_STORAGE_ENOTFOUND) {
         p->unknown_here = true;
         memcpy(p->token_hash, hash, 32);
+        if (!surely_unknown(n)) {
+            snprintf(msg, len, "this node cannot check the session yet (it "
+                               "is applying its log, or knows no leader); "
+                               "retry");
+            return KYUFU_GRPC_UNAVAILABLE;
+        }
         return refuse(msg, len, "no such session (signed out, expired or "
                                 "never issued): sign in");
     }

@@ -59,7 +59,13 @@ struct kyufu_principal
  * KYUFU_GRPC_UNAUTHENTICATED with a message in msg (a token that is
  * malformed, unknown, expired, closed, or presented over another client
  * certificate; a forwarded principal from a connection that is not a
- * node's), never naming the token. */
+ * node's), never naming the token; or KYUFU_GRPC_UNAVAILABLE when the
+ * session cannot be read now: a store error, or a session this node does
+ * not hold while it cannot be sure it does not exist (a leader that has
+ * not yet applied its log up to where it stood when it first looked in
+ * its term, as after a restart that replays the log, or a node that knows
+ * no leader): p->unknown_here is set then too, so a follower that knows
+ * the leader still forwards the call. */
 int kyufu_node__authenticate(struct kyufu_node *n,
                              const struct kyufu_grpc_call *call,
                              struct kyufu_principal *p,

@@ -295,18 +295,24 @@ static int authorize(struct kyufu_node_call *c, unsigned waited)
     const char *leader_api = "";
     int code = kyufu_node__authenticate(n, call, &c->principal, msg,
                                         sizeof msg);
-    if (code == KYUFU_GRPC_UNAUTHENTICATED && c->principal.unknown_here &&
-        !open && kyufu_node__forward_leader(c, &leader_api) != 0) {
-        /* On a follower that knows the leader, for a call not forwarded
-         * already: a session this node does not hold may be one it has
-         * not applied yet. */
-        if (!node_local(c)) {
+    if ((code == KYUFU_GRPC_UNAUTHENTICATED ||
+         code == KYUFU_GRPC_UNAVAILABLE) && c->principal.unknown_here &&
+        !open) {
+        /* A session this node does not hold may be one it has not applied
+         * yet.  On a follower that knows the leader, for a call not
+         * forwarded already: */
+        bool follower = kyufu_node__forward_leader(c, &leader_api) != 0;
+        if (follower && !node_local(c)) {
             /* The leader, which answered the sign-in, checks the session
              * (auth.c). */
             kyufu_node__forward(c);
             return -1;
         }
-        if (waited < KYUFU_NODE_AUTH_LAG_WAITS && lag_wait(c, waited) == 0) {
+        /* Or this node waits for its own apply: a follower serving the
+         * call itself, a leader still applying its log, a node knowing no
+         * leader yet (UNAVAILABLE, auth.h); then it answers. */
+        if ((follower || code == KYUFU_GRPC_UNAVAILABLE) &&
+            waited < KYUFU_NODE_AUTH_LAG_WAITS && lag_wait(c, waited) == 0) {
             return -1; /* pending: lag_wait_fire goes on */
         }
     }

@@ -6,13 +6,19 @@ named by a majority again)."""
 import signal
 import time
 
-from harness import fault_corrupt_log, fault_corrupt_store, fault_disk
-from harness import fault_cut_open_log, fault_flip_store
-from harness import fault_delay, fault_loss, netns, plan
+from harness import fault_clock, fault_corrupt_log, fault_corrupt_store
+from harness import fault_cut_open_log, fault_delay, fault_disk
+from harness import fault_flip_store, fault_loss, fault_power, netns, plan
 
 # Further fault actions, each in its own module with inject(inj, node)
 # (break it; `node` is the resolved target) and heal(inj) (undo whatever
 # that module broke, idempotent: heal_all calls every module's heal).
+# A module may also define missing(kyufud) (why it cannot run here: the
+# run is skipped), setup(cluster, kinds, actions), called before the nodes
+# first start (setup_all), check(events) (harness errors it finds in the
+# history, verdicts) and teardown(cluster), called before the cluster
+# folder is removed (teardown_all); Injector.fault is the plan entry being
+# injected.
 ACTIONS = {
     # delay and loss on peer links
     "loss": fault_loss,
@@ -24,6 +30,10 @@ ACTIONS = {
     "corrupt-store": fault_corrupt_store,
     "flip-store": fault_flip_store,
     "cut-open-log": fault_cut_open_log,
+    # power loss of all three nodes, clock jumps (docs/chaos.md "Faults:
+    # power loss and clock jumps")
+    "power": fault_power,
+    "clock": fault_clock,
 }
 
 
@@ -34,21 +44,47 @@ def _modules(kinds=None):
                    if acts is None or a in acts}, key=lambda m: m.__name__)
 
 
-def prepare(cluster, kinds, seed):
-    """Before the nodes start: each module of these kinds that defines
-    prepare(cluster, seed) readies the cluster for its faults (e.g. a
-    filesystem of its own under each data folder)."""
+def missing(kyufud, kinds):
+    """Why the plan's kinds cannot run here (None if they can): each
+    module's missing(kyufud), for the modules the kinds use."""
+    for mod in _modules(kinds):
+        why = hasattr(mod, "missing") and mod.missing(kyufud)
+        if why:
+            return why
+    return None
+
+
+def setup_all(cluster, kinds, seed):
+    """Before the nodes first start: prepare(cluster, seed) of each module
+    the kinds use (e.g. a filesystem of its own under each data folder),
+    then every module's setup(cluster, kinds, actions) (it decides from the
+    kinds whether it has anything to do)."""
+    actions = {plan.KINDS[k][0] for k in kinds}
     for mod in _modules(kinds):
         if hasattr(mod, "prepare"):
             mod.prepare(cluster, seed)
+    for mod in _modules():
+        if hasattr(mod, "setup"):
+            mod.setup(cluster, kinds, actions)
 
 
-def teardown(cluster):
+def verdicts(events):
+    """Harness errors that modules find in the run's history (each
+    module's optional check(events))."""
+    out = []
+    for mod in _modules():
+        if hasattr(mod, "check"):
+            out += mod.check(events)
+    return out
+
+
+def teardown_all(cluster):
     """At the end of the run, before the cluster folder is removed: each
     module's teardown(cluster), if it has one (idempotent)."""
     for mod in _modules():
         if hasattr(mod, "teardown"):
             mod.teardown(cluster)
+
 
 RECOVER_S = 30.0  # no majority leader this long after healing: a failure
 CATCH_UP_S = 30.0  # settle: every node applied the leader's commit index
@@ -68,6 +104,7 @@ class Injector:
         self.paused = set()
         self.isolated = set()  # nodes whose namespace has DROP rules
         self.errors = []  # harness-level failures (no recovery, a crash)
+        self.fault = None  # the plan entry being injected
 
     def leader(self):
         named = []
@@ -159,6 +196,7 @@ class Injector:
 
     def inject(self, f):
         node, lead = self.resolve(f["target"], f["pick"])
+        self.fault = f
         self._break(f["action"], node)
         t0 = time.monotonic()  # in effect from here (rules installed)
         time.sleep(f["duration"])

@@ -101,6 +101,10 @@ def run(a, net):
              " --settle" if a.settle else "",
              " --kinds " + ",".join(a.kinds) if a.kinds else ""),
           flush=True)
+    why = faults.missing(a.kyufud, kinds)
+    if why:
+        print("SKIP: chaos/run: %s" % why, flush=True)
+        return 77
     the_plan = plan.make(a.seed, PLAN_LEN, cover=a.cover, kinds=kinds)
     print("chaos: plan starts %s" % json.dumps(the_plan[:8]), flush=True)
     t_start = time.monotonic()
@@ -110,8 +114,8 @@ def run(a, net):
     harness_errors = []
     injected = []
     try:
-        faults.prepare(c, kinds, a.seed)
         t_made = time.monotonic()
+        faults.setup_all(c, kinds, a.seed)
         c.start_all()
         c.wait_leader(60)
         t_led = time.monotonic()
@@ -153,6 +157,8 @@ def run(a, net):
             harness_errors.append("--cover: kinds not injected: %s" % sorted(
                 set(kinds) - set(injected)))
         hist.close()
+        harness_errors += faults.verdicts(
+            load(os.path.join(a.out, "history.jsonl")))
         t_final = time.monotonic()
         final = final_read(c)
         harness_errors += ["node %d exited on its own (rc %s)"
@@ -185,7 +191,7 @@ def run(a, net):
                                 os.path.join(a.out, "node%d.log" % i))
                 except OSError:
                     pass
-        faults.teardown(c)
+        faults.teardown_all(c)
         c.close()
     print(json.dumps({k: v for k, v in summary.items()
                       if k != "violations"}, sort_keys=True))

@@ -37,7 +37,9 @@ class NetCluster(C.Cluster):
 
     def start(self, i):
         assert i not in self.procs or self.procs[i].poll() is not None
+        env = dict(os.environ)
+        env.update(self.node_env.get(i, {}))  # fault modules' (faults.py)
         with open(self.log_path(i), "a") as log:
             self.procs[i] = subprocess.Popen(
                 ["ip", "netns", "exec", self.net.node(i), self.kyufud,
-                 "--config", self.conf[i]], stdout=log, stderr=log)
+                 "--config", self.conf[i]], stdout=log, stderr=log, env=env)

@@ -26,6 +26,11 @@ KINDS = {
     "corrupt-store": ("corrupt-store", "random"),
     "flip-store": ("flip-store", "random"),
     "cut-open-log": ("cut-open-log", "random"),
+    # power loss and clock jumps (harness/fault_power.py,
+    # fault_clock.py): "all" = every node at once (the pick is unused)
+    "power-all": ("power", "all"),
+    "clock-jump-fwd": ("clock", "random"),
+    "clock-jump-back": ("clock", "random"),
 }
 # Kinds a run injects only when --kinds names them: faults kyufud is known
 # not to survive yet, which would fail every run that draws them
