@@ -35,7 +35,7 @@ def pager(call, req_type, field, **kw):
 
 def final_read(c):
     """The final state as the checker reads it (docs/chaos.md "Checker")."""
-    nodes = range(1, c.n + 1)
+    nodes = c.ids()
     S, L = c.s["service_pb2"], c.s["ledger_pb2"]
     out = {"converged": False, "nodes": {}}
     # Converged: every node answers with the same applied index and state
@@ -105,6 +105,7 @@ def run(a, net):
     print("chaos: plan starts %s" % json.dumps(the_plan[:8]), flush=True)
     t_start = time.monotonic()
     c = NetCluster(a.kyufud, net)
+    c.kyufuctl = a.kyufuctl  # the replace-node kinds run it
     print("chaos: cluster folder %s" % c.dir, flush=True)
     hist = History(os.path.join(a.out, "history.jsonl"))
     harness_errors = []
@@ -124,7 +125,7 @@ def run(a, net):
                                   time.monotonic() - t_led), flush=True)
         stop = threading.Event()
         cs = clients.start(c, hist, stop, a.seed)
-        inj = faults.Injector(c, net, hist, settle=a.settle)
+        inj = faults.Injector(c, net, hist, settle=a.settle, out=a.out)
         end = time.monotonic() + a.seconds
         time.sleep(1.0)
         for f in the_plan:
@@ -178,7 +179,7 @@ def run(a, net):
                 json.dump(summary, f, indent=1, sort_keys=True)
         failed = summary is None or summary["violations"] or harness_errors
         if failed:
-            for i in range(1, c.n + 1):
+            for i in sorted(c.procs):  # removed nodes' too
                 try:
                     shutil.copy(c.log_path(i),
                                 os.path.join(a.out, "node%d.log" % i))

@@ -15,6 +15,10 @@ KINDS = {
     "partition-split": ("partition", "random"),
     "partition-bridge": ("bridge", "random"),
     "oneway-leader": ("oneway", "leader"),
+    # replace-node: a member replaced by a fresh node (new id, empty data)
+    # under the clients' writes (chaos/harness/fault_replace.py)
+    "replace-follower": ("replace", "follower"),
+    "replace-leader": ("replace", "leader"),
 }
 # Seconds a fault lasts before it is healed, and the quiet gap after the
 # cluster has a leader again: long enough for an election (1 s timeout)
