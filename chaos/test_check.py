@@ -160,7 +160,7 @@ def main():
 def plans():
     """The same seed gives the same plan; --cover starts with every kind
     once; another seed gives another plan."""
-    from harness import plan
+    from harness import faults, plan
     a, b = plan.make(13, 60, cover=True), plan.make(13, 60, cover=True)
     assert a == b
     assert sorted(f["kind"] for f in a[:len(plan.KINDS)]) == \
@@ -170,7 +170,8 @@ def plans():
     for f in a:
         assert plan.DURATION_S[0] <= f["duration"] <= plan.DURATION_S[1]
         assert 0 <= f["pick"] < 1 and f["action"] in (
-            "kill", "pause", "partition", "bridge", "oneway"), f
+            "kill", "pause", "partition", "bridge", "oneway") + tuple(
+                faults.ACTIONS), f
 
 
 def hostile(ev, final):
@@ -211,7 +212,9 @@ def hostile(ev, final):
                            capture_output=True, text=True)
         assert r.returncode == 2 and "usage" in r.stderr, r
         for args in (["--seconds", "0"], ["--seconds", "x"],
-                     ["--seed", "-1"], ["--bogus"]):
+                     ["--seed", "-1"], ["--bogus"],
+                     ["--kinds", "replace-leader", "--kyufuctl",
+                      os.path.join(d, "no-such-kyufuctl")]):
             r = subprocess.run([sys.executable, os.path.join(here, "run"),
                                 sys.executable] + args,
                                capture_output=True, text=True)

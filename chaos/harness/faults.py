@@ -6,13 +6,14 @@ named by a majority again)."""
 import signal
 import time
 
-from harness import fault_replace, netns
+from harness import fault_replace, fault_replace_dead, netns
 
 # Further fault actions, each in its own module with inject(inj, node)
 # (break it; `node` is the resolved target) and heal(inj) (undo whatever
 # that module broke, idempotent: heal_all calls every module's heal).
 ACTIONS = {
     "replace": fault_replace,
+    "replace-dead": fault_replace_dead,
 }
 
 RECOVER_S = 30.0  # no majority leader this long after healing: a failure

@@ -19,6 +19,7 @@ KINDS = {
     # under the clients' writes (chaos/harness/fault_replace.py)
     "replace-follower": ("replace", "follower"),
     "replace-leader": ("replace", "leader"),
+    "replace-dead": ("replace-dead", "random"),  # killed first, then replaced
 }
 # Seconds a fault lasts before it is healed, and the quiet gap after the
 # cluster has a leader again: long enough for an election (1 s timeout)
