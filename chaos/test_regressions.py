@@ -39,6 +39,8 @@ BAD = [
     ("7 --kinds kill-leader,kill-leader  # x\n", "unknown or repeated kind"),
     ("7 --kinds  # x\n", "--kinds needs a value"),
     ("7 'unclosed  # x\n", "No closing quotation"),
+    ("7 --snapshot-threshold 3  # x\n", "within 4..1048576"),
+    ("7 --snapshot-threshold 1e3  # x\n", "within 4..1048576"),
 ]
 
 

@@ -99,12 +99,18 @@ def run(a, net):
     print("chaos: seed %d (replay: chaos/run KYUFUD --seed %d%s%s%s)"
           % (a.seed, a.seed, " --cover" if a.cover else "",
              " --settle" if a.settle else "",
-             " --kinds " + ",".join(a.kinds) if a.kinds else ""),
+             (" --kinds " + ",".join(a.kinds) if a.kinds else "")
+             + (" --snapshot-threshold %d" % a.snapshot_threshold
+                if a.snapshot_threshold else "")),
           flush=True)
     the_plan = plan.make(a.seed, PLAN_LEN, cover=a.cover, kinds=kinds)
     print("chaos: plan starts %s" % json.dumps(the_plan[:8]), flush=True)
     t_start = time.monotonic()
-    c = NetCluster(a.kyufud, net)
+    snap = {}
+    if a.snapshot_threshold:
+        snap = {"snapshot_threshold": a.snapshot_threshold,
+                "snapshot_trailing": max(2, a.snapshot_threshold // 2)}
+    c = NetCluster(a.kyufud, net, **snap)
     c.kyufuctl = a.kyufuctl  # the replace-node kinds run it
     print("chaos: cluster folder %s" % c.dir, flush=True)
     hist = History(os.path.join(a.out, "history.jsonl"))
@@ -118,7 +124,8 @@ def run(a, net):
         W.Ledger(c, "setup").setup(program=clients.PROGRAM,
                                    budget=clients.BUDGET, unit=clients.UNIT)
         hist.write("meta", seed=a.seed, seconds=a.seconds, cover=a.cover,
-                   settle=a.settle, clients=clients.CLIENTS, kinds=kinds)
+                   settle=a.settle, clients=clients.CLIENTS, kinds=kinds,
+                   snapshot_threshold=a.snapshot_threshold)
         print("chaos: ready in %.1f s (certificates %.1f, leader %.1f, "
               "accounts %.1f)" % (time.monotonic() - t_start,
                                   t_made - t_start, t_led - t_made,

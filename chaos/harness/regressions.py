@@ -3,7 +3,8 @@
 
 One entry a line:
 
-    SEED [--seconds S] [--settle] [--cover] [--kinds K,K]  # what it caught
+    SEED [--seconds S] [--settle] [--cover] [--kinds K,K]
+         [--snapshot-threshold N]  # what it caught
 
 SEED is the plan's seed (0..2^63-1); the options are chaos/run's, and
 --kinds pins the kinds the seed was drawn from (the plan of a seed depends
@@ -19,7 +20,8 @@ from harness import plan
 SEED_MAX = 2 ** 63
 SECONDS = (1.0, 24 * 3600.0)
 FLAGS = ("--settle", "--cover")
-VALUED = ("--seconds", "--kinds")
+VALUED = ("--seconds", "--kinds", "--snapshot-threshold")
+SNAPSHOT = (4, 1048576)
 
 
 def _entry(text):
@@ -54,6 +56,10 @@ def _entry(text):
                 raise ValueError("--seconds %r is not a number" % v)
             if not SECONDS[0] <= s <= SECONDS[1]:
                 raise ValueError("--seconds must be within 1..86400")
+        elif w == "--snapshot-threshold":
+            if not v.isdigit() or not SNAPSHOT[0] <= int(v) <= SNAPSHOT[1]:
+                raise ValueError("--snapshot-threshold must be within "
+                                 "4..1048576")
         else:
             kinds = v.split(",")
             bad = sorted(set(kinds) - set(plan.KINDS))
