@@ -1,5 +1,6 @@
 """The replace-node fault (docs/chaos.md "Faults: replace-node"): a member
-(the plan's target: the leader, a follower) is replaced by a fresh node
+(the plan's target: the leader, a follower; fault_replace_dead.py kills
+it first) is replaced by a fresh node
 (a new id, an empty data folder, its own namespace slot) while the
 clients write, through the operator's own path: `kyufuctl node new`
 writes the new node's certificate and kyufud.conf (join = yes), the node
@@ -34,10 +35,6 @@ LEADER_S = 30.0         # a leader among the new members, after the change
 _STATE = "replacing"    # the Injector attribute of the change under way
 
 
-def _kyufuctl(c):
-    return c.kyufuctl
-
-
 def _client_conf(c, nodes):
     """kyufuctl's config: the API addresses of nodes (the members, and the
     joining node: it leads after a hand-over)."""
@@ -50,7 +47,7 @@ def _client_conf(c, nodes):
 
 
 def _ctl_argv(c, conf, *args):
-    return [_kyufuctl(c), "--config", conf] + list(args)
+    return [c.kyufuctl, "--config", conf] + list(args)
 
 
 def _ctl(c, conf, *args, timeout=60.0):
