@@ -7,6 +7,34 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+/* 0: production cost.  Written once before other threads start
+ * (kyufu_pwhash_insecure_test_cost), read by the work threads: atomic so
+ * that no reader can see a torn or stale value. */
+static _Atomic uint32_t test_iterations;
+
+int kyufu_pwhash_insecure_test_cost(uint32_t iterations)
+{
+    if (iterations < KYUFU_PWHASH_TEST_ITERATIONS_MIN ||
+        iterations > KYUFU_PWHASH_TEST_ITERATIONS_MAX ||
+        test_iterations != 0) {
+        return -1;
+    }
+    test_iterations = iterations;
+    return 0;
+}
+
+uint32_t kyufu_pwhash_iterations(void)
+{
+    uint32_t t = test_iterations;
+    return t != 0 ? t : KYUFU_PWHASH_ITERATIONS;
+}
+
+uint32_t kyufu_pwhash_iterations_min(void)
+{
+    uint32_t t = test_iterations;
+    return t != 0 ? t : KYUFU_PWHASH_ITERATIONS_MIN;
+}
+
 static int derive(const char *password,
                   size_t len,
                   uint32_t iterations,
@@ -15,7 +43,7 @@ static int derive(const char *password,
                   uint8_t out[KYUFU_PWHASH_BYTES])
 {
     if (len > KYUFU_PASSWORD_BYTES_MAX ||
-        iterations < KYUFU_PWHASH_ITERATIONS_MIN ||
+        iterations < kyufu_pwhash_iterations_min() ||
         iterations > KYUFU_PWHASH_ITERATIONS_MAX) {
         return -1;
     }

@@ -71,7 +71,7 @@ static void change_run(struct kyufu_node_auth_job *jb)
                  j->history);
         return;
     }
-    if (kyufu_pwhash_new(j->new_pw, j->new_len, KYUFU_PWHASH_ITERATIONS,
+    if (kyufu_pwhash_new(j->new_pw, j->new_len, kyufu_pwhash_iterations(),
                          j->salt, j->hash) != 0) {
         j->status = KYUFU_GRPC_INTERNAL;
         snprintf(j->why, sizeof j->why, "no randomness for a salt");
@@ -116,7 +116,7 @@ static void change_done(struct kyufu_node_auth_job *jb)
     struct kyufu_node_auth_ctx *x = c->auth;
     x->now_ms = kyufu_node__wall_ms();
     Kyufu__V1__PasswordHash h;
-    kyufu_node__auth_copy_hash(&h, KYUFU_PWHASH_ITERATIONS, j->salt, j->hash);
+    kyufu_node__auth_copy_hash(&h, kyufu_pwhash_iterations(), j->salt, j->hash);
     Kyufu__V1__SetPassword sp = KYUFU__V1__SET_PASSWORD__INIT;
     sp.staff_id = j->staff_id;
     sp.password = &h;
@@ -354,7 +354,7 @@ static void temp_run(struct kyufu_node_auth_job *jb)
 {
     struct temp_job *j = (struct temp_job *)jb;
     j->rv = kyufu_pwhash_new(j->password, strlen(j->password),
-                             KYUFU_PWHASH_ITERATIONS, j->salt, j->hash);
+                             kyufu_pwhash_iterations(), j->salt, j->hash);
 }
 
 /* Make the password now (RAND_bytes is fine on the loop), hash it later. */
@@ -408,7 +408,7 @@ static void reset_done(struct kyufu_node_auth_job *jb)
         return;
     }
     Kyufu__V1__PasswordHash h;
-    kyufu_node__auth_copy_hash(&h, KYUFU_PWHASH_ITERATIONS, j->salt, j->hash);
+    kyufu_node__auth_copy_hash(&h, kyufu_pwhash_iterations(), j->salt, j->hash);
     Kyufu__V1__SetPassword sp = KYUFU__V1__SET_PASSWORD__INIT;
     sp.staff_id = j->staff_id;
     sp.password = &h;
@@ -595,7 +595,7 @@ static void create_done(struct kyufu_node_auth_job *jb)
     }
     memcpy(salt, j->salt, sizeof j->salt);
     memcpy(hash, j->hash, sizeof j->hash);
-    kyufu_node__auth_copy_hash(h, KYUFU_PWHASH_ITERATIONS, salt, hash);
+    kyufu_node__auth_copy_hash(h, kyufu_pwhash_iterations(), salt, hash);
     memcpy(((struct kyufu_node_auth_ctx *)c->auth)->salt, j->salt,
            sizeof j->salt);
     assert(j->body->temporary_password == NULL); /* refused before */

@@ -124,7 +124,7 @@ static void signin_run(struct kyufu_node_auth_job *jb)
          * does not exist or has no password. */
         uint8_t salt[KYUFU_PWHASH_SALT_BYTES], hash[KYUFU_PWHASH_BYTES];
         (void)kyufu_pwhash_new(j->password, j->password_len,
-                               KYUFU_PWHASH_ITERATIONS, salt, hash);
+                               kyufu_pwhash_iterations(), salt, hash);
         j->failed = j->refused != NULL ? j->refused : "password";
         return;
     }

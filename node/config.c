@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "glue.h"
+#include "pwhash.h"
 
 const char *kyufu_config_strerror(int rv)
 {
@@ -51,6 +52,7 @@ enum key_id {
     K_RAFT_HEARTBEAT,
     K_RAFT_SNAPSHOT_THRESHOLD,
     K_RAFT_SNAPSHOT_TRAILING,
+    K_RAFT_ENTRIES_INFLIGHT, /* issue 9: the proposer's in-flight window */
     K_LOG_LEVEL,
     K_API_CONNECTIONS,
     K_API_PER_ADDRESS,
@@ -83,6 +85,8 @@ enum key_id {
     K_AUTH_SESSION_MAX,
     K_AUTH_PURGE_AFTER,
     K_STORAGE_FLUSH, /* issue 9: when the store reaches the disk */
+    /* h/suite: the test-only password hash cost (docs/testing.md) */
+    K_INSECURE_TEST_PASSWORD_ITERATIONS,
     K_COUNT
 };
 
@@ -119,6 +123,10 @@ static const struct key_spec keys[K_COUNT] = {
     [K_RAFT_SNAPSHOT_TRAILING] = {"raft", "snapshot_trailing", false,
                                   KYUFU_GLUE_OPTION_SNAPSHOT_TRAILING_ENTRIES,
                                   "entries"},
+    [K_RAFT_ENTRIES_INFLIGHT] = {"raft", "group_commit_entries_inflight",
+                                 false,
+                                 KYUFU_GLUE_OPTION_GROUP_COMMIT_ENTRIES_INFLIGHT,
+                                 "entries"},
     [K_LOG_LEVEL] = {"log", "level", false, NOT_RAFT},
     [K_API_CONNECTIONS] = {"api", "connections_max", false,
                            KYUFU_GLUE_OPTION_COUNT, "connections"},
@@ -144,6 +152,10 @@ static const struct key_spec keys[K_COUNT] = {
                          "milliseconds"},
     [K_SLA_ALLOW_DRILLS] = {"sla", "allow_drills", false, NOT_RAFT},
     [K_STORAGE_FLUSH] = {"storage", "flush", false, NOT_RAFT},
+    /* No default printed: not a setting for production. */
+    [K_INSECURE_TEST_PASSWORD_ITERATIONS] = {"insecure_test",
+                                             "password_iterations", false,
+                                             NOT_RAFT},
     [K_AUDIT_CHECKPOINT_FILE] = {"audit", "checkpoint_file", false, NOT_RAFT},
     [K_AUDIT_CHECKPOINT_INTERVAL] = {"audit", "checkpoint_interval_seconds",
                                      false, KYUFU_GLUE_OPTION_COUNT,
@@ -285,6 +297,8 @@ static unsigned *raft_value(struct kyufu_config *c, enum key_id k)
         return &c->snapshot_threshold;
     case K_RAFT_SNAPSHOT_TRAILING:
         return &c->snapshot_trailing;
+    case K_RAFT_ENTRIES_INFLIGHT:
+        return &c->group_commit_entries_inflight;
     case K_API_CONNECTIONS:
         return &c->api_connections_max;
     case K_API_PER_ADDRESS:
@@ -335,7 +349,8 @@ static enum key_id key_of_option(enum kyufu_glue_option o)
 
 static const char *const sections[] = {"node", "cluster", "tls", "raft",
                                        "log",  "api",     "power", "sla",
-                                       "audit", "auth", "storage"};
+                                       "audit", "auth", "storage",
+                                       "insecure_test"};
 
 struct parse
 {
@@ -640,7 +655,8 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
     case K_RAFT_ELECTION:
     case K_RAFT_HEARTBEAT:
     case K_RAFT_SNAPSHOT_THRESHOLD:
-    case K_RAFT_SNAPSHOT_TRAILING: {
+    case K_RAFT_SNAPSHOT_TRAILING:
+    case K_RAFT_ENTRIES_INFLIGHT: {
         const struct kyufu_glue_option_bounds *b =
             kyufu_glue_option_bounds(keys[k].option);
         if (!kyufu_textconf_parse_uint(value, b->min, b->max, &v)) {
@@ -701,6 +717,17 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
             problem(c, ps->line, section, key,
                     "'%s' is neither commit nor background", value);
         }
+        return;
+    case K_INSECURE_TEST_PASSWORD_ITERATIONS:
+        if (!kyufu_textconf_parse_uint(value, KYUFU_PWHASH_TEST_ITERATIONS_MIN,
+                                       KYUFU_PWHASH_TEST_ITERATIONS_MAX, &v)) {
+            problem(c, ps->line, section, key,
+                    "'%s' is not a number of iterations in %u..%u", value,
+                    KYUFU_PWHASH_TEST_ITERATIONS_MIN,
+                    KYUFU_PWHASH_TEST_ITERATIONS_MAX);
+            return;
+        }
+        c->insecure_test_password_iterations = (unsigned)v;
         return;
     case K_SLA_ALLOW_DRILLS:
         if (strcmp(value, "true") == 0) {
@@ -1025,6 +1052,56 @@ static void check_slo(struct parse *ps)
     }
 }
 
+/* Whether address (host:port, checked) names a loopback IPv4 address
+ * literally (a DNS name could resolve anywhere). */
+static bool is_loopback(const char *address)
+{
+    char host[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
+    unsigned char ip[4];
+    const char *colon = strrchr(address, ':');
+    if (colon == NULL) {
+        return false;
+    }
+    snprintf(host, sizeof host, "%.*s", (int)(colon - address), address);
+    return inet_pton(AF_INET, host, ip) == 1 && ip[0] == 127;
+}
+
+/* [insecure_test] makes weak password hashes (api/pwhash.h): refused
+ * unless every address of the node and of its cluster is a loopback one,
+ * so that no config that serves anything beyond this machine can carry
+ * it (docs/testing.md "Password hashing in tests"). */
+static void check_insecure_test(struct parse *ps)
+{
+    struct kyufu_config *c = ps->c;
+    if (ps->seen[K_INSECURE_TEST_PASSWORD_ITERATIONS] == 0) {
+        return;
+    }
+    const char *outside = NULL;
+    if (c->raft_address[0] != '\0' && !is_loopback(c->raft_address)) {
+        outside = c->raft_address;
+    } else if (c->api_address[0] != '\0' && !is_loopback(c->api_address)) {
+        outside = c->api_address;
+    } else if (c->metrics_listen[0] != '\0' &&
+               !is_loopback(c->metrics_listen)) {
+        outside = c->metrics_listen;
+    }
+    for (size_t i = 0; outside == NULL && i < c->n_peers; i++) {
+        if (!is_loopback(c->peers[i].raft_address)) {
+            outside = c->peers[i].raft_address;
+        } else if (!is_loopback(c->peers[i].api_address)) {
+            outside = c->peers[i].api_address;
+        }
+    }
+    if (outside != NULL) {
+        problem(c, ps->seen[K_INSECURE_TEST_PASSWORD_ITERATIONS],
+                "insecure_test", "password_iterations",
+                "weak password hashes are for test clusters on loopback "
+                "addresses (127.0.0.0/8) only, and %s is not one: remove "
+                "[insecure_test]",
+                outside);
+    }
+}
+
 /* Rules that span keys, checked once the whole file is read. */
 static void check_whole(struct parse *ps)
 {
@@ -1042,6 +1119,7 @@ static void check_whole(struct parse *ps)
                 "<api host:port>')");
     }
     check_raft(ps);
+    check_insecure_test(ps);
     /* Identity: an idle limit longer than the absolute one means nothing
      * (the absolute one always wins): a typo, most likely. */
     if ((uint64_t)c->auth_session_idle_minutes >
@@ -1243,6 +1321,7 @@ void kyufu_config_raft_options(const struct kyufu_config *c,
     gc->heartbeat_timeout_ms = c->heartbeat_timeout_ms;
     gc->snapshot_threshold_entries = c->snapshot_threshold;
     gc->snapshot_trailing_entries = c->snapshot_trailing;
+    gc->group_commit_entries_inflight = c->group_commit_entries_inflight;
 }
 
 void kyufu_config_print_defaults(FILE *to)

@@ -16,6 +16,7 @@
  *              SIGHUP and when it changes: docs/identity.md "Certificates")
  *   [raft]     election_timeout_ms, heartbeat_timeout_ms,
  *              snapshot_threshold, snapshot_trailing,
+ *              group_commit_entries_inflight (the proposer's window),
  *              allow = NET[/BITS], ...  (peers' networks)    (optional)
  *   [log]      level = debug | info | warn | error           (optional)
  *   [api]      connections_max, connections_per_address_max,
@@ -126,6 +127,7 @@ struct kyufu_config
     unsigned heartbeat_timeout_ms;
     unsigned snapshot_threshold; /* entries */
     unsigned snapshot_trailing;  /* entries */
+    unsigned group_commit_entries_inflight; /* entries (issue 9) */
 
     enum kyufu_log_level log_level;
 
@@ -175,6 +177,11 @@ struct kyufu_config
     unsigned auth_session_idle_minutes;
     unsigned auth_session_max_hours;
     unsigned auth_purge_after_days;
+    /* [insecure_test] password_iterations (docs/testing.md "Password
+     * hashing in tests"): 0 (absent, every production node), else the
+     * PBKDF2 count of new hashes, below api/pwhash.h's production floor;
+     * accepted only when every address is a loopback one. */
+    unsigned insecure_test_password_iterations;
 
     /* Filled when load returns INVALID. */
     struct kyufu_textconf_problem problems[KYUFU_CONFIG_PROBLEMS_MAX];

@@ -29,6 +29,7 @@
 #include "lock.h"
 #include "log.h"
 #include "node.h"
+#include "pwhash.h"
 #include "storage.h"
 #include "storage_limits.h"
 
@@ -182,6 +183,12 @@ int main(int argc, char **argv)
         }
         printf("%s: ok (node %llu; %zu members in [cluster])\n", argv[2],
                (unsigned long long)config.id, config.n_peers);
+        if (config.insecure_test_password_iterations != 0) {
+            printf("%s: INSECURE TEST config: new password hashes get %u "
+                   "PBKDF2 iterations, not %u ([insecure_test])\n",
+                   argv[2], config.insecure_test_password_iterations,
+                   KYUFU_PWHASH_ITERATIONS);
+        }
         return 0;
     }
     if (rv != 0) {
@@ -192,6 +199,24 @@ int main(int argc, char **argv)
         return compact(&config);
     }
     kyufu_log_set_level(config.log_level);
+    if (config.insecure_test_password_iterations != 0) {
+        /* Before any thread starts (api/pwhash.h).  Logged at every start,
+         * whatever the log level, so that no log of such a node lacks it. */
+        if (kyufu_pwhash_insecure_test_cost(
+                config.insecure_test_password_iterations) != 0) {
+            fprintf(stderr, "kyufud: cannot set the test password cost\n");
+            return 2;
+        }
+        kyufu_log(KYUFU_LOG_ERROR,
+                  "INSECURE TEST MODE: weak password hashes "
+                  "([insecure_test] password_iterations); never in "
+                  "production",
+                  KYUFU_LOG_U("iterations",
+                              config.insecure_test_password_iterations),
+                  KYUFU_LOG_U("production_iterations",
+                              KYUFU_PWHASH_ITERATIONS),
+                  KYUFU_LOG_S("config", config.path));
+    }
     rv = kyufu_node_run(&config);
     if (rv == KYUFU_NODE_EXIT_POWER) {
         (void)kyufu_node__power_command(&config);

@@ -393,6 +393,13 @@ static void raft_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
                          "Snapshot re-sends refused while a copy was out");
     kyufu_metrics_sample_u(b, "kyufu_snapshot_copies_refused_total", NULL, 0,
                            st.snapshot_copies_refused);
+    kyufu_metrics_family(b, "kyufu_raft_apply_runs_total",
+                         KYUFU_METRICS_COUNTER,
+                         "Runs of committed entries applied in one go "
+                         "(entries per run: kyufu_storage_commit_seconds "
+                         "count over this)");
+    kyufu_metrics_sample_u(b, "kyufu_raft_apply_runs_total", NULL, 0,
+                           st.apply_runs);
     kyufu_metrics_family(b, "kyufu_snapshots_taken_total",
                          KYUFU_METRICS_COUNTER,
                          "Snapshots of the ledger taken by this node");

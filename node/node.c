@@ -93,11 +93,21 @@ void kyufu_node__finish(struct kyufu_node *n)
     kyufu_node__avail_close(n);
 }
 
-static void on_glue_closed(void *arg)
+static void on_glue_closed(void *arg, int fatal, const char *detail)
 {
     struct kyufu_node *n = arg;
     n->glue = NULL;
     kyufu_log0(KYUFU_LOG_INFO, "raft closed");
+    /* A fatal error met during the close itself (the final store flush, a
+     * raft_uv write still in flight): the stop is not clean, so the exit
+     * status says so and finish does not mark the store clean. */
+    if (fatal != 0 && n->exit_code == 0) {
+        kyufu_log(KYUFU_LOG_ERROR, "fatal raft or storage error",
+                  KYUFU_LOG_S("error", kyufu_glue_strerror(fatal)),
+                  KYUFU_LOG_S("detail", detail),
+                  KYUFU_LOG_S("when", "while closing"));
+        n->exit_code = 1;
+    }
     kyufu_node__finish(n);
 }
 
@@ -112,9 +122,8 @@ static void close_glue(struct kyufu_node *n)
     /* The glue reports a fatal error through on_state only while it is
      * not closing: one it met since its last poll (a background store
      * flush that failed after SIGTERM) would otherwise leave the exit
-     * status 0 and let finish mark the store clean.  (One met during the
-     * close itself, by the flush or a raft_uv write still in flight, is
-     * not seen: the glue is freed before on_glue_closed.) */
+     * status 0 and let finish mark the store clean.  One met during the
+     * close itself comes with on_glue_closed. */
     if (n->exit_code == 0) {
         (void)stop_if_glue_fatal(n, n->glue);
     }

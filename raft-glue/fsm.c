@@ -65,6 +65,11 @@ static int fsm_apply(struct raft_fsm *fsm,
     }
 
     index = raft_last_applied(f->raft) + 1;
+    if (index > f->run_end) {
+        f->n_apply_runs++;
+        f->run_end = raft_commit_index(f->raft);
+        assert(f->run_end >= index);
+    }
     kyufu_storage_applied(f->storage, &applied_index, &applied_term);
     if (index <= applied_index) {
         /* Replayed after a restart: LMDB already holds it. */

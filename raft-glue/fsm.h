@@ -81,6 +81,14 @@ struct kyufu_fsm
     uint64_t n_restores;
     uint64_t n_restores_skipped;
     uint64_t n_dropped;            /* entries not recorded once poisoned */
+    /* Runs of committed entries: libraft applies from last_applied + 1 up
+     * to its commit index in one go, one fsm->apply per entry; a run is
+     * counted at its first entry (an apply past the end of the last run)
+     * and ends at the commit index seen then.  Entries per run is the most
+     * one store transaction over a run could carry (docs/benchmarks.md
+     * "Store transactions per run of entries"). */
+    uint64_t n_apply_runs;
+    uint64_t run_end;              /* commit index at the run's first apply */
     uint64_t apply_ns_max;         /* slowest storage apply since taken */
     uint64_t apply_ns_last;        /* the last storage apply (for metrics) */
 };

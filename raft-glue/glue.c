@@ -524,6 +524,7 @@ int kyufu_glue_init(uv_loop_t *loop,
 
     kyufu_proposer__default_limits(&limits);
     limits.commands_per_entry_max = g->config.group_commit_commands_max;
+    limits.entries_inflight_max = g->config.group_commit_entries_inflight;
     kyufu_proposer__init(&g->proposer, &g->raft, &limits);
     g->proposer.fatal_hook = proposer_fatal;
     g->proposer.fatal_arg = g;
@@ -689,9 +690,12 @@ int kyufu_glue_start(struct kyufu_glue *g,
     g->state_arg = state_arg;
     rv = raft_start(&g->raft);
     if (rv != 0) {
-        /* raft_errmsg is often empty here: name the code too. */
-        errf(errmsg, errmsg_len, "raft start %s: %s (%s)", g->raft_dir,
-             raft_strerror(rv), raft_errmsg(&g->raft));
+        /* raft_errmsg is often empty here: name the code too, and what
+         * the state machine refused (a snapshot restore: its errmsg). */
+        errf(errmsg, errmsg_len, "raft start %s: %s (%s)%s%s", g->raft_dir,
+             raft_strerror(rv), raft_errmsg(&g->raft),
+             g->fsm_state.fatal_rv != 0 ? ": state machine: " : "",
+             g->fsm_state.fatal_rv != 0 ? g->fsm_state.errmsg : "");
         return rv == RAFT_CORRUPT ? KYUFU_GLUE_EIO : glue__raft_to_glue(rv);
     }
     g->started = true;
@@ -801,6 +805,7 @@ void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out)
         raft_leader(&g->raft, &leader, &address);
     }
     out->leader_id = leader;
+    out->apply_runs = g->fsm_state.n_apply_runs;
     out->snapshots_taken = g->fsm_state.n_snapshots;
     out->snapshots_restored = g->fsm_state.n_restores;
     out->snapshots_in_flight = g->sio.n_inflight;
@@ -1098,13 +1103,16 @@ int kyufu_glue_transfer(struct kyufu_glue *g,
 static void poll_close_cb(uv_handle_t *h)
 {
     struct kyufu_glue *g = h->data;
-    void (*cb)(void *) = g->close_cb;
+    kyufu_glue_close_cb cb = g->close_cb;
     void *arg = g->close_arg;
+    int fatal = g->fatal;
+    char detail[sizeof g->fatal_msg];
+    snprintf(detail, sizeof detail, "%s", fatal != 0 ? g->fatal_msg : "");
     free(g->address);
     free(g->raft_dir);
     free(g);
     if (cb != NULL) {
-        cb(arg);
+        cb(arg, fatal, detail);
     }
 }
 
@@ -1167,7 +1175,7 @@ static void close_step_cb(uv_timer_t *t)
     close_raft(g);
 }
 
-void kyufu_glue_close(struct kyufu_glue *g, void (*cb)(void *arg), void *arg)
+void kyufu_glue_close(struct kyufu_glue *g, kyufu_glue_close_cb cb, void *arg)
 {
     int rv;
     assert(!g->closing);

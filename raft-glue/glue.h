@@ -101,6 +101,8 @@ struct kyufu_glue_config
     unsigned snapshot_trailing_entries;
     unsigned max_inflight_entries;
     unsigned group_commit_commands_max;
+    /* Entries of ours in flight before commands queue (proposer.h). */
+    unsigned group_commit_entries_inflight;
     bool pre_vote_disabled;    /* pre-vote is on unless this is set */
     /* A follower whose connection with its leader closes (no TLS
      * close_notify: a crash) starts an election at once
@@ -121,7 +123,8 @@ struct kyufu_glue_config
     X(SNAPSHOT_THRESHOLD_ENTRIES, snapshot_threshold_entries)                \
     X(SNAPSHOT_TRAILING_ENTRIES, snapshot_trailing_entries)                  \
     X(MAX_INFLIGHT_ENTRIES, max_inflight_entries)                            \
-    X(GROUP_COMMIT_COMMANDS_MAX, group_commit_commands_max)
+    X(GROUP_COMMIT_COMMANDS_MAX, group_commit_commands_max)                  \
+    X(GROUP_COMMIT_ENTRIES_INFLIGHT, group_commit_entries_inflight)
 
 enum kyufu_glue_option {
 #define KYUFU_GLUE__OPTION_ENUM(NAME, field) KYUFU_GLUE_OPTION_##NAME,
@@ -305,6 +308,7 @@ struct kyufu_glue_status
      * restored into storage (at start or installed from the leader), taken
      * but not yet written (serializing or being put), and of those the ones
      * serializing on a work thread right now. */
+    uint64_t apply_runs;      /* runs of committed entries applied (fsm.h) */
     uint64_t snapshots_taken;
     uint64_t snapshots_restored;
     unsigned snapshots_in_flight;
@@ -503,9 +507,11 @@ bool kyufu_glue_address_ok(const char *address);
 
 /* Stop: pending proposals fail with SHUTDOWN, raft and raft_uv close; cb
  * fires when every handle is closed and the glue is freed.  The storage is
- * not closed (the caller owns it). */
-void kyufu_glue_close(struct kyufu_glue *g,
-                      void (*cb)(void *arg),
-                      void *arg);
+ * not closed (the caller owns it).  cb's `fatal` is what kyufu_glue_fatal
+ * would have answered last (0, or a fatal error met before or during the
+ * close, e.g. a final store flush or a raft_uv write that failed), with
+ * its one-line `detail` (borrowed for the call only). */
+typedef void (*kyufu_glue_close_cb)(void *arg, int fatal, const char *detail);
+void kyufu_glue_close(struct kyufu_glue *g, kyufu_glue_close_cb cb, void *arg);
 
 #endif /* KYUFU_GLUE_H */

@@ -66,7 +66,7 @@ struct kyufu_glue
                                  a removal's probe */
     struct raft_barrier change_barrier; /* a removal's probe */
     uint64_t change_probe_index;        /* the probe entry's index */
-    void (*close_cb)(void *arg);
+    kyufu_glue_close_cb close_cb;
     void *close_arg;
     kyufu_glue_event_cb event_cb;
     void *event_arg;

@@ -103,5 +103,16 @@ int kyufu_glue_check_options(struct kyufu_glue_config *c,
         return fail(KYUFU_GLUE_OPTION_SNAPSHOT_TRAILING_ENTRIES,
                     KYUFU_GLUE_OPTION_SNAPSHOT_THRESHOLD_ENTRIES, bad, other);
     }
+    if (c->group_commit_entries_inflight > c->max_inflight_entries) {
+        if (errmsg_len > 0) {
+            snprintf(errmsg, errmsg_len,
+                     "%u entries in flight is more than raft's window per "
+                     "follower (%u entries)",
+                     c->group_commit_entries_inflight,
+                     c->max_inflight_entries);
+        }
+        return fail(KYUFU_GLUE_OPTION_GROUP_COMMIT_ENTRIES_INFLIGHT,
+                    KYUFU_GLUE_OPTION_MAX_INFLIGHT_ENTRIES, bad, other);
+    }
     return 0;
 }

@@ -37,7 +37,7 @@ struct glue_pentry
 
 void kyufu_proposer__default_limits(struct kyufu_proposer_limits *l)
 {
-    l->entries_inflight_max = KYUFU_GROUP_COMMIT_ENTRIES_INFLIGHT_MAX;
+    l->entries_inflight_max = KYUFU_GROUP_COMMIT_ENTRIES_INFLIGHT_DEFAULT;
     l->commands_per_entry_max = KYUFU_GROUP_COMMIT_COMMANDS_MAX_DEFAULT;
     l->entry_bytes_max = KYUFU_ENTRY_BYTES_MAX;
     l->command_bytes_max = KYUFU_COMMAND_BYTES_MAX;

@@ -569,4 +569,105 @@ int kyufu_storage_restore(struct kyufu_storage *s,
                           char *errmsg,
                           size_t errmsg_len);
 
+/* ---------------------------------------------------- encryption at rest
+ *
+ * docs/encryption.md.  The primitives the store's encrypted codecs use (and
+ * node/ uses to wrap keys), OpenSSL EVP only, CRYPTREC-listed: AES-256-GCM,
+ * HMAC-SHA256, SP 800-108 counter-mode KDF over HMAC-SHA256.  None reads a
+ * random source: nonces and salts are passed in (the leader draws them
+ * outside apply).  Any thread.  Key material passed in is borrowed; output
+ * key material is the caller's to wipe (kyufu_storage_crypto_wipe).
+ *
+ * Errors: INVALID (a length out of range), AUTH (the tag did not verify:
+ * wrong key, wrong associated data or tampered bytes; nothing is written to
+ * `out` that the caller may use: it is wiped), NOMEM (OpenSSL could not
+ * allocate), INTERNAL (OpenSSL failed otherwise).  */
+#define KYUFU_CRYPTO_KEY_BYTES 32
+#define KYUFU_CRYPTO_NONCE_BYTES 12
+#define KYUFU_CRYPTO_TAG_BYTES 16
+#define KYUFU_CRYPTO_SALT_BYTES 16
+#define KYUFU_CRYPTO_HASH_BYTES 32
+/* Largest plaintext one seal takes (a snapshot chunk is 4 MiB; a record
+ * or Raft entry far less); keeps lengths inside OpenSSL's int. */
+#define KYUFU_CRYPTO_TEXT_BYTES_MAX (64u << 20)
+
+#define KYUFU_CRYPTO_ERRORS(X)                                               \
+    X(OK, 0, "ok")                                                           \
+    X(INVALID, -1, "invalid length or argument")                             \
+    X(AUTH, -2, "ciphertext failed authentication (wrong key, wrong "        \
+                "associated data, or tampered)")                            \
+    X(NOMEM, -3, "out of memory in the crypto library")                      \
+    X(INTERNAL, -4, "the crypto library failed")
+
+enum kyufu_crypto_error {
+#define KYUFU_CRYPTO__ENUM(name, value, text) KYUFU_CRYPTO_E##name = value,
+    KYUFU_CRYPTO_ERRORS(KYUFU_CRYPTO__ENUM)
+#undef KYUFU_CRYPTO__ENUM
+};
+
+/* Static string for a KYUFU_CRYPTO_E* code; never NULL. */
+const char *kyufu_storage_crypto_strerror(int rv);
+
+/* The subkeys of one data key version (docs/encryption.md "Keys"). */
+struct kyufu_crypto_subkeys
+{
+    uint8_t enc[KYUFU_CRYPTO_KEY_BYTES];   /* AES-256-GCM */
+    uint8_t nonce[KYUFU_CRYPTO_KEY_BYTES]; /* record nonce derivation */
+    uint8_t index[KYUFU_CRYPTO_KEY_BYTES]; /* keyed hashes of identifiers */
+};
+
+/* Derive the subkeys of data key `dek`, version `version` (the version is
+ * the KDF's context, so two versions never share a subkey even if their
+ * data keys were equal). */
+int kyufu_storage_crypto_subkeys(const uint8_t dek[KYUFU_CRYPTO_KEY_BYTES],
+                                 uint32_t version,
+                                 struct kyufu_crypto_subkeys *out);
+
+/* AES-256-GCM.  seal: out receives len bytes of ciphertext followed by the
+ * KYUFU_CRYPTO_TAG_BYTES tag (out must hold len + TAG bytes; may not
+ * overlap in).  open: in is ciphertext ‖ tag (in_len ≥ TAG), out receives
+ * in_len - TAG bytes of plaintext, only if the tag verifies.  aad may be
+ * NULL when aad_len is 0.  len ≤ KYUFU_CRYPTO_TEXT_BYTES_MAX. */
+int kyufu_storage_crypto_seal(const uint8_t key[KYUFU_CRYPTO_KEY_BYTES],
+                              const uint8_t nonce[KYUFU_CRYPTO_NONCE_BYTES],
+                              const uint8_t *aad,
+                              size_t aad_len,
+                              const uint8_t *in,
+                              size_t len,
+                              uint8_t *out);
+int kyufu_storage_crypto_open(const uint8_t key[KYUFU_CRYPTO_KEY_BYTES],
+                              const uint8_t nonce[KYUFU_CRYPTO_NONCE_BYTES],
+                              const uint8_t *aad,
+                              size_t aad_len,
+                              const uint8_t *in,
+                              size_t in_len,
+                              uint8_t *out);
+
+/* A stored record's nonce: HMAC-SHA256(k_nonce, salt ‖ index ‖ db ‖ key ‖
+ * seq) cut to 96 bits, every field length-prefixed so that no two inputs
+ * encode alike.  salt: the entry's leader-drawn salt; index: its Raft
+ * index; db: the database's number; key: the record's key (≤ 511 bytes);
+ * seq: the encryption's number inside the entry (docs/encryption.md
+ * "Nonces"). */
+int kyufu_storage_crypto_record_nonce(
+    const uint8_t k_nonce[KYUFU_CRYPTO_KEY_BYTES],
+    const uint8_t salt[KYUFU_CRYPTO_SALT_BYTES],
+    uint64_t index,
+    uint32_t db,
+    const uint8_t *key,
+    size_t key_len,
+    uint32_t seq,
+    uint8_t nonce[KYUFU_CRYPTO_NONCE_BYTES]);
+
+/* Keyed hash of a personal identifier for use as a lookup key:
+ * HMAC-SHA256(k_index, value).  len ≤ KYUFU_CRYPTO_TEXT_BYTES_MAX. */
+int kyufu_storage_crypto_keyed_hash(
+    const uint8_t k_index[KYUFU_CRYPTO_KEY_BYTES],
+    const uint8_t *value,
+    size_t len,
+    uint8_t out[KYUFU_CRYPTO_HASH_BYTES]);
+
+/* Overwrite key material in a way the compiler keeps (OPENSSL_cleanse). */
+void kyufu_storage_crypto_wipe(void *p, size_t len);
+
 #endif /* KYUFU_STORAGE_H */

@@ -1,7 +1,8 @@
 """The chaos workload (docs/chaos.md "Workload and history"): CLIENTS
 threads, each one client with a clerk and an approver idempotency client
 id, looping over the ledger's write path through cluster.Writer (the same
-key retried across nodes) and recording invoke / ok / fail / unknown."""
+key retried across nodes), reading its applications back now and then,
+and recording invoke / ok / fail / unknown."""
 import random
 import threading
 import time
@@ -27,6 +28,11 @@ BATCH_EVERY = 4   # a batch once this many approved applications wait
 # real definite failures, which must have changed nothing.
 REFUSED_SHARE = 0.05
 KEEP = 50         # done households / approved ids kept for those
+# Share of steps that read one of the client's applications back
+# (GetApplication, linearizable): the checker places each read in the
+# application's order (chaos/linear.py), so a stale read after an
+# acknowledged write is a violation.
+READ_SHARE = 0.15
 
 
 def household(L, no):
@@ -71,6 +77,9 @@ class Client(threading.Thread):
         self.batches = []       # batch ids created (ok), not confirmed
         self.done_homes = []    # households with an application (ok)
         self.done_apps = []     # application ids approved (ok)
+        self.known = []         # application ids submitted (ok), to read
+        self.reader = "%s%d-read" % (PREFIX, k)   # history id of reads
+        self.reads = 0
         self.crashed = None
 
     def op(self, w, method, command, args):
@@ -94,8 +103,47 @@ class Client(threading.Thread):
             self.hist.write("fail", code=code.name, msg=str(resp), **base)
         return None
 
+    def read(self, a):
+        """GetApplication(a), a linearizable read with the observer's
+        token, retried on the next node like a write (UNAVAILABLE /
+        DEADLINE_EXCEEDED / CANCELLED) until the write deadline; records
+        the status and batch it saw."""
+        S = self.c.s["service_pb2"]
+        self.reads += 1
+        base = {"client": self.reader, "seq": self.reads,
+                "op": "GetApplication"}
+        self.hist.write("invoke", args={"id": a}, **base)
+        w = self.clerk  # its channels; reads carry no idempotency key
+        end = time.monotonic() + WRITE_DEADLINE_S
+        while True:
+            node = w.node
+            try:
+                r = w.ledger(node).GetApplication(
+                    S.GetApplicationRequest(id=a), timeout=ATTEMPT_S)
+                self.hist.write("ok", result={
+                    "status": self.L.ApplicationStatus.Name(r.status),
+                    "batch_id": r.batch_id}, **base)
+                return
+            except grpc.RpcError as e:
+                code = e.code()
+                if code == grpc.StatusCode.UNAVAILABLE:
+                    w.reset_channel(node)
+                if code not in RETRYABLE:
+                    self.hist.write("fail", code=code.name, msg=e.details(),
+                                    **base)
+                    return
+            if time.monotonic() > end:
+                self.hist.write("unknown", code=code.name, msg="gave up",
+                                **base)
+                return
+            w.node = self.c.next_node(node)
+            time.sleep(0.02)
+
     def step(self):
         L = self.L
+        if self.known and self.rnd.random() < READ_SHARE:
+            self.read(self.rnd.choice(self.known))
+            return
         if len(self.approved) >= BATCH_EVERY:
             ids, self.approved = self.approved, []
             r = self.op(self.clerk, "CreatePaymentBatch",
@@ -142,6 +190,7 @@ class Client(threading.Thread):
                         {"program": PROGRAM, "household": h})
             if r is not None:
                 self.submitted.append(r.application.id)
+                self.known = (self.known + [r.application.id])[-KEEP:]
                 self.done_homes = (self.done_homes + [h])[-KEEP:]
         else:
             self.n_households += 1
@@ -163,6 +212,7 @@ class Client(threading.Thread):
 
 
 def start(cluster, hist, stop, seed, n=CLIENTS):
+    cluster.observer()  # the readers' account, before any fault
     cs = [Client(k, cluster, hist, stop, seed) for k in range(1, n + 1)]
     for c in cs:
         c.start()

@@ -171,7 +171,10 @@ def heal(inj):
         if code != 0:
             inj.errors.append("removed node %d: exit %s on SIGTERM"
                               % (old, code))
-    if inj.out is not None:
+    # Its folder into the run folder, unless its data folder is a mount
+    # of another module (fault_disk's tmpfs, unmounted by path at the end).
+    if inj.out is not None and not os.path.ismount(
+            os.path.join(os.path.dirname(c.log_path(old)), "data")):
         dest = os.path.join(inj.out, "removed-node%d" % old)
         shutil.move(c.log_path(old).rsplit(os.sep, 1)[0], dest)
         c.moved[old] = dest

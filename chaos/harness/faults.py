@@ -6,15 +6,53 @@ named by a majority again)."""
 import signal
 import time
 
-from harness import fault_replace, fault_replace_dead, netns
+from harness import fault_replace, fault_replace_dead
+from harness import fault_corrupt_log, fault_corrupt_store, fault_disk
+from harness import fault_cut_open_log, fault_flip_store
+from harness import fault_delay, fault_loss, netns, plan
 
 # Further fault actions, each in its own module with inject(inj, node)
 # (break it; `node` is the resolved target) and heal(inj) (undo whatever
 # that module broke, idempotent: heal_all calls every module's heal).
 ACTIONS = {
+    # replace-node (docs/chaos.md "Faults: replace-node")
     "replace": fault_replace,
     "replace-dead": fault_replace_dead,
+    # delay and loss on peer links
+    "loss": fault_loss,
+    "delay": fault_delay,
+    # disk full and corrupted files (docs/chaos.md "Faults: disk full and
+    # corrupted files")
+    "disk-full": fault_disk,
+    "corrupt-log": fault_corrupt_log,
+    "corrupt-store": fault_corrupt_store,
+    "flip-store": fault_flip_store,
+    "cut-open-log": fault_cut_open_log,
 }
+
+
+def _modules(kinds=None):
+    """The action modules (of these kinds' actions), in a fixed order."""
+    acts = None if kinds is None else {plan.KINDS[k][0] for k in kinds}
+    return sorted({m for a, m in ACTIONS.items()
+                   if acts is None or a in acts}, key=lambda m: m.__name__)
+
+
+def prepare(cluster, kinds, seed):
+    """Before the nodes start: each module of these kinds that defines
+    prepare(cluster, seed) readies the cluster for its faults (e.g. a
+    filesystem of its own under each data folder)."""
+    for mod in _modules(kinds):
+        if hasattr(mod, "prepare"):
+            mod.prepare(cluster, seed)
+
+
+def teardown(cluster):
+    """At the end of the run, before the cluster folder is removed: each
+    module's teardown(cluster), if it has one (idempotent)."""
+    for mod in _modules():
+        if hasattr(mod, "teardown"):
+            mod.teardown(cluster)
 
 RECOVER_S = 30.0  # no majority leader this long after healing: a failure
 CATCH_UP_S = 30.0  # settle: every node applied the leader's commit index
@@ -93,7 +131,7 @@ class Injector:
         return {}
 
     def heal_all(self):
-        for mod in sorted(set(ACTIONS.values()), key=lambda m: m.__name__):
+        for mod in _modules():
             mod.heal(self)
         for i in sorted(self.paused):
             self.c.kill(i, signal.SIGCONT)

@@ -95,7 +95,7 @@ def run(a, net):
     # SIGTERM (from chaos/run's own stop) unwinds through the finally
     # below: nodes killed by PID, the cluster folder removed.
     signal.signal(signal.SIGTERM, lambda sig, _f: sys.exit(128 + sig))
-    kinds = sorted(a.kinds or plan.KINDS)
+    kinds = sorted(a.kinds or plan.default_kinds())
     print("chaos: seed %d (replay: chaos/run KYUFUD --seed %d%s%s%s)"
           % (a.seed, a.seed, " --cover" if a.cover else "",
              " --settle" if a.settle else "",
@@ -117,6 +117,7 @@ def run(a, net):
     harness_errors = []
     injected = []
     try:
+        faults.prepare(c, kinds, a.seed)
         t_made = time.monotonic()
         c.start_all()
         c.wait_leader(60)
@@ -192,6 +193,7 @@ def run(a, net):
                                 os.path.join(a.out, "node%d.log" % i))
                 except OSError:
                     pass
+        faults.teardown(c)
         c.close()
     print(json.dumps({k: v for k, v in summary.items()
                       if k != "violations"}, sort_keys=True))

@@ -20,7 +20,28 @@ KINDS = {
     "replace-follower": ("replace", "follower"),
     "replace-leader": ("replace", "leader"),
     "replace-dead": ("replace-dead", "random"),  # killed first, then replaced
+    # delay and loss on peer links (fault_loss.py, fault_delay.py): on the
+    # leader's Raft connections, both directions
+    "loss-peer": ("loss", "leader"),
+    "delay-peer": ("delay", "leader"),
+    # disk full and corrupted files on one node (docs/chaos.md "Faults:
+    # disk full and corrupted files")
+    "disk-full": ("disk-full", "random"),
+    "corrupt-log": ("corrupt-log", "random"),
+    "corrupt-store": ("corrupt-store", "random"),
+    "flip-store": ("flip-store", "random"),
+    "cut-open-log": ("cut-open-log", "random"),
 }
+# Kinds a run injects only when --kinds names them: faults kyufud is known
+# not to survive yet, which would fail every run that draws them
+# (docs/chaos.md "Faults: disk full and corrupted files": flip-store,
+# cut-open-log).
+NAMED_ONLY = {"flip-store", "cut-open-log"}
+
+
+def default_kinds():
+    """The kinds of a run without --kinds."""
+    return sorted(set(KINDS) - NAMED_ONLY)
 # Seconds a fault lasts before it is healed, and the quiet gap after the
 # cluster has a leader again: long enough for an election (1 s timeout)
 # to happen inside the fault, short enough for a quick run to hold one of
@@ -34,9 +55,9 @@ def make(seed, n, cover=False, kinds=None):
     number in [0, 1) that chooses among the candidate nodes at injection
     (so a replay picks the same rank).  cover: the first len(kinds) faults
     are a permutation of every kind.  kinds: the kinds to draw from (a
-    subset of KINDS; default all)."""
+    subset of KINDS; default default_kinds())."""
     rnd = random.Random(seed)
-    kinds = sorted(kinds or KINDS)
+    kinds = sorted(kinds or default_kinds())
     first = []
     if cover:
         first = kinds[:]

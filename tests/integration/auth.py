@@ -35,6 +35,11 @@ import grpc
 STEP_S = 30
 DIGITS = 6
 PBKDF2_ITERATIONS = 600000  # api/pwhash.h KYUFU_PWHASH_ITERATIONS
+# The harness's clusters run with [insecure_test] password_iterations =
+# TEST_ITERATIONS (api/pwhash.h KYUFU_PWHASH_TEST_ITERATIONS_MIN; cluster.py):
+# each hash ~0.2 ms instead of ~0.13 s of CPU (docs/testing.md "Password
+# hashing in tests").
+TEST_ITERATIONS = 1000
 # A code is computed a little ahead: a step chosen now must still be
 # accepted (within +-1 of the node's step) when the call reaches the node.
 MARGIN_S = 5

@@ -214,12 +214,24 @@ def stubs(d):
     return _stubs
 
 
+# The config section of the test-only password hash cost (node/config.c;
+# kyufud refuses it unless every address is a loopback one).
+WEAK_HASHES = "[insecure_test]\npassword_iterations = %d\n" % A.TEST_ITERATIONS
+
+
 class Cluster:
     def __init__(self, kyufud, n=3, election_ms=1000, heartbeat_ms=100,
                  snapshot_threshold=None, snapshot_trailing=None,
-                 extra_conf=None):
+                 extra_conf=None, weak_hashes=None):
         """extra_conf: {node: text} appended to that node's kyufud.conf
-        (e.g. a [power] section)."""
+        (e.g. a [power] section).  weak_hashes: every node's config has
+        [insecure_test] password_iterations = auth.TEST_ITERATIONS and the
+        bootstrap administrator's hash that count (docs/testing.md
+        "Password hashing in tests"); False: the production cost; None:
+        True unless KYUFU_TEST_PWHASH=production (to measure the
+        difference, or run a suite at the production cost)."""
+        if weak_hashes is None:
+            weak_hashes = os.environ.get("KYUFU_TEST_PWHASH") != "production"
         self.kyufud = kyufud
         self.n = n
         self.election_ms = election_ms
@@ -275,6 +287,8 @@ class Cluster:
                         % (i, os.path.join(nd, "data"), self.raft[i],
                            self.api[i], cluster, self.ca, crt, key,
                            election_ms, heartbeat_ms, raft_extra))
+                if weak_hashes:
+                    f.write(WEAK_HASHES)
                 f.write((extra_conf or {}).get(i, ""))
             self.conf[i] = conf
         self.channels = {}
@@ -285,8 +299,11 @@ class Cluster:
         self.accounts = {}  # staff_id: auth.Account, first sign-in done
         self.tokens = {}    # (staff_id, client cert path): token
         self.admin_temp = A.new_password()
+        self.weak_hashes = weak_hashes
         self.bootstrap_text = A.bootstrap_admin_text(
-            ADMIN, "ID administrator", self.admin_temp)
+            ADMIN, "ID administrator", self.admin_temp,
+            iterations=(A.TEST_ITERATIONS if weak_hashes
+                        else A.PBKDF2_ITERATIONS))
         for i in range(1, n + 1):
             self.write_bootstrap(i, self.bootstrap_text)
         self._admin_writer = None
@@ -334,17 +351,35 @@ class Cluster:
     def wait_exit(self, i, timeout):
         return self.procs[i].wait(timeout=timeout)
 
-    def stop_clean(self, timeout=30):
+    def stop_clean(self, timeout=30, together=False):
         """SIGTERM every live node; each must exit 0 (clean stop: loop
-        closed with no handle left) with no sanitizer report in its log."""
+        closed with no handle left) with no sanitizer report in its log.
+
+        The followers first, then the leader (when every live node names
+        the same live one): a leader stopped with its peers hands
+        leadership to a peer that is stopping too and waits out its
+        5 s hand-over bound (KYUFU_NODE_STOP_TRANSFER_MS_MAX) in every
+        test; alone, its hand-over fails within an election timeout, once
+        it has lost its quorum (docs/testing.md "Run time").  together:
+        all at once, as before (cluster-basic keeps that path)."""
         live = [i for i in self.procs if self.alive(i)]
-        for i in live:
-            self.kill(i, signal.SIGTERM)
-        for i in live:
-            rc = self.wait_exit(i, timeout)
-            log = open(self.log_path(i)).read()
-            assert rc == 0, "node %d exited %d:\n%s" % (i, rc, log[-3000:])
-            assert '"msg":"node stopped","exit_code":0' in log, log[-3000:]
+        groups = [live]
+        if not together and len(live) > 1:
+            sts = [self.status(i, timeout=1.0) for i in live]
+            named = {s.leader_id for s in sts if s is not None}
+            if None not in sts and len(named) == 1 and named <= set(live):
+                lid = named.pop()
+                groups = [[i for i in live if i != lid], [lid]]
+        for group in groups:
+            for i in group:
+                self.kill(i, signal.SIGTERM)
+            for i in group:
+                rc = self.wait_exit(i, timeout)
+                log = open(self.log_path(i)).read()
+                assert rc == 0, "node %d exited %d:\n%s" % (i, rc,
+                                                             log[-3000:])
+                assert '"msg":"node stopped","exit_code":0' in log, \
+                    log[-3000:]
         for i in self.procs:
             log = open(self.log_path(i)).read()
             for bad in ("AddressSanitizer", "LeakSanitizer",

@@ -131,6 +131,29 @@ par expect_bad alert_shell   "s#^level = info#level = info\n[sla]\nalert_command
 good | sed -e "s#^level = info#level = info\n[sla]\nslo_file = $tmp/slo-good.conf\nalert_command = /bin/true --x#" >"$tmp/sla-good.ini"
 out=$("$kyufud" --check-config "$tmp/sla-good.ini" 2>&1); rc=$?
 [ $rc -eq 0 ] || fail "good [sla] refused (rc $rc): $out"
+# [insecure_test] password_iterations (docs/testing.md "Password hashing in
+# tests"): a count in the test range, and only when every address is a
+# literal loopback one; --check-config says the config is insecure.
+weak='s/^level = info/level = info\n[insecure_test]\npassword_iterations = '
+par expect_bad weak_low      "${weak}999/" ':23: [insecure_test] password_iterations:' "1000..99999"
+par expect_bad weak_high     "${weak}100000/" ':23: [insecure_test] password_iterations:' "1000..99999"
+par expect_bad weak_word     "${weak}cheap/" ':23: [insecure_test] password_iterations:' "'cheap'"
+par expect_bad weak_neg      "${weak}-1000/" ':23: [insecure_test] password_iterations:' "'-1000'"
+par expect_bad weak_empty    "${weak}/" '[insecure_test] password_iterations'
+par expect_bad weak_unknown  's/^level = info/level = info\n[insecure_test]\nhash_cost = 1/' ':23: [insecure_test] hash_cost:' "unknown key"
+par expect_bad weak_peer     "${weak}1000/; s/^3 = 127.0.0.1:7003/3 = 10.20.0.13:7003/" ':23: [insecure_test] password_iterations:' "10.20.0.13:7003 is not one" "remove [insecure_test]"
+par expect_bad weak_api      "${weak}1000/; s/^3 = \(127.0.0.1:7003\) 127.0.0.1:8003/3 = \1 192.0.2.3:8003/" ':23: [insecure_test] password_iterations:' "192.0.2.3:8003 is not one"
+par expect_bad weak_name     "${weak}1000/; s/^2 = 127.0.0.1:7002/2 = localhost:7002/" ':23: [insecure_test] password_iterations:' "localhost:7002 is not one"
+par expect_bad weak_metrics  "${weak}1000/; s/^\(api_address = .*\)/\1\nmetrics_listen = 0.0.0.0:9100/" ':24: [insecure_test] password_iterations:' "0.0.0.0:9100 is not one"
+good | sed -e "${weak}1000/" -e 's/^3 = 127.0.0.1:7003 127.0.0.1:8003/3 = 127.77.0.3:7003 127.77.0.3:8003/' >"$tmp/weak-good.ini"
+out=$("$kyufud" --check-config "$tmp/weak-good.ini" 2>&1); rc=$?
+[ $rc -eq 0 ] || fail "[insecure_test] on loopback refused (rc $rc): $out"
+has "$out" "INSECURE TEST config: new password hashes get 1000 PBKDF2 iterations, not 600000" \
+    || fail "--check-config of [insecure_test] does not say so: '$out'"
+has "$(good | "$kyufud" --print-defaults 2>&1)" "insecure" \
+    && fail "--print-defaults offers [insecure_test]"
+out=$("$kyufud" --check-config "$tmp/good.ini" 2>&1)
+has "$out" "INSECURE" && fail "a production config is called insecure: $out"
 par expect_bad dup_addr      's/^3 = 127.0.0.1:7003/3 = 127.0.0.1:7002/' ':10: [cluster] 3:' "raft address 127.0.0.1:7002"
 par expect_bad peer_syntax   's/^2 = 127.0.0.1:7002 127.0.0.1:8002/2 = 127.0.0.1:7002/' ':9: [cluster] 2:' "expected"
 par expect_bad syntax        's/^\[raft\]/[raft]\nthis is not ini/' ':16:' "syntax error"
@@ -181,7 +204,20 @@ done
 [ -n "${def[heartbeat_ms]:-}" ] || fail "--print-defaults lacks [sla] heartbeat_ms: $defaults"
 [ -n "${def[checkpoint_interval_seconds]:-}" ] || fail "--print-defaults lacks [audit] checkpoint_interval_seconds: $defaults"
 [ -n "${def[checkpoint_records]:-}" ] || fail "--print-defaults lacks [audit] checkpoint_records: $defaults"
-[ ${#def[@]} -eq 19 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 19 (9, [audit]'s 2 and [auth]'s 8): $defaults"
+[ -n "${def[group_commit_entries_inflight]:-}" ] || fail "--print-defaults lacks [raft] group_commit_entries_inflight: $defaults"
+[ ${#def[@]} -eq 20 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 20 (10, [audit]'s 2 and [auth]'s 8): $defaults"
+# [raft] group_commit_entries_inflight (issue 9, the proposer's window): a
+# number of entries in its bounds, anything else named on its line.
+w=group_commit_entries_inflight
+for bad in 0 "$((max[$w] + 1))" -1 eight 8x 99999999999999999999; do
+    par expect_bad "window_$bad" "s/^snapshot_trailing = 16/snapshot_trailing = 16\n$w = $bad/" \
+        ":20: [raft] $w:" "'$bad' is not a number of entries in ${min[$w]}..${max[$w]}"
+done
+for ok in "${min[$w]}" "${max[$w]}"; do
+    good | sed "s/^snapshot_trailing = 16/snapshot_trailing = 16\n$w = $ok/" >"$tmp/window_$ok.ini"
+    out=$("$kyufud" --check-config "$tmp/window_$ok.ini" 2>&1); rc=$?
+    [ $rc -eq 0 ] || fail "$w = $ok refused (rc $rc): $out"
+done
 
 # single NAME ELECTION HEARTBEAT THRESHOLD TRAILING: a one-node cluster
 # (it elects itself), [raft] on lines 13-16.
@@ -425,7 +461,8 @@ api_extra=
 table=$(awk '/^## /{on=($0=="## Configuration")} on' "$docs/operations.md" \
         | grep -E '^\| `[a-z_]+` \| ' \
         | sed -E 's/^\| `([a-z_]+)` \| ([^ ]+) \| ([^|]*[^ |]) \|.*/\1 = \2 ; \3/')
-printed=$(grep -v '^\[' <<<"$defaults" | sed -e 's/debug | info | warn | error/debug, info, warn, error/')
+printed=$(grep -v '^\[' <<<"$defaults" | sed -e 's/debug | info | warn | error/debug, info, warn, error/' \
+          -e 's/background | commit/background, commit/')
 [ "$table" = "$printed" ] \
     || fail "docs/operations.md's table differs from --print-defaults:"$'\n'"$table"$'\n'"---"$'\n'"$printed"
 # docs/raft.md's options table states the same [raft] values.

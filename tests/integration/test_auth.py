@@ -345,6 +345,43 @@ def run(c):
         for s in secrets:
             assert s not in log, "node %d logged a secret" % i
 
+    weak_hashes_refused_in_production(c, S, auth, clerk_pw2)
+
+
+def weak_hashes_refused_in_production(c, S, auth, clerk_pw2):
+    """The harness's clusters make weak password hashes ([insecure_test],
+    docs/testing.md "Password hashing in tests"), and say so in every
+    log; the same stores under a production config (the section removed)
+    refuse every such hash at a sign-in, even with the right password."""
+    if not c.weak_hashes:
+        print("KYUFU_TEST_PWHASH=production: no weak hashes to refuse")
+        return
+    for i in (1, 2, 3):
+        assert "INSECURE TEST MODE" in open(c.log_path(i)).read(), i
+    # The control: the weak temporary hash signs in on the test cluster.
+    leader = c.wait_leader(20)
+    r = auth(leader).SignIn(S.SignInRequest(staff_id="clerk1",
+                                            password=clerk_pw2), timeout=T)
+    assert r.setup_only, r
+    c.stop_clean()
+    sizes = {}
+    for i in (1, 2, 3):
+        text = open(c.conf[i]).read()
+        assert C.WEAK_HASHES in text, text
+        with open(c.conf[i], "w") as f:
+            f.write(text.replace(C.WEAK_HASHES, ""))
+        sizes[i] = os.path.getsize(c.log_path(i))
+    c.start_all()
+    leader = c.wait_leader(20)
+    RESET[0]()
+    expect_error(lambda: auth(leader).SignIn(S.SignInRequest(
+        staff_id="clerk1", password=clerk_pw2), timeout=T), UNAUTH,
+        "sign-in failed")
+    for i in (1, 2, 3):
+        with open(c.log_path(i)) as f:
+            f.seek(sizes[i])
+            assert "INSECURE TEST MODE" not in f.read(), i
+
 
 if __name__ == "__main__":
     main()

@@ -114,6 +114,10 @@ def bootstrap_file():
     m = re.search(r"#define KYUFU_PWHASH_ITERATIONS (\d+)u", h)
     assert m and auth.PBKDF2_ITERATIONS == int(m.group(1)), (
         auth.PBKDF2_ITERATIONS, m and m.group(0))
+    # ... and of the lowest insecure test cost a node accepts (cluster.py).
+    m = re.search(r"#define KYUFU_PWHASH_TEST_ITERATIONS_MIN (\d+)u", h)
+    assert m and auth.TEST_ITERATIONS == int(m.group(1)), (
+        auth.TEST_ITERATIONS, m and m.group(0))
 
 
 def main():

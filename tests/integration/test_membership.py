@@ -179,6 +179,11 @@ def add_node_files(c, kyufuctl, conf, i):
     assert oct(os.stat(os.path.join(out, "node.key")).st_mode & 0o777) == \
         "0o600"
     c.conf[i] = os.path.join(out, "kyufud.conf")
+    if c.weak_hashes:
+        # The cluster's test password cost (cluster.py), or the new node
+        # would refuse every hash the others made.
+        with open(c.conf[i], "a") as f:
+            f.write(C.WEAK_HASHES)
     c.n = max(c.n, i)
     return out
 

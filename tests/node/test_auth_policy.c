@@ -276,6 +276,8 @@ static void test_bootstrap(void)
         "salt = " SALT "\nhash = " HASH "\n",
         "staff_id = admin\ndisplay_name = A\niterations = 99999\n"
         "salt = " SALT "\nhash = " HASH "\n", /* too few */
+        "staff_id = admin\ndisplay_name = A\niterations = 1000\n"
+        "salt = " SALT "\nhash = " HASH "\n", /* a test node's: weak */
         "staff_id = admin\ndisplay_name = A\niterations = 10000001\n"
         "salt = " SALT "\nhash = " HASH "\n", /* too many */
         "staff_id = admin\ndisplay_name = A\niterations = -600000\n"

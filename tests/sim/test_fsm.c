@@ -22,6 +22,11 @@
  *  - restore_damaged: a snapshot with a damaged header or body is refused
  *    before anything is replaced (digest unchanged), the intact copy
  *    restores;
+ *  - apply_runs: fsm counts runs of committed entries (raft applies from
+ *    its last applied index to its commit index in one go): a lone entry
+ *    is one run on every replica; eight entries proposed at once take
+ *    between one and eight runs on each replica, fewer than eight on at
+ *    least one, the last run ending at the last entry;
  *  - snapshot_behind: a snapshot asked for while raft's applied index is
  *    below the store's (a restart replaying entries the store already
  *    holds) is refused with RAFT_BUSY and changes nothing; it aborted the
@@ -634,6 +639,81 @@ static void test_newer_command_set(void)
     printf("fsm: newer_command_set ok\n");
 }
 
+/* ----------------------------------------------------------- apply runs */
+
+/* Frame a CreateStaff at `term` into a new raft buffer. */
+static struct raft_buffer staff_frame(const char *id, uint64_t term)
+{
+    size_t len;
+    uint8_t *p = staff_batch("admin", id, ++cl.seq, &len);
+    struct raft_buffer buf;
+    buf.len = glue__frame_size(len);
+    buf.base = raft_calloc(1, buf.len);
+    CHECK(buf.base != NULL);
+    glue__frame_write(buf.base, term, p, len);
+    free(p);
+    return buf;
+}
+
+static void test_apply_runs(void)
+{
+    cl_prefix = "u";
+    memset(&cl, 0, sizeof cl);
+    cluster_start();
+    struct raft *leader = raft_fixture_get(&cl.f, 0);
+    uint64_t term = raft_current_term(leader);
+    uint64_t runs[N], applied[N];
+
+    /* A lone entry is a run of its own on every replica. */
+    for (unsigned i = 0; i < N; i++) {
+        runs[i] = cl.st[i].n_apply_runs;
+        applied[i] = cl.st[i].n_applied;
+    }
+    struct raft_buffer buf = staff_frame("admin", term);
+    struct raft_apply *req = calloc(1, sizeof *req);
+    CHECK(req != NULL);
+    CHECK(raft_apply(leader, req, &buf, 1, apply_cb) == 0);
+    raft_index last = raft_last_index(leader);
+    CHECK(raft_fixture_step_until_applied(&cl.f, N, last, 10000));
+    for (unsigned i = 0; i < N; i++) {
+        CHECK(cl.st[i].n_applied == applied[i] + 1);
+        CHECK(cl.st[i].n_apply_runs == runs[i] + 1);
+        CHECK(cl.st[i].run_end == last);
+        runs[i] = cl.st[i].n_apply_runs;
+        applied[i] = cl.st[i].n_applied;
+    }
+
+    /* Eight entries proposed before any commits: a follower learns their
+     * commit from the leader's next message, so it applies them in fewer
+     * runs than entries; no replica counts more runs than entries, and
+     * every run ends at a commit index, the last at the last entry. */
+    enum { K = 8 };
+    for (unsigned k = 0; k < K; k++) {
+        char id[16];
+        snprintf(id, sizeof id, "runs%u", k);
+        buf = staff_frame(id, term);
+        req = calloc(1, sizeof *req);
+        CHECK(req != NULL);
+        CHECK(raft_apply(leader, req, &buf, 1, apply_cb) == 0);
+    }
+    last = raft_last_index(leader);
+    CHECK(raft_fixture_step_until_applied(&cl.f, N, last, 10000));
+    bool batched = false;
+    for (unsigned i = 0; i < N; i++) {
+        uint64_t d = cl.st[i].n_apply_runs - runs[i];
+        CHECK(cl.st[i].n_applied == applied[i] + K);
+        CHECK(d >= 1 && d <= K);
+        CHECK(cl.st[i].run_end == last);
+        printf("fsm: apply_runs: replica %u applied %u entries in %" PRIu64
+               " runs\n",
+               i, (unsigned)K, d);
+        batched = batched || d < K;
+    }
+    CHECK(batched);
+    cluster_stop();
+    printf("fsm: apply_runs ok\n");
+}
+
 /* ----------------------------------------------------- restore damaged */
 
 /* Restore `bytes` into a fresh FSM over `target`; returns raft's code. */
@@ -847,6 +927,7 @@ int main(void)
     test_term_below_applied();
     cluster_stop();
     test_newer_command_set();
+    test_apply_runs();
     test_restore_damaged();
     test_snapshot_behind();
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

@@ -240,9 +240,20 @@ static bool op_done(void *arg)
 }
 
 static unsigned n_closed;
-static void closed_cb(void *arg)
+/* Fatal errors the closes reported since close_all began, and the last
+ * one's detail: a close after a healthy run reports none. */
+static unsigned n_closed_fatal;
+static char closed_fatal_detail[256];
+static void closed_cb(void *arg, int fatal, const char *detail)
 {
     (void)arg;
+    if (fatal != 0) {
+        n_closed_fatal++;
+        snprintf(closed_fatal_detail, sizeof closed_fatal_detail, "%s",
+                 detail);
+    } else {
+        CHECK(detail[0] == '\0');
+    }
     n_closed++;
 }
 static bool all_closed(void *arg)
@@ -250,10 +261,13 @@ static bool all_closed(void *arg)
     return n_closed == *(unsigned *)arg;
 }
 
-static void close_all(void)
+/* Close every glue; want_fatal of them must report a fatal error. */
+static void close_all_fatal(unsigned want_fatal)
 {
     unsigned want = 0;
     n_closed = 0;
+    n_closed_fatal = 0;
+    closed_fatal_detail[0] = '\0';
     for (unsigned i = 0; i < N; i++) {
         if (g[i] != NULL) {
             kyufu_glue_close(g[i], closed_cb, NULL);
@@ -262,12 +276,22 @@ static void close_all(void)
         }
     }
     CHECK(run_until(all_closed, &want, 10000));
+    if (n_closed_fatal != want_fatal) {
+        fprintf(stderr, "closes reported %u fatal errors (want %u): %s\n",
+                n_closed_fatal, want_fatal, closed_fatal_detail);
+    }
+    CHECK(n_closed_fatal == want_fatal);
     for (unsigned i = 0; i < N; i++) {
         if (st[i] != NULL) {
             kyufu_storage_close(st[i]);
             st[i] = NULL;
         }
     }
+}
+
+static void close_all(void)
+{
+    close_all_fatal(0);
 }
 
 /* Fresh ports for every node slot, bootstrap and start nodes 0-2, wait for
@@ -594,7 +618,8 @@ static void test_lost_entries(void)
     CHECK(rv != 0);
     kyufu_storage_applied(st[0], &after, &term);
     CHECK(after == before); /* the store lost nothing */
-    close_all();
+    close_all_fatal(1);
+    CHECK(strstr(closed_fatal_detail, "log lost applied entries") != NULL);
 }
 
 /* Single node: write, close, flip a byte inside the first segment's entry
@@ -1154,7 +1179,10 @@ static void test_store_ahead(void)
           KYUFU_GLUE_ESTORAGE);
     fprintf(stderr, "restart with a wiped Raft directory: %s\n", err);
     CHECK(strstr(err, "the log lost entries") != NULL);
-    close_all();
+    /* The refused glue's close carries its fatal error to the owner (the
+     * node's exit status). */
+    close_all_fatal(1);
+    CHECK(strstr(closed_fatal_detail, "log lost applied entries") != NULL);
 }
 
 int main(void)

@@ -4,8 +4,8 @@
  *  - 0 fields take glue_limits.h's defaults, and the defaults pass;
  *  - every option at its minimum at once, and at its maximum at once, pass;
  *    one below its minimum or above its maximum fails naming that option;
- *  - heartbeat at most a third of the election timeout and trailing below
- *    threshold hold at their edge and fail one past it, naming the option at
+ *  - heartbeat at most a third of the election timeout, trailing below
+ *    threshold and the proposer's window within raft's hold at their edge and fail one past it, naming the option at
  *    fault and the one it was compared with;
  *  - kyufu_glue_init refuses what the check refuses, naming the field. */
 #include <stdio.h>
@@ -68,6 +68,8 @@ int main(void)
     CHECK(c.max_inflight_entries == KYUFU_MAX_INFLIGHT_ENTRIES_DEFAULT);
     CHECK(c.group_commit_commands_max ==
           KYUFU_GROUP_COMMIT_COMMANDS_MAX_DEFAULT);
+    CHECK(c.group_commit_entries_inflight ==
+          KYUFU_GROUP_COMMIT_ENTRIES_INFLIGHT_DEFAULT);
     CHECK(strcmp(kyufu_glue_option_bounds(
                      KYUFU_GLUE_OPTION_ELECTION_TIMEOUT_MS)->field,
                  "election_timeout_ms") == 0);
@@ -117,6 +119,23 @@ int main(void)
     CHECK(c.snapshot_trailing_entries ==
           KYUFU_SNAPSHOT_TRAILING_ENTRIES_DEFAULT);
     CHECK(bad == KYUFU_GLUE_OPTION_SNAPSHOT_TRAILING_ENTRIES);
+    /* The proposer's window is at most raft's window per follower. */
+    memset(&c, 0, sizeof c);
+    c.max_inflight_entries = 16;
+    c.group_commit_entries_inflight = 16;
+    CHECK(check(&c, &bad, &other, why, sizeof why) == 0);
+    c.group_commit_entries_inflight = 17;
+    CHECK(check(&c, &bad, &other, why, sizeof why) == KYUFU_GLUE_ECONFIG);
+    CHECK(bad == KYUFU_GLUE_OPTION_GROUP_COMMIT_ENTRIES_INFLIGHT);
+    CHECK(other == KYUFU_GLUE_OPTION_MAX_INFLIGHT_ENTRIES);
+    CHECK(strcmp(why, "17 entries in flight is more than raft's window per "
+                      "follower (16 entries)") == 0);
+    /* Also against raft's default window (the window's maximum is it). */
+    c.max_inflight_entries = 0;
+    c.group_commit_entries_inflight = KYUFU_MAX_INFLIGHT_ENTRIES_DEFAULT;
+    CHECK(check(&c, &bad, &other, why, sizeof why) == 0);
+    c.snapshot_threshold_entries = 1000;
+    c.snapshot_trailing_entries = 0;
     /* NULL out-parameters and no message buffer are allowed. */
     CHECK(kyufu_glue_check_options(&c, NULL, NULL, NULL, 0) ==
           KYUFU_GLUE_ECONFIG);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -388,6 +389,36 @@ static void test_schema_mismatch(void)
     CHECK_RV(kyufu_storage_open(&f.o, &f.s, err, sizeof err),
              KYUFU_STORAGE_ESCHEMA);
     CHECK(f.s == NULL && strstr(err, "99") != NULL);
+}
+
+/* A data.mdb cut short behind LMDB's back (a damaged disk, the chaos fault
+ * corrupt-store) is refused as CORRUPT at open, with a message naming
+ * it, never read: LMDB's first read past the end was a SIGBUS. */
+static void test_truncated_file(void)
+{
+    static const double keep[] = {0.5, 0.9};
+    for (size_t k = 0; k < sizeof keep / sizeof keep[0]; k++) {
+        struct fx f;
+        char err[256] = "";
+        char path[192];
+        struct stat st;
+        fx_open(&f);
+        apply1(&f, c_staff(&f, "root", "root", 1u << 1), OK);
+        kyufu_storage_close(f.s);
+        f.s = NULL;
+        snprintf(path, sizeof path, "%s/data.mdb", f.dir);
+        CHECK(stat(path, &st) == 0 && st.st_size > 4 * 4096);
+        CHECK(truncate(path, (off_t)((double)st.st_size * keep[k])) == 0);
+        CHECK_RV(kyufu_storage_open(&f.o, &f.s, err, sizeof err),
+                 KYUFU_STORAGE_ECORRUPT);
+        CHECK(f.s == NULL && strstr(err, "data.mdb is truncated") != NULL);
+        /* Refused again, and nothing changed the file. */
+        CHECK_RV(kyufu_storage_open(&f.o, &f.s, err, sizeof err),
+                 KYUFU_STORAGE_ECORRUPT);
+        struct stat after;
+        CHECK(stat(path, &after) == 0 &&
+              after.st_size == (off_t)((double)st.st_size * keep[k]));
+    }
 }
 
 static void test_locked(void)
@@ -1244,6 +1275,7 @@ int main(int argc, char **argv)
         {"persistence", test_persistence},
         {"schema_mismatch", test_schema_mismatch},
         {"locked", test_locked},
+        {"truncated_file", test_truncated_file},
         {"applied_and_stale", test_applied_and_stale},
         {"malformed_bytes", test_malformed_bytes},
         {"snapshot_roundtrip", test_snapshot_roundtrip},

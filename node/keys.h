@@ -1,0 +1,119 @@
+/* The key files of encryption at rest (docs/encryption.md "Keys"): a
+ * node's key-encryption key (KEK) and its wrapped copy of the cluster
+ * master key (CMK).  Shared by kyufud and kyufuctl (a library of its own,
+ * like slo.h).  No function logs; errors come back as one line in errmsg.
+ * Thread-safe.  Key material returned is the caller's to wipe
+ * (kyufu_storage_crypto_wipe).
+ *
+ * KEK file: exactly 64 hexadecimal digits and an optional newline, mode
+ * 0600 (no group or other bit), owned by the user kyufud runs as or root;
+ * anything else is refused and no key is returned.  A passphrase KEK is
+ * PBKDF2-HMAC-SHA256 of the passphrase (16..1024 bytes) with the salt and
+ * round count kept in the CMK file.
+ *
+ * CMK file (binary, KYUFU_KEYS_CMK_FILE_BYTES, written whole and durably,
+ * mode 0600):
+ *
+ *     "KYUFUCMK" | format 1 (u8) | KEK kind (u8) | 0 (u16) |
+ *     PBKDF2 rounds (u32 BE; 0 for a key file) | salt (16) | nonce (12) |
+ *     AES-256-GCM(KEK, nonce, CMK) (32) | tag (16)
+ *
+ * The associated data is the 44 header bytes followed by the caller's
+ * binding (the node id and the cluster's identity): a file copied to
+ * another node or cluster, or with any header byte changed (a weaker round
+ * count, another kind), does not unwrap. */
+#ifndef KYUFU_NODE_KEYS_H
+#define KYUFU_NODE_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KYUFU_KEYS_KEY_BYTES 32u
+#define KYUFU_KEYS_SALT_BYTES 16u
+#define KYUFU_KEYS_CMK_FILE_BYTES 92u
+#define KYUFU_KEYS_PASSPHRASE_BYTES_MIN 16u
+#define KYUFU_KEYS_PASSPHRASE_BYTES_MAX 1024u
+/* New passphrase KEKs: the password hashes' count (api/pwhash.h), about
+ * 0.13 s of one core here.  Files with fewer rounds than the minimum, or
+ * more than the maximum (a hostile file must not make a start spin for
+ * minutes), are refused. */
+#define KYUFU_KEYS_PBKDF2_ROUNDS 600000u
+#define KYUFU_KEYS_PBKDF2_ROUNDS_MIN 100000u
+#define KYUFU_KEYS_PBKDF2_ROUNDS_MAX 10000000u
+/* The binding's longest length (AAD after the header). */
+#define KYUFU_KEYS_BIND_BYTES_MAX 256u
+
+enum kyufu_keys_kek_kind {
+    KYUFU_KEYS_KEK_FILE = 1,
+    KYUFU_KEYS_KEK_PASSPHRASE = 2,
+};
+
+/* Read the KEK file at path into kek.  0, or -1 with errmsg (kek wiped). */
+int kyufu_keys_kek_read(const char *path,
+                        uint8_t kek[KYUFU_KEYS_KEY_BYTES],
+                        char *errmsg,
+                        size_t errmsg_len);
+
+/* Create a new KEK file at dir/name from the CSPRNG (fails if the file
+ * exists: a key is never overwritten).  0, or -1 with errmsg. */
+int kyufu_keys_kek_create(const char *dir,
+                          const char *name,
+                          char *errmsg,
+                          size_t errmsg_len);
+
+/* The KEK of a passphrase.  0, or -1 with errmsg (a passphrase outside
+ * 16..1024 bytes, rounds outside the bounds, OpenSSL failure). */
+int kyufu_keys_kek_from_passphrase(const char *passphrase,
+                                   size_t len,
+                                   const uint8_t salt[KYUFU_KEYS_SALT_BYTES],
+                                   uint32_t rounds,
+                                   uint8_t kek[KYUFU_KEYS_KEY_BYTES],
+                                   char *errmsg,
+                                   size_t errmsg_len);
+
+/* A CMK file's header, read before the KEK is known (a passphrase KEK
+ * needs its salt and rounds). */
+struct kyufu_keys_cmk_file
+{
+    enum kyufu_keys_kek_kind kind;
+    uint32_t rounds;
+    uint8_t salt[KYUFU_KEYS_SALT_BYTES];
+    uint8_t raw[KYUFU_KEYS_CMK_FILE_BYTES];
+};
+
+/* Seal cmk under kek and write it as dir/name.  kind and rounds/salt say
+ * how the KEK was obtained (rounds 0 and salt ignored for a key file; for
+ * a passphrase, the salt and rounds it was derived with).  The nonce comes
+ * from the CSPRNG (a CMK is wrapped a handful of times per KEK).  0, or -1
+ * with errmsg. */
+int kyufu_keys_cmk_write(const char *dir,
+                         const char *name,
+                         enum kyufu_keys_kek_kind kind,
+                         uint32_t rounds,
+                         const uint8_t salt[KYUFU_KEYS_SALT_BYTES],
+                         const uint8_t kek[KYUFU_KEYS_KEY_BYTES],
+                         const uint8_t *bind,
+                         size_t bind_len,
+                         const uint8_t cmk[KYUFU_KEYS_KEY_BYTES],
+                         char *errmsg,
+                         size_t errmsg_len);
+
+/* Read and check the shape of a CMK file (private, exact size, magic,
+ * format, kind, rounds within bounds).  0, or -1 with errmsg. */
+int kyufu_keys_cmk_read(const char *path,
+                        struct kyufu_keys_cmk_file *out,
+                        char *errmsg,
+                        size_t errmsg_len);
+
+/* Unwrap the CMK of a file read above.  0, or -1 with errmsg: "wrong key,
+ * wrong node or cluster, or a damaged file" when the tag does not verify
+ * (cmk wiped). */
+int kyufu_keys_cmk_unwrap(const struct kyufu_keys_cmk_file *f,
+                          const uint8_t kek[KYUFU_KEYS_KEY_BYTES],
+                          const uint8_t *bind,
+                          size_t bind_len,
+                          uint8_t cmk[KYUFU_KEYS_KEY_BYTES],
+                          char *errmsg,
+                          size_t errmsg_len);
+
+#endif /* KYUFU_NODE_KEYS_H */
