@@ -469,6 +469,9 @@ def hostile(ev, final):
         assert r.returncode == 2 and "usage" in r.stderr, r
         for args in (["--seconds", "0"], ["--seconds", "x"],
                      ["--seed", "-1"], ["--bogus"],
+                     ["--snapshot-threshold", "3"],
+                     ["--kinds", "replace-leader", "--kyufuctl",
+                      os.path.join(d, "no-such-kyufuctl")],
                      ["--kinds", "disk-ful"], ["--kinds", ""],
                      ["--kinds", "disk-full,,corrupt-log"]):
             r = subprocess.run([sys.executable, os.path.join(here, "run"),

@@ -136,7 +136,7 @@ class Client(threading.Thread):
                 self.hist.write("unknown", code=code.name, msg="gave up",
                                 **base)
                 return
-            w.node = node % self.c.n + 1
+            w.node = self.c.next_node(node)
             time.sleep(0.02)
 
     def step(self):

@@ -53,7 +53,7 @@ def _state(inj):
 
 
 def _peers(inj, node):
-    return [j for j in range(1, inj.c.n + 1) if j != node]
+    return [j for j in inj.c.ids() if j != node]
 
 
 def _start_proxy(ns, delay, jitter, seed):
@@ -88,8 +88,8 @@ def inject(inj, node):
     jitter = delay // JITTER_DIV
     seed = st["n"]
     st["n"] += 1
-    ns = inj.net.node(node)
-    peers = [netns.Net.addr(j) for j in _peers(inj, node)]
+    ns = inj.c.ns(node)
+    peers = [inj.c.addr(j) for j in _peers(inj, node)]
     on = {"delay": delay, "jitter": jitter, "proxy": None, "probe": None}
     st["on"][node] = on  # heal() undoes whatever got done below
     on["proxy"] = _start_proxy(ns, delay, jitter, seed)
@@ -117,9 +117,10 @@ def inject(inj, node):
     peerlink.restore(ns, "nat", text)
     on["closed"] = on["moved"] = 0
     for j in _peers(inj, node):
-        linked = peerlink.count_connections(ns, netns.RAFT_PORT, j) > 0
+        linked = peerlink.count_connections(ns, netns.RAFT_PORT,
+                                            inj.c.addr(j)) > 0
         on["closed"] += peerlink.close_connections(
-            ns, netns.Net.addr(j), local_ports=(netns.RAFT_PORT,),
+            ns, inj.c.addr(j), local_ports=(netns.RAFT_PORT,),
             remote_ports=(netns.RAFT_PORT,), spare_mark=MARK)
         on["moved"] += peerlink.wait_reconnected(inj, ns, j, PROXY_PORT,
                                                  MOVE_WAIT_S, linked)
@@ -144,7 +145,7 @@ def _probe_result(p):
 def heal(inj):
     st = _state(inj)
     for node, on in sorted(st["on"].items()):
-        ns = inj.net.node(node)
+        ns = inj.c.ns(node)
         rtts = _probe_result(on["probe"]) if on["probe"] else None
         if on.get("redirects"):
             # new connections go direct from now on (KEEP stays)
@@ -154,9 +155,10 @@ def heal(inj):
         for j in _peers(inj, node):
             # the node's connections to j (through the proxy or not) and
             # the proxy's from j: the proxy closes the other end of each
-            linked = peerlink.count_connections(ns, PROXY_PORT, j) > 0
+            linked = peerlink.count_connections(ns, PROXY_PORT,
+                                                inj.c.addr(j)) > 0
             peerlink.close_connections(
-                ns, netns.Net.addr(j), local_ports=(PROXY_PORT,),
+                ns, inj.c.addr(j), local_ports=(PROXY_PORT,),
                 remote_ports=(netns.RAFT_PORT,), spare_mark=MARK)
             peerlink.wait_reconnected(inj, ns, j, netns.RAFT_PORT,
                                       MOVE_WAIT_S, linked)

@@ -89,6 +89,11 @@ def _fill(path):
 
 
 def inject(inj, node):
+    if data_dir(inj.c, node) not in _mounted:
+        # A node that joined after prepare() (the replace-node kinds) has
+        # no tmpfs of its own: filling its folder would fill the host's.
+        raise RuntimeError("disk-full: node %d's data folder is not on a "
+                           "tmpfs of the run" % node)
     path = os.path.join(data_dir(inj.c, node), BALLAST)
     offset = nodelog.size(inj.c.log_path(node))
     _fill(path)

@@ -36,7 +36,7 @@ def inject(inj, node):
                  "--probability %.3f -j DROP\n" % (CHAIN, sel, port, p))
     for hook, chain in HOOKS:
         text += "-I %s -j %s\n" % (hook, chain)
-    ns = inj.net.node(node)
+    ns = inj.c.ns(node)
     peerlink.restore(ns, "filter", text)
     st["on"][node] = p
 
@@ -44,7 +44,7 @@ def inject(inj, node):
 def heal(inj):
     st = _state(inj)
     for node, p in sorted(st["on"].items()):
-        ns = inj.net.node(node)
+        ns = inj.c.ns(node)
         seen = dropped = 0
         for packets, rule in peerlink.counters(ns, CHAIN):
             if "-j DROP" in rule:

@@ -8,7 +8,8 @@ import time
 
 from harness import fault_clock, fault_corrupt_log, fault_corrupt_store
 from harness import fault_cut_open_log, fault_delay, fault_disk
-from harness import fault_flip_store, fault_loss, fault_power, netns, plan
+from harness import fault_flip_store, fault_loss, fault_power
+from harness import fault_replace, fault_replace_dead, netns, plan
 
 # Further fault actions, each in its own module with inject(inj, node)
 # (break it; `node` is the resolved target) and heal(inj) (undo whatever
@@ -20,6 +21,9 @@ from harness import fault_flip_store, fault_loss, fault_power, netns, plan
 # folder is removed (teardown_all); Injector.fault is the plan entry being
 # injected.
 ACTIONS = {
+    # replace-node (docs/chaos.md "Faults: replace-node")
+    "replace": fault_replace,
+    "replace-dead": fault_replace_dead,
     # delay and loss on peer links
     "loss": fault_loss,
     "delay": fault_delay,
@@ -91,12 +95,13 @@ CATCH_UP_S = 30.0  # settle: every node applied the leader's commit index
 
 
 class Injector:
-    def __init__(self, cluster, net, hist, settle=False):
+    def __init__(self, cluster, net, hist, settle=False, out=None):
         """settle: after each fault wait until every node has applied
         what the leader had committed when it was back (a restarted node
         caught up) before the next fault; without it a node may be killed
         again while it catches up (see docs/chaos.md "Findings")."""
         self.settle = settle
+        self.out = out  # the run folder (a module may keep files there)
         self.c = cluster
         self.net = net
         self.hist = hist
@@ -108,7 +113,7 @@ class Injector:
 
     def leader(self):
         named = []
-        for i in range(1, self.c.n + 1):
+        for i in self.c.ids():
             if self.c.alive(i) and i not in self.paused:
                 st = self.c.status(i, timeout=1.0)
                 if st is not None and st.leader_id:
@@ -119,7 +124,7 @@ class Injector:
         return None
 
     def resolve(self, target, pick):
-        nodes = list(range(1, self.c.n + 1))
+        nodes = self.c.ids()
         lead = self.leader()
         if target == "leader" and lead is not None:
             cands = [lead]
@@ -131,10 +136,12 @@ class Injector:
 
     def crashed(self):
         """Nodes that exited although the plan did not kill them."""
-        return [i for i in range(1, self.c.n + 1)
+        return [i for i in self.c.ids()
                 if i not in self.killed and not self.c.alive(i)]
 
     def _break(self, action, node):
+        """Break node; returns the fields an ACTIONS module adds to the
+        fault's history event (or {})."""
         if action == "kill":
             self.c.kill(node, signal.SIGKILL)
             self.c.wait_exit(node, 10)
@@ -143,21 +150,22 @@ class Injector:
             self.c.kill(node, signal.SIGSTOP)
             self.paused.add(node)
         else:
-            others = [j for j in range(1, self.c.n + 1) if j != node]
-            addrs = [netns.Net.addr(j) for j in others]
+            others = [j for j in self.c.ids() if j != node]
+            addrs = [self.c.addr(j) for j in others]
             if action == "partition":    # node cut from the others
-                netns.isolate(self.net.node(node), addrs)
+                netns.isolate(self.c.ns(node), addrs)
                 self.isolated.add(node)
             elif action == "oneway":     # node hears the others, unheard
-                netns.isolate(self.net.node(node), addrs, inbound=False)
+                netns.isolate(self.c.ns(node), addrs, inbound=False)
                 self.isolated.add(node)
             elif action == "bridge":     # the others cut, node sees both
-                netns.isolate(self.net.node(others[0]), addrs[1:])
+                netns.isolate(self.c.ns(others[0]), addrs[1:])
                 self.isolated.add(others[0])
             elif action in ACTIONS:
-                ACTIONS[action].inject(self, node)
+                return ACTIONS[action].inject(self, node) or {}
             else:
                 raise ValueError("unknown fault action %r" % action)
+        return {}
 
     def heal_all(self):
         for mod in _modules():
@@ -166,7 +174,7 @@ class Injector:
             self.c.kill(i, signal.SIGCONT)
         self.paused.clear()
         for i in sorted(self.isolated):
-            netns.heal(self.net.node(i))
+            netns.heal(self.c.ns(i))
         self.isolated.clear()
         for i in sorted(self.killed):
             self.c.start(i)
@@ -181,7 +189,7 @@ class Injector:
             return None
         target = st.commit_index
         end = time.monotonic() + CATCH_UP_S
-        nodes = range(1, self.c.n + 1)
+        nodes = self.c.ids()
         while time.monotonic() < end:
             if not all(self.c.alive(i) for i in nodes):
                 return None  # a node died: inject() reports it
@@ -197,7 +205,7 @@ class Injector:
     def inject(self, f):
         node, lead = self.resolve(f["target"], f["pick"])
         self.fault = f
-        self._break(f["action"], node)
+        extra = self._break(f["action"], node)
         t0 = time.monotonic()  # in effect from here (rules installed)
         time.sleep(f["duration"])
         t_heal = time.monotonic()
@@ -214,7 +222,8 @@ class Injector:
         ev = self.hist.write("fault", kind=f["kind"], node=node,
                              leader_before=lead, leader_after=after,
                              t=t0, heal_t=t_heal,
-                             recover_t=t_rec, caught_up_t=t_caught)
+                             recover_t=t_rec, caught_up_t=t_caught,
+                             **extra)
         if t_rec is None:
             self.errors.append("no majority leader %.0f s after healing %s"
                                % (RECOVER_S, ev))

@@ -35,7 +35,7 @@ def pager(call, req_type, field, **kw):
 
 def final_read(c):
     """The final state as the checker reads it (docs/chaos.md "Checker")."""
-    nodes = range(1, c.n + 1)
+    nodes = c.ids()
     S, L = c.s["service_pb2"], c.s["ledger_pb2"]
     out = {"converged": False, "nodes": {}}
     # Converged: every node answers with the same applied index and state
@@ -99,7 +99,9 @@ def run(a, net):
     print("chaos: seed %d (replay: chaos/run KYUFUD --seed %d%s%s%s)"
           % (a.seed, a.seed, " --cover" if a.cover else "",
              " --settle" if a.settle else "",
-             " --kinds " + ",".join(a.kinds) if a.kinds else ""),
+             (" --kinds " + ",".join(a.kinds) if a.kinds else "")
+             + (" --snapshot-threshold %d" % a.snapshot_threshold
+                if a.snapshot_threshold else "")),
           flush=True)
     why = faults.missing(a.kyufud, kinds)
     if why:
@@ -108,7 +110,12 @@ def run(a, net):
     the_plan = plan.make(a.seed, PLAN_LEN, cover=a.cover, kinds=kinds)
     print("chaos: plan starts %s" % json.dumps(the_plan[:8]), flush=True)
     t_start = time.monotonic()
-    c = NetCluster(a.kyufud, net)
+    snap = {}
+    if a.snapshot_threshold:
+        snap = {"snapshot_threshold": a.snapshot_threshold,
+                "snapshot_trailing": max(2, a.snapshot_threshold // 2)}
+    c = NetCluster(a.kyufud, net, **snap)
+    c.kyufuctl = a.kyufuctl  # the replace-node kinds run it
     print("chaos: cluster folder %s" % c.dir, flush=True)
     hist = History(os.path.join(a.out, "history.jsonl"))
     harness_errors = []
@@ -122,14 +129,15 @@ def run(a, net):
         W.Ledger(c, "setup").setup(program=clients.PROGRAM,
                                    budget=clients.BUDGET, unit=clients.UNIT)
         hist.write("meta", seed=a.seed, seconds=a.seconds, cover=a.cover,
-                   settle=a.settle, clients=clients.CLIENTS, kinds=kinds)
+                   settle=a.settle, clients=clients.CLIENTS, kinds=kinds,
+                   snapshot_threshold=a.snapshot_threshold)
         print("chaos: ready in %.1f s (certificates %.1f, leader %.1f, "
               "accounts %.1f)" % (time.monotonic() - t_start,
                                   t_made - t_start, t_led - t_made,
                                   time.monotonic() - t_led), flush=True)
         stop = threading.Event()
         cs = clients.start(c, hist, stop, a.seed)
-        inj = faults.Injector(c, net, hist, settle=a.settle)
+        inj = faults.Injector(c, net, hist, settle=a.settle, out=a.out)
         end = time.monotonic() + a.seconds
         time.sleep(1.0)
         for f in the_plan:
@@ -185,7 +193,7 @@ def run(a, net):
                 json.dump(summary, f, indent=1, sort_keys=True)
         failed = summary is None or summary["violations"] or harness_errors
         if failed:
-            for i in range(1, c.n + 1):
+            for i in sorted(c.procs):  # removed nodes' too
                 try:
                     shutil.copy(c.log_path(i),
                                 os.path.join(a.out, "node%d.log" % i))

@@ -1,8 +1,9 @@
 """Per-run network namespaces for chaos/run (docs/chaos.md "Harness and
 network").
 
-A run owns: a switch namespace with bridge br0, one namespace per node and
-one for the clients, each with eth0 joined to the bridge by a veth pair made
+A run owns: a switch namespace with bridge br0, one namespace per node
+slot (the n nodes' and SPARES more for nodes that join) and one for the
+clients, each with eth0 joined to the bridge by a veth pair made
 inside the namespaces (nothing is added to the host's namespace).
 Addresses are 127.77.0.N/24 on each eth0 with route_localnet=1 inside the
 run's namespaces.  Every name starts with the run's prefix (kchaos<pid>-),
@@ -21,6 +22,9 @@ CLIENT_HOST = 100
 RAFT_PORT = 7001
 API_PORT = 8001
 PREFIX = "kchaos"
+# Namespaces beyond the n nodes': one, so a node can join before the one
+# it replaces is removed (four members for a moment, never five).
+SPARES = 1
 _OURS = re.compile(r"^%s(\d+)-" % PREFIX)
 
 
@@ -52,11 +56,16 @@ def sh(*cmd):
 
 
 class Net:
-    """The namespaces of one run: node(i) and client are the namespace
-    names, addr(i) the node's address."""
+    """The namespaces of one run: node(s) and client are the namespace
+    names, addr(s) the address of node slot s (1..n + spares).  A cluster
+    of n members uses slots 1..n; the spare slots are for nodes that join
+    (the replace-node fault, chaos/harness/fault_replace.py): a joining
+    node takes a free slot, a removed node's slot becomes free once its
+    process is stopped."""
 
-    def __init__(self, n, prefix=None):
+    def __init__(self, n, prefix=None, spares=SPARES):
         self.n = n
+        self.slots = n + spares
         self.prefix = prefix or "%s%d-" % (PREFIX, os.getpid())
         self.switch = self.prefix + "sw"
         self.client = self.prefix + "cl"
@@ -89,7 +98,7 @@ class Net:
         self.made.append(self.switch)
         sh("ip", "-n", self.switch, "link", "add", "br0", "type", "bridge")
         sh("ip", "-n", self.switch, "link", "set", "br0", "up")
-        for i in range(1, self.n + 1):
+        for i in range(1, self.slots + 1):
             self._host(self.node(i), i, i)
         self._host(self.client, CLIENT_HOST, CLIENT_HOST)
 

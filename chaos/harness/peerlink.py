@@ -7,8 +7,6 @@ clients, are never touched."""
 import subprocess
 import time
 
-from harness import netns
-
 
 def restore(ns, table, text):
     """Apply iptables-restore lines to one table of ns in one transaction
@@ -87,13 +85,12 @@ def close_connections(ns, peer, local_ports=(), remote_ports=(),
                                  spare_mark))
 
 
-def count_connections(ns, local_port, peer_node=None):
+def count_connections(ns, local_port, peer_addr=None):
     """How many connected TCP sockets of ns have local_port (and, given
-    peer_node, that node's address as remote address)."""
-    if peer_node is None:
+    peer_addr, that remote address: a node's, NetCluster.addr)."""
+    if peer_addr is None:
         return _ss(ns, False, "sport = :%d" % local_port)
-    return _ss(ns, False, _filter(netns.Net.addr(peer_node), (local_port,),
-                                  (), None))
+    return _ss(ns, False, _filter(peer_addr, (local_port,), (), None))
 
 
 def wait_reconnected(inj, ns, peer_node, local_port, limit_s,
@@ -105,7 +102,8 @@ def wait_reconnected(inj, ns, peer_node, local_port, limit_s,
     nothing.  False on timeout."""
     end = time.monotonic() + limit_s
     while time.monotonic() < end:
-        if not linked or count_connections(ns, local_port, peer_node) > 0:
+        if not linked or count_connections(ns, local_port,
+                                           inj.c.addr(peer_node)) > 0:
             st = inj.c.status(peer_node, timeout=1.0)
             if st is not None and st.leader_id:
                 return True

@@ -15,6 +15,11 @@ KINDS = {
     "partition-split": ("partition", "random"),
     "partition-bridge": ("bridge", "random"),
     "oneway-leader": ("oneway", "leader"),
+    # replace-node: a member replaced by a fresh node (new id, empty data)
+    # under the clients' writes (chaos/harness/fault_replace.py)
+    "replace-follower": ("replace", "follower"),
+    "replace-leader": ("replace", "leader"),
+    "replace-dead": ("replace-dead", "random"),  # killed first, then replaced
     # delay and loss on peer links (fault_loss.py, fault_delay.py): on the
     # leader's Raft connections, both directions
     "loss-peer": ("loss", "leader"),

@@ -325,8 +325,22 @@ class Cluster:
         log.close()
 
     def start_all(self):
-        for i in range(1, self.n + 1):
+        for i in self.ids():
             self.start(i)
+
+    def ids(self):
+        """The ids of the cluster's members: 1..n here; a subclass whose
+        membership changes (chaos/harness/netcluster.py) returns the
+        current ones, and wait_leader, wait_converged, logs and Writer's
+        rotation follow it."""
+        return list(range(1, self.n + 1))
+
+    def next_node(self, i):
+        """The member after node i in id order (wrapping): where a Writer
+        tries next."""
+        ids = self.ids()
+        later = [j for j in ids if j > i]
+        return later[0] if later else ids[0]
 
     def alive(self, i):
         return i in self.procs and self.procs[i].poll() is None
@@ -389,7 +403,7 @@ class Cluster:
 
     def logs(self):
         out = []
-        for i in range(1, self.n + 1):
+        for i in self.ids():
             try:
                 with open(self.log_path(i)) as f:
                     out.append("--- node %d\n%s" % (i, f.read()[-6000:]))
@@ -481,7 +495,7 @@ class Cluster:
     def auth_stub(self, cert=None, key=None):
         """An Auth stub (no token added) on the leader, or on any live
         node if none is known."""
-        live = [i for i in range(1, self.n + 1) if self.alive(i)]
+        live = [i for i in self.ids() if self.alive(i)]
         node = live[0] if live else 1
         for i in live:
             st = self.status(i, timeout=2.0)
@@ -501,7 +515,7 @@ class Cluster:
         """token, once every live node knows its session."""
         G = self.s["service_pb2_grpc"]
         A.wait_session([G.AuthStub(self.plain_channel(i, cert, key))
-                        for i in range(1, self.n + 1) if self.alive(i)],
+                        for i in self.ids() if self.alive(i)],
                        self.s["service_pb2"], token)
         return token
 
@@ -667,7 +681,7 @@ class Cluster:
         while time.monotonic() < end:
             if poll is not None:
                 poll()
-            live = [i for i in range(1, self.n + 1)
+            live = [i for i in self.ids()
                     if self.alive(i) and i not in exclude]
             sts = [self.status(i, timeout=1.0) for i in live]
             last = sts
@@ -685,7 +699,7 @@ class Cluster:
 
     def wait_converged(self, timeout, nodes=None):
         """Every node at the same applied index with the same digest."""
-        nodes = nodes or list(range(1, self.n + 1))
+        nodes = nodes or self.ids()
         end = time.monotonic() + timeout
         last = None
         while time.monotonic() < end:
@@ -784,5 +798,5 @@ class Writer:
                     return code, e.details()
             if time.monotonic() > end:
                 return code, "gave up"
-            self.node = node % self.c.n + 1
+            self.node = self.c.next_node(node)
             time.sleep(0.02)

@@ -1,0 +1,23 @@
+"""The replace-dead fault (docs/chaos.md "Faults: replace-node"): the
+operator's case of docs/operations.md "Replacing a node": the target is
+killed with kill -9 (its host lost; its data folder is kept, never started
+again), then replaced by a fresh node exactly as fault_replace does.  The
+cluster runs on two voters while the fresh node catches up, on three of
+four for the moment the fresh node votes and the dead one is still a
+member, then on three again.  heal is fault_replace's (the dead node's
+process is already gone: nothing to stop)."""
+import signal
+
+from harness import fault_replace
+
+KILL_S = 10.0
+
+
+def inject(inj, node):
+    inj.c.kill(node, signal.SIGKILL)
+    inj.c.wait_exit(node, KILL_S)
+    return fault_replace.inject(inj, node)
+
+
+def heal(inj):
+    fault_replace.heal(inj)
