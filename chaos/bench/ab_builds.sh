@@ -25,60 +25,10 @@ ctl_bin=$build_b/client/kyufuctl
 load_bin=$build_b/chaos/bench/kyufu-bench-load
 py=/usr/bin/python3
 mkdir -p "$out"
-dir=$(mktemp -d /tmp/kyufu-ab-XXXXXX)
-conf=$dir/kyufuctl.conf
-pids=()
-export KYUFU_CA_PASSPHRASE=${KYUFU_CA_PASSPHRASE:-$(openssl rand -base64 24)}
-
-stop_nodes() {
-    local pid
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do
-        for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-    done
-    pids=()
-}
-trap 'stop_nodes; rm -rf "$dir"' EXIT
-
-start_nodes() { # build, strace file or ""
-    local i
-    for i in 1 2 3; do
-        "$1/node/kyufud" --config "$dir/node$i/kyufud.conf" >>"$dir/node$i.log" 2>&1 &
-        pids+=($!)
-        if [ -n "$2" ] && [ "$i" = 1 ]; then
-            # Attached, so that stopping kyufud by its PID ends strace too.
-            strace -f -T -e trace=fdatasync,fsync -o "$2" -p "$!" 2>/dev/null &
-        fi
-    done
-}
-
-wait_leader() {
-    for _ in $(seq 300); do
-        if "$ctl_bin" --config "$conf" --token-file "$dir/tokens/bench-operator" --json \
-            cluster status 2>/dev/null | $py -c 'import json,sys
-d = json.load(sys.stdin)
-sys.exit(0 if sum(n.get("role") == "leader" for n in d["nodes"]) == 1 else 1)'; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "no leader after 30 s" >&2; return 1
-}
-
-init_out=$("$ctl_bin" cluster init --dir "$dir" --nodes 3 --raft-port-base 28311 \
-    --api-port-base 28411 --metrics-port-base 28511)
-start_nodes "$build_b" ""
-printf '%s\n' "$init_out" | scripts/accounts "$ctl_bin" "$conf" "$dir" \
-    bench-clerk=clerk bench-approver=approver bench-operator=operator >/dev/null
-unset init_out
-wait_leader
-t=$dir/tokens
-common=(--config "$conf" --clerk-token-file "$t/bench-clerk"
-        --approver-token-file "$t/bench-approver" --operator-token-file "$t/bench-operator"
-        --households 1000000 --approve --duration-s "$secs")
-"$load_bin" "${common[@]}" --inflight 16 --duration-s 2 >/dev/null # setup, warm-up
-stop_nodes
+# shellcheck source=chaos/bench/ab_common.sh
+. "$(dirname "$0")/ab_common.sh"
+ab_tmp kyufu-ab
+ab_init 28311 28411 28511 "$build_b"
 : >"$out/uptime.txt"
 for r in $(seq "$rounds"); do
     for side in A B; do

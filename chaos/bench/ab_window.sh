@@ -41,21 +41,9 @@ ctl_bin=$build/client/kyufuctl
 load_bin=$build/chaos/bench/kyufu-bench-load
 py=/usr/bin/python3
 mkdir -p "$out"
-dir=$(mktemp -d /tmp/kyufu-abw-XXXXXX)
-conf=$dir/kyufuctl.conf
-pids=()
-export KYUFU_CA_PASSPHRASE=${KYUFU_CA_PASSPHRASE:-$(openssl rand -base64 24)}
-
-stop_nodes() {
-    local pid
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do
-        for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-    done
-    pids=()
-}
-trap 'stop_nodes; rm -rf "$dir"' EXIT
+# shellcheck source=chaos/bench/ab_common.sh
+. "$here/chaos/bench/ab_common.sh"
+ab_tmp kyufu-abw
 
 set_window() {
     local i
@@ -63,31 +51,6 @@ set_window() {
         sed -i '/^group_commit_entries_inflight = /d' "$dir/node$i/kyufud.conf"
         sed -i "s/^\[raft\]\$/[raft]\ngroup_commit_entries_inflight = $1/" "$dir/node$i/kyufud.conf"
     done
-}
-
-start_nodes() {
-    local i
-    for i in 1 2 3; do
-        "$build/node/kyufud" --config "$dir/node$i/kyufud.conf" >>"$dir/node$i.log" 2>&1 &
-        pids+=($!)
-    done
-}
-
-# The Raft id of the leader (from cluster status), or nothing.
-leader_id() {
-    "$ctl_bin" --config "$conf" --token-file "$dir/tokens/bench-operator" --json \
-        cluster status 2>/dev/null | $py -c 'import json,sys
-d = json.load(sys.stdin)
-ids = [n["id"] for n in d["nodes"] if n.get("role") == "leader"]
-print(ids[0] if len(ids) == 1 else "")' || true
-}
-
-wait_leader() {
-    for _ in $(seq 300); do
-        [ -n "$(leader_id)" ] && return 0
-        sleep 0.1
-    done
-    echo "no leader after 30 s" >&2; return 1
 }
 
 # apply counters of node $1: "<entries applied> <runs>"
@@ -109,32 +72,14 @@ while True:
         print(p[0], p[3], p[6]); break
 PY
 )
-init_out=$("$ctl_bin" cluster init --dir "$dir" --nodes 3 --raft-port-base "$rb" \
-    --api-port-base "$ab" --metrics-port-base "$mb")
-start_nodes
-for i in 0 1 2; do  # every node serving its metrics
-    for _ in $(seq 120); do
-        curl -sf "http://127.0.0.1:$((mb + i))/metrics" >/dev/null && break
-        sleep 0.5
-    done
-done
-printf '%s\n' "$init_out" | "$here/scripts/accounts" "$ctl_bin" "$conf" "$dir" \
-    bench-clerk=clerk bench-approver=approver bench-operator=operator >/dev/null
-unset init_out
-wait_leader
-t=$dir/tokens
-common=(--config "$conf" --clerk-token-file "$t/bench-clerk"
-        --approver-token-file "$t/bench-approver" --operator-token-file "$t/bench-operator"
-        --households 1000000 --approve --duration-s "$secs")
-"$load_bin" "${common[@]}" --inflight 16 --duration-s 2 >/dev/null # setup, warm-up
-stop_nodes
+ab_init "$rb" "$ab" "$mb" "$build"
 : >"$out/uptime.txt"
 for r in $(seq "$rounds"); do
     for j in $(seq 0 $((${#ws[@]} - 1))); do
         w=${ws[$(((j + r - 1) % ${#ws[@]}))]}
         echo "w$w r$r $(uptime)" >>"$out/uptime.txt"
         set_window "$w"
-        start_nodes
+        start_nodes "$build"
         wait_leader
         lid=$(leader_id)
         fid=$((lid % 3 + 1))
