@@ -60,12 +60,13 @@ struct kyufu_principal
  * malformed, unknown, expired, closed, or presented over another client
  * certificate; a forwarded principal from a connection that is not a
  * node's), never naming the token; or KYUFU_GRPC_UNAVAILABLE when the
- * session cannot be read now: a store error, or a session this node does
- * not hold while it cannot be sure it does not exist (a leader that has
- * not yet applied its log up to where it stood when it first looked in
- * its term, as after a restart that replays the log, or a node that knows
- * no leader): p->unknown_here is set then too, so a follower that knows
- * the leader still forwards the call. */
+ * session cannot be read now: a store error, a leader that has not yet
+ * applied its log up to where it stood when it first looked in its term
+ * (as after an election or a restart that replays the log: its store may
+ * lag any session's sign-in, sign-out or use), or a session this node
+ * does not hold on a node that knows no leader: p->unknown_here is set
+ * then too, so a follower that knows the leader still forwards the call
+ * and a leader waits for its apply. */
 int kyufu_node__authenticate(struct kyufu_node *n,
                              const struct kyufu_grpc_call *call,
                              struct kyufu_principal *p,

@@ -64,11 +64,12 @@ struct kyufu_node_auth
     struct kyufu_node_signin_limit signin;
     struct kyufu_glue_propose propose;
     uint64_t seq_last;       /* the node's own keys: increasing */
-    /* A leader's lookups of unknown sessions (auth.c): in term
-     * known_term, a session not found is surely unknown only once the
-     * store has applied known_index, this leader's last log index when
-     * it first looked in that term (every session acknowledged before is
-     * at or below it); until then the caller is told to retry. */
+    /* A leader's session checks (auth.c): in term known_term, the
+     * store answers for a session (found or not, signed out, touched,
+     * its account's status and roles) only once it has applied
+     * known_index, this leader's last log index when it first looked in
+     * that term (every entry acknowledged before is at or below it);
+     * until then the caller is told to retry. */
     uint64_t known_term;
     uint64_t known_index;
     /* bootstrap-admin (docs/identity.md), read at start; has_bootstrap

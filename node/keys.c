@@ -99,6 +99,7 @@ int kyufu_keys_kek_create(const char *dir, const char *name, char *errmsg,
     uint8_t key[KYUFU_KEYS_KEY_BYTES];
     char text[KEK_HEX_DIGITS + 1];
     int rv = -1, fd = -1;
+    bool created = false;
     if (kyufu_small_file_join(path, dir, name, errmsg, errmsg_len) != 0)
         return -1;
     if (RAND_bytes(key, sizeof key) != 1) {
@@ -111,13 +112,15 @@ int kyufu_keys_kek_create(const char *dir, const char *name, char *errmsg,
     }
     text[KEK_HEX_DIGITS] = '\n';
     /* Never over an existing key: O_EXCL.  A crash before the fsync may
-     * leave a short file, which kyufu_keys_kek_read refuses. */
+     * leave a short file, which kyufu_keys_kek_read refuses (an error
+     * here removes it). */
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
               0600);
     if (fd < 0) {
         snprintf(errmsg, errmsg_len, "create %s: %s", path, strerror(errno));
         goto out;
     }
+    created = true;
     errno = 0;
     if (write(fd, text, sizeof text) != (ssize_t)sizeof text ||
         fsync(fd) != 0) {
@@ -135,6 +138,10 @@ int kyufu_keys_kek_create(const char *dir, const char *name, char *errmsg,
 out:
     if (fd >= 0)
         close(fd);
+    /* A file this call created but could not finish is no key: removed,
+     * so that the next create can succeed. */
+    if (rv != 0 && created)
+        unlink(path);
     kyufu_storage_crypto_wipe(key, sizeof key);
     kyufu_storage_crypto_wipe(text, sizeof text);
     return rv;

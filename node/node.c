@@ -93,6 +93,9 @@ void kyufu_node__finish(struct kyufu_node *n)
     kyufu_node__avail_close(n);
 }
 
+static void stop_for_glue_fatal(struct kyufu_node *n, int fatal,
+                                const char *detail, const char *when);
+
 static void on_glue_closed(void *arg, int fatal, const char *detail)
 {
     struct kyufu_node *n = arg;
@@ -102,11 +105,7 @@ static void on_glue_closed(void *arg, int fatal, const char *detail)
      * raft_uv write still in flight): the stop is not clean, so the exit
      * status says so and finish does not mark the store clean. */
     if (fatal != 0 && n->exit_code == 0) {
-        kyufu_log(KYUFU_LOG_ERROR, "fatal raft or storage error",
-                  KYUFU_LOG_S("error", kyufu_glue_strerror(fatal)),
-                  KYUFU_LOG_S("detail", detail),
-                  KYUFU_LOG_S("when", "while closing"));
-        n->exit_code = 1;
+        stop_for_glue_fatal(n, fatal, detail, "while closing");
     }
     kyufu_node__finish(n);
 }
@@ -405,16 +404,22 @@ uint64_t kyufu_node__leader(struct kyufu_node *n, const char **api_address)
 /* A durable write failed or the store is ahead of the log (the glue's
  * fatal error): never retried; stop with the state as it is on disk, with
  * a failure's exit status.  Returns whether there was one. */
-static bool stop_if_glue_fatal(struct kyufu_node *n, struct kyufu_glue *g)
+/* Log a fatal glue error and stop with its exit status: refused data
+ * (the raft log, a snapshot or the store; a newer kyufu's) is
+ * KYUFU_NODE_EXIT_REFUSED_DATA, anything else 1.  `when` says whether it
+ * was met while closing (NULL: while running). */
+static void stop_for_glue_fatal(struct kyufu_node *n, int fatal,
+                                const char *detail, const char *when)
 {
-    char detail[256] = "";
-    int fatal = kyufu_glue_fatal(g, detail, sizeof detail);
-    if (fatal == 0) {
-        return false;
+    if (when != NULL) {
+        kyufu_log(KYUFU_LOG_ERROR, "fatal raft or storage error",
+                  KYUFU_LOG_S("error", kyufu_glue_strerror(fatal)),
+                  KYUFU_LOG_S("detail", detail), KYUFU_LOG_S("when", when));
+    } else {
+        kyufu_log(KYUFU_LOG_ERROR, "fatal raft or storage error",
+                  KYUFU_LOG_S("error", kyufu_glue_strerror(fatal)),
+                  KYUFU_LOG_S("detail", detail));
     }
-    kyufu_log(KYUFU_LOG_ERROR, "fatal raft or storage error",
-              KYUFU_LOG_S("error", kyufu_glue_strerror(fatal)),
-              KYUFU_LOG_S("detail", detail));
     if (fatal == KYUFU_GLUE_ECORRUPT) {
         kyufu_node__stop(n, KYUFU_NODE_EXIT_REFUSED_DATA,
                          "refused data in the raft log, a snapshot or the store");
@@ -423,6 +428,16 @@ static bool stop_if_glue_fatal(struct kyufu_node *n, struct kyufu_glue *g)
     } else {
         kyufu_node__stop(n, 1, "fatal raft or storage error");
     }
+}
+
+static bool stop_if_glue_fatal(struct kyufu_node *n, struct kyufu_glue *g)
+{
+    char detail[256] = "";
+    int fatal = kyufu_glue_fatal(g, detail, sizeof detail);
+    if (fatal == 0) {
+        return false;
+    }
+    stop_for_glue_fatal(n, fatal, detail, NULL);
     return true;
 }
 

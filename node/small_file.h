@@ -7,7 +7,9 @@
  * misleads the caller.  Writing never leaves a moment without a whole
  * file: NAME.tmp is created new (O_EXCL, mode 0600, after removing what a
  * crash left there), written, fsynced, renamed over NAME, and the folder
- * fsynced.  No function logs; errmsg gets one line.  Thread-safe. */
+ * fsynced.  No function logs; errmsg gets one line.  Thread-safe, but
+ * two writers of one NAME at once must not happen (they share NAME.tmp):
+ * each file has one writer, the process holding the data folder's lock. */
 #ifndef KYUFU_NODE_SMALL_FILE_H
 #define KYUFU_NODE_SMALL_FILE_H
 
