@@ -260,10 +260,18 @@ def run(c, kyufuctl, t0):
            "SignInFailed clerk", sign_in("clerk", "Wrong-Password-1x"),
            "sign-in failed", sign_in_failed("clerk"))
 
+    # Blocks with many failed sign-ins (2, 3b, 6b) come from a terminal of
+    # their own (counter-3): the harness certificate's failed-sign-in
+    # bucket (30, one back every 2 s) must not run dry before block 4's
+    # right sign-in, which would then be the certificate's
+    # RESOURCE_EXHAUSTED (with the harness's fast test hashes the blocks
+    # run in a few seconds: docs/testing.md "Password hashing in tests").
+    c3 = term["counter-3"]
+
     # 2. locked account: 5 failures, then the right password refused
     since = x.head()
     for k in range(5):
-        code, why = sign_in("lockee", "Wrong-Password-%d-x" % k)()
+        code, why = sign_in("lockee", "Wrong-Password-%d-x" % k, cert=c3)()
         assert code == UNAUTH and "sign-in failed" in why, (k, code, why)
     # The answer does not say locked (an attacker would learn the account
     # exists); the fifth failure's record says "locked until": the row's
@@ -271,7 +279,7 @@ def run(c, kyufuctl, t0):
     # "locked" (storage/apply_identity.c: "sign-in refused: <reason>").
     x.case("locked account", "5 wrong passwords, then the right one",
            UNAUTH, "SignInFailed lockee (locked)",
-           sign_in("lockee", temp["lockee"]), "sign-in failed",
+           sign_in("lockee", temp["lockee"], cert=c3), "sign-in failed",
            sign_in_failed("lockee", "sign-in refused: locked"), since=since)
 
     # 2b. guesses at once: 12 sign-ins of one account sent together (from
@@ -328,7 +336,7 @@ def run(c, kyufuctl, t0):
     # answer would tell a right guess from a wrong one, and the change
     # would clear the lock).
     for k in range(5):
-        code, why = sign_in("newbie", "Wrong-Password-%d-y" % k)()
+        code, why = sign_in("newbie", "Wrong-Password-%d-y" % k, cert=c3)()
         assert code == UNAUTH, (k, code, why)
     code, why = x.call("Auth", "ChangePassword", S.ChangePasswordRequest(
         old_password=temp["newbie"], new_password="a"), newbie_md)
@@ -375,14 +383,10 @@ def run(c, kyufuctl, t0):
     # unknown account, a wrong password, a suspended and a locked account
     # (each with its right password) get the same answer, after the same
     # hash; the reason is only in the record.  From a terminal of their
-    # own (counter-3): the failures above spent most of the harness
-    # certificate's failed-sign-in bucket (30, one back every 2 s), and
-    # with the harness's fast test hashes (docs/testing.md "Password
-    # hashing in tests") it has not refilled by now: its answer would be
-    # the certificate's RESOURCE_EXHAUSTED, which says nothing about the
-    # account either, but is not the comparison made here.
+    # own (counter-3, see block 2): the certificate's RESOURCE_EXHAUSTED
+    # would say nothing about the account either, but is not the
+    # comparison made here.
     sus = c.accounts["suspect"]
-    c3 = term["counter-3"]
     answers = {
         "unknown": sign_in("nobody-here", "Wrong-Password-9-z", cert=c3)(),
         "wrong password": sign_in("clerk", "Wrong-Password-8-z",
