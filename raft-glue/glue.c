@@ -1034,9 +1034,13 @@ static void transfer_raft_cb(struct raft_transfer *t)
  * transferee has acknowledged the leader's last entry (match index: what
  * it stored); raft then sends TimeoutNow at once, and it is taken.  The
  * wait is bounded by one election timeout (a target far behind, e.g.
- * receiving a snapshot): then raft_transfer is called anyway, as before,
- * so writes never pause longer than raft's own transfer would make them.
- * An unknown target is left for raft_transfer to report. */
+ * receiving a snapshot): then raft_transfer is called anyway, as before.
+ * So writes pause for this wait (at most one election timeout) plus raft's
+ * own transfer, and again at each retry until the transfer's deadline;
+ * the node's stop timer and hold bound cap what a caller sees.  An unknown
+ * target is left for raft_transfer to report; a target demoted from voter
+ * still passes raft_match_index and waits out the bound (then
+ * raft_transfer refuses it). */
 static bool transfer_caught_up(struct kyufu_glue *g)
 {
     raft_index match = 0;
