@@ -124,13 +124,31 @@ static uint64_t observed_cause(struct kyufu_node *n)
     return KYUFU__V1__FAILOVER_CAUSE__CAUSE_PARTITION;
 }
 
+/* Follow the leader this node knows; when it becomes the leader itself,
+ * the one it knew before is the old leader.  Called from the state
+ * callback and from the tick, whichever sees the new leadership first:
+ * the tick can run after raft made this node leader and before the glue
+ * reported it (a failover then recorded with no old leader and an
+ * unknown cause: cluster-availability, clean-clone CI). */
+static void track_leader(struct kyufu_node *n,
+                         const struct kyufu_glue_status *st)
+{
+    if (st->leader_id != 0 && st->leader_id != n->avail.known_leader) {
+        if (st->leader_id == n->config->id) {
+            n->avail.old_leader = n->avail.known_leader;
+        }
+        n->avail.known_leader = st->leader_id;
+    }
+}
+
 static void propose_leader_change(struct kyufu_node *n)
 {
     struct kyufu_glue_status st;
+    kyufu_glue_status(n->glue, &st);
+    track_leader(n, &st);
     if (!leading(n) || n->avail.lc_pending) {
         return;
     }
-    kyufu_glue_status(n->glue, &st);
     if (st.term == n->avail.lc_term_done) {
         return;
     }
@@ -201,16 +219,8 @@ void kyufu_node__avail_close(struct kyufu_node *n)
 
 void kyufu_node__avail_on_state(struct kyufu_node *n)
 {
-    struct kyufu_glue_status st;
     if (n->glue == NULL) {
         return;
-    }
-    kyufu_glue_status(n->glue, &st);
-    if (st.leader_id != 0 && st.leader_id != n->avail.known_leader) {
-        if (st.leader_id == n->config->id) {
-            n->avail.old_leader = n->avail.known_leader;
-        }
-        n->avail.known_leader = st.leader_id;
     }
     /* Inside raft's callback: proposing here is legal (the glue defers). */
     propose_leader_change(n);
