@@ -40,7 +40,8 @@ BOUND_S = 2 * ELECTION_MS / 1000 + 3.0
 
 def snapshot_sends(c, node, peer):
     """{(index, term): copies started and not reported failed} and whether
-    an install by peer was logged, from node's JSON log.  A copy whose send
+    an install by peer was logged (True), or the stream re-established
+    after the copy ("reopened"), from node's JSON log.  A copy whose send
     failed (the peer went down under it: the gate reopens then, by design)
     is not a duplicate."""
     sends, installed = {}, False
@@ -60,6 +61,14 @@ def snapshot_sends(c, node, peer):
                 sends[k] = sends.get(k, 0) - 1
             elif e.get("msg") == "snapshot installed by peer":
                 installed = True
+            elif e.get("msg") == "snapshot send reopened" and \
+                    "re-established" in e.get("reason", ""):
+                # The stream was re-established after the copy went out:
+                # the gate reopened, and the peer's success arrives
+                # without a copy in flight, so no install is logged for
+                # it (raft-glue/snapshot_send.c); the caller's
+                # convergence is the proof then.
+                installed = "reopened"
     return sends, installed
 
 
