@@ -75,7 +75,15 @@ cleanup() {
         sleep 0.1
     done
     for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-    for ns in "${made_ns[@]}"; do ip netns del "$ns" 2>/dev/null; done
+    # The killed processes may not be reaped yet (their mount namespaces
+    # still hold the namespace): try again for up to 5 s.
+    for ns in "${made_ns[@]}"; do
+        for _ in $(seq 50); do
+            ip netns del "$ns" 2>/dev/null && break
+            [ -e "/run/netns/$ns" ] || break
+            sleep 0.1
+        done
+    done
     rm -rf "$tmp"
 }
 trap cleanup EXIT
