@@ -8,15 +8,7 @@
 #include "grpc.h"
 #include "kyufu/v1/service.pb-c.h"
 
-static int failures;
-#define CHECK(cond)                                                         \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,          \
-                    __LINE__, #cond);                                       \
-            failures++;                                                     \
-        }                                                                   \
-    } while (0)
+#include "../count_check.h"
 
 static const ProtobufCMessageDescriptor *get_desc =
     &kyufu__v1__get_program_request__descriptor;
@@ -94,10 +86,5 @@ int main(void)
     test_known_fields_accepted();
     test_unknown_refused();
     test_malformed_refused();
-    if (failures != 0) {
-        fprintf(stderr, "%d checks failed\n", failures);
-        return 1;
-    }
-    printf("pb_strict: ok\n");
-    return 0;
+    return count_check_end("pb_strict");
 }

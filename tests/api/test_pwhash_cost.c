@@ -15,15 +15,7 @@
 
 #include "pwhash.h"
 
-static int failures;
-#define CHECK(cond)                                                         \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,          \
-                    __LINE__, #cond);                                       \
-            failures++;                                                     \
-        }                                                                   \
-    } while (0)
+#include "../count_check.h"
 
 static const char pw[] = "Kq7#a1b2c3d4e5f6g7h8%9";
 static const uint8_t salt[KYUFU_PWHASH_SALT_BYTES] = {
@@ -117,10 +109,5 @@ int main(void)
     test_production();
     test_switch_refused();
     test_insecure();
-    if (failures != 0) {
-        fprintf(stderr, "%d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("ok\n");
-    return 0;
+    return count_check_end("pwhash_cost");
 }

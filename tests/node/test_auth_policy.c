@@ -12,15 +12,7 @@
 #include "pwhash.h"
 #include "totp.h"
 
-static int failures;
-#define CHECK(cond)                                                          \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                  \
-            failures++;                                                      \
-        }                                                                    \
-    } while (0)
+#include "../count_check.h"
 
 static int policy(const char *pw, char *why, size_t len)
 {
@@ -319,9 +311,5 @@ int main(void)
     test_totp();
     test_bearer();
     test_bootstrap();
-    if (failures > 0) {
-        fprintf(stderr, "%d checks failed\n", failures);
-        return 1;
-    }
-    return 0;
+    return count_check_end("auth_policy");
 }
