@@ -42,19 +42,9 @@ def log_ms(stamp):
 
 
 def events(path, msg, role=None):
-    out = []
-    try:
-        with open(path) as f:
-            for line in f:
-                try:
-                    e = json.loads(line)
-                except ValueError:
-                    continue
-                if e.get("msg") == msg and (role is None or e.get("role") == role):
-                    out.append(log_ms(e["time"]))
-    except OSError:
-        pass
-    return out
+    """ms of each log line with this msg (and role, if given)."""
+    return [t for t, e in events_full(path, msg)
+            if role is None or e.get("role") == role]
 
 
 def events_full(path, msg):
