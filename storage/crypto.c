@@ -126,6 +126,9 @@ int kyufu_storage_crypto_subkeys(const uint8_t dek[KYUFU_CRYPTO_KEY_BYTES],
     if (rv == 0) {
         rv = kbkdf(dek, "kyufu at-rest index v1", version, out->index);
     }
+    if (rv == 0) {
+        rv = kbkdf(dek, "kyufu at-rest stream v1", version, out->stream);
+    }
     if (rv != 0) {
         kyufu_storage_crypto_wipe(out, sizeof *out);
     }

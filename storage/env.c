@@ -480,6 +480,7 @@ void kyufu_storage_close(struct kyufu_storage *s)
     mdb_txn_abort(s->loop_txn);
     mdb_env_close(s->env);
     free(s->versions.voters);
+    kyufu_storage_crypto_wipe(s->cmk, sizeof s->cmk);
     pthread_mutex_destroy(&s->snap_lock);
     close(h->lock_fd);
     free(h);

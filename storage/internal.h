@@ -116,6 +116,9 @@ struct kyufu_storage
     size_t snapshot_chunk_bytes; /* KYUFU_SNAPSHOT_CHUNK_BYTES_MAX; tests
                                   * lower it to see many chunks */
     uint64_t avail_detail_changes; /* kyufu_storage_availability_changes */
+    /* Encryption at rest (keyring.c): the CMK, set once after open. */
+    uint8_t cmk[KYUFU_CRYPTO_KEY_BYTES];
+    bool has_cmk;
 };
 
 /* Calls fn for every (db, key, value) of the replicated state in the fixed

@@ -614,6 +614,9 @@ struct kyufu_crypto_subkeys
     uint8_t enc[KYUFU_CRYPTO_KEY_BYTES];   /* AES-256-GCM */
     uint8_t nonce[KYUFU_CRYPTO_KEY_BYTES]; /* record nonce derivation */
     uint8_t index[KYUFU_CRYPTO_KEY_BYTES]; /* keyed hashes of identifiers */
+    uint8_t stream[KYUFU_CRYPTO_KEY_BYTES]; /* AES-256-GCM with random
+                                              * nonces: Raft entry payloads,
+                                              * snapshot and backup chunks */
 };
 
 /* Derive the subkeys of data key `dek`, version `version` (the version is
@@ -669,5 +672,27 @@ int kyufu_storage_crypto_keyed_hash(
 
 /* Overwrite key material in a way the compiler keeps (OPENSSL_cleanse). */
 void kyufu_storage_crypto_wipe(void *p, size_t len);
+
+/* ------------------------------------------------------------- key ring
+ *
+ * keyring.c; docs/encryption.md "Keys".  The store holds the cluster
+ * master key (CMK) in memory only: its owner unwraps it (node/keys.h) and
+ * hands it over once, right after kyufu_storage_open and before any apply,
+ * snapshot or other thread uses the store.  The data key of version v
+ * (v ≥ 1) is not stored anywhere: its subkeys are
+ * kyufu_storage_crypto_subkeys(CMK, v), so every node derives the same keys
+ * and replicas' ciphertext stays byte-identical; which version is active is
+ * replicated state.  kyufu_storage_close wipes the CMK.
+ *
+ * keys_set: copies cmk (the caller wipes its own copy); a second call is a
+ * programming error.  keys_subkeys: the subkeys of version v, or
+ * KYUFU_STORAGE_EINVALID when no CMK was set or v is 0; any thread once set.
+ * The caller wipes *out after use. */
+void kyufu_storage_keys_set(struct kyufu_storage *s,
+                            const uint8_t cmk[KYUFU_CRYPTO_KEY_BYTES]);
+bool kyufu_storage_keys_present(const struct kyufu_storage *s);
+int kyufu_storage_keys_subkeys(const struct kyufu_storage *s,
+                               uint32_t version,
+                               struct kyufu_crypto_subkeys *out);
 
 #endif /* KYUFU_STORAGE_H */

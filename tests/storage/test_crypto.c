@@ -110,10 +110,14 @@ static void test_subkeys(void)
                        "005ea5c6adace6011d14a76aa4c96bcf");
     check_hex(k.index, "fe6affe184c28517746f19c595f81ae5"
                        "6b66dde8d7d8f0214ef57f6879adade2");
+    check_hex(k.stream, "e4051b0dfaac10a2d04e7fbcb8b6b06f"
+                        "177f080317ec6b765697a8103cfb99b5");
     CHECK_EQ_INT(kyufu_storage_crypto_subkeys(dek, 8, &k8), 0);
     CHECK(memcmp(k.enc, k8.enc, 32) != 0);
     CHECK(memcmp(k.nonce, k8.nonce, 32) != 0);
     CHECK(memcmp(k.index, k8.index, 32) != 0);
+    CHECK(memcmp(k.stream, k8.stream, 32) != 0);
+    CHECK(memcmp(k.stream, k.enc, 32) != 0);
     kyufu_storage_crypto_wipe(&k, sizeof k);
     for (size_t i = 0; i < sizeof k.enc; i++) {
         CHECK(k.enc[i] == 0);
