@@ -19,6 +19,16 @@ bool kyufu_storage_keys_present(const struct kyufu_storage *s)
     return s->has_cmk;
 }
 
+int kyufu_storage_keys_export(const struct kyufu_storage *s,
+                              uint8_t out[KYUFU_CRYPTO_KEY_BYTES])
+{
+    if (!s->has_cmk) {
+        return KYUFU_STORAGE_EINVALID;
+    }
+    memcpy(out, s->cmk, KYUFU_CRYPTO_KEY_BYTES);
+    return 0;
+}
+
 int kyufu_storage_keys_subkeys(const struct kyufu_storage *s,
                                uint32_t version,
                                struct kyufu_crypto_subkeys *out)

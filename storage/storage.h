@@ -691,6 +691,11 @@ void kyufu_storage_crypto_wipe(void *p, size_t len);
 void kyufu_storage_keys_set(struct kyufu_storage *s,
                             const uint8_t cmk[KYUFU_CRYPTO_KEY_BYTES]);
 bool kyufu_storage_keys_present(const struct kyufu_storage *s);
+/* A copy of the CMK, for the one thing that must carry it off the node
+ * wrapped under another key: a backup (docs/encryption.md "Backups").
+ * KYUFU_STORAGE_EINVALID when none was set.  The caller wipes out. */
+int kyufu_storage_keys_export(const struct kyufu_storage *s,
+                              uint8_t out[KYUFU_CRYPTO_KEY_BYTES]);
 int kyufu_storage_keys_subkeys(const struct kyufu_storage *s,
                                uint32_t version,
                                struct kyufu_crypto_subkeys *out);
