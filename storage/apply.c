@@ -668,6 +668,16 @@ static int check_owner(struct kyufu_storage__cmd *c,
     }
 }
 
+/* The opened (sealed) result part of a session entry, wiped: it holds the
+ * record, personal data. */
+static void drop_opened(uint8_t *opened, size_t len)
+{
+    if (opened != NULL) {
+        kyufu_storage_crypto_wipe(opened, len);
+        free(opened);
+    }
+}
+
 static int apply_command(struct kyufu_storage *s,
                          MDB_txn *txn,
                          uint64_t index,
@@ -765,7 +775,7 @@ static int apply_command(struct kyufu_storage *s,
         if (rv == 0 && c.identity) {
             rv = check_owner(&c, def, &stored, digest, &refused);
             if (rv != 0 || refused) {
-                free(opened);
+                drop_opened(opened, first.mv_size);
             }
             if (rv != 0) {
                 return rv;
@@ -780,7 +790,7 @@ static int apply_command(struct kyufu_storage *s,
              * (in the answer only; the stored entry is unchanged). */
             rv = first_result(
                 &first, def != NULL && def->body == CASE(SETTLE_WRITE), result);
-            free(opened);
+            drop_opened(opened, first.mv_size);
             return rv;
         }
         if (rv != KYUFU_STORAGE_ENOTFOUND) {
