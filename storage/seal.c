@@ -265,10 +265,13 @@ int kyufu_storage__encode(struct kyufu_storage *s,
     uint8_t *plain;
     size_t plen;
     int rv = kyufu_storage__pack(m, &plain, &plen);
-    if (rv != 0 || !kyufu_storage__seal_on(s, db)) {
+    if (rv != 0) {
+        return rv;
+    }
+    if (!kyufu_storage__seal_on(s, db)) {
         *out = plain;
         *len = plen;
-        return rv;
+        return 0;
     }
     rv = kyufu_storage__seal(s, db, key, klen, plain, plen, out, len);
     kyufu_storage_crypto_wipe(plain, plen);
