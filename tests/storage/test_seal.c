@@ -269,7 +269,7 @@ static void canary_world(struct fx *f)
     fx_do(f, c);
     c = c_create_staff(f, "admin", "kanaria", R_CLERK);
     c_str(&c->create_staff->display_name, CANARY_STAFF);
-    fx_apply_ok(f, c);
+    fx_free(fx_apply_ok(f, c));
 }
 
 /* ------------------------------------------------------------ cases */
