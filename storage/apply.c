@@ -668,6 +668,16 @@ static int check_owner(struct kyufu_storage__cmd *c,
     }
 }
 
+/* The opened (sealed) result part of a session entry, wiped: it holds the
+ * record, personal data. */
+static void drop_opened(uint8_t *opened, size_t len)
+{
+    if (opened != NULL) {
+        kyufu_storage_crypto_wipe(opened, len);
+        free(opened);
+    }
+}
+
 static int apply_command(struct kyufu_storage *s,
                          MDB_txn *txn,
                          uint64_t index,
@@ -758,11 +768,15 @@ static int apply_command(struct kyufu_storage *s,
      * (identity: only its owner, and only for the same command). */
     if (!keyless) {
         struct kyufu_storage__key_owner stored;
+        uint8_t *opened = NULL; /* the result part, when it was sealed */
         rv = kyufu_storage__session_get_owned(s, txn, h->key->client_id,
                                               h->key->sequence, h->time_ms,
-                                              &first, &stored);
+                                              &first, &stored, &opened);
         if (rv == 0 && c.identity) {
             rv = check_owner(&c, def, &stored, digest, &refused);
+            if (rv != 0 || refused) {
+                drop_opened(opened, first.mv_size);
+            }
             if (rv != 0) {
                 return rv;
             }
@@ -774,10 +788,10 @@ static int apply_command(struct kyufu_storage *s,
         if (rv == 0) {
             /* Settling a key that was applied: its first result, marked
              * (in the answer only; the stored entry is unchanged). */
-            return first_result(&first,
-                                def != NULL &&
-                                    def->body == CASE(SETTLE_WRITE),
-                                result);
+            rv = first_result(
+                &first, def != NULL && def->body == CASE(SETTLE_WRITE), result);
+            drop_opened(opened, first.mv_size);
+            return rv;
         }
         if (rv != KYUFU_STORAGE_ENOTFOUND) {
             return rv;
@@ -1058,8 +1072,12 @@ int kyufu_storage_apply(struct kyufu_storage *s,
         if (rv != 0) {
             break;
         }
+        kyufu_storage__seal_begin(s, index,
+                                  batch != NULL ? batch->salt.data : NULL,
+                                  batch != NULL ? batch->salt.len : 0);
         rv = apply_once(s, index, term, batch, results, &touched,
                         &audit_before, &versions, errmsg, errmsg_len);
+        kyufu_storage__seal_end(s);
         if (rv != KYUFU_STORAGE_EMAP_FULL) {
             break;
         }

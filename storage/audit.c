@@ -6,6 +6,13 @@
  * hash = SHA-256(prev_hash || encoding of the record with hash empty), with
  * prev_hash 32 zero bytes for seq 1 (docs/ledger-rules.md, "Audit").  The
  * head is kept in meta so an append reads one value, not the last record.
+ *
+ * With a CMK the whole record, hash included, is sealed (seal.c): actors,
+ * objects and messages name people and households.  The chain stays the
+ * chain of the plaintext records, so `kyufuctl audit verify` checks the
+ * records a client reads through the API as before; without keys, the
+ * stored bytes are covered by the state digest, and a changed byte fails
+ * authentication here (docs/storage.md "Sealed values").
  */
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -37,6 +44,19 @@ static int chain_hash(const uint8_t prev[32],
     }
     EVP_MD_CTX_free(ctx);
     free(buf);
+    return rv;
+}
+
+/* A stored record, sealed or legacy (seal.c): 0 or an error, *r NULL. */
+static int unpack(struct kyufu_storage *s,
+                  const MDB_val *k,
+                  const MDB_val *v,
+                  Kyufu__V1__AuditRecord **r)
+{
+    ProtobufCMessage *m;
+    int rv = kyufu_storage__unpack(s, KYUFU_DB_AUDIT, k, v,
+                                   &kyufu__v1__audit_record__descriptor, &m);
+    *r = (Kyufu__V1__AuditRecord *)m;
     return rv;
 }
 
@@ -100,11 +120,11 @@ int kyufu_storage__audit_append(struct kyufu_storage *s,
 
     uint8_t *buf;
     size_t len;
-    rv = kyufu_storage__pack(&r.base, &buf, &len);
+    kyufu_storage__put_u64(key, r.seq);
+    rv = kyufu_storage__encode(s, KYUFU_DB_AUDIT, key, 8, &r.base, &buf, &len);
     if (rv != 0) {
         return rv;
     }
-    kyufu_storage__put_u64(key, r.seq);
     MDB_val k = {8, key};
     MDB_val v = {len, buf};
     /* Append-only: seq is new, so MDB_APPEND keeps pages full. */
@@ -163,10 +183,10 @@ int kyufu_storage__audit_verify_range(struct kyufu_storage *s,
         k.mv_size = 8;
         k.mv_data = key;
         mrv = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
-        Kyufu__V1__AuditRecord *r =
-            mrv == 0 ? kyufu__v1__audit_record__unpack(NULL, v.mv_size,
-                                                       v.mv_data)
-                     : NULL;
+        Kyufu__V1__AuditRecord *r = NULL;
+        if (mrv == 0) {
+            unpack(s, &k, &v, &r);
+        }
         if (r == NULL || r->hash.len != 32) {
             kyufu_storage__errmsg(errmsg, errmsg_len,
                                   "audit record %llu missing or unreadable",
@@ -188,9 +208,8 @@ int kyufu_storage__audit_verify_range(struct kyufu_storage *s,
         const char *why = NULL;
         if (k.mv_size != 8 || kyufu_storage__get_u64(k.mv_data) != expect) {
             why = "sequence gap";
-        } else if ((r = kyufu__v1__audit_record__unpack(NULL, v.mv_size,
-                                                        v.mv_data)) == NULL) {
-            why = "undecodable";
+        } else if (unpack(s, &k, &v, &r) != 0) {
+            why = "undecodable or failed authentication";
         } else if (r->seq != expect) {
             why = "seq differs from key";
         } else if (r->prev_hash.len != 32 ||

@@ -262,6 +262,12 @@ static int open_schema(struct kyufu_storage *s, char *errmsg, size_t len)
                               kyufu_storage_strerror(rv));
         goto err_after_begin;
     }
+    rv = kyufu_storage__keys_active_read(s, txn, &s->keys_active);
+    if (rv != 0) {
+        kyufu_storage__errmsg(errmsg, len, "read key version: %s",
+                              kyufu_storage_strerror(rv));
+        goto err_after_begin;
+    }
     mrv = mdb_txn_commit(txn);
     if (mrv != 0) {
         rv = kyufu_storage__mdb_error(mrv);
@@ -364,6 +370,10 @@ int kyufu_storage_open(const struct kyufu_storage_options *options,
         rv = KYUFU_STORAGE_ENOMEM;
         goto err_after_alloc;
     }
+    if (pthread_mutex_init(&s->keys_lock, NULL) != 0) {
+        rv = KYUFU_STORAGE_ENOMEM;
+        goto err_after_snap_lock;
+    }
 
     snprintf(lock_path, sizeof lock_path, "%s/kyufu.lock", options->path);
     h->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -458,6 +468,8 @@ err_after_env:
 err_after_lock_open:
     close(h->lock_fd);
 err_after_mutex:
+    pthread_mutex_destroy(&s->keys_lock);
+err_after_snap_lock:
     pthread_mutex_destroy(&s->snap_lock);
 err_after_alloc:
     free(h);
@@ -480,7 +492,8 @@ void kyufu_storage_close(struct kyufu_storage *s)
     mdb_txn_abort(s->loop_txn);
     mdb_env_close(s->env);
     free(s->versions.voters);
-    kyufu_storage_crypto_wipe(s->cmk, sizeof s->cmk);
+    kyufu_storage__keys_wipe(s);
+    pthread_mutex_destroy(&s->keys_lock);
     pthread_mutex_destroy(&s->snap_lock);
     close(h->lock_fd);
     free(h);

@@ -114,7 +114,8 @@ int kyufu_storage__get_credential(struct kyufu_storage *s,
         return kyufu_storage__mdb_error(mrv);
     }
     Kyufu__V1__Credential *cr =
-        kyufu__v1__credential__unpack(NULL, v.mv_size, v.mv_data);
+        (Kyufu__V1__Credential *)kyufu_storage__unpack_or_null(
+            s, KYUFU_DB_CREDENTIAL, &k, &v, &kyufu__v1__credential__descriptor);
     if (cr == NULL) {
         return KYUFU_STORAGE_ECORRUPT;
     }
@@ -191,7 +192,9 @@ int kyufu_storage__get_auth_session(struct kyufu_storage *s,
         return kyufu_storage__mdb_error(mrv);
     }
     Kyufu__V1__AuthSession *a =
-        kyufu__v1__auth_session__unpack(NULL, v.mv_size, v.mv_data);
+        (Kyufu__V1__AuthSession *)kyufu_storage__unpack_or_null(
+            s, KYUFU_DB_AUTH_SESSION, &k, &v,
+            &kyufu__v1__auth_session__descriptor);
     if (a == NULL) {
         return KYUFU_STORAGE_ECORRUPT;
     }
@@ -351,7 +354,9 @@ static int check_credentials(struct kyufu_storage *s, MDB_txn *txn,
     for (mrv = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrv == 0 && rv == 0;
          mrv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         Kyufu__V1__Credential *cr =
-            kyufu__v1__credential__unpack(NULL, v.mv_size, v.mv_data);
+            (Kyufu__V1__Credential *)kyufu_storage__unpack_or_null(
+                s, KYUFU_DB_CREDENTIAL, &k, &v,
+                &kyufu__v1__credential__descriptor);
         Kyufu__V1__StaffAccount *a = NULL;
         const char *why = cr == NULL ? "undecodable"
                                      : kyufu_storage__check_credential(cr);
@@ -417,7 +422,9 @@ static int check_sessions(struct kyufu_storage *s, MDB_txn *txn,
     for (mrv = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrv == 0 && rv == 0;
          mrv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         Kyufu__V1__AuthSession *a =
-            kyufu__v1__auth_session__unpack(NULL, v.mv_size, v.mv_data);
+            (Kyufu__V1__AuthSession *)kyufu_storage__unpack_or_null(
+                s, KYUFU_DB_AUTH_SESSION, &k, &v,
+                &kyufu__v1__auth_session__descriptor);
         Kyufu__V1__StaffAccount *st = NULL;
         Kyufu__V1__Credential *cr = NULL;
         const char *why = a == NULL ? "undecodable"
@@ -604,7 +611,9 @@ int kyufu_storage__count_id_admins(struct kyufu_storage *s,
     for (mrv = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrv == 0;
          mrv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         Kyufu__V1__StaffAccount *a =
-            kyufu__v1__staff_account__unpack(NULL, v.mv_size, v.mv_data);
+            (Kyufu__V1__StaffAccount *)kyufu_storage__unpack_or_null(
+                s, KYUFU_DB_STAFF, &k, &v,
+                &kyufu__v1__staff_account__descriptor);
         if (a == NULL) {
             rv = KYUFU_STORAGE_ECORRUPT;
             break;

@@ -72,6 +72,8 @@ extern const char *const kyufu_storage__db_names[KYUFU_DB_COUNT];
 /* Upgrades (apply_version.c): absent in a store no RecordVersions reached. */
 #define KYUFU_META_CLUSTER_VERSION "cluster_version"
 #define KYUFU_META_VOTER_VERSIONS "voter_versions" /* packed RecordVersions */
+/* Encryption at rest: the active data-key version (absent: 1; keyring.c). */
+#define KYUFU_META_KEYS_ACTIVE "keys_active"
 
 /* Application index kinds (first key byte of KYUFU_DB_APP_INDEX). */
 #define KYUFU_IDX_PROGRAM 'p'        /* 'p' code 0 id */
@@ -119,6 +121,24 @@ struct kyufu_storage
     /* Encryption at rest (keyring.c): the CMK, set once after open. */
     uint8_t cmk[KYUFU_CRYPTO_KEY_BYTES];
     bool has_cmk;
+    uint32_t keys_active; /* cache of meta keys_active (read at open and
+                           * restore; 1 when absent) */
+    /* Subkeys of the versions in use; any thread (queries on snapshots),
+     * so under keys_lock; wiped at close. */
+    pthread_mutex_t keys_lock;
+    struct kyufu_storage__cached_keys {
+        uint32_t version; /* 0: empty */
+        struct kyufu_crypto_subkeys k;
+    } keys_cache[KYUFU_KEYS_CACHED_MAX];
+    size_t keys_next;
+    /* The entry apply is writing (seal.c): its salt and index make the
+     * nonce of every value it seals, seq counts those seals. */
+    struct {
+        bool active;
+        uint8_t salt[KYUFU_CRYPTO_SALT_BYTES];
+        uint64_t index;
+        uint32_t seq;
+    } seal;
 };
 
 /* Calls fn for every (db, key, value) of the replicated state in the fixed
@@ -190,12 +210,96 @@ int kyufu_storage__get_live(struct kyufu_storage *s, MDB_txn *txn,
 size_t kyufu_storage__live_key(uint8_t *key, size_t cap, const char *program,
                                const char *household);
 
-/* The one seam through which household records (personal data) are encoded
- * and decoded.  Encryption at rest plugs in here (docs/storage.md). */
-int kyufu_storage__household_encode(const Kyufu__V1__Household *h,
-                                    uint8_t **out, size_t *len);
-int kyufu_storage__household_decode(const uint8_t *buf, size_t len,
+/* The household codec (personal data): sealed when the store has a CMK
+ * (seal.c).  decode reads sealed and legacy plaintext values; CORRUPT when
+ * the value does not authenticate or decode.  `no` is the record's key. */
+int kyufu_storage__household_encode(struct kyufu_storage *s,
+                                    const Kyufu__V1__Household *h,
+                                    uint8_t **out,
+                                    size_t *len);
+int kyufu_storage__household_decode(struct kyufu_storage *s,
+                                    const char *no,
+                                    const uint8_t *buf,
+                                    size_t len,
                                     Kyufu__V1__Household **out);
+
+/* ------------------------------------------------------------ sealed values
+ * (seal.c; format in docs/storage.md "Sealed values") */
+/* Whether db holds personal data (its values are sealed when the store has
+ * a CMK), and whether this store seals it. */
+bool kyufu_storage__sealed_db(enum kyufu_storage__db db);
+bool kyufu_storage__seal_on(const struct kyufu_storage *s,
+                            enum kyufu_storage__db db);
+/* Seal plain as the value of (db, key) under the active key version, with
+ * the nonce of the current entry's next seal; *out is malloc'ed.  Only while
+ * apply writes an entry (seal_begin..seal_end) and only when seal_on. */
+int kyufu_storage__seal(struct kyufu_storage *s,
+                        enum kyufu_storage__db db,
+                        const void *key,
+                        size_t klen,
+                        const uint8_t *plain,
+                        size_t plen,
+                        uint8_t **out,
+                        size_t *out_len);
+bool kyufu_storage__is_sealed(const uint8_t *stored, size_t len);
+/* The plaintext of a stored value of (db, key): a legacy value as it is
+ * (*owned NULL, *plain borrowed from stored), a sealed one opened into
+ * *owned (malloc; the caller wipes and frees it).  CORRUPT (logged with db
+ * and key) when it fails authentication, has an unknown format, or the
+ * store has no CMK. */
+int kyufu_storage__unseal(struct kyufu_storage *s,
+                          enum kyufu_storage__db db,
+                          const void *key,
+                          size_t klen,
+                          const uint8_t *stored,
+                          size_t len,
+                          const uint8_t **plain,
+                          size_t *plen,
+                          uint8_t **owned);
+/* unseal + unpack with desc: 0, CORRUPT, or NOMEM. */
+int kyufu_storage__unpack(struct kyufu_storage *s,
+                          enum kyufu_storage__db db,
+                          const MDB_val *k,
+                          const MDB_val *v,
+                          const ProtobufCMessageDescriptor *desc,
+                          ProtobufCMessage **out);
+/* As unpack, NULL for any failure (the scans that call a value they
+ * cannot read "undecodable"). */
+ProtobufCMessage *kyufu_storage__unpack_or_null(
+    struct kyufu_storage *s,
+    enum kyufu_storage__db db,
+    const MDB_val *k,
+    const MDB_val *v,
+    const ProtobufCMessageDescriptor *desc);
+/* pack m, sealed when seal_on(db): the bytes to store under (db, key). */
+int kyufu_storage__encode(struct kyufu_storage *s,
+                          enum kyufu_storage__db db,
+                          const void *key,
+                          size_t klen,
+                          const ProtobufCMessage *m,
+                          uint8_t **out,
+                          size_t *len);
+/* Around each attempt at an entry (apply.c); salt empty or not 16 bytes:
+ * 16 zero bytes (entries from before encryption at rest). */
+void kyufu_storage__seal_begin(struct kyufu_storage *s,
+                               uint64_t index,
+                               const uint8_t *salt,
+                               size_t salt_len);
+void kyufu_storage__seal_end(struct kyufu_storage *s);
+
+/* ------------------------------------------------------------ key ring
+ * (keyring.c) */
+/* The subkeys of version (≥ 1; the store has a CMK), from the cache;
+ * any thread.  The caller wipes *out. */
+int kyufu_storage__subkeys(struct kyufu_storage *s,
+                           uint32_t version,
+                           struct kyufu_crypto_subkeys *out);
+/* The active key version in txn (absent: 1). */
+int kyufu_storage__keys_active_read(struct kyufu_storage *s,
+                                    MDB_txn *txn,
+                                    uint32_t *version);
+/* Wipe the CMK and the cached subkeys (close). */
+void kyufu_storage__keys_wipe(struct kyufu_storage *s);
 
 /* Pack any message into a malloc'ed buffer. */
 int kyufu_storage__pack(const ProtobufCMessage *m, uint8_t **out, size_t *len);
@@ -543,13 +647,6 @@ int kyufu_storage__audit_verify_range(struct kyufu_storage *s,
                                       size_t errmsg_len);
 
 /* ------------------------------------------------------------ sessions */
-/* Looks up (client_id, seq): 0 with *result (the packed first
- * CommandResult, valid until the txn writes again) or NOTFOUND.  An entry
- * older than the retention (judged by now_ms) reads as NOTFOUND even before
- * it is pruned, so the outcome does not depend on pruning progress. */
-int kyufu_storage__session_get(struct kyufu_storage *s, MDB_txn *txn,
-                               const char *client_id, uint64_t seq,
-                               int64_t now_ms, MDB_val *result);
 /* The owner of an entry (identity rules, storage.h "exactly-once bound to
  * the caller"): the actor that first used the key and the digest of its
  * command (all zero: any command, a SettleWrite's fence).  Entries written
@@ -568,11 +665,22 @@ enum kyufu_storage_key_use
 kyufu_storage__owner_verdict(const struct kyufu_storage__key_owner *owner,
                              const char *actor, const uint8_t digest[32],
                              bool settle);
-/* As session_get, with the owner (owner may be NULL). */
-int kyufu_storage__session_get_owned(struct kyufu_storage *s, MDB_txn *txn,
-                                     const char *client_id, uint64_t seq,
-                                     int64_t now_ms, MDB_val *result,
-                                     struct kyufu_storage__key_owner *owner);
+/* Looks up (client_id, seq): 0 with *result (the first CommandResult,
+ * valid until the txn writes again) and its owner (owner may be NULL), or
+ * NOTFOUND.  An entry older than the retention (judged by now_ms) reads as
+ * NOTFOUND even before it is pruned, so the outcome does not depend on
+ * pruning progress.  owned NULL: *result is the stored CommandResult part,
+ * maybe sealed; else it is opened (seal.c) and *owned, when not NULL, is
+ * the buffer *result points into (the caller frees it).  CORRUPT when it
+ * fails authentication. */
+int kyufu_storage__session_get_owned(struct kyufu_storage *s,
+                                     MDB_txn *txn,
+                                     const char *client_id,
+                                     uint64_t seq,
+                                     int64_t now_ms,
+                                     MDB_val *result,
+                                     struct kyufu_storage__key_owner *owner,
+                                     uint8_t **owned);
 /* owner NULL: an entry without owner (the rules of version 1). */
 int kyufu_storage__session_put(struct kyufu_storage *s, MDB_txn *txn,
                                const char *client_id, uint64_t seq,

@@ -170,7 +170,9 @@ static int walk(struct kyufu_storage *s,
     for (mrv = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrv == 0;
          mrv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         Kyufu__V1__Application *a =
-            kyufu__v1__application__unpack(NULL, v.mv_size, v.mv_data);
+            (Kyufu__V1__Application *)kyufu_storage__unpack_or_null(
+                s, KYUFU_DB_APPLICATIONS, &k, &v,
+                &kyufu__v1__application__descriptor);
         const char *why = a == NULL ? "undecodable"
                                     : check_app_links(s, txn, a);
         struct sums key;

@@ -1,6 +1,7 @@
-/* The key ring of encryption at rest: the cluster master key held in memory
- * and the per-version subkeys derived from it (storage.h "key ring",
- * docs/encryption.md "Keys"). */
+/* The key ring of encryption at rest: the cluster master key held in memory,
+ * the per-version subkeys derived from it (cached: a derivation is four
+ * KBKDF calls), and the active key version, replicated state in meta
+ * (storage.h "key ring", docs/encryption.md "Keys"). */
 #include <string.h>
 
 #include "internal.h"
@@ -17,6 +18,11 @@ void kyufu_storage_keys_set(struct kyufu_storage *s,
 bool kyufu_storage_keys_present(const struct kyufu_storage *s)
 {
     return s->has_cmk;
+}
+
+uint32_t kyufu_storage_keys_active(const struct kyufu_storage *s)
+{
+    return s->has_cmk ? s->keys_active : 0;
 }
 
 int kyufu_storage_keys_export(const struct kyufu_storage *s,
@@ -41,4 +47,60 @@ int kyufu_storage_keys_subkeys(const struct kyufu_storage *s,
         return KYUFU_STORAGE_ENOMEM;
     }
     return 0;
+}
+
+int kyufu_storage__subkeys(struct kyufu_storage *s,
+                           uint32_t version,
+                           struct kyufu_crypto_subkeys *out)
+{
+    int rv = 0;
+    KYUFU_ASSERT(s->has_cmk && version >= 1);
+    pthread_mutex_lock(&s->keys_lock);
+    struct kyufu_storage__cached_keys *hit = NULL;
+    for (size_t i = 0; i < KYUFU_KEYS_CACHED_MAX && hit == NULL; i++) {
+        if (s->keys_cache[i].version == version) {
+            hit = &s->keys_cache[i];
+        }
+    }
+    if (hit == NULL) {
+        /* Replace round robin: versions in use are few (the active one and
+         * those a rotation still re-encrypts). */
+        hit = &s->keys_cache[s->keys_next];
+        s->keys_next = (s->keys_next + 1) % KYUFU_KEYS_CACHED_MAX;
+        hit->version = 0;
+        rv = kyufu_storage_keys_subkeys(s, version, &hit->k);
+        if (rv == 0) {
+            hit->version = version;
+        }
+    }
+    if (rv == 0) {
+        memcpy(out, &hit->k, sizeof *out);
+    }
+    pthread_mutex_unlock(&s->keys_lock);
+    return rv;
+}
+
+int kyufu_storage__keys_active_read(struct kyufu_storage *s,
+                                    MDB_txn *txn,
+                                    uint32_t *version)
+{
+    uint64_t v;
+    int rv = kyufu_storage__meta_get_u64(s, txn, KYUFU_META_KEYS_ACTIVE, &v);
+    if (rv != 0) {
+        return rv;
+    }
+    if (v > UINT32_MAX) {
+        return KYUFU_STORAGE_ECORRUPT;
+    }
+    /* Absent: version 1, the version of every store that first gets a CMK
+     * (no command needed; all replicas read the same). */
+    *version = v == 0 ? 1u : (uint32_t)v;
+    return 0;
+}
+
+void kyufu_storage__keys_wipe(struct kyufu_storage *s)
+{
+    kyufu_storage_crypto_wipe(s->cmk, sizeof s->cmk);
+    kyufu_storage_crypto_wipe(s->keys_cache, sizeof s->keys_cache);
+    s->has_cmk = false;
 }

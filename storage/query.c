@@ -125,46 +125,13 @@ static int parse_after(const char *after, uint64_t *out)
     return 0;
 }
 
-typedef ProtobufCMessage *(*decode_fn)(const MDB_val *v);
-
-static ProtobufCMessage *dec_program(const MDB_val *v)
-{
-    return (ProtobufCMessage *)kyufu__v1__program__unpack(NULL, v->mv_size,
-                                                          v->mv_data);
-}
-static ProtobufCMessage *dec_household(const MDB_val *v)
-{
-    Kyufu__V1__Household *h = NULL;
-    kyufu_storage__household_decode(v->mv_data, v->mv_size, &h);
-    return (ProtobufCMessage *)h;
-}
-static ProtobufCMessage *dec_batch(const MDB_val *v)
-{
-    return (ProtobufCMessage *)kyufu__v1__payment_batch__unpack(
-        NULL, v->mv_size, v->mv_data);
-}
-static ProtobufCMessage *dec_incident(const MDB_val *v)
-{
-    return (ProtobufCMessage *)kyufu__v1__incident__unpack(NULL, v->mv_size,
-                                                           v->mv_data);
-}
-static ProtobufCMessage *dec_staff(const MDB_val *v)
-{
-    return (ProtobufCMessage *)kyufu__v1__staff_account__unpack(
-        NULL, v->mv_size, v->mv_data);
-}
-static ProtobufCMessage *dec_audit(const MDB_val *v)
-{
-    return (ProtobufCMessage *)kyufu__v1__audit_record__unpack(
-        NULL, v->mv_size, v->mv_data);
-}
-
-/* A page of a whole database in key order.  numeric: keys are u64 BE and
+/* A page of a whole database in key order, each value opened (sealed
+ * values, seal.c) and unpacked with `desc`.  numeric: keys are u64 BE and
  * `after`/`next` are decimal. */
 static int list_db(struct kyufu_storage *s,
                    enum kyufu_storage__db db,
                    bool numeric,
-                   decode_fn decode,
+                   const ProtobufCMessageDescriptor *desc,
                    const char *after,
                    size_t page_size,
                    struct kyufu_storage_page *page)
@@ -226,9 +193,9 @@ static int list_db(struct kyufu_storage *s,
         if (page->n == n) {
             break; /* one more exists: the page has a continuation */
         }
-        ProtobufCMessage *m = decode(&v);
-        if (m == NULL) {
-            rv = KYUFU_STORAGE_ECORRUPT;
+        ProtobufCMessage *m;
+        rv = kyufu_storage__unpack(s, db, &k, &v, desc, &m);
+        if (rv != 0) {
             goto err_after_cursor;
         }
         page->items[page->n++] = m;
@@ -273,8 +240,8 @@ int kyufu_storage_list_programs(struct kyufu_storage *s,
                                 size_t page_size,
                                 struct kyufu_storage_page *page)
 {
-    return list_db(s, KYUFU_DB_PROGRAMS, false, dec_program, after,
-                   page_size, page);
+    return list_db(s, KYUFU_DB_PROGRAMS, false, &kyufu__v1__program__descriptor,
+                   after, page_size, page);
 }
 
 int kyufu_storage_list_households(struct kyufu_storage *s,
@@ -282,8 +249,8 @@ int kyufu_storage_list_households(struct kyufu_storage *s,
                                   size_t page_size,
                                   struct kyufu_storage_page *page)
 {
-    return list_db(s, KYUFU_DB_HOUSEHOLDS, false, dec_household, after,
-                   page_size, page);
+    return list_db(s, KYUFU_DB_HOUSEHOLDS, false,
+                   &kyufu__v1__household__descriptor, after, page_size, page);
 }
 
 int kyufu_storage_list_batches(struct kyufu_storage *s,
@@ -291,7 +258,8 @@ int kyufu_storage_list_batches(struct kyufu_storage *s,
                                size_t page_size,
                                struct kyufu_storage_page *page)
 {
-    return list_db(s, KYUFU_DB_BATCHES, true, dec_batch, after, page_size,
+    return list_db(s, KYUFU_DB_BATCHES, true,
+                   &kyufu__v1__payment_batch__descriptor, after, page_size,
                    page);
 }
 
@@ -300,8 +268,8 @@ int kyufu_storage_list_incidents(struct kyufu_storage *s,
                                  size_t page_size,
                                  struct kyufu_storage_page *page)
 {
-    return list_db(s, KYUFU_DB_INCIDENTS, true, dec_incident, after,
-                   page_size, page);
+    return list_db(s, KYUFU_DB_INCIDENTS, true,
+                   &kyufu__v1__incident__descriptor, after, page_size, page);
 }
 
 int kyufu_storage_list_staff(struct kyufu_storage *s,
@@ -309,7 +277,8 @@ int kyufu_storage_list_staff(struct kyufu_storage *s,
                              size_t page_size,
                              struct kyufu_storage_page *page)
 {
-    return list_db(s, KYUFU_DB_STAFF, false, dec_staff, after, page_size,
+    return list_db(s, KYUFU_DB_STAFF, false,
+                   &kyufu__v1__staff_account__descriptor, after, page_size,
                    page);
 }
 
@@ -318,7 +287,8 @@ int kyufu_storage_list_audit(struct kyufu_storage *s,
                              size_t page_size,
                              struct kyufu_storage_page *page)
 {
-    return list_db(s, KYUFU_DB_AUDIT, true, dec_audit, after, page_size,
+    return list_db(s, KYUFU_DB_AUDIT, true,
+                   &kyufu__v1__audit_record__descriptor, after, page_size,
                    page);
 }
 

@@ -218,10 +218,10 @@ static int pick_purgeable(struct kyufu_storage *s, MDB_txn *txn,
                           void **item, bool *stop)
 {
     int64_t disabled_before_ms = *(const int64_t *)arg;
-    (void)k;
     (void)stop;
     Kyufu__V1__Credential *cr =
-        kyufu__v1__credential__unpack(NULL, v->mv_size, v->mv_data);
+        (Kyufu__V1__Credential *)kyufu_storage__unpack_or_null(
+            s, KYUFU_DB_CREDENTIAL, k, v, &kyufu__v1__credential__descriptor);
     if (cr == NULL) {
         return KYUFU_STORAGE_ECORRUPT;
     }

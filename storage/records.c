@@ -3,14 +3,17 @@
  * application indexes kept in step with every application write.
  *
  * Values are protobuf encodings (deterministic for a given message, so equal
- * state means equal bytes and equal digests).  Keys (docs/storage.md):
+ * state means equal bytes and equal digests), sealed (seal.c) in the dbs
+ * that hold personal data when the store has a CMK: replicas apply an entry
+ * with the same salt and index, so they still write equal bytes.  Keys
+ * (docs/storage.md):
  *   programs      code                      → Program
- *   households    household_no              → Household (via the seam)
- *   applications  id (u64 BE)               → Application
+ *   households    household_no              → Household (sealed)
+ *   applications  id (u64 BE)               → Application (sealed)
  *   app_live      code 0x00 household_no    → id (u64 BE)
  *   app_index     kind-prefixed keys ending in the id (u64 BE) → ""
  *   batches       id (u64 BE)               → PaymentBatch
- *   staff         staff_id                  → StaffAccount
+ *   staff         staff_id                  → StaffAccount (sealed)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -31,23 +34,31 @@ int kyufu_storage__pack(const ProtobufCMessage *m, uint8_t **out, size_t *len)
     return 0;
 }
 
-/* ---------------------------------------------------------------- seam */
+/* ---------------------------------------------------------------- households
+ */
 
-int kyufu_storage__household_encode(const Kyufu__V1__Household *h,
+int kyufu_storage__household_encode(struct kyufu_storage *s,
+                                    const Kyufu__V1__Household *h,
                                     uint8_t **out,
                                     size_t *len)
 {
-    /* Later: AES-256-GCM with a per-node data key, nonce from the record's
-     * key and version (deterministic, so replicas stay byte-identical). */
-    return kyufu_storage__pack(&h->base, out, len);
+    return kyufu_storage__encode(s, KYUFU_DB_HOUSEHOLDS, h->household_no,
+                                 strlen(h->household_no), &h->base, out, len);
 }
 
-int kyufu_storage__household_decode(const uint8_t *buf,
+int kyufu_storage__household_decode(struct kyufu_storage *s,
+                                    const char *no,
+                                    const uint8_t *buf,
                                     size_t len,
                                     Kyufu__V1__Household **out)
 {
-    *out = kyufu__v1__household__unpack(NULL, len, buf);
-    return *out == NULL ? KYUFU_STORAGE_ECORRUPT : 0;
+    MDB_val k = {strlen(no), (void *)no};
+    MDB_val v = {len, (void *)buf};
+    ProtobufCMessage *m;
+    int rv = kyufu_storage__unpack(s, KYUFU_DB_HOUSEHOLDS, &k, &v,
+                                   &kyufu__v1__household__descriptor, &m);
+    *out = (Kyufu__V1__Household *)m;
+    return rv;
 }
 
 /* ---------------------------------------------------------------- checks */
@@ -162,7 +173,7 @@ int kyufu_storage__put_msg(struct kyufu_storage *s,
 {
     uint8_t *buf;
     size_t len;
-    int rv = kyufu_storage__pack(m, &buf, &len);
+    int rv = kyufu_storage__encode(s, db, key, klen, m, &buf, &len);
     if (rv != 0) {
         return rv;
     }
@@ -178,12 +189,32 @@ static void id_key(uint8_t key[8], uint64_t id)
     kyufu_storage__put_u64(key, id);
 }
 
-#define GET_CHECKED(type, unpack, check, out)                                \
+/* get_raw, then open (sealed values) and unpack: 0, NOTFOUND, CORRUPT. */
+static int get_msg(struct kyufu_storage *s,
+                   MDB_txn *txn,
+                   enum kyufu_storage__db db,
+                   const void *key,
+                   size_t klen,
+                   const ProtobufCMessageDescriptor *desc,
+                   ProtobufCMessage **out)
+{
+    MDB_val v;
+    MDB_val k = {klen, (void *)key};
+    int rv = get_raw(s, txn, db, key, klen, &v);
+    if (rv != 0) {
+        return rv;
+    }
+    return kyufu_storage__unpack(s, db, &k, &v, desc, out);
+}
+
+#define GET_CHECKED(type, db, key, klen, desc, check, out)                   \
     do {                                                                     \
-        type *r_ = unpack(NULL, v.mv_size, v.mv_data);                       \
-        if (r_ == NULL) {                                                    \
-            return KYUFU_STORAGE_ECORRUPT;                                   \
+        ProtobufCMessage *m_;                                                \
+        int rv_ = get_msg(s, txn, (db), (key), (klen), (desc), &m_);         \
+        if (rv_ != 0) {                                                      \
+            return rv_;                                                      \
         }                                                                    \
+        type *r_ = (type *)m_;                                               \
         const char *why_ = check(r_);                                        \
         if (why_ != NULL) {                                                  \
             kyufu_storage__panic(__FILE__, __LINE__, "read back: %s", why_); \
@@ -198,13 +229,9 @@ int kyufu_storage__get_program(struct kyufu_storage *s,
                                const char *code,
                                Kyufu__V1__Program **out)
 {
-    MDB_val v;
-    int rv = get_raw(s, txn, KYUFU_DB_PROGRAMS, code, strlen(code), &v);
-    if (rv != 0) {
-        return rv;
-    }
-    GET_CHECKED(Kyufu__V1__Program, kyufu__v1__program__unpack,
-                kyufu_storage__check_program, out);
+    GET_CHECKED(Kyufu__V1__Program, KYUFU_DB_PROGRAMS, code, strlen(code),
+                &kyufu__v1__program__descriptor, kyufu_storage__check_program,
+                out);
     return 0;
 }
 
@@ -233,7 +260,7 @@ int kyufu_storage__get_household(struct kyufu_storage *s,
     if (rv != 0) {
         return rv;
     }
-    return kyufu_storage__household_decode(v.mv_data, v.mv_size, out);
+    return kyufu_storage__household_decode(s, no, v.mv_data, v.mv_size, out);
 }
 
 int kyufu_storage__put_household(struct kyufu_storage *s,
@@ -244,7 +271,7 @@ int kyufu_storage__put_household(struct kyufu_storage *s,
     size_t len;
     KYUFU_ASSERT(kyufu_storage__valid_household_no(h->household_no));
     KYUFU_ASSERT(h->version > 0);
-    int rv = kyufu_storage__household_encode(h, &buf, &len);
+    int rv = kyufu_storage__household_encode(s, h, &buf, &len);
     if (rv != 0) {
         return rv;
     }
@@ -264,13 +291,9 @@ int kyufu_storage__get_batch(struct kyufu_storage *s,
                              Kyufu__V1__PaymentBatch **out)
 {
     uint8_t key[8];
-    MDB_val v;
     id_key(key, id);
-    int rv = get_raw(s, txn, KYUFU_DB_BATCHES, key, 8, &v);
-    if (rv != 0) {
-        return rv;
-    }
-    GET_CHECKED(Kyufu__V1__PaymentBatch, kyufu__v1__payment_batch__unpack,
+    GET_CHECKED(Kyufu__V1__PaymentBatch, KYUFU_DB_BATCHES, key, 8,
+                &kyufu__v1__payment_batch__descriptor,
                 kyufu_storage__check_batch, out);
     return 0;
 }
@@ -296,12 +319,8 @@ int kyufu_storage__get_staff(struct kyufu_storage *s,
                              const char *id,
                              Kyufu__V1__StaffAccount **out)
 {
-    MDB_val v;
-    int rv = get_raw(s, txn, KYUFU_DB_STAFF, id, strlen(id), &v);
-    if (rv != 0) {
-        return rv;
-    }
-    GET_CHECKED(Kyufu__V1__StaffAccount, kyufu__v1__staff_account__unpack,
+    GET_CHECKED(Kyufu__V1__StaffAccount, KYUFU_DB_STAFF, id, strlen(id),
+                &kyufu__v1__staff_account__descriptor,
                 kyufu_storage__check_staff, out);
     return 0;
 }
@@ -369,13 +388,9 @@ int kyufu_storage__get_application(struct kyufu_storage *s,
                                    Kyufu__V1__Application **out)
 {
     uint8_t key[8];
-    MDB_val v;
     id_key(key, id);
-    int rv = get_raw(s, txn, KYUFU_DB_APPLICATIONS, key, 8, &v);
-    if (rv != 0) {
-        return rv;
-    }
-    GET_CHECKED(Kyufu__V1__Application, kyufu__v1__application__unpack,
+    GET_CHECKED(Kyufu__V1__Application, KYUFU_DB_APPLICATIONS, key, 8,
+                &kyufu__v1__application__descriptor,
                 kyufu_storage__check_application, out);
     if ((*out)->id != id) {
         kyufu__v1__application__free_unpacked(*out, NULL);

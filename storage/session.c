@@ -1,8 +1,9 @@
 /* Client sessions: the first result of each idempotency key.
  *
- *   sessions        client_id 0x00 seq (u64 BE)             → time_ms (u64 BE) [|| owner] || CommandResult
- *   session_expiry  time_ms (u64 BE) client_id 0x00 seq      → ""
- *   session_floor   client_id                               → highest seq pruned (u64 BE)
+ *   sessions        client_id 0x00 seq (u64 BE)             → time_ms (u64 BE)
+ * [|| owner] || CommandResult (sealed with a CMK) session_expiry  time_ms (u64
+ * BE) client_id 0x00 seq      → "" session_floor   client_id → highest seq
+ * pruned (u64 BE)
  *
  * The floor is what lets SettleWrite tell "never applied" from "applied and
  * forgotten": a key with no entry and a sequence above its client's floor
@@ -84,12 +85,16 @@ int kyufu_storage__session_get_owned(struct kyufu_storage *s,
                                      uint64_t seq,
                                      int64_t now_ms,
                                      MDB_val *result,
-                                     struct kyufu_storage__key_owner *owner)
+                                     struct kyufu_storage__key_owner *owner,
+                                     uint8_t **owned)
 {
     uint8_t key[SESSION_KEY_MAX];
     MDB_val k = {session_key(key, client_id, seq), key};
     MDB_val v;
     uint64_t time_ms;
+    if (owned != NULL) {
+        *owned = NULL;
+    }
     int mrv = mdb_get(txn, s->dbi[KYUFU_DB_SESSIONS], &k, &v);
     if (mrv != 0) {
         return kyufu_storage__mdb_error(mrv);
@@ -101,18 +106,20 @@ int kyufu_storage__session_get_owned(struct kyufu_storage *s,
     if (expired(time_ms, now_ms)) {
         return KYUFU_STORAGE_ENOTFOUND;
     }
+    if (owned != NULL) {
+        /* The CommandResult part may be sealed (it carries the record). */
+        const uint8_t *plain;
+        size_t plen;
+        rv = kyufu_storage__unseal(s, KYUFU_DB_SESSIONS, key, k.mv_size,
+                                   result->mv_data, result->mv_size, &plain,
+                                   &plen, owned);
+        if (rv != 0) {
+            return rv;
+        }
+        result->mv_data = (void *)plain;
+        result->mv_size = plen;
+    }
     return 0;
-}
-
-int kyufu_storage__session_get(struct kyufu_storage *s,
-                               MDB_txn *txn,
-                               const char *client_id,
-                               uint64_t seq,
-                               int64_t now_ms,
-                               MDB_val *result)
-{
-    return kyufu_storage__session_get_owned(s, txn, client_id, seq, now_ms,
-                                            result, NULL);
 }
 
 static size_t expiry_key(uint8_t *key, uint64_t time_ms,
@@ -164,9 +171,22 @@ int kyufu_storage__session_put(struct kyufu_storage *s,
     KYUFU_ASSERT(owner == NULL ||
                  (owner->has_owner && alen >= 1 &&
                   alen <= KYUFU_ACTOR_BYTES_MAX));
+    /* The CommandResult part carries the record (a Household): sealed
+     * when the store has a CMK; time and owner stay readable for pruning
+     * and the owner rule. */
+    uint8_t *sealed = NULL;
+    if (kyufu_storage__seal_on(s, KYUFU_DB_SESSIONS)) {
+        int rv = kyufu_storage__seal(s, KYUFU_DB_SESSIONS, key, klen, result,
+                                     len, &sealed, &len);
+        if (rv != 0) {
+            return rv;
+        }
+        result = sealed;
+    }
     v.mv_size = 8 + olen + len;
     mrv = mdb_put(txn, s->dbi[KYUFU_DB_SESSIONS], &k, &v, MDB_RESERVE);
     if (mrv != 0) {
+        free(sealed);
         return kyufu_storage__mdb_error(mrv);
     }
     uint8_t *out = v.mv_data;
@@ -178,6 +198,7 @@ int kyufu_storage__session_put(struct kyufu_storage *s,
         memcpy(out + 9 + alen, owner->digest, 32);
     }
     memcpy(out + 8 + olen, result, len);
+    free(sealed);
 
     MDB_val ek = {expiry_key(ekey, (uint64_t)time_ms, key, klen), ekey};
     MDB_val empty = {0, (void *)""};
@@ -410,7 +431,7 @@ int kyufu_storage_key_use(struct kyufu_storage *s,
         return rv;
     }
     rv = kyufu_storage__session_get_owned(s, txn, client_id, seq, now_ms,
-                                          &result, &owner);
+                                          &result, &owner, NULL);
     kyufu_storage__read_end(s, txn);
     if (rv == KYUFU_STORAGE_ENOTFOUND) {
         *use = KYUFU_STORAGE_KEY_NEW;

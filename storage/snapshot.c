@@ -439,7 +439,11 @@ static int replace_all(struct kyufu_storage *s, const struct parsed *p,
     }
     /* A newer cluster's state: this build stops before taking it. */
     struct kyufu_storage__versions versions;
+    uint32_t keys_active = 0;
     rv = kyufu_storage__check_cluster_version(s, txn, errmsg, errmsg_len);
+    if (rv == 0) {
+        rv = kyufu_storage__keys_active_read(s, txn, &keys_active);
+    }
     if (rv == 0) {
         rv = kyufu_storage__versions_read(s, txn, &versions);
     }
@@ -454,6 +458,7 @@ static int replace_all(struct kyufu_storage *s, const struct parsed *p,
         return rv == KYUFU_STORAGE_EMAP_FULL ? rv : KYUFU_STORAGE_EIO;
     }
     kyufu_storage__versions_set(s, &versions);
+    s->keys_active = keys_active;
     return 0;
 }
 

@@ -699,5 +699,10 @@ int kyufu_storage_keys_export(const struct kyufu_storage *s,
 int kyufu_storage_keys_subkeys(const struct kyufu_storage *s,
                                uint32_t version,
                                struct kyufu_crypto_subkeys *out);
+/* The active data-key version: the version new sealed values are written
+ * under (replicated state in meta; 1 from the moment a store has a CMK, no
+ * command needed).  0 when the store has no CMK (nothing is sealed).  The
+ * loop thread (a restore may change it). */
+uint32_t kyufu_storage_keys_active(const struct kyufu_storage *s);
 
 #endif /* KYUFU_STORAGE_H */

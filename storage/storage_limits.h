@@ -180,5 +180,9 @@ _Static_assert(KYUFU_STAFF_ID_BYTES_MAX + 1 + KYUFU_SHA256_BYTES <= 511,
                "session index keys fit LMDB's key limit");
 _Static_assert(KYUFU_ACCESS_OBJECTS_MAX <= KYUFU_LIST_PAGE_SIZE_MAX,
                "an access record names at most a page");
+/* Data-key versions whose subkeys the store caches (keyring.c): the active
+ * one and the few a rotation still re-encrypts; a miss costs four KBKDF
+ * derivations, not an error. */
+#define KYUFU_KEYS_CACHED_MAX 4u
 
 #endif /* KYUFU_STORAGE_LIMITS_H */

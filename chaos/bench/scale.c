@@ -17,7 +17,12 @@
  *
  *   kyufu-bench-scale --dir DIR [--households N] [--batch B] [--sync]
  *                     [--map-mib M]   (initial LMDB map; it grows from there)
- *                     [--no-snapshot]
+ *                     [--no-snapshot] [--cmk]
+ *
+ * --cmk gives both stores a (fixed, bench-only) cluster master key, so the
+ * records are sealed as with encryption at rest (docs/encryption.md), and
+ * every entry carries a 16-byte salt (from its index: the bench stands in
+ * for the proposer, which draws it at random).
  *
  * --no-snapshot stops after building (register, submit, approve) and prints
  * only the build's figures: the side-by-side benchmark's no-replication
@@ -39,12 +44,20 @@
 
 struct bench
 {
+    bool cmk;
     struct kyufu_storage *s;
     uint64_t index;
     uint64_t seq;
     int64_t now_ms;
     size_t batch;
     char err[256];
+};
+
+/* The bench's cluster master key (--cmk): fixed, it protects nothing. */
+static const uint8_t bench_cmk[KYUFU_CRYPTO_KEY_BYTES] = {
+    0x62, 0x65, 0x6e, 0x63, 0x68, 0x20, 0x63, 0x6d, 0x6b, 0x00, 0x01,
+    0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c,
+    0x0d, 0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16,
 };
 
 static double now_s(void)
@@ -141,6 +154,14 @@ static void apply_slots(struct bench *b, struct slot *slots, size_t n)
     }
     batch.n_commands = n;
     batch.commands = cmds;
+    uint8_t salt[KYUFU_CRYPTO_SALT_BYTES] = {0};
+    if (b->cmk) {
+        for (i = 0; i < 8; i++) {
+            salt[i] = (uint8_t)((b->index + 1) >> (8 * i));
+        }
+        batch.salt.data = salt;
+        batch.salt.len = sizeof salt;
+    }
     rv = kyufu_storage_apply(b->s, ++b->index, 1, &batch, &res, b->err,
                              sizeof b->err);
     if (rv != 0) {
@@ -447,6 +468,7 @@ int main(int argc, char **argv)
         {"sync", no_argument, NULL, 's'},
         {"map-mib", required_argument, NULL, 'm'},
         {"no-snapshot", no_argument, NULL, 'x'},
+        {"cmk", no_argument, NULL, 'k'},
         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL;
@@ -475,10 +497,11 @@ int main(int argc, char **argv)
             case 'b': b.batch = strtoul(optarg, NULL, 10); break;
             case 's': sync = true; break;
             case 'x': no_snapshot = true; break;
+            case 'k': b.cmk = true; break;
             case 'm': o.map_size_bytes = strtoul(optarg, NULL, 10) << 20; break;
             default:
                 fprintf(stderr, "usage: %s --dir DIR [--households N] "
-                                "[--batch B] [--sync] [--map-mib M] [--no-snapshot]\n", argv[0]);
+                                "[--batch B] [--sync] [--map-mib M] [--no-snapshot] [--cmk]\n", argv[0]);
                 return 2;
         }
     }
@@ -494,6 +517,9 @@ int main(int argc, char **argv)
     rv = kyufu_storage_open(&o, &b.s, b.err, sizeof b.err);
     if (rv != 0) {
         die("open", rv, b.err);
+    }
+    if (b.cmk) {
+        kyufu_storage_keys_set(b.s, bench_cmk);
     }
 
     setup_staff_and_program(&b, (int64_t)households * 30000 * 2);
@@ -548,6 +574,9 @@ int main(int argc, char **argv)
     rv = kyufu_storage_open(&o, &copy, b.err, sizeof b.err);
     if (rv != 0) {
         die("open copy", rv, b.err);
+    }
+    if (b.cmk) {
+        kyufu_storage_keys_set(copy, bench_cmk);
     }
     t0 = now_s();
     rv = kyufu_storage_restore(copy, joined, off, b.err, sizeof b.err);

@@ -68,13 +68,31 @@ struct fx
     int64_t now_ms;     /* time stamped into the next built command */
     char client_id[32];
     bool sync;          /* open without no_sync (set, then fx_reopen) */
+    /* Encryption at rest: the store gets FX_CMK after each open when
+     * cmk is set (fx_open sets it when the environment has KYUFU_TEST_CMK,
+     * so a whole command test runs again over sealed values).  Every entry
+     * carries the salt fx_salt(salt_seed, index) unless salt_empty. */
+    bool cmk;
+    bool salt_empty;
+    unsigned salt_seed;
 };
+
+/* The test cluster master key (32 bytes) and an entry's salt: 16 bytes
+ * from (seed, index), so two fixtures applying the same entries with the
+ * same seed write the same bytes. */
+extern const uint8_t FX_CMK[32];
+void fx_salt(unsigned seed, uint64_t index, uint8_t out[16]);
 
 /* 2026-04-01T00:00:00Z: the default "now" of a fixture. */
 #define FX_T0_MS ((int64_t)1775001600000)
 
 /* Open a new empty store in a fresh subdirectory of t_dir (no_sync). */
 void fx_open(struct fx *f);
+/* As fx_open, with the CMK (true) or without (false) whatever the
+ * environment says. */
+void fx_open_keyed(struct fx *f, bool cmk);
+/* Whether the environment asks for sealed stores (KYUFU_TEST_CMK set). */
+bool fx_env_cmk(void);
 /* Close (when open) and open f->dir again (a restart). */
 void fx_reopen(struct fx *f);
 /* Close the store; the directory goes with t_dir. */

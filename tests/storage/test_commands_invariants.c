@@ -548,6 +548,7 @@ static void invariant_6_kill_after_ack(void)
     struct fx f;
     memset(&f, 0, sizeof f);
     snprintf(f.dir, sizeof f.dir, "%s", ack.dir);
+    f.cmk = fx_env_cmk(); /* the child's store was sealed as fx_open chose */
     f.sync = true;
     f.term = 1;
     fx_reopen(&f); /* opens: f.s is NULL */
