@@ -140,6 +140,8 @@ int glue__snapshot_open(const struct glue_stream_key *k, uint8_t *buf,
 {
     uint8_t aad[CHUNK_AAD_BYTES_MAX];
     uint8_t *plain;
+    size_t plain_cap;
+    size_t plain_used = 0;   /* bytes of plain to wipe */
     size_t in = header_len;  /* next sealed chunk */
     size_t out = header_len; /* end of the plaintext so far */
     uint64_t number = 0;
@@ -148,8 +150,12 @@ int glue__snapshot_open(const struct glue_stream_key *k, uint8_t *buf,
 
     assert(k->version > 0 && header_len <= size);
     /* Chunks are opened into this buffer, then moved down in place: the
-     * plaintext never outruns the ciphertext it came from. */
-    plain = malloc(KYUFU_SNAPSHOT_CHUNK_BYTES_MAX);
+     * plaintext never outruns the ciphertext it came from.  No chunk's
+     * plaintext is longer than the whole sealed stream. */
+    plain_cap = size - header_len < KYUFU_SNAPSHOT_CHUNK_BYTES_MAX
+                    ? size - header_len
+                    : KYUFU_SNAPSHOT_CHUNK_BYTES_MAX;
+    plain = malloc(plain_cap > 0 ? plain_cap : 1);
     if (plain == NULL) {
         snprintf(errmsg, errmsg_len, "no memory to open the snapshot");
         return KYUFU_STORAGE_ENOMEM;
@@ -170,10 +176,15 @@ int glue__snapshot_open(const struct glue_stream_key *k, uint8_t *buf,
         if (len > KYUFU_SNAPSHOT_CHUNK_BYTES_MAX ||
             (flags & ~GLUE_CHUNK_FLAG_LAST) != 0 ||
             size - in < glue__chunk_sealed_size(len)) {
+            /* (Then len < size - header_len ≤ plain_cap as well.) */
             snprintf(errmsg, errmsg_len,
                      "sealed snapshot chunk %llu malformed or truncated",
                      (unsigned long long)number);
             goto out;
+        }
+        assert(len <= plain_cap);
+        if (len > plain_used) {
+            plain_used = len;
         }
         last = (flags & GLUE_CHUNK_FLAG_LAST) != 0;
         aad_len = chunk_aad(aad, number, buf + in, buf, header_len);
@@ -205,7 +216,7 @@ int glue__snapshot_open(const struct glue_stream_key *k, uint8_t *buf,
     *plain_len = out - header_len;
     rv = 0;
 out:
-    kyufu_storage_crypto_wipe(plain, KYUFU_SNAPSHOT_CHUNK_BYTES_MAX);
+    kyufu_storage_crypto_wipe(plain, plain_used);
     free(plain);
     return rv;
 }
