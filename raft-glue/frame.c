@@ -146,8 +146,8 @@ static bool frame2_parse(const uint8_t *p, size_t size, struct glue_frame *f)
         return false;
     }
     end = GLUE_FRAME2_CIPHER_OFFSET + (size_t)n + GLUE_FRAME2_TAG_BYTES;
-    for (size_t i = end; i < size; i++) {
-        if (p[i] != 0) {
+    for (size_t k = end; k < size; k++) {
+        if (p[k] != 0) {
             return false;
         }
     }
