@@ -178,8 +178,10 @@ MUTATIONS = [
      "sealed frame: nonzero padding accepted"),
     (SE, "    if (in != size) {", "    if (0) {",
      "sealed snapshot: bytes after the last chunk accepted"),
-    (SE, "    while (!last) {", "    while (!last && number < 2) {",
-     "sealed snapshot: stream cut after two chunks accepted"),
+    (SE, "last = (flags & GLUE_CHUNK_FLAG_LAST) != 0;",
+     "last = (flags & GLUE_CHUNK_FLAG_LAST) != 0 ||\n"
+     "               in + glue__chunk_sealed_size(len) == size;",
+     "sealed snapshot: stream cut after a whole chunk accepted"),
     (FR, "return h->storage_index <= h->raft_index;", "return true;",
      "snapshot header: storage index above raft index accepted"),
     # ---- raft-glue: FSM
