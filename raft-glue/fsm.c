@@ -5,17 +5,22 @@
  * applies the CommandBatch in one LMDB transaction at (index, term) → the
  * results go to the proposer hook.  Failure modes: a malformed frame (not
  * written by kyufu) is recorded as a no-op at that index on every node
- * alike; a fatal storage error poisons the FSM and stops applying; a
+ * alike; a sealed entry that fails authentication poisons the FSM (never
+ * applied); a fatal storage error poisons the FSM and stops applying; a
  * non-fatal one (NOMEM) fails the apply so raft tries again at its next
  * commit update (nothing was committed, so this is no retried write). */
 #include "fsm.h"
 
 #include <assert.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
+#include <openssl/rand.h>
+
 #include "frame.h"
+#include "seal.h"
 
 static void poison(struct kyufu_fsm *f, int rv, const char *what)
 {
@@ -41,6 +46,45 @@ static int storage_to_raft(int rv)
     return rv == KYUFU_STORAGE_ENOMEM ? RAFT_NOMEM : RAFT_IOERR;
 }
 
+/* Open a sealed entry into *out (malloc'ed, fr->len bytes).  Returns 0 or
+ * a storage error with f->errmsg set: CORRUPT when this node has no key or
+ * the tag does not verify. */
+static int open_entry(struct kyufu_fsm *f, uint64_t index,
+                      const struct glue_frame *fr, uint8_t **out)
+{
+    int rv;
+    if (!kyufu_storage_keys_present(f->storage)) {
+        snprintf(f->errmsg, sizeof f->errmsg,
+                 "entry %llu is encrypted (key version %u) and this node "
+                 "has no cluster master key",
+                 (unsigned long long)index, fr->key_version);
+        return KYUFU_STORAGE_ECORRUPT;
+    }
+    rv = glue__stream_key_load(f->storage, fr->key_version, &f->apply_key);
+    if (rv != 0) {
+        snprintf(f->errmsg, sizeof f->errmsg,
+                 "entry %llu: no stream key of version %u",
+                 (unsigned long long)index, fr->key_version);
+        return rv;
+    }
+    *out = malloc(fr->len > 0 ? fr->len : 1);
+    if (*out == NULL) {
+        return KYUFU_STORAGE_ENOMEM;
+    }
+    rv = glue__entry_open(&f->apply_key, fr, *out);
+    if (rv != 0) {
+        free(*out);
+        *out = NULL;
+        snprintf(f->errmsg, sizeof f->errmsg,
+                 "entry %llu failed authentication (key version %u): %s",
+                 (unsigned long long)index, fr->key_version,
+                 kyufu_storage_crypto_strerror(rv));
+        return rv == KYUFU_CRYPTO_ENOMEM ? KYUFU_STORAGE_ENOMEM
+                                         : KYUFU_STORAGE_ECORRUPT;
+    }
+    return 0;
+}
+
 static int fsm_apply(struct raft_fsm *fsm,
                      const struct raft_buffer *buf,
                      void **result)
@@ -51,7 +95,9 @@ static int fsm_apply(struct raft_fsm *fsm,
     uint64_t applied_index;
     uint64_t applied_term;
     uint64_t term;
+    struct glue_frame fr;
     const uint8_t *payload;
+    uint8_t *plain = NULL;
     size_t len;
     int rv;
 
@@ -78,7 +124,7 @@ static int fsm_apply(struct raft_fsm *fsm,
     }
 
     f->errmsg[0] = '\0';
-    if (!glue__frame_read(buf->base, buf->len, &term, &payload, &len)) {
+    if (!glue__frame_parse(buf->base, buf->len, &fr)) {
         /* Not written by kyufu: every node sees the same bytes, so each
          * records the same no-op and state stays identical. */
         f->n_bad_frames++;
@@ -88,6 +134,18 @@ static int fsm_apply(struct raft_fsm *fsm,
             goto err;
         }
         return 0;
+    }
+    /* A sealed entry is authenticated before anything in it is believed,
+     * its term included (the term is in the associated data). */
+    term = fr.term;
+    payload = fr.payload;
+    len = fr.len;
+    if (fr.version == GLUE_FRAME_VERSION_SEALED) {
+        rv = open_entry(f, index, &fr, &plain);
+        if (rv != 0) {
+            goto err;
+        }
+        payload = plain;
     }
     /* Terms never decrease along a log, so a lower one is a frame kyufu's
      * leaders did not write (or a bug): applying it would record a term
@@ -117,10 +175,15 @@ static int fsm_apply(struct raft_fsm *fsm,
             f->apply_ns_max = dt;
         }
     }
+    free(plain);
+    plain = NULL;
     if (rv != 0) {
         goto err;
     }
     f->n_applied++;
+    if (fr.version == GLUE_FRAME_VERSION_SEALED) {
+        f->n_sealed++;
+    }
 
     /* Postcondition: storage recorded this entry. */
     kyufu_storage_applied(f->storage, &applied_index, &applied_term);
@@ -138,21 +201,30 @@ err:
      * is not an option (fsm.h), and skipping the entry while staying alive
      * would lose it. */
     assert(rv != 0);
+    free(plain);
     poison(f, rv, "apply");
     f->n_dropped++;
     return 0;
 }
 
-/* emit callback of kyufu_storage_snapshot_write: append a chunk. */
+/* The buffers of a snapshot being written.  Sealing (key != NULL):
+ * storage's chunks go out sealed one behind (pending), so that the last
+ * one can carry the last flag (seal.h). */
 struct chunks
 {
     struct raft_buffer *bufs;
     unsigned n;
+    const struct glue_stream_key *key;
+    const uint8_t *header;
+    size_t header_len;
+    uint64_t number;
+    void *pending;
+    size_t pending_len;
 };
 
-static int emit_chunk(void *arg, void *chunk, size_t len)
+/* Append a buffer (raft_malloc'ed; freed here on failure). */
+static int append(struct chunks *c, void *chunk, size_t len)
 {
-    struct chunks *c = arg;
     struct raft_buffer *bufs;
     bufs = raft_realloc(c->bufs, (c->n + 1) * sizeof *bufs);
     if (bufs == NULL) {
@@ -164,6 +236,60 @@ static int emit_chunk(void *arg, void *chunk, size_t len)
     c->bufs[c->n].len = len;
     c->n++;
     return 0;
+}
+
+static int seal_pending(struct chunks *c, bool last)
+{
+    size_t size = glue__chunk_sealed_size(c->pending_len);
+    uint8_t *out = raft_malloc(size);
+    if (out == NULL) {
+        return KYUFU_STORAGE_ENOMEM;
+    }
+    if (glue__chunk_seal(c->key, c->header, c->header_len, c->number, last,
+                         c->pending, c->pending_len, out) != 0) {
+        /* An allocation or OpenSSL failure: the snapshot is retried. */
+        raft_free(out);
+        return KYUFU_STORAGE_ENOMEM;
+    }
+    raft_free(c->pending);
+    c->pending = NULL;
+    c->pending_len = 0;
+    c->number++;
+    return append(c, out, size);
+}
+
+/* emit callback of kyufu_storage_snapshot_write: owns chunk. */
+static int emit_chunk(void *arg, void *chunk, size_t len)
+{
+    struct chunks *c = arg;
+    if (c->key == NULL) {
+        return append(c, chunk, len);
+    }
+    if (c->pending != NULL) {
+        int rv = seal_pending(c, false);
+        if (rv != 0) {
+            raft_free(chunk);
+            return rv;
+        }
+    }
+    c->pending = chunk;
+    c->pending_len = len;
+    return 0;
+}
+
+/* After storage wrote its whole stream: the last chunk goes out. */
+static int chunks_end(struct chunks *c)
+{
+    if (c->key == NULL) {
+        return 0;
+    }
+    return seal_pending(c, true); /* an empty one if storage wrote none */
+}
+
+static void chunks_discard_pending(struct chunks *c)
+{
+    raft_free(c->pending);
+    c->pending = NULL;
 }
 
 static void free_bufs(struct raft_buffer *bufs, unsigned n, unsigned from)
@@ -179,10 +305,13 @@ static int fsm_snapshot(struct raft_fsm *fsm,
 {
     struct kyufu_fsm *f = fsm->data;
     struct glue_snapshot_header h;
-    struct chunks c = {NULL, 0};
+    struct chunks c;
     void *header;
+    size_t header_len;
     int rv;
 
+    memset(&c, 0, sizeof c);
+    memset(&h, 0, sizeof h);
     assert(f->snap == NULL);
     if (f->fatal_rv != 0) {
         return RAFT_IOERR;
@@ -212,21 +341,37 @@ static int fsm_snapshot(struct raft_fsm *fsm,
     kyufu_storage_snapshot_applied(f->snap, &h.storage_index, &h.storage_term);
     assert(h.storage_index <= h.raft_index);
 
-    header = raft_malloc(GLUE_SNAPSHOT_HEADER_BYTES);
+    if (kyufu_storage_keys_present(f->storage)) {
+        /* Sealed: the key for whichever thread serializes, a fresh id. */
+        rv = glue__stream_key_load(f->storage,
+                                   glue__stream_key_active(f->storage),
+                                   &f->snap_key);
+        if (rv != 0 || RAND_bytes(h.id, sizeof h.id) != 1) {
+            rv = KYUFU_STORAGE_ENOMEM;
+            goto err_after_begin;
+        }
+        h.key_version = f->snap_key.version;
+        c.key = &f->snap_key;
+    }
+    header_len = glue__snapshot_header_size(&h);
+    header = raft_malloc(header_len);
     if (header == NULL) {
         rv = KYUFU_STORAGE_ENOMEM;
         goto err_after_begin;
     }
     glue__snapshot_header_write(header, &h);
-    rv = emit_chunk(&c, header, GLUE_SNAPSHOT_HEADER_BYTES);
+    rv = append(&c, header, header_len);
     if (rv != 0) {
         goto err_after_begin;
     }
+    c.header = header;
+    c.header_len = header_len;
 
     if (f->mode == KYUFU_FSM_SNAPSHOT_DEFERRED) {
         /* Serialized later, off the loop thread (snapshot_io.c), after the
          * store's sync (glue__fsm_deferred_write). */
         f->deferred_header = header;
+        f->deferred_header_len = header_len;
     } else {
         /* Compaction waits for the store's sync: see
          * glue__fsm_deferred_write.  Here on the loop thread (simulation). */
@@ -237,11 +382,16 @@ static int fsm_snapshot(struct raft_fsm *fsm,
         }
         rv = kyufu_storage_snapshot_write(f->snap, raft_malloc, emit_chunk,
                                           &c);
+        if (rv == 0) {
+            rv = chunks_end(&c);
+        }
+        chunks_discard_pending(&c);
         if (rv != 0) {
             goto err_after_chunks;
         }
         kyufu_storage_snapshot_end(f->snap);
         f->snap = NULL;
+        glue__stream_key_wipe(&f->snap_key);
     }
 
     f->n_snapshots++;
@@ -255,6 +405,7 @@ err_after_chunks:
 err_after_begin:
     kyufu_storage_snapshot_end(f->snap);
     f->snap = NULL;
+    glue__stream_key_wipe(&f->snap_key);
 err:
     assert(rv != 0);
     if (kyufu_storage_is_fatal(rv)) {
@@ -277,11 +428,42 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm,
     *bufs = NULL;
     *n_bufs = 0;
     f->deferred_header = NULL;
+    f->deferred_header_len = 0;
+    glue__stream_key_wipe(&f->snap_key);
     if (f->snap != NULL) {
         kyufu_storage_snapshot_end(f->snap);
         f->snap = NULL;
     }
     return 0;
+}
+
+/* Open a sealed snapshot in place (seal.h): on success its plaintext
+ * stream follows the header, *len bytes.  Errors as glue__snapshot_open,
+ * and CORRUPT when this node has no cluster master key. */
+static int open_snapshot(struct kyufu_fsm *f,
+                         const struct glue_snapshot_header *h,
+                         struct raft_buffer *buf, size_t header_len,
+                         size_t *len)
+{
+    struct glue_stream_key k = {0, {0}};
+    int rv;
+    if (!kyufu_storage_keys_present(f->storage)) {
+        snprintf(f->errmsg, sizeof f->errmsg,
+                 "snapshot at index %llu is encrypted (key version %u) and "
+                 "this node has no cluster master key",
+                 (unsigned long long)h->raft_index, h->key_version);
+        return KYUFU_STORAGE_ECORRUPT;
+    }
+    rv = glue__stream_key_load(f->storage, h->key_version, &k);
+    if (rv != 0) {
+        snprintf(f->errmsg, sizeof f->errmsg,
+                 "snapshot: no stream key of version %u", h->key_version);
+        return rv;
+    }
+    rv = glue__snapshot_open(&k, buf->base, buf->len, header_len, len,
+                             f->errmsg, sizeof f->errmsg);
+    glue__stream_key_wipe(&k);
+    return rv;
 }
 
 /* On success the FSM owns buf->base (libraft frees it only on failure). */
@@ -291,6 +473,8 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     struct glue_snapshot_header h;
     uint64_t applied_index;
     uint64_t applied_term;
+    size_t header_len;
+    size_t len;
     int rv;
 
     if (f->fatal_rv != 0) {
@@ -300,6 +484,18 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         snprintf(f->errmsg, sizeof f->errmsg, "bad snapshot header");
         poison(f, KYUFU_STORAGE_ECORRUPT, "restore");
         return RAFT_CORRUPT;
+    }
+    header_len = glue__snapshot_header_size(&h);
+    len = buf->len - header_len;
+    if (h.key_version != 0) {
+        /* Authenticated before anything in it is believed, the header's
+         * indexes included (every chunk's associated data holds it). */
+        rv = open_snapshot(f, &h, buf, header_len, &len);
+        if (rv != 0) {
+            poison(f, rv, "restore");
+            return rv == KYUFU_STORAGE_ECORRUPT ? RAFT_CORRUPT
+                                                : storage_to_raft(rv);
+        }
     }
 
     kyufu_storage_applied(f->storage, &applied_index, &applied_term);
@@ -318,9 +514,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
     f->errmsg[0] = '\0';
     rv = kyufu_storage_restore(f->storage,
-                               (const uint8_t *)buf->base +
-                                   GLUE_SNAPSHOT_HEADER_BYTES,
-                               buf->len - GLUE_SNAPSHOT_HEADER_BYTES,
+                               (const uint8_t *)buf->base + header_len, len,
                                f->errmsg, sizeof f->errmsg);
     if (rv != 0) {
         poison(f, rv, "restore");
@@ -371,6 +565,12 @@ void kyufu_fsm_init(struct raft_fsm *fsm,
     fsm->snapshot_async = NULL; /* Also synchronous in 0.22.1 legacy mode. */
 }
 
+void kyufu_fsm_wipe_keys(struct kyufu_fsm *state)
+{
+    glue__stream_key_wipe(&state->apply_key);
+    glue__stream_key_wipe(&state->snap_key);
+}
+
 bool glue__fsm_is_deferred(struct kyufu_fsm *state, const void *buf)
 {
     return state->mode == KYUFU_FSM_SNAPSHOT_DEFERRED &&
@@ -381,7 +581,7 @@ int glue__fsm_deferred_write(struct kyufu_fsm *state,
                              struct raft_buffer **bufs,
                              unsigned *n_bufs)
 {
-    struct chunks c = {*bufs, *n_bufs};
+    struct chunks c;
     uint64_t index;
     uint64_t term;
     char errmsg[128];
@@ -398,6 +598,15 @@ int glue__fsm_deferred_write(struct kyufu_fsm *state,
      * (BUSY) until a background sync caught up would never succeed under
      * load: 0.22.1 takes it at the last applied index, which runs ahead of
      * every finished sync. */
+    memset(&c, 0, sizeof c);
+    c.bufs = *bufs;
+    c.n = *n_bufs;
+    if (state->snap_key.version != 0) {
+        assert(c.n == 1 && c.bufs[0].base == state->deferred_header);
+        c.key = &state->snap_key;
+        c.header = state->deferred_header;
+        c.header_len = state->deferred_header_len;
+    }
     kyufu_storage_snapshot_applied(state->snap, &index, &term);
     rv = kyufu_storage_sync(state->storage, index, errmsg, sizeof errmsg);
     if (rv != 0) {
@@ -405,6 +614,10 @@ int glue__fsm_deferred_write(struct kyufu_fsm *state,
     }
     rv = kyufu_storage_snapshot_write(state->snap, raft_malloc, emit_chunk,
                                       &c);
+    if (rv == 0) {
+        rv = chunks_end(&c);
+    }
+    chunks_discard_pending(&c);
     *bufs = c.bufs;
     *n_bufs = c.n;
     return rv;

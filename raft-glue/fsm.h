@@ -14,7 +14,12 @@
  *
  * An entry whose framing is not kyufu's (frame.h: magic, version, length,
  * zero padding, term > 0) is recorded as a no-op at its index on every
- * replica alike (n_bad_frames).  A well-framed entry whose term is below the
+ * replica alike (n_bad_frames).  A sealed (version 2) entry is opened with
+ * the stream key of its key version (seal.h) before it is applied; one
+ * whose tag does not verify (tampered bytes, another cluster's key)
+ * poisons the FSM with CORRUPT and "entry N failed authentication", and so
+ * does a sealed entry on a node whose store has no cluster master key:
+ * never applied, never skipped.  A well-framed entry whose term is below the
  * store's applied term (terms never decrease along a log) poisons the FSM
  * as below, with CORRUPT and an errmsg naming the index and both terms;
  * the store is left untouched.
@@ -35,7 +40,10 @@
  * snapshot (a read transaction) and returns the 40-byte header; the
  * snapshot_io.c wrapper around raft_uv's snapshot_put serializes on a work
  * thread (glue__fsm_deferred_*).  snapshot_finalize frees the buffers and
- * ends the storage snapshot. */
+ * ends the storage snapshot.  With a cluster master key the header is
+ * version 2 and storage's stream is handed on in sealed chunks (seal.h);
+ * restore opens them (refusing, like a corrupt snapshot, any that fail
+ * authentication) and still takes version-1 (plaintext) snapshots. */
 #ifndef KYUFU_GLUE_FSM_H
 #define KYUFU_GLUE_FSM_H
 
@@ -43,6 +51,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "seal.h"
 #include "storage.h"
 
 struct kyufu_fsm_hooks
@@ -72,10 +81,17 @@ struct kyufu_fsm
     /* Outstanding snapshot (between snapshot and snapshot_finalize). */
     struct kyufu_storage_snapshot *snap;
     void *deferred_header;         /* The buffer handed to raft (DEFERRED). */
+    size_t deferred_header_len;
+    /* Stream keys: entries' (loop thread; the last version seen) and the
+     * outstanding snapshot's (loaded when it is taken, used by the thread
+     * that serializes it, wiped at finalize).  kyufu_fsm_wipe_keys. */
+    struct glue_stream_key apply_key;
+    struct glue_stream_key snap_key;
     /* Counters, for tests and status. */
     uint64_t n_applied;
     uint64_t n_skipped;
     uint64_t n_bad_frames;
+    uint64_t n_sealed;             /* sealed entries opened and applied */
     uint64_t n_snapshots;
     uint64_t n_snapshots_refused;  /* asked while the store was ahead */
     uint64_t n_restores;
@@ -100,6 +116,9 @@ void kyufu_fsm_init(struct raft_fsm *fsm,
                     struct kyufu_storage *storage,
                     enum kyufu_fsm_snapshot_mode mode,
                     const struct kyufu_fsm_hooks *hooks);
+
+/* Wipe the FSM's copies of stream keys (the owner, when it is done). */
+void kyufu_fsm_wipe_keys(struct kyufu_fsm *state);
 
 /* DEFERRED mode: true when `buf` is the header buffer of the outstanding
  * deferred snapshot (raft_uv's snapshot_put is then taking it). */

@@ -527,6 +527,7 @@ int kyufu_glue_init(uv_loop_t *loop,
     limits.commands_per_entry_max = g->config.group_commit_commands_max;
     limits.entries_inflight_max = g->config.group_commit_entries_inflight;
     kyufu_proposer__init(&g->proposer, &g->raft, &limits);
+    g->proposer.storage = storage; /* seals entries when it has a key */
     g->proposer.fatal_hook = proposer_fatal;
     g->proposer.fatal_arg = g;
 
@@ -1177,6 +1178,8 @@ static void poll_close_cb(uv_handle_t *h)
     int fatal = g->fatal;
     char detail[sizeof g->fatal_msg];
     snprintf(detail, sizeof detail, "%s", fatal != 0 ? g->fatal_msg : "");
+    kyufu_fsm_wipe_keys(&g->fsm_state);
+    glue__stream_key_wipe(&g->proposer.key);
     free(g->address);
     free(g->raft_dir);
     free(g);

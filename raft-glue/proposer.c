@@ -3,7 +3,13 @@
  * An entry's payload is a protobuf CommandBatch built by concatenating, for
  * each queued command, the field-1 tag, its length varint and its encoding
  * (exactly what protobuf-c would pack for `repeated Command commands = 1`),
- * so commands are encoded once, at submit, and never re-packed.
+ * so commands are encoded once, at submit, and never re-packed, followed by
+ * field 2, the 16-byte salt drawn here for every batch (encryption at rest:
+ * apply derives the entry's record nonces from it; docs/encryption.md
+ * "Nonces").  When the store has a cluster master key the batch is built in
+ * a scratch buffer and sealed straight into the frame (seal.h: one copy of
+ * the commands, as for a plaintext frame, plus the encryption itself);
+ * without one it is built in the frame.
  *
  * Failure modes: raft_apply refusing (not leader, transfer in progress, no
  * space) fails the requests of that entry; raft_apply failing in any other
@@ -17,9 +23,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/rand.h>
+
 #include "frame.h"
 #include "pb_varint.h"
 #include "glue_limits.h"
+
+/* CommandBatch field 2 (salt): tag 0x12, length 16, the salt. */
+#define SALT_ITEM_BYTES (2u + KYUFU_CRYPTO_SALT_BYTES)
 
 struct glue_pentry
 {
@@ -50,7 +61,9 @@ void kyufu_proposer__init(struct kyufu_proposer *p,
 {
     assert(limits->entries_inflight_max >= 1);
     assert(limits->commands_per_entry_max >= 1);
-    assert(limits->command_bytes_max + 16 <= limits->entry_bytes_max);
+    /* One command's item (tag, varint ≤ 10, bytes) and the salt fit. */
+    assert(limits->command_bytes_max + 16 + SALT_ITEM_BYTES <=
+           limits->entry_bytes_max);
     memset(p, 0, sizeof *p);
     p->raft = raft;
     p->limits = *limits;
@@ -166,6 +179,95 @@ static void pentry_free(struct glue_pentry *e)
     free(e);
 }
 
+/* Write the batch of the first n queued requests and its salt into out
+ * (payload_len bytes).  Returns 0, or RAFT_NOMEM when the random source
+ * fails (nothing proposed). */
+static int batch_write(struct kyufu_proposer *p, struct glue_pentry *e,
+                       unsigned n, uint8_t *out, size_t payload_len)
+{
+    struct kyufu_glue_propose *r = p->head;
+    size_t off = 0;
+    for (unsigned i = 0; i < n; i++, r = r->queue[0]) {
+        e->reqs[i] = r;
+        out[off++] = 0x0a; /* field 1, length-delimited */
+        off += kyufu_pb_varint_put(out + off, r->encoded_len);
+        memcpy(out + off, r->encoded, r->encoded_len);
+        off += r->encoded_len;
+    }
+    out[off++] = 0x12; /* field 2, length-delimited */
+    out[off++] = KYUFU_CRYPTO_SALT_BYTES;
+    if (RAND_bytes(out + off, KYUFU_CRYPTO_SALT_BYTES) != 1) {
+        return RAFT_NOMEM;
+    }
+    off += KYUFU_CRYPTO_SALT_BYTES;
+    assert(off == payload_len);
+    return 0;
+}
+
+/* Fill buf with the framed entry of the first n queued requests: version 2
+ * (sealed) when the store has a key, else version 1.  Returns 0 or
+ * RAFT_NOMEM (allocation, key derivation, random source or cipher failed:
+ * nothing proposed, buf empty). */
+static int entry_build(struct kyufu_proposer *p, struct glue_pentry *e,
+                       unsigned n, size_t payload_len, raft_term term,
+                       struct raft_buffer *buf)
+{
+    uint8_t *plain = NULL;
+    int rv;
+    if (p->storage == NULL || !kyufu_storage_keys_present(p->storage)) {
+        buf->len = glue__frame_size(payload_len);
+        buf->base = raft_malloc(buf->len);
+        if (buf->base == NULL) {
+            return RAFT_NOMEM;
+        }
+        rv = batch_write(p, e, n, (uint8_t *)buf->base +
+                                      GLUE_FRAME_HEADER_BYTES,
+                         payload_len);
+        if (rv != 0) {
+            goto err_after_frame;
+        }
+        glue__frame_finish(buf->base, term, payload_len);
+        return 0;
+    }
+
+    if (glue__stream_key_load(p->storage,
+                              glue__stream_key_active(p->storage),
+                              &p->key) != 0) {
+        return RAFT_NOMEM;
+    }
+    plain = malloc(payload_len);
+    if (plain == NULL) {
+        return RAFT_NOMEM;
+    }
+    buf->len = glue__frame2_size(payload_len);
+    buf->base = raft_malloc(buf->len);
+    if (buf->base == NULL) {
+        rv = RAFT_NOMEM;
+        goto err_after_plain;
+    }
+    rv = batch_write(p, e, n, plain, payload_len);
+    if (rv != 0) {
+        goto err_after_frame;
+    }
+    if (glue__entry_seal(&p->key, buf->base, term, plain, payload_len) !=
+        0) {
+        rv = RAFT_NOMEM;
+        goto err_after_frame;
+    }
+    free(plain);
+    p->n_sealed++;
+    return 0;
+
+err_after_frame:
+    raft_free(buf->base);
+    buf->base = NULL;
+    buf->len = 0;
+err_after_plain:
+    free(plain);
+    assert(rv != 0);
+    return rv;
+}
+
 static int raft_to_glue(struct kyufu_proposer *p, int rv)
 {
     if (p->closing) {
@@ -251,10 +353,8 @@ static int flush_one(struct kyufu_proposer *p)
     struct glue_pentry *e;
     struct kyufu_glue_propose *r;
     struct raft_buffer buf;
-    size_t payload_len = 0;
+    size_t payload_len = SALT_ITEM_BYTES;
     unsigned n = 0;
-    uint8_t *out;
-    size_t off;
     raft_term term;
     int rv;
 
@@ -278,29 +378,14 @@ static int flush_one(struct kyufu_proposer *p)
         free(e);
         return RAFT_NOMEM;
     }
-    buf.len = glue__frame_size(payload_len);
-    buf.base = raft_malloc(buf.len);
-    if (buf.base == NULL) {
+    /* The leader's current term is the term raft gives the entry. */
+    term = raft_current_term(p->raft);
+    rv = entry_build(p, e, n, payload_len, term, &buf);
+    if (rv != 0) {
         free(e->reqs);
         free(e);
-        return RAFT_NOMEM;
+        return rv;
     }
-
-    /* Payload first (after the header), header last once the term is known:
-     * the leader's current term is the term raft gives the entry. */
-    out = (uint8_t *)buf.base + GLUE_FRAME_HEADER_BYTES;
-    off = 0;
-    r = p->head;
-    for (unsigned i = 0; i < n; i++, r = r->queue[0]) {
-        e->reqs[i] = r;
-        out[off++] = 0x0a; /* field 1, length-delimited */
-        off += kyufu_pb_varint_put(out + off, r->encoded_len);
-        memcpy(out + off, r->encoded, r->encoded_len);
-        off += r->encoded_len;
-    }
-    assert(off == payload_len);
-    term = raft_current_term(p->raft);
-    glue__frame_finish(buf.base, term, payload_len);
 
     e->p = p;
     e->n = n;
@@ -476,6 +561,7 @@ void kyufu_proposer__applied(void *arg,
 void kyufu_proposer__close(struct kyufu_proposer *p, int status)
 {
     p->closing = true;
+    glue__stream_key_wipe(&p->key);
     if (!p->flushing) {
         fail_queue(p, status);
     }

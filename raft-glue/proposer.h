@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "glue.h"
+#include "seal.h"
 
 struct kyufu_proposer_limits
 {
@@ -59,9 +60,16 @@ struct kyufu_proposer
      * raft callback: it must not call back into the proposer or raft. */
     void (*fatal_hook)(void *arg, int status, const char *msg);
     void *fatal_arg;
+    /* The store whose cluster master key seals entries (seal.h), set by
+     * the owner after init; NULL, or a store without a key: entries go out
+     * as version-1 frames.  Looked at on every entry, so a key set later
+     * takes effect at the next one. */
+    const struct kyufu_storage *storage;
+    struct glue_stream_key key; /* wiped by kyufu_proposer__close */
     /* Counters. */
     uint64_t n_entries;
     uint64_t n_commands;
+    uint64_t n_sealed;          /* entries proposed as version-2 frames */
 };
 
 void kyufu_proposer__init(struct kyufu_proposer *p,
@@ -92,7 +100,8 @@ void kyufu_proposer__applied(void *arg,
                              struct kyufu_storage_results *results);
 
 /* Fail every queued request with `status`; in-flight entries complete
- * through raft's callbacks.  After close, submit returns SHUTDOWN. */
+ * through raft's callbacks.  After close, submit returns SHUTDOWN.  Wipes
+ * the proposer's copy of the stream key. */
 void kyufu_proposer__close(struct kyufu_proposer *p, int status);
 
 /* Stop accepting (fatal storage error): queued requests fail with status. */

@@ -12,6 +12,7 @@ FR = "raft-glue/frame.c"
 FS = "raft-glue/fsm.c"
 GL = "raft-glue/options.c"
 PP = "raft-glue/proposer.c"
+SE = "raft-glue/seal.c"
 SC = "api/server_conn.c"
 WI = "api/wire.c"
 HE = "api/health.c"
@@ -171,8 +172,16 @@ MUTATIONS = [
     (FR, "        if (p[i] != 0) {", "        if (0) {",
      "frame: nonzero padding accepted"),
     (FR, "    if (*term == 0) {", "    if (0) {", "frame: term 0 accepted"),
-    (FR, "        get64(p + 32) != 0) {", "        0) {",
+    (FR, "        if (get64(p + 32) != 0) {", "        if (0) {",
      "snapshot header: reserved unchecked"),
+    (FR, "        if (p[k] != 0) {", "        if (0) {",
+     "sealed frame: nonzero padding accepted"),
+    (SE, "    if (in != size) {", "    if (0) {",
+     "sealed snapshot: bytes after the last chunk accepted"),
+    (SE, "last = (flags & GLUE_CHUNK_FLAG_LAST) != 0;",
+     "last = (flags & GLUE_CHUNK_FLAG_LAST) != 0 ||\n"
+     "               in + glue__chunk_sealed_size(len) == size;",
+     "sealed snapshot: stream cut after a whole chunk accepted"),
     (FR, "return h->storage_index <= h->raft_index;", "return true;",
      "snapshot header: storage index above raft index accepted"),
     # ---- raft-glue: FSM

@@ -175,6 +175,14 @@ static void frame_seeds(const char *root)
     struct glue_snapshot_header h = {.raft_index = 99, .storage_index = 98, .storage_term = 3};
     glue__snapshot_header_write(buf, &h);
     seed("snapshot-header", buf, GLUE_SNAPSHOT_HEADER_BYTES);
+    /* Sealed (version 2): header, then stand-in nonce, ciphertext, tag. */
+    memset(buf, 0x5a, sizeof buf);
+    glue__frame2_header(buf, 7, 1, sizeof payload);
+    seed("frame-sealed", buf, glue__frame2_size(sizeof payload));
+    h.key_version = 1;
+    memset(h.id, 0xa5, sizeof h.id);
+    glue__snapshot_header_write(buf, &h);
+    seed("snapshot-header-sealed", buf, GLUE_SNAPSHOT2_HEADER_BYTES);
 }
 
 /* ---- snapshot: the stream of a real store (the standard world) ---- */

@@ -241,7 +241,7 @@ static void test_frame_decoder(void)
 
     /* Snapshot header. */
     uint8_t sh[GLUE_SNAPSHOT_HEADER_BYTES];
-    struct glue_snapshot_header h = {10, 8, 3}, out;
+    struct glue_snapshot_header h = {10, 8, 3, 0, {0}}, out;
     glue__snapshot_header_write(sh, &h);
     CHECK(glue__snapshot_header_read(sh, sizeof sh, &out));
     CHECK(out.raft_index == 10 && out.storage_index == 8 &&

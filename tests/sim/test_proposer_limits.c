@@ -7,7 +7,8 @@
  *  - queue_commands_max: with one entry in flight, exactly the limit of
  *    commands queue up, the next fails with BUSY;
  *  - entry_bytes_max: two queued commands whose items need exactly the
- *    limit go out as one entry; with the limit one byte lower, as two.
+ *    limit (with the batch's 18-byte salt item) go out as one entry; with
+ *    the limit one byte lower, as two.
  *
  * Deterministic (virtual time); one temporary directory under /tmp. */
 #include <ftw.h>
@@ -23,6 +24,8 @@
 #include "storage.h"
 
 #define N 3
+/* CommandBatch.salt: tag, length, 16 bytes (every entry carries one). */
+#define SALT_ITEM (2u + KYUFU_CRYPTO_SALT_BYTES)
 
 static char dir[64];
 static struct raft_fixture f;
@@ -154,7 +157,7 @@ int main(void)
     lim.entries_inflight_max = 1;
     lim.commands_per_entry_max = 16;
     lim.command_bytes_max = len;
-    lim.entry_bytes_max = 2 * item - 1; /* two items do not fit */
+    lim.entry_bytes_max = 2 * item + SALT_ITEM - 1; /* two do not fit */
     lim.queue_commands_max = 2;
     kyufu_proposer__init(&prop, raft_fixture_get(&f, 0), &lim);
 
@@ -165,7 +168,9 @@ int main(void)
     CHECK(kyufu_proposer__submit(&prop, &req[0], &m[0].c, on_done) ==
           KYUFU_GLUE_ETOOBIG);
     lim.command_bytes_max = boot;
-    lim.entry_bytes_max = boot + 16 > 2 * item - 1 ? boot + 16 : 2 * item - 1;
+    lim.entry_bytes_max = boot + 16 + SALT_ITEM > 2 * item + SALT_ITEM - 1
+                              ? boot + 16 + SALT_ITEM
+                              : 2 * item + SALT_ITEM - 1;
     kyufu_proposer__init(&prop, raft_fixture_get(&f, 0), &lim);
     CHECK(kyufu_proposer__submit(&prop, &req[0], &m[0].c, on_done) == 0);
     settle();
@@ -173,8 +178,8 @@ int main(void)
 
     /* command_bytes_max: exactly len accepted, len + 1 refused. */
     lim.command_bytes_max = len;
-    lim.entry_bytes_max = 2 * item - 1;
-    CHECK(lim.command_bytes_max + 16 <= lim.entry_bytes_max);
+    lim.entry_bytes_max = 2 * item + SALT_ITEM - 1;
+    CHECK(lim.command_bytes_max + 16 + SALT_ITEM <= lim.entry_bytes_max);
     kyufu_proposer__init(&prop, raft_fixture_get(&f, 0), &lim);
     CHECK(kyufu_proposer__submit(&prop, &req[10], &m[10].c, on_done) ==
           KYUFU_GLUE_ETOOBIG);
@@ -191,7 +196,7 @@ int main(void)
     CHECK(prop.n_entries - e0 == 2);
 
     /* entry_bytes_max = exactly 2 items: the two queued share an entry. */
-    lim.entry_bytes_max = 2 * item;
+    lim.entry_bytes_max = 2 * item + SALT_ITEM;
     kyufu_proposer__init(&prop, raft_fixture_get(&f, 0), &lim);
     uint64_t e1 = prop.n_entries;
     CHECK(kyufu_proposer__submit(&prop, &req[5], &m[5].c, on_done) == 0);
