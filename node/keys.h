@@ -116,4 +116,59 @@ int kyufu_keys_cmk_unwrap(const struct kyufu_keys_cmk_file *f,
                           char *errmsg,
                           size_t errmsg_len);
 
+/* ---- A node's keys as kyufud and kyufuctl use them (keys_load.c) ----
+ *
+ * Cluster identity (docs/encryption.md "Keys"): the SHA-256 of the DER of
+ * the cluster CA certificate (the first certificate of the [tls] ca file).
+ * The binding of node N's CMK file is "node " <decimal N> 0x00 <that
+ * hash>: a file copied to another node or another cluster (a restored
+ * cluster has a new CA) does not unwrap. */
+#define KYUFU_KEYS_CA_HASH_BYTES 32u
+
+/* The SHA-256 of the first certificate's DER in the PEM file at path.
+ * 0, or -1 with errmsg. */
+int kyufu_keys_ca_hash(const char *path,
+                       uint8_t out[KYUFU_KEYS_CA_HASH_BYTES],
+                       char *errmsg,
+                       size_t errmsg_len);
+
+/* Node node_id's binding into out (at least KYUFU_KEYS_BIND_BYTES_MAX
+ * bytes); returns its length. */
+size_t kyufu_keys_bind_node(uint64_t node_id,
+                            const uint8_t ca_hash[KYUFU_KEYS_CA_HASH_BYTES],
+                            uint8_t *out);
+
+/* Where a node's KEK comes from: exactly one of the two is a path, the
+ * other NULL ([keys] kek_file / passphrase_file).  A passphrase file is
+ * read whole, must be private (as a key file), and holds the passphrase
+ * (16..1024 bytes) with at most one newline at its end, removed. */
+struct kyufu_keys_source
+{
+    const char *kek_file;
+    const char *passphrase_file;
+};
+
+/* Read the CMK of node node_id from the CMK file at cmk_path with the KEK
+ * of src, bound to ca_hash.  0, or -1 with errmsg naming the file at
+ * fault (cmk wiped).  Every intermediate key is wiped. */
+int kyufu_keys_cmk_load(const struct kyufu_keys_source *src,
+                        const char *cmk_path,
+                        uint64_t node_id,
+                        const uint8_t ca_hash[KYUFU_KEYS_CA_HASH_BYTES],
+                        uint8_t cmk[KYUFU_KEYS_KEY_BYTES],
+                        char *errmsg,
+                        size_t errmsg_len);
+
+/* Wrap cmk for node node_id under the KEK of src (a passphrase: a fresh
+ * salt and KYUFU_KEYS_PBKDF2_ROUNDS) and write it durably as cmk_path,
+ * creating its folder (0700) when missing.  Refuses (-1, errmsg) when
+ * cmk_path exists: a wrapped key is never overwritten here.  0, or -1. */
+int kyufu_keys_cmk_store(const struct kyufu_keys_source *src,
+                         const char *cmk_path,
+                         uint64_t node_id,
+                         const uint8_t ca_hash[KYUFU_KEYS_CA_HASH_BYTES],
+                         const uint8_t cmk[KYUFU_KEYS_KEY_BYTES],
+                         char *errmsg,
+                         size_t errmsg_len);
+
 #endif /* KYUFU_NODE_KEYS_H */

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "keys.h"
 #include "limits.h"
 #include "lock.h"
 #include "log.h"
@@ -713,6 +714,14 @@ int kyufu_node_run(const struct kyufu_config *config)
         kyufu_node__stop(n, 1, "store");
         goto run;
     }
+    /* Encryption at rest: the cluster key before the store opens, handed
+     * to it before anything is applied, then wiped here. */
+    uint8_t cmk[KYUFU_KEYS_KEY_BYTES];
+    bool have_cmk = false;
+    if (kyufu_node__keys_load(config, cmk, &have_cmk) != 0) {
+        kyufu_node__stop(n, 2, "cluster key");
+        goto run;
+    }
     struct kyufu_storage_options so;
     memset(&so, 0, sizeof so);
     so.path = path;
@@ -723,6 +732,10 @@ int kyufu_node_run(const struct kyufu_config *config)
      * "Durability of the store"). */
     so.no_sync = config->storage_flush_background;
     rv = kyufu_storage_open(&so, &n->storage, errmsg, sizeof errmsg);
+    if (rv == 0 && have_cmk) {
+        kyufu_storage_keys_set(n->storage, cmk);
+    }
+    kyufu_storage_crypto_wipe(cmk, sizeof cmk);
     if (rv != 0) {
         n->storage = NULL;
         kyufu_log(KYUFU_LOG_ERROR, "cannot open the store",

@@ -522,6 +522,13 @@ void kyufu_node__tls_reload(struct kyufu_node *n, const char *why);
 /* Refuse a private key readable by group or others, before anything
  * starts: 0, or -1 after logging which file and why. */
 int kyufu_node__tls_check_keys(struct kyufu_node *n);
+/* Encryption at rest (keys_node.c): this node's cluster key from its
+ * [keys] files, before the store opens.  0 with *have true and cmk filled
+ * (the caller hands it to the store and wipes it), 0 with *have false when
+ * the config has no [keys] (one warning logged), or -1 after logging why
+ * (a start refused with exit status 2). */
+int kyufu_node__keys_load(const struct kyufu_config *c, uint8_t cmk[32],
+                          bool *have);
 /* Watch [tls] crl_file (if set): init before the ports start (the timer
  * handle, and the file as they will read it), start once they run; every
  * KYUFU_NODE_CRL_POLL_MS a changed mtime, size or inode reloads the TLS

@@ -22,10 +22,12 @@
 #include "check.h"
 #include "ctl.h"
 #include "ctl_bootstrap.h"
+#include "ctl_key.h"
 #include "ctl_pki.h"
 #include "pwhash.h"
 #include "slo.h"
 #include "kyufu.h"
+#include "keys.h"
 
 static X509 *load_cert(const char *path)
 {
@@ -184,6 +186,52 @@ struct host_paths
     const char *state;
 };
 
+static const char *secret_sought; /* for no_secret_in */
+
+static int no_secret_in(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)ftw;
+    if (type == FTW_F && S_ISREG(sb->st_mode)) {
+        char *text = slurp(path);
+        CHECK(strstr(text, secret_sought) == NULL);
+    }
+    return 0;
+}
+
+/* Encryption at rest: node i's KEK file (0600) unwraps its CMK file
+ * (0600) with node i's binding to this CA, never with another node's;
+ * every node holds the same CMK; the CMK (hex or raw) is in no file. */
+static void check_keys(const char *dir, unsigned i, const char *kek, const char *cmk_file)
+{
+    static uint8_t first[KYUFU_KEYS_KEY_BYTES];
+    char path[1024], err[600];
+    uint8_t ca_hash[KYUFU_KEYS_CA_HASH_BYTES], cmk[KYUFU_KEYS_KEY_BYTES];
+    check_mode(kek, 0600);
+    check_mode(cmk_file, 0600);
+    snprintf(path, sizeof path, "%s/ca.pem", dir);
+    CHECK_EQ_INT(kyufu_keys_ca_hash(path, ca_hash, err, sizeof err), 0);
+    struct kyufu_keys_source src = { .kek_file = kek };
+    CHECK_EQ_INT(kyufu_keys_cmk_load(&src, cmk_file, i, ca_hash, cmk, err, sizeof err), 0);
+    if (i == 1) {
+        memcpy(first, cmk, sizeof cmk);
+    } else {
+        CHECK(memcmp(first, cmk, sizeof cmk) == 0);
+    }
+    CHECK_EQ_INT(kyufu_keys_cmk_load(&src, cmk_file, i % 3 + 1, ca_hash, cmk, err, sizeof err),
+                 -1);
+    CHECK(strstr(err, "does not unwrap") != NULL);
+    ca_hash[0] ^= 1; /* another cluster's CA */
+    CHECK_EQ_INT(kyufu_keys_cmk_load(&src, cmk_file, i, ca_hash, cmk, err, sizeof err), -1);
+    if (i == 3) {
+        static char hex[2 * KYUFU_KEYS_KEY_BYTES + 1];
+        for (size_t j = 0; j < KYUFU_KEYS_KEY_BYTES; j++) {
+            snprintf(hex + 2 * j, 3, "%02x", first[j]);
+        }
+        secret_sought = hex;
+        CHECK(nftw(dir, no_secret_in, 16, FTW_PHYS) == 0);
+    }
+}
+
 static void check_cluster_at(const char *dir, const char *const *hosts, bool ip, bool v6,
                              const struct host_paths *hp, const char *admin)
 {
@@ -284,6 +332,8 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
             snprintf(api[j], sizeof api[j], v6 ? "[%s]:%u" : "%s:%u", hosts[j], 8001 + before);
         }
         char data[600], ca_p[600], cert_p[600], key_p[600], slo_p[600], crl_p[600];
+        char kek_p[600], cmk_p[700], kek_f[600], cmk_f[600];
+        snprintf(kek_f, sizeof kek_f, "%s/node%u/kek.key", dir, i);
         if (hp == NULL) {
             snprintf(data, sizeof data, "%s/node%u/data", dir, i);
             snprintf(ca_p, sizeof ca_p, "%s/ca.pem", dir);
@@ -291,6 +341,8 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
             snprintf(key_p, sizeof key_p, "%s/node%u/node.key", dir, i);
             snprintf(slo_p, sizeof slo_p, "%s/slo.conf", dir);
             snprintf(crl_p, sizeof crl_p, "%s/crl.pem", dir);
+            snprintf(kek_p, sizeof kek_p, "%s", kek_f);
+            snprintf(cmk_f, sizeof cmk_f, "%s/node%u/data/keys/cmk", dir, i);
         } else {
             snprintf(data, sizeof data, "%s", hp->state);
             snprintf(ca_p, sizeof ca_p, "%s/ca.pem", hp->etc);
@@ -298,7 +350,11 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
             snprintf(key_p, sizeof key_p, "%s/node.key", hp->etc);
             snprintf(slo_p, sizeof slo_p, "%s/slo.conf", hp->etc);
             snprintf(crl_p, sizeof crl_p, "%s/crl.pem", hp->etc);
+            snprintf(kek_p, sizeof kek_p, "%s/kek.key", hp->etc);
+            snprintf(cmk_f, sizeof cmk_f, "%s/node%u/cmk", dir, i);
         }
+        snprintf(cmk_p, sizeof cmk_p, "%s/keys/cmk", data);
+        check_keys(dir, i, kek_f, cmk_f);
         snprintf(want, sizeof want,
                  "# kyufud configuration, written by kyufuctl cluster init.\n"
                  "[node]\nid = %u\ndata_dir = %s\nraft_address = %s\n"
@@ -308,9 +364,10 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
                  "[tls]\nca = %s\ncert = %s\nkey = %s\ncrl_file = %s\n"
                  "[raft]\nelection_timeout_ms = 1000\nheartbeat_timeout_ms = 100\n"
                  "[log]\nlevel = info\n"
-                 "[sla]\nslo_file = %s\n",
+                 "[sla]\nslo_file = %s\n"
+                 "[keys]\nkek_file = %s\ncmk_file = %s\n",
                  i, data, raft[i - 1], api[i - 1], raft[0], api[0], raft[1], api[1],
-                 raft[2], api[2], ca_p, cert_p, key_p, crl_p, slo_p);
+                 raft[2], api[2], ca_p, cert_p, key_p, crl_p, slo_p, kek_p, cmk_p);
         snprintf(path, sizeof path, "%s/node%u/kyufud.conf", dir, i);
         char *got = slurp(path);
         if (strcmp(got, want) != 0) {
@@ -396,17 +453,6 @@ static void check_cluster(const char *dir, const char *const *hosts, bool ip, bo
 
 /* ------------------------------------------------ the first administrator */
 
-static const char *secret_sought; /* for no_secret_in */
-
-static int no_secret_in(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)ftw;
-    if (type == FTW_F && S_ISREG(sb->st_mode)) {
-        char *text = slurp(path);
-        CHECK(strstr(text, secret_sought) == NULL);
-    }
-    return 0;
-}
 
 /* Each node folder of the cluster in DIR has a bootstrap-admin (in data/
  * for a local cluster, beside the config for hosts): 0600, parsed by the

@@ -1,0 +1,66 @@
+"""Key files of encryption at rest as kyufuctl cluster init writes them
+(node/keys.h, docs/encryption.md "Keys"), for clusters the test harness
+builds itself: a node's KEK file (64 hex digits, 0600) and its wrapped
+copy of the cluster master key (CMK), bound to the node id and the cluster
+identity (SHA-256 of the CA certificate's DER).  Written here with
+Python's `cryptography`, so the harness also checks the file format
+against an implementation other than node/keys.c."""
+import hashlib
+import os
+import struct
+
+from cryptography import x509
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.serialization import Encoding
+
+KEK_FILE = "kek.key"
+
+
+def ca_hash(ca_pem):
+    """The cluster identity: SHA-256 of the CA certificate's DER."""
+    with open(ca_pem, "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    return hashlib.sha256(cert.public_bytes(Encoding.DER)).digest()
+
+
+def binding(node_id, identity):
+    return b"node %d\0" % node_id + identity
+
+
+def _create(path, data):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def write_kek(path):
+    """A new KEK file at path (never over an existing one); the key."""
+    kek = os.urandom(32)
+    _create(path, kek.hex().encode() + b"\n")
+    return kek
+
+
+def read_kek(path):
+    with open(path) as f:
+        return bytes.fromhex(f.read().strip())
+
+
+def wrap_cmk(kek, node_id, identity, cmk):
+    """The 92-byte CMK file of a key-file KEK (format 1)."""
+    nonce = os.urandom(12)
+    header = (b"KYUFUCMK" + struct.pack(">BBHI", 1, 1, 0, 0) + bytes(16) +
+              nonce)
+    assert len(header) == 44
+    return header + AESGCM(kek).encrypt(nonce, cmk,
+                                        header + binding(node_id, identity))
+
+
+def write_cmk(path, kek, node_id, identity, cmk):
+    """node_id's wrapped CMK at path (its folder made 0700)."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    _create(path, wrap_cmk(kek, node_id, identity, cmk))
+
+
+def conf(kek_path, cmk_path):
+    """A kyufud.conf [keys] section."""
+    return "[keys]\nkek_file = %s\ncmk_file = %s\n" % (kek_path, cmk_path)
