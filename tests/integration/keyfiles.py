@@ -45,20 +45,31 @@ def read_kek(path):
         return bytes.fromhex(f.read().strip())
 
 
-def wrap_cmk(kek, node_id, identity, cmk):
-    """The 92-byte CMK file of a key-file KEK (format 1)."""
+PBKDF2_ROUNDS = 600000  # KYUFU_KEYS_PBKDF2_ROUNDS
+
+
+def passphrase_kek(passphrase, salt, rounds=PBKDF2_ROUNDS):
+    """The KEK of a passphrase (PBKDF2-HMAC-SHA256)."""
+    return hashlib.pbkdf2_hmac("sha256", passphrase, salt, rounds, 32)
+
+
+def wrap_cmk(kek, node_id, identity, cmk, salt=None, rounds=PBKDF2_ROUNDS):
+    """The 92-byte CMK file (format 1) of a key-file KEK, or with salt of
+    a passphrase KEK derived with that salt and rounds."""
     nonce = os.urandom(12)
-    header = (b"KYUFUCMK" + struct.pack(">BBHI", 1, 1, 0, 0) + bytes(16) +
-              nonce)
+    kind, rounds = (1, 0) if salt is None else (2, rounds)
+    header = (b"KYUFUCMK" + struct.pack(">BBHI", 1, kind, 0, rounds) +
+              (salt or bytes(16)) + nonce)
     assert len(header) == 44
     return header + AESGCM(kek).encrypt(nonce, cmk,
                                         header + binding(node_id, identity))
 
 
-def write_cmk(path, kek, node_id, identity, cmk):
-    """node_id's wrapped CMK at path (its folder made 0700)."""
+def write_cmk(path, kek, node_id, identity, cmk, salt=None):
+    """node_id's wrapped CMK at path (its folder made 0700); salt: kek is
+    a passphrase's."""
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    _create(path, wrap_cmk(kek, node_id, identity, cmk))
+    _create(path, wrap_cmk(kek, node_id, identity, cmk, salt))
 
 
 def conf(kek_path, cmk_path):
