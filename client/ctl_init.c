@@ -795,6 +795,11 @@ static int join_conf(const char *out, const struct kyufu_ctl_node_new_opts *o,
     snprintf(cert, sizeof cert, "%s/node.pem", out);
     snprintf(key, sizeof key, "%s/node.key", out);
     node_sections(f, ca, cert, key, crl ? crl_path : NULL);
+    /* Encryption at rest: its own KEK; the cluster key comes from a member
+     * once the node is added (docs/encryption.md "A joining node's
+     * cluster key"). */
+    fprintf(f, "[keys]\nkek_file = %s/" CTL__KEK_FILE "\ncmk_file = %s/data/keys/cmk\n",
+            out, out);
     return text_write(&t, errmsg, errmsg_len, "%s/kyufud.conf", out);
 }
 
@@ -890,6 +895,23 @@ int kyufu_ctl_node_new(const struct kyufu_ctl_node_new_opts *o, FILE *log,
     bool crl = access(path, F_OK) == 0;
     if (rv == 0 && crl) {
         rv = copy_crl(log, path, out, errmsg, errmsg_len);
+    }
+    if (rv != 0) {
+        goto out_cert;
+    }
+    /* Its KEK: a new one (the data folder is empty, so no key was ever
+     * wrapped under an older one left here). */
+    if (rv == 0) {
+        char why[600];
+        snprintf(path, sizeof path, "%s/" CTL__KEK_FILE, out);
+        if (unlink(path) != 0 && errno != ENOENT) {
+            rv = ctl__errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "remove %s: %s", path,
+                           strerror(errno));
+        } else if (kyufu_keys_kek_create(out, CTL__KEK_FILE, why, sizeof why) != 0) {
+            rv = ctl__errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "%s", why);
+        } else {
+            note(log, "wrote %s (0600: the node's key-encryption key)", path);
+        }
     }
     if (rv != 0) {
         goto out_cert;
