@@ -10,8 +10,12 @@ import os
 import struct
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import (
+    Encoding, PublicFormat)
 
 KEK_FILE = "kek.key"
 
@@ -75,3 +79,25 @@ def write_cmk(path, kek, node_id, identity, cmk, salt=None):
 def conf(kek_path, cmk_path):
     """A kyufud.conf [keys] section."""
     return "[keys]\nkek_file = %s\ncmk_file = %s\n" % (kek_path, cmk_path)
+
+
+class Handover:
+    """The joiner's side of NodeInternal.FetchClusterKey (node/keys.h),
+    independently of node/keys_handover.c: an ephemeral P-256 key, and
+    open() of a member's answer."""
+
+    LABEL = b"kyufu cmk handover v1"
+
+    def __init__(self):
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.public = self.key.public_key().public_bytes(
+            Encoding.X962, PublicFormat.UncompressedPoint)
+
+    def open(self, node_id, identity, resp):
+        peer = ec.EllipticCurvePublicKey.from_encoded_point(
+            ec.SECP256R1(), resp.public_key)
+        info = (self.LABEL + struct.pack(">Q", node_id) + self.public +
+                resp.public_key)
+        k = HKDF(hashes.SHA256(), 32, identity, info).derive(
+            self.key.exchange(ec.ECDH(), peer))
+        return AESGCM(k).decrypt(resp.nonce, resp.sealed_key, info)

@@ -9,11 +9,20 @@ are right:
   - a CMK file bound to another cluster (another CA);
   - a damaged or truncated CMK file;
   - a passphrase KEK with the wrong passphrase.
+NodeInternal.FetchClusterKey: a member node certificate gets the cluster
+key sealed for it, which an independent implementation (keyfiles.py)
+opens to the cluster's key; the sealed bytes do not hold it; a node
+certificate whose id is not in the configuration, an operator's client
+certificate and another CA's certificate are refused, so is a malformed
+public key.  (A node added later getting the key from a member and then
+serving: cluster-membership, whose replacement node runs with keys.)
 
 usage: test_cluster_keys.py KYUFUD"""
 import os
 import shutil
 import sys
+
+import grpc
 
 import cluster as C
 import keyfiles
@@ -39,6 +48,61 @@ def refused(c, i, *want):
     assert "store opened" not in log, log[-2000:]
 
 
+def fetch(c, node, cert, key, public):
+    """FetchClusterKey on node with this client certificate: (code,
+    response)."""
+    S = c.s["service_pb2"]
+    stub = c.s["service_pb2_grpc"].NodeInternalStub(
+        c.plain_channel(node, cert, key))
+    try:
+        return grpc.StatusCode.OK, stub.FetchClusterKey(
+            S.FetchClusterKeyRequest(public_key=public), timeout=10)
+    except grpc.RpcError as e:
+        return e.code(), e.details()
+
+
+def handover(c):
+    # Node 1's identity (the harness's probe certificate) asking node 2.
+    h = keyfiles.Handover()
+    code, r = fetch(c, 2, c.probe_cert, c.probe_key, h.public)
+    assert code == grpc.StatusCode.OK, (code, r)
+    assert len(r.public_key) == 65 and len(r.nonce) == 12 and \
+        len(r.sealed_key) == 48, r
+    assert c.cmk not in r.SerializeToString()
+    assert h.open(1, c.identity, r) == c.cmk
+    # Bound to the asker's id: as node 2 it does not open.
+    try:
+        h.open(2, c.identity, r)
+        raise AssertionError("opened under another node id")
+    except Exception as e:  # cryptography's InvalidTag
+        assert type(e).__name__ == "InvalidTag", e
+    # A node certificate of this CA whose id is not a member.
+    pki = os.path.join(c.dir, "pki")
+    k9, c9 = C.make_cert(pki, "node9", c.ca_key, c.ca, "kyufu-node-9",
+                         node_id=9)
+    code, msg = fetch(c, 2, c9, k9, h.public)
+    assert code == grpc.StatusCode.PERMISSION_DENIED, (code, msg)
+    assert "node 9 is not in this cluster's configuration" in msg, msg
+    # An operator's (client) certificate: the permission table.
+    code, msg = fetch(c, 2, c.client_cert, c.client_key, h.public)
+    assert code in (grpc.StatusCode.PERMISSION_DENIED,
+                    grpc.StatusCode.UNAUTHENTICATED), (code, msg)
+    # Another CA's certificate: refused at TLS.
+    code, msg = fetch(c, 2, c.other_cert, c.other_key, h.public)
+    assert code != grpc.StatusCode.OK, (code, msg)
+    # A member with a malformed public key: INVALID_ARGUMENT.
+    for bad in (b"", h.public[:33], b"\x02" + h.public[1:],
+                h.public[:64] + bytes([h.public[64] ^ 1])):
+        code, msg = fetch(c, 2, c.probe_cert, c.probe_key, bad)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, (code, msg)
+        assert "public_key" in msg, msg
+    log = open(c.log_path(2)).read()
+    assert c.cmk.hex() not in log
+    # node 9 and the four malformed keys (the permission table and TLS
+    # refuse the other two before the method).
+    assert log.count("cluster key request refused") == 5, log[-3000:]
+
+
 def main():
     c = C.Cluster(sys.argv[1])
     try:
@@ -46,6 +110,7 @@ def main():
         c.wait_leader(20)
         for i in c.ids():
             assert LOADED in open(c.log_path(i)).read(), c.logs()
+        handover(c)
         c.stop_clean()
 
         nd = os.path.dirname(c.log_path(3))
