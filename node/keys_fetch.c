@@ -163,7 +163,8 @@ int kyufu_node__keys_fetch_start(struct kyufu_node *n,
     }
     struct kyufu_node_keys_fetch *f = calloc(1, sizeof *f);
     if (f == NULL) {
-        kyufu_log0(KYUFU_LOG_ERROR, "out of memory");
+        kyufu_log(KYUFU_LOG_ERROR, "cannot ask for the cluster key",
+                  KYUFU_LOG_S("error", "out of memory"));
         return -1;
     }
     if (kyufu_keys_handover_begin(&f->h, errmsg, sizeof errmsg) != 0) {

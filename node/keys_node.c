@@ -30,7 +30,7 @@ int kyufu_node__keys_load(struct kyufu_node *n, bool fresh_join,
     if (!c->keys) {
         kyufu_log(KYUFU_LOG_WARN,
                   "encryption at rest is off: the config has no [keys] "
-                  "section (docs/encryption.md \"Upgrading a cluster\")",
+                  "section",
                   KYUFU_LOG_S("config", c->path));
         return 0;
     }
