@@ -23,6 +23,7 @@
 #include "ctl.h"
 #include "ctl_bootstrap.h"
 #include "ctl_key.h"
+#include "ctl_run.h"
 #include "ctl_pki.h"
 #include "pwhash.h"
 #include "slo.h"
@@ -486,6 +487,62 @@ static void check_bootstrap(const char *dir, bool on_hosts, const char *admin,
     CHECK(nftw(dir, no_secret_in, 16, FTW_PHYS) == 0);
 }
 
+/* kyufuctl key init (an existing cluster's keys, docs/encryption.md
+ * "Upgrading a cluster"): per node a 0600 KEK and its wrapped CMK, one CMK
+ * for all, bound to each node and the CA; malformed input or an existing
+ * key: refused, nothing written. */
+static void test_key_init(const char *tmp)
+{
+    char out[8192], err[2048], ca[600], dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/keys-out", tmp);
+    snprintf(ca, sizeof ca, "%s/c1/ca.pem", tmp);
+    static const char *const bad[] = { "", "0", "1,1", "1,,2", "x", "1,2,3,4,5,6,7,8,9,10",
+                                       "1000001", "2," };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ_INT(ctl_run(out, sizeof out, err, sizeof err, NULL, "key", "init", "--ca", ca,
+                             "--nodes", bad[i], "--out", dir, NULL),
+                     KYUFU_CTL_EXIT_USAGE);
+        CHECK(strstr(err, "--nodes") != NULL);
+    }
+    CHECK_EQ_INT(ctl_run(out, sizeof out, err, sizeof err, NULL, "key", "init", "--ca",
+                         "/nonexistent.pem", "--nodes", "1", "--out", dir, NULL),
+                 KYUFU_CTL_EXIT_USAGE);
+    CHECK_EQ_INT(ctl_run(out, sizeof out, err, sizeof err, NULL, "key", "init", "--nodes", "1",
+                         "--out", dir, NULL),
+                 KYUFU_CTL_EXIT_USAGE);
+    CHECK(access(dir, F_OK) != 0); /* nothing written */
+    CHECK_EQ_INT(ctl_run(out, sizeof out, err, sizeof err, NULL, "key", "init", "--ca", ca,
+                         "--nodes", "1,2,12", "--out", dir, NULL),
+                 0);
+    static uint8_t first[KYUFU_KEYS_KEY_BYTES];
+    uint8_t hash[KYUFU_KEYS_CA_HASH_BYTES], cmk[KYUFU_KEYS_KEY_BYTES];
+    CHECK_EQ_INT(kyufu_keys_ca_hash(ca, hash, err, sizeof err), 0);
+    const unsigned ids[] = { 1, 2, 12 };
+    for (size_t i = 0; i < 3; i++) {
+        char kek[700], cmk_file[700];
+        snprintf(kek, sizeof kek, "%s/node%u/" CTL__KEK_FILE, dir, ids[i]);
+        snprintf(cmk_file, sizeof cmk_file, "%s/node%u/" CTL__CMK_FILE, dir, ids[i]);
+        check_mode(kek, 0600);
+        check_mode(cmk_file, 0600);
+        struct kyufu_keys_source src = { .kek_file = kek };
+        CHECK_EQ_INT(kyufu_keys_cmk_load(&src, cmk_file, ids[i], hash, cmk, err, sizeof err), 0);
+        if (i == 0) {
+            memcpy(first, cmk, sizeof cmk);
+        } else {
+            CHECK(memcmp(first, cmk, sizeof cmk) == 0);
+        }
+        CHECK_EQ_INT(kyufu_keys_cmk_load(&src, cmk_file, ids[i] + 1, hash, cmk, err, sizeof err),
+                     -1);
+    }
+    /* Never over an existing key: refused before anything is written. */
+    CHECK_EQ_INT(ctl_run(out, sizeof out, err, sizeof err, NULL, "key", "init", "--ca", ca,
+                         "--nodes", "3,12", "--out", dir, NULL),
+                 KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err, "never overwritten") != NULL);
+    snprintf(path, sizeof path, "%s/node3", dir);
+    CHECK(access(path, F_OK) != 0);
+}
+
 int main(void)
 {
     char tmp[] = "/tmp/kyufu-ctl-init-XXXXXX";
@@ -755,6 +812,8 @@ int main(void)
     }
     CHECK(access(dir, F_OK) != 0);
     CHECK(setenv("KYUFU_CA_PASSPHRASE", PASSPHRASE, 1) == 0);
+
+    test_key_init(tmp);
 
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
