@@ -15,12 +15,16 @@ opens to the cluster's key; the sealed bytes do not hold it; a node
 certificate whose id is not in the configuration, an operator's client
 certificate and another CA's certificate are refused, so is a malformed
 public key.  (A node added later getting the key from a member and then
-serving: cluster-membership, whose replacement node runs with keys.)
+serving: cluster-membership, whose replacement node runs with keys.)  A
+joining node no one added asks, is refused, waits without starting Raft
+and stops cleanly.
 
 usage: test_cluster_keys.py KYUFUD"""
 import os
 import shutil
+import signal
 import sys
+import time
 
 import grpc
 
@@ -103,6 +107,49 @@ def handover(c):
     assert log.count("cluster key request refused") == 5, log[-3000:]
 
 
+def joiner_not_added(c):
+    """A joining node (join = yes, its own KEK, no CMK) that no one added:
+    it asks, is refused, keeps waiting without starting Raft, and stops
+    cleanly on SIGTERM with no key file written."""
+    nd = os.path.join(c.dir, "node4")
+    os.makedirs(nd)
+    key, crt = C.make_cert(nd, "node", c.ca_key, c.ca, "kyufu-node-4",
+                           node_id=4)
+    keyfiles.write_kek(os.path.join(nd, keyfiles.KEK_FILE))
+    p = C.free_ports(2)
+    c.raft[4], c.api[4] = "127.0.0.1:%d" % p[0], "127.0.0.1:%d" % p[1]
+    cmk = os.path.join(nd, "data", "keys", "cmk")
+    conf = open(c.conf[3]).read()
+    conf = conf.replace("id = 3\n", "id = 4\njoin = yes\n", 1)
+    conf = conf.replace(os.path.join(c.dir, "node3"), nd)
+    conf = conf.replace("raft_address = %s" % c.raft[3],
+                        "raft_address = %s" % c.raft[4])
+    conf = conf.replace("api_address = %s" % c.api[3],
+                        "api_address = %s" % c.api[4])
+    conf = conf.replace("[tls]", "4 = %s %s\n[tls]" % (c.raft[4], c.api[4]))
+    conf = conf.replace(c.cmk_path(3), cmk)
+    c.conf[4] = os.path.join(nd, "kyufud.conf")
+    with open(c.conf[4], "w") as f:
+        f.write(conf)
+    c.start(4)
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        log = open(c.log_path(4)).read()
+        if "is this node added to the cluster yet?" in log:
+            break
+        time.sleep(0.1)
+    assert "PERMISSION_DENIED" in log, log[-3000:]
+    assert "waiting for the cluster key from a member" in log, log[-3000:]
+    c.kill(4, signal.SIGTERM)
+    assert c.wait_exit(4, 20) == 0, open(c.log_path(4)).read()[-3000:]
+    log = open(c.log_path(4)).read()
+    assert '"msg":"node stopped","exit_code":0' in log, log[-3000:]
+    # Raft never started: its join line is absent, no key was written.
+    assert "waiting to be added to the cluster" not in log, log[-3000:]
+    assert not os.path.exists(cmk)
+    del c.procs[4]
+
+
 def main():
     c = C.Cluster(sys.argv[1])
     try:
@@ -111,6 +158,7 @@ def main():
         for i in c.ids():
             assert LOADED in open(c.log_path(i)).read(), c.logs()
         handover(c)
+        joiner_not_added(c)
         c.stop_clean()
 
         nd = os.path.dirname(c.log_path(3))
