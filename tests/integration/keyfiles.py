@@ -50,6 +50,7 @@ def read_kek(path):
 
 
 PBKDF2_ROUNDS = 600000  # KYUFU_KEYS_PBKDF2_ROUNDS
+PBKDF2_ROUNDS_MIN = 100000  # KYUFU_KEYS_PBKDF2_ROUNDS_MIN
 
 
 def passphrase_kek(passphrase, salt, rounds=PBKDF2_ROUNDS):
@@ -69,11 +70,12 @@ def wrap_cmk(kek, node_id, identity, cmk, salt=None, rounds=PBKDF2_ROUNDS):
                                         header + binding(node_id, identity))
 
 
-def write_cmk(path, kek, node_id, identity, cmk, salt=None):
+def write_cmk(path, kek, node_id, identity, cmk, salt=None,
+              rounds=PBKDF2_ROUNDS):
     """node_id's wrapped CMK at path (its folder made 0700); salt: kek is
-    a passphrase's."""
+    a passphrase's, derived with rounds."""
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    _create(path, wrap_cmk(kek, node_id, identity, cmk, salt))
+    _create(path, wrap_cmk(kek, node_id, identity, cmk, salt, rounds))
 
 
 def conf(kek_path, cmk_path):
