@@ -328,6 +328,10 @@ int ctl__ca_dir(struct ctl__run *r, const char *given, const char *cmd, char *ou
 int ctl__node(struct ctl__run *r, const char *verb, int argc, char **argv);
 void ctl__node_usage(FILE *out);
 
+/* Encryption key commands (ctl_key.c): key init.  Local only. */
+int ctl__key(struct ctl__run *r, const char *verb, int argc, char **argv);
+void ctl__key_usage(FILE *out);
+
 /* SLA commands (ctl_sla.c): sla show|report|check, sla incident
  * list|close; same convention. */
 int ctl__sla(struct ctl__run *r, const char *verb, int argc, char **argv);

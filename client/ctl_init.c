@@ -61,15 +61,18 @@
 
 #include "ctl.h"
 #include "ctl_bootstrap.h"
+#include "ctl_key.h"
 #include "ctl_pki.h"
 #include "ctl_registry.h"
 #include "slo.h"
+#include "storage.h" /* kyufu_storage_crypto_wipe */
 #include "glue_limits.h"
 #include "grpc.h" /* KYUFU_TLS_NODE_URI_PREFIX */
 
-/* 1: has entries other than . and .. (and `ignore`, if not NULL); 0: empty
- * or missing; -1: error. */
-static int dir_holds(const char *path, const char *ignore)
+/* 1: has entries other than . and .. (and `ignore`, `ignore2`, if not
+ * NULL); 0: empty or missing; -1: error. */
+static int dir_holds2(const char *path, const char *ignore,
+                      const char *ignore2)
 {
     DIR *d = opendir(path);
     if (d == NULL) {
@@ -79,13 +82,19 @@ static int dir_holds(const char *path, const char *ignore)
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
-            (ignore == NULL || strcmp(e->d_name, ignore) != 0)) {
+            (ignore == NULL || strcmp(e->d_name, ignore) != 0) &&
+            (ignore2 == NULL || strcmp(e->d_name, ignore2) != 0)) {
             found = 1;
             break;
         }
     }
     closedir(d);
     return found;
+}
+
+static int dir_holds(const char *path, const char *ignore)
+{
+    return dir_holds2(path, ignore, NULL);
 }
 
 static int dir_nonempty(const char *path)
@@ -172,6 +181,8 @@ struct node_paths
     char key[PATH_MAX + 32];
     char slo[PATH_MAX + 32];
     char crl[PATH_MAX + 32];
+    char kek[PATH_MAX + 32]; /* [keys] kek_file */
+    char cmk[PATH_MAX + 64]; /* [keys] cmk_file */
 };
 
 static void paths_for(const struct kyufu_ctl_init_opts *o, const char *dir,
@@ -186,6 +197,8 @@ static void paths_for(const struct kyufu_ctl_init_opts *o, const char *dir,
         snprintf(p->key, sizeof p->key, "%s/node.key", etc);
         snprintf(p->slo, sizeof p->slo, "%s/slo.conf", etc);
         snprintf(p->crl, sizeof p->crl, "%s/" CTL__CA_CRL, etc);
+        snprintf(p->kek, sizeof p->kek, "%s/" CTL__KEK_FILE, etc);
+        snprintf(p->cmk, sizeof p->cmk, "%s/keys/cmk", p->data);
         return;
     }
     snprintf(p->data, sizeof p->data, "%s/node%u/data", dir, id);
@@ -194,6 +207,8 @@ static void paths_for(const struct kyufu_ctl_init_opts *o, const char *dir,
     snprintf(p->key, sizeof p->key, "%s/node%u/node.key", dir, id);
     snprintf(p->slo, sizeof p->slo, "%s/slo.conf", dir);
     snprintf(p->crl, sizeof p->crl, "%s/" CTL__CA_CRL, dir);
+    snprintf(p->kek, sizeof p->kek, "%s/node%u/" CTL__KEK_FILE, dir, id);
+    snprintf(p->cmk, sizeof p->cmk, "%s/keys/cmk", p->data);
 }
 
 /* A file's text, built with fprintf in memory and then written at once. */
@@ -295,6 +310,10 @@ static int node_conf(const struct kyufu_ctl_init_opts *o, const char *dir,
     }
     node_sections(f, p.ca, p.cert, p.key, p.crl);
     fprintf(f, "[sla]\nslo_file = %s\n", p.slo);
+    /* Encryption at rest (docs/encryption.md): the node's KEK file (on
+     * hosts, better on another volume than the data, or a passphrase:
+     * docs/operations.md) and its wrapped copy of the cluster key. */
+    fprintf(f, "[keys]\nkek_file = %s\ncmk_file = %s\n", p.kek, p.cmk);
     return text_write(&t, errmsg, errmsg_len, "%s/node%u/kyufud.conf", dir,
                       id);
 }
@@ -518,9 +537,12 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
     }
     for (unsigned i = 1; i <= o->nodes && !o->on_hosts; i++) {
         snprintf(path, sizeof path, "%s/node%u/data", dir, i);
-        /* A bootstrap-admin alone is a previous init's, not node data: a
-         * --force init replaces it. */
-        if (dir_holds(path, CTL__BOOTSTRAP_FILE) != 0) {
+        /* A bootstrap-admin and keys/cmk alone are a previous init's, not
+         * node data: a --force init replaces them. */
+        char keys_dir[PATH_MAX + 160];
+        snprintf(keys_dir, sizeof keys_dir, "%s/keys", path);
+        if (dir_holds2(path, CTL__BOOTSTRAP_FILE, "keys") != 0 ||
+            dir_holds(keys_dir, CTL__CMK_FILE) != 0) {
             rv = ctl__errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_USAGE,
                            "%s holds node data; a new cluster must start from "
                            "empty data folders (move it away first)", path);
@@ -546,6 +568,8 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
         goto out_pass;
     }
     note(log, "wrote %s/slo.conf", dir);
+    uint8_t cmk[KYUFU_KEYS_KEY_BYTES] = { 0 };
+    uint8_t ca_hash[KYUFU_KEYS_CA_HASH_BYTES];
     EVP_PKEY *ca_key = ctl__key_new();
     if (ca_key == NULL) {
         rv = ctl__ssl_err(errmsg, errmsg_len, "CA key");
@@ -604,6 +628,20 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
         snprintf(path, sizeof path, "%s/" CTL__CA_CRL, ca_dir);
         rv = copy_crl(log, path, dir, errmsg, errmsg_len);
     }
+    /* Encryption at rest: one new cluster key, wrapped for each node
+     * below, bound to this CA (the cluster's identity). */
+    if (rv == 0) {
+        /* Not `path`: it names the CRL the node folders copy below. */
+        char ca_path[PATH_MAX + 16];
+        snprintf(ca_path, sizeof ca_path, "%s/ca.pem", dir);
+        char why[600];
+        if (kyufu_keys_ca_hash(ca_path, ca_hash, why, sizeof why) != 0) {
+            rv = ctl__errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "%s", why);
+        }
+    }
+    if (rv == 0) {
+        rv = ctl__key_cmk_new(cmk, errmsg, errmsg_len);
+    }
     if (rv != 0) {
         goto out_ca;
     }
@@ -647,6 +685,16 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
                      bpath);
             }
         }
+        /* Its KEK beside its config; the wrapped cluster key in its data
+         * folder (local) or beside the config, to install as
+         * <state>/keys/cmk (hosts). */
+        if (rv == 0) {
+            char cmk_path[PATH_MAX + 96];
+            snprintf(cmk_path, sizeof cmk_path, "%s/%s", base,
+                     o->on_hosts ? CTL__CMK_FILE : "data/keys/" CTL__CMK_FILE);
+            rv = ctl__key_node(base, cmk_path, i + 1, ca_hash, cmk, o->force,
+                               log, errmsg, errmsg_len);
+        }
         if (rv != 0) {
             goto out_ca;
         }
@@ -684,6 +732,7 @@ int kyufu_ctl_init(const struct kyufu_ctl_init_opts *o, FILE *log,
     }
 
 out_ca:
+    kyufu_storage_crypto_wipe(cmk, sizeof cmk);
     ctl__bootstrap_wipe(&boot);
     json_decref(reg);
     X509_free(ca);
@@ -746,6 +795,11 @@ static int join_conf(const char *out, const struct kyufu_ctl_node_new_opts *o,
     snprintf(cert, sizeof cert, "%s/node.pem", out);
     snprintf(key, sizeof key, "%s/node.key", out);
     node_sections(f, ca, cert, key, crl ? crl_path : NULL);
+    /* Encryption at rest: its own KEK; the cluster key comes from a member
+     * once the node is added (docs/encryption.md "A joining node's
+     * cluster key"). */
+    fprintf(f, "[keys]\nkek_file = %s/" CTL__KEK_FILE "\ncmk_file = %s/data/keys/cmk\n",
+            out, out);
     return text_write(&t, errmsg, errmsg_len, "%s/kyufud.conf", out);
 }
 
@@ -841,6 +895,23 @@ int kyufu_ctl_node_new(const struct kyufu_ctl_node_new_opts *o, FILE *log,
     bool crl = access(path, F_OK) == 0;
     if (rv == 0 && crl) {
         rv = copy_crl(log, path, out, errmsg, errmsg_len);
+    }
+    if (rv != 0) {
+        goto out_cert;
+    }
+    /* Its KEK: a new one (the data folder is empty, so no key was ever
+     * wrapped under an older one left here). */
+    if (rv == 0) {
+        char why[600];
+        snprintf(path, sizeof path, "%s/" CTL__KEK_FILE, out);
+        if (unlink(path) != 0 && errno != ENOENT) {
+            rv = ctl__errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "remove %s: %s", path,
+                           strerror(errno));
+        } else if (kyufu_keys_kek_create(out, CTL__KEK_FILE, why, sizeof why) != 0) {
+            rv = ctl__errf(errmsg, errmsg_len, KYUFU_CTL_EXIT_LOCAL, "%s", why);
+        } else {
+            note(log, "wrote %s (0600: the node's key-encryption key)", path);
+        }
     }
     if (rv != 0) {
         goto out_cert;

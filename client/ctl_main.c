@@ -398,6 +398,7 @@ static void usage(FILE *out)
     ctl__audit_usage(out);
     ctl__cluster_usage(out);
     ctl__node_usage(out);
+    ctl__key_usage(out);
     ctl__terminal_usage(out);
     ctl__sla_usage(out);
     ctl__drill_usage(out);
@@ -476,6 +477,8 @@ int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
         rv = ctl__cluster(&r, verb, cargc, cargv);
     } else if (strcmp(noun, "node") == 0) {
         rv = ctl__node(&r, verb, cargc, cargv);
+    } else if (strcmp(noun, "key") == 0) {
+        rv = ctl__key(&r, verb, cargc, cargv);
     } else if (strcmp(noun, "sla") == 0) {
         rv = ctl__sla(&r, verb, cargc, cargv);
     } else if (strcmp(noun, "drill") == 0) {

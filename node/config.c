@@ -87,6 +87,10 @@ enum key_id {
     K_STORAGE_FLUSH, /* issue 9: when the store reaches the disk */
     /* h/suite: the test-only password hash cost (docs/testing.md) */
     K_INSECURE_TEST_PASSWORD_ITERATIONS,
+    /* Encryption at rest (issue 12, docs/encryption.md): [keys] */
+    K_KEYS_KEK_FILE,
+    K_KEYS_PASSPHRASE_FILE,
+    K_KEYS_CMK_FILE,
     K_COUNT
 };
 
@@ -180,6 +184,10 @@ static const struct key_spec keys[K_COUNT] = {
                             KYUFU_GLUE_OPTION_COUNT, "hours"},
     [K_AUTH_PURGE_AFTER] = {"auth", "purge_after_days", false,
                             KYUFU_GLUE_OPTION_COUNT, "days"},
+    /* Encryption at rest (issue 12): [keys] */
+    [K_KEYS_KEK_FILE] = {"keys", "kek_file", false, NOT_RAFT},
+    [K_KEYS_PASSPHRASE_FILE] = {"keys", "passphrase_file", false, NOT_RAFT},
+    [K_KEYS_CMK_FILE] = {"keys", "cmk_file", false, NOT_RAFT},
 };
 #undef NOT_RAFT
 
@@ -350,7 +358,7 @@ static enum key_id key_of_option(enum kyufu_glue_option o)
 static const char *const sections[] = {"node", "cluster", "tls", "raft",
                                        "log",  "api",     "power", "sla",
                                        "audit", "auth", "storage",
-                                       "insecure_test"};
+                                       "insecure_test", "keys"};
 
 struct parse
 {
@@ -586,6 +594,42 @@ static void set_checkpoint_file(struct parse *ps, const char *value)
              value);
 }
 
+/* [keys] kek_file, passphrase_file, cmk_file: absolute paths of files
+ * (not folders).  Their contents and modes are checked when kyufud starts
+ * (node/keys_load.h): a missing or readable-by-others key file stops the
+ * start with exit status 2, like a config error, and --check-config can
+ * run where the keys are not installed yet. */
+static void set_keys_path(struct parse *ps, enum key_id k, const char *value)
+{
+    struct kyufu_config *c = ps->c;
+    const char *section = keys[k].section, *key = keys[k].key;
+    char *dst = k == K_KEYS_KEK_FILE          ? c->keys_kek_file
+                : k == K_KEYS_PASSPHRASE_FILE ? c->keys_passphrase_file
+                                              : c->keys_cmk_file;
+    char copy[KYUFU_NODE_PATH_BYTES_MAX + 1];
+    if (!copy_value(ps, section, key, copy, sizeof copy, value)) {
+        return;
+    }
+    size_t n = strlen(value);
+    if (value[0] != '/') {
+        problem(c, ps->line, section, key, "'%s' must be an absolute path",
+                value);
+        return;
+    }
+    if (value[n - 1] == '/') {
+        problem(c, ps->line, section, key, "'%s' names a folder, not a file",
+                value);
+        return;
+    }
+    struct stat st;
+    if (stat(value, &st) == 0 && !S_ISREG(st.st_mode)) {
+        problem(c, ps->line, section, key, "'%s' is not a regular file",
+                value);
+        return;
+    }
+    memcpy(dst, copy, n + 1);
+}
+
 static void set_key(struct parse *ps, enum key_id k, const char *value)
 {
     struct kyufu_config *c = ps->c;
@@ -651,6 +695,11 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
     case K_TLS_CRL:
         /* Read (and its signature checked) when the API starts. */
         check_file(ps, k, value, c->tls_crl, sizeof c->tls_crl);
+        return;
+    case K_KEYS_KEK_FILE:
+    case K_KEYS_PASSPHRASE_FILE:
+    case K_KEYS_CMK_FILE:
+        set_keys_path(ps, k, value);
         return;
     case K_RAFT_ELECTION:
     case K_RAFT_HEARTBEAT:
@@ -1102,6 +1151,44 @@ static void check_insecure_test(struct parse *ps)
     }
 }
 
+/* [keys]: exactly one source of the key-encryption key; cmk_file defaults
+ * to <data_dir>/keys/cmk.  No [keys] key at all: encryption at rest is
+ * off (kyufud warns once at start). */
+static void check_keys(struct parse *ps)
+{
+    struct kyufu_config *c = ps->c;
+    unsigned kek = ps->seen[K_KEYS_KEK_FILE];
+    unsigned pass = ps->seen[K_KEYS_PASSPHRASE_FILE];
+    unsigned cmk = ps->seen[K_KEYS_CMK_FILE];
+    if (kek == 0 && pass == 0 && cmk == 0) {
+        return;
+    }
+    if (kek != 0 && pass != 0) {
+        problem(c, pass, "keys", "passphrase_file",
+                "set together with kek_file (line %u): give exactly one "
+                "source of the key-encryption key",
+                kek);
+        return;
+    }
+    if (kek == 0 && pass == 0) {
+        problem(c, cmk, "keys", "kek_file",
+                "[keys] needs kek_file or passphrase_file (the key that "
+                "unwraps cmk_file)");
+        return;
+    }
+    c->keys = true;
+    if (cmk == 0 && c->data_dir[0] == '/') {
+        int n = snprintf(c->keys_cmk_file, sizeof c->keys_cmk_file,
+                         "%s/keys/cmk", c->data_dir);
+        if (n < 0 || (size_t)n >= sizeof c->keys_cmk_file) {
+            problem(c, kek != 0 ? kek : pass, "keys", "cmk_file",
+                    "the default <data_dir>/keys/cmk is longer than %zu "
+                    "bytes: set cmk_file",
+                    sizeof c->keys_cmk_file - 1);
+        }
+    }
+}
+
 /* Rules that span keys, checked once the whole file is read. */
 static void check_whole(struct parse *ps)
 {
@@ -1120,6 +1207,7 @@ static void check_whole(struct parse *ps)
     }
     check_raft(ps);
     check_insecure_test(ps);
+    check_keys(ps);
     /* Identity: an idle limit longer than the absolute one means nothing
      * (the absolute one always wins): a typo, most likely. */
     if ((uint64_t)c->auth_session_idle_minutes >

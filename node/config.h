@@ -32,6 +32,10 @@
  *              password_history, lockout_failures, lockout_minutes,
  *              session_idle_minutes, session_max_hours, purge_after_days
  *                                       (optional; docs/identity.md)
+ *   [keys]     kek_file = PATH | passphrase_file = PATH (exactly one),
+ *              cmk_file = PATH (default <data_dir>/keys/cmk); absolute
+ *              paths, contents checked at start (optional: without it
+ *              encryption at rest is off; docs/encryption.md)
  *
  * Comments: a line whose first non-blank character is ';' or '#', and the
  * rest of a line from a ';' or '#' that follows a blank (so a value cannot
@@ -112,6 +116,16 @@ struct kyufu_config
     char tls_cert[KYUFU_NODE_PATH_BYTES_MAX + 1];
     char tls_key[KYUFU_NODE_PATH_BYTES_MAX + 1];
     char tls_crl[KYUFU_NODE_PATH_BYTES_MAX + 1]; /* "": no CRL check */
+
+    /* [keys] (encryption at rest, docs/encryption.md): keys is true when
+     * the section names a key-encryption key: exactly one of kek_file and
+     * passphrase_file is set ("" for the other), and cmk_file is the
+     * wrapped cluster key (default <data_dir>/keys/cmk).  false: no [keys],
+     * encryption at rest is off. */
+    bool keys;
+    char keys_kek_file[KYUFU_NODE_PATH_BYTES_MAX + 1];
+    char keys_passphrase_file[KYUFU_NODE_PATH_BYTES_MAX + 1];
+    char keys_cmk_file[KYUFU_NODE_PATH_BYTES_MAX + 1];
 
     /* [api]: bounds of the API server (api/grpc_limits.h); an empty allow
      * list (n == 0) lets every address in. */

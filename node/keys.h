@@ -116,4 +116,113 @@ int kyufu_keys_cmk_unwrap(const struct kyufu_keys_cmk_file *f,
                           char *errmsg,
                           size_t errmsg_len);
 
+/* ---- A node's keys as kyufud and kyufuctl use them (keys_load.c) ----
+ *
+ * Cluster identity (docs/encryption.md "Keys"): the SHA-256 of the DER of
+ * the cluster CA certificate (the first certificate of the [tls] ca file).
+ * The binding of node N's CMK file is "node " <decimal N> 0x00 <that
+ * hash>: a file copied to another node or another cluster (a restored
+ * cluster has a new CA) does not unwrap. */
+#define KYUFU_KEYS_CA_HASH_BYTES 32u
+
+/* The SHA-256 of the first certificate's DER in the PEM file at path.
+ * 0, or -1 with errmsg. */
+int kyufu_keys_ca_hash(const char *path,
+                       uint8_t out[KYUFU_KEYS_CA_HASH_BYTES],
+                       char *errmsg,
+                       size_t errmsg_len);
+
+/* Node node_id's binding into out (at least KYUFU_KEYS_BIND_BYTES_MAX
+ * bytes); returns its length. */
+size_t kyufu_keys_bind_node(uint64_t node_id,
+                            const uint8_t ca_hash[KYUFU_KEYS_CA_HASH_BYTES],
+                            uint8_t *out);
+
+/* Where a node's KEK comes from: exactly one of the two is a path, the
+ * other NULL ([keys] kek_file / passphrase_file).  A passphrase file is
+ * read whole, must be private (as a key file), and holds the passphrase
+ * (16..1024 bytes) with at most one newline at its end, removed. */
+struct kyufu_keys_source
+{
+    const char *kek_file;
+    const char *passphrase_file;
+};
+
+/* Read the CMK of node node_id from the CMK file at cmk_path with the KEK
+ * of src, bound to ca_hash.  0, or -1 with errmsg naming the file at
+ * fault (cmk wiped).  Every intermediate key is wiped. */
+int kyufu_keys_cmk_load(const struct kyufu_keys_source *src,
+                        const char *cmk_path,
+                        uint64_t node_id,
+                        const uint8_t ca_hash[KYUFU_KEYS_CA_HASH_BYTES],
+                        uint8_t cmk[KYUFU_KEYS_KEY_BYTES],
+                        char *errmsg,
+                        size_t errmsg_len);
+
+/* Wrap cmk for node node_id under the KEK of src (a passphrase: a fresh
+ * salt and KYUFU_KEYS_PBKDF2_ROUNDS) and write it durably as cmk_path,
+ * creating its folder (0700) when missing.  Refuses (-1, errmsg) when
+ * cmk_path exists: a wrapped key is never overwritten here.  0, or -1. */
+int kyufu_keys_cmk_store(const struct kyufu_keys_source *src,
+                         const char *cmk_path,
+                         uint64_t node_id,
+                         const uint8_t ca_hash[KYUFU_KEYS_CA_HASH_BYTES],
+                         const uint8_t cmk[KYUFU_KEYS_KEY_BYTES],
+                         char *errmsg,
+                         size_t errmsg_len);
+
+/* ---- A joining node's CMK, handed over by a member (keys_handover.c;
+ * api/kyufu/v1/service.proto FetchClusterKey).  Both sides make an
+ * ephemeral ECDH P-256 key; K = HKDF-SHA256(ECDH secret, salt = CA hash,
+ * info); info = "kyufu cmk handover v1" | joiner id (u64 BE) | joiner's
+ * public key | member's public key; the CMK is sealed with AES-256-GCM
+ * under K with a random nonce and info as associated data.  So the CMK
+ * is never in plaintext on the wire, in TLS buffers or a capture, and a
+ * sealed key is bound to one joiner id, one cluster and one exchange. */
+#define KYUFU_KEYS_HANDOVER_PUB_BYTES 65u /* uncompressed P-256 point */
+#define KYUFU_KEYS_HANDOVER_NONCE_BYTES 12u
+#define KYUFU_KEYS_HANDOVER_SEALED_BYTES 48u /* CMK + GCM tag */
+
+/* The joiner's side: begin makes its ephemeral key (pub filled); finish
+ * opens a member's answer into cmk; free releases the ephemeral key
+ * (always, after begin returned 0). */
+struct kyufu_keys_handover
+{
+    void *eph; /* EVP_PKEY */
+    uint8_t pub[KYUFU_KEYS_HANDOVER_PUB_BYTES];
+};
+int kyufu_keys_handover_begin(struct kyufu_keys_handover *h,
+                              char *errmsg,
+                              size_t errmsg_len);
+/* 0, or -1 with errmsg (a malformed public key, a sealed key that does
+ * not open: cmk wiped). */
+int kyufu_keys_handover_finish(
+    const struct kyufu_keys_handover *h,
+    uint64_t joiner_id,
+    const uint8_t ca_hash[KYUFU_KEYS_CA_HASH_BYTES],
+    const uint8_t *member_pub,
+    size_t member_pub_len,
+    const uint8_t *nonce,
+    size_t nonce_len,
+    const uint8_t *sealed,
+    size_t sealed_len,
+    uint8_t cmk[KYUFU_KEYS_KEY_BYTES],
+    char *errmsg,
+    size_t errmsg_len);
+void kyufu_keys_handover_free(struct kyufu_keys_handover *h);
+
+/* The member's side: seal cmk for joiner joiner_id whose public key is
+ * joiner_pub (checked: a point on P-256).  0, or -1 with errmsg. */
+int kyufu_keys_handover_seal(
+    uint64_t joiner_id,
+    const uint8_t ca_hash[KYUFU_KEYS_CA_HASH_BYTES],
+    const uint8_t *joiner_pub,
+    size_t joiner_pub_len,
+    const uint8_t cmk[KYUFU_KEYS_KEY_BYTES],
+    uint8_t member_pub[KYUFU_KEYS_HANDOVER_PUB_BYTES],
+    uint8_t nonce[KYUFU_KEYS_HANDOVER_NONCE_BYTES],
+    uint8_t sealed[KYUFU_KEYS_HANDOVER_SEALED_BYTES],
+    char *errmsg,
+    size_t errmsg_len);
+
 #endif /* KYUFU_NODE_KEYS_H */

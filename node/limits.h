@@ -326,6 +326,14 @@ _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX + KYUFU_NODE_STOP_DRAIN_MS_MAX <
 /* A follower sends its queue this often, or at once when a batch is full:
  * a refusal reaches the chain within a fraction of a second. */
 #define KYUFU_NODE_REFUSAL_SEND_MS 200u
+
+/* Encryption keys (keys_fetch.c): a joining node without its cluster key
+ * asks one member every KEY_FETCH_MS (round robin over [cluster]) until
+ * one answers: an operator adds the node with kyufuctl within seconds of
+ * starting it, and a refused ask costs a member one ECDH.  Each ask may
+ * take KEY_FETCH_TIMEOUT_MS (a TLS handshake to a loaded member). */
+#define KYUFU_NODE_KEY_FETCH_MS 500u
+#define KYUFU_NODE_KEY_FETCH_TIMEOUT_MS 3000u
 /* One report's deadline: the leader answers after the records commit
  * (an fsync or two); longer than any healthy commit, short enough that a
  * dead leader holds the queue only briefly. */

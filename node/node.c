@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "keys.h"
 #include "limits.h"
 #include "lock.h"
 #include "log.h"
@@ -91,6 +92,7 @@ void kyufu_node__finish(struct kyufu_node *n)
     kyufu_node__power_close(n);
     kyufu_node__sla_close(n);
     kyufu_node__avail_close(n);
+    kyufu_node__keys_fetch_close(n);
 }
 
 static void stop_for_glue_fatal(struct kyufu_node *n, int fatal,
@@ -658,6 +660,68 @@ static int start_api(struct kyufu_node *n, char *errmsg, size_t errmsg_len)
     return 0;
 }
 
+/* The start after the store is open and holds its key (if any): Raft,
+ * the API, metrics, power, SLA, then RUNNING.  Called from kyufu_node_run,
+ * or from keys_fetch.c once a joining node has its cluster key.  A step
+ * that fails requests the stop, as every start failure does. */
+static void start_rest(struct kyufu_node *n)
+{
+    char errmsg[512] = "";
+    int rv;
+    rv = start_raft(n, errmsg, sizeof errmsg);
+    if (rv != 0) {
+        kyufu_log(KYUFU_LOG_ERROR, "cannot start raft",
+                  KYUFU_LOG_S("error", kyufu_glue_strerror(rv)),
+                  KYUFU_LOG_S("detail", errmsg));
+        /* CONFIG or INVALID at start (e.g. a certificate that does not
+         * name this node): a restart would fail the same way, as for a bad
+         * config file, so exit 2 (not restarted). */
+        kyufu_node__stop(n, rv == KYUFU_GLUE_ECONFIG || rv == KYUFU_GLUE_EINVALID ? 2
+                            : rv == KYUFU_GLUE_ECORRUPT || rv == KYUFU_GLUE_ENEWER
+                                ? KYUFU_NODE_EXIT_REFUSED_DATA
+                                                        : 1,
+                         "raft");
+        return;
+    }
+    rv = start_api(n, errmsg, sizeof errmsg);
+    if (rv != 0) {
+        kyufu_log(KYUFU_LOG_ERROR, "cannot start the API server",
+                  KYUFU_LOG_S("address", n->config->api_address),
+                  KYUFU_LOG_S("error", kyufu_api_strerror(rv)),
+                  KYUFU_LOG_S("detail", errmsg));
+        kyufu_node__stop(n, 1, "api server");
+        return;
+    }
+    rv = kyufu_node__metrics_start(n, errmsg, sizeof errmsg);
+    if (rv != 0) {
+        kyufu_log(KYUFU_LOG_ERROR, "cannot start the metrics listener",
+                  KYUFU_LOG_S("address", n->config->metrics_listen),
+                  KYUFU_LOG_S("detail", errmsg));
+        kyufu_node__stop(n, 1, "metrics listener");
+        return;
+    }
+    rv = kyufu_node__power_start(n, errmsg, sizeof errmsg);
+    if (rv != 0) {
+        kyufu_log(KYUFU_LOG_ERROR, "cannot start the UPS watch",
+                  KYUFU_LOG_S("error", errmsg));
+        kyufu_node__stop(n, 1, "power");
+        return;
+    }
+    kyufu_node__sla_start(n, errmsg, sizeof errmsg);
+    kyufu_node__crl_watch_start(n);
+    n->stage = KYUFU_NODE_RUNNING;
+    kyufu_node__versions_start(n);
+    kyufu_node__oplog_start(n);
+    (void)kyufu_node__auth_start(n); /* a refused bootstrap-admin is logged */
+    kyufu_log(KYUFU_LOG_INFO, "node started", KYUFU_LOG_U("id", n->config->id),
+              KYUFU_LOG_S("raft_address", n->config->raft_address),
+              KYUFU_LOG_S("api_address", n->config->api_address),
+              KYUFU_LOG_U("election_timeout_ms", n->config->election_timeout_ms));
+    on_state(n->glue, n); /* health and leader as they stand now */
+    kyufu_node__notify_ready(n);
+
+}
+
 int kyufu_node_run(const struct kyufu_config *config)
 {
     static struct kyufu_node node;
@@ -713,6 +777,19 @@ int kyufu_node_run(const struct kyufu_config *config)
         kyufu_node__stop(n, 1, "store");
         goto run;
     }
+    /* Encryption at rest: the cluster key before the store opens, handed
+     * to it before anything is applied, then wiped here. */
+    uint8_t cmk[KYUFU_KEYS_KEY_BYTES];
+    bool have_cmk = false;
+    char raft_dir[KYUFU_NODE_PATH_BYTES_MAX + 16];
+    snprintf(raft_dir, sizeof raft_dir, "%s/raft", config->data_dir);
+    int krv = kyufu_node__keys_load(n, config->join && pristine(raft_dir),
+                                    cmk, &have_cmk);
+    if (krv < 0) {
+        kyufu_node__stop(n, 2, "cluster key");
+        goto run;
+    }
+    bool fetch_key = krv == 1;
     struct kyufu_storage_options so;
     memset(&so, 0, sizeof so);
     so.path = path;
@@ -723,6 +800,10 @@ int kyufu_node_run(const struct kyufu_config *config)
      * "Durability of the store"). */
     so.no_sync = config->storage_flush_background;
     rv = kyufu_storage_open(&so, &n->storage, errmsg, sizeof errmsg);
+    if (rv == 0 && have_cmk) {
+        kyufu_storage_keys_set(n->storage, cmk);
+    }
+    kyufu_storage_crypto_wipe(cmk, sizeof cmk);
     if (rv != 0) {
         n->storage = NULL;
         kyufu_log(KYUFU_LOG_ERROR, "cannot open the store",
@@ -745,57 +826,15 @@ int kyufu_node_run(const struct kyufu_config *config)
               KYUFU_LOG_U("applied_index", applied),
               KYUFU_LOG_U("applied_term", term));
 
-    rv = start_raft(n, errmsg, sizeof errmsg);
-    if (rv != 0) {
-        kyufu_log(KYUFU_LOG_ERROR, "cannot start raft",
-                  KYUFU_LOG_S("error", kyufu_glue_strerror(rv)),
-                  KYUFU_LOG_S("detail", errmsg));
-        /* CONFIG or INVALID at start (e.g. a certificate that does not
-         * name this node): a restart would fail the same way, as for a bad
-         * config file, so exit 2 (not restarted). */
-        kyufu_node__stop(n, rv == KYUFU_GLUE_ECONFIG || rv == KYUFU_GLUE_EINVALID ? 2
-                            : rv == KYUFU_GLUE_ECORRUPT || rv == KYUFU_GLUE_ENEWER
-                                ? KYUFU_NODE_EXIT_REFUSED_DATA
-                                                        : 1,
-                         "raft");
+    if (fetch_key) {
+        /* A joining node without its cluster key: Raft starts once a
+         * member hands it over (keys_fetch.c). */
+        if (kyufu_node__keys_fetch_start(n, start_rest) != 0) {
+            kyufu_node__stop(n, 2, "cluster key");
+        }
         goto run;
     }
-    rv = start_api(n, errmsg, sizeof errmsg);
-    if (rv != 0) {
-        kyufu_log(KYUFU_LOG_ERROR, "cannot start the API server",
-                  KYUFU_LOG_S("address", config->api_address),
-                  KYUFU_LOG_S("error", kyufu_api_strerror(rv)),
-                  KYUFU_LOG_S("detail", errmsg));
-        kyufu_node__stop(n, 1, "api server");
-        goto run;
-    }
-    rv = kyufu_node__metrics_start(n, errmsg, sizeof errmsg);
-    if (rv != 0) {
-        kyufu_log(KYUFU_LOG_ERROR, "cannot start the metrics listener",
-                  KYUFU_LOG_S("address", config->metrics_listen),
-                  KYUFU_LOG_S("detail", errmsg));
-        kyufu_node__stop(n, 1, "metrics listener");
-        goto run;
-    }
-    rv = kyufu_node__power_start(n, errmsg, sizeof errmsg);
-    if (rv != 0) {
-        kyufu_log(KYUFU_LOG_ERROR, "cannot start the UPS watch",
-                  KYUFU_LOG_S("error", errmsg));
-        kyufu_node__stop(n, 1, "power");
-        goto run;
-    }
-    kyufu_node__sla_start(n, errmsg, sizeof errmsg);
-    kyufu_node__crl_watch_start(n);
-    n->stage = KYUFU_NODE_RUNNING;
-    kyufu_node__versions_start(n);
-    kyufu_node__oplog_start(n);
-    (void)kyufu_node__auth_start(n); /* a refused bootstrap-admin is logged */
-    kyufu_log(KYUFU_LOG_INFO, "node started", KYUFU_LOG_U("id", config->id),
-              KYUFU_LOG_S("raft_address", config->raft_address),
-              KYUFU_LOG_S("api_address", config->api_address),
-              KYUFU_LOG_U("election_timeout_ms", config->election_timeout_ms));
-    on_state(n->glue, n); /* health and leader as they stand now */
-    kyufu_node__notify_ready(n);
+    start_rest(n);
 
 run:
     uv_run(&n->loop, UV_RUN_DEFAULT);

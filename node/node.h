@@ -164,6 +164,11 @@ struct kyufu_node
     uv_loop_t loop;
     const struct kyufu_config *config;
     int lock_fd;
+    /* Encryption at rest (keys_node.c): the cluster identity, SHA-256 of
+     * the [tls] ca certificate as it was at start (valid when [keys] is
+     * set), and a joining node's wait for its cluster key (keys_fetch.c). */
+    uint8_t ca_hash[32];
+    struct kyufu_node_keys_fetch *keys_fetch;
     uv_signal_t sigterm;
     uv_signal_t sigint;
     uv_signal_t sighup; /* reload TLS files (certificate rotation) */
@@ -522,6 +527,22 @@ void kyufu_node__tls_reload(struct kyufu_node *n, const char *why);
 /* Refuse a private key readable by group or others, before anything
  * starts: 0, or -1 after logging which file and why. */
 int kyufu_node__tls_check_keys(struct kyufu_node *n);
+/* Encryption at rest (keys_node.c): this node's cluster key from its
+ * [keys] files, before the store opens.  0 with *have true and cmk filled
+ * (the caller hands it to the store and wipes it), 0 with *have false when
+ * the config has no [keys] (one warning logged), 1 when fresh_join (join =
+ * yes, Raft folder empty) and the CMK file does not exist yet: the key is
+ * to be fetched from a member (keys_fetch.c); or -1 after logging why (a
+ * start refused with exit status 2). */
+int kyufu_node__keys_load(struct kyufu_node *n, bool fresh_join,
+                          uint8_t cmk[32], bool *have);
+/* A joining node's wait for its cluster key (keys_fetch.c): asks members
+ * until one hands it over, stores it, then calls then(n) (the rest of the
+ * start).  0, or -1 after logging why.  close: in the node's finish (a
+ * no-op when no fetch was started). */
+int kyufu_node__keys_fetch_start(struct kyufu_node *n,
+                                 void (*then)(struct kyufu_node *n));
+void kyufu_node__keys_fetch_close(struct kyufu_node *n);
 /* Watch [tls] crl_file (if set): init before the ports start (the timer
  * handle, and the file as they will read it), start once they run; every
  * KYUFU_NODE_CRL_POLL_MS a changed mtime, size or inode reloads the TLS

@@ -103,6 +103,9 @@ static const struct kyufu_node_permission table[] = {
     /* Follower refusals (issue 8 item 7): a member node's own call only
      * (refusal_report.c also checks it is a member); no account may. */
     {"/kyufu.v1.NodeInternal/ReportRefusals", 0, KYUFU_PERM_NODE},
+    /* Encryption keys (issue 12): a joining node's own call only
+     * (service_keys.c also checks it is in the configuration). */
+    {"/kyufu.v1.NodeInternal/FetchClusterKey", 0, KYUFU_PERM_NODE},
 };
 
 #undef L

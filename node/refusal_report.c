@@ -330,19 +330,6 @@ static void on_committed(struct kyufu_glue_propose *req,
     }
 }
 
-/* Whether `id` is in the Raft configuration this node knows. */
-static bool is_member(struct kyufu_node *n, uint64_t id)
-{
-    struct kyufu_glue_member m[KYUFU_NODE_CLUSTER_SIZE_MAX];
-    size_t nm = kyufu_glue_members(n->glue, m, KYUFU_NODE_CLUSTER_SIZE_MAX);
-    for (size_t i = 0; i < nm && i < KYUFU_NODE_CLUSTER_SIZE_MAX; i++) {
-        if (m[i].id == id) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Refuse the call; `record`: and record the refusal, as authorize does
  * (a caller that may not report; a malformed batch of a member is only
  * logged: none of its records is taken). */
@@ -369,7 +356,8 @@ void kyufu_node__report_refusals(struct kyufu_node_call *c)
     assert(c->principal.kind == KYUFU_PRINCIPAL_NODE);
     uint64_t from = c->principal.node_id;
     char msg[200];
-    if (n->glue == NULL || from == n->config->id || !is_member(n, from)) {
+    if (n->glue == NULL || from == n->config->id ||
+        !kyufu_node__is_member(n, from)) {
         snprintf(msg, sizeof msg,
                  "%s: node %llu is not another member of this cluster", METHOD,
                  (unsigned long long)from);

@@ -168,6 +168,9 @@ static const struct kyufu_node_method table[] = {
     /* Follower refusals (issue 8 item 7): node to node only. */
     {"/kyufu.v1.NodeInternal/ReportRefusals", KYUFU_NODE_REPORT_REFUSALS,
      &kyufu__v1__report_refusals_request__descriptor, NULL, NULL},
+    /* Encryption keys (issue 12): a joining node's cluster key. */
+    {"/kyufu.v1.NodeInternal/FetchClusterKey", KYUFU_NODE_FETCH_CLUSTER_KEY,
+     &kyufu__v1__fetch_cluster_key_request__descriptor, NULL, NULL},
 };
 #undef A
 #undef AUTH
@@ -436,6 +439,9 @@ static void serve(struct kyufu_node_call *c)
         return;
     case KYUFU_NODE_REPORT_REFUSALS:
         kyufu_node__report_refusals(c);
+        return;
+    case KYUFU_NODE_FETCH_CLUSTER_KEY:
+        kyufu_node__fetch_cluster_key(c);
         return;
     }
     assert(false);

@@ -36,6 +36,7 @@ enum kyufu_node_method_kind {
     KYUFU_NODE_DRILL,            /* on the leader, if allowed (availability.c) */
     KYUFU_NODE_AUTH,             /* identity: the Auth service (auth_service.c) */
     KYUFU_NODE_REPORT_REFUSALS,  /* a follower's refusals (refusal_report.c) */
+    KYUFU_NODE_FETCH_CLUSTER_KEY, /* a joiner's cluster key (service_keys.c) */
 };
 
 /* A WRITE method's typed row (service.c WRITE_DEF, one per method, as
@@ -79,6 +80,8 @@ void kyufu_node__settle(struct kyufu_node_call *c);
 /* Follower refusals (refusal_report.c): on the leader, record a member
  * node's batch of refusal records. */
 void kyufu_node__report_refusals(struct kyufu_node_call *c);
+/* NodeInternal/FetchClusterKey (service_keys.c). */
+void kyufu_node__fetch_cluster_key(struct kyufu_node_call *c);
 
 /* Membership (service_membership.c, docs/operations.md "Replacing a
  * node"). */
@@ -99,6 +102,9 @@ struct kyufu_node_members
 void kyufu_node__members(struct kyufu_node *n, struct kyufu_node_members *out);
 /* Whether `id` is a voter in the Raft configuration this node knows. */
 bool kyufu_node__is_voter(struct kyufu_node *n, uint64_t id);
+/* Whether `id` is in the Raft configuration this node knows, in any role
+ * (voter, standby, spare); false before the glue runs. */
+bool kyufu_node__is_member(struct kyufu_node *n, uint64_t id);
 
 /* On the leader: propose `cmd`, whose body the caller has set (borrowed
  * until this returns), with a header made here: the call's principal as

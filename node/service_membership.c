@@ -53,6 +53,21 @@ void kyufu_node__members(struct kyufu_node *n, struct kyufu_node_members *out)
     }
 }
 
+bool kyufu_node__is_member(struct kyufu_node *n, uint64_t id)
+{
+    if (n->glue == NULL) {
+        return false;
+    }
+    struct kyufu_glue_member m[KYUFU_NODE_CLUSTER_SIZE_MAX];
+    size_t nm = kyufu_glue_members(n->glue, m, KYUFU_NODE_CLUSTER_SIZE_MAX);
+    for (size_t i = 0; i < nm && i < KYUFU_NODE_CLUSTER_SIZE_MAX; i++) {
+        if (m[i].id == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
 bool kyufu_node__is_voter(struct kyufu_node *n, uint64_t id)
 {
     struct kyufu_node_members ms;

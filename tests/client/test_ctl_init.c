@@ -22,10 +22,13 @@
 #include "check.h"
 #include "ctl.h"
 #include "ctl_bootstrap.h"
+#include "ctl_key.h"
+#include "ctl_run.h"
 #include "ctl_pki.h"
 #include "pwhash.h"
 #include "slo.h"
 #include "kyufu.h"
+#include "keys.h"
 
 static X509 *load_cert(const char *path)
 {
@@ -184,6 +187,52 @@ struct host_paths
     const char *state;
 };
 
+static const char *secret_sought; /* for no_secret_in */
+
+static int no_secret_in(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)ftw;
+    if (type == FTW_F && S_ISREG(sb->st_mode)) {
+        char *text = slurp(path);
+        CHECK(strstr(text, secret_sought) == NULL);
+    }
+    return 0;
+}
+
+/* Encryption at rest: node i's KEK file (0600) unwraps its CMK file
+ * (0600) with node i's binding to this CA, never with another node's;
+ * every node holds the same CMK; the CMK (hex or raw) is in no file. */
+static void check_keys(const char *dir, unsigned i, const char *kek, const char *cmk_file)
+{
+    static uint8_t first[KYUFU_KEYS_KEY_BYTES];
+    char path[1024], err[600];
+    uint8_t ca_hash[KYUFU_KEYS_CA_HASH_BYTES], cmk[KYUFU_KEYS_KEY_BYTES];
+    check_mode(kek, 0600);
+    check_mode(cmk_file, 0600);
+    snprintf(path, sizeof path, "%s/ca.pem", dir);
+    CHECK_EQ_INT(kyufu_keys_ca_hash(path, ca_hash, err, sizeof err), 0);
+    struct kyufu_keys_source src = { .kek_file = kek };
+    CHECK_EQ_INT(kyufu_keys_cmk_load(&src, cmk_file, i, ca_hash, cmk, err, sizeof err), 0);
+    if (i == 1) {
+        memcpy(first, cmk, sizeof cmk);
+    } else {
+        CHECK(memcmp(first, cmk, sizeof cmk) == 0);
+    }
+    CHECK_EQ_INT(kyufu_keys_cmk_load(&src, cmk_file, i % 3 + 1, ca_hash, cmk, err, sizeof err),
+                 -1);
+    CHECK(strstr(err, "does not unwrap") != NULL);
+    ca_hash[0] ^= 1; /* another cluster's CA */
+    CHECK_EQ_INT(kyufu_keys_cmk_load(&src, cmk_file, i, ca_hash, cmk, err, sizeof err), -1);
+    if (i == 3) {
+        static char hex[2 * KYUFU_KEYS_KEY_BYTES + 1];
+        for (size_t j = 0; j < KYUFU_KEYS_KEY_BYTES; j++) {
+            snprintf(hex + 2 * j, 3, "%02x", first[j]);
+        }
+        secret_sought = hex;
+        CHECK(nftw(dir, no_secret_in, 16, FTW_PHYS) == 0);
+    }
+}
+
 static void check_cluster_at(const char *dir, const char *const *hosts, bool ip, bool v6,
                              const struct host_paths *hp, const char *admin)
 {
@@ -284,6 +333,8 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
             snprintf(api[j], sizeof api[j], v6 ? "[%s]:%u" : "%s:%u", hosts[j], 8001 + before);
         }
         char data[600], ca_p[600], cert_p[600], key_p[600], slo_p[600], crl_p[600];
+        char kek_p[600], cmk_p[700], kek_f[600], cmk_f[600];
+        snprintf(kek_f, sizeof kek_f, "%s/node%u/kek.key", dir, i);
         if (hp == NULL) {
             snprintf(data, sizeof data, "%s/node%u/data", dir, i);
             snprintf(ca_p, sizeof ca_p, "%s/ca.pem", dir);
@@ -291,6 +342,8 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
             snprintf(key_p, sizeof key_p, "%s/node%u/node.key", dir, i);
             snprintf(slo_p, sizeof slo_p, "%s/slo.conf", dir);
             snprintf(crl_p, sizeof crl_p, "%s/crl.pem", dir);
+            snprintf(kek_p, sizeof kek_p, "%s", kek_f);
+            snprintf(cmk_f, sizeof cmk_f, "%s/node%u/data/keys/cmk", dir, i);
         } else {
             snprintf(data, sizeof data, "%s", hp->state);
             snprintf(ca_p, sizeof ca_p, "%s/ca.pem", hp->etc);
@@ -298,7 +351,11 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
             snprintf(key_p, sizeof key_p, "%s/node.key", hp->etc);
             snprintf(slo_p, sizeof slo_p, "%s/slo.conf", hp->etc);
             snprintf(crl_p, sizeof crl_p, "%s/crl.pem", hp->etc);
+            snprintf(kek_p, sizeof kek_p, "%s/kek.key", hp->etc);
+            snprintf(cmk_f, sizeof cmk_f, "%s/node%u/cmk", dir, i);
         }
+        snprintf(cmk_p, sizeof cmk_p, "%s/keys/cmk", data);
+        check_keys(dir, i, kek_f, cmk_f);
         snprintf(want, sizeof want,
                  "# kyufud configuration, written by kyufuctl cluster init.\n"
                  "[node]\nid = %u\ndata_dir = %s\nraft_address = %s\n"
@@ -308,9 +365,10 @@ static void check_cluster_at(const char *dir, const char *const *hosts, bool ip,
                  "[tls]\nca = %s\ncert = %s\nkey = %s\ncrl_file = %s\n"
                  "[raft]\nelection_timeout_ms = 1000\nheartbeat_timeout_ms = 100\n"
                  "[log]\nlevel = info\n"
-                 "[sla]\nslo_file = %s\n",
+                 "[sla]\nslo_file = %s\n"
+                 "[keys]\nkek_file = %s\ncmk_file = %s\n",
                  i, data, raft[i - 1], api[i - 1], raft[0], api[0], raft[1], api[1],
-                 raft[2], api[2], ca_p, cert_p, key_p, crl_p, slo_p);
+                 raft[2], api[2], ca_p, cert_p, key_p, crl_p, slo_p, kek_p, cmk_p);
         snprintf(path, sizeof path, "%s/node%u/kyufud.conf", dir, i);
         char *got = slurp(path);
         if (strcmp(got, want) != 0) {
@@ -396,17 +454,6 @@ static void check_cluster(const char *dir, const char *const *hosts, bool ip, bo
 
 /* ------------------------------------------------ the first administrator */
 
-static const char *secret_sought; /* for no_secret_in */
-
-static int no_secret_in(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)ftw;
-    if (type == FTW_F && S_ISREG(sb->st_mode)) {
-        char *text = slurp(path);
-        CHECK(strstr(text, secret_sought) == NULL);
-    }
-    return 0;
-}
 
 /* Each node folder of the cluster in DIR has a bootstrap-admin (in data/
  * for a local cluster, beside the config for hosts): 0600, parsed by the
@@ -438,6 +485,62 @@ static void check_bootstrap(const char *dir, bool on_hosts, const char *admin,
     }
     secret_sought = password;
     CHECK(nftw(dir, no_secret_in, 16, FTW_PHYS) == 0);
+}
+
+/* kyufuctl key init (an existing cluster's keys, docs/encryption.md
+ * "Upgrading a cluster"): per node a 0600 KEK and its wrapped CMK, one CMK
+ * for all, bound to each node and the CA; malformed input or an existing
+ * key: refused, nothing written. */
+static void test_key_init(const char *tmp)
+{
+    char out[8192], err[2048], ca[600], dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/keys-out", tmp);
+    snprintf(ca, sizeof ca, "%s/c1/ca.pem", tmp);
+    static const char *const bad[] = { "", "0", "1,1", "1,,2", "x", "1,2,3,4,5,6,7,8,9,10",
+                                       "1000001", "2," };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ_INT(ctl_run(out, sizeof out, err, sizeof err, NULL, "key", "init", "--ca", ca,
+                             "--nodes", bad[i], "--out", dir, NULL),
+                     KYUFU_CTL_EXIT_USAGE);
+        CHECK(strstr(err, "--nodes") != NULL);
+    }
+    CHECK_EQ_INT(ctl_run(out, sizeof out, err, sizeof err, NULL, "key", "init", "--ca",
+                         "/nonexistent.pem", "--nodes", "1", "--out", dir, NULL),
+                 KYUFU_CTL_EXIT_USAGE);
+    CHECK_EQ_INT(ctl_run(out, sizeof out, err, sizeof err, NULL, "key", "init", "--nodes", "1",
+                         "--out", dir, NULL),
+                 KYUFU_CTL_EXIT_USAGE);
+    CHECK(access(dir, F_OK) != 0); /* nothing written */
+    CHECK_EQ_INT(ctl_run(out, sizeof out, err, sizeof err, NULL, "key", "init", "--ca", ca,
+                         "--nodes", "1,2,12", "--out", dir, NULL),
+                 0);
+    static uint8_t first[KYUFU_KEYS_KEY_BYTES];
+    uint8_t hash[KYUFU_KEYS_CA_HASH_BYTES], cmk[KYUFU_KEYS_KEY_BYTES];
+    CHECK_EQ_INT(kyufu_keys_ca_hash(ca, hash, err, sizeof err), 0);
+    const unsigned ids[] = { 1, 2, 12 };
+    for (size_t i = 0; i < 3; i++) {
+        char kek[700], cmk_file[700];
+        snprintf(kek, sizeof kek, "%s/node%u/" CTL__KEK_FILE, dir, ids[i]);
+        snprintf(cmk_file, sizeof cmk_file, "%s/node%u/" CTL__CMK_FILE, dir, ids[i]);
+        check_mode(kek, 0600);
+        check_mode(cmk_file, 0600);
+        struct kyufu_keys_source src = { .kek_file = kek };
+        CHECK_EQ_INT(kyufu_keys_cmk_load(&src, cmk_file, ids[i], hash, cmk, err, sizeof err), 0);
+        if (i == 0) {
+            memcpy(first, cmk, sizeof cmk);
+        } else {
+            CHECK(memcmp(first, cmk, sizeof cmk) == 0);
+        }
+        CHECK_EQ_INT(kyufu_keys_cmk_load(&src, cmk_file, ids[i] + 1, hash, cmk, err, sizeof err),
+                     -1);
+    }
+    /* Never over an existing key: refused before anything is written. */
+    CHECK_EQ_INT(ctl_run(out, sizeof out, err, sizeof err, NULL, "key", "init", "--ca", ca,
+                         "--nodes", "3,12", "--out", dir, NULL),
+                 KYUFU_CTL_EXIT_USAGE);
+    CHECK(strstr(err, "never overwritten") != NULL);
+    snprintf(path, sizeof path, "%s/node3", dir);
+    CHECK(access(path, F_OK) != 0);
 }
 
 int main(void)
@@ -709,6 +812,8 @@ int main(void)
     }
     CHECK(access(dir, F_OK) != 0);
     CHECK(setenv("KYUFU_CA_PASSPHRASE", PASSPHRASE, 1) == 0);
+
+    test_key_init(tmp);
 
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);

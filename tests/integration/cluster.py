@@ -50,6 +50,7 @@ except ImportError as e:  # pragma: no cover
     skip("python3-grpcio / python3-grpc-tools missing: %s" % e)
 
 import auth as A  # noqa: E402
+import keyfiles  # noqa: E402
 from ports import free_ports  # noqa: E402
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -270,9 +271,16 @@ class Cluster:
         if snapshot_trailing:
             raft_extra += "snapshot_trailing = %d\n" % snapshot_trailing
         self.conf = {}
+        # Encryption at rest (docs/encryption.md): one cluster key, each
+        # node's KEK file and wrapped copy, as kyufuctl cluster init makes.
+        self.cmk = os.urandom(32)
+        self.identity = keyfiles.ca_hash(self.ca)
         for i in range(1, n + 1):
             nd = os.path.join(self.dir, "node%d" % i)
             os.makedirs(nd)
+            kek = keyfiles.write_kek(os.path.join(nd, keyfiles.KEK_FILE))
+            keyfiles.write_cmk(self.cmk_path(i), kek, i, self.identity,
+                               self.cmk)
             key, crt = make_cert(nd, "node", ca_key, self.ca,
                                  "kyufu-node-%d" % i, node_id=i)
             conf = os.path.join(nd, "kyufud.conf")
@@ -287,6 +295,8 @@ class Cluster:
                         % (i, os.path.join(nd, "data"), self.raft[i],
                            self.api[i], cluster, self.ca, crt, key,
                            election_ms, heartbeat_ms, raft_extra))
+                f.write(keyfiles.conf(os.path.join(nd, keyfiles.KEK_FILE),
+                                      self.cmk_path(i)))
                 if weak_hashes:
                     f.write(WEAK_HASHES)
                 f.write((extra_conf or {}).get(i, ""))
@@ -486,6 +496,13 @@ class Cluster:
             return None
 
     # -------------------------------------------------------- identity
+    def cmk_path(self, i):
+        """Node i's wrapped cluster key: beside its KEK, not in its data
+        folder (kyufud's default, cluster init's place), because drills
+        move, remount or wipe data folders and restart the node, which
+        in production would need the key again from a member."""
+        return os.path.join(self.dir, "node%d" % i, "keys", "cmk")
+
     def write_bootstrap(self, i, text):
         """The bootstrap-admin file in node i's data folder (0600)."""
         d = os.path.join(self.dir, "node%d" % i, "data")

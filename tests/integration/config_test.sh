@@ -122,6 +122,17 @@ par expect_bad dup_key       's/^id = 1/id = 1\nid = 2/' ':3: [node] id:' "first
 par expect_bad not_member    's/^1 = .*/4 = 127.0.0.1:7004 127.0.0.1:8004/' '[node] id:' "not listed in [cluster]"
 par expect_bad addr_differs  's/^raft_address = .*/raft_address = 127.0.0.1:7009/' ':4: [node] raft_address:' "differs"
 par expect_bad dup_peer      's/^3 = 127.0.0.1:7003 127.0.0.1:8003/2 = 127.0.0.1:7003 127.0.0.1:8003/' ':10: [cluster] 2:' "already listed on line 9"
+# [keys] (encryption at rest, docs/encryption.md): exactly one source of the
+# key-encryption key, absolute paths of files; the files themselves are
+# checked when the node starts (tests/integration/test_cluster_keys.py).
+par expect_bad keys_both     "s#^level = info#level = info\n[keys]\nkek_file = $tmp/kek.key\npassphrase_file = $tmp/pass#" ':24: [keys] passphrase_file:' "exactly one"
+par expect_bad keys_neither  "s#^level = info#level = info\n[keys]\ncmk_file = $tmp/cmk#" '[keys] kek_file:' "needs kek_file or passphrase_file"
+par expect_bad keys_relative "s#^level = info#level = info\n[keys]\nkek_file = kek.key#" ':23: [keys] kek_file:' "absolute"
+par expect_bad keys_folder   "s#^level = info#level = info\n[keys]\nkek_file = $tmp#" ':23: [keys] kek_file:' "not a regular file"
+par expect_bad keys_unknown  "s#^level = info#level = info\n[keys]\nkek = $tmp/kek.key#" ':23: [keys] kek:' "unknown key 'kek' in [keys]"
+good | sed -e "s#^level = info#level = info\n[keys]\npassphrase_file = $tmp/not-installed-yet#" >"$tmp/keys-good.ini"
+out=$("$kyufud" --check-config "$tmp/keys-good.ini" 2>&1); rc=$?
+[ $rc -eq 0 ] || fail "good [keys] refused (rc $rc): $out"
 # [sla]: the SLO file is validated with the config; its problems name the
 # config key and the SLO file's own line, section and key.
 printf '[availability]\ntarget_percent = 99.9\n[rto]\ntarget_ms = 5000\n' >"$tmp/slo-good.conf"

@@ -257,12 +257,121 @@ static void test_cmk(void)
                  0);
 }
 
+/* The binding of a node's CMK file: "node N" NUL CA-hash, so node 1's
+ * and node 12's never collide, and the CA hash is of the certificate's
+ * DER (here: a known PEM, its hash computed by `openssl x509 -outform
+ * DER | sha256sum`). */
+static void test_binding(void)
+{
+    uint8_t h[32], b[KYUFU_KEYS_BIND_BYTES_MAX];
+    for (int i = 0; i < 32; i++)
+        h[i] = (uint8_t)i;
+    size_t n = kyufu_keys_bind_node(12, h, b);
+    CHECK_EQ_INT((int)n, 8 + 32);
+    CHECK(memcmp(b, "node 12\0", 8) == 0 && memcmp(b + 8, h, 32) == 0);
+    CHECK_EQ_INT((int)kyufu_keys_bind_node(1, h, b), 7 + 32);
+    CHECK(kyufu_keys_ca_hash(at("absent.pem"), h, errmsg, sizeof errmsg) == -1);
+    put("notpem", "hello\n", 6, 0644);
+    CHECK(kyufu_keys_ca_hash(at("notpem"), h, errmsg, sizeof errmsg) == -1);
+    CHECK(strstr(errmsg, "no PEM certificate") != NULL);
+    char cmd[4400];
+    /* at() returns one static buffer: build the paths one by one. */
+    char key[1024], pem[1024], sha[1024];
+    snprintf(key, sizeof key, "%s", at("t.key"));
+    snprintf(pem, sizeof pem, "%s", at("t.pem"));
+    snprintf(sha, sizeof sha, "%s", at("t.sha"));
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+             "-nodes -keyout '%s' -subj /CN=t -days 1 -out '%s' 2>/dev/null "
+             "&& openssl x509 -in '%s' -outform DER | sha256sum | "
+             "cut -c1-64 > '%s'",
+             key, pem, pem, sha);
+    CHECK(system(cmd) == 0);
+    CHECK_EQ_INT(kyufu_keys_ca_hash(pem, h, errmsg, sizeof errmsg), 0);
+    FILE *f = fopen(sha, "r");
+    char hex[65] = "", got[65];
+    CHECK(f != NULL && fgets(hex, sizeof hex, f) != NULL);
+    fclose(f);
+    for (int i = 0; i < 32; i++)
+        snprintf(got + 2 * i, 3, "%02x", h[i]);
+    CHECK(strcmp(got, hex) == 0);
+}
+
+/* The hand-over of a joining node's CMK: the joiner opens what a member
+ * sealed for it; not with another joiner id, another cluster's CA hash,
+ * another exchange's key or a flipped bit; a public key that is not a
+ * P-256 point is refused by the member. */
+static void test_handover(void)
+{
+    uint8_t ca[32], cmk[32], got[32], mpub[KYUFU_KEYS_HANDOVER_PUB_BYTES];
+    uint8_t nonce[12], sealed[48];
+    for (int i = 0; i < 32; i++) {
+        ca[i] = (uint8_t)(0xa0 + i);
+        cmk[i] = (uint8_t)(0x30 + i);
+    }
+    struct kyufu_keys_handover h, other;
+    CHECK_EQ_INT(kyufu_keys_handover_begin(&h, errmsg, sizeof errmsg), 0);
+    CHECK_EQ_INT(kyufu_keys_handover_begin(&other, errmsg, sizeof errmsg), 0);
+    CHECK(h.pub[0] == 0x04 && memcmp(h.pub, other.pub, sizeof h.pub) != 0);
+    CHECK_EQ_INT(kyufu_keys_handover_seal(4, ca, h.pub, sizeof h.pub, cmk,
+                                          mpub, nonce, sealed, errmsg,
+                                          sizeof errmsg), 0);
+    /* Neither the CMK nor its bytes in the clear in what travels. */
+    CHECK(memmem(sealed, sizeof sealed, cmk, 8) == NULL);
+    CHECK_EQ_INT(kyufu_keys_handover_finish(&h, 4, ca, mpub, sizeof mpub,
+                                            nonce, 12, sealed, 48, got,
+                                            errmsg, sizeof errmsg), 0);
+    CHECK(memcmp(got, cmk, 32) == 0);
+    CHECK_EQ_INT(kyufu_keys_handover_finish(&h, 5, ca, mpub, sizeof mpub,
+                                            nonce, 12, sealed, 48, got,
+                                            errmsg, sizeof errmsg), -1);
+    CHECK(zero(got, 32));
+    ca[0] ^= 1;
+    CHECK_EQ_INT(kyufu_keys_handover_finish(&h, 4, ca, mpub, sizeof mpub,
+                                            nonce, 12, sealed, 48, got,
+                                            errmsg, sizeof errmsg), -1);
+    ca[0] ^= 1;
+    CHECK_EQ_INT(kyufu_keys_handover_finish(&other, 4, ca, mpub, sizeof mpub,
+                                            nonce, 12, sealed, 48, got,
+                                            errmsg, sizeof errmsg), -1);
+    sealed[40] ^= 1;
+    CHECK_EQ_INT(kyufu_keys_handover_finish(&h, 4, ca, mpub, sizeof mpub,
+                                            nonce, 12, sealed, 48, got,
+                                            errmsg, sizeof errmsg), -1);
+    CHECK(strstr(errmsg, "does not open") != NULL);
+    sealed[40] ^= 1;
+    CHECK_EQ_INT(kyufu_keys_handover_finish(&h, 4, ca, mpub, 64, nonce, 12,
+                                            sealed, 48, got, errmsg,
+                                            sizeof errmsg), -1);
+    CHECK(strstr(errmsg, "malformed") != NULL);
+    /* Hostile public keys at the member: wrong size, compressed form, a
+     * point off the curve. */
+    uint8_t bad[KYUFU_KEYS_HANDOVER_PUB_BYTES];
+    memcpy(bad, h.pub, sizeof bad);
+    CHECK_EQ_INT(kyufu_keys_handover_seal(4, ca, bad, 33, cmk, mpub, nonce,
+                                          sealed, errmsg, sizeof errmsg), -1);
+    bad[0] = 0x02;
+    CHECK_EQ_INT(kyufu_keys_handover_seal(4, ca, bad, sizeof bad, cmk, mpub,
+                                          nonce, sealed, errmsg,
+                                          sizeof errmsg), -1);
+    bad[0] = 0x04;
+    bad[64] ^= 1;
+    CHECK_EQ_INT(kyufu_keys_handover_seal(4, ca, bad, sizeof bad, cmk, mpub,
+                                          nonce, sealed, errmsg,
+                                          sizeof errmsg), -1);
+    CHECK(strstr(errmsg, "public_key") != NULL);
+    kyufu_keys_handover_free(&h);
+    kyufu_keys_handover_free(&other);
+}
+
 int main(void)
 {
     CHECK(mkdtemp(dir) != NULL);
     test_kek_file();
     test_passphrase();
     test_cmk();
+    test_binding();
+    test_handover();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     CHECK(system(cmd) == 0);

@@ -105,6 +105,8 @@ static const struct {
     {"/kyufu.v1.Auth/ResetTotp", "Uynnnnnn", NULL},
     /* Follower refusals: a node's own call, nobody else's. */
     {"/kyufu.v1.NodeInternal/ReportRefusals", "Unnnnnny", NULL},
+    /* Encryption keys: a node's own call, nobody else's. */
+    {"/kyufu.v1.NodeInternal/FetchClusterKey", "Unnnnnny", NULL},
 };
 enum { N_EXPECTED = sizeof expected / sizeof expected[0] };
 
