@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #include "glue.h"
+#include "keys.h"
+#include "storage.h"
 #include "pwhash.h"
 
 const char *kyufu_config_strerror(int rv)
@@ -87,6 +89,9 @@ enum key_id {
     K_STORAGE_FLUSH, /* issue 9: when the store reaches the disk */
     /* h/suite: the test-only password hash cost (docs/testing.md) */
     K_INSECURE_TEST_PASSWORD_ITERATIONS,
+    /* Backups (issue 12, h/backup; docs/backup.md): [backup] */
+    K_BACKUP_DIRECTORY,
+    K_BACKUP_KEK_FILE,
     K_COUNT
 };
 
@@ -180,6 +185,9 @@ static const struct key_spec keys[K_COUNT] = {
                             KYUFU_GLUE_OPTION_COUNT, "hours"},
     [K_AUTH_PURGE_AFTER] = {"auth", "purge_after_days", false,
                             KYUFU_GLUE_OPTION_COUNT, "days"},
+    /* Backups (issue 12, h/backup) */
+    [K_BACKUP_DIRECTORY] = {"backup", "directory", false, NOT_RAFT},
+    [K_BACKUP_KEK_FILE] = {"backup", "kek_file", false, NOT_RAFT},
 };
 #undef NOT_RAFT
 
@@ -350,7 +358,7 @@ static enum key_id key_of_option(enum kyufu_glue_option o)
 static const char *const sections[] = {"node", "cluster", "tls", "raft",
                                        "log",  "api",     "power", "sla",
                                        "audit", "auth", "storage",
-                                       "insecure_test"};
+                                       "insecure_test", "backup"};
 
 struct parse
 {
@@ -708,6 +716,37 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
     case K_AUDIT_CHECKPOINT_FILE:
         set_checkpoint_file(ps, value);
         return;
+    /* Backups (issue 12, h/backup; docs/backup.md): the one directory
+     * backups may be written into (an existing folder, absolute), and the
+     * backup KEK (read and checked, 0600 and 64 hex, when a backup is
+     * taken: kyufu_keys_kek_read). */
+    case K_BACKUP_DIRECTORY: {
+        struct stat st;
+        if (!copy_value(ps, section, key, c->backup_directory,
+                        sizeof c->backup_directory, value)) {
+            return;
+        }
+        if (value[0] != '/' || stat(value, &st) != 0 ||
+            !S_ISDIR(st.st_mode)) {
+            problem(c, ps->line, section, key,
+                    "'%s' must be the absolute path of an existing folder",
+                    value);
+            c->backup_directory[0] = '\0';
+        }
+        return;
+    }
+    case K_BACKUP_KEK_FILE: {
+        size_t before = c->n_problems_all;
+        check_file(ps, k, value, c->backup_kek_file,
+                   sizeof c->backup_kek_file);
+        uint8_t kek[KYUFU_KEYS_KEY_BYTES];
+        if (c->n_problems_all == before &&
+            kyufu_keys_kek_read(value, kek, why, sizeof why) != 0) {
+            problem(c, ps->line, section, key, "%s", why);
+        }
+        kyufu_storage_crypto_wipe(kek, sizeof kek);
+        return;
+    }
     case K_STORAGE_FLUSH:
         if (strcmp(value, "commit") == 0) {
             c->storage_flush_background = false;

@@ -32,6 +32,8 @@
  *              password_history, lockout_failures, lockout_minutes,
  *              session_idle_minutes, session_max_hours, purge_after_days
  *                                       (optional; docs/identity.md)
+ *   [backup]   directory (existing folder backups are written into),
+ *              kek_file (the backup KEK)   (optional; docs/backup.md)
  *
  * Comments: a line whose first non-blank character is ';' or '#', and the
  * rest of a line from a ';' or '#' that follows a blank (so a value cannot
@@ -182,6 +184,12 @@ struct kyufu_config
      * PBKDF2 count of new hashes, below api/pwhash.h's production floor;
      * accepted only when every address is a loopback one. */
     unsigned insecure_test_password_iterations;
+
+    /* [backup] (issue 12, h/backup; docs/backup.md): "" when not set.
+     * directory: the only parent of backups this node writes; kek_file:
+     * the backup KEK (without it the node takes no backup). */
+    char backup_directory[KYUFU_NODE_PATH_BYTES_MAX + 1];
+    char backup_kek_file[KYUFU_NODE_PATH_BYTES_MAX + 1];
 
     /* Filled when load returns INVALID. */
     struct kyufu_textconf_problem problems[KYUFU_CONFIG_PROBLEMS_MAX];
