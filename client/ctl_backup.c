@@ -36,6 +36,8 @@ enum { OPT_OUT = 0x500, OPT_NODE, OPT_TIMEOUT, OPT_KEK, OPT_CA, OPT_HELP };
 #define CREATE_TIMEOUT_MS_MAX 86400000u
 #define STATUS_TIMEOUT_MS 3000u
 #define LIST_BACKUPS_MAX 10000u
+/* How long a follower may take to apply the leader's commit index. */
+#define CATCH_UP_S 10
 
 void ctl__backup_usage(FILE *out)
 {
@@ -96,7 +98,7 @@ static int getopts(struct ctl__run *r, const char *verb, int argc, char **argv,
     optind = 0;
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         uint64_t v = 0;
         switch (ch) {
         case OPT_HELP:
@@ -208,6 +210,41 @@ static void format_time(int64_t ms, char *buf, size_t len)
 
 /* ------------------------------------------------------------- create */
 
+/* Poll endpoint ep's Status until it has applied `index`. */
+static int wait_applied(struct ctl__run *r, struct kyufu_client *c, int ep,
+                        uint64_t index)
+{
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        Kyufu__V1__StatusRequest req = KYUFU__V1__STATUS_REQUEST__INIT;
+        struct kyufu_client_call_opts opts = {.deadline_ms = STATUS_TIMEOUT_MS,
+                                              .endpoint = ep};
+        struct kyufu_client_result res;
+        int crv = kyufu_client_call(c, "Status", &req.base,
+                                    &kyufu__v1__node_status__descriptor, &opts,
+                                    &res);
+        uint64_t applied = 0;
+        if (crv == 0 && res.grpc_status == KYUFU_GRPC_OK) {
+            applied = ((const Kyufu__V1__NodeStatus *)res.response)->applied_index;
+        }
+        kyufu_client_response_free(res.response);
+        if (applied >= index) {
+            return 0;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec > CATCH_UP_S) {
+            return ctl__fail(r, KYUFU_CTL_EXIT_UNAVAILABLE,
+                             "backup create: the chosen node has applied up "
+                             "to %" PRIu64 ", not the leader's commit index %"
+                             PRIu64 " after %d s; use --node",
+                             applied, index, CATCH_UP_S);
+        }
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static int cmd_create(struct ctl__run *r, const struct backup_opts *o)
 {
     if (o->out == NULL) {
@@ -231,7 +268,7 @@ static int cmd_create(struct ctl__run *r, const struct backup_opts *o)
                          kyufu_client_strerror(rv));
     }
     int pick = -1, leader = -1;
-    uint64_t pick_id = 0;
+    uint64_t pick_id = 0, commit = 0;
     for (unsigned i = 0; i < n_ep; i++) {
         if (crvs[i] != 0 || results[i].grpc_status != KYUFU_GRPC_OK) {
             continue;
@@ -239,6 +276,9 @@ static int cmd_create(struct ctl__run *r, const struct backup_opts *o)
         const Kyufu__V1__NodeStatus *st =
             (const Kyufu__V1__NodeStatus *)results[i].response;
         bool is_leader = strcmp(st->role, "leader") == 0;
+        if (is_leader) {
+            commit = st->commit_index;
+        }
         if (o->node != 0) {
             if (st->id == o->node) {
                 pick = (int)i;
@@ -272,9 +312,21 @@ static int cmd_create(struct ctl__run *r, const struct backup_opts *o)
         return ctl__fail(r, KYUFU_CTL_EXIT_UNAVAILABLE,
                          "backup create: no node answered Status");
     }
+    /* Every write acknowledged before now is at or below the leader's
+     * commit index: wait until the chosen node has applied it. */
+    if (commit == 0) {
+        fprintf(r->err, "kyufuctl: no leader answered: the backup holds what "
+                        "the node has applied, maybe not every acknowledged "
+                        "write\n");
+    }
+    rv = wait_applied(r, c, pick, commit);
+    if (rv != 0) {
+        return rv;
+    }
     Kyufu__V1__CreateBackupRequest req = KYUFU__V1__CREATE_BACKUP_REQUEST__INIT;
     req.out = (char *)o->out;
     req.allow_leader = allow_leader;
+    req.min_applied_index = commit;
     uint32_t t = o->timeout_ms != 0 ? o->timeout_ms : CREATE_TIMEOUT_MS_DEFAULT;
     /* One attempt for the whole time: the node answers when done, and a
      * second attempt would be refused while the first runs. */

@@ -99,6 +99,16 @@ static void backup_run(struct kyufu_node_offload *o)
         return; /* the flag is the other backup's */
     }
     b->status = KYUFU_GRPC_FAILED_PRECONDITION;
+    uint64_t at = 0, term = 0;
+    kyufu_storage_snapshot_applied(o->snap, &at, &term);
+    if (at < r->min_applied_index) {
+        snprintf(b->msg, sizeof b->msg,
+                 "this node has applied up to index %llu, below the "
+                 "requested %llu: retry when it has caught up",
+                 (unsigned long long)at,
+                 (unsigned long long)r->min_applied_index);
+        goto cleanup;
+    }
     if (split_out(r->out, cfg->backup_directory, parent, sizeof parent,
                   &name, b->msg, sizeof b->msg) != 0) {
         goto cleanup;
