@@ -17,6 +17,12 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+/* The throttle's step: one write() of at most this much, then a sleep
+ * if ahead of the rate, so the disk and the network see a steady stream
+ * (at most max_bytes_per_s / 256 KiB writes per second, plus one fsync
+ * per file), not 4 MiB bursts. */
+#define WRITE_SLICE ((size_t)256 << 10)
+
 struct writer
 {
     const struct kyufu_backup_write_params *p;
@@ -32,11 +38,16 @@ struct writer
     size_t errmsg_len;
 };
 
-/* Write buf as dirfd/name (new, 0600) and fsync it.  0, or -1 with errmsg. */
+static void throttle(const struct writer *w);
+
+/* Write buf as dirfd/name (new, 0600) and fsync it, in writes of at most
+ * WRITE_SLICE bytes; with w, each counted in w->bytes and throttled.  0,
+ * or -1 with errmsg. */
 static int write_file_at(int dirfd,
                          const char *name,
                          const uint8_t *buf,
                          size_t len,
+                         struct writer *w,
                          char *errmsg,
                          size_t errmsg_len)
 {
@@ -49,17 +60,22 @@ static int write_file_at(int dirfd,
     }
     size_t done = 0;
     while (done < len) {
-        ssize_t w = write(fd, buf + done, len - done);
-        if (w < 0 && errno == EINTR) {
+        size_t want = len - done < WRITE_SLICE ? len - done : WRITE_SLICE;
+        ssize_t n = write(fd, buf + done, want);
+        if (n < 0 && errno == EINTR) {
             continue;
         }
-        if (w <= 0) {
+        if (n <= 0) {
             snprintf(errmsg, errmsg_len, "cannot write %s: %s", name,
-                     w < 0 ? strerror(errno) : "no progress");
+                     n < 0 ? strerror(errno) : "no progress");
             close(fd);
             return -1;
         }
-        done += (size_t)w;
+        done += (size_t)n;
+        if (w != NULL) {
+            w->bytes += (uint64_t)n;
+            throttle(w);
+        }
     }
     if (fsync(fd) != 0) {
         snprintf(errmsg, errmsg_len, "cannot fsync %s: %s", name,
@@ -136,7 +152,7 @@ static int flush_pending(struct writer *w, bool last)
     }
     char name[32];
     kyufu_backup_chunk_name(n, name, sizeof name);
-    rv = write_file_at(w->dirfd, name, out, len, w->errmsg, w->errmsg_len);
+    rv = write_file_at(w->dirfd, name, out, len, w, w->errmsg, w->errmsg_len);
     if (rv == 0 &&
         EVP_Digest(out, len, m->chunks[n].sha256, NULL, EVP_sha256(), NULL) !=
             1) {
@@ -150,11 +166,9 @@ static int flush_pending(struct writer *w, bool last)
     m->chunks[n].bytes = len;
     m->n_chunks = n + 1;
     m->stream_bytes += w->pending_len;
-    w->bytes += len;
     free(w->pending);
     w->pending = NULL;
     w->pending_len = 0;
-    throttle(w);
     return 0;
 }
 
@@ -217,12 +231,12 @@ static int write_manifest(struct writer *w, char *errmsg, size_t errmsg_len)
                           &sig_len, errmsg, errmsg_len) != 0 ||
         kyufu_backup_read_file(p->cert_path, KYUFU_BACKUP_SMALL_FILE_BYTES_MAX,
                                &cert, &cert_len, errmsg, errmsg_len) != 0 ||
-        write_file_at(w->dirfd, KYUFU_BACKUP_CERT, cert, cert_len, errmsg,
-                      errmsg_len) != 0 ||
-        write_file_at(w->dirfd, KYUFU_BACKUP_SIGNATURE, sig, sig_len, errmsg,
-                      errmsg_len) != 0 ||
+        write_file_at(w->dirfd, KYUFU_BACKUP_CERT, cert, cert_len, NULL,
+                      errmsg, errmsg_len) != 0 ||
+        write_file_at(w->dirfd, KYUFU_BACKUP_SIGNATURE, sig, sig_len, NULL,
+                      errmsg, errmsg_len) != 0 ||
         write_file_at(w->dirfd, KYUFU_BACKUP_MANIFEST, (const uint8_t *)json,
-                      json_len, errmsg, errmsg_len) != 0) {
+                      json_len, NULL, errmsg, errmsg_len) != 0) {
         goto cleanup;
     }
     w->bytes += json_len + sig_len + cert_len;

@@ -92,6 +92,7 @@ enum key_id {
     /* Backups (issue 12, h/backup; docs/backup.md): [backup] */
     K_BACKUP_DIRECTORY,
     K_BACKUP_KEK_FILE,
+    K_BACKUP_MAX_BYTES,
     K_COUNT
 };
 
@@ -188,6 +189,7 @@ static const struct key_spec keys[K_COUNT] = {
     /* Backups (issue 12, h/backup) */
     [K_BACKUP_DIRECTORY] = {"backup", "directory", false, NOT_RAFT},
     [K_BACKUP_KEK_FILE] = {"backup", "kek_file", false, NOT_RAFT},
+    [K_BACKUP_MAX_BYTES] = {"backup", "max_bytes_per_s", false, NOT_RAFT},
 };
 #undef NOT_RAFT
 
@@ -735,6 +737,21 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
         }
         return;
     }
+    case K_BACKUP_MAX_BYTES:
+        /* 0: no limit; else at least 64 KiB/s (a chunk is 4 MiB: below
+         * that one chunk would take over a minute). */
+        if (!kyufu_textconf_parse_uint(value, 0, KYUFU_NODE_BACKUP_RATE_MAX,
+                                       &v) ||
+            (v != 0 && v < KYUFU_NODE_BACKUP_RATE_MIN)) {
+            problem(c, ps->line, section, key,
+                    "'%s' is not 0 (no limit) or a number of bytes per "
+                    "second in %llu..%llu",
+                    value, (unsigned long long)KYUFU_NODE_BACKUP_RATE_MIN,
+                    (unsigned long long)KYUFU_NODE_BACKUP_RATE_MAX);
+            return;
+        }
+        c->backup_max_bytes_per_s = v;
+        return;
     case K_BACKUP_KEK_FILE: {
         size_t before = c->n_problems_all;
         check_file(ps, k, value, c->backup_kek_file,

@@ -33,7 +33,8 @@
  *              session_idle_minutes, session_max_hours, purge_after_days
  *                                       (optional; docs/identity.md)
  *   [backup]   directory (existing folder backups are written into),
- *              kek_file (the backup KEK)   (optional; docs/backup.md)
+ *              kek_file (the backup KEK), max_bytes_per_s (0: no limit)
+ *                                          (optional; docs/backup.md)
  *
  * Comments: a line whose first non-blank character is ';' or '#', and the
  * rest of a line from a ';' or '#' that follows a blank (so a value cannot
@@ -190,6 +191,8 @@ struct kyufu_config
      * the backup KEK (without it the node takes no backup). */
     char backup_directory[KYUFU_NODE_PATH_BYTES_MAX + 1];
     char backup_kek_file[KYUFU_NODE_PATH_BYTES_MAX + 1];
+    /* max_bytes_per_s: the backup's write rate (0: no limit). */
+    uint64_t backup_max_bytes_per_s;
 
     /* Filled when load returns INVALID. */
     struct kyufu_textconf_problem problems[KYUFU_CONFIG_PROBLEMS_MAX];

@@ -132,7 +132,7 @@ static void backup_run(struct kyufu_node_offload *o)
         .cert_path = cfg->tls_cert,
         .key_path = cfg->tls_key,
         .now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
-        .max_bytes_per_s = 0,
+        .max_bytes_per_s = cfg->backup_max_bytes_per_s,
     };
     int w = snprintf(b->path, sizeof b->path, "%s/%s", parent, name);
     if (w < 0 || (size_t)w >= sizeof b->path) {

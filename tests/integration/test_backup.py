@@ -29,6 +29,8 @@ import threading
 import cluster as C
 import workload as W
 
+RATE = 65536  # [backup] max_bytes_per_s, the lowest accepted
+
 CANARIES = ["Kanariyama Hisoka", "7-7-7 Canary Heights, Suzume Ward",
             "8642097"]
 
@@ -77,8 +79,9 @@ def main():
     os.makedirs(bkdir)
     kek = os.path.join(work, "backup.kek")
     write_kek(kek)
-    extra = {i: "[backup]\ndirectory = %s\nkek_file = %s\n" % (bkdir, kek)
-             for i in (1, 2, 3)}
+    # A slow throttle, so that its effect shows on a small store.
+    extra = {i: "[backup]\ndirectory = %s\nkek_file = %s\n"
+             "max_bytes_per_s = %d\n" % (bkdir, kek, RATE) for i in (1, 2, 3)}
     c = C.Cluster(kyufud, extra_conf=extra)
     stop = threading.Event()
     writer = None
@@ -135,6 +138,14 @@ def main():
         assert len(during) > 0, "no write went through during the backup"
         names = sorted(os.listdir(out1))
         assert names[0] == "chunk-000000.bin", names
+        # The throttle: the chunk files took at least their size / RATE.
+        chunk_bytes = sum(os.path.getsize(os.path.join(out1, n))
+                          for n in names if n.startswith("chunk-"))
+        floor_ms = 1000 * chunk_bytes // RATE
+        print("throttle: %d chunk bytes in %d ms (floor %d ms at %d B/s): "
+              "%.0f B/s" % (chunk_bytes, doc["elapsed_ms"], floor_ms, RATE,
+                            chunk_bytes * 1000 / max(1, doc["elapsed_ms"])))
+        assert doc["elapsed_ms"] >= floor_ms, (doc, floor_ms)
         assert {"manifest.json", "manifest.sig", "node.pem"} <= set(names)
         for n in names:
             assert (os.stat(os.path.join(out1, n)).st_mode & 0o077) == 0, n
@@ -242,6 +253,26 @@ def main():
             rc, out, err = ctl(kyufuctl, conf, env, *args)
             assert rc == code and want in err, (args, rc, out, err)
         assert sorted(os.listdir(bkdir)) == before, os.listdir(bkdir)
+
+        # Hostile [backup] config: kyufud --check-config refuses, naming
+        # the key.
+        base = open(c.conf[1]).read().split("[backup]\n")[0]
+        bad_conf = os.path.join(work, "bad.conf")
+        for section, want in [
+                ("directory = backups\n", "directory"),
+                ("directory = %s/nope\n" % work, "directory"),
+                ("kek_file = %s\n" % loose, "kek_file"),
+                ("kek_file = %s\n" % bad_conf, "kek_file"),
+                ("max_bytes_per_s = 5\n", "max_bytes_per_s"),
+                ("max_bytes_per_s = fast\n", "max_bytes_per_s"),
+                ("max_bytes_per_s = 99999999999\n", "max_bytes_per_s"),
+                ("keep = 3\n", "unknown key")]:
+            with open(bad_conf, "w") as f:
+                f.write(base + "[backup]\n" + section)
+            os.chmod(bad_conf, 0o600)
+            p = subprocess.run([kyufud, "--check-config", bad_conf],
+                               capture_output=True, text=True, timeout=30)
+            assert p.returncode == 2 and want in p.stderr, (section, p)
 
         # The leader only when asked; then it is its own.
         rc, out, err = ctl(kyufuctl, conf, env, "--json", "backup", "create",
