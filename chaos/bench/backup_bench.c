@@ -39,12 +39,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "snapshot failed\n");
         return 1;
     }
-    struct timespec t0, t1;
+    struct timespec t0, t1, wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     struct kyufu_backup_write_params p = {
         .parent = argv[2], .name = argv[3], .node = 1, .kek = kek,
         .cmk = NULL, .ca_path = argv[4], .cert_path = argv[5],
-        .key_path = argv[6], .now_ms = (int64_t)t0.tv_sec * 1000,
+        .key_path = argv[6], .now_ms = (int64_t)wall.tv_sec * 1000,
         .max_bytes_per_s = argc == 9 ? strtoull(argv[8], NULL, 10) : 0};
     struct kyufu_backup_write_result res;
     int rv = kyufu_backup_write(snap, &p, &res, err, sizeof err);
