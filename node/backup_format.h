@@ -238,4 +238,20 @@ int kyufu_backup_verify(const char *dir,
                         char *errmsg,
                         size_t errmsg_len);
 
+/* For a restore (kyufuctl restore): every check of verify but the digest
+ * (the caller restores the stream and compares its digest with
+ * res->m.state_digest), then the decrypted stream, malloc'd, in *stream
+ * (*stream_len bytes; the caller wipes and frees it) and, when
+ * res->m.has_cmk, the cluster master key in cmk (the caller wipes it).
+ * kek is required.  0, or -1 with errmsg (nothing returned). */
+int kyufu_backup_load(const char *dir,
+                      const char *ca_path,
+                      const uint8_t *kek,
+                      struct kyufu_backup_verify_result *res,
+                      uint8_t **stream,
+                      size_t *stream_len,
+                      uint8_t cmk[KYUFU_BACKUP_KEY_BYTES],
+                      char *errmsg,
+                      size_t errmsg_len);
+
 #endif /* KYUFU_NODE_BACKUP_FORMAT_H */

@@ -146,13 +146,14 @@ cleanup:
     return rv;
 }
 
-/* Decrypt every chunk into one stream buffer and check the digest. */
-static int check_chunks(const char *dir,
-                        const struct kyufu_backup_manifest *m,
-                        const uint8_t bk[KYUFU_BACKUP_KEY_BYTES],
-                        const char *tmp_parent,
-                        char *errmsg,
-                        size_t errmsg_len)
+/* Decrypt every chunk into one malloc'd stream buffer (*out, *out_len). */
+static int read_stream(const char *dir,
+                       const struct kyufu_backup_manifest *m,
+                       const uint8_t bk[KYUFU_BACKUP_KEY_BYTES],
+                       uint8_t **out,
+                       size_t *out_len,
+                       char *errmsg,
+                       size_t errmsg_len)
 {
     uint64_t want = 0;
     for (uint32_t i = 0; i < m->n_chunks; i++) {
@@ -207,26 +208,34 @@ static int check_chunks(const char *dir,
         }
         off += len - KYUFU_BACKUP_SEAL_OVERHEAD;
     }
-    rv = check_digest(m, stream, off, tmp_parent, errmsg, errmsg_len);
+    *out = stream;
+    *out_len = off;
+    stream = NULL;
+    rv = 0;
 cleanup:
-    kyufu_storage_crypto_wipe(stream, (size_t)want);
-    free(stream);
+    if (stream != NULL) {
+        kyufu_storage_crypto_wipe(stream, (size_t)want);
+        free(stream);
+    }
     return rv;
 }
 
-int kyufu_backup_verify(const char *dir,
-                        const char *ca_path,
-                        const uint8_t *kek,
-                        const char *tmp_parent,
-                        struct kyufu_backup_verify_result *res,
-                        char *errmsg,
-                        size_t errmsg_len)
+/* Everything but the digest: with kek, the decrypted stream into
+ * *stream / *stream_len and the CMK (when the backup has one) into cmk. */
+static int open_backup(const char *dir,
+                       const char *ca_path,
+                       const uint8_t *kek,
+                       struct kyufu_backup_verify_result *res,
+                       uint8_t **stream,
+                       size_t *stream_len,
+                       uint8_t cmk[KYUFU_BACKUP_KEY_BYTES],
+                       char *errmsg,
+                       size_t errmsg_len)
 {
     char path[KYUFU_BACKUP_PATH_BYTES_MAX];
     uint8_t *json = NULL, *sig = NULL, *cert = NULL;
     size_t json_len = 0, sig_len = 0, cert_len = 0;
-    uint8_t cert_hash[32], ca_hash[32], bk[KYUFU_BACKUP_KEY_BYTES],
-        cmk[KYUFU_BACKUP_KEY_BYTES];
+    uint8_t cert_hash[32], ca_hash[32], bk[KYUFU_BACKUP_KEY_BYTES];
     uint64_t node = 0;
     uint32_t n_files = 0;
     bool parsed = false;
@@ -304,10 +313,13 @@ int kyufu_backup_verify(const char *dir,
                  "was altered");
         goto cleanup;
     }
-    rv = check_chunks(dir, &res->m, bk, tmp_parent, errmsg, errmsg_len);
+    rv = read_stream(dir, &res->m, bk, stream, stream_len, errmsg,
+                     errmsg_len);
 cleanup:
     kyufu_storage_crypto_wipe(bk, sizeof bk);
-    kyufu_storage_crypto_wipe(cmk, sizeof cmk);
+    if (rv != 0) {
+        kyufu_storage_crypto_wipe(cmk, KYUFU_BACKUP_KEY_BYTES);
+    }
     if (rv != 0 && parsed) {
         kyufu_backup_manifest_free(&res->m);
     }
@@ -315,4 +327,45 @@ cleanup:
     free(sig);
     free(cert);
     return rv;
+}
+
+int kyufu_backup_verify(const char *dir,
+                        const char *ca_path,
+                        const uint8_t *kek,
+                        const char *tmp_parent,
+                        struct kyufu_backup_verify_result *res,
+                        char *errmsg,
+                        size_t errmsg_len)
+{
+    uint8_t *stream = NULL, cmk[KYUFU_BACKUP_KEY_BYTES];
+    size_t len = 0;
+    int rv = open_backup(dir, ca_path, kek, res, &stream, &len, cmk, errmsg,
+                         errmsg_len);
+    kyufu_storage_crypto_wipe(cmk, sizeof cmk);
+    if (rv != 0 || kek == NULL) {
+        return rv;
+    }
+    rv = check_digest(&res->m, stream, len, tmp_parent, errmsg, errmsg_len);
+    kyufu_storage_crypto_wipe(stream, len);
+    free(stream);
+    if (rv != 0) {
+        kyufu_backup_manifest_free(&res->m);
+    }
+    return rv;
+}
+
+int kyufu_backup_load(const char *dir,
+                      const char *ca_path,
+                      const uint8_t *kek,
+                      struct kyufu_backup_verify_result *res,
+                      uint8_t **stream,
+                      size_t *stream_len,
+                      uint8_t cmk[KYUFU_BACKUP_KEY_BYTES],
+                      char *errmsg,
+                      size_t errmsg_len)
+{
+    *stream = NULL;
+    *stream_len = 0;
+    return open_backup(dir, ca_path, kek, res, stream, stream_len, cmk,
+                       errmsg, errmsg_len);
 }

@@ -310,6 +310,31 @@ static void test_whole(void)
               memcmp(back, cmk, 32) == 0,
           "the CMK comes back under the backup KEK");
     kyufu_backup_manifest_free(&v.m);
+    /* What a restore gets: the stream (it restores to the same digest)
+     * and the CMK. */
+    uint8_t *stream = NULL, got_cmk[32];
+    size_t stream_len = 0;
+    CHECK(kyufu_backup_load(b1, ca, kek, &v, &stream, &stream_len, got_cmk,
+                            err, sizeof err) == 0,
+          "load: %s", err);
+    CHECK(memcmp(got_cmk, cmk, 32) == 0, "load: CMK");
+    char store2[300];
+    snprintf(store2, sizeof store2, "%s/store2", root);
+    struct kyufu_storage_options o2 = {.path = store2, .no_sync = true};
+    struct kyufu_storage *s2 = NULL;
+    uint8_t d2[32] = {0};
+    uint64_t at2 = 1;
+    if (kyufu_storage_open(&o2, &s2, err, sizeof err) == 0) {
+        CHECK(kyufu_storage_restore(s2, stream, stream_len, err,
+                                    sizeof err) == 0,
+              "restore: %s", err);
+        kyufu_storage_digest(s2, d2, &at2);
+        kyufu_storage_close(s2);
+    }
+    CHECK(memcmp(d2, v.m.state_digest, 32) == 0 && at2 == v.m.applied_index,
+          "restored digest");
+    free(stream);
+    kyufu_backup_manifest_free(&v.m);
     uint8_t wrong[32];
     RAND_bytes(wrong, 32);
     CHECK(kyufu_backup_verify(b1, ca, wrong, root, &v, err, sizeof err) != 0 &&
