@@ -33,6 +33,7 @@ struct backup_work
     char msg[512];
     bool had_cmk;
     uint64_t started_ns;
+    int64_t created_ms; /* the manifest's time */
     struct kyufu_backup_write_result res;
     char path[KYUFU_BACKUP_PATH_BYTES_MAX];
 };
@@ -122,6 +123,7 @@ static void backup_run(struct kyufu_node_offload *o)
                  kyufu_storage_keys_export(o->storage, cmk) == 0;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
+    b->created_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     struct kyufu_backup_write_params p = {
         .parent = parent,
         .name = name,
@@ -131,7 +133,7 @@ static void backup_run(struct kyufu_node_offload *o)
         .ca_path = cfg->tls_ca,
         .cert_path = cfg->tls_cert,
         .key_path = cfg->tls_key,
-        .now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
+        .now_ms = b->created_ms,
         .max_bytes_per_s = cfg->backup_max_bytes_per_s,
     };
     int w = snprintf(b->path, sizeof b->path, "%s/%s", parent, name);
@@ -162,6 +164,9 @@ static void backup_done(struct kyufu_node_offload *o)
         }
         kyufu_node__call_done(o->call, b->status, b->msg, NULL, 0);
         return;
+    }
+    if (b->created_ms > n->metrics.backup_last_ms) {
+        n->metrics.backup_last_ms = b->created_ms; /* metrics_node.c */
     }
     Kyufu__V1__CreateBackupResponse resp =
         KYUFU__V1__CREATE_BACKUP_RESPONSE__INIT;

@@ -25,9 +25,13 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+import urllib.request
 
 import cluster as C
+import prom_text
 import workload as W
+from ports import free_ports
 
 RATE = 65536  # [backup] max_bytes_per_s, the lowest accepted
 
@@ -64,6 +68,21 @@ def entropy(data):
     return -sum(c / n * math.log2(c / n) for c in counts if c)
 
 
+def backup_metric(port):
+    """The backup gauges of one node's /metrics: (timestamp, age) or None
+    when absent."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                timeout=10) as r:
+        fams = prom_text.parse(r.read().decode())
+    ts = fams.get("kyufu_backup_last_success_timestamp_seconds")
+    age = fams.get("kyufu_backup_newest_good_age_seconds")
+    if ts is None and age is None:
+        return None
+    assert ts["type"] == "gauge" and age["type"] == "gauge", (ts, age)
+    return (ts["samples"]["kyufu_backup_last_success_timestamp_seconds"][0][1],
+            age["samples"]["kyufu_backup_newest_good_age_seconds"][0][1])
+
+
 def flip(path, offset):
     with open(path, "r+b") as f:
         f.seek(offset)
@@ -80,8 +99,11 @@ def main():
     kek = os.path.join(work, "backup.kek")
     write_kek(kek)
     # A slow throttle, so that its effect shows on a small store.
-    extra = {i: "[backup]\ndirectory = %s\nkek_file = %s\n"
-             "max_bytes_per_s = %d\n" % (bkdir, kek, RATE) for i in (1, 2, 3)}
+    mports = free_ports(3)
+    extra = {i: "[node]\nmetrics_listen = 127.0.0.1:%d\n"
+             "[backup]\ndirectory = %s\nkek_file = %s\n"
+             "max_bytes_per_s = %d\n" % (mports[i - 1], bkdir, kek, RATE)
+             for i in (1, 2, 3)}
     c = C.Cluster(kyufud, extra_conf=extra)
     stop = threading.Event()
     writer = None
@@ -125,6 +147,8 @@ def main():
         writer.start()
 
         out1 = os.path.join(bkdir, "b1")
+        assert backup_metric(mports[leader - 1]) is None  # none yet
+        t_before = time.time()
         rc, out, err = ctl(kyufuctl, conf, env, "--json", "backup", "create",
                            "--out", out1)
         stop.set()
@@ -136,6 +160,11 @@ def main():
         assert doc["applied_index"] >= commit_before, (doc, commit_before)
         assert doc["path"] == out1 and doc["chunks"] >= 1, doc
         assert len(during) > 0, "no write went through during the backup"
+        # The metric: on the node that took it, its manifest's time.
+        ts, age = backup_metric(mports[doc["node"] - 1])
+        assert t_before - 1 <= ts <= time.time() + 1, (ts, t_before)
+        assert 0 <= age < 120, age
+        assert backup_metric(mports[leader - 1]) is None
         names = sorted(os.listdir(out1))
         assert names[0] == "chunk-000000.bin", names
         # The throttle: the chunk files took at least their size / RATE.
