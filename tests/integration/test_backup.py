@@ -281,6 +281,32 @@ def main():
                 (["backup", "verify", out1, "--kek"], 2, "missing value")]:
             rc, out, err = ctl(kyufuctl, conf, env, *args)
             assert rc == code and want in err, (args, rc, out, err)
+        # The same over the API, without kyufuctl's checks: refused by
+        # the node, nothing written.
+        S = c.s["service_pb2"]
+        follower = [i for i in (1, 2, 3) if i != leader][0]
+        for node, req, code, want in [
+                (follower, S.CreateBackupRequest(out=""),
+                 "INVALID_ARGUMENT", "absolute path"),
+                (follower, S.CreateBackupRequest(out="/"),
+                 "INVALID_ARGUMENT", "plain name"),
+                (follower, S.CreateBackupRequest(out=bkdir + "/.."),
+                 "INVALID_ARGUMENT", "plain name"),
+                (follower, S.CreateBackupRequest(out="/" + "a" * 5000),
+                 "INVALID_ARGUMENT", "absolute path"),
+                (follower, S.CreateBackupRequest(out="/etc/kyufu-b"),
+                 "INVALID_ARGUMENT", "directly under"),
+                (follower, S.CreateBackupRequest(
+                    out=bkdir + "/b7", min_applied_index=2 ** 63),
+                 "FAILED_PRECONDITION", "below the requested"),
+                (leader, S.CreateBackupRequest(out=bkdir + "/b7"),
+                 "FAILED_PRECONDITION", "is the leader")]:
+            try:
+                c.cluster(node).CreateBackup(req, timeout=30)
+                raise AssertionError("accepted: %s" % req)
+            except C.grpc.RpcError as e:
+                assert e.code().name == code and want in e.details(), (
+                    req.out[:40], e.code(), e.details())
         assert sorted(os.listdir(bkdir)) == before, os.listdir(bkdir)
 
         # Hostile [backup] config: kyufud --check-config refuses, naming
