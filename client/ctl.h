@@ -301,6 +301,11 @@ void ctl__ledger_usage(FILE *out);
 int ctl__audit(struct ctl__run *r, const char *verb, int argc, char **argv);
 void ctl__audit_usage(FILE *out);
 
+/* Backups (ctl_backup.c; issue 12, docs/backup.md): backup create,
+ * verify, list; same convention. */
+int ctl__backup(struct ctl__run *r, const char *verb, int argc, char **argv);
+void ctl__backup_usage(FILE *out);
+
 /* Cluster commands (ctl_cluster.c), same convention. */
 int ctl__cluster(struct ctl__run *r, const char *verb, int argc, char **argv);
 void ctl__cluster_usage(FILE *out);

@@ -402,6 +402,7 @@ static void usage(FILE *out)
     ctl__terminal_usage(out);
     ctl__sla_usage(out);
     ctl__drill_usage(out);
+    ctl__backup_usage(out);
     fprintf(out, "\nexit codes:\n");
 #define KYUFU_CTL__USAGE(name, value, text) fprintf(out, "  %d  %s\n", value, text);
     KYUFU_CTL_EXITS(KYUFU_CTL__USAGE)
@@ -483,6 +484,8 @@ int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
         rv = ctl__sla(&r, verb, cargc, cargv);
     } else if (strcmp(noun, "drill") == 0) {
         rv = ctl__drill(&r, verb, cargc, cargv);
+    } else if (strcmp(noun, "backup") == 0) {
+        rv = ctl__backup(&r, verb, cargc, cargv);
     } else if (strcmp(noun, "audit") == 0 &&
                (rv = ctl__audit(&r, verb, cargc, cargv)) >= 0) {
         /* export, archive, verify against checkpoints (ctl_audit.c) */

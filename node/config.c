@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #include "glue.h"
+#include "keys.h"
+#include "storage.h"
 #include "pwhash.h"
 
 const char *kyufu_config_strerror(int rv)
@@ -91,6 +93,10 @@ enum key_id {
     K_KEYS_KEK_FILE,
     K_KEYS_PASSPHRASE_FILE,
     K_KEYS_CMK_FILE,
+    /* Backups (issue 12, h/backup; docs/backup.md): [backup] */
+    K_BACKUP_DIRECTORY,
+    K_BACKUP_KEK_FILE,
+    K_BACKUP_MAX_BYTES,
     K_COUNT
 };
 
@@ -188,6 +194,10 @@ static const struct key_spec keys[K_COUNT] = {
     [K_KEYS_KEK_FILE] = {"keys", "kek_file", false, NOT_RAFT},
     [K_KEYS_PASSPHRASE_FILE] = {"keys", "passphrase_file", false, NOT_RAFT},
     [K_KEYS_CMK_FILE] = {"keys", "cmk_file", false, NOT_RAFT},
+    /* Backups (issue 12, h/backup) */
+    [K_BACKUP_DIRECTORY] = {"backup", "directory", false, NOT_RAFT},
+    [K_BACKUP_KEK_FILE] = {"backup", "kek_file", false, NOT_RAFT},
+    [K_BACKUP_MAX_BYTES] = {"backup", "max_bytes_per_s", false, NOT_RAFT},
 };
 #undef NOT_RAFT
 
@@ -358,7 +368,7 @@ static enum key_id key_of_option(enum kyufu_glue_option o)
 static const char *const sections[] = {"node", "cluster", "tls", "raft",
                                        "log",  "api",     "power", "sla",
                                        "audit", "auth", "storage",
-                                       "insecure_test", "keys"};
+                                       "insecure_test", "keys", "backup"};
 
 struct parse
 {
@@ -757,6 +767,52 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
     case K_AUDIT_CHECKPOINT_FILE:
         set_checkpoint_file(ps, value);
         return;
+    /* Backups (issue 12, h/backup; docs/backup.md): the one directory
+     * backups may be written into (an existing folder, absolute), and the
+     * backup KEK (read and checked, 0600 and 64 hex, when a backup is
+     * taken: kyufu_keys_kek_read). */
+    case K_BACKUP_DIRECTORY: {
+        struct stat st;
+        if (!copy_value(ps, section, key, c->backup_directory,
+                        sizeof c->backup_directory, value)) {
+            return;
+        }
+        if (value[0] != '/' || stat(value, &st) != 0 ||
+            !S_ISDIR(st.st_mode)) {
+            problem(c, ps->line, section, key,
+                    "'%s' must be the absolute path of an existing folder",
+                    value);
+            c->backup_directory[0] = '\0';
+        }
+        return;
+    }
+    case K_BACKUP_MAX_BYTES:
+        /* 0: no limit; else at least 64 KiB/s (a chunk is 4 MiB: below
+         * that one chunk would take over a minute). */
+        if (!kyufu_textconf_parse_uint(value, 0, KYUFU_NODE_BACKUP_RATE_MAX,
+                                       &v) ||
+            (v != 0 && v < KYUFU_NODE_BACKUP_RATE_MIN)) {
+            problem(c, ps->line, section, key,
+                    "'%s' is not 0 (no limit) or a number of bytes per "
+                    "second in %llu..%llu",
+                    value, (unsigned long long)KYUFU_NODE_BACKUP_RATE_MIN,
+                    (unsigned long long)KYUFU_NODE_BACKUP_RATE_MAX);
+            return;
+        }
+        c->backup_max_bytes_per_s = v;
+        return;
+    case K_BACKUP_KEK_FILE: {
+        size_t before = c->n_problems_all;
+        check_file(ps, k, value, c->backup_kek_file,
+                   sizeof c->backup_kek_file);
+        uint8_t kek[KYUFU_KEYS_KEY_BYTES];
+        if (c->n_problems_all == before &&
+            kyufu_keys_kek_read(value, kek, why, sizeof why) != 0) {
+            problem(c, ps->line, section, key, "%s", why);
+        }
+        kyufu_storage_crypto_wipe(kek, sizeof kek);
+        return;
+    }
     case K_STORAGE_FLUSH:
         if (strcmp(value, "commit") == 0) {
             c->storage_flush_background = false;

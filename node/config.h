@@ -36,6 +36,9 @@
  *              cmk_file = PATH (default <data_dir>/keys/cmk); absolute
  *              paths, contents checked at start (optional: without it
  *              encryption at rest is off; docs/encryption.md)
+ *   [backup]   directory (existing folder backups are written into),
+ *              kek_file (the backup KEK), max_bytes_per_s (0: no limit)
+ *                                          (optional; docs/backup.md)
  *
  * Comments: a line whose first non-blank character is ';' or '#', and the
  * rest of a line from a ';' or '#' that follows a blank (so a value cannot
@@ -196,6 +199,14 @@ struct kyufu_config
      * PBKDF2 count of new hashes, below api/pwhash.h's production floor;
      * accepted only when every address is a loopback one. */
     unsigned insecure_test_password_iterations;
+
+    /* [backup] (issue 12, h/backup; docs/backup.md): "" when not set.
+     * directory: the only parent of backups this node writes; kek_file:
+     * the backup KEK (without it the node takes no backup). */
+    char backup_directory[KYUFU_NODE_PATH_BYTES_MAX + 1];
+    char backup_kek_file[KYUFU_NODE_PATH_BYTES_MAX + 1];
+    /* max_bytes_per_s: the backup's write rate (0: no limit). */
+    uint64_t backup_max_bytes_per_s;
 
     /* Filled when load returns INVALID. */
     struct kyufu_textconf_problem problems[KYUFU_CONFIG_PROBLEMS_MAX];

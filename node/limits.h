@@ -359,4 +359,10 @@ _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX + KYUFU_NODE_STOP_DRAIN_MS_MAX <
 #define KYUFU_NODE_AUTH_LAG_WAIT_MS 50u
 #define KYUFU_NODE_AUTH_LAG_WAITS 20u
 
+/* [backup] max_bytes_per_s (docs/backup.md "Throttle"): at least 64 KiB/s
+ * (a 4 MiB chunk then takes a minute; slower is a mistake, not a
+ * setting), at most 10 GB/s (beyond any disk: no limit, write 0). */
+#define KYUFU_NODE_BACKUP_RATE_MIN ((uint64_t)64 << 10)
+#define KYUFU_NODE_BACKUP_RATE_MAX ((uint64_t)10000000000)
+
 #endif /* KYUFU_NODE_LIMITS_H */

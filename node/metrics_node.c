@@ -9,14 +9,15 @@
  * never a request's content, an address or a certificate subject.
  *
  * The SLA's figures (docs/sla.md) come from the availability ledger in
- * this node's store, the SLO file and the evaluator; the newest good
- * backup's age is reserved (a function below that writes nothing until
- * backups exist: no value is made up). */
+ * this node's store, the SLO file and the evaluator.  Backups: the time
+ * and age of the newest backup this node wrote since it started (absent
+ * before the first: no value is made up). */
 #include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "limits.h"
 #include "log.h"
@@ -696,11 +697,29 @@ static void alert_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
                            n->sla.raised_total);
 }
 
-/* kyufu_backup_newest_good_age_seconds, once backups exist. */
+/* The newest backup this node wrote (service_backup.c), once there is
+ * one. */
 static void backup_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
 {
-    (void)n;
-    (void)b;
+    int64_t ms = n->metrics.backup_last_ms;
+    if (ms <= 0) {
+        return;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    kyufu_metrics_family(b, "kyufu_backup_last_success_timestamp_seconds",
+                         KYUFU_METRICS_GAUGE,
+                         "Unix time of the newest backup this node wrote "
+                         "since it started (its manifest's time)");
+    kyufu_metrics_sample(b, "kyufu_backup_last_success_timestamp_seconds",
+                         NULL, 0, (double)ms / 1000.0);
+    kyufu_metrics_family(b, "kyufu_backup_newest_good_age_seconds",
+                         KYUFU_METRICS_GAUGE,
+                         "Age of the newest backup this node wrote since it "
+                         "started");
+    kyufu_metrics_sample(b, "kyufu_backup_newest_good_age_seconds", NULL, 0,
+                         now_ms > ms ? (double)(now_ms - ms) / 1000.0 : 0.0);
 }
 
 int kyufu_node__metrics_render(void *node, struct kyufu_metrics_buf *b)

@@ -127,6 +127,9 @@ struct kyufu_node_metrics
     uint64_t rto_term;        /* the term it was seen in */
     bool rto_known;
     uint64_t rto_last_ms;
+    /* Backups (issue 12, h/backup): the manifest time (Unix ms) of the
+     * newest backup this node wrote since it started; 0: none yet. */
+    int64_t backup_last_ms;
     uint64_t rto_seen_count;
 };
 

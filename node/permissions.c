@@ -90,6 +90,7 @@ static const struct kyufu_node_permission table[] = {
     C("AddNode", OPERATOR, 0),
     C("RemoveNode", OPERATOR, 0),
     C("Drill", OPERATOR, 0), /* DRILL_RESULT (writes_lost) included */
+    C("CreateBackup", OPERATOR, 0), /* issue 12, h/backup */
     /* Auth. */
     A("SignIn", 0, KYUFU_PERM_PUBLIC),
     A("SignOut", 0, KYUFU_PERM_SIGNED_IN),

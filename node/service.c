@@ -155,6 +155,9 @@ static const struct kyufu_node_method table[] = {
      &kyufu__v1__get_availability_request__descriptor, NULL, NULL},
     {"/kyufu.v1.Cluster/Drill", KYUFU_NODE_DRILL,
      &kyufu__v1__drill_request__descriptor, NULL, NULL},
+    /* Backups (issue 12, h/backup; service_backup.c). */
+    {"/kyufu.v1.Cluster/CreateBackup", KYUFU_NODE_CREATE_BACKUP,
+     &kyufu__v1__create_backup_request__descriptor, NULL, NULL},
     /* Identity (issue 8): the Auth service (auth_service.c). */
     A("SignIn", sign_in_request),
     A("SignOut", sign_out_request),
@@ -433,6 +436,9 @@ static void serve(struct kyufu_node_call *c)
         return;
     case KYUFU_NODE_DRILL:
         kyufu_node__drill(c);
+        return;
+    case KYUFU_NODE_CREATE_BACKUP:
+        kyufu_node__create_backup(c);
         return;
     case KYUFU_NODE_AUTH:
         kyufu_node__auth_call(c);

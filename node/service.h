@@ -34,6 +34,7 @@ enum kyufu_node_method_kind {
     KYUFU_NODE_REMOVE_NODE,
     KYUFU_NODE_GET_AVAILABILITY, /* this node's store (availability.c) */
     KYUFU_NODE_DRILL,            /* on the leader, if allowed (availability.c) */
+    KYUFU_NODE_CREATE_BACKUP,    /* this node, off the loop (service_backup.c) */
     KYUFU_NODE_AUTH,             /* identity: the Auth service (auth_service.c) */
     KYUFU_NODE_REPORT_REFUSALS,  /* a follower's refusals (refusal_report.c) */
     KYUFU_NODE_FETCH_CLUSTER_KEY, /* a joiner's cluster key (service_keys.c) */
@@ -152,5 +153,7 @@ void kyufu_node__list_audit(struct kyufu_node_call *c);
 void kyufu_node__verify_audit(struct kyufu_node_call *c);
 /* SLA incidents, oldest first; open_only filters the page (sla_node.c). */
 void kyufu_node__list_incidents(struct kyufu_node_call *c);
+/* Cluster.CreateBackup (service_backup.c; docs/backup.md). */
+void kyufu_node__create_backup(struct kyufu_node_call *c);
 
 #endif /* KYUFU_NODE_SERVICE_H */

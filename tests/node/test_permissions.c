@@ -94,6 +94,7 @@ static const struct {
     {"/kyufu.v1.Cluster/AddNode", "Unnnnynn", NULL},
     {"/kyufu.v1.Cluster/RemoveNode", "Unnnnynn", NULL},
     {"/kyufu.v1.Cluster/Drill", "Unnnnynn", NULL},
+    {"/kyufu.v1.Cluster/CreateBackup", "Unnnnynn", NULL},
     {"/kyufu.v1.Auth/SignIn", "yyyyyyyy", NULL},
     {"/kyufu.v1.Auth/SignOut", "Uyyyyyyn", NULL},
     {"/kyufu.v1.Auth/WhoAmI", "Uyyyyyyn", NULL},
