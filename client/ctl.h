@@ -304,6 +304,9 @@ void ctl__audit_usage(FILE *out);
 /* Cluster commands (ctl_cluster.c), same convention. */
 int ctl__cluster(struct ctl__run *r, const char *verb, int argc, char **argv);
 void ctl__cluster_usage(FILE *out);
+/* cluster recover (ctl_recover.c): runs kyufud --recover; an exit code. */
+int ctl__cluster_recover(struct ctl__run *r, int argc, char **argv);
+void ctl__recover_usage(FILE *out);
 
 /* Membership helpers (ctl_cluster.c): the Status of the leader (else of a
  * member that knows one: its configuration is the replicated one), to free
