@@ -579,4 +579,32 @@ int kyufu_glue_recover(const char *raft_dir,
                        char *errmsg,
                        size_t errmsg_len);
 
+/* ------------------------------------------------- seeding a restored node
+ * (raft-glue/seed.c; docs/restore.md "Restore").  For a node of a new
+ * cluster built from a backup, kyufud stopped, its Raft directory pristine:
+ * write a Raft snapshot at (index, term) whose content is the glue's
+ * snapshot header and `stream` (a storage snapshot stream, decrypted, whose
+ * applied index and term are index and term: the caller restored it into
+ * the node's store first, which checks it), with every peer a voter of its
+ * configuration (at `index`), then set the current term to `term`.  At
+ * start raft loads that snapshot and the FSM keeps the store already at
+ * `index` (or restores it from the snapshot when it is not); the first
+ * entry of the new log is index + 1, so nothing the store applied is ever
+ * applied again, and a node added later receives this snapshot (or a later
+ * one) as any joiner does.  Synchronous, private loop, no network.
+ * Refused with nothing written: INVALID (id 0, index 0, term 0, no peers,
+ * `id` not among them, NULL), CONFIG (raft_dir already holds a Raft log or
+ * term).  IO: a write failed (delete the directory and seed again). */
+int kyufu_glue_seed(const char *raft_dir,
+                    uint64_t id,
+                    const char *address,
+                    const struct kyufu_glue_peer *peers,
+                    size_t n_peers,
+                    uint64_t index,
+                    uint64_t term,
+                    const uint8_t *stream,
+                    size_t len,
+                    char *errmsg,
+                    size_t errmsg_len);
+
 #endif /* KYUFU_GLUE_H */

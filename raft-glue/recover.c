@@ -30,102 +30,9 @@
 #include "glue.h"
 #include "glue_limits.h"
 #include "member_address.h"
+#include "offline_io.h"
 
-static void errf(char *errmsg, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *errmsg, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    if (errmsg == NULL || len == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(errmsg, len, fmt, ap);
-    va_end(ap);
-}
-
-struct rio
-{
-    uv_loop_t loop;
-    struct raft_uv_transport transport;
-    struct raft_io io;
-    bool loop_ok, transport_ok, io_ok, io_inited;
-    bool closed;
-};
-
-static void io_closed(struct raft_io *io)
-{
-    struct rio *x = io->data;
-    x->closed = true;
-}
-
-static void rio_close(struct rio *x)
-{
-    if (x->io_inited) {
-        x->io.close(&x->io, io_closed);
-        while (!x->closed) {
-            if (uv_run(&x->loop, UV_RUN_ONCE) == 0 && !x->closed) {
-                break; /* nothing left that could close it */
-            }
-        }
-        assert(x->closed);
-    }
-    if (x->io_ok) {
-        raft_uv_close(&x->io);
-    }
-    if (x->transport_ok) {
-        raft_uv_tcp_close(&x->transport);
-    }
-    if (x->loop_ok) {
-        uv_run(&x->loop, UV_RUN_DEFAULT); /* remaining close callbacks */
-        int rv = uv_loop_close(&x->loop);
-        assert(rv == 0);
-        (void)rv;
-    }
-}
-
-static int rio_open(struct rio *x,
-                    const char *raft_dir,
-                    uint64_t id,
-                    const char *address,
-                    char *errmsg,
-                    size_t errmsg_len)
-{
-    int rv;
-    memset(x, 0, sizeof *x);
-    rv = uv_loop_init(&x->loop);
-    if (rv != 0) {
-        errf(errmsg, errmsg_len, "libuv loop: %s", uv_strerror(rv));
-        return KYUFU_GLUE_EIO;
-    }
-    x->loop_ok = true;
-    x->transport.version = 1; /* 0.22.1 refuses an unset version */
-    rv = raft_uv_tcp_init(&x->transport, &x->loop);
-    if (rv != 0) {
-        errf(errmsg, errmsg_len, "raft_uv_tcp_init: %s", raft_strerror(rv));
-        return rv == RAFT_NOMEM ? KYUFU_GLUE_ENOMEM : KYUFU_GLUE_EIO;
-    }
-    x->transport_ok = true;
-    x->io.version = 2; /* 0.22.1 needs the struct versions set */
-    x->io.data = x;
-    rv = raft_uv_init(&x->io, &x->loop, raft_dir, &x->transport);
-    if (rv != 0) {
-        errf(errmsg, errmsg_len, "raft_uv_init %s: %s", raft_dir,
-             x->io.errmsg);
-        return rv == RAFT_NOMEM ? KYUFU_GLUE_ENOMEM : KYUFU_GLUE_EIO;
-    }
-    x->io.data = x;
-    x->io_ok = true;
-    raft_uv_set_auto_recovery(&x->io, false); /* never delete a segment */
-    raft_uv_set_segment_size(&x->io, KYUFU_SEGMENT_SIZE_BYTES);
-    rv = x->io.init(&x->io, id, address);
-    if (rv != 0) {
-        errf(errmsg, errmsg_len, "raft_uv %s: %s", raft_dir, x->io.errmsg);
-        return rv == RAFT_NOMEM ? KYUFU_GLUE_ENOMEM : KYUFU_GLUE_EIO;
-    }
-    x->io_inited = true;
-    return 0;
-}
+#define errf glue__rio_errf
 
 static void free_loaded(struct raft_snapshot *snap,
                         struct raft_entry *entries,
@@ -174,7 +81,7 @@ static void fill_members(struct kyufu_glue_log_info *out,
 }
 
 /* Load the open rio's log into *out. */
-static int load(struct rio *x,
+static int load(struct glue_rio *x,
                 const char *raft_dir,
                 struct kyufu_glue_log_info *out,
                 char *errmsg,
@@ -245,17 +152,17 @@ int kyufu_glue_log_inspect(const char *raft_dir,
                            char *errmsg,
                            size_t errmsg_len)
 {
-    struct rio x;
+    struct glue_rio x;
     int rv;
     if (raft_dir == NULL || address == NULL || out == NULL || id == 0) {
         errf(errmsg, errmsg_len, "inspect: raft_dir, address and id > 0 needed");
         return KYUFU_GLUE_EINVALID;
     }
-    rv = rio_open(&x, raft_dir, id, address, errmsg, errmsg_len);
+    rv = glue__rio_open(&x, raft_dir, id, address, errmsg, errmsg_len);
     if (rv == 0) {
         rv = load(&x, raft_dir, out, errmsg, errmsg_len);
     }
-    rio_close(&x);
+    glue__rio_close(&x);
     return rv;
 }
 
@@ -280,7 +187,7 @@ int kyufu_glue_recover(const char *raft_dir,
     struct kyufu_glue_log_info now;
     struct raft_configuration conf;
     const struct kyufu_glue_member *me;
-    struct rio x;
+    struct glue_rio x;
     size_t voters = 0;
     int rv;
 
@@ -326,7 +233,7 @@ int kyufu_glue_recover(const char *raft_dir,
         errf(errmsg, errmsg_len, "recover: configuration: %s", raft_strerror(rv));
         return rv == RAFT_NOMEM ? KYUFU_GLUE_ENOMEM : KYUFU_GLUE_EINVALID;
     }
-    rv = rio_open(&x, raft_dir, id, address, errmsg, errmsg_len);
+    rv = glue__rio_open(&x, raft_dir, id, address, errmsg, errmsg_len);
     if (rv == 0) {
         rv = x.io.recover(&x.io, &conf);
         if (rv != 0) {
@@ -335,7 +242,7 @@ int kyufu_glue_recover(const char *raft_dir,
             rv = rv == RAFT_NOMEM ? KYUFU_GLUE_ENOMEM : KYUFU_GLUE_EIO;
         }
     }
-    rio_close(&x);
+    glue__rio_close(&x);
     raft_configuration_close(&conf);
     return rv;
 }
