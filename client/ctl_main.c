@@ -398,6 +398,7 @@ static void usage(FILE *out)
     ctl__audit_usage(out);
     ctl__cluster_usage(out);
     ctl__node_usage(out);
+    ctl__restore_usage(out);
     ctl__terminal_usage(out);
     ctl__sla_usage(out);
     ctl__drill_usage(out);
@@ -442,7 +443,8 @@ int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
             return rv;
         }
     }
-    bool single = argc - optind >= 1 && ctl__auth_single(argv[optind]);
+    bool single = argc - optind >= 1 && (ctl__auth_single(argv[optind]) ||
+                                         strcmp(argv[optind], "restore") == 0);
     if (argc - optind < 2 && !single) {
         usage(err);
         return ctl__fail(&r, KYUFU_CTL_EXIT_USAGE, "missing command");
@@ -478,6 +480,8 @@ int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
         rv = ctl__node(&r, verb, cargc, cargv);
     } else if (strcmp(noun, "sla") == 0) {
         rv = ctl__sla(&r, verb, cargc, cargv);
+    } else if (strcmp(noun, "restore") == 0) {
+        rv = ctl__restore(&r, cargc, cargv);
     } else if (strcmp(noun, "drill") == 0) {
         rv = ctl__drill(&r, verb, cargc, cargv);
     } else if (strcmp(noun, "audit") == 0 &&

@@ -1,6 +1,7 @@
 /* kyufud --seed: contract in seed.h.  Happy path: refuse a folder that has
  * a store or a Raft log → lock → read STREAM → open a new store, restore,
- * digest → kyufu_glue_seed → close, unlock. */
+ * digest (compared with the expected one) → kyufu_glue_seed → close,
+ * unlock.  A refusal after the store was made removes it. */
 #include "seed.h"
 
 #include <errno.h>
@@ -55,7 +56,8 @@ static void remove_new_store(const char *dir)
     (void)rmdir(dir);
 }
 
-int kyufu_node_seed(const struct kyufu_config *c, const char *stream_path, FILE *out)
+int kyufu_node_seed(const struct kyufu_config *c, const char *stream_path,
+                    const char *digest, FILE *out)
 {
     char errmsg[512];
     char path[KYUFU_NODE_PATH_BYTES_MAX + 32];
@@ -108,15 +110,29 @@ int kyufu_node_seed(const struct kyufu_config *c, const char *stream_path, FILE 
         goto out_lock;
     }
     uint64_t index, term, at;
-    uint8_t digest[32];
+    uint8_t got[32];
     kyufu_storage_applied(s, &index, &term);
-    rv = kyufu_storage_digest(s, digest, &at);
+    rv = kyufu_storage_digest(s, got, &at);
     if (rv != 0 || index == 0 || term == 0) {
         fprintf(stderr, "kyufud: --seed: the stream's state is at index %" PRIu64
                 " term %" PRIu64 "%s: a backup is always of a running cluster; "
                 "delete %s\n", index, term, rv != 0 ? " (no digest)" : "", path);
         status = KYUFU_NODE_EXIT_REFUSED_DATA;
         goto out_store;
+    }
+    char hex[65];
+    for (int i = 0; i < 32; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", got[i]);
+    }
+    if (digest != NULL && strcmp(digest, hex) != 0) {
+        kyufu_storage_close(s);
+        s = NULL;
+        remove_new_store(path);
+        fprintf(stderr, "kyufud: --seed: the stream's state digest %s is not "
+                "the expected %s (another backup's stream?); nothing changed\n",
+                hex, digest);
+        status = KYUFU_NODE_EXIT_REFUSED_DATA;
+        goto out_lock;
     }
     struct kyufu_glue_peer peers[KYUFU_NODE_CLUSTER_SIZE_MAX];
     for (size_t i = 0; i < c->n_peers; i++) {
@@ -137,10 +153,6 @@ int kyufu_node_seed(const struct kyufu_config *c, const char *stream_path, FILE 
                 "seeding again\n", kyufu_glue_strerror(rv), errmsg, c->data_dir,
                 path);
         goto out_store;
-    }
-    char hex[65];
-    for (int i = 0; i < 32; i++) {
-        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
     }
     fprintf(out, "seeded node %" PRIu64 ": applied index %" PRIu64 " term %" PRIu64
             ", state digest %s, %zu voters\n", c->id, index, term, hex, c->n_peers);

@@ -1,4 +1,4 @@
-/* kyufud --seed FILE STREAM: make a new, stopped node of a restored cluster
+/* kyufud --seed FILE STREAM [DIGEST]: make a new, stopped node of a restored cluster
  * hold a backup's state (docs/restore.md "Restore").
  *
  * STREAM is a storage snapshot stream (docs/snapshot-format.md), already
@@ -7,7 +7,9 @@
  * a new store at <data_dir>/ledger (kyufu_storage_restore checks it whole
  * before writing), and raft-glue's kyufu_glue_seed writes a Raft snapshot
  * of it at the stream's applied index and term with every [cluster] member
- * a voter.  One line on `out`: the applied index, term and state digest
+ * a voter.  With `digest` (64 lowercase hex digits: the backup's state
+ * digest), a restored store whose digest differs is removed and nothing is
+ * seeded (exit 4).  One line on `out`: the applied index, term and state digest
  * (hex) of the store now, which equal the backup's.
  *
  * Returns kyufud's exit status: 0 seeded; 1 refused with nothing changed
@@ -21,6 +23,7 @@
 
 #include "config.h"
 
-int kyufu_node_seed(const struct kyufu_config *c, const char *stream_path, FILE *out);
+int kyufu_node_seed(const struct kyufu_config *c, const char *stream_path,
+                    const char *digest, FILE *out);
 
 #endif /* KYUFU_NODE_SEED_H */

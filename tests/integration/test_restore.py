@@ -7,19 +7,22 @@ wrote (its file is raft-glue's 40-byte header, then the storage stream).
 
   1. Cluster A takes writes (batch 1) until a snapshot covers them, then
      more (batch 2, "writes continue during the backup"); A is stopped.
-  2. Refusals of `kyufud --seed` change nothing: a corrupt stream (one
-     byte flipped: exit 4), a missing stream file, a missing operand; and
-     seeding a node a second time is refused.
-  3. Cluster B (a new CA: a new cluster identity) has each node seeded with
-     the stream: each prints the stream's applied index and term and the
-     state digest this test computes from the stream alone
+  2. Refusals change nothing (no store or Raft file is left): `kyufud
+     --seed` of a corrupt stream (one byte flipped: exit 4), of a stream
+     whose digest is not the expected one (exit 4), of a missing stream
+     file, with a missing operand; `kyufuctl restore` with no --dir, a
+     malformed --digest, a folder with no node folders, a wrong --digest.
+  3. Cluster B (a new CA: a new cluster identity) is seeded with `kyufuctl
+     restore --digest`: each node prints the stream's applied index and
+     term and the state digest this test computes from the stream alone
      (docs/snapshot-format.md, storage/digest.c framing), and every batch-1
-     household is a key of the stream's households database.
+     household is a key of the stream's households database.  Seeding a
+     node a second time is refused.
   4. B starts without bootstrapping, elects a leader, applies new entries
      after the restored index, and its three nodes converge on one applied
      index and state digest.
 
-usage: test_restore.py KYUFUD"""
+usage: test_restore.py KYUFUD KYUFUCTL"""
 import glob
 import hashlib
 import os
@@ -65,14 +68,28 @@ def newest_snapshot(raft_dir):
     return best, int(os.path.basename(best).split("-")[2])
 
 
-def seed(kyufud, conf, stream):
-    args = [kyufud, "--seed", conf] + ([stream] if stream else [])
+def seed(kyufud, conf, stream, digest=None):
+    args = [kyufud, "--seed", conf] + ([stream] if stream else []) + \
+        ([digest] if digest else [])
     p = subprocess.run(args, capture_output=True, text=True, timeout=60)
     return p.returncode, p.stdout, p.stderr
 
 
+def restore(kyufuctl, kyufud, *args):
+    p = subprocess.run([kyufuctl, "restore", "--kyufud", kyufud] + list(args),
+                       capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout, p.stderr
+
+
+def untouched(b):
+    for i in (1, 2, 3):
+        for sub in ("ledger", "raft"):
+            p = os.path.join(b.dir, "node%d" % i, "data", sub)
+            assert not os.path.exists(p), "a refusal left " + p
+
+
 def main():
-    kyufud = sys.argv[1]
+    kyufud, kyufuctl = sys.argv[1], sys.argv[2]
     a = C.Cluster(kyufud, snapshot_threshold=4, snapshot_trailing=2)
     b = None
     try:
@@ -123,23 +140,35 @@ def main():
         rc, out, err = seed(kyufud, b.conf[1], bad)
         assert rc == 4 and "refused" in err and "nothing changed" in err, \
             (rc, out, err)
-        assert not os.path.exists(os.path.join(b.dir, "node1", "data",
-                                               "ledger")), "a store was left"
+        wrong = "0" * 64
+        rc, out, err = seed(kyufud, b.conf[1], sfile, wrong)
+        assert rc == 4 and "is not the expected" in err, (rc, out, err)
         rc, out, err = seed(kyufud, b.conf[1], os.path.join(a.dir, "none"))
         assert rc == 1 and "cannot read the stream" in err, (rc, out, err)
         rc, out, err = seed(kyufud, b.conf[1], None)
         assert rc == 2 and "--seed takes FILE and STREAM" in err, \
             (rc, out, err)
+        for args, code, text in (
+                (["--stream", sfile], 2, "--dir DIR"),
+                (["--dir", b.dir, "--stream", sfile, "--digest", "abc"], 2,
+                 "64 lowercase hex"),
+                (["--dir", a.dir + "/pki", "--stream", sfile], 2,
+                 "no node1/data"),
+                (["--dir", b.dir, "--stream", sfile, "--digest", wrong], 5,
+                 "is not the expected"),
+                (["--dir", b.dir, "--stream", bad], 5, "refused")):
+            rc, out, err = restore(kyufuctl, kyufud, *args)
+            assert rc == code and text in err, (args, rc, out, err)
+        untouched(b)
 
         # ---- 3. seed B
-        for i in (1, 2, 3):
-            rc, out, err = seed(kyufud, b.conf[i], sfile)
-            assert rc == 0, (i, rc, out, err)
-            m = re.search(r"applied index (\d+) term (\d+), state digest "
-                          r"([0-9a-f]{64})", out)
-            assert m, out
-            assert (int(m.group(1)), int(m.group(2)), m.group(3)) == \
-                (s_index, s_term, digest), (out, s_index, s_term, digest)
+        rc, out, err = restore(kyufuctl, kyufud, "--dir", b.dir, "--stream",
+                               sfile, "--digest", digest)
+        assert rc == 0 and "restored: 3 nodes seeded" in out, (rc, out, err)
+        lines = re.findall(r"seeded node (\d): applied index (\d+) term (\d+), "
+                           r"state digest ([0-9a-f]{64}), 3 voters", out)
+        assert [(int(n), int(i), int(t), d) for n, i, t, d in lines] == \
+            [(n, s_index, s_term, digest) for n in (1, 2, 3)], out
         rc, out, err = seed(kyufud, b.conf[1], sfile)
         assert rc == 1 and "exists" in err, (rc, out, err)
         print("seeded 3 nodes: digest %s... equals the stream's"
