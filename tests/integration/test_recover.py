@@ -213,6 +213,7 @@ def main():
         print("%d acknowledged writes on nodes %s; digests agree (%.1f s)"
               % (len(acked), members, time.monotonic() - t0))
         c.stop_clean()
+        print("stopped (%.1f s)" % (time.monotonic() - t0))
     finally:
         c.close()
 
