@@ -9,9 +9,10 @@ leader, so in every majority: it has every acknowledged write) is stopped.
      open segment, as any start does): `kyufuctl cluster recover` while
      its kyufud runs
      (the data-folder lock), with no --node-config, an unknown option, a
-     stray argument, --json, a config file that does not exist or does not
-     parse, the config of a node whose data was deleted (no Raft log), a
-     wrong confirmation line, and end of input instead of one.
+     stray argument, --json, kyufud --recover with an unknown flag, a
+     config file that does not exist or does not parse, the config of a
+     node whose data was deleted (no Raft log), a wrong confirmation line,
+     and end of input instead of one.
   2. Recovery with the typed confirmation: the statement names the last
      index and term the survivor has and what may be lost; running it again
      is refused (already the one voter).
@@ -157,6 +158,10 @@ def main():
                  "no Raft log")):
             rc, out, err = ctl(kyufuctl, conf, "cluster", "recover", *args)
             assert rc == code and text in err, (args, rc, out, err)
+        p = subprocess.run([kyufud, "--recover", c.conf[s], "--force"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2 and "--recover takes one FILE, then " \
+            "optionally --yes" in p.stderr, p
         rc, out, err = ctl(kyufuctl, conf, "--json", "cluster", "recover",
                            "--node-config", c.conf[s])
         assert rc == 2 and "no --json" in err, (rc, out, err)
