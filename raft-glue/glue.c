@@ -27,6 +27,7 @@
 #include "io_guard.h"
 #include "member_address.h"
 #include "proposer.h"
+#include "segment_check.h"
 #include "snapshot_io.h"
 #include "transport.h"
 
@@ -688,6 +689,11 @@ int kyufu_glue_start(struct kyufu_glue *g,
     }
     g->state_cb = state_cb;
     g->state_arg = state_arg;
+    /* Before raft_uv reads its open segments: damage it would take for a
+     * torn write, or a cut file it would abort on (segment_check.h). */
+    if (glue__segments_check(g->raft_dir, errmsg, errmsg_len) != 0) {
+        return KYUFU_GLUE_ECORRUPT;
+    }
     rv = raft_start(&g->raft);
     if (rv != 0) {
         /* raft_errmsg is often empty here: name the code too, and what

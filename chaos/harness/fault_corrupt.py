@@ -73,7 +73,7 @@ def _damage(rnd, path, damages):
     part; a description of what was done."""
     size = _written(path)
     how = rnd.choice(damages)
-    fracs = [rnd.random() for _ in range(FLIP_BITS[1] * 2)]
+    fracs = [rnd.random() for _ in range(1 + FLIP_BITS[1] * 2)]
     if size == 0:
         return {"file": path, "written": 0, "damage": "none (empty file)"}
     if how == "truncate":

@@ -11,7 +11,10 @@ docs/raft.md "Auto-recovery decision") is replaced by the operator's
 procedure with its own id (fault_corrupt.replace_node)."""
 from harness import fault_corrupt
 
-REFUSALS = {1: ("cannot start raft",)}
+# Exit 1: raft_uv refused the log itself; exit 4: kyufu's check of the open
+# segments before raft_uv loads them (raft-glue/segment_check.h) refused a
+# batch damaged in the middle or a segment cut short.
+REFUSALS = {1: ("cannot start raft",), 4: ("cannot start raft",)}
 
 
 

@@ -3,12 +3,11 @@ corrupted files"): one node killed with SIGKILL, one of its open Raft
 segments (`open-K`, with entries) truncated inside its written part, the
 node started again (harness.fault_corrupt).
 
-Known gap, named-only: libraft 0.22.1's raft_uv aborts while it loads
-such a segment (`double free or corruption (!prev)` from raft_start's
-load, SIGABRT, or SIGSEGV), so the node never starts and systemd would
-restart it into the same abort.  Kept as a kind so that the check that
-closes the gap can be tested.  Refusals get the same repair as
-corrupt-log."""
+libraft 0.22.1's raft_uv aborts while it loads such a segment (`double
+free or corruption (!prev)` from raft_start's load, SIGABRT, or SIGSEGV);
+kyufud now checks its open segments before raft_uv loads them
+(raft-glue/segment_check.h) and refuses a cut one, exit 4 "cannot start
+raft", which gets the same repair as corrupt-log."""
 from harness import fault_corrupt, fault_corrupt_log
 
 

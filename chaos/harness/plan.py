@@ -39,9 +39,8 @@ KINDS = {
 }
 # Kinds a run injects only when --kinds names them: faults kyufud is known
 # not to survive yet, which would fail every run that draws them
-# (docs/chaos.md "Faults: disk full and corrupted files": flip-store,
-# cut-open-log).
-NAMED_ONLY = {"flip-store", "cut-open-log"}
+# (docs/chaos.md "Faults: disk full and corrupted files": flip-store).
+NAMED_ONLY = {"flip-store"}
 
 
 def default_kinds():

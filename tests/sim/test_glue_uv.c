@@ -1237,6 +1237,179 @@ static void test_store_ahead(void)
     CHECK(strstr(closed_fatal_detail, "log lost applied entries") != NULL);
 }
 
+
+/* ------------------------------------------- damaged open Raft segments */
+
+static char seg_name[16][256];
+static unsigned n_seg_kept;
+
+static bool is_segment(const char *name)
+{
+    return strncmp(name, "open-", 5) == 0 || (name[0] >= '0' && name[0] <= '9');
+}
+
+/* The node's Raft folder as a kill -9 would leave it: the open segments
+ * copied while it ran (copies in keep/), every segment written since
+ * removed.  closed_before: the closed segments that existed then. */
+static void restore_killed_log(const char *keep)
+{
+    DIR *d = opendir(dir[0]);
+    struct dirent *e;
+    CHECK(d != NULL);
+    while ((e = readdir(d)) != NULL) {
+        bool kept = false;
+        for (unsigned i = 0; i < n_seg_kept; i++) {
+            kept = kept || strcmp(seg_name[i], e->d_name) == 0;
+        }
+        if (is_segment(e->d_name) && !kept) {
+            char p[800];
+            snprintf(p, sizeof p, "%s/%s", dir[0], e->d_name);
+            CHECK(unlink(p) == 0);
+        }
+    }
+    closedir(d);
+    for (unsigned i = 0; i < n_seg_kept; i++) {
+        if (strncmp(seg_name[i], "open-", 5) == 0) {
+            char from[800], to[800];
+            snprintf(from, sizeof from, "%s/%s", keep, seg_name[i]);
+            snprintf(to, sizeof to, "%s/%.255s", dir[0], seg_name[i]);
+            copy_file(from, to);
+        }
+    }
+}
+
+/* The open segment's path and the offset just past its last non-zero
+ * byte (its written part; raft_uv preallocates the rest with zeros). */
+static char seg_path[800];
+static size_t open_segment(void)
+{
+    char *path = seg_path;
+    for (unsigned i = 0; i < n_seg_kept; i++) {
+        if (strncmp(seg_name[i], "open-", 5) == 0) {
+            snprintf(seg_path, sizeof seg_path, "%s/%.255s", dir[0], seg_name[i]);
+            FILE *f = fopen(path, "rb");
+            CHECK(f != NULL);
+            size_t end = 0, at = 0;
+            int c;
+            while ((c = fgetc(f)) != EOF) {
+                at++;
+                if (c != 0) {
+                    end = at;
+                }
+            }
+            fclose(f);
+            return end;
+        }
+    }
+    CHECK(0);
+    return 0;
+}
+
+static int restart_single(char *err, size_t err_len)
+{
+    open_node(0, false, 0);
+    err[0] = '\0';
+    return kyufu_glue_start(g[0], state_cb, NULL, err, err_len);
+}
+
+/* Single node, as a kill -9 leaves it: entries in an open segment.  Intact,
+ * it starts.  With a byte flipped in its first batch (entries it stored
+ * and acknowledged after it), raft_uv would drop them all as a torn write:
+ * refused, CORRUPT.  Cut inside its last batch, raft_uv would free the
+ * segment's buffer twice (SIGABRT at every start): refused, CORRUPT.  The
+ * store is untouched each time. */
+static void test_damaged_open_segment(void)
+{
+    char err[512], keep[160];
+    const char *path = seg_path;
+    uint64_t before, after, term;
+    DIR *d;
+    struct dirent *e;
+    int rv;
+
+    memset(g, 0, sizeof g);
+    snprintf(tmp + strlen(tmp), sizeof tmp - strlen(tmp), "o");
+    mkdir(tmp, 0700);
+    snprintf(keep, sizeof keep, "%s/keep", tmp);
+    CHECK(mkdir(keep, 0700) == 0);
+    snprintf(addr[0], sizeof addr[0], "127.0.0.1:%u", free_port());
+    open_node(0, true, 1);
+    CHECK(kyufu_glue_start(g[0], state_cb, NULL, err, sizeof err) == 0);
+    CHECK(run_until(has_leader, NULL, 10000));
+    for (uint64_t k = 1; k <= 6; k++) {
+        propose_staff(0, "admin", k);
+        CHECK(prop_status == 0);
+        kyufu__v1__command_result__free_unpacked(prop_result, NULL);
+    }
+    kyufu_storage_applied(st[0], &before, &term);
+    /* The "kill": the segments as they are now, open ones copied. */
+    n_seg_kept = 0;
+    d = opendir(dir[0]);
+    CHECK(d != NULL);
+    while ((e = readdir(d)) != NULL) {
+        if (is_segment(e->d_name)) {
+            CHECK(n_seg_kept < 16);
+            snprintf(seg_name[n_seg_kept++], sizeof seg_name[0], "%s",
+                     e->d_name);
+            if (strncmp(e->d_name, "open-", 5) == 0) {
+                char from[800], to[800];
+                snprintf(from, sizeof from, "%s/%s", dir[0], e->d_name);
+                snprintf(to, sizeof to, "%s/%s", keep, e->d_name);
+                copy_file(from, to);
+            }
+        }
+    }
+    closedir(d);
+    close_all();
+
+    /* Intact: starts, with every entry. */
+    restore_killed_log(keep);
+    size_t written = open_segment();
+    CHECK(written > 8 + 32);
+    rv = restart_single(err, sizeof err);
+    if (rv != 0) {
+        fprintf(stderr, "intact open segment refused: %s\n", err);
+    }
+    CHECK(rv == 0);
+    CHECK(kyufu_glue_store_ahead(g[0]) == 0); /* the log holds them all */
+    close_all();
+
+    /* A byte of the first batch's entry data flipped. */
+    restore_killed_log(keep);
+    written = open_segment();
+    {
+        FILE *f = fopen(path, "r+b");
+        CHECK(f != NULL);
+        CHECK(fseek(f, 8 + 8 + 8 + 16 + 4, SEEK_SET) == 0);
+        int c = fgetc(f);
+        CHECK(c != EOF && fseek(f, -1, SEEK_CUR) == 0);
+        fputc(c ^ 0x08, f);
+        CHECK(fclose(f) == 0);
+    }
+    rv = restart_single(err, sizeof err);
+    fprintf(stderr, "restart with a flipped byte in batch 1: %s (%s)\n",
+            kyufu_glue_strerror(rv), err);
+    CHECK(rv == KYUFU_GLUE_ECORRUPT);
+    CHECK(strstr(err, "is damaged: batch 1 at byte 8 fails its checksum") !=
+          NULL);
+    kyufu_storage_applied(st[0], &after, &term);
+    CHECK(after == before);
+    close_all();
+
+    /* Cut inside its last batch. */
+    restore_killed_log(keep);
+    written = open_segment();
+    CHECK(truncate(path, (off_t)written - 4) == 0);
+    rv = restart_single(err, sizeof err);
+    fprintf(stderr, "restart with the open segment cut: %s (%s)\n",
+            kyufu_glue_strerror(rv), err);
+    CHECK(rv == KYUFU_GLUE_ECORRUPT);
+    CHECK(strstr(err, "is cut short or malformed") != NULL);
+    kyufu_storage_applied(st[0], &after, &term);
+    CHECK(after == before);
+    close_all();
+}
+
 int main(void)
 {
     snprintf(tmp, sizeof tmp, "/tmp/kyufu-glue-uv-XXXXXX");
@@ -1256,6 +1429,7 @@ int main(void)
     test_store_ahead();
     test_lost_entries();
     test_corrupt_segment();
+    test_damaged_open_segment();
     uv_run(&loop, UV_RUN_DEFAULT);
     int rv = uv_loop_close(&loop);
     nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
