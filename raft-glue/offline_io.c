@@ -8,6 +8,7 @@
 
 #include "glue.h"
 #include "glue_limits.h"
+#include "segment_check.h"
 
 void glue__rio_errf(char *errmsg, size_t len, const char *fmt, ...)
 {
@@ -62,6 +63,12 @@ int glue__rio_open(struct glue_rio *x,
 {
     int rv;
     memset(x, 0, sizeof *x);
+    /* Before raft_uv reads the open segments, as kyufu_glue_start does:
+     * damage it would take for a torn write (dropping entries in silence)
+     * or a cut file it would abort on (segment_check.h). */
+    if (glue__segments_check(raft_dir, errmsg, errmsg_len) != 0) {
+        return KYUFU_GLUE_ECORRUPT;
+    }
     rv = uv_loop_init(&x->loop);
     if (rv != 0) {
         errf(errmsg, errmsg_len, "libuv loop: %s", uv_strerror(rv));

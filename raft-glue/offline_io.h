@@ -22,8 +22,10 @@ struct glue_rio
     bool closed;
 };
 
-/* Open raft_uv on raft_dir as node id/address (io->init done).  0, or a
- * KYUFU_GLUE_E* code with errmsg; call glue__rio_close either way. */
+/* Open raft_uv on raft_dir as node id/address (io->init done), after
+ * glue__segments_check (CORRUPT: an open segment raft_uv would misread).
+ * 0, or a KYUFU_GLUE_E* code with errmsg; call glue__rio_close either
+ * way. */
 int glue__rio_open(struct glue_rio *x,
                    const char *raft_dir,
                    uint64_t id,

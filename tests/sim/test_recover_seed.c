@@ -10,7 +10,9 @@
  *    log changed since it was shown (STALE), each leaving the log as it
  *    was; then it makes the node the one voter (a configuration at the
  *    next index, with the address recorded for it), and a second recovery
- *    is refused (EXISTS). */
+ *    is refused (EXISTS);
+ *  - an open segment raft_uv would misread (a batch cut by the end of the
+ *    file, segment_check.h) is refused (CORRUPT) before raft_uv reads it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,34 @@
 
 #include "check.h"
 #include "glue.h"
+#include "segment_check.h"
+
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+/* An open segment whose one batch (valid header checksum) claims 8 bytes
+ * of data the file does not have. */
+static void cut_segment(const char *dir)
+{
+    uint8_t b[48];
+    char path[512];
+    memset(b, 0, sizeof b);
+    put_le(b, 1, 8);       /* format */
+    put_le(b + 16, 1, 8);  /* n entries */
+    put_le(b + 24, 5, 8);  /* term */
+    b[32] = 1;             /* RAFT_COMMAND */
+    put_le(b + 36, 8, 4);  /* data length: beyond the file */
+    put_le(b + 8, glue__segment_crc(b + 16, 24, 0), 4);
+    snprintf(path, sizeof path, "%s/open-1", dir);
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    CHECK(fwrite(b, 1, 40, f) == 40);
+    CHECK(fclose(f) == 0);
+}
 
 static void rm_rf(const char *dir)
 {
@@ -101,6 +131,17 @@ int main(void)
     CHECK(kyufu_glue_recover(dir, 3, "127.0.0.1:7003", &again, err, sizeof err) ==
           KYUFU_GLUE_EEXISTS);
 
+    rm_rf(dir);
+
+    char tmpl2[] = "/tmp/kyufu-recover-cut-XXXXXX";
+    dir = mkdtemp(tmpl2);
+    CHECK(dir != NULL);
+    cut_segment(dir);
+    CHECK(kyufu_glue_log_inspect(dir, 1, "127.0.0.1:7001", &info, err, sizeof err) ==
+          KYUFU_GLUE_ECORRUPT);
+    CHECK(strstr(err, "open-1") != NULL); /* segment_check's reason */
+    CHECK(kyufu_glue_recover(dir, 1, "127.0.0.1:7001", &again, err, sizeof err) ==
+          KYUFU_GLUE_ECORRUPT);
     rm_rf(dir);
     printf("recover-seed: ok\n");
     return 0;
