@@ -18,9 +18,11 @@ wrote (its file is raft-glue's 40-byte header, then the storage stream).
      (docs/snapshot-format.md, storage/digest.c framing), and every batch-1
      household is a key of the stream's households database.  Seeding a
      node a second time is refused.
-  4. B starts without bootstrapping, elects a leader, applies new entries
-     after the restored index, and its three nodes converge on one applied
-     index and state digest.
+  4. B starts without bootstrapping and elects a leader; the restored
+     staff account signs in on B (its new CA's client certificate) and
+     reads every batch-1 household back through the API; B takes a write;
+     its three nodes converge on one applied index and state digest, above
+     the restored index.
 
 usage: test_restore.py KYUFUD KYUFUCTL"""
 import glob
@@ -176,11 +178,26 @@ def main():
 
         # ---- 4. B runs on the restored state
         b.start_all()
-        b.wait_leader(20)
+        lead = b.wait_leader(20)
+        # The restored ledger's staff sign in on B (new CA, same
+        # accounts): every batch-1 household is read back through the API,
+        # and B takes writes.
+        b.accounts = dict(a.accounts)
+        S = b.s["service_pb2"]
+        md = b.bearer("clerk1")
+        for no in batch1:
+            h = b.ledger(lead).GetHousehold(S.GetHouseholdRequest(
+                household_no=no), metadata=md, timeout=10)
+            assert h.household_no == no, no
+        wb = C.Writer(b, "clerk1", "restore-b")
+        wb.node = lead
+        must(wb.call("RegisterHousehold", L.RegisterHousehold(
+            household=led.household("C-0001")), deadline_s=20.0), "B write")
+        wb.close()
         st = b.wait_converged(20)
         assert st.applied_index > s_index, (st.applied_index, s_index)
-        print("cluster B: leader elected, converged at index %d"
-              % st.applied_index)
+        print("cluster B: %d batch-1 households read back, a write taken, "
+              "converged at index %d" % (len(batch1), st.applied_index))
         b.stop_clean()
     finally:
         a.close()
