@@ -22,7 +22,6 @@
 #include <inttypes.h>
 #include <raft.h>
 #include <raft/uv.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +136,7 @@ static int load(struct glue_rio *x,
         break;
     }
     free_loaded(snap, entries, n);
+    assert(out->configuration_index <= out->last_index);
     if (out->last_index == 0 || out->n_members == 0) {
         errf(errmsg, errmsg_len, "%s holds no Raft log (a node that never "
              "ran, or the wrong data folder): nothing to recover", raft_dir);
@@ -226,6 +226,8 @@ int kyufu_glue_recover(const char *raft_dir,
         return KYUFU_GLUE_EEXISTS;
     }
 
+    assert(me->id == id && me->role == KYUFU_GLUE_ROLE_VOTER);
+    assert(now.last_index == seen->last_index && now.last_index > 0);
     raft_configuration_init(&conf);
     rv = raft_configuration_add(&conf, id, me->raft_address, RAFT_VOTER);
     if (rv != 0) {

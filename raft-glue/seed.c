@@ -142,6 +142,8 @@ int kyufu_glue_seed(const char *raft_dir,
     snap.bufs = bufs;
     snap.n_bufs = 2;
 
+    assert(me && snap.configuration.n == n_peers && snap.n_bufs == 2);
+    assert(snap.configuration_index == snap.index);
     rv = glue__rio_open(&x, raft_dir, id, address, errmsg, errmsg_len);
     if (rv != 0) {
         goto out;
