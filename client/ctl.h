@@ -309,6 +309,12 @@ void ctl__backup_usage(FILE *out);
 /* Cluster commands (ctl_cluster.c), same convention. */
 int ctl__cluster(struct ctl__run *r, const char *verb, int argc, char **argv);
 void ctl__cluster_usage(FILE *out);
+/* cluster recover (ctl_recover.c): runs kyufud --recover; an exit code. */
+int ctl__cluster_recover(struct ctl__run *r, int argc, char **argv);
+void ctl__recover_usage(FILE *out);
+/* restore (ctl_restore.c): seeds a new local cluster's nodes. */
+int ctl__restore(struct ctl__run *r, int argc, char **argv);
+void ctl__restore_usage(FILE *out);
 
 /* Membership helpers (ctl_cluster.c): the Status of the leader (else of a
  * member that knows one: its configuration is the replicated one), to free

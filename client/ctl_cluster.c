@@ -39,6 +39,7 @@ void ctl__cluster_usage(FILE *out)
             "  cluster remove-node --id N\n"
             "  cluster replace-node --old N --new M [--raft HOST:PORT --api HOST:PORT]\n"
             "               [--catch-up-timeout-ms MS]   (add M, then remove N; re-run to resume)\n");
+    ctl__recover_usage(out);
 }
 
 static int parse_uint(struct ctl__run *r, const char *opt, const char *s,
@@ -887,6 +888,9 @@ int ctl__cluster(struct ctl__run *r, const char *verb, int argc, char **argv)
     }
     if (strcmp(verb, "replace-node") == 0) {
         return cmd_replace_node(r, argc, argv);
+    }
+    if (strcmp(verb, "recover") == 0) {
+        return ctl__cluster_recover(r, argc, argv);
     }
     return -1;
 }

@@ -399,6 +399,7 @@ static void usage(FILE *out)
     ctl__cluster_usage(out);
     ctl__node_usage(out);
     ctl__key_usage(out);
+    ctl__restore_usage(out);
     ctl__terminal_usage(out);
     ctl__sla_usage(out);
     ctl__drill_usage(out);
@@ -444,7 +445,8 @@ int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
             return rv;
         }
     }
-    bool single = argc - optind >= 1 && ctl__auth_single(argv[optind]);
+    bool single = argc - optind >= 1 && (ctl__auth_single(argv[optind]) ||
+                                         strcmp(argv[optind], "restore") == 0);
     if (argc - optind < 2 && !single) {
         usage(err);
         return ctl__fail(&r, KYUFU_CTL_EXIT_USAGE, "missing command");
@@ -482,6 +484,8 @@ int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
         rv = ctl__key(&r, verb, cargc, cargv);
     } else if (strcmp(noun, "sla") == 0) {
         rv = ctl__sla(&r, verb, cargc, cargv);
+    } else if (strcmp(noun, "restore") == 0) {
+        rv = ctl__restore(&r, cargc, cargv);
     } else if (strcmp(noun, "drill") == 0) {
         rv = ctl__drill(&r, verb, cargc, cargv);
     } else if (strcmp(noun, "backup") == 0) {

@@ -5,6 +5,12 @@
  *   kyufud --print-defaults       the optional keys: defaults and bounds
  *   kyufud --compact FILE         compact the node's LMDB file, node stopped
  *                                 (docs/operations.md "Compacting the store")
+ *   kyufud --recover FILE [--yes] make this stopped node the one voter of a
+ *                                 new configuration after two of three were
+ *                                 lost (docs/restore.md, recover.h)
+ *   kyufud --seed FILE STREAM [DIGEST]  a new node of a restored cluster: its store
+ *                                 and Raft log from a snapshot stream
+ *                                 (docs/restore.md, seed.h)
  *   kyufud --version              release, store schema, command set
  *
  * Exit status: 0 after a clean stop (or a valid config), 1 when the node
@@ -29,6 +35,8 @@
 #include "lock.h"
 #include "log.h"
 #include "node.h"
+#include "recover.h"
+#include "seed.h"
 #include "pwhash.h"
 #include "storage.h"
 #include "storage_limits.h"
@@ -40,6 +48,10 @@ static void usage(FILE *to)
             "       kyufud --check-config FILE\n"
             "       kyufud --print-defaults\n"
             "       kyufud --compact FILE   (the node stopped: compact its store)\n"
+            "       kyufud --recover FILE [--yes]   (the node stopped: make it the\n"
+            "                              one voter after a loss of quorum)\n"
+            "       kyufud --seed FILE STREAM [DIGEST]   (a new node of a restored\n"
+            "                              cluster; DIGEST: the backup's, in hex)\n"
             "       kyufud --version\n"
             "Runs one kyufu node in the foreground (logs: JSON lines on "
             "stderr).\n");
@@ -148,13 +160,34 @@ int main(int argc, char **argv)
         kyufu_config_print_defaults(stdout);
         return fflush(stdout) == 0 ? 0 : 1;
     }
+    /* --recover FILE [--yes]: the one mode with an optional flag. */
+    bool recover_yes = argc == 4 && strcmp(argv[1], "--recover") == 0 &&
+                       strcmp(argv[3], "--yes") == 0;
+    /* --seed FILE STREAM: the other one with a second operand. */
+    const char *seed_stream = NULL;
+    const char *seed_digest = NULL;
+    if ((argc == 4 || argc == 5) && strcmp(argv[1], "--seed") == 0) {
+        seed_stream = argv[3];
+        seed_digest = argc == 5 ? argv[4] : NULL;
+    }
+    if (recover_yes || seed_stream != NULL) {
+        argc = 3;
+    }
     if (argc != 3 || (strcmp(argv[1], "--config") != 0 &&
+                      strcmp(argv[1], "--recover") != 0 &&
+                      (strcmp(argv[1], "--seed") != 0 || seed_stream == NULL) &&
                       strcmp(argv[1], "--check-config") != 0 &&
                       strcmp(argv[1], "--compact") != 0)) {
         /* Say what was wrong before the usage: at 3 a.m. "usage" alone
          * does not tell a typo from a missing FILE. */
         if (argc < 2) {
             fprintf(stderr, "kyufud: no option given\n");
+        } else if (strcmp(argv[1], "--seed") == 0) {
+            fprintf(stderr, "kyufud: --seed takes FILE and STREAM, then "
+                    "optionally DIGEST\n");
+        } else if (strcmp(argv[1], "--recover") == 0) {
+            fprintf(stderr, "kyufud: --recover takes one FILE, then "
+                    "optionally --yes\n");
         } else if (strcmp(argv[1], "--config") == 0 ||
                    strcmp(argv[1], "--check-config") == 0 ||
                    strcmp(argv[1], "--compact") == 0) {
@@ -172,6 +205,8 @@ int main(int argc, char **argv)
     }
     bool check_only = strcmp(argv[1], "--check-config") == 0;
     bool compact_only = strcmp(argv[1], "--compact") == 0;
+    bool recover_only = strcmp(argv[1], "--recover") == 0;
+    bool seed_only = seed_stream != NULL;
 
     /* Large (paths, problems): not on the stack of every frame below. */
     static struct kyufu_config config;
@@ -192,11 +227,17 @@ int main(int argc, char **argv)
         return 0;
     }
     if (rv != 0) {
-        report(&config, rv, !compact_only);
+        report(&config, rv, !compact_only && !recover_only && !seed_only);
         return 2;
     }
     if (compact_only) {
         return compact(&config);
+    }
+    if (recover_only) {
+        return kyufu_node_recover(&config, recover_yes, stdin, stdout);
+    }
+    if (seed_only) {
+        return kyufu_node_seed(&config, seed_stream, seed_digest, stdout);
     }
     kyufu_log_set_level(config.log_level);
     if (config.insecure_test_password_iterations != 0) {

@@ -44,7 +44,8 @@
     X(NOTCAUGHTUP, -16, "the new node did not catch up in time")             \
     X(UNREACHABLE, -17, "too few of the remaining voters answer")            \
     X(NEWER, -18, "the cluster runs a newer command set than this build: "   \
-                  "upgrade this node")
+                  "upgrade this node")                                     \
+    X(STALE, -19, "the Raft log changed since it was read")
 
 enum kyufu_glue_error {
 #define KYUFU_GLUE__ENUM(name, value, text) KYUFU_GLUE_E##name = value,
@@ -524,5 +525,86 @@ bool kyufu_glue_address_ok(const char *address);
  * its one-line `detail` (borrowed for the call only). */
 typedef void (*kyufu_glue_close_cb)(void *arg, int fatal, const char *detail);
 void kyufu_glue_close(struct kyufu_glue *g, kyufu_glue_close_cb cb, void *arg);
+
+/* ------------------------------------------------- quorum-loss recovery
+ * (raft-glue/recover.c; docs/restore.md "Quorum-loss recovery").  For a
+ * node whose kyufud is stopped (the caller holds its data-folder lock):
+ * synchronous, each on a private libuv loop, no network.  Everything the
+ * log holds stays; only a new configuration is appended. */
+
+#define KYUFU_GLUE_RECOVER_MEMBERS_MAX 16u
+
+/* What a node's Raft directory holds (kyufu_glue_log_inspect). */
+struct kyufu_glue_log_info
+{
+    uint64_t term;           /* the current term (metadata) */
+    uint64_t voted_for;      /* 0: none */
+    uint64_t snapshot_index; /* 0: no snapshot */
+    uint64_t snapshot_term;
+    uint64_t last_index;     /* the last entry (or the snapshot's index) */
+    uint64_t last_term;      /* its term */
+    /* The latest configuration in the log (committed or not), at most
+     * KYUFU_GLUE_RECOVER_MEMBERS_MAX members (n_members counts all). */
+    uint64_t configuration_index;
+    size_t n_members;
+    struct kyufu_glue_member members[KYUFU_GLUE_RECOVER_MEMBERS_MAX];
+};
+
+/* Read raft_dir (of node `id`, Raft address `address`) without changing
+ * it.  0, or INVALID (id 0, NULL), CONFIG (no log: a pristine or missing
+ * directory), CORRUPT (a log raft_uv refuses), NOMEM, IO; errmsg says
+ * why.  match_index of every member is 0. */
+int kyufu_glue_log_inspect(const char *raft_dir,
+                           uint64_t id,
+                           const char *address,
+                           struct kyufu_glue_log_info *out,
+                           char *errmsg,
+                           size_t errmsg_len);
+
+/* Make node `id` the one voter of a new configuration: raft_recover (a
+ * closed segment holding that configuration, appended after the last
+ * entry).  `seen` is what the operator confirmed (kyufu_glue_log_inspect):
+ * the log is read again and nothing is written unless its last index,
+ * last term and term are still those (STALE otherwise, e.g. the node ran
+ * in between).  Refused, with nothing written: INVALID (id 0, NULL),
+ * NOTFOUND (`id` is not a voter of the latest configuration: a standby or
+ * spare may lack committed entries), EXISTS (already the one voter:
+ * recovery ran before), plus the errors of kyufu_glue_log_inspect.  The
+ * member keeps the address recorded for it (member_address.h).  Then the
+ * node starts as a one-voter cluster and elects itself. */
+int kyufu_glue_recover(const char *raft_dir,
+                       uint64_t id,
+                       const char *address,
+                       const struct kyufu_glue_log_info *seen,
+                       char *errmsg,
+                       size_t errmsg_len);
+
+/* ------------------------------------------------- seeding a restored node
+ * (raft-glue/seed.c; docs/restore.md "Restore").  For a node of a new
+ * cluster built from a backup, kyufud stopped, its Raft directory pristine:
+ * write a Raft snapshot at (index, term) whose content is the glue's
+ * snapshot header and `stream` (a storage snapshot stream, decrypted, whose
+ * applied index and term are index and term: the caller restored it into
+ * the node's store first, which checks it), with every peer a voter of its
+ * configuration (at `index`), then set the current term to `term`.  At
+ * start raft loads that snapshot and the FSM keeps the store already at
+ * `index` (or restores it from the snapshot when it is not); the first
+ * entry of the new log is index + 1, so nothing the store applied is ever
+ * applied again, and a node added later receives this snapshot (or a later
+ * one) as any joiner does.  Synchronous, private loop, no network.
+ * Refused with nothing written: INVALID (id 0, index 0, term 0, no peers,
+ * `id` not among them, NULL), CONFIG (raft_dir already holds a Raft log or
+ * term).  IO: a write failed (delete the directory and seed again). */
+int kyufu_glue_seed(const char *raft_dir,
+                    uint64_t id,
+                    const char *address,
+                    const struct kyufu_glue_peer *peers,
+                    size_t n_peers,
+                    uint64_t index,
+                    uint64_t term,
+                    const uint8_t *stream,
+                    size_t len,
+                    char *errmsg,
+                    size_t errmsg_len);
 
 #endif /* KYUFU_GLUE_H */

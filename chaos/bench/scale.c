@@ -469,9 +469,13 @@ int main(int argc, char **argv)
         {"map-mib", required_argument, NULL, 'm'},
         {"no-snapshot", no_argument, NULL, 'x'},
         {"cmk", no_argument, NULL, 'k'},
+        {"stream-out", required_argument, NULL, 'o'},
         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL;
+    /* --stream-out FILE: the snapshot stream, written to FILE for the
+     * restore timing of docs/restore.md (kyufud --seed reads it). */
+    const char *stream_out = NULL;
     size_t households = 1000000;
     bool sync = false;
     bool no_snapshot = false;
@@ -498,10 +502,12 @@ int main(int argc, char **argv)
             case 's': sync = true; break;
             case 'x': no_snapshot = true; break;
             case 'k': b.cmk = true; break;
+            case 'o': stream_out = optarg; break;
             case 'm': o.map_size_bytes = strtoul(optarg, NULL, 10) << 20; break;
             default:
                 fprintf(stderr, "usage: %s --dir DIR [--households N] "
-                                "[--batch B] [--sync] [--map-mib M] [--no-snapshot] [--cmk]\n", argv[0]);
+                                "[--batch B] [--sync] [--map-mib M] [--no-snapshot] "
+                                "[--cmk] [--stream-out FILE]\n", argv[0]);
                 return 2;
         }
     }
@@ -570,6 +576,12 @@ int main(int argc, char **argv)
     }
     free(w.chunks.base);
     free(w.chunks.len);
+    if (stream_out != NULL) {
+        FILE *f = fopen(stream_out, "wb");
+        if (f == NULL || fwrite(joined, 1, off, f) != off || fclose(f) != 0) {
+            die("stream-out", KYUFU_STORAGE_EIO, stream_out);
+        }
+    }
     o.path = path2;
     rv = kyufu_storage_open(&o, &copy, b.err, sizeof b.err);
     if (rv != 0) {

@@ -1,0 +1,169 @@
+/* kyufud --seed: contract in seed.h.  Happy path: refuse a folder that has
+ * a store or a Raft log → lock → read STREAM → open a new store, restore,
+ * digest (compared with the expected one) → kyufu_glue_seed → close,
+ * unlock.  A refusal after the store was made removes it. */
+#include "seed.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "glue.h"
+#include "limits.h"
+#include "lock.h"
+#include "node.h"
+#include "storage.h"
+
+static int read_file(const char *path, uint8_t **buf, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    if (f == NULL) {
+        return -1;
+    }
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
+        fclose(f);
+        errno = EINVAL;
+        return -1;
+    }
+    *len = (size_t)st.st_size;
+    *buf = malloc(*len);
+    if (*buf == NULL || fread(*buf, 1, *len, f) != *len) {
+        free(*buf);
+        *buf = NULL;
+        fclose(f);
+        errno = errno == 0 ? EIO : errno;
+        return -1;
+    }
+    fclose(f);
+    return 0;
+}
+
+/* The store kyufu_storage_open made where none was (storage/env.c: LMDB's
+ * two files and the store's lock file), and its folder if it is then
+ * empty (rmdir refuses otherwise). */
+static void remove_new_store(const char *dir)
+{
+    static const char *const files[] = { "data.mdb", "lock.mdb", "kyufu.lock" };
+    char p[KYUFU_NODE_PATH_BYTES_MAX + 48];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        (void)unlink(p);
+    }
+    (void)rmdir(dir);
+}
+
+int kyufu_node_seed(const struct kyufu_config *c, const char *stream_path,
+                    const char *digest, FILE *out)
+{
+    char errmsg[512];
+    char path[KYUFU_NODE_PATH_BYTES_MAX + 32];
+    uint8_t *stream = NULL;
+    size_t len = 0;
+    struct kyufu_storage *s = NULL;
+    int status = 1;
+    int rv;
+
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", c->data_dir,
+                 i == 0 ? "ledger/data.mdb" : "raft/metadata1");
+        if (access(path, F_OK) == 0) {
+            fprintf(stderr, "kyufud: --seed: %s exists: seed only a new node's "
+                    "empty data folder; nothing changed\n", path);
+            return 1;
+        }
+    }
+    if (read_file(stream_path, &stream, &len) != 0) {
+        fprintf(stderr, "kyufud: --seed: cannot read the stream %s: %s; "
+                "nothing changed\n", stream_path, strerror(errno));
+        return 1;
+    }
+    int lock = kyufu_node_lock(c->data_dir, errmsg, sizeof errmsg);
+    if (lock < 0) {
+        fprintf(stderr, "kyufud: --seed: %s; nothing changed\n", errmsg);
+        goto out_stream;
+    }
+    snprintf(path, sizeof path, "%s/ledger", c->data_dir);
+    struct kyufu_storage_options so;
+    memset(&so, 0, sizeof so);
+    so.path = path;
+    rv = kyufu_storage_open(&so, &s, errmsg, sizeof errmsg);
+    if (rv != 0) {
+        fprintf(stderr, "kyufud: --seed: store %s: %s: %s\n", path,
+                kyufu_storage_strerror(rv), errmsg);
+        goto out_lock;
+    }
+    rv = kyufu_storage_restore(s, stream, len, errmsg, sizeof errmsg);
+    if (rv != 0) {
+        /* restore checked the stream before writing: the store is the
+         * empty one made above; remove it, so nothing changed. */
+        kyufu_storage_close(s);
+        s = NULL;
+        remove_new_store(path);
+        fprintf(stderr, "kyufud: --seed: the stream %s is refused: %s: %s; "
+                "nothing changed\n", stream_path, kyufu_storage_strerror(rv),
+                errmsg);
+        status = rv == KYUFU_STORAGE_ECORRUPT ? KYUFU_NODE_EXIT_REFUSED_DATA : 1;
+        goto out_lock;
+    }
+    uint64_t index, term, at;
+    uint8_t got[32];
+    kyufu_storage_applied(s, &index, &term);
+    rv = kyufu_storage_digest(s, got, &at);
+    if (rv != 0 || index == 0 || term == 0) {
+        fprintf(stderr, "kyufud: --seed: the stream's state is at index %" PRIu64
+                " term %" PRIu64 "%s: a backup is always of a running cluster; "
+                "delete %s\n", index, term, rv != 0 ? " (no digest)" : "", path);
+        status = KYUFU_NODE_EXIT_REFUSED_DATA;
+        goto out_store;
+    }
+    char hex[65];
+    for (int i = 0; i < 32; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", got[i]);
+    }
+    if (digest != NULL && strcmp(digest, hex) != 0) {
+        kyufu_storage_close(s);
+        s = NULL;
+        remove_new_store(path);
+        fprintf(stderr, "kyufud: --seed: the stream's state digest %s is not "
+                "the expected %s (another backup's stream?); nothing changed\n",
+                hex, digest);
+        status = KYUFU_NODE_EXIT_REFUSED_DATA;
+        goto out_lock;
+    }
+    struct kyufu_glue_peer peers[KYUFU_NODE_CLUSTER_SIZE_MAX];
+    for (size_t i = 0; i < c->n_peers; i++) {
+        memset(&peers[i], 0, sizeof peers[i]);
+        peers[i].id = c->peers[i].id;
+        peers[i].address = c->peers[i].raft_address;
+    }
+    snprintf(path, sizeof path, "%s/raft", c->data_dir);
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "kyufud: --seed: cannot create %s: %s\n", path,
+                strerror(errno));
+        goto out_store;
+    }
+    rv = kyufu_glue_seed(path, c->id, c->raft_address, peers, c->n_peers,
+                         index, term, stream, len, errmsg, sizeof errmsg);
+    if (rv != 0) {
+        fprintf(stderr, "kyufud: --seed: %s: %s; delete %s/ledger and %s before "
+                "seeding again\n", kyufu_glue_strerror(rv), errmsg, c->data_dir,
+                path);
+        goto out_store;
+    }
+    fprintf(out, "seeded node %" PRIu64 ": applied index %" PRIu64 " term %" PRIu64
+            ", state digest %s, %zu voters\n", c->id, index, term, hex, c->n_peers);
+    status = fflush(out) == 0 ? 0 : 1;
+out_store:
+    if (s != NULL) {
+        kyufu_storage_close(s);
+    }
+out_lock:
+    kyufu_node_unlock(lock);
+out_stream:
+    free(stream);
+    return status;
+}

@@ -1,0 +1,29 @@
+/* kyufud --seed FILE STREAM [DIGEST]: make a new, stopped node of a restored cluster
+ * hold a backup's state (docs/restore.md "Restore").
+ *
+ * STREAM is a storage snapshot stream (docs/snapshot-format.md), already
+ * decrypted (the backup reader's output).  The node's data folder must hold
+ * no store and no Raft log.  The folder is locked, the stream restored into
+ * a new store at <data_dir>/ledger (kyufu_storage_restore checks it whole
+ * before writing), and raft-glue's kyufu_glue_seed writes a Raft snapshot
+ * of it at the stream's applied index and term with every [cluster] member
+ * a voter.  With `digest` (64 lowercase hex digits: the backup's state
+ * digest), a restored store whose digest differs is removed and nothing is
+ * seeded (exit 4).  One line on `out`: the applied index, term and state digest
+ * (hex) of the store now, which equal the backup's.
+ *
+ * Returns kyufud's exit status: 0 seeded; 1 refused with nothing changed
+ * (locked, a store or log already there, unreadable STREAM) or a write
+ * failed (delete the data folder and seed again); 4 a stream the store
+ * refuses (corrupt, another schema). */
+#ifndef KYUFU_NODE_SEED_H
+#define KYUFU_NODE_SEED_H
+
+#include <stdio.h>
+
+#include "config.h"
+
+int kyufu_node_seed(const struct kyufu_config *c, const char *stream_path,
+                    const char *digest, FILE *out);
+
+#endif /* KYUFU_NODE_SEED_H */

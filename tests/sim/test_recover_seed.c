@@ -1,0 +1,148 @@
+/* raft-glue's offline operations on a stopped node's Raft folder
+ * (raft-glue/recover.c, seed.c; docs/restore.md), on real raft_uv files in
+ * a temporary folder:
+ *
+ *  - inspect refuses a folder with no log (CONFIG) and bad arguments;
+ *  - seed writes a snapshot at (index, term) with every peer a voter and
+ *    sets the term: inspect reads back exactly that; seeding again, a node
+ *    not among the peers, index or term 0 are refused;
+ *  - recover: refused for a member that is not one (NOTFOUND), when the
+ *    log changed since it was shown (STALE), each leaving the log as it
+ *    was; then it makes the node the one voter (a configuration at the
+ *    next index, with the address recorded for it), and a second recovery
+ *    is refused (EXISTS);
+ *  - an open segment raft_uv would misread (a batch cut by the end of the
+ *    file, segment_check.h) is refused (CORRUPT) before raft_uv reads it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "glue.h"
+#include "segment_check.h"
+
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+/* An open segment whose one batch (valid header checksum) claims 8 bytes
+ * of data the file does not have. */
+static void cut_segment(const char *dir)
+{
+    uint8_t b[48];
+    char path[512];
+    memset(b, 0, sizeof b);
+    put_le(b, 1, 8);       /* format */
+    put_le(b + 16, 1, 8);  /* n entries */
+    put_le(b + 24, 5, 8);  /* term */
+    b[32] = 1;             /* RAFT_COMMAND */
+    put_le(b + 36, 8, 4);  /* data length: beyond the file */
+    put_le(b + 8, glue__segment_crc(b + 16, 24, 0), 4);
+    snprintf(path, sizeof path, "%s/open-1", dir);
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    CHECK(fwrite(b, 1, 40, f) == 40);
+    CHECK(fclose(f) == 0);
+}
+
+static void rm_rf(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
+int main(void)
+{
+    char tmpl[] = "/tmp/kyufu-recover-seed-XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    char err[512];
+    struct kyufu_glue_log_info info, again;
+    CHECK(dir != NULL);
+
+    /* Refusals of inspect. */
+    CHECK(kyufu_glue_log_inspect(dir, 1, "127.0.0.1:1", &info, err, sizeof err) ==
+          KYUFU_GLUE_ECONFIG);
+    CHECK(strstr(err, "no Raft log") != NULL);
+    CHECK(kyufu_glue_log_inspect(dir, 0, "127.0.0.1:1", &info, err, sizeof err) ==
+          KYUFU_GLUE_EINVALID);
+    CHECK(kyufu_glue_log_inspect(NULL, 1, "127.0.0.1:1", &info, err, sizeof err) ==
+          KYUFU_GLUE_EINVALID);
+
+    /* Seed. */
+    static const uint8_t stream[] = "not parsed by the glue: the caller restored it";
+    struct kyufu_glue_peer peers[3] = {
+        { 1, "127.0.0.1:7001", NULL },
+        { 2, "127.0.0.1:7002", NULL },
+        { 3, "127.0.0.1:7003 127.0.0.1:8003", NULL },
+    };
+    CHECK(kyufu_glue_seed(dir, 4, "127.0.0.1:7004", peers, 3, 57, 3, stream,
+                          sizeof stream, err, sizeof err) == KYUFU_GLUE_EINVALID);
+    CHECK(kyufu_glue_seed(dir, 1, "127.0.0.1:7001", peers, 3, 0, 3, stream,
+                          sizeof stream, err, sizeof err) == KYUFU_GLUE_EINVALID);
+    CHECK(kyufu_glue_seed(dir, 1, "127.0.0.1:7001", peers, 3, 57, 0, stream,
+                          sizeof stream, err, sizeof err) == KYUFU_GLUE_EINVALID);
+    CHECK(kyufu_glue_seed(dir, 1, "127.0.0.1:7001", peers, 0, 57, 3, stream,
+                          sizeof stream, err, sizeof err) == KYUFU_GLUE_EINVALID);
+    CHECK(kyufu_glue_log_inspect(dir, 1, "127.0.0.1:7001", &info, err, sizeof err) ==
+          KYUFU_GLUE_ECONFIG); /* the refusals wrote nothing */
+    CHECK(kyufu_glue_seed(dir, 1, "127.0.0.1:7001", peers, 3, 57, 3, stream,
+                          sizeof stream, err, sizeof err) == 0);
+    CHECK(kyufu_glue_log_inspect(dir, 1, "127.0.0.1:7001", &info, err, sizeof err) == 0);
+    CHECK(info.term == 3 && info.snapshot_index == 57 && info.snapshot_term == 3);
+    CHECK(info.last_index == 57 && info.last_term == 3);
+    CHECK(info.configuration_index == 57 && info.n_members == 3);
+    for (size_t i = 0; i < 3; i++) {
+        CHECK(info.members[i].id == peers[i].id);
+        CHECK(info.members[i].role == KYUFU_GLUE_ROLE_VOTER);
+        CHECK(strcmp(info.members[i].raft_address, peers[i].address) == 0);
+    }
+    CHECK(strcmp(info.members[2].api_address, "127.0.0.1:8003") == 0);
+    CHECK(kyufu_glue_seed(dir, 1, "127.0.0.1:7001", peers, 3, 57, 3, stream,
+                          sizeof stream, err, sizeof err) == KYUFU_GLUE_ECONFIG);
+    CHECK(strstr(err, "already holds a Raft log") != NULL);
+
+    /* Recover: refusals change nothing. */
+    CHECK(kyufu_glue_recover(dir, 9, "127.0.0.1:7009", &info, err, sizeof err) ==
+          KYUFU_GLUE_ENOTFOUND);
+    CHECK(strstr(err, "not a member") != NULL);
+    struct kyufu_glue_log_info stale = info;
+    stale.last_index--;
+    CHECK(kyufu_glue_recover(dir, 3, "127.0.0.1:7003", &stale, err, sizeof err) ==
+          KYUFU_GLUE_ESTALE);
+    CHECK(kyufu_glue_recover(dir, 3, "127.0.0.1:7003", NULL, err, sizeof err) ==
+          KYUFU_GLUE_EINVALID);
+    CHECK(kyufu_glue_log_inspect(dir, 3, "127.0.0.1:7003", &again, err, sizeof err) == 0);
+    CHECK(again.last_index == 57 && again.n_members == 3 &&
+          again.configuration_index == 57);
+
+    /* Recover node 3: the one voter, its recorded address kept. */
+    CHECK(kyufu_glue_recover(dir, 3, "127.0.0.1:7003", &info, err, sizeof err) == 0);
+    CHECK(kyufu_glue_log_inspect(dir, 3, "127.0.0.1:7003", &again, err, sizeof err) == 0);
+    CHECK(again.last_index == 58 && again.configuration_index == 58);
+    CHECK(again.term == 3 && again.snapshot_index == 57);
+    CHECK(again.n_members == 1 && again.members[0].id == 3);
+    CHECK(again.members[0].role == KYUFU_GLUE_ROLE_VOTER);
+    CHECK(strcmp(again.members[0].raft_address, peers[2].address) == 0);
+    CHECK(kyufu_glue_recover(dir, 3, "127.0.0.1:7003", &again, err, sizeof err) ==
+          KYUFU_GLUE_EEXISTS);
+
+    rm_rf(dir);
+
+    char tmpl2[] = "/tmp/kyufu-recover-cut-XXXXXX";
+    dir = mkdtemp(tmpl2);
+    CHECK(dir != NULL);
+    cut_segment(dir);
+    CHECK(kyufu_glue_log_inspect(dir, 1, "127.0.0.1:7001", &info, err, sizeof err) ==
+          KYUFU_GLUE_ECORRUPT);
+    CHECK(strstr(err, "open-1") != NULL); /* segment_check's reason */
+    CHECK(kyufu_glue_recover(dir, 1, "127.0.0.1:7001", &again, err, sizeof err) ==
+          KYUFU_GLUE_ECORRUPT);
+    rm_rf(dir);
+    printf("recover-seed: ok\n");
+    return 0;
+}
