@@ -134,6 +134,11 @@ static const struct command_def commands[] = {
     ID_ROW(PURGE_STAFF, "PurgeStaff", kyufu_storage__purge_staff),
     ID_ROW(BOOTSTRAP_ADMIN, "BootstrapAdmin", kyufu_storage__bootstrap_admin),
     ID_ROW(RECORD_ACCESS, "RecordAccess", kyufu_storage__record_access),
+    /* Decommissioning (issue 12; apply_decommission.c): two operators. */
+    {CASE(REQUEST_DECOMMISSION), "RequestDecommission", ROLE(OPERATOR),
+     kyufu_storage__request_decommission, false, KYUFU_DECOMMISSION_SINCE, false},
+    {CASE(APPROVE_DECOMMISSION), "ApproveDecommission", ROLE(OPERATOR),
+     kyufu_storage__approve_decommission, false, KYUFU_DECOMMISSION_SINCE, false},
 #ifdef KYUFU_NEXT_VERSION
     /* The test build's one extra type (kyufud-next; ledger.proto). */
     {CASE(ANNOTATE), "Annotate", ROLE(ID_ADMIN) | ROLE(CLERK) | ROLE(APPROVER),

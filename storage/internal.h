@@ -328,6 +328,9 @@ int kyufu_storage__create_staff(struct kyufu_storage__cmd *c);
 int kyufu_storage__set_staff_roles(struct kyufu_storage__cmd *c);
 int kyufu_storage__set_staff_status(struct kyufu_storage__cmd *c);
 int kyufu_storage__settle_write(struct kyufu_storage__cmd *c);
+/* Decommissioning (apply_decommission.c). */
+int kyufu_storage__request_decommission(struct kyufu_storage__cmd *c);
+int kyufu_storage__approve_decommission(struct kyufu_storage__cmd *c);
 int kyufu_storage__open_incident(struct kyufu_storage__cmd *c);
 int kyufu_storage__close_incident(struct kyufu_storage__cmd *c);
 /* The availability ledger (apply_availability.c, docs/sla.md). */
@@ -382,6 +385,8 @@ int kyufu_storage__record_access(struct kyufu_storage__cmd *c);
  * "identity"); below it apply keeps the rules of version 1 so that a
  * cluster in a rolling upgrade does not diverge. */
 #define KYUFU_IDENTITY_SINCE 2u
+/* Decommissioning (apply_decommission.c): command-set version 4. */
+#define KYUFU_DECOMMISSION_SINCE 4u
 /* A node's own actor or key client id ("kyufu-node-N", "kyufud-..."). */
 bool kyufu_storage__is_node_name(const char *s);
 const char *kyufu_storage__check_password_hash(const Kyufu__V1__PasswordHash *h);
