@@ -36,6 +36,7 @@ enum kyufu_node_method_kind {
     KYUFU_NODE_DRILL,            /* on the leader, if allowed (availability.c) */
     KYUFU_NODE_AUTH,             /* identity: the Auth service (auth_service.c) */
     KYUFU_NODE_REPORT_REFUSALS,  /* a follower's refusals (refusal_report.c) */
+    KYUFU_NODE_ERASE_NODE,       /* decommissioning: this node (decommission.c) */
 };
 
 /* A WRITE method's typed row (service.c WRITE_DEF, one per method, as
