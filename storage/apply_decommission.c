@@ -76,7 +76,10 @@ static int store(struct kyufu_storage__cmd *c, const Kyufu__V1__Decommission *d)
     int rv = kyufu_storage__mdb_error(
         mdb_put(c->txn, c->s->dbi[KYUFU_DB_META], &k, &v, 0));
     free(buf);
-    return rv;
+    if (rv != 0) {
+        return rv;
+    }
+    return kyufu_storage__set_record(c, KYUFU_RESULT_DECOMMISSION, &d->base);
 }
 
 static bool fresh(const Kyufu__V1__Decommission *d, int64_t now_ms)

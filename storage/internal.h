@@ -262,7 +262,8 @@ struct kyufu_storage__cmd
     Kyufu__V1__Code code;
     char message[KYUFU_MESSAGE_BYTES_MAX];
     char object[KYUFU_OBJECT_BYTES_MAX];
-    int record_field; /* CommandResult field number 10..14 or 90, 0 for none */
+    int record_field; /* CommandResult field number 10..14, 90 or
+                       * KYUFU_RESULT_DECOMMISSION, 0 for none */
     Kyufu__V1__WriteOutcome outcome; /* SettleWrite's fence, else unset */
     uint8_t *record;  /* packed record (malloc), set on OK */
     size_t record_len;
@@ -387,6 +388,8 @@ int kyufu_storage__record_access(struct kyufu_storage__cmd *c);
 #define KYUFU_IDENTITY_SINCE 2u
 /* Decommissioning (apply_decommission.c): command-set version 4. */
 #define KYUFU_DECOMMISSION_SINCE 4u
+/* CommandResult.decommission (ledger.proto). */
+#define KYUFU_RESULT_DECOMMISSION 151
 /* A node's own actor or key client id ("kyufu-node-N", "kyufud-..."). */
 bool kyufu_storage__is_node_name(const char *s);
 const char *kyufu_storage__check_password_hash(const Kyufu__V1__PasswordHash *h);

@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import grpc
 
@@ -70,6 +71,10 @@ def scan(top, skip=()):
 def main():
     kyufud, kyufuctl = sys.argv[1], sys.argv[2]
     c = C.Cluster(kyufud)
+    t0 = time.monotonic()
+
+    def mark(what):
+        print("%6.2f s  %s" % (time.monotonic() - t0, what), flush=True)
     try:
         c.start_all()
         c.wait_leader(15)
@@ -111,6 +116,7 @@ def main():
             r, o, e = ctl(kyufuctl, conf, env[who], *args)
             assert r == rc and words in e, (args, r, o, e)
 
+        mark("cluster, canary, accounts")
         # -- hostile command lines: exit 2, nothing asked of a node
         for args in (["decommission", "request"],
                      ["decommission", "request", "--statement", ""],
@@ -144,6 +150,7 @@ def main():
         r, o, e = ctl(kyufuctl, conf, env["op1"], "decommission", "show")
         assert r == 1 and "NOT_FOUND" in e, (r, o, e)
 
+        mark("hostile command lines")
         # -- wrong role
         refused("clerk1", ["decommission", "request", "--statement",
                            STATEMENT, "--yes"], 1, "PERMISSION_DENIED")
@@ -203,6 +210,7 @@ def main():
         for i in (1, 2, 3):
             assert os.path.join(data[i], "keys", "cmk") in before[i]
             assert any("ledger" in p for p in before[i]), before[i]
+        mark("refusals")
         # -- erase
         r, o, e = ctl(kyufuctl, conf, env["op1"], "decommission", "erase",
                       str(dec_id), "--out", out, "--ca-dir",
@@ -211,6 +219,7 @@ def main():
         for i in (1, 2, 3):
             assert c.wait_exit(i, 30) == 0, "node %d exit status" % i
             assert not os.path.exists(data[i]), files_under(data[i])
+        mark("erased")
         hits = scan(c.dir)
         assert hits == [], hits
 
@@ -266,6 +275,7 @@ def main():
         r, o, e = verify_bytes(raw)
         assert r == 0, (r, o, e)
 
+        mark("certificate checks")
         # -- the HTML copy: same content, escaped
         with open(os.path.join(out, "erasure-certificate.html")) as fh:
             html = fh.read()
