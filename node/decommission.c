@@ -354,11 +354,13 @@ void kyufu_node__decom_finish(struct kyufu_node *n)
                      EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, x->key) == 1 &&
                      EVP_DigestSign(md, sig, &sig_len, (const uint8_t *)b.p, b.n) == 1;
     EVP_MD_CTX_free(md);
-    kyufu_log(complete ? KYUFU_LOG_WARN : KYUFU_LOG_ERROR,
-              complete ? "decommission: node erased"
-                       : "decommission: erasure incomplete (see the report)",
-              KYUFU_LOG_U("files", files));
-    if (!complete) {
+    if (complete) {
+        kyufu_log(KYUFU_LOG_WARN, "decommission: node erased",
+                  KYUFU_LOG_U("files", files));
+    } else {
+        kyufu_log(KYUFU_LOG_ERROR,
+                  "decommission: erasure incomplete (see the report)",
+                  KYUFU_LOG_U("files", files));
         n->exit_code = 1;
     }
     if (!signed_ok) {
