@@ -903,12 +903,21 @@ static char *read_all(const char *path, size_t max, size_t *len, char *err, size
         snprintf(err, err_len, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    char *buf = malloc(max + 1);
-    size_t n = buf != NULL ? fread(buf, 1, max + 1, f) : 0;
-    bool bad = buf == NULL || ferror(f) || n > max;
+    struct stat st;
+    char *buf = NULL;
+    size_t n = 0;
+    bool bad = fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
+               (uint64_t)st.st_size > max;
+    if (!bad) {
+        /* Sized by the file, one byte more to see it grow meanwhile. */
+        buf = malloc((size_t)st.st_size + 2);
+        n = buf != NULL ? fread(buf, 1, (size_t)st.st_size + 1, f) : 0;
+        bad = buf == NULL || ferror(f) || n != (size_t)st.st_size;
+    }
     fclose(f);
     if (bad) {
-        snprintf(err, err_len, "%s: unreadable or larger than %zu bytes", path, max);
+        snprintf(err, err_len, "%s: not a regular file, unreadable, or larger than %zu "
+                 "bytes", path, max);
         free(buf);
         return NULL;
     }

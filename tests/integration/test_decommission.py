@@ -172,6 +172,12 @@ def main():
                         "--ca-dir", os.path.dirname(c.ca), "--yes"], 1,
                 "not the approved one")
         op1 = c.bearer("op1")
+        try:
+            c.cluster(1).EraseNode(S.EraseNodeRequest(decommission_id=0),
+                                   metadata=op1, timeout=10)
+            assert False, "EraseNode with id 0 answered OK"
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
         for i in (1, 2, 3):
             try:
                 c.cluster(i).EraseNode(
@@ -222,12 +228,14 @@ def main():
         mark("erased")
         hits = scan(c.dir)
         assert hits == [], hits
+        mark("scanned")
 
         # -- the certificate
         cert_path = os.path.join(out, "erasure-certificate.json")
         r, o, e = ctl(kyufuctl, conf, env["op1"], "decommission", "verify",
                       cert_path, "--ca", c.ca)
         assert r == 0 and o.startswith("valid"), (r, o, e)
+        mark("verified")
         with open(cert_path, "rb") as fh:
             raw = fh.read()
         doc = json.loads(raw)
@@ -256,6 +264,7 @@ def main():
             assert k["kind"] == "key" and k["sha256"] == key_sha[i], k
             assert k["size"] == 92, k
 
+        mark("certificate content")
         # -- tampering: one changed byte, a re-indented copy, another CA
         def verify_bytes(b, ca=c.ca):
             p = os.path.join(c.dir, "tampered.json")
