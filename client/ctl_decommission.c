@@ -156,8 +156,12 @@ static int only(struct ctl__run *r, const char *cmd, const struct args *a,
         {"--ca-passphrase-file", a->pass_file != NULL},
         {"--ca", a->ca != NULL},
     };
+    /* Whole words: "--ca" must not match inside "--ca-dir". */
+    char words[128], word[32];
+    snprintf(words, sizeof words, " %s ", allowed);
     for (size_t i = 0; i < sizeof o / sizeof o[0]; i++) {
-        if (o[i].given && strstr(allowed, o[i].name) == NULL) {
+        snprintf(word, sizeof word, " %s ", o[i].name);
+        if (o[i].given && strstr(words, word) == NULL) {
             return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "%s: %s does not apply here",
                              cmd, o[i].name);
         }
@@ -772,7 +776,7 @@ static int cmd_erase(struct ctl__run *r, int argc, char **argv)
     struct kyufu_client *c;
     Kyufu__V1__Decommission *d = NULL;
     struct node_out *nodes = NULL;
-    unsigned n_ep = 0, done = 0;
+    unsigned n_ep = 0;
     json_t *cert = NULL;
     if ((rv = ctl__client(r, &c)) != 0 || (rv = get(r, c, &d)) != 0) {
         goto out;
@@ -811,7 +815,6 @@ static int cmd_erase(struct ctl__run *r, int argc, char **argv)
         }
         fprintf(r->err, "kyufuctl: %s: node at %s erased\n", cmd,
                 kyufu_client_endpoint(c, i));
-        done++;
     }
     utc(ended);
     ctl__cert_sha256(ca, cluster_id);
@@ -890,7 +893,6 @@ out:
     }
     X509_free(ca);
     EVP_PKEY_free(ca_key);
-    (void)done;
     return rv;
 }
 
