@@ -346,6 +346,9 @@ void ctl__key_usage(FILE *out);
 /* SLA commands (ctl_sla.c): sla show|report|check, sla incident
  * list|close; same convention. */
 int ctl__sla(struct ctl__run *r, const char *verb, int argc, char **argv);
+/* Decommissioning (ctl_decommission.c, docs/decommission.md). */
+int ctl__decommission(struct ctl__run *r, const char *verb, int argc, char **argv);
+void ctl__decommission_usage(FILE *out);
 void ctl__sla_usage(FILE *out);
 
 /* The SLA report document (ctl_sla_report.c, docs/sla.md "Report"). */

@@ -404,6 +404,7 @@ static void usage(FILE *out)
     ctl__sla_usage(out);
     ctl__drill_usage(out);
     ctl__backup_usage(out);
+    ctl__decommission_usage(out);
     fprintf(out, "\nexit codes:\n");
 #define KYUFU_CTL__USAGE(name, value, text) fprintf(out, "  %d  %s\n", value, text);
     KYUFU_CTL_EXITS(KYUFU_CTL__USAGE)
@@ -486,6 +487,8 @@ int kyufu_ctl_main(int argc, char **argv, FILE *out, FILE *err)
         rv = ctl__sla(&r, verb, cargc, cargv);
     } else if (strcmp(noun, "restore") == 0) {
         rv = ctl__restore(&r, cargc, cargv);
+    } else if (strcmp(noun, "decommission") == 0) {
+        rv = ctl__decommission(&r, verb, cargc, cargv);
     } else if (strcmp(noun, "drill") == 0) {
         rv = ctl__drill(&r, verb, cargc, cargv);
     } else if (strcmp(noun, "backup") == 0) {

@@ -223,6 +223,22 @@ _Static_assert(KYUFU_NODE_VERSION_ASK_MS < KYUFU_NODE_VERSION_POLL_MS,
  * small against a UPS's minutes. */
 #define KYUFU_NODE_STOP_DRAIN_MS_MAX 1000u
 #define KYUFU_NODE_STOP_DRAIN_TICK_MS 10u
+/* Decommissioning (decommission*.c, docs/decommission.md).  The files one
+ * node's inventory lists at most: a data folder holds a few dozen (LMDB,
+ * Raft segments, snapshots, marks); a million is far beyond any real one
+ * and still bounds the report's memory (about 200 bytes a file). */
+#define KYUFU_NODE_DECOM_FILES_MAX 1000000u
+/* Folder depth the inventory descends (the data folder is 2 deep). */
+#define KYUFU_NODE_DECOM_DEPTH_MAX 16u
+/* Bytes hashed or overwritten per read/write. */
+#define KYUFU_NODE_DECOM_CHUNK_BYTES (64u * 1024u)
+/* After the EraseNode answer is handed to the connection, the node waits
+ * this long before it closes its API server and exits, so the answer
+ * (a few KiB) leaves the socket: loopback or a LAN takes milliseconds. */
+#define KYUFU_NODE_DECOM_LINGER_MS 500u
+/* The node's TLS certificate as PEM, sent with its report: one P-256
+ * certificate is under 1 KiB; a chain of a few still fits. */
+#define KYUFU_NODE_DECOM_CERT_BYTES_MAX (16u * 1024u)
 /* [power] ups and domain values. */
 #define KYUFU_NODE_POWER_NAME_BYTES_MAX 127u
 /* [power] shutdown_command, run with /bin/sh -c. */

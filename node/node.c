@@ -28,6 +28,7 @@
 #include "limits.h"
 #include "lock.h"
 #include "log.h"
+#include "decommission.h"
 #include "notify.h"
 #include "stall.h"
 
@@ -40,7 +41,7 @@ static void close_noop(uv_handle_t *h)
 void kyufu_node__finish(struct kyufu_node *n)
 {
     assert(n->stage == KYUFU_NODE_CLOSING);
-    assert(n->api == NULL && n->glue == NULL);
+    assert((n->api == NULL || n->decom != NULL) && n->glue == NULL);
     if (n->offloaded > 0 || n->auth.working > 0) {
         /* A digest or audit check still reads the store: offload.c calls
          * again when the last one is done. */
@@ -73,7 +74,7 @@ void kyufu_node__finish(struct kyufu_node *n)
          * (exit_code != 0): after a failed flush Linux may have marked
          * unwritten pages clean, so even a final flush that succeeds
          * proves nothing. */
-        if (flushed && n->exit_code == 0)
+        if (flushed && n->exit_code == 0 && n->decom == NULL)
             kyufu_node__store_mark_clean(n);
     }
     n->stage = KYUFU_NODE_CLOSED;
@@ -93,6 +94,9 @@ void kyufu_node__finish(struct kyufu_node *n)
     kyufu_node__sla_close(n);
     kyufu_node__avail_close(n);
     kyufu_node__keys_fetch_close(n);
+    if (n->decom != NULL) {
+        kyufu_node__decom_finish(n); /* erases, answers, closes the API */
+    }
 }
 
 static void stop_for_glue_fatal(struct kyufu_node *n, int fatal,
@@ -146,6 +150,7 @@ static void on_api_closed(struct kyufu_api_server *server, void *data)
 }
 
 static void close_api(struct kyufu_node *n);
+static void close_forward(struct kyufu_node *n);
 
 /* Close the metrics listener, the API server, then the forwarding clients,
  * then the glue. */
@@ -157,7 +162,19 @@ static void close_all(struct kyufu_node *n)
     kyufu_node__hold_flush(n); /* before the API server closes */
     /* The rest of the stop gets its own bound. */
     uv_timer_stop(&n->stop_timer);
+    if (n->decom != NULL) {
+        /* Decommissioning: the API server stays open to answer EraseNode
+         * after the glue and the store are closed; decommission.c closes
+         * it (kyufu_node__decom_finish). */
+        kyufu_node__metrics_close(n, close_forward);
+        return;
+    }
     kyufu_node__metrics_close(n, close_api);
+}
+
+static void close_forward(struct kyufu_node *n)
+{
+    kyufu_node__forward_close(n, on_forward_closed);
 }
 
 static void close_api(struct kyufu_node *n)

@@ -228,6 +228,9 @@ struct kyufu_node
     uv_timer_t watchdog_timer; /* systemd WATCHDOG=1 pings (notify.h) */
     uint64_t stalls;
     bool finish_waiting; /* the store's close waits for them */
+    /* Decommissioning (decommission.c): set by EraseNode; the stop then
+     * keeps the API server open until the node is erased and answered. */
+    struct kyufu_node_decom *decom;
     uint64_t stop_drain_until; /* uv_now bound of the drain (node.c) */
     struct kyufu_node_power power;
     struct kyufu_node_sla sla; /* SLA evaluator and alert hook (sla.h) */

@@ -91,6 +91,11 @@ static const struct kyufu_node_permission table[] = {
     C("RemoveNode", OPERATOR, 0),
     C("Drill", OPERATOR, 0), /* DRILL_RESULT (writes_lost) included */
     C("CreateBackup", OPERATOR, 0), /* issue 12, h/backup */
+    /* Decommissioning (docs/decommission.md): apply checks the two. */
+    C("RequestDecommission", OPERATOR, 0),
+    C("ApproveDecommission", OPERATOR, 0),
+    C("GetDecommission", OPERATOR, 0),
+    C("EraseNode", OPERATOR, 0),
     /* Auth. */
     A("SignIn", 0, KYUFU_PERM_PUBLIC),
     A("SignOut", 0, KYUFU_PERM_SIGNED_IN),

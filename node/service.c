@@ -14,6 +14,7 @@
 
 #include "kyufu/v1/service.pb-c.h"
 #include "auth_node.h"
+#include "decommission.h"
 #include "limits.h"
 #include "log.h"
 #include "oplog.h"
@@ -79,6 +80,11 @@ WRITE_DEF(SetStaffRoles, set_staff_roles, set_staff_roles, SET_STAFF_ROLES);
 WRITE_DEF(SetStaffStatus, set_staff_status, set_staff_status, SET_STAFF_STATUS);
 WRITE_DEF(CloseIncident, close_incident, close_incident, CLOSE_INCIDENT);
 WRITE_DEF(DrillProbe, drill_probe, drill_probe, DRILL_PROBE);
+/* Decommissioning (docs/decommission.md). */
+WRITE_DEF(RequestDecommission, request_decommission, request_decommission,
+          REQUEST_DECOMMISSION);
+WRITE_DEF(ApproveDecommission, approve_decommission, approve_decommission,
+          APPROVE_DECOMMISSION);
 #ifdef KYUFU_NEXT_VERSION
 WRITE_DEF(Annotate, annotate, annotate, ANNOTATE);
 #endif
@@ -168,6 +174,19 @@ static const struct kyufu_node_method table[] = {
     A("ResetPassword", reset_password_request),
     A("UnlockStaff", unlock_staff_request),
     A("ResetTotp", reset_totp_request),
+    /* Decommissioning (decommission.c, docs/decommission.md): two
+     * operators' writes, the read, and the erasure of the node called. */
+    {"/kyufu.v1.Cluster/RequestDecommission", KYUFU_NODE_WRITE,
+     &kyufu__v1__request_decommission_request__descriptor,
+     &request_decommission_write, NULL},
+    {"/kyufu.v1.Cluster/ApproveDecommission", KYUFU_NODE_WRITE,
+     &kyufu__v1__approve_decommission_request__descriptor,
+     &approve_decommission_write, NULL},
+    {"/kyufu.v1.Cluster/GetDecommission", KYUFU_NODE_READ,
+     &kyufu__v1__get_decommission_request__descriptor, NULL,
+     kyufu_node__get_decommission},
+    {"/kyufu.v1.Cluster/EraseNode", KYUFU_NODE_ERASE_NODE,
+     &kyufu__v1__erase_node_request__descriptor, NULL, NULL},
     /* Follower refusals (issue 8 item 7): node to node only. */
     {"/kyufu.v1.NodeInternal/ReportRefusals", KYUFU_NODE_REPORT_REFUSALS,
      &kyufu__v1__report_refusals_request__descriptor, NULL, NULL},
@@ -221,6 +240,7 @@ static bool node_local(const struct kyufu_node_call *c)
     case KYUFU_NODE_STATUS:
     case KYUFU_NODE_POWER_EVENT:
     case KYUFU_NODE_GET_AVAILABILITY:
+    case KYUFU_NODE_ERASE_NODE:
         return true;
     default:
         return false;
@@ -448,6 +468,9 @@ static void serve(struct kyufu_node_call *c)
         return;
     case KYUFU_NODE_FETCH_CLUSTER_KEY:
         kyufu_node__fetch_cluster_key(c);
+        return;
+    case KYUFU_NODE_ERASE_NODE:
+        kyufu_node__erase_node(c);
         return;
     }
     assert(false);

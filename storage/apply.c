@@ -134,6 +134,11 @@ static const struct command_def commands[] = {
     ID_ROW(PURGE_STAFF, "PurgeStaff", kyufu_storage__purge_staff),
     ID_ROW(BOOTSTRAP_ADMIN, "BootstrapAdmin", kyufu_storage__bootstrap_admin),
     ID_ROW(RECORD_ACCESS, "RecordAccess", kyufu_storage__record_access),
+    /* Decommissioning (issue 12; apply_decommission.c): two operators. */
+    {CASE(REQUEST_DECOMMISSION), "RequestDecommission", ROLE(OPERATOR),
+     kyufu_storage__request_decommission, false, KYUFU_DECOMMISSION_SINCE, false},
+    {CASE(APPROVE_DECOMMISSION), "ApproveDecommission", ROLE(OPERATOR),
+     kyufu_storage__approve_decommission, false, KYUFU_DECOMMISSION_SINCE, false},
 #ifdef KYUFU_NEXT_VERSION
     /* The test build's one extra type (kyufud-next; ledger.proto). */
     {CASE(ANNOTATE), "Annotate", ROLE(ID_ADMIN) | ROLE(CLERK) | ROLE(APPROVER),
@@ -204,7 +209,8 @@ int kyufu_storage__set_record(struct kyufu_storage__cmd *c,
                               int field,
                               const ProtobufCMessage *m)
 {
-    KYUFU_ASSERT((field >= 10 && field <= 14) || field == 90);
+    KYUFU_ASSERT((field >= 10 && field <= 14) || field == 90 ||
+                 field == KYUFU_RESULT_DECOMMISSION);
     KYUFU_ASSERT(c->record == NULL);
     c->record_field = field;
     return kyufu_storage__pack(m, &c->record, &c->record_len);
@@ -527,7 +533,7 @@ static int encode_result(const struct kyufu_storage__cmd *c,
     r.audit_seq = audit_seq;
     r.outcome = c->outcome;
     size_t head = protobuf_c_message_get_packed_size(&r.base);
-    /* tag (2 bytes for field 90) + length (at most 10) */
+    /* tag (2 bytes for field 90 or 151) + length (at most 10) */
     uint8_t *buf = malloc(head + 12 + c->record_len);
     if (buf == NULL) {
         return KYUFU_STORAGE_ENOMEM;

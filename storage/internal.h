@@ -366,7 +366,8 @@ struct kyufu_storage__cmd
     Kyufu__V1__Code code;
     char message[KYUFU_MESSAGE_BYTES_MAX];
     char object[KYUFU_OBJECT_BYTES_MAX];
-    int record_field; /* CommandResult field number 10..14 or 90, 0 for none */
+    int record_field; /* CommandResult field number 10..14, 90 or
+                       * KYUFU_RESULT_DECOMMISSION, 0 for none */
     Kyufu__V1__WriteOutcome outcome; /* SettleWrite's fence, else unset */
     uint8_t *record;  /* packed record (malloc), set on OK */
     size_t record_len;
@@ -432,6 +433,9 @@ int kyufu_storage__create_staff(struct kyufu_storage__cmd *c);
 int kyufu_storage__set_staff_roles(struct kyufu_storage__cmd *c);
 int kyufu_storage__set_staff_status(struct kyufu_storage__cmd *c);
 int kyufu_storage__settle_write(struct kyufu_storage__cmd *c);
+/* Decommissioning (apply_decommission.c). */
+int kyufu_storage__request_decommission(struct kyufu_storage__cmd *c);
+int kyufu_storage__approve_decommission(struct kyufu_storage__cmd *c);
 int kyufu_storage__open_incident(struct kyufu_storage__cmd *c);
 int kyufu_storage__close_incident(struct kyufu_storage__cmd *c);
 /* The availability ledger (apply_availability.c, docs/sla.md). */
@@ -486,6 +490,10 @@ int kyufu_storage__record_access(struct kyufu_storage__cmd *c);
  * "identity"); below it apply keeps the rules of version 1 so that a
  * cluster in a rolling upgrade does not diverge. */
 #define KYUFU_IDENTITY_SINCE 2u
+/* Decommissioning (apply_decommission.c): command-set version 4. */
+#define KYUFU_DECOMMISSION_SINCE 4u
+/* CommandResult.decommission (ledger.proto). */
+#define KYUFU_RESULT_DECOMMISSION 151
 /* A node's own actor or key client id ("kyufu-node-N", "kyufud-..."). */
 bool kyufu_storage__is_node_name(const char *s);
 const char *kyufu_storage__check_password_hash(const Kyufu__V1__PasswordHash *h);

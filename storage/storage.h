@@ -307,6 +307,12 @@ int kyufu_storage_list_staff(struct kyufu_storage *s,
                              const char *after,
                              size_t page_size,
                              struct kyufu_storage_page *page);
+/* The decommission this store has applied (apply_decommission.c;
+ * docs/decommission.md) into *out, the caller's to free with
+ * kyufu__v1__decommission__free_unpacked: 0, ENOTFOUND when there is none
+ * (*out NULL), or a store error (ECORRUPT: the record is damaged). */
+int kyufu_storage_decommission_get(struct kyufu_storage *s,
+                                   Kyufu__V1__Decommission **out);
 /* SLA incidents (apply_incident.c) with id > after (decimal), oldest
  * first. */
 int kyufu_storage_list_incidents(struct kyufu_storage *s,

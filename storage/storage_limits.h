@@ -174,6 +174,11 @@ _Static_assert(KYUFU_AVAIL_QUERY_DAYS_MAX <= KYUFU_AVAIL_SUMMARY_DAYS,
  * no longer counts, so a forgotten one is not completed weeks later by
  * surprise (the repeat records a new one). */
 #define KYUFU_ADMIN_PENDING_MS ((int64_t)24 * 60 * 60 * 1000)
+/* How long a pending decommission waits for its second operator
+ * (apply_decommission.c): an hour, the length of the meeting in which two
+ * operators decommission a cluster together; a request left over from
+ * another day must not be approved by surprise. */
+#define KYUFU_DECOMMISSION_PENDING_MS ((int64_t)60 * 60 * 1000)
 /* Sessions and accounts one cleanup query returns at most. */
 #define KYUFU_IDENTITY_QUERY_MAX 1000u
 _Static_assert(KYUFU_STAFF_ID_BYTES_MAX + 1 + KYUFU_SHA256_BYTES <= 511,

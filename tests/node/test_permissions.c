@@ -95,6 +95,11 @@ static const struct {
     {"/kyufu.v1.Cluster/RemoveNode", "Unnnnynn", NULL},
     {"/kyufu.v1.Cluster/Drill", "Unnnnynn", NULL},
     {"/kyufu.v1.Cluster/CreateBackup", "Unnnnynn", NULL},
+    /* Decommissioning (docs/decommission.md): operators only. */
+    {"/kyufu.v1.Cluster/RequestDecommission", "Unnnnynn", NULL},
+    {"/kyufu.v1.Cluster/ApproveDecommission", "Unnnnynn", NULL},
+    {"/kyufu.v1.Cluster/GetDecommission", "Unnnnynn", NULL},
+    {"/kyufu.v1.Cluster/EraseNode", "Unnnnynn", NULL},
     {"/kyufu.v1.Auth/SignIn", "yyyyyyyy", NULL},
     {"/kyufu.v1.Auth/SignOut", "Uyyyyyyn", NULL},
     {"/kyufu.v1.Auth/WhoAmI", "Uyyyyyyn", NULL},
