@@ -319,6 +319,14 @@ uint64_t kyufu_glue_peer_lost_ms(struct kyufu_glue *g, uint64_t id)
     return 0;
 }
 
+/* raft_uv wants to (re)connect to peer id: not if it is a removed member
+ * (dial_policy.h). */
+static bool transport_dial_ok(struct glue_transport *gt, raft_id id)
+{
+    struct kyufu_glue *g = gt->data;
+    return !g->raft_inited || glue__dial_ok(&g->dial, &g->raft.configuration, id);
+}
+
 /* A Raft connection refused during its handshake (already rate-limited). */
 static void transport_refused(struct glue_transport *gt,
                               const struct glue_peer_refusal *r)
@@ -474,6 +482,7 @@ int kyufu_glue_init(uv_loop_t *loop,
     g->transport.connected = transport_connected;
     g->transport.lost = transport_lost;
     g->transport.refused = transport_refused;
+    g->transport.dial_ok = transport_dial_ok;
     g->transport.allowed = config->peer_allowed;
     g->transport.allowed_arg = config->peer_allowed_arg;
     g->transport.data = g;

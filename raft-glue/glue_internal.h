@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "crash_evidence.h"
+#include "dial_policy.h"
 #include "fsm.h"
 #include "glue.h"
 #include "glue_limits.h"
@@ -85,6 +86,8 @@ struct kyufu_glue
     /* A closed connection with the leader starts an election early
      * (crash_evidence.h); driven by the poll timer. */
     struct glue_crash_evidence crash;
+    /* Removed members are not dialled (dial_policy.h). */
+    struct glue_dial_policy dial;
 };
 
 /* 0 when this node can start a leader's operation: open, not failed, the

@@ -234,4 +234,10 @@ _Static_assert(KYUFU_PEER_WRITE_QUEUE_BYTES_MAX >= 2 * KYUFU_ENTRY_BYTES_MAX,
  * kyufud's cluster size bound (node/limits.h) with headroom. */
 #define KYUFU_GLUE_PEERS_TRACKED_MAX 16u
 
+/* Member ids the dial policy remembers (dial_policy.h): every member and
+ * removed member of a long-lived node through many replacements (each
+ * replacement adds a new id); past it the oldest is forgotten and, if
+ * raft_uv still has a client for it, dialled again (noise, not harm). */
+#define KYUFU_GLUE_MEMBERS_SEEN_MAX 64u
+
 #endif /* KYUFU_GLUE_LIMITS_H */

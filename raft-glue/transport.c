@@ -132,6 +132,9 @@ static int tr_connect(struct raft_uv_transport *t,
 {
     struct glue_transport *gt = of(t);
     assert(!gt->closing);
+    if (gt->dial_ok != NULL && !gt->dial_ok(gt, id)) {
+        return RAFT_NOCONNECTION; /* req untouched: raft_uv retries */
+    }
     req->cb = cb;
     return glue__link_connect(gt, req, id, address);
 }

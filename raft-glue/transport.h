@@ -87,6 +87,11 @@ struct glue_transport
      * refused one is closed before TLS and reported through `refused`. */
     bool (*allowed)(void *arg, const struct sockaddr *addr);
     void *allowed_arg;
+    /* Optional: whether raft's connect to peer `id` may dial now (the
+     * glue's dial policy, dial_policy.h); NULL dials every id.  A refused
+     * connect fails at once with RAFT_NOCONNECTION: raft_uv retries it
+     * after its connect retry delay, without a packet sent. */
+    bool (*dial_ok)(struct glue_transport *gt, raft_id id);
     void *data;
     /* Rate limit of `refused`, on loop time. */
     uint64_t refused_window_start_ms;

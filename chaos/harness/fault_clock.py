@@ -35,6 +35,7 @@ SEEN_SLACK_S = 5     # the log's clock vs the step (scheduling)
 SIGN = {"clock-jump-fwd": +1, "clock-jump-back": -1}
 
 _files = {}   # node: its offset file
+_on = False   # the plan steps clocks (setup ran): joining nodes too
 
 
 def missing(kyufud):
@@ -58,18 +59,33 @@ def _write(path, text):
     os.rename(path + ".tmp", path)  # libfaketime never reads half a file
 
 
+def _under_faketime(c, i):
+    """Node i (not started yet) runs under libfaketime, at the true time
+    for now: its offset file in its folder, beside its kyufud.conf."""
+    path = os.path.join(os.path.dirname(c.conf[i]), "faketime")
+    _write(path, "+0")
+    _files[i] = path
+    c.node_env.setdefault(i, {}).update({
+        "LD_PRELOAD": LIB, "FAKETIME_TIMESTAMP_FILE": path,
+        "FAKETIME_CACHE_DURATION": str(CACHE_S),
+        "DONT_FAKE_MONOTONIC": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "NO_FAKE_STAT": "1"})
+
+
 def setup(c, kinds, actions):
+    global _on
     if ACTION not in actions:
         return
-    for i in range(1, c.n + 1):
-        path = os.path.join(c.dir, "node%d" % i, "faketime")
-        _write(path, "+0")
-        _files[i] = path
-        c.node_env.setdefault(i, {}).update({
-            "LD_PRELOAD": LIB, "FAKETIME_TIMESTAMP_FILE": path,
-            "FAKETIME_CACHE_DURATION": str(CACHE_S),
-            "DONT_FAKE_MONOTONIC": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-            "NO_FAKE_STAT": "1"})
+    _on = True
+    for i in c.ids():
+        _under_faketime(c, i)
+
+
+def join(c, i):
+    """A node added by the harness (replace-node) runs under libfaketime
+    too, if the plan steps clocks: a clock fault may pick it."""
+    if _on:
+        _under_faketime(c, i)
 
 
 def _log_times(path, offset):
@@ -140,4 +156,7 @@ def heal(inj):
 
 
 def teardown(c):
+    global _on
+    del c
     _files.clear()
+    _on = False

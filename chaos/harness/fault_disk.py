@@ -3,11 +3,16 @@ corrupted files"): one node's data folder runs out of space, then gets it
 back.
 
 Each node's data folder is its own small tmpfs (DATA_FS_BYTES), mounted by
-prepare() before the nodes start.  The mounts are made by the inner run,
+prepare() before the nodes start, and by join() for a node the harness
+adds (the replace-node kinds).  The mounts are made by the inner run,
 which `ip netns exec` put in a mount namespace of its own, so they are
 invisible outside the run and the kernel drops them when the run's last
 process exits (a run killed with SIGKILL leaves none behind); teardown()
-still detaches them before the cluster folder is removed.
+still detaches them before the cluster folder is removed.  The module
+finds a node's tmpfs in /proc/self/mountinfo (source FS_SOURCE under the
+node's folder), so it keeps no list of paths: fault_power moves a tmpfs
+to the backing folder of its powerfs mount (the held writes then land on
+it, and a full tmpfs is full under powerfs too).
 
 inject() fills the node's filesystem with a ballast file (fallocate) and
 waits until the node has met the full disk (it exited) or FULL_WAIT_S
@@ -34,41 +39,88 @@ EXPECTED_RC = 1             # docs/operations.md "Exit status"
 EXPECTED_STOP = '"reason":"fatal raft or storage error"'
 BALLAST = "chaos-ballast"
 
+FS_SOURCE = "kyufu-chaos-data"   # the tmpfs's source in mountinfo
+
 _full = {}      # node -> (ballast path, log offset, time), while on
 _exited = {}    # node -> seconds from the full disk to its exit
-_mounted = []   # data folders with our tmpfs
+_on = False     # the plan fills disks (prepare ran): joining nodes too
 
 
 def data_dir(c, i):
-    return os.path.join(c.dir, "node%d" % i, "data")
+    """Node i's data folder (its kyufud.conf's folder + data, as Cluster
+    and kyufuctl node new write it)."""
+    return os.path.join(os.path.dirname(c.conf[i]), "data")
+
+
+def _tmpfs_mounts():
+    """The mount points of this mount namespace's FS_SOURCE tmpfs
+    mounts."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split(" ")
+            tail = fields[fields.index("-") + 1:]
+            if tail[:2] == ["tmpfs", FS_SOURCE]:
+                out.append(fields[4].replace("\\040", " "))
+    return out
+
+
+def fs_dir(c, i):
+    """Where node i's tmpfs is mounted (its data folder, or where
+    fault_power moved it), or None if it has none."""
+    top = os.path.dirname(os.path.abspath(c.conf[i])) + os.sep
+    for mp in _tmpfs_mounts():
+        if mp.startswith(top):
+            return mp
+    return None
+
+
+def _on_tmpfs(c, i):
+    """Node i's data folder (not started yet) on a tmpfs of its own (its
+    current files, the bootstrap admin file if any, are copied in)."""
+    d = data_dir(c, i)
+    # fault_power's mount (its setup, or its join) comes after this one.
+    assert not os.path.ismount(d), "%s is a mount already" % d
+    aside = d + ".pre"
+    os.rename(d, aside)
+    os.mkdir(d, 0o700)
+    subprocess.run(["mount", "-t", "tmpfs", "-o",
+                    "size=%d,mode=0700" % DATA_FS_BYTES, FS_SOURCE, d],
+                   check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE)
+    for name in os.listdir(aside):
+        shutil.copy2(os.path.join(aside, name), os.path.join(d, name))
+    shutil.rmtree(aside)
 
 
 def prepare(c, _seed):
-    """Before the nodes start: every node's data folder on its own tmpfs
-    (its current files, the bootstrap admin file, are copied in)."""
-    for i in range(1, c.n + 1):
-        d = data_dir(c, i)
-        aside = d + ".pre"
-        os.rename(d, aside)
-        os.mkdir(d, 0o700)
-        subprocess.run(["mount", "-t", "tmpfs", "-o",
-                        "size=%d,mode=0700" % DATA_FS_BYTES,
-                        "kyufu-chaos-data", d], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _mounted.append(d)
-        for name in os.listdir(aside):
-            shutil.copy2(os.path.join(aside, name), os.path.join(d, name))
-        shutil.rmtree(aside)
+    """Before the nodes start: every node's data folder on its own
+    tmpfs."""
+    global _on
+    _on = True
+    for i in c.ids():
+        _on_tmpfs(c, i)
+
+
+def join(c, i):
+    """A node added by the harness (replace-node) gets its tmpfs too, if
+    the plan fills disks: disk-full may pick it."""
+    if _on:
+        _on_tmpfs(c, i)
 
 
 def teardown(c):
-    """Detach the tmpfs mounts (lazily: a node may still run; its files go
-    when it exits) so the cluster folder can be removed."""
+    """Detach the run's tmpfs mounts (lazily: a node may still run; its
+    files go when it exits) so the cluster folder can be removed."""
+    global _on
     _full.clear()
     _exited.clear()
-    while _mounted:
-        subprocess.run(["umount", "-l", _mounted.pop()],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _on = False
+    top = os.path.abspath(c.dir) + os.sep
+    for mp in sorted(_tmpfs_mounts(), reverse=True):
+        if mp.startswith(top):
+            subprocess.run(["umount", "-l", mp], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
 
 
 def _fill(path):
@@ -89,12 +141,13 @@ def _fill(path):
 
 
 def inject(inj, node):
-    if data_dir(inj.c, node) not in _mounted:
-        # A node that joined after prepare() (the replace-node kinds) has
-        # no tmpfs of its own: filling its folder would fill the host's.
+    fs = fs_dir(inj.c, node)
+    if fs is None:
+        # Never fill a folder that is not on a tmpfs of the run: that
+        # would fill the host's /tmp.
         raise RuntimeError("disk-full: node %d's data folder is not on a "
                            "tmpfs of the run" % node)
-    path = os.path.join(data_dir(inj.c, node), BALLAST)
+    path = os.path.join(fs, BALLAST)
     offset = nodelog.size(inj.c.log_path(node))
     _fill(path)
     t_full = time.monotonic()

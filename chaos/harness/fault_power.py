@@ -5,13 +5,17 @@ When a plan holds this action, setup() puts each node's data folder on its
 own kyufu-powerfs mount (chaos/powerfs/powerfs.c: every write is held until
 the file is fsynced, a cut drops what is held) and gives every kyufud a
 boot id file (the KYUFU_BOOT_ID_FILE test hook, docs/testing.md), and a
-snapshot threshold no run reaches (SNAPSHOT_THRESHOLD).  inject()
-cuts the power of all three mounts (unsynced data dropped, the mounts then
-answer EIO) and kills -9 every kyufud; heal() unmounts, mounts again from
-what was synced and writes a new boot id for every node (the OS restarted:
-a store flushed in the background is rebuilt from the node's own Raft
-snapshot and log, docs/storage.md); Injector.heal_all then restarts the
-nodes like any killed node.  The target is ignored ("all").
+snapshot threshold no run reaches (SNAPSHOT_THRESHOLD); join() does the
+same for a node the harness adds later (replace-node).  inject()
+cuts the power of every member's mount (unsynced data dropped, the mounts
+then answer EIO) and kills -9 every member; heal() unmounts, mounts again
+from what was synced and writes a new boot id for each of them (the OS
+restarted: a store flushed in the background is rebuilt from the node's
+own Raft snapshot and log, docs/storage.md); Injector.heal_all then
+restarts the nodes like any killed node.  The target is ignored ("all").
+A removed node's mount stays as it is until teardown().  If fault_disk
+put the data folder on a tmpfs first, that tmpfs becomes the mount's
+backing folder (moved there with mount --move).
 
 Mounts live in the mount namespace of the run's inner process (`ip netns
 exec` gives it one of its own, a slave of the host's), so the host never
@@ -22,6 +26,7 @@ mount namespace holding the mounts is gone."""
 import os
 import shutil
 import signal
+import subprocess
 
 import powerfs as P
 
@@ -57,29 +62,52 @@ def missing(kyufud):
     return None
 
 
-class State:
-    def __init__(self, c, prog):
-        self.c = c
-        self.mounts = {}
-        self.boots = {i: 0 for i in range(1, c.n + 1)}
-        self.down = False  # cut, not yet mounted again
-        for i in range(1, c.n + 1):
-            nd = os.path.join(c.dir, "node%d" % i)
-            data, disk = os.path.join(nd, "data"), os.path.join(nd, "disk")
-            # The data folder (holding its bootstrap-admin file) becomes
-            # the backing folder of a mount at the same path.
-            shutil.move(data, disk)
-            self.mounts[i] = P.Mount(prog, disk, data,
-                                     os.path.join(nd, "powerfs.log"))
-            self.new_boot(i)
+def _move_folder(src, dst):
+    """Move the folder src to dst; if src is a mount point (fault_disk's
+    tmpfs), move the mount (the folder src stays, empty, on the parent
+    filesystem, ready to be mounted over)."""
+    if os.path.ismount(src):
+        os.mkdir(dst, 0o700)
+        subprocess.run(["mount", "--move", src, dst], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    else:
+        os.rename(src, dst)
 
-    def new_boot(self, i):
+
+class State:
+    def __init__(self, prog):
+        self.prog = prog
+        self.mounts = {}   # node: its powerfs mount (removed nodes' too)
+        self.boots = {}    # node: its boot count
+        self.cut = []      # the nodes whose power is cut, until healed
+
+    def add(self, c, i):
+        """Node i (not started yet) on a powerfs mount of its own, with a
+        boot id and no snapshots."""
+        nd = os.path.dirname(os.path.abspath(c.conf[i]))
+        data, disk = os.path.join(nd, "data"), os.path.join(nd, "disk")
+        # The data folder (holding its bootstrap-admin file, if any)
+        # becomes the backing folder of a mount at the same path.
+        _move_folder(data, disk)
+        self.mounts[i] = P.Mount(self.prog, disk, data,
+                                 os.path.join(nd, "powerfs.log"))
+        self.boots[i] = 0
+        self.new_boot(c, i)
+        with open(c.conf[i]) as f:
+            text = f.read()
+        assert "snapshot_threshold" not in text, c.conf[i]
+        assert "[raft]\n" in text, c.conf[i]
+        with open(c.conf[i], "w") as f:
+            f.write(text.replace("[raft]\n", "[raft]\nsnapshot_threshold = "
+                                 "%d\n" % SNAPSHOT_THRESHOLD, 1))
+
+    def new_boot(self, c, i):
         self.boots[i] += 1
-        path = os.path.join(self.c.dir, "node%d" % i, "boot_id")
+        path = os.path.join(os.path.dirname(c.conf[i]), "boot_id")
         with open(path + ".tmp", "w") as f:
             f.write("00000000-0000-4000-8000-%06d%06d\n" % (i, self.boots[i]))
         os.rename(path + ".tmp", path)
-        self.c.node_env.setdefault(i, {})["KYUFU_BOOT_ID_FILE"] = path
+        c.node_env.setdefault(i, {})["KYUFU_BOOT_ID_FILE"] = path
 
 
 _state = None
@@ -90,29 +118,37 @@ def setup(c, kinds, actions):
     global _state
     if ACTION not in actions:
         return
-    _state = State(c, program(c.kyufud))
-    for i in range(1, c.n + 1):
-        with open(c.conf[i]) as f:
-            text = f.read()
-        assert "snapshot_threshold" not in text, c.conf[i]
-        with open(c.conf[i], "w") as f:
-            f.write(text.replace("[raft]\n", "[raft]\nsnapshot_threshold = "
-                                 "%d\n" % SNAPSHOT_THRESHOLD, 1))
-    for m in _state.mounts.values():
-        m.mount()
+    _state = State(program(c.kyufud))
+    for i in c.ids():
+        _state.add(c, i)
+    for i in c.ids():
+        _state.mounts[i].mount()
+
+
+def join(c, i):
+    """A node added by the harness (replace-node) gets its mount, boot id
+    and snapshot threshold too, if the plan cuts power: it is a member
+    when the next cut comes."""
+    if _state is not None:
+        assert not _state.cut, "a node joins while the power is cut"
+        _state.add(c, i)
+        _state.mounts[i].mount()
 
 
 def inject(inj, node):
+    """Every member's power cut (a removed node's mount is left alone: it
+    runs nothing)."""
     st = _state
-    assert st is not None and not st.down, "power fault without mounts"
+    assert st is not None and not st.cut, "power fault without mounts"
     del node  # every node loses power
-    dropped = {i: m.cut() for i, m in st.mounts.items()}
-    st.down = True
-    for i in st.mounts:
+    members = inj.c.ids()
+    dropped = {i: st.mounts[i].cut() for i in members}
+    st.cut = members
+    for i in members:
         if inj.c.alive(i):
             inj.c.kill(i, signal.SIGKILL)
         inj.killed.add(i)
-    for i in st.mounts:
+    for i in members:
         inj.c.wait_exit(i, CUT_WAIT_S)
     print("chaos: power-all dropped %s" % ", ".join(
         "node %d %d bytes in %d files (data.mdb %d)" % (
@@ -123,14 +159,14 @@ def inject(inj, node):
 
 def heal(inj):
     st = _state
-    if st is None or not st.down:
+    if st is None or not st.cut:
         return
-    for m in st.mounts.values():
-        m.unmount()
-    for i, m in st.mounts.items():
-        m.mount()
-        st.new_boot(i)  # the OS restarted with the power
-    st.down = False
+    for i in st.cut:
+        st.mounts[i].unmount()
+    for i in st.cut:
+        st.mounts[i].mount()
+        st.new_boot(inj.c, i)  # the OS restarted with the power
+    st.cut = []
 
 
 def teardown(c):

@@ -84,6 +84,7 @@ def inject(inj, node):
         raise RuntimeError("kyufuctl node new --id %d: exit %d: %s"
                            % (new, rc, err.strip()))
     c.join(new, slot, os.path.join(folder, "kyufud.conf"))
+    inj.add_node(new)  # mounts, clock file... of the other fault modules
     c.start(new)
     conf = _client_conf(c, c.ids() + [new])
     log = open(os.path.join(c.dir, "replace-%d-%d.out" % (node, new)), "w")

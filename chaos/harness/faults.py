@@ -17,9 +17,13 @@ from harness import fault_replace, fault_replace_dead, netns, plan
 # A module may also define missing(kyufud) (why it cannot run here: the
 # run is skipped), setup(cluster, kinds, actions), called before the nodes
 # first start (setup_all), check(events) (harness errors it finds in the
-# history, verdicts) and teardown(cluster), called before the cluster
-# folder is removed (teardown_all); Injector.fault is the plan entry being
-# injected.
+# history, verdicts), join(cluster, node_id), called when the harness
+# adds a node (join_all: what setup did for the first nodes, done for this
+# one before it first starts; a module that set nothing up does nothing)
+# and teardown(cluster), called before the cluster folder is removed
+# (teardown_all); Injector.fault is the plan entry being injected.  No
+# module assumes the node ids 1..n: the members are cluster.ids() (they
+# change with the replace-node kinds).
 ACTIONS = {
     # replace-node (docs/chaos.md "Faults: replace-node")
     "replace": fault_replace,
@@ -72,6 +76,16 @@ def setup_all(cluster, kinds, seed):
             mod.setup(cluster, kinds, actions)
 
 
+def join_all(cluster, node_id):
+    """A node the harness adds (NetCluster.join done, not yet started):
+    each module's join(cluster, node_id), in the order of setup_all
+    (fault_disk's tmpfs on the data folder before fault_power's mount over
+    it)."""
+    for mod in _modules():
+        if hasattr(mod, "join"):
+            mod.join(cluster, node_id)
+
+
 def verdicts(events):
     """Harness errors that modules find in the run's history (each
     module's optional check(events))."""
@@ -90,7 +104,7 @@ def teardown_all(cluster):
             mod.teardown(cluster)
 
 
-RECOVER_S = 30.0  # no majority leader this long after healing: a failure
+RECOVER_S = 30.0  # no majority leader this long after the heal: a failure
 CATCH_UP_S = 30.0  # settle: every node applied the leader's commit index
 
 
@@ -110,6 +124,11 @@ class Injector:
         self.isolated = set()  # nodes whose namespace has DROP rules
         self.errors = []  # harness-level failures (no recovery, a crash)
         self.fault = None  # the plan entry being injected
+
+    def add_node(self, node):
+        """The harness adds node (registered with NetCluster.join, not
+        yet started): every module prepares it (join_all)."""
+        join_all(self.c, node)
 
     def leader(self):
         named = []
@@ -211,7 +230,10 @@ class Injector:
         t_heal = time.monotonic()
         self.heal_all()
         t_rec = after = None
-        end = t_heal + RECOVER_S
+        # From the end of the heal: healing a replace-node fault waits for
+        # the whole membership change (a fresh node's catch-up, bounded by
+        # fault_replace's own limits), which can outlast RECOVER_S.
+        end = time.monotonic() + RECOVER_S
         while time.monotonic() < end:
             after = self.leader()
             if after is not None:

@@ -1,5 +1,5 @@
 /* The raft-glue tests' assertion (test_crash_evidence.c, test_fsm.c,
- * test_glue_uv.c, test_io_guard.c, test_options.c,
+ * test_dial_policy.c, test_glue_uv.c, test_io_guard.c, test_options.c,
  * test_proposer_limits.c): on in every build (NDEBUG does not remove it),
  * names the file, the line and the failed expression, and fails the test
  * binary. */
