@@ -197,6 +197,12 @@ int kyufu_storage__household_encode(const Kyufu__V1__Household *h,
 int kyufu_storage__household_decode(const uint8_t *buf, size_t len,
                                     Kyufu__V1__Household **out);
 
+/* SHA-256 of parts[0] ‖ … ‖ parts[n - 1] (an empty part may be NULL) into
+ * out: 0, or KYUFU_STORAGE_ENOMEM when OpenSSL fails.  The algorithm is
+ * fetched once per process (sha256.c); thread-safe. */
+int kyufu_storage__sha256(const uint8_t *const parts[], const size_t lens[],
+                          size_t n, uint8_t out[32]);
+
 /* Pack any message into a malloc'ed buffer. */
 int kyufu_storage__pack(const ProtobufCMessage *m, uint8_t **out, size_t *len);
 /* Pack M and put it under KEY in DB: 0 or an LMDB-mapped error. */
