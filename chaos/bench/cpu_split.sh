@@ -13,7 +13,7 @@
 # round: writes/s, then each process's CPU seconds, its share of one core
 # over the run and its CPU ms per 1,000 writes; OUT_DIR/ROUND.json is the
 # load's JSON.  With KYUFU_CPU_PERF=1 the leader is also sampled with
-# `perf record -g` during round 1 (OUT_DIR/perf.data).  Not a test: it
+# `perf record --call-graph dwarf` during round 1 (OUT_DIR/perf.data).  Not a test: it
 # reads the wall clock and takes a minute.  Exit 0, or 1 on any failure.
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 BUILD OUT_DIR [ROUNDS] [K] [SECONDS]" >&2; exit 2; }
@@ -57,7 +57,7 @@ for r in $(seq "$rounds"); do
     thread_ticks "$lpid" >"$out/threads-$r-before.txt"
     perf_pid=""
     if [ "${KYUFU_CPU_PERF:-0}" = 1 ] && [ "$r" = 1 ]; then
-        perf record -g -F 499 -p "$lpid" -o "$out/perf.data" >/dev/null 2>&1 &
+        perf record --call-graph dwarf,16384 -F 999 -p "$lpid" -o "$out/perf.data" >/dev/null 2>&1 &
         perf_pid=$!
     fi
     t0=$(date +%s.%N)
