@@ -5,7 +5,8 @@
 # `kyufu-bench-load --approve --no-setup --inflight K` run of SECONDS, with
 # user + system CPU read from /proc before and after it for every kyufud
 # (and each thread of the leader: its loop thread is the one named like the
-# process) and, from `/usr/bin/time`, for the load client.
+# process) and, from `/usr/bin/time`, for the load client; also the
+# leader's write system calls (/proc/PID/io syscw) per write answered.
 #
 #   chaos/bench/cpu_split.sh BUILD OUT_DIR [ROUNDS] [K] [SECONDS]
 #
@@ -32,6 +33,8 @@ out=$(cd "$out" && pwd)
 ab_tmp kyufu-cpu
 ab_init 28611 28711 28811 "$build"
 
+# syscw PID: write system calls the process made so far (/proc/PID/io).
+syscw() { awk '/^syscw:/ {print $2}' "/proc/$1/io"; }
 # ticks PID: utime + stime of the process (all its threads), in clock ticks.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # thread_ticks PID: "TID COMM TICKS" for each thread.
@@ -55,6 +58,7 @@ for r in $(seq "$rounds"); do
     declare -A before=()
     for i in 0 1 2; do before[$i]=$(ticks "${pids[$i]}"); done
     thread_ticks "$lpid" >"$out/threads-$r-before.txt"
+    w0=$(syscw "$lpid")
     perf_pid=""
     if [ "${KYUFU_CPU_PERF:-0}" = 1 ] && [ "$r" = 1 ]; then
         perf record --call-graph dwarf,16384 -F 999 -p "$lpid" -o "$out/perf.data" >/dev/null 2>&1 &
@@ -66,15 +70,17 @@ for r in $(seq "$rounds"); do
     t1=$(date +%s.%N)
     for i in 0 1 2; do after[$i]=$(ticks "${pids[$i]}"); done
     thread_ticks "$lpid" >"$out/threads-$r-after.txt"
+    w1=$(syscw "$lpid")
     [ -n "$perf_pid" ] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
     stop_nodes
     $py - "$out" "$r" "$hz" "$t0" "$t1" "$lid" "${before[0]}" "${before[1]}" \
-        "${before[2]}" "${after[0]}" "${after[1]}" "${after[2]}" <<'PY'
+        "${before[2]}" "${after[0]}" "${after[1]}" "${after[2]}" "$((w1 - w0))" <<'PY'
 import json, sys
 out, r, hz, t0, t1, lid = sys.argv[1], sys.argv[2], int(sys.argv[3]), \
     float(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
 b = [int(x) for x in sys.argv[7:10]]
 a = [int(x) for x in sys.argv[10:13]]
+leader_writes = int(sys.argv[13])
 run = json.load(open("%s/%s.json" % (out, r)))["runs"][0]
 wall = t1 - t0
 writes = run["writes"]
@@ -85,6 +91,8 @@ print("round %s: K=%s, %.0f writes/s, p50 %s ms, p99 %s ms, %.1f s wall"
 rows = [("node%d%s" % (i + 1, " (leader)" if i + 1 == lid else ""),
          (a[i] - b[i]) / hz) for i in range(3)]
 rows.append(("kyufu-bench-load", u + s))
+print("  leader: %.2f write system calls per write answered (/proc/PID/io syscw)"
+      % (leader_writes / writes))
 for name, cpu in rows:
     print("  %-18s %6.2f s CPU  %5.0f %% of a core  %6.1f ms / 1,000 writes"
           % (name, cpu, 100 * cpu / wall, 1e6 * cpu / writes))
