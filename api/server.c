@@ -4,7 +4,10 @@
  * Happy path: accept -> TCP_NODELAY -> TLS handshake (timer: handshake
  * timeout) -> ALPN h2 checked -> a kyufu_grpc_server_conn is created with
  * the peer address and the verified client certificate subject -> every
- * read is decrypted and fed to it -> its output is encrypted and written.
+ * read is decrypted and fed to it -> its output is encrypted and written
+ * (HTTP/2 frames gathered into TLS writes of up to 16 KiB; answers given
+ * outside a read wait for the next loop turn's timer phase, so the answers
+ * of one applied Raft entry leave in one socket write per connection).
  * One timer per connection is armed to the earliest of: handshake timeout,
  * idle timeout, the earliest call deadline.
  *
