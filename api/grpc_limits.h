@@ -146,6 +146,12 @@
  * against a client that never reads its responses. */
 #define KYUFU_API_WRITE_QUEUE_BYTES_MAX ((uint32_t)32 << 20)
 
+/* HTTP/2 frames gathered into one TLS write (one record up to 16 KiB, the
+ * TLS maximum): a unary answer is three frames (HEADERS, DATA, trailers),
+ * and one record each cost a record header, a GCM tag and an SSL_write per
+ * frame (docs/benchmarks.md, "What limits the plateau"). */
+#define KYUFU_API_TLS_COALESCE_BYTES (16u << 10)
+
 /* ---- client ---- */
 
 /* Connecting plus TLS handshake: beyond this all pending calls fail with

@@ -4,7 +4,10 @@
  * Happy path: accept -> TCP_NODELAY -> TLS handshake (timer: handshake
  * timeout) -> ALPN h2 checked -> a kyufu_grpc_server_conn is created with
  * the peer address and the verified client certificate subject -> every
- * read is decrypted and fed to it -> its output is encrypted and written.
+ * read is decrypted and fed to it -> its output is encrypted and written
+ * (HTTP/2 frames gathered into TLS writes of up to 16 KiB; answers given
+ * outside a read wait for the next loop turn's timer phase, so the answers
+ * of one applied Raft entry leave in one socket write per connection).
  * One timer per connection is armed to the earliest of: handshake timeout,
  * idle timeout, the earliest call deadline.
  *
@@ -48,6 +51,10 @@ struct conn
     uint64_t last_activity_ms;
     size_t write_queue_bytes;
     bool reading_stopped;
+    /* Output from a call answered outside a read (a committed write's
+     * answer): flushed by the connection's timer, started at 0 ms, so that
+     * every answer of one loop turn leaves in one socket write. */
+    bool flush_due;
     bool closing;
     bool idle_goaway;
     bool refused_at_accept; /* closing since accept: holds no slot */
@@ -228,13 +235,33 @@ static void on_write(uv_write_t *req, int status)
  * the socket. */
 static void conn_flush(struct conn *c)
 {
+    c->flush_due = false;
     if (c->grpc != NULL) {
+        /* Frames gathered, so that TLS makes one record per 16 KiB, not one
+         * per frame. */
+        uint8_t buf[KYUFU_API_TLS_COALESCE_BYTES];
+        size_t used = 0;
         const uint8_t *p;
         size_t n;
-        while ((n = kyufu_grpc_server_conn_pending_output(c->grpc, &p)) > 0) {
-            if (api__tls_write(&c->tls, p, n) != 0) {
+        bool failed = false;
+        while (!failed &&
+               (n = kyufu_grpc_server_conn_pending_output(c->grpc, &p)) > 0) {
+            if (used > 0 && used + n > sizeof buf) {
+                failed = api__tls_write(&c->tls, buf, used) != 0;
+                used = 0;
+            }
+            if (failed) {
                 break;
             }
+            if (n >= sizeof buf) {
+                failed = api__tls_write(&c->tls, p, n) != 0;
+            } else {
+                memcpy(buf + used, p, n);
+                used += n;
+            }
+        }
+        if (!failed && used > 0) {
+            (void)api__tls_write(&c->tls, buf, used);
         }
     }
     size_t pending;
@@ -261,6 +288,7 @@ static void conn_flush(struct conn *c)
 }
 
 static void conn_arm_timer(struct conn *c);
+static void on_timer(uv_timer_t *t);
 
 /* After any event: flush, close if the HTTP/2 session is over, re-arm. */
 static void conn_settle(struct conn *c)
@@ -276,11 +304,19 @@ static void conn_settle(struct conn *c)
     conn_arm_timer(c);
 }
 
+/* A call answered outside a read: the flush waits for the timer phase of
+ * the next loop turn (the poll does not block while a timer is due), so
+ * the answers of one applied entry leave together (docs/benchmarks.md,
+ * "What limits the plateau"). */
 static void on_conn_output(struct kyufu_grpc_server_conn *grpc, void *data)
 {
     struct conn *c = data;
     assert(c->grpc == grpc);
-    conn_settle(c);
+    if (c->closing || c->flush_due) {
+        return;
+    }
+    c->flush_due = true;
+    uv_timer_start(&c->timer, on_timer, 0, 0);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -312,7 +348,9 @@ static void conn_arm_timer(struct conn *c)
 {
     uint64_t now = uv_now(c->server->loop);
     uint64_t at;
-    if (c->grpc == NULL) {
+    if (c->flush_due) {
+        at = now;
+    } else if (c->grpc == NULL) {
         at = c->handshake_deadline_ms;
     } else {
         at = c->last_activity_ms + c->server->idle_timeout_ms;

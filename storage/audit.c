@@ -14,7 +14,6 @@
  * stored bytes are covered by the state digest, and a changed byte fails
  * authentication here (docs/storage.md "Sealed values").
  */
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +26,6 @@ static int chain_hash(const uint8_t prev[32],
     Kyufu__V1__AuditRecord copy = *r;
     uint8_t *buf;
     size_t len;
-    unsigned outlen = 0;
     int rv;
     copy.hash.data = NULL;
     copy.hash.len = 0;
@@ -35,14 +33,9 @@ static int chain_hash(const uint8_t prev[32],
     if (rv != 0) {
         return rv;
     }
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(ctx, prev, 32) != 1 ||
-        EVP_DigestUpdate(ctx, buf, len) != 1 ||
-        EVP_DigestFinal_ex(ctx, out, &outlen) != 1 || outlen != 32) {
-        rv = KYUFU_STORAGE_ENOMEM;
-    }
-    EVP_MD_CTX_free(ctx);
+    const uint8_t *parts[2] = {prev, buf};
+    const size_t lens[2] = {32, len};
+    rv = kyufu_storage__sha256(parts, lens, 2, out);
     free(buf);
     return rv;
 }

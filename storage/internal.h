@@ -300,6 +300,11 @@ int kyufu_storage__keys_active_read(struct kyufu_storage *s,
                                     uint32_t *version);
 /* Wipe the CMK and the cached subkeys (close). */
 void kyufu_storage__keys_wipe(struct kyufu_storage *s);
+/* SHA-256 of parts[0] ‖ … ‖ parts[n - 1] (an empty part may be NULL) into
+ * out: 0, or KYUFU_STORAGE_ENOMEM when OpenSSL fails.  The algorithm is
+ * fetched once per process (sha256.c); thread-safe. */
+int kyufu_storage__sha256(const uint8_t *const parts[], const size_t lens[],
+                          size_t n, uint8_t out[32]);
 
 /* Pack any message into a malloc'ed buffer. */
 int kyufu_storage__pack(const ProtobufCMessage *m, uint8_t **out, size_t *len);

@@ -18,7 +18,6 @@
  * bounded however many expire at once.  Everything is judged by stamped
  * times: all replicas prune the same entries at the same index.
  */
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -346,7 +345,6 @@ int kyufu_storage_command_digest(const Kyufu__V1__Command *cmd,
     uint8_t word[4];
     uint8_t *body = NULL;
     size_t len = 0;
-    unsigned outlen = 0;
     int rv = 0;
     if (cmd == NULL || digest == NULL) {
         return KYUFU_STORAGE_EINVALID;
@@ -378,14 +376,9 @@ int kyufu_storage_command_digest(const Kyufu__V1__Command *cmd,
         }
     }
     kyufu_storage__put_u32(word, body_case);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(ctx, word, 4) != 1 ||
-        (len > 0 && EVP_DigestUpdate(ctx, body, len) != 1) ||
-        EVP_DigestFinal_ex(ctx, digest, &outlen) != 1 || outlen != 32) {
-        rv = KYUFU_STORAGE_ENOMEM;
-    }
-    EVP_MD_CTX_free(ctx);
+    const uint8_t *parts[2] = {word, body};
+    const size_t lens[2] = {4, len};
+    rv = kyufu_storage__sha256(parts, lens, 2, digest);
     free(body);
     return rv;
 }

@@ -1,6 +1,6 @@
 /* Internals of storage/: persistence, schema check, applied index in the
  * same txn, STALE, digest and snapshot round trips, corrupt snapshots, map
- * growth up to MAP_FULL, session pruning, the lock, malformed entries.
+ * growth up to MAP_FULL, session pruning, the lock, malformed entries, the SHA-256 helper.
  *
  * The per-command ledger rules are tested in test_commands*.c; this file
  * looks inside (internal.h) where the public API cannot show an effect. */
@@ -1269,6 +1269,33 @@ static void test_durable_syncing(void)
     kyufu_storage_close(f.s);
 }
 
+/* kyufu_storage__sha256 (the audit chain's and the command digest's hash):
+ * FIPS 180-2's known answers, whatever way the message is cut into parts,
+ * an empty part given as NULL. */
+static void test_sha256(void)
+{
+    static const uint8_t abc[32] = {
+        0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+        0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+        0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    static const uint8_t empty[32] = {
+        0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4,
+        0xc8, 0x99, 0x6f, 0xb9, 0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b,
+        0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55};
+    uint8_t out[32];
+    const uint8_t *whole[1] = {(const uint8_t *)"abc"};
+    const size_t whole_len[1] = {3};
+    CHECK(kyufu_storage__sha256(whole, whole_len, 1, out) == 0);
+    CHECK(memcmp(out, abc, 32) == 0);
+    const uint8_t *cut[3] = {(const uint8_t *)"a", NULL, (const uint8_t *)"bc"};
+    const size_t cut_len[3] = {1, 0, 2};
+    memset(out, 0, sizeof out);
+    CHECK(kyufu_storage__sha256(cut, cut_len, 3, out) == 0);
+    CHECK(memcmp(out, abc, 32) == 0);
+    CHECK(kyufu_storage__sha256(cut, cut_len, 0, out) == 0);
+    CHECK(memcmp(out, empty, 32) == 0);
+}
+
 int main(int argc, char **argv)
 {
     static const struct test tests[] = {
@@ -1292,6 +1319,7 @@ int main(int argc, char **argv)
         {"snapshot_other_thread", test_snapshot_other_thread},
         {"durable", test_durable},
         {"durable_syncing", test_durable_syncing},
+        {"sha256", test_sha256},
     };
     snprintf(root, sizeof root, "/tmp/kyufu-storage-XXXXXX");
     if (mkdtemp(root) == NULL) {
