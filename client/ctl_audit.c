@@ -21,6 +21,7 @@
 #include "checkpoint.h"
 #include "ctl.h"
 #include "kyufu.h"
+#include "keys.h"
 #include "kyufu/v1/service.pb-c.h"
 #include "storage.h"
 
@@ -32,6 +33,7 @@ enum {
     SEGMENT_RECORDS_DEFAULT = 100000,
     OPT_OUT = 0x300, OPT_FORMAT, OPT_FROM, OPT_TO, OPT_ACTOR, OPT_OBJECT, OPT_STORE,
     OPT_CHECKPOINTS, OPT_CERT, OPT_EXPORT, OPT_BEFORE, OPT_SEGMENT,
+    OPT_KEK, OPT_PASSPHRASE_FILE, OPT_CMK, OPT_CA, OPT_NODE,
 };
 
 /* ------------------------------------------------------------ sources */
@@ -71,8 +73,49 @@ static void source_page_free(struct source *s)
     s->n = s->i = 0;
 }
 
+/* The keys of a --store with encryption at rest (docs/encryption.md): the
+ * node's KEK (--kek FILE or --passphrase-file FILE), its wrapped cluster key
+ * (--cmk FILE, default STORE/../keys/cmk), the cluster CA certificate
+ * (--ca FILE) and the node's id (--node N), the CMK file's binding. */
+struct store_keys
+{
+    struct kyufu_keys_source src;
+    const char *cmk;
+    const char *ca;
+    uint64_t node;
+};
+
+/* Give the store its cluster key when keys were named: 0, or the exit code
+ * after printing the error (the key is wiped either way). */
+static int store_keys_set(struct ctl__run *r, struct kyufu_storage *st,
+                          const char *store, const struct store_keys *k)
+{
+    if (k == NULL || (k->src.kek_file == NULL && k->src.passphrase_file == NULL)) {
+        return 0;
+    }
+    char cmk_path[4096];
+    if (k->cmk != NULL) {
+        snprintf(cmk_path, sizeof cmk_path, "%s", k->cmk);
+    } else {
+        snprintf(cmk_path, sizeof cmk_path, "%s/../keys/cmk", store);
+    }
+    uint8_t ca_hash[KYUFU_KEYS_CA_HASH_BYTES];
+    uint8_t cmk[KYUFU_KEYS_KEY_BYTES];
+    char err[512] = "";
+    if (kyufu_keys_ca_hash(k->ca, ca_hash, err, sizeof err) != 0) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "--ca %s: %s", k->ca, err);
+    }
+    if (kyufu_keys_cmk_load(&k->src, cmk_path, k->node, ca_hash, cmk, err,
+                            sizeof err) != 0) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "the store's cluster key: %s", err);
+    }
+    kyufu_storage_keys_set(st, cmk);
+    kyufu_storage_crypto_wipe(cmk, sizeof cmk);
+    return 0;
+}
+
 static int source_open(struct source *s, struct ctl__run *r, const char *store,
-                       const char *export)
+                       const struct store_keys *keys, const char *export)
 {
     memset(s, 0, sizeof *s);
     s->r = r;
@@ -101,7 +144,7 @@ static int source_open(struct source *s, struct ctl__run *r, const char *store,
             return ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "--store %s: %s %s", store,
                              kyufu_storage_strerror(rv), err);
         }
-        return 0;
+        return store_keys_set(r, s->store, store, keys);
     }
     return ctl__client(r, &s->client);
 }
@@ -206,6 +249,11 @@ static const struct option audit_opts[] = {
     { "export", required_argument, NULL, OPT_EXPORT },
     { "before", required_argument, NULL, OPT_BEFORE },
     { "segment-records", required_argument, NULL, OPT_SEGMENT },
+    { "kek", required_argument, NULL, OPT_KEK },
+    { "passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE },
+    { "cmk", required_argument, NULL, OPT_CMK },
+    { "ca", required_argument, NULL, OPT_CA },
+    { "node", required_argument, NULL, OPT_NODE },
     { "help", no_argument, NULL, 'h' },
 };
 
@@ -223,6 +271,7 @@ struct audit_args
     size_t n_certs;
     const char *export;
     uint64_t segment;
+    struct store_keys keys;
     bool help;
 };
 
@@ -325,6 +374,30 @@ static int parse_args(struct ctl__run *r, const char *verb, int argc, char **arg
             a->segment = v;
             break;
         }
+        case OPT_KEK:
+            a->keys.src.kek_file = optarg;
+            break;
+        case OPT_PASSPHRASE_FILE:
+            a->keys.src.passphrase_file = optarg;
+            break;
+        case OPT_CMK:
+            a->keys.cmk = optarg;
+            break;
+        case OPT_CA:
+            a->keys.ca = optarg;
+            break;
+        case OPT_NODE: {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (optarg[0] < '1' || optarg[0] > '9' || *end != '\0' || errno != 0 ||
+                v > UINT32_MAX) {
+                rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "--node: a node id, 1..%u",
+                               (unsigned)UINT32_MAX);
+            }
+            a->keys.node = v;
+            break;
+        }
         case '?':
         case ':':
             rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
@@ -356,6 +429,21 @@ static int parse_args(struct ctl__run *r, const char *verb, int argc, char **arg
     }
     if (rv == 0 && a->store != NULL && a->export != NULL) {
         rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "--store and --export: one source only");
+    }
+    const struct store_keys *k = &a->keys;
+    bool any_key = k->src.kek_file != NULL || k->src.passphrase_file != NULL ||
+                   k->cmk != NULL || k->ca != NULL || k->node != 0;
+    if (rv == 0 && any_key && a->store == NULL) {
+        rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
+                       "--kek, --passphrase-file, --cmk, --ca, --node: only with --store");
+    }
+    if (rv == 0 && any_key &&
+        ((k->src.kek_file == NULL) == (k->src.passphrase_file == NULL) ||
+         k->ca == NULL || k->node == 0)) {
+        rv = ctl__fail(r, KYUFU_CTL_EXIT_USAGE,
+                       "a store with encryption at rest: --kek FILE or --passphrase-file "
+                       "FILE (one), --ca FILE and --node N, and --cmk FILE unless it is "
+                       "STORE/../keys/cmk");
     }
     return rv;
 }
@@ -402,6 +490,8 @@ static const char export_help[] =
     "  The records of the operation log in [from, to), of one account or about one\n"
     "  object, as JSON lines (default) or CSV (RFC 4180), each with its hash and\n"
     "  prev_hash: `kyufuctl audit verify --export FILE` checks them later.\n"
+    "  --store DIR reads a stopped node's store folder; with encryption at rest add\n"
+    "  --kek FILE | --passphrase-file FILE, --ca CA_PEM, --node N [--cmk FILE].\n"
     "role needed: auditor (ListAudit); none with --store (a node's store folder)\n";
 
 static int audit_export(struct ctl__run *r, const struct audit_args *a)
@@ -415,7 +505,7 @@ static int audit_export(struct ctl__run *r, const struct audit_args *a)
         }
     }
     struct source s;
-    int rv = source_open(&s, r, a->store, NULL);
+    int rv = source_open(&s, r, a->store, &a->keys, NULL);
     uint64_t n = 0;
     if (rv == 0) {
         kyufu_audit_write_header(out, a->format);
@@ -550,7 +640,7 @@ static int audit_archive(struct ctl__run *r, const struct audit_args *a)
         return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "--out %s: not a folder", a->out);
     }
     struct source s;
-    int rv = source_open(&s, r, a->store, NULL);
+    int rv = source_open(&s, r, a->store, &a->keys, NULL);
     struct segment g;
     memset(&g, 0, sizeof g);
     struct kyufu_audit_check chk = { .whole = true };
@@ -826,7 +916,7 @@ static int audit_verify(struct ctl__run *r, const struct audit_args *a)
     struct source s;
     bool opened = false;
     if (rv == 0) {
-        rv = source_open(&s, r, a->store, a->export);
+        rv = source_open(&s, r, a->store, &a->keys, a->export);
         opened = rv == 0;
     }
     struct kyufu_audit_check chk = { .cps = cl.cps, .n_cps = cl.n, .whole = a->export == NULL };

@@ -296,38 +296,49 @@ def main():
         c.kill(victim, sig=15)
         c.wait_exit(victim, 20)
         store = os.path.join(c.dir, "node%d" % victim, "data", "ledger")
+        # The store is sealed (encryption at rest): the offline reads get
+        # the node's KEK, wrapped cluster key, CA and id.
+        keys = ["--kek", os.path.join(c.dir, "node%d" % victim, "kek.key"),
+                "--cmk", c.cmk_path(victim), "--ca", c.ca,
+                "--node", str(victim)]
         rc, out = ctl(kyufuctl, "audit", "verify", "--checkpoints", cps,
-                      *certs, "--store", store)
+                      *certs, "--store", store, *keys)
+        assert rc != 0 and "--kek" in out, (rc, out)
+        print("ok: a sealed store without its keys is refused, naming them")
+        rc, out = ctl(kyufuctl, "audit", "verify", "--checkpoints", cps,
+                      *certs, "--store", store, *keys)
         assert rc == 0 and "ok" in out, (rc, out)
         print("ok: node %d's store verifies against the checkpoints" % victim)
 
-        # A record rewritten in place: "RecordAccess" -> "recordAccess" in
-        # the first record that holds it (its hash no longer matches).
-        needle = b"RecordAccess".hex()
+        # A record rewritten in place.  Audit records are sealed (AES-256-GCM,
+        # docs/storage.md "Sealed values"): one byte of the first record's
+        # ciphertext changed fails its tag, and the read stops there, naming
+        # the corrupt store, before any hash is compared.
         found = []
 
         def rewrite(pairs):
             out = []
             for k, v in pairs:
-                if not found and needle in v:
+                if not found:
+                    assert v.startswith("00"), ("audit value not sealed", v[:8])
                     found.append(int(k, 16))
-                    v = v.replace(needle, b"recordAccess".hex(), 1)
+                    i = len(v) // 2 & ~1
+                    v = v[:i] + "%02x" % (int(v[i:i + 2], 16) ^ 0x01) + v[i + 2:]
                 out.append((k, v))
             return out
         rewritten = os.path.join(c.dir, "rewritten")
         mdb(store, rewritten, rewrite)
         rc, out = ctl(kyufuctl, "audit", "verify", "--checkpoints", cps,
-                      *certs, "--store", rewritten)
-        assert found and rc == 5 and "REWRITTEN: seq %d:" % found[0] in out, \
-            (found, rc, out)
-        print("ok: a rewritten record is found: %s"
+                      *certs, "--store", rewritten, *keys)
+        assert found and rc != 0 and "corrupt" in out, (found, rc, out)
+        print("ok: a rewritten (sealed) record is refused: %s"
               % out.strip().splitlines()[-1])
 
         # The chain's last records removed.
         truncated = os.path.join(c.dir, "truncated")
         mdb(store, truncated, lambda pairs: pairs[:-2])
         rc, out = ctl(kyufuctl, "audit", "verify", "--checkpoints", cps,
-                      *certs, "--store", truncated)
+                      *certs, "--store", truncated, *keys)
         last = list_audit(c, leader)[-1].seq
         assert rc == 5 and "TRUNCATED: the chain ends at seq" in out, \
             (rc, out)
@@ -343,14 +354,14 @@ def main():
         with open(forged, "w") as f:
             f.write("\n".join(lines + [json.dumps(cp)]) + "\n")
         rc, out = ctl(kyufuctl, "audit", "verify", "--checkpoints", forged,
-                      *certs, "--store", store)
+                      *certs, "--store", store, *keys)
         assert rc == 5 and "FORGED" in out and \
             "line %d" % (len(lines) + 1) in out, (rc, out)
         print("ok: a forged checkpoint line is found")
 
         # An export of the store verifies on its own.
         exp = os.path.join(c.dir, "export.jsonl")
-        rc, out = ctl(kyufuctl, "audit", "export", "--store", store,
+        rc, out = ctl(kyufuctl, "audit", "export", "--store", store, *keys,
                       "--out", exp)
         assert rc == 0, (rc, out)
         rc, out = ctl(kyufuctl, "audit", "verify", "--export", exp)
@@ -361,7 +372,7 @@ def main():
         # line removed does not.
         arch = os.path.join(c.dir, "archive")
         os.makedirs(arch)
-        rc, out = ctl(kyufuctl, "audit", "archive", "--store", store,
+        rc, out = ctl(kyufuctl, "audit", "archive", "--store", store, *keys,
                       "--before", str(int(time.time() * 1000) + 86400000),
                       "--segment-records", "4", "--out", arch)
         assert rc == 0, (rc, out)
