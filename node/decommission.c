@@ -319,6 +319,39 @@ static void on_linger(uv_timer_t *t)
     }
 }
 
+/* True when path is under dir (dir itself or below it). */
+static bool under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+/* Outside the data folder (docs/decommission.md "What is erased"): the
+ * key files of [keys] (kek_file or passphrase_file, and cmk_file when it
+ * is not in the data folder, which add_tree lists already) as keys, then
+ * every backup (sub-folder) under [backup] directory. */
+static int add_outside(struct kyufu_decom_inventory *inv,
+                       const struct kyufu_config *cfg,
+                       char *err,
+                       size_t err_len)
+{
+    const char *keys[] = {cfg->keys_kek_file, cfg->keys_passphrase_file,
+                          cfg->keys_cmk_file};
+    for (size_t i = 0; cfg->keys && i < sizeof keys / sizeof keys[0]; i++) {
+        if (keys[i][0] != '\0' && !under(keys[i], cfg->data_dir) &&
+            kyufu_decom_add_file(inv, keys[i], KYUFU_DECOM_KEY, err,
+                                 err_len) != 0) {
+            return -1;
+        }
+    }
+    if (cfg->backup_directory[0] != '\0' &&
+        kyufu_decom_add_children(inv, cfg->backup_directory,
+                                 KYUFU_DECOM_BACKUP, err, err_len) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
 void kyufu_node__decom_finish(struct kyufu_node *n)
 {
     struct kyufu_node_decom *x = n->decom;
@@ -328,9 +361,9 @@ void kyufu_node__decom_finish(struct kyufu_node *n)
     /* Inventory first, whole: the certificate lists what existed. */
     int rv = kyufu_decom_add_tree(&inv, n->config->data_dir, KYUFU_DECOM_DATA,
                                   "keys", err, sizeof err);
-    /* Outside the data folder: the KEK file ([keys] kek_file) and the
-     * managed backups ([backup] directory) join here when those config
-     * keys exist (docs/decommission.md "What is erased"). */
+    if (rv == 0) {
+        rv = add_outside(&inv, n->config, err, sizeof err);
+    }
     bool complete = false;
     if (rv == 0) {
         complete = kyufu_decom_erase(&inv) == 0;

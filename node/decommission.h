@@ -66,6 +66,15 @@ int kyufu_decom_add_file(struct kyufu_decom_inventory *inv,
                          enum kyufu_decom_kind kind,
                          char *errmsg,
                          size_t errmsg_len);
+/* Add every sub-folder of `dir` (not dir itself, not the files directly
+ * in it, links not followed) as add_tree does: the backups under a
+ * [backup] directory the operator may share with other uses.  A missing
+ * dir adds nothing (0).  -1 with errmsg as add_tree. */
+int kyufu_decom_add_children(struct kyufu_decom_inventory *inv,
+                             const char *dir,
+                             enum kyufu_decom_kind kind,
+                             char *errmsg,
+                             size_t errmsg_len);
 /* Erase as the header says.  0 when every file and folder is gone, -1
  * otherwise (each file's `error` says which). */
 int kyufu_decom_erase(struct kyufu_decom_inventory *inv);

@@ -1,14 +1,14 @@
 """Decommissioning (issue 12 Deliver 4; docs/decommission.md).
 
-A three-node cluster holds canary household data and a key file in each
-node's keys/.  Refused first, with nothing erased and nothing changed: a
+A three-node cluster holds canary household data and, beside each node's
+data folder, the KEK file and wrapped cluster key cluster init makes.  Refused first, with nothing erased and nothing changed: a
 clerk's request (wrong role), the requester approving their own, a clerk's
 approval, an approval of another id, EraseNode before the approval and
 with a wrong id, kyufuctl's hostile command lines.  Then two operators
 decommission it: every kyufud exits 0, no file or folder remains under any
 data folder, no canary is in any file left in the test's folder (logs,
-certificate included); the certificate verifies and lists every file that
-existed; a changed byte, a re-indented copy and another CA are refused;
+certificate included); the key files are gone; the certificate verifies and lists every file
+that existed, the key files as keys with their sizes and hashes; a changed byte, a re-indented copy and another CA are refused;
 the HTML copy escapes what it shows.
 
 usage: test_decommission.py KYUFUD KYUFUCTL"""
@@ -98,14 +98,19 @@ def main():
                                      c.ca, c.client_cert, c.client_key))
         data = {i: os.path.join(c.dir, "node%d" % i, "data")
                 for i in (1, 2, 3)}
-        # Each node's wrapped key, as enc-keys' cluster init leaves it.
-        key_sha = {}
+        # Each node's real key files as cluster init leaves them (cluster.py:
+        # the KEK file and the wrapped CMK beside the data folder, named by
+        # [keys] kek_file and cmk_file): path -> (size, SHA-256).
+        key_files = {}
         for i in (1, 2, 3):
-            os.makedirs(os.path.join(data[i], "keys"), exist_ok=True)
-            blob = os.urandom(92)
-            with open(os.path.join(data[i], "keys", "cmk"), "wb") as fh:
-                fh.write(blob)
-            key_sha[i] = hashlib.sha256(blob).hexdigest()
+            key_files[i] = {}
+            for p in (os.path.join(c.dir, "node%d" % i, "kek.key"),
+                      c.cmk_path(i)):
+                with open(p, "rb") as fh:
+                    blob = fh.read()
+                assert len(blob) > 0, p
+                key_files[i][p] = (len(blob),
+                                   hashlib.sha256(blob).hexdigest())
         out = os.path.join(c.dir, "cert-out")
 
         def alive_all():
@@ -215,9 +220,18 @@ def main():
                     assert e.code() == want, (i, e)
         alive_all()
 
-        before = {i: files_under(data[i]) for i in (1, 2, 3)}
+        # Every node deletes its bootstrap-admin file on its own once its
+        # store has an account (node/auth_timer.c, a 1 s tick): the list of
+        # what existed is taken once that has happened everywhere, so that
+        # it is the list the erasure starts from.
+        deadline = time.monotonic() + 15
+        while any(os.path.exists(os.path.join(data[i], "bootstrap-admin"))
+                  for i in (1, 2, 3)):
+            assert time.monotonic() < deadline, "bootstrap-admin not deleted"
+            time.sleep(0.1)
+        before = {i: files_under(data[i]) | set(key_files[i])
+                  for i in (1, 2, 3)}
         for i in (1, 2, 3):
-            assert os.path.join(data[i], "keys", "cmk") in before[i]
             assert any("ledger" in p for p in before[i]), before[i]
         mark("refusals")
         # -- erase
@@ -228,6 +242,8 @@ def main():
         for i in (1, 2, 3):
             assert c.wait_exit(i, 30) == 0, "node %d exit status" % i
             assert not os.path.exists(data[i]), files_under(data[i])
+            for p in key_files[i]:
+                assert not os.path.exists(p), p
         mark("erased")
         hits = scan(c.dir)
         assert hits == [], hits
@@ -263,9 +279,10 @@ def main():
             for f in node["files"]:
                 assert f["overwritten"] and f["removed"], f
                 assert len(f["sha256"]) == 64 and f["size"] >= 0, f
-            k = listed[os.path.join(data[i], "keys", "cmk")]
-            assert k["kind"] == "key" and k["sha256"] == key_sha[i], k
-            assert k["size"] == 92, k
+            for p, (size, sha) in key_files[i].items():
+                k = listed[p]
+                assert k["kind"] == "key" and k["sha256"] == sha, k
+                assert k["size"] == size, k
 
         mark("certificate content")
         # -- tampering: one changed byte, a re-indented copy, another CA
