@@ -203,9 +203,9 @@ static void backups_under_directory(void)
     mkd("bk/b2");
     write_file("bk/b2/chunk-000000.bin", "more", 4);
     write_file("bk/README", "operator's", 10);
-    mkd("outside");
-    write_file("outside/keep", "k", 1);
-    snprintf(target, sizeof target, "%s/outside", top);
+    mkd("bk-outside");
+    write_file("bk-outside/keep", "k", 1);
+    snprintf(target, sizeof target, "%s/bk-outside", top);
     snprintf(p, sizeof p, "%s/bk/link", top);
     CHECK(symlink(target, p) == 0);
     snprintf(p, sizeof p, "%s/bk", top);
@@ -218,7 +218,7 @@ static void backups_under_directory(void)
     CHECK(kyufu_decom_erase(&inv) == 0);
     CHECK(!exists("bk/b1") && !exists("bk/b2"));
     CHECK(exists("bk") && exists("bk/README") && exists("bk/link") &&
-          exists("outside/keep"));
+          exists("bk-outside/keep"));
     kyufu_decom_inventory_free(&inv);
     /* A missing directory adds nothing; a file is refused. */
     memset(&inv, 0, sizeof inv);
