@@ -30,6 +30,7 @@
 #include <openssl/evp.h>
 
 #include "kyufu/v1/service.pb-c.h"
+#include "backup_format.h"
 #include "checkpoint.h"
 #include "limits.h"
 #include "log.h"
@@ -326,10 +327,39 @@ static bool under(const char *path, const char *dir)
     return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
+/* Whether the folder at path is a backup this node wrote: its
+ * manifest.json parses and names this node (arg: the node id).  The
+ * signature is not checked: the folder is under the operator's [backup]
+ * directory, and other nodes' backups there are theirs to erase (a
+ * shared directory is erased by every node at once). */
+static bool backup_of_node(const char *path, const void *arg)
+{
+    const uint64_t *id = arg;
+    char manifest[KYUFU_NODE_PATH_BYTES_MAX * 2 + 32], why[256];
+    uint8_t *json = NULL;
+    size_t len = 0;
+    struct kyufu_backup_manifest m;
+    bool mine = false;
+    int n = snprintf(manifest, sizeof manifest, "%s/%s", path,
+                     KYUFU_BACKUP_MANIFEST);
+    if (n < 0 || (size_t)n >= sizeof manifest ||
+        kyufu_backup_read_file(manifest, KYUFU_BACKUP_MANIFEST_BYTES_MAX,
+                               &json, &len, why, sizeof why) != 0) {
+        return false;
+    }
+    if (kyufu_backup_manifest_parse((const char *)json, len, &m, why,
+                                    sizeof why) == 0) {
+        mine = m.node == *id;
+        kyufu_backup_manifest_free(&m);
+    }
+    free(json);
+    return mine;
+}
+
 /* Outside the data folder (docs/decommission.md "What is erased"): the
  * key files of [keys] (kek_file or passphrase_file, and cmk_file when it
  * is not in the data folder, which add_tree lists already) as keys, then
- * every backup (sub-folder) under [backup] directory. */
+ * every backup this node wrote under [backup] directory. */
 static int add_outside(struct kyufu_decom_inventory *inv,
                        const struct kyufu_config *cfg,
                        char *err,
@@ -346,7 +376,8 @@ static int add_outside(struct kyufu_decom_inventory *inv,
     }
     if (cfg->backup_directory[0] != '\0' &&
         kyufu_decom_add_children(inv, cfg->backup_directory,
-                                 KYUFU_DECOM_BACKUP, err, err_len) != 0) {
+                                 KYUFU_DECOM_BACKUP, backup_of_node,
+                                 &cfg->id, err, err_len) != 0) {
         return -1;
     }
     return 0;

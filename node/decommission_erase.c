@@ -323,7 +323,8 @@ void kyufu_decom_inventory_free(struct kyufu_decom_inventory *inv)
 
 int kyufu_decom_add_children(struct kyufu_decom_inventory *inv,
                              const char *dir, enum kyufu_decom_kind kind,
-                             char *errmsg, size_t errmsg_len)
+                             bool (*want)(const char *path, const void *arg),
+                             const void *arg, char *errmsg, size_t errmsg_len)
 {
     DIR *d = opendir(dir);
     if (d == NULL) {
@@ -345,7 +346,7 @@ int kyufu_decom_add_children(struct kyufu_decom_inventory *inv,
             if (errno != ENOENT) {
                 rv = fail(errmsg, errmsg_len, "stat", path, errno);
             }
-        } else if (S_ISDIR(st.st_mode)) {
+        } else if (S_ISDIR(st.st_mode) && (want == NULL || want(path, arg))) {
             rv = kyufu_decom_add_tree(inv, path, kind, NULL, errmsg,
                                       errmsg_len);
         }
