@@ -8,7 +8,9 @@
  * decommissioning way (node.c): the API server stays open, the forwarding
  * clients, the glue and the store close, every timer of the node closes
  * (kyufu_node__finish) -> kyufu_node__decom_finish: inventory (path, size,
- * SHA-256 of every file under the data folder, keys/ as key files), erase
+ * SHA-256 of every file under the data folder, keys/ as key files; the
+ * [keys] files outside it as key files; this node's backups under
+ * [backup] directory), erase
  * (decommission_erase.c: keys first), the report as JSON signed with the
  * TLS key, the answer -> after KYUFU_NODE_DECOM_LINGER_MS the API server
  * closes and kyufud exits 0.
