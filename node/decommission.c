@@ -358,10 +358,11 @@ static bool backup_of_node(const char *path, const void *arg)
     return mine;
 }
 
-/* Outside the data folder (docs/decommission.md "What is erased"): the
- * key files of [keys] (kek_file or passphrase_file, and cmk_file when it
- * is not in the data folder, which add_tree lists already) as keys, then
- * every backup this node wrote under [backup] directory. */
+/* The key files of [keys] (kek_file or passphrase_file, and cmk_file) as
+ * keys, erased first: those in the data folder are listed already
+ * (add_tree) and marked here, the others added; then, outside the data
+ * folder (docs/decommission.md "What is erased"), every backup this node
+ * wrote under [backup] directory. */
 static int add_outside(struct kyufu_decom_inventory *inv,
                        const struct kyufu_config *cfg,
                        char *err,
@@ -370,9 +371,17 @@ static int add_outside(struct kyufu_decom_inventory *inv,
     const char *keys[] = {cfg->keys_kek_file, cfg->keys_passphrase_file,
                           cfg->keys_cmk_file};
     for (size_t i = 0; cfg->keys && i < sizeof keys / sizeof keys[0]; i++) {
-        if (keys[i][0] != '\0' && !under(keys[i], cfg->data_dir) &&
-            kyufu_decom_add_file(inv, keys[i], KYUFU_DECOM_KEY, err,
-                                 err_len) != 0) {
+        if (keys[i][0] == '\0') {
+            continue;
+        }
+        if (under(keys[i], cfg->data_dir)) {
+            for (size_t j = 0; j < inv->n; j++) {
+                if (strcmp(inv->files[j].path, keys[i]) == 0) {
+                    inv->files[j].kind = KYUFU_DECOM_KEY;
+                }
+            }
+        } else if (kyufu_decom_add_file(inv, keys[i], KYUFU_DECOM_KEY, err,
+                                        err_len) != 0) {
             return -1;
         }
     }
