@@ -227,7 +227,9 @@ struct kyufu_backup_verify_result
 
 /* Check the backup in dir completely (docs/backup.md "Verify"); kek NULL:
  * the signature, chain and manifest only (list).  tmp_parent: where the
- * temporary store is made (NULL: $TMPDIR or /tmp).  0 (res->m filled even
+ * temporary store is made (NULL: $TMPDIR or /tmp); a backup of a keyed
+ * store is restored into it under the backup's CMK (unwrapped with kek),
+ * which is wiped afterwards.  0 (res->m filled even
  * when only the signature was checked), or -1 with errmsg naming what
  * failed (res->m freed). */
 int kyufu_backup_verify(const char *dir,

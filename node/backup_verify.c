@@ -79,8 +79,15 @@ static void remove_tree(const char *dir)
     (void)rmdir(dir);
 }
 
-/* Restore the stream into a temporary store and compare its digest. */
+_Static_assert(KYUFU_BACKUP_KEY_BYTES == KYUFU_CRYPTO_KEY_BYTES,
+               "a backup carries the store's CMK as one backup key");
+
+/* Restore the stream into a temporary store and compare its digest.  cmk
+ * (the backup's CMK, or NULL when the backup has none) is handed to the
+ * temporary store before the restore, so that sealed values read; the
+ * store wipes its copy when closed, the caller wipes cmk. */
 static int check_digest(const struct kyufu_backup_manifest *m,
+                        const uint8_t *cmk,
                         const uint8_t *stream,
                         size_t len,
                         const char *tmp_parent,
@@ -111,6 +118,9 @@ static int check_digest(const struct kyufu_backup_manifest *m,
         snprintf(errmsg, errmsg_len, "cannot open a temporary store: %s",
                  why);
         goto cleanup;
+    }
+    if (cmk != NULL) {
+        kyufu_storage_keys_set(s, cmk);
     }
     if (kyufu_storage_restore(s, stream, len, why, sizeof why) != 0) {
         snprintf(errmsg, errmsg_len,
@@ -341,11 +351,13 @@ int kyufu_backup_verify(const char *dir,
     size_t len = 0;
     int rv = open_backup(dir, ca_path, kek, res, &stream, &len, cmk, errmsg,
                          errmsg_len);
-    kyufu_storage_crypto_wipe(cmk, sizeof cmk);
     if (rv != 0 || kek == NULL) {
+        kyufu_storage_crypto_wipe(cmk, sizeof cmk);
         return rv;
     }
-    rv = check_digest(&res->m, stream, len, tmp_parent, errmsg, errmsg_len);
+    rv = check_digest(&res->m, res->m.has_cmk ? cmk : NULL, stream, len,
+                      tmp_parent, errmsg, errmsg_len);
+    kyufu_storage_crypto_wipe(cmk, sizeof cmk);
     kyufu_storage_crypto_wipe(stream, len);
     free(stream);
     if (rv != 0) {

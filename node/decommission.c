@@ -8,7 +8,9 @@
  * decommissioning way (node.c): the API server stays open, the forwarding
  * clients, the glue and the store close, every timer of the node closes
  * (kyufu_node__finish) -> kyufu_node__decom_finish: inventory (path, size,
- * SHA-256 of every file under the data folder, keys/ as key files), erase
+ * SHA-256 of every file under the data folder, keys/ as key files; the
+ * [keys] files outside it as key files; this node's backups under
+ * [backup] directory), erase
  * (decommission_erase.c: keys first), the report as JSON signed with the
  * TLS key, the answer -> after KYUFU_NODE_DECOM_LINGER_MS the API server
  * closes and kyufud exits 0.
@@ -30,6 +32,7 @@
 #include <openssl/evp.h>
 
 #include "kyufu/v1/service.pb-c.h"
+#include "backup_format.h"
 #include "checkpoint.h"
 #include "limits.h"
 #include "log.h"
@@ -319,6 +322,78 @@ static void on_linger(uv_timer_t *t)
     }
 }
 
+/* True when path is under dir (dir itself or below it). */
+static bool under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+/* Whether the folder at path is a backup this node wrote: its
+ * manifest.json parses and names this node (arg: the node id).  The
+ * signature is not checked: the folder is under the operator's [backup]
+ * directory, and other nodes' backups there are theirs to erase (a
+ * shared directory is erased by every node at once). */
+static bool backup_of_node(const char *path, const void *arg)
+{
+    const uint64_t *id = arg;
+    char manifest[KYUFU_NODE_PATH_BYTES_MAX * 2 + 32], why[256];
+    uint8_t *json = NULL;
+    size_t len = 0;
+    struct kyufu_backup_manifest m;
+    bool mine = false;
+    int n = snprintf(manifest, sizeof manifest, "%s/%s", path,
+                     KYUFU_BACKUP_MANIFEST);
+    if (n < 0 || (size_t)n >= sizeof manifest ||
+        kyufu_backup_read_file(manifest, KYUFU_BACKUP_MANIFEST_BYTES_MAX,
+                               &json, &len, why, sizeof why) != 0) {
+        return false;
+    }
+    if (kyufu_backup_manifest_parse((const char *)json, len, &m, why,
+                                    sizeof why) == 0) {
+        mine = m.node == *id;
+        kyufu_backup_manifest_free(&m);
+    }
+    free(json);
+    return mine;
+}
+
+/* The key files of [keys] (kek_file or passphrase_file, and cmk_file) as
+ * keys, erased first: those in the data folder are listed already
+ * (add_tree) and marked here, the others added; then, outside the data
+ * folder (docs/decommission.md "What is erased"), every backup this node
+ * wrote under [backup] directory. */
+static int add_outside(struct kyufu_decom_inventory *inv,
+                       const struct kyufu_config *cfg,
+                       char *err,
+                       size_t err_len)
+{
+    const char *keys[] = {cfg->keys_kek_file, cfg->keys_passphrase_file,
+                          cfg->keys_cmk_file};
+    for (size_t i = 0; cfg->keys && i < sizeof keys / sizeof keys[0]; i++) {
+        if (keys[i][0] == '\0') {
+            continue;
+        }
+        if (under(keys[i], cfg->data_dir)) {
+            for (size_t j = 0; j < inv->n; j++) {
+                if (strcmp(inv->files[j].path, keys[i]) == 0) {
+                    inv->files[j].kind = KYUFU_DECOM_KEY;
+                }
+            }
+        } else if (kyufu_decom_add_file(inv, keys[i], KYUFU_DECOM_KEY, err,
+                                        err_len) != 0) {
+            return -1;
+        }
+    }
+    if (cfg->backup_directory[0] != '\0' &&
+        kyufu_decom_add_children(inv, cfg->backup_directory,
+                                 KYUFU_DECOM_BACKUP, backup_of_node,
+                                 &cfg->id, err, err_len) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
 void kyufu_node__decom_finish(struct kyufu_node *n)
 {
     struct kyufu_node_decom *x = n->decom;
@@ -328,9 +403,9 @@ void kyufu_node__decom_finish(struct kyufu_node *n)
     /* Inventory first, whole: the certificate lists what existed. */
     int rv = kyufu_decom_add_tree(&inv, n->config->data_dir, KYUFU_DECOM_DATA,
                                   "keys", err, sizeof err);
-    /* Outside the data folder: the KEK file ([keys] kek_file) and the
-     * managed backups ([backup] directory) join here when those config
-     * keys exist (docs/decommission.md "What is erased"). */
+    if (rv == 0) {
+        rv = add_outside(&inv, n->config, err, sizeof err);
+    }
     bool complete = false;
     if (rv == 0) {
         complete = kyufu_decom_erase(&inv) == 0;

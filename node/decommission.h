@@ -66,6 +66,18 @@ int kyufu_decom_add_file(struct kyufu_decom_inventory *inv,
                          enum kyufu_decom_kind kind,
                          char *errmsg,
                          size_t errmsg_len);
+/* Add every sub-folder of `dir` for which want(its path, arg) is true
+ * (want NULL: every one) as add_tree does; not dir itself, not the files
+ * directly in it, links not followed: the backups under a [backup]
+ * directory that other nodes and other uses may share.  A missing dir
+ * adds nothing (0).  -1 with errmsg as add_tree. */
+int kyufu_decom_add_children(struct kyufu_decom_inventory *inv,
+                             const char *dir,
+                             enum kyufu_decom_kind kind,
+                             bool (*want)(const char *path, const void *arg),
+                             const void *arg,
+                             char *errmsg,
+                             size_t errmsg_len);
 /* Erase as the header says.  0 when every file and folder is gone, -1
  * otherwise (each file's `error` says which). */
 int kyufu_decom_erase(struct kyufu_decom_inventory *inv);

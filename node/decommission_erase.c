@@ -320,3 +320,37 @@ void kyufu_decom_inventory_free(struct kyufu_decom_inventory *inv)
     free(inv->dirs);
     memset(inv, 0, sizeof *inv);
 }
+
+int kyufu_decom_add_children(struct kyufu_decom_inventory *inv,
+                             const char *dir, enum kyufu_decom_kind kind,
+                             bool (*want)(const char *path, const void *arg),
+                             const void *arg, char *errmsg, size_t errmsg_len)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        return errno == ENOENT ? 0 : fail(errmsg, errmsg_len, "open", dir, errno);
+    }
+    int rv = 0;
+    struct dirent *e;
+    while (rv == 0 && (e = readdir(d)) != NULL) {
+        char path[KYUFU_NODE_PATH_BYTES_MAX * 2];
+        struct stat st;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) {
+            continue;
+        }
+        int n = snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (n < 0 || (size_t)n >= sizeof path) {
+            snprintf(errmsg, errmsg_len, "%s: path too long", dir);
+            rv = -1;
+        } else if (lstat(path, &st) != 0) {
+            if (errno != ENOENT) {
+                rv = fail(errmsg, errmsg_len, "stat", path, errno);
+            }
+        } else if (S_ISDIR(st.st_mode) && (want == NULL || want(path, arg))) {
+            rv = kyufu_decom_add_tree(inv, path, kind, NULL, errmsg,
+                                      errmsg_len);
+        }
+    }
+    closedir(d);
+    return rv;
+}

@@ -8,6 +8,8 @@
   - no canary (head name, address, account number) is in any file of the
     backup in UTF-8, UTF-16LE, hex or base64, and the chunk files look
     like ciphertext (byte entropy);
+  - the cluster has a CMK: the manifest carries it wrapped (never in
+    clear) and verify restores the sealed records under it;
   - verify refuses, naming what failed, a flipped byte in a chunk, in the
     manifest, in the signature, a foreign certificate, a missing or an
     extra chunk, and a wrong KEK; `backup list` marks them;
@@ -179,6 +181,14 @@ def main():
         for n in names:
             assert (os.stat(os.path.join(out1, n)).st_mode & 0o077) == 0, n
 
+        # The cluster runs with a CMK: the manifest carries it wrapped
+        # under the backup KEK (never in clear), and verify restores the
+        # sealed records with it.
+        man = json.load(open(os.path.join(out1, "manifest.json")))
+        wrapped = man["cmk_wrapped"]
+        assert isinstance(wrapped, str) and len(wrapped) == 2 * (
+            len(bytes.fromhex(man["bk_wrapped"]))), man
+        assert wrapped != man["bk_wrapped"], man
         rc, out, err = ctl(kyufuctl, conf, env, "backup", "verify", out1,
                            "--kek", kek)
         assert rc == 0 and "verified" in out, (rc, out, err)
@@ -190,6 +200,9 @@ def main():
             for s in CANARIES:
                 for e in encodings(s):
                     assert e not in data, (n, s, e)
+            for e in (c.cmk, c.cmk.hex().encode(),
+                      base64.b64encode(c.cmk)[:40]):
+                assert e not in data, (n, "the CMK in clear")
             if n.startswith("chunk-") and len(data) > 4096:
                 assert entropy(data) > 7.9, (n, entropy(data))
 
@@ -229,6 +242,7 @@ def main():
                                "--kek", kek)
             assert rc == 5 and want in err, (d, rc, out, err)
             print("refused %s: %s" % (os.path.basename(d), err.strip()))
+        # A keyed backup under a wrong KEK: neither key unwraps.
         wrong = os.path.join(work, "wrong.kek")
         write_kek(wrong)
         rc, out, err = ctl(kyufuctl, conf, env, "backup", "verify", out1,

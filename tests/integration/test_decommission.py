@@ -1,22 +1,29 @@
 """Decommissioning (issue 12 Deliver 4; docs/decommission.md).
 
-A three-node cluster holds canary household data and a key file in each
-node's keys/.  Refused first, with nothing erased and nothing changed: a
-clerk's request (wrong role), the requester approving their own, a clerk's
-approval, an approval of another id, EraseNode before the approval and
-with a wrong id, kyufuctl's hostile command lines.  Then two operators
-decommission it: every kyufud exits 0, no file or folder remains under any
-data folder, no canary is in any file left in the test's folder (logs,
-certificate included); the certificate verifies and lists every file that
-existed; a changed byte, a re-indented copy and another CA are refused;
-the HTML copy escapes what it shows.
+A three-node cluster holds canary household data and, beside each node's
+data folder, the KEK file and wrapped cluster key cluster init makes, and
+one node's backup in a [backup] directory the nodes share.  Refused first,
+with nothing erased and nothing changed: a clerk's request (wrong role),
+the requester approving their own, a clerk's approval, an approval of
+another id, EraseNode before the approval and with a wrong id, kyufuctl's
+hostile command lines.  Then two operators decommission it: every kyufud
+exits 0, no file or folder remains under any data folder, no canary is in
+any file left in the test's folder (logs, certificate included); the key
+files and the backup are gone, a foreign folder in the backup directory
+stays; the certificate verifies and lists every file that existed, the key
+files as keys with their sizes and hashes, the backup's files as kind
+backup in its node's report only; a changed byte, a re-indented copy and
+another CA are refused; the HTML copy escapes what it shows.
 
 usage: test_decommission.py KYUFUD KYUFUCTL"""
 import hashlib
 import json
 import os
+import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import grpc
@@ -70,7 +77,18 @@ def scan(top, skip=()):
 
 def main():
     kyufud, kyufuctl = sys.argv[1], sys.argv[2]
-    c = C.Cluster(kyufud)
+    # Backups in one [backup] directory shared by the nodes (docs/backup.md):
+    # each node erases its own, a foreign folder stays.
+    bk_work = tempfile.mkdtemp(prefix="kyufu-decom-bk-", dir="/tmp")
+    bkdir = os.path.join(bk_work, "backups")
+    os.makedirs(bkdir)
+    bk_kek = os.path.join(bk_work, "backup.kek")
+    fd = os.open(bk_kek, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32) + "\n")
+    c = C.Cluster(kyufud, extra_conf={
+        i: "[backup]\ndirectory = %s\nkek_file = %s\n" % (bkdir, bk_kek)
+        for i in (1, 2, 3)})
     t0 = time.monotonic()
 
     def mark(what):
@@ -98,14 +116,19 @@ def main():
                                      c.ca, c.client_cert, c.client_key))
         data = {i: os.path.join(c.dir, "node%d" % i, "data")
                 for i in (1, 2, 3)}
-        # Each node's wrapped key, as enc-keys' cluster init leaves it.
-        key_sha = {}
+        # Each node's real key files as cluster init leaves them (cluster.py:
+        # the KEK file and the wrapped CMK beside the data folder, named by
+        # [keys] kek_file and cmk_file): path -> (size, SHA-256).
+        key_files = {}
         for i in (1, 2, 3):
-            os.makedirs(os.path.join(data[i], "keys"), exist_ok=True)
-            blob = os.urandom(92)
-            with open(os.path.join(data[i], "keys", "cmk"), "wb") as fh:
-                fh.write(blob)
-            key_sha[i] = hashlib.sha256(blob).hexdigest()
+            key_files[i] = {}
+            for p in (os.path.join(c.dir, "node%d" % i, "kek.key"),
+                      c.cmk_path(i)):
+                with open(p, "rb") as fh:
+                    blob = fh.read()
+                assert len(blob) > 0, p
+                key_files[i][p] = (len(blob),
+                                   hashlib.sha256(blob).hexdigest())
         out = os.path.join(c.dir, "cert-out")
 
         def alive_all():
@@ -215,9 +238,30 @@ def main():
                     assert e.code() == want, (i, e)
         alive_all()
 
-        before = {i: files_under(data[i]) for i in (1, 2, 3)}
+        # A backup by one node, and a folder no node wrote.
+        b1 = os.path.join(bkdir, "b1")
+        r, o, e = ctl(kyufuctl, conf, env["op1"], "--json", "backup",
+                      "create", "--out", b1)
+        assert r == 0, (r, o, e)
+        bk_node = json.loads(o)["node"]
+        bk_files = files_under(b1)
+        assert os.path.join(b1, "manifest.json") in bk_files, bk_files
+        foreign = os.path.join(bkdir, "foreign")
+        os.makedirs(foreign)
+        with open(os.path.join(foreign, "keep"), "w") as fh:
+            fh.write("not a backup of this cluster's nodes\n")
+        # Every node deletes its bootstrap-admin file on its own once its
+        # store has an account (node/auth_timer.c, a 1 s tick): the list of
+        # what existed is taken once that has happened everywhere, so that
+        # it is the list the erasure starts from.
+        deadline = time.monotonic() + 15
+        while any(os.path.exists(os.path.join(data[i], "bootstrap-admin"))
+                  for i in (1, 2, 3)):
+            assert time.monotonic() < deadline, "bootstrap-admin not deleted"
+            time.sleep(0.1)
+        before = {i: files_under(data[i]) | set(key_files[i])
+                  for i in (1, 2, 3)}
         for i in (1, 2, 3):
-            assert os.path.join(data[i], "keys", "cmk") in before[i]
             assert any("ledger" in p for p in before[i]), before[i]
         mark("refusals")
         # -- erase
@@ -228,6 +272,11 @@ def main():
         for i in (1, 2, 3):
             assert c.wait_exit(i, 30) == 0, "node %d exit status" % i
             assert not os.path.exists(data[i]), files_under(data[i])
+            for p in key_files[i]:
+                assert not os.path.exists(p), p
+        assert not os.path.exists(b1), files_under(b1)
+        assert os.listdir(bkdir) == ["foreign"], os.listdir(bkdir)
+        assert os.path.exists(os.path.join(foreign, "keep"))
         mark("erased")
         hits = scan(c.dir)
         assert hits == [], hits
@@ -263,9 +312,13 @@ def main():
             for f in node["files"]:
                 assert f["overwritten"] and f["removed"], f
                 assert len(f["sha256"]) == 64 and f["size"] >= 0, f
-            k = listed[os.path.join(data[i], "keys", "cmk")]
-            assert k["kind"] == "key" and k["sha256"] == key_sha[i], k
-            assert k["size"] == 92, k
+            backups = {p for p, f in listed.items() if f["kind"] == "backup"}
+            assert backups == (bk_files if i == bk_node else set()), (
+                i, bk_node, backups)
+            for p, (size, sha) in key_files[i].items():
+                k = listed[p]
+                assert k["kind"] == "key" and k["sha256"] == sha, k
+                assert k["size"] == size, k
 
         mark("certificate content")
         # -- tampering: one changed byte, a re-indented copy, another CA
@@ -303,6 +356,7 @@ def main():
         raise
     finally:
         c.close()
+        shutil.rmtree(bk_work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -244,6 +244,37 @@ static int count_entries(const char *dir)
     return n;
 }
 
+/* Apply the bootstrap CreateStaff "admin" at index 1: on a keyed store
+ * its record is sealed. */
+static void add_admin(struct kyufu_storage *s)
+{
+    Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
+    Kyufu__V1__CommandHeader h = KYUFU__V1__COMMAND_HEADER__INIT;
+    Kyufu__V1__CreateStaff cs = KYUFU__V1__CREATE_STAFF__INIT;
+    Kyufu__V1__Command c = KYUFU__V1__COMMAND__INIT;
+    Kyufu__V1__Command *cp = &c;
+    Kyufu__V1__CommandBatch b = KYUFU__V1__COMMAND_BATCH__INIT;
+    struct kyufu_storage_results res;
+    char err[256] = "";
+    key.client_id = "test-backup";
+    key.sequence = 1;
+    h.actor = "admin";
+    h.terminal = "t";
+    h.time_ms = 1765000000000;
+    h.key = &key;
+    cs.staff_id = "admin";
+    cs.display_name = "Administrator";
+    cs.roles_mask = 1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN;
+    c.header = &h;
+    c.body_case = KYUFU__V1__COMMAND__BODY_CREATE_STAFF;
+    c.create_staff = &cs;
+    b.n_commands = 1;
+    b.commands = &cp;
+    CHECK(kyufu_storage_apply(s, 1, 1, &b, &res, err, sizeof err) == 0,
+          "apply: %s", err);
+    kyufu_storage_results_free(&res);
+}
+
 static void test_whole(void)
 {
     char root[] = "/tmp/kyufu-test-backup-XXXXXX";
@@ -275,7 +306,12 @@ static void test_whole(void)
     uint64_t at = 0;
     RAND_bytes(kek, 32);
     RAND_bytes(cmk, 32);
+    /* A keyed store with a sealed record (the first administrator): verify
+     * restores it under the backup's CMK, as a cluster's backup needs. */
+    kyufu_storage_keys_set(s, cmk);
+    add_admin(s);
     kyufu_storage_digest(s, digest, &at);
+    CHECK(at == 1, "the store is at index %llu", (unsigned long long)at);
     struct kyufu_storage_snapshot *snap = NULL;
     CHECK(kyufu_storage_snapshot_begin(s, &snap) == 0, "snapshot");
     struct kyufu_backup_write_params p = {
@@ -325,6 +361,7 @@ static void test_whole(void)
     uint8_t d2[32] = {0};
     uint64_t at2 = 1;
     if (kyufu_storage_open(&o2, &s2, err, sizeof err) == 0) {
+        kyufu_storage_keys_set(s2, got_cmk); /* as kyufuctl restore does */
         CHECK(kyufu_storage_restore(s2, stream, stream_len, err,
                                     sizeof err) == 0,
               "restore: %s", err);

@@ -188,6 +188,68 @@ static void refusals(void)
     kyufu_decom_inventory_free(&inv);
 }
 
+/* The filter kyufud gives: here, the folders whose name ends in arg. */
+static bool name_ends(const char *path, const void *arg)
+{
+    const char *suffix = arg;
+    size_t n = strlen(path), k = strlen(suffix);
+    return n >= k && strcmp(path + n - k, suffix) == 0;
+}
+
+/* The backups under a [backup] directory: every sub-folder the filter
+ * takes (a backup of this node) is listed and erased with its files;
+ * another's backup, the directory itself, a file directly in it and a
+ * link to a folder outside stay. */
+static void backups_under_directory(void)
+{
+    struct kyufu_decom_inventory inv;
+    memset(&inv, 0, sizeof inv);
+    char err[256] = "", p[512], target[512];
+    mkd("bk");
+    mkd("bk/b1");
+    write_file("bk/b1/manifest.json", "{}", 2);
+    write_file("bk/b1/chunk-000000.bin", "sealed", 6);
+    mkd("bk/b2");
+    write_file("bk/b2/chunk-000000.bin", "more", 4);
+    mkd("bk/b3-other");
+    write_file("bk/b3-other/chunk-000000.bin", "theirs", 6);
+    write_file("bk/README", "operator's", 10);
+    mkd("bk-outside");
+    write_file("bk-outside/keep", "k", 1);
+    snprintf(target, sizeof target, "%s/bk-outside", top);
+    snprintf(p, sizeof p, "%s/bk/link", top);
+    CHECK(symlink(target, p) == 0);
+    snprintf(p, sizeof p, "%s/bk", top);
+    CHECK(kyufu_decom_add_children(&inv, p, KYUFU_DECOM_BACKUP, NULL, NULL,
+                                   err, sizeof err) == 0);
+    CHECK(inv.n == 4); /* no filter: every backup */
+    kyufu_decom_inventory_free(&inv);
+    memset(&inv, 0, sizeof inv);
+    CHECK(kyufu_decom_add_children(&inv, p, KYUFU_DECOM_BACKUP, name_ends,
+                                   "b1", err, sizeof err) == 0);
+    CHECK(kyufu_decom_add_children(&inv, p, KYUFU_DECOM_BACKUP, name_ends,
+                                   "b2", err, sizeof err) == 0);
+    CHECK(inv.n == 3);
+    const struct kyufu_decom_file *f = find(&inv, "bk/b1/chunk-000000.bin");
+    CHECK(f != NULL && f->kind == KYUFU_DECOM_BACKUP && f->size == 6);
+    CHECK(find(&inv, "bk/README") == NULL && find(&inv, "bk/link") == NULL);
+    CHECK(kyufu_decom_erase(&inv) == 0);
+    CHECK(!exists("bk/b1") && !exists("bk/b2"));
+    CHECK(exists("bk/b3-other/chunk-000000.bin"));
+    CHECK(exists("bk") && exists("bk/README") && exists("bk/link") &&
+          exists("bk-outside/keep"));
+    kyufu_decom_inventory_free(&inv);
+    /* A missing directory adds nothing; a file is refused. */
+    memset(&inv, 0, sizeof inv);
+    snprintf(p, sizeof p, "%s/no-such-bk", top);
+    CHECK(kyufu_decom_add_children(&inv, p, KYUFU_DECOM_BACKUP, NULL, NULL,
+                                   err, sizeof err) == 0 && inv.n == 0);
+    snprintf(p, sizeof p, "%s/bk/README", top);
+    CHECK(kyufu_decom_add_children(&inv, p, KYUFU_DECOM_BACKUP, NULL, NULL,
+                                   err, sizeof err) == -1 && err[0] != '\0');
+    kyufu_decom_inventory_free(&inv);
+}
+
 int main(void)
 {
     const char *base = getenv("TMPDIR") != NULL ? getenv("TMPDIR") : "/tmp";
@@ -199,6 +261,7 @@ int main(void)
     inventory_and_erase();
     failure_is_reported();
     refusals();
+    backups_under_directory();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", top);
     if (system(cmd) != 0) {
