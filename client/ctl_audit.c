@@ -192,8 +192,14 @@ static int source_next(struct source *s, const Kyufu__V1__AuditRecord **out)
         int rv = kyufu_storage_list_audit(s->store, token, KYUFU_CTL_LIST_PAGE_RECORDS,
                                           &s->page);
         if (rv != 0) {
-            return -ctl__fail(s->r, KYUFU_CTL_EXIT_LOCAL, "store: %s",
-                              kyufu_storage_strerror(rv));
+            bool keyless = rv == KYUFU_STORAGE_ECORRUPT &&
+                           !kyufu_storage_keys_present(s->store);
+            return -ctl__fail(s->r, KYUFU_CTL_EXIT_LOCAL, "store: %s%s",
+                              kyufu_storage_strerror(rv),
+                              keyless ? " (or sealed: a store with encryption at rest "
+                                        "is read with --kek FILE or --passphrase-file "
+                                        "FILE, --ca FILE and --node N)"
+                                      : "");
         }
         s->recs = (Kyufu__V1__AuditRecord **)s->page.items;
         s->n = s->page.n;
