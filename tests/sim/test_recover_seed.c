@@ -81,17 +81,17 @@ int main(void)
         { 3, "127.0.0.1:7003 127.0.0.1:8003", NULL },
     };
     CHECK(kyufu_glue_seed(dir, 4, "127.0.0.1:7004", peers, 3, 57, 3, stream,
-                          sizeof stream, err, sizeof err) == KYUFU_GLUE_EINVALID);
+                          sizeof stream, NULL, err, sizeof err) == KYUFU_GLUE_EINVALID);
     CHECK(kyufu_glue_seed(dir, 1, "127.0.0.1:7001", peers, 3, 0, 3, stream,
-                          sizeof stream, err, sizeof err) == KYUFU_GLUE_EINVALID);
+                          sizeof stream, NULL, err, sizeof err) == KYUFU_GLUE_EINVALID);
     CHECK(kyufu_glue_seed(dir, 1, "127.0.0.1:7001", peers, 3, 57, 0, stream,
-                          sizeof stream, err, sizeof err) == KYUFU_GLUE_EINVALID);
+                          sizeof stream, NULL, err, sizeof err) == KYUFU_GLUE_EINVALID);
     CHECK(kyufu_glue_seed(dir, 1, "127.0.0.1:7001", peers, 0, 57, 3, stream,
-                          sizeof stream, err, sizeof err) == KYUFU_GLUE_EINVALID);
+                          sizeof stream, NULL, err, sizeof err) == KYUFU_GLUE_EINVALID);
     CHECK(kyufu_glue_log_inspect(dir, 1, "127.0.0.1:7001", &info, err, sizeof err) ==
           KYUFU_GLUE_ECONFIG); /* the refusals wrote nothing */
     CHECK(kyufu_glue_seed(dir, 1, "127.0.0.1:7001", peers, 3, 57, 3, stream,
-                          sizeof stream, err, sizeof err) == 0);
+                          sizeof stream, NULL, err, sizeof err) == 0);
     CHECK(kyufu_glue_log_inspect(dir, 1, "127.0.0.1:7001", &info, err, sizeof err) == 0);
     CHECK(info.term == 3 && info.snapshot_index == 57 && info.snapshot_term == 3);
     CHECK(info.last_index == 57 && info.last_term == 3);
@@ -103,7 +103,7 @@ int main(void)
     }
     CHECK(strcmp(info.members[2].api_address, "127.0.0.1:8003") == 0);
     CHECK(kyufu_glue_seed(dir, 1, "127.0.0.1:7001", peers, 3, 57, 3, stream,
-                          sizeof stream, err, sizeof err) == KYUFU_GLUE_ECONFIG);
+                          sizeof stream, NULL, err, sizeof err) == KYUFU_GLUE_ECONFIG);
     CHECK(strstr(err, "already holds a Raft log") != NULL);
 
     /* Recover: refusals change nothing. */
