@@ -1,7 +1,10 @@
 /* kyufud --seed: contract in seed.h.  Happy path: refuse a folder that has
  * a store or a Raft log → lock → read STREAM → open a new store, restore,
  * digest (compared with the expected one) → kyufu_glue_seed → close,
- * unlock.  A refusal after the store was made removes it. */
+ * unlock.  With [keys], the CMK (the backup's, or the node's own) is set
+ * on the store before the restore; the backup's is stored wrapped for the
+ * node after the digest matched, before the Raft snapshot.  A refusal
+ * after the store was made removes it. */
 #include "seed.h"
 
 #include <errno.h>

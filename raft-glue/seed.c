@@ -3,7 +3,8 @@
  * index reset in docs/restore.md.
  *
  * Happy path: offline raft_uv (offline_io.h) → io->load must find nothing
- * (term 0, no snapshot, no entry) → io->snapshot_put with trailing 0 (the
+ * (term 0, no snapshot, no entry) → (a keyed store: the stream sealed in
+ * chunks behind a version-2 header, seal.h) → io->snapshot_put with trailing 0 (the
  * install path: no log kept behind it) of {glue header, stream} at
  * (index, term) with the peers as voters → run the loop until its callback
  * → io->set_term(term) → close.  The current term is set last: a directory
