@@ -83,6 +83,7 @@ static void remove_tree(const char *dir)
 static int check_digest(const struct kyufu_backup_manifest *m,
                         const uint8_t *stream,
                         size_t len,
+                        const uint8_t *cmk,
                         const char *tmp_parent,
                         char *errmsg,
                         size_t errmsg_len)
@@ -111,6 +112,11 @@ static int check_digest(const struct kyufu_backup_manifest *m,
         snprintf(errmsg, errmsg_len, "cannot open a temporary store: %s",
                  why);
         goto cleanup;
+    }
+    /* Sealed records (encryption at rest) decode only under the backup's
+     * CMK: the restore checks the ledger's invariants on their content. */
+    if (cmk != NULL) {
+        kyufu_storage_keys_set(s, cmk);
     }
     if (kyufu_storage_restore(s, stream, len, why, sizeof why) != 0) {
         snprintf(errmsg, errmsg_len,
@@ -341,11 +347,13 @@ int kyufu_backup_verify(const char *dir,
     size_t len = 0;
     int rv = open_backup(dir, ca_path, kek, res, &stream, &len, cmk, errmsg,
                          errmsg_len);
-    kyufu_storage_crypto_wipe(cmk, sizeof cmk);
     if (rv != 0 || kek == NULL) {
+        kyufu_storage_crypto_wipe(cmk, sizeof cmk);
         return rv;
     }
-    rv = check_digest(&res->m, stream, len, tmp_parent, errmsg, errmsg_len);
+    rv = check_digest(&res->m, stream, len, res->m.has_cmk ? cmk : NULL,
+                      tmp_parent, errmsg, errmsg_len);
+    kyufu_storage_crypto_wipe(cmk, sizeof cmk);
     kyufu_storage_crypto_wipe(stream, len);
     free(stream);
     if (rv != 0) {
