@@ -51,7 +51,8 @@ static void usage(FILE *to)
             "       kyufud --recover FILE [--yes]   (the node stopped: make it the\n"
             "                              one voter after a loss of quorum)\n"
             "       kyufud --seed FILE STREAM [DIGEST [CMK]]   (a new node of a restored\n"
-            "                              cluster; DIGEST: the backup's, in hex)\n"
+            "                              cluster; DIGEST: the backup's, in hex;\n"
+            "                              CMK: a file of its 32-byte cluster key)\n"
             "       kyufud --version\n"
             "Runs one kyufu node in the foreground (logs: JSON lines on "
             "stderr).\n");
