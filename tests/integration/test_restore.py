@@ -7,7 +7,8 @@ encrypted backup, its cluster master key (CMK) carried over.
   2. Refusals change nothing (no store or Raft directory appears in the
      new cluster B, its CMK files keep their bytes): a wrong backup KEK, a
      backup of another cluster than --ca, a tampered chunk, a node folder
-     that is not empty, missing options.
+     that is not empty, missing options; kyufud --seed with a key operand
+     that is not 32 bytes.
   3. `kyufuctl restore --backup` seeds B (a new CA: a new cluster
      identity): each node reports the manifest's applied index and state
      digest; every node's CMK file is rewritten (the backup's CMK wrapped
@@ -155,6 +156,15 @@ def main():
             rc, out, err = restore(kyufuctl, kyufud, *args)
             assert rc == code and text in err, (args, rc, out, err)
             assert snapshot_of(b) == before, args
+        short = os.path.join(work, "short.key")
+        with open(short, "wb") as f:
+            f.write(b"\x01" * 31)
+        p = subprocess.run([kyufud, "--seed", b.conf[1], short, digest,
+                            short], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 1 and "32 key bytes" in p.stderr, \
+            (p.returncode, p.stderr)
+        assert snapshot_of(b) == before
         busy = os.path.join(b.dir, "node3", "data", "raft")
         os.makedirs(busy)
         rc, out, err = restore(kyufuctl, kyufud, *good)
