@@ -3,7 +3,20 @@
  *
  *   kyufuctl cluster init --dir DIR ...      a new cluster: new CA, hence a
  *                                            new cluster identity, configs
+ *   kyufuctl restore --dir DIR --backup BDIR --kek FILE --ca OLD_CA
+ *                    [--kyufud PATH]
  *   kyufuctl restore --dir DIR --stream FILE [--digest HEX] [--kyufud PATH]
+ *
+ * --backup: kyufu_backup_load checks the backup whole (signature and chain
+ * to OLD_CA, the old cluster's CA; every chunk; the KEK unwraps its keys)
+ * and gives the decrypted stream and the backup's cluster master key.  The
+ * stream goes to each kyufud --seed as an anonymous memory file (memfd,
+ * /dev/fd/3) and the CMK through a pipe (/dev/fd/4): neither is ever on
+ * disk in plaintext.  kyufud sets the CMK on the new store before it
+ * restores the sealed stream, checks the manifest's state digest, and
+ * rewraps the CMK under the node's own KEK bound to the NEW CA (seed.h).
+ * Every node folder is checked empty (no ledger, no raft) before any is
+ * touched.
  *
  * The new cluster is made by `cluster init` itself (its code, unchanged);
  * restore then seeds every node folder DIR/nodeN of a local layout with
@@ -22,32 +35,58 @@
  * digest is not --digest). */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include "backup_format.h"
 #include "ctl.h"
+#include "keys.h"
+
+#define KYUFU_CTL__XSTR(x) #x
+#define KYUFU_CTL__STR(x) KYUFU_CTL__XSTR(x)
 
 extern char **environ;
 
-enum { OPT_HELP = 0x600, OPT_DIR, OPT_STREAM, OPT_DIGEST, OPT_KYUFUD };
+enum {
+    OPT_HELP = 0x600,
+    OPT_DIR,
+    OPT_STREAM,
+    OPT_DIGEST,
+    OPT_KYUFUD,
+    OPT_BACKUP,
+    OPT_KEK,
+    OPT_CA,
+};
+
+/* The fds a seeding kyufud reads the stream and the CMK from. */
+#define SEED_STREAM_FD 3
+#define SEED_CMK_FD 4
 
 void ctl__restore_usage(FILE *out)
 {
     fprintf(out,
+            "  restore --dir DIR --backup BDIR --kek FILE --ca OLD_CA_PEM [--kyufud PATH]\n"
+            "               seed every node of a new local cluster (made by cluster init\n"
+            "               --dir DIR, nodes not started) from a backup of the cluster\n"
+            "               whose CA is OLD_CA_PEM, its cluster key rewrapped per node\n"
             "  restore --dir DIR --stream FILE [--digest HEX] [--kyufud PATH]\n"
             "               seed every node of a new local cluster (made by cluster init\n"
             "               --dir DIR, nodes not started) with a backup's state: FILE a\n"
             "               decrypted snapshot stream; --digest: the backup's state digest\n");
 }
 
-/* kyufud --seed CONF STREAM with its stdout into buf; its exit status, or
+/* kyufud --seed CONF STREAM [DIGEST [CMK]] with its stdout into buf;
+ * stream_fd / cmk_fd (or -1) become its fds 3 and 4; its exit status, or
  * -1 when it could not run (errno). */
 static int run_seed(const char *kyufud, const char *conf, const char *stream,
-                    const char *digest, char *buf, size_t len)
+                    const char *digest, int stream_fd, int cmk_fd, char *buf,
+                    size_t len)
 {
     int fds[2];
     if (pipe(fds) != 0) {
@@ -57,8 +96,16 @@ static int run_seed(const char *kyufud, const char *conf, const char *stream,
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
     posix_spawn_file_actions_addclose(&fa, fds[0]);
+    if (stream_fd >= 0) {
+        posix_spawn_file_actions_adddup2(&fa, stream_fd, SEED_STREAM_FD);
+    }
+    if (cmk_fd >= 0) {
+        posix_spawn_file_actions_adddup2(&fa, cmk_fd, SEED_CMK_FD);
+    }
+    char cmk_arg[16];
+    snprintf(cmk_arg, sizeof cmk_arg, "/dev/fd/%d", SEED_CMK_FD);
     char *argv[] = { (char *)kyufud, (char *)"--seed", (char *)conf, (char *)stream,
-                     (char *)digest, NULL };
+                     (char *)digest, cmk_fd >= 0 ? cmk_arg : NULL, NULL };
     pid_t pid;
     int rv = strchr(kyufud, '/') != NULL
                  ? posix_spawn(&pid, kyufud, &fa, NULL, argv, environ)
@@ -104,6 +151,64 @@ static bool hex64(const char *s)
     return true;
 }
 
+/* Every node folder 1..nodes has neither a store nor a Raft directory:
+ * checked for all before any is touched.  0, or the node at fault. */
+static unsigned first_busy(const char *dir, unsigned nodes, char *p, size_t len)
+{
+    for (unsigned i = 1; i <= nodes; i++) {
+        for (int k = 0; k < 2; k++) {
+            snprintf(p, len, "%s/node%u/data/%s", dir, i, k == 0 ? "ledger" : "raft");
+            if (access(p, F_OK) == 0) {
+                return i;
+            }
+        }
+    }
+    return 0;
+}
+
+/* The backup's stream in an anonymous memory file (no name on any disk),
+ * sealed against writes; its fd, or -1 (errno). */
+static int stream_memfd(const uint8_t *stream, size_t len)
+{
+    int fd = memfd_create("kyufu-restore-stream", MFD_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, stream + off, len - off);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        off += (size_t)n;
+    }
+    return fd;
+}
+
+/* A pipe whose read end holds the 32 CMK bytes and EOF; the read end, or
+ * -1 (errno).  32 bytes fit any pipe buffer: the write never blocks. */
+static int cmk_pipe(const uint8_t cmk[KYUFU_BACKUP_KEY_BYTES])
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        return -1;
+    }
+    ssize_t n = write(p[1], cmk, KYUFU_BACKUP_KEY_BYTES);
+    close(p[1]);
+    if (n != (ssize_t)KYUFU_BACKUP_KEY_BYTES) {
+        close(p[0]);
+        errno = EIO;
+        return -1;
+    }
+    return p[0];
+}
+
 int ctl__restore(struct ctl__run *r, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -111,10 +216,14 @@ int ctl__restore(struct ctl__run *r, int argc, char **argv)
         { "stream", required_argument, NULL, OPT_STREAM },
         { "digest", required_argument, NULL, OPT_DIGEST },
         { "kyufud", required_argument, NULL, OPT_KYUFUD },
+        { "backup", required_argument, NULL, OPT_BACKUP },
+        { "kek", required_argument, NULL, OPT_KEK },
+        { "ca", required_argument, NULL, OPT_CA },
         { "help", no_argument, NULL, OPT_HELP },
         { 0 },
     };
     const char *dir = NULL, *stream = NULL, *digest = NULL;
+    const char *backup = NULL, *kek_path = NULL, *ca = NULL;
     const char *kyufud = getenv("KYUFU_KYUFUD");
     int c;
 
@@ -132,6 +241,12 @@ int ctl__restore(struct ctl__run *r, int argc, char **argv)
             digest = optarg;
         } else if (c == OPT_KYUFUD) {
             kyufud = optarg;
+        } else if (c == OPT_BACKUP) {
+            backup = optarg;
+        } else if (c == OPT_KEK) {
+            kek_path = optarg;
+        } else if (c == OPT_CA) {
+            ca = optarg;
         } else {
             return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "restore: unknown option or "
                              "missing value in '%s'", argv[optind - 1]);
@@ -141,9 +256,19 @@ int ctl__restore(struct ctl__run *r, int argc, char **argv)
         return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "restore: unexpected argument '%s'",
                          argv[optind]);
     }
-    if (dir == NULL || stream == NULL) {
+    if (dir == NULL || (stream == NULL) == (backup == NULL)) {
         return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "restore: --dir DIR (made by "
-                         "cluster init) and --stream FILE are required");
+                         "cluster init) and one of --backup BDIR or --stream FILE "
+                         "are required");
+    }
+    if (backup != NULL && (kek_path == NULL || ca == NULL || digest != NULL)) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "restore: --backup needs --kek "
+                         "FILE (the backup KEK) and --ca FILE (the backed-up "
+                         "cluster's CA); the digest is the manifest's");
+    }
+    if (stream != NULL && (kek_path != NULL || ca != NULL)) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "restore: --kek and --ca go "
+                         "with --backup");
     }
     if (digest != NULL && !hex64(digest)) {
         return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "restore: --digest must be 64 "
@@ -168,30 +293,98 @@ int ctl__restore(struct ctl__run *r, int argc, char **argv)
                          "layout for real hosts is seeded on each host: "
                          "docs/restore.md)", dir);
     }
+    unsigned busy = first_busy(dir, nodes, conf, sizeof conf);
+    if (busy != 0) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "restore: %s exists: restore "
+                         "only into a new cluster's empty node folders; nothing "
+                         "changed", conf);
+    }
+
+    int status = KYUFU_CTL_EXIT_LOCAL;
+    int stream_fd = -1;
+    bool has_cmk = false;
+    uint8_t cmk[KYUFU_BACKUP_KEY_BYTES];
+    char manifest_digest[65];
+    memset(cmk, 0, sizeof cmk);
+    if (backup != NULL) {
+        char err[1024];
+        uint8_t kek[KYUFU_KEYS_KEY_BYTES];
+        if (kyufu_keys_kek_read(kek_path, kek, err, sizeof err) != 0) {
+            return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "restore: --kek: %s; nothing "
+                             "changed", err);
+        }
+        struct kyufu_backup_verify_result res;
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        int rv = kyufu_backup_load(backup, ca, kek, &res, &buf, &len, cmk, err,
+                                   sizeof err);
+        kyufu_storage_crypto_wipe(kek, sizeof kek);
+        if (rv != 0) {
+            return ctl__fail(r, KYUFU_CTL_EXIT_CHECK, "restore: backup %s refused: "
+                             "%s; nothing changed", backup, err);
+        }
+        has_cmk = res.m.has_cmk;
+        kyufu_backup_hex(res.m.state_digest, 32, manifest_digest);
+        kyufu_backup_manifest_free(&res.m);
+        digest = manifest_digest;
+        stream_fd = stream_memfd(buf, len);
+        int e = errno;
+        kyufu_storage_crypto_wipe(buf, len);
+        free(buf);
+        if (stream_fd < 0) {
+            ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "restore: cannot hold the stream "
+                      "in memory: %s; nothing changed", strerror(e));
+            goto out;
+        }
+        stream = "/dev/fd/" KYUFU_CTL__STR(SEED_STREAM_FD);
+    }
     for (unsigned i = 1; i <= nodes; i++) {
         char out[1024];
         snprintf(conf, sizeof conf, "%s/node%u/kyufud.conf", dir, i);
+        int cmk_fd = -1;
+        if (has_cmk && (cmk_fd = cmk_pipe(cmk)) < 0) {
+            ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "restore: pipe: %s", strerror(errno));
+            goto out;
+        }
+        if (stream_fd >= 0 && lseek(stream_fd, 0, SEEK_SET) != 0) {
+            close(cmk_fd);
+            ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "restore: memfd: %s", strerror(errno));
+            goto out;
+        }
         fflush(r->out);
         fflush(r->err);
-        int st = run_seed(kyufud, conf, stream, digest, out, sizeof out);
+        int st = run_seed(kyufud, conf, stream, digest, stream_fd,
+                          stream_fd >= 0 ? cmk_fd : -1, out, sizeof out);
+        if (cmk_fd >= 0) {
+            close(cmk_fd);
+        }
         if (st < 0) {
-            return ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "restore: cannot run %s: %s "
-                             "(--kyufud PATH)", kyufud, strerror(errno));
+            ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "restore: cannot run %s: %s "
+                      "(--kyufud PATH)", kyufud, strerror(errno));
+            goto out;
         }
         if (st != 0) {
-            return ctl__fail(r, st == 2 ? KYUFU_CTL_EXIT_USAGE
-                                : st == 4 ? KYUFU_CTL_EXIT_CHECK : KYUFU_CTL_EXIT_LOCAL,
-                             "restore: node %u not seeded (kyufud said why above)%s",
-                             i, i > 1 ? "; the nodes before it are" : "");
+            status = st == 2 ? KYUFU_CTL_EXIT_USAGE
+                     : st == 4 ? KYUFU_CTL_EXIT_CHECK : KYUFU_CTL_EXIT_LOCAL;
+            ctl__fail(r, status, "restore: node %u not seeded (kyufud said why "
+                      "above)%s", i, i > 1 ? "; the nodes before it are" : "");
+            goto out;
         }
         const char *d = strstr(out, "state digest ");
         if (d == NULL || strlen(d) < 13 + 64) {
-            return ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "restore: node %u: unexpected "
-                             "answer from kyufud: %s", i, out);
+            ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "restore: node %u: unexpected "
+                      "answer from kyufud: %s", i, out);
+            goto out;
         }
         fputs(out, r->out);
     }
     fprintf(r->out, "restored: %u nodes seeded; start their kyufud (they do not "
             "bootstrap: the Raft snapshot holds the configuration)\n", nodes);
-    return 0;
+    status = 0;
+out:
+    if (stream_fd >= 0) {
+        close(stream_fd);
+    }
+    kyufu_storage_crypto_wipe(cmk, sizeof cmk);
+    return status;
 }

@@ -8,7 +8,7 @@
  *   kyufud --recover FILE [--yes] make this stopped node the one voter of a
  *                                 new configuration after two of three were
  *                                 lost (docs/restore.md, recover.h)
- *   kyufud --seed FILE STREAM [DIGEST]  a new node of a restored cluster: its store
+ *   kyufud --seed FILE STREAM [DIGEST [CMK]]  a new node of a restored cluster: its store
  *                                 and Raft log from a snapshot stream
  *                                 (docs/restore.md, seed.h)
  *   kyufud --version              release, store schema, command set
@@ -50,8 +50,9 @@ static void usage(FILE *to)
             "       kyufud --compact FILE   (the node stopped: compact its store)\n"
             "       kyufud --recover FILE [--yes]   (the node stopped: make it the\n"
             "                              one voter after a loss of quorum)\n"
-            "       kyufud --seed FILE STREAM [DIGEST]   (a new node of a restored\n"
-            "                              cluster; DIGEST: the backup's, in hex)\n"
+            "       kyufud --seed FILE STREAM [DIGEST [CMK]]   (a new node of a restored\n"
+            "                              cluster; DIGEST: the backup's, in hex;\n"
+            "                              CMK: a file of its 32-byte cluster key)\n"
             "       kyufud --version\n"
             "Runs one kyufu node in the foreground (logs: JSON lines on "
             "stderr).\n");
@@ -166,9 +167,11 @@ int main(int argc, char **argv)
     /* --seed FILE STREAM: the other one with a second operand. */
     const char *seed_stream = NULL;
     const char *seed_digest = NULL;
-    if ((argc == 4 || argc == 5) && strcmp(argv[1], "--seed") == 0) {
+    const char *seed_cmk = NULL;
+    if (argc >= 4 && argc <= 6 && strcmp(argv[1], "--seed") == 0) {
         seed_stream = argv[3];
-        seed_digest = argc == 5 ? argv[4] : NULL;
+        seed_digest = argc >= 5 ? argv[4] : NULL;
+        seed_cmk = argc == 6 ? argv[5] : NULL;
     }
     if (recover_yes || seed_stream != NULL) {
         argc = 3;
@@ -184,7 +187,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "kyufud: no option given\n");
         } else if (strcmp(argv[1], "--seed") == 0) {
             fprintf(stderr, "kyufud: --seed takes FILE and STREAM, then "
-                    "optionally DIGEST\n");
+                    "optionally DIGEST and CMK\n");
         } else if (strcmp(argv[1], "--recover") == 0) {
             fprintf(stderr, "kyufud: --recover takes one FILE, then "
                     "optionally --yes\n");
@@ -237,7 +240,7 @@ int main(int argc, char **argv)
         return kyufu_node_recover(&config, recover_yes, stdin, stdout);
     }
     if (seed_only) {
-        return kyufu_node_seed(&config, seed_stream, seed_digest, stdout);
+        return kyufu_node_seed(&config, seed_stream, seed_digest, seed_cmk, stdout);
     }
     kyufu_log_set_level(config.log_level);
     if (config.insecure_test_password_iterations != 0) {

@@ -1,7 +1,10 @@
 /* kyufud --seed: contract in seed.h.  Happy path: refuse a folder that has
  * a store or a Raft log → lock → read STREAM → open a new store, restore,
  * digest (compared with the expected one) → kyufu_glue_seed → close,
- * unlock.  A refusal after the store was made removes it. */
+ * unlock.  With [keys], the CMK (the backup's, or the node's own) is set
+ * on the store before the restore; the backup's is stored wrapped for the
+ * node after the digest matched, before the Raft snapshot.  A refusal
+ * after the store was made removes it. */
 #include "seed.h"
 
 #include <errno.h>
@@ -12,6 +15,7 @@
 #include <unistd.h>
 
 #include "glue.h"
+#include "keys.h"
 #include "limits.h"
 #include "lock.h"
 #include "node.h"
@@ -56,9 +60,102 @@ static void remove_new_store(const char *dir)
     (void)rmdir(dir);
 }
 
-int kyufu_node_seed(const struct kyufu_config *c, const char *stream_path,
-                    const char *digest, FILE *out)
+/* The backup's CMK: exactly KYUFU_KEYS_KEY_BYTES from path (a pipe from
+ * kyufuctl restore, never a file on disk).  0, or -1 (cmk wiped). */
+static int read_cmk(const char *path, uint8_t cmk[KYUFU_KEYS_KEY_BYTES])
 {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return -1;
+    }
+    size_t n = fread(cmk, 1, KYUFU_KEYS_KEY_BYTES, f);
+    int extra = fgetc(f);
+    fclose(f);
+    if (n != KYUFU_KEYS_KEY_BYTES || extra != EOF) {
+        kyufu_storage_crypto_wipe(cmk, KYUFU_KEYS_KEY_BYTES);
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+/* The store's CMK: the backup's (cmk_path) or, without one, the node's
+ * own wrapped copy ([keys]).  1 a key in cmk, 0 no [keys], -1 refused
+ * (said on stderr). */
+static int seed_cmk(const struct kyufu_config *c, const char *cmk_path,
+                    uint8_t ca_hash[KYUFU_KEYS_CA_HASH_BYTES],
+                    uint8_t cmk[KYUFU_KEYS_KEY_BYTES])
+{
+    char errmsg[600];
+    if (!c->keys) {
+        if (cmk_path != NULL) {
+            fprintf(stderr, "kyufud: --seed: a cluster key was given but %s has "
+                    "no [keys] section to wrap it with; nothing changed\n", c->path);
+            return -1;
+        }
+        return 0;
+    }
+    if (kyufu_keys_ca_hash(c->tls_ca, ca_hash, errmsg, sizeof errmsg) != 0) {
+        fprintf(stderr, "kyufud: --seed: %s; nothing changed\n", errmsg);
+        return -1;
+    }
+    if (cmk_path != NULL) {
+        if (read_cmk(cmk_path, cmk) != 0) {
+            fprintf(stderr, "kyufud: --seed: cannot read %u key bytes from %s; "
+                    "nothing changed\n", KYUFU_KEYS_KEY_BYTES, cmk_path);
+            return -1;
+        }
+        return 1;
+    }
+    struct kyufu_keys_source src = {
+        .kek_file = c->keys_kek_file[0] != '\0' ? c->keys_kek_file : NULL,
+        .passphrase_file =
+            c->keys_passphrase_file[0] != '\0' ? c->keys_passphrase_file : NULL,
+    };
+    if (kyufu_keys_cmk_load(&src, c->keys_cmk_file, c->id, ca_hash, cmk, errmsg,
+                            sizeof errmsg) != 0) {
+        fprintf(stderr, "kyufud: --seed: %s; nothing changed\n", errmsg);
+        return -1;
+    }
+    return 1;
+}
+
+/* Replace the node's wrapped CMK (the fresh one cluster init made) by cmk
+ * wrapped under the node's KEK with its binding: written whole under a
+ * temporary name, then renamed over.  0, or -1 (said on stderr). */
+static int seed_cmk_store(const struct kyufu_config *c,
+                          const uint8_t ca_hash[KYUFU_KEYS_CA_HASH_BYTES],
+                          const uint8_t cmk[KYUFU_KEYS_KEY_BYTES])
+{
+    char errmsg[600];
+    char tmp[KYUFU_NODE_PATH_BYTES_MAX + 16];
+    struct kyufu_keys_source src = {
+        .kek_file = c->keys_kek_file[0] != '\0' ? c->keys_kek_file : NULL,
+        .passphrase_file =
+            c->keys_passphrase_file[0] != '\0' ? c->keys_passphrase_file : NULL,
+    };
+    snprintf(tmp, sizeof tmp, "%s.restore", c->keys_cmk_file);
+    (void)unlink(tmp);
+    if (kyufu_keys_cmk_store(&src, tmp, c->id, ca_hash, cmk, errmsg,
+                             sizeof errmsg) != 0) {
+        fprintf(stderr, "kyufud: --seed: %s\n", errmsg);
+        return -1;
+    }
+    if (rename(tmp, c->keys_cmk_file) != 0) {
+        fprintf(stderr, "kyufud: --seed: cannot rename %s to %s: %s\n", tmp,
+                c->keys_cmk_file, strerror(errno));
+        (void)unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+int kyufu_node_seed(const struct kyufu_config *c, const char *stream_path,
+                    const char *digest, const char *cmk_path, FILE *out)
+{
+    uint8_t cmk[KYUFU_KEYS_KEY_BYTES];
+    uint8_t ca_hash[KYUFU_KEYS_CA_HASH_BYTES];
+    int have_cmk = 0;
     char errmsg[512];
     char path[KYUFU_NODE_PATH_BYTES_MAX + 32];
     uint8_t *stream = NULL;
@@ -75,6 +172,10 @@ int kyufu_node_seed(const struct kyufu_config *c, const char *stream_path,
                     "empty data folder; nothing changed\n", path);
             return 1;
         }
+    }
+    have_cmk = seed_cmk(c, cmk_path, ca_hash, cmk);
+    if (have_cmk < 0) {
+        return 1;
     }
     if (read_file(stream_path, &stream, &len) != 0) {
         fprintf(stderr, "kyufud: --seed: cannot read the stream %s: %s; "
@@ -95,6 +196,9 @@ int kyufu_node_seed(const struct kyufu_config *c, const char *stream_path,
         fprintf(stderr, "kyufud: --seed: store %s: %s: %s\n", path,
                 kyufu_storage_strerror(rv), errmsg);
         goto out_lock;
+    }
+    if (have_cmk == 1) {
+        kyufu_storage_keys_set(s, cmk);
     }
     rv = kyufu_storage_restore(s, stream, len, errmsg, sizeof errmsg);
     if (rv != 0) {
@@ -134,6 +238,14 @@ int kyufu_node_seed(const struct kyufu_config *c, const char *stream_path,
         status = KYUFU_NODE_EXIT_REFUSED_DATA;
         goto out_lock;
     }
+    if (cmk_path != NULL && seed_cmk_store(c, ca_hash, cmk) != 0) {
+        kyufu_storage_close(s);
+        s = NULL;
+        remove_new_store(path);
+        fprintf(stderr, "kyufud: --seed: the cluster key is not stored; "
+                "nothing changed\n");
+        goto out_lock;
+    }
     struct kyufu_glue_peer peers[KYUFU_NODE_CLUSTER_SIZE_MAX];
     for (size_t i = 0; i < c->n_peers; i++) {
         memset(&peers[i], 0, sizeof peers[i]);
@@ -147,7 +259,7 @@ int kyufu_node_seed(const struct kyufu_config *c, const char *stream_path,
         goto out_store;
     }
     rv = kyufu_glue_seed(path, c->id, c->raft_address, peers, c->n_peers,
-                         index, term, stream, len, errmsg, sizeof errmsg);
+                         index, term, stream, len, s, errmsg, sizeof errmsg);
     if (rv != 0) {
         fprintf(stderr, "kyufud: --seed: %s: %s; delete %s/ledger and %s before "
                 "seeding again\n", kyufu_glue_strerror(rv), errmsg, c->data_dir,
@@ -164,6 +276,10 @@ out_store:
 out_lock:
     kyufu_node_unlock(lock);
 out_stream:
+    if (stream != NULL) {
+        kyufu_storage_crypto_wipe(stream, len);
+    }
     free(stream);
+    kyufu_storage_crypto_wipe(cmk, sizeof cmk);
     return status;
 }

@@ -12,6 +12,14 @@
  * seeded (exit 4).  One line on `out`: the applied index, term and state digest
  * (hex) of the store now, which equal the backup's.
  *
+ * Encryption at rest: with `cmk_path` (after a digest; kyufuctl restore
+ * passes a pipe, so the key never touches the disk) the store gets those
+ * 32 bytes (the backup's cluster master key) as its CMK before the sealed
+ * stream is restored, and once the digest matched the node's CMK file
+ * ([keys] cmk_file, the fresh one cluster init wrote) is replaced by it
+ * wrapped under the node's KEK and bound to this node and its CA.  Without
+ * it a node with [keys] restores under its own CMK file's key.
+ *
  * Returns kyufud's exit status: 0 seeded; 1 refused with nothing changed
  * (locked, a store or log already there, unreadable STREAM) or a write
  * failed (delete the data folder and seed again); 4 a stream the store
@@ -24,6 +32,6 @@
 #include "config.h"
 
 int kyufu_node_seed(const struct kyufu_config *c, const char *stream_path,
-                    const char *digest, FILE *out);
+                    const char *digest, const char *cmk_path, FILE *out);
 
 #endif /* KYUFU_NODE_SEED_H */

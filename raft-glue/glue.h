@@ -594,7 +594,11 @@ int kyufu_glue_recover(const char *raft_dir,
  * one) as any joiner does.  Synchronous, private loop, no network.
  * Refused with nothing written: INVALID (id 0, index 0, term 0, no peers,
  * `id` not among them, NULL), CONFIG (raft_dir already holds a Raft log or
- * term).  IO: a write failed (delete the directory and seed again). */
+ * term).  IO: a write failed (delete the directory and seed again).
+ * `store` (NULL: none): the restored store; when it holds a cluster
+ * master key the snapshot is written sealed (version 2, seal.h) under its
+ * active stream key, as the FSM writes them, so the stream is never in a
+ * Raft file in plaintext and a node with a key can load it. */
 int kyufu_glue_seed(const char *raft_dir,
                     uint64_t id,
                     const char *address,
@@ -604,6 +608,7 @@ int kyufu_glue_seed(const char *raft_dir,
                     uint64_t term,
                     const uint8_t *stream,
                     size_t len,
+                    const struct kyufu_storage *store,
                     char *errmsg,
                     size_t errmsg_len);
 

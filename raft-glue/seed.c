@@ -3,7 +3,8 @@
  * index reset in docs/restore.md.
  *
  * Happy path: offline raft_uv (offline_io.h) → io->load must find nothing
- * (term 0, no snapshot, no entry) → io->snapshot_put with trailing 0 (the
+ * (term 0, no snapshot, no entry) → (a keyed store: the stream sealed in
+ * chunks behind a version-2 header, seal.h) → io->snapshot_put with trailing 0 (the
  * install path: no log kept behind it) of {glue header, stream} at
  * (index, term) with the peers as voters → run the loop until its callback
  * → io->set_term(term) → close.  The current term is set last: a directory
@@ -17,9 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/rand.h>
+
 #include "frame.h"
 #include "glue.h"
 #include "offline_io.h"
+#include "seal.h"
+#include "storage_limits.h"
 
 #define errf glue__rio_errf
 
@@ -82,6 +87,56 @@ static int empty(struct glue_rio *x, const char *raft_dir, char *errmsg,
     return 0;
 }
 
+/* The stream sealed in chunks after header h (seal.h), malloc'd into
+ * *out (*out_len bytes).  0, or KYUFU_GLUE_ENOMEM. */
+static int seal_stream(const struct kyufu_storage *store,
+                       struct glue_snapshot_header *h, uint8_t *header,
+                       const uint8_t *stream, size_t len, uint8_t **out,
+                       size_t *out_len)
+{
+    struct glue_stream_key k;
+    memset(&k, 0, sizeof k);
+    if (glue__stream_key_load(store, glue__stream_key_active(store), &k) != 0 ||
+        RAND_bytes(h->id, sizeof h->id) != 1) {
+        glue__stream_key_wipe(&k);
+        return KYUFU_GLUE_ENOMEM;
+    }
+    h->key_version = k.version;
+    glue__snapshot_header_write(header, h);
+    size_t header_len = glue__snapshot_header_size(h);
+    size_t total = 0;
+    for (size_t off = 0; off < len; off += KYUFU_SNAPSHOT_CHUNK_BYTES_MAX) {
+        size_t n = len - off < KYUFU_SNAPSHOT_CHUNK_BYTES_MAX
+                       ? len - off
+                       : KYUFU_SNAPSHOT_CHUNK_BYTES_MAX;
+        total += glue__chunk_sealed_size(n);
+    }
+    uint8_t *buf = malloc(total);
+    int rv = buf == NULL ? KYUFU_GLUE_ENOMEM : 0;
+    size_t at = 0;
+    uint64_t number = 0;
+    for (size_t off = 0; rv == 0 && off < len;
+         off += KYUFU_SNAPSHOT_CHUNK_BYTES_MAX, number++) {
+        size_t n = len - off < KYUFU_SNAPSHOT_CHUNK_BYTES_MAX
+                       ? len - off
+                       : KYUFU_SNAPSHOT_CHUNK_BYTES_MAX;
+        if (glue__chunk_seal(&k, header, header_len, number, off + n == len,
+                             stream + off, n, buf + at) != 0) {
+            rv = KYUFU_GLUE_ENOMEM;
+        }
+        at += glue__chunk_sealed_size(n);
+    }
+    glue__stream_key_wipe(&k);
+    if (rv != 0) {
+        free(buf);
+        return rv;
+    }
+    assert(at == total);
+    *out = buf;
+    *out_len = total;
+    return 0;
+}
+
 int kyufu_glue_seed(const char *raft_dir,
                     uint64_t id,
                     const char *address,
@@ -91,9 +146,13 @@ int kyufu_glue_seed(const char *raft_dir,
                     uint64_t term,
                     const uint8_t *stream,
                     size_t len,
+                    const struct kyufu_storage *store,
                     char *errmsg,
                     size_t errmsg_len)
 {
+    uint8_t header2[GLUE_SNAPSHOT2_HEADER_BYTES];
+    uint8_t *sealed = NULL;
+    size_t sealed_len = 0;
     struct raft_snapshot snap;
     struct raft_buffer bufs[2];
     struct glue_snapshot_header h;
@@ -128,6 +187,7 @@ int kyufu_glue_seed(const char *raft_dir,
         raft_configuration_close(&snap.configuration);
         return KYUFU_GLUE_EINVALID;
     }
+    memset(&h, 0, sizeof h);
     h.raft_index = index;
     h.storage_index = index;
     h.storage_term = term;
@@ -136,6 +196,18 @@ int kyufu_glue_seed(const char *raft_dir,
     bufs[0].len = sizeof header;
     bufs[1].base = (void *)stream; /* raft_uv only reads it */
     bufs[1].len = len;
+    if (store != NULL && kyufu_storage_keys_present(store)) {
+        rv = seal_stream(store, &h, header2, stream, len, &sealed, &sealed_len);
+        if (rv != 0) {
+            errf(errmsg, errmsg_len, "seed: cannot seal the snapshot");
+            raft_configuration_close(&snap.configuration);
+            return rv;
+        }
+        bufs[0].base = header2;
+        bufs[0].len = glue__snapshot_header_size(&h);
+        bufs[1].base = sealed;
+        bufs[1].len = sealed_len;
+    }
     snap.index = index;
     snap.term = term;
     snap.configuration_index = index;
@@ -171,5 +243,6 @@ int kyufu_glue_seed(const char *raft_dir,
 out:
     glue__rio_close(&x);
     raft_configuration_close(&snap.configuration);
+    free(sealed);
     return rv;
 }

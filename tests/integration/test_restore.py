@@ -1,80 +1,41 @@
-"""Restore core (docs/restore.md "Restore"): a new cluster seeded from a
-snapshot stream.
+"""Restore drill (issue 12; docs/restore.md): a new cluster from an
+encrypted backup, its cluster master key (CMK) carried over.
 
-Until the backup reader (branch h/backup) is merged, the stream comes from
-the storage library itself: the newest Raft snapshot cluster A's node 1
-wrote (its file is raft-glue's 40-byte header, then the storage stream).
-
-  1. Cluster A takes writes (batch 1) until a snapshot covers them, then
-     more (batch 2, "writes continue during the backup"); A is stopped.
-  2. Refusals change nothing (no store or Raft file is left): `kyufud
-     --seed` of a corrupt stream (one byte flipped: exit 4), of a stream
-     whose digest is not the expected one (exit 4), of a missing stream
-     file, with a missing operand; `kyufuctl restore` with no --dir, a
-     malformed --digest, a folder with no node folders, a wrong --digest.
-  3. Cluster B (a new CA: a new cluster identity) is seeded with `kyufuctl
-     restore --digest`: each node prints the stream's applied index and
-     term and the state digest this test computes from the stream alone
-     (docs/snapshot-format.md, storage/digest.c framing), and every batch-1
-     household is a key of the stream's households database.  Seeding a
-     node a second time is refused.
-  4. B starts without bootstrapping and elects a leader; the restored
-     staff account signs in on B (its new CA's client certificate) and
-     reads every batch-1 household back through the API; B takes a write;
-     its three nodes converge on one applied index and state digest, above
-     the restored index.
+  1. Cluster A (encryption at rest on, as cluster.py makes it) takes
+     writes (batch 1, acknowledged); writes continue while `kyufuctl backup
+     create` runs; A is wiped (stopped, its folders removed).
+  2. Refusals change nothing (no store or Raft directory appears in the
+     new cluster B, its CMK files keep their bytes): a wrong backup KEK, a
+     backup of another cluster than --ca, a tampered chunk, a node folder
+     that is not empty, missing options; kyufud --seed with a key operand
+     that is not 32 bytes.
+  3. `kyufuctl restore --backup` seeds B (a new CA: a new cluster
+     identity): each node reports the manifest's applied index and state
+     digest; every node's CMK file is rewritten (the backup's CMK wrapped
+     under that node's KEK with B's binding).
+  4. B starts without bootstrapping, elects a leader; every batch-1
+     household reads back through the API; B takes a write and converges
+     above the restored index.
 
 usage: test_restore.py KYUFUD KYUFUCTL"""
-import glob
-import hashlib
+import json
 import os
 import re
-import struct
+import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 
 import cluster as C
-from workload import Ledger, must
-
-GLUE_HEADER = 40
-HOUSEHOLDS_DB = 2
+import workload as W
 
 
-def parse_stream(b):
-    """(applied_index, applied_term, digest hex, household keys)."""
-    assert b[:8] == b"KYUFUSN1", b[:8]
-    index, term = struct.unpack(">QQ", b[16:32])
-    assert hashlib.sha256(b[:-32]).digest() == b[-32:]
-    h = hashlib.sha256()
-    keys = set()
-    p = 32
-    while b[p] != 0xFF:
-        db = b[p]
-        klen, vlen = struct.unpack(">II", b[p + 1:p + 9])
-        k = b[p + 9:p + 9 + klen]
-        v = b[p + 9 + klen:p + 9 + klen + vlen]
-        h.update(bytes([db]) + struct.pack(">I", klen) + k +
-                 struct.pack(">I", vlen) + v)
-        if db == HOUSEHOLDS_DB:
-            keys.add(k)
-        p += 9 + klen + vlen
-    return index, term, h.hexdigest(), keys
-
-
-def newest_snapshot(raft_dir):
-    snaps = [f for f in glob.glob(os.path.join(raft_dir, "snapshot-*"))
-             if not f.endswith(".meta")]
-    if not snaps:
-        return None, 0
-    best = max(snaps, key=lambda f: int(os.path.basename(f).split("-")[2]))
-    return best, int(os.path.basename(best).split("-")[2])
-
-
-def seed(kyufud, conf, stream, digest=None):
-    args = [kyufud, "--seed", conf] + ([stream] if stream else []) + \
-        ([digest] if digest else [])
-    p = subprocess.run(args, capture_output=True, text=True, timeout=60)
-    return p.returncode, p.stdout, p.stderr
+def write_kek(path):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32) + "\n")
 
 
 def restore(kyufuctl, kyufud, *args):
@@ -83,107 +44,156 @@ def restore(kyufuctl, kyufud, *args):
     return p.returncode, p.stdout, p.stderr
 
 
-def untouched(b):
+def snapshot_of(b):
+    """What a refusal must leave as it was: B's CMK files' bytes, and no
+    ledger or raft directory in any node's data folder."""
+    out = {}
     for i in (1, 2, 3):
         for sub in ("ledger", "raft"):
             p = os.path.join(b.dir, "node%d" % i, "data", sub)
             assert not os.path.exists(p), "a refusal left " + p
+        with open(b.cmk_path(i), "rb") as f:
+            out[i] = f.read()
+    return out
 
 
 def main():
     kyufud, kyufuctl = sys.argv[1], sys.argv[2]
-    a = C.Cluster(kyufud, snapshot_threshold=4, snapshot_trailing=2)
+    work = tempfile.mkdtemp(prefix="kyufu-rs-", dir="/tmp")
+    bkdir = os.path.join(work, "backups")
+    os.makedirs(bkdir)
+    kek = os.path.join(work, "backup.kek")
+    write_kek(kek)
+    extra = {i: "[backup]\ndirectory = %s\nkek_file = %s\n" % (bkdir, kek)
+             for i in (1, 2, 3)}
+    a = C.Cluster(kyufud, extra_conf=extra)
     b = None
+    stop = threading.Event()
+    writer = None
     try:
-        # ---- 1. cluster A, writes before and during the "backup"
+        # ---- 1. cluster A: writes, a backup while writes go on, wiped
         a.start_all()
         leader = a.wait_leader(15)
-        led = Ledger(a, "restore")
-        led.setup()
         L = a.s["ledger_pb2"]
-        w = C.Writer(a, "clerk1", "restore-w")
-        w.node = leader
+        led = W.Ledger(a, "restore")
+        led.setup()
+        a.account("op1", [L.ROLE_OPERATOR], "Operator")
+        env = a.ctl_env("op1")
+        conf = os.path.join(work, "client.conf")
+        with open(conf, "w") as fh:
+            fh.write("[client]\nendpoints = %s\nca = %s\ncert = %s\n"
+                     "key = %s\n" % (",".join(a.api[i] for i in (1, 2, 3)),
+                                     a.ca, a.client_cert, a.client_key))
         batch1 = []
-        for k in range(30):
+        for k in range(20):
             no = "B1-%04d" % k
-            must(w.call("RegisterHousehold", L.RegisterHousehold(
+            W.must(led.clerk.call("RegisterHousehold", L.RegisterHousehold(
                 household=led.household(no))), no)
             batch1.append(no)
-        covered = a.status(leader).applied_index  # has every ack
-        raft1 = os.path.join(a.dir, "node1", "data", "raft")
-        for k in range(200):  # until node 1 snapshotted past batch 1
-            path, index = newest_snapshot(raft1)
-            if index >= covered:
-                break
-            must(w.call("RegisterHousehold", L.RegisterHousehold(
-                household=led.household("B2-%04d" % k))), "batch 2")
-        assert index >= covered, (index, covered)
-        with open(path, "rb") as f:
-            data = f.read()
-        w.close()
-        a.stop_clean()
-        stream = data[GLUE_HEADER:]
-        s_index, s_term, digest, keys = parse_stream(stream)
-        for no in batch1:
-            assert any(no.encode() in k for k in keys), no
-        sfile = os.path.join(a.dir, "stream.bin")
-        with open(sfile, "wb") as f:
-            f.write(stream)
-        print("stream: index %d term %d, %d bytes, %d households"
-              % (s_index, s_term, len(stream), len(keys)))
+        during = []
 
-        # ---- 2. refusals
+        def keep_writing():
+            w = W.cluster_writer(a, "clerk1", "restore-during")
+            n = 0
+            while not stop.is_set():
+                code, _ = w.call("RegisterHousehold", L.RegisterHousehold(
+                    household=led.household("D-%d" % n)), deadline_s=10)
+                if code.name == "OK":
+                    during.append(n)
+                n += 1
+        writer = threading.Thread(target=keep_writing, daemon=True)
+        writer.start()
+        out1 = os.path.join(bkdir, "b1")
+        p = subprocess.run([kyufuctl, "--config", conf, "--json", "backup",
+                            "create", "--out", out1], capture_output=True,
+                           text=True, timeout=120, env=env)
+        stop.set()
+        writer.join(30)
+        assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+        assert during, "no write went through during the backup"
+        with open(os.path.join(out1, "manifest.json")) as f:
+            man = json.load(f)
+        digest, index = man["state_digest"], man["applied_index"]
+        old_ca = os.path.join(work, "old-ca.pem")
+        shutil.copy(a.ca, old_ca)
+        accounts = dict(a.accounts)
+        a.stop_clean()
+        a.close()  # wiped: its folders removed
+        assert os.environ.get("KYUFU_KEEP_TMP") or not os.path.exists(a.dir)
+        a = None
+        print("backup: index %d digest %s..., %d writes during it"
+              % (index, digest[:16], len(during)))
+
+        # ---- 2. refusals, nothing changed
         b = C.Cluster(kyufud)
-        bad = os.path.join(a.dir, "bad.bin")
-        flipped = bytearray(stream)
-        flipped[len(flipped) // 2] ^= 0x01
-        with open(bad, "wb") as f:
-            f.write(bytes(flipped))
-        rc, out, err = seed(kyufud, b.conf[1], bad)
-        assert rc == 4 and "refused" in err and "nothing changed" in err, \
-            (rc, out, err)
-        wrong = "0" * 64
-        rc, out, err = seed(kyufud, b.conf[1], sfile, wrong)
-        assert rc == 4 and "is not the expected" in err, (rc, out, err)
-        rc, out, err = seed(kyufud, b.conf[1], os.path.join(a.dir, "none"))
-        assert rc == 1 and "cannot read the stream" in err, (rc, out, err)
-        rc, out, err = seed(kyufud, b.conf[1], None)
-        assert rc == 2 and "--seed takes FILE and STREAM" in err, \
-            (rc, out, err)
+        before = snapshot_of(b)
+        other_kek = os.path.join(work, "other.kek")
+        write_kek(other_kek)
+        tampered = os.path.join(work, "tampered")
+        shutil.copytree(out1, tampered)
+        with open(os.path.join(tampered, "chunk-000000.bin"), "r+b") as f:
+            f.seek(40)
+            x = f.read(1)
+            f.seek(40)
+            f.write(bytes([x[0] ^ 1]))
+        good = ["--dir", b.dir, "--backup", out1, "--kek", kek, "--ca", old_ca]
         for args, code, text in (
-                (["--stream", sfile], 2, "--dir DIR"),
-                (["--dir", b.dir, "--stream", sfile, "--digest", "abc"], 2,
-                 "64 lowercase hex"),
-                (["--dir", a.dir + "/pki", "--stream", sfile], 2,
-                 "no node1/data"),
-                (["--dir", b.dir, "--stream", sfile, "--digest", wrong], 5,
-                 "is not the expected"),
-                (["--dir", b.dir, "--stream", bad], 5, "refused")):
+                (["--dir", b.dir, "--backup", out1, "--kek", other_kek,
+                  "--ca", old_ca], 5, "refused"),
+                (["--dir", b.dir, "--backup", out1, "--kek", kek,
+                  "--ca", b.ca], 5, "refused"),
+                (["--dir", b.dir, "--backup", tampered, "--kek", kek,
+                  "--ca", old_ca], 5, "refused"),
+                (["--dir", b.dir, "--backup", out1, "--ca", old_ca], 2,
+                 "--kek"),
+                (["--dir", b.dir, "--backup", out1, "--kek", kek], 2, "--ca"),
+                (good + ["--digest", digest], 2, "manifest"),
+                (good + ["--stream", out1], 2, "one of"),
+                (["--dir", b.dir, "--backup", out1, "--kek",
+                  os.path.join(work, "none"), "--ca", old_ca], 2, "--kek"),
+                (["--dir", work, "--backup", out1, "--kek", kek, "--ca",
+                  old_ca], 2, "no node1/data")):
             rc, out, err = restore(kyufuctl, kyufud, *args)
             assert rc == code and text in err, (args, rc, out, err)
-        untouched(b)
+            assert snapshot_of(b) == before, args
+        short = os.path.join(work, "short.key")
+        with open(short, "wb") as f:
+            f.write(b"\x01" * 31)
+        p = subprocess.run([kyufud, "--seed", b.conf[1], short, digest,
+                            short], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 1 and "32 key bytes" in p.stderr, \
+            (p.returncode, p.stderr)
+        assert snapshot_of(b) == before
+        busy = os.path.join(b.dir, "node3", "data", "raft")
+        os.makedirs(busy)
+        rc, out, err = restore(kyufuctl, kyufud, *good)
+        assert rc == 2 and "nothing changed" in err, (rc, out, err)
+        os.rmdir(busy)
+        assert snapshot_of(b) == before
+        print("refusals: wrong KEK, other cluster, tampered chunk, busy "
+              "node, bad options: nothing changed")
 
-        # ---- 3. seed B
-        rc, out, err = restore(kyufuctl, kyufud, "--dir", b.dir, "--stream",
-                               sfile, "--digest", digest)
+        # ---- 3. restore into B
+        rc, out, err = restore(kyufuctl, kyufud, *good)
         assert rc == 0 and "restored: 3 nodes seeded" in out, (rc, out, err)
-        lines = re.findall(r"seeded node (\d): applied index (\d+) term (\d+), "
+        lines = re.findall(r"seeded node (\d): applied index (\d+) term \d+, "
                            r"state digest ([0-9a-f]{64}), 3 voters", out)
-        assert [(int(n), int(i), int(t), d) for n, i, t, d in lines] == \
-            [(n, s_index, s_term, digest) for n in (1, 2, 3)], out
-        rc, out, err = seed(kyufud, b.conf[1], sfile)
-        assert rc == 1 and "exists" in err, (rc, out, err)
-        print("seeded 3 nodes: digest %s... equals the stream's"
-              % digest[:16])
+        assert [(int(n), int(i), d) for n, i, d in lines] == \
+            [(n, index, digest) for n in (1, 2, 3)], out
+        for i in (1, 2, 3):
+            with open(b.cmk_path(i), "rb") as f:
+                assert f.read() != before[i], "node %d CMK not rewrapped" % i
+        rc, out, err = restore(kyufuctl, kyufud, *good)
+        assert rc == 2 and "exists" in err, (rc, out, err)
 
         # ---- 4. B runs on the restored state
         b.start_all()
         lead = b.wait_leader(20)
-        # The restored ledger's staff sign in on B (new CA, same
-        # accounts): every batch-1 household is read back through the API,
-        # and B takes writes.
-        b.accounts = dict(a.accounts)
         S = b.s["service_pb2"]
+        # The restored ledger's staff (their passwords came with it) sign
+        # in on B with B's client certificate.
+        b.accounts = accounts
         md = b.bearer("clerk1")
         for no in batch1:
             h = b.ledger(lead).GetHousehold(S.GetHouseholdRequest(
@@ -191,18 +201,21 @@ def main():
             assert h.household_no == no, no
         wb = C.Writer(b, "clerk1", "restore-b")
         wb.node = lead
-        must(wb.call("RegisterHousehold", L.RegisterHousehold(
+        W.must(wb.call("RegisterHousehold", L.RegisterHousehold(
             household=led.household("C-0001")), deadline_s=20.0), "B write")
         wb.close()
         st = b.wait_converged(20)
-        assert st.applied_index > s_index, (st.applied_index, s_index)
+        assert st.applied_index > index, (st.applied_index, index)
         print("cluster B: %d batch-1 households read back, a write taken, "
               "converged at index %d" % (len(batch1), st.applied_index))
         b.stop_clean()
     finally:
-        a.close()
+        stop.set()
+        if a is not None:
+            a.close()
         if b is not None:
             b.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

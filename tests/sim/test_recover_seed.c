@@ -11,16 +11,24 @@
  *    was; then it makes the node the one voter (a configuration at the
  *    next index, with the address recorded for it), and a second recovery
  *    is refused (EXISTS);
+ *  - seeding with a store that holds a cluster master key writes the
+ *    snapshot sealed (version 2): the stream's bytes are not in the file,
+ *    and it opens back to exactly the stream with the store's key;
  *  - an open segment raft_uv would misread (a batch cut by the end of the
  *    file, segment_check.h) is refused (CORRUPT) before raft_uv reads it. */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "frame.h"
 #include "glue.h"
+#include "seal.h"
 #include "segment_check.h"
+#include "storage.h"
 
 static void put_le(uint8_t *p, uint64_t v, int n)
 {
@@ -56,8 +64,78 @@ static void rm_rf(const char *dir)
     CHECK(system(cmd) == 0);
 }
 
+/* The snapshot data file (not .meta) in dir, malloc'd into *len bytes. */
+static uint8_t *read_snapshot(const char *dir, size_t *len)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[1024] = "";
+    CHECK(d != NULL);
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "snapshot-", 9) == 0 &&
+            strstr(e->d_name, ".meta") == NULL) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        }
+    }
+    closedir(d);
+    CHECK(path[0] != '\0');
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    CHECK(fseek(f, 0, SEEK_END) == 0);
+    long n = ftell(f);
+    CHECK(n > 0 && fseek(f, 0, SEEK_SET) == 0);
+    uint8_t *buf = malloc((size_t)n);
+    CHECK(buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+/* A store with a CMK makes kyufu_glue_seed write a sealed snapshot. */
+static void sealed_seed(void)
+{
+    char tmpl[] = "/tmp/kyufu-seed-sealed-XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    char err[512], path[600];
+    CHECK(dir != NULL);
+    static const uint8_t stream[] = "canary stream: Kanariyama Hisoka 8642097";
+    struct kyufu_glue_peer peers[1] = { { 1, "127.0.0.1:7001", NULL } };
+    struct kyufu_storage_options so;
+    struct kyufu_storage *s = NULL;
+    memset(&so, 0, sizeof so);
+    snprintf(path, sizeof path, "%s/ledger", dir);
+    so.path = path;
+    CHECK(kyufu_storage_open(&so, &s, err, sizeof err) == 0);
+    uint8_t cmk[KYUFU_CRYPTO_KEY_BYTES];
+    memset(cmk, 0x5a, sizeof cmk);
+    kyufu_storage_keys_set(s, cmk);
+    snprintf(path, sizeof path, "%s/raft", dir);
+    CHECK(mkdir(path, 0700) == 0);
+    CHECK(kyufu_glue_seed(path, 1, "127.0.0.1:7001", peers, 1, 9, 2, stream,
+                          sizeof stream, s, err, sizeof err) == 0);
+    size_t len;
+    uint8_t *buf = read_snapshot(path, &len);
+    CHECK(memmem(buf, len, "Kanariyama", 10) == NULL);
+    struct glue_snapshot_header h;
+    CHECK(glue__snapshot_header_read(buf, len, &h));
+    CHECK(h.key_version != 0 && h.raft_index == 9 && h.storage_index == 9 &&
+          h.storage_term == 2);
+    struct glue_stream_key k;
+    memset(&k, 0, sizeof k);
+    CHECK(glue__stream_key_load(s, h.key_version, &k) == 0);
+    size_t plain = 0, hl = glue__snapshot_header_size(&h);
+    CHECK(glue__snapshot_open(&k, buf, len, hl, &plain, err, sizeof err) == 0);
+    CHECK(plain == sizeof stream && memcmp(buf + hl, stream, plain) == 0);
+    glue__stream_key_wipe(&k);
+    free(buf);
+    kyufu_storage_close(s);
+    rm_rf(dir);
+}
+
 int main(void)
 {
+    sealed_seed();
+
     char tmpl[] = "/tmp/kyufu-recover-seed-XXXXXX";
     char *dir = mkdtemp(tmpl);
     char err[512];
@@ -81,17 +159,17 @@ int main(void)
         { 3, "127.0.0.1:7003 127.0.0.1:8003", NULL },
     };
     CHECK(kyufu_glue_seed(dir, 4, "127.0.0.1:7004", peers, 3, 57, 3, stream,
-                          sizeof stream, err, sizeof err) == KYUFU_GLUE_EINVALID);
+                          sizeof stream, NULL, err, sizeof err) == KYUFU_GLUE_EINVALID);
     CHECK(kyufu_glue_seed(dir, 1, "127.0.0.1:7001", peers, 3, 0, 3, stream,
-                          sizeof stream, err, sizeof err) == KYUFU_GLUE_EINVALID);
+                          sizeof stream, NULL, err, sizeof err) == KYUFU_GLUE_EINVALID);
     CHECK(kyufu_glue_seed(dir, 1, "127.0.0.1:7001", peers, 3, 57, 0, stream,
-                          sizeof stream, err, sizeof err) == KYUFU_GLUE_EINVALID);
+                          sizeof stream, NULL, err, sizeof err) == KYUFU_GLUE_EINVALID);
     CHECK(kyufu_glue_seed(dir, 1, "127.0.0.1:7001", peers, 0, 57, 3, stream,
-                          sizeof stream, err, sizeof err) == KYUFU_GLUE_EINVALID);
+                          sizeof stream, NULL, err, sizeof err) == KYUFU_GLUE_EINVALID);
     CHECK(kyufu_glue_log_inspect(dir, 1, "127.0.0.1:7001", &info, err, sizeof err) ==
           KYUFU_GLUE_ECONFIG); /* the refusals wrote nothing */
     CHECK(kyufu_glue_seed(dir, 1, "127.0.0.1:7001", peers, 3, 57, 3, stream,
-                          sizeof stream, err, sizeof err) == 0);
+                          sizeof stream, NULL, err, sizeof err) == 0);
     CHECK(kyufu_glue_log_inspect(dir, 1, "127.0.0.1:7001", &info, err, sizeof err) == 0);
     CHECK(info.term == 3 && info.snapshot_index == 57 && info.snapshot_term == 3);
     CHECK(info.last_index == 57 && info.last_term == 3);
@@ -103,7 +181,7 @@ int main(void)
     }
     CHECK(strcmp(info.members[2].api_address, "127.0.0.1:8003") == 0);
     CHECK(kyufu_glue_seed(dir, 1, "127.0.0.1:7001", peers, 3, 57, 3, stream,
-                          sizeof stream, err, sizeof err) == KYUFU_GLUE_ECONFIG);
+                          sizeof stream, NULL, err, sizeof err) == KYUFU_GLUE_ECONFIG);
     CHECK(strstr(err, "already holds a Raft log") != NULL);
 
     /* Recover: refusals change nothing. */
