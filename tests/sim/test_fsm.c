@@ -47,6 +47,7 @@
 #include "frame.h"
 #include "fsm.h"
 #include "kyufu/v1/ledger.pb-c.h"
+#include "staff_batch.h"
 #include "storage.h"
 
 #define N 3
@@ -93,38 +94,6 @@ static uint64_t next_rand(void)
     rng ^= rng << 25;
     rng ^= rng >> 27;
     return rng * 0x2545f4914f6cdd1dull;
-}
-
-/* A CommandBatch of one CreateStaff by `actor` (the bootstrap when actor ==
- * id and the store has no staff).  Returns a malloc'ed buffer. */
-static uint8_t *staff_batch(const char *actor, const char *id,
-                            uint64_t seq, size_t *len)
-{
-    Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
-    Kyufu__V1__CommandHeader h = KYUFU__V1__COMMAND_HEADER__INIT;
-    Kyufu__V1__CreateStaff cs = KYUFU__V1__CREATE_STAFF__INIT;
-    Kyufu__V1__Command c = KYUFU__V1__COMMAND__INIT;
-    Kyufu__V1__Command *cp = &c;
-    Kyufu__V1__CommandBatch b = KYUFU__V1__COMMAND_BATCH__INIT;
-    key.client_id = "test-fsm";
-    key.sequence = seq;
-    h.actor = (char *)actor;
-    h.terminal = "t";
-    h.time_ms = 1775001600000 + (int64_t)seq;
-    h.key = &key;
-    cs.staff_id = (char *)id;
-    cs.display_name = (char *)id;
-    cs.roles_mask = 1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN;
-    c.header = &h;
-    c.body_case = KYUFU__V1__COMMAND__BODY_CREATE_STAFF;
-    c.create_staff = &cs;
-    b.n_commands = 1;
-    b.commands = &cp;
-    *len = kyufu__v1__command_batch__get_packed_size(&b);
-    uint8_t *p = malloc(*len);
-    CHECK(p != NULL);
-    kyufu__v1__command_batch__pack(&b, p);
-    return p;
 }
 
 /* ------------------------------------------------------ frame decoder */
@@ -404,7 +373,7 @@ static void ref_noop(raft_index index)
 static void good_entry(const char *actor, const char *id, uint64_t term)
 {
     size_t len;
-    uint8_t *p = staff_batch(actor, id, ++cl.seq, &len);
+    uint8_t *p = test_staff_batch("test-fsm", actor, id, ++cl.seq, &len);
     size_t size = glue__frame_size(len);
     uint8_t *frame = calloc(1, size);
     CHECK(frame != NULL);
@@ -458,7 +427,8 @@ static void test_foreign_frames(void)
 
     /* A valid CommandBatch, framed as kyufu would but for one field. */
     size_t len;
-    uint8_t *p = staff_batch("admin", "intruder", ++cl.seq, &len);
+    uint8_t *p =
+        test_staff_batch("test-fsm", "admin", "intruder", ++cl.seq, &len);
     size_t size = glue__frame_size(len);
     uint8_t *frame = calloc(1, size + 16);
     CHECK(frame != NULL);
@@ -540,7 +510,8 @@ static void test_term_below_applied(void)
         digest_of(cl.s[i], before[i], &idx_before[i]);
     }
     size_t len;
-    uint8_t *p = staff_batch("admin", "behind", ++cl.seq, &len);
+    uint8_t *p =
+        test_staff_batch("test-fsm", "admin", "behind", ++cl.seq, &len);
     size_t size = glue__frame_size(len);
     uint8_t *frame = calloc(1, size);
     CHECK(frame != NULL);
@@ -645,7 +616,7 @@ static void test_newer_command_set(void)
 static struct raft_buffer staff_frame(const char *id, uint64_t term)
 {
     size_t len;
-    uint8_t *p = staff_batch("admin", id, ++cl.seq, &len);
+    uint8_t *p = test_staff_batch("test-fsm", "admin", id, ++cl.seq, &len);
     struct raft_buffer buf;
     buf.len = glue__frame_size(len);
     buf.base = raft_calloc(1, buf.len);
@@ -749,8 +720,8 @@ static void test_restore_damaged(void)
     /* Source: bootstrap and two more staff at indexes 1..3. */
     for (uint64_t i = 1; i <= 3; i++) {
         size_t len;
-        uint8_t *p = staff_batch("admin", i == 1 ? "admin" : i == 2 ? "x" : "y",
-                                 100 + i, &len);
+        const char *who = i == 1 ? "admin" : i == 2 ? "x" : "y";
+        uint8_t *p = test_staff_batch("test-fsm", "admin", who, 100 + i, &len);
         struct kyufu_storage_results res;
         CHECK(kyufu_storage_apply_bytes(src, i, 2, p, len, &res, err,
                                         sizeof err) == 0);
@@ -780,7 +751,7 @@ static void test_restore_damaged(void)
     /* Target: bootstrap only, at index 1. */
     {
         size_t len;
-        uint8_t *p = staff_batch("admin", "admin", 1, &len);
+        uint8_t *p = test_staff_batch("test-fsm", "admin", "admin", 1, &len);
         struct kyufu_storage_results res;
         CHECK(kyufu_storage_apply_bytes(dst, 1, 1, p, len, &res, err,
                                         sizeof err) == 0);

@@ -45,6 +45,7 @@
 #include "fsm.h"
 #include "kyufu/v1/ledger.pb-c.h"
 #include "seal.h"
+#include "staff_batch.h"
 #include "storage.h"
 
 static char dir[64];
@@ -104,38 +105,6 @@ static bool contains(const uint8_t *hay, size_t size, const void *needle,
         }
     }
     return false;
-}
-
-/* A CommandBatch of one CreateStaff `id` by `actor` (the bootstrap when
- * actor == id on an empty store).  Returns a malloc'ed buffer. */
-static uint8_t *staff_batch(const char *actor, const char *id, uint64_t seq,
-                            size_t *len)
-{
-    Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
-    Kyufu__V1__CommandHeader h = KYUFU__V1__COMMAND_HEADER__INIT;
-    Kyufu__V1__CreateStaff cs = KYUFU__V1__CREATE_STAFF__INIT;
-    Kyufu__V1__Command c = KYUFU__V1__COMMAND__INIT;
-    Kyufu__V1__Command *cp = &c;
-    Kyufu__V1__CommandBatch b = KYUFU__V1__COMMAND_BATCH__INIT;
-    key.client_id = "test-seal";
-    key.sequence = seq;
-    h.actor = (char *)actor;
-    h.terminal = "t";
-    h.time_ms = 1775001600000 + (int64_t)seq;
-    h.key = &key;
-    cs.staff_id = (char *)id;
-    cs.display_name = (char *)id;
-    cs.roles_mask = 1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN;
-    c.header = &h;
-    c.body_case = KYUFU__V1__COMMAND__BODY_CREATE_STAFF;
-    c.create_staff = &cs;
-    b.n_commands = 1;
-    b.commands = &cp;
-    *len = kyufu__v1__command_batch__get_packed_size(&b);
-    uint8_t *p = malloc(*len);
-    CHECK(p != NULL);
-    kyufu__v1__command_batch__pack(&b, p);
-    return p;
 }
 
 /* A sealed frame of `plain` under k, term 5, in an 8-aligned buffer. */
@@ -449,7 +418,7 @@ static void test_fsm_entries(void)
     size_t len, size;
     uint8_t d0[32], d[32];
     uint64_t i0, idx;
-    uint8_t *batch = staff_batch("admin", "admin", 1, &len);
+    uint8_t *batch = test_staff_batch("test-seal", "admin", "admin", 1, &len);
     CHECK(glue__stream_key_load(ka, 1, &k) == 0);
     uint8_t *f = sealed(&k, batch, len, &size);
 
@@ -501,7 +470,7 @@ static void test_fsm_entries(void)
     free(batch);
 
     /* A version-1 entry (an old log) on the node with a key. */
-    batch = staff_batch("admin", "old-entry", 2, &len);
+    batch = test_staff_batch("test-seal", "admin", "old-entry", 2, &len);
     size = glue__frame_size(len);
     f = aligned_alloc(8, size);
     CHECK(f != NULL);
@@ -582,7 +551,7 @@ static void fill(struct kyufu_storage *s, unsigned n)
         size_t len;
         struct kyufu_storage_results res;
         snprintf(id, sizeof id, i == 0 ? "admin" : "canary-staff-%03u", i);
-        uint8_t *b = staff_batch("admin", id, i + 1, &len);
+        uint8_t *b = test_staff_batch("test-seal", "admin", id, i + 1, &len);
         CHECK(kyufu_storage_apply_bytes(s, i + 1, 1, b, len, &res, err,
                                         sizeof err) == 0);
         kyufu_storage_results_free(&res);
