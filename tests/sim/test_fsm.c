@@ -35,7 +35,6 @@
  *
  * Deterministic: the fixture runs on virtual time, random bytes come from
  * a fixed seed.  One temporary directory under /tmp, removed at the end. */
-#include <ftw.h>
 #include <inttypes.h>
 #include <raft.h>
 #include <raft/fixture.h>
@@ -44,6 +43,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "rm_tree.h"
 #include "frame.h"
 #include "fsm.h"
 #include "kyufu/v1/ledger.pb-c.h"
@@ -53,15 +53,6 @@
 #define N 3
 
 static char dir[64];
-
-static int rm_entry(const char *p, const struct stat *st, int f,
-                    struct FTW *w)
-{
-    (void)st;
-    (void)f;
-    (void)w;
-    return remove(p);
-}
 
 static struct kyufu_storage *open_store(const char *name)
 {
@@ -901,7 +892,7 @@ int main(void)
     test_apply_runs();
     test_restore_damaged();
     test_snapshot_behind();
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_tree(dir);
     printf("fsm: ok\n");
     return 0;
 }

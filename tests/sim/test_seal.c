@@ -33,7 +33,6 @@
  * Deterministic apart from the nonces and snapshot ids the code under test
  * draws (no decision of the test depends on their values).  One temporary
  * directory under /tmp, removed at the end. */
-#include <ftw.h>
 #include <raft.h>
 #include <raft/fixture.h>
 #include <stdio.h>
@@ -41,6 +40,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "rm_tree.h"
 #include "frame.h"
 #include "fsm.h"
 #include "kyufu/v1/ledger.pb-c.h"
@@ -58,15 +58,6 @@ static const uint8_t cmk_b[KYUFU_CRYPTO_KEY_BYTES] = {
     0x6b, 0x79, 0x75, 0x66, 0x75, 0x20, 0x74, 0x65, 0x73, 0x74, 0x20,
     0x63, 0x6d, 0x6b, 0x20, 0x42, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
     0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10};
-
-static int rm_entry(const char *p, const struct stat *st, int f,
-                    struct FTW *w)
-{
-    (void)st;
-    (void)f;
-    (void)w;
-    return remove(p);
-}
 
 /* A store in dir/name, with cluster master key cmk (NULL: none). */
 static struct kyufu_storage *open_store(const char *name, const uint8_t *cmk)
@@ -686,7 +677,7 @@ int main(void)
     kyufu_storage_close(s);
     test_fsm_entries();
     test_fsm_snapshots();
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_tree(dir);
     printf("seal: ok\n");
     return 0;
 }
