@@ -397,6 +397,17 @@ class Cluster:
                 assert bad not in log, "node %d: %s\n%s" % (i, bad,
                                                             log[-4000:])
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        """`with Cluster(...) as c:` prints the nodes' logs when the body
+        raised (the exception goes on), then closes."""
+        if kind is not None:
+            print(self.logs())
+        self.close()
+        return False
+
     def close(self):
         for p in self.procs.values():
             if p.poll() is None:
