@@ -24,7 +24,6 @@ leader, so in every majority: it has every acknowledged write) is stopped.
 
 usage: test_recover.py KYUFUD KYUFUCTL"""
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -33,7 +32,6 @@ import sys
 import time
 
 import cluster as C
-from ports import free_ports
 from workload import Ledger, must
 
 ENV = {}
@@ -60,22 +58,6 @@ def tree_hash(d):
                 out[os.path.relpath(p, d)] = hashlib.sha256(
                     fh.read()).hexdigest()[:16]
     return out
-
-
-def add_node_files(c, kyufuctl, conf, i):
-    """kyufuctl node new for node i (as test_membership.py does)."""
-    p = free_ports(2)
-    c.raft[i], c.api[i] = "127.0.0.1:%d" % p[0], "127.0.0.1:%d" % p[1]
-    out = os.path.join(c.dir, "node%d" % i)
-    rc, o, err = ctl(kyufuctl, conf, "--json", "node", "new", "--id", str(i),
-                     "--raft", c.raft[i], "--api", c.api[i], "--pki",
-                     os.path.join(c.dir, "pki"), "--out", out)
-    assert rc == 0, (rc, o, err)
-    c.conf[i] = os.path.join(out, "kyufud.conf")
-    if c.weak_hashes:
-        with open(c.conf[i], "a") as f:
-            f.write(C.WEAK_HASHES)
-    c.n = max(c.n, i)
 
 
 def write(led, L, prefix, n, node):
@@ -200,7 +182,7 @@ def main():
         all_there(c, s, acked)
         client_conf((s,))
         for i in (4, 5):
-            add_node_files(c, kyufuctl, conf, i)
+            c.add_node_files(kyufuctl, conf, i, ENV.get("env"))
             c.start(i)
             rc, out, err = ctl(kyufuctl, conf, "--json", "cluster",
                                "add-node", "--id", str(i), "--raft",
