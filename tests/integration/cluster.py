@@ -626,6 +626,16 @@ class Cluster:
         self.n = max(self.n, i)
         return out
 
+    def write_client_conf(self, path, nodes, actor):
+        """Write a kyufuctl/libkyufu config at path: endpoints the API
+        addresses of `nodes`, the cluster's CA and client certificate,
+        acting as `actor`."""
+        with open(path, "w") as fh:
+            fh.write("[client]\nendpoints = %s\nca = %s\ncert = %s\n"
+                     "key = %s\nactor = %s\n"
+                     % (",".join(self.api[i] for i in nodes), self.ca,
+                        self.client_cert, self.client_key, actor))
+
     def token_file(self, staff_id, cert=None):
         """A token file (0600, the token and a newline, as kyufuctl login
         writes it) for a libkyufu program's `token_file` config key."""

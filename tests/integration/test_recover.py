@@ -96,11 +96,7 @@ def main():
         conf = os.path.join(c.dir, "client.conf")
 
         def client_conf(nodes):
-            with open(conf, "w") as fh:
-                fh.write("[client]\nendpoints = %s\nca = %s\ncert = %s\n"
-                         "key = %s\nactor = op1\n"
-                         % (",".join(c.api[i] for i in nodes), c.ca,
-                            c.client_cert, c.client_key))
+            c.write_client_conf(conf, nodes, "op1")
         client_conf((1, 2, 3))
         acked = write(led, L, "R", 40, s)
 
