@@ -405,5 +405,9 @@ extern const struct option ctl__common_opts[CTL__COMMON_OPTS_N];
 /* Apply a common option (getopt_long's return value >= 0x100); returns 0,
  * or an exit code. */
 int ctl__common_opt(struct ctl__run *r, int opt, const char *arg);
+/* Fill opts, which has room for CTL__COMMON_OPTS_N + n_extra + 1 entries,
+ * with the common options, then the n_extra `extra`, then getopt_long's
+ * terminating zero entry (ctl_main.c). */
+void ctl__opts_join(struct option *opts, const struct option *extra, size_t n_extra);
 
 #endif

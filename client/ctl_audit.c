@@ -302,10 +302,7 @@ static int parse_args(struct ctl__run *r, const char *verb, int argc, char **arg
                       struct audit_args *a)
 {
     struct option opts[CTL__COMMON_OPTS_N + sizeof audit_opts / sizeof audit_opts[0] + 1];
-    memcpy(opts, ctl__common_opts, sizeof ctl__common_opts);
-    memcpy(opts + CTL__COMMON_OPTS_N, audit_opts, sizeof audit_opts);
-    memset(&opts[CTL__COMMON_OPTS_N + sizeof audit_opts / sizeof audit_opts[0]], 0,
-           sizeof opts[0]);
+    ctl__opts_join(opts, audit_opts, sizeof audit_opts / sizeof audit_opts[0]);
     memset(a, 0, sizeof *a);
     a->segment = SEGMENT_RECORDS_DEFAULT;
     const char *from = NULL, *to = NULL, *before = NULL;

@@ -31,6 +31,13 @@ const struct option ctl__common_opts[CTL__COMMON_OPTS_N] = {
     { "token-file", required_argument, NULL, OPT_TOKEN_FILE },
 };
 
+void ctl__opts_join(struct option *opts, const struct option *extra, size_t n_extra)
+{
+    memcpy(opts, ctl__common_opts, sizeof ctl__common_opts);
+    memcpy(opts + CTL__COMMON_OPTS_N, extra, n_extra * sizeof extra[0]);
+    opts[CTL__COMMON_OPTS_N + n_extra] = (struct option){ 0 };
+}
+
 int ctl__fail(struct ctl__run *r, int code, const char *fmt, ...)
 {
     char msg[1024];

@@ -125,9 +125,7 @@ static int getopts(struct ctl__run *r, int argc, char **argv, const char *verb,
     };
     enum { N_EXTRA = sizeof extra / sizeof extra[0] };
     struct option opts[CTL__COMMON_OPTS_N + N_EXTRA + 1];
-    memcpy(opts, ctl__common_opts, sizeof ctl__common_opts);
-    memcpy(opts + CTL__COMMON_OPTS_N, extra, sizeof extra);
-    opts[CTL__COMMON_OPTS_N + N_EXTRA] = (struct option){0};
+    ctl__opts_join(opts, extra, N_EXTRA);
     optind = 0;
     opterr = 0;
     int c;

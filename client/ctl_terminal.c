@@ -130,9 +130,7 @@ static int parse(struct ctl__run *r, int argc, char **argv, const char *cmd, boo
         { "help", no_argument, NULL, OPT_HELP },
     };
     struct option opts[CTL__COMMON_OPTS_N + sizeof extra / sizeof extra[0] + 1];
-    memcpy(opts, ctl__common_opts, sizeof ctl__common_opts);
-    memcpy(opts + CTL__COMMON_OPTS_N, extra, sizeof extra);
-    opts[CTL__COMMON_OPTS_N + sizeof extra / sizeof extra[0]] = (struct option){ 0 };
+    ctl__opts_join(opts, extra, sizeof extra / sizeof extra[0]);
     memset(a, 0, sizeof *a);
     optind = 0;
     opterr = 0;

@@ -14,6 +14,7 @@
 #include "limits.h"
 #include "log.h"
 #include "node.h"
+#include "oplog.h"
 #include "service.h"
 
 #define LEADER_MD "kyufu-leader" /* = KYUFU_LEADER_METADATA of client/kyufu.h */
@@ -150,6 +151,20 @@ void kyufu_node__call_done_msg(struct kyufu_node_call *c,
     assert(packed == len);
     kyufu_node__call_done(c, KYUFU_GRPC_OK, NULL, buf, len);
     free(buf);
+}
+
+void kyufu_node__call_refuse_peer(struct kyufu_node_call *c, const char *event,
+                                  int code, const char *msg, bool record)
+{
+    kyufu_log(KYUFU_LOG_WARN, event,
+              KYUFU_LOG_S("peer", c->call->peer_address),
+              KYUFU_LOG_S("subject", c->call->peer_identity),
+              KYUFU_LOG_S("detail", msg));
+    if (record) {
+        kyufu_node__oplog_refused(c->node, c->call, &c->principal, code,
+                                  msg);
+    }
+    kyufu_node__call_done(c, code, msg, NULL, 0);
 }
 
 void kyufu_node__call_unavailable(struct kyufu_node_call *c, const char *why)

@@ -17,7 +17,6 @@
 #include <limits.h>
 #include <raft.h>
 #include <raft/uv.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +25,7 @@
 #include "glue_limits.h"
 #include "io_guard.h"
 #include "member_address.h"
+#include "offline_io.h"
 #include "proposer.h"
 #include "segment_check.h"
 #include "snapshot_io.h"
@@ -46,18 +46,7 @@ const char *kyufu_glue_strerror(int rv)
     }
 }
 
-static void errf(char *errmsg, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *errmsg, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    if (errmsg == NULL || len == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(errmsg, len, fmt, ap);
-    va_end(ap);
-}
+#define errf glue__rio_errf
 
 int glue__raft_to_glue(int rv)
 {

@@ -36,7 +36,8 @@ int glue__rio_open(struct glue_rio *x,
 /* Close whatever glue__rio_open opened; the loop is closed after. */
 void glue__rio_close(struct glue_rio *x);
 
-/* Format into errmsg (NULL or len 0: nothing). */
+/* Format into errmsg (NULL or len 0: nothing).  The raft-glue error
+ * formatter, glue.c's too. */
 void glue__rio_errf(char *errmsg, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -34,14 +34,13 @@ static int load(MDB_txn *txn, const struct kyufu_storage *s,
                 Kyufu__V1__Decommission **out)
 {
     *out = NULL;
-    MDB_val k = {sizeof META_KEY - 1, (void *)META_KEY};
     MDB_val v;
-    int mrv = mdb_get(txn, s->dbi[KYUFU_DB_META], &k, &v);
-    if (mrv == MDB_NOTFOUND) {
+    int rv = kyufu_storage__meta_get(s, txn, META_KEY, &v);
+    if (rv == KYUFU_STORAGE_ENOTFOUND) {
         return 0;
     }
-    if (mrv != 0) {
-        return kyufu_storage__mdb_error(mrv);
+    if (rv != 0) {
+        return rv;
     }
     Kyufu__V1__Decommission *d =
         kyufu__v1__decommission__unpack(NULL, v.mv_size, v.mv_data);

@@ -248,20 +248,18 @@ int kyufu_storage__versions_read(struct kyufu_storage *s,
                                  MDB_txn *txn,
                                  struct kyufu_storage__versions *out)
 {
-    MDB_val k = {strlen(KYUFU_META_VOTER_VERSIONS),
-                 (void *)KYUFU_META_VOTER_VERSIONS};
     MDB_val v;
     memset(out, 0, sizeof *out);
     int rv = kyufu_storage__cluster_version_get(s, txn, &out->cluster);
     if (rv != 0) {
         return rv;
     }
-    int mrv = mdb_get(txn, s->dbi[KYUFU_DB_META], &k, &v);
-    if (mrv == MDB_NOTFOUND) {
+    rv = kyufu_storage__meta_get(s, txn, KYUFU_META_VOTER_VERSIONS, &v);
+    if (rv == KYUFU_STORAGE_ENOTFOUND) {
         return 0;
     }
-    if (mrv != 0) {
-        return kyufu_storage__mdb_error(mrv);
+    if (rv != 0) {
+        return rv;
     }
     out->voters = malloc(v.mv_size > 0 ? v.mv_size : 1);
     if (out->voters == NULL) {

@@ -55,15 +55,14 @@ static int unpack(struct kyufu_storage *s,
 
 static int head_hash(struct kyufu_storage *s, MDB_txn *txn, uint8_t out[32])
 {
-    MDB_val k = {strlen(KYUFU_META_AUDIT_HASH), (void *)KYUFU_META_AUDIT_HASH};
     MDB_val v;
-    int mrv = mdb_get(txn, s->dbi[KYUFU_DB_META], &k, &v);
-    if (mrv == MDB_NOTFOUND) {
+    int rv = kyufu_storage__meta_get(s, txn, KYUFU_META_AUDIT_HASH, &v);
+    if (rv == KYUFU_STORAGE_ENOTFOUND) {
         memset(out, 0, 32);
         return 0;
     }
-    if (mrv != 0) {
-        return kyufu_storage__mdb_error(mrv);
+    if (rv != 0) {
+        return rv;
     }
     if (v.mv_size != 32) {
         return KYUFU_STORAGE_ECORRUPT;

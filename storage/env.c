@@ -152,20 +152,29 @@ int kyufu_storage__mdb_error(int mrv)
     }
 }
 
+int kyufu_storage__meta_get(const struct kyufu_storage *s,
+                            MDB_txn *txn,
+                            const char *key,
+                            MDB_val *v)
+{
+    MDB_val k = {strlen(key), (void *)key};
+    return kyufu_storage__mdb_error(
+        mdb_get(txn, s->dbi[KYUFU_DB_META], &k, v));
+}
+
 int kyufu_storage__meta_get_u64(struct kyufu_storage *s,
                                 MDB_txn *txn,
                                 const char *key,
                                 uint64_t *out)
 {
-    MDB_val k = {strlen(key), (void *)key};
     MDB_val v;
-    int mrv = mdb_get(txn, s->dbi[KYUFU_DB_META], &k, &v);
-    if (mrv == MDB_NOTFOUND) {
+    int rv = kyufu_storage__meta_get(s, txn, key, &v);
+    if (rv == KYUFU_STORAGE_ENOTFOUND) {
         *out = 0;
         return 0;
     }
-    if (mrv != 0) {
-        return kyufu_storage__mdb_error(mrv);
+    if (rv != 0) {
+        return rv;
     }
     if (v.mv_size != 8) {
         return KYUFU_STORAGE_ECORRUPT;

@@ -165,6 +165,12 @@ void kyufu_storage__errmsg(char *errmsg, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ------------------------------------------------------------ meta */
+/* The meta value of `key` into *v (valid until txn writes or ends): 0,
+ * NOTFOUND when absent, or the mapped LMDB error. */
+int kyufu_storage__meta_get(const struct kyufu_storage *s,
+                            MDB_txn *txn,
+                            const char *key,
+                            MDB_val *v);
 int kyufu_storage__meta_get_u64(struct kyufu_storage *s,
                                 MDB_txn *txn,
                                 const char *key,

@@ -26,6 +26,7 @@ Run with Debian's /usr/bin/python3 (python3-grpcio, python3-grpc-tools).
 """
 import atexit
 import collections
+import json
 import os
 import shutil
 import signal
@@ -397,6 +398,17 @@ class Cluster:
                 assert bad not in log, "node %d: %s\n%s" % (i, bad,
                                                             log[-4000:])
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        """`with Cluster(...) as c:` prints the nodes' logs when the body
+        raised (the exception goes on), then closes."""
+        if kind is not None:
+            print(self.logs())
+        self.close()
+        return False
+
     def close(self):
         for p in self.procs.values():
             if p.poll() is None:
@@ -583,6 +595,46 @@ class Cluster:
         token = self.token(staff_id, cert)
         assert token, "%s is not signed in" % staff_id
         return dict(os.environ, KYUFU_TOKEN=token)
+
+    def add_node_files(self, kyufuctl, conf, i, env=None):
+        """kyufuctl node new for node i (fresh loopback ports, files under
+        the cluster's directory, run with `env`), checked (its JSON, join =
+        yes, node.key mode 0600), and registered here; returns its dir."""
+        p = free_ports(2)
+        self.raft[i] = "127.0.0.1:%d" % p[0]
+        self.api[i] = "127.0.0.1:%d" % p[1]
+        out = os.path.join(self.dir, "node%d" % i)
+        r = subprocess.run(
+            [kyufuctl, "--config", conf, "--json", "node", "new", "--id",
+             str(i), "--raft", self.raft[i], "--api", self.api[i], "--pki",
+             os.path.join(self.dir, "pki"), "--out", out],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            timeout=60, env=env)
+        assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+        doc = json.loads(r.stdout)
+        assert doc["id"] == i and doc["dir"] == out, doc
+        text = open(os.path.join(out, "kyufud.conf")).read()
+        assert "join = yes" in text, text
+        assert oct(os.stat(os.path.join(out, "node.key")).st_mode & 0o777) \
+            == "0o600"
+        self.conf[i] = os.path.join(out, "kyufud.conf")
+        if self.weak_hashes:
+            # The cluster's test password cost, or the new node would
+            # refuse every hash the others made.
+            with open(self.conf[i], "a") as f:
+                f.write(WEAK_HASHES)
+        self.n = max(self.n, i)
+        return out
+
+    def write_client_conf(self, path, nodes, actor):
+        """Write a kyufuctl/libkyufu config at path: endpoints the API
+        addresses of `nodes`, the cluster's CA and client certificate,
+        acting as `actor`."""
+        with open(path, "w") as fh:
+            fh.write("[client]\nendpoints = %s\nca = %s\ncert = %s\n"
+                     "key = %s\nactor = %s\n"
+                     % (",".join(self.api[i] for i in nodes), self.ca,
+                        self.client_cert, self.client_key, actor))
 
     def token_file(self, staff_id, cert=None):
         """A token file (0600, the token and a newline, as kyufuctl login

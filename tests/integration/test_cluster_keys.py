@@ -151,8 +151,7 @@ def joiner_not_added(c):
 
 
 def main():
-    c = C.Cluster(sys.argv[1])
-    try:
+    with C.Cluster(sys.argv[1]) as c:
         c.start_all()
         c.wait_leader(20)
         for i in c.ids():
@@ -241,11 +240,6 @@ def main():
             LOADED)[-1].splitlines()[0], c.logs()
         c.stop_clean()
         print("cluster-keys: ok")
-    except BaseException:
-        print(c.logs())
-        raise
-    finally:
-        c.close()
 
 
 if __name__ == "__main__":

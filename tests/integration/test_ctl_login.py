@@ -174,8 +174,7 @@ def interactive_login(kyufuctl, conf, xdg, token_file, who, temp, new_pw):
 
 def main():
     kyufud, kyufuctl = sys.argv[1], sys.argv[2]
-    c = C.Cluster(kyufud)
-    try:
+    with C.Cluster(kyufud) as c:
         bootstrap_admin(c)
         c.start_all()
         conf = os.path.join(c.dir, "kyufuctl.conf")
@@ -277,11 +276,6 @@ def main():
         for secret in (ADMIN_PW, CLERK_PW, admin_token, clerk_token):
             assert not any(secret in p for p in k.printed), "a secret printed"
         print("ok")
-    except BaseException:
-        print(c.logs())
-        raise
-    finally:
-        c.close()
 
 
 if __name__ == "__main__":

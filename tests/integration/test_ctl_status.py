@@ -46,8 +46,7 @@ def status(kyufuctl, conf, *extra):
 
 def main():
     kyufud, kyufuctl = sys.argv[1], sys.argv[2]
-    c = C.Cluster(kyufud)
-    try:
+    with C.Cluster(kyufud) as c:
         c.start_all()
         leader = c.wait_leader(15)
         c.account("op1", [c.s["ledger_pb2"].ROLE_OPERATOR], "Operator")
@@ -121,11 +120,6 @@ def main():
         n = doc["nodes"][victim - 1]
         assert n["reachable"] is False and n["timed_out"] is False, n
         c.stop_clean()
-    except BaseException:
-        print(c.logs())
-        raise
-    finally:
-        c.close()
 
 
 if __name__ == "__main__":

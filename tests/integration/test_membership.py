@@ -41,7 +41,6 @@ import time
 import grpc
 
 import cluster as C
-from ports import free_ports
 from workload import Ledger, must
 
 
@@ -198,31 +197,6 @@ def dials_to(address, grace_s, watch_s):
     return n
 
 
-def add_node_files(c, kyufuctl, conf, i):
-    """kyufuctl node new for node i; registers it in the Cluster object."""
-    p = free_ports(2)
-    c.raft[i], c.api[i] = "127.0.0.1:%d" % p[0], "127.0.0.1:%d" % p[1]
-    out = os.path.join(c.dir, "node%d" % i)
-    rc, o, err = ctl(kyufuctl, conf, "--json", "node", "new", "--id", str(i),
-                     "--raft", c.raft[i], "--api", c.api[i], "--pki",
-                     os.path.join(c.dir, "pki"), "--out", out)
-    assert rc == 0, (rc, o, err)
-    doc = json.loads(o)
-    assert doc["id"] == i and doc["dir"] == out, doc
-    text = open(os.path.join(out, "kyufud.conf")).read()
-    assert "join = yes" in text, text
-    assert oct(os.stat(os.path.join(out, "node.key")).st_mode & 0o777) == \
-        "0o600"
-    c.conf[i] = os.path.join(out, "kyufud.conf")
-    if c.weak_hashes:
-        # The cluster's test password cost (cluster.py), or the new node
-        # would refuse every hash the others made.
-        with open(c.conf[i], "a") as f:
-            f.write(C.WEAK_HASHES)
-    c.n = max(c.n, i)
-    return out
-
-
 def wait_role(c, leader, i, role, timeout):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -248,11 +222,7 @@ def main():
         conf = os.path.join(c.dir, "client.conf")
 
         def client_conf(nodes):
-            with open(conf, "w") as fh:
-                fh.write("[client]\nendpoints = %s\nca = %s\ncert = %s\n"
-                         "key = %s\nactor = op1\n"
-                         % (",".join(c.api[i] for i in nodes), c.ca,
-                            c.client_cert, c.client_key))
+            c.write_client_conf(conf, nodes, "op1")
         client_conf((1, 2, 3))
         refusals(c, kyufuctl, conf, leader)
 
@@ -271,7 +241,7 @@ def main():
         shutil.rmtree(os.path.join(c.dir, "node3", "data"))
         print("node 3 killed, data removed (%d writes acknowledged)"
               % len(load.acked))
-        add_node_files(c, kyufuctl, conf, 4)
+        c.add_node_files(kyufuctl, conf, 4, ENV.get("env"))
         c.start(4)
         rc, out, err = ctl(kyufuctl, conf, "--json", "cluster",
                            "replace-node", "--old", "3", "--new", "4",
@@ -322,7 +292,7 @@ def main():
         leader = c.wait_leader(15, exclude=(3,))
 
         # ---- 3. a joiner that dies mid-catch-up is not promoted
-        add_node_files(c, kyufuctl, conf, 5)
+        c.add_node_files(kyufuctl, conf, 5, ENV.get("env"))
         c.start(5)
         c.kill(5, signal.SIGSTOP)  # it cannot catch up from here on
         result = {}

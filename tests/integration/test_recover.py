@@ -24,7 +24,6 @@ leader, so in every majority: it has every acknowledged write) is stopped.
 
 usage: test_recover.py KYUFUD KYUFUCTL"""
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -33,7 +32,6 @@ import sys
 import time
 
 import cluster as C
-from ports import free_ports
 from workload import Ledger, must
 
 ENV = {}
@@ -60,22 +58,6 @@ def tree_hash(d):
                 out[os.path.relpath(p, d)] = hashlib.sha256(
                     fh.read()).hexdigest()[:16]
     return out
-
-
-def add_node_files(c, kyufuctl, conf, i):
-    """kyufuctl node new for node i (as test_membership.py does)."""
-    p = free_ports(2)
-    c.raft[i], c.api[i] = "127.0.0.1:%d" % p[0], "127.0.0.1:%d" % p[1]
-    out = os.path.join(c.dir, "node%d" % i)
-    rc, o, err = ctl(kyufuctl, conf, "--json", "node", "new", "--id", str(i),
-                     "--raft", c.raft[i], "--api", c.api[i], "--pki",
-                     os.path.join(c.dir, "pki"), "--out", out)
-    assert rc == 0, (rc, o, err)
-    c.conf[i] = os.path.join(out, "kyufud.conf")
-    if c.weak_hashes:
-        with open(c.conf[i], "a") as f:
-            f.write(C.WEAK_HASHES)
-    c.n = max(c.n, i)
 
 
 def write(led, L, prefix, n, node):
@@ -114,11 +96,7 @@ def main():
         conf = os.path.join(c.dir, "client.conf")
 
         def client_conf(nodes):
-            with open(conf, "w") as fh:
-                fh.write("[client]\nendpoints = %s\nca = %s\ncert = %s\n"
-                         "key = %s\nactor = op1\n"
-                         % (",".join(c.api[i] for i in nodes), c.ca,
-                            c.client_cert, c.client_key))
+            c.write_client_conf(conf, nodes, "op1")
         client_conf((1, 2, 3))
         acked = write(led, L, "R", 40, s)
 
@@ -200,7 +178,7 @@ def main():
         all_there(c, s, acked)
         client_conf((s,))
         for i in (4, 5):
-            add_node_files(c, kyufuctl, conf, i)
+            c.add_node_files(kyufuctl, conf, i, ENV.get("env"))
             c.start(i)
             rc, out, err = ctl(kyufuctl, conf, "--json", "cluster",
                                "add-node", "--id", str(i), "--raft",

@@ -70,8 +70,7 @@ def raw_settle(c, node, req):
 
 def main():
     kyufud, kyufuctl = sys.argv[1], sys.argv[2]
-    c = C.Cluster(kyufud)
-    try:
+    with C.Cluster(kyufud) as c:
         c.start_all()
         leader = c.wait_leader(15)
         follower = 1 if leader != 1 else 2
@@ -198,11 +197,6 @@ def main():
         c.wait_converged(15)
         c.stop_clean()
         print("settle: ok")
-    except BaseException:
-        print(c.logs())
-        raise
-    finally:
-        c.close()
 
 
 if __name__ == "__main__":

@@ -168,8 +168,7 @@ def n_lines(c, i):
 def main():
     kyufud, kyufuctl = sys.argv[1], sys.argv[2]
     t0 = time.monotonic()
-    c = C.Cluster(kyufud)
-    try:
+    with C.Cluster(kyufud) as c:
         pki = os.path.join(c.dir, "pki")
         out = os.path.join(c.dir, "terminals")
         # The harness's CA key is not encrypted (made by openssl): kyufuctl
@@ -329,11 +328,6 @@ def main():
         print("node %d: a 0644 key refused (exit 2), 0600 starts" % d)
         c.stop_clean()
         print("ok (%.1fs)" % (time.monotonic() - t0))
-    except BaseException:
-        print(c.logs())
-        raise
-    finally:
-        c.close()
 
 
 if __name__ == "__main__":

@@ -48,7 +48,6 @@
  * every acknowledged command applied exactly once everywhere with the
  * acknowledged result (workload.c). */
 #include <assert.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <raft.h>
 #include <raft/fixture.h>
@@ -60,6 +59,7 @@
 
 #include <stdarg.h>
 
+#include "rm_tree.h"
 #include "sim.h"
 
 #define BASE_TIME_MS ((int64_t)1767225600000) /* 2026-01-01, virtual */
@@ -707,20 +707,11 @@ void sim_converge(struct sim *s)
     }
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-                    struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 /* Our own mkdtemp directory only; no fork (slow under ASan). */
 static int rm_rf(const char *path)
 {
     assert(strstr(path, "/kyufu-sim-") != NULL);
-    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return test_rm_tree(path);
 }
 
 enum scenario { RANDOM, FAILOVER, INSTALL, STALL_INSTALL };

@@ -35,7 +35,6 @@
  *
  * Deterministic: the fixture runs on virtual time, random bytes come from
  * a fixed seed.  One temporary directory under /tmp, removed at the end. */
-#include <ftw.h>
 #include <inttypes.h>
 #include <raft.h>
 #include <raft/fixture.h>
@@ -44,46 +43,17 @@
 #include <string.h>
 
 #include "check.h"
+#include "rm_tree.h"
 #include "frame.h"
 #include "fsm.h"
 #include "kyufu/v1/ledger.pb-c.h"
+#include "staff_batch.h"
 #include "storage.h"
+#include "test_store.h"
 
 #define N 3
 
 static char dir[64];
-
-static int rm_entry(const char *p, const struct stat *st, int f,
-                    struct FTW *w)
-{
-    (void)st;
-    (void)f;
-    (void)w;
-    return remove(p);
-}
-
-static struct kyufu_storage *open_store(const char *name)
-{
-    char path[128];
-    char err[256] = "";
-    struct kyufu_storage_options o;
-    struct kyufu_storage *s;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    memset(&o, 0, sizeof o);
-    o.path = path;
-    o.map_size_bytes = (size_t)64 << 20;
-    o.no_sync = true;
-    if (kyufu_storage_open(&o, &s, err, sizeof err) != 0) {
-        fprintf(stderr, "open %s: %s\n", path, err);
-        exit(1);
-    }
-    return s;
-}
-
-static void digest_of(struct kyufu_storage *s, uint8_t d[32], uint64_t *idx)
-{
-    CHECK(kyufu_storage_digest(s, d, idx) == 0);
-}
 
 /* xorshift64*, fixed seed: the "random bytes" are the same every run. */
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -93,38 +63,6 @@ static uint64_t next_rand(void)
     rng ^= rng << 25;
     rng ^= rng >> 27;
     return rng * 0x2545f4914f6cdd1dull;
-}
-
-/* A CommandBatch of one CreateStaff by `actor` (the bootstrap when actor ==
- * id and the store has no staff).  Returns a malloc'ed buffer. */
-static uint8_t *staff_batch(const char *actor, const char *id,
-                            uint64_t seq, size_t *len)
-{
-    Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
-    Kyufu__V1__CommandHeader h = KYUFU__V1__COMMAND_HEADER__INIT;
-    Kyufu__V1__CreateStaff cs = KYUFU__V1__CREATE_STAFF__INIT;
-    Kyufu__V1__Command c = KYUFU__V1__COMMAND__INIT;
-    Kyufu__V1__Command *cp = &c;
-    Kyufu__V1__CommandBatch b = KYUFU__V1__COMMAND_BATCH__INIT;
-    key.client_id = "test-fsm";
-    key.sequence = seq;
-    h.actor = (char *)actor;
-    h.terminal = "t";
-    h.time_ms = 1775001600000 + (int64_t)seq;
-    h.key = &key;
-    cs.staff_id = (char *)id;
-    cs.display_name = (char *)id;
-    cs.roles_mask = 1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN;
-    c.header = &h;
-    c.body_case = KYUFU__V1__COMMAND__BODY_CREATE_STAFF;
-    c.create_staff = &cs;
-    b.n_commands = 1;
-    b.commands = &cp;
-    *len = kyufu__v1__command_batch__get_packed_size(&b);
-    uint8_t *p = malloc(*len);
-    CHECK(p != NULL);
-    kyufu__v1__command_batch__pack(&b, p);
-    return p;
 }
 
 /* ------------------------------------------------------ frame decoder */
@@ -304,7 +242,7 @@ static void cluster_start(void)
         char name[16];
         struct kyufu_fsm_hooks hooks = {(void *)(uintptr_t)i, NULL, on_fatal};
         snprintf(name, sizeof name, "%s%u", cl_prefix, i);
-        cl.s[i] = open_store(name);
+        cl.s[i] = test_store_open(dir, name, NULL);
         kyufu_fsm_init(&cl.fsm[i], &cl.st[i], cl.s[i],
                        KYUFU_FSM_SNAPSHOT_INLINE, &hooks);
         CHECK(raft_fixture_grow(&cl.f, &cl.fsm[i]) == 0);
@@ -313,7 +251,7 @@ static void cluster_start(void)
         cl.st[i].raft = r;
     }
     snprintf(ref_name, sizeof ref_name, "%sref", cl_prefix);
-    cl.ref = open_store(ref_name);
+    cl.ref = test_store_open(dir, ref_name, NULL);
     CHECK(raft_fixture_configuration(&cl.f, N, &conf) == 0);
     CHECK(raft_fixture_bootstrap(&cl.f, &conf) == 0);
     raft_configuration_close(&conf);
@@ -363,10 +301,10 @@ static void check_replicas(uint64_t want_index)
 {
     uint8_t d0[32], d[32];
     uint64_t i0, idx;
-    digest_of(cl.ref, d0, &i0);
+    test_store_digest(cl.ref, d0, &i0);
     CHECK(i0 == want_index);
     for (unsigned i = 0; i < N; i++) {
-        digest_of(cl.s[i], d, &idx);
+        test_store_digest(cl.s[i], d, &idx);
         if (idx != want_index || memcmp(d, d0, 32) != 0) {
             fprintf(stderr, "replica %u at %" PRIu64 " (want %" PRIu64
                             "), digest %s\n",
@@ -404,7 +342,7 @@ static void ref_noop(raft_index index)
 static void good_entry(const char *actor, const char *id, uint64_t term)
 {
     size_t len;
-    uint8_t *p = staff_batch(actor, id, ++cl.seq, &len);
+    uint8_t *p = test_staff_batch("test-fsm", actor, id, ++cl.seq, &len);
     size_t size = glue__frame_size(len);
     uint8_t *frame = calloc(1, size);
     CHECK(frame != NULL);
@@ -458,7 +396,8 @@ static void test_foreign_frames(void)
 
     /* A valid CommandBatch, framed as kyufu would but for one field. */
     size_t len;
-    uint8_t *p = staff_batch("admin", "intruder", ++cl.seq, &len);
+    uint8_t *p =
+        test_staff_batch("test-fsm", "admin", "intruder", ++cl.seq, &len);
     size_t size = glue__frame_size(len);
     uint8_t *frame = calloc(1, size + 16);
     CHECK(frame != NULL);
@@ -537,10 +476,11 @@ static void test_term_below_applied(void)
     uint8_t before[N][32], d[32];
     uint64_t idx_before[N], idx;
     for (unsigned i = 0; i < N; i++) {
-        digest_of(cl.s[i], before[i], &idx_before[i]);
+        test_store_digest(cl.s[i], before[i], &idx_before[i]);
     }
     size_t len;
-    uint8_t *p = staff_batch("admin", "behind", ++cl.seq, &len);
+    uint8_t *p =
+        test_staff_batch("test-fsm", "admin", "behind", ++cl.seq, &len);
     size_t size = glue__frame_size(len);
     uint8_t *frame = calloc(1, size);
     CHECK(frame != NULL);
@@ -560,7 +500,7 @@ static void test_term_below_applied(void)
             exit(1);
         }
         CHECK(strcmp(cl.st[i].errmsg, cl.fatal_msg[i]) == 0);
-        digest_of(cl.s[i], d, &idx);
+        test_store_digest(cl.s[i], d, &idx);
         CHECK(idx == idx_before[i] && memcmp(d, before[i], 32) == 0);
         CHECK(cl.st[i].n_dropped == 1);
     }
@@ -568,7 +508,7 @@ static void test_term_below_applied(void)
     glue__frame_write(frame, term + 6, p, len);
     propose_raw(frame, size);
     for (unsigned i = 0; i < N; i++) {
-        digest_of(cl.s[i], d, &idx);
+        test_store_digest(cl.s[i], d, &idx);
         CHECK(idx == idx_before[i] && memcmp(d, before[i], 32) == 0);
         CHECK(cl.st[i].n_dropped == 2 && cl.fatal_calls[i] == 1);
     }
@@ -592,7 +532,7 @@ static void test_newer_command_set(void)
     uint8_t before[N][32], d[32];
     uint64_t idx_before[N], idx;
     for (unsigned i = 0; i < N; i++) {
-        digest_of(cl.s[i], before[i], &idx_before[i]);
+        test_store_digest(cl.s[i], before[i], &idx_before[i]);
     }
     Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
     Kyufu__V1__CommandHeader h = KYUFU__V1__COMMAND_HEADER__INIT;
@@ -629,7 +569,7 @@ static void test_newer_command_set(void)
             fprintf(stderr, "replica %u: \"%s\"\n", i, cl.fatal_msg[i]);
             exit(1);
         }
-        digest_of(cl.s[i], d, &idx);
+        test_store_digest(cl.s[i], d, &idx);
         CHECK(idx == idx_before[i] && memcmp(d, before[i], 32) == 0);
         CHECK(cl.st[i].n_dropped == 1);
     }
@@ -645,7 +585,7 @@ static void test_newer_command_set(void)
 static struct raft_buffer staff_frame(const char *id, uint64_t term)
 {
     size_t len;
-    uint8_t *p = staff_batch("admin", id, ++cl.seq, &len);
+    uint8_t *p = test_staff_batch("test-fsm", "admin", id, ++cl.seq, &len);
     struct raft_buffer buf;
     buf.len = glue__frame_size(len);
     buf.base = raft_calloc(1, buf.len);
@@ -743,14 +683,14 @@ static void test_restore_damaged(void)
     struct kyufu_fsm st;
     struct raft_buffer *bufs = NULL;
     unsigned n_bufs = 0;
-    struct kyufu_storage *src = open_store("snap-src");
-    struct kyufu_storage *dst = open_store("snap-dst");
+    struct kyufu_storage *src = test_store_open(dir, "snap-src", NULL);
+    struct kyufu_storage *dst = test_store_open(dir, "snap-dst", NULL);
     char err[256] = "";
     /* Source: bootstrap and two more staff at indexes 1..3. */
     for (uint64_t i = 1; i <= 3; i++) {
         size_t len;
-        uint8_t *p = staff_batch("admin", i == 1 ? "admin" : i == 2 ? "x" : "y",
-                                 100 + i, &len);
+        const char *who = i == 1 ? "admin" : i == 2 ? "x" : "y";
+        uint8_t *p = test_staff_batch("test-fsm", "admin", who, 100 + i, &len);
         struct kyufu_storage_results res;
         CHECK(kyufu_storage_apply_bytes(src, i, 2, p, len, &res, err,
                                         sizeof err) == 0);
@@ -780,7 +720,7 @@ static void test_restore_damaged(void)
     /* Target: bootstrap only, at index 1. */
     {
         size_t len;
-        uint8_t *p = staff_batch("admin", "admin", 1, &len);
+        uint8_t *p = test_staff_batch("test-fsm", "admin", "admin", 1, &len);
         struct kyufu_storage_results res;
         CHECK(kyufu_storage_apply_bytes(dst, 1, 1, p, len, &res, err,
                                         sizeof err) == 0);
@@ -789,7 +729,7 @@ static void test_restore_damaged(void)
     }
     uint8_t d0[32], d[32], ds[32];
     uint64_t i0, idx, is;
-    digest_of(dst, d0, &i0);
+    test_store_digest(dst, d0, &i0);
 
     uint8_t *copy = malloc(size);
     CHECK(copy != NULL);
@@ -825,7 +765,7 @@ static void test_restore_damaged(void)
             copy[cases[k].at] ^= cases[k].xor;
         }
         int rv = restore_copy(dst, copy, cases[k].len, &rst);
-        digest_of(dst, d, &idx);
+        test_store_digest(dst, d, &idx);
         if (rv == 0 || rst.fatal_rv == 0 || idx != i0 ||
             memcmp(d, d0, 32) != 0) {
             fprintf(stderr, "restore %s: rv %d fatal %d index %" PRIu64
@@ -853,21 +793,21 @@ static void test_restore_damaged(void)
         CHECK(pf.restore(&pf, &buf) != 0);
         raft_free(buf.base);
         CHECK(pst.n_restores == 0);
-        digest_of(dst, d, &idx);
+        test_store_digest(dst, d, &idx);
         CHECK(idx == i0 && memcmp(d, d0, 32) == 0);
     }
     /* The intact copy restores: dst equals src. */
     struct kyufu_fsm rst;
     CHECK(restore_copy(dst, snap, size, &rst) == 0);
     CHECK(rst.n_restores == 1 && rst.fatal_rv == 0);
-    digest_of(dst, d, &idx);
-    digest_of(src, ds, &is);
+    test_store_digest(dst, d, &idx);
+    test_store_digest(src, ds, &is);
     CHECK(idx == 3 && is == 3 && memcmp(d, ds, 32) == 0);
     /* Again: the store already holds the snapshot's point: skipped, not
      * replaced a second time. */
     CHECK(restore_copy(dst, snap, size, &rst) == 0);
     CHECK(rst.n_restores == 0 && rst.n_restores_skipped == 1);
-    digest_of(dst, d, &idx);
+    test_store_digest(dst, d, &idx);
     CHECK(idx == 3 && memcmp(d, ds, 32) == 0);
 
     free(copy);
@@ -883,7 +823,7 @@ static void test_restore_damaged(void)
 static void test_snapshot_behind(void)
 {
     char err[256] = "";
-    struct kyufu_storage *s = open_store("behind");
+    struct kyufu_storage *s = test_store_open(dir, "behind", NULL);
     struct raft_fixture f;
     struct raft_fsm fsm;
     struct kyufu_fsm state;
@@ -930,7 +870,7 @@ int main(void)
     test_apply_runs();
     test_restore_damaged();
     test_snapshot_behind();
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_tree(dir);
     printf("fsm: ok\n");
     return 0;
 }

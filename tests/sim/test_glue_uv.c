@@ -17,7 +17,6 @@
 #include <assert.h>
 #include <dirent.h>
 #include <signal.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +28,7 @@
 
 #include "certs.h"
 #include "check.h"
+#include "rm_tree.h"
 #include "frame.h"
 #include "glue.h"
 #include "glue_limits.h"
@@ -36,15 +36,6 @@
 static uv_loop_t loop;
 static char tmp[64];
 static char pki[96]; /* node-ca.pem, nodeI.pem / nodeI.key (certs.h) */
-
-static int rm_entry(const char *p, const struct stat *st, int f,
-                    struct FTW *w)
-{
-    (void)st;
-    (void)f;
-    (void)w;
-    return remove(p);
-}
 
 /* A free loopback port below the kernel's ephemeral range (32768 and up
  * here): a node stopped and restarted by a test must find its port free
@@ -981,7 +972,7 @@ static void test_snapshots(void)
     {
         char sdir[128];
         snprintf(sdir, sizeof sdir, "%s/store%u", tmp, follower);
-        CHECK(nftw(sdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0);
+        CHECK(test_rm_tree(sdir) == 0);
     }
     reopen(follower);
     kyufu_glue_status(g[follower], &s0);
@@ -1556,7 +1547,7 @@ int main(void)
     test_damaged_open_segment();
     uv_run(&loop, UV_RUN_DEFAULT);
     int rv = uv_loop_close(&loop);
-    nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_tree(root);
     CHECK(rv == 0);
     printf("glue-uv: ok\n");
     return 0;

@@ -11,7 +11,6 @@
  *    the limit one byte lower, as two.
  *
  * Deterministic (virtual time); one temporary directory under /tmp. */
-#include <ftw.h>
 #include <raft.h>
 #include <raft/fixture.h>
 #include <stdio.h>
@@ -19,6 +18,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "rm_tree.h"
 #include "fsm.h"
 #include "proposer.h"
 #include "storage.h"
@@ -34,15 +34,6 @@ static struct raft_fsm fsm[N];
 static struct kyufu_fsm st[N];
 static struct kyufu_proposer prop;
 static unsigned n_ok, n_failed;
-
-static int rm_entry(const char *p, const struct stat *sb, int fl,
-                    struct FTW *w)
-{
-    (void)sb;
-    (void)fl;
-    (void)w;
-    return remove(p);
-}
 
 static void on_applied(void *arg, uint64_t index, uint64_t term,
                        struct kyufu_storage_results *results)
@@ -217,7 +208,7 @@ int main(void)
     for (unsigned i = 0; i < N; i++) {
         kyufu_storage_close(s[i]);
     }
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_tree(dir);
     printf("proposer-limits: ok\n");
     return 0;
 }

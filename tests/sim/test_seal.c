@@ -33,7 +33,6 @@
  * Deterministic apart from the nonces and snapshot ids the code under test
  * draws (no decision of the test depends on their values).  One temporary
  * directory under /tmp, removed at the end. */
-#include <ftw.h>
 #include <raft.h>
 #include <raft/fixture.h>
 #include <stdio.h>
@@ -41,11 +40,14 @@
 #include <string.h>
 
 #include "check.h"
+#include "rm_tree.h"
 #include "frame.h"
 #include "fsm.h"
 #include "kyufu/v1/ledger.pb-c.h"
 #include "seal.h"
+#include "staff_batch.h"
 #include "storage.h"
+#include "test_store.h"
 
 static char dir[64];
 
@@ -58,42 +60,6 @@ static const uint8_t cmk_b[KYUFU_CRYPTO_KEY_BYTES] = {
     0x63, 0x6d, 0x6b, 0x20, 0x42, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
     0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10};
 
-static int rm_entry(const char *p, const struct stat *st, int f,
-                    struct FTW *w)
-{
-    (void)st;
-    (void)f;
-    (void)w;
-    return remove(p);
-}
-
-/* A store in dir/name, with cluster master key cmk (NULL: none). */
-static struct kyufu_storage *open_store(const char *name, const uint8_t *cmk)
-{
-    char path[128];
-    char err[256] = "";
-    struct kyufu_storage_options o;
-    struct kyufu_storage *s;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    memset(&o, 0, sizeof o);
-    o.path = path;
-    o.map_size_bytes = (size_t)64 << 20;
-    o.no_sync = true;
-    if (kyufu_storage_open(&o, &s, err, sizeof err) != 0) {
-        fprintf(stderr, "open %s: %s\n", path, err);
-        exit(1);
-    }
-    if (cmk != NULL) {
-        kyufu_storage_keys_set(s, cmk);
-    }
-    return s;
-}
-
-static void digest_of(struct kyufu_storage *s, uint8_t d[32], uint64_t *idx)
-{
-    CHECK(kyufu_storage_digest(s, d, idx) == 0);
-}
-
 /* True when `needle` (n ≥ 4 bytes) occurs in hay. */
 static bool contains(const uint8_t *hay, size_t size, const void *needle,
                      size_t n)
@@ -104,38 +70,6 @@ static bool contains(const uint8_t *hay, size_t size, const void *needle,
         }
     }
     return false;
-}
-
-/* A CommandBatch of one CreateStaff `id` by `actor` (the bootstrap when
- * actor == id on an empty store).  Returns a malloc'ed buffer. */
-static uint8_t *staff_batch(const char *actor, const char *id, uint64_t seq,
-                            size_t *len)
-{
-    Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
-    Kyufu__V1__CommandHeader h = KYUFU__V1__COMMAND_HEADER__INIT;
-    Kyufu__V1__CreateStaff cs = KYUFU__V1__CREATE_STAFF__INIT;
-    Kyufu__V1__Command c = KYUFU__V1__COMMAND__INIT;
-    Kyufu__V1__Command *cp = &c;
-    Kyufu__V1__CommandBatch b = KYUFU__V1__COMMAND_BATCH__INIT;
-    key.client_id = "test-seal";
-    key.sequence = seq;
-    h.actor = (char *)actor;
-    h.terminal = "t";
-    h.time_ms = 1775001600000 + (int64_t)seq;
-    h.key = &key;
-    cs.staff_id = (char *)id;
-    cs.display_name = (char *)id;
-    cs.roles_mask = 1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN;
-    c.header = &h;
-    c.body_case = KYUFU__V1__COMMAND__BODY_CREATE_STAFF;
-    c.create_staff = &cs;
-    b.n_commands = 1;
-    b.commands = &cp;
-    *len = kyufu__v1__command_batch__get_packed_size(&b);
-    uint8_t *p = malloc(*len);
-    CHECK(p != NULL);
-    kyufu__v1__command_batch__pack(&b, p);
-    return p;
 }
 
 /* A sealed frame of `plain` under k, term 5, in an 8-aligned buffer. */
@@ -441,26 +375,26 @@ static int apply_frame(struct kyufu_storage *s, const uint8_t *frame,
 
 static void test_fsm_entries(void)
 {
-    struct kyufu_storage *ka = open_store("ent-a", cmk_a);
-    struct kyufu_storage *kb = open_store("ent-b", cmk_b);
-    struct kyufu_storage *none = open_store("ent-none", NULL);
+    struct kyufu_storage *ka = test_store_open(dir, "ent-a", cmk_a);
+    struct kyufu_storage *kb = test_store_open(dir, "ent-b", cmk_b);
+    struct kyufu_storage *none = test_store_open(dir, "ent-none", NULL);
     struct glue_stream_key k = {0, {0}};
     struct kyufu_fsm st;
     size_t len, size;
     uint8_t d0[32], d[32];
     uint64_t i0, idx;
-    uint8_t *batch = staff_batch("admin", "admin", 1, &len);
+    uint8_t *batch = test_staff_batch("test-seal", "admin", "admin", 1, &len);
     CHECK(glue__stream_key_load(ka, 1, &k) == 0);
     uint8_t *f = sealed(&k, batch, len, &size);
 
     /* Tampered: one ciphertext bit. */
-    digest_of(ka, d0, &i0);
+    test_store_digest(ka, d0, &i0);
     f[GLUE_FRAME2_CIPHER_OFFSET + 3] ^= 0x20;
     n_fatal = 0;
     CHECK(apply_frame(ka, f, size, &st) == KYUFU_STORAGE_ECORRUPT);
     CHECK(n_fatal == 1 && st.n_applied == 0 && st.n_bad_frames == 0);
     CHECK(strstr(fatal_msg, "entry 1 failed authentication") != NULL);
-    digest_of(ka, d, &idx);
+    test_store_digest(ka, d, &idx);
     CHECK(idx == i0 && memcmp(d, d0, 32) == 0);
     f[GLUE_FRAME2_CIPHER_OFFSET + 3] ^= 0x20;
 
@@ -483,14 +417,14 @@ static void test_fsm_entries(void)
     CHECK(n_fatal == 1 && st.n_applied == 0);
     CHECK(strstr(fatal_msg, "entry 1 is encrypted") != NULL &&
           strstr(fatal_msg, "no cluster master key") != NULL);
-    digest_of(none, d, &idx);
+    test_store_digest(none, d, &idx);
     CHECK(idx == 0);
 
     /* Intact: applied, on the node with the key. */
     n_fatal = 0;
     CHECK(apply_frame(ka, f, size, &st) == 0);
     CHECK(n_fatal == 0 && st.n_applied == 1 && st.n_sealed == 1);
-    digest_of(ka, d, &idx);
+    test_store_digest(ka, d, &idx);
     CHECK(idx == 1);
     {
         Kyufu__V1__StaffAccount *acct = NULL;
@@ -501,14 +435,14 @@ static void test_fsm_entries(void)
     free(batch);
 
     /* A version-1 entry (an old log) on the node with a key. */
-    batch = staff_batch("admin", "old-entry", 2, &len);
+    batch = test_staff_batch("test-seal", "admin", "old-entry", 2, &len);
     size = glue__frame_size(len);
     f = aligned_alloc(8, size);
     CHECK(f != NULL);
     glue__frame_write(f, 5, batch, len);
     CHECK(apply_frame(ka, f, size, &st) == 0);
     CHECK(st.n_applied == 1 && st.n_sealed == 0);
-    digest_of(ka, d, &idx);
+    test_store_digest(ka, d, &idx);
     CHECK(idx == 2);
     free(f);
     free(batch);
@@ -582,7 +516,7 @@ static void fill(struct kyufu_storage *s, unsigned n)
         size_t len;
         struct kyufu_storage_results res;
         snprintf(id, sizeof id, i == 0 ? "admin" : "canary-staff-%03u", i);
-        uint8_t *b = staff_batch("admin", id, i + 1, &len);
+        uint8_t *b = test_staff_batch("test-seal", "admin", id, i + 1, &len);
         CHECK(kyufu_storage_apply_bytes(s, i + 1, 1, b, len, &res, err,
                                         sizeof err) == 0);
         kyufu_storage_results_free(&res);
@@ -592,11 +526,11 @@ static void fill(struct kyufu_storage *s, unsigned n)
 
 static void test_fsm_snapshots(void)
 {
-    struct kyufu_storage *src = open_store("snap-src", cmk_a);
-    struct kyufu_storage *plain_src = open_store("snap-plain", NULL);
-    struct kyufu_storage *dst = open_store("snap-dst", cmk_a);
-    struct kyufu_storage *other = open_store("snap-other", cmk_b);
-    struct kyufu_storage *none = open_store("snap-none", NULL);
+    struct kyufu_storage *src = test_store_open(dir, "snap-src", cmk_a);
+    struct kyufu_storage *plain_src = test_store_open(dir, "snap-plain", NULL);
+    struct kyufu_storage *dst = test_store_open(dir, "snap-dst", cmk_a);
+    struct kyufu_storage *other = test_store_open(dir, "snap-other", cmk_b);
+    struct kyufu_storage *none = test_store_open(dir, "snap-none", NULL);
     struct kyufu_fsm st;
     struct glue_snapshot_header h;
     uint8_t ds[32], d[32], d0[32];
@@ -607,7 +541,7 @@ static void test_fsm_snapshots(void)
     fill(plain_src, 12);
     uint8_t *snap = take_snapshot(src, &size);
     uint8_t *psnap = take_snapshot(plain_src, &psize);
-    digest_of(src, ds, &is);
+    test_store_digest(src, ds, &is);
     CHECK(is == 12);
 
     /* Sealed: version-2 header; no staff id in the bytes.  The legacy
@@ -622,7 +556,7 @@ static void test_fsm_snapshots(void)
     CHECK(contains(psnap, psize, "canary-staff", 12));
 
     /* Refusals, each leaving the target as it was (empty). */
-    digest_of(dst, d0, &i0);
+    test_store_digest(dst, d0, &i0);
     struct
     {
         const char *what;
@@ -655,7 +589,7 @@ static void test_fsm_snapshots(void)
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         uint8_t dt0[32];
         uint64_t it0;
-        digest_of(cases[c].target, dt0, &it0);
+        test_store_digest(cases[c].target, dt0, &it0);
         memcpy(copy, snap, size);
         copy[size] = 0x5a;
         if (cases[c].at != SIZE_MAX) {
@@ -663,7 +597,7 @@ static void test_fsm_snapshots(void)
         }
         n_fatal = 0;
         int rv = restore_copy(cases[c].target, copy, cases[c].len, &st);
-        digest_of(cases[c].target, d, &idx);
+        test_store_digest(cases[c].target, d, &idx);
         if (rv == 0 || st.fatal_rv != KYUFU_STORAGE_ECORRUPT ||
             n_fatal != 1 || strstr(fatal_msg, cases[c].msg) == NULL ||
             idx != it0 || memcmp(d, dt0, 32) != 0 || st.n_restores != 0) {
@@ -679,17 +613,18 @@ static void test_fsm_snapshots(void)
     n_fatal = 0;
     CHECK(restore_copy(dst, snap, size, &st) == 0);
     CHECK(n_fatal == 0 && st.n_restores == 1);
-    digest_of(dst, d, &idx);
+    test_store_digest(dst, d, &idx);
     CHECK(idx == is && memcmp(d, ds, 32) == 0);
 
     /* A legacy (version-1) snapshot restores into a keyed store. */
     {
-        struct kyufu_storage *legacy = open_store("snap-legacy", cmk_b);
+        struct kyufu_storage *legacy =
+            test_store_open(dir, "snap-legacy", cmk_b);
         uint8_t dp[32];
         uint64_t ip;
-        digest_of(plain_src, dp, &ip);
+        test_store_digest(plain_src, dp, &ip);
         CHECK(restore_copy(legacy, psnap, psize, &st) == 0);
-        digest_of(legacy, d, &idx);
+        test_store_digest(legacy, d, &idx);
         CHECK(idx == ip && memcmp(d, dp, 32) == 0);
         kyufu_storage_close(legacy);
     }
@@ -710,14 +645,14 @@ int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/kyufu-test-seal-XXXXXX");
     CHECK(mkdtemp(dir) != NULL);
-    struct kyufu_storage *s = open_store("keys", cmk_a);
+    struct kyufu_storage *s = test_store_open(dir, "keys", cmk_a);
     keyed = s;
     test_frames(s);
     test_chunks(s);
     kyufu_storage_close(s);
     test_fsm_entries();
     test_fsm_snapshots();
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    test_rm_tree(dir);
     printf("seal: ok\n");
     return 0;
 }

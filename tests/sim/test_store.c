@@ -1,0 +1,36 @@
+/* See test_store.h. */
+#include "test_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+
+struct kyufu_storage *test_store_open(const char *dir,
+                                      const char *name,
+                                      const uint8_t *cmk)
+{
+    char path[128];
+    char err[256] = "";
+    struct kyufu_storage_options o;
+    struct kyufu_storage *s;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    memset(&o, 0, sizeof o);
+    o.path = path;
+    o.map_size_bytes = (size_t)64 << 20;
+    o.no_sync = true;
+    if (kyufu_storage_open(&o, &s, err, sizeof err) != 0) {
+        fprintf(stderr, "open %s: %s\n", path, err);
+        exit(1);
+    }
+    if (cmk != NULL) {
+        kyufu_storage_keys_set(s, cmk);
+    }
+    return s;
+}
+
+void test_store_digest(struct kyufu_storage *s, uint8_t d[32], uint64_t *idx)
+{
+    CHECK(kyufu_storage_digest(s, d, idx) == 0);
+}

@@ -1,0 +1,20 @@
+/* Opening a scratch store for the raft-glue tests that drive the FSM by
+ * hand (test_fsm.c, test_seal.c). */
+#ifndef KYUFU_TESTS_SIM_TEST_STORE_H
+#define KYUFU_TESTS_SIM_TEST_STORE_H
+
+#include <stdint.h>
+
+#include "storage.h"
+
+/* A store at dir/name (64 MiB map, no fsync), with cluster master key cmk
+ * (KYUFU_CRYPTO_KEY_BYTES; NULL: none).  Exits the test, naming the path
+ * and the error, when it cannot be opened. */
+struct kyufu_storage *test_store_open(const char *dir,
+                                      const char *name,
+                                      const uint8_t *cmk);
+
+/* The store's digest and applied index; fails the test on error. */
+void test_store_digest(struct kyufu_storage *s, uint8_t d[32], uint64_t *idx);
+
+#endif /* KYUFU_TESTS_SIM_TEST_STORE_H */
