@@ -153,13 +153,9 @@ void kyufu_node__call_done_msg(struct kyufu_node_call *c,
     free(buf);
 }
 
-void kyufu_node__call_refuse_peer(struct kyufu_node_call *c, const char *event,
-                                  int code, const char *msg, bool record)
+void kyufu_node__call_refuse_peer(struct kyufu_node_call *c, int code,
+                                  const char *msg, bool record)
 {
-    kyufu_log(KYUFU_LOG_WARN, event,
-              KYUFU_LOG_S("peer", c->call->peer_address),
-              KYUFU_LOG_S("subject", c->call->peer_identity),
-              KYUFU_LOG_S("detail", msg));
     if (record) {
         kyufu_node__oplog_refused(c->node, c->call, &c->principal, code,
                                   msg);

@@ -366,13 +366,13 @@ void kyufu_node__call_done_msg(struct kyufu_node_call *c,
 /* UNAVAILABLE, naming the leader's API address in the message and in the
  * kyufu-leader trailer when known; without a leader, no trailer. */
 void kyufu_node__call_unavailable(struct kyufu_node_call *c, const char *why);
-/* Refuse a node-to-node call (NodeInternal): log `event` as a warning with
- * the peer's address, its certificate subject and msg; when `record`, also
- * record the refusal in the operations log as authorize does
+/* Refuse a node-to-node call (NodeInternal), after the caller logged it
+ * (its own literal message, for the log catalogue): when `record`, record
+ * the refusal in the operations log as authorize does
  * (kyufu_node__oplog_refused: a caller that may not make the call, not a
  * member's malformed request); answer code and msg. */
-void kyufu_node__call_refuse_peer(struct kyufu_node_call *c, const char *event,
-                                  int code, const char *msg, bool record);
+void kyufu_node__call_refuse_peer(struct kyufu_node_call *c, int code,
+                                  const char *msg, bool record);
 
 /* Answer a failed storage call: NOTFOUND → NOT_FOUND ("<what> not
  * found"), INVALID → INVALID_ARGUMENT, READERS_FULL → RESOURCE_EXHAUSTED

@@ -336,8 +336,12 @@ static void on_committed(struct kyufu_glue_propose *req,
 static void refuse(struct kyufu_node_call *c, int code, const char *msg,
                    bool record)
 {
-    kyufu_node__call_refuse_peer(c, "refusal report refused", code, msg,
-                                 record);
+    /* The message is a literal here, for the log catalogue. */
+    kyufu_log(KYUFU_LOG_WARN, "refusal report refused",
+              KYUFU_LOG_S("peer", c->call->peer_address),
+              KYUFU_LOG_S("subject", c->call->peer_identity),
+              KYUFU_LOG_S("detail", msg));
+    kyufu_node__call_refuse_peer(c, code, msg, record);
 }
 
 void kyufu_node__report_refusals(struct kyufu_node_call *c)

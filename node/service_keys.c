@@ -31,8 +31,12 @@
 static void refuse(struct kyufu_node_call *c, int code, const char *msg,
                    bool record)
 {
-    kyufu_node__call_refuse_peer(c, "cluster key request refused", code, msg,
-                                 record);
+    /* The message is a literal here, for the log catalogue. */
+    kyufu_log(KYUFU_LOG_WARN, "cluster key request refused",
+              KYUFU_LOG_S("peer", c->call->peer_address),
+              KYUFU_LOG_S("subject", c->call->peer_identity),
+              KYUFU_LOG_S("detail", msg));
+    kyufu_node__call_refuse_peer(c, code, msg, record);
 }
 
 void kyufu_node__fetch_cluster_key(struct kyufu_node_call *c)
