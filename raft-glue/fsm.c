@@ -344,7 +344,7 @@ static int fsm_snapshot(struct raft_fsm *fsm,
     if (kyufu_storage_keys_present(f->storage)) {
         /* Sealed: the key for whichever thread serializes, a fresh id. */
         rv = glue__stream_key_load(f->storage,
-                                   glue__stream_key_active(f->storage),
+                                   kyufu_storage_keys_active(f->storage),
                                    &f->snap_key);
         if (rv != 0 || RAND_bytes(h.id, sizeof h.id) != 1) {
             rv = KYUFU_STORAGE_ENOMEM;

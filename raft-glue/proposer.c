@@ -231,7 +231,7 @@ static int entry_build(struct kyufu_proposer *p, struct glue_pentry *e,
     }
 
     if (glue__stream_key_load(p->storage,
-                              glue__stream_key_active(p->storage),
+                              kyufu_storage_keys_active(p->storage),
                               &p->key) != 0) {
         return RAFT_NOMEM;
     }

@@ -28,12 +28,6 @@ _Static_assert(GLUE_CHUNK_HEAD_BYTES == 8u + KYUFU_CRYPTO_NONCE_BYTES,
 _Static_assert(KYUFU_SNAPSHOT_CHUNK_BYTES_MAX <= KYUFU_CRYPTO_TEXT_BYTES_MAX,
                "one seal takes a whole snapshot chunk");
 
-uint32_t glue__stream_key_active(const struct kyufu_storage *s)
-{
-    (void)s;
-    return 1;
-}
-
 int glue__stream_key_load(const struct kyufu_storage *s, uint32_t version,
                           struct glue_stream_key *k)
 {

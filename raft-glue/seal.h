@@ -45,10 +45,6 @@ struct glue_stream_key
     uint8_t key[KYUFU_CRYPTO_KEY_BYTES];
 };
 
-/* The data key version new entries and snapshots are sealed with: 1 until
- * the store names its active version (key rotation, later). */
-uint32_t glue__stream_key_active(const struct kyufu_storage *s);
-
 /* Make *k hold the stream subkey of `version` (a no-op when it already
  * does).  Returns 0, KYUFU_STORAGE_EINVALID (the store has no CMK, or
  * version 0) or KYUFU_STORAGE_ENOMEM; *k is empty after a failure. */

@@ -96,7 +96,7 @@ static int seal_stream(const struct kyufu_storage *store,
 {
     struct glue_stream_key k;
     memset(&k, 0, sizeof k);
-    if (glue__stream_key_load(store, glue__stream_key_active(store), &k) != 0 ||
+    if (glue__stream_key_load(store, kyufu_storage_keys_active(store), &k) != 0 ||
         RAND_bytes(h->id, sizeof h->id) != 1) {
         glue__stream_key_wipe(&k);
         return KYUFU_GLUE_ENOMEM;

@@ -112,7 +112,7 @@ static void test_frames(struct kyufu_storage *s)
     struct glue_stream_key k = {0, {0}};
     uint8_t plain[40];
     uint8_t out[40];
-    CHECK(glue__stream_key_load(s, glue__stream_key_active(s), &k) == 0);
+    CHECK(glue__stream_key_load(s, kyufu_storage_keys_active(s), &k) == 0);
     CHECK(k.version == 1);
     for (size_t i = 0; i < sizeof plain; i++) {
         plain[i] = (uint8_t)(0x41 + i);
