@@ -33,30 +33,6 @@
 
 #define errf glue__rio_errf
 
-static void free_loaded(struct raft_snapshot *snap,
-                        struct raft_entry *entries,
-                        size_t n)
-{
-    if (snap != NULL) {
-        raft_configuration_close(&snap->configuration);
-        for (unsigned i = 0; i < snap->n_bufs; i++) {
-            raft_free(snap->bufs[i].base);
-        }
-        raft_free(snap->bufs);
-        raft_free(snap);
-    }
-    if (entries != NULL) {
-        void *batch = NULL;
-        for (size_t i = 0; i < n; i++) {
-            if (entries[i].batch != batch) {
-                batch = entries[i].batch;
-                raft_free(batch);
-            }
-        }
-        raft_free(entries);
-    }
-}
-
 static void fill_members(struct kyufu_glue_log_info *out,
                          const struct raft_configuration *c)
 {
@@ -124,7 +100,7 @@ static int load(struct glue_rio *x,
         rv = raft_configuration_decode(&entries[i].buf, &c);
         if (rv != 0) {
             raft_configuration_close(&c);
-            free_loaded(snap, entries, n);
+            glue__rio_free_loaded(snap, entries, n);
             errf(errmsg, errmsg_len, "%s: configuration entry %" PRIu64
                  " does not decode: %s", raft_dir, (uint64_t)(start + i),
                  raft_strerror(rv));
@@ -135,7 +111,7 @@ static int load(struct glue_rio *x,
         raft_configuration_close(&c);
         break;
     }
-    free_loaded(snap, entries, n);
+    glue__rio_free_loaded(snap, entries, n);
     assert(out->configuration_index <= out->last_index);
     if (out->last_index == 0 || out->n_members == 0) {
         errf(errmsg, errmsg_len, "%s holds no Raft log (a node that never "

@@ -58,26 +58,8 @@ static int empty(struct glue_rio *x, const char *raft_dir, char *errmsg,
         return KYUFU_GLUE_ECONFIG;
     }
     bool pristine = term == 0 && snap == NULL && n == 0;
-    /* A non-empty directory is refused: nothing was allocated worth
-     * freeing one by one beyond these (kyufu never seeds over a log). */
-    if (snap != NULL) {
-        raft_configuration_close(&snap->configuration);
-        for (unsigned i = 0; i < snap->n_bufs; i++) {
-            raft_free(snap->bufs[i].base);
-        }
-        raft_free(snap->bufs);
-        raft_free(snap);
-    }
-    if (entries != NULL) {
-        void *batch = NULL;
-        for (size_t i = 0; i < n; i++) {
-            if (entries[i].batch != batch) {
-                batch = entries[i].batch;
-                raft_free(batch);
-            }
-        }
-        raft_free(entries);
-    }
+    /* A non-empty directory is refused (kyufu never seeds over a log). */
+    glue__rio_free_loaded(snap, entries, n);
     if (!pristine) {
         errf(errmsg, errmsg_len, "%s already holds a Raft log (term %" PRIu64
              "): seed only a new node's empty data folder", raft_dir,
