@@ -6,15 +6,19 @@
  * keep (backup_retention.h).
  *
  * Each node decides from its own view (its Raft configuration and the
- * leader it knows) at every tick; a node that is not that follower only
- * rescans the directory now and then, for its metrics.  The next backup
- * is due `interval` after the newest good backup in the directory (of any
- * name: a manual one counts), so a restart neither backs up at once nor
- * skips one.  Just before a backup the directory is scanned again (another
- * node may have taken one while this node's view differed); after it, the
- * scan prunes.  A failure (the scan, the write, a full offload limit, a
- * manual backup running) is logged, counted and retried after a bounded
- * backoff; nothing here stops the node.
+ * leader it knows) at every tick: its rank is its place among the voters
+ * that are not the leader, in id order.  Rank 0 takes a backup `interval`
+ * after the newest good backup in the directory (of any name: a manual
+ * one counts), so a restart neither backs up at once nor skips one.  Rank
+ * r > 0 steps in only when the newest is (r + 1) intervals old: the
+ * follower before it is down or failing (a voter that is down is still a
+ * voter: without this, one stopped follower would stop every backup).
+ * The leader never takes one.  Just before a backup the directory is
+ * scanned again (another node may have taken one meanwhile); after it,
+ * the scan prunes.  A failure (the scan, the write, a full offload limit,
+ * a manual backup running) is logged, counted and retried after a bounded
+ * backoff; nothing here stops the node.  Every node rescans now and then,
+ * for its metrics.
  *
  * Threads: scans and removals run on a libuv work thread (uv_queue_work,
  * no store read: a NAS may be slow); the backup itself is a whole-store
@@ -89,30 +93,59 @@ static int64_t interval_ms(const struct kyufu_node *n)
     return (int64_t)n->config->backup_interval_s * 1000;
 }
 
-/* Whether this node is the one to take scheduled backups, in its own
- * view: the lowest-id voter that is not the leader; alone, itself.
- * Without a known leader nobody is chosen (an election is running). */
-static bool chosen(struct kyufu_node *n)
+/* This node's rank in the duty, in its own view: its place among the
+ * voters that are not the leader, in id order (0 takes the backups);
+ * alone, 0.  -1: the leader, not a voter, or no leader known (an
+ * election is running: nobody takes one). */
+static int duty_rank(struct kyufu_node *n)
 {
     uint64_t ids[KYUFU_VOTERS_MAX];
     const char *api;
     size_t count = kyufu_glue_voters(n->glue, ids, KYUFU_VOTERS_MAX);
-    if (count == 0) {
-        return false;
-    }
     if (count == 1) {
-        return ids[0] == n->config->id;
+        return ids[0] == n->config->id ? 0 : -1;
     }
     uint64_t leader = kyufu_node__leader(n, &api);
-    if (leader == 0) {
-        return false;
+    if (count == 0 || leader == 0 || leader == n->config->id) {
+        return -1;
     }
+    int rank = 0;
     for (size_t i = 0; i < count && i < KYUFU_VOTERS_MAX; i++) {
-        if (ids[i] != leader) {
-            return ids[i] == n->config->id; /* ascending: the lowest */
+        if (ids[i] == n->config->id) {
+            return rank;
         }
+        rank += ids[i] != leader;
     }
-    return false;
+    return -1;
+}
+
+/* The newest good backup is `ms` (Unix ms): the metrics and the
+ * schedule's base move to it when it is newer than what was known. */
+static void newest_seen(struct kyufu_node *n, int64_t ms)
+{
+    struct kyufu_node_backups *b = &n->backups;
+    if (ms <= b->newest_ms) {
+        return;
+    }
+    int64_t age = now_ms() - ms;
+    b->newest_ms = ms;
+    b->base_mono = (int64_t)uv_now(&n->loop) - (age > 0 ? age : 0);
+}
+
+/* Whether rank `rank` is due now (uv_now).  A rank above 0 counts its
+ * (rank + 1) intervals from the newest backup, but not from before it
+ * got that rank (rank_since_mono): after a start or an election the
+ * follower before it gets its chance first. */
+static bool due(struct kyufu_node *n, int rank)
+{
+    const struct kyufu_node_backups *b = &n->backups;
+    int64_t now = (int64_t)uv_now(&n->loop);
+    int64_t from = b->base_mono;
+    if (rank > 0 && b->rank_since_mono > from) {
+        from = b->rank_since_mono;
+    }
+    int64_t at = from + ((int64_t)rank + 1) * interval_ms(n);
+    return rank >= 0 && now >= at && now >= b->retry_mono;
 }
 
 /* ------------------------------------------------------------ the scan */
@@ -181,13 +214,8 @@ static void scan_apply(struct kyufu_node *n, struct scan_work *sw)
     b->prune_failed += failed;
     /* A removal never takes the newest; the good count drops by what
      * went. */
-    if (sw->s.newest_ms > b->newest_ms) {
-        b->newest_ms = sw->s.newest_ms;
-    }
+    newest_seen(n, sw->s.newest_ms);
     b->good = sw->s.n_good - removed;
-    int64_t from = b->newest_ms != 0 ? b->newest_ms + interval_ms(n)
-                                     : now_ms();
-    b->next_ms = from > b->retry_ms ? from : b->retry_ms;
     if (sw->why == SCAN_START) {
         int64_t now = now_ms();
         kyufu_log(KYUFU_LOG_INFO, "backup directory scanned",
@@ -208,7 +236,7 @@ static void scan_done(uv_work_t *w, int status)
     struct kyufu_node_backups *b = &n->backups;
     (void)status; /* nothing calls uv_cancel */
     b->scanning = false;
-    b->last_scan_ms = now_ms();
+    b->last_scan_mono = (int64_t)uv_now(&n->loop);
     if (n->stage != KYUFU_NODE_RUNNING && n->stage != KYUFU_NODE_STARTING) {
         goto out; /* stopping: nothing more starts */
     }
@@ -226,7 +254,7 @@ static void scan_done(uv_work_t *w, int status)
     scan_apply(n, sw);
     b->scanned = true;
     if (sw->why == SCAN_PRE_TAKE && n->stage == KYUFU_NODE_RUNNING &&
-        chosen(n) && now_ms() >= b->next_ms) {
+        due(n, duty_rank(n))) {
         take_start(n);
     }
 out:
@@ -295,8 +323,7 @@ static void take_failed(struct kyufu_node *n, const char *why)
     if (wait_s > n->config->backup_interval_s) {
         wait_s = n->config->backup_interval_s;
     }
-    b->retry_ms = now_ms() + (int64_t)wait_s * 1000;
-    b->next_ms = b->retry_ms;
+    b->retry_mono = (int64_t)uv_now(&n->loop) + (int64_t)wait_s * 1000;
     kyufu_log(KYUFU_LOG_WARN, "scheduled backup failed",
               KYUFU_LOG_S("error", why),
               KYUFU_LOG_U("failures_in_row", b->failures_row),
@@ -323,8 +350,7 @@ static void take_done(struct kyufu_node_offload *o)
     kyufu_node__backup_written(n, &t->taken);
     b->taken++;
     b->failures_row = 0;
-    b->retry_ms = 0;
-    b->next_ms = t->taken.created_ms + interval_ms(n);
+    b->retry_mono = 0;
     kyufu_log(KYUFU_LOG_INFO, "scheduled backup written",
               KYUFU_LOG_S("path", t->path),
               KYUFU_LOG_U("applied_index", t->taken.res.applied_index),
@@ -371,34 +397,45 @@ static void on_tick(uv_timer_t *timer)
         b->taking) {
         return;
     }
-    int64_t now = now_ms(), iv = interval_ms(n);
-    /* The clock went back: a due time more than an interval ahead is
-     * brought back, so the schedule does not stall until the clock has
-     * caught up again. */
-    if (b->next_ms > now + iv) {
-        b->next_ms = now + iv;
-    }
-    bool is = chosen(n);
-    if (is != b->chosen) {
-        b->chosen = is;
+    int rank = duty_rank(n);
+    if ((rank == 0) != (b->rank == 0)) {
         kyufu_log(KYUFU_LOG_INFO, "scheduled backups: duty changed",
-                  KYUFU_LOG_B("this_node_takes_them", is));
+                  KYUFU_LOG_B("this_node_takes_them", rank == 0));
     }
-    if (is && now >= b->next_ms) {
+    if (rank != b->rank) {
+        b->rank_since_mono = (int64_t)uv_now(&n->loop);
+    }
+    b->rank = rank;
+    if (due(n, rank)) {
         scan_start(n, SCAN_PRE_TAKE);
         return;
     }
+    int64_t iv = interval_ms(n), now = (int64_t)uv_now(&n->loop);
     int64_t rescan = iv < (int64_t)RESCAN_S * 1000 ? iv
                                                    : (int64_t)RESCAN_S * 1000;
-    if (now >= b->last_scan_ms + rescan) {
+    if (now >= b->last_scan_mono + rescan) {
         scan_start(n, SCAN_REFRESH);
     }
+}
+
+/* Also for Cluster.CreateBackup's (service_backup.c). */
+void kyufu_node__backup_written(struct kyufu_node *n,
+                                const struct kyufu_node_backup_taken *t)
+{
+    if (t->io_idle_errno != 0) {
+        kyufu_log(KYUFU_LOG_WARN,
+                  "backup ran at normal I/O priority: io_priority = idle "
+                  "refused",
+                  KYUFU_LOG_S("error", strerror(t->io_idle_errno)));
+    }
+    newest_seen(n, t->created_ms);
 }
 
 void kyufu_node__backup_sched_init(struct kyufu_node *n)
 {
     uv_timer_init(&n->loop, &n->backups.timer);
     n->backups.timer.data = n;
+    n->backups.rank = -1;
 }
 
 void kyufu_node__backup_sched_start(struct kyufu_node *n)
@@ -408,7 +445,9 @@ void kyufu_node__backup_sched_start(struct kyufu_node *n)
         return;
     }
     /* The metrics from what the directory holds, not only from what this
-     * process writes; with a schedule, its first due time too. */
+     * process writes; with a schedule, its first due time too.  With no
+     * backup at all, rank 0 is due at once (the base an interval ago). */
+    n->backups.base_mono = (int64_t)uv_now(&n->loop) - interval_ms(n);
     scan_start(n, SCAN_START);
     if (cfg->backup_interval_s != 0) {
         uv_timer_start(&n->backups.timer, on_tick, KYUFU_NODE_BACKUP_TICK_MS,

@@ -139,13 +139,19 @@ struct kyufu_node_backups
     bool scanning;     /* a scan (with pruning) runs on a work thread */
     bool taking;       /* a scheduled backup runs */
     bool scanned;      /* the scan at start has finished */
-    bool chosen;       /* this node was the one to take them, last tick */
+    int rank;          /* this node's place in the duty, last tick (-1 none) */
+    int64_t rank_since_mono; /* uv_now when it got that rank */
     /* Manifest time (Unix ms) of the newest good backup in the directory,
      * from the scans and the backups written here; 0: none known. */
     int64_t newest_ms;
-    int64_t next_ms;        /* when the next scheduled one is due (Unix ms) */
-    int64_t retry_ms;       /* after a failure: not before (Unix ms) */
-    int64_t last_scan_ms;   /* when the last scan finished (Unix ms) */
+    /* The schedule counts on the loop's monotonic clock (uv_now), so that
+     * a wall clock set back or forward moves no due time: base_mono is
+     * when the newest good backup was taken (its age when learned,
+     * subtracted from uv_now; a manifest time in the future counts as
+     * now); retry_mono, after a failure, the earliest next try. */
+    int64_t base_mono;
+    int64_t retry_mono;
+    int64_t last_scan_mono; /* when the last scan finished */
     unsigned failures_row;  /* scheduled failures in a row (the backoff) */
     uint64_t taken;         /* scheduled backups written since start */
     uint64_t failed;        /* scheduled backups that failed */

@@ -273,17 +273,3 @@ void kyufu_node__create_backup(struct kyufu_node_call *c)
     kyufu_node__offload(c, sizeof(struct backup_work), backup_run,
                         backup_done, "backup");
 }
-
-void kyufu_node__backup_written(struct kyufu_node *n,
-                                const struct kyufu_node_backup_taken *t)
-{
-    if (t->io_idle_errno != 0) {
-        kyufu_log(KYUFU_LOG_WARN,
-                  "backup ran at normal I/O priority: io_priority = idle "
-                  "refused",
-                  KYUFU_LOG_S("error", strerror(t->io_idle_errno)));
-    }
-    if (t->created_ms > n->backups.newest_ms) {
-        n->backups.newest_ms = t->created_ms; /* metrics_node.c */
-    }
-}
