@@ -137,7 +137,7 @@ void kyufu_backup_retention(struct kyufu_backup_aged *b,
     qsort(b, n, sizeof *b, newest_first);
     bool off = keep->last == 0 && keep->daily == 0 && keep->monthly == 0;
     for (size_t i = 0; i < n; i++) {
-        b[i].keep = off || i < keep->last;
+        b[i].keep = b[i].keep || off || i < keep->last;
     }
     b[0].keep = true; /* never the newest good one */
     keep_buckets(b, n, keep->daily, day_of);

@@ -46,14 +46,18 @@ struct kyufu_backup_aged
 {
     char name[KYUFU_BACKUP_NAME_BYTES_MAX + 1];
     int64_t created_ms; /* its manifest's (signed) time */
-    bool keep;          /* set by kyufu_backup_retention */
+    /* In: pinned (kept whatever the rules: the backup just written).
+     * Out: kept. */
+    bool keep;
 };
 
 /* Decide which of b[0..n) to keep: b is sorted newest first (by
  * created_ms, then by name, so equal times give one answer whatever the
- * order they came in) and each keep set.  No clock is read: a clock that
- * jumped back only makes the backups taken since look older than the
- * one before, and the newest by time is still kept. */
+ * order they came in) and each keep set (a pinned one stays kept).  No
+ * clock is read: a clock that jumped back only makes the backups taken
+ * since look older than the ones before; the newest by time is still
+ * kept, and the pinned one (the backup just written, the freshest state
+ * whatever its time says) too. */
 void kyufu_backup_retention(struct kyufu_backup_aged *b,
                             size_t n,
                             const struct kyufu_backup_keep *keep);

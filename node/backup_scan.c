@@ -98,7 +98,7 @@ int kyufu_backup_scan(const char *parent,
             /* kyufu_backup_name_ok: at most KYUFU_BACKUP_NAME_BYTES_MAX */
             memcpy(a->name, e->d_name, strlen(e->d_name) + 1);
             a->created_ms = res.m.created_ms;
-            a->keep = true;
+            a->keep = false;
         }
         kyufu_backup_manifest_free(&res.m);
         errno = 0;

@@ -63,6 +63,7 @@ struct scan_work
     struct kyufu_node *node;
     enum scan_why why;
     struct kyufu_backup_keep keep;
+    char pin[KYUFU_BACKUP_NAME_BYTES_MAX + 1]; /* SCAN_PRUNE: just written */
     int rv;
     char msg[512];
     struct kyufu_backup_scan s;
@@ -158,6 +159,9 @@ static void scan_run(uv_work_t *w)
                                sw->msg, sizeof sw->msg);
     if (sw->rv != 0 || sw->why != SCAN_PRUNE || sw->s.n_owned == 0) {
         return;
+    }
+    for (size_t i = 0; i < sw->s.n_owned; i++) {
+        sw->s.owned[i].keep = strcmp(sw->s.owned[i].name, sw->pin) == 0;
     }
     kyufu_backup_retention(sw->s.owned, sw->s.n_owned, &sw->keep);
     sw->removed = calloc(sw->s.n_owned, sizeof *sw->removed);
@@ -263,7 +267,9 @@ out:
     free(sw);
 }
 
-static void scan_start(struct kyufu_node *n, enum scan_why why)
+/* pin: the backup retention must keep (SCAN_PRUNE), or NULL. */
+static void scan_start(struct kyufu_node *n, enum scan_why why,
+                       const char *pin)
 {
     struct kyufu_node_backups *b = &n->backups;
     struct scan_work *sw = calloc(1, sizeof *sw);
@@ -273,6 +279,9 @@ static void scan_start(struct kyufu_node *n, enum scan_why why)
     }
     sw->node = n;
     sw->why = why;
+    if (pin != NULL) {
+        snprintf(sw->pin, sizeof sw->pin, "%s", pin);
+    }
     sw->keep.last = n->config->backup_keep_last;
     sw->keep.daily = n->config->backup_keep_daily;
     sw->keep.monthly = n->config->backup_keep_monthly;
@@ -359,7 +368,7 @@ static void take_done(struct kyufu_node_offload *o)
               KYUFU_LOG_U("elapsed_ms",
                           (uv_hrtime() - t->started_ns) / 1000000u));
     if (n->stage == KYUFU_NODE_RUNNING) {
-        scan_start(n, SCAN_PRUNE);
+        scan_start(n, SCAN_PRUNE, t->name);
     }
 }
 
@@ -407,14 +416,14 @@ static void on_tick(uv_timer_t *timer)
     }
     b->rank = rank;
     if (due(n, rank)) {
-        scan_start(n, SCAN_PRE_TAKE);
+        scan_start(n, SCAN_PRE_TAKE, NULL);
         return;
     }
     int64_t iv = interval_ms(n), now = (int64_t)uv_now(&n->loop);
     int64_t rescan = iv < (int64_t)RESCAN_S * 1000 ? iv
                                                    : (int64_t)RESCAN_S * 1000;
     if (now >= b->last_scan_mono + rescan) {
-        scan_start(n, SCAN_REFRESH);
+        scan_start(n, SCAN_REFRESH, NULL);
     }
 }
 
@@ -448,7 +457,7 @@ void kyufu_node__backup_sched_start(struct kyufu_node *n)
      * process writes; with a schedule, its first due time too.  With no
      * backup at all, rank 0 is due at once (the base an interval ago). */
     n->backups.base_mono = (int64_t)uv_now(&n->loop) - interval_ms(n);
-    scan_start(n, SCAN_START);
+    scan_start(n, SCAN_START, NULL);
     if (cfg->backup_interval_s != 0) {
         uv_timer_start(&n->backups.timer, on_tick, KYUFU_NODE_BACKUP_TICK_MS,
                        KYUFU_NODE_BACKUP_TICK_MS);

@@ -39,12 +39,17 @@ static struct kyufu_backup_aged at(int64_t ms, const char *name)
     return a;
 }
 
-/* Which names are kept, newest first, joined with ','. */
-static const char *kept(struct kyufu_backup_aged *b, size_t n,
-                        uint32_t last, uint32_t daily, uint32_t monthly)
+/* Which names are kept, newest first, joined with ','; `pin` (or NULL)
+ * is pinned, nothing else (the arrays are reused across calls). */
+static const char *kept_pin(struct kyufu_backup_aged *b, size_t n,
+                            uint32_t last, uint32_t daily, uint32_t monthly,
+                            const char *pin)
 {
     static char out[4096];
     struct kyufu_backup_keep k = {last, daily, monthly};
+    for (size_t i = 0; i < n; i++) {
+        b[i].keep = pin != NULL && strcmp(b[i].name, pin) == 0;
+    }
     kyufu_backup_retention(b, n, &k);
     out[0] = '\0';
     for (size_t i = 0; i < n; i++) {
@@ -56,6 +61,12 @@ static const char *kept(struct kyufu_backup_aged *b, size_t n,
         }
     }
     return out;
+}
+
+static const char *kept(struct kyufu_backup_aged *b, size_t n,
+                        uint32_t last, uint32_t daily, uint32_t monthly)
+{
+    return kept_pin(b, n, last, daily, monthly, NULL);
 }
 
 static void test_last(void)
@@ -153,6 +164,20 @@ static void test_equal_and_jumps(void)
                                      at(T0, "before")};
     const char *k = kept(j, 4, 2, 0, 0);
     CHECK(strcmp(k, "late,after2") == 0, "clock back: %s", k);
+    /* A third backup after the jump, pinned (just written): kept though
+     * two newer-looking ones fill keep_last. */
+    struct kyufu_backup_aged p[5] = {at(T0 + 2 * DAY, "late"),
+                                     at(T0 + 2 * DAY - HOUR, "late0"),
+                                     at(T0 + DAY + HOUR, "after1"),
+                                     at(T0 + DAY + 2 * HOUR, "after2"),
+                                     at(T0 + DAY + 3 * HOUR, "after3")};
+    k = kept_pin(p, 5, 2, 0, 0, "after3");
+    CHECK(strcmp(k, "late,late0,after3") == 0, "pinned after a jump: %s", k);
+    /* Pinned survives retention off and daily too. */
+    struct kyufu_backup_aged q[3] = {at(T0 + HOUR, "new"), at(T0, "old"),
+                                     at(T0 - DAY, "older")};
+    k = kept_pin(q, 3, 0, 1, 0, "older");
+    CHECK(strcmp(k, "new,older") == 0, "pinned, daily 1: %s", k);
     /* Times before 1970 (a clock reset to 0 and below): days floor. */
     struct kyufu_backup_aged z[3] = {at(-1, "neg"), at(0, "zero"),
                                      at(-DAY - 1, "neg2")};
