@@ -74,19 +74,23 @@ struct kyufu_backup_scan
      * cluster) whose name is the schedule's, in no order; malloc'd. */
     struct kyufu_backup_aged *owned;
     size_t n_owned;
-    /* The newest good backup of any name (0: none) and how many were good
-     * and not good (folders without a manifest that parses and verifies;
-     * names starting with '.' are not looked at). */
+    /* The newest good backup of any name (0: none), the newest not after
+     * the scan's now_ms (0: none; differs only when a clock was set back)
+     * and how many were good and not good (folders without a manifest
+     * that parses and verifies; names starting with '.' are not looked
+     * at). */
     int64_t newest_ms;
+    int64_t newest_past_ms;
     size_t n_good;
     size_t n_bad;
 };
 
 /* Read parent's backups (each with kyufu_backup_verify without a KEK: no
- * chunk is read).  0 (*s filled; kyufu_backup_scan_free), or -1 with
+ * chunk is read); now_ms: the wall clock (Unix ms) for newest_past_ms.  0 (*s filled; kyufu_backup_scan_free), or -1 with
  * errmsg (nothing to free). */
 int kyufu_backup_scan(const char *parent,
                       const char *ca_path,
+                      int64_t now_ms,
                       struct kyufu_backup_scan *s,
                       char *errmsg,
                       size_t errmsg_len);

@@ -37,6 +37,7 @@ static bool backup_file(const char *name)
 
 int kyufu_backup_scan(const char *parent,
                       const char *ca_path,
+                      int64_t now_ms,
                       struct kyufu_backup_scan *s,
                       char *errmsg,
                       size_t errmsg_len)
@@ -81,6 +82,10 @@ int kyufu_backup_scan(const char *parent,
         s->n_good++;
         if (s->n_good == 1 || res.m.created_ms > s->newest_ms) {
             s->newest_ms = res.m.created_ms;
+        }
+        if (res.m.created_ms <= now_ms &&
+            res.m.created_ms > s->newest_past_ms) {
+            s->newest_past_ms = res.m.created_ms;
         }
         if (kyufu_backup_auto_name_ok(e->d_name)) {
             if (s->n_owned == cap) {

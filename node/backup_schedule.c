@@ -120,17 +120,30 @@ static int duty_rank(struct kyufu_node *n)
     return -1;
 }
 
-/* The newest good backup is `ms` (Unix ms): the metrics and the
- * schedule's base move to it when it is newer than what was known. */
+/* A good backup taken at `ms` (Unix ms) is known: the schedule's base
+ * moves to when it was taken, on the monotonic clock, if that is later.
+ * A time in the future (the clock was set back since) counts as now. */
+static void base_at(struct kyufu_node *n, int64_t ms)
+{
+    struct kyufu_node_backups *b = &n->backups;
+    int64_t age = now_ms() - ms;
+    int64_t at = (int64_t)uv_now(&n->loop) - (age > 0 ? age : 0);
+    if (ms > 0 && at > b->base_mono) {
+        b->base_mono = at;
+    }
+}
+
+/* The newest good backup by time is `ms`: the metrics move to it, and the
+ * base with it the first time it is seen (a backup dated in the future
+ * counts as "now" once, not at every scan: newest_past moves the base
+ * after that). */
 static void newest_seen(struct kyufu_node *n, int64_t ms)
 {
     struct kyufu_node_backups *b = &n->backups;
-    if (ms <= b->newest_ms) {
-        return;
+    if (ms > b->newest_ms) {
+        b->newest_ms = ms;
+        base_at(n, ms);
     }
-    int64_t age = now_ms() - ms;
-    b->newest_ms = ms;
-    b->base_mono = (int64_t)uv_now(&n->loop) - (age > 0 ? age : 0);
 }
 
 /* Whether rank `rank` is due now (uv_now).  A rank above 0 counts its
@@ -155,8 +168,8 @@ static void scan_run(uv_work_t *w)
 {
     struct scan_work *sw = w->data;
     const struct kyufu_config *cfg = sw->node->config;
-    sw->rv = kyufu_backup_scan(cfg->backup_directory, cfg->tls_ca, &sw->s,
-                               sw->msg, sizeof sw->msg);
+    sw->rv = kyufu_backup_scan(cfg->backup_directory, cfg->tls_ca, now_ms(),
+                               &sw->s, sw->msg, sizeof sw->msg);
     if (sw->rv != 0 || sw->why != SCAN_PRUNE || sw->s.n_owned == 0) {
         return;
     }
@@ -219,6 +232,7 @@ static void scan_apply(struct kyufu_node *n, struct scan_work *sw)
     /* A removal never takes the newest; the good count drops by what
      * went. */
     newest_seen(n, sw->s.newest_ms);
+    base_at(n, sw->s.newest_past_ms);
     b->good = sw->s.n_good - removed;
     if (sw->why == SCAN_START) {
         int64_t now = now_ms();
@@ -438,6 +452,7 @@ void kyufu_node__backup_written(struct kyufu_node *n,
                   KYUFU_LOG_S("error", strerror(t->io_idle_errno)));
     }
     newest_seen(n, t->created_ms);
+    base_at(n, t->created_ms); /* this one, even if a newer time exists */
 }
 
 void kyufu_node__backup_sched_init(struct kyufu_node *n)

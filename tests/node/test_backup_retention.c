@@ -322,13 +322,13 @@ static void test_remove(void)
     mkdir(p, 0700);
     snprintf(l, sizeof l, "%s/not-a-backup", parent);
     mkdir(l, 0700);
-    CHECK(kyufu_backup_scan(parent, "/nonexistent-ca.pem", &s, err,
+    CHECK(kyufu_backup_scan(parent, "/nonexistent-ca.pem", 0, &s, err,
                             sizeof err) == 0 &&
               s.n_good == 0 && s.n_owned == 0 && s.n_bad == 1 &&
               s.newest_ms == 0,
           "scan: good %zu bad %zu", s.n_good, s.n_bad);
     kyufu_backup_scan_free(&s);
-    CHECK(kyufu_backup_scan("/nonexistent-dir-kyufu", "/x", &s, err,
+    CHECK(kyufu_backup_scan("/nonexistent-dir-kyufu", "/x", 0, &s, err,
                             sizeof err) != 0 &&
               strstr(err, "nonexistent") != NULL,
           "scan of a missing directory: %s", err);
