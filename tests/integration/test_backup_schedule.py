@@ -119,6 +119,13 @@ def hostile_configs(kyufud, c, work, bkdir, kek):
         p = subprocess.run([kyufud, "--check-config", bad_conf],
                            capture_output=True, text=True, timeout=30)
         assert p.returncode == 2 and want in p.stderr, (section, p)
+    # Started for real (not --check-config): the same refusal, one line.
+    with open(bad_conf, "w") as f:
+        f.write(base + "[backup]\n" + good + "interval = 6\n")
+    p = subprocess.run([kyufud, "--config", bad_conf], capture_output=True,
+                       text=True, timeout=30)
+    lines = [ln for ln in p.stderr.splitlines() if "interval" in ln]
+    assert p.returncode == 2 and len(lines) == 1, p
     # A schedule without a KEK or a directory.
     for section in ["directory = %s\ninterval = 1h\n" % bkdir,
                     "kek_file = %s\ninterval = 1h\n" % kek]:
