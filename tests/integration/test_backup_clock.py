@@ -12,7 +12,10 @@ a one-node cluster, [backup] interval = 2s, keep_last = 2.
     the freshest state whatever its time says); the earlier post-jump
     ones are pruned as the next one lands;
   - the newest backup's age reads 0 (its time is in the node's future),
-    never negative; `kyufuctl backup verify` passes on the freshest.
+    never negative; `kyufuctl backup verify` passes on the freshest;
+  - then two hours ahead with the backup KEK unreadable: the SLA's
+    backup_age alert (SLO [backup] interval_hours = 1) is raised from the
+    directory's newest good backup, and cleared once a backup lands.
 
 usage: test_backup_clock.py KYUFUD KYUFUCTL"""
 import os
@@ -38,6 +41,18 @@ def metrics(port):
         fams = prom_text.parse(r.read().decode())
     return {name: fam["samples"][name][0][1] for name, fam in fams.items()
             if name.startswith("kyufu_backup_") and fam["samples"].get(name)}
+
+
+def backup_alert(port):
+    """kyufu_alerts_open{alert="backup_age", severity="critical"}."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                timeout=10) as r:
+        fams = prom_text.parse(r.read().decode())
+    for labels, value in fams["kyufu_alerts_open"]["samples"][
+            "kyufu_alerts_open"]:
+        if labels == {"alert": "backup_age", "severity": "critical"}:
+            return value
+    raise AssertionError("no backup_age series")
 
 
 def autos(bkdir):
@@ -72,6 +87,11 @@ def main():
     with open(kek, "w") as f:
         f.write(secrets.token_hex(32) + "\n")
     os.chmod(kek, 0o600)
+    # The SLO's backup interval: 1 h (the SLA's backup_age rule).
+    slo = os.path.join(work, "slo.conf")
+    with open(slo, "w") as f:
+        f.write("[availability]\ntarget_percent = 99.9\n[rto]\n"
+                "target_ms = 10000\n[backup]\ninterval_hours = 1\n")
     clock = os.path.join(work, "faketime")
     with open(clock, "w") as f:
         f.write("+0\n")
@@ -85,7 +105,7 @@ def main():
         c = C.Cluster(kyufud, n=1, extra_conf={1: (
             "[node]\nmetrics_listen = 127.0.0.1:%d\n[backup]\n"
             "directory = %s\nkek_file = %s\ninterval = 2s\nkeep_last = 2\n"
-            % (mport, bkdir, kek))})
+            "[sla]\nslo_file = %s\n" % (mport, bkdir, kek, slo))})
     finally:
         for k, v in saved.items():
             if v is None:
@@ -138,6 +158,28 @@ def main():
                             "--ca", c.ca], capture_output=True, text=True,
                            timeout=120)
         assert p.returncode == 0, p
+        assert backup_alert(mport) == 0
+
+        # Two hours ahead, with the backup KEK unreadable (no new backup):
+        # the newest good backup is two hours old for the node, past the
+        # SLO's 1 h: the SLA's backup_age alert is raised from the
+        # directory's newest; a backup landing clears it.
+        kek_text = open(kek).read()
+        with open(kek, "w") as f:
+            f.write("not a key\n")
+        with open(clock, "w") as f:
+            f.write("+2h\n")
+        wait_for("the backup_age alert", lambda: backup_alert(mport) == 1,
+                 15)
+        m = metrics(mport)
+        assert m["kyufu_backup_newest_good_age_seconds"] > 3600, m
+        wait_for("a scheduled failure counted", lambda: metrics(mport)[
+            "kyufu_backup_scheduled_failures_total"] >= 1, 10)
+        assert backup_alert(mport) == 1  # no backup landed meanwhile
+        with open(kek, "w") as f:
+            f.write(kek_text)
+        wait_for("the alert cleared by a new backup",
+                 lambda: backup_alert(mport) == 0, 20)
         print("ok")
     except BaseException:
         try:
