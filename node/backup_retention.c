@@ -22,7 +22,8 @@ int kyufu_backup_auto_name(int64_t ms, uint64_t node, char *buf, size_t len)
         return -1;
     }
     int w = snprintf(buf, len,
-                     KYUFU_BACKUP_AUTO_PREFIX "%04d%02d%02dT%02d%02d%02dZ-n%llu",
+                     KYUFU_BACKUP_AUTO_PREFIX
+                     "%04d%02d%02dT%02d%02d%02dZ-n%llu",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                      tm.tm_min, tm.tm_sec, (unsigned long long)node);
     return w > 0 && (size_t)w < len ? 0 : -1;

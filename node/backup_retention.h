@@ -86,8 +86,9 @@ struct kyufu_backup_scan
 };
 
 /* Read parent's backups (each with kyufu_backup_verify without a KEK: no
- * chunk is read); now_ms: the wall clock (Unix ms) for newest_past_ms.  0 (*s filled; kyufu_backup_scan_free), or -1 with
- * errmsg (nothing to free). */
+ * chunk is read); now_ms: the wall clock (Unix ms) for newest_past_ms.
+ * 0 (*s filled; kyufu_backup_scan_free), or -1 with errmsg (nothing to
+ * free). */
 int kyufu_backup_scan(const char *parent,
                       const char *ca_path,
                       int64_t now_ms,

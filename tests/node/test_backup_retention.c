@@ -230,7 +230,8 @@ static void test_names(void)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CHECK(!kyufu_backup_auto_name_ok(bad[i]), "accepted '%s'", bad[i]);
     }
-    CHECK(kyufu_backup_auto_name_ok("auto-20240229T000000Z-n9223372036854775807"),
+    CHECK(kyufu_backup_auto_name_ok(
+              "auto-20240229T000000Z-n9223372036854775807"),
           "29 February of a leap year, largest id");
 }
 
