@@ -2,6 +2,7 @@
  * docs/backup.md "Retention".  Pure: no clock, no I/O. */
 #include "backup_retention.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +133,7 @@ void kyufu_backup_retention(struct kyufu_backup_aged *b,
                             size_t n,
                             const struct kyufu_backup_keep *keep)
 {
+    assert(keep != NULL && (b != NULL || n == 0));
     if (n == 0) {
         return;
     }
@@ -143,4 +145,5 @@ void kyufu_backup_retention(struct kyufu_backup_aged *b,
     b[0].keep = true; /* never the newest good one */
     keep_buckets(b, n, keep->daily, day_of);
     keep_buckets(b, n, keep->monthly, month_of);
+    assert(b[0].keep);
 }

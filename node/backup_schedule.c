@@ -24,6 +24,7 @@
  * no store read: a NAS may be slow); the backup itself is a whole-store
  * read (offload.h: same limit, and a stop waits for it).  Everything in
  * n->backups is touched on the loop only. */
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -233,6 +234,7 @@ static void scan_apply(struct kyufu_node *n, struct scan_work *sw)
      * went. */
     newest_seen(n, sw->s.newest_ms);
     base_at(n, sw->s.newest_past_ms);
+    assert(removed < sw->s.n_good || removed == 0); /* never the newest */
     b->good = sw->s.n_good - removed;
     if (sw->why == SCAN_START) {
         int64_t now = now_ms();
