@@ -611,5 +611,19 @@ int kyufu_glue_seed(const char *raft_dir,
                     const struct kyufu_storage *store,
                     char *errmsg,
                     size_t errmsg_len);
+/* The same from a restored store: the snapshot is at the store's applied
+ * index and term and its content is the store's own snapshot stream
+ * (sealed when the store holds a CMK), written through an unnamed file in
+ * raft_dir that is mapped for raft_uv, so the stream is never in this
+ * process's anonymous memory (raft-glue/seed.c).  INVALID also for a store
+ * at index or term 0. */
+int kyufu_glue_seed_store(const char *raft_dir,
+                          uint64_t id,
+                          const char *address,
+                          const struct kyufu_glue_peer *peers,
+                          size_t n_peers,
+                          struct kyufu_storage *store,
+                          char *errmsg,
+                          size_t errmsg_len);
 
 #endif /* KYUFU_GLUE_H */
