@@ -38,15 +38,50 @@ import time
 import urllib.request
 
 
+def tree(pid):
+    """pid and its descendants."""
+    out = [pid]
+    for p in out:
+        try:
+            with open("/proc/%d/task/%d/children" % (p, p)) as f:
+                out.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
 def timed(cmd, log_path, env=None):
+    """Run cmd under /usr/bin/time -v; also the largest RssAnon and
+    RssFile of its process tree, sampled every 0.2 s (ru_maxrss counts
+    file-backed pages: LMDB's map and the seed's mapped snapshot file,
+    page cache the kernel can drop; RssAnon is what the processes hold)."""
     t0 = time.monotonic()
+    anon = filed = 0
     with open(log_path, "w") as err:
-        p = subprocess.run(["/usr/bin/time", "-v"] + cmd, stdout=subprocess.PIPE,
-                           stderr=err, text=True, env=env)
+        p = subprocess.Popen(["/usr/bin/time", "-v"] + cmd, stdout=subprocess.PIPE,
+                             stderr=err, text=True, env=env)
+        import threading
+        out = []
+        th = threading.Thread(target=lambda: out.append(p.stdout.read()))
+        th.start()
+        while p.poll() is None:
+            a_sum = f_sum = 0
+            for pid in tree(p.pid):
+                mm = proc_mem(pid)
+                if mm:
+                    a_sum += mm.get("RssAnon", 0)
+                    f_sum += mm.get("RssFile", 0)
+            anon = max(anon, a_sum)
+            filed = max(filed, f_sum)
+            time.sleep(0.2)
+        th.join()
     wall = time.monotonic() - t0
     with open(log_path) as f:
         text = f.read()
-    return p.returncode, p.stdout, wall, parse_time(text), text
+    t = parse_time(text)
+    t["peak_rss_anon_kib_sampled"] = anon
+    t["peak_rss_file_kib_sampled"] = filed
+    return p.returncode, out[0] if out else "", wall, t, text
 
 
 def parse_time(text):

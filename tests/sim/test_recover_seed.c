@@ -14,6 +14,11 @@
  *  - seeding with a store that holds a cluster master key writes the
  *    snapshot sealed (version 2): the stream's bytes are not in the file,
  *    and it opens back to exactly the stream with the store's key;
+ *  - seeding from a store (kyufu_glue_seed_store, what kyufud --seed
+ *    uses) writes the store's own snapshot stream at its applied index
+ *    and term, sealed when it holds a CMK and plaintext otherwise, through
+ *    an unnamed file that leaves nothing in the folder; a store at index 0
+ *    is refused;
  *  - an open segment raft_uv would misread (a batch cut by the end of the
  *    file, segment_check.h) is refused (CORRUPT) before raft_uv reads it. */
 #include <dirent.h>
@@ -132,8 +137,155 @@ static void sealed_seed(void)
     rm_rf(dir);
 }
 
+/* A store at index 1 whose one record names a canary staff id. */
+static struct kyufu_storage *canary_store(const char *path, const uint8_t *cmk)
+{
+    struct kyufu_storage_options so;
+    struct kyufu_storage *s = NULL;
+    char err[256];
+    memset(&so, 0, sizeof so);
+    so.path = path;
+    so.no_sync = true;
+    CHECK(kyufu_storage_open(&so, &s, err, sizeof err) == 0);
+    if (cmk != NULL) {
+        kyufu_storage_keys_set(s, cmk);
+    }
+    Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
+    Kyufu__V1__CommandHeader h = KYUFU__V1__COMMAND_HEADER__INIT;
+    Kyufu__V1__CreateStaff cs = KYUFU__V1__CREATE_STAFF__INIT;
+    Kyufu__V1__Command c = KYUFU__V1__COMMAND__INIT;
+    Kyufu__V1__Command *cp = &c;
+    Kyufu__V1__CommandBatch b = KYUFU__V1__COMMAND_BATCH__INIT;
+    struct kyufu_storage_results res;
+    key.client_id = "test-seed";
+    key.sequence = 1;
+    h.actor = "kanariyama";
+    h.terminal = "t";
+    h.time_ms = 1765000000000;
+    h.key = &key;
+    cs.staff_id = "kanariyama";
+    cs.display_name = "Kanariyama Hisoka";
+    cs.roles_mask = 1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN;
+    c.header = &h;
+    c.body_case = KYUFU__V1__COMMAND__BODY_CREATE_STAFF;
+    c.create_staff = &cs;
+    b.n_commands = 1;
+    b.commands = &cp;
+    CHECK(kyufu_storage_apply(s, 1, 2, &b, &res, err, sizeof err) == 0);
+    kyufu_storage_results_free(&res);
+    return s;
+}
+
+struct sink
+{
+    uint8_t *buf;
+    size_t len;
+};
+
+static int sink_emit(void *arg, void *chunk, size_t len)
+{
+    struct sink *k = arg;
+    k->buf = realloc(k->buf, k->len + len);
+    CHECK(k->buf != NULL);
+    memcpy(k->buf + k->len, chunk, len);
+    k->len += len;
+    free(chunk);
+    return 0;
+}
+
+/* The raft folder holds only raft_uv's files. */
+static void only_raft_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    CHECK(d != NULL);
+    while ((e = readdir(d)) != NULL) {
+        CHECK(e->d_name[0] == '.' || strncmp(e->d_name, "snapshot-", 9) == 0 ||
+              strncmp(e->d_name, "metadata", 8) == 0);
+    }
+    closedir(d);
+}
+
+static void store_seed(bool keyed)
+{
+    char tmpl[] = "/tmp/kyufu-seed-store-XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    char err[512], path[600], raft[600];
+    CHECK(dir != NULL);
+    uint8_t cmk[KYUFU_CRYPTO_KEY_BYTES];
+    memset(cmk, 0x3c, sizeof cmk);
+    struct kyufu_glue_peer peers[3] = {
+        { 1, "127.0.0.1:7001", NULL },
+        { 2, "127.0.0.1:7002", NULL },
+        { 3, "127.0.0.1:7003", NULL },
+    };
+    snprintf(raft, sizeof raft, "%s/raft", dir);
+    CHECK(mkdir(raft, 0700) == 0);
+
+    /* A store that applied nothing: refused, nothing written. */
+    snprintf(path, sizeof path, "%s/empty", dir);
+    struct kyufu_storage_options so;
+    struct kyufu_storage *e = NULL;
+    memset(&so, 0, sizeof so);
+    so.path = path;
+    so.no_sync = true;
+    CHECK(kyufu_storage_open(&so, &e, err, sizeof err) == 0);
+    CHECK(kyufu_glue_seed_store(raft, 2, "127.0.0.1:7002", peers, 3, e, err,
+                                sizeof err) == KYUFU_GLUE_EINVALID);
+    kyufu_storage_close(e);
+
+    snprintf(path, sizeof path, "%s/ledger", dir);
+    struct kyufu_storage *s = canary_store(path, keyed ? cmk : NULL);
+    CHECK(kyufu_glue_seed_store(raft, 2, "127.0.0.1:7002", peers, 3, s, err,
+                                sizeof err) == 0);
+    only_raft_files(raft);
+    struct kyufu_glue_log_info info;
+    CHECK(kyufu_glue_log_inspect(raft, 2, "127.0.0.1:7002", &info, err,
+                                 sizeof err) == 0);
+    CHECK(info.term == 2 && info.snapshot_index == 1 &&
+          info.snapshot_term == 2 && info.n_members == 3);
+
+    struct sink want = { NULL, 0 };
+    struct kyufu_storage_snapshot *snap = NULL;
+    CHECK(kyufu_storage_snapshot_begin(s, &snap) == 0);
+    CHECK(kyufu_storage_snapshot_write(snap, NULL, sink_emit, &want) == 0);
+    kyufu_storage_snapshot_end(snap);
+    CHECK(memmem(want.buf, want.len, "kanariyama", 10) != NULL);
+
+    size_t len;
+    uint8_t *buf = read_snapshot(raft, &len);
+    struct glue_snapshot_header h;
+    CHECK(glue__snapshot_header_read(buf, len, &h));
+    CHECK(h.raft_index == 1 && h.storage_index == 1 && h.storage_term == 2);
+    size_t hl = glue__snapshot_header_size(&h);
+    size_t plain = len - hl;
+    if (keyed) {
+        CHECK(h.key_version != 0);
+        CHECK(memmem(buf, len, "kanariyama", 10) == NULL);
+        struct glue_stream_key k;
+        memset(&k, 0, sizeof k);
+        CHECK(glue__stream_key_load(s, h.key_version, &k) == 0);
+        CHECK(glue__snapshot_open(&k, buf, len, hl, &plain, err,
+                                  sizeof err) == 0);
+        glue__stream_key_wipe(&k);
+    } else {
+        CHECK(h.key_version == 0);
+    }
+    CHECK(plain == want.len && memcmp(buf + hl, want.buf, plain) == 0);
+    /* Seeding again: refused (the folder holds a log now). */
+    CHECK(kyufu_glue_seed_store(raft, 2, "127.0.0.1:7002", peers, 3, s, err,
+                                sizeof err) == KYUFU_GLUE_ECONFIG);
+    only_raft_files(raft);
+    free(buf);
+    free(want.buf);
+    kyufu_storage_close(s);
+    rm_rf(dir);
+}
+
 int main(void)
 {
+    store_seed(false);
+    store_seed(true);
     sealed_seed();
 
     char tmpl[] = "/tmp/kyufu-recover-seed-XXXXXX";
