@@ -1,27 +1,25 @@
 /* Seeding a node of a restored cluster: contract in glue.h
- * (kyufu_glue_seed), why a Raft snapshot and not a store with its applied
- * index reset in docs/restore.md.
+ * (kyufu_glue_seed_store), why a Raft snapshot and not a store with its
+ * applied index reset in docs/restore.md.
  *
- * Happy path: offline raft_uv (offline_io.h) → io->load must find nothing
- * (term 0, no snapshot, no entry) → (a keyed store: the stream sealed in
- * chunks behind a version-2 header, seal.h) → io->snapshot_put with trailing 0 (the
- * install path: no log kept behind it) of {glue header, stream} at
- * (index, term) with the peers as voters → run the loop until its callback
- * → io->set_term(term) → close.  The current term is set last: a directory
+ * Happy path: the restored store's snapshot stream (canonical: the bytes
+ * the backup held) written chunk by chunk to an unnamed file (O_TMPFILE)
+ * in raft_dir, each chunk sealed behind a version-2 header when the store
+ * is keyed (seal.h), one chunk behind so that the last carries the last
+ * flag, as the FSM seals → the file mapped read-only → offline raft_uv
+ * (offline_io.h) → io->load must find nothing (term 0, no snapshot, no
+ * entry) → io->snapshot_put with trailing 0 (the install path: no log kept
+ * behind it) of {glue header, the mapping} at the store's (index, term)
+ * with the peers as voters → run the loop until its callback →
+ * io->set_term(term) → close.  The current term is set last: a directory
  * with a term but no snapshot would look like a node that lost its log.
- *
- * kyufu_glue_seed_store (what kyufud --seed uses) takes the content from
- * the restored store instead of a buffer: its snapshot stream (canonical:
- * the bytes the backup held) is written, sealed when keyed, chunk by
- * chunk to an unnamed file (O_TMPFILE) in raft_dir, and that file, mapped
- * read-only, is what snapshot_put writes.  raft_uv takes a snapshot as
- * buffers in memory; a file mapping is page cache the kernel can drop, so
- * the seeding process never holds the stream in its own memory.
+ * raft_uv takes a snapshot as buffers in memory; a file mapping is page
+ * cache the kernel can drop, so the seeding process never holds the
+ * stream in its own memory (docs/restore.md "Memory").
  *
  * Failure modes: a failed write leaves a partial directory (raft_uv writes
  * the snapshot under a temporary name first); the caller deletes the data
  * folder and seeds again.  The unnamed file disappears with its fd. */
-#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -78,56 +76,6 @@ static int empty(struct glue_rio *x, const char *raft_dir, char *errmsg,
              (uint64_t)term);
         return KYUFU_GLUE_ECONFIG;
     }
-    return 0;
-}
-
-/* The stream sealed in chunks after header h (seal.h), malloc'd into
- * *out (*out_len bytes).  0, or KYUFU_GLUE_ENOMEM. */
-static int seal_stream(const struct kyufu_storage *store,
-                       struct glue_snapshot_header *h, uint8_t *header,
-                       const uint8_t *stream, size_t len, uint8_t **out,
-                       size_t *out_len)
-{
-    struct glue_stream_key k;
-    memset(&k, 0, sizeof k);
-    if (glue__stream_key_load(store, kyufu_storage_keys_active(store), &k) != 0 ||
-        RAND_bytes(h->id, sizeof h->id) != 1) {
-        glue__stream_key_wipe(&k);
-        return KYUFU_GLUE_ENOMEM;
-    }
-    h->key_version = k.version;
-    glue__snapshot_header_write(header, h);
-    size_t header_len = glue__snapshot_header_size(h);
-    size_t total = 0;
-    for (size_t off = 0; off < len; off += KYUFU_SNAPSHOT_CHUNK_BYTES_MAX) {
-        size_t n = len - off < KYUFU_SNAPSHOT_CHUNK_BYTES_MAX
-                       ? len - off
-                       : KYUFU_SNAPSHOT_CHUNK_BYTES_MAX;
-        total += glue__chunk_sealed_size(n);
-    }
-    uint8_t *buf = malloc(total);
-    int rv = buf == NULL ? KYUFU_GLUE_ENOMEM : 0;
-    size_t at = 0;
-    uint64_t number = 0;
-    for (size_t off = 0; rv == 0 && off < len;
-         off += KYUFU_SNAPSHOT_CHUNK_BYTES_MAX, number++) {
-        size_t n = len - off < KYUFU_SNAPSHOT_CHUNK_BYTES_MAX
-                       ? len - off
-                       : KYUFU_SNAPSHOT_CHUNK_BYTES_MAX;
-        if (glue__chunk_seal(&k, header, header_len, number, off + n == len,
-                             stream + off, n, buf + at) != 0) {
-            rv = KYUFU_GLUE_ENOMEM;
-        }
-        at += glue__chunk_sealed_size(n);
-    }
-    glue__stream_key_wipe(&k);
-    if (rv != 0) {
-        free(buf);
-        return rv;
-    }
-    assert(at == total);
-    *out = buf;
-    *out_len = total;
     return 0;
 }
 
@@ -204,68 +152,6 @@ out:
     raft_configuration_close(&snap.configuration);
     return rv;
 }
-
-int kyufu_glue_seed(const char *raft_dir,
-                    uint64_t id,
-                    const char *address,
-                    const struct kyufu_glue_peer *peers,
-                    size_t n_peers,
-                    uint64_t index,
-                    uint64_t term,
-                    const uint8_t *stream,
-                    size_t len,
-                    const struct kyufu_storage *store,
-                    char *errmsg,
-                    size_t errmsg_len)
-{
-    uint8_t header2[GLUE_SNAPSHOT2_HEADER_BYTES];
-    uint8_t *sealed = NULL;
-    size_t sealed_len = 0;
-    struct raft_configuration conf;
-    struct raft_buffer bufs[2];
-    struct glue_snapshot_header h;
-    uint8_t header[GLUE_SNAPSHOT_HEADER_BYTES];
-    int rv;
-
-    if (raft_dir == NULL || address == NULL || peers == NULL || stream == NULL ||
-        id == 0 || index == 0 || term == 0 || n_peers == 0 || len == 0) {
-        errf(errmsg, errmsg_len, "seed: raft_dir, address, peers, a stream, "
-             "id, index and term > 0 needed");
-        return KYUFU_GLUE_EINVALID;
-    }
-    rv = seed_configuration(&conf, id, peers, n_peers, errmsg, errmsg_len);
-    if (rv != 0) {
-        return rv;
-    }
-    memset(&h, 0, sizeof h);
-    h.raft_index = index;
-    h.storage_index = index;
-    h.storage_term = term;
-    glue__snapshot_header_write(header, &h);
-    bufs[0].base = header;
-    bufs[0].len = sizeof header;
-    bufs[1].base = (void *)stream; /* raft_uv only reads it */
-    bufs[1].len = len;
-    if (store != NULL && kyufu_storage_keys_present(store)) {
-        rv = seal_stream(store, &h, header2, stream, len, &sealed, &sealed_len);
-        if (rv != 0) {
-            errf(errmsg, errmsg_len, "seed: cannot seal the snapshot");
-            raft_configuration_close(&conf);
-            return rv;
-        }
-        bufs[0].base = header2;
-        bufs[0].len = glue__snapshot_header_size(&h);
-        bufs[1].base = sealed;
-        bufs[1].len = sealed_len;
-    }
-    assert(conf.n == n_peers);
-    rv = seed_put(raft_dir, id, address, &conf, index, term, bufs, errmsg,
-                  errmsg_len);
-    free(sealed);
-    return rv;
-}
-
-/* ------------------------------------------- from the store, via a file */
 
 /* The store's stream as the snapshot's content, written to an unnamed
  * file (sealed one chunk behind, so the last carries the last flag, as
