@@ -24,8 +24,8 @@
  * restore then seeds every node folder DIR/nodeN of a local layout with
  * `kyufud --seed DIR/nodeN/kyufud.conf FILE` (node/seed.h: only kyufud
  * reads its config and only raft-glue writes Raft files).  FILE is a
- * storage snapshot stream, decrypted (the backup reader's output once the
- * backup format is merged).  With --digest (the backup manifest's state
+ * storage snapshot stream, decrypted (an unencrypted ledger's, or one made
+ * by hand).  With --digest (the backup manifest's state
  * digest) kyufud refuses, with nothing changed, a stream whose restored
  * state digests otherwise.  A layout for real hosts (cluster init --hosts) has no data
  * folder here: restore refuses, and the runbook runs kyufud --seed on each
