@@ -7,12 +7,14 @@
  *                    [--kyufud PATH]
  *   kyufuctl restore --dir DIR --stream FILE [--digest HEX] [--kyufud PATH]
  *
- * --backup: kyufu_backup_load checks the backup whole (signature and chain
- * to OLD_CA, the old cluster's CA; every chunk; the KEK unwraps its keys)
- * and gives the decrypted stream and the backup's cluster master key.  The
- * stream goes to each kyufud --seed as an anonymous memory file (memfd,
- * /dev/fd/3) and the CMK through a pipe (/dev/fd/4): neither is ever on
- * disk in plaintext.  kyufud sets the CMK on the new store before it
+ * --backup: kyufu_backup_open checks the backup (signature and chain to
+ * OLD_CA, the old cluster's CA; the KEK unwraps its keys) and gives a
+ * reader of its stream and the backup's cluster master key; one pass of
+ * the reader checks every chunk before any node is touched.  Then, for
+ * each kyufud --seed, the reader decrypts the chunks again one at a time
+ * into a pipe (/dev/fd/3), and the CMK goes through another pipe
+ * (/dev/fd/4): neither is ever on disk in plaintext, and neither process
+ * holds the whole stream (docs/restore.md "Memory").  kyufud sets the CMK on the new store before it
  * restores the sealed stream, checks the manifest's state digest, and
  * rewraps the CMK under the node's own KEK bound to the NEW CA (seed.h).
  * Every node folder is checked empty (no ledger, no raft) before any is
@@ -22,8 +24,8 @@
  * restore then seeds every node folder DIR/nodeN of a local layout with
  * `kyufud --seed DIR/nodeN/kyufud.conf FILE` (node/seed.h: only kyufud
  * reads its config and only raft-glue writes Raft files).  FILE is a
- * storage snapshot stream, decrypted (the backup reader's output once the
- * backup format is merged).  With --digest (the backup manifest's state
+ * storage snapshot stream, decrypted (an unencrypted ledger's, or one made
+ * by hand).  With --digest (the backup manifest's state
  * digest) kyufud refuses, with nothing changed, a stream whose restored
  * state digests otherwise.  A layout for real hosts (cluster init --hosts) has no data
  * folder here: restore refuses, and the runbook runs kyufud --seed on each
@@ -36,12 +38,12 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "backup_format.h"
@@ -81,26 +83,107 @@ void ctl__restore_usage(FILE *out)
             "               decrypted snapshot stream; --digest: the backup's state digest\n");
 }
 
-/* kyufud --seed CONF STREAM [DIGEST [CMK]] with its stdout into buf;
- * stream_fd / cmk_fd (or -1) become its fds 3 and 4; its exit status, or
- * -1 when it could not run (errno). */
+/* The stream a seeding kyufud reads through a pipe: the backup's chunks,
+ * decrypted one at a time by the reader (NULL: kyufud reads --stream FILE
+ * itself). */
+struct feed
+{
+    struct kyufu_storage_source src;
+    char err[512]; /* the reader's failure, when fed is false */
+    bool fed;
+};
+
+/* Write the whole stream into fd (the pipe's write end, closed here).  A
+ * kyufud that stops reading (it refused, or died) ends the feed: EPIPE,
+ * its exit status tells why. */
+static void feed_stream(struct feed *f, int fd)
+{
+    void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+    f->fed = false;
+    f->err[0] = '\0';
+    if (f->src.rewind(f->src.arg, f->err, sizeof f->err) != 0) {
+        goto out;
+    }
+    for (;;) {
+        const uint8_t *p = NULL;
+        size_t len = 0;
+        if (f->src.read(f->src.arg, &p, &len, f->err, sizeof f->err) != 0) {
+            goto out; /* kyufud sees a cut stream and refuses it */
+        }
+        if (len == 0) {
+            break;
+        }
+        while (len > 0) {
+            ssize_t n = write(fd, p, len);
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n <= 0) {
+                goto out; /* kyufud stopped reading */
+            }
+            p += n;
+            len -= (size_t)n;
+        }
+    }
+    f->fed = true;
+out:
+    close(fd);
+    signal(SIGPIPE, old);
+}
+
+/* kyufud --seed CONF STREAM [DIGEST [CMK]] with its stdout into buf; with
+ * feed, STREAM is a pipe (its fd 3) that feed fills; else stream is a
+ * file.  cmk_fd (or -1) becomes its fd 4.  Its exit status, or -1 when it
+ * could not run (errno). */
 static int run_seed(const char *kyufud, const char *conf, const char *stream,
-                    const char *digest, int stream_fd, int cmk_fd, char *buf,
-                    size_t len)
+                    const char *digest, struct feed *feed, int cmk_fd,
+                    char *buf, size_t len)
 {
     int fds[2];
+    int in[2] = {-1, -1};
     if (pipe(fds) != 0) {
         return -1;
+    }
+    /* The child's fds 3 and 4 come from dup2s run in order: a source
+     * that is itself 3 or 4 would be overwritten by the other one, so
+     * both are moved above them first. */
+    int cmk_high = cmk_fd >= 0 ? fcntl(cmk_fd, F_DUPFD_CLOEXEC, 10) : -1;
+    if ((cmk_fd >= 0 && cmk_high < 0) ||
+        (feed != NULL && pipe2(in, O_CLOEXEC) != 0)) {
+        int e = errno;
+        close(fds[0]);
+        close(fds[1]);
+        if (cmk_high >= 0) {
+            close(cmk_high);
+        }
+        errno = e;
+        return -1;
+    }
+    if (feed != NULL) {
+        int high = fcntl(in[0], F_DUPFD_CLOEXEC, 10);
+        close(in[0]);
+        in[0] = high;
+        if (high < 0) {
+            int e = errno;
+            close(in[1]);
+            close(fds[0]);
+            close(fds[1]);
+            if (cmk_high >= 0) {
+                close(cmk_high);
+            }
+            errno = e;
+            return -1;
+        }
     }
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
     posix_spawn_file_actions_addclose(&fa, fds[0]);
-    if (stream_fd >= 0) {
-        posix_spawn_file_actions_adddup2(&fa, stream_fd, SEED_STREAM_FD);
+    if (feed != NULL) {
+        posix_spawn_file_actions_adddup2(&fa, in[0], SEED_STREAM_FD);
     }
-    if (cmk_fd >= 0) {
-        posix_spawn_file_actions_adddup2(&fa, cmk_fd, SEED_CMK_FD);
+    if (cmk_high >= 0) {
+        posix_spawn_file_actions_adddup2(&fa, cmk_high, SEED_CMK_FD);
     }
     char cmk_arg[16];
     snprintf(cmk_arg, sizeof cmk_arg, "/dev/fd/%d", SEED_CMK_FD);
@@ -112,10 +195,24 @@ static int run_seed(const char *kyufud, const char *conf, const char *stream,
                  : posix_spawnp(&pid, kyufud, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(fds[1]);
+    if (feed != NULL) {
+        close(in[0]);
+    }
+    if (cmk_high >= 0) {
+        close(cmk_high);
+    }
     if (rv != 0) {
         close(fds[0]);
+        if (feed != NULL) {
+            close(in[1]);
+        }
         errno = rv;
         return -1;
+    }
+    /* kyufud prints its one line at the end: the stdout pipe never fills
+     * while the stream is fed. */
+    if (feed != NULL) {
+        feed_stream(feed, in[1]);
     }
     size_t n = 0;
     for (;;) {
@@ -166,29 +263,21 @@ static unsigned first_busy(const char *dir, unsigned nodes, char *p, size_t len)
     return 0;
 }
 
-/* The backup's stream in an anonymous memory file (no name on any disk),
- * sealed against writes; its fd, or -1 (errno). */
-static int stream_memfd(const uint8_t *stream, size_t len)
+/* Read the whole stream once (every chunk's size, SHA-256 and tag, and
+ * their total), so that a damaged backup is refused before any node is
+ * touched.  0, or -1 with err. */
+static int check_stream(struct feed *f, char *err, size_t err_len)
 {
-    int fd = memfd_create("kyufu-restore-stream", MFD_CLOEXEC);
-    if (fd < 0) {
-        return -1;
-    }
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, stream + off, len - off);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            int e = errno;
-            close(fd);
-            errno = e;
+    for (;;) {
+        const uint8_t *p = NULL;
+        size_t len = 0;
+        if (f->src.read(f->src.arg, &p, &len, err, err_len) != 0) {
             return -1;
         }
-        off += (size_t)n;
+        if (len == 0) {
+            return 0;
+        }
     }
-    return fd;
 }
 
 /* A pipe whose read end holds the 32 CMK bytes and EOF; the read end, or
@@ -301,11 +390,15 @@ int ctl__restore(struct ctl__run *r, int argc, char **argv)
     }
 
     int status = KYUFU_CTL_EXIT_LOCAL;
-    int stream_fd = -1;
+    struct kyufu_backup_verify_result res;
+    struct kyufu_backup_reader *reader = NULL;
+    struct feed feed;
     bool has_cmk = false;
     uint8_t cmk[KYUFU_BACKUP_KEY_BYTES];
     char manifest_digest[65];
     memset(cmk, 0, sizeof cmk);
+    memset(&res, 0, sizeof res);
+    memset(&feed, 0, sizeof feed);
     if (backup != NULL) {
         char err[1024];
         uint8_t kek[KYUFU_KEYS_KEY_BYTES];
@@ -313,29 +406,21 @@ int ctl__restore(struct ctl__run *r, int argc, char **argv)
             return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "restore: --kek: %s; nothing "
                              "changed", err);
         }
-        struct kyufu_backup_verify_result res;
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        int rv = kyufu_backup_load(backup, ca, kek, &res, &buf, &len, cmk, err,
+        int rv = kyufu_backup_open(backup, ca, kek, &res, &reader, cmk, err,
                                    sizeof err);
         kyufu_storage_crypto_wipe(kek, sizeof kek);
+        if (rv == 0) {
+            kyufu_backup_reader_source(reader, &feed.src);
+            rv = check_stream(&feed, err, sizeof err);
+        }
         if (rv != 0) {
-            return ctl__fail(r, KYUFU_CTL_EXIT_CHECK, "restore: backup %s refused: "
-                             "%s; nothing changed", backup, err);
+            status = ctl__fail(r, KYUFU_CTL_EXIT_CHECK, "restore: backup %s "
+                               "refused: %s; nothing changed", backup, err);
+            goto out;
         }
         has_cmk = res.m.has_cmk;
         kyufu_backup_hex(res.m.state_digest, 32, manifest_digest);
-        kyufu_backup_manifest_free(&res.m);
         digest = manifest_digest;
-        stream_fd = stream_memfd(buf, len);
-        int e = errno;
-        kyufu_storage_crypto_wipe(buf, len);
-        free(buf);
-        if (stream_fd < 0) {
-            ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "restore: cannot hold the stream "
-                      "in memory: %s; nothing changed", strerror(e));
-            goto out;
-        }
         stream = "/dev/fd/" KYUFU_CTL__STR(SEED_STREAM_FD);
     }
     for (unsigned i = 1; i <= nodes; i++) {
@@ -346,15 +431,11 @@ int ctl__restore(struct ctl__run *r, int argc, char **argv)
             ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "restore: pipe: %s", strerror(errno));
             goto out;
         }
-        if (stream_fd >= 0 && lseek(stream_fd, 0, SEEK_SET) != 0) {
-            close(cmk_fd);
-            ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "restore: memfd: %s", strerror(errno));
-            goto out;
-        }
         fflush(r->out);
         fflush(r->err);
-        int st = run_seed(kyufud, conf, stream, digest, stream_fd,
-                          stream_fd >= 0 ? cmk_fd : -1, out, sizeof out);
+        int st = run_seed(kyufud, conf, stream, digest,
+                          reader != NULL ? &feed : NULL,
+                          reader != NULL ? cmk_fd : -1, out, sizeof out);
         if (cmk_fd >= 0) {
             close(cmk_fd);
         }
@@ -362,6 +443,10 @@ int ctl__restore(struct ctl__run *r, int argc, char **argv)
             ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "restore: cannot run %s: %s "
                       "(--kyufud PATH)", kyufud, strerror(errno));
             goto out;
+        }
+        if (reader != NULL && !feed.fed && feed.err[0] != '\0') {
+            fprintf(r->err, "kyufuctl: restore: reading backup %s for node %u: "
+                    "%s\n", backup, i, feed.err);
         }
         if (st != 0) {
             status = st == 2 ? KYUFU_CTL_EXIT_USAGE
@@ -382,8 +467,9 @@ int ctl__restore(struct ctl__run *r, int argc, char **argv)
             "bootstrap: the Raft snapshot holds the configuration)\n", nodes);
     status = 0;
 out:
-    if (stream_fd >= 0) {
-        close(stream_fd);
+    kyufu_backup_reader_close(reader);
+    if (reader != NULL) {
+        kyufu_backup_manifest_free(&res.m);
     }
     kyufu_storage_crypto_wipe(cmk, sizeof cmk);
     return status;

@@ -240,20 +240,29 @@ int kyufu_backup_verify(const char *dir,
                         char *errmsg,
                         size_t errmsg_len);
 
-/* For a restore (kyufuctl restore): every check of verify but the digest
- * (the caller restores the stream and compares its digest with
- * res->m.state_digest), then the decrypted stream, malloc'd, in *stream
- * (*stream_len bytes; the caller wipes and frees it) and, when
- * res->m.has_cmk, the cluster master key in cmk (the caller wipes it).
- * kek is required.  0, or -1 with errmsg (nothing returned). */
-int kyufu_backup_load(const char *dir,
+/* For a restore (kyufuctl restore): every check of verify but the chunks'
+ * contents and the digest, then a reader of the decrypted stream in
+ * *reader and, when res->m.has_cmk, the cluster master key in cmk (the
+ * caller wipes it).  The reader reads the stream chunk by chunk as a
+ * kyufu_storage_source (kyufu_backup_reader_source): each chunk checked
+ * (size, SHA-256, tag) as it is read, its plaintext handed out and
+ * overwritten by the next, the total checked against the manifest at the
+ * end; rewind starts again at chunk 0.  The caller restores it
+ * (kyufu_storage_restore_stream) and compares the digest with
+ * res->m.state_digest; res->m must outlive the reader.  kek is required.
+ * 0, or -1 with errmsg (nothing returned). */
+struct kyufu_backup_reader;
+int kyufu_backup_open(const char *dir,
                       const char *ca_path,
                       const uint8_t *kek,
                       struct kyufu_backup_verify_result *res,
-                      uint8_t **stream,
-                      size_t *stream_len,
+                      struct kyufu_backup_reader **reader,
                       uint8_t cmk[KYUFU_BACKUP_KEY_BYTES],
                       char *errmsg,
                       size_t errmsg_len);
+void kyufu_backup_reader_source(struct kyufu_backup_reader *r,
+                                struct kyufu_storage_source *src);
+/* Wipes the plaintext and the chunk key; NULL is a no-op. */
+void kyufu_backup_reader_close(struct kyufu_backup_reader *r);
 
 #endif /* KYUFU_NODE_BACKUP_FORMAT_H */

@@ -1,5 +1,8 @@
-/* Verifying one backup completely: see backup_format.h and docs/backup.md
- * "Verify".  Blocking (reads every file, restores a temporary store). */
+/* Verifying one backup completely, and reading its stream for a restore:
+ * see backup_format.h and docs/backup.md "Verify".  Blocking (reads every
+ * file, restores a temporary store).  The stream is read chunk by chunk
+ * (kyufu_backup_reader, a kyufu_storage_source), never held whole: memory
+ * is one sealed chunk file and its plaintext, whatever the ledger's size. */
 #include "backup_format.h"
 
 #include <dirent.h>
@@ -82,14 +85,160 @@ static void remove_tree(const char *dir)
 _Static_assert(KYUFU_BACKUP_KEY_BYTES == KYUFU_CRYPTO_KEY_BYTES,
                "a backup carries the store's CMK as one backup key");
 
-/* Restore the stream into a temporary store and compare its digest.  cmk
- * (the backup's CMK, or NULL when the backup has none) is handed to the
- * temporary store before the restore, so that sealed values read; the
- * store wipes its copy when closed, the caller wipes cmk. */
+/* ------------------------------------------------ the stream, chunk by chunk */
+
+struct kyufu_backup_reader
+{
+    char dir[KYUFU_BACKUP_PATH_BYTES_MAX];
+    const struct kyufu_backup_manifest *m; /* the caller's */
+    uint8_t bk[KYUFU_BACKUP_KEY_BYTES];
+    uint32_t next;   /* the chunk read next */
+    uint64_t done;   /* stream bytes handed out */
+    uint8_t *plain;  /* the current chunk, decrypted */
+    size_t plain_cap;
+};
+
+/* kyufu_storage_source read: chunk r->next, checked (size and SHA-256 as
+ * listed, tag under its number and last flag) and decrypted; 0 bytes after
+ * the last one, whose total must be the manifest's stream_bytes. */
+static int reader_read(void *arg, const uint8_t **data, size_t *len,
+                       char *errmsg, size_t errmsg_len)
+{
+    struct kyufu_backup_reader *r = arg;
+    const struct kyufu_backup_manifest *m = r->m;
+    uint32_t i = r->next;
+    if (i == m->n_chunks) {
+        if (r->done != m->stream_bytes) {
+            snprintf(errmsg, errmsg_len,
+                     "the chunks hold %" PRIu64 " stream bytes, the manifest "
+                     "says %" PRIu64, r->done, m->stream_bytes);
+            return -1;
+        }
+        *data = r->plain;
+        *len = 0;
+        return 0;
+    }
+    char name[32], path[KYUFU_BACKUP_PATH_BYTES_MAX];
+    uint8_t *buf = NULL, h[32];
+    size_t n = 0;
+    kyufu_backup_chunk_name(i, name, sizeof name);
+    if (join(path, sizeof path, r->dir, name, errmsg, errmsg_len) != 0 ||
+        kyufu_backup_read_file(path, (size_t)m->chunks[i].bytes, &buf, &n,
+                               errmsg, errmsg_len) != 0) {
+        return -1;
+    }
+    int rv = -1;
+    if (n != m->chunks[i].bytes || n < KYUFU_BACKUP_SEAL_OVERHEAD) {
+        snprintf(errmsg, errmsg_len,
+                 "%s: %zu bytes, the manifest says %" PRIu64, name, n,
+                 m->chunks[i].bytes);
+        goto out;
+    }
+    if (EVP_Digest(buf, n, h, NULL, EVP_sha256(), NULL) != 1 ||
+        memcmp(h, m->chunks[i].sha256, 32) != 0) {
+        snprintf(errmsg, errmsg_len,
+                 "%s: SHA-256 differs from the manifest's", name);
+        goto out;
+    }
+    size_t plain = n - KYUFU_BACKUP_SEAL_OVERHEAD;
+    if (plain > r->plain_cap) {
+        kyufu_storage_crypto_wipe(r->plain, r->plain_cap);
+        free(r->plain);
+        r->plain_cap = 0;
+        r->plain = malloc(plain > 0 ? plain : 1);
+        if (r->plain == NULL) {
+            snprintf(errmsg, errmsg_len, "out of memory for %s", name);
+            goto out;
+        }
+        r->plain_cap = plain;
+    }
+    int crv = kyufu_backup_chunk_open(r->bk, m->id, i, i + 1 == m->n_chunks,
+                                      buf, n, r->plain);
+    if (crv != 0) {
+        snprintf(errmsg, errmsg_len, "%s does not decrypt: %s", name,
+                 kyufu_storage_crypto_strerror(crv));
+        goto out;
+    }
+    r->next++;
+    r->done += plain;
+    *data = r->plain;
+    *len = plain;
+    rv = 0;
+out:
+    free(buf); /* ciphertext: nothing to wipe */
+    return rv;
+}
+
+static int reader_rewind(void *arg, char *errmsg, size_t errmsg_len)
+{
+    struct kyufu_backup_reader *r = arg;
+    (void)errmsg;
+    (void)errmsg_len;
+    r->next = 0;
+    r->done = 0;
+    return 0;
+}
+
+void kyufu_backup_reader_source(struct kyufu_backup_reader *r,
+                                struct kyufu_storage_source *src)
+{
+    src->read = reader_read;
+    src->rewind = reader_rewind;
+    src->arg = r;
+}
+
+void kyufu_backup_reader_close(struct kyufu_backup_reader *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    kyufu_storage_crypto_wipe(r->plain, r->plain_cap);
+    free(r->plain);
+    kyufu_storage_crypto_wipe(r->bk, sizeof r->bk);
+    free(r);
+}
+
+/* A reader of dir's chunks under bk (copied), the manifest borrowed. */
+static int reader_new(const char *dir, const struct kyufu_backup_manifest *m,
+                      const uint8_t bk[KYUFU_BACKUP_KEY_BYTES],
+                      struct kyufu_backup_reader **out, char *errmsg,
+                      size_t errmsg_len)
+{
+    uint64_t want = 0;
+    for (uint32_t i = 0; i < m->n_chunks; i++) {
+        want += m->chunks[i].bytes - KYUFU_BACKUP_SEAL_OVERHEAD;
+    }
+    if (want != m->stream_bytes || want == 0) {
+        snprintf(errmsg, errmsg_len,
+                 "manifest is malformed: stream_bytes %" PRIu64
+                 " is not the chunks' %" PRIu64,
+                 m->stream_bytes, want);
+        return -1;
+    }
+    struct kyufu_backup_reader *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        snprintf(errmsg, errmsg_len, "out of memory");
+        return -1;
+    }
+    if (snprintf(r->dir, sizeof r->dir, "%s", dir) >= (int)sizeof r->dir) {
+        snprintf(errmsg, errmsg_len, "path too long: %s", dir);
+        free(r);
+        return -1;
+    }
+    r->m = m;
+    memcpy(r->bk, bk, sizeof r->bk);
+    *out = r;
+    return 0;
+}
+
+/* Restore the stream, read chunk by chunk, into a temporary store and
+ * compare its digest.  cmk (the backup's CMK, or NULL when the backup has
+ * none) is handed to the temporary store before the restore, so that
+ * sealed values read; the store wipes its copy when closed, the caller
+ * wipes cmk. */
 static int check_digest(const struct kyufu_backup_manifest *m,
                         const uint8_t *cmk,
-                        const uint8_t *stream,
-                        size_t len,
+                        struct kyufu_backup_reader *reader,
                         const char *tmp_parent,
                         char *errmsg,
                         size_t errmsg_len)
@@ -110,8 +259,9 @@ static int check_digest(const struct kyufu_backup_manifest *m,
     }
     struct kyufu_storage_options o = {.path = tmp, .no_sync = true};
     struct kyufu_storage *s = NULL;
+    struct kyufu_storage_source src;
     int rv = -1;
-    char why[256];
+    char why[512];
     uint8_t digest[32];
     uint64_t at = 0, index = 0, term = 0;
     if (kyufu_storage_open(&o, &s, why, sizeof why) != 0) {
@@ -122,12 +272,18 @@ static int check_digest(const struct kyufu_backup_manifest *m,
     if (cmk != NULL) {
         kyufu_storage_keys_set(s, cmk);
     }
-    if (kyufu_storage_restore(s, stream, len, why, sizeof why) != 0) {
+    kyufu_backup_reader_source(reader, &src);
+    int srv = kyufu_storage_restore_stream(s, &src, why, sizeof why);
+    if (srv == KYUFU_STORAGE_EIO) {
+        snprintf(errmsg, errmsg_len, "%s", why); /* a chunk, named */
+        goto cleanup;
+    }
+    if (srv != 0) {
         snprintf(errmsg, errmsg_len,
                  "the decrypted snapshot stream does not restore: %s", why);
         goto cleanup;
     }
-    int srv = kyufu_storage_digest(s, digest, &at);
+    srv = kyufu_storage_digest(s, digest, &at);
     kyufu_storage_applied(s, &index, &term);
     if (srv != 0) {
         snprintf(errmsg, errmsg_len, "state digest of the restored copy: %s",
@@ -156,88 +312,13 @@ cleanup:
     return rv;
 }
 
-/* Decrypt every chunk into one malloc'd stream buffer (*out, *out_len). */
-static int read_stream(const char *dir,
-                       const struct kyufu_backup_manifest *m,
-                       const uint8_t bk[KYUFU_BACKUP_KEY_BYTES],
-                       uint8_t **out,
-                       size_t *out_len,
-                       char *errmsg,
-                       size_t errmsg_len)
-{
-    uint64_t want = 0;
-    for (uint32_t i = 0; i < m->n_chunks; i++) {
-        want += m->chunks[i].bytes - KYUFU_BACKUP_SEAL_OVERHEAD;
-    }
-    if (want != m->stream_bytes || want == 0 || want > SIZE_MAX / 2) {
-        snprintf(errmsg, errmsg_len,
-                 "manifest is malformed: stream_bytes %" PRIu64
-                 " is not the chunks' %" PRIu64,
-                 m->stream_bytes, want);
-        return -1;
-    }
-    uint8_t *stream = malloc((size_t)want);
-    if (stream == NULL) {
-        snprintf(errmsg, errmsg_len, "out of memory for %" PRIu64 " bytes",
-                 want);
-        return -1;
-    }
-    int rv = -1;
-    size_t off = 0;
-    for (uint32_t i = 0; i < m->n_chunks; i++) {
-        char name[32], path[KYUFU_BACKUP_PATH_BYTES_MAX];
-        uint8_t *buf = NULL, h[32];
-        size_t len = 0;
-        kyufu_backup_chunk_name(i, name, sizeof name);
-        if (join(path, sizeof path, dir, name, errmsg, errmsg_len) != 0 ||
-            kyufu_backup_read_file(path, (size_t)m->chunks[i].bytes, &buf,
-                                   &len, errmsg, errmsg_len) != 0) {
-            goto cleanup;
-        }
-        if (len != m->chunks[i].bytes) {
-            snprintf(errmsg, errmsg_len,
-                     "%s: %zu bytes, the manifest says %" PRIu64, name, len,
-                     m->chunks[i].bytes);
-            free(buf);
-            goto cleanup;
-        }
-        if (EVP_Digest(buf, len, h, NULL, EVP_sha256(), NULL) != 1 ||
-            memcmp(h, m->chunks[i].sha256, 32) != 0) {
-            snprintf(errmsg, errmsg_len,
-                     "%s: SHA-256 differs from the manifest's", name);
-            free(buf);
-            goto cleanup;
-        }
-        int crv = kyufu_backup_chunk_open(bk, m->id, i, i + 1 == m->n_chunks,
-                                          buf, len, stream + off);
-        free(buf);
-        if (crv != 0) {
-            snprintf(errmsg, errmsg_len, "%s does not decrypt: %s", name,
-                     kyufu_storage_crypto_strerror(crv));
-            goto cleanup;
-        }
-        off += len - KYUFU_BACKUP_SEAL_OVERHEAD;
-    }
-    *out = stream;
-    *out_len = off;
-    stream = NULL;
-    rv = 0;
-cleanup:
-    if (stream != NULL) {
-        kyufu_storage_crypto_wipe(stream, (size_t)want);
-        free(stream);
-    }
-    return rv;
-}
-
-/* Everything but the digest: with kek, the decrypted stream into
- * *stream / *stream_len and the CMK (when the backup has one) into cmk. */
+/* Everything but the chunks and the digest: with kek, a reader of the
+ * stream into *reader and the CMK (when the backup has one) into cmk. */
 static int open_backup(const char *dir,
                        const char *ca_path,
                        const uint8_t *kek,
                        struct kyufu_backup_verify_result *res,
-                       uint8_t **stream,
-                       size_t *stream_len,
+                       struct kyufu_backup_reader **reader,
                        uint8_t cmk[KYUFU_BACKUP_KEY_BYTES],
                        char *errmsg,
                        size_t errmsg_len)
@@ -323,8 +404,7 @@ static int open_backup(const char *dir,
                  "was altered");
         goto cleanup;
     }
-    rv = read_stream(dir, &res->m, bk, stream, stream_len, errmsg,
-                     errmsg_len);
+    rv = reader_new(dir, &res->m, bk, reader, errmsg, errmsg_len);
 cleanup:
     kyufu_storage_crypto_wipe(bk, sizeof bk);
     if (rv != 0) {
@@ -347,37 +427,38 @@ int kyufu_backup_verify(const char *dir,
                         char *errmsg,
                         size_t errmsg_len)
 {
-    uint8_t *stream = NULL, cmk[KYUFU_BACKUP_KEY_BYTES];
-    size_t len = 0;
-    int rv = open_backup(dir, ca_path, kek, res, &stream, &len, cmk, errmsg,
+    struct kyufu_backup_reader *reader = NULL;
+    uint8_t cmk[KYUFU_BACKUP_KEY_BYTES];
+    int rv = open_backup(dir, ca_path, kek, res, &reader, cmk, errmsg,
                          errmsg_len);
     if (rv != 0 || kek == NULL) {
         kyufu_storage_crypto_wipe(cmk, sizeof cmk);
         return rv;
     }
-    rv = check_digest(&res->m, res->m.has_cmk ? cmk : NULL, stream, len,
+    rv = check_digest(&res->m, res->m.has_cmk ? cmk : NULL, reader,
                       tmp_parent, errmsg, errmsg_len);
     kyufu_storage_crypto_wipe(cmk, sizeof cmk);
-    kyufu_storage_crypto_wipe(stream, len);
-    free(stream);
+    kyufu_backup_reader_close(reader);
     if (rv != 0) {
         kyufu_backup_manifest_free(&res->m);
     }
     return rv;
 }
 
-int kyufu_backup_load(const char *dir,
+int kyufu_backup_open(const char *dir,
                       const char *ca_path,
                       const uint8_t *kek,
                       struct kyufu_backup_verify_result *res,
-                      uint8_t **stream,
-                      size_t *stream_len,
+                      struct kyufu_backup_reader **reader,
                       uint8_t cmk[KYUFU_BACKUP_KEY_BYTES],
                       char *errmsg,
                       size_t errmsg_len)
 {
-    *stream = NULL;
-    *stream_len = 0;
-    return open_backup(dir, ca_path, kek, res, stream, stream_len, cmk,
-                       errmsg, errmsg_len);
+    *reader = NULL;
+    if (kek == NULL) {
+        snprintf(errmsg, errmsg_len, "a backup KEK is needed to read it");
+        return -1;
+    }
+    return open_backup(dir, ca_path, kek, res, reader, cmk, errmsg,
+                       errmsg_len);
 }

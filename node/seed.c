@@ -1,13 +1,15 @@
 /* kyufud --seed: contract in seed.h.  Happy path: refuse a folder that has
- * a store or a Raft log → lock → read STREAM → open a new store, restore,
- * digest (compared with the expected one) → kyufu_glue_seed → close,
- * unlock.  With [keys], the CMK (the backup's, or the node's own) is set
+ * a store or a Raft log → lock → open a new store, restore STREAM read
+ * piece by piece (a file or a pipe) → digest (compared with the expected
+ * one) → kyufu_glue_seed_store (the Raft snapshot from the store, through
+ * a file: never the stream in memory) → close, unlock.  With [keys], the CMK (the backup's, or the node's own) is set
  * on the store before the restore; the backup's is stored wrapped for the
  * node after the digest matched, before the Raft snapshot.  A refusal
  * after the store was made removes it. */
 #include "seed.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,30 +22,94 @@
 #include "lock.h"
 #include "node.h"
 #include "storage.h"
+#include "storage_limits.h"
 
-static int read_file(const char *path, uint8_t **buf, size_t *len)
+/* The stream, read piece by piece from its file, memory file or pipe
+ * (kyufuctl restore writes a backup's chunks into a pipe as it decrypts
+ * them): the seed never holds it whole.  A file can be read again (a
+ * restore that grew the map), a pipe cannot. */
+struct fd_source
 {
-    FILE *f = fopen(path, "rb");
-    struct stat st;
-    if (f == NULL) {
+    int fd;
+    const char *path;
+    uint8_t *buf;
+    size_t cap;
+};
+
+static int fd_read(void *arg, const uint8_t **data, size_t *len,
+                   char *errmsg, size_t errmsg_len)
+{
+    struct fd_source *f = arg;
+    size_t n = 0;
+    while (n < f->cap) {
+        ssize_t got = read(f->fd, f->buf + n, f->cap - n);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got < 0) {
+            snprintf(errmsg, errmsg_len, "cannot read the stream %s: %s",
+                     f->path, strerror(errno));
+            return -1;
+        }
+        if (got == 0) {
+            break;
+        }
+        n += (size_t)got;
+    }
+    *data = f->buf;
+    *len = n;
+    return 0;
+}
+
+static int fd_rewind(void *arg, char *errmsg, size_t errmsg_len)
+{
+    struct fd_source *f = arg;
+    if (lseek(f->fd, 0, SEEK_SET) != 0) {
+        snprintf(errmsg, errmsg_len, "cannot read the stream %s again: %s",
+                 f->path, strerror(errno));
         return -1;
     }
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
-        fclose(f);
+    return 0;
+}
+
+/* Open the stream: a regular file (not empty) or a pipe.  0, or -1
+ * (errno). */
+static int fd_source_open(struct fd_source *f, const char *path,
+                          bool *seekable)
+{
+    struct stat st;
+    memset(f, 0, sizeof *f);
+    f->path = path;
+    f->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (f->fd < 0) {
+        return -1;
+    }
+    if (fstat(f->fd, &st) != 0 ||
+        !(S_ISFIFO(st.st_mode) || (S_ISREG(st.st_mode) && st.st_size > 0))) {
+        close(f->fd);
         errno = EINVAL;
         return -1;
     }
-    *len = (size_t)st.st_size;
-    *buf = malloc(*len);
-    if (*buf == NULL || fread(*buf, 1, *len, f) != *len) {
-        free(*buf);
-        *buf = NULL;
-        fclose(f);
-        errno = errno == 0 ? EIO : errno;
+    *seekable = S_ISREG(st.st_mode);
+    f->cap = KYUFU_SNAPSHOT_CHUNK_BYTES_MAX;
+    f->buf = malloc(f->cap);
+    if (f->buf == NULL) {
+        close(f->fd);
+        errno = ENOMEM;
         return -1;
     }
-    fclose(f);
     return 0;
+}
+
+static void fd_source_close(struct fd_source *f)
+{
+    if (f->buf != NULL) {
+        kyufu_storage_crypto_wipe(f->buf, f->cap);
+        free(f->buf);
+    }
+    if (f->fd >= 0) {
+        close(f->fd);
+    }
 }
 
 /* The store kyufu_storage_open made where none was (storage/env.c: LMDB's
@@ -158,8 +224,8 @@ int kyufu_node_seed(const struct kyufu_config *c, const char *stream_path,
     int have_cmk = 0;
     char errmsg[512];
     char path[KYUFU_NODE_PATH_BYTES_MAX + 32];
-    uint8_t *stream = NULL;
-    size_t len = 0;
+    struct fd_source in = {.fd = -1};
+    bool seekable = false;
     struct kyufu_storage *s = NULL;
     int status = 1;
     int rv;
@@ -177,7 +243,7 @@ int kyufu_node_seed(const struct kyufu_config *c, const char *stream_path,
     if (have_cmk < 0) {
         return 1;
     }
-    if (read_file(stream_path, &stream, &len) != 0) {
+    if (fd_source_open(&in, stream_path, &seekable) != 0) {
         fprintf(stderr, "kyufud: --seed: cannot read the stream %s: %s; "
                 "nothing changed\n", stream_path, strerror(errno));
         return 1;
@@ -200,9 +266,11 @@ int kyufu_node_seed(const struct kyufu_config *c, const char *stream_path,
     if (have_cmk == 1) {
         kyufu_storage_keys_set(s, cmk);
     }
-    rv = kyufu_storage_restore(s, stream, len, errmsg, sizeof errmsg);
+    struct kyufu_storage_source src = {
+        .read = fd_read, .rewind = seekable ? fd_rewind : NULL, .arg = &in};
+    rv = kyufu_storage_restore_stream(s, &src, errmsg, sizeof errmsg);
     if (rv != 0) {
-        /* restore checked the stream before writing: the store is the
+        /* restore commits only a stream it checked whole: the store is the
          * empty one made above; remove it, so nothing changed. */
         kyufu_storage_close(s);
         s = NULL;
@@ -258,8 +326,8 @@ int kyufu_node_seed(const struct kyufu_config *c, const char *stream_path,
                 strerror(errno));
         goto out_store;
     }
-    rv = kyufu_glue_seed(path, c->id, c->raft_address, peers, c->n_peers,
-                         index, term, stream, len, s, errmsg, sizeof errmsg);
+    rv = kyufu_glue_seed_store(path, c->id, c->raft_address, peers,
+                               c->n_peers, s, errmsg, sizeof errmsg);
     if (rv != 0) {
         fprintf(stderr, "kyufud: --seed: %s: %s; delete %s/ledger and %s before "
                 "seeding again\n", kyufu_glue_strerror(rv), errmsg, c->data_dir,
@@ -276,10 +344,7 @@ out_store:
 out_lock:
     kyufu_node_unlock(lock);
 out_stream:
-    if (stream != NULL) {
-        kyufu_storage_crypto_wipe(stream, len);
-    }
-    free(stream);
+    fd_source_close(&in);
     kyufu_storage_crypto_wipe(cmk, sizeof cmk);
     return status;
 }

@@ -2,12 +2,14 @@
  * hold a backup's state (docs/restore.md "Restore").
  *
  * STREAM is a storage snapshot stream (docs/snapshot-format.md), already
- * decrypted (the backup reader's output).  The node's data folder must hold
- * no store and no Raft log.  The folder is locked, the stream restored into
- * a new store at <data_dir>/ledger (kyufu_storage_restore checks it whole
- * before writing), and raft-glue's kyufu_glue_seed writes a Raft snapshot
- * of it at the stream's applied index and term with every [cluster] member
- * a voter.  With `digest` (64 lowercase hex digits: the backup's state
+ * decrypted: a file, or a pipe that kyufuctl restore fills chunk by chunk
+ * from a backup.  The node's data folder must hold no store and no Raft
+ * log.  The folder is locked, the stream read piece by piece and restored
+ * into a new store at <data_dir>/ledger (kyufu_storage_restore_stream
+ * commits only a stream it checked whole), and raft-glue's
+ * kyufu_glue_seed_store writes a Raft snapshot of that store at the
+ * stream's applied index and term with every [cluster] member a voter.
+ * Neither step holds the stream in memory (docs/restore.md "Memory").  With `digest` (64 lowercase hex digits: the backup's state
  * digest), a restored store whose digest differs is removed and nothing is
  * seeded (exit 4).  One line on `out`: the applied index, term and state digest
  * (hex) of the store now, which equal the backup's.

@@ -581,35 +581,32 @@ int kyufu_glue_recover(const char *raft_dir,
 
 /* ------------------------------------------------- seeding a restored node
  * (raft-glue/seed.c; docs/restore.md "Restore").  For a node of a new
- * cluster built from a backup, kyufud stopped, its Raft directory pristine:
- * write a Raft snapshot at (index, term) whose content is the glue's
- * snapshot header and `stream` (a storage snapshot stream, decrypted, whose
- * applied index and term are index and term: the caller restored it into
- * the node's store first, which checks it), with every peer a voter of its
- * configuration (at `index`), then set the current term to `term`.  At
- * start raft loads that snapshot and the FSM keeps the store already at
- * `index` (or restores it from the snapshot when it is not); the first
- * entry of the new log is index + 1, so nothing the store applied is ever
- * applied again, and a node added later receives this snapshot (or a later
- * one) as any joiner does.  Synchronous, private loop, no network.
- * Refused with nothing written: INVALID (id 0, index 0, term 0, no peers,
- * `id` not among them, NULL), CONFIG (raft_dir already holds a Raft log or
- * term).  IO: a write failed (delete the directory and seed again).
- * `store` (NULL: none): the restored store; when it holds a cluster
- * master key the snapshot is written sealed (version 2, seal.h) under its
- * active stream key, as the FSM writes them, so the stream is never in a
- * Raft file in plaintext and a node with a key can load it. */
-int kyufu_glue_seed(const char *raft_dir,
-                    uint64_t id,
-                    const char *address,
-                    const struct kyufu_glue_peer *peers,
-                    size_t n_peers,
-                    uint64_t index,
-                    uint64_t term,
-                    const uint8_t *stream,
-                    size_t len,
-                    const struct kyufu_storage *store,
-                    char *errmsg,
-                    size_t errmsg_len);
+ * cluster built from a backup, kyufud stopped, its Raft directory pristine,
+ * its store restored from the backup's stream (which checked it): write a
+ * Raft snapshot at the store's applied (index, term) whose content is the
+ * glue's snapshot header and the store's own snapshot stream, with every
+ * peer a voter of its configuration (at index), then set the current term
+ * to term.  At start raft loads that snapshot and the FSM keeps the store
+ * already at index (or restores it from the snapshot when it is not); the
+ * first entry of the new log is index + 1, so nothing the store applied is
+ * ever applied again, and a node added later receives this snapshot (or a
+ * later one) as any joiner does.  When the store holds a cluster master
+ * key the snapshot is written sealed (version 2, seal.h) under its active
+ * stream key, as the FSM writes them, so the stream is never in a Raft
+ * file in plaintext and a node with a key can load it.  The stream goes
+ * through an unnamed file in raft_dir that is mapped for raft_uv, never
+ * into this process's anonymous memory.  Synchronous, private loop, no
+ * network.  Refused with nothing written: INVALID (id 0, no peers, `id`
+ * not among them, NULL, a store at index or term 0), CONFIG (raft_dir
+ * already holds a Raft log or term).  IO: a write failed (delete the
+ * directory and seed again). */
+int kyufu_glue_seed_store(const char *raft_dir,
+                          uint64_t id,
+                          const char *address,
+                          const struct kyufu_glue_peer *peers,
+                          size_t n_peers,
+                          struct kyufu_storage *store,
+                          char *errmsg,
+                          size_t errmsg_len);
 
 #endif /* KYUFU_GLUE_H */

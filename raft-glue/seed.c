@@ -1,22 +1,32 @@
 /* Seeding a node of a restored cluster: contract in glue.h
- * (kyufu_glue_seed), why a Raft snapshot and not a store with its applied
- * index reset in docs/restore.md.
+ * (kyufu_glue_seed_store), why a Raft snapshot and not a store with its
+ * applied index reset in docs/restore.md.
  *
- * Happy path: offline raft_uv (offline_io.h) → io->load must find nothing
- * (term 0, no snapshot, no entry) → (a keyed store: the stream sealed in
- * chunks behind a version-2 header, seal.h) → io->snapshot_put with trailing 0 (the
- * install path: no log kept behind it) of {glue header, stream} at
- * (index, term) with the peers as voters → run the loop until its callback
- * → io->set_term(term) → close.  The current term is set last: a directory
+ * Happy path: the restored store's snapshot stream (canonical: the bytes
+ * the backup held) written chunk by chunk to an unnamed file (O_TMPFILE)
+ * in raft_dir, each chunk sealed behind a version-2 header when the store
+ * is keyed (seal.h), one chunk behind so that the last carries the last
+ * flag, as the FSM seals → the file mapped read-only → offline raft_uv
+ * (offline_io.h) → io->load must find nothing (term 0, no snapshot, no
+ * entry) → io->snapshot_put with trailing 0 (the install path: no log kept
+ * behind it) of {glue header, the mapping} at the store's (index, term)
+ * with the peers as voters → run the loop until its callback →
+ * io->set_term(term) → close.  The current term is set last: a directory
  * with a term but no snapshot would look like a node that lost its log.
+ * raft_uv takes a snapshot as buffers in memory; a file mapping is page
+ * cache the kernel can drop, so the seeding process never holds the
+ * stream in its own memory (docs/restore.md "Memory").
  *
  * Failure modes: a failed write leaves a partial directory (raft_uv writes
  * the snapshot under a temporary name first); the caller deletes the data
- * folder and seeds again. */
-#include <assert.h>
+ * folder and seeds again.  The unnamed file disappears with its fd. */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <openssl/rand.h>
 
@@ -69,136 +79,51 @@ static int empty(struct glue_rio *x, const char *raft_dir, char *errmsg,
     return 0;
 }
 
-/* The stream sealed in chunks after header h (seal.h), malloc'd into
- * *out (*out_len bytes).  0, or KYUFU_GLUE_ENOMEM. */
-static int seal_stream(const struct kyufu_storage *store,
-                       struct glue_snapshot_header *h, uint8_t *header,
-                       const uint8_t *stream, size_t len, uint8_t **out,
-                       size_t *out_len)
+/* The configuration with every peer a voter; 0, or an error (said). */
+static int seed_configuration(struct raft_configuration *conf, uint64_t id,
+                              const struct kyufu_glue_peer *peers,
+                              size_t n_peers, char *errmsg, size_t errmsg_len)
 {
-    struct glue_stream_key k;
-    memset(&k, 0, sizeof k);
-    if (glue__stream_key_load(store, kyufu_storage_keys_active(store), &k) != 0 ||
-        RAND_bytes(h->id, sizeof h->id) != 1) {
-        glue__stream_key_wipe(&k);
-        return KYUFU_GLUE_ENOMEM;
-    }
-    h->key_version = k.version;
-    glue__snapshot_header_write(header, h);
-    size_t header_len = glue__snapshot_header_size(h);
-    size_t total = 0;
-    for (size_t off = 0; off < len; off += KYUFU_SNAPSHOT_CHUNK_BYTES_MAX) {
-        size_t n = len - off < KYUFU_SNAPSHOT_CHUNK_BYTES_MAX
-                       ? len - off
-                       : KYUFU_SNAPSHOT_CHUNK_BYTES_MAX;
-        total += glue__chunk_sealed_size(n);
-    }
-    uint8_t *buf = malloc(total);
-    int rv = buf == NULL ? KYUFU_GLUE_ENOMEM : 0;
-    size_t at = 0;
-    uint64_t number = 0;
-    for (size_t off = 0; rv == 0 && off < len;
-         off += KYUFU_SNAPSHOT_CHUNK_BYTES_MAX, number++) {
-        size_t n = len - off < KYUFU_SNAPSHOT_CHUNK_BYTES_MAX
-                       ? len - off
-                       : KYUFU_SNAPSHOT_CHUNK_BYTES_MAX;
-        if (glue__chunk_seal(&k, header, header_len, number, off + n == len,
-                             stream + off, n, buf + at) != 0) {
-            rv = KYUFU_GLUE_ENOMEM;
-        }
-        at += glue__chunk_sealed_size(n);
-    }
-    glue__stream_key_wipe(&k);
-    if (rv != 0) {
-        free(buf);
-        return rv;
-    }
-    assert(at == total);
-    *out = buf;
-    *out_len = total;
-    return 0;
-}
-
-int kyufu_glue_seed(const char *raft_dir,
-                    uint64_t id,
-                    const char *address,
-                    const struct kyufu_glue_peer *peers,
-                    size_t n_peers,
-                    uint64_t index,
-                    uint64_t term,
-                    const uint8_t *stream,
-                    size_t len,
-                    const struct kyufu_storage *store,
-                    char *errmsg,
-                    size_t errmsg_len)
-{
-    uint8_t header2[GLUE_SNAPSHOT2_HEADER_BYTES];
-    uint8_t *sealed = NULL;
-    size_t sealed_len = 0;
-    struct raft_snapshot snap;
-    struct raft_buffer bufs[2];
-    struct glue_snapshot_header h;
-    uint8_t header[GLUE_SNAPSHOT_HEADER_BYTES];
-    struct put put;
-    struct glue_rio x;
     bool me = false;
-    int rv;
-
-    if (raft_dir == NULL || address == NULL || peers == NULL || stream == NULL ||
-        id == 0 || index == 0 || term == 0 || n_peers == 0 || len == 0) {
-        errf(errmsg, errmsg_len, "seed: raft_dir, address, peers, a stream, "
-             "id, index and term > 0 needed");
-        return KYUFU_GLUE_EINVALID;
-    }
-    memset(&snap, 0, sizeof snap);
-    raft_configuration_init(&snap.configuration);
+    raft_configuration_init(conf);
     for (size_t i = 0; i < n_peers; i++) {
         me |= peers[i].id == id;
-        rv = raft_configuration_add(&snap.configuration, peers[i].id,
-                                    peers[i].address, RAFT_VOTER);
+        int rv = raft_configuration_add(conf, peers[i].id, peers[i].address,
+                                        RAFT_VOTER);
         if (rv != 0) {
             errf(errmsg, errmsg_len, "seed: peer %" PRIu64 " (%s): %s",
                  peers[i].id, peers[i].address, raft_strerror(rv));
-            raft_configuration_close(&snap.configuration);
+            raft_configuration_close(conf);
             return rv == RAFT_NOMEM ? KYUFU_GLUE_ENOMEM : KYUFU_GLUE_EINVALID;
         }
     }
     if (!me) {
         errf(errmsg, errmsg_len, "seed: node %" PRIu64 " is not among the peers",
              id);
-        raft_configuration_close(&snap.configuration);
+        raft_configuration_close(conf);
         return KYUFU_GLUE_EINVALID;
     }
-    memset(&h, 0, sizeof h);
-    h.raft_index = index;
-    h.storage_index = index;
-    h.storage_term = term;
-    glue__snapshot_header_write(header, &h);
-    bufs[0].base = header;
-    bufs[0].len = sizeof header;
-    bufs[1].base = (void *)stream; /* raft_uv only reads it */
-    bufs[1].len = len;
-    if (store != NULL && kyufu_storage_keys_present(store)) {
-        rv = seal_stream(store, &h, header2, stream, len, &sealed, &sealed_len);
-        if (rv != 0) {
-            errf(errmsg, errmsg_len, "seed: cannot seal the snapshot");
-            raft_configuration_close(&snap.configuration);
-            return rv;
-        }
-        bufs[0].base = header2;
-        bufs[0].len = glue__snapshot_header_size(&h);
-        bufs[1].base = sealed;
-        bufs[1].len = sealed_len;
-    }
+    return 0;
+}
+
+/* Write the Raft snapshot {bufs[0], bufs[1]} at (index, term) with conf
+ * (taken: closed here) into the pristine raft_dir, then the term. */
+static int seed_put(const char *raft_dir, uint64_t id, const char *address,
+                    struct raft_configuration *conf, uint64_t index,
+                    uint64_t term, struct raft_buffer bufs[2], char *errmsg,
+                    size_t errmsg_len)
+{
+    struct raft_snapshot snap;
+    struct put put;
+    struct glue_rio x;
+    memset(&snap, 0, sizeof snap);
+    snap.configuration = *conf;
     snap.index = index;
     snap.term = term;
     snap.configuration_index = index;
     snap.bufs = bufs;
     snap.n_bufs = 2;
-
-    assert(me && snap.configuration.n == n_peers && snap.n_bufs == 2);
-    assert(snap.configuration_index == snap.index);
-    rv = glue__rio_open(&x, raft_dir, id, address, errmsg, errmsg_len);
+    int rv = glue__rio_open(&x, raft_dir, id, address, errmsg, errmsg_len);
     if (rv != 0) {
         goto out;
     }
@@ -225,6 +150,211 @@ int kyufu_glue_seed(const char *raft_dir,
 out:
     glue__rio_close(&x);
     raft_configuration_close(&snap.configuration);
+    return rv;
+}
+
+/* The store's stream as the snapshot's content, written to an unnamed
+ * file (sealed one chunk behind, so the last carries the last flag, as
+ * the FSM seals: fsm.c). */
+struct file_out
+{
+    int fd;
+    const struct glue_stream_key *key; /* NULL: plaintext */
+    const uint8_t *header;
+    size_t header_len;
+    uint64_t number;
+    uint8_t *pending;
+    size_t pending_len;
+    uint64_t total;
+    int err; /* errno of a failed write */
+};
+
+static int out_write(struct file_out *o, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(o->fd, p, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            o->err = n < 0 ? errno : EIO;
+            return KYUFU_STORAGE_EIO;
+        }
+        p += n;
+        len -= (size_t)n;
+        o->total += (uint64_t)n;
+    }
+    return 0;
+}
+
+static int out_seal_pending(struct file_out *o, bool last)
+{
+    size_t size = glue__chunk_sealed_size(o->pending_len);
+    uint8_t *sealed = malloc(size);
+    int rv = sealed == NULL ? KYUFU_STORAGE_ENOMEM : 0;
+    if (rv == 0 &&
+        glue__chunk_seal(o->key, o->header, o->header_len, o->number, last,
+                         o->pending, o->pending_len, sealed) != 0) {
+        rv = KYUFU_STORAGE_ENOMEM;
+    }
+    if (rv == 0) {
+        rv = out_write(o, sealed, size);
+    }
     free(sealed);
+    kyufu_storage_crypto_wipe(o->pending, o->pending_len);
+    free(o->pending);
+    o->pending = NULL;
+    o->pending_len = 0;
+    o->number++;
+    return rv;
+}
+
+/* emit of kyufu_storage_snapshot_write: owns chunk. */
+static int out_emit(void *arg, void *chunk, size_t len)
+{
+    struct file_out *o = arg;
+    int rv = 0;
+    if (o->key == NULL) {
+        rv = out_write(o, chunk, len);
+        free(chunk);
+        return rv;
+    }
+    if (o->pending != NULL) {
+        rv = out_seal_pending(o, false);
+    }
+    if (rv != 0) {
+        kyufu_storage_crypto_wipe(chunk, len);
+        free(chunk);
+        return rv;
+    }
+    o->pending = chunk;
+    o->pending_len = len;
+    return 0;
+}
+
+/* Write the store's stream (sealed when k) to fd: 0, or an error (said). */
+static int write_store_stream(struct kyufu_storage *store, int fd,
+                              const struct glue_stream_key *k,
+                              const uint8_t *header, size_t header_len,
+                              uint64_t *total, char *errmsg,
+                              size_t errmsg_len)
+{
+    struct kyufu_storage_snapshot *snap = NULL;
+    struct file_out o = {.fd = fd, .key = k, .header = header,
+                         .header_len = header_len};
+    int rv = kyufu_storage_snapshot_begin(store, &snap);
+    if (rv == 0) {
+        rv = kyufu_storage_snapshot_write(snap, NULL, out_emit, &o);
+        kyufu_storage_snapshot_end(snap);
+    }
+    if (rv == 0 && k != NULL) {
+        rv = out_seal_pending(&o, true);
+    }
+    if (o.pending != NULL) {
+        kyufu_storage_crypto_wipe(o.pending, o.pending_len);
+        free(o.pending);
+    }
+    if (rv != 0) {
+        errf(errmsg, errmsg_len, "seed: the store's snapshot stream: %s%s%s",
+             kyufu_storage_strerror(rv), o.err != 0 ? ": " : "",
+             o.err != 0 ? strerror(o.err) : "");
+        return rv == KYUFU_STORAGE_ENOMEM ? KYUFU_GLUE_ENOMEM : KYUFU_GLUE_EIO;
+    }
+    *total = o.total;
+    return 0;
+}
+
+int kyufu_glue_seed_store(const char *raft_dir,
+                          uint64_t id,
+                          const char *address,
+                          const struct kyufu_glue_peer *peers,
+                          size_t n_peers,
+                          struct kyufu_storage *store,
+                          char *errmsg,
+                          size_t errmsg_len)
+{
+    uint8_t header[GLUE_SNAPSHOT2_HEADER_BYTES];
+    struct raft_configuration conf;
+    struct raft_buffer bufs[2];
+    struct glue_snapshot_header h;
+    struct glue_stream_key k;
+    uint64_t index = 0, term = 0, total = 0;
+    void *map = MAP_FAILED;
+    int fd = -1;
+    int rv;
+
+    if (raft_dir == NULL || address == NULL || peers == NULL ||
+        store == NULL || id == 0 || n_peers == 0) {
+        errf(errmsg, errmsg_len, "seed: raft_dir, address, peers, a store "
+             "and an id > 0 needed");
+        return KYUFU_GLUE_EINVALID;
+    }
+    kyufu_storage_applied(store, &index, &term);
+    if (index == 0 || term == 0) {
+        errf(errmsg, errmsg_len, "seed: the store is at index %" PRIu64
+             " term %" PRIu64 ": nothing to seed", index, term);
+        return KYUFU_GLUE_EINVALID;
+    }
+    rv = seed_configuration(&conf, id, peers, n_peers, errmsg, errmsg_len);
+    if (rv != 0) {
+        return rv;
+    }
+    memset(&k, 0, sizeof k);
+    memset(&h, 0, sizeof h);
+    h.raft_index = index;
+    h.storage_index = index;
+    h.storage_term = term;
+    bool sealed = kyufu_storage_keys_present(store);
+    if (sealed &&
+        (glue__stream_key_load(store, kyufu_storage_keys_active(store), &k) !=
+             0 ||
+         RAND_bytes(h.id, sizeof h.id) != 1)) {
+        errf(errmsg, errmsg_len, "seed: cannot seal the snapshot");
+        rv = KYUFU_GLUE_ENOMEM;
+        goto out;
+    }
+    h.key_version = sealed ? k.version : 0;
+    glue__snapshot_header_write(header, &h);
+    /* Unnamed, in raft_dir's file system: nothing is left by a crash, and
+     * the mapping below is page cache, not this process's memory. */
+    fd = open(raft_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        errf(errmsg, errmsg_len, "seed: cannot make a temporary file in %s: %s",
+             raft_dir, strerror(errno));
+        rv = KYUFU_GLUE_EIO;
+        goto out;
+    }
+    rv = write_store_stream(store, fd, sealed ? &k : NULL, header,
+                            glue__snapshot_header_size(&h), &total, errmsg,
+                            errmsg_len);
+    if (rv != 0) {
+        goto out;
+    }
+    map = mmap(NULL, (size_t)total, PROT_READ, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+        errf(errmsg, errmsg_len, "seed: cannot map the snapshot (%" PRIu64
+             " bytes): %s", total, strerror(errno));
+        rv = KYUFU_GLUE_EIO;
+        goto out;
+    }
+    (void)madvise(map, (size_t)total, MADV_SEQUENTIAL);
+    bufs[0].base = header;
+    bufs[0].len = glue__snapshot_header_size(&h);
+    bufs[1].base = map; /* raft_uv only reads it */
+    bufs[1].len = (size_t)total;
+    rv = seed_put(raft_dir, id, address, &conf, index, term, bufs, errmsg,
+                  errmsg_len);
+    conf.n = 0; /* closed by seed_put */
+out:
+    if (conf.n != 0) {
+        raft_configuration_close(&conf);
+    }
+    if (map != MAP_FAILED) {
+        munmap(map, (size_t)total);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    glue__stream_key_wipe(&k);
     return rv;
 }

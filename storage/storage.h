@@ -565,10 +565,38 @@ int kyufu_storage_snapshot_write(struct kyufu_storage_snapshot *snap,
 
 void kyufu_storage_snapshot_end(struct kyufu_storage_snapshot *snap);
 
-/* Replace the whole state with the snapshot in buf (a concatenation of the
- * chunks above), in one write transaction.  The stream is checked (magic,
- * schema version, lengths, SHA-256 trailer) before anything is replaced; a
- * bad stream returns CORRUPT and leaves the state unchanged. */
+/* Replace the whole state with a snapshot stream, in one write
+ * transaction.  The stream is checked (magic, schema version, lengths, key
+ * order, record count, the meta records, SHA-256 trailer) and then the
+ * ledger it describes (kyufu_storage_check_invariants) before that
+ * transaction commits; a bad stream returns CORRUPT with the reason in
+ * errmsg and leaves the state unchanged (docs/snapshot-format.md).
+ *
+ * kyufu_storage_restore_stream reads the stream piece by piece from src,
+ * so it never holds the stream (its memory: one piece, one record, LMDB's
+ * dirty pages); kyufu_storage_restore takes it in one buffer (a
+ * concatenation of the chunks above, as Raft hands it over). */
+struct kyufu_storage_source
+{
+    /* The next piece of the stream in *data, *len bytes (*len 0: the end of
+     * the stream); valid until the next call.  0, or nonzero with errmsg
+     * said: the restore stops, changes nothing and returns IO, keeping the
+     * source's errmsg. */
+    int (*read)(void *arg,
+                const uint8_t **data,
+                size_t *len,
+                char *errmsg,
+                size_t errmsg_len);
+    /* Start again from the first byte: a restore that found the map full
+     * grows it and reads the stream again.  NULL: it cannot (a full map
+     * is then MAP_FULL).  0, or nonzero with errmsg said (IO). */
+    int (*rewind)(void *arg, char *errmsg, size_t errmsg_len);
+    void *arg;
+};
+int kyufu_storage_restore_stream(struct kyufu_storage *s,
+                                 const struct kyufu_storage_source *src,
+                                 char *errmsg,
+                                 size_t errmsg_len);
 int kyufu_storage_restore(struct kyufu_storage *s,
                           const uint8_t *buf,
                           size_t len,

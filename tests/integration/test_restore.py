@@ -44,6 +44,54 @@ def restore(kyufuctl, kyufud, *args):
     return p.returncode, p.stdout, p.stderr
 
 
+def decrypted_stream(bdir, kek_path):
+    """The backup's snapshot stream and CMK, decrypted here from the format
+    (docs/backup.md "Chunks", "Keys"), to feed kyufud --seed damaged
+    copies of a real stream."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    with open(kek_path) as f:
+        kek = bytes.fromhex(f.read().strip())
+    with open(os.path.join(bdir, "manifest.json")) as f:
+        m = json.load(f)
+    bid = bytes.fromhex(m["backup_id"])
+
+    def unwrap(hexs, label):
+        w = bytes.fromhex(hexs)
+        return AESGCM(kek).decrypt(w[:12], w[12:], label + bid)
+    bk = unwrap(m["bk_wrapped"], b"kyufu-backup-key v1 bk")
+    cmk = unwrap(m["cmk_wrapped"], b"kyufu-backup-key v1 cmk")
+    stream = b""
+    n = len(m["chunks"])
+    for i, c in enumerate(m["chunks"]):
+        with open(os.path.join(bdir, c["file"]), "rb") as f:
+            d = f.read()
+        aad = (b"kyufu-backup-chunk v1" + bid + i.to_bytes(4, "big") +
+               bytes([1 if i == n - 1 else 0]))
+        stream += AESGCM(bk).decrypt(d[:12], d[12:], aad)
+    return stream, cmk
+
+
+def seed_from_pipe(kyufud, conf, data, digest, cmk):
+    """kyufud --seed reading `data` from a pipe (as kyufuctl restore feeds
+    it) and the CMK from another: its exit status and stderr."""
+    r, w = os.pipe()
+    cr, cw = os.pipe()
+    os.write(cw, cmk)
+    os.close(cw)
+    p = subprocess.Popen([kyufud, "--seed", conf, "/dev/fd/%d" % r, digest,
+                          "/dev/fd/%d" % cr], pass_fds=(r, cr),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(r)
+    os.close(cr)
+    try:
+        with os.fdopen(w, "wb") as f:
+            f.write(data)
+    except BrokenPipeError:
+        pass  # kyufud stopped reading: its status says why
+    out, err = p.communicate(timeout=60)
+    return p.returncode, err.decode()
+
+
 def snapshot_of(b):
     """What a refusal must leave as it was: B's CMK files' bytes, and no
     ledger or raft directory in any node's data folder."""
@@ -156,6 +204,19 @@ def main():
             rc, out, err = restore(kyufuctl, kyufud, *args)
             assert rc == code and text in err, (args, rc, out, err)
             assert snapshot_of(b) == before, args
+        # A real stream through a pipe, cut or with one byte flipped: the
+        # seed restores as it reads, and refuses at the end (the trailer)
+        # with nothing left behind.
+        stream, cmk = decrypted_stream(out1, kek)
+        flipped = bytearray(stream)
+        flipped[len(stream) // 2] ^= 1
+        for what, data in (("cut", stream[:len(stream) // 2]),
+                           ("flipped", bytes(flipped)),
+                           ("one byte more", stream + b"\0")):
+            rc, err = seed_from_pipe(kyufud, b.conf[1], data, digest, cmk)
+            assert rc == 4 and "trailer does not match" in err and \
+                "nothing changed" in err, (what, rc, err)
+            assert snapshot_of(b) == before, what
         short = os.path.join(work, "short.key")
         with open(short, "wb") as f:
             f.write(b"\x01" * 31)
@@ -171,8 +232,9 @@ def main():
         assert rc == 2 and "nothing changed" in err, (rc, out, err)
         os.rmdir(busy)
         assert snapshot_of(b) == before
-        print("refusals: wrong KEK, other cluster, tampered chunk, busy "
-              "node, bad options: nothing changed")
+        print("refusals: wrong KEK, other cluster, tampered chunk, a cut, "
+              "flipped or longer stream through a pipe, busy node, bad "
+              "options: nothing changed")
 
         # ---- 3. restore into B
         rc, out, err = restore(kyufuctl, kyufud, *good)

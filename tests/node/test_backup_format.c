@@ -346,32 +346,43 @@ static void test_whole(void)
               memcmp(back, cmk, 32) == 0,
           "the CMK comes back under the backup KEK");
     kyufu_backup_manifest_free(&v.m);
-    /* What a restore gets: the stream (it restores to the same digest)
-     * and the CMK. */
-    uint8_t *stream = NULL, got_cmk[32];
-    size_t stream_len = 0;
-    CHECK(kyufu_backup_load(b1, ca, kek, &v, &stream, &stream_len, got_cmk,
-                            err, sizeof err) == 0,
-          "load: %s", err);
-    CHECK(memcmp(got_cmk, cmk, 32) == 0, "load: CMK");
-    char store2[300];
-    snprintf(store2, sizeof store2, "%s/store2", root);
-    struct kyufu_storage_options o2 = {.path = store2, .no_sync = true};
-    struct kyufu_storage *s2 = NULL;
-    uint8_t d2[32] = {0};
-    uint64_t at2 = 1;
-    if (kyufu_storage_open(&o2, &s2, err, sizeof err) == 0) {
-        kyufu_storage_keys_set(s2, got_cmk); /* as kyufuctl restore does */
-        CHECK(kyufu_storage_restore(s2, stream, stream_len, err,
-                                    sizeof err) == 0,
-              "restore: %s", err);
-        kyufu_storage_digest(s2, d2, &at2);
-        kyufu_storage_close(s2);
+    /* What a restore gets: a reader of the stream (it restores, read
+     * chunk by chunk, to the same digest; and again after a rewind) and
+     * the CMK. */
+    struct kyufu_backup_reader *reader = NULL;
+    uint8_t got_cmk[32];
+    CHECK(kyufu_backup_open(b1, ca, kek, &v, &reader, got_cmk, err,
+                            sizeof err) == 0,
+          "open: %s", err);
+    CHECK(memcmp(got_cmk, cmk, 32) == 0, "open: CMK");
+    struct kyufu_storage_source src;
+    kyufu_backup_reader_source(reader, &src);
+    for (int round = 0; round < 2; round++) {
+        char store2[300];
+        snprintf(store2, sizeof store2, "%s/store2-%d", root, round);
+        struct kyufu_storage_options o2 = {.path = store2, .no_sync = true};
+        struct kyufu_storage *s2 = NULL;
+        uint8_t d2[32] = {0};
+        uint64_t at2 = 1;
+        if (round == 1) {
+            CHECK(src.rewind(src.arg, err, sizeof err) == 0, "rewind");
+        }
+        if (kyufu_storage_open(&o2, &s2, err, sizeof err) == 0) {
+            kyufu_storage_keys_set(s2, got_cmk); /* as kyufud --seed does */
+            CHECK(kyufu_storage_restore_stream(s2, &src, err, sizeof err) == 0,
+                  "restore: %s", err);
+            kyufu_storage_digest(s2, d2, &at2);
+            kyufu_storage_close(s2);
+        }
+        CHECK(memcmp(d2, v.m.state_digest, 32) == 0 &&
+                  at2 == v.m.applied_index,
+              "restored digest (round %d)", round);
     }
-    CHECK(memcmp(d2, v.m.state_digest, 32) == 0 && at2 == v.m.applied_index,
-          "restored digest");
-    free(stream);
+    kyufu_backup_reader_close(reader);
     kyufu_backup_manifest_free(&v.m);
+    CHECK(kyufu_backup_open(b1, ca, NULL, &v, &reader, got_cmk, err,
+                            sizeof err) != 0 && reader == NULL,
+          "open without a KEK: %s", err);
     uint8_t wrong[32];
     RAND_bytes(wrong, 32);
     CHECK(kyufu_backup_verify(b1, ca, wrong, root, &v, err, sizeof err) != 0 &&

@@ -3,17 +3,20 @@
  * a temporary folder:
  *
  *  - inspect refuses a folder with no log (CONFIG) and bad arguments;
- *  - seed writes a snapshot at (index, term) with every peer a voter and
- *    sets the term: inspect reads back exactly that; seeding again, a node
- *    not among the peers, index or term 0 are refused;
+ *  - seed writes a snapshot at the store's (index, term) with every peer a
+ *    voter and sets the term: inspect reads back exactly that; seeding
+ *    again, a node not among the peers, no peers, no store or a store at
+ *    index 0 are refused;
  *  - recover: refused for a member that is not one (NOTFOUND), when the
  *    log changed since it was shown (STALE), each leaving the log as it
  *    was; then it makes the node the one voter (a configuration at the
  *    next index, with the address recorded for it), and a second recovery
  *    is refused (EXISTS);
- *  - seeding with a store that holds a cluster master key writes the
- *    snapshot sealed (version 2): the stream's bytes are not in the file,
- *    and it opens back to exactly the stream with the store's key;
+ *  - the snapshot's content is the store's own snapshot stream, sealed
+ *    (version 2) when the store holds a cluster master key: the stream's
+ *    bytes are not in the file, and it opens back to exactly the stream
+ *    with the store's key; plaintext (version 1) otherwise; written
+ *    through an unnamed file that leaves nothing in the folder;
  *  - an open segment raft_uv would misread (a batch cut by the end of the
  *    file, segment_check.h) is refused (CORRUPT) before raft_uv reads it. */
 #include <dirent.h>
@@ -91,50 +94,156 @@ static uint8_t *read_snapshot(const char *dir, size_t *len)
     return buf;
 }
 
-/* A store with a CMK makes kyufu_glue_seed write a sealed snapshot. */
-static void sealed_seed(void)
+/* A store at (index, term) whose one record names a canary staff id. */
+static struct kyufu_storage *canary_store(const char *path, const uint8_t *cmk,
+                                         uint64_t index, uint64_t term)
 {
-    char tmpl[] = "/tmp/kyufu-seed-sealed-XXXXXX";
-    char *dir = mkdtemp(tmpl);
-    char err[512], path[600];
-    CHECK(dir != NULL);
-    static const uint8_t stream[] = "canary stream: Kanariyama Hisoka 8642097";
-    struct kyufu_glue_peer peers[1] = { { 1, "127.0.0.1:7001", NULL } };
     struct kyufu_storage_options so;
     struct kyufu_storage *s = NULL;
+    char err[256];
     memset(&so, 0, sizeof so);
-    snprintf(path, sizeof path, "%s/ledger", dir);
     so.path = path;
+    so.no_sync = true;
     CHECK(kyufu_storage_open(&so, &s, err, sizeof err) == 0);
-    uint8_t cmk[KYUFU_CRYPTO_KEY_BYTES];
-    memset(cmk, 0x5a, sizeof cmk);
-    kyufu_storage_keys_set(s, cmk);
-    snprintf(path, sizeof path, "%s/raft", dir);
-    CHECK(mkdir(path, 0700) == 0);
-    CHECK(kyufu_glue_seed(path, 1, "127.0.0.1:7001", peers, 1, 9, 2, stream,
-                          sizeof stream, s, err, sizeof err) == 0);
+    if (cmk != NULL) {
+        kyufu_storage_keys_set(s, cmk);
+    }
+    Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
+    Kyufu__V1__CommandHeader h = KYUFU__V1__COMMAND_HEADER__INIT;
+    Kyufu__V1__CreateStaff cs = KYUFU__V1__CREATE_STAFF__INIT;
+    Kyufu__V1__Command c = KYUFU__V1__COMMAND__INIT;
+    Kyufu__V1__Command *cp = &c;
+    Kyufu__V1__CommandBatch b = KYUFU__V1__COMMAND_BATCH__INIT;
+    struct kyufu_storage_results res;
+    key.client_id = "test-seed";
+    key.sequence = 1;
+    h.actor = "kanariyama";
+    h.terminal = "t";
+    h.time_ms = 1765000000000;
+    h.key = &key;
+    cs.staff_id = "kanariyama";
+    cs.display_name = "Kanariyama Hisoka";
+    cs.roles_mask = 1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN;
+    c.header = &h;
+    c.body_case = KYUFU__V1__COMMAND__BODY_CREATE_STAFF;
+    c.create_staff = &cs;
+    b.n_commands = 1;
+    b.commands = &cp;
+    CHECK(kyufu_storage_apply(s, index, term, &b, &res, err, sizeof err) == 0);
+    kyufu_storage_results_free(&res);
+    return s;
+}
+
+struct sink
+{
+    uint8_t *buf;
     size_t len;
-    uint8_t *buf = read_snapshot(path, &len);
-    CHECK(memmem(buf, len, "Kanariyama", 10) == NULL);
+};
+
+static int sink_emit(void *arg, void *chunk, size_t len)
+{
+    struct sink *k = arg;
+    k->buf = realloc(k->buf, k->len + len);
+    CHECK(k->buf != NULL);
+    memcpy(k->buf + k->len, chunk, len);
+    k->len += len;
+    free(chunk);
+    return 0;
+}
+
+/* The raft folder holds only raft_uv's files. */
+static void only_raft_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    CHECK(d != NULL);
+    while ((e = readdir(d)) != NULL) {
+        CHECK(e->d_name[0] == '.' || strncmp(e->d_name, "snapshot-", 9) == 0 ||
+              strncmp(e->d_name, "metadata", 8) == 0);
+    }
+    closedir(d);
+}
+
+static void store_seed(bool keyed)
+{
+    char tmpl[] = "/tmp/kyufu-seed-store-XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    char err[512], path[600], raft[600];
+    CHECK(dir != NULL);
+    uint8_t cmk[KYUFU_CRYPTO_KEY_BYTES];
+    memset(cmk, 0x3c, sizeof cmk);
+    struct kyufu_glue_peer peers[3] = {
+        { 1, "127.0.0.1:7001", NULL },
+        { 2, "127.0.0.1:7002", NULL },
+        { 3, "127.0.0.1:7003", NULL },
+    };
+    snprintf(raft, sizeof raft, "%s/raft", dir);
+    CHECK(mkdir(raft, 0700) == 0);
+
+    /* A store that applied nothing: refused, nothing written. */
+    snprintf(path, sizeof path, "%s/empty", dir);
+    struct kyufu_storage_options so;
+    struct kyufu_storage *e = NULL;
+    memset(&so, 0, sizeof so);
+    so.path = path;
+    so.no_sync = true;
+    CHECK(kyufu_storage_open(&so, &e, err, sizeof err) == 0);
+    CHECK(kyufu_glue_seed_store(raft, 2, "127.0.0.1:7002", peers, 3, e, err,
+                                sizeof err) == KYUFU_GLUE_EINVALID);
+    kyufu_storage_close(e);
+
+    snprintf(path, sizeof path, "%s/ledger", dir);
+    struct kyufu_storage *s = canary_store(path, keyed ? cmk : NULL, 1, 2);
+    CHECK(kyufu_glue_seed_store(raft, 2, "127.0.0.1:7002", peers, 3, s, err,
+                                sizeof err) == 0);
+    only_raft_files(raft);
+    struct kyufu_glue_log_info info;
+    CHECK(kyufu_glue_log_inspect(raft, 2, "127.0.0.1:7002", &info, err,
+                                 sizeof err) == 0);
+    CHECK(info.term == 2 && info.snapshot_index == 1 &&
+          info.snapshot_term == 2 && info.n_members == 3);
+
+    struct sink want = { NULL, 0 };
+    struct kyufu_storage_snapshot *snap = NULL;
+    CHECK(kyufu_storage_snapshot_begin(s, &snap) == 0);
+    CHECK(kyufu_storage_snapshot_write(snap, NULL, sink_emit, &want) == 0);
+    kyufu_storage_snapshot_end(snap);
+    CHECK(memmem(want.buf, want.len, "kanariyama", 10) != NULL);
+
+    size_t len;
+    uint8_t *buf = read_snapshot(raft, &len);
     struct glue_snapshot_header h;
     CHECK(glue__snapshot_header_read(buf, len, &h));
-    CHECK(h.key_version != 0 && h.raft_index == 9 && h.storage_index == 9 &&
-          h.storage_term == 2);
-    struct glue_stream_key k;
-    memset(&k, 0, sizeof k);
-    CHECK(glue__stream_key_load(s, h.key_version, &k) == 0);
-    size_t plain = 0, hl = glue__snapshot_header_size(&h);
-    CHECK(glue__snapshot_open(&k, buf, len, hl, &plain, err, sizeof err) == 0);
-    CHECK(plain == sizeof stream && memcmp(buf + hl, stream, plain) == 0);
-    glue__stream_key_wipe(&k);
+    CHECK(h.raft_index == 1 && h.storage_index == 1 && h.storage_term == 2);
+    size_t hl = glue__snapshot_header_size(&h);
+    size_t plain = len - hl;
+    if (keyed) {
+        CHECK(h.key_version != 0);
+        CHECK(memmem(buf, len, "kanariyama", 10) == NULL);
+        struct glue_stream_key k;
+        memset(&k, 0, sizeof k);
+        CHECK(glue__stream_key_load(s, h.key_version, &k) == 0);
+        CHECK(glue__snapshot_open(&k, buf, len, hl, &plain, err,
+                                  sizeof err) == 0);
+        glue__stream_key_wipe(&k);
+    } else {
+        CHECK(h.key_version == 0);
+    }
+    CHECK(plain == want.len && memcmp(buf + hl, want.buf, plain) == 0);
+    /* Seeding again: refused (the folder holds a log now). */
+    CHECK(kyufu_glue_seed_store(raft, 2, "127.0.0.1:7002", peers, 3, s, err,
+                                sizeof err) == KYUFU_GLUE_ECONFIG);
+    only_raft_files(raft);
     free(buf);
+    free(want.buf);
     kyufu_storage_close(s);
     rm_rf(dir);
 }
 
 int main(void)
 {
-    sealed_seed();
+    store_seed(false);
+    store_seed(true);
 
     char tmpl[] = "/tmp/kyufu-recover-seed-XXXXXX";
     char *dir = mkdtemp(tmpl);
@@ -151,25 +260,37 @@ int main(void)
     CHECK(kyufu_glue_log_inspect(NULL, 1, "127.0.0.1:1", &info, err, sizeof err) ==
           KYUFU_GLUE_EINVALID);
 
-    /* Seed. */
-    static const uint8_t stream[] = "not parsed by the glue: the caller restored it";
+    /* Seed, from a store at index 57, term 3. */
+    char stmpl[] = "/tmp/kyufu-recover-seed-store-XXXXXX";
+    char *sdir = mkdtemp(stmpl);
+    char spath[600];
+    CHECK(sdir != NULL);
+    snprintf(spath, sizeof spath, "%s/ledger", sdir);
+    struct kyufu_storage *s57 = canary_store(spath, NULL, 57, 3);
+    struct kyufu_storage_options eo;
+    struct kyufu_storage *empty_store = NULL;
+    snprintf(spath, sizeof spath, "%s/empty", sdir);
+    memset(&eo, 0, sizeof eo);
+    eo.path = spath;
+    eo.no_sync = true;
+    CHECK(kyufu_storage_open(&eo, &empty_store, err, sizeof err) == 0);
     struct kyufu_glue_peer peers[3] = {
         { 1, "127.0.0.1:7001", NULL },
         { 2, "127.0.0.1:7002", NULL },
         { 3, "127.0.0.1:7003 127.0.0.1:8003", NULL },
     };
-    CHECK(kyufu_glue_seed(dir, 4, "127.0.0.1:7004", peers, 3, 57, 3, stream,
-                          sizeof stream, NULL, err, sizeof err) == KYUFU_GLUE_EINVALID);
-    CHECK(kyufu_glue_seed(dir, 1, "127.0.0.1:7001", peers, 3, 0, 3, stream,
-                          sizeof stream, NULL, err, sizeof err) == KYUFU_GLUE_EINVALID);
-    CHECK(kyufu_glue_seed(dir, 1, "127.0.0.1:7001", peers, 3, 57, 0, stream,
-                          sizeof stream, NULL, err, sizeof err) == KYUFU_GLUE_EINVALID);
-    CHECK(kyufu_glue_seed(dir, 1, "127.0.0.1:7001", peers, 0, 57, 3, stream,
-                          sizeof stream, NULL, err, sizeof err) == KYUFU_GLUE_EINVALID);
+    CHECK(kyufu_glue_seed_store(dir, 4, "127.0.0.1:7004", peers, 3, s57, err,
+                                sizeof err) == KYUFU_GLUE_EINVALID);
+    CHECK(kyufu_glue_seed_store(dir, 1, "127.0.0.1:7001", peers, 3, empty_store,
+                                err, sizeof err) == KYUFU_GLUE_EINVALID);
+    CHECK(kyufu_glue_seed_store(dir, 1, "127.0.0.1:7001", peers, 3, NULL, err,
+                                sizeof err) == KYUFU_GLUE_EINVALID);
+    CHECK(kyufu_glue_seed_store(dir, 1, "127.0.0.1:7001", peers, 0, s57, err,
+                                sizeof err) == KYUFU_GLUE_EINVALID);
     CHECK(kyufu_glue_log_inspect(dir, 1, "127.0.0.1:7001", &info, err, sizeof err) ==
           KYUFU_GLUE_ECONFIG); /* the refusals wrote nothing */
-    CHECK(kyufu_glue_seed(dir, 1, "127.0.0.1:7001", peers, 3, 57, 3, stream,
-                          sizeof stream, NULL, err, sizeof err) == 0);
+    CHECK(kyufu_glue_seed_store(dir, 1, "127.0.0.1:7001", peers, 3, s57, err,
+                                sizeof err) == 0);
     CHECK(kyufu_glue_log_inspect(dir, 1, "127.0.0.1:7001", &info, err, sizeof err) == 0);
     CHECK(info.term == 3 && info.snapshot_index == 57 && info.snapshot_term == 3);
     CHECK(info.last_index == 57 && info.last_term == 3);
@@ -180,9 +301,12 @@ int main(void)
         CHECK(strcmp(info.members[i].raft_address, peers[i].address) == 0);
     }
     CHECK(strcmp(info.members[2].api_address, "127.0.0.1:8003") == 0);
-    CHECK(kyufu_glue_seed(dir, 1, "127.0.0.1:7001", peers, 3, 57, 3, stream,
-                          sizeof stream, NULL, err, sizeof err) == KYUFU_GLUE_ECONFIG);
+    CHECK(kyufu_glue_seed_store(dir, 1, "127.0.0.1:7001", peers, 3, s57, err,
+                                sizeof err) == KYUFU_GLUE_ECONFIG);
     CHECK(strstr(err, "already holds a Raft log") != NULL);
+    kyufu_storage_close(s57);
+    kyufu_storage_close(empty_store);
+    rm_rf(sdir);
 
     /* Recover: refusals change nothing. */
     CHECK(kyufu_glue_recover(dir, 9, "127.0.0.1:7009", &info, err, sizeof err) ==

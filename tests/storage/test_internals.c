@@ -577,6 +577,206 @@ static void test_corrupt_snapshot(void)
     kyufu_storage_close(b.s);
 }
 
+/* A stream served in pieces of `piece` bytes, each copied into a buffer
+ * the next read overwrites (restore must not keep a pointer into a piece);
+ * it fails with its own message at byte fail_at (0: never). */
+struct piece_source
+{
+    const uint8_t *buf;
+    size_t len;
+    size_t off;
+    size_t piece;
+    size_t fail_at;
+    uint8_t *copy;
+    int rewinds;
+};
+
+static int piece_read(void *arg, const uint8_t **data, size_t *len,
+                      char *errmsg, size_t errmsg_len)
+{
+    struct piece_source *p = arg;
+    if (p->fail_at != 0 && p->off >= p->fail_at) {
+        snprintf(errmsg, errmsg_len, "chunk 3 does not decrypt");
+        return -1;
+    }
+    size_t n = p->len - p->off < p->piece ? p->len - p->off : p->piece;
+    memset(p->copy, 0xEE, p->piece); /* the previous piece is gone */
+    memcpy(p->copy, p->buf + p->off, n);
+    p->off += n;
+    *data = p->copy;
+    *len = n;
+    return 0;
+}
+
+static int piece_rewind(void *arg, char *errmsg, size_t errmsg_len)
+{
+    struct piece_source *p = arg;
+    (void)errmsg;
+    (void)errmsg_len;
+    p->off = 0;
+    p->rewinds++;
+    return 0;
+}
+
+static int restore_pieces(struct fx *f, const uint8_t *buf, size_t len,
+                          size_t piece, size_t fail_at, bool rewind,
+                          int *rewinds, char *err, size_t err_len)
+{
+    struct piece_source p = {.buf = buf, .len = len, .piece = piece,
+                             .fail_at = fail_at, .copy = malloc(piece)};
+    CHECK(p.copy != NULL);
+    struct kyufu_storage_source src = {
+        .read = piece_read, .rewind = rewind ? piece_rewind : NULL, .arg = &p};
+    int rv = kyufu_storage_restore_stream(f->s, &src, err, err_len);
+    free(p.copy);
+    if (rewinds != NULL) {
+        *rewinds = p.rewinds;
+    }
+    return rv;
+}
+
+/* The stream read piece by piece (records straddling pieces of any size)
+ * restores the state the one-buffer restore does: the same digest and
+ * applied index. */
+static void test_snapshot_stream(void)
+{
+    struct fx a;
+    struct t_sink k;
+    uint8_t da[32];
+    uint8_t db[32];
+    char err[256] = "";
+    fx_open(&a);
+    world(&a, 12);
+    snapshot(&a, &k);
+    digest(&a, da);
+    size_t pieces[] = {1, 7, 32, 33, 1000, k.len - 1, k.len, k.len + 5};
+    for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++) {
+        struct fx b;
+        fx_open(&b);
+        apply1(&b, c_staff(&b, "other", "other", 1u << 1), OK); /* replaced */
+        int rv = restore_pieces(&b, k.buf, k.len, pieces[i], 0, true, NULL,
+                                err, sizeof err);
+        if (rv != 0) {
+            fprintf(stderr, "restore in %zu-byte pieces: %s\n", pieces[i],
+                    err);
+        }
+        CHECK(rv == 0);
+        b.index = a.index;
+        digest(&b, db);
+        CHECK(memcmp(da, db, 32) == 0);
+        invariants(&b);
+        kyufu_storage_close(b.s);
+    }
+    free(k.buf);
+    kyufu_storage_close(a.s);
+}
+
+/* Read piece by piece, a flipped byte or a cut stream is refused as a
+ * damaged one (its trailer), a source that fails is refused with its own
+ * message, and the target is unchanged each time. */
+static void test_snapshot_stream_refused(void)
+{
+    struct fx a;
+    struct fx b;
+    struct t_sink k;
+    uint8_t before[32];
+    uint8_t after[32];
+    char err[256];
+    fx_open(&a);
+    world(&a, 3);
+    snapshot(&a, &k);
+    fx_open(&b);
+    apply1(&b, c_staff(&b, "other", "other", 1u << 1), OK);
+    digest(&b, before);
+    size_t spots[] = {0, 9, 13, 20, 40, 41, k.len / 2, k.len - 42,
+                      k.len - 40, k.len - 1};
+    for (size_t i = 0; i < sizeof spots / sizeof spots[0]; i++) {
+        k.buf[spots[i]] ^= 0x01;
+        CHECK_RV(restore_pieces(&b, k.buf, k.len, 7, 0, true, NULL, err,
+                                sizeof err),
+                 KYUFU_STORAGE_ECORRUPT);
+        CHECK(strstr(err, "trailer does not match") != NULL);
+        k.buf[spots[i]] ^= 0x01;
+    }
+    size_t cuts[] = {0, 1, 31, 32, 100, k.len - 33, k.len - 32, k.len - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        CHECK_RV(restore_pieces(&b, k.buf, cuts[i], 7, 0, true, NULL, err,
+                                sizeof err),
+                 KYUFU_STORAGE_ECORRUPT);
+        CHECK(strstr(err, "trailer does not match") != NULL ||
+              strstr(err, "too short") != NULL);
+    }
+    /* Extra bytes after an intact stream: its last 32 bytes are not the
+     * trailer any more. */
+    uint8_t *longer = malloc(k.len + 3);
+    CHECK(longer != NULL);
+    memcpy(longer, k.buf, k.len);
+    memset(longer + k.len, 0, 3);
+    CHECK_RV(restore_pieces(&b, longer, k.len + 3, 7, 0, true, NULL, err,
+                            sizeof err),
+             KYUFU_STORAGE_ECORRUPT);
+    free(longer);
+    CHECK_RV(restore_pieces(&b, k.buf, k.len, 64, k.len / 2, true, NULL, err,
+                            sizeof err),
+             KYUFU_STORAGE_EIO);
+    CHECK(strcmp(err, "chunk 3 does not decrypt") == 0);
+    digest(&b, after);
+    CHECK(memcmp(before, after, 32) == 0);
+    uint64_t idx;
+    kyufu_storage_applied(b.s, &idx, NULL);
+    CHECK(idx == b.index);
+    /* The intact stream still restores. */
+    CHECK_RV(restore_pieces(&b, k.buf, k.len, 7, 0, true, NULL, err,
+                            sizeof err),
+             0);
+    free(k.buf);
+    kyufu_storage_close(a.s);
+    kyufu_storage_close(b.s);
+}
+
+/* A stream larger than the target's map: the restore grows the map and
+ * reads the stream again from the start (rewind); a source that cannot
+ * rewind gets MAP_FULL and an unchanged store. */
+static void test_snapshot_stream_map_full(void)
+{
+    struct fx a;
+    struct fx b;
+    struct t_sink k;
+    uint8_t da[32];
+    uint8_t db[32];
+    char err[256] = "";
+    int rewinds = 0;
+    fx_open(&a);
+    world(&a, 300);
+    snapshot(&a, &k);
+    digest(&a, da);
+    CHECK(k.len > 128 * 1024);
+
+    fx_open_opts(&b, 64 * 1024, 64 * 1024 * 1024);
+    size_t initial = b.s->map_size_bytes;
+    CHECK_RV(restore_pieces(&b, k.buf, k.len, 4096, 0, false, NULL, err,
+                            sizeof err),
+             KYUFU_STORAGE_EMAP_FULL);
+    CHECK(strstr(err, "cannot be read again") != NULL);
+    uint64_t idx = 1;
+    kyufu_storage_applied(b.s, &idx, NULL);
+    CHECK(idx == 0);
+
+    int rv = restore_pieces(&b, k.buf, k.len, 4096, 0, true, &rewinds, err,
+                            sizeof err);
+    if (rv != 0) {
+        fprintf(stderr, "restore: %s\n", err);
+    }
+    CHECK(rv == 0);
+    CHECK(rewinds >= 1 && b.s->map_size_bytes > initial);
+    b.index = a.index;
+    digest(&b, db);
+    CHECK(memcmp(da, db, 32) == 0);
+    free(k.buf);
+    kyufu_storage_close(a.s);
+    kyufu_storage_close(b.s);
+}
+
 /* A tiny map grows (doubling) until the ceiling, then apply returns the
  * fatal MAP_FULL with nothing of that entry applied. */
 static void test_map_growth(void)
@@ -1307,6 +1507,9 @@ int main(int argc, char **argv)
         {"malformed_bytes", test_malformed_bytes},
         {"snapshot_roundtrip", test_snapshot_roundtrip},
         {"corrupt_snapshot", test_corrupt_snapshot},
+        {"snapshot_stream", test_snapshot_stream},
+        {"snapshot_stream_refused", test_snapshot_stream_refused},
+        {"snapshot_stream_map_full", test_snapshot_stream_map_full},
         {"map_growth", test_map_growth},
         {"sessions", test_sessions},
         {"session_floor", test_session_floor},
