@@ -6,9 +6,9 @@
  *     it once its store has an account; the leader proposes BootstrapAdmin
  *     from it while the staff table is empty (apply accepts it only then,
  *     so it happens once whichever node's file is used);
- *   - every KYUFU_NODE_AUTH_TICK_MS (a test knob may shorten it), on the
- *     leader: TouchSessions for the
- *     sessions used since the last one, CloseSession ("expired") for
+ *   - every KYUFU_NODE_AUTH_TICK_MS (a test knob may shorten it, to no
+ *     less than the timer's second), on the leader: one TouchSessions for
+ *     the sessions used since the last one, CloseSession ("expired") for
  *     sessions past their idle or absolute limit, PurgeStaff for accounts
  *     disabled longer than [auth] purge_after_days.
  * One proposal at a time; a failed one is tried again at the next tick.

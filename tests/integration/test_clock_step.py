@@ -9,13 +9,16 @@ every minute) and KYUFU_TEST_SESSION_IDLE_MS (a 10 s idle limit instead of
 15 minutes).  Two sessions: A used on every node twice a second, B left
 idle.  The leader's wall clock steps +6 h while its sweep runs:
 
-  - the leader logs the step once ("wall clock stepped", step_ms 6 h);
+  - the leader logs the step once ("wall clock stepped", step_ms 6 h) and
+    its /metrics shows it (kyufu_clock_step_seconds 21600,
+    kyufu_clock_steps_total 1; the followers 0 and 0);
   - A works on every node all through, longer than the idle limit and many
     sweeps (before the fix the leader's first sweep after the step closed
     every session: "no such session" on every node);
   - B, idle past the limit, is still closed by that leader: "no such
     session" on every node;
-  - the clock set right again: "wall clock agrees again", A still works.
+  - the clock set right again: "wall clock agrees again", the gauge 0,
+    A still works.
 
 usage: test_clock_step.py KYUFUD"""
 import json
@@ -27,6 +30,8 @@ import grpc
 
 import auth as A
 import cluster as C
+from ports import free_ports
+from test_metrics import scrape
 
 LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 STEP_S = 6 * 3600
@@ -51,6 +56,17 @@ def who(c, i, token):
         return OK, ""
     except grpc.RpcError as e:
         return e.code(), e.details()
+
+
+def clock_metrics(port):
+    """(kyufu_clock_step_seconds, kyufu_clock_steps_total) of a node."""
+    fam = scrape(port)
+    out = []
+    for name in ("kyufu_clock_step_seconds", "kyufu_clock_steps_total"):
+        samples = fam[name]["samples"][name]
+        assert len(samples) == 1, (name, samples)
+        out.append(samples[0][1])
+    return tuple(out)
 
 
 def log_event(c, i, msg):
@@ -101,7 +117,10 @@ def main():
     if not os.path.exists(LIB):
         C.skip("libfaketime missing (scripts/setup installs it)")
     t0 = time.monotonic()
-    with C.Cluster(kyufud) as c:
+    mports = free_ports(3)
+    extra = {i: "[node]\nmetrics_listen = 127.0.0.1:%d\n" % mports[i - 1]
+             for i in (1, 2, 3)}
+    with C.Cluster(kyufud, extra_conf=extra) as c:
         files = {}
         asan = os.environ.get("ASAN_OPTIONS", "")
         for i in c.ids():
@@ -141,6 +160,12 @@ def main():
             c, leader, "wall clock stepped: ignored for sessions and "
             "lockouts"), 15)
         assert abs(step["step_ms"] - STEP_S * 1000) < 10000, step
+        for i in c.ids():
+            gap, steps = clock_metrics(mports[i - 1])
+            if i == leader:
+                assert steps == 1 and abs(gap - STEP_S) < 10, (gap, steps)
+            else:
+                assert steps == 0 and gap == 0, (i, gap, steps)
         stepped = time.monotonic()
         print("leader %d stepped +%d s: logged step_ms %d (%.1f s after "
               "the write)" % (leader, STEP_S, step["step_ms"],
@@ -178,6 +203,7 @@ def main():
         until(active, "the leader's clock agreeing again", lambda: log_event(
             c, leader, "wall clock agrees again"), 15)
         active.use()
+        assert clock_metrics(mports[leader - 1]) == (0, 1)
         assert log_event(c, leader, "wall clock step back accepted") is None
         for i in c.ids():
             if i != leader:
