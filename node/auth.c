@@ -107,7 +107,7 @@ bool kyufu_node__auth_command(struct kyufu_node *n,
                               void *body,
                               struct kyufu_node_auth_command *out)
 {
-    int64_t now = kyufu_node__wall_ms();
+    int64_t now = kyufu_node__auth_now_ms(n);
     /* Increasing even if the clock steps back; microsecond-ish room for
      * many commands in one millisecond. */
     uint64_t seq = now > 0 && (uint64_t)now * 1000u > n->auth.seq_last
@@ -230,7 +230,7 @@ static int check_session(struct kyufu_node *n,
     if (rv != 0) {
         return store_error(n, rv, msg, len);
     }
-    int64_t now = kyufu_node__wall_ms();
+    int64_t now = kyufu_node__auth_now_ms(n);
     int64_t last = s->last_used_ms;
     int64_t mine = kyufu_node__auth_last_use(n, hash);
     if (mine > last) {

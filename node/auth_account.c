@@ -114,7 +114,7 @@ static void change_done(struct kyufu_node_auth_job *jb)
         return;
     }
     struct kyufu_node_auth_ctx *x = c->auth;
-    x->now_ms = kyufu_node__wall_ms();
+    x->now_ms = kyufu_node__auth_now_ms(n);
     Kyufu__V1__PasswordHash h;
     kyufu_node__auth_copy_hash(&h, kyufu_pwhash_iterations(), j->salt, j->hash);
     Kyufu__V1__SetPassword sp = KYUFU__V1__SET_PASSWORD__INIT;
@@ -161,7 +161,7 @@ static void change_password(struct kyufu_node_call *c)
     const char *refused = NULL;
     if (a == NULL || cred == NULL || cred->password == NULL) {
         refused = "the account has no password to change";
-    } else if (cred->locked_until_ms > kyufu_node__wall_ms()) {
+    } else if (cred->locked_until_ms > kyufu_node__auth_now_ms(n)) {
         /* A locked account takes no more password guesses, not even as
          * the old password of a change (its answer would tell right from
          * wrong, and SetPassword would clear the lock). */
@@ -314,7 +314,7 @@ static void confirm_totp(struct kyufu_node_call *c)
     /* One HMAC-SHA1 per accepted step: cheap enough for the loop. */
     int ok = kyufu_node__totp_check(cred->totp_secret.data,
                                     cred->totp_secret.len,
-                                    kyufu_node__wall_ms() / 1000,
+                                    kyufu_node__auth_now_ms(n) / 1000,
                                     r->totp_code, &step);
     bool replayed = ok == 0 && step <= cred->totp_last_step;
     kyufu__v1__credential__free_unpacked(cred, NULL);

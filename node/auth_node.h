@@ -21,6 +21,7 @@
 #include "glue.h"
 #include "limits.h"
 #include "signin_limit.h"
+#include "steady_clock.h"
 #include "storage_limits.h"
 #include "kyufu/v1/identity.pb-c.h"
 
@@ -56,6 +57,7 @@ struct kyufu_node_auth
     bool timer_started;
     bool proposing;          /* a timer command is in flight */
     uint64_t sweep_last_ms;  /* uv_now of the last complete sweep */
+    bool sweep_touched;      /* this sweep's TouchSessions went out */
     /* The leader's expired sessions still to close (auth_timer.c),
      * emptied when this node is not the leader. */
     uint8_t expired[KYUFU_NODE_AUTH_EXPIRED_MAX][32];
@@ -81,11 +83,25 @@ struct kyufu_node_auth
     uint32_t bootstrap_iterations;
     uint8_t bootstrap_salt[16];
     uint8_t bootstrap_hash[32];
+    /* The clock of every session time, lockout and TOTP step this node
+     * decides or stamps (kyufu_node__auth_now_ms): wall clock steps do
+     * not move it (steady_clock.h). */
+    struct kyufu_steady_clock clock;
+    /* The sweep's interval and the idle limit of new sessions, when the
+     * test knobs KYUFU_TEST_AUTH_TICK_MS / KYUFU_TEST_SESSION_IDLE_MS set
+     * them (docs/testing.md "Test knobs"); 0: the defaults. */
+    uint64_t tick_ms;
+    int64_t test_idle_ms;
 };
 
 struct kyufu_node;
 struct kyufu_node_call;
 struct kyufu_grpc_call;
+
+/* Now, in unix ms, for identity: the wall clock with its steps ignored
+ * (steady_clock.h); a new step is logged once and counted
+ * (node/clock_node.c). */
+int64_t kyufu_node__auth_now_ms(struct kyufu_node *n);
 
 /* This node's last use of a session (0 when none remembered). */
 int64_t kyufu_node__auth_last_use(const struct kyufu_node *n,

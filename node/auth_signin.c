@@ -239,7 +239,7 @@ static void signin_done(struct kyufu_node_auth_job *jb)
      * step too: apply keeps it single-use (cluster version 3). */
     o.totp_step = j->totp_needed ? j->step : 0;
     o.password_set_ms = x->password_set_ms;
-    x->now_ms = kyufu_node__wall_ms();
+    x->now_ms = kyufu_node__auth_now_ms(n);
     kyufu_node__auth_propose(c, x->staff_id, "open_session", &o, signin_opened);
 }
 
@@ -315,7 +315,7 @@ void kyufu_node__auth_sign_in(struct kyufu_node_call *c)
     }
     /* Decided now, told only after the hash (the same cost and answer for
      * every refusal: signin_run). */
-    int64_t now = kyufu_node__wall_ms();
+    int64_t now = kyufu_node__auth_now_ms(n);
     const char *refused = NULL;
     uint32_t failures = cred != NULL ? cred->failures : 0;
     if (a == NULL) {

@@ -6,11 +6,15 @@
  *     it once its store has an account; the leader proposes BootstrapAdmin
  *     from it while the staff table is empty (apply accepts it only then,
  *     so it happens once whichever node's file is used);
- *   - every KYUFU_NODE_AUTH_TICK_MS, on the leader: TouchSessions for the
- *     sessions used since the last one, CloseSession ("expired") for
+ *   - every KYUFU_NODE_AUTH_TICK_MS (a test knob may shorten it, to no
+ *     less than the timer's second), on the leader: one TouchSessions for
+ *     the sessions used since the last one, CloseSession ("expired") for
  *     sessions past their idle or absolute limit, PurgeStaff for accounts
  *     disabled longer than [auth] purge_after_days.
  * One proposal at a time; a failed one is tried again at the next tick.
+ * Every time here is kyufu_node__auth_now_ms's: a step of this node's wall
+ * clock neither closes every session nor stamps them (docs/chaos.md
+ * "Clock steps and sessions").
  *
  * The bootstrap-admin file (DATA/bootstrap-admin, written by kyufuctl
  * cluster init): `key = value` lines staff_id, display_name, iterations,
@@ -27,6 +31,7 @@
 #include <openssl/crypto.h>
 
 #include "auth_node.h"
+#include "auth_service.h"
 #include "bootstrap_file.h"
 #include "log.h"
 #include "node.h"
@@ -309,30 +314,73 @@ static void on_tick(uv_timer_t *t)
 {
     struct kyufu_node *n = t->data;
     struct kyufu_node_auth *a = &n->auth;
+    /* Read every second on every node: a step is logged when it happens,
+     * not at the next call, and an agreeing clock keeps the anchor fresh. */
+    int64_t now = kyufu_node__auth_now_ms(n);
     if (n->stop_requested || n->glue == NULL || a->proposing) {
         return;
     }
     if (!kyufu_glue_is_leader(n->glue)) {
         a->n_expired = 0; /* another leader may have seen uses since */
+        a->sweep_touched = false;
     }
     if (tick_bootstrap(n) || !kyufu_glue_is_leader(n->glue)) {
         return;
     }
     uint64_t mono = uv_now(&n->loop);
     if (a->sweep_last_ms != 0 &&
-        mono - a->sweep_last_ms < KYUFU_NODE_AUTH_TICK_MS) {
+        mono - a->sweep_last_ms < a->tick_ms) {
         return;
     }
-    int64_t now = kyufu_node__wall_ms();
-    if (tick_touch(n) || tick_expire(n, now) || tick_purge(n, now)) {
-        return; /* the rest at the next tick */
+    /* One TouchSessions per sweep: with a session used every second there
+     * is always a use to send, and touching first at every tick kept the
+     * expiry and the purge from ever running. */
+    if (!a->sweep_touched) {
+        a->sweep_touched = true;
+        if (tick_touch(n)) {
+            return; /* the rest at the next tick */
+        }
     }
+    if (tick_expire(n, now) || tick_purge(n, now)) {
+        return;
+    }
+    a->sweep_touched = false;
     a->sweep_last_ms = mono;
+}
+
+/* A test knob (docs/testing.md "Test knobs"): the environment variable's
+ * value if it is set and a whole number of milliseconds in [1, max], else
+ * 0 (a malformed one is logged and ignored: a test that set it fails on
+ * its own timing, production never sets it). */
+static uint64_t test_knob(const char *name, uint64_t max)
+{
+    const char *v = getenv(name);
+    if (v == NULL || v[0] == '\0') {
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long long ms = strtoull(v, &end, 10);
+    if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || ms == 0 ||
+        ms > max) {
+        kyufu_log(KYUFU_LOG_ERROR, "test knob ignored",
+                  KYUFU_LOG_S("name", name), KYUFU_LOG_S("value", v));
+        return 0;
+    }
+    kyufu_log(KYUFU_LOG_WARN, "test knob in effect",
+              KYUFU_LOG_S("name", name), KYUFU_LOG_U("ms", ms));
+    return ms;
 }
 
 int kyufu_node__auth_start(struct kyufu_node *n)
 {
     int rv = read_bootstrap(n);
+    uint64_t tick = test_knob("KYUFU_TEST_AUTH_TICK_MS", KYUFU_NODE_AUTH_TICK_MS);
+    n->auth.tick_ms = tick != 0 ? tick : KYUFU_NODE_AUTH_TICK_MS;
+    n->auth.test_idle_ms = (int64_t)test_knob(
+        "KYUFU_TEST_SESSION_IDLE_MS", KYUFU_NODE_AUTH_SESSION_IDLE_MINUTES_MAX *
+                                          (uint64_t)KYUFU_NODE_AUTH_MS_PER_MINUTE);
+    (void)kyufu_node__auth_now_ms(n); /* the anchor: the clock at start */
     uv_timer_init(&n->loop, &n->auth.timer);
     n->auth.timer.data = n;
     uv_timer_start(&n->auth.timer, on_tick, TIMER_MS, TIMER_MS);

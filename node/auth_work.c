@@ -18,6 +18,9 @@
 
 int64_t kyufu_node__auth_idle_ms(const struct kyufu_node *n)
 {
+    if (n->auth.test_idle_ms > 0) {
+        return n->auth.test_idle_ms;
+    }
     return (int64_t)n->config->auth_session_idle_minutes * KYUFU_NODE_AUTH_MS_PER_MINUTE;
 }
 

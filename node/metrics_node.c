@@ -510,6 +510,19 @@ static void node_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
             L1("state", kyufu_power_state_name((enum kyufu_power_state)s)), 1,
             n->power.state == (enum kyufu_power_state)s ? 1 : 0);
     }
+    /* The identity clock (steady_clock.h): the step ignored now, and the
+     * steps seen (docs/chaos.md "Clock steps and sessions"). */
+    kyufu_metrics_family(b, "kyufu_clock_step_seconds", KYUFU_METRICS_GAUGE,
+                         "How far the wall clock is from the time sessions "
+                         "and lockouts run on (a step being ignored; 0 when "
+                         "they agree)");
+    kyufu_metrics_sample(b, "kyufu_clock_step_seconds", NULL, 0,
+                         (double)n->auth.clock.step_ms / 1000.0);
+    kyufu_metrics_family(b, "kyufu_clock_steps_total", KYUFU_METRICS_COUNTER,
+                         "Wall clock steps seen since start (each ignored "
+                         "for sessions and lockouts)");
+    kyufu_metrics_sample_u(b, "kyufu_clock_steps_total", NULL, 0,
+                           n->auth.clock.steps);
     kyufu_metrics_family(b, "kyufu_calls_inflight", KYUFU_METRICS_GAUGE,
                          "Calls being handled by this node now");
     kyufu_metrics_sample_u(b, "kyufu_calls_inflight", NULL, 0,

@@ -263,7 +263,10 @@ static void propose(struct kyufu_node_call *c,
          * certificate's name), never what the request says. */
         header.terminal = c->principal.terminal;
     }
-    header.time_ms = kyufu_node__wall_ms(); /* apply reads no clock */
+    /* Apply reads no clock.  The identity clock, not the wall clock: a
+     * step of the leader's clock must not make a pending decommission
+     * look expired, nor date the audit hours away (steady_clock.h). */
+    header.time_ms = kyufu_node__auth_now_ms(n);
 
     Kyufu__V1__Command full = *cmd; /* the caller's, with this header */
     full.header = &header;
