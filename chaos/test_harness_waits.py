@@ -10,8 +10,10 @@
      operator to), ADD_TRIES calls in all, then raises the last error (a
      node that never catches up fails the run); an `already a voter`
      answer to a later call is success (the call before completed after
-     our deadline), to the first call it is an error; any other error is
-     raised at once, without another call."""
+     our deadline), to the first call it is an error; UNAVAILABLE
+     ("leadership lost before the command committed ...; retry") is
+     retried within the busy window, and `already a voter` after it is
+     success; any other error is raised at once, without another call."""
 import os
 import sys
 
@@ -71,6 +73,10 @@ LATE = Err(grpc.StatusCode.DEADLINE_EXCEEDED,
            "the quorum); run add-node again to resume, or remove-node it")
 VOTER = Err(grpc.StatusCode.ALREADY_EXISTS, "node 4 is already a voter")
 OTHER = Err(grpc.StatusCode.INVALID_ARGUMENT, "bad address")
+LOST = Err(grpc.StatusCode.UNAVAILABLE,
+           "membership change of node 4: leadership lost before the command "
+           "committed (it may or may not have been made: see cluster "
+           "status); no leader known yet, retry")
 
 
 class FakeCluster:
@@ -122,6 +128,19 @@ def test_add_node():
     check(calls == 1 and e is VOTER, "already a voter on the 1st: an error")
     calls, _, e = add([OTHER, "never reached"])
     check(calls == 1 and e is OTHER, "another error: raised, no retry")
+    check(add([LOST, "ok"]) == (2, "ok", None),
+          "leadership lost, then done: two calls")
+    calls, got, e = add([LOST, VOTER])
+    check(calls == 2 and e is None,
+          "leadership lost, then already a voter: done")
+    busy_s = fault_corrupt.BUSY_S
+    fault_corrupt.BUSY_S = 0  # the window is over at once
+    try:
+        calls, _, e = add([LOST, "never reached"])
+    finally:
+        fault_corrupt.BUSY_S = busy_s
+    check(calls == 1 and e is LOST,
+          "leadership lost past the busy window: raised")
 
 
 test_factor()

@@ -217,23 +217,32 @@ def _join_conf(path):
 BUSY_S = 120.0          # how long a repair waits out an earlier change
 
 
-def _membership_call(c, node, call):
-    """call(leader) on the leader of the others, again while the leader
-    answers FAILED_PRECONDITION "another membership change is running"
-    (one change at a time: an earlier fault's replace-node, or its
-    catch-up, may still be under way), as an operator would, for up to
-    BUSY_S."""
+def _membership_call(c, node, call, made=None):
+    """call(leader) on the leader of the others, again, as an operator
+    would, for up to BUSY_S (scaled by the load) while the leader answers
+    FAILED_PRECONDITION "another membership change is running" (one
+    change at a time: an earlier fault's replace-node, or its catch-up,
+    may still be under way) or UNAVAILABLE (leadership lost before the
+    change committed, "it may or may not have been made ...; retry").
+    made(error): whether an error answered to a call after such an
+    UNAVAILABLE means the change was made by the call before (then None
+    is returned)."""
     end = time.monotonic() + patience.scaled(BUSY_S)
+    unsure = False
     while True:
         lead = c.wait_leader(patience.scaled(LEADER_S), exclude=(node,),
                              majority=True)
         try:
             return call(lead)
         except grpc.RpcError as e:
+            if unsure and made is not None and made(e):
+                return None
             busy = (e.code() == grpc.StatusCode.FAILED_PRECONDITION and
                     "another membership change" in (e.details() or ""))
-            if not busy or time.monotonic() > end:
+            lost = e.code() == grpc.StatusCode.UNAVAILABLE
+            if not (busy or lost) or time.monotonic() > end:
                 raise
+            unsure = unsure or lost
         time.sleep(0.5)
 
 
@@ -261,6 +270,11 @@ def replace_node(c, node):
     add_node(c, node)
 
 
+def _a_voter(e):
+    return e.code() == grpc.StatusCode.ALREADY_EXISTS and \
+        "already a voter" in (e.details() or "")
+
+
 def _not_caught_up(e):
     """AddNode's DEADLINE_EXCEEDED: the leader's "did not catch up in
     time: it stays a standby ... run add-node again to resume", or our
@@ -283,10 +297,10 @@ def add_node(c, node):
                     id=node, raft_address=c.raft[node],
                     api_address=c.api[node],
                     catch_up_timeout_ms=CATCH_UP_MS),
-                    timeout=CATCH_UP_MS / 1000 + patience.scaled(CALL_S)))
+                    timeout=CATCH_UP_MS / 1000 + patience.scaled(CALL_S)),
+                made=_a_voter)
         except grpc.RpcError as e:
-            if n > 1 and e.code() == grpc.StatusCode.ALREADY_EXISTS and \
-                    "already a voter" in (e.details() or ""):
+            if n > 1 and _a_voter(e):
                 return None  # the call before ended after our deadline
             if not _not_caught_up(e) or n == ADD_TRIES:
                 raise
