@@ -19,9 +19,9 @@ from harness.history import History, load
 from harness.netcluster import NetCluster
 
 PLAN_LEN = 100000       # more than any run injects: time ends the plan
-JOIN_S = clients.WRITE_DEADLINE_S + 10.0
 # Idle-machine bounds, each scaled by the load when its wait starts
 # (harness.patience).
+JOIN_S = clients.WRITE_DEADLINE_S + 10.0  # the clients stop
 CONVERGE_S = 60.0       # every node at the same applied index and digest
 READ_S = 30.0           # one VerifyAudit, one page of a listing
 LEADER_S = 30.0         # a majority leader for the final read
@@ -164,7 +164,7 @@ def run(a, net):
         inj.heal_all()
         harness_errors += inj.errors
         stop.set()
-        left = clients.join(cs, JOIN_S)
+        left = clients.join(cs, patience.scaled(JOIN_S))
         if left:
             harness_errors.append("clients still running: %s" % left)
         harness_errors += ["%s crashed: %s" % (x.name, x.crashed)
@@ -191,8 +191,9 @@ def run(a, net):
         except subprocess.TimeoutExpired as e:
             # A node busy on its loop (e.g. replaying its log after a
             # power cut) handles SIGTERM only when that work ends.
-            harness_errors.append("clean stop: %s did not exit within "
-                                  "%.0f s of SIGTERM" % (e.cmd[-1], stop_s))
+            harness_errors.append("clean stop: kyufud --config %s did not "
+                                  "exit within %.0f s of SIGTERM"
+                                  % (e.cmd[-1], stop_s))
     except Exception as e:
         harness_errors.append("harness: %r" % e)
         raise
