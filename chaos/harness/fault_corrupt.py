@@ -215,6 +215,7 @@ def _join_conf(path):
 
 
 BUSY_S = 120.0          # how long a repair waits out an earlier change
+BUSY = "another membership change is running"  # the leader's refusal
 
 
 def _membership_call(c, node, call, made=None):
@@ -238,7 +239,7 @@ def _membership_call(c, node, call, made=None):
             if unsure and made is not None and made(e):
                 return None
             busy = (e.code() == grpc.StatusCode.FAILED_PRECONDITION and
-                    "another membership change" in (e.details() or ""))
+                    BUSY in (e.details() or ""))
             lost = e.code() == grpc.StatusCode.UNAVAILABLE
             if not (busy or lost) or time.monotonic() > end:
                 raise

@@ -22,7 +22,7 @@ import signal
 import subprocess
 import time
 
-from harness import netns, patience
+from harness import fault_corrupt, netns, patience
 
 OPERATOR = "op1"        # the operator account kyufuctl acts as
 CATCH_UP_MS = 60000     # replace-node's --catch-up-timeout-ms
@@ -120,7 +120,11 @@ def _run_s():
 
 def _finish(inj, r):
     """Wait for the background replace-node, resume it until it succeeds
-    (TRIES runs in all); the exit code of the last run."""
+    (TRIES runs in all); the exit code of the last run.  A run refused
+    with "another membership change is running" (the run before ended on
+    kyufuctl's own deadline while the leader went on with its change) is
+    not a try: it is run again, as that answer says, once the change has
+    finished, for up to fault_corrupt.BUSY_S (scaled by the load)."""
     c = inj.c
     rc = None
     try:
@@ -128,12 +132,13 @@ def _finish(inj, r):
     except subprocess.TimeoutExpired:
         r["proc"].kill()  # our own child, by its PID
         r["proc"].wait()
-    for _ in range(TRIES - 1):
-        if rc == 0:
-            break
+    tries = 1
+    busy_end = None
+    while rc != 0 and tries < TRIES:
         with open(r["log"], "a") as log:
             log.write("-- again (resumes)\n")
             log.flush()
+            start = log.tell()
             try:
                 rc = subprocess.run(_replace_argv(c, r["conf"], r["old"],
                                                   r["new"]),
@@ -143,6 +148,17 @@ def _finish(inj, r):
                                     timeout=_run_s()).returncode
             except subprocess.TimeoutExpired:
                 rc = None
+        with open(r["log"]) as f:
+            f.seek(start)
+            busy = rc != 0 and fault_corrupt.BUSY in f.read()
+        if busy:
+            if busy_end is None:
+                busy_end = time.monotonic() + patience.scaled(
+                    fault_corrupt.BUSY_S)
+            if time.monotonic() < busy_end:
+                time.sleep(1.0)
+                continue
+        tries += 1
     return rc
 
 
