@@ -12,7 +12,8 @@ which damage and where are drawn from a random.Random seeded with the
 run's seed, as fractions scaled to the file's size at injection (a replay
 draws the same fractions; the files can differ).
 
-heal() starts the node again and watches it for START_WAIT_S:
+heal() starts the node again and watches it for START_WAIT_S (scaled by
+the load, harness.patience):
 - it runs (its Status answers): the damage went unnoticed or did no harm;
   the run's checker compares every replica's digest at the end;
 - it refuses to start with one of the action's documented refusals (exit
@@ -30,7 +31,7 @@ import time
 
 import grpc
 
-from harness import nodelog
+from harness import nodelog, patience
 
 START_WAIT_S = 30.0     # from start to a Status answer or an exit
 FLIP_BITS = (1, 4)      # bits flipped per damage, inclusive
@@ -141,7 +142,7 @@ class Corruption:
         offset = nodelog.size(c.log_path(node))
         if not c.alive(node):
             c.start(node)
-        end = time.monotonic() + START_WAIT_S
+        end = time.monotonic() + patience.scaled(START_WAIT_S)
         while time.monotonic() < end:
             rc = c.procs[node].poll()
             if rc is not None:
@@ -196,7 +197,10 @@ def wipe(path):
 
 
 CATCH_UP_MS = 60000     # AddNode's bound for the standby's catch-up
-LEADER_S = 30.0
+ADD_TRIES = 3           # AddNode calls in all (a standby resumes)
+# Idle-machine bounds, each scaled by the load (harness.patience).
+LEADER_S = 30.0         # a majority leader among the others
+CALL_S = 30.0           # RemoveNode; AddNode's commits after the catch-up
 
 
 def _join_conf(path):
@@ -211,24 +215,35 @@ def _join_conf(path):
 
 
 BUSY_S = 120.0          # how long a repair waits out an earlier change
+BUSY = "another membership change is running"  # the leader's refusal
 
 
-def _membership_call(c, node, call):
-    """call(leader) on the leader of the others, again while the leader
-    answers FAILED_PRECONDITION "another membership change is running"
-    (one change at a time: an earlier fault's replace-node, or its
-    catch-up, may still be under way), as an operator would, for up to
-    BUSY_S."""
-    end = time.monotonic() + BUSY_S
+def _membership_call(c, node, call, made=None):
+    """call(leader) on the leader of the others, again, as an operator
+    would, for up to BUSY_S (scaled by the load) while the leader answers
+    FAILED_PRECONDITION "another membership change is running" (one
+    change at a time: an earlier fault's replace-node, or its catch-up,
+    may still be under way) or UNAVAILABLE (leadership lost before the
+    change committed, "it may or may not have been made ...; retry").
+    made(error): whether an error answered to a call after such an
+    UNAVAILABLE means the change was made by the call before (then None
+    is returned)."""
+    end = time.monotonic() + patience.scaled(BUSY_S)
+    unsure = False
     while True:
-        lead = c.wait_leader(LEADER_S, exclude=(node,), majority=True)
+        lead = c.wait_leader(patience.scaled(LEADER_S), exclude=(node,),
+                             majority=True)
         try:
             return call(lead)
         except grpc.RpcError as e:
+            if unsure and made is not None and made(e):
+                return None
             busy = (e.code() == grpc.StatusCode.FAILED_PRECONDITION and
-                    "another membership change" in (e.details() or ""))
-            if not busy or time.monotonic() > end:
+                    BUSY in (e.details() or ""))
+            lost = e.code() == grpc.StatusCode.UNAVAILABLE
+            if not (busy or lost) or time.monotonic() > end:
                 raise
+            unsure = unsure or lost
         time.sleep(0.5)
 
 
@@ -244,7 +259,7 @@ def replace_node(c, node):
     S = c.s["service_pb2"]
     try:
         _membership_call(c, node, lambda lead: c.cluster(lead).RemoveNode(
-            S.RemoveNodeRequest(id=node), timeout=30))
+            S.RemoveNodeRequest(id=node), timeout=patience.scaled(CALL_S)))
     except grpc.RpcError as e:
         if e.code() != grpc.StatusCode.NOT_FOUND:
             raise
@@ -253,8 +268,42 @@ def replace_node(c, node):
         wipe(os.path.join(data, name))
     _join_conf(c.conf[node])
     c.start(node)
-    _membership_call(c, node, lambda lead: c.cluster(lead).AddNode(
-        S.AddNodeRequest(id=node, raft_address=c.raft[node],
-                         api_address=c.api[node],
-                         catch_up_timeout_ms=CATCH_UP_MS),
-        timeout=CATCH_UP_MS / 1000 + 30))
+    add_node(c, node)
+
+
+def _a_voter(e):
+    return e.code() == grpc.StatusCode.ALREADY_EXISTS and \
+        "already a voter" in (e.details() or "")
+
+
+def _not_caught_up(e):
+    """AddNode's DEADLINE_EXCEEDED: the leader's "did not catch up in
+    time: it stays a standby ... run add-node again to resume", or our
+    own call's deadline (the leader may still be at it: the next call
+    waits it out as "another membership change")."""
+    return e.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def add_node(c, node):
+    """AddNode for node (started, `join = yes`), as the refusal tells an
+    operator: while it answers that the node did not catch up in time,
+    run it again (the standby resumes from what it holds), ADD_TRIES
+    calls in all.  A node still behind after that is a failure: the last
+    error is raised (the run's harness error)."""
+    S = c.s["service_pb2"]
+    for n in range(1, ADD_TRIES + 1):
+        try:
+            return _membership_call(c, node, lambda lead: c.cluster(
+                lead).AddNode(S.AddNodeRequest(
+                    id=node, raft_address=c.raft[node],
+                    api_address=c.api[node],
+                    catch_up_timeout_ms=CATCH_UP_MS),
+                    timeout=CATCH_UP_MS / 1000 + patience.scaled(CALL_S)),
+                made=_a_voter)
+        except grpc.RpcError as e:
+            if n > 1 and _a_voter(e):
+                return None  # the call before ended after our deadline
+            if not _not_caught_up(e) or n == ADD_TRIES:
+                raise
+            print("chaos: AddNode %d: %s; again (%d of %d)"
+                  % (node, e.details(), n + 1, ADD_TRIES), flush=True)

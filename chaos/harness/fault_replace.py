@@ -22,13 +22,14 @@ import signal
 import subprocess
 import time
 
-from harness import netns
+from harness import fault_corrupt, netns, patience
 
 OPERATOR = "op1"        # the operator account kyufuctl acts as
 CATCH_UP_MS = 60000     # replace-node's --catch-up-timeout-ms
 # One replace-node run: catch-up (bounded above) plus the hand-over and
-# the removal, each a commit; more than that is a hung command.
-RUN_S = CATCH_UP_MS / 1000.0 + 30.0
+# the removal, each a commit (COMMITS_S, scaled by the load like STOP_S
+# and LEADER_S: harness.patience); more than that is a hung command.
+COMMITS_S = 30.0
 TRIES = 3               # replace-node runs in all (it resumes)
 STOP_S = 30.0           # the removed node's clean stop
 LEADER_S = 30.0         # a leader among the new members, after the change
@@ -100,7 +101,7 @@ def inject(inj, node):
 def _members(c, nodes):
     """The member list ({id: role}) of the leader that one of nodes names
     and that names itself, or None after LEADER_S."""
-    end = time.monotonic() + LEADER_S
+    end = time.monotonic() + patience.scaled(LEADER_S)
     while time.monotonic() < end:
         for i in nodes:
             st = c.status(i, timeout=2.0)
@@ -113,31 +114,51 @@ def _members(c, nodes):
     return None
 
 
+def _run_s():
+    return CATCH_UP_MS / 1000.0 + patience.scaled(COMMITS_S)
+
+
 def _finish(inj, r):
     """Wait for the background replace-node, resume it until it succeeds
-    (TRIES runs in all); the exit code of the last run."""
+    (TRIES runs in all); the exit code of the last run.  A run refused
+    with "another membership change is running" (the run before ended on
+    kyufuctl's own deadline while the leader went on with its change) is
+    not a try: it is run again, as that answer says, once the change has
+    finished, for up to fault_corrupt.BUSY_S (scaled by the load)."""
     c = inj.c
     rc = None
     try:
-        rc = r["proc"].wait(timeout=RUN_S)
+        rc = r["proc"].wait(timeout=_run_s())
     except subprocess.TimeoutExpired:
         r["proc"].kill()  # our own child, by its PID
         r["proc"].wait()
-    for _ in range(TRIES - 1):
-        if rc == 0:
-            break
+    tries = 1
+    busy_end = None
+    while rc != 0 and tries < TRIES:
         with open(r["log"], "a") as log:
             log.write("-- again (resumes)\n")
             log.flush()
+            start = log.tell()
             try:
                 rc = subprocess.run(_replace_argv(c, r["conf"], r["old"],
                                                   r["new"]),
                                     stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT,
                                     env=c.ctl_env(OPERATOR),
-                                    timeout=RUN_S).returncode
+                                    timeout=_run_s()).returncode
             except subprocess.TimeoutExpired:
                 rc = None
+        with open(r["log"]) as f:
+            f.seek(start)
+            busy = rc != 0 and fault_corrupt.BUSY in f.read()
+        if busy:
+            if busy_end is None:
+                busy_end = time.monotonic() + patience.scaled(
+                    fault_corrupt.BUSY_S)
+            if time.monotonic() < busy_end:
+                time.sleep(1.0)
+                continue
+        tries += 1
     return rc
 
 
@@ -163,12 +184,13 @@ def heal(inj):
     t = time.monotonic()
     if c.alive(old):
         c.kill(old, signal.SIGTERM)
+        stop_s = patience.scaled(STOP_S)
         try:
-            code = c.wait_exit(old, STOP_S)
+            code = c.wait_exit(old, stop_s)
         except subprocess.TimeoutExpired:
-            code = "none in %.0f s" % STOP_S
+            code = "none in %.0f s" % stop_s
             c.kill(old, signal.SIGKILL)
-            c.wait_exit(old, STOP_S)
+            c.wait_exit(old, stop_s)
         if code != 0:
             inj.errors.append("removed node %d: exit %s on SIGTERM"
                               % (old, code))

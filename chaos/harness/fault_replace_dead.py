@@ -9,10 +9,10 @@ process is already gone: nothing to stop).  The replacement starts once
 the others name a leader (the killed node may have led)."""
 import signal
 
-from harness import fault_replace
+from harness import fault_replace, patience
 
 KILL_S = 10.0
-LEADER_S = 30.0  # a leader among the others after the kill
+LEADER_S = 30.0  # a leader among the others after the kill (scaled by load)
 
 
 def inject(inj, node):
@@ -22,7 +22,8 @@ def inject(inj, node):
     # members and gives up at once when no node knows one (seed 15 of the
     # mixed plan, a loaded machine: the election took 3 s).  The operator
     # would wait for the election too.
-    inj.c.wait_leader(LEADER_S, exclude=(node,), majority=True)
+    inj.c.wait_leader(patience.scaled(LEADER_S), exclude=(node,),
+                      majority=True)
     return fault_replace.inject(inj, node)
 
 

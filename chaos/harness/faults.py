@@ -9,7 +9,7 @@ import time
 from harness import fault_clock, fault_corrupt_log, fault_corrupt_store
 from harness import fault_cut_open_log, fault_delay, fault_disk
 from harness import fault_flip_store, fault_loss, fault_power
-from harness import fault_replace, fault_replace_dead, netns, plan
+from harness import fault_replace, fault_replace_dead, netns, patience, plan
 
 # Further fault actions, each in its own module with inject(inj, node)
 # (break it; `node` is the resolved target) and heal(inj) (undo whatever
@@ -104,6 +104,8 @@ def teardown_all(cluster):
             mod.teardown(cluster)
 
 
+# Idle-machine bounds, each scaled by the load when its wait starts
+# (harness.patience).
 RECOVER_S = 30.0  # no majority leader this long after the heal: a failure
 CATCH_UP_S = 30.0  # settle: every node applied the leader's commit index
 
@@ -201,13 +203,15 @@ class Injector:
 
     def catch_up(self):
         """Wait until every node's applied index reaches the leader's
-        commit index of now; the time, or None after CATCH_UP_S."""
+        commit index of now; the time, or None after CATCH_UP_S (scaled
+        by the load)."""
         lead = self.leader()
         st = self.c.status(lead, timeout=2.0) if lead else None
         if st is None:
             return None
         target = st.commit_index
-        end = time.monotonic() + CATCH_UP_S
+        bound = patience.scaled(CATCH_UP_S)
+        end = time.monotonic() + bound
         nodes = self.c.ids()
         while time.monotonic() < end:
             if not all(self.c.alive(i) for i in nodes):
@@ -218,7 +222,7 @@ class Injector:
                 return time.monotonic()
             time.sleep(0.05)
         self.errors.append("a node did not catch up with index %d within "
-                           "%.0f s" % (target, CATCH_UP_S))
+                           "%.0f s" % (target, bound))
         return None
 
     def inject(self, f):
@@ -233,7 +237,8 @@ class Injector:
         # From the end of the heal: healing a replace-node fault waits for
         # the whole membership change (a fresh node's catch-up, bounded by
         # fault_replace's own limits), which can outlast RECOVER_S.
-        end = time.monotonic() + RECOVER_S
+        bound = patience.scaled(RECOVER_S)
+        end = time.monotonic() + bound
         while time.monotonic() < end:
             after = self.leader()
             if after is not None:
@@ -248,7 +253,7 @@ class Injector:
                              **extra)
         if t_rec is None:
             self.errors.append("no majority leader %.0f s after healing %s"
-                               % (RECOVER_S, ev))
+                               % (bound, ev))
         for i in self.crashed():
             self.errors.append("node %d exited on its own (rc %s) during %s"
                                % (i, self.c.procs[i].poll(), ev))

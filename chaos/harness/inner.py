@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -13,20 +14,26 @@ import grpc
 
 import check
 import workload as W
-from harness import clients, faults, plan
+from harness import clients, faults, patience, plan
 from harness.history import History, load
 from harness.netcluster import NetCluster
 
 PLAN_LEN = 100000       # more than any run injects: time ends the plan
-JOIN_S = clients.WRITE_DEADLINE_S + 10.0
-CONVERGE_S = 60.0
+# Idle-machine bounds, each scaled by the load when its wait starts
+# (harness.patience).
+JOIN_S = clients.WRITE_DEADLINE_S + 10.0  # the clients stop
+CONVERGE_S = 60.0       # every node at the same applied index and digest
+READ_S = 30.0           # one VerifyAudit, one page of a listing
+LEADER_S = 30.0         # a majority leader for the final read
+START_S = 60.0          # the first leader
+STOP_S = 30.0           # each node's exit after SIGTERM (clean stop)
 
 
 def pager(call, req_type, field, **kw):
     token = ""
     while True:
         page = call(req_type(page_size=1000, page_token=token, **kw),
-                    timeout=15)
+                    timeout=patience.scaled(READ_S))
         yield from getattr(page, field)
         token = page.next_page_token
         if not token:
@@ -41,7 +48,7 @@ def final_read(c):
     # Converged: every node answers with the same applied index and state
     # digest in one round (the cluster's own periodic entries keep moving
     # both, so the nodes are compared round by round, not one by one).
-    end = time.monotonic() + CONVERGE_S
+    end = time.monotonic() + patience.scaled(CONVERGE_S)
     sts = []
     while time.monotonic() < end:
         sts = [c.status(i, digest=True, timeout=5) for i in nodes]
@@ -54,13 +61,14 @@ def final_read(c):
         node = {"applied_index": st.applied_index if st else None,
                 "digest": st.state_digest.hex() if st else None}
         try:
-            v = c.ledger(i).VerifyAudit(S.VerifyAuditRequest(), timeout=30)
+            v = c.ledger(i).VerifyAudit(S.VerifyAuditRequest(),
+                                        timeout=patience.scaled(READ_S))
             node.update(verify_ok=v.ok, verify_records=v.records,
                         verify_msg=v.message)
         except grpc.RpcError as e:
             node.update(verify_ok=False, verify_msg=str(e.code()))
         out["nodes"][str(i)] = node
-    lead = c.wait_leader(30, majority=True)
+    lead = c.wait_leader(patience.scaled(LEADER_S), majority=True)
     led = c.ledger(lead)
     st_name = L.ApplicationStatus.Name
     out["households"] = [h.household_no for h in pager(
@@ -124,7 +132,7 @@ def run(a, net):
         t_made = time.monotonic()
         faults.setup_all(c, kinds, a.seed)
         c.start_all()
-        c.wait_leader(60)
+        c.wait_leader(patience.scaled(START_S))
         t_led = time.monotonic()
         W.Ledger(c, "setup").setup(program=clients.PROGRAM,
                                    budget=clients.BUDGET, unit=clients.UNIT)
@@ -156,7 +164,7 @@ def run(a, net):
         inj.heal_all()
         harness_errors += inj.errors
         stop.set()
-        left = clients.join(cs, JOIN_S)
+        left = clients.join(cs, patience.scaled(JOIN_S))
         if left:
             harness_errors.append("clients still running: %s" % left)
         harness_errors += ["%s crashed: %s" % (x.name, x.crashed)
@@ -175,10 +183,17 @@ def run(a, net):
               flush=True)
         with open(os.path.join(a.out, "final.json"), "w") as f:
             json.dump(final, f)
+        stop_s = patience.scaled(STOP_S)
         try:
-            c.stop_clean()
+            c.stop_clean(timeout=stop_s)
         except AssertionError as e:
             harness_errors.append("clean stop: %s" % str(e)[:3000])
+        except subprocess.TimeoutExpired as e:
+            # A node busy on its loop (e.g. replaying its log after a
+            # power cut) handles SIGTERM only when that work ends.
+            harness_errors.append("clean stop: kyufud --config %s did not "
+                                  "exit within %.0f s of SIGTERM"
+                                  % (e.cmd[-1], stop_s))
     except Exception as e:
         harness_errors.append("harness: %r" % e)
         raise
