@@ -43,6 +43,7 @@
 #include "oplog.h"
 #include "power.h"
 #include "refusal.h"
+#include "scrub.h"
 #include "sla.h"
 #include "storage.h"
 #include "store_mark.h"
@@ -237,6 +238,7 @@ struct kyufu_node
     struct kyufu_node_metrics metrics;
     struct kyufu_node_avail avail; /* availability ledger (availability.c) */
     struct kyufu_node_versions versions;
+    struct kyufu_node_scrub scrub; /* state digest checks (scrub.h) */
     struct kyufu_node_oplog oplog; /* access records (oplog.h) */
     /* [tls] crl_file watch (tls_watch.c): polled, reloaded on change. */
     uv_timer_t crl_timer;
