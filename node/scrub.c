@@ -112,6 +112,7 @@ static void decide(struct kyufu_node *n, bool final)
         n_voters = KYUFU_NODE_CLUSTER_SIZE_MAX;
     }
     bool differs = false;
+    size_t agreeing = 0; /* other voters with this node's digest */
     for (size_t v = 0; v < n_voters; v++) {
         if (ids[v] == n->config->id) {
             own_voter = true;
@@ -121,7 +122,11 @@ static void decide(struct kyufu_node *n, bool final)
             const struct kyufu_node_scrub_peer *p = &s->peers[i];
             if (p->id == ids[v] && p->have) {
                 memcpy(others[n_others++], p->digest, 32);
-                differs |= memcmp(p->digest, s->own.digest, 32) != 0;
+                if (memcmp(p->digest, s->own.digest, 32) != 0) {
+                    differs = true;
+                } else {
+                    agreeing++;
+                }
             }
         }
     }
@@ -165,7 +170,7 @@ static void decide(struct kyufu_node *n, bool final)
                   "with a majority of the voters",
                   KYUFU_LOG_U("index", s->own.index),
                   KYUFU_LOG_S("digest", own_hex),
-                  KYUFU_LOG_U("agreeing", n_others + 1),
+                  KYUFU_LOG_U("agreeing", agreeing + (own_voter ? 1 : 0)),
                   KYUFU_LOG_U("voters", n_voters));
         break;
     case KYUFU_NODE_SCRUB_CORRUPT:
@@ -335,12 +340,6 @@ static void on_ask(uv_timer_t *t)
 static void compare_begin(struct kyufu_node *n)
 {
     struct kyufu_node_scrub *s = &n->scrub;
-    if (s->comparing) {
-        decide(n, true); /* the previous index: what it has by now */
-    }
-    if (n->stop_requested) {
-        return;
-    }
     for (size_t i = 0; i < KYUFU_NODE_CLUSTER_SIZE_MAX; i++) {
         /* A call still out for the previous index is left to finish; its
          * slot is taken again only once it has. */
@@ -412,6 +411,12 @@ static void after_cb(uv_work_t *w, int status)
         return;
     }
     assert(s->work_applied == s->work_index);
+    if (s->comparing) {
+        decide(n, true); /* the previous index: what it has by now */
+        if (n->stop_requested) {
+            return;
+        }
+    }
     s->own.index = s->work_index;
     memcpy(s->own.digest, s->work_digest, 32);
     keep(s);
