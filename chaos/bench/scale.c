@@ -24,9 +24,11 @@
  * every entry carries a 16-byte salt (from its index: the bench stands in
  * for the proposer, which draws it at random).
  *
- * --no-snapshot stops after building (register, submit, approve) and prints
- * only the build's figures: the side-by-side benchmark's no-replication
- * ceiling (chaos/bench/side_by_side.py, docs/benchmarks.md) runs it with
+ * --no-snapshot stops after building (register, submit, approve), times two
+ * full state digests (the scrub's cost, docs/scrub.md) and prints
+ * only the build's figures and those: the side-by-side benchmark's
+ * no-replication ceiling (chaos/bench/side_by_side.py, docs/benchmarks.md)
+ * runs it with
  * --sync and the batch size the cluster reached at each load.
  */
 #include <errno.h>
@@ -534,11 +536,23 @@ int main(int argc, char **argv)
     t_app = phase(&b, fill_approve, households / 2);
     if (no_snapshot) {
         size_t cmds = households * 2 + households / 2;
+        /* The scrub's cost (docs/scrub.md "Cost"): one full digest of the
+         * store as built (its pages in the page cache), timed twice. */
+        double t_dig[2];
+        for (int k = 0; k < 2; k++) {
+            double ts = now_s();
+            rv = kyufu_storage_digest(b.s, da, &ia);
+            t_dig[k] = now_s() - ts;
+            if (rv != 0) {
+                die("digest", rv, NULL);
+            }
+        }
         printf("{\n  \"households\": %zu, \"batch_commands\": %zu, \"sync\": %s,\n"
                "  \"register_s\": %.3f, \"submit_s\": %.3f, \"approve_s\": %.3f,\n"
-               "  \"commands\": %zu, \"commands_per_s\": %.1f\n}\n",
+               "  \"commands\": %zu, \"commands_per_s\": %.1f,\n"
+               "  \"digest_s\": [%.3f, %.3f]\n}\n",
                households, b.batch, sync ? "true" : "false", t_reg, t_sub, t_app, cmds,
-               (double)cmds / (t_reg + t_sub + t_app));
+               (double)cmds / (t_reg + t_sub + t_app), t_dig[0], t_dig[1]);
         kyufu_storage_close(b.s);
         return 0;
     }
