@@ -417,6 +417,17 @@ void kyufu_node__check_fatal(struct kyufu_node *n, int glue_status)
     }
 }
 
+void kyufu_node__stop_storage(struct kyufu_node *n, int rv)
+{
+    assert(kyufu_storage_is_fatal(rv));
+    if (rv == KYUFU_STORAGE_ECORRUPT) {
+        kyufu_node__stop(n, KYUFU_NODE_EXIT_REFUSED_DATA,
+                         "damaged store met outside apply");
+    } else {
+        kyufu_node__stop(n, 1, "fatal storage error in a query");
+    }
+}
+
 uint64_t kyufu_node__leader(struct kyufu_node *n, const char **api_address)
 {
     *api_address = "";

@@ -401,6 +401,14 @@ uint64_t kyufu_node__leader(struct kyufu_node *n, const char **api_address);
  * on a work thread) and the node's own handles. */
 void kyufu_node__finish(struct kyufu_node *n);
 
+/* A fatal storage error (kyufu_storage_is_fatal) met outside apply, in a
+ * query, a digest or a scan, after the caller logged it: stop.  A damaged
+ * store (ECORRUPT: a page LMDB refuses, a sealed value whose tag does not
+ * verify) with KYUFU_NODE_EXIT_REFUSED_DATA, as refused data found in
+ * apply or at start (a restart would meet it again: docs/scrub.md
+ * "Repair"); anything else (I/O) with 1. */
+void kyufu_node__stop_storage(struct kyufu_node *n, int rv);
+
 /* Fatal glue/storage error codes stop the node. */
 void kyufu_node__check_fatal(struct kyufu_node *n, int glue_status);
 

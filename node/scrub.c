@@ -80,6 +80,7 @@ static void decide(struct kyufu_node *n, bool final)
     }
     bool differs = false;
     size_t agreeing = 0; /* other voters with this node's digest */
+    uint64_t odd = 0;    /* a voter whose digest differs */
     for (size_t v = 0; v < n_voters; v++) {
         if (ids[v] == n->config->id) {
             own_voter = true;
@@ -91,6 +92,7 @@ static void decide(struct kyufu_node *n, bool final)
                 memcpy(others[n_others++], p->digest, 32);
                 if (memcmp(p->digest, s->own.digest, 32) != 0) {
                     differs = true;
+                    odd = p->id;
                 } else {
                     agreeing++;
                 }
@@ -127,6 +129,7 @@ static void decide(struct kyufu_node *n, bool final)
             kyufu_log(KYUFU_LOG_WARN,
                       "scrub: a voter's state digest differs from the "
                       "majority (that node stops)",
+                      KYUFU_LOG_U("node", odd),
                       KYUFU_LOG_U("index", s->own.index),
                       KYUFU_LOG_S("digest", own_hex));
         } else if (n_others + 1 < n_voters && !final) {
@@ -332,11 +335,11 @@ static void after_cb(uv_work_t *w, int status)
             kyufu_node__stop(n, KYUFU_NODE_EXIT_REFUSED_DATA,
                              "the store cannot be read (scrub)");
         } else if (kyufu_storage_is_fatal(s->work_rv)) {
-            /* An I/O error: a failure (exit 1), as in any other digest. */
+            /* An I/O error: a failure (exit 1), as in any other query. */
             kyufu_log(KYUFU_LOG_ERROR, "fatal storage error in a query",
                       KYUFU_LOG_S("what", "scrub digest"),
                       KYUFU_LOG_S("error", kyufu_storage_strerror(s->work_rv)));
-            kyufu_node__stop(n, 1, "fatal storage error in a query");
+            kyufu_node__stop_storage(n, s->work_rv);
         } else {
             s->skipped++;
             kyufu_log(KYUFU_LOG_WARN, "scrub skipped: the digest failed",
