@@ -166,8 +166,9 @@
 _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX < KYUFU_NODE_STOP_MS_MAX,
                "the hand-over must fit inside the whole stop");
 _Static_assert(KYUFU_NODE_OFFLOAD_MAX >= 1u &&
-                   KYUFU_NODE_OFFLOAD_MAX < KYUFU_NODE_WORK_THREADS,
-               "whole-store reads must leave raft a work thread");
+                   KYUFU_NODE_OFFLOAD_MAX + 1u < KYUFU_NODE_WORK_THREADS,
+               "whole-store reads and the scrub's digest must leave raft a "
+               "work thread");
 _Static_assert(KYUFU_NODE_STORE_READERS_MAX <= KYUFU_MAX_READERS,
                "LMDB's reader table must hold every read the node can open");
 
