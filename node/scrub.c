@@ -74,7 +74,8 @@ static void decide(struct kyufu_node *n, bool final)
     uint8_t others[KYUFU_NODE_CLUSTER_SIZE_MAX][32];
     size_t n_others = 0;
     bool own_voter = false;
-    size_t n_voters = kyufu_glue_voters(n->glue, ids, KYUFU_NODE_CLUSTER_SIZE_MAX);
+    size_t n_voters =
+        kyufu_glue_voters(n->glue, ids, KYUFU_NODE_CLUSTER_SIZE_MAX);
     if (n_voters > KYUFU_NODE_CLUSTER_SIZE_MAX) {
         n_voters = KYUFU_NODE_CLUSTER_SIZE_MAX;
     }
@@ -132,7 +133,7 @@ static void decide(struct kyufu_node *n, bool final)
                       KYUFU_LOG_U("node", odd),
                       KYUFU_LOG_U("index", s->own.index),
                       KYUFU_LOG_S("digest", own_hex));
-        } else if (n_others + 1 < n_voters && !final) {
+        } else if (n_others + (own_voter ? 1 : 0) < n_voters && !final) {
             return; /* wait a little for the rest, to see a minority */
         }
         s->passed++;
@@ -211,7 +212,8 @@ static void ask(struct kyufu_node *n)
 {
     struct kyufu_node_scrub *s = &n->scrub;
     uint64_t ids[KYUFU_NODE_CLUSTER_SIZE_MAX];
-    size_t n_voters = kyufu_glue_voters(n->glue, ids, KYUFU_NODE_CLUSTER_SIZE_MAX);
+    size_t n_voters =
+        kyufu_glue_voters(n->glue, ids, KYUFU_NODE_CLUSTER_SIZE_MAX);
     if (n_voters > KYUFU_NODE_CLUSTER_SIZE_MAX) {
         n_voters = KYUFU_NODE_CLUSTER_SIZE_MAX;
     }
