@@ -196,6 +196,7 @@ def wipe(path):
 
 
 CATCH_UP_MS = 60000     # AddNode's bound for the standby's catch-up
+ADD_ATTEMPTS = 3        # AddNode asked again after a lost leadership
 LEADER_S = 30.0
 
 
@@ -232,7 +233,22 @@ def replace_node(c, node):
         wipe(os.path.join(data, name))
     _join_conf(c.conf[node])
     c.start(node)
-    lead = c.wait_leader(LEADER_S, exclude=(node,), majority=True)
-    c.cluster(lead).AddNode(S.AddNodeRequest(
-        id=node, raft_address=c.raft[node], api_address=c.api[node],
-        catch_up_timeout_ms=CATCH_UP_MS), timeout=CATCH_UP_MS / 1000 + 30)
+    # AddNode resumes a standby at the same address, so a change cut short
+    # by a lost leadership (UNAVAILABLE: "it may or may not have been
+    # made"; seen on a VM loaded enough to stall a leader's loop for 5 s)
+    # is asked again of the next leader; "already a voter" means it was.
+    for attempt in range(ADD_ATTEMPTS):
+        lead = c.wait_leader(LEADER_S, exclude=(node,), majority=True)
+        try:
+            c.cluster(lead).AddNode(S.AddNodeRequest(
+                id=node, raft_address=c.raft[node], api_address=c.api[node],
+                catch_up_timeout_ms=CATCH_UP_MS),
+                timeout=CATCH_UP_MS / 1000 + 30)
+            return
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.ALREADY_EXISTS and \
+                    "already a voter" in (e.details() or ""):
+                return
+            if e.code() != grpc.StatusCode.UNAVAILABLE or \
+                    attempt + 1 == ADD_ATTEMPTS:
+                raise
