@@ -11,8 +11,9 @@ One cluster, scrub every 2 s:
      majority's; the other two answer a write and scrub on;
   3. that follower repaired (its store files removed: it rebuilds from its
      own Raft log) and back in agreement; then the leader killed, one bit
-     flipped inside the same value in data.mdb's bytes (kyufu-store-poke
-     flip), restarted: it exits 4 the same way, the other two go on.
+     flipped inside a sealed value (the household written in 2, sealed
+     under the cluster key) in data.mdb's bytes (kyufu-store-poke flip),
+     restarted: it exits 4 the same way, the other two go on.
 A second, short cluster with interval_seconds = 0: no scrub in 6 s.
 
 usage: test_scrub.py KYUFUD KYUFU_STORE_POKE"""
@@ -53,10 +54,10 @@ def store_dir(c, i):
     return os.path.join(c.dir, "node%d" % i, "data", "ledger")
 
 
-def damage(c, poke, i, how):
+def damage(c, poke, i, how, db):
     c.kill(i)
     c.wait_exit(i, 10)
-    r = subprocess.run([poke, how, store_dir(c, i), "programs"],
+    r = subprocess.run([poke, how, store_dir(c, i), db],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     print("scrub: node %d: %s" % (i, r.stdout.strip()), flush=True)
@@ -108,7 +109,7 @@ def main():
             wait_lines(c, i, PASSED, 1, 30)
         # 2. A follower's value changed through LMDB.
         f = [i for i in (1, 2, 3) if i != leader][0]
-        damage(c, poke, f, "put")
+        damage(c, poke, f, "put", "programs")
         b = check_corrupt_stop(c, f)
         print("scrub: node %d stopped at index %d" % (f, b["index"]))
         others = [i for i in (1, 2, 3) if i != f]
@@ -119,7 +120,10 @@ def main():
         c.start(f)
         wait_lines(c, f, PASSED, 1, 40)
         leader = c.wait_leader(15, majority=True)
-        damage(c, poke, leader, "flip")
+        # The household H-SCRUB-1's value: sealed (the cluster has
+        # [keys]), so the bit is flipped inside AES-GCM ciphertext that
+        # nothing reads meanwhile; the digest hashes the sealed bytes.
+        damage(c, poke, leader, "flip", "households")
         b = check_corrupt_stop(c, leader)
         print("scrub: node %d (was leader) stopped at index %d" % (
             leader, b["index"]))
