@@ -153,7 +153,7 @@ static int store_error(struct kyufu_node *n, int rv, char *msg, size_t len)
     if (kyufu_storage_is_fatal(rv)) {
         kyufu_log(KYUFU_LOG_ERROR, "fatal storage error in a query",
                   KYUFU_LOG_S("error", kyufu_storage_strerror(rv)));
-        kyufu_node__stop(n, 1, "fatal storage error in a query");
+        kyufu_node__stop_storage(n, rv);
     }
     snprintf(msg, len, "the session cannot be read now; retry");
     return KYUFU_GRPC_UNAVAILABLE;

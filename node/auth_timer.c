@@ -151,7 +151,7 @@ static bool store_ok(struct kyufu_node *n, int rv)
     if (rv != 0 && kyufu_storage_is_fatal(rv)) {
         kyufu_log(KYUFU_LOG_ERROR, "fatal storage error in a query",
                   KYUFU_LOG_S("error", kyufu_storage_strerror(rv)));
-        kyufu_node__stop(n, 1, "fatal storage error in a query");
+        kyufu_node__stop_storage(n, rv);
     }
     return rv == 0;
 }

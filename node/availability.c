@@ -41,11 +41,10 @@ int64_t kyufu_node__wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Propose one of kyufud's own commands (body already in cmd). */
-static int propose_own(struct kyufu_node *n,
-                       struct kyufu_glue_propose *req,
-                       Kyufu__V1__Command *cmd,
-                       kyufu_glue_propose_cb cb)
+int kyufu_node__propose_own(struct kyufu_node *n,
+                            struct kyufu_glue_propose *req,
+                            Kyufu__V1__Command *cmd,
+                            kyufu_glue_propose_cb cb)
 {
     char client[32];
     Kyufu__V1__CommandHeader h = KYUFU__V1__COMMAND_HEADER__INIT;
@@ -160,7 +159,8 @@ static void propose_leader_change(struct kyufu_node *n)
     cmd.body_case = KYUFU__V1__COMMAND__BODY_LEADER_CHANGE;
     cmd.leader_change = &lc;
     n->avail.lc.data = n;
-    if (propose_own(n, &n->avail.lc, &cmd, on_leader_change) == 0) {
+    if (kyufu_node__propose_own(n, &n->avail.lc, &cmd,
+                                on_leader_change) == 0) {
         n->avail.lc_pending = true;
         n->avail.lc_term = st.term;
     }
@@ -183,7 +183,7 @@ static void on_tick(uv_timer_t *t)
     cmd.body_case = KYUFU__V1__COMMAND__BODY_AVAILABILITY_HEARTBEAT;
     cmd.availability_heartbeat = &hb;
     n->avail.hb.data = n;
-    if (propose_own(n, &n->avail.hb, &cmd, on_heartbeat) == 0) {
+    if (kyufu_node__propose_own(n, &n->avail.hb, &cmd, on_heartbeat) == 0) {
         n->avail.hb_pending = true;
     }
 }
@@ -279,7 +279,7 @@ int kyufu_node__avail_intent(struct kyufu_node *n,
     n->avail.intent_cb = cb;
     n->avail.intent_arg = arg;
     n->avail.intent.data = n;
-    int rv = propose_own(n, &n->avail.intent, &cmd, on_intent);
+    int rv = kyufu_node__propose_own(n, &n->avail.intent, &cmd, on_intent);
     if (rv != 0) {
         n->avail.intent_cb = NULL;
         return rv;
@@ -462,7 +462,8 @@ void kyufu_node__drill(struct kyufu_node_call *c)
         cmd.body_case = KYUFU__V1__COMMAND__BODY_DRILL_RESULT;
         cmd.drill_result = &dr;
         c->req.propose.data = c;
-        int rv = propose_own(n, &c->req.propose, &cmd, on_drill_result);
+        int rv = kyufu_node__propose_own(n, &c->req.propose, &cmd,
+                                         on_drill_result);
         if (rv != 0) {
             kyufu_node__call_unavailable(c, kyufu_glue_strerror(rv));
         }

@@ -49,6 +49,15 @@ struct kyufu_node_avail
 /* The leader's clock in unix ms, stamped into commands (apply reads none). */
 int64_t kyufu_node__wall_ms(void);
 
+/* Propose one of kyufud's own commands (body already in cmd; the header,
+ * "kyufud-<id>" key with the next of avail.seq, is made here): the
+ * availability ledger's and the scrub's (scrub.c).  kyufu_glue_propose's
+ * result. */
+int kyufu_node__propose_own(struct kyufu_node *n,
+                            struct kyufu_glue_propose *req,
+                            Kyufu__V1__Command *cmd,
+                            kyufu_glue_propose_cb cb);
+
 /* Start the heartbeat timer (after the loop is initialized). */
 void kyufu_node__avail_start(struct kyufu_node *n);
 /* Role or leader changed (node.c's state callback): a new leader proposes

@@ -220,6 +220,6 @@ void kyufu_node__call_storage_error(struct kyufu_node_call *c,
     kyufu_node__call_done(c, KYUFU_GRPC_INTERNAL, kyufu_storage_strerror(rv),
                           NULL, 0);
     if (kyufu_storage_is_fatal(rv)) {
-        kyufu_node__stop(n, 1, "fatal storage error in a query");
+        kyufu_node__stop_storage(n, rv);
     }
 }

@@ -103,6 +103,7 @@ enum key_id {
     K_BACKUP_KEEP_LAST,
     K_BACKUP_KEEP_DAILY,
     K_BACKUP_KEEP_MONTHLY,
+    K_SCRUB_INTERVAL,
     K_COUNT
 };
 
@@ -209,6 +210,9 @@ static const struct key_spec keys[K_COUNT] = {
     [K_BACKUP_KEEP_LAST] = {"backup", "keep_last", false, NOT_RAFT},
     [K_BACKUP_KEEP_DAILY] = {"backup", "keep_daily", false, NOT_RAFT},
     [K_BACKUP_KEEP_MONTHLY] = {"backup", "keep_monthly", false, NOT_RAFT},
+    /* Scrub (issue 13; docs/scrub.md): 0 disables. */
+    [K_SCRUB_INTERVAL] = {"scrub", "interval_seconds", false,
+                          KYUFU_GLUE_OPTION_COUNT, "seconds"},
 };
 #undef NOT_RAFT
 
@@ -248,6 +252,14 @@ static struct kyufu_glue_option_bounds bounds_of(enum key_id k)
             .def = KYUFU_NODE_CHECKPOINT_INTERVAL_S_DEFAULT,
             .min = KYUFU_NODE_CHECKPOINT_INTERVAL_S_MIN,
             .max = KYUFU_NODE_CHECKPOINT_INTERVAL_S_MAX,
+        };
+        return a;
+    }
+    if (k == K_SCRUB_INTERVAL) {
+        struct kyufu_glue_option_bounds a = {
+            .def = KYUFU_NODE_SCRUB_INTERVAL_S_DEFAULT,
+            .min = 0,
+            .max = KYUFU_NODE_SCRUB_INTERVAL_S_MAX,
         };
         return a;
     }
@@ -342,6 +354,8 @@ static unsigned *raft_value(struct kyufu_config *c, enum key_id k)
         return &c->audit_checkpoint_interval_s;
     case K_AUDIT_CHECKPOINT_RECORDS:
         return &c->audit_checkpoint_records;
+    case K_SCRUB_INTERVAL:
+        return &c->scrub_interval_s;
     case K_AUTH_PASSWORD_MIN_LENGTH:
         return &c->auth_password_min_length;
     case K_AUTH_PASSWORD_MAX_AGE:
@@ -379,7 +393,8 @@ static enum key_id key_of_option(enum kyufu_glue_option o)
 static const char *const sections[] = {"node", "cluster", "tls", "raft",
                                        "log",  "api",     "power", "sla",
                                        "audit", "auth", "storage",
-                                       "insecure_test", "keys", "backup"};
+                                       "insecure_test", "keys", "backup",
+                                       "scrub"};
 
 struct parse
 {
@@ -932,6 +947,7 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
     case K_SLA_HEARTBEAT:
     case K_AUDIT_CHECKPOINT_INTERVAL:
     case K_AUDIT_CHECKPOINT_RECORDS:
+    case K_SCRUB_INTERVAL:
     case K_AUTH_PASSWORD_MIN_LENGTH:
     case K_AUTH_PASSWORD_MAX_AGE:
     case K_AUTH_PASSWORD_HISTORY:

@@ -186,6 +186,8 @@ struct kyufu_config
     char audit_checkpoint_file[KYUFU_NODE_PATH_BYTES_MAX + 1];
     unsigned audit_checkpoint_interval_s;
     unsigned audit_checkpoint_records;
+    /* [scrub] (docs/scrub.md): the leader's ScrubMark period; 0: none. */
+    unsigned scrub_interval_s;
     /* [auth] (docs/identity.md): the password, lockout, session and
      * retention policy (defaults and bounds in node/limits.h). */
     unsigned auth_password_min_length;

@@ -76,7 +76,8 @@
  * takes one at a time), the offloaded reads.  LMDB's reader table must
  * hold them all: a full table is only answered RESOURCE_EXHAUSTED now
  * (docs/reader-limit.md), but should never happen. */
-#define KYUFU_NODE_STORE_READERS_MAX (1u + 1u + KYUFU_NODE_OFFLOAD_MAX)
+#define KYUFU_NODE_STORE_READERS_MAX (1u + 1u + KYUFU_NODE_OFFLOAD_MAX + 1u)
+/* ... and the scrub's one digest (scrub.c), the + 1u above. */
 
 /* Loop stall detector (stall.c): a timer every 100 ms; a tick this late
  * means the loop thread did nothing else for that long (Raft's heartbeats
@@ -165,8 +166,9 @@
 _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX < KYUFU_NODE_STOP_MS_MAX,
                "the hand-over must fit inside the whole stop");
 _Static_assert(KYUFU_NODE_OFFLOAD_MAX >= 1u &&
-                   KYUFU_NODE_OFFLOAD_MAX < KYUFU_NODE_WORK_THREADS,
-               "whole-store reads must leave raft a work thread");
+                   KYUFU_NODE_OFFLOAD_MAX + 1u < KYUFU_NODE_WORK_THREADS,
+               "whole-store reads and the scrub's digest must leave raft a "
+               "work thread");
 _Static_assert(KYUFU_NODE_STORE_READERS_MAX <= KYUFU_MAX_READERS,
                "LMDB's reader table must hold every read the node can open");
 
@@ -275,6 +277,25 @@ _Static_assert(KYUFU_NODE_VERSION_ASK_MS < KYUFU_NODE_VERSION_POLL_MS,
 /* kyufud's exit status after a clean stop ordered by the UPS (LB, FSD):
  * systemd's RestartPreventExitStatus keeps it down (docs/power.md). */
 #define KYUFU_NODE_EXIT_POWER 3
+
+/* Scrub (scrub.c, docs/scrub.md).  [scrub] interval_seconds: the leader's
+ * ScrubMark period; 0 disables.  Ten minutes: a digest of a 100k-household
+ * store is a few seconds of one work thread (docs/scrub.md "Cost"), so a
+ * damaged replica serves at most ~10 min (plus the digest) before it
+ * stops, for well under 1 % of one core. */
+#define KYUFU_NODE_SCRUB_INTERVAL_S_DEFAULT 600u
+#define KYUFU_NODE_SCRUB_INTERVAL_S_MAX 86400u
+/* Results kept and answered to peers: a peer that digests later than this
+ * node (a slow follower) still finds the index it asks for. */
+#define KYUFU_NODE_SCRUB_KEEP 8u
+/* A peer's answer naming more results than this is refused as malformed. */
+#define KYUFU_NODE_SCRUB_RESULTS_MAX 16u
+/* Ask the other voters every ASK_MS, each call bounded by ASK_TIMEOUT_MS,
+ * until a verdict or COMPARE_MS after the own digest (a follower that
+ * lags, or restarts, answers later or never). */
+#define KYUFU_NODE_SCRUB_ASK_MS 1000u
+#define KYUFU_NODE_SCRUB_ASK_TIMEOUT_MS 3000u
+#define KYUFU_NODE_SCRUB_COMPARE_MS 60000u
 
 /* kyufud's exit status when it stops on data it refuses: an entry or a
  * snapshot the state machine will not apply, or a damaged store

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 
@@ -774,6 +775,61 @@ static void backup_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
                          now_ms > ms ? (double)(now_ms - ms) / 1000.0 : 0.0);
 }
 
+/* The scrub (scrub.h, docs/scrub.md). */
+static void scrub_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
+{
+    const struct kyufu_node_scrub *s = &n->scrub;
+    static const struct {
+        const char *name;
+        const char *help;
+        size_t offset;
+    } counters[] = {
+        {"kyufu_scrubs_total", "State digests computed at a ScrubMark",
+         offsetof(struct kyufu_node_scrub, done)},
+        {"kyufu_scrub_passed_total",
+         "Scrubs whose digest a majority of the voters shared",
+         offsetof(struct kyufu_node_scrub, passed)},
+        {"kyufu_scrub_mismatches_total",
+         "Scrubs where some voter's digest differed",
+         offsetof(struct kyufu_node_scrub, mismatches)},
+        {"kyufu_scrub_no_majority_total",
+         "Scrubs where no digest had a majority of the voters",
+         offsetof(struct kyufu_node_scrub, no_majority)},
+        {"kyufu_scrub_inconclusive_total",
+         "Scrubs with too few voters' digests in time",
+         offsetof(struct kyufu_node_scrub, inconclusive)},
+        {"kyufu_scrub_skipped_total",
+         "ScrubMarks applied without a digest (one still ran, or it failed)",
+         offsetof(struct kyufu_node_scrub, skipped)},
+        {"kyufu_scrub_bad_answers_total",
+         "Peers' digest answers ignored as malformed",
+         offsetof(struct kyufu_node_scrub, bad_answers)},
+    };
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)s + counters[i].offset, sizeof v);
+        kyufu_metrics_family(b, counters[i].name, KYUFU_METRICS_COUNTER,
+                             counters[i].help);
+        kyufu_metrics_sample_u(b, counters[i].name, NULL, 0, v);
+    }
+    kyufu_metrics_family(b, "kyufu_scrub_corrupt", KYUFU_METRICS_GAUGE,
+                         "1 when this node found its store differs from the "
+                         "majority (it stops)");
+    kyufu_metrics_sample_u(b, "kyufu_scrub_corrupt", NULL, 0,
+                           s->corrupt ? 1 : 0);
+    kyufu_metrics_family(b, "kyufu_scrub_last_index", KYUFU_METRICS_GAUGE,
+                         "Raft index of the newest scrub digest (0: none)");
+    kyufu_metrics_sample_u(b, "kyufu_scrub_last_index", NULL, 0,
+                           s->last_index);
+    if (s->last_ms > 0) {
+        kyufu_metrics_family(b, "kyufu_scrub_last_timestamp_seconds",
+                             KYUFU_METRICS_GAUGE,
+                             "Unix time of the newest scrub digest");
+        kyufu_metrics_sample(b, "kyufu_scrub_last_timestamp_seconds", NULL,
+                             0, (double)s->last_ms / 1000.0);
+    }
+}
+
 int kyufu_node__metrics_render(void *node, struct kyufu_metrics_buf *b)
 {
     struct kyufu_node *n = node;
@@ -785,5 +841,6 @@ int kyufu_node__metrics_render(void *node, struct kyufu_metrics_buf *b)
     slo_metrics(n, b);
     alert_metrics(n, b);
     backup_metrics(n, b);
+    scrub_metrics(n, b);
     return kyufu_metrics_buf_failed(b) ? -1 : 0;
 }

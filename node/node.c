@@ -38,12 +38,22 @@ static void close_noop(uv_handle_t *h)
     (void)h;
 }
 
+/* Every applied entry (the glue's apply callback): the metrics, and the
+ * scrub's mark (scrub.c), right after the entry's commit. */
+static void on_applied(void *arg, uint64_t index, uint64_t term,
+                       uint64_t apply_ns)
+{
+    struct kyufu_node *n = arg;
+    kyufu_node__metrics_applied(n, index, term, apply_ns);
+    kyufu_node__scrub_applied(n, index);
+}
+
 /* Last step: the store, then our own handles. */
 void kyufu_node__finish(struct kyufu_node *n)
 {
     assert(n->stage == KYUFU_NODE_CLOSING);
     assert((n->api == NULL || n->decom != NULL) && n->glue == NULL);
-    if (n->offloaded > 0 || n->auth.working > 0) {
+    if (n->offloaded > 0 || n->auth.working > 0 || n->scrub.working) {
         /* A digest or audit check still reads the store: offload.c calls
          * again when the last one is done. */
         n->finish_waiting = true;
@@ -90,6 +100,7 @@ void kyufu_node__finish(struct kyufu_node *n)
     kyufu_node__notify_close(n);
     kyufu_node__versions_close(n);
     kyufu_node__backup_sched_close(n);
+    kyufu_node__scrub_close(n);
     kyufu_node__oplog_close(n);
     kyufu_node__auth_close(n);
     kyufu_node__power_close(n);
@@ -408,6 +419,17 @@ void kyufu_node__check_fatal(struct kyufu_node *n, int glue_status)
     }
 }
 
+void kyufu_node__stop_storage(struct kyufu_node *n, int rv)
+{
+    assert(kyufu_storage_is_fatal(rv));
+    if (rv == KYUFU_STORAGE_ECORRUPT) {
+        kyufu_node__stop(n, KYUFU_NODE_EXIT_REFUSED_DATA,
+                         "damaged store met outside apply");
+    } else {
+        kyufu_node__stop(n, 1, "fatal storage error in a query");
+    }
+}
+
 uint64_t kyufu_node__leader(struct kyufu_node *n, const char **api_address)
 {
     *api_address = "";
@@ -607,7 +629,7 @@ static int start_raft(struct kyufu_node *n, char *errmsg, size_t errmsg_len)
         return rv;
     }
     kyufu_glue_set_event_cb(n->glue, on_glue_event, n);
-    kyufu_glue_set_apply_cb(n->glue, kyufu_node__metrics_applied, n);
+    kyufu_glue_set_apply_cb(n->glue, on_applied, n);
     kyufu_glue_set_append_cb(n->glue, kyufu_node__metrics_appended, n);
     if (fresh && c->join) {
         /* Joining a running cluster (kyufuctl cluster add-node): no
@@ -731,6 +753,7 @@ static void start_rest(struct kyufu_node *n)
     n->stage = KYUFU_NODE_RUNNING;
     kyufu_node__versions_start(n);
     kyufu_node__backup_sched_start(n);
+    kyufu_node__scrub_start(n);
     kyufu_node__oplog_start(n);
     (void)kyufu_node__auth_start(n); /* a refused bootstrap-admin is logged */
     kyufu_log(KYUFU_LOG_INFO, "node started", KYUFU_LOG_U("id", n->config->id),

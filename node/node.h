@@ -43,6 +43,7 @@
 #include "oplog.h"
 #include "power.h"
 #include "refusal.h"
+#include "scrub.h"
 #include "sla.h"
 #include "storage.h"
 #include "store_mark.h"
@@ -265,6 +266,7 @@ struct kyufu_node
     struct kyufu_node_avail avail; /* availability ledger (availability.c) */
     struct kyufu_node_versions versions;
     struct kyufu_node_backups backups; /* backup_schedule.c */
+    struct kyufu_node_scrub scrub; /* state digest checks (scrub.h) */
     struct kyufu_node_oplog oplog; /* access records (oplog.h) */
     /* [tls] crl_file watch (tls_watch.c): polled, reloaded on change. */
     uv_timer_t crl_timer;
@@ -426,6 +428,14 @@ uint64_t kyufu_node__leader(struct kyufu_node *n, const char **api_address);
 /* The last step of a stop: close the store (once no whole-store read runs
  * on a work thread) and the node's own handles. */
 void kyufu_node__finish(struct kyufu_node *n);
+
+/* A fatal storage error (kyufu_storage_is_fatal) met outside apply, in a
+ * query, a digest or a scan, after the caller logged it: stop.  A damaged
+ * store (ECORRUPT: a page LMDB refuses, a sealed value whose tag does not
+ * verify) with KYUFU_NODE_EXIT_REFUSED_DATA, as refused data found in
+ * apply or at start (a restart would meet it again: docs/scrub.md
+ * "Repair"); anything else (I/O) with 1. */
+void kyufu_node__stop_storage(struct kyufu_node *n, int rv);
 
 /* Fatal glue/storage error codes stop the node. */
 void kyufu_node__check_fatal(struct kyufu_node *n, int glue_status);

@@ -112,6 +112,9 @@ static const struct kyufu_node_permission table[] = {
     /* Encryption keys (issue 12): a joining node's own call only
      * (service_keys.c also checks it is in the configuration). */
     {"/kyufu.v1.NodeInternal/FetchClusterKey", 0, KYUFU_PERM_NODE},
+    /* Scrub (issue 13): a member node's own call only (scrub.c also
+     * checks it is in the configuration). */
+    {"/kyufu.v1.NodeInternal/ScrubDigests", 0, KYUFU_PERM_NODE},
 };
 
 #undef L

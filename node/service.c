@@ -193,6 +193,9 @@ static const struct kyufu_node_method table[] = {
     /* Encryption keys (issue 12): a joining node's cluster key. */
     {"/kyufu.v1.NodeInternal/FetchClusterKey", KYUFU_NODE_FETCH_CLUSTER_KEY,
      &kyufu__v1__fetch_cluster_key_request__descriptor, NULL, NULL},
+    /* Scrub (issue 13): a voter's last state digests. */
+    {"/kyufu.v1.NodeInternal/ScrubDigests", KYUFU_NODE_SCRUB_DIGESTS,
+     &kyufu__v1__scrub_digests_request__descriptor, NULL, NULL},
 };
 #undef A
 #undef AUTH
@@ -468,6 +471,9 @@ static void serve(struct kyufu_node_call *c)
         return;
     case KYUFU_NODE_FETCH_CLUSTER_KEY:
         kyufu_node__fetch_cluster_key(c);
+        return;
+    case KYUFU_NODE_SCRUB_DIGESTS:
+        kyufu_node__scrub_digests(c);
         return;
     case KYUFU_NODE_ERASE_NODE:
         kyufu_node__erase_node(c);

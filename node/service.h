@@ -38,6 +38,7 @@ enum kyufu_node_method_kind {
     KYUFU_NODE_AUTH,             /* identity: the Auth service (auth_service.c) */
     KYUFU_NODE_REPORT_REFUSALS,  /* a follower's refusals (refusal_report.c) */
     KYUFU_NODE_FETCH_CLUSTER_KEY, /* a joiner's cluster key (service_keys.c) */
+    KYUFU_NODE_SCRUB_DIGESTS,    /* a voter's scrub results (scrub.c) */
     KYUFU_NODE_ERASE_NODE,       /* decommissioning: this node (decommission.c) */
 };
 

@@ -145,7 +145,7 @@ static void maybe_record(struct kyufu_node *n)
         if (kyufu_storage_is_fatal(rv)) {
             kyufu_log(KYUFU_LOG_ERROR, "fatal storage error in a query",
                       KYUFU_LOG_S("error", kyufu_storage_strerror(rv)));
-            kyufu_node__stop(n, 1, "fatal storage error in a query");
+            kyufu_node__stop_storage(n, rv);
         }
         return;
     }

@@ -139,6 +139,10 @@ static const struct command_def commands[] = {
      kyufu_storage__request_decommission, false, KYUFU_DECOMMISSION_SINCE, false},
     {CASE(APPROVE_DECOMMISSION), "ApproveDecommission", ROLE(OPERATOR),
      kyufu_storage__approve_decommission, false, KYUFU_DECOMMISSION_SINCE, false},
+    /* Scrub (issue 13; apply_scrub.c): the leader's mark; changes nothing
+     * (docs/scrub.md). */
+    {CASE(SCRUB_MARK), "ScrubMark", 0, kyufu_storage__scrub_mark, true,
+     KYUFU_SCRUB_SINCE, false},
 #ifdef KYUFU_NEXT_VERSION
     /* The test build's one extra type (kyufud-next; ledger.proto). */
     {CASE(ANNOTATE), "Annotate", ROLE(ID_ADMIN) | ROLE(CLERK) | ROLE(APPROVER),

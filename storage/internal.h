@@ -139,6 +139,9 @@ struct kyufu_storage
         uint64_t index;
         uint32_t seq;
     } seal;
+    /* The index of the last ScrubMark applied and not yet taken
+     * (kyufu_storage_take_scrub_mark; apply_scrub.c); 0: none. */
+    uint64_t scrub_mark;
 };
 
 /* Calls fn for every (db, key, value) of the replicated state in the fixed
@@ -451,6 +454,7 @@ int kyufu_storage__open_incident(struct kyufu_storage__cmd *c);
 int kyufu_storage__close_incident(struct kyufu_storage__cmd *c);
 /* The availability ledger (apply_availability.c, docs/sla.md). */
 int kyufu_storage__availability_heartbeat(struct kyufu_storage__cmd *c);
+int kyufu_storage__scrub_mark(struct kyufu_storage__cmd *c);
 int kyufu_storage__leader_change(struct kyufu_storage__cmd *c);
 int kyufu_storage__failover_intent(struct kyufu_storage__cmd *c);
 int kyufu_storage__drill_probe(struct kyufu_storage__cmd *c);
@@ -503,6 +507,8 @@ int kyufu_storage__record_access(struct kyufu_storage__cmd *c);
 #define KYUFU_IDENTITY_SINCE 2u
 /* Decommissioning (apply_decommission.c): command-set version 4. */
 #define KYUFU_DECOMMISSION_SINCE 4u
+/* Scrub (apply_scrub.c): command-set version 5 (storage.h). */
+#define KYUFU_SCRUB_SINCE KYUFU_STORAGE_SCRUB_SINCE
 /* CommandResult.decommission (ledger.proto). */
 #define KYUFU_RESULT_DECOMMISSION 151
 /* A node's own actor or key client id ("kyufu-node-N", "kyufud-..."). */

@@ -229,6 +229,17 @@ uint32_t kyufu_storage_command_version(void);
  * build does not know it (not in its command set). */
 uint32_t kyufu_storage_command_since(Kyufu__V1__Command__BodyCase body);
 
+/* Scrub (docs/scrub.md): the command-set version of ScrubMark; the leader
+ * proposes one only once the cluster version has reached it. */
+#define KYUFU_STORAGE_SCRUB_SINCE 5u
+
+/* The raft index of the last ScrubMark applied since the previous call (0:
+ * none), and forgets it.  The applying thread only, right after the apply
+ * of an entry returned: the store's state is then exactly the state at
+ * that index (one entry, one LMDB transaction), so a snapshot begun now
+ * digests it. */
+uint64_t kyufu_storage_take_scrub_mark(struct kyufu_storage *s);
+
 /* The cluster version (1 when none was recorded yet) and, when `voters` is
  * not NULL, the voters' versions last recorded (NULL when none; free with
  * kyufu__v1__record_versions__free_unpacked).  Kept in memory like the

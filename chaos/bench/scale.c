@@ -24,10 +24,11 @@
  * every entry carries a 16-byte salt (from its index: the bench stands in
  * for the proposer, which draws it at random).
  *
- * --no-snapshot stops after building (register, submit, approve) and prints
- * only the build's figures: the side-by-side benchmark's no-replication
- * ceiling (chaos/bench/side_by_side.py, docs/benchmarks.md) runs it with
- * --sync and the batch size the cluster reached at each load.
+ * --no-snapshot stops after building (register, submit, approve), times two
+ * full state digests (the scrub's cost, docs/scrub.md) and prints
+ * only the build's figures and those: the side-by-side benchmark's
+ * no-replication ceiling (chaos/bench/side_by_side.py, docs/benchmarks.md)
+ * runs it with --sync and the batch size the cluster reached at each load.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -534,11 +535,30 @@ int main(int argc, char **argv)
     t_app = phase(&b, fill_approve, households / 2);
     if (no_snapshot) {
         size_t cmds = households * 2 + households / 2;
+        /* The scrub's cost (docs/scrub.md "Cost"): one full digest of the
+         * store as built (its pages in the page cache), timed twice. */
+        double t_dig[2];
+        double cpu_dig[2];
+        for (int k = 0; k < 2; k++) {
+            struct timespec c0, c1;
+            double ts = now_s();
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+            rv = kyufu_storage_digest(b.s, da, &ia);
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+            t_dig[k] = now_s() - ts;
+            cpu_dig[k] = (double)(c1.tv_sec - c0.tv_sec) +
+                         (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
+            if (rv != 0) {
+                die("digest", rv, NULL);
+            }
+        }
         printf("{\n  \"households\": %zu, \"batch_commands\": %zu, \"sync\": %s,\n"
                "  \"register_s\": %.3f, \"submit_s\": %.3f, \"approve_s\": %.3f,\n"
-               "  \"commands\": %zu, \"commands_per_s\": %.1f\n}\n",
+               "  \"commands\": %zu, \"commands_per_s\": %.1f,\n"
+               "  \"digest_s\": [%.3f, %.3f], \"digest_cpu_s\": [%.3f, %.3f]\n}\n",
                households, b.batch, sync ? "true" : "false", t_reg, t_sub, t_app, cmds,
-               (double)cmds / (t_reg + t_sub + t_app));
+               (double)cmds / (t_reg + t_sub + t_app), t_dig[0], t_dig[1],
+               cpu_dig[0], cpu_dig[1]);
         kyufu_storage_close(b.s);
         return 0;
     }

@@ -14,7 +14,7 @@ import grpc
 
 import check
 import workload as W
-from harness import clients, faults, patience, plan
+from harness import clients, faults, nodelog, patience, plan, scrub
 from harness.history import History, load
 from harness.netcluster import NetCluster
 
@@ -175,6 +175,19 @@ def run(a, net):
         hist.close()
         harness_errors += faults.verdicts(
             load(os.path.join(a.out, "history.jsonl")))
+        # A scrub after the last fault (docs/scrub.md): a replica whose
+        # store silently differs stops now (exit 4: "exited on its own"
+        # below), and every node must have passed one.
+        t_scrub = time.monotonic()
+        for i in c.ids():
+            if c.alive(i):
+                v = scrub.wait(c, i, nodelog.size(c.log_path(i)))
+                if v != "passed":
+                    harness_errors.append("final scrub on node %d: %s"
+                                          % (i, v or "no verdict in %.0f s"
+                                             % scrub.WAIT_S))
+        print("chaos: final scrub in %.1f s" % (time.monotonic() - t_scrub),
+              flush=True)
         t_final = time.monotonic()
         final = final_read(c)
         harness_errors += ["node %d exited on its own (rc %s)"

@@ -14,7 +14,7 @@ import re
 import subprocess
 
 import cluster as C
-from harness import netns
+from harness import netns, scrub
 
 _ADDR = re.compile(r"127\.0\.0\.1:(\d+)\b")
 
@@ -38,6 +38,7 @@ class NetCluster(C.Cluster):
             with open(self.conf[i]) as f:
                 text = f.read()
             text = _ADDR.sub(lambda m: moved[m.group(0)], text)
+            text += scrub.CONF  # docs/scrub.md: a scrub every few seconds
             with open(self.conf[i], "w") as f:
                 f.write(text)
             nd = os.path.join(self.dir, "node%d" % i)
@@ -71,6 +72,8 @@ class NetCluster(C.Cluster):
         self.next_id += 1
         self.slot[i] = slot
         self.conf[i] = conf
+        with open(conf, "a") as f:
+            f.write(scrub.CONF)  # as the first nodes' (__init__)
         self.raft[i] = "%s:%d" % (self.addr(i), netns.RAFT_PORT)
         self.api[i] = "%s:%d" % (self.addr(i), netns.API_PORT)
 

@@ -38,9 +38,9 @@ KINDS = {
     "clock-jump-back": ("clock", "random"),
 }
 # Kinds a run injects only when --kinds names them: faults kyufud is known
-# not to survive yet, which would fail every run that draws them
-# (docs/chaos.md "Faults: disk full and corrupted files": flip-store).
-NAMED_ONLY = {"flip-store"}
+# not to survive yet, which would fail every run that draws them (none
+# since the scrub found flip-store's silent divergence: docs/scrub.md).
+NAMED_ONLY = set()
 
 
 def default_kinds():

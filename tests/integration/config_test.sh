@@ -216,7 +216,13 @@ done
 [ -n "${def[checkpoint_interval_seconds]:-}" ] || fail "--print-defaults lacks [audit] checkpoint_interval_seconds: $defaults"
 [ -n "${def[checkpoint_records]:-}" ] || fail "--print-defaults lacks [audit] checkpoint_records: $defaults"
 [ -n "${def[group_commit_entries_inflight]:-}" ] || fail "--print-defaults lacks [raft] group_commit_entries_inflight: $defaults"
-[ ${#def[@]} -eq 20 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 20 (10, [audit]'s 2 and [auth]'s 8): $defaults"
+[ "${def[interval_seconds]:-}" = 600 ] && [ "${min[interval_seconds]:-}" = 0 ] || fail "--print-defaults lacks [scrub] interval_seconds = 600 ; 0..: $defaults"
+[ ${#def[@]} -eq 21 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 21 (10, [audit]'s 2, [auth]'s 8 and [scrub]'s 1): $defaults"
+# [scrub] interval_seconds (docs/scrub.md): 0 (off) .. 86400 seconds.
+for bad in 86401 -1 ten; do
+    par expect_bad "scrub_$bad" "s/^level = info/level = info\n[scrub]\ninterval_seconds = $bad/" \
+        ":23: [scrub] interval_seconds:" "'$bad' is not a number of seconds in 0..86400"
+done
 # [raft] group_commit_entries_inflight (issue 9, the proposer's window): a
 # number of entries in its bounds, anything else named on its line.
 w=group_commit_entries_inflight

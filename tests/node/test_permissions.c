@@ -113,6 +113,8 @@ static const struct {
     {"/kyufu.v1.NodeInternal/ReportRefusals", "Unnnnnny", NULL},
     /* Encryption keys: a node's own call, nobody else's. */
     {"/kyufu.v1.NodeInternal/FetchClusterKey", "Unnnnnny", NULL},
+    /* Scrub: a node's own call, nobody else's. */
+    {"/kyufu.v1.NodeInternal/ScrubDigests", "Unnnnnny", NULL},
 };
 enum { N_EXPECTED = sizeof expected / sizeof expected[0] };
 
