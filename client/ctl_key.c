@@ -336,11 +336,7 @@ int ctl__key(struct ctl__run *r, const char *verb, int argc, char **argv)
             rv = ctl__common_opt(r, c, optarg);
         }
         if (slot != NULL) {
-            if (optarg[0] == '\0') {
-                return ctl__fail(r, KYUFU_CTL_EXIT_USAGE, "%s: '%s' needs a value", cmd,
-                                 argv[optind - 1]);
-            }
-            *slot = optarg;
+            *slot = optarg; /* an empty value fails its own check below */
         }
         if (rv != 0) {
             return rv;

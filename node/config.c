@@ -196,7 +196,7 @@ static const struct key_spec keys[K_COUNT] = {
     [K_KEYS_PASSPHRASE_FILE] = {"keys", "passphrase_file", false, NOT_RAFT},
     [K_KEYS_CMK_FILE] = {"keys", "cmk_file", false, NOT_RAFT},
     [K_KEYS_REENCRYPT_RATE] = {"keys", "reencrypt_records_per_s", false,
-                               KYUFU_GLUE_OPTION_COUNT, "records per second"},
+                               KYUFU_GLUE_OPTION_COUNT, "records"},
     /* Backups (issue 12, h/backup) */
     [K_BACKUP_DIRECTORY] = {"backup", "directory", false, NOT_RAFT},
     [K_BACKUP_KEK_FILE] = {"backup", "kek_file", false, NOT_RAFT},

@@ -216,7 +216,8 @@ done
 [ -n "${def[checkpoint_interval_seconds]:-}" ] || fail "--print-defaults lacks [audit] checkpoint_interval_seconds: $defaults"
 [ -n "${def[checkpoint_records]:-}" ] || fail "--print-defaults lacks [audit] checkpoint_records: $defaults"
 [ -n "${def[group_commit_entries_inflight]:-}" ] || fail "--print-defaults lacks [raft] group_commit_entries_inflight: $defaults"
-[ ${#def[@]} -eq 20 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 20 (10, [audit]'s 2 and [auth]'s 8): $defaults"
+[ -n "${def[reencrypt_records_per_s]:-}" ] || fail "--print-defaults lacks [keys] reencrypt_records_per_s: $defaults"
+[ ${#def[@]} -eq 21 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 21 (10, [audit]'s 2, [auth]'s 8 and [keys]' 1): $defaults"
 # [raft] group_commit_entries_inflight (issue 9, the proposer's window): a
 # number of entries in its bounds, anything else named on its line.
 w=group_commit_entries_inflight
