@@ -16,6 +16,8 @@ through three real kyufud and kyufuctl (issue 12; docs/encryption.md
    KEK it refuses and the file is unchanged; then it works; node 3
    restarted with the old KEK refuses to start, with the new one it starts,
    serves every household and converges to the same digest.
+Every node's /metrics (parsed strictly) shows the active version, done
+and the values re-sealed.
 
 usage: test_key_rotate.py KYUFUD KYUFUCTL"""
 import hashlib
@@ -25,8 +27,12 @@ import subprocess
 import sys
 import time
 
+import urllib.request
+
 import cluster as C
 import workload as W
+from ports import free_ports
+from prom_text import parse
 
 RATE = 300  # values per second: the ~1,000 values here take a few seconds
 FIRST = 120  # households before the rotation
@@ -72,10 +78,22 @@ def set_kek(conf, old, new):
         f.write(text.replace("kek_file = %s\n" % old, "kek_file = %s\n" % new))
 
 
+def metric(port, name):
+    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                  timeout=5).read().decode()
+    fam = parse(body)
+    if name not in fam:
+        return None
+    return fam[name]["samples"][name][0][1]
+
+
 def main():
     kyufud, kyufuctl = sys.argv[1], sys.argv[2]
+    mports = free_ports(3)
     c = C.Cluster(kyufud, extra_conf={
-        i: "[keys]\nreencrypt_records_per_s = %d\n" % RATE for i in (1, 2, 3)})
+        i: "[keys]\nreencrypt_records_per_s = %d\n"
+           "[node]\nmetrics_listen = 127.0.0.1:%d\n" % (RATE, mports[i - 1])
+        for i in (1, 2, 3)})
     try:
         c.start_all()
         c.wait_leader(15)
@@ -102,6 +120,9 @@ def main():
             assert n["encrypted"] and n["active_version"] == 1, n
             cs = census_of(n)
             assert set(cs) == {1} and cs[1] > FIRST, n
+        for i in (1, 2, 3):
+            assert metric(mports[i - 1], "kyufu_keys_active_version") == 1
+            assert metric(mports[i - 1], "kyufu_keys_reencrypt_done") is None
 
         # The cluster version rises to 5 once the leader has recorded
         # every voter's (about a second after start).
@@ -159,6 +180,20 @@ def main():
         mark("re-encryption done: %d values re-sealed"
              % int(nodes[0]["rotation"]["resealed"]))
         c.wait_converged(30)
+        resealed = int(nodes[0]["rotation"]["resealed"])
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            got = [(metric(p, "kyufu_keys_active_version"),
+                    metric(p, "kyufu_keys_reencrypt_done"),
+                    metric(p, "kyufu_keys_reencrypted_values"))
+                   for p in mports]
+            if all(g == (2, 1, resealed) for g in got):
+                break
+            time.sleep(0.2)
+        assert all(g == (2, 1, resealed) for g in got), (got, resealed)
+        # The metrics come from the same tick that logs the end.
+        assert any("re-encryption done" in open(c.log_path(i)).read()
+                   for i in (1, 2, 3)), "no log line of the leader"
         nodes = key_status(kyufuctl, conf, env["op1"], census=True)
         for n in nodes:
             cs = census_of(n)
@@ -215,6 +250,13 @@ def main():
         c.wait_leader(20)
         st = c.wait_converged(60)
         mark("node 3 back with the new KEK at index %d" % st.applied_index)
+        # Node 3 leads, so the reads below are served from its own store
+        # (a follower forwards personal-data reads to the leader).
+        lead = c.wait_leader(20)
+        if lead != 3:
+            c.cluster(lead).TransferLeadership(
+                S.TransferLeadershipRequest(target_id=3), timeout=15)
+        assert c.wait_leader(20) == 3
         led3 = c.ledger(3)
         for no in ["H-A%03d" % k for k in range(FIRST)] + \
                   ["H-B%03d" % k for k in range(DURING)]:
