@@ -113,7 +113,7 @@ static int key_status(struct ctl__run *r, bool census)
     }
     json_t *nodes = json_array();
     unsigned answered = 0;
-    int first_error = 0;
+    int failed = -1; /* the first node that did not answer OK */
     if (!r->json) {
         fprintf(r->out, "%-22s %6s %10s  %s\n", "ENDPOINT", "ACTIVE", "APPLIED",
                 "RE-ENCRYPTION");
@@ -125,9 +125,8 @@ static int key_status(struct ctl__run *r, bool census)
         if (crvs[i] == 0 && res->grpc_status == KYUFU_GRPC_OK) {
             st = (const Kyufu__V1__KeyStatus *)res->response;
             answered++;
-        } else if (first_error == 0) {
-            /* Say why (a refused role, no session) once, as other calls. */
-            first_error = ctl__call_exit(r, crvs[i], res);
+        } else if (failed < 0) {
+            failed = (int)i;
         }
         if (r->json) {
             json_t *o = st != NULL ? kyufu_ctl_to_json(&st->base) : json_object();
@@ -139,7 +138,7 @@ static int key_status(struct ctl__run *r, bool census)
         } else if (st != NULL) {
             print_status(r, ep, st);
         } else {
-            fprintf(r->out, "%-22s did not answer\n", ep);
+            fprintf(r->out, "%-22s did not answer: %s\n", ep, res->message);
         }
         kyufu_client_response_free(res->response);
     }
@@ -149,10 +148,11 @@ static int key_status(struct ctl__run *r, bool census)
         json_decref(nodes);
         rv = 0;
     }
-    if (answered == 0) {
-        return first_error != 0 ? first_error
-                                : ctl__fail(r, KYUFU_CTL_EXIT_UNAVAILABLE,
-                                            "key status: no node answered");
+    if (answered == 0 && failed >= 0) {
+        /* Why (a refused role, no session, nothing reachable), as for any
+         * call; its response, if any, is freed above. */
+        results[failed].response = NULL;
+        return ctl__call_exit(r, crvs[failed], &results[failed]);
     }
     return rv;
 }

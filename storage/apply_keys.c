@@ -132,8 +132,8 @@ int kyufu_storage__rotate_keys(struct kyufu_storage__cmd *c)
     return 0;
 }
 
-/* Re-seal the value under the cursor (db, key) if it is not under
- * `version`; *done counts it. */
+/* Re-seal the value (k, v) of db if it is not under `version` (or is
+ * plaintext); *resealed counts it. */
 static int reseal_one(struct kyufu_storage__cmd *c,
                       unsigned db,
                       const MDB_val *k,
