@@ -190,12 +190,13 @@ static const struct kyufu_node_method table[] = {
     {"/kyufu.v1.Cluster/EraseNode", KYUFU_NODE_ERASE_NODE,
      &kyufu__v1__erase_node_request__descriptor, NULL, NULL},
     /* Data-key rotation (keys_rotate.c, docs/encryption.md "Rotation"):
-     * an operator's write and the node's own status. */
+     * an operator's write, and the status of the node called (its own
+     * store: the census must count each replica's values, so it is never
+     * forwarded to the leader as reads are). */
     {"/kyufu.v1.Cluster/RotateKeys", KYUFU_NODE_WRITE,
      &kyufu__v1__rotate_keys_request__descriptor, &rotate_keys_write, NULL},
-    {"/kyufu.v1.Cluster/GetKeyStatus", KYUFU_NODE_READ,
-     &kyufu__v1__get_key_status_request__descriptor, NULL,
-     kyufu_node__get_key_status},
+    {"/kyufu.v1.Cluster/GetKeyStatus", KYUFU_NODE_KEY_STATUS,
+     &kyufu__v1__get_key_status_request__descriptor, NULL, NULL},
     /* Follower refusals (issue 8 item 7): node to node only. */
     {"/kyufu.v1.NodeInternal/ReportRefusals", KYUFU_NODE_REPORT_REFUSALS,
      &kyufu__v1__report_refusals_request__descriptor, NULL, NULL},
@@ -480,6 +481,9 @@ static void serve(struct kyufu_node_call *c)
         return;
     case KYUFU_NODE_ERASE_NODE:
         kyufu_node__erase_node(c);
+        return;
+    case KYUFU_NODE_KEY_STATUS:
+        kyufu_node__get_key_status(c);
         return;
     }
     assert(false);

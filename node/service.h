@@ -39,6 +39,8 @@ enum kyufu_node_method_kind {
     KYUFU_NODE_REPORT_REFUSALS,  /* a follower's refusals (refusal_report.c) */
     KYUFU_NODE_FETCH_CLUSTER_KEY, /* a joiner's cluster key (service_keys.c) */
     KYUFU_NODE_ERASE_NODE,       /* decommissioning: this node (decommission.c) */
+    KYUFU_NODE_KEY_STATUS,       /* this node's store, never forwarded
+                                    (keys_rotate.c) */
 };
 
 /* A WRITE method's typed row (service.c WRITE_DEF, one per method, as

@@ -264,6 +264,16 @@ def main():
                                   timeout=10)
             assert h.head_name == "Yamada Taro", (no, h)
         mark("node 3 serves all %d households" % (FIRST + DURING))
+        # Key status is the node's own (never forwarded): node 3 alone,
+        # without a leader, still counts its values.
+        for i in (1, 2):
+            c.kill(i, 15)
+            assert c.wait_exit(i, 30) == 0
+        nodes = key_status(kyufuctl, conf, env["op1"], census=True)
+        assert [n["reachable"] for n in nodes] == [False, False, True], nodes
+        assert census_of(nodes[2]).keys() == {2}, nodes[2]
+        r, o, e = ctl(kyufuctl, conf, env["op1"], "key", "status")
+        assert r == 0 and o.count("did not answer") == 2, (r, o, e)
         c.stop_clean()
     finally:
         c.close()
