@@ -217,6 +217,40 @@ static void rotate_new_writes_old_reads(void)
     fx_close(&f);
 }
 
+/* In one entry: a write before the rotation seals under the old version,
+ * one after it under the new; a replica applying the same entry agrees. */
+static void rotate_inside_entry(void)
+{
+    struct fx a, b;
+    world(&a, true);
+    world(&b, true);
+    struct fx *fs[] = {&a, &b};
+    for (size_t i = 0; i < 2; i++) {
+        struct fx *f = fs[i];
+        Kyufu__V1__Command *cmds[3] = {
+            c_register_household(f, "clerk", "H-X"),
+            c_rotate(f, "oper", 2),
+            c_register_household(f, "clerk", "H-Y"),
+        };
+        Kyufu__V1__CommandResult *res[3];
+        fx_apply_batch(f, cmds, 3, res);
+        for (size_t j = 0; j < 3; j++) {
+            CHECK_CODE(res[j], KYUFU__V1__CODE__OK);
+            fx_free(res[j]);
+            kyufu__v1__command__free_unpacked(cmds[j], NULL);
+        }
+        CHECK_EQ(stored_version(f, KYUFU_DB_HOUSEHOLDS, "H-X"), 1);
+        CHECK_EQ(stored_version(f, KYUFU_DB_HOUSEHOLDS, "H-Y"), 2);
+        CHECK_EQ(kyufu_storage_keys_active(f->s), 2);
+    }
+    uint8_t da[32], db[32];
+    fx_digest(&a, da);
+    fx_digest(&b, db);
+    CHECK(memcmp(da, db, 32) == 0);
+    fx_close(&a);
+    fx_close(&b);
+}
+
 /* Refusals change nothing but their audit record: another role, a cluster
  * before version 5, a version that is not the next, a store without keys. */
 static void rotate_refused(void)
@@ -459,6 +493,7 @@ int main(int argc, char **argv)
 {
     static const struct t_case cases[] = {
         T_CASE(rotate_new_writes_old_reads),
+        T_CASE(rotate_inside_entry),
         T_CASE(rotate_refused),
         T_CASE(reencrypt_everything),
         T_CASE(reencrypt_replicas_identical),
