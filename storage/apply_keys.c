@@ -278,9 +278,6 @@ int kyufu_storage__reencrypt(struct kyufu_storage__cmd *c)
     mdb_cursor_close(cur);
     cur = NULL;
     rv = store(s, c->txn, r);
-    if (rv == 0) {
-        kyufu_storage__set_object(c, "keys/%u", r->version);
-    }
 out:
     if (cur != NULL) {
         mdb_cursor_close(cur);
