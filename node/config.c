@@ -98,6 +98,12 @@ enum key_id {
     K_BACKUP_DIRECTORY,
     K_BACKUP_KEK_FILE,
     K_BACKUP_MAX_BYTES,
+    /* Scheduled backups (h/schedule) */
+    K_BACKUP_IO_PRIORITY,
+    K_BACKUP_INTERVAL,
+    K_BACKUP_KEEP_LAST,
+    K_BACKUP_KEEP_DAILY,
+    K_BACKUP_KEEP_MONTHLY,
     K_COUNT
 };
 
@@ -201,6 +207,11 @@ static const struct key_spec keys[K_COUNT] = {
     [K_BACKUP_DIRECTORY] = {"backup", "directory", false, NOT_RAFT},
     [K_BACKUP_KEK_FILE] = {"backup", "kek_file", false, NOT_RAFT},
     [K_BACKUP_MAX_BYTES] = {"backup", "max_bytes_per_s", false, NOT_RAFT},
+    [K_BACKUP_IO_PRIORITY] = {"backup", "io_priority", false, NOT_RAFT},
+    [K_BACKUP_INTERVAL] = {"backup", "interval", false, NOT_RAFT},
+    [K_BACKUP_KEEP_LAST] = {"backup", "keep_last", false, NOT_RAFT},
+    [K_BACKUP_KEEP_DAILY] = {"backup", "keep_daily", false, NOT_RAFT},
+    [K_BACKUP_KEEP_MONTHLY] = {"backup", "keep_monthly", false, NOT_RAFT},
 };
 #undef NOT_RAFT
 
@@ -617,6 +628,44 @@ static void set_checkpoint_file(struct parse *ps, const char *value)
              value);
 }
 
+/* [backup] interval: "0" (no schedule), or digits and one unit (s, m, h,
+ * d), within KYUFU_NODE_BACKUP_INTERVAL_S_MIN..MAX seconds.  A bare number
+ * other than 0 is refused: "6" could mean hours as well as seconds. */
+static int parse_interval(const char *value, uint64_t *secs)
+{
+    static const struct {
+        char unit;
+        uint64_t secs;
+    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+    if (strcmp(value, "0") == 0) {
+        *secs = 0;
+        return 0;
+    }
+    size_t n = strlen(value);
+    if (n < 2 || n > 12) {
+        return -1;
+    }
+    char digits[16];
+    memcpy(digits, value, n - 1);
+    digits[n - 1] = '\0';
+    uint64_t v;
+    if (!kyufu_textconf_parse_uint(digits, 1, KYUFU_NODE_BACKUP_INTERVAL_S_MAX,
+                                   &v)) {
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (value[n - 1] == units[i].unit) {
+            if (v > KYUFU_NODE_BACKUP_INTERVAL_S_MAX / units[i].secs ||
+                v * units[i].secs < KYUFU_NODE_BACKUP_INTERVAL_S_MIN) {
+                return -1;
+            }
+            *secs = v * units[i].secs;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 /* [keys] kek_file, passphrase_file, cmk_file: absolute paths of files
  * (not folders).  Their contents and modes are checked when kyufud starts
  * (node/keys_load.h): a missing or readable-by-others key file stops the
@@ -813,6 +862,39 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
             return;
         }
         c->backup_max_bytes_per_s = v;
+        return;
+    case K_BACKUP_IO_PRIORITY:
+        if (strcmp(value, "normal") != 0 && strcmp(value, "idle") != 0) {
+            problem(c, ps->line, section, key,
+                    "'%s' is not normal or idle", value);
+            return;
+        }
+        c->backup_io_idle = strcmp(value, "idle") == 0;
+        return;
+    case K_BACKUP_INTERVAL:
+        if (parse_interval(value, &v) != 0) {
+            problem(c, ps->line, section, key,
+                    "'%s' is not 0 (no schedule) or a whole number with a "
+                    "unit s, m, h or d, from %us to %ud",
+                    value, (unsigned)KYUFU_NODE_BACKUP_INTERVAL_S_MIN,
+                    (unsigned)(KYUFU_NODE_BACKUP_INTERVAL_S_MAX / 86400u));
+            return;
+        }
+        c->backup_interval_s = v;
+        return;
+    case K_BACKUP_KEEP_LAST:
+    case K_BACKUP_KEEP_DAILY:
+    case K_BACKUP_KEEP_MONTHLY:
+        if (!kyufu_textconf_parse_uint(value, 0, KYUFU_NODE_BACKUP_KEEP_MAX,
+                                       &v)) {
+            problem(c, ps->line, section, key,
+                    "'%s' is not a number of backups in 0..%u", value,
+                    KYUFU_NODE_BACKUP_KEEP_MAX);
+            return;
+        }
+        *(k == K_BACKUP_KEEP_LAST    ? &c->backup_keep_last
+          : k == K_BACKUP_KEEP_DAILY ? &c->backup_keep_daily
+                                     : &c->backup_keep_monthly) = (uint32_t)v;
         return;
     case K_BACKUP_KEK_FILE: {
         size_t before = c->n_problems_all;
@@ -1259,6 +1341,30 @@ static void check_keys(struct parse *ps)
     }
 }
 
+/* [backup]: a schedule needs somewhere to write and a key to write with;
+ * retention without a schedule would have nothing to prune. */
+static void check_backup(struct parse *ps)
+{
+    struct kyufu_config *c = ps->c;
+    if (c->backup_interval_s != 0 &&
+        (ps->seen[K_BACKUP_DIRECTORY] == 0 ||
+         ps->seen[K_BACKUP_KEK_FILE] == 0)) {
+        problem(c, ps->seen[K_BACKUP_INTERVAL], "backup", "interval",
+                "a schedule needs [backup] directory and kek_file");
+    }
+    static const enum key_id keep[] = {K_BACKUP_KEEP_LAST,
+                                       K_BACKUP_KEEP_DAILY,
+                                       K_BACKUP_KEEP_MONTHLY};
+    for (size_t i = 0; i < 3; i++) {
+        if (ps->seen[keep[i]] != 0 && c->backup_interval_s == 0) {
+            problem(c, ps->seen[keep[i]], "backup", keys[keep[i]].key,
+                    "retention applies to scheduled backups: set interval "
+                    "too");
+            return;
+        }
+    }
+}
+
 /* Rules that span keys, checked once the whole file is read. */
 static void check_whole(struct parse *ps)
 {
@@ -1278,6 +1384,7 @@ static void check_whole(struct parse *ps)
     check_raft(ps);
     check_insecure_test(ps);
     check_keys(ps);
+    check_backup(ps);
     /* Identity: an idle limit longer than the absolute one means nothing
      * (the absolute one always wins): a typo, most likely. */
     if ((uint64_t)c->auth_session_idle_minutes >

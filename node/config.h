@@ -38,7 +38,9 @@
  *              encryption at rest is off; docs/encryption.md),
  *              reencrypt_records_per_s (after a rotation; default 500)
  *   [backup]   directory (existing folder backups are written into),
- *              kek_file (the backup KEK), max_bytes_per_s (0: no limit)
+ *              kek_file (the backup KEK), max_bytes_per_s (0: no limit),
+ *              io_priority (normal | idle), interval (0 | N s|m|h|d: the
+ *              schedule), keep_last, keep_daily, keep_monthly (retention)
  *                                          (optional; docs/backup.md)
  *
  * Comments: a line whose first non-blank character is ';' or '#', and the
@@ -211,6 +213,15 @@ struct kyufu_config
     char backup_kek_file[KYUFU_NODE_PATH_BYTES_MAX + 1];
     /* max_bytes_per_s: the backup's write rate (0: no limit). */
     uint64_t backup_max_bytes_per_s;
+    /* io_priority = idle: the backup thread's I/O at the idle class. */
+    bool backup_io_idle;
+    /* Scheduled backups (h/schedule; docs/backup.md "Scheduled backups"):
+     * interval in seconds (0: no schedule), and retention of the
+     * schedule's backups (all 0: keep every one). */
+    uint64_t backup_interval_s;
+    uint32_t backup_keep_last;
+    uint32_t backup_keep_daily;
+    uint32_t backup_keep_monthly;
 
     /* Filled when load returns INVALID. */
     struct kyufu_textconf_problem problems[KYUFU_CONFIG_PROBLEMS_MAX];

@@ -391,4 +391,20 @@ _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX + KYUFU_NODE_STOP_DRAIN_MS_MAX <
 #define KYUFU_NODE_BACKUP_RATE_MIN ((uint64_t)64 << 10)
 #define KYUFU_NODE_BACKUP_RATE_MAX ((uint64_t)10000000000)
 
+/* [backup] interval (docs/backup.md "Scheduled backups"): 1 s (tests;
+ * a backup takes longer than that on any real store, and the next one
+ * waits for it) to 366 days. */
+#define KYUFU_NODE_BACKUP_INTERVAL_S_MIN 1u
+#define KYUFU_NODE_BACKUP_INTERVAL_S_MAX ((uint64_t)366 * 86400)
+/* keep_last, keep_daily, keep_monthly: at most the scan's bound
+ * (KYUFU_BACKUP_SCAN_MAX, backup_retention.h). */
+#define KYUFU_NODE_BACKUP_KEEP_MAX 10000u
+/* A failed scheduled backup is retried after min(interval, this * 2^k)
+ * for its k-th failure in a row, at most min(interval, ..._MAX_S). */
+#define KYUFU_NODE_BACKUP_RETRY_S_MIN 10u
+#define KYUFU_NODE_BACKUP_RETRY_S_MAX 3600u
+/* How often the schedule looks whether a backup is due (and whether this
+ * node is the one to take it). */
+#define KYUFU_NODE_BACKUP_TICK_MS 1000u
+
 #endif /* KYUFU_NODE_LIMITS_H */

@@ -35,6 +35,7 @@
 #include "lock.h"
 #include "log.h"
 #include "node.h"
+#include "password.h"
 #include "recover.h"
 #include "seed.h"
 #include "pwhash.h"
@@ -243,6 +244,12 @@ int main(int argc, char **argv)
         return kyufu_node_seed(&config, seed_stream, seed_digest, seed_cmk, stdout);
     }
     kyufu_log_set_level(config.log_level);
+    char why[512];
+    if (kyufu_node__password_checker_ready(why, sizeof why) != 0) {
+        /* Otherwise every new password would be refused as if weak. */
+        fprintf(stderr, "kyufud: %s\n", why);
+        return 2;
+    }
     if (config.insecure_test_password_iterations != 0) {
         /* Before any thread starts (api/pwhash.h).  Logged at every start,
          * whatever the log level, so that no log of such a node lacks it. */

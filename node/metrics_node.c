@@ -10,10 +10,12 @@
  *
  * The SLA's figures (docs/sla.md) come from the availability ledger in
  * this node's store, the SLO file and the evaluator.  Backups: the time
- * and age of the newest backup this node wrote since it started (absent
- * before the first: no value is made up). */
+ * and age of the newest good backup in [backup] directory, from the scan
+ * at start and the backups since (absent while none is known: no value is
+ * made up), and the schedule's counters (backup_schedule.c). */
 #include <assert.h>
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -697,11 +699,47 @@ static void alert_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
                            n->sla.raised_total);
 }
 
-/* The newest backup this node wrote (service_backup.c), once there is
- * one. */
+/* The [backup] directory as this node last saw it (backup_schedule.c). */
 static void backup_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
 {
-    int64_t ms = n->metrics.backup_last_ms;
+    const struct kyufu_node_backups *k = &n->backups;
+    if (n->config->backup_directory[0] == '\0') {
+        return;
+    }
+    if (n->config->backup_interval_s != 0) {
+        static const struct {
+            const char *name, *help;
+            size_t off;
+        } counters[] = {
+            {"kyufu_backup_scheduled_total",
+             "Scheduled backups this node wrote since it started",
+             offsetof(struct kyufu_node_backups, taken)},
+            {"kyufu_backup_scheduled_failures_total",
+             "Scheduled backups this node tried and failed since it started "
+             "(each retried after a bounded backoff)",
+             offsetof(struct kyufu_node_backups, failed)},
+            {"kyufu_backup_pruned_total",
+             "Scheduled backups retention removed since start",
+             offsetof(struct kyufu_node_backups, pruned)},
+            {"kyufu_backup_prune_failures_total",
+             "Directory scans and backup removals that failed since start",
+             offsetof(struct kyufu_node_backups, prune_failed)},
+        };
+        for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+            kyufu_metrics_family(b, counters[i].name, KYUFU_METRICS_COUNTER,
+                                 counters[i].help);
+            kyufu_metrics_sample_u(
+                b, counters[i].name, NULL, 0,
+                *(const uint64_t *)((const char *)k + counters[i].off));
+        }
+    }
+    if (k->scanned) {
+        kyufu_metrics_family(b, "kyufu_backup_good", KYUFU_METRICS_GAUGE,
+                             "Good backups (signature, chain and manifest "
+                             "valid) in [backup] directory at the last scan");
+        kyufu_metrics_sample_u(b, "kyufu_backup_good", NULL, 0, k->good);
+    }
+    int64_t ms = k->newest_ms;
     if (ms <= 0) {
         return;
     }
@@ -710,14 +748,15 @@ static void backup_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
     int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     kyufu_metrics_family(b, "kyufu_backup_last_success_timestamp_seconds",
                          KYUFU_METRICS_GAUGE,
-                         "Unix time of the newest backup this node wrote "
-                         "since it started (its manifest's time)");
+                         "Unix time (manifest) of the newest good backup in "
+                         "[backup] directory: scanned at start and after "
+                         "each scheduled backup, or written by this node");
     kyufu_metrics_sample(b, "kyufu_backup_last_success_timestamp_seconds",
                          NULL, 0, (double)ms / 1000.0);
     kyufu_metrics_family(b, "kyufu_backup_newest_good_age_seconds",
                          KYUFU_METRICS_GAUGE,
-                         "Age of the newest backup this node wrote since it "
-                         "started");
+                         "Age of the newest good backup in [backup] "
+                         "directory");
     kyufu_metrics_sample(b, "kyufu_backup_newest_good_age_seconds", NULL, 0,
                          now_ms > ms ? (double)(now_ms - ms) / 1000.0 : 0.0);
 }

@@ -28,6 +28,7 @@
 #include "limits.h"
 #include "lock.h"
 #include "log.h"
+#include "backup_node.h"
 #include "decommission.h"
 #include "notify.h"
 #include "stall.h"
@@ -89,6 +90,7 @@ void kyufu_node__finish(struct kyufu_node *n)
     kyufu_node__notify_close(n);
     kyufu_node__versions_close(n);
     kyufu_node__rotate_close(n);
+    kyufu_node__backup_sched_close(n);
     kyufu_node__oplog_close(n);
     kyufu_node__auth_close(n);
     kyufu_node__power_close(n);
@@ -730,6 +732,7 @@ static void start_rest(struct kyufu_node *n)
     n->stage = KYUFU_NODE_RUNNING;
     kyufu_node__versions_start(n);
     kyufu_node__rotate_start(n);
+    kyufu_node__backup_sched_start(n);
     kyufu_node__oplog_start(n);
     (void)kyufu_node__auth_start(n); /* a refused bootstrap-admin is logged */
     kyufu_log(KYUFU_LOG_INFO, "node started", KYUFU_LOG_U("id", n->config->id),
@@ -787,6 +790,7 @@ int kyufu_node_run(const struct kyufu_config *config)
     uv_signal_start(&n->sigint, on_signal, SIGINT);
     uv_signal_start(&n->sighup, on_sighup, SIGHUP);
     kyufu_node__crl_watch_init(n);
+    kyufu_node__backup_sched_init(n);
     if (kyufu_node__tls_check_keys(n) != 0) {
         kyufu_node__stop(n, 2, "private key");
         goto run;

@@ -127,10 +127,37 @@ struct kyufu_node_metrics
     uint64_t rto_term;        /* the term it was seen in */
     bool rto_known;
     uint64_t rto_last_ms;
-    /* Backups (issue 12, h/backup): the manifest time (Unix ms) of the
-     * newest backup this node wrote since it started; 0: none yet. */
-    int64_t backup_last_ms;
     uint64_t rto_seen_count;
+};
+
+/* Backups (backup_schedule.c; docs/backup.md "Scheduled backups"): the
+ * schedule and what the metrics say of the [backup] directory.  Loop
+ * thread only (the work threads fill their own structs). */
+struct kyufu_node_backups
+{
+    uv_timer_t timer;  /* KYUFU_NODE_BACKUP_TICK_MS while a schedule is set */
+    bool scanning;     /* a scan (with pruning) runs on a work thread */
+    bool taking;       /* a scheduled backup runs */
+    bool scanned;      /* the scan at start has finished */
+    int rank;          /* this node's place in the duty, last tick (-1 none) */
+    int64_t rank_since_mono; /* uv_now when it got that rank */
+    /* Manifest time (Unix ms) of the newest good backup in the directory,
+     * from the scans and the backups written here; 0: none known. */
+    int64_t newest_ms;
+    /* The schedule counts on the loop's monotonic clock (uv_now), so that
+     * a wall clock set back or forward moves no due time: base_mono is
+     * when the newest good backup was taken (its age when learned,
+     * subtracted from uv_now; a manifest time in the future counts as
+     * now); retry_mono, after a failure, the earliest next try. */
+    int64_t base_mono;
+    int64_t retry_mono;
+    int64_t last_scan_mono; /* when the last scan finished */
+    unsigned failures_row;  /* scheduled failures in a row (the backoff) */
+    uint64_t taken;         /* scheduled backups written since start */
+    uint64_t failed;        /* scheduled backups that failed */
+    uint64_t pruned;        /* backups retention removed */
+    uint64_t prune_failed;  /* scans and removals that failed */
+    uint64_t good;          /* good backups at the last scan */
 };
 
 /* Upgrades (version_watch.c): what the leader learned of one peer. */
@@ -253,6 +280,7 @@ struct kyufu_node
     struct kyufu_node_avail avail; /* availability ledger (availability.c) */
     struct kyufu_node_versions versions;
     struct kyufu_node_rotate rotate; /* data-key rotation (keys_rotate.c) */
+    struct kyufu_node_backups backups; /* backup_schedule.c */
     struct kyufu_node_oplog oplog; /* access records (oplog.h) */
     /* [tls] crl_file watch (tls_watch.c): polled, reloaded on change. */
     uv_timer_t crl_timer;

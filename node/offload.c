@@ -35,13 +35,13 @@ static void work_cb(uv_work_t *w)
 static void after_cb(uv_work_t *w, int status)
 {
     struct kyufu_node_offload *o = w->data;
-    struct kyufu_node *n = o->call->node;
+    struct kyufu_node *n = o->node;
     (void)status; /* UV_ECANCELED never: nothing calls uv_cancel */
     assert(o->snap == NULL);
-    if (o->begin_rv != 0) {
+    if (o->begin_rv != 0 && o->call != NULL) {
         kyufu_node__call_storage_error(o->call, o->begin_rv, o->what);
     } else {
-        o->done(o); /* answers the call */
+        o->done(o); /* answers the call, or the node's own sees begin_rv */
     }
     free(o);
     assert(n->offloaded > 0);
@@ -51,6 +51,38 @@ static void after_cb(uv_work_t *w, int status)
     }
 }
 
+struct kyufu_node_offload *kyufu_node__offload_new(struct kyufu_node *n,
+                                                   size_t size)
+{
+    assert(size >= sizeof(struct kyufu_node_offload));
+    struct kyufu_node_offload *o = calloc(1, size);
+    if (o != NULL) {
+        o->node = n;
+        o->storage = n->storage;
+    }
+    return o;
+}
+
+int kyufu_node__offload_queue(struct kyufu_node_offload *o,
+                              kyufu_node_offload_fn run,
+                              kyufu_node_offload_fn done,
+                              const char *what)
+{
+    struct kyufu_node *n = o->node;
+    assert(n->offloaded <= KYUFU_NODE_OFFLOAD_MAX);
+    o->what = what;
+    o->run = run;
+    o->done = done;
+    o->work.data = o;
+    if (n->offloaded >= KYUFU_NODE_OFFLOAD_MAX ||
+        uv_queue_work(&n->loop, &o->work, work_cb, after_cb) != 0) {
+        free(o);
+        return -1;
+    }
+    n->offloaded++;
+    return 0;
+}
+
 void kyufu_node__offload(struct kyufu_node_call *call,
                          size_t size,
                          kyufu_node_offload_fn run,
@@ -58,8 +90,6 @@ void kyufu_node__offload(struct kyufu_node_call *call,
                          const char *what)
 {
     struct kyufu_node *n = call->node;
-    struct kyufu_node_offload *o;
-    assert(size >= sizeof *o);
     assert(n->offloaded <= KYUFU_NODE_OFFLOAD_MAX);
     if (n->offloaded >= KYUFU_NODE_OFFLOAD_MAX) {
         char msg[200];
@@ -71,24 +101,16 @@ void kyufu_node__offload(struct kyufu_node_call *call,
                               0);
         return;
     }
-    o = calloc(1, size);
+    struct kyufu_node_offload *o = kyufu_node__offload_new(n, size);
     if (o == NULL) {
         kyufu_node__call_done(call, KYUFU_GRPC_RESOURCE_EXHAUSTED,
                               "out of memory", NULL, 0);
         return;
     }
     o->call = call;
-    o->storage = n->storage;
-    o->what = what;
-    o->run = run;
-    o->done = done;
-    o->work.data = o;
-    if (uv_queue_work(&n->loop, &o->work, work_cb, after_cb) != 0) {
-        free(o);
+    if (kyufu_node__offload_queue(o, run, done, what) != 0) {
         kyufu_node__call_done(call, KYUFU_GRPC_INTERNAL,
                               "cannot queue the read on a work thread", NULL,
                               0);
-        return;
     }
-    n->offloaded++;
 }

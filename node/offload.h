@@ -26,9 +26,9 @@
 
 struct kyufu_node_offload;
 /* run: on the work thread, reads o->snap only (open for the call).  done:
- * on the loop thread (o->snap already ended), answers o->call; not called
- * when the snapshot could not begin (the call was then answered as
- * kyufu_node__call_storage_error with `what`: READERS_FULL as
+ * on the loop thread (o->snap already ended), answers o->call; for a call,
+ * not called when the snapshot could not begin (the call was then answered
+ * as kyufu_node__call_storage_error with `what`: READERS_FULL as
  * RESOURCE_EXHAUSTED).  offload.c frees o after it. */
 typedef void (*kyufu_node_offload_fn)(struct kyufu_node_offload *o);
 
@@ -36,7 +36,8 @@ typedef void (*kyufu_node_offload_fn)(struct kyufu_node_offload *o);
 struct kyufu_node_offload
 {
     uv_work_t work;
-    struct kyufu_node_call *call;
+    struct kyufu_node *node;
+    struct kyufu_node_call *call; /* NULL: the node's own work */
     struct kyufu_storage *storage;      /* read on the work thread */
     struct kyufu_storage_snapshot *snap; /* open only while run runs */
     int begin_rv;                        /* snapshot begin's result */
@@ -56,5 +57,19 @@ void kyufu_node__offload(struct kyufu_node_call *call,
                          kyufu_node_offload_fn run,
                          kyufu_node_offload_fn done,
                          const char *what);
+
+/* The node's own whole-store read, with no call to answer (the scheduled
+ * backup, backup_schedule.c), under the same limit and the same wait at
+ * stop: allocate `size` zeroed bytes (NULL: no memory), fill the caller's
+ * fields, then queue.  Its done runs on the loop in every case, with
+ * o->begin_rv != 0 when the snapshot could not begin (run did not run).
+ * Queue returns 0, or -1 (over KYUFU_NODE_OFFLOAD_MAX, or libuv refusing
+ * the work) after freeing o: nothing queued. */
+struct kyufu_node_offload *kyufu_node__offload_new(struct kyufu_node *n,
+                                                   size_t size);
+int kyufu_node__offload_queue(struct kyufu_node_offload *o,
+                              kyufu_node_offload_fn run,
+                              kyufu_node_offload_fn done,
+                              const char *what);
 
 #endif /* KYUFU_NODE_OFFLOAD_H */

@@ -2,6 +2,7 @@
 #include "password.h"
 
 #include <assert.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,6 +56,47 @@ static void bad_words(const char *display_name, char *out, size_t out_len)
     }
 }
 
+/* libpwquality's check of `pw` with the staff id as user name and
+ * `words` (blank-separated, may be empty) forbidden: its score (>= 0
+ * passes), a negative PWQ_ERROR_* with its message in why, or
+ * PWQ_SCORE_SETUP when the checker cannot be set up (message in why). */
+#define PWQ_SCORE_SETUP INT_MIN
+static int pwq_check(const char *pw,
+                     const char *staff_id,
+                     const char *words,
+                     char *why,
+                     size_t why_len)
+{
+    pwquality_settings_t *pwq = pwquality_default_settings();
+    if (pwq == NULL) {
+        snprintf(why, why_len, "out of memory");
+        return PWQ_SCORE_SETUP;
+    }
+    int score = PWQ_SCORE_SETUP;
+    /* Our own minimum is checked before; libpwquality's is its lowest. */
+    if (pwquality_set_int_value(pwq, PWQ_SETTING_MIN_LENGTH, 6) != 0 ||
+        pwquality_set_int_value(pwq, PWQ_SETTING_USER_CHECK, 1) != 0 ||
+        pwquality_set_int_value(pwq, PWQ_SETTING_DICT_CHECK, 1) != 0 ||
+        pwquality_set_int_value(pwq, PWQ_SETTING_USER_SUBSTR, 4) != 0 ||
+        (words[0] != '\0' &&
+         pwquality_set_str_value(pwq, PWQ_SETTING_BAD_WORDS, words) != 0)) {
+        snprintf(why, why_len, "the password checker cannot be set up");
+        goto out;
+    }
+    void *aux = NULL;
+    pthread_mutex_lock(&pwq_lock);
+    score = pwquality_check(pwq, pw, NULL, staff_id, &aux);
+    pthread_mutex_unlock(&pwq_lock);
+    if (score < 0) {
+        char buf[PWQ_MAX_ERROR_MESSAGE_LEN];
+        snprintf(why, why_len, "%s",
+                 pwquality_strerror(buf, sizeof buf, score, aux));
+    }
+out:
+    pwquality_free_settings(pwq);
+    return score;
+}
+
 int kyufu_node__password_policy(const char *password,
                                 size_t len,
                                 unsigned min_length,
@@ -87,39 +129,41 @@ int kyufu_node__password_policy(const char *password,
     char words[256];
     bad_words(display_name, words, sizeof words);
 
-    int rv = -1;
-    pwquality_settings_t *pwq = pwquality_default_settings();
-    if (pwq == NULL) {
-        snprintf(why, why_len, "out of memory");
-        goto out;
-    }
-    /* Our own minimum is checked above; libpwquality's is its lowest. */
-    if (pwquality_set_int_value(pwq, PWQ_SETTING_MIN_LENGTH, 6) != 0 ||
-        pwquality_set_int_value(pwq, PWQ_SETTING_USER_CHECK, 1) != 0 ||
-        pwquality_set_int_value(pwq, PWQ_SETTING_DICT_CHECK, 1) != 0 ||
-        pwquality_set_int_value(pwq, PWQ_SETTING_USER_SUBSTR, 4) != 0 ||
-        (words[0] != '\0' &&
-         pwquality_set_str_value(pwq, PWQ_SETTING_BAD_WORDS, words) != 0)) {
-        snprintf(why, why_len, "the password checker cannot be set up");
-        goto out_free;
-    }
-    void *aux = NULL;
-    pthread_mutex_lock(&pwq_lock);
-    int score = pwquality_check(pwq, pw, NULL, staff_id, &aux);
-    pthread_mutex_unlock(&pwq_lock);
-    if (score < 0) {
-        char buf[PWQ_MAX_ERROR_MESSAGE_LEN];
-        /* libpwquality's messages name the rule, never the password. */
-        const char *m = pwquality_strerror(buf, sizeof buf, score, aux);
-        snprintf(why, why_len, "the new password is refused: %s", m);
-        goto out_free;
-    }
-    rv = 0;
-out_free:
-    pwquality_free_settings(pwq);
-out:
+    int score = pwq_check(pw, staff_id, words, why, why_len);
     OPENSSL_cleanse(pw, sizeof pw);
-    return rv;
+    if (score == PWQ_SCORE_SETUP) {
+        return -1;
+    }
+    if (score < 0) {
+        /* why holds libpwquality's message: it names the rule, never the
+         * password. */
+        char m[PWQ_MAX_ERROR_MESSAGE_LEN];
+        snprintf(m, sizeof m, "%s", why);
+        snprintf(why, why_len, "the new password is refused: %s", m);
+        return -1;
+    }
+    return 0;
+}
+
+int kyufu_node__password_checker_ready(char *why, size_t why_len)
+{
+    /* A password no rule refuses: only a checker that cannot run (its
+     * dictionary missing or unreadable) fails it. */
+    static const char probe[] = "kyufu-Probe-7qWz-4Xv9-mTr2";
+    int score = pwq_check(probe, "staff", "", why, why_len);
+    if (score == PWQ_SCORE_SETUP) {
+        return -1;
+    }
+    if (score < 0) {
+        char m[PWQ_MAX_ERROR_MESSAGE_LEN];
+        snprintf(m, sizeof m, "%s", why);
+        snprintf(why, why_len,
+                 "the password checker does not work (%s): is Debian's "
+                 "cracklib-runtime installed (its dictionary in "
+                 "/var/cache/cracklib)?", m);
+        return -1;
+    }
+    return 0;
 }
 
 bool kyufu_node__password_matches(const char *password,

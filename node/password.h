@@ -32,6 +32,11 @@ int kyufu_node__password_policy(const char *password,
                                 char *why,
                                 size_t why_len);
 
+/* Whether the checker works on this host: 0, or -1 with a message in
+ * why (its cracklib dictionary missing, say).  kyufud refuses to start
+ * without it rather than refuse every new password as if it were weak. */
+int kyufu_node__password_checker_ready(char *why, size_t why_len);
+
 /* Whether `password` matches `current` or one of previous[0..n) (at most
  * `history` of them are looked at): PBKDF2 each, work thread only. */
 bool kyufu_node__password_reused(const char *password,

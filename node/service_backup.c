@@ -7,16 +7,21 @@
  * no [backup] keys, the leader without allow_leader: refused, nothing
  * written).  On a work thread (offload.h: the snapshot is begun there and
  * held only while the backup is written): the KEK is read, the CMK
- * exported, and kyufu_backup_write does the rest.  One backup at a time
- * per process (`busy`); a second is answered ABORTED. */
+ * exported, and kyufu_backup_write does the rest
+ * (kyufu_node__backup_take, shared with the schedule, backup_schedule.c).
+ * One backup at a time per process (`busy`, manual or scheduled); a second
+ * is answered ABORTED. */
+#include <errno.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
-#include "backup_format.h"
+#include "backup_node.h"
 #include "keys.h"
 #include "kyufu/v1/service.pb-c.h"
 #include "log.h"
@@ -31,10 +36,8 @@ struct backup_work
     struct kyufu_node_offload o; /* first: offload.c allocates and frees */
     int status;                  /* a KYUFU_GRPC_* code */
     char msg[512];
-    bool had_cmk;
     uint64_t started_ns;
-    int64_t created_ms; /* the manifest's time */
-    struct kyufu_backup_write_result res;
+    struct kyufu_node_backup_taken taken;
     char path[KYUFU_BACKUP_PATH_BYTES_MAX];
 };
 
@@ -81,76 +84,126 @@ static int split_out(const char *out,
     return 0;
 }
 
-static void backup_run(struct kyufu_node_offload *o)
+/* [backup] io_priority = idle: this thread's I/O (the snapshot's reads,
+ * the chunk files' writes) at the idle class while the backup runs, so a
+ * busy disk serves the store first; the thread's class before it is put
+ * back (libuv's pool threads serve other work after).  ioprio_set has no
+ * glibc wrapper.  The schedulers that honour classes are BFQ (and CFQ):
+ * with mq-deadline or none it changes nothing (docs/backup.md). */
+#define IOPRIO_CLASS_SHIFT 13
+#define IOPRIO_CLASS_IDLE 3
+#define IOPRIO_WHO_PROCESS 1
+
+/* 0, or the errno of a refused ioprio_set (*before: the class to put
+ * back, -1: none). */
+static int io_idle_begin(int *before)
 {
-    struct backup_work *b = (struct backup_work *)o;
-    struct kyufu_node *n = o->call->node;
-    const struct kyufu_config *cfg = n->config;
-    const Kyufu__V1__CreateBackupRequest *r = o->call->request;
-    char parent[PATH_MAX];
-    const char *name = NULL;
+    *before = (int)syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, 0);
+    if (*before < 0) {
+        return errno;
+    }
+    if (syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0,
+                IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT) != 0) {
+        *before = -1;
+        return errno;
+    }
+    return 0;
+}
+
+static void io_idle_end(int before)
+{
+    if (before >= 0) {
+        (void)syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, before);
+    }
+}
+
+int kyufu_node__backup_take(struct kyufu_node_offload *o,
+                            const char *parent,
+                            const char *name,
+                            uint64_t min_applied_index,
+                            struct kyufu_node_backup_taken *t,
+                            char *msg,
+                            size_t msg_len)
+{
+    const struct kyufu_config *cfg = o->node->config;
     uint8_t kek[KYUFU_KEYS_KEY_BYTES], cmk[KYUFU_CRYPTO_KEY_BYTES];
     char why[256];
 
-    b->started_ns = uv_hrtime();
     if (atomic_flag_test_and_set(&busy)) {
-        b->status = KYUFU_GRPC_ABORTED;
-        snprintf(b->msg, sizeof b->msg,
-                 "a backup is already running on this node");
-        return; /* the flag is the other backup's */
+        snprintf(msg, msg_len, "a backup is already running on this node");
+        return KYUFU_GRPC_ABORTED; /* the flag is the other backup's */
     }
-    b->status = KYUFU_GRPC_FAILED_PRECONDITION;
+    int status = KYUFU_GRPC_FAILED_PRECONDITION;
+    int io_before = -1;
     uint64_t at = 0, term = 0;
     kyufu_storage_snapshot_applied(o->snap, &at, &term);
-    if (at < r->min_applied_index) {
-        snprintf(b->msg, sizeof b->msg,
+    if (at < min_applied_index) {
+        snprintf(msg, msg_len,
                  "this node has applied up to index %llu, below the "
                  "requested %llu: retry when it has caught up",
                  (unsigned long long)at,
-                 (unsigned long long)r->min_applied_index);
-        goto cleanup;
-    }
-    if (split_out(r->out, cfg->backup_directory, parent, sizeof parent,
-                  &name, b->msg, sizeof b->msg) != 0) {
+                 (unsigned long long)min_applied_index);
         goto cleanup;
     }
     if (kyufu_keys_kek_read(cfg->backup_kek_file, kek, why, sizeof why) !=
         0) {
-        snprintf(b->msg, sizeof b->msg, "[backup] kek_file: %s", why);
+        snprintf(msg, msg_len, "[backup] kek_file: %s", why);
         goto cleanup;
     }
-    b->had_cmk = kyufu_storage_keys_present(o->storage) &&
+    t->had_cmk = kyufu_storage_keys_present(o->storage) &&
                  kyufu_storage_keys_export(o->storage, cmk) == 0;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    b->created_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    t->created_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     struct kyufu_backup_write_params p = {
         .parent = parent,
         .name = name,
         .node = cfg->id,
         .kek = kek,
-        .cmk = b->had_cmk ? cmk : NULL,
+        .cmk = t->had_cmk ? cmk : NULL,
         .ca_path = cfg->tls_ca,
         .cert_path = cfg->tls_cert,
         .key_path = cfg->tls_key,
-        .now_ms = b->created_ms,
+        .now_ms = t->created_ms,
         .max_bytes_per_s = cfg->backup_max_bytes_per_s,
     };
-    int w = snprintf(b->path, sizeof b->path, "%s/%s", parent, name);
-    if (w < 0 || (size_t)w >= sizeof b->path) {
-        snprintf(b->msg, sizeof b->msg, "backup path too long");
+    if (cfg->backup_io_idle) {
+        t->io_idle_errno = io_idle_begin(&io_before);
+    }
+    if (kyufu_backup_write(o->snap, &p, &t->res, msg, msg_len) != 0) {
+        status = KYUFU_GRPC_INTERNAL;
         goto cleanup;
     }
-    if (kyufu_backup_write(o->snap, &p, &b->res, b->msg, sizeof b->msg) !=
-        0) {
-        b->status = KYUFU_GRPC_INTERNAL;
-        goto cleanup;
-    }
-    b->status = KYUFU_GRPC_OK;
+    status = KYUFU_GRPC_OK;
 cleanup:
+    io_idle_end(io_before);
     kyufu_storage_crypto_wipe(kek, sizeof kek);
     kyufu_storage_crypto_wipe(cmk, sizeof cmk);
     atomic_flag_clear(&busy);
+    return status;
+}
+
+static void backup_run(struct kyufu_node_offload *o)
+{
+    struct backup_work *b = (struct backup_work *)o;
+    const struct kyufu_config *cfg = o->node->config;
+    const Kyufu__V1__CreateBackupRequest *r = o->call->request;
+    char parent[PATH_MAX];
+    const char *name = NULL;
+
+    b->started_ns = uv_hrtime();
+    b->status = KYUFU_GRPC_FAILED_PRECONDITION;
+    if (split_out(r->out, cfg->backup_directory, parent, sizeof parent,
+                  &name, b->msg, sizeof b->msg) != 0) {
+        return;
+    }
+    int w = snprintf(b->path, sizeof b->path, "%s/%s", parent, name);
+    if (w < 0 || (size_t)w >= sizeof b->path) {
+        snprintf(b->msg, sizeof b->msg, "backup path too long");
+        return;
+    }
+    b->status = kyufu_node__backup_take(o, parent, name, r->min_applied_index,
+                                        &b->taken, b->msg, sizeof b->msg);
 }
 
 static void backup_done(struct kyufu_node_offload *o)
@@ -165,21 +218,19 @@ static void backup_done(struct kyufu_node_offload *o)
         kyufu_node__call_done(o->call, b->status, b->msg, NULL, 0);
         return;
     }
-    if (b->created_ms > n->metrics.backup_last_ms) {
-        n->metrics.backup_last_ms = b->created_ms; /* metrics_node.c */
-    }
+    kyufu_node__backup_written(n, &b->taken);
     Kyufu__V1__CreateBackupResponse resp =
         KYUFU__V1__CREATE_BACKUP_RESPONSE__INIT;
     resp.path = b->path;
     resp.node_id = n->config->id;
-    resp.applied_index = b->res.applied_index;
-    resp.applied_term = b->res.applied_term;
-    resp.state_digest.data = b->res.state_digest;
+    resp.applied_index = b->taken.res.applied_index;
+    resp.applied_term = b->taken.res.applied_term;
+    resp.state_digest.data = b->taken.res.state_digest;
     resp.state_digest.len = 32;
-    resp.chunks = b->res.n_chunks;
-    resp.bytes = b->res.bytes;
+    resp.chunks = b->taken.res.n_chunks;
+    resp.bytes = b->taken.res.bytes;
     resp.elapsed_ms = (uv_hrtime() - b->started_ns) / 1000000u;
-    resp.encrypted_at_rest = b->had_cmk;
+    resp.encrypted_at_rest = b->taken.had_cmk;
     kyufu_log(KYUFU_LOG_INFO, "backup written", KYUFU_LOG_S("path", b->path),
               KYUFU_LOG_U("applied_index", resp.applied_index),
               KYUFU_LOG_U("chunks", resp.chunks),

@@ -96,7 +96,8 @@ struct kyufu_sla_inputs
     uint64_t last_failover_age_ms;
     uint64_t last_rto_ms;
 
-    /* Backups (none exist yet: have_backup false skips the rule). */
+    /* Backups (node/backup_schedule.c's view of [backup] directory;
+     * have_backup false, none known, skips the rule). */
     bool have_backup;
     uint64_t newest_backup_age_ms;
 };

@@ -231,8 +231,14 @@ static void gather(struct kyufu_node *n, struct kyufu_sla_inputs *in)
         p->applied_index = pr->applied;
     }
     ledger_inputs(n, in);
-    /* Backups do not exist yet: have_backup stays false, its rule is
-     * skipped (docs/sla.md). */
+    /* The newest good backup in [backup] directory as this node knows it
+     * (backup_schedule.c: its scans and its own backups); none known: the
+     * rule is skipped (docs/sla.md), never guessed. */
+    if (n->backups.newest_ms > 0) {
+        int64_t age = wall_ms() - n->backups.newest_ms;
+        in->have_backup = true;
+        in->newest_backup_age_ms = age > 0 ? (uint64_t)age : 0;
+    }
 }
 
 static void raise_alert(struct kyufu_node *n, const struct kyufu_sla_alert *a)

@@ -210,6 +210,28 @@ def _join_conf(path):
             f.write(text)
 
 
+BUSY_S = 120.0          # how long a repair waits out an earlier change
+
+
+def _membership_call(c, node, call):
+    """call(leader) on the leader of the others, again while the leader
+    answers FAILED_PRECONDITION "another membership change is running"
+    (one change at a time: an earlier fault's replace-node, or its
+    catch-up, may still be under way), as an operator would, for up to
+    BUSY_S."""
+    end = time.monotonic() + BUSY_S
+    while True:
+        lead = c.wait_leader(LEADER_S, exclude=(node,), majority=True)
+        try:
+            return call(lead)
+        except grpc.RpcError as e:
+            busy = (e.code() == grpc.StatusCode.FAILED_PRECONDITION and
+                    "another membership change" in (e.details() or ""))
+            if not busy or time.monotonic() > end:
+                raise
+        time.sleep(0.5)
+
+
 def replace_node(c, node):
     """docs/operations.md "Replacing a node" with the same id and
     addresses: the node is removed from the configuration (RemoveNode on
@@ -220,10 +242,9 @@ def replace_node(c, node):
     vote gone it could help elect a leader that lacks entries it had
     acknowledged."""
     S = c.s["service_pb2"]
-    lead = c.wait_leader(LEADER_S, exclude=(node,), majority=True)
     try:
-        c.cluster(lead).RemoveNode(S.RemoveNodeRequest(id=node),
-                                   timeout=30)
+        _membership_call(c, node, lambda lead: c.cluster(lead).RemoveNode(
+            S.RemoveNodeRequest(id=node), timeout=30))
     except grpc.RpcError as e:
         if e.code() != grpc.StatusCode.NOT_FOUND:
             raise
@@ -232,7 +253,8 @@ def replace_node(c, node):
         wipe(os.path.join(data, name))
     _join_conf(c.conf[node])
     c.start(node)
-    lead = c.wait_leader(LEADER_S, exclude=(node,), majority=True)
-    c.cluster(lead).AddNode(S.AddNodeRequest(
-        id=node, raft_address=c.raft[node], api_address=c.api[node],
-        catch_up_timeout_ms=CATCH_UP_MS), timeout=CATCH_UP_MS / 1000 + 30)
+    _membership_call(c, node, lambda lead: c.cluster(lead).AddNode(
+        S.AddNodeRequest(id=node, raft_address=c.raft[node],
+                         api_address=c.api[node],
+                         catch_up_timeout_ms=CATCH_UP_MS),
+        timeout=CATCH_UP_MS / 1000 + 30))

@@ -23,12 +23,17 @@ static int policy(const char *pw, char *why, size_t len)
 static void test_policy(void)
 {
     char why[256];
+    /* kyufud's start-up check: the host's dictionary loads. */
+    CHECK(kyufu_node__password_checker_ready(why, sizeof why) == 0);
     CHECK(policy("vivid-Lantern-47-quartz", why, sizeof why) == 0);
     /* Too short, whatever its quality. */
     CHECK(policy("x7#Lq9!zR2", why, sizeof why) == -1);
     CHECK(strstr(why, "at least 12") != NULL);
     /* Guessable: dictionary words, sequences, repeats. */
     CHECK(policy("password1234567", why, sizeof why) == -1);
+    /* Refused by the dictionary itself, not for want of one. */
+    CHECK(strstr(why, "dictionary check") != NULL &&
+          strstr(why, "loading") == NULL);
     CHECK(policy("letmein12345678", why, sizeof why) == -1);
     CHECK(policy("123456789012345", why, sizeof why) == -1);
     CHECK(policy("aaaaaaaaaaaaaaaa", why, sizeof why) == -1);

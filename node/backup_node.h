@@ -1,0 +1,53 @@
+/* Backups inside kyufud (node-internal; docs/backup.md): the one
+ * backup-taking step shared by Cluster.CreateBackup (service_backup.c) and
+ * the schedule (backup_schedule.c), and the schedule's hooks in the
+ * node's lifecycle. */
+#ifndef KYUFU_NODE_BACKUP_NODE_H
+#define KYUFU_NODE_BACKUP_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backup_format.h"
+#include "node.h"
+#include "offload.h"
+
+struct kyufu_node_backup_taken
+{
+    bool had_cmk;       /* the store had a CMK: wrapped into the backup */
+    int64_t created_ms; /* the manifest's time */
+    int io_idle_errno;  /* io_priority = idle refused (logged on the loop) */
+    struct kyufu_backup_write_result res;
+};
+
+/* On the work thread of an offload (o->snap open): take a backup of o's
+ * snapshot as parent/name (parent resolved, the [backup] directory; name
+ * plain and new), refusing a snapshot below min_applied_index.  One backup
+ * at a time per process: a second is ABORTED.  The KEK is read and the
+ * CMK exported here and wiped before return; with [backup] io_priority =
+ * idle the thread does its I/O at the idle class meanwhile.  Returns a
+ * KYUFU_GRPC_* code (OK: *t filled) with msg on failure. */
+int kyufu_node__backup_take(struct kyufu_node_offload *o,
+                            const char *parent,
+                            const char *name,
+                            uint64_t min_applied_index,
+                            struct kyufu_node_backup_taken *t,
+                            char *msg,
+                            size_t msg_len);
+
+/* On the loop, after kyufu_node__backup_take returned OK: the metrics'
+ * newest good backup moves to it; a refused idle I/O class is logged
+ * (the log is the loop's). */
+void kyufu_node__backup_written(struct kyufu_node *n,
+                                const struct kyufu_node_backup_taken *t);
+
+/* The schedule (backup_schedule.c): init the timer with the node's other
+ * handles; start once the node runs (scans the directory for the metrics
+ * and the next backup's time, then ticks when an interval is set); close
+ * in the node's last step. */
+void kyufu_node__backup_sched_init(struct kyufu_node *n);
+void kyufu_node__backup_sched_start(struct kyufu_node *n);
+void kyufu_node__backup_sched_close(struct kyufu_node *n);
+
+#endif /* KYUFU_NODE_BACKUP_NODE_H */

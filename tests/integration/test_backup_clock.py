@@ -1,0 +1,197 @@
+"""Scheduled backups when the wall clock is set back (docs/backup.md
+"Which node takes it", "Retention"), with a real kyufud under libfaketime:
+a one-node cluster, [backup] interval = 2s, keep_last = 2.
+
+  - before the jump: backups every ~2 s, retention keeps 2;
+  - the node's clock set back one hour (FAKETIME_TIMESTAMP_FILE, the
+    monotonic clock left alone): backups go on every ~2 s (due times run
+    on the monotonic clock: no hour-long stall), named with the earlier
+    time;
+  - retention keeps the two newest by time (from before the jump: the
+    newest good one is never removed) and the one just written (pinned:
+    the freshest state whatever its time says); the earlier post-jump
+    ones are pruned as the next one lands;
+  - the newest backup's age reads 0 (its time is in the node's future),
+    never negative; `kyufuctl backup verify` passes on the freshest;
+  - then two hours ahead with the backup KEK unreadable: the SLA's
+    backup_age alert (SLO [backup] interval_hours = 1) is raised from the
+    directory's newest good backup, and cleared once a backup lands.
+
+usage: test_backup_clock.py KYUFUD KYUFUCTL"""
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime, timezone
+
+import cluster as C
+import prom_text
+from ports import free_ports
+
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+def metrics(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                timeout=10) as r:
+        fams = prom_text.parse(r.read().decode())
+    return {name: fam["samples"][name][0][1] for name, fam in fams.items()
+            if name.startswith("kyufu_backup_") and fam["samples"].get(name)}
+
+
+def backup_alert(port):
+    """kyufu_alerts_open{alert="backup_age", severity="critical"}."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                timeout=10) as r:
+        fams = prom_text.parse(r.read().decode())
+    for labels, value in fams["kyufu_alerts_open"]["samples"][
+            "kyufu_alerts_open"]:
+        if labels == {"alert": "backup_age", "severity": "critical"}:
+            return value
+    raise AssertionError("no backup_age series")
+
+
+def autos(bkdir):
+    return sorted(n for n in os.listdir(bkdir) if n.startswith("auto-"))
+
+
+def when(name):
+    """The UTC time in a schedule's backup name, as Unix seconds."""
+    stamp = name[len("auto-"):].split("-n")[0]
+    return datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(
+        tzinfo=timezone.utc).timestamp()
+
+
+def wait_for(what, pred, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def main():
+    kyufud, kyufuctl = sys.argv[1], sys.argv[2]
+    if not os.path.exists(FAKETIME_LIB):
+        C.skip("libfaketime missing (scripts/setup installs it)")
+    work = tempfile.mkdtemp(prefix="kyufu-bc-", dir="/tmp")
+    bkdir = os.path.join(work, "backups")
+    os.makedirs(bkdir)
+    kek = os.path.join(work, "backup.kek")
+    with open(kek, "w") as f:
+        f.write(secrets.token_hex(32) + "\n")
+    os.chmod(kek, 0o600)
+    # The SLO's backup interval: 1 h (the SLA's backup_age rule).
+    slo = os.path.join(work, "slo.conf")
+    with open(slo, "w") as f:
+        f.write("[availability]\ntarget_percent = 99.9\n[rto]\n"
+                "target_ms = 10000\n[backup]\ninterval_hours = 1\n")
+    clock = os.path.join(work, "faketime")
+    with open(clock, "w") as f:
+        f.write("+0\n")
+    mport = free_ports(1)[0]
+    # The certificates made two hours back (openssl under libfaketime), so
+    # that they are valid on the node's clock after the jump, as a real
+    # cluster's are: verify checks the chain at the node's time.
+    saved = {k: os.environ.get(k) for k in ("LD_PRELOAD", "FAKETIME")}
+    os.environ.update(LD_PRELOAD=FAKETIME_LIB, FAKETIME="-2h")
+    try:
+        c = C.Cluster(kyufud, n=1, extra_conf={1: (
+            "[node]\nmetrics_listen = 127.0.0.1:%d\n[backup]\n"
+            "directory = %s\nkek_file = %s\ninterval = 2s\nkeep_last = 2\n"
+            "[sla]\nslo_file = %s\n" % (mport, bkdir, kek, slo))})
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    c.node_env[1] = {
+        "LD_PRELOAD": FAKETIME_LIB,
+        "FAKETIME_TIMESTAMP_FILE": clock,
+        "FAKETIME_CACHE_DURATION": "1",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "ASAN_OPTIONS": (asan + ":" if asan else "") +
+        "verify_asan_link_order=0",
+    }
+    try:
+        c.start_all()
+        c.wait_leader(15)
+        before = wait_for("two backups and a prune", lambda: (
+            lambda m: m.get("kyufu_backup_pruned_total", 0) >= 1 and
+            len(autos(bkdir)) == 2 and autos(bkdir))(metrics(mport)), 20)
+        print("before the jump: %s" % before)
+        taken0 = metrics(mport)["kyufu_backup_scheduled_total"]
+
+        # One hour back, for this node only.
+        with open(clock, "w") as f:
+            f.write("-1h\n")
+        jumped = time.time()
+        newest_before = max(when(n) for n in before)
+
+        def after():
+            return [n for n in autos(bkdir)
+                    if when(n) < newest_before - 3000]
+        wait_for("a backup after the jump", after, 15)
+        wait_for("a second one, the first pruned", lambda: (
+            metrics(mport)["kyufu_backup_scheduled_total"] >= taken0 + 2
+            and len(after()) == 1), 15)
+        print("%.1f s after the jump: %s" % (time.time() - jumped,
+                                             autos(bkdir)))
+        # The two newest by time (before the jump) and the freshest.
+        names = autos(bkdir)
+        kept_before = sorted(n for n in names if n not in after())
+        assert kept_before == before, (before, names)
+        assert len(names) == 3, names
+        m = metrics(mport)
+        assert m["kyufu_backup_newest_good_age_seconds"] == 0, m
+        assert m["kyufu_backup_scheduled_failures_total"] == 0, m
+        fresh = os.path.join(bkdir, after()[0])
+        p = subprocess.run([kyufuctl, "backup", "verify", fresh, "--kek", kek,
+                            "--ca", c.ca], capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode == 0, p
+        assert backup_alert(mport) == 0
+
+        # Two hours ahead, with the backup KEK unreadable (no new backup):
+        # the newest good backup is two hours old for the node, past the
+        # SLO's 1 h: the SLA's backup_age alert is raised from the
+        # directory's newest; a backup landing clears it.
+        kek_text = open(kek).read()
+        with open(kek, "w") as f:
+            f.write("not a key\n")
+        with open(clock, "w") as f:
+            f.write("+2h\n")
+        wait_for("the backup_age alert", lambda: backup_alert(mport) == 1,
+                 15)
+        m = metrics(mport)
+        assert m["kyufu_backup_newest_good_age_seconds"] > 3600, m
+        wait_for("a scheduled failure counted", lambda: metrics(mport)[
+            "kyufu_backup_scheduled_failures_total"] >= 1, 10)
+        assert backup_alert(mport) == 1  # no backup landed meanwhile
+        with open(kek, "w") as f:
+            f.write(kek_text)
+        wait_for("the alert cleared by a new backup",
+                 lambda: backup_alert(mport) == 0, 20)
+        print("ok")
+    except BaseException:
+        try:
+            with open(c.log_path(1)) as f:
+                print("".join(ln for ln in f if "backup" in ln)[-4000:])
+        except OSError:
+            pass
+        raise
+    finally:
+        c.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

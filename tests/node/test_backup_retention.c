@@ -1,0 +1,355 @@
+/* Retention of scheduled backups (node/backup_retention.h, docs/backup.md
+ * "Retention") with synthetic times: keep the last N, one per day for D
+ * days, one per month for M months, the newest always; equal times, a
+ * clock that jumped back, an empty list, retention off.  The schedule's
+ * names (malformed ones are not its own), and removing a backup folder
+ * (whole, or not at all when it holds a foreign file). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backup_retention.h"
+
+static int failures;
+
+#define CHECK(cond, ...)                                                     \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                  \
+            fprintf(stderr, __VA_ARGS__);                                    \
+            fprintf(stderr, "\n");                                           \
+            failures++;                                                      \
+        }                                                                    \
+    } while (0)
+
+#define HOUR 3600000LL
+#define DAY (24 * HOUR)
+/* 2026-01-01T00:00:00Z */
+#define T0 1767225600000LL
+
+static struct kyufu_backup_aged at(int64_t ms, const char *name)
+{
+    struct kyufu_backup_aged a = {.created_ms = ms, .keep = false};
+    snprintf(a.name, sizeof a.name, "%s", name);
+    return a;
+}
+
+/* Which names are kept, newest first, joined with ','; `pin` (or NULL)
+ * is pinned, nothing else (the arrays are reused across calls). */
+static const char *kept_pin(struct kyufu_backup_aged *b, size_t n,
+                            uint32_t last, uint32_t daily, uint32_t monthly,
+                            const char *pin)
+{
+    static char out[4096];
+    struct kyufu_backup_keep k = {last, daily, monthly};
+    for (size_t i = 0; i < n; i++) {
+        b[i].keep = pin != NULL && strcmp(b[i].name, pin) == 0;
+    }
+    kyufu_backup_retention(b, n, &k);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (b[i].keep) {
+            if (out[0] != '\0') {
+                strcat(out, ",");
+            }
+            strcat(out, b[i].name);
+        }
+    }
+    return out;
+}
+
+static const char *kept(struct kyufu_backup_aged *b, size_t n,
+                        uint32_t last, uint32_t daily, uint32_t monthly)
+{
+    return kept_pin(b, n, last, daily, monthly, NULL);
+}
+
+static void test_last(void)
+{
+    struct kyufu_backup_aged b[5] = {at(T0 + 3 * HOUR, "d"),
+                                     at(T0, "a"),
+                                     at(T0 + 4 * HOUR, "e"),
+                                     at(T0 + 1 * HOUR, "b"),
+                                     at(T0 + 2 * HOUR, "c")};
+    const char *k = kept(b, 5, 2, 0, 0);
+    CHECK(strcmp(k, "e,d") == 0, "keep_last 2 over 5: %s", k);
+    CHECK(strcmp(b[0].name, "e") == 0 && strcmp(b[4].name, "a") == 0,
+          "sorted newest first: %s..%s", b[0].name, b[4].name);
+    k = kept(b, 5, 9, 0, 0);
+    CHECK(strcmp(k, "e,d,c,b,a") == 0, "keep_last above the count: %s", k);
+    /* Retention off: everything kept. */
+    k = kept(b, 5, 0, 0, 0);
+    CHECK(strcmp(k, "e,d,c,b,a") == 0, "off: %s", k);
+    /* Only daily/monthly set, all on one day: the newest only. */
+    k = kept(b, 5, 0, 3, 0);
+    CHECK(strcmp(k, "e") == 0, "daily 3, one day: %s", k);
+    /* Empty: nothing to do, no crash. */
+    CHECK(strcmp(kept(b, 0, 2, 2, 2), "") == 0, "empty");
+    /* One backup: kept whatever the policy. */
+    struct kyufu_backup_aged one[1] = {at(T0, "only")};
+    CHECK(strcmp(kept(one, 1, 1, 0, 0), "only") == 0, "one");
+}
+
+static void test_daily_monthly(void)
+{
+    /* Four backups a day (00, 06, 12, 18 h) for 70 days from T0. */
+    enum { DAYS = 70, PER = 4, N = DAYS * PER };
+    static struct kyufu_backup_aged b[N];
+    for (int d = 0; d < DAYS; d++) {
+        for (int h = 0; h < PER; h++) {
+            char name[32];
+            snprintf(name, sizeof name, "d%02d-h%02d", d, h * 6);
+            b[d * PER + h] = at(T0 + d * DAY + h * 6 * HOUR, name);
+        }
+    }
+    const char *k = kept(b, N, 3, 2, 0);
+    /* Last 3: day 69 18h, 12h, 06h; daily 2: day 69's newest (already
+     * kept), day 68's newest. */
+    CHECK(strcmp(k, "d69-h18,d69-h12,d69-h06,d68-h18") == 0,
+          "last 3, daily 2: %s", k);
+    k = kept(b, N, 1, 0, 3);
+    /* Days 0..30 are January, 31..58 February, 59..69 March 2026: the
+     * newest of March, February and January. */
+    CHECK(strcmp(k, "d69-h18,d58-h18,d30-h18") == 0, "monthly 3: %s", k);
+    k = kept(b, N, 0, 0, 12);
+    CHECK(strcmp(k, "d69-h18,d58-h18,d30-h18") == 0,
+          "monthly above the months there are: %s", k);
+    k = kept(b, N, 0, 5, 1);
+    CHECK(strcmp(k, "d69-h18,d68-h18,d67-h18,d66-h18,d65-h18") == 0,
+          "daily 5, monthly 1 (the same newest): %s", k);
+    size_t n_kept = 0;
+    kept(b, N, 2, 7, 2);
+    for (size_t i = 0; i < N; i++) {
+        n_kept += b[i].keep;
+    }
+    /* last 2 (d69 18, 12) + days 68..63 + February's newest: 9. */
+    CHECK(n_kept == 9, "last 2 daily 7 monthly 2 keeps %zu", n_kept);
+    /* Days with gaps: daily counts days that have a backup, not calendar
+     * days back from now. */
+    struct kyufu_backup_aged g[4] = {at(T0, "g0"), at(T0 + 10 * DAY, "g10"),
+                                     at(T0 + 20 * DAY, "g20"),
+                                     at(T0 + 20 * DAY + HOUR, "g20b")};
+    k = kept(g, 4, 0, 3, 0);
+    CHECK(strcmp(k, "g20b,g10,g0") == 0, "daily over gaps: %s", k);
+}
+
+static void test_equal_and_jumps(void)
+{
+    /* Equal times: the order they arrive in does not change the answer. */
+    struct kyufu_backup_aged a[3] = {at(T0, "x-n1"), at(T0, "x-n3"),
+                                     at(T0, "x-n2")};
+    struct kyufu_backup_aged b[3] = {at(T0, "x-n2"), at(T0, "x-n1"),
+                                     at(T0, "x-n3")};
+    char ka[256];
+    snprintf(ka, sizeof ka, "%s", kept(a, 3, 2, 0, 0));
+    const char *kb = kept(b, 3, 2, 0, 0);
+    CHECK(strcmp(ka, kb) == 0 && strcmp(ka, "x-n3,x-n2") == 0,
+          "equal times: %s vs %s", ka, kb);
+    /* Two nodes took a backup in the same second (views of the leader
+     * differed): daily keeps one of that day, keep_last counts both. */
+    CHECK(strcmp(kept(a, 3, 0, 1, 0), "x-n3") == 0, "equal, daily 1");
+
+    /* The clock jumped back a day after "late" was taken: the backups
+     * taken since carry earlier times.  Retention reads no clock: "late"
+     * is still the newest by time and kept; keep_last 2 keeps the newest
+     * of those after the jump too. */
+    struct kyufu_backup_aged j[4] = {at(T0 + 2 * DAY, "late"),
+                                     at(T0 + DAY + HOUR, "after1"),
+                                     at(T0 + DAY + 2 * HOUR, "after2"),
+                                     at(T0, "before")};
+    const char *k = kept(j, 4, 2, 0, 0);
+    CHECK(strcmp(k, "late,after2") == 0, "clock back: %s", k);
+    /* A third backup after the jump, pinned (just written): kept though
+     * two newer-looking ones fill keep_last. */
+    struct kyufu_backup_aged p[5] = {at(T0 + 2 * DAY, "late"),
+                                     at(T0 + 2 * DAY - HOUR, "late0"),
+                                     at(T0 + DAY + HOUR, "after1"),
+                                     at(T0 + DAY + 2 * HOUR, "after2"),
+                                     at(T0 + DAY + 3 * HOUR, "after3")};
+    k = kept_pin(p, 5, 2, 0, 0, "after3");
+    CHECK(strcmp(k, "late,late0,after3") == 0, "pinned after a jump: %s", k);
+    /* Pinned survives retention off and daily too. */
+    struct kyufu_backup_aged q[3] = {at(T0 + HOUR, "new"), at(T0, "old"),
+                                     at(T0 - DAY, "older")};
+    k = kept_pin(q, 3, 0, 1, 0, "older");
+    CHECK(strcmp(k, "new,older") == 0, "pinned, daily 1: %s", k);
+    /* Times before 1970 (a clock reset to 0 and below): days floor. */
+    struct kyufu_backup_aged z[3] = {at(-1, "neg"), at(0, "zero"),
+                                     at(-DAY - 1, "neg2")};
+    k = kept(z, 3, 0, 3, 0);
+    CHECK(strcmp(k, "zero,neg,neg2") == 0, "around 1970: %s", k);
+    k = kept(z, 3, 0, 0, 1);
+    CHECK(strcmp(k, "zero") == 0, "monthly around 1970: %s", k);
+    /* Far future and far past (int64 ends): no crash, newest kept. */
+    struct kyufu_backup_aged f[2] = {at(INT64_MAX, "max"),
+                                     at(INT64_MIN, "min")};
+    k = kept(f, 2, 0, 2, 2);
+    CHECK(strncmp(k, "max", 3) == 0, "extremes: %s", k);
+}
+
+static void test_names(void)
+{
+    char name[KYUFU_BACKUP_NAME_BYTES_MAX + 1];
+    CHECK(kyufu_backup_auto_name(T0 + 12 * HOUR + 34 * 60000 + 56000, 2, name,
+                                 sizeof name) == 0 &&
+              strcmp(name, "auto-20260101T123456Z-n2") == 0,
+          "name: %s", name);
+    CHECK(kyufu_backup_auto_name_ok(name), "own name is ok");
+    CHECK(kyufu_backup_auto_name(-1000, 2, name, sizeof name) != 0,
+          "before 1970 refused");
+    CHECK(kyufu_backup_auto_name(T0, UINT64_MAX, name, 8) != 0,
+          "too small a buffer refused");
+    const char *bad[] = {
+        "",
+        "auto-",
+        "b1",
+        "manual-20260101T123456Z-n2",
+        "auto-20260101T123456Z-n0",
+        "auto-20260101T123456Z-n02",
+        "auto-20260101T123456Z-n",
+        "auto-20260101T123456Z-n2x",
+        "auto-20260101T123456Z-2",
+        "auto-20260101T123456-n2",
+        "auto-20260231T123456Z-n2",  /* 31 February */
+        "auto-20261301T123456Z-n2",  /* month 13 */
+        "auto-20260101T243456Z-n2",  /* hour 24 */
+        "auto-20260101T126056Z-n2",  /* minute 60 */
+        "auto-19690101T000000Z-n2",  /* before 1970 */
+        "auto-2026010xT123456Z-n2",
+        "auto-20260101T123456Z-n99999999999999999999",
+        "auto-20260101T123456Z-n9223372036854775808",
+        ".auto-20260101T123456Z-n2",
+        "AUTO-20260101T123456Z-n2",
+        "auto-20260101t123456z-n2",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(!kyufu_backup_auto_name_ok(bad[i]), "accepted '%s'", bad[i]);
+    }
+    CHECK(kyufu_backup_auto_name_ok(
+              "auto-20240229T000000Z-n9223372036854775807"),
+          "29 February of a leap year, largest id");
+}
+
+static void touch(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd >= 0) {
+        (void)write(fd, "x", 1);
+        close(fd);
+    }
+}
+
+static void test_remove(void)
+{
+    char parent[] = "/tmp/kyufu-retention-XXXXXX", p[512], err[256];
+    struct stat st;
+    if (mkdtemp(parent) == NULL) {
+        CHECK(0, "mkdtemp: %s", strerror(errno));
+        return;
+    }
+    /* A backup's files only: removed whole, nothing hidden left. */
+    snprintf(p, sizeof p, "%s/auto-a", parent);
+    mkdir(p, 0700);
+    const char *files[] = {"manifest.json", "manifest.sig", "node.pem",
+                           "chunk-000000.bin", "chunk-000001.bin"};
+    for (size_t i = 0; i < 5; i++) {
+        char f[600];
+        snprintf(f, sizeof f, "%s/%s", p, files[i]);
+        touch(f);
+    }
+    CHECK(kyufu_backup_remove(parent, "auto-a", err, sizeof err) == 0,
+          "remove: %s", err);
+    CHECK(stat(p, &st) != 0, "folder gone");
+    snprintf(p, sizeof p, "%s/.auto-a.removing", parent);
+    CHECK(stat(p, &st) != 0, "no hidden leftover");
+
+    /* A foreign file inside: refused, nothing changed. */
+    snprintf(p, sizeof p, "%s/auto-b", parent);
+    mkdir(p, 0700);
+    char f[600];
+    snprintf(f, sizeof f, "%s/manifest.json", p);
+    touch(f);
+    snprintf(f, sizeof f, "%s/notes.txt", p);
+    touch(f);
+    err[0] = '\0';
+    CHECK(kyufu_backup_remove(parent, "auto-b", err, sizeof err) != 0 &&
+              strstr(err, "notes.txt") != NULL,
+          "foreign file: %s", err);
+    snprintf(f, sizeof f, "%s/manifest.json", p);
+    CHECK(stat(f, &st) == 0, "manifest left in place");
+    /* A sub-folder named like a chunk: not a regular file, refused. */
+    snprintf(f, sizeof f, "%s/notes.txt", p);
+    unlink(f);
+    snprintf(f, sizeof f, "%s/chunk-000000.bin", p);
+    mkdir(f, 0700);
+    CHECK(kyufu_backup_remove(parent, "auto-b", err, sizeof err) != 0,
+          "folder named like a chunk");
+    rmdir(f);
+    snprintf(f, sizeof f, "%s/manifest.json", p);
+    unlink(f);
+    rmdir(p);
+
+    /* Hostile names and a missing backup: refused. */
+    CHECK(kyufu_backup_remove(parent, "../etc", err, sizeof err) != 0,
+          "path in the name");
+    CHECK(kyufu_backup_remove(parent, "", err, sizeof err) != 0, "empty");
+    CHECK(kyufu_backup_remove(parent, "missing", err, sizeof err) != 0,
+          "missing");
+    /* A symlink to a folder is not followed. */
+    snprintf(p, sizeof p, "%s/target", parent);
+    mkdir(p, 0700);
+    snprintf(f, sizeof f, "%s/target/manifest.json", parent);
+    touch(f);
+    char l[600];
+    snprintf(l, sizeof l, "%s/auto-link", parent);
+    CHECK(symlink(p, l) == 0, "symlink");
+    CHECK(kyufu_backup_remove(parent, "auto-link", err, sizeof err) != 0,
+          "symlink followed");
+    CHECK(stat(f, &st) == 0, "link target untouched");
+    unlink(l);
+    unlink(f);
+    rmdir(p);
+
+    /* Scan of a directory with no backup (and a file, a hidden folder). */
+    struct kyufu_backup_scan s;
+    snprintf(f, sizeof f, "%s/readme", parent);
+    touch(f);
+    snprintf(p, sizeof p, "%s/.tmp", parent);
+    mkdir(p, 0700);
+    snprintf(l, sizeof l, "%s/not-a-backup", parent);
+    mkdir(l, 0700);
+    CHECK(kyufu_backup_scan(parent, "/nonexistent-ca.pem", 0, &s, err,
+                            sizeof err) == 0 &&
+              s.n_good == 0 && s.n_owned == 0 && s.n_bad == 1 &&
+              s.newest_ms == 0,
+          "scan: good %zu bad %zu", s.n_good, s.n_bad);
+    kyufu_backup_scan_free(&s);
+    CHECK(kyufu_backup_scan("/nonexistent-dir-kyufu", "/x", 0, &s, err,
+                            sizeof err) != 0 &&
+              strstr(err, "nonexistent") != NULL,
+          "scan of a missing directory: %s", err);
+    unlink(f);
+    rmdir(p);
+    rmdir(l);
+    CHECK(rmdir(parent) == 0, "parent empty at the end: %s", strerror(errno));
+}
+
+int main(void)
+{
+    test_last();
+    test_daily_monthly();
+    test_equal_and_jumps();
+    test_names();
+    test_remove();
+    if (failures != 0) {
+        fprintf(stderr, "%d failures\n", failures);
+        return 1;
+    }
+    printf("ok\n");
+    return 0;
+}
