@@ -287,6 +287,18 @@ int ctl__client_on(struct ctl__run *r, uv_loop_t *loop, struct kyufu_client **ou
 struct kyufu_client_result;
 int ctl__call_exit(struct ctl__run *r, int rv,
                    const struct kyufu_client_result *res);
+/* An operator's write (Cluster methods with a RequestHeader): the header
+ * with a new idempotency key (or --idempotency-key's), and the answer: 0
+ * when applied OK, else the exit code (REJECTED with the command's own
+ * message; cmd names the command in it).  *index: the Raft index. */
+struct kyufu_client;
+struct Kyufu__V1__RequestHeader;
+struct Kyufu__V1__IdempotencyKey;
+int ctl__op_header(struct ctl__run *r, struct kyufu_client *c,
+                   struct Kyufu__V1__RequestHeader *hdr,
+                   struct Kyufu__V1__IdempotencyKey *key);
+int ctl__op_write_result(struct ctl__run *r, const char *cmd, int crv,
+                         struct kyufu_client_result *res, uint64_t *index);
 
 /* Ledger commands (ctl_ledger.c): returns an exit code, or -1 when
  * noun/verb name no ledger command. */
@@ -342,6 +354,9 @@ void ctl__node_usage(FILE *out);
 /* Encryption key commands (ctl_key.c): key init.  Local only. */
 int ctl__key(struct ctl__run *r, const char *verb, int argc, char **argv);
 void ctl__key_usage(FILE *out);
+/* key rotate and key status (ctl_key_rotate.c): -1 for another verb. */
+int ctl__key_rotate(struct ctl__run *r, const char *verb, int argc, char **argv);
+void ctl__key_rotate_usage(FILE *out);
 
 /* SLA commands (ctl_sla.c): sla show|report|check, sla incident
  * list|close; same convention. */

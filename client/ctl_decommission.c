@@ -228,44 +228,6 @@ static int confirm(struct ctl__run *r, const char *cmd, bool yes, const char *wh
     return 0;
 }
 
-static int header(struct ctl__run *r, struct kyufu_client *c,
-                  Kyufu__V1__RequestHeader *hdr, Kyufu__V1__IdempotencyKey *key)
-{
-    if (r->key_seq != 0) {
-        key->client_id = r->key_id;
-        key->sequence = r->key_seq;
-        hdr->key = key;
-        hdr->actor = (char *)(r->actor != NULL ? r->actor : "");
-        return 0;
-    }
-    int rv = kyufu_client_header_init(c, hdr, key, r->actor);
-    if (rv != 0) {
-        return ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "%s", kyufu_client_strerror(rv));
-    }
-    return 0;
-}
-
-/* A write's answer: 0 when applied OK, else the exit code (REJECTED with
- * the command's own message). */
-static int write_result(struct ctl__run *r, const char *cmd, int crv,
-                        struct kyufu_client_result *res, uint64_t *index)
-{
-    int rv = ctl__call_exit(r, crv, res);
-    if (rv != 0) {
-        return rv;
-    }
-    const Kyufu__V1__WriteResponse *wr = (const Kyufu__V1__WriteResponse *)res->response;
-    if (wr->result == NULL || wr->result->code != KYUFU__V1__CODE__OK) {
-        const char *m = wr->result != NULL ? wr->result->message : "no result";
-        rv = ctl__fail(r, KYUFU_CTL_EXIT_REJECTED, "%s: refused: %s", cmd, m);
-        kyufu_client_response_free(res->response);
-        return rv;
-    }
-    *index = wr->result->raft_index;
-    kyufu_client_response_free(res->response);
-    return 0;
-}
-
 static int get(struct ctl__run *r, struct kyufu_client *c, Kyufu__V1__Decommission **out)
 {
     Kyufu__V1__GetDecommissionRequest req = KYUFU__V1__GET_DECOMMISSION_REQUEST__INIT;
@@ -324,7 +286,7 @@ static int cmd_request(struct ctl__run *r, int argc, char **argv)
     }
     Kyufu__V1__RequestHeader hdr = KYUFU__V1__REQUEST_HEADER__INIT;
     Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
-    if ((rv = header(r, c, &hdr, &key)) != 0) {
+    if ((rv = ctl__op_header(r, c, &hdr, &key)) != 0) {
         return rv;
     }
     Kyufu__V1__RequestDecommission body = KYUFU__V1__REQUEST_DECOMMISSION__INIT;
@@ -338,7 +300,7 @@ static int cmd_request(struct ctl__run *r, int argc, char **argv)
     int crv = kyufu_client_call(c, "RequestDecommission", &req.base,
                                 &kyufu__v1__write_response__descriptor, &opts, &res);
     uint64_t id = 0;
-    if ((rv = write_result(r, cmd, crv, &res, &id)) != 0) {
+    if ((rv = ctl__op_write_result(r, cmd, crv, &res, &id)) != 0) {
         return rv;
     }
     if (r->json) {
@@ -406,7 +368,7 @@ static int cmd_approve(struct ctl__run *r, int argc, char **argv)
     }
     Kyufu__V1__RequestHeader hdr = KYUFU__V1__REQUEST_HEADER__INIT;
     Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
-    if ((rv = header(r, c, &hdr, &key)) != 0) {
+    if ((rv = ctl__op_header(r, c, &hdr, &key)) != 0) {
         return rv;
     }
     Kyufu__V1__ApproveDecommission body = KYUFU__V1__APPROVE_DECOMMISSION__INIT;
@@ -420,7 +382,7 @@ static int cmd_approve(struct ctl__run *r, int argc, char **argv)
     int crv = kyufu_client_call(c, "ApproveDecommission", &req.base,
                                 &kyufu__v1__write_response__descriptor, &opts, &res);
     uint64_t index = 0;
-    if ((rv = write_result(r, cmd, crv, &res, &index)) != 0) {
+    if ((rv = ctl__op_write_result(r, cmd, crv, &res, &index)) != 0) {
         return rv;
     }
     fprintf(r->out, "decommission %llu approved; erase the nodes with: kyufuctl "

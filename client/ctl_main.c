@@ -288,6 +288,42 @@ int ctl__client_on(struct ctl__run *r, uv_loop_t *loop, struct kyufu_client **ou
     return 0;
 }
 
+int ctl__op_header(struct ctl__run *r, struct kyufu_client *c,
+                  Kyufu__V1__RequestHeader *hdr, Kyufu__V1__IdempotencyKey *key)
+{
+    if (r->key_seq != 0) {
+        key->client_id = r->key_id;
+        key->sequence = r->key_seq;
+        hdr->key = key;
+        hdr->actor = (char *)(r->actor != NULL ? r->actor : "");
+        return 0;
+    }
+    int rv = kyufu_client_header_init(c, hdr, key, r->actor);
+    if (rv != 0) {
+        return ctl__fail(r, KYUFU_CTL_EXIT_LOCAL, "%s", kyufu_client_strerror(rv));
+    }
+    return 0;
+}
+
+int ctl__op_write_result(struct ctl__run *r, const char *cmd, int crv,
+                        struct kyufu_client_result *res, uint64_t *index)
+{
+    int rv = ctl__call_exit(r, crv, res);
+    if (rv != 0) {
+        return rv;
+    }
+    const Kyufu__V1__WriteResponse *wr = (const Kyufu__V1__WriteResponse *)res->response;
+    if (wr->result == NULL || wr->result->code != KYUFU__V1__CODE__OK) {
+        const char *m = wr->result != NULL ? wr->result->message : "no result";
+        rv = ctl__fail(r, KYUFU_CTL_EXIT_REJECTED, "%s: refused: %s", cmd, m);
+        kyufu_client_response_free(res->response);
+        return rv;
+    }
+    *index = wr->result->raft_index;
+    kyufu_client_response_free(res->response);
+    return 0;
+}
+
 int ctl__call_exit(struct ctl__run *r, int rv, const struct kyufu_client_result *res)
 {
     if (rv == 0 && res->grpc_status == KYUFU_GRPC_OK) {

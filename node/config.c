@@ -93,6 +93,7 @@ enum key_id {
     K_KEYS_KEK_FILE,
     K_KEYS_PASSPHRASE_FILE,
     K_KEYS_CMK_FILE,
+    K_KEYS_REENCRYPT_RATE, /* the leader's re-encryption after a rotation */
     /* Backups (issue 12, h/backup; docs/backup.md): [backup] */
     K_BACKUP_DIRECTORY,
     K_BACKUP_KEK_FILE,
@@ -201,6 +202,8 @@ static const struct key_spec keys[K_COUNT] = {
     [K_KEYS_KEK_FILE] = {"keys", "kek_file", false, NOT_RAFT},
     [K_KEYS_PASSPHRASE_FILE] = {"keys", "passphrase_file", false, NOT_RAFT},
     [K_KEYS_CMK_FILE] = {"keys", "cmk_file", false, NOT_RAFT},
+    [K_KEYS_REENCRYPT_RATE] = {"keys", "reencrypt_records_per_s", false,
+                               KYUFU_GLUE_OPTION_COUNT, "records"},
     /* Backups (issue 12, h/backup) */
     [K_BACKUP_DIRECTORY] = {"backup", "directory", false, NOT_RAFT},
     [K_BACKUP_KEK_FILE] = {"backup", "kek_file", false, NOT_RAFT},
@@ -307,6 +310,14 @@ static struct kyufu_glue_option_bounds bounds_of(enum key_id k)
         };
         return p;
     }
+    if (k == K_KEYS_REENCRYPT_RATE) {
+        struct kyufu_glue_option_bounds r = {
+            .def = KYUFU_NODE_REENCRYPT_PER_S_DEFAULT,
+            .min = KYUFU_NODE_REENCRYPT_PER_S_MIN,
+            .max = KYUFU_NODE_REENCRYPT_PER_S_MAX,
+        };
+        return r;
+    }
     if (k == K_SLA_ALERT_TIMEOUT) {
         struct kyufu_glue_option_bounds t = {
             .def = KYUFU_NODE_SLA_HOOK_MS_DEFAULT,
@@ -346,6 +357,8 @@ static unsigned *raft_value(struct kyufu_config *c, enum key_id k)
         return &c->api_connections_per_address_max;
     case K_POWER_POLL:
         return &c->power_poll_ms;
+    case K_KEYS_REENCRYPT_RATE:
+        return &c->keys_reencrypt_per_s;
     case K_SLA_ALERT_TIMEOUT:
         return &c->sla_alert_timeout_ms;
     case K_SLA_HEARTBEAT:
@@ -956,6 +969,7 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
     case K_AUTH_SESSION_IDLE:
     case K_AUTH_SESSION_MAX:
     case K_AUTH_PURGE_AFTER:
+    case K_KEYS_REENCRYPT_RATE:
     case K_POWER_POLL: {
         struct kyufu_glue_option_bounds b = bounds_of(k);
         if (!kyufu_textconf_parse_uint(value, b.min, b.max, &v)) {

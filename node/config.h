@@ -35,7 +35,8 @@
  *   [keys]     kek_file = PATH | passphrase_file = PATH (exactly one),
  *              cmk_file = PATH (default <data_dir>/keys/cmk); absolute
  *              paths, contents checked at start (optional: without it
- *              encryption at rest is off; docs/encryption.md)
+ *              encryption at rest is off; docs/encryption.md),
+ *              reencrypt_records_per_s (after a rotation; default 500)
  *   [backup]   directory (existing folder backups are written into),
  *              kek_file (the backup KEK), max_bytes_per_s (0: no limit),
  *              io_priority (normal | idle), interval (0 | N s|m|h|d: the
@@ -131,6 +132,9 @@ struct kyufu_config
     char keys_kek_file[KYUFU_NODE_PATH_BYTES_MAX + 1];
     char keys_passphrase_file[KYUFU_NODE_PATH_BYTES_MAX + 1];
     char keys_cmk_file[KYUFU_NODE_PATH_BYTES_MAX + 1];
+    /* reencrypt_records_per_s: the most stored values a leader re-seals
+     * per second after a rotation (node/keys_rotate.c). */
+    unsigned keys_reencrypt_per_s;
 
     /* [api]: bounds of the API server (api/grpc_limits.h); an empty allow
      * list (n == 0) lets every address in. */

@@ -171,6 +171,21 @@ int kyufu_keys_cmk_store(const struct kyufu_keys_source *src,
                          char *errmsg,
                          size_t errmsg_len);
 
+/* Re-wrap node node_id's CMK file at cmk_path under a new KEK (docs/
+ * encryption.md "Rotation", `kyufuctl key rewrap`): unwrap it with
+ * old_src, wrap it under new_src (a passphrase: a fresh salt) and replace
+ * the file durably (a temporary file, fsync, rename, folder fsync), then
+ * check that it opens with new_src.  Refuses (-1, errmsg), with the file
+ * unchanged, when old_src does not open it or new_src cannot be read.
+ * Every key is wiped.  0, or -1. */
+int kyufu_keys_cmk_rewrap(const struct kyufu_keys_source *old_src,
+                          const struct kyufu_keys_source *new_src,
+                          const char *cmk_path,
+                          uint64_t node_id,
+                          const uint8_t ca_hash[KYUFU_KEYS_CA_HASH_BYTES],
+                          char *errmsg,
+                          size_t errmsg_len);
+
 /* ---- A joining node's CMK, handed over by a member (keys_handover.c;
  * api/kyufu/v1/service.proto FetchClusterKey).  Both sides make an
  * ephemeral ECDH P-256 key; K = HKDF-SHA256(ECDH secret, salt = CA hash,

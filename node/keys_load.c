@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -173,11 +174,14 @@ out:
     return rv;
 }
 
-int kyufu_keys_cmk_store(const struct kyufu_keys_source *src,
-                         const char *cmk_path, uint64_t node_id,
-                         const uint8_t ca_hash[KYUFU_KEYS_CA_HASH_BYTES],
-                         const uint8_t cmk[KYUFU_KEYS_KEY_BYTES],
-                         char *errmsg, size_t errmsg_len)
+/* Wrap cmk under the KEK of src (a passphrase: a fresh salt) and write it
+ * durably as cmk_path (small_file.h: a temporary file, fsync, rename over
+ * what was there, folder fsync), creating its folder when missing. */
+static int wrap_write(const struct kyufu_keys_source *src,
+                      const char *cmk_path, uint64_t node_id,
+                      const uint8_t ca_hash[KYUFU_KEYS_CA_HASH_BYTES],
+                      const uint8_t cmk[KYUFU_KEYS_KEY_BYTES], char *errmsg,
+                      size_t errmsg_len)
 {
     char dir[KYUFU_SMALL_FILE_PATH_BYTES];
     uint8_t kek[KYUFU_KEYS_KEY_BYTES];
@@ -188,17 +192,6 @@ int kyufu_keys_cmk_store(const struct kyufu_keys_source *src,
     if (slash == NULL || slash[1] == '\0' ||
         (size_t)(slash - cmk_path) >= sizeof dir) {
         snprintf(errmsg, errmsg_len, "%s: not a path to a file", cmk_path);
-        return -1;
-    }
-    if (access(cmk_path, F_OK) == 0) {
-        snprintf(errmsg, errmsg_len,
-                 "%s exists: a wrapped cluster key is never overwritten "
-                 "(move it away first)",
-                 cmk_path);
-        return -1;
-    }
-    if (errno != ENOENT) {
-        snprintf(errmsg, errmsg_len, "%s: %s", cmk_path, strerror(errno));
         return -1;
     }
     snprintf(dir, sizeof dir, "%.*s",
@@ -223,5 +216,65 @@ int kyufu_keys_cmk_store(const struct kyufu_keys_source *src,
         errmsg, errmsg_len);
 out:
     kyufu_storage_crypto_wipe(kek, sizeof kek);
+    return rv;
+}
+
+int kyufu_keys_cmk_store(const struct kyufu_keys_source *src,
+                         const char *cmk_path, uint64_t node_id,
+                         const uint8_t ca_hash[KYUFU_KEYS_CA_HASH_BYTES],
+                         const uint8_t cmk[KYUFU_KEYS_KEY_BYTES],
+                         char *errmsg, size_t errmsg_len)
+{
+    if (access(cmk_path, F_OK) == 0) {
+        snprintf(errmsg, errmsg_len,
+                 "%s exists: a wrapped cluster key is never overwritten "
+                 "(move it away first)",
+                 cmk_path);
+        return -1;
+    }
+    if (errno != ENOENT) {
+        snprintf(errmsg, errmsg_len, "%s: %s", cmk_path, strerror(errno));
+        return -1;
+    }
+    return wrap_write(src, cmk_path, node_id, ca_hash, cmk, errmsg,
+                      errmsg_len);
+}
+
+int kyufu_keys_cmk_rewrap(const struct kyufu_keys_source *old_src,
+                          const struct kyufu_keys_source *new_src,
+                          const char *cmk_path, uint64_t node_id,
+                          const uint8_t ca_hash[KYUFU_KEYS_CA_HASH_BYTES],
+                          char *errmsg, size_t errmsg_len)
+{
+    uint8_t cmk[KYUFU_KEYS_KEY_BYTES];
+    uint8_t again[KYUFU_KEYS_KEY_BYTES];
+    char why[600];
+    int rv = -1;
+    if (kyufu_keys_cmk_load(old_src, cmk_path, node_id, ca_hash, cmk, why,
+                            sizeof why) != 0) {
+        snprintf(errmsg, errmsg_len, "the old key does not open it: %s", why);
+        return -1; /* cmk wiped by load */
+    }
+    /* The new KEK is read before anything is written: a bad one changes
+     * nothing (wrap_write fails before its write). */
+    if (wrap_write(new_src, cmk_path, node_id, ca_hash, cmk, why,
+                   sizeof why) != 0) {
+        snprintf(errmsg, errmsg_len, "%s", why);
+        goto out;
+    }
+    /* What is on disk now opens with the new key to the same CMK. */
+    if (kyufu_keys_cmk_load(new_src, cmk_path, node_id, ca_hash, again, why,
+                            sizeof why) != 0 ||
+        CRYPTO_memcmp(cmk, again, sizeof cmk) != 0) {
+        snprintf(errmsg, errmsg_len,
+                 "%s was written but does not read back with the new key "
+                 "(%s): restore it from a backup of the node's keys",
+                 cmk_path, why);
+        goto out;
+    }
+    rv = 0;
+out:
+    kyufu_storage_crypto_wipe(cmk, sizeof cmk);
+    kyufu_storage_crypto_wipe(again, sizeof again);
     return rv;
 }

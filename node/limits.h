@@ -189,6 +189,16 @@ _Static_assert(KYUFU_NODE_STORE_READERS_MAX <= KYUFU_MAX_READERS,
 #define KYUFU_NODE_POWER_POLL_MS_DEFAULT 500u
 #define KYUFU_NODE_POWER_POLL_MS_MIN 100u
 #define KYUFU_NODE_POWER_POLL_MS_MAX 10000u
+
+/* [keys] reencrypt_records_per_s (node/keys_rotate.c): the leader
+ * proposes a Reencrypt step every KYUFU_NODE_REENCRYPT_TICK_MS for the
+ * rate's share (the upper bound keeps one step at KYUFU_REENCRYPT_COUNT_MAX
+ * values, storage_limits.h). */
+#define KYUFU_NODE_REENCRYPT_PER_S_DEFAULT 500u
+#define KYUFU_NODE_REENCRYPT_PER_S_MIN 1u
+#define KYUFU_NODE_REENCRYPT_PER_S_MAX 10000u
+#define KYUFU_NODE_REENCRYPT_TICK_MS 200u
+#define KYUFU_NODE_REENCRYPT_QUIET_TICKS 5u
 /* Reconnecting to upsd: first wait, doubled per failure up to the max (a
  * restarted upsd is seen again within 5 s, a dead one costs 1 try per 5 s). */
 #define KYUFU_NODE_POWER_BACKOFF_MS_MIN 250u

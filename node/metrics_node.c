@@ -830,6 +830,33 @@ static void scrub_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
     }
 }
 
+/* Encryption at rest (docs/encryption.md "Rotation"): the active data-key
+ * version and the re-encryption of the last rotation, as this node's
+ * rotation task last read them (keys_rotate.c). */
+static void key_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
+{
+    if (n->storage == NULL || !kyufu_storage_keys_present(n->storage)) {
+        return;
+    }
+    kyufu_metrics_family(b, "kyufu_keys_active_version", KYUFU_METRICS_GAUGE,
+                         "The data-key version new sealed values, entries, "
+                         "snapshots and backups use");
+    kyufu_metrics_sample(b, "kyufu_keys_active_version", NULL, 0,
+                         (double)kyufu_storage_keys_active(n->storage));
+    if (n->rotate.version == 0) {
+        return;
+    }
+    kyufu_metrics_family(b, "kyufu_keys_reencrypt_done", KYUFU_METRICS_GAUGE,
+                         "1 when every stored value is re-sealed under the "
+                         "last rotation's version, else 0");
+    kyufu_metrics_sample(b, "kyufu_keys_reencrypt_done", NULL, 0,
+                         n->rotate.done ? 1.0 : 0.0);
+    kyufu_metrics_family(b, "kyufu_keys_reencrypted_values", KYUFU_METRICS_GAUGE,
+                         "Stored values re-sealed since the last rotation");
+    kyufu_metrics_sample(b, "kyufu_keys_reencrypted_values", NULL, 0,
+                         (double)n->rotate.resealed);
+}
+
 int kyufu_node__metrics_render(void *node, struct kyufu_metrics_buf *b)
 {
     struct kyufu_node *n = node;
@@ -842,5 +869,6 @@ int kyufu_node__metrics_render(void *node, struct kyufu_metrics_buf *b)
     alert_metrics(n, b);
     backup_metrics(n, b);
     scrub_metrics(n, b);
+    key_metrics(n, b);
     return kyufu_metrics_buf_failed(b) ? -1 : 0;
 }

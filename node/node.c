@@ -99,6 +99,7 @@ void kyufu_node__finish(struct kyufu_node *n)
     kyufu_node__hold_close(n);
     kyufu_node__notify_close(n);
     kyufu_node__versions_close(n);
+    kyufu_node__rotate_close(n);
     kyufu_node__backup_sched_close(n);
     kyufu_node__scrub_close(n);
     kyufu_node__oplog_close(n);
@@ -752,6 +753,7 @@ static void start_rest(struct kyufu_node *n)
     kyufu_node__crl_watch_start(n);
     n->stage = KYUFU_NODE_RUNNING;
     kyufu_node__versions_start(n);
+    kyufu_node__rotate_start(n);
     kyufu_node__backup_sched_start(n);
     kyufu_node__scrub_start(n);
     kyufu_node__oplog_start(n);
@@ -797,6 +799,7 @@ int kyufu_node_run(const struct kyufu_config *config)
     n->stop_defer.data = n;
     uv_timer_init(&n->loop, &n->stall_timer);
     uv_timer_init(&n->loop, &n->versions.timer);
+    uv_timer_init(&n->loop, &n->rotate.timer);
     kyufu_node__stall_start(n);
     kyufu_node__notify_init(n);
     kyufu_node__avail_start(n);

@@ -182,6 +182,21 @@ struct kyufu_node_versions
     struct kyufu_node_version_peer peers[KYUFU_NODE_CLUSTER_SIZE_MAX];
 };
 
+/* Data-key rotation (keys_rotate.c): the leader's re-encryption task and
+ * the rotation record as last read (for the metrics). */
+struct kyufu_node_rotate
+{
+    uv_timer_t timer;     /* KYUFU_NODE_REENCRYPT_TICK_MS while running */
+    uint64_t term;        /* the term this leader settled in; 0: follower */
+    unsigned quiet_ticks; /* ticks left before the term's first step */
+    bool proposing;       /* a Reencrypt is in flight */
+    uint64_t seq_last;    /* the last Reencrypt key's sequence */
+    struct kyufu_glue_propose propose;
+    uint32_t version;     /* of the record last read (0: none) */
+    bool done;
+    uint64_t resealed;
+};
+
 enum kyufu_node_stage {
     KYUFU_NODE_STARTING = 0,
     KYUFU_NODE_RUNNING,
@@ -265,6 +280,7 @@ struct kyufu_node
     struct kyufu_node_metrics metrics;
     struct kyufu_node_avail avail; /* availability ledger (availability.c) */
     struct kyufu_node_versions versions;
+    struct kyufu_node_rotate rotate; /* data-key rotation (keys_rotate.c) */
     struct kyufu_node_backups backups; /* backup_schedule.c */
     struct kyufu_node_scrub scrub; /* state digest checks (scrub.h) */
     struct kyufu_node_oplog oplog; /* access records (oplog.h) */
@@ -498,6 +514,15 @@ int kyufu_node__method_index(const char *path);
  * unless this node leads); close it in the node's last step. */
 void kyufu_node__versions_start(struct kyufu_node *n);
 void kyufu_node__versions_close(struct kyufu_node *n);
+
+/* ------------------------------------------------------ keys_rotate.c
+ * Data-key rotation (docs/encryption.md "Rotation"): the leader proposes
+ * Reencrypt steps at the replicated cursor at [keys]
+ * reencrypt_records_per_s; Cluster.GetKeyStatus answers from this node's
+ * store.  Start after the glue started; close in the node's last step. */
+void kyufu_node__rotate_start(struct kyufu_node *n);
+void kyufu_node__rotate_close(struct kyufu_node *n);
+void kyufu_node__get_key_status(struct kyufu_node_call *c);
 
 /* ------------------------------------------------------ forward.c */
 

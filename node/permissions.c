@@ -96,6 +96,9 @@ static const struct kyufu_node_permission table[] = {
     C("ApproveDecommission", OPERATOR, 0),
     C("GetDecommission", OPERATOR, 0),
     C("EraseNode", OPERATOR, 0),
+    /* Data-key rotation (docs/encryption.md "Rotation"). */
+    C("RotateKeys", OPERATOR, 0),
+    C("GetKeyStatus", OPERATOR, 0),
     /* Auth. */
     A("SignIn", 0, KYUFU_PERM_PUBLIC),
     A("SignOut", 0, KYUFU_PERM_SIGNED_IN),

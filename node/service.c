@@ -85,6 +85,8 @@ WRITE_DEF(RequestDecommission, request_decommission, request_decommission,
           REQUEST_DECOMMISSION);
 WRITE_DEF(ApproveDecommission, approve_decommission, approve_decommission,
           APPROVE_DECOMMISSION);
+/* Data-key rotation (docs/encryption.md "Rotation"). */
+WRITE_DEF(RotateKeys, rotate_keys, rotate_keys, ROTATE_KEYS);
 #ifdef KYUFU_NEXT_VERSION
 WRITE_DEF(Annotate, annotate, annotate, ANNOTATE);
 #endif
@@ -187,6 +189,14 @@ static const struct kyufu_node_method table[] = {
      kyufu_node__get_decommission},
     {"/kyufu.v1.Cluster/EraseNode", KYUFU_NODE_ERASE_NODE,
      &kyufu__v1__erase_node_request__descriptor, NULL, NULL},
+    /* Data-key rotation (keys_rotate.c, docs/encryption.md "Rotation"):
+     * an operator's write, and the status of the node called (its own
+     * store: the census must count each replica's values, so it is never
+     * forwarded to the leader as reads are). */
+    {"/kyufu.v1.Cluster/RotateKeys", KYUFU_NODE_WRITE,
+     &kyufu__v1__rotate_keys_request__descriptor, &rotate_keys_write, NULL},
+    {"/kyufu.v1.Cluster/GetKeyStatus", KYUFU_NODE_KEY_STATUS,
+     &kyufu__v1__get_key_status_request__descriptor, NULL, NULL},
     /* Follower refusals (issue 8 item 7): node to node only. */
     {"/kyufu.v1.NodeInternal/ReportRefusals", KYUFU_NODE_REPORT_REFUSALS,
      &kyufu__v1__report_refusals_request__descriptor, NULL, NULL},
@@ -477,6 +487,9 @@ static void serve(struct kyufu_node_call *c)
         return;
     case KYUFU_NODE_ERASE_NODE:
         kyufu_node__erase_node(c);
+        return;
+    case KYUFU_NODE_KEY_STATUS:
+        kyufu_node__get_key_status(c);
         return;
     }
     assert(false);

@@ -40,6 +40,8 @@ enum kyufu_node_method_kind {
     KYUFU_NODE_FETCH_CLUSTER_KEY, /* a joiner's cluster key (service_keys.c) */
     KYUFU_NODE_SCRUB_DIGESTS,    /* a voter's scrub results (scrub.c) */
     KYUFU_NODE_ERASE_NODE,       /* decommissioning: this node (decommission.c) */
+    KYUFU_NODE_KEY_STATUS,       /* this node's store, never forwarded
+                                    (keys_rotate.c) */
 };
 
 /* A WRITE method's typed row (service.c WRITE_DEF, one per method, as

@@ -143,6 +143,12 @@ static const struct command_def commands[] = {
      * (docs/scrub.md). */
     {CASE(SCRUB_MARK), "ScrubMark", 0, kyufu_storage__scrub_mark, true,
      KYUFU_SCRUB_SINCE, false},
+    /* Data-key rotation (issue 12; apply_keys.c): an operator rotates; the
+     * leader re-encrypts (a system command: no audit record per step). */
+    {CASE(ROTATE_KEYS), "RotateKeys", ROLE(OPERATOR),
+     kyufu_storage__rotate_keys, false, KYUFU_KEY_ROTATION_SINCE, false},
+    {CASE(REENCRYPT), "Reencrypt", 0, kyufu_storage__reencrypt, true,
+     KYUFU_KEY_ROTATION_SINCE, false},
 #ifdef KYUFU_NEXT_VERSION
     /* The test build's one extra type (kyufud-next; ledger.proto). */
     {CASE(ANNOTATE), "Annotate", ROLE(ID_ADMIN) | ROLE(CLERK) | ROLE(APPROVER),
@@ -1077,7 +1083,11 @@ int kyufu_storage_apply(struct kyufu_storage *s,
     if (rv != 0) {
         return rv;
     }
+    /* RotateKeys raises the cached active version as it applies (the
+     * entry's later seals use it); an entry not committed puts it back. */
+    uint32_t keys_before = s->keys_active;
     for (;;) {
+        s->keys_active = keys_before;
         rv = kyufu_storage__grow_if_needed(s);
         if (rv != 0) {
             break;
@@ -1118,6 +1128,7 @@ int kyufu_storage_apply(struct kyufu_storage *s,
         }
         kyufu_storage__check_touched(s, &touched, audit_before);
     } else {
+        s->keys_active = keys_before;
         results_clear(results);
     }
     free(versions.voters); /* NULL unless the entry failed after its read */

@@ -74,6 +74,9 @@ extern const char *const kyufu_storage__db_names[KYUFU_DB_COUNT];
 #define KYUFU_META_VOTER_VERSIONS "voter_versions" /* packed RecordVersions */
 /* Encryption at rest: the active data-key version (absent: 1; keyring.c). */
 #define KYUFU_META_KEYS_ACTIVE "keys_active"
+/* Data-key rotation (apply_keys.c): the packed KeyRotation of the last
+ * RotateKeys, with the re-encryption cursor (absent: never rotated). */
+#define KYUFU_META_KEY_ROTATION "key_rotation"
 
 /* Application index kinds (first key byte of KYUFU_DB_APP_INDEX). */
 #define KYUFU_IDX_PROGRAM 'p'        /* 'p' code 0 id */
@@ -251,6 +254,9 @@ int kyufu_storage__seal(struct kyufu_storage *s,
                         uint8_t **out,
                         size_t *out_len);
 bool kyufu_storage__is_sealed(const uint8_t *stored, size_t len);
+/* The key version a sealed value names; 0 for a legacy plaintext value
+ * (or one too short to be sealed: unseal calls it corrupt). */
+uint32_t kyufu_storage__sealed_version(const uint8_t *stored, size_t len);
 /* The plaintext of a stored value of (db, key): a legacy value as it is
  * (*owned NULL, *plain borrowed from stored), a sealed one opened into
  * *owned (malloc; the caller wipes and frees it).  CORRUPT (logged with db
@@ -449,6 +455,8 @@ int kyufu_storage__set_staff_status(struct kyufu_storage__cmd *c);
 int kyufu_storage__settle_write(struct kyufu_storage__cmd *c);
 /* Decommissioning (apply_decommission.c). */
 int kyufu_storage__request_decommission(struct kyufu_storage__cmd *c);
+int kyufu_storage__rotate_keys(struct kyufu_storage__cmd *c);
+int kyufu_storage__reencrypt(struct kyufu_storage__cmd *c);
 int kyufu_storage__approve_decommission(struct kyufu_storage__cmd *c);
 int kyufu_storage__open_incident(struct kyufu_storage__cmd *c);
 int kyufu_storage__close_incident(struct kyufu_storage__cmd *c);
@@ -509,6 +517,8 @@ int kyufu_storage__record_access(struct kyufu_storage__cmd *c);
 #define KYUFU_DECOMMISSION_SINCE 4u
 /* Scrub (apply_scrub.c): command-set version 5 (storage.h). */
 #define KYUFU_SCRUB_SINCE KYUFU_STORAGE_SCRUB_SINCE
+/* Data-key rotation (apply_keys.c): command-set version 5. */
+#define KYUFU_KEY_ROTATION_SINCE 5u
 /* CommandResult.decommission (ledger.proto). */
 #define KYUFU_RESULT_DECOMMISSION 151
 /* A node's own actor or key client id ("kyufu-node-N", "kyufud-..."). */
@@ -706,6 +716,10 @@ int kyufu_storage__session_get_owned(struct kyufu_storage *s,
                                      MDB_val *result,
                                      struct kyufu_storage__key_owner *owner,
                                      uint8_t **owned);
+/* Where the CommandResult part (the sealed part, with a CMK) of a stored
+ * sessions value starts: 0 with *offset, or CORRUPT when it does not
+ * parse (re-encryption rewrites only that part, apply_keys.c). */
+int kyufu_storage__session_result_offset(const MDB_val *v, size_t *offset);
 /* owner NULL: an entry without owner (the rules of version 1). */
 int kyufu_storage__session_put(struct kyufu_storage *s, MDB_txn *txn,
                                const char *client_id, uint64_t seq,

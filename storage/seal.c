@@ -160,6 +160,15 @@ bool kyufu_storage__is_sealed(const uint8_t *stored, size_t len)
     return len > 0 && stored[0] == SEAL_MARK;
 }
 
+uint32_t kyufu_storage__sealed_version(const uint8_t *stored, size_t len)
+{
+    if (!kyufu_storage__is_sealed(stored, len) ||
+        len < SEAL_HEAD_BYTES + KYUFU_CRYPTO_TAG_BYTES) {
+        return 0;
+    }
+    return kyufu_storage__get_u32(stored + 2);
+}
+
 int kyufu_storage__unseal(struct kyufu_storage *s,
                           enum kyufu_storage__db db,
                           const void *key,

@@ -78,6 +78,17 @@ static int parse_value(const MDB_val *v, uint64_t *time_ms, MDB_val *result,
     return 0;
 }
 
+int kyufu_storage__session_result_offset(const MDB_val *v, size_t *offset)
+{
+    uint64_t time_ms;
+    MDB_val result;
+    int rv = parse_value(v, &time_ms, &result, NULL);
+    if (rv == 0) {
+        *offset = v->mv_size - result.mv_size;
+    }
+    return rv;
+}
+
 int kyufu_storage__session_get_owned(struct kyufu_storage *s,
                                      MDB_txn *txn,
                                      const char *client_id,

@@ -750,4 +750,30 @@ int kyufu_storage_keys_subkeys(const struct kyufu_storage *s,
  * loop thread (a restore may change it). */
 uint32_t kyufu_storage_keys_active(const struct kyufu_storage *s);
 
+/* ------------------------------------------------------------- rotation
+ *
+ * apply_keys.c; docs/encryption.md "Rotation".  key_rotation: the record
+ * of the last RotateKeys with the re-encryption cursor into *out (the
+ * caller's to free with kyufu__v1__key_rotation__free_unpacked) and the
+ * name of its db into *cursor_db (static; may be NULL): 0, ENOTFOUND when
+ * the cluster never rotated, or a store error.  The loop thread.
+ *
+ * key_census: how many stored values of the sealed dbs are under each key
+ * version (0: plaintext), by version: a scan of those dbs on the loop
+ * thread (about a second per million values); free with census_free. */
+int kyufu_storage_key_rotation(struct kyufu_storage *s,
+                               Kyufu__V1__KeyRotation **out,
+                               const char **cursor_db);
+struct kyufu_storage_key_census
+{
+    struct kyufu_storage_key_count {
+        uint32_t version;
+        uint64_t values;
+    } *items;
+    size_t n;
+};
+int kyufu_storage_key_census(struct kyufu_storage *s,
+                             struct kyufu_storage_key_census *out);
+void kyufu_storage_key_census_free(struct kyufu_storage_key_census *c);
+
 #endif /* KYUFU_STORAGE_H */

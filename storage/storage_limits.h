@@ -189,5 +189,8 @@ _Static_assert(KYUFU_ACCESS_OBJECTS_MAX <= KYUFU_LIST_PAGE_SIZE_MAX,
  * one and the few a rotation still re-encrypts; a miss costs four KBKDF
  * derivations, not an error. */
 #define KYUFU_KEYS_CACHED_MAX 4u
+/* The most stored values one Reencrypt command looks at (apply_keys.c):
+ * bounds the work of one entry as the batch limits bound a write's. */
+#define KYUFU_REENCRYPT_COUNT_MAX 2000u
 
 #endif /* KYUFU_STORAGE_LIMITS_H */

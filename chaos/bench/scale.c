@@ -17,7 +17,7 @@
  *
  *   kyufu-bench-scale --dir DIR [--households N] [--batch B] [--sync]
  *                     [--map-mib M]   (initial LMDB map; it grows from there)
- *                     [--no-snapshot] [--cmk]
+ *                     [--no-snapshot] [--cmk] [--rotate]
  *
  * --cmk gives both stores a (fixed, bench-only) cluster master key, so the
  * records are sealed as with encryption at rest (docs/encryption.md), and
@@ -29,6 +29,10 @@
  * only the build's figures and those: the side-by-side benchmark's
  * no-replication ceiling (chaos/bench/side_by_side.py, docs/benchmarks.md)
  * runs it with --sync and the batch size the cluster reached at each load.
+ * --rotate (with --cmk and --no-snapshot): then an operator's RotateKeys
+ * and Reencrypt steps of 100 values each (the default rate's share of one
+ * leader tick), one per entry, until every value is re-sealed: the apply
+ * cost of re-encryption without Raft (docs/encryption.md "Rotation").
  */
 #include <errno.h>
 #include <getopt.h>
@@ -116,6 +120,8 @@ struct slot
     Kyufu__V1__NodeVersion *voters[1];
     Kyufu__V1__CreateProgram program;
     Kyufu__V1__OpenProgram open;
+    Kyufu__V1__RotateKeys rotate;
+    Kyufu__V1__Reencrypt reencrypt;
     char actor[32];
     char hno[32];
     char head[64];
@@ -328,6 +334,65 @@ static void fill_adjust(struct bench *b, struct slot *sl, size_t i)
 
 typedef void (*fill_fn)(struct bench *, struct slot *, size_t);
 
+/* --rotate: an operator rotates, then Reencrypt steps at the cursor until
+ * done; returns seconds taken by the steps, *values and *steps their
+ * counts. */
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double rotate_all(struct bench *b, uint64_t *values, size_t *steps,
+                         double *cpu)
+{
+    struct slot sl;
+    slot_header(b, &sl, "admin");
+    set_pw(&sl);
+    kyufu__v1__create_staff__init(&sl.staff);
+    sl.staff.staff_id = "oper";
+    sl.staff.display_name = "oper";
+    sl.staff.roles_mask = 1u << KYUFU__V1__ROLE__ROLE_OPERATOR;
+    sl.staff.temporary_password = &sl.pw;
+    sl.cmd.body_case = KYUFU__V1__COMMAND__BODY_CREATE_STAFF;
+    sl.cmd.create_staff = &sl.staff;
+    apply_slots(b, &sl, 1);
+    slot_header(b, &sl, "oper");
+    kyufu__v1__rotate_keys__init(&sl.rotate);
+    sl.cmd.body_case = KYUFU__V1__COMMAND__BODY_ROTATE_KEYS;
+    sl.cmd.rotate_keys = &sl.rotate;
+    apply_slots(b, &sl, 1);
+    double t0 = now_s();
+    double c0 = cpu_s();
+    *steps = 0;
+    for (;;) {
+        Kyufu__V1__KeyRotation *r = NULL;
+        int rv = kyufu_storage_key_rotation(b->s, &r, NULL);
+        if (rv != 0) {
+            die("key rotation", rv, NULL);
+        }
+        if (r->done) {
+            *values = r->resealed;
+            kyufu__v1__key_rotation__free_unpacked(r, NULL);
+            break;
+        }
+        slot_header(b, &sl, "kyufu-node-1");
+        kyufu__v1__reencrypt__init(&sl.reencrypt);
+        sl.reencrypt.version = r->version;
+        sl.reencrypt.db = r->db;
+        sl.reencrypt.from_key = r->next_key;
+        sl.reencrypt.count = 100;
+        sl.cmd.body_case = KYUFU__V1__COMMAND__BODY_REENCRYPT;
+        sl.cmd.reencrypt = &sl.reencrypt;
+        apply_slots(b, &sl, 1);
+        kyufu__v1__key_rotation__free_unpacked(r, NULL);
+        (*steps)++;
+    }
+    *cpu = cpu_s() - c0;
+    return now_s() - t0;
+}
+
 /* Apply `count` commands built by fill, `b->batch` per entry; returns
  * seconds taken. */
 static double phase(struct bench *b, fill_fn fill, size_t count)
@@ -471,6 +536,7 @@ int main(int argc, char **argv)
         {"no-snapshot", no_argument, NULL, 'x'},
         {"cmk", no_argument, NULL, 'k'},
         {"stream-out", required_argument, NULL, 'o'},
+        {"rotate", no_argument, NULL, 'r'},
         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL;
@@ -480,6 +546,7 @@ int main(int argc, char **argv)
     size_t households = 1000000;
     bool sync = false;
     bool no_snapshot = false;
+    bool rotate = false;
     struct bench b = {.batch = 1000, .now_ms = 1775001600000};
     struct kyufu_storage_options o = {0};
     struct kyufu_storage *copy;
@@ -504,17 +571,19 @@ int main(int argc, char **argv)
             case 'x': no_snapshot = true; break;
             case 'k': b.cmk = true; break;
             case 'o': stream_out = optarg; break;
+            case 'r': rotate = true; break;
             case 'm': o.map_size_bytes = strtoul(optarg, NULL, 10) << 20; break;
             default:
                 fprintf(stderr, "usage: %s --dir DIR [--households N] "
                                 "[--batch B] [--sync] [--map-mib M] [--no-snapshot] "
-                                "[--cmk] [--stream-out FILE]\n", argv[0]);
+                                "[--cmk] [--stream-out FILE] [--rotate]\n", argv[0]);
                 return 2;
         }
     }
-    if (dir == NULL || households == 0 || b.batch == 0 || b.batch > 4096) {
+    if (dir == NULL || households == 0 || b.batch == 0 || b.batch > 4096 ||
+        (rotate && (!b.cmk || !no_snapshot))) {
         fprintf(stderr, "kyufu-bench-scale: --dir is required; households "
-                        "> 0; batch 1..4096\n");
+                        "> 0; batch 1..4096; --rotate with --cmk --no-snapshot\n");
         return 2;
     }
     snprintf(path, sizeof path, "%s/a", dir);
@@ -551,6 +620,19 @@ int main(int argc, char **argv)
             if (rv != 0) {
                 die("digest", rv, NULL);
             }
+        }
+        if (rotate) {
+            uint64_t values = 0;
+            size_t steps = 0;
+            double cpu = 0;
+            double t_rot = rotate_all(&b, &values, &steps, &cpu);
+            printf("{\n  \"households\": %zu, \"reencrypted_values\": %llu, "
+                   "\"steps\": %zu,\n  \"reencrypt_s\": %.3f, "
+                   "\"reencrypt_cpu_s\": %.3f, \"values_per_cpu_s\": %.1f\n}\n",
+                   households, (unsigned long long)values, steps, t_rot, cpu,
+                   (double)values / cpu);
+            kyufu_storage_close(b.s);
+            return 0;
         }
         printf("{\n  \"households\": %zu, \"batch_commands\": %zu, \"sync\": %s,\n"
                "  \"register_s\": %.3f, \"submit_s\": %.3f, \"approve_s\": %.3f,\n"

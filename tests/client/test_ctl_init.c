@@ -543,6 +543,85 @@ static void test_key_init(const char *tmp)
     CHECK(access(path, F_OK) != 0);
 }
 
+/* kyufuctl key rewrap on the files key init made (tmp/keys-out/node2):
+ * to a new passphrase, then to a new key file; a wrong or missing old key,
+ * another node id, a bad new key change nothing and leave no new file. */
+static void test_key_rewrap(const char *tmp)
+{
+    char out[8192], err[2048], ca[600], kek[700], cmk_file[700], pass[700], kek2[700];
+    snprintf(ca, sizeof ca, "%s/c1/ca.pem", tmp);
+    snprintf(kek, sizeof kek, "%s/keys-out/node2/" CTL__KEK_FILE, tmp);
+    snprintf(cmk_file, sizeof cmk_file, "%s/keys-out/node2/" CTL__CMK_FILE, tmp);
+    snprintf(pass, sizeof pass, "%s/keys-out/node2/passphrase", tmp);
+    snprintf(kek2, sizeof kek2, "%s/keys-out/node2/kek2.key", tmp);
+    char wrong[700];
+    snprintf(wrong, sizeof wrong, "%s/keys-out/node1/" CTL__KEK_FILE, tmp);
+    uint8_t hash[KYUFU_KEYS_CA_HASH_BYTES], before[KYUFU_KEYS_KEY_BYTES],
+        after[KYUFU_KEYS_KEY_BYTES];
+    CHECK_EQ_INT(kyufu_keys_ca_hash(ca, hash, err, sizeof err), 0);
+    struct kyufu_keys_source old_src = { .kek_file = kek };
+    CHECK_EQ_INT(kyufu_keys_cmk_load(&old_src, cmk_file, 2, hash, before, err, sizeof err), 0);
+    int fd = open(pass, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    CHECK(fd >= 0);
+    CHECK(write(fd, "correct horse battery staple\n", 29) == 29);
+    close(fd);
+    struct stat st0, st1;
+    CHECK(stat(cmk_file, &st0) == 0);
+    /* Refusals: nothing changes, no new key file is left. */
+    CHECK_EQ_INT(ctl_run(out, sizeof out, err, sizeof err, NULL, "key", "rewrap", "--node-id",
+                         "2", "--ca", ca, "--cmk", cmk_file, "--kek-file", wrong,
+                         "--new-kek-file", kek2, NULL),
+                 KYUFU_CTL_EXIT_LOCAL);
+    CHECK(strstr(err, "old key does not open it") != NULL && strstr(err, "nothing changed"));
+    CHECK(access(kek2, F_OK) != 0);
+    CHECK_EQ_INT(ctl_run(out, sizeof out, err, sizeof err, NULL, "key", "rewrap", "--node-id",
+                         "1", "--ca", ca, "--cmk", cmk_file, "--kek-file", kek,
+                         "--new-passphrase-file", pass, NULL),
+                 KYUFU_CTL_EXIT_LOCAL);
+    CHECK_EQ_INT(ctl_run(out, sizeof out, err, sizeof err, NULL, "key", "rewrap", "--node-id",
+                         "2", "--ca", ca, "--cmk", cmk_file, "--kek-file", kek,
+                         "--new-passphrase-file", "/nonexistent/pass", NULL),
+                 KYUFU_CTL_EXIT_LOCAL);
+    CHECK_EQ_INT(ctl_run(out, sizeof out, err, sizeof err, NULL, "key", "rewrap", "--node-id",
+                         "2", "--ca", ca, "--cmk", "", "--kek-file", kek,
+                         "--new-kek-file", kek2, NULL),
+                 KYUFU_CTL_EXIT_LOCAL);
+    CHECK(access(kek2, F_OK) != 0);
+    static const char *const usage[][2] = { { "--node-id", "0" }, { "--node-id", "" },
+                                            { "--ca", "/nonexistent.pem" } };
+    for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++) {
+        const char *id = strcmp(usage[i][0], "--node-id") == 0 ? usage[i][1] : "2";
+        const char *cap = strcmp(usage[i][0], "--ca") == 0 ? usage[i][1] : ca;
+        CHECK_EQ_INT(ctl_run(out, sizeof out, err, sizeof err, NULL, "key", "rewrap",
+                             "--node-id", id, "--ca", cap, "--cmk", cmk_file, "--kek-file", kek,
+                             "--new-kek-file", kek2, NULL),
+                     KYUFU_CTL_EXIT_USAGE);
+        CHECK(strstr(err, usage[i][0]) != NULL);
+    }
+    CHECK(stat(cmk_file, &st1) == 0);
+    CHECK(st0.st_ino == st1.st_ino && st0.st_mtime == st1.st_mtime); /* untouched */
+    /* To a passphrase, then to a new key file: the same CMK each time, and
+     * only the newest key opens it. */
+    CHECK_EQ_INT(ctl_run(out, sizeof out, err, sizeof err, NULL, "key", "rewrap", "--node-id",
+                         "2", "--ca", ca, "--cmk", cmk_file, "--kek-file", kek,
+                         "--new-passphrase-file", pass, NULL),
+                 0);
+    struct kyufu_keys_source pass_src = { .passphrase_file = pass };
+    CHECK_EQ_INT(kyufu_keys_cmk_load(&pass_src, cmk_file, 2, hash, after, err, sizeof err), 0);
+    CHECK(memcmp(before, after, sizeof before) == 0);
+    CHECK_EQ_INT(kyufu_keys_cmk_load(&old_src, cmk_file, 2, hash, after, err, sizeof err), -1);
+    check_mode(cmk_file, 0600);
+    CHECK_EQ_INT(ctl_run(out, sizeof out, err, sizeof err, NULL, "key", "rewrap", "--node-id",
+                         "2", "--ca", ca, "--cmk", cmk_file, "--passphrase-file", pass,
+                         "--new-kek-file", kek2, NULL),
+                 0);
+    check_mode(kek2, 0600);
+    struct kyufu_keys_source new_src = { .kek_file = kek2 };
+    CHECK_EQ_INT(kyufu_keys_cmk_load(&new_src, cmk_file, 2, hash, after, err, sizeof err), 0);
+    CHECK(memcmp(before, after, sizeof before) == 0);
+    CHECK_EQ_INT(kyufu_keys_cmk_load(&pass_src, cmk_file, 2, hash, after, err, sizeof err), -1);
+}
+
 int main(void)
 {
     char tmp[] = "/tmp/kyufu-ctl-init-XXXXXX";
@@ -814,6 +893,7 @@ int main(void)
     CHECK(setenv("KYUFU_CA_PASSPHRASE", PASSPHRASE, 1) == 0);
 
     test_key_init(tmp);
+    test_key_rewrap(tmp);
 
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);

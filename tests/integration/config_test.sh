@@ -217,7 +217,8 @@ done
 [ -n "${def[checkpoint_records]:-}" ] || fail "--print-defaults lacks [audit] checkpoint_records: $defaults"
 [ -n "${def[group_commit_entries_inflight]:-}" ] || fail "--print-defaults lacks [raft] group_commit_entries_inflight: $defaults"
 [ "${def[interval_seconds]:-}" = 600 ] && [ "${min[interval_seconds]:-}" = 0 ] || fail "--print-defaults lacks [scrub] interval_seconds = 600 ; 0..: $defaults"
-[ ${#def[@]} -eq 21 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 21 (10, [audit]'s 2, [auth]'s 8 and [scrub]'s 1): $defaults"
+[ -n "${def[reencrypt_records_per_s]:-}" ] || fail "--print-defaults lacks [keys] reencrypt_records_per_s: $defaults"
+[ ${#def[@]} -eq 22 ] || fail "--print-defaults: ${#def[@]} numeric keys, want 22 (10, [audit]'s 2, [auth]'s 8, [keys]' 1 and [scrub]'s 1): $defaults"
 # [scrub] interval_seconds (docs/scrub.md): 0 (off) .. 86400 seconds.
 for bad in 86401 -1 ten; do
     par expect_bad "scrub_$bad" "s/^level = info/level = info\n[scrub]\ninterval_seconds = $bad/" \

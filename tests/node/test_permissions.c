@@ -100,6 +100,8 @@ static const struct {
     {"/kyufu.v1.Cluster/ApproveDecommission", "Unnnnynn", NULL},
     {"/kyufu.v1.Cluster/GetDecommission", "Unnnnynn", NULL},
     {"/kyufu.v1.Cluster/EraseNode", "Unnnnynn", NULL},
+    {"/kyufu.v1.Cluster/RotateKeys", "Unnnnynn", NULL},
+    {"/kyufu.v1.Cluster/GetKeyStatus", "Unnnnynn", NULL},
     {"/kyufu.v1.Auth/SignIn", "yyyyyyyy", NULL},
     {"/kyufu.v1.Auth/SignOut", "Uyyyyyyn", NULL},
     {"/kyufu.v1.Auth/WhoAmI", "Uyyyyyyn", NULL},

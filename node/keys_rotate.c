@@ -1,0 +1,212 @@
+/* Data-key rotation on the node (docs/encryption.md "Rotation"): the
+ * leader's background re-encryption, Cluster.GetKeyStatus, and what the
+ * metrics show.  The rotation itself is an operator's write
+ * (Cluster.RotateKeys, service.c's table; applied by storage/apply_keys.c).
+ *
+ * Happy path: every KYUFU_NODE_REENCRYPT_TICK_MS each node reads the
+ * replicated rotation record (its cursor) into n->rotate for the metrics;
+ * a leader whose record is not done proposes one Reencrypt step at the
+ * cursor for the rate's share of the tick ([keys] reencrypt_records_per_s),
+ * as the node itself (actor and key client id kyufu-node-<id>), one step
+ * in flight at a time.  The cursor is replicated, so a new leader goes on
+ * where the old one stopped, after KYUFU_NODE_REENCRYPT_QUIET_TICKS.
+ *
+ * Failure modes: a step refused as stale (a leader change raced it) is
+ * logged at debug and the next tick reads the cursor again; a proposal
+ * that fails is logged and tried again at a later tick; a fatal glue error
+ * stops the node as for any write; a storage error reading the record is
+ * logged and the tick skipped (nothing proposed on a guess). */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kyufu/v1/service.pb-c.h"
+#include "availability.h"
+#include "limits.h"
+#include "log.h"
+#include "node.h"
+#include "storage_limits.h"
+
+/* One step's share of the rate: count per tick, at least one. */
+static uint32_t step_count(const struct kyufu_config *c)
+{
+    uint64_t n = (uint64_t)c->keys_reencrypt_per_s *
+                 KYUFU_NODE_REENCRYPT_TICK_MS / 1000u;
+    if (n == 0) {
+        n = 1;
+    }
+    return n > KYUFU_REENCRYPT_COUNT_MAX ? KYUFU_REENCRYPT_COUNT_MAX
+                                         : (uint32_t)n;
+}
+
+static void on_step(struct kyufu_glue_propose *req,
+                    int status,
+                    Kyufu__V1__CommandResult *result)
+{
+    struct kyufu_node *n = req->data;
+    n->rotate.proposing = false;
+    if (status != 0) {
+        kyufu_log(KYUFU_LOG_WARN, "re-encryption step not applied",
+                  KYUFU_LOG_S("error", kyufu_glue_strerror(status)));
+        kyufu_node__check_fatal(n, status);
+        return;
+    }
+    if (result->code != KYUFU__V1__CODE__OK) {
+        /* A leader change raced the cursor: the next tick reads it. */
+        kyufu_log(KYUFU_LOG_DEBUG, "re-encryption step refused",
+                  KYUFU_LOG_S("error", result->message));
+    }
+    kyufu__v1__command_result__free_unpacked(result, NULL);
+}
+
+static void propose_step(struct kyufu_node *n, const Kyufu__V1__KeyRotation *r)
+{
+    struct kyufu_node_rotate *x = &n->rotate;
+    char actor[32];
+    snprintf(actor, sizeof actor, "kyufu-node-%llu",
+             (unsigned long long)n->config->id);
+    int64_t now = kyufu_node__wall_ms();
+    /* A new key each time, increasing even if the clock steps back. */
+    uint64_t seq = now > 0 && (uint64_t)now > x->seq_last ? (uint64_t)now
+                                                         : x->seq_last + 1;
+    x->seq_last = seq;
+    Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
+    key.client_id = actor;
+    key.sequence = seq;
+    Kyufu__V1__CommandHeader header = KYUFU__V1__COMMAND_HEADER__INIT;
+    header.actor = actor;
+    header.terminal = (char *)"";
+    header.key = &key;
+    header.time_ms = now;
+    Kyufu__V1__Reencrypt body = KYUFU__V1__REENCRYPT__INIT;
+    body.version = r->version;
+    body.db = r->db;
+    body.from_key = r->next_key;
+    body.count = step_count(n->config);
+    Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;
+    cmd.header = &header;
+    cmd.body_case = KYUFU__V1__COMMAND__BODY_REENCRYPT;
+    cmd.reencrypt = &body;
+    x->propose.data = n;
+    int rv = kyufu_glue_propose(n->glue, &x->propose, &cmd, on_step);
+    if (rv != 0) {
+        kyufu_log(KYUFU_LOG_WARN, "re-encryption step not applied",
+                  KYUFU_LOG_S("error", kyufu_glue_strerror(rv)));
+        kyufu_node__check_fatal(n, rv);
+        return;
+    }
+    x->proposing = true;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct kyufu_node *n = t->data;
+    struct kyufu_node_rotate *x = &n->rotate;
+    if (n->stage != KYUFU_NODE_RUNNING || n->stop_requested ||
+        n->glue == NULL || !kyufu_storage_keys_present(n->storage)) {
+        return;
+    }
+    Kyufu__V1__KeyRotation *r = NULL;
+    int rv = kyufu_storage_key_rotation(n->storage, &r, NULL);
+    if (rv == KYUFU_STORAGE_ENOTFOUND) {
+        return;
+    }
+    if (rv != 0) {
+        kyufu_log(KYUFU_LOG_WARN, "cannot read the key rotation",
+                  KYUFU_LOG_S("error", kyufu_storage_strerror(rv)));
+        return;
+    }
+    bool finished = r->done && x->version == r->version && !x->done;
+    x->version = r->version;
+    x->done = r->done;
+    x->resealed = r->resealed;
+    if (finished && kyufu_glue_is_leader(n->glue)) {
+        kyufu_log(KYUFU_LOG_INFO, "re-encryption done",
+                  KYUFU_LOG_U("key_version", r->version),
+                  KYUFU_LOG_U("resealed", r->resealed),
+                  KYUFU_LOG_U("raft_index", r->done_index));
+    }
+    struct kyufu_glue_status st;
+    kyufu_glue_status(n->glue, &st);
+    if (!kyufu_glue_is_leader(n->glue)) {
+        x->term = 0;
+    } else if (st.term != x->term) {
+        /* A new leader settles in first, as for the voters' versions. */
+        x->term = st.term;
+        x->quiet_ticks = KYUFU_NODE_REENCRYPT_QUIET_TICKS;
+    } else if (x->quiet_ticks > 0) {
+        x->quiet_ticks--;
+    } else if (!r->done && !x->proposing) {
+        propose_step(n, r);
+    }
+    kyufu__v1__key_rotation__free_unpacked(r, NULL);
+}
+
+void kyufu_node__rotate_start(struct kyufu_node *n)
+{
+    n->rotate.timer.data = n;
+    int rv = uv_timer_start(&n->rotate.timer, on_tick,
+                            KYUFU_NODE_REENCRYPT_TICK_MS,
+                            KYUFU_NODE_REENCRYPT_TICK_MS);
+    assert(rv == 0);
+    (void)rv;
+}
+
+void kyufu_node__rotate_close(struct kyufu_node *n)
+{
+    uv_close((uv_handle_t *)&n->rotate.timer, NULL);
+}
+
+void kyufu_node__get_key_status(struct kyufu_node_call *c)
+{
+    struct kyufu_node *n = c->node;
+    const Kyufu__V1__GetKeyStatusRequest *req = c->request;
+    Kyufu__V1__KeyStatus out = KYUFU__V1__KEY_STATUS__INIT;
+    Kyufu__V1__KeyRotation *r = NULL;
+    struct kyufu_storage_key_census census = {0};
+    Kyufu__V1__KeyVersionCount *items = NULL;
+    Kyufu__V1__KeyVersionCount **ptrs = NULL;
+    const char *cursor_db = "";
+    out.encrypted = kyufu_storage_keys_present(n->storage);
+    out.active_version = kyufu_storage_keys_active(n->storage);
+    uint64_t term = 0;
+    kyufu_storage_applied(n->storage, &out.applied_index, &term);
+    int rv = kyufu_storage_key_rotation(n->storage, &r, &cursor_db);
+    if (rv != 0 && rv != KYUFU_STORAGE_ENOTFOUND) {
+        kyufu_node__call_storage_error(c, rv, "key rotation");
+        return;
+    }
+    out.rotation = r;
+    out.cursor_db = (char *)cursor_db;
+    if (req->census) {
+        rv = kyufu_storage_key_census(n->storage, &census);
+        if (rv != 0) {
+            kyufu_node__call_storage_error(c, rv, "key census");
+            goto out;
+        }
+        items = calloc(census.n > 0 ? census.n : 1, sizeof *items);
+        ptrs = calloc(census.n > 0 ? census.n : 1, sizeof *ptrs);
+        if (items == NULL || ptrs == NULL) {
+            kyufu_node__call_storage_error(c, KYUFU_STORAGE_ENOMEM,
+                                           "key census");
+            goto out;
+        }
+        for (size_t i = 0; i < census.n; i++) {
+            kyufu__v1__key_version_count__init(&items[i]);
+            items[i].version = census.items[i].version;
+            items[i].values = census.items[i].values;
+            ptrs[i] = &items[i];
+        }
+        out.census = ptrs;
+        out.n_census = census.n;
+    }
+    kyufu_node__call_done_msg(c, &out.base);
+out:
+    free(items);
+    free(ptrs);
+    kyufu_storage_key_census_free(&census);
+    if (r != NULL) {
+        kyufu__v1__key_rotation__free_unpacked(r, NULL);
+    }
+}
