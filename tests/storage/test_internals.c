@@ -7,6 +7,7 @@
 #define _XOPEN_SOURCE 700
 #include <ftw.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1387,7 +1388,7 @@ struct sync_thread
 {
     struct kyufu_storage *s;
     atomic_int stop;
-    unsigned n;
+    atomic_uint n;
     int rv;
 };
 
@@ -1397,7 +1398,7 @@ static void *sync_thread_main(void *arg)
     char err[128];
     while (!atomic_load(&t->stop) && t->rv == 0) {
         t->rv = kyufu_storage_sync(t->s, 0, err, sizeof err);
-        t->n++;
+        atomic_fetch_add(&t->n, 1);
     }
     return NULL;
 }
@@ -1428,9 +1429,14 @@ static void test_durable(void)
         snprintf(no, sizeof no, "S-%d", i);
         apply1(&f, c_household(&f, "clerk", no, "Osaka"), OK);
     }
+    /* A loaded machine may not have run the thread yet: let it sync at
+     * least once before it is told to stop. */
+    while (atomic_load(&t.n) == 0) {
+        sched_yield();
+    }
     atomic_store(&t.stop, 1);
     CHECK(pthread_join(th, NULL) == 0);
-    CHECK(t.rv == 0 && t.n > 0);
+    CHECK(t.rv == 0 && atomic_load(&t.n) > 0);
     CHECK(kyufu_storage_durable(f.s) == applied); /* upto 0 moved nothing */
     invariants(&f);
 
