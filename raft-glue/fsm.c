@@ -445,7 +445,7 @@ static int open_snapshot(struct kyufu_fsm *f,
                          struct raft_buffer *buf, size_t header_len,
                          size_t *len)
 {
-    struct glue_stream_key k = {0, {0}};
+    struct glue_stream_key k = {0, NULL};
     int rv;
     if (!kyufu_storage_keys_present(f->storage)) {
         snprintf(f->errmsg, sizeof f->errmsg,

@@ -41,15 +41,21 @@ int glue__stream_key_load(const struct kyufu_storage *s, uint32_t version,
     if (rv != 0) {
         return rv;
     }
-    memcpy(k->key, sub.stream, sizeof k->key);
+    /* Keyed once per holder and version (the proposer, the FSM's apply and
+     * snapshot keys): each seal and open then skips OpenSSL's key set-up. */
+    rv = kyufu_storage_crypto_key_new(sub.stream, &k->key);
     kyufu_storage_crypto_wipe(&sub, sizeof sub);
+    if (rv != 0) {
+        return KYUFU_STORAGE_ENOMEM;
+    }
     k->version = version;
     return 0;
 }
 
 void glue__stream_key_wipe(struct glue_stream_key *k)
 {
-    kyufu_storage_crypto_wipe(k->key, sizeof k->key);
+    kyufu_storage_crypto_key_free(k->key);
+    k->key = NULL;
     k->version = 0;
 }
 
@@ -74,7 +80,7 @@ int glue__entry_seal(const struct glue_stream_key *k, void *frame,
     if (rv != 0) {
         return rv;
     }
-    return kyufu_storage_crypto_seal(k->key, p + GLUE_FRAME2_AAD_BYTES, p,
+    return kyufu_storage_crypto_key_seal(k->key, p + GLUE_FRAME2_AAD_BYTES, p,
                                      GLUE_FRAME2_AAD_BYTES, plain, len,
                                      p + GLUE_FRAME2_CIPHER_OFFSET);
 }
@@ -84,7 +90,7 @@ int glue__entry_open(const struct glue_stream_key *k,
 {
     assert(f->version == GLUE_FRAME_VERSION_SEALED);
     assert(k->version == f->key_version);
-    return kyufu_storage_crypto_open(k->key, f->nonce, f->aad,
+    return kyufu_storage_crypto_key_open(k->key, f->nonce, f->aad,
                                      GLUE_FRAME2_AAD_BYTES, f->payload,
                                      f->len + GLUE_FRAME2_TAG_BYTES, out);
 }
@@ -124,7 +130,7 @@ int glue__chunk_seal(const struct glue_stream_key *k, const uint8_t *header,
         return rv;
     }
     aad_len = chunk_aad(aad, number, out, header, header_len);
-    return kyufu_storage_crypto_seal(k->key, out + 8, aad, aad_len, plain,
+    return kyufu_storage_crypto_key_seal(k->key, out + 8, aad, aad_len, plain,
                                      len, out + GLUE_CHUNK_HEAD_BYTES);
 }
 
@@ -182,7 +188,7 @@ int glue__snapshot_open(const struct glue_stream_key *k, uint8_t *buf,
         }
         last = (flags & GLUE_CHUNK_FLAG_LAST) != 0;
         aad_len = chunk_aad(aad, number, buf + in, buf, header_len);
-        crv = kyufu_storage_crypto_open(k->key, buf + in + 8, aad, aad_len,
+        crv = kyufu_storage_crypto_key_open(k->key, buf + in + 8, aad, aad_len,
                                         buf + in + GLUE_CHUNK_HEAD_BYTES,
                                         (size_t)len + KYUFU_CRYPTO_TAG_BYTES,
                                         plain);

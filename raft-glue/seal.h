@@ -39,10 +39,11 @@
 #define GLUE_CHUNK_HEAD_BYTES 20u /* length, flags, nonce */
 #define GLUE_CHUNK_FLAG_LAST 1u
 
+/* Zero-initialise before the first load; glue__stream_key_wipe frees. */
 struct glue_stream_key
 {
-    uint32_t version; /* 0: none loaded */
-    uint8_t key[KYUFU_CRYPTO_KEY_BYTES];
+    uint32_t version;             /* 0: none loaded */
+    struct kyufu_crypto_key *key; /* the stream subkey, keyed; NULL: none */
 };
 
 /* Make *k hold the stream subkey of `version` (a no-op when it already

@@ -95,6 +95,14 @@ struct kyufu_storage__versions
     size_t voters_len;
 };
 
+/* One data-key version's keys for stored records (keyring.c): `enc` seals
+ * and opens values, `nonce` derives their nonces. */
+struct kyufu_storage__keys
+{
+    struct kyufu_crypto_key *enc;
+    struct kyufu_crypto_key *nonce;
+};
+
 struct kyufu_storage
 {
     MDB_env *env;
@@ -126,12 +134,13 @@ struct kyufu_storage
     bool has_cmk;
     uint32_t keys_active; /* cache of meta keys_active (read at open and
                            * restore; 1 when absent) */
-    /* Subkeys of the versions in use; any thread (queries on snapshots),
-     * so under keys_lock; wiped at close. */
+    /* The keyed record keys of the versions in use; any thread (apply on
+     * the loop, reads on offload workers and snapshots), so under
+     * keys_lock; freed and wiped at close. */
     pthread_mutex_t keys_lock;
     struct kyufu_storage__cached_keys {
         uint32_t version; /* 0: empty */
-        struct kyufu_crypto_subkeys k;
+        struct kyufu_storage__keys k;
     } keys_cache[KYUFU_KEYS_CACHED_MAX];
     size_t keys_next;
     /* The entry apply is writing (seal.c): its salt and index make the
@@ -304,11 +313,14 @@ void kyufu_storage__seal_end(struct kyufu_storage *s);
 
 /* ------------------------------------------------------------ key ring
  * (keyring.c) */
-/* The subkeys of version (≥ 1; the store has a CMK), from the cache;
- * any thread.  The caller wipes *out. */
-int kyufu_storage__subkeys(struct kyufu_storage *s,
-                           uint32_t version,
-                           struct kyufu_crypto_subkeys *out);
+/* The record keys of version (≥ 1; the store has a CMK), keyed once and
+ * cached (a round-robin miss derives the version again); any thread.
+ * *out holds references: release them with kyufu_storage__keys_put, which
+ * keeps them valid however the cache changes meanwhile. */
+int kyufu_storage__keys_get(struct kyufu_storage *s,
+                            uint32_t version,
+                            struct kyufu_storage__keys *out);
+void kyufu_storage__keys_put(struct kyufu_storage__keys *k);
 /* The active key version in txn (absent: 1). */
 int kyufu_storage__keys_active_read(struct kyufu_storage *s,
                                     MDB_txn *txn,

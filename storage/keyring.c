@@ -1,6 +1,7 @@
 /* The key ring of encryption at rest: the cluster master key held in memory,
- * the per-version subkeys derived from it (cached: a derivation is four
- * KBKDF calls), and the active key version, replicated state in meta
+ * the per-version record keys derived from it (cached, keyed into OpenSSL
+ * contexts once: a derivation is four KBKDF calls, keying a context costs
+ * more than sealing a record with it), and the active key version, replicated state in meta
  * (storage.h "key ring", docs/encryption.md "Keys"). */
 #include <string.h>
 
@@ -49,9 +50,30 @@ int kyufu_storage_keys_subkeys(const struct kyufu_storage *s,
     return 0;
 }
 
-int kyufu_storage__subkeys(struct kyufu_storage *s,
-                           uint32_t version,
-                           struct kyufu_crypto_subkeys *out)
+/* Key a version's record keys into *out; a failure leaves it empty. */
+static int keys_make(const struct kyufu_storage *s,
+                     uint32_t version,
+                     struct kyufu_storage__keys *out)
+{
+    struct kyufu_crypto_subkeys sub;
+    int rv = kyufu_storage_keys_subkeys(s, version, &sub);
+    if (rv != 0) {
+        return rv;
+    }
+    out->enc = NULL;
+    out->nonce = NULL;
+    if (kyufu_storage_crypto_key_new(sub.enc, &out->enc) != 0 ||
+        kyufu_storage_crypto_key_new(sub.nonce, &out->nonce) != 0) {
+        kyufu_storage__keys_put(out);
+        rv = KYUFU_STORAGE_ENOMEM;
+    }
+    kyufu_storage_crypto_wipe(&sub, sizeof sub);
+    return rv;
+}
+
+int kyufu_storage__keys_get(struct kyufu_storage *s,
+                            uint32_t version,
+                            struct kyufu_storage__keys *out)
 {
     int rv = 0;
     KYUFU_ASSERT(s->has_cmk && version >= 1);
@@ -64,20 +86,31 @@ int kyufu_storage__subkeys(struct kyufu_storage *s,
     }
     if (hit == NULL) {
         /* Replace round robin: versions in use are few (the active one and
-         * those a rotation still re-encrypts). */
+         * those a rotation still re-encrypts).  A thread still using the
+         * replaced keys holds its own references. */
         hit = &s->keys_cache[s->keys_next];
         s->keys_next = (s->keys_next + 1) % KYUFU_KEYS_CACHED_MAX;
         hit->version = 0;
-        rv = kyufu_storage_keys_subkeys(s, version, &hit->k);
+        kyufu_storage__keys_put(&hit->k);
+        rv = keys_make(s, version, &hit->k);
         if (rv == 0) {
             hit->version = version;
         }
     }
     if (rv == 0) {
-        memcpy(out, &hit->k, sizeof *out);
+        out->enc = kyufu_storage_crypto_key_ref(hit->k.enc);
+        out->nonce = kyufu_storage_crypto_key_ref(hit->k.nonce);
     }
     pthread_mutex_unlock(&s->keys_lock);
     return rv;
+}
+
+void kyufu_storage__keys_put(struct kyufu_storage__keys *k)
+{
+    kyufu_storage_crypto_key_free(k->enc);
+    kyufu_storage_crypto_key_free(k->nonce);
+    k->enc = NULL;
+    k->nonce = NULL;
 }
 
 int kyufu_storage__keys_active_read(struct kyufu_storage *s,
@@ -101,6 +134,11 @@ int kyufu_storage__keys_active_read(struct kyufu_storage *s,
 void kyufu_storage__keys_wipe(struct kyufu_storage *s)
 {
     kyufu_storage_crypto_wipe(s->cmk, sizeof s->cmk);
-    kyufu_storage_crypto_wipe(s->keys_cache, sizeof s->keys_cache);
+    /* The last reference wipes each keyed context (crypto.c); at close no
+     * other thread holds one. */
+    for (size_t i = 0; i < KYUFU_KEYS_CACHED_MAX; i++) {
+        kyufu_storage__keys_put(&s->keys_cache[i].k);
+        s->keys_cache[i].version = 0;
+    }
     s->has_cmk = false;
 }

@@ -104,7 +104,7 @@ int kyufu_storage__seal(struct kyufu_storage *s,
                         uint8_t **out,
                         size_t *out_len)
 {
-    struct kyufu_crypto_subkeys k;
+    struct kyufu_storage__keys k;
     uint8_t aad[SEAL_AAD_BYTES_MAX];
     int rv;
     KYUFU_ASSERT(kyufu_storage__seal_on(s, db));
@@ -122,33 +122,33 @@ int kyufu_storage__seal(struct kyufu_storage *s,
     if (buf == NULL) {
         return KYUFU_STORAGE_ENOMEM;
     }
-    rv = kyufu_storage__subkeys(s, version, &k);
+    rv = kyufu_storage__keys_get(s, version, &k);
     if (rv != 0) {
         goto err_after_alloc;
     }
     buf[0] = SEAL_MARK;
     buf[1] = SEAL_FORMAT_V1;
     kyufu_storage__put_u32(buf + 2, version);
-    if (kyufu_storage_crypto_record_nonce(k.nonce, s->seal.salt, s->seal.index,
-                                          (uint32_t)db, key, klen, s->seal.seq,
-                                          buf + 6) != 0) {
+    if (kyufu_storage_crypto_key_record_nonce(
+            k.nonce, s->seal.salt, s->seal.index, (uint32_t)db, key, klen,
+            s->seal.seq, buf + 6) != 0) {
         rv = KYUFU_STORAGE_ENOMEM;
         goto err_after_keys;
     }
     s->seal.seq++;
     size_t alen = make_aad(aad, db, key, klen);
-    if (kyufu_storage_crypto_seal(k.enc, buf + 6, aad, alen, plain, plen,
-                                  buf + SEAL_HEAD_BYTES) != 0) {
+    if (kyufu_storage_crypto_key_seal(k.enc, buf + 6, aad, alen, plain, plen,
+                                      buf + SEAL_HEAD_BYTES) != 0) {
         rv = KYUFU_STORAGE_ENOMEM;
         goto err_after_keys;
     }
-    kyufu_storage_crypto_wipe(&k, sizeof k);
+    kyufu_storage__keys_put(&k);
     *out = buf;
     *out_len = n;
     return 0;
 
 err_after_keys:
-    kyufu_storage_crypto_wipe(&k, sizeof k);
+    kyufu_storage__keys_put(&k);
 err_after_alloc:
     free(buf);
     KYUFU_ASSERT(rv != 0);
@@ -179,7 +179,7 @@ int kyufu_storage__unseal(struct kyufu_storage *s,
                           size_t *plen,
                           uint8_t **owned)
 {
-    struct kyufu_crypto_subkeys k;
+    struct kyufu_storage__keys k;
     uint8_t aad[SEAL_AAD_BYTES_MAX];
     *owned = NULL;
     if (!kyufu_storage__is_sealed(stored, len)) {
@@ -204,16 +204,16 @@ int kyufu_storage__unseal(struct kyufu_storage *s,
     if (buf == NULL) {
         return KYUFU_STORAGE_ENOMEM;
     }
-    int rv = kyufu_storage__subkeys(s, version, &k);
+    int rv = kyufu_storage__keys_get(s, version, &k);
     if (rv != 0) {
         free(buf);
         return rv;
     }
     size_t alen = make_aad(aad, db, key, klen);
-    int crv = kyufu_storage_crypto_open(k.enc, stored + 6, aad, alen,
-                                        stored + SEAL_HEAD_BYTES,
-                                        len - SEAL_HEAD_BYTES, buf);
-    kyufu_storage_crypto_wipe(&k, sizeof k);
+    int crv = kyufu_storage_crypto_key_open(k.enc, stored + 6, aad, alen,
+                                            stored + SEAL_HEAD_BYTES,
+                                            len - SEAL_HEAD_BYTES, buf);
+    kyufu_storage__keys_put(&k);
     if (crv != 0) {
         free(buf);
         if (crv == KYUFU_CRYPTO_EAUTH) {

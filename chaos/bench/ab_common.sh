@@ -63,6 +63,9 @@ ab_init() {
     here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
     init_out=$("$ctl_bin" cluster init --dir "$dir" --nodes 3 --raft-port-base "$1" \
         --api-port-base "$2" --metrics-port-base "$3")
+    # The caller may change the node configs before the first start
+    # (ab_keys.sh: a cluster without [keys]).
+    "${ab_after_init:-:}"
     start_nodes "$4"
     for i in 0 1 2; do
         for _ in $(seq 120); do

@@ -109,7 +109,7 @@ static int try_open(const uint8_t *f, size_t size)
 
 static void test_frames(struct kyufu_storage *s)
 {
-    struct glue_stream_key k = {0, {0}};
+    struct glue_stream_key k = {0, NULL};
     uint8_t plain[40];
     uint8_t out[40];
     CHECK(glue__stream_key_load(s, kyufu_storage_keys_active(s), &k) == 0);
@@ -271,7 +271,7 @@ static long open_copy(const struct glue_stream_key *k, const uint8_t *b,
 
 static void test_chunks(struct kyufu_storage *s)
 {
-    struct glue_stream_key k = {0, {0}};
+    struct glue_stream_key k = {0, NULL};
     struct stream a, b;
     uint8_t plain[16];
     CHECK(glue__stream_key_load(s, 1, &k) == 0);
@@ -324,7 +324,7 @@ static void test_chunks(struct kyufu_storage *s)
     }
     /* Another key. */
     {
-        struct glue_stream_key k2 = {0, {0}};
+        struct glue_stream_key k2 = {0, NULL};
         CHECK(glue__stream_key_load(s, 2, &k2) == 0);
         CHECK(open_copy(&k2, a.b, a.size, NULL) == -1);
         glue__stream_key_wipe(&k2);
@@ -378,7 +378,7 @@ static void test_fsm_entries(void)
     struct kyufu_storage *ka = test_store_open(dir, "ent-a", cmk_a);
     struct kyufu_storage *kb = test_store_open(dir, "ent-b", cmk_b);
     struct kyufu_storage *none = test_store_open(dir, "ent-none", NULL);
-    struct glue_stream_key k = {0, {0}};
+    struct glue_stream_key k = {0, NULL};
     struct kyufu_fsm st;
     size_t len, size;
     uint8_t d0[32], d[32];

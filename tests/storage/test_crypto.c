@@ -1,7 +1,9 @@
 /* The encryption-at-rest primitives (storage.h "encryption at rest",
  * docs/encryption.md): known answers from an independent implementation
- * and the GCM specification, tamper detection, and the nonce derivation's
- * separation of every input. */
+ * and the GCM specification, tamper detection, the nonce derivation's
+ * separation of every input, and keyed contexts reused and shared by
+ * threads. */
+#include <pthread.h>
 #include <string.h>
 
 #include "../client/check.h"
@@ -191,6 +193,139 @@ static void test_keyed_hash(void)
     CHECK(memcmp(h, h2, 32) != 0);
 }
 
+/* The GCM specification's test case 16 again, through one keyed context
+ * (storage.h "keyed contexts") used over and over: every seal gives the
+ * known answer, a failed open (tampered) leaves the key as it was, and the
+ * same key's HMAC gives the record nonce's known answer between seals. */
+static void test_keyed_reuse(void)
+{
+    uint8_t key[32], iv[12], pt[60], aad[20], ct[60 + 16], back[60];
+    unhex("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308",
+          key, 32);
+    unhex("cafebabefacedbaddecaf888", iv, 12);
+    unhex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+          "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+          pt, 60);
+    unhex("feedfacedeadbeeffeedfacedeadbeefabaddad2", aad, 20);
+    struct kyufu_crypto_key *k = NULL;
+    CHECK_EQ_INT(kyufu_storage_crypto_key_new(key, &k), 0);
+    CHECK(k != NULL);
+    uint8_t kn[32], salt[16], n[12];
+    memset(kn, 0x11, sizeof kn);
+    memset(salt, 0x22, sizeof salt);
+    struct kyufu_crypto_key *kk = NULL;
+    CHECK_EQ_INT(kyufu_storage_crypto_key_new(kn, &kk), 0);
+    for (int round = 0; round < 3; round++) {
+        memset(ct, 0, sizeof ct);
+        CHECK_EQ_INT(kyufu_storage_crypto_key_seal(k, iv, aad, 20, pt, 60, ct),
+                     0);
+        check_hex(ct, "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd"
+                      "2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0a"
+                      "bcc9f662");
+        check_hex(ct + 60, "76fc6ece0f4e1768cddf8853bb2d551b");
+        ct[3] ^= 1;
+        CHECK_EQ_INT(kyufu_storage_crypto_key_open(k, iv, aad, 20, ct, 76,
+                                                   back),
+                     KYUFU_CRYPTO_EAUTH);
+        ct[3] ^= 1;
+        CHECK_EQ_INT(kyufu_storage_crypto_key_open(k, iv, aad, 20, ct, 76,
+                                                   back),
+                     0);
+        CHECK(memcmp(back, pt, 60) == 0);
+        /* Another nonce and plaintext: another ciphertext, not a keystream
+         * left over from the call before. */
+        uint8_t iv2[12], ct2[8 + 16];
+        memcpy(iv2, iv, 12);
+        iv2[11] ^= (uint8_t)(round + 1);
+        CHECK_EQ_INT(kyufu_storage_crypto_key_seal(k, iv2, NULL, 0, pt, 8, ct2),
+                     0);
+        CHECK(memcmp(ct2, ct, 8) != 0);
+        CHECK_EQ_INT(kyufu_storage_crypto_key_record_nonce(
+                         kk, salt, 5, 3, (const uint8_t *)"H-0001", 6, 2, n),
+                     0);
+        check_hex(n, "9eb74b91fa80f5f937587755");
+        CHECK_EQ_INT(kyufu_storage_crypto_key_record_nonce(
+                         kk, salt, 5, 3, (const uint8_t *)"H-0001", 6, 3, n),
+                     0);
+    }
+    /* Invalid arguments are refused before any context is touched. */
+    CHECK_EQ_INT(kyufu_storage_crypto_key_seal(k, iv, NULL, 3, pt, 60, ct),
+                 KYUFU_CRYPTO_EINVALID);
+    CHECK_EQ_INT(kyufu_storage_crypto_key_open(k, iv, aad, 20, ct, 15, back),
+                 KYUFU_CRYPTO_EINVALID);
+    /* References: the key lives until the last one is dropped. */
+    CHECK(kyufu_storage_crypto_key_ref(k) == k);
+    kyufu_storage_crypto_key_free(k);
+    CHECK_EQ_INT(kyufu_storage_crypto_key_open(k, iv, aad, 20, ct, 76, back),
+                 0);
+    kyufu_storage_crypto_key_free(k);
+    kyufu_storage_crypto_key_free(kk);
+    kyufu_storage_crypto_key_free(NULL);
+}
+
+/* One keyed context shared by threads at once, as the store's keys are
+ * (apply on the loop, reads on offload workers, snapshot threads): each
+ * thread's seals, opens and nonces equal the one-shot calls' results. */
+#define THREADS 4
+#define THREAD_ROUNDS 300
+
+struct thread_arg
+{
+    struct kyufu_crypto_key *k;
+    const uint8_t *raw;
+    unsigned id;
+    int failures;
+};
+
+static void *thread_run(void *p)
+{
+    struct thread_arg *a = p;
+    for (unsigned i = 0; i < THREAD_ROUNDS; i++) {
+        uint8_t iv[12] = {0}, pt[40], ct[40 + 16], want[40 + 16], back[40];
+        iv[0] = (uint8_t)a->id;
+        iv[1] = (uint8_t)i;
+        iv[2] = (uint8_t)(i >> 8);
+        memset(pt, (int)(a->id * 31 + i), sizeof pt);
+        uint8_t n1[12], n2[12], salt[16] = {(uint8_t)a->id};
+        if (kyufu_storage_crypto_key_seal(a->k, iv, iv, 3, pt, 40, ct) != 0 ||
+            kyufu_storage_crypto_seal(a->raw, iv, iv, 3, pt, 40, want) != 0 ||
+            memcmp(ct, want, sizeof ct) != 0 ||
+            kyufu_storage_crypto_key_open(a->k, iv, iv, 3, ct, sizeof ct,
+                                          back) != 0 ||
+            memcmp(back, pt, sizeof pt) != 0 ||
+            kyufu_storage_crypto_key_record_nonce(a->k, salt, i, a->id, pt, 7,
+                                                  i, n1) != 0 ||
+            kyufu_storage_crypto_record_nonce(a->raw, salt, i, a->id, pt, 7, i,
+                                              n2) != 0 ||
+            memcmp(n1, n2, 12) != 0) {
+            a->failures++;
+        }
+    }
+    kyufu_storage_crypto_key_free(a->k); /* this thread's reference */
+    return NULL;
+}
+
+static void test_keyed_threads(void)
+{
+    uint8_t raw[32];
+    for (size_t i = 0; i < sizeof raw; i++) {
+        raw[i] = (uint8_t)(0xC0 + i);
+    }
+    struct kyufu_crypto_key *k = NULL;
+    CHECK_EQ_INT(kyufu_storage_crypto_key_new(raw, &k), 0);
+    pthread_t t[THREADS];
+    struct thread_arg a[THREADS];
+    for (unsigned i = 0; i < THREADS; i++) {
+        a[i] = (struct thread_arg){kyufu_storage_crypto_key_ref(k), raw, i, 0};
+        CHECK(pthread_create(&t[i], NULL, thread_run, &a[i]) == 0);
+    }
+    kyufu_storage_crypto_key_free(k); /* the threads' references keep it */
+    for (unsigned i = 0; i < THREADS; i++) {
+        CHECK(pthread_join(t[i], NULL) == 0);
+        CHECK_EQ_INT(a[i].failures, 0);
+    }
+}
+
 static void test_strerror(void)
 {
     CHECK(strstr(kyufu_storage_crypto_strerror(KYUFU_CRYPTO_EAUTH),
@@ -205,6 +340,8 @@ int main(void)
     test_subkeys();
     test_record_nonce();
     test_keyed_hash();
+    test_keyed_reuse();
+    test_keyed_threads();
     test_strerror();
     puts("crypto: ok");
     return 0;

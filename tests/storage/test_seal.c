@@ -746,6 +746,74 @@ static void seal_canary_lmdb_and_snapshot(void)
     CHECK_EQ(snapshot, 0);
 }
 
+/* The keyring's keyed contexts (keyring.c): every stored value opens with
+ * keys derived afresh through the public derivation and the one-shot AEAD
+ * (so the cached contexts seal exactly what the derivation says), and keys
+ * a thread still holds stay usable while the cache replaces their version
+ * (references, not the cache's slots; ASan sees a use after free). */
+static void seal_keys_cache(void)
+{
+    struct fx f;
+    fx_open_keyed(&f, true);
+    canary_world(&f);
+    struct kyufu_crypto_subkeys sub;
+    CHECK(kyufu_storage_keys_subkeys(f.s, 1, &sub) == 0);
+    struct recs r = {0};
+    raw_sealed(&f, &r);
+    CHECK(r.n > 10);
+    for (size_t i = 0; i < r.n; i++) {
+        size_t at = sealed_at(r.items[i].db, r.items[i].v, r.items[i].vlen);
+        const uint8_t *v = r.items[i].v + at;
+        size_t n = r.items[i].vlen - at;
+        uint8_t aad[4 + 512];
+        CHECK(r.items[i].klen <= 512 && n >= 18 + 16);
+        kyufu_storage__put_u32(aad, r.items[i].db);
+        memcpy(aad + 4, r.items[i].k, r.items[i].klen);
+        uint8_t *plain = malloc(n);
+        CHECK(plain != NULL);
+        CHECK_EQ(kyufu_storage_crypto_open(sub.enc, v + 6, aad,
+                                           4 + r.items[i].klen, v + 18,
+                                           n - 18, plain),
+                 0);
+        free(plain);
+    }
+    recs_free(&r);
+
+    /* Hold version 1's keys, then push it out of the cache. */
+    struct kyufu_storage__keys held, other;
+    CHECK(kyufu_storage__keys_get(f.s, 1, &held) == 0);
+    for (uint32_t v = 2; v < 2 + KYUFU_KEYS_CACHED_MAX; v++) {
+        CHECK(kyufu_storage__keys_get(f.s, v, &other) == 0);
+        kyufu_storage__keys_put(&other);
+    }
+    uint8_t nonce[12], want[12], ct[5 + 16], back[5];
+    static const uint8_t salt[16] = {7};
+    CHECK(kyufu_storage_crypto_key_record_nonce(held.nonce, salt, 9, 1,
+                                                (const uint8_t *)"k", 1, 0,
+                                                nonce) == 0);
+    CHECK(kyufu_storage_crypto_record_nonce(sub.nonce, salt, 9, 1,
+                                            (const uint8_t *)"k", 1, 0,
+                                            want) == 0);
+    CHECK(memcmp(nonce, want, 12) == 0);
+    CHECK(kyufu_storage_crypto_key_seal(held.enc, nonce, NULL, 0,
+                                        (const uint8_t *)"hello", 5, ct) == 0);
+    kyufu_storage__keys_put(&held);
+    CHECK(held.enc == NULL && held.nonce == NULL);
+    /* Version 1 again, derived anew: it opens what the held keys sealed. */
+    CHECK(kyufu_storage__keys_get(f.s, 1, &other) == 0);
+    CHECK(kyufu_storage_crypto_key_open(other.enc, nonce, NULL, 0, ct,
+                                        sizeof ct, back) == 0);
+    CHECK(memcmp(back, "hello", 5) == 0);
+    kyufu_storage__keys_put(&other);
+    kyufu_storage_crypto_wipe(&sub, sizeof sub);
+    /* And the store reads on as before. */
+    Kyufu__V1__Household *h = NULL;
+    CHECK(kyufu_storage_get_household(f.s, "H-C1", &h) == 0);
+    CHECK_STR(h->head_name, CANARY_HEAD);
+    kyufu__v1__household__free_unpacked(h, NULL);
+    fx_close(&f);
+}
+
 int main(int argc, char **argv)
 {
     static const struct t_case cases[] = {
@@ -758,6 +826,7 @@ int main(int argc, char **argv)
         T_CASE(seal_no_key_plain),
         T_CASE(seal_nonces_distinct),
         T_CASE(seal_canary_lmdb_and_snapshot),
+        T_CASE(seal_keys_cache),
     };
     return t_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
