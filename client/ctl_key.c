@@ -264,8 +264,16 @@ static int key_rewrap(struct ctl__run *r, const struct key_args *a)
     struct kyufu_keys_source old_src = { .kek_file = a->kek, .passphrase_file = a->pass };
     struct kyufu_keys_source new_src = { .kek_file = a->new_kek,
                                          .passphrase_file = a->new_pass };
-    if (kyufu_keys_cmk_rewrap(&old_src, &new_src, a->cmk, ids[0], ca_hash, errmsg,
-                              sizeof errmsg) != 0) {
+    int rw = kyufu_keys_cmk_rewrap(&old_src, &new_src, a->cmk, ids[0], ca_hash, errmsg,
+                                   sizeof errmsg);
+    if (rw == -2) {
+        /* The old key no longer opens the file: the new one must stay. */
+        return ctl__fail(r, KYUFU_CTL_EXIT_LOCAL,
+                         "%s: %s; %s may now be wrapped under %s only: keep that key "
+                         "and the old one until the node has started with the new "
+                         "one", cmd, errmsg, a->cmk, new_path);
+    }
+    if (rw != 0) {
         if (made) {
             (void)unlink(a->new_kek);
         }

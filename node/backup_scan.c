@@ -200,10 +200,14 @@ int kyufu_backup_remove(const char *parent,
         goto out;
     }
     /* The folder moved with its descriptor: unlink through it. */
-    DIR *d = fdopendir(dup(dfd));
+    int dfd2 = dup(dfd);
+    DIR *d = dfd2 < 0 ? NULL : fdopendir(dfd2);
     if (d == NULL) {
         snprintf(errmsg, errmsg_len, "cannot read %s: %s", hidden,
                  strerror(errno));
+        if (dfd2 >= 0) {
+            close(dfd2);
+        }
         goto out;
     }
     rewinddir(d); /* only_backup_files read the shared offset to the end */

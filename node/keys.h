@@ -177,7 +177,10 @@ int kyufu_keys_cmk_store(const struct kyufu_keys_source *src,
  * the file durably (a temporary file, fsync, rename, folder fsync), then
  * check that it opens with new_src.  Refuses (-1, errmsg), with the file
  * unchanged, when old_src does not open it or new_src cannot be read.
- * Every key is wiped.  0, or -1. */
+ * -2 when it failed after the file may have been replaced (a failed
+ * folder fsync after the rename, a failed read-back): old_src no longer
+ * opens it, so new_src's key must be kept.  Every key is wiped.  0, -1 or
+ * -2. */
 int kyufu_keys_cmk_rewrap(const struct kyufu_keys_source *old_src,
                           const struct kyufu_keys_source *new_src,
                           const char *cmk_path,

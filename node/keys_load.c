@@ -260,7 +260,7 @@ int kyufu_keys_cmk_rewrap(const struct kyufu_keys_source *old_src,
     if (wrap_write(new_src, cmk_path, node_id, ca_hash, cmk, why,
                    sizeof why) != 0) {
         snprintf(errmsg, errmsg_len, "%s", why);
-        goto out;
+        goto changed;
     }
     /* What is on disk now opens with the new key to the same CMK. */
     if (kyufu_keys_cmk_load(new_src, cmk_path, node_id, ca_hash, again, why,
@@ -270,9 +270,18 @@ int kyufu_keys_cmk_rewrap(const struct kyufu_keys_source *old_src,
                  "%s was written but does not read back with the new key "
                  "(%s): restore it from a backup of the node's keys",
                  cmk_path, why);
-        goto out;
+        goto changed;
     }
     rv = 0;
+    goto out;
+changed:
+    /* Whether the file is still the old one decides whether the new key
+     * may be thrown away: a failure after the rename (its folder fsync)
+     * leaves the file under the new key only. */
+    if (kyufu_keys_cmk_load(old_src, cmk_path, node_id, ca_hash, again, why,
+                            sizeof why) != 0) {
+        rv = -2;
+    }
 out:
     kyufu_storage_crypto_wipe(cmk, sizeof cmk);
     kyufu_storage_crypto_wipe(again, sizeof again);

@@ -113,6 +113,14 @@ static void on_tick(uv_timer_t *t)
         return;
     }
     if (rv != 0) {
+        if (kyufu_storage_is_fatal(rv)) {
+            /* A damaged record stops the node, as it does in a query,
+             * instead of a warning every tick. */
+            kyufu_log(KYUFU_LOG_ERROR, "cannot read the key rotation",
+                      KYUFU_LOG_S("error", kyufu_storage_strerror(rv)));
+            kyufu_node__stop_storage(n, rv);
+            return;
+        }
         kyufu_log(KYUFU_LOG_WARN, "cannot read the key rotation",
                   KYUFU_LOG_S("error", kyufu_storage_strerror(rv)));
         return;

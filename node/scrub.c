@@ -192,7 +192,7 @@ static void on_answer(struct kyufu_grpc_client_req *req, int status,
     char why[120];
     bool found;
     uint8_t digest[32];
-    if (!kyufu_node__scrub_parse_answer(response, response_len,
+    if (!kyufu_node__scrub_parse_answer(response, response_len, p->id,
                                         n->scrub.own.index, &found, digest,
                                         why, sizeof why)) {
         n->scrub.bad_answers++;

@@ -39,7 +39,7 @@ enum kyufu_node_scrub_verdict kyufu_node__scrub_verdict(
 }
 
 bool kyufu_node__scrub_parse_answer(const uint8_t *bytes, size_t len,
-                                    uint64_t index, bool *found,
+                                    uint64_t from, uint64_t index, bool *found,
                                     uint8_t digest[32], char *why,
                                     size_t why_len)
 {
@@ -51,7 +51,14 @@ bool kyufu_node__scrub_parse_answer(const uint8_t *bytes, size_t len,
         return false;
     }
     bool ok = true;
-    if (r->n_results > KYUFU_NODE_SCRUB_RESULTS_MAX) {
+    if (r->n_results > 0 && r->node_id != from) {
+        /* A digest counts for the voter it came from only: one node's
+         * certificate answering for two voters would make a majority. */
+        snprintf(why, why_len, "the answer is node %llu's, not node %llu's",
+                 (unsigned long long)r->node_id, (unsigned long long)from);
+        ok = false;
+    }
+    if (ok && r->n_results > KYUFU_NODE_SCRUB_RESULTS_MAX) {
         snprintf(why, why_len, "the answer names %zu results (at most %u)",
                  r->n_results, KYUFU_NODE_SCRUB_RESULTS_MAX);
         ok = false;

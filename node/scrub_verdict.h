@@ -9,9 +9,11 @@
 #include <stdint.h>
 
 /* A peer's ScrubDigests answer: its digest at `index` into digest (true
- * with *found), or false with why (malformed: nothing taken).  Exposed
- * for tests/node/test_scrub.c. */
+ * with *found), or false with why (malformed, or results from a node
+ * other than `from`, the voter asked: nothing taken).  Exposed for
+ * tests/node/test_scrub.c. */
 bool kyufu_node__scrub_parse_answer(const uint8_t *bytes, size_t len,
+                                    uint64_t from,
                                     uint64_t index, bool *found,
                                     uint8_t digest[32], char *why,
                                     size_t why_len);

@@ -21,6 +21,7 @@
 #include "limits.h"
 #include "lock.h"
 #include "node.h"
+#include "small_file.h"
 #include "storage.h"
 #include "storage_limits.h"
 
@@ -211,6 +212,23 @@ static int seed_cmk_store(const struct kyufu_config *c,
         fprintf(stderr, "kyufud: --seed: cannot rename %s to %s: %s\n", tmp,
                 c->keys_cmk_file, strerror(errno));
         (void)unlink(tmp);
+        return -1;
+    }
+    /* The rename is durable before the store sealed under this CMK is. */
+    char dir[KYUFU_NODE_PATH_BYTES_MAX + 1] = ".";
+    const char *slash = strrchr(c->keys_cmk_file, '/');
+    if (slash != NULL) {
+        size_t len = slash == c->keys_cmk_file
+                         ? 1
+                         : (size_t)(slash - c->keys_cmk_file);
+        if (len >= sizeof dir) {
+            len = sizeof dir - 1; /* config paths are shorter (limits.h) */
+        }
+        memcpy(dir, c->keys_cmk_file, len);
+        dir[len] = '\0';
+    }
+    if (kyufu_small_file_sync_dir(dir, errmsg, sizeof errmsg) != 0) {
+        fprintf(stderr, "kyufud: --seed: %s\n", errmsg);
         return -1;
     }
     return 0;

@@ -105,31 +105,35 @@ static void test_answers(void)
 
     /* Well formed: the digest at the index asked, or not found. */
     len = answer(&buf, 8, 32);
-    CHECK(kyufu_node__scrub_parse_answer(buf, len, 13, &found, d, why,
+    CHECK(kyufu_node__scrub_parse_answer(buf, len, 2, 13, &found, d, why,
                                          sizeof why));
     memset(want, 3, 32);
     CHECK(found && memcmp(d, want, 32) == 0);
-    CHECK(kyufu_node__scrub_parse_answer(buf, len, 99, &found, d, why,
+    CHECK(kyufu_node__scrub_parse_answer(buf, len, 2, 99, &found, d, why,
                                          sizeof why));
     CHECK(!found);
+    /* Another node's answer (one certificate answering for two voters). */
+    CHECK(!kyufu_node__scrub_parse_answer(buf, len, 3, 13, &found, d, why,
+                                          sizeof why));
+    CHECK(!found && strstr(why, "node 2's, not node 3's") != NULL);
     /* Truncated: does not parse. */
     memset(d, 0x5a, 32);
-    CHECK(!kyufu_node__scrub_parse_answer(buf, len - 3, 13, &found, d, why,
+    CHECK(!kyufu_node__scrub_parse_answer(buf, len - 3, 2, 13, &found, d, why,
                                           sizeof why));
     CHECK(!found && strstr(why, "does not parse") != NULL);
     free(buf);
     /* An empty answer (a node that has no result yet). */
-    CHECK(kyufu_node__scrub_parse_answer((const uint8_t *)"", 0, 13, &found,
+    CHECK(kyufu_node__scrub_parse_answer((const uint8_t *)"", 0, 2, 13, &found,
                                          d, why, sizeof why));
     CHECK(!found);
     /* Garbage. */
     static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x12};
-    CHECK(!kyufu_node__scrub_parse_answer(junk, sizeof junk, 13, &found, d,
+    CHECK(!kyufu_node__scrub_parse_answer(junk, sizeof junk, 2, 13, &found, d,
                                           why, sizeof why));
     CHECK(!found);
     /* Oversized: more results than any node keeps. */
     len = answer(&buf, KYUFU_NODE_SCRUB_RESULTS_MAX + 1, 32);
-    CHECK(!kyufu_node__scrub_parse_answer(buf, len, 13, &found, d, why,
+    CHECK(!kyufu_node__scrub_parse_answer(buf, len, 2, 13, &found, d, why,
                                           sizeof why));
     CHECK(!found && strstr(why, "results") != NULL);
     free(buf);
@@ -141,7 +145,7 @@ static void test_answers(void)
         }
         len = answer(&buf, 4, dl);
         memset(d, 0x5a, 32);
-        CHECK(!kyufu_node__scrub_parse_answer(buf, len, 13, &found, d, why,
+        CHECK(!kyufu_node__scrub_parse_answer(buf, len, 2, 13, &found, d, why,
                                               sizeof why));
         CHECK(!found && strstr(why, "not 32") != NULL);
         memset(want, 0x5a, 32);
@@ -149,7 +153,7 @@ static void test_answers(void)
         free(buf);
     }
     len = answer(&buf, 4, 33);
-    CHECK(!kyufu_node__scrub_parse_answer(buf, len, 10, &found, d, why,
+    CHECK(!kyufu_node__scrub_parse_answer(buf, len, 2, 10, &found, d, why,
                                           sizeof why));
     free(buf);
 }
