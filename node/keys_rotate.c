@@ -26,6 +26,7 @@
 #include "limits.h"
 #include "log.h"
 #include "node.h"
+#include "offload.h"
 #include "storage_limits.h"
 
 /* One step's share of the rate: count per tick, at least one. */
@@ -166,13 +167,15 @@ void kyufu_node__rotate_close(struct kyufu_node *n)
     uv_close((uv_handle_t *)&n->rotate.timer, NULL);
 }
 
-void kyufu_node__get_key_status(struct kyufu_node_call *c)
+/* Answer GetKeyStatus from this node's store: the census when given (of
+ * the state at applied_index, its snapshot's), else none. */
+static void answer_key_status(struct kyufu_node_call *c,
+                              const struct kyufu_storage_key_census *census,
+                              uint64_t census_index)
 {
     struct kyufu_node *n = c->node;
-    const Kyufu__V1__GetKeyStatusRequest *req = c->request;
     Kyufu__V1__KeyStatus out = KYUFU__V1__KEY_STATUS__INIT;
     Kyufu__V1__KeyRotation *r = NULL;
-    struct kyufu_storage_key_census census = {0};
     Kyufu__V1__KeyVersionCount *items = NULL;
     Kyufu__V1__KeyVersionCount **ptrs = NULL;
     const char *cursor_db = "";
@@ -187,34 +190,71 @@ void kyufu_node__get_key_status(struct kyufu_node_call *c)
     }
     out.rotation = r;
     out.cursor_db = (char *)cursor_db;
-    if (req->census) {
-        rv = kyufu_storage_key_census(n->storage, &census);
-        if (rv != 0) {
-            kyufu_node__call_storage_error(c, rv, "key census");
-            goto out;
-        }
-        items = calloc(census.n > 0 ? census.n : 1, sizeof *items);
-        ptrs = calloc(census.n > 0 ? census.n : 1, sizeof *ptrs);
+    if (census != NULL) {
+        out.applied_index = census_index;
+        items = calloc(census->n > 0 ? census->n : 1, sizeof *items);
+        ptrs = calloc(census->n > 0 ? census->n : 1, sizeof *ptrs);
         if (items == NULL || ptrs == NULL) {
             kyufu_node__call_storage_error(c, KYUFU_STORAGE_ENOMEM,
                                            "key census");
             goto out;
         }
-        for (size_t i = 0; i < census.n; i++) {
+        for (size_t i = 0; i < census->n; i++) {
             kyufu__v1__key_version_count__init(&items[i]);
-            items[i].version = census.items[i].version;
-            items[i].values = census.items[i].values;
+            items[i].version = census->items[i].version;
+            items[i].values = census->items[i].values;
             ptrs[i] = &items[i];
         }
         out.census = ptrs;
-        out.n_census = census.n;
+        out.n_census = census->n;
     }
     kyufu_node__call_done_msg(c, &out.base);
 out:
     free(items);
     free(ptrs);
-    kyufu_storage_key_census_free(&census);
     if (r != NULL) {
         kyufu__v1__key_rotation__free_unpacked(r, NULL);
     }
+}
+
+/* The census walks every sealed value (about a second per million): off
+ * the loop thread, in a snapshot (offload.h), as the digest and the audit
+ * check are; called on every node at once by `kyufuctl key status
+ * --census`, on the loop it would stall Raft on all of them. */
+struct census_work
+{
+    struct kyufu_node_offload o; /* first */
+    struct kyufu_storage_key_census census;
+    uint64_t index;
+    int rv;
+};
+
+static void census_run(struct kyufu_node_offload *o)
+{
+    struct census_work *w = (struct census_work *)o;
+    uint64_t term;
+    kyufu_storage_snapshot_applied(o->snap, &w->index, &term);
+    w->rv = kyufu_storage_snapshot_key_census(o->snap, &w->census);
+}
+
+static void census_done(struct kyufu_node_offload *o)
+{
+    struct census_work *w = (struct census_work *)o;
+    if (w->rv != 0) {
+        kyufu_node__call_storage_error(o->call, w->rv, "key census");
+    } else {
+        answer_key_status(o->call, &w->census, w->index);
+    }
+    kyufu_storage_key_census_free(&w->census);
+}
+
+void kyufu_node__get_key_status(struct kyufu_node_call *c)
+{
+    const Kyufu__V1__GetKeyStatusRequest *req = c->request;
+    if (!req->census) {
+        answer_key_status(c, NULL, 0);
+        return;
+    }
+    kyufu_node__offload(c, sizeof(struct census_work), census_run,
+                        census_done, "key census");
 }

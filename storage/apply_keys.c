@@ -366,6 +366,23 @@ static int census_db(struct kyufu_storage *s,
     return rv;
 }
 
+static int census_in(struct kyufu_storage *s,
+                     MDB_txn *txn,
+                     struct kyufu_storage_key_census *out)
+{
+    int rv = 0;
+    memset(out, 0, sizeof *out);
+    for (unsigned db = 0; db < KYUFU_DB_COUNT && rv == 0; db++) {
+        if (kyufu_storage__sealed_db((enum kyufu_storage__db)db)) {
+            rv = census_db(s, txn, db, out);
+        }
+    }
+    if (rv != 0) {
+        kyufu_storage_key_census_free(out);
+    }
+    return rv;
+}
+
 int kyufu_storage_key_census(struct kyufu_storage *s,
                              struct kyufu_storage_key_census *out)
 {
@@ -375,16 +392,17 @@ int kyufu_storage_key_census(struct kyufu_storage *s,
     if (rv != 0) {
         return rv;
     }
-    for (unsigned db = 0; db < KYUFU_DB_COUNT && rv == 0; db++) {
-        if (kyufu_storage__sealed_db((enum kyufu_storage__db)db)) {
-            rv = census_db(s, txn, db, out);
-        }
-    }
+    rv = census_in(s, txn, out);
     kyufu_storage__read_end(s, txn);
-    if (rv != 0) {
-        kyufu_storage_key_census_free(out);
-    }
     return rv;
+}
+
+int kyufu_storage_snapshot_key_census(struct kyufu_storage_snapshot *snap,
+                                      struct kyufu_storage_key_census *out)
+{
+    struct kyufu_storage *s;
+    MDB_txn *txn = kyufu_storage__snapshot_txn(snap, &s);
+    return census_in(s, txn, out);
 }
 
 void kyufu_storage_key_census_free(struct kyufu_storage_key_census *c)

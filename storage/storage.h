@@ -798,8 +798,10 @@ uint32_t kyufu_storage_keys_active(const struct kyufu_storage *s);
  * the cluster never rotated, or a store error.  The loop thread.
  *
  * key_census: how many stored values of the sealed dbs are under each key
- * version (0: plaintext), by version: a scan of those dbs on the loop
- * thread (about a second per million values); free with census_free. */
+ * version (0: plaintext), by version: a scan of those dbs (about a second
+ * per million values); free with census_free.  snapshot_key_census: the
+ * same in a snapshot, on any one thread (kyufud runs it on a work thread:
+ * node/offload.h). */
 int kyufu_storage_key_rotation(struct kyufu_storage *s,
                                Kyufu__V1__KeyRotation **out,
                                const char **cursor_db);
@@ -813,6 +815,8 @@ struct kyufu_storage_key_census
 };
 int kyufu_storage_key_census(struct kyufu_storage *s,
                              struct kyufu_storage_key_census *out);
+int kyufu_storage_snapshot_key_census(struct kyufu_storage_snapshot *snap,
+                                      struct kyufu_storage_key_census *out);
 void kyufu_storage_key_census_free(struct kyufu_storage_key_census *c);
 
 #endif /* KYUFU_STORAGE_H */
