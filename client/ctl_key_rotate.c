@@ -133,6 +133,9 @@ static int key_status(struct ctl__run *r, bool census)
             if (o != NULL) {
                 json_object_set_new(o, "endpoint", json_string(ep));
                 json_object_set_new(o, "reachable", json_boolean(st != NULL));
+                if (st == NULL) {
+                    json_object_set_new(o, "error", json_string(res->message));
+                }
                 json_array_append_new(nodes, o);
             }
         } else if (st != NULL) {

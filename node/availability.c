@@ -61,6 +61,31 @@ int kyufu_node__propose_own(struct kyufu_node *n,
     return kyufu_glue_propose(n->glue, req, cmd, cb);
 }
 
+int kyufu_node__propose_system(struct kyufu_node *n,
+                               struct kyufu_glue_propose *req,
+                               Kyufu__V1__Command *cmd,
+                               uint64_t *seq_last,
+                               kyufu_glue_propose_cb cb)
+{
+    char actor[32];
+    snprintf(actor, sizeof actor, "kyufu-node-%llu",
+             (unsigned long long)n->config->id);
+    int64_t now = kyufu_node__wall_ms();
+    uint64_t seq = now > 0 && (uint64_t)now > *seq_last ? (uint64_t)now
+                                                       : *seq_last + 1;
+    *seq_last = seq;
+    Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
+    key.client_id = actor;
+    key.sequence = seq;
+    Kyufu__V1__CommandHeader header = KYUFU__V1__COMMAND_HEADER__INIT;
+    header.actor = actor;
+    header.terminal = (char *)"";
+    header.key = &key;
+    header.time_ms = now;
+    cmd->header = &header;
+    return kyufu_glue_propose(n->glue, req, cmd, cb);
+}
+
 static void result_free(Kyufu__V1__CommandResult *r)
 {
     if (r != NULL) {

@@ -58,6 +58,17 @@ int kyufu_node__propose_own(struct kyufu_node *n,
                             Kyufu__V1__Command *cmd,
                             kyufu_glue_propose_cb cb);
 
+/* Propose one of the node's system commands (RecordVersions, Reencrypt:
+ * apply checks their actor "kyufu-node-<id>"), body already in cmd; the
+ * header is made here, its key's sequence the wall clock in ms, or one
+ * more than *seq_last when the clock stepped back (a retried round must
+ * not meet the first result).  kyufu_glue_propose's result. */
+int kyufu_node__propose_system(struct kyufu_node *n,
+                               struct kyufu_glue_propose *req,
+                               Kyufu__V1__Command *cmd,
+                               uint64_t *seq_last,
+                               kyufu_glue_propose_cb cb);
+
 /* Start the heartbeat timer (after the loop is initialized). */
 void kyufu_node__avail_start(struct kyufu_node *n);
 /* Role or leader changed (node.c's state callback): a new leader proposes

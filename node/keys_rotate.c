@@ -64,33 +64,17 @@ static void on_step(struct kyufu_glue_propose *req,
 static void propose_step(struct kyufu_node *n, const Kyufu__V1__KeyRotation *r)
 {
     struct kyufu_node_rotate *x = &n->rotate;
-    char actor[32];
-    snprintf(actor, sizeof actor, "kyufu-node-%llu",
-             (unsigned long long)n->config->id);
-    int64_t now = kyufu_node__wall_ms();
-    /* A new key each time, increasing even if the clock steps back. */
-    uint64_t seq = now > 0 && (uint64_t)now > x->seq_last ? (uint64_t)now
-                                                         : x->seq_last + 1;
-    x->seq_last = seq;
-    Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
-    key.client_id = actor;
-    key.sequence = seq;
-    Kyufu__V1__CommandHeader header = KYUFU__V1__COMMAND_HEADER__INIT;
-    header.actor = actor;
-    header.terminal = (char *)"";
-    header.key = &key;
-    header.time_ms = now;
     Kyufu__V1__Reencrypt body = KYUFU__V1__REENCRYPT__INIT;
     body.version = r->version;
     body.db = r->db;
     body.from_key = r->next_key;
     body.count = step_count(n->config);
     Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;
-    cmd.header = &header;
     cmd.body_case = KYUFU__V1__COMMAND__BODY_REENCRYPT;
     cmd.reencrypt = &body;
     x->propose.data = n;
-    int rv = kyufu_glue_propose(n->glue, &x->propose, &cmd, on_step);
+    int rv = kyufu_node__propose_system(n, &x->propose, &cmd, &x->seq_last,
+                                        on_step);
     if (rv != 0) {
         kyufu_log(KYUFU_LOG_WARN, "re-encryption step not applied",
                   KYUFU_LOG_S("error", kyufu_glue_strerror(rv)));

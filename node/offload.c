@@ -94,8 +94,9 @@ void kyufu_node__offload(struct kyufu_node_call *call,
     if (n->offloaded >= KYUFU_NODE_OFFLOAD_MAX) {
         char msg[200];
         snprintf(msg, sizeof msg,
-                 "too many whole-store reads (state digest, audit check) in "
-                 "progress on this node (limit %u); retry later",
+                 "too many whole-store reads (state digest, audit check, key "
+                 "census, backup) in progress on this node (limit %u); retry "
+                 "later",
                  KYUFU_NODE_OFFLOAD_MAX);
         kyufu_node__call_done(call, KYUFU_GRPC_RESOURCE_EXHAUSTED, msg, NULL,
                               0);

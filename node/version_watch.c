@@ -155,23 +155,6 @@ static void maybe_record(struct kyufu_node *n)
         return;
     }
 
-    char actor[32];
-    snprintf(actor, sizeof actor, "kyufu-node-%llu",
-             (unsigned long long)n->config->id);
-    int64_t now = kyufu_node__wall_ms();
-    /* A new key each time (a retried round must not meet the first
-     * result); increasing even if the clock steps back. */
-    uint64_t seq = now > 0 && (uint64_t)now > v->seq_last ? (uint64_t)now
-                                                         : v->seq_last + 1;
-    v->seq_last = seq;
-    Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
-    key.client_id = actor;
-    key.sequence = seq;
-    Kyufu__V1__CommandHeader header = KYUFU__V1__COMMAND_HEADER__INIT;
-    header.actor = actor;
-    header.terminal = (char *)"";
-    header.key = &key;
-    header.time_ms = now;
     Kyufu__V1__RecordVersions body = KYUFU__V1__RECORD_VERSIONS__INIT;
     for (size_t i = 0; i < n_items; i++) {
         ptrs[i] = &items[i];
@@ -179,12 +162,12 @@ static void maybe_record(struct kyufu_node *n)
     body.n_voters = n_items;
     body.voters = ptrs;
     Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;
-    cmd.header = &header;
     cmd.body_case = KYUFU__V1__COMMAND__BODY_RECORD_VERSIONS;
     cmd.record_versions = &body;
 
     v->propose.data = n;
-    rv = kyufu_glue_propose(n->glue, &v->propose, &cmd, on_recorded);
+    rv = kyufu_node__propose_system(n, &v->propose, &cmd, &v->seq_last,
+                                    on_recorded);
     if (rv != 0) {
         kyufu_log(KYUFU_LOG_WARN, "voter versions not recorded",
                   KYUFU_LOG_S("error", kyufu_glue_strerror(rv)));

@@ -53,11 +53,24 @@ def ctl(kyufuctl, conf, env, *args, timeout=60):
     return p.returncode, p.stdout, p.stderr
 
 
+BUSY = "too many whole-store reads"
+
+
 def key_status(kyufuctl, conf, env, census=False):
+    """Every node's key status.  The census is a whole-store read on a
+    work thread (node/offload.h): a node already running its limit of
+    them (the harness's digest polls) answers RESOURCE_EXHAUSTED "retry
+    later", which is retried here as an operator would, for up to 30 s."""
     args = ["--json", "key", "status"] + (["--census"] if census else [])
-    r, o, e = ctl(kyufuctl, conf, env, *args)
-    assert r == 0, (r, o, e)
-    return json.loads(o)["nodes"]
+    end = time.monotonic() + 30
+    while True:
+        r, o, e = ctl(kyufuctl, conf, env, *args)
+        assert r == 0, (r, o, e)
+        nodes = json.loads(o)["nodes"]
+        busy = [n for n in nodes if BUSY in n.get("error", "")]
+        if not busy or time.monotonic() > end:
+            return nodes
+        time.sleep(0.3)
 
 
 def census_of(node):
