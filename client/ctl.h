@@ -288,7 +288,8 @@ struct kyufu_client_result;
 int ctl__call_exit(struct ctl__run *r, int rv,
                    const struct kyufu_client_result *res);
 /* An operator's write (Cluster methods with a RequestHeader): the header
- * with a new idempotency key (or --idempotency-key's), and the answer: 0
+ * with a new idempotency key (or --idempotency-key's), and the call of
+ * `method` with req (a WriteResponse to the leader) and its answer: 0
  * when applied OK, else the exit code (REJECTED with the command's own
  * message; cmd names the command in it).  *index: the Raft index. */
 struct kyufu_client;
@@ -297,8 +298,10 @@ struct Kyufu__V1__IdempotencyKey;
 int ctl__op_header(struct ctl__run *r, struct kyufu_client *c,
                    struct Kyufu__V1__RequestHeader *hdr,
                    struct Kyufu__V1__IdempotencyKey *key);
-int ctl__op_write_result(struct ctl__run *r, const char *cmd, int crv,
-                         struct kyufu_client_result *res, uint64_t *index);
+struct ProtobufCMessage;
+int ctl__op_write(struct ctl__run *r, struct kyufu_client *c, const char *cmd,
+                  const char *method, const struct ProtobufCMessage *req,
+                  uint64_t *index);
 
 /* Ledger commands (ctl_ledger.c): returns an exit code, or -1 when
  * noun/verb name no ledger command. */

@@ -295,12 +295,8 @@ static int cmd_request(struct ctl__run *r, int argc, char **argv)
         KYUFU__V1__REQUEST_DECOMMISSION_REQUEST__INIT;
     req.header = &hdr;
     req.command = &body;
-    struct kyufu_client_call_opts opts = {.deadline_ms = r->deadline_ms, .endpoint = -1};
-    struct kyufu_client_result res;
-    int crv = kyufu_client_call(c, "RequestDecommission", &req.base,
-                                &kyufu__v1__write_response__descriptor, &opts, &res);
     uint64_t id = 0;
-    if ((rv = ctl__op_write_result(r, cmd, crv, &res, &id)) != 0) {
+    if ((rv = ctl__op_write(r, c, cmd, "RequestDecommission", &req.base, &id)) != 0) {
         return rv;
     }
     if (r->json) {
@@ -377,12 +373,8 @@ static int cmd_approve(struct ctl__run *r, int argc, char **argv)
         KYUFU__V1__APPROVE_DECOMMISSION_REQUEST__INIT;
     req.header = &hdr;
     req.command = &body;
-    struct kyufu_client_call_opts opts = {.deadline_ms = r->deadline_ms, .endpoint = -1};
-    struct kyufu_client_result res;
-    int crv = kyufu_client_call(c, "ApproveDecommission", &req.base,
-                                &kyufu__v1__write_response__descriptor, &opts, &res);
     uint64_t index = 0;
-    if ((rv = ctl__op_write_result(r, cmd, crv, &res, &index)) != 0) {
+    if ((rv = ctl__op_write(r, c, cmd, "ApproveDecommission", &req.base, &index)) != 0) {
         return rv;
     }
     fprintf(r->out, "decommission %llu approved; erase the nodes with: kyufuctl "

@@ -41,12 +41,8 @@ static int key_rotate(struct ctl__run *r, uint32_t to)
     Kyufu__V1__RotateKeysRequest req = KYUFU__V1__ROTATE_KEYS_REQUEST__INIT;
     req.header = &hdr;
     req.command = &body;
-    struct kyufu_client_call_opts opts = { .deadline_ms = r->deadline_ms, .endpoint = -1 };
-    struct kyufu_client_result res;
-    int crv = kyufu_client_call(c, "RotateKeys", &req.base,
-                                &kyufu__v1__write_response__descriptor, &opts, &res);
     uint64_t index = 0;
-    if ((rv = ctl__op_write_result(r, cmd, crv, &res, &index)) != 0) {
+    if ((rv = ctl__op_write(r, c, cmd, "RotateKeys", &req.base, &index)) != 0) {
         return rv;
     }
     if (r->json) {

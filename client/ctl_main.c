@@ -305,22 +305,27 @@ int ctl__op_header(struct ctl__run *r, struct kyufu_client *c,
     return 0;
 }
 
-int ctl__op_write_result(struct ctl__run *r, const char *cmd, int crv,
-                        struct kyufu_client_result *res, uint64_t *index)
+int ctl__op_write(struct ctl__run *r, struct kyufu_client *c, const char *cmd,
+                  const char *method, const struct ProtobufCMessage *req,
+                  uint64_t *index)
 {
-    int rv = ctl__call_exit(r, crv, res);
+    struct kyufu_client_call_opts opts = {.deadline_ms = r->deadline_ms, .endpoint = -1};
+    struct kyufu_client_result res;
+    int crv = kyufu_client_call(c, method, req, &kyufu__v1__write_response__descriptor,
+                                &opts, &res);
+    int rv = ctl__call_exit(r, crv, &res);
     if (rv != 0) {
         return rv;
     }
-    const Kyufu__V1__WriteResponse *wr = (const Kyufu__V1__WriteResponse *)res->response;
+    const Kyufu__V1__WriteResponse *wr = (const Kyufu__V1__WriteResponse *)res.response;
     if (wr->result == NULL || wr->result->code != KYUFU__V1__CODE__OK) {
         const char *m = wr->result != NULL ? wr->result->message : "no result";
         rv = ctl__fail(r, KYUFU_CTL_EXIT_REJECTED, "%s: refused: %s", cmd, m);
-        kyufu_client_response_free(res->response);
+        kyufu_client_response_free(res.response);
         return rv;
     }
     *index = wr->result->raft_index;
-    kyufu_client_response_free(res->response);
+    kyufu_client_response_free(res.response);
     return 0;
 }
 
