@@ -779,7 +779,28 @@ class Cluster:
                         len({s.state_digest for s in sts}) == 1):
                     return sts[0]
             time.sleep(0.1)
-        raise AssertionError("nodes did not converge: %s" % (last,))
+        # Compact, and the laggards' warnings and errors last: meson shows
+        # only a failed test's last 100 lines.
+        brief = [None if st is None else
+                 "node %d: applied %d commit %d last_log %d" % (
+                     st.id, st.applied_index, st.commit_index,
+                     st.last_log_index) for st in last or []]
+        top = max((st.applied_index for st in last or [] if st), default=0)
+        tails = []
+        for i, st in zip(nodes, last or []):
+            if st is not None and st.applied_index == top:
+                continue
+            try:
+                with open(self.log_path(i)) as f:
+                    lines = [ln for ln in f.read().splitlines()
+                             if '"level":"warn"' in ln or
+                             '"level":"error"' in ln]
+            except OSError:
+                lines = []
+            tails.append("--- node %d, last warnings and errors:\n%s"
+                         % (i, "\n".join(ln[:300] for ln in lines[-25:])))
+        raise AssertionError("nodes did not converge: %s\n%s"
+                             % (brief, "\n".join(tails)))
 
 
 class Writer:
