@@ -7,12 +7,12 @@
  * Values are checked as they arrive; rules that span keys are checked once
  * the whole file is read. */
 #include "config.h"
+#include "config_values.h"
 #include "slo.h"
 #include "textconf.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
-#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
@@ -443,84 +443,6 @@ static void problem(struct kyufu_config *c,
 
 /* ------------------------------------------------------------ value rules */
 
-/* "host:port": host is an IPv4 literal or a DNS name ([A-Za-z0-9.-]);
- * port 1..65535.  Writes why not into why. */
-static bool check_address(const char *s, char *why, size_t why_len)
-{
-    size_t len = strlen(s);
-    if (len == 0 || len > KYUFU_NODE_ADDRESS_BYTES_MAX) {
-        snprintf(why, why_len, "expected host:port of at most %u bytes",
-                 KYUFU_NODE_ADDRESS_BYTES_MAX);
-        return false;
-    }
-    const char *colon = strrchr(s, ':');
-    if (colon == NULL || colon == s) {
-        snprintf(why, why_len, "expected host:port, got '%s'", s);
-        return false;
-    }
-    for (const char *p = s; p < colon; p++) {
-        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-') {
-            snprintf(why, why_len,
-                     "host of '%s' must be an IPv4 address or a DNS name", s);
-            return false;
-        }
-    }
-    uint64_t port;
-    if (!kyufu_textconf_parse_uint(colon + 1, 1, 65535, &port)) {
-        snprintf(why, why_len, "port of '%s' must be 1..65535", s);
-        return false;
-    }
-    return true;
-}
-
-/* 1..KYUFU_NODE_POWER_NAME_BYTES_MAX bytes of [A-Za-z0-9_.-] and the
- * characters of `also`. */
-static bool check_name(const char *s, const char *also, char *why,
-                       size_t why_len)
-{
-    size_t len = strlen(s);
-    if (len == 0 || len > KYUFU_NODE_POWER_NAME_BYTES_MAX) {
-        snprintf(why, why_len, "expected 1..%u bytes",
-                 KYUFU_NODE_POWER_NAME_BYTES_MAX);
-        return false;
-    }
-    for (const char *p = s; *p != '\0'; p++) {
-        if (!isalnum((unsigned char)*p) && strchr("_.-", *p) == NULL &&
-            strchr(also, *p) == NULL) {
-            snprintf(why, why_len,
-                     "'%s': only letters, digits and _.-%s allowed", s, also);
-            return false;
-        }
-    }
-    return true;
-}
-
-/* NAME@HOST[:PORT], as NUT names a UPS (upsc, upsmon's MONITOR). */
-static bool check_ups(const char *s, char *why, size_t why_len)
-{
-    const char *at = strchr(s, '@');
-    if (!check_name(s, "@:", why, why_len)) {
-        return false;
-    }
-    if (at == NULL || at == s || at[1] == '\0' || strchr(at + 1, '@')) {
-        snprintf(why, why_len, "expected NAME@HOST[:PORT], got '%s'", s);
-        return false;
-    }
-    if (memchr(s, ':', (size_t)(at - s)) != NULL) {
-        snprintf(why, why_len, "UPS name of '%s' has a ':'", s);
-        return false;
-    }
-    const char *colon = strchr(at, ':');
-    if (colon != NULL) {
-        uint64_t port;
-        if (colon == at + 1 || !kyufu_textconf_parse_uint(colon + 1, 1, 65535, &port)) {
-            snprintf(why, why_len, "port of '%s' must be 1..65535", s);
-            return false;
-        }
-    }
-    return true;
-}
-
 static bool copy_value(struct parse *ps, const char *section,
                        const char *key, char *dst, size_t dst_len,
                        const char *value)
@@ -643,44 +565,6 @@ static void set_checkpoint_file(struct parse *ps, const char *value)
              value);
 }
 
-/* [backup] interval: "0" (no schedule), or digits and one unit (s, m, h,
- * d), within KYUFU_NODE_BACKUP_INTERVAL_S_MIN..MAX seconds.  A bare number
- * other than 0 is refused: "6" could mean hours as well as seconds. */
-static int parse_interval(const char *value, uint64_t *secs)
-{
-    static const struct {
-        char unit;
-        uint64_t secs;
-    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
-    if (strcmp(value, "0") == 0) {
-        *secs = 0;
-        return 0;
-    }
-    size_t n = strlen(value);
-    if (n < 2 || n > 12) {
-        return -1;
-    }
-    char digits[16];
-    memcpy(digits, value, n - 1);
-    digits[n - 1] = '\0';
-    uint64_t v;
-    if (!kyufu_textconf_parse_uint(digits, 1, KYUFU_NODE_BACKUP_INTERVAL_S_MAX,
-                                   &v)) {
-        return -1;
-    }
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (value[n - 1] == units[i].unit) {
-            if (v > KYUFU_NODE_BACKUP_INTERVAL_S_MAX / units[i].secs ||
-                v * units[i].secs < KYUFU_NODE_BACKUP_INTERVAL_S_MIN) {
-                return -1;
-            }
-            *secs = v * units[i].secs;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /* [keys] kek_file, passphrase_file, cmk_file: absolute paths of files
  * (not folders).  Their contents and modes are checked when kyufud starts
  * (node/keys_load.h): a missing or readable-by-others key file stops the
@@ -758,7 +642,7 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
         return;
     case K_NODE_RAFT_ADDRESS:
     case K_NODE_API_ADDRESS:
-        if (!check_address(value, why, sizeof why)) {
+        if (!kyufu_config__check_address(value, why, sizeof why)) {
             problem(c, ps->line, section, key, "%s", why);
             return;
         }
@@ -806,7 +690,7 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
         return;
     }
     case K_POWER_UPS:
-        if (!check_ups(value, why, sizeof why)) {
+        if (!kyufu_config__check_ups(value, why, sizeof why)) {
             problem(c, ps->line, section, key, "%s", why);
             return;
         }
@@ -814,7 +698,7 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
                    value);
         return;
     case K_POWER_DOMAIN:
-        if (!check_name(value, "@:", why, sizeof why)) {
+        if (!kyufu_config__check_name(value, "@:", why, sizeof why)) {
             problem(c, ps->line, section, key, "%s", why);
             return;
         }
@@ -887,7 +771,7 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
         c->backup_io_idle = strcmp(value, "idle") == 0;
         return;
     case K_BACKUP_INTERVAL:
-        if (parse_interval(value, &v) != 0) {
+        if (kyufu_config__parse_interval(value, &v) != 0) {
             problem(c, ps->line, section, key,
                     "'%s' is not 0 (no schedule) or a whole number with a "
                     "unit s, m, h or d, from %us to %ud",
@@ -993,7 +877,7 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
         char host[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
         unsigned char ip[16];
         const char *colon = strrchr(value, ':');
-        if (!check_address(value, why, sizeof why)) {
+        if (!kyufu_config__check_address(value, why, sizeof why)) {
             problem(c, ps->line, section, key, "%s", why);
             return;
         }
@@ -1079,11 +963,11 @@ static void set_peer(struct parse *ps, const char *name, const char *value)
         return;
     }
     bool ok = true;
-    if (!check_address(raft, why, sizeof why)) {
+    if (!kyufu_config__check_address(raft, why, sizeof why)) {
         problem(c, ps->line, "cluster", name, "raft address: %s", why);
         ok = false;
     }
-    if (!check_address(api, why, sizeof why)) {
+    if (!kyufu_config__check_address(api, why, sizeof why)) {
         problem(c, ps->line, "cluster", name, "api address: %s", why);
         ok = false;
     }
@@ -1140,17 +1024,6 @@ static int on_key(void *user, const char *section, const char *name,
 /* Cut an inline comment: from a ';' or '#' that follows a blank.  inih's
  * own inline comments depend on how it was built (Debian's: ';' only), so
  * we do it here, for both characters, before inih sees the line. */
-static void cut_inline_comment(char *str)
-{
-    for (size_t i = 0; str[i] != '\0'; i++) {
-        if (i > 0 && (str[i] == '#' || str[i] == ';') &&
-            (str[i - 1] == ' ' || str[i - 1] == '\t')) {
-            str[i] = '\0';
-            return;
-        }
-    }
-}
-
 /* Our line reader for inih: counts lines, refuses over-long ones, cuts
  * inline comments and checks section headers (inih reports a section only
  * through its keys). */
@@ -1206,7 +1079,7 @@ static char *read_line(char *str, int num, void *stream)
             }
         }
     }
-    cut_inline_comment(str);
+    kyufu_config__cut_inline_comment(str);
     return str;
 }
 
@@ -1269,20 +1142,6 @@ static void check_slo(struct parse *ps)
     }
 }
 
-/* Whether address (host:port, checked) names a loopback IPv4 address
- * literally (a DNS name could resolve anywhere). */
-static bool is_loopback(const char *address)
-{
-    char host[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
-    unsigned char ip[4];
-    const char *colon = strrchr(address, ':');
-    if (colon == NULL) {
-        return false;
-    }
-    snprintf(host, sizeof host, "%.*s", (int)(colon - address), address);
-    return inet_pton(AF_INET, host, ip) == 1 && ip[0] == 127;
-}
-
 /* [insecure_test] makes weak password hashes (api/pwhash.h): refused
  * unless every address of the node and of its cluster is a loopback one,
  * so that no config that serves anything beyond this machine can carry
@@ -1294,18 +1153,18 @@ static void check_insecure_test(struct parse *ps)
         return;
     }
     const char *outside = NULL;
-    if (c->raft_address[0] != '\0' && !is_loopback(c->raft_address)) {
+    if (c->raft_address[0] != '\0' && !kyufu_config__is_loopback(c->raft_address)) {
         outside = c->raft_address;
-    } else if (c->api_address[0] != '\0' && !is_loopback(c->api_address)) {
+    } else if (c->api_address[0] != '\0' && !kyufu_config__is_loopback(c->api_address)) {
         outside = c->api_address;
     } else if (c->metrics_listen[0] != '\0' &&
-               !is_loopback(c->metrics_listen)) {
+               !kyufu_config__is_loopback(c->metrics_listen)) {
         outside = c->metrics_listen;
     }
     for (size_t i = 0; outside == NULL && i < c->n_peers; i++) {
-        if (!is_loopback(c->peers[i].raft_address)) {
+        if (!kyufu_config__is_loopback(c->peers[i].raft_address)) {
             outside = c->peers[i].raft_address;
-        } else if (!is_loopback(c->peers[i].api_address)) {
+        } else if (!kyufu_config__is_loopback(c->peers[i].api_address)) {
             outside = c->peers[i].api_address;
         }
     }
