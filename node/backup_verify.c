@@ -66,6 +66,35 @@ static int scan_dir(const char *dir,
     return 0;
 }
 
+/* Every chunk file has the size the manifest gives it: a torn or cut
+ * chunk is found by a stat, so that `backup list` and the schedule's scan
+ * (no KEK: no chunk is read) do not count such a backup as good. */
+static int check_chunk_sizes(const char *dir,
+                             const struct kyufu_backup_manifest *m,
+                             char *errmsg,
+                             size_t errmsg_len)
+{
+    for (uint32_t i = 0; i < m->n_chunks; i++) {
+        char name[32], path[KYUFU_BACKUP_PATH_BYTES_MAX];
+        struct stat st;
+        kyufu_backup_chunk_name(i, name, sizeof name);
+        if (join(path, sizeof path, dir, name, errmsg, errmsg_len) != 0) {
+            return -1;
+        }
+        if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+            snprintf(errmsg, errmsg_len, "%s: missing or not a file", name);
+            return -1;
+        }
+        if ((uint64_t)st.st_size != m->chunks[i].bytes) {
+            snprintf(errmsg, errmsg_len,
+                     "%s: %" PRIu64 " bytes, the manifest says %" PRIu64,
+                     name, (uint64_t)st.st_size, m->chunks[i].bytes);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Remove the temporary store's directory (flat: LMDB's files). */
 static void remove_tree(const char *dir)
 {
@@ -388,6 +417,9 @@ static int open_backup(const char *dir,
         snprintf(errmsg, errmsg_len,
                  "%s holds %" PRIu32 " chunk files, the manifest lists %" PRIu32,
                  dir, n_files, res->m.n_chunks);
+        goto cleanup;
+    }
+    if (check_chunk_sizes(dir, &res->m, errmsg, errmsg_len) != 0) {
         goto cleanup;
     }
     if (kek == NULL) {

@@ -425,6 +425,15 @@ static void test_whole(void)
                       0 &&
                   strstr(err, "does not decrypt") != NULL,
               "tampered chunk with a matching manifest: %s", err);
+        /* A chunk cut by one byte: refused without a KEK too (backup list
+         * and the schedule's scan read no chunk, only their sizes). */
+        f = fopen(chunk, "w");
+        fwrite(cb, 1, cl - 1, f);
+        fclose(f);
+        CHECK(kyufu_backup_verify(b1, ca, NULL, NULL, &v, err, sizeof err) !=
+                      0 &&
+                  strstr(err, "the manifest says") != NULL,
+              "chunk cut short, no KEK: %s", err);
     }
     free(cb);
     free(mb);
