@@ -478,16 +478,6 @@ def hostile(ev, final):
                                 sys.executable] + args,
                                capture_output=True, text=True)
             assert r.returncode == 2 and "chaos/run" in r.stderr, (args, r)
-        # power-all's nodes take no snapshot (powerfs): a threshold with
-        # it (named, or among the default kinds) is refused, not ignored
-        for args in (["--snapshot-threshold", "64"],
-                     ["--snapshot-threshold", "64", "--kinds",
-                      "kill-leader,power-all"]):
-            r = subprocess.run([sys.executable, os.path.join(here, "run"),
-                                sys.executable] + args,
-                               capture_output=True, text=True)
-            assert r.returncode == 2 and "not with power-all" in r.stderr, \
-                (args, r)
         for args in (["--minutes", "0"], ["--minutes", "1",
                                            "--run-seconds", "5"], []):
             r = subprocess.run([sys.executable, os.path.join(here, "soak"),

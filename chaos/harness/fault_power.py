@@ -4,9 +4,11 @@ and clock jumps"): the power of all three nodes fails at once.
 When a plan holds this action, setup() puts each node's data folder on its
 own kyufu-powerfs mount (chaos/powerfs/powerfs.c: every write is held until
 the file is fsynced, a cut drops what is held) and gives every kyufud a
-boot id file (the KYUFU_BOOT_ID_FILE test hook, docs/testing.md), and a
-snapshot threshold no run reaches (SNAPSHOT_THRESHOLD); join() does the
-same for a node the harness adds later (replace-node).  inject()
+boot id file (the KYUFU_BOOT_ID_FILE test hook, docs/testing.md); join()
+does the same for a node the harness adds later (replace-node).  The nodes
+take snapshots as configured: libraft writes them with O_TMPFILE, which
+powerfs serves (chaos/powerfs/powerfs_loop.c), so a rebuild after a cut
+restores the newest snapshot and replays only the log's tail.  inject()
 cuts the power of every member's mount (unsynced data dropped, the mounts
 then answer EIO) and kills -9 every member; heal() unmounts, mounts again
 from what was synced and writes a new boot id for each of them (the OS
@@ -32,12 +34,6 @@ import powerfs as P
 
 ACTION = "power"
 CUT_WAIT_S = 15.0  # a killed kyufud's exit (its files close)
-# libraft 0.22.1 writes a snapshot with open(O_TMPFILE), which a FUSE
-# mount refuses: raft_uv retries and kyufud stops (docs/chaos.md
-# "Findings").  On powerfs mounts the nodes take no snapshot: the largest
-# threshold kyufud accepts (raft-glue/glue_limits.h), far more entries than
-# a run makes.
-SNAPSHOT_THRESHOLD = 1048576
 
 
 def program(kyufud):
@@ -83,7 +79,7 @@ class State:
 
     def add(self, c, i):
         """Node i (not started yet) on a powerfs mount of its own, with a
-        boot id and no snapshots."""
+        boot id."""
         nd = os.path.dirname(os.path.abspath(c.conf[i]))
         data, disk = os.path.join(nd, "data"), os.path.join(nd, "disk")
         # The data folder (holding its bootstrap-admin file, if any)
@@ -93,13 +89,6 @@ class State:
                                  os.path.join(nd, "powerfs.log"))
         self.boots[i] = 0
         self.new_boot(c, i)
-        with open(c.conf[i]) as f:
-            text = f.read()
-        assert "snapshot_threshold" not in text, c.conf[i]
-        assert "[raft]\n" in text, c.conf[i]
-        with open(c.conf[i], "w") as f:
-            f.write(text.replace("[raft]\n", "[raft]\nsnapshot_threshold = "
-                                 "%d\n" % SNAPSHOT_THRESHOLD, 1))
 
     def new_boot(self, c, i):
         self.boots[i] += 1
@@ -126,9 +115,9 @@ def setup(c, kinds, actions):
 
 
 def join(c, i):
-    """A node added by the harness (replace-node) gets its mount, boot id
-    and snapshot threshold too, if the plan cuts power: it is a member
-    when the next cut comes."""
+    """A node added by the harness (replace-node) gets its mount and boot
+    id too, if the plan cuts power: it is a member when the next cut
+    comes."""
     if _state is not None:
         assert not _state.cut, "a node joins while the power is cut"
         _state.add(c, i)

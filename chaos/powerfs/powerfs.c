@@ -57,8 +57,10 @@
  *     between processes on one mount and need no durability), O_DIRECT
  *     (stripped; the kernel still sends such writes straight to us).
  *
- * Concurrency: libfuse's multithreaded loop and the control thread; one
- * mutex around every operation (a test tool: simplicity over speed).
+ * O_TMPFILE works (powerfs_loop.c: libraft writes its snapshots that way).
+ *
+ * Concurrency: one request loop (powerfs_loop.c) and the control thread;
+ * one mutex around every operation (a test tool: simplicity over speed).
  */
 #define FUSE_USE_VERSION 35
 
@@ -82,6 +84,7 @@
 #include <unistd.h>
 
 #include "powerfs_extents.h"
+#include "powerfs_loop.h"
 
 /* One backing inode with an open descriptor or held extents. */
 struct pnode {
@@ -90,6 +93,7 @@ struct pnode {
     int open;          /* open file handles of ours on it */
     bool gone;         /* unlinked (last link) while open */
     char *path;        /* last path seen, for the report */
+    char *tmp;         /* O_TMPFILE: its hidden name (see tmpfile_rewrite) */
     struct powerfs_extents ext;
     struct pnode *next;
 };
@@ -138,6 +142,7 @@ static void node_free(struct pnode *n)
     *pp = n->next;
     powerfs_extents_clear(&n->ext);
     free(n->path);
+    free(n->tmp);
     free(n);
 }
 
@@ -212,6 +217,8 @@ static void *pf_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
     /* Synchronous direct I/O: see the header (O_DSYNC, RWF_DSYNC). */
     conn->want &= ~(unsigned)FUSE_CAP_ASYNC_DIO;
+    /* Every request in memory, so tmpfile_rewrite can read it. */
+    conn->want &= ~(unsigned)FUSE_CAP_SPLICE_READ;
     cfg->use_ino = 1;
     cfg->hard_remove = 1; /* no .fuse_hidden files in the directories */
     cfg->nullpath_ok = 1;
@@ -289,10 +296,23 @@ static int pf_rename(const char *from, const char *to, unsigned int flags)
     return ret_errno(rv);
 }
 
+/* linkat(2) of an O_TMPFILE file gives it its first name: the hidden name
+ * it had here goes (tmpfile_rewrite). */
 static int pf_link(const char *from, const char *to)
 {
     LOCKED_OR_EIO();
-    return ret_errno(linkat(backing_fd, rel(from), backing_fd, rel(to), 0));
+    int rv = linkat(backing_fd, rel(from), backing_fd, rel(to), 0);
+    struct stat st;
+    if (rv == 0 && fstatat(backing_fd, rel(to), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        struct pnode *n = node_find(st.st_dev, st.st_ino);
+        if (n != NULL && n->tmp != NULL && strcmp(n->tmp, from) == 0) {
+            (void)unlinkat(backing_fd, rel(n->tmp), 0);
+            free(n->tmp);
+            n->tmp = NULL;
+            node_set_path(n, to);
+        }
+    }
+    return ret_errno(rv);
 }
 
 static int pf_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -416,10 +436,23 @@ static int pf_open(const char *path, struct fuse_file_info *fi)
     return open_common(path, fi->flags, 0, false, fi);
 }
 
+static bool tmp_name(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    return strncmp(base != NULL ? base + 1 : path, TMP_PREFIX,
+                   sizeof TMP_PREFIX - 1) == 0;
+}
+
 static int pf_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
     LOCKED_OR_EIO();
-    return open_common(path, fi->flags | O_CREAT, mode, true, fi);
+    int rv = open_common(path, fi->flags | O_CREAT, mode, true, fi);
+    if (rv == 0 && tmp_name(path)) {
+        struct pnode *n = ((struct pfile *)fi->fh)->node;
+        free(n->tmp);
+        n->tmp = strdup(path); /* NULL: the name stays, hidden (readdir) */
+    }
+    return rv;
 }
 
 static int pf_read(const char *path, char *buf, size_t size, off_t off,
@@ -502,6 +535,13 @@ static int pf_release(const char *path, struct fuse_file_info *fi)
     close(pf->fd);
     assert(pf->node->open > 0);
     pf->node->open--;
+    if (!cut && pf->node->open == 0 && pf->node->tmp != NULL) {
+        /* An O_TMPFILE file closed before any linkat(2): it is gone. */
+        (void)unlinkat(backing_fd, rel(pf->node->tmp), 0);
+        free(pf->node->tmp);
+        pf->node->tmp = NULL;
+        pf->node->gone = true;
+    }
     if (!cut) {
         node_maybe_free(pf->node);
     }
@@ -559,6 +599,9 @@ static int pf_readdir(const char *path, void *buf, fuse_fill_dir_t fill,
         memset(&st, 0, sizeof st);
         st.st_ino = de->d_ino;
         st.st_mode = (mode_t)DTTOIF(de->d_type);
+        if (tmp_name(de->d_name)) {
+            continue; /* an O_TMPFILE file has no name to list */
+        }
         if (fill(buf, de->d_name, &st, 0, 0) != 0) {
             break;
         }
@@ -825,9 +868,28 @@ int main(int argc, char **argv)
         return 1;
     }
     pthread_detach(th);
-    char *fargv[] = {argv[0], argv[2], "-f", "-o",
-                     "fsname=kyufu-powerfs,subtype=powerfs,max_threads=4", NULL};
-    int rv = fuse_main(5, fargv, &ops, NULL);
+    char *fargv[] = {argv[0], "-o", "fsname=kyufu-powerfs,subtype=powerfs",
+                     NULL};
+    struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
+    struct fuse *f = fuse_new(&args, &ops, sizeof ops, NULL);
+    int rv = 1;
+    if (f == NULL) {
+        fprintf(stderr, "kyufu-powerfs: fuse_new failed\n");
+    } else if (fuse_mount(f, argv[2]) != 0) {
+        fprintf(stderr, "kyufu-powerfs: cannot mount %s\n", argv[2]);
+    } else {
+        if (fuse_set_signal_handlers(fuse_get_session(f)) != 0) {
+            fprintf(stderr, "kyufu-powerfs: no signal handlers\n");
+        } else {
+            rv = powerfs_loop(f);
+            fuse_remove_signal_handlers(fuse_get_session(f));
+        }
+        fuse_unmount(f);
+    }
+    if (f != NULL) {
+        fuse_destroy(f);
+    }
+    fuse_opt_free_args(&args);
     unlink(argv[4]);
     return rv;
 }

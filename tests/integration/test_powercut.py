@@ -15,7 +15,10 @@ MODE background (issue 9, docs/storage.md "After an OS crash: rebuild"):
 the nodes run `[storage] flush = background`, and the "OS" restarts with the cut (each node's boot id, read
 through the KYUFU_BOOT_ID_FILE test hook, changes): every node must log
 that it discarded its store and rebuilt it from its own snapshot and log,
-with the same checks after.  Then a clean stop, another boot id, a
+with the same checks after.  In this mode the nodes snapshot every 32
+entries, so each has snapshots on its mount when the power goes (libraft
+writes them with O_TMPFILE; powerfs serves it) and the rebuild restores
+one.  Then a clean stop, another boot id, a
 restart: no node may rebuild (the clean stop left the mark "clean").
 
 usage: test_powercut.py KYUFUD KYUFU_POWERFS [commit|background]"""
@@ -32,6 +35,7 @@ import powerfs as P
 import workload as W
 
 WRITERS = 3
+SNAPSHOT_THRESHOLD = 32  # background mode: entries between snapshots
 LOAD_S = float(os.environ.get("KYUFU_POWERCUT_LOAD_S", "3"))
 CANARY = "powercut-canary"
 CANARY_BYTES = b"not synced\n" * 100
@@ -146,8 +150,13 @@ def main():
     P.usable_or_skip(powerfs)
     t0 = time.monotonic()
     if background:
+        # Snapshots every 32 entries: libraft writes them with O_TMPFILE
+        # and linkat(2) (chaos/powerfs/powerfs_loop.c), and the rebuild
+        # restores the newest one before it replays the log's tail.
         c = C.Cluster(kyufud, extra_conf={i: "[storage]\nflush = background\n"
-                                  for i in range(1, 4)})
+                                  for i in range(1, 4)},
+                      snapshot_threshold=SNAPSHOT_THRESHOLD,
+                      snapshot_trailing=SNAPSHOT_THRESHOLD // 2)
         for i in range(1, c.n + 1):
             set_boot(c, i, "00000000-0000-4000-8000-0000000000a%d" % i)
     else:
@@ -214,6 +223,16 @@ def main():
 
         for m in mounts.values():
             m.unmount()
+        if background:
+            # Each node took snapshots under load; the newest survived the
+            # cut whole (fsynced before its name was linked).
+            for i, m in mounts.items():
+                metas = [f for f in os.listdir(os.path.join(m.backing, "raft"))
+                         if f.startswith("snapshot-") and f.endswith(".meta")]
+                assert metas, "node %d took no snapshot: %s" % (
+                    i, os.listdir(os.path.join(m.backing, "raft")))
+                print("node %d: %d snapshots on disk after the cut"
+                      % (i, len(metas)))
         for i, m in mounts.items():
             m.mount()
             # Created (metadata is applied at once), its data lost.

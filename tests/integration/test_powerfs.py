@@ -1,11 +1,12 @@
 """kyufu-powerfs itself (chaos/powerfs/powerfs.c): what survives its power
 cut and what does not, the way LMDB and raft_uv use files (pwrite read back
 through a read-only shared mapping, a shared writable mapping, fallocate,
-rename, a directory fsync), EIO after the cut, a clean unmount writing back
+rename, a directory fsync, libraft's O_TMPFILE and linkat), EIO after the cut, a clean unmount writing back
 what it holds, the bound on what it holds (--held-max), and its hostile
 inputs.
 
 usage: test_powerfs.py KYUFU_POWERFS"""
+import ctypes
 import errno
 import mmap
 import os
@@ -40,6 +41,45 @@ def write(path, data, sync):
 def read(path):
     with open(path, "rb") as f:
         return f.read()
+
+
+def link_fd(fd, path):
+    """libraft's way to name an O_TMPFILE file (UvFsFinalizeTempFile):
+    linkat(AT_FDCWD, "/proc/self/fd/N", AT_FDCWD, path, AT_SYMLINK_FOLLOW)
+    (os.link calls link(2), which would link the /proc symlink itself)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.linkat(-100, b"/proc/self/fd/%d" % fd, -100, os.fsencode(path),
+                   0x400) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), path)
+
+
+def tmpfiles(mnt):
+    """libraft writes snapshots with O_TMPFILE, then links them
+    (chaos/powerfs/powerfs_loop.c): synced and linked survives the cut,
+    linked but unsynced keeps its name and loses its bytes, one closed
+    without a link leaves nothing; none is listed before its link.  Returns
+    the descriptor of one still open and unlinked at the cut."""
+    os.mkdir(mnt + "/snap")
+    fd = os.open(mnt + "/snap", os.O_TMPFILE | os.O_WRONLY, 0o600)
+    os.write(fd, b"snapshot-1")
+    os.fsync(fd)
+    assert os.listdir(mnt + "/snap") == []
+    link_fd(fd, mnt + "/snap/snapshot-1")
+    os.close(fd)
+    assert read(mnt + "/snap/snapshot-1") == b"snapshot-1"
+    assert os.stat(mnt + "/snap/snapshot-1").st_nlink == 1
+    fd = os.open(mnt + "/snap", os.O_TMPFILE | os.O_WRONLY, 0o600)
+    os.write(fd, b"never linked")
+    os.close(fd)
+    fd = os.open(mnt + "/snap", os.O_TMPFILE | os.O_WRONLY, 0o600)
+    os.write(fd, b"unsynced-2")
+    link_fd(fd, mnt + "/snap/snapshot-2")
+    os.close(fd)
+    assert sorted(os.listdir(mnt + "/snap")) == ["snapshot-1", "snapshot-2"]
+    fd = os.open(mnt + "/snap", os.O_TMPFILE | os.O_WRONLY, 0o600)
+    os.write(fd, b"open at the cut")
+    return fd
 
 
 def hostile(powerfs, d):
@@ -163,6 +203,12 @@ def main():
         write(mnt + "/tmp-new", b"new", sync=True)
         os.rename(mnt + "/tmp-new", mnt + "/replaced")
         assert read(mnt + "/replaced") == b"new"
+        tmpfd = tmpfiles(mnt)
+        # In the backing folder: the two named, and the open one's hidden
+        # name (the one closed without a link left nothing).
+        back = sorted(os.listdir(m.backing + "/snap"))
+        assert back[2:] == ["snapshot-1", "snapshot-2"] and len(back) == 3 \
+            and back[0].startswith(".powerfs-tmpfile-"), back
 
         # A bad control command changes nothing: the held bytes below are
         # still all there (a command taken for "cut" would drop them).
@@ -175,13 +221,17 @@ def main():
             s.close()
         # Held bytes per file (the kernel may split a write that crosses a
         # page into two extents).
-        want = {"/unsynced": 8, "/mixed": 100, "/data.mdb": 4, "/raft/1-2": 7}
+        want = {"/unsynced": 8, "/mixed": 100, "/data.mdb": 4, "/raft/1-2": 7,
+                "/snap/snapshot-2": 10}
         pend = m.pending()
-        assert {p: b for p, (_, b) in pend["per_file"].items()} == want, pend
+        held = {p: b for p, (_, b) in pend["per_file"].items()}
+        tmp = [p for p in held if p.startswith("/snap/.powerfs-tmpfile-")]
+        assert len(tmp) == 1 and held.pop(tmp[0]) == 15, pend
+        assert held == want, pend
         cut = m.cut()
         assert cut == pend, (cut, pend)
-        assert cut["bytes"] == 119 and cut["files"] == 4, cut
-        assert "power cut: dropped 119 bytes in %d extents of 4 files" % (
+        assert cut["bytes"] == 144 and cut["files"] == 6, cut
+        assert "power cut: dropped 144 bytes in %d extents of 6 files" % (
             cut["extents"]) in open(m.log).read()
         # After the cut: EIO for every operation, as on a dead machine.
         expect_eio(read, mnt + "/synced")
@@ -190,7 +240,7 @@ def main():
         expect_eio(write, mnt + "/new", b"x", True)
         expect_eio(os.fdatasync, wfd)
         assert m.cut()["bytes"] == 0  # a second cut drops nothing more
-        for fd in (wfd, rfd, lfd):
+        for fd in (wfd, rfd, lfd, tmpfd):
             os.close(fd)
         del mp, lm  # unmapped: the mount is no longer busy
         m.unmount()
@@ -207,6 +257,9 @@ def main():
         assert len(seg) == 65536 and seg[:14] == b"entry-1" + b"\0" * 7, seg[:14]
         assert not os.path.exists(mnt + "/gone")
         assert read(mnt + "/replaced") == b"new"
+        assert read(mnt + "/snap/snapshot-1") == b"snapshot-1"
+        assert read(mnt + "/snap/snapshot-2") == b""
+        assert sorted(os.listdir(mnt + "/snap")) == ["snapshot-1", "snapshot-2"]
         assert m.pending()["bytes"] == 0
         # An unmount without a cut is a clean shutdown: held data written.
         write(mnt + "/clean", b"written back", sync=False)
