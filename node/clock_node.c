@@ -19,8 +19,12 @@ int64_t kyufu_node__auth_now_ms(struct kyufu_node *n)
     struct kyufu_steady_clock *c = &n->auth.clock;
     enum kyufu_steady_clock_event ev;
     int64_t step = c->step_ms;
+    /* CLOCK_BOOTTIME, not CLOCK_MONOTONIC: it counts a suspend too, so
+     * the wall clock after a resume (which NTP or the RTC moved on by the
+     * suspend's length) agrees with it instead of looking like a forward
+     * step that would be ignored until kyufud restarts. */
     int64_t now = kyufu_steady_clock_read(c, read_ms(CLOCK_REALTIME),
-                                          read_ms(CLOCK_MONOTONIC), &ev);
+                                          read_ms(CLOCK_BOOTTIME), &ev);
     switch (ev) {
     case KYUFU_STEADY_CLOCK_SAME:
         break;

@@ -16,8 +16,9 @@
  *     clock that ran ahead back by hand).  Accepting a step back never
  *     expires anything; it keeps sessions alive for longer by at most the
  *     step.
- * Pure: the caller passes both readings (node/clock_node.c reads them),
- * so the unit test injects any sequence. */
+ * Pure: the caller passes both readings (node/clock_node.c reads them:
+ * CLOCK_REALTIME and, as "monotonic", CLOCK_BOOTTIME, which also counts a
+ * suspend), so the unit test injects any sequence. */
 #ifndef KYUFU_NODE_STEADY_CLOCK_H
 #define KYUFU_NODE_STEADY_CLOCK_H
 
