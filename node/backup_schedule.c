@@ -15,10 +15,12 @@
  * voter: without this, one stopped follower would stop every backup).
  * The leader never takes one.  Just before a backup the directory is
  * scanned again (another node may have taken one meanwhile); after it,
- * the scan prunes.  A failure (the scan, the write, a full offload limit,
- * a manual backup running) is logged, counted and retried after a bounded
- * backoff; nothing here stops the node.  Every node rescans now and then,
- * for its metrics.
+ * the scan prunes.  A failure (the scan, the write, [backup]
+ * require_mount not mounted, a full offload limit, a manual backup
+ * running) is logged, counted and retried after a bounded backoff;
+ * nothing here stops the node.  Every node rescans now and then, for its
+ * metrics; a manifest time in the future never counts after the scan's
+ * now (newest_from_scan; retention: backup_retention.h).
  *
  * Threads: scans and removals run on a libuv work thread (uv_queue_work,
  * no store read: a NAS may be slow); the backup itself is a whole-store
