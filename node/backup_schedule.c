@@ -166,8 +166,8 @@ static void newest_from_scan(struct kyufu_node *n, const struct scan_work *sw)
             newest = b->head_seen_ms;
         }
     }
-    if (b->written_gen != sw->written_gen && b->newest_ms > newest) {
-        newest = b->newest_ms;
+    if (b->written_gen != sw->written_gen && b->written_ms > newest) {
+        newest = b->written_ms;
     }
     b->newest_ms = newest;
     base_at(n, newest);
@@ -493,9 +493,9 @@ void kyufu_node__backup_written(struct kyufu_node *n,
     }
     struct kyufu_node_backups *b = &n->backups;
     int64_t now = now_ms();
-    int64_t at = t->created_ms < now ? t->created_ms : now;
-    if (at > b->newest_ms) {
-        b->newest_ms = at;
+    b->written_ms = t->created_ms < now ? t->created_ms : now;
+    if (b->written_ms > b->newest_ms) {
+        b->newest_ms = b->written_ms;
     }
     b->written_gen++;
     base_at(n, t->created_ms); /* this one, even if a newer time exists */
