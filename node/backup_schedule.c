@@ -65,8 +65,7 @@ struct scan_work
     uv_work_t work;
     struct kyufu_node *node;
     enum scan_why why;
-    int64_t now_ms;       /* the wall clock the scan ran at */
-    uint64_t written_gen; /* n->backups.written_gen when it started */
+    int64_t now_ms; /* the wall clock the scan ran at */
     struct kyufu_backup_keep keep;
     char pin[KYUFU_BACKUP_NAME_BYTES_MAX + 1]; /* SCAN_PRUNE: just written */
     int rv;
@@ -143,7 +142,9 @@ static void base_at(struct kyufu_node *n, int64_t ms)
  * (backup_retention.h: the newest in the ledger, dated in the future, no
  * believable time at or after its place) counts at when this node first
  * saw it, so it neither holds the age at 0 nor moves the base more than
- * once.  A backup written here while the scan ran is not lost. */
+ * once.  What was known before stays (a backup written here while the
+ * scan ran; a directory that reads empty while its NAS is away), unless
+ * it is now in the future (the clock was set back): then the scan says. */
 static void newest_from_scan(struct kyufu_node *n, const struct scan_work *sw)
 {
     struct kyufu_node_backups *b = &n->backups;
@@ -166,8 +167,8 @@ static void newest_from_scan(struct kyufu_node *n, const struct scan_work *sw)
             newest = b->head_seen_ms;
         }
     }
-    if (b->written_gen != sw->written_gen && b->written_ms > newest) {
-        newest = b->written_ms;
+    if (b->newest_ms <= sw->now_ms && b->newest_ms > newest) {
+        newest = b->newest_ms;
     }
     b->newest_ms = newest;
     base_at(n, newest);
@@ -328,7 +329,6 @@ static void scan_start(struct kyufu_node *n, enum scan_why why,
     }
     sw->node = n;
     sw->why = why;
-    sw->written_gen = b->written_gen;
     if (pin != NULL) {
         snprintf(sw->pin, sizeof sw->pin, "%s", pin);
     }
@@ -492,12 +492,10 @@ void kyufu_node__backup_written(struct kyufu_node *n,
                   KYUFU_LOG_S("error", strerror(t->io_idle_errno)));
     }
     struct kyufu_node_backups *b = &n->backups;
-    int64_t now = now_ms();
-    b->written_ms = t->created_ms < now ? t->created_ms : now;
-    if (b->written_ms > b->newest_ms) {
-        b->newest_ms = b->written_ms;
+    int64_t now = now_ms(), at = t->created_ms < now ? t->created_ms : now;
+    if (at > b->newest_ms || b->newest_ms > now) {
+        b->newest_ms = at;
     }
-    b->written_gen++;
     base_at(n, t->created_ms); /* this one, even if a newer time exists */
 }
 
