@@ -36,6 +36,14 @@ int kyufu_node__backup_take(struct kyufu_node_offload *o,
                             char *msg,
                             size_t msg_len);
 
+/* [backup] require_mount (docs/backup.md "Mount check"): 0 when it is
+ * unset or a mount point now; else -1 with msg naming it ("... is not
+ * mounted").  Reads /proc/self/mountinfo only (no disk, no NAS): any
+ * thread.  Checked before each backup is written and each scan. */
+int kyufu_node__backup_mounted(const struct kyufu_config *cfg,
+                               char *msg,
+                               size_t msg_len);
+
 /* On the loop, after kyufu_node__backup_take returned OK: the metrics'
  * newest good backup moves to it; a refused idle I/O class is logged
  * (the log is the loop's). */

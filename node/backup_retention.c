@@ -1,5 +1,6 @@
 /* Scheduled backups' names and retention: see backup_retention.h and
- * docs/backup.md "Retention".  Pure: no clock, no I/O. */
+ * docs/backup.md "Retention".  Pure: no I/O, and no clock but the now
+ * the caller passes in. */
 #include "backup_retention.h"
 
 #include <assert.h>
@@ -81,15 +82,89 @@ bool kyufu_backup_auto_name_ok(const char *name)
     return strtoull(id, NULL, 10) <= (uint64_t)INT64_MAX;
 }
 
-/* Newest first; equal times by name, descending, so that the order (and
- * what is kept) does not depend on the order the scan read them in. */
+int kyufu_backup_ledger_cmp(uint64_t term_a,
+                            uint64_t index_a,
+                            uint64_t term_b,
+                            uint64_t index_b)
+{
+    if (term_a != term_b) {
+        return term_a > term_b ? 1 : -1;
+    }
+    return index_a == index_b ? 0 : index_a > index_b ? 1 : -1;
+}
+
+/* Later in the ledger first; one place by name, descending (only so that
+ * the first pass of kyufu_backup_order is deterministic). */
+static int later_place_first(const void *a, const void *b)
+{
+    const struct kyufu_backup_aged *x = a, *y = b;
+    int c = kyufu_backup_ledger_cmp(x->term, x->index, y->term, y->index);
+    return c != 0 ? -c : -strcmp(x->name, y->name);
+}
+
+/* The total order of kyufu_backup_order: later in the ledger; then later
+ * at_ms; then one whose time is not in the future (at_ms == created_ms)
+ * before one whose is; then the name, descending (names are unique in a
+ * directory). */
 static int newest_first(const void *a, const void *b)
 {
     const struct kyufu_backup_aged *x = a, *y = b;
-    if (x->created_ms != y->created_ms) {
-        return x->created_ms > y->created_ms ? -1 : 1;
+    int c = kyufu_backup_ledger_cmp(x->term, x->index, y->term, y->index);
+    if (c != 0) {
+        return -c;
+    }
+    if (x->at_ms != y->at_ms) {
+        return x->at_ms > y->at_ms ? -1 : 1;
+    }
+    bool xf = x->created_ms != x->at_ms, yf = y->created_ms != y->at_ms;
+    if (xf != yf) {
+        return xf ? 1 : -1;
     }
     return -strcmp(x->name, y->name);
+}
+
+void kyufu_backup_order(struct kyufu_backup_aged *b, size_t n, int64_t now_ms)
+{
+    assert(b != NULL || n == 0);
+    if (n == 0) {
+        return;
+    }
+    qsort(b, n, sizeof *b, later_place_first);
+    /* Walk the places from the latest: `bound` is the earliest at_ms of
+     * every later place (now before the first).  A time in the future
+     * counts at the earliest of bound and the latest time not in the
+     * future at its own place: it was taken no later than what the
+     * ledger says came after it, and a backup of the same state whose
+     * time is believable comes first. */
+    int64_t bound = now_ms;
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        bool any_past = false;
+        int64_t past = 0; /* the latest time not in the future */
+        while (j < n && kyufu_backup_ledger_cmp(b[j].term, b[j].index,
+                                                b[i].term, b[i].index) == 0) {
+            if (b[j].created_ms <= now_ms &&
+                (!any_past || b[j].created_ms > past)) {
+                past = b[j].created_ms;
+                any_past = true;
+            }
+            j++;
+        }
+        int64_t future_at = any_past && past < bound ? past : bound;
+        for (size_t k = i; k < j; k++) {
+            b[k].at_ms =
+                b[k].created_ms <= now_ms ? b[k].created_ms : future_at;
+            if (b[k].at_ms < bound) {
+                bound = b[k].at_ms;
+            }
+        }
+        i = j;
+    }
+    qsort(b, n, sizeof *b, newest_first);
+    for (size_t k = 0; k < n; k++) {
+        assert(b[k].at_ms <= now_ms || b[k].at_ms == b[k].created_ms);
+    }
 }
 
 /* The UTC day of ms (floor, also before 1970). */
@@ -110,39 +185,59 @@ static int64_t month_of(int64_t ms)
     return (int64_t)(tm.tm_year + 1900) * 12 + tm.tm_mon;
 }
 
-/* Keep the newest of each bucket for the `count` newest buckets (b sorted
- * newest first, so the first of a bucket met is its newest). */
+/* Later bucket (of at_ms) first; in one bucket, kyufu_backup_order's. */
+static int by_bucket(const void *a, const void *b, void *arg)
+{
+    int64_t (*bucket)(int64_t) = *(int64_t (**)(int64_t))arg;
+    const struct kyufu_backup_aged *x = a, *y = b;
+    int64_t kx = bucket(x->at_ms), ky = bucket(y->at_ms);
+    if (kx != ky) {
+        return kx > ky ? -1 : 1;
+    }
+    return newest_first(a, b);
+}
+
+/* Keep the first (in kyufu_backup_order's order) of each bucket, for the
+ * `count` latest buckets.  The order is the ledger's, and a clock set
+ * back makes at_ms go back and forth along it: b is sorted by bucket for
+ * the walk and put back in order after. */
 static void keep_buckets(struct kyufu_backup_aged *b,
                          size_t n,
                          uint32_t count,
                          int64_t (*bucket)(int64_t))
 {
+    if (count == 0) {
+        return;
+    }
+    qsort_r(b, n, sizeof *b, by_bucket, &bucket);
     uint32_t kept = 0;
     int64_t last = 0;
     for (size_t i = 0; i < n && kept < count; i++) {
-        int64_t k = bucket(b[i].created_ms);
+        int64_t k = bucket(b[i].at_ms);
         if (i == 0 || k != last) {
             b[i].keep = true;
             kept++;
             last = k;
         }
     }
+    qsort(b, n, sizeof *b, newest_first);
 }
 
 void kyufu_backup_retention(struct kyufu_backup_aged *b,
                             size_t n,
-                            const struct kyufu_backup_keep *keep)
+                            const struct kyufu_backup_keep *keep,
+                            int64_t now_ms)
 {
     assert(keep != NULL && (b != NULL || n == 0));
     if (n == 0) {
         return;
     }
-    qsort(b, n, sizeof *b, newest_first);
+    kyufu_backup_order(b, n, now_ms);
     bool off = keep->last == 0 && keep->daily == 0 && keep->monthly == 0;
     for (size_t i = 0; i < n; i++) {
         b[i].keep = b[i].keep || off || i < keep->last;
     }
-    b[0].keep = true; /* never the newest good one */
+    b[0].keep = true; /* never the newest good one in the ledger */
     keep_buckets(b, n, keep->daily, day_of);
     keep_buckets(b, n, keep->monthly, month_of);
     assert(b[0].keep);

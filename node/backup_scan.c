@@ -35,6 +35,36 @@ static bool backup_file(const char *name)
     return true;
 }
 
+/* The latest place in the ledger (and, at one place, the latest time)
+ * seen among the good backups dated in the future, or among the others. */
+struct place
+{
+    bool seen;
+    uint64_t term;
+    uint64_t index;
+    int64_t created_ms;
+};
+
+/* The future head (backup_retention.h) is the latest place dated in the
+ * future when it is later than every place not: kyufu_backup_order's rule,
+ * under which only such a backup counts at now, kept here without
+ * holding every backup. */
+static void note_place(const struct kyufu_backup_manifest *m,
+                       int64_t now_ms,
+                       struct place *past,
+                       struct place *future)
+{
+    struct place *p = m->created_ms > now_ms ? future : past;
+    int c = kyufu_backup_ledger_cmp(m->applied_term, m->applied_index,
+                                    p->term, p->index);
+    if (!p->seen || c > 0 || (c == 0 && m->created_ms > p->created_ms)) {
+        p->seen = true;
+        p->term = m->applied_term;
+        p->index = m->applied_index;
+        p->created_ms = m->created_ms;
+    }
+}
+
 int kyufu_backup_scan(const char *parent,
                       const char *ca_path,
                       int64_t now_ms,
@@ -42,6 +72,7 @@ int kyufu_backup_scan(const char *parent,
                       char *errmsg,
                       size_t errmsg_len)
 {
+    struct place past = {0}, future = {0};
     memset(s, 0, sizeof *s);
     DIR *d = opendir(parent);
     if (d == NULL) {
@@ -80,9 +111,7 @@ int kyufu_backup_scan(const char *parent,
             continue;
         }
         s->n_good++;
-        if (s->n_good == 1 || res.m.created_ms > s->newest_ms) {
-            s->newest_ms = res.m.created_ms;
-        }
+        note_place(&res.m, now_ms, &past, &future);
         if (res.m.created_ms <= now_ms &&
             res.m.created_ms > s->newest_past_ms) {
             s->newest_past_ms = res.m.created_ms;
@@ -103,6 +132,9 @@ int kyufu_backup_scan(const char *parent,
             /* kyufu_backup_name_ok: at most KYUFU_BACKUP_NAME_BYTES_MAX */
             memcpy(a->name, e->d_name, strlen(e->d_name) + 1);
             a->created_ms = res.m.created_ms;
+            a->term = res.m.applied_term;
+            a->index = res.m.applied_index;
+            a->at_ms = res.m.created_ms;
             a->keep = false;
         }
         kyufu_backup_manifest_free(&res.m);
@@ -114,6 +146,13 @@ int kyufu_backup_scan(const char *parent,
         goto fail;
     }
     closedir(d);
+    if (future.seen &&
+        (!past.seen || kyufu_backup_ledger_cmp(future.term, future.index,
+                                               past.term, past.index) > 0)) {
+        s->head_term = future.term;
+        s->head_index = future.index;
+        s->head_created_ms = future.created_ms;
+    }
     return 0;
 fail:
     closedir(d);

@@ -15,10 +15,12 @@
  * voter: without this, one stopped follower would stop every backup).
  * The leader never takes one.  Just before a backup the directory is
  * scanned again (another node may have taken one meanwhile); after it,
- * the scan prunes.  A failure (the scan, the write, a full offload limit,
- * a manual backup running) is logged, counted and retried after a bounded
- * backoff; nothing here stops the node.  Every node rescans now and then,
- * for its metrics.
+ * the scan prunes.  A failure (the scan, the write, [backup]
+ * require_mount not mounted, a full offload limit, a manual backup
+ * running) is logged, counted and retried after a bounded backoff;
+ * nothing here stops the node.  Every node rescans now and then, for its
+ * metrics; a manifest time in the future never counts after the scan's
+ * now (newest_from_scan; retention: backup_retention.h).
  *
  * Threads: scans and removals run on a libuv work thread (uv_queue_work,
  * no store read: a NAS may be slow); the backup itself is a whole-store
@@ -63,6 +65,7 @@ struct scan_work
     uv_work_t work;
     struct kyufu_node *node;
     enum scan_why why;
+    int64_t now_ms; /* the wall clock the scan ran at */
     struct kyufu_backup_keep keep;
     char pin[KYUFU_BACKUP_NAME_BYTES_MAX + 1]; /* SCAN_PRUNE: just written */
     int rv;
@@ -134,17 +137,41 @@ static void base_at(struct kyufu_node *n, int64_t ms)
     }
 }
 
-/* The newest good backup by time is `ms`: the metrics move to it, and the
- * base with it the first time it is seen (a backup dated in the future
- * counts as "now" once, not at every scan: newest_past moves the base
- * after that). */
-static void newest_seen(struct kyufu_node *n, int64_t ms)
+/* The newest good backup after a scan (docs/backup.md "Metrics and
+ * scans"): the newest manifest time not in the future; a future head
+ * (backup_retention.h: the newest in the ledger, dated in the future, no
+ * believable time at or after its place) counts at when this node first
+ * saw it, so it neither holds the age at 0 nor moves the base more than
+ * once.  What was known before stays (a backup written here while the
+ * scan ran; a directory that reads empty while its NAS is away), unless
+ * it is now in the future (the clock was set back): then the scan says. */
+static void newest_from_scan(struct kyufu_node *n, const struct scan_work *sw)
 {
     struct kyufu_node_backups *b = &n->backups;
-    if (ms > b->newest_ms) {
-        b->newest_ms = ms;
-        base_at(n, ms);
+    const struct kyufu_backup_scan *s = &sw->s;
+    int64_t newest = s->newest_past_ms;
+    if (s->head_created_ms == 0) {
+        b->head_created_ms = 0;
+    } else {
+        if (s->head_term != b->head_term || s->head_index != b->head_index ||
+            s->head_created_ms != b->head_created_ms) {
+            b->head_term = s->head_term;
+            b->head_index = s->head_index;
+            b->head_created_ms = s->head_created_ms;
+            b->head_seen_ms = sw->now_ms;
+        }
+        if (b->head_seen_ms > sw->now_ms) {
+            b->head_seen_ms = sw->now_ms; /* the clock was set back */
+        }
+        if (b->head_seen_ms > newest) {
+            newest = b->head_seen_ms;
+        }
     }
+    if (b->newest_ms <= sw->now_ms && b->newest_ms > newest) {
+        newest = b->newest_ms;
+    }
+    b->newest_ms = newest;
+    base_at(n, newest);
 }
 
 /* Whether rank `rank` is due now (uv_now).  A rank above 0 counts its
@@ -169,15 +196,23 @@ static void scan_run(uv_work_t *w)
 {
     struct scan_work *sw = w->data;
     const struct kyufu_config *cfg = sw->node->config;
-    sw->rv = kyufu_backup_scan(cfg->backup_directory, cfg->tls_ca, now_ms(),
-                               &sw->s, sw->msg, sizeof sw->msg);
+    /* Not mounted: the folder under the mount point is the root disk's,
+     * not the backups'. */
+    sw->now_ms = now_ms();
+    sw->rv = kyufu_node__backup_mounted(cfg, sw->msg, sizeof sw->msg);
+    if (sw->rv != 0) {
+        return;
+    }
+    sw->rv = kyufu_backup_scan(cfg->backup_directory, cfg->tls_ca,
+                               sw->now_ms, &sw->s, sw->msg, sizeof sw->msg);
     if (sw->rv != 0 || sw->why != SCAN_PRUNE || sw->s.n_owned == 0) {
         return;
     }
     for (size_t i = 0; i < sw->s.n_owned; i++) {
         sw->s.owned[i].keep = strcmp(sw->s.owned[i].name, sw->pin) == 0;
     }
-    kyufu_backup_retention(sw->s.owned, sw->s.n_owned, &sw->keep);
+    kyufu_backup_retention(sw->s.owned, sw->s.n_owned, &sw->keep,
+                           sw->now_ms);
     sw->removed = calloc(sw->s.n_owned, sizeof *sw->removed);
     if (sw->removed == NULL) {
         snprintf(sw->msg, sizeof sw->msg, "out of memory");
@@ -232,8 +267,7 @@ static void scan_apply(struct kyufu_node *n, struct scan_work *sw)
     b->prune_failed += failed;
     /* A removal never takes the newest; the good count drops by what
      * went. */
-    newest_seen(n, sw->s.newest_ms);
-    base_at(n, sw->s.newest_past_ms);
+    newest_from_scan(n, sw);
     assert(removed < sw->s.n_good || removed == 0); /* never the newest */
     b->good = sw->s.n_good - removed;
     if (sw->why == SCAN_START) {
@@ -318,6 +352,10 @@ static void take_run(struct kyufu_node_offload *o)
     const struct kyufu_config *cfg = o->node->config;
     char parent[PATH_MAX];
     t->started_ns = uv_hrtime();
+    if (kyufu_node__backup_mounted(cfg, t->msg, sizeof t->msg) != 0) {
+        t->status = KYUFU_GRPC_FAILED_PRECONDITION;
+        return;
+    }
     if (realpath(cfg->backup_directory, parent) == NULL) {
         t->status = KYUFU_GRPC_FAILED_PRECONDITION;
         snprintf(t->msg, sizeof t->msg, "cannot resolve %.300s: %s",
@@ -453,7 +491,11 @@ void kyufu_node__backup_written(struct kyufu_node *n,
                   "refused",
                   KYUFU_LOG_S("error", strerror(t->io_idle_errno)));
     }
-    newest_seen(n, t->created_ms);
+    struct kyufu_node_backups *b = &n->backups;
+    int64_t now = now_ms(), at = t->created_ms < now ? t->created_ms : now;
+    if (at > b->newest_ms || b->newest_ms > now) {
+        b->newest_ms = at;
+    }
     base_at(n, t->created_ms); /* this one, even if a newer time exists */
 }
 

@@ -104,6 +104,7 @@ enum key_id {
     K_BACKUP_KEEP_LAST,
     K_BACKUP_KEEP_DAILY,
     K_BACKUP_KEEP_MONTHLY,
+    K_BACKUP_REQUIRE_MOUNT, /* the backup directory's mount (issue 12) */
     K_SCRUB_INTERVAL,
     K_COUNT
 };
@@ -213,6 +214,7 @@ static const struct key_spec keys[K_COUNT] = {
     [K_BACKUP_KEEP_LAST] = {"backup", "keep_last", false, NOT_RAFT},
     [K_BACKUP_KEEP_DAILY] = {"backup", "keep_daily", false, NOT_RAFT},
     [K_BACKUP_KEEP_MONTHLY] = {"backup", "keep_monthly", false, NOT_RAFT},
+    [K_BACKUP_REQUIRE_MOUNT] = {"backup", "require_mount", false, NOT_RAFT},
     /* Scrub (issue 13; docs/scrub.md): 0 disables. */
     [K_SCRUB_INTERVAL] = {"scrub", "interval_seconds", false,
                           KYUFU_GLUE_OPTION_COUNT, "seconds"},
@@ -728,72 +730,18 @@ static void set_key(struct parse *ps, enum key_id k, const char *value)
     case K_AUDIT_CHECKPOINT_FILE:
         set_checkpoint_file(ps, value);
         return;
-    /* Backups (issue 12, h/backup; docs/backup.md): the one directory
-     * backups may be written into (an existing folder, absolute), and the
-     * backup KEK (read and checked, 0600 and 64 hex, when a backup is
-     * taken: kyufu_keys_kek_read). */
-    case K_BACKUP_DIRECTORY: {
-        struct stat st;
-        if (!copy_value(ps, section, key, c->backup_directory,
-                        sizeof c->backup_directory, value)) {
-            return;
-        }
-        if (value[0] != '/' || stat(value, &st) != 0 ||
-            !S_ISDIR(st.st_mode)) {
-            problem(c, ps->line, section, key,
-                    "'%s' must be the absolute path of an existing folder",
-                    value);
-            c->backup_directory[0] = '\0';
-        }
-        return;
-    }
+    /* Backups (issue 12; docs/backup.md): config_backup.c. */
+    case K_BACKUP_DIRECTORY:
     case K_BACKUP_MAX_BYTES:
-        /* 0: no limit; else at least 64 KiB/s (a chunk is 4 MiB: below
-         * that one chunk would take over a minute). */
-        if (!kyufu_textconf_parse_uint(value, 0, KYUFU_NODE_BACKUP_RATE_MAX,
-                                       &v) ||
-            (v != 0 && v < KYUFU_NODE_BACKUP_RATE_MIN)) {
-            problem(c, ps->line, section, key,
-                    "'%s' is not 0 (no limit) or a number of bytes per "
-                    "second in %llu..%llu",
-                    value, (unsigned long long)KYUFU_NODE_BACKUP_RATE_MIN,
-                    (unsigned long long)KYUFU_NODE_BACKUP_RATE_MAX);
-            return;
-        }
-        c->backup_max_bytes_per_s = v;
-        return;
     case K_BACKUP_IO_PRIORITY:
-        if (strcmp(value, "normal") != 0 && strcmp(value, "idle") != 0) {
-            problem(c, ps->line, section, key,
-                    "'%s' is not normal or idle", value);
-            return;
-        }
-        c->backup_io_idle = strcmp(value, "idle") == 0;
-        return;
     case K_BACKUP_INTERVAL:
-        if (kyufu_config__parse_interval(value, &v) != 0) {
-            problem(c, ps->line, section, key,
-                    "'%s' is not 0 (no schedule) or a whole number with a "
-                    "unit s, m, h or d, from %us to %ud",
-                    value, (unsigned)KYUFU_NODE_BACKUP_INTERVAL_S_MIN,
-                    (unsigned)(KYUFU_NODE_BACKUP_INTERVAL_S_MAX / 86400u));
-            return;
-        }
-        c->backup_interval_s = v;
-        return;
     case K_BACKUP_KEEP_LAST:
     case K_BACKUP_KEEP_DAILY:
     case K_BACKUP_KEEP_MONTHLY:
-        if (!kyufu_textconf_parse_uint(value, 0, KYUFU_NODE_BACKUP_KEEP_MAX,
-                                       &v)) {
-            problem(c, ps->line, section, key,
-                    "'%s' is not a number of backups in 0..%u", value,
-                    KYUFU_NODE_BACKUP_KEEP_MAX);
-            return;
+    case K_BACKUP_REQUIRE_MOUNT:
+        if (kyufu_config__backup_value(c, key, value, why, sizeof why) != 0) {
+            problem(c, ps->line, section, key, "%s", why);
         }
-        *(k == K_BACKUP_KEEP_LAST    ? &c->backup_keep_last
-          : k == K_BACKUP_KEEP_DAILY ? &c->backup_keep_daily
-                                     : &c->backup_keep_monthly) = (uint32_t)v;
         return;
     case K_BACKUP_KEK_FILE: {
         size_t before = c->n_problems_all;
@@ -1217,7 +1165,8 @@ static void check_keys(struct parse *ps)
 }
 
 /* [backup]: a schedule needs somewhere to write and a key to write with;
- * retention without a schedule would have nothing to prune. */
+ * retention without a schedule would have nothing to prune; require_mount
+ * is directory or a parent of it (config_backup.c). */
 static void check_backup(struct parse *ps)
 {
     struct kyufu_config *c = ps->c;
@@ -1235,8 +1184,15 @@ static void check_backup(struct parse *ps)
             problem(c, ps->seen[keep[i]], "backup", keys[keep[i]].key,
                     "retention applies to scheduled backups: set interval "
                     "too");
-            return;
+            break;
         }
+    }
+    char why[768];
+    if (ps->seen[K_BACKUP_DIRECTORY] != 0 && c->backup_directory[0] == '\0') {
+        c->backup_require_mount[0] = '\0'; /* directory refused: moot */
+    } else if (kyufu_config__backup_mount(c, why, sizeof why) != 0) {
+        problem(c, ps->seen[K_BACKUP_REQUIRE_MOUNT], "backup",
+                "require_mount", "%s", why);
     }
 }
 

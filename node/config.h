@@ -40,7 +40,8 @@
  *   [backup]   directory (existing folder backups are written into),
  *              kek_file (the backup KEK), max_bytes_per_s (0: no limit),
  *              io_priority (normal | idle), interval (0 | N s|m|h|d: the
- *              schedule), keep_last, keep_daily, keep_monthly (retention)
+ *              schedule), keep_last, keep_daily, keep_monthly (retention),
+ *              require_mount (directory or a parent: must be mounted)
  *                                          (optional; docs/backup.md)
  *
  * Comments: a line whose first non-blank character is ';' or '#', and the
@@ -224,6 +225,10 @@ struct kyufu_config
     uint32_t backup_keep_last;
     uint32_t backup_keep_daily;
     uint32_t backup_keep_monthly;
+    /* require_mount (docs/backup.md "Mount check"): "" or the mount point
+     * [backup] directory lives on, resolved (realpath) when loaded; no
+     * backup is written while it is not a mount point. */
+    char backup_require_mount[KYUFU_NODE_PATH_BYTES_MAX + 1];
 
     /* Filled when load returns INVALID. */
     struct kyufu_textconf_problem problems[KYUFU_CONFIG_PROBLEMS_MAX];

@@ -88,44 +88,6 @@ bool kyufu_config__check_ups(const char *s, char *why, size_t why_len)
     return true;
 }
 
-/* [backup] interval: "0" (no schedule), or digits and one unit (s, m, h,
- * d), within KYUFU_NODE_BACKUP_INTERVAL_S_MIN..MAX seconds.  A bare number
- * other than 0 is refused: "6" could mean hours as well as seconds. */
-int kyufu_config__parse_interval(const char *value, uint64_t *secs)
-{
-    static const struct {
-        char unit;
-        uint64_t secs;
-    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
-    if (strcmp(value, "0") == 0) {
-        *secs = 0;
-        return 0;
-    }
-    size_t n = strlen(value);
-    if (n < 2 || n > 12) {
-        return -1;
-    }
-    char digits[16];
-    memcpy(digits, value, n - 1);
-    digits[n - 1] = '\0';
-    uint64_t v;
-    if (!kyufu_textconf_parse_uint(digits, 1, KYUFU_NODE_BACKUP_INTERVAL_S_MAX,
-                                   &v)) {
-        return -1;
-    }
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (value[n - 1] == units[i].unit) {
-            if (v > KYUFU_NODE_BACKUP_INTERVAL_S_MAX / units[i].secs ||
-                v * units[i].secs < KYUFU_NODE_BACKUP_INTERVAL_S_MIN) {
-                return -1;
-            }
-            *secs = v * units[i].secs;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /* Whether address (host:port, checked) names a loopback IPv4 address
  * literally (a DNS name could resolve anywhere). */
 bool kyufu_config__is_loopback(const char *address)

@@ -1,6 +1,6 @@
 /* Rules of single kyufud.conf values (config_values.c): pure functions of
  * the value, apart from config.c's table of keys and its whole-file
- * checks. */
+ * checks; and the [backup] section's (config_backup.c). */
 #ifndef KYUFU_NODE_CONFIG_VALUES_H
 #define KYUFU_NODE_CONFIG_VALUES_H
 
@@ -19,14 +19,30 @@ bool kyufu_config__check_name(const char *s, const char *also, char *why,
 /* NAME@HOST[:PORT], as NUT names a UPS. */
 bool kyufu_config__check_ups(const char *s, char *why, size_t why_len);
 
-/* [backup] interval: "0", or digits and one unit of s, m, h, d, within
- * KYUFU_NODE_BACKUP_INTERVAL_S_MIN..MAX.  0 with *secs, or -1. */
-int kyufu_config__parse_interval(const char *value, uint64_t *secs);
 
 /* Whether a checked host:port names a loopback IPv4 address literally. */
 bool kyufu_config__is_loopback(const char *address);
 
 /* Cut a " #" or " ;" comment off a line, in place. */
 void kyufu_config__cut_inline_comment(char *str);
+
+/* ---------------------------------------------------- config_backup.c */
+
+struct kyufu_config;
+
+/* One [backup] value (key: its name; every key of the section but
+ * kek_file) into c.  0, or -1 with why (c's field left unset). */
+int kyufu_config__backup_value(struct kyufu_config *c,
+                               const char *key,
+                               const char *value,
+                               char *why,
+                               size_t why_len);
+
+/* Once the whole file is read: require_mount (if set) names an existing
+ * folder that is directory or one of its parents; it is stored resolved
+ * (realpath).  0, or -1 with why (require_mount cleared). */
+int kyufu_config__backup_mount(struct kyufu_config *c,
+                               char *why,
+                               size_t why_len);
 
 #endif /* KYUFU_NODE_CONFIG_VALUES_H */

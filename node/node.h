@@ -143,13 +143,19 @@ struct kyufu_node_backups
     int rank;          /* this node's place in the duty, last tick (-1 none) */
     int64_t rank_since_mono; /* uv_now when it got that rank */
     /* Manifest time (Unix ms) of the newest good backup in the directory,
-     * from the scans and the backups written here; 0: none known. */
+     * never one in the future when learned: from the scans (the newest
+     * time not in the future, or when a future head was first seen) and
+     * the backups written here; 0: none known.  The future head last
+     * seen (head_created_ms 0: none) and when. */
     int64_t newest_ms;
+    uint64_t head_term;
+    uint64_t head_index;
+    int64_t head_created_ms;
+    int64_t head_seen_ms;
     /* The schedule counts on the loop's monotonic clock (uv_now), so that
      * a wall clock set back or forward moves no due time: base_mono is
      * when the newest good backup was taken (its age when learned,
-     * subtracted from uv_now; a manifest time in the future counts as
-     * now); retry_mono, after a failure, the earliest next try. */
+     * subtracted from uv_now); retry_mono, after a failure, the earliest next try. */
     int64_t base_mono;
     int64_t retry_mono;
     int64_t last_scan_mono; /* when the last scan finished */

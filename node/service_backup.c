@@ -4,8 +4,8 @@
  * forwarded (the operator picks the node: a follower by default).
  *
  * On the loop: the request is checked (a malformed or disallowed `out`,
- * no [backup] keys, the leader without allow_leader: refused, nothing
- * written).  On a work thread (offload.h: the snapshot is begun there and
+ * no [backup] keys, [backup] require_mount not mounted, the leader without
+ * allow_leader: refused, nothing written).  On a work thread (offload.h: the snapshot is begun there and
  * held only while the backup is written): the KEK is read, the CMK
  * exported, and kyufu_backup_write does the rest
  * (kyufu_node__backup_take, shared with the schedule, backup_schedule.c).
@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "backup_node.h"
+#include "backup_retention.h"
 #include "keys.h"
 #include "kyufu/v1/service.pb-c.h"
 #include "log.h"
@@ -82,6 +83,34 @@ static int split_out(const char *out,
     }
     snprintf(parent, parent_len, "%s", real_dir);
     return 0;
+}
+
+int kyufu_node__backup_mounted(const struct kyufu_config *cfg,
+                               char *msg,
+                               size_t msg_len)
+{
+    const char *mount = cfg->backup_require_mount;
+    char why[256];
+    if (mount[0] == '\0') {
+        return 0;
+    }
+    int m = kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, mount, why,
+                                     sizeof why);
+    if (m == 1) {
+        return 0;
+    }
+    if (m == 0) {
+        snprintf(msg, msg_len,
+                 "[backup] require_mount %s is not mounted: no backup "
+                 "written (mount it; docs/backup.md \"Runbook\")",
+                 mount);
+    } else {
+        snprintf(msg, msg_len,
+                 "[backup] require_mount %s: cannot tell whether it is "
+                 "mounted (%s): no backup written",
+                 mount, why);
+    }
+    return -1;
 }
 
 /* [backup] io_priority = idle: this thread's I/O (the snapshot's reads,
@@ -193,7 +222,8 @@ static void backup_run(struct kyufu_node_offload *o)
 
     b->started_ns = uv_hrtime();
     b->status = KYUFU_GRPC_FAILED_PRECONDITION;
-    if (split_out(r->out, cfg->backup_directory, parent, sizeof parent,
+    if (kyufu_node__backup_mounted(cfg, b->msg, sizeof b->msg) != 0 ||
+        split_out(r->out, cfg->backup_directory, parent, sizeof parent,
                   &name, b->msg, sizeof b->msg) != 0) {
         return;
     }
@@ -252,6 +282,14 @@ void kyufu_node__create_backup(struct kyufu_node_call *c)
                               "this node has no [backup] directory and "
                               "kek_file in its config: it takes no backups",
                               NULL, 0);
+        return;
+    }
+    /* Before the path: with the NAS gone, directory may not resolve, and
+     * "not mounted" is the reason to give. */
+    if (kyufu_node__backup_mounted(cfg, msg, sizeof msg) != 0) {
+        kyufu_log(KYUFU_LOG_WARN, "backup failed", KYUFU_LOG_S("error", msg));
+        kyufu_node__call_done(c, KYUFU_GRPC_FAILED_PRECONDITION, msg, NULL,
+                              0);
         return;
     }
     if (split_out(r->out, cfg->backup_directory, parent, sizeof parent,

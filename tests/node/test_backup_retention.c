@@ -1,7 +1,10 @@
 /* Retention of scheduled backups (node/backup_retention.h, docs/backup.md
- * "Retention") with synthetic times: keep the last N, one per day for D
- * days, one per month for M months, the newest always; equal times, a
- * clock that jumped back, an empty list, retention off.  The schedule's
+ * "Retention") with synthetic times and places in the ledger: keep the
+ * last N, one per day for D days, one per month for M months, the newest
+ * always; equal times, a clock that jumped back, an empty list, retention
+ * off; the ledger's order (term first); backups dated in the future
+ * never taking a slot ahead of later ones (cases, and a seeded search).
+ * [backup] require_mount's mount-point check.  The schedule's
  * names (malformed ones are not its own), and removing a backup folder
  * (whole, or not at all when it holds a foreign file). */
 #include <errno.h>
@@ -32,25 +35,35 @@ static int failures;
 /* 2026-01-01T00:00:00Z */
 #define T0 1767225600000LL
 
-static struct kyufu_backup_aged at(int64_t ms, const char *name)
+/* A backup at place (term, index) in the ledger, taken at ms. */
+static struct kyufu_backup_aged atl(int64_t ms, uint64_t term,
+                                    uint64_t index, const char *name)
 {
-    struct kyufu_backup_aged a = {.created_ms = ms, .keep = false};
+    struct kyufu_backup_aged a = {.created_ms = ms, .term = term,
+                                  .index = index, .keep = false};
     snprintf(a.name, sizeof a.name, "%s", name);
     return a;
 }
 
+/* All at one place (an idle ledger): the order is the times'. */
+static struct kyufu_backup_aged at(int64_t ms, const char *name)
+{
+    return atl(ms, 0, 0, name);
+}
+
 /* Which names are kept, newest first, joined with ','; `pin` (or NULL)
- * is pinned, nothing else (the arrays are reused across calls). */
+ * is pinned, nothing else (the arrays are reused across calls); now: the
+ * scan's clock (INT64_MAX: no time is in the future). */
 static const char *kept_pin(struct kyufu_backup_aged *b, size_t n,
                             uint32_t last, uint32_t daily, uint32_t monthly,
-                            const char *pin)
+                            const char *pin, int64_t now)
 {
     static char out[4096];
     struct kyufu_backup_keep k = {last, daily, monthly};
     for (size_t i = 0; i < n; i++) {
         b[i].keep = pin != NULL && strcmp(b[i].name, pin) == 0;
     }
-    kyufu_backup_retention(b, n, &k);
+    kyufu_backup_retention(b, n, &k, now);
     out[0] = '\0';
     for (size_t i = 0; i < n; i++) {
         if (b[i].keep) {
@@ -66,7 +79,14 @@ static const char *kept_pin(struct kyufu_backup_aged *b, size_t n,
 static const char *kept(struct kyufu_backup_aged *b, size_t n,
                         uint32_t last, uint32_t daily, uint32_t monthly)
 {
-    return kept_pin(b, n, last, daily, monthly, NULL);
+    return kept_pin(b, n, last, daily, monthly, NULL, INT64_MAX);
+}
+
+static const char *kept_now(struct kyufu_backup_aged *b, size_t n,
+                            uint32_t last, uint32_t daily, uint32_t monthly,
+                            int64_t now)
+{
+    return kept_pin(b, n, last, daily, monthly, NULL, now);
 }
 
 static void test_last(void)
@@ -171,12 +191,12 @@ static void test_equal_and_jumps(void)
                                      at(T0 + DAY + HOUR, "after1"),
                                      at(T0 + DAY + 2 * HOUR, "after2"),
                                      at(T0 + DAY + 3 * HOUR, "after3")};
-    k = kept_pin(p, 5, 2, 0, 0, "after3");
+    k = kept_pin(p, 5, 2, 0, 0, "after3", INT64_MAX);
     CHECK(strcmp(k, "late,late0,after3") == 0, "pinned after a jump: %s", k);
     /* Pinned survives retention off and daily too. */
     struct kyufu_backup_aged q[3] = {at(T0 + HOUR, "new"), at(T0, "old"),
                                      at(T0 - DAY, "older")};
-    k = kept_pin(q, 3, 0, 1, 0, "older");
+    k = kept_pin(q, 3, 0, 1, 0, "older", INT64_MAX);
     CHECK(strcmp(k, "new,older") == 0, "pinned, daily 1: %s", k);
     /* Times before 1970 (a clock reset to 0 and below): days floor. */
     struct kyufu_backup_aged z[3] = {at(-1, "neg"), at(0, "zero"),
@@ -190,6 +210,176 @@ static void test_equal_and_jumps(void)
                                      at(INT64_MIN, "min")};
     k = kept(f, 2, 0, 2, 2);
     CHECK(strncmp(k, "max", 3) == 0, "extremes: %s", k);
+}
+
+/* Unix ms of a UTC date at noon. */
+static int64_t noon(int y, int mo, int d)
+{
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
+                    .tm_hour = 12};
+    return (int64_t)timegm(&tm) * 1000;
+}
+
+/* The ledger's order, term first (a cluster recovered from a survivor
+ * that lacked entries writes at a higher term from a lower index). */
+static void test_ledger_order(void)
+{
+    CHECK(kyufu_backup_ledger_cmp(5, 96, 2, 100) == 1, "term first");
+    CHECK(kyufu_backup_ledger_cmp(2, 100, 2, 99) == 1, "then index");
+    CHECK(kyufu_backup_ledger_cmp(2, 99, 2, 100) == -1, "earlier");
+    CHECK(kyufu_backup_ledger_cmp(3, 7, 3, 7) == 0, "same place");
+    CHECK(kyufu_backup_ledger_cmp(UINT64_MAX, 0, 0, UINT64_MAX) == 1,
+          "extremes");
+    /* After such a recovery, by a node whose clock is behind: keep_last
+     * 1 keeps the later place, not the later time. */
+    struct kyufu_backup_aged r[2] = {atl(T0 + HOUR, 2, 100, "old-term"),
+                                     atl(T0, 5, 96, "new-term")};
+    const char *k = kept(r, 2, 1, 0, 0);
+    CHECK(strcmp(k, "new-term") == 0, "term before index: %s", k);
+    /* A clock set back a day: keep_last counts in the ledger; days are
+     * the backups' own (none is in the future). */
+    struct kyufu_backup_aged j[3] = {atl(T0 + 2 * DAY, 1, 10, "late"),
+                                     atl(T0 + DAY + HOUR, 1, 20, "after1"),
+                                     atl(T0 + DAY + 2 * HOUR, 1, 30,
+                                         "after2")};
+    k = kept(j, 3, 2, 0, 0);
+    CHECK(strcmp(k, "after2,after1") == 0, "clock back, last 2: %s", k);
+    k = kept(j, 3, 0, 1, 0);
+    /* The latest day is late's; after2 is the newest in the ledger. */
+    CHECK(strcmp(k, "after2,late") == 0, "clock back, daily 1: %s", k);
+    k = kept(j, 3, 0, 2, 0);
+    CHECK(strcmp(k, "after2,late") == 0, "clock back, daily 2: %s", k);
+}
+
+/* A backup dated in the future (a node whose clock was ahead, or one
+ * copied in): never a keep_last slot, a day or a month ahead of backups
+ * later in the ledger. */
+static void test_future(void)
+{
+    /* Three hourly backups; a copy from a node a month ahead, taken
+     * earlier in the ledger. */
+    int64_t now = T0 + 3 * HOUR + 60000;
+    struct kyufu_backup_aged b[4] = {atl(T0 + HOUR, 1, 10, "r1"),
+                                     atl(T0 + 30 * DAY, 1, 5, "ahead"),
+                                     atl(T0 + 3 * HOUR, 1, 30, "r3"),
+                                     atl(T0 + 2 * HOUR, 1, 20, "r2")};
+    const char *k = kept_now(b, 4, 2, 0, 0, now);
+    CHECK(strcmp(k, "r3,r2") == 0, "future, last 2: %s", k);
+    /* It counts no later than the backups after it in the ledger. */
+    CHECK(strcmp(b[3].name, "ahead") == 0 && b[3].at_ms == T0 + HOUR &&
+              b[0].at_ms == b[0].created_ms,
+          "future counts at %lld", (long long)b[3].at_ms);
+    /* The newest in the ledger dated in the future: kept, counted now. */
+    struct kyufu_backup_aged h[3] = {atl(T0 + HOUR, 1, 10, "r1"),
+                                     atl(T0 + 2 * HOUR, 1, 20, "r2"),
+                                     atl(T0 + 30 * DAY, 1, 40, "head")};
+    k = kept_now(h, 3, 1, 0, 0, now);
+    CHECK(strcmp(k, "head") == 0 && h[0].at_ms == now,
+          "future head: %s at %lld", k, (long long)h[0].at_ms);
+    k = kept_now(h, 3, 0, 2, 0, now);
+    CHECK(strcmp(k, "head") == 0, "future head, daily 2 (one day): %s", k);
+
+    /* keep_daily 7 over seven days of backups, and a copy dated a year
+     * ahead from before them: it adds no day of its own (it counts in
+     * the day of the earliest backup after it), the seventh day stays. */
+    now = T0 + 10 * DAY + 12 * HOUR;
+    struct kyufu_backup_aged d[8];
+    for (int i = 0; i < 7; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "r%d", i + 3);
+        d[i] = atl(T0 + (i + 3) * DAY + 6 * HOUR, 1, 100 + (uint64_t)i,
+                   name);
+    }
+    d[7] = atl(now + 365 * DAY, 1, 50, "ahead");
+    k = kept_now(d, 8, 1, 7, 0, now);
+    CHECK(strcmp(k, "r9,r8,r7,r6,r5,r4,r3") == 0, "future, daily 7: %s", k);
+    k = kept_now(d, 8, 0, 7, 0, now);
+    CHECK(strcmp(k, "r9,r8,r7,r6,r5,r4,r3") == 0, "future, daily only: %s",
+          k);
+
+    /* keep_monthly 6 over January..June, and a copy dated 2027. */
+    struct kyufu_backup_aged m[7];
+    for (int i = 0; i < 6; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "m%d", i + 1);
+        m[i] = atl(noon(2026, i + 1, 15), 2, 1000 + (uint64_t)i, name);
+    }
+    m[6] = atl(noon(2027, 3, 1), 2, 999, "ahead");
+    k = kept_now(m, 7, 0, 0, 6, noon(2026, 6, 20));
+    CHECK(strcmp(k, "m6,m5,m4,m3,m2,m1") == 0, "future, monthly 6: %s", k);
+
+    /* An idle ledger (every backup at one place): the believable time
+     * first, the copy from the future counts at it. */
+    struct kyufu_backup_aged t[3] = {atl(T0 - DAY, 3, 7, "r-old"),
+                                     atl(T0 + 365 * DAY, 3, 7, "ahead"),
+                                     atl(T0, 3, 7, "r")};
+    k = kept_now(t, 3, 1, 0, 0, T0 + HOUR);
+    CHECK(strcmp(k, "r") == 0, "idle ledger, last 1: %s", k);
+    k = kept_now(t, 3, 0, 1, 0, T0 + HOUR);
+    CHECK(strcmp(k, "r") == 0, "idle ledger, daily 1: %s", k);
+}
+
+/* xorshift64: seeded, so a failure replays exactly. */
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(uint64_t below)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return rnd_state % below;
+}
+
+/* Whatever the backups, their times (clocks behind or ahead) and the
+ * rules: adding one dated in the future never loses a backup later in
+ * the ledger that was kept without it. */
+static void test_future_never_prunes_newer(void)
+{
+    enum { N = 10, ROUNDS = 3000 };
+    int64_t now = T0 + 40 * DAY;
+    int bad = 0;
+    for (int round = 0; round < ROUNDS && bad < 5; round++) {
+        struct kyufu_backup_aged with[N + 1], without[N];
+        for (int i = 0; i < N; i++) {
+            char name[16];
+            snprintf(name, sizeof name, "b%02d", i);
+            /* Mostly believable times, some behind, some ahead. */
+            int64_t ms = T0 + (int64_t)rnd(45 * 24) * HOUR;
+            without[i] = atl(ms, 1 + rnd(3), rnd(40), name);
+            with[i] = without[i];
+        }
+        with[N] = atl(now + 1 + (int64_t)rnd(400) * DAY, 1 + rnd(3), rnd(40),
+                      "zz-future");
+        struct kyufu_backup_keep keep = {(uint32_t)rnd(4), (uint32_t)rnd(6),
+                                         (uint32_t)rnd(3)};
+        kyufu_backup_retention(without, N, &keep, now);
+        kyufu_backup_retention(with, N + 1, &keep, now);
+        const struct kyufu_backup_aged *f = NULL;
+        for (int i = 0; i <= N; i++) {
+            if (strcmp(with[i].name, "zz-future") == 0) {
+                f = &with[i];
+            }
+        }
+        for (int i = 0; i < N && f != NULL; i++) {
+            const struct kyufu_backup_aged *w = &without[i];
+            if (!w->keep || kyufu_backup_ledger_cmp(w->term, w->index,
+                                                    f->term, f->index) <= 0) {
+                continue;
+            }
+            for (int j = 0; j <= N; j++) {
+                if (strcmp(with[j].name, w->name) == 0 && !with[j].keep) {
+                    CHECK(0, "round %d (last %u daily %u monthly %u): %s "
+                             "pruned for a future backup",
+                          round, keep.last, keep.daily, keep.monthly,
+                          w->name);
+                    bad++;
+                }
+            }
+        }
+        for (int i = 0; i <= N; i++) {
+            CHECK(with[i].at_ms <= now || with[i].at_ms == with[i].created_ms,
+                  "round %d: %s counts after now", round, with[i].name);
+        }
+    }
 }
 
 static void test_names(void)
@@ -326,7 +516,7 @@ static void test_remove(void)
     CHECK(kyufu_backup_scan(parent, "/nonexistent-ca.pem", 0, &s, err,
                             sizeof err) == 0 &&
               s.n_good == 0 && s.n_owned == 0 && s.n_bad == 1 &&
-              s.newest_ms == 0,
+              s.newest_past_ms == 0 && s.head_created_ms == 0,
           "scan: good %zu bad %zu", s.n_good, s.n_bad);
     kyufu_backup_scan_free(&s);
     CHECK(kyufu_backup_scan("/nonexistent-dir-kyufu", "/x", 0, &s, err,
@@ -339,11 +529,73 @@ static void test_remove(void)
     CHECK(rmdir(parent) == 0, "parent empty at the end: %s", strerror(errno));
 }
 
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f != NULL) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* [backup] require_mount's check (backup_mount.c): "/" and /proc are
+ * mount points, a fresh folder is not; mountinfo's escapes; a table that
+ * cannot be read or parsed is an error, never "mounted". */
+static void test_mount_point(void)
+{
+    char err[256] = "", dir[] = "/tmp/kyufu-mount-XXXXXX", f[600];
+    CHECK(kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, "/", err,
+                                   sizeof err) == 1,
+          "/ is a mount point: %s", err);
+    CHECK(kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, "/proc", err,
+                                   sizeof err) == 1,
+          "/proc is a mount point: %s", err);
+    if (mkdtemp(dir) == NULL) {
+        CHECK(0, "mkdtemp: %s", strerror(errno));
+        return;
+    }
+    CHECK(kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, dir, err,
+                                   sizeof err) == 0,
+          "a fresh folder is no mount point");
+    /* A table of the kernel's format, a mount point with a space. */
+    snprintf(f, sizeof f, "%s/mountinfo", dir);
+    write_file(f, "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+                  "36 22 0:40 / /mnt/my\\040nas rw shared:9 - nfs4 "
+                  "nas:/export rw\n"
+                  "37 22 8:1 /srv/a /mnt/bind rw - ext4 /dev/sda1 rw\n");
+    CHECK(kyufu_backup_mount_point(f, "/mnt/my nas", err, sizeof err) == 1,
+          "escaped space: %s", err);
+    CHECK(kyufu_backup_mount_point(f, "/mnt/my", err, sizeof err) == 0,
+          "a prefix is not the mount point");
+    CHECK(kyufu_backup_mount_point(f, "/mnt/my\\040nas", err, sizeof err) ==
+              0,
+          "the escaped form is not the path");
+    CHECK(kyufu_backup_mount_point(f, "/mnt/bind", err, sizeof err) == 1,
+          "a bind mount counts (a limit: docs/backup.md)");
+    CHECK(kyufu_backup_mount_point(f, "/mnt", err, sizeof err) == 0,
+          "/mnt is not mounted here");
+    write_file(f, "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n36 22 0:40\n");
+    err[0] = '\0';
+    CHECK(kyufu_backup_mount_point(f, "/mnt/nas", err, sizeof err) == -1 &&
+              strstr(err, "line 2") != NULL,
+          "malformed table: %s", err);
+    unlink(f);
+    err[0] = '\0';
+    CHECK(kyufu_backup_mount_point(f, "/", err, sizeof err) == -1 &&
+              strstr(err, "cannot read") != NULL,
+          "missing table: %s", err);
+    CHECK(rmdir(dir) == 0, "temp folder left clean: %s", strerror(errno));
+}
+
 int main(void)
 {
     test_last();
     test_daily_monthly();
     test_equal_and_jumps();
+    test_ledger_order();
+    test_future();
+    test_future_never_prunes_newer();
+    test_mount_point();
     test_names();
     test_remove();
     if (failures != 0) {

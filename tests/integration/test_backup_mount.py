@@ -1,0 +1,128 @@
+"""[backup] require_mount (docs/backup.md "Mount check"), end to end with
+one real kyufud whose backup directory is an empty folder meant to be a
+NAS mount point, and nothing mounted there:
+
+  - `kyufuctl backup create` is refused with an error naming the folder
+    ("... is not mounted"), logged as `backup failed`;
+  - the schedule ([backup] interval = 2s) fails the same way: counted in
+    kyufu_backup_scheduled_failures_total, logged as `scheduled backup
+    failed` with the same error, nothing taken;
+  - the folder stays empty (no backup, no temporary);
+  - restarted with require_mount = / (a mount point, and a parent of the
+    directory), the same command writes a backup that verifies.
+
+usage: test_backup_mount.py KYUFUD KYUFUCTL"""
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import cluster as C
+import prom_text
+from ports import free_ports
+
+
+def metrics(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                timeout=10) as r:
+        fams = prom_text.parse(r.read().decode())
+    return {name: fam["samples"][name][0][1] for name, fam in fams.items()
+            if name.startswith("kyufu_backup_") and fam["samples"].get(name)}
+
+
+def wait_for(what, pred, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def main():
+    kyufud, kyufuctl = sys.argv[1], sys.argv[2]
+    work = tempfile.mkdtemp(prefix="kyufu-bm-", dir="/tmp")
+    # The empty mount point: what a root disk holds where a NAS is meant
+    # to be mounted (resolved: require_mount is compared resolved).
+    nas = os.path.realpath(os.path.join(work, "nas"))
+    os.makedirs(nas)
+    kek = os.path.join(work, "backup.kek")
+    with open(kek, "w") as f:
+        f.write(secrets.token_hex(32) + "\n")
+    os.chmod(kek, 0o600)
+    mport = free_ports(1)[0]
+    c = C.Cluster(kyufud, n=1, extra_conf={1: (
+        "[node]\nmetrics_listen = 127.0.0.1:%d\n[backup]\n"
+        "directory = %s\nkek_file = %s\ninterval = 2s\nkeep_last = 2\n"
+        "require_mount = %s\n" % (mport, nas, kek, nas))})
+    try:
+        c.start_all()
+        c.wait_leader(15)
+        L = c.s["ledger_pb2"]
+        c.account("op1", [L.ROLE_OPERATOR], "Operator")
+        env = c.ctl_env("op1")
+        conf = os.path.join(c.dir, "client.conf")
+        with open(conf, "w") as fh:
+            fh.write("[client]\nendpoints = %s\nca = %s\ncert = %s\n"
+                     "key = %s\n" % (c.api[1], c.ca, c.client_cert,
+                                     c.client_key))
+        want = "require_mount %s is not mounted" % nas
+
+        def create(name):
+            return subprocess.run(
+                [kyufuctl, "--config", conf, "backup", "create", "--out",
+                 os.path.join(nas, name)], capture_output=True, text=True,
+                timeout=120, env=env)
+
+        p = create("b1")
+        assert p.returncode != 0 and want in p.stderr, p
+        print("backup create refused: %s" % p.stderr.strip())
+
+        m = wait_for("two scheduled failures", lambda: (
+            lambda m: m if m.get("kyufu_backup_scheduled_failures_total", 0)
+            >= 2 else None)(metrics(mport)), 20)
+        assert m["kyufu_backup_scheduled_total"] == 0, m
+        assert os.listdir(nas) == [], os.listdir(nas)
+        with open(c.log_path(1)) as f:
+            log = f.read()
+        for line in ('"msg":"backup failed"', '"msg":"scheduled backup '
+                     'failed"'):
+            assert [ln for ln in log.splitlines()
+                    if line in ln and want in ln], (line, log[-3000:])
+
+        # Mounted (/ always is): the same node writes the backup.
+        c.kill(1, C.signal.SIGTERM)
+        c.wait_exit(1, 30)
+        text = open(c.conf[1]).read().replace(
+            "require_mount = %s\n" % nas, "require_mount = /\n")
+        with open(c.conf[1], "w") as f:
+            f.write(text)
+        c.start(1)
+        c.wait_leader(15)
+        p = wait_for("backup create with the mount there", lambda: (
+            lambda p: p if p.returncode == 0 else None)(create("b2")), 30)
+        p = subprocess.run([kyufuctl, "backup", "verify",
+                            os.path.join(nas, "b2"), "--kek", kek, "--ca",
+                            c.ca], capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode == 0, p
+        print("ok")
+    except BaseException:
+        try:
+            with open(c.log_path(1)) as f:
+                print("".join(ln for ln in f if "backup" in ln)[-4000:])
+        except OSError:
+            pass
+        raise
+    finally:
+        c.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
