@@ -98,7 +98,9 @@ _Static_assert(KYUFU_GROUP_COMMIT_ENTRIES_INFLIGHT_DEFAULT <=
  * copy written to the stream counts as being received, persisted and
  * restored by the peer for 60 s plus 100 ms per MiB (595 MB took ~50 s
  * here, docs/scale.md) before another may be sent.  Only a copy lost
- * without a reconnect or a term change waits that long. */
+ * without a reconnect or a term change waits that long.  A copy the stream
+ * has not taken after as long (raft_uv has no write timeout) is given up
+ * the same way: at least ~10 MiB/s, far below loopback or a LAN. */
 #define KYUFU_SNAPSHOT_SEND_SETTLE_MS 60000u
 #define KYUFU_SNAPSHOT_SEND_SETTLE_MS_PER_MIB 100u
 /* Catch-up of a new spare before promotion (raft_add → raft_assign). */

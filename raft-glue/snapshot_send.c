@@ -9,7 +9,8 @@
  * nothing loaded); the load or the send fails, or leadership was lost while
  * loading (gate IDLE, legacy's request completed with the error); a copy
  * lost after it was written (reconnect, new term or settle time reopens the
- * gate). */
+ * gate); a copy whose write never completes (settle time: the gate reopens
+ * and the copy is detached, freed when raft_uv's callback comes). */
 #include "snapshot_send.h"
 
 #include <assert.h>
@@ -26,6 +27,8 @@ struct ss_send
 {
     struct glue_snapshot_send *ss;
     struct glue_snapshot_send_peer *peer; /* NULL: ungated */
+    unsigned long copy; /* its number: the gate is peer's while peer->copy
+                           equals it (else detached) */
     struct raft_io_snapshot_get get;
     struct raft_io_send send;
     struct raft_message msg;   /* ours: carries the loaded snapshot */
@@ -96,8 +99,14 @@ static void reopen(struct glue_snapshot_send *ss,
                    struct glue_snapshot_send_peer *p,
                    const char *reason)
 {
-    assert(p->phase == GLUE_SNAPSHOT_SEND_SENT);
+    assert(p->phase == GLUE_SNAPSHOT_SEND_SENT ||
+           p->phase == GLUE_SNAPSHOT_SEND_SENDING);
+    if (p->phase == GLUE_SNAPSHOT_SEND_SENDING) {
+        assert(p->copy != 0);
+        ss->n_detached++;
+    }
     p->phase = GLUE_SNAPSHOT_SEND_IDLE;
+    p->copy = 0;
     ss->n_reopened++;
     emit(ss, p, GLUE_SNAPSHOT_SEND_REOPENED, 0, reason);
 }
@@ -111,11 +120,20 @@ static raft_time settle_ms(const struct glue_snapshot_send *ss,
            (raft_time)ss->settle_ms_per_mib * (raft_time)(p->bytes >> 20);
 }
 
-/* A written copy that can no longer be counted on. */
+/* A written copy that can no longer be counted on, or one the stream has
+ * not taken within the settle time (raft_uv has no write timeout).  A
+ * LOADING copy is always waited for: raft_uv's snapshot_get is a thread
+ * pool job, whose callback always comes. */
 static void reopen_if_stale(struct glue_snapshot_send *ss,
                             struct glue_snapshot_send_peer *p,
                             raft_term term)
 {
+    if (p->phase == GLUE_SNAPSHOT_SEND_SENDING) {
+        if (now(ss) - p->sending >= settle_ms(ss, p)) {
+            reopen(ss, p, "copy not written within the settle time");
+        }
+        return;
+    }
     if (p->phase != GLUE_SNAPSHOT_SEND_SENT) {
         return;
     }
@@ -124,6 +142,15 @@ static void reopen_if_stale(struct glue_snapshot_send *ss,
     } else if (now(ss) - p->written >= settle_ms(ss, p)) {
         reopen(ss, p, "no install reported within the settle time");
     }
+}
+
+/* The peer whose gate x still holds; NULL if ungated or detached. */
+static struct glue_snapshot_send_peer *gate_of(const struct ss_send *x)
+{
+    if (x->peer == NULL || x->peer->copy != x->copy) {
+        return NULL;
+    }
+    return x->peer;
 }
 
 static bool is_placeholder(const struct raft_message *m)
@@ -155,11 +182,13 @@ static void complete(struct ss_send *x, int status)
 static void fail(struct ss_send *x, int status, const char *reason)
 {
     struct glue_snapshot_send *ss = x->ss;
+    struct glue_snapshot_send_peer *p = gate_of(x);
     assert(status != 0);
     ss->n_failed++;
-    if (x->peer != NULL) {
-        x->peer->phase = GLUE_SNAPSHOT_SEND_IDLE;
-        emit(ss, x->peer, GLUE_SNAPSHOT_SEND_FAILED, status, reason);
+    if (p != NULL) {
+        p->phase = GLUE_SNAPSHOT_SEND_IDLE;
+        p->copy = 0;
+        emit(ss, p, GLUE_SNAPSHOT_SEND_FAILED, status, reason);
     }
     complete(x, status);
 }
@@ -168,17 +197,19 @@ static void sent_cb(struct raft_io_send *req, int status)
 {
     struct ss_send *x = req->data;
     struct glue_snapshot_send *ss = x->ss;
+    struct glue_snapshot_send_peer *p = gate_of(x);
     msg_data_free(x);
     if (status != 0) {
         fail(x, status, "send failed");
         return;
     }
     ss->n_written++;
-    if (x->peer != NULL) {
-        assert(x->peer->phase == GLUE_SNAPSHOT_SEND_SENDING);
-        x->peer->phase = GLUE_SNAPSHOT_SEND_SENT;
-        x->peer->written = now(ss);
-        emit(ss, x->peer, GLUE_SNAPSHOT_SEND_WRITTEN, 0, NULL);
+    if (p != NULL) {
+        assert(p->phase == GLUE_SNAPSHOT_SEND_SENDING);
+        p->phase = GLUE_SNAPSHOT_SEND_SENT;
+        p->copy = 0;
+        p->written = now(ss);
+        emit(ss, p, GLUE_SNAPSHOT_SEND_WRITTEN, 0, NULL);
     }
     complete(x, 0);
 }
@@ -224,10 +255,14 @@ static void loaded_cb(struct raft_io_snapshot_get *req,
         fail(x, RAFT_LEADERSHIPLOST, "leadership lost while loading");
         return;
     }
+    /* Still LOADING: nothing detaches a copy before it is on the stream. */
+    assert(x->peer == NULL || gate_of(x) == x->peer);
     if (x->peer != NULL) {
+        assert(x->peer->phase == GLUE_SNAPSHOT_SEND_LOADING);
         x->peer->phase = GLUE_SNAPSHOT_SEND_SENDING;
         x->peer->index = is->last_index;
         x->peer->bytes = is->data.len;
+        x->peer->sending = now(ss);
     }
     x->send.data = x;
     rv = ss->send(ss->io, &x->send, &x->msg, sent_cb);
@@ -237,7 +272,7 @@ static void loaded_cb(struct raft_io_snapshot_get *req,
         return;
     }
     ss->n_started++;
-    if (x->peer != NULL) {
+    if (gate_of(x) != NULL) {
         emit(ss, x->peer, GLUE_SNAPSHOT_SEND_STARTED, 0, NULL);
     }
 }
@@ -360,6 +395,7 @@ int glue__snapshot_send_send(struct glue_snapshot_send *ss,
     }
     x->ss = ss;
     x->peer = p;
+    x->copy = ++ss->n_copies;
     x->orig = req;
     x->orig_cb = cb;
     req->cb = cb;
@@ -370,6 +406,7 @@ int glue__snapshot_send_send(struct glue_snapshot_send *ss,
     x->get.data = x;
     if (p != NULL) {
         p->phase = GLUE_SNAPSHOT_SEND_LOADING;
+        p->copy = x->copy;
         p->term = message->install_snapshot.term;
         p->index = 0;
         p->bytes = 0;
@@ -384,6 +421,7 @@ int glue__snapshot_send_send(struct glue_snapshot_send *ss,
     if (rv != 0) {
         if (p != NULL) {
             p->phase = GLUE_SNAPSHOT_SEND_IDLE;
+            p->copy = 0;
         }
         free(x);
         return rv;

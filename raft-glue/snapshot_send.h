@@ -30,9 +30,18 @@
  *   - the term changed (a copy of an older term is refused by the peer);
  *   - the copy was written `settle_ms + settle_ms_per_mib * MiB` ago
  *     (backstop for a copy lost silently, e.g. dropped by a peer busy
- *     installing another one).
+ *     installing another one);
+ *   - the copy was handed to the stream that long ago and is still not
+ *     written.  raft_uv completes a send only when the write completes or
+ *     fails (uv_send.c: no timeout); a write to a peer that stays connected
+ *     but never reads (a wedged process, a host gone without a reset until
+ *     TCP gives up, ~15 min) would keep the gate shut for as long.  The
+ *     copy is then detached: its request and buffers stay alive until
+ *     raft_uv's callback, which no longer touches the gate (`copy`
+ *     numbers the copy the gate waits for).
  * So at most one copy per peer is loaded or on the wire, whatever makes raft
- * re-send.
+ * re-send, except a copy stuck on the stream for a settle time (then two:
+ * bounded, one more per settle time at worst).
  *
  * Trailing hold: a follower that installed snapshot S then needs the log
  * from S + 1; if the leader took snapshots meanwhile and kept only
@@ -84,7 +93,8 @@ enum glue_snapshot_send_event_kind {
     GLUE_SNAPSHOT_SEND_WRITTEN,   /* the stream took the last byte */
     GLUE_SNAPSHOT_SEND_INSTALLED, /* the peer answers success at the index */
     GLUE_SNAPSHOT_SEND_FAILED,    /* load or send failed: gate open */
-    GLUE_SNAPSHOT_SEND_REOPENED,  /* reconnect, term change or settle time */
+    GLUE_SNAPSHOT_SEND_REOPENED,  /* reconnect, term change or settle time
+                                     (written or stuck on the stream) */
 };
 
 struct glue_snapshot_send_event
@@ -107,7 +117,9 @@ struct glue_snapshot_send_peer
     raft_term term;
     size_t bytes;
     raft_time started; /* load started */
+    raft_time sending; /* SENDING since */
     raft_time written; /* SENT since */
+    unsigned long copy; /* the copy LOADING or SENDING (ss->n_copies), 0: none */
     bool catching_up;     /* trailing hold: from LOADING to caught up */
     raft_index hold_from; /* P holds the log up to here */
     raft_time hold_progress; /* hold_from last advanced (or the load began) */
@@ -143,6 +155,8 @@ struct glue_snapshot_send
     unsigned long n_installed;
     unsigned long n_failed;
     unsigned long n_reopened;
+    unsigned long n_detached;  /* reopened while SENDING (see above) */
+    unsigned long n_copies;    /* copies begun: numbers them from 1 */
     unsigned long n_ungated;   /* table full: sent without a gate */
     unsigned long n_trailing_raised; /* the hold raised raft's trailing */
     unsigned long n_holds_released_early; /* a peer without progress */

@@ -23,6 +23,14 @@
  *   kyufu-sim --stall-install [--seed S] only the stall-install scenario
  *                                  (issue 15; also run on 20 seeds by
  *                                  default, 2 under ASan)
+ *   kyufu-sim --install --install-fast  the install scenario over a 5 ms
+ *                                  network with twice the writes: the
+ *                                  follower applies entries before its own
+ *                                  write of them completes (also run on
+ *                                  seeds 10-19 by 'sim-install-fast')
+ *   kyufu-sim --no-unstored-refusal the FSM snapshots past entries not yet
+ *                                  written (libraft 0.22.1 then drops the
+ *                                  write's completion: docs/raft.md)
  *   kyufu-sim --no-install-hold    io_guard hands raft an InstallSnapshot
  *                                  that arrives during a local snapshot
  *                                  (libraft 0.22.1 then segfaults)
@@ -148,6 +156,8 @@ static bool sim_io_faults_off;      /* --no-io-faults */
 static bool sim_no_snapshot_gate;   /* --no-snapshot-gate */
 bool sim_no_trailing_hold;          /* --no-trailing-hold */
 bool sim_no_install_hold;           /* --no-install-hold */
+bool sim_install_fast;              /* --install-fast */
+static bool sim_no_unstored_refusal; /* --no-unstored-refusal */
 /* Totals over all seeds, for the summary line. */
 static bool sim_no_stalls;          /* --no-stalls */
 static bool sim_seed_log; /* KYUFU_SIM_SEEDS set: a line per seed */
@@ -787,6 +797,7 @@ static int run_seed(uint64_t seed, unsigned steps, bool verbose,
             r->tracer = NULL; /* the fixture traces every event otherwise */
         }
         s->fsm_state[i].raft = r;
+        s->fsm_state[i].refuse_unstored_snapshot = !sim_no_unstored_refusal;
         fixture_truncate = r->io->truncate;
         r->io->truncate = sim_truncate;
         sim_install_setup(s, i);
@@ -982,6 +993,10 @@ int main(int argc, char **argv)
             no_scenarios = true;
         } else if (strcmp(argv[i], "--no-install-hold") == 0) {
             sim_no_install_hold = true;
+        } else if (strcmp(argv[i], "--install-fast") == 0) {
+            sim_install_fast = true;
+        } else if (strcmp(argv[i], "--no-unstored-refusal") == 0) {
+            sim_no_unstored_refusal = true;
         } else if (strcmp(argv[i], "--no-stalls") == 0) {
             sim_no_stalls = true;
         } else if (strcmp(argv[i], "--no-io-faults") == 0) {
@@ -998,7 +1013,8 @@ int main(int argc, char **argv)
                     "[--io-faults-anywhere | --no-io-faults] [--no-stalls] "
                     "[--failover | --install | --stall-install | --no-scenarios] "
                     "[--no-snapshot-gate] [--no-trailing-hold] "
-                    "[--no-install-hold]\n",
+                    "[--no-install-hold] [--install-fast] "
+                    "[--no-unstored-refusal]\n",
                     argv[0]);
             return 2;
         }
@@ -1029,9 +1045,12 @@ int main(int argc, char **argv)
                 sc_failed++;
                 fprintf(stderr,
                         "sim: %s seed %" PRIu64 " FAILED; replay with: "
-                        "%s %s --seed %" PRIu64 "\n",
+                        "%s %s%s --seed %" PRIu64 "\n",
                         scenario_flag[sc] + 2, seed, argv[0],
-                        scenario_flag[sc], seed);
+                        scenario_flag[sc],
+                        sc == INSTALL && sim_install_fast ? " --install-fast"
+                                                          : "",
+                        seed);
             }
         }
         if (sc == FAILOVER) {

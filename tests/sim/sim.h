@@ -164,6 +164,9 @@ void sim_stall_step(struct sim *s);
 extern bool sim_no_trailing_hold;
 /* --no-install-hold (sim.c): io_guard's install hold off (issue 15). */
 extern bool sim_no_install_hold;
+/* --install-fast (sim.c): the install scenario over a fast network with
+ * more writes (install.c). */
+extern bool sim_install_fast;
 
 /* failover.c: a leader killed with commands in flight, then handed back. */
 void sim_failover_scenario(struct sim *s);
