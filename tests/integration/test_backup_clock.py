@@ -32,19 +32,13 @@ import time
 import urllib.request
 from datetime import datetime, timezone
 
+import backup_test as B
 import cluster as C
 import prom_text
 from ports import free_ports
 
 FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 
-
-def metrics(port):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
-                                timeout=10) as r:
-        fams = prom_text.parse(r.read().decode())
-    return {name: fam["samples"][name][0][1] for name, fam in fams.items()
-            if name.startswith("kyufu_backup_") and fam["samples"].get(name)}
 
 
 def backup_alert(port):
@@ -69,15 +63,6 @@ def when(name):
     return datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(
         tzinfo=timezone.utc).timestamp()
 
-
-def wait_for(what, pred, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def main():
@@ -128,11 +113,11 @@ def main():
     try:
         c.start_all()
         c.wait_leader(15)
-        before = wait_for("two backups and a prune", lambda: (
+        before = B.wait_for("two backups and a prune", lambda: (
             lambda m: m.get("kyufu_backup_pruned_total", 0) >= 1 and
-            len(autos(bkdir)) == 2 and autos(bkdir))(metrics(mport)), 20)
+            len(autos(bkdir)) == 2 and autos(bkdir))(B.metrics(mport)), 20)
         print("before the jump: %s" % before)
-        taken0 = metrics(mport)["kyufu_backup_scheduled_total"]
+        taken0 = B.metrics(mport)["kyufu_backup_scheduled_total"]
 
         # One hour back, for this node only, with the backup KEK
         # unreadable for a while: the newest backup in the ledger is then
@@ -142,17 +127,17 @@ def main():
         kek_text = open(kek).read()
         with open(kek, "w") as f:
             f.write("not a key\n")
-        failed0 = metrics(mport)["kyufu_backup_scheduled_failures_total"]
+        failed0 = B.metrics(mport)["kyufu_backup_scheduled_failures_total"]
         with open(clock, "w") as f:
             f.write("-1h\n")
         jumped = time.time()
         newest_before = max(when(n) for n in before)
         # Two failed tries: at least one scan ran on the clock set back.
-        wait_for("two failures after the jump", lambda: metrics(mport)[
+        B.wait_for("two failures after the jump", lambda: B.metrics(mport)[
             "kyufu_backup_scheduled_failures_total"] >= failed0 + 2, 15)
-        m1 = metrics(mport)
+        m1 = B.metrics(mport)
         time.sleep(3)
-        m2 = metrics(mport)
+        m2 = B.metrics(mport)
         assert m2["kyufu_backup_last_success_timestamp_seconds"] < \
             time.time() - 3000, m2  # first seen on the node's clock
         assert m2["kyufu_backup_newest_good_age_seconds"] >= \
@@ -166,12 +151,12 @@ def main():
         def after():
             return [n for n in autos(bkdir)
                     if when(n) < newest_before - 3000]
-        wait_for("a backup after the jump", after, 15)
+        B.wait_for("a backup after the jump", after, 15)
         # keep_last 2 in the ledger's order: the two taken after the jump
         # (later in the ledger) stay, the two from before it go, though
         # their times look an hour newer.
-        wait_for("two after the jump, those before it pruned", lambda: (
-            metrics(mport)["kyufu_backup_scheduled_total"] >= taken0 + 2
+        B.wait_for("two after the jump, those before it pruned", lambda: (
+            B.metrics(mport)["kyufu_backup_scheduled_total"] >= taken0 + 2
             and len(after()) == 2 and len(autos(bkdir)) == 2), 15)
         print("%.1f s after the jump: %s" % (time.time() - jumped,
                                              autos(bkdir)))
@@ -180,9 +165,9 @@ def main():
         # The age from the newest believable time (a post-jump backup's,
         # on the node's clock an hour back), not held at 0 by the ones
         # dated in its future; the next scan (every 2 s) has seen it.
-        m = wait_for("the age from a post-jump backup", lambda: (
+        m = B.wait_for("the age from a post-jump backup", lambda: (
             lambda m: m if m["kyufu_backup_last_success_timestamp_seconds"]
-            < time.time() - 3000 else None)(metrics(mport)), 10)
+            < time.time() - 3000 else None)(B.metrics(mport)), 10)
         age = m["kyufu_backup_newest_good_age_seconds"]
         assert 0 <= age < 30, m
         failed1 = m["kyufu_backup_scheduled_failures_total"]
@@ -201,24 +186,20 @@ def main():
             f.write("not a key\n")
         with open(clock, "w") as f:
             f.write("+2h\n")
-        wait_for("the backup_age alert", lambda: backup_alert(mport) == 1,
+        B.wait_for("the backup_age alert", lambda: backup_alert(mport) == 1,
                  15)
-        m = metrics(mport)
+        m = B.metrics(mport)
         assert m["kyufu_backup_newest_good_age_seconds"] > 3600, m
-        wait_for("a scheduled failure counted", lambda: metrics(mport)[
+        B.wait_for("a scheduled failure counted", lambda: B.metrics(mport)[
             "kyufu_backup_scheduled_failures_total"] >= failed1 + 1, 10)
         assert backup_alert(mport) == 1  # no backup landed meanwhile
         with open(kek, "w") as f:
             f.write(kek_text)
-        wait_for("the alert cleared by a new backup",
+        B.wait_for("the alert cleared by a new backup",
                  lambda: backup_alert(mport) == 0, 20)
         print("ok")
     except BaseException:
-        try:
-            with open(c.log_path(1)) as f:
-                print("".join(ln for ln in f if "backup" in ln)[-4000:])
-        except OSError:
-            pass
+        B.print_backup_log(c, 1)
         raise
     finally:
         c.close()

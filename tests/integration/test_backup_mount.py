@@ -18,30 +18,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 
+import backup_test as B
 import cluster as C
-import prom_text
 from ports import free_ports
 
 
-def metrics(port):
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
-                                timeout=10) as r:
-        fams = prom_text.parse(r.read().decode())
-    return {name: fam["samples"][name][0][1] for name, fam in fams.items()
-            if name.startswith("kyufu_backup_") and fam["samples"].get(name)}
-
-
-def wait_for(what, pred, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def main():
@@ -83,9 +65,9 @@ def main():
         assert p.returncode != 0 and want in p.stderr, p
         print("backup create refused: %s" % p.stderr.strip())
 
-        m = wait_for("two scheduled failures", lambda: (
+        m = B.wait_for("two scheduled failures", lambda: (
             lambda m: m if m.get("kyufu_backup_scheduled_failures_total", 0)
-            >= 2 else None)(metrics(mport)), 20)
+            >= 2 else None)(B.metrics(mport)), 20)
         assert m["kyufu_backup_scheduled_total"] == 0, m
         assert os.listdir(nas) == [], os.listdir(nas)
         with open(c.log_path(1)) as f:
@@ -104,7 +86,7 @@ def main():
             f.write(text)
         c.start(1)
         c.wait_leader(15)
-        p = wait_for("backup create with the mount there", lambda: (
+        p = B.wait_for("backup create with the mount there", lambda: (
             lambda p: p if p.returncode == 0 else None)(create("b2")), 30)
         p = subprocess.run([kyufuctl, "backup", "verify",
                             os.path.join(nas, "b2"), "--kek", kek, "--ca",
@@ -113,11 +95,7 @@ def main():
         assert p.returncode == 0, p
         print("ok")
     except BaseException:
-        try:
-            with open(c.log_path(1)) as f:
-                print("".join(ln for ln in f if "backup" in ln)[-4000:])
-        except OSError:
-            pass
+        B.print_backup_log(c, 1)
         raise
     finally:
         c.close()

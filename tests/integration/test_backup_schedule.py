@@ -25,10 +25,9 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
+import backup_test as B
 import cluster as C
-import prom_text
 import workload as W
 from ports import free_ports
 
@@ -50,23 +49,10 @@ def write_kek(path, text=None):
     os.chmod(path, 0o600)
 
 
-def metrics(port):
-    """{name: value} of one node's backup families (first sample)."""
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
-                                timeout=10) as r:
-        fams = prom_text.parse(r.read().decode())
-    out = {}
-    for name, fam in fams.items():
-        if name.startswith("kyufu_backup_"):
-            samples = fam["samples"].get(name)
-            if samples:
-                out[name] = samples[0][1]
-    return out
-
 
 def metrics_or_none(port):
     try:
-        return metrics(port)
+        return B.metrics(port)
     except OSError:
         return None  # not listening yet
 
@@ -75,15 +61,6 @@ def autos(bkdir):
     return sorted(n for n in os.listdir(bkdir) if n.startswith(AUTO) and
                   n != DECOY)
 
-
-def wait_for(what, pred, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def taker(c, exclude=()):
@@ -200,7 +177,7 @@ def main():
         writer.start()
 
         def total(name, nodes=None):
-            return sum(metrics(mports[i - 1]).get(name, 0)
+            return sum(B.metrics(mports[i - 1]).get(name, 0)
                        for i in (nodes or c.ids()) if c.alive(i))
 
         # Backups from the lowest-id follower only; old ones pruned.  The
@@ -210,7 +187,7 @@ def main():
         term0 = c.status(leader).term
         first = taker(c)
         print("leader %d, taker %d" % (leader, first))
-        wait_for("4 scheduled backups and 2 pruned", lambda:
+        B.wait_for("4 scheduled backups and 2 pruned", lambda:
                  total("kyufu_backup_scheduled_total") >= 4 and
                  total("kyufu_backup_pruned_total") >= 2, 25)
         names = autos(bkdir)
@@ -221,14 +198,14 @@ def main():
                                  for n in names), names
             for i in c.ids():
                 if i != first:
-                    m = metrics(mports[i - 1])
+                    m = B.metrics(mports[i - 1])
                     assert m.get("kyufu_backup_scheduled_total") == 0, (i, m)
         else:
             print("leader changed (term %d -> %d): strict check skipped"
                   % (term0, st.term))
         # Never the leader's: the leader took none while it led.
         leader = c.wait_leader(15)
-        assert metrics(mports[leader - 1]).get(
+        assert B.metrics(mports[leader - 1]).get(
             "kyufu_backup_scheduled_total", 0) == 0 or st.term != term0
         # A good backup under a name of its own (a copy of a scheduled
         # one, as an operator would keep one aside): never pruned.
@@ -236,17 +213,17 @@ def main():
                         os.path.join(bkdir, "kept-by-hand"))
         # keep_last 2: between a backup and its pruning there may briefly
         # be three.
-        wait_for("keep_last 2", lambda: len(autos(bkdir)) == 2, 10)
+        B.wait_for("keep_last 2", lambda: len(autos(bkdir)) == 2, 10)
 
         # The backup KEK unreadable: failures counted, nothing written,
         # and the schedule recovers once it is back.
         failed0 = total("kyufu_backup_scheduled_failures_total")
         write_kek(kek, "not a key")
-        wait_for("a failure counted", lambda: total(
+        B.wait_for("a failure counted", lambda: total(
             "kyufu_backup_scheduled_failures_total") > failed0, 10)
         taken0 = total("kyufu_backup_scheduled_total")
         write_kek(kek, kek_text)
-        wait_for("the schedule recovered", lambda: total(
+        B.wait_for("the schedule recovered", lambda: total(
             "kyufu_backup_scheduled_total") > taken0 + 1, 15)
         assert not [n for n in os.listdir(bkdir) if n.startswith(".")], \
             os.listdir(bkdir)
@@ -258,10 +235,10 @@ def main():
         c.wait_exit(first, 30)
         leader = c.wait_leader(15, exclude=(first,))
         second = [i for i in c.ids() if i not in (first, leader)][0]
-        wait_for("a backup by node %d" % second, lambda: [
+        B.wait_for("a backup by node %d" % second, lambda: [
             n for n in autos(bkdir) if n.endswith("-n%d" % second)], 15)
         c.start(first)
-        m = wait_for("node %d's start scan" % first, lambda: (
+        m = B.wait_for("node %d's start scan" % first, lambda: (
             lambda m: m if m and
             "kyufu_backup_last_success_timestamp_seconds" in m else None)(metrics_or_none(mports[first - 1])), 15)
         newest = m["kyufu_backup_last_success_timestamp_seconds"]
@@ -287,7 +264,7 @@ def main():
         assert open(os.path.join(bkdir, "notes", "readme.txt")).read()
         assert os.path.isdir(os.path.join(bkdir, DECOY))
         for i in c.ids():
-            m = metrics(mports[i - 1])
+            m = B.metrics(mports[i - 1])
             assert m.get("kyufu_backup_newest_good_age_seconds", 99) < 20, (
                 i, m)
             assert m.get("kyufu_backup_good", 0) >= 2, (i, m)
