@@ -85,7 +85,7 @@ static struct glue_snapshot_send_peer *peer_slot(struct glue_snapshot_send *ss,
     }
     for (unsigned i = 0; i < GLUE_SNAPSHOT_SEND_PEERS; i++) {
         if (ss->peers[i].phase == GLUE_SNAPSHOT_SEND_IDLE &&
-            !ss->peers[i].catching_up) {
+            !ss->peers[i].catching_up && ss->peers[i].detached == 0) {
             p = &ss->peers[i];
             memset(p, 0, sizeof *p);
             p->id = id;
@@ -102,7 +102,8 @@ static void reopen(struct glue_snapshot_send *ss,
     assert(p->phase == GLUE_SNAPSHOT_SEND_SENT ||
            p->phase == GLUE_SNAPSHOT_SEND_SENDING);
     if (p->phase == GLUE_SNAPSHOT_SEND_SENDING) {
-        assert(p->copy != 0);
+        assert(p->copy != 0 && p->detached == 0);
+        p->detached++;
         ss->n_detached++;
     }
     p->phase = GLUE_SNAPSHOT_SEND_IDLE;
@@ -129,7 +130,12 @@ static void reopen_if_stale(struct glue_snapshot_send *ss,
                             raft_term term)
 {
     if (p->phase == GLUE_SNAPSHOT_SEND_SENDING) {
-        if (now(ss) - p->sending >= settle_ms(ss, p)) {
+        /* Once per stuck stream: raft_uv writes a peer's messages on one
+         * stream in order, so a new copy queues behind the stuck one, and
+         * detaching each in turn would pin one more copy (its whole
+         * snapshot in memory) every settle time until the link breaks.
+         * While a detached copy is pending, the gate waits for it. */
+        if (p->detached == 0 && now(ss) - p->sending >= settle_ms(ss, p)) {
             reopen(ss, p, "copy not written within the settle time");
         }
         return;
@@ -198,6 +204,12 @@ static void sent_cb(struct raft_io_send *req, int status)
     struct ss_send *x = req->data;
     struct glue_snapshot_send *ss = x->ss;
     struct glue_snapshot_send_peer *p = gate_of(x);
+    if (x->peer != NULL && p == NULL) {
+        /* A detached copy (every other way a gate lets go of its copy
+         * comes after the copy's own completion). */
+        assert(x->peer->detached > 0);
+        x->peer->detached--;
+    }
     msg_data_free(x);
     if (status != 0) {
         fail(x, status, "send failed");

@@ -40,8 +40,11 @@
  *     raft_uv's callback, which no longer touches the gate (`copy`
  *     numbers the copy the gate waits for).
  * So at most one copy per peer is loaded or on the wire, whatever makes raft
- * re-send, except a copy stuck on the stream for a settle time (then two:
- * bounded, one more per settle time at worst).
+ * re-send, except a copy stuck on the stream for a settle time: then two at
+ * most, since the gate reopens that way only once while a detached copy is
+ * pending (the next copy queues behind it on the same stream; only the
+ * link's failure, which fails both writes, or the stuck write's completion
+ * frees them).
  *
  * Trailing hold: a follower that installed snapshot S then needs the log
  * from S + 1; if the leader took snapshots meanwhile and kept only
@@ -120,6 +123,8 @@ struct glue_snapshot_send_peer
     raft_time sending; /* SENDING since */
     raft_time written; /* SENT since */
     unsigned long copy; /* the copy LOADING or SENDING (ss->n_copies), 0: none */
+    unsigned detached;  /* detached copies still on the stream (0 or 1): the
+                           slot is not reused, the gate not reopened again */
     bool catching_up;     /* trailing hold: from LOADING to caught up */
     raft_index hold_from; /* P holds the log up to here */
     raft_time hold_progress; /* hold_from last advanced (or the load began) */
