@@ -52,10 +52,10 @@ struct kyufu_backup_aged
      * ledger, which no clock can put out of order. */
     uint64_t term;
     uint64_t index;
-    /* Out (kyufu_backup_order): the time it counts at, never after now:
-     * created_ms, or for a time in the future the earliest of now and
-     * the times of the backups at the same or a later place in the
-     * ledger (docs/backup.md "Retention"). */
+    /* Out (kyufu_backup_order): the time it counts at: created_ms, or
+     * for a time in the future (after the scan's now) the earliest of it
+     * and the times of the backups at the same or a later place in the
+     * ledger (docs/backup.md "Retention"); never the scan's now itself. */
     int64_t at_ms;
     /* In: pinned (kept whatever the rules: the backup just written).
      * Out: kept. */

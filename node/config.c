@@ -1190,6 +1190,9 @@ static void check_backup(struct parse *ps)
     char why[768];
     if (ps->seen[K_BACKUP_DIRECTORY] != 0 && c->backup_directory[0] == '\0') {
         c->backup_require_mount[0] = '\0'; /* directory refused: moot */
+    } else if (kyufu_config__backup_directory(c, why, sizeof why) != 0) {
+        problem(c, ps->seen[K_BACKUP_DIRECTORY], "backup", "directory", "%s",
+                why);
     } else if (kyufu_config__backup_mount(c, why, sizeof why) != 0) {
         problem(c, ps->seen[K_BACKUP_REQUIRE_MOUNT], "backup",
                 "require_mount", "%s", why);

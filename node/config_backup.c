@@ -75,7 +75,6 @@ int kyufu_config__backup_value(struct kyufu_config *c,
                                size_t why_len)
 {
     uint64_t v;
-    struct stat st;
     if (strcmp(key, "directory") == 0) {
         /* The one directory backups may be written into: an existing
          * folder, absolute. */
@@ -83,8 +82,10 @@ int kyufu_config__backup_value(struct kyufu_config *c,
                      why, why_len) != 0) {
             return -1;
         }
-        if (value[0] != '/' || stat(value, &st) != 0 ||
-            !S_ISDIR(st.st_mode)) {
+        /* Whether it exists is checked once the whole file is read
+         * (kyufu_config__backup_directory): not at all under
+         * require_mount, whose NAS may be down at boot. */
+        if (value[0] != '/') {
             c->backup_directory[0] = '\0';
             snprintf(why, why_len,
                      "'%s' must be the absolute path of an existing folder",
@@ -157,36 +158,72 @@ int kyufu_config__backup_value(struct kyufu_config *c,
     return 0;
 }
 
+int kyufu_config__backup_directory(struct kyufu_config *c,
+                                   char *why,
+                                   size_t why_len)
+{
+    struct stat st;
+    if (c->backup_directory[0] == '\0' || c->backup_require_mount[0] != '\0') {
+        return 0;
+    }
+    if (stat(c->backup_directory, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(why, why_len,
+                 "'%.300s' must be the absolute path of an existing folder",
+                 c->backup_directory);
+        c->backup_directory[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether path (absolute) is written plainly: no "." or ".." component,
+ * no empty one ("//"), no trailing "/" unless it is "/". */
+static bool plain_path(const char *path)
+{
+    if (path[0] != '/') {
+        return false;
+    }
+    if (path[1] == '\0') {
+        return true;
+    }
+    for (const char *p = path; *p != '\0';) {
+        const char *q = strchr(p + 1, '/');
+        size_t n = q != NULL ? (size_t)(q - p - 1) : strlen(p + 1);
+        if (n == 0 || (n == 1 && p[1] == '.') ||
+            (n == 2 && p[1] == '.' && p[2] == '.')) {
+            return false;
+        }
+        p = q != NULL ? q : p + 1 + n;
+    }
+    return true;
+}
+
 int kyufu_config__backup_mount(struct kyufu_config *c,
                                char *why,
                                size_t why_len)
 {
-    char mount[PATH_MAX], dir[PATH_MAX];
-    const char *given = c->backup_require_mount;
-    if (given[0] == '\0') {
+    const char *mount = c->backup_require_mount;
+    const char *dir = c->backup_directory;
+    if (mount[0] == '\0') {
         return 0;
     }
-    if (c->backup_directory[0] == '\0') {
+    if (dir[0] == '\0') {
         snprintf(why, why_len,
                  "require_mount needs [backup] directory (a folder on the "
                  "mounted disk or NAS)");
         goto refused;
     }
-    /* Resolved now, so that the check before each backup compares it
-     * with /proc/self/mountinfo's mount points as they are, and touches
-     * no file system (a hung NFS mount must not hang the check). */
-    struct stat st;
-    if (realpath(given, mount) == NULL || stat(mount, &st) != 0) {
-        snprintf(why, why_len, "'%.300s': %s", given, strerror(errno));
-        goto refused;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        snprintf(why, why_len, "'%.300s' is not a folder", given);
-        goto refused;
-    }
-    if (realpath(c->backup_directory, dir) == NULL) {
-        snprintf(why, why_len, "cannot resolve [backup] directory: %s",
-                 strerror(errno));
+    /* Compared as written, touching no file system: at boot the NAS may be
+     * down (directory missing: kyufud must start all the same, and refuse
+     * backups until it is mounted), or mounted and hung (a stat would hang
+     * the start).  /proc/self/mountinfo names mount points without
+     * symlinks, so both are asked in that form. */
+    if (!plain_path(mount) || !plain_path(dir)) {
+        snprintf(why, why_len,
+                 "'%.300s' and [backup] directory '%.300s' must be written "
+                 "as plain absolute paths (no '.', '..', '//' or trailing "
+                 "'/'; no symlink: compared as written with the mount table)",
+                 mount, dir);
         goto refused;
     }
     size_t n = strlen(mount);
@@ -197,16 +234,9 @@ int kyufu_config__backup_mount(struct kyufu_config *c,
         snprintf(why, why_len,
                  "'%.300s' is neither [backup] directory (%.300s) nor one of "
                  "its parents",
-                 given, dir);
+                 mount, dir);
         goto refused;
     }
-    if (n >= sizeof c->backup_require_mount) {
-        snprintf(why, why_len, "'%.300s' resolves to a path of more than %zu "
-                               "bytes",
-                 given, sizeof c->backup_require_mount - 1);
-        goto refused;
-    }
-    memcpy(c->backup_require_mount, mount, n + 1);
     return 0;
 refused:
     c->backup_require_mount[0] = '\0';

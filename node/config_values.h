@@ -38,9 +38,16 @@ int kyufu_config__backup_value(struct kyufu_config *c,
                                char *why,
                                size_t why_len);
 
-/* Once the whole file is read: require_mount (if set) names an existing
- * folder that is directory or one of its parents; it is stored resolved
- * (realpath).  0, or -1 with why (require_mount cleared). */
+/* Once the whole file is read, without require_mount: directory (if set)
+ * is an existing folder.  0, or -1 with why (directory cleared). */
+int kyufu_config__backup_directory(struct kyufu_config *c,
+                                   char *why,
+                                   size_t why_len);
+
+/* Once the whole file is read: require_mount (if set) is directory or one
+ * of its parents, both written as plain absolute paths and compared as
+ * written (no file system is touched: the NAS may be down or hung at
+ * boot).  0, or -1 with why (require_mount cleared). */
 int kyufu_config__backup_mount(struct kyufu_config *c,
                                char *why,
                                size_t why_len);

@@ -1,15 +1,19 @@
 """[backup] require_mount (docs/backup.md "Mount check"), end to end with
-one real kyufud whose backup directory is an empty folder meant to be a
-NAS mount point, and nothing mounted there:
+one real kyufud configured as docs/backup.md's runbook says (directory =
+NAS/kyufu, require_mount = NAS), where NAS is an empty folder meant to be
+a mount point, nothing is mounted there, and NAS/kyufu does not exist (a
+NAS down at boot):
 
+  - kyufud starts all the same (the config check touches neither path);
   - `kyufuctl backup create` is refused with an error naming the folder
     ("... is not mounted"), logged as `backup failed`;
   - the schedule ([backup] interval = 2s) fails the same way: counted in
     kyufu_backup_scheduled_failures_total, logged as `scheduled backup
     failed` with the same error, nothing taken;
-  - the folder stays empty (no backup, no temporary);
-  - restarted with require_mount = / (a mount point, and a parent of the
-    directory), the same command writes a backup that verifies.
+  - NAS stays empty (no backup, no temporary, no directory made);
+  - with NAS/kyufu made and restarted with require_mount = / (a mount
+    point, and a parent of the directory), the same command writes a
+    backup that verifies.
 
 usage: test_backup_mount.py KYUFUD KYUFUCTL"""
 import os
@@ -30,9 +34,10 @@ def main():
     kyufud, kyufuctl = sys.argv[1], sys.argv[2]
     work = tempfile.mkdtemp(prefix="kyufu-bm-", dir="/tmp")
     # The empty mount point: what a root disk holds where a NAS is meant
-    # to be mounted (resolved: require_mount is compared resolved).
+    # to be mounted (a plain path: require_mount is compared as written).
     nas = os.path.realpath(os.path.join(work, "nas"))
     os.makedirs(nas)
+    bdir = os.path.join(nas, "kyufu")  # on the NAS: missing while it is down
     kek = os.path.join(work, "backup.kek")
     with open(kek, "w") as f:
         f.write(secrets.token_hex(32) + "\n")
@@ -41,7 +46,7 @@ def main():
     c = C.Cluster(kyufud, n=1, extra_conf={1: (
         "[node]\nmetrics_listen = 127.0.0.1:%d\n[backup]\n"
         "directory = %s\nkek_file = %s\ninterval = 2s\nkeep_last = 2\n"
-        "require_mount = %s\n" % (mport, nas, kek, nas))})
+        "require_mount = %s\n" % (mport, bdir, kek, nas))})
     try:
         c.start_all()
         c.wait_leader(15)
@@ -58,7 +63,7 @@ def main():
         def create(name):
             return subprocess.run(
                 [kyufuctl, "--config", conf, "backup", "create", "--out",
-                 os.path.join(nas, name)], capture_output=True, text=True,
+                 os.path.join(bdir, name)], capture_output=True, text=True,
                 timeout=120, env=env)
 
         p = create("b1")
@@ -77,7 +82,9 @@ def main():
             assert [ln for ln in log.splitlines()
                     if line in ln and want in ln], (line, log[-3000:])
 
-        # Mounted (/ always is): the same node writes the backup.
+        # Mounted (/ always is), its folder there: the same node writes
+        # the backup.
+        os.makedirs(bdir)
         c.kill(1, C.signal.SIGTERM)
         c.wait_exit(1, 30)
         text = open(c.conf[1]).read().replace(
@@ -89,7 +96,7 @@ def main():
         p = B.wait_for("backup create with the mount there", lambda: (
             lambda p: p if p.returncode == 0 else None)(create("b2")), 30)
         p = subprocess.run([kyufuctl, "backup", "verify",
-                            os.path.join(nas, "b2"), "--kek", kek, "--ca",
+                            os.path.join(bdir, "b2"), "--kek", kek, "--ca",
                             c.ca], capture_output=True, text=True,
                            timeout=120)
         assert p.returncode == 0, p

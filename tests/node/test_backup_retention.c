@@ -269,15 +269,18 @@ static void test_future(void)
     CHECK(strcmp(b[3].name, "ahead") == 0 && b[3].at_ms == T0 + HOUR &&
               b[0].at_ms == b[0].created_ms,
           "future counts at %lld", (long long)b[3].at_ms);
-    /* The newest in the ledger dated in the future: kept, counted now. */
+    /* The newest in the ledger dated in the future: kept, at its own
+     * time (nothing later in the ledger bounds it, and the pruning
+     * node's own clock is no bound: see test_pruner_behind), so it takes
+     * a day of its own and the next day is r2's. */
     struct kyufu_backup_aged h[3] = {atl(T0 + HOUR, 1, 10, "r1"),
                                      atl(T0 + 2 * HOUR, 1, 20, "r2"),
                                      atl(T0 + 30 * DAY, 1, 40, "head")};
     k = kept_now(h, 3, 1, 0, 0, now);
-    CHECK(strcmp(k, "head") == 0 && h[0].at_ms == now,
+    CHECK(strcmp(k, "head") == 0 && h[0].at_ms == h[0].created_ms,
           "future head: %s at %lld", k, (long long)h[0].at_ms);
     k = kept_now(h, 3, 0, 2, 0, now);
-    CHECK(strcmp(k, "head") == 0, "future head, daily 2 (one day): %s", k);
+    CHECK(strcmp(k, "head,r2") == 0, "future head, daily 2: %s", k);
 
     /* keep_daily 7 over seven days of backups, and a copy dated a year
      * ahead from before them: it adds no day of its own (it counts in
@@ -376,10 +379,43 @@ static void test_future_never_prunes_newer(void)
             }
         }
         for (int i = 0; i <= N; i++) {
-            CHECK(with[i].at_ms <= now || with[i].at_ms == with[i].created_ms,
-                  "round %d: %s counts after now", round, with[i].name);
+            CHECK(with[i].at_ms <= with[i].created_ms,
+                  "round %d: %s counts after its own time", round,
+                  with[i].name);
         }
     }
+}
+
+/* The pruning node's own clock a year behind (review finding): every
+ * other backup looks dated in the future to it, and must still count at
+ * its own time, so retention keeps exactly what a node with a true clock
+ * keeps (it kept 3 of 31 daily backups when future times were clamped to
+ * the pruner's now). */
+static void test_pruner_behind(void)
+{
+    enum { DAYS = 31 };
+    struct kyufu_backup_aged a[DAYS], b[DAYS];
+    for (int i = 0; i < DAYS; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "d%02d", i);
+        a[i] = atl(T0 + i * DAY + 3 * HOUR, 2, 100 + 10 * (uint64_t)i, name);
+        b[i] = a[i];
+    }
+    struct kyufu_backup_keep keep = {3, 30, 12};
+    int64_t true_now = T0 + DAYS * DAY;
+    kyufu_backup_retention(a, DAYS, &keep, true_now);
+    kyufu_backup_retention(b, DAYS, &keep, T0 - 365 * DAY);
+    int n_a = 0, n_b = 0;
+    for (int i = 0; i < DAYS; i++) {
+        n_a += a[i].keep;
+        n_b += b[i].keep;
+        CHECK(strcmp(a[i].name, b[i].name) == 0 && a[i].keep == b[i].keep,
+              "pruner behind: %s kept %d, with a true clock %d", b[i].name,
+              b[i].keep, a[i].keep);
+    }
+    /* 30 days and one month (January): the oldest day goes. */
+    CHECK(n_a == DAYS - 1 && n_b == DAYS - 1 && !b[DAYS - 1].keep,
+          "pruner behind: kept %d and %d of %d", n_a, n_b, DAYS);
 }
 
 static void test_names(void)
@@ -594,6 +630,7 @@ int main(void)
     test_equal_and_jumps();
     test_ledger_order();
     test_future();
+    test_pruner_behind();
     test_future_never_prunes_newer();
     test_mount_point();
     test_names();
