@@ -858,6 +858,7 @@ int main(int argc, char **argv)
                 argv[1], strerror(errno));
         return 1;
     }
+    powerfs_tmp_sweep(argv[1]);
     int ls = control_listen(argv[4]);
     if (ls < 0) {
         return 1;

@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <fuse_lowlevel.h>
 #include <linux/fuse.h>
 #include <stdint.h>
@@ -54,6 +55,27 @@ static void tmpfile_rewrite(struct fuse_buf *buf, size_t cap)
     buf->size = at + (size_t)n + 1;
     h->len = (uint32_t)buf->size;
     h->opcode = FUSE_CREATE;
+}
+
+static int remove_tmp(const char *path, const struct stat *st, int type,
+                      struct FTW *ftw)
+{
+    (void)st;
+    if (type == FTW_F &&
+        strncmp(path + ftw->base, TMP_PREFIX, sizeof TMP_PREFIX - 1) == 0 &&
+        unlink(path) != 0) {
+        fprintf(stderr, "kyufu-powerfs: cannot remove %s: %s\n", path,
+                strerror(errno));
+    }
+    return 0;
+}
+
+void powerfs_tmp_sweep(const char *backing)
+{
+    if (nftw(backing, remove_tmp, 16, FTW_PHYS) != 0) {
+        fprintf(stderr, "kyufu-powerfs: cannot walk %s: %s\n", backing,
+                strerror(errno));
+    }
 }
 
 int powerfs_loop(struct fuse *f)

@@ -244,8 +244,13 @@ def main():
             os.close(fd)
         del mp, lm  # unmapped: the mount is no longer busy
         m.unmount()
-
+        # The tmpfile open at the cut left its hidden name in the backing
+        # folder; the next mount removes it, as a real file system frees
+        # an unnamed inode when it recovers.
+        assert len(os.listdir(m.backing + "/snap")) == 3
         m.mount()
+        assert sorted(os.listdir(m.backing + "/snap")) == [
+            "snapshot-1", "snapshot-2"], os.listdir(m.backing + "/snap")
         assert read(mnt + "/synced") == b"durable"
         assert read(mnt + "/unsynced") == b""  # created: metadata at once
         assert read(mnt + "/mixed") == b"A" * 8192
