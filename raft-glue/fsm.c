@@ -332,22 +332,6 @@ static int fsm_snapshot(struct raft_fsm *fsm,
             return RAFT_BUSY;
         }
     }
-    /* 0.22.1 applies committed entries that this node's own append has not
-     * written yet (a follower learns the commit index with the entries),
-     * and its snapshot drops every entry up to (index - trailing) from
-     * legacy's in-memory log.  When that append completes,
-     * legacyPersistEntriesCb finds the batch's first entry gone and drops
-     * the completion: last_stored stays put for good, the follower answers
-     * every AppendEntries with it, and the leader resends the same window
-     * forever (docs/raft.md "Snapshot past unwritten entries").  Refuse
-     * while the snapshot would reach past what is stored; legacy asks again
-     * after a later apply. */
-    if (f->refuse_unstored_snapshot &&
-        raft_last_applied(f->raft) >
-            f->raft->last_stored + f->raft->legacy.snapshot_trailing) {
-        f->n_snapshots_unstored++;
-        return RAFT_BUSY;
-    }
 
     rv = kyufu_storage_snapshot_begin(f->storage, &f->snap);
     if (rv != 0) {
@@ -568,7 +552,6 @@ void kyufu_fsm_init(struct raft_fsm *fsm,
     memset(state, 0, sizeof *state);
     state->storage = storage;
     state->mode = mode;
-    state->refuse_unstored_snapshot = true;
     if (hooks != NULL) {
         state->hooks = *hooks;
     }

@@ -77,10 +77,6 @@ struct kyufu_fsm
     struct kyufu_fsm_hooks hooks;
     enum kyufu_fsm_snapshot_mode mode;
     int fatal_rv;                  /* 0, or the storage error that stopped us */
-    /* Refuse a snapshot past entries this node has not written yet
-     * (fsm_snapshot; true from kyufu_fsm_init; the simulation's
-     * --no-unstored-refusal clears it to show the stall it prevents). */
-    bool refuse_unstored_snapshot;
     char errmsg[256];
     /* Outstanding snapshot (between snapshot and snapshot_finalize). */
     struct kyufu_storage_snapshot *snap;
@@ -98,7 +94,6 @@ struct kyufu_fsm
     uint64_t n_sealed;             /* sealed entries opened and applied */
     uint64_t n_snapshots;
     uint64_t n_snapshots_refused;  /* asked while the store was ahead */
-    uint64_t n_snapshots_unstored; /* asked past unwritten entries */
     uint64_t n_restores;
     uint64_t n_restores_skipped;
     uint64_t n_dropped;            /* entries not recorded once poisoned */
