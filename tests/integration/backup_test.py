@@ -1,6 +1,7 @@
 """What the scheduled-backup tests share (test_backup_schedule.py,
 test_backup_clock.py, test_backup_mount.py): one node's backup metrics, a
 poll with a deadline, and the node's backup log lines after a failure."""
+import os
 import time
 import urllib.request
 
@@ -36,3 +37,16 @@ def print_backup_log(c, node):
             print("".join(ln for ln in f if "backup" in ln)[-4000:])
     except OSError:
         pass
+
+
+def operator(c, nodes):
+    """Account op1 (operator) on cluster c and a kyufuctl config naming
+    nodes' API addresses: (its environment, the config's path)."""
+    L = c.s["ledger_pb2"]
+    c.account("op1", [L.ROLE_OPERATOR], "Operator")
+    conf = os.path.join(c.dir, "client.conf")
+    with open(conf, "w") as fh:
+        fh.write("[client]\nendpoints = %s\nca = %s\ncert = %s\n"
+                 "key = %s\n" % (",".join(c.api[i] for i in nodes), c.ca,
+                                  c.client_cert, c.client_key))
+    return c.ctl_env("op1"), conf

@@ -50,14 +50,7 @@ def main():
     try:
         c.start_all()
         c.wait_leader(15)
-        L = c.s["ledger_pb2"]
-        c.account("op1", [L.ROLE_OPERATOR], "Operator")
-        env = c.ctl_env("op1")
-        conf = os.path.join(c.dir, "client.conf")
-        with open(conf, "w") as fh:
-            fh.write("[client]\nendpoints = %s\nca = %s\ncert = %s\n"
-                     "key = %s\n" % (c.api[1], c.ca, c.client_cert,
-                                     c.client_key))
+        env, conf = B.operator(c, (1,))
         want = "require_mount %s is not mounted" % nas
 
         def create(name):

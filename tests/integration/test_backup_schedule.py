@@ -155,13 +155,7 @@ def main():
         led = W.Ledger(c, "sched")
         led.setup()
         L = c.s["ledger_pb2"]
-        c.account("op1", [L.ROLE_OPERATOR], "Operator")
-        env = c.ctl_env("op1")
-        conf = os.path.join(c.dir, "client.conf")
-        with open(conf, "w") as fh:
-            fh.write("[client]\nendpoints = %s\nca = %s\ncert = %s\n"
-                     "key = %s\n" % (",".join(c.api[i] for i in (1, 2, 3)),
-                                     c.ca, c.client_cert, c.client_key))
+        env, conf = B.operator(c, (1, 2, 3))
         written = []
 
         def keep_writing():
