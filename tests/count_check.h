@@ -19,6 +19,18 @@ static int failures;
         }                                                                    \
     } while (0)
 
+/* CHECK with a printf-style message of what was seen (a test whose
+ * failures need the values to be read). */
+#define CHECKF(cond, ...)                                                    \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                  \
+            fprintf(stderr, __VA_ARGS__);                                    \
+            fprintf(stderr, "\n");                                           \
+            failures++;                                                      \
+        }                                                                    \
+    } while (0)
+
 static inline int count_check_end(const char *name)
 {
     if (failures != 0) {

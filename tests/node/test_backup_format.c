@@ -16,19 +16,9 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "../count_check.h"
 #include "backup_format.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                  \
-            fprintf(stderr, __VA_ARGS__);                                    \
-            fprintf(stderr, "\n");                                           \
-            failures++;                                                      \
-        }                                                                    \
-    } while (0)
 
 static const uint8_t id[KYUFU_BACKUP_ID_BYTES] = {1, 2, 3};
 static const uint8_t id2[KYUFU_BACKUP_ID_BYTES] = {1, 2, 4};
@@ -39,27 +29,27 @@ static void test_chunks(void)
         out[1000];
     RAND_bytes(bk, sizeof bk);
     RAND_bytes(in, sizeof in);
-    CHECK(kyufu_backup_chunk_seal(bk, id, 7, false, in, sizeof in, sealed) == 0,
+    CHECKF(kyufu_backup_chunk_seal(bk, id, 7, false, in, sizeof in, sealed) == 0,
           "seal");
-    CHECK(kyufu_backup_chunk_open(bk, id, 7, false, sealed, sizeof sealed,
+    CHECKF(kyufu_backup_chunk_open(bk, id, 7, false, sealed, sizeof sealed,
                                   out) == 0 &&
               memcmp(in, out, sizeof in) == 0,
           "round trip");
-    CHECK(kyufu_backup_chunk_open(bk, id, 8, false, sealed, sizeof sealed,
+    CHECKF(kyufu_backup_chunk_open(bk, id, 8, false, sealed, sizeof sealed,
                                   out) == KYUFU_CRYPTO_EAUTH,
           "another position");
-    CHECK(kyufu_backup_chunk_open(bk, id, 7, true, sealed, sizeof sealed,
+    CHECKF(kyufu_backup_chunk_open(bk, id, 7, true, sealed, sizeof sealed,
                                   out) == KYUFU_CRYPTO_EAUTH,
           "last flag");
-    CHECK(kyufu_backup_chunk_open(bk, id2, 7, false, sealed, sizeof sealed,
+    CHECKF(kyufu_backup_chunk_open(bk, id2, 7, false, sealed, sizeof sealed,
                                   out) == KYUFU_CRYPTO_EAUTH,
           "another backup");
-    CHECK(kyufu_backup_chunk_open(bk, id, 7, false, sealed, 27, out) ==
+    CHECKF(kyufu_backup_chunk_open(bk, id, 7, false, sealed, 27, out) ==
               KYUFU_CRYPTO_EINVALID,
           "shorter than nonce and tag");
     for (size_t at = 0; at < sizeof sealed; at += 97) {
         sealed[at] ^= 0x80;
-        CHECK(kyufu_backup_chunk_open(bk, id, 7, false, sealed, sizeof sealed,
+        CHECKF(kyufu_backup_chunk_open(bk, id, 7, false, sealed, sizeof sealed,
                                       out) == KYUFU_CRYPTO_EAUTH,
               "flipped byte %zu", at);
         sealed[at] ^= 0x80;
@@ -67,7 +57,7 @@ static void test_chunks(void)
     /* Two seals of one piece differ (random nonces). */
     uint8_t again[sizeof sealed];
     kyufu_backup_chunk_seal(bk, id, 7, false, in, sizeof in, again);
-    CHECK(memcmp(again, sealed, sizeof sealed) != 0, "nonce repeated");
+    CHECKF(memcmp(again, sealed, sizeof sealed) != 0, "nonce repeated");
 }
 
 static void test_keys(void)
@@ -76,35 +66,35 @@ static void test_keys(void)
     RAND_bytes(kek, 32);
     RAND_bytes(kek2, 32);
     RAND_bytes(key, 32);
-    CHECK(kyufu_backup_key_wrap(kek, id, KYUFU_BACKUP_KEY_BK, key, w) == 0,
+    CHECKF(kyufu_backup_key_wrap(kek, id, KYUFU_BACKUP_KEY_BK, key, w) == 0,
           "wrap");
-    CHECK(kyufu_backup_key_unwrap(kek, id, KYUFU_BACKUP_KEY_BK, w, out) == 0 &&
+    CHECKF(kyufu_backup_key_unwrap(kek, id, KYUFU_BACKUP_KEY_BK, w, out) == 0 &&
               memcmp(out, key, 32) == 0,
           "unwrap");
-    CHECK(kyufu_backup_key_unwrap(kek2, id, KYUFU_BACKUP_KEY_BK, w, out) ==
+    CHECKF(kyufu_backup_key_unwrap(kek2, id, KYUFU_BACKUP_KEY_BK, w, out) ==
               KYUFU_CRYPTO_EAUTH,
           "wrong KEK");
-    CHECK(kyufu_backup_key_unwrap(kek, id, KYUFU_BACKUP_KEY_CMK, w, out) ==
+    CHECKF(kyufu_backup_key_unwrap(kek, id, KYUFU_BACKUP_KEY_CMK, w, out) ==
               KYUFU_CRYPTO_EAUTH,
           "BK taken for the CMK");
-    CHECK(kyufu_backup_key_unwrap(kek, id2, KYUFU_BACKUP_KEY_BK, w, out) ==
+    CHECKF(kyufu_backup_key_unwrap(kek, id2, KYUFU_BACKUP_KEY_BK, w, out) ==
               KYUFU_CRYPTO_EAUTH,
           "another backup's key");
 }
 
 static void test_names(void)
 {
-    CHECK(kyufu_backup_name_ok("daily-2026-12-06_0200.b1"), "plain");
-    CHECK(!kyufu_backup_name_ok(""), "empty");
-    CHECK(!kyufu_backup_name_ok(".hidden"), "dot");
-    CHECK(!kyufu_backup_name_ok(".."), "dotdot");
-    CHECK(!kyufu_backup_name_ok("a/b"), "slash");
-    CHECK(!kyufu_backup_name_ok("a b"), "blank");
-    CHECK(!kyufu_backup_name_ok("\xe3\x81\x82"), "non-ASCII");
+    CHECKF(kyufu_backup_name_ok("daily-2026-12-06_0200.b1"), "plain");
+    CHECKF(!kyufu_backup_name_ok(""), "empty");
+    CHECKF(!kyufu_backup_name_ok(".hidden"), "dot");
+    CHECKF(!kyufu_backup_name_ok(".."), "dotdot");
+    CHECKF(!kyufu_backup_name_ok("a/b"), "slash");
+    CHECKF(!kyufu_backup_name_ok("a b"), "blank");
+    CHECKF(!kyufu_backup_name_ok("\xe3\x81\x82"), "non-ASCII");
     char long_name[80];
     memset(long_name, 'a', sizeof long_name - 1);
     long_name[sizeof long_name - 1] = '\0';
-    CHECK(!kyufu_backup_name_ok(long_name), "too long");
+    CHECKF(!kyufu_backup_name_ok(long_name), "too long");
 }
 
 static void test_manifest(void)
@@ -122,11 +112,11 @@ static void test_manifest(void)
     memset(m.cert_sha256, 0x33, 32);
     char *json = NULL, err[256];
     size_t len = 0;
-    CHECK(kyufu_backup_manifest_json(&m, &json, &len) == 0, "json");
+    CHECKF(kyufu_backup_manifest_json(&m, &json, &len) == 0, "json");
     struct kyufu_backup_manifest p;
-    CHECK(kyufu_backup_manifest_parse(json, len, &p, err, sizeof err) == 0,
+    CHECKF(kyufu_backup_manifest_parse(json, len, &p, err, sizeof err) == 0,
           "parse: %s", err);
-    CHECK(p.node == 2 && p.applied_index == 1234 && p.applied_term == 3 &&
+    CHECKF(p.node == 2 && p.applied_index == 1234 && p.applied_term == 3 &&
               p.created_ms == m.created_ms && p.n_chunks == 2 &&
               p.chunks[0].bytes == 4194332 && p.chunks[1].sha256[0] == 8 &&
               p.has_cmk && memcmp(p.id, m.id, sizeof m.id) == 0 &&
@@ -157,7 +147,7 @@ static void test_manifest(void)
     };
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
         char *at = strstr(json, edits[i].from);
-        CHECK(at != NULL, "edit %zu: '%s' not in the manifest", i,
+        CHECKF(at != NULL, "edit %zu: '%s' not in the manifest", i,
               edits[i].from);
         if (at == NULL) {
             continue;
@@ -168,15 +158,15 @@ static void test_manifest(void)
         memcpy(bad + (at - json), edits[i].to, tlen);
         strcpy(bad + (at - json) + tlen, at + flen);
         err[0] = '\0';
-        CHECK(kyufu_backup_manifest_parse(bad, strlen(bad), &p, err,
+        CHECKF(kyufu_backup_manifest_parse(bad, strlen(bad), &p, err,
                                           sizeof err) != 0 &&
                   err[0] != '\0',
               "edit %zu (%s) accepted", i, edits[i].to);
         free(bad);
     }
-    CHECK(kyufu_backup_manifest_parse("", 0, &p, err, sizeof err) != 0,
+    CHECKF(kyufu_backup_manifest_parse("", 0, &p, err, sizeof err) != 0,
           "empty");
-    CHECK(kyufu_backup_manifest_parse("{}", 2, &p, err, sizeof err) != 0,
+    CHECKF(kyufu_backup_manifest_parse("{}", 2, &p, err, sizeof err) != 0,
           "no keys");
     free(json);
 }
@@ -270,7 +260,7 @@ static void add_admin(struct kyufu_storage *s)
     c.create_staff = &cs;
     b.n_commands = 1;
     b.commands = &cp;
-    CHECK(kyufu_storage_apply(s, 1, 1, &b, &res, err, sizeof err) == 0,
+    CHECKF(kyufu_storage_apply(s, 1, 1, &b, &res, err, sizeof err) == 0,
           "apply: %s", err);
     kyufu_storage_results_free(&res);
 }
@@ -279,7 +269,7 @@ static void test_whole(void)
 {
     char root[] = "/tmp/kyufu-test-backup-XXXXXX";
     if (mkdtemp(root) == NULL) {
-        CHECK(0, "mkdtemp");
+        CHECKF(0, "mkdtemp");
         return;
     }
     char ca[300], cert[300], key[300], store[300], parent[300], b1[400],
@@ -301,7 +291,7 @@ static void test_whole(void)
 
     struct kyufu_storage_options o = {.path = store, .no_sync = true};
     struct kyufu_storage *s = NULL;
-    CHECK(kyufu_storage_open(&o, &s, err, sizeof err) == 0, "open: %s", err);
+    CHECKF(kyufu_storage_open(&o, &s, err, sizeof err) == 0, "open: %s", err);
     uint8_t kek[32], cmk[32], digest[32];
     uint64_t at = 0;
     RAND_bytes(kek, 32);
@@ -311,37 +301,37 @@ static void test_whole(void)
     kyufu_storage_keys_set(s, cmk);
     add_admin(s);
     kyufu_storage_digest(s, digest, &at);
-    CHECK(at == 1, "the store is at index %llu", (unsigned long long)at);
+    CHECKF(at == 1, "the store is at index %llu", (unsigned long long)at);
     struct kyufu_storage_snapshot *snap = NULL;
-    CHECK(kyufu_storage_snapshot_begin(s, &snap) == 0, "snapshot");
+    CHECKF(kyufu_storage_snapshot_begin(s, &snap) == 0, "snapshot");
     struct kyufu_backup_write_params p = {
         .parent = parent, .name = "b1", .node = 3, .kek = kek, .cmk = cmk,
         .ca_path = ca, .cert_path = cert, .key_path = key,
         .now_ms = 1765000000000, .max_bytes_per_s = 0};
     struct kyufu_backup_write_result res;
-    CHECK(kyufu_backup_write(snap, &p, &res, err, sizeof err) == 0,
+    CHECKF(kyufu_backup_write(snap, &p, &res, err, sizeof err) == 0,
           "write: %s", err);
-    CHECK(memcmp(res.state_digest, digest, 32) == 0, "digest");
+    CHECKF(memcmp(res.state_digest, digest, 32) == 0, "digest");
     /* Again under the same name: refused, nothing added. */
-    CHECK(kyufu_backup_write(snap, &p, &res, err, sizeof err) != 0 &&
+    CHECKF(kyufu_backup_write(snap, &p, &res, err, sizeof err) != 0 &&
               strstr(err, "already exists") != NULL,
           "second write: %s", err);
     /* A key that cannot sign: refused, no temporary left. */
     p.name = "b2";
     p.key_path = ca; /* a certificate, not a key */
-    CHECK(kyufu_backup_write(snap, &p, &res, err, sizeof err) != 0,
+    CHECKF(kyufu_backup_write(snap, &p, &res, err, sizeof err) != 0,
           "write without a key");
-    CHECK(count_entries(parent) == 1, "a failed write left %d entries",
+    CHECKF(count_entries(parent) == 1, "a failed write left %d entries",
           count_entries(parent) - 1);
     kyufu_storage_snapshot_end(snap);
     kyufu_storage_close(s);
 
     struct kyufu_backup_verify_result v;
-    CHECK(kyufu_backup_verify(b1, ca, kek, root, &v, err, sizeof err) == 0,
+    CHECKF(kyufu_backup_verify(b1, ca, kek, root, &v, err, sizeof err) == 0,
           "verify: %s", err);
-    CHECK(v.m.node == 3 && v.m.has_cmk && v.m.n_chunks >= 1, "manifest");
+    CHECKF(v.m.node == 3 && v.m.has_cmk && v.m.n_chunks >= 1, "manifest");
     uint8_t back[32];
-    CHECK(kyufu_backup_key_unwrap(kek, v.m.id, KYUFU_BACKUP_KEY_CMK,
+    CHECKF(kyufu_backup_key_unwrap(kek, v.m.id, KYUFU_BACKUP_KEY_CMK,
                                   v.m.cmk_wrapped, back) == 0 &&
               memcmp(back, cmk, 32) == 0,
           "the CMK comes back under the backup KEK");
@@ -351,10 +341,10 @@ static void test_whole(void)
      * the CMK. */
     struct kyufu_backup_reader *reader = NULL;
     uint8_t got_cmk[32];
-    CHECK(kyufu_backup_open(b1, ca, kek, &v, &reader, got_cmk, err,
+    CHECKF(kyufu_backup_open(b1, ca, kek, &v, &reader, got_cmk, err,
                             sizeof err) == 0,
           "open: %s", err);
-    CHECK(memcmp(got_cmk, cmk, 32) == 0, "open: CMK");
+    CHECKF(memcmp(got_cmk, cmk, 32) == 0, "open: CMK");
     struct kyufu_storage_source src;
     kyufu_backup_reader_source(reader, &src);
     for (int round = 0; round < 2; round++) {
@@ -365,27 +355,27 @@ static void test_whole(void)
         uint8_t d2[32] = {0};
         uint64_t at2 = 1;
         if (round == 1) {
-            CHECK(src.rewind(src.arg, err, sizeof err) == 0, "rewind");
+            CHECKF(src.rewind(src.arg, err, sizeof err) == 0, "rewind");
         }
         if (kyufu_storage_open(&o2, &s2, err, sizeof err) == 0) {
             kyufu_storage_keys_set(s2, got_cmk); /* as kyufud --seed does */
-            CHECK(kyufu_storage_restore_stream(s2, &src, err, sizeof err) == 0,
+            CHECKF(kyufu_storage_restore_stream(s2, &src, err, sizeof err) == 0,
                   "restore: %s", err);
             kyufu_storage_digest(s2, d2, &at2);
             kyufu_storage_close(s2);
         }
-        CHECK(memcmp(d2, v.m.state_digest, 32) == 0 &&
+        CHECKF(memcmp(d2, v.m.state_digest, 32) == 0 &&
                   at2 == v.m.applied_index,
               "restored digest (round %d)", round);
     }
     kyufu_backup_reader_close(reader);
     kyufu_backup_manifest_free(&v.m);
-    CHECK(kyufu_backup_open(b1, ca, NULL, &v, &reader, got_cmk, err,
+    CHECKF(kyufu_backup_open(b1, ca, NULL, &v, &reader, got_cmk, err,
                             sizeof err) != 0 && reader == NULL,
           "open without a KEK: %s", err);
     uint8_t wrong[32];
     RAND_bytes(wrong, 32);
-    CHECK(kyufu_backup_verify(b1, ca, wrong, root, &v, err, sizeof err) != 0 &&
+    CHECKF(kyufu_backup_verify(b1, ca, wrong, root, &v, err, sizeof err) != 0 &&
               strstr(err, "does not unwrap") != NULL,
           "wrong KEK: %s", err);
 
@@ -407,7 +397,7 @@ static void test_whole(void)
     kyufu_backup_hex(oldh, 32, oldx);
     kyufu_backup_hex(newh, 32, newx);
     char *h = strstr((char *)mb, oldx);
-    CHECK(h != NULL, "chunk hash in the manifest");
+    CHECKF(h != NULL, "chunk hash in the manifest");
     if (h != NULL) {
         memcpy(h, newx, 64);
         FILE *f = fopen(chunk, "w");
@@ -416,12 +406,12 @@ static void test_whole(void)
         f = fopen(mpath, "w");
         fwrite(mb, 1, ml, f);
         fclose(f);
-        CHECK(kyufu_backup_sign(key, mb, ml, &sig, &sl, err, sizeof err) == 0,
+        CHECKF(kyufu_backup_sign(key, mb, ml, &sig, &sl, err, sizeof err) == 0,
               "sign");
         f = fopen(spath, "w");
         fwrite(sig, 1, sl, f);
         fclose(f);
-        CHECK(kyufu_backup_verify(b1, ca, kek, root, &v, err, sizeof err) !=
+        CHECKF(kyufu_backup_verify(b1, ca, kek, root, &v, err, sizeof err) !=
                       0 &&
                   strstr(err, "does not decrypt") != NULL,
               "tampered chunk with a matching manifest: %s", err);
@@ -430,7 +420,7 @@ static void test_whole(void)
         f = fopen(chunk, "w");
         fwrite(cb, 1, cl - 1, f);
         fclose(f);
-        CHECK(kyufu_backup_verify(b1, ca, NULL, NULL, &v, err, sizeof err) !=
+        CHECKF(kyufu_backup_verify(b1, ca, NULL, NULL, &v, err, sizeof err) !=
                       0 &&
                   strstr(err, "the manifest says") != NULL,
               "chunk cut short, no KEK: %s", err);
@@ -445,7 +435,7 @@ static void test_whole(void)
     EVP_PKEY_free(node_key);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    CHECK(system(cmd) == 0, "cleanup");
+    CHECKF(system(cmd) == 0, "cleanup");
 }
 
 int main(void)

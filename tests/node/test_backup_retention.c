@@ -16,19 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../count_check.h"
 #include "backup_retention.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                  \
-            fprintf(stderr, __VA_ARGS__);                                    \
-            fprintf(stderr, "\n");                                           \
-            failures++;                                                      \
-        }                                                                    \
-    } while (0)
 
 #define HOUR 3600000LL
 #define DAY (24 * HOUR)
@@ -97,22 +87,22 @@ static void test_last(void)
                                      at(T0 + 1 * HOUR, "b"),
                                      at(T0 + 2 * HOUR, "c")};
     const char *k = kept(b, 5, 2, 0, 0);
-    CHECK(strcmp(k, "e,d") == 0, "keep_last 2 over 5: %s", k);
-    CHECK(strcmp(b[0].name, "e") == 0 && strcmp(b[4].name, "a") == 0,
+    CHECKF(strcmp(k, "e,d") == 0, "keep_last 2 over 5: %s", k);
+    CHECKF(strcmp(b[0].name, "e") == 0 && strcmp(b[4].name, "a") == 0,
           "sorted newest first: %s..%s", b[0].name, b[4].name);
     k = kept(b, 5, 9, 0, 0);
-    CHECK(strcmp(k, "e,d,c,b,a") == 0, "keep_last above the count: %s", k);
+    CHECKF(strcmp(k, "e,d,c,b,a") == 0, "keep_last above the count: %s", k);
     /* Retention off: everything kept. */
     k = kept(b, 5, 0, 0, 0);
-    CHECK(strcmp(k, "e,d,c,b,a") == 0, "off: %s", k);
+    CHECKF(strcmp(k, "e,d,c,b,a") == 0, "off: %s", k);
     /* Only daily/monthly set, all on one day: the newest only. */
     k = kept(b, 5, 0, 3, 0);
-    CHECK(strcmp(k, "e") == 0, "daily 3, one day: %s", k);
+    CHECKF(strcmp(k, "e") == 0, "daily 3, one day: %s", k);
     /* Empty: nothing to do, no crash. */
-    CHECK(strcmp(kept(b, 0, 2, 2, 2), "") == 0, "empty");
+    CHECKF(strcmp(kept(b, 0, 2, 2, 2), "") == 0, "empty");
     /* One backup: kept whatever the policy. */
     struct kyufu_backup_aged one[1] = {at(T0, "only")};
-    CHECK(strcmp(kept(one, 1, 1, 0, 0), "only") == 0, "one");
+    CHECKF(strcmp(kept(one, 1, 1, 0, 0), "only") == 0, "one");
 }
 
 static void test_daily_monthly(void)
@@ -130,17 +120,17 @@ static void test_daily_monthly(void)
     const char *k = kept(b, N, 3, 2, 0);
     /* Last 3: day 69 18h, 12h, 06h; daily 2: day 69's newest (already
      * kept), day 68's newest. */
-    CHECK(strcmp(k, "d69-h18,d69-h12,d69-h06,d68-h18") == 0,
+    CHECKF(strcmp(k, "d69-h18,d69-h12,d69-h06,d68-h18") == 0,
           "last 3, daily 2: %s", k);
     k = kept(b, N, 1, 0, 3);
     /* Days 0..30 are January, 31..58 February, 59..69 March 2026: the
      * newest of March, February and January. */
-    CHECK(strcmp(k, "d69-h18,d58-h18,d30-h18") == 0, "monthly 3: %s", k);
+    CHECKF(strcmp(k, "d69-h18,d58-h18,d30-h18") == 0, "monthly 3: %s", k);
     k = kept(b, N, 0, 0, 12);
-    CHECK(strcmp(k, "d69-h18,d58-h18,d30-h18") == 0,
+    CHECKF(strcmp(k, "d69-h18,d58-h18,d30-h18") == 0,
           "monthly above the months there are: %s", k);
     k = kept(b, N, 0, 5, 1);
-    CHECK(strcmp(k, "d69-h18,d68-h18,d67-h18,d66-h18,d65-h18") == 0,
+    CHECKF(strcmp(k, "d69-h18,d68-h18,d67-h18,d66-h18,d65-h18") == 0,
           "daily 5, monthly 1 (the same newest): %s", k);
     size_t n_kept = 0;
     kept(b, N, 2, 7, 2);
@@ -148,14 +138,14 @@ static void test_daily_monthly(void)
         n_kept += b[i].keep;
     }
     /* last 2 (d69 18, 12) + days 68..63 + February's newest: 9. */
-    CHECK(n_kept == 9, "last 2 daily 7 monthly 2 keeps %zu", n_kept);
+    CHECKF(n_kept == 9, "last 2 daily 7 monthly 2 keeps %zu", n_kept);
     /* Days with gaps: daily counts days that have a backup, not calendar
      * days back from now. */
     struct kyufu_backup_aged g[4] = {at(T0, "g0"), at(T0 + 10 * DAY, "g10"),
                                      at(T0 + 20 * DAY, "g20"),
                                      at(T0 + 20 * DAY + HOUR, "g20b")};
     k = kept(g, 4, 0, 3, 0);
-    CHECK(strcmp(k, "g20b,g10,g0") == 0, "daily over gaps: %s", k);
+    CHECKF(strcmp(k, "g20b,g10,g0") == 0, "daily over gaps: %s", k);
 }
 
 static void test_equal_and_jumps(void)
@@ -168,11 +158,11 @@ static void test_equal_and_jumps(void)
     char ka[256];
     snprintf(ka, sizeof ka, "%s", kept(a, 3, 2, 0, 0));
     const char *kb = kept(b, 3, 2, 0, 0);
-    CHECK(strcmp(ka, kb) == 0 && strcmp(ka, "x-n3,x-n2") == 0,
+    CHECKF(strcmp(ka, kb) == 0 && strcmp(ka, "x-n3,x-n2") == 0,
           "equal times: %s vs %s", ka, kb);
     /* Two nodes took a backup in the same second (views of the leader
      * differed): daily keeps one of that day, keep_last counts both. */
-    CHECK(strcmp(kept(a, 3, 0, 1, 0), "x-n3") == 0, "equal, daily 1");
+    CHECKF(strcmp(kept(a, 3, 0, 1, 0), "x-n3") == 0, "equal, daily 1");
 
     /* The clock jumped back a day after "late" was taken: the backups
      * taken since carry earlier times.  Retention reads no clock: "late"
@@ -183,7 +173,7 @@ static void test_equal_and_jumps(void)
                                      at(T0 + DAY + 2 * HOUR, "after2"),
                                      at(T0, "before")};
     const char *k = kept(j, 4, 2, 0, 0);
-    CHECK(strcmp(k, "late,after2") == 0, "clock back: %s", k);
+    CHECKF(strcmp(k, "late,after2") == 0, "clock back: %s", k);
     /* A third backup after the jump, pinned (just written): kept though
      * two newer-looking ones fill keep_last. */
     struct kyufu_backup_aged p[5] = {at(T0 + 2 * DAY, "late"),
@@ -192,24 +182,24 @@ static void test_equal_and_jumps(void)
                                      at(T0 + DAY + 2 * HOUR, "after2"),
                                      at(T0 + DAY + 3 * HOUR, "after3")};
     k = kept_pin(p, 5, 2, 0, 0, "after3", INT64_MAX);
-    CHECK(strcmp(k, "late,late0,after3") == 0, "pinned after a jump: %s", k);
+    CHECKF(strcmp(k, "late,late0,after3") == 0, "pinned after a jump: %s", k);
     /* Pinned survives retention off and daily too. */
     struct kyufu_backup_aged q[3] = {at(T0 + HOUR, "new"), at(T0, "old"),
                                      at(T0 - DAY, "older")};
     k = kept_pin(q, 3, 0, 1, 0, "older", INT64_MAX);
-    CHECK(strcmp(k, "new,older") == 0, "pinned, daily 1: %s", k);
+    CHECKF(strcmp(k, "new,older") == 0, "pinned, daily 1: %s", k);
     /* Times before 1970 (a clock reset to 0 and below): days floor. */
     struct kyufu_backup_aged z[3] = {at(-1, "neg"), at(0, "zero"),
                                      at(-DAY - 1, "neg2")};
     k = kept(z, 3, 0, 3, 0);
-    CHECK(strcmp(k, "zero,neg,neg2") == 0, "around 1970: %s", k);
+    CHECKF(strcmp(k, "zero,neg,neg2") == 0, "around 1970: %s", k);
     k = kept(z, 3, 0, 0, 1);
-    CHECK(strcmp(k, "zero") == 0, "monthly around 1970: %s", k);
+    CHECKF(strcmp(k, "zero") == 0, "monthly around 1970: %s", k);
     /* Far future and far past (int64 ends): no crash, newest kept. */
     struct kyufu_backup_aged f[2] = {at(INT64_MAX, "max"),
                                      at(INT64_MIN, "min")};
     k = kept(f, 2, 0, 2, 2);
-    CHECK(strncmp(k, "max", 3) == 0, "extremes: %s", k);
+    CHECKF(strncmp(k, "max", 3) == 0, "extremes: %s", k);
 }
 
 /* Unix ms of a UTC date at noon. */
@@ -224,18 +214,18 @@ static int64_t noon(int y, int mo, int d)
  * that lacked entries writes at a higher term from a lower index). */
 static void test_ledger_order(void)
 {
-    CHECK(kyufu_backup_ledger_cmp(5, 96, 2, 100) == 1, "term first");
-    CHECK(kyufu_backup_ledger_cmp(2, 100, 2, 99) == 1, "then index");
-    CHECK(kyufu_backup_ledger_cmp(2, 99, 2, 100) == -1, "earlier");
-    CHECK(kyufu_backup_ledger_cmp(3, 7, 3, 7) == 0, "same place");
-    CHECK(kyufu_backup_ledger_cmp(UINT64_MAX, 0, 0, UINT64_MAX) == 1,
+    CHECKF(kyufu_backup_ledger_cmp(5, 96, 2, 100) == 1, "term first");
+    CHECKF(kyufu_backup_ledger_cmp(2, 100, 2, 99) == 1, "then index");
+    CHECKF(kyufu_backup_ledger_cmp(2, 99, 2, 100) == -1, "earlier");
+    CHECKF(kyufu_backup_ledger_cmp(3, 7, 3, 7) == 0, "same place");
+    CHECKF(kyufu_backup_ledger_cmp(UINT64_MAX, 0, 0, UINT64_MAX) == 1,
           "extremes");
     /* After such a recovery, by a node whose clock is behind: keep_last
      * 1 keeps the later place, not the later time. */
     struct kyufu_backup_aged r[2] = {atl(T0 + HOUR, 2, 100, "old-term"),
                                      atl(T0, 5, 96, "new-term")};
     const char *k = kept(r, 2, 1, 0, 0);
-    CHECK(strcmp(k, "new-term") == 0, "term before index: %s", k);
+    CHECKF(strcmp(k, "new-term") == 0, "term before index: %s", k);
     /* A clock set back a day: keep_last counts in the ledger; days are
      * the backups' own (none is in the future). */
     struct kyufu_backup_aged j[3] = {atl(T0 + 2 * DAY, 1, 10, "late"),
@@ -243,12 +233,12 @@ static void test_ledger_order(void)
                                      atl(T0 + DAY + 2 * HOUR, 1, 30,
                                          "after2")};
     k = kept(j, 3, 2, 0, 0);
-    CHECK(strcmp(k, "after2,after1") == 0, "clock back, last 2: %s", k);
+    CHECKF(strcmp(k, "after2,after1") == 0, "clock back, last 2: %s", k);
     k = kept(j, 3, 0, 1, 0);
     /* The latest day is late's; after2 is the newest in the ledger. */
-    CHECK(strcmp(k, "after2,late") == 0, "clock back, daily 1: %s", k);
+    CHECKF(strcmp(k, "after2,late") == 0, "clock back, daily 1: %s", k);
     k = kept(j, 3, 0, 2, 0);
-    CHECK(strcmp(k, "after2,late") == 0, "clock back, daily 2: %s", k);
+    CHECKF(strcmp(k, "after2,late") == 0, "clock back, daily 2: %s", k);
 }
 
 /* A backup dated in the future (a node whose clock was ahead, or one
@@ -264,9 +254,9 @@ static void test_future(void)
                                      atl(T0 + 3 * HOUR, 1, 30, "r3"),
                                      atl(T0 + 2 * HOUR, 1, 20, "r2")};
     const char *k = kept_now(b, 4, 2, 0, 0, now);
-    CHECK(strcmp(k, "r3,r2") == 0, "future, last 2: %s", k);
+    CHECKF(strcmp(k, "r3,r2") == 0, "future, last 2: %s", k);
     /* It counts no later than the backups after it in the ledger. */
-    CHECK(strcmp(b[3].name, "ahead") == 0 && b[3].at_ms == T0 + HOUR &&
+    CHECKF(strcmp(b[3].name, "ahead") == 0 && b[3].at_ms == T0 + HOUR &&
               b[0].at_ms == b[0].created_ms,
           "future counts at %lld", (long long)b[3].at_ms);
     /* The newest in the ledger dated in the future: kept, at its own
@@ -277,10 +267,10 @@ static void test_future(void)
                                      atl(T0 + 2 * HOUR, 1, 20, "r2"),
                                      atl(T0 + 30 * DAY, 1, 40, "head")};
     k = kept_now(h, 3, 1, 0, 0, now);
-    CHECK(strcmp(k, "head") == 0 && h[0].at_ms == h[0].created_ms,
+    CHECKF(strcmp(k, "head") == 0 && h[0].at_ms == h[0].created_ms,
           "future head: %s at %lld", k, (long long)h[0].at_ms);
     k = kept_now(h, 3, 0, 2, 0, now);
-    CHECK(strcmp(k, "head,r2") == 0, "future head, daily 2: %s", k);
+    CHECKF(strcmp(k, "head,r2") == 0, "future head, daily 2: %s", k);
 
     /* keep_daily 7 over seven days of backups, and a copy dated a year
      * ahead from before them: it adds no day of its own (it counts in
@@ -295,9 +285,9 @@ static void test_future(void)
     }
     d[7] = atl(now + 365 * DAY, 1, 50, "ahead");
     k = kept_now(d, 8, 1, 7, 0, now);
-    CHECK(strcmp(k, "r9,r8,r7,r6,r5,r4,r3") == 0, "future, daily 7: %s", k);
+    CHECKF(strcmp(k, "r9,r8,r7,r6,r5,r4,r3") == 0, "future, daily 7: %s", k);
     k = kept_now(d, 8, 0, 7, 0, now);
-    CHECK(strcmp(k, "r9,r8,r7,r6,r5,r4,r3") == 0, "future, daily only: %s",
+    CHECKF(strcmp(k, "r9,r8,r7,r6,r5,r4,r3") == 0, "future, daily only: %s",
           k);
 
     /* keep_monthly 6 over January..June, and a copy dated 2027. */
@@ -309,7 +299,7 @@ static void test_future(void)
     }
     m[6] = atl(noon(2027, 3, 1), 2, 999, "ahead");
     k = kept_now(m, 7, 0, 0, 6, noon(2026, 6, 20));
-    CHECK(strcmp(k, "m6,m5,m4,m3,m2,m1") == 0, "future, monthly 6: %s", k);
+    CHECKF(strcmp(k, "m6,m5,m4,m3,m2,m1") == 0, "future, monthly 6: %s", k);
 
     /* An idle ledger (every backup at one place): the believable time
      * first, the copy from the future counts at it. */
@@ -317,9 +307,9 @@ static void test_future(void)
                                      atl(T0 + 365 * DAY, 3, 7, "ahead"),
                                      atl(T0, 3, 7, "r")};
     k = kept_now(t, 3, 1, 0, 0, T0 + HOUR);
-    CHECK(strcmp(k, "r") == 0, "idle ledger, last 1: %s", k);
+    CHECKF(strcmp(k, "r") == 0, "idle ledger, last 1: %s", k);
     k = kept_now(t, 3, 0, 1, 0, T0 + HOUR);
-    CHECK(strcmp(k, "r") == 0, "idle ledger, daily 1: %s", k);
+    CHECKF(strcmp(k, "r") == 0, "idle ledger, daily 1: %s", k);
 }
 
 /* xorshift64: seeded, so a failure replays exactly. */
@@ -370,7 +360,7 @@ static void test_future_never_prunes_newer(void)
             }
             for (int j = 0; j <= N; j++) {
                 if (strcmp(with[j].name, w->name) == 0 && !with[j].keep) {
-                    CHECK(0, "round %d (last %u daily %u monthly %u): %s "
+                    CHECKF(0, "round %d (last %u daily %u monthly %u): %s "
                              "pruned for a future backup",
                           round, keep.last, keep.daily, keep.monthly,
                           w->name);
@@ -379,7 +369,7 @@ static void test_future_never_prunes_newer(void)
             }
         }
         for (int i = 0; i <= N; i++) {
-            CHECK(with[i].at_ms <= with[i].created_ms,
+            CHECKF(with[i].at_ms <= with[i].created_ms,
                   "round %d: %s counts after its own time", round,
                   with[i].name);
         }
@@ -409,26 +399,26 @@ static void test_pruner_behind(void)
     for (int i = 0; i < DAYS; i++) {
         n_a += a[i].keep;
         n_b += b[i].keep;
-        CHECK(strcmp(a[i].name, b[i].name) == 0 && a[i].keep == b[i].keep,
+        CHECKF(strcmp(a[i].name, b[i].name) == 0 && a[i].keep == b[i].keep,
               "pruner behind: %s kept %d, with a true clock %d", b[i].name,
               b[i].keep, a[i].keep);
     }
     /* 30 days and one month (January): the oldest day goes. */
-    CHECK(n_a == DAYS - 1 && n_b == DAYS - 1 && !b[DAYS - 1].keep,
+    CHECKF(n_a == DAYS - 1 && n_b == DAYS - 1 && !b[DAYS - 1].keep,
           "pruner behind: kept %d and %d of %d", n_a, n_b, DAYS);
 }
 
 static void test_names(void)
 {
     char name[KYUFU_BACKUP_NAME_BYTES_MAX + 1];
-    CHECK(kyufu_backup_auto_name(T0 + 12 * HOUR + 34 * 60000 + 56000, 2, name,
+    CHECKF(kyufu_backup_auto_name(T0 + 12 * HOUR + 34 * 60000 + 56000, 2, name,
                                  sizeof name) == 0 &&
               strcmp(name, "auto-20260101T123456Z-n2") == 0,
           "name: %s", name);
-    CHECK(kyufu_backup_auto_name_ok(name), "own name is ok");
-    CHECK(kyufu_backup_auto_name(-1000, 2, name, sizeof name) != 0,
+    CHECKF(kyufu_backup_auto_name_ok(name), "own name is ok");
+    CHECKF(kyufu_backup_auto_name(-1000, 2, name, sizeof name) != 0,
           "before 1970 refused");
-    CHECK(kyufu_backup_auto_name(T0, UINT64_MAX, name, 8) != 0,
+    CHECKF(kyufu_backup_auto_name(T0, UINT64_MAX, name, 8) != 0,
           "too small a buffer refused");
     const char *bad[] = {
         "",
@@ -454,9 +444,9 @@ static void test_names(void)
         "auto-20260101t123456z-n2",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        CHECK(!kyufu_backup_auto_name_ok(bad[i]), "accepted '%s'", bad[i]);
+        CHECKF(!kyufu_backup_auto_name_ok(bad[i]), "accepted '%s'", bad[i]);
     }
-    CHECK(kyufu_backup_auto_name_ok(
+    CHECKF(kyufu_backup_auto_name_ok(
               "auto-20240229T000000Z-n9223372036854775807"),
           "29 February of a leap year, largest id");
 }
@@ -475,7 +465,7 @@ static void test_remove(void)
     char parent[] = "/tmp/kyufu-retention-XXXXXX", p[512], err[256];
     struct stat st;
     if (mkdtemp(parent) == NULL) {
-        CHECK(0, "mkdtemp: %s", strerror(errno));
+        CHECKF(0, "mkdtemp: %s", strerror(errno));
         return;
     }
     /* A backup's files only: removed whole, nothing hidden left. */
@@ -488,11 +478,11 @@ static void test_remove(void)
         snprintf(f, sizeof f, "%s/%s", p, files[i]);
         touch(f);
     }
-    CHECK(kyufu_backup_remove(parent, "auto-a", err, sizeof err) == 0,
+    CHECKF(kyufu_backup_remove(parent, "auto-a", err, sizeof err) == 0,
           "remove: %s", err);
-    CHECK(stat(p, &st) != 0, "folder gone");
+    CHECKF(stat(p, &st) != 0, "folder gone");
     snprintf(p, sizeof p, "%s/.auto-a.removing", parent);
-    CHECK(stat(p, &st) != 0, "no hidden leftover");
+    CHECKF(stat(p, &st) != 0, "no hidden leftover");
 
     /* A foreign file inside: refused, nothing changed. */
     snprintf(p, sizeof p, "%s/auto-b", parent);
@@ -503,17 +493,17 @@ static void test_remove(void)
     snprintf(f, sizeof f, "%s/notes.txt", p);
     touch(f);
     err[0] = '\0';
-    CHECK(kyufu_backup_remove(parent, "auto-b", err, sizeof err) != 0 &&
+    CHECKF(kyufu_backup_remove(parent, "auto-b", err, sizeof err) != 0 &&
               strstr(err, "notes.txt") != NULL,
           "foreign file: %s", err);
     snprintf(f, sizeof f, "%s/manifest.json", p);
-    CHECK(stat(f, &st) == 0, "manifest left in place");
+    CHECKF(stat(f, &st) == 0, "manifest left in place");
     /* A sub-folder named like a chunk: not a regular file, refused. */
     snprintf(f, sizeof f, "%s/notes.txt", p);
     unlink(f);
     snprintf(f, sizeof f, "%s/chunk-000000.bin", p);
     mkdir(f, 0700);
-    CHECK(kyufu_backup_remove(parent, "auto-b", err, sizeof err) != 0,
+    CHECKF(kyufu_backup_remove(parent, "auto-b", err, sizeof err) != 0,
           "folder named like a chunk");
     rmdir(f);
     snprintf(f, sizeof f, "%s/manifest.json", p);
@@ -521,10 +511,10 @@ static void test_remove(void)
     rmdir(p);
 
     /* Hostile names and a missing backup: refused. */
-    CHECK(kyufu_backup_remove(parent, "../etc", err, sizeof err) != 0,
+    CHECKF(kyufu_backup_remove(parent, "../etc", err, sizeof err) != 0,
           "path in the name");
-    CHECK(kyufu_backup_remove(parent, "", err, sizeof err) != 0, "empty");
-    CHECK(kyufu_backup_remove(parent, "missing", err, sizeof err) != 0,
+    CHECKF(kyufu_backup_remove(parent, "", err, sizeof err) != 0, "empty");
+    CHECKF(kyufu_backup_remove(parent, "missing", err, sizeof err) != 0,
           "missing");
     /* A symlink to a folder is not followed. */
     snprintf(p, sizeof p, "%s/target", parent);
@@ -533,10 +523,10 @@ static void test_remove(void)
     touch(f);
     char l[600];
     snprintf(l, sizeof l, "%s/auto-link", parent);
-    CHECK(symlink(p, l) == 0, "symlink");
-    CHECK(kyufu_backup_remove(parent, "auto-link", err, sizeof err) != 0,
+    CHECKF(symlink(p, l) == 0, "symlink");
+    CHECKF(kyufu_backup_remove(parent, "auto-link", err, sizeof err) != 0,
           "symlink followed");
-    CHECK(stat(f, &st) == 0, "link target untouched");
+    CHECKF(stat(f, &st) == 0, "link target untouched");
     unlink(l);
     unlink(f);
     rmdir(p);
@@ -549,20 +539,20 @@ static void test_remove(void)
     mkdir(p, 0700);
     snprintf(l, sizeof l, "%s/not-a-backup", parent);
     mkdir(l, 0700);
-    CHECK(kyufu_backup_scan(parent, "/nonexistent-ca.pem", 0, &s, err,
+    CHECKF(kyufu_backup_scan(parent, "/nonexistent-ca.pem", 0, &s, err,
                             sizeof err) == 0 &&
               s.n_good == 0 && s.n_owned == 0 && s.n_bad == 1 &&
               s.newest_past_ms == 0 && s.head_created_ms == 0,
           "scan: good %zu bad %zu", s.n_good, s.n_bad);
     kyufu_backup_scan_free(&s);
-    CHECK(kyufu_backup_scan("/nonexistent-dir-kyufu", "/x", 0, &s, err,
+    CHECKF(kyufu_backup_scan("/nonexistent-dir-kyufu", "/x", 0, &s, err,
                             sizeof err) != 0 &&
               strstr(err, "nonexistent") != NULL,
           "scan of a missing directory: %s", err);
     unlink(f);
     rmdir(p);
     rmdir(l);
-    CHECK(rmdir(parent) == 0, "parent empty at the end: %s", strerror(errno));
+    CHECKF(rmdir(parent) == 0, "parent empty at the end: %s", strerror(errno));
 }
 
 static void write_file(const char *path, const char *text)
@@ -580,17 +570,17 @@ static void write_file(const char *path, const char *text)
 static void test_mount_point(void)
 {
     char err[256] = "", dir[] = "/tmp/kyufu-mount-XXXXXX", f[600];
-    CHECK(kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, "/", err,
+    CHECKF(kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, "/", err,
                                    sizeof err) == 1,
           "/ is a mount point: %s", err);
-    CHECK(kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, "/proc", err,
+    CHECKF(kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, "/proc", err,
                                    sizeof err) == 1,
           "/proc is a mount point: %s", err);
     if (mkdtemp(dir) == NULL) {
-        CHECK(0, "mkdtemp: %s", strerror(errno));
+        CHECKF(0, "mkdtemp: %s", strerror(errno));
         return;
     }
-    CHECK(kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, dir, err,
+    CHECKF(kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, dir, err,
                                    sizeof err) == 0,
           "a fresh folder is no mount point");
     /* A table of the kernel's format, a mount point with a space. */
@@ -599,28 +589,28 @@ static void test_mount_point(void)
                   "36 22 0:40 / /mnt/my\\040nas rw shared:9 - nfs4 "
                   "nas:/export rw\n"
                   "37 22 8:1 /srv/a /mnt/bind rw - ext4 /dev/sda1 rw\n");
-    CHECK(kyufu_backup_mount_point(f, "/mnt/my nas", err, sizeof err) == 1,
+    CHECKF(kyufu_backup_mount_point(f, "/mnt/my nas", err, sizeof err) == 1,
           "escaped space: %s", err);
-    CHECK(kyufu_backup_mount_point(f, "/mnt/my", err, sizeof err) == 0,
+    CHECKF(kyufu_backup_mount_point(f, "/mnt/my", err, sizeof err) == 0,
           "a prefix is not the mount point");
-    CHECK(kyufu_backup_mount_point(f, "/mnt/my\\040nas", err, sizeof err) ==
+    CHECKF(kyufu_backup_mount_point(f, "/mnt/my\\040nas", err, sizeof err) ==
               0,
           "the escaped form is not the path");
-    CHECK(kyufu_backup_mount_point(f, "/mnt/bind", err, sizeof err) == 1,
+    CHECKF(kyufu_backup_mount_point(f, "/mnt/bind", err, sizeof err) == 1,
           "a bind mount counts (a limit: docs/backup.md)");
-    CHECK(kyufu_backup_mount_point(f, "/mnt", err, sizeof err) == 0,
+    CHECKF(kyufu_backup_mount_point(f, "/mnt", err, sizeof err) == 0,
           "/mnt is not mounted here");
     write_file(f, "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n36 22 0:40\n");
     err[0] = '\0';
-    CHECK(kyufu_backup_mount_point(f, "/mnt/nas", err, sizeof err) == -1 &&
+    CHECKF(kyufu_backup_mount_point(f, "/mnt/nas", err, sizeof err) == -1 &&
               strstr(err, "line 2") != NULL,
           "malformed table: %s", err);
     unlink(f);
     err[0] = '\0';
-    CHECK(kyufu_backup_mount_point(f, "/", err, sizeof err) == -1 &&
+    CHECKF(kyufu_backup_mount_point(f, "/", err, sizeof err) == -1 &&
               strstr(err, "cannot read") != NULL,
           "missing table: %s", err);
-    CHECK(rmdir(dir) == 0, "temp folder left clean: %s", strerror(errno));
+    CHECKF(rmdir(dir) == 0, "temp folder left clean: %s", strerror(errno));
 }
 
 int main(void)

@@ -11,22 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../count_check.h"
 #include "grpc.h"
 #include "kyufu/v1/ledger.pb-c.h"
 #include "kyufu/v1/service.pb-c.h"
 #include "permissions.h"
 
-static int failures;
-
-#define CHECK(cond, ...)                                                     \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                  \
-            fprintf(stderr, __VA_ARGS__);                                    \
-            fprintf(stderr, "\n");                                           \
-            failures++;                                                      \
-        }                                                                    \
-    } while (0)
 
 /* The callers, in the order of the matrix's columns. */
 enum caller {
@@ -184,7 +174,7 @@ static void test_matrix(void)
 {
     size_t cells = 0;
     for (size_t i = 0; i < N_EXPECTED; i++) {
-        CHECK(strlen(expected[i].remote) == N_CALLERS, "%s: bad matrix row",
+        CHECKF(strlen(expected[i].remote) == N_CALLERS, "%s: bad matrix row",
               expected[i].path);
         for (int local = 0; local <= 1; local++) {
             const char *want = local && expected[i].local != NULL
@@ -196,24 +186,24 @@ static void test_matrix(void)
                 int code = kyufu_node__permit(expected[i].path, &p,
                                               local != 0, msg, sizeof msg);
                 cells++;
-                CHECK(code_char(code) == want[k],
+                CHECKF(code_char(code) == want[k],
                       "%s by %s (%s host): got %c, want %c (%s)",
                       expected[i].path, caller_name[k],
                       local ? "own" : "other", code_char(code), want[k], msg);
                 if (code == KYUFU_GRPC_OK) {
                     continue;
                 }
-                CHECK(strstr(msg, expected[i].path) != NULL,
+                CHECKF(strstr(msg, expected[i].path) != NULL,
                       "%s: the refusal names the method: %s",
                       expected[i].path, msg);
-                CHECK(strstr(msg, "abab") == NULL && strstr(msg, "ABAB") ==
+                CHECKF(strstr(msg, "abab") == NULL && strstr(msg, "ABAB") ==
                                                           NULL,
                       "%s: the refusal shows the token hash: %s",
                       expected[i].path, msg);
             }
         }
     }
-    CHECK(cells == (size_t)N_EXPECTED * N_CALLERS * 2, "cells %zu", cells);
+    CHECKF(cells == (size_t)N_EXPECTED * N_CALLERS * 2, "cells %zu", cells);
 }
 
 /* The matrix, the table and the services of service.proto name the same
@@ -233,22 +223,22 @@ static void test_coverage(void)
             snprintf(path, sizeof path, "/%s/%s", services[s]->name,
                      services[s]->methods[m].name);
             methods++;
-            CHECK(kyufu_node__permission(path) != NULL,
+            CHECKF(kyufu_node__permission(path) != NULL,
                   "%s has no row in node/permissions.c", path);
-            CHECK(expected_index(path) >= 0,
+            CHECKF(expected_index(path) >= 0,
                   "%s is not in this test's matrix", path);
         }
     }
-    CHECK(methods == N_EXPECTED, "services have %zu methods, matrix %d",
+    CHECKF(methods == N_EXPECTED, "services have %zu methods, matrix %d",
           methods, (int)N_EXPECTED);
-    CHECK(kyufu_node__permissions_count() == N_EXPECTED,
+    CHECKF(kyufu_node__permissions_count() == N_EXPECTED,
           "table has %zu rows, matrix %d", kyufu_node__permissions_count(),
           (int)N_EXPECTED);
     for (size_t i = 0; i < kyufu_node__permissions_count(); i++) {
         const struct kyufu_node_permission *row = kyufu_node__permission_at(i);
-        CHECK(expected_index(row->path) >= 0, "extra row %s", row->path);
+        CHECKF(expected_index(row->path) >= 0, "extra row %s", row->path);
         for (size_t j = 0; j < i; j++) {
-            CHECK(strcmp(kyufu_node__permission_at(j)->path, row->path) != 0,
+            CHECKF(strcmp(kyufu_node__permission_at(j)->path, row->path) != 0,
                   "row %s twice", row->path);
         }
     }
@@ -272,7 +262,7 @@ static void test_unknown(void)
             p.roles_mask = 0xffffffffu;
             p.setup_only = false;
             char msg[256];
-            CHECK(kyufu_node__permit(paths[i], &p, true, msg, sizeof msg) ==
+            CHECKF(kyufu_node__permit(paths[i], &p, true, msg, sizeof msg) ==
                       KYUFU_GRPC_PERMISSION_DENIED,
                   "%s by %s allowed", paths[i] ? paths[i] : "NULL",
                   caller_name[k]);
@@ -286,13 +276,13 @@ static void test_roles(void)
     struct kyufu_principal p = principal(CLERK);
     char msg[256];
     p.roles_mask = BIT(CLERK) | BIT(APPROVER);
-    CHECK(kyufu_node__permit("/kyufu.v1.Ledger/ApproveApplication", &p, false,
+    CHECKF(kyufu_node__permit("/kyufu.v1.Ledger/ApproveApplication", &p, false,
                              msg, sizeof msg) == KYUFU_GRPC_OK,
           "clerk+approver may approve");
-    CHECK(kyufu_node__permit("/kyufu.v1.Ledger/RegisterHousehold", &p, false,
+    CHECKF(kyufu_node__permit("/kyufu.v1.Ledger/RegisterHousehold", &p, false,
                              msg, sizeof msg) == KYUFU_GRPC_OK,
           "clerk+approver may register");
-    CHECK(kyufu_node__permit("/kyufu.v1.Ledger/ListAudit", &p, false, msg,
+    CHECKF(kyufu_node__permit("/kyufu.v1.Ledger/ListAudit", &p, false, msg,
                              sizeof msg) == KYUFU_GRPC_PERMISSION_DENIED,
           "clerk+approver may not read the audit log");
     p.roles_mask = 1u << KYUFU__V1__ROLE__ROLE_UNSPECIFIED;
@@ -304,24 +294,24 @@ static void test_roles(void)
                             expected[i].remote[AUDITOR] == 'y'
                         ? 'y'
                         : 'n';
-        CHECK(code_char(code) == want, "%s with no real role: %c",
+        CHECKF(code_char(code) == want, "%s with no real role: %c",
               expected[i].path, code_char(code));
     }
     /* The refusal names the roles that would do. */
     p = principal(AUDITOR);
     kyufu_node__permit("/kyufu.v1.Ledger/CancelApplication", &p, false, msg,
                        sizeof msg);
-    CHECK(strstr(msg, "clerk or approver") != NULL &&
+    CHECKF(strstr(msg, "clerk or approver") != NULL &&
               strstr(msg, "auditor.user") != NULL,
           "message: %s", msg);
     p = principal(OPERATOR);
     kyufu_node__permit("/kyufu.v1.Ledger/SettleWrite", &p, false, msg,
                        sizeof msg);
-    CHECK(strstr(msg, "ID administrator, clerk or approver") != NULL,
+    CHECKF(strstr(msg, "ID administrator, clerk or approver") != NULL,
           "message: %s", msg);
     /* A short buffer truncates, never overflows. */
     char tiny[8];
-    CHECK(kyufu_node__permit("/kyufu.v1.Ledger/ListAudit", &p, false, tiny,
+    CHECKF(kyufu_node__permit("/kyufu.v1.Ledger/ListAudit", &p, false, tiny,
                              sizeof tiny) == KYUFU_GRPC_PERMISSION_DENIED &&
               strlen(tiny) == sizeof tiny - 1,
           "tiny: %s", tiny);
@@ -349,7 +339,7 @@ static void test_own_host(void)
         {NULL, "127.0.0.3:1", false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        CHECK(kyufu_node__from_own_host(cases[i].api, cases[i].peer) ==
+        CHECKF(kyufu_node__from_own_host(cases[i].api, cases[i].peer) ==
                   cases[i].want,
               "own host (%s, %s)", cases[i].api ? cases[i].api : "NULL",
               cases[i].peer ? cases[i].peer : "NULL");
