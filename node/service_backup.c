@@ -42,17 +42,12 @@ struct backup_work
     char path[KYUFU_BACKUP_PATH_BYTES_MAX];
 };
 
-/* Split `out` into its parent (which must be the [backup] directory, both
- * resolved) and a plain new name.  0, or -1 with msg. */
-static int split_out(const char *out,
-                     const char *allowed,
-                     char *parent,
-                     size_t parent_len,
-                     const char **name,
-                     char *msg,
-                     size_t msg_len)
+/* `out`'s form alone (no file system touched: it runs on the loop
+ * thread): absolute, bounded, a plain last name (*name).  0, or -1 with
+ * msg. */
+static int out_form(const char *out, const char **name, char *msg,
+                    size_t msg_len)
 {
-    char dir[PATH_MAX], real_dir[PATH_MAX], real_allowed[PATH_MAX];
     size_t n = strlen(out);
     if (n == 0 || n >= KYUFU_BACKUP_PATH_BYTES_MAX - 64 || out[0] != '/') {
         snprintf(msg, msg_len,
@@ -69,6 +64,25 @@ static int split_out(const char *out,
                  KYUFU_BACKUP_NAME_BYTES_MAX);
         return -1;
     }
+    return 0;
+}
+
+/* Split `out` into its parent (which must be the [backup] directory, both
+ * resolved: on a work thread, as a hung NAS can block realpath) and a
+ * plain new name.  0, or -1 with msg. */
+static int split_out(const char *out,
+                     const char *allowed,
+                     char *parent,
+                     size_t parent_len,
+                     const char **name,
+                     char *msg,
+                     size_t msg_len)
+{
+    char dir[PATH_MAX], real_dir[PATH_MAX], real_allowed[PATH_MAX];
+    if (out_form(out, name, msg, msg_len) != 0) {
+        return -1;
+    }
+    const char *slash = *name - 1;
     size_t dlen = slash == out ? 1 : (size_t)(slash - out);
     memcpy(dir, out, dlen);
     dir[dlen] = '\0';
@@ -77,7 +91,7 @@ static int split_out(const char *out,
         strcmp(real_dir, real_allowed) != 0) {
         snprintf(msg, msg_len,
                  "out must be a new folder directly under this node's "
-                 "[backup] directory %s",
+                 "[backup] directory %.300s",
                  allowed);
         return -1;
     }
@@ -221,12 +235,18 @@ static void backup_run(struct kyufu_node_offload *o)
     const char *name = NULL;
 
     b->started_ns = uv_hrtime();
+    /* Before the path: with the NAS gone, directory may not resolve, and
+     * "not mounted" is the reason to give. */
     b->status = KYUFU_GRPC_FAILED_PRECONDITION;
-    if (kyufu_node__backup_mounted(cfg, b->msg, sizeof b->msg) != 0 ||
-        split_out(r->out, cfg->backup_directory, parent, sizeof parent,
-                  &name, b->msg, sizeof b->msg) != 0) {
+    if (kyufu_node__backup_mounted(cfg, b->msg, sizeof b->msg) != 0) {
         return;
     }
+    if (split_out(r->out, cfg->backup_directory, parent, sizeof parent,
+                  &name, b->msg, sizeof b->msg) != 0) {
+        b->status = KYUFU_GRPC_INVALID_ARGUMENT;
+        return;
+    }
+    b->status = KYUFU_GRPC_FAILED_PRECONDITION;
     int w = snprintf(b->path, sizeof b->path, "%s/%s", parent, name);
     if (w < 0 || (size_t)w >= sizeof b->path) {
         snprintf(b->msg, sizeof b->msg, "backup path too long");
@@ -274,7 +294,7 @@ void kyufu_node__create_backup(struct kyufu_node_call *c)
     struct kyufu_node *n = c->node;
     const struct kyufu_config *cfg = n->config;
     const Kyufu__V1__CreateBackupRequest *r = c->request;
-    char parent[PATH_MAX], msg[512];
+    char msg[512];
     const char *name = NULL;
 
     if (cfg->backup_directory[0] == '\0' || cfg->backup_kek_file[0] == '\0') {
@@ -284,16 +304,10 @@ void kyufu_node__create_backup(struct kyufu_node_call *c)
                               NULL, 0);
         return;
     }
-    /* Before the path: with the NAS gone, directory may not resolve, and
-     * "not mounted" is the reason to give. */
-    if (kyufu_node__backup_mounted(cfg, msg, sizeof msg) != 0) {
-        kyufu_log(KYUFU_LOG_WARN, "backup failed", KYUFU_LOG_S("error", msg));
-        kyufu_node__call_done(c, KYUFU_GRPC_FAILED_PRECONDITION, msg, NULL,
-                              0);
-        return;
-    }
-    if (split_out(r->out, cfg->backup_directory, parent, sizeof parent,
-                  &name, msg, sizeof msg) != 0) {
+    /* Only the form of `out` here: the mount table, realpath and the
+     * directory are read on the work thread (backup_run), never on the
+     * loop, which a hung NFS mount would block. */
+    if (out_form(r->out, &name, msg, sizeof msg) != 0) {
         kyufu_node__call_done(c, KYUFU_GRPC_INVALID_ARGUMENT, msg, NULL, 0);
         return;
     }
