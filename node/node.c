@@ -540,7 +540,8 @@ static void on_glue_event(void *arg, const struct kyufu_glue_event *e)
                   KYUFU_LOG_U("suppressed", e->suppressed));
         return;
     }
-    bool bad = strcmp(e->what, "snapshot send failed") == 0;
+    bool bad = strcmp(e->what, "snapshot send failed") == 0 ||
+               strcmp(e->what, "raft configuration repaired") == 0;
     kyufu_log(bad ? KYUFU_LOG_WARN : KYUFU_LOG_INFO, e->what,
               KYUFU_LOG_U("peer", e->peer), KYUFU_LOG_U("index", e->index),
               KYUFU_LOG_U("term", e->term), KYUFU_LOG_U("bytes", e->bytes),

@@ -19,6 +19,7 @@
 
 #include <openssl/rand.h>
 
+#include "conf_track.h"
 #include "frame.h"
 #include "seal.h"
 
@@ -331,6 +332,12 @@ static int fsm_snapshot(struct raft_fsm *fsm,
             f->n_snapshots_refused++;
             return RAFT_BUSY;
         }
+    }
+    /* Nor while raft's committed configuration may lag the applied index
+     * (conf_track.h): the snapshot would record an older membership. */
+    if (!glue__conf_snapshot_ok(f->raft)) {
+        f->n_snapshots_deferred_conf++;
+        return RAFT_BUSY;
     }
 
     rv = kyufu_storage_snapshot_begin(f->storage, &f->snap);

@@ -94,6 +94,7 @@ struct kyufu_fsm
     uint64_t n_sealed;             /* sealed entries opened and applied */
     uint64_t n_snapshots;
     uint64_t n_snapshots_refused;  /* asked while the store was ahead */
+    uint64_t n_snapshots_deferred_conf; /* a configuration uncommitted */
     uint64_t n_restores;
     uint64_t n_restores_skipped;
     uint64_t n_dropped;            /* entries not recorded once poisoned */

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf_track.h"
 #include "fsm.h"
 #include "glue_limits.h"
 #include "io_guard.h"
@@ -621,6 +622,29 @@ static bool timer_poll(struct kyufu_glue *g)
     return glue__io_guard_tick(&g->sio.io);
 }
 
+/* Outside raft's event handling: a configuration entry raft still marks
+ * uncommitted though it is applied (conf_track.h) is marked committed. */
+static void conf_poll(struct kyufu_glue *g)
+{
+    struct kyufu_glue_event e;
+    raft_index index = 0;
+    int rv = glue__conf_repair(&g->raft, &index);
+    if (rv != 1) {
+        return; /* nothing to do, or no memory: the next poll retries */
+    }
+    g->n_config_repairs++;
+    if (g->event_cb == NULL) {
+        return;
+    }
+    memset(&e, 0, sizeof e);
+    e.what = "raft configuration repaired";
+    e.index = index;
+    e.reason = "the configuration entry was applied but still marked "
+               "uncommitted (a snapshot of an older kyufu recorded an older "
+               "configuration); membership changes were refused until now";
+    g->event_cb(g->event_arg, &e);
+}
+
 static void poll_cb(uv_timer_t *t)
 {
     struct kyufu_glue *g = t->data;
@@ -635,6 +659,9 @@ static void poll_cb(uv_timer_t *t)
     raft_leader(&g->raft, &leader, &address);
     if (g->transfer != NULL) {
         transfer_poll(g);
+    }
+    if (g->fatal == 0) {
+        conf_poll(g);
     }
     if (g->change != NULL) {
         glue__change_poll(g);
@@ -813,6 +840,8 @@ void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out)
     out->apply_runs = g->fsm_state.n_apply_runs;
     out->snapshots_taken = g->fsm_state.n_snapshots;
     out->snapshots_restored = g->fsm_state.n_restores;
+    out->snapshots_deferred_conf = g->fsm_state.n_snapshots_deferred_conf;
+    out->config_repairs = g->n_config_repairs;
     out->snapshots_in_flight = g->sio.n_inflight;
     out->snapshots_serializing = g->sio.n_work;
     out->snapshot_copies_sent = g->guard.snapshot_send.n_started;

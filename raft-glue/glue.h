@@ -183,7 +183,9 @@ struct kyufu_glue_event
                            "snapshot send failed" | "snapshot send reopened" |
                            "raft peer refused" |
                            "raft peer closed: certificate revoked" (an open
-                           link, at a CRL reload) */
+                           link, at a CRL reload) |
+                           "raft configuration repaired" (index: the entry
+                           marked committed; conf_track.h) */
     uint64_t peer;      /* the peer's Raft id (refused: claimed or
                            expected, 0 when unknown) */
     uint64_t index;     /* the snapshot's index (0: not loaded yet) */
@@ -313,6 +315,11 @@ struct kyufu_glue_status
     uint64_t apply_runs;      /* runs of committed entries applied (fsm.h) */
     uint64_t snapshots_taken;
     uint64_t snapshots_restored;
+    /* libraft's committed configuration (conf_track.h): snapshots put off
+     * while a configuration entry was uncommitted, and repairs of one
+     * marked uncommitted below the applied index. */
+    uint64_t snapshots_deferred_conf;
+    uint64_t config_repairs;
     unsigned snapshots_in_flight;
     unsigned snapshots_serializing;
     /* Leader side of InstallSnapshot (one copy per peer at a time): copies

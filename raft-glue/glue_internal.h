@@ -54,6 +54,7 @@ struct kyufu_glue
     struct raft_transfer transfer_raft;
     bool transfer_raft_pending;
     unsigned transfer_attempts;
+    uint64_t n_config_repairs; /* conf_track.h, from the poll */
     uint64_t transfer_target;
     uint64_t transfer_deadline;
     uint64_t transfer_wait_until; /* for the target to catch up (glue.c) */

@@ -753,6 +753,116 @@ static void test_snapshots(void)
     stop_snapshotting();
 }
 
+/* Node f's libraft has applied (not only its store) what the leader has. */
+static bool raft_caught_up(void *arg)
+{
+    struct kyufu_glue_status s_l, s_f;
+    int l = leader();
+    unsigned f = *(unsigned *)arg;
+    if (l < 0 || (unsigned)l == f || g[f] == NULL) {
+        return false;
+    }
+    kyufu_glue_status(g[l], &s_l);
+    kyufu_glue_status(g[f], &s_f);
+    return s_f.applied_index >= s_l.applied_index && s_f.applied_index > 0;
+}
+
+static bool snapshot_written(void *arg)
+{
+    return count_snapshot_files(dir[*(unsigned *)arg]) >= 1;
+}
+
+/* A node whose one apply run covers several configuration entries (node
+ * 4's join: spare, standby, voter) and crosses the snapshot threshold:
+ * here the replay after a restart, as on chaos seed 2441277703's node 1.
+ * 0.22.1 queues one RAFT_CONFIGURATION event per entry and checks for a
+ * snapshot between them, so a snapshot could be taken past the last entry
+ * while raft still recorded an older committed configuration; restarted
+ * from it, raft marked the last configuration entry uncommitted and, that
+ * entry being below the snapshot, never applied it again: the node, once
+ * leader, refused every membership change as "another membership change is
+ * running".  The FSM now refuses a snapshot while a configuration entry is
+ * applied but not yet processed (fsm.c). */
+static void test_config_snapshot(void)
+{
+    struct kyufu_glue_transfer tr;
+    struct kyufu_glue_change ch;
+    struct kyufu_glue_peer peer;
+    struct kyufu_glue_status s0;
+    char saved_tmp[sizeof tmp];
+    char err[256];
+    unsigned f;
+    int l;
+
+    memcpy(saved_tmp, tmp, sizeof tmp);
+    memset(g, 0, sizeof g);
+    snprintf(tmp + strlen(tmp), sizeof tmp - strlen(tmp), "/conf");
+    CHECK(mkdir(tmp, 0700) == 0);
+    cfg_snapshot_threshold = 1024; /* no snapshot before the replay */
+    cfg_snapshot_trailing = 60;
+    cfg_group_commit_max = 1;
+    l = start_three();
+    pump(10, NULL);
+
+    /* Node 4 joins: three configuration entries. */
+    open_node(3, false, 0);
+    CHECK(kyufu_glue_start(g[3], state_cb, NULL, err, sizeof err) == 0);
+    peer.id = 4;
+    peer.address = addr[3];
+    peer.api_address = "127.0.0.1:9";
+    CHECK(run_until(has_leader, NULL, 10000));
+    l = leader();
+    CHECK(l >= 0 && l < 3);
+    op_status = 1;
+    CHECK(kyufu_glue_add(g[l], &ch, &peer, 0, change_cb) == 0);
+    CHECK(run_until(op_done, NULL, 20000));
+    CHECK(op_status == 0);
+    pump(40, NULL); /* past 64 entries, the join within the trailing 60 */
+
+    /* f restarts with a lower threshold: its replay is one apply run over
+     * the join, past the threshold, and it takes a snapshot. */
+    CHECK(run_until(has_leader, NULL, 10000));
+    f = ((unsigned)leader() + 1) % 3;
+    close_one(f);
+    cfg_snapshot_threshold = 64;
+    reopen(f);
+    CHECK(run_until(raft_caught_up, &f, 20000));
+    kyufu_glue_status(g[f], &s0);
+    fprintf(stderr, "config snapshot: node %u took %llu snapshot(s) in its "
+            "replay, put off %llu while a configuration was uncommitted\n",
+            f, (unsigned long long)s0.snapshots_taken,
+            (unsigned long long)s0.snapshots_deferred_conf);
+    CHECK(s0.snapshots_taken >= 1);
+    CHECK(s0.snapshots_deferred_conf >= 1); /* the case was reached */
+    CHECK(run_until(snapshot_written, &f, 10000));
+
+    /* Restarted from its snapshot, f leads and changes the membership. */
+    close_one(f);
+    reopen(f);
+    CHECK(run_until(raft_caught_up, &f, 20000));
+    CHECK(kyufu_glue_members(g[f], NULL, 0) == 4);
+    kyufu_glue_status(g[f], &s0);
+    CHECK(s0.config_repairs == 0); /* nothing to repair: none was stale */
+    CHECK(run_until(has_leader, NULL, 10000));
+    l = leader();
+    CHECK(l >= 0);
+    if ((unsigned)l != f) {
+        op_status = 1;
+        CHECK(kyufu_glue_transfer(g[l], &tr, f + 1, transfer_cb) == 0);
+        CHECK(run_until(op_done, NULL, 15000));
+        CHECK(op_status == 0);
+    }
+    CHECK(run_until(has_leader, NULL, 10000));
+    CHECK(leader() == (int)f);
+    op_status = 1;
+    CHECK(kyufu_glue_remove(g[f], &ch, 4, change_cb) == 0);
+    CHECK(run_until(op_done, NULL, 20000));
+    CHECK(op_status == 0);
+    CHECK(kyufu_glue_members(g[f], NULL, 0) == 3);
+    stop_snapshotting();
+    memcpy(tmp, saved_tmp, sizeof tmp);
+}
+
 /* Compaction waits for the store's sync (fsm.c glue__fsm_deferred_write):
  * the storage index in the header of node i's newest complete snapshot
  * file is never above the store's durable index.  Checked at every step
@@ -1253,6 +1363,7 @@ int main(void)
     test_peer_limits();
     test_revoked_link();
     test_snapshots();
+    test_config_snapshot();
     test_sealed();
     test_power_loss();
     test_store_ahead();
