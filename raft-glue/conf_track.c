@@ -3,6 +3,42 @@
 
 #include <assert.h>
 
+enum glue_conf_cut glue__conf_cut(const struct raft *r, struct raft_message *m)
+{
+    struct raft_append_entries *ae = &m->append_entries;
+    raft_index u = r->configuration_uncommitted_index;
+    unsigned k;
+    if (m->type != RAFT_APPEND_ENTRIES || ae->n_entries == 0) {
+        return GLUE_CONF_KEPT;
+    }
+    for (k = 0; k < ae->n_entries; k++) {
+        if (ae->entries[k].type == RAFT_CHANGE) {
+            break;
+        }
+    }
+    if (k == ae->n_entries) {
+        return GLUE_CONF_KEPT;
+    }
+    /* First in the message: raft marks it at its own index.  With another
+     * one uncommitted here, only that same index may come again (a resend
+     * or, in a conflict, its replacement: raft rolls back first). */
+    if (k == 0 && (u == 0 || ae->prev_log_index + 1 <= u)) {
+        return GLUE_CONF_KEPT;
+    }
+    if (ae->entries[0].batch != ae->entries[ae->n_entries - 1].batch) {
+        return GLUE_CONF_UNCUTTABLE;
+    }
+    if (k == 0) {
+        /* Nothing before it: a heartbeat that still carries the commit
+         * index (which may commit the uncommitted one). */
+        raft_free(ae->entries[0].batch);
+        raft_free(ae->entries);
+        ae->entries = NULL;
+    }
+    ae->n_entries = k;
+    return GLUE_CONF_CUT;
+}
+
 bool glue__conf_snapshot_ok(const struct raft *r)
 {
     /* No entry uncommitted: the committed configuration is the newest in

@@ -14,14 +14,35 @@
  * raft_add/raft_assign/raft_remove fails with RAFT_CANTCHANGE) or, when
  * the log no longer holds that entry, runs with the older configuration.
  *
+ * A second 0.22.1 bug feeds the first: a follower that receives a batch
+ * of entries marks each configuration entry in it uncommitted at the index
+ * of the batch's first new entry (replication.c replicationAppend passes
+ * `index`, not `index + i`; the leader's client.c gets it right).  Then
+ * configuration_uncommitted_index names a command entry, or an earlier
+ * configuration entry than the one in force, and is cleared late or never.
+ * And a follower may hold a second configuration entry while the first is
+ * uncommitted (the leader committed it, the follower has not heard yet):
+ * the first's RAFT_CONFIGURATION event then does not move the committed
+ * configuration, and a rollback of the second restores one older still.
+ *
+ * - glue__conf_cut: before raft sees a received AppendEntries, cut it
+ *   before the first configuration entry unless that entry comes first
+ *   and no other configuration entry is uncommitted here.  The follower
+ *   stores and acknowledges what precedes it; the leader sends the entry
+ *   again, first in its message, once the follower has applied the
+ *   earlier one.  A configuration entry therefore always lands at the
+ *   index raft marks, one at a time.  Costs a round trip or two per
+ *   membership change.
  * - glue__conf_snapshot_ok: whether a snapshot taken now records the
  *   configuration in force at raft's applied index; fsm.c refuses the
  *   snapshot otherwise (legacy asks again after a later apply).
  * - glue__conf_repair: outside raft's event handling (the glue's poll),
  *   a configuration entry marked uncommitted at or below the applied index
  *   is committed (applied entries are); mark it so, as raft's own
- *   replicationApplyConfigurationChange would have.  Only a node restarted
- *   from a snapshot written before the refusal existed gets there. */
+ *   replicationApplyConfigurationChange would have.  Reached by a node
+ *   restarted from a snapshot written before these rules existed, or when
+ *   raft's event handling stopped at an error with RAFT_CONFIGURATION
+ *   events still queued (legacy.c LegacyForwardToRaftIo). */
 #ifndef KYUFU_RAFT_GLUE_CONF_TRACK_H
 #define KYUFU_RAFT_GLUE_CONF_TRACK_H
 
@@ -29,6 +50,13 @@
 #include <stdbool.h>
 
 bool glue__conf_snapshot_ok(const struct raft *r);
+
+/* m: a message raft is about to receive (any type; only AppendEntries
+ * with entries is changed).  Whether it was cut.  Entries dropped are
+ * freed as raft would (one batch per message: raft_uv's layout; a message
+ * of several batches is left alone and counted by the caller). */
+enum glue_conf_cut { GLUE_CONF_KEPT, GLUE_CONF_CUT, GLUE_CONF_UNCUTTABLE };
+enum glue_conf_cut glue__conf_cut(const struct raft *r, struct raft_message *m);
 
 /* 0: nothing to do; 1: repaired (the index it marked committed is in
  * *index); RAFT_NOMEM: nothing changed. */

@@ -334,7 +334,8 @@ static int fsm_snapshot(struct raft_fsm *fsm,
         }
     }
     /* Nor while raft's committed configuration may lag the applied index
-     * (conf_track.h): the snapshot would record an older membership. */
+     * (conf_track.h): the snapshot would record an older membership.
+     * legacy asks again after its next event. */
     if (!glue__conf_snapshot_ok(f->raft)) {
         f->n_snapshots_deferred_conf++;
         return RAFT_BUSY;

@@ -639,9 +639,9 @@ static void conf_poll(struct kyufu_glue *g)
     memset(&e, 0, sizeof e);
     e.what = "raft configuration repaired";
     e.index = index;
-    e.reason = "the configuration entry was applied but still marked "
-               "uncommitted (a snapshot of an older kyufu recorded an older "
-               "configuration); membership changes were refused until now";
+    e.reason = "the configuration entry was applied but raft still marked "
+               "it uncommitted (docs/raft.md, \"Configuration entries and "
+               "snapshots\"); membership changes were refused until now";
     g->event_cb(g->event_arg, &e);
 }
 
@@ -842,6 +842,7 @@ void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out)
     out->snapshots_restored = g->fsm_state.n_restores;
     out->snapshots_deferred_conf = g->fsm_state.n_snapshots_deferred_conf;
     out->config_repairs = g->n_config_repairs;
+    out->config_cuts = g->guard.n_conf_cut;
     out->snapshots_in_flight = g->sio.n_inflight;
     out->snapshots_serializing = g->sio.n_work;
     out->snapshot_copies_sent = g->guard.snapshot_send.n_started;

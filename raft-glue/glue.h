@@ -315,11 +315,13 @@ struct kyufu_glue_status
     uint64_t apply_runs;      /* runs of committed entries applied (fsm.h) */
     uint64_t snapshots_taken;
     uint64_t snapshots_restored;
-    /* libraft's committed configuration (conf_track.h): snapshots put off
-     * while a configuration entry was uncommitted, and repairs of one
-     * marked uncommitted below the applied index. */
+    /* libraft's committed configuration (conf_track.h): snapshot requests
+     * refused while a configuration entry was uncommitted (legacy asks
+     * again after every event), repairs of one marked uncommitted below
+     * the applied index, and received batches cut before one. */
     uint64_t snapshots_deferred_conf;
     uint64_t config_repairs;
+    uint64_t config_cuts; /* AppendEntries cut before one (glue__conf_cut) */
     unsigned snapshots_in_flight;
     unsigned snapshots_serializing;
     /* Leader side of InstallSnapshot (one copy per peer at a time): copies

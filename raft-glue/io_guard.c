@@ -3,6 +3,8 @@
  * result goes back to raft unchanged (never retried, never hidden). */
 #include "io_guard.h"
 
+#include "conf_track.h"
+
 #include <assert.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -206,6 +208,16 @@ static void deliver(struct glue_io_guard *g, struct raft_io *io,
     note_contact(g, io, m);
     glue__snapshot_send_recv(&g->snapshot_send, m);
     glue__append_anchor_recv(&g->anchor, m);
+    switch (glue__conf_cut(io->data, m)) {
+        case GLUE_CONF_CUT:
+            g->n_conf_cut++;
+            break;
+        case GLUE_CONF_UNCUTTABLE:
+            g->n_conf_uncuttable++;
+            break;
+        case GLUE_CONF_KEPT:
+            break;
+    }
     assert(g->receiving == NULL);
     g->receiving = m;
     g->recv(io, m);

@@ -100,6 +100,10 @@ struct glue_io_guard
      * candidate (libraft 0.22.1 would read its union as a candidate's:
      * see recv in io_guard.c). */
     unsigned long n_vote_results_dropped;
+    /* AppendEntries cut before a configuration entry, and ones that could
+     * not be (several batches) (conf_track.h glue__conf_cut). */
+    unsigned long n_conf_cut;
+    unsigned long n_conf_uncuttable;
     /* InstallSnapshot held during a local snapshot (see above): the
      * message by value (it owns its data and configuration) and a copy of
      * the sender's address, which raft_uv may free before delivery. */

@@ -57,10 +57,12 @@ def snapshot_sends(c, node, peer):
                 e = json.loads(line)
             except ValueError:
                 continue
-            if e.get("peer") != peer:
-                continue
             msg = e.get("msg")
-            if msg == "snapshot send started":
+            if e.get("peer") != peer and msg != "node started":
+                continue
+            if msg == "node started":
+                held = None  # the node restarted: its gate is new
+            elif msg == "snapshot send started":
                 k = (e["index"], e["term"])
                 sends[k] = sends.get(k, 0) + 1
                 if held is not None:

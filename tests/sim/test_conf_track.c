@@ -1,5 +1,6 @@
 /* raft-glue/conf_track.h on a hand-built struct raft (libraft 0.22.1's
- * public fields): when a snapshot may be taken, and the repair of a
+ * public fields): the cut of received AppendEntries before a configuration
+ * entry, when a snapshot may be taken, and the repair of a
  * configuration entry raft marks uncommitted though it is applied (what a
  * restart from a snapshot of the old, unguarded FSM left: chaos seed
  * 2441277703; the end-to-end case is test-glue-uv's test_config_snapshot).
@@ -22,10 +23,105 @@ static void conf(struct raft_configuration *c, unsigned n)
     }
 }
 
+/* A received AppendEntries after prev_log_index `prev` whose entries have
+ * these types ('c' command, 'C' configuration), in one batch as raft_uv
+ * decodes it. */
+static void message(struct raft_message *m, raft_index prev,
+                    const char *types)
+{
+    unsigned n = (unsigned)strlen(types);
+    char *batch = raft_malloc(n);
+    CHECK(batch != NULL);
+    memset(m, 0, sizeof *m);
+    m->type = RAFT_APPEND_ENTRIES;
+    m->append_entries.prev_log_index = prev;
+    m->append_entries.prev_log_term = 2;
+    m->append_entries.n_entries = n;
+    m->append_entries.entries = raft_calloc(n, sizeof(struct raft_entry));
+    CHECK(m->append_entries.entries != NULL);
+    for (unsigned i = 0; i < n; i++) {
+        struct raft_entry *e = &m->append_entries.entries[i];
+        e->term = 2;
+        e->type = types[i] == 'C' ? RAFT_CHANGE : RAFT_COMMAND;
+        e->buf.base = batch + i;
+        e->buf.len = 1;
+        e->batch = batch;
+    }
+}
+
+static void release(struct raft_message *m)
+{
+    if (m->append_entries.n_entries > 0) {
+        raft_free(m->append_entries.entries[0].batch);
+        raft_free(m->append_entries.entries);
+    }
+}
+
+/* Cut a message of `types` after `prev` with uncommitted index u: the
+ * entries raft gets (-1: uncuttable). */
+static int cut(raft_index u, raft_index prev, const char *types)
+{
+    struct raft r;
+    struct raft_message m;
+    enum glue_conf_cut c;
+    int n;
+    memset(&r, 0, sizeof r);
+    r.configuration_uncommitted_index = u;
+    message(&m, prev, types);
+    c = glue__conf_cut(&r, &m);
+    n = (int)m.append_entries.n_entries;
+    CHECK(c == ((size_t)n == strlen(types) ? GLUE_CONF_KEPT : GLUE_CONF_CUT));
+    CHECK(m.append_entries.prev_log_index == prev); /* still anchored */
+    CHECK(n > 0 || m.append_entries.entries == NULL);
+    release(&m);
+    return n;
+}
+
+static void test_cut(void)
+{
+    struct raft r;
+    struct raft_message m;
+
+    /* No configuration entry, or one first with none uncommitted: kept. */
+    CHECK(cut(0, 10, "ccc") == 3);
+    CHECK(cut(0, 10, "Ccc") == 3);
+    /* After others: cut before it (raft would mark it at index 11). */
+    CHECK(cut(0, 10, "cCc") == 1);
+    CHECK(cut(0, 10, "ccCC") == 2);
+    /* Another uncommitted here (index 12): a new one waits, as a
+     * heartbeat that still carries the commit index. */
+    CHECK(cut(12, 20, "Cc") == 0);
+    CHECK(cut(12, 20, "cCc") == 1);
+    /* The uncommitted one itself first (a resend, or its replacement in a
+     * conflict: raft rolls back first): kept; after others, cut as any. */
+    CHECK(cut(12, 11, "Cc") == 2);
+    CHECK(cut(12, 9, "ccCc") == 2);
+    /* Not AppendEntries, or a heartbeat: untouched. */
+    memset(&r, 0, sizeof r);
+    memset(&m, 0, sizeof m);
+    m.type = RAFT_APPEND_ENTRIES;
+    CHECK(glue__conf_cut(&r, &m) == GLUE_CONF_KEPT);
+    m.type = RAFT_REQUEST_VOTE;
+    CHECK(glue__conf_cut(&r, &m) == GLUE_CONF_KEPT);
+    /* Several batches: left alone (the caller counts it). */
+    message(&m, 10, "cC");
+    {
+        char *other = raft_malloc(1);
+        CHECK(other != NULL);
+        m.append_entries.entries[1].batch = other;
+        CHECK(glue__conf_cut(&r, &m) == GLUE_CONF_UNCUTTABLE);
+        CHECK(m.append_entries.n_entries == 2);
+        raft_free(other);
+    }
+    release(&m);
+}
+
 int main(void)
 {
     struct raft r;
     raft_index index = 0;
+
+    test_cut();
 
     memset(&r, 0, sizeof r);
     conf(&r.configuration, 4);           /* the entry at 30: 4 joined */
