@@ -19,12 +19,12 @@ LEVELS = {'KYUFU_LOG_DEBUG': 'debug', 'KYUFU_LOG_INFO': 'info',
 DIRS = ['node', 'raft-glue', 'api', 'storage']
 # Messages that are not literals at the call: node.c on_glue_event logs
 # raft-glue's events by their `what` (raft-glue/glue.h struct
-# kyufu_glue_event), warn for a refused peer and a failed snapshot send,
-# info for the other snapshot events.
+# kyufu_glue_event), warn for a refused peer, a failed snapshot send and a
+# repaired configuration, info for the other snapshot events.
 GLUE_EVENT_CALL = 'e->what'
 GLUE_WHAT = re.compile(r'(?:\[GLUE_SNAPSHOT_SEND_\w+\]|\bwhat)\s*=\s*"([^"]+)"')
 GLUE_WARN = {'raft peer refused', 'raft peer closed: certificate revoked',
-             'snapshot send failed'}
+             'snapshot send failed', 'raft configuration repaired'}
 # A row: | `message` | level | ... |
 ROW = re.compile(r'^\|\s*`([^`]+)`\s*\|\s*([a-z/ ]+?)\s*\|')
 
