@@ -507,6 +507,22 @@ class Cluster:
                 self.reset_channel(i)
             return None
 
+    def retry_unavailable(self, fn, deadline_s=20.0):
+        """fn() again while it fails UNAVAILABLE with "retry" in its
+        details (kyufud's answer during an election, which a loaded
+        machine can hold right after wait_leader returned), until
+        deadline_s; any other outcome as it comes."""
+        end = time.monotonic() + deadline_s
+        while True:
+            try:
+                return fn()
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.UNAVAILABLE or \
+                        "retry" not in (e.details() or "") or \
+                        time.monotonic() > end:
+                    raise
+            time.sleep(0.2)
+
     # -------------------------------------------------------- identity
     def cmk_path(self, i):
         """Node i's wrapped cluster key: beside its KEK, not in its data

@@ -258,8 +258,9 @@ def main():
         b.accounts = accounts
         md = b.bearer("clerk1")
         for no in batch1:
-            h = b.ledger(lead).GetHousehold(S.GetHouseholdRequest(
-                household_no=no), metadata=md, timeout=10)
+            h = b.retry_unavailable(lambda: b.ledger(
+                b.wait_leader(20)).GetHousehold(S.GetHouseholdRequest(
+                    household_no=no), metadata=md, timeout=10))
             assert h.household_no == no, no
         wb = C.Writer(b, "clerk1", "restore-b")
         wb.node = lead
