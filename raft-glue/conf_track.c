@@ -3,6 +3,20 @@
 
 #include <assert.h>
 
+/* The position of the first RAFT_CHANGE entry of ae at or after `from`,
+ * or n_entries. */
+static unsigned next_change(const struct raft_append_entries *ae,
+                            unsigned from)
+{
+    unsigned k;
+    for (k = from; k < ae->n_entries; k++) {
+        if (ae->entries[k].type == RAFT_CHANGE) {
+            break;
+        }
+    }
+    return k;
+}
+
 enum glue_conf_cut glue__conf_cut(const struct raft *r, struct raft_message *m)
 {
     struct raft_append_entries *ae = &m->append_entries;
@@ -11,18 +25,15 @@ enum glue_conf_cut glue__conf_cut(const struct raft *r, struct raft_message *m)
     if (m->type != RAFT_APPEND_ENTRIES || ae->n_entries == 0) {
         return GLUE_CONF_KEPT;
     }
-    for (k = 0; k < ae->n_entries; k++) {
-        if (ae->entries[k].type == RAFT_CHANGE) {
-            break;
-        }
+    k = next_change(ae, 0);
+    /* First in the message: raft marks it at its own index, so it may
+     * stay, with what follows up to the next one.  With another one
+     * uncommitted here, only that same index may come again (a resend or,
+     * in a conflict, its replacement: raft rolls back first). */
+    if (k == 0 && (u == 0 || ae->prev_log_index + 1 <= u)) {
+        k = next_change(ae, 1);
     }
     if (k == ae->n_entries) {
-        return GLUE_CONF_KEPT;
-    }
-    /* First in the message: raft marks it at its own index.  With another
-     * one uncommitted here, only that same index may come again (a resend
-     * or, in a conflict, its replacement: raft rolls back first). */
-    if (k == 0 && (u == 0 || ae->prev_log_index + 1 <= u)) {
         return GLUE_CONF_KEPT;
     }
     if (ae->entries[0].batch != ae->entries[ae->n_entries - 1].batch) {

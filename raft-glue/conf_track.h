@@ -26,8 +26,9 @@
  * configuration, and a rollback of the second restores one older still.
  *
  * - glue__conf_cut: before raft sees a received AppendEntries, cut it
- *   before the first configuration entry unless that entry comes first
- *   and no other configuration entry is uncommitted here.  The follower
+ *   before its first configuration entry unless that entry comes first
+ *   and no other configuration entry is uncommitted here, and then
+ *   before its second.  The follower
  *   stores and acknowledges what precedes it; the leader sends the entry
  *   again, first in its message, once the follower has applied the
  *   earlier one.  A configuration entry therefore always lands at the

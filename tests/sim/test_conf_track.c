@@ -88,6 +88,11 @@ static void test_cut(void)
     /* After others: cut before it (raft would mark it at index 11). */
     CHECK(cut(0, 10, "cCc") == 1);
     CHECK(cut(0, 10, "ccCC") == 2);
+    /* First, then another: cut before the second (raft would mark both
+     * at index 11: a new node's first batch starts with the bootstrap
+     * configuration and may hold later ones). */
+    CHECK(cut(0, 0, "CccCc") == 3);
+    CHECK(cut(0, 10, "CC") == 1);
     /* Another uncommitted here (index 12): a new one waits, as a
      * heartbeat that still carries the commit index. */
     CHECK(cut(12, 20, "Cc") == 0);
@@ -95,6 +100,7 @@ static void test_cut(void)
     /* The uncommitted one itself first (a resend, or its replacement in a
      * conflict: raft rolls back first): kept; after others, cut as any. */
     CHECK(cut(12, 11, "Cc") == 2);
+    CHECK(cut(12, 11, "CcC") == 2);
     CHECK(cut(12, 9, "ccCc") == 2);
     /* Not AppendEntries, or a heartbeat: untouched. */
     memset(&r, 0, sizeof r);
