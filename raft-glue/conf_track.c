@@ -26,18 +26,39 @@ enum glue_conf_cut glue__conf_cut(const struct raft *r, struct raft_message *m)
         return GLUE_CONF_KEPT;
     }
     k = next_change(ae, 0);
+    if (k == ae->n_entries || r->snapshot.installing) {
+        /* No configuration entry; or raft drops the entries of any
+         * AppendEntries during an install (recv_append_entries.c), which a
+         * cut to none would turn into a heartbeat it answers. */
+        return GLUE_CONF_KEPT;
+    }
     /* First in the message: raft marks it at its own index, so it may
      * stay, with what follows up to the next one.  With another one
-     * uncommitted here, only that same index may come again (a resend or,
-     * in a conflict, its replacement: raft rolls back first). */
+     * uncommitted here (u), it may only sit at or below u: a resend, an
+     * entry this log already holds, or a conflicting one (raft truncates
+     * there and rolls u back first). */
     if (k == 0 && (u == 0 || ae->prev_log_index + 1 <= u)) {
         k = next_change(ae, 1);
-    }
-    if (k == ae->n_entries) {
-        return GLUE_CONF_KEPT;
+        if (k == ae->n_entries) {
+            return GLUE_CONF_KEPT;
+        }
     }
     if (ae->entries[0].batch != ae->entries[ae->n_entries - 1].batch) {
         return GLUE_CONF_UNCUTTABLE;
+    }
+    if (u != 0 && ae->prev_log_index >= u && ae->leader_commit < u) {
+        /* The message holds a configuration entry above u, and raft will
+         * accept it only if this log matches the sender's up to prev, so
+         * u is in the sender's log before that entry.  A leader appends a
+         * configuration entry only once every earlier one is committed
+         * (client.c: RAFT_CANTCHANGE otherwise), so u is committed.  Say
+         * so: a leader restarted with u and that entry uncommitted (its
+         * commit index starts at its snapshot) commits nothing until a
+         * majority holds its barrier past that entry, and this follower,
+         * cutting before it, would never store it: no progress.  raft
+         * then commits u here (min(leader_commit, prev + entries kept)),
+         * clears it, and takes the entry in a later message. */
+        ae->leader_commit = u;
     }
     if (k == 0) {
         /* Nothing before it: a heartbeat that still carries the commit

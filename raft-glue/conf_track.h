@@ -28,10 +28,12 @@
  * - glue__conf_cut: before raft sees a received AppendEntries, cut it
  *   before its first configuration entry unless that entry comes first
  *   and no other configuration entry is uncommitted here, and then
- *   before its second.  The follower
- *   stores and acknowledges what precedes it; the leader sends the entry
- *   again, first in its message, once the follower has applied the
- *   earlier one.  A configuration entry therefore always lands at the
+ *   before its second.  When it cuts for an uncommitted one (u) that the
+ *   message proves committed (a later configuration entry past a prev at
+ *   or above u), it raises the message's commit index to u.  The follower
+ *   stores and acknowledges what precedes it; the leader's next message
+ *   is rejected or starts after it, and it sends the entry again, first
+ *   in its message; the follower takes it once u is committed here.  A configuration entry therefore always lands at the
  *   index raft marks, one at a time.  Costs a round trip or two per
  *   membership change.
  * - glue__conf_snapshot_ok: whether a snapshot taken now records the

@@ -102,6 +102,55 @@ static void test_cut(void)
     CHECK(cut(12, 11, "Cc") == 2);
     CHECK(cut(12, 11, "CcC") == 2);
     CHECK(cut(12, 9, "ccCc") == 2);
+    /* A restarted leader's commit index may lag u (it starts at its
+     * snapshot) while it sends the next configuration entry: past a prev
+     * at or above u the message proves u committed, and the cut raises
+     * the commit index to u so that raft commits it (else no progress).
+     * Not with prev below u (the entries up to u are not proven the
+     * sender's), not lowered, not on an uncut message. */
+    {
+        struct raft_message mm;
+        struct raft rr;
+        memset(&rr, 0, sizeof rr);
+        rr.configuration_uncommitted_index = 12;
+        message(&mm, 20, "cCc");
+        mm.append_entries.leader_commit = 5;
+        CHECK(glue__conf_cut(&rr, &mm) == GLUE_CONF_CUT);
+        CHECK(mm.append_entries.n_entries == 1);
+        CHECK(mm.append_entries.leader_commit == 12);
+        release(&mm);
+        message(&mm, 20, "Cc");
+        mm.append_entries.leader_commit = 5;
+        CHECK(glue__conf_cut(&rr, &mm) == GLUE_CONF_CUT);
+        CHECK(mm.append_entries.leader_commit == 12);
+        release(&mm);
+        message(&mm, 20, "Cc");
+        mm.append_entries.leader_commit = 30;
+        CHECK(glue__conf_cut(&rr, &mm) == GLUE_CONF_CUT);
+        CHECK(mm.append_entries.leader_commit == 30);
+        release(&mm);
+        message(&mm, 9, "ccCc");
+        mm.append_entries.leader_commit = 5;
+        CHECK(glue__conf_cut(&rr, &mm) == GLUE_CONF_CUT);
+        CHECK(mm.append_entries.leader_commit == 5);
+        release(&mm);
+        message(&mm, 11, "CcC"); /* u itself first, cut before the next */
+        mm.append_entries.leader_commit = 5;
+        CHECK(glue__conf_cut(&rr, &mm) == GLUE_CONF_CUT);
+        CHECK(mm.append_entries.leader_commit == 5);
+        release(&mm);
+        message(&mm, 20, "ccc");
+        mm.append_entries.leader_commit = 5;
+        CHECK(glue__conf_cut(&rr, &mm) == GLUE_CONF_KEPT);
+        CHECK(mm.append_entries.leader_commit == 5);
+        release(&mm);
+        /* During an install raft drops the entries itself: kept. */
+        rr.snapshot.installing = true;
+        message(&mm, 20, "cCc");
+        CHECK(glue__conf_cut(&rr, &mm) == GLUE_CONF_KEPT);
+        CHECK(mm.append_entries.n_entries == 3);
+        release(&mm);
+    }
     /* Not AppendEntries, or a heartbeat: untouched. */
     memset(&r, 0, sizeof r);
     memset(&m, 0, sizeof m);
