@@ -57,9 +57,11 @@ static void release(struct raft_message *m)
     }
 }
 
-/* Cut a message of `types` after `prev` with uncommitted index u: the
- * entries raft gets (-1: uncuttable). */
-static int cut(raft_index u, raft_index prev, const char *types)
+/* Cut a message of `types` after `prev` whose sender's commit index is lc,
+ * with uncommitted index u and an install under way or not: the entries
+ * raft gets; *commit: the commit index it gets (may be NULL). */
+static int run_cut(raft_index u, raft_index prev, const char *types,
+                   raft_index lc, bool installing, raft_index *commit)
 {
     struct raft r;
     struct raft_message m;
@@ -67,14 +69,34 @@ static int cut(raft_index u, raft_index prev, const char *types)
     int n;
     memset(&r, 0, sizeof r);
     r.configuration_uncommitted_index = u;
+    r.snapshot.installing = installing;
     message(&m, prev, types);
+    m.append_entries.leader_commit = lc;
     c = glue__conf_cut(&r, &m);
     n = (int)m.append_entries.n_entries;
     CHECK(c == ((size_t)n == strlen(types) ? GLUE_CONF_KEPT : GLUE_CONF_CUT));
+    CHECK(!installing || c == GLUE_CONF_KEPT);
     CHECK(m.append_entries.prev_log_index == prev); /* still anchored */
     CHECK(n > 0 || m.append_entries.entries == NULL);
+    if (commit != NULL) {
+        *commit = m.append_entries.leader_commit;
+    }
     release(&m);
     return n;
+}
+
+static int cut(raft_index u, raft_index prev, const char *types)
+{
+    return run_cut(u, prev, types, 0, false, NULL);
+}
+
+static raft_index commit_after(raft_index u, raft_index prev,
+                               const char *types, raft_index lc,
+                               bool installing)
+{
+    raft_index commit;
+    (void)run_cut(u, prev, types, lc, installing, &commit);
+    return commit;
 }
 
 static void test_cut(void)
@@ -108,49 +130,14 @@ static void test_cut(void)
      * the commit index to u so that raft commits it (else no progress).
      * Not with prev below u (the entries up to u are not proven the
      * sender's), not lowered, not on an uncut message. */
-    {
-        struct raft_message mm;
-        struct raft rr;
-        memset(&rr, 0, sizeof rr);
-        rr.configuration_uncommitted_index = 12;
-        message(&mm, 20, "cCc");
-        mm.append_entries.leader_commit = 5;
-        CHECK(glue__conf_cut(&rr, &mm) == GLUE_CONF_CUT);
-        CHECK(mm.append_entries.n_entries == 1);
-        CHECK(mm.append_entries.leader_commit == 12);
-        release(&mm);
-        message(&mm, 20, "Cc");
-        mm.append_entries.leader_commit = 5;
-        CHECK(glue__conf_cut(&rr, &mm) == GLUE_CONF_CUT);
-        CHECK(mm.append_entries.leader_commit == 12);
-        release(&mm);
-        message(&mm, 20, "Cc");
-        mm.append_entries.leader_commit = 30;
-        CHECK(glue__conf_cut(&rr, &mm) == GLUE_CONF_CUT);
-        CHECK(mm.append_entries.leader_commit == 30);
-        release(&mm);
-        message(&mm, 9, "ccCc");
-        mm.append_entries.leader_commit = 5;
-        CHECK(glue__conf_cut(&rr, &mm) == GLUE_CONF_CUT);
-        CHECK(mm.append_entries.leader_commit == 5);
-        release(&mm);
-        message(&mm, 11, "CcC"); /* u itself first, cut before the next */
-        mm.append_entries.leader_commit = 5;
-        CHECK(glue__conf_cut(&rr, &mm) == GLUE_CONF_CUT);
-        CHECK(mm.append_entries.leader_commit == 5);
-        release(&mm);
-        message(&mm, 20, "ccc");
-        mm.append_entries.leader_commit = 5;
-        CHECK(glue__conf_cut(&rr, &mm) == GLUE_CONF_KEPT);
-        CHECK(mm.append_entries.leader_commit == 5);
-        release(&mm);
-        /* During an install raft drops the entries itself: kept. */
-        rr.snapshot.installing = true;
-        message(&mm, 20, "cCc");
-        CHECK(glue__conf_cut(&rr, &mm) == GLUE_CONF_KEPT);
-        CHECK(mm.append_entries.n_entries == 3);
-        release(&mm);
-    }
+    CHECK(commit_after(12, 20, "cCc", 5, false) == 12);
+    CHECK(commit_after(12, 20, "Cc", 5, false) == 12);
+    CHECK(commit_after(12, 20, "Cc", 30, false) == 30);
+    CHECK(commit_after(12, 9, "ccCc", 5, false) == 5);
+    CHECK(commit_after(12, 11, "CcC", 5, false) == 5); /* u first: cut */
+    CHECK(commit_after(12, 20, "ccc", 5, false) == 5); /* kept */
+    /* During an install raft drops the entries itself: kept. */
+    CHECK(commit_after(12, 20, "cCc", 5, true) == 5);
     /* Not AppendEntries, or a heartbeat: untouched. */
     memset(&r, 0, sizeof r);
     memset(&m, 0, sizeof m);
