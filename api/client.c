@@ -4,12 +4,13 @@
  * Happy path: the first call finds no connection and starts one (resolve
  * with uv_getaddrinfo -> TCP connect with TCP_NODELAY -> TLS handshake with
  * ALPN h2, server certificate verified against the CA and the server name,
- * and, for a call to a node, its node URN) while the call waits; once ready, every waiting call is submitted as a
- * stream (HEADERS :method POST, :scheme https, :path, :authority,
- * content-type application/grpc, te trailers, grpc-timeout, metadata; one
- * DATA message with END_STREAM); the response's HEADERS, DATA and trailers
- * are parsed (custom metadata kept for the callback: req->headers and
- * req->trailers); at stream close the call completes.
+ * and, for a client bound to a node, its node URN) while the call waits;
+ * once ready, every waiting call is submitted as a stream (HEADERS :method
+ * POST, :scheme https, :path, :authority, content-type application/grpc,
+ * te trailers, grpc-timeout, metadata; one DATA message with END_STREAM);
+ * the response's HEADERS, DATA and trailers are parsed (custom metadata
+ * kept for the callback: req->headers and req->trailers); at stream close
+ * the call completes.
  *
  * Completions are queued and delivered from a zero-delay timer, so a
  * callback never runs inside kyufu_grpc_client_call, _cancel or _close.
