@@ -3,18 +3,20 @@
  *
  * Happy path: the first call finds no connection and starts one (resolve
  * with uv_getaddrinfo -> TCP connect with TCP_NODELAY -> TLS handshake with
- * ALPN h2, server certificate verified against the CA and the server name)
- * while the call waits; once ready, every waiting call is submitted as a
- * stream (HEADERS :method POST, :scheme https, :path, :authority,
- * content-type application/grpc, te trailers, grpc-timeout, metadata; one
- * DATA message with END_STREAM); the response's HEADERS, DATA and trailers
- * are parsed (custom metadata kept for the callback: req->headers and
- * req->trailers); at stream close the call completes.
+ * ALPN h2, server certificate verified against the CA and the server name,
+ * and, for a client bound to a node, its node URN) while the call waits;
+ * once ready, every waiting call is submitted as a stream (HEADERS :method
+ * POST, :scheme https, :path, :authority, content-type application/grpc,
+ * te trailers, grpc-timeout, metadata; one DATA message with END_STREAM);
+ * the response's HEADERS, DATA and trailers are parsed (custom metadata
+ * kept for the callback: req->headers and req->trailers); at stream close
+ * the call completes.
  *
  * Completions are queued and delivered from a zero-delay timer, so a
  * callback never runs inside kyufu_grpc_client_call, _cancel or _close.
  *
- * Failure modes: resolve, connect, handshake failure, connect timeout, a
+ * Failure modes: resolve, connect, handshake failure (a server certificate
+ * that does not name server_node_id included), connect timeout, a
  * socket error, EOF or an HTTP/2 protocol error fail every call on the
  * connection (and the calls waiting for it) with UNAVAILABLE and the reason;
  * the next call starts a new connection.  A GOAWAY makes nghttp2 close the
@@ -121,6 +123,7 @@ struct kyufu_grpc_client
     uint64_t connect_timeout_ms;
     uint64_t keepalive_ms;
     uint32_t message_bytes_max;
+    uint64_t server_node_id; /* 0: not checked */
     SSL_CTX *ctx;
     struct cconn *current; /* the connection new calls go to, or NULL */
     struct cconn *conns;   /* all connections, current or draining */
@@ -679,6 +682,32 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(storage, sizeof storage);
 }
 
+/* The handshake finished: a client bound to a node believes only a server
+ * certificate that names that node (the Raft transport's check on its
+ * connecting side, raft-glue/peer_link.c authenticate), so a certificate
+ * of node 3 at node 2's address is never taken for node 2.  0 to go on;
+ * else the connection has failed, before anything was sent on it. */
+static int check_server_node(struct cconn *conn)
+{
+    uint64_t want = conn->client->server_node_id;
+    uint64_t got;
+    char why[160];
+    if (want == 0) {
+        return 0;
+    }
+    if (api__tls_peer_node_id(&conn->tls, &got) != 0) {
+        snprintf(why, sizeof why, "server certificate has no node URN, expected node %llu",
+                 (unsigned long long)want);
+    } else if (got != want) {
+        snprintf(why, sizeof why, "server certificate names node %llu, expected node %llu",
+                 (unsigned long long)got, (unsigned long long)want);
+    } else {
+        return 0;
+    }
+    conn_fail(conn, why);
+    return -1;
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct cconn *conn = stream->data;
@@ -703,6 +732,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         }
         if (r == 0) {
             conn_flush(conn);
+            return;
+        }
+        if (check_server_node(conn) != 0) {
             return;
         }
         if (session_new(conn) != 0) {
@@ -938,6 +970,7 @@ int kyufu_grpc_client_new(uv_loop_t *loop,
     c->keepalive_ms = config->keepalive_ms ? config->keepalive_ms : KYUFU_GRPC_CLIENT_KEEPALIVE_MS;
     c->message_bytes_max = config->message_bytes_max ? config->message_bytes_max
                                                      : KYUFU_GRPC_MESSAGE_BYTES_MAX;
+    c->server_node_id = config->server_node_id;
     rv = api__tls_client_ctx_new(config->ca_file, config->cert_file, config->key_file,
                                  api__tls_alpn_h2, &c->ctx,
                                  errmsg, errmsg_len);

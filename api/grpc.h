@@ -549,6 +549,15 @@ struct kyufu_grpc_client_config
     /* Name the server certificate must match (SAN DNS or IP) and SNI;
      * NULL means host. */
     const char *server_name;
+    /* The node this client calls (node to node: node/forward.c), or 0.
+     * When set, the server certificate must also name exactly this node
+     * (SAN URI KYUFU_TLS_NODE_URI_PREFIX "N", as on the Raft port: docs/
+     * peer-tls.md "API calls between nodes"); otherwise the connection
+     * fails after its handshake, before any request is sent, and its calls
+     * end UNAVAILABLE ("... server certificate names node 3, expected node
+     * 2", or "... has no node URN, expected node 2").  0: any server
+     * certificate that chains to ca_file and matches server_name. */
+    uint64_t server_node_id;
     uint64_t connect_timeout_ms; /* 0: KYUFU_GRPC_CLIENT_CONNECT_TIMEOUT_MS_DEFAULT */
     uint32_t message_bytes_max;  /* largest response accepted; 0: default */
     /* With calls in flight and nothing received for keepalive_ms, send a

@@ -25,7 +25,9 @@
  * call between them.  The caller's deadline already passed ->
  * DEADLINE_EXCEEDED.  Connection failures come back from the client as
  * UNAVAILABLE and are relayed.  The connection authenticates with this
- * node's own certificate (mutual TLS). */
+ * node's own certificate (mutual TLS), and every peer client believes only
+ * a server certificate naming the node of its slot (server_node_id), so a
+ * certificate of another node at that address fails the connection. */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +119,12 @@ struct kyufu_grpc_client *kyufu_node__peer_client(struct kyufu_node *n,
                           ? n->config->peers[i].api_address
                           : n->learned[i - KYUFU_NODE_CLUSTER_SIZE_MAX]
                                 .api_address;
+    /* The node this slot is for: a slot never changes node (config peers
+     * are fixed, a learned slot keeps its id once taken). */
+    uint64_t id = i < KYUFU_NODE_CLUSTER_SIZE_MAX
+                      ? n->config->peers[i].id
+                      : n->learned[i - KYUFU_NODE_CLUSTER_SIZE_MAX].id;
+    assert(id != 0);
     char host[KYUFU_NODE_ADDRESS_BYTES_MAX + 1];
     const char *colon = strrchr(api, ':');
     if (colon == NULL || (size_t)(colon - api) >= sizeof host) {
@@ -134,6 +142,9 @@ struct kyufu_grpc_client *kyufu_node__peer_client(struct kyufu_node *n,
     cc.ca_file = n->config->tls_ca;
     cc.cert_file = n->config->tls_cert;
     cc.key_file = n->config->tls_key;
+    /* Only that node's certificate is believed at that address
+     * (docs/peer-tls.md "API calls between nodes"). */
+    cc.server_node_id = id;
     int rv = kyufu_grpc_client_new(&n->loop, &cc, &n->forward[i], errmsg,
                                    errmsg_len);
     if (rv != 0) {

@@ -43,10 +43,12 @@ static char last_actor[64];
 static bool last_has_cert;
 static uint8_t last_cert_sha256[32];
 static uint64_t last_node_id;
+static int echo_calls;
 
 static void echo(void *data, struct kyufu_grpc_call *call)
 {
     (void)data;
+    echo_calls++;
     snprintf(last_identity, sizeof last_identity, "%s", call->peer_identity);
     last_has_cert = call->has_cert;
     memcpy(last_cert_sha256, call->cert_sha256, sizeof last_cert_sha256);
@@ -436,6 +438,7 @@ struct result
     char leader[64];  /* the kyufu-leader trailer, "" if none */
     size_t n_headers; /* custom metadata received */
     size_t n_trailers;
+    bool answered;    /* req->answered: the server's own status */
 };
 
 static void on_result(struct kyufu_grpc_client_req *req, int status, const char *message,
@@ -455,6 +458,7 @@ static void on_result(struct kyufu_grpc_client_req *req, int status, const char 
     snprintf(r->leader, sizeof r->leader, "%s", leader != NULL ? leader : "");
     r->n_headers = req->n_headers;
     r->n_trailers = req->n_trailers;
+    r->answered = req->answered;
     for (size_t i = 0; i < req->n_trailers; i++) {
         /* Reserved names never reach the caller. */
         CHECK(strncmp(req->trailers[i].name, "grpc-", 5) != 0);
@@ -475,8 +479,9 @@ static void wait_for(struct result *r, size_t n)
     }
 }
 
-static struct kyufu_grpc_client *client_new(const char *ca, const char *cert, const char *key,
-                                            uint16_t port)
+/* A client that expects the server to be node server_node_id (0: any). */
+static struct kyufu_grpc_client *client_for(const char *ca, const char *cert, const char *key,
+                                            uint16_t port, uint64_t server_node_id)
 {
     struct kyufu_grpc_client_config cfg = {
         .host = "127.0.0.1",
@@ -485,11 +490,18 @@ static struct kyufu_grpc_client *client_new(const char *ca, const char *cert, co
         .cert_file = cert,
         .key_file = key,
         .connect_timeout_ms = 3000,
+        .server_node_id = server_node_id,
     };
     struct kyufu_grpc_client *c;
     char err[256];
     CHECK(kyufu_grpc_client_new(&loop, &cfg, &c, err, sizeof err) == 0);
     return c;
+}
+
+static struct kyufu_grpc_client *client_new(const char *ca, const char *cert, const char *key,
+                                            uint16_t port)
+{
+    return client_for(ca, cert, key, port, 0);
 }
 
 static bool client_closed;
@@ -775,6 +787,72 @@ static void test_peer_node_id(void)
         unlink(p);
     }
     rmdir(nd);
+}
+
+/* One call from a client that expects node `want` (0: any server); the
+ * result, and whether the server's handler saw it. */
+static struct result call_node(const char *ca, const char *cert, const char *key,
+                               uint64_t want, bool *handled)
+{
+    struct kyufu_grpc_client *c =
+        client_for(ca, cert, key, kyufu_api_server_port(server), want);
+    struct result r[1];
+    int before = echo_calls;
+    CHECK(call(c, &r[0], "/kyufu.v1.Ledger/Echo", "x", 5000) == 0);
+    wait_for(r, 1);
+    *handled = echo_calls != before;
+    close_client(c);
+    return r[0];
+}
+
+/* Node-to-node API calls (docs/peer-tls.md "API calls between nodes"): a
+ * client told which node it calls believes only a server certificate that
+ * names that node; a wrong or missing node URN fails the connection before
+ * any request is sent. */
+static void test_client_server_node(void)
+{
+    char nd[96];
+    snprintf(nd, sizeof nd, "%s/bind", dir);
+    CHECK(mkdir(nd, 0700) == 0);
+    CHECK(t_certs_make_nodes(nd, 2) == 0);
+    char ca[128], c1[128], k1[128], c2[128], k2[128];
+    snprintf(ca, sizeof ca, "%s/node-ca.pem", nd);
+    snprintf(c1, sizeof c1, "%s/node1.pem", nd);
+    snprintf(k1, sizeof k1, "%s/node1.key", nd);
+    snprintf(c2, sizeof c2, "%s/node2.pem", nd);
+    snprintf(k2, sizeof k2, "%s/node2.key", nd);
+    start_server_with(true, c2, k2, ca);
+    bool handled;
+    struct result r = call_node(ca, c1, k1, 2, &handled);
+    CHECK(r.status == KYUFU_GRPC_OK && r.answered && handled);
+    CHECK(r.len == 1 && r.data[0] == 'x');
+
+    r = call_node(ca, c1, k1, 3, &handled);
+    CHECK(r.status == KYUFU_GRPC_UNAVAILABLE && !r.answered && !handled);
+    CHECK(strstr(r.message, "server certificate names node 2, expected node 3") != NULL);
+    /* The next call fails the same way (a new connection, checked again). */
+    r = call_node(ca, c1, k1, 3, &handled);
+    CHECK(r.status == KYUFU_GRPC_UNAVAILABLE && !handled);
+    stop_server();
+
+    /* A plain server certificate (no node URN): refused when a node is
+     * expected, believed when none is. */
+    start_server(true);
+    r = call_node(P(2, "ca.pem"), P(4, "client.pem"), P(5, "client.key"), 2, &handled);
+    CHECK(r.status == KYUFU_GRPC_UNAVAILABLE && !r.answered && !handled);
+    CHECK(strstr(r.message, "server certificate has no node URN, expected node 2") != NULL);
+    r = call_node(P(2, "ca.pem"), P(4, "client.pem"), P(5, "client.key"), 0, &handled);
+    CHECK(r.status == KYUFU_GRPC_OK && handled);
+    stop_server();
+
+    const char *files[] = {"node-ca.pem", "node-ca.key", "node1.pem", "node1.key",
+                           "node2.pem", "node2.key"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char p[160];
+        snprintf(p, sizeof p, "%s/%s", nd, files[i]);
+        unlink(p);
+    }
+    CHECK(rmdir(nd) == 0);
 }
 
 static void test_server_limits(void)
@@ -1348,6 +1426,7 @@ int main(void)
     test_handshake_policy();
     test_client_server();
     test_peer_node_id();
+    test_client_server_node();
     test_server_limits();
     test_server_refusals();
     test_crl();
