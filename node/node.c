@@ -847,7 +847,15 @@ int kyufu_node_run(const struct kyufu_config *config)
      * (store_mark.h).  The default flushes every commit (docs/storage.md
      * "Durability of the store"). */
     so.no_sync = config->storage_flush_background;
-    rv = kyufu_storage_open(&so, &n->storage, errmsg, sizeof errmsg);
+    /* The structural check first, in a child (docs/storage.md
+     * "Structural check"): LMDB has no page checksums, and a damaged page
+     * would crash this process at some later read.  No thread exists yet
+     * (the loop's handles are initialised, no work has been queued), so a
+     * fork is a faithful copy. */
+    rv = kyufu_storage_check_isolated(path, errmsg, sizeof errmsg);
+    if (rv == 0) {
+        rv = kyufu_storage_open(&so, &n->storage, errmsg, sizeof errmsg);
+    }
     if (rv == 0 && have_cmk) {
         kyufu_storage_keys_set(n->storage, cmk);
     }
