@@ -72,9 +72,13 @@ static _Noreturn void child(int fd, const char *path)
     struct check_result r;
     memset(&r, 0, sizeof r);
     /* Default dispositions: a crash must end the child, not run a handler
-     * the parent installed. */
-    signal(SIGSEGV, SIG_DFL);
-    signal(SIGBUS, SIG_DFL);
+     * the parent (or a sanitizer) installed; a SIGTERM to the process
+     * group must end it too, not reach the parent's event loop through
+     * the signal pipe the child inherited (libuv's handler writes there). */
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGTERM, SIGINT, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        signal(sigs[i], SIG_DFL);
+    }
     r.rv = kyufu_storage_check(path, r.errmsg, sizeof r.errmsg);
     const char *p = (const char *)&r;
     size_t left = sizeof r;
