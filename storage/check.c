@@ -7,8 +7,9 @@
  * database (dbi 0, which a read-only txn may walk: mdb_stat -f does), the
  * main database (one record per named database) and every named database,
  * with a cursor, reading every key and every value (one byte in every 4 KiB
- * and the last: every page of an overflow value is read too).  It checks what LMDB itself does not: keys in strictly
- * increasing order, and as many records as the database's own count.
+ * and the last: every page of an overflow value is read too).  It checks what
+ * LMDB itself does not: keys in strictly increasing order, and as many records
+ * as the database's own count.
  *
  * Happy path: open read-only without LMDB's lock file (MDB_NOLOCK: the
  * caller holds the node's lock, nothing else writes), check the file size
@@ -103,7 +104,8 @@ static int walk_db(MDB_txn *txn,
     }
     if (mrv != 0 && mrv != MDB_NOTFOUND) {
         rv = walk_error(mrv);
-        kyufu_storage__errmsg(errmsg, len, "database %s: %s after %llu "
+        kyufu_storage__errmsg(errmsg, len,
+                              "database %s: %s after %llu "
                               "records",
                               name, mdb_strerror(mrv), (unsigned long long)n);
         goto err_after_cursor;
@@ -234,8 +236,7 @@ int kyufu_storage_check(const char *path, char *errmsg, size_t errmsg_len)
     mrv = mdb_env_create(&env);
     if (mrv != 0) {
         rv = kyufu_storage__mdb_error(mrv);
-        kyufu_storage__errmsg(errmsg, errmsg_len, "env: %s",
-                              mdb_strerror(mrv));
+        kyufu_storage__errmsg(errmsg, errmsg_len, "env: %s", mdb_strerror(mrv));
         goto err;
     }
     /* Options set explicitly.  The map size is the file's own (0: LMDB

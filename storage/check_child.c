@@ -28,8 +28,7 @@
 #include "internal.h"
 
 /* What the child sends: the result, then the message. */
-struct check_result
-{
+struct check_result {
     int rv;
     char errmsg[512];
 };
@@ -37,34 +36,33 @@ struct check_result
 static const char *signame(int sig)
 {
     switch (sig) {
-    case SIGSEGV:
-        return "SIGSEGV";
-    case SIGBUS:
-        return "SIGBUS";
-    case SIGILL:
-        return "SIGILL";
-    case SIGFPE:
-        return "SIGFPE";
-    case SIGABRT:
-        return "SIGABRT";
-    case SIGTRAP:
-        return "SIGTRAP";
-    case SIGSYS:
-        return "SIGSYS";
-    case SIGKILL:
-        return "SIGKILL";
-    case SIGTERM:
-        return "SIGTERM";
-    default:
-        return "another signal";
+        case SIGSEGV:
+            return "SIGSEGV";
+        case SIGBUS:
+            return "SIGBUS";
+        case SIGILL:
+            return "SIGILL";
+        case SIGFPE:
+            return "SIGFPE";
+        case SIGABRT:
+            return "SIGABRT";
+        case SIGTRAP:
+            return "SIGTRAP";
+        case SIGSYS:
+            return "SIGSYS";
+        case SIGKILL:
+            return "SIGKILL";
+        case SIGTERM:
+            return "SIGTERM";
+        default:
+            return "another signal";
     }
 }
 
 static bool crash_signal(int sig)
 {
-    return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL ||
-           sig == SIGFPE || sig == SIGABRT || sig == SIGTRAP ||
-           sig == SIGSYS;
+    return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE ||
+           sig == SIGABRT || sig == SIGTRAP || sig == SIGSYS;
 }
 
 static _Noreturn void child(int fd, const char *path)

@@ -12,7 +12,8 @@
  *
  *   test_check [CASE]
  *   KYUFU_CHECK_SCALE=N test_check measure   N households (default 20000):
- *                                            the store's size, the walk's time */
+ *                                            the store's size, the walk's time
+ */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +31,7 @@
 #define F_BIGDATA 0x01u
 #define F_SUBDATA 0x02u
 
-struct file
-{
+struct file {
     uint8_t *bytes;
     size_t size;
 };
@@ -153,8 +153,7 @@ static void check_no_store(void)
     char p[256];
     snprintf(p, sizeof p, "%s/data.mdb", t_dir);
     CHECK(access(p, F_OK) != 0); /* nothing made */
-    CHECK_EQ(kyufu_storage_check("", err, sizeof err),
-             KYUFU_STORAGE_EINVALID);
+    CHECK_EQ(kyufu_storage_check("", err, sizeof err), KYUFU_STORAGE_EINVALID);
 }
 
 /* A branch page's first child page number far past the file: LMDB says
@@ -304,17 +303,18 @@ static void measure(void)
         CHECK_EQ(kyufu_storage_check_isolated(f.dir, err, sizeof err), 0);
         double t3 = now_s();
         double c1 = children_cpu_s();
-        printf("check (%s): %.3f s wall, %.3f s CPU: %.2f s/GB wall, "
-               "%.2f s/GB CPU\n",
-               i == 0 ? "page cache cold" : "page cache warm", t3 - t2,
-               c1 - c0, (t3 - t2) / gb, (c1 - c0) / gb);
+        printf(
+            "check (%s): %.3f s wall, %.3f s CPU: %.2f s/GB wall, "
+            "%.2f s/GB CPU\n",
+            i == 0 ? "page cache cold" : "page cache warm", t3 - t2, c1 - c0,
+            (t3 - t2) / gb, (c1 - c0) / gb);
     }
 }
 
 int main(int argc, char **argv)
 {
     static const struct t_case cases[] = {
-        T_CASE(check_sound_store),  T_CASE(check_no_store),
+        T_CASE(check_sound_store),    T_CASE(check_no_store),
         T_CASE(check_bad_child_pgno), T_CASE(check_bad_leaf_bounds),
         T_CASE(check_crash_isolated), T_CASE(check_truncated),
     };
