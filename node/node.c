@@ -85,8 +85,12 @@ void kyufu_node__finish(struct kyufu_node *n)
          * (exit_code != 0): after a failed flush Linux may have marked
          * unwritten pages clean, so even a final flush that succeeds
          * proves nothing. */
-        if (flushed && n->exit_code == 0 && n->decom == NULL)
+        if (flushed && n->exit_code == 0 && n->decom == NULL) {
             kyufu_node__store_mark_clean(n);
+            /* ... and the next start need not walk it (docs/storage.md
+             * "Structural check"). */
+            kyufu_node__store_check_clean(n);
+        }
     }
     n->stage = KYUFU_NODE_CLOSED;
     uv_close((uv_handle_t *)&n->sigterm, close_noop);
@@ -847,7 +851,16 @@ int kyufu_node_run(const struct kyufu_config *config)
      * (store_mark.h).  The default flushes every commit (docs/storage.md
      * "Durability of the store"). */
     so.no_sync = config->storage_flush_background;
-    rv = kyufu_storage_open(&so, &n->storage, errmsg, sizeof errmsg);
+    /* The structural check first, in a child, unless the last stop was
+     * clean (store_check_node.c, docs/storage.md "Structural check"):
+     * LMDB has no page checksums, and a damaged page would crash this
+     * process at some later read.  No thread exists yet (the loop's
+     * handles are initialised, no work has been queued), so a fork is a
+     * faithful copy. */
+    rv = kyufu_node__store_check(n, path, errmsg, sizeof errmsg);
+    if (rv == 0) {
+        rv = kyufu_storage_open(&so, &n->storage, errmsg, sizeof errmsg);
+    }
     if (rv == 0 && have_cmk) {
         kyufu_storage_keys_set(n->storage, cmk);
     }

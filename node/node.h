@@ -364,6 +364,22 @@ void kyufu_node__store_mark_after_open(struct kyufu_node *n,
  * says "clean" (no-op unless this session wrote it "open"). */
 void kyufu_node__store_mark_clean(struct kyufu_node *n);
 
+/* The store's structural check before it opens (store_check_node.c,
+ * docs/storage.md "Structural check"): when STORE_DIR/clean.stop exists
+ * (the last stop was clean) it is removed durably and the check skipped;
+ * otherwise kyufu_storage_check_isolated runs.  Call before any thread
+ * exists.  Returns 0 or a storage error with errmsg (CORRUPT: the store
+ * is damaged; IO: the marker could not be removed, or the check did not
+ * finish). */
+int kyufu_node__store_check(struct kyufu_node *n,
+                            const char *store_dir,
+                            char *errmsg,
+                            size_t errmsg_len);
+/* After the final flush of a clean stop (exit code 0), with
+ * kyufu_node__store_mark_clean: write STORE_DIR/clean.stop (logged when it
+ * cannot be: the next start checks). */
+void kyufu_node__store_check_clean(struct kyufu_node *n);
+
 /* Build the method table (service.c). Returns 0 or -1 (out of memory). */
 int kyufu_node__methods(struct kyufu_node *n);
 void kyufu_node__methods_free(struct kyufu_node *n);

@@ -297,18 +297,20 @@ err:
  * itself does not check it, and its first read of a page past the end
  * of the file is a SIGBUS (seen in the chaos fault corrupt-store,
  * docs/chaos.md).  Only the meta pages, which mdb_env_open read with
- * pread and checked, are touched here. */
-static int check_file_size(struct kyufu_storage *s,
-                           const MDB_envinfo *info,
-                           char *errmsg,
-                           size_t len)
+ * pread and checked, are touched here.  Also the first step of the
+ * structural check (check.c). */
+int kyufu_storage__check_file_size(MDB_env *env,
+                                   const MDB_envinfo *info,
+                                   char *errmsg,
+                                   size_t len)
 {
     MDB_stat st;
     struct stat fst;
     int fd;
-    int mrv = mdb_env_get_fd(s->env, &fd);
+    KYUFU_ASSERT(env != NULL && info != NULL);
+    int mrv = mdb_env_get_fd(env, &fd);
     if (mrv == 0) {
-        mrv = mdb_env_stat(s->env, &st);
+        mrv = mdb_env_stat(env, &st);
     }
     if (mrv != 0) {
         kyufu_storage__errmsg(errmsg, len, "store file: %s",
@@ -437,7 +439,7 @@ int kyufu_storage_open(const struct kyufu_storage_options *options,
     }
     /* An existing store may be larger than asked: LMDB keeps its size. */
     mdb_env_info(s->env, &info);
-    rv = check_file_size(s, &info, errmsg, errmsg_len);
+    rv = kyufu_storage__check_file_size(s->env, &info, errmsg, errmsg_len);
     if (rv != 0) {
         goto err_after_env;
     }

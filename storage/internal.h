@@ -176,6 +176,14 @@ uint32_t kyufu_storage__get_u32(const uint8_t in[4]);
 
 /* Map an LMDB return code to a storage error. */
 int kyufu_storage__mdb_error(int mrv);
+
+/* CORRUPT (with errmsg) when env's data.mdb is shorter than the pages its
+ * meta page counts; EIO when it cannot be stat'ed; 0 otherwise.  Reads only
+ * the meta pages mdb_env_open already checked (env.c). */
+int kyufu_storage__check_file_size(MDB_env *env,
+                                   const MDB_envinfo *info,
+                                   char *errmsg,
+                                   size_t len);
 void kyufu_storage__errmsg(char *errmsg, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -526,6 +526,36 @@ int kyufu_storage_compact(const char *path,
                           char *errmsg,
                           size_t errmsg_len);
 
+/* ------------------------------------------------------- structural check */
+
+/* Walk the stopped store at `path` (check.c): LMDB's free database, its
+ * main database and every named database, every key and value read, keys
+ * in order, record counts equal to the databases' headers.  Opens the
+ * store read-only without LMDB's lock file and changes nothing on disk;
+ * the caller holds the node's lock (no process may have it open for
+ * writing).  Returns 0 (also when path holds no data.mdb: a new store),
+ * CORRUPT with the damage in errmsg (LMDB's errors MDB_CORRUPTED,
+ * MDB_PAGE_NOTFOUND and the like, a truncated file, keys out of order,
+ * a count that differs), IO, NOMEM or INVALID (no path).
+ *
+ * LMDB has no page checksums: a damaged page can make this walk read wild
+ * memory and crash the process with SIGSEGV or SIGBUS.  Call it directly
+ * only where a crash is acceptable; otherwise use the isolated form. */
+int kyufu_storage_check(const char *path, char *errmsg, size_t errmsg_len);
+
+/* kyufu_storage_check in a forked child (check_child.c), so that a crash
+ * in LMDB kills only the child.  Same results, plus CORRUPT with "the
+ * store check crashed on signal SIGSEGV: a page of data.mdb is damaged"
+ * (or SIGBUS, ...) when the child died of a crash signal, and IO when it
+ * was killed otherwise or could not be started.  Call it before the
+ * process starts any thread: the child runs LMDB, which a fork of a
+ * threaded process could find with a lock held by a thread that is not
+ * there.  Blocks for the whole walk (docs/storage.md "Structural check":
+ * about N s per GB). */
+int kyufu_storage_check_isolated(const char *path,
+                                 char *errmsg,
+                                 size_t errmsg_len);
+
 /* -------------------------------------------------------------- snapshots
  *
  * A snapshot is a consistent view of the whole state at an applied index,
