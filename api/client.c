@@ -696,7 +696,7 @@ static int check_server_node(struct cconn *conn)
         return 0;
     }
     if (api__tls_peer_node_id(&conn->tls, &got) != 0) {
-        snprintf(why, sizeof why, "server certificate has no node URN, expected node %llu",
+        snprintf(why, sizeof why, "server certificate names no single valid node URN, expected node %llu",
                  (unsigned long long)want);
     } else if (got != want) {
         snprintf(why, sizeof why, "server certificate names node %llu, expected node %llu",

@@ -555,7 +555,7 @@ struct kyufu_grpc_client_config
      * peer-tls.md "API calls between nodes"); otherwise the connection
      * fails after its handshake, before any request is sent, and its calls
      * end UNAVAILABLE ("... server certificate names node 3, expected node
-     * 2", or "... has no node URN, expected node 2").  0: any server
+     * 2", or "... names no single valid node URN, expected node 2").  0: any server
      * certificate that chains to ca_file and matches server_name. */
     uint64_t server_node_id;
     uint64_t connect_timeout_ms; /* 0: KYUFU_GRPC_CLIENT_CONNECT_TIMEOUT_MS_DEFAULT */

@@ -224,9 +224,12 @@ int kyufu_storage_check(const char *path, char *errmsg, size_t errmsg_len)
         goto err;
     }
     snprintf(file, sizeof file, "%s/data.mdb", path);
-    if (stat(file, &fst) != 0) {
-        if (errno == ENOENT) {
-            return 0; /* no store yet: nothing to check, nothing made */
+    if (stat(file, &fst) != 0 || fst.st_size == 0) {
+        if (errno == ENOENT || fst.st_size == 0) {
+            /* No store yet, or an empty file (a power cut during the very
+             * first open): nothing to check, nothing made; the open
+             * initialises an empty file as it always did. */
+            return 0;
         }
         kyufu_storage__errmsg(errmsg, errmsg_len, "stat %s: %s", file,
                               strerror(errno));

@@ -22,6 +22,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,7 +67,7 @@ static bool crash_signal(int sig)
            sig == SIGABRT || sig == SIGTRAP || sig == SIGSYS;
 }
 
-static _Noreturn void child(int fd, const char *path)
+static _Noreturn void child(int fd, const char *path, pid_t parent)
 {
     struct check_result r;
     memset(&r, 0, sizeof r);
@@ -74,8 +76,17 @@ static _Noreturn void child(int fd, const char *path)
      * group must end it too, not reach the parent's event loop through
      * the signal pipe the child inherited (libuv's handler writes there). */
     static const int sigs[] = {SIGSEGV, SIGBUS, SIGTERM, SIGINT, SIGHUP};
+    static const struct rlimit no_core = {0, 0};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
         signal(sigs[i], SIG_DFL);
+    }
+    /* It may crash by design, and it holds the parent's memory (the
+     * cluster key among it): no core file.  It dies with its parent (a
+     * kill -9 of kyufud must not leave it walking, holding the data
+     * folder's lock). */
+    (void)setrlimit(RLIMIT_CORE, &no_core);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
+        _exit(1);
     }
     r.rv = kyufu_storage_check(path, r.errmsg, sizeof r.errmsg);
     const char *p = (const char *)&r;
@@ -114,9 +125,18 @@ int kyufu_storage_check_isolated(const char *path,
         return errno == ENOMEM ? KYUFU_STORAGE_ENOMEM : KYUFU_STORAGE_EIO;
     }
     fflush(NULL); /* nothing buffered is written twice */
+    /* waitpid needs SIGCHLD not ignored (an ignoring parent's children
+     * are reaped for it: ECHILD); put the default back meanwhile. */
+    struct sigaction dfl, old_chld;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(SIGCHLD, &dfl, &old_chld);
+    pid_t parent = getpid();
     pid = fork();
     if (pid < 0) {
         int e = errno;
+        sigaction(SIGCHLD, &old_chld, NULL);
         close(fds[0]);
         close(fds[1]);
         kyufu_storage__errmsg(errmsg, errmsg_len, "the store check: fork: %s",
@@ -126,7 +146,7 @@ int kyufu_storage_check_isolated(const char *path,
     }
     if (pid == 0) {
         close(fds[0]);
-        child(fds[1], path);
+        child(fds[1], path, parent);
     }
     close(fds[1]);
     memset(&r, 0, sizeof r);
@@ -143,12 +163,15 @@ int kyufu_storage_check_isolated(const char *path,
     close(fds[0]);
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) {
+            int e = errno;
+            sigaction(SIGCHLD, &old_chld, NULL);
             kyufu_storage__errmsg(errmsg, errmsg_len,
                                   "the store check: waitpid: %s",
-                                  strerror(errno));
+                                  strerror(e));
             return KYUFU_STORAGE_EIO;
         }
     }
+    sigaction(SIGCHLD, &old_chld, NULL);
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
         if (crash_signal(sig)) {

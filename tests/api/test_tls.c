@@ -840,7 +840,7 @@ static void test_client_server_node(void)
     start_server(true);
     r = call_node(P(2, "ca.pem"), P(4, "client.pem"), P(5, "client.key"), 2, &handled);
     CHECK(r.status == KYUFU_GRPC_UNAVAILABLE && !r.answered && !handled);
-    CHECK(strstr(r.message, "server certificate has no node URN, expected node 2") != NULL);
+    CHECK(strstr(r.message, "server certificate names no single valid node URN, expected node 2") != NULL);
     r = call_node(P(2, "ca.pem"), P(4, "client.pem"), P(5, "client.key"), 0, &handled);
     CHECK(r.status == KYUFU_GRPC_OK && handled);
     stop_server();
