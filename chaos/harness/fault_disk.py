@@ -34,6 +34,9 @@ DATA_FS_BYTES = 1 << 30     # each node's data folder (RAM only as used,
 #                             ~30 s under six clients wrote 83 MB of store
 #                             on a quiet VM, so runs of a few minutes fit
 FULL_WAIT_S = 10.0          # a node may write into space it already holds
+# How long heal waits for a node to stop over a write that failed while
+# the disk was full (its report can come after the space is back).
+LATE_STOP_S = 2.0
 #                             (preallocated segments, LMDB's free pages)
 EXPECTED_RC = 1             # docs/operations.md "Exit status"
 EXPECTED_STOP = '"reason":"fatal raft or storage error"'
@@ -169,6 +172,13 @@ def heal(inj):
         except FileNotFoundError:
             pass
         p = inj.c.procs.get(node)
+        # A write that failed just before the space came back is reported
+        # a moment after it (seed 3210042731's replay: node 7 stopped as
+        # documented just after this heal and was counted as exiting on
+        # its own): give it LATE_STOP_S to stop.
+        end = time.monotonic() + LATE_STOP_S
+        while p is not None and p.poll() is None and time.monotonic() < end:
+            time.sleep(0.05)
         rc = p.poll() if p is not None else None
         log = inj.c.log_path(node)
         said = nodelog.read_from(log, offset)
