@@ -19,8 +19,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "limits.h"
 #include "log.h"
@@ -30,13 +30,6 @@
 
 #define CLEAN_NAME "clean.stop"
 #define CLEAN_TEXT "kyufu clean stop 1\n"
-
-static uint64_t now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
-}
 
 int kyufu_node__store_check(struct kyufu_node *n,
                             const char *store_dir,
@@ -61,12 +54,12 @@ int kyufu_node__store_check(struct kyufu_node *n,
         snprintf(errmsg, errmsg_len, "unlink %s: %s", path, strerror(errno));
         return KYUFU_STORAGE_EIO;
     }
-    uint64_t t0 = now_ms();
+    uint64_t t0 = uv_hrtime();
     int rv = kyufu_storage_check_isolated(store_dir, errmsg, errmsg_len);
     if (rv == 0) {
         kyufu_log(KYUFU_LOG_INFO, "store checked",
                   KYUFU_LOG_S("path", store_dir),
-                  KYUFU_LOG_U("duration_ms", now_ms() - t0));
+                  KYUFU_LOG_U("duration_ms", (uv_hrtime() - t0) / 1000000u));
     }
     return rv;
 }

@@ -224,17 +224,19 @@ int kyufu_storage_check(const char *path, char *errmsg, size_t errmsg_len)
         goto err;
     }
     snprintf(file, sizeof file, "%s/data.mdb", path);
-    if (stat(file, &fst) != 0 || fst.st_size == 0) {
-        if (errno == ENOENT || fst.st_size == 0) {
-            /* No store yet, or an empty file (a power cut during the very
-             * first open): nothing to check, nothing made; the open
-             * initialises an empty file as it always did. */
-            return 0;
+    if (stat(file, &fst) != 0) {
+        if (errno == ENOENT) {
+            return 0; /* no store yet: nothing to check, nothing made */
         }
         kyufu_storage__errmsg(errmsg, errmsg_len, "stat %s: %s", file,
                               strerror(errno));
         rv = KYUFU_STORAGE_EIO;
         goto err;
+    }
+    if (fst.st_size == 0) {
+        /* An empty file (a power cut during the very first open): the open
+         * initialises it, as it always did. */
+        return 0;
     }
     mrv = mdb_env_create(&env);
     if (mrv != 0) {
