@@ -751,22 +751,50 @@ static void raw_tcp_open(struct rawtcp *r, uint16_t port)
     CHECK(uv_tcp_connect(&r->connect, &r->tcp, (struct sockaddr *)&sa, raw_connected) == 0);
 }
 
+/* Two node certificates under DIR/sub (tests/api/certs.c): their CA,
+ * node1's and node2's certificate and key; node_pki_remove deletes them. */
+struct node_pki
+{
+    char dir[96];
+    char ca[128];
+    char cert[3][128]; /* [1], [2] */
+    char key[3][128];
+};
+
+static void node_pki_make(struct node_pki *p, const char *sub)
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->dir, sizeof p->dir, "%s/%s", dir, sub);
+    CHECK(mkdir(p->dir, 0700) == 0);
+    CHECK(t_certs_make_nodes(p->dir, 2) == 0);
+    snprintf(p->ca, sizeof p->ca, "%s/node-ca.pem", p->dir);
+    for (int i = 1; i <= 2; i++) {
+        snprintf(p->cert[i], sizeof p->cert[i], "%s/node%d.pem", p->dir, i);
+        snprintf(p->key[i], sizeof p->key[i], "%s/node%d.key", p->dir, i);
+    }
+}
+
+static void node_pki_remove(const struct node_pki *p)
+{
+    const char *files[] = {"node-ca.pem", "node-ca.key", "node1.pem", "node1.key",
+                           "node2.pem", "node2.key"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char f[160];
+        snprintf(f, sizeof f, "%s/%s", p->dir, files[i]);
+        unlink(f);
+    }
+    CHECK(rmdir(p->dir) == 0);
+}
+
 /* Identity (issue 8): a node certificate's id reaches the call, with the
  * fingerprint of that certificate (not the server's own). */
 static void test_peer_node_id(void)
 {
-    char nd[96];
-    snprintf(nd, sizeof nd, "%s/nodes", dir);
-    CHECK(mkdir(nd, 0700) == 0);
-    CHECK(t_certs_make_nodes(nd, 2) == 0);
-    char ca[128], c1[128], k1[128], c2[128], k2[128];
-    snprintf(ca, sizeof ca, "%s/node-ca.pem", nd);
-    snprintf(c1, sizeof c1, "%s/node1.pem", nd);
-    snprintf(k1, sizeof k1, "%s/node1.key", nd);
-    snprintf(c2, sizeof c2, "%s/node2.pem", nd);
-    snprintf(k2, sizeof k2, "%s/node2.key", nd);
-    start_server_with(true, c1, k1, ca);
-    struct kyufu_grpc_client *c = client_new(ca, c2, k2, kyufu_api_server_port(server));
+    struct node_pki pk;
+    node_pki_make(&pk, "nodes");
+    start_server_with(true, pk.cert[1], pk.key[1], pk.ca);
+    struct kyufu_grpc_client *c =
+        client_new(pk.ca, pk.cert[2], pk.key[2], kyufu_api_server_port(server));
     struct result r[1];
     last_node_id = 0;
     last_has_cert = false;
@@ -775,34 +803,34 @@ static void test_peer_node_id(void)
     CHECK(r[0].status == KYUFU_GRPC_OK);
     CHECK(last_node_id == 2);
     uint8_t want[32];
-    pem_sha256(c2, want);
+    pem_sha256(pk.cert[2], want);
     CHECK(last_has_cert && memcmp(last_cert_sha256, want, 32) == 0);
     close_client(c);
     stop_server();
-    const char *files[] = {"node-ca.pem", "node1.pem", "node1.key", "node2.pem",
-                           "node2.key"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char p[160];
-        snprintf(p, sizeof p, "%s/%s", nd, files[i]);
-        unlink(p);
-    }
-    rmdir(nd);
+    node_pki_remove(&pk);
 }
 
-/* One call from a client that expects node `want` (0: any server); the
- * result, and whether the server's handler saw it. */
-static struct result call_node(const char *ca, const char *cert, const char *key,
-                               uint64_t want, bool *handled)
+/* One call on client c; the result, and whether the server's handler
+ * saw it. */
+static struct result call_on(struct kyufu_grpc_client *c, bool *handled)
 {
-    struct kyufu_grpc_client *c =
-        client_for(ca, cert, key, kyufu_api_server_port(server), want);
     struct result r[1];
     int before = echo_calls;
     CHECK(call(c, &r[0], "/kyufu.v1.Ledger/Echo", "x", 5000) == 0);
     wait_for(r, 1);
     *handled = echo_calls != before;
-    close_client(c);
     return r[0];
+}
+
+/* One call from a new client that expects node `want` (0: any server). */
+static struct result call_node(const char *ca, const char *cert, const char *key,
+                               uint64_t want, bool *handled)
+{
+    struct kyufu_grpc_client *c =
+        client_for(ca, cert, key, kyufu_api_server_port(server), want);
+    struct result r = call_on(c, handled);
+    close_client(c);
+    return r;
 }
 
 /* Node-to-node API calls (docs/peer-tls.md "API calls between nodes"): a
@@ -811,28 +839,24 @@ static struct result call_node(const char *ca, const char *cert, const char *key
  * any request is sent. */
 static void test_client_server_node(void)
 {
-    char nd[96];
-    snprintf(nd, sizeof nd, "%s/bind", dir);
-    CHECK(mkdir(nd, 0700) == 0);
-    CHECK(t_certs_make_nodes(nd, 2) == 0);
-    char ca[128], c1[128], k1[128], c2[128], k2[128];
-    snprintf(ca, sizeof ca, "%s/node-ca.pem", nd);
-    snprintf(c1, sizeof c1, "%s/node1.pem", nd);
-    snprintf(k1, sizeof k1, "%s/node1.key", nd);
-    snprintf(c2, sizeof c2, "%s/node2.pem", nd);
-    snprintf(k2, sizeof k2, "%s/node2.key", nd);
-    start_server_with(true, c2, k2, ca);
+    struct node_pki pk;
+    node_pki_make(&pk, "bind");
+    start_server_with(true, pk.cert[2], pk.key[2], pk.ca);
     bool handled;
-    struct result r = call_node(ca, c1, k1, 2, &handled);
+    struct result r = call_node(pk.ca, pk.cert[1], pk.key[1], 2, &handled);
     CHECK(r.status == KYUFU_GRPC_OK && r.answered && handled);
     CHECK(r.len == 1 && r.data[0] == 'x');
 
-    r = call_node(ca, c1, k1, 3, &handled);
-    CHECK(r.status == KYUFU_GRPC_UNAVAILABLE && !r.answered && !handled);
-    CHECK(strstr(r.message, "server certificate names node 2, expected node 3") != NULL);
-    /* The next call fails the same way (a new connection, checked again). */
-    r = call_node(ca, c1, k1, 3, &handled);
-    CHECK(r.status == KYUFU_GRPC_UNAVAILABLE && !handled);
+    /* Twice on one client: the second call makes a new connection, which
+     * is checked again. */
+    struct kyufu_grpc_client *c =
+        client_for(pk.ca, pk.cert[1], pk.key[1], kyufu_api_server_port(server), 3);
+    for (int i = 0; i < 2; i++) {
+        r = call_on(c, &handled);
+        CHECK(r.status == KYUFU_GRPC_UNAVAILABLE && !r.answered && !handled);
+        CHECK(strstr(r.message, "server certificate names node 2, expected node 3") != NULL);
+    }
+    close_client(c);
     stop_server();
 
     /* A plain server certificate (no node URN): refused when a node is
@@ -844,15 +868,7 @@ static void test_client_server_node(void)
     r = call_node(P(2, "ca.pem"), P(4, "client.pem"), P(5, "client.key"), 0, &handled);
     CHECK(r.status == KYUFU_GRPC_OK && handled);
     stop_server();
-
-    const char *files[] = {"node-ca.pem", "node-ca.key", "node1.pem", "node1.key",
-                           "node2.pem", "node2.key"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char p[160];
-        snprintf(p, sizeof p, "%s/%s", nd, files[i]);
-        unlink(p);
-    }
-    CHECK(rmdir(nd) == 0);
+    node_pki_remove(&pk);
 }
 
 static void test_server_limits(void)
