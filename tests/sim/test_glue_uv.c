@@ -546,7 +546,8 @@ static void pump(unsigned more, bool (*extra)(void *))
     CHECK(run_until(pump_done, &p, 60000));
 }
 
-static unsigned count_snapshot_files(const char *d)
+/* Snapshot files in d: data files, or with meta their .meta files. */
+static unsigned count_snapshot_kind(const char *d, bool meta)
 {
     DIR *dd = opendir(d);
     struct dirent *e;
@@ -554,13 +555,18 @@ static unsigned count_snapshot_files(const char *d)
     CHECK(dd != NULL);
     while ((e = readdir(dd)) != NULL) {
         size_t len = strlen(e->d_name);
-        if (strncmp(e->d_name, "snapshot-", 9) == 0 &&
-            (len < 5 || strcmp(e->d_name + len - 5, ".meta") != 0)) {
+        bool is_meta = len >= 5 && strcmp(e->d_name + len - 5, ".meta") == 0;
+        if (strncmp(e->d_name, "snapshot-", 9) == 0 && is_meta == meta) {
             n++;
         }
     }
     closedir(dd);
     return n;
+}
+
+static unsigned count_snapshot_files(const char *d)
+{
+    return count_snapshot_kind(d, false);
 }
 
 static void close_one(unsigned i)
@@ -779,21 +785,7 @@ static bool raft_caught_up(void *arg)
 static bool snapshot_written(void *arg)
 {
     const char *d = dir[*(unsigned *)arg];
-    DIR *dd;
-    struct dirent *e;
-    unsigned metas = 0;
-    if (count_snapshot_files(d) < 1) {
-        return false;
-    }
-    dd = opendir(d);
-    CHECK(dd != NULL);
-    while ((e = readdir(dd)) != NULL) {
-        size_t len = strlen(e->d_name);
-        metas += strncmp(e->d_name, "snapshot-", 9) == 0 && len > 5 &&
-                 strcmp(e->d_name + len - 5, ".meta") == 0;
-    }
-    closedir(dd);
-    return metas >= 1;
+    return count_snapshot_kind(d, false) >= 1 && count_snapshot_kind(d, true) >= 1;
 }
 
 /* A node whose one apply run covers several configuration entries (node
