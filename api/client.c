@@ -16,7 +16,7 @@
  * callback never runs inside kyufu_grpc_client_call, _cancel or _close.
  *
  * Failure modes: resolve, connect, handshake failure (a server certificate
- * that does not name server_node_id included), connect timeout, a
+ * that does not name server_node_id, or that crl_file revokes, included), connect timeout, a
  * socket error, EOF or an HTTP/2 protocol error fail every call on the
  * connection (and the calls waiting for it) with UNAVAILABLE and the reason;
  * the next call starts a new connection.  A GOAWAY makes nghttp2 close the
@@ -124,6 +124,7 @@ struct kyufu_grpc_client
     uint64_t keepalive_ms;
     uint32_t message_bytes_max;
     uint64_t server_node_id; /* 0: not checked */
+    bool server_any_node;    /* with 0: any one valid node URN */
     SSL_CTX *ctx;
     struct cconn *current; /* the connection new calls go to, or NULL */
     struct cconn *conns;   /* all connections, current or draining */
@@ -685,22 +686,28 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 /* The handshake finished: a client bound to a node believes only a server
  * certificate that names that node (the Raft transport's check on its
  * connecting side, raft-glue/peer_link.c authenticate), so a certificate
- * of node 3 at node 2's address is never taken for node 2.  0 to go on;
+ * of node 3 at node 2's address is never taken for node 2; one bound to
+ * any node, only a certificate that names one.  0 to go on;
  * else the connection has failed, before anything was sent on it. */
 static int check_server_node(struct cconn *conn)
 {
     uint64_t want = conn->client->server_node_id;
     uint64_t got;
-    char why[160];
-    if (want == 0) {
+    char expected[32], why[160];
+    if (want == 0 && !conn->client->server_any_node) {
         return 0;
     }
+    if (want == 0) {
+        snprintf(expected, sizeof expected, "a node");
+    } else {
+        snprintf(expected, sizeof expected, "node %llu", (unsigned long long)want);
+    }
     if (api__tls_peer_node_id(&conn->tls, &got) != 0) {
-        snprintf(why, sizeof why, "server certificate names no single valid node URN, expected node %llu",
-                 (unsigned long long)want);
-    } else if (got != want) {
-        snprintf(why, sizeof why, "server certificate names node %llu, expected node %llu",
-                 (unsigned long long)got, (unsigned long long)want);
+        snprintf(why, sizeof why, "server certificate names no single valid node URN, expected %s",
+                 expected);
+    } else if (want != 0 && got != want) {
+        snprintf(why, sizeof why, "server certificate names node %llu, expected %s",
+                 (unsigned long long)got, expected);
     } else {
         return 0;
     }
@@ -971,10 +978,18 @@ int kyufu_grpc_client_new(uv_loop_t *loop,
     c->message_bytes_max = config->message_bytes_max ? config->message_bytes_max
                                                      : KYUFU_GRPC_MESSAGE_BYTES_MAX;
     c->server_node_id = config->server_node_id;
+    c->server_any_node = config->server_any_node;
     rv = api__tls_client_ctx_new(config->ca_file, config->cert_file, config->key_file,
                                  api__tls_alpn_h2, &c->ctx,
                                  errmsg, errmsg_len);
     if (rv != 0) {
+        goto err_after_alloc;
+    }
+    bool crl_expired; /* enforced all the same; the node warns (tls_watch.c) */
+    if (config->crl_file != NULL &&
+        (rv = api__tls_ctx_set_crl(c->ctx, config->crl_file, &crl_expired, errmsg,
+                                   errmsg_len)) != 0) {
+        SSL_CTX_free(c->ctx);
         goto err_after_alloc;
     }
     uv_timer_init(loop, &c->timer);

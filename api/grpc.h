@@ -558,6 +558,17 @@ struct kyufu_grpc_client_config
      * 2", or "... names no single valid node URN, expected node 2").  0: any server
      * certificate that chains to ca_file and matches server_name. */
     uint64_t server_node_id;
+    /* With server_node_id 0: the server certificate must still name exactly
+     * one valid node, whichever it is (a joining node asking the addresses
+     * it was given for the cluster key: any member will do, but only a
+     * member; "... names no single valid node URN, expected a node"). */
+    bool server_any_node;
+    /* PEM CRL(s) signed by ca_file's CA (as the server's crl_file), or
+     * NULL.  A server certificate it revokes fails the handshake ("...
+     * certificate revoked"); one past its nextUpdate is still enforced.
+     * Read once, here: a new CRL needs a new client (node/forward.c makes
+     * one after every TLS reload). */
+    const char *crl_file;
     uint64_t connect_timeout_ms; /* 0: KYUFU_GRPC_CLIENT_CONNECT_TIMEOUT_MS_DEFAULT */
     uint32_t message_bytes_max;  /* largest response accepted; 0: default */
     /* With calls in flight and nothing received for keepalive_ms, send a

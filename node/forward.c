@@ -104,16 +104,12 @@ void kyufu_node__forward_rotate(struct kyufu_node *n)
     }
 }
 
-/* The client to peer i, created on first use. */
-struct kyufu_grpc_client *kyufu_node__peer_client(struct kyufu_node *n,
-                                                  size_t i,
-                                                  char *errmsg,
-                                                  size_t errmsg_len)
+/* A new client to peer slot i's API address: bound to that slot's node,
+ * or (any_node) to whichever node answers there. */
+static struct kyufu_grpc_client *peer_client_new(struct kyufu_node *n, size_t i,
+                                                 bool any_node, char *errmsg,
+                                                 size_t errmsg_len)
 {
-    drop_if_stale(n, i);
-    if (n->forward[i] != NULL) {
-        return n->forward[i];
-    }
     assert(i < KYUFU_NODE_PEER_SLOTS);
     const char *api = i < KYUFU_NODE_CLUSTER_SIZE_MAX
                           ? n->config->peers[i].api_address
@@ -143,15 +139,37 @@ struct kyufu_grpc_client *kyufu_node__peer_client(struct kyufu_node *n,
     cc.cert_file = n->config->tls_cert;
     cc.key_file = n->config->tls_key;
     /* Only that node's certificate is believed at that address
-     * (docs/peer-tls.md "API calls between nodes"). */
-    cc.server_node_id = id;
-    int rv = kyufu_grpc_client_new(&n->loop, &cc, &n->forward[i], errmsg,
-                                   errmsg_len);
-    if (rv != 0) {
-        n->forward[i] = NULL;
+     * (docs/peer-tls.md "API calls between nodes"), or only a node's. */
+    cc.server_node_id = any_node ? 0 : id;
+    cc.server_any_node = any_node;
+    /* ... and not once the CRL revokes it (a leaked node key). */
+    cc.crl_file = n->config->tls_crl[0] != '\0' ? n->config->tls_crl : NULL;
+    struct kyufu_grpc_client *client;
+    if (kyufu_grpc_client_new(&n->loop, &cc, &client, errmsg, errmsg_len) != 0) {
         return NULL;
     }
+    return client;
+}
+
+/* The client to peer i, created on first use. */
+struct kyufu_grpc_client *kyufu_node__peer_client(struct kyufu_node *n,
+                                                  size_t i,
+                                                  char *errmsg,
+                                                  size_t errmsg_len)
+{
+    drop_if_stale(n, i);
+    if (n->forward[i] == NULL) {
+        n->forward[i] = peer_client_new(n, i, false, errmsg, errmsg_len);
+    }
     return n->forward[i];
+}
+
+struct kyufu_grpc_client *kyufu_node__peer_client_any(struct kyufu_node *n,
+                                                      size_t i,
+                                                      char *errmsg,
+                                                      size_t errmsg_len)
+{
+    return peer_client_new(n, i, true, errmsg, errmsg_len);
 }
 
 /* src as a metadata value into dst (len > 0): its printable ASCII

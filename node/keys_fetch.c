@@ -7,8 +7,12 @@
  * Happy path: keys_node.c found no CMK file for a fresh joiner -> an
  * ephemeral P-256 key is made (kyufu_keys_handover_begin) -> every
  * KYUFU_NODE_KEY_FETCH_MS one member (round robin over [cluster], not this
- * node) is asked NodeInternal/FetchClusterKey over the forwarding client
- * (mutual TLS, this node's certificate) -> a member that has this node in
+ * node) is asked NodeInternal/FetchClusterKey over a client of its own
+ * (mutual TLS, this node's certificate; the server's must name a node, but
+ * not necessarily the one [cluster] lists there: after replace-node another
+ * member may answer at that address, and any member holds the key; the
+ * answer is sealed for this exchange and bound to the cluster CA) -> a
+ * member that has this node in
  * its Raft configuration (the operator ran cluster add-node or
  * replace-node) answers with the CMK sealed for this exchange -> opened,
  * wrapped under this node's own KEK into <cmk_file> (written durably:
@@ -20,8 +24,8 @@
  * member in turn; the wait is unbounded (the node is not serving, its
  * status is in the log).  An answer that does not open (another cluster,
  * tampering) or a CMK file that cannot be written: the node stops with
- * exit 1.  A stop while waiting: the call is cancelled with the
- * forwarding clients and its answer ignored. */
+ * exit 1.  A stop while waiting: the client is closed (its call cancelled,
+ * the answer ignored) and then the timer. */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +45,9 @@ struct kyufu_node_keys_fetch
     struct kyufu_keys_handover h;
     struct kyufu_node *n;
     void (*then)(struct kyufu_node *n);
+    struct kyufu_grpc_client *client; /* to [cluster] entry `asked`, or NULL */
     size_t next;   /* the [cluster] entry to ask next */
-    size_t asked;  /* the one asked now */
+    size_t asked;  /* the one asked now (or last) */
     bool busy;     /* a call in flight */
     bool failing;  /* a failure was logged since the last start */
     uint8_t packed[2 + KYUFU_KEYS_HANDOVER_PUB_BYTES];
@@ -50,6 +55,14 @@ struct kyufu_node_keys_fetch
 };
 
 static void tick(uv_timer_t *t);
+
+static void client_drop(struct kyufu_node_keys_fetch *f,
+                        kyufu_grpc_client_close_cb cb)
+{
+    struct kyufu_grpc_client *client = f->client;
+    f->client = NULL;
+    kyufu_grpc_client_close(client, cb, f);
+}
 
 static void finish(struct kyufu_node_keys_fetch *f,
                    const Kyufu__V1__FetchClusterKeyResponse *r)
@@ -80,6 +93,7 @@ static void finish(struct kyufu_node_keys_fetch *f,
     kyufu_storage_crypto_wipe(cmk, sizeof cmk);
     kyufu_keys_handover_free(&f->h);
     uv_timer_stop(&f->timer);
+    client_drop(f, NULL);
     kyufu_log(KYUFU_LOG_INFO,
               "cluster key received from a member: encryption at rest is on",
               KYUFU_LOG_U("member", from),
@@ -137,14 +151,16 @@ static void tick(uv_timer_t *t)
     }
     f->next = i + 1;
     char errmsg[256];
-    struct kyufu_grpc_client *client =
-        kyufu_node__peer_client(n, i, errmsg, sizeof errmsg);
-    if (client == NULL) {
+    if (f->client != NULL && f->asked != i) {
+        client_drop(f, NULL);
+    }
+    if (f->client == NULL &&
+        (f->client = kyufu_node__peer_client_any(n, i, errmsg, sizeof errmsg)) == NULL) {
         return;
     }
     f->asked = i;
     f->req.data = f;
-    if (kyufu_grpc_client_call(client, &f->req, METHOD, f->packed,
+    if (kyufu_grpc_client_call(f->client, &f->req, METHOD, f->packed,
                                f->packed_len, KYUFU_NODE_KEY_FETCH_TIMEOUT_MS,
                                NULL, 0, on_answer) == 0) {
         f->busy = true;
@@ -200,6 +216,15 @@ static void on_closed(uv_handle_t *h)
     free(f);
 }
 
+/* The client closed (its call cancelled and answered): now the timer. */
+static void on_client_closed(struct kyufu_grpc_client *client, void *data)
+{
+    struct kyufu_node_keys_fetch *f = data;
+    (void)client;
+    assert(!f->busy);
+    uv_close((uv_handle_t *)&f->timer, on_closed);
+}
+
 void kyufu_node__keys_fetch_close(struct kyufu_node *n)
 {
     struct kyufu_node_keys_fetch *f = n->keys_fetch;
@@ -207,6 +232,10 @@ void kyufu_node__keys_fetch_close(struct kyufu_node *n)
         return;
     }
     n->keys_fetch = NULL;
-    assert(!f->busy); /* the forwarding clients closed before */
+    if (f->client != NULL) {
+        client_drop(f, on_client_closed);
+        return;
+    }
+    assert(!f->busy);
     uv_close((uv_handle_t *)&f->timer, on_closed);
 }

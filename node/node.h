@@ -600,6 +600,15 @@ struct kyufu_grpc_client *kyufu_node__peer_client(struct kyufu_node *n,
                                                   char *errmsg,
                                                   size_t errmsg_len);
 
+/* A new client (the caller closes it) to the API address of peer slot i
+ * that believes any node certificate there, not only slot i's node: a
+ * joining node asking for the cluster key (keys_fetch.c), whose [cluster]
+ * may name addresses since taken over by other members (replace-node). */
+struct kyufu_grpc_client *kyufu_node__peer_client_any(struct kyufu_node *n,
+                                                      size_t i,
+                                                      char *errmsg,
+                                                      size_t errmsg_len);
+
 /* Ask the peer in forwarding slot i (kyufu_node__peer_slot, or a [cluster]
  * index) for its Cluster.Status, answered through cb with req.  0 when the
  * call is out; -1 when there is no client for that slot or the call could

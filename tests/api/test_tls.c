@@ -479,9 +479,11 @@ static void wait_for(struct result *r, size_t n)
     }
 }
 
-/* A client that expects the server to be node server_node_id (0: any). */
-static struct kyufu_grpc_client *client_for(const char *ca, const char *cert, const char *key,
-                                            uint16_t port, uint64_t server_node_id)
+/* A client that expects the server to be node server_node_id (0: any),
+ * checking its certificate against crl (NULL: none). */
+static struct kyufu_grpc_client *client_crl(const char *ca, const char *cert, const char *key,
+                                            uint16_t port, uint64_t server_node_id,
+                                            const char *crl)
 {
     struct kyufu_grpc_client_config cfg = {
         .host = "127.0.0.1",
@@ -491,11 +493,18 @@ static struct kyufu_grpc_client *client_for(const char *ca, const char *cert, co
         .key_file = key,
         .connect_timeout_ms = 3000,
         .server_node_id = server_node_id,
+        .crl_file = crl,
     };
     struct kyufu_grpc_client *c;
     char err[256];
     CHECK(kyufu_grpc_client_new(&loop, &cfg, &c, err, sizeof err) == 0);
     return c;
+}
+
+static struct kyufu_grpc_client *client_for(const char *ca, const char *cert, const char *key,
+                                            uint16_t port, uint64_t server_node_id)
+{
+    return client_crl(ca, cert, key, port, server_node_id, NULL);
 }
 
 static struct kyufu_grpc_client *client_new(const char *ca, const char *cert, const char *key,
@@ -857,6 +866,32 @@ static void test_client_server_node(void)
         CHECK(strstr(r.message, "server certificate names node 2, expected node 3") != NULL);
     }
     close_client(c);
+
+    /* The right node, but its certificate revoked (a leaked node key): the
+     * CRL refuses it in the handshake; a CRL revoking another node does
+     * not; a CRL that does not load makes no client. */
+    const long node2 = 12, node1 = 11;
+    CHECK(t_certs_crl(pk.dir, "node2.crl", "node-ca", &node2, 1, "20991231000000Z") == 0);
+    CHECK(t_certs_crl(pk.dir, "node1.crl", "node-ca", &node1, 1, "20210101000000Z") == 0);
+    char crl2[160], crl1[160];
+    snprintf(crl2, sizeof crl2, "%s/node2.crl", pk.dir);
+    snprintf(crl1, sizeof crl1, "%s/node1.crl", pk.dir);
+    c = client_crl(pk.ca, pk.cert[1], pk.key[1], kyufu_api_server_port(server), 2, crl2);
+    r = call_on(c, &handled);
+    CHECK(r.status == KYUFU_GRPC_UNAVAILABLE && !r.answered && !handled);
+    CHECK(strstr(r.message, "certificate revoked") != NULL);
+    close_client(c);
+    c = client_crl(pk.ca, pk.cert[1], pk.key[1], kyufu_api_server_port(server), 2, crl1);
+    r = call_on(c, &handled);
+    CHECK(r.status == KYUFU_GRPC_OK && handled);
+    close_client(c);
+    struct kyufu_grpc_client_config bad = {.host = "127.0.0.1", .port = 1, .ca_file = pk.ca,
+                                           .crl_file = pk.key[1]};
+    char err[256] = "";
+    CHECK(kyufu_grpc_client_new(&loop, &bad, &c, err, sizeof err) == KYUFU_API_ETLS);
+    CHECK(strstr(err, pk.key[1]) != NULL);
+    unlink(crl2);
+    unlink(crl1);
     stop_server();
 
     /* A plain server certificate (no node URN): refused when a node is
@@ -1210,7 +1245,12 @@ static void test_crl(void)
     CHECK(kyufu_api_server_crl_expired(server));
     CHECK(echo_as(P(3, "client2.pem"), P(4, "client2.key"), port) != KYUFU_GRPC_OK);
     CHECK(strstr(refusals.detail, "certificate revoked") != NULL);
+    last_identity[0] = '\0';
+    last_has_cert = false;
     CHECK(echo_as(P(3, "client.pem"), P(4, "client.key"), port) == KYUFU_GRPC_OK);
+    /* ... and the others keep their identity (it is not lost with the
+     * CRL's freshness: every terminal would be anonymous). */
+    CHECK(strstr(last_identity, "CN=kyufu-client") != NULL && last_has_cert);
     stop_server();
 
     /* A CRL that does not load at start: the server does not start. */

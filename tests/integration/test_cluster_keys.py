@@ -17,7 +17,8 @@ certificate and another CA's certificate are refused, so is a malformed
 public key.  (A node added later getting the key from a member and then
 serving: cluster-membership, whose replacement node runs with keys.)  A
 joining node no one added asks, is refused, waits without starting Raft
-and stops cleanly.
+and stops cleanly; added, with a [cluster] that names each member at
+another member's addresses, it still gets the key and joins.
 
 usage: test_cluster_keys.py KYUFUD"""
 import os
@@ -150,6 +151,39 @@ def joiner_not_added(c):
     del c.procs[4]
 
 
+def joiner_moved_members(c):
+    """The same joiner, its [cluster] now naming each member at another
+    member's addresses (as after replace-node gave a new node the address
+    of the one it replaced: a config written before).  Once added it gets
+    the key from whichever node answers there (any node certificate of the
+    cluster CA will do for this call: docs/encryption.md), then serves."""
+    conf = open(c.conf[4]).read()
+    for i in (1, 2, 3):
+        conf = conf.replace("%d = %s %s\n" % (i, c.raft[i], c.api[i]),
+                            "%d = @%d\n" % (i, i % 3 + 1), 1)
+    for i in (1, 2, 3):
+        assert "%d = @%d\n" % (i, i % 3 + 1) in conf, conf
+        conf = conf.replace("%d = @%d\n" % (i, i % 3 + 1), "%d = %s %s\n"
+                            % (i, c.raft[i % 3 + 1], c.api[i % 3 + 1]), 1)
+    with open(c.conf[4], "w") as f:
+        f.write(conf)
+    c.observer()  # an operator's session for AddNode and RemoveNode
+    mark = len(open(c.log_path(4)).read())
+    c.start(4)
+    leader = c.wait_leader(20)
+    S = c.s["service_pb2"]
+    c.cluster(leader).AddNode(S.AddNodeRequest(
+        id=4, raft_address=c.raft[4], api_address=c.api[4],
+        catch_up_timeout_ms=20000), timeout=40)
+    log = open(c.log_path(4)).read()[mark:]
+    assert "cluster key received from a member" in log, log[-3000:]
+    c.wait_converged(30, nodes=[1, 2, 3, 4])
+    c.cluster(leader).RemoveNode(S.RemoveNodeRequest(id=4), timeout=20)
+    c.kill(4, signal.SIGTERM)
+    assert c.wait_exit(4, 20) == 0, open(c.log_path(4)).read()[-3000:]
+    del c.procs[4]
+
+
 def main():
     with C.Cluster(sys.argv[1]) as c:
         c.start_all()
@@ -158,6 +192,7 @@ def main():
             assert LOADED in open(c.log_path(i)).read(), c.logs()
         handover(c)
         joiner_not_added(c)
+        joiner_moved_members(c)
         c.stop_clean()
 
         nd = os.path.dirname(c.log_path(3))
