@@ -51,6 +51,7 @@
 /* What a leader on battery learned of a peer (power.c's survey). */
 struct kyufu_node_power_peer
 {
+    uint64_t id;                  /* a voter other than this node */
     struct kyufu_node *node;
     struct kyufu_grpc_client_req req;
     bool answered;                /* the last survey got its Status */
@@ -72,7 +73,10 @@ struct kyufu_node_power
     bool transfer_pending;        /* its intent or transfer is out */
     uint64_t transfer_target;
     struct kyufu_glue_transfer transfer;
+    /* The last survey: the voters of the Raft configuration then, not
+     * [cluster] (nodes replaced or added since count as they are). */
     struct kyufu_node_power_peer peers[KYUFU_NODE_CLUSTER_SIZE_MAX];
+    size_t n_surveyed;
     bool alerted;
     uint64_t alert_last_ms;       /* uv_now of the last lost-contact line */
     uint64_t alerts_suppressed;
@@ -609,11 +613,11 @@ struct kyufu_grpc_client *kyufu_node__peer_client_any(struct kyufu_node *n,
                                                       char *errmsg,
                                                       size_t errmsg_len);
 
-/* Ask the peer in forwarding slot i (kyufu_node__peer_slot, or a [cluster]
- * index) for its Cluster.Status, answered through cb with req.  0 when the
- * call is out; -1 when there is no client for that slot or the call could
- * not start (cb is then not called).  The power survey, the SLA probes and
- * the version round share it. */
+/* Ask the peer in forwarding slot i (kyufu_node__peer_slot of a voter) for
+ * its Cluster.Status, answered through cb with req.  0 when the call is
+ * out; -1 when there is no client for that slot or the call could not
+ * start (cb is then not called).  The power survey, the SLA probes and the
+ * version round share it, each over the voters of the Raft configuration. */
 int kyufu_node__ask_status(struct kyufu_node *n,
                            size_t i,
                            struct kyufu_grpc_client_req *req,

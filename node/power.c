@@ -2,8 +2,9 @@
  *
  * Happy path, leader's UPS goes on battery: an event (the watcher of
  * power_nut.c, or Cluster.PowerEvent from upsmon's NOTIFYCMD) sets
- * ON_BATTERY -> as leader, ask every peer's Cluster.Status (power, domain,
- * applied index) through the forwarding clients, each with a
+ * ON_BATTERY -> as leader, ask every other voter of the Raft configuration
+ * (not [cluster]) for its Cluster.Status (power, domain, applied index)
+ * through the forwarding clients, each with a
  * KYUFU_NODE_POWER_SURVEY_MS deadline -> pick the peer on mains (or with
  * no UPS known) outside our power domain with the highest applied index
  * -> kyufu_glue_transfer to it.  The same runs when this node becomes
@@ -137,9 +138,9 @@ static uint64_t best_peer(const struct kyufu_node *n)
 {
     const struct kyufu_config *c = n->config;
     uint64_t best = 0, best_applied = 0;
-    for (size_t i = 0; i < c->n_peers; i++) {
+    for (size_t i = 0; i < n->power.n_surveyed; i++) {
         const struct kyufu_node_power_peer *p = &n->power.peers[i];
-        if (c->peers[i].id == c->id || !p->answered) {
+        if (!p->answered) {
             continue;
         }
         if (p->state != KYUFU_POWER_ONLINE && p->state != KYUFU_POWER_NONE) {
@@ -150,7 +151,7 @@ static uint64_t best_peer(const struct kyufu_node *n)
             continue; /* same UPS: on battery too, whatever it says yet */
         }
         if (best == 0 || p->applied > best_applied) {
-            best = c->peers[i].id;
+            best = p->id;
             best_applied = p->applied;
         }
     }
@@ -281,26 +282,37 @@ static void on_peer_status(struct kyufu_grpc_client_req *req,
 /* A leader on battery: find a node on mains (see the file's comment). */
 static void consider(struct kyufu_node *n)
 {
-    const struct kyufu_config *c = n->config;
     if (n->stage != KYUFU_NODE_RUNNING || n->stop_requested ||
         n->power.state != KYUFU_POWER_ON_BATTERY || n->glue == NULL ||
-        !kyufu_glue_is_leader(n->glue) || c->n_peers < 2 ||
+        !kyufu_glue_is_leader(n->glue) ||
         n->power.survey_pending > 0 || n->power.transfer_pending) {
         return;
+    }
+    uint64_t ids[KYUFU_VOTERS_MAX];
+    size_t count = kyufu_glue_voters(n->glue, ids, KYUFU_VOTERS_MAX);
+    if (count < 2) {
+        return; /* no other voter to hand over to */
     }
     uv_timer_stop(&n->power.resurvey);
     /* Count first: a call that fails to start must not end the survey
      * while others are still to be sent. */
     n->power.survey_pending = 1;
-    for (size_t i = 0; i < c->n_peers; i++) {
-        struct kyufu_node_power_peer *p = &n->power.peers[i];
-        p->answered = false;
-        if (c->peers[i].id == c->id) {
+    n->power.n_surveyed = 0;
+    for (size_t i = 0; i < count && i < KYUFU_VOTERS_MAX; i++) {
+        if (ids[i] == n->config->id ||
+            n->power.n_surveyed == KYUFU_NODE_CLUSTER_SIZE_MAX) {
             continue;
         }
+        struct kyufu_node_power_peer *p = &n->power.peers[n->power.n_surveyed++];
+        p->id = ids[i];
+        p->answered = false;
         p->node = n;
         p->req.data = p;
-        if (kyufu_node__ask_status(n, i, &p->req, KYUFU_NODE_POWER_SURVEY_MS,
+        const char *api = NULL;
+        int slot = kyufu_node__peer_slot(n, ids[i], &api);
+        if (slot >= 0 &&
+            kyufu_node__ask_status(n, (size_t)slot, &p->req,
+                                   KYUFU_NODE_POWER_SURVEY_MS,
                                    on_peer_status) == 0) {
             n->power.survey_pending++;
         }

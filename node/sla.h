@@ -2,7 +2,7 @@
  * loop side (sla_node.c) and the alert hook (sla_hook.c).
  *
  * Happy path, every KYUFU_NODE_SLA_TICK_MS on the loop thread: gather the
- * inputs (raft status; on the leader, each peer's last Status answer, asked
+ * inputs (raft status; on the leader, each voter's last Status answer, asked
  * again each tick with a KYUFU_NODE_SLA_PROBE_MS deadline) -> evaluate
  * (sla_eval.h) -> each alert not active before is raised: one log line
  * ("SLA alert raised", warn or error), one hook run (queued), and on the
@@ -41,8 +41,12 @@ struct kyufu_node_sla_active
     bool seen;               /* scratch of one tick */
 };
 
+/* One voter of the Raft configuration this node holds (not [cluster]: a
+ * node replaced or added since is watched as it is), by id; id 0 is a free
+ * entry (one whose call is still out is not reused until it answers). */
 struct kyufu_node_sla_probe
 {
+    uint64_t id;
     struct kyufu_node *node;
     struct kyufu_grpc_client_req req;
     bool pending;

@@ -47,18 +47,62 @@ static void on_probe(struct kyufu_grpc_client_req *req, int status,
     kyufu__v1__node_status__free_unpacked(st, NULL);
 }
 
-static void probe_peers(struct kyufu_node *n)
+/* The probe of voter id, taken from a free entry (its silence counted from
+ * now) when it has none; NULL when every entry is taken. */
+static struct kyufu_node_sla_probe *probe_of(struct kyufu_node *n, uint64_t id)
 {
-    const struct kyufu_config *c = n->config;
-    for (size_t i = 0; i < c->n_peers; i++) {
+    struct kyufu_node_sla_probe *free_entry = NULL;
+    for (size_t i = 0; i < KYUFU_NODE_CLUSTER_SIZE_MAX; i++) {
         struct kyufu_node_sla_probe *p = &n->sla.probes[i];
-        if (c->peers[i].id == c->id || p->pending) {
+        if (p->id == id) {
+            return p;
+        }
+        if (free_entry == NULL && p->id == 0 && !p->pending) {
+            free_entry = p;
+        }
+    }
+    if (free_entry != NULL) {
+        free_entry->id = id;
+        free_entry->heard = false;
+        free_entry->applied = 0;
+        free_entry->last_ms = uv_now(&n->loop);
+    }
+    return free_entry;
+}
+
+/* The voters this node's Raft configuration holds now; probes of nodes no
+ * longer among them are freed. */
+static size_t voters(struct kyufu_node *n, uint64_t *ids)
+{
+    size_t count = kyufu_glue_voters(n->glue, ids, KYUFU_SLA_PEERS_MAX);
+    count = count < KYUFU_SLA_PEERS_MAX ? count : KYUFU_SLA_PEERS_MAX;
+    for (size_t i = 0; i < KYUFU_NODE_CLUSTER_SIZE_MAX; i++) {
+        struct kyufu_node_sla_probe *p = &n->sla.probes[i];
+        bool member = false;
+        for (size_t j = 0; j < count && !member; j++) {
+            member = ids[j] == p->id;
+        }
+        if (!member) {
+            p->id = 0;
+        }
+    }
+    return count;
+}
+
+static void probe_peers(struct kyufu_node *n, const uint64_t *ids, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        struct kyufu_node_sla_probe *p =
+            ids[i] == n->config->id ? NULL : probe_of(n, ids[i]);
+        const char *api = NULL;
+        int slot = p != NULL && !p->pending ? kyufu_node__peer_slot(n, ids[i], &api) : -1;
+        if (slot < 0) {
             continue;
         }
         p->node = n;
         p->req.data = p;
-        if (kyufu_node__ask_status(n, i, &p->req, KYUFU_NODE_SLA_PROBE_MS,
-                                   on_probe) == 0) {
+        if (kyufu_node__ask_status(n, (size_t)slot, &p->req,
+                                   KYUFU_NODE_SLA_PROBE_MS, on_probe) == 0) {
             p->pending = true;
         }
     }
@@ -198,7 +242,9 @@ static void ledger_inputs(struct kyufu_node *n, struct kyufu_sla_inputs *in)
     }
 }
 
-static void gather(struct kyufu_node *n, struct kyufu_sla_inputs *in)
+/* The inputs, the peers being the voters ids[0..count). */
+static void gather(struct kyufu_node *n, const uint64_t *ids, size_t count,
+                   struct kyufu_sla_inputs *in)
 {
     const struct kyufu_config *c = n->config;
     struct kyufu_glue_status st;
@@ -216,19 +262,24 @@ static void gather(struct kyufu_node *n, struct kyufu_sla_inputs *in)
     if (in->leader && !n->sla.was_leader) {
         /* A new leader gives every peer a fresh bound: silence is counted
          * from now, not from before it led. */
-        for (size_t i = 0; i < c->n_peers; i++) {
+        for (size_t i = 0; i < KYUFU_NODE_CLUSTER_SIZE_MAX; i++) {
             n->sla.probes[i].last_ms = now;
         }
     }
     n->sla.was_leader = in->leader;
-    for (size_t i = 0; i < c->n_peers && i < KYUFU_SLA_PEERS_MAX; i++) {
+    assert(count <= KYUFU_SLA_PEERS_MAX);
+    for (size_t i = 0; i < count; i++) {
+        bool self = ids[i] == c->id;
+        const struct kyufu_node_sla_probe *pr = self ? NULL : probe_of(n, ids[i]);
+        if (!self && pr == NULL) {
+            continue; /* more voters than probes: not watched */
+        }
         struct kyufu_sla_peer *p = &in->peers[in->n_peers++];
-        const struct kyufu_node_sla_probe *pr = &n->sla.probes[i];
-        p->id = c->peers[i].id;
-        p->self = p->id == c->id;
-        p->heard = pr->heard;
-        p->silent_ms = p->self ? 0 : now - pr->last_ms;
-        p->applied_index = pr->applied;
+        p->id = ids[i];
+        p->self = self;
+        p->heard = !self && pr->heard;
+        p->silent_ms = self || now < pr->last_ms ? 0 : now - pr->last_ms;
+        p->applied_index = self ? 0 : pr->applied;
     }
     ledger_inputs(n, in);
     /* The newest good backup in [backup] directory as this node knows it
@@ -268,9 +319,11 @@ static void on_tick(uv_timer_t *t)
         return;
     }
     struct kyufu_sla_inputs in;
-    gather(n, &in);
+    uint64_t ids[KYUFU_SLA_PEERS_MAX];
+    size_t count = voters(n, ids);
+    gather(n, ids, count, &in);
     if (in.leader) {
-        probe_peers(n);
+        probe_peers(n, ids, count);
     }
     struct kyufu_sla_alert now[KYUFU_SLA_ALERTS_MAX];
     size_t k = kyufu_sla_evaluate(&n->config->slo, &in, now,

@@ -15,7 +15,9 @@
     again is refused (exit 1), a non-operator is refused, a close without
     --fix is a usage error (exit 2);
   - `sla report` (JSON and HTML) lists the incident with its cause and
-    fix; without the availability ledger it has no availability figures.
+    fix; without the availability ledger it has no availability figures;
+  - the leader watches the Raft configuration's voters, not [cluster]: a
+    node added later is watched, a node removed is not.
 
 usage: test_sla.py KYUFUD KYUFUCTL"""
 import json
@@ -85,6 +87,40 @@ def hook_runs(out_dir):
             env = dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
         runs.append(env)
     return runs
+
+
+def membership(c, kyufuctl):
+    """The leader watches the voters of the Raft configuration, not
+    [cluster] (which still lists 1, 2, 3 on every node): node 4, added
+    since, is watched (its pause raises and its return clears
+    node_unreachable node/4); a node removed is not (killed, no alert)."""
+    S = c.s["service_pb2"]
+    ops_conf = os.path.join(c.dir, "ops.conf")
+    c.write_client_conf(ops_conf, (1, 2, 3), "ops1")
+    c.add_node_files(kyufuctl, ops_conf, 4, ENV["env"])
+    leader = c.wait_leader(15)
+    c.start(4)
+    c.retry_unavailable(lambda: c.cluster(leader).AddNode(S.AddNodeRequest(
+        id=4, raft_address=c.raft[4], api_address=c.api[4],
+        catch_up_timeout_ms=20000), timeout=40))
+    since = log_end(c, leader)
+    c.kill(4, signal.SIGSTOP)
+    raised = wait_for(lambda: log_has(c, leader, "SLA alert raised",
+                                      "node/4", since=since), 10)
+    c.kill(4, signal.SIGCONT)
+    assert raised and "node_unreachable" in raised, c.logs()
+    assert wait_for(lambda: log_has(c, leader, "SLA alert cleared", "node/4",
+                                    since=since), 10), c.logs()
+    gone = [i for i in (1, 2, 3) if i != leader][0]
+    c.retry_unavailable(lambda: c.cluster(leader).RemoveNode(
+        S.RemoveNodeRequest(id=gone), timeout=20))
+    since = log_end(c, leader)
+    c.kill(gone, signal.SIGKILL)
+    c.wait_exit(gone, 10)
+    time.sleep(CONTACT_MS / 1000.0 + 1.5)
+    assert log_has(c, leader, "node/%d" % gone, since=since) is None, \
+        c.logs()
+    print("watched: node 4 (added), not node %d (removed)" % gone)
 
 
 def main():
@@ -269,6 +305,7 @@ def main():
         assert wait_for(lambda: log_has(c, leader, "SLA alert command killed"),
                         5), c.logs()
 
+        membership(c, kyufuctl)
         c.stop_clean()
         print("sla alerts and incidents: ok")
     finally:
