@@ -52,6 +52,7 @@ struct ccall
     kyufu_grpc_client_cb cb;
     struct ccall *prev, *next; /* client->calls, or client->done (next only) */
     struct cconn *conn;        /* NULL while waiting for a connection */
+    uint64_t server_node_id;   /* of conn's certificate, kept at completion */
     int32_t stream_id;
     /* Request. */
     char *method;
@@ -218,6 +219,7 @@ static void on_defer(uv_timer_t *t)
         req->trailers = call->md[1];
         req->n_trailers = call->n_md[1];
         req->answered = call->answered;
+        req->server_node_id = call->answered ? call->server_node_id : 0;
         call->cb(req, call->final_status, call->final_message, ok ? call->msg : NULL,
                  ok ? call->msg_len : 0);
         call_free(call);
@@ -242,6 +244,10 @@ static void complete(struct ccall *call, int status, const char *message)
     }
     client->n_calls--;
     call->prev = call->next = NULL;
+    if (call->conn == NULL || !call->conn->tls.handshake_done ||
+        api__tls_peer_node_id(&call->conn->tls, &call->server_node_id) != 0) {
+        call->server_node_id = 0;
+    }
     call->conn = NULL;
     call->final_status = status;
     snprintf(call->final_message, sizeof call->final_message, "%s", message != NULL ? message : "");

@@ -624,6 +624,10 @@ struct kyufu_grpc_client_req
      * cancel).  Lets a caller tell "this node is down" from "this node
      * answered UNAVAILABLE". */
     bool answered;
+    /* Set like answered: the node the server certificate named
+     * (urn:kyufu:node:N, api/tls.h) when the call was answered; 0 when it
+     * names none or the call was not answered. */
+    uint64_t server_node_id;
     void *internal;              /* Private. */
 };
 

@@ -64,14 +64,15 @@ static void client_drop(struct kyufu_node_keys_fetch *f,
     kyufu_grpc_client_close(client, cb, f);
 }
 
+/* from: the node whose certificate answered (not necessarily the one
+ * [cluster] lists at that address). */
 static void finish(struct kyufu_node_keys_fetch *f,
-                   const Kyufu__V1__FetchClusterKeyResponse *r)
+                   const Kyufu__V1__FetchClusterKeyResponse *r, uint64_t from)
 {
     struct kyufu_node *n = f->n;
     const struct kyufu_config *c = n->config;
     uint8_t cmk[KYUFU_KEYS_KEY_BYTES];
     char errmsg[600];
-    uint64_t from = c->peers[f->asked].id;
     struct kyufu_keys_source src = {
         .kek_file = c->keys_kek_file[0] != '\0' ? c->keys_kek_file : NULL,
         .passphrase_file =
@@ -85,7 +86,9 @@ static void finish(struct kyufu_node_keys_fetch *f,
         kyufu_keys_cmk_store(&src, c->keys_cmk_file, c->id, n->ca_hash, cmk,
                              errmsg, sizeof errmsg) != 0) {
         kyufu_log(KYUFU_LOG_ERROR, "cannot take the cluster key from a member",
-                  KYUFU_LOG_U("member", from), KYUFU_LOG_S("error", errmsg));
+                  KYUFU_LOG_U("member", from),
+                  KYUFU_LOG_S("address", c->peers[f->asked].api_address),
+                  KYUFU_LOG_S("error", errmsg));
         kyufu_node__stop(n, 1, "cluster key");
         return;
     }
@@ -97,6 +100,7 @@ static void finish(struct kyufu_node_keys_fetch *f,
     kyufu_log(KYUFU_LOG_INFO,
               "cluster key received from a member: encryption at rest is on",
               KYUFU_LOG_U("member", from),
+              KYUFU_LOG_S("address", c->peers[f->asked].api_address),
               KYUFU_LOG_S("cmk_file", c->keys_cmk_file));
     f->then(n);
 }
@@ -112,7 +116,11 @@ static void on_answer(struct kyufu_grpc_client_req *req, int status,
         return; /* stopping: the answer no longer matters */
     }
     Kyufu__V1__FetchClusterKeyResponse *r = NULL;
-    if (status == KYUFU_GRPC_OK) {
+    if (status == KYUFU_GRPC_OK && req->server_node_id == n->config->id) {
+        /* This node's own certificate (its key copied elsewhere): never a
+         * member that holds the cluster key for it. */
+        message = "the answer came from this node's own certificate";
+    } else if (status == KYUFU_GRPC_OK) {
         r = kyufu__v1__fetch_cluster_key_response__unpack(NULL, response_len,
                                                          response);
         if (r == NULL) {
@@ -127,12 +135,13 @@ static void on_answer(struct kyufu_grpc_client_req *req, int status,
                       "(is this node added to the cluster yet?); asking "
                       "again",
                       KYUFU_LOG_U("member", n->config->peers[f->asked].id),
+                      KYUFU_LOG_S("address", n->config->peers[f->asked].api_address),
                       KYUFU_LOG_S("status", kyufu_grpc_status_name(status)),
                       KYUFU_LOG_S("detail", message));
         }
         return;
     }
-    finish(f, r);
+    finish(f, r, req->server_node_id);
     kyufu__v1__fetch_cluster_key_response__free_unpacked(r, NULL);
 }
 
@@ -156,6 +165,14 @@ static void tick(uv_timer_t *t)
     }
     if (f->client == NULL &&
         (f->client = kyufu_node__peer_client_any(n, i, errmsg, sizeof errmsg)) == NULL) {
+        if (!f->failing) {
+            f->failing = true;
+            kyufu_log(KYUFU_LOG_WARN,
+                      "waiting for the cluster key: cannot make a client to "
+                      "ask a member; asking again",
+                      KYUFU_LOG_U("member", c->peers[i].id),
+                      KYUFU_LOG_S("error", errmsg));
+        }
         return;
     }
     f->asked = i;
@@ -232,6 +249,7 @@ void kyufu_node__keys_fetch_close(struct kyufu_node *n)
         return;
     }
     n->keys_fetch = NULL;
+    uv_timer_stop(&f->timer);
     if (f->client != NULL) {
         client_drop(f, on_client_closed);
         return;

@@ -439,6 +439,7 @@ struct result
     size_t n_headers; /* custom metadata received */
     size_t n_trailers;
     bool answered;    /* req->answered: the server's own status */
+    uint64_t server_node_id; /* req->server_node_id */
 };
 
 static void on_result(struct kyufu_grpc_client_req *req, int status, const char *message,
@@ -459,6 +460,7 @@ static void on_result(struct kyufu_grpc_client_req *req, int status, const char 
     r->n_headers = req->n_headers;
     r->n_trailers = req->n_trailers;
     r->answered = req->answered;
+    r->server_node_id = req->server_node_id;
     for (size_t i = 0; i < req->n_trailers; i++) {
         /* Reserved names never reach the caller. */
         CHECK(strncmp(req->trailers[i].name, "grpc-", 5) != 0);
@@ -479,12 +481,14 @@ static void wait_for(struct result *r, size_t n)
     }
 }
 
-/* A client that expects the server to be node server_node_id (0: any),
- * checking its certificate against crl (NULL: none). */
+/* A client that expects the server to be node server_node_id (0: any;
+ * UINT64_MAX: any node), checking its certificate against crl (NULL:
+ * none). */
 static struct kyufu_grpc_client *client_crl(const char *ca, const char *cert, const char *key,
                                             uint16_t port, uint64_t server_node_id,
                                             const char *crl)
 {
+    bool any_node = server_node_id == UINT64_MAX;
     struct kyufu_grpc_client_config cfg = {
         .host = "127.0.0.1",
         .port = port,
@@ -492,7 +496,8 @@ static struct kyufu_grpc_client *client_crl(const char *ca, const char *cert, co
         .cert_file = cert,
         .key_file = key,
         .connect_timeout_ms = 3000,
-        .server_node_id = server_node_id,
+        .server_node_id = any_node ? 0 : server_node_id,
+        .server_any_node = any_node,
         .crl_file = crl,
     };
     struct kyufu_grpc_client *c;
@@ -855,6 +860,11 @@ static void test_client_server_node(void)
     struct result r = call_node(pk.ca, pk.cert[1], pk.key[1], 2, &handled);
     CHECK(r.status == KYUFU_GRPC_OK && r.answered && handled);
     CHECK(r.len == 1 && r.data[0] == 'x');
+    CHECK(r.server_node_id == 2);
+    /* Any node (a joiner asking for the cluster key): node 2 will do, and
+     * the answer says which node it was. */
+    r = call_node(pk.ca, pk.cert[1], pk.key[1], UINT64_MAX, &handled);
+    CHECK(r.status == KYUFU_GRPC_OK && handled && r.server_node_id == 2);
 
     /* Twice on one client: the second call makes a new connection, which
      * is checked again. */
@@ -900,8 +910,13 @@ static void test_client_server_node(void)
     r = call_node(P(2, "ca.pem"), P(4, "client.pem"), P(5, "client.key"), 2, &handled);
     CHECK(r.status == KYUFU_GRPC_UNAVAILABLE && !r.answered && !handled);
     CHECK(strstr(r.message, "server certificate names no single valid node URN, expected node 2") != NULL);
+    r = call_node(P(2, "ca.pem"), P(4, "client.pem"), P(5, "client.key"), UINT64_MAX,
+                  &handled);
+    CHECK(r.status == KYUFU_GRPC_UNAVAILABLE && !r.answered && !handled);
+    CHECK(strstr(r.message, "server certificate names no single valid node URN, expected a node") != NULL);
+    CHECK(r.server_node_id == 0);
     r = call_node(P(2, "ca.pem"), P(4, "client.pem"), P(5, "client.key"), 0, &handled);
-    CHECK(r.status == KYUFU_GRPC_OK && handled);
+    CHECK(r.status == KYUFU_GRPC_OK && handled && r.server_node_id == 0);
     stop_server();
     node_pki_remove(&pk);
 }
