@@ -21,6 +21,7 @@ and stops cleanly; added, with a [cluster] that names each member at
 another member's addresses, it still gets the key and joins.
 
 usage: test_cluster_keys.py KYUFUD"""
+import json
 import os
 import shutil
 import signal
@@ -176,7 +177,12 @@ def joiner_moved_members(c):
         id=4, raft_address=c.raft[4], api_address=c.api[4],
         catch_up_timeout_ms=20000), timeout=40)
     log = open(c.log_path(4)).read()[mark:]
-    assert "cluster key received from a member" in log, log[-3000:]
+    got = [json.loads(l) for l in log.splitlines()
+           if "cluster key received from a member" in l]
+    assert len(got) == 1, log[-3000:]
+    # The node that answered is named, not the one listed at its address.
+    by_api = {c.api[i]: i for i in (1, 2, 3)}
+    assert got[0]["member"] == by_api[got[0]["address"]], got
     c.wait_converged(30, nodes=[1, 2, 3, 4])
     c.cluster(leader).RemoveNode(S.RemoveNodeRequest(id=4), timeout=20)
     c.kill(4, signal.SIGTERM)
