@@ -348,29 +348,65 @@ int kyufu_node__ask_status(struct kyufu_node *n,
                : -1;
 }
 
+/* Free the learned slots of nodes no longer in the configuration m (their
+ * clients closed; one with a call in flight waits for a later pass), so
+ * that replacements over a leader's life never run out of slots. */
+static void learned_reclaim(struct kyufu_node *n, const struct kyufu_glue_member *m,
+                            size_t nm)
+{
+    for (size_t k = 0; k < KYUFU_NODE_CLUSTER_SIZE_MAX; k++) {
+        bool member = false;
+        for (size_t j = 0; j < nm && !member; j++) {
+            member = m[j].id == n->learned[k].id;
+        }
+        size_t slot = KYUFU_NODE_CLUSTER_SIZE_MAX + k;
+        if (n->learned[k].id == 0 || member ||
+            (n->forward[slot] != NULL && kyufu_grpc_client_pending(n->forward[slot]) > 0)) {
+            continue;
+        }
+        n->forward_stale[slot] = n->forward[slot] != NULL;
+        drop_if_stale(n, slot);
+        n->learned[k].id = 0;
+        n->learned[k].api_address[0] = '\0';
+    }
+}
+
 int kyufu_node__peer_slot(struct kyufu_node *n, uint64_t id,
                           const char **api_address)
 {
     *api_address = "";
-    for (size_t i = 0; i < n->config->n_peers; i++) {
-        if (n->config->peers[i].id == id) {
-            *api_address = n->config->peers[i].api_address;
-            return (int)i;
-        }
-    }
-    if (n->glue == NULL || id == 0) {
+    if (id == 0) {
         return -1;
     }
-    /* A member added after this node's config was written: its API address
-     * is recorded in the Raft configuration (docs/raft.md "Membership"). */
+    int listed = -1;
+    for (size_t i = 0; i < n->config->n_peers; i++) {
+        if (n->config->peers[i].id == id) {
+            listed = (int)i;
+        }
+    }
+    /* The Raft configuration's address is the one that holds (docs/raft.md
+     * "Membership"): a member added after this node's config was written,
+     * or one re-added at another address, which [cluster] (never edited
+     * after a replacement) still lists at its old one. */
     struct kyufu_glue_member m[KYUFU_NODE_CLUSTER_SIZE_MAX];
-    size_t nm = kyufu_glue_members(n->glue, m, KYUFU_NODE_CLUSTER_SIZE_MAX);
+    size_t nm = n->glue != NULL
+                    ? kyufu_glue_members(n->glue, m, KYUFU_NODE_CLUSTER_SIZE_MAX)
+                    : 0;
+    nm = nm < KYUFU_NODE_CLUSTER_SIZE_MAX ? nm : KYUFU_NODE_CLUSTER_SIZE_MAX;
     const char *api = NULL;
-    for (size_t j = 0; j < nm && j < KYUFU_NODE_CLUSTER_SIZE_MAX; j++) {
+    for (size_t j = 0; j < nm; j++) {
         if (m[j].id == id && m[j].api_address[0] != '\0' &&
             strlen(m[j].api_address) <= KYUFU_NODE_ADDRESS_BYTES_MAX) {
             api = m[j].api_address;
         }
+    }
+    if (nm > 0) {
+        learned_reclaim(n, m, nm);
+    }
+    if (listed >= 0 &&
+        (api == NULL || strcmp(api, n->config->peers[listed].api_address) == 0)) {
+        *api_address = n->config->peers[listed].api_address;
+        return listed;
     }
     if (api == NULL) {
         return -1;

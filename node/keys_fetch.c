@@ -50,6 +50,7 @@ struct kyufu_node_keys_fetch
     size_t asked;  /* the one asked now (or last) */
     bool busy;     /* a call in flight */
     bool failing;  /* a failure was logged since the last start */
+    bool impostor_logged; /* an answer from our own certificate, logged */
     uint8_t packed[2 + KYUFU_KEYS_HANDOVER_PUB_BYTES];
     size_t packed_len;
 };
@@ -116,11 +117,23 @@ static void on_answer(struct kyufu_grpc_client_req *req, int status,
         return; /* stopping: the answer no longer matters */
     }
     Kyufu__V1__FetchClusterKeyResponse *r = NULL;
-    if (status == KYUFU_GRPC_OK && req->server_node_id == n->config->id) {
-        /* This node's own certificate (its key copied elsewhere): never a
-         * member that holds the cluster key for it. */
-        message = "the answer came from this node's own certificate";
-    } else if (status == KYUFU_GRPC_OK) {
+    uint64_t who = req->server_node_id; /* 0 unless answered */
+    if (status == KYUFU_GRPC_OK && (who == 0 || who == n->config->id)) {
+        /* This node's own certificate (its key copied elsewhere), or one
+         * naming no node (the client refuses those before asking): never
+         * a member that holds the cluster key for it.  Said once, as an
+         * error: someone holds this node's key. */
+        if (!f->impostor_logged) {
+            f->impostor_logged = true;
+            kyufu_log(KYUFU_LOG_ERROR,
+                      "refusing a cluster key answered with this node's own "
+                      "certificate; asking the other members",
+                      KYUFU_LOG_U("node", who),
+                      KYUFU_LOG_S("address", n->config->peers[f->asked].api_address));
+        }
+        return;
+    }
+    if (status == KYUFU_GRPC_OK) {
         r = kyufu__v1__fetch_cluster_key_response__unpack(NULL, response_len,
                                                          response);
         if (r == NULL) {
@@ -134,7 +147,7 @@ static void on_answer(struct kyufu_grpc_client_req *req, int status,
                       "waiting for the cluster key: a member did not give it "
                       "(is this node added to the cluster yet?); asking "
                       "again",
-                      KYUFU_LOG_U("member", n->config->peers[f->asked].id),
+                      KYUFU_LOG_U("member", who != 0 ? who : n->config->peers[f->asked].id),
                       KYUFU_LOG_S("address", n->config->peers[f->asked].api_address),
                       KYUFU_LOG_S("status", kyufu_grpc_status_name(status)),
                       KYUFU_LOG_S("detail", message));

@@ -299,7 +299,9 @@ static void stop_begin(struct kyufu_node *n)
         kyufu_log0(KYUFU_LOG_INFO, "no node on mains to hand leadership to: "
                    "stopping as leader");
     }
-    if (clean && target != UINT64_MAX && n->config->n_peers > 1 &&
+    uint64_t voters[2];
+    if (clean && target != UINT64_MAX &&
+        kyufu_glue_voters(n->glue, voters, 2) > 1 &&
         kyufu_glue_is_leader(n->glue) && !n->power.transfer_pending) {
         n->stop_transfer.data = n;
         n->stop_target = target;

@@ -459,8 +459,11 @@ void kyufu_node__call_storage_error(struct kyufu_node_call *c,
  * 0 when it has passed. */
 uint64_t kyufu_node__call_remaining_ms(const struct kyufu_node_call *c);
 
-/* The peer slot of member `id` (see forward[]) and its API address, from
- * [cluster] or else the Raft configuration; -1 when unknown. */
+/* The peer slot of member `id` (see forward[]) and its API address: the
+ * address the Raft configuration holds for it, through its [cluster] slot
+ * when [cluster] lists it there too, else a learned slot (freed again once
+ * the node leaves the configuration); [cluster] alone before Raft runs.
+ * -1 when unknown. */
 int kyufu_node__peer_slot(struct kyufu_node *n, uint64_t id,
                           const char **api_address);
 

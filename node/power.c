@@ -328,7 +328,16 @@ uint64_t kyufu_node__power_stop_target(struct kyufu_node *n)
         return 0; /* on mains, or nothing known: the glue picks */
     }
     uint64_t target = best_peer(n);
-    return target != 0 ? target : UINT64_MAX;
+    /* The survey may predate a membership change: a node removed since is
+     * no target (none known: no hand-over, as when every peer is on
+     * battery). */
+    uint64_t ids[KYUFU_VOTERS_MAX];
+    size_t count = n->glue != NULL ? kyufu_glue_voters(n->glue, ids, KYUFU_VOTERS_MAX) : 0;
+    bool voter = false;
+    for (size_t i = 0; i < count && i < KYUFU_VOTERS_MAX && !voter; i++) {
+        voter = ids[i] == target;
+    }
+    return target != 0 && voter ? target : UINT64_MAX;
 }
 
 /* ------------------------------------------------------------ events */

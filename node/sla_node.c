@@ -263,7 +263,11 @@ static void gather(struct kyufu_node *n, const uint64_t *ids, size_t count,
         /* A new leader gives every peer a fresh bound: silence is counted
          * from now, not from before it led. */
         for (size_t i = 0; i < KYUFU_NODE_CLUSTER_SIZE_MAX; i++) {
+            /* ...and nothing it heard then counts (an applied index of
+             * another term would raise follower_lag at once). */
             n->sla.probes[i].last_ms = now;
+            n->sla.probes[i].heard = false;
+            n->sla.probes[i].applied = 0;
         }
     }
     n->sla.was_leader = in->leader;

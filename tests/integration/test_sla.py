@@ -22,6 +22,7 @@
 usage: test_sla.py KYUFUD KYUFUCTL"""
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -103,6 +104,9 @@ def membership(c, kyufuctl):
     c.retry_unavailable(lambda: c.cluster(leader).AddNode(S.AddNodeRequest(
         id=4, raft_address=c.raft[4], api_address=c.api[4],
         catch_up_timeout_ms=20000), timeout=40))
+    # Quiet first: an alert already active for node 4 would raise nothing.
+    assert wait_for(lambda: ctl(kyufuctl, ops_conf, "sla", "check")[0] == 0,
+                    15, poll=0.2), c.logs()
     since = log_end(c, leader)
     c.kill(4, signal.SIGSTOP)
     raised = wait_for(lambda: log_has(c, leader, "SLA alert raised",
@@ -114,13 +118,51 @@ def membership(c, kyufuctl):
     gone = [i for i in (1, 2, 3) if i != leader][0]
     c.retry_unavailable(lambda: c.cluster(leader).RemoveNode(
         S.RemoveNodeRequest(id=gone), timeout=20))
+    assert wait_for(lambda: ctl(kyufuctl, ops_conf, "sla", "check")[0] == 0,
+                    15, poll=0.2), c.logs()
     since = log_end(c, leader)
     c.kill(gone, signal.SIGKILL)
     c.wait_exit(gone, 10)
     time.sleep(CONTACT_MS / 1000.0 + 1.5)
-    assert log_has(c, leader, "node/%d" % gone, since=since) is None, \
-        c.logs()
+    assert log_has(c, leader, "SLA alert raised", "node/%d" % gone,
+                   since=since) is None, c.logs()
     print("watched: node 4 (added), not node %d (removed)" % gone)
+
+    # The same id re-added from an empty data folder at other ports, while
+    # every [cluster] still names its old ones: the address the Raft
+    # configuration holds is the one probed (quiet again, then its pause
+    # raises an alert and its return clears it).
+    shutil.rmtree(os.path.join(c.dir, "node%d" % gone, "data"))
+    old = (c.raft[gone], c.api[gone])
+    p = C.free_ports(2)
+    c.raft[gone], c.api[gone] = "127.0.0.1:%d" % p[0], "127.0.0.1:%d" % p[1]
+    conf = open(c.conf[gone]).read()
+    conf = conf.replace(old[0], c.raft[gone]).replace(old[1], c.api[gone])
+    conf = conf.replace("id = %d\n" % gone, "id = %d\njoin = yes\n" % gone, 1)
+    with open(c.conf[gone], "w") as f:
+        f.write(conf)
+    c.start(gone)
+    c.retry_unavailable(lambda: c.cluster(leader).AddNode(S.AddNodeRequest(
+        id=gone, raft_address=c.raft[gone], api_address=c.api[gone],
+        catch_up_timeout_ms=20000), timeout=40))
+    c.write_client_conf(ops_conf, (1, 2, 3, 4), "ops1")  # its new API port
+    assert wait_for(lambda: ctl(kyufuctl, ops_conf, "sla", "check")[0] == 0,
+                    20, poll=0.2), c.logs()
+    leader = c.wait_leader(15)
+    if leader == gone:  # the victim is a follower in this step
+        c.cluster(gone).TransferLeadership(
+            S.TransferLeadershipRequest(target_id=4), timeout=15)
+        leader = c.wait_leader(15, exclude=(gone,))
+    since = log_end(c, leader)
+    c.kill(gone, signal.SIGSTOP)
+    raised = wait_for(lambda: log_has(c, leader, "SLA alert raised",
+                                      "node/%d" % gone, since=since), 10)
+    c.kill(gone, signal.SIGCONT)
+    assert raised, c.logs()
+    assert wait_for(lambda: log_has(c, leader, "SLA alert cleared",
+                                    "node/%d" % gone, since=since), 10), \
+        c.logs()
+    print("watched: node %d re-added at new ports" % gone)
 
 
 def main():
