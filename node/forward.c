@@ -348,6 +348,20 @@ int kyufu_node__ask_status(struct kyufu_node *n,
                : -1;
 }
 
+/* Free learned slot k, its client closed, unless a call is in flight on it
+ * (then a later pass frees it). */
+static void learned_free(struct kyufu_node *n, size_t k)
+{
+    size_t slot = KYUFU_NODE_CLUSTER_SIZE_MAX + k;
+    if (n->forward[slot] != NULL && kyufu_grpc_client_pending(n->forward[slot]) > 0) {
+        return;
+    }
+    n->forward_stale[slot] = n->forward[slot] != NULL;
+    drop_if_stale(n, slot);
+    n->learned[k].id = 0;
+    n->learned[k].api_address[0] = '\0';
+}
+
 /* Free the learned slots of nodes no longer in the configuration m (their
  * clients closed; one with a call in flight waits for a later pass), so
  * that replacements over a leader's life never run out of slots. */
@@ -359,17 +373,14 @@ static void learned_reclaim(struct kyufu_node *n, const struct kyufu_glue_member
         for (size_t j = 0; j < nm && !member; j++) {
             member = m[j].id == n->learned[k].id;
         }
-        size_t slot = KYUFU_NODE_CLUSTER_SIZE_MAX + k;
-        if (n->learned[k].id == 0 || member ||
-            (n->forward[slot] != NULL && kyufu_grpc_client_pending(n->forward[slot]) > 0)) {
-            continue;
+        if (n->learned[k].id != 0 && !member) {
+            learned_free(n, k);
         }
-        n->forward_stale[slot] = n->forward[slot] != NULL;
-        drop_if_stale(n, slot);
-        n->learned[k].id = 0;
-        n->learned[k].api_address[0] = '\0';
     }
 }
+
+static int learned_slot(struct kyufu_node *n, uint64_t id, const char *api,
+                        bool listed, const char **api_address);
 
 int kyufu_node__peer_slot(struct kyufu_node *n, uint64_t id,
                           const char **api_address)
@@ -405,12 +416,37 @@ int kyufu_node__peer_slot(struct kyufu_node *n, uint64_t id,
     }
     if (listed >= 0 &&
         (api == NULL || strcmp(api, n->config->peers[listed].api_address) == 0)) {
+        /* Back at its [cluster] address: a learned slot it had goes. */
+        for (size_t k = 0; api != NULL && k < KYUFU_NODE_CLUSTER_SIZE_MAX; k++) {
+            if (n->learned[k].id == id) {
+                learned_free(n, k);
+            }
+        }
         *api_address = n->config->peers[listed].api_address;
         return listed;
     }
     if (api == NULL) {
         return -1;
     }
+    if (listed >= 0) {
+        /* Moved: the client to its old address goes once idle. */
+        n->forward_stale[listed] = n->forward[listed] != NULL;
+        drop_if_stale(n, (size_t)listed);
+    }
+    int slot = learned_slot(n, id, api, listed >= 0, api_address);
+    if (slot < 0 && listed >= 0) {
+        /* No learned slot free right now: its [cluster] address, as before. */
+        *api_address = n->config->peers[listed].api_address;
+        return listed;
+    }
+    return slot;
+}
+
+/* The learned slot of id at api (taken, or moved there, when it has none
+ * or another address); -1 when none is free or its client is busy. */
+static int learned_slot(struct kyufu_node *n, uint64_t id, const char *api,
+                        bool listed, const char **api_address)
+{
     size_t free_k = KYUFU_NODE_CLUSTER_SIZE_MAX;
     for (size_t k = 0; k < KYUFU_NODE_CLUSTER_SIZE_MAX; k++) {
         if (n->learned[k].id == id) {
@@ -439,6 +475,13 @@ int kyufu_node__peer_slot(struct kyufu_node *n, uint64_t id,
     n->learned[free_k].id = id;
     snprintf(n->learned[free_k].api_address,
              sizeof n->learned[free_k].api_address, "%s", api);
+    if (listed) {
+        /* Once per move (the slot is kept while the node is a member). */
+        kyufu_log(KYUFU_LOG_WARN,
+                  "a member's API address differs from [cluster]: using the "
+                  "Raft configuration's",
+                  KYUFU_LOG_U("node", id), KYUFU_LOG_S("api_address", api));
+    }
     *api_address = n->learned[free_k].api_address;
     return (int)(KYUFU_NODE_CLUSTER_SIZE_MAX + free_k);
 }

@@ -125,11 +125,18 @@ static void on_answer(struct kyufu_grpc_client_req *req, int status,
          * error: someone holds this node's key. */
         if (!f->impostor_logged) {
             f->impostor_logged = true;
-            kyufu_log(KYUFU_LOG_ERROR,
-                      "refusing a cluster key answered with this node's own "
-                      "certificate; asking the other members",
-                      KYUFU_LOG_U("node", who),
-                      KYUFU_LOG_S("address", n->config->peers[f->asked].api_address));
+            const char *address = n->config->peers[f->asked].api_address;
+            if (who != 0) {
+                kyufu_log(KYUFU_LOG_ERROR,
+                          "refusing a cluster key answered with this node's "
+                          "own certificate; asking the other members",
+                          KYUFU_LOG_U("node", who), KYUFU_LOG_S("address", address));
+            } else {
+                kyufu_log(KYUFU_LOG_ERROR,
+                          "refusing a cluster key answered with a certificate "
+                          "that names no node; asking the other members",
+                          KYUFU_LOG_S("address", address));
+            }
         }
         return;
     }
@@ -147,7 +154,9 @@ static void on_answer(struct kyufu_grpc_client_req *req, int status,
                       "waiting for the cluster key: a member did not give it "
                       "(is this node added to the cluster yet?); asking "
                       "again",
-                      KYUFU_LOG_U("member", who != 0 ? who : n->config->peers[f->asked].id),
+                      KYUFU_LOG_U("member", who != 0 && who != n->config->id
+                                                ? who
+                                                : n->config->peers[f->asked].id),
                       KYUFU_LOG_S("address", n->config->peers[f->asked].api_address),
                       KYUFU_LOG_S("status", kyufu_grpc_status_name(status)),
                       KYUFU_LOG_S("detail", message));

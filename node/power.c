@@ -134,13 +134,22 @@ static bool on_battery(const struct kyufu_node *n)
 
 /* The best peer from the last survey: on mains (or nothing known), not in
  * our power domain, highest applied index; 0 when none. */
-static uint64_t best_peer(const struct kyufu_node *n)
+static uint64_t best_peer(struct kyufu_node *n)
 {
     const struct kyufu_config *c = n->config;
     uint64_t best = 0, best_applied = 0;
+    /* The survey may predate a membership change: a node removed since is
+     * no candidate. */
+    uint64_t ids[KYUFU_VOTERS_MAX];
+    size_t count = n->glue != NULL ? kyufu_glue_voters(n->glue, ids, KYUFU_VOTERS_MAX) : 0;
+    count = count < KYUFU_VOTERS_MAX ? count : KYUFU_VOTERS_MAX;
     for (size_t i = 0; i < n->power.n_surveyed; i++) {
         const struct kyufu_node_power_peer *p = &n->power.peers[i];
-        if (!p->answered) {
+        bool voter = false;
+        for (size_t j = 0; j < count && !voter; j++) {
+            voter = ids[j] == p->id;
+        }
+        if (!p->answered || !voter) {
             continue;
         }
         if (p->state != KYUFU_POWER_ONLINE && p->state != KYUFU_POWER_NONE) {
@@ -328,16 +337,7 @@ uint64_t kyufu_node__power_stop_target(struct kyufu_node *n)
         return 0; /* on mains, or nothing known: the glue picks */
     }
     uint64_t target = best_peer(n);
-    /* The survey may predate a membership change: a node removed since is
-     * no target (none known: no hand-over, as when every peer is on
-     * battery). */
-    uint64_t ids[KYUFU_VOTERS_MAX];
-    size_t count = n->glue != NULL ? kyufu_glue_voters(n->glue, ids, KYUFU_VOTERS_MAX) : 0;
-    bool voter = false;
-    for (size_t i = 0; i < count && i < KYUFU_VOTERS_MAX && !voter; i++) {
-        voter = ids[i] == target;
-    }
-    return target != 0 && voter ? target : UINT64_MAX;
+    return target != 0 ? target : UINT64_MAX;
 }
 
 /* ------------------------------------------------------------ events */

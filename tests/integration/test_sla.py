@@ -38,6 +38,10 @@ from workload import cluster_writer
 # peer that answers is never silent much past 250 ms, but a loaded 2-core
 # machine (sanitizer builds, other suites) stalls a loop for a few hundred.
 CONTACT_MS = 700
+# The summary of a node_unreachable alert raised critical because the
+# other peer was also late at that moment (a loaded machine: the leader's
+# loop stalled); the evaluator is right to say so.
+LOADED_CRITICAL = "fewer than a majority heard"
 # The alert comes within one second of the bound being crossed: the stop,
 # plus the bound, plus at most one tick (250 ms) and slack.
 ALERT_BOUND_S = CONTACT_MS / 1000.0 + 0.75
@@ -162,6 +166,10 @@ def membership(c, kyufuctl):
     assert wait_for(lambda: log_has(c, leader, "SLA alert cleared",
                                     "node/%d" % gone, since=since), 10), \
         c.logs()
+    moved = log_has(c, leader, "a member's API address differs from "
+                    "[cluster]")
+    assert moved and '"node":%d' % gone in moved and c.api[gone] in moved, \
+        moved
     print("watched: node %d re-added at new ports" % gone)
 
 
@@ -248,7 +256,10 @@ def main():
         print("alert after %.0f ms: %s" % (took * 1000, line and line.strip()))
         assert line, c.logs()
         assert took < ALERT_BOUND_S, "alert after %.2f s" % took
-        assert '"level":"warn"' in line or "warn" in line, line
+        # A warning: one voter of three unheard.  A loaded machine can also
+        # delay the other peer past the bound at that moment: then it is
+        # critical, and says why (see below).
+        assert '"level":"warn"' in line or LOADED_CRITICAL in line, line
 
         # WARNING: one voter of three unheard.  A loaded machine can also
         # delay the other peer's answers past the bound for a moment
@@ -276,7 +287,8 @@ def main():
         r0 = runs[0]
         assert r0["KYUFU_ALERT"] == "node_unreachable", r0
         assert r0["KYUFU_ALERT_STATE"] == "raised", r0
-        assert r0["KYUFU_ALERT_SEVERITY"] == "warning", r0
+        assert r0["KYUFU_ALERT_SEVERITY"] == "warning" or \
+            LOADED_CRITICAL in r0["KYUFU_ALERT_SUMMARY"], r0
         assert r0["KYUFU_NODE_ID"] == str(leader), r0
         assert "not heard from" in r0["KYUFU_ALERT_SUMMARY"], r0
 
@@ -294,7 +306,8 @@ def main():
         assert len(mine) == 1, mine
         inc = mine[0]
         assert inc["alert"] == "node_unreachable" and \
-            inc["state"] == "INCIDENT_OPEN" and inc["severity"] == "warning", inc
+            inc["state"] == "INCIDENT_OPEN" and \
+            inc["severity"] in ("warning", "critical"), inc
         print("incident", inc["id"], "open")
 
         c.kill(victim, signal.SIGCONT)
