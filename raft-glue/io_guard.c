@@ -4,6 +4,7 @@
 #include "io_guard.h"
 
 #include "conf_track.h"
+#include "entry_batches.h"
 
 #include <assert.h>
 #include <stddef.h>
@@ -336,6 +337,24 @@ static int load(struct raft_io *io,
     struct glue_io_guard *g = of(io);
     int rv = g->load(io, term, voted_for, snapshot, start_index, entries,
                      n_entries);
+    if (rv == 0 && glue__entry_batches_unshare(*entries, *n_entries) != 0) {
+        /* Nothing of it reaches raft: free it all, as a failed load. */
+        glue__entry_batches_destroy(*entries, *n_entries);
+        *entries = NULL;
+        *n_entries = 0;
+        if (*snapshot != NULL) {
+            raft_configuration_close(&(*snapshot)->configuration);
+            for (unsigned i = 0; i < (*snapshot)->n_bufs; i++) {
+                raft_free((*snapshot)->bufs[i].base);
+            }
+            raft_free((*snapshot)->bufs);
+            raft_free(*snapshot);
+            *snapshot = NULL;
+        }
+        snprintf(io->errmsg, sizeof io->errmsg,
+                 "out of memory copying the loaded entries");
+        return RAFT_NOMEM;
+    }
     if (rv == 0 && *snapshot != NULL) {
         glue__append_anchor_snapshot(&g->anchor, (*snapshot)->index,
                                      (*snapshot)->term);

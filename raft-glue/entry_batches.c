@@ -1,0 +1,65 @@
+/* Loaded entries, one batch each: see entry_batches.h. */
+#include "entry_batches.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int glue__entry_batches_unshare(struct raft_entry *entries, size_t n)
+{
+    void **copies;
+    size_t i;
+    if (n == 0) {
+        return 0;
+    }
+    copies = calloc(n, sizeof *copies);
+    if (copies == NULL) {
+        return RAFT_NOMEM;
+    }
+    /* Copy first, so that a failure leaves the entries as they were. */
+    for (i = 0; i < n; i++) {
+        size_t len = entries[i].buf.len;
+        copies[i] = raft_malloc(len > 0 ? len : 1);
+        if (copies[i] == NULL) {
+            while (i-- > 0) {
+                raft_free(copies[i]);
+            }
+            free(copies);
+            return RAFT_NOMEM;
+        }
+        if (len > 0) {
+            memcpy(copies[i], entries[i].buf.base, len);
+        }
+    }
+    /* A batch's entries are consecutive (one segment, or one batch of it);
+     * an entry without a batch owned its buffer. */
+    for (i = 0; i < n; i++) {
+        void *batch = entries[i].batch;
+        if (batch == NULL) {
+            raft_free(entries[i].buf.base);
+        } else if (i == 0 || batch != entries[i - 1].batch) {
+            raft_free(batch);
+        }
+    }
+    for (i = 0; i < n; i++) {
+        entries[i].buf.base = copies[i];
+        entries[i].batch = copies[i];
+    }
+    free(copies);
+    return 0;
+}
+
+void glue__entry_batches_destroy(struct raft_entry *entries, size_t n)
+{
+    if (entries == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        void *batch = entries[i].batch;
+        if (batch == NULL) {
+            raft_free(entries[i].buf.base);
+        } else if (i == 0 || batch != entries[i - 1].batch) {
+            raft_free(batch);
+        }
+    }
+    raft_free(entries);
+}

@@ -1,0 +1,40 @@
+/* Loaded entries: one batch each (internal: includes raft.h; called by
+ * io_guard's load, before raft_start hands the entries to the log).
+ *
+ * Why: libraft 0.22.1's in-memory log frees a batch shared by several
+ * entries when the last of them *still in the log* is removed
+ * (log.c destroyEntry: isBatchReferenced looks at live entries only),
+ * even while others of them sit in an AppendEntries being written (taken
+ * with logAcquire, out of the log since a snapshot compacted it); when that
+ * send completes, logRelease frees the same batch again.  raft_uv loads
+ * every segment's entries into one batch (the whole file: uv_segment.c
+ * uvDecodeEntriesBatch), so a node restarted with entries on disk, leading,
+ * streaming old entries to a follower that lags by more than
+ * snapshot_trailing while its next snapshot compacts them, frees a segment
+ * buffer in flight (its bytes may go out as garbage meanwhile) and then
+ * aborts: "double free or corruption (!prev)" (the thirteenth session's
+ * soak, seed 2111580102, docs/chaos-findings.md; docs/raft.md "Loaded
+ * entries share a batch").  Entries raft appends later each have a batch of
+ * their own (raft_apply's buffer; a follower copies what it receives), and
+ * with one entry per batch the in-flight count is exact.
+ *
+ * What: give each loaded entry a copy of its payload as its own batch
+ * (raft_malloc, as raft frees it) and free the segment buffers.  Memory:
+ * the loaded log twice, only during the copy. */
+#ifndef KYUFU_GLUE_ENTRY_BATCHES_H
+#define KYUFU_GLUE_ENTRY_BATCHES_H
+
+#include <stddef.h>
+
+#include <raft.h>
+
+/* Every entry of entries[0..n) gets a batch of its own holding its payload;
+ * the batches they shared are freed (once each).  0, or RAFT_NOMEM with
+ * the entries untouched. */
+int glue__entry_batches_unshare(struct raft_entry *entries, size_t n);
+
+/* Free what raft_io's load returned for entries (their batches, once each,
+ * and the array), as raft does when it cannot use them. */
+void glue__entry_batches_destroy(struct raft_entry *entries, size_t n);
+
+#endif
