@@ -40,9 +40,14 @@ int glue__entry_batches_unshare(struct raft_entry *entries, size_t n)
             raft_free(batch);
         }
     }
+    /* No batch: raft then frees each payload on its own when its count
+     * drops (log.c destroyEntry, logRelease), as it does for every entry
+     * it copies itself (entryCopy), without scanning the log for other
+     * users of a batch (isBatchReferenced: a scan per entry, quadratic in
+     * the loaded log if each had a batch of its own). */
     for (i = 0; i < n; i++) {
         entries[i].buf.base = copies[i];
-        entries[i].batch = copies[i];
+        entries[i].batch = NULL;
     }
     free(copies);
     return 0;

@@ -1,4 +1,4 @@
-/* Loaded entries: one batch each (internal: includes raft.h; called by
+/* Loaded entries: no shared batch (internal: includes raft.h; called by
  * io_guard's load, before raft_start hands the entries to the log).
  *
  * Why: libraft 0.22.1's in-memory log frees a batch shared by several
@@ -14,13 +14,17 @@
  * buffer in flight (its bytes may go out as garbage meanwhile) and then
  * aborts: "double free or corruption (!prev)" (the thirteenth session's
  * soak, seed 2111580102, docs/chaos-findings.md; docs/raft.md "Loaded
- * entries share a batch").  Entries raft appends later each have a batch of
- * their own (raft_apply's buffer; a follower copies what it receives), and
- * with one entry per batch the in-flight count is exact.
+ * entries share a batch").  Every entry raft appends later has no batch:
+ * legacy.c copies what it appends (entryCopy: raft_apply's, a barrier's, a
+ * configuration's, a follower's received ones) and frees each payload on
+ * its own when its count drops, so the in-flight count is exact.
  *
- * What: give each loaded entry a copy of its payload as its own batch
- * (raft_malloc, as raft frees it) and free the segment buffers.  Memory:
- * the loaded log twice, only during the copy. */
+ * What: give each loaded entry a copy of its payload (raft_malloc, as raft
+ * frees it) and no batch, like entryCopy, and free the segment buffers.
+ * Memory: the loaded log twice, only during the copy.  One cost: if
+ * fsm->restore fails inside raft_start, raft's entryBatchesDestroy skips
+ * batchless entries (its assert is compiled out in Debian's build) and the
+ * copies leak; the node is failing its start then and exits. */
 #ifndef KYUFU_GLUE_ENTRY_BATCHES_H
 #define KYUFU_GLUE_ENTRY_BATCHES_H
 
@@ -28,7 +32,7 @@
 
 #include <raft.h>
 
-/* Every entry of entries[0..n) gets a batch of its own holding its payload;
+/* Every entry of entries[0..n) gets a copy of its payload and no batch;
  * the batches they shared are freed (once each).  0, or RAFT_NOMEM with
  * the entries untouched. */
 int glue__entry_batches_unshare(struct raft_entry *entries, size_t n);

@@ -1,6 +1,6 @@
 /* raft-glue/entry_batches.h: entries loaded the way raft_uv hands them over
- * (a segment's entries in one batch) come out with one batch each, the
- * same bytes, and the shared batches freed once; an allocation failure
+ * (a segment's entries in one batch) come out with a payload of their own
+ * each and no batch, the same bytes, and the shared batches freed once; an allocation failure
  * leaves them as they were.  Every allocation goes through a counting raft
  * heap, so a batch freed twice, one not freed, or a payload left pointing
  * into a freed batch fails the test (and ASan's build). */
@@ -122,17 +122,17 @@ int main(void)
 {
     raft_heap_set(&heap);
 
-    /* Unshared: a batch of its own each, the payload at its start, the
-     * two segments and the batchless buffer freed (4 + 7 copies = the
-     * array and the copies live), then all freed once. */
+    /* Unshared: no batch, a payload of its own each (as raft's entryCopy
+     * makes them), the two segments and the old batchless buffer freed
+     * (the array and the 7 copies live), then all freed once. */
     struct raft_entry *e = load();
     CHECK(h.live == 4); /* array, two segments, one own buffer */
     CHECK(glue__entry_batches_unshare(e, N) == 0);
     check_payloads(e);
     for (unsigned i = 0; i < N; i++) {
-        CHECK(e[i].batch != NULL && e[i].batch == e[i].buf.base);
+        CHECK(e[i].batch == NULL && e[i].buf.base != NULL);
         for (unsigned j = 0; j < i; j++) {
-            CHECK(e[i].batch != e[j].batch);
+            CHECK(e[i].buf.base != e[j].buf.base);
         }
     }
     CHECK(h.live == 1 + N);
