@@ -131,6 +131,15 @@ def inject(inj, node):
     assert st is not None and not st.cut, "power fault without mounts"
     del node  # every node loses power
     members = inj.c.ids()
+    # Frozen first: a real power loss gives a process no moment between
+    # losing its unsynced bytes and dying, and a node left running while
+    # they are reverted under its maps could crash for that alone.  Killed
+    # only after the cut: closing its files earlier would let the mount see
+    # a flush before the cut.  So any other death in between is a crash of
+    # the node's own, and fails the run.
+    alive = [i for i in members if inj.c.alive(i)]
+    for i in alive:
+        inj.c.kill(i, signal.SIGSTOP)
     dropped = {i: st.mounts[i].cut() for i in members}
     st.cut = members
     for i in members:
@@ -138,7 +147,11 @@ def inject(inj, node):
             inj.c.kill(i, signal.SIGKILL)
         inj.killed.add(i)
     for i in members:
-        inj.c.wait_exit(i, CUT_WAIT_S)
+        rc = inj.c.wait_exit(i, CUT_WAIT_S)
+        if i in alive and rc is not None and rc < 0 and rc != -signal.SIGKILL:
+            raise AssertionError(
+                "power-all: node %d died of signal %d before the harness "
+                "killed it (a crash of its own)" % (i, -rc))
     print("chaos: power-all dropped %s" % ", ".join(
         "node %d %d bytes in %d files (data.mdb %d)" % (
             i, d["bytes"], d["files"],
