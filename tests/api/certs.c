@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -230,4 +231,31 @@ out:
     X509_free(ca);
     EVP_PKEY_free(key);
     return rv;
+}
+
+int t_node_pki_make(struct t_node_pki *p, const char *dir)
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->dir, sizeof p->dir, "%s", dir);
+    if (mkdir(p->dir, 0700) != 0 || t_certs_make_nodes(p->dir, 2) != 0) {
+        return -1;
+    }
+    snprintf(p->ca, sizeof p->ca, "%s/node-ca.pem", p->dir);
+    for (int i = 1; i <= 2; i++) {
+        snprintf(p->cert[i], sizeof p->cert[i], "%s/node%d.pem", p->dir, i);
+        snprintf(p->key[i], sizeof p->key[i], "%s/node%d.key", p->dir, i);
+    }
+    return 0;
+}
+
+int t_node_pki_remove(const struct t_node_pki *p)
+{
+    static const char *const files[] = {"node-ca.pem", "node-ca.key", "node1.pem",
+                                        "node1.key", "node2.pem", "node2.key"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char f[160];
+        snprintf(f, sizeof f, "%s/%s", p->dir, files[i]);
+        unlink(f);
+    }
+    return rmdir(p->dir);
 }

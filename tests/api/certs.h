@@ -25,4 +25,18 @@ int t_certs_crl(const char *dir, const char *file, const char *issuer, const lon
  * + clientAuth).  Returns 0 or -1. */
 int t_certs_make_nodes(const char *dir, unsigned n);
 
+/* Two node certificates in a new folder `dir` (made 0700): their CA and
+ * node1/node2 certificates and keys (t_certs_make_nodes), paths filled in
+ * (cert[1], cert[2]; [0] unused).  t_node_pki_remove deletes the six
+ * files and the folder (it must then be empty).  0 or -1. */
+struct t_node_pki
+{
+    char dir[96];
+    char ca[128];
+    char cert[3][128];
+    char key[3][128];
+};
+int t_node_pki_make(struct t_node_pki *p, const char *dir);
+int t_node_pki_remove(const struct t_node_pki *p);
+
 #endif

@@ -765,46 +765,24 @@ static void raw_tcp_open(struct rawtcp *r, uint16_t port)
     CHECK(uv_tcp_connect(&r->connect, &r->tcp, (struct sockaddr *)&sa, raw_connected) == 0);
 }
 
-/* Two node certificates under DIR/sub (tests/api/certs.c): their CA,
- * node1's and node2's certificate and key; node_pki_remove deletes them. */
-struct node_pki
+/* Two node certificates under DIR/sub (tests/api/certs.h t_node_pki). */
+static void node_pki_make(struct t_node_pki *p, const char *sub)
 {
-    char dir[96];
-    char ca[128];
-    char cert[3][128]; /* [1], [2] */
-    char key[3][128];
-};
-
-static void node_pki_make(struct node_pki *p, const char *sub)
-{
-    memset(p, 0, sizeof *p);
-    snprintf(p->dir, sizeof p->dir, "%s/%s", dir, sub);
-    CHECK(mkdir(p->dir, 0700) == 0);
-    CHECK(t_certs_make_nodes(p->dir, 2) == 0);
-    snprintf(p->ca, sizeof p->ca, "%s/node-ca.pem", p->dir);
-    for (int i = 1; i <= 2; i++) {
-        snprintf(p->cert[i], sizeof p->cert[i], "%s/node%d.pem", p->dir, i);
-        snprintf(p->key[i], sizeof p->key[i], "%s/node%d.key", p->dir, i);
-    }
+    char d[96];
+    snprintf(d, sizeof d, "%s/%s", dir, sub);
+    CHECK(t_node_pki_make(p, d) == 0);
 }
 
-static void node_pki_remove(const struct node_pki *p)
+static void node_pki_remove(const struct t_node_pki *p)
 {
-    const char *files[] = {"node-ca.pem", "node-ca.key", "node1.pem", "node1.key",
-                           "node2.pem", "node2.key"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char f[160];
-        snprintf(f, sizeof f, "%s/%s", p->dir, files[i]);
-        unlink(f);
-    }
-    CHECK(rmdir(p->dir) == 0);
+    CHECK(t_node_pki_remove(p) == 0);
 }
 
 /* Identity (issue 8): a node certificate's id reaches the call, with the
  * fingerprint of that certificate (not the server's own). */
 static void test_peer_node_id(void)
 {
-    struct node_pki pk;
+    struct t_node_pki pk;
     node_pki_make(&pk, "nodes");
     start_server_with(true, pk.cert[1], pk.key[1], pk.ca);
     struct kyufu_grpc_client *c =
@@ -853,7 +831,7 @@ static struct result call_node(const char *ca, const char *cert, const char *key
  * any request is sent. */
 static void test_client_server_node(void)
 {
-    struct node_pki pk;
+    struct t_node_pki pk;
     node_pki_make(&pk, "bind");
     start_server_with(true, pk.cert[2], pk.key[2], pk.ca);
     bool handled;
