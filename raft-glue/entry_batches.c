@@ -53,18 +53,28 @@ int glue__entry_batches_unshare(struct raft_entry *entries, size_t n)
     return 0;
 }
 
-void glue__entry_batches_destroy(struct raft_entry *entries, size_t n)
+void glue__rio_free_loaded(struct raft_snapshot *snap,
+                           struct raft_entry *entries,
+                           size_t n)
 {
-    if (entries == NULL) {
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        void *batch = entries[i].batch;
-        if (batch == NULL) {
-            raft_free(entries[i].buf.base);
-        } else if (i == 0 || batch != entries[i - 1].batch) {
-            raft_free(batch);
+    if (snap != NULL) {
+        raft_configuration_close(&snap->configuration);
+        for (unsigned i = 0; i < snap->n_bufs; i++) {
+            raft_free(snap->bufs[i].base);
         }
+        raft_free(snap->bufs);
+        raft_free(snap);
     }
-    raft_free(entries);
+    if (entries != NULL) {
+        void *batch = NULL;
+        for (size_t i = 0; i < n; i++) {
+            if (entries[i].batch == NULL) {
+                raft_free(entries[i].buf.base); /* its own (entry_batches.h) */
+            } else if (entries[i].batch != batch) {
+                batch = entries[i].batch;
+                raft_free(batch);
+            }
+        }
+        raft_free(entries);
+    }
 }

@@ -37,8 +37,11 @@
  * the entries untouched. */
 int glue__entry_batches_unshare(struct raft_entry *entries, size_t n);
 
-/* Free what raft_io's load returned for entries (their batches, once each,
- * and the array), as raft does when it cannot use them. */
-void glue__entry_batches_destroy(struct raft_entry *entries, size_t n);
+/* Free what a raft_io load returned (snapshot and entries; either may be
+ * NULL; an entry without a batch owns its payload): io_guard's failed
+ * copy, and recover.c and seed.c, which read a log and let it go. */
+void glue__rio_free_loaded(struct raft_snapshot *snap,
+                           struct raft_entry *entries,
+                           size_t n);
 
 #endif

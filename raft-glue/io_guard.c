@@ -339,18 +339,10 @@ static int load(struct raft_io *io,
                      n_entries);
     if (rv == 0 && glue__entry_batches_unshare(*entries, *n_entries) != 0) {
         /* Nothing of it reaches raft: free it all, as a failed load. */
-        glue__entry_batches_destroy(*entries, *n_entries);
+        glue__rio_free_loaded(*snapshot, *entries, *n_entries);
+        *snapshot = NULL;
         *entries = NULL;
         *n_entries = 0;
-        if (*snapshot != NULL) {
-            raft_configuration_close(&(*snapshot)->configuration);
-            for (unsigned i = 0; i < (*snapshot)->n_bufs; i++) {
-                raft_free((*snapshot)->bufs[i].base);
-            }
-            raft_free((*snapshot)->bufs);
-            raft_free(*snapshot);
-            *snapshot = NULL;
-        }
         snprintf(io->errmsg, sizeof io->errmsg,
                  "out of memory copying the loaded entries");
         return RAFT_NOMEM;

@@ -103,26 +103,3 @@ int glue__rio_open(struct glue_rio *x,
     return 0;
 }
 
-void glue__rio_free_loaded(struct raft_snapshot *snap,
-                           struct raft_entry *entries,
-                           size_t n)
-{
-    if (snap != NULL) {
-        raft_configuration_close(&snap->configuration);
-        for (unsigned i = 0; i < snap->n_bufs; i++) {
-            raft_free(snap->bufs[i].base);
-        }
-        raft_free(snap->bufs);
-        raft_free(snap);
-    }
-    if (entries != NULL) {
-        void *batch = NULL;
-        for (size_t i = 0; i < n; i++) {
-            if (entries[i].batch != batch) {
-                batch = entries[i].batch;
-                raft_free(batch);
-            }
-        }
-        raft_free(entries);
-    }
-}

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "entry_batches.h"
+
 struct glue_rio
 {
     uv_loop_t loop;
@@ -36,11 +38,7 @@ int glue__rio_open(struct glue_rio *x,
 /* Close whatever glue__rio_open opened; the loop is closed after. */
 void glue__rio_close(struct glue_rio *x);
 
-/* Free what raft_uv's load returned (snapshot and entries; either may be
- * NULL): recover.c and seed.c both read a log and let it go. */
-void glue__rio_free_loaded(struct raft_snapshot *snap,
-                           struct raft_entry *entries,
-                           size_t n);
+/* glue__rio_free_loaded: entry_batches.h. */
 
 /* Format into errmsg (NULL or len 0: nothing).  The raft-glue error
  * formatter, glue.c's too. */

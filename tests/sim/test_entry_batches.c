@@ -136,7 +136,7 @@ int main(void)
         }
     }
     CHECK(h.live == 1 + N);
-    glue__entry_batches_destroy(e, N);
+    glue__rio_free_loaded(NULL, e, N);
     CHECK(h.live == 0);
 
     /* A failed copy (the 4th of 7) leaves the entries untouched, frees
@@ -152,13 +152,13 @@ int main(void)
         CHECK(memcmp(before, e, sizeof before) == 0);
         check_payloads(e);
         CHECK(h.live == 4);
-        glue__entry_batches_destroy(e, N);
+        glue__rio_free_loaded(NULL, e, N);
         CHECK(h.live == 0);
     }
 
     /* Nothing loaded. */
     CHECK(glue__entry_batches_unshare(NULL, 0) == 0);
-    glue__entry_batches_destroy(NULL, 0);
+    glue__rio_free_loaded(NULL, NULL, 0);
     CHECK(h.live == 0);
 
     raft_heap_set_default();
