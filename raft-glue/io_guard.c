@@ -459,6 +459,15 @@ static int start(struct raft_io *io,
     return g->start(io, msecs, tick, recv);
 }
 
+/* raft_close: from here on nothing may start new work on the real io (a
+ * snapshot load still in flight completes without a send). */
+static void close_(struct raft_io *io, raft_io_close_cb cb)
+{
+    struct glue_io_guard *g = of(io);
+    glue__snapshot_send_close(&g->snapshot_send);
+    g->close(io, cb);
+}
+
 void glue__io_guard_wrap(struct glue_io_guard *g,
                          struct raft *r,
                          glue_io_guard_failed_cb failed,
@@ -474,6 +483,7 @@ void glue__io_guard_wrap(struct glue_io_guard *g,
     g->start = io->start;
     g->load = io->load;
     g->snapshot_put = io->snapshot_put;
+    g->close = io->close;
     g->recv = NULL;
     g->tick = NULL;
     g->receiving = NULL;
@@ -502,6 +512,7 @@ void glue__io_guard_wrap(struct glue_io_guard *g,
     io->snapshot_put = snapshot_put;
     io->snapshot_get = snapshot_get;
     io->send = send_message;
+    io->close = close_;
     r->data = g;
 }
 

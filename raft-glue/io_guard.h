@@ -86,6 +86,7 @@ struct glue_io_guard
                         struct raft_io_snapshot_put *req,
                         const struct raft_snapshot *snapshot,
                         raft_io_snapshot_put_cb cb);
+    void (*close)(struct raft_io *io, raft_io_close_cb cb);
     raft_io_recv_cb recv;    /* raft's, set when raft starts the io */
     raft_io_tick_cb tick;    /* raft's, likewise */
     const struct raft_message *receiving; /* during raft's recv, else NULL */

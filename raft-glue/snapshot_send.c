@@ -261,6 +261,13 @@ static void loaded_cb(struct raft_io_snapshot_get *req,
     raft_free(snapshot->bufs);
     raft_free(snapshot);
 
+    /* raft_close began while the file was read: raft_uv's send would make
+     * a client that outlives the io (glue__snapshot_send_close). */
+    if (ss->closing) {
+        msg_data_free(x);
+        fail(x, RAFT_CANCELED, "raft closed while loading");
+        return;
+    }
     /* The peer refuses a copy of an older term: do not send one. */
     if (raft_state(r) != RAFT_LEADER || raft_current_term(r) != is->term) {
         msg_data_free(x);
@@ -492,6 +499,11 @@ void glue__snapshot_send_connected(struct glue_snapshot_send *ss, raft_id id)
     if (p != NULL && p->phase == GLUE_SNAPSHOT_SEND_SENT) {
         reopen(ss, p, "stream to the peer re-established");
     }
+}
+
+void glue__snapshot_send_close(struct glue_snapshot_send *ss)
+{
+    ss->closing = true;
 }
 
 void glue__snapshot_send_init(struct glue_snapshot_send *ss,

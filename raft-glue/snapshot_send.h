@@ -141,6 +141,7 @@ struct glue_snapshot_send
                 const struct raft_message *message,
                 raft_io_send_cb cb);
     bool enabled;        /* false: both methods pass straight through */
+    bool closing;        /* raft_close began (glue__snapshot_send_close) */
     unsigned settle_ms;  /* see above; set by the owner after init */
     unsigned settle_ms_per_mib;
     /* Trailing hold (0: off): the configured trailing, the value set in
@@ -189,5 +190,15 @@ void glue__snapshot_send_recv(struct glue_snapshot_send *ss,
 
 /* A stream to or from `id` was (re)established. */
 void glue__snapshot_send_connected(struct glue_snapshot_send *ss, raft_id id);
+
+/* raft is closing its raft_io (the owner's io->close wrapper calls this
+ * before the real close).  A copy still LOADING then completes with
+ * RAFT_CANCELED when its load returns, and is never handed to io->send:
+ * raft_uv's snapshot_get completes after raft_close has begun (it is a
+ * thread-pool job), while raft's state still reads LEADER and its term is
+ * unchanged (0.22.1's raft_close leaves both), and raft_uv's send on a
+ * closing io makes a new client that outlives the io (docs/raft.md "A
+ * snapshot load that outlives raft_close"). */
+void glue__snapshot_send_close(struct glue_snapshot_send *ss);
 
 #endif /* KYUFU_GLUE_SNAPSHOT_SEND_H */

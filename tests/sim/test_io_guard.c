@@ -118,9 +118,14 @@ int main(void)
     CHECK(guard.n_vote_results_dropped == 2);
     CHECK(n_failed == 0);
 
+    /* raft_close goes through the guard: the snapshot gate learns it
+     * before the real io closes (test_snapshot_send: a load in flight
+     * then sends nothing). */
+    CHECK(!guard.snapshot_send.closing);
     raft_fixture_close(&f);
+    CHECK(guard.snapshot_send.closing);
     glue__io_guard_close(&guard);
     printf("io_guard: RequestVote results to a non-candidate dropped (2), "
-           "a candidate's delivered\n");
+           "a candidate's delivered; raft_close reaches the snapshot gate\n");
     return 0;
 }

@@ -50,6 +50,23 @@ static raft_time fake_time(struct raft_io *io)
     return fake_now;
 }
 
+/* While set, a load stays in flight until load_done() (raft_uv's
+ * snapshot_get is a thread-pool job: raft_close can begin meanwhile). */
+static bool defer_get;
+static struct
+{
+    struct raft_io_snapshot_get *req;
+    struct raft_snapshot *snapshot;
+} deferred;
+
+static void load_done(void)
+{
+    struct raft_io_snapshot_get *req = deferred.req;
+    CHECK(req != NULL);
+    deferred.req = NULL;
+    req->cb(req, deferred.snapshot, 0);
+}
+
 static int fake_get(struct raft_io *io,
                     struct raft_io_snapshot_get *req,
                     raft_io_snapshot_get_cb cb)
@@ -69,6 +86,12 @@ static int fake_get(struct raft_io *io,
     raft_configuration_init(&s->configuration);
     s->configuration_index = 1;
     req->cb = cb;
+    if (defer_get) {
+        CHECK(deferred.req == NULL);
+        deferred.req = req;
+        deferred.snapshot = s;
+        return 0;
+    }
     cb(req, s, 0);
     return 0;
 }
@@ -210,7 +233,8 @@ int main(void)
     struct raft_fsm fsm;
     struct raft_configuration conf;
     struct raft *r;
-    struct legacy_req a, b, c, d, e, g, h;
+    struct legacy_req a, b, c, d, e, g, h, k;
+    unsigned n_sends_before;
 
     if (RAFT_VERSION_NUMBER != 2201) {
         printf("snapshot-send: the gate is built only against libraft "
@@ -317,10 +341,31 @@ int main(void)
     CHECK(peer()->phase == GLUE_SNAPSHOT_SEND_SENT);
     CHECK(ss.n_started == 4 && ss.n_written == 3);
 
+    /* raft_close begins while a copy is still loading.  0.22.1's
+     * raft_close leaves the state LEADER and the term as they were, so
+     * only the close itself can tell the gate; told (io_guard's close
+     * wrapper), the loaded copy completes legacy's request with
+     * RAFT_CANCELED and never reaches the stream (raft_uv's send on a
+     * closing io made a client that outlived it: a SIGSEGV in a stop). */
+    installed(peer()->index);
+    CHECK(peer()->phase == GLUE_SNAPSHOT_SEND_IDLE);
+    defer_get = true;
+    CHECK(ask(r, &k) == 0);
+    CHECK(peer()->phase == GLUE_SNAPSHOT_SEND_LOADING && deferred.req != NULL);
+    glue__snapshot_send_close(&ss);
+    CHECK(raft_state(r) == RAFT_LEADER);
+    n_sends_before = n_sends;
+    load_done();
+    CHECK(n_sends == n_sends_before);
+    CHECK(k.n_cb == 1 && k.status == RAFT_CANCELED);
+    CHECK(peer()->phase == GLUE_SNAPSHOT_SEND_IDLE);
+    CHECK(ss.n_failed == 2 && ss.n_started == 4);
+
     raft_fixture_close(&f);
     printf("snapshot-send: a copy the stream never took reopens the gate "
            "after its settle time (%u ms for %zu MiB); the stuck copy, "
-           "written or failed later, completes only its own request\n",
+           "written or failed later, completes only its own request; a copy "
+           "loaded after raft_close began is cancelled, not sent\n",
            COPY_SETTLE_MS, COPY_BYTES >> 20);
     return 0;
 }
