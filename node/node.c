@@ -410,20 +410,17 @@ void kyufu_node__stop(struct kyufu_node *n, int exit_code, const char *why)
 
 void kyufu_node__check_fatal(struct kyufu_node *n, int glue_status)
 {
-    if (glue_status == KYUFU_GLUE_EIO || glue_status == KYUFU_GLUE_ESTORAGE) {
-        kyufu_log(KYUFU_LOG_ERROR, "fatal raft or storage error",
-                  KYUFU_LOG_S("error", kyufu_glue_strerror(glue_status)));
-        kyufu_node__stop(n, 1, "fatal raft or storage error");
-    } else if (glue_status == KYUFU_GLUE_ECORRUPT) {
-        kyufu_log(KYUFU_LOG_ERROR, "fatal raft or storage error",
-                  KYUFU_LOG_S("error", kyufu_glue_strerror(glue_status)));
-        kyufu_node__stop(n, KYUFU_NODE_EXIT_REFUSED_DATA,
-                         "refused data in the raft log, a snapshot or the store");
-    } else if (glue_status == KYUFU_GLUE_ENEWER) {
-        kyufu_log(KYUFU_LOG_ERROR, "fatal raft or storage error",
-                  KYUFU_LOG_S("error", kyufu_glue_strerror(glue_status)));
-        kyufu_node__stop(n, KYUFU_NODE_EXIT_REFUSED_DATA, STOP_UPGRADE);
+    char detail[256] = "";
+    int fatal;
+    if (glue_status != KYUFU_GLUE_EIO && glue_status != KYUFU_GLUE_ESTORAGE &&
+        glue_status != KYUFU_GLUE_ECORRUPT && glue_status != KYUFU_GLUE_ENEWER) {
+        return;
     }
+    /* The glue's own record says which call failed and how (a bare "raft
+     * I/O error" told an operator nothing). */
+    fatal = n->glue != NULL ? kyufu_glue_fatal(n->glue, detail, sizeof detail)
+                            : 0;
+    stop_for_glue_fatal(n, fatal != 0 ? fatal : glue_status, detail, NULL);
 }
 
 void kyufu_node__stop_storage(struct kyufu_node *n, int rv)
@@ -902,6 +899,7 @@ int kyufu_node_run(const struct kyufu_config *config)
 run:
     uv_run(&n->loop, UV_RUN_DEFAULT);
     assert(n->stage == KYUFU_NODE_CLOSED);
+    kyufu_glue_free_closed(); /* the loop is idle: raft_uv too */
     kyufu_node__methods_free(n);
     rv = uv_loop_close(&n->loop);
     if (rv != 0) {

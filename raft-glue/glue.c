@@ -1198,6 +1198,20 @@ int kyufu_glue_transfer(struct kyufu_glue *g,
 
 /* ---------------------------------------------------------------- close */
 
+/* Glues whose close callback has fired, kept with their raft_uv until the
+ * loop is idle (kyufu_glue_free_closed).  The loop's thread only. */
+static struct kyufu_glue *closed_glues;
+
+void kyufu_glue_free_closed(void)
+{
+    while (closed_glues != NULL) {
+        struct kyufu_glue *g = closed_glues;
+        closed_glues = g->next_closed;
+        raft_uv_close(&g->sio.io);
+        free(g);
+    }
+}
+
 static void poll_close_cb(uv_handle_t *h)
 {
     struct kyufu_glue *g = h->data;
@@ -1210,7 +1224,10 @@ static void poll_close_cb(uv_handle_t *h)
     glue__stream_key_wipe(&g->proposer.key);
     free(g->address);
     free(g->raft_dir);
-    free(g);
+    g->address = NULL;
+    g->raft_dir = NULL;
+    g->next_closed = closed_glues;
+    closed_glues = g;
     if (cb != NULL) {
         cb(arg, fatal, detail);
     }
@@ -1234,8 +1251,10 @@ static void on_raft_closed(struct raft *r)
                                                              raft));
     g->raft_closed = true;
     glue__io_guard_close(&g->guard);
-    /* raft_uv closed the transport; now free both. */
-    raft_uv_close(&g->sio.io);
+    /* raft_uv closed the transport: free what it holds.  raft_uv itself is
+     * freed with the glue once the loop is idle (kyufu_glue_free_closed):
+     * 0.22.1 may still finish a truncate, on its struct and on the
+     * transport's, after this callback. */
     glue__transport_close(&g->transport);
     if (g->transfer != NULL) {
         transfer_done(g, KYUFU_GLUE_ESHUTDOWN);

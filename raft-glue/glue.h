@@ -527,13 +527,21 @@ size_t kyufu_glue_members(struct kyufu_glue *g,
 bool kyufu_glue_address_ok(const char *address);
 
 /* Stop: pending proposals fail with SHUTDOWN, raft and raft_uv close; cb
- * fires when every handle is closed and the glue is freed.  The storage is
+ * fires when every handle is closed (the glue's memory then waits for
+ * kyufu_glue_free_closed).  The storage is
  * not closed (the caller owns it).  cb's `fatal` is what kyufu_glue_fatal
  * would have answered last (0, or a fatal error met before or during the
  * close, e.g. a final store flush or a raft_uv write that failed), with
  * its one-line `detail` (borrowed for the call only). */
 typedef void (*kyufu_glue_close_cb)(void *arg, int fatal, const char *detail);
 void kyufu_glue_close(struct kyufu_glue *g, kyufu_glue_close_cb cb, void *arg);
+
+/* Frees every glue whose close callback has fired, with its raft_uv.  Call
+ * on the loop's thread once uv_run has returned (nothing left to run):
+ * libraft 0.22.1's raft_uv can finish a truncate after it reported itself
+ * closed, on its own memory and the glue's (docs/raft.md "raft_uv reports
+ * closed twice"), so neither is freed before the loop is idle. */
+void kyufu_glue_free_closed(void);
 
 /* ------------------------------------------------- quorum-loss recovery
  * (raft-glue/recover.c; docs/restore.md "Quorum-loss recovery").  For a

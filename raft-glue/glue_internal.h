@@ -46,6 +46,7 @@ struct kyufu_glue
     uint64_t store_ahead; /* at start: store applied - log last, or 0 */
     bool closing;
     bool raft_closed;
+    struct kyufu_glue *next_closed; /* kyufu_glue_free_closed's list */
     int fatal;              /* 0 or a KYUFU_GLUE_E* code */
     bool fatal_reported;
     char fatal_msg[256];

@@ -459,13 +459,32 @@ static int start(struct raft_io *io,
     return g->start(io, msecs, tick, recv);
 }
 
+/* The real io's close callback: raft's, once (io_guard.h raft_closed). */
+static void closed(struct raft_io *io)
+{
+    struct glue_io_guard *g = of(io);
+    raft_io_close_cb cb = g->raft_closed;
+    if (cb == NULL) {
+        g->n_late_closes++;
+        fprintf(stderr,
+                "kyufu raft-glue: raft_uv reported itself closed again "
+                "(work it had running at the close finished later: "
+                "libraft 0.22.1); ignored\n");
+        return;
+    }
+    g->raft_closed = NULL;
+    cb(io);
+}
+
 /* raft_close: from here on nothing may start new work on the real io (a
  * snapshot load still in flight completes without a send). */
 static void close_(struct raft_io *io, raft_io_close_cb cb)
 {
     struct glue_io_guard *g = of(io);
+    assert(cb != NULL && g->raft_closed == NULL);
     glue__snapshot_send_close(&g->snapshot_send);
-    g->close(io, cb);
+    g->raft_closed = cb;
+    g->close(io, closed);
 }
 
 void glue__io_guard_wrap(struct glue_io_guard *g,
@@ -484,6 +503,8 @@ void glue__io_guard_wrap(struct glue_io_guard *g,
     g->load = io->load;
     g->snapshot_put = io->snapshot_put;
     g->close = io->close;
+    g->raft_closed = NULL;
+    g->n_late_closes = 0;
     g->recv = NULL;
     g->tick = NULL;
     g->receiving = NULL;

@@ -87,6 +87,13 @@ struct glue_io_guard
                         const struct raft_snapshot *snapshot,
                         raft_io_snapshot_put_cb cb);
     void (*close)(struct raft_io *io, raft_io_close_cb cb);
+    /* raft's close callback until it is called: libraft 0.22.1's raft_uv
+     * fires its close callback a second time when a truncate was still
+     * running at the close (docs/raft.md "raft_uv reports closed twice");
+     * the guard forwards the first only and counts the others (their
+     * memory stays valid: the glue frees it once the loop is idle). */
+    raft_io_close_cb raft_closed;
+    unsigned long n_late_closes;
     raft_io_recv_cb recv;    /* raft's, set when raft starts the io */
     raft_io_tick_cb tick;    /* raft's, likewise */
     const struct raft_message *receiving; /* during raft's recv, else NULL */

@@ -40,6 +40,12 @@ void glue__rio_close(struct glue_rio *x)
         }
         assert(x->closed);
     }
+    if (x->loop_ok) {
+        /* libraft 0.22.1 may finish work after its close callback
+         * (docs/raft.md "raft_uv reports closed twice"): free its struct
+         * only once the loop is idle; a second callback only sets closed. */
+        uv_run(&x->loop, UV_RUN_DEFAULT);
+    }
     if (x->io_ok) {
         raft_uv_close(&x->io);
     }

@@ -29,10 +29,14 @@ import time
 
 from harness import nodelog
 
-DATA_FS_BYTES = 1 << 30     # each node's data folder (RAM only as used,
-#                             but all of it while the ballast fills it):
-#                             ~30 s under six clients wrote 83 MB of store
-#                             on a quiet VM, so runs of a few minutes fit
+DATA_FS_BYTES = 3 << 30     # each node's data folder (RAM only as used,
+#                             but all of it while the ballast fills it).
+#                             1 GiB held runs of a few minutes but not the
+#                             soak's 900 s ones: at ~13 min a leader held a
+#                             450 MB store, ~200 MB snapshots (two kept,
+#                             one more being written) and its log, met a
+#                             real ENOSPC and stopped (seed 180057676,
+#                             docs/chaos-findings.md)
 FULL_WAIT_S = 10.0          # a node may write into space it already holds
 # How long heal waits for a node to stop over a write that failed while
 # the disk was full (its report can come after the space is back).

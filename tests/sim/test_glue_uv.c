@@ -1409,6 +1409,7 @@ int main(void)
     test_corrupt_segment();
     test_damaged_open_segment();
     uv_run(&loop, UV_RUN_DEFAULT);
+    kyufu_glue_free_closed();
     int rv = uv_loop_close(&loop);
     test_rm_tree(root);
     CHECK(rv == 0);
