@@ -31,7 +31,7 @@
 #define ENTRIES 40u
 #define ENTRY_BYTES 1024u
 #define SEGMENT_BYTES 8192u
-#define ITERATIONS_MAX 60u
+#define ITERATIONS_MAX 150u
 #define HITS_WANTED 3ul
 
 static unsigned n_raft_closed;
