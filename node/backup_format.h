@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "storage.h"
 
@@ -195,6 +196,12 @@ struct kyufu_backup_write_params
     /* Throttle: the chunk files are written at most this fast (bytes per
      * second; 0: no limit). */
     uint64_t max_bytes_per_s;
+    /* [backup] require_mount: the backup's folder, once made, must be on
+     * this device (the mount's, from the mount table), or nothing is
+     * written: the mount may have gone between the check and the mkdir,
+     * which would put the backup on the disk beneath it. */
+    bool require_dev_set;
+    dev_t require_dev;
 };
 
 struct kyufu_backup_write_result

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 
 /* Undo mountinfo's octal escapes in place: the kernel writes a space, tab,
  * newline and backslash in a path as \040, \011, \012 and \134. */
@@ -28,6 +29,7 @@ static void unescape(char *s)
 
 int kyufu_backup_mount_point(const char *mountinfo,
                              const char *path,
+                             dev_t *dev,
                              char *errmsg,
                              size_t errmsg_len)
 {
@@ -41,23 +43,38 @@ int kyufu_backup_mount_point(const char *mountinfo,
     size_t cap = 0;
     unsigned lineno = 0;
     int rv = 0;
-    /* "ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS ...": the fifth field. */
-    while (rv == 0 && getline(&line, &cap, f) >= 0) {
+    /* "ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS ...": the fifth field;
+     * the last line naming path is the mount on top (later mounts on the
+     * same point hide earlier ones), so the whole table is read. */
+    while (rv >= 0 && getline(&line, &cap, f) >= 0) {
         char *save = NULL, *field = strtok_r(line, " \n", &save);
+        char *majmin = NULL;
         lineno++;
         for (int i = 0; i < 4 && field != NULL; i++) {
             field = strtok_r(NULL, " \n", &save);
+            if (i == 1) {
+                majmin = field;
+            }
         }
-        if (field == NULL) {
-            snprintf(errmsg, errmsg_len, "%s line %u: no mount point field",
-                     mountinfo, lineno);
+        unsigned maj, min;
+        char end;
+        if (field == NULL || majmin == NULL ||
+            sscanf(majmin, "%u:%u%c", &maj, &min, &end) != 2) {
+            snprintf(errmsg, errmsg_len,
+                     "%s line %u: no device or mount point field", mountinfo,
+                     lineno);
             rv = -1;
             break;
         }
         unescape(field);
-        rv = strcmp(field, path) == 0;
+        if (strcmp(field, path) == 0) {
+            rv = 1;
+            if (dev != NULL) {
+                *dev = makedev(maj, min);
+            }
+        }
     }
-    if (rv == 0 && ferror(f)) {
+    if (rv >= 0 && ferror(f)) {
         snprintf(errmsg, errmsg_len, "cannot read %s", mountinfo);
         rv = -1;
     }

@@ -199,7 +199,7 @@ static void scan_run(uv_work_t *w)
     /* Not mounted: the folder under the mount point is the root disk's,
      * not the backups'. */
     sw->now_ms = now_ms();
-    sw->rv = kyufu_node__backup_mounted(cfg, sw->msg, sizeof sw->msg);
+    sw->rv = kyufu_node__backup_mounted(cfg, NULL, sw->msg, sizeof sw->msg);
     if (sw->rv != 0) {
         return;
     }
@@ -351,8 +351,9 @@ static void take_run(struct kyufu_node_offload *o)
     struct take_work *t = (struct take_work *)o;
     const struct kyufu_config *cfg = o->node->config;
     char parent[PATH_MAX];
+    struct kyufu_node_backup_mount at;
     t->started_ns = uv_hrtime();
-    if (kyufu_node__backup_mounted(cfg, t->msg, sizeof t->msg) != 0) {
+    if (kyufu_node__backup_mounted(cfg, &at, t->msg, sizeof t->msg) != 0) {
         t->status = KYUFU_GRPC_FAILED_PRECONDITION;
         return;
     }
@@ -363,7 +364,7 @@ static void take_run(struct kyufu_node_offload *o)
         return;
     }
     snprintf(t->path, sizeof t->path, "%s/%s", parent, t->name);
-    t->status = kyufu_node__backup_take(o, parent, t->name, 0, &t->taken,
+    t->status = kyufu_node__backup_take(o, parent, t->name, 0, &at, &t->taken,
                                         t->msg, sizeof t->msg);
 }
 

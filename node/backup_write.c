@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -300,6 +301,17 @@ int kyufu_backup_write(struct kyufu_storage_snapshot *snap,
     if (w.dirfd < 0) {
         snprintf(errmsg, errmsg_len, "cannot open %s: %s", tmp,
                  strerror(errno));
+        goto cleanup;
+    }
+    /* Every file goes in through dirfd: checking the folder once is enough
+     * (a busy mount does not go away under it; a lazy unmount leaves it on
+     * the mount, away from the disk beneath). */
+    if (p->require_dev_set &&
+        (fstat(w.dirfd, &st) != 0 || st.st_dev != p->require_dev)) {
+        snprintf(errmsg, errmsg_len,
+                 "%s is not on the [backup] require_mount device %u:%u "
+                 "(unmounted since the check?): no backup written",
+                 tmp, major(p->require_dev), minor(p->require_dev));
         goto cleanup;
     }
 

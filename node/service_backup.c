@@ -100,16 +100,25 @@ static int split_out(const char *out,
 }
 
 int kyufu_node__backup_mounted(const struct kyufu_config *cfg,
+                               struct kyufu_node_backup_mount *at,
                                char *msg,
                                size_t msg_len)
 {
     const char *mount = cfg->backup_require_mount;
     char why[256];
+    if (at != NULL) {
+        at->set = false;
+    }
     if (mount[0] == '\0') {
         return 0;
     }
-    int m = kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, mount, why,
-                                     sizeof why);
+    dev_t dev = 0;
+    int m = kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, mount, &dev,
+                                     why, sizeof why);
+    if (m == 1 && at != NULL) {
+        at->set = true;
+        at->dev = dev;
+    }
     if (m == 1) {
         return 0;
     }
@@ -164,6 +173,7 @@ int kyufu_node__backup_take(struct kyufu_node_offload *o,
                             const char *parent,
                             const char *name,
                             uint64_t min_applied_index,
+                            const struct kyufu_node_backup_mount *mount,
                             struct kyufu_node_backup_taken *t,
                             char *msg,
                             size_t msg_len)
@@ -209,6 +219,8 @@ int kyufu_node__backup_take(struct kyufu_node_offload *o,
         .key_path = cfg->tls_key,
         .now_ms = t->created_ms,
         .max_bytes_per_s = cfg->backup_max_bytes_per_s,
+        .require_dev_set = mount->set,
+        .require_dev = mount->dev,
     };
     if (cfg->backup_io_idle) {
         t->io_idle_errno = io_idle_begin(&io_before);
@@ -238,7 +250,8 @@ static void backup_run(struct kyufu_node_offload *o)
     /* Before the path: with the NAS gone, directory may not resolve, and
      * "not mounted" is the reason to give. */
     b->status = KYUFU_GRPC_FAILED_PRECONDITION;
-    if (kyufu_node__backup_mounted(cfg, b->msg, sizeof b->msg) != 0) {
+    struct kyufu_node_backup_mount at;
+    if (kyufu_node__backup_mounted(cfg, &at, b->msg, sizeof b->msg) != 0) {
         return;
     }
     if (split_out(r->out, cfg->backup_directory, parent, sizeof parent,
@@ -253,7 +266,7 @@ static void backup_run(struct kyufu_node_offload *o)
         return;
     }
     b->status = kyufu_node__backup_take(o, parent, name, r->min_applied_index,
-                                        &b->taken, b->msg, sizeof b->msg);
+                                        &at, &b->taken, b->msg, sizeof b->msg);
 }
 
 static void backup_done(struct kyufu_node_offload *o)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <openssl/ec.h>
@@ -316,13 +317,32 @@ static void test_whole(void)
     CHECKF(kyufu_backup_write(snap, &p, &res, err, sizeof err) != 0 &&
               strstr(err, "already exists") != NULL,
           "second write: %s", err);
+    /* [backup] require_mount gone between the check and the write: the
+     * folder is made on another device than the mount's; refused, no
+     * temporary left.  On the device it names, the write goes through. */
+    struct stat pst;
+    CHECKF(stat(parent, &pst) == 0, "stat %s", parent);
+    p.name = "b3";
+    p.require_dev_set = true;
+    p.require_dev = makedev(major(pst.st_dev), minor(pst.st_dev) + 1);
+    err[0] = '\0';
+    CHECKF(kyufu_backup_write(snap, &p, &res, err, sizeof err) != 0 &&
+              strstr(err, "require_mount") != NULL,
+          "write off the mount's device: %s", err);
+    CHECKF(count_entries(parent) == 1, "a write off the mount left %d entries",
+          count_entries(parent) - 1);
+    p.require_dev = pst.st_dev;
+    CHECKF(kyufu_backup_write(snap, &p, &res, err, sizeof err) == 0,
+          "write on the mount's device: %s", err);
+    CHECKF(count_entries(parent) == 2, "b3 written");
+    p.require_dev_set = false;
     /* A key that cannot sign: refused, no temporary left. */
     p.name = "b2";
     p.key_path = ca; /* a certificate, not a key */
     CHECKF(kyufu_backup_write(snap, &p, &res, err, sizeof err) != 0,
           "write without a key");
-    CHECKF(count_entries(parent) == 1, "a failed write left %d entries",
-          count_entries(parent) - 1);
+    CHECKF(count_entries(parent) == 2, "a failed write left %d entries",
+          count_entries(parent) - 2);
     kyufu_storage_snapshot_end(snap);
     kyufu_storage_close(s);
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -570,45 +571,67 @@ static void write_file(const char *path, const char *text)
 static void test_mount_point(void)
 {
     char err[256] = "", dir[] = "/tmp/kyufu-mount-XXXXXX", f[600];
-    CHECKF(kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, "/", err,
+    dev_t dev = 0;
+    struct stat st;
+    CHECKF(kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, "/", &dev, err,
                                    sizeof err) == 1,
           "/ is a mount point: %s", err);
-    CHECKF(kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, "/proc", err,
-                                   sizeof err) == 1,
-          "/proc is a mount point: %s", err);
+    /* The table's device is what stat says of the mount's files. */
+    CHECKF(stat("/proc/self", &st) == 0, "stat /proc/self");
+    CHECKF(kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, "/proc", &dev,
+                                   err, sizeof err) == 1 &&
+               dev == st.st_dev,
+          "/proc is a mount point on the device of its files: %s", err);
     if (mkdtemp(dir) == NULL) {
         CHECKF(0, "mkdtemp: %s", strerror(errno));
         return;
     }
-    CHECKF(kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, dir, err,
+    CHECKF(kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, dir, NULL, err,
                                    sizeof err) == 0,
           "a fresh folder is no mount point");
-    /* A table of the kernel's format, a mount point with a space. */
+    /* A table of the kernel's format, a mount point with a space, and one
+     * mounted over (the later line is the mount on top). */
     snprintf(f, sizeof f, "%s/mountinfo", dir);
     write_file(f, "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
                   "36 22 0:40 / /mnt/my\\040nas rw shared:9 - nfs4 "
                   "nas:/export rw\n"
-                  "37 22 8:1 /srv/a /mnt/bind rw - ext4 /dev/sda1 rw\n");
-    CHECKF(kyufu_backup_mount_point(f, "/mnt/my nas", err, sizeof err) == 1,
-          "escaped space: %s", err);
-    CHECKF(kyufu_backup_mount_point(f, "/mnt/my", err, sizeof err) == 0,
+                  "37 22 8:1 /srv/a /mnt/bind rw - ext4 /dev/sda1 rw\n"
+                  "38 22 0:41 / /mnt/over rw - nfs4 nas:/a rw\n"
+                  "39 38 0:52 / /mnt/over rw - nfs4 nas:/b rw\n");
+    CHECKF(kyufu_backup_mount_point(f, "/mnt/my nas", &dev, err,
+                                   sizeof err) == 1 &&
+               major(dev) == 0 && minor(dev) == 40,
+          "escaped space, device 0:40: %s", err);
+    CHECKF(kyufu_backup_mount_point(f, "/mnt/over", &dev, err, sizeof err) ==
+                   1 &&
+               major(dev) == 0 && minor(dev) == 52,
+          "the mount on top gives the device: %s", err);
+    CHECKF(kyufu_backup_mount_point(f, "/mnt/my", NULL, err, sizeof err) == 0,
           "a prefix is not the mount point");
-    CHECKF(kyufu_backup_mount_point(f, "/mnt/my\\040nas", err, sizeof err) ==
-              0,
+    CHECKF(kyufu_backup_mount_point(f, "/mnt/my\\040nas", NULL, err,
+                                   sizeof err) == 0,
           "the escaped form is not the path");
-    CHECKF(kyufu_backup_mount_point(f, "/mnt/bind", err, sizeof err) == 1,
+    CHECKF(kyufu_backup_mount_point(f, "/mnt/bind", &dev, err, sizeof err) ==
+                   1 &&
+               major(dev) == 8 && minor(dev) == 1,
           "a bind mount counts (a limit: docs/backup.md)");
-    CHECKF(kyufu_backup_mount_point(f, "/mnt", err, sizeof err) == 0,
+    CHECKF(kyufu_backup_mount_point(f, "/mnt", NULL, err, sizeof err) == 0,
           "/mnt is not mounted here");
     write_file(f, "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n36 22 0:40\n");
     err[0] = '\0';
-    CHECKF(kyufu_backup_mount_point(f, "/mnt/nas", err, sizeof err) == -1 &&
-              strstr(err, "line 2") != NULL,
+    CHECKF(kyufu_backup_mount_point(f, "/mnt/nas", NULL, err, sizeof err) ==
+                   -1 &&
+               strstr(err, "line 2") != NULL,
           "malformed table: %s", err);
+    write_file(f, "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n36 22 x / /a rw\n");
+    err[0] = '\0';
+    CHECKF(kyufu_backup_mount_point(f, "/a", NULL, err, sizeof err) == -1 &&
+               strstr(err, "line 2") != NULL,
+          "a device that is not MAJ:MIN: %s", err);
     unlink(f);
     err[0] = '\0';
-    CHECKF(kyufu_backup_mount_point(f, "/", err, sizeof err) == -1 &&
-              strstr(err, "cannot read") != NULL,
+    CHECKF(kyufu_backup_mount_point(f, "/", NULL, err, sizeof err) == -1 &&
+               strstr(err, "cannot read") != NULL,
           "missing table: %s", err);
     CHECKF(rmdir(dir) == 0, "temp folder left clean: %s", strerror(errno));
 }
