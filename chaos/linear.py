@@ -269,12 +269,17 @@ def objects(ops_by_key, final):
             per[h].append(part)
     want = {}
     regs = set(final["households"])
+    # Grouped once: scanning every application for each household was
+    # quadratic (172 of 196 s of a 360 s soak run's check, 42k households).
+    apps_of = collections.defaultdict(list)
+    for a in apps_final:
+        apps_of[a["household_no"]].append(a)
     for h in per:
         want[h] = (h in regs, _sorted(tuple(
             (a["id"], a["status"], batch_key.get(
                 a["batch_id"], ("batch", a["batch_id"]))
              if a["batch_id"] else None)
-            for a in apps_final if a["household_no"] == h)))
+            for a in apps_of.get(h, ()))))
     return per, want, orphans
 
 
