@@ -87,6 +87,12 @@ struct kyufu_node_auth
      * decides or stamps (kyufu_node__auth_now_ms): wall clock steps do
      * not move it (steady_clock.h). */
     struct kyufu_steady_clock clock;
+    /* The newest leader stamp seen by clock_node.c's leader_time, and the
+     * monotonic time it was first seen (the leader's clock is estimated
+     * from them while a step is ignored). */
+    int64_t leader_stamp_ms;
+    uint64_t leader_stamp_term;
+    int64_t leader_stamp_seen_ms;
     /* The sweep's interval and the idle limit of new sessions, when the
      * test knobs KYUFU_TEST_AUTH_TICK_MS / KYUFU_TEST_SESSION_IDLE_MS set
      * them (docs/testing.md "Test knobs"); 0: the defaults. */

@@ -53,3 +53,20 @@ int64_t kyufu_steady_clock_read(struct kyufu_steady_clock *c,
     }
     return held;
 }
+
+bool kyufu_steady_clock_corroborate(struct kyufu_steady_clock *c,
+                                    int64_t wall_ms,
+                                    int64_t mono_ms,
+                                    int64_t other_ms)
+{
+    if (!c->anchored || c->step_ms == 0) {
+        return false;
+    }
+    int64_t held = c->anchor_wall_ms + (mono_ms - c->anchor_mono_ms);
+    if (magnitude(wall_ms - other_ms) > KYUFU_STEADY_CLOCK_TOLERANCE_MS ||
+        magnitude(held - other_ms) <= KYUFU_STEADY_CLOCK_TOLERANCE_MS) {
+        return false;
+    }
+    anchor(c, wall_ms, mono_ms);
+    return true;
+}

@@ -13,7 +13,9 @@
  *     where the held time is, or kyufud restarts;
  *   - back: the same, but for at most KYUFU_STEADY_CLOCK_BACK_ACCEPT_MS,
  *     after which the wall clock is taken as it is (an operator who sets a
- *     clock that ran ahead back by hand).  Accepting a step back never
+ *     clock that ran ahead back by hand);
+ *   - either way, at once when the leader's clock agrees with the wall
+ *     clock and not with the held time (kyufu_steady_clock_corroborate).  Accepting a step back never
  *     expires anything; it keeps sessions alive for longer by at most the
  *     step.
  * Pure: the caller passes both readings (node/clock_node.c reads them:
@@ -52,5 +54,20 @@ int64_t kyufu_steady_clock_read(struct kyufu_steady_clock *c,
                                 int64_t wall_ms,
                                 int64_t mono_ms,
                                 enum kyufu_steady_clock_event *event);
+
+/* Another node's word on the time, while a step is ignored: other_ms is
+ * the time now on the clock of the term's leader (its newest stamp applied
+ * here, advanced by this node's monotonic time since).  If the wall clock
+ * agrees with it (within the tolerance) and the held time does not, the
+ * step is taken at once and the clock follows the wall clock again: a
+ * node that started on a wrong clock which NTP then corrected (the held
+ * time was the wrong one) no longer waits for a restart.  A step that
+ * only this node saw (the leader's clock disagrees with it) stays
+ * ignored.  Call right after kyufu_steady_clock_read with the same
+ * readings; returns whether the step was taken. */
+bool kyufu_steady_clock_corroborate(struct kyufu_steady_clock *c,
+                                    int64_t wall_ms,
+                                    int64_t mono_ms,
+                                    int64_t other_ms);
 
 #endif /* KYUFU_NODE_STEADY_CLOCK_H */

@@ -960,6 +960,13 @@ static int observe_times(struct kyufu_storage *s,
     if (first == 0) {
         return 0;
     }
+    /* Before the txn commits: if it does not, the node stops (a failed
+     * apply is fatal), so nobody reads a stamp that was not applied. */
+    if (term > s->stamp_last_term ||
+        (term == s->stamp_last_term && last > s->stamp_last_ms)) {
+        s->stamp_last_ms = last > first ? last : first;
+        s->stamp_last_term = term;
+    }
     return kyufu_storage__availability_observe(s, txn, term, first,
                                                last > first ? last : first);
 }

@@ -273,6 +273,14 @@ uint64_t kyufu_storage_availability_changes(const struct kyufu_storage *s)
     return s->avail_detail_changes;
 }
 
+void kyufu_storage_last_stamp(const struct kyufu_storage *s, int64_t *ms,
+                              uint64_t *term)
+{
+    KYUFU_ASSERT(s != NULL);
+    *ms = s->stamp_last_ms;
+    *term = s->stamp_last_term;
+}
+
 void kyufu_storage_availability_free(Kyufu__V1__AvailabilityReport *r)
 {
     if (r != NULL) {

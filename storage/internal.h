@@ -129,6 +129,11 @@ struct kyufu_storage
     size_t snapshot_chunk_bytes; /* KYUFU_SNAPSHOT_CHUNK_BYTES_MAX; tests
                                   * lower it to see many chunks */
     uint64_t avail_detail_changes; /* kyufu_storage_availability_changes */
+    /* kyufu_storage_last_stamp: the newest leader-stamped command time
+     * applied since the store was opened, and the entry's term (0, 0:
+     * none yet).  In memory only. */
+    int64_t stamp_last_ms;
+    uint64_t stamp_last_term;
     /* Encryption at rest (keyring.c): the CMK, set once after open. */
     uint8_t cmk[KYUFU_CRYPTO_KEY_BYTES];
     bool has_cmk;

@@ -467,6 +467,12 @@ void kyufu_storage_availability_free(Kyufu__V1__AvailabilityReport *r);
  * differs from the value read with it.  O(1); call on the loop thread (the
  * thread that applies). */
 uint64_t kyufu_storage_availability_changes(const struct kyufu_storage *s);
+/* The newest leader-stamped command time (CommandHeader.time_ms) applied
+ * since the store was opened, and the term of its entry; 0 and 0 before
+ * any.  The node's identity clock takes it as the word of that term's
+ * leader (node/clock_node.c).  O(1); on the loop thread. */
+void kyufu_storage_last_stamp(const struct kyufu_storage *s, int64_t *ms,
+                              uint64_t *term);
 /* Whether s names a drill as apply accepts it: 1..64 bytes [A-Za-z0-9._-]. */
 bool kyufu_storage_valid_drill_id(const char *s);
 

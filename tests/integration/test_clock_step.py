@@ -18,7 +18,14 @@ idle.  The leader's wall clock steps +6 h while its sweep runs:
   - B, idle past the limit, is still closed by that leader: "no such
     session" on every node;
   - the clock set right again: "wall clock agrees again", the gauge 0,
-    A still works.
+    A still works;
+  - a follower restarted on a clock 20 s slow, then set right (a
+    step forward, as NTP does after a boot on a slow RTC): its step is
+    taken at once because the leader's applied stamps agree with the
+    corrected clock ("wall clock step accepted: the leader's clock
+    agrees"), where it used to be held until kyufud restarted; the step
+    on the leader above, which its followers' clocks do not back, was
+    not (a leader's own stamps are no second opinion).
 
 usage: test_clock_step.py KYUFUD"""
 import json
@@ -35,6 +42,10 @@ from test_metrics import scrape
 
 LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 STEP_S = 6 * 3600
+# Slow enough to be a step (past the 5 s tolerance), not so slow that the
+# test PKI's certificates (notBefore: when the cluster was made) are not
+# yet valid on the restarted node.
+SLOW_S = 20
 IDLE_MS = 10000
 TICK_MS = 1000
 OK = grpc.StatusCode.OK
@@ -209,9 +220,59 @@ def main():
             if i != leader:
                 assert log_event(c, i, "wall clock stepped: ignored for "
                                  "sessions and lockouts") is None, i
-        print("ok: a +%d s step on the leader signed nobody out; an idle "
+        print("a +%d s step on the leader signed nobody out; an idle "
               "session still expired (%.1f s)"
               % (STEP_S, time.monotonic() - t0))
+
+        # A follower that starts on a clock SLOW_S slow anchors on it
+        # (there is no other time at start).  NTP then sets it right, a
+        # step forward: the leader's applied stamps agree with the
+        # corrected wall clock and not with the held time, so the step is
+        # taken at once (before: held until kyufud restarted).
+        f = next(i for i in c.ids() if i != leader)
+        while time.monotonic() - t0 < SLOW_S + 5:
+            active.use()
+            time.sleep(0.5)
+        c.kill(f)
+        c.wait_exit(f, 10)
+        write_offset(files[f], "-%d" % SLOW_S)
+        c.start(f)
+        end = time.monotonic() + 30
+        st = None
+        while True:
+            try:
+                st = c.status(f)
+                if (st is not None and st.leader_id == leader
+                        and st.applied_index > 0):
+                    break
+            except grpc.RpcError:
+                pass
+            assert time.monotonic() < end, ("node %d back within 30 s "
+                                            "(status %s)\n%s"
+                                            % (f, st, c.logs()))
+            time.sleep(0.5)
+        time.sleep(3)  # a few of the leader's stamped heartbeats applied
+        assert log_event(c, f, "wall clock step accepted: the leader's "
+                         "clock agrees") is None
+        write_offset(files[f], "+0")
+        end = time.monotonic() + 15
+        while True:
+            took = log_event(c, f, "wall clock step accepted: the leader's "
+                             "clock agrees")
+            if took is not None:
+                break
+            assert time.monotonic() < end, (
+                "node %d did not take the corrected clock within 15 s\n%s"
+                % (f, c.logs()))
+            time.sleep(0.5)
+        assert abs(took["step_ms"] - SLOW_S * 1000) < 3000, took
+        assert abs(took["leader_minus_wall_ms"]) < 5000, took
+        assert clock_metrics(mports[f - 1])[0] == 0
+        active.use()
+        print("ok: follower %d, started %d s slow, took NTP's correction at "
+              "once (the leader's clock %d ms off its wall clock) (%.1f s)"
+              % (f, SLOW_S, took["leader_minus_wall_ms"],
+                 time.monotonic() - t0))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 /* The identity clock (node/steady_clock.c) on injected readings of the
  * wall and monotonic clocks: it follows the wall clock and its slew,
  * ignores steps forward (until the clock is back) and back (until it is
- * back, or for at most KYUFU_STEADY_CLOCK_BACK_ACCEPT_MS), tells each
- * step once, and re-anchors when the clocks agree again. */
+ * back, or for at most KYUFU_STEADY_CLOCK_BACK_ACCEPT_MS, or at once when
+ * the leader's clock agrees with the wall clock), tells each step once,
+ * and re-anchors when the clocks agree again. */
 #include <stdint.h>
 #include <stdio.h>
 
@@ -134,6 +135,62 @@ static void both(void)
     CHECK(ev == KYUFU_STEADY_CLOCK_AGREES);
 }
 
+/* A node that started on a clock 40 minutes slow (it anchored on it: no
+ * other time at start), then corrected forward by NTP: the leader's clock
+ * agrees with the corrected wall clock, so the step is taken at once
+ * instead of at the next restart.  A step that only this node saw (the
+ * leader's clock agrees with the held time, or with neither) stays
+ * ignored, and nothing happens without a step. */
+static void corroborated(void)
+{
+    int64_t slow = 40 * MIN; /* the truth is T0 + slow at start */
+    reset();
+    CHECK(!kyufu_steady_clock_corroborate(&c, T0 + MIN, M0 + MIN,
+                                          T0 + slow + MIN));
+    at(T0 + MIN, MIN);
+    CHECK(ev == KYUFU_STEADY_CLOCK_SAME);
+    /* NTP steps it to the truth: ignored by the reading alone. */
+    CHECK(at(T0 + slow + 2 * MIN, 2 * MIN) == T0 + 2 * MIN);
+    CHECK(ev == KYUFU_STEADY_CLOCK_STEP && c.step_ms == slow);
+    /* The leader's clock disagrees with the wall clock (by 6 s, past the
+     * tolerance): nothing taken. */
+    CHECK(!kyufu_steady_clock_corroborate(&c, T0 + slow + 2 * MIN,
+                                          M0 + 2 * MIN,
+                                          T0 + slow + 2 * MIN - 6 * S));
+    CHECK(c.step_ms == slow);
+    /* It agrees (3 s behind the wall, a stamp a moment old): taken. */
+    CHECK(kyufu_steady_clock_corroborate(&c, T0 + slow + 2 * MIN,
+                                         M0 + 2 * MIN,
+                                         T0 + slow + 2 * MIN - 3 * S));
+    CHECK(c.step_ms == 0);
+    CHECK(at(T0 + slow + 3 * MIN, 3 * MIN) == T0 + slow + 3 * MIN);
+    CHECK(ev == KYUFU_STEADY_CLOCK_SAME);
+
+    /* A jump of this node's clock alone (+6 h): the leader's clock agrees
+     * with the held time, so the step stays ignored. */
+    reset();
+    at(T0 + 6 * HOUR + MIN, MIN);
+    CHECK(ev == KYUFU_STEADY_CLOCK_STEP);
+    CHECK(!kyufu_steady_clock_corroborate(&c, T0 + 6 * HOUR + MIN, M0 + MIN,
+                                          T0 + MIN + S));
+    CHECK(c.step_ms == 6 * HOUR);
+    CHECK(at(T0 + 6 * HOUR + 2 * MIN, 2 * MIN) == T0 + 2 * MIN);
+    /* A leader whose clock agrees with neither (+3 h): still ignored. */
+    CHECK(!kyufu_steady_clock_corroborate(&c, T0 + 6 * HOUR + 2 * MIN,
+                                          M0 + 2 * MIN,
+                                          T0 + 3 * HOUR + 2 * MIN));
+    CHECK(c.step_ms == 6 * HOUR);
+    /* A step back agreed by the leader is taken at once too (no 15
+     * minutes' wait). */
+    reset();
+    at(T0 - 20 * MIN + MIN, MIN);
+    CHECK(ev == KYUFU_STEADY_CLOCK_STEP && c.step_ms == -20 * MIN);
+    CHECK(kyufu_steady_clock_corroborate(&c, T0 - 20 * MIN + MIN, M0 + MIN,
+                                         T0 - 20 * MIN + MIN));
+    CHECK(at(T0 - 20 * MIN + 2 * MIN, 2 * MIN) == T0 - 20 * MIN + 2 * MIN);
+    CHECK(ev == KYUFU_STEADY_CLOCK_SAME);
+}
+
 int main(void)
 {
     follows();
@@ -141,5 +198,6 @@ int main(void)
     restep();
     back();
     both();
+    corroborated();
     return count_check_end("steady-clock");
 }
