@@ -15,7 +15,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #include "storage.h"
 
@@ -196,13 +195,19 @@ struct kyufu_backup_write_params
     /* Throttle: the chunk files are written at most this fast (bytes per
      * second; 0: no limit). */
     uint64_t max_bytes_per_s;
-    /* [backup] require_mount: the backup's folder, once made, must be on
-     * this device (the mount's, from the mount table), or nothing is
-     * written: the mount may have gone between the check and the mkdir,
-     * which would put the backup on the disk beneath it. */
-    bool require_dev_set;
-    dev_t require_dev;
+    /* [backup] require_mount (NULL: none) and the id of the mount found
+     * on top there by the check: the backup's folder, once made, must be
+     * on that mount, or on the one on top there now (an automount the
+     * mkdir triggered), or nothing is written and kyufu_backup_write
+     * returns KYUFU_BACKUP_WRITE_OFF_MOUNT: the mount may have gone
+     * between the check and the mkdir, which would put the backup on the
+     * disk beneath it. */
+    const char *require_mount;
+    uint64_t require_mnt_id;
 };
+
+/* kyufu_backup_write's answer when the folder is not on require_mount. */
+#define KYUFU_BACKUP_WRITE_OFF_MOUNT (-2)
 
 struct kyufu_backup_write_result
 {
@@ -215,9 +220,9 @@ struct kyufu_backup_write_result
 
 /* Write a whole backup of the open snapshot `snap` as parent/name
  * (through a temporary name, fsynced, renamed; docs/backup.md
- * "Atomicity").  Blocking: a work thread, never a loop.  0, or -1 with
- * errmsg (nothing left under parent/name; the temporary directory
- * removed). */
+ * "Atomicity").  Blocking: a work thread, never a loop.  0, or -1 (or
+ * KYUFU_BACKUP_WRITE_OFF_MOUNT) with errmsg (nothing left under
+ * parent/name; the temporary directory removed). */
 int kyufu_backup_write(struct kyufu_storage_snapshot *snap,
                        const struct kyufu_backup_write_params *p,
                        struct kyufu_backup_write_result *res,

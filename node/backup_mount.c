@@ -5,10 +5,10 @@
 #include "backup_retention.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/sysmacros.h>
 
 /* Undo mountinfo's octal escapes in place: the kernel writes a space, tab,
  * newline and backslash in a path as \040, \011, \012 and \134. */
@@ -29,7 +29,7 @@ static void unescape(char *s)
 
 int kyufu_backup_mount_point(const char *mountinfo,
                              const char *path,
-                             dev_t *dev,
+                             uint64_t *mnt_id,
                              char *errmsg,
                              size_t errmsg_len)
 {
@@ -48,29 +48,25 @@ int kyufu_backup_mount_point(const char *mountinfo,
      * same point hide earlier ones), so the whole table is read. */
     while (rv >= 0 && getline(&line, &cap, f) >= 0) {
         char *save = NULL, *field = strtok_r(line, " \n", &save);
-        char *majmin = NULL;
+        unsigned long long id;
+        char end;
         lineno++;
+        bool id_ok = field != NULL && sscanf(field, "%llu%c", &id, &end) == 1;
         for (int i = 0; i < 4 && field != NULL; i++) {
             field = strtok_r(NULL, " \n", &save);
-            if (i == 1) {
-                majmin = field;
-            }
         }
-        unsigned maj, min;
-        char end;
-        if (field == NULL || majmin == NULL ||
-            sscanf(majmin, "%u:%u%c", &maj, &min, &end) != 2) {
+        if (field == NULL || !id_ok) {
             snprintf(errmsg, errmsg_len,
-                     "%s line %u: no device or mount point field", mountinfo,
-                     lineno);
+                     "%s line %u: no mount id or mount point field",
+                     mountinfo, lineno);
             rv = -1;
             break;
         }
         unescape(field);
         if (strcmp(field, path) == 0) {
             rv = 1;
-            if (dev != NULL) {
-                *dev = makedev(maj, min);
+            if (mnt_id != NULL) {
+                *mnt_id = id;
             }
         }
     }

@@ -8,19 +8,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #include "backup_format.h"
 #include "node.h"
 #include "offload.h"
 
-/* Where [backup] require_mount was found: set, and the device of its
- * files (kyufu_node__backup_take then refuses a backup folder made
+/* Where [backup] require_mount was found: set, and the id of the mount
+ * on top there (kyufu_node__backup_take then refuses a backup folder made
  * anywhere else: the mount may go between the check and the write). */
 struct kyufu_node_backup_mount
 {
     bool set; /* false: no require_mount */
-    dev_t dev;
+    uint64_t mnt_id;
 };
 
 struct kyufu_node_backup_taken
@@ -48,7 +47,7 @@ int kyufu_node__backup_take(struct kyufu_node_offload *o,
                             size_t msg_len);
 
 /* [backup] require_mount (docs/backup.md "Mount check"): 0 when it is
- * unset or a mount point now (*at, unless NULL, says which device); else
+ * unset or a mount point now (*at, unless NULL, says which mount); else
  * -1 with msg naming it ("... is not mounted").  Reads
  * /proc/self/mountinfo only (no disk, no NAS): any thread.  Checked before
  * each backup is written and each scan. */

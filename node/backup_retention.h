@@ -15,7 +15,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #include "backup_format.h"
 
@@ -150,13 +149,13 @@ int kyufu_backup_remove(const char *parent,
 
 /* Whether path (absolute and resolved: realpath, as [backup] require_mount
  * is stored) is a mount point in mountinfo (KYUFU_BACKUP_MOUNTINFO; a
- * file of that format in tests): 1 it is (and *dev, unless NULL, is the
- * device of the mount on top there, the st_dev of its files), 0 it is
- * not, -1 with errmsg (the table unreadable or malformed).  Reads the
- * table only, never path. */
+ * file of that format in tests): 1 it is (and *mnt_id, unless NULL, is
+ * the id of the mount on top there, statx's stx_mnt_id for its files),
+ * 0 it is not, -1 with errmsg (the table unreadable or malformed).  Reads
+ * the table only, never path. */
 int kyufu_backup_mount_point(const char *mountinfo,
                              const char *path,
-                             dev_t *dev,
+                             uint64_t *mnt_id,
                              char *errmsg,
                              size_t errmsg_len);
 

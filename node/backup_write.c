@@ -3,6 +3,7 @@
  * the throttle). */
 /* renameat2, RENAME_NOREPLACE: _GNU_SOURCE (project-wide) */
 #include "backup_format.h"
+#include "backup_retention.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -11,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -249,6 +249,47 @@ cleanup:
     return rv;
 }
 
+/* Whether the opened folder tmp is on [backup] require_mount: the mount
+ * the check found there, or the one on top there now (an automount that
+ * the mkdir triggered replaces the autofs entry the check saw).  Mount
+ * ids, not devices: a btrfs subvolume's files report a device of their
+ * own, not the one the mount table names. */
+static int on_mount(struct writer *w, const struct kyufu_backup_write_params *p,
+                    const char *tmp)
+{
+    struct statx sx;
+    char why[256];
+    uint64_t now_id = 0;
+    if (statx(w->dirfd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) != 0) {
+        snprintf(w->errmsg, w->errmsg_len,
+                 "cannot tell which mount %s is on: %s: no backup written",
+                 tmp, strerror(errno));
+        return -1;
+    }
+    if (!(sx.stx_mask & STATX_MNT_ID)) {
+        snprintf(w->errmsg, w->errmsg_len,
+                 "cannot tell which mount %s is on (the kernel reports no "
+                 "mount id: Linux 5.8 or later needed for [backup] "
+                 "require_mount): no backup written", tmp);
+        return -1;
+    }
+    if (sx.stx_mnt_id == p->require_mnt_id) {
+        return 0;
+    }
+    int m = kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, p->require_mount,
+                                     &now_id, why, sizeof why);
+    if (m == 1 && now_id == sx.stx_mnt_id) {
+        return 0;
+    }
+    snprintf(w->errmsg, w->errmsg_len,
+             "%s is on mount %llu, not on [backup] require_mount %s (mount "
+             "%llu at the check, %s now): no backup written",
+             tmp, (unsigned long long)sx.stx_mnt_id, p->require_mount,
+             (unsigned long long)p->require_mnt_id,
+             m == 1 ? "another one" : m == 0 ? "none" : why);
+    return -1;
+}
+
 int kyufu_backup_write(struct kyufu_storage_snapshot *snap,
                        const struct kyufu_backup_write_params *p,
                        struct kyufu_backup_write_result *res,
@@ -306,12 +347,9 @@ int kyufu_backup_write(struct kyufu_storage_snapshot *snap,
     /* Every file goes in through dirfd: checking the folder once is enough
      * (a busy mount does not go away under it; a lazy unmount leaves it on
      * the mount, away from the disk beneath). */
-    if (p->require_dev_set &&
-        (fstat(w.dirfd, &st) != 0 || st.st_dev != p->require_dev)) {
-        snprintf(errmsg, errmsg_len,
-                 "%s is not on the [backup] require_mount device %u:%u "
-                 "(unmounted since the check?): no backup written",
-                 tmp, major(p->require_dev), minor(p->require_dev));
+    if (p->require_mount != NULL && p->require_mount[0] != '\0' &&
+        on_mount(&w, p, tmp) != 0) {
+        rv = KYUFU_BACKUP_WRITE_OFF_MOUNT;
         goto cleanup;
     }
 

@@ -37,7 +37,9 @@ struct kyufu_decom_file
     uint8_t sha256[32];  /* of those bytes (regular files) */
     bool overwritten;    /* set by erase: random bytes written and fsynced */
     bool removed;        /* set by erase: unlinked */
-    int error;           /* set by erase: the errno that stopped it, or 0 */
+    int error;           /* the errno that stopped it (erase), ENOENT from
+                            the walk for a file that vanished (never
+                            touched), or 0 */
 };
 
 struct kyufu_decom_inventory

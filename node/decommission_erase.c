@@ -152,6 +152,9 @@ static int walk(struct kyufu_decom_inventory *inv, const char *dir,
     }
     DIR *d = opendir(dir);
     if (d == NULL) {
+        if (errno == ENOENT && depth > 0) {
+            return 0; /* vanished since listed: its rmdir fails, said so */
+        }
         return fail(errmsg, errmsg_len, "open folder", dir, errno);
     }
     int rv = 0;
@@ -311,10 +314,18 @@ int kyufu_decom_erase(struct kyufu_decom_inventory *inv)
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < inv->n; i++) {
             struct kyufu_decom_file *f = &inv->files[i];
-            if ((pass == 0) == (f->kind == KYUFU_DECOM_KEY)) {
-                erase_one(f, buf);
-                rv |= f->removed ? 0 : -1;
+            if ((pass == 0) != (f->kind == KYUFU_DECOM_KEY)) {
+                continue;
             }
+            if (f->error != 0) {
+                /* Vanished during the walk: whatever is at its name now
+                 * was never listed, so it is not touched (and the erase
+                 * is not complete). */
+                rv = -1;
+                continue;
+            }
+            erase_one(f, buf);
+            rv |= f->removed ? 0 : -1;
         }
     }
     free(buf);

@@ -112,12 +112,12 @@ int kyufu_node__backup_mounted(const struct kyufu_config *cfg,
     if (mount[0] == '\0') {
         return 0;
     }
-    dev_t dev = 0;
-    int m = kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, mount, &dev,
-                                     why, sizeof why);
+    uint64_t id = 0;
+    int m = kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, mount, &id, why,
+                                     sizeof why);
     if (m == 1 && at != NULL) {
         at->set = true;
-        at->dev = dev;
+        at->mnt_id = id;
     }
     if (m == 1) {
         return 0;
@@ -219,14 +219,17 @@ int kyufu_node__backup_take(struct kyufu_node_offload *o,
         .key_path = cfg->tls_key,
         .now_ms = t->created_ms,
         .max_bytes_per_s = cfg->backup_max_bytes_per_s,
-        .require_dev_set = mount->set,
-        .require_dev = mount->dev,
+        .require_mount = mount->set ? cfg->backup_require_mount : NULL,
+        .require_mnt_id = mount->mnt_id,
     };
     if (cfg->backup_io_idle) {
         t->io_idle_errno = io_idle_begin(&io_before);
     }
-    if (kyufu_backup_write(o->snap, &p, &t->res, msg, msg_len) != 0) {
-        status = KYUFU_GRPC_INTERNAL;
+    int written = kyufu_backup_write(o->snap, &p, &t->res, msg, msg_len);
+    if (written != 0) {
+        status = written == KYUFU_BACKUP_WRITE_OFF_MOUNT
+                     ? KYUFU_GRPC_FAILED_PRECONDITION
+                     : KYUFU_GRPC_INTERNAL;
         goto cleanup;
     }
     status = KYUFU_GRPC_OK;

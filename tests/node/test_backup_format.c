@@ -4,11 +4,13 @@
  * verify must name (a re-signed manifest over a tampered chunk: the tag;
  * a wrong KEK; a failed write leaves nothing). */
 #include <dirent.h>
+#include <stdbool.h>
+#include <limits.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <openssl/ec.h>
@@ -19,6 +21,7 @@
 
 #include "../count_check.h"
 #include "backup_format.h"
+#include "backup_retention.h"
 
 
 static const uint8_t id[KYUFU_BACKUP_ID_BYTES] = {1, 2, 3};
@@ -266,6 +269,50 @@ static void add_admin(struct kyufu_storage *s)
     kyufu_storage_results_free(&res);
 }
 
+/* The mount point (unescaped) of mount `want` in this process's mount
+ * table: of every point listed, the one whose mount on top (as
+ * kyufu_backup_mount_point reads it) is `want`. */
+static bool mount_point_of(uint64_t want, char *out, size_t len)
+{
+    FILE *f = fopen(KYUFU_BACKUP_MOUNTINFO, "re");
+    char line[4096], err[256];
+    bool found = false;
+    if (f == NULL) {
+        return false;
+    }
+    while (!found && fgets(line, sizeof line, f) != NULL) {
+        unsigned long long lid;
+        char point[2048];
+        if (sscanf(line, "%llu %*s %*s %*s %2047s", &lid, point) != 2) {
+            continue;
+        }
+        /* \040 and friends: compare through the module's unescaping. */
+        char plain[2048];
+        size_t j = 0;
+        for (size_t i = 0; point[i] != '\0' && j + 1 < sizeof plain; i++) {
+            if (point[i] == '\\' && point[i + 1] >= '0' &&
+                point[i + 1] <= '3') {
+                plain[j++] = (char)((point[i + 1] - '0') * 64 +
+                                    (point[i + 2] - '0') * 8 +
+                                    (point[i + 3] - '0'));
+                i += 3;
+            } else {
+                plain[j++] = point[i];
+            }
+        }
+        plain[j] = '\0';
+        uint64_t top = 0;
+        if (kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, plain, &top, err,
+                                     sizeof err) == 1 &&
+            top == want) {
+            snprintf(out, len, "%s", plain);
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
 static void test_whole(void)
 {
     char root[] = "/tmp/kyufu-test-backup-XXXXXX";
@@ -318,31 +365,46 @@ static void test_whole(void)
               strstr(err, "already exists") != NULL,
           "second write: %s", err);
     /* [backup] require_mount gone between the check and the write: the
-     * folder is made on another device than the mount's; refused, no
-     * temporary left.  On the device it names, the write goes through. */
-    struct stat pst;
-    CHECKF(stat(parent, &pst) == 0, "stat %s", parent);
+     * folder is made on another mount than the one the check found, and
+     * nothing is on top at require_mount now: refused as
+     * KYUFU_BACKUP_WRITE_OFF_MOUNT, no temporary left.  The check's own
+     * mount: written.  A stale id, but the mount on top at require_mount
+     * now holds the folder (an automount the mkdir triggered): written. */
+    struct statx sx;
+    char top[PATH_MAX];
+    CHECKF(statx(AT_FDCWD, parent, 0, STATX_MNT_ID, &sx) == 0 &&
+               (sx.stx_mask & STATX_MNT_ID),
+          "statx %s", parent);
+    CHECKF(mount_point_of(sx.stx_mnt_id, top, sizeof top), "mount %llu",
+          (unsigned long long)sx.stx_mnt_id);
     p.name = "b3";
-    p.require_dev_set = true;
-    p.require_dev = makedev(major(pst.st_dev), minor(pst.st_dev) + 1);
+    p.require_mount = "/kyufu-no-such-mount";
+    p.require_mnt_id = sx.stx_mnt_id + 1000;
     err[0] = '\0';
-    CHECKF(kyufu_backup_write(snap, &p, &res, err, sizeof err) != 0 &&
-              strstr(err, "require_mount") != NULL,
-          "write off the mount's device: %s", err);
+    CHECKF(kyufu_backup_write(snap, &p, &res, err, sizeof err) ==
+                   KYUFU_BACKUP_WRITE_OFF_MOUNT &&
+               strstr(err, "require_mount") != NULL,
+          "write off the mount: %s", err);
     CHECKF(count_entries(parent) == 1, "a write off the mount left %d entries",
           count_entries(parent) - 1);
-    p.require_dev = pst.st_dev;
+    p.require_mnt_id = sx.stx_mnt_id;
     CHECKF(kyufu_backup_write(snap, &p, &res, err, sizeof err) == 0,
-          "write on the mount's device: %s", err);
+          "write on the check's mount: %s", err);
     CHECKF(count_entries(parent) == 2, "b3 written");
-    p.require_dev_set = false;
+    p.name = "b4";
+    p.require_mount = top;
+    p.require_mnt_id = sx.stx_mnt_id + 1000;
+    CHECKF(kyufu_backup_write(snap, &p, &res, err, sizeof err) == 0,
+          "write on the mount now on top at %s: %s", top, err);
+    CHECKF(count_entries(parent) == 3, "b4 written");
+    p.require_mount = NULL;
     /* A key that cannot sign: refused, no temporary left. */
     p.name = "b2";
     p.key_path = ca; /* a certificate, not a key */
     CHECKF(kyufu_backup_write(snap, &p, &res, err, sizeof err) != 0,
           "write without a key");
-    CHECKF(count_entries(parent) == 2, "a failed write left %d entries",
-          count_entries(parent) - 2);
+    CHECKF(count_entries(parent) == 3, "a failed write left %d entries",
+          count_entries(parent) - 3);
     kyufu_storage_snapshot_end(snap);
     kyufu_storage_close(s);
 
