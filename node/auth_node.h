@@ -87,9 +87,9 @@ struct kyufu_node_auth
      * decides or stamps (kyufu_node__auth_now_ms): wall clock steps do
      * not move it (steady_clock.h). */
     struct kyufu_steady_clock clock;
-    /* The newest leader stamp seen by clock_node.c's leader_time, and the
-     * monotonic time it was first seen (the leader's clock is estimated
-     * from them while a step is ignored). */
+    /* The newest leader stamp applied here and the monotonic time of its
+     * apply (kyufu_node__clock_applied): the leader's clock is estimated
+     * from them while a step is ignored. */
     int64_t leader_stamp_ms;
     uint64_t leader_stamp_term;
     int64_t leader_stamp_seen_ms;
@@ -108,6 +108,9 @@ struct kyufu_grpc_call;
  * (steady_clock.h); a new step is logged once and counted
  * (node/clock_node.c). */
 int64_t kyufu_node__auth_now_ms(struct kyufu_node *n);
+/* After every applied entry: notes when a new leader stamp arrived
+ * (clock_node.c: the second opinion on a wall clock step). */
+void kyufu_node__clock_applied(struct kyufu_node *n);
 
 /* This node's last use of a session (0 when none remembered). */
 int64_t kyufu_node__auth_last_use(const struct kyufu_node *n,

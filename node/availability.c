@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth_node.h"
 #include "kyufu/v1/service.pb-c.h"
 #include "limits.h"
 #include "log.h"
@@ -56,7 +57,7 @@ int kyufu_node__propose_own(struct kyufu_node *n,
     h.actor = (char *)"kyufud";
     h.terminal = (char *)"";
     h.key = &key;
-    h.time_ms = kyufu_node__wall_ms();
+    h.time_ms = kyufu_node__auth_now_ms(n); /* the identity clock */
     cmd->header = &h;
     return kyufu_glue_propose(n->glue, req, cmd, cb);
 }
@@ -81,7 +82,7 @@ int kyufu_node__propose_system(struct kyufu_node *n,
     header.actor = actor;
     header.terminal = (char *)"";
     header.key = &key;
-    header.time_ms = now;
+    header.time_ms = kyufu_node__auth_now_ms(n); /* not `now`: a wall step */
     cmd->header = &header;
     return kyufu_glue_propose(n->glue, req, cmd, cb);
 }

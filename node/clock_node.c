@@ -7,6 +7,7 @@
 
 #include "auth_node.h"
 #include "glue.h"
+#include "limits.h"
 #include "log.h"
 #include "node.h"
 #include "storage.h"
@@ -18,36 +19,49 @@ static int64_t read_ms(clockid_t id)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The time now on the clock of the current term's leader, when that is
- * another node and this node has applied a command it stamped: its newest
- * stamp, advanced by this node's monotonic time since it was first seen
- * here (read at least once a second, by the auth timer, so the estimate
- * is behind by that and the replication delay at most: well within the
- * clock's tolerance). */
-static bool leader_time(struct kyufu_node *n, int64_t mono_ms, int64_t *out)
+void kyufu_node__clock_applied(struct kyufu_node *n)
 {
     struct kyufu_node_auth *a = &n->auth;
     int64_t ms;
     uint64_t term;
-    if (n->storage == NULL || n->glue == NULL) {
-        return false;
+    if (n->storage == NULL) {
+        return;
     }
     kyufu_storage_last_stamp(n->storage, &ms, &term);
-    if (ms <= 0) {
-        return false;
-    }
     if (ms != a->leader_stamp_ms || term != a->leader_stamp_term) {
         a->leader_stamp_ms = ms;
         a->leader_stamp_term = term;
-        a->leader_stamp_seen_ms = mono_ms;
+        a->leader_stamp_seen_ms = read_ms(CLOCK_BOOTTIME);
+    }
+}
+
+/* The time now on the clock of the current term's leader, when that is
+ * another node and this node applied a command it stamped (every header
+ * a leader stamps comes from its identity clock): its newest stamp,
+ * advanced by this node's monotonic time since that entry was applied
+ * here (kyufu_node__clock_applied), so the estimate is behind by the
+ * commit latency.  Not while this node is more than
+ * KYUFU_NODE_CLOCK_LAG_ENTRIES_MAX entries behind the commit index (a
+ * catching-up follower applies old stamps late), nor from a stamp out of
+ * any sane range (a broken leader must not overflow the arithmetic). */
+static bool leader_time(struct kyufu_node *n, int64_t mono_ms, int64_t *out)
+{
+    const struct kyufu_node_auth *a = &n->auth;
+    if (n->glue == NULL || a->leader_stamp_ms <= 0 ||
+        a->leader_stamp_ms > KYUFU_NODE_CLOCK_STAMP_MS_MAX ||
+        mono_ms < a->leader_stamp_seen_ms) {
+        return false;
     }
     struct kyufu_glue_status st;
     kyufu_glue_status(n->glue, &st);
-    if (st.term != term || st.leader_id == 0 ||
+    if (st.term != a->leader_stamp_term || st.leader_id == 0 ||
         st.leader_id == n->config->id) {
         return false; /* another term's, or our own stamp */
     }
-    *out = ms + (mono_ms - a->leader_stamp_seen_ms);
+    if (st.commit_index > st.applied_index + KYUFU_NODE_CLOCK_LAG_ENTRIES_MAX) {
+        return false;
+    }
+    *out = a->leader_stamp_ms + (mono_ms - a->leader_stamp_seen_ms);
     return true;
 }
 

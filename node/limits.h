@@ -325,6 +325,13 @@ _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX + KYUFU_NODE_STOP_DRAIN_MS_MAX <
  * error of a window to a second when no client writes. */
 #define KYUFU_NODE_SLA_HEARTBEAT_MS_DEFAULT 1000u
 
+/* The identity clock's second opinion (node/clock_node.c leader_time):
+ * not taken while this node applies more than this many entries behind
+ * the commit index (its stamps would be old), nor from a leader stamp
+ * past this time (year 3000: a broken stamp, and no overflow). */
+#define KYUFU_NODE_CLOCK_LAG_ENTRIES_MAX 256u
+#define KYUFU_NODE_CLOCK_STAMP_MS_MAX INT64_C(32503680000000)
+
 /* A new leader calls the old one crashed when its Raft connection to it
  * ended (EOF, reset, refused) within this many election timeouts before
  * (the election follows the loss by about one timeout; docs/sla.md). */

@@ -46,6 +46,7 @@ static void on_applied(void *arg, uint64_t index, uint64_t term,
     struct kyufu_node *n = arg;
     kyufu_node__metrics_applied(n, index, term, apply_ns);
     kyufu_node__scrub_applied(n, index);
+    kyufu_node__clock_applied(n);
 }
 
 /* Last step: the store, then our own handles. */

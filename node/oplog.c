@@ -178,7 +178,7 @@ static int propose_entry(struct kyufu_node *n,
     Kyufu__V1__CommandHeader header = KYUFU__V1__COMMAND_HEADER__INIT;
     header.actor = (char *)e->actor;
     header.key = &key;
-    header.time_ms = kyufu_node__wall_ms();
+    header.time_ms = kyufu_node__auth_now_ms(n); /* the identity clock */
     Kyufu__V1__Command cmd = KYUFU__V1__COMMAND__INIT;
     cmd.header = &header;
     cmd.body_case = KYUFU__V1__COMMAND__BODY_RECORD_ACCESS;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth_node.h"
 #include "kyufu/v1/service.pb-c.h"
 #include "log.h"
 #include "node.h"
@@ -188,7 +189,7 @@ static void propose_incident(struct kyufu_node *n,
     header.actor = actor;
     header.terminal = (char *)"sla";
     header.key = &key;
-    header.time_ms = now;
+    header.time_ms = kyufu_node__auth_now_ms(n); /* the identity clock */
     Kyufu__V1__OpenIncident body = KYUFU__V1__OPEN_INCIDENT__INIT;
     body.alert = (char *)kyufu_sla_kind_name(a->alert.kind);
     body.subject = a->alert.subject;

@@ -15,9 +15,9 @@
  *     after which the wall clock is taken as it is (an operator who sets a
  *     clock that ran ahead back by hand);
  *   - either way, at once when the leader's clock agrees with the wall
- *     clock and not with the held time (kyufu_steady_clock_corroborate).  Accepting a step back never
- *     expires anything; it keeps sessions alive for longer by at most the
- *     step.
+ *     clock and not with the held time (kyufu_steady_clock_corroborate).
+ * Accepting a step back never expires anything; it keeps sessions alive
+ * for longer by at most the step.
  * Pure: the caller passes both readings (node/clock_node.c reads them:
  * CLOCK_REALTIME and, as "monotonic", CLOCK_BOOTTIME, which also counts a
  * suspend), so the unit test injects any sequence. */

@@ -960,10 +960,11 @@ static int observe_times(struct kyufu_storage *s,
     if (first == 0) {
         return 0;
     }
-    /* Before the txn commits: if it does not, the node stops (a failed
+    /* The newest entry's, in log order (not the largest seen: one stamp
+     * of a clock that was wrong must not stand for the rest of the term).
+     * Set before the txn commits: if it does not, the node stops (a failed
      * apply is fatal), so nobody reads a stamp that was not applied. */
-    if (term > s->stamp_last_term ||
-        (term == s->stamp_last_term && last > s->stamp_last_ms)) {
+    if (term >= s->stamp_last_term) {
         s->stamp_last_ms = last > first ? last : first;
         s->stamp_last_term = term;
     }

@@ -25,7 +25,9 @@ idle.  The leader's wall clock steps +6 h while its sweep runs:
     corrected clock ("wall clock step accepted: the leader's clock
     agrees"), where it used to be held until kyufud restarted; the step
     on the leader above, which its followers' clocks do not back, was
-    not (a leader's own stamps are no second opinion).
+    not (a leader's own stamps are no second opinion); nor is a step of
+    every node's clock at once (the leader's stamps come from its identity
+    clock, which ignores it too).
 
 usage: test_clock_step.py KYUFUD"""
 import json
@@ -223,6 +225,30 @@ def main():
         print("a +%d s step on the leader signed nobody out; an idle "
               "session still expired (%.1f s)"
               % (STEP_S, time.monotonic() - t0))
+
+        # Every node's clock +1 h at once (one bad time source): the
+        # leader's identity clock ignores it too, so its stamps agree with
+        # the followers' held time, not with their stepped wall clocks: no
+        # node takes it (were any header stamped from the raw wall clock,
+        # the followers would take the leader's word for it).
+        for i in c.ids():
+            write_offset(files[i], "+3600")
+        until(active, "every node's step logged", lambda: all(
+            clock_metrics(mports[i - 1])[0] > 3000 for i in c.ids()), 15)
+        common = time.monotonic()
+        until(active, "the common step held a while",
+              lambda: time.monotonic() - common > 5, 10)
+        for i in c.ids():
+            assert log_event(c, i, "wall clock step accepted: the leader's "
+                             "clock agrees") is None, (
+                "node %d took a step every node made\n%s" % (i, c.logs()))
+            assert clock_metrics(mports[i - 1])[0] > 3000, i
+        for i in c.ids():
+            write_offset(files[i], "+0")
+        until(active, "every clock followed again", lambda: all(
+            clock_metrics(mports[i - 1])[0] == 0 for i in c.ids()), 15)
+        print("a +3600 s step of every clock at once was taken by none "
+              "(%.1f s)" % (time.monotonic() - t0))
 
         # A follower that starts on a clock SLOW_S slow anchors on it
         # (there is no other time at start).  NTP then sets it right, a
