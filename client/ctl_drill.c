@@ -39,6 +39,11 @@ enum { OPT_MODE = 0x400, OPT_ROUNDS, OPT_HELP };
 #define KYUFU_CTL_DRILL_SETTLE_MS 300u
 /* A failover that takes longer than this is a failed drill. */
 #define KYUFU_CTL_DRILL_FAILOVER_MS_MAX 30000u
+/* The availability ledger is read from this long before the drill to this
+ * long after now: its times are the leaders' identity clocks, which a held
+ * wall clock step keeps apart from this host's clock; the drill id picks
+ * the round's failover.  A day each way (the query allows 400 days). */
+#define KYUFU_CTL_DRILL_LEDGER_SLACK_MS (24 * 3600 * 1000)
 /* How long to wait for a crashed node to be back before the next round. */
 #define KYUFU_CTL_DRILL_RESTART_MS_MAX 120000u
 /* One probe write's deadline, retries included (it spans the failover). */
@@ -279,7 +284,7 @@ static void ledger_rto(struct drill *d, struct round *rd, int64_t from_ms)
         Kyufu__V1__GetAvailabilityRequest req = KYUFU__V1__GET_AVAILABILITY_REQUEST__INIT;
         struct kyufu_client_result res;
         req.from_ms = from_ms;
-        req.to_ms = wall_ms() + 60000;
+        req.to_ms = wall_ms() + KYUFU_CTL_DRILL_LEDGER_SLACK_MS;
         int rv = call(d, "GetAvailability", &req.base, -1, 5000, &res);
         if (rv == 0 && res.grpc_status == KYUFU_GRPC_OK) {
             const Kyufu__V1__AvailabilityReport *rep = (const void *)res.response;
@@ -342,7 +347,9 @@ static int one_round(struct drill *d, Kyufu__V1__DrillMode mode, unsigned i,
     d->max_gap_ms = 0;
     d->last_ack_ms = 0;
     d->first_audit_seq = 0;
-    int64_t from_ms = wall_ms() - 1000;
+    /* The ledger's times are the leaders' identity clocks, not this
+     * host's: a wide range, matched on the drill id (unique). */
+    int64_t from_ms = wall_ms() - KYUFU_CTL_DRILL_LEDGER_SLACK_MS;
     d->probing = true;
     sleep_ms(d, KYUFU_CTL_DRILL_SETTLE_MS);
 

@@ -46,7 +46,8 @@ struct kyufu_node_avail
     bool crash_timer_init;
 };
 
-/* The leader's clock in unix ms, stamped into commands (apply reads none). */
+/* The wall clock in unix ms (idempotency key sequences, local records);
+ * headers are stamped from the identity clock, kyufu_node__auth_now_ms. */
 int64_t kyufu_node__wall_ms(void);
 
 /* Propose one of kyufud's own commands (body already in cmd; the header,

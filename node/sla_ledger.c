@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth_node.h"
 #include "availability.h"
 #include "log.h"
 #include "node.h"
@@ -158,7 +159,10 @@ const struct kyufu_node_sla_ledger *kyufu_node__sla_ledger(struct kyufu_node *n)
     if (n->storage == NULL) {
         return NULL;
     }
-    int64_t now_ms = kyufu_node__wall_ms();
+    /* The identity clock: the ledger's times are the leaders' stamps,
+     * which come from it (a held wall clock step must not move the month
+     * or the last hour against them). */
+    int64_t now_ms = kyufu_node__auth_now_ms(n);
     uint64_t now = uv_now(&n->loop);
     if (n->sla.ledger_failing &&
         now - l->read_at < KYUFU_NODE_SLA_LEDGER_REFRESH_MS) {

@@ -15,8 +15,9 @@
 #include "node.h"
 #include "service.h"
 
-/* The wall clock, for the alert's since_ms and the OpenIncident stamp
- * (the leader stamps commands, apply never reads a clock). */
+/* The wall clock, for the alert's since_ms and the idempotency key (the
+ * OpenIncident's header is stamped from the identity clock, as every
+ * command a node stamps; apply never reads a clock). */
 static int64_t wall_ms(void)
 {
     struct timespec ts;
@@ -233,7 +234,8 @@ static void ledger_inputs(struct kyufu_node *n, struct kyufu_sla_inputs *in)
     in->hour_unavailable_ms = l->hour_unavailable_ms;
     in->have_failover = l->have_failover;
     if (l->have_failover) {
-        int64_t now_ms = wall_ms();
+        /* Against the leaders' stamps: the identity clock they come from. */
+        int64_t now_ms = kyufu_node__auth_now_ms(n);
         in->last_failover_term = l->last_term;
         in->last_rto_ms = l->last_rto_ms;
         in->last_failover_age_ms =
