@@ -80,20 +80,34 @@ static uint64_t now_ns(void)
 
 /* A timed append (for the node's metrics): the request raft_uv sees, and
  * raft's own, answered from ours with raft's callback. */
-struct timed_append
+struct glue_timed_append
 {
     struct raft_io_append inner;
     struct raft_io_append *outer;
     raft_io_append_cb cb;
     struct glue_io_guard *g;
     uint64_t t0;
+    /* Failed, but raft_uv may still hold `inner` (io_guard.h orphans). */
+    bool orphan;
+    struct glue_timed_append *next_orphan;
 };
 
 static void timed_append_done(struct raft_io_append *inner, int status)
 {
-    struct timed_append *t = inner->data;
+    struct glue_timed_append *t = inner->data;
     struct raft_io_append *outer = t->outer;
     raft_io_append_cb cb = t->cb;
+    if (t->orphan) {
+        /* raft_uv kept it after all: legacy has freed its own request
+         * (legacy.c's append error path), so it is not told. */
+        struct glue_timed_append **p = &t->g->orphans;
+        while (*p != t) {
+            p = &(*p)->next_orphan;
+        }
+        *p = t->next_orphan;
+        free(t);
+        return;
+    }
     if (status == 0 && t->g->appended != NULL) {
         t->g->appended(t->g, now_ns() - t->t0);
     }
@@ -114,7 +128,7 @@ static int append(struct raft_io *io,
     }
     /* Timed when someone listens and memory allows; never a reason to
      * fail the append. */
-    struct timed_append *t =
+    struct glue_timed_append *t =
         g->appended != NULL ? malloc(sizeof *t) : NULL;
     if (t == NULL) {
         return check(g, "append", g->append(io, req, entries, n, cb));
@@ -124,10 +138,18 @@ static int append(struct raft_io *io,
     t->cb = cb;
     t->g = g;
     t->t0 = now_ns();
+    t->orphan = false;
+    t->next_orphan = NULL;
     req->cb = cb; /* as raft_uv would set it */
     rv = g->append(io, &t->inner, entries, n, timed_append_done);
     if (rv != 0) {
-        free(t);
+        /* 0.22.1's UvAppend queues the request before its first write,
+         * and returns that write's error with the request still queued
+         * (its callback comes later, at the latest at the close): kept
+         * until then, or until the guard closes (io_guard.h orphans). */
+        t->orphan = true;
+        t->next_orphan = g->orphans;
+        g->orphans = t;
     }
     return check(g, "append", rv);
 }
@@ -524,6 +546,7 @@ void glue__io_guard_wrap(struct glue_io_guard *g,
     memset(g->contact, 0, sizeof g->contact);
     g->data = data;
     g->n_failed = 0;
+    g->orphans = NULL;
     io->set_term = set_term;
     io->set_vote = set_vote;
     io->append = append;
@@ -542,5 +565,13 @@ void glue__io_guard_close(struct glue_io_guard *g)
     if (g->holding) {
         free_install(&g->held);
         forget_held(g);
+    }
+    /* raft's io has closed: every request raft_uv held has had its
+     * callback (it cancels queued appends before it reports closed), so
+     * these were never held. */
+    while (g->orphans != NULL) {
+        struct glue_timed_append *t = g->orphans;
+        g->orphans = t->next_orphan;
+        free(t);
     }
 }

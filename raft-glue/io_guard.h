@@ -60,6 +60,8 @@ typedef void (*glue_io_guard_failed_cb)(struct glue_io_guard *g,
                                         const char *call,
                                         int rv);
 
+struct glue_timed_append; /* io_guard.c */
+
 struct glue_io_guard
 {
     int (*set_term)(struct raft_io *io, raft_term term);
@@ -139,6 +141,11 @@ struct glue_io_guard
         uint64_t ms;
     } contact[KYUFU_GLUE_CONTACTS_MAX];
     unsigned long n_failed;  /* Failed calls seen (the first is reported). */
+    /* Timed appends that failed: libraft 0.22.1's UvAppend can return an
+     * error with the request still queued, while legacy frees raft's own
+     * request on that error.  Ours stay here until raft_uv's callback
+     * (then freed without telling raft) or glue__io_guard_close. */
+    struct glue_timed_append *orphans;
 };
 
 /* Call after raft_init(r, io, ...): wraps r->io's methods and takes

@@ -45,6 +45,43 @@ static void on_failed(struct glue_io_guard *g, const char *call, int rv)
     n_failed++;
 }
 
+/* An append that raft_uv queues and then fails (0.22.1's UvAppend returns
+ * its first write's error with the request still queued): the request is
+ * kept here, its callback called by the test, as raft_uv would later. */
+static struct raft_io_append *kept_req;
+static raft_io_append_cb kept_cb;
+static bool keep_next;
+static unsigned n_outer_cb;
+
+static int queue_then_fail(struct raft_io *io,
+                           struct raft_io_append *req,
+                           const struct raft_entry entries[],
+                           unsigned n,
+                           raft_io_append_cb cb)
+{
+    (void)io;
+    (void)entries;
+    (void)n;
+    if (keep_next) {
+        kept_req = req;
+        kept_cb = cb;
+    }
+    return RAFT_IOERR;
+}
+
+static void outer_done(struct raft_io_append *req, int status)
+{
+    (void)req;
+    (void)status;
+    n_outer_cb++;
+}
+
+static void timed(struct glue_io_guard *g, uint64_t ns)
+{
+    (void)g;
+    (void)ns;
+}
+
 static int fsm_apply(struct raft_fsm *fsm,
                      const struct raft_buffer *buf,
                      void **result)
@@ -118,6 +155,35 @@ int main(void)
     CHECK(guard.n_vote_results_dropped == 2);
     CHECK(n_failed == 0);
 
+    /* A timed append that fails with its request still queued in the io
+     * (as 0.22.1's UvAppend can): the caller (legacy) frees its own
+     * request on the error, so when the io calls back later the guard
+     * must not call it; one the io did not keep is freed at the close
+     * (ASan and LSan check both). */
+    {
+        struct raft_io_append outer[2];
+        struct raft_entry e = {.term = 1, .type = RAFT_COMMAND};
+        int (*real_append)(struct raft_io *, struct raft_io_append *,
+                           const struct raft_entry[], unsigned,
+                           raft_io_append_cb) = guard.append;
+        unsigned long failed_before = guard.n_failed;
+        guard.append = queue_then_fail;
+        guard.appended = timed;
+        keep_next = true;
+        CHECK(r->io->append(r->io, &outer[0], &e, 1, outer_done) ==
+              RAFT_IOERR);
+        keep_next = false;
+        CHECK(r->io->append(r->io, &outer[1], &e, 1, outer_done) ==
+              RAFT_IOERR);
+        CHECK(guard.n_failed == failed_before + 2);
+        CHECK(kept_req != NULL && guard.orphans != NULL);
+        kept_cb(kept_req, RAFT_CANCELED); /* the io's late callback */
+        CHECK(n_outer_cb == 0);
+        CHECK(guard.orphans != NULL); /* the one the io never kept */
+        guard.append = real_append;
+        guard.appended = NULL;
+    }
+
     /* raft_close goes through the guard: the snapshot gate learns it
      * before the real io closes (test_snapshot_send: a load in flight
      * then sends nothing). */
@@ -125,7 +191,9 @@ int main(void)
     raft_fixture_close(&f);
     CHECK(guard.snapshot_send.closing);
     glue__io_guard_close(&guard);
+    CHECK(guard.orphans == NULL);
     printf("io_guard: RequestVote results to a non-candidate dropped (2), "
-           "a candidate's delivered; raft_close reaches the snapshot gate\n");
+           "a candidate's delivered; raft_close reaches the snapshot gate; "
+           "a failed append the io kept is never answered to its caller\n");
     return 0;
 }
