@@ -144,9 +144,10 @@ static int append(struct raft_io *io,
     rv = g->append(io, &t->inner, entries, n, timed_append_done);
     if (rv != 0) {
         /* 0.22.1's UvAppend queues the request before its first write,
-         * and returns that write's error with the request still queued
-         * (its callback comes later, at the latest at the close): kept
-         * until then, or until the guard closes (io_guard.h orphans). */
+         * and may return that write's error with the request still held
+         * (called back later, at the latest inside the close; or never:
+         * docs/raft.md "A failed append raft_uv still holds"): kept until
+         * its callback or the guard's close (io_guard.h orphans). */
         t->orphan = true;
         t->next_orphan = g->orphans;
         g->orphans = t;

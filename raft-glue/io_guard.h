@@ -142,7 +142,7 @@ struct glue_io_guard
     } contact[KYUFU_GLUE_CONTACTS_MAX];
     unsigned long n_failed;  /* Failed calls seen (the first is reported). */
     /* Timed appends that failed: libraft 0.22.1's UvAppend can return an
-     * error with the request still queued, while legacy frees raft's own
+     * error with the request still held, while legacy frees raft's own
      * request on that error.  Ours stay here until raft_uv's callback
      * (then freed without telling raft) or glue__io_guard_close. */
     struct glue_timed_append *orphans;
