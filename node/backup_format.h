@@ -195,7 +195,7 @@ struct kyufu_backup_write_params
     /* Throttle: the chunk files are written at most this fast (bytes per
      * second; 0: no limit). */
     uint64_t max_bytes_per_s;
-    /* [backup] require_mount (NULL: none) and the id of the mount found
+    /* [backup] require_mount (NULL or "": none) and the id of the mount found
      * on top there by the check: the backup's folder, once made, must be
      * on that mount, or on the one on top there now (an automount the
      * mkdir triggered), or nothing is written and kyufu_backup_write

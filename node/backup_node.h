@@ -13,15 +13,6 @@
 #include "node.h"
 #include "offload.h"
 
-/* Where [backup] require_mount was found: set, and the id of the mount
- * on top there (kyufu_node__backup_take then refuses a backup folder made
- * anywhere else: the mount may go between the check and the write). */
-struct kyufu_node_backup_mount
-{
-    bool set; /* false: no require_mount */
-    uint64_t mnt_id;
-};
-
 struct kyufu_node_backup_taken
 {
     bool had_cmk;       /* the store had a CMK: wrapped into the backup */
@@ -35,24 +26,30 @@ struct kyufu_node_backup_taken
  * plain and new), refusing a snapshot below min_applied_index.  One backup
  * at a time per process: a second is ABORTED.  The KEK is read and the
  * CMK exported here and wiped before return; with [backup] io_priority =
- * idle the thread does its I/O at the idle class meanwhile.  Returns a
- * KYUFU_GRPC_* code (OK: *t filled) with msg on failure. */
+ * idle the thread does its I/O at the idle class meanwhile.  With [backup]
+ * require_mount set, the backup's folder must be on mount_id (what
+ * kyufu_node__backup_mounted found) or on the mount on top there now, else
+ * FAILED_PRECONDITION.  Returns a KYUFU_GRPC_* code (OK: *t filled) with
+ * msg on failure. */
 int kyufu_node__backup_take(struct kyufu_node_offload *o,
                             const char *parent,
                             const char *name,
                             uint64_t min_applied_index,
-                            const struct kyufu_node_backup_mount *mount,
+                            uint64_t mount_id,
                             struct kyufu_node_backup_taken *t,
                             char *msg,
                             size_t msg_len);
 
 /* [backup] require_mount (docs/backup.md "Mount check"): 0 when it is
- * unset or a mount point now (*at, unless NULL, says which mount); else
+ * unset or a mount point now (*mount_id, unless NULL, is the mount on top
+ * there, or 0 when unset: kyufu_node__backup_take then refuses a backup
+ * folder made on any other mount, as the mount may go between the check
+ * and the write); else
  * -1 with msg naming it ("... is not mounted").  Reads
  * /proc/self/mountinfo only (no disk, no NAS): any thread.  Checked before
  * each backup is written and each scan. */
 int kyufu_node__backup_mounted(const struct kyufu_config *cfg,
-                               struct kyufu_node_backup_mount *at,
+                               uint64_t *mount_id,
                                char *msg,
                                size_t msg_len);
 

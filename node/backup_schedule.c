@@ -351,9 +351,10 @@ static void take_run(struct kyufu_node_offload *o)
     struct take_work *t = (struct take_work *)o;
     const struct kyufu_config *cfg = o->node->config;
     char parent[PATH_MAX];
-    struct kyufu_node_backup_mount at;
+    uint64_t mount_id;
     t->started_ns = uv_hrtime();
-    if (kyufu_node__backup_mounted(cfg, &at, t->msg, sizeof t->msg) != 0) {
+    if (kyufu_node__backup_mounted(cfg, &mount_id, t->msg, sizeof t->msg) !=
+        0) {
         t->status = KYUFU_GRPC_FAILED_PRECONDITION;
         return;
     }
@@ -364,8 +365,8 @@ static void take_run(struct kyufu_node_offload *o)
         return;
     }
     snprintf(t->path, sizeof t->path, "%s/%s", parent, t->name);
-    t->status = kyufu_node__backup_take(o, parent, t->name, 0, &at, &t->taken,
-                                        t->msg, sizeof t->msg);
+    t->status = kyufu_node__backup_take(o, parent, t->name, 0, mount_id,
+                                        &t->taken, t->msg, sizeof t->msg);
 }
 
 /* A scheduled backup failed (why): counted, logged, retried after

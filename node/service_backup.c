@@ -100,25 +100,20 @@ static int split_out(const char *out,
 }
 
 int kyufu_node__backup_mounted(const struct kyufu_config *cfg,
-                               struct kyufu_node_backup_mount *at,
+                               uint64_t *mount_id,
                                char *msg,
                                size_t msg_len)
 {
     const char *mount = cfg->backup_require_mount;
     char why[256];
-    if (at != NULL) {
-        at->set = false;
+    if (mount_id != NULL) {
+        *mount_id = 0;
     }
     if (mount[0] == '\0') {
         return 0;
     }
-    uint64_t id = 0;
-    int m = kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, mount, &id, why,
-                                     sizeof why);
-    if (m == 1 && at != NULL) {
-        at->set = true;
-        at->mnt_id = id;
-    }
+    int m = kyufu_backup_mount_point(KYUFU_BACKUP_MOUNTINFO, mount, mount_id,
+                                     why, sizeof why);
     if (m == 1) {
         return 0;
     }
@@ -173,7 +168,7 @@ int kyufu_node__backup_take(struct kyufu_node_offload *o,
                             const char *parent,
                             const char *name,
                             uint64_t min_applied_index,
-                            const struct kyufu_node_backup_mount *mount,
+                            uint64_t mount_id,
                             struct kyufu_node_backup_taken *t,
                             char *msg,
                             size_t msg_len)
@@ -219,8 +214,8 @@ int kyufu_node__backup_take(struct kyufu_node_offload *o,
         .key_path = cfg->tls_key,
         .now_ms = t->created_ms,
         .max_bytes_per_s = cfg->backup_max_bytes_per_s,
-        .require_mount = mount->set ? cfg->backup_require_mount : NULL,
-        .require_mnt_id = mount->mnt_id,
+        .require_mount = cfg->backup_require_mount,
+        .require_mnt_id = mount_id,
     };
     if (cfg->backup_io_idle) {
         t->io_idle_errno = io_idle_begin(&io_before);
@@ -253,8 +248,9 @@ static void backup_run(struct kyufu_node_offload *o)
     /* Before the path: with the NAS gone, directory may not resolve, and
      * "not mounted" is the reason to give. */
     b->status = KYUFU_GRPC_FAILED_PRECONDITION;
-    struct kyufu_node_backup_mount at;
-    if (kyufu_node__backup_mounted(cfg, &at, b->msg, sizeof b->msg) != 0) {
+    uint64_t mount_id;
+    if (kyufu_node__backup_mounted(cfg, &mount_id, b->msg, sizeof b->msg) !=
+        0) {
         return;
     }
     if (split_out(r->out, cfg->backup_directory, parent, sizeof parent,
@@ -269,7 +265,8 @@ static void backup_run(struct kyufu_node_offload *o)
         return;
     }
     b->status = kyufu_node__backup_take(o, parent, name, r->min_applied_index,
-                                        &at, &b->taken, b->msg, sizeof b->msg);
+                                        mount_id, &b->taken, b->msg,
+                                        sizeof b->msg);
 }
 
 static void backup_done(struct kyufu_node_offload *o)

@@ -10,20 +10,11 @@
 #include <time.h>
 
 #include "auth_node.h"
+#include "availability.h"
 #include "kyufu/v1/service.pb-c.h"
 #include "log.h"
 #include "node.h"
 #include "service.h"
-
-/* The wall clock, for the alert's since_ms and the idempotency key (the
- * OpenIncident's header is stamped from the identity clock, as every
- * command a node stamps; apply never reads a clock). */
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ------------------------------------------------------------ probes */
 
@@ -177,7 +168,7 @@ static void propose_incident(struct kyufu_node *n,
     char client_id[32];
     snprintf(client_id, sizeof client_id, "kyufud-sla-%llu",
              (unsigned long long)n->config->id);
-    int64_t now = wall_ms();
+    int64_t now = kyufu_node__wall_ms();
     /* Unique per node: the time and a counter (a key is remembered for the
      * session window, and a reused one would answer another alert). */
     Kyufu__V1__IdempotencyKey key = KYUFU__V1__IDEMPOTENCY_KEY__INIT;
@@ -293,7 +284,7 @@ static void gather(struct kyufu_node *n, const uint64_t *ids, size_t count,
      * (backup_schedule.c: its scans and its own backups); none known: the
      * rule is skipped (docs/sla.md), never guessed. */
     if (n->backups.newest_ms > 0) {
-        int64_t age = wall_ms() - n->backups.newest_ms;
+        int64_t age = kyufu_node__wall_ms() - n->backups.newest_ms;
         in->have_backup = true;
         in->newest_backup_age_ms = age > 0 ? (uint64_t)age : 0;
     }
@@ -307,7 +298,7 @@ static void raise_alert(struct kyufu_node *n, const struct kyufu_sla_alert *a)
     struct kyufu_node_sla_active *x = &n->sla.active[n->sla.n_active++];
     memset(x, 0, sizeof *x);
     x->alert = *a;
-    x->since_ms = wall_ms();
+    x->since_ms = kyufu_node__wall_ms();
     x->seen = true;
     n->sla.raised_total++;
     kyufu_log(a->severity == KYUFU_SLA_CRITICAL ? KYUFU_LOG_ERROR : KYUFU_LOG_WARN,

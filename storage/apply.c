@@ -965,11 +965,10 @@ static int observe_times(struct kyufu_storage *s,
      * Set before the txn commits: if it does not, the node stops (a failed
      * apply is fatal), so nobody reads a stamp that was not applied. */
     if (term >= s->stamp_last_term) {
-        s->stamp_last_ms = last > first ? last : first;
+        s->stamp_last_ms = last; /* the batch's largest: >= first */
         s->stamp_last_term = term;
     }
-    return kyufu_storage__availability_observe(s, txn, term, first,
-                                               last > first ? last : first);
+    return kyufu_storage__availability_observe(s, txn, term, first, last);
 }
 
 /* One attempt at the whole entry.  On any error nothing is committed. */
