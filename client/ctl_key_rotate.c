@@ -74,6 +74,13 @@ static void print_status(struct ctl__run *r, const char *ep, const Kyufu__V1__Ke
         fprintf(r->out, "version %u: in progress in %s, %llu values re-sealed so far\n",
                 (unsigned)x->version, st->cursor_db, (unsigned long long)x->resealed);
     }
+    if (st->seals_counted) {
+        fprintf(r->out, "%-22s seals under version %u: %llu of %llu (it rotates by itself there)\n",
+                "", (unsigned)st->active_version, (unsigned long long)st->seals,
+                (unsigned long long)st->seal_limit);
+    } else {
+        fprintf(r->out, "%-22s seals: not counted below cluster version 6\n", "");
+    }
     if (st->n_census > 0) {
         fprintf(r->out, "%-22s census:", "");
         for (size_t i = 0; i < st->n_census; i++) {

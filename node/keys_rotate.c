@@ -165,6 +165,16 @@ static void answer_key_status(struct kyufu_node_call *c,
     const char *cursor_db = "";
     out.encrypted = kyufu_storage_keys_present(n->storage);
     out.active_version = kyufu_storage_keys_active(n->storage);
+    uint32_t seals_version = 0;
+    if (out.encrypted) {
+        int srv = kyufu_storage_key_seals(n->storage, &seals_version,
+                                          &out.seals, &out.seal_limit);
+        if (srv != 0) {
+            kyufu_node__call_storage_error(c, srv, "seal count");
+            return;
+        }
+        out.seals_counted = seals_version == out.active_version;
+    }
     uint64_t term = 0;
     kyufu_storage_applied(n->storage, &out.applied_index, &term);
     int rv = kyufu_storage_key_rotation(n->storage, &r, &cursor_db);

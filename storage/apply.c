@@ -941,7 +941,8 @@ void kyufu_storage_results_free(struct kyufu_storage_results *results)
 static int observe_times(struct kyufu_storage *s,
                          MDB_txn *txn,
                          uint64_t term,
-                         const Kyufu__V1__CommandBatch *batch)
+                         const Kyufu__V1__CommandBatch *batch,
+                         int64_t *newest_ms)
 {
     int64_t first = 0, last = 0;
     size_t n = batch != NULL ? batch->n_commands : 0;
@@ -957,6 +958,7 @@ static int observe_times(struct kyufu_storage *s,
             last = h->time_ms;
         }
     }
+    *newest_ms = last;
     if (first == 0) {
         return 0;
     }
@@ -1005,7 +1007,8 @@ static int apply_once(struct kyufu_storage *s,
             goto err_after_begin;
         }
     }
-    rv = observe_times(s, txn, term, batch);
+    int64_t newest_ms = 0;
+    rv = observe_times(s, txn, term, batch, &newest_ms);
     if (rv != 0) {
         kyufu_storage__errmsg(errmsg, errmsg_len, "availability: %s",
                               kyufu_storage_strerror(rv));
@@ -1020,6 +1023,14 @@ static int apply_once(struct kyufu_storage *s,
             goto err_after_begin;
         }
         results->n = i + 1;
+    }
+    if (batch != NULL && s->has_cmk) {
+        rv = kyufu_storage__seals_count(s, txn, index, newest_ms);
+        if (rv != 0) {
+            kyufu_storage__errmsg(errmsg, errmsg_len, "seal count: %s",
+                                  kyufu_storage_strerror(rv));
+            goto err_after_begin;
+        }
     }
     rv = kyufu_storage__meta_put_u64(s, txn, KYUFU_META_APPLIED_INDEX, index);
     if (rv == 0) {

@@ -19,8 +19,17 @@
  * cursor moves to the next key, or the next sealed db, or is done.  Writes
  * go on meanwhile: what they write is under the active version already.
  *
+ * From cluster version 6 apply also counts the seals under the active
+ * version (meta keys_seals: every entry's payload and every value sealed
+ * for it) and, when the count reaches the limit (2^31: docs/encryption.md
+ * "Nonces"), rotates by itself in the same entry, audited as RotateKeys by
+ * the actor KYUFU_SEAL_LIMIT_ACTOR; the leader's re-encryption then runs
+ * as after an operator's rotation.  Every replica counts the same entries
+ * the same way, so the count and the rotation are replicated state.
+ *
  * Failure modes: a value that fails authentication is CORRUPT (the entry
  * is not applied, as for any handler that meets a damaged record). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,6 +98,37 @@ static unsigned next_sealed_db(unsigned db)
     return KYUFU_DB_COUNT;
 }
 
+/* Make active + 1 the active version in txn (meta keys_active) and start
+ * its KeyRotation record, cursor at the first sealed db.  The seals after
+ * this, in this entry too, use the new version (s->keys_active; apply puts
+ * the old one back if the entry fails).  *version: the new one. */
+static int rotation_start(struct kyufu_storage *s,
+                          MDB_txn *txn,
+                          uint32_t active,
+                          uint64_t index,
+                          int64_t now_ms,
+                          const char *by,
+                          uint32_t *version)
+{
+    KYUFU_ASSERT(active < UINT32_MAX);
+    Kyufu__V1__KeyRotation r = KYUFU__V1__KEY_ROTATION__INIT;
+    r.version = active + 1;
+    r.db = next_sealed_db(KYUFU_DB_META);
+    r.rotated_index = index;
+    r.rotated_ms = now_ms;
+    r.rotated_by = (char *)by;
+    int rv = kyufu_storage__meta_put_u64(s, txn, KYUFU_META_KEYS_ACTIVE,
+                                         r.version);
+    if (rv == 0) {
+        rv = store(s, txn, &r);
+    }
+    if (rv == 0) {
+        s->keys_active = r.version;
+        *version = r.version;
+    }
+    return rv;
+}
+
 int kyufu_storage__rotate_keys(struct kyufu_storage__cmd *c)
 {
     const Kyufu__V1__RotateKeys *b = c->cmd->rotate_keys;
@@ -111,25 +151,131 @@ int kyufu_storage__rotate_keys(struct kyufu_storage__cmd *c)
                       "key version %u is active: the next is %u, not %u",
                       active, active + 1, b->version);
     }
-    Kyufu__V1__KeyRotation r = KYUFU__V1__KEY_ROTATION__INIT;
-    r.version = active + 1;
-    r.db = next_sealed_db(KYUFU_DB_META);
-    r.rotated_index = c->index;
-    r.rotated_ms = c->now_ms;
-    r.rotated_by = (char *)c->actor;
-    rv = kyufu_storage__meta_put_u64(s, c->txn, KYUFU_META_KEYS_ACTIVE,
-                                     r.version);
-    if (rv == 0) {
-        rv = store(s, c->txn, &r);
+    uint32_t version;
+    rv = rotation_start(s, c->txn, active, c->index, c->now_ms, c->actor,
+                        &version);
+    if (rv != 0) {
+        return rv;
+    }
+    kyufu_storage__set_object(c, "keys/%u", version);
+    return 0;
+}
+
+/* Meta keys_seals: the version seals are counted for, then the count, 8
+ * bytes each; absent: none counted yet. */
+static int seals_read(struct kyufu_storage *s,
+                      MDB_txn *txn,
+                      uint32_t *version,
+                      uint64_t *count)
+{
+    MDB_val v;
+    *version = 0;
+    *count = 0;
+    int rv = kyufu_storage__meta_get(s, txn, KYUFU_META_KEYS_SEALS, &v);
+    if (rv == KYUFU_STORAGE_ENOTFOUND) {
+        return 0;
     }
     if (rv != 0) {
         return rv;
     }
-    kyufu_storage__set_object(c, "keys/%u", r.version);
-    /* The seals after this command, in this entry too, use the new
-     * version; apply puts the old one back if the entry fails. */
-    s->keys_active = r.version;
+    if (v.mv_size != 16 ||
+        kyufu_storage__get_u64(v.mv_data) > UINT32_MAX) {
+        return KYUFU_STORAGE_ECORRUPT;
+    }
+    *version = (uint32_t)kyufu_storage__get_u64(v.mv_data);
+    *count = kyufu_storage__get_u64((const uint8_t *)v.mv_data + 8);
     return 0;
+}
+
+static int seals_write(struct kyufu_storage *s,
+                       MDB_txn *txn,
+                       uint32_t version,
+                       uint64_t count)
+{
+    uint8_t buf[16];
+    kyufu_storage__put_u64(buf, version);
+    kyufu_storage__put_u64(buf + 8, count);
+    MDB_val k = {strlen(KYUFU_META_KEYS_SEALS), (void *)KYUFU_META_KEYS_SEALS};
+    MDB_val v = {sizeof buf, buf};
+    return kyufu_storage__mdb_error(
+        mdb_put(txn, s->dbi[KYUFU_DB_META], &k, &v, 0));
+}
+
+int kyufu_storage__seals_count(struct kyufu_storage *s,
+                               MDB_txn *txn,
+                               uint64_t index,
+                               int64_t now_ms)
+{
+    uint32_t cluster, version;
+    uint64_t count;
+    int rv = kyufu_storage__cluster_version_get(s, txn, &cluster);
+    if (rv != 0 || cluster < KYUFU_SEAL_COUNT_SINCE) {
+        return rv;
+    }
+    rv = seals_read(s, txn, &version, &count);
+    if (rv != 0) {
+        return rv;
+    }
+    if (version != s->keys_active) {
+        /* A rotation (this entry's, or the first count after the cluster
+         * reached the version that counts): seals of the entry made before
+         * it are counted for the new version too; counting too many only
+         * rotates sooner. */
+        version = s->keys_active;
+        count = 0;
+    }
+    /* The entry's payload (sealed once by its proposer) and every value
+     * apply sealed for it, against one limit although they are under two
+     * subkeys (stream and enc): each subkey sees at most this many. */
+    count += (uint64_t)s->seal.seq + 1u;
+    if (count < s->seal_limit || version == UINT32_MAX) {
+        return seals_write(s, txn, version, count);
+    }
+    uint32_t next;
+    rv = rotation_start(s, txn, version, index, now_ms,
+                        KYUFU_SEAL_LIMIT_ACTOR, &next);
+    if (rv != 0) {
+        return rv;
+    }
+    char object[24], why[160];
+    snprintf(object, sizeof object, "keys/%u", next);
+    snprintf(why, sizeof why,
+             "automatic: %llu seals under key version %u reached the "
+             "limit of %llu",
+             (unsigned long long)count, version,
+             (unsigned long long)s->seal_limit);
+    struct kyufu_storage__audit_in audit = {
+        .raft_index = index,
+        .time_ms = now_ms,
+        .actor = KYUFU_SEAL_LIMIT_ACTOR,
+        .command = "RotateKeys",
+        .object = object,
+        .outcome = KYUFU__V1__CODE__OK,
+        .message = why,
+    };
+    uint64_t seq;
+    rv = kyufu_storage__audit_append(s, txn, &audit, &seq);
+    if (rv != 0) {
+        return rv;
+    }
+    /* The audit record just appended: sealed under the new version. */
+    return seals_write(s, txn, next, 1u);
+}
+
+int kyufu_storage_key_seals(struct kyufu_storage *s,
+                            uint32_t *version,
+                            uint64_t *count,
+                            uint64_t *limit)
+{
+    MDB_txn *txn;
+    int rv = kyufu_storage__read_begin(s, &txn);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = seals_read(s, txn, version, count);
+    kyufu_storage__read_end(s, txn);
+    *limit = s->seal_limit;
+    return rv;
 }
 
 /* Re-seal the value (k, v) of db if it is not under `version` (or is

@@ -376,6 +376,8 @@ int kyufu_storage_open(const struct kyufu_storage_options *options,
     if (s->map_size_bytes_max < s->map_size_bytes) {
         s->map_size_bytes_max = s->map_size_bytes;
     }
+    s->seal_limit = options->seal_limit != 0 ? options->seal_limit
+                                             : KYUFU_STORAGE_SEAL_LIMIT;
     s->snapshot_chunk_bytes = KYUFU_SNAPSHOT_CHUNK_BYTES_MAX;
     if (pthread_mutex_init(&s->snap_lock, NULL) != 0) {
         rv = KYUFU_STORAGE_ENOMEM;

@@ -77,6 +77,10 @@ extern const char *const kyufu_storage__db_names[KYUFU_DB_COUNT];
 /* Data-key rotation (apply_keys.c): the packed KeyRotation of the last
  * RotateKeys, with the re-encryption cursor (absent: never rotated). */
 #define KYUFU_META_KEY_ROTATION "key_rotation"
+/* Seals under the active data-key version (apply_keys.c, from cluster
+ * version KYUFU_SEAL_COUNT_SINCE): that version, then the count, 8 bytes
+ * each (absent: none counted yet). */
+#define KYUFU_META_KEYS_SEALS "keys_seals"
 
 /* Application index kinds (first key byte of KYUFU_DB_APP_INDEX). */
 #define KYUFU_IDX_PROGRAM 'p'        /* 'p' code 0 id */
@@ -137,6 +141,8 @@ struct kyufu_storage
     /* Encryption at rest (keyring.c): the CMK, set once after open. */
     uint8_t cmk[KYUFU_CRYPTO_KEY_BYTES];
     bool has_cmk;
+    uint64_t seal_limit;  /* seals under one version before apply rotates
+                           * (options.seal_limit; every replica the same) */
     uint32_t keys_active; /* cache of meta keys_active (read at open and
                            * restore; 1 when absent) */
     /* The keyed record keys of the versions in use; any thread (apply on
@@ -480,9 +486,17 @@ int kyufu_storage__set_staff_status(struct kyufu_storage__cmd *c);
 int kyufu_storage__settle_write(struct kyufu_storage__cmd *c);
 /* Decommissioning (apply_decommission.c). */
 int kyufu_storage__request_decommission(struct kyufu_storage__cmd *c);
+int kyufu_storage__approve_decommission(struct kyufu_storage__cmd *c);
+/* Data-key rotation (apply_keys.c).  seals_count: at the end of an entry
+ * of a store with a CMK, in its txn: count the entry's seals under the
+ * active version and rotate when they reach s->seal_limit (now_ms: the
+ * entry's newest command time, for the rotation record and its audit). */
 int kyufu_storage__rotate_keys(struct kyufu_storage__cmd *c);
 int kyufu_storage__reencrypt(struct kyufu_storage__cmd *c);
-int kyufu_storage__approve_decommission(struct kyufu_storage__cmd *c);
+int kyufu_storage__seals_count(struct kyufu_storage *s,
+                               MDB_txn *txn,
+                               uint64_t index,
+                               int64_t now_ms);
 int kyufu_storage__open_incident(struct kyufu_storage__cmd *c);
 int kyufu_storage__close_incident(struct kyufu_storage__cmd *c);
 /* The availability ledger (apply_availability.c, docs/sla.md). */
@@ -544,6 +558,12 @@ int kyufu_storage__record_access(struct kyufu_storage__cmd *c);
 #define KYUFU_SCRUB_SINCE KYUFU_STORAGE_SCRUB_SINCE
 /* Data-key rotation (apply_keys.c): command-set version 5. */
 #define KYUFU_KEY_ROTATION_SINCE 5u
+/* Apply counts seals per data-key version and rotates at the limit
+ * (apply_keys.c); no new command type, a rule, as KYUFU_ADMIN_PAIR_SINCE. */
+#define KYUFU_SEAL_COUNT_SINCE 6u
+/* The audit actor of a rotation apply makes at the seal limit: not a valid
+ * staff id (':'), so nobody can be mistaken for it. */
+#define KYUFU_SEAL_LIMIT_ACTOR "kyufu:seal-limit"
 /* CommandResult.decommission (ledger.proto). */
 #define KYUFU_RESULT_DECOMMISSION 151
 /* A node's own actor or key client id ("kyufu-node-N", "kyufud-..."). */

@@ -76,7 +76,18 @@ struct kyufu_storage_options
      * (kyufud: raft-glue/store_sync.c).  Without it every commit flushes
      * its data pages (MDB_NOMETASYNC: one fdatasync per commit). */
     bool no_sync;
+    /* Seals under one data-key version after which apply rotates by itself
+     * (docs/encryption.md "Nonces"); 0: KYUFU_STORAGE_SEAL_LIMIT.  Part of
+     * the replicated rules: every replica must use the same, so kyufud
+     * never sets it; tests lower it to reach the limit. */
+    uint64_t seal_limit;
 };
+
+/* 2^31: half the 2^32 encryptions per key NIST SP 800-38D allows for
+ * random (here PRF-derived) 96-bit GCM nonces; the other half is the
+ * margin for the seals apply does not count (snapshot chunks, proposals
+ * that were sealed and never committed). */
+#define KYUFU_STORAGE_SEAL_LIMIT (UINT64_C(1) << 31)
 
 /* Open (creating if new) the store at options->path.  Stamps the schema
  * version in a new store and checks it in an existing one.  On success *out
@@ -851,6 +862,13 @@ struct kyufu_storage_key_census
 };
 int kyufu_storage_key_census(struct kyufu_storage *s,
                              struct kyufu_storage_key_census *out);
+/* The seals counted under the active data-key version (from cluster
+ * version 6; version 0 and count 0 before the first is counted) and the
+ * limit at which apply rotates.  The loop thread. */
+int kyufu_storage_key_seals(struct kyufu_storage *s,
+                            uint32_t *version,
+                            uint64_t *count,
+                            uint64_t *limit);
 int kyufu_storage_snapshot_key_census(struct kyufu_storage_snapshot *snap,
                                       struct kyufu_storage_key_census *out);
 void kyufu_storage_key_census_free(struct kyufu_storage_key_census *c);

@@ -2,23 +2,35 @@
  * existing store (docs/backup.md "Measured"), the node's own code path
  * (kyufu_backup_write on a storage snapshot) without a cluster:
  *
- *   kyufu-bench-backup STORE_DIR PARENT NAME CA CERT KEY KEK_FILE [RATE]
+ *   kyufu-bench-backup [--cmk] STORE_DIR PARENT NAME CA CERT KEY KEK_FILE
+ *                      [RATE]
+ *
+ * --cmk: the store was built by kyufu-bench-scale --cmk; the backup carries
+ * the bench's cluster master key wrapped, as a keyed node's does.
  *
  * Prints one line: applied index, chunks, bytes, seconds, peak RSS (KiB,
  * getrusage ru_maxrss: the process's high-water mark).  Run by hand,
  * never in a suite. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
 #include "backup_format.h"
+#include "bench_cmk.h"
 #include "keys.h"
 
 int main(int argc, char **argv)
 {
+    bool keyed = argc > 1 && strcmp(argv[1], "--cmk") == 0;
+    if (keyed) {
+        argv[1] = argv[0];
+        argv++;
+        argc--;
+    }
     if (argc != 8 && argc != 9) {
-        fprintf(stderr, "usage: %s STORE_DIR PARENT NAME CA CERT KEY "
+        fprintf(stderr, "usage: %s [--cmk] STORE_DIR PARENT NAME CA CERT KEY "
                         "KEK_FILE [BYTES_PER_S]\n", argv[0]);
         return 2;
     }
@@ -34,6 +46,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "open: %s\n", err);
         return 1;
     }
+    if (keyed)
+        kyufu_storage_keys_set(s, kyufu_bench_cmk);
     struct kyufu_storage_snapshot *snap = NULL;
     if (kyufu_storage_snapshot_begin(s, &snap) != 0) {
         fprintf(stderr, "snapshot failed\n");
@@ -44,7 +58,7 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     struct kyufu_backup_write_params p = {
         .parent = argv[2], .name = argv[3], .node = 1, .kek = kek,
-        .cmk = NULL, .ca_path = argv[4], .cert_path = argv[5],
+        .cmk = keyed ? kyufu_bench_cmk : NULL, .ca_path = argv[4], .cert_path = argv[5],
         .key_path = argv[6], .now_ms = (int64_t)wall.tv_sec * 1000,
         .max_bytes_per_s = argc == 9 ? strtoull(argv[8], NULL, 10) : 0};
     struct kyufu_backup_write_result res;

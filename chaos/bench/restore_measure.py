@@ -5,15 +5,18 @@ restore to a new three-node cluster until all three nodes serve the
 backup's ledger with the same state digest.
 
     /usr/bin/python3 chaos/bench/restore_measure.py --build build \\
-        --store DIR/a --work WORK [--port-base 27400]
+        --store DIR/a --work WORK [--port-base 27400] [--cmk]
 
-STORE is a store made by kyufu-bench-scale --no-snapshot (docs/scale.md).
+STORE is a store made by kyufu-bench-scale --no-snapshot (docs/scale.md);
+--cmk when it was made with --cmk (a keyed store: the backup carries the
+bench's CMK and the new cluster keeps its [keys] sections).
 Steps, each under /usr/bin/time -v (CPU, peak RSS; a parent's figure
 includes the children it waited for):
 
 1. kyufuctl cluster init WORK/old: the backed-up cluster's CA and node 1's
    certificate and key (the backup's signer); a backup KEK.
-2. kyufu-bench-backup STORE ... (kyufu_backup_write, the node's code).
+2. kyufu-bench-backup [--cmk] STORE ... (kyufu_backup_write, the node's
+   code).
 3. kyufuctl backup verify.
 4. kyufuctl cluster init WORK/new; without a CMK in the backup (a store of
    kyufu-bench-scale without --cmk) the new nodes get no [keys] section.
@@ -145,6 +148,7 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--port-base", type=int, default=27400)
     ap.add_argument("--timeout-s", type=int, default=1800)
+    ap.add_argument("--cmk", action="store_true")
     a = ap.parse_args()
     b = os.path.abspath(a.build)
     ctl = os.path.join(b, "client/kyufuctl")
@@ -152,7 +156,7 @@ def main():
     bench = os.path.join(b, "chaos/bench/kyufu-bench-backup")
     w = os.path.abspath(a.work)
     os.makedirs(w)
-    res = {"load_before": uptime()}
+    res = {"load_before": uptime(), "keyed": a.cmk}
     pw = os.path.join(w, "ca.pass")
     with open(pw, "w") as f:
         f.write("bench only, protects nothing\n")
@@ -172,7 +176,7 @@ def main():
     os.makedirs(parent)
     bdir = os.path.join(parent, "b")
 
-    rc, out, wall, t, _ = timed([bench, a.store, parent, "b", old + "/ca.pem",
+    rc, out, wall, t, _ = timed([bench] + (["--cmk"] if a.cmk else []) + [a.store, parent, "b", old + "/ca.pem",
                                  old + "/node1/node.pem", old + "/node1/node.key",
                                  kek], os.path.join(w, "write.time"))
     if rc != 0:

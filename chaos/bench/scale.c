@@ -45,6 +45,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "bench_cmk.h"
 #include "storage.h"
 
 struct bench
@@ -56,13 +57,6 @@ struct bench
     int64_t now_ms;
     size_t batch;
     char err[256];
-};
-
-/* The bench's cluster master key (--cmk): fixed, it protects nothing. */
-static const uint8_t bench_cmk[KYUFU_CRYPTO_KEY_BYTES] = {
-    0x62, 0x65, 0x6e, 0x63, 0x68, 0x20, 0x63, 0x6d, 0x6b, 0x00, 0x01,
-    0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c,
-    0x0d, 0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16,
 };
 
 static double now_s(void)
@@ -595,7 +589,7 @@ int main(int argc, char **argv)
         die("open", rv, b.err);
     }
     if (b.cmk) {
-        kyufu_storage_keys_set(b.s, bench_cmk);
+        kyufu_storage_keys_set(b.s, kyufu_bench_cmk);
     }
 
     setup_staff_and_program(&b, (int64_t)households * 30000 * 2);
@@ -690,7 +684,7 @@ int main(int argc, char **argv)
         die("open copy", rv, b.err);
     }
     if (b.cmk) {
-        kyufu_storage_keys_set(copy, bench_cmk);
+        kyufu_storage_keys_set(copy, kyufu_bench_cmk);
     }
     t0 = now_s();
     rv = kyufu_storage_restore(copy, joined, off, b.err, sizeof b.err);

@@ -137,15 +137,30 @@ def main():
             assert metric(mports[i - 1], "kyufu_keys_active_version") == 1
             assert metric(mports[i - 1], "kyufu_keys_reencrypt_done") is None
 
-        # The cluster version rises to 5 once the leader has recorded
-        # every voter's (about a second after start).
+        # The cluster version rises to 6 (this build's command set) once
+        # the leader has recorded every voter's (about a second after
+        # start); from 6 every node counts the seals under the active
+        # version (docs/encryption.md "Nonces").
         end = time.monotonic() + 30
         while time.monotonic() < end:
             st = c.status(c.wait_leader(15))
-            if st is not None and st.cluster_version >= 5:
+            if st is not None and st.cluster_version >= 6:
                 break
             time.sleep(0.2)
-        assert st.cluster_version >= 5, st
+        assert st.cluster_version >= 6, st
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            nodes = key_status(kyufuctl, conf, env["op1"])
+            if all(n.get("seals_counted") for n in nodes):
+                break
+            time.sleep(0.2)
+        for n in nodes:
+            assert n.get("seals_counted") and int(n["seals"]) > 0, n
+            assert int(n["seal_limit"]) == 2 ** 31, n
+        for i in (1, 2, 3):
+            assert metric(mports[i - 1], "kyufu_keys_seal_limit") == 2 ** 31
+            assert metric(mports[i - 1],
+                          "kyufu_keys_active_version_seals") > 0
 
         # A clerk may not rotate; malformed command lines change nothing.
         r, o, e = ctl(kyufuctl, conf, env["clerk1"], "key", "rotate")
@@ -214,6 +229,10 @@ def main():
         r, o, e = ctl(kyufuctl, conf, env["op1"], "key", "status", "--census")
         assert r == 0 and "done at raft index" in o and "census: v2" in o, o
         assert "v1" not in o and "plaintext" not in o, o
+        # The rotation restarted the count; the re-sealed values are in it.
+        assert "seals under version 2: " in o, o
+        for n in nodes:
+            assert n["seals_counted"] and int(n["seals"]) > resealed, n
 
         # Rewrap node 3's CMK under a new KEK file.
         nd = os.path.join(c.dir, "node3")

@@ -133,6 +133,7 @@ static void fx_open_dir(struct fx *f)
         .map_size_bytes = (size_t)64 << 20,
         .map_size_bytes_max = (size_t)1 << 30,
         .no_sync = !f->sync,
+        .seal_limit = f->seal_limit,
     };
     char err[256] = "";
     int rv = kyufu_storage_open(&o, &f->s, err, sizeof err);

@@ -75,6 +75,7 @@ struct fx
     bool cmk;
     bool salt_empty;
     unsigned salt_seed;
+    uint64_t seal_limit; /* options.seal_limit (set, then fx_reopen) */
 };
 
 /* The test cluster master key (32 bytes) and an entry's salt: 16 bytes

@@ -4,7 +4,9 @@
  * replicated cursor; replicas (and one restored from a snapshot half-way)
  * stay byte-identical; the cursor survives a restart; a tampered value is
  * detected before and after re-encryption; plaintext values of a store
- * upgraded to keys are sealed; the refusals change nothing.
+ * upgraded to keys are sealed; the refusals change nothing.  From cluster
+ * version 6 apply counts the seals under the active version and rotates
+ * by itself at the limit (a low one here), replicas alike.
  *
  * Commands go through the public API (cmd.h); the census
  * (kyufu_storage_key_census) is the proof of which version every stored
@@ -490,6 +492,206 @@ static void reencrypt_seals_plaintext(void)
     fx_close(&f);
 }
 
+/* ------------------------------------------------------ the seal limit */
+
+/* The seals counted under the active version (0 when none are). */
+static uint64_t seals(struct fx *f)
+{
+    uint32_t version = 99;
+    uint64_t count = 99, limit = 0;
+    CHECK_EQ(kyufu_storage_key_seals(f->s, &version, &count, &limit), 0);
+    CHECK(limit > 0);
+    if (version == 0) {
+        CHECK_EQ(count, 0);
+        return 0;
+    }
+    CHECK_EQ(version, kyufu_storage_keys_active(f->s));
+    return count;
+}
+
+/* A keyed world at cluster version 6 whose store rotates after `limit`
+ * seals. */
+static void world_counting(struct fx *f, uint64_t limit)
+{
+    world(f, true);
+    f->seal_limit = limit;
+    fx_reopen(f);
+    fx_version(f, KYUFU_SEAL_COUNT_SINCE);
+}
+
+/* Below cluster version 6 nothing is counted, whatever the limit; from it
+ * every entry counts its payload and each value it sealed: a registration
+ * (which only adds values) exactly those plus one, a refusal its audit
+ * record plus one.  An operator's rotation starts the count again; the
+ * count survives a restart. */
+static void seals_counted_from_version_6(void)
+{
+    struct fx f;
+    world(&f, true);
+    f.seal_limit = 5;
+    fx_reopen(&f);
+    char no[16];
+    for (int i = 0; i < 20; i++) {
+        snprintf(no, sizeof no, "H-B%d", i);
+        fx_do(&f, c_register_household(&f, "clerk", no));
+    }
+    CHECK_EQ(seals(&f), 0);
+    CHECK_EQ(kyufu_storage_keys_active(f.s), 1);
+    f.seal_limit = 0;
+    fx_reopen(&f);
+    fx_version(&f, KYUFU_SEAL_COUNT_SINCE);
+    uint64_t before = seals(&f);
+    CHECK(before >= 1); /* the RecordVersions entry itself */
+    for (int i = 0; i < 3; i++) {
+        uint64_t values = census_total(&f);
+        before = seals(&f);
+        snprintf(no, sizeof no, "H-C%d", i);
+        fx_do(&f, c_register_household(&f, "clerk", no));
+        uint64_t added = census_total(&f) - values;
+        CHECK(added >= 2); /* the household and its audit record at least */
+        CHECK_EQ(seals(&f) - before, added + 1);
+    }
+    before = seals(&f);
+    fx_reject(&f, c_rotate(&f, "clerk", 0),
+              KYUFU__V1__CODE__PERMISSION_DENIED);
+    CHECK(seals(&f) - before >= 2);
+    uint32_t version;
+    uint64_t count, limit;
+    CHECK_EQ(kyufu_storage_key_seals(f.s, &version, &count, &limit), 0);
+    CHECK_EQ(limit, KYUFU_STORAGE_SEAL_LIMIT);
+    CHECK_EQ(version, 1);
+    before = count;
+    fx_free(fx_apply_ok(&f, c_rotate(&f, "oper", 0)));
+    CHECK_EQ(kyufu_storage_keys_active(f.s), 2);
+    CHECK(seals(&f) >= 1 && seals(&f) < before);
+    uint64_t now = seals(&f);
+    fx_reopen(&f);
+    CHECK_EQ(seals(&f), now);
+    fx_close(&f);
+}
+
+/* Register households until the active version is `version` (apply_code,
+ * not fx_do: the entry that reaches the limit appends a second audit
+ * record); the count never reaches the limit after an entry.  How many it
+ * took. */
+static int write_until(struct fx *f, uint32_t version, const char *prefix)
+{
+    char no[24];
+    int i = 0;
+    while (kyufu_storage_keys_active(f->s) < version) {
+        CHECK(i < 200);
+        snprintf(no, sizeof no, "%s%d", prefix, i++);
+        CHECK_EQ(apply_code(f, c_register_household(f, "clerk", no)),
+                 KYUFU__V1__CODE__OK);
+        CHECK(seals(f) < f->seal_limit);
+    }
+    CHECK_EQ(kyufu_storage_keys_active(f->s), version);
+    return i;
+}
+
+/* At the limit apply rotates by itself in the entry that reached it, with
+ * an audit record by KYUFU_SEAL_LIMIT_ACTOR and the same re-encryption as
+ * an operator's rotation; the next limit rotates again. */
+static void seal_limit_rotates(void)
+{
+    struct fx f;
+    world_counting(&f, 200);
+    int n = write_until(&f, 2, "H-L");
+    CHECK(n > 2);
+    size_t households = 4 + (size_t)n; /* the world's and these */
+    uint64_t last = fx_audit_count(&f);
+    Kyufu__V1__AuditRecord *a = fx_audit(&f, last);
+    CHECK_STR(a->command, "RotateKeys");
+    CHECK_STR(a->actor, KYUFU_SEAL_LIMIT_ACTOR);
+    CHECK_STR(a->object, "keys/2");
+    CHECK_EQ(a->outcome, KYUFU__V1__CODE__OK);
+    CHECK_EQ(a->raft_index, f.index);
+    CHECK(strstr(a->message, "reached the limit of 200") != NULL);
+    kyufu__v1__audit_record__free_unpacked(a, NULL);
+    a = fx_audit(&f, last - 1); /* the registration of the same entry */
+    CHECK_STR(a->command, "RegisterHousehold");
+    CHECK_EQ(a->raft_index, f.index);
+    kyufu__v1__audit_record__free_unpacked(a, NULL);
+    Kyufu__V1__KeyRotation *r = rotation(&f);
+    CHECK_EQ(r->version, 2);
+    CHECK(!r->done);
+    CHECK_STR(r->rotated_by, KYUFU_SEAL_LIMIT_ACTOR);
+    CHECK_EQ(r->rotated_index, f.index);
+    kyufu__v1__key_rotation__free_unpacked(r, NULL);
+    CHECK(seals(&f) <= 1);
+    CHECK(census(&f, 1) > 20);
+    /* Re-encryption at the cursor, as after an operator's rotation.  Its
+     * steps count too: under a limit this low they would reach the next
+     * before the store is re-sealed (each rotation restarts the cursor),
+     * so the store runs with the real limit meanwhile. */
+    f.seal_limit = 0;
+    fx_reopen(&f);
+    drive(&f, 7);
+    CHECK_EQ(census(&f, 1), 0);
+    check_reads(&f, households);
+    uint64_t counted = seals(&f);
+    CHECK(counted > census(&f, 2)); /* every re-sealed value, and more */
+    /* Lowered below what is counted: the next entry rotates. */
+    f.seal_limit = 100;
+    fx_reopen(&f);
+    CHECK_EQ(apply_code(&f, c_register_household(&f, "clerk", "H-N")),
+             KYUFU__V1__CODE__OK);
+    CHECK_EQ(kyufu_storage_keys_active(f.s), 3);
+    write_until(&f, 4, "H-M");
+    fx_invariants(&f);
+    fx_close(&f);
+}
+
+/* Replicas apply the same entries with the same limit: the same count,
+ * the rotation at the same index, identical bytes; a replica restored from
+ * a snapshot before the limit goes on counting from the snapshot's. */
+static void seal_limit_replicas_identical(void)
+{
+    struct fx a, b, c;
+    world_counting(&a, 50);
+    world_counting(&b, 50);
+    char no[16];
+    for (int i = 0; i < 3; i++) {
+        snprintf(no, sizeof no, "H-R%d", i);
+        fx_do(&a, c_register_household(&a, "clerk", no));
+        fx_do(&b, c_register_household(&b, "clerk", no));
+    }
+    CHECK_EQ(kyufu_storage_keys_active(a.s), 1);
+    fx_open_keyed(&c, true);
+    c.seal_limit = 50;
+    fx_reopen(&c);
+    fx_restore_from(&c, &a);
+    c.seq = a.seq;
+    c.now_ms = a.now_ms;
+    CHECK_EQ(seals(&c), seals(&a));
+    struct fx *fs[] = {&a, &b, &c};
+    uint64_t audit0 = fx_audit_count(&a);
+    for (int i = 3; kyufu_storage_keys_active(a.s) < 3; i++) {
+        CHECK(i < 200);
+        snprintf(no, sizeof no, "H-R%d", i);
+        for (size_t j = 0; j < 3; j++) {
+            CHECK_EQ(apply_code(fs[j], c_register_household(fs[j], "clerk", no)),
+                     KYUFU__V1__CODE__OK);
+        }
+        CHECK_EQ(kyufu_storage_keys_active(b.s), kyufu_storage_keys_active(a.s));
+        CHECK_EQ(kyufu_storage_keys_active(c.s), kyufu_storage_keys_active(a.s));
+        CHECK_EQ(seals(&b), seals(&a));
+        CHECK_EQ(seals(&c), seals(&a));
+    }
+    uint8_t da[32], db[32], dc[32];
+    fx_digest(&a, da);
+    fx_digest(&b, db);
+    fx_digest(&c, dc);
+    CHECK(memcmp(da, db, 32) == 0);
+    CHECK(memcmp(da, dc, 32) == 0);
+    fx_invariants(&a);
+    fx_invariants(&c);
+    CHECK(fx_audit_count(&a) > audit0);
+    fx_close(&a);
+    fx_close(&b);
+    fx_close(&c);
+}
+
 int main(int argc, char **argv)
 {
     static const struct t_case cases[] = {
@@ -502,6 +704,9 @@ int main(int argc, char **argv)
         T_CASE(reencrypt_resumes),
         T_CASE(reencrypt_tamper_detected),
         T_CASE(reencrypt_seals_plaintext),
+        T_CASE(seals_counted_from_version_6),
+        T_CASE(seal_limit_rotates),
+        T_CASE(seal_limit_replicas_identical),
     };
     return t_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
