@@ -67,12 +67,16 @@ static void print_status(struct ctl__run *r, const char *ep, const Kyufu__V1__Ke
     if (x == NULL) {
         fprintf(r->out, "never rotated\n");
     } else if (x->done) {
-        fprintf(r->out, "version %u: done at raft index %llu, %llu values re-sealed\n",
+        fprintf(r->out, "version %u: done at raft index %llu, %llu values re-sealed",
                 (unsigned)x->version, (unsigned long long)x->done_index,
                 (unsigned long long)x->resealed);
     } else {
-        fprintf(r->out, "version %u: in progress in %s, %llu values re-sealed so far\n",
+        fprintf(r->out, "version %u: in progress in %s, %llu values re-sealed so far",
                 (unsigned)x->version, st->cursor_db, (unsigned long long)x->resealed);
+    }
+    if (x != NULL) {
+        fprintf(r->out, " (rotated by %s at raft index %llu)\n",
+                x->rotated_by, (unsigned long long)x->rotated_index);
     }
     if (st->seals_counted) {
         fprintf(r->out, "%-22s seals under version %u: %llu of %llu (it rotates by itself there)\n",

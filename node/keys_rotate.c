@@ -95,6 +95,7 @@ static void on_tick(uv_timer_t *t)
     Kyufu__V1__KeyRotation *r = NULL;
     int rv = kyufu_storage_key_rotation(n->storage, &r, NULL);
     if (rv == KYUFU_STORAGE_ENOTFOUND) {
+        x->read_once = true;
         return;
     }
     if (rv != 0) {
@@ -111,6 +112,14 @@ static void on_tick(uv_timer_t *t)
         return;
     }
     bool finished = r->done && x->version == r->version && !x->done;
+    if (x->read_once && x->version != r->version &&
+        strcmp(r->rotated_by, KYUFU_STORAGE_SEAL_LIMIT_ACTOR) == 0) {
+        /* Not at start: a rotation read then happened before. */
+        kyufu_log(KYUFU_LOG_WARN, "data keys rotated at the seal limit",
+                  KYUFU_LOG_U("key_version", r->version),
+                  KYUFU_LOG_U("raft_index", r->rotated_index));
+    }
+    x->read_once = true;
     x->version = r->version;
     x->done = r->done;
     x->resealed = r->resealed;

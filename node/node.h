@@ -205,6 +205,7 @@ struct kyufu_node_rotate
     uint32_t version;     /* of the record last read (0: none) */
     bool done;
     uint64_t resealed;
+    bool read_once;       /* a tick has read the record (or its absence) */
 };
 
 enum kyufu_node_stage {

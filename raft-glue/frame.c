@@ -190,7 +190,9 @@ void glue__snapshot_header_write(void *out,
 {
     uint8_t *p = out;
     put32(p, GLUE_SNAPSHOT_MAGIC);
+    assert(h->key_version != 0 || !h->own_key);
     put32(p + 4, h->key_version == 0 ? GLUE_FRAME_VERSION
+                 : h->own_key        ? GLUE_SNAPSHOT_VERSION_OWN_KEY
                                      : GLUE_FRAME_VERSION_SEALED);
     put64(p + 8, h->raft_index);
     put64(p + 16, h->storage_index);
@@ -221,12 +223,14 @@ bool glue__snapshot_header_read(const void *buf, size_t size,
         if (get64(p + 32) != 0) {
             return false;
         }
-    } else if (version == GLUE_FRAME_VERSION_SEALED) {
+    } else if (version == GLUE_FRAME_VERSION_SEALED ||
+               version == GLUE_SNAPSHOT_VERSION_OWN_KEY) {
         if (size < GLUE_SNAPSHOT2_HEADER_BYTES || get32(p + 32) == 0 ||
             get32(p + 36) != 0) {
             return false;
         }
         h->key_version = get32(p + 32);
+        h->own_key = version == GLUE_SNAPSHOT_VERSION_OWN_KEY;
         memcpy(h->id, p + 40, GLUE_SNAPSHOT_ID_BYTES);
     } else {
         return false;

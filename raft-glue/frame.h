@@ -42,6 +42,13 @@
  *   index, u64 storage applied term, u32 key version (≥ 1), u32 reserved
  *   0, 16 bytes snapshot id (random: two snapshots at one index never
  *   share their chunks' associated data)
+ *
+ * Version 3: the layout of version 2; its chunks are sealed under a key of
+ * the snapshot's own, derived from the version's stream subkey and the id
+ * (kyufu_storage_crypto_snapshot_key), not under the stream subkey itself
+ * (docs/encryption.md "Nonces").  Written for a state whose cluster version
+ * is KYUFU_STORAGE_SEAL_COUNT_SINCE or later (no older build installs
+ * such a state); versions 1 and 2 are still read.
  */
 #ifndef KYUFU_GLUE_FRAME_H
 #define KYUFU_GLUE_FRAME_H
@@ -54,6 +61,7 @@
 #define GLUE_SNAPSHOT_MAGIC 0x5346594bu /* "KYFS" */
 #define GLUE_FRAME_VERSION 1u
 #define GLUE_FRAME_VERSION_SEALED 2u
+#define GLUE_SNAPSHOT_VERSION_OWN_KEY 3u
 #define GLUE_FRAME_HEADER_BYTES 24u
 #define GLUE_FRAME2_AAD_BYTES 28u     /* the sealed header: magic..key */
 #define GLUE_FRAME2_NONCE_BYTES 12u
@@ -117,8 +125,9 @@ struct glue_snapshot_header
     uint64_t raft_index;
     uint64_t storage_index;
     uint64_t storage_term;
-    uint32_t key_version; /* 0: version 1 (plaintext stream); else 2 */
-    uint8_t id[GLUE_SNAPSHOT_ID_BYTES]; /* version 2 only */
+    uint32_t key_version; /* 0: version 1 (plaintext stream); else 2 or 3 */
+    uint8_t id[GLUE_SNAPSHOT_ID_BYTES]; /* versions 2 and 3 */
+    bool own_key;         /* version 3: chunks under the snapshot's key */
 };
 
 /* Bytes of the header h describes: 40 (key_version 0) or 56. */

@@ -350,15 +350,16 @@ static int fsm_snapshot(struct raft_fsm *fsm,
     assert(h.storage_index <= h.raft_index);
 
     if (kyufu_storage_keys_present(f->storage)) {
-        /* Sealed: the key for whichever thread serializes, a fresh id. */
-        rv = glue__stream_key_load(f->storage,
-                                   kyufu_storage_keys_active(f->storage),
-                                   &f->snap_key);
-        if (rv != 0 || RAND_bytes(h.id, sizeof h.id) != 1) {
+        /* Sealed: a fresh id, and the key for whichever thread serializes:
+         * the snapshot's own (format 3) once no build older than the nonce
+         * bound's can install this state, else the stream subkey. */
+        h.key_version = kyufu_storage_keys_active(f->storage);
+        h.own_key = glue__snapshot_own_key(f->storage);
+        if (RAND_bytes(h.id, sizeof h.id) != 1 ||
+            glue__snapshot_header_key(f->storage, &h, &f->snap_key) != 0) {
             rv = KYUFU_STORAGE_ENOMEM;
             goto err_after_begin;
         }
-        h.key_version = f->snap_key.version;
         c.key = &f->snap_key;
     }
     header_len = glue__snapshot_header_size(&h);
@@ -453,7 +454,7 @@ static int open_snapshot(struct kyufu_fsm *f,
                          struct raft_buffer *buf, size_t header_len,
                          size_t *len)
 {
-    struct glue_stream_key k = {0, NULL};
+    struct glue_stream_key k = {0, NULL, false};
     int rv;
     if (!kyufu_storage_keys_present(f->storage)) {
         snprintf(f->errmsg, sizeof f->errmsg,
@@ -462,10 +463,10 @@ static int open_snapshot(struct kyufu_fsm *f,
                  (unsigned long long)h->raft_index, h->key_version);
         return KYUFU_STORAGE_ECORRUPT;
     }
-    rv = glue__stream_key_load(f->storage, h->key_version, &k);
+    rv = glue__snapshot_header_key(f->storage, h, &k);
     if (rv != 0) {
         snprintf(f->errmsg, sizeof f->errmsg,
-                 "snapshot: no stream key of version %u", h->key_version);
+                 "snapshot: no key of version %u", h->key_version);
         return rv;
     }
     rv = glue__snapshot_open(&k, buf->base, buf->len, header_len, len,

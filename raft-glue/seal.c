@@ -23,6 +23,8 @@ _Static_assert(GLUE_FRAME2_TAG_BYTES == KYUFU_CRYPTO_TAG_BYTES,
 _Static_assert(GLUE_FRAME2_AAD_BYTES + GLUE_FRAME2_NONCE_BYTES ==
                    GLUE_FRAME2_CIPHER_OFFSET,
                "the ciphertext follows the nonce");
+_Static_assert(GLUE_SNAPSHOT_ID_BYTES == KYUFU_CRYPTO_SALT_BYTES,
+               "a snapshot's id is its key's KDF context");
 _Static_assert(GLUE_CHUNK_HEAD_BYTES == 8u + KYUFU_CRYPTO_NONCE_BYTES,
                "a chunk's head is length, flags and nonce");
 _Static_assert(KYUFU_SNAPSHOT_CHUNK_BYTES_MAX <= KYUFU_CRYPTO_TEXT_BYTES_MAX,
@@ -33,7 +35,7 @@ int glue__stream_key_load(const struct kyufu_storage *s, uint32_t version,
 {
     struct kyufu_crypto_subkeys sub;
     int rv;
-    if (k->version == version && version != 0) {
+    if (k->version == version && version != 0 && !k->snapshot) {
         return 0;
     }
     glue__stream_key_wipe(k);
@@ -52,11 +54,51 @@ int glue__stream_key_load(const struct kyufu_storage *s, uint32_t version,
     return 0;
 }
 
+int glue__snapshot_key_load(const struct kyufu_storage *s, uint32_t version,
+                            const uint8_t id[GLUE_SNAPSHOT_ID_BYTES],
+                            struct glue_stream_key *k)
+{
+    struct kyufu_crypto_subkeys sub;
+    uint8_t key[KYUFU_CRYPTO_KEY_BYTES];
+    glue__stream_key_wipe(k);
+    int rv = kyufu_storage_keys_subkeys(s, version, &sub);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = kyufu_storage_crypto_snapshot_key(sub.stream, id, key) == 0
+             ? kyufu_storage_crypto_key_new(key, &k->key)
+             : KYUFU_CRYPTO_ENOMEM;
+    kyufu_storage_crypto_wipe(&sub, sizeof sub);
+    kyufu_storage_crypto_wipe(key, sizeof key);
+    if (rv != 0) {
+        return KYUFU_STORAGE_ENOMEM;
+    }
+    k->version = version;
+    k->snapshot = true; /* never taken for the subkey by stream_key_load */
+    return 0;
+}
+
+int glue__snapshot_header_key(const struct kyufu_storage *s,
+                              const struct glue_snapshot_header *h,
+                              struct glue_stream_key *k)
+{
+    return h->own_key ? glue__snapshot_key_load(s, h->key_version, h->id, k)
+                      : glue__stream_key_load(s, h->key_version, k);
+}
+
+bool glue__snapshot_own_key(struct kyufu_storage *s)
+{
+    uint32_t cluster = 0;
+    return kyufu_storage_cluster_version(s, &cluster, NULL) == 0 &&
+           cluster >= KYUFU_STORAGE_SEAL_COUNT_SINCE;
+}
+
 void glue__stream_key_wipe(struct glue_stream_key *k)
 {
     kyufu_storage_crypto_key_free(k->key);
     k->key = NULL;
     k->version = 0;
+    k->snapshot = false;
 }
 
 static int random_nonce(uint8_t nonce[KYUFU_CRYPTO_NONCE_BYTES])

@@ -24,8 +24,10 @@
  * are all refused, besides any flipped byte.
  *
  * Keys: a struct glue_stream_key holds one version's stream subkey, derived
- * once from the store's CMK and wiped by its owner (glue__stream_key_wipe)
- * when it is dropped.  Functions are safe on any thread for distinct keys. */
+ * once from the store's CMK, or one snapshot's key derived from it (format
+ * 3, frame.h: each snapshot's chunks under a key of their own, so they
+ * take none of the stream subkey's nonce budget), and is wiped by its
+ * owner (glue__stream_key_wipe) when it is dropped.  Functions are safe on any thread for distinct keys. */
 #ifndef KYUFU_GLUE_SEAL_H
 #define KYUFU_GLUE_SEAL_H
 
@@ -44,6 +46,7 @@ struct glue_stream_key
 {
     uint32_t version;             /* 0: none loaded */
     struct kyufu_crypto_key *key; /* the stream subkey, keyed; NULL: none */
+    bool snapshot;                /* one snapshot's key, not the subkey */
 };
 
 /* Make *k hold the stream subkey of `version` (a no-op when it already
@@ -51,6 +54,24 @@ struct glue_stream_key
  * version 0) or KYUFU_STORAGE_ENOMEM; *k is empty after a failure. */
 int glue__stream_key_load(const struct kyufu_storage *s, uint32_t version,
                           struct glue_stream_key *k);
+
+/* Make *k hold the key of one format-3 snapshot's chunks: derived from the
+ * stream subkey of `version` and the snapshot's id (frame.h; a fresh key
+ * each call, k->version = version).  Errors as glue__stream_key_load. */
+int glue__snapshot_key_load(const struct kyufu_storage *s, uint32_t version,
+                            const uint8_t id[GLUE_SNAPSHOT_ID_BYTES],
+                            struct glue_stream_key *k);
+
+/* The key a sealed snapshot's chunks were sealed under, from its header:
+ * the stream subkey (format 2) or the snapshot's own (format 3). */
+int glue__snapshot_header_key(const struct kyufu_storage *s,
+                              const struct glue_snapshot_header *h,
+                              struct glue_stream_key *k);
+
+/* Whether a snapshot of the store's state now is written in format 3: its
+ * cluster version is KYUFU_STORAGE_SEAL_COUNT_SINCE or later (the loop
+ * thread, as kyufu_storage_cluster_version). */
+bool glue__snapshot_own_key(struct kyufu_storage *s);
 
 void glue__stream_key_wipe(struct glue_stream_key *k);
 

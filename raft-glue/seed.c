@@ -305,15 +305,16 @@ int kyufu_glue_seed_store(const char *raft_dir,
     h.storage_index = index;
     h.storage_term = term;
     bool sealed = kyufu_storage_keys_present(store);
-    if (sealed &&
-        (glue__stream_key_load(store, kyufu_storage_keys_active(store), &k) !=
-             0 ||
-         RAND_bytes(h.id, sizeof h.id) != 1)) {
+    if (sealed) {
+        h.key_version = kyufu_storage_keys_active(store);
+        h.own_key = glue__snapshot_own_key(store);
+    }
+    if (sealed && (RAND_bytes(h.id, sizeof h.id) != 1 ||
+                   glue__snapshot_header_key(store, &h, &k) != 0)) {
         errf(errmsg, errmsg_len, "seed: cannot seal the snapshot");
         rv = KYUFU_GLUE_ENOMEM;
         goto out;
     }
-    h.key_version = sealed ? k.version : 0;
     glue__snapshot_header_write(header, &h);
     /* Unnamed, in raft_dir's file system: nothing is left by a crash, and
      * the mapping below is page cache, not this process's memory. */

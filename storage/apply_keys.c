@@ -216,11 +216,28 @@ int kyufu_storage__seals_count(struct kyufu_storage *s,
     if (rv != 0) {
         return rv;
     }
-    if (version != s->keys_active) {
-        /* A rotation (this entry's, or the first count after the cluster
-         * reached the version that counts): seals of the entry made before
-         * it are counted for the new version too; counting too many only
-         * rotates sooner. */
+    if (version == 0) {
+        /* The first count (the cluster just reached version 6, or a new
+         * cluster): the seals under the active version before it were not
+         * counted; each entry since the version became active sealed at
+         * least its payload, so start there. */
+        Kyufu__V1__KeyRotation *r = NULL;
+        rv = load(s, txn, &r);
+        if (rv != 0) {
+            return rv;
+        }
+        uint64_t since = r != NULL && r->version == s->keys_active
+                             ? r->rotated_index
+                             : 0;
+        if (r != NULL) {
+            kyufu__v1__key_rotation__free_unpacked(r, NULL);
+        }
+        version = s->keys_active;
+        count = index > since ? index - since - 1 : 0;
+    } else if (version != s->keys_active) {
+        /* A rotation in this entry: its seals before the rotation are
+         * counted for the new version too; counting too many only rotates
+         * sooner. */
         version = s->keys_active;
         count = 0;
     }

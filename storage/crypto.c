@@ -145,11 +145,12 @@ out:
     return rv;
 }
 
-/* One subkey: KBKDF (SP 800-108 counter mode, HMAC-SHA256) with `label`
- * and the version (u32 BE) as context. */
+/* One key: KBKDF (SP 800-108 counter mode, HMAC-SHA256) with `label` and
+ * `context` (a version as u32 BE, or a snapshot's id). */
 static int kbkdf(const uint8_t dek[KYUFU_CRYPTO_KEY_BYTES],
                  const char *label,
-                 uint32_t version,
+                 const uint8_t *context,
+                 size_t context_len,
                  uint8_t out[KYUFU_CRYPTO_KEY_BYTES])
 {
     int rv = KYUFU_CRYPTO_EINTERNAL;
@@ -159,8 +160,6 @@ static int kbkdf(const uint8_t dek[KYUFU_CRYPTO_KEY_BYTES],
         rv = KYUFU_CRYPTO_ENOMEM;
         goto out;
     }
-    uint8_t context[4] = {(uint8_t)(version >> 24), (uint8_t)(version >> 16),
-                          (uint8_t)(version >> 8), (uint8_t)version};
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_MODE,
                                          (char *)"COUNTER", 0),
@@ -171,8 +170,8 @@ static int kbkdf(const uint8_t dek[KYUFU_CRYPTO_KEY_BYTES],
                                           KYUFU_CRYPTO_KEY_BYTES),
         OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)label,
                                           strlen(label)),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, context,
-                                          sizeof context),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+                                          (void *)context, context_len),
         OSSL_PARAM_construct_end(),
     };
     if (EVP_KDF_derive(ctx, out, KYUFU_CRYPTO_KEY_BYTES, params) != 1) {
@@ -191,18 +190,33 @@ int kyufu_storage_crypto_subkeys(const uint8_t dek[KYUFU_CRYPTO_KEY_BYTES],
 {
     /* OpenSSL's KBKDF takes the SP 800-108 Label as its "salt" parameter
      * and the Context as its "info". */
-    int rv = kbkdf(dek, "kyufu at-rest enc v1", version, out->enc);
+    const uint8_t v[4] = {(uint8_t)(version >> 24), (uint8_t)(version >> 16),
+                          (uint8_t)(version >> 8), (uint8_t)version};
+    int rv = kbkdf(dek, "kyufu at-rest enc v1", v, sizeof v, out->enc);
     if (rv == 0) {
-        rv = kbkdf(dek, "kyufu at-rest nonce v1", version, out->nonce);
+        rv = kbkdf(dek, "kyufu at-rest nonce v1", v, sizeof v, out->nonce);
     }
     if (rv == 0) {
-        rv = kbkdf(dek, "kyufu at-rest index v1", version, out->index);
+        rv = kbkdf(dek, "kyufu at-rest index v1", v, sizeof v, out->index);
     }
     if (rv == 0) {
-        rv = kbkdf(dek, "kyufu at-rest stream v1", version, out->stream);
+        rv = kbkdf(dek, "kyufu at-rest stream v1", v, sizeof v, out->stream);
     }
     if (rv != 0) {
         kyufu_storage_crypto_wipe(out, sizeof *out);
+    }
+    return rv;
+}
+
+int kyufu_storage_crypto_snapshot_key(
+    const uint8_t stream[KYUFU_CRYPTO_KEY_BYTES],
+    const uint8_t id[KYUFU_CRYPTO_SALT_BYTES],
+    uint8_t out[KYUFU_CRYPTO_KEY_BYTES])
+{
+    int rv = kbkdf(stream, "kyufu snapshot chunks v1", id,
+                   KYUFU_CRYPTO_SALT_BYTES, out);
+    if (rv != 0) {
+        kyufu_storage_crypto_wipe(out, KYUFU_CRYPTO_KEY_BYTES);
     }
     return rv;
 }

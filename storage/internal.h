@@ -560,10 +560,8 @@ int kyufu_storage__record_access(struct kyufu_storage__cmd *c);
 #define KYUFU_KEY_ROTATION_SINCE 5u
 /* Apply counts seals per data-key version and rotates at the limit
  * (apply_keys.c); no new command type, a rule, as KYUFU_ADMIN_PAIR_SINCE. */
-#define KYUFU_SEAL_COUNT_SINCE 6u
-/* The audit actor of a rotation apply makes at the seal limit: not a valid
- * staff id (':'), so nobody can be mistaken for it. */
-#define KYUFU_SEAL_LIMIT_ACTOR "kyufu:seal-limit"
+#define KYUFU_SEAL_COUNT_SINCE KYUFU_STORAGE_SEAL_COUNT_SINCE
+#define KYUFU_SEAL_LIMIT_ACTOR KYUFU_STORAGE_SEAL_LIMIT_ACTOR
 /* CommandResult.decommission (ledger.proto). */
 #define KYUFU_RESULT_DECOMMISSION 151
 /* A node's own actor or key client id ("kyufu-node-N", "kyufud-..."). */

@@ -244,6 +244,15 @@ uint32_t kyufu_storage_command_since(Kyufu__V1__Command__BodyCase body);
  * proposes one only once the cluster version has reached it. */
 #define KYUFU_STORAGE_SCRUB_SINCE 5u
 
+/* The nonce bound (docs/encryption.md "Nonces"): from this cluster version
+ * apply counts seals per data-key version (and rotates at the limit), and
+ * sealed snapshots of a state at this version or later are written in
+ * format 3 (chunks under a key of each snapshot's own). */
+#define KYUFU_STORAGE_SEAL_COUNT_SINCE 6u
+/* KeyRotation.rotated_by (and the audit actor) of a rotation apply made at
+ * the seal limit: not a valid staff id (':'). */
+#define KYUFU_STORAGE_SEAL_LIMIT_ACTOR "kyufu:seal-limit"
+
 /* The raft index of the last ScrubMark applied since the previous call (0:
  * none), and forgets it.  The applying thread only, right after the apply
  * of an entry returned: the store's state is then exactly the state at
@@ -708,7 +717,9 @@ struct kyufu_crypto_subkeys
     uint8_t index[KYUFU_CRYPTO_KEY_BYTES]; /* keyed hashes of identifiers */
     uint8_t stream[KYUFU_CRYPTO_KEY_BYTES]; /* AES-256-GCM with random
                                               * nonces: Raft entry payloads,
-                                              * snapshot and backup chunks */
+                                              * and (format 2) snapshot
+                                              * chunks; format 3 snapshots
+                                              * derive their own key */
 };
 
 /* Derive the subkeys of data key `dek`, version `version` (the version is
@@ -717,6 +728,16 @@ struct kyufu_crypto_subkeys
 int kyufu_storage_crypto_subkeys(const uint8_t dek[KYUFU_CRYPTO_KEY_BYTES],
                                  uint32_t version,
                                  struct kyufu_crypto_subkeys *out);
+
+/* The key of one sealed snapshot's chunks (snapshot format 3): KBKDF of
+ * the version's `stream` subkey with the snapshot's random 16-byte id as
+ * context, so each snapshot seals its few chunks under a key of its own
+ * and the stream subkey's 2^32 random nonces are left to Raft entries
+ * (docs/encryption.md "Nonces"). */
+int kyufu_storage_crypto_snapshot_key(
+    const uint8_t stream[KYUFU_CRYPTO_KEY_BYTES],
+    const uint8_t id[KYUFU_CRYPTO_SALT_BYTES],
+    uint8_t out[KYUFU_CRYPTO_KEY_BYTES]);
 
 /* AES-256-GCM.  seal: out receives len bytes of ciphertext followed by the
  * KYUFU_CRYPTO_TAG_BYTES tag (out must hold len + TAG bytes; may not

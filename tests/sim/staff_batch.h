@@ -1,5 +1,6 @@
-/* A packed CommandBatch of one CreateStaff, for the raft-glue tests that
- * feed entries to the FSM by hand (test_fsm.c, test_seal.c). */
+/* Packed CommandBatches (one CreateStaff, one RecordVersions) for the
+ * raft-glue tests that feed entries to the FSM by hand (test_fsm.c,
+ * test_seal.c). */
 #ifndef KYUFU_TESTS_SIM_STAFF_BATCH_H
 #define KYUFU_TESTS_SIM_STAFF_BATCH_H
 
@@ -16,5 +17,10 @@ uint8_t *test_staff_batch(const char *client_id,
                           const char *id,
                           uint64_t seq,
                           size_t *len);
+
+/* A CommandBatch of one RecordVersions by "kyufu-node-1": three voters
+ * (ids 1-3) at `command_version`, time as above; malloc'ed, *len bytes. */
+uint8_t *test_versions_batch(uint64_t seq, uint32_t command_version,
+                             size_t *len);
 
 #endif /* KYUFU_TESTS_SIM_STAFF_BATCH_H */

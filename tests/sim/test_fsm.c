@@ -179,7 +179,7 @@ static void test_frame_decoder(void)
 
     /* Snapshot header. */
     uint8_t sh[GLUE_SNAPSHOT_HEADER_BYTES];
-    struct glue_snapshot_header h = {10, 8, 3, 0, {0}}, out;
+    struct glue_snapshot_header h = {10, 8, 3, 0, {0}, false}, out;
     glue__snapshot_header_write(sh, &h);
     CHECK(glue__snapshot_header_read(sh, sizeof sh, &out));
     CHECK(out.raft_index == 10 && out.storage_index == 8 &&
@@ -199,6 +199,21 @@ static void test_frame_decoder(void)
     h.storage_index = 10; /* equal: fine */
     glue__snapshot_header_write(sh, &h);
     CHECK(glue__snapshot_header_read(sh, sizeof sh, &out));
+    /* Sealed headers: format 2 (stream subkey) and 3 (the snapshot's own
+     * key) differ only in the version field; 4 is nobody's. */
+    uint8_t sh2[GLUE_SNAPSHOT2_HEADER_BYTES];
+    for (int own = 0; own < 2; own++) {
+        struct glue_snapshot_header hs = {10, 8, 3, 2, {0}, own == 1};
+        memset(hs.id, 0x37, sizeof hs.id);
+        glue__snapshot_header_write(sh2, &hs);
+        CHECK(sh2[4] == (own ? 3 : 2));
+        CHECK(glue__snapshot_header_read(sh2, sizeof sh2, &out));
+        CHECK(out.key_version == 2 && out.own_key == (own == 1) &&
+              out.id[15] == 0x37 && out.raft_index == 10);
+        CHECK(!glue__snapshot_header_read(sh2, sizeof sh2 - 1, &out));
+    }
+    sh2[4] = 4;
+    CHECK(!glue__snapshot_header_read(sh2, sizeof sh2, &out));
     /* A snapshot header is not an entry frame and vice versa. */
     CHECK(!reads(sh, sizeof sh));
     glue__frame_write(frame, 1, payload, 16);

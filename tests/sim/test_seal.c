@@ -28,7 +28,13 @@
  *    restores into another keyed store (same digest); a flipped byte, a
  *    truncation, another cluster's key and a node without a key are
  *    refused with the target untouched; a legacy (version-1) snapshot
- *    still restores into a keyed store.
+ *    still restores into a keyed store;
+ *  - fsm_snapshots_own_key: from cluster version 6 a keyed store's
+ *    snapshot is format 3, its chunks under a key of the snapshot's own:
+ *    they do not open with the version's stream subkey (which format 2
+ *    used, and which a store below version 6 still uses), they do with
+ *    the key derived from the header's id; it restores (same digest);
+ *    relabelled format 2, or with its id changed, it is refused.
  *
  * Deterministic apart from the nonces and snapshot ids the code under test
  * draws (no decision of the test depends on their values).  One temporary
@@ -109,7 +115,7 @@ static int try_open(const uint8_t *f, size_t size)
 
 static void test_frames(struct kyufu_storage *s)
 {
-    struct glue_stream_key k = {0, NULL};
+    struct glue_stream_key k = {0, NULL, false};
     uint8_t plain[40];
     uint8_t out[40];
     CHECK(glue__stream_key_load(s, kyufu_storage_keys_active(s), &k) == 0);
@@ -225,7 +231,7 @@ static void make_stream(const struct glue_stream_key *k, uint8_t id_byte,
 {
     static const uint8_t text[15] = "abcdeFGHIJKLmno";
     const size_t lens[3] = {5, 7, 3};
-    struct glue_snapshot_header h = {20, 18, 2, k->version, {0}};
+    struct glue_snapshot_header h = {20, 18, 2, k->version, {0}, false};
     memset(h.id, id_byte, sizeof h.id);
     st->size = GLUE_SNAPSHOT2_HEADER_BYTES;
     for (unsigned i = 0; i < 3; i++) {
@@ -271,7 +277,7 @@ static long open_copy(const struct glue_stream_key *k, const uint8_t *b,
 
 static void test_chunks(struct kyufu_storage *s)
 {
-    struct glue_stream_key k = {0, NULL};
+    struct glue_stream_key k = {0, NULL, false};
     struct stream a, b;
     uint8_t plain[16];
     CHECK(glue__stream_key_load(s, 1, &k) == 0);
@@ -324,7 +330,7 @@ static void test_chunks(struct kyufu_storage *s)
     }
     /* Another key. */
     {
-        struct glue_stream_key k2 = {0, NULL};
+        struct glue_stream_key k2 = {0, NULL, false};
         CHECK(glue__stream_key_load(s, 2, &k2) == 0);
         CHECK(open_copy(&k2, a.b, a.size, NULL) == -1);
         glue__stream_key_wipe(&k2);
@@ -378,7 +384,7 @@ static void test_fsm_entries(void)
     struct kyufu_storage *ka = test_store_open(dir, "ent-a", cmk_a);
     struct kyufu_storage *kb = test_store_open(dir, "ent-b", cmk_b);
     struct kyufu_storage *none = test_store_open(dir, "ent-none", NULL);
-    struct glue_stream_key k = {0, NULL};
+    struct glue_stream_key k = {0, NULL, false};
     struct kyufu_fsm st;
     size_t len, size;
     uint8_t d0[32], d[32];
@@ -547,7 +553,7 @@ static void test_fsm_snapshots(void)
     /* Sealed: version-2 header; no staff id in the bytes.  The legacy
      * snapshot of the same state does show them (the scan works). */
     CHECK(glue__snapshot_header_read(snap, size, &h));
-    CHECK(h.key_version == 1 && h.storage_index == 12 &&
+    CHECK(h.key_version == 1 && h.storage_index == 12 && !h.own_key &&
           glue__snapshot_header_size(&h) == GLUE_SNAPSHOT2_HEADER_BYTES);
     CHECK(!contains(snap, size, "canary-staff", 12));
     CHECK(!contains(snap, size, "admin", 5));
@@ -641,6 +647,73 @@ static void test_fsm_snapshots(void)
     printf("fsm snapshots: ok\n");
 }
 
+static void test_fsm_snapshots_own_key(void)
+{
+    struct kyufu_storage *src = test_store_open(dir, "own-src", cmk_a);
+    struct kyufu_storage *dst = test_store_open(dir, "own-dst", cmk_a);
+    struct kyufu_fsm st;
+    struct glue_snapshot_header h;
+    struct glue_stream_key k = {0, NULL, false};
+    uint8_t ds[32], d[32];
+    uint64_t is, idx;
+    size_t size, len;
+    char err[256];
+
+    fill(src, 6);
+    struct kyufu_storage_results res;
+    uint8_t *b = test_versions_batch(7, kyufu_storage_command_version(), &len);
+    CHECK(kyufu_storage_apply_bytes(src, 7, 1, b, len, &res, err,
+                                    sizeof err) == 0);
+    kyufu_storage_results_free(&res);
+    free(b);
+    uint32_t cluster = 0;
+    CHECK(kyufu_storage_cluster_version(src, &cluster, NULL) == 0);
+    CHECK(cluster >= KYUFU_STORAGE_SEAL_COUNT_SINCE);
+    uint8_t *snap = take_snapshot(src, &size);
+    test_store_digest(src, ds, &is);
+
+    CHECK(glue__snapshot_header_read(snap, size, &h));
+    CHECK(h.key_version == 1 && h.own_key && snap[4] == 3 &&
+          glue__snapshot_header_size(&h) == GLUE_SNAPSHOT2_HEADER_BYTES);
+    CHECK(!contains(snap, size, "canary-staff", 12));
+    /* Not under the stream subkey; under the snapshot's own key. */
+    CHECK(glue__stream_key_load(src, 1, &k) == 0);
+    CHECK(open_copy(&k, snap, size, NULL) == -1);
+    CHECK(glue__snapshot_header_key(src, &h, &k) == 0 && k.snapshot);
+    CHECK(open_copy(&k, snap, size, NULL) > 0);
+    glue__stream_key_wipe(&k);
+
+    /* Relabelled format 2, or another id: refused, the target untouched. */
+    uint8_t *copy = malloc(size);
+    CHECK(copy != NULL);
+    for (int c = 0; c < 2; c++) {
+        memcpy(copy, snap, size);
+        if (c == 0) {
+            copy[4] = 2;
+        } else {
+            copy[45] ^= 0x10;
+        }
+        n_fatal = 0;
+        CHECK(restore_copy(dst, copy, size, &st) != 0);
+        CHECK(st.fatal_rv == KYUFU_STORAGE_ECORRUPT && n_fatal == 1 &&
+              strstr(fatal_msg, "failed authentication") != NULL);
+        test_store_digest(dst, d, &idx);
+        CHECK(idx == 0);
+    }
+    free(copy);
+
+    n_fatal = 0;
+    CHECK(restore_copy(dst, snap, size, &st) == 0);
+    CHECK(n_fatal == 0 && st.n_restores == 1);
+    test_store_digest(dst, d, &idx);
+    CHECK(idx == is && memcmp(d, ds, 32) == 0);
+
+    free(snap);
+    kyufu_storage_close(src);
+    kyufu_storage_close(dst);
+    printf("fsm snapshots, own key: ok\n");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/kyufu-test-seal-XXXXXX");
@@ -652,6 +725,7 @@ int main(void)
     kyufu_storage_close(s);
     test_fsm_entries();
     test_fsm_snapshots();
+    test_fsm_snapshots_own_key();
     test_rm_tree(dir);
     printf("seal: ok\n");
     return 0;
