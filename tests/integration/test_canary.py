@@ -110,6 +110,28 @@ def scan(c, when):
     return found
 
 
+def newest_snapshot_formats(c):
+    """Each node's newest snapshot data file's KYFS header version: 3 (the
+    chunks under a key of the snapshot's own) once the cluster version is
+    6 (docs/encryption.md "Nonces")."""
+    out = {}
+    for i in c.ids():
+        best = None
+        for d, _, names in os.walk(os.path.join(c.dir, "node%d" % i, "data")):
+            for x in names:
+                parts = x.split("-")
+                if (x.startswith("snapshot-") and not x.endswith(".meta")
+                        and len(parts) == 4 and parts[2].isdigit()):
+                    key = (int(parts[1]), int(parts[2]))
+                    if best is None or key > best[0]:
+                        best = (key, os.path.join(d, x))
+        if best is not None:
+            with open(best[1], "rb") as f:
+                head = f.read(8)
+            out[i] = (head[:4], int.from_bytes(head[4:8], "little"))
+    return out
+
+
 def snapshot_files(c):
     n = 0
     for i in c.ids():
@@ -166,6 +188,9 @@ def main():
                 time.monotonic() < deadline:
             time.sleep(0.2)
         assert snapshot_files(c) >= len(c.ids()), "no snapshot on every node"
+        formats = newest_snapshot_formats(c)
+        assert len(formats) == len(c.ids()) and all(
+            f == (b"KYFS", 3) for f in formats.values()), formats
         found["after snapshot"] = scan(c, "after snapshot and compaction")
 
         c.stop_clean()
