@@ -240,3 +240,14 @@ bool glue__snapshot_header_read(const void *buf, size_t size,
     h->storage_term = get64(p + 24);
     return h->storage_index <= h->raft_index;
 }
+
+bool glue__snapshot_header_newer(const void *buf, size_t size,
+                                 uint32_t *version)
+{
+    const uint8_t *p = buf;
+    if (size < 8 || get32(p) != GLUE_SNAPSHOT_MAGIC) {
+        return false;
+    }
+    *version = get32(p + 4);
+    return *version > GLUE_SNAPSHOT_VERSION_OWN_KEY;
+}

@@ -44,8 +44,8 @@
  *   share their chunks' associated data)
  *
  * Version 3: the layout of version 2; its chunks are sealed under a key of
- * the snapshot's own, derived from the version's stream subkey and the id
- * (kyufu_storage_crypto_snapshot_key), not under the stream subkey itself
+ * the snapshot's own, derived from the CMK, the key version and the id
+ * (kyufu_storage_crypto_snapshot_key), not under the stream subkey
  * (docs/encryption.md "Nonces").  Written for a state whose cluster version
  * is KYUFU_STORAGE_SEAL_COUNT_SINCE or later (no older build installs
  * such a state); versions 1 and 2 are still read.
@@ -139,5 +139,9 @@ void glue__snapshot_header_write(void *out,
  * glue__snapshot_header_size(h). */
 bool glue__snapshot_header_read(const void *buf, size_t size,
                                 struct glue_snapshot_header *h);
+/* A kyufu snapshot header (magic) of a version above every one this build
+ * reads: written by a newer build.  Its version in *version. */
+bool glue__snapshot_header_newer(const void *buf, size_t size,
+                                 uint32_t *version);
 
 #endif /* KYUFU_GLUE_FRAME_H */

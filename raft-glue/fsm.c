@@ -490,6 +490,16 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         return RAFT_IOERR;
     }
     if (!glue__snapshot_header_read(buf->base, buf->len, &h)) {
+        uint32_t version;
+        if (glue__snapshot_header_newer(buf->base, buf->len, &version)) {
+            /* A newer build's format (a spare not yet upgraded): stop as
+             * for a newer command set, exit 4 with the upgrade message. */
+            snprintf(f->errmsg, sizeof f->errmsg,
+                     "snapshot format %u is newer than this build's",
+                     version);
+            poison(f, KYUFU_STORAGE_ENEWER, "restore");
+            return RAFT_CORRUPT;
+        }
         snprintf(f->errmsg, sizeof f->errmsg, "bad snapshot header");
         poison(f, KYUFU_STORAGE_ECORRUPT, "restore");
         return RAFT_CORRUPT;

@@ -58,17 +58,13 @@ int glue__snapshot_key_load(const struct kyufu_storage *s, uint32_t version,
                             const uint8_t id[GLUE_SNAPSHOT_ID_BYTES],
                             struct glue_stream_key *k)
 {
-    struct kyufu_crypto_subkeys sub;
     uint8_t key[KYUFU_CRYPTO_KEY_BYTES];
     glue__stream_key_wipe(k);
-    int rv = kyufu_storage_keys_subkeys(s, version, &sub);
+    int rv = kyufu_storage_keys_snapshot_key(s, version, id, key);
     if (rv != 0) {
         return rv;
     }
-    rv = kyufu_storage_crypto_snapshot_key(sub.stream, id, key) == 0
-             ? kyufu_storage_crypto_key_new(key, &k->key)
-             : KYUFU_CRYPTO_ENOMEM;
-    kyufu_storage_crypto_wipe(&sub, sizeof sub);
+    rv = kyufu_storage_crypto_key_new(key, &k->key);
     kyufu_storage_crypto_wipe(key, sizeof key);
     if (rv != 0) {
         return KYUFU_STORAGE_ENOMEM;

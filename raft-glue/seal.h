@@ -24,9 +24,9 @@
  * are all refused, besides any flipped byte.
  *
  * Keys: a struct glue_stream_key holds one version's stream subkey, derived
- * once from the store's CMK, or one snapshot's key derived from it (format
- * 3, frame.h: each snapshot's chunks under a key of their own, so they
- * take none of the stream subkey's nonce budget), and is wiped by its
+ * once from the store's CMK, or one snapshot's key (format 3, frame.h: each
+ * snapshot's chunks under a key of their own, derived from the CMK, so
+ * they take none of the stream subkey's nonce budget), and is wiped by its
  * owner (glue__stream_key_wipe) when it is dropped.  Functions are safe on any thread for distinct keys. */
 #ifndef KYUFU_GLUE_SEAL_H
 #define KYUFU_GLUE_SEAL_H
@@ -56,8 +56,9 @@ int glue__stream_key_load(const struct kyufu_storage *s, uint32_t version,
                           struct glue_stream_key *k);
 
 /* Make *k hold the key of one format-3 snapshot's chunks: derived from the
- * stream subkey of `version` and the snapshot's id (frame.h; a fresh key
- * each call, k->version = version).  Errors as glue__stream_key_load. */
+ * store's CMK, `version` and the snapshot's id (frame.h;
+ * kyufu_storage_keys_snapshot_key; a fresh key each call, k->version =
+ * version).  Errors as glue__stream_key_load. */
 int glue__snapshot_key_load(const struct kyufu_storage *s, uint32_t version,
                             const uint8_t id[GLUE_SNAPSHOT_ID_BYTES],
                             struct glue_stream_key *k);

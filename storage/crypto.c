@@ -209,12 +209,17 @@ int kyufu_storage_crypto_subkeys(const uint8_t dek[KYUFU_CRYPTO_KEY_BYTES],
 }
 
 int kyufu_storage_crypto_snapshot_key(
-    const uint8_t stream[KYUFU_CRYPTO_KEY_BYTES],
+    const uint8_t dek[KYUFU_CRYPTO_KEY_BYTES],
+    uint32_t version,
     const uint8_t id[KYUFU_CRYPTO_SALT_BYTES],
     uint8_t out[KYUFU_CRYPTO_KEY_BYTES])
 {
-    int rv = kbkdf(stream, "kyufu snapshot chunks v1", id,
-                   KYUFU_CRYPTO_SALT_BYTES, out);
+    uint8_t context[4 + KYUFU_CRYPTO_SALT_BYTES] = {
+        (uint8_t)(version >> 24), (uint8_t)(version >> 16),
+        (uint8_t)(version >> 8), (uint8_t)version};
+    memcpy(context + 4, id, KYUFU_CRYPTO_SALT_BYTES);
+    int rv = kbkdf(dek, "kyufu at-rest snapshot v1", context, sizeof context,
+                   out);
     if (rv != 0) {
         kyufu_storage_crypto_wipe(out, KYUFU_CRYPTO_KEY_BYTES);
     }

@@ -50,6 +50,20 @@ int kyufu_storage_keys_subkeys(const struct kyufu_storage *s,
     return 0;
 }
 
+int kyufu_storage_keys_snapshot_key(const struct kyufu_storage *s,
+                                    uint32_t version,
+                                    const uint8_t id[KYUFU_CRYPTO_SALT_BYTES],
+                                    uint8_t out[KYUFU_CRYPTO_KEY_BYTES])
+{
+    if (!s->has_cmk || version == 0) {
+        return KYUFU_STORAGE_EINVALID;
+    }
+    if (kyufu_storage_crypto_snapshot_key(s->cmk, version, id, out) != 0) {
+        return KYUFU_STORAGE_ENOMEM;
+    }
+    return 0;
+}
+
 /* Key a version's record keys into *out; a failure leaves it empty. */
 static int keys_make(const struct kyufu_storage *s,
                      uint32_t version,

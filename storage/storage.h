@@ -730,12 +730,14 @@ int kyufu_storage_crypto_subkeys(const uint8_t dek[KYUFU_CRYPTO_KEY_BYTES],
                                  struct kyufu_crypto_subkeys *out);
 
 /* The key of one sealed snapshot's chunks (snapshot format 3): KBKDF of
- * the version's `stream` subkey with the snapshot's random 16-byte id as
- * context, so each snapshot seals its few chunks under a key of its own
- * and the stream subkey's 2^32 random nonces are left to Raft entries
- * (docs/encryption.md "Nonces"). */
+ * the data key `dek` (the CMK) with its own label and the version (u32 BE)
+ * followed by the snapshot's random 16-byte id as context: a key of its
+ * own purpose (never the stream subkey's), so each snapshot seals its few
+ * chunks under a fresh key and the stream subkey's 2^32 random nonces are
+ * left to Raft entries (docs/encryption.md "Nonces"). */
 int kyufu_storage_crypto_snapshot_key(
-    const uint8_t stream[KYUFU_CRYPTO_KEY_BYTES],
+    const uint8_t dek[KYUFU_CRYPTO_KEY_BYTES],
+    uint32_t version,
     const uint8_t id[KYUFU_CRYPTO_SALT_BYTES],
     uint8_t out[KYUFU_CRYPTO_KEY_BYTES]);
 
@@ -856,6 +858,13 @@ int kyufu_storage_keys_subkeys(const struct kyufu_storage *s,
  * command needed).  0 when the store has no CMK (nothing is sealed).  The
  * loop thread (a restore may change it). */
 uint32_t kyufu_storage_keys_active(const struct kyufu_storage *s);
+/* One format-3 snapshot's key (kyufu_storage_crypto_snapshot_key of the
+ * CMK, version and id) into out, the caller's to wipe.  EINVALID without
+ * a CMK or for version 0, ENOMEM when OpenSSL fails.  Any thread. */
+int kyufu_storage_keys_snapshot_key(const struct kyufu_storage *s,
+                                    uint32_t version,
+                                    const uint8_t id[KYUFU_CRYPTO_SALT_BYTES],
+                                    uint8_t out[KYUFU_CRYPTO_KEY_BYTES]);
 
 /* ------------------------------------------------------------- rotation
  *

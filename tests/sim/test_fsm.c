@@ -212,8 +212,15 @@ static void test_frame_decoder(void)
               out.id[15] == 0x37 && out.raft_index == 10);
         CHECK(!glue__snapshot_header_read(sh2, sizeof sh2 - 1, &out));
     }
+    uint32_t newer = 0;
+    CHECK(!glue__snapshot_header_newer(sh2, sizeof sh2, &newer));
+    CHECK(!glue__snapshot_header_newer(sh, sizeof sh, &newer));
     sh2[4] = 4;
     CHECK(!glue__snapshot_header_read(sh2, sizeof sh2, &out));
+    CHECK(glue__snapshot_header_newer(sh2, sizeof sh2, &newer) && newer == 4);
+    CHECK(!glue__snapshot_header_newer(sh2, 7, &newer));
+    sh2[0] ^= 1;
+    CHECK(!glue__snapshot_header_newer(sh2, sizeof sh2, &newer));
     /* A snapshot header is not an entry frame and vice versa. */
     CHECK(!reads(sh, sizeof sh));
     glue__frame_write(frame, 1, payload, 16);

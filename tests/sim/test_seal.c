@@ -34,7 +34,8 @@
  *    they do not open with the version's stream subkey (which format 2
  *    used, and which a store below version 6 still uses), they do with
  *    the key derived from the header's id; it restores (same digest);
- *    relabelled format 2, or with its id changed, it is refused.
+ *    relabelled format 2, or with its id changed, it is refused; one of
+ *    format 4 stops the node as for a newer build (ENEWER).
  *
  * Deterministic apart from the nonces and snapshot ids the code under test
  * draws (no decision of the test depends on their values).  One temporary
@@ -700,6 +701,14 @@ static void test_fsm_snapshots_own_key(void)
         test_store_digest(dst, d, &idx);
         CHECK(idx == 0);
     }
+    /* A format this build does not know (a newer build's): it stops as
+     * for a newer command set, not as for damage. */
+    memcpy(copy, snap, size);
+    copy[4] = 4;
+    n_fatal = 0;
+    CHECK(restore_copy(dst, copy, size, &st) != 0);
+    CHECK(st.fatal_rv == KYUFU_STORAGE_ENEWER && n_fatal == 1 &&
+          strstr(fatal_msg, "snapshot format 4 is newer") != NULL);
     free(copy);
 
     n_fatal = 0;

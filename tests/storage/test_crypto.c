@@ -97,7 +97,8 @@ static void test_gcm_empty(void)
 
 /* SP 800-108 counter mode, HMAC-SHA256, label ‖ 0x00 ‖ context ‖ L: the
  * values of Python cryptography's KBKDFHMAC (an implementation of its own)
- * for data key 00 01 .. 1f, version 7.  Versions and labels separate. */
+ * for data key 00 01 .. 1f, version 7.  Versions and labels separate; the
+ * snapshot key (format 3) likewise. */
 static void test_subkeys(void)
 {
     uint8_t dek[32];
@@ -120,6 +121,21 @@ static void test_subkeys(void)
     CHECK(memcmp(k.index, k8.index, 32) != 0);
     CHECK(memcmp(k.stream, k8.stream, 32) != 0);
     CHECK(memcmp(k.stream, k.enc, 32) != 0);
+    /* A format-3 snapshot's key: label "kyufu at-rest snapshot v1",
+     * context version 7 ‖ id a5 x 16 (the same KBKDFHMAC); another id or
+     * version gives another key, and none is a subkey. */
+    uint8_t id[16], snap[32], other[32];
+    memset(id, 0xa5, sizeof id);
+    CHECK_EQ_INT(kyufu_storage_crypto_snapshot_key(dek, 7, id, snap), 0);
+    check_hex(snap, "d3194e96810043fd23dd2bda9ca4d704"
+                    "a74442bc1b5509477279a3b342af0b44");
+    id[15] ^= 1;
+    CHECK_EQ_INT(kyufu_storage_crypto_snapshot_key(dek, 7, id, other), 0);
+    CHECK(memcmp(snap, other, 32) != 0);
+    id[15] ^= 1;
+    CHECK_EQ_INT(kyufu_storage_crypto_snapshot_key(dek, 8, id, other), 0);
+    CHECK(memcmp(snap, other, 32) != 0);
+    CHECK(memcmp(snap, k.stream, 32) != 0 && memcmp(snap, k.enc, 32) != 0);
     kyufu_storage_crypto_wipe(&k, sizeof k);
     for (size_t i = 0; i < sizeof k.enc; i++) {
         CHECK(k.enc[i] == 0);
