@@ -18,6 +18,19 @@ static uint8_t *pack_one(Kyufu__V1__Command *c, size_t *len)
     return p;
 }
 
+/* The header both batches carry: key (client_id, seq), terminal "t", time
+ * 1775001600000 + seq ms. */
+static void header(Kyufu__V1__CommandHeader *h, Kyufu__V1__IdempotencyKey *key,
+                   const char *client_id, const char *actor, uint64_t seq)
+{
+    key->client_id = (char *)client_id;
+    key->sequence = seq;
+    h->actor = (char *)actor;
+    h->terminal = "t";
+    h->time_ms = 1775001600000 + (int64_t)seq;
+    h->key = key;
+}
+
 uint8_t *test_staff_batch(const char *client_id,
                           const char *actor,
                           const char *id,
@@ -28,12 +41,7 @@ uint8_t *test_staff_batch(const char *client_id,
     Kyufu__V1__CommandHeader h = KYUFU__V1__COMMAND_HEADER__INIT;
     Kyufu__V1__CreateStaff cs = KYUFU__V1__CREATE_STAFF__INIT;
     Kyufu__V1__Command c = KYUFU__V1__COMMAND__INIT;
-    key.client_id = (char *)client_id;
-    key.sequence = seq;
-    h.actor = (char *)actor;
-    h.terminal = "t";
-    h.time_ms = 1775001600000 + (int64_t)seq;
-    h.key = &key;
+    header(&h, &key, client_id, actor, seq);
     cs.staff_id = (char *)id;
     cs.display_name = (char *)id;
     cs.roles_mask = 1u << KYUFU__V1__ROLE__ROLE_ID_ADMIN;
@@ -60,12 +68,7 @@ uint8_t *test_versions_batch(uint64_t seq, uint32_t command_version,
     }
     rv.voters = vp;
     rv.n_voters = 3;
-    key.client_id = "kyufu-node-1";
-    key.sequence = seq;
-    h.actor = "kyufu-node-1";
-    h.terminal = "t";
-    h.time_ms = 1775001600000 + (int64_t)seq;
-    h.key = &key;
+    header(&h, &key, "kyufu-node-1", "kyufu-node-1", seq);
     c.header = &h;
     c.body_case = KYUFU__V1__COMMAND__BODY_RECORD_VERSIONS;
     c.record_versions = &rv;

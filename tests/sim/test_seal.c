@@ -515,6 +515,20 @@ static int restore_copy(struct kyufu_storage *target, const uint8_t *bytes,
     return rv;
 }
 
+/* An intact snapshot restores into dst: the source's index and digest. */
+static void restores_intact(struct kyufu_storage *dst, const uint8_t *snap,
+                            size_t size, uint64_t is, const uint8_t ds[32])
+{
+    struct kyufu_fsm st;
+    uint8_t d[32];
+    uint64_t idx;
+    n_fatal = 0;
+    CHECK(restore_copy(dst, snap, size, &st) == 0);
+    CHECK(n_fatal == 0 && st.n_restores == 1);
+    test_store_digest(dst, d, &idx);
+    CHECK(idx == is && memcmp(d, ds, 32) == 0);
+}
+
 static void fill(struct kyufu_storage *s, unsigned n)
 {
     char err[256];
@@ -617,11 +631,7 @@ static void test_fsm_snapshots(void)
     free(copy);
 
     /* Intact: restores, the same state. */
-    n_fatal = 0;
-    CHECK(restore_copy(dst, snap, size, &st) == 0);
-    CHECK(n_fatal == 0 && st.n_restores == 1);
-    test_store_digest(dst, d, &idx);
-    CHECK(idx == is && memcmp(d, ds, 32) == 0);
+    restores_intact(dst, snap, size, is, ds);
 
     /* A legacy (version-1) snapshot restores into a keyed store. */
     {
@@ -710,12 +720,7 @@ static void test_fsm_snapshots_own_key(void)
     CHECK(st.fatal_rv == KYUFU_STORAGE_ENEWER && n_fatal == 1 &&
           strstr(fatal_msg, "snapshot format 4 is newer") != NULL);
     free(copy);
-
-    n_fatal = 0;
-    CHECK(restore_copy(dst, snap, size, &st) == 0);
-    CHECK(n_fatal == 0 && st.n_restores == 1);
-    test_store_digest(dst, d, &idx);
-    CHECK(idx == is && memcmp(d, ds, 32) == 0);
+    restores_intact(dst, snap, size, is, ds);
 
     free(snap);
     kyufu_storage_close(src);

@@ -133,6 +133,17 @@ static uint64_t census_total(struct fx *f)
     return n;
 }
 
+/* Three replicas hold identical bytes (their state digests). */
+static void same_digests(struct fx *a, struct fx *b, struct fx *c)
+{
+    uint8_t da[32], db[32], dc[32];
+    fx_digest(a, da);
+    fx_digest(b, db);
+    fx_digest(c, dc);
+    CHECK(memcmp(da, db, 32) == 0);
+    CHECK(memcmp(da, dc, 32) == 0);
+}
+
 static void check_reads(struct fx *f, size_t households)
 {
     struct kyufu_storage_page page;
@@ -342,12 +353,7 @@ static void reencrypt_replicas_identical(void)
             break;
         }
     }
-    uint8_t da[32], db[32], dc[32];
-    fx_digest(&a, da);
-    fx_digest(&b, db);
-    fx_digest(&c, dc);
-    CHECK(memcmp(da, db, 32) == 0);
-    CHECK(memcmp(da, dc, 32) == 0);
+    same_digests(&a, &b, &c);
     CHECK_EQ(census(&c, 1), 0);
     check_reads(&c, 8);
     fx_close(&a);
@@ -680,12 +686,7 @@ static void seal_limit_replicas_identical(void)
         CHECK_EQ(seals(&b), seals(&a));
         CHECK_EQ(seals(&c), seals(&a));
     }
-    uint8_t da[32], db[32], dc[32];
-    fx_digest(&a, da);
-    fx_digest(&b, db);
-    fx_digest(&c, dc);
-    CHECK(memcmp(da, db, 32) == 0);
-    CHECK(memcmp(da, dc, 32) == 0);
+    same_digests(&a, &b, &c);
     fx_invariants(&a);
     fx_invariants(&c);
     CHECK(fx_audit_count(&a) > audit0);
