@@ -62,16 +62,16 @@
  * loop").  Under load a flush is every interval, each a few ms on this VM. */
 #define KYUFU_STORE_SYNC_INTERVAL_MS 100u
 /* Entries of ours in flight before commands queue up: enough to keep disk
- * and network busy at once, few enough that each entry batches well.  4:
- * in the sweep of docs/benchmarks.md "In-flight window" (4, 8, 16, 32, 64
- * at 16..1,024 calls in flight) 4 had the highest median writes/s at 16,
- * 64 and 256 calls, 16 at 1,024, and 8 (the old default) fewer than 4 at
- * every load, 4's entries carrying 1.7-2.2x the commands of 8's; measured
- * on a CPU-starved machine, to be repeated on a quiet one.  At
- * most raft's own per-follower window (max_inflight_entries, checked with
- * the other options): entries beyond it would only wait in raft instead of
- * in the proposer's queue, unbatched. */
-#define KYUFU_GROUP_COMMIT_ENTRIES_INFLIGHT_DEFAULT 4u
+ * and network busy at once, few enough that each entry batches well.  2:
+ * in the quiet-machine sweep of docs/benchmarks.md "The window with fresh
+ * data" (1, 2, 4, 8; every run from the same data) 2 had the highest
+ * median writes/s at 16, 64, 256 and 1,024 calls in flight (+28 %, +10 %,
+ * +15 %, +10 % over 4, the previous default, winning 9 of 12 same-round
+ * pairings) and equal at 1; 1 and 8 lower.  At most raft's own
+ * per-follower window (max_inflight_entries, checked with the other
+ * options): entries beyond it would only wait in raft instead of in the
+ * proposer's queue, unbatched. */
+#define KYUFU_GROUP_COMMIT_ENTRIES_INFLIGHT_DEFAULT 2u
 #define KYUFU_GROUP_COMMIT_ENTRIES_INFLIGHT_MIN 1u
 #define KYUFU_GROUP_COMMIT_ENTRIES_INFLIGHT_MAX 1024u
 _Static_assert(KYUFU_GROUP_COMMIT_ENTRIES_INFLIGHT_DEFAULT <=

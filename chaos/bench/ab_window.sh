@@ -4,9 +4,12 @@
 # "In-flight window"): for each round, each window in turn (the order
 # rotated every round, so no window always runs first on a warm or cold
 # machine) sets the key in every node's config, starts the three kyufud,
-# runs kyufu-bench-load --approve at every INFLIGHT, and stops them.  The
-# cluster's data stays between runs.  Not a test: it reads the wall clock
-# and takes minutes.
+# runs kyufu-bench-load --approve at every INFLIGHT, and stops them.  Every
+# run starts from the same data: the nodes' data folders as the set-up and
+# warm-up left them, copied back before each start (when the data stayed
+# between runs, each later run met a larger store and ran slower for that
+# alone: docs/benchmarks.md "The window again").  Not a test: it reads the
+# wall clock and takes minutes.
 #
 #   chaos/bench/ab_window.sh BUILD OUT_DIR [WINDOWS] [ROUNDS] [INFLIGHT] [SECONDS]
 #
@@ -73,12 +76,22 @@ while True:
 PY
 )
 ab_init "$rb" "$ab" "$mb" "$build"
+for i in 1 2 3; do cp -a "$dir/node$i/data" "$dir/pristine$i"; done
+# The nodes' data as ab_init left them (nodes stopped).
+fresh_data() {
+    local i
+    for i in 1 2 3; do
+        rm -rf "$dir/node$i/data"
+        cp -a "$dir/pristine$i" "$dir/node$i/data"
+    done
+}
 : >"$out/uptime.txt"
 for r in $(seq "$rounds"); do
     for j in $(seq 0 $((${#ws[@]} - 1))); do
         w=${ws[$(((j + r - 1) % ${#ws[@]}))]}
         echo "w$w r$r $(uptime)" >>"$out/uptime.txt"
         set_window "$w"
+        fresh_data
         start_nodes "$build"
         wait_leader
         lid=$(leader_id)
