@@ -174,15 +174,16 @@ static void answer_key_status(struct kyufu_node_call *c,
     const char *cursor_db = "";
     out.encrypted = kyufu_storage_keys_present(n->storage);
     out.active_version = kyufu_storage_keys_active(n->storage);
-    uint32_t seals_version = 0;
     if (out.encrypted) {
-        int srv = kyufu_storage_key_seals(n->storage, &seals_version,
-                                          &out.seals, &out.seal_limit);
+        struct kyufu_storage_key_seals seals;
+        int srv = kyufu_storage_key_seals(n->storage, &seals);
         if (srv != 0) {
             kyufu_node__call_storage_error(c, srv, "seal count");
             return;
         }
-        out.seals_counted = seals_version == out.active_version;
+        out.seals_counted = seals.counted;
+        out.seals = seals.count;
+        out.seal_limit = seals.limit;
     }
     uint64_t term = 0;
     kyufu_storage_applied(n->storage, &out.applied_index, &term);

@@ -843,22 +843,19 @@ static void key_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
                          "snapshots and backups use");
     kyufu_metrics_sample(b, "kyufu_keys_active_version", NULL, 0,
                          (double)kyufu_storage_keys_active(n->storage));
-    uint32_t seals_version;
-    uint64_t seals, limit;
-    if (kyufu_storage_key_seals(n->storage, &seals_version, &seals, &limit) ==
-            0 &&
-        seals_version == kyufu_storage_keys_active(n->storage)) {
+    struct kyufu_storage_key_seals seals;
+    if (kyufu_storage_key_seals(n->storage, &seals) == 0 && seals.counted) {
         kyufu_metrics_family(b, "kyufu_keys_active_version_seals",
                              KYUFU_METRICS_GAUGE,
                              "Seals under the active data-key version, "
                              "counted by apply (cluster version 6 on)");
         kyufu_metrics_sample(b, "kyufu_keys_active_version_seals", NULL, 0,
-                             (double)seals);
+                             (double)seals.count);
         kyufu_metrics_family(b, "kyufu_keys_seal_limit", KYUFU_METRICS_GAUGE,
                              "Seals under one data-key version at which "
                              "apply rotates to the next by itself");
         kyufu_metrics_sample(b, "kyufu_keys_seal_limit", NULL, 0,
-                             (double)limit);
+                             (double)seals.limit);
     }
     if (n->rotate.version == 0) {
         return;

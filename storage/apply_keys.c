@@ -280,18 +280,19 @@ int kyufu_storage__seals_count(struct kyufu_storage *s,
 }
 
 int kyufu_storage_key_seals(struct kyufu_storage *s,
-                            uint32_t *version,
-                            uint64_t *count,
-                            uint64_t *limit)
+                            struct kyufu_storage_key_seals *out)
 {
     MDB_txn *txn;
+    memset(out, 0, sizeof *out);
+    out->limit = s->seal_limit;
     int rv = kyufu_storage__read_begin(s, &txn);
     if (rv != 0) {
         return rv;
     }
-    rv = seals_read(s, txn, version, count);
+    rv = seals_read(s, txn, &out->version, &out->count);
     kyufu_storage__read_end(s, txn);
-    *limit = s->seal_limit;
+    out->counted = rv == 0 && out->version != 0 &&
+                   out->version == s->keys_active;
     return rv;
 }
 

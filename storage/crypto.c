@@ -145,6 +145,15 @@ out:
     return rv;
 }
 
+/* u32 big-endian (a key version in a KDF context, a nonce's fields). */
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
 /* One key: KBKDF (SP 800-108 counter mode, HMAC-SHA256) with `label` and
  * `context` (a version as u32 BE, or a snapshot's id). */
 static int kbkdf(const uint8_t dek[KYUFU_CRYPTO_KEY_BYTES],
@@ -190,8 +199,8 @@ int kyufu_storage_crypto_subkeys(const uint8_t dek[KYUFU_CRYPTO_KEY_BYTES],
 {
     /* OpenSSL's KBKDF takes the SP 800-108 Label as its "salt" parameter
      * and the Context as its "info". */
-    const uint8_t v[4] = {(uint8_t)(version >> 24), (uint8_t)(version >> 16),
-                          (uint8_t)(version >> 8), (uint8_t)version};
+    uint8_t v[4];
+    put_u32(v, version);
     int rv = kbkdf(dek, "kyufu at-rest enc v1", v, sizeof v, out->enc);
     if (rv == 0) {
         rv = kbkdf(dek, "kyufu at-rest nonce v1", v, sizeof v, out->nonce);
@@ -214,9 +223,8 @@ int kyufu_storage_crypto_snapshot_key(
     const uint8_t id[KYUFU_CRYPTO_SALT_BYTES],
     uint8_t out[KYUFU_CRYPTO_KEY_BYTES])
 {
-    uint8_t context[4 + KYUFU_CRYPTO_SALT_BYTES] = {
-        (uint8_t)(version >> 24), (uint8_t)(version >> 16),
-        (uint8_t)(version >> 8), (uint8_t)version};
+    uint8_t context[4 + KYUFU_CRYPTO_SALT_BYTES];
+    put_u32(context, version);
     memcpy(context + 4, id, KYUFU_CRYPTO_SALT_BYTES);
     int rv = kbkdf(dek, "kyufu at-rest snapshot v1", context, sizeof context,
                    out);
@@ -355,14 +363,6 @@ int kyufu_storage_crypto_open(const uint8_t key[KYUFU_CRYPTO_KEY_BYTES],
         kyufu_storage_crypto_key_free(k);
     }
     return rv;
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
 }
 
 int kyufu_storage_crypto_key_record_nonce(

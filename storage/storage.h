@@ -893,12 +893,18 @@ struct kyufu_storage_key_census
 int kyufu_storage_key_census(struct kyufu_storage *s,
                              struct kyufu_storage_key_census *out);
 /* The seals counted under the active data-key version (from cluster
- * version 6; version 0 and count 0 before the first is counted) and the
- * limit at which apply rotates.  The loop thread. */
+ * version 6) and the limit at which apply rotates.  counted: the count is
+ * the active version's (false before the first entry is counted: version
+ * and count 0).  The loop thread. */
+struct kyufu_storage_key_seals
+{
+    bool counted;
+    uint32_t version; /* the version counted for (0: none yet) */
+    uint64_t count;
+    uint64_t limit;
+};
 int kyufu_storage_key_seals(struct kyufu_storage *s,
-                            uint32_t *version,
-                            uint64_t *count,
-                            uint64_t *limit);
+                            struct kyufu_storage_key_seals *out);
 int kyufu_storage_snapshot_key_census(struct kyufu_storage_snapshot *snap,
                                       struct kyufu_storage_key_census *out);
 void kyufu_storage_key_census_free(struct kyufu_storage_key_census *c);

@@ -35,6 +35,7 @@
 #include "check.h"
 #include "ctl_run.h"
 #include "ctl.h"
+#include "ctl_fake.h"
 #include "fake_transport.h"
 #include "test_file.h"
 #include "kyufu/v1/service.pb-c.h"
@@ -52,13 +53,6 @@ static char conf[256], dir[64], token_path[256];
 /* kyufuctl in-process (ctl_run.h), the arguments NULL-terminated. */
 #define run(...) \
     ctl_run(out_buf, sizeof out_buf, err_buf, sizeof err_buf, conf, __VA_ARGS__)
-
-static void reset(struct fake *f)
-{
-    fake_reset_log(f);
-    memset(f, 0, sizeof *f);
-    ctl__set_transport(fake_factory, f);
-}
 
 static void read_text(const char *path, char *buf, size_t len)
 {
@@ -90,7 +84,7 @@ static void test_login(struct fake *f)
     test_write_file(newfile, "correct horse battery staple 9\n", 0600);
 
     /* A full sign-in. */
-    reset(f);
+    ctl_fake_reset(f);
     Kyufu__V1__Role roles[] = { KYUFU__V1__ROLE__ROLE_CLERK };
     Kyufu__V1__SignInResponse s = KYUFU__V1__SIGN_IN_RESPONSE__INIT;
     s.token = TOKEN_A;
@@ -118,7 +112,7 @@ static void test_login(struct fake *f)
     CHECK(no_secret_printed(TOKEN_A) && no_secret_printed("Temp-Password-1"));
 
     /* --json: the session, never the token. */
-    reset(f);
+    ctl_fake_reset(f);
     fake_push(f, (struct fake_reply){ .status = 0, .response = &s.base });
     CHECK_EQ_INT(run("--json", "login", "--staff-id", "clerk1", "--password-file", pwfile,
                      "--totp", "123456", NULL),
@@ -132,7 +126,7 @@ static void test_login(struct fake *f)
     CHECK(no_secret_printed(TOKEN_A));
 
     /* Refused: no file written over the old one, the reason shown. */
-    reset(f);
+    ctl_fake_reset(f);
     unlink(token_path);
     fake_push(f, (struct fake_reply){ .status = KYUFU_GRPC_UNAUTHENTICATED,
                                       .message = "wrong password or code" });
@@ -144,7 +138,7 @@ static void test_login(struct fake *f)
 
     /* First sign-in: temporary password -> changed with the setup
      * session's token -> signed in again -> TOTP enrollment named next. */
-    reset(f);
+    ctl_fake_reset(f);
     Kyufu__V1__SignInResponse setup1 = KYUFU__V1__SIGN_IN_RESPONSE__INIT;
     setup1.token = TOKEN_B;
     setup1.staff_id = "clerk2";
@@ -185,7 +179,7 @@ static void test_login(struct fake *f)
 
     /* A policy refusal of the new password: said, and the setup session's
      * token is still in the file for `kyufuctl passwd`. */
-    reset(f);
+    ctl_fake_reset(f);
     fake_push(f, (struct fake_reply){ .status = 0, .response = &setup1.base });
     fake_push(f, (struct fake_reply){ .status = KYUFU_GRPC_INVALID_ARGUMENT,
                                       .message = "password: it is based on a dictionary word" });
@@ -198,7 +192,7 @@ static void test_login(struct fake *f)
 
     /* Without --new-password-file and no terminal: the setup session is
      * kept and the next command named. */
-    reset(f);
+    ctl_fake_reset(f);
     fake_push(f, (struct fake_reply){ .status = 0, .response = &setup1.base });
     CHECK_EQ_INT(run("login", "--staff-id", "clerk2", "--password-file", pwfile, NULL), 0);
     CHECK(strstr(out_buf, "kyufuctl passwd") != NULL);
@@ -212,7 +206,7 @@ static void test_token_sources(struct fake *f)
     test_write_file(token_path, TOKEN_A "\n", 0600);
 
     /* The file's token. */
-    reset(f);
+    ctl_fake_reset(f);
     fake_push(f, (struct fake_reply){ .status = 0, .response = &me.base });
     CHECK_EQ_INT(run("whoami", NULL), 0);
     CHECK(strcmp(f->log[0].path, "/kyufu.v1.Auth/WhoAmI") == 0);
@@ -220,14 +214,14 @@ static void test_token_sources(struct fake *f)
     CHECK(strstr(out_buf, "clerk1") != NULL && no_secret_printed(TOKEN_A));
 
     /* KYUFU_TOKEN wins over the file. */
-    reset(f);
+    ctl_fake_reset(f);
     setenv("KYUFU_TOKEN", TOKEN_B, 1);
     fake_push(f, (struct fake_reply){ .status = 0, .response = &me.base });
     CHECK_EQ_INT(run("whoami", NULL), 0);
     CHECK(strcmp(f->log[0].authorization, "Bearer " TOKEN_B) == 0);
     CHECK(strstr(out_buf, "KYUFU_TOKEN") != NULL && no_secret_printed(TOKEN_B));
     /* ... and a malformed one is refused before any call. */
-    reset(f);
+    ctl_fake_reset(f);
     setenv("KYUFU_TOKEN", "Bearer " TOKEN_B, 1);
     CHECK_EQ_INT(run("program", "list", NULL), KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err_buf, "KYUFU_TOKEN is not a session token") != NULL);
@@ -238,14 +232,14 @@ static void test_token_sources(struct fake *f)
     char other[300];
     snprintf(other, sizeof other, "%s/other-token", dir);
     test_write_file(other, TOKEN_C "\n", 0600);
-    reset(f);
+    ctl_fake_reset(f);
     fake_push(f, (struct fake_reply){ .status = 0, .response = &me.base });
     CHECK_EQ_INT(run("--token-file", other, "whoami", NULL), 0);
     CHECK(strcmp(f->log[0].authorization, "Bearer " TOKEN_C) == 0);
 
     /* A token file others may read: refused before any call. */
     CHECK(chmod(token_path, 0644) == 0);
-    reset(f);
+    ctl_fake_reset(f);
     CHECK_EQ_INT(run("program", "list", NULL), KYUFU_CTL_EXIT_USAGE);
     CHECK(strstr(err_buf, "mode 0644") != NULL && strstr(err_buf, "chmod 600") != NULL);
     CHECK(no_secret_printed(TOKEN_A));
@@ -253,7 +247,7 @@ static void test_token_sources(struct fake *f)
     CHECK(chmod(token_path, 0600) == 0);
 
     /* UNAUTHENTICATED: how to sign in. */
-    reset(f);
+    ctl_fake_reset(f);
     fake_push(f, (struct fake_reply){ .status = KYUFU_GRPC_UNAUTHENTICATED,
                                       .message = "session expired" });
     CHECK_EQ_INT(run("program", "list", NULL), KYUFU_CTL_EXIT_REJECTED);
@@ -261,7 +255,7 @@ static void test_token_sources(struct fake *f)
 
     /* No file at all: the call goes without a token (the node refuses). */
     unlink(token_path);
-    reset(f);
+    ctl_fake_reset(f);
     fake_push(f, (struct fake_reply){ .status = KYUFU_GRPC_UNAUTHENTICATED,
                                       .message = "no session" });
     CHECK_EQ_INT(run("whoami", NULL), KYUFU_CTL_EXIT_REJECTED);
@@ -274,17 +268,17 @@ static void test_logout(struct fake *f)
     Kyufu__V1__SignOutResponse bye = KYUFU__V1__SIGN_OUT_RESPONSE__INIT;
     test_write_file(token_path, TOKEN_A "\n", 0600);
     /* The cluster cannot be told: the file stays for a later logout. */
-    reset(f);
+    ctl_fake_reset(f);
     CHECK_EQ_INT(run("--deadline-ms", "50", "logout", NULL), KYUFU_CTL_EXIT_UNAVAILABLE);
     CHECK(access(token_path, F_OK) == 0);
-    reset(f);
+    ctl_fake_reset(f);
     fake_push(f, (struct fake_reply){ .status = 0, .response = &bye.base });
     CHECK_EQ_INT(run("logout", NULL), 0);
     CHECK(strcmp(f->log[0].path, "/kyufu.v1.Auth/SignOut") == 0);
     CHECK(strcmp(f->log[0].authorization, "Bearer " TOKEN_A) == 0);
     CHECK(access(token_path, F_OK) != 0 && errno == ENOENT);
     /* Again: not signed in, nothing sent. */
-    reset(f);
+    ctl_fake_reset(f);
     CHECK_EQ_INT(run("logout", NULL), 0);
     CHECK(strstr(out_buf, "not signed in") != NULL);
     CHECK_EQ_INT(f->n_log, 0);
@@ -299,7 +293,7 @@ static void test_admin(struct fake *f)
     w.result = &ok;
     w.temporary_password = "Tmp-9f3k-22ab-Qx";
 
-    reset(f);
+    ctl_fake_reset(f);
     fake_push(f, (struct fake_reply){ .status = 0, .response = &w.base });
     CHECK_EQ_INT(run("staff", "create", "--staff-id", "clerk9", "--display-name", "Nine",
                      "--roles", "clerk", NULL),
@@ -315,7 +309,7 @@ static void test_admin(struct fake *f)
     Kyufu__V1__ResetPasswordResponse rp = KYUFU__V1__RESET_PASSWORD_RESPONSE__INIT;
     rp.result = &ok;
     rp.temporary_password = "Tmp-aaaa-bbbb-Cc";
-    reset(f);
+    ctl_fake_reset(f);
     fake_push(f, (struct fake_reply){ .status = 0, .response = &rp.base });
     CHECK_EQ_INT(run("staff", "reset-password", "clerk9", NULL), 0);
     CHECK(strcmp(f->log[0].path, "/kyufu.v1.Auth/ResetPassword") == 0);
@@ -341,7 +335,7 @@ static void test_admin(struct fake *f)
     Kyufu__V1__WriteResponse plain = KYUFU__V1__WRITE_RESPONSE__INIT;
     plain.result = &ok;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        reset(f);
+        ctl_fake_reset(f);
         fake_push(f, (struct fake_reply){ .status = 0, .response = &plain.base });
         CHECK_EQ_INT(run("staff", cases[i].verb, "--staff-id", "clerk9", NULL), 0);
         CHECK(strcmp(f->log[0].path, cases[i].path) == 0);
@@ -360,7 +354,7 @@ static void test_admin(struct fake *f)
     no.code = (Kyufu__V1__Code)KYUFU_GRPC_FAILED_PRECONDITION;
     no.message = "not locked";
     plain.result = &no;
-    reset(f);
+    ctl_fake_reset(f);
     fake_push(f, (struct fake_reply){ .status = 0, .response = &plain.base });
     CHECK_EQ_INT(run("staff", "unlock", "clerk9", NULL), KYUFU_CTL_EXIT_REJECTED);
     CHECK(strstr(out_buf, "not locked") != NULL);
@@ -373,7 +367,7 @@ static void test_totp(struct fake *f)
     e.secret_base32 = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
     e.otpauth_uri = "otpauth://totp/kyufu:clerk1?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
                     "&issuer=kyufu";
-    reset(f);
+    ctl_fake_reset(f);
     fake_push(f, (struct fake_reply){ .status = 0, .response = &e.base });
     CHECK_EQ_INT(run("--json", "totp", "enroll", NULL), 0);
     json_t *doc = json_loads(out_buf, 0, NULL);
@@ -381,14 +375,14 @@ static void test_totp(struct fake *f)
     CHECK(strcmp(json_string_value(json_object_get(doc, "secret_base32")), e.secret_base32) == 0);
     json_decref(doc);
     /* Text: the secret and a QR code (half blocks). */
-    reset(f);
+    ctl_fake_reset(f);
     fake_push(f, (struct fake_reply){ .status = 0, .response = &e.base });
     CHECK_EQ_INT(run("totp", "enroll", NULL), 0);
     CHECK(strstr(out_buf, "secret: JBSWY3DP") != NULL);
     CHECK(strstr(out_buf, "\u2580") != NULL && strstr(out_buf, "totp confirm") != NULL);
 
     Kyufu__V1__ConfirmTotpResponse cr = KYUFU__V1__CONFIRM_TOTP_RESPONSE__INIT;
-    reset(f);
+    ctl_fake_reset(f);
     fake_push(f, (struct fake_reply){ .status = 0, .response = &cr.base });
     CHECK_EQ_INT(run("totp", "confirm", "--code", "654321", NULL), 0);
     Kyufu__V1__ConfirmTotpRequest *cq =
@@ -429,7 +423,7 @@ static void test_hostile(struct fake *f)
                    : strcmp(cases[i][k], "EMPTY") == 0 ? empty
                                                        : cases[i][k];
         }
-        reset(f);
+        ctl_fake_reset(f);
         int rv = run(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]);
         if (rv != KYUFU_CTL_EXIT_USAGE) {
             fprintf(stderr, "case %zu (%s %s): exit %d: %s\n", i, a[0], a[1], rv, err_buf);
@@ -601,12 +595,7 @@ int main(void)
     /* Never a terminal on stdin: no question may be asked here. */
     CHECK(freopen("/dev/null", "r", stdin) != NULL);
     snprintf(dir, sizeof dir, "/tmp/kyufu-ctl-auth-XXXXXX");
-    CHECK(mkdtemp(dir) != NULL);
-    snprintf(conf, sizeof conf, "%s/c.conf", dir);
-    FILE *cf = fopen(conf, "w");
-    CHECK(cf != NULL);
-    fputs("[client]\nendpoints = 127.0.0.1:1\nca = /nonexistent/ca.pem\n", cf);
-    fclose(cf);
+    ctl_fake_conf(dir, conf, sizeof conf);
     setenv("XDG_CONFIG_HOME", dir, 1);
     unsetenv("KYUFU_TOKEN");
     snprintf(token_path, sizeof token_path, "%s/kyufu/token", dir);
@@ -617,7 +606,7 @@ int main(void)
     test_admin(&f);
     test_totp(&f);
     test_hostile(&f);
-    reset(&f);
+    ctl_fake_reset(&f);
     test_qr();
     test_prompt_no_echo();
     char cmd[200];

@@ -10,6 +10,7 @@
 #include "check.h"
 #include "ctl_run.h"
 #include "ctl.h"
+#include "ctl_fake.h"
 #include "fake_transport.h"
 #include "kyufu/v1/service.pb-c.h"
 
@@ -62,27 +63,15 @@ static void push(struct fake *f, struct page *p)
     fake_push(f, (struct fake_reply){ .status = 0, .response = &p->resp.base });
 }
 
-static void reset(struct fake *f)
-{
-    fake_reset_log(f);
-    memset(f, 0, sizeof *f);
-    ctl__set_transport(fake_factory, f);
-}
-
 int main(void)
 {
     char dir[] = "/tmp/kyufu-ctl-list-XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
-    snprintf(conf, sizeof conf, "%s/c.conf", dir);
-    FILE *cf = fopen(conf, "w");
-    CHECK(cf != NULL);
-    fputs("[client]\nendpoints = 127.0.0.1:1\nca = /nonexistent/ca.pem\n", cf);
-    fclose(cf);
+    ctl_fake_conf(dir, conf, sizeof conf);
     static struct fake f;
     struct page p1, p2, p3;
 
     /* The whole list fits: not truncated, no token. */
-    reset(&f);
+    ctl_fake_reset(&f);
     page(&p1, 1, 2, "");
     push(&f, &p1);
     CHECK_EQ_INT(run("--json", "program", "list", NULL), 0);
@@ -99,7 +88,7 @@ int main(void)
 
     /* --limit 5 over pages of 3: asks 5, then the 2 still wanted; stops
      * with the server's token for what comes next. */
-    reset(&f);
+    ctl_fake_reset(&f);
     page(&p1, 1, 3, "after-3");
     page(&p2, 4, 2, "after-5");
     push(&f, &p1);
@@ -126,7 +115,7 @@ int main(void)
 
     /* --page-token continues there; text output: readable values, and how
      * to continue on stderr. */
-    reset(&f);
+    ctl_fake_reset(&f);
     page(&p3, 6, 1, "after-6");
     push(&f, &p3);
     CHECK_EQ_INT(run("program", "list", "--limit", "1", "--page-token", "after-5", NULL), 0);
@@ -141,13 +130,13 @@ int main(void)
 
     /* A server that sends more than asked: refused (the token would skip
      * records), exit 4. */
-    reset(&f);
+    ctl_fake_reset(&f);
     page(&p1, 1, 3, "after-3");
     push(&f, &p1);
     CHECK_EQ_INT(run("--json", "program", "list", "--limit", "2", NULL), KYUFU_CTL_EXIT_LOCAL);
     CHECK(strstr(err_buf, "sent 3 records for a page of 2") != NULL);
 
-    reset(&f);
+    ctl_fake_reset(&f);
     ctl__set_transport(NULL, NULL);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -503,16 +503,17 @@ static void reencrypt_seals_plaintext(void)
 /* The seals counted under the active version (0 when none are). */
 static uint64_t seals(struct fx *f)
 {
-    uint32_t version = 99;
-    uint64_t count = 99, limit = 0;
-    CHECK_EQ(kyufu_storage_key_seals(f->s, &version, &count, &limit), 0);
-    CHECK(limit > 0);
-    if (version == 0) {
-        CHECK_EQ(count, 0);
+    struct kyufu_storage_key_seals k;
+    CHECK_EQ(kyufu_storage_key_seals(f->s, &k), 0);
+    CHECK(k.limit > 0);
+    if (k.version == 0) {
+        CHECK(!k.counted);
+        CHECK_EQ(k.count, 0);
         return 0;
     }
-    CHECK_EQ(version, kyufu_storage_keys_active(f->s));
-    return count;
+    CHECK_EQ(k.version, kyufu_storage_keys_active(f->s));
+    CHECK(k.counted);
+    return k.count;
 }
 
 /* A keyed world at cluster version 6 whose store rotates after `limit`
@@ -563,12 +564,11 @@ static void seals_counted_from_version_6(void)
     fx_reject(&f, c_rotate(&f, "clerk", 0),
               KYUFU__V1__CODE__PERMISSION_DENIED);
     CHECK(seals(&f) - before >= 2);
-    uint32_t version;
-    uint64_t count, limit;
-    CHECK_EQ(kyufu_storage_key_seals(f.s, &version, &count, &limit), 0);
-    CHECK_EQ(limit, KYUFU_STORAGE_SEAL_LIMIT);
-    CHECK_EQ(version, 1);
-    before = count;
+    struct kyufu_storage_key_seals k;
+    CHECK_EQ(kyufu_storage_key_seals(f.s, &k), 0);
+    CHECK_EQ(k.limit, KYUFU_STORAGE_SEAL_LIMIT);
+    CHECK(k.counted && k.version == 1);
+    before = k.count;
     fx_free(fx_apply_ok(&f, c_rotate(&f, "oper", 0)));
     CHECK_EQ(kyufu_storage_keys_active(f.s), 2);
     CHECK(seals(&f) >= 1 && seals(&f) < before);
