@@ -409,6 +409,11 @@ static void raft_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
                          "Snapshots of the ledger taken by this node");
     kyufu_metrics_sample_u(b, "kyufu_snapshots_taken_total", NULL, 0,
                            st.snapshots_taken);
+    kyufu_metrics_family(b, "kyufu_snapshots_in_flight", KYUFU_METRICS_GAUGE,
+                         "Snapshots taken but not yet written (serializing "
+                         "or being put to disk)");
+    kyufu_metrics_sample_u(b, "kyufu_snapshots_in_flight", NULL, 0,
+                           st.snapshots_in_flight);
     kyufu_metrics_family(b, "kyufu_snapshots_restored_total",
                          KYUFU_METRICS_COUNTER,
                          "Snapshots restored into the ledger (at start or "

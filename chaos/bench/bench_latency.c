@@ -75,11 +75,24 @@ kyufu_bench_latency_summarize(struct kyufu_bench_latency *l, uint64_t t_start_ns
     struct kyufu_bench_latency_summary s = {0};
     s.secs = (double)(t_end_ns - t_start_ns) / 1e9;
     s.per_s = s.secs > 0 ? (double)l->n / s.secs : 0;
-    if (l->n > 0) {
-        qsort(l->us, l->n, sizeof l->us[0], cmp_u32);
-        s.p50 = pct_ms(l->us, l->n, 50);
-        s.p99 = pct_ms(l->us, l->n, 99);
-        s.max = (double)l->us[l->n - 1] / 1000.0;
+    struct kyufu_bench_latency_summary w = kyufu_bench_latency_window(l, 0);
+    s.p50 = w.p50;
+    s.p99 = w.p99;
+    s.max = w.max;
+    return s;
+}
+
+struct kyufu_bench_latency_summary
+kyufu_bench_latency_window(struct kyufu_bench_latency *l, uint64_t from)
+{
+    struct kyufu_bench_latency_summary s = {0};
+    if (from < l->n) {
+        uint32_t *v = l->us + from;
+        uint64_t n = l->n - from;
+        qsort(v, n, sizeof v[0], cmp_u32);
+        s.p50 = pct_ms(v, n, 50);
+        s.p99 = pct_ms(v, n, 99);
+        s.max = (double)v[n - 1] / 1000.0;
     }
     return s;
 }

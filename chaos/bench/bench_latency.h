@@ -40,6 +40,12 @@ struct kyufu_bench_latency_summary
 kyufu_bench_latency_summarize(struct kyufu_bench_latency *l, uint64_t t_start_ns,
                               uint64_t t_end_ns);
 
+/* The percentiles of the samples added since sample `from` (a time
+ * series' window: secs and per_s are left 0); sorts l->us[from..n) in
+ * place, which _summarize's whole sort does not mind. */
+struct kyufu_bench_latency_summary
+kyufu_bench_latency_window(struct kyufu_bench_latency *l, uint64_t from);
+
 /* How many distinct non-zero tags; sorts l->tag. */
 uint64_t kyufu_bench_latency_distinct_tags(struct kyufu_bench_latency *l);
 

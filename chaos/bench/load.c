@@ -68,6 +68,8 @@
  * behind 1,023 others and a group commit or two. */
 #define LOAD_DEADLINE_MS_DEFAULT 30000u
 #define LOAD_PROGRESS_MS 10000u
+#define LOAD_SERIES_MS 1000u
+#define LOAD_PACE_MS 10u
 #define LOAD_HOUSEHOLD_NO_BYTES 33u
 /* Every write's answer is one of the gRPC codes 0..16. */
 #define LOAD_GRPC_CODES 17u
@@ -95,6 +97,8 @@ struct opts
     const char *probe_file;
     double duration_s;    /* probe: 0 = until a signal */
     bool progress;
+    const char *series_file;  /* one line per second of a phase, or NULL */
+    double households_per_s;  /* 0: as fast as K allows, else a steady pace */
     bool no_setup;
     unsigned per_conn;    /* calls in flight per connection */
 };
@@ -114,6 +118,7 @@ struct slot
     uint64_t t0_ns;      /* first send of the current write */
     unsigned tries;
     bool busy;
+    bool parked;         /* waiting for the pace (counted in flight) */
 };
 
 /* What one phase (one K) measured. */
@@ -152,6 +157,12 @@ struct bench
     uv_timer_t progress;
     uint64_t progress_last_writes;
     uint64_t progress_last_ns;
+    FILE *series;
+    uv_timer_t series_timer;
+    uint64_t series_from;     /* first sample of the current second */
+    uint64_t series_ok;       /* ph->ok at its start */
+    uint64_t series_errors;   /* ph->errors at its start */
+    uv_timer_t pace;          /* --households-per-s: wakes parked slots */
 };
 
 const char kyufu_bench_program[] = "kyufu-bench-load";
@@ -351,12 +362,29 @@ static void send_write(struct slot *s)
 }
 
 /* Start the next household's chain on a free slot, if any is left. */
+/* Whether the pace (--households-per-s) allows the phase's next household
+ * now: household i may start i / rate seconds after the phase began. */
+static bool pace_allows(const struct bench *b)
+{
+    if (b->o.households_per_s <= 0) {
+        return true;
+    }
+    double elapsed_s = (double)(uv_hrtime() - b->ph->t_start_ns) / 1e9;
+    return (double)b->ph->next_household <= elapsed_s * b->o.households_per_s;
+}
+
 static void next_chain(struct slot *s)
 {
     struct bench *b = s->b;
     struct phase *ph = b->ph;
     if (!kyufu_bench_driver_may_start(&b->drv) ||
         (ph->households != 0 && ph->next_household >= ph->households)) {
+        return;
+    }
+    if (!pace_allows(b)) {
+        /* Counted in flight, so the phase does not end while it waits. */
+        s->parked = true;
+        b->drv.in_flight++;
         return;
     }
     s->household = ph->next_household++;
@@ -452,6 +480,45 @@ static void progress_cb(uv_timer_t *t)
     b->progress_last_ns = now;
 }
 
+/* Every 10 ms under --households-per-s: the parked slots start what the
+ * pace allows, or, once the phase may start nothing more, stop waiting. */
+static void pace_cb(uv_timer_t *t)
+{
+    struct bench *b = t->data;
+    for (unsigned i = 0; i < b->ph->k; i++) {
+        struct slot *s = &b->slots[i];
+        if (!s->parked) {
+            continue;
+        }
+        bool may = kyufu_bench_driver_may_start(&b->drv);
+        if (may && !pace_allows(b)) {
+            break;
+        }
+        s->parked = false;
+        b->drv.in_flight--;
+        if (may) {
+            next_chain(s);
+        }
+    }
+}
+
+/* One line of the --series file: the second that just ended (wall clock
+ * at its end, K, writes answered in it, of which OK, client errors, then
+ * p50, p99 and max latency in ms of those answered). */
+static void series_cb(uv_timer_t *t)
+{
+    struct bench *b = t->data;
+    struct phase *ph = b->ph;
+    uint64_t n = ph->lat.n;
+    struct kyufu_bench_latency_summary w = kyufu_bench_latency_window(&ph->lat, b->series_from);
+    fprintf(b->series, "%" PRId64 " %u %" PRIu64 " %" PRIu64 " %" PRIu64 " %.3f %.3f %.3f\n",
+            kyufu_bench_latency_unix_ms(), ph->k, n - b->series_from, ph->ok - b->series_ok,
+            ph->errors - b->series_errors, w.p50, w.p99, w.max);
+    b->series_from = n;
+    b->series_ok = ph->ok;
+    b->series_errors = ph->errors;
+}
+
 static void run_phase(struct bench *b, struct phase *ph)
 {
     assert(ph->k >= 1 && ph->k <= KYUFU_BENCH_INFLIGHT_MAX);
@@ -465,6 +532,13 @@ static void run_phase(struct bench *b, struct phase *ph)
     if (b->o.progress) {
         uv_timer_start(&b->progress, progress_cb, LOAD_PROGRESS_MS, LOAD_PROGRESS_MS);
     }
+    if (b->series != NULL) {
+        b->series_from = b->series_ok = b->series_errors = 0;
+        uv_timer_start(&b->series_timer, series_cb, LOAD_SERIES_MS, LOAD_SERIES_MS);
+    }
+    if (b->o.households_per_s > 0) {
+        uv_timer_start(&b->pace, pace_cb, LOAD_PACE_MS, LOAD_PACE_MS);
+    }
     for (unsigned i = 0; i < ph->k; i++) {
         struct slot *s = &b->slots[i];
         *s = (struct slot){.b = b, .client = b->clients[i % ph->clients]};
@@ -474,6 +548,8 @@ static void run_phase(struct bench *b, struct phase *ph)
     ph->t_end_ns = kyufu_bench_driver_drain(&b->drv, ph->t_start_ns, b->o.duration_s,
                                             b->probe != NULL);
     uv_timer_stop(&b->progress);
+    uv_timer_stop(&b->series_timer);
+    uv_timer_stop(&b->pace);
     ph->applied_after = leader_applied(b);
 }
 
@@ -540,6 +616,10 @@ static void usage(FILE *out)
             "         [--no-setup] [--per-connection N]\n"
             "         [--clerk-token-file F] [--approver-token-file F] [--operator-token-file F]\n"
             "         [--duration-s S]   (per K: stop starting households after S s)\n"
+            "         [--series FILE]    (one line per second: unix_ms K answered ok\n"
+            "                             client_errors p50_ms p99_ms max_ms)\n"
+            "         [--households-per-s R] (a steady pace: household i starts i/R s\n"
+            "                             into the phase, at most K calls in flight)\n"
             "       kyufu-bench-load --config C --probe FILE [--duration-s S] [--prefix P]\n"
             "session tokens (kyufuctl login writes them; 0600 files): the options, else\n"
             "KYUFU_BENCH_CLERK_TOKEN, KYUFU_BENCH_APPROVER_TOKEN, KYUFU_BENCH_OPERATOR_TOKEN;\n"
@@ -573,7 +653,7 @@ static void token_env(const char *name, char *out)
 static void parse_args(struct opts *o, int argc, char **argv)
 {
     enum { O_CONFIG = 0x100, O_HH, O_INFLIGHT, O_NOSUBMIT, O_APPROVE, O_PROGRAM, O_PREFIX,
-           O_CLERK_TOK, O_APPROVER_TOK, O_OPERATOR_TOK, O_DEADLINE, O_PROBE, O_DURATION, O_PROGRESS,
+           O_CLERK_TOK, O_APPROVER_TOK, O_OPERATOR_TOK, O_DEADLINE, O_PROBE, O_DURATION, O_PROGRESS, O_SERIES, O_PACE,
            O_NOSETUP, O_PERCONN, O_HELP };
     static const struct option lo[] = {
         {"config", required_argument, NULL, O_CONFIG},
@@ -590,6 +670,8 @@ static void parse_args(struct opts *o, int argc, char **argv)
         {"probe", required_argument, NULL, O_PROBE},
         {"duration-s", required_argument, NULL, O_DURATION},
         {"progress", no_argument, NULL, O_PROGRESS},
+        {"series", required_argument, NULL, O_SERIES},
+        {"households-per-s", required_argument, NULL, O_PACE},
         {"no-setup", no_argument, NULL, O_NOSETUP},
         {"per-connection", required_argument, NULL, O_PERCONN},
         {"help", no_argument, NULL, O_HELP},
@@ -633,6 +715,11 @@ static void parse_args(struct opts *o, int argc, char **argv)
         case O_PROBE: o->probe_file = optarg; break;
         case O_DURATION: o->duration_s = kyufu_bench_args_seconds("duration-s", optarg); break;
         case O_PROGRESS: o->progress = true; break;
+        case O_SERIES: o->series_file = optarg; break;
+        case O_PACE:
+            o->households_per_s =
+                (double)kyufu_bench_args_u64("households-per-s", optarg, 1, 100000);
+            break;
         case O_NOSETUP: o->no_setup = true; break;
         case O_PERCONN:
             o->per_conn = (unsigned)kyufu_bench_args_u64("per-connection", optarg, 1,
@@ -703,6 +790,17 @@ int main(int argc, char **argv)
     kyufu_bench_driver_init(&b->drv, &b->loop);
     uv_timer_init(&b->loop, &b->progress);
     b->progress.data = b;
+    uv_timer_init(&b->loop, &b->series_timer);
+    b->series_timer.data = b;
+    uv_timer_init(&b->loop, &b->pace);
+    b->pace.data = b;
+    if (b->o.series_file != NULL) {
+        b->series = fopen(b->o.series_file, "w");
+        if (b->series == NULL) {
+            kyufu_bench_die("%s: %s", b->o.series_file, strerror(errno));
+        }
+        setvbuf(b->series, NULL, _IOLBF, 0);
+    }
 
     if (!b->o.no_setup) {
         setup(b);
@@ -746,6 +844,11 @@ int main(int argc, char **argv)
 
     kyufu_bench_driver_close(&b->drv);
     uv_close((uv_handle_t *)&b->progress, NULL);
+    uv_close((uv_handle_t *)&b->series_timer, NULL);
+    uv_close((uv_handle_t *)&b->pace, NULL);
+    if (b->series != NULL && fclose(b->series) != 0) {
+        kyufu_bench_die("%s: %s", b->o.series_file, strerror(errno));
+    }
     for (unsigned i = 0; i < b->n_clients; i++) {
         kyufu_client_close(b->clients[i], close_cb, b);
     }
