@@ -42,6 +42,7 @@ usage: chaos/bench/side_by_side.py --build BUILD [--duration-s 5]
          [--inflight 1,16,64,256,1024] [--rounds 2] [--trials 3]
          [--election-ms 1000] [--settle-s 3] [--out DIR] [--keep]
          [--skip-failover] [--skip-sweep] [--cases kill,stop,term,transfer]
+         (every case by default)
          [--check-args]
 """
 import argparse
@@ -63,6 +64,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import ports  # noqa: E402
 import procs  # noqa: E402  (chaos/bench/procs.py, this script's folder)
 import failover_cases  # noqa: E402  (the same folder)
+import targets  # noqa: E402  (the same folder)
 
 TICK = os.sysconf("SC_CLK_TCK")
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
@@ -406,6 +408,10 @@ def report(a, res):
     L.append("Writes not answered OK: %s." % (
         ", ".join("%s K=%d: %d" % b for b in bad) if bad else "none"))
     fo = res.get("failover")
+    L.append("")
+    L.append("Targets (issue 9; chaos/bench/targets.py):")
+    L.append("")
+    L.extend(targets.markdown(targets.judge(res)))
     if fo:
         L.append("")
         L.append("| failover (election %d ms) | trials | median ms | p90 ms | max ms | all ms |"
@@ -473,7 +479,7 @@ def main():
     ap.add_argument("--skip-sweep", action="store_true")
     # Which failover cases (failover_cases.py): kill (SIGKILL), stop
     # (SIGSTOP), term (SIGTERM: hand-over), transfer (kyufuctl), a comma list.
-    ap.add_argument("--cases", default="kill,stop")
+    ap.add_argument("--cases", default="kill,stop,term,transfer")
     ap.add_argument("--check-args", action="store_true",
                     help="check the other arguments and exit (chaos/bench/run, before it builds)")
     a = ap.parse_args()

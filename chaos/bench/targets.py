@@ -1,0 +1,149 @@
+"""Issue 9's targets, judged from one side-by-side run's results
+(side_by_side.py's result: sweep, ceiling, failover): for each target the
+figure measured, whether it is met, and when it is not the gap.  The
+report's "Targets" table (docs/benchmarks.md reads it).
+
+Every figure is a median over the run's rounds (sweep) or trials
+(failover), as the report's other tables give them.  A target whose
+figures the run did not measure (a K not swept, a case not run) says so
+instead of a verdict; the snapshot and memory targets are measured by
+chaos/bench/soak.py, not by this run.
+"""
+import statistics
+
+PEAK_X = 5.0          # kyufu's peak >= 5x etcd's peak
+EVERY_K_X = 3.0       # >= 3x etcd at every K from 16 to 1,024
+P50_K1_MS = 0.5       # one caller's p50
+CPU_SHARE = 1.0 / 3   # kyufu's CPU per write <= 1/3 of etcd's
+CEILING_SHARE = 0.5   # >= 50 % of the no-replication ceiling
+CRASH_SHARE = 0.5     # crash failover median <= 1/2 of etcd's
+HANDOVER_MS = 50.0    # planned hand-over: every write gap <= 50 ms
+
+
+def _med(runs, f):
+    v = [f(r) for r in runs if f(r) is not None]
+    return statistics.median(v) if v else None
+
+
+def _n(x, nd=0):
+    if x is None:
+        return "-"
+    return "{:,.{}f}".format(x, nd)
+
+
+def judge(res):
+    """[(target, measured, met: True/False/None, gap or "")] for res =
+    {"sweep": {K: {"kyufu": [runs], "etcd": [runs]}}, "ceiling": {K: {...}},
+    "failover": {"kyufu kill": {...}, ...} or None}."""
+    sw, ceil = res.get("sweep") or {}, res.get("ceiling") or {}
+    fo = res.get("failover") or {}
+    rows = []
+    ks = sorted(sw)
+    kr = {k: _med(sw[k]["kyufu"], lambda r: r["commands_per_s"]) for k in ks}
+    er = {k: _med(sw[k]["etcd"], lambda r: r["commands_per_s"]) for k in ks}
+
+    def p(k, system, q):
+        return _med(sw[k][system], lambda r: r["latency_ms"][q])
+
+    if ks and all(kr[k] and er[k] for k in ks):
+        kk = max(ks, key=lambda k: kr[k])
+        ek = max(ks, key=lambda k: er[k])
+        x = kr[kk] / er[ek]
+        rows.append(("peak >= %gx etcd's peak" % PEAK_X,
+                     "kyufu %s (K = %d) / etcd %s (K = %d) = %.2fx" % (
+                         _n(kr[kk]), kk, _n(er[ek]), ek, x),
+                     x >= PEAK_X,
+                     "" if x >= PEAK_X else "%.2fx short: kyufu needs %s writes/s" % (
+                         PEAK_X - x, _n(PEAK_X * er[ek]))))
+        kp, ep = p(kk, "kyufu", "p99"), p(kk, "etcd", "p99")
+        if kp is not None and ep is not None:
+            rows.append(("lower p99 than etcd at that load (K = %d)" % kk,
+                         "%s vs %s ms" % (_n(kp, 1), _n(ep, 1)), kp < ep,
+                         "" if kp < ep else "%s ms above" % _n(kp - ep, 1)))
+        mid = [k for k in ks if 16 <= k <= 1024]
+        if mid:
+            xs = {k: kr[k] / er[k] for k in mid}
+            ok = all(v >= EVERY_K_X for v in xs.values())
+            low = [k for k in mid if xs[k] < EVERY_K_X]
+            whole = mid[0] == 16 and mid[-1] == 1024
+            rows.append((">= %gx etcd at every K from 16 to 1,024" % EVERY_K_X,
+                         " / ".join("%.2f" % xs[k] for k in mid) + " (K = %s)" %
+                         ", ".join(str(k) for k in mid),
+                         False if not ok else (True if whole else None),
+                         "below at K = %s (lowest %.2fx)" % (
+                             ", ".join(str(k) for k in low), min(xs.values()))
+                         if not ok else ("" if whole else "16 and 1,024 not both swept")))
+    else:
+        rows.append(("throughput targets", "no load sweep in this run", None, ""))
+    if 1 in sw:
+        v = p(1, "kyufu", "p50")
+        rows.append(("one caller's p50 <= %g ms" % P50_K1_MS, "%s ms (etcd %s)" % (
+            _n(v, 2), _n(p(1, "etcd", "p50"), 2)), v is not None and v <= P50_K1_MS,
+            "" if v is not None and v <= P50_K1_MS else "%s ms over" % _n(
+                (v or 0) - P50_K1_MS, 2)))
+    cpu = {}
+    for k in ks:
+        kc = _med(sw[k]["kyufu"], lambda r: r.get("cpu_ms_per_1000_writes"))
+        ec = _med(sw[k]["etcd"], lambda r: r.get("cpu_ms_per_1000_writes"))
+        if kc is not None and ec:
+            cpu[k] = kc / ec
+    if cpu:
+        ok = all(v <= CPU_SHARE for v in cpu.values())
+        rows.append(("CPU per 1,000 writes <= 1/3 of etcd's",
+                     " / ".join("%.2f" % cpu[k] for k in sorted(cpu)) + " of etcd's (K = %s)"
+                     % ", ".join(str(k) for k in sorted(cpu)), ok,
+                     "" if ok else "highest %.2f: %.0f %% more CPU per write than the target" % (
+                         max(cpu.values()), 100 * (max(cpu.values()) / CPU_SHARE - 1))))
+    share = {k: kr[k] / ceil[k]["commands_per_s"] for k in ks
+             if k in ceil and kr.get(k) and ceil[k].get("commands_per_s")}
+    if share:
+        ok = all(v >= CEILING_SHARE for v in share.values())
+        rows.append((">= 50 % of the no-replication ceiling",
+                     " / ".join("%.0f %%" % (100 * share[k]) for k in sorted(share)), ok,
+                     "" if ok else "below at K = %s" % ", ".join(
+                         str(k) for k in sorted(share) if share[k] < CEILING_SHARE)))
+
+    def fmed(key):
+        f = fo.get(key)
+        return f.get("median") if f and "trials" in f else None
+
+    k_kill, e_kill = fmed("kyufu kill"), fmed("etcd kill")
+    if k_kill is not None and e_kill:
+        x = k_kill / e_kill
+        rows.append(("crash failover (SIGKILL) median <= 1/2 of etcd's",
+                     "%s vs %s ms = %.2f" % (_n(k_kill), _n(e_kill), x), x <= CRASH_SHARE,
+                     "" if x <= CRASH_SHARE else "%s ms over" % _n(
+                         k_kill - CRASH_SHARE * e_kill)))
+    else:
+        rows.append(("crash failover (SIGKILL)", "not run", None, ""))
+    k_stop, e_stop = fmed("kyufu stop"), fmed("etcd stop")
+    if k_stop is not None and e_stop:
+        rows.append(("silent leader (SIGSTOP) median <= etcd's",
+                     "%s vs %s ms = %.2f" % (_n(k_stop), _n(e_stop), k_stop / e_stop),
+                     k_stop <= e_stop,
+                     "" if k_stop <= e_stop else "%s ms over" % _n(k_stop - e_stop)))
+    else:
+        rows.append(("silent leader (SIGSTOP)", "not run", None, ""))
+    for how, what in (("term", "SIGTERM"), ("transfer", "transfer-leadership")):
+        f = fo.get("kyufu " + how)
+        if not f or "trials" not in f:
+            rows.append(("planned hand-over (%s)" % what, "not run", None, ""))
+            continue
+        ok = f["max"] <= HANDOVER_MS
+        rows.append(("planned hand-over (%s): every write gap <= %g ms" % (what, HANDOVER_MS),
+                     "median %s, p90 %s, max %s ms (%d trials)" % (
+                         _n(f["median"]), _n(f["p90"]), _n(f["max"]), f["trials"]), ok,
+                     "" if ok else "%d of %d trials over" % (
+                         sum(1 for x in f["ms"] if x > HANDOVER_MS), len(f["ms"]))))
+    rows.append(("snapshot taken or sent raises p99 <= 2x; memory flat over an hour",
+                 "not measured by this run: chaos/bench/soak.py", None, ""))
+    return rows
+
+
+def markdown(rows):
+    """The rows as a markdown table (lines)."""
+    verdict = {True: "yes", False: "**no**", None: "-"}
+    L = ["| target | measured | met? | gap |", "|---|---|---|---|"]
+    for t, m, ok, gap in rows:
+        L.append("| %s | %s | %s | %s |" % (t, m, verdict[ok], gap))
+    return L
