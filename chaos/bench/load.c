@@ -98,6 +98,7 @@ struct opts
     double duration_s;    /* probe: 0 = until a signal */
     bool progress;
     const char *series_file;  /* one line per second of a phase, or NULL */
+    const char *trace_file;   /* one line per write answered, or NULL */
     double households_per_s;  /* 0: as fast as K allows, else a steady pace */
     bool no_setup;
     unsigned per_conn;    /* calls in flight per connection */
@@ -158,6 +159,7 @@ struct bench
     uint64_t progress_last_writes;
     uint64_t progress_last_ns;
     FILE *series;
+    FILE *trace;
     uv_timer_t series_timer;
     uint64_t series_from;     /* first sample of the current second */
     uint64_t series_ok;       /* ph->ok at its start */
@@ -450,6 +452,10 @@ static void write_cb(struct kyufu_client_req *req, int status)
                 kyufu_grpc_status_name(res->grpc_status), res->message);
     }
     kyufu_bench_latency_add(&ph->lat, lat_us, raft_index);
+    if (b->trace != NULL) {
+        fprintf(b->trace, "%" PRId64 " %" PRIu32 " %d\n", kyufu_bench_latency_unix_ms(),
+                lat_us, res->grpc_status);
+    }
     if (b->probe != NULL) {
         fprintf(b->probe, "%" PRId64 " %" PRIu32 " %d %" PRIu64 " %d\n",
                 kyufu_bench_latency_unix_ms(), lat_us,
@@ -618,6 +624,8 @@ static void usage(FILE *out)
             "         [--duration-s S]   (per K: stop starting households after S s)\n"
             "         [--series FILE]    (one line per second: unix_ms K answered ok\n"
             "                             client_errors p50_ms p99_ms max_ms)\n"
+            "         [--trace FILE]     (one line per write answered: unix_ms\n"
+            "                             latency_us grpc_status)\n"
             "         [--households-per-s R] (a steady pace: household i starts i/R s\n"
             "                             into the phase, at most K calls in flight)\n"
             "       kyufu-bench-load --config C --probe FILE [--duration-s S] [--prefix P]\n"
@@ -653,7 +661,7 @@ static void token_env(const char *name, char *out)
 static void parse_args(struct opts *o, int argc, char **argv)
 {
     enum { O_CONFIG = 0x100, O_HH, O_INFLIGHT, O_NOSUBMIT, O_APPROVE, O_PROGRAM, O_PREFIX,
-           O_CLERK_TOK, O_APPROVER_TOK, O_OPERATOR_TOK, O_DEADLINE, O_PROBE, O_DURATION, O_PROGRESS, O_SERIES, O_PACE,
+           O_CLERK_TOK, O_APPROVER_TOK, O_OPERATOR_TOK, O_DEADLINE, O_PROBE, O_DURATION, O_PROGRESS, O_SERIES, O_TRACE, O_PACE,
            O_NOSETUP, O_PERCONN, O_HELP };
     static const struct option lo[] = {
         {"config", required_argument, NULL, O_CONFIG},
@@ -671,6 +679,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
         {"duration-s", required_argument, NULL, O_DURATION},
         {"progress", no_argument, NULL, O_PROGRESS},
         {"series", required_argument, NULL, O_SERIES},
+        {"trace", required_argument, NULL, O_TRACE},
         {"households-per-s", required_argument, NULL, O_PACE},
         {"no-setup", no_argument, NULL, O_NOSETUP},
         {"per-connection", required_argument, NULL, O_PERCONN},
@@ -716,6 +725,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
         case O_DURATION: o->duration_s = kyufu_bench_args_seconds("duration-s", optarg); break;
         case O_PROGRESS: o->progress = true; break;
         case O_SERIES: o->series_file = optarg; break;
+        case O_TRACE: o->trace_file = optarg; break;
         case O_PACE:
             o->households_per_s =
                 (double)kyufu_bench_args_u64("households-per-s", optarg, 1, 100000);
@@ -801,6 +811,12 @@ int main(int argc, char **argv)
         }
         setvbuf(b->series, NULL, _IOLBF, 0);
     }
+    if (b->o.trace_file != NULL) {
+        b->trace = fopen(b->o.trace_file, "w");
+        if (b->trace == NULL) {
+            kyufu_bench_die("%s: %s", b->o.trace_file, strerror(errno));
+        }
+    }
 
     if (!b->o.no_setup) {
         setup(b);
@@ -848,6 +864,9 @@ int main(int argc, char **argv)
     uv_close((uv_handle_t *)&b->pace, NULL);
     if (b->series != NULL && fclose(b->series) != 0) {
         kyufu_bench_die("%s: %s", b->o.series_file, strerror(errno));
+    }
+    if (b->trace != NULL && fclose(b->trace) != 0) {
+        kyufu_bench_die("%s: %s", b->o.trace_file, strerror(errno));
     }
     for (unsigned i = 0; i < b->n_clients; i++) {
         kyufu_client_close(b->clients[i], close_cb, b);

@@ -20,9 +20,10 @@ Each second of the series is then classed: "taking" when a node had a
 snapshot in flight during it, "sending" while a copy was out to the
 restarted follower (from copies_sent moving until its restored count
 moves), "follower down" while it was stopped, else "quiet".  The report
-gives, per class, the median and p90 of the per-second p99 and the worst
-second, and the ratio of the snapshot classes' median p99 to the quiet
-one's (the target: at most 2); and, per node, RssAnon over the run: the
+gives, per class, the p50 and p99 of every write answered in its seconds
+(from the load's --trace), the median and p90 of the per-second p99 and
+the worst second, and the ratio of each snapshot class's p99 to the quiet
+seconds' (the target: at most 2); and, per node, RssAnon over the run: the
 median of the first and last tenth, the peak, and the slope of the
 per-minute floor (the lowest sample of each minute: memory between
 snapshots) in MB per hour.
@@ -37,6 +38,7 @@ the wall clock, takes the run's length; never in a test suite.  Exit 0
 when every write was answered OK, 1 otherwise.
 """
 import argparse
+import bisect
 import json
 import os
 import shutil
@@ -156,6 +158,24 @@ def classify(series, samples, downs):
     return taking, sending
 
 
+def pooled(series, trace_path):
+    """{class: [latency ms of each write answered in its seconds]}: a
+    write answered at t belongs to the series second (t_end - 1, t_end]
+    holding t."""
+    ends = [x["t"] for x in series]
+    out = {}
+    with open(trace_path) as f:
+        for line in f:
+            v = line.split()
+            if len(v) != 3:
+                continue
+            t = int(v[0]) / 1000.0
+            i = bisect.bisect_left(ends, t)
+            if i < len(ends) and ends[i] - 1.0 < t:
+                out.setdefault(series[i]["class"], []).append(int(v[1]) / 1000.0)
+    return out
+
+
 def pct(v, p):
     if not v:
         return None
@@ -200,6 +220,10 @@ def memory(samples, t0):
     return out
 
 
+def fmt(x):
+    return "-" if x is None else "%.2f" % x
+
+
 def report(a, res):
     L = ["# kyufu soak: snapshots and memory under a steady load", "",
          "%s; K = %d, %s households/s (3 writes each), %d s; commit %s" % (
@@ -207,14 +231,16 @@ def report(a, res):
              a.duration_s, res["commit"]), "",
          "writes answered %d, OK %d, client errors %d; mean %.0f writes/s" % (
              res["answered"], res["ok"], res["errors"], res["writes_per_s"]), "",
-         "| seconds | count | median p99 ms | p90 of p99 ms | worst p99 ms | worst max ms | median p50 ms |",
-         "|---|---|---|---|---|---|---|"]
+         "| seconds | count | writes | p50 ms | p99 ms | per-second p99: median | p90 | worst | worst max ms |",
+         "|---|---|---|---|---|---|---|---|---|"]
     for c, v in res["classes"].items():
-        L.append("| %s | %d | %s | %s | %s | %s | %s |" % (
-            c, v["count"], v["p99_median"], v["p99_p90"], v["p99_worst"],
-            v["max_worst"], v["p50_median"]))
-    L += ["", "p99 ratio, median over the class ÷ quiet median: taking %s, "
-          "sending %s (target ≤ 2)" % (res["ratio_taking"], res["ratio_sending"]),
+        L.append("| %s | %d | %d | %s | %s | %s | %s | %s | %s |" % (
+            c, v["count"], v["writes"], fmt(v["p50"]), fmt(v["p99"]),
+            fmt(v["p99_median"]), fmt(v["p99_p90"]), fmt(v["p99_worst"]),
+            fmt(v["max_worst"])))
+    L += ["", "p99 of the writes answered while a snapshot was taken ÷ that of "
+          "the quiet seconds: %s; while one was sent: %s (target ≤ 2)" % (
+              res["ratio_taking"], res["ratio_sending"]),
           "", "snapshots taken (leader at the end): %s; copies sent: %s; "
           "intervals taking %d, sending %d" % (
               res["snapshots_taken"], res["copies_sent"], res["n_taking"],
@@ -273,7 +299,8 @@ def main():
                "--operator-token-file", os.path.join(s.tokens, "bench-operator"),
                "--households", "100000000", "--inflight", str(a.inflight),
                "--approve", "--duration-s", str(a.duration_s),
-               "--series", series_path]
+               "--series", series_path,
+               "--trace", os.path.join(d, "trace.txt")]
         if a.households_per_s:
             cmd += ["--households-per-s", str(a.households_per_s)]
         out = open(os.path.join(d, "load.json"), "w")
@@ -312,18 +339,20 @@ def main():
         series = read_series(series_path)
         taking, sending = classify(series, samples, downs)
         classes = {}
+        lat = pooled(series, os.path.join(d, "trace.txt"))
         for c in ("quiet", "taking", "sending", "follower down"):
             v = [x for x in series if x["class"] == c and x["answered"] > 0]
-            classes[c] = {"count": len(v),
+            classes[c] = {"count": len(v), "writes": len(lat.get(c, [])),
+                          "p50": pct(lat.get(c), 50), "p99": pct(lat.get(c), 99),
                           "p99_median": statistics.median([x["p99"] for x in v]) if v else None,
                           "p99_p90": pct([x["p99"] for x in v], 90),
                           "p99_worst": max((x["p99"] for x in v), default=None),
                           "max_worst": max((x["max"] for x in v), default=None),
                           "p50_median": statistics.median([x["p50"] for x in v]) if v else None}
-        q = classes["quiet"]["p99_median"]
+        q = classes["quiet"]["p99"]
 
         def ratio(c):
-            m = classes[c]["p99_median"]
+            m = classes[c]["p99"]
             return round(m / q, 2) if m is not None and q else None
         last = samples[-1]["nodes"]
         kd = os.path.join(d, "kyufu")
@@ -357,7 +386,7 @@ def main():
         if a.out:
             os.makedirs(a.out, exist_ok=True)
             for n in ("series.txt", "samples.json", "result.json", "report.md",
-                      "load.json", "load.err"):
+                      "load.json", "load.err", "trace.txt"):
                 shutil.copy(os.path.join(d, n), a.out)
         print(md)
         ok = rc == 0 and res["errors"] == 0 and res["ok"] == res["answered"]
