@@ -120,6 +120,8 @@ struct slot
     unsigned tries;
     bool busy;
     bool parked;         /* waiting for the pace (counted in flight) */
+    uint64_t due_ns;     /* paced: when its household was due, if it started
+                          * late for want of a free slot (else 0) */
 };
 
 /* What one phase (one K) measured. */
@@ -165,6 +167,7 @@ struct bench
     uint64_t series_ok;       /* ph->ok at its start */
     uint64_t series_errors;   /* ph->errors at its start */
     uv_timer_t pace;          /* --households-per-s: wakes parked slots */
+    unsigned n_parked;
 };
 
 const char kyufu_bench_program[] = "kyufu-bench-load";
@@ -304,6 +307,9 @@ static void send_write(struct slot *s)
             kyufu_bench_die("header: %s", kyufu_client_strerror(rv));
         }
         s->t0_ns = uv_hrtime();
+        if (s->step == STEP_REGISTER && s->due_ns != 0 && s->due_ns < s->t0_ns) {
+            s->t0_ns = s->due_ns;
+        }
     }
     switch (s->step) {
     case STEP_REGISTER: {
@@ -375,7 +381,13 @@ static bool pace_allows(const struct bench *b)
     return (double)b->ph->next_household <= elapsed_s * b->o.households_per_s;
 }
 
-static void next_chain(struct slot *s)
+/* The next household on slot s.  Paced, a household that a free slot
+ * could not start when it was due (no slot parked, every one busy: the
+ * cluster is slower than the pace) has its first write timed from when it was due, so a
+ * stall shows in the latencies of all the writes it held up, not of K of
+ * them (coordinated omission); one started by the pace's timer (a slot
+ * was waiting for it) is timed from its send. */
+static void next_chain_from(struct slot *s, bool from_pace)
 {
     struct bench *b = s->b;
     struct phase *ph = b->ph;
@@ -386,14 +398,25 @@ static void next_chain(struct slot *s)
     if (!pace_allows(b)) {
         /* Counted in flight, so the phase does not end while it waits. */
         s->parked = true;
+        b->n_parked++;
         b->drv.in_flight++;
         return;
+    }
+    s->due_ns = 0;
+    if (b->o.households_per_s > 0 && !from_pace && b->n_parked == 0) {
+        s->due_ns = ph->t_start_ns +
+                    (uint64_t)((double)ph->next_household / b->o.households_per_s * 1e9);
     }
     s->household = ph->next_household++;
     s->step = STEP_REGISTER;
     s->tries = 0;
     s->app_id = 0;
     send_write(s);
+}
+
+static void next_chain(struct slot *s)
+{
+    next_chain_from(s, false);
 }
 
 static void write_cb(struct kyufu_client_req *req, int status)
@@ -501,9 +524,10 @@ static void pace_cb(uv_timer_t *t)
             break;
         }
         s->parked = false;
+        b->n_parked--;
         b->drv.in_flight--;
         if (may) {
-            next_chain(s);
+            next_chain_from(s, true);
         }
     }
 }
@@ -555,6 +579,9 @@ static void run_phase(struct bench *b, struct phase *ph)
                                             b->probe != NULL);
     uv_timer_stop(&b->progress);
     uv_timer_stop(&b->series_timer);
+    if (b->series != NULL && ph->lat.n > b->series_from) {
+        series_cb(&b->series_timer); /* the last, shorter window */
+    }
     uv_timer_stop(&b->pace);
     ph->applied_after = leader_applied(b);
 }

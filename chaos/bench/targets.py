@@ -45,6 +45,13 @@ def judge(res):
     def p(k, system, q):
         return _med(sw[k][system], lambda r: r["latency_ms"][q])
 
+    bad = sum(r["writes"] - r["ok"] + (r.get("errors") or 0)
+              for k in ks for system in ("kyufu", "etcd") for r in sw[k][system]
+              if "writes" in r and "ok" in r)
+    if ks:
+        rows.append(("every write of the sweep answered OK", "%d not" % bad if bad else "all",
+                     bad == 0, "" if bad == 0 else "the throughput figures count "
+                     "only what was answered"))
     if ks and all(kr[k] and er[k] for k in ks):
         kk = max(ks, key=lambda k: kr[k])
         ek = max(ks, key=lambda k: er[k])
@@ -75,19 +82,22 @@ def judge(res):
                          if not ok else ("" if whole else "16 and 1,024 not both swept")))
     else:
         rows.append(("throughput targets", "no load sweep in this run", None, ""))
-    if 1 in sw:
-        v = p(1, "kyufu", "p50")
+    v = p(1, "kyufu", "p50") if 1 in sw else None
+    if v is None:
+        rows.append(("one caller's p50 <= %g ms" % P50_K1_MS, "K = 1 not swept", None, ""))
+    else:
         rows.append(("one caller's p50 <= %g ms" % P50_K1_MS, "%s ms (etcd %s)" % (
-            _n(v, 2), _n(p(1, "etcd", "p50"), 2)), v is not None and v <= P50_K1_MS,
-            "" if v is not None and v <= P50_K1_MS else "%s ms over" % _n(
-                (v or 0) - P50_K1_MS, 2)))
+            _n(v, 2), _n(p(1, "etcd", "p50"), 2)), v <= P50_K1_MS,
+            "" if v <= P50_K1_MS else "%s ms over" % _n(v - P50_K1_MS, 2)))
     cpu = {}
     for k in ks:
         kc = _med(sw[k]["kyufu"], lambda r: r.get("cpu_ms_per_1000_writes"))
         ec = _med(sw[k]["etcd"], lambda r: r.get("cpu_ms_per_1000_writes"))
         if kc is not None and ec:
             cpu[k] = kc / ec
-    if cpu:
+    if not cpu:
+        rows.append(("CPU per 1,000 writes <= 1/3 of etcd's", "not measured", None, ""))
+    else:
         ok = all(v <= CPU_SHARE for v in cpu.values())
         rows.append(("CPU per 1,000 writes <= 1/3 of etcd's",
                      " / ".join("%.2f" % cpu[k] for k in sorted(cpu)) + " of etcd's (K = %s)"
@@ -96,7 +106,9 @@ def judge(res):
                          max(cpu.values()), 100 * (max(cpu.values()) / CPU_SHARE - 1))))
     share = {k: kr[k] / ceil[k]["commands_per_s"] for k in ks
              if k in ceil and kr.get(k) and ceil[k].get("commands_per_s")}
-    if share:
+    if not share:
+        rows.append((">= 50 % of the no-replication ceiling", "not measured", None, ""))
+    else:
         ok = all(v >= CEILING_SHARE for v in share.values())
         rows.append((">= 50 % of the no-replication ceiling",
                      " / ".join("%.0f %%" % (100 * share[k]) for k in sorted(share)), ok,
@@ -107,8 +119,20 @@ def judge(res):
         f = fo.get(key)
         return f.get("median") if f and "trials" in f else None
 
+    def failed(*keys):
+        """A case that stopped early or failed (its trials so far are no
+        verdict): the reason, else None."""
+        for key in keys:
+            f = fo.get(key)
+            if f and (f.get("error") or f.get("stopped") or "trials" not in f):
+                return "%s: %s" % (key, f.get("error") or f.get("stopped") or "no trial")
+        return None
+
     k_kill, e_kill = fmed("kyufu kill"), fmed("etcd kill")
-    if k_kill is not None and e_kill:
+    why = failed("kyufu kill", "etcd kill")
+    if why:
+        rows.append(("crash failover (SIGKILL) median <= 1/2 of etcd's", "failed", False, why))
+    elif k_kill is not None and e_kill:
         x = k_kill / e_kill
         rows.append(("crash failover (SIGKILL) median <= 1/2 of etcd's",
                      "%s vs %s ms = %.2f" % (_n(k_kill), _n(e_kill), x), x <= CRASH_SHARE,
@@ -117,7 +141,10 @@ def judge(res):
     else:
         rows.append(("crash failover (SIGKILL)", "not run", None, ""))
     k_stop, e_stop = fmed("kyufu stop"), fmed("etcd stop")
-    if k_stop is not None and e_stop:
+    why = failed("kyufu stop", "etcd stop")
+    if why:
+        rows.append(("silent leader (SIGSTOP) median <= etcd's", "failed", False, why))
+    elif k_stop is not None and e_stop:
         rows.append(("silent leader (SIGSTOP) median <= etcd's",
                      "%s vs %s ms = %.2f" % (_n(k_stop), _n(e_stop), k_stop / e_stop),
                      k_stop <= e_stop,
@@ -126,8 +153,13 @@ def judge(res):
         rows.append(("silent leader (SIGSTOP)", "not run", None, ""))
     for how, what in (("term", "SIGTERM"), ("transfer", "transfer-leadership")):
         f = fo.get("kyufu " + how)
-        if not f or "trials" not in f:
+        if not f:
             rows.append(("planned hand-over (%s)" % what, "not run", None, ""))
+            continue
+        why = failed("kyufu " + how)
+        if why:
+            rows.append(("planned hand-over (%s): every write gap <= %g ms" % (
+                what, HANDOVER_MS), "failed", False, why))
             continue
         ok = f["max"] <= HANDOVER_MS
         rows.append(("planned hand-over (%s): every write gap <= %g ms" % (what, HANDOVER_MS),

@@ -11,9 +11,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import targets  # noqa: E402
 
 
-def run(rate, p50, p99, cpu):
+def run(rate, p50, p99, cpu, not_ok=0):
     return {"commands_per_s": rate, "cpu_ms_per_1000_writes": cpu,
-            "latency_ms": {"p50": p50, "p99": p99}}
+            "latency_ms": {"p50": p50, "p99": p99}, "writes": 1000 + not_ok, "ok": 1000}
 
 
 def result(kyufu_x, p50_k1=0.5, cpu_share=1 / 3, ceiling_share=0.5,
@@ -53,7 +53,7 @@ def main():
     # there, 3x elsewhere).
     at_bound = {1: 1.0, 16: 3.0, 64: 3.0, 256: 3.0, 1024: 5.0}
     v = verdicts(result(at_bound))
-    for start in ("peak", "lower p99", ">= 3x", "one caller", "CPU", ">= 50 %",
+    for start in ("every write", "peak", "lower p99", ">= 3x", "one caller", "CPU", ">= 50 %",
                   "crash", "silent", "planned hand-over (SIGTERM)",
                   "planned hand-over (transfer"):
         ok, gap = find(v, start)
@@ -87,8 +87,25 @@ def main():
     assert all(ok is None for ok, _ in v.values()), v
 
     md = targets.markdown(targets.judge(result(short)))
-    assert md[0].startswith("| target |") and len(md) == 2 + 11, md
+    assert md[0].startswith("| target |") and len(md) == 2 + 12, md
     assert sum("**no**" in line for line in md) == 2, md
+
+    # A write not answered OK in the sweep is a failed target of its own.
+    res = result(at_bound)
+    res["sweep"][64]["kyufu"][0] = run(1000, 2.0, 10.0, 100, not_ok=3)
+    ok, gap = find(verdicts(res), "every write")
+    assert ok is False and gap, gap
+    # A failover case that stopped early or failed is no "yes", whatever
+    # its trials so far measured.
+    for key, start in (("kyufu term", "planned hand-over (SIGTERM)"),
+                       ("etcd kill", "crash"), ("kyufu stop", "silent")):
+        res = result(at_bound)
+        res["failover"][key]["error"] = "no write acknowledged within 60 s"
+        ok, gap = find(verdicts(res), start)
+        assert ok is False and "60 s" in gap, (key, ok, gap)
+    # Without K = 1, no verdict on one caller's p50.
+    ok, _ = find(verdicts(result(at_bound, ks=(16, 64, 256, 1024))), "one caller")
+    assert ok is None
     print("ok")
 
 

@@ -1,0 +1,269 @@
+"""What a soak's files say (chaos/bench/soak.py): the classes of its
+seconds, the latencies of each class, each node's memory over the run,
+and the report.  Reads only the files a soak leaves (series.txt,
+trace.txt, samples.json, load.json, result.json's "downs"), so a run can
+be analysed again (`soak.py --analyse DIR`).
+
+Classes: a series second (prev_end, end] is "sending" while a snapshot
+copy was out to a follower (from the leader's copies-sent counter moving
+until a follower's restored counter moves, or the run ends: then the
+interval is marked open), else "follower down" while a follower the soak
+stopped was down (from the moment it was told to stop until it answered
+again), else "taking" while any node had a snapshot in flight or took one
+since the previous sample, else "quiet".  Counters are compared with each
+node's last value seen, so a missed sample (a node slow to answer its
+metrics) does not lose a step; a counter that goes down is a restarted
+process and starts again from its new value.
+"""
+import bisect
+import statistics
+
+CLASSES = ("quiet", "taking", "sending", "follower down")
+
+
+def pct(v, p):
+    """Nearest-rank percentile p of v, or None when v is empty."""
+    if not v:
+        return None
+    v = sorted(v)
+    return v[max(0, min(len(v) - 1, (len(v) * p + 99) // 100 - 1))]
+
+
+def read_series(path):
+    """The load's --series lines: one dict per second (t = its end, s)."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            v = line.split()
+            if len(v) != 8:
+                continue
+            out.append({"t": int(v[0]) / 1000.0, "answered": int(v[2]),
+                        "ok": int(v[3]), "errors": int(v[4]),
+                        "p50": float(v[5]), "p99": float(v[6]),
+                        "max": float(v[7])})
+    return out
+
+
+def _steps(samples, field):
+    """[(t_prev, t, node)] where node's counter `field` rose between two of
+    its answered samples (the last one seen before t)."""
+    out = []
+    last = [None, None, None]
+    last_t = [None, None, None]
+    for smp in samples:
+        for i, n in enumerate(smp["nodes"]):
+            v = n.get(field)
+            if v is None:
+                continue
+            if last[i] is not None and v > last[i]:
+                out.append((last_t[i], smp["t"], i))
+            last[i], last_t[i] = v, smp["t"]
+    return out
+
+
+def intervals(samples, downs):
+    """(taking, sending, open_sending) intervals [(start, end)] from the
+    1 s samples; open_sending is True when a copy was still out at the
+    end."""
+    taking = []
+    prev_t = None
+    for smp in samples:
+        if any(n.get("in_flight") for n in smp["nodes"]):
+            taking.append((prev_t if prev_t is not None else smp["t"] - 1.0, smp["t"]))
+        prev_t = smp["t"]
+    taking += [(a, b) for a, b, _ in _steps(samples, "taken")]
+    sent = sorted(_steps(samples, "sent"))
+    restored = sorted(_steps(samples, "restored"))
+    sending, open_sending = [], False
+    for a, _, _ in sent:
+        if sending and a <= sending[-1][1]:
+            continue  # a re-send while the previous copy was out
+        done = [b for _, b, _ in restored if b > a]
+        if done:
+            sending.append((a, done[0]))
+        else:
+            sending.append((a, samples[-1]["t"]))
+            open_sending = True
+    return sorted(taking), sending, open_sending
+
+
+def down_intervals(samples, downs):
+    """[(start, end)]: each stop (start, restart, node) the soak made, up to
+    the first sample after the restart at which the node answered its
+    metrics (older results: (start, restart) pairs, taken as they are)."""
+    out = []
+    for d in downs:
+        if len(d) < 3:
+            out.append((d[0], d[1]))
+            continue
+        start, restart, node = d[0], d[1], d[2]
+        end = next((s["t"] for s in samples if s["t"] >= restart and
+                    s["nodes"][node].get("taken") is not None), restart)
+        out.append((start, end))
+    return out
+
+
+def classify(series, samples, downs):
+    """Sets each series second's "class"; returns the intervals."""
+    taking, sending, open_sending = intervals(samples, downs)
+    downs = down_intervals(samples, downs)
+
+    def overlaps(a, b, ivs):
+        return any(x < b and a < y for x, y in ivs)
+
+    prev = None
+    for sec in series:
+        b = sec["t"]
+        a = prev if prev is not None else b - 1.0
+        prev = b
+        if overlaps(a, b, sending):
+            sec["class"] = "sending"
+        elif overlaps(a, b, downs):
+            sec["class"] = "follower down"
+        elif overlaps(a, b, taking):
+            sec["class"] = "taking"
+        else:
+            sec["class"] = "quiet"
+    return taking, sending, open_sending
+
+
+def pooled(series, trace_path):
+    """{class: [latency ms of each write answered in its seconds]}: a write
+    answered at t belongs to the series second (previous end, end] holding
+    it; writes after the last line are left out (there is none: the load
+    writes a last, shorter line after its drain)."""
+    ends = [x["t"] for x in series]
+    out = {}
+    with open(trace_path) as f:
+        for line in f:
+            v = line.split()
+            if len(v) != 3:
+                continue
+            i = bisect.bisect_left(ends, int(v[0]) / 1000.0)
+            if i < len(ends):
+                out.setdefault(series[i]["class"], []).append(int(v[1]) / 1000.0)
+    return out
+
+
+def slope_per_hour(points):
+    """Least-squares slope of [(t s, y)] in y per hour, or None."""
+    if len(points) < 3:
+        return None
+    mt = statistics.fmean(t for t, _ in points)
+    my = statistics.fmean(y for _, y in points)
+    den = sum((t - mt) ** 2 for t, _ in points)
+    if den == 0:
+        return None
+    return sum((t - mt) * (y - my) for t, y in points) / den * 3600.0
+
+
+def memory(samples):
+    """Per node, per process it ran (a restart starts a new one: the node
+    was seen down in between), RssAnon in MB: the median of its first and
+    last tenth, its peak, the lowest sample of its first and last minute
+    and the least-squares slope of its per-minute lowest sample (memory
+    between snapshots) in MB per hour."""
+    out = []
+    for i in range(3):
+        segs, cur = [], []
+        for s in samples:
+            n = s["nodes"][i]
+            if not n.get("up") or n.get("rss_anon_kib") is None:
+                if cur and not n.get("up"):
+                    segs.append(cur)
+                    cur = []
+                continue
+            cur.append((s["t"], n["rss_anon_kib"] / 1024.0))
+        if cur:
+            segs.append(cur)
+        procs = []
+        for pts in segs:
+            t0 = pts[0][0]
+            span = pts[-1][0] - t0
+            first = [y for t, y in pts if t - t0 <= span / 10]
+            last = [y for t, y in pts if pts[-1][0] - t <= span / 10]
+            floors = {}
+            for t, y in pts:
+                m = int((t - t0) // 60)
+                floors[m] = min(floors.get(m, y), y)
+            fl = sorted((m * 60.0, y) for m, y in floors.items())
+            procs.append({"seconds": round(span), "first_tenth_median_mb": statistics.median(first),
+                          "last_tenth_median_mb": statistics.median(last),
+                          "peak_mb": max(y for _, y in pts),
+                          "floor_first_mb": fl[0][1], "floor_last_mb": fl[-1][1],
+                          "floor_slope_mb_per_h": slope_per_hour(fl)})
+        out.append(procs)
+    return out
+
+
+def analyse(series, samples, downs, trace_path, load_run):
+    """The result dict (without the run's arguments)."""
+    taking, sending, open_sending = classify(series, samples, downs)
+    lat = pooled(series, trace_path) if trace_path else {}
+    classes = {}
+    for c in CLASSES:
+        v = [x for x in series if x["class"] == c and x["answered"] > 0]
+        p99s = [x["p99"] for x in v]
+        classes[c] = {"seconds": len(v), "writes": len(lat.get(c, [])),
+                      "p50": pct(lat.get(c), 50), "p99": pct(lat.get(c), 99),
+                      "p99_median": statistics.median(p99s) if v else None,
+                      "p99_p90": pct(p99s, 90), "p99_worst": max(p99s, default=None),
+                      "max_worst": max((x["max"] for x in v), default=None)}
+    q = classes["quiet"]["p99"]
+
+    def ratio(c):
+        m = classes[c]["p99"]
+        return round(m / q, 2) if m is not None and q else None
+    last = samples[-1]["nodes"] if samples else []
+    return {"writes": load_run.get("writes"), "ok": load_run.get("ok"),
+            "errors": load_run.get("errors"), "writes_per_s": load_run.get("commands_per_s"),
+            "latency_ms": load_run.get("latency_ms"),
+            "classes": classes, "ratio_taking": ratio("taking"),
+            "ratio_sending": ratio("sending"), "sending_open_at_end": open_sending,
+            "n_taking": len(taking), "n_sending": len(sending),
+            "snapshots_taken": [n.get("taken") for n in last],
+            "copies_sent": [n.get("sent") for n in last],
+            "downs": downs, "memory": memory(samples)}
+
+
+def _f(x, nd=2):
+    return "-" if x is None else "{:,.{}f}".format(x, nd)
+
+
+def report(head, res):
+    """Markdown lines of a soak's result; head: the first lines."""
+    L = list(head) + [
+        "",
+        "writes %s, OK %s, client errors %s; %s writes/s over the run" % (
+            res["writes"], res["ok"], res["errors"], _f(res["writes_per_s"], 0)),
+        "",
+        "| seconds | count | writes | p50 ms | p99 ms | per-second p99: median | p90 | worst | worst max ms |",
+        "|---|---|---|---|---|---|---|---|---|"]
+    for c in CLASSES:
+        v = res["classes"][c]
+        L.append("| %s | %d | %d | %s | %s | %s | %s | %s | %s |" % (
+            c, v["seconds"], v["writes"], _f(v["p50"]), _f(v["p99"]), _f(v["p99_median"]),
+            _f(v["p99_p90"]), _f(v["p99_worst"]), _f(v["max_worst"])))
+    L += ["",
+          "p99 of the writes answered while a snapshot was taken ÷ that of the "
+          "quiet seconds: %s; while one was sent: %s%s (target ≤ 2)" % (
+              _f(res["ratio_taking"]), _f(res["ratio_sending"]),
+              " (a copy still out at the end)" if res["sending_open_at_end"] else ""),
+          "",
+          "snapshots taken per node (at the last sample): %s; copies sent: %s; "
+          "intervals taking %d, sending %d" % (
+              res["snapshots_taken"], res["copies_sent"], res["n_taking"], res["n_sending"]),
+          "",
+          "| node | process (s alive) | RssAnon first tenth MB | last tenth MB | peak MB "
+          "| floor first minute MB | floor last minute MB | floor slope MB/h |",
+          "|---|---|---|---|---|---|---|---|"]
+    for i, ps in enumerate(res["memory"]):
+        for j, m in enumerate(ps):
+            L.append("| %d | %d (%d s) | %.0f | %.0f | %.0f | %.0f | %.0f | %s |" % (
+                i + 1, j + 1, m["seconds"], m["first_tenth_median_mb"],
+                m["last_tenth_median_mb"], m["peak_mb"], m["floor_first_mb"],
+                m["floor_last_mb"], _f(m["floor_slope_mb_per_h"], 1)))
+    if res.get("store_mb"):
+        L += ["", "store (data.mdb, allocated) per node at the end: %s MB" % ", ".join(
+            "%.0f" % b for b in res["store_mb"])]
+    return "\n".join(L) + "\n"

@@ -1,0 +1,95 @@
+#!/usr/bin/python3
+"""chaos/bench/soak_analysis.py classes a soak's seconds and pools its
+writes as soak.py's report says (synthetic samples, no cluster, < 1 s):
+a snapshot in flight or a taken counter step makes "taking", a copy sent
+until the follower restored it "sending" (also across a missed sample),
+a stopped follower "follower down" until it answers again; each write
+lands in the second that holds it; a restarted node's memory is split by
+process; a leak shows as a floor slope."""
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import soak_analysis as an  # noqa: E402
+
+
+def node(up=True, in_flight=0, taken=0, restored=0, sent=0, rss_mib=100):
+    if not up:
+        return {"up": False, "in_flight": 0, "taken": None, "restored": None,
+                "sent": None, "rss_anon_kib": None}
+    return {"up": True, "in_flight": in_flight, "taken": taken, "restored": restored,
+            "sent": sent, "rss_anon_kib": rss_mib * 1024}
+
+
+def main():
+    T0 = 1000.0
+    samples = []
+    for i in range(1, 301):
+        t = T0 + i
+        n0 = node(taken=1 if i >= 11 else 0, sent=1 if i >= 61 else 0,
+                  in_flight=1 if 30 <= i <= 32 else 0, rss_mib=100 + (i // 60))
+        n1 = node(rss_mib=100)
+        if 40 <= i <= 50:
+            n2 = node(up=False)
+        elif i < 40:
+            n2 = node(rss_mib=200)
+        else:
+            n2 = node(restored=1 if i >= 66 else 0, rss_mib=150)
+        if i in (63, 64, 65):
+            n1 = dict(n1, taken=None, restored=None, sent=None)  # metrics missed
+        samples.append({"t": t, "nodes": [n0, n1, n2]})
+    # node 3 told to stop at 39.5, started again at 50.5 (answers at 51)
+    downs = [(T0 + 39.5, T0 + 50.5, 2)]
+    series = [{"t": T0 + i, "answered": 10, "ok": 10, "errors": 0, "p50": 1.0,
+               "p99": 2.0, "max": 3.0} for i in range(1, 301)]
+    taking, sending, open_sending = an.classify(series, samples, downs)
+    cls = {int(x["t"] - T0): x["class"] for x in series}
+    assert cls[5] == "quiet", cls[5]
+    assert cls[11] == "taking", "a taken step between samples 10 and 11"
+    assert [cls[i] for i in (29, 30, 31, 32, 33)] == \
+        ["quiet", "taking", "taking", "taking", "quiet"], [cls[i] for i in range(29, 34)]
+    assert all(cls[i] == "follower down" for i in range(40, 52)), \
+        [cls[i] for i in range(38, 53)]
+    assert cls[39] == "quiet" and cls[52] == "quiet", (cls[39], cls[52])
+    # sent between 60 and 61; restored between 65 and 66: sending (60, 66]
+    assert all(cls[i] == "sending" for i in range(61, 67)), [cls[i] for i in range(59, 68)]
+    assert cls[60] == "quiet" and cls[67] == "quiet", (cls[60], cls[67])
+    assert not open_sending
+
+    # A copy still out at the end: sending to the end, flagged open.
+    s2 = [dict(x, nodes=[dict(x["nodes"][0]), x["nodes"][1],
+                         dict(x["nodes"][2], restored=0) if x["nodes"][2]["up"]
+                         else x["nodes"][2]]) for x in samples]
+    _, sending2, open2 = an.classify([dict(x) for x in series], s2, downs)
+    assert open2 and sending2[-1][1] == samples[-1]["t"], (open2, sending2)
+
+    # Writes pooled by the second (previous end, end] that holds them.
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("%d 1000 0\n" % ((T0 + 30.5) * 1000))   # in (30, 31]: taking
+        f.write("%d 2000 0\n" % ((T0 + 31.0) * 1000))   # the end of 31: taking
+        f.write("%d 3000 0\n" % ((T0 + 35.2) * 1000))   # quiet
+        f.write("%d 4000 0\n" % ((T0 + 500) * 1000))    # after the last line
+        path = f.name
+    lat = an.pooled(series, path)
+    os.unlink(path)
+    assert sorted(lat.get("taking", [])) == [1.0, 2.0], lat
+    assert lat.get("quiet") == [3.0], lat
+
+    # Memory: node 3 ran two processes; node 1's floor rose 1 MB a minute.
+    mem = an.memory(samples)
+    assert len(mem[0]) == 1 and len(mem[1]) == 1 and len(mem[2]) == 2, \
+        [len(m) for m in mem]
+    assert mem[2][0]["peak_mb"] == 200 and mem[2][1]["peak_mb"] == 150, mem[2]
+    assert abs(mem[1][0]["floor_slope_mb_per_h"]) < 1e-9, mem[1]
+    assert 50 < mem[0][0]["floor_slope_mb_per_h"] < 70, mem[0]
+
+    res = an.analyse(series, samples, downs, None,
+                     {"writes": 3000, "ok": 3000, "errors": 0, "commands_per_s": 10})
+    md = an.report(["# t"], res)
+    assert "| follower down | 12 |" in md and "| sending | 6 |" in md, md
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
