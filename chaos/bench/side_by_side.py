@@ -33,6 +33,10 @@ transfer-leadership (planned hand-over) and takes the longest gap between
 two acknowledged writes.  Trials of the cases and systems are interleaved;
 the node is then restarted or resumed and the cluster left to settle.
 
+Then, with --soak-s S, the snapshot and memory targets: chaos/bench/soak.py
+(a kyufu cluster of its own under a steady load for S seconds, a follower
+stopped twice so it is sent a snapshot) once the six servers are stopped.
+
 Writes result.json and report.md into the folder (and --out DIR), prints
 the markdown.  The servers' data is removed at the end unless --keep or a
 failure (then configs and logs stay for a look).
@@ -42,7 +46,7 @@ usage: chaos/bench/side_by_side.py --build BUILD [--duration-s 5]
          [--inflight 1,16,64,256,1024] [--rounds 2] [--trials 3]
          [--election-ms 1000] [--settle-s 3] [--out DIR] [--keep]
          [--skip-failover] [--skip-sweep] [--cases kill,stop,term,transfer]
-         (every case by default)
+         (every case by default) [--soak-s 3600]
          [--check-args]
 """
 import argparse
@@ -442,6 +446,24 @@ def report(a, res):
     return "\n".join(L) + "\n"
 
 
+def soak(a, d):
+    """chaos/bench/soak.py for --soak-s seconds (its defaults otherwise);
+    its result.json, or {"error": ...}."""
+    out = os.path.join(d, "soak")
+    log("soak: %d s" % a.soak_s)
+    r = subprocess.run([sys.executable, os.path.join(HERE, "soak.py"), "--build", a.build,
+                        "--duration-s", str(a.soak_s), "--out", out],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        with open(os.path.join(out, "result.json")) as f:
+            res = json.load(f)
+    except (OSError, ValueError):
+        return {"error": "soak.py exit %d: %s" % (r.returncode, r.stderr[-1000:])}
+    if r.returncode != 0:
+        res["error"] = "soak.py exit %d (writes not all answered OK)" % r.returncode
+    return res
+
+
 def machine():
     m = {"nproc": os.cpu_count(), "loadavg_start": open("/proc/loadavg").read().split()[:3]}
     try:
@@ -475,6 +497,9 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--skip-failover", action="store_true")
+    # The snapshot and memory targets: chaos/bench/soak.py for S seconds
+    # after the rest (0: not run; the targets say "not measured").
+    ap.add_argument("--soak-s", type=int, default=0)
     # Failover only: no load sweep, no ceiling (docs/failover.md's runs).
     ap.add_argument("--skip-sweep", action="store_true")
     # Which failover cases (failover_cases.py): kill (SIGKILL), stop
@@ -497,6 +522,8 @@ def main():
         ap.error("--duration-s: a number of seconds in (0, %d]" % s_max)
     if not 0 <= a.settle_s <= 600:
         ap.error("--settle-s: 0..600 seconds")
+    if a.soak_s != 0 and not 60 <= a.soak_s <= 86400:
+        ap.error("--soak-s: 0 (no soak) or 60..86400 seconds")
     if a.out and os.path.exists(a.out) and not os.path.isdir(a.out):
         ap.error("--out: %s is not a folder" % a.out)
     a.cases = a.cases.split(",")
@@ -538,11 +565,15 @@ def main():
                 s.stop()
         if not ok:
             log("failed; logs and configs kept in %s" % d)
+    if ok and a.soak_s > 0:
+        # After the six servers are gone: a cluster of its own for an hour.
+        res["soak"] = soak(a, d)
     # JSON keys must be strings.
     res["sweep"] = {str(k): v for k, v in res["sweep"].items()}
     res["ceiling"] = {str(k): v for k, v in res["ceiling"].items()}
     md = report(a, {"sweep": {int(k): v for k, v in res["sweep"].items()},
                     "ceiling": {int(k): v for k, v in res["ceiling"].items()},
+                    "soak": res.get("soak"),
                     "failover": res.get("failover")})
     for folder in [d] + ([a.out] if a.out else []):
         os.makedirs(folder, exist_ok=True)

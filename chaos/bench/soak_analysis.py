@@ -162,7 +162,9 @@ def memory(samples):
     was seen down in between), RssAnon in MB: the median of its first and
     last tenth, its peak, the lowest sample of its first and last minute
     and the least-squares slope of its per-minute lowest sample (memory
-    between snapshots) in MB per hour."""
+    between snapshots) in MB per hour, over its whole life and over its
+    second half (after the start's growth: the Raft log filling up to the
+    snapshot threshold, the store's caches)."""
     out = []
     for i in range(3):
         segs, cur = [], []
@@ -187,7 +189,11 @@ def memory(samples):
                 m = int((t - t0) // 60)
                 floors[m] = min(floors.get(m, y), y)
             fl = sorted((m * 60.0, y) for m, y in floors.items())
+            half = [(t, y) for t, y in fl if t >= span / 2]
             procs.append({"seconds": round(span), "first_tenth_median_mb": statistics.median(first),
+                          "floor_second_half_median_mb": statistics.median(
+                              y for _, y in half) if half else None,
+                          "floor_second_half_slope_mb_per_h": slope_per_hour(half),
                           "last_tenth_median_mb": statistics.median(last),
                           "peak_mb": max(y for _, y in pts),
                           "floor_first_mb": fl[0][1], "floor_last_mb": fl[-1][1],
@@ -255,14 +261,17 @@ def report(head, res):
               res["snapshots_taken"], res["copies_sent"], res["n_taking"], res["n_sending"]),
           "",
           "| node | process (s alive) | RssAnon first tenth MB | last tenth MB | peak MB "
-          "| floor first minute MB | floor last minute MB | floor slope MB/h |",
-          "|---|---|---|---|---|---|---|---|"]
+          "| floor first minute MB | floor last minute MB | floor slope MB/h "
+          "| second half: floor median MB | floor slope MB/h |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
     for i, ps in enumerate(res["memory"]):
         for j, m in enumerate(ps):
-            L.append("| %d | %d (%d s) | %.0f | %.0f | %.0f | %.0f | %.0f | %s |" % (
+            L.append("| %d | %d (%d s) | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %s | %s |" % (
                 i + 1, j + 1, m["seconds"], m["first_tenth_median_mb"],
                 m["last_tenth_median_mb"], m["peak_mb"], m["floor_first_mb"],
-                m["floor_last_mb"], _f(m["floor_slope_mb_per_h"], 1)))
+                m["floor_last_mb"], _f(m["floor_slope_mb_per_h"], 1),
+                _f(m.get("floor_second_half_median_mb"), 0),
+                _f(m.get("floor_second_half_slope_mb_per_h"), 1)))
     if res.get("store_mb"):
         L += ["", "store (data.mdb, allocated) per node at the end: %s MB" % ", ".join(
             "%.0f" % b for b in res["store_mb"])]

@@ -3,7 +3,7 @@
 (synthetic side-by-side results, no cluster, < 1 s): met exactly at each
 bound, not met just past it with the gap named, "not measured" (no
 verdict) where the run did not measure, and the markdown table names
-every target."""
+every target; the soak's snapshot p99 ratios and memory drift likewise."""
 import os
 import sys
 
@@ -58,7 +58,7 @@ def main():
                   "planned hand-over (transfer"):
         ok, gap = find(v, start)
         assert ok is True and gap == "", (start, ok, gap)
-    assert find(v, "snapshot")[0] is None
+    assert find(v, "a snapshot")[0] is None and find(v, "each node's memory")[0] is None
 
     # Just past each bound: not met, and the gap says by how much / where.
     short = dict(at_bound)
@@ -87,7 +87,7 @@ def main():
     assert all(ok is None for ok, _ in v.values()), v
 
     md = targets.markdown(targets.judge(result(short)))
-    assert md[0].startswith("| target |") and len(md) == 2 + 12, md
+    assert md[0].startswith("| target |") and len(md) == 2 + 13, md
     assert sum("**no**" in line for line in md) == 2, md
 
     # A write not answered OK in the sweep is a failed target of its own.
@@ -106,6 +106,35 @@ def main():
     # Without K = 1, no verdict on one caller's p50.
     ok, _ = find(verdicts(result(at_bound, ks=(16, 64, 256, 1024))), "one caller")
     assert ok is None
+    # The soak's targets: p99 ratios at the bound met, just past it not;
+    # memory judged on the long-lived processes' second-half floor drift.
+    def soak(rt, rs, drift, seconds=3600, error=None):
+        mem = [[{"seconds": 3590, "floor_second_half_median_mb": 100.0,
+                 "floor_second_half_slope_mb_per_h": 100.0 * drift}],
+               [{"seconds": 3590, "floor_second_half_median_mb": 50.0,
+                 "floor_second_half_slope_mb_per_h": 0.0}],
+               # a restarted follower's short-lived processes: not judged
+               [{"seconds": 1200, "floor_second_half_median_mb": 10.0,
+                 "floor_second_half_slope_mb_per_h": 500.0}]]
+        sk = {"args": {"duration_s": seconds}, "ratio_taking": rt, "ratio_sending": rs,
+              "classes": {"quiet": {"p99": 5.0}}, "memory": mem}
+        if error:
+            sk["error"] = error
+        res = result(at_bound)
+        res["soak"] = sk
+        v = verdicts(res)
+        return find(v, "a snapshot"), find(v, "each node's memory")
+    (ok_s, _), (ok_m, _) = soak(2.0, 2.0, 0.10)
+    assert ok_s is True and ok_m is True, (ok_s, ok_m)
+    (ok_s, gap_s), (ok_m, gap_m) = soak(2.01, 1.0, -0.11)
+    assert ok_s is False and "taking" in gap_s, gap_s
+    assert ok_m is False and "node 1" in gap_m, gap_m
+    (ok_s, gap_s), _ = soak(1.5, None, 0.0)
+    assert ok_s is None and "sent" in gap_s, gap_s
+    _, (ok_m, gap_m) = soak(1.0, 1.0, 0.0, seconds=600)
+    assert ok_m is None and "hour" in gap_m, gap_m
+    (ok_s, gap_s), (ok_m, _) = soak(1.0, 1.0, 0.0, error="soak.py exit 1")
+    assert ok_s is False and ok_m is False and "exit 1" in gap_s
     print("ok")
 
 
