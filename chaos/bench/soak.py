@@ -55,6 +55,7 @@ import install_drill  # noqa: E402  (proc_status, source_commit)
 import procs  # noqa: E402
 import side_by_side as sbs  # noqa: E402  (start_kyufu, http_get, machine)
 import soak_analysis as an  # noqa: E402
+import targets  # noqa: E402
 
 
 def log(msg):
@@ -132,6 +133,8 @@ def analyse_dir(d):
 
 def write_result(d, res):
     md = an.report(head_lines(res["args"], res["commit"], res["machine"]), res)
+    md += "\nTargets (issue 9; chaos/bench/targets.py):\n\n" + "\n".join(
+        targets.markdown(targets.soak_rows(res))) + "\n"
     with open(os.path.join(d, "result.json"), "w") as f:
         json.dump(res, f, indent=1)
     with open(os.path.join(d, "report.md"), "w") as f:

@@ -107,15 +107,19 @@ def main():
     ok, _ = find(verdicts(result(at_bound, ks=(16, 64, 256, 1024))), "one caller")
     assert ok is None
     # The soak's targets: p99 ratios at the bound met, just past it not;
-    # memory judged on the long-lived processes' second-half floor drift.
+    # memory judged on every process of 15 minutes or more: the growth of
+    # its floor over the second half of its life.
     def soak(rt, rs, drift, seconds=3600, error=None):
         mem = [[{"seconds": 3590, "floor_second_half_median_mb": 100.0,
                  "floor_second_half_slope_mb_per_h": 100.0 * drift}],
                [{"seconds": 3590, "floor_second_half_median_mb": 50.0,
                  "floor_second_half_slope_mb_per_h": 0.0}],
-               # a restarted follower's short-lived processes: not judged
-               [{"seconds": 1200, "floor_second_half_median_mb": 10.0,
-                 "floor_second_half_slope_mb_per_h": 500.0}]]
+               # a restarted follower: its process of 10 minutes is not
+               # judged, its second of 20 minutes is
+               [{"seconds": 600, "floor_second_half_median_mb": 10.0,
+                 "floor_second_half_slope_mb_per_h": 500.0},
+                {"seconds": 1200, "floor_second_half_median_mb": 100.0,
+                 "floor_second_half_slope_mb_per_h": 0.0}]]
         sk = {"args": {"duration_s": seconds}, "ratio_taking": rt, "ratio_sending": rs,
               "classes": {"quiet": {"p99": 5.0}}, "memory": mem}
         if error:
@@ -126,11 +130,26 @@ def main():
         return find(v, "a snapshot"), find(v, "each node's memory")
     (ok_s, _), (ok_m, _) = soak(2.0, 2.0, 0.10)
     assert ok_s is True and ok_m is True, (ok_s, ok_m)
-    (ok_s, gap_s), (ok_m, gap_m) = soak(2.01, 1.0, -0.11)
+    (ok_s, gap_s), (ok_m, gap_m) = soak(2.01, 1.0, 0.11)
     assert ok_s is False and "taking" in gap_s, gap_s
     assert ok_m is False and "node 1" in gap_m, gap_m
+    _, (ok_m, _) = soak(1.0, 1.0, -0.5)  # a floor that falls is no leak
+    assert ok_m is True
     (ok_s, gap_s), _ = soak(1.5, None, 0.0)
     assert ok_s is None and "sent" in gap_s, gap_s
+    res = result(at_bound)
+    (_, (ok_m, gap_m)) = soak(1.0, 1.0, 0.0)
+    sk_restart = {"args": {"duration_s": 3600}, "ratio_taking": 1.0, "ratio_sending": 1.0,
+                  "classes": {"quiet": {"p99": 5.0}},
+                  "memory": [[{"seconds": 3590, "floor_second_half_median_mb": 40.0,
+                               "floor_second_half_slope_mb_per_h": 0.0}],
+                             [{"seconds": 1500, "floor_second_half_median_mb": 40.0,
+                               "floor_second_half_slope_mb_per_h": 0.0},
+                              {"seconds": 1000, "floor_second_half_median_mb": 890.0,
+                               "floor_second_half_slope_mb_per_h": 1492.0}]]}
+    res["soak"] = sk_restart
+    ok_m, gap_m = find(verdicts(res), "each node's memory")
+    assert ok_m is False and "node 2 (process 2)" in gap_m, gap_m
     _, (ok_m, gap_m) = soak(1.0, 1.0, 0.0, seconds=600)
     assert ok_m is None and "hour" in gap_m, gap_m
     (ok_s, gap_s), (ok_m, _) = soak(1.0, 1.0, 0.0, error="soak.py exit 1")
