@@ -24,6 +24,7 @@
  * build's: docs/operations.md "Upgrades"); never a signal of its own
  * making (docs/operations.md
  * "Exit status", docs/power.md). */
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +33,7 @@
 
 #include "config.h"
 #include "kyufu_version.h"
+#include "limits.h"
 #include "lock.h"
 #include "log.h"
 #include "node.h"
@@ -145,6 +147,10 @@ static int compact(const struct kyufu_config *c)
 int main(int argc, char **argv)
 {
     kyufu_log_detect_journal();
+    /* Before any allocation: a fixed threshold also turns off glibc's
+     * dynamic one (limits.h says why).  It cannot fail for this value; if
+     * it did, the node would only keep more memory between snapshots. */
+    (void)mallopt(M_MMAP_THRESHOLD, (int)KYUFU_NODE_MMAP_THRESHOLD_BYTES);
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
                       strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
