@@ -435,14 +435,15 @@ _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX + KYUFU_NODE_STOP_DRAIN_MS_MAX <
  * node is the one to take it). */
 #define KYUFU_NODE_BACKUP_TICK_MS 1000u
 
-/* glibc's mmap threshold, fixed (main.c): blocks of 1 MiB or more (a
+/* glibc's mmap threshold, fixed (main.c): blocks of 2 MiB or more (a
  * snapshot's or a backup's 4 MiB chunks, an installed snapshot) are mapped
- * and unmapped whole; nothing on the write path allocates that much.  Left
- * dynamic, glibc raises the threshold to the size of each mapped block
- * freed, and every later chunk comes from a heap that keeps it: the
+ * and unmapped whole; a Raft entry at its cap (1 MiB, plain or sealed)
+ * stays below it (asserted in main.c), so the write path does not map.
+ * Left dynamic, glibc raises the threshold to the size of each mapped
+ * block freed, and every later chunk comes from a heap that keeps it: the
  * resident floor between snapshots grew with the ledger, 28-145 MB per
  * node instead of 8-10 (docs/benchmarks.md "Snapshots and memory under a
- * steady load"). */
-#define KYUFU_NODE_MMAP_THRESHOLD_BYTES (1u << 20)
+ * steady load", measured with 1 MiB; the chunks are mapped either way). */
+#define KYUFU_NODE_MMAP_THRESHOLD_BYTES (2u << 20)
 
 #endif /* KYUFU_NODE_LIMITS_H */

@@ -33,6 +33,7 @@
 
 #include "config.h"
 #include "kyufu_version.h"
+#include "glue_limits.h"
 #include "limits.h"
 #include "lock.h"
 #include "log.h"
@@ -144,12 +145,18 @@ static int compact(const struct kyufu_config *c)
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
+_Static_assert(KYUFU_ENTRY_BYTES_MAX + 4096 < KYUFU_NODE_MMAP_THRESHOLD_BYTES,
+               "a Raft entry at its cap, sealed, is allocated from the heap");
+_Static_assert(KYUFU_NODE_MMAP_THRESHOLD_BYTES <= KYUFU_SNAPSHOT_CHUNK_BYTES_MAX,
+               "snapshot chunks are mapped and unmapped whole");
+
 int main(int argc, char **argv)
 {
     kyufu_log_detect_journal();
-    /* Before any allocation: a fixed threshold also turns off glibc's
-     * dynamic one (limits.h says why).  It cannot fail for this value; if
-     * it did, the node would only keep more memory between snapshots. */
+    /* A fixed threshold also turns off glibc's dynamic one (limits.h says
+     * why); anywhere before the first snapshot would do.  Under ASan the
+     * call is a stub (its allocator is not glibc's); if it failed, the
+     * node would only keep more memory between snapshots. */
     (void)mallopt(M_MMAP_THRESHOLD, (int)KYUFU_NODE_MMAP_THRESHOLD_BYTES);
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
                       strcmp(argv[1], "-h") == 0)) {

@@ -369,7 +369,6 @@ static void send_write(struct slot *s)
     b->drv.in_flight++;
 }
 
-/* Start the next household's chain on a free slot, if any is left. */
 /* Whether the pace (--households-per-s) allows the phase's next household
  * now: household i may start i / rate seconds after the phase began. */
 static bool pace_allows(const struct bench *b)
@@ -519,7 +518,9 @@ static void pace_cb(uv_timer_t *t)
         if (!s->parked) {
             continue;
         }
-        bool may = kyufu_bench_driver_may_start(&b->drv);
+        struct phase *ph = b->ph;
+        bool may = kyufu_bench_driver_may_start(&b->drv) &&
+                   !(ph->households != 0 && ph->next_household >= ph->households);
         if (may && !pace_allows(b)) {
             break;
         }
@@ -533,8 +534,9 @@ static void pace_cb(uv_timer_t *t)
 }
 
 /* One line of the --series file: the second that just ended (wall clock
- * at its end, K, writes answered in it, of which OK, client errors, then
- * p50, p99 and max latency in ms of those answered). */
+ * at its end, K, writes answered in it (any gRPC status), of those OK,
+ * then client errors (no answer after the retries: not in the latencies),
+ * then p50, p99 and max latency in ms of those answered). */
 static void series_cb(uv_timer_t *t)
 {
     struct bench *b = t->data;
@@ -579,7 +581,7 @@ static void run_phase(struct bench *b, struct phase *ph)
                                             b->probe != NULL);
     uv_timer_stop(&b->progress);
     uv_timer_stop(&b->series_timer);
-    if (b->series != NULL && ph->lat.n > b->series_from) {
+    if (b->series != NULL && (ph->lat.n > b->series_from || ph->errors > b->series_errors)) {
         series_cb(&b->series_timer); /* the last, shorter window */
     }
     uv_timer_stop(&b->pace);
@@ -772,6 +774,9 @@ static void parse_args(struct opts *o, int argc, char **argv)
     }
     if (o->approve && !o->submit) {
         kyufu_bench_die("--approve needs the submit step");
+    }
+    if (o->probe_file != NULL && o->households_per_s > 0) {
+        kyufu_bench_die("--households-per-s paces a load, not the --probe");
     }
     token_env("KYUFU_BENCH_CLERK_TOKEN", o->clerk_token);
     token_env("KYUFU_BENCH_APPROVER_TOKEN", o->approver_token);
