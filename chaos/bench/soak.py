@@ -243,6 +243,7 @@ def main():
     d = tempfile.mkdtemp(prefix="kyufu-soak-")
     log("folder " + d)
     machine = sbs.machine()
+    commit = install_drill.source_commit()[0]  # the code that runs, not what HEAD is by the end
     s = sbs.start_kyufu(a, d)
     ok = False
     try:
@@ -263,7 +264,7 @@ def main():
         res = an.analyse(an.read_series(os.path.join(d, "series.txt")), samples, downs,
                          os.path.join(d, "trace.txt"), run)
         res.update({"args": {k: v for k, v in vars(a).items() if k != "at"},
-                    "commit": install_drill.source_commit()[0], "machine": machine,
+                    "commit": commit, "machine": machine,
                     "load_exit": rc, "store_mb": store_mb(d)})
         md = write_result(d, res)
         if a.out:
