@@ -18,9 +18,10 @@ compacted past it, so it is sent a snapshot.
 
 Each second of the series is then classed (chaos/bench/soak_analysis.py:
 quiet, taking a snapshot, sending one to the restarted follower, follower
-down) and the report gives, per class, the p50 and p99 of every write
-answered in its seconds (from the load's --trace) beside the median, p90
-and worst of the per-second p99, and the ratio of each snapshot class's
+down) and the report gives, per class, the p50 and p99 of every write in
+flight during it (from the load's --trace: [answer - latency, answer]
+meets the class's intervals) beside the median, p90 and worst of the
+per-second p99 of its seconds, and the ratio of each snapshot class's
 p99 to the quiet seconds' (the target: at most 2); and, per node and per
 process it ran (the restarted follower has several), RssAnon over the
 run: the median of the first and last tenth, the peak, and the slope of

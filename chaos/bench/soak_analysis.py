@@ -104,7 +104,8 @@ def down_intervals(samples, downs):
 
 
 def classify(series, samples, downs):
-    """Sets each series second's "class"; returns the intervals."""
+    """Sets each series second's "class"; returns the intervals (taking,
+    sending, whether a copy was still out at the end, follower down)."""
     taking, sending, open_sending = intervals(samples, downs)
     downs = down_intervals(samples, downs)
 
@@ -124,24 +125,46 @@ def classify(series, samples, downs):
             sec["class"] = "taking"
         else:
             sec["class"] = "quiet"
-    return taking, sending, open_sending
+    return taking, sending, open_sending, downs
 
 
-def pooled(series, trace_path):
-    """{class: [latency ms of each write answered in its seconds]}: a write
-    answered at t belongs to the series second (previous end, end] holding
-    it; writes after the last line are left out (there is none: the load
-    writes a last, shorter line after its drain)."""
-    ends = [x["t"] for x in series]
+class _Intervals:
+    """Sorted, merged intervals; whether [a, b] meets one of them."""
+
+    def __init__(self, ivs):
+        merged = []
+        for x, y in sorted(ivs):
+            if merged and x <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], y)
+            else:
+                merged.append([x, y])
+        self.starts = [x for x, _ in merged]
+        self.ivs = merged
+
+    def meets(self, a, b):
+        i = bisect.bisect_right(self.starts, b) - 1
+        return i >= 0 and self.ivs[i][1] >= a
+
+
+def pooled(trace_path, taking, sending, downs):
+    """{class: [latency ms of each write]}: a write is classed by the time
+    it was in flight, [answer - latency, answer], not by its answer's
+    second (a write held up by a snapshot's end is answered after it):
+    "sending" if that meets a copy being sent, else "follower down", else
+    "taking", else "quiet"."""
+    order = (("sending", _Intervals(sending)), ("follower down", _Intervals(downs)),
+             ("taking", _Intervals(taking)))
     out = {}
     with open(trace_path) as f:
         for line in f:
             v = line.split()
             if len(v) != 3:
                 continue
-            i = bisect.bisect_left(ends, int(v[0]) / 1000.0)
-            if i < len(ends):
-                out.setdefault(series[i]["class"], []).append(int(v[1]) / 1000.0)
+            b = int(v[0]) / 1000.0
+            lat = int(v[1]) / 1000.0
+            a = b - lat / 1000.0
+            c = next((name for name, ivs in order if ivs.meets(a, b)), "quiet")
+            out.setdefault(c, []).append(lat)
     return out
 
 
@@ -204,8 +227,8 @@ def memory(samples):
 
 def analyse(series, samples, downs, trace_path, load_run):
     """The result dict (without the run's arguments)."""
-    taking, sending, open_sending = classify(series, samples, downs)
-    lat = pooled(series, trace_path) if trace_path else {}
+    taking, sending, open_sending, down_ivs = classify(series, samples, downs)
+    lat = pooled(trace_path, taking, sending, down_ivs) if trace_path else {}
     classes = {}
     for c in CLASSES:
         v = [x for x in series if x["class"] == c and x["answered"] > 0]
@@ -243,7 +266,7 @@ def report(head, res):
         "writes %s, OK %s, client errors %s; %s writes/s over the run" % (
             res["writes"], res["ok"], res["errors"], _f(res["writes_per_s"], 0)),
         "",
-        "| seconds | count | writes | p50 ms | p99 ms | per-second p99: median | p90 | worst | worst max ms |",
+        "| class | seconds | writes in flight in it | p50 ms | p99 ms | per-second p99: median | p90 | worst | worst max ms |",
         "|---|---|---|---|---|---|---|---|---|"]
     for c in CLASSES:
         v = res["classes"][c]
@@ -251,8 +274,8 @@ def report(head, res):
             c, v["seconds"], v["writes"], _f(v["p50"]), _f(v["p99"]), _f(v["p99_median"]),
             _f(v["p99_p90"]), _f(v["p99_worst"]), _f(v["max_worst"])))
     L += ["",
-          "p99 of the writes answered while a snapshot was taken ÷ that of the "
-          "quiet seconds: %s; while one was sent: %s%s (target ≤ 2)" % (
+          "p99 of the writes in flight while a snapshot was taken ÷ that of "
+          "the other (quiet) writes: %s; while one was sent: %s%s (target ≤ 2)" % (
               _f(res["ratio_taking"]), _f(res["ratio_sending"]),
               " (a copy still out at the end)" if res["sending_open_at_end"] else ""),
           "",

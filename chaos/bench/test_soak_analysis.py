@@ -43,7 +43,7 @@ def main():
     downs = [(T0 + 39.5, T0 + 50.5, 2)]
     series = [{"t": T0 + i, "answered": 10, "ok": 10, "errors": 0, "p50": 1.0,
                "p99": 2.0, "max": 3.0} for i in range(1, 301)]
-    taking, sending, open_sending = an.classify(series, samples, downs)
+    taking, sending, open_sending, down_ivs = an.classify(series, samples, downs)
     cls = {int(x["t"] - T0): x["class"] for x in series}
     assert cls[5] == "quiet", cls[5]
     assert cls[11] == "taking", "a taken step between samples 10 and 11"
@@ -61,20 +61,24 @@ def main():
     s2 = [dict(x, nodes=[dict(x["nodes"][0]), x["nodes"][1],
                          dict(x["nodes"][2], restored=0) if x["nodes"][2]["up"]
                          else x["nodes"][2]]) for x in samples]
-    _, sending2, open2 = an.classify([dict(x) for x in series], s2, downs)
+    _, sending2, open2, _ = an.classify([dict(x) for x in series], s2, downs)
     assert open2 and sending2[-1][1] == samples[-1]["t"], (open2, sending2)
 
-    # Writes pooled by the second (previous end, end] that holds them.
+    # Writes pooled by the time they were in flight, [answer - latency,
+    # answer]: one answered after a snapshot's end that it waited for is
+    # the snapshot's.
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
-        f.write("%d 1000 0\n" % ((T0 + 30.5) * 1000))   # in (30, 31]: taking
-        f.write("%d 2000 0\n" % ((T0 + 31.0) * 1000))   # the end of 31: taking
-        f.write("%d 3000 0\n" % ((T0 + 35.2) * 1000))   # quiet
-        f.write("%d 4000 0\n" % ((T0 + 500) * 1000))    # after the last line
+        f.write("%d 1000 0\n" % ((T0 + 30.5) * 1000))      # inside: taking
+        f.write("%d 1500000 0\n" % ((T0 + 33.2) * 1000))   # sent at 31.7: taking
+        f.write("%d 3000 0\n" % ((T0 + 35.2) * 1000))      # quiet
+        f.write("%d 4000 0\n" % ((T0 + 45.0) * 1000))      # node 3 down
+        f.write("%d 5000 0\n" % ((T0 + 63.0) * 1000))      # a copy out: sending
         path = f.name
-    lat = an.pooled(series, path)
+    lat = an.pooled(path, taking, sending, down_ivs)
     os.unlink(path)
-    assert sorted(lat.get("taking", [])) == [1.0, 2.0], lat
+    assert sorted(lat.get("taking", [])) == [1.0, 1500.0], lat
     assert lat.get("quiet") == [3.0], lat
+    assert lat.get("follower down") == [4.0] and lat.get("sending") == [5.0], lat
 
     # Memory: node 3 ran two processes; node 1's floor rose 1 MB a minute.
     mem = an.memory(samples)
