@@ -173,6 +173,10 @@ size_t kyufu_ctl_text_width(const char *s);
  * Returns buf (cut short, still valid UTF-8, if len is too small). */
 const char *kyufu_ctl_text_fit(const char *s, size_t width, char *buf, size_t len);
 
+/* s in at most `width` columns, not padded: kyufu_ctl_text_fit to its own
+ * width when narrower (control characters still shown as '?'). */
+const char *kyufu_ctl_text_clip(const char *s, size_t width, char *buf, size_t len);
+
 /* Drop an incomplete UTF-8 sequence at the end of s (left by a cut). */
 void ctl__utf8_trim(char *s);
 

@@ -201,6 +201,12 @@ const char *kyufu_ctl_text_fit(const char *s, size_t width, char *buf, size_t le
     return buf;
 }
 
+const char *kyufu_ctl_text_clip(const char *s, size_t width, char *buf, size_t len)
+{
+    size_t w = kyufu_ctl_text_width(s);
+    return kyufu_ctl_text_fit(s, w < width ? w : width, buf, len);
+}
+
 /* ------------------------------------------------------------ yen */
 
 const char *kyufu_ctl_yen(int64_t v, char *buf, size_t len)

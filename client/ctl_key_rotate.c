@@ -55,13 +55,9 @@ static int key_rotate(struct ctl__run *r, uint32_t to)
     return 0;
 }
 
-/* A string from a node, for the terminal: control characters shown as '?'
- * and at most 64 columns. */
-static const char *safe(const char *s, char *buf, size_t len)
-{
-    size_t w = kyufu_ctl_text_width(s);
-    return kyufu_ctl_text_fit(s, w < 64 ? w : 64, buf, len);
-}
+/* A string from a node, shown on the terminal in at most this many
+ * columns (control characters as '?'). */
+#define KEY_STATUS_TEXT_COLUMNS 64u
 
 static void print_status(struct ctl__run *r, const char *ep, const Kyufu__V1__KeyStatus *st)
 {
@@ -81,12 +77,12 @@ static void print_status(struct ctl__run *r, const char *ep, const Kyufu__V1__Ke
                 (unsigned long long)x->resealed);
     } else {
         fprintf(r->out, "version %u: in progress in %s, %llu values re-sealed so far",
-                (unsigned)x->version, safe(st->cursor_db, db, sizeof db),
+                (unsigned)x->version, kyufu_ctl_text_clip(st->cursor_db, KEY_STATUS_TEXT_COLUMNS, db, sizeof db),
                 (unsigned long long)x->resealed);
     }
     if (x != NULL) {
         fprintf(r->out, " (rotated by %s at raft index %llu)\n",
-                safe(x->rotated_by, by, sizeof by), (unsigned long long)x->rotated_index);
+                kyufu_ctl_text_clip(x->rotated_by, KEY_STATUS_TEXT_COLUMNS, by, sizeof by), (unsigned long long)x->rotated_index);
     }
     if (st->seals_counted) {
         fprintf(r->out, "%-22s seals under version %u: %llu of %llu (it rotates by itself there)\n",

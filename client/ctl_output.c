@@ -294,8 +294,7 @@ static void print_cell(FILE *out, const char *text, size_t width, bool last, cha
                        size_t len)
 {
     if (last) {
-        size_t w = kyufu_ctl_text_width(text);
-        fprintf(out, "%s\n", kyufu_ctl_text_fit(text, w < width ? w : width, cell, len));
+        fprintf(out, "%s\n", kyufu_ctl_text_clip(text, width, cell, len));
     } else {
         fprintf(out, "%s  ", kyufu_ctl_text_fit(text, width, cell, len));
     }
