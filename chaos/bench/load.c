@@ -369,6 +369,15 @@ static void send_write(struct slot *s)
     b->drv.in_flight++;
 }
 
+/* Whether the phase may still start a household: not stopped, not out of
+ * time, and households left. */
+static bool household_left(const struct bench *b)
+{
+    const struct phase *ph = b->ph;
+    return kyufu_bench_driver_may_start(&b->drv) &&
+           !(ph->households != 0 && ph->next_household >= ph->households);
+}
+
 /* Whether the pace (--households-per-s) allows the phase's next household
  * now: household i may start i / rate seconds after the phase began. */
 static bool pace_allows(const struct bench *b)
@@ -390,8 +399,7 @@ static void next_chain_from(struct slot *s, bool from_pace)
 {
     struct bench *b = s->b;
     struct phase *ph = b->ph;
-    if (!kyufu_bench_driver_may_start(&b->drv) ||
-        (ph->households != 0 && ph->next_household >= ph->households)) {
+    if (!household_left(b)) {
         return;
     }
     if (!pace_allows(b)) {
@@ -518,9 +526,7 @@ static void pace_cb(uv_timer_t *t)
         if (!s->parked) {
             continue;
         }
-        struct phase *ph = b->ph;
-        bool may = kyufu_bench_driver_may_start(&b->drv) &&
-                   !(ph->households != 0 && ph->next_household >= ph->households);
+        bool may = household_left(b);
         if (may && !pace_allows(b)) {
             break;
         }

@@ -55,6 +55,7 @@ sys.path.insert(0, HERE)
 import install_drill  # noqa: E402  (proc_status, source_commit)
 import procs  # noqa: E402
 import side_by_side as sbs  # noqa: E402  (start_kyufu, http_get, machine)
+import prom_text  # noqa: E402  (tests/integration: side_by_side puts it on the path)
 import soak_analysis as an  # noqa: E402
 import targets  # noqa: E402
 
@@ -64,22 +65,21 @@ def log(msg):
 
 
 def metrics(p):
-    """The node's metric samples as {name: value} (unlabelled ones and the
-    role), or None when it does not answer."""
+    """The node's metric families (prom_text.parse), or None when it does
+    not answer or answers something that is not the exposition format."""
     try:
-        text = sbs.http_get(p.metrics_url, 1)
+        return prom_text.parse(sbs.http_get(p.metrics_url, 1))
     except Exception:
         return None
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("#") or not line:
-            continue
-        name, _, v = line.rpartition(" ")
-        try:
-            out[name] = float(v)
-        except ValueError:
-            pass
-    return out
+
+
+def value(fams, name, **labels):
+    """The value of the sample of family `name` with exactly these labels,
+    or None."""
+    for lab, v in (fams or {}).get(name, {}).get("samples", {}).get(name, []):
+        if lab == labels:
+            return v
+    return None
 
 
 def sample(s):
@@ -91,11 +91,11 @@ def sample(s):
         st = install_drill.proc_status(p.p.pid) if p.alive() else None
         nodes.append({
             "up": p.alive(),
-            "leader": bool(m and m.get('kyufu_raft_role{role="leader"}') == 1),
-            "in_flight": m.get("kyufu_snapshots_in_flight", 0) if m else 0,
-            "taken": m.get("kyufu_snapshots_taken_total") if m else None,
-            "restored": m.get("kyufu_snapshots_restored_total") if m else None,
-            "sent": m.get("kyufu_snapshot_copies_sent_total") if m else None,
+            "leader": value(m, "kyufu_raft_role", role="leader") == 1,
+            "in_flight": value(m, "kyufu_snapshots_in_flight") or 0,
+            "taken": value(m, "kyufu_snapshots_taken_total"),
+            "restored": value(m, "kyufu_snapshots_restored_total"),
+            "sent": value(m, "kyufu_snapshot_copies_sent_total"),
             "rss_anon_kib": st.get("RssAnon") if st else None,
             "vm_rss_kib": st.get("VmRSS") if st else None,
         })
@@ -220,7 +220,7 @@ def main():
     if a.analyse:
         try:
             print(write_result(a.analyse, analyse_dir(a.analyse)))
-        except (OSError, ValueError, KeyError, IndexError) as e:
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
             ap.error("--analyse %s: not a soak's folder (%s)" % (a.analyse, e))
         return 0
     if not a.build:

@@ -61,7 +61,7 @@ def _steps(samples, field):
     return out
 
 
-def intervals(samples, downs):
+def intervals(samples):
     """(taking, sending, open_sending) intervals [(start, end)] from the
     1 s samples; open_sending is True when a copy was still out at the
     end."""
@@ -106,30 +106,20 @@ def down_intervals(samples, downs):
 def classify(series, samples, downs):
     """Sets each series second's "class"; returns the intervals (taking,
     sending, whether a copy was still out at the end, follower down)."""
-    taking, sending, open_sending = intervals(samples, downs)
+    taking, sending, open_sending = intervals(samples)
     downs = down_intervals(samples, downs)
-
-    def overlaps(a, b, ivs):
-        return any(x < b and a < y for x, y in ivs)
-
+    order = _order(taking, sending, downs)
     prev = None
     for sec in series:
         b = sec["t"]
         a = prev if prev is not None else b - 1.0
         prev = b
-        if overlaps(a, b, sending):
-            sec["class"] = "sending"
-        elif overlaps(a, b, downs):
-            sec["class"] = "follower down"
-        elif overlaps(a, b, taking):
-            sec["class"] = "taking"
-        else:
-            sec["class"] = "quiet"
+        sec["class"] = _class_of(order, a, b)
     return taking, sending, open_sending, downs
 
 
 class _Intervals:
-    """Sorted, merged intervals; whether [a, b] meets one of them."""
+    """Sorted, merged intervals; whether (a, b) overlaps one of them."""
 
     def __init__(self, ivs):
         merged = []
@@ -142,8 +132,19 @@ class _Intervals:
         self.ivs = merged
 
     def meets(self, a, b):
-        i = bisect.bisect_right(self.starts, b) - 1
-        return i >= 0 and self.ivs[i][1] >= a
+        i = bisect.bisect_left(self.starts, b) - 1
+        return i >= 0 and self.ivs[i][1] > a
+
+
+def _order(taking, sending, downs):
+    """The classes in the order they win: a copy being sent, then a
+    follower down, then a snapshot being taken."""
+    return (("sending", _Intervals(sending)), ("follower down", _Intervals(downs)),
+            ("taking", _Intervals(taking)))
+
+
+def _class_of(order, a, b):
+    return next((name for name, ivs in order if ivs.meets(a, b)), "quiet")
 
 
 def pooled(trace_path, taking, sending, downs):
@@ -152,8 +153,7 @@ def pooled(trace_path, taking, sending, downs):
     second (a write held up by a snapshot's end is answered after it):
     "sending" if that meets a copy being sent, else "follower down", else
     "taking", else "quiet"."""
-    order = (("sending", _Intervals(sending)), ("follower down", _Intervals(downs)),
-             ("taking", _Intervals(taking)))
+    order = _order(taking, sending, downs)
     out = {}
     with open(trace_path) as f:
         for line in f:
@@ -163,8 +163,7 @@ def pooled(trace_path, taking, sending, downs):
             b = int(v[0]) / 1000.0
             lat = int(v[1]) / 1000.0
             a = b - lat / 1000.0
-            c = next((name for name, ivs in order if ivs.meets(a, b)), "quiet")
-            out.setdefault(c, []).append(lat)
+            out.setdefault(_class_of(order, a, b), []).append(lat)
     return out
 
 

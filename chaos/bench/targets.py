@@ -17,6 +17,7 @@ P50_K1_MS = 0.5       # one caller's p50
 CPU_SHARE = 1.0 / 3   # kyufu's CPU per write <= 1/3 of etcd's
 CEILING_SHARE = 0.5   # >= 50 % of the no-replication ceiling
 CRASH_SHARE = 0.5     # crash failover median <= 1/2 of etcd's
+SILENT_SHARE = 1.0    # silent-leader failover median <= etcd's
 HANDOVER_MS = 50.0    # planned hand-over: every write gap <= 50 ms
 SNAPSHOT_P99_X = 2.0  # a snapshot taken or sent raises p99 by at most 2x
 # "Flat": over the second half of its life (after the start's growth: the
@@ -138,29 +139,20 @@ def judge(res):
                 return "%s: %s" % (key, f.get("error") or f.get("stopped") or "no trial")
         return None
 
-    k_kill, e_kill = fmed("kyufu kill"), fmed("etcd kill")
-    why = failed("kyufu kill", "etcd kill")
-    if why:
-        rows.append(("crash failover (SIGKILL) median <= 1/2 of etcd's", "failed", False, why))
-    elif k_kill is not None and e_kill:
-        x = k_kill / e_kill
-        rows.append(("crash failover (SIGKILL) median <= 1/2 of etcd's",
-                     "%s vs %s ms = %.2f" % (_n(k_kill), _n(e_kill), x), x <= CRASH_SHARE,
-                     "" if x <= CRASH_SHARE else "%s ms over" % _n(
-                         k_kill - CRASH_SHARE * e_kill)))
-    else:
-        rows.append(("crash failover (SIGKILL)", "not run", None, ""))
-    k_stop, e_stop = fmed("kyufu stop"), fmed("etcd stop")
-    why = failed("kyufu stop", "etcd stop")
-    if why:
-        rows.append(("silent leader (SIGSTOP) median <= etcd's", "failed", False, why))
-    elif k_stop is not None and e_stop:
-        rows.append(("silent leader (SIGSTOP) median <= etcd's",
-                     "%s vs %s ms = %.2f" % (_n(k_stop), _n(e_stop), k_stop / e_stop),
-                     k_stop <= e_stop,
-                     "" if k_stop <= e_stop else "%s ms over" % _n(k_stop - e_stop)))
-    else:
-        rows.append(("silent leader (SIGSTOP)", "not run", None, ""))
+    # Unplanned failover: kyufu's median at most `share` of etcd's.
+    for how, title, share in (
+            ("kill", "crash failover (SIGKILL) median <= 1/2 of etcd's", CRASH_SHARE),
+            ("stop", "silent leader (SIGSTOP) median <= etcd's", SILENT_SHARE)):
+        k_med, e_med = fmed("kyufu " + how), fmed("etcd " + how)
+        why = failed("kyufu " + how, "etcd " + how)
+        if why:
+            rows.append((title, "failed", False, why))
+        elif k_med is not None and e_med:
+            x = k_med / e_med
+            rows.append((title, "%s vs %s ms = %.2f" % (_n(k_med), _n(e_med), x), x <= share,
+                         "" if x <= share else "%s ms over" % _n(k_med - share * e_med)))
+        else:
+            rows.append((title, "not run", None, ""))
     for how, what in (("term", "SIGTERM"), ("transfer", "transfer-leadership")):
         f = fo.get("kyufu " + how)
         if not f:
