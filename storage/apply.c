@@ -1101,6 +1101,12 @@ int kyufu_storage_apply(struct kyufu_storage *s,
     if (rv != 0) {
         return rv;
     }
+    if (s->renew_pending) { /* a restore's, deferred by a snapshot */
+        rv = kyufu_storage__env_renew(s, errmsg, errmsg_len);
+        if (rv != 0) {
+            return rv;
+        }
+    }
     /* RotateKeys raises the cached active version as it applies (the
      * entry's later seals use it); an entry not committed puts it back. */
     uint32_t keys_before = s->keys_active;

@@ -196,6 +196,25 @@ int kyufu_storage__meta_put_u64(struct kyufu_storage *s,
         mdb_put(txn, s->dbi[KYUFU_DB_META], &k, &v, 0));
 }
 
+/* Open (create when missing) every named database in txn. */
+static int dbis_open(struct kyufu_storage *s,
+                     MDB_txn *txn,
+                     char *errmsg,
+                     size_t len)
+{
+    for (int i = 0; i < KYUFU_DB_COUNT; i++) {
+        int mrv = mdb_dbi_open(txn, kyufu_storage__db_names[i], MDB_CREATE,
+                               &s->dbi[i]);
+        if (mrv != 0) {
+            kyufu_storage__errmsg(errmsg, len, "open db %s: %s",
+                                  kyufu_storage__db_names[i],
+                                  mdb_strerror(mrv));
+            return kyufu_storage__mdb_error(mrv);
+        }
+    }
+    return 0;
+}
+
 /* Open the dbis and stamp or check the schema, in one write txn. */
 static int open_schema(struct kyufu_storage *s, char *errmsg, size_t len)
 {
@@ -209,16 +228,9 @@ static int open_schema(struct kyufu_storage *s, char *errmsg, size_t len)
         kyufu_storage__errmsg(errmsg, len, "begin: %s", mdb_strerror(mrv));
         goto err;
     }
-    for (int i = 0; i < KYUFU_DB_COUNT; i++) {
-        mrv = mdb_dbi_open(txn, kyufu_storage__db_names[i], MDB_CREATE,
-                           &s->dbi[i]);
-        if (mrv != 0) {
-            rv = kyufu_storage__mdb_error(mrv);
-            kyufu_storage__errmsg(errmsg, len, "open db %s: %s",
-                                  kyufu_storage__db_names[i],
-                                  mdb_strerror(mrv));
-            goto err_after_begin;
-        }
+    rv = dbis_open(s, txn, errmsg, len);
+    if (rv != 0) {
+        goto err_after_begin;
     }
     rv = kyufu_storage__meta_get_u64(s, txn, KYUFU_META_SCHEMA, &version);
     if (rv != 0) {
@@ -336,6 +348,71 @@ int kyufu_storage__check_file_size(MDB_env *env,
     return 0;
 }
 
+/* Create and open the environment at s->path with s->env_flags and the
+ * map size s->map_size_bytes, which becomes the file's own when that is
+ * larger; check the file's size.  On failure s->env is NULL. */
+static int env_start(struct kyufu_storage *s, char *errmsg, size_t len)
+{
+    MDB_envinfo info;
+    int rv;
+    int mrv = mdb_env_create(&s->env);
+    if (mrv != 0) {
+        s->env = NULL;
+        kyufu_storage__errmsg(errmsg, len, "env create: %s",
+                              mdb_strerror(mrv));
+        return kyufu_storage__mdb_error(mrv);
+    }
+    /* Every option set explicitly, never LMDB's defaults. */
+    mrv = mdb_env_set_maxdbs(s->env, KYUFU_MAX_DBS);
+    if (mrv == 0) {
+        mrv = mdb_env_set_maxreaders(s->env, KYUFU_MAX_READERS);
+    }
+    if (mrv == 0) {
+        mrv = mdb_env_set_mapsize(s->env, s->map_size_bytes);
+    }
+    if (mrv != 0) {
+        rv = kyufu_storage__mdb_error(mrv);
+        kyufu_storage__errmsg(errmsg, len, "env options: %s",
+                              mdb_strerror(mrv));
+        goto err;
+    }
+    mrv = mdb_env_open(s->env, s->path, s->env_flags, 0600);
+    if (mrv != 0) {
+        rv = kyufu_storage__mdb_error(mrv);
+        kyufu_storage__errmsg(errmsg, len, "open %s: %s", s->path,
+                              mdb_strerror(mrv));
+        goto err;
+    }
+    /* An existing store may be larger than asked: LMDB keeps its size. */
+    mdb_env_info(s->env, &info);
+    rv = kyufu_storage__check_file_size(s->env, &info, errmsg, len);
+    if (rv != 0) {
+        goto err;
+    }
+    s->map_size_bytes = info.me_mapsize;
+    return 0;
+
+err:
+    mdb_env_close(s->env);
+    s->env = NULL;
+    return rv;
+}
+
+/* The loop thread's reserved reader slot (kyufu_storage__read_begin):
+ * taken while the table is empty, and kept by the reset txn (MDB_NOTLS
+ * ties a slot to its txn object). */
+static int reader_reserve(struct kyufu_storage *s, char *errmsg, size_t len)
+{
+    int mrv = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->loop_txn);
+    if (mrv != 0) {
+        kyufu_storage__errmsg(errmsg, len, "reserve a reader: %s",
+                              mdb_strerror(mrv));
+        return kyufu_storage__mdb_error(mrv);
+    }
+    mdb_txn_reset(s->loop_txn);
+    return 0;
+}
+
 int kyufu_storage_open(const struct kyufu_storage_options *options,
                        struct kyufu_storage **out,
                        char *errmsg,
@@ -344,9 +421,6 @@ int kyufu_storage_open(const struct kyufu_storage_options *options,
     struct lock_holder *h;
     struct kyufu_storage *s;
     char lock_path[4096];
-    MDB_envinfo info;
-    unsigned flags;
-    int mrv;
     int rv;
 
     if (options == NULL || options->path == NULL || out == NULL ||
@@ -387,6 +461,10 @@ int kyufu_storage_open(const struct kyufu_storage_options *options,
         rv = KYUFU_STORAGE_ENOMEM;
         goto err_after_snap_lock;
     }
+    if (pthread_rwlock_init(&s->env_lock, NULL) != 0) {
+        rv = KYUFU_STORAGE_ENOMEM;
+        goto err_after_keys_lock;
+    }
 
     snprintf(lock_path, sizeof lock_path, "%s/kyufu.lock", options->path);
     h->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -402,25 +480,6 @@ int kyufu_storage_open(const struct kyufu_storage_options *options,
         goto err_after_lock_open;
     }
 
-    mrv = mdb_env_create(&s->env);
-    if (mrv != 0) {
-        rv = kyufu_storage__mdb_error(mrv);
-        goto err_after_lock_open;
-    }
-    /* Every option set explicitly, never LMDB's defaults. */
-    mrv = mdb_env_set_maxdbs(s->env, KYUFU_MAX_DBS);
-    if (mrv == 0) {
-        mrv = mdb_env_set_maxreaders(s->env, KYUFU_MAX_READERS);
-    }
-    if (mrv == 0) {
-        mrv = mdb_env_set_mapsize(s->env, s->map_size_bytes);
-    }
-    if (mrv != 0) {
-        rv = kyufu_storage__mdb_error(mrv);
-        kyufu_storage__errmsg(errmsg, errmsg_len, "env options: %s",
-                              mdb_strerror(mrv));
-        goto err_after_env;
-    }
     /* MDB_NOTLS: a snapshot's read txn is opened on the loop thread and read
      * on another.  MDB_NOMETASYNC: one sync per commit instead of two (the
      * meta page is written without O_DSYNC and reaches the disk with the
@@ -430,40 +489,28 @@ int kyufu_storage_open(const struct kyufu_storage_options *options,
      * thread 1-2 s per apply under snapshot I/O (docs/scale.md).
      * MDB_NOSYNC when asked (kyufud, tests, simulation): the owner flushes
      * with kyufu_storage_sync off the loop thread (sync.c). */
-    flags = MDB_NOTLS | MDB_NOMETASYNC | (options->no_sync ? MDB_NOSYNC : 0);
+    s->env_flags =
+        MDB_NOTLS | MDB_NOMETASYNC | (options->no_sync ? MDB_NOSYNC : 0);
     s->no_sync = options->no_sync;
-    mrv = mdb_env_open(s->env, options->path, flags, 0600);
-    if (mrv != 0) {
-        rv = kyufu_storage__mdb_error(mrv);
-        kyufu_storage__errmsg(errmsg, errmsg_len, "open %s: %s",
-                              options->path, mdb_strerror(mrv));
-        goto err_after_env;
+    s->path = strdup(options->path);
+    if (s->path == NULL) {
+        rv = KYUFU_STORAGE_ENOMEM;
+        goto err_after_lock_open;
     }
-    /* An existing store may be larger than asked: LMDB keeps its size. */
-    mdb_env_info(s->env, &info);
-    rv = kyufu_storage__check_file_size(s->env, &info, errmsg, errmsg_len);
+    rv = env_start(s, errmsg, errmsg_len);
     if (rv != 0) {
-        goto err_after_env;
+        goto err_after_lock_open;
     }
-    s->map_size_bytes = info.me_mapsize;
     if (s->map_size_bytes_max < s->map_size_bytes) {
         s->map_size_bytes_max = s->map_size_bytes;
     }
     rv = open_schema(s, errmsg, errmsg_len);
+    if (rv == 0) {
+        rv = reader_reserve(s, errmsg, errmsg_len);
+    }
     if (rv != 0) {
         goto err_after_env;
     }
-    /* The loop thread's reserved reader slot (kyufu_storage__read_begin):
-     * taken now, while the table is empty, and kept by the reset txn
-     * (MDB_NOTLS ties a slot to its txn object). */
-    mrv = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->loop_txn);
-    if (mrv != 0) {
-        rv = kyufu_storage__mdb_error(mrv);
-        kyufu_storage__errmsg(errmsg, errmsg_len, "reserve a reader: %s",
-                              mdb_strerror(mrv));
-        goto err_after_env;
-    }
-    mdb_txn_reset(s->loop_txn);
     /* What a no_sync store holds may still sit in the page cache (a
      * process killed after its commits): flush it once, so that all of it
      * counts as durable (sync.c).  A syncing store flushed every commit. */
@@ -479,8 +526,11 @@ err_after_env:
     free(s->versions.voters);
     mdb_env_close(s->env);
 err_after_lock_open:
+    free(s->path);
     close(h->lock_fd);
 err_after_mutex:
+    pthread_rwlock_destroy(&s->env_lock);
+err_after_keys_lock:
     pthread_mutex_destroy(&s->keys_lock);
 err_after_snap_lock:
     pthread_mutex_destroy(&s->snap_lock);
@@ -502,10 +552,14 @@ void kyufu_storage_close(struct kyufu_storage *s)
     pthread_mutex_unlock(&s->snap_lock);
     KYUFU_ASSERT(!s->loop_txn_busy);
     h = (struct lock_holder *)(void *)s;
-    mdb_txn_abort(s->loop_txn);
-    mdb_env_close(s->env);
+    if (s->env != NULL) { /* NULL after a failed renew */
+        mdb_txn_abort(s->loop_txn);
+        mdb_env_close(s->env);
+    }
+    free(s->path);
     free(s->versions.voters);
     kyufu_storage__keys_wipe(s);
+    pthread_rwlock_destroy(&s->env_lock);
     pthread_mutex_destroy(&s->keys_lock);
     pthread_mutex_destroy(&s->snap_lock);
     close(h->lock_fd);
@@ -603,5 +657,64 @@ int kyufu_storage__grow_if_needed(struct kyufu_storage *s)
     }
 out:
     pthread_mutex_unlock(&s->snap_lock);
+    return rv;
+}
+
+int kyufu_storage__env_renew(struct kyufu_storage *s, char *errmsg, size_t len)
+{
+    MDB_txn *txn;
+    int rv;
+    KYUFU_ASSERT(s->env != NULL && !s->loop_txn_busy);
+    pthread_mutex_lock(&s->snap_lock);
+    if (s->snapshots > 0) {
+        s->renew_pending = true; /* kyufu_storage_apply, once none is */
+        pthread_mutex_unlock(&s->snap_lock);
+        return 0;
+    }
+    /* snap_lock held: no snapshot begins meanwhile. */
+    pthread_rwlock_wrlock(&s->env_lock);
+    s->renew_pending = false;
+    mdb_txn_abort(s->loop_txn);
+    s->loop_txn = NULL;
+    mdb_env_close(s->env);
+    s->env = NULL;
+    rv = env_start(s, errmsg, len);
+    if (rv != 0) {
+        goto out;
+    }
+    /* The same databases get the same handles; set them again anyway. */
+    int mrv = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (mrv != 0) {
+        kyufu_storage__errmsg(errmsg, len, "begin: %s", mdb_strerror(mrv));
+        rv = kyufu_storage__mdb_error(mrv);
+        goto err_after_env;
+    }
+    rv = dbis_open(s, txn, errmsg, len);
+    if (rv != 0) {
+        mdb_txn_abort(txn);
+        goto err_after_env;
+    }
+    mrv = mdb_txn_commit(txn);
+    if (mrv != 0) {
+        kyufu_storage__errmsg(errmsg, len, "commit: %s", mdb_strerror(mrv));
+        rv = kyufu_storage__mdb_error(mrv);
+        goto err_after_env;
+    }
+    rv = reader_reserve(s, errmsg, len);
+    if (rv != 0) {
+        goto err_after_env;
+    }
+    s->renew_count++;
+    goto out;
+
+err_after_env:
+    mdb_env_close(s->env);
+    s->env = NULL;
+out:
+    pthread_rwlock_unlock(&s->env_lock);
+    pthread_mutex_unlock(&s->snap_lock);
+    if (rv != 0 && !kyufu_storage_is_fatal(rv)) {
+        rv = KYUFU_STORAGE_EIO; /* no environment left: the node stops */
+    }
     return rv;
 }

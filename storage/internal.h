@@ -121,6 +121,16 @@ struct kyufu_storage
     unsigned snapshots;        /* outstanding snapshot read txns */
     MDB_txn *loop_txn;         /* reserved reader slot (read_begin) */
     bool loop_txn_busy;
+    /* The environment is closed and opened again after a restore
+     * (kyufu_storage__env_renew): path and flags to open it with, and a
+     * lock that keeps a sync on a work thread (the only use of env off the
+     * loop thread besides snapshots) off a closed environment: sync holds
+     * it shared, renew exclusive. */
+    char *path;
+    unsigned env_flags;
+    pthread_rwlock_t env_lock;
+    bool renew_pending;        /* a snapshot was open: renew at next apply */
+    unsigned renew_count;      /* times renewed (tests observe it) */
     uint64_t applied_index;    /* cache of meta, updated after commit */
     uint64_t applied_term;
     /* Highest applied index known to be on disk (sync.c): written by
@@ -803,6 +813,17 @@ void kyufu_storage__read_end(struct kyufu_storage *s, MDB_txn *txn);
 int kyufu_storage__grow(struct kyufu_storage *s);
 /* Grow ahead of need when more than 3/4 of the map is used. */
 int kyufu_storage__grow_if_needed(struct kyufu_storage *s);
+/* Close the environment and open it again (env.c), to give back the page
+ * buffers LMDB keeps until close: every page a write transaction dirtied
+ * stays in its heap for reuse (mdb.c mdb_page_free, the list me_dpages),
+ * so after a restore, which rewrites the whole store in one transaction,
+ * the process holds up to the store's size (LMDB's dirty-page limit,
+ * 512 MiB) for nothing.  On the loop thread, with no txn of the loop
+ * thread open.  With a snapshot open (any thread) it is deferred: 0, and
+ * kyufu_storage_apply renews first once none is.  Waits for a sync in
+ * progress on another thread.  An error leaves no environment: fatal
+ * (IO, NOMEM; errmsg says which step), the node must stop. */
+int kyufu_storage__env_renew(struct kyufu_storage *s, char *errmsg, size_t len);
 /* Invariant checks on the records a committed batch touched. */
 void kyufu_storage__check_touched(struct kyufu_storage *s,
                                   const struct kyufu_storage__touched *t,

@@ -460,6 +460,19 @@ int kyufu_storage_restore_stream(struct kyufu_storage *s,
     }
     EVP_MD_CTX_free(in.th.sha);
     free(in.carry);
+    if (rv == 0 || rv == KYUFU_STORAGE_ECORRUPT ||
+        rv == KYUFU_STORAGE_ENEWER) {
+        /* Committed, or refused and aborted: either way the transaction
+         * dirtied up to the whole store's pages, which LMDB keeps in the
+         * heap until its environment closes (env.c). */
+        char why[200] = "";
+        int rrv = kyufu_storage__env_renew(s, why, sizeof why);
+        if (rrv != 0) {
+            kyufu_storage__errmsg(errmsg, errmsg_len,
+                                  "reopen the store after a restore: %s", why);
+            return rrv;
+        }
+    }
     if (rv == 0) {
         s->applied_index = index;
         s->applied_term = term;

@@ -10,7 +10,9 @@
  * commits.  Every commit that returned before the call started is on disk
  * when it returns, meta page included; a commit running meanwhile may or may
  * not be.  Hence the caller passes the applied index it read *before*
- * calling, and that index becomes durable. */
+ * calling, and that index becomes durable.  A renew of the environment
+ * after a restore (env.c) waits for a sync in progress. */
+#include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -22,7 +24,11 @@ int kyufu_storage_sync(struct kyufu_storage *s,
                        size_t errmsg_len)
 {
     KYUFU_ASSERT(s != NULL);
-    int mrv = mdb_env_sync(s->env, 1);
+    /* Shared with other syncs, exclusive of a renew (env.c), which closes
+     * and opens env on the loop thread. */
+    pthread_rwlock_rdlock(&s->env_lock);
+    int mrv = s->env != NULL ? mdb_env_sync(s->env, 1) : EIO;
+    pthread_rwlock_unlock(&s->env_lock);
     if (mrv != 0) {
         kyufu_storage__errmsg(errmsg, errmsg_len, "sync: %s",
                               mdb_strerror(mrv));
