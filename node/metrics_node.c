@@ -414,6 +414,12 @@ static void raft_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
                          "or being put to disk)");
     kyufu_metrics_sample_u(b, "kyufu_snapshots_in_flight", NULL, 0,
                            st.snapshots_in_flight);
+    kyufu_metrics_family(b, "kyufu_raft_snapshot_threshold_entries",
+                         KYUFU_METRICS_GAUGE,
+                         "Entries between two snapshots now: the configured "
+                         "snapshot_threshold, or more for a large ledger");
+    kyufu_metrics_sample_u(b, "kyufu_raft_snapshot_threshold_entries", NULL, 0,
+                           st.snapshot_threshold_entries);
     kyufu_metrics_family(b, "kyufu_snapshots_restored_total",
                          KYUFU_METRICS_COUNTER,
                          "Snapshots restored into the ledger (at start or "

@@ -21,6 +21,7 @@
 
 #include "conf_track.h"
 #include "frame.h"
+#include "glue_limits.h"
 #include "seal.h"
 
 static void poison(struct kyufu_fsm *f, int rv, const char *what)
@@ -111,6 +112,12 @@ static int fsm_apply(struct raft_fsm *fsm,
         return 0;
     }
 
+    f->window_bytes += buf->len;
+    if (++f->window_entries == KYUFU_SNAPSHOT_SIZING_ENTRIES_MIN &&
+        f->mean_entry_bytes == 0 && f->last_snapshot_bytes > 0) {
+        /* Restarted or restored: the first mean known. */
+        glue__fsm_snapshot_sized(f, f->last_snapshot_bytes);
+    }
     index = raft_last_applied(f->raft) + 1;
     if (index > f->run_end) {
         f->n_apply_runs++;
@@ -404,6 +411,13 @@ static int fsm_snapshot(struct raft_fsm *fsm,
     }
 
     f->n_snapshots++;
+    if (f->mode == KYUFU_FSM_SNAPSHOT_INLINE) {
+        uint64_t bytes = 0;
+        for (unsigned i = 0; i < c.n; i++) {
+            bytes += c.bufs[i].len;
+        }
+        glue__fsm_snapshot_sized(f, bytes);
+    }
     *bufs = c.bufs;
     *n_bufs = c.n;
     return 0;
@@ -475,6 +489,46 @@ static int open_snapshot(struct kyufu_fsm *f,
     return rv;
 }
 
+unsigned glue__snapshot_threshold(unsigned floor,
+                                  uint64_t snapshot_bytes,
+                                  uint64_t mean_entry_bytes)
+{
+    if (mean_entry_bytes == 0) {
+        return floor;
+    }
+    uint64_t log = snapshot_bytes / KYUFU_SNAPSHOT_LOG_SHARE_DIV;
+    if (log > KYUFU_SNAPSHOT_LOG_BYTES_MAX) {
+        log = KYUFU_SNAPSHOT_LOG_BYTES_MAX;
+    }
+    uint64_t n = log / mean_entry_bytes;
+    if (n > KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX) {
+        n = KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX;
+    }
+    return n > floor ? (unsigned)n : floor;
+}
+
+void glue__fsm_snapshot_sized(struct kyufu_fsm *f, uint64_t bytes)
+{
+    if (f->window_entries >= KYUFU_SNAPSHOT_SIZING_ENTRIES_MIN) {
+        f->mean_entry_bytes = f->window_bytes / f->window_entries;
+        if (f->mean_entry_bytes == 0) {
+            f->mean_entry_bytes = 1;
+        }
+        f->window_bytes = 0;
+        f->window_entries = 0;
+    }
+    f->last_snapshot_bytes = bytes;
+    if (f->threshold_floor == 0 || f->raft == NULL) {
+        return;
+    }
+    unsigned n = glue__snapshot_threshold(f->threshold_floor, bytes,
+                                          f->mean_entry_bytes);
+    if (n != f->threshold_set) {
+        raft_set_snapshot_threshold(f->raft, n);
+        f->threshold_set = n;
+    }
+}
+
 /* On success the FSM owns buf->base (libraft frees it only on failure). */
 static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 {
@@ -517,6 +571,9 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         }
     }
 
+    /* This node's snapshot at a start, or one installed: spacing from
+     * its size either way. */
+    glue__fsm_snapshot_sized(f, buf->len);
     kyufu_storage_applied(f->storage, &applied_index, &applied_term);
     if (h.storage_index <= applied_index) {
         /* The local store already holds everything the snapshot does (it

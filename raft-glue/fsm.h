@@ -108,6 +108,15 @@ struct kyufu_fsm
     uint64_t run_end;              /* commit index at the run's first apply */
     uint64_t apply_ns_max;         /* slowest storage apply since taken */
     uint64_t apply_ns_last;        /* the last storage apply (for metrics) */
+    /* Snapshot spacing by size (glue__fsm_snapshot_sized): the owner sets
+     * threshold_floor (the configured snapshot threshold) to turn it on;
+     * 0 leaves raft's threshold alone (the simulation). */
+    unsigned threshold_floor;
+    unsigned threshold_set;        /* raft's threshold now (0: not set) */
+    uint64_t window_bytes;         /* entries applied since the last sizing */
+    uint64_t window_entries;
+    uint64_t mean_entry_bytes;     /* of the last window long enough */
+    uint64_t last_snapshot_bytes;  /* taken or restored (0: none yet) */
 };
 
 /* Fill *fsm (version 3) so that fsm->data is `state`.  `state->raft` must be
@@ -117,6 +126,21 @@ void kyufu_fsm_init(struct raft_fsm *fsm,
                     struct kyufu_storage *storage,
                     enum kyufu_fsm_snapshot_mode mode,
                     const struct kyufu_fsm_hooks *hooks);
+
+/* Entries between snapshots for a snapshot of `snapshot_bytes` when
+ * entries average `mean_entry_bytes`: as many as make up a
+ * KYUFU_SNAPSHOT_LOG_SHARE_DIV-th of the snapshot's bytes, at most
+ * KYUFU_SNAPSHOT_LOG_BYTES_MAX of them, never fewer than `floor` nor more
+ * than KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX (glue_limits.h; docs/raft.md
+ * "Snapshot spacing").  `floor` when the mean is unknown (0). */
+unsigned glue__snapshot_threshold(unsigned floor,
+                                  uint64_t snapshot_bytes,
+                                  uint64_t mean_entry_bytes);
+
+/* A snapshot of `bytes` was taken (its stream, header included) or
+ * restored: raft's snapshot threshold follows glue__snapshot_threshold
+ * from it and the mean entry since the previous one.  Loop thread. */
+void glue__fsm_snapshot_sized(struct kyufu_fsm *state, uint64_t bytes);
 
 /* Wipe the FSM's copies of stream keys (the owner, when it is done). */
 void kyufu_fsm_wipe_keys(struct kyufu_fsm *state);

@@ -423,6 +423,9 @@ static void set_options(struct kyufu_glue *g)
     raft_set_capacity_threshold(r, 0); /* see limits.h, segment size */
     raft_set_snapshot_threshold(r, c->snapshot_threshold_entries);
     raft_set_snapshot_trailing(r, c->snapshot_trailing_entries);
+    /* The floor of the spacing by size (fsm.h, docs/raft.md). */
+    g->fsm_state.threshold_floor = c->snapshot_threshold_entries;
+    g->fsm_state.threshold_set = c->snapshot_threshold_entries;
 }
 
 int kyufu_glue_init(uv_loop_t *loop,
@@ -848,6 +851,7 @@ void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out)
     out->snapshot_copies_sent = g->guard.snapshot_send.n_started;
     out->snapshot_copies_refused = g->guard.snapshot_send.n_dropped;
     out->snapshot_trailing_entries = g->guard.snapshot_send.trailing_set;
+    out->snapshot_threshold_entries = g->fsm_state.threshold_set;
     out->peer_streams_opened = g->transport.n_opened;
     out->peer_connections_refused = g->transport.n_refused;
     out->peer_handshakes_pending = g->transport.n_pending_in;

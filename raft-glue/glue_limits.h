@@ -36,6 +36,21 @@
 #define KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MIN 4u
 #define KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX 1048576u
 
+/* Snapshot spacing by size (docs/raft.md "Snapshot spacing"): the
+ * threshold above is a floor; the node raises it so that the log between
+ * two snapshots holds an eighth of the last snapshot's bytes, at most
+ * 64 MiB.  A snapshot writes the whole ledger, so with a fixed count of
+ * entries its cost grew with the ledger while its interval did not: at
+ * 300 writes/s a 1 GB ledger was written every 28 s, the disk at
+ * 350-420 MB/s for 1.5 MB/s of ledger data (docs/benchmarks.md "Snapshots
+ * and memory under a steady load").  An eighth bounds the bytes written
+ * per byte of log at 8 (16 beyond 512 MiB of ledger); 64 MiB bounds the
+ * log libraft keeps in memory and replays at a restart.  Entries of a
+ * window shorter than the minimum below do not set the mean. */
+#define KYUFU_SNAPSHOT_LOG_SHARE_DIV 8u
+#define KYUFU_SNAPSHOT_LOG_BYTES_MAX (64u * 1024u * 1024u)
+#define KYUFU_SNAPSHOT_SIZING_ENTRIES_MIN 64u
+
 /* Entries kept after a snapshot so a follower a little behind catches up
  * from the log instead of receiving a whole snapshot.  Below the threshold
  * (checked with the other options), hence a maximum below its maximum. */

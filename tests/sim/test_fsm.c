@@ -31,7 +31,11 @@
  *    below the store's (a restart replaying entries the store already
  *    holds) is refused with RAFT_BUSY and changes nothing; it aborted the
  *    node before (the 1M install drill: store at 57,430, snapshot due at
- *    57,380); with raft caught up a snapshot is taken and finalized.
+ *    57,380); with raft caught up a snapshot is taken and finalized;
+ *  - snapshot_spacing: the rule that spaces snapshots by the last one's
+ *    size (glue__snapshot_threshold: floor, share, 64 MiB cap, entry
+ *    ceiling), and three replicas with a floor of 8 raising raft's
+ *    threshold to it as their ledger grows.
  *
  * Deterministic: the fixture runs on virtual time, random bytes come from
  * a fixed seed.  One temporary directory under /tmp, removed at the end. */
@@ -46,6 +50,7 @@
 #include "rm_tree.h"
 #include "frame.h"
 #include "fsm.h"
+#include "glue_limits.h"
 #include "kyufu/v1/ledger.pb-c.h"
 #include "staff_batch.h"
 #include "storage.h"
@@ -880,6 +885,66 @@ static void test_snapshot_behind(void)
     printf("fsm: snapshot_behind ok\n");
 }
 
+/* ---------------------------------------------------- snapshot spacing */
+
+static void test_snapshot_spacing(void)
+{
+    /* The rule: an eighth of the snapshot's bytes in entries of the mean
+     * size, between the floor and the ceilings. */
+    CHECK(glue__snapshot_threshold(64, 1u << 30, 0) == 64); /* no mean yet */
+    CHECK(glue__snapshot_threshold(64, 10000, 100) == 64);  /* 12 < floor */
+    CHECK(glue__snapshot_threshold(64, 8u << 20, 100) == (1u << 20) / 100);
+    CHECK(glue__snapshot_threshold(8192, 1u << 20, 100) == 8192);
+    CHECK(glue__snapshot_threshold(64, 8ull << 30, 100) ==
+          KYUFU_SNAPSHOT_LOG_BYTES_MAX / 100); /* 64 MiB of log at most */
+    CHECK(glue__snapshot_threshold(64, 8ull << 30, 10) ==
+          KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX);
+
+    /* Three replicas whose floor is 8 entries: as the ledger grows past
+     * eight entries' worth of log per eighth, each raises raft's threshold
+     * to what the rule gives for its last snapshot and mean entry, and
+     * takes fewer snapshots than one per 8 entries. */
+    cl_prefix = "p";
+    memset(&cl, 0, sizeof cl);
+    cluster_start();
+    for (unsigned i = 0; i < N; i++) {
+        raft_set_snapshot_threshold(cl.st[i].raft, 8);
+        raft_set_snapshot_trailing(cl.st[i].raft, 4);
+        cl.st[i].threshold_floor = 8;
+        cl.st[i].threshold_set = 8;
+    }
+    struct raft *leader = raft_fixture_get(&cl.f, 0);
+    uint64_t term = raft_current_term(leader);
+    enum { K = 600 };
+    for (unsigned k = 0; k < K; k++) {
+        char id[16];
+        snprintf(id, sizeof id, "space%u", k);
+        struct raft_buffer buf = staff_frame(id, term);
+        struct raft_apply *req = calloc(1, sizeof *req);
+        CHECK(req != NULL);
+        CHECK(raft_apply(leader, req, &buf, 1, apply_cb) == 0);
+        CHECK(raft_fixture_step_until_applied(&cl.f, N,
+                                              raft_last_index(leader), 10000));
+    }
+    for (unsigned i = 0; i < N; i++) {
+        const struct kyufu_fsm *st = &cl.st[i];
+        unsigned want = glue__snapshot_threshold(8, st->last_snapshot_bytes,
+                                                 st->mean_entry_bytes);
+        printf("fsm: snapshot_spacing: replica %u: %" PRIu64
+               " snapshots, the last %" PRIu64 " bytes, entries of %" PRIu64
+               " bytes: threshold %u\n",
+               i, st->n_snapshots, st->last_snapshot_bytes,
+               st->mean_entry_bytes, st->threshold_set);
+        CHECK(st->mean_entry_bytes > 0 && st->last_snapshot_bytes > 0);
+        CHECK(st->threshold_set == want && want > 8);
+        CHECK(st->raft->legacy.snapshot_threshold == want);
+        CHECK(st->n_snapshots >= 2 && st->n_snapshots < K / 8 / 2);
+        CHECK(st->fatal_rv == 0);
+    }
+    cluster_stop();
+    printf("fsm: snapshot_spacing ok\n");
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/kyufu-fsm-XXXXXX");
@@ -892,6 +957,7 @@ int main(void)
     test_apply_runs();
     test_restore_damaged();
     test_snapshot_behind();
+    test_snapshot_spacing();
     test_rm_tree(dir);
     printf("fsm: ok\n");
     return 0;
