@@ -82,6 +82,28 @@ def value(fams, name, **labels):
     return None
 
 
+def hist(fams, name, over=0.1):
+    """[count, sum, count above `over` seconds] of the unlabelled histogram
+    `name`, or None."""
+    samples = (fams or {}).get(name, {}).get("samples", {})
+    count = samples.get(name + "_count")
+    total = samples.get(name + "_sum")
+    at = [v for lab, v in samples.get(name + "_bucket", [])
+          if lab.get("le") not in (None, "+Inf") and float(lab["le"]) == over]
+    if not count or not total or not at:
+        return None
+    return [count[0][1], total[0][1], count[0][1] - at[0]]
+
+
+# What each node's second was spent waiting on (docs/benchmarks.md "What a
+# snapshot's end holds up"): its Raft log appends (write and fsync on
+# libuv's pool), its LMDB commits (loop thread) and, leader only, commit
+# latency (proposal to applied).
+HISTOGRAMS = {"append": "kyufu_raft_append_seconds",
+              "store_commit": "kyufu_storage_commit_seconds",
+              "commit": "kyufu_commit_latency_seconds"}
+
+
 def sample(s):
     """One second's look at each node."""
     now = time.time()
@@ -98,6 +120,8 @@ def sample(s):
             "sent": value(m, "kyufu_snapshot_copies_sent_total"),
             "rss_anon_kib": st.get("RssAnon") if st else None,
             "vm_rss_kib": st.get("VmRSS") if st else None,
+            "loop_stalls": value(m, "kyufu_loop_stalls_total"),
+            **{k: hist(m, n) for k, n in HISTOGRAMS.items()},
         })
     return {"t": now, "nodes": nodes}
 

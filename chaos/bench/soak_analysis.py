@@ -224,6 +224,37 @@ def memory(samples):
     return out
 
 
+WAITS = ("append", "store_commit", "commit")
+
+
+def waits(samples, taking, sending, downs):
+    """{class: {histogram: [count, sum s, count over 100 ms], "loop_stalls":
+    n}} over every node: the growth of each node's histograms (soak.py
+    HISTOGRAMS: its Raft appends, LMDB commits, and the leader's commit
+    latency) and loop stall counter between two of its answered samples,
+    given to the class of that interval.  Samples without them (older
+    runs) add nothing."""
+    order = _order(taking, sending, downs)
+    out = {c: {**{h: [0, 0.0, 0] for h in WAITS}, "loop_stalls": 0} for c in CLASSES}
+    last = [None, None, None]
+    for smp in samples:
+        for i, n in enumerate(smp["nodes"]):
+            if n.get("append") is None:
+                continue
+            prev, last[i] = last[i], (smp["t"], n)
+            if prev is None:
+                continue
+            t0, p = prev
+            c = out[_class_of(order, t0, smp["t"])]
+            for h in WAITS:
+                a, b = p.get(h), n.get(h)
+                if a and b and b[0] >= a[0]:  # else a restart in between
+                    c[h] = [x + (y - z) for x, y, z in zip(c[h], b, a)]
+            if (n.get("loop_stalls") or 0) >= (p.get("loop_stalls") or 0):
+                c["loop_stalls"] += (n.get("loop_stalls") or 0) - (p.get("loop_stalls") or 0)
+    return out
+
+
 def analyse(series, samples, downs, trace_path, load_run):
     """The result dict (without the run's arguments)."""
     taking, sending, open_sending, down_ivs = classify(series, samples, downs)
@@ -251,7 +282,8 @@ def analyse(series, samples, downs, trace_path, load_run):
             "n_taking": len(taking), "n_sending": len(sending),
             "snapshots_taken": [n.get("taken") for n in last],
             "copies_sent": [n.get("sent") for n in last],
-            "downs": downs, "memory": memory(samples)}
+            "downs": downs, "memory": memory(samples),
+            "waits": waits(samples, taking, sending, down_ivs)}
 
 
 def _f(x, nd=2):
@@ -278,7 +310,23 @@ def report(head, res):
               _f(res["ratio_taking"]), _f(res["ratio_sending"]),
               " (a copy still out at the end)" if res["sending_open_at_end"] else ""),
           "",
-          "snapshots taken per node (at the last sample): %s; copies sent: %s; "
+          ]
+    if any(res.get("waits", {}).get(c, {}).get("append", [0])[0] for c in CLASSES):
+        L += ["What the nodes waited on, by class of second (all nodes; mean ms, "
+              "and how many took over 100 ms):", "",
+              "| class | Raft appends | mean | > 100 ms | LMDB commits | mean | > 100 ms "
+              "| leader commit latency: mean | > 100 ms | loop stalls |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+        for c in CLASSES:
+            w = res["waits"][c]
+            cells = []
+            for h in WAITS:
+                n, tot, slow = w[h]
+                cells += ([str(int(n))] if h != "commit" else []) + [
+                    _f(1000.0 * tot / n if n else None), str(int(slow))]
+            L.append("| %s | %s | %d |" % (c, " | ".join(cells), w["loop_stalls"]))
+        L.append("")
+    L += ["snapshots taken per node (at the last sample): %s; copies sent: %s; "
           "intervals taking %d, sending %d" % (
               res["snapshots_taken"], res["copies_sent"], res["n_taking"], res["n_sending"]),
           "",

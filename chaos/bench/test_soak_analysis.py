@@ -36,6 +36,12 @@ def main():
             n2 = node(rss_mib=200)
         else:
             n2 = node(restored=1 if i >= 66 else 0, rss_mib=150)
+        # node 1's waits: 10 appends a second of 1 ms, one over 100 ms and
+        # a loop stall in the second that ends at 31 (a snapshot in flight)
+        slow = 1 if i >= 31 else 0
+        n0.update(append=[10 * i, 0.01 * i + 0.2 * slow, slow],
+                  store_commit=[10 * i, 0.001 * i, 0], commit=None,
+                  loop_stalls=slow)
         if i in (63, 64, 65):
             n1 = dict(n1, taken=None, restored=None, sent=None)  # metrics missed
         samples.append({"t": t, "nodes": [n0, n1, n2]})
@@ -90,7 +96,13 @@ def main():
 
     res = an.analyse(series, samples, downs, None,
                      {"writes": 3000, "ok": 3000, "errors": 0, "commands_per_s": 10})
+    w = res["waits"]
+    assert w["taking"]["append"][2] == 1 and w["taking"]["loop_stalls"] == 1, w["taking"]
+    assert w["quiet"]["append"][2] == 0 and w["quiet"]["loop_stalls"] == 0, w["quiet"]
+    assert sum(w[c]["append"][0] for c in an.CLASSES) == 10 * 299, w
+    assert w["quiet"]["commit"] == [0, 0.0, 0], w["quiet"]  # absent: nothing added
     md = an.report(["# t"], res)
+    assert "| taking | 40 | 6.00 | 1 | 40 | 0.10 | 0 | - | 0 | 1 |" in md, md
     assert "| follower down | 12 |" in md and "| sending | 6 |" in md, md
     print("ok")
 
