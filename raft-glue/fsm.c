@@ -87,6 +87,45 @@ static int open_entry(struct kyufu_fsm *f, uint64_t index,
     return 0;
 }
 
+/* Raft's threshold from the last snapshot's size and the mean entry. */
+static void retune(struct kyufu_fsm *f)
+{
+    if (f->threshold_floor == 0 || f->raft == NULL ||
+        f->last_snapshot_bytes == 0) {
+        return;
+    }
+    unsigned n = glue__snapshot_threshold(
+        f->threshold_floor, f->last_snapshot_bytes, f->mean_entry_bytes);
+    if (n != f->threshold_set) {
+        raft_set_snapshot_threshold(f->raft, n);
+        f->threshold_set = n;
+    }
+}
+
+unsigned glue__snapshot_threshold(unsigned floor,
+                                  uint64_t snapshot_bytes,
+                                  uint64_t mean_entry_bytes)
+{
+    if (mean_entry_bytes == 0) {
+        return floor;
+    }
+    uint64_t log = snapshot_bytes / KYUFU_SNAPSHOT_LOG_SHARE_DIV;
+    if (log > KYUFU_SNAPSHOT_LOG_BYTES_MAX) {
+        log = KYUFU_SNAPSHOT_LOG_BYTES_MAX;
+    }
+    uint64_t n = log / mean_entry_bytes;
+    if (n > KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX) {
+        n = KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX;
+    }
+    return n > floor ? (unsigned)n : floor;
+}
+
+void glue__fsm_snapshot_sized(struct kyufu_fsm *f, uint64_t bytes)
+{
+    f->last_snapshot_bytes = bytes;
+    retune(f);
+}
+
 static int fsm_apply(struct raft_fsm *fsm,
                      const struct raft_buffer *buf,
                      void **result)
@@ -112,11 +151,18 @@ static int fsm_apply(struct raft_fsm *fsm,
         return 0;
     }
 
+    /* The mean of each run of SIZING_ENTRIES_MIN entries: entries that
+     * grow under load lower the threshold in time, so the log's bytes stay
+     * near the bound (glue__snapshot_threshold). */
     f->window_bytes += buf->len;
-    if (++f->window_entries == KYUFU_SNAPSHOT_SIZING_ENTRIES_MIN &&
-        f->mean_entry_bytes == 0 && f->last_snapshot_bytes > 0) {
-        /* Restarted or restored: the first mean known. */
-        glue__fsm_snapshot_sized(f, f->last_snapshot_bytes);
+    if (++f->window_entries == KYUFU_SNAPSHOT_SIZING_ENTRIES_MIN) {
+        f->mean_entry_bytes = f->window_bytes / f->window_entries;
+        if (f->mean_entry_bytes == 0) {
+            f->mean_entry_bytes = 1;
+        }
+        f->window_bytes = 0;
+        f->window_entries = 0;
+        retune(f);
     }
     index = raft_last_applied(f->raft) + 1;
     if (index > f->run_end) {
@@ -487,46 +533,6 @@ static int open_snapshot(struct kyufu_fsm *f,
                              f->errmsg, sizeof f->errmsg);
     glue__stream_key_wipe(&k);
     return rv;
-}
-
-unsigned glue__snapshot_threshold(unsigned floor,
-                                  uint64_t snapshot_bytes,
-                                  uint64_t mean_entry_bytes)
-{
-    if (mean_entry_bytes == 0) {
-        return floor;
-    }
-    uint64_t log = snapshot_bytes / KYUFU_SNAPSHOT_LOG_SHARE_DIV;
-    if (log > KYUFU_SNAPSHOT_LOG_BYTES_MAX) {
-        log = KYUFU_SNAPSHOT_LOG_BYTES_MAX;
-    }
-    uint64_t n = log / mean_entry_bytes;
-    if (n > KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX) {
-        n = KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX;
-    }
-    return n > floor ? (unsigned)n : floor;
-}
-
-void glue__fsm_snapshot_sized(struct kyufu_fsm *f, uint64_t bytes)
-{
-    if (f->window_entries >= KYUFU_SNAPSHOT_SIZING_ENTRIES_MIN) {
-        f->mean_entry_bytes = f->window_bytes / f->window_entries;
-        if (f->mean_entry_bytes == 0) {
-            f->mean_entry_bytes = 1;
-        }
-        f->window_bytes = 0;
-        f->window_entries = 0;
-    }
-    f->last_snapshot_bytes = bytes;
-    if (f->threshold_floor == 0 || f->raft == NULL) {
-        return;
-    }
-    unsigned n = glue__snapshot_threshold(f->threshold_floor, bytes,
-                                          f->mean_entry_bytes);
-    if (n != f->threshold_set) {
-        raft_set_snapshot_threshold(f->raft, n);
-        f->threshold_set = n;
-    }
 }
 
 /* On success the FSM owns buf->base (libraft frees it only on failure). */

@@ -113,9 +113,9 @@ struct kyufu_fsm
      * 0 leaves raft's threshold alone (the simulation). */
     unsigned threshold_floor;
     unsigned threshold_set;        /* raft's threshold now (0: not set) */
-    uint64_t window_bytes;         /* entries applied since the last sizing */
-    uint64_t window_entries;
-    uint64_t mean_entry_bytes;     /* of the last window long enough */
+    uint64_t window_bytes;         /* of the entries applied since the */
+    uint64_t window_entries;       /* last mean was taken */
+    uint64_t mean_entry_bytes;     /* of the last 64 entries applied */
     uint64_t last_snapshot_bytes;  /* taken or restored (0: none yet) */
 };
 

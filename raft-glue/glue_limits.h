@@ -43,10 +43,11 @@
  * entries its cost grew with the ledger while its interval did not: at
  * 300 writes/s a 1 GB ledger was written every 28 s, the disk at
  * 350-420 MB/s for 1.5 MB/s of ledger data (docs/benchmarks.md "Snapshots
- * and memory under a steady load").  An eighth bounds the bytes written
- * per byte of log at 8 (16 beyond 512 MiB of ledger); 64 MiB bounds the
- * log libraft keeps in memory and replays at a restart.  Entries of a
- * window shorter than the minimum below do not set the mean. */
+ * and memory under a steady load").  An eighth makes the bytes written
+ * per byte of log 8 up to a 512 MiB ledger (ledger / 64 MiB beyond: 16 at
+ * 1 GiB); 64 MiB bounds the log libraft keeps in memory and replays at a
+ * restart.  The mean entry is that of each run of SIZING_ENTRIES_MIN
+ * entries applied, so entries that grow with load lower it in time. */
 #define KYUFU_SNAPSHOT_LOG_SHARE_DIV 8u
 #define KYUFU_SNAPSHOT_LOG_BYTES_MAX (64u * 1024u * 1024u)
 #define KYUFU_SNAPSHOT_SIZING_ENTRIES_MIN 64u

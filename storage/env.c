@@ -581,6 +581,9 @@ void kyufu_storage_applied(struct kyufu_storage *s,
 
 int kyufu_storage__read_begin(struct kyufu_storage *s, MDB_txn **txn)
 {
+    if (s->env == NULL) { /* a failed renew: the node is stopping */
+        return KYUFU_STORAGE_EIO;
+    }
     if (s->loop_txn_busy) {
         return kyufu_storage__mdb_error(
             mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn));

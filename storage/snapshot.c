@@ -11,6 +11,7 @@
  * Restore: snapshot_restore.c.
  */
 #include <openssl/evp.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,7 +46,10 @@ int kyufu_storage_snapshot_begin(struct kyufu_storage *s,
     /* Held until the snapshot is counted: the map must not grow between
      * the txn's begin and the count that forbids growth (storage.h). */
     pthread_mutex_lock(&s->snap_lock);
-    int mrv = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &snap->txn);
+    /* No environment after a failed renew (env.c): the node is stopping. */
+    int mrv = s->env != NULL
+                  ? mdb_txn_begin(s->env, NULL, MDB_RDONLY, &snap->txn)
+                  : EIO;
     if (mrv != 0) {
         rv = kyufu_storage__mdb_error(mrv);
         goto err_after_lock;

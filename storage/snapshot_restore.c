@@ -460,16 +460,21 @@ int kyufu_storage_restore_stream(struct kyufu_storage *s,
     }
     EVP_MD_CTX_free(in.th.sha);
     free(in.carry);
-    if (rv == 0 || rv == KYUFU_STORAGE_ECORRUPT ||
-        rv == KYUFU_STORAGE_ENEWER) {
-        /* Committed, or refused and aborted: either way the transaction
-         * dirtied up to the whole store's pages, which LMDB keeps in the
-         * heap until its environment closes (env.c). */
+    if (s->env != NULL) {
+        /* Committed or aborted, the transaction may have dirtied up to the
+         * whole store's pages, which LMDB keeps in the heap until its
+         * environment closes (env.c). */
         char why[200] = "";
         int rrv = kyufu_storage__env_renew(s, why, sizeof why);
+        if (rrv != 0 && errmsg != NULL) {
+            size_t used = rv != 0 ? strnlen(errmsg, errmsg_len) : 0;
+            if (used + 1 < errmsg_len) {
+                kyufu_storage__errmsg(errmsg + used, errmsg_len - used,
+                                      "%sreopen the store after a restore: "
+                                      "%s", used > 0 ? "; then " : "", why);
+            }
+        }
         if (rrv != 0) {
-            kyufu_storage__errmsg(errmsg, errmsg_len,
-                                  "reopen the store after a restore: %s", why);
             return rrv;
         }
     }

@@ -139,6 +139,15 @@ def head_lines(args, commit, machine):
                 commit)]
 
 
+def load_run(path):
+    """The load's run from its load.json, with the writes each household
+    makes (register, and submit and approve when on)."""
+    with open(path) as f:
+        load = json.load(f)
+    return dict(load["runs"][0], writes_per_household=1 + bool(load.get("submit")) +
+                bool(load.get("approve")))
+
+
 def analyse_dir(d):
     """Analyse a run's files again (--analyse): result.json keeps the run's
     arguments, machine, commit, stops and store sizes."""
@@ -146,8 +155,7 @@ def analyse_dir(d):
         old = json.load(f)
     with open(os.path.join(d, "samples.json")) as f:
         samples = json.load(f)
-    with open(os.path.join(d, "load.json")) as f:
-        run = json.load(f)["runs"][0]
+    run = load_run(os.path.join(d, "load.json"))
     trace = os.path.join(d, "trace.txt")
     res = an.analyse(an.read_series(os.path.join(d, "series.txt")), samples,
                      old.get("downs", []), trace if os.path.exists(trace) else None, run)
@@ -277,8 +285,7 @@ def main():
         with open(os.path.join(d, "samples.json"), "w") as f:
             json.dump(samples, f)
         try:
-            with open(os.path.join(d, "load.json")) as f:
-                run = json.load(f)["runs"][0]
+            run = load_run(os.path.join(d, "load.json"))
         except (OSError, ValueError, KeyError, IndexError):
             with open(os.path.join(d, "load.err")) as f:
                 log("the load gave no result (exit %d): %s" % (rc, f.read()[-2000:]))

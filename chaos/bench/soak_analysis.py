@@ -239,19 +239,24 @@ def waits(samples, taking, sending, downs):
     last = [None, None, None]
     for smp in samples:
         for i, n in enumerate(smp["nodes"]):
+            if not n.get("up"):
+                last[i] = None  # a stop: the next process counts afresh
+                continue
             if n.get("append") is None:
                 continue
             prev, last[i] = last[i], (smp["t"], n)
             if prev is None:
                 continue
             t0, p = prev
+            ds = {h: [y - z for y, z in zip(n[h], p[h])] for h in WAITS
+                  if n.get(h) and p.get(h)}
+            stalls = (n.get("loop_stalls") or 0) - (p.get("loop_stalls") or 0)
+            if stalls < 0 or any(d[0] < 0 for d in ds.values()):
+                continue  # restarted unseen between the two: skip it
             c = out[_class_of(order, t0, smp["t"])]
-            for h in WAITS:
-                a, b = p.get(h), n.get(h)
-                if a and b and b[0] >= a[0]:  # else a restart in between
-                    c[h] = [x + (y - z) for x, y, z in zip(c[h], b, a)]
-            if (n.get("loop_stalls") or 0) >= (p.get("loop_stalls") or 0):
-                c["loop_stalls"] += (n.get("loop_stalls") or 0) - (p.get("loop_stalls") or 0)
+            for h, d in ds.items():
+                c[h] = [x + y for x, y in zip(c[h], d)]
+            c["loop_stalls"] += stalls
     return out
 
 
@@ -276,6 +281,7 @@ def analyse(series, samples, downs, trace_path, load_run):
     last = samples[-1]["nodes"] if samples else []
     return {"writes": load_run.get("writes"), "ok": load_run.get("ok"),
             "errors": load_run.get("errors"), "writes_per_s": load_run.get("commands_per_s"),
+            "writes_per_household": load_run.get("writes_per_household"),
             "latency_ms": load_run.get("latency_ms"),
             "classes": classes, "ratio_taking": ratio("taking"),
             "ratio_sending": ratio("sending"), "sending_open_at_end": open_sending,

@@ -20,8 +20,9 @@ CRASH_SHARE = 0.5     # crash failover median <= 1/2 of etcd's
 SILENT_SHARE = 1.0    # silent-leader failover median <= etcd's
 HANDOVER_MS = 50.0    # planned hand-over: every write gap <= 50 ms
 SNAPSHOT_P99_X = 2.0  # a snapshot taken or sent raises p99 by at most 2x
-# A soak whose cluster served less than this share of its paced writes/s
-# gets no snapshot verdict (queueing, not snapshots, sets its latencies).
+# A soak whose cluster started less than this share of its paced writes
+# (writes over the run's duration) gets no snapshot verdict unless the
+# ratio is already over: queueing, not snapshots, sets its latencies.
 SUSTAINED_SHARE = 0.97
 # "Flat": over the second half of its life (after the start's growth: the
 # Raft log filling to the snapshot threshold), each node process that ran
@@ -193,17 +194,18 @@ def soak_rows(sk):
     quiet = sk["classes"]["quiet"]["p99"]
     measured = "p99 %s (quiet %s ms)" % (", ".join(parts), _n(quiet, 1))
     over = [p for p, r in (("taking", rt), ("sending", rs)) if r is not None and r > SNAPSHOT_P99_X]
-    pace = 3 * ((sk.get("args") or {}).get("households_per_s") or 0)
-    rate = sk.get("writes_per_s") or 0
-    if pace and rate < SUSTAINED_SHARE * pace:
+    args = sk.get("args") or {}
+    pace = (sk.get("writes_per_household") or 3) * (args.get("households_per_s") or 0)
+    rate = (sk.get("writes") or 0) / args["duration_s"] if args.get("duration_s") else 0
+    if over:
+        rows.append((t_snap, measured, False, "over while " + " and ".join(over)))
+    elif pace and rate < SUSTAINED_SHARE * pace:
         # Behind a paced load every write queues for the ones before it:
         # the ratio then compares queues, not what a snapshot adds.
         rows.append((t_snap, measured + "; %s of %s writes/s" % (_n(rate), _n(pace)), None,
                      "the cluster fell behind the paced load"))
     elif quiet is None:
         rows.append((t_snap, measured, None, "no writes traced in the quiet seconds"))
-    elif over:
-        rows.append((t_snap, measured, False, "over while " + " and ".join(over)))
     elif rt is None or rs is None:
         rows.append((t_snap, measured, None, "no %s seconds in the soak" % (
             "snapshot taken" if rt is None else "snapshot sent")))

@@ -42,6 +42,11 @@ def main():
         n0.update(append=[10 * i, 0.01 * i + 0.2 * slow, slow],
                   store_commit=[10 * i, 0.001 * i, 0], commit=None,
                   loop_stalls=slow)
+        # node 3's: 5 appends a second, counted from 0 again by its second
+        # process (up from 51); its stop and restart add nothing negative
+        if n2["up"]:
+            c2 = 5 * (i if i < 40 else i - 50)
+            n2.update(append=[c2, 0.001 * c2, 0], loop_stalls=0 if i < 40 else 0)
         if i in (63, 64, 65):
             n1 = dict(n1, taken=None, restored=None, sent=None)  # metrics missed
         samples.append({"t": t, "nodes": [n0, n1, n2]})
@@ -99,10 +104,11 @@ def main():
     w = res["waits"]
     assert w["taking"]["append"][2] == 1 and w["taking"]["loop_stalls"] == 1, w["taking"]
     assert w["quiet"]["append"][2] == 0 and w["quiet"]["loop_stalls"] == 0, w["quiet"]
-    assert sum(w[c]["append"][0] for c in an.CLASSES) == 10 * 299, w
+    # node 1: 299 intervals of 10; node 3: 38 before its stop, 249 after
+    assert sum(w[c]["append"][0] for c in an.CLASSES) == 10 * 299 + 5 * (38 + 249), w
     assert w["quiet"]["commit"] == [0, 0.0, 0], w["quiet"]  # absent: nothing added
     md = an.report(["# t"], res)
-    assert "| taking | 40 | 6.00 | 1 | 40 | 0.10 | 0 | - | 0 | 1 |" in md, md
+    assert "| taking | 60 | 4.33 | 1 | 40 | 0.10 | 0 | - | 0 | 1 |" in md, md
     assert "| follower down | 12 |" in md and "| sending | 6 |" in md, md
     print("ok")
 

@@ -121,7 +121,8 @@ def main():
                 {"seconds": 1200, "floor_second_half_median_mb": 100.0,
                  "floor_second_half_slope_mb_per_h": 0.0}]]
         sk = {"args": {"duration_s": seconds, "households_per_s": 500},
-              "writes_per_s": rate, "ratio_taking": rt, "ratio_sending": rs,
+              "writes": rate * seconds, "writes_per_household": 3,
+              "ratio_taking": rt, "ratio_sending": rs,
               "classes": {"quiet": {"p99": 5.0}}, "memory": mem}
         if error:
             sk["error"] = error
@@ -160,6 +161,8 @@ def main():
     assert ok_s is None and "behind" in gap_s, gap_s
     (ok_s, _), _ = soak(1.1, 0.1, 0.0, rate=1455.0)
     assert ok_s is True, ok_s
+    (ok_s, gap_s), _ = soak(2.5, 0.1, 0.0, rate=1000.0)  # over and behind: no
+    assert ok_s is False and "taking" in gap_s, gap_s
     (ok_s, gap_s), (ok_m, _) = soak(1.0, 1.0, 0.0, error="soak.py exit 1")
     assert ok_s is False and ok_m is False and "exit 1" in gap_s
     print("ok")
