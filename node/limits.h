@@ -442,8 +442,8 @@ _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX + KYUFU_NODE_STOP_DRAIN_MS_MAX <
  * Left dynamic, glibc raises the threshold to the size of each mapped
  * block freed, and every later chunk comes from a heap that keeps it: the
  * resident floor between snapshots grew with the ledger, 28-145 MB per
- * node instead of 9-11 (docs/benchmarks.md "Snapshots and memory under a
- * steady load", runs C at 1 MiB and D at this value). */
+ * node instead of 9-11 (docs/soak.md "Memory: what holds it", runs C at
+ * 1 MiB and D at this value). */
 #define KYUFU_NODE_MMAP_THRESHOLD_BYTES (2u << 20)
 
 #endif /* KYUFU_NODE_LIMITS_H */

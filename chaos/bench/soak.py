@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A steady load on one kyufu cluster for a long time (issue 9's last two
-targets, docs/benchmarks.md "Snapshots and memory under a steady load"):
+targets, docs/soak.md):
 does a snapshot being taken or sent raise the p99, and is each node's
 resident memory flat?
 
