@@ -115,6 +115,41 @@ static void *snap_thread_main(void *arg)
     return NULL;
 }
 
+/* b, restored from a snapshot of a, takes a's place (index, command
+ * sequence, clock): equal digests; then both apply the same next entry (a
+ * submit for household hh) and stay equal, b having reached a's state by
+ * another history. */
+static void same_state(struct fx *a, struct fx *b)
+{
+    uint8_t da[32];
+    uint8_t db[32];
+    digest(a, da);
+    digest(b, db);
+    CHECK(memcmp(da, db, 32) == 0);
+}
+
+static void same_next(struct fx *a, struct fx *b, const char *hh)
+{
+    b->index = a->index;
+    b->seq = a->seq;
+    b->now = a->now;
+    same_state(a, b);
+    apply1(a, c_submit(a, "clerk", "P1", hh), OK);
+    apply1(b, c_submit(b, "clerk", "P1", hh), OK);
+    same_state(a, b);
+}
+
+/* The end of a two-store test: b still equals a once reopened; then the
+ * stream and both stores go. */
+static void pair_end(struct fx *a, struct fx *b, struct t_sink *k)
+{
+    fx_reopen(b);
+    same_state(a, b);
+    free(k->buf);
+    kyufu_storage_close(a->s);
+    kyufu_storage_close(b->s);
+}
+
 /* Snapshot → restore: equal digests and records, many small chunks, each
  * within the limit; the restored store then applies like the source. */
 static void test_snapshot_roundtrip(void)
@@ -150,23 +185,8 @@ static void test_snapshot_roundtrip(void)
     kyufu_storage_applied(b.s, &idx, NULL);
     CHECK(idx == a.index);
 
-    /* Same next entry on both: still equal (the restored one reached this
-     * state by another history). */
-    b.seq = a.seq;
-    b.now = a.now;
-    apply1(&a, c_submit(&a, "clerk", "P1", "H-3"), OK);
-    apply1(&b, c_submit(&b, "clerk", "P1", "H-3"), OK);
-    digest(&a, da);
-    digest(&b, db);
-    CHECK(memcmp(da, db, 32) == 0);
-
-    /* And survives a restart. */
-    fx_reopen(&b);
-    digest(&b, db);
-    CHECK(memcmp(da, db, 32) == 0);
-    free(k.buf);
-    kyufu_storage_close(a.s);
-    kyufu_storage_close(b.s);
+    same_next(&a, &b, "H-3");
+    pair_end(&a, &b, &k); /* and survives a restart */
 }
 /* Any flipped byte or truncation is refused and the target is unchanged. */
 static void test_corrupt_snapshot(void)
@@ -506,8 +526,6 @@ static void test_restore_gives_back_pages(void)
     struct fx a;
     struct fx b;
     struct t_sink k;
-    uint8_t da[32];
-    uint8_t db[32];
     char err[256] = "";
     struct snap_thread t;
     pthread_t th;
@@ -538,17 +556,7 @@ static void test_restore_gives_back_pages(void)
     CHECK(after < before + k.len / 8);
 
     /* The store renewed is the store restored, and goes on alike. */
-    b.index = a.index;
-    b.seq = a.seq;
-    b.now = a.now;
-    digest(&a, da);
-    digest(&b, db);
-    CHECK(memcmp(da, db, 32) == 0);
-    apply1(&a, c_submit(&a, "clerk", "P1", "B-7"), OK);
-    apply1(&b, c_submit(&b, "clerk", "P1", "B-7"), OK);
-    digest(&a, da);
-    digest(&b, db);
-    CHECK(memcmp(da, db, 32) == 0);
+    same_next(&a, &b, "B-7");
     invariants(&b);
 
     /* A refused snapshot aborted after dirtying pages: given back too. */
@@ -557,11 +565,7 @@ static void test_restore_gives_back_pages(void)
     CHECK_RV(kyufu_storage_restore(b.s, k.buf, k.len, err, sizeof err),
              KYUFU_STORAGE_ECORRUPT);
     CHECK(b.s->renew_count == renews + 1);
-    digest(&b, db);
-    CHECK(memcmp(da, db, 32) == 0);
-    free(k.buf);
-    kyufu_storage_close(a.s);
-    kyufu_storage_close(b.s);
+    pair_end(&a, &b, &k);
 }
 
 /* A snapshot open on the store (a backup, a scrub, a Raft snapshot being
@@ -574,7 +578,6 @@ static void test_restore_renew_waits_for_snapshot(void)
     struct fx b;
     struct t_sink k;
     struct kyufu_storage_snapshot *snap;
-    uint8_t da[32];
     uint8_t db[32];
     uint8_t dsnap[32];
     uint64_t at;
@@ -596,21 +599,9 @@ static void test_restore_renew_waits_for_snapshot(void)
     kyufu_storage_snapshot_end(snap);
     CHECK(b.s->renew_pending); /* not on the snapshot's thread */
 
-    b.index = a.index;
-    b.seq = a.seq;
-    b.now = a.now;
-    apply1(&a, c_submit(&a, "clerk", "P1", "H-9"), OK);
-    apply1(&b, c_submit(&b, "clerk", "P1", "H-9"), OK);
+    same_next(&a, &b, "H-9"); /* b's first apply since: it renews */
     CHECK(b.s->renew_count == renews + 1 && !b.s->renew_pending);
-    digest(&a, da);
-    digest(&b, db);
-    CHECK(memcmp(da, db, 32) == 0);
-    fx_reopen(&b);
-    digest(&b, db);
-    CHECK(memcmp(da, db, 32) == 0);
-    free(k.buf);
-    kyufu_storage_close(a.s);
-    kyufu_storage_close(b.s);
+    pair_end(&a, &b, &k);
 }
 
 int main(int argc, char **argv)
