@@ -120,8 +120,14 @@ unsigned glue__snapshot_threshold(unsigned floor,
     return n > floor ? (unsigned)n : floor;
 }
 
-void glue__fsm_snapshot_sized(struct kyufu_fsm *f, uint64_t bytes)
+void glue__fsm_snapshot_sized(struct kyufu_fsm *f,
+                              const struct raft_buffer *bufs,
+                              unsigned n_bufs)
 {
+    uint64_t bytes = 0;
+    for (unsigned i = 0; i < n_bufs; i++) {
+        bytes += bufs[i].len;
+    }
     f->last_snapshot_bytes = bytes;
     retune(f);
 }
@@ -458,11 +464,7 @@ static int fsm_snapshot(struct raft_fsm *fsm,
 
     f->n_snapshots++;
     if (f->mode == KYUFU_FSM_SNAPSHOT_INLINE) {
-        uint64_t bytes = 0;
-        for (unsigned i = 0; i < c.n; i++) {
-            bytes += c.bufs[i].len;
-        }
-        glue__fsm_snapshot_sized(f, bytes);
+        glue__fsm_snapshot_sized(f, c.bufs, c.n);
     }
     *bufs = c.bufs;
     *n_bufs = c.n;
@@ -579,7 +581,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
     /* This node's snapshot at a start, or one installed: spacing from
      * its size either way. */
-    glue__fsm_snapshot_sized(f, buf->len);
+    glue__fsm_snapshot_sized(f, buf, 1);
     kyufu_storage_applied(f->storage, &applied_index, &applied_term);
     if (h.storage_index <= applied_index) {
         /* The local store already holds everything the snapshot does (it

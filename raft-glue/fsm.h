@@ -137,10 +137,14 @@ unsigned glue__snapshot_threshold(unsigned floor,
                                   uint64_t snapshot_bytes,
                                   uint64_t mean_entry_bytes);
 
-/* A snapshot of `bytes` was taken (its stream, header included) or
- * restored: raft's snapshot threshold follows glue__snapshot_threshold
- * from it and the mean entry since the previous one.  Loop thread. */
-void glue__fsm_snapshot_sized(struct kyufu_fsm *state, uint64_t bytes);
+/* A snapshot was taken (`bufs`: its header and stream) or restored (the
+ * one buffer raft handed over): raft's snapshot threshold follows
+ * glue__snapshot_threshold from its bytes and the mean of the last 64
+ * entries applied (fsm_apply sets it again after each 64).  Loop
+ * thread. */
+void glue__fsm_snapshot_sized(struct kyufu_fsm *state,
+                              const struct raft_buffer *bufs,
+                              unsigned n_bufs);
 
 /* Wipe the FSM's copies of stream keys (the owner, when it is done). */
 void kyufu_fsm_wipe_keys(struct kyufu_fsm *state);

@@ -87,11 +87,7 @@ static void after_work_cb(uv_work_t *work, int status)
         }
         rv = d->rv == KYUFU_STORAGE_ENOMEM ? RAFT_NOMEM : RAFT_IOERR;
     } else {
-        uint64_t bytes = 0;
-        for (unsigned i = 0; i < d->snap.n_bufs; i++) {
-            bytes += d->snap.bufs[i].len;
-        }
-        glue__fsm_snapshot_sized(s->fsm, bytes);
+        glue__fsm_snapshot_sized(s->fsm, d->snap.bufs, d->snap.n_bufs);
         d->put.data = d;
         rv = s->put(&s->io, d->trailing, &d->put, &d->snap, put_cb);
     }

@@ -1101,11 +1101,9 @@ int kyufu_storage_apply(struct kyufu_storage *s,
     if (rv != 0) {
         return rv;
     }
-    if (s->env == NULL) {
-        kyufu_storage__errmsg(errmsg, errmsg_len,
-                              "the store could not be reopened after a "
-                              "restore");
-        return KYUFU_STORAGE_EIO;
+    rv = kyufu_storage__env_gone(s, errmsg, errmsg_len);
+    if (rv != 0) {
+        return rv;
     }
     if (s->renew_pending) { /* a restore's, deferred by a snapshot */
         rv = kyufu_storage__env_renew(s, errmsg, errmsg_len);

@@ -663,6 +663,18 @@ out:
     return rv;
 }
 
+int kyufu_storage__env_gone(const struct kyufu_storage *s,
+                            char *errmsg,
+                            size_t len)
+{
+    if (s->env != NULL) {
+        return 0;
+    }
+    kyufu_storage__errmsg(errmsg, len,
+                          "the store could not be reopened after a restore");
+    return KYUFU_STORAGE_EIO;
+}
+
 int kyufu_storage__env_renew(struct kyufu_storage *s, char *errmsg, size_t len)
 {
     MDB_txn *txn;

@@ -824,6 +824,12 @@ int kyufu_storage__grow_if_needed(struct kyufu_storage *s);
  * progress on another thread.  An error leaves no environment: fatal
  * (IO, NOMEM; errmsg says which step), the node must stop. */
 int kyufu_storage__env_renew(struct kyufu_storage *s, char *errmsg, size_t len);
+/* IO with a message when a failed renew left no environment (the node is
+ * stopping), else 0: checked first by the entry points that touch it
+ * (apply, restore; read_begin, snapshot_begin and sync check it too). */
+int kyufu_storage__env_gone(const struct kyufu_storage *s,
+                            char *errmsg,
+                            size_t len);
 /* Invariant checks on the records a committed batch touched. */
 void kyufu_storage__check_touched(struct kyufu_storage *s,
                                   const struct kyufu_storage__touched *t,

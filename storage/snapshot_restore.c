@@ -415,6 +415,10 @@ int kyufu_storage_restore_stream(struct kyufu_storage *s,
     uint64_t index = 0, term = 0;
     int rv;
     KYUFU_ASSERT(s != NULL && src != NULL && src->read != NULL);
+    rv = kyufu_storage__env_gone(s, errmsg, errmsg_len);
+    if (rv != 0) {
+        return rv;
+    }
     memset(&in, 0, sizeof in);
     in.src = src;
     in.errmsg = errmsg;
@@ -460,23 +464,21 @@ int kyufu_storage_restore_stream(struct kyufu_storage *s,
     }
     EVP_MD_CTX_free(in.th.sha);
     free(in.carry);
-    if (s->env != NULL) {
-        /* Committed or aborted, the transaction may have dirtied up to the
-         * whole store's pages, which LMDB keeps in the heap until its
-         * environment closes (env.c). */
-        char why[200] = "";
-        int rrv = kyufu_storage__env_renew(s, why, sizeof why);
-        if (rrv != 0 && errmsg != NULL) {
-            size_t used = rv != 0 ? strnlen(errmsg, errmsg_len) : 0;
-            if (used + 1 < errmsg_len) {
-                kyufu_storage__errmsg(errmsg + used, errmsg_len - used,
-                                      "%sreopen the store after a restore: "
-                                      "%s", used > 0 ? "; then " : "", why);
-            }
+    /* Committed or aborted, the transaction may have dirtied up to the
+     * whole store's pages, which LMDB keeps in the heap until its
+     * environment closes (env.c). */
+    char why[200] = "";
+    int rrv = kyufu_storage__env_renew(s, why, sizeof why);
+    if (rrv != 0) {
+        /* After the restore's own message, if it failed. */
+        size_t used = rv != 0 && errmsg != NULL ? strnlen(errmsg, errmsg_len)
+                                                : 0;
+        if (errmsg != NULL && used + 1 < errmsg_len) {
+            kyufu_storage__errmsg(errmsg + used, errmsg_len - used,
+                                  "%sreopen the store after a restore: %s",
+                                  used > 0 ? "; then " : "", why);
         }
-        if (rrv != 0) {
-            return rrv;
-        }
+        return rrv;
     }
     if (rv == 0) {
         s->applied_index = index;

@@ -95,15 +95,6 @@ def hist(fams, name, over=0.1):
     return [count[0][1], total[0][1], count[0][1] - at[0]]
 
 
-# What each node's second was spent waiting on (docs/benchmarks.md "What a
-# snapshot's end holds up"): its Raft log appends (write and fsync on
-# libuv's pool), its LMDB commits (loop thread) and, leader only, commit
-# latency (proposal to applied).
-HISTOGRAMS = {"append": "kyufu_raft_append_seconds",
-              "store_commit": "kyufu_storage_commit_seconds",
-              "commit": "kyufu_commit_latency_seconds"}
-
-
 def sample(s):
     """One second's look at each node."""
     now = time.time()
@@ -121,7 +112,7 @@ def sample(s):
             "rss_anon_kib": st.get("RssAnon") if st else None,
             "vm_rss_kib": st.get("VmRSS") if st else None,
             "loop_stalls": value(m, "kyufu_loop_stalls_total"),
-            **{k: hist(m, n) for k, n in HISTOGRAMS.items()},
+            **{k: hist(m, n) for k, n in an.HISTOGRAMS.items()},
         })
     return {"t": now, "nodes": nodes}
 

@@ -224,14 +224,21 @@ def memory(samples):
     return out
 
 
-WAITS = ("append", "store_commit", "commit")
+# What each node's second was spent waiting on (docs/soak.md "Snapshot
+# spacing by size, A/B"): its Raft log appends (write and fsync on libuv's
+# pool), its LMDB commits (loop thread) and, leader only, commit latency
+# (proposal to applied); soak.py samples these histograms.
+HISTOGRAMS = {"append": "kyufu_raft_append_seconds",
+              "store_commit": "kyufu_storage_commit_seconds",
+              "commit": "kyufu_commit_latency_seconds"}
+WAITS = tuple(HISTOGRAMS)
 
 
 def waits(samples, taking, sending, downs):
     """{class: {histogram: [count, sum s, count over 100 ms], "loop_stalls":
-    n}} over every node: the growth of each node's histograms (soak.py
-    HISTOGRAMS: its Raft appends, LMDB commits, and the leader's commit
-    latency) and loop stall counter between two of its answered samples,
+    n}} over every node: the growth of each node's HISTOGRAMS (its Raft
+    appends, LMDB commits, and the leader's commit latency) and loop stall
+    counter between two of its answered samples,
     given to the class of that interval.  Samples without them (older
     runs) add nothing."""
     order = _order(taking, sending, downs)

@@ -25,7 +25,6 @@ size_t __sanitizer_get_current_allocated_bytes(void);
 #include <malloc.h>
 #endif
 
-static atomic_int sync_stop;
 
 
 /* ------------------------------------------------------------ cases */
@@ -116,10 +115,7 @@ static void *snap_thread_main(void *arg)
     return NULL;
 }
 
-/* b, restored from a snapshot of a, takes a's place (index, command
- * sequence, clock): equal digests; then both apply the same next entry (a
- * submit for household hh) and stay equal, b having reached a's state by
- * another history. */
+/* a and b hold the same state (equal digests). */
 static void same_state(struct fx *a, struct fx *b)
 {
     uint8_t da[32];
@@ -129,6 +125,10 @@ static void same_state(struct fx *a, struct fx *b)
     CHECK(memcmp(da, db, 32) == 0);
 }
 
+/* b, restored from a snapshot of a, takes a's place (index, command
+ * sequence, clock): equal digests; then both apply the same next entry (a
+ * submit for household hh) and stay equal, b having reached a's state by
+ * another history. */
 static void same_next(struct fx *a, struct fx *b, const char *hh)
 {
     b->index = a->index;
@@ -505,16 +505,25 @@ static void big_world(struct fx *f, int mb)
     }
 }
 
+/* The node's flush on a work thread: syncs until told to stop. */
+struct sync_thread
+{
+    struct kyufu_storage *s;
+    atomic_int stop;
+    int rv;
+    unsigned long syncs;
+};
+
 static void *sync_thread_main(void *arg)
 {
-    struct snap_thread *t = arg;
+    struct sync_thread *t = arg;
     char err[128];
-    while (atomic_load(&sync_stop) == 0) {
+    while (atomic_load(&t->stop) == 0) {
         t->rv = kyufu_storage_sync(t->s, 0, err, sizeof err);
         if (t->rv != 0) {
             return NULL;
         }
-        t->at++; /* syncs done */
+        t->syncs++;
         /* The node flushes every 100 ms; 1 ms still overlaps each renew
          * many times without flushing the restore's writes as they come. */
         nanosleep(&(struct timespec){0, 1000000}, NULL);
@@ -533,7 +542,7 @@ static void test_restore_gives_back_pages(void)
     struct fx b;
     struct t_sink k;
     char err[256] = "";
-    struct snap_thread t;
+    struct sync_thread t;
     pthread_t th;
     fx_open(&a);
     big_world(&a, 4);
@@ -543,7 +552,7 @@ static void test_restore_gives_back_pages(void)
     fx_open(&b);
     memset(&t, 0, sizeof t);
     t.s = b.s;
-    atomic_store(&sync_stop, 0);
+    atomic_init(&t.stop, 0);
     CHECK(pthread_create(&th, NULL, sync_thread_main, &t) == 0);
     size_t before = heap_in_use();
     unsigned renews = b.s->renew_count;
@@ -551,14 +560,14 @@ static void test_restore_gives_back_pages(void)
         CHECK_RV(kyufu_storage_restore(b.s, k.buf, k.len, err, sizeof err), 0);
     }
     size_t after = heap_in_use();
-    atomic_store(&sync_stop, 1);
+    atomic_store(&t.stop, 1);
     CHECK(pthread_join(th, NULL) == 0);
     CHECK_RV(t.rv, 0);
     CHECK(b.s->renew_count == renews + 3 && !b.s->renew_pending);
     /* Without the renew: about the store's size (measured: +4.0 MB for
      * this 3.5 MB stream; with it: -6 KB; +15.8 MB for a 14.3 MB one). */
-    fprintf(stderr, "heap before %zu after %zu (stream %zu, syncs %llu)\n",
-            before, after, k.len, (unsigned long long)t.at);
+    fprintf(stderr, "heap before %zu after %zu (stream %zu, syncs %lu)\n",
+            before, after, k.len, t.syncs);
     CHECK(after < before + k.len / 8);
 
     /* The store renewed is the store restored, and goes on alike. */
