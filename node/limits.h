@@ -435,15 +435,26 @@ _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX + KYUFU_NODE_STOP_DRAIN_MS_MAX <
  * node is the one to take it). */
 #define KYUFU_NODE_BACKUP_TICK_MS 1000u
 
-/* glibc's mmap threshold, fixed (main.c): blocks of 2 MiB or more (a
- * snapshot's or a backup's 4 MiB chunks, an installed snapshot) are mapped
- * and unmapped whole; a Raft entry at its cap (1 MiB, plain or sealed)
- * stays below it (asserted in main.c), so the write path does not map.
- * Left dynamic, glibc raises the threshold to the size of each mapped
- * block freed, and every later chunk comes from a heap that keeps it: the
- * resident floor between snapshots grew with the ledger, 28-145 MB per
- * node instead of 9-11 (docs/soak.md "Memory: what holds it", runs C at
- * 1 MiB and D at this value). */
-#define KYUFU_NODE_MMAP_THRESHOLD_BYTES (2u << 20)
+/* glibc's mmap threshold, fixed (malloc_policy.c): blocks of 3 MiB or
+ * more (a snapshot's or a backup's 4 MiB chunks, an installed snapshot)
+ * are mapped and unmapped whole.  Left dynamic, glibc raises the threshold
+ * to the size of each mapped block freed, and every later chunk comes from
+ * a heap that keeps it: the resident floor between snapshots grew with the
+ * ledger, 28-145 MB per node instead of 9-11 (docs/soak.md "Memory: what
+ * holds it", runs C at 1 MiB and D at 2 MiB).  Not 2 MiB or less: every
+ * applied command opens a nested LMDB transaction, which allocates a
+ * 2 MiB dirty list (MDB_IDL_UM_SIZE x 16 bytes, mdb.c) and a 1 MiB free
+ * page list (docs/benchmarks.md "A map and an unmap per command").  A
+ * Raft entry at its cap (1 MiB, plain or sealed) stays below it (asserted
+ * in main.c). */
+#define KYUFU_NODE_MMAP_THRESHOLD_BYTES (3u << 20)
+/* glibc's trim threshold, fixed with it: free memory at the top of the
+ * heap is given back to the system only past this.  At glibc's default
+ * (128 KiB) the 3 MiB a command frees was given back and taken again for
+ * the next command (a 2 MiB map and unmap each time at the old 2 MiB
+ * mmap threshold); 4 MiB still gave it back now and then; 8 MiB, once
+ * the heap has grown to fit the lists, never (tests/node/
+ * test_malloc_policy.c).  At most this much free heap stays resident. */
+#define KYUFU_NODE_TRIM_THRESHOLD_BYTES (8u << 20)
 
 #endif /* KYUFU_NODE_LIMITS_H */

@@ -24,7 +24,6 @@
  * build's: docs/operations.md "Upgrades"); never a signal of its own
  * making (docs/operations.md
  * "Exit status", docs/power.md). */
-#include <malloc.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,6 +36,7 @@
 #include "limits.h"
 #include "lock.h"
 #include "log.h"
+#include "malloc_policy.h"
 #include "node.h"
 #include "password.h"
 #include "recover.h"
@@ -153,11 +153,12 @@ _Static_assert(KYUFU_NODE_MMAP_THRESHOLD_BYTES <= KYUFU_SNAPSHOT_CHUNK_BYTES_MAX
 int main(int argc, char **argv)
 {
     kyufu_log_detect_journal();
-    /* A fixed threshold also turns off glibc's dynamic one (limits.h says
-     * why); anywhere before the first snapshot would do.  Under ASan the
-     * call is a stub (its allocator is not glibc's); if it failed, the
-     * node would only keep more memory between snapshots. */
-    (void)mallopt(M_MMAP_THRESHOLD, (int)KYUFU_NODE_MMAP_THRESHOLD_BYTES);
+    /* Fixed thresholds (malloc_policy.h); before the first snapshot and
+     * any thread.  If glibc refused, the node would only keep more memory
+     * between snapshots or map more often: said, not fatal. */
+    if (kyufu_node_malloc_policy() != 0) {
+        fprintf(stderr, "kyufud: glibc refused the malloc thresholds; going on without them\n");
+    }
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
                       strcmp(argv[1], "-h") == 0)) {
         usage(stdout);

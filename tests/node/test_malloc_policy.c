@@ -1,0 +1,121 @@
+/* kyufud's allocator settings (node/malloc_policy.c) against what they are
+ * for, in this process with the real glibc and liblmdb:
+ *   - a command's nested LMDB transaction (every applied command opens
+ *     one: storage/apply.c) maps nothing, and the heap neither shrinks
+ *     after it nor grows for the next one: the write path makes no mmap,
+ *     munmap or brk per command (at the old 2 MiB threshold it mapped and
+ *     unmapped 2 MiB per command on every node);
+ *   - a block the size of a snapshot chunk is still mapped, and unmapped
+ *     when freed (the resident floor between snapshots: docs/soak.md).
+ * mallinfo2's hblks/hblkhd are the blocks mapped now, arena the heap's
+ * size.  Not built under ASan, whose allocator is not glibc's. */
+#include <lmdb.h>
+#include <malloc.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../count_check.h"
+#include "malloc_policy.h"
+#include "storage_limits.h"
+
+#define COMMANDS 50 /* in a busy entry; a quiet one carries one */
+#define MIB ((size_t)1 << 20)
+
+static char dir[] = "/tmp/kyufu-malloc-policy-XXXXXX";
+static uint32_t next; /* the next key */
+
+static void put(MDB_txn *txn, MDB_dbi dbi, uint32_t k)
+{
+    char value[200];
+    memset(value, (int)(k & 0xff), sizeof value);
+    MDB_val key = {sizeof k, &k}, val = {sizeof value, value};
+    CHECK(mdb_put(txn, dbi, &key, &val, 0) == 0);
+}
+
+/* An entry's transaction carrying `n` commands, each in its nested
+ * transaction, as the apply of one Raft entry does.  The heap is checked
+ * once `warm`: the first entries grow it to where its holes fit the
+ * nested transaction's lists. */
+static void entry(MDB_env *env, uint32_t n, bool warm)
+{
+    MDB_txn *txn, *child;
+    MDB_dbi dbi;
+    CHECK(mdb_txn_begin(env, NULL, 0, &txn) == 0);
+    CHECK(mdb_dbi_open(txn, NULL, 0, &dbi) == 0);
+    struct mallinfo2 before = mallinfo2();
+    size_t arena = before.arena;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t k = next++;
+        CHECK(mdb_txn_begin(env, txn, 0, &child) == 0);
+        struct mallinfo2 open = mallinfo2();
+        CHECKF(open.hblks == before.hblks && open.hblkhd == before.hblkhd,
+               "command %u: %zu block(s) of %zu bytes mapped, %zu of %zu before",
+               k, open.hblks, open.hblkhd, before.hblks, before.hblkhd);
+        /* The entry's dirty pages (4 KiB each) may grow the heap; the
+         * nested transaction's lists (3 MiB) must come from free heap. */
+        CHECKF(!warm || open.arena < arena + MIB,
+               "command %u: the heap grew from %zu to %zu bytes to open it", k,
+               arena, open.arena);
+        put(child, dbi, k);
+        if (k % 3 == 2) {
+            mdb_txn_abort(child); /* a rejected command */
+        } else {
+            CHECK(mdb_txn_commit(child) == 0);
+        }
+        struct mallinfo2 done = mallinfo2();
+        CHECKF(!warm || done.arena + MIB > open.arena,
+               "command %u: the heap shrank from %zu to %zu bytes at its end", k,
+               open.arena, done.arena);
+        arena = done.arena;
+    }
+    CHECK(mdb_txn_commit(txn) == 0);
+}
+
+/* A snapshot chunk: mapped while held, given back when freed. */
+static void chunk(void)
+{
+    struct mallinfo2 before = mallinfo2();
+    size_t bytes = KYUFU_SNAPSHOT_CHUNK_BYTES_MAX;
+    char *p = malloc(bytes);
+    CHECK(p != NULL);
+    memset(p, 1, bytes);
+    struct mallinfo2 held = mallinfo2();
+    CHECKF(held.hblks == before.hblks + 1 && held.hblkhd >= before.hblkhd + bytes,
+           "a snapshot chunk: %zu mapped block(s), %zu before", held.hblks, before.hblks);
+    free(p);
+    struct mallinfo2 after = mallinfo2();
+    CHECK(after.hblks == before.hblks && after.hblkhd == before.hblkhd);
+    CHECK(after.arena == before.arena);
+}
+
+int main(void)
+{
+    MDB_env *env;
+    CHECK(kyufu_node_malloc_policy() == 0);
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    CHECK(mdb_env_create(&env) == 0);
+    CHECK(mdb_env_set_mapsize(env, (size_t)64 << 20) == 0);
+    CHECK(mdb_env_open(env, dir, MDB_NOSYNC, 0600) == 0);
+    for (int round = 0; round < 4; round++) {
+        entry(env, COMMANDS, round > 0);
+        for (int i = 0; i < COMMANDS; i++) {
+            entry(env, 1, round > 0);
+        }
+        chunk();
+    }
+    mdb_env_close(env);
+    char path[sizeof dir + 16];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    unlink(path);
+    rmdir(dir);
+    return count_check_end("malloc-policy");
+}
