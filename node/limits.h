@@ -435,26 +435,33 @@ _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX + KYUFU_NODE_STOP_DRAIN_MS_MAX <
  * node is the one to take it). */
 #define KYUFU_NODE_BACKUP_TICK_MS 1000u
 
-/* glibc's mmap threshold, fixed (malloc_policy.c): blocks of 3 MiB or
+/* glibc's mmap threshold, fixed (malloc_policy.c): a block of 3 MiB or
  * more (a snapshot's or a backup's 4 MiB chunks, an installed snapshot)
- * are mapped and unmapped whole.  Left dynamic, glibc raises the threshold
- * to the size of each mapped block freed, and every later chunk comes from
- * a heap that keeps it: the resident floor between snapshots grew with the
- * ledger, 28-145 MB per node instead of 9-11 (docs/soak.md "Memory: what
- * holds it", runs C at 1 MiB and D at 2 MiB).  Not 2 MiB or less: every
- * applied command opens a nested LMDB transaction, which allocates a
- * 2 MiB dirty list (MDB_IDL_UM_SIZE x 16 bytes, mdb.c) and a 1 MiB free
- * page list (docs/benchmarks.md "A map and an unmap per command").  A
- * Raft entry at its cap (1 MiB, plain or sealed) stays below it (asserted
- * in main.c). */
+ * that the free heap cannot serve is mapped, and unmapped whole when
+ * freed.  Left dynamic, glibc raises the threshold to the size of each
+ * mapped block freed, and every later chunk comes from a heap that keeps
+ * it: the resident floor between snapshots grew with the ledger, 28-145 MB
+ * per node instead of 9-11 (docs/soak.md "Memory: what holds it", runs C
+ * at 1 MiB and D at 2 MiB).  Above 2 MiB: every applied command opens a
+ * nested LMDB transaction, which allocates a 2 MiB dirty list
+ * (MDB_IDL_UM_SIZE x 16 bytes, mdb.c) and a 1 MiB free-page list; at
+ * 2 MiB or less each command mapped and unmapped them (docs/benchmarks.md
+ * "A map and an unmap per command").  A Raft entry at its cap (1 MiB,
+ * plain or sealed) stays below it (asserted in main.c). */
 #define KYUFU_NODE_MMAP_THRESHOLD_BYTES (3u << 20)
-/* glibc's trim threshold, fixed with it: free memory at the top of the
- * heap is given back to the system only past this.  At glibc's default
- * (128 KiB) the 3 MiB a command frees was given back and taken again for
- * the next command (a 2 MiB map and unmap each time at the old 2 MiB
- * mmap threshold); 4 MiB still gave it back now and then; 8 MiB, once
- * the heap has grown to fit the lists, never (tests/node/
- * test_malloc_policy.c).  At most this much free heap stays resident. */
+/* LMDB's largest per-command block (the dirty list) and a page of
+ * malloc's own: the mmap threshold must be above it. */
+#define KYUFU_NODE_LMDB_NESTED_LIST_BYTES ((2u << 20) + 4096u)
+/* glibc's trim threshold, fixed with it: free memory at the top of an
+ * arena is given back to the system only once it passes this.  At glibc's
+ * default (128 KiB) the lists a command frees at the top were given back
+ * and taken again for the next command; 8 MiB is above what one command
+ * frees (tests/node/test_malloc_policy.c; 4 MiB still gave it back now
+ * and then in a micro-benchmark).  The cost: each arena's top may keep up
+ * to this much free (free holes below live blocks are never given back,
+ * at any threshold), and a 4 MiB chunk is served from a top that holds
+ * that much instead of being mapped; what this does to the floor is
+ * measured by the soak (docs/soak.md "One hour after the map fix"). */
 #define KYUFU_NODE_TRIM_THRESHOLD_BYTES (8u << 20)
 
 #endif /* KYUFU_NODE_LIMITS_H */

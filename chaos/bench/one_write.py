@@ -29,7 +29,11 @@ APPEND_BYTES_MIN = 250
 
 def load(folder):
     f = open(folder + "/pids.txt").read().split()
+    if len(f) != 6 or f[0] != "leader" or f[2] != "pids" or not all(x.isdigit() for x in f[1:2] + f[3:]):
+        raise SystemExit("%s/pids.txt: not 'leader ID pids P1 P2 P3'" % folder)
     leader_id, nodes = int(f[1]), [int(x) for x in f[3:6]]
+    if not 1 <= leader_id <= 3:
+        raise SystemExit("%s/pids.txt: leader id %d is not 1..3" % (folder, leader_id))
     leader = nodes[leader_id - 1]
     followers = [p for p in nodes if p != leader]
     ev = []
@@ -121,7 +125,10 @@ def main():
     print("|---|---|---|")
     for k in ("req", "submit", "tx", "ack", "apply", "answer", "client"):
         v = sorted(r[k] for r in rows if r[k] is not None)
-        print("| %s | %.0f | %.0f |" % (k, statistics.median(v), v[int(len(v) * 0.9)]))
+        if v:
+            print("| %s | %.0f | %.0f |" % (k, statistics.median(v), v[int(len(v) * 0.9)]))
+        else:
+            print("| %s | - | - |" % k)
     acks = sum(r["acks"] for r in rows)
     print("acknowledgements preceded by a store write on that follower: %d of %d (%.0f %%)"
           % (sum(r["applied"] for r in rows), acks, 100.0 * sum(r["applied"] for r in rows) / max(acks, 1)))

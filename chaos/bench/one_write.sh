@@ -33,7 +33,9 @@ ab_tmp kyufu-one-write
 ab_init 29611 29711 29811 "$build"
 start_nodes "$build"
 wait_leader
-echo "leader $(leader_id) pids ${pids[*]}" >"$out/pids.txt"
+lid=$(leader_id)
+[ -n "$lid" ] || { echo "no leader to time" >&2; exit 1; }
+echo "leader $lid pids ${pids[*]}" >"$out/pids.txt"
 "$load_bin" "${common[@]}" --no-setup --inflight 1 --duration-s 2 >/dev/null
 events=
 for e in sys_enter_read sys_exit_read sys_enter_write sys_enter_writev \
@@ -43,6 +45,8 @@ done
 perf record -q -a -e "$events" -o "$out/perf.data" -- \
     "$load_bin" "${common[@]}" --no-setup --inflight 1 --duration-s "$secs" >"$out/traced.json"
 "$load_bin" "${common[@]}" --no-setup --inflight 1 --duration-s "$secs" >"$out/plain.json"
+# A leader change during the run would mislabel the nodes' steps.
+[ "$(leader_id)" = "$lid" ] || { echo "the leader changed during the run: run again" >&2; exit 1; }
 stop_nodes
 perf script -i "$out/perf.data" -F comm,pid,tid,time,event,trace >"$out/script.txt" 2>/dev/null
 "$py" "$here/one_write.py" "$out" | tee "$out/steps.txt"

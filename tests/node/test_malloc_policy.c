@@ -5,8 +5,11 @@
  *     after it nor grows for the next one: the write path makes no mmap,
  *     munmap or brk per command (at the old 2 MiB threshold it mapped and
  *     unmapped 2 MiB per command on every node);
+ *   - what a command frees at the top of a fresh heap is kept there for
+ *     the next one (the trim threshold);
  *   - a block the size of a snapshot chunk is still mapped, and unmapped
- *     when freed (the resident floor between snapshots: docs/soak.md).
+ *     when freed, when the heap's top cannot serve it (the resident floor
+ *     between snapshots: docs/soak.md).
  * mallinfo2's hblks/hblkhd are the blocks mapped now, arena the heap's
  * size.  Not built under ASan, whose allocator is not glibc's. */
 #include <lmdb.h>
@@ -44,13 +47,23 @@ static void entry(MDB_env *env, uint32_t n, bool warm)
 {
     MDB_txn *txn, *child;
     MDB_dbi dbi;
-    CHECK(mdb_txn_begin(env, NULL, 0, &txn) == 0);
-    CHECK(mdb_dbi_open(txn, NULL, 0, &dbi) == 0);
+    if (mdb_txn_begin(env, NULL, 0, &txn) != 0) {
+        CHECK(!"an entry's transaction begins");
+        return;
+    }
+    if (mdb_dbi_open(txn, NULL, 0, &dbi) != 0) {
+        CHECK(!"the main database opens");
+        mdb_txn_abort(txn);
+        return;
+    }
     struct mallinfo2 before = mallinfo2();
     size_t arena = before.arena;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t k = next++;
-        CHECK(mdb_txn_begin(env, txn, 0, &child) == 0);
+        if (mdb_txn_begin(env, txn, 0, &child) != 0) {
+            CHECK(!"a command's nested transaction begins");
+            break;
+        }
         struct mallinfo2 open = mallinfo2();
         CHECKF(open.hblks == before.hblks && open.hblkhd == before.hblkhd,
                "command %u: %zu block(s) of %zu bytes mapped, %zu of %zu before",
@@ -92,17 +105,75 @@ static void chunk(void)
     CHECK(after.arena == before.arena);
 }
 
+/* What one command frees at the top of the heap stays there: on a fresh
+ * heap (no holes), the lists' sizes taken from its top, freed, and taken
+ * again, without the heap shrinking or growing.  At glibc's default trim
+ * threshold (128 KiB) the free shrinks it. */
+static void top_kept(void)
+{
+    char *list = malloc((size_t)2 << 20), *pages = malloc((size_t)1 << 20);
+    CHECK(list != NULL && pages != NULL);
+    if (list == NULL || pages == NULL) {
+        free(list);
+        free(pages);
+        return;
+    }
+    list[0] = pages[0] = 1;
+    struct mallinfo2 held = mallinfo2();
+    free(pages);
+    free(list);
+    struct mallinfo2 freed = mallinfo2();
+    CHECKF(freed.arena == held.arena,
+           "the heap shrank from %zu to %zu bytes when 3 MiB at its top were freed",
+           held.arena, freed.arena);
+    list = malloc((size_t)2 << 20);
+    pages = malloc((size_t)1 << 20);
+    CHECK(list != NULL && pages != NULL);
+    struct mallinfo2 again = mallinfo2();
+    CHECKF(again.arena == held.arena && again.hblks == held.hblks,
+           "taken again: heap %zu bytes (%zu), %zu mapped block(s) (%zu)",
+           again.arena, held.arena, again.hblks, held.hblks);
+    free(pages);
+    free(list);
+}
+
+static void remove_dir(void)
+{
+    char path[sizeof dir + 16];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
-    MDB_env *env;
-    CHECK(kyufu_node_malloc_policy() == 0);
+    MDB_env *env = NULL;
+    if (kyufu_node_malloc_policy() != 0) {
+        fprintf(stderr, "malloc-policy: glibc refused the thresholds\n");
+        return 1;
+    }
+    top_kept();
     if (mkdtemp(dir) == NULL) {
         perror("mkdtemp");
         return 1;
     }
-    CHECK(mdb_env_create(&env) == 0);
-    CHECK(mdb_env_set_mapsize(env, (size_t)64 << 20) == 0);
-    CHECK(mdb_env_open(env, dir, MDB_NOSYNC, 0600) == 0);
+    int rv = mdb_env_create(&env);
+    if (rv == 0) {
+        rv = mdb_env_set_mapsize(env, (size_t)64 << 20);
+    }
+    if (rv == 0) {
+        rv = mdb_env_open(env, dir, MDB_NOSYNC, 0600);
+    }
+    if (rv != 0) {
+        fprintf(stderr, "malloc-policy: LMDB in %s: %s\n", dir, mdb_strerror(rv));
+        if (env != NULL) {
+            mdb_env_close(env);
+        }
+        remove_dir();
+        return 1;
+    }
     for (int round = 0; round < 4; round++) {
         entry(env, COMMANDS, round > 0);
         for (int i = 0; i < COMMANDS; i++) {
@@ -111,11 +182,6 @@ int main(void)
         chunk();
     }
     mdb_env_close(env);
-    char path[sizeof dir + 16];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/lock.mdb", dir);
-    unlink(path);
-    rmdir(dir);
+    remove_dir();
     return count_check_end("malloc-policy");
 }
