@@ -179,11 +179,16 @@ def slope_per_hour(points):
     return sum((t - mt) * (y - my) for t, y in points) / den * 3600.0
 
 
+# Samples (one a second) a minute needs for its lowest to count as a floor.
+MINUTE_SAMPLES_MIN = 30
+
+
 def memory(samples):
     """Per node, per process it ran (a restart starts a new one: the node
     was seen down in between), RssAnon in MB: the median of its first and
     last tenth, its peak, the lowest sample of its first and last minute
-    and the least-squares slope of its per-minute lowest sample (memory
+    (of MINUTE_SAMPLES_MIN samples or more) and the least-squares slope of
+    its per-minute lowest sample (memory
     between snapshots) in MB per hour, over its whole life and over its
     second half (after the start's growth: the Raft log filling up to the
     snapshot threshold, the store's caches)."""
@@ -206,11 +211,16 @@ def memory(samples):
             span = pts[-1][0] - t0
             first = [y for t, y in pts if t - t0 <= span / 10]
             last = [y for t, y in pts if pts[-1][0] - t <= span / 10]
-            floors = {}
+            floors, counts = {}, {}
             for t, y in pts:
                 m = int((t - t0) // 60)
                 floors[m] = min(floors.get(m, y), y)
-            fl = sorted((m * 60.0, y) for m, y in floors.items())
+                counts[m] = counts.get(m, 0) + 1
+            # A minute of a few samples (the last one, cut by the run's or
+            # the process's end) has no floor: its lowest sample may be a
+            # snapshot's peak.  Unless no minute is whole.
+            whole = {m: y for m, y in floors.items() if counts[m] >= MINUTE_SAMPLES_MIN}
+            fl = sorted((m * 60.0, y) for m, y in (whole or floors).items())
             half = [(t, y) for t, y in fl if t >= span / 2]
             procs.append({"seconds": round(span), "first_tenth_median_mb": statistics.median(first),
                           "floor_second_half_median_mb": statistics.median(

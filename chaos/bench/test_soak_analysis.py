@@ -98,6 +98,13 @@ def main():
     assert mem[2][0]["peak_mb"] == 200 and mem[2][1]["peak_mb"] == 150, mem[2]
     assert abs(mem[1][0]["floor_slope_mb_per_h"]) < 1e-9, mem[1]
     assert 50 < mem[0][0]["floor_slope_mb_per_h"] < 70, mem[0]
+    # The run ends 5 s into a minute, a snapshot out (400 MB): that minute
+    # has no floor, the last floor is the last whole minute's.
+    cut = [{"t": T0 + i, "nodes": [node(rss_mib=400 if i > 180 else 100)] * 3}
+           for i in range(1, 186)]
+    m = an.memory(cut)[0][0]
+    assert m["floor_last_mb"] == 100 and abs(m["floor_slope_mb_per_h"]) < 1e-9, m
+    assert m["peak_mb"] == 400, m
 
     res = an.analyse(series, samples, downs, None,
                      {"writes": 3000, "ok": 3000, "errors": 0, "commands_per_s": 10})
