@@ -23,6 +23,13 @@ _Static_assert(KYUFU_NODE_LMDB_NESTED_LIST_BYTES < KYUFU_NODE_MMAP_THRESHOLD_BYT
 _Static_assert(KYUFU_NODE_MMAP_THRESHOLD_BYTES < KYUFU_NODE_TRIM_THRESHOLD_BYTES,
                "what one command frees on the heap is not trimmed");
 
+void kyufu_node_malloc_release(void)
+{
+#if !defined(__SANITIZE_ADDRESS__)
+    (void)malloc_trim(0);
+#endif
+}
+
 int kyufu_node_malloc_policy(void)
 {
 #if defined(__SANITIZE_ADDRESS__)

@@ -14,4 +14,12 @@
 
 int kyufu_node_malloc_policy(void);
 
+/* Gives the free pages inside the heap back to the system (malloc_trim):
+ * trimming only ever returns the free top of a heap, and the Raft log's
+ * entries freed by a compaction leave holes below live blocks, which stay
+ * resident until the heap reaches that size again.  Called after each
+ * compaction of the Raft log (kyufu_glue_set_compacted_cb), on the loop
+ * thread.  Nothing under ASan. */
+void kyufu_node_malloc_release(void);
+
 #endif /* KYUFU_NODE_MALLOC_POLICY_H */

@@ -29,6 +29,7 @@
 #include "lock.h"
 #include "log.h"
 #include "backup_node.h"
+#include "malloc_policy.h"
 #include "decommission.h"
 #include "notify.h"
 #include "stall.h"
@@ -40,6 +41,14 @@ static void close_noop(uv_handle_t *h)
 
 /* Every applied entry (the glue's apply callback): the metrics, and the
  * scrub's mark (scrub.c), right after the entry's commit. */
+/* Raft compacted its log after a snapshot: the freed entries' pages go
+ * back to the system (malloc_policy.h). */
+static void on_compacted(void *arg)
+{
+    (void)arg;
+    kyufu_node_malloc_release();
+}
+
 static void on_applied(void *arg, uint64_t index, uint64_t term,
                        uint64_t apply_ns)
 {
@@ -637,6 +646,7 @@ static int start_raft(struct kyufu_node *n, char *errmsg, size_t errmsg_len)
     kyufu_glue_set_event_cb(n->glue, on_glue_event, n);
     kyufu_glue_set_apply_cb(n->glue, on_applied, n);
     kyufu_glue_set_append_cb(n->glue, kyufu_node__metrics_appended, n);
+    kyufu_glue_set_compacted_cb(n->glue, on_compacted, n);
     if (fresh && c->join) {
         /* Joining a running cluster (kyufuctl cluster add-node): no
          * configuration of our own; the leader sends its log. */

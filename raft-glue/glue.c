@@ -887,6 +887,23 @@ void kyufu_glue_set_append_cb(struct kyufu_glue *g,
     g->guard.appended = cb != NULL ? guard_appended : NULL;
 }
 
+static void guard_compacted(struct glue_io_guard *guard)
+{
+    struct kyufu_glue *g = guard->data;
+    if (g->compacted_cb != NULL) {
+        g->compacted_cb(g->compacted_arg);
+    }
+}
+
+void kyufu_glue_set_compacted_cb(struct kyufu_glue *g,
+                                 kyufu_glue_compacted_cb cb,
+                                 void *arg)
+{
+    g->compacted_cb = cb;
+    g->compacted_arg = arg;
+    g->guard.compacted = cb != NULL ? guard_compacted : NULL;
+}
+
 bool kyufu_glue_last_contact(struct kyufu_glue *g, uint64_t id,
                              uint64_t *age_ms)
 {

@@ -394,6 +394,14 @@ void kyufu_glue_set_append_cb(struct kyufu_glue *g,
                               kyufu_glue_append_cb cb,
                               void *arg);
 
+/* Every snapshot of this node's own that was put, once raft has compacted
+ * its in-memory log after it (the entries before its trailing ones are
+ * freed then); NULL clears it. */
+typedef void (*kyufu_glue_compacted_cb)(void *arg);
+void kyufu_glue_set_compacted_cb(struct kyufu_glue *g,
+                                 kyufu_glue_compacted_cb cb,
+                                 void *arg);
+
 /* Replication of one other voter, seen by the leader. */
 struct kyufu_glue_follower
 {

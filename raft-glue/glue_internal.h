@@ -78,6 +78,8 @@ struct kyufu_glue
     void *apply_arg;
     kyufu_glue_append_cb append_cb;
     void *append_arg;
+    kyufu_glue_compacted_cb compacted_cb;
+    void *compacted_arg;
     /* Loop time at which an open Raft stream with a peer last ended from
      * the TCP side (EOF, reset) or a connect to it was refused: the
      * availability ledger's evidence of a crash (kyufu_glue_peer_lost_ms). */

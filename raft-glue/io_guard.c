@@ -390,11 +390,15 @@ static void put_cb(struct raft_io_snapshot_put *req, int status)
 {
     struct guard_put *p = req->data;
     struct raft_io_snapshot_put *orig = p->orig;
+    struct glue_io_guard *g = p->g;
     if (status == 0) {
-        glue__append_anchor_snapshot(&p->g->anchor, p->index, p->term);
+        glue__append_anchor_snapshot(&g->anchor, p->index, p->term);
     }
     free(p);
-    orig->cb(orig, status);
+    orig->cb(orig, status); /* raft compacts its log in there */
+    if (status == 0 && g->compacted != NULL) {
+        g->compacted(g);
+    }
 }
 
 static int snapshot_put(struct raft_io *io,
@@ -544,6 +548,7 @@ void glue__io_guard_wrap(struct glue_io_guard *g,
     g->failed = failed;
     g->inject = NULL;
     g->appended = NULL;
+    g->compacted = NULL;
     memset(g->contact, 0, sizeof g->contact);
     g->data = data;
     g->n_failed = 0;

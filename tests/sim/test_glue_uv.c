@@ -661,6 +661,13 @@ static void stop_snapshotting(void)
  * proposals continue, restored after a restart, installed on a node that
  * fell behind the leader's compacted log, and a close that waits for a
  * serialization in flight. */
+static unsigned n_compacted[3];
+
+static void count_compacted(void *arg)
+{
+    (*(unsigned *)arg)++;
+}
+
 static void test_snapshots(void)
 {
     struct kyufu_glue_status s0;
@@ -669,6 +676,10 @@ static void test_snapshots(void)
     uint64_t restored_before;
 
     l = start_snapshotting("/snap");
+    memset(n_compacted, 0, sizeof n_compacted);
+    for (unsigned i = 0; i < 3; i++) {
+        kyufu_glue_set_compacted_cb(g[i], count_compacted, &n_compacted[i]);
+    }
 
     /* Several snapshots while proposals keep being acknowledged. */
     pump(300, NULL);
@@ -676,6 +687,13 @@ static void test_snapshots(void)
     l = leader();
     CHECK(l >= 0);
     kyufu_glue_status(g[l], &s0);
+    /* Each snapshot put told the owner once raft compacted its log (the
+     * node gives the freed entries' pages back then); one may still be
+     * in its put. */
+    fprintf(stderr, "snapshots: leader's log compacted %u time(s)\n",
+            n_compacted[l]);
+    CHECK(n_compacted[l] >= 1 && n_compacted[l] <= s0.snapshots_taken);
+    CHECK(n_compacted[l] + 1 >= s0.snapshots_taken);
     fprintf(stderr,
             "snapshots: leader took %llu; %u acked, %u of them while a "
             "snapshot was in flight (%u while serializing); %u failed\n",
