@@ -40,7 +40,7 @@ void kyufu_storage_crypto_wipe(void *p, size_t len)
  * per-call cost on a short message is the fetch of the algorithm, a new
  * context and the key set-up (AES key schedule and GHASH table, HMAC's
  * inner and outer pads), about 30 k instructions per sealed record against
- * a few hundred for the cipher itself (docs/benchmarks.md "Sealed store
+ * a few hundred for the cipher itself (docs/benchmarks-encryption.md "Sealed store
  * records").  Both templates are keyed here and never changed afterwards;
  * every call works on its own copy (EVP_CIPHER_CTX_copy, EVP_MAC_CTX_dup),
  * which only reads the template, so one key serves the loop thread, the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The cost of encryption at rest on write throughput (issue 12, "Done
-# means"; docs/benchmarks.md "Encryption at rest through kyufud"): two
+# means"; docs/benchmarks-encryption.md "Encryption at rest through kyufud"): two
 # three-node clusters made by `kyufuctl cluster init`, one as it makes them
 # (with [keys]: sealed entries, snapshots and records) and one whose nodes'
 # [keys] section is removed before their first start (plaintext), each run

@@ -1,5 +1,5 @@
 /* kyufu-bench-seal: the proposal and apply path of raft-glue with and
- * without a cluster master key, for callgrind (docs/benchmarks.md "Sealed
+ * without a cluster master key, for callgrind (docs/benchmarks-encryption.md "Sealed
  * Raft entries").  Three stores on libraft's fixture cluster (virtual time,
  * in-memory log), kyufu's FSM on each, the proposer on the leader; `n`
  * CreateStaff commands, one per entry (the worst case for the per-entry
