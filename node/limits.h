@@ -458,8 +458,9 @@ _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX + KYUFU_NODE_STOP_DRAIN_MS_MAX <
  * and taken again for the next command; 8 MiB is above what one command
  * frees (tests/node/test_malloc_policy.c; 4 MiB still gave it back now
  * and then in a micro-benchmark).  The cost: each arena's top may keep up
- * to this much free (free holes below live blocks are never given back,
- * at any threshold), and a 4 MiB chunk is served from a top that holds
+ * to this much free (free holes below live blocks are not given back by
+ * trimming, at any threshold: kyufu_node_malloc_release does that after
+ * each snapshot put), and a 4 MiB chunk is served from a top that holds
  * that much instead of being mapped; what this does to the floor is
  * measured by the soak (docs/soak.md "One hour after the map fix"). */
 #define KYUFU_NODE_TRIM_THRESHOLD_BYTES (8u << 20)

@@ -26,7 +26,9 @@ _Static_assert(KYUFU_NODE_MMAP_THRESHOLD_BYTES < KYUFU_NODE_TRIM_THRESHOLD_BYTES
 void kyufu_node_malloc_release(void)
 {
 #if !defined(__SANITIZE_ADDRESS__)
-    (void)malloc_trim(0);
+    /* Keep the top's warm free space (the trim threshold's worth): the
+     * holes below live blocks are what this is for. */
+    (void)malloc_trim(KYUFU_NODE_TRIM_THRESHOLD_BYTES);
 #endif
 }
 

@@ -39,15 +39,16 @@ static void close_noop(uv_handle_t *h)
     (void)h;
 }
 
-/* Every applied entry (the glue's apply callback): the metrics, and the
- * scrub's mark (scrub.c), right after the entry's commit. */
-/* Raft compacted its log after a snapshot: the freed entries' pages go
- * back to the system (malloc_policy.h). */
+/* A snapshot put completed (raft compacted its log, or installed a
+ * snapshot): the freed pages go back to the system (malloc_policy.h). */
 static void on_compacted(void *arg)
 {
     (void)arg;
     kyufu_node_malloc_release();
 }
+
+/* Every applied entry (the glue's apply callback): the metrics, and the
+ * scrub's mark (scrub.c), right after the entry's commit. */
 
 static void on_applied(void *arg, uint64_t index, uint64_t term,
                        uint64_t apply_ns)

@@ -394,9 +394,10 @@ void kyufu_glue_set_append_cb(struct kyufu_glue *g,
                               kyufu_glue_append_cb cb,
                               void *arg);
 
-/* Every snapshot of this node's own that was put, once raft has compacted
- * its in-memory log after it (the entries before its trailing ones are
- * freed then); NULL clears it. */
+/* Every snapshot put that succeeded, once raft's callback returned: a
+ * snapshot of this node's own (raft freed its buffers and compacted its
+ * in-memory log, the entries before the trailing ones) or an installed
+ * one (raft freed the received data); NULL clears it. */
 typedef void (*kyufu_glue_compacted_cb)(void *arg);
 void kyufu_glue_set_compacted_cb(struct kyufu_glue *g,
                                  kyufu_glue_compacted_cb cb,

@@ -131,9 +131,11 @@ struct glue_io_guard
     /* Set by the owner (NULL: appends are not timed): a durable append
      * of entries to the log (write and fsync) succeeded after `ns`. */
     void (*appended)(struct glue_io_guard *g, uint64_t ns);
-    /* Set by the owner (NULL: nothing): a snapshot of this node's own was
-     * put and raft has compacted its in-memory log (called right after
-     * raft's callback returned). */
+    /* Set by the owner (NULL: nothing): a snapshot put succeeded and raft's
+     * callback returned: after a snapshot of this node's own raft has
+     * freed its buffers and compacted its in-memory log in there; after an
+     * installed one, freed the received data.  (While raft is closing it
+     * may have done neither.) */
     void (*compacted)(struct glue_io_guard *g);
     void *data;              /* For the owner. */
     /* The last message received from each peer (raft's io->time, ms), for
