@@ -416,7 +416,8 @@ static void raft_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
                            st.snapshots_in_flight);
     kyufu_metrics_family(b, "kyufu_raft_snapshot_threshold_entries",
                          KYUFU_METRICS_GAUGE,
-                         "Entries between two snapshots now: the configured "
+                         "Entries between two of this node's snapshots now "
+                         "(the period of its slots): the configured "
                          "snapshot_threshold, or more for a large ledger");
     kyufu_metrics_sample_u(b, "kyufu_raft_snapshot_threshold_entries", NULL, 0,
                            st.snapshot_threshold_entries);

@@ -23,6 +23,7 @@
 #include "frame.h"
 #include "glue_limits.h"
 #include "seal.h"
+#include "snapshot_spacing.h"
 
 static void poison(struct kyufu_fsm *f, int rv, const char *what)
 {
@@ -87,40 +88,31 @@ static int open_entry(struct kyufu_fsm *f, uint64_t index,
     return 0;
 }
 
-/* Raft's threshold from the last snapshot's size and the mean entry. */
+/* Raft's threshold: the distance from this node's last snapshot to its
+ * next slot, for a period from the last snapshot's size and the mean entry
+ * (snapshot_spacing.h).  Before the first snapshot the size is unknown and
+ * the floor is the period: the first snapshots are staggered too. */
 static void retune(struct kyufu_fsm *f)
 {
-    if (f->threshold_floor == 0 || f->raft == NULL ||
-        f->last_snapshot_bytes == 0) {
+    if (f->threshold_floor == 0 || f->raft == NULL) {
         return;
     }
-    unsigned n = glue__snapshot_threshold(
+    unsigned t = glue__snapshot_threshold(
         f->threshold_floor, f->last_snapshot_bytes, f->mean_entry_bytes);
+    unsigned rank;
+    unsigned voters;
+    f->period = glue__snapshot_period(f->period, f->threshold_floor, t);
+    glue__snapshot_voter_rank(f->raft, &rank, &voters);
+    unsigned n = glue__snapshot_slot_distance(f->last_snapshot_index,
+                                              f->period, rank, voters);
     if (n != f->threshold_set) {
         raft_set_snapshot_threshold(f->raft, n);
         f->threshold_set = n;
     }
 }
 
-unsigned glue__snapshot_threshold(unsigned floor,
-                                  uint64_t snapshot_bytes,
-                                  uint64_t mean_entry_bytes)
-{
-    if (mean_entry_bytes == 0) {
-        return floor;
-    }
-    uint64_t log = snapshot_bytes / KYUFU_SNAPSHOT_LOG_SHARE_DIV;
-    if (log > KYUFU_SNAPSHOT_LOG_BYTES_MAX) {
-        log = KYUFU_SNAPSHOT_LOG_BYTES_MAX;
-    }
-    uint64_t n = log / mean_entry_bytes;
-    if (n > KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX) {
-        n = KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX;
-    }
-    return n > floor ? (unsigned)n : floor;
-}
-
 void glue__fsm_snapshot_sized(struct kyufu_fsm *f,
+                              uint64_t index,
                               const struct raft_buffer *bufs,
                               unsigned n_bufs)
 {
@@ -129,6 +121,7 @@ void glue__fsm_snapshot_sized(struct kyufu_fsm *f,
         bytes += bufs[i].len;
     }
     f->last_snapshot_bytes = bytes;
+    f->last_snapshot_index = index;
     retune(f);
 }
 
@@ -464,7 +457,7 @@ static int fsm_snapshot(struct raft_fsm *fsm,
 
     f->n_snapshots++;
     if (f->mode == KYUFU_FSM_SNAPSHOT_INLINE) {
-        glue__fsm_snapshot_sized(f, c.bufs, c.n);
+        glue__fsm_snapshot_sized(f, h.raft_index, c.bufs, c.n);
     }
     *bufs = c.bufs;
     *n_bufs = c.n;
@@ -581,7 +574,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
     /* This node's snapshot at a start, or one installed: spacing from
      * its size either way. */
-    glue__fsm_snapshot_sized(f, buf, 1);
+    glue__fsm_snapshot_sized(f, h.raft_index, buf, 1);
     kyufu_storage_applied(f->storage, &applied_index, &applied_term);
     if (h.storage_index <= applied_index) {
         /* The local store already holds everything the snapshot does (it

@@ -108,15 +108,17 @@ struct kyufu_fsm
     uint64_t run_end;              /* commit index at the run's first apply */
     uint64_t apply_ns_max;         /* slowest storage apply since taken */
     uint64_t apply_ns_last;        /* the last storage apply (for metrics) */
-    /* Snapshot spacing by size (glue__fsm_snapshot_sized): the owner sets
-     * threshold_floor (the configured snapshot threshold) to turn it on;
-     * 0 leaves raft's threshold alone (the simulation). */
+    /* Snapshot spacing by size and slots (glue__fsm_snapshot_sized): the
+     * owner sets threshold_floor (the configured snapshot threshold) to
+     * turn it on; 0 leaves raft's threshold alone (the simulation). */
     unsigned threshold_floor;
     unsigned threshold_set;        /* raft's threshold now (0: not set) */
     uint64_t window_bytes;         /* of the entries applied since the */
     uint64_t window_entries;       /* last mean was taken */
     uint64_t mean_entry_bytes;     /* of the last 64 entries applied */
     uint64_t last_snapshot_bytes;  /* taken or restored (0: none yet) */
+    uint64_t last_snapshot_index;  /* its raft index (0: none yet) */
+    unsigned period;               /* of this node's slots (0: not yet) */
 };
 
 /* Fill *fsm (version 3) so that fsm->data is `state`.  `state->raft` must be
@@ -127,22 +129,13 @@ void kyufu_fsm_init(struct raft_fsm *fsm,
                     enum kyufu_fsm_snapshot_mode mode,
                     const struct kyufu_fsm_hooks *hooks);
 
-/* Entries between snapshots for a snapshot of `snapshot_bytes` when
- * entries average `mean_entry_bytes`: as many as make up a
- * KYUFU_SNAPSHOT_LOG_SHARE_DIV-th of the snapshot's bytes, at most
- * KYUFU_SNAPSHOT_LOG_BYTES_MAX of them, never fewer than `floor` nor more
- * than KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX (glue_limits.h; docs/raft.md
- * "Snapshot spacing").  `floor` when the mean is unknown (0). */
-unsigned glue__snapshot_threshold(unsigned floor,
-                                  uint64_t snapshot_bytes,
-                                  uint64_t mean_entry_bytes);
-
-/* A snapshot was taken (`bufs`: its header and stream) or restored (the
- * one buffer raft handed over): raft's snapshot threshold follows
- * glue__snapshot_threshold from its bytes and the mean of the last 64
- * entries applied (fsm_apply sets it again after each 64).  Loop
- * thread. */
+/* A snapshot at raft index `index` was taken (`bufs`: its header and
+ * stream) or restored (the one buffer raft handed over): raft's snapshot
+ * threshold becomes the distance to this node's next slot, for a period
+ * from its bytes and the mean of the last 64 entries applied (fsm_apply
+ * sets it again after each 64; snapshot_spacing.h).  Loop thread. */
 void glue__fsm_snapshot_sized(struct kyufu_fsm *state,
+                              uint64_t index,
                               const struct raft_buffer *bufs,
                               unsigned n_bufs);
 

@@ -851,7 +851,9 @@ void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out)
     out->snapshot_copies_sent = g->guard.snapshot_send.n_started;
     out->snapshot_copies_refused = g->guard.snapshot_send.n_dropped;
     out->snapshot_trailing_entries = g->guard.snapshot_send.trailing_set;
-    out->snapshot_threshold_entries = g->fsm_state.threshold_set;
+    out->snapshot_threshold_entries = g->fsm_state.period != 0
+                                          ? g->fsm_state.period
+                                          : g->fsm_state.threshold_set;
     out->peer_streams_opened = g->transport.n_opened;
     out->peer_connections_refused = g->transport.n_refused;
     out->peer_handshakes_pending = g->transport.n_pending_in;

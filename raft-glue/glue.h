@@ -331,8 +331,9 @@ struct kyufu_glue_status
     /* Log entries kept after a snapshot right now: the configured trailing,
      * or more while a peer catches up after an install (docs/raft.md). */
     uint64_t snapshot_trailing_entries;
-    /* Entries between snapshots right now: the configured threshold, or
-     * more for a large ledger (docs/raft.md "Snapshot spacing"). */
+    /* Entries between this node's snapshots right now (the period of its
+     * slots): the configured threshold, or more for a large ledger
+     * (docs/raft.md "Snapshot spacing", "One voter at a time"). */
     uint64_t snapshot_threshold_entries;
     /* Raft transport (docs/peer-tls.md): streams handed to raft since start
      * (both directions), connections refused or given up during their

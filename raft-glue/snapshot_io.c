@@ -87,7 +87,8 @@ static void after_work_cb(uv_work_t *work, int status)
         }
         rv = d->rv == KYUFU_STORAGE_ENOMEM ? RAFT_NOMEM : RAFT_IOERR;
     } else {
-        glue__fsm_snapshot_sized(s->fsm, d->snap.bufs, d->snap.n_bufs);
+        glue__fsm_snapshot_sized(s->fsm, d->snap.index, d->snap.bufs,
+                                 d->snap.n_bufs);
         d->put.data = d;
         rv = s->put(&s->io, d->trailing, &d->put, &d->snap, put_cb);
     }

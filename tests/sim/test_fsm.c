@@ -34,8 +34,12 @@
  *    57,380); with raft caught up a snapshot is taken and finalized;
  *  - snapshot_spacing: the rule that spaces snapshots by the last one's
  *    size (glue__snapshot_threshold: floor, share, 64 MiB cap, entry
- *    ceiling), and three replicas with a floor of 8 raising raft's
- *    threshold to it as their ledger grows.
+ *    ceiling); the period (a power of two at most that, kept within its
+ *    hysteresis) and the slots (each voter rank/voters of a period past a
+ *    multiple, at least a quarter period after the last snapshot); and
+ *    three replicas with a floor of 8 whose periods grow with the ledger,
+ *    each setting raft's threshold to the distance to its own next slot
+ *    and taking its snapshots there, so no two at the same index.
  *
  * Deterministic: the fixture runs on virtual time, random bytes come from
  * a fixed seed.  One temporary directory under /tmp, removed at the end. */
@@ -52,6 +56,7 @@
 #include "fsm.h"
 #include "glue_limits.h"
 #include "kyufu/v1/ledger.pb-c.h"
+#include "snapshot_spacing.h"
 #include "staff_batch.h"
 #include "storage.h"
 #include "test_store.h"
@@ -900,6 +905,48 @@ static void test_snapshot_spacing(void)
     CHECK(glue__snapshot_threshold(64, 8ull << 30, 10) ==
           KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX);
 
+    /* The period: a power of two at most the spacing, the floor when
+     * none lies between them; kept while the spacing stays within
+     * [period, 2.5 x period). */
+    CHECK(glue__snapshot_period(0, 8192, 8192) == 8192);
+    CHECK(glue__snapshot_period(0, 10000, 10000) == 10000);
+    CHECK(glue__snapshot_period(0, 10000, 15000) == 10000); /* 8192 < floor */
+    CHECK(glue__snapshot_period(0, 64, 100000) == 65536);
+    CHECK(glue__snapshot_period(0, 64, 65536) == 65536);
+    CHECK(glue__snapshot_period(0, 64, 65535) == 32768);
+    CHECK(glue__snapshot_period(65536, 64, 70000) == 65536);
+    CHECK(glue__snapshot_period(65536, 64, 140000) == 65536); /* < 2.5x */
+    CHECK(glue__snapshot_period(65536, 64, 163839) == 65536);
+    CHECK(glue__snapshot_period(65536, 64, 163840) == 131072); /* 2.5x */
+    CHECK(glue__snapshot_period(65536, 64, 65535) == 32768); /* below it */
+    CHECK(glue__snapshot_period(32768, 64, 65535) == 32768);
+    CHECK(glue__snapshot_period(10000, 10000, 24999) == 10000);
+    CHECK(glue__snapshot_period(10000, 10000, 25000) == 16384);
+    CHECK(glue__snapshot_period(12345, 64, 20000) == 16384); /* not a slot */
+    CHECK(glue__snapshot_period(0, 64, KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX) ==
+          KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX);
+
+    /* Slots: from the same snapshot three voters aim a third of a period
+     * apart; at its slot a voter's next is a period on; never closer than
+     * a quarter period; a node that is not a voter uses phase 0. */
+    CHECK(glue__snapshot_slot_distance(0, 9000, 0, 3) == 9000);
+    CHECK(glue__snapshot_slot_distance(0, 9000, 1, 3) == 3000);
+    CHECK(glue__snapshot_slot_distance(0, 9000, 2, 3) == 6000);
+    CHECK(glue__snapshot_slot_distance(3000, 9000, 1, 3) == 9000);
+    CHECK(glue__snapshot_slot_distance(3007, 9000, 1, 3) == 8993);
+    CHECK(glue__snapshot_slot_distance(100000, 8192, 2, 3) ==
+          103765 - 100000); /* 12 x 8192 + 5461 */
+    CHECK(glue__snapshot_slot_distance(2000, 9000, 1, 3) == 10000);
+    CHECK(glue__snapshot_slot_distance(750, 9000, 1, 3) == 2250);
+    CHECK(glue__snapshot_slot_distance(751, 9000, 1, 3) == 11249); /* gap */
+    CHECK(glue__snapshot_slot_distance(5, 9000, 3, 3) == 8995);
+    CHECK(glue__snapshot_slot_distance(5, 4, 0, 1) == 3);
+    CHECK(glue__snapshot_slot_distance(0, KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX,
+                                       0, 1) ==
+          KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX);
+    CHECK(glue__snapshot_slot_distance(UINT64_MAX / 2, 1u << 20, 4, 5) <
+          (1u << 20) + (1u << 18));
+
     /* Three replicas whose floor is 8 entries: as the ledger grows past
      * eight entries' worth of log per eighth, each raises raft's threshold
      * to what the rule gives for its last snapshot and mean entry, and
@@ -930,17 +977,34 @@ static void test_snapshot_spacing(void)
         const struct kyufu_fsm *st = &cl.st[i];
         unsigned want = glue__snapshot_threshold(8, st->last_snapshot_bytes,
                                                  st->mean_entry_bytes);
-        printf("fsm: snapshot_spacing: replica %u: %" PRIu64
-               " snapshots, the last %" PRIu64 " bytes, entries of %" PRIu64
-               " bytes: threshold %u\n",
-               i, st->n_snapshots, st->last_snapshot_bytes,
-               st->mean_entry_bytes, st->threshold_set);
+        unsigned rank;
+        unsigned voters;
+        glue__snapshot_voter_rank(st->raft, &rank, &voters);
+        printf("fsm: snapshot_spacing: replica %u (rank %u of %u): %" PRIu64
+               " snapshots, the last at %" PRIu64 " of %" PRIu64
+               " bytes, entries of %" PRIu64 " bytes: spacing %u, period %u,"
+               " threshold %u\n",
+               i, rank, voters, st->n_snapshots, st->last_snapshot_index,
+               st->last_snapshot_bytes, st->mean_entry_bytes, want,
+               st->period, st->threshold_set);
+        CHECK(rank == i && voters == N);
         CHECK(st->mean_entry_bytes > 0 && st->last_snapshot_bytes > 0);
-        CHECK(st->threshold_set == want && want > 8);
-        CHECK(st->raft->legacy.snapshot_threshold == want);
+        CHECK(want > 8 && st->period > 8 && st->period <= want);
+        CHECK((st->period & (st->period - 1)) == 0);
+        CHECK(st->threshold_set ==
+              glue__snapshot_slot_distance(st->last_snapshot_index,
+                                           st->period, rank, voters));
+        CHECK(st->raft->legacy.snapshot_threshold == st->threshold_set);
+        /* Taken at its own slot: entries commit one at a time here, so
+         * at the slot's index exactly. */
+        CHECK(st->last_snapshot_index % st->period ==
+              (uint64_t)st->period * rank / voters);
         CHECK(st->n_snapshots >= 2 && st->n_snapshots < K / 8 / 2);
         CHECK(st->fatal_rv == 0);
     }
+    /* Same period, different slots: no two at the same index. */
+    CHECK(cl.st[0].period == cl.st[1].period &&
+          cl.st[1].period == cl.st[2].period);
     cluster_stop();
     printf("fsm: snapshot_spacing ok\n");
 }
