@@ -63,6 +63,11 @@ void kyufu_node__metrics_appended(void *arg, uint64_t append_ns)
     kyufu_metrics_histogram_observe_ns(&n->metrics.append_seconds, append_ns);
 }
 
+void kyufu_node__metrics_heap_released(struct kyufu_node *n, uint64_t ns)
+{
+    kyufu_metrics_histogram_observe_ns(&n->metrics.heap_release_seconds, ns);
+}
+
 void kyufu_node__metrics_init(struct kyufu_node *n)
 {
     struct kyufu_node_metrics *m = &n->metrics;
@@ -78,6 +83,9 @@ void kyufu_node__metrics_init(struct kyufu_node *n)
                                  kyufu_metrics_buckets_latency,
                                  kyufu_metrics_buckets_latency_n);
     kyufu_metrics_histogram_init(&m->append_seconds,
+                                 kyufu_metrics_buckets_latency,
+                                 kyufu_metrics_buckets_latency_n);
+    kyufu_metrics_histogram_init(&m->heap_release_seconds,
                                  kyufu_metrics_buckets_latency,
                                  kyufu_metrics_buckets_latency_n);
 }
@@ -459,6 +467,13 @@ static void latency_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
                          "log: write and fsync, on libuv's thread pool");
     kyufu_metrics_histogram_write(b, "kyufu_raft_append_seconds", NULL, 0,
                                   &m->append_seconds);
+    kyufu_metrics_family(b, "kyufu_heap_release_seconds",
+                         KYUFU_METRICS_HISTOGRAM,
+                         "Handing the heap's free pages back to the system "
+                         "after each compaction of the Raft log (malloc_trim, "
+                         "on the loop thread)");
+    kyufu_metrics_histogram_write(b, "kyufu_heap_release_seconds", NULL, 0,
+                                  &m->heap_release_seconds);
 
     size_t nm = kyufu_node__methods_count();
     kyufu_metrics_family(b, "kyufu_rpc_requests_total", KYUFU_METRICS_COUNTER,

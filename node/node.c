@@ -43,8 +43,10 @@ static void close_noop(uv_handle_t *h)
  * snapshot): the freed pages go back to the system (malloc_policy.h). */
 static void on_compacted(void *arg)
 {
-    (void)arg;
+    struct kyufu_node *n = arg;
+    uint64_t t0 = uv_hrtime();
     kyufu_node_malloc_release();
+    kyufu_node__metrics_heap_released(n, uv_hrtime() - t0);
 }
 
 /* Every applied entry (the glue's apply callback): the metrics, and the

@@ -112,6 +112,7 @@ struct kyufu_node_metrics
     struct kyufu_metrics_histogram commit_seconds; /* propose -> applied */
     struct kyufu_metrics_histogram apply_seconds;  /* LMDB txn + fsync */
     struct kyufu_metrics_histogram append_seconds; /* raft log write+fsync */
+    struct kyufu_metrics_histogram heap_release_seconds; /* after compaction */
     /* Leader changes seen. */
     uint64_t leader;      /* last leader seen (0: none yet) */
     uint64_t leader_term; /* the term it was seen in */
@@ -503,6 +504,9 @@ void kyufu_node__metrics_applied(void *arg, uint64_t index, uint64_t term,
                                  uint64_t apply_ns);
 /* The glue's append callback (kyufu_glue_set_append_cb, arg: the node). */
 void kyufu_node__metrics_appended(void *arg, uint64_t append_ns);
+/* The heap's free pages handed back after a compaction of the Raft log
+ * (kyufu_node_malloc_release, on the loop thread), took `ns`. */
+void kyufu_node__metrics_heap_released(struct kyufu_node *n, uint64_t ns);
 /* Start the listener of [node] metrics_listen (nothing when unset). */
 int kyufu_node__metrics_start(struct kyufu_node *n, char *errmsg,
                               size_t errmsg_len);

@@ -237,10 +237,12 @@ def memory(samples):
 # What each node's second was spent waiting on (docs/soak.md "Snapshot
 # spacing by size, A/B"): its Raft log appends (write and fsync on libuv's
 # pool), its LMDB commits (loop thread) and, leader only, commit latency
-# (proposal to applied); soak.py samples these histograms.
+# (proposal to applied), and its heap releases after each compaction of the
+# Raft log (malloc_trim on the loop thread); soak.py samples these.
 HISTOGRAMS = {"append": "kyufu_raft_append_seconds",
               "store_commit": "kyufu_storage_commit_seconds",
-              "commit": "kyufu_commit_latency_seconds"}
+              "commit": "kyufu_commit_latency_seconds",
+              "heap_release": "kyufu_heap_release_seconds"}
 WAITS = tuple(HISTOGRAMS)
 
 
@@ -338,8 +340,9 @@ def report(head, res):
         L += ["What the nodes waited on, by class of second (all nodes; mean ms, "
               "and how many took over 100 ms):", "",
               "| class | Raft appends | mean | > 100 ms | LMDB commits | mean | > 100 ms "
-              "| leader commit latency: mean | > 100 ms | loop stalls |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| leader commit latency: mean | > 100 ms | heap releases | mean "
+              "| > 100 ms | loop stalls |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for c in CLASSES:
             w = res["waits"][c]
             cells = []

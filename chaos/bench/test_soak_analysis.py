@@ -37,11 +37,12 @@ def main():
         else:
             n2 = node(restored=1 if i >= 66 else 0, rss_mib=150)
         # node 1's waits: 10 appends a second of 1 ms, one over 100 ms and
-        # a loop stall in the second that ends at 31 (a snapshot in flight)
+        # a loop stall and a heap release of 8 ms in the second that ends at
+        # 31 (a snapshot in flight)
         slow = 1 if i >= 31 else 0
         n0.update(append=[10 * i, 0.01 * i + 0.2 * slow, slow],
                   store_commit=[10 * i, 0.001 * i, 0], commit=None,
-                  loop_stalls=slow)
+                  heap_release=[slow, 0.008 * slow, 0], loop_stalls=slow)
         # node 3's: 5 appends a second, counted from 0 again by its second
         # process (up from 51); its stop and restart add nothing negative
         if n2["up"]:
@@ -115,7 +116,10 @@ def main():
     assert sum(w[c]["append"][0] for c in an.CLASSES) == 10 * 299 + 5 * (38 + 249), w
     assert w["quiet"]["commit"] == [0, 0.0, 0], w["quiet"]  # absent: nothing added
     md = an.report(["# t"], res)
-    assert "| taking | 60 | 4.33 | 1 | 40 | 0.10 | 0 | - | 0 | 1 |" in md, md
+    assert w["taking"]["heap_release"] == [1, 0.008, 0], w["taking"]
+    assert w["quiet"]["heap_release"] == [0, 0.0, 0], w["quiet"]
+    assert ("| taking | 60 | 4.33 | 1 | 40 | 0.10 | 0 | - | 0 | 1 | 8.00 | 0 | 1 |"
+            in md), md
     assert "| follower down | 12 |" in md and "| sending | 6 |" in md, md
     print("ok")
 
