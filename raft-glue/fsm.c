@@ -92,7 +92,7 @@ static int open_entry(struct kyufu_fsm *f, uint64_t index,
  * next slot, for a period from the last snapshot's size and the mean entry
  * (snapshot_spacing.h).  Before the first snapshot the size is unknown and
  * the floor is the period: the first snapshots are staggered too. */
-static void retune(struct kyufu_fsm *f)
+void glue__fsm_retune(struct kyufu_fsm *f)
 {
     if (f->threshold_floor == 0 || f->raft == NULL) {
         return;
@@ -103,8 +103,11 @@ static void retune(struct kyufu_fsm *f)
     unsigned voters;
     f->period = glue__snapshot_period(f->period, f->threshold_floor, t);
     glue__snapshot_voter_rank(f->raft, &rank, &voters);
+    /* The windows: the same on every voter with the same floor. */
+    unsigned window = f->threshold_floor / voters;
     unsigned n = glue__snapshot_slot_distance(f->last_snapshot_index,
-                                              f->period, rank, voters);
+                                              f->period, rank, voters,
+                                              window > 0 ? window : 1);
     if (n != f->threshold_set) {
         raft_set_snapshot_threshold(f->raft, n);
         f->threshold_set = n;
@@ -122,7 +125,7 @@ void glue__fsm_snapshot_sized(struct kyufu_fsm *f,
     }
     f->last_snapshot_bytes = bytes;
     f->last_snapshot_index = index;
-    retune(f);
+    glue__fsm_retune(f);
 }
 
 static int fsm_apply(struct raft_fsm *fsm,
@@ -161,7 +164,7 @@ static int fsm_apply(struct raft_fsm *fsm,
         }
         f->window_bytes = 0;
         f->window_entries = 0;
-        retune(f);
+        glue__fsm_retune(f);
     }
     index = raft_last_applied(f->raft) + 1;
     if (index > f->run_end) {

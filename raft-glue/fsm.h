@@ -139,6 +139,13 @@ void glue__fsm_snapshot_sized(struct kyufu_fsm *state,
                               const struct raft_buffer *bufs,
                               unsigned n_bufs);
 
+/* Set raft's snapshot threshold to the distance to this node's next slot
+ * (snapshot_spacing.h) again: after every snapshot and run of 64 entries,
+ * and by the owner once raft has started (a restore at the start comes
+ * before raft has its configuration, so before this node's rank).  Does
+ * nothing unless threshold_floor is set.  Loop thread. */
+void glue__fsm_retune(struct kyufu_fsm *state);
+
 /* Wipe the FSM's copies of stream keys (the owner, when it is done). */
 void kyufu_fsm_wipe_keys(struct kyufu_fsm *state);
 

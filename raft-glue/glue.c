@@ -734,6 +734,9 @@ int kyufu_glue_start(struct kyufu_glue *g,
         return rv == RAFT_CORRUPT ? KYUFU_GLUE_EIO : glue__raft_to_glue(rv);
     }
     g->started = true;
+    /* A restore at the start set the snapshot threshold before raft had
+     * its configuration: this node's slot needs its rank among voters. */
+    glue__fsm_retune(&g->fsm_state);
 
     /* The store may be ahead of the log: 0.22.1 applies a committed entry
      * before this node's own append of it is on disk (its commit index
@@ -854,6 +857,7 @@ void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out)
     out->snapshot_threshold_entries = g->fsm_state.period != 0
                                           ? g->fsm_state.period
                                           : g->fsm_state.threshold_set;
+    out->snapshot_last_index = g->fsm_state.last_snapshot_index;
     out->peer_streams_opened = g->transport.n_opened;
     out->peer_connections_refused = g->transport.n_refused;
     out->peer_handshakes_pending = g->transport.n_pending_in;

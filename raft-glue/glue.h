@@ -335,6 +335,10 @@ struct kyufu_glue_status
      * slots): the configured threshold, or more for a large ledger
      * (docs/raft.md "Snapshot spacing", "One voter at a time"). */
     uint64_t snapshot_threshold_entries;
+    /* The raft index of this node's last snapshot: taken and on disk, or
+     * restored (0: none since start).  Its log starts at most the
+     * trailing entries before it. */
+    uint64_t snapshot_last_index;
     /* Raft transport (docs/peer-tls.md): streams handed to raft since start
      * (both directions), connections refused or given up during their
      * handshake, and inbound connections not yet authenticated now. */

@@ -56,6 +56,12 @@ static void finish(struct deferred_put *d, int status)
 static void put_cb(struct raft_io_snapshot_put *req, int status)
 {
     struct deferred_put *d = req->data;
+    if (status == 0) {
+        /* On disk: raft's callback (in finish) compacts its log at this
+         * index, which the next threshold counts from. */
+        glue__fsm_snapshot_sized(d->s->fsm, d->snap.index, d->snap.bufs,
+                                 d->snap.n_bufs);
+    }
     finish(d, status);
 }
 
@@ -87,8 +93,6 @@ static void after_work_cb(uv_work_t *work, int status)
         }
         rv = d->rv == KYUFU_STORAGE_ENOMEM ? RAFT_NOMEM : RAFT_IOERR;
     } else {
-        glue__fsm_snapshot_sized(s->fsm, d->snap.index, d->snap.bufs,
-                                 d->snap.n_bufs);
         d->put.data = d;
         rv = s->put(&s->io, d->trailing, &d->put, &d->snap, put_cb);
     }

@@ -48,22 +48,40 @@ unsigned glue__snapshot_period(unsigned prev, unsigned floor,
     return p > floor ? p : floor;
 }
 
-unsigned glue__snapshot_slot_distance(uint64_t last, unsigned period,
-                                      unsigned rank, unsigned voters)
+/* This voter's k-th slot: the start of its own window nearest to its
+ * k-th aim, k x period + rank/voters of a period (window j is voter
+ * j mod voters's).  A set fixed by (period, rank, voters, window), so the
+ * slots do not drift with where the last snapshot happened to fall. */
+static uint64_t slot_of(uint64_t k, unsigned period, unsigned rank,
+                        unsigned voters, unsigned window)
 {
-    assert(period > 0);
+    uint64_t aim = k * period + (uint64_t)period * rank / voters;
+    uint64_t round = (uint64_t)window * voters;
+    uint64_t first = (uint64_t)window * rank;
+    uint64_t m = aim > first ? (aim - first + round / 2) / round : 0;
+    return first + m * round;
+}
+
+unsigned glue__snapshot_slot_distance(uint64_t last, unsigned period,
+                                      unsigned rank, unsigned voters,
+                                      unsigned window)
+{
+    assert(period > 0 && window > 0);
     if (voters == 0 || rank >= voters) {
         rank = 0;
         voters = 1;
     }
-    uint64_t phase = (uint64_t)period * rank / voters;
     uint64_t gap = period / KYUFU_SNAPSHOT_SLOT_GAP_DIV;
     uint64_t from = last + (gap > 0 ? gap : 1);
-    uint64_t slot = phase;
-    if (from > phase) {
-        slot += (from - phase + period - 1) / period * period;
+    /* Slots grow by a period give or take a round of windows, and a
+     * round is at most the floor, so at most the period: a few steps. */
+    uint64_t k = from / period;
+    k = k > 0 ? k - 1 : 0;
+    uint64_t slot;
+    while ((slot = slot_of(k, period, rank, voters, window)) < from) {
+        k++;
     }
-    /* slot - last < gap + period <= 1.25 x 2^20: fits. */
+    /* slot - last < gap + period + round <= 1.25 x 2^20 + 2^20: fits. */
     return (unsigned)(slot - last);
 }
 

@@ -31,14 +31,23 @@ unsigned glue__snapshot_threshold(unsigned floor,
 unsigned glue__snapshot_period(unsigned prev, unsigned floor,
                                unsigned threshold);
 
-/* Raft's threshold for a node whose last snapshot (taken or restored) is
- * at index `last`: the entries from there to its next slot, the first
- * index at least a KYUFU_SNAPSHOT_SLOT_GAP_DIV-th of the period past
- * `last` that is rank/voters of a period past a multiple of it.  In steady
- * state the distance is the period; after a start, an install or a new
- * period one interval is shorter or longer (by under a period). */
+/* Raft's threshold for voter `rank` of `voters` whose last snapshot
+ * (taken or restored) is at index `last`: the entries from there to its
+ * next slot at least a KYUFU_SNAPSHOT_SLOT_GAP_DIV-th of the period on.
+ * Indexes are cut into windows of `window` entries (every voter must use
+ * the same: the glue gives floor / voters), window j belonging to voter
+ * j mod voters; a voter's slots are the starts of its own windows
+ * nearest to k x period + rank/voters of a period.  So voters that agree
+ * on the period take their snapshots about 1/voters of a period apart
+ * (less a round of windows), and voters that do not (one just restarted,
+ * spacings either side of a power of two) still never at the same index,
+ * and at least a window apart.  In steady state the distance is the
+ * period give or take a round of windows (at most the floor); after a
+ * start, an install or a new period one interval is between a quarter and
+ * one and a quarter periods, and a round. */
 unsigned glue__snapshot_slot_distance(uint64_t last, unsigned period,
-                                      unsigned rank, unsigned voters);
+                                      unsigned rank, unsigned voters,
+                                      unsigned window);
 
 /* This node's place among the voters of r's configuration (by id, lowest
  * first) and their number; 0 of 1 when it is not a voter. */

@@ -926,26 +926,84 @@ static void test_snapshot_spacing(void)
     CHECK(glue__snapshot_period(0, 64, KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX) ==
           KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX);
 
-    /* Slots: from the same snapshot three voters aim a third of a period
-     * apart; at its slot a voter's next is a period on; never closer than
-     * a quarter period; a node that is not a voter uses phase 0. */
-    CHECK(glue__snapshot_slot_distance(0, 9000, 0, 3) == 9000);
-    CHECK(glue__snapshot_slot_distance(0, 9000, 1, 3) == 3000);
-    CHECK(glue__snapshot_slot_distance(0, 9000, 2, 3) == 6000);
-    CHECK(glue__snapshot_slot_distance(3000, 9000, 1, 3) == 9000);
-    CHECK(glue__snapshot_slot_distance(3007, 9000, 1, 3) == 8993);
-    CHECK(glue__snapshot_slot_distance(100000, 8192, 2, 3) ==
-          103765 - 100000); /* 12 x 8192 + 5461 */
-    CHECK(glue__snapshot_slot_distance(2000, 9000, 1, 3) == 10000);
-    CHECK(glue__snapshot_slot_distance(750, 9000, 1, 3) == 2250);
-    CHECK(glue__snapshot_slot_distance(751, 9000, 1, 3) == 11249); /* gap */
-    CHECK(glue__snapshot_slot_distance(5, 9000, 3, 3) == 8995);
-    CHECK(glue__snapshot_slot_distance(5, 4, 0, 1) == 3);
-    CHECK(glue__snapshot_slot_distance(0, KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX,
-                                       0, 1) ==
+    /* Slots, windows of 3,000 entries (a third of a 9,000 floor): from the
+     * same snapshot three voters a third of a period apart; at its slot a
+     * voter's next is a period on; never closer than a quarter period; a
+     * node that is not a voter is voter 0 of 1. */
+#define DIST glue__snapshot_slot_distance
+    CHECK(DIST(0, 9000, 0, 3, 3000) == 9000);
+    CHECK(DIST(0, 9000, 1, 3, 3000) == 3000);
+    CHECK(DIST(0, 9000, 2, 3, 3000) == 6000);
+    CHECK(DIST(3000, 9000, 1, 3, 3000) == 9000);
+    CHECK(DIST(3007, 9000, 1, 3, 3000) == 8993);
+    CHECK(DIST(2000, 9000, 1, 3, 3000) == 10000);
+    CHECK(DIST(750, 9000, 1, 3, 3000) == 2250);
+    CHECK(DIST(751, 9000, 1, 3, 3000) == 11249); /* gap */
+    CHECK(DIST(5, 9000, 3, 3, 9000) == 8995);
+    CHECK(DIST(5, 4, 0, 1, 4) == 3);
+    /* Windows that do not divide the period (8,192 / 3): a slot is the
+     * start of the voter's own window nearest to its aim ... */
+    CHECK(DIST(0, 8192, 0, 3, 2730) == 8190);  /* window 3 */
+    CHECK(DIST(0, 8192, 1, 3, 2730) == 2730);  /* window 1 */
+    CHECK(DIST(0, 8192, 2, 3, 2730) == 5460);  /* window 2 */
+    CHECK(DIST(2730, 8192, 1, 3, 2730) == 8190);
+    CHECK(DIST(100000, 8192, 2, 3, 2730) == 103740 - 100000); /* 38 */
+    /* ... its first window when the aim lies before it. */
+    CHECK(DIST(0, 9000, 2, 3, 5000) == 10000);
+    CHECK(DIST(0, KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX, 0, 1,
+               KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX) ==
           KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX);
-    CHECK(glue__snapshot_slot_distance(UINT64_MAX / 2, 1u << 20, 4, 5) <
-          (1u << 20) + (1u << 18));
+    CHECK(DIST(UINT64_MAX / 2, 1u << 20, 4, 5, 1u << 18) < (3u << 20));
+
+    /* Whatever periods two voters hold (one restarted, or their spacings
+     * either side of a power of two), they never take a snapshot at the
+     * same index, nor within a window of each other; with the same period
+     * they are about a third of it apart.  Each voter walks its slots
+     * from index 0 over 2 Mi entries. */
+    {
+        enum { W = 8192 / 3, SPAN = 2u << 20, MAXN = SPAN / W + 2 };
+        static uint64_t at[3][MAXN];
+        unsigned n_at[3];
+        const unsigned periods[] = {8192, 16384, 32768, 65536, 131072};
+        const unsigned np = sizeof periods / sizeof periods[0];
+        for (unsigned combo = 0; combo < np * np * np; combo++) {
+            unsigned per[3] = {periods[combo % np], periods[combo / np % np],
+                               periods[combo / np / np]};
+            for (unsigned r = 0; r < 3; r++) {
+                uint64_t last = 0;
+                n_at[r] = 0;
+                while (last < SPAN) {
+                    unsigned d = DIST(last, per[r], r, 3, W);
+                    CHECK(d > 0 && d <= per[r] + per[r] / 4 + 3 * W);
+                    last += d;
+                    CHECK((last / W) % 3 == r && last % W == 0);
+                    CHECK(n_at[r] < MAXN);
+                    at[r][n_at[r]++] = last;
+                }
+            }
+            for (unsigned r = 0; r < 3; r++) {
+                for (unsigned q = r + 1; q < 3; q++) {
+                    uint64_t closest = UINT64_MAX;
+                    for (unsigned x = 0, y = 0; x < n_at[r] && y < n_at[q];) {
+                        uint64_t a = at[r][x], b = at[q][y];
+                        uint64_t dd = a > b ? a - b : b - a;
+                        closest = dd < closest ? dd : closest;
+                        if (a < b) {
+                            x++;
+                        } else {
+                            y++;
+                        }
+                    }
+                    CHECK(closest >= W);
+                    if (per[r] == per[q] && per[r] == per[3 - r - q] &&
+                        per[r] / 3 > 3 * W) {
+                        CHECK(closest >= per[r] / 3 - 3 * W);
+                    }
+                }
+            }
+        }
+    }
+#undef DIST
 
     /* Three replicas whose floor is 8 entries: as the ledger grows past
      * eight entries' worth of log per eighth, each raises raft's threshold
@@ -959,10 +1017,14 @@ static void test_snapshot_spacing(void)
         raft_set_snapshot_trailing(cl.st[i].raft, 4);
         cl.st[i].threshold_floor = 8;
         cl.st[i].threshold_set = 8;
+        glue__fsm_retune(&cl.st[i]); /* as the glue does after its start */
     }
     struct raft *leader = raft_fixture_get(&cl.f, 0);
     uint64_t term = raft_current_term(leader);
     enum { K = 600 };
+    /* Every snapshot index of each replica, seen after each entry. */
+    static uint64_t taken_at[N][K];
+    unsigned n_taken[N] = {0};
     for (unsigned k = 0; k < K; k++) {
         char id[16];
         snprintf(id, sizeof id, "space%u", k);
@@ -972,6 +1034,21 @@ static void test_snapshot_spacing(void)
         CHECK(raft_apply(leader, req, &buf, 1, apply_cb) == 0);
         CHECK(raft_fixture_step_until_applied(&cl.f, N,
                                               raft_last_index(leader), 10000));
+        for (unsigned i = 0; i < N; i++) {
+            uint64_t at = cl.st[i].last_snapshot_index;
+            if (at != 0 && (n_taken[i] == 0 || taken_at[i][n_taken[i] - 1] != at)) {
+                taken_at[i][n_taken[i]++] = at;
+            }
+        }
+    }
+    /* Windows of 8 / 3 = 2 entries, window j voter j mod 3's; entries
+     * commit one at a time here, so each snapshot is at its slot's index
+     * exactly, and no index holds two. */
+    for (unsigned i = 0; i < N; i++) {
+        CHECK(n_taken[i] >= 2);
+        for (unsigned x = 0; x < n_taken[i]; x++) {
+            CHECK(taken_at[i][x] % 2 == 0 && taken_at[i][x] / 2 % N == i);
+        }
     }
     for (unsigned i = 0; i < N; i++) {
         const struct kyufu_fsm *st = &cl.st[i];
@@ -993,16 +1070,11 @@ static void test_snapshot_spacing(void)
         CHECK((st->period & (st->period - 1)) == 0);
         CHECK(st->threshold_set ==
               glue__snapshot_slot_distance(st->last_snapshot_index,
-                                           st->period, rank, voters));
+                                           st->period, rank, voters, 8 / 3));
         CHECK(st->raft->legacy.snapshot_threshold == st->threshold_set);
-        /* Taken at its own slot: entries commit one at a time here, so
-         * at the slot's index exactly. */
-        CHECK(st->last_snapshot_index % st->period ==
-              (uint64_t)st->period * rank / voters);
         CHECK(st->n_snapshots >= 2 && st->n_snapshots < K / 8 / 2);
         CHECK(st->fatal_rv == 0);
     }
-    /* Same period, different slots: no two at the same index. */
     CHECK(cl.st[0].period == cl.st[1].period &&
           cl.st[1].period == cl.st[2].period);
     cluster_stop();
