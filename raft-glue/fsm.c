@@ -101,13 +101,14 @@ void glue__fsm_retune(struct kyufu_fsm *f)
         f->threshold_floor, f->last_snapshot_bytes, f->mean_entry_bytes);
     unsigned rank;
     unsigned voters;
-    f->period = glue__snapshot_period(f->period, f->threshold_floor, t);
+    f->period = glue__snapshot_period(f->threshold_floor, t);
     glue__snapshot_voter_rank(f->raft, &rank, &voters);
     /* The windows: the same on every voter with the same floor. */
     unsigned window = f->threshold_floor / voters;
-    unsigned n = glue__snapshot_slot_distance(f->last_snapshot_index,
-                                              f->period, rank, voters,
-                                              window > 0 ? window : 1);
+    window = window > 0 ? window : 1;
+    unsigned n = glue__snapshot_slot_distance(
+        f->last_snapshot_index, raft_commit_index(f->raft), f->period, rank,
+        voters, window);
     if (n != f->threshold_set) {
         raft_set_snapshot_threshold(f->raft, n);
         f->threshold_set = n;
@@ -153,24 +154,39 @@ static int fsm_apply(struct raft_fsm *fsm,
         return 0;
     }
 
-    /* The mean of each run of SIZING_ENTRIES_MIN entries: entries that
-     * grow under load lower the threshold in time, so the log's bytes stay
-     * near the bound (glue__snapshot_threshold). */
+    index = raft_last_applied(f->raft) + 1;
+    /* The mean entry of each block of SIZING_ENTRIES_MIN indexes (blocks
+     * aligned on indexes, so every voter takes the same means at the same
+     * indexes, and so the same snapshot period once the log's bytes are at
+     * their cap): entries that grow under load lower the threshold in
+     * time, so the log's bytes stay near the bound
+     * (glue__snapshot_threshold).  A block not applied whole (an install
+     * skipped part of it) gives no mean. */
+    if (index / KYUFU_SNAPSHOT_SIZING_ENTRIES_MIN != f->window_block) {
+        f->window_block = index / KYUFU_SNAPSHOT_SIZING_ENTRIES_MIN;
+        f->window_bytes = 0;
+        f->window_entries = 0;
+    }
     f->window_bytes += buf->len;
-    if (++f->window_entries == KYUFU_SNAPSHOT_SIZING_ENTRIES_MIN) {
+    f->window_entries++;
+    bool sized = false;
+    if (f->window_entries == KYUFU_SNAPSHOT_SIZING_ENTRIES_MIN) {
         f->mean_entry_bytes = f->window_bytes / f->window_entries;
         if (f->mean_entry_bytes == 0) {
             f->mean_entry_bytes = 1;
         }
-        f->window_bytes = 0;
-        f->window_entries = 0;
-        glue__fsm_retune(f);
+        sized = true;
     }
-    index = raft_last_applied(f->raft) + 1;
-    if (index > f->run_end) {
+    bool run_start = index > f->run_end;
+    if (run_start) {
         f->n_apply_runs++;
         f->run_end = raft_commit_index(f->raft);
         assert(f->run_end >= index);
+    }
+    if (sized || run_start) {
+        /* A new run may end past this node's slot, where raft would take
+         * the snapshot: retune keeps it out of other voters' windows. */
+        glue__fsm_retune(f);
     }
     kyufu_storage_applied(f->storage, &applied_index, &applied_term);
     if (index <= applied_index) {

@@ -113,9 +113,10 @@ struct kyufu_fsm
      * turn it on; 0 leaves raft's threshold alone (the simulation). */
     unsigned threshold_floor;
     unsigned threshold_set;        /* raft's threshold now (0: not set) */
-    uint64_t window_bytes;         /* of the entries applied since the */
-    uint64_t window_entries;       /* last mean was taken */
-    uint64_t mean_entry_bytes;     /* of the last 64 entries applied */
+    uint64_t window_block;         /* index / SIZING_ENTRIES_MIN now */
+    uint64_t window_bytes;         /* of its entries applied so far */
+    uint64_t window_entries;
+    uint64_t mean_entry_bytes;     /* of the last whole block applied */
     uint64_t last_snapshot_bytes;  /* taken or restored (0: none yet) */
     uint64_t last_snapshot_index;  /* its raft index (0: none yet) */
     unsigned period;               /* of this node's slots (0: not yet) */
@@ -129,21 +130,24 @@ void kyufu_fsm_init(struct raft_fsm *fsm,
                     enum kyufu_fsm_snapshot_mode mode,
                     const struct kyufu_fsm_hooks *hooks);
 
-/* A snapshot at raft index `index` was taken (`bufs`: its header and
- * stream) or restored (the one buffer raft handed over): raft's snapshot
- * threshold becomes the distance to this node's next slot, for a period
- * from its bytes and the mean of the last 64 entries applied (fsm_apply
- * sets it again after each 64; snapshot_spacing.h).  Loop thread. */
+/* A snapshot at raft index `index` was taken and is on disk (`bufs`: its
+ * header and stream; DEFERRED mode calls this from the put's callback,
+ * INLINE mode, the simulation's, when it is taken) or restored (the one
+ * buffer raft handed over): raft's snapshot threshold becomes the distance
+ * to this node's next slot, for a period from its bytes and the mean entry
+ * of the last block of 64 indexes (glue__fsm_retune;
+ * snapshot_spacing.h).  Loop thread. */
 void glue__fsm_snapshot_sized(struct kyufu_fsm *state,
                               uint64_t index,
                               const struct raft_buffer *bufs,
                               unsigned n_bufs);
 
 /* Set raft's snapshot threshold to the distance to this node's next slot
- * (snapshot_spacing.h) again: after every snapshot and run of 64 entries,
- * and by the owner once raft has started (a restore at the start comes
- * before raft has its configuration, so before this node's rank).  Does
- * nothing unless threshold_floor is set.  Loop thread. */
+ * (snapshot_spacing.h) again: after every snapshot on disk, at the start
+ * of every run of committed entries and after every block of 64, and by
+ * the owner once raft has started (a restore at the start comes before
+ * raft has its configuration, so before this node's rank).  Does nothing
+ * unless threshold_floor is set.  Loop thread. */
 void glue__fsm_retune(struct kyufu_fsm *state);
 
 /* Wipe the FSM's copies of stream keys (the owner, when it is done). */

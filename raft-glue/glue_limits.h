@@ -53,17 +53,12 @@
 #define KYUFU_SNAPSHOT_SIZING_ENTRIES_MIN 64u
 
 /* One voter at a time (docs/raft.md "One voter at a time"): each voter
- * takes its snapshots at its own slot, rank/voters of a period past each
- * multiple of the period, so no two write their copy of the ledger at
- * once (in the hour soak, a leader and a follower did, and writes waited
- * for one of them: p99 1.8 s).  The period is a power of two at most the
- * spacing above, so voters whose spacings differ a little agree; it moves
- * up only when the spacing reaches RAISE_NUM/RAISE_DEN of it (down when
- * the spacing falls below it).  A slot is at least a GAP_DIV-th of the
- * period past the last snapshot, so the interval after a start or an
- * install is not a handful of entries. */
-#define KYUFU_SNAPSHOT_PERIOD_RAISE_NUM 5u
-#define KYUFU_SNAPSHOT_PERIOD_RAISE_DEN 2u
+ * takes its snapshots in windows of indexes it owns, so no two write
+ * their copy of the ledger from the same index (in the hour soak, a
+ * leader and a follower did, and writes waited for one of them: p99
+ * 1.8 s).  A slot is at least a GAP_DIV-th of the period past the last
+ * snapshot, so the interval after a start or an install is not a handful
+ * of entries. */
 #define KYUFU_SNAPSHOT_SLOT_GAP_DIV 4u
 
 /* Entries kept after a snapshot so a follower a little behind catches up

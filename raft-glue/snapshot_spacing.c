@@ -2,7 +2,7 @@
 #include "snapshot_spacing.h"
 
 #include <assert.h>
-#include <stdbool.h>
+#include <limits.h>
 
 #include "glue_limits.h"
 
@@ -24,23 +24,8 @@ unsigned glue__snapshot_threshold(unsigned floor,
     return n > floor ? (unsigned)n : floor;
 }
 
-static bool is_pow2(unsigned n)
+unsigned glue__snapshot_period(unsigned floor, unsigned threshold)
 {
-    return n != 0 && (n & (n - 1)) == 0;
-}
-
-unsigned glue__snapshot_period(unsigned prev, unsigned floor,
-                               unsigned threshold)
-{
-    if (threshold <= floor) {
-        return floor;
-    }
-    if ((is_pow2(prev) || prev == floor) && prev >= floor &&
-        prev <= threshold &&
-        (uint64_t)threshold * KYUFU_SNAPSHOT_PERIOD_RAISE_DEN <
-            (uint64_t)prev * KYUFU_SNAPSHOT_PERIOD_RAISE_NUM) {
-        return prev;
-    }
     unsigned p = 1;
     while (p <= threshold / 2) {
         p *= 2;
@@ -62,9 +47,24 @@ static uint64_t slot_of(uint64_t k, unsigned period, unsigned rank,
     return first + m * round;
 }
 
-unsigned glue__snapshot_slot_distance(uint64_t last, unsigned period,
-                                      unsigned rank, unsigned voters,
-                                      unsigned window)
+/* This voter's first slot at or after `from`.  Slots grow by a period
+ * give or take a round of windows, and a round is at most the floor, so
+ * at most the period: a few steps. */
+static uint64_t first_slot(uint64_t from, unsigned period, unsigned rank,
+                           unsigned voters, unsigned window)
+{
+    uint64_t k = from / period;
+    k = k > 0 ? k - 1 : 0;
+    uint64_t slot;
+    while ((slot = slot_of(k, period, rank, voters, window)) < from) {
+        k++;
+    }
+    return slot;
+}
+
+unsigned glue__snapshot_slot_distance(uint64_t last, uint64_t commit,
+                                      unsigned period, unsigned rank,
+                                      unsigned voters, unsigned window)
 {
     assert(period > 0 && window > 0);
     if (voters == 0 || rank >= voters) {
@@ -72,17 +72,15 @@ unsigned glue__snapshot_slot_distance(uint64_t last, unsigned period,
         voters = 1;
     }
     uint64_t gap = period / KYUFU_SNAPSHOT_SLOT_GAP_DIV;
-    uint64_t from = last + (gap > 0 ? gap : 1);
-    /* Slots grow by a period give or take a round of windows, and a
-     * round is at most the floor, so at most the period: a few steps. */
-    uint64_t k = from / period;
-    k = k > 0 ? k - 1 : 0;
-    uint64_t slot;
-    while ((slot = slot_of(k, period, rank, voters, window)) < from) {
-        k++;
+    uint64_t slot = first_slot(last + (gap > 0 ? gap : 1), period, rank,
+                               voters, window);
+    if (slot <= commit && commit / window % voters != rank) {
+        /* libraft would take it at `commit`, in another voter's window. */
+        slot = first_slot(commit + 1, period, rank, voters, window);
     }
-    /* slot - last < gap + period + round <= 1.25 x 2^20 + 2^20: fits. */
-    return (unsigned)(slot - last);
+    /* slot - last < max(gap, commit + 1 - last) + period + round: fits
+     * unless the commit index is billions of entries on. */
+    return slot - last < UINT_MAX ? (unsigned)(slot - last) : UINT_MAX;
 }
 
 void glue__snapshot_voter_rank(const struct raft *r, unsigned *rank,

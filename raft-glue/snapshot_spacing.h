@@ -20,34 +20,33 @@ unsigned glue__snapshot_threshold(unsigned floor,
                                   uint64_t snapshot_bytes,
                                   uint64_t mean_entry_bytes);
 
-/* The period of the slots: a power of two at most `threshold` (the value
- * above), or `floor` when no power of two lies between them.  Every voter
- * computes it from its own snapshot and its own run of entries, which
- * differ a little; powers of two make them agree, and `prev` (this node's
- * last period, 0 for none) is kept while `threshold` stays within
- * [prev, KYUFU_SNAPSHOT_PERIOD_RAISE_NUM/DEN x prev), so a mean entry that
- * wanders across a power of two does not move the slots back and forth.
- * Never above `threshold`: the log's bytes stay within their bound. */
-unsigned glue__snapshot_period(unsigned prev, unsigned floor,
-                               unsigned threshold);
+/* The period of the slots: the largest power of two at most `threshold`
+ * (the value above), or `floor` when that is smaller.  Every voter
+ * computes it from its own last snapshot and the mean entry of the last
+ * index-aligned block; once the log's bytes are at their cap the
+ * snapshot's size drops out and voters agree at every index; below it
+ * powers of two make them agree but near one. */
+unsigned glue__snapshot_period(unsigned floor, unsigned threshold);
 
 /* Raft's threshold for voter `rank` of `voters` whose last snapshot
  * (taken or restored) is at index `last`: the entries from there to its
- * next slot at least a KYUFU_SNAPSHOT_SLOT_GAP_DIV-th of the period on.
- * Indexes are cut into windows of `window` entries (every voter must use
- * the same: the glue gives floor / voters), window j belonging to voter
- * j mod voters; a voter's slots are the starts of its own windows
- * nearest to k x period + rank/voters of a period.  So voters that agree
- * on the period take their snapshots about 1/voters of a period apart
- * (less a round of windows), and voters that do not (one just restarted,
- * spacings either side of a power of two) still never at the same index,
- * and at least a window apart.  In steady state the distance is the
- * period give or take a round of windows (at most the floor); after a
- * start, an install or a new period one interval is between a quarter and
- * one and a quarter periods, and a round. */
-unsigned glue__snapshot_slot_distance(uint64_t last, unsigned period,
-                                      unsigned rank, unsigned voters,
-                                      unsigned window);
+ * first slot at least a KYUFU_SNAPSHOT_SLOT_GAP_DIV-th of the period on;
+ * but when that slot is at or below `commit` (raft's commit index: libraft
+ * takes a snapshot once it applied up to it, at that index) and `commit`
+ * lies in another voter's window, its first slot after `commit`.  Indexes are cut into windows of `window` entries (every voter
+ * must use the same: the FSM gives floor / voters), window j belonging
+ * to voter j mod voters; a voter's slots are the starts of its own
+ * windows nearest to k x period + rank/voters of a period.  libraft takes
+ * a snapshot at the end of a run of committed entries, at or after the
+ * slot; the FSM keeps that end in this voter's window, so two voters'
+ * snapshots never share an index.  Voters that agree on the period start
+ * theirs about 1/voters of a period apart (less a round of windows).  In
+ * steady state the distance is the period give or take a round; after a
+ * start, an install, a new period or a deferral one interval differs.
+ * UINT_MAX at most. */
+unsigned glue__snapshot_slot_distance(uint64_t last, uint64_t commit,
+                                      unsigned period, unsigned rank,
+                                      unsigned voters, unsigned window);
 
 /* This node's place among the voters of r's configuration (by id, lowest
  * first) and their number; 0 of 1 when it is not a voter. */

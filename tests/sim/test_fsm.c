@@ -905,32 +905,23 @@ static void test_snapshot_spacing(void)
     CHECK(glue__snapshot_threshold(64, 8ull << 30, 10) ==
           KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX);
 
-    /* The period: a power of two at most the spacing, the floor when
-     * none lies between them; kept while the spacing stays within
-     * [period, 2.5 x period). */
-    CHECK(glue__snapshot_period(0, 8192, 8192) == 8192);
-    CHECK(glue__snapshot_period(0, 10000, 10000) == 10000);
-    CHECK(glue__snapshot_period(0, 10000, 15000) == 10000); /* 8192 < floor */
-    CHECK(glue__snapshot_period(0, 64, 100000) == 65536);
-    CHECK(glue__snapshot_period(0, 64, 65536) == 65536);
-    CHECK(glue__snapshot_period(0, 64, 65535) == 32768);
-    CHECK(glue__snapshot_period(65536, 64, 70000) == 65536);
-    CHECK(glue__snapshot_period(65536, 64, 140000) == 65536); /* < 2.5x */
-    CHECK(glue__snapshot_period(65536, 64, 163839) == 65536);
-    CHECK(glue__snapshot_period(65536, 64, 163840) == 131072); /* 2.5x */
-    CHECK(glue__snapshot_period(65536, 64, 65535) == 32768); /* below it */
-    CHECK(glue__snapshot_period(32768, 64, 65535) == 32768);
-    CHECK(glue__snapshot_period(10000, 10000, 24999) == 10000);
-    CHECK(glue__snapshot_period(10000, 10000, 25000) == 16384);
-    CHECK(glue__snapshot_period(12345, 64, 20000) == 16384); /* not a slot */
-    CHECK(glue__snapshot_period(0, 64, KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX) ==
+    /* The period: the largest power of two at most the spacing, the
+     * floor when that is smaller. */
+    CHECK(glue__snapshot_period(8192, 8192) == 8192);
+    CHECK(glue__snapshot_period(10000, 10000) == 10000);
+    CHECK(glue__snapshot_period(10000, 15000) == 10000); /* 8192 < floor */
+    CHECK(glue__snapshot_period(10000, 16384) == 16384);
+    CHECK(glue__snapshot_period(64, 100000) == 65536);
+    CHECK(glue__snapshot_period(64, 65536) == 65536);
+    CHECK(glue__snapshot_period(64, 65535) == 32768);
+    CHECK(glue__snapshot_period(64, KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX) ==
           KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX);
 
     /* Slots, windows of 3,000 entries (a third of a 9,000 floor): from the
      * same snapshot three voters a third of a period apart; at its slot a
      * voter's next is a period on; never closer than a quarter period; a
      * node that is not a voter is voter 0 of 1. */
-#define DIST glue__snapshot_slot_distance
+#define DIST(last, ...) glue__snapshot_slot_distance(last, 0, __VA_ARGS__)
     CHECK(DIST(0, 9000, 0, 3, 3000) == 9000);
     CHECK(DIST(0, 9000, 1, 3, 3000) == 3000);
     CHECK(DIST(0, 9000, 2, 3, 3000) == 6000);
@@ -955,53 +946,62 @@ static void test_snapshot_spacing(void)
           KYUFU_SNAPSHOT_THRESHOLD_ENTRIES_MAX);
     CHECK(DIST(UINT64_MAX / 2, 1u << 20, 4, 5, 1u << 18) < (3u << 20));
 
-    /* Whatever periods two voters hold (one restarted, or their spacings
-     * either side of a power of two), they never take a snapshot at the
-     * same index, nor within a window of each other; with the same period
-     * they are about a third of it apart.  Each voter walks its slots
-     * from index 0 over 2 Mi entries. */
+    /* Deferral: slot 2,730 passed by a run ending at 6,000 (voter 2's
+     * window) moves voter 1 to its next slot after it; one ending at
+     * 3,000 (its own window) stays. */
+    CHECK(glue__snapshot_slot_distance(0, 6000, 8192, 1, 3, 2730) == 10920);
+    CHECK(glue__snapshot_slot_distance(0, 3000, 8192, 1, 3, 2730) == 2730);
+    CHECK(glue__snapshot_slot_distance(0, 2000, 8192, 1, 3, 2730) == 2730);
+
+    /* Three voters applying the same runs of committed entries, libraft's
+     * way: a snapshot when a run ends at least the threshold past the last
+     * one, at the run's end, the threshold set again at each run's start.
+     * Whatever periods they hold (one restarted, spacings either side of a
+     * power of two) and however long the runs (1 to 8,000 entries; a
+     * window is 2,730), every snapshot lands in its voter's own window,
+     * so no two at the same index, and each voter keeps taking them. */
     {
-        enum { W = 8192 / 3, SPAN = 2u << 20, MAXN = SPAN / W + 2 };
-        static uint64_t at[3][MAXN];
-        unsigned n_at[3];
+        enum { W = 8192 / 3, SPAN = 4u << 20 };
         const unsigned periods[] = {8192, 16384, 32768, 65536, 131072};
+        const unsigned runs_max[] = {1, 100, 2000, 8000};
         const unsigned np = sizeof periods / sizeof periods[0];
-        for (unsigned combo = 0; combo < np * np * np; combo++) {
+        unsigned long taken_same_period[3] = {0, 0, 0};
+        for (unsigned combo = 0; combo < np * np * np * 4; combo++) {
             unsigned per[3] = {periods[combo % np], periods[combo / np % np],
-                               periods[combo / np / np]};
-            for (unsigned r = 0; r < 3; r++) {
-                uint64_t last = 0;
-                n_at[r] = 0;
-                while (last < SPAN) {
-                    unsigned d = DIST(last, per[r], r, 3, W);
-                    CHECK(d > 0 && d <= per[r] + per[r] / 4 + 3 * W);
-                    last += d;
-                    CHECK((last / W) % 3 == r && last % W == 0);
-                    CHECK(n_at[r] < MAXN);
-                    at[r][n_at[r]++] = last;
+                               periods[combo / np / np % np]};
+            unsigned run_max = runs_max[combo / np / np / np];
+            uint64_t last[3] = {0, 0, 0};
+            unsigned long n_taken[3] = {0, 0, 0};
+            uint64_t prev_taken = 0; /* the newest snapshot index, any voter */
+            uint32_t rnd = 12345u + combo;
+            uint64_t commit = 0;
+            while (commit < SPAN) {
+                rnd = rnd * 1103515245u + 12345u;
+                commit += 1 + (rnd >> 8) % run_max;
+                for (unsigned r = 0; r < 3; r++) {
+                    unsigned d = glue__snapshot_slot_distance(
+                        last[r], commit, per[r], r, 3, W);
+                    CHECK(d > 0);
+                    if (commit - last[r] >= d) {
+                        CHECK(commit / W % 3 == r);
+                        CHECK(commit != prev_taken || last[r] == commit);
+                        last[r] = commit;
+                        prev_taken = commit;
+                        n_taken[r]++;
+                    }
                 }
             }
             for (unsigned r = 0; r < 3; r++) {
-                for (unsigned q = r + 1; q < 3; q++) {
-                    uint64_t closest = UINT64_MAX;
-                    for (unsigned x = 0, y = 0; x < n_at[r] && y < n_at[q];) {
-                        uint64_t a = at[r][x], b = at[q][y];
-                        uint64_t dd = a > b ? a - b : b - a;
-                        closest = dd < closest ? dd : closest;
-                        if (a < b) {
-                            x++;
-                        } else {
-                            y++;
-                        }
-                    }
-                    CHECK(closest >= W);
-                    if (per[r] == per[q] && per[r] == per[3 - r - q] &&
-                        per[r] / 3 > 3 * W) {
-                        CHECK(closest >= per[r] / 3 - 3 * W);
-                    }
+                /* At most about one per period, and at least one per
+                 * four periods and a long run (deferrals). */
+                CHECK(n_taken[r] <= SPAN / (per[r] - 3 * W) + 2);
+                CHECK(n_taken[r] + 1 >= SPAN / (4 * per[r] + 3 * run_max));
+                if (per[0] == per[1] && per[1] == per[2]) {
+                    taken_same_period[r] += n_taken[r];
                 }
             }
         }
+        CHECK(taken_same_period[0] > 0 && taken_same_period[2] > 0);
     }
 #undef DIST
 
@@ -1069,7 +1069,7 @@ static void test_snapshot_spacing(void)
         CHECK(want > 8 && st->period > 8 && st->period <= want);
         CHECK((st->period & (st->period - 1)) == 0);
         CHECK(st->threshold_set ==
-              glue__snapshot_slot_distance(st->last_snapshot_index,
+              glue__snapshot_slot_distance(st->last_snapshot_index, 0,
                                            st->period, rank, voters, 8 / 3));
         CHECK(st->raft->legacy.snapshot_threshold == st->threshold_set);
         CHECK(st->n_snapshots >= 2 && st->n_snapshots < K / 8 / 2);
