@@ -470,8 +470,8 @@ static void latency_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
     kyufu_metrics_family(b, "kyufu_heap_release_seconds",
                          KYUFU_METRICS_HISTOGRAM,
                          "Handing the heap's free pages back to the system "
-                         "after each compaction of the Raft log (malloc_trim, "
-                         "on the loop thread)");
+                         "after each compaction of the Raft log or snapshot "
+                         "install (malloc_trim, on a work thread)");
     kyufu_metrics_histogram_write(b, "kyufu_heap_release_seconds", NULL, 0,
                                   &m->heap_release_seconds);
 

@@ -29,7 +29,6 @@
 #include "lock.h"
 #include "log.h"
 #include "backup_node.h"
-#include "malloc_policy.h"
 #include "decommission.h"
 #include "notify.h"
 #include "stall.h"
@@ -40,13 +39,11 @@ static void close_noop(uv_handle_t *h)
 }
 
 /* A snapshot put completed (raft compacted its log, or installed a
- * snapshot): the freed pages go back to the system (malloc_policy.h). */
+ * snapshot): the freed pages go back to the system, off the loop thread
+ * (heap_release.h). */
 static void on_compacted(void *arg)
 {
-    struct kyufu_node *n = arg;
-    uint64_t t0 = uv_hrtime();
-    kyufu_node_malloc_release();
-    kyufu_node__metrics_heap_released(n, uv_hrtime() - t0);
+    kyufu_node__heap_release(arg);
 }
 
 /* Every applied entry (the glue's apply callback): the metrics, and the
@@ -66,9 +63,10 @@ void kyufu_node__finish(struct kyufu_node *n)
 {
     assert(n->stage == KYUFU_NODE_CLOSING);
     assert((n->api == NULL || n->decom != NULL) && n->glue == NULL);
-    if (n->offloaded > 0 || n->auth.working > 0 || n->scrub.working) {
-        /* A digest or audit check still reads the store: offload.c calls
-         * again when the last one is done. */
+    if (n->offloaded > 0 || n->auth.working > 0 || n->scrub.working ||
+        n->heap_release.working) {
+        /* A digest or audit check still reads the store, or a heap
+         * release runs: each calls again when it is done. */
         n->finish_waiting = true;
         return;
     }

@@ -44,6 +44,7 @@
 #include "power.h"
 #include "refusal.h"
 #include "scrub.h"
+#include "heap_release.h"
 #include "sla.h"
 #include "storage.h"
 #include "store_mark.h"
@@ -295,6 +296,7 @@ struct kyufu_node
     struct kyufu_node_rotate rotate; /* data-key rotation (keys_rotate.c) */
     struct kyufu_node_backups backups; /* backup_schedule.c */
     struct kyufu_node_scrub scrub; /* state digest checks (scrub.h) */
+    struct kyufu_node_heap_release heap_release; /* heap_release.h */
     struct kyufu_node_oplog oplog; /* access records (oplog.h) */
     /* [tls] crl_file watch (tls_watch.c): polled, reloaded on change. */
     uv_timer_t crl_timer;
