@@ -7,7 +7,12 @@
  * nineteenth session, when it ran on the loop thread.  glibc's malloc_trim
  * is thread-safe (it locks each arena in turn), so it runs off the loop;
  * one at a time (a compaction while one runs skips it: the next one frees
- * both).  The node's finish waits for a running one. */
+ * both).  The node's finish waits for a running one.  Doubt: it holds
+ * each arena's lock for that arena's whole walk, and the loop thread
+ * allocates from the main arena (LMDB's per-command lists included), so
+ * the loop may still wait for much of it; the histogram times the work
+ * thread, not that wait: judge it by loop stalls and apply times in a
+ * soak (not yet done). */
 #ifndef KYUFU_NODE_HEAP_RELEASE_H
 #define KYUFU_NODE_HEAP_RELEASE_H
 

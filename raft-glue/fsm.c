@@ -155,28 +155,34 @@ static int fsm_apply(struct raft_fsm *fsm,
     }
 
     index = raft_last_applied(f->raft) + 1;
-    /* The mean entry of each block of SIZING_ENTRIES_MIN indexes (blocks
-     * aligned on indexes, so every voter takes the same means at the same
-     * indexes, and so the same snapshot period once the log's bytes are at
-     * their cap): entries that grow under load lower the threshold in
+    /* The mean command entry of each block of SIZING_ENTRIES_MIN indexes
+     * (blocks aligned on indexes, so every voter takes the same means at
+     * the same indexes, and so the same snapshot period once the log's
+     * bytes are at their cap), taken when the first command of a later
+     * block arrives: entries that grow under load lower the threshold in
      * time, so the log's bytes stay near the bound
-     * (glue__snapshot_threshold).  A block not applied whole (an install
-     * skipped part of it) gives no mean. */
-    if (index / KYUFU_SNAPSHOT_SIZING_ENTRIES_MIN != f->window_block) {
-        f->window_block = index / KYUFU_SNAPSHOT_SIZING_ENTRIES_MIN;
+     * (glue__snapshot_threshold).  Barriers and configuration entries
+     * never reach apply (a block of 64 indexes may hold fewer commands);
+     * a block whose start this node did not see (its first after a start
+     * or a restore) gives no mean. */
+    uint64_t block = index / KYUFU_SNAPSHOT_SIZING_ENTRIES_MIN;
+    bool sized = false;
+    if (block != f->window_block || !f->window_seen) {
+        if (f->window_seen && f->window_whole && f->window_entries > 0) {
+            f->mean_entry_bytes = f->window_bytes / f->window_entries;
+            if (f->mean_entry_bytes == 0) {
+                f->mean_entry_bytes = 1;
+            }
+            sized = true;
+        }
+        f->window_whole = f->window_seen && block == f->window_block + 1;
+        f->window_seen = true;
+        f->window_block = block;
         f->window_bytes = 0;
         f->window_entries = 0;
     }
     f->window_bytes += buf->len;
     f->window_entries++;
-    bool sized = false;
-    if (f->window_entries == KYUFU_SNAPSHOT_SIZING_ENTRIES_MIN) {
-        f->mean_entry_bytes = f->window_bytes / f->window_entries;
-        if (f->mean_entry_bytes == 0) {
-            f->mean_entry_bytes = 1;
-        }
-        sized = true;
-    }
     bool run_start = index > f->run_end;
     if (run_start) {
         f->n_apply_runs++;
@@ -594,6 +600,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     /* This node's snapshot at a start, or one installed: spacing from
      * its size either way. */
     glue__fsm_snapshot_sized(f, h.raft_index, buf, 1);
+    f->window_seen = false; /* raft applies from past the snapshot */
     kyufu_storage_applied(f->storage, &applied_index, &applied_term);
     if (h.storage_index <= applied_index) {
         /* The local store already holds everything the snapshot does (it

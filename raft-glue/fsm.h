@@ -114,9 +114,12 @@ struct kyufu_fsm
     unsigned threshold_floor;
     unsigned threshold_set;        /* raft's threshold now (0: not set) */
     uint64_t window_block;         /* index / SIZING_ENTRIES_MIN now */
-    uint64_t window_bytes;         /* of its entries applied so far */
+    bool window_seen;              /* window_block holds one (false: none
+                                    * since the start or a restore) */
+    bool window_whole;             /* seen from its first command on */
+    uint64_t window_bytes;         /* of its commands applied so far */
     uint64_t window_entries;
-    uint64_t mean_entry_bytes;     /* of the last whole block applied */
+    uint64_t mean_entry_bytes;     /* of the last whole block's commands */
     uint64_t last_snapshot_bytes;  /* taken or restored (0: none yet) */
     uint64_t last_snapshot_index;  /* its raft index (0: none yet) */
     unsigned period;               /* of this node's slots (0: not yet) */

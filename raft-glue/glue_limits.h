@@ -60,6 +60,11 @@
  * snapshot, so the interval after a start or an install is not a handful
  * of entries. */
 #define KYUFU_SNAPSHOT_SLOT_GAP_DIV 4u
+/* A snapshot whose run of committed entries ends in another voter's window
+ * waits for this voter's next slot, but not once DEFER_PERIODS_MAX periods
+ * have passed since its last one (runs that keep ending elsewhere must not
+ * let its log grow without bound). */
+#define KYUFU_SNAPSHOT_DEFER_PERIODS_MAX 2u
 
 /* Entries kept after a snapshot so a follower a little behind catches up
  * from the log instead of receiving a whole snapshot.  Below the threshold

@@ -74,8 +74,12 @@ unsigned glue__snapshot_slot_distance(uint64_t last, uint64_t commit,
     uint64_t gap = period / KYUFU_SNAPSHOT_SLOT_GAP_DIV;
     uint64_t slot = first_slot(last + (gap > 0 ? gap : 1), period, rank,
                                voters, window);
-    if (slot <= commit && commit / window % voters != rank) {
-        /* libraft would take it at `commit`, in another voter's window. */
+    if (slot <= commit && commit / window % voters != rank &&
+        commit - last < (uint64_t)KYUFU_SNAPSHOT_DEFER_PERIODS_MAX * period) {
+        /* libraft would take it at `commit`, in another voter's window.
+         * Not past DEFER_PERIODS_MAX periods since the last one: runs that
+         * keep ending in other voters' windows (a steady run length of a
+         * round of windows) must not starve this voter of snapshots. */
         slot = first_slot(commit + 1, period, rank, voters, window);
     }
     /* slot - last < max(gap, commit + 1 - last) + period + round: fits

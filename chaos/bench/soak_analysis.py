@@ -238,8 +238,8 @@ def memory(samples):
 # spacing by size, A/B"): its Raft log appends (write and fsync on libuv's
 # pool), its LMDB commits (loop thread) and, leader only, commit latency
 # (proposal to applied), and its heap releases after each compaction of the
-# Raft log (malloc_trim; on the loop thread up to 0747e61, on a work thread
-# since); soak.py samples these.
+# Raft log (malloc_trim; on the loop thread before 9a06eb2, on a work
+# thread since); soak.py samples these.
 HISTOGRAMS = {"append": "kyufu_raft_append_seconds",
               "store_commit": "kyufu_storage_commit_seconds",
               "commit": "kyufu_commit_latency_seconds",

@@ -959,34 +959,45 @@ static void test_snapshot_spacing(void)
      * Whatever periods they hold (one restarted, spacings either side of a
      * power of two) and however long the runs (1 to 8,000 entries; a
      * window is 2,730), every snapshot lands in its voter's own window,
-     * so no two at the same index, and each voter keeps taking them. */
+     * so no two at the same index, and each voter keeps taking them; with
+     * runs of exactly a round of windows (8,190: every run ends in the
+     * same voter's window) the others still take one every
+     * DEFER_PERIODS_MAX periods or so, outside their windows then. */
     {
         enum { W = 8192 / 3, SPAN = 4u << 20 };
         const unsigned periods[] = {8192, 16384, 32768, 65536, 131072};
-        const unsigned runs_max[] = {1, 100, 2000, 8000};
+        const unsigned runs_max[] = {1, 100, 2000, 8000, 0 /* 3 x W */};
         const unsigned np = sizeof periods / sizeof periods[0];
         unsigned long taken_same_period[3] = {0, 0, 0};
-        for (unsigned combo = 0; combo < np * np * np * 4; combo++) {
+        for (unsigned combo = 0; combo < np * np * np * 5; combo++) {
             unsigned per[3] = {periods[combo % np], periods[combo / np % np],
                                periods[combo / np / np % np]};
             unsigned run_max = runs_max[combo / np / np / np];
             uint64_t last[3] = {0, 0, 0};
             unsigned long n_taken[3] = {0, 0, 0};
             uint64_t prev_taken = 0; /* the newest snapshot index, any voter */
+            bool prev_own = true;    /* it was in its voter's window */
             uint32_t rnd = 12345u + combo;
             uint64_t commit = 0;
             while (commit < SPAN) {
                 rnd = rnd * 1103515245u + 12345u;
-                commit += 1 + (rnd >> 8) % run_max;
+                commit += run_max != 0 ? 1 + (rnd >> 8) % run_max : 3 * W;
                 for (unsigned r = 0; r < 3; r++) {
                     unsigned d = glue__snapshot_slot_distance(
                         last[r], commit, per[r], r, 3, W);
                     CHECK(d > 0);
                     if (commit - last[r] >= d) {
-                        CHECK(commit / W % 3 == r);
-                        CHECK(commit != prev_taken || last[r] == commit);
+                        /* Outside its window only once deferred for
+                         * DEFER_PERIODS_MAX periods; two at one index only
+                         * when one of them is such. */
+                        bool own = commit / W % 3 == r;
+                        CHECK(own || commit - last[r] >=
+                                         KYUFU_SNAPSHOT_DEFER_PERIODS_MAX *
+                                             (uint64_t)per[r]);
+                        CHECK(commit != prev_taken || !own || !prev_own);
                         last[r] = commit;
                         prev_taken = commit;
+                        prev_own = own;
                         n_taken[r]++;
                     }
                 }
@@ -995,7 +1006,9 @@ static void test_snapshot_spacing(void)
                 /* At most about one per period, and at least one per
                  * four periods and a long run (deferrals). */
                 CHECK(n_taken[r] <= SPAN / (per[r] - 3 * W) + 2);
-                CHECK(n_taken[r] + 1 >= SPAN / (4 * per[r] + 3 * run_max));
+                CHECK(n_taken[r] + 1 >=
+                      SPAN / ((KYUFU_SNAPSHOT_DEFER_PERIODS_MAX + 2) * per[r] +
+                              3 * (run_max != 0 ? run_max : 3 * W)));
                 if (per[0] == per[1] && per[1] == per[2]) {
                     taken_same_period[r] += n_taken[r];
                 }
