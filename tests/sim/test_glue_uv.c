@@ -668,10 +668,8 @@ static bool never(void *arg)
 }
 
 /* Stop follower `i` once it holds everything the leader has and its
- * acknowledgements have reached the leader: a leader that believes a
- * follower further behind than it is starts a copy to it early, and the
- * trailing hold for that copy (snapshot_send.c) keeps the log the stopped
- * follower then catches up from. */
+ * acknowledgements reached the leader (else an early copy's trailing hold,
+ * snapshot_send.c, keeps the log it then catches up from). */
 static void close_caught_up(unsigned i)
 {
     caught_up_node = i;
@@ -681,21 +679,11 @@ static void close_caught_up(unsigned i)
 }
 
 /* With a follower stopped, propose until leader `l` took two snapshots
- * and the last one on disk lies 400 entries past the leader's applied
- * index at the stop: its log is then compacted past the follower's next
- * entry, so the follower needs InstallSnapshot when it comes back.  How
- * many entries that takes depends on the spacing by size and this node's
- * slots (docs/raft.md), so no fixed count.  With a last snapshot only the
- * trailing entries (8) past the stop, about half the runs caught up
- * without an install: raft_uv parks the AppendEntries raft keeps sending
- * to the stopped peer (from its next entry, up to 1,024 entries, built
- * before the compaction) while it has no connection, trims that queue
- * only when a connection attempt fails, and sends what is left once the
- * peer is back; the follower appends them (prev index and term match) and
- * answers the copy sent after them with success, no restore (uv_send.c,
- * replication.c in 0.22.1; read, not traced).  Not a safety problem: the
- * entries are real and arrive in order.  400 entries on (more heartbeats,
- * more failed attempts) gave an install in 8 runs of 8. */
+ * and the last one on disk lies 400 entries past the stop, so the
+ * follower needs InstallSnapshot when it comes back.  No fixed count (the
+ * spacing and slots decide); 400, not the trailing 8: raft_uv may deliver
+ * AppendEntries queued for the stopped peer before the compaction
+ * (docs/raft.md "AppendEntries queued for a stopped peer"). */
 static void pump_past_stopped(int l)
 {
     struct kyufu_glue_status s0;
