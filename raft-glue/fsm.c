@@ -163,8 +163,9 @@ static int fsm_apply(struct raft_fsm *fsm,
      * time, so the log's bytes stay near the bound
      * (glue__snapshot_threshold).  Barriers and configuration entries
      * never reach apply (a block of 64 indexes may hold fewer commands);
-     * a block whose start this node did not see (its first after a start
-     * or a restore) gives no mean. */
+     * a block whose start this node may not have seen (its first after a
+     * start or a restore, or after a block without commands) gives no
+     * mean, on every voter alike but for the first. */
     uint64_t block = index / KYUFU_SNAPSHOT_SIZING_ENTRIES_MIN;
     bool sized = false;
     if (block != f->window_block || !f->window_seen) {

@@ -46,8 +46,9 @@
  * An eighth makes the bytes written
  * per byte of log 8 up to a 512 MiB ledger (ledger / 64 MiB beyond: 16 at
  * 1 GiB); 64 MiB bounds the log libraft keeps in memory and replays at a
- * restart.  The mean entry is that of each run of SIZING_ENTRIES_MIN
- * entries applied, so entries that grow with load lower it in time. */
+ * restart.  The mean entry is that of the commands of each block of
+ * SIZING_ENTRIES_MIN indexes (aligned on the index, the same on every
+ * voter), so entries that grow with load lower it in time. */
 #define KYUFU_SNAPSHOT_LOG_SHARE_DIV 8u
 #define KYUFU_SNAPSHOT_LOG_BYTES_MAX (64u * 1024u * 1024u)
 #define KYUFU_SNAPSHOT_SIZING_ENTRIES_MIN 64u
@@ -61,9 +62,10 @@
  * of entries. */
 #define KYUFU_SNAPSHOT_SLOT_GAP_DIV 4u
 /* A snapshot whose run of committed entries ends in another voter's window
- * waits for this voter's next slot, but not once DEFER_PERIODS_MAX periods
- * have passed since its last one (runs that keep ending elsewhere must not
- * let its log grow without bound). */
+ * waits for this voter's next slot, but not once DEFER_PERIODS_MAX +
+ * rank/voters periods have passed since its last one (runs that keep
+ * ending elsewhere must not let its log grow without bound; the rank's
+ * share keeps two starved voters from snapshotting together for good). */
 #define KYUFU_SNAPSHOT_DEFER_PERIODS_MAX 2u
 
 /* Entries kept after a snapshot so a follower a little behind catches up

@@ -74,12 +74,16 @@ unsigned glue__snapshot_slot_distance(uint64_t last, uint64_t commit,
     uint64_t gap = period / KYUFU_SNAPSHOT_SLOT_GAP_DIV;
     uint64_t slot = first_slot(last + (gap > 0 ? gap : 1), period, rank,
                                voters, window);
+    uint64_t cap = (uint64_t)KYUFU_SNAPSHOT_DEFER_PERIODS_MAX * period +
+                   (uint64_t)period * rank / voters;
+    /* (slot > last, so slot <= commit implies commit > last.) */
     if (slot <= commit && commit / window % voters != rank &&
-        commit - last < (uint64_t)KYUFU_SNAPSHOT_DEFER_PERIODS_MAX * period) {
+        commit - last < cap) {
         /* libraft would take it at `commit`, in another voter's window.
-         * Not past DEFER_PERIODS_MAX periods since the last one: runs that
-         * keep ending in other voters' windows (a steady run length of a
-         * round of windows) must not starve this voter of snapshots. */
+         * Not past the cap since the last one: runs that keep ending in
+         * other voters' windows (a steady run length of a round of
+         * windows) must not starve this voter of snapshots; the rank's
+         * share keeps two starved voters apart. */
         slot = first_slot(commit + 1, period, rank, voters, window);
     }
     /* slot - last < max(gap, commit + 1 - last) + period + round: fits
