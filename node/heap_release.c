@@ -32,8 +32,7 @@ void kyufu_node__heap_release(struct kyufu_node *n)
 {
     struct kyufu_node_heap_release *h = &n->heap_release;
     if (h->working) {
-        h->skipped++;
-        return;
+        return; /* the running one frees this compaction's pages too */
     }
     h->work.data = n;
     if (uv_queue_work(&n->loop, &h->work, work_cb, after_cb) == 0) {

@@ -27,7 +27,6 @@ struct kyufu_node_heap_release
     uv_work_t work;
     bool working;      /* a release runs on a work thread */
     uint64_t took_ns;  /* the running one's, set on the work thread */
-    uint64_t skipped;  /* compactions while one ran */
 };
 
 /* A compaction happened (the glue's compacted callback): start a release

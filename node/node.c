@@ -48,7 +48,6 @@ static void on_compacted(void *arg)
 
 /* Every applied entry (the glue's apply callback): the metrics, and the
  * scrub's mark (scrub.c), right after the entry's commit. */
-
 static void on_applied(void *arg, uint64_t index, uint64_t term,
                        uint64_t apply_ns)
 {

@@ -163,9 +163,8 @@ static int fsm_apply(struct raft_fsm *fsm,
      * time, so the log's bytes stay near the bound
      * (glue__snapshot_threshold).  Barriers and configuration entries
      * never reach apply (a block of 64 indexes may hold fewer commands);
-     * a block whose start this node may not have seen (its first after a
-     * start or a restore, or after a block without commands) gives no
-     * mean, on every voter alike but for the first. */
+     * raft applies in index order, so only the first block after a start
+     * or a restore may have been entered part-way: it gives no mean. */
     uint64_t block = index / KYUFU_SNAPSHOT_SIZING_ENTRIES_MIN;
     bool sized = false;
     if (block != f->window_block || !f->window_seen) {
@@ -176,7 +175,7 @@ static int fsm_apply(struct raft_fsm *fsm,
             }
             sized = true;
         }
-        f->window_whole = f->window_seen && block == f->window_block + 1;
+        f->window_whole = f->window_seen;
         f->window_seen = true;
         f->window_block = block;
         f->window_bytes = 0;

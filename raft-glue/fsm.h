@@ -116,7 +116,7 @@ struct kyufu_fsm
     uint64_t window_block;         /* index / SIZING_ENTRIES_MIN now */
     bool window_seen;              /* window_block holds one (false: none
                                     * since the start or a restore) */
-    bool window_whole;             /* seen from its first command on */
+    bool window_whole;             /* not the first since start/restore */
     uint64_t window_bytes;         /* of its commands applied so far */
     uint64_t window_entries;
     uint64_t mean_entry_bytes;     /* of the last whole block's commands */
