@@ -890,6 +890,135 @@ static void test_snapshot_behind(void)
     printf("fsm: snapshot_behind ok\n");
 }
 
+/* ------------------------------------------------------ the block mean */
+
+/* Propose `size` bytes that are no kyufu frame (each replica records a
+ * no-op: the FSM sees the entry and its size all the same). */
+static raft_index propose_noise(size_t size)
+{
+    uint8_t b[512];
+    CHECK(size <= sizeof b);
+    memset(b, 0xA5, size);
+    return propose_raw(b, size);
+}
+
+/* Propose no-ops of `size` bytes until the leader's log ends just before
+ * index `next`. */
+static void fill_before(raft_index next, size_t size)
+{
+    struct raft *leader = raft_fixture_get(&cl.f, 0);
+    while (raft_last_index(leader) + 1 < next) {
+        propose_noise(size);
+    }
+    CHECK(raft_last_index(leader) + 1 == next);
+}
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+    CHECK(status == 0);
+    free(req);
+}
+
+/* Every replica's mean, all equal to `want`, except `odd` (N: none) which
+ * must hold `odd_want`. */
+static void check_means(uint64_t want, unsigned odd, uint64_t odd_want)
+{
+    for (unsigned i = 0; i < N; i++) {
+        uint64_t w = i == odd ? odd_want : want;
+        if (cl.st[i].mean_entry_bytes != w) {
+            printf("fsm: block_mean: replica %u mean %" PRIu64
+                   ", want %" PRIu64 "\n",
+                   i, cl.st[i].mean_entry_bytes, w);
+        }
+        CHECK(cl.st[i].mean_entry_bytes == w);
+    }
+}
+
+/* The mean command entry that sizes the snapshot period (fsm.c): taken
+ * over the commands of index-aligned blocks, when a later block's first
+ * command arrives; the same on every replica at the same index; none from
+ * the first block after a start or a restore (entered part-way); a block
+ * holding a barrier (which never reaches the FSM) still gives one. */
+static void test_block_mean(void)
+{
+    const raft_index B = KYUFU_SNAPSHOT_SIZING_ENTRIES_MIN;
+    cl_prefix = "m";
+    memset(&cl, 0, sizeof cl);
+    cluster_start();
+    struct raft *leader = raft_fixture_get(&cl.f, 0);
+
+    /* The first block seen: part-way (or not), no mean from it. */
+    raft_index b0 = (raft_last_index(leader) + 1) / B;
+    fill_before((b0 + 1) * B, 100);
+    check_means(0, N, 0);
+
+    /* The next block: commands of 200 and 300 bytes and one barrier. */
+    uint64_t bytes = 0;
+    uint64_t commands = 0;
+    while (raft_last_index(leader) + 1 < (b0 + 2) * B) {
+        if (raft_last_index(leader) + 1 == (b0 + 1) * B + B / 2) {
+            struct raft_barrier *req = calloc(1, sizeof *req);
+            CHECK(req != NULL);
+            CHECK(raft_barrier(leader, req, barrier_cb) == 0);
+            CHECK(raft_fixture_step_until_applied(
+                &cl.f, N, raft_last_index(leader), 10000));
+            continue;
+        }
+        size_t size = commands % 2 == 0 ? 200 : 300;
+        propose_noise(size);
+        bytes += size;
+        commands++;
+    }
+    CHECK(commands == B - 1);
+    /* Complete, but not closed until a later block's command. */
+    check_means(0, N, 0);
+    propose_noise(40);
+    check_means(bytes / commands, N, 0);
+    uint64_t first_mean = bytes / commands;
+
+    /* Halfway through the block after, replica 1 restores a snapshot of
+     * its own state (its store holds it: the restore keeps the store). */
+    fill_before((b0 + 2) * B + B / 2, 40);
+    {
+        struct raft_buffer *bufs = NULL;
+        unsigned n_bufs = 0;
+        struct raft_buffer whole;
+        CHECK(cl.fsm[1].snapshot(&cl.fsm[1], &bufs, &n_bufs) == 0);
+        whole.len = 0;
+        for (unsigned k = 0; k < n_bufs; k++) {
+            whole.len += bufs[k].len;
+        }
+        whole.base = raft_malloc(whole.len);
+        CHECK(whole.base != NULL);
+        size_t at = 0;
+        for (unsigned k = 0; k < n_bufs; k++) {
+            memcpy((uint8_t *)whole.base + at, bufs[k].base, bufs[k].len);
+            at += bufs[k].len;
+        }
+        CHECK(cl.fsm[1].snapshot_finalize(&cl.fsm[1], &bufs, &n_bufs) == 0);
+        uint64_t skipped = cl.st[1].n_restores_skipped;
+        CHECK(cl.fsm[1].restore(&cl.fsm[1], &whole) == 0);
+        CHECK(cl.st[1].n_restores_skipped == skipped + 1);
+    }
+    fill_before((b0 + 3) * B, 40);
+    propose_noise(60);
+    /* The others close that block at 40; replica 1 entered it part-way
+     * since its restore: its mean stays the one before. */
+    check_means(40, 1, first_mean);
+
+    /* And the block after that is whole on every replica again. */
+    fill_before((b0 + 4) * B, 60);
+    propose_noise(60);
+    check_means(60, N, 0);
+    for (unsigned i = 0; i < N; i++) {
+        CHECK(cl.st[i].fatal_rv == 0);
+    }
+    cluster_stop();
+    printf("fsm: block_mean ok (first mean %" PRIu64 " over %" PRIu64
+           " commands)\n",
+           first_mean, commands);
+}
+
 /* ---------------------------------------------------- snapshot spacing */
 
 static void test_snapshot_spacing(void)
@@ -1114,6 +1243,7 @@ int main(void)
     test_apply_runs();
     test_restore_damaged();
     test_snapshot_behind();
+    test_block_mean();
     test_snapshot_spacing();
     test_rm_tree(dir);
     printf("fsm: ok\n");
