@@ -68,6 +68,11 @@ void kyufu_node__metrics_heap_released(struct kyufu_node *n, uint64_t ns)
     kyufu_metrics_histogram_observe_ns(&n->metrics.heap_release_seconds, ns);
 }
 
+void kyufu_node__metrics_work_waited(struct kyufu_node *n, uint64_t ns)
+{
+    kyufu_metrics_histogram_observe_ns(&n->metrics.work_wait_seconds, ns);
+}
+
 void kyufu_node__metrics_init(struct kyufu_node *n)
 {
     struct kyufu_node_metrics *m = &n->metrics;
@@ -86,6 +91,9 @@ void kyufu_node__metrics_init(struct kyufu_node *n)
                                  kyufu_metrics_buckets_latency,
                                  kyufu_metrics_buckets_latency_n);
     kyufu_metrics_histogram_init(&m->heap_release_seconds,
+                                 kyufu_metrics_buckets_latency,
+                                 kyufu_metrics_buckets_latency_n);
+    kyufu_metrics_histogram_init(&m->work_wait_seconds,
                                  kyufu_metrics_buckets_latency,
                                  kyufu_metrics_buckets_latency_n);
 }
@@ -474,6 +482,13 @@ static void latency_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
                          "install (malloc_trim, on a work thread)");
     kyufu_metrics_histogram_write(b, "kyufu_heap_release_seconds", NULL, 0,
                                   &m->heap_release_seconds);
+    kyufu_metrics_family(b, "kyufu_work_queue_wait_seconds",
+                         KYUFU_METRICS_HISTOGRAM,
+                         "How long an empty work item queued every 100 ms "
+                         "waited for a thread of libuv's pool, which Raft "
+                         "log writes share with kyufu's long work");
+    kyufu_metrics_histogram_write(b, "kyufu_work_queue_wait_seconds", NULL, 0,
+                                  &m->work_wait_seconds);
 
     size_t nm = kyufu_node__methods_count();
     kyufu_metrics_family(b, "kyufu_rpc_requests_total", KYUFU_METRICS_COUNTER,

@@ -63,9 +63,10 @@ void kyufu_node__finish(struct kyufu_node *n)
     assert(n->stage == KYUFU_NODE_CLOSING);
     assert((n->api == NULL || n->decom != NULL) && n->glue == NULL);
     if (n->offloaded > 0 || n->auth.working > 0 || n->scrub.working ||
-        n->heap_release.working) {
+        n->heap_release.working || n->work_probe.working) {
         /* A digest or audit check still reads the store, or a heap
-         * release runs: each calls again when it is done. */
+         * release or a pool probe runs: each calls again when it is
+         * done. */
         n->finish_waiting = true;
         return;
     }

@@ -45,6 +45,7 @@
 #include "refusal.h"
 #include "scrub.h"
 #include "heap_release.h"
+#include "work_probe.h"
 #include "sla.h"
 #include "storage.h"
 #include "store_mark.h"
@@ -114,6 +115,7 @@ struct kyufu_node_metrics
     struct kyufu_metrics_histogram apply_seconds;  /* LMDB txn + fsync */
     struct kyufu_metrics_histogram append_seconds; /* raft log write+fsync */
     struct kyufu_metrics_histogram heap_release_seconds; /* after compaction */
+    struct kyufu_metrics_histogram work_wait_seconds; /* work_probe.h */
     /* Leader changes seen. */
     uint64_t leader;      /* last leader seen (0: none yet) */
     uint64_t leader_term; /* the term it was seen in */
@@ -297,6 +299,7 @@ struct kyufu_node
     struct kyufu_node_backups backups; /* backup_schedule.c */
     struct kyufu_node_scrub scrub; /* state digest checks (scrub.h) */
     struct kyufu_node_heap_release heap_release; /* heap_release.h */
+    struct kyufu_node_work_probe work_probe;     /* work_probe.h */
     struct kyufu_node_oplog oplog; /* access records (oplog.h) */
     /* [tls] crl_file watch (tls_watch.c): polled, reloaded on change. */
     uv_timer_t crl_timer;
@@ -509,6 +512,7 @@ void kyufu_node__metrics_appended(void *arg, uint64_t append_ns);
 /* The heap's free pages handed back after a compaction of the Raft log
  * (kyufu_node_malloc_release, on the loop thread), took `ns`. */
 void kyufu_node__metrics_heap_released(struct kyufu_node *n, uint64_t ns);
+void kyufu_node__metrics_work_waited(struct kyufu_node *n, uint64_t ns);
 /* Start the listener of [node] metrics_listen (nothing when unset). */
 int kyufu_node__metrics_start(struct kyufu_node *n, char *errmsg,
                               size_t errmsg_len);

@@ -4,6 +4,7 @@
 
 #include "limits.h"
 #include "log.h"
+#include "work_probe.h"
 
 static void on_tick(uv_timer_t *t)
 {
@@ -13,6 +14,7 @@ static void on_tick(uv_timer_t *t)
     uint64_t apply_ms =
         n->glue != NULL ? kyufu_glue_take_apply_max_ms(n->glue) : 0;
     n->stall_last_ns = now;
+    kyufu_node__work_probe(n);
     if (gap_ms >= KYUFU_NODE_STALL_TICK_MS + KYUFU_NODE_STALL_WARN_MS) {
         n->stalls++;
         kyufu_log(KYUFU_LOG_WARN, "event loop stalled",

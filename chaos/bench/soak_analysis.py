@@ -239,12 +239,19 @@ def memory(samples):
 # pool), its LMDB commits (loop thread) and, leader only, commit latency
 # (proposal to applied), and its heap releases after each compaction of the
 # Raft log (malloc_trim; on the loop thread before 9a06eb2, on a work
-# thread since); soak.py samples these.
+# thread since), and how long an empty work item waited for a thread of
+# libuv's pool (node/work_probe.h; since the twentieth session); soak.py
+# samples these.
 HISTOGRAMS = {"append": "kyufu_raft_append_seconds",
               "store_commit": "kyufu_storage_commit_seconds",
               "commit": "kyufu_commit_latency_seconds",
-              "heap_release": "kyufu_heap_release_seconds"}
+              "heap_release": "kyufu_heap_release_seconds",
+              "pool_wait": "kyufu_work_queue_wait_seconds"}
 WAITS = tuple(HISTOGRAMS)
+# Their columns in the report; the leader's commit latency has no count.
+WAIT_LABELS = {"append": "Raft appends", "store_commit": "LMDB commits",
+               "commit": "leader commit latency", "heap_release": "heap releases",
+               "pool_wait": "pool probes"}
 
 
 def waits(samples, taking, sending, downs):
@@ -340,10 +347,10 @@ def report(head, res):
     if any(res.get("waits", {}).get(c, {}).get("append", [0])[0] for c in CLASSES):
         L += ["What the nodes waited on, by class of second (all nodes; mean ms, "
               "and how many took over 100 ms):", "",
-              "| class | Raft appends | mean | > 100 ms | LMDB commits | mean | > 100 ms "
-              "| leader commit latency: mean | > 100 ms | heap releases | mean "
-              "| > 100 ms | loop stalls |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| class | %s | loop stalls |" % " | ".join(
+                  ("%s | mean" % WAIT_LABELS[h] if h != "commit"
+                   else "%s: mean" % WAIT_LABELS[h]) + " | > 100 ms" for h in WAITS),
+              "|---|%s---|" % ("---|" * sum(2 if h == "commit" else 3 for h in WAITS))]
         for c in CLASSES:
             w = res["waits"][c]
             cells = []

@@ -42,7 +42,9 @@ def main():
         slow = 1 if i >= 31 else 0
         n0.update(append=[10 * i, 0.01 * i + 0.2 * slow, slow],
                   store_commit=[10 * i, 0.001 * i, 0], commit=None,
-                  heap_release=[slow, 0.008 * slow, 0], loop_stalls=slow)
+                  heap_release=[slow, 0.008 * slow, 0],
+                  pool_wait=[10 * i, 0.0001 * i + 0.15 * slow, slow],
+                  loop_stalls=slow)
         # node 3's: 5 appends a second, counted from 0 again by its second
         # process (up from 51); its stop and restart add nothing negative
         if n2["up"]:
@@ -118,8 +120,9 @@ def main():
     md = an.report(["# t"], res)
     assert w["taking"]["heap_release"] == [1, 0.008, 0], w["taking"]
     assert w["quiet"]["heap_release"] == [0, 0.0, 0], w["quiet"]
-    assert ("| taking | 60 | 4.33 | 1 | 40 | 0.10 | 0 | - | 0 | 1 | 8.00 | 0 | 1 |"
-            in md), md
+    assert w["taking"]["pool_wait"][2] == 1 and w["quiet"]["pool_wait"][2] == 0, w
+    assert ("| taking | 60 | 4.33 | 1 | 40 | 0.10 | 0 | - | 0 | 1 | 8.00 | 0 "
+            "| 40 | 3.76 | 1 | 1 |" in md), md
     assert "| follower down | 12 |" in md and "| sending | 6 |" in md, md
     print("ok")
 
