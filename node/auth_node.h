@@ -7,8 +7,9 @@
  *     last TouchSessions, with the time of the last use.  Idle expiry
  *     counts from max(the replicated last_used_ms, this node's last use);
  *     the leader proposes TouchSessions for them at most once a minute.
- *   - work: password hashes running on libuv work threads (never on the
- *     loop, never in apply), bounded by KYUFU_NODE_AUTH_WORK_MAX.
+ *   - work: password hashes on libuv work threads (never on the loop,
+ *     never in apply): KYUFU_NODE_AUTH_WORK_MAX admitted, of which
+ *     KYUFU_NODE_AUTH_RUN_MAX run and the others wait in a FIFO here.
  *   - the leader's minute timer (touches, expiry, purge) and the
  *     bootstrap-admin file read at start. */
 #ifndef KYUFU_NODE_AUTH_NODE_H
@@ -52,7 +53,10 @@ struct kyufu_node_auth
 {
     struct kyufu_node_auth_use uses[KYUFU_NODE_AUTH_TOUCH_MAX];
     size_t n_uses;
-    unsigned working;        /* hashes on work threads */
+    unsigned working;        /* hashes admitted: running or queued */
+    unsigned running;        /* of them, on work threads */
+    struct kyufu_node_auth_job *queued;      /* FIFO: waiting their turn */
+    struct kyufu_node_auth_job *queued_tail;
     uv_timer_t timer;        /* KYUFU_NODE_AUTH_TICK_MS */
     bool timer_started;
     bool proposing;          /* a timer command is in flight */

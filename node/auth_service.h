@@ -50,6 +50,7 @@ struct kyufu_node_auth_job
     /* The account's credential the job checks against (NULL: none),
      * owned by the job: freed with it, however it ends. */
     Kyufu__V1__Credential *cred;
+    struct kyufu_node_auth_job *next; /* in the node's queue */
 };
 
 /* A zeroed job of `size` bytes (a struct starting with struct

@@ -81,13 +81,56 @@ static void job_work(uv_work_t *w)
     j->run(j);
 }
 
+static void job_after(uv_work_t *w, int status);
+
+/* Hand j to a work thread; answers its call when libuv refuses.  Returns
+ * whether it runs. */
+static bool job_run(struct kyufu_node_auth_job *j)
+{
+    struct kyufu_node *n = j->c->node;
+    if (uv_queue_work(&n->loop, &j->work, job_work, job_after) != 0) {
+        kyufu_node__call_done(j->c, KYUFU_GRPC_INTERNAL,
+                              "cannot queue the password check", NULL, 0);
+        kyufu_node__auth_job_free(j);
+        return false;
+    }
+    n->auth.running++;
+    return true;
+}
+
+/* A thread is free: the next queued hash, if any, runs on it; a node
+ * that is stopping answers the queued ones at once instead of hashing. */
+static void job_next(struct kyufu_node *n)
+{
+    bool stopping = n->glue == NULL || !kyufu_node__taking_calls(n);
+    while (n->auth.queued != NULL &&
+           (stopping || n->auth.running < KYUFU_NODE_AUTH_RUN_MAX)) {
+        struct kyufu_node_auth_job *j = n->auth.queued;
+        n->auth.queued = j->next;
+        if (n->auth.queued == NULL) {
+            n->auth.queued_tail = NULL;
+        }
+        j->next = NULL;
+        assert(n->auth.working > 0);
+        if (stopping) {
+            kyufu_node__call_unavailable(j->c, "the node is stopping");
+            kyufu_node__auth_job_free(j);
+            n->auth.working--;
+        } else if (!job_run(j)) {
+            n->auth.working--;
+        }
+    }
+}
+
 static void job_after(uv_work_t *w, int status)
 {
     struct kyufu_node_auth_job *j = w->data;
     struct kyufu_node *n = j->c->node;
     (void)status; /* nothing calls uv_cancel */
-    assert(n->auth.working > 0);
+    assert(n->auth.working > 0 && n->auth.running > 0);
     n->auth.working--;
+    n->auth.running--;
+    job_next(n);
     if (n->glue == NULL || !kyufu_node__taking_calls(n)) {
         kyufu_node__call_unavailable(j->c, "the node is stopping");
     } else {
@@ -125,16 +168,24 @@ void *kyufu_node__auth_job_new(struct kyufu_node_call *c, size_t size, kyufu_nod
     return j;
 }
 
-/* Queue it; answers the call when libuv refuses. */
+/* Run it, or queue it behind the running ones (KYUFU_NODE_AUTH_RUN_MAX);
+ * answers the call when libuv refuses. */
 void kyufu_node__auth_job_start(struct kyufu_node_auth_job *j)
 {
     struct kyufu_node *n = j->c->node;
-    if (uv_queue_work(&n->loop, &j->work, job_work, job_after) != 0) {
-        kyufu_node__call_done(j->c, KYUFU_GRPC_INTERNAL,
-                              "cannot queue the password check", NULL, 0);
-        kyufu_node__auth_job_free(j);
+    if (n->auth.running < KYUFU_NODE_AUTH_RUN_MAX) {
+        if (job_run(j)) {
+            n->auth.working++;
+        }
         return;
     }
+    j->next = NULL;
+    if (n->auth.queued_tail != NULL) {
+        n->auth.queued_tail->next = j;
+    } else {
+        n->auth.queued = j;
+    }
+    n->auth.queued_tail = j;
     n->auth.working++;
 }
 

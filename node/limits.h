@@ -59,18 +59,36 @@
 #define KYUFU_NODE_CALL_TIMEOUT_MS_DEFAULT 10000u
 
 /* Whole-store reads (the state digest of Cluster.Status with_digest,
- * Ledger.VerifyAudit) running at once on work threads (offload.h).  Each
- * walks every record (seconds at a million households) holding an LMDB
- * reader slot and a thread of libuv's pool: 4 threads (kyufud leaves
- * UV_THREADPOOL_SIZE alone), shared with raft_uv's segment files and
- * raft-glue's snapshot serialisation, which must not wait behind them for
- * seconds.  Two leave half the pool free and still let an operator's
- * digest and an auditor's check run side by side; a call above the limit is
- * answered RESOURCE_EXHAUSTED at once (never queued: a queue would hold
- * memory and, before, a reader slot per waiting call). */
+ * Ledger.VerifyAudit, backups) running at once on work threads
+ * (offload.h).  Each walks every record (seconds at a million households)
+ * holding an LMDB reader slot and a thread of libuv's pool.  Two let an
+ * operator's digest and an auditor's check run side by side; a call above
+ * the limit is answered RESOURCE_EXHAUSTED at once (never queued: a queue
+ * would hold memory and, before, a reader slot per waiting call). */
 #define KYUFU_NODE_OFFLOAD_MAX 2u
-/* libuv's default pool size, which kyufud does not change. */
-#define KYUFU_NODE_WORK_THREADS 4u
+/* Password hashes running at once on work threads (auth_work.c); the
+ * others admitted (KYUFU_NODE_AUTH_WORK_MAX) wait in the node's own queue.
+ * Each is ~0.13 s of one core: more at once than the machine's cores
+ * would only take CPU from the loop thread (two cores here). */
+#define KYUFU_NODE_AUTH_RUN_MAX 2u
+/* kyufu's long work on libuv's pool at once, at most (work_pool.h): the
+ * hashes, the whole-store reads, and one each of the scrub's digest, the
+ * audit checkpoint, a backup directory scan, the heap release, the
+ * store's background sync, the snapshot's serialisation and the pool
+ * probe. */
+#define KYUFU_NODE_WORK_LONG_MAX                                             \
+    (KYUFU_NODE_AUTH_RUN_MAX + KYUFU_NODE_OFFLOAD_MAX + 7u)
+/* raft_uv's own work at once, with room: a snapshot's write, a snapshot
+ * read per peer being sent one (snapshot_send.h: one per peer), a segment
+ * being created, one being closed, one removed, log writes the kernel
+ * would not take without blocking (one per append in flight). */
+#define KYUFU_NODE_WORK_RAFT_RESERVE 12u
+/* The pool's size (UV_THREADPOOL_SIZE, set by kyufud at start): no Raft
+ * work waits behind kyufu's long work. */
+#define KYUFU_NODE_WORK_THREADS                                              \
+    (KYUFU_NODE_WORK_LONG_MAX + KYUFU_NODE_WORK_RAFT_RESERVE)
+/* libuv's own cap on UV_THREADPOOL_SIZE (1.44: MAX_THREADPOOL_SIZE). */
+#define KYUFU_NODE_WORK_THREADS_LIBUV_MAX 1024
 /* LMDB read transactions the node can hold at once: the loop thread's
  * reserved one (queries, apply's checks), raft-glue's one snapshot (fsm.c
  * takes one at a time), the offloaded reads.  LMDB's reader table must
@@ -137,9 +155,10 @@
 #define KYUFU_NODE_AUTH_SESSION_MAX_HOURS_MAX 168u
 #define KYUFU_NODE_AUTH_PURGE_AFTER_DAYS_DEFAULT 365u
 #define KYUFU_NODE_AUTH_PURGE_AFTER_DAYS_MAX 36500u
-/* Password hashes (sign-in, change, reset, provisioning) running at once
- * on work threads; more are answered RESOURCE_EXHAUSTED.  Each is about
- * 0.13 s of one core (docs/identity.md "Iteration count"). */
+/* Password hashes (sign-in, change, reset, provisioning) admitted at once,
+ * running (KYUFU_NODE_AUTH_RUN_MAX) or waiting their turn; more are
+ * answered RESOURCE_EXHAUSTED.  Each is about 0.13 s of one core
+ * (docs/identity.md "Iteration count"). */
 #define KYUFU_NODE_AUTH_WORK_MAX 16u
 /* Sessions whose use this node remembers for the leader's TouchSessions
  * (at most once a minute); beyond it the oldest use is dropped (the
@@ -166,9 +185,11 @@
 _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX < KYUFU_NODE_STOP_MS_MAX,
                "the hand-over must fit inside the whole stop");
 _Static_assert(KYUFU_NODE_OFFLOAD_MAX >= 1u &&
-                   KYUFU_NODE_OFFLOAD_MAX + 1u < KYUFU_NODE_WORK_THREADS,
-               "whole-store reads and the scrub's digest must leave raft a "
-               "work thread");
+                   KYUFU_NODE_WORK_LONG_MAX < KYUFU_NODE_WORK_THREADS,
+               "kyufu's long work must leave raft_uv work threads");
+_Static_assert(KYUFU_NODE_AUTH_RUN_MAX >= 1u &&
+                   KYUFU_NODE_AUTH_RUN_MAX <= KYUFU_NODE_AUTH_WORK_MAX,
+               "hashes run from the admitted ones");
 _Static_assert(KYUFU_NODE_STORE_READERS_MAX <= KYUFU_MAX_READERS,
                "LMDB's reader table must hold every read the node can open");
 

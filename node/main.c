@@ -44,6 +44,7 @@
 #include "pwhash.h"
 #include "storage.h"
 #include "storage_limits.h"
+#include "work_pool.h"
 
 static void usage(FILE *to)
 {
@@ -159,6 +160,8 @@ int main(int argc, char **argv)
     if (kyufu_node_malloc_policy() != 0) {
         fprintf(stderr, "kyufud: glibc refused the malloc thresholds; going on without them\n");
     }
+    /* Before any work is queued (work_pool.h). */
+    (void)kyufu_node_work_pool_size();
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
                       strcmp(argv[1], "-h") == 0)) {
         usage(stdout);

@@ -777,7 +777,8 @@ static void start_rest(struct kyufu_node *n)
     kyufu_log(KYUFU_LOG_INFO, "node started", KYUFU_LOG_U("id", n->config->id),
               KYUFU_LOG_S("raft_address", n->config->raft_address),
               KYUFU_LOG_S("api_address", n->config->api_address),
-              KYUFU_LOG_U("election_timeout_ms", n->config->election_timeout_ms));
+              KYUFU_LOG_U("election_timeout_ms", n->config->election_timeout_ms),
+              KYUFU_LOG_U("work_threads", kyufu_node_work_pool_size()));
     on_state(n->glue, n); /* health and leader as they stand now */
     kyufu_node__notify_ready(n);
 

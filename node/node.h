@@ -45,7 +45,7 @@
 #include "refusal.h"
 #include "scrub.h"
 #include "heap_release.h"
-#include "work_probe.h"
+#include "work_pool.h"
 #include "sla.h"
 #include "storage.h"
 #include "store_mark.h"
@@ -115,7 +115,7 @@ struct kyufu_node_metrics
     struct kyufu_metrics_histogram apply_seconds;  /* LMDB txn + fsync */
     struct kyufu_metrics_histogram append_seconds; /* raft log write+fsync */
     struct kyufu_metrics_histogram heap_release_seconds; /* after compaction */
-    struct kyufu_metrics_histogram work_wait_seconds; /* work_probe.h */
+    struct kyufu_metrics_histogram work_wait_seconds; /* work_pool.h */
     /* Leader changes seen. */
     uint64_t leader;      /* last leader seen (0: none yet) */
     uint64_t leader_term; /* the term it was seen in */
@@ -299,7 +299,7 @@ struct kyufu_node
     struct kyufu_node_backups backups; /* backup_schedule.c */
     struct kyufu_node_scrub scrub; /* state digest checks (scrub.h) */
     struct kyufu_node_heap_release heap_release; /* heap_release.h */
-    struct kyufu_node_work_probe work_probe;     /* work_probe.h */
+    struct kyufu_node_work_probe work_probe;     /* work_pool.h */
     struct kyufu_node_oplog oplog; /* access records (oplog.h) */
     /* [tls] crl_file watch (tls_watch.c): polled, reloaded on change. */
     uv_timer_t crl_timer;

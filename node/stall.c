@@ -4,7 +4,7 @@
 
 #include "limits.h"
 #include "log.h"
-#include "work_probe.h"
+#include "work_pool.h"
 
 static void on_tick(uv_timer_t *t)
 {

@@ -240,7 +240,7 @@ def memory(samples):
 # (proposal to applied), and its heap releases after each compaction of the
 # Raft log (malloc_trim; on the loop thread before 9a06eb2, on a work
 # thread since), and how long an empty work item waited for a thread of
-# libuv's pool (node/work_probe.h; since the twentieth session); soak.py
+# libuv's pool (node/work_pool.h; since the twentieth session); soak.py
 # samples these.
 HISTOGRAMS = {"append": "kyufu_raft_append_seconds",
               "store_commit": "kyufu_storage_commit_seconds",
