@@ -779,6 +779,11 @@ static void start_rest(struct kyufu_node *n)
               KYUFU_LOG_S("api_address", n->config->api_address),
               KYUFU_LOG_U("election_timeout_ms", n->config->election_timeout_ms),
               KYUFU_LOG_U("work_threads", kyufu_node_work_pool_size()));
+    if (kyufu_node_work_pool_size() < KYUFU_NODE_WORK_THREADS) {
+        kyufu_log(KYUFU_LOG_WARN, "work pool smaller than kyufud needs",
+                  KYUFU_LOG_U("work_threads", kyufu_node_work_pool_size()),
+                  KYUFU_LOG_U("needed", KYUFU_NODE_WORK_THREADS));
+    }
     on_state(n->glue, n); /* health and leader as they stand now */
     kyufu_node__notify_ready(n);
 

@@ -15,13 +15,14 @@ unsigned kyufu_node_work_pool_size(void)
 {
     const char *v = getenv("UV_THREADPOOL_SIZE");
     if (v != NULL) {
-        /* libuv's own reading (atoi): keep what it would use if larger. */
+        /* The operator's: libuv reads it with atoi, 0 meaning 1. */
         int set = atoi(v);
-        if (set > (int)KYUFU_NODE_WORK_THREADS) {
-            return set > KYUFU_NODE_WORK_THREADS_LIBUV_MAX
-                       ? KYUFU_NODE_WORK_THREADS_LIBUV_MAX
-                       : (unsigned)set;
+        if (set <= 0) {
+            return 1u;
         }
+        return set > KYUFU_NODE_WORK_THREADS_LIBUV_MAX
+                   ? KYUFU_NODE_WORK_THREADS_LIBUV_MAX
+                   : (unsigned)set;
     }
     char buf[16];
     snprintf(buf, sizeof buf, "%u", KYUFU_NODE_WORK_THREADS);

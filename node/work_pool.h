@@ -16,9 +16,10 @@
  *
  * Size: kyufud sets the pool to KYUFU_NODE_WORK_THREADS (limits.h: every
  * long job kyufu can have at once, each bounded there, plus a reserve for
- * raft_uv's own), before any thread starts; a larger UV_THREADPOOL_SIZE in
- * the environment is kept.  Idle threads cost an 8 MiB stack reservation
- * each, not memory.
+ * raft_uv's own), before any thread starts.  A UV_THREADPOOL_SIZE in the
+ * environment is the operator's and kept (the start warns when it is
+ * smaller).  Idle threads cost an 8 MiB stack reservation each, not
+ * memory.
  *
  * Probe: every stall tick (stall.h) that finds no probe in flight queues
  * an empty work item and records, in kyufu_work_queue_wait_seconds, how
@@ -41,9 +42,9 @@ struct kyufu_node_work_probe
     uint64_t started_ns; /* when a thread took it (set on that thread) */
 };
 
-/* Set UV_THREADPOOL_SIZE to KYUFU_NODE_WORK_THREADS unless it holds a
- * larger number; before the first uv_queue_work of the process (libuv
- * reads it once).  Returns the size the pool will have. */
+/* Set UV_THREADPOOL_SIZE to KYUFU_NODE_WORK_THREADS unless the
+ * environment has one; before the first uv_queue_work of the process
+ * (libuv reads it once).  Returns the size the pool will have. */
 unsigned kyufu_node_work_pool_size(void);
 
 /* Queue a probe unless one is in flight or the node is stopping.  Loop
