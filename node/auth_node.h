@@ -8,8 +8,8 @@
  *     counts from max(the replicated last_used_ms, this node's last use);
  *     the leader proposes TouchSessions for them at most once a minute.
  *   - work: password hashes on libuv work threads (never on the loop,
- *     never in apply): KYUFU_NODE_AUTH_WORK_MAX admitted, of which
- *     KYUFU_NODE_AUTH_RUN_MAX run and the others wait in a FIFO here.
+ *     never in apply): KYUFU_NODE_AUTH_WORK_MAX admitted, of which as
+ *     many as the cores (2 to 4) run and the others wait in a FIFO here.
  *   - the leader's minute timer (touches, expiry, purge) and the
  *     bootstrap-admin file read at start. */
 #ifndef KYUFU_NODE_AUTH_NODE_H
@@ -55,6 +55,8 @@ struct kyufu_node_auth
     size_t n_uses;
     unsigned working;        /* hashes admitted: running or queued */
     unsigned running;        /* of them, on work threads */
+    unsigned run_max;        /* 0 until the first hash (auth_work.c) */
+    uint64_t n_queued;       /* hashes that waited their turn, ever */
     struct kyufu_node_auth_job *queued;      /* FIFO: waiting their turn */
     struct kyufu_node_auth_job *queued_tail;
     uv_timer_t timer;        /* KYUFU_NODE_AUTH_TICK_MS */

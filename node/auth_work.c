@@ -98,13 +98,32 @@ static bool job_run(struct kyufu_node_auth_job *j)
     return true;
 }
 
-/* A thread is free: the next queued hash, if any, runs on it; a node
- * that is stopping answers the queued ones at once instead of hashing. */
+/* Hashes at once: the machine's cores, within the bounds (limits.h). */
+static unsigned run_max(struct kyufu_node *n)
+{
+    if (n->auth.run_max == 0) {
+        unsigned p = uv_available_parallelism();
+        n->auth.run_max = p < KYUFU_NODE_AUTH_RUN_MIN   ? KYUFU_NODE_AUTH_RUN_MIN
+                          : p > KYUFU_NODE_AUTH_RUN_MAX ? KYUFU_NODE_AUTH_RUN_MAX
+                                                        : p;
+    }
+    return n->auth.run_max;
+}
+
+static bool stopping(struct kyufu_node *n)
+{
+    return n->glue == NULL || !kyufu_node__taking_calls(n);
+}
+
+/* A thread is free: the next queued hash runs on it.  Not hashed: a job
+ * whose client went away (cancelled; its deadline passing cancels it
+ * too), and every queued one once the node is stopping. */
 static void job_next(struct kyufu_node *n)
 {
-    bool stopping = n->glue == NULL || !kyufu_node__taking_calls(n);
     while (n->auth.queued != NULL &&
-           (stopping || n->auth.running < KYUFU_NODE_AUTH_RUN_MAX)) {
+           (stopping(n) || n->auth.running < run_max(n) ||
+            n->auth.queued->c->call == NULL ||
+            n->auth.queued->c->call->cancelled)) {
         struct kyufu_node_auth_job *j = n->auth.queued;
         n->auth.queued = j->next;
         if (n->auth.queued == NULL) {
@@ -112,8 +131,15 @@ static void job_next(struct kyufu_node *n)
         }
         j->next = NULL;
         assert(n->auth.working > 0);
-        if (stopping) {
+        if (stopping(n)) {
             kyufu_node__call_unavailable(j->c, "the node is stopping");
+            kyufu_node__auth_job_free(j);
+            n->auth.working--;
+        } else if (j->c->call == NULL || j->c->call->cancelled) {
+            kyufu_node__call_done(j->c, KYUFU_GRPC_CANCELLED,
+                                  "cancelled while waiting for a password "
+                                  "check",
+                                  NULL, 0);
             kyufu_node__auth_job_free(j);
             n->auth.working--;
         } else if (!job_run(j)) {
@@ -168,17 +194,23 @@ void *kyufu_node__auth_job_new(struct kyufu_node_call *c, size_t size, kyufu_nod
     return j;
 }
 
-/* Run it, or queue it behind the running ones (KYUFU_NODE_AUTH_RUN_MAX);
- * answers the call when libuv refuses. */
+/* Run it, or queue it behind the running ones (run_max); answers the call
+ * when the node is stopping or libuv refuses. */
 void kyufu_node__auth_job_start(struct kyufu_node_auth_job *j)
 {
     struct kyufu_node *n = j->c->node;
-    if (n->auth.running < KYUFU_NODE_AUTH_RUN_MAX) {
+    if (stopping(n)) {
+        kyufu_node__call_unavailable(j->c, "the node is stopping");
+        kyufu_node__auth_job_free(j);
+        return;
+    }
+    if (n->auth.running < run_max(n)) {
         if (job_run(j)) {
             n->auth.working++;
         }
         return;
     }
+    n->auth.n_queued++;
     j->next = NULL;
     if (n->auth.queued_tail != NULL) {
         n->auth.queued_tail->next = j;

@@ -66,11 +66,13 @@
  * the limit is answered RESOURCE_EXHAUSTED at once (never queued: a queue
  * would hold memory and, before, a reader slot per waiting call). */
 #define KYUFU_NODE_OFFLOAD_MAX 2u
-/* Password hashes running at once on work threads (auth_work.c); the
+/* Password hashes running at once on work threads (auth_work.c): the
+ * machine's cores (uv_available_parallelism) within these bounds; the
  * others admitted (KYUFU_NODE_AUTH_WORK_MAX) wait in the node's own queue.
- * Each is ~0.13 s of one core: more at once than the machine's cores
- * would only take CPU from the loop thread (two cores here). */
-#define KYUFU_NODE_AUTH_RUN_MAX 2u
+ * Each is ~0.13 s of one core: more at once than the cores would only
+ * take CPU from the loop thread (two here: two at a time). */
+#define KYUFU_NODE_AUTH_RUN_MIN 2u
+#define KYUFU_NODE_AUTH_RUN_MAX 4u
 /* kyufu's long work on libuv's pool at once, at most (work_pool.h): the
  * hashes, the whole-store reads, and one each of the scrub's digest, the
  * audit checkpoint, a backup directory scan, the heap release, the
@@ -84,11 +86,14 @@
  * would not take without blocking (one per append in flight). */
 #define KYUFU_NODE_WORK_RAFT_RESERVE 12u
 /* The pool's size (UV_THREADPOOL_SIZE, set by kyufud at start): no Raft
- * work waits behind kyufu's long work. */
+ * work waits behind kyufu's long work.  Twice that: libuv lets "slow I/O"
+ * (DNS lookups: peer links and forwarding clients to peers given by host
+ * name, up to two per peer) take (size + 1) / 2 threads at most
+ * (threadpool.c), so the other half is what the rest is sure of. */
 #define KYUFU_NODE_WORK_THREADS                                              \
-    (KYUFU_NODE_WORK_LONG_MAX + KYUFU_NODE_WORK_RAFT_RESERVE)
+    (2u * (KYUFU_NODE_WORK_LONG_MAX + KYUFU_NODE_WORK_RAFT_RESERVE))
 /* libuv's own cap on UV_THREADPOOL_SIZE (1.44: MAX_THREADPOOL_SIZE). */
-#define KYUFU_NODE_WORK_THREADS_LIBUV_MAX 1024
+#define KYUFU_NODE_WORK_THREADS_LIBUV_MAX 1024u
 /* LMDB read transactions the node can hold at once: the loop thread's
  * reserved one (queries, apply's checks), raft-glue's one snapshot (fsm.c
  * takes one at a time), the offloaded reads.  LMDB's reader table must
@@ -184,10 +189,15 @@
 /* ------------------------------------------------------------- relations */
 _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX < KYUFU_NODE_STOP_MS_MAX,
                "the hand-over must fit inside the whole stop");
-_Static_assert(KYUFU_NODE_OFFLOAD_MAX >= 1u &&
-                   KYUFU_NODE_WORK_LONG_MAX < KYUFU_NODE_WORK_THREADS,
-               "kyufu's long work must leave raft_uv work threads");
-_Static_assert(KYUFU_NODE_AUTH_RUN_MAX >= 1u &&
+_Static_assert(KYUFU_NODE_WORK_THREADS - (KYUFU_NODE_WORK_THREADS + 1u) / 2u >=
+                   KYUFU_NODE_WORK_LONG_MAX + KYUFU_NODE_WORK_RAFT_RESERVE &&
+                   KYUFU_NODE_WORK_RAFT_RESERVE >= 1u,
+               "beside libuv's slow-I/O half, kyufu's long work must leave "
+               "raft_uv work threads");
+_Static_assert(KYUFU_NODE_WORK_THREADS <= KYUFU_NODE_WORK_THREADS_LIBUV_MAX,
+               "libuv would cut the pool short");
+_Static_assert(KYUFU_NODE_AUTH_RUN_MIN >= 1u &&
+                   KYUFU_NODE_AUTH_RUN_MIN <= KYUFU_NODE_AUTH_RUN_MAX &&
                    KYUFU_NODE_AUTH_RUN_MAX <= KYUFU_NODE_AUTH_WORK_MAX,
                "hashes run from the admitted ones");
 _Static_assert(KYUFU_NODE_STORE_READERS_MAX <= KYUFU_MAX_READERS,

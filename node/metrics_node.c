@@ -578,6 +578,12 @@ static void node_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
     kyufu_metrics_family(b, "kyufu_loop_stalls_total", KYUFU_METRICS_COUNTER,
                          "Times the event loop was late by 300 ms or more");
     kyufu_metrics_sample_u(b, "kyufu_loop_stalls_total", NULL, 0, n->stalls);
+    kyufu_metrics_family(b, "kyufu_auth_hashes_queued_total",
+                         KYUFU_METRICS_COUNTER,
+                         "Password hashes that waited in the node's queue "
+                         "for one of the running ones to end");
+    kyufu_metrics_sample_u(b, "kyufu_auth_hashes_queued_total", NULL, 0,
+                           n->auth.n_queued);
 
     kyufu_metrics_family(b, "kyufu_connections_refused_total",
                          KYUFU_METRICS_COUNTER,

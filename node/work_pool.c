@@ -15,14 +15,15 @@ unsigned kyufu_node_work_pool_size(void)
 {
     const char *v = getenv("UV_THREADPOOL_SIZE");
     if (v != NULL) {
-        /* The operator's: libuv reads it with atoi, 0 meaning 1. */
-        int set = atoi(v);
-        if (set <= 0) {
-            return 1u;
+        /* The operator's, read as libuv 1.44 reads it (threadpool.c:
+         * atoi into an unsigned, 0 meaning 1, at most its cap). */
+        unsigned set = (unsigned)atoi(v);
+        if (set == 0) {
+            set = 1u;
         }
         return set > KYUFU_NODE_WORK_THREADS_LIBUV_MAX
                    ? KYUFU_NODE_WORK_THREADS_LIBUV_MAX
-                   : (unsigned)set;
+                   : set;
     }
     char buf[16];
     snprintf(buf, sizeof buf, "%u", KYUFU_NODE_WORK_THREADS);

@@ -297,7 +297,7 @@ def main():
             v >= 1 for v in r.values()), 10, "applied indexes")
         prom.wait("kyufu_commit_latency_seconds_count", lambda r: sum(
             r.values()) >= 1, 10, "commit latency recorded on the leader")
-        # Every node probes its work pool's queue (node/work_probe.h) from
+        # Every node probes its work pool's queue (node/work_pool.h) from
         # its stall tick, ten times a second.
         prom.wait("kyufu_work_queue_wait_seconds_count", lambda r: len(r) == 3
                   and all(v >= 5 for v in r.values()), 10,
