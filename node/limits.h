@@ -495,5 +495,12 @@ _Static_assert(KYUFU_NODE_STOP_TRANSFER_MS_MAX + KYUFU_NODE_STOP_DRAIN_MS_MAX <
  * that much instead of being mapped; what this does to the floor is
  * measured by the soak (docs/soak.md "One hour after the map fix"). */
 #define KYUFU_NODE_TRIM_THRESHOLD_BYTES (8u << 20)
+/* glibc's arenas at most (M_ARENA_MAX), the main one included.  Each
+ * thread's first malloc makes it an arena of its own until glibc's limit
+ * (8 per core), and an arena keeps up to the trim threshold free at its
+ * top after a release: with the pool of work_pool.h (50 threads) that
+ * could be 16 arenas, 128 MiB kept.  Five is what libuv's former four
+ * threads and the loop made; more threads share them. */
+#define KYUFU_NODE_MALLOC_ARENAS_MAX 5u
 
 #endif /* KYUFU_NODE_LIMITS_H */

@@ -2,7 +2,9 @@
  * figures in node/limits.h and docs/benchmarks.md "A map and an unmap per
  * command".
  *
- * Two settings, each turning off glibc's dynamic adjustment of both:
+ * The arenas are capped (KYUFU_NODE_MALLOC_ARENAS_MAX: the work pool's
+ * many threads share five).  Two settings, each turning off glibc's
+ * dynamic adjustment of both:
  *   - M_MMAP_THRESHOLD between the largest block the write path allocates
  *     (LMDB's nested transaction, 2 MiB and 1 MiB, once per applied
  *     command) and a 4 MiB snapshot chunk.  At 2 MiB every command mapped
@@ -41,6 +43,9 @@ int kyufu_node_malloc_policy(void)
         return -1;
     }
     if (mallopt(M_TRIM_THRESHOLD, (int)KYUFU_NODE_TRIM_THRESHOLD_BYTES) != 1) {
+        return -1;
+    }
+    if (mallopt(M_ARENA_MAX, (int)KYUFU_NODE_MALLOC_ARENAS_MAX) != 1) {
         return -1;
     }
     return 0;

@@ -6,7 +6,9 @@
  * whole unless the free top of the heap can serve them, and the blocks
  * every applied command allocates (LMDB's nested transaction: a 2 MiB
  * dirty list and a 1 MiB free-page list) come from the heap and stay
- * there between commands.  Call it once at start, before any thread.
+ * there between commands; and it caps glibc's arenas
+ * (KYUFU_NODE_MALLOC_ARENAS_MAX).  Call it once at start, before any
+ * thread.
  * Returns 0, or -1 if glibc refused a setting; under ASan (whose
  * allocator has no such settings) 0 without doing anything. */
 #ifndef KYUFU_NODE_MALLOC_POLICY_H

@@ -10,11 +10,14 @@
  *   - the free pages inside the heap are given back on release (after a
  *     compaction of the Raft log);
  *   - a snapshot chunk's memory is given back once freed and released
- *     (the resident floor between snapshots: docs/soak.md).
+ *     (the resident floor between snapshots: docs/soak.md);
+ *   - many threads allocating at once share at most
+ *     KYUFU_NODE_MALLOC_ARENAS_MAX arenas (malloc_info's heaps).
  * mallinfo2's hblks/hblkhd are the blocks mapped now, arena the heap's
  * size; RssAnon (/proc/self/status) what is resident.  Not built under ASan, whose allocator is not glibc's. */
 #include <lmdb.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +27,7 @@
 
 #include "../count_check.h"
 #include "malloc_policy.h"
+#include "../../node/limits.h" /* not <limits.h> */
 #include "storage_limits.h"
 
 #define COMMANDS 50 /* in a busy entry; a quiet one carries one */
@@ -200,6 +204,57 @@ static void released(void)
     free(b[N - 1]);
 }
 
+/* ------------------------------------------------------------ arenas */
+
+#define THREADS 24
+static pthread_barrier_t all_in;
+
+/* Allocates while every other thread holds a block too: without a cap each
+ * would get an arena of its own (up to 8 per core). */
+static void *allocator(void *arg)
+{
+    (void)arg;
+    void *p = malloc(1000);
+    CHECK(p != NULL);
+    (void)pthread_barrier_wait(&all_in);
+    free(p);
+    return NULL;
+}
+
+/* malloc_info's XML has one <heap nr="..."> per arena. */
+static unsigned arenas(void)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    CHECK(f != NULL);
+    CHECK(malloc_info(0, f) == 0);
+    CHECK(fclose(f) == 0);
+    unsigned n = 0;
+    for (const char *p = text; (p = strstr(p, "<heap nr=")) != NULL; p++) {
+        n++;
+    }
+    free(text);
+    return n;
+}
+
+static void arenas_capped(void)
+{
+    pthread_t t[THREADS];
+    CHECK(pthread_barrier_init(&all_in, NULL, THREADS) == 0);
+    for (int i = 0; i < THREADS; i++) {
+        CHECK(pthread_create(&t[i], NULL, allocator, NULL) == 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        CHECK(pthread_join(t[i], NULL) == 0);
+    }
+    CHECK(pthread_barrier_destroy(&all_in) == 0);
+    unsigned n = arenas();
+    printf("malloc-policy: %d threads allocating at once: %u arenas (cap %u)\n",
+           THREADS, n, KYUFU_NODE_MALLOC_ARENAS_MAX);
+    CHECK(n >= 2 && n <= KYUFU_NODE_MALLOC_ARENAS_MAX);
+}
+
 static void remove_dir(void)
 {
     char path[sizeof dir + 16];
@@ -223,6 +278,7 @@ int main(void)
     }
     top_kept();
     released();
+    arenas_capped();
     if (mkdtemp(dir) == NULL) {
         perror("mkdtemp");
         return 1;
