@@ -472,7 +472,8 @@ static void latency_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
     kyufu_metrics_family(b, "kyufu_raft_append_seconds",
                          KYUFU_METRICS_HISTOGRAM,
                          "One durable append of entries to this node's Raft "
-                         "log: write and fsync, on libuv's thread pool");
+                         "log (kernel AIO, or libuv's work pool when the "
+                         "kernel would block)");
     kyufu_metrics_histogram_write(b, "kyufu_raft_append_seconds", NULL, 0,
                                   &m->append_seconds);
     kyufu_metrics_family(b, "kyufu_heap_release_seconds",
