@@ -146,6 +146,24 @@ def _call(rpc, req, token=None, timeout=30):
     return rpc(req, metadata=md, timeout=timeout)
 
 
+def await_sign_in(stub, S, request, wait_s):
+    """stub.SignIn(request), retried for wait_s while it is refused as for
+    an account that does not exist yet (the bootstrap administrator
+    appears once the cluster runs the identity command set, a few seconds
+    after the first election) or a node not ready."""
+    end = time.monotonic() + wait_s
+    while True:
+        try:
+            return _call(stub.SignIn, request)
+        except grpc.RpcError as e:
+            if time.monotonic() > end or e.code() not in (
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    grpc.StatusCode.UNAVAILABLE):
+                raise
+            time.sleep(0.2)
+
+
 def first_sign_in(stub, S, account, new_password_=None, wait_s=0):
     """The full first sign-in of `account` (holding its temporary
     password) through the Auth stub `stub`; S: service_pb2.  Returns the
@@ -154,22 +172,11 @@ def first_sign_in(stub, S, account, new_password_=None, wait_s=0):
     bootstrap administrator exists once the cluster runs the identity
     command set, a few seconds after the first election): the first
     SignIn is retried while it is refused for that long."""
-    end = time.monotonic() + wait_s
-    while True:
-        try:
-            # An account that keeps its TOTP (a reset password) gives its
-            # code even for the setup-only session.
-            r = _call(stub.SignIn, S.SignInRequest(
-                staff_id=account.staff_id, password=account.password,
-                totp_code=account.code() if account.secret else ""))
-            break
-        except grpc.RpcError as e:
-            if time.monotonic() > end or e.code() not in (
-                    grpc.StatusCode.UNAUTHENTICATED,
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    grpc.StatusCode.UNAVAILABLE):
-                raise
-            time.sleep(0.2)
+    # An account that keeps its TOTP (a reset password) gives its code even
+    # for the setup-only session.
+    r = await_sign_in(stub, S, S.SignInRequest(
+        staff_id=account.staff_id, password=account.password,
+        totp_code=account.code() if account.secret else ""), wait_s)
     if not r.setup_only or not r.must_change_password:
         raise AuthError("%s: first sign-in is not a setup session: %s"
                         % (account.staff_id, r))

@@ -59,22 +59,8 @@ def run(c):
     def A():
         return G.AuthStub(c.channel(leader))
 
-    # The bootstrap account appears once the identity command set runs.
-    end = time.monotonic() + 40
-    while True:
-        try:
-            r = A().SignIn(S.SignInRequest(staff_id=C.ADMIN,
-                                           password=c.admin_temp), timeout=T)
-            break
-        except grpc.RpcError as e:
-            if time.monotonic() > end or e.code() not in (
-                    grpc.StatusCode.UNAUTHENTICATED,
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    grpc.StatusCode.UNAVAILABLE,
-                    grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise AssertionError("%s %s\n%s" % (e.code(), e.details(),
-                                                    c.logs()))
-            time.sleep(0.3)
+    r = AU.await_sign_in(A(), S, S.SignInRequest(
+        staff_id=C.ADMIN, password=c.admin_temp), 40)
     assert r.setup_only and r.must_change_password, r
     new_pw = AU.new_password()
     A().ChangePassword(S.ChangePasswordRequest(old_password=c.admin_temp,
