@@ -3,8 +3,10 @@
  * SignOut, WhoAmI) and auth_account.c (ChangePassword, TOTP, the ID
  * administrator's calls, CreateStaff's temporary password).
  *
- * Every password hash runs in a job on a libuv work thread (at most
- * KYUFU_NODE_AUTH_WORK_MAX at once), never on the loop and never in apply;
+ * Every password hash runs in a job on a libuv work thread
+ * (KYUFU_NODE_AUTH_WORK_MAX admitted at once, as many as the cores
+ * running, the rest queued: auth_work.c), never on the loop and never in
+ * apply;
  * a job's memory is wiped when it is freed.  Identity commands are
  * proposed with the node's own key (apply takes them from nodes only),
  * the account as actor. */

@@ -10,8 +10,9 @@
  * the only time it exists outside the caller.
  *
  * Every password hash (sign-in, change with the history check, reset,
- * provisioning) runs on a work thread (at most KYUFU_NODE_AUTH_WORK_MAX at
- * once; more: RESOURCE_EXHAUSTED), never on the loop and never in apply.
+ * provisioning) runs on a work thread (KYUFU_NODE_AUTH_WORK_MAX admitted
+ * at once, as many as the cores running, the rest queued: auth_work.c;
+ * more: RESOURCE_EXHAUSTED), never on the loop and never in apply.
  * A TOTP check is one HMAC: ConfirmTotp's runs on the loop, SignIn's with
  * the password on the work thread.
  *

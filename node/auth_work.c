@@ -122,7 +122,6 @@ static void job_next(struct kyufu_node *n)
 {
     while (n->auth.queued != NULL &&
            (stopping(n) || n->auth.running < run_max(n) ||
-            n->auth.queued->c->call == NULL ||
             n->auth.queued->c->call->cancelled)) {
         struct kyufu_node_auth_job *j = n->auth.queued;
         n->auth.queued = j->next;
@@ -135,7 +134,7 @@ static void job_next(struct kyufu_node *n)
             kyufu_node__call_unavailable(j->c, "the node is stopping");
             kyufu_node__auth_job_free(j);
             n->auth.working--;
-        } else if (j->c->call == NULL || j->c->call->cancelled) {
+        } else if (j->c->call->cancelled) {
             kyufu_node__call_done(j->c, KYUFU_GRPC_CANCELLED,
                                   "cancelled while waiting for a password "
                                   "check",
@@ -157,7 +156,7 @@ static void job_after(uv_work_t *w, int status)
     n->auth.working--;
     n->auth.running--;
     job_next(n);
-    if (n->glue == NULL || !kyufu_node__taking_calls(n)) {
+    if (stopping(n)) {
         kyufu_node__call_unavailable(j->c, "the node is stopping");
     } else {
         j->done(j);

@@ -147,14 +147,15 @@ def _call(rpc, req, token=None, timeout=30):
 
 
 def await_sign_in(stub, S, request, wait_s):
-    """stub.SignIn(request), retried for wait_s while it is refused as for
-    an account that does not exist yet (the bootstrap administrator
+    """stub.SignIn(request()), retried for wait_s while it is refused as
+    for an account that does not exist yet (the bootstrap administrator
     appears once the cluster runs the identity command set, a few seconds
-    after the first election) or a node not ready."""
+    after the first election) or a node not ready.  request: a function,
+    called for each try (a TOTP code may change between them)."""
     end = time.monotonic() + wait_s
     while True:
         try:
-            return _call(stub.SignIn, request)
+            return _call(stub.SignIn, request())
         except grpc.RpcError as e:
             if time.monotonic() > end or e.code() not in (
                     grpc.StatusCode.UNAUTHENTICATED,
@@ -174,7 +175,7 @@ def first_sign_in(stub, S, account, new_password_=None, wait_s=0):
     SignIn is retried while it is refused for that long."""
     # An account that keeps its TOTP (a reset password) gives its code even
     # for the setup-only session.
-    r = await_sign_in(stub, S, S.SignInRequest(
+    r = await_sign_in(stub, S, lambda: S.SignInRequest(
         staff_id=account.staff_id, password=account.password,
         totp_code=account.code() if account.secret else ""), wait_s)
     if not r.setup_only or not r.must_change_password:
