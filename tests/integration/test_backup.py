@@ -58,7 +58,12 @@ def encodings(s):
     b = s.encode()
     out = [b, s.encode("utf-16-le"), b.hex().encode(), b.hex().upper().encode()]
     for skip in range(3):  # base64 at every alignment, padding cut
-        out.append(base64.b64encode(b[skip:]).rstrip(b"=")[2:-2])
+        frag = base64.b64encode(b[skip:]).rstrip(b"=")[2:-2]
+        # A short canary leaves fragments of 3 or 4 characters, which a
+        # base64 file (node.pem) holds by chance now and then (a false
+        # alarm seen once in CI: 'IwO' of "8642097"); 6 or more do not.
+        if len(frag) >= 6:
+            out.append(frag)
     return out
 
 
