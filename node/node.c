@@ -774,14 +774,16 @@ static void start_rest(struct kyufu_node *n)
     kyufu_node__scrub_start(n);
     kyufu_node__oplog_start(n);
     (void)kyufu_node__auth_start(n); /* a refused bootstrap-admin is logged */
+    /* main() set it; this reads what libuv took (work_pool.h). */
+    unsigned work_threads = kyufu_node_work_pool_size();
     kyufu_log(KYUFU_LOG_INFO, "node started", KYUFU_LOG_U("id", n->config->id),
               KYUFU_LOG_S("raft_address", n->config->raft_address),
               KYUFU_LOG_S("api_address", n->config->api_address),
               KYUFU_LOG_U("election_timeout_ms", n->config->election_timeout_ms),
-              KYUFU_LOG_U("work_threads", kyufu_node_work_pool_size()));
-    if (kyufu_node_work_pool_size() < KYUFU_NODE_WORK_THREADS) {
+              KYUFU_LOG_U("work_threads", work_threads));
+    if (work_threads < KYUFU_NODE_WORK_THREADS) {
         kyufu_log(KYUFU_LOG_WARN, "work pool smaller than kyufud needs",
-                  KYUFU_LOG_U("work_threads", kyufu_node_work_pool_size()),
+                  KYUFU_LOG_U("work_threads", work_threads),
                   KYUFU_LOG_U("needed", KYUFU_NODE_WORK_THREADS));
     }
     on_state(n->glue, n); /* health and leader as they stand now */

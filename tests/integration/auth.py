@@ -150,7 +150,8 @@ def await_sign_in(stub, S, request, wait_s):
     """stub.SignIn(request()), retried for wait_s while it is refused as
     for an account that does not exist yet (the bootstrap administrator
     appears once the cluster runs the identity command set, a few seconds
-    after the first election) or a node not ready.  request: a function,
+    after the first election) or a node not ready or too loaded to answer
+    in time.  request: a function,
     called for each try (a TOTP code may change between them)."""
     end = time.monotonic() + wait_s
     while True:
@@ -160,7 +161,8 @@ def await_sign_in(stub, S, request, wait_s):
             if time.monotonic() > end or e.code() not in (
                     grpc.StatusCode.UNAUTHENTICATED,
                     grpc.StatusCode.FAILED_PRECONDITION,
-                    grpc.StatusCode.UNAVAILABLE):
+                    grpc.StatusCode.UNAVAILABLE,
+                    grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise
             time.sleep(0.2)
 

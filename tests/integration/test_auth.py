@@ -112,21 +112,11 @@ def run(c):
 
     # First sign-in: the bootstrap account appears once the cluster runs
     # the identity command set (a few seconds after the election).
-    end = time.monotonic() + 40
-    while True:
-        try:
-            r = auth(leader).SignIn(S.SignInRequest(staff_id=ADMIN,
-                                                    password=TEMP),
-                                    timeout=T)
-            break
-        except grpc.RpcError as e:
-            if time.monotonic() > end or e.code() not in (
-                    UNAUTH, grpc.StatusCode.FAILED_PRECONDITION,
-                    grpc.StatusCode.UNAVAILABLE,
-                    grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise AssertionError("%s %s\n%s" % (e.code(), e.details(),
-                                                    c.logs()))
-            time.sleep(0.3)
+    try:
+        r = AU.await_sign_in(auth(leader), S, lambda: S.SignInRequest(
+            staff_id=ADMIN, password=TEMP), 40)
+    except grpc.RpcError as e:
+        raise AssertionError("%s %s\n%s" % (e.code(), e.details(), c.logs()))
     assert r.setup_only and r.must_change_password, r
     assert len(r.token) == 64 and r.staff_id == ADMIN
     setup_token = r.token
