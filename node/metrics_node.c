@@ -425,6 +425,17 @@ static void raft_metrics(struct kyufu_node *n, struct kyufu_metrics_buf *b)
                          "Snapshots of the ledger taken by this node");
     kyufu_metrics_sample_u(b, "kyufu_snapshots_taken_total", NULL, 0,
                            st.snapshots_taken);
+    kyufu_metrics_family(b, "kyufu_snapshots_failed_total",
+                         KYUFU_METRICS_COUNTER,
+                         "Snapshots taken but never written, by cause: the "
+                         "store's stream, or the file system refusing the "
+                         "stream's temporary file in the Raft directory "
+                         "(full, read-only, no O_TMPFILE)");
+    kyufu_metrics_sample_u(b, "kyufu_snapshots_failed_total",
+                           L1("cause", "file"), 1, st.snapshots_file_refused);
+    kyufu_metrics_sample_u(b, "kyufu_snapshots_failed_total",
+                           L1("cause", "store"), 1,
+                           st.snapshots_failed - st.snapshots_file_refused);
     kyufu_metrics_family(b, "kyufu_snapshots_in_flight", KYUFU_METRICS_GAUGE,
                          "Snapshots taken but not yet written (serializing "
                          "or being put to disk)");

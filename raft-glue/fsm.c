@@ -19,6 +19,7 @@
 
 #include <openssl/rand.h>
 
+#include "chunk_sink.h"
 #include "conf_track.h"
 #include "frame.h"
 #include "glue_limits.h"
@@ -285,91 +286,6 @@ err:
     return 0;
 }
 
-/* The buffers of a snapshot being written.  Sealing (key != NULL):
- * storage's chunks go out sealed one behind (pending), so that the last
- * one can carry the last flag (seal.h). */
-struct chunks
-{
-    struct raft_buffer *bufs;
-    unsigned n;
-    const struct glue_stream_key *key;
-    const uint8_t *header;
-    size_t header_len;
-    uint64_t number;
-    void *pending;
-    size_t pending_len;
-};
-
-/* Append a buffer (raft_malloc'ed; freed here on failure). */
-static int append(struct chunks *c, void *chunk, size_t len)
-{
-    struct raft_buffer *bufs;
-    bufs = raft_realloc(c->bufs, (c->n + 1) * sizeof *bufs);
-    if (bufs == NULL) {
-        raft_free(chunk);
-        return KYUFU_STORAGE_ENOMEM;
-    }
-    c->bufs = bufs;
-    c->bufs[c->n].base = chunk;
-    c->bufs[c->n].len = len;
-    c->n++;
-    return 0;
-}
-
-static int seal_pending(struct chunks *c, bool last)
-{
-    size_t size = glue__chunk_sealed_size(c->pending_len);
-    uint8_t *out = raft_malloc(size);
-    if (out == NULL) {
-        return KYUFU_STORAGE_ENOMEM;
-    }
-    if (glue__chunk_seal(c->key, c->header, c->header_len, c->number, last,
-                         c->pending, c->pending_len, out) != 0) {
-        /* An allocation or OpenSSL failure: the snapshot is retried. */
-        raft_free(out);
-        return KYUFU_STORAGE_ENOMEM;
-    }
-    raft_free(c->pending);
-    c->pending = NULL;
-    c->pending_len = 0;
-    c->number++;
-    return append(c, out, size);
-}
-
-/* emit callback of kyufu_storage_snapshot_write: owns chunk. */
-static int emit_chunk(void *arg, void *chunk, size_t len)
-{
-    struct chunks *c = arg;
-    if (c->key == NULL) {
-        return append(c, chunk, len);
-    }
-    if (c->pending != NULL) {
-        int rv = seal_pending(c, false);
-        if (rv != 0) {
-            raft_free(chunk);
-            return rv;
-        }
-    }
-    c->pending = chunk;
-    c->pending_len = len;
-    return 0;
-}
-
-/* After storage wrote its whole stream: the last chunk goes out. */
-static int chunks_end(struct chunks *c)
-{
-    if (c->key == NULL) {
-        return 0;
-    }
-    return seal_pending(c, true); /* an empty one if storage wrote none */
-}
-
-static void chunks_discard_pending(struct chunks *c)
-{
-    raft_free(c->pending);
-    c->pending = NULL;
-}
-
 static void free_bufs(struct raft_buffer *bufs, unsigned n, unsigned from)
 {
     for (unsigned i = from; i < n; i++) {
@@ -383,12 +299,12 @@ static int fsm_snapshot(struct raft_fsm *fsm,
 {
     struct kyufu_fsm *f = fsm->data;
     struct glue_snapshot_header h;
-    struct chunks c;
+    struct glue_chunk_buffers c = {NULL, 0};
+    struct glue_chunk_sink k = {0};
     void *header;
     size_t header_len;
     int rv;
 
-    memset(&c, 0, sizeof c);
     memset(&h, 0, sizeof h);
     assert(f->snap == NULL);
     if (f->fatal_rv != 0) {
@@ -437,7 +353,7 @@ static int fsm_snapshot(struct raft_fsm *fsm,
             rv = KYUFU_STORAGE_ENOMEM;
             goto err_after_begin;
         }
-        c.key = &f->snap_key;
+        k.key = &f->snap_key;
     }
     header_len = glue__snapshot_header_size(&h);
     header = raft_malloc(header_len);
@@ -446,12 +362,14 @@ static int fsm_snapshot(struct raft_fsm *fsm,
         goto err_after_begin;
     }
     glue__snapshot_header_write(header, &h);
-    rv = append(&c, header, header_len);
+    k.header = header;
+    k.header_len = header_len;
+    k.out = glue__chunk_sink_buffers;
+    k.arg = &c;
+    rv = glue__chunk_sink_buffers(&k, header, header_len);
     if (rv != 0) {
         goto err_after_begin;
     }
-    c.header = header;
-    c.header_len = header_len;
 
     if (f->mode == KYUFU_FSM_SNAPSHOT_DEFERRED) {
         /* Serialized later, off the loop thread (snapshot_io.c), after the
@@ -466,12 +384,7 @@ static int fsm_snapshot(struct raft_fsm *fsm,
         if (rv != 0) {
             goto err_after_chunks;
         }
-        rv = kyufu_storage_snapshot_write(f->snap, raft_malloc, emit_chunk,
-                                          &c);
-        if (rv == 0) {
-            rv = chunks_end(&c);
-        }
-        chunks_discard_pending(&c);
+        rv = glue__chunk_sink_write(&k, f->snap);
         if (rv != 0) {
             goto err_after_chunks;
         }
@@ -680,11 +593,9 @@ bool glue__fsm_is_deferred(struct kyufu_fsm *state, const void *buf)
            state->deferred_header != NULL && buf == state->deferred_header;
 }
 
-int glue__fsm_deferred_write(struct kyufu_fsm *state,
-                             struct raft_buffer **bufs,
-                             unsigned *n_bufs)
+int glue__fsm_deferred_write(struct kyufu_fsm *state, const char *dir,
+                             struct glue_stream_file *file)
 {
-    struct chunks c;
     uint64_t index;
     uint64_t term;
     char errmsg[128];
@@ -701,27 +612,14 @@ int glue__fsm_deferred_write(struct kyufu_fsm *state,
      * (BUSY) until a background sync caught up would never succeed under
      * load: 0.22.1 takes it at the last applied index, which runs ahead of
      * every finished sync. */
-    memset(&c, 0, sizeof c);
-    c.bufs = *bufs;
-    c.n = *n_bufs;
-    if (state->snap_key.version != 0) {
-        assert(c.n == 1 && c.bufs[0].base == state->deferred_header);
-        c.key = &state->snap_key;
-        c.header = state->deferred_header;
-        c.header_len = state->deferred_header_len;
-    }
     kyufu_storage_snapshot_applied(state->snap, &index, &term);
     rv = kyufu_storage_sync(state->storage, index, errmsg, sizeof errmsg);
     if (rv != 0) {
         return rv;
     }
-    rv = kyufu_storage_snapshot_write(state->snap, raft_malloc, emit_chunk,
-                                      &c);
-    if (rv == 0) {
-        rv = chunks_end(&c);
-    }
-    chunks_discard_pending(&c);
-    *bufs = c.bufs;
-    *n_bufs = c.n;
-    return rv;
+    bool sealed = state->snap_key.version != 0;
+    return glue__stream_file_write(
+        file, dir, state->snap, sealed ? &state->snap_key : NULL,
+        sealed ? state->deferred_header : NULL,
+        sealed ? state->deferred_header_len : 0);
 }

@@ -53,6 +53,7 @@
 
 #include "seal.h"
 #include "storage.h"
+#include "stream_file.h"
 
 struct kyufu_fsm_hooks
 {
@@ -160,11 +161,13 @@ void kyufu_fsm_wipe_keys(struct kyufu_fsm *state);
  * deferred snapshot (raft_uv's snapshot_put is then taking it). */
 bool glue__fsm_is_deferred(struct kyufu_fsm *state, const void *buf);
 
-/* DEFERRED mode, on a work thread: serialize the outstanding storage
- * snapshot into raft_malloc'ed chunks appended to *bufs (reallocated with
- * raft_realloc).  Returns 0 or a storage error. */
-int glue__fsm_deferred_write(struct kyufu_fsm *state,
-                             struct raft_buffer **bufs,
-                             unsigned *n_bufs);
+/* DEFERRED mode, on a work thread: once the store is synced up to the
+ * outstanding storage snapshot, write its stream (sealed behind the
+ * header when keyed) to a new unnamed file in dir, mapped
+ * (stream_file.h).  Returns 0, a storage error, or KYUFU_STORAGE_EIO with
+ * file->err set when the file system refused (not the store: no reason
+ * to stop). */
+int glue__fsm_deferred_write(struct kyufu_fsm *state, const char *dir,
+                             struct glue_stream_file *file);
 
 #endif /* KYUFU_GLUE_FSM_H */

@@ -498,7 +498,7 @@ int kyufu_glue_init(uv_loop_t *loop,
     hooks.fatal = fsm_fatal;
     kyufu_fsm_init(&g->fsm, &g->fsm_state, storage,
                    KYUFU_FSM_SNAPSHOT_DEFERRED, &hooks);
-    glue__snapshot_io_wrap(&g->sio, &g->fsm_state, loop);
+    glue__snapshot_io_wrap(&g->sio, &g->fsm_state, loop, g->raft_dir);
     rv = set_uv_options(g, errmsg, errmsg_len);
     if (rv != 0) {
         goto err_after_io;
@@ -723,6 +723,13 @@ int kyufu_glue_start(struct kyufu_glue *g,
     if (glue__segments_check(g->raft_dir, errmsg, errmsg_len) != 0) {
         return KYUFU_GLUE_ECORRUPT;
     }
+    /* Snapshots are written through unnamed files there (stream_file.h):
+     * a file system without them would fail every snapshot while the log
+     * grew.  Said now rather than at the first snapshot. */
+    if (g->fsm_state.mode == KYUFU_FSM_SNAPSHOT_DEFERRED &&
+        glue__stream_file_probe(g->raft_dir, errmsg, errmsg_len) != 0) {
+        return KYUFU_GLUE_EIO;
+    }
     rv = raft_start(&g->raft);
     if (rv != 0) {
         /* raft_errmsg is often empty here: name the code too, and what
@@ -851,6 +858,9 @@ void kyufu_glue_status(struct kyufu_glue *g, struct kyufu_glue_status *out)
     out->config_cuts = g->guard.n_conf_cut;
     out->snapshots_in_flight = g->sio.n_inflight;
     out->snapshots_serializing = g->sio.n_work;
+    out->snapshots_failed = g->sio.n_failed;
+    out->snapshots_file_refused = g->sio.n_file_failed;
+    out->snapshot_file_errno = g->sio.file_err;
     out->snapshot_copies_sent = g->guard.snapshot_send.n_started;
     out->snapshot_copies_refused = g->guard.snapshot_send.n_dropped;
     out->snapshot_trailing_entries = g->guard.snapshot_send.trailing_set;

@@ -324,6 +324,13 @@ struct kyufu_glue_status
     uint64_t config_cuts; /* AppendEntries cut before one (glue__conf_cut) */
     unsigned snapshots_in_flight;
     unsigned snapshots_serializing;
+    /* Snapshots taken but never written: the store's stream failed, or
+     * the file system refused the stream's unnamed file (of those:
+     * snapshots_file_refused, the last refusal's errno; raft takes one
+     * again later, but the log grows meanwhile). */
+    uint64_t snapshots_failed;
+    uint64_t snapshots_file_refused;
+    int snapshot_file_errno;
     /* Leader side of InstallSnapshot (one copy per peer at a time): copies
      * loaded and sent, and re-sends raft asked for while one was out. */
     uint64_t snapshot_copies_sent;

@@ -94,8 +94,9 @@ size_t glue__chunk_sealed_size(size_t len);
 
 /* Seal chunk `number` of a snapshot whose header is `header` (its
  * glue__snapshot_header_size bytes) into `out` (glue__chunk_sealed_size(len)
- * bytes).  len ≤ KYUFU_SNAPSHOT_CHUNK_BYTES_MAX.  Returns 0 or a
- * KYUFU_CRYPTO_E* code. */
+ * bytes).  `plain` is either disjoint from out or exactly out +
+ * GLUE_CHUNK_HEAD_BYTES (sealed in place: GCM encrypts in place).  len ≤
+ * KYUFU_SNAPSHOT_CHUNK_BYTES_MAX.  Returns 0 or a KYUFU_CRYPTO_E* code. */
 int glue__chunk_seal(const struct glue_stream_key *k, const uint8_t *header,
                      size_t header_len, uint64_t number, bool last,
                      const uint8_t *plain, size_t len, uint8_t *out);

@@ -3,10 +3,9 @@
  * applied index reset in docs/restore.md.
  *
  * Happy path: the restored store's snapshot stream (canonical: the bytes
- * the backup held) written chunk by chunk to an unnamed file (O_TMPFILE)
- * in raft_dir, each chunk sealed behind a version-2 header when the store
- * is keyed (seal.h), one chunk behind so that the last carries the last
- * flag, as the FSM seals → the file mapped read-only → offline raft_uv
+ * the backup held) written chunk by chunk to an unnamed file in raft_dir,
+ * sealed behind a version-2 header when the store is keyed, as the node's
+ * own snapshots are, and mapped read-only (stream_file.h) → offline raft_uv
  * (offline_io.h) → io->load must find nothing (term 0, no snapshot, no
  * entry) → io->snapshot_put with trailing 0 (the install path: no log kept
  * behind it) of {glue header, the mapping} at the store's (index, term)
@@ -20,13 +19,9 @@
  * Failure modes: a failed write leaves a partial directory (raft_uv writes
  * the snapshot under a temporary name first); the caller deletes the data
  * folder and seeds again.  The unnamed file disappears with its fd. */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <openssl/rand.h>
 
@@ -35,6 +30,7 @@
 #include "offline_io.h"
 #include "seal.h"
 #include "storage_limits.h"
+#include "stream_file.h"
 
 #define errf glue__rio_errf
 
@@ -153,114 +149,29 @@ out:
     return rv;
 }
 
-/* The store's stream as the snapshot's content, written to an unnamed
- * file (sealed one chunk behind, so the last carries the last flag, as
- * the FSM seals: fsm.c). */
-struct file_out
-{
-    int fd;
-    const struct glue_stream_key *key; /* NULL: plaintext */
-    const uint8_t *header;
-    size_t header_len;
-    uint64_t number;
-    uint8_t *pending;
-    size_t pending_len;
-    uint64_t total;
-    int err; /* errno of a failed write */
-};
-
-static int out_write(struct file_out *o, const uint8_t *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(o->fd, p, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            o->err = n < 0 ? errno : EIO;
-            return KYUFU_STORAGE_EIO;
-        }
-        p += n;
-        len -= (size_t)n;
-        o->total += (uint64_t)n;
-    }
-    return 0;
-}
-
-static int out_seal_pending(struct file_out *o, bool last)
-{
-    size_t size = glue__chunk_sealed_size(o->pending_len);
-    uint8_t *sealed = malloc(size);
-    int rv = sealed == NULL ? KYUFU_STORAGE_ENOMEM : 0;
-    if (rv == 0 &&
-        glue__chunk_seal(o->key, o->header, o->header_len, o->number, last,
-                         o->pending, o->pending_len, sealed) != 0) {
-        rv = KYUFU_STORAGE_ENOMEM;
-    }
-    if (rv == 0) {
-        rv = out_write(o, sealed, size);
-    }
-    free(sealed);
-    kyufu_storage_crypto_wipe(o->pending, o->pending_len);
-    free(o->pending);
-    o->pending = NULL;
-    o->pending_len = 0;
-    o->number++;
-    return rv;
-}
-
-/* emit of kyufu_storage_snapshot_write: owns chunk. */
-static int out_emit(void *arg, void *chunk, size_t len)
-{
-    struct file_out *o = arg;
-    int rv = 0;
-    if (o->key == NULL) {
-        rv = out_write(o, chunk, len);
-        free(chunk);
-        return rv;
-    }
-    if (o->pending != NULL) {
-        rv = out_seal_pending(o, false);
-    }
-    if (rv != 0) {
-        kyufu_storage_crypto_wipe(chunk, len);
-        free(chunk);
-        return rv;
-    }
-    o->pending = chunk;
-    o->pending_len = len;
-    return 0;
-}
-
-/* Write the store's stream (sealed when k) to fd: 0, or an error (said). */
-static int write_store_stream(struct kyufu_storage *store, int fd,
+/* Write the store's stream (sealed when k) to an unnamed file in raft_dir,
+ * mapped: 0, or an error (said). */
+static int write_store_stream(struct kyufu_storage *store,
+                              const char *raft_dir,
                               const struct glue_stream_key *k,
                               const uint8_t *header, size_t header_len,
-                              uint64_t *total, char *errmsg,
+                              struct glue_stream_file *file, char *errmsg,
                               size_t errmsg_len)
 {
     struct kyufu_storage_snapshot *snap = NULL;
-    struct file_out o = {.fd = fd, .key = k, .header = header,
-                         .header_len = header_len};
     int rv = kyufu_storage_snapshot_begin(store, &snap);
     if (rv == 0) {
-        rv = kyufu_storage_snapshot_write(snap, NULL, out_emit, &o);
+        rv = glue__stream_file_write(file, raft_dir, snap, k, header,
+                                     header_len);
         kyufu_storage_snapshot_end(snap);
     }
-    if (rv == 0 && k != NULL) {
-        rv = out_seal_pending(&o, true);
-    }
-    if (o.pending != NULL) {
-        kyufu_storage_crypto_wipe(o.pending, o.pending_len);
-        free(o.pending);
-    }
     if (rv != 0) {
-        errf(errmsg, errmsg_len, "seed: the store's snapshot stream: %s%s%s",
-             kyufu_storage_strerror(rv), o.err != 0 ? ": " : "",
-             o.err != 0 ? strerror(o.err) : "");
+        errf(errmsg, errmsg_len, "seed: the store's snapshot stream: %s%s%s%s%s",
+             kyufu_storage_strerror(rv), file->err != 0 ? ": " : "",
+             file->err != 0 ? file->what : "", file->err != 0 ? ": " : "",
+             file->err != 0 ? strerror(file->err) : "");
         return rv == KYUFU_STORAGE_ENOMEM ? KYUFU_GLUE_ENOMEM : KYUFU_GLUE_EIO;
     }
-    *total = o.total;
     return 0;
 }
 
@@ -278,9 +189,8 @@ int kyufu_glue_seed_store(const char *raft_dir,
     struct raft_buffer bufs[2];
     struct glue_snapshot_header h;
     struct glue_stream_key k;
-    uint64_t index = 0, term = 0, total = 0;
-    void *map = MAP_FAILED;
-    int fd = -1;
+    struct glue_stream_file file = {.fd = -1};
+    uint64_t index = 0, term = 0;
     int rv;
 
     if (raft_dir == NULL || address == NULL || peers == NULL ||
@@ -316,33 +226,16 @@ int kyufu_glue_seed_store(const char *raft_dir,
         goto out;
     }
     glue__snapshot_header_write(header, &h);
-    /* Unnamed, in raft_dir's file system: nothing is left by a crash, and
-     * the mapping below is page cache, not this process's memory. */
-    fd = open(raft_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        errf(errmsg, errmsg_len, "seed: cannot make a temporary file in %s: %s",
-             raft_dir, strerror(errno));
-        rv = KYUFU_GLUE_EIO;
-        goto out;
-    }
-    rv = write_store_stream(store, fd, sealed ? &k : NULL, header,
-                            glue__snapshot_header_size(&h), &total, errmsg,
+    rv = write_store_stream(store, raft_dir, sealed ? &k : NULL, header,
+                            glue__snapshot_header_size(&h), &file, errmsg,
                             errmsg_len);
     if (rv != 0) {
         goto out;
     }
-    map = mmap(NULL, (size_t)total, PROT_READ, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED) {
-        errf(errmsg, errmsg_len, "seed: cannot map the snapshot (%" PRIu64
-             " bytes): %s", total, strerror(errno));
-        rv = KYUFU_GLUE_EIO;
-        goto out;
-    }
-    (void)madvise(map, (size_t)total, MADV_SEQUENTIAL);
     bufs[0].base = header;
     bufs[0].len = glue__snapshot_header_size(&h);
-    bufs[1].base = map; /* raft_uv only reads it */
-    bufs[1].len = (size_t)total;
+    bufs[1].base = file.map; /* raft_uv only reads it */
+    bufs[1].len = file.len;
     rv = seed_put(raft_dir, id, address, &conf, index, term, bufs, errmsg,
                   errmsg_len);
     conf.n = 0; /* closed by seed_put */
@@ -350,12 +243,7 @@ out:
     if (conf.n != 0) {
         raft_configuration_close(&conf);
     }
-    if (map != MAP_FAILED) {
-        munmap(map, (size_t)total);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
+    glue__stream_file_close(&file);
     glue__stream_key_wipe(&k);
     return rv;
 }

@@ -1,11 +1,13 @@
 /* Deferred snapshot_put: see snapshot_io.h.
  *
  * Happy path: put(header) → uv_queue_work → work: storage serializes into
- * chunks → after-work: real put(header + chunks) → put callback: free the
- * chunks, call raft's callback (→ snapshot_finalize).  Failure modes: the
- * serialization fails (a fatal storage error poisons the FSM; raft gets an
- * error and takes a snapshot again later), the real put refuses (raft gets
- * its error), or the glue is closing (raft gets RAFT_CANCELED).  raft's
+ * an unnamed file, mapped (stream_file.h) → after-work: real put(header +
+ * mapping) → put callback: close the file, call raft's callback (→
+ * snapshot_finalize).  Failure modes: the serialization fails (a fatal
+ * storage error poisons the FSM; raft gets an error and takes a snapshot
+ * again later), the file system refuses the file (counted, remembered for
+ * the status; raft takes one again later), the real put refuses (raft
+ * gets its error), or the glue is closing (raft gets RAFT_CANCELED).  raft's
  * callback always fires after the put call returned, on the loop thread. */
 #include "snapshot_io.h"
 
@@ -21,7 +23,10 @@ struct deferred_put
     unsigned trailing;
     struct raft_io_snapshot_put *orig;
     raft_io_snapshot_put_cb orig_cb;
-    struct raft_snapshot snap; /* bufs[0] is the FSM's header (borrowed) */
+    struct raft_snapshot snap; /* bufs[0] is the FSM's header (borrowed),
+                                  bufs[1] the stream's mapping */
+    struct raft_buffer bufs[2];
+    struct glue_stream_file file;
     struct raft_io_snapshot_put put;
     int rv;
 };
@@ -35,11 +40,8 @@ static struct glue_snapshot_io *of(struct raft_io *io)
 
 static void deferred_free(struct deferred_put *d)
 {
-    /* bufs[0] belongs to the FSM until snapshot_finalize. */
-    for (unsigned i = 1; i < d->snap.n_bufs; i++) {
-        raft_free(d->snap.bufs[i].base);
-    }
-    raft_free(d->snap.bufs);
+    /* bufs[0] belongs to the FSM until snapshot_finalize; the file goes. */
+    glue__stream_file_close(&d->file);
     free(d);
 }
 
@@ -68,8 +70,12 @@ static void put_cb(struct raft_io_snapshot_put *req, int status)
 static void work_cb(uv_work_t *work)
 {
     struct deferred_put *d = work->data;
-    d->rv = glue__fsm_deferred_write(d->s->fsm, &d->snap.bufs,
-                                     &d->snap.n_bufs);
+    d->rv = glue__fsm_deferred_write(d->s->fsm, d->s->dir, &d->file);
+    if (d->rv == 0) {
+        d->bufs[1].base = d->file.map; /* raft_uv only reads it */
+        d->bufs[1].len = d->file.len;
+        d->snap.n_bufs = 2;
+    }
 }
 
 static void after_work_cb(uv_work_t *work, int status)
@@ -83,6 +89,14 @@ static void after_work_cb(uv_work_t *work, int status)
 
     if (status != 0 || s->closing) {
         rv = RAFT_CANCELED;
+    } else if (d->rv != 0 && d->file.err != 0) {
+        /* The file system refused the snapshot's file (a full disk, no
+         * O_TMPFILE): not the store's fault.  raft takes one again later. */
+        s->n_failed++;
+        s->n_file_failed++;
+        s->file_err = d->file.err;
+        s->file_what = d->file.what;
+        rv = RAFT_IOERR;
     } else if (d->rv != 0) {
         s->n_failed++;
         if (kyufu_storage_is_fatal(d->rv) && s->fsm->hooks.fatal != NULL &&
@@ -127,13 +141,10 @@ static int put_wrap(struct raft_io *io,
         return RAFT_NOMEM;
     }
     d->snap = *snapshot; /* configuration stays raft's until its callback */
-    d->snap.bufs = raft_malloc(sizeof *d->snap.bufs);
-    if (d->snap.bufs == NULL) {
-        free(d);
-        return RAFT_NOMEM;
-    }
-    d->snap.bufs[0] = snapshot->bufs[0];
+    d->bufs[0] = snapshot->bufs[0];
+    d->snap.bufs = d->bufs;
     d->snap.n_bufs = 1;
+    d->file.fd = -1;
     d->s = s;
     d->trailing = trailing;
     d->orig = req;
@@ -142,7 +153,6 @@ static int put_wrap(struct raft_io *io,
     d->work.data = d;
     rv = uv_queue_work(s->loop, &d->work, work_cb, after_work_cb);
     if (rv != 0) {
-        raft_free(d->snap.bufs);
         free(d);
         return RAFT_IOERR;
     }
@@ -154,15 +164,20 @@ static int put_wrap(struct raft_io *io,
 
 void glue__snapshot_io_wrap(struct glue_snapshot_io *s,
                             struct kyufu_fsm *fsm,
-                            uv_loop_t *loop)
+                            uv_loop_t *loop,
+                            const char *dir)
 {
     assert(fsm->mode == KYUFU_FSM_SNAPSHOT_DEFERRED);
     s->put = s->io.snapshot_put;
     s->io.snapshot_put = put_wrap;
     s->fsm = fsm;
     s->loop = loop;
+    s->dir = dir;
     s->n_work = 0;
     s->n_inflight = 0;
+    s->n_file_failed = 0;
+    s->file_err = 0;
+    s->file_what = NULL;
     s->closing = false;
     s->drained = NULL;
 }

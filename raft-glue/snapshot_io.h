@@ -5,8 +5,9 @@
  * commit.  So in DEFERRED mode fsm->snapshot only opens a storage snapshot
  * (an LMDB read transaction) and returns the 40-byte header, and this
  * wrapper, recognising that header in the put it is handed, serializes the
- * store on a libuv work thread, then calls raft_uv's real snapshot_put with
- * the real buffers; when that completes it frees the chunks and calls
+ * store on a libuv work thread into an unnamed file in the Raft directory
+ * (stream_file.h), then calls raft_uv's real snapshot_put with the header
+ * and the file's mapping; when that completes it closes the file and calls
  * raft's callback, whose snapshot_finalize ends the storage snapshot.
  *
  * Nothing in 0.22.1 reads the buffers of a snapshot being taken between
@@ -38,13 +39,18 @@ struct glue_snapshot_io
     unsigned n_inflight; /* deferred puts whose raft callback is pending */
     bool closing;        /* fail deferred puts instead of writing them */
     void (*drained)(struct glue_snapshot_io *s); /* n_work reached 0 */
+    const char *dir; /* the Raft directory: the stream's unnamed file */
     unsigned long n_deferred;
     unsigned long n_failed;
+    unsigned long n_file_failed; /* of those, the file system's refusals */
+    int file_err;                /* errno of the last such refusal */
+    const char *file_what;       /* and its step */
 };
 
 /* Call after raft_uv_init(&s->io, ...): installs the wrapper. */
 void glue__snapshot_io_wrap(struct glue_snapshot_io *s,
                             struct kyufu_fsm *fsm,
-                            uv_loop_t *loop);
+                            uv_loop_t *loop,
+                            const char *dir);
 
 #endif /* KYUFU_GLUE_SNAPSHOT_IO_H */

@@ -4,8 +4,8 @@
  * Happy path: begin opens a read txn on the loop thread (MDB_NOTLS lets
  * another thread use it) and counts it, so the map does not grow under it;
  * write walks every database in the fixed order and hands out chunks of at
- * most KYUFU_SNAPSHOT_CHUNK_BYTES_MAX, hashing as it goes, the SHA-256
- * trailer in the last chunk; end releases the txn.  Only one chunk is held
+ * most KYUFU_SNAPSHOT_CHUNK_BYTES_MAX, hashing each chunk as it is handed
+ * out, the SHA-256 trailer in the last chunk; end releases the txn.  Only one chunk is held
  * at a time: the stream is never built twice in memory.
  *
  * Restore: snapshot_restore.c.
@@ -116,41 +116,64 @@ void kyufu_storage_snapshot_end(struct kyufu_storage_snapshot *snap)
 
 struct writer
 {
-    void *(*alloc)(size_t);
+    void *(*alloc)(void *arg, size_t size); /* NULL: malloc */
     kyufu_storage_emit_fn emit;
     void *arg;
     size_t cap;
     uint8_t *chunk;
     size_t used;
     EVP_MD_CTX *sha;
+    size_t hashed;    /* bytes of chunk already hashed */
+    bool hash_closed; /* the digest is final: the trailer is not hashed */
     uint64_t records;
 };
+
+/* Hash what the chunk holds past `hashed`: once per chunk, not per record
+ * piece (three small updates per record cost more than the hash itself). */
+static int hash_chunk(struct writer *w)
+{
+    if (w->hash_closed || w->chunk == NULL || w->used == w->hashed) {
+        return 0;
+    }
+    if (EVP_DigestUpdate(w->sha, w->chunk + w->hashed,
+                         w->used - w->hashed) != 1) {
+        return KYUFU_STORAGE_ENOMEM;
+    }
+    w->hashed = w->used;
+    return 0;
+}
 
 static int flush(struct writer *w)
 {
     if (w->chunk == NULL || w->used == 0) {
         return 0;
     }
+    int rv = hash_chunk(w);
+    if (rv != 0) {
+        return rv;
+    }
     uint8_t *chunk = w->chunk;
     size_t used = w->used;
     w->chunk = NULL;
     w->used = 0;
+    w->hashed = 0;
     return w->emit(w->arg, chunk, used); /* emit owns the chunk now */
 }
 
-static int put_bytes(struct writer *w, const void *data, size_t len, bool hash)
+/* Bytes put before the digest is closed are hashed (hash_chunk, at each
+ * flush and at the close); the trailer after it is not. */
+static int put_bytes(struct writer *w, const void *data, size_t len)
 {
     const uint8_t *p = data;
-    if (hash && EVP_DigestUpdate(w->sha, data, len) != 1) {
-        return KYUFU_STORAGE_ENOMEM;
-    }
     while (len > 0) {
         if (w->chunk == NULL) {
-            w->chunk = w->alloc(w->cap);
+            w->chunk = w->alloc != NULL ? w->alloc(w->arg, w->cap)
+                                        : malloc(w->cap);
             if (w->chunk == NULL) {
                 return KYUFU_STORAGE_ENOMEM;
             }
             w->used = 0;
+            w->hashed = 0;
         }
         size_t n = w->cap - w->used < len ? w->cap - w->used : len;
         memcpy(w->chunk + w->used, p, n);
@@ -175,19 +198,19 @@ static int write_record(void *arg, unsigned db, const MDB_val *k,
     head[0] = (uint8_t)db;
     kyufu_storage__put_u32(head + 1, (uint32_t)k->mv_size);
     kyufu_storage__put_u32(head + 5, (uint32_t)v->mv_size);
-    int rv = put_bytes(w, head, sizeof head, true);
+    int rv = put_bytes(w, head, sizeof head);
     if (rv == 0) {
-        rv = put_bytes(w, k->mv_data, k->mv_size, true);
+        rv = put_bytes(w, k->mv_data, k->mv_size);
     }
     if (rv == 0) {
-        rv = put_bytes(w, v->mv_data, v->mv_size, true);
+        rv = put_bytes(w, v->mv_data, v->mv_size);
     }
     w->records++;
     return rv;
 }
 
 int kyufu_storage_snapshot_write(struct kyufu_storage_snapshot *snap,
-                                 void *(*alloc)(size_t),
+                                 void *(*alloc)(void *arg, size_t size),
                                  kyufu_storage_emit_fn emit,
                                  void *arg)
 {
@@ -199,7 +222,7 @@ int kyufu_storage_snapshot_write(struct kyufu_storage_snapshot *snap,
     int rv;
 
     KYUFU_ASSERT(snap != NULL && emit != NULL);
-    w.alloc = alloc != NULL ? alloc : malloc;
+    w.alloc = alloc;
     w.emit = emit;
     w.arg = arg;
     w.cap = snap->s->snapshot_chunk_bytes;
@@ -214,21 +237,25 @@ int kyufu_storage_snapshot_write(struct kyufu_storage_snapshot *snap,
     kyufu_storage__put_u32(head + 12, KYUFU_STORAGE_SCHEMA_VERSION);
     kyufu_storage__put_u64(head + 16, snap->index);
     kyufu_storage__put_u64(head + 24, snap->term);
-    rv = put_bytes(&w, head, sizeof head, true);
+    rv = put_bytes(&w, head, sizeof head);
     if (rv == 0) {
         rv = kyufu_storage__walk(snap->s, snap->txn, write_record, &w);
     }
     if (rv == 0) {
         end[0] = END_MARK;
         kyufu_storage__put_u64(end + 1, w.records);
-        rv = put_bytes(&w, end, sizeof end, true);
+        rv = put_bytes(&w, end, sizeof end);
+    }
+    if (rv == 0) {
+        rv = hash_chunk(&w);
     }
     if (rv == 0 && (EVP_DigestFinal_ex(w.sha, trailer, &len) != 1 ||
                     len != TRAILER_BYTES)) {
         rv = KYUFU_STORAGE_ENOMEM;
     }
     if (rv == 0) {
-        rv = put_bytes(&w, trailer, sizeof trailer, false);
+        w.hash_closed = true;
+        rv = put_bytes(&w, trailer, sizeof trailer);
     }
     if (rv == 0) {
         rv = flush(&w);

@@ -619,14 +619,15 @@ void kyufu_storage_snapshot_applied(const struct kyufu_storage_snapshot *snap,
 
 /* Serialize the snapshot as a sequence of chunks, each at most
  * KYUFU_SNAPSHOT_CHUNK_BYTES_MAX, handed to `emit` in order.  `emit` takes
- * ownership of `chunk` (allocated with `alloc`, or malloc when alloc is NULL)
- * and returns 0 to go on or nonzero to stop (returned as-is). */
+ * ownership of `chunk` (allocated with `alloc(arg, size)`, or malloc when
+ * alloc is NULL) and returns 0 to go on or nonzero to stop (returned
+ * as-is). */
 typedef int (*kyufu_storage_emit_fn)(void *arg, void *chunk, size_t len);
 /* On an error return (emit's nonzero included) the stream is incomplete and
  * must be discarded; a chunk not yet emitted is freed with free() when alloc
  * is NULL, else passed to emit so that its owner frees it. */
 int kyufu_storage_snapshot_write(struct kyufu_storage_snapshot *snap,
-                                 void *(*alloc)(size_t),
+                                 void *(*alloc)(void *arg, size_t size),
                                  kyufu_storage_emit_fn emit,
                                  void *arg);
 

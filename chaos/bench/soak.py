@@ -11,7 +11,8 @@ entries), then one kyufu-bench-load (RegisterHousehold + SubmitApplication
 (0: as fast as K allows), for --duration-s, writing one line per second
 (--series: answered, OK, p50/p99/max).  Every second it reads each node's
 metrics (role, kyufu_snapshots_in_flight, snapshots taken/restored,
-snapshot copies sent) and /proc/PID/status (RssAnon, VmRSS).  At
+snapshot copies sent) and /proc/PID/status (RssAnon, VmRSS), and every
+minute /proc/PID/smaps (anonymous mappings of 1 MiB or more).  At
 --catch-up-at (fractions of the run) a follower is stopped for
 --catch-up-stop-s and started again: by then the leader's log is
 compacted past it, so it is sent a snapshot.
@@ -95,8 +96,37 @@ def hist(fams, name, over=0.1):
     return [count[0][1], total[0][1], count[0][1] - at[0]]
 
 
-def sample(s):
-    """One second's look at each node."""
+SMAPS_EVERY = 60      # samples between two looks at /proc/PID/smaps
+SMAPS_MIN_KIB = 1024  # anonymous mappings at least this resident
+
+
+def anon_maps(pid):
+    """The process's anonymous mappings holding at least SMAPS_MIN_KIB
+    resident, as [start address, size KiB, Anonymous KiB, name]: where the
+    memory between snapshots lives (glibc puts a block above its mmap
+    threshold, 3 MiB in kyufud, in a mapping of its own: libraft's log
+    index among them).  None when the process is gone."""
+    out, cur = [], None
+    try:
+        with open("/proc/%d/smaps" % pid) as f:
+            for line in f:
+                head = line.split()
+                if "-" in head[0] and not head[0].endswith(":"):
+                    lo, hi = head[0].split("-")
+                    cur = [lo, (int(hi, 16) - int(lo, 16)) // 1024, 0,
+                           head[5] if len(head) > 5 else ""]
+                elif head[0] == "Anonymous:" and cur is not None:
+                    cur[2] = int(head[1])
+                    if cur[2] >= SMAPS_MIN_KIB:
+                        out.append(cur)
+    except OSError:
+        return None
+    return out
+
+
+def sample(s, smaps=False):
+    """One second's look at each node (and, when smaps, its large
+    anonymous mappings)."""
     now = time.time()
     nodes = []
     for p in s.procs:
@@ -114,6 +144,8 @@ def sample(s):
             "loop_stalls": value(m, "kyufu_loop_stalls_total"),
             **{k: hist(m, n) for k, n in an.HISTOGRAMS.items()},
         })
+        if smaps and p.alive():
+            nodes[-1]["anon_maps"] = anon_maps(p.p.pid)
     return {"t": now, "nodes": nodes}
 
 
@@ -203,7 +235,7 @@ def run_soak(a, d, s):
         while load.poll() is None:
             time.sleep(max(0.0, next_t - time.time()))
             next_t = max(next_t + 1.0, time.time())
-            samples.append(sample(s))
+            samples.append(sample(s, smaps=len(samples) % SMAPS_EVERY == 0))
             now = time.time()
             if down is None and plan and now >= plan[0]:
                 plan.pop(0)

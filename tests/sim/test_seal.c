@@ -50,6 +50,7 @@
 #include "rm_tree.h"
 #include "frame.h"
 #include "fsm.h"
+#include "internal.h" /* snapshot_chunk_bytes */
 #include "kyufu/v1/ledger.pb-c.h"
 #include "seal.h"
 #include "staff_batch.h"
@@ -529,21 +530,6 @@ static void restores_intact(struct kyufu_storage *dst, const uint8_t *snap,
     CHECK(idx == is && memcmp(d, ds, 32) == 0);
 }
 
-static void fill(struct kyufu_storage *s, unsigned n)
-{
-    char err[256];
-    for (unsigned i = 0; i < n; i++) {
-        char id[32];
-        size_t len;
-        struct kyufu_storage_results res;
-        snprintf(id, sizeof id, i == 0 ? "admin" : "canary-staff-%03u", i);
-        uint8_t *b = test_staff_batch("test-seal", "admin", id, i + 1, &len);
-        CHECK(kyufu_storage_apply_bytes(s, i + 1, 1, b, len, &res, err,
-                                        sizeof err) == 0);
-        kyufu_storage_results_free(&res);
-        free(b);
-    }
-}
 
 static void test_fsm_snapshots(void)
 {
@@ -558,8 +544,8 @@ static void test_fsm_snapshots(void)
     uint64_t is, idx, i0;
     size_t size, psize;
 
-    fill(src, 12);
-    fill(plain_src, 12);
+    test_store_fill(src, 12);
+    test_store_fill(plain_src, 12);
     uint8_t *snap = take_snapshot(src, &size);
     uint8_t *psnap = take_snapshot(plain_src, &psize);
     test_store_digest(src, ds, &is);
@@ -633,6 +619,24 @@ static void test_fsm_snapshots(void)
     /* Intact: restores, the same state. */
     restores_intact(dst, snap, size, is, ds);
 
+    /* Cut into 64-byte chunks (each sealed where storage wrote it, the
+     * last one behind): one sealed chunk per 64 plaintext bytes, and it
+     * restores to the same state. */
+    {
+        struct kyufu_storage *cut = test_store_open(dir, "snap-cut", cmk_a);
+        size_t plain = size - GLUE_SNAPSHOT2_HEADER_BYTES -
+                       glue__chunk_sealed_size(0);
+        size_t csize;
+        src->snapshot_chunk_bytes = 64;
+        uint8_t *csnap = take_snapshot(src, &csize);
+        src->snapshot_chunk_bytes = KYUFU_SNAPSHOT_CHUNK_BYTES_MAX;
+        CHECK(csize == GLUE_SNAPSHOT2_HEADER_BYTES + plain +
+                           (plain + 63) / 64 * glue__chunk_sealed_size(0));
+        restores_intact(cut, csnap, csize, is, ds);
+        free(csnap);
+        kyufu_storage_close(cut);
+    }
+
     /* A legacy (version-1) snapshot restores into a keyed store. */
     {
         struct kyufu_storage *legacy =
@@ -670,7 +674,7 @@ static void test_fsm_snapshots_own_key(void)
     size_t size, len;
     char err[256];
 
-    fill(src, 6);
+    test_store_fill(src, 6);
     struct kyufu_storage_results res;
     uint8_t *b = test_versions_batch(7, kyufu_storage_command_version(), &len);
     CHECK(kyufu_storage_apply_bytes(src, 7, 1, b, len, &res, err,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "staff_batch.h"
 
 struct kyufu_storage *test_store_open(const char *dir,
                                       const char *name,
@@ -33,4 +34,20 @@ struct kyufu_storage *test_store_open(const char *dir,
 void test_store_digest(struct kyufu_storage *s, uint8_t d[32], uint64_t *idx)
 {
     CHECK(kyufu_storage_digest(s, d, idx) == 0);
+}
+
+void test_store_fill(struct kyufu_storage *s, unsigned n)
+{
+    char err[256];
+    for (unsigned i = 0; i < n; i++) {
+        char id[32];
+        size_t len;
+        struct kyufu_storage_results res;
+        snprintf(id, sizeof id, i == 0 ? "admin" : "canary-staff-%03u", i);
+        uint8_t *b = test_staff_batch("test-seal", "admin", id, i + 1, &len);
+        CHECK(kyufu_storage_apply_bytes(s, i + 1, 1, b, len, &res, err,
+                                        sizeof err) == 0);
+        kyufu_storage_results_free(&res);
+        free(b);
+    }
 }

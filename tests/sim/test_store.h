@@ -14,6 +14,10 @@ struct kyufu_storage *test_store_open(const char *dir,
                                       const char *name,
                                       const uint8_t *cmk);
 
+/* Apply n CreateStaff entries at indexes 1..n: "admin", then
+ * "canary-staff-001"... (ids a test can look for in the bytes). */
+void test_store_fill(struct kyufu_storage *s, unsigned n);
+
 /* The store's digest and applied index; fails the test on error. */
 void test_store_digest(struct kyufu_storage *s, uint8_t d[32], uint64_t *idx);
 
