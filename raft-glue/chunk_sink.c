@@ -14,25 +14,25 @@ static size_t lead(const struct glue_chunk_sink *k)
     return k->key != NULL ? GLUE_CHUNK_HEAD_BYTES : 0;
 }
 
-/* storage's allocator: room for the sealed form either way (one kind of
- * buffer, so the spare fits whatever comes next, storage asking for its
- * chunk size each time). */
+/* storage's allocator.  Every buffer has one capacity, the first chunk
+ * size storage asks for (its chunk size, every time), with room for the
+ * sealed form either way: so the spare fits whatever comes next. */
 static void *chunk_alloc(void *arg, size_t len)
 {
     struct glue_chunk_sink *k = arg;
     uint8_t *buf;
-    assert(len <= KYUFU_SNAPSHOT_CHUNK_BYTES_MAX);
-    if (k->spare != NULL && k->spare_cap >= len) {
+    if (k->cap == 0) {
+        k->cap = len;
+    }
+    assert(len <= k->cap && k->cap <= KYUFU_SNAPSHOT_CHUNK_BYTES_MAX);
+    if (k->spare != NULL) {
         buf = k->spare;
         k->spare = NULL;
     } else {
-        buf = raft_malloc(glue__chunk_sealed_size(len));
+        buf = raft_malloc(glue__chunk_sealed_size(k->cap));
         if (buf == NULL) {
             return NULL;
         }
-        raft_free(k->spare);
-        k->spare = NULL;
-        k->buf_cap = len;
     }
     return buf + lead(k);
 }
@@ -74,6 +74,7 @@ static int emit(void *arg, void *chunk, size_t len)
     if (k->pending != NULL) {
         int rv = seal_pending(k, false);
         if (rv != 0) {
+            kyufu_storage_crypto_wipe(chunk, len); /* plaintext */
             raft_free(base_of(k, chunk));
             return rv;
         }

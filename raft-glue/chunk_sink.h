@@ -28,14 +28,12 @@ struct glue_chunk_sink
     size_t header_len;
     /* Takes one finished chunk: len bytes at buf, buf raft_malloc'ed (its
      * allocation's start).  It owns buf from then on, also when it fails;
-     * it may leave it in `spare` (spare_cap = buf_cap) for the next
-     * chunk.  0, or a
+     * it may leave it in `spare` (when empty) for the next chunk.  0, or a
      * KYUFU_STORAGE_E* code that stops the stream. */
     int (*out)(struct glue_chunk_sink *k, void *buf, size_t len);
     void *arg; /* out's own */
-    void *spare;      /* a buffer out gave back, for the next chunk */
-    size_t spare_cap; /* its chunk capacity: set by out with spare */
-    size_t buf_cap;   /* the capacity of the buffers allocated last */
+    void *spare;  /* a buffer out gave back, for the next chunk */
+    size_t cap;   /* every buffer's chunk capacity (set at the first) */
     uint64_t number; /* sealed chunks handed out */
     void *pending;   /* the chunk behind, not yet sealed */
     size_t pending_len;

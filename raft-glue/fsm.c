@@ -326,6 +326,12 @@ static int fsm_snapshot(struct raft_fsm *fsm,
             return RAFT_BUSY;
         }
     }
+    /* Nor soon after the file system refused one (a full disk): every
+     * apply would otherwise serialize the whole ledger into it again. */
+    if (raft_last_applied(f->raft) < f->snapshot_hold_until) {
+        f->n_snapshots_held++;
+        return RAFT_BUSY;
+    }
     /* Nor while raft's committed configuration may lag the applied index
      * (conf_track.h): the snapshot would record an older membership.
      * legacy asks again after its next event. */
@@ -593,8 +599,16 @@ bool glue__fsm_is_deferred(struct kyufu_fsm *state, const void *buf)
            state->deferred_header != NULL && buf == state->deferred_header;
 }
 
+void glue__fsm_snapshot_refused(struct kyufu_fsm *state, uint64_t index)
+{
+    unsigned hold = state->period / KYUFU_SNAPSHOT_FILE_HOLD_DIV;
+    unsigned floor = state->threshold_floor / KYUFU_SNAPSHOT_FILE_HOLD_DIV;
+    hold = hold > floor ? hold : floor;
+    state->snapshot_hold_until = index + (hold > 0 ? hold : 1);
+}
+
 int glue__fsm_deferred_write(struct kyufu_fsm *state, const char *dir,
-                             struct glue_stream_file *file)
+                             uint64_t room, struct glue_stream_file *file)
 {
     uint64_t index;
     uint64_t term;
@@ -619,7 +633,7 @@ int glue__fsm_deferred_write(struct kyufu_fsm *state, const char *dir,
     }
     bool sealed = state->snap_key.version != 0;
     return glue__stream_file_write(
-        file, dir, state->snap, sealed ? &state->snap_key : NULL,
+        file, dir, room, state->snap, sealed ? &state->snap_key : NULL,
         sealed ? state->deferred_header : NULL,
         sealed ? state->deferred_header_len : 0);
 }

@@ -124,6 +124,10 @@ struct kyufu_fsm
     uint64_t last_snapshot_bytes;  /* taken or restored (0: none yet) */
     uint64_t last_snapshot_index;  /* its raft index (0: none yet) */
     unsigned period;               /* of this node's slots (0: not yet) */
+    /* No snapshot before raft has applied this index: one was refused by
+     * the file system (glue__fsm_snapshot_refused); 0: none held. */
+    uint64_t snapshot_hold_until;
+    uint64_t n_snapshots_held;     /* asks refused while held */
 };
 
 /* Fill *fsm (version 3) so that fsm->data is `state`.  `state->raft` must be
@@ -163,11 +167,16 @@ bool glue__fsm_is_deferred(struct kyufu_fsm *state, const void *buf);
 
 /* DEFERRED mode, on a work thread: once the store is synced up to the
  * outstanding storage snapshot, write its stream (sealed behind the
- * header when keyed) to a new unnamed file in dir, mapped
- * (stream_file.h).  Returns 0, a storage error, or KYUFU_STORAGE_EIO with
- * file->err set when the file system refused (not the store: no reason
- * to stop). */
+ * header when keyed) to a new unnamed file in dir, mapped, when dir has
+ * `room` bytes available (stream_file.h).  Returns 0, a storage error, or
+ * KYUFU_STORAGE_EIO with file->err set when the file system refused (not
+ * the store: no reason to stop). */
 int glue__fsm_deferred_write(struct kyufu_fsm *state, const char *dir,
-                             struct glue_stream_file *file);
+                             uint64_t room, struct glue_stream_file *file);
+
+/* DEFERRED mode, on the loop thread: the file system refused the
+ * snapshot's file (glue__fsm_deferred_write); no snapshot is taken again
+ * before a HOLD_DIV-th of the period has been applied past `index`. */
+void glue__fsm_snapshot_refused(struct kyufu_fsm *state, uint64_t index);
 
 #endif /* KYUFU_GLUE_FSM_H */

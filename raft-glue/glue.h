@@ -326,8 +326,8 @@ struct kyufu_glue_status
     unsigned snapshots_serializing;
     /* Snapshots taken but never written: the store's stream failed, or
      * the file system refused the stream's unnamed file (of those:
-     * snapshots_file_refused, the last refusal's errno; raft takes one
-     * again later, but the log grows meanwhile). */
+     * snapshots_file_refused, the last refusal's errno; the next one is
+     * held back for a quarter period, and the log grows meanwhile). */
     uint64_t snapshots_failed;
     uint64_t snapshots_file_refused;
     int snapshot_file_errno;

@@ -68,6 +68,17 @@
  * share keeps two starved voters from snapshotting together for good). */
 #define KYUFU_SNAPSHOT_DEFER_PERIODS_MAX 2u
 
+/* A node's snapshot is written through an unnamed file in the Raft
+ * directory (docs/snapshot-file.md) only when its file system has room for
+ * twice the last snapshot (that file and raft_uv's copy) and this margin
+ * (raft_uv's next log segments, 8 MiB each): a snapshot must not be what
+ * fills the disk raft_uv appends to.  Refused (or refused by the file
+ * system), it is not taken again before HOLD_DIV-th of a period of
+ * entries has been applied, so a full disk is not filled again and again
+ * by a node re-serializing its whole ledger after every apply. */
+#define KYUFU_SNAPSHOT_FILE_ROOM_MARGIN_BYTES ((uint64_t)64 << 20)
+#define KYUFU_SNAPSHOT_FILE_HOLD_DIV 4u
+
 /* Entries kept after a snapshot so a follower a little behind catches up
  * from the log instead of receiving a whole snapshot.  Below the threshold
  * (checked with the other options), hence a maximum below its maximum. */

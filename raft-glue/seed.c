@@ -18,7 +18,7 @@
  *
  * Failure modes: a failed write leaves a partial directory (raft_uv writes
  * the snapshot under a temporary name first); the caller deletes the data
- * folder and seeds again.  The unnamed file disappears with its fd. */
+ * folder and seeds again.  The unnamed file disappears with its mapping. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,7 +161,7 @@ static int write_store_stream(struct kyufu_storage *store,
     struct kyufu_storage_snapshot *snap = NULL;
     int rv = kyufu_storage_snapshot_begin(store, &snap);
     if (rv == 0) {
-        rv = glue__stream_file_write(file, raft_dir, snap, k, header,
+        rv = glue__stream_file_write(file, raft_dir, 0, snap, k, header,
                                      header_len);
         kyufu_storage_snapshot_end(snap);
     }

@@ -6,7 +6,8 @@
  * snapshot_finalize).  Failure modes: the serialization fails (a fatal
  * storage error poisons the FSM; raft gets an error and takes a snapshot
  * again later), the file system refuses the file (counted, remembered for
- * the status; raft takes one again later), the real put refuses (raft
+ * the status; the FSM holds the next snapshot back for a quarter period,
+ * glue__fsm_snapshot_refused), the real put refuses (raft
  * gets its error), or the glue is closing (raft gets RAFT_CANCELED).  raft's
  * callback always fires after the put call returned, on the loop thread. */
 #include "snapshot_io.h"
@@ -15,6 +16,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "glue_limits.h"
 
 struct deferred_put
 {
@@ -27,6 +30,7 @@ struct deferred_put
                                   bufs[1] the stream's mapping */
     struct raft_buffer bufs[2];
     struct glue_stream_file file;
+    uint64_t room; /* bytes the file system must have available */
     struct raft_io_snapshot_put put;
     int rv;
 };
@@ -70,7 +74,7 @@ static void put_cb(struct raft_io_snapshot_put *req, int status)
 static void work_cb(uv_work_t *work)
 {
     struct deferred_put *d = work->data;
-    d->rv = glue__fsm_deferred_write(d->s->fsm, d->s->dir, &d->file);
+    d->rv = glue__fsm_deferred_write(d->s->fsm, d->s->dir, d->room, &d->file);
     if (d->rv == 0) {
         d->bufs[1].base = d->file.map; /* raft_uv only reads it */
         d->bufs[1].len = d->file.len;
@@ -96,6 +100,7 @@ static void after_work_cb(uv_work_t *work, int status)
         s->n_file_failed++;
         s->file_err = d->file.err;
         s->file_what = d->file.what;
+        glue__fsm_snapshot_refused(s->fsm, d->snap.index);
         rv = RAFT_IOERR;
     } else if (d->rv != 0) {
         s->n_failed++;
@@ -145,6 +150,10 @@ static int put_wrap(struct raft_io *io,
     d->snap.bufs = d->bufs;
     d->snap.n_bufs = 1;
     d->file.fd = -1;
+    /* This file and raft_uv's copy, if the ledger is about the size of
+     * the last snapshot, and raft_uv's next segments. */
+    d->room = 2 * s->fsm->last_snapshot_bytes +
+              KYUFU_SNAPSHOT_FILE_ROOM_MARGIN_BYTES;
     d->s = s;
     d->trailing = trailing;
     d->orig = req;

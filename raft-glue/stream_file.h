@@ -5,12 +5,11 @@
  * the process faults in (and hands back to the system after) at every
  * snapshot.  Written instead, chunk by chunk through one reused buffer
  * (chunk_sink.h), to an unnamed file (O_TMPFILE) in the Raft directory and
- * handed over as a read-only mapping, it is page cache: the kernel may
- * write it back and drop it, the process never holds it, and the file
- * vanishes when closed (a crash leaves nothing).  Unsynced and closed
- * within seconds, its pages are normally dropped before writeback.  Used
- * by the node's own snapshots (snapshot_io.c) and a restored cluster's
- * seeds (seed.c); docs/raft.md "Snapshots in a file". */
+ * handed over as a read-only mapping, it is page cache, not the process's
+ * anonymous memory: the kernel may write it back and drop it, and the file
+ * vanishes when unmapped (a crash leaves nothing).  Used by the node's own
+ * snapshots (snapshot_io.c) and a restored cluster's seeds (seed.c);
+ * design and costs in docs/snapshot-file.md. */
 #ifndef KYUFU_GLUE_STREAM_FILE_H
 #define KYUFU_GLUE_STREAM_FILE_H
 
@@ -22,20 +21,24 @@
 
 struct glue_stream_file
 {
-    int fd;      /* -1: none */
+    int fd;      /* while writing (-1 otherwise: the mapping keeps it) */
     void *map;   /* NULL: none */
     size_t len;  /* the stream's bytes (the mapping's length) */
-    int err;     /* errno of a failed open, write or mmap; 0: none */
-    const char *what; /* the step that failed */
+    int err;     /* errno of the file system's refusal; 0: none */
+    const char *what; /* the step refused */
 };
 
 /* Write the stream of `snap` (sealed behind `header` when key != NULL) to
- * a new unnamed file in dir and map it.  Returns 0 (f->map, f->len set),
- * the store's KYUFU_STORAGE_E* code when the stream failed, or
+ * a new unnamed file in dir and map it, once dir's file system has `room`
+ * bytes available (statvfs; the caller's estimate of this file, raft_uv's
+ * copy and its log segments: a snapshot must not be what fills the disk
+ * raft_uv appends to).  Returns 0 (f->map, f->len set), the store's
+ * KYUFU_STORAGE_E* code when the stream failed (f->err 0), or
  * KYUFU_STORAGE_EIO with f->err and f->what set when the file system
- * refused (a full disk is no reason to stop the node: retried at the next
- * snapshot).  Nothing is left open on failure. */
+ * refused (ENOSPC from the room check included): a full disk is no
+ * reason to stop the node.  Nothing is left open or mapped on failure. */
 int glue__stream_file_write(struct glue_stream_file *f, const char *dir,
+                            uint64_t room,
                             struct kyufu_storage_snapshot *snap,
                             const struct glue_stream_key *key,
                             const uint8_t *header, size_t header_len);
@@ -43,7 +46,7 @@ int glue__stream_file_write(struct glue_stream_file *f, const char *dir,
 /* Whether dir takes unnamed files: 0, or -1 with errmsg said. */
 int glue__stream_file_probe(const char *dir, char *errmsg, size_t errmsg_len);
 
-/* Unmap and close (the file goes); f is then empty.  Safe on an empty f. */
+/* Unmap (the file goes); f is then empty.  Safe on an empty f. */
 void glue__stream_file_close(struct glue_stream_file *f);
 
 #endif /* KYUFU_GLUE_STREAM_FILE_H */

@@ -3,6 +3,7 @@
 #ifndef KYUFU_TESTS_SIM_TEST_STORE_H
 #define KYUFU_TESTS_SIM_TEST_STORE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "storage.h"
@@ -17,6 +18,10 @@ struct kyufu_storage *test_store_open(const char *dir,
 /* Apply n CreateStaff entries at indexes 1..n: "admin", then
  * "canary-staff-001"... (ids a test can look for in the bytes). */
 void test_store_fill(struct kyufu_storage *s, unsigned n);
+
+/* storage's snapshot stream of s now, in one malloc'ed buffer (*len
+ * bytes); fails the test on error. */
+uint8_t *test_store_stream(struct kyufu_storage *s, size_t *len);
 
 /* The store's digest and applied index; fails the test on error. */
 void test_store_digest(struct kyufu_storage *s, uint8_t d[32], uint64_t *idx);
