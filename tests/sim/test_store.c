@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "sink.h" /* tests/storage */
 #include "staff_batch.h"
 
 struct kyufu_storage *test_store_open(const char *dir,
@@ -52,31 +53,14 @@ void test_store_fill(struct kyufu_storage *s, unsigned n)
     }
 }
 
-struct collect
-{
-    uint8_t *buf;
-    size_t len;
-};
-
-static int collect(void *arg, void *chunk, size_t len)
-{
-    struct collect *c = arg;
-    uint8_t *b = realloc(c->buf, c->len + len);
-    CHECK(b != NULL);
-    memcpy(b + c->len, chunk, len);
-    c->buf = b;
-    c->len += len;
-    free(chunk);
-    return 0;
-}
-
 uint8_t *test_store_stream(struct kyufu_storage *s, size_t *len)
 {
     struct kyufu_storage_snapshot *snap;
-    struct collect c = {NULL, 0};
+    struct t_sink k;
+    memset(&k, 0, sizeof k);
     CHECK(kyufu_storage_snapshot_begin(s, &snap) == 0);
-    CHECK(kyufu_storage_snapshot_write(snap, NULL, collect, &c) == 0);
+    CHECK(kyufu_storage_snapshot_write(snap, NULL, t_sink_emit, &k) == 0);
     kyufu_storage_snapshot_end(snap);
-    *len = c.len;
-    return c.buf;
+    *len = k.len;
+    return k.buf;
 }
