@@ -67,10 +67,17 @@ def intervals(samples):
     end."""
     taking = []
     prev_t = None
+    prev_busy = False
     for smp in samples:
-        if any(n.get("in_flight") for n in smp["nodes"]):
+        busy = any(n.get("in_flight") for n in smp["nodes"])
+        # A snapshot ends (raft_uv's fsync of its copy returns, and the
+        # Raft appends of every node queued behind it with it) between the
+        # last sample that saw it in flight and the next: that second is
+        # the snapshot's too (docs/soak.md "Snapshots through a file").
+        if busy or prev_busy:
             taking.append((prev_t if prev_t is not None else smp["t"] - 1.0, smp["t"]))
         prev_t = smp["t"]
+        prev_busy = busy
     taking += [(a, b) for a, b, _ in _steps(samples, "taken")]
     sent = sorted(_steps(samples, "sent"))
     restored = sorted(_steps(samples, "restored"))

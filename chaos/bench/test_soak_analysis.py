@@ -61,8 +61,11 @@ def main():
     cls = {int(x["t"] - T0): x["class"] for x in series}
     assert cls[5] == "quiet", cls[5]
     assert cls[11] == "taking", "a taken step between samples 10 and 11"
-    assert [cls[i] for i in (29, 30, 31, 32, 33)] == \
-        ["quiet", "taking", "taking", "taking", "quiet"], [cls[i] for i in range(29, 34)]
+    # in flight at samples 30-32; it ended between 32 and 33: that second
+    # is the snapshot's too
+    assert [cls[i] for i in (29, 30, 31, 32, 33, 34)] == \
+        ["quiet", "taking", "taking", "taking", "taking", "quiet"], \
+        [cls[i] for i in range(29, 35)]
     assert all(cls[i] == "follower down" for i in range(40, 52)), \
         [cls[i] for i in range(38, 53)]
     assert cls[39] == "quiet" and cls[52] == "quiet", (cls[39], cls[52])
@@ -121,8 +124,8 @@ def main():
     assert w["taking"]["heap_release"] == [1, 0.008, 0], w["taking"]
     assert w["quiet"]["heap_release"] == [0, 0.0, 0], w["quiet"]
     assert w["taking"]["pool_wait"][2] == 1 and w["quiet"]["pool_wait"][2] == 0, w
-    assert ("| taking | 60 | 4.33 | 1 | 40 | 0.10 | 0 | - | 0 | 1 | 8.00 | 0 "
-            "| 40 | 3.76 | 1 | 1 |" in md), md
+    assert ("| taking | 75 | 3.67 | 1 | 50 | 0.10 | 0 | - | 0 | 1 | 8.00 | 0 "
+            "| 50 | 3.01 | 1 | 1 |" in md), md
     assert "| follower down | 12 |" in md and "| sending | 6 |" in md, md
     print("ok")
 
