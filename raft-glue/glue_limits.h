@@ -10,6 +10,7 @@
 #define KYUFU_GLUE_LIMITS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Election: 1000 ms is kyufud's default: failover median ~2 s on loopback
  * with pre-vote (docs/failover.md); 300 ms fails over in ~0.6 s but risks

@@ -99,7 +99,6 @@ static void after_work_cb(uv_work_t *work, int status)
         s->n_failed++;
         s->n_file_failed++;
         s->file_err = d->file.err;
-        s->file_what = d->file.what;
         glue__fsm_snapshot_refused(s->fsm, d->snap.index);
         rv = RAFT_IOERR;
     } else if (d->rv != 0) {
@@ -186,7 +185,6 @@ void glue__snapshot_io_wrap(struct glue_snapshot_io *s,
     s->n_inflight = 0;
     s->n_file_failed = 0;
     s->file_err = 0;
-    s->file_what = NULL;
     s->closing = false;
     s->drained = NULL;
 }

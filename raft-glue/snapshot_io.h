@@ -44,7 +44,6 @@ struct glue_snapshot_io
     unsigned long n_failed;
     unsigned long n_file_failed; /* of those, the file system's refusals */
     int file_err;                /* errno of the last such refusal */
-    const char *file_what;       /* and its step */
 };
 
 /* Call after raft_uv_init(&s->io, ...): installs the wrapper. */
